@@ -1,1 +1,98 @@
-//! placeholder
+//! orderhub storage: the embedded SQLite default and PostgreSQL, each behind the same [`Store`].
+//!
+//! Writes go through writer threads that commit in groups: a writer takes every job waiting for it
+//! (up to [`BATCH_MAX`]), runs each against one open transaction and commits once, so one fsync
+//! covers many orders. A job that fails is rolled out of the group and the others commit without it.
+//! Reads go through a small pool of reader threads with their own connections. Both drivers are
+//! synchronous (rusqlite, postgres), which keeps the `Tx` port the use cases run over synchronous
+//! and free of async.
+//!
+//! Only this crate knows SQL. Each backend keeps its migrations in `migrations/<backend>/`.
+
+mod doc;
+mod pool;
+mod postgres;
+pub mod read;
+mod sqlite;
+
+use orderhub_core::ports::Tx;
+use orderhub_core::{CoreError, StoreError};
+pub use pool::{BATCH_MAX, WriteStats};
+pub use read::{ApiKeyRow, EventRow, OrderFilter, ReadConn, StoredEvent};
+use std::sync::Arc;
+
+/// Writes beyond the use cases' `Tx`: tenants and API keys.
+pub trait AdminTx: Tx {
+    fn tenant_insert(&mut self, tenant: &orderhub_domain::TenantId, name: &str, settings: &serde_json::Value)
+    -> Result<bool, StoreError>;
+    fn api_key_insert(&mut self, key: &ApiKeyRow, key_hash: &str) -> Result<(), StoreError>;
+    fn api_key_revoke(&mut self, tenant: &orderhub_domain::TenantId, key_id: &str, at: chrono::DateTime<chrono::Utc>)
+    -> Result<bool, StoreError>;
+}
+
+/// Which database, and how to reach it.
+#[derive(Debug, Clone)]
+pub enum StoreConfig {
+    /// SQLite in WAL mode with `synchronous=FULL`: a write is acknowledged only once it is on disk.
+    Sqlite { path: std::path::PathBuf },
+    /// PostgreSQL with its defaults for durability (`synchronous_commit=on`).
+    Postgres { url: String, writers: usize, readers: usize },
+}
+
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<pool::Pools>,
+}
+
+impl Store {
+    /// Opens the database, runs pending migrations, starts writer and reader threads.
+    pub fn open(config: &StoreConfig, cipher: orderhub_core::crypto::PiiCipher) -> Result<Store, StoreError> {
+        let pools = match config {
+            StoreConfig::Sqlite { path } => sqlite::open(path, cipher)?,
+            StoreConfig::Postgres { url, writers, readers } => postgres::open(url, *writers, *readers, cipher)?,
+        };
+        Ok(Store { inner: Arc::new(pools) })
+    }
+
+    pub fn backend(&self) -> &'static str {
+        self.inner.backend
+    }
+
+    /// Runs `f` inside a group-committed write transaction and returns its result once the group has
+    /// committed. `partition` picks the writer thread (writes to one order should use one partition,
+    /// so they never contend with each other). `f` may run more than once if the group is retried;
+    /// its writes are kept only from the run that commits.
+    pub async fn write<T, F>(&self, partition: u64, f: F) -> Result<T, CoreError>
+    where
+        T: Send + 'static,
+        F: FnMut(&mut dyn AdminTx) -> Result<T, CoreError> + Send + 'static,
+    {
+        self.inner.write(partition, f).await
+    }
+
+    /// Runs `f` on a reader connection.
+    pub async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut dyn ReadConn) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.inner.read(f).await
+    }
+
+    /// Group-commit counters: transactions committed and jobs in them.
+    pub fn write_stats(&self) -> WriteStats {
+        self.inner.stats()
+    }
+}
+
+/// Tenant settings, as stored, into the lifecycle's policy.
+pub(crate) fn policy_from_settings(v: &serde_json::Value) -> Result<orderhub_domain::lifecycle::Policy, StoreError> {
+    let list = v.get("carrier_whitelist").and_then(|l| l.as_array()).cloned().unwrap_or_default();
+    let carrier_whitelist = list
+        .iter()
+        .filter_map(|c| c.as_str())
+        .map(orderhub_domain::ids::CarrierCode::parse)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| StoreError::new(orderhub_core::StoreErrorKind::Corrupt, e.to_string()))?;
+    Ok(orderhub_domain::lifecycle::Policy { carrier_whitelist })
+}

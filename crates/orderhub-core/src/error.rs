@@ -1,0 +1,27 @@
+use crate::ports::StoreError;
+use orderhub_domain::lifecycle::CommandKind;
+use orderhub_domain::{Status, ValidationError};
+
+/// Everything a use case can answer instead of success. Each variant maps to one HTTP status in
+/// `orderhub-http`'s error module, and nowhere else.
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    #[error("{0}")]
+    Validation(ValidationError),
+    #[error("order not found")]
+    NotFound,
+    #[error("cannot {} an order that is {status} (version {version})", command.as_str())]
+    NotAllowed { command: CommandKind, status: Status, version: u64 },
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("this Idempotency-Key was used with a different request")]
+    IdempotencyMismatch,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<ValidationError> for CoreError {
+    fn from(e: ValidationError) -> Self {
+        CoreError::Validation(e)
+    }
+}

@@ -1,0 +1,518 @@
+//! PostgreSQL, for production: several writer threads (one per partition of orders) that commit in
+//! groups, and a pool of readers. READ COMMITTED, `synchronous_commit` left on.
+//!
+//! Within a writer's group, rows are locked as they are read (`FOR UPDATE`) and kept locked until the
+//! group commits; writes to one order go to one writer, so writers in one process do not contend.
+//! Processes that share the database do, and a deadlock or serialization failure retries the group.
+//! Outbox events are numbered under a row lock on `outbox_heads`, taken last, just before COMMIT,
+//! so numbering follows commit order while the lock is held only for the commit itself.
+
+use crate::pool::{Pools, ReadConnFactory, WriteConn, WriteConnFactory};
+use crate::read::{ApiKeyRow, OrderFilter, ReadConn, StoredEvent};
+use crate::{AdminTx, doc};
+use chrono::{DateTime, Utc};
+use orderhub_core::auth::Role;
+use orderhub_core::crypto::PiiCipher;
+use orderhub_core::ports::{AuditEntry, EventRecord, IdempotencyRecord, Tx};
+use orderhub_core::{StoreError, StoreErrorKind};
+use orderhub_domain::lifecycle::Policy;
+use orderhub_domain::{ExternalOrderId, Order, OrderId, ShopId, Status, TenantId};
+use postgres::error::SqlState;
+use postgres::types::ToSql;
+use postgres::{Client, NoTls, Row, Statement};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use uuid::Uuid;
+
+const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "orders", include_str!("../migrations/postgres/0001_orders.sql"))];
+
+pub(crate) fn err(e: postgres::Error) -> StoreError {
+    let kind = match e.code() {
+        Some(c) if *c == SqlState::UNIQUE_VIOLATION => StoreErrorKind::UniqueViolation,
+        Some(c)
+            if *c == SqlState::T_R_SERIALIZATION_FAILURE
+                || *c == SqlState::T_R_DEADLOCK_DETECTED
+                || *c == SqlState::LOCK_NOT_AVAILABLE =>
+        {
+            StoreErrorKind::Conflict
+        }
+        Some(c) if *c == SqlState::ADMIN_SHUTDOWN || *c == SqlState::CANNOT_CONNECT_NOW => StoreErrorKind::Unavailable,
+        Some(_) => StoreErrorKind::Other,
+        None => StoreErrorKind::Unavailable,
+    };
+    StoreError::new(kind, e.to_string())
+}
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::new(StoreErrorKind::Corrupt, format!("stored {what} does not parse"))
+}
+
+fn connect(url: &str) -> Result<Client, StoreError> {
+    Client::connect(url, NoTls).map_err(|e| StoreError::new(StoreErrorKind::Unavailable, format!("cannot connect to PostgreSQL: {e}")))
+}
+
+/// A client with its prepared statements, each prepared once per connection.
+struct Conn {
+    c: Client,
+    stmts: HashMap<&'static str, Statement>,
+}
+
+impl Conn {
+    fn stmt(&mut self, sql: &'static str) -> Result<Statement, StoreError> {
+        if let Some(s) = self.stmts.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = self.c.prepare(sql).map_err(err)?;
+        self.stmts.insert(sql, s.clone());
+        Ok(s)
+    }
+    fn query(&mut self, sql: &'static str, p: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, StoreError> {
+        let s = self.stmt(sql)?;
+        self.c.query(&s, p).map_err(err)
+    }
+    fn query_opt(&mut self, sql: &'static str, p: &[&(dyn ToSql + Sync)]) -> Result<Option<Row>, StoreError> {
+        let s = self.stmt(sql)?;
+        self.c.query_opt(&s, p).map_err(err)
+    }
+    fn execute(&mut self, sql: &'static str, p: &[&(dyn ToSql + Sync)]) -> Result<u64, StoreError> {
+        let s = self.stmt(sql)?;
+        self.c.execute(&s, p).map_err(err)
+    }
+}
+
+pub(crate) fn migrate(c: &mut Client) -> Result<Vec<i64>, StoreError> {
+    c.batch_execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version bigint PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL)",
+    )
+    .or_else(|e| {
+        // Two processes creating it at once: one wins, the other finds it there on the retry.
+        if e.code() == Some(&SqlState::UNIQUE_VIOLATION) { Ok(()) } else { Err(e) }
+    })
+    .map_err(err)?;
+    let mut applied = Vec::new();
+    let mut tx = c.transaction().map_err(err)?;
+    // A table lock, not an advisory lock: it works behind PgBouncer's transaction pooling too.
+    tx.batch_execute("LOCK TABLE schema_migrations IN SHARE ROW EXCLUSIVE MODE").map_err(err)?;
+    for (version, name, sql) in MIGRATIONS {
+        let done = tx.query_opt("SELECT 1 FROM schema_migrations WHERE version = $1", &[version]).map_err(err)?;
+        if done.is_some() {
+            continue;
+        }
+        tx.batch_execute(sql).map_err(err)?;
+        tx.execute("INSERT INTO schema_migrations VALUES ($1, $2, now())", &[version, name]).map_err(err)?;
+        applied.push(*version);
+    }
+    tx.commit().map_err(err)?;
+    Ok(applied)
+}
+
+pub(crate) fn open(url: &str, writers: usize, readers: usize, cipher: PiiCipher) -> Result<Pools, StoreError> {
+    migrate(&mut connect(url)?)?;
+    let (u, c1) = (url.to_owned(), cipher.clone());
+    let write: WriteConnFactory = Arc::new(move || {
+        Ok(Box::new(PgWrite {
+            conn: Conn { c: connect(&u)?, stmts: HashMap::new() },
+            cipher: c1.clone(),
+            outbox: Vec::new(),
+            writes: 0,
+            mark: (0, 0),
+        }) as Box<dyn WriteConn>)
+    });
+    let u = url.to_owned();
+    let read: ReadConnFactory = Arc::new(move || {
+        Ok(Box::new(PgRead { conn: Conn { c: connect(&u)?, stmts: HashMap::new() }, cipher: cipher.clone() })
+            as Box<dyn ReadConn>)
+    });
+    Pools::start("postgres", writers, readers, write, read)
+}
+
+struct PgWrite {
+    conn: Conn,
+    cipher: PiiCipher,
+    outbox: Vec<EventRecord>,
+    writes: u64,
+    mark: (u64, usize),
+}
+
+impl WriteConn for PgWrite {
+    fn begin(&mut self) -> Result<(), StoreError> {
+        self.outbox.clear();
+        self.conn.c.batch_execute("BEGIN").map_err(err)
+    }
+
+    fn commit(&mut self) -> Result<(), StoreError> {
+        let mut by_tenant: BTreeMap<String, Vec<EventRecord>> = BTreeMap::new();
+        for e in self.outbox.drain(..) {
+            by_tenant.entry(e.tenant_id.as_str().to_owned()).or_default().push(e);
+        }
+        // Tenants in sorted order, so two groups never wait on each other's heads in a cycle.
+        for (tenant, events) in by_tenant {
+            let n = events.len() as i64;
+            let row = self
+                .conn
+                .query_opt(
+                    "UPDATE outbox_heads SET last_seq = last_seq + $1 WHERE tenant_id = $2 RETURNING last_seq",
+                    &[&n, &tenant],
+                )?
+                .ok_or_else(|| StoreError::new(StoreErrorKind::Other, format!("tenant {tenant} has no outbox head")))?;
+            let last: i64 = row.get(0);
+            let seqs: Vec<i64> = (last - n + 1..=last).collect();
+            let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
+            let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+            let aggs: Vec<Uuid> = events.iter().map(|e| e.aggregate_id.as_uuid()).collect();
+            let versions: Vec<i64> = events.iter().map(|e| e.aggregate_version as i64).collect();
+            let times: Vec<DateTime<Utc>> = events.iter().map(|e| e.occurred_at).collect();
+            let traces: Vec<&str> = events.iter().map(|e| e.trace_id.as_str()).collect();
+            let payloads: Vec<&serde_json::Value> = events.iter().map(|e| &e.payload).collect();
+            self.conn.execute(
+                "INSERT INTO outbox
+                 SELECT $1, * FROM UNNEST($2::bigint[], $3::uuid[], $4::text[], $5::uuid[], $6::bigint[],
+                                          $7::timestamptz[], $8::text[], $9::jsonb[])",
+                &[&tenant, &seqs, &ids, &types, &aggs, &versions, &times, &traces, &payloads],
+            )?;
+        }
+        self.conn.c.batch_execute("COMMIT").map_err(err)
+    }
+
+    fn rollback(&mut self) {
+        self.outbox.clear();
+        if !self.conn.c.is_closed() {
+            let _ = self.conn.c.batch_execute("ROLLBACK");
+        }
+    }
+
+    fn mark(&mut self) {
+        self.mark = (self.writes, self.outbox.len());
+    }
+
+    fn wrote_since_mark(&self) -> bool {
+        self.writes != self.mark.0 || self.outbox.len() != self.mark.1
+    }
+
+    fn tx(&mut self) -> &mut dyn AdminTx {
+        self
+    }
+
+    fn is_broken(&self) -> bool {
+        self.conn.c.is_closed()
+    }
+}
+
+fn decode_doc(row: Option<Row>, cipher: &PiiCipher) -> Result<Option<Order>, StoreError> {
+    row.map(|r| doc::decode(r.get::<_, &str>(0).as_bytes(), cipher)).transpose()
+}
+
+fn encode_doc(o: &Order, cipher: &PiiCipher) -> Result<String, StoreError> {
+    String::from_utf8(doc::encode(o, cipher)?).map_err(|_| corrupt("order document"))
+}
+
+impl Tx for PgWrite {
+    fn order_get(&mut self, tenant: &TenantId, id: OrderId) -> Result<Option<Order>, StoreError> {
+        let r = self.conn.query_opt(
+            "SELECT doc::text FROM orders WHERE tenant_id = $1 AND order_id = $2 FOR UPDATE",
+            &[&tenant.as_str(), &id.as_uuid()],
+        )?;
+        decode_doc(r, &self.cipher)
+    }
+
+    fn order_by_external(
+        &mut self,
+        tenant: &TenantId,
+        shop: &ShopId,
+        external: &ExternalOrderId,
+    ) -> Result<Option<Order>, StoreError> {
+        let r = self.conn.query_opt(
+            "SELECT doc::text FROM orders WHERE tenant_id = $1 AND shop_id = $2 AND external_order_id = $3",
+            &[&tenant.as_str(), &shop.as_str(), &external.as_str()],
+        )?;
+        decode_doc(r, &self.cipher)
+    }
+
+    fn order_insert(&mut self, o: &Order) -> Result<bool, StoreError> {
+        let d = encode_doc(o, &self.cipher)?;
+        let n = self.conn.execute(
+            "INSERT INTO orders VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::text::jsonb)
+             ON CONFLICT (tenant_id, shop_id, external_order_id) DO NOTHING",
+            &[
+                &o.tenant_id.as_str(),
+                &o.id.as_uuid(),
+                &o.shop_id.as_str(),
+                &o.channel.as_str(),
+                &o.external_order_id.as_str(),
+                &o.status.as_str(),
+                &(o.version as i64),
+                &o.created_at,
+                &o.updated_at,
+                &d,
+            ],
+        )?;
+        self.writes += n;
+        Ok(n == 1)
+    }
+
+    fn order_update(&mut self, o: &Order) -> Result<(), StoreError> {
+        let d = encode_doc(o, &self.cipher)?;
+        let n = self.conn.execute(
+            "UPDATE orders SET status = $1, version = $2, updated_at = $3, doc = $4::text::jsonb
+             WHERE tenant_id = $5 AND order_id = $6 AND version = $7",
+            &[
+                &o.status.as_str(),
+                &(o.version as i64),
+                &o.updated_at,
+                &d,
+                &o.tenant_id.as_str(),
+                &o.id.as_uuid(),
+                &(o.version as i64 - 1),
+            ],
+        )?;
+        if n != 1 {
+            return Err(StoreError::new(StoreErrorKind::Conflict, "the order changed under this update"));
+        }
+        self.writes += 1;
+        Ok(())
+    }
+
+    fn audit_append(&mut self, e: &AuditEntry) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO audit VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+            &[
+                &e.tenant_id.as_str(),
+                &e.order_id.as_uuid(),
+                &e.audit_id,
+                &e.at,
+                &e.actor,
+                &e.key_id,
+                &e.request_id,
+                &e.action,
+                &e.from_status.map(|s| s.as_str()),
+                &e.to_status.as_str(),
+                &(e.from_version as i64),
+                &(e.to_version as i64),
+                &e.detail,
+            ],
+        )?;
+        self.writes += 1;
+        Ok(())
+    }
+
+    fn outbox_append(&mut self, event: &EventRecord) -> Result<(), StoreError> {
+        self.outbox.push(event.clone());
+        Ok(())
+    }
+
+    fn idempotency_get(&mut self, tenant: &TenantId, key_id: &str, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
+        let r = self.conn.query_opt(
+            "SELECT request_hash, status, body, created_at FROM idempotency
+             WHERE tenant_id = $1 AND key_id = $2 AND idem_key = $3",
+            &[&tenant.as_str(), &key_id, &key],
+        )?;
+        Ok(r.map(|r| IdempotencyRecord {
+            tenant_id: tenant.clone(),
+            key_id: key_id.to_owned(),
+            key: key.to_owned(),
+            request_hash: r.get(0),
+            status: r.get::<_, i32>(1) as u16,
+            body: r.get(2),
+            created_at: r.get(3),
+        }))
+    }
+
+    fn idempotency_put(&mut self, r: &IdempotencyRecord) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO idempotency VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            &[&r.tenant_id.as_str(), &r.key_id, &r.key, &r.request_hash, &i32::from(r.status), &r.body, &r.created_at],
+        )?;
+        self.writes += 1;
+        Ok(())
+    }
+
+    fn tenant_policy(&mut self, tenant: &TenantId) -> Result<Policy, StoreError> {
+        let r = self.conn.query_opt("SELECT settings FROM tenants WHERE tenant_id = $1", &[&tenant.as_str()])?;
+        let v: serde_json::Value = r.map(|r| r.get(0)).unwrap_or(serde_json::Value::Null);
+        crate::policy_from_settings(&v)
+    }
+}
+
+impl AdminTx for PgWrite {
+    fn tenant_insert(&mut self, tenant: &TenantId, name: &str, settings: &serde_json::Value) -> Result<bool, StoreError> {
+        let n = self.conn.execute(
+            "INSERT INTO tenants VALUES ($1, $2, $3, now()) ON CONFLICT (tenant_id) DO NOTHING",
+            &[&tenant.as_str(), &name, settings],
+        )?;
+        if n == 1 {
+            self.conn.execute(
+                "INSERT INTO outbox_heads VALUES ($1, 0) ON CONFLICT DO NOTHING",
+                &[&tenant.as_str()],
+            )?;
+            self.writes += 1;
+        }
+        Ok(n == 1)
+    }
+
+    fn api_key_insert(&mut self, k: &ApiKeyRow, key_hash: &str) -> Result<(), StoreError> {
+        let shops = k.shops.as_ref().map(|s| serde_json::json!(s));
+        self.conn.execute(
+            "INSERT INTO api_keys VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL)",
+            &[&k.key_id, &k.tenant_id.as_str(), &key_hash, &k.name, &k.role.as_str(), &shops, &k.pii_read, &k.created_at],
+        )?;
+        self.writes += 1;
+        Ok(())
+    }
+
+    fn api_key_revoke(&mut self, tenant: &TenantId, key_id: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
+        let n = self.conn.execute(
+            "UPDATE api_keys SET revoked_at = $1 WHERE tenant_id = $2 AND key_id = $3 AND revoked_at IS NULL",
+            &[&at, &tenant.as_str(), &key_id],
+        )?;
+        self.writes += n;
+        Ok(n == 1)
+    }
+}
+
+struct PgRead {
+    conn: Conn,
+    cipher: PiiCipher,
+}
+
+fn api_key_row(r: &Row) -> Result<ApiKeyRow, StoreError> {
+    let shops: Option<serde_json::Value> = r.get(4);
+    Ok(ApiKeyRow {
+        key_id: r.get(0),
+        tenant_id: TenantId::parse(r.get(1)).map_err(|_| corrupt("api key tenant"))?,
+        name: r.get(2),
+        role: Role::parse(r.get(3)).ok_or_else(|| corrupt("api key role"))?,
+        shops: shops.map(serde_json::from_value).transpose().map_err(|_| corrupt("api key shops"))?,
+        pii_read: r.get(5),
+        created_at: r.get(6),
+        revoked_at: r.get(7),
+    })
+}
+
+impl ReadConn for PgRead {
+    fn ping(&mut self) -> Result<(), StoreError> {
+        self.conn.query("SELECT 1", &[]).map(|_| ())
+    }
+
+    fn order_get(&mut self, tenant: &TenantId, id: OrderId) -> Result<Option<Order>, StoreError> {
+        let r = self.conn.query_opt(
+            "SELECT doc::text FROM orders WHERE tenant_id = $1 AND order_id = $2",
+            &[&tenant.as_str(), &id.as_uuid()],
+        )?;
+        decode_doc(r, &self.cipher)
+    }
+
+    fn order_list(&mut self, f: &OrderFilter) -> Result<Vec<Order>, StoreError> {
+        // One statement for every filter combination: a NULL parameter switches its condition off.
+        let shops: Option<Vec<&str>> = f.shops.as_ref().map(|s| s.iter().map(|x| x.as_str()).collect());
+        let rows = self.conn.query(
+            "SELECT doc::text FROM orders
+             WHERE tenant_id = $1
+               AND ($2::text IS NULL OR status = $2)
+               AND ($3::text IS NULL OR channel = $3)
+               AND ($4::text IS NULL OR shop_id = $4)
+               AND ($5::timestamptz IS NULL OR updated_at >= $5)
+               AND ($6::text[] IS NULL OR shop_id = ANY($6))
+               AND ($7::uuid IS NULL OR order_id > $7)
+             ORDER BY order_id LIMIT $8",
+            &[
+                &f.tenant_id.as_str(),
+                &f.status.map(|s| s.as_str()),
+                &f.channel.as_ref().map(|c| c.as_str()),
+                &f.shop_id.as_ref().map(|s| s.as_str()),
+                &f.updated_since,
+                &shops,
+                &f.after.map(|a| a.as_uuid()),
+                &i64::from(f.limit),
+            ],
+        )?;
+        rows.into_iter().map(|r| doc::decode(r.get::<_, &str>(0).as_bytes(), &self.cipher)).collect()
+    }
+
+    fn audit_for_order(&mut self, tenant: &TenantId, id: OrderId) -> Result<Vec<AuditEntry>, StoreError> {
+        let rows = self.conn.query(
+            "SELECT audit_id, at, actor, key_id, request_id, action, from_status, to_status, from_version,
+                    to_version, detail
+             FROM audit WHERE tenant_id = $1 AND order_id = $2 ORDER BY to_version, audit_id",
+            &[&tenant.as_str(), &id.as_uuid()],
+        )?;
+        rows.iter()
+            .map(|r| {
+                Ok(AuditEntry {
+                    audit_id: r.get(0),
+                    tenant_id: tenant.clone(),
+                    order_id: id,
+                    at: r.get(1),
+                    actor: r.get(2),
+                    key_id: r.get(3),
+                    request_id: r.get(4),
+                    action: r.get(5),
+                    from_status: r.get::<_, Option<&str>>(6).map(Status::parse).transpose().map_err(|_| corrupt("audit status"))?,
+                    to_status: Status::parse(r.get(7)).map_err(|_| corrupt("audit status"))?,
+                    from_version: r.get::<_, i64>(8) as u64,
+                    to_version: r.get::<_, i64>(9) as u64,
+                    detail: r.get(10),
+                })
+            })
+            .collect()
+    }
+
+    fn events_after(&mut self, tenant: &TenantId, after: i64, limit: u32) -> Result<Vec<StoredEvent>, StoreError> {
+        let rows = self.conn.query(
+            "SELECT seq, event_id, event_type, aggregate_id, aggregate_version, occurred_at, trace_id, payload
+             FROM outbox WHERE tenant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+            &[&tenant.as_str(), &after, &i64::from(limit)],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| StoredEvent {
+                seq: r.get(0),
+                event: EventRecord {
+                    event_id: r.get(1),
+                    tenant_id: tenant.clone(),
+                    event_type: r.get(2),
+                    aggregate_id: OrderId::from_uuid(r.get(3)),
+                    aggregate_version: r.get::<_, i64>(4) as u64,
+                    occurred_at: r.get(5),
+                    trace_id: r.get(6),
+                    payload: r.get(7),
+                },
+            })
+            .collect())
+    }
+
+    fn api_key_by_hash(&mut self, key_hash: &str) -> Result<Option<ApiKeyRow>, StoreError> {
+        let r = self.conn.query_opt(
+            "SELECT key_id, tenant_id, name, role, shops, pii_read, created_at, revoked_at
+             FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
+            &[&key_hash],
+        )?;
+        r.map(|r| api_key_row(&r)).transpose()
+    }
+
+    fn api_keys(&mut self, tenant: &TenantId) -> Result<Vec<ApiKeyRow>, StoreError> {
+        let rows = self.conn.query(
+            "SELECT key_id, tenant_id, name, role, shops, pii_read, created_at, revoked_at
+             FROM api_keys WHERE tenant_id = $1 ORDER BY created_at, key_id",
+            &[&tenant.as_str()],
+        )?;
+        rows.iter().map(api_key_row).collect()
+    }
+
+    fn tenant_exists(&mut self, tenant: &TenantId) -> Result<bool, StoreError> {
+        Ok(self.conn.query_opt("SELECT 1 FROM tenants WHERE tenant_id = $1", &[&tenant.as_str()])?.is_some())
+    }
+
+    fn tenant_count(&mut self) -> Result<u64, StoreError> {
+        let r = self.conn.query("SELECT count(*) FROM tenants", &[])?;
+        Ok(r[0].get::<_, i64>(0) as u64)
+    }
+
+    fn order_counts(&mut self) -> Result<Vec<(String, String, u64)>, StoreError> {
+        let rows = self.conn.query("SELECT status, channel, count(*) FROM orders GROUP BY status, channel", &[])?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get::<_, i64>(2) as u64)).collect())
+    }
+
+    fn is_broken(&self) -> bool {
+        self.conn.c.is_closed()
+    }
+}

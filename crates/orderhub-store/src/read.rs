@@ -1,0 +1,63 @@
+//! What readers ask of the store, and the rows they get back.
+
+use chrono::{DateTime, Utc};
+use orderhub_core::StoreError;
+use orderhub_core::auth::Role;
+use orderhub_core::ports::AuditEntry;
+use orderhub_domain::ids::Channel;
+use orderhub_domain::{Order, OrderId, ShopId, Status, TenantId};
+
+/// A listing request. Results come in `order_id` order (creation order, as ids are UUIDv7), after
+/// the cursor; an order created while a client pages is never returned twice, and no order that
+/// existed when paging began is skipped.
+#[derive(Debug, Clone)]
+pub struct OrderFilter {
+    pub tenant_id: TenantId,
+    pub status: Option<Status>,
+    pub channel: Option<Channel>,
+    pub shop_id: Option<ShopId>,
+    pub updated_since: Option<DateTime<Utc>>,
+    /// The caller's shop scope; `None` for every shop.
+    pub shops: Option<Vec<ShopId>>,
+    pub after: Option<OrderId>,
+    pub limit: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiKeyRow {
+    pub key_id: String,
+    pub tenant_id: TenantId,
+    pub name: String,
+    pub role: Role,
+    pub shops: Option<Vec<ShopId>>,
+    pub pii_read: bool,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// An outbox event with the position the store gave it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvent {
+    pub seq: i64,
+    pub event: orderhub_core::EventRecord,
+}
+pub type EventRow = StoredEvent;
+
+/// Reads, on a reader connection. Personal data comes back decrypted; callers mask it.
+pub trait ReadConn: Send {
+    fn ping(&mut self) -> Result<(), StoreError>;
+    fn order_get(&mut self, tenant: &TenantId, id: OrderId) -> Result<Option<Order>, StoreError>;
+    fn order_list(&mut self, filter: &OrderFilter) -> Result<Vec<Order>, StoreError>;
+    fn audit_for_order(&mut self, tenant: &TenantId, id: OrderId) -> Result<Vec<AuditEntry>, StoreError>;
+    fn events_after(&mut self, tenant: &TenantId, after: i64, limit: u32) -> Result<Vec<StoredEvent>, StoreError>;
+    /// The key with this hash, if it exists and is not revoked.
+    fn api_key_by_hash(&mut self, key_hash: &str) -> Result<Option<ApiKeyRow>, StoreError>;
+    fn api_keys(&mut self, tenant: &TenantId) -> Result<Vec<ApiKeyRow>, StoreError>;
+    fn tenant_exists(&mut self, tenant: &TenantId) -> Result<bool, StoreError>;
+    fn tenant_count(&mut self) -> Result<u64, StoreError>;
+    /// Orders per (status, channel) over all tenants, for /metrics.
+    fn order_counts(&mut self) -> Result<Vec<(String, String, u64)>, StoreError>;
+    fn is_broken(&self) -> bool {
+        false
+    }
+}

@@ -1,0 +1,576 @@
+//! The embedded default: one SQLite file in WAL mode, `synchronous=FULL` (a commit is on disk before
+//! it is acknowledged), one writer thread (SQLite has one writer) and a few readers.
+
+use crate::pool::{Pools, ReadConnFactory, WriteConn, WriteConnFactory};
+use crate::read::{ApiKeyRow, OrderFilter, ReadConn, StoredEvent};
+use crate::{AdminTx, doc};
+use chrono::{DateTime, TimeZone, Utc};
+use orderhub_core::auth::Role;
+use orderhub_core::crypto::PiiCipher;
+use orderhub_core::ports::{AuditEntry, EventRecord, IdempotencyRecord, Tx};
+use orderhub_core::{StoreError, StoreErrorKind};
+use orderhub_domain::lifecycle::Policy;
+use orderhub_domain::{ExternalOrderId, Order, OrderId, ShopId, Status, TenantId};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "orders", include_str!("../migrations/sqlite/0001_orders.sql"))];
+
+/// Reader connections: WAL lets readers run beside the writer; two keep a 2-core machine busy.
+const READERS: usize = 2;
+
+pub(crate) fn err(e: rusqlite::Error) -> StoreError {
+    use rusqlite::ErrorCode;
+    let kind = match e.sqlite_error_code() {
+        Some(ErrorCode::ConstraintViolation) => StoreErrorKind::UniqueViolation,
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StoreErrorKind::Conflict,
+        Some(ErrorCode::CannotOpen | ErrorCode::ReadOnly | ErrorCode::DiskFull) => StoreErrorKind::Unavailable,
+        _ => StoreErrorKind::Other,
+    };
+    StoreError::new(kind, e.to_string())
+}
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::new(StoreErrorKind::Corrupt, format!("stored {what} does not parse"))
+}
+
+pub(crate) fn micros(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+pub(crate) fn from_micros(m: i64) -> DateTime<Utc> {
+    Utc.timestamp_micros(m).single().unwrap_or(DateTime::UNIX_EPOCH)
+}
+
+fn connect(path: &Path) -> Result<Connection, StoreError> {
+    let c = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| StoreError::new(StoreErrorKind::Unavailable, format!("cannot open {}: {e}", path.display())))?;
+    // WAL: readers never block the writer. synchronous=FULL: fsync the WAL at every commit, so an
+    // acknowledged order survives power loss. Foreign keys are per connection in SQLite.
+    c.execute_batch(
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=5000;",
+    )
+    .map_err(err)?;
+    c.set_prepared_statement_cache_capacity(64);
+    Ok(c)
+}
+
+pub(crate) fn migrate(c: &Connection) -> Result<Vec<i64>, StoreError> {
+    c.execute_batch("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)")
+        .map_err(err)?;
+    let mut applied = Vec::new();
+    for (version, name, sql) in MIGRATIONS {
+        let done: bool = c
+            .query_row("SELECT count(*) > 0 FROM schema_migrations WHERE version = ?", [version], |r| r.get(0))
+            .map_err(err)?;
+        if done {
+            continue;
+        }
+        c.execute_batch(&format!(
+            "BEGIN IMMEDIATE; {sql}; INSERT INTO schema_migrations VALUES ({version}, '{name}', {}); COMMIT;",
+            micros(Utc::now())
+        ))
+        .map_err(|e| {
+            let _ = c.execute_batch("ROLLBACK");
+            err(e)
+        })?;
+        applied.push(*version);
+    }
+    Ok(applied)
+}
+
+pub(crate) fn open(path: &Path, cipher: PiiCipher) -> Result<Pools, StoreError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::new(StoreErrorKind::Unavailable, format!("cannot create {}: {e}", dir.display())))?;
+    }
+    migrate(&connect(path)?)?;
+    let p: PathBuf = path.to_owned();
+    let c1 = cipher.clone();
+    let write: WriteConnFactory = Arc::new(move || {
+        Ok(Box::new(SqliteWrite { c: connect(&p)?, cipher: c1.clone(), outbox: Vec::new(), writes: 0, mark: (0, 0) })
+            as Box<dyn WriteConn>)
+    });
+    let p: PathBuf = path.to_owned();
+    let read: ReadConnFactory = Arc::new(move || {
+        let c = connect(&p)?;
+        c.execute_batch("PRAGMA query_only=ON").map_err(err)?;
+        Ok(Box::new(SqliteRead { c, cipher: cipher.clone() }) as Box<dyn ReadConn>)
+    });
+    Pools::start("sqlite", 1, READERS, write, read)
+}
+
+struct SqliteWrite {
+    c: Connection,
+    cipher: PiiCipher,
+    /// Events wait here until commit, when they get their seq in commit order.
+    outbox: Vec<EventRecord>,
+    writes: u64,
+    mark: (u64, usize),
+}
+
+impl WriteConn for SqliteWrite {
+    fn begin(&mut self) -> Result<(), StoreError> {
+        self.outbox.clear();
+        // IMMEDIATE takes the write lock now; a deferred transaction could fail later with BUSY.
+        self.c.execute_batch("BEGIN IMMEDIATE").map_err(err)
+    }
+
+    fn commit(&mut self) -> Result<(), StoreError> {
+        let mut by_tenant: BTreeMap<String, Vec<EventRecord>> = BTreeMap::new();
+        for e in self.outbox.drain(..) {
+            by_tenant.entry(e.tenant_id.as_str().to_owned()).or_default().push(e);
+        }
+        for (tenant, events) in by_tenant {
+            let last: i64 = self
+                .c
+                .prepare_cached("UPDATE outbox_heads SET last_seq = last_seq + ?1 WHERE tenant_id = ?2 RETURNING last_seq")
+                .and_then(|mut s| s.query_row(params![events.len() as i64, tenant], |r| r.get(0)))
+                .map_err(err)?;
+            let first = last - events.len() as i64 + 1;
+            let mut ins = self
+                .c
+                .prepare_cached("INSERT INTO outbox VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)")
+                .map_err(err)?;
+            for (i, e) in events.iter().enumerate() {
+                ins.execute(params![
+                    tenant,
+                    first + i as i64,
+                    e.event_id.to_string(),
+                    e.event_type,
+                    e.aggregate_id.to_string(),
+                    e.aggregate_version as i64,
+                    micros(e.occurred_at),
+                    e.trace_id,
+                    e.payload.to_string(),
+                ])
+                .map_err(err)?;
+            }
+        }
+        self.c.execute_batch("COMMIT").map_err(err)
+    }
+
+    fn rollback(&mut self) {
+        self.outbox.clear();
+        if !self.c.is_autocommit() {
+            let _ = self.c.execute_batch("ROLLBACK");
+        }
+    }
+
+    fn mark(&mut self) {
+        self.mark = (self.writes, self.outbox.len());
+    }
+
+    fn wrote_since_mark(&self) -> bool {
+        self.writes != self.mark.0 || self.outbox.len() != self.mark.1
+    }
+
+    fn tx(&mut self) -> &mut dyn AdminTx {
+        self
+    }
+
+    fn is_broken(&self) -> bool {
+        false
+    }
+}
+
+fn get_doc(c: &Connection, cipher: &PiiCipher, sql: &str, p: &[&dyn rusqlite::ToSql]) -> Result<Option<Order>, StoreError> {
+    let bytes: Option<Vec<u8>> =
+        c.prepare_cached(sql).and_then(|mut s| s.query_row(p, |r| r.get(0)).optional()).map_err(err)?;
+    bytes.map(|b| doc::decode(&b, cipher)).transpose()
+}
+
+const ORDER_BY_ID: &str = "SELECT doc FROM orders WHERE tenant_id = ?1 AND order_id = ?2";
+
+impl Tx for SqliteWrite {
+    fn order_get(&mut self, tenant: &TenantId, id: OrderId) -> Result<Option<Order>, StoreError> {
+        get_doc(&self.c, &self.cipher, ORDER_BY_ID, &[&tenant.as_str(), &id.to_string()])
+    }
+
+    fn order_by_external(
+        &mut self,
+        tenant: &TenantId,
+        shop: &ShopId,
+        external: &ExternalOrderId,
+    ) -> Result<Option<Order>, StoreError> {
+        get_doc(
+            &self.c,
+            &self.cipher,
+            "SELECT doc FROM orders WHERE tenant_id = ?1 AND shop_id = ?2 AND external_order_id = ?3",
+            &[&tenant.as_str(), &shop.as_str(), &external.as_str()],
+        )
+    }
+
+    fn order_insert(&mut self, o: &Order) -> Result<bool, StoreError> {
+        let d = doc::encode(o, &self.cipher)?;
+        let n = self
+            .c
+            .prepare_cached(
+                "INSERT INTO orders VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                 ON CONFLICT (tenant_id, shop_id, external_order_id) DO NOTHING",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    o.tenant_id.as_str(),
+                    o.id.to_string(),
+                    o.shop_id.as_str(),
+                    o.channel.as_str(),
+                    o.external_order_id.as_str(),
+                    o.status.as_str(),
+                    o.version as i64,
+                    micros(o.created_at),
+                    micros(o.updated_at),
+                    d,
+                ])
+            })
+            .map_err(err)?;
+        self.writes += n as u64;
+        Ok(n == 1)
+    }
+
+    fn order_update(&mut self, o: &Order) -> Result<(), StoreError> {
+        let d = doc::encode(o, &self.cipher)?;
+        let n = self
+            .c
+            .prepare_cached(
+                "UPDATE orders SET status = ?1, version = ?2, updated_at = ?3, doc = ?4
+                 WHERE tenant_id = ?5 AND order_id = ?6 AND version = ?7",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    o.status.as_str(),
+                    o.version as i64,
+                    micros(o.updated_at),
+                    d,
+                    o.tenant_id.as_str(),
+                    o.id.to_string(),
+                    o.version as i64 - 1
+                ])
+            })
+            .map_err(err)?;
+        if n != 1 {
+            return Err(StoreError::new(StoreErrorKind::Conflict, "the order changed under this update"));
+        }
+        self.writes += 1;
+        Ok(())
+    }
+
+    fn audit_append(&mut self, e: &AuditEntry) -> Result<(), StoreError> {
+        self.c
+            .prepare_cached("INSERT INTO audit VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)")
+            .and_then(|mut s| {
+                s.execute(params![
+                    e.tenant_id.as_str(),
+                    e.order_id.to_string(),
+                    e.audit_id.to_string(),
+                    micros(e.at),
+                    e.actor,
+                    e.key_id,
+                    e.request_id,
+                    e.action,
+                    e.from_status.map(|s| s.as_str()),
+                    e.to_status.as_str(),
+                    e.from_version as i64,
+                    e.to_version as i64,
+                    e.detail.to_string(),
+                ])
+            })
+            .map_err(err)?;
+        self.writes += 1;
+        Ok(())
+    }
+
+    fn outbox_append(&mut self, event: &EventRecord) -> Result<(), StoreError> {
+        self.outbox.push(event.clone());
+        Ok(())
+    }
+
+    fn idempotency_get(&mut self, tenant: &TenantId, key_id: &str, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
+        self.c
+            .prepare_cached(
+                "SELECT request_hash, status, body, created_at FROM idempotency
+                 WHERE tenant_id = ?1 AND key_id = ?2 AND idem_key = ?3",
+            )
+            .and_then(|mut s| {
+                s.query_row(params![tenant.as_str(), key_id, key], |r| {
+                    Ok(IdempotencyRecord {
+                        tenant_id: tenant.clone(),
+                        key_id: key_id.to_owned(),
+                        key: key.to_owned(),
+                        request_hash: r.get(0)?,
+                        status: r.get(1)?,
+                        body: r.get(2)?,
+                        created_at: from_micros(r.get(3)?),
+                    })
+                })
+                .optional()
+            })
+            .map_err(err)
+    }
+
+    fn idempotency_put(&mut self, r: &IdempotencyRecord) -> Result<(), StoreError> {
+        self.c
+            .prepare_cached("INSERT INTO idempotency VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")
+            .and_then(|mut s| {
+                s.execute(params![
+                    r.tenant_id.as_str(),
+                    r.key_id,
+                    r.key,
+                    r.request_hash,
+                    r.status,
+                    r.body,
+                    micros(r.created_at)
+                ])
+            })
+            .map_err(err)?;
+        self.writes += 1;
+        Ok(())
+    }
+
+    fn tenant_policy(&mut self, tenant: &TenantId) -> Result<Policy, StoreError> {
+        let s: Option<String> = self
+            .c
+            .prepare_cached("SELECT settings FROM tenants WHERE tenant_id = ?1")
+            .and_then(|mut s| s.query_row([tenant.as_str()], |r| r.get(0)).optional())
+            .map_err(err)?;
+        let v: serde_json::Value = match s {
+            Some(s) => serde_json::from_str(&s).map_err(|_| corrupt("tenant settings"))?,
+            None => serde_json::Value::Null,
+        };
+        crate::policy_from_settings(&v)
+    }
+}
+
+impl AdminTx for SqliteWrite {
+    fn tenant_insert(&mut self, tenant: &TenantId, name: &str, settings: &serde_json::Value) -> Result<bool, StoreError> {
+        let n = self
+            .c
+            .execute(
+                "INSERT INTO tenants VALUES (?1, ?2, ?3, ?4) ON CONFLICT (tenant_id) DO NOTHING",
+                params![tenant.as_str(), name, settings.to_string(), micros(Utc::now())],
+            )
+            .map_err(err)?;
+        if n == 1 {
+            self.c
+                .execute("INSERT INTO outbox_heads VALUES (?1, 0) ON CONFLICT DO NOTHING", [tenant.as_str()])
+                .map_err(err)?;
+            self.writes += 1;
+        }
+        Ok(n == 1)
+    }
+
+    fn api_key_insert(&mut self, k: &ApiKeyRow, key_hash: &str) -> Result<(), StoreError> {
+        let shops = k.shops.as_ref().map(|s| serde_json::to_string(s).unwrap_or_default());
+        self.c
+            .execute(
+                "INSERT INTO api_keys VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL)",
+                params![
+                    k.key_id,
+                    k.tenant_id.as_str(),
+                    key_hash,
+                    k.name,
+                    k.role.as_str(),
+                    shops,
+                    k.pii_read,
+                    micros(k.created_at)
+                ],
+            )
+            .map_err(err)?;
+        self.writes += 1;
+        Ok(())
+    }
+
+    fn api_key_revoke(&mut self, tenant: &TenantId, key_id: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
+        let n = self
+            .c
+            .execute(
+                "UPDATE api_keys SET revoked_at = ?1 WHERE tenant_id = ?2 AND key_id = ?3 AND revoked_at IS NULL",
+                params![micros(at), tenant.as_str(), key_id],
+            )
+            .map_err(err)?;
+        self.writes += n as u64;
+        Ok(n == 1)
+    }
+}
+
+struct SqliteRead {
+    c: Connection,
+    cipher: PiiCipher,
+}
+
+fn api_key_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(ApiKeyRow, String)> {
+    let tenant: String = r.get(1)?;
+    let role: String = r.get(3)?;
+    let shops: Option<String> = r.get(4)?;
+    let revoked: Option<i64> = r.get(7)?;
+    Ok((
+        ApiKeyRow {
+            key_id: r.get(0)?,
+            tenant_id: TenantId::parse(&tenant).map_err(|_| rusqlite::Error::InvalidQuery)?,
+            name: r.get(2)?,
+            role: Role::parse(&role).ok_or(rusqlite::Error::InvalidQuery)?,
+            shops: shops.map(|s| serde_json::from_str(&s)).transpose().map_err(|_| rusqlite::Error::InvalidQuery)?,
+            pii_read: r.get(5)?,
+            created_at: from_micros(r.get(6)?),
+            revoked_at: revoked.map(from_micros),
+        },
+        String::new(),
+    ))
+}
+
+const KEY_COLUMNS: &str = "key_id, tenant_id, name, role, shops, pii_read, created_at, revoked_at";
+
+impl ReadConn for SqliteRead {
+    fn ping(&mut self) -> Result<(), StoreError> {
+        self.c.query_row("SELECT 1", [], |_| Ok(())).map_err(err)
+    }
+
+    fn order_get(&mut self, tenant: &TenantId, id: OrderId) -> Result<Option<Order>, StoreError> {
+        get_doc(&self.c, &self.cipher, ORDER_BY_ID, &[&tenant.as_str(), &id.to_string()])
+    }
+
+    fn order_list(&mut self, f: &OrderFilter) -> Result<Vec<Order>, StoreError> {
+        let mut sql = String::from("SELECT doc FROM orders WHERE tenant_id = ?");
+        let mut p: Vec<Box<dyn rusqlite::ToSql>> = vec![Box::new(f.tenant_id.as_str().to_owned())];
+        if let Some(s) = f.status {
+            sql.push_str(" AND status = ?");
+            p.push(Box::new(s.as_str()));
+        }
+        if let Some(c) = &f.channel {
+            sql.push_str(" AND channel = ?");
+            p.push(Box::new(c.as_str().to_owned()));
+        }
+        if let Some(s) = &f.shop_id {
+            sql.push_str(" AND shop_id = ?");
+            p.push(Box::new(s.as_str().to_owned()));
+        }
+        if let Some(t) = f.updated_since {
+            sql.push_str(" AND updated_at >= ?");
+            p.push(Box::new(micros(t)));
+        }
+        if let Some(shops) = &f.shops {
+            sql.push_str(&format!(" AND shop_id IN ({})", vec!["?"; shops.len()].join(",")));
+            p.extend(shops.iter().map(|s| Box::new(s.as_str().to_owned()) as Box<dyn rusqlite::ToSql>));
+            if shops.is_empty() {
+                return Ok(vec![]);
+            }
+        }
+        if let Some(a) = f.after {
+            sql.push_str(" AND order_id > ?");
+            p.push(Box::new(a.to_string()));
+        }
+        sql.push_str(" ORDER BY order_id LIMIT ?");
+        p.push(Box::new(i64::from(f.limit)));
+        let mut st = self.c.prepare_cached(&sql).map_err(err)?;
+        let rows = st
+            .query_map(rusqlite::params_from_iter(p.iter()), |r| r.get::<_, Vec<u8>>(0))
+            .map_err(err)?;
+        rows.map(|r| r.map_err(err).and_then(|b| doc::decode(&b, &self.cipher))).collect()
+    }
+
+    fn audit_for_order(&mut self, tenant: &TenantId, id: OrderId) -> Result<Vec<AuditEntry>, StoreError> {
+        let mut st = self
+            .c
+            .prepare_cached(
+                "SELECT audit_id, at, actor, key_id, request_id, action, from_status, to_status, from_version,
+                        to_version, detail
+                 FROM audit WHERE tenant_id = ?1 AND order_id = ?2 ORDER BY to_version, audit_id",
+            )
+            .map_err(err)?;
+        let rows = st
+            .query_map(params![tenant.as_str(), id.to_string()], |r| {
+                let audit_id: String = r.get(0)?;
+                let from_status: Option<String> = r.get(6)?;
+                let to_status: String = r.get(7)?;
+                let detail: String = r.get(10)?;
+                Ok(AuditEntry {
+                    audit_id: audit_id.parse().map_err(|_| rusqlite::Error::InvalidQuery)?,
+                    tenant_id: tenant.clone(),
+                    order_id: id,
+                    at: from_micros(r.get(1)?),
+                    actor: r.get(2)?,
+                    key_id: r.get(3)?,
+                    request_id: r.get(4)?,
+                    action: r.get(5)?,
+                    from_status: from_status.map(|s| Status::parse(&s)).transpose().map_err(|_| rusqlite::Error::InvalidQuery)?,
+                    to_status: Status::parse(&to_status).map_err(|_| rusqlite::Error::InvalidQuery)?,
+                    from_version: r.get::<_, i64>(8)? as u64,
+                    to_version: r.get::<_, i64>(9)? as u64,
+                    detail: serde_json::from_str(&detail).unwrap_or_default(),
+                })
+            })
+            .map_err(err)?;
+        rows.map(|r| r.map_err(err)).collect()
+    }
+
+    fn events_after(&mut self, tenant: &TenantId, after: i64, limit: u32) -> Result<Vec<StoredEvent>, StoreError> {
+        let mut st = self
+            .c
+            .prepare_cached(
+                "SELECT seq, event_id, event_type, aggregate_id, aggregate_version, occurred_at, trace_id, payload
+                 FROM outbox WHERE tenant_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+            )
+            .map_err(err)?;
+        let rows = st
+            .query_map(params![tenant.as_str(), after, i64::from(limit)], |r| {
+                let event_id: String = r.get(1)?;
+                let agg: String = r.get(3)?;
+                let payload: String = r.get(7)?;
+                Ok(StoredEvent {
+                    seq: r.get(0)?,
+                    event: EventRecord {
+                        event_id: event_id.parse().map_err(|_| rusqlite::Error::InvalidQuery)?,
+                        tenant_id: tenant.clone(),
+                        event_type: r.get(2)?,
+                        aggregate_id: OrderId::parse(&agg).map_err(|_| rusqlite::Error::InvalidQuery)?,
+                        aggregate_version: r.get::<_, i64>(4)? as u64,
+                        occurred_at: from_micros(r.get(5)?),
+                        trace_id: r.get(6)?,
+                        payload: serde_json::from_str(&payload).unwrap_or_default(),
+                    },
+                })
+            })
+            .map_err(err)?;
+        rows.map(|r| r.map_err(err)).collect()
+    }
+
+    fn api_key_by_hash(&mut self, key_hash: &str) -> Result<Option<ApiKeyRow>, StoreError> {
+        self.c
+            .prepare_cached(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE key_hash = ?1 AND revoked_at IS NULL"))
+            .and_then(|mut s| s.query_row([key_hash], api_key_row).optional())
+            .map(|o| o.map(|(k, _)| k))
+            .map_err(err)
+    }
+
+    fn api_keys(&mut self, tenant: &TenantId) -> Result<Vec<ApiKeyRow>, StoreError> {
+        let mut st = self
+            .c
+            .prepare_cached(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE tenant_id = ?1 ORDER BY created_at, key_id"))
+            .map_err(err)?;
+        let rows = st.query_map([tenant.as_str()], api_key_row).map_err(err)?;
+        rows.map(|r| r.map(|(k, _)| k).map_err(err)).collect()
+    }
+
+    fn tenant_exists(&mut self, tenant: &TenantId) -> Result<bool, StoreError> {
+        self.c
+            .query_row("SELECT count(*) > 0 FROM tenants WHERE tenant_id = ?1", [tenant.as_str()], |r| r.get(0))
+            .map_err(err)
+    }
+
+    fn tenant_count(&mut self) -> Result<u64, StoreError> {
+        self.c.query_row("SELECT count(*) FROM tenants", [], |r| r.get::<_, i64>(0)).map(|n| n as u64).map_err(err)
+    }
+
+    fn order_counts(&mut self) -> Result<Vec<(String, String, u64)>, StoreError> {
+        let mut st = self
+            .c
+            .prepare_cached("SELECT status, channel, count(*) FROM orders GROUP BY status, channel")
+            .map_err(err)?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64))).map_err(err)?;
+        rows.map(|r| r.map_err(err)).collect()
+    }
+}
