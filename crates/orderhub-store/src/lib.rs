@@ -47,10 +47,15 @@ pub struct Store {
 impl Store {
     /// Opens the database, runs pending migrations, starts writer and reader threads.
     pub fn open(config: &StoreConfig, cipher: orderhub_core::crypto::PiiCipher) -> Result<Store, StoreError> {
-        let pools = match config {
-            StoreConfig::Sqlite { path } => sqlite::open(path, cipher)?,
-            StoreConfig::Postgres { url, writers, readers } => postgres::open(url, *writers, *readers, cipher)?,
-        };
+        // On a thread of its own: the synchronous PostgreSQL client runs a runtime of its own, which
+        // may not start on a thread that drives async tasks (as a caller's may).
+        let config = config.clone();
+        let pools = std::thread::spawn(move || match config {
+            StoreConfig::Sqlite { path } => sqlite::open(&path, cipher),
+            StoreConfig::Postgres { url, writers, readers } => postgres::open(&url, writers, readers, cipher),
+        })
+        .join()
+        .map_err(|_| StoreError::new(orderhub_core::StoreErrorKind::Other, "opening the store panicked"))??;
         Ok(Store { inner: Arc::new(pools) })
     }
 
