@@ -1,1 +1,67 @@
-fn main() {}
+//! The `orderhub` binary: configuration, telemetry, wiring, and the subcommands
+//! `serve`, `migrate`, `tenant` and `bench`.
+
+mod bench;
+mod config;
+mod hub;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "orderhub", version, about = "orderhub: one order center for every sales channel")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the hub: HTTP API on --listen, SQLite in --data-dir unless --database-url names PostgreSQL.
+    Serve(config::ServeArgs),
+    /// Apply pending database migrations and exit (serve also applies them at start).
+    Migrate(config::StoreArgs),
+    /// Manage tenants.
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Benchmarks: print throughput and latency figures.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum TenantCommand {
+    /// Create a tenant and print its first admin API key (shown once).
+    Create {
+        /// Tenant id: lower-case letters, digits, '-' and '_'.
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// Carriers the tenant ships with, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = config::DEFAULT_CARRIERS)]
+        carriers: Vec<String>,
+        #[command(flatten)]
+        store: config::StoreArgs,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime starts");
+    let result = rt.block_on(async move {
+        match cli.command {
+            Command::Serve(args) => hub::serve(args).await,
+            Command::Migrate(args) => hub::migrate(args).await,
+            Command::Tenant(TenantCommand::Create { id, name, carriers, store }) => {
+                hub::create_tenant(store, &id, name.as_deref(), &carriers).await
+            }
+            Command::Bench(cmd) => bench::run(cmd).await,
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("orderhub: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

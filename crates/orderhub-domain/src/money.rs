@@ -118,7 +118,9 @@ impl Money {
         if d > MONEY_MAX {
             return Err(ValidationError::new(field, "too_large", format!("{field} must be at most {MONEY_MAX}")));
         }
-        Ok(Money(d.abs().round_dp(digits)))
+        let mut v = d.abs().round_dp(digits);
+        v.rescale(digits);
+        Ok(Money(v))
     }
 
     pub fn amount(self) -> Decimal {
@@ -133,6 +135,13 @@ impl Money {
     }
     pub fn checked_mul(self, n: u32) -> Option<Money> {
         self.0.checked_mul(Decimal::from(n)).map(Money)
+    }
+}
+
+impl Money {
+    /// The amount with exactly the currency's minor digits: `"8.00"`, `"1200"` in JPY.
+    pub fn format(self, currency: Currency) -> String {
+        format!("{:.*}", currency.minor_digits() as usize, self.0)
     }
 }
 

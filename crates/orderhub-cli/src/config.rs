@@ -1,0 +1,111 @@
+//! Layered settings: defaults → config file (`--config`, TOML) → `ORDERHUB_*` environment → flags.
+
+use anyhow::{Context, Result};
+use clap::Args;
+use serde::Deserialize;
+use std::path::PathBuf;
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_DATA_DIR: &str = "./orderhub-data";
+/// The carriers a new tenant may ship with until it says otherwise.
+pub const DEFAULT_CARRIERS: &str = "sf,jd,zto,yto,sto,yunda,jt,ems,cainiao,dbl";
+/// Writer threads on PostgreSQL: each commits groups on its own connection. Four keep a 2-core
+/// machine's PostgreSQL busy without piling up lock waits.
+pub const DEFAULT_PG_WRITERS: usize = 4;
+pub const DEFAULT_PG_READERS: usize = 4;
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct StoreArgs {
+    /// TOML file with any of the settings below (flag and environment win over it).
+    #[arg(long, env = "ORDERHUB_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Where the embedded store keeps its files (SQLite database, generated personal-data key).
+    #[arg(long, env = "ORDERHUB_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// postgres://… to use PostgreSQL instead of the embedded SQLite.
+    #[arg(long, env = "ORDERHUB_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// 64 hex characters: the AES-256 key for personal data at rest. Default: generated once into
+    /// <data-dir>/pii.key. Nodes sharing a PostgreSQL database must share this key.
+    #[arg(long, env = "ORDERHUB_PII_KEY", hide_env_values = true)]
+    pub pii_key: Option<String>,
+    /// Writer threads (PostgreSQL only).
+    #[arg(long, env = "ORDERHUB_PG_WRITERS")]
+    pub pg_writers: Option<usize>,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Address to listen on.
+    #[arg(long, env = "ORDERHUB_LISTEN")]
+    pub listen: Option<String>,
+    /// The first admin API key. Without it, one is generated on first start and printed once.
+    #[arg(long, env = "ORDERHUB_BOOTSTRAP_API_KEY", hide_env_values = true)]
+    pub bootstrap_api_key: Option<String>,
+    /// Log format: pretty or json.
+    #[arg(long, env = "ORDERHUB_LOG_FORMAT")]
+    pub log_format: Option<String>,
+}
+
+/// The config file's shape: the same names as the flags, with underscores.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    pii_key: Option<String>,
+    pg_writers: Option<usize>,
+    bootstrap_api_key: Option<String>,
+    log_format: Option<String>,
+}
+
+/// Settings after layering, every value decided.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: String,
+    pub data_dir: PathBuf,
+    pub database_url: Option<String>,
+    pub pii_key: Option<String>,
+    pub pg_writers: usize,
+    pub bootstrap_api_key: Option<String>,
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+fn load_file(path: Option<&PathBuf>) -> Result<FileConfig> {
+    let Some(p) = path else { return Ok(FileConfig::default()) };
+    let text = std::fs::read_to_string(p).with_context(|| format!("cannot read config file {}", p.display()))?;
+    toml::from_str(&text).with_context(|| format!("config file {} is not valid", p.display()))
+}
+
+impl Settings {
+    pub fn from_store(a: &StoreArgs) -> Result<Settings> {
+        Self::from_serve(&ServeArgs { store: a.clone(), ..Default::default() })
+    }
+
+    pub fn from_serve(a: &ServeArgs) -> Result<Settings> {
+        let f = load_file(a.store.config.as_ref())?;
+        let log_format = match a.log_format.clone().or(f.log_format).as_deref().unwrap_or("pretty") {
+            "pretty" => LogFormat::Pretty,
+            "json" => LogFormat::Json,
+            other => anyhow::bail!("log format must be pretty or json, not {other:?}"),
+        };
+        Ok(Settings {
+            listen: a.listen.clone().or(f.listen).unwrap_or_else(|| DEFAULT_LISTEN.to_owned()),
+            data_dir: a.store.data_dir.clone().or(f.data_dir).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+            database_url: a.store.database_url.clone().or(f.database_url).filter(|s| !s.is_empty()),
+            pii_key: a.store.pii_key.clone().or(f.pii_key).filter(|s| !s.is_empty()),
+            pg_writers: a.store.pg_writers.or(f.pg_writers).unwrap_or(DEFAULT_PG_WRITERS),
+            bootstrap_api_key: a.bootstrap_api_key.clone().or(f.bootstrap_api_key).filter(|s| !s.is_empty()),
+            log_format,
+        })
+    }
+}

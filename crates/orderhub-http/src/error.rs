@@ -1,0 +1,151 @@
+//! The one place where errors become HTTP statuses and codes.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use orderhub_api::{ErrorBody, ErrorDetail};
+use orderhub_core::{CoreError, StoreErrorKind};
+use orderhub_domain::ValidationError;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub detail: ErrorDetail,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            detail: ErrorDetail {
+                code: code.to_owned(),
+                message: message.into(),
+                field: None,
+                current_status: None,
+                current_version: None,
+                request_id: None,
+            },
+        }
+    }
+
+    pub fn field(mut self, field: impl Into<String>) -> Self {
+        self.detail.field = Some(field.into());
+        self
+    }
+
+    pub fn unauthenticated(message: &str) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthenticated", message)
+    }
+
+    pub fn not_found(what: &str) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+}
+
+impl From<ValidationError> for ApiError {
+    fn from(e: ValidationError) -> Self {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.rule, e.message).field(e.field)
+    }
+}
+
+impl From<CoreError> for ApiError {
+    fn from(e: CoreError) -> Self {
+        match e {
+            CoreError::Validation(v) => v.into(),
+            CoreError::NotFound => ApiError::not_found("order"),
+            CoreError::NotAllowed { command, status, version } => {
+                let mut a = ApiError::new(
+                    StatusCode::CONFLICT,
+                    "transition_not_allowed",
+                    format!("cannot {} an order that is {status} (version {version})", command.as_str()),
+                );
+                a.detail.current_status = Some(status.as_str().to_owned());
+                a.detail.current_version = Some(version);
+                a
+            }
+            CoreError::Forbidden(m) => ApiError::forbidden(m),
+            CoreError::IdempotencyMismatch => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused",
+                "this Idempotency-Key was already used with a different request",
+            )
+            .field("Idempotency-Key"),
+            CoreError::Store(s) => match s.kind {
+                StoreErrorKind::Unavailable => {
+                    tracing::error!(error = %s, "The store is unavailable.");
+                    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", "the database is unavailable; retry")
+                }
+                StoreErrorKind::Conflict => {
+                    ApiError::new(StatusCode::CONFLICT, "write_conflict", "a concurrent change got in the way; retry")
+                }
+                StoreErrorKind::UniqueViolation | StoreErrorKind::Corrupt | StoreErrorKind::Other => {
+                    tracing::error!(error = %s, "A store operation failed.");
+                    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; quote the x-request-id header")
+                }
+            },
+        }
+    }
+}
+
+impl From<orderhub_core::StoreError> for ApiError {
+    fn from(e: orderhub_core::StoreError) -> Self {
+        CoreError::Store(e).into()
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::to_vec(&ErrorBody { error: self.detail }).unwrap_or_default();
+        let mut r = (self.status, body).into_response();
+        r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if self.status == StatusCode::UNAUTHORIZED {
+            r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        r
+    }
+}
+
+/// A JSON parse error, placed at its field: syntax errors are 400, shape errors 422.
+pub fn from_json_error(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+    let path = e.path().to_string();
+    let inner = e.into_inner();
+    let msg = inner.to_string();
+    // serde_json appends " at line L column C"; the field path says more.
+    let clean = msg.split(" at line ").next().unwrap_or(&msg).to_owned();
+    match inner.classify() {
+        serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
+            ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", format!("the body is not valid JSON: {msg}"))
+        }
+        serde_json::error::Category::Io | serde_json::error::Category::Data => {
+            let (code, field) = if let Some(name) = between(&clean, "unknown field `", "`") {
+                ("unknown_field", join(&path, name, true))
+            } else if let Some(name) = between(&clean, "missing field `", "`") {
+                ("missing_field", join(&path, name, false))
+            } else if clean.starts_with("invalid type") {
+                ("invalid_type", path.clone())
+            } else if clean.contains("not a JSON number") {
+                ("money_must_be_string", path.clone())
+            } else {
+                ("invalid_value", path.clone())
+            };
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, clean).field(if field == "." { String::new() } else { field })
+        }
+    }
+}
+
+fn between<'a>(s: &'a str, start: &str, end: &str) -> Option<&'a str> {
+    let i = s.find(start)? + start.len();
+    let j = s[i..].find(end)? + i;
+    Some(&s[i..j])
+}
+
+/// serde_path_to_error reports an unknown field at the field itself and a missing one at its parent.
+fn join(path: &str, name: &str, path_is_field: bool) -> String {
+    if path_is_field && path.ends_with(name) {
+        return path.to_owned();
+    }
+    if path.is_empty() || path == "." { name.to_owned() } else { format!("{path}.{name}") }
+}

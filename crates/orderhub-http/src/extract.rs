@@ -1,0 +1,162 @@
+//! Request bodies, JSON parsing with field paths, and Idempotency-Key handling.
+
+use crate::SharedState;
+use crate::error::{ApiError, from_json_error};
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use orderhub_core::CoreError;
+use orderhub_core::auth::Principal;
+use orderhub_core::idempotency::{IdempotencyKey, KEY_LEN_MAX, StoredResponse, run_idempotent};
+use orderhub_core::ports::Tx;
+use parking_lot::Mutex;
+use serde::de::DeserializeOwned;
+use std::collections::HashSet;
+use std::sync::Arc;
+
+/// The raw body, with the size limit answered as a JSON error.
+pub struct Body(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for Body {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        match Bytes::from_request(req, state).await {
+            Ok(b) => Ok(Body(b)),
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("the body exceeds {} bytes", crate::BODY_BYTES_MAX),
+            )),
+            Err(e) => Err(ApiError::new(StatusCode::BAD_REQUEST, "unreadable_body", e.body_text())),
+        }
+    }
+}
+
+/// Parses `bytes` as `T`, reporting the path of the offending field. Also returns the request in
+/// a canonical form (keys sorted, whitespace dropped) for idempotency comparison.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, Vec<u8>), ApiError> {
+    let bytes = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}".as_slice() } else { bytes };
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value: serde_json::Value =
+        serde_path_to_error::deserialize(&mut de).map_err(from_json_error)?;
+    de.end().map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", format!("trailing data after the JSON value: {e}")))?;
+    if !value.is_object() {
+        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_type", "the body must be a JSON object"));
+    }
+    let canonical = serde_json::to_vec(&value).unwrap_or_default();
+    let t = serde_path_to_error::deserialize(value).map_err(from_json_error)?;
+    Ok((t, canonical))
+}
+
+/// Idempotency keys being executed right now, so a second request with the same key at the same
+/// time gets 409 `idempotency_key_in_use` instead of running twice.
+#[derive(Default)]
+pub struct Inflight {
+    keys: Arc<Mutex<HashSet<(String, String, String)>>>,
+}
+
+pub struct InflightGuard {
+    keys: Arc<Mutex<HashSet<(String, String, String)>>>,
+    key: (String, String, String),
+}
+
+impl Drop for InflightGuard {
+    fn drop(&mut self) {
+        self.keys.lock().remove(&self.key);
+    }
+}
+
+impl Inflight {
+    fn enter(&self, k: &IdempotencyKey) -> Result<InflightGuard, ApiError> {
+        let key = (k.tenant_id.to_string(), k.key_id.clone(), k.key.clone());
+        if !self.keys.lock().insert(key.clone()) {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "idempotency_key_in_use",
+                "a request with this Idempotency-Key is being processed; retry after it completes",
+            ));
+        }
+        Ok(InflightGuard { keys: self.keys.clone(), key })
+    }
+}
+
+/// The request's Idempotency-Key, if it sent one.
+pub fn idempotency_key(
+    headers: &HeaderMap,
+    principal: &Principal,
+    method_and_path: &str,
+    canonical_body: &[u8],
+) -> Result<Option<IdempotencyKey>, ApiError> {
+    let Some(v) = headers.get("idempotency-key") else { return Ok(None) };
+    let bad = || {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_idempotency_key",
+            format!("Idempotency-Key must be 1 to {KEY_LEN_MAX} printable ASCII characters"),
+        )
+        .field("Idempotency-Key")
+    };
+    let key = v.to_str().map_err(|_| bad())?.trim();
+    if key.is_empty() || key.len() > KEY_LEN_MAX || !key.chars().all(|c| c.is_ascii_graphic()) {
+        return Err(bad());
+    }
+    Ok(Some(IdempotencyKey {
+        tenant_id: principal.tenant_id.clone(),
+        key_id: principal.key_id.clone(),
+        key: key.to_owned(),
+        request_hash: orderhub_core::crypto::request_hash(&[method_and_path.as_bytes(), canonical_body]),
+    }))
+}
+
+pub fn json_response(status: StatusCode, body: Vec<u8>, replayed: bool) -> Response {
+    let mut r = (status, body).into_response();
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if replayed {
+        r.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    r
+}
+
+/// Renders a use case's result as status and JSON body.
+pub type Render<T> = fn(&T, &Principal) -> (StatusCode, Vec<u8>);
+
+/// Runs a write use case on the store, honouring an Idempotency-Key: the first response is stored
+/// in the same transaction as the change and replayed for a repeat. Without a key the result is
+/// rendered here rather than on the writer thread, which is the bottleneck of the embedded store.
+pub async fn write<T, F>(
+    state: &SharedState,
+    principal: &Principal,
+    key: Option<IdempotencyKey>,
+    partition: u64,
+    mut f: F,
+    render: Render<T>,
+) -> Result<Response, ApiError>
+where
+    T: Send + 'static,
+    F: FnMut(&mut dyn Tx) -> Result<T, CoreError> + Send + 'static,
+{
+    let _guard = key.as_ref().map(|k| state.inflight.enter(k)).transpose()?;
+    let now = state.clock.now();
+    let p = principal.clone();
+    let done = state
+        .store
+        .write(partition, move |tx| match &key {
+            None => f(tx).map(Err),
+            Some(k) => run_idempotent(tx, Some(k), now, |tx| {
+                let t = f(tx)?;
+                let (s, body) = render(&t, &p);
+                Ok(StoredResponse { status: s.as_u16(), body, replayed: false })
+            })
+            .map(Ok),
+        })
+        .await?;
+    Ok(match done {
+        Err(t) => {
+            let (s, body) = render(&t, principal);
+            json_response(s, body, false)
+        }
+        Ok(r) => json_response(StatusCode::from_u16(r.status).unwrap_or(StatusCode::OK), r.body, r.replayed),
+    })
+}

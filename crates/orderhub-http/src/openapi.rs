@@ -1,0 +1,39 @@
+//! The OpenAPI document, assembled from the handlers' annotations and the wire types.
+
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "orderhub", description = "Order center API v1: standard orders, lifecycle, events."),
+    paths(
+        crate::routes::orders::create,
+        crate::routes::orders::get,
+        crate::routes::orders::list,
+        crate::routes::orders::transition,
+        crate::routes::orders::timeline,
+        crate::routes::events::list,
+        crate::routes::keys::create,
+        crate::routes::keys::list,
+        crate::routes::keys::revoke,
+        crate::routes::system::healthz,
+        crate::routes::system::readyz,
+        crate::routes::system::metrics,
+        crate::routes::system::openapi,
+    ),
+    modifiers(&Bearer)
+)]
+struct ApiDoc;
+
+struct Bearer;
+
+impl Modify for Bearer {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        let c = api.components.get_or_insert_with(Default::default);
+        c.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+    }
+}
+
+pub fn document() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}

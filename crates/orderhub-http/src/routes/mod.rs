@@ -1,0 +1,48 @@
+//! Routes: one file per resource, each handler thin.
+
+pub mod events;
+pub mod keys;
+pub mod orders;
+pub mod system;
+
+use crate::SharedState;
+use crate::error::ApiError;
+use axum::Router;
+use axum::routing::{get, post};
+
+pub fn routes() -> Router<SharedState> {
+    Router::new()
+        .route("/v1/orders", post(orders::create).get(orders::list))
+        .route("/v1/orders/{id}", get(orders::get))
+        .route("/v1/orders/{id}/timeline", get(orders::timeline))
+        .route("/v1/orders/{id}/{action}", post(orders::transition))
+        .route("/v1/events", get(events::list))
+        .route("/v1/api-keys", post(keys::create).get(keys::list))
+        .route("/v1/api-keys/{id}/revoke", post(keys::revoke))
+        .route("/healthz", get(system::healthz))
+        .route("/readyz", get(system::readyz))
+        .route("/metrics", get(system::metrics))
+        .route("/openapi.json", get(system::openapi))
+        .fallback(|| async { ApiError::not_found("route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(axum::http::StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not take that method")
+        })
+}
+
+/// Parses a query string into `T`, naming the offending parameter.
+pub fn parse_query<T: serde::de::DeserializeOwned>(q: Option<&str>) -> Result<T, ApiError> {
+    let de = serde_urlencoded::Deserializer::new(form_urlencoded_parse(q.unwrap_or("")));
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let field = e.path().to_string();
+        let msg = e.into_inner().to_string();
+        let (code, field) = match msg.strip_prefix("unknown field `") {
+            Some(rest) => ("unknown_parameter", rest.split('`').next().unwrap_or("").to_owned()),
+            None => ("invalid_parameter", field),
+        };
+        ApiError::new(axum::http::StatusCode::BAD_REQUEST, code, msg).field(field)
+    })
+}
+
+fn form_urlencoded_parse(q: &str) -> form_urlencoded::Parse<'_> {
+    form_urlencoded::parse(q.as_bytes())
+}

@@ -1,0 +1,232 @@
+//! `/v1/orders`: create, read, list, move, timeline.
+
+use super::parse_query;
+use crate::SharedState;
+use crate::auth::Ctx;
+use crate::error::ApiError;
+use crate::extract::{Body, idempotency_key, json_response, parse_json, write};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use orderhub_api::orders::{CreateOrderRequest, OrderPage, OrderView, Timeline, TimelineStep, TransitionRequest};
+use orderhub_core::auth::{Permission, Principal};
+use orderhub_core::usecases::{Created, create_order, transition as run_transition};
+use orderhub_domain::ids::Channel;
+use orderhub_domain::lifecycle::CommandKind;
+use orderhub_domain::{Order, OrderId, ShopId, Status};
+use orderhub_store::OrderFilter;
+use serde::Deserialize;
+use std::hash::{Hash, Hasher};
+
+/// Page size when the client names none, and the most it may ask for.
+const PAGE_DEFAULT: u32 = 50;
+const PAGE_MAX: u32 = 500;
+
+fn partition<T: Hash>(t: T) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    t.hash(&mut h);
+    h.finish()
+}
+
+fn view_bytes(o: &Order, p: &Principal) -> Vec<u8> {
+    serde_json::to_vec(&OrderView::new(o, p.pii_read)).unwrap_or_default()
+}
+
+fn render_created(c: &Created, p: &Principal) -> (StatusCode, Vec<u8>) {
+    match c {
+        Created::New(o) => (StatusCode::CREATED, view_bytes(o, p)),
+        Created::Existing(o) => (StatusCode::OK, view_bytes(o, p)),
+    }
+}
+
+fn render_order(o: &Order, p: &Principal) -> (StatusCode, Vec<u8>) {
+    (StatusCode::OK, view_bytes(o, p))
+}
+
+fn order_id(s: &str) -> Result<OrderId, ApiError> {
+    OrderId::parse(s).map_err(ApiError::from)
+}
+
+/// Create an order. 201 with the order; 200 with the existing order when the shop already has one
+/// under this external id.
+#[utoipa::path(post, path = "/v1/orders", tag = "orders",
+    request_body = CreateOrderRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for a repeat")),
+    responses(
+        (status = 201, description = "Created", body = OrderView),
+        (status = 200, description = "The shop already has this external order id: that order", body = OrderView),
+        (status = 400, description = "Malformed JSON", body = orderhub_api::ErrorBody),
+        (status = 409, description = "The same Idempotency-Key is in use by a concurrent request", body = orderhub_api::ErrorBody),
+        (status = 413, description = "Body too large", body = orderhub_api::ErrorBody),
+        (status = 422, description = "A field breaks a rule", body = orderhub_api::ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn create(State(state): State<SharedState>, ctx: Ctx, headers: HeaderMap, Body(body): Body) -> Result<Response, ApiError> {
+    if !ctx.principal.can(Permission::OrdersCreate) {
+        return Err(ApiError::forbidden(format!("role {} may not create orders", ctx.principal.role.as_str())));
+    }
+    let (req, canonical): (CreateOrderRequest, _) = parse_json(&body)?;
+    let key = idempotency_key(&headers, &ctx.principal, "POST /v1/orders", &canonical)?;
+    let draft = req.into_draft()?;
+    let part = partition((&draft.shop_id, &draft.external_order_id));
+    let actor = orderhub_core::usecases::Actor { principal: ctx.principal.clone(), request_id: ctx.request_id };
+    let now = state.clock.now();
+    write(&state, &ctx.principal, key, part, move |tx| create_order(tx, &actor, draft.clone(), now), render_created).await
+}
+
+/// Get one order. Personal data is masked unless the key holds `pii:read`.
+#[utoipa::path(get, path = "/v1/orders/{id}", tag = "orders",
+    params(("id" = String, Path, description = "orderhub order id (UUIDv7)")),
+    responses((status = 200, body = OrderView), (status = 404, body = orderhub_api::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn get(State(state): State<SharedState>, ctx: Ctx, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let o = visible_order(&state, &ctx.principal, order_id(&id)?).await?;
+    Ok(json_response(StatusCode::OK, view_bytes(&o, &ctx.principal), false))
+}
+
+async fn visible_order(state: &SharedState, p: &Principal, id: OrderId) -> Result<Order, ApiError> {
+    let t = p.tenant_id.clone();
+    let o = state.store.read(move |r| r.order_get(&t, id)).await?;
+    // Another tenant's order, or a shop outside the key's scope, does not exist for this caller.
+    o.filter(|o| p.sees_shop(&o.shop_id)).ok_or_else(|| ApiError::not_found("order"))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// pending_payment, paid, on_hold, allocated, released, shipped, in_transit, delivered, completed, cancelled
+    status: Option<String>,
+    channel: Option<String>,
+    shop: Option<String>,
+    /// RFC 3339; orders changed at or after this time.
+    updated_since: Option<String>,
+    /// From the previous page's `next_cursor`.
+    cursor: Option<String>,
+    /// 1 to 500, default 50.
+    limit: Option<u32>,
+}
+
+/// List orders, oldest first, with a cursor. Paging stays correct while orders are added: no order
+/// is returned twice and none that existed when paging began is skipped.
+#[utoipa::path(get, path = "/v1/orders", tag = "orders", params(ListQuery),
+    responses((status = 200, body = OrderPage), (status = 400, body = orderhub_api::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn list(State(state): State<SharedState>, ctx: Ctx, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
+    let q: ListQuery = parse_query(q.as_deref())?;
+    let bad = |f: &str, e: orderhub_domain::ValidationError| {
+        ApiError::new(StatusCode::BAD_REQUEST, e.rule, e.message).field(f)
+    };
+    let limit = q.limit.unwrap_or(PAGE_DEFAULT);
+    if !(1..=PAGE_MAX).contains(&limit) {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "out_of_range", format!("limit must be 1 to {PAGE_MAX}")).field("limit"));
+    }
+    let after = match q.cursor.as_deref() {
+        None => None,
+        Some(c) => Some(
+            URL_SAFE_NO_PAD
+                .decode(c)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .and_then(|s| OrderId::parse(&s).ok())
+                .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "invalid_cursor", "cursor is not one this API gave out").field("cursor"))?,
+        ),
+    };
+    let p = &ctx.principal;
+    let filter = OrderFilter {
+        tenant_id: p.tenant_id.clone(),
+        status: q.status.as_deref().map(Status::parse).transpose().map_err(|e| bad("status", e))?,
+        channel: q.channel.as_deref().map(Channel::parse).transpose().map_err(|e| bad("channel", e))?,
+        shop_id: q.shop.as_deref().map(ShopId::parse).transpose().map_err(|e| bad("shop", e))?,
+        updated_since: orderhub_api::orders::parse_time("updated_since", q.updated_since)
+            .map_err(|e| bad("updated_since", e))?
+            .map(|t| t.to_utc()),
+        shops: p.shops.clone(),
+        after,
+        limit,
+    };
+    let orders = state.store.read(move |r| r.order_list(&filter)).await?;
+    let next_cursor = (orders.len() == limit as usize)
+        .then(|| orders.last().map(|o| URL_SAFE_NO_PAD.encode(o.id.to_string())))
+        .flatten();
+    let page = OrderPage { orders: orders.iter().map(|o| OrderView::new(o, p.pii_read)).collect(), next_cursor };
+    Ok(json_response(StatusCode::OK, serde_json::to_vec(&page).unwrap_or_default(), false))
+}
+
+/// Move an order: pay, hold, approve, allocate, release, ship, pickup, deliver, complete, cancel.
+/// 409 with the current status and version when the move is not allowed from where the order is.
+#[utoipa::path(post, path = "/v1/orders/{id}/{action}", tag = "orders",
+    params(
+        ("id" = String, Path, description = "orderhub order id"),
+        ("action" = String, Path, description = "pay | hold | approve | allocate | release | ship | pickup | deliver | complete | cancel"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for a repeat"),
+    ),
+    request_body(content = TransitionRequest, description = "What the action needs; empty for approve, release, pickup, deliver, complete"),
+    responses(
+        (status = 200, body = OrderView),
+        (status = 404, body = orderhub_api::ErrorBody),
+        (status = 409, description = "Not allowed from the current status", body = orderhub_api::ErrorBody),
+        (status = 422, body = orderhub_api::ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn transition(
+    State(state): State<SharedState>,
+    ctx: Ctx,
+    Path((id, action)): Path<(String, String)>,
+    headers: HeaderMap,
+    Body(body): Body,
+) -> Result<Response, ApiError> {
+    let kind = CommandKind::parse(&action).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_action",
+            format!("unknown action {action:?}; one of {}", CommandKind::ALL.map(|k| k.as_str()).join(", ")),
+        )
+    })?;
+    let id = order_id(&id)?;
+    if !ctx.principal.can(Permission::Transition(kind)) {
+        return Err(ApiError::forbidden(format!("role {} may not {} orders", ctx.principal.role.as_str(), kind.as_str())));
+    }
+    let (req, canonical): (TransitionRequest, _) = parse_json(&body)?;
+    let key = idempotency_key(&headers, &ctx.principal, &format!("POST /v1/orders/{id}/{action}"), &canonical)?;
+    let cmd = req.into_command(kind)?;
+    let actor = orderhub_core::usecases::Actor { principal: ctx.principal.clone(), request_id: ctx.request_id };
+    let now = state.clock.now();
+    write(&state, &ctx.principal, key, partition(id), move |tx| run_transition(tx, &actor, id, &cmd, now), render_order).await
+}
+
+/// Every step of one order: who moved it, from where to where, and how long each step took.
+#[utoipa::path(get, path = "/v1/orders/{id}/timeline", tag = "orders",
+    params(("id" = String, Path, description = "orderhub order id")),
+    responses((status = 200, body = Timeline), (status = 404, body = orderhub_api::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn timeline(State(state): State<SharedState>, ctx: Ctx, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let id = order_id(&id)?;
+    let o = visible_order(&state, &ctx.principal, id).await?;
+    let t = ctx.principal.tenant_id.clone();
+    let audit = state.store.read(move |r| r.audit_for_order(&t, id)).await?;
+    let created = audit.first().map_or(o.created_at, |a| a.at);
+    let mut prev = created;
+    let steps = audit
+        .into_iter()
+        .map(|a| {
+            let step = TimelineStep {
+                at: a.at,
+                action: a.action,
+                from_status: a.from_status.map(|s| s.as_str().to_owned()),
+                to_status: a.to_status.as_str().to_owned(),
+                version: a.to_version,
+                actor: a.actor,
+                request_id: a.request_id,
+                detail: a.detail,
+                since_previous_ms: (a.at - prev).num_milliseconds(),
+                since_created_ms: (a.at - created).num_milliseconds(),
+            };
+            prev = a.at;
+            step
+        })
+        .collect();
+    let tl = Timeline { order_id: o.id.as_uuid(), status: o.status.as_str().to_owned(), steps };
+    Ok(json_response(StatusCode::OK, serde_json::to_vec(&tl).unwrap_or_default(), false))
+}

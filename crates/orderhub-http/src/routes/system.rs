@@ -1,0 +1,47 @@
+//! Health, readiness, metrics and the OpenAPI document.
+
+use crate::SharedState;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// The process is up.
+#[utoipa::path(get, path = "/healthz", tag = "system", responses((status = 200, description = "Up")))]
+pub async fn healthz() -> Response {
+    axum::Json(json!({"status": "ok"})).into_response()
+}
+
+/// The process can serve: its database answers.
+#[utoipa::path(get, path = "/readyz", tag = "system", responses((status = 200, description = "Ready"), (status = 503, description = "Database unreachable")))]
+pub async fn readyz(State(state): State<SharedState>) -> Response {
+    match state.store.read(|r| r.ping()).await {
+        Ok(()) => axum::Json(json!({"status": "ready", "store": state.store.backend()})).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "Readiness check failed: the database does not answer.");
+            (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({"status": "unavailable", "store": state.store.backend()})))
+                .into_response()
+        }
+    }
+}
+
+/// Prometheus metrics: request counts and latencies by route, orders by status and channel, and the
+/// store's group-commit counters.
+#[utoipa::path(get, path = "/metrics", tag = "system", responses((status = 200, description = "Prometheus text format")))]
+pub async fn metrics(State(state): State<SharedState>) -> Response {
+    if let Ok(counts) = state.store.read(|r| r.order_counts()).await {
+        for (status, channel, n) in counts {
+            metrics::gauge!("orderhub_orders", "status" => status, "channel" => channel).set(n as f64);
+        }
+    }
+    let w = state.store.write_stats();
+    metrics::gauge!("orderhub_store_commit_groups").set(w.groups as f64);
+    metrics::gauge!("orderhub_store_committed_jobs").set(w.jobs as f64);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()).into_response()
+}
+
+/// This API's OpenAPI 3 document, generated from the code.
+#[utoipa::path(get, path = "/openapi.json", tag = "system", responses((status = 200, description = "OpenAPI document")))]
+pub async fn openapi() -> Response {
+    axum::Json(crate::openapi::document()).into_response()
+}
