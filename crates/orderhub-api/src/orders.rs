@@ -172,34 +172,62 @@ const DETAIL_MAX: usize = 256;
 fn text(field: &str, s: String, max: usize, required: bool) -> Result<String, ValidationError> {
     let t = s.trim().to_owned();
     if required && t.is_empty() {
-        return Err(ValidationError::new(field, "required", format!("{field} must not be empty")));
+        return Err(ValidationError::new(
+            field,
+            "required",
+            format!("{field} must not be empty"),
+        ));
     }
     if t.chars().count() > max {
-        return Err(ValidationError::new(field, "too_long", format!("{field} must be at most {max} characters")));
+        return Err(ValidationError::new(
+            field,
+            "too_long",
+            format!("{field} must be at most {max} characters"),
+        ));
     }
     if t.chars().any(|c| c.is_control()) {
-        return Err(ValidationError::new(field, "invalid_characters", format!("{field} must not contain control characters")));
+        return Err(ValidationError::new(
+            field,
+            "invalid_characters",
+            format!("{field} must not contain control characters"),
+        ));
     }
     Ok(t)
 }
 
 fn opt_text(field: &str, s: Option<String>, max: usize) -> Result<Option<String>, ValidationError> {
-    s.map(|s| text(field, s, max, false)).transpose().map(|o| o.filter(|s| !s.is_empty()))
+    s.map(|s| text(field, s, max, false))
+        .transpose()
+        .map(|o| o.filter(|s| !s.is_empty()))
 }
 
 fn phone(s: String) -> Result<String, ValidationError> {
     let t = text("receiver.phone", s, 32, true)?;
     // Digits, with the separators people type; `*` for channels that hand out masked numbers.
-    if !t.chars().all(|c| c.is_ascii_digit() || matches!(c, '+' | '-' | ' ' | '(' | ')' | '*')) {
-        return Err(ValidationError::new("receiver.phone", "invalid_phone", "receiver.phone may contain only digits, + - ( ) and spaces"));
+    if !t
+        .chars()
+        .all(|c| c.is_ascii_digit() || matches!(c, '+' | '-' | ' ' | '(' | ')' | '*'))
+    {
+        return Err(ValidationError::new(
+            "receiver.phone",
+            "invalid_phone",
+            "receiver.phone may contain only digits, + - ( ) and spaces",
+        ));
     }
     Ok(t)
 }
 
-pub fn parse_time(field: &str, s: Option<String>) -> Result<Option<DateTime<FixedOffset>>, ValidationError> {
+pub fn parse_time(
+    field: &str,
+    s: Option<String>,
+) -> Result<Option<DateTime<FixedOffset>>, ValidationError> {
     s.map(|s| {
         DateTime::parse_from_rfc3339(s.trim()).map_err(|_| {
-            ValidationError::new(field, "invalid_time", format!("{field} must be RFC 3339 with an offset, e.g. 2026-11-11T00:00:05+08:00"))
+            ValidationError::new(
+                field,
+                "invalid_time",
+                format!("{field} must be RFC 3339 with an offset, e.g. 2026-11-11T00:00:05+08:00"),
+            )
         })
     })
     .transpose()
@@ -209,7 +237,11 @@ fn money(field: &str, s: &DecimalString, c: Currency) -> Result<Money, Validatio
     Money::parse(field, &s.0, c)
 }
 
-fn opt_money(field: &str, s: &Option<DecimalString>, c: Currency) -> Result<Option<Money>, ValidationError> {
+fn opt_money(
+    field: &str,
+    s: &Option<DecimalString>,
+    c: Currency,
+) -> Result<Option<Money>, ValidationError> {
     s.as_ref().map(|s| money(field, s, c)).transpose()
 }
 
@@ -224,12 +256,19 @@ impl CreateOrderRequest {
     /// Parses every field, naming the first that is wrong. Cross-field rules follow in
     /// `Order::create`.
     pub fn into_draft(self) -> Result<OrderDraft, ValidationError> {
-        let currency = at("amounts.currency", Currency::parse(self.amounts.currency.trim()))?;
+        let currency = at(
+            "amounts.currency",
+            Currency::parse(self.amounts.currency.trim()),
+        )?;
         let mut lines = Vec::with_capacity(self.lines.len());
         for (i, l) in self.lines.into_iter().enumerate() {
             let f = |n: &str| format!("lines[{i}].{n}");
             lines.push(LineDraft {
-                external_line_id: opt_text(&f("external_line_id"), l.external_line_id, SHORT_TEXT_MAX)?,
+                external_line_id: opt_text(
+                    &f("external_line_id"),
+                    l.external_line_id,
+                    SHORT_TEXT_MAX,
+                )?,
                 sku: at(&f("sku"), Sku::parse(&l.sku))?,
                 title: l.title,
                 quantity: l.quantity,
@@ -241,21 +280,31 @@ impl CreateOrderRequest {
         }
         let kind = match self.kind {
             None | Some(KindIn::Normal) => OrderKind::Normal,
-            Some(KindIn::Presale { deposit, final_payment, final_payment_due }) => OrderKind::Presale {
+            Some(KindIn::Presale {
+                deposit,
+                final_payment,
+                final_payment_due,
+            }) => OrderKind::Presale {
                 deposit: money("kind.deposit", &deposit, currency)?,
                 final_payment: money("kind.final_payment", &final_payment, currency)?,
                 final_payment_due: parse_time("kind.final_payment_due", final_payment_due)?,
             },
-            Some(KindIn::PosPickup { store_id }) => {
-                OrderKind::PosPickup { store_id: text("kind.store_id", store_id, SHORT_TEXT_MAX, true)? }
-            }
-            Some(KindIn::B2b { po_number, payment_terms }) => OrderKind::B2b {
+            Some(KindIn::PosPickup { store_id }) => OrderKind::PosPickup {
+                store_id: text("kind.store_id", store_id, SHORT_TEXT_MAX, true)?,
+            },
+            Some(KindIn::B2b {
+                po_number,
+                payment_terms,
+            }) => OrderKind::B2b {
                 po_number: text("kind.po_number", po_number, SHORT_TEXT_MAX, true)?,
                 payment_terms: opt_text("kind.payment_terms", payment_terms, SHORT_TEXT_MAX)?,
             },
         };
         let r = self.receiver;
-        let buyer = self.buyer.unwrap_or(BuyerIn { id: None, nick: None });
+        let buyer = self.buyer.unwrap_or(BuyerIn {
+            id: None,
+            nick: None,
+        });
         let mut tags = Vec::with_capacity(self.tags.len());
         for (i, t) in self.tags.into_iter().enumerate() {
             tags.push(text(&format!("tags[{i}]"), t, 64, true)?);
@@ -283,7 +332,8 @@ impl CreateOrderRequest {
             lines,
             currency,
             goods_total: opt_money("amounts.goods_total", &self.amounts.goods_total, currency)?,
-            shipping_fee: opt_money("amounts.shipping_fee", &self.amounts.shipping_fee, currency)?.unwrap_or(Money::ZERO),
+            shipping_fee: opt_money("amounts.shipping_fee", &self.amounts.shipping_fee, currency)?
+                .unwrap_or(Money::ZERO),
             discount: opt_money("amounts.discount", &self.amounts.discount, currency)?,
             paid_amount: opt_money("amounts.paid_amount", &self.amounts.paid_amount, currency)?,
             kind,
@@ -291,7 +341,11 @@ impl CreateOrderRequest {
             is_employee: self.is_employee,
             channel_created_at: parse_time("created_at", self.created_at)?,
             promised_ship_by: parse_time("promised_ship_by", self.promised_ship_by)?,
-            invoice_profile_id: opt_text("invoice_profile_id", self.invoice_profile_id, SHORT_TEXT_MAX)?,
+            invoice_profile_id: opt_text(
+                "invoice_profile_id",
+                self.invoice_profile_id,
+                SHORT_TEXT_MAX,
+            )?,
             tags,
             buyer_message: self.buyer_message,
             seller_memo: self.seller_memo,
@@ -327,10 +381,19 @@ pub struct TransitionRequest {
 }
 
 impl TransitionRequest {
-    pub fn into_command(self, action: orderhub_domain::lifecycle::CommandKind) -> Result<Command, ValidationError> {
+    pub fn into_command(
+        self,
+        action: orderhub_domain::lifecycle::CommandKind,
+    ) -> Result<Command, ValidationError> {
         use orderhub_domain::lifecycle::CommandKind as K;
         let required = |f: &str, v: Option<String>| {
-            v.ok_or_else(|| ValidationError::new(f, "required", format!("{f} is required to {}", action.as_str())))
+            v.ok_or_else(|| {
+                ValidationError::new(
+                    f,
+                    "required",
+                    format!("{f} is required to {}", action.as_str()),
+                )
+            })
         };
         let given: Vec<&str> = [
             ("paid_at", self.paid_at.is_some()),
@@ -352,20 +415,38 @@ impl TransitionRequest {
             K::Approve | K::Release | K::Pickup | K::Deliver | K::Complete => &[],
         };
         if let Some(f) = given.iter().find(|f| !allowed.contains(f)) {
-            return Err(ValidationError::new(*f, "not_for_this_action", format!("{f} does not apply to {}", action.as_str())));
+            return Err(ValidationError::new(
+                *f,
+                "not_for_this_action",
+                format!("{f} does not apply to {}", action.as_str()),
+            ));
         }
         Ok(match action {
             K::Pay => Command::Pay {
                 paid_at: parse_time("paid_at", self.paid_at)?,
                 amount: self
                     .amount
-                    .map(|a| a.0.trim().parse().map_err(|_| ValidationError::new("amount", "must_be_decimal", "amount must be a decimal string")))
+                    .map(|a| {
+                        a.0.trim().parse().map_err(|_| {
+                            ValidationError::new(
+                                "amount",
+                                "must_be_decimal",
+                                "amount must be a decimal string",
+                            )
+                        })
+                    })
                     .transpose()?,
             },
-            K::Hold => Command::Hold { reason: required("reason", self.reason)? },
-            K::Cancel => Command::Cancel { reason: required("reason", self.reason)? },
+            K::Hold => Command::Hold {
+                reason: required("reason", self.reason)?,
+            },
+            K::Cancel => Command::Cancel {
+                reason: required("reason", self.reason)?,
+            },
             K::Approve => Command::Approve,
-            K::Allocate => Command::Allocate { warehouse_id: WarehouseId::parse(&required("warehouse_id", self.warehouse_id)?)? },
+            K::Allocate => Command::Allocate {
+                warehouse_id: WarehouseId::parse(&required("warehouse_id", self.warehouse_id)?)?,
+            },
             K::Release => Command::Release,
             K::Ship => Command::Ship {
                 carrier: CarrierCode::parse(&required("carrier", self.carrier)?)?,
@@ -467,7 +548,11 @@ pub struct OrderView {
 }
 
 fn shown(p: &Personal, kind: MaskKind, reveal: bool) -> String {
-    if reveal { p.expose().to_owned() } else { p.masked(kind) }
+    if reveal {
+        p.expose().to_owned()
+    } else {
+        p.masked(kind)
+    }
 }
 
 impl OrderView {
@@ -484,7 +569,10 @@ impl OrderView {
             status: o.status.as_str().to_owned(),
             channel_status: o.channel_status.clone(),
             channel_updated_at: o.channel_updated_at,
-            buyer: BuyerView { id: o.buyer.id.clone(), nick: o.buyer.nick.clone() },
+            buyer: BuyerView {
+                id: o.buyer.id.clone(),
+                nick: o.buyer.nick.clone(),
+            },
             receiver: ReceiverView {
                 name: shown(&r.name, MaskKind::Name, reveal_pii),
                 phone: shown(&r.phone, MaskKind::Phone, reveal_pii),

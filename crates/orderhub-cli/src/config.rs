@@ -81,30 +81,69 @@ pub enum LogFormat {
 }
 
 fn load_file(path: Option<&PathBuf>) -> Result<FileConfig> {
-    let Some(p) = path else { return Ok(FileConfig::default()) };
-    let text = std::fs::read_to_string(p).with_context(|| format!("cannot read config file {}", p.display()))?;
+    let Some(p) = path else {
+        return Ok(FileConfig::default());
+    };
+    let text = std::fs::read_to_string(p)
+        .with_context(|| format!("cannot read config file {}", p.display()))?;
     toml::from_str(&text).with_context(|| format!("config file {} is not valid", p.display()))
 }
 
 impl Settings {
     pub fn from_store(a: &StoreArgs) -> Result<Settings> {
-        Self::from_serve(&ServeArgs { store: a.clone(), ..Default::default() })
+        Self::from_serve(&ServeArgs {
+            store: a.clone(),
+            ..Default::default()
+        })
     }
 
     pub fn from_serve(a: &ServeArgs) -> Result<Settings> {
         let f = load_file(a.store.config.as_ref())?;
-        let log_format = match a.log_format.clone().or(f.log_format).as_deref().unwrap_or("pretty") {
+        let log_format = match a
+            .log_format
+            .clone()
+            .or(f.log_format)
+            .as_deref()
+            .unwrap_or("pretty")
+        {
             "pretty" => LogFormat::Pretty,
             "json" => LogFormat::Json,
             other => anyhow::bail!("log format must be pretty or json, not {other:?}"),
         };
         Ok(Settings {
-            listen: a.listen.clone().or(f.listen).unwrap_or_else(|| DEFAULT_LISTEN.to_owned()),
-            data_dir: a.store.data_dir.clone().or(f.data_dir).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
-            database_url: a.store.database_url.clone().or(f.database_url).filter(|s| !s.is_empty()),
-            pii_key: a.store.pii_key.clone().or(f.pii_key).filter(|s| !s.is_empty()),
-            pg_writers: a.store.pg_writers.or(f.pg_writers).unwrap_or(DEFAULT_PG_WRITERS),
-            bootstrap_api_key: a.bootstrap_api_key.clone().or(f.bootstrap_api_key).filter(|s| !s.is_empty()),
+            listen: a
+                .listen
+                .clone()
+                .or(f.listen)
+                .unwrap_or_else(|| DEFAULT_LISTEN.to_owned()),
+            data_dir: a
+                .store
+                .data_dir
+                .clone()
+                .or(f.data_dir)
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+            database_url: a
+                .store
+                .database_url
+                .clone()
+                .or(f.database_url)
+                .filter(|s| !s.is_empty()),
+            pii_key: a
+                .store
+                .pii_key
+                .clone()
+                .or(f.pii_key)
+                .filter(|s| !s.is_empty()),
+            pg_writers: a
+                .store
+                .pg_writers
+                .or(f.pg_writers)
+                .unwrap_or(DEFAULT_PG_WRITERS),
+            bootstrap_api_key: a
+                .bootstrap_api_key
+                .clone()
+                .or(f.bootstrap_api_key)
+                .filter(|s| !s.is_empty()),
             log_format,
         })
     }

@@ -8,7 +8,11 @@ mod hub;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "orderhub", version, about = "orderhub: one order center for every sales channel")]
+#[command(
+    name = "orderhub",
+    version,
+    about = "orderhub: one order center for every sales channel"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -46,14 +50,20 @@ enum TenantCommand {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime starts");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime starts");
     let result = rt.block_on(async move {
         match cli.command {
             Command::Serve(args) => hub::serve(args).await,
             Command::Migrate(args) => hub::migrate(args).await,
-            Command::Tenant(TenantCommand::Create { id, name, carriers, store }) => {
-                hub::create_tenant(store, &id, name.as_deref(), &carriers).await
-            }
+            Command::Tenant(TenantCommand::Create {
+                id,
+                name,
+                carriers,
+                store,
+            }) => hub::create_tenant(store, &id, name.as_deref(), &carriers).await,
             Command::Bench(cmd) => bench::run(cmd).await,
         }
     });

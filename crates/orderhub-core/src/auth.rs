@@ -15,7 +15,13 @@ pub enum Role {
 }
 
 impl Role {
-    pub const ALL: [Role; 5] = [Role::Admin, Role::Ops, Role::Finance, Role::Warehouse, Role::Viewer];
+    pub const ALL: [Role; 5] = [
+        Role::Admin,
+        Role::Ops,
+        Role::Finance,
+        Role::Warehouse,
+        Role::Viewer,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -40,7 +46,10 @@ impl Role {
             (_, P::OrdersRead | P::EventsRead) => true,
             (Role::Ops, P::OrdersCreate | P::Transition(_)) => true,
             (Role::Finance, P::Transition(C::Pay | C::Complete | C::Cancel)) => true,
-            (Role::Warehouse, P::Transition(C::Allocate | C::Release | C::Ship | C::Pickup | C::Deliver)) => true,
+            (
+                Role::Warehouse,
+                P::Transition(C::Allocate | C::Release | C::Ship | C::Pickup | C::Deliver),
+            ) => true,
             (Role::Ops | Role::Finance | Role::Warehouse | Role::Viewer, _) => false,
         }
     }
@@ -85,7 +94,11 @@ mod tests {
     fn viewers_only_read_and_warehouses_only_move_goods() {
         assert!(Role::Viewer.allows(Permission::OrdersRead));
         assert!(!Role::Viewer.allows(Permission::OrdersCreate));
-        assert!(CommandKind::ALL.iter().all(|c| !Role::Viewer.allows(Permission::Transition(*c))));
+        assert!(
+            CommandKind::ALL
+                .iter()
+                .all(|c| !Role::Viewer.allows(Permission::Transition(*c)))
+        );
         assert!(Role::Warehouse.allows(Permission::Transition(CommandKind::Ship)));
         assert!(!Role::Warehouse.allows(Permission::Transition(CommandKind::Pay)));
         assert!(Role::Finance.allows(Permission::Transition(CommandKind::Pay)));

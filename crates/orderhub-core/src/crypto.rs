@@ -38,7 +38,9 @@ impl PiiCipher {
         if bytes.len() != 32 {
             return Err(CryptoError::BadKey);
         }
-        Ok(Self { cipher: Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&bytes)) })
+        Ok(Self {
+            cipher: Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&bytes)),
+        })
     }
 
     /// A new random key, as hex, for a fresh embedded data directory.
@@ -62,13 +64,20 @@ impl PiiCipher {
     }
 
     pub fn decrypt(&self, stored: &str) -> Result<String, CryptoError> {
-        let b64 = stored.strip_prefix(PREFIX).ok_or(CryptoError::Undecryptable)?;
-        let raw = STANDARD.decode(b64).map_err(|_| CryptoError::Undecryptable)?;
+        let b64 = stored
+            .strip_prefix(PREFIX)
+            .ok_or(CryptoError::Undecryptable)?;
+        let raw = STANDARD
+            .decode(b64)
+            .map_err(|_| CryptoError::Undecryptable)?;
         if raw.len() < NONCE_LEN {
             return Err(CryptoError::Undecryptable);
         }
         let (nonce, ct) = raw.split_at(NONCE_LEN);
-        let clear = self.cipher.decrypt(Nonce::from_slice(nonce), ct).map_err(|_| CryptoError::Undecryptable)?;
+        let clear = self
+            .cipher
+            .decrypt(Nonce::from_slice(nonce), ct)
+            .map_err(|_| CryptoError::Undecryptable)?;
         String::from_utf8(clear).map_err(|_| CryptoError::Undecryptable)
     }
 }

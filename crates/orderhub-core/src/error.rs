@@ -11,7 +11,11 @@ pub enum CoreError {
     #[error("order not found")]
     NotFound,
     #[error("cannot {} an order that is {status} (version {version})", command.as_str())]
-    NotAllowed { command: CommandKind, status: Status, version: u64 },
+    NotAllowed {
+        command: CommandKind,
+        status: Status,
+        version: u64,
+    },
     #[error("{0}")]
     Forbidden(String),
     #[error("this Idempotency-Key was used with a different request")]

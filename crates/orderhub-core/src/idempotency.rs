@@ -43,7 +43,11 @@ pub fn run_idempotent(
         if rec.request_hash != k.request_hash {
             return Err(CoreError::IdempotencyMismatch);
         }
-        return Ok(StoredResponse { status: rec.status, body: rec.body, replayed: true });
+        return Ok(StoredResponse {
+            status: rec.status,
+            body: rec.body,
+            replayed: true,
+        });
     }
     let resp = run(tx)?;
     tx.idempotency_put(&IdempotencyRecord {

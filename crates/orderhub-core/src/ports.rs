@@ -28,7 +28,10 @@ pub struct StoreError {
 
 impl StoreError {
     pub fn new(kind: StoreErrorKind, message: impl Into<String>) -> Self {
-        Self { kind, message: message.into() }
+        Self {
+            kind,
+            message: message.into(),
+        }
     }
     pub fn is_unique_violation(&self) -> bool {
         self.kind == StoreErrorKind::UniqueViolation

@@ -98,24 +98,50 @@ pub fn create_order(
 ) -> Result<Created, CoreError> {
     let p = &actor.principal;
     if !p.can(Permission::OrdersCreate) {
-        return Err(CoreError::Forbidden(format!("role {} may not create orders", p.role.as_str())));
+        return Err(CoreError::Forbidden(format!(
+            "role {} may not create orders",
+            p.role.as_str()
+        )));
     }
     if !p.sees_shop(&draft.shop_id) {
-        return Err(CoreError::Forbidden(format!("this API key is not scoped to shop {}", draft.shop_id)));
+        return Err(CoreError::Forbidden(format!(
+            "this API key is not scoped to shop {}",
+            draft.shop_id
+        )));
     }
-    if let Some(existing) = tx.order_by_external(&p.tenant_id, &draft.shop_id, &draft.external_order_id)? {
+    if let Some(existing) =
+        tx.order_by_external(&p.tenant_id, &draft.shop_id, &draft.external_order_id)?
+    {
         return Ok(Created::Existing(existing));
     }
     let (shop, ext) = (draft.shop_id.clone(), draft.external_order_id.clone());
-    let order = Order::create(draft, OrderId::from_uuid(Uuid::now_v7()), p.tenant_id.clone(), now)?;
+    let order = Order::create(
+        draft,
+        OrderId::from_uuid(Uuid::now_v7()),
+        p.tenant_id.clone(),
+        now,
+    )?;
     if !tx.order_insert(&order)? {
         // Lost a race with another transaction that committed the same external id first.
-        let existing = tx.order_by_external(&p.tenant_id, &shop, &ext)?.ok_or_else(|| {
-            crate::StoreError::new(crate::StoreErrorKind::Conflict, "order vanished after a unique violation")
-        })?;
+        let existing = tx
+            .order_by_external(&p.tenant_id, &shop, &ext)?
+            .ok_or_else(|| {
+                crate::StoreError::new(
+                    crate::StoreErrorKind::Conflict,
+                    "order vanished after a unique violation",
+                )
+            })?;
         return Ok(Created::Existing(existing));
     }
-    record(tx, actor, None, &order, "create", EventType::OrderCreated, json!({}))?;
+    record(
+        tx,
+        actor,
+        None,
+        &order,
+        "create",
+        EventType::OrderCreated,
+        json!({}),
+    )?;
     Ok(Created::New(order))
 }
 
@@ -130,24 +156,55 @@ pub fn transition(
     let p = &actor.principal;
     let kind = cmd.kind();
     if !p.can(Permission::Transition(kind)) {
-        return Err(CoreError::Forbidden(format!("role {} may not {} orders", p.role.as_str(), kind.as_str())));
+        return Err(CoreError::Forbidden(format!(
+            "role {} may not {} orders",
+            p.role.as_str(),
+            kind.as_str()
+        )));
     }
-    let order = tx.order_get(&p.tenant_id, order_id)?.filter(|o| p.sees_shop(&o.shop_id)).ok_or(CoreError::NotFound)?;
+    let order = tx
+        .order_get(&p.tenant_id, order_id)?
+        .filter(|o| p.sees_shop(&o.shop_id))
+        .ok_or(CoreError::NotFound)?;
     let policy = tx.tenant_policy(&p.tenant_id)?;
     let next = lifecycle::apply(&order, cmd, &policy, now).map_err(|e| match e {
-        TransitionError::NotAllowed { command, status, version } => CoreError::NotAllowed { command, status, version },
+        TransitionError::NotAllowed {
+            command,
+            status,
+            version,
+        } => CoreError::NotAllowed {
+            command,
+            status,
+            version,
+        },
         TransitionError::Guard(v) => CoreError::Validation(v),
     })?;
     tx.order_update(&next)?;
     let detail = match cmd {
         Command::Hold { reason } | Command::Cancel { reason } => json!({ "reason": reason }),
         Command::Allocate { warehouse_id } => json!({ "warehouse_id": warehouse_id }),
-        Command::Ship { carrier, tracking_no, logistics_no } => {
+        Command::Ship {
+            carrier,
+            tracking_no,
+            logistics_no,
+        } => {
             json!({ "carrier": carrier, "tracking_no": tracking_no, "logistics_no": logistics_no })
         }
         Command::Pay { paid_at, .. } => json!({ "paid_at": next.paid_at.or(*paid_at) }),
-        Command::Approve | Command::Release | Command::Pickup | Command::Deliver | Command::Complete => json!({}),
+        Command::Approve
+        | Command::Release
+        | Command::Pickup
+        | Command::Deliver
+        | Command::Complete => json!({}),
     };
-    record(tx, actor, Some(&order), &next, kind.as_str(), kind.event(), detail)?;
+    record(
+        tx,
+        actor,
+        Some(&order),
+        &next,
+        kind.as_str(),
+        kind.event(),
+        detail,
+    )?;
     Ok(next)
 }

@@ -16,9 +16,9 @@ impl OrderId {
         Self(id)
     }
     pub fn parse(s: &str) -> Result<Self, ValidationError> {
-        Uuid::parse_str(s)
-            .map(Self)
-            .map_err(|_| ValidationError::new("order_id", "must_be_uuid", "order id must be a UUID"))
+        Uuid::parse_str(s).map(Self).map_err(|_| {
+            ValidationError::new("order_id", "must_be_uuid", "order id must be a UUID")
+        })
     }
     pub fn as_uuid(&self) -> Uuid {
         self.0
@@ -41,7 +41,11 @@ fn token(
 ) -> Result<String, ValidationError> {
     let t = s.trim();
     if t.is_empty() {
-        return Err(ValidationError::new(field, "required", format!("{field} must not be empty")));
+        return Err(ValidationError::new(
+            field,
+            "required",
+            format!("{field} must not be empty"),
+        ));
     }
     if t.chars().count() > max_len {
         return Err(ValidationError::new(
@@ -131,8 +135,14 @@ mod tests {
         assert_eq!(Sku::parse("  ").unwrap_err().rule, "required");
         assert_eq!(Sku::parse(&"x".repeat(65)).unwrap_err().rule, "too_long");
         let e = ShopId::parse("shop one").unwrap_err();
-        assert_eq!((e.field.as_str(), e.rule), ("shop_id", "invalid_characters"));
-        assert_eq!(TenantId::parse("Acme").unwrap_err().rule, "invalid_characters");
+        assert_eq!(
+            (e.field.as_str(), e.rule),
+            ("shop_id", "invalid_characters")
+        );
+        assert_eq!(
+            TenantId::parse("Acme").unwrap_err().rule,
+            "invalid_characters"
+        );
         assert_eq!(Sku::parse(" SKU-1 ").unwrap().as_str(), "SKU-1");
     }
 

@@ -10,9 +10,9 @@
 //! as for any paid order (DESIGN's diagram draws it into `Allocated`; allocating needs a warehouse,
 //! which an approval does not name, so it re-enters the normal path instead).
 
+use crate::ValidationError;
 use crate::ids::{CarrierCode, WarehouseId};
 use crate::order::Order;
-use crate::ValidationError;
 use chrono::{DateTime, FixedOffset, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -63,16 +63,23 @@ impl Status {
     }
 
     pub fn parse(s: &str) -> Result<Status, ValidationError> {
-        Self::ALL.into_iter().find(|st| st.as_str() == s).ok_or_else(|| {
-            ValidationError::new(
-                "status",
-                "unknown_status",
-                format!(
-                    "unknown status {s:?}; one of {}",
-                    Self::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
-                ),
-            )
-        })
+        Self::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| {
+                ValidationError::new(
+                    "status",
+                    "unknown_status",
+                    format!(
+                        "unknown status {s:?}; one of {}",
+                        Self::ALL
+                            .iter()
+                            .map(|s| s.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                )
+            })
     }
 
     pub fn is_terminal(self) -> bool {
@@ -90,18 +97,31 @@ impl fmt::Display for Status {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
     /// Payment received. `amount`, when given, must equal the order's paid amount.
-    Pay { paid_at: Option<DateTime<FixedOffset>>, amount: Option<Decimal> },
-    Hold { reason: String },
+    Pay {
+        paid_at: Option<DateTime<FixedOffset>>,
+        amount: Option<Decimal>,
+    },
+    Hold {
+        reason: String,
+    },
     Approve,
-    Allocate { warehouse_id: WarehouseId },
+    Allocate {
+        warehouse_id: WarehouseId,
+    },
     Release,
     /// The carrier acknowledged the waybill: `logistics_no` is its acknowledgement.
-    Ship { carrier: CarrierCode, tracking_no: String, logistics_no: String },
+    Ship {
+        carrier: CarrierCode,
+        tracking_no: String,
+        logistics_no: String,
+    },
     /// The carrier picked the parcel up.
     Pickup,
     Deliver,
     Complete,
-    Cancel { reason: String },
+    Cancel {
+        reason: String,
+    },
 }
 
 /// The command's name without its data: the HTTP path segment and the audit action.
@@ -170,8 +190,16 @@ impl CommandKind {
                 Some(S::Cancelled)
             }
             (
-                C::Pay | C::Hold | C::Approve | C::Allocate | C::Release | C::Ship | C::Pickup | C::Deliver
-                | C::Complete | C::Cancel,
+                C::Pay
+                | C::Hold
+                | C::Approve
+                | C::Allocate
+                | C::Release
+                | C::Ship
+                | C::Pickup
+                | C::Deliver
+                | C::Complete
+                | C::Cancel,
                 S::PendingPayment
                 | S::Paid
                 | S::OnHold
@@ -263,7 +291,11 @@ pub struct Policy {
 #[derive(Debug, Clone, PartialEq)]
 pub enum TransitionError {
     /// The command is not allowed from the order's current status.
-    NotAllowed { command: CommandKind, status: Status, version: u64 },
+    NotAllowed {
+        command: CommandKind,
+        status: Status,
+        version: u64,
+    },
     /// The move is allowed but its data breaks a guard.
     Guard(ValidationError),
 }
@@ -276,7 +308,11 @@ const TRACKING_LEN_MAX: usize = 64;
 fn reason(field: &str, s: &str) -> Result<String, TransitionError> {
     let t = s.trim();
     if t.is_empty() {
-        return Err(TransitionError::Guard(ValidationError::new(field, "required", format!("{field} must not be empty"))));
+        return Err(TransitionError::Guard(ValidationError::new(
+            field,
+            "required",
+            format!("{field} must not be empty"),
+        )));
     }
     if t.chars().count() > REASON_LEN_MAX {
         return Err(TransitionError::Guard(ValidationError::new(
@@ -306,13 +342,20 @@ fn waybill_number(field: &str, s: &str) -> Result<String, TransitionError> {
 
 /// Applies `cmd` to `order`: the new order (version + 1, `updated_at = now`) or why not.
 /// Never changes anything on refusal.
-pub fn apply(order: &Order, cmd: &Command, policy: &Policy, now: DateTime<Utc>) -> Result<Order, TransitionError> {
+pub fn apply(
+    order: &Order,
+    cmd: &Command,
+    policy: &Policy,
+    now: DateTime<Utc>,
+) -> Result<Order, TransitionError> {
     let kind = cmd.kind();
-    let target = kind.target(order.status).ok_or(TransitionError::NotAllowed {
-        command: kind,
-        status: order.status,
-        version: order.version,
-    })?;
+    let target = kind
+        .target(order.status)
+        .ok_or(TransitionError::NotAllowed {
+            command: kind,
+            status: order.status,
+            version: order.version,
+        })?;
     let mut next = order.clone();
     match cmd {
         Command::Pay { paid_at, amount } => {
@@ -322,16 +365,25 @@ pub fn apply(order: &Order, cmd: &Command, policy: &Policy, now: DateTime<Utc>) 
                 return Err(TransitionError::Guard(ValidationError::new(
                     "amount",
                     "amount_mismatch",
-                    format!("payment amount {a} differs from the order's paid_amount {}", order.paid_amount),
+                    format!(
+                        "payment amount {a} differs from the order's paid_amount {}",
+                        order.paid_amount
+                    ),
                 )));
             }
             next.paid_at = Some(paid_at.unwrap_or_else(|| now.fixed_offset()));
         }
         Command::Hold { reason: r } => next.hold_reason = Some(reason("reason", r)?),
         Command::Approve => next.hold_reason = None,
-        Command::Allocate { warehouse_id } => next.fulfillment.warehouse_id = Some(warehouse_id.clone()),
+        Command::Allocate { warehouse_id } => {
+            next.fulfillment.warehouse_id = Some(warehouse_id.clone())
+        }
         Command::Release => {}
-        Command::Ship { carrier, tracking_no, logistics_no } => {
+        Command::Ship {
+            carrier,
+            tracking_no,
+            logistics_no,
+        } => {
             if !policy.carrier_whitelist.contains(carrier) {
                 return Err(TransitionError::Guard(ValidationError::new(
                     "carrier",
@@ -362,15 +414,27 @@ mod tests {
     use proptest::prelude::*;
 
     fn policy() -> Policy {
-        Policy { carrier_whitelist: vec![CarrierCode::parse("sf").unwrap(), CarrierCode::parse("zto").unwrap()] }
+        Policy {
+            carrier_whitelist: vec![
+                CarrierCode::parse("sf").unwrap(),
+                CarrierCode::parse("zto").unwrap(),
+            ],
+        }
     }
 
     fn sample(kind: CommandKind) -> Command {
         match kind {
-            CommandKind::Pay => Command::Pay { paid_at: None, amount: None },
-            CommandKind::Hold => Command::Hold { reason: "address check".into() },
+            CommandKind::Pay => Command::Pay {
+                paid_at: None,
+                amount: None,
+            },
+            CommandKind::Hold => Command::Hold {
+                reason: "address check".into(),
+            },
             CommandKind::Approve => Command::Approve,
-            CommandKind::Allocate => Command::Allocate { warehouse_id: WarehouseId::parse("WH-HZ").unwrap() },
+            CommandKind::Allocate => Command::Allocate {
+                warehouse_id: WarehouseId::parse("WH-HZ").unwrap(),
+            },
             CommandKind::Release => Command::Release,
             CommandKind::Ship => Command::Ship {
                 carrier: CarrierCode::parse("sf").unwrap(),
@@ -380,7 +444,9 @@ mod tests {
             CommandKind::Pickup => Command::Pickup,
             CommandKind::Deliver => Command::Deliver,
             CommandKind::Complete => Command::Complete,
-            CommandKind::Cancel => Command::Cancel { reason: "buyer asked".into() },
+            CommandKind::Cancel => Command::Cancel {
+                reason: "buyer asked".into(),
+            },
         }
     }
 
@@ -415,16 +481,30 @@ mod tests {
                 let mut o = base.clone();
                 o.status = from;
                 o.version = 7;
-                let expected = ALLOWED.iter().find(|(f, k, _)| *f == from && *k == kind).map(|t| t.2);
+                let expected = ALLOWED
+                    .iter()
+                    .find(|(f, k, _)| *f == from && *k == kind)
+                    .map(|t| t.2);
                 let got = apply(&o, &sample(kind), &policy(), Utc::now());
                 match expected {
                     Some(to) => {
-                        let n = got.unwrap_or_else(|e| panic!("{from} --{}--> should be allowed: {e:?}", kind.as_str()));
-                        assert_eq!((n.status, n.version), (to, 8), "{from} --{}-->", kind.as_str());
+                        let n = got.unwrap_or_else(|e| {
+                            panic!("{from} --{}--> should be allowed: {e:?}", kind.as_str())
+                        });
+                        assert_eq!(
+                            (n.status, n.version),
+                            (to, 8),
+                            "{from} --{}-->",
+                            kind.as_str()
+                        );
                     }
                     None => assert_eq!(
                         got.unwrap_err(),
-                        TransitionError::NotAllowed { command: kind, status: from, version: 7 },
+                        TransitionError::NotAllowed {
+                            command: kind,
+                            status: from,
+                            version: 7
+                        },
                         "{from} --{}--> must be refused",
                         kind.as_str()
                     ),
@@ -457,11 +537,29 @@ mod tests {
             Err(TransitionError::Guard(e)) => (e.field, e.rule),
             other => panic!("expected a guard error, got {other:?}"),
         };
-        assert_eq!(err(ship("yto", "YT1", "L1")), ("carrier".into(), "carrier_not_whitelisted"));
-        assert_eq!(err(ship("sf", " ", "L1")), ("tracking_no".into(), "invalid_waybill_number"));
-        assert_eq!(err(ship("sf", "SF1", "")), ("logistics_no".into(), "invalid_waybill_number"));
-        assert_eq!(err(ship("sf", "SF 1", "L1")), ("tracking_no".into(), "invalid_waybill_number"));
-        let shipped = apply(&released(), &ship("zto", "ZT1", "L1"), &policy(), Utc::now()).unwrap();
+        assert_eq!(
+            err(ship("yto", "YT1", "L1")),
+            ("carrier".into(), "carrier_not_whitelisted")
+        );
+        assert_eq!(
+            err(ship("sf", " ", "L1")),
+            ("tracking_no".into(), "invalid_waybill_number")
+        );
+        assert_eq!(
+            err(ship("sf", "SF1", "")),
+            ("logistics_no".into(), "invalid_waybill_number")
+        );
+        assert_eq!(
+            err(ship("sf", "SF 1", "L1")),
+            ("tracking_no".into(), "invalid_waybill_number")
+        );
+        let shipped = apply(
+            &released(),
+            &ship("zto", "ZT1", "L1"),
+            &policy(),
+            Utc::now(),
+        )
+        .unwrap();
         assert_eq!(shipped.fulfillment.tracking_no.as_deref(), Some("ZT1"));
         assert!(shipped.fulfillment.shipped_at.is_some());
     }
@@ -469,26 +567,65 @@ mod tests {
     #[test]
     fn a_payment_of_another_amount_is_refused() {
         let o = order();
-        let bad = Command::Pay { paid_at: None, amount: Some("1.00".parse().unwrap()) };
-        assert!(matches!(apply(&o, &bad, &policy(), Utc::now()), Err(TransitionError::Guard(e)) if e.rule == "amount_mismatch"));
-        let good = Command::Pay { paid_at: None, amount: Some(o.paid_amount.amount()) };
-        assert_eq!(apply(&o, &good, &policy(), Utc::now()).unwrap().status, Status::Paid);
+        let bad = Command::Pay {
+            paid_at: None,
+            amount: Some("1.00".parse().unwrap()),
+        };
+        assert!(
+            matches!(apply(&o, &bad, &policy(), Utc::now()), Err(TransitionError::Guard(e)) if e.rule == "amount_mismatch")
+        );
+        let good = Command::Pay {
+            paid_at: None,
+            amount: Some(o.paid_amount.amount()),
+        };
+        assert_eq!(
+            apply(&o, &good, &policy(), Utc::now()).unwrap().status,
+            Status::Paid
+        );
     }
 
     #[test]
     fn the_payment_time_keeps_the_source_offset() {
         let at = DateTime::parse_from_rfc3339("2026-11-11T00:00:05+08:00").unwrap();
-        let paid = apply(&order(), &Command::Pay { paid_at: Some(at), amount: None }, &policy(), Utc::now()).unwrap();
-        assert_eq!(paid.paid_at.unwrap().to_rfc3339(), "2026-11-11T00:00:05+08:00");
+        let paid = apply(
+            &order(),
+            &Command::Pay {
+                paid_at: Some(at),
+                amount: None,
+            },
+            &policy(),
+            Utc::now(),
+        )
+        .unwrap();
+        assert_eq!(
+            paid.paid_at.unwrap().to_rfc3339(),
+            "2026-11-11T00:00:05+08:00"
+        );
     }
 
     #[test]
     fn hold_and_cancel_need_a_reason() {
         let mut paid = order();
         paid.status = Status::Paid;
-        let e = apply(&paid, &Command::Hold { reason: "  ".into() }, &policy(), Utc::now()).unwrap_err();
+        let e = apply(
+            &paid,
+            &Command::Hold {
+                reason: "  ".into(),
+            },
+            &policy(),
+            Utc::now(),
+        )
+        .unwrap_err();
         assert!(matches!(e, TransitionError::Guard(v) if v.field == "reason"));
-        let e = apply(&paid, &Command::Cancel { reason: "x".repeat(300) }, &policy(), Utc::now()).unwrap_err();
+        let e = apply(
+            &paid,
+            &Command::Cancel {
+                reason: "x".repeat(300),
+            },
+            &policy(),
+            Utc::now(),
+        )
+        .unwrap_err();
         assert!(matches!(e, TransitionError::Guard(v) if v.rule == "too_long"));
     }
 
@@ -507,8 +644,13 @@ mod tests {
                     logistics_no: junk,
                 },
                 Command::Hold { .. } => Command::Hold { reason: " ".into() },
-                Command::Cancel { .. } => Command::Cancel { reason: String::new() },
-                Command::Pay { .. } => Command::Pay { paid_at: None, amount: Some(Decimal::ONE) },
+                Command::Cancel { .. } => Command::Cancel {
+                    reason: String::new(),
+                },
+                Command::Pay { .. } => Command::Pay {
+                    paid_at: None,
+                    amount: Some(Decimal::ONE),
+                },
                 other => other,
             }
         })

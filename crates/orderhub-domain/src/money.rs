@@ -39,17 +39,24 @@ impl Currency {
     ];
 
     pub fn parse(s: &str) -> Result<Self, ValidationError> {
-        Self::ALL.into_iter().find(|c| c.code() == s).ok_or_else(|| {
-            ValidationError::new(
-                "currency",
-                "unknown_currency",
-                format!("unknown currency {s:?}; accepted: {}", Self::codes()),
-            )
-        })
+        Self::ALL
+            .into_iter()
+            .find(|c| c.code() == s)
+            .ok_or_else(|| {
+                ValidationError::new(
+                    "currency",
+                    "unknown_currency",
+                    format!("unknown currency {s:?}; accepted: {}", Self::codes()),
+                )
+            })
     }
 
     fn codes() -> String {
-        Self::ALL.iter().map(|c| c.code()).collect::<Vec<_>>().join(", ")
+        Self::ALL
+            .iter()
+            .map(|c| c.code())
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     pub fn code(self) -> &'static str {
@@ -98,14 +105,26 @@ impl Money {
     /// Parses a decimal string such as `"12.50"`. Floats never reach here: the wire refuses numbers.
     pub fn parse(field: &str, s: &str, currency: Currency) -> Result<Self, ValidationError> {
         let d: Decimal = s.trim().parse().map_err(|_| {
-            ValidationError::new(field, "must_be_decimal", format!("{field} must be a decimal string like \"12.50\""))
+            ValidationError::new(
+                field,
+                "must_be_decimal",
+                format!("{field} must be a decimal string like \"12.50\""),
+            )
         })?;
         Self::from_decimal(field, d, currency)
     }
 
-    pub fn from_decimal(field: &str, d: Decimal, currency: Currency) -> Result<Self, ValidationError> {
+    pub fn from_decimal(
+        field: &str,
+        d: Decimal,
+        currency: Currency,
+    ) -> Result<Self, ValidationError> {
         if d.is_sign_negative() && !d.is_zero() {
-            return Err(ValidationError::new(field, "must_not_be_negative", format!("{field} must not be negative")));
+            return Err(ValidationError::new(
+                field,
+                "must_not_be_negative",
+                format!("{field} must not be negative"),
+            ));
         }
         let digits = currency.minor_digits();
         if d.normalize().scale() > digits {
@@ -116,7 +135,11 @@ impl Money {
             ));
         }
         if d > MONEY_MAX {
-            return Err(ValidationError::new(field, "too_large", format!("{field} must be at most {MONEY_MAX}")));
+            return Err(ValidationError::new(
+                field,
+                "too_large",
+                format!("{field} must be at most {MONEY_MAX}"),
+            ));
         }
         let mut v = d.abs().round_dp(digits);
         v.rescale(digits);
@@ -131,7 +154,10 @@ impl Money {
         self.0.checked_add(other.0).map(Money)
     }
     pub fn checked_sub(self, other: Money) -> Option<Money> {
-        self.0.checked_sub(other.0).filter(|d| !d.is_sign_negative() || d.is_zero()).map(Money)
+        self.0
+            .checked_sub(other.0)
+            .filter(|d| !d.is_sign_negative() || d.is_zero())
+            .map(Money)
     }
     pub fn checked_mul(self, n: u32) -> Option<Money> {
         self.0.checked_mul(Decimal::from(n)).map(Money)
@@ -157,12 +183,32 @@ mod tests {
 
     #[test]
     fn money_refuses_negative_three_decimals_and_garbage() {
-        assert_eq!(Money::parse("x", "-1", Currency::CNY).unwrap_err().rule, "must_not_be_negative");
-        assert_eq!(Money::parse("x", "1.005", Currency::CNY).unwrap_err().rule, "too_many_decimals");
-        assert_eq!(Money::parse("x", "1.5", Currency::JPY).unwrap_err().rule, "too_many_decimals");
-        assert_eq!(Money::parse("x", "abc", Currency::CNY).unwrap_err().rule, "must_be_decimal");
-        assert_eq!(Money::parse("x", "1e30", Currency::CNY).unwrap_err().rule, "must_be_decimal");
-        assert_eq!(Money::parse("x", "10000000000.01", Currency::CNY).unwrap_err().rule, "too_large");
+        assert_eq!(
+            Money::parse("x", "-1", Currency::CNY).unwrap_err().rule,
+            "must_not_be_negative"
+        );
+        assert_eq!(
+            Money::parse("x", "1.005", Currency::CNY).unwrap_err().rule,
+            "too_many_decimals"
+        );
+        assert_eq!(
+            Money::parse("x", "1.5", Currency::JPY).unwrap_err().rule,
+            "too_many_decimals"
+        );
+        assert_eq!(
+            Money::parse("x", "abc", Currency::CNY).unwrap_err().rule,
+            "must_be_decimal"
+        );
+        assert_eq!(
+            Money::parse("x", "1e30", Currency::CNY).unwrap_err().rule,
+            "must_be_decimal"
+        );
+        assert_eq!(
+            Money::parse("x", "10000000000.01", Currency::CNY)
+                .unwrap_err()
+                .rule,
+            "too_large"
+        );
     }
 
     #[test]
@@ -171,7 +217,10 @@ mod tests {
         assert_eq!(m.to_string(), "19.99");
         let a = Money::parse("x", "0.10", Currency::CNY).unwrap();
         let b = Money::parse("x", "0.20", Currency::CNY).unwrap();
-        assert_eq!(a.checked_add(b).unwrap(), Money::parse("x", "0.3", Currency::CNY).unwrap());
+        assert_eq!(
+            a.checked_add(b).unwrap(),
+            Money::parse("x", "0.3", Currency::CNY).unwrap()
+        );
         assert_eq!(a.checked_sub(b), None);
     }
 

@@ -2,7 +2,9 @@
 
 use crate::ids::{CarrierCode, Channel, WarehouseId};
 use crate::lifecycle::Status;
-use crate::{Currency, ExternalOrderId, Money, OrderId, Personal, ShopId, Sku, TenantId, ValidationError};
+use crate::{
+    Currency, ExternalOrderId, Money, OrderId, Personal, ShopId, Sku, TenantId, ValidationError,
+};
 use chrono::{DateTime, FixedOffset, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -57,11 +59,20 @@ pub struct OrderLine {
 pub enum OrderKind {
     Normal,
     /// Deposit now, final payment later; ships only after the final payment.
-    Presale { deposit: Money, final_payment: Money, final_payment_due: Option<DateTime<FixedOffset>> },
+    Presale {
+        deposit: Money,
+        final_payment: Money,
+        final_payment_due: Option<DateTime<FixedOffset>>,
+    },
     /// Bought at or for a store; the buyer collects it.
-    PosPickup { store_id: String },
+    PosPickup {
+        store_id: String,
+    },
     /// A business order with a purchase order number and payment terms.
-    B2b { po_number: String, payment_terms: Option<String> },
+    B2b {
+        po_number: String,
+        payment_terms: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -156,7 +167,11 @@ pub struct OrderDraft {
 
 fn text_bound(field: &str, s: &str, max: usize) -> Result<(), ValidationError> {
     if s.chars().count() > max {
-        return Err(ValidationError::new(field, "too_long", format!("{field} must be at most {max} characters")));
+        return Err(ValidationError::new(
+            field,
+            "too_long",
+            format!("{field} must be at most {max} characters"),
+        ));
     }
     Ok(())
 }
@@ -175,21 +190,44 @@ impl Order {
         now: DateTime<Utc>,
     ) -> Result<Order, ValidationError> {
         if draft.lines.is_empty() {
-            return Err(ValidationError::new("lines", "required", "an order needs at least one line"));
+            return Err(ValidationError::new(
+                "lines",
+                "required",
+                "an order needs at least one line",
+            ));
         }
         if draft.lines.len() > LINES_MAX {
-            return Err(ValidationError::new("lines", "too_many", format!("an order may have at most {LINES_MAX} lines")));
+            return Err(ValidationError::new(
+                "lines",
+                "too_many",
+                format!("an order may have at most {LINES_MAX} lines"),
+            ));
         }
         if draft.receiver.phone.is_empty() {
-            return Err(ValidationError::new("receiver.phone", "required", "receiver.phone must not be empty"));
+            return Err(ValidationError::new(
+                "receiver.phone",
+                "required",
+                "receiver.phone must not be empty",
+            ));
         }
         if draft.receiver.name.is_empty() {
-            return Err(ValidationError::new("receiver.name", "required", "receiver.name must not be empty"));
+            return Err(ValidationError::new(
+                "receiver.name",
+                "required",
+                "receiver.name must not be empty",
+            ));
         }
         if draft.tags.len() > TAGS_MAX {
-            return Err(ValidationError::new("tags", "too_many", format!("at most {TAGS_MAX} tags")));
+            return Err(ValidationError::new(
+                "tags",
+                "too_many",
+                format!("at most {TAGS_MAX} tags"),
+            ));
         }
-        for (field, text) in [("buyer_message", &draft.buyer_message), ("seller_memo", &draft.seller_memo)] {
+        for (field, text) in [
+            ("buyer_message", &draft.buyer_message),
+            ("seller_memo", &draft.seller_memo),
+        ] {
             if let Some(t) = text {
                 text_bound(field, t, TEXT_LEN_MAX)?;
             }
@@ -200,7 +238,11 @@ impl Order {
         for (i, l) in draft.lines.into_iter().enumerate() {
             let at = |f: &str| format!("lines[{i}].{f}");
             if l.quantity == 0 {
-                return Err(ValidationError::new(at("quantity"), "must_be_positive", "quantity must be at least 1"));
+                return Err(ValidationError::new(
+                    at("quantity"),
+                    "must_be_positive",
+                    "quantity must be at least 1",
+                ));
             }
             if l.quantity > QUANTITY_MAX {
                 return Err(ValidationError::new(
@@ -210,15 +252,25 @@ impl Order {
                 ));
             }
             if l.title.trim().is_empty() {
-                return Err(ValidationError::new(at("title"), "required", "title must not be empty"));
+                return Err(ValidationError::new(
+                    at("title"),
+                    "required",
+                    "title must not be empty",
+                ));
             }
             text_bound(&at("title"), &l.title, TITLE_LEN_MAX)?;
-            let gross = l.unit_price.checked_mul(l.quantity).ok_or_else(|| overflow(&at("unit_price")))?;
+            let gross = l
+                .unit_price
+                .checked_mul(l.quantity)
+                .ok_or_else(|| overflow(&at("unit_price")))?;
             let paid = gross.checked_sub(l.discount).ok_or_else(|| {
                 ValidationError::new(
                     at("discount"),
                     "exceeds_line_total",
-                    format!("discount {} exceeds unit_price × quantity = {gross}", l.discount),
+                    format!(
+                        "discount {} exceeds unit_price × quantity = {gross}",
+                        l.discount
+                    ),
                 )
             })?;
             if let Some(given) = l.paid_amount
@@ -227,11 +279,17 @@ impl Order {
                 return Err(ValidationError::new(
                     at("paid_amount"),
                     "does_not_add_up",
-                    format!("paid_amount must equal unit_price × quantity − discount = {paid}, got {given}"),
+                    format!(
+                        "paid_amount must equal unit_price × quantity − discount = {paid}, got {given}"
+                    ),
                 ));
             }
-            goods_total = goods_total.checked_add(gross).ok_or_else(|| overflow("goods_total"))?;
-            line_discounts = line_discounts.checked_add(l.discount).ok_or_else(|| overflow("discount"))?;
+            goods_total = goods_total
+                .checked_add(gross)
+                .ok_or_else(|| overflow("goods_total"))?;
+            line_discounts = line_discounts
+                .checked_add(l.discount)
+                .ok_or_else(|| overflow("discount"))?;
             lines.push(OrderLine {
                 line_id: i as u32 + 1,
                 external_line_id: l.external_line_id,
@@ -250,7 +308,9 @@ impl Order {
             return Err(ValidationError::new(
                 "amounts.goods_total",
                 "does_not_add_up",
-                format!("goods_total must equal the sum of unit_price × quantity = {goods_total}, got {given}"),
+                format!(
+                    "goods_total must equal the sum of unit_price × quantity = {goods_total}, got {given}"
+                ),
             ));
         }
         let discount = draft.discount.unwrap_or(line_discounts);
@@ -258,7 +318,9 @@ impl Order {
             return Err(ValidationError::new(
                 "amounts.discount",
                 "below_line_discounts",
-                format!("discount must include the line discounts ({line_discounts}), got {discount}"),
+                format!(
+                    "discount must include the line discounts ({line_discounts}), got {discount}"
+                ),
             ));
         }
         let payable = goods_total
@@ -278,16 +340,27 @@ impl Order {
             return Err(ValidationError::new(
                 "amounts.paid_amount",
                 "does_not_add_up",
-                format!("paid_amount must equal goods_total + shipping_fee − discount = {payable}, got {given}"),
+                format!(
+                    "paid_amount must equal goods_total + shipping_fee − discount = {payable}, got {given}"
+                ),
             ));
         }
-        if let OrderKind::Presale { deposit, final_payment, .. } = &draft.kind {
-            let sum = deposit.checked_add(*final_payment).ok_or_else(|| overflow("kind.deposit"))?;
+        if let OrderKind::Presale {
+            deposit,
+            final_payment,
+            ..
+        } = &draft.kind
+        {
+            let sum = deposit
+                .checked_add(*final_payment)
+                .ok_or_else(|| overflow("kind.deposit"))?;
             if sum != payable {
                 return Err(ValidationError::new(
                     "kind.final_payment",
                     "does_not_add_up",
-                    format!("deposit + final_payment must equal paid_amount = {payable}, got {sum}"),
+                    format!(
+                        "deposit + final_payment must equal paid_amount = {payable}, got {sum}"
+                    ),
                 ));
             }
         }
@@ -344,7 +417,10 @@ pub(crate) mod tests {
             external_order_id: ExternalOrderId::parse("T1001").unwrap(),
             channel_status: None,
             channel_updated_at: None,
-            buyer: Buyer { id: None, nick: Some("小王".into()) },
+            buyer: Buyer {
+                id: None,
+                nick: Some("小王".into()),
+            },
             receiver: Receiver {
                 name: Personal::new("王小明"),
                 phone: Personal::new("13800001234"),
@@ -405,7 +481,12 @@ pub(crate) mod tests {
     }
 
     fn create(d: OrderDraft) -> Result<Order, ValidationError> {
-        Order::create(d, OrderId::from_uuid(uuid::Uuid::now_v7()), TenantId::parse("acme").unwrap(), Utc::now())
+        Order::create(
+            d,
+            OrderId::from_uuid(uuid::Uuid::now_v7()),
+            TenantId::parse("acme").unwrap(),
+            Utc::now(),
+        )
     }
 
     #[test]
@@ -445,7 +526,10 @@ pub(crate) mod tests {
         let mut d = draft();
         d.lines[0].quantity = 0;
         let e = create(d).unwrap_err();
-        assert_eq!((e.field.as_str(), e.rule), ("lines[0].quantity", "must_be_positive"));
+        assert_eq!(
+            (e.field.as_str(), e.rule),
+            ("lines[0].quantity", "must_be_positive")
+        );
         let mut d = draft();
         d.lines[1].discount = money("21");
         assert_eq!(create(d).unwrap_err().field, "lines[1].discount");
@@ -458,10 +542,18 @@ pub(crate) mod tests {
     #[test]
     fn presale_deposit_and_final_payment_must_make_the_total() {
         let mut d = draft();
-        d.kind = OrderKind::Presale { deposit: money("20"), final_payment: money("50"), final_payment_due: None };
+        d.kind = OrderKind::Presale {
+            deposit: money("20"),
+            final_payment: money("50"),
+            final_payment_due: None,
+        };
         assert_eq!(create(d).unwrap_err().field, "kind.final_payment");
         let mut d = draft();
-        d.kind = OrderKind::Presale { deposit: money("22.80"), final_payment: money("100"), final_payment_due: None };
+        d.kind = OrderKind::Presale {
+            deposit: money("22.80"),
+            final_payment: money("100"),
+            final_payment_due: None,
+        };
         assert!(create(d).is_ok());
     }
 }

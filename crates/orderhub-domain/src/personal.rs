@@ -88,7 +88,10 @@ mod tests {
         assert_eq!(mask("123", MaskKind::Phone), "****");
         assert_eq!(mask("张三丰", MaskKind::Name), "张**");
         assert_eq!(mask("李", MaskKind::Name), "李*");
-        assert_eq!(mask("朝阳区建国路88号院3号楼", MaskKind::Address), "朝阳****");
+        assert_eq!(
+            mask("朝阳区建国路88号院3号楼", MaskKind::Address),
+            "朝阳****"
+        );
         assert_eq!(mask("ab", MaskKind::Address), "****");
     }
 }

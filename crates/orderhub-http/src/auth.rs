@@ -50,17 +50,25 @@ impl FromRequestParts<SharedState> for Ctx {
         let header = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)
-            .ok_or_else(|| ApiError::unauthenticated("send an API key: Authorization: Bearer <key>"))?;
+            .ok_or_else(|| {
+                ApiError::unauthenticated("send an API key: Authorization: Bearer <key>")
+            })?;
         let key = header
             .to_str()
             .ok()
             .and_then(|h| h.strip_prefix("Bearer "))
             .map(str::trim)
             .filter(|k| !k.is_empty())
-            .ok_or_else(|| ApiError::unauthenticated("the Authorization header must be: Bearer <key>"))?;
+            .ok_or_else(|| {
+                ApiError::unauthenticated("the Authorization header must be: Bearer <key>")
+            })?;
         let principal = lookup(state, &hash_api_key(key)).await?;
-        let principal = principal.ok_or_else(|| ApiError::unauthenticated("unknown or revoked API key"))?;
-        Ok(Ctx { principal, request_id })
+        let principal =
+            principal.ok_or_else(|| ApiError::unauthenticated("unknown or revoked API key"))?;
+        Ok(Ctx {
+            principal,
+            request_id,
+        })
     }
 }
 

@@ -9,18 +9,30 @@ use orderhub_store::{ApiKeyRow, Store};
 pub const DEFAULT_TENANT: &str = "default";
 
 /// Creates `tenant` with the given carrier whitelist if it does not exist.
-pub async fn ensure_tenant(store: &Store, tenant: &TenantId, name: &str, carriers: &[String]) -> Result<bool, CoreError> {
+pub async fn ensure_tenant(
+    store: &Store,
+    tenant: &TenantId,
+    name: &str,
+    carriers: &[String],
+) -> Result<bool, CoreError> {
     for c in carriers {
         orderhub_domain::ids::CarrierCode::parse(c)?;
     }
     let (t, n) = (tenant.clone(), name.to_owned());
     let settings = serde_json::json!({ "carrier_whitelist": carriers });
-    store.write(0, move |tx| Ok(tx.tenant_insert(&t, &n, &settings)?)).await
+    store
+        .write(0, move |tx| Ok(tx.tenant_insert(&t, &n, &settings)?))
+        .await
 }
 
 /// Adds `key` (or a new one) as an admin key of `tenant` unless that key exists. Returns the key
 /// when it was generated here, so the caller can show it once.
-pub async fn ensure_admin_key(store: &Store, tenant: &TenantId, key: Option<&str>, name: &str) -> Result<Option<String>, CoreError> {
+pub async fn ensure_admin_key(
+    store: &Store,
+    tenant: &TenantId,
+    key: Option<&str>,
+    name: &str,
+) -> Result<Option<String>, CoreError> {
     let generated = key.is_none();
     let key = key.map(str::to_owned).unwrap_or_else(generate_api_key);
     let hash = hash_api_key(&key);
@@ -38,13 +50,19 @@ pub async fn ensure_admin_key(store: &Store, tenant: &TenantId, key: Option<&str
         created_at: chrono::Utc::now(),
         revoked_at: None,
     };
-    store.write(0, move |tx| Ok(tx.api_key_insert(&row, &hash)?)).await?;
+    store
+        .write(0, move |tx| Ok(tx.api_key_insert(&row, &hash)?))
+        .await?;
     Ok(generated.then_some(key))
 }
 
 /// On a store without tenants: the `default` tenant and an admin key. With `key` given, that key
 /// is made an admin of `default` if it is not known yet, so a fixed key works on every start.
-pub async fn bootstrap(store: &Store, key: Option<&str>, carriers: &[String]) -> Result<Option<String>, CoreError> {
+pub async fn bootstrap(
+    store: &Store,
+    key: Option<&str>,
+    carriers: &[String],
+) -> Result<Option<String>, CoreError> {
     let fresh = store.read(|r| r.tenant_count()).await? == 0;
     let tenant = TenantId::parse(DEFAULT_TENANT)?;
     if fresh {

@@ -37,7 +37,11 @@ impl ApiError {
     }
 
     pub fn not_found(what: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} not found"),
+        )
     }
 
     pub fn forbidden(message: impl Into<String>) -> Self {
@@ -56,11 +60,18 @@ impl From<CoreError> for ApiError {
         match e {
             CoreError::Validation(v) => v.into(),
             CoreError::NotFound => ApiError::not_found("order"),
-            CoreError::NotAllowed { command, status, version } => {
+            CoreError::NotAllowed {
+                command,
+                status,
+                version,
+            } => {
                 let mut a = ApiError::new(
                     StatusCode::CONFLICT,
                     "transition_not_allowed",
-                    format!("cannot {} an order that is {status} (version {version})", command.as_str()),
+                    format!(
+                        "cannot {} an order that is {status} (version {version})",
+                        command.as_str()
+                    ),
                 );
                 a.detail.current_status = Some(status.as_str().to_owned());
                 a.detail.current_version = Some(version);
@@ -76,14 +87,26 @@ impl From<CoreError> for ApiError {
             CoreError::Store(s) => match s.kind {
                 StoreErrorKind::Unavailable => {
                     tracing::error!(error = %s, "The store is unavailable.");
-                    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", "the database is unavailable; retry")
+                    ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "store_unavailable",
+                        "the database is unavailable; retry",
+                    )
                 }
-                StoreErrorKind::Conflict => {
-                    ApiError::new(StatusCode::CONFLICT, "write_conflict", "a concurrent change got in the way; retry")
-                }
-                StoreErrorKind::UniqueViolation | StoreErrorKind::Corrupt | StoreErrorKind::Other => {
+                StoreErrorKind::Conflict => ApiError::new(
+                    StatusCode::CONFLICT,
+                    "write_conflict",
+                    "a concurrent change got in the way; retry",
+                ),
+                StoreErrorKind::UniqueViolation
+                | StoreErrorKind::Corrupt
+                | StoreErrorKind::Other => {
                     tracing::error!(error = %s, "A store operation failed.");
-                    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; quote the x-request-id header")
+                    ApiError::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "internal",
+                        "internal error; quote the x-request-id header",
+                    )
                 }
             },
         }
@@ -100,9 +123,13 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::to_vec(&ErrorBody { error: self.detail }).unwrap_or_default();
         let mut r = (self.status, body).into_response();
-        r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         if self.status == StatusCode::UNAUTHORIZED {
-            r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         r
     }
@@ -116,9 +143,11 @@ pub fn from_json_error(e: serde_path_to_error::Error<serde_json::Error>) -> ApiE
     // serde_json appends " at line L column C"; the field path says more.
     let clean = msg.split(" at line ").next().unwrap_or(&msg).to_owned();
     match inner.classify() {
-        serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
-            ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", format!("the body is not valid JSON: {msg}"))
-        }
+        serde_json::error::Category::Syntax | serde_json::error::Category::Eof => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            format!("the body is not valid JSON: {msg}"),
+        ),
         serde_json::error::Category::Io | serde_json::error::Category::Data => {
             let (code, field) = if let Some(name) = between(&clean, "unknown field `", "`") {
                 ("unknown_field", join(&path, name, true))
@@ -131,7 +160,11 @@ pub fn from_json_error(e: serde_path_to_error::Error<serde_json::Error>) -> ApiE
             } else {
                 ("invalid_value", path.clone())
             };
-            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, clean).field(if field == "." { String::new() } else { field })
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, clean).field(if field == "." {
+                String::new()
+            } else {
+                field
+            })
         }
     }
 }
@@ -147,5 +180,9 @@ fn join(path: &str, name: &str, path_is_field: bool) -> String {
     if path_is_field && path.ends_with(name) {
         return path.to_owned();
     }
-    if path.is_empty() || path == "." { name.to_owned() } else { format!("{path}.{name}") }
+    if path.is_empty() || path == "." {
+        name.to_owned()
+    } else {
+        format!("{path}.{name}")
+    }
 }

@@ -29,7 +29,11 @@ impl<S: Send + Sync> FromRequest<S> for Body {
                 "body_too_large",
                 format!("the body exceeds {} bytes", crate::BODY_BYTES_MAX),
             )),
-            Err(e) => Err(ApiError::new(StatusCode::BAD_REQUEST, "unreadable_body", e.body_text())),
+            Err(e) => Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "unreadable_body",
+                e.body_text(),
+            )),
         }
     }
 }
@@ -37,13 +41,27 @@ impl<S: Send + Sync> FromRequest<S> for Body {
 /// Parses `bytes` as `T`, reporting the path of the offending field. Also returns the request in
 /// a canonical form (keys sorted, whitespace dropped) for idempotency comparison.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, Vec<u8>), ApiError> {
-    let bytes = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}".as_slice() } else { bytes };
+    let bytes = if bytes.iter().all(u8::is_ascii_whitespace) {
+        b"{}".as_slice()
+    } else {
+        bytes
+    };
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value: serde_json::Value =
         serde_path_to_error::deserialize(&mut de).map_err(from_json_error)?;
-    de.end().map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", format!("trailing data after the JSON value: {e}")))?;
+    de.end().map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            format!("trailing data after the JSON value: {e}"),
+        )
+    })?;
     if !value.is_object() {
-        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_type", "the body must be a JSON object"));
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_type",
+            "the body must be a JSON object",
+        ));
     }
     let canonical = serde_json::to_vec(&value).unwrap_or_default();
     let t = serde_path_to_error::deserialize(value).map_err(from_json_error)?;
@@ -78,7 +96,10 @@ impl Inflight {
                 "a request with this Idempotency-Key is being processed; retry after it completes",
             ));
         }
-        Ok(InflightGuard { keys: self.keys.clone(), key })
+        Ok(InflightGuard {
+            keys: self.keys.clone(),
+            key,
+        })
     }
 }
 
@@ -89,7 +110,9 @@ pub fn idempotency_key(
     method_and_path: &str,
     canonical_body: &[u8],
 ) -> Result<Option<IdempotencyKey>, ApiError> {
-    let Some(v) = headers.get("idempotency-key") else { return Ok(None) };
+    let Some(v) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
     let bad = || {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -106,15 +129,22 @@ pub fn idempotency_key(
         tenant_id: principal.tenant_id.clone(),
         key_id: principal.key_id.clone(),
         key: key.to_owned(),
-        request_hash: orderhub_core::crypto::request_hash(&[method_and_path.as_bytes(), canonical_body]),
+        request_hash: orderhub_core::crypto::request_hash(&[
+            method_and_path.as_bytes(),
+            canonical_body,
+        ]),
     }))
 }
 
 pub fn json_response(status: StatusCode, body: Vec<u8>, replayed: bool) -> Response {
     let mut r = (status, body).into_response();
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     if replayed {
-        r.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+        r.headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
     r
 }
@@ -147,7 +177,11 @@ where
             Some(k) => run_idempotent(tx, Some(k), now, |tx| {
                 let t = f(tx)?;
                 let (s, body) = render(&t, &p);
-                Ok(StoredResponse { status: s.as_u16(), body, replayed: false })
+                Ok(StoredResponse {
+                    status: s.as_u16(),
+                    body,
+                    replayed: false,
+                })
             })
             .map(Ok),
         })
@@ -157,6 +191,10 @@ where
             let (s, body) = render(&t, principal);
             json_response(s, body, false)
         }
-        Ok(r) => json_response(StatusCode::from_u16(r.status).unwrap_or(StatusCode::OK), r.body, r.replayed),
+        Ok(r) => json_response(
+            StatusCode::from_u16(r.status).unwrap_or(StatusCode::OK),
+            r.body,
+            r.replayed,
+        ),
     })
 }

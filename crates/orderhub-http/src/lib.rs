@@ -52,7 +52,10 @@ impl AppState {
 pub fn router(state: SharedState) -> Router {
     let x_request_id = HeaderName::from_static("x-request-id");
     routes::routes()
-        .layer(axum::middleware::from_fn_with_state(state.clone(), telemetry::track))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            telemetry::track,
+        ))
         .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
         .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
         .layer(SetRequestIdLayer::new(x_request_id, MakeRequestUuid))

@@ -9,7 +9,9 @@ use std::sync::OnceLock;
 use std::time::Instant;
 
 /// Latency buckets in seconds: fine below 20 ms, where an order API should live.
-const LATENCY_BUCKETS: &[f64] = &[0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
 
 #[derive(Clone)]
 pub struct Metrics {
@@ -30,9 +32,18 @@ impl Metrics {
                 // Another recorder may already be installed by an embedding program; ours then
                 // only renders what it sees.
                 let _ = metrics::set_global_recorder(recorder);
-                metrics::describe_counter!("orderhub_http_requests_total", "HTTP requests by route and status");
-                metrics::describe_histogram!("orderhub_http_request_duration_seconds", "HTTP request latency");
-                metrics::describe_gauge!("orderhub_orders", "Orders in the store by status and channel");
+                metrics::describe_counter!(
+                    "orderhub_http_requests_total",
+                    "HTTP requests by route and status"
+                );
+                metrics::describe_histogram!(
+                    "orderhub_http_request_duration_seconds",
+                    "HTTP request latency"
+                );
+                metrics::describe_gauge!(
+                    "orderhub_orders",
+                    "Orders in the store by status and channel"
+                );
                 handle
             })
             .clone();
@@ -48,7 +59,11 @@ impl Metrics {
 pub async fn track(State(_state): State<SharedState>, req: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = req.method().as_str().to_owned();
-    let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned()).unwrap_or_else(|| "unmatched".into());
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".into());
     let resp = next.run(req).await;
     let status = resp.status().as_u16().to_string();
     metrics::counter!("orderhub_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)

@@ -14,11 +14,17 @@ pub(crate) fn encode(order: &Order, cipher: &PiiCipher) -> Result<Vec<u8>, Store
 }
 
 pub(crate) fn decode(bytes: &[u8], cipher: &PiiCipher) -> Result<Order, StoreError> {
-    let mut o: Order = serde_json::from_slice(bytes)
-        .map_err(|e| StoreError::new(StoreErrorKind::Corrupt, format!("order document does not decode: {e}")))?;
+    let mut o: Order = serde_json::from_slice(bytes).map_err(|e| {
+        StoreError::new(
+            StoreErrorKind::Corrupt,
+            format!("order document does not decode: {e}"),
+        )
+    })?;
     let r = &mut o.receiver;
     for p in [&mut r.name, &mut r.phone, &mut r.detail] {
-        let clear = cipher.decrypt(p.expose()).map_err(|e| StoreError::new(StoreErrorKind::Corrupt, e.to_string()))?;
+        let clear = cipher
+            .decrypt(p.expose())
+            .map_err(|e| StoreError::new(StoreErrorKind::Corrupt, e.to_string()))?;
         *p = Personal::new(clear);
     }
     Ok(o)

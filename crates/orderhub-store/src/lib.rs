@@ -23,11 +23,19 @@ use std::sync::Arc;
 
 /// Writes beyond the use cases' `Tx`: tenants and API keys.
 pub trait AdminTx: Tx {
-    fn tenant_insert(&mut self, tenant: &orderhub_domain::TenantId, name: &str, settings: &serde_json::Value)
-    -> Result<bool, StoreError>;
+    fn tenant_insert(
+        &mut self,
+        tenant: &orderhub_domain::TenantId,
+        name: &str,
+        settings: &serde_json::Value,
+    ) -> Result<bool, StoreError>;
     fn api_key_insert(&mut self, key: &ApiKeyRow, key_hash: &str) -> Result<(), StoreError>;
-    fn api_key_revoke(&mut self, tenant: &orderhub_domain::TenantId, key_id: &str, at: chrono::DateTime<chrono::Utc>)
-    -> Result<bool, StoreError>;
+    fn api_key_revoke(
+        &mut self,
+        tenant: &orderhub_domain::TenantId,
+        key_id: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool, StoreError>;
 }
 
 /// Which database, and how to reach it.
@@ -36,7 +44,11 @@ pub enum StoreConfig {
     /// SQLite in WAL mode with `synchronous=FULL`: a write is acknowledged only once it is on disk.
     Sqlite { path: std::path::PathBuf },
     /// PostgreSQL with its defaults for durability (`synchronous_commit=on`).
-    Postgres { url: String, writers: usize, readers: usize },
+    Postgres {
+        url: String,
+        writers: usize,
+        readers: usize,
+    },
 }
 
 #[derive(Clone)]
@@ -46,17 +58,31 @@ pub struct Store {
 
 impl Store {
     /// Opens the database, runs pending migrations, starts writer and reader threads.
-    pub fn open(config: &StoreConfig, cipher: orderhub_core::crypto::PiiCipher) -> Result<Store, StoreError> {
+    pub fn open(
+        config: &StoreConfig,
+        cipher: orderhub_core::crypto::PiiCipher,
+    ) -> Result<Store, StoreError> {
         // On a thread of its own: the synchronous PostgreSQL client runs a runtime of its own, which
         // may not start on a thread that drives async tasks (as a caller's may).
         let config = config.clone();
         let pools = std::thread::spawn(move || match config {
             StoreConfig::Sqlite { path } => sqlite::open(&path, cipher),
-            StoreConfig::Postgres { url, writers, readers } => postgres::open(&url, writers, readers, cipher),
+            StoreConfig::Postgres {
+                url,
+                writers,
+                readers,
+            } => postgres::open(&url, writers, readers, cipher),
         })
         .join()
-        .map_err(|_| StoreError::new(orderhub_core::StoreErrorKind::Other, "opening the store panicked"))??;
-        Ok(Store { inner: Arc::new(pools) })
+        .map_err(|_| {
+            StoreError::new(
+                orderhub_core::StoreErrorKind::Other,
+                "opening the store panicked",
+            )
+        })??;
+        Ok(Store {
+            inner: Arc::new(pools),
+        })
     }
 
     pub fn backend(&self) -> &'static str {
@@ -91,8 +117,14 @@ impl Store {
 }
 
 /// Tenant settings, as stored, into the lifecycle's policy.
-pub(crate) fn policy_from_settings(v: &serde_json::Value) -> Result<orderhub_domain::lifecycle::Policy, StoreError> {
-    let list = v.get("carrier_whitelist").and_then(|l| l.as_array()).cloned().unwrap_or_default();
+pub(crate) fn policy_from_settings(
+    v: &serde_json::Value,
+) -> Result<orderhub_domain::lifecycle::Policy, StoreError> {
+    let list = v
+        .get("carrier_whitelist")
+        .and_then(|l| l.as_array())
+        .cloned()
+        .unwrap_or_default();
     let carrier_whitelist = list
         .iter()
         .filter_map(|c| c.as_str())

@@ -1,8 +1,8 @@
 //! Writer threads with group commit, and a reader pool. Backend-neutral: a backend supplies
 //! connections through [`WriteConn`] and [`ReadConn`].
 
-use crate::read::ReadConn;
 use crate::AdminTx;
+use crate::read::ReadConn;
 use crossbeam_channel::{Receiver, Sender};
 use orderhub_core::{CoreError, StoreError, StoreErrorKind};
 use parking_lot::Mutex;
@@ -45,8 +45,10 @@ pub(crate) trait WriteConn: Send {
     fn is_broken(&self) -> bool;
 }
 
-pub(crate) type WriteConnFactory = Arc<dyn Fn() -> Result<Box<dyn WriteConn>, StoreError> + Send + Sync>;
-pub(crate) type ReadConnFactory = Arc<dyn Fn() -> Result<Box<dyn ReadConn>, StoreError> + Send + Sync>;
+pub(crate) type WriteConnFactory =
+    Arc<dyn Fn() -> Result<Box<dyn WriteConn>, StoreError> + Send + Sync>;
+pub(crate) type ReadConnFactory =
+    Arc<dyn Fn() -> Result<Box<dyn ReadConn>, StoreError> + Send + Sync>;
 type ReadJob = Box<dyn FnOnce(Result<&mut dyn ReadConn, StoreError>) + Send>;
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -69,7 +71,10 @@ pub struct Pools {
 }
 
 fn unavailable() -> StoreError {
-    StoreError::new(StoreErrorKind::Unavailable, "the store's worker threads have stopped")
+    StoreError::new(
+        StoreErrorKind::Unavailable,
+        "the store's worker threads have stopped",
+    )
 }
 
 impl Pools {
@@ -102,11 +107,19 @@ impl Pools {
                 .spawn(move || reader_loop(Some(first), factory, rx))
                 .map_err(|e| StoreError::new(StoreErrorKind::Other, e.to_string()))?;
         }
-        Ok(Pools { backend, writers: wtx, readers: rtx, stats })
+        Ok(Pools {
+            backend,
+            writers: wtx,
+            readers: rtx,
+            stats,
+        })
     }
 
     pub fn stats(&self) -> WriteStats {
-        WriteStats { groups: self.stats.groups.load(Ordering::Relaxed), jobs: self.stats.jobs.load(Ordering::Relaxed) }
+        WriteStats {
+            groups: self.stats.groups.load(Ordering::Relaxed),
+            jobs: self.stats.jobs.load(Ordering::Relaxed),
+        }
     }
 
     pub async fn write<T, F>(&self, partition: u64, mut f: F) -> Result<T, CoreError>
@@ -130,7 +143,10 @@ impl Pools {
         let finish = Box::new(move |err: Option<StoreError>| {
             let r = match err {
                 Some(e) => Err(CoreError::Store(e)),
-                None => slot.lock().take().unwrap_or_else(|| Err(CoreError::Store(unavailable()))),
+                None => slot
+                    .lock()
+                    .take()
+                    .unwrap_or_else(|| Err(CoreError::Store(unavailable()))),
             };
             let _ = tx.send(r);
         });
@@ -153,7 +169,11 @@ impl Pools {
     }
 }
 
-fn reader_loop(mut conn: Option<Box<dyn ReadConn>>, factory: ReadConnFactory, rx: Receiver<ReadJob>) {
+fn reader_loop(
+    mut conn: Option<Box<dyn ReadConn>>,
+    factory: ReadConnFactory,
+    rx: Receiver<ReadJob>,
+) {
     while let Ok(job) = rx.recv() {
         if conn.as_ref().is_none_or(|c| c.is_broken()) {
             conn = None;
@@ -169,7 +189,12 @@ fn reader_loop(mut conn: Option<Box<dyn ReadConn>>, factory: ReadConnFactory, rx
     }
 }
 
-fn writer_loop(mut conn: Option<Box<dyn WriteConn>>, factory: WriteConnFactory, rx: Receiver<Job>, stats: Arc<Stats>) {
+fn writer_loop(
+    mut conn: Option<Box<dyn WriteConn>>,
+    factory: WriteConnFactory,
+    rx: Receiver<Job>,
+    stats: Arc<Stats>,
+) {
     while let Ok(first) = rx.recv() {
         let mut group = vec![first];
         while group.len() < BATCH_MAX {
@@ -239,7 +264,12 @@ fn run_group(conn: &mut dyn WriteConn, mut group: Vec<Job>) -> bool {
     }
 }
 
-fn try_group(conn: &mut dyn WriteConn, group: &mut [Job], excluded: &[bool], attempt: u32) -> Result<(), GroupError> {
+fn try_group(
+    conn: &mut dyn WriteConn,
+    group: &mut [Job],
+    excluded: &[bool],
+    attempt: u32,
+) -> Result<(), GroupError> {
     conn.begin().map_err(GroupError::Store)?;
     for (i, job) in group.iter_mut().enumerate() {
         if excluded[i] {
@@ -253,9 +283,13 @@ fn try_group(conn: &mut dyn WriteConn, group: &mut [Job], excluded: &[bool], att
             // A conflict (or a racing unique key, which a rerun will read back) retries the group;
             // once attempts run out, the job that keeps conflicting is refused alone.
             JobRun::Store(e)
-                if (e.is_retryable() || e.is_unique_violation()) && attempt < GROUP_ATTEMPTS_MAX =>
+                if (e.is_retryable() || e.is_unique_violation())
+                    && attempt < GROUP_ATTEMPTS_MAX =>
             {
-                return Err(GroupError::Store(StoreError::new(StoreErrorKind::Conflict, e.message)));
+                return Err(GroupError::Store(StoreError::new(
+                    StoreErrorKind::Conflict,
+                    e.message,
+                )));
             }
             JobRun::Store(_) => return Err(GroupError::Poisoned(i)),
         }

@@ -24,7 +24,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use uuid::Uuid;
 
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "orders", include_str!("../migrations/postgres/0001_orders.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "orders",
+    include_str!("../migrations/postgres/0001_orders.sql"),
+)];
 
 pub(crate) fn err(e: postgres::Error) -> StoreError {
     let kind = match e.code() {
@@ -36,7 +40,9 @@ pub(crate) fn err(e: postgres::Error) -> StoreError {
         {
             StoreErrorKind::Conflict
         }
-        Some(c) if *c == SqlState::ADMIN_SHUTDOWN || *c == SqlState::CANNOT_CONNECT_NOW => StoreErrorKind::Unavailable,
+        Some(c) if *c == SqlState::ADMIN_SHUTDOWN || *c == SqlState::CANNOT_CONNECT_NOW => {
+            StoreErrorKind::Unavailable
+        }
         Some(_) => StoreErrorKind::Other,
         None => StoreErrorKind::Unavailable,
     };
@@ -44,11 +50,19 @@ pub(crate) fn err(e: postgres::Error) -> StoreError {
 }
 
 fn corrupt(what: &str) -> StoreError {
-    StoreError::new(StoreErrorKind::Corrupt, format!("stored {what} does not parse"))
+    StoreError::new(
+        StoreErrorKind::Corrupt,
+        format!("stored {what} does not parse"),
+    )
 }
 
 fn connect(url: &str) -> Result<Client, StoreError> {
-    Client::connect(url, NoTls).map_err(|e| StoreError::new(StoreErrorKind::Unavailable, format!("cannot connect to PostgreSQL: {e}")))
+    Client::connect(url, NoTls).map_err(|e| {
+        StoreError::new(
+            StoreErrorKind::Unavailable,
+            format!("cannot connect to PostgreSQL: {e}"),
+        )
+    })
 }
 
 /// A client with its prepared statements, each prepared once per connection.
@@ -66,11 +80,19 @@ impl Conn {
         self.stmts.insert(sql, s.clone());
         Ok(s)
     }
-    fn query(&mut self, sql: &'static str, p: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, StoreError> {
+    fn query(
+        &mut self,
+        sql: &'static str,
+        p: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, StoreError> {
         let s = self.stmt(sql)?;
         self.c.query(&s, p).map_err(err)
     }
-    fn query_opt(&mut self, sql: &'static str, p: &[&(dyn ToSql + Sync)]) -> Result<Option<Row>, StoreError> {
+    fn query_opt(
+        &mut self,
+        sql: &'static str,
+        p: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>, StoreError> {
         let s = self.stmt(sql)?;
         self.c.query_opt(&s, p).map_err(err)
     }
@@ -92,26 +114,44 @@ pub(crate) fn migrate(c: &mut Client) -> Result<Vec<i64>, StoreError> {
     let mut applied = Vec::new();
     let mut tx = c.transaction().map_err(err)?;
     // A table lock, not an advisory lock: it works behind PgBouncer's transaction pooling too.
-    tx.batch_execute("LOCK TABLE schema_migrations IN SHARE ROW EXCLUSIVE MODE").map_err(err)?;
+    tx.batch_execute("LOCK TABLE schema_migrations IN SHARE ROW EXCLUSIVE MODE")
+        .map_err(err)?;
     for (version, name, sql) in MIGRATIONS {
-        let done = tx.query_opt("SELECT 1 FROM schema_migrations WHERE version = $1", &[version]).map_err(err)?;
+        let done = tx
+            .query_opt(
+                "SELECT 1 FROM schema_migrations WHERE version = $1",
+                &[version],
+            )
+            .map_err(err)?;
         if done.is_some() {
             continue;
         }
         tx.batch_execute(sql).map_err(err)?;
-        tx.execute("INSERT INTO schema_migrations VALUES ($1, $2, now())", &[version, name]).map_err(err)?;
+        tx.execute(
+            "INSERT INTO schema_migrations VALUES ($1, $2, now())",
+            &[version, name],
+        )
+        .map_err(err)?;
         applied.push(*version);
     }
     tx.commit().map_err(err)?;
     Ok(applied)
 }
 
-pub(crate) fn open(url: &str, writers: usize, readers: usize, cipher: PiiCipher) -> Result<Pools, StoreError> {
+pub(crate) fn open(
+    url: &str,
+    writers: usize,
+    readers: usize,
+    cipher: PiiCipher,
+) -> Result<Pools, StoreError> {
     migrate(&mut connect(url)?)?;
     let (u, c1) = (url.to_owned(), cipher.clone());
     let write: WriteConnFactory = Arc::new(move || {
         Ok(Box::new(PgWrite {
-            conn: Conn { c: connect(&u)?, stmts: HashMap::new() },
+            conn: Conn {
+                c: connect(&u)?,
+                stmts: HashMap::new(),
+            },
             cipher: c1.clone(),
             outbox: Vec::new(),
             writes: 0,
@@ -120,8 +160,13 @@ pub(crate) fn open(url: &str, writers: usize, readers: usize, cipher: PiiCipher)
     });
     let u = url.to_owned();
     let read: ReadConnFactory = Arc::new(move || {
-        Ok(Box::new(PgRead { conn: Conn { c: connect(&u)?, stmts: HashMap::new() }, cipher: cipher.clone() })
-            as Box<dyn ReadConn>)
+        Ok(Box::new(PgRead {
+            conn: Conn {
+                c: connect(&u)?,
+                stmts: HashMap::new(),
+            },
+            cipher: cipher.clone(),
+        }) as Box<dyn ReadConn>)
     });
     Pools::start("postgres", writers, readers, write, read)
 }
@@ -143,7 +188,10 @@ impl WriteConn for PgWrite {
     fn commit(&mut self) -> Result<(), StoreError> {
         let mut by_tenant: BTreeMap<String, Vec<EventRecord>> = BTreeMap::new();
         for e in self.outbox.drain(..) {
-            by_tenant.entry(e.tenant_id.as_str().to_owned()).or_default().push(e);
+            by_tenant
+                .entry(e.tenant_id.as_str().to_owned())
+                .or_default()
+                .push(e);
         }
         // Tenants in sorted order, so two groups never wait on each other's heads in a cycle.
         for (tenant, events) in by_tenant {
@@ -199,7 +247,8 @@ impl WriteConn for PgWrite {
 }
 
 fn decode_doc(row: Option<Row>, cipher: &PiiCipher) -> Result<Option<Order>, StoreError> {
-    row.map(|r| doc::decode(r.get::<_, &str>(0).as_bytes(), cipher)).transpose()
+    row.map(|r| doc::decode(r.get::<_, &str>(0).as_bytes(), cipher))
+        .transpose()
 }
 
 fn encode_doc(o: &Order, cipher: &PiiCipher) -> Result<String, StoreError> {
@@ -266,7 +315,10 @@ impl Tx for PgWrite {
             ],
         )?;
         if n != 1 {
-            return Err(StoreError::new(StoreErrorKind::Conflict, "the order changed under this update"));
+            return Err(StoreError::new(
+                StoreErrorKind::Conflict,
+                "the order changed under this update",
+            ));
         }
         self.writes += 1;
         Ok(())
@@ -300,7 +352,12 @@ impl Tx for PgWrite {
         Ok(())
     }
 
-    fn idempotency_get(&mut self, tenant: &TenantId, key_id: &str, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
+    fn idempotency_get(
+        &mut self,
+        tenant: &TenantId,
+        key_id: &str,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
         let r = self.conn.query_opt(
             "SELECT request_hash, status, body, created_at FROM idempotency
              WHERE tenant_id = $1 AND key_id = $2 AND idem_key = $3",
@@ -320,21 +377,37 @@ impl Tx for PgWrite {
     fn idempotency_put(&mut self, r: &IdempotencyRecord) -> Result<(), StoreError> {
         self.conn.execute(
             "INSERT INTO idempotency VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            &[&r.tenant_id.as_str(), &r.key_id, &r.key, &r.request_hash, &i32::from(r.status), &r.body, &r.created_at],
+            &[
+                &r.tenant_id.as_str(),
+                &r.key_id,
+                &r.key,
+                &r.request_hash,
+                &i32::from(r.status),
+                &r.body,
+                &r.created_at,
+            ],
         )?;
         self.writes += 1;
         Ok(())
     }
 
     fn tenant_policy(&mut self, tenant: &TenantId) -> Result<Policy, StoreError> {
-        let r = self.conn.query_opt("SELECT settings FROM tenants WHERE tenant_id = $1", &[&tenant.as_str()])?;
+        let r = self.conn.query_opt(
+            "SELECT settings FROM tenants WHERE tenant_id = $1",
+            &[&tenant.as_str()],
+        )?;
         let v: serde_json::Value = r.map(|r| r.get(0)).unwrap_or(serde_json::Value::Null);
         crate::policy_from_settings(&v)
     }
 }
 
 impl AdminTx for PgWrite {
-    fn tenant_insert(&mut self, tenant: &TenantId, name: &str, settings: &serde_json::Value) -> Result<bool, StoreError> {
+    fn tenant_insert(
+        &mut self,
+        tenant: &TenantId,
+        name: &str,
+        settings: &serde_json::Value,
+    ) -> Result<bool, StoreError> {
         let n = self.conn.execute(
             "INSERT INTO tenants VALUES ($1, $2, $3, now()) ON CONFLICT (tenant_id) DO NOTHING",
             &[&tenant.as_str(), &name, settings],
@@ -353,13 +426,27 @@ impl AdminTx for PgWrite {
         let shops = k.shops.as_ref().map(|s| serde_json::json!(s));
         self.conn.execute(
             "INSERT INTO api_keys VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL)",
-            &[&k.key_id, &k.tenant_id.as_str(), &key_hash, &k.name, &k.role.as_str(), &shops, &k.pii_read, &k.created_at],
+            &[
+                &k.key_id,
+                &k.tenant_id.as_str(),
+                &key_hash,
+                &k.name,
+                &k.role.as_str(),
+                &shops,
+                &k.pii_read,
+                &k.created_at,
+            ],
         )?;
         self.writes += 1;
         Ok(())
     }
 
-    fn api_key_revoke(&mut self, tenant: &TenantId, key_id: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
+    fn api_key_revoke(
+        &mut self,
+        tenant: &TenantId,
+        key_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
         let n = self.conn.execute(
             "UPDATE api_keys SET revoked_at = $1 WHERE tenant_id = $2 AND key_id = $3 AND revoked_at IS NULL",
             &[&at, &tenant.as_str(), &key_id],
@@ -381,7 +468,10 @@ fn api_key_row(r: &Row) -> Result<ApiKeyRow, StoreError> {
         tenant_id: TenantId::parse(r.get(1)).map_err(|_| corrupt("api key tenant"))?,
         name: r.get(2),
         role: Role::parse(r.get(3)).ok_or_else(|| corrupt("api key role"))?,
-        shops: shops.map(serde_json::from_value).transpose().map_err(|_| corrupt("api key shops"))?,
+        shops: shops
+            .map(serde_json::from_value)
+            .transpose()
+            .map_err(|_| corrupt("api key shops"))?,
         pii_read: r.get(5),
         created_at: r.get(6),
         revoked_at: r.get(7),
@@ -403,7 +493,10 @@ impl ReadConn for PgRead {
 
     fn order_list(&mut self, f: &OrderFilter) -> Result<Vec<Order>, StoreError> {
         // One statement for every filter combination: a NULL parameter switches its condition off.
-        let shops: Option<Vec<&str>> = f.shops.as_ref().map(|s| s.iter().map(|x| x.as_str()).collect());
+        let shops: Option<Vec<&str>> = f
+            .shops
+            .as_ref()
+            .map(|s| s.iter().map(|x| x.as_str()).collect());
         let rows = self.conn.query(
             "SELECT doc::text FROM orders
              WHERE tenant_id = $1
@@ -425,10 +518,16 @@ impl ReadConn for PgRead {
                 &i64::from(f.limit),
             ],
         )?;
-        rows.into_iter().map(|r| doc::decode(r.get::<_, &str>(0).as_bytes(), &self.cipher)).collect()
+        rows.into_iter()
+            .map(|r| doc::decode(r.get::<_, &str>(0).as_bytes(), &self.cipher))
+            .collect()
     }
 
-    fn audit_for_order(&mut self, tenant: &TenantId, id: OrderId) -> Result<Vec<AuditEntry>, StoreError> {
+    fn audit_for_order(
+        &mut self,
+        tenant: &TenantId,
+        id: OrderId,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
         let rows = self.conn.query(
             "SELECT audit_id, at, actor, key_id, request_id, action, from_status, to_status, from_version,
                     to_version, detail
@@ -446,7 +545,11 @@ impl ReadConn for PgRead {
                     key_id: r.get(3),
                     request_id: r.get(4),
                     action: r.get(5),
-                    from_status: r.get::<_, Option<&str>>(6).map(Status::parse).transpose().map_err(|_| corrupt("audit status"))?,
+                    from_status: r
+                        .get::<_, Option<&str>>(6)
+                        .map(Status::parse)
+                        .transpose()
+                        .map_err(|_| corrupt("audit status"))?,
                     to_status: Status::parse(r.get(7)).map_err(|_| corrupt("audit status"))?,
                     from_version: r.get::<_, i64>(8) as u64,
                     to_version: r.get::<_, i64>(9) as u64,
@@ -456,7 +559,12 @@ impl ReadConn for PgRead {
             .collect()
     }
 
-    fn events_after(&mut self, tenant: &TenantId, after: i64, limit: u32) -> Result<Vec<StoredEvent>, StoreError> {
+    fn events_after(
+        &mut self,
+        tenant: &TenantId,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
         let rows = self.conn.query(
             "SELECT seq, event_id, event_type, aggregate_id, aggregate_version, occurred_at, trace_id, payload
              FROM outbox WHERE tenant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
@@ -499,7 +607,13 @@ impl ReadConn for PgRead {
     }
 
     fn tenant_exists(&mut self, tenant: &TenantId) -> Result<bool, StoreError> {
-        Ok(self.conn.query_opt("SELECT 1 FROM tenants WHERE tenant_id = $1", &[&tenant.as_str()])?.is_some())
+        Ok(self
+            .conn
+            .query_opt(
+                "SELECT 1 FROM tenants WHERE tenant_id = $1",
+                &[&tenant.as_str()],
+            )?
+            .is_some())
     }
 
     fn tenant_count(&mut self) -> Result<u64, StoreError> {
@@ -508,8 +622,14 @@ impl ReadConn for PgRead {
     }
 
     fn order_counts(&mut self) -> Result<Vec<(String, String, u64)>, StoreError> {
-        let rows = self.conn.query("SELECT status, channel, count(*) FROM orders GROUP BY status, channel", &[])?;
-        Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get::<_, i64>(2) as u64)).collect())
+        let rows = self.conn.query(
+            "SELECT status, channel, count(*) FROM orders GROUP BY status, channel",
+            &[],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get::<_, i64>(2) as u64))
+            .collect())
     }
 
     fn is_broken(&self) -> bool {

@@ -48,8 +48,17 @@ pub trait ReadConn: Send {
     fn ping(&mut self) -> Result<(), StoreError>;
     fn order_get(&mut self, tenant: &TenantId, id: OrderId) -> Result<Option<Order>, StoreError>;
     fn order_list(&mut self, filter: &OrderFilter) -> Result<Vec<Order>, StoreError>;
-    fn audit_for_order(&mut self, tenant: &TenantId, id: OrderId) -> Result<Vec<AuditEntry>, StoreError>;
-    fn events_after(&mut self, tenant: &TenantId, after: i64, limit: u32) -> Result<Vec<StoredEvent>, StoreError>;
+    fn audit_for_order(
+        &mut self,
+        tenant: &TenantId,
+        id: OrderId,
+    ) -> Result<Vec<AuditEntry>, StoreError>;
+    fn events_after(
+        &mut self,
+        tenant: &TenantId,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, StoreError>;
     /// The key with this hash, if it exists and is not revoked.
     fn api_key_by_hash(&mut self, key_hash: &str) -> Result<Option<ApiKeyRow>, StoreError>;
     fn api_keys(&mut self, tenant: &TenantId) -> Result<Vec<ApiKeyRow>, StoreError>;

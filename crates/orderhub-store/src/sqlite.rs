@@ -16,7 +16,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "orders", include_str!("../migrations/sqlite/0001_orders.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "orders",
+    include_str!("../migrations/sqlite/0001_orders.sql"),
+)];
 
 /// Reader connections: WAL lets readers run beside the writer; two keep a 2-core machine busy.
 const READERS: usize = 2;
@@ -26,29 +30,43 @@ pub(crate) fn err(e: rusqlite::Error) -> StoreError {
     let kind = match e.sqlite_error_code() {
         Some(ErrorCode::ConstraintViolation) => StoreErrorKind::UniqueViolation,
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StoreErrorKind::Conflict,
-        Some(ErrorCode::CannotOpen | ErrorCode::ReadOnly | ErrorCode::DiskFull) => StoreErrorKind::Unavailable,
+        Some(ErrorCode::CannotOpen | ErrorCode::ReadOnly | ErrorCode::DiskFull) => {
+            StoreErrorKind::Unavailable
+        }
         _ => StoreErrorKind::Other,
     };
     StoreError::new(kind, e.to_string())
 }
 
 fn corrupt(what: &str) -> StoreError {
-    StoreError::new(StoreErrorKind::Corrupt, format!("stored {what} does not parse"))
+    StoreError::new(
+        StoreErrorKind::Corrupt,
+        format!("stored {what} does not parse"),
+    )
 }
 
 pub(crate) fn micros(t: DateTime<Utc>) -> i64 {
     t.timestamp_micros()
 }
 pub(crate) fn from_micros(m: i64) -> DateTime<Utc> {
-    Utc.timestamp_micros(m).single().unwrap_or(DateTime::UNIX_EPOCH)
+    Utc.timestamp_micros(m)
+        .single()
+        .unwrap_or(DateTime::UNIX_EPOCH)
 }
 
 fn connect(path: &Path) -> Result<Connection, StoreError> {
     let c = Connection::open_with_flags(
         path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
-    .map_err(|e| StoreError::new(StoreErrorKind::Unavailable, format!("cannot open {}: {e}", path.display())))?;
+    .map_err(|e| {
+        StoreError::new(
+            StoreErrorKind::Unavailable,
+            format!("cannot open {}: {e}", path.display()),
+        )
+    })?;
     // WAL: readers never block the writer. synchronous=FULL: fsync the WAL at every commit, so an
     // acknowledged order survives power loss. Foreign keys are per connection in SQLite.
     c.execute_batch(
@@ -65,7 +83,11 @@ pub(crate) fn migrate(c: &Connection) -> Result<Vec<i64>, StoreError> {
     let mut applied = Vec::new();
     for (version, name, sql) in MIGRATIONS {
         let done: bool = c
-            .query_row("SELECT count(*) > 0 FROM schema_migrations WHERE version = ?", [version], |r| r.get(0))
+            .query_row(
+                "SELECT count(*) > 0 FROM schema_migrations WHERE version = ?",
+                [version],
+                |r| r.get(0),
+            )
             .map_err(err)?;
         if done {
             continue;
@@ -85,21 +107,33 @@ pub(crate) fn migrate(c: &Connection) -> Result<Vec<i64>, StoreError> {
 
 pub(crate) fn open(path: &Path, cipher: PiiCipher) -> Result<Pools, StoreError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| StoreError::new(StoreErrorKind::Unavailable, format!("cannot create {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir).map_err(|e| {
+            StoreError::new(
+                StoreErrorKind::Unavailable,
+                format!("cannot create {}: {e}", dir.display()),
+            )
+        })?;
     }
     migrate(&connect(path)?)?;
     let p: PathBuf = path.to_owned();
     let c1 = cipher.clone();
     let write: WriteConnFactory = Arc::new(move || {
-        Ok(Box::new(SqliteWrite { c: connect(&p)?, cipher: c1.clone(), outbox: Vec::new(), writes: 0, mark: (0, 0) })
-            as Box<dyn WriteConn>)
+        Ok(Box::new(SqliteWrite {
+            c: connect(&p)?,
+            cipher: c1.clone(),
+            outbox: Vec::new(),
+            writes: 0,
+            mark: (0, 0),
+        }) as Box<dyn WriteConn>)
     });
     let p: PathBuf = path.to_owned();
     let read: ReadConnFactory = Arc::new(move || {
         let c = connect(&p)?;
         c.execute_batch("PRAGMA query_only=ON").map_err(err)?;
-        Ok(Box::new(SqliteRead { c, cipher: cipher.clone() }) as Box<dyn ReadConn>)
+        Ok(Box::new(SqliteRead {
+            c,
+            cipher: cipher.clone(),
+        }) as Box<dyn ReadConn>)
     });
     Pools::start("sqlite", 1, READERS, write, read)
 }
@@ -123,7 +157,10 @@ impl WriteConn for SqliteWrite {
     fn commit(&mut self) -> Result<(), StoreError> {
         let mut by_tenant: BTreeMap<String, Vec<EventRecord>> = BTreeMap::new();
         for e in self.outbox.drain(..) {
-            by_tenant.entry(e.tenant_id.as_str().to_owned()).or_default().push(e);
+            by_tenant
+                .entry(e.tenant_id.as_str().to_owned())
+                .or_default()
+                .push(e);
         }
         for (tenant, events) in by_tenant {
             let last: i64 = self
@@ -178,9 +215,16 @@ impl WriteConn for SqliteWrite {
     }
 }
 
-fn get_doc(c: &Connection, cipher: &PiiCipher, sql: &str, p: &[&dyn rusqlite::ToSql]) -> Result<Option<Order>, StoreError> {
-    let bytes: Option<Vec<u8>> =
-        c.prepare_cached(sql).and_then(|mut s| s.query_row(p, |r| r.get(0)).optional()).map_err(err)?;
+fn get_doc(
+    c: &Connection,
+    cipher: &PiiCipher,
+    sql: &str,
+    p: &[&dyn rusqlite::ToSql],
+) -> Result<Option<Order>, StoreError> {
+    let bytes: Option<Vec<u8>> = c
+        .prepare_cached(sql)
+        .and_then(|mut s| s.query_row(p, |r| r.get(0)).optional())
+        .map_err(err)?;
     bytes.map(|b| doc::decode(&b, cipher)).transpose()
 }
 
@@ -188,7 +232,12 @@ const ORDER_BY_ID: &str = "SELECT doc FROM orders WHERE tenant_id = ?1 AND order
 
 impl Tx for SqliteWrite {
     fn order_get(&mut self, tenant: &TenantId, id: OrderId) -> Result<Option<Order>, StoreError> {
-        get_doc(&self.c, &self.cipher, ORDER_BY_ID, &[&tenant.as_str(), &id.to_string()])
+        get_doc(
+            &self.c,
+            &self.cipher,
+            ORDER_BY_ID,
+            &[&tenant.as_str(), &id.to_string()],
+        )
     }
 
     fn order_by_external(
@@ -253,7 +302,10 @@ impl Tx for SqliteWrite {
             })
             .map_err(err)?;
         if n != 1 {
-            return Err(StoreError::new(StoreErrorKind::Conflict, "the order changed under this update"));
+            return Err(StoreError::new(
+                StoreErrorKind::Conflict,
+                "the order changed under this update",
+            ));
         }
         self.writes += 1;
         Ok(())
@@ -261,7 +313,9 @@ impl Tx for SqliteWrite {
 
     fn audit_append(&mut self, e: &AuditEntry) -> Result<(), StoreError> {
         self.c
-            .prepare_cached("INSERT INTO audit VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)")
+            .prepare_cached(
+                "INSERT INTO audit VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            )
             .and_then(|mut s| {
                 s.execute(params![
                     e.tenant_id.as_str(),
@@ -289,7 +343,12 @@ impl Tx for SqliteWrite {
         Ok(())
     }
 
-    fn idempotency_get(&mut self, tenant: &TenantId, key_id: &str, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
+    fn idempotency_get(
+        &mut self,
+        tenant: &TenantId,
+        key_id: &str,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
         self.c
             .prepare_cached(
                 "SELECT request_hash, status, body, created_at FROM idempotency
@@ -346,17 +405,30 @@ impl Tx for SqliteWrite {
 }
 
 impl AdminTx for SqliteWrite {
-    fn tenant_insert(&mut self, tenant: &TenantId, name: &str, settings: &serde_json::Value) -> Result<bool, StoreError> {
+    fn tenant_insert(
+        &mut self,
+        tenant: &TenantId,
+        name: &str,
+        settings: &serde_json::Value,
+    ) -> Result<bool, StoreError> {
         let n = self
             .c
             .execute(
                 "INSERT INTO tenants VALUES (?1, ?2, ?3, ?4) ON CONFLICT (tenant_id) DO NOTHING",
-                params![tenant.as_str(), name, settings.to_string(), micros(Utc::now())],
+                params![
+                    tenant.as_str(),
+                    name,
+                    settings.to_string(),
+                    micros(Utc::now())
+                ],
             )
             .map_err(err)?;
         if n == 1 {
             self.c
-                .execute("INSERT INTO outbox_heads VALUES (?1, 0) ON CONFLICT DO NOTHING", [tenant.as_str()])
+                .execute(
+                    "INSERT INTO outbox_heads VALUES (?1, 0) ON CONFLICT DO NOTHING",
+                    [tenant.as_str()],
+                )
                 .map_err(err)?;
             self.writes += 1;
         }
@@ -364,7 +436,10 @@ impl AdminTx for SqliteWrite {
     }
 
     fn api_key_insert(&mut self, k: &ApiKeyRow, key_hash: &str) -> Result<(), StoreError> {
-        let shops = k.shops.as_ref().map(|s| serde_json::to_string(s).unwrap_or_default());
+        let shops = k
+            .shops
+            .as_ref()
+            .map(|s| serde_json::to_string(s).unwrap_or_default());
         self.c
             .execute(
                 "INSERT INTO api_keys VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL)",
@@ -384,7 +459,12 @@ impl AdminTx for SqliteWrite {
         Ok(())
     }
 
-    fn api_key_revoke(&mut self, tenant: &TenantId, key_id: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
+    fn api_key_revoke(
+        &mut self,
+        tenant: &TenantId,
+        key_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
         let n = self
             .c
             .execute(
@@ -413,7 +493,10 @@ fn api_key_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(ApiKeyRow, String)> {
             tenant_id: TenantId::parse(&tenant).map_err(|_| rusqlite::Error::InvalidQuery)?,
             name: r.get(2)?,
             role: Role::parse(&role).ok_or(rusqlite::Error::InvalidQuery)?,
-            shops: shops.map(|s| serde_json::from_str(&s)).transpose().map_err(|_| rusqlite::Error::InvalidQuery)?,
+            shops: shops
+                .map(|s| serde_json::from_str(&s))
+                .transpose()
+                .map_err(|_| rusqlite::Error::InvalidQuery)?,
             pii_read: r.get(5)?,
             created_at: from_micros(r.get(6)?),
             revoked_at: revoked.map(from_micros),
@@ -430,7 +513,12 @@ impl ReadConn for SqliteRead {
     }
 
     fn order_get(&mut self, tenant: &TenantId, id: OrderId) -> Result<Option<Order>, StoreError> {
-        get_doc(&self.c, &self.cipher, ORDER_BY_ID, &[&tenant.as_str(), &id.to_string()])
+        get_doc(
+            &self.c,
+            &self.cipher,
+            ORDER_BY_ID,
+            &[&tenant.as_str(), &id.to_string()],
+        )
     }
 
     fn order_list(&mut self, f: &OrderFilter) -> Result<Vec<Order>, StoreError> {
@@ -453,8 +541,15 @@ impl ReadConn for SqliteRead {
             p.push(Box::new(micros(t)));
         }
         if let Some(shops) = &f.shops {
-            sql.push_str(&format!(" AND shop_id IN ({})", vec!["?"; shops.len()].join(",")));
-            p.extend(shops.iter().map(|s| Box::new(s.as_str().to_owned()) as Box<dyn rusqlite::ToSql>));
+            sql.push_str(&format!(
+                " AND shop_id IN ({})",
+                vec!["?"; shops.len()].join(",")
+            ));
+            p.extend(
+                shops
+                    .iter()
+                    .map(|s| Box::new(s.as_str().to_owned()) as Box<dyn rusqlite::ToSql>),
+            );
             if shops.is_empty() {
                 return Ok(vec![]);
             }
@@ -467,12 +562,19 @@ impl ReadConn for SqliteRead {
         p.push(Box::new(i64::from(f.limit)));
         let mut st = self.c.prepare_cached(&sql).map_err(err)?;
         let rows = st
-            .query_map(rusqlite::params_from_iter(p.iter()), |r| r.get::<_, Vec<u8>>(0))
+            .query_map(rusqlite::params_from_iter(p.iter()), |r| {
+                r.get::<_, Vec<u8>>(0)
+            })
             .map_err(err)?;
-        rows.map(|r| r.map_err(err).and_then(|b| doc::decode(&b, &self.cipher))).collect()
+        rows.map(|r| r.map_err(err).and_then(|b| doc::decode(&b, &self.cipher)))
+            .collect()
     }
 
-    fn audit_for_order(&mut self, tenant: &TenantId, id: OrderId) -> Result<Vec<AuditEntry>, StoreError> {
+    fn audit_for_order(
+        &mut self,
+        tenant: &TenantId,
+        id: OrderId,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
         let mut st = self
             .c
             .prepare_cached(
@@ -488,7 +590,9 @@ impl ReadConn for SqliteRead {
                 let to_status: String = r.get(7)?;
                 let detail: String = r.get(10)?;
                 Ok(AuditEntry {
-                    audit_id: audit_id.parse().map_err(|_| rusqlite::Error::InvalidQuery)?,
+                    audit_id: audit_id
+                        .parse()
+                        .map_err(|_| rusqlite::Error::InvalidQuery)?,
                     tenant_id: tenant.clone(),
                     order_id: id,
                     at: from_micros(r.get(1)?),
@@ -496,8 +600,12 @@ impl ReadConn for SqliteRead {
                     key_id: r.get(3)?,
                     request_id: r.get(4)?,
                     action: r.get(5)?,
-                    from_status: from_status.map(|s| Status::parse(&s)).transpose().map_err(|_| rusqlite::Error::InvalidQuery)?,
-                    to_status: Status::parse(&to_status).map_err(|_| rusqlite::Error::InvalidQuery)?,
+                    from_status: from_status
+                        .map(|s| Status::parse(&s))
+                        .transpose()
+                        .map_err(|_| rusqlite::Error::InvalidQuery)?,
+                    to_status: Status::parse(&to_status)
+                        .map_err(|_| rusqlite::Error::InvalidQuery)?,
                     from_version: r.get::<_, i64>(8)? as u64,
                     to_version: r.get::<_, i64>(9)? as u64,
                     detail: serde_json::from_str(&detail).unwrap_or_default(),
@@ -507,7 +615,12 @@ impl ReadConn for SqliteRead {
         rows.map(|r| r.map_err(err)).collect()
     }
 
-    fn events_after(&mut self, tenant: &TenantId, after: i64, limit: u32) -> Result<Vec<StoredEvent>, StoreError> {
+    fn events_after(
+        &mut self,
+        tenant: &TenantId,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
         let mut st = self
             .c
             .prepare_cached(
@@ -523,10 +636,13 @@ impl ReadConn for SqliteRead {
                 Ok(StoredEvent {
                     seq: r.get(0)?,
                     event: EventRecord {
-                        event_id: event_id.parse().map_err(|_| rusqlite::Error::InvalidQuery)?,
+                        event_id: event_id
+                            .parse()
+                            .map_err(|_| rusqlite::Error::InvalidQuery)?,
                         tenant_id: tenant.clone(),
                         event_type: r.get(2)?,
-                        aggregate_id: OrderId::parse(&agg).map_err(|_| rusqlite::Error::InvalidQuery)?,
+                        aggregate_id: OrderId::parse(&agg)
+                            .map_err(|_| rusqlite::Error::InvalidQuery)?,
                         aggregate_version: r.get::<_, i64>(4)? as u64,
                         occurred_at: from_micros(r.get(5)?),
                         trace_id: r.get(6)?,
@@ -540,7 +656,9 @@ impl ReadConn for SqliteRead {
 
     fn api_key_by_hash(&mut self, key_hash: &str) -> Result<Option<ApiKeyRow>, StoreError> {
         self.c
-            .prepare_cached(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE key_hash = ?1 AND revoked_at IS NULL"))
+            .prepare_cached(&format!(
+                "SELECT {KEY_COLUMNS} FROM api_keys WHERE key_hash = ?1 AND revoked_at IS NULL"
+            ))
             .and_then(|mut s| s.query_row([key_hash], api_key_row).optional())
             .map(|o| o.map(|(k, _)| k))
             .map_err(err)
@@ -557,12 +675,19 @@ impl ReadConn for SqliteRead {
 
     fn tenant_exists(&mut self, tenant: &TenantId) -> Result<bool, StoreError> {
         self.c
-            .query_row("SELECT count(*) > 0 FROM tenants WHERE tenant_id = ?1", [tenant.as_str()], |r| r.get(0))
+            .query_row(
+                "SELECT count(*) > 0 FROM tenants WHERE tenant_id = ?1",
+                [tenant.as_str()],
+                |r| r.get(0),
+            )
             .map_err(err)
     }
 
     fn tenant_count(&mut self) -> Result<u64, StoreError> {
-        self.c.query_row("SELECT count(*) FROM tenants", [], |r| r.get::<_, i64>(0)).map(|n| n as u64).map_err(err)
+        self.c
+            .query_row("SELECT count(*) FROM tenants", [], |r| r.get::<_, i64>(0))
+            .map(|n| n as u64)
+            .map_err(err)
     }
 
     fn order_counts(&mut self) -> Result<Vec<(String, String, u64)>, StoreError> {
@@ -570,7 +695,11 @@ impl ReadConn for SqliteRead {
             .c
             .prepare_cached("SELECT status, channel, count(*) FROM orders GROUP BY status, channel")
             .map_err(err)?;
-        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64))).map_err(err)?;
+        let rows = st
+            .query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64))
+            })
+            .map_err(err)?;
         rows.map(|r| r.map_err(err)).collect()
     }
 }

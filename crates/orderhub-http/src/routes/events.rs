@@ -29,25 +29,45 @@ pub struct EventsQuery {
 #[utoipa::path(get, path = "/v1/events", tag = "events", params(EventsQuery),
     responses((status = 200, body = EventPage), (status = 400, body = orderhub_api::ErrorBody)),
     security(("bearer" = [])))]
-pub async fn list(State(state): State<SharedState>, ctx: Ctx, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
+pub async fn list(
+    State(state): State<SharedState>,
+    ctx: Ctx,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
     if !ctx.principal.can(Permission::EventsRead) {
         return Err(ApiError::forbidden("this key may not read events"));
     }
     let q: EventsQuery = parse_query(q.as_deref())?;
     let after = q.after.unwrap_or(0);
     if after < 0 {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "out_of_range", "after must be 0 or more").field("after"));
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "out_of_range",
+            "after must be 0 or more",
+        )
+        .field("after"));
     }
     let limit = q.limit.unwrap_or(PAGE_DEFAULT);
     if !(1..=PAGE_MAX).contains(&limit) {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "out_of_range", format!("limit must be 1 to {PAGE_MAX}")).field("limit"));
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "out_of_range",
+            format!("limit must be 1 to {PAGE_MAX}"),
+        )
+        .field("limit"));
     }
     let t = ctx.principal.tenant_id.clone();
-    let rows = state.store.read(move |r| r.events_after(&t, after, limit)).await?;
+    let rows = state
+        .store
+        .read(move |r| r.events_after(&t, after, limit))
+        .await?;
     // A key scoped to some shops sees only their orders' events.
     let visible = |payload: &serde_json::Value| match &ctx.principal.shops {
         None => true,
-        Some(shops) => payload.get("shop_id").and_then(|s| s.as_str()).is_some_and(|s| shops.iter().any(|x| x.as_str() == s)),
+        Some(shops) => payload
+            .get("shop_id")
+            .and_then(|s| s.as_str())
+            .is_some_and(|s| shops.iter().any(|x| x.as_str() == s)),
     };
     let next_after = rows.last().map_or(after, |r| r.seq);
     let events = rows
@@ -67,5 +87,9 @@ pub async fn list(State(state): State<SharedState>, ctx: Ctx, RawQuery(q): RawQu
         })
         .collect();
     let page = EventPage { events, next_after };
-    Ok(json_response(StatusCode::OK, serde_json::to_vec(&page).unwrap_or_default(), false))
+    Ok(json_response(
+        StatusCode::OK,
+        serde_json::to_vec(&page).unwrap_or_default(),
+        false,
+    ))
 }

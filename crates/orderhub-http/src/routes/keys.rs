@@ -20,8 +20,15 @@ fn view(k: &ApiKeyRow, key: Option<String>) -> ApiKeyView {
         key_id: k.key_id.clone(),
         name: k.name.clone(),
         role: k.role.as_str().to_owned(),
-        shops: k.shops.as_ref().map(|s| s.iter().map(|x| x.to_string()).collect()),
-        scopes: if k.pii_read { vec![PII_READ.to_owned()] } else { vec![] },
+        shops: k
+            .shops
+            .as_ref()
+            .map(|s| s.iter().map(|x| x.to_string()).collect()),
+        scopes: if k.pii_read {
+            vec![PII_READ.to_owned()]
+        } else {
+            vec![]
+        },
         created_at: k.created_at,
         revoked_at: k.revoked_at,
         key,
@@ -29,29 +36,59 @@ fn view(k: &ApiKeyRow, key: Option<String>) -> ApiKeyView {
 }
 
 fn admin(ctx: &Ctx) -> Result<(), ApiError> {
-    if ctx.principal.can(Permission::KeysManage) { Ok(()) } else { Err(ApiError::forbidden("only admin keys manage API keys")) }
+    if ctx.principal.can(Permission::KeysManage) {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden("only admin keys manage API keys"))
+    }
 }
 
 /// Issue a key. The key is in the response once; orderhub stores only its hash.
 #[utoipa::path(post, path = "/v1/api-keys", tag = "api-keys", request_body = CreateApiKeyRequest,
     responses((status = 201, body = ApiKeyView), (status = 403, body = orderhub_api::ErrorBody), (status = 422, body = orderhub_api::ErrorBody)),
     security(("bearer" = [])))]
-pub async fn create(State(state): State<SharedState>, ctx: Ctx, Body(body): Body) -> Result<Response, ApiError> {
+pub async fn create(
+    State(state): State<SharedState>,
+    ctx: Ctx,
+    Body(body): Body,
+) -> Result<Response, ApiError> {
     admin(&ctx)?;
     let (req, _): (CreateApiKeyRequest, _) = parse_json(&body)?;
     let role = Role::parse(req.role.trim()).ok_or_else(|| {
-        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unknown_role", "role must be admin, ops, finance, warehouse or viewer").field("role")
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown_role",
+            "role must be admin, ops, finance, warehouse or viewer",
+        )
+        .field("role")
     })?;
     let name = req.name.trim().to_owned();
     if name.is_empty() || name.chars().count() > 64 {
-        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_name", "name must be 1 to 64 characters").field("name"));
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_name",
+            "name must be 1 to 64 characters",
+        )
+        .field("name"));
     }
     let shops = req
         .shops
-        .map(|s| s.iter().enumerate().map(|(i, x)| ShopId::parse(x).map_err(|e| ApiError::from(e).field(format!("shops[{i}]")))).collect::<Result<Vec<_>, _>>())
+        .map(|s| {
+            s.iter()
+                .enumerate()
+                .map(|(i, x)| {
+                    ShopId::parse(x).map_err(|e| ApiError::from(e).field(format!("shops[{i}]")))
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })
         .transpose()?;
     if let Some(bad) = req.scopes.iter().position(|s| s != PII_READ) {
-        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unknown_scope", format!("the only scope is {PII_READ}")).field(format!("scopes[{bad}]")));
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown_scope",
+            format!("the only scope is {PII_READ}"),
+        )
+        .field(format!("scopes[{bad}]")));
     }
     let key = generate_api_key();
     let row = ApiKeyRow {
@@ -66,8 +103,15 @@ pub async fn create(State(state): State<SharedState>, ctx: Ctx, Body(body): Body
     };
     let (r, hash) = (row.clone(), hash_api_key(&key));
     state.keys.forget(&hash);
-    state.store.write(0, move |tx| Ok(tx.api_key_insert(&r, &hash)?)).await?;
-    Ok(json_response(StatusCode::CREATED, serde_json::to_vec(&view(&row, Some(key))).unwrap_or_default(), false))
+    state
+        .store
+        .write(0, move |tx| Ok(tx.api_key_insert(&r, &hash)?))
+        .await?;
+    Ok(json_response(
+        StatusCode::CREATED,
+        serde_json::to_vec(&view(&row, Some(key))).unwrap_or_default(),
+        false,
+    ))
 }
 
 #[utoipa::path(get, path = "/v1/api-keys", tag = "api-keys",
@@ -78,7 +122,11 @@ pub async fn list(State(state): State<SharedState>, ctx: Ctx) -> Result<Response
     let t = ctx.principal.tenant_id.clone();
     let rows = state.store.read(move |r| r.api_keys(&t)).await?;
     let views: Vec<_> = rows.iter().map(|k| view(k, None)).collect();
-    Ok(json_response(StatusCode::OK, serde_json::to_vec(&views).unwrap_or_default(), false))
+    Ok(json_response(
+        StatusCode::OK,
+        serde_json::to_vec(&views).unwrap_or_default(),
+        false,
+    ))
 }
 
 /// Revoke a key. It stops working within seconds (the key cache's lifetime) on every node, at once
@@ -87,13 +135,22 @@ pub async fn list(State(state): State<SharedState>, ctx: Ctx) -> Result<Response
     params(("id" = String, Path, description = "key id")),
     responses((status = 204), (status = 404, body = orderhub_api::ErrorBody)),
     security(("bearer" = [])))]
-pub async fn revoke(State(state): State<SharedState>, ctx: Ctx, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn revoke(
+    State(state): State<SharedState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     admin(&ctx)?;
     let (t, now) = (ctx.principal.tenant_id.clone(), state.clock.now());
-    let done = state.store.write(0, move |tx| Ok(tx.api_key_revoke(&t, &id, now)?)).await?;
+    let done = state
+        .store
+        .write(0, move |tx| Ok(tx.api_key_revoke(&t, &id, now)?))
+        .await?;
     if !done {
         return Err(ApiError::not_found("api key"));
     }
     state.keys.clear();
-    Ok(axum::response::IntoResponse::into_response(StatusCode::NO_CONTENT))
+    Ok(axum::response::IntoResponse::into_response(
+        StatusCode::NO_CONTENT,
+    ))
 }

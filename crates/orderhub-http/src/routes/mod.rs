@@ -25,7 +25,11 @@ pub fn routes() -> Router<SharedState> {
         .route("/openapi.json", get(system::openapi))
         .fallback(|| async { ApiError::not_found("route") })
         .method_not_allowed_fallback(|| async {
-            ApiError::new(axum::http::StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not take that method")
+            ApiError::new(
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not take that method",
+            )
         })
 }
 
@@ -36,7 +40,10 @@ pub fn parse_query<T: serde::de::DeserializeOwned>(q: Option<&str>) -> Result<T,
         let field = e.path().to_string();
         let msg = e.into_inner().to_string();
         let (code, field) = match msg.strip_prefix("unknown field `") {
-            Some(rest) => ("unknown_parameter", rest.split('`').next().unwrap_or("").to_owned()),
+            Some(rest) => (
+                "unknown_parameter",
+                rest.split('`').next().unwrap_or("").to_owned(),
+            ),
             None => ("invalid_parameter", field),
         };
         ApiError::new(axum::http::StatusCode::BAD_REQUEST, code, msg).field(field)

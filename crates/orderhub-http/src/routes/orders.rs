@@ -10,7 +10,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use orderhub_api::orders::{CreateOrderRequest, OrderPage, OrderView, Timeline, TimelineStep, TransitionRequest};
+use orderhub_api::orders::{
+    CreateOrderRequest, OrderPage, OrderView, Timeline, TimelineStep, TransitionRequest,
+};
 use orderhub_core::auth::{Permission, Principal};
 use orderhub_core::usecases::{Created, create_order, transition as run_transition};
 use orderhub_domain::ids::Channel;
@@ -63,17 +65,36 @@ fn order_id(s: &str) -> Result<OrderId, ApiError> {
         (status = 422, description = "A field breaks a rule", body = orderhub_api::ErrorBody),
     ),
     security(("bearer" = [])))]
-pub async fn create(State(state): State<SharedState>, ctx: Ctx, headers: HeaderMap, Body(body): Body) -> Result<Response, ApiError> {
+pub async fn create(
+    State(state): State<SharedState>,
+    ctx: Ctx,
+    headers: HeaderMap,
+    Body(body): Body,
+) -> Result<Response, ApiError> {
     if !ctx.principal.can(Permission::OrdersCreate) {
-        return Err(ApiError::forbidden(format!("role {} may not create orders", ctx.principal.role.as_str())));
+        return Err(ApiError::forbidden(format!(
+            "role {} may not create orders",
+            ctx.principal.role.as_str()
+        )));
     }
     let (req, canonical): (CreateOrderRequest, _) = parse_json(&body)?;
     let key = idempotency_key(&headers, &ctx.principal, "POST /v1/orders", &canonical)?;
     let draft = req.into_draft()?;
     let part = partition((&draft.shop_id, &draft.external_order_id));
-    let actor = orderhub_core::usecases::Actor { principal: ctx.principal.clone(), request_id: ctx.request_id };
+    let actor = orderhub_core::usecases::Actor {
+        principal: ctx.principal.clone(),
+        request_id: ctx.request_id,
+    };
     let now = state.clock.now();
-    write(&state, &ctx.principal, key, part, move |tx| create_order(tx, &actor, draft.clone(), now), render_created).await
+    write(
+        &state,
+        &ctx.principal,
+        key,
+        part,
+        move |tx| create_order(tx, &actor, draft.clone(), now),
+        render_created,
+    )
+    .await
 }
 
 /// Get one order. Personal data is masked unless the key holds `pii:read`.
@@ -81,16 +102,25 @@ pub async fn create(State(state): State<SharedState>, ctx: Ctx, headers: HeaderM
     params(("id" = String, Path, description = "orderhub order id (UUIDv7)")),
     responses((status = 200, body = OrderView), (status = 404, body = orderhub_api::ErrorBody)),
     security(("bearer" = [])))]
-pub async fn get(State(state): State<SharedState>, ctx: Ctx, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn get(
+    State(state): State<SharedState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let o = visible_order(&state, &ctx.principal, order_id(&id)?).await?;
-    Ok(json_response(StatusCode::OK, view_bytes(&o, &ctx.principal), false))
+    Ok(json_response(
+        StatusCode::OK,
+        view_bytes(&o, &ctx.principal),
+        false,
+    ))
 }
 
 async fn visible_order(state: &SharedState, p: &Principal, id: OrderId) -> Result<Order, ApiError> {
     let t = p.tenant_id.clone();
     let o = state.store.read(move |r| r.order_get(&t, id)).await?;
     // Another tenant's order, or a shop outside the key's scope, does not exist for this caller.
-    o.filter(|o| p.sees_shop(&o.shop_id)).ok_or_else(|| ApiError::not_found("order"))
+    o.filter(|o| p.sees_shop(&o.shop_id))
+        .ok_or_else(|| ApiError::not_found("order"))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -113,14 +143,23 @@ pub struct ListQuery {
 #[utoipa::path(get, path = "/v1/orders", tag = "orders", params(ListQuery),
     responses((status = 200, body = OrderPage), (status = 400, body = orderhub_api::ErrorBody)),
     security(("bearer" = [])))]
-pub async fn list(State(state): State<SharedState>, ctx: Ctx, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
+pub async fn list(
+    State(state): State<SharedState>,
+    ctx: Ctx,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
     let q: ListQuery = parse_query(q.as_deref())?;
     let bad = |f: &str, e: orderhub_domain::ValidationError| {
         ApiError::new(StatusCode::BAD_REQUEST, e.rule, e.message).field(f)
     };
     let limit = q.limit.unwrap_or(PAGE_DEFAULT);
     if !(1..=PAGE_MAX).contains(&limit) {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "out_of_range", format!("limit must be 1 to {PAGE_MAX}")).field("limit"));
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "out_of_range",
+            format!("limit must be 1 to {PAGE_MAX}"),
+        )
+        .field("limit"));
     }
     let after = match q.cursor.as_deref() {
         None => None,
@@ -130,15 +169,37 @@ pub async fn list(State(state): State<SharedState>, ctx: Ctx, RawQuery(q): RawQu
                 .ok()
                 .and_then(|b| String::from_utf8(b).ok())
                 .and_then(|s| OrderId::parse(&s).ok())
-                .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "invalid_cursor", "cursor is not one this API gave out").field("cursor"))?,
+                .ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_cursor",
+                        "cursor is not one this API gave out",
+                    )
+                    .field("cursor")
+                })?,
         ),
     };
     let p = &ctx.principal;
     let filter = OrderFilter {
         tenant_id: p.tenant_id.clone(),
-        status: q.status.as_deref().map(Status::parse).transpose().map_err(|e| bad("status", e))?,
-        channel: q.channel.as_deref().map(Channel::parse).transpose().map_err(|e| bad("channel", e))?,
-        shop_id: q.shop.as_deref().map(ShopId::parse).transpose().map_err(|e| bad("shop", e))?,
+        status: q
+            .status
+            .as_deref()
+            .map(Status::parse)
+            .transpose()
+            .map_err(|e| bad("status", e))?,
+        channel: q
+            .channel
+            .as_deref()
+            .map(Channel::parse)
+            .transpose()
+            .map_err(|e| bad("channel", e))?,
+        shop_id: q
+            .shop
+            .as_deref()
+            .map(ShopId::parse)
+            .transpose()
+            .map_err(|e| bad("shop", e))?,
         updated_since: orderhub_api::orders::parse_time("updated_since", q.updated_since)
             .map_err(|e| bad("updated_since", e))?
             .map(|t| t.to_utc()),
@@ -148,10 +209,24 @@ pub async fn list(State(state): State<SharedState>, ctx: Ctx, RawQuery(q): RawQu
     };
     let orders = state.store.read(move |r| r.order_list(&filter)).await?;
     let next_cursor = (orders.len() == limit as usize)
-        .then(|| orders.last().map(|o| URL_SAFE_NO_PAD.encode(o.id.to_string())))
+        .then(|| {
+            orders
+                .last()
+                .map(|o| URL_SAFE_NO_PAD.encode(o.id.to_string()))
+        })
         .flatten();
-    let page = OrderPage { orders: orders.iter().map(|o| OrderView::new(o, p.pii_read)).collect(), next_cursor };
-    Ok(json_response(StatusCode::OK, serde_json::to_vec(&page).unwrap_or_default(), false))
+    let page = OrderPage {
+        orders: orders
+            .iter()
+            .map(|o| OrderView::new(o, p.pii_read))
+            .collect(),
+        next_cursor,
+    };
+    Ok(json_response(
+        StatusCode::OK,
+        serde_json::to_vec(&page).unwrap_or_default(),
+        false,
+    ))
 }
 
 /// Move an order: pay, hold, approve, allocate, release, ship, pickup, deliver, complete, cancel.
@@ -181,19 +256,42 @@ pub async fn transition(
         ApiError::new(
             StatusCode::NOT_FOUND,
             "unknown_action",
-            format!("unknown action {action:?}; one of {}", CommandKind::ALL.map(|k| k.as_str()).join(", ")),
+            format!(
+                "unknown action {action:?}; one of {}",
+                CommandKind::ALL.map(|k| k.as_str()).join(", ")
+            ),
         )
     })?;
     let id = order_id(&id)?;
     if !ctx.principal.can(Permission::Transition(kind)) {
-        return Err(ApiError::forbidden(format!("role {} may not {} orders", ctx.principal.role.as_str(), kind.as_str())));
+        return Err(ApiError::forbidden(format!(
+            "role {} may not {} orders",
+            ctx.principal.role.as_str(),
+            kind.as_str()
+        )));
     }
     let (req, canonical): (TransitionRequest, _) = parse_json(&body)?;
-    let key = idempotency_key(&headers, &ctx.principal, &format!("POST /v1/orders/{id}/{action}"), &canonical)?;
+    let key = idempotency_key(
+        &headers,
+        &ctx.principal,
+        &format!("POST /v1/orders/{id}/{action}"),
+        &canonical,
+    )?;
     let cmd = req.into_command(kind)?;
-    let actor = orderhub_core::usecases::Actor { principal: ctx.principal.clone(), request_id: ctx.request_id };
+    let actor = orderhub_core::usecases::Actor {
+        principal: ctx.principal.clone(),
+        request_id: ctx.request_id,
+    };
     let now = state.clock.now();
-    write(&state, &ctx.principal, key, partition(id), move |tx| run_transition(tx, &actor, id, &cmd, now), render_order).await
+    write(
+        &state,
+        &ctx.principal,
+        key,
+        partition(id),
+        move |tx| run_transition(tx, &actor, id, &cmd, now),
+        render_order,
+    )
+    .await
 }
 
 /// Every step of one order: who moved it, from where to where, and how long each step took.
@@ -201,7 +299,11 @@ pub async fn transition(
     params(("id" = String, Path, description = "orderhub order id")),
     responses((status = 200, body = Timeline), (status = 404, body = orderhub_api::ErrorBody)),
     security(("bearer" = [])))]
-pub async fn timeline(State(state): State<SharedState>, ctx: Ctx, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn timeline(
+    State(state): State<SharedState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let id = order_id(&id)?;
     let o = visible_order(&state, &ctx.principal, id).await?;
     let t = ctx.principal.tenant_id.clone();
@@ -227,6 +329,14 @@ pub async fn timeline(State(state): State<SharedState>, ctx: Ctx, Path(id): Path
             step
         })
         .collect();
-    let tl = Timeline { order_id: o.id.as_uuid(), status: o.status.as_str().to_owned(), steps };
-    Ok(json_response(StatusCode::OK, serde_json::to_vec(&tl).unwrap_or_default(), false))
+    let tl = Timeline {
+        order_id: o.id.as_uuid(),
+        status: o.status.as_str().to_owned(),
+        steps,
+    };
+    Ok(json_response(
+        StatusCode::OK,
+        serde_json::to_vec(&tl).unwrap_or_default(),
+        false,
+    ))
 }

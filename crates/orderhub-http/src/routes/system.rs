@@ -16,10 +16,15 @@ pub async fn healthz() -> Response {
 #[utoipa::path(get, path = "/readyz", tag = "system", responses((status = 200, description = "Ready"), (status = 503, description = "Database unreachable")))]
 pub async fn readyz(State(state): State<SharedState>) -> Response {
     match state.store.read(|r| r.ping()).await {
-        Ok(()) => axum::Json(json!({"status": "ready", "store": state.store.backend()})).into_response(),
+        Ok(()) => {
+            axum::Json(json!({"status": "ready", "store": state.store.backend()})).into_response()
+        }
         Err(e) => {
             tracing::warn!(error = %e, "Readiness check failed: the database does not answer.");
-            (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({"status": "unavailable", "store": state.store.backend()})))
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(json!({"status": "unavailable", "store": state.store.backend()})),
+            )
                 .into_response()
         }
     }
@@ -31,13 +36,18 @@ pub async fn readyz(State(state): State<SharedState>) -> Response {
 pub async fn metrics(State(state): State<SharedState>) -> Response {
     if let Ok(counts) = state.store.read(|r| r.order_counts()).await {
         for (status, channel, n) in counts {
-            metrics::gauge!("orderhub_orders", "status" => status, "channel" => channel).set(n as f64);
+            metrics::gauge!("orderhub_orders", "status" => status, "channel" => channel)
+                .set(n as f64);
         }
     }
     let w = state.store.write_stats();
     metrics::gauge!("orderhub_store_commit_groups").set(w.groups as f64);
     metrics::gauge!("orderhub_store_committed_jobs").set(w.jobs as f64);
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()).into_response()
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+        .into_response()
 }
 
 /// This API's OpenAPI 3 document, generated from the code.

@@ -3,7 +3,9 @@ use orderhub_core::crypto::PiiCipher;
 use orderhub_core::usecases::Actor;
 use orderhub_domain::ids::Channel;
 use orderhub_domain::order::{Buyer, LineDraft, OrderDraft, Receiver};
-use orderhub_domain::{Currency, ExternalOrderId, Money, OrderKind, Personal, ShopId, Sku, TenantId};
+use orderhub_domain::{
+    Currency, ExternalOrderId, Money, OrderKind, Personal, ShopId, Sku, TenantId,
+};
 use orderhub_store::{Store, StoreConfig};
 
 pub enum Raw {
@@ -19,7 +21,9 @@ pub struct TestStore {
 }
 
 pub fn pg_url() -> Option<String> {
-    std::env::var("ORDERHUB_TEST_DATABASE_URL").ok().filter(|s| !s.is_empty())
+    std::env::var("ORDERHUB_TEST_DATABASE_URL")
+        .ok()
+        .filter(|s| !s.is_empty())
 }
 
 pub fn cipher() -> PiiCipher {
@@ -33,22 +37,38 @@ pub fn open(backend: &str) -> Option<TestStore> {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("orderhub.db");
             let store = Store::open(&StoreConfig::Sqlite { path: path.clone() }, cipher()).unwrap();
-            Some(TestStore { store, raw: Raw::Sqlite(path), _dir: Some(dir) })
+            Some(TestStore {
+                store,
+                raw: Raw::Sqlite(path),
+                _dir: Some(dir),
+            })
         }
         "postgres" => {
             let url = pg_url()?;
             let schema = format!("t_{}", uuid::Uuid::now_v7().simple());
             let (u, s) = (url.clone(), schema.clone());
             off_runtime(move || {
-                let mut c = postgres::Client::connect(&u, postgres::NoTls)
-                    .unwrap_or_else(|e| panic!("ORDERHUB_TEST_DATABASE_URL is set but PostgreSQL is unreachable: {e}"));
+                let mut c = postgres::Client::connect(&u, postgres::NoTls).unwrap_or_else(|e| {
+                    panic!("ORDERHUB_TEST_DATABASE_URL is set but PostgreSQL is unreachable: {e}")
+                });
                 c.batch_execute(&format!("CREATE SCHEMA {s}")).unwrap();
             });
             let sep = if url.contains('?') { '&' } else { '?' };
             let scoped = format!("{url}{sep}options=-c%20search_path%3D{schema}");
-            let store =
-                Store::open(&StoreConfig::Postgres { url: scoped.clone(), writers: 4, readers: 2 }, cipher()).unwrap();
-            Some(TestStore { store, raw: Raw::Postgres(scoped), _dir: None })
+            let store = Store::open(
+                &StoreConfig::Postgres {
+                    url: scoped.clone(),
+                    writers: 4,
+                    readers: 2,
+                },
+                cipher(),
+            )
+            .unwrap();
+            Some(TestStore {
+                store,
+                raw: Raw::Postgres(scoped),
+                _dir: None,
+            })
         }
         other => panic!("unknown backend {other}"),
     }
@@ -70,7 +90,11 @@ impl TestStore {
                 let url = url.clone();
                 off_runtime(move || {
                     let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
-                    c.query("SELECT doc::text FROM orders", &[]).unwrap().iter().map(|r| r.get(0)).collect()
+                    c.query("SELECT doc::text FROM orders", &[])
+                        .unwrap()
+                        .iter()
+                        .map(|r| r.get(0))
+                        .collect()
                 })
             }
         }
@@ -79,10 +103,19 @@ impl TestStore {
     pub fn count(&self, table: &str) -> i64 {
         let sql = format!("SELECT count(*) FROM {table}");
         match &self.raw {
-            Raw::Sqlite(p) => rusqlite::Connection::open(p).unwrap().query_row(&sql, [], |r| r.get(0)).unwrap(),
+            Raw::Sqlite(p) => rusqlite::Connection::open(p)
+                .unwrap()
+                .query_row(&sql, [], |r| r.get(0))
+                .unwrap(),
             Raw::Postgres(url) => {
                 let url = url.clone();
-                off_runtime(move || postgres::Client::connect(&url, postgres::NoTls).unwrap().query(&sql, &[]).unwrap()[0].get(0))
+                off_runtime(move || {
+                    postgres::Client::connect(&url, postgres::NoTls)
+                        .unwrap()
+                        .query(&sql, &[])
+                        .unwrap()[0]
+                        .get(0)
+                })
             }
         }
     }
@@ -117,7 +150,10 @@ pub fn draft(shop: &str, external: &str) -> OrderDraft {
         external_order_id: ExternalOrderId::parse(external).unwrap(),
         channel_status: Some("WAIT_BUYER_PAY".into()),
         channel_updated_at: None,
-        buyer: Buyer { id: Some("b1".into()), nick: Some("小王".into()) },
+        buyer: Buyer {
+            id: Some("b1".into()),
+            nick: Some("小王".into()),
+        },
         receiver: Receiver {
             name: Personal::new("王小明"),
             phone: Personal::new("13812345678"),
@@ -161,7 +197,11 @@ pub fn draft(shop: &str, external: &str) -> OrderDraft {
 pub async fn seed_tenant(s: &Store, t: &str) {
     let t = tenant(t);
     s.write(0, move |tx| {
-        tx.tenant_insert(&t, "Test", &serde_json::json!({"carrier_whitelist": ["sf", "zto"]}))?;
+        tx.tenant_insert(
+            &t,
+            "Test",
+            &serde_json::json!({"carrier_whitelist": ["sf", "zto"]}),
+        )?;
         Ok(())
     })
     .await

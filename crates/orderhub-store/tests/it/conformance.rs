@@ -43,7 +43,14 @@ conformance!(
 
 async fn create(ts: &TestStore, t: &str, shop: &str, ext: &str) -> Order {
     let (a, d) = (actor(t, Role::Ops), draft(shop, ext));
-    match ts.store.write(0, move |tx| create_order(tx, &a, d.clone(), chrono::Utc::now())).await.unwrap() {
+    match ts
+        .store
+        .write(0, move |tx| {
+            create_order(tx, &a, d.clone(), chrono::Utc::now())
+        })
+        .await
+        .unwrap()
+    {
         Created::New(o) | Created::Existing(o) => o,
     }
 }
@@ -51,7 +58,11 @@ async fn create(ts: &TestStore, t: &str, shop: &str, ext: &str) -> Order {
 async fn apply(ts: &TestStore, t: &str, id: OrderId, cmd: Command) -> Result<Order, CoreError> {
     let a = actor(t, Role::Admin);
     let key = id.as_uuid().as_u128() as u64;
-    ts.store.write(key, move |tx| transition(tx, &a, id, &cmd, chrono::Utc::now())).await
+    ts.store
+        .write(key, move |tx| {
+            transition(tx, &a, id, &cmd, chrono::Utc::now())
+        })
+        .await
 }
 
 fn filter(t: &str) -> OrderFilter {
@@ -70,11 +81,19 @@ fn filter(t: &str) -> OrderFilter {
 async fn an_order_reads_back_as_written_with_personal_data_encrypted_at_rest(ts: TestStore) {
     seed_tenant(&ts.store, "acme").await;
     let o = create(&ts, "acme", "tmall-1", "T1").await;
-    let back = ts.store.read(move |r| r.order_get(&tenant("acme"), o.id)).await.unwrap().unwrap();
+    let back = ts
+        .store
+        .read(move |r| r.order_get(&tenant("acme"), o.id))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(back, o);
     assert_eq!(back.receiver.phone.expose(), "13812345678");
     let raw = ts.raw_docs().join("\n");
-    assert!(raw.contains("文三路") == false && !raw.contains("13812345678") && !raw.contains("王小明"), "{raw}");
+    assert!(
+        raw.contains("文三路") == false && !raw.contains("13812345678") && !raw.contains("王小明"),
+        "{raw}"
+    );
     assert!(raw.contains("enc1:"));
 }
 
@@ -82,9 +101,18 @@ async fn one_external_id_makes_one_order_however_many_create_it_at_once(ts: Test
     seed_tenant(&ts.store, "acme").await;
     let mut tasks = Vec::new();
     for i in 0..40u64 {
-        let (s, a, d) = (ts.store.clone(), actor("acme", Role::Ops), draft("jd-1", "RACE-1"));
+        let (s, a, d) = (
+            ts.store.clone(),
+            actor("acme", Role::Ops),
+            draft("jd-1", "RACE-1"),
+        );
         // Different partitions: on PostgreSQL these are different writers and connections.
-        tasks.push(tokio::spawn(async move { s.write(i, move |tx| create_order(tx, &a, d.clone(), chrono::Utc::now())).await }));
+        tasks.push(tokio::spawn(async move {
+            s.write(i, move |tx| {
+                create_order(tx, &a, d.clone(), chrono::Utc::now())
+            })
+            .await
+        }));
     }
     let mut new = 0;
     let mut ids = std::collections::HashSet::new();
@@ -99,7 +127,11 @@ async fn one_external_id_makes_one_order_however_many_create_it_at_once(ts: Test
             }
         }
     }
-    assert_eq!((new, ids.len()), (1, 1), "exactly one order created, every caller got it back");
+    assert_eq!(
+        (new, ids.len()),
+        (1, 1),
+        "exactly one order created, every caller got it back"
+    );
     assert_eq!(ts.count("orders"), 1);
     assert_eq!(ts.count("outbox"), 1, "one order.created event");
 }
@@ -107,27 +139,81 @@ async fn one_external_id_makes_one_order_however_many_create_it_at_once(ts: Test
 async fn a_transition_writes_order_audit_and_event_together(ts: TestStore) {
     seed_tenant(&ts.store, "acme").await;
     let o = create(&ts, "acme", "s1", "A1").await;
-    let paid = apply(&ts, "acme", o.id, Command::Pay { paid_at: None, amount: None }).await.unwrap();
+    let paid = apply(
+        &ts,
+        "acme",
+        o.id,
+        Command::Pay {
+            paid_at: None,
+            amount: None,
+        },
+    )
+    .await
+    .unwrap();
     assert_eq!((paid.status, paid.version), (Status::Paid, 2));
-    let audit = ts.store.read(move |r| r.audit_for_order(&tenant("acme"), o.id)).await.unwrap();
-    let steps: Vec<_> = audit.iter().map(|a| (a.action.as_str(), a.from_version, a.to_version, a.to_status)).collect();
-    assert_eq!(steps, vec![("create", 0, 1, Status::PendingPayment), ("pay", 1, 2, Status::Paid)]);
-    let events = ts.store.read(|r| r.events_after(&tenant("acme"), 0, 100)).await.unwrap();
-    let ev: Vec<_> = events.iter().map(|e| (e.event.event_type.as_str(), e.event.aggregate_version)).collect();
+    let audit = ts
+        .store
+        .read(move |r| r.audit_for_order(&tenant("acme"), o.id))
+        .await
+        .unwrap();
+    let steps: Vec<_> = audit
+        .iter()
+        .map(|a| (a.action.as_str(), a.from_version, a.to_version, a.to_status))
+        .collect();
+    assert_eq!(
+        steps,
+        vec![
+            ("create", 0, 1, Status::PendingPayment),
+            ("pay", 1, 2, Status::Paid)
+        ]
+    );
+    let events = ts
+        .store
+        .read(|r| r.events_after(&tenant("acme"), 0, 100))
+        .await
+        .unwrap();
+    let ev: Vec<_> = events
+        .iter()
+        .map(|e| (e.event.event_type.as_str(), e.event.aggregate_version))
+        .collect();
     assert_eq!(ev, vec![("order.created", 1), ("order.paid", 2)]);
-    assert!(events.iter().all(|e| !e.event.payload.to_string().contains("13812345678")), "no personal data in events");
+    assert!(
+        events
+            .iter()
+            .all(|e| !e.event.payload.to_string().contains("13812345678")),
+        "no personal data in events"
+    );
 }
 
 async fn a_refused_transition_writes_nothing(ts: TestStore) {
     seed_tenant(&ts.store, "acme").await;
     let o = create(&ts, "acme", "s1", "A1").await;
     let before = (ts.count("audit"), ts.count("outbox"));
-    let e = apply(&ts, "acme", o.id, Command::Release).await.unwrap_err();
-    assert!(matches!(e, CoreError::NotAllowed { status: Status::PendingPayment, version: 1, .. }), "{e:?}");
-    let e = apply(&ts, "acme", o.id, Command::Cancel { reason: " ".into() }).await.unwrap_err();
+    let e = apply(&ts, "acme", o.id, Command::Release)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            CoreError::NotAllowed {
+                status: Status::PendingPayment,
+                version: 1,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    let e = apply(&ts, "acme", o.id, Command::Cancel { reason: " ".into() })
+        .await
+        .unwrap_err();
     assert!(matches!(e, CoreError::Validation(_)), "{e:?}");
     assert_eq!((ts.count("audit"), ts.count("outbox")), before);
-    let back = ts.store.read(move |r| r.order_get(&tenant("acme"), o.id)).await.unwrap().unwrap();
+    let back = ts
+        .store
+        .read(move |r| r.order_get(&tenant("acme"), o.id))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(back.version, 1);
 }
 
@@ -140,18 +226,45 @@ async fn failing_jobs_in_a_group_do_not_take_the_others_down(ts: TestStore) {
     // Every order gets a good pay and a bad ship at once; all land in the same few groups.
     let mut tasks = Vec::new();
     for o in &orders {
-        for cmd in [Command::Pay { paid_at: None, amount: None }, Command::Release] {
+        for cmd in [
+            Command::Pay {
+                paid_at: None,
+                amount: None,
+            },
+            Command::Release,
+        ] {
             let (s, a, id) = (ts.store.clone(), actor("acme", Role::Admin), o.id);
             tasks.push(tokio::spawn(async move {
-                s.write(0, move |tx| transition(tx, &a, id, &cmd, chrono::Utc::now())).await
+                s.write(0, move |tx| {
+                    transition(tx, &a, id, &cmd, chrono::Utc::now())
+                })
+                .await
             }));
         }
     }
-    let results: Vec<_> = futures::future::join_all(tasks).await.into_iter().map(|r| r.unwrap()).collect();
+    let results: Vec<_> = futures::future::join_all(tasks)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
     let ok = results.iter().filter(|r| r.is_ok()).count();
     assert_eq!(ok, 30, "every pay succeeded");
-    assert!(results.iter().filter(|r| r.is_err()).all(|r| matches!(r, Err(CoreError::NotAllowed { .. }))));
-    let paid = ts.store.read(|r| r.order_list(&OrderFilter { status: Some(Status::Paid), ..filter("acme") })).await.unwrap();
+    assert!(
+        results
+            .iter()
+            .filter(|r| r.is_err())
+            .all(|r| matches!(r, Err(CoreError::NotAllowed { .. })))
+    );
+    let paid = ts
+        .store
+        .read(|r| {
+            r.order_list(&OrderFilter {
+                status: Some(Status::Paid),
+                ..filter("acme")
+            })
+        })
+        .await
+        .unwrap();
     assert_eq!(paid.len(), 30);
     assert_eq!(ts.count("outbox"), 60);
 }
@@ -162,17 +275,38 @@ async fn events_are_numbered_without_gaps_in_commit_order(ts: TestStore) {
     let mut tasks = Vec::new();
     for i in 0..200u64 {
         let t = if i % 3 == 0 { "beta" } else { "acme" };
-        let (s, a, d) = (ts.store.clone(), actor(t, Role::Ops), draft("s1", &format!("E{i}")));
-        tasks.push(tokio::spawn(async move { s.write(i, move |tx| create_order(tx, &a, d.clone(), chrono::Utc::now())).await }));
+        let (s, a, d) = (
+            ts.store.clone(),
+            actor(t, Role::Ops),
+            draft("s1", &format!("E{i}")),
+        );
+        tasks.push(tokio::spawn(async move {
+            s.write(i, move |tx| {
+                create_order(tx, &a, d.clone(), chrono::Utc::now())
+            })
+            .await
+        }));
     }
     for t in tasks {
         t.await.unwrap().unwrap();
     }
     for (t, n) in [("acme", 133), ("beta", 67)] {
-        let events = ts.store.read(move |r| r.events_after(&tenant(t), 0, 1000)).await.unwrap();
+        let events = ts
+            .store
+            .read(move |r| r.events_after(&tenant(t), 0, 1000))
+            .await
+            .unwrap();
         let seqs: Vec<i64> = events.iter().map(|e| e.seq).collect();
-        assert_eq!(seqs, (1..=n).collect::<Vec<_>>(), "tenant {t}: one gapless sequence");
-        let tail = ts.store.read(move |r| r.events_after(&tenant(t), n - 5, 1000)).await.unwrap();
+        assert_eq!(
+            seqs,
+            (1..=n).collect::<Vec<_>>(),
+            "tenant {t}: one gapless sequence"
+        );
+        let tail = ts
+            .store
+            .read(move |r| r.events_after(&tenant(t), n - 5, 1000))
+            .await
+            .unwrap();
         assert_eq!(tail.len(), 5);
     }
 }
@@ -192,15 +326,25 @@ async fn an_idempotency_key_replays_the_first_response_and_refuses_another_reque
                 let o = match create_order(tx, &a, draft("s1", ext), chrono::Utc::now())? {
                     Created::New(o) | Created::Existing(o) => o,
                 };
-                Ok(StoredResponse { status: 201, body: o.id.to_string().into_bytes(), replayed: false })
+                Ok(StoredResponse {
+                    status: 201,
+                    body: o.id.to_string().into_bytes(),
+                    replayed: false,
+                })
             })
         })
     };
     let first = run(key("h1"), "I1").await.unwrap();
     let again = run(key("h1"), "I2").await.unwrap();
-    assert_eq!((again.status, &again.body, again.replayed), (201, &first.body, true));
+    assert_eq!(
+        (again.status, &again.body, again.replayed),
+        (201, &first.body, true)
+    );
     assert_eq!(ts.count("orders"), 1, "the replay created nothing");
-    assert!(matches!(run(key("h2"), "I3").await, Err(CoreError::IdempotencyMismatch)));
+    assert!(matches!(
+        run(key("h2"), "I3").await,
+        Err(CoreError::IdempotencyMismatch)
+    ));
 }
 
 async fn paging_returns_every_order_once_while_orders_are_being_added(ts: TestStore) {
@@ -214,14 +358,22 @@ async fn paging_returns_every_order_once_while_orders_are_being_added(ts: TestSt
         tokio::spawn(async move {
             for i in 0..60u64 {
                 let (a, d) = (actor("acme", Role::Ops), draft("s2", &format!("Q{i}")));
-                s.write(i, move |tx| create_order(tx, &a, d.clone(), chrono::Utc::now())).await.unwrap();
+                s.write(i, move |tx| {
+                    create_order(tx, &a, d.clone(), chrono::Utc::now())
+                })
+                .await
+                .unwrap();
             }
         })
     };
     let mut seen = Vec::new();
     let mut after = None;
     loop {
-        let f = OrderFilter { after, limit: 7, ..filter("acme") };
+        let f = OrderFilter {
+            after,
+            limit: 7,
+            ..filter("acme")
+        };
         let page = ts.store.read(move |r| r.order_list(&f)).await.unwrap();
         if page.is_empty() {
             break;
@@ -233,26 +385,96 @@ async fn paging_returns_every_order_once_while_orders_are_being_added(ts: TestSt
     writer.await.unwrap();
     let unique: std::collections::BTreeSet<_> = seen.iter().copied().collect();
     assert_eq!(unique.len(), seen.len(), "no order returned twice");
-    assert!(before.is_subset(&unique), "every order that existed when paging began was returned");
+    assert!(
+        before.is_subset(&unique),
+        "every order that existed when paging began was returned"
+    );
 }
 
 async fn filters_and_shop_scopes_narrow_the_listing(ts: TestStore) {
     seed_tenant(&ts.store, "acme").await;
     let a = create(&ts, "acme", "shop-a", "F1").await;
     let b = create(&ts, "acme", "shop-b", "F2").await;
-    apply(&ts, "acme", b.id, Command::Pay { paid_at: None, amount: None }).await.unwrap();
+    apply(
+        &ts,
+        "acme",
+        b.id,
+        Command::Pay {
+            paid_at: None,
+            amount: None,
+        },
+    )
+    .await
+    .unwrap();
     let list = |f: OrderFilter| ts.store.read(move |r| r.order_list(&f));
     let ids = |v: Vec<Order>| v.into_iter().map(|o| o.id).collect::<Vec<_>>();
-    assert_eq!(ids(list(OrderFilter { status: Some(Status::Paid), ..filter("acme") }).await.unwrap()), vec![b.id]);
-    assert_eq!(ids(list(OrderFilter { shop_id: Some(ShopId::parse("shop-a").unwrap()), ..filter("acme") }).await.unwrap()), vec![a.id]);
-    assert_eq!(ids(list(OrderFilter { shops: Some(vec![ShopId::parse("shop-b").unwrap()]), ..filter("acme") }).await.unwrap()), vec![b.id]);
-    assert!(list(OrderFilter { shops: Some(vec![]), ..filter("acme") }).await.unwrap().is_empty());
+    assert_eq!(
+        ids(list(OrderFilter {
+            status: Some(Status::Paid),
+            ..filter("acme")
+        })
+        .await
+        .unwrap()),
+        vec![b.id]
+    );
+    assert_eq!(
+        ids(list(OrderFilter {
+            shop_id: Some(ShopId::parse("shop-a").unwrap()),
+            ..filter("acme")
+        })
+        .await
+        .unwrap()),
+        vec![a.id]
+    );
+    assert_eq!(
+        ids(list(OrderFilter {
+            shops: Some(vec![ShopId::parse("shop-b").unwrap()]),
+            ..filter("acme")
+        })
+        .await
+        .unwrap()),
+        vec![b.id]
+    );
+    assert!(
+        list(OrderFilter {
+            shops: Some(vec![]),
+            ..filter("acme")
+        })
+        .await
+        .unwrap()
+        .is_empty()
+    );
     let later = chrono::Utc::now() + chrono::Duration::seconds(5);
-    assert!(list(OrderFilter { updated_since: Some(later), ..filter("acme") }).await.unwrap().is_empty());
+    assert!(
+        list(OrderFilter {
+            updated_since: Some(later),
+            ..filter("acme")
+        })
+        .await
+        .unwrap()
+        .is_empty()
+    );
     let earlier = a.created_at - chrono::Duration::seconds(5);
-    assert_eq!(list(OrderFilter { updated_since: Some(earlier), ..filter("acme") }).await.unwrap().len(), 2);
+    assert_eq!(
+        list(OrderFilter {
+            updated_since: Some(earlier),
+            ..filter("acme")
+        })
+        .await
+        .unwrap()
+        .len(),
+        2
+    );
     let ch = orderhub_domain::ids::Channel::parse("jd").unwrap();
-    assert!(list(OrderFilter { channel: Some(ch), ..filter("acme") }).await.unwrap().is_empty());
+    assert!(
+        list(OrderFilter {
+            channel: Some(ch),
+            ..filter("acme")
+        })
+        .await
+        .unwrap()
+        .is_empty()
+    );
 }
 
 async fn revoked_api_keys_no_longer_authenticate(ts: TestStore) {
@@ -268,21 +490,68 @@ async fn revoked_api_keys_no_longer_authenticate(ts: TestStore) {
         revoked_at: None,
     };
     let r2 = row.clone();
-    ts.store.write(0, move |tx| Ok(tx.api_key_insert(&r2, "hash-1")?)).await.unwrap();
-    let found = ts.store.read(|r| r.api_key_by_hash("hash-1")).await.unwrap().unwrap();
-    assert_eq!((found.role, found.shops.clone(), found.pii_read), (Role::Warehouse, row.shops.clone(), false));
-    let revoked = ts.store.write(0, |tx| Ok(tx.api_key_revoke(&tenant("acme"), "key-1", chrono::Utc::now())?)).await.unwrap();
+    ts.store
+        .write(0, move |tx| Ok(tx.api_key_insert(&r2, "hash-1")?))
+        .await
+        .unwrap();
+    let found = ts
+        .store
+        .read(|r| r.api_key_by_hash("hash-1"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (found.role, found.shops.clone(), found.pii_read),
+        (Role::Warehouse, row.shops.clone(), false)
+    );
+    let revoked = ts
+        .store
+        .write(0, |tx| {
+            Ok(tx.api_key_revoke(&tenant("acme"), "key-1", chrono::Utc::now())?)
+        })
+        .await
+        .unwrap();
     assert!(revoked);
-    assert!(ts.store.read(|r| r.api_key_by_hash("hash-1")).await.unwrap().is_none());
-    assert_eq!(ts.store.read(|r| r.api_keys(&tenant("acme"))).await.unwrap().len(), 1, "still listed, as revoked");
+    assert!(
+        ts.store
+            .read(|r| r.api_key_by_hash("hash-1"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        ts.store
+            .read(|r| r.api_keys(&tenant("acme")))
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "still listed, as revoked"
+    );
 }
 
 async fn another_tenant_cannot_see_or_move_an_order(ts: TestStore) {
     seed_tenant(&ts.store, "acme").await;
     seed_tenant(&ts.store, "beta").await;
     let o = create(&ts, "acme", "s1", "X1").await;
-    assert!(ts.store.read(move |r| r.order_get(&tenant("beta"), o.id)).await.unwrap().is_none());
-    let e = apply(&ts, "beta", o.id, Command::Pay { paid_at: None, amount: None }).await.unwrap_err();
+    assert!(
+        ts.store
+            .read(move |r| r.order_get(&tenant("beta"), o.id))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let e = apply(
+        &ts,
+        "beta",
+        o.id,
+        Command::Pay {
+            paid_at: None,
+            amount: None,
+        },
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(e, CoreError::NotFound));
     // The same external id in another tenant is another order.
     let other = create(&ts, "beta", "s1", "X1").await;
@@ -294,6 +563,10 @@ async fn a_stale_version_is_a_conflict(ts: TestStore) {
     let o = create(&ts, "acme", "s1", "V1").await;
     let mut stale = o.clone();
     stale.version = 5;
-    let e = ts.store.write(0, move |tx| Ok(tx.order_update(&stale)?)).await.unwrap_err();
+    let e = ts
+        .store
+        .write(0, move |tx| Ok(tx.order_update(&stale)?))
+        .await
+        .unwrap_err();
     assert!(matches!(e, CoreError::Store(s) if s.is_retryable()));
 }

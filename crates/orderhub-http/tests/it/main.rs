@@ -1,0 +1,9 @@
+//! The HTTP API end to end: a real server on port 0 over a fresh database, driven by an HTTP
+//! client. Every test runs on SQLite and, when `ORDERHUB_TEST_DATABASE_URL` is set, on PostgreSQL.
+
+mod app;
+mod auth;
+mod errors;
+mod idempotency;
+mod orders;
+mod system;
