@@ -161,7 +161,15 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     );
     shutdown_signal().await;
     tracing::info!("Shutting down: finishing requests in flight.");
+    let w = hub.store.write_stats();
     hub.stop().await;
+    tracing::info!(
+        jobs = w.jobs,
+        groups = w.groups,
+        "Stopped. Writes committed this run: {} in {} group commits.",
+        w.jobs,
+        w.groups
+    );
     Ok(())
 }
 

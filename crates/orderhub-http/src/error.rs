@@ -9,21 +9,22 @@ use orderhub_domain::ValidationError;
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
-    pub detail: ErrorDetail,
+    /// Boxed: errors travel through many `Result`s and should keep them small.
+    pub detail: Box<ErrorDetail>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
         ApiError {
             status,
-            detail: ErrorDetail {
+            detail: Box::new(ErrorDetail {
                 code: code.to_owned(),
                 message: message.into(),
                 field: None,
                 current_status: None,
                 current_version: None,
                 request_id: None,
-            },
+            }),
         }
     }
 
@@ -121,7 +122,10 @@ impl From<orderhub_core::StoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::to_vec(&ErrorBody { error: self.detail }).unwrap_or_default();
+        let body = serde_json::to_vec(&ErrorBody {
+            error: *self.detail,
+        })
+        .unwrap_or_default();
         let mut r = (self.status, body).into_response();
         r.headers_mut().insert(
             header::CONTENT_TYPE,

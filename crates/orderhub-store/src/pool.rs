@@ -26,9 +26,14 @@ pub(crate) enum JobRun {
     Store(StoreError),
 }
 
+/// Runs a job against the open transaction; may run again if the group is retried.
+type RunFn = Box<dyn FnMut(&mut dyn AdminTx) -> JobRun + Send>;
+/// Delivers the job's result once its group has committed (or the commit's error).
+type FinishFn = Box<dyn FnOnce(Option<StoreError>) + Send>;
+
 pub(crate) struct Job {
-    run: Box<dyn FnMut(&mut dyn AdminTx) -> JobRun + Send>,
-    finish: Box<dyn FnOnce(Option<StoreError>) + Send>,
+    run: RunFn,
+    finish: FinishFn,
 }
 
 /// A connection a writer thread owns. `begin`/`commit`/`rollback` frame one group; `mark` and
@@ -130,7 +135,7 @@ impl Pools {
         let slot: Arc<Mutex<Option<Result<T, CoreError>>>> = Arc::new(Mutex::new(None));
         let (tx, rx) = tokio::sync::oneshot::channel();
         let run_slot = slot.clone();
-        let run = Box::new(move |t: &mut dyn AdminTx| {
+        let run: RunFn = Box::new(move |t: &mut dyn AdminTx| {
             let r = f(t);
             let out = match &r {
                 Ok(_) => JobRun::Ok,
@@ -140,7 +145,7 @@ impl Pools {
             *run_slot.lock() = Some(r);
             out
         });
-        let finish = Box::new(move |err: Option<StoreError>| {
+        let finish: FinishFn = Box::new(move |err: Option<StoreError>| {
             let r = match err {
                 Some(e) => Err(CoreError::Store(e)),
                 None => slot
