@@ -17,11 +17,11 @@ macro_rules! on_every_backend {
         mod $name {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                super::$name(crate::app::spawn_app("sqlite").await.unwrap()).await
+                super::$name($crate::app::spawn_app("sqlite").await.unwrap()).await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                match crate::app::spawn_app("postgres").await {
+                match $crate::app::spawn_app("postgres").await {
                     Some(app) => super::$name(app).await,
                     None => eprintln!("ORDERHUB_TEST_DATABASE_URL is not set: PostgreSQL not tested here"),
                 }
