@@ -91,7 +91,7 @@ async fn an_order_reads_back_as_written_with_personal_data_encrypted_at_rest(ts:
     assert_eq!(back.receiver.phone.expose(), "13812345678");
     let raw = ts.raw_docs().join("\n");
     assert!(
-        raw.contains("文三路") == false && !raw.contains("13812345678") && !raw.contains("王小明"),
+        !raw.contains("文三路") && !raw.contains("13812345678") && !raw.contains("王小明"),
         "{raw}"
     );
     assert!(raw.contains("enc1:"));
