@@ -64,7 +64,13 @@ pub async fn spawn_app(backend: &str) -> Option<TestApp> {
         _ => {
             let url = std::env::var("ORDERHUB_TEST_DATABASE_URL")
                 .ok()
-                .filter(|s| !s.is_empty())?;
+                .filter(|s| !s.is_empty());
+            let required = std::env::var("ORDERHUB_REQUIRE_POSTGRES").is_ok_and(|v| v == "1");
+            assert!(
+                url.is_some() || !required,
+                "ORDERHUB_REQUIRE_POSTGRES=1 but ORDERHUB_TEST_DATABASE_URL is not set"
+            );
+            let url = url?;
             let schema = format!("h_{}", uuid::Uuid::now_v7().simple());
             let (u, s) = (url.clone(), schema.clone());
             std::thread::spawn(move || {

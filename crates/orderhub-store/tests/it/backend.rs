@@ -20,10 +20,18 @@ pub struct TestStore {
     _dir: Option<tempfile::TempDir>,
 }
 
+/// The PostgreSQL URL for this run. CI sets `ORDERHUB_REQUIRE_POSTGRES=1`, and then a missing URL
+/// fails the test instead of leaving PostgreSQL untested.
 pub fn pg_url() -> Option<String> {
-    std::env::var("ORDERHUB_TEST_DATABASE_URL")
+    let url = std::env::var("ORDERHUB_TEST_DATABASE_URL")
         .ok()
-        .filter(|s| !s.is_empty())
+        .filter(|s| !s.is_empty());
+    let required = std::env::var("ORDERHUB_REQUIRE_POSTGRES").is_ok_and(|v| v == "1");
+    assert!(
+        url.is_some() || !required,
+        "ORDERHUB_REQUIRE_POSTGRES=1 but ORDERHUB_TEST_DATABASE_URL is not set"
+    );
+    url
 }
 
 pub fn cipher() -> PiiCipher {

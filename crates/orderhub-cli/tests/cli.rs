@@ -1,0 +1,251 @@
+//! The `orderhub` binary as a user runs it: serve, restart, migrate, tenants, configuration.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_orderhub");
+
+struct Served {
+    child: Child,
+    addr: String,
+    generated_key: Option<String>,
+}
+
+/// Starts `orderhub serve` on a free port and reads what it prints until it says it listens.
+fn serve(args: &[&str], envs: &[(&str, &str)]) -> Served {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("serve")
+        .args(["--listen", "127.0.0.1:0"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut generated_key = None;
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(
+            out.read_line(&mut line).unwrap() > 0,
+            "orderhub serve exited before listening"
+        );
+        let t = line.trim();
+        if t.starts_with("ohk_") {
+            generated_key = Some(t.to_owned());
+        }
+        if let Some(rest) = t.strip_prefix("orderhub listening on http://") {
+            let addr = rest.split_whitespace().next().unwrap().to_owned();
+            std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+            return Served {
+                child,
+                addr,
+                generated_key,
+            };
+        }
+    }
+}
+
+impl Served {
+    /// SIGTERM, as a service manager stops it; it must exit cleanly.
+    fn stop(mut self) {
+        let ok = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        let status = self.child.wait().unwrap();
+        assert!(
+            status.success(),
+            "orderhub serve exits 0 on SIGTERM, got {status}"
+        );
+    }
+
+    fn http(&self, method: &str, path: &str, key: &str, body: &str) -> (u16, String) {
+        let mut s = TcpStream::connect(&self.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut resp = String::new();
+        s.read_to_string(&mut resp).unwrap();
+        let status = resp[9..12].parse().unwrap();
+        let body = resp
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default();
+        (status, body)
+    }
+}
+
+const ORDER: &str = r#"{"shop_id":"tmall-1","channel":"taobao","external_order_id":"CLI-1",
+  "receiver":{"name":"王小明","phone":"13812345678","province":"浙江省","city":"杭州市","detail":"文三路100号"},
+  "lines":[{"sku":"SKU-1","title":"T恤","quantity":1,"unit_price":"49.90"}],"amounts":{"currency":"CNY"}}"#;
+
+#[test]
+fn a_fresh_hub_prints_its_admin_key_once_and_keeps_orders_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let hub = serve(&["--data-dir", d], &[]);
+    let key = hub
+        .generated_key
+        .clone()
+        .expect("a generated admin key is printed on first start");
+    assert_eq!(hub.http("GET", "/healthz", "", "").0, 200);
+    assert_eq!(hub.http("GET", "/readyz", "", "").0, 200);
+    let (status, body) = hub.http("POST", "/v1/orders", &key, ORDER);
+    assert_eq!(status, 201, "{body}");
+    hub.stop();
+    let pii_key = std::fs::metadata(dir.path().join("pii.key")).unwrap();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&pii_key.permissions()) & 0o777,
+        0o600
+    );
+
+    let hub = serve(&["--data-dir", d], &[]);
+    assert_eq!(hub.generated_key, None, "the key is shown once only");
+    let (status, body) = hub.http("GET", "/v1/orders", &key, "");
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("CLI-1"),
+        "the order survived the restart: {body}"
+    );
+    assert!(
+        body.contains("13812345678"),
+        "and its personal data still decrypts with the stored key"
+    );
+    hub.stop();
+    let mut stored = Vec::new();
+    for file in ["orderhub.db", "orderhub.db-wal"] {
+        stored.extend(std::fs::read(dir.path().join(file)).unwrap_or_default());
+    }
+    let text = String::from_utf8_lossy(&stored);
+    assert!(
+        text.contains("CLI-1"),
+        "the files read are the ones holding the order"
+    );
+    assert!(
+        !text.contains("13812345678") && !text.contains("文三路"),
+        "no personal data in clear on disk"
+    );
+}
+
+#[test]
+fn settings_come_from_file_then_environment_then_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("orderhub.toml");
+    let data = dir.path().join("data");
+    std::fs::write(
+        &conf,
+        format!(
+            "data_dir = {:?}\nbootstrap_api_key = \"from-file\"\nlog_format = \"json\"\n",
+            data
+        ),
+    )
+    .unwrap();
+    let c = conf.to_str().unwrap();
+    let hub = serve(
+        &["--config", c],
+        &[("ORDERHUB_BOOTSTRAP_API_KEY", "from-env")],
+    );
+    assert_eq!(hub.generated_key, None);
+    assert_eq!(
+        hub.http("GET", "/v1/orders", "from-env", "").0,
+        200,
+        "environment wins over the file"
+    );
+    assert_eq!(hub.http("GET", "/v1/orders", "from-file", "").0, 401);
+    hub.stop();
+    assert!(
+        data.join("orderhub.db").exists(),
+        "data_dir came from the file"
+    );
+    let hub = serve(
+        &["--config", c, "--bootstrap-api-key", "from-flag"],
+        &[("ORDERHUB_BOOTSTRAP_API_KEY", "from-env")],
+    );
+    assert_eq!(
+        hub.http("GET", "/v1/orders", "from-flag", "").0,
+        200,
+        "the flag wins over the environment"
+    );
+    hub.stop();
+}
+
+#[test]
+fn bad_settings_fail_with_a_message_not_a_panic() {
+    let out = Command::new(BIN)
+        .args([
+            "serve",
+            "--log-format",
+            "xml",
+            "--data-dir",
+            "/nonexistent-x",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("log format must be pretty or json"), "{err}");
+    assert!(!err.contains("panicked"));
+    let out = Command::new(BIN)
+        .args(["serve", "--pii-key", "abc", "--data-dir"])
+        .arg(tempfile::tempdir().unwrap().path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("pii-key"));
+}
+
+#[test]
+fn migrate_and_tenant_create_work_on_the_embedded_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let out = Command::new(BIN)
+        .args(["migrate", "--data-dir", d])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = Command::new(BIN)
+        .args(["tenant", "create", "acme", "--data-dir", d])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let key = text
+        .lines()
+        .find(|l| l.starts_with("ohk_"))
+        .expect("an admin key for the new tenant")
+        .to_owned();
+    let again = Command::new(BIN)
+        .args(["tenant", "create", "acme", "--data-dir", d])
+        .output()
+        .unwrap();
+    assert!(!again.status.success(), "a tenant is created once");
+    let hub = serve(
+        &["--data-dir", d, "--bootstrap-api-key", "default-admin"],
+        &[],
+    );
+    assert_eq!(
+        hub.http("POST", "/v1/orders", "default-admin", ORDER).0,
+        201
+    );
+    let (status, body) = hub.http("GET", "/v1/orders", &key, "");
+    assert_eq!(status, 200);
+    assert!(
+        !body.contains("CLI-1"),
+        "the new tenant does not see the default tenant's order"
+    );
+    hub.stop();
+}
