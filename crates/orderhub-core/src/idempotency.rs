@@ -49,15 +49,22 @@ pub fn run_idempotent(
             replayed: true,
         });
     }
-    let resp = run(tx)?;
-    tx.idempotency_put(&IdempotencyRecord {
+    // Claim the key before running: on PostgreSQL a request with the same key on another node waits
+    // on this row until this transaction ends, then finds the stored response (the store retries
+    // the group on the unique violation) instead of running the use case a second time.
+    let mut record = IdempotencyRecord {
         tenant_id: k.tenant_id.clone(),
         key_id: k.key_id.clone(),
         key: k.key.clone(),
         request_hash: k.request_hash.clone(),
-        status: resp.status,
-        body: resp.body.clone(),
+        status: 0,
+        body: Vec::new(),
         created_at: now,
-    })?;
+    };
+    tx.idempotency_put(&record)?;
+    let resp = run(tx)?;
+    record.status = resp.status;
+    record.body = resp.body.clone();
+    tx.idempotency_complete(&record)?;
     Ok(resp)
 }

@@ -110,7 +110,10 @@ pub trait Tx {
         key_id: &str,
         key: &str,
     ) -> Result<Option<IdempotencyRecord>, StoreError>;
+    /// Inserts a new record; a record with that key exists already → `UniqueViolation`.
     fn idempotency_put(&mut self, record: &IdempotencyRecord) -> Result<(), StoreError>;
+    /// Stores the response on a record put earlier in this transaction.
+    fn idempotency_complete(&mut self, record: &IdempotencyRecord) -> Result<(), StoreError>;
     fn tenant_policy(&mut self, tenant: &TenantId) -> Result<Policy, StoreError>;
 }
 

@@ -391,6 +391,15 @@ impl Tx for PgWrite {
         Ok(())
     }
 
+    fn idempotency_complete(&mut self, r: &IdempotencyRecord) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE idempotency SET status = $1, body = $2 WHERE tenant_id = $3 AND key_id = $4 AND idem_key = $5",
+            &[&i32::from(r.status), &r.body, &r.tenant_id.as_str(), &r.key_id, &r.key],
+        )?;
+        self.writes += 1;
+        Ok(())
+    }
+
     fn tenant_policy(&mut self, tenant: &TenantId) -> Result<Policy, StoreError> {
         let r = self.conn.query_opt(
             "SELECT settings FROM tenants WHERE tenant_id = $1",

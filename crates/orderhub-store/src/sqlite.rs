@@ -390,6 +390,17 @@ impl Tx for SqliteWrite {
         Ok(())
     }
 
+    fn idempotency_complete(&mut self, r: &IdempotencyRecord) -> Result<(), StoreError> {
+        self.c
+            .prepare_cached(
+                "UPDATE idempotency SET status = ?1, body = ?2 WHERE tenant_id = ?3 AND key_id = ?4 AND idem_key = ?5",
+            )
+            .and_then(|mut s| s.execute(params![r.status, r.body, r.tenant_id.as_str(), r.key_id, r.key]))
+            .map_err(err)?;
+        self.writes += 1;
+        Ok(())
+    }
+
     fn tenant_policy(&mut self, tenant: &TenantId) -> Result<Policy, StoreError> {
         let s: Option<String> = self
             .c

@@ -16,6 +16,8 @@ pub enum Raw {
 /// A store on a fresh database, plus a way to look at the raw rows.
 pub struct TestStore {
     pub store: Store,
+    /// How to open the same database again, as a second orderhub node would.
+    pub config: StoreConfig,
     pub raw: Raw,
     _dir: Option<tempfile::TempDir>,
 }
@@ -44,9 +46,11 @@ pub fn open(backend: &str) -> Option<TestStore> {
         "sqlite" => {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("orderhub.db");
-            let store = Store::open(&StoreConfig::Sqlite { path: path.clone() }, cipher()).unwrap();
+            let config = StoreConfig::Sqlite { path: path.clone() };
+            let store = Store::open(&config, cipher()).unwrap();
             Some(TestStore {
                 store,
+                config,
                 raw: Raw::Sqlite(path),
                 _dir: Some(dir),
             })
@@ -63,17 +67,15 @@ pub fn open(backend: &str) -> Option<TestStore> {
             });
             let sep = if url.contains('?') { '&' } else { '?' };
             let scoped = format!("{url}{sep}options=-c%20search_path%3D{schema}");
-            let store = Store::open(
-                &StoreConfig::Postgres {
-                    url: scoped.clone(),
-                    writers: 4,
-                    readers: 2,
-                },
-                cipher(),
-            )
-            .unwrap();
+            let config = StoreConfig::Postgres {
+                url: scoped.clone(),
+                writers: 4,
+                readers: 2,
+            };
+            let store = Store::open(&config, cipher()).unwrap();
             Some(TestStore {
                 store,
+                config,
                 raw: Raw::Postgres(scoped),
                 _dir: None,
             })

@@ -39,6 +39,7 @@ conformance!(
     revoked_api_keys_no_longer_authenticate,
     another_tenant_cannot_see_or_move_an_order,
     a_stale_version_is_a_conflict,
+    two_nodes_given_one_idempotency_key_at_once_execute_it_once,
 );
 
 async fn create(ts: &TestStore, t: &str, shop: &str, ext: &str) -> Order {
@@ -569,4 +570,54 @@ async fn a_stale_version_is_a_conflict(ts: TestStore) {
         .await
         .unwrap_err();
     assert!(matches!(e, CoreError::Store(s) if s.is_retryable()));
+}
+
+async fn two_nodes_given_one_idempotency_key_at_once_execute_it_once(ts: TestStore) {
+    seed_tenant(&ts.store, "acme").await;
+    let other_node = orderhub_store::Store::open(&ts.config, cipher()).unwrap();
+    for round in 0..8 {
+        let o = create(&ts, "acme", "s1", &format!("N{round}")).await;
+        let key = IdempotencyKey {
+            tenant_id: tenant("acme"),
+            key_id: "k1".into(),
+            key: format!("pay-{round}"),
+            request_hash: "h".into(),
+        };
+        let pay = |node: orderhub_store::Store| {
+            let (a, k, id) = (actor("acme", Role::Admin), key.clone(), o.id);
+            tokio::spawn(async move {
+                node.write(0, move |tx| {
+                    run_idempotent(tx, Some(&k), chrono::Utc::now(), |tx| {
+                        let cmd = Command::Pay {
+                            paid_at: None,
+                            amount: None,
+                        };
+                        let paid = transition(tx, &a, id, &cmd, chrono::Utc::now())?;
+                        Ok(StoredResponse {
+                            status: 200,
+                            body: paid.version.to_string().into_bytes(),
+                            replayed: false,
+                        })
+                    })
+                })
+                .await
+            })
+        };
+        let (x, y) = (pay(ts.store.clone()), pay(other_node.clone()));
+        let (x, y) = (x.await.unwrap().unwrap(), y.await.unwrap().unwrap());
+        assert_eq!(
+            (x.status, &x.body),
+            (y.status, &y.body),
+            "round {round}: both got the first response"
+        );
+        assert!(
+            x.replayed != y.replayed,
+            "round {round}: exactly one executed"
+        );
+    }
+    assert_eq!(
+        ts.count("outbox"),
+        16,
+        "8 creates and 8 payments, none twice"
+    );
 }
