@@ -71,7 +71,8 @@ pub struct EventRecord {
     pub occurred_at: DateTime<Utc>,
     /// The request id (and later the W3C trace context) of the change that raised it.
     pub trace_id: String,
-    pub payload: serde_json::Value,
+    /// The payload as JSON text, serialized once when the event is raised.
+    pub payload: String,
 }
 
 /// A stored first response to an idempotent request.

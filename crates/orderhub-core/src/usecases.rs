@@ -6,9 +6,12 @@ use crate::auth::{Permission, Principal};
 use crate::error::CoreError;
 use crate::ports::{AuditEntry, EventRecord, Tx};
 use chrono::{DateTime, Utc};
+use orderhub_domain::ids::{CarrierCode, Channel, WarehouseId};
 use orderhub_domain::lifecycle::{self, Command, EventType, TransitionError};
 use orderhub_domain::order::OrderDraft;
+use orderhub_domain::{ExternalOrderId, ShopId, Sku};
 use orderhub_domain::{Order, OrderId};
+use serde::Serialize;
 use serde_json::json;
 use uuid::Uuid;
 
@@ -27,26 +30,57 @@ pub enum Created {
     Existing(Order),
 }
 
-/// The event payload: what a downstream system needs to act, without personal data (a consumer
-/// that needs the address reads the order with a key that holds `pii:read`).
-pub fn event_payload(o: &Order) -> serde_json::Value {
-    json!({
-        "order_id": o.id,
-        "shop_id": o.shop_id,
-        "channel": o.channel,
-        "external_order_id": o.external_order_id,
-        "status": o.status.as_str(),
-        "version": o.version,
-        "currency": o.currency.code(),
-        "paid_amount": o.paid_amount.amount().to_string(),
-        "warehouse_id": o.fulfillment.warehouse_id,
-        "carrier": o.fulfillment.carrier,
-        "tracking_no": o.fulfillment.tracking_no,
-        "lines": o.lines.iter().map(|l| json!({
-            "line_id": l.line_id, "sku": l.sku, "quantity": l.quantity,
-            "paid_amount": l.paid_amount.amount().to_string(),
-        })).collect::<Vec<_>>(),
-    })
+#[derive(Serialize)]
+struct PayloadLine<'a> {
+    line_id: u32,
+    sku: &'a Sku,
+    quantity: u32,
+    paid_amount: String,
+}
+
+#[derive(Serialize)]
+struct Payload<'a> {
+    order_id: OrderId,
+    shop_id: &'a ShopId,
+    channel: &'a Channel,
+    external_order_id: &'a ExternalOrderId,
+    status: &'static str,
+    version: u64,
+    currency: &'static str,
+    paid_amount: String,
+    warehouse_id: Option<&'a WarehouseId>,
+    carrier: Option<&'a CarrierCode>,
+    tracking_no: Option<&'a str>,
+    lines: Vec<PayloadLine<'a>>,
+}
+
+/// The event payload, as JSON text: what a downstream system needs to act, without personal data
+/// (a consumer that needs the address reads the order with a key that holds `pii:read`).
+pub fn event_payload(o: &Order) -> String {
+    let p = Payload {
+        order_id: o.id,
+        shop_id: &o.shop_id,
+        channel: &o.channel,
+        external_order_id: &o.external_order_id,
+        status: o.status.as_str(),
+        version: o.version,
+        currency: o.currency.code(),
+        paid_amount: o.paid_amount.format(o.currency),
+        warehouse_id: o.fulfillment.warehouse_id.as_ref(),
+        carrier: o.fulfillment.carrier.as_ref(),
+        tracking_no: o.fulfillment.tracking_no.as_deref(),
+        lines: o
+            .lines
+            .iter()
+            .map(|l| PayloadLine {
+                line_id: l.line_id,
+                sku: &l.sku,
+                quantity: l.quantity,
+                paid_amount: l.paid_amount.format(o.currency),
+            })
+            .collect(),
+    };
+    serde_json::to_string(&p).expect("serializing plain structs cannot fail")
 }
 
 fn record(
@@ -87,15 +121,21 @@ fn record(
     Ok(())
 }
 
-/// Creates the order, or returns the one the shop already has under that external id. Two
-/// concurrent creates of one (shop, external id) produce one order: the store's unique key decides
-/// and the loser reads the winner's order back.
+/// Creates the order, or returns the one the shop already has under that external id: checks and
+/// builds it ([`new_order`]), then stores it ([`insert_order`]).
 pub fn create_order(
     tx: &mut dyn Tx,
     actor: &Actor,
     draft: OrderDraft,
     now: DateTime<Utc>,
 ) -> Result<Created, CoreError> {
+    let order = new_order(actor, draft, now)?;
+    insert_order(tx, actor, &order)
+}
+
+/// Checks that the caller may create this order and builds it, outside any transaction: nothing here
+/// needs the store, so it need not run on a writer thread.
+pub fn new_order(actor: &Actor, draft: OrderDraft, now: DateTime<Utc>) -> Result<Order, CoreError> {
     let p = &actor.principal;
     if !p.can(Permission::OrdersCreate) {
         return Err(CoreError::Forbidden(format!(
@@ -109,22 +149,23 @@ pub fn create_order(
             draft.shop_id
         )));
     }
-    if let Some(existing) =
-        tx.order_by_external(&p.tenant_id, &draft.shop_id, &draft.external_order_id)?
-    {
-        return Ok(Created::Existing(existing));
-    }
-    let (shop, ext) = (draft.shop_id.clone(), draft.external_order_id.clone());
-    let order = Order::create(
+    Ok(Order::create(
         draft,
         OrderId::from_uuid(Uuid::now_v7()),
         p.tenant_id.clone(),
         now,
-    )?;
-    if !tx.order_insert(&order)? {
-        // Lost a race with another transaction that committed the same external id first.
+    )?)
+}
+
+/// Stores an order built by [`new_order`], or returns the one the shop already has under that
+/// external id. Two concurrent creates of one (shop, external id) produce one order: the store's
+/// unique key decides and the loser reads the winner's order back.
+pub fn insert_order(tx: &mut dyn Tx, actor: &Actor, order: &Order) -> Result<Created, CoreError> {
+    // No lookup first: the insert itself finds an existing order (one statement, not two), and it
+    // also settles a race with another transaction creating the same external id.
+    if !tx.order_insert(order)? {
         let existing = tx
-            .order_by_external(&p.tenant_id, &shop, &ext)?
+            .order_by_external(&order.tenant_id, &order.shop_id, &order.external_order_id)?
             .ok_or_else(|| {
                 crate::StoreError::new(
                     crate::StoreErrorKind::Conflict,
@@ -137,12 +178,12 @@ pub fn create_order(
         tx,
         actor,
         None,
-        &order,
+        order,
         "create",
         EventType::OrderCreated,
         json!({}),
     )?;
-    Ok(Created::New(order))
+    Ok(Created::New(order.clone()))
 }
 
 /// Moves one order by one command, checking role, shop scope, lifecycle and guards.

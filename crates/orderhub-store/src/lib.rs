@@ -133,3 +133,35 @@ pub(crate) fn policy_from_settings(
         .map_err(|e| StoreError::new(orderhub_core::StoreErrorKind::Corrupt, e.to_string()))?;
     Ok(orderhub_domain::lifecycle::Policy { carrier_whitelist })
 }
+
+/// Tenant policies as a writer last read them. Settings change rarely and only by an admin; a
+/// writer may act on a policy up to [`POLICY_TTL`] old.
+#[derive(Default)]
+pub(crate) struct PolicyCache {
+    map: std::collections::HashMap<
+        orderhub_domain::TenantId,
+        (orderhub_domain::lifecycle::Policy, std::time::Instant),
+    >,
+}
+
+const POLICY_TTL: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl PolicyCache {
+    pub(crate) fn get(
+        &self,
+        t: &orderhub_domain::TenantId,
+    ) -> Option<&orderhub_domain::lifecycle::Policy> {
+        self.map
+            .get(t)
+            .filter(|(_, at)| at.elapsed() < POLICY_TTL)
+            .map(|(p, _)| p)
+    }
+    pub(crate) fn put(
+        &mut self,
+        t: &orderhub_domain::TenantId,
+        p: &orderhub_domain::lifecycle::Policy,
+    ) {
+        self.map
+            .insert(t.clone(), (p.clone(), std::time::Instant::now()));
+    }
+}

@@ -70,6 +70,8 @@ struct Stats {
 
 pub struct Pools {
     pub backend: &'static str,
+    /// Alive as long as the store: background threads (the SQLite checkpointer) stop when it goes.
+    pub(crate) alive: Arc<()>,
     writers: Vec<Sender<Job>>,
     readers: Sender<ReadJob>,
     stats: Arc<Stats>,
@@ -114,6 +116,7 @@ impl Pools {
         }
         Ok(Pools {
             backend,
+            alive: Arc::new(()),
             writers: wtx,
             readers: rtx,
             stats,

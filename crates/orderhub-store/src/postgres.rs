@@ -148,14 +148,16 @@ pub(crate) fn open(
     let (u, c1) = (url.to_owned(), cipher.clone());
     let write: WriteConnFactory = Arc::new(move || {
         Ok(Box::new(PgWrite {
+            policies: crate::PolicyCache::default(),
             conn: Conn {
                 c: connect(&u)?,
                 stmts: HashMap::new(),
             },
             cipher: c1.clone(),
             outbox: Vec::new(),
+            audit: Vec::new(),
             writes: 0,
-            mark: (0, 0),
+            mark: (0, 0, 0),
         }) as Box<dyn WriteConn>)
     });
     let u = url.to_owned();
@@ -172,20 +174,59 @@ pub(crate) fn open(
 }
 
 struct PgWrite {
+    policies: crate::PolicyCache,
     conn: Conn,
     cipher: PiiCipher,
+    /// Events and audit entries wait here until commit and go in one statement per table: fewer
+    /// round trips, and events get their seq in commit order.
     outbox: Vec<EventRecord>,
+    audit: Vec<AuditEntry>,
     writes: u64,
-    mark: (u64, usize),
+    mark: (u64, usize, usize),
+}
+
+impl PgWrite {
+    fn flush_audit(&mut self) -> Result<(), StoreError> {
+        if self.audit.is_empty() {
+            return Ok(());
+        }
+        let a = std::mem::take(&mut self.audit);
+        let tenants: Vec<&str> = a.iter().map(|e| e.tenant_id.as_str()).collect();
+        let orders: Vec<Uuid> = a.iter().map(|e| e.order_id.as_uuid()).collect();
+        let ids: Vec<Uuid> = a.iter().map(|e| e.audit_id).collect();
+        let at: Vec<DateTime<Utc>> = a.iter().map(|e| e.at).collect();
+        let actors: Vec<&str> = a.iter().map(|e| e.actor.as_str()).collect();
+        let keys: Vec<&str> = a.iter().map(|e| e.key_id.as_str()).collect();
+        let requests: Vec<&str> = a.iter().map(|e| e.request_id.as_str()).collect();
+        let actions: Vec<&str> = a.iter().map(|e| e.action.as_str()).collect();
+        let from: Vec<Option<&str>> = a
+            .iter()
+            .map(|e| e.from_status.map(|s| s.as_str()))
+            .collect();
+        let to: Vec<&str> = a.iter().map(|e| e.to_status.as_str()).collect();
+        let from_v: Vec<i64> = a.iter().map(|e| e.from_version as i64).collect();
+        let to_v: Vec<i64> = a.iter().map(|e| e.to_version as i64).collect();
+        let detail: Vec<&serde_json::Value> = a.iter().map(|e| &e.detail).collect();
+        self.conn.execute(
+            "INSERT INTO audit
+             SELECT * FROM UNNEST($1::text[], $2::uuid[], $3::uuid[], $4::timestamptz[], $5::text[], $6::text[],
+                                  $7::text[], $8::text[], $9::text[], $10::text[], $11::bigint[], $12::bigint[],
+                                  $13::jsonb[])",
+            &[&tenants, &orders, &ids, &at, &actors, &keys, &requests, &actions, &from, &to, &from_v, &to_v, &detail],
+        )?;
+        Ok(())
+    }
 }
 
 impl WriteConn for PgWrite {
     fn begin(&mut self) -> Result<(), StoreError> {
         self.outbox.clear();
+        self.audit.clear();
         self.conn.c.batch_execute("BEGIN").map_err(err)
     }
 
     fn commit(&mut self) -> Result<(), StoreError> {
+        self.flush_audit()?;
         let mut by_tenant: BTreeMap<String, Vec<EventRecord>> = BTreeMap::new();
         for e in self.outbox.drain(..) {
             by_tenant
@@ -211,11 +252,11 @@ impl WriteConn for PgWrite {
             let versions: Vec<i64> = events.iter().map(|e| e.aggregate_version as i64).collect();
             let times: Vec<DateTime<Utc>> = events.iter().map(|e| e.occurred_at).collect();
             let traces: Vec<&str> = events.iter().map(|e| e.trace_id.as_str()).collect();
-            let payloads: Vec<&serde_json::Value> = events.iter().map(|e| &e.payload).collect();
+            let payloads: Vec<&str> = events.iter().map(|e| e.payload.as_str()).collect();
             self.conn.execute(
                 "INSERT INTO outbox
                  SELECT $1, * FROM UNNEST($2::bigint[], $3::uuid[], $4::text[], $5::uuid[], $6::bigint[],
-                                          $7::timestamptz[], $8::text[], $9::jsonb[])",
+                                          $7::timestamptz[], $8::text[], $9::text[]::jsonb[])",
                 &[&tenant, &seqs, &ids, &types, &aggs, &versions, &times, &traces, &payloads],
             )?;
         }
@@ -224,17 +265,18 @@ impl WriteConn for PgWrite {
 
     fn rollback(&mut self) {
         self.outbox.clear();
+        self.audit.clear();
         if !self.conn.c.is_closed() {
             let _ = self.conn.c.batch_execute("ROLLBACK");
         }
     }
 
     fn mark(&mut self) {
-        self.mark = (self.writes, self.outbox.len());
+        self.mark = (self.writes, self.outbox.len(), self.audit.len());
     }
 
     fn wrote_since_mark(&self) -> bool {
-        self.writes != self.mark.0 || self.outbox.len() != self.mark.1
+        self.mark != (self.writes, self.outbox.len(), self.audit.len())
     }
 
     fn tx(&mut self) -> &mut dyn AdminTx {
@@ -325,25 +367,7 @@ impl Tx for PgWrite {
     }
 
     fn audit_append(&mut self, e: &AuditEntry) -> Result<(), StoreError> {
-        self.conn.execute(
-            "INSERT INTO audit VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-            &[
-                &e.tenant_id.as_str(),
-                &e.order_id.as_uuid(),
-                &e.audit_id,
-                &e.at,
-                &e.actor,
-                &e.key_id,
-                &e.request_id,
-                &e.action,
-                &e.from_status.map(|s| s.as_str()),
-                &e.to_status.as_str(),
-                &(e.from_version as i64),
-                &(e.to_version as i64),
-                &e.detail,
-            ],
-        )?;
-        self.writes += 1;
+        self.audit.push(e.clone());
         Ok(())
     }
 
@@ -401,6 +425,17 @@ impl Tx for PgWrite {
     }
 
     fn tenant_policy(&mut self, tenant: &TenantId) -> Result<Policy, StoreError> {
+        if let Some(p) = self.policies.get(tenant) {
+            return Ok(p.clone());
+        }
+        let p = self.load_policy(tenant)?;
+        self.policies.put(tenant, &p);
+        Ok(p)
+    }
+}
+
+impl PgWrite {
+    fn load_policy(&mut self, tenant: &TenantId) -> Result<Policy, StoreError> {
         let r = self.conn.query_opt(
             "SELECT settings FROM tenants WHERE tenant_id = $1",
             &[&tenant.as_str()],
@@ -575,7 +610,7 @@ impl ReadConn for PgRead {
         limit: u32,
     ) -> Result<Vec<StoredEvent>, StoreError> {
         let rows = self.conn.query(
-            "SELECT seq, event_id, event_type, aggregate_id, aggregate_version, occurred_at, trace_id, payload
+            "SELECT seq, event_id, event_type, aggregate_id, aggregate_version, occurred_at, trace_id, payload::text
              FROM outbox WHERE tenant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
             &[&tenant.as_str(), &after, &i64::from(limit)],
         )?;

@@ -72,8 +72,13 @@ pub async fn list(
     let next_after = rows.last().map_or(after, |r| r.seq);
     let events = rows
         .into_iter()
-        .filter(|r| visible(&r.event.payload))
-        .map(|r| EventEnvelope {
+        .map(|r| {
+            let payload: serde_json::Value =
+                serde_json::from_str(&r.event.payload).unwrap_or_default();
+            (r, payload)
+        })
+        .filter(|(_, payload)| visible(payload))
+        .map(|(r, payload)| EventEnvelope {
             seq: r.seq,
             event_id: r.event.event_id,
             subject: format!("orderhub.{}.{}", r.event.tenant_id, r.event.event_type),
@@ -83,7 +88,7 @@ pub async fn list(
             aggregate_version: r.event.aggregate_version,
             occurred_at: r.event.occurred_at,
             trace_id: r.event.trace_id,
-            payload: r.event.payload,
+            payload,
         })
         .collect();
     let page = EventPage { events, next_after };

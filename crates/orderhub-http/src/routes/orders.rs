@@ -14,7 +14,7 @@ use orderhub_api::orders::{
     CreateOrderRequest, OrderPage, OrderView, Timeline, TimelineStep, TransitionRequest,
 };
 use orderhub_core::auth::{Permission, Principal};
-use orderhub_core::usecases::{Created, create_order, transition as run_transition};
+use orderhub_core::usecases::{Created, insert_order, new_order, transition as run_transition};
 use orderhub_domain::ids::Channel;
 use orderhub_domain::lifecycle::CommandKind;
 use orderhub_domain::{Order, OrderId, ShopId, Status};
@@ -85,13 +85,13 @@ pub async fn create(
         principal: ctx.principal.clone(),
         request_id: ctx.request_id,
     };
-    let now = state.clock.now();
+    let order = new_order(&actor, draft, state.clock.now())?;
     write(
         &state,
         &ctx.principal,
         key,
         part,
-        move |tx| create_order(tx, &actor, draft.clone(), now),
+        move |tx| insert_order(tx, &actor, &order),
         render_created,
     )
     .await

@@ -1,6 +1,7 @@
 -- Tenants, API keys, orders, audit trail, outbox and idempotency records.
 -- Times are microseconds since the Unix epoch, UTC. Order documents are JSON with personal fields
--- encrypted by the application.
+-- encrypted by the application. Tables with large rows (orders, outbox, idempotency) keep a rowid: WITHOUT ROWID
+-- tables store whole rows in the key's B-tree, which suits only small rows.
 CREATE TABLE tenants (
     tenant_id   TEXT PRIMARY KEY,
     name        TEXT NOT NULL,
@@ -33,7 +34,7 @@ CREATE TABLE orders (
     doc                BLOB NOT NULL,
     PRIMARY KEY (tenant_id, order_id),
     UNIQUE (tenant_id, shop_id, external_order_id)
-) WITHOUT ROWID;
+);
 CREATE INDEX orders_by_status ON orders (tenant_id, status, order_id);
 CREATE INDEX orders_by_updated ON orders (tenant_id, updated_at);
 
@@ -70,7 +71,7 @@ CREATE TABLE outbox (
     trace_id           TEXT NOT NULL,
     payload            TEXT NOT NULL,
     PRIMARY KEY (tenant_id, seq)
-) WITHOUT ROWID;
+);
 
 CREATE TABLE idempotency (
     tenant_id     TEXT NOT NULL,
@@ -81,4 +82,4 @@ CREATE TABLE idempotency (
     body          BLOB NOT NULL,
     created_at    INTEGER NOT NULL,
     PRIMARY KEY (tenant_id, key_id, idem_key)
-) WITHOUT ROWID;
+);
