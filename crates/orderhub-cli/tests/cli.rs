@@ -15,12 +15,16 @@ struct Served {
 
 /// Starts `orderhub serve` on a free port and reads what it prints until it says it listens.
 fn serve(args: &[&str], envs: &[(&str, &str)]) -> Served {
+    serve_logging_to(args, envs, Stdio::null())
+}
+
+fn serve_logging_to(args: &[&str], envs: &[(&str, &str)], stderr: Stdio) -> Served {
     let mut cmd = Command::new(BIN);
     cmd.arg("serve")
         .args(["--listen", "127.0.0.1:0"])
         .args(args)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null());
+        .stderr(stderr);
     for (k, v) in envs {
         cmd.env(k, v);
     }
@@ -248,4 +252,42 @@ fn migrate_and_tenant_create_work_on_the_embedded_store() {
         "the new tenant does not see the default tenant's order"
     );
     hub.stop();
+}
+
+#[test]
+fn logs_carry_request_ids_and_no_personal_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("orderhub.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let d = dir.path().join("data");
+    let hub = serve_logging_to(
+        &[
+            "--data-dir",
+            d.to_str().unwrap(),
+            "--bootstrap-api-key",
+            "k",
+            "--log-format",
+            "json",
+        ],
+        &[("ORDERHUB_LOG", "debug")],
+        Stdio::from(log),
+    );
+    assert_eq!(hub.http("POST", "/v1/orders", "k", ORDER).0, 201);
+    assert_eq!(hub.http("GET", "/v1/orders", "k", "").0, 200);
+    hub.stop();
+    let text = std::fs::read_to_string(&log_path).unwrap();
+    let served: Vec<serde_json::Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["fields"]["message"] == "Request served.")
+        .collect();
+    assert_eq!(served.len(), 2, "one line per request: {text}");
+    assert!(served.iter().all(|v| {
+        v["span"]["request_id"]
+            .as_str()
+            .is_some_and(|id| id.len() == 36)
+    }));
+    for secret in ["13812345678", "王小明", "文三路"] {
+        assert!(!text.contains(secret), "personal data in the log: {secret}");
+    }
 }

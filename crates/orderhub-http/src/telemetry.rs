@@ -7,6 +7,7 @@ use axum::response::Response;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::sync::OnceLock;
 use std::time::Instant;
+use tracing::Instrument;
 
 /// Latency buckets in seconds: fine below 20 ms, where an order API should live.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -64,8 +65,33 @@ pub async fn track(State(_state): State<SharedState>, req: Request, next: Next) 
         .get::<MatchedPath>()
         .map(|m| m.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".into());
-    let resp = next.run(req).await;
-    let status = resp.status().as_u16().to_string();
+    let request_id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_owned();
+    // Every log line written while serving the request carries its id, method and route (never
+    // its body: bodies hold personal data).
+    let span =
+        tracing::info_span!("request", request_id = %request_id, method = %method, route = %route);
+    let resp = next.run(req).instrument(span.clone()).await;
+    let code = resp.status();
+    let _entered = span.enter();
+    if code.is_server_error() {
+        tracing::error!(
+            status = code.as_u16(),
+            elapsed_ms = start.elapsed().as_millis() as u64,
+            "The request failed on the server side."
+        );
+    } else {
+        tracing::debug!(
+            status = code.as_u16(),
+            elapsed_ms = start.elapsed().as_millis() as u64,
+            "Request served."
+        );
+    }
+    let status = code.as_u16().to_string();
     metrics::counter!("orderhub_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
         .increment(1);
     metrics::histogram!("orderhub_http_request_duration_seconds", "method" => method, "route" => route)

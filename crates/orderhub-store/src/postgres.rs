@@ -322,7 +322,7 @@ impl Tx for PgWrite {
     fn order_insert(&mut self, o: &Order) -> Result<bool, StoreError> {
         let d = encode_doc(o, &self.cipher)?;
         let n = self.conn.execute(
-            "INSERT INTO orders VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::text::jsonb)
+            "INSERT INTO orders VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::text::json)
              ON CONFLICT (tenant_id, shop_id, external_order_id) DO NOTHING",
             &[
                 &o.tenant_id.as_str(),
@@ -344,7 +344,7 @@ impl Tx for PgWrite {
     fn order_update(&mut self, o: &Order) -> Result<(), StoreError> {
         let d = encode_doc(o, &self.cipher)?;
         let n = self.conn.execute(
-            "UPDATE orders SET status = $1, version = $2, updated_at = $3, doc = $4::text::jsonb
+            "UPDATE orders SET status = $1, version = $2, updated_at = $3, doc = $4::text::json
              WHERE tenant_id = $5 AND order_id = $6 AND version = $7",
             &[
                 &o.status.as_str(),
