@@ -30,27 +30,34 @@ fn serve_logging_to(args: &[&str], envs: &[(&str, &str)], stderr: Stdio) -> Serv
     }
     let mut child = cmd.spawn().unwrap();
     let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut generated_key = None;
+    // Owned from here on: dropping it (a failed assertion) kills the server.
+    let mut served = Served {
+        child,
+        addr: String::new(),
+        generated_key: None,
+    };
     let mut line = String::new();
     loop {
         line.clear();
-        assert!(
-            out.read_line(&mut line).unwrap() > 0,
-            "orderhub serve exited before listening"
-        );
+        let n = out.read_line(&mut line).unwrap_or(0);
+        assert!(n > 0, "orderhub serve exited before listening");
         let t = line.trim();
         if t.starts_with("ohk_") {
-            generated_key = Some(t.to_owned());
+            served.generated_key = Some(t.to_owned());
         }
         if let Some(rest) = t.strip_prefix("orderhub listening on http://") {
-            let addr = rest.split_whitespace().next().unwrap().to_owned();
+            served.addr = rest.split_whitespace().next().unwrap().to_owned();
             std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
-            return Served {
-                child,
-                addr,
-                generated_key,
-            };
+            return served;
         }
+    }
+}
+
+impl Drop for Served {
+    /// A test that fails half way must not leave a server running.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
