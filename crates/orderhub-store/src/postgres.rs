@@ -68,16 +68,20 @@ fn connect(url: &str) -> Result<Client, StoreError> {
 /// A client with its prepared statements, each prepared once per connection.
 struct Conn {
     c: Client,
-    stmts: HashMap<&'static str, Statement>,
+    /// Keyed by SQL text; listing queries are built per filter combination, a few dozen at most.
+    stmts: HashMap<String, Statement>,
 }
 
 impl Conn {
     fn stmt(&mut self, sql: &'static str) -> Result<Statement, StoreError> {
+        self.stmt_dyn(sql)
+    }
+    fn stmt_dyn(&mut self, sql: &str) -> Result<Statement, StoreError> {
         if let Some(s) = self.stmts.get(sql) {
             return Ok(s.clone());
         }
         let s = self.c.prepare(sql).map_err(err)?;
-        self.stmts.insert(sql, s.clone());
+        self.stmts.insert(sql.to_owned(), s.clone());
         Ok(s)
     }
     fn query(
@@ -536,32 +540,52 @@ impl ReadConn for PgRead {
     }
 
     fn order_list(&mut self, f: &OrderFilter) -> Result<Vec<Order>, StoreError> {
-        // One statement for every filter combination: a NULL parameter switches its condition off.
+        // Only the conditions in use, so the planner sees each combination as it is and picks the
+        // matching index (a generic plan over "$n IS NULL OR …" would not).
         let shops: Option<Vec<&str>> = f
             .shops
             .as_ref()
             .map(|s| s.iter().map(|x| x.as_str()).collect());
-        let rows = self.conn.query(
-            "SELECT doc::text FROM orders
-             WHERE tenant_id = $1
-               AND ($2::text IS NULL OR status = $2)
-               AND ($3::text IS NULL OR channel = $3)
-               AND ($4::text IS NULL OR shop_id = $4)
-               AND ($5::timestamptz IS NULL OR updated_at >= $5)
-               AND ($6::text[] IS NULL OR shop_id = ANY($6))
-               AND ($7::uuid IS NULL OR order_id > $7)
-             ORDER BY order_id LIMIT $8",
-            &[
-                &f.tenant_id.as_str(),
-                &f.status.map(|s| s.as_str()),
-                &f.channel.as_ref().map(|c| c.as_str()),
-                &f.shop_id.as_ref().map(|s| s.as_str()),
-                &f.updated_since,
-                &shops,
-                &f.after.map(|a| a.as_uuid()),
-                &i64::from(f.limit),
-            ],
-        )?;
+        let status = f.status.map(|s| s.as_str());
+        let channel = f.channel.as_ref().map(|c| c.as_str());
+        let shop = f.shop_id.as_ref().map(|s| s.as_str());
+        let after = f.after.map(|a| a.as_uuid());
+        let limit = i64::from(f.limit);
+        let tenant = f.tenant_id.as_str();
+        let mut sql = String::from("SELECT doc::text FROM orders WHERE tenant_id = $1");
+        let mut p: Vec<&(dyn ToSql + Sync)> = vec![&tenant];
+        fn cond<'a>(
+            sql: &mut String,
+            p: &mut Vec<&'a (dyn ToSql + Sync)>,
+            c: &str,
+            v: &'a (dyn ToSql + Sync),
+        ) {
+            p.push(v);
+            sql.push_str(&format!(" AND {c} ${}", p.len()));
+        }
+        if let Some(v) = &status {
+            cond(&mut sql, &mut p, "status =", v);
+        }
+        if let Some(v) = &channel {
+            cond(&mut sql, &mut p, "channel =", v);
+        }
+        if let Some(v) = &shop {
+            cond(&mut sql, &mut p, "shop_id =", v);
+        }
+        if let Some(v) = &f.updated_since {
+            cond(&mut sql, &mut p, "updated_at >=", v);
+        }
+        if let Some(v) = &shops {
+            p.push(v);
+            sql.push_str(&format!(" AND shop_id = ANY(${})", p.len()));
+        }
+        if let Some(v) = &after {
+            cond(&mut sql, &mut p, "order_id >", v);
+        }
+        p.push(&limit);
+        sql.push_str(&format!(" ORDER BY order_id LIMIT ${}", p.len()));
+        let stmt = self.conn.stmt_dyn(&sql)?;
+        let rows = self.conn.c.query(&stmt, &p).map_err(err)?;
         rows.into_iter()
             .map(|r| doc::decode(r.get::<_, &str>(0).as_bytes(), &self.cipher))
             .collect()
