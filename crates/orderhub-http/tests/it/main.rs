@@ -6,4 +6,5 @@ mod auth;
 mod errors;
 mod idempotency;
 mod orders;
+mod robustness;
 mod system;
