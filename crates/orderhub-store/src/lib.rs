@@ -10,6 +10,7 @@
 //! Only this crate knows SQL. Each backend keeps its migrations in `migrations/<backend>/`.
 
 mod doc;
+mod pending;
 mod pool;
 mod postgres;
 pub mod read;

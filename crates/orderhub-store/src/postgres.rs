@@ -7,6 +7,7 @@
 //! Outbox events are numbered under a row lock on `outbox_heads`, taken last, just before COMMIT,
 //! so numbering follows commit order while the lock is held only for the commit itself.
 
+use crate::pending::Pending;
 use crate::pool::{Pools, ReadConnFactory, WriteConn, WriteConnFactory};
 use crate::read::{ApiKeyRow, OrderFilter, ReadConn, StoredEvent};
 use crate::{AdminTx, doc};
@@ -20,7 +21,7 @@ use orderhub_domain::{ExternalOrderId, Order, OrderId, ShopId, Status, TenantId}
 use postgres::error::SqlState;
 use postgres::types::ToSql;
 use postgres::{Client, NoTls, Row, Statement};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -158,10 +159,7 @@ pub(crate) fn open(
                 stmts: HashMap::new(),
             },
             cipher: c1.clone(),
-            outbox: Vec::new(),
-            audit: Vec::new(),
-            writes: 0,
-            mark: (0, 0, 0),
+            pending: Pending::default(),
         }) as Box<dyn WriteConn>)
     });
     let u = url.to_owned();
@@ -181,20 +179,15 @@ struct PgWrite {
     policies: crate::PolicyCache,
     conn: Conn,
     cipher: PiiCipher,
-    /// Events and audit entries wait here until commit and go in one statement per table: fewer
-    /// round trips, and events get their seq in commit order.
-    outbox: Vec<EventRecord>,
-    audit: Vec<AuditEntry>,
-    writes: u64,
-    mark: (u64, usize, usize),
+    pending: Pending,
 }
 
 impl PgWrite {
     fn flush_audit(&mut self) -> Result<(), StoreError> {
-        if self.audit.is_empty() {
+        if self.pending.audit.is_empty() {
             return Ok(());
         }
-        let a = std::mem::take(&mut self.audit);
+        let a = std::mem::take(&mut self.pending.audit);
         let tenants: Vec<&str> = a.iter().map(|e| e.tenant_id.as_str()).collect();
         let orders: Vec<Uuid> = a.iter().map(|e| e.order_id.as_uuid()).collect();
         let ids: Vec<Uuid> = a.iter().map(|e| e.audit_id).collect();
@@ -224,20 +217,13 @@ impl PgWrite {
 
 impl WriteConn for PgWrite {
     fn begin(&mut self) -> Result<(), StoreError> {
-        self.outbox.clear();
-        self.audit.clear();
+        self.pending.clear();
         self.conn.c.batch_execute("BEGIN").map_err(err)
     }
 
     fn commit(&mut self) -> Result<(), StoreError> {
         self.flush_audit()?;
-        let mut by_tenant: BTreeMap<String, Vec<EventRecord>> = BTreeMap::new();
-        for e in self.outbox.drain(..) {
-            by_tenant
-                .entry(e.tenant_id.as_str().to_owned())
-                .or_default()
-                .push(e);
-        }
+        let by_tenant = self.pending.take_events_by_tenant();
         // Tenants in sorted order, so two groups never wait on each other's heads in a cycle.
         for (tenant, events) in by_tenant {
             let n = events.len() as i64;
@@ -268,19 +254,18 @@ impl WriteConn for PgWrite {
     }
 
     fn rollback(&mut self) {
-        self.outbox.clear();
-        self.audit.clear();
+        self.pending.clear();
         if !self.conn.c.is_closed() {
             let _ = self.conn.c.batch_execute("ROLLBACK");
         }
     }
 
     fn mark(&mut self) {
-        self.mark = (self.writes, self.outbox.len(), self.audit.len());
+        self.pending.mark();
     }
 
     fn wrote_since_mark(&self) -> bool {
-        self.mark != (self.writes, self.outbox.len(), self.audit.len())
+        self.pending.wrote_since_mark()
     }
 
     fn tx(&mut self) -> &mut dyn AdminTx {
@@ -341,7 +326,7 @@ impl Tx for PgWrite {
                 &d,
             ],
         )?;
-        self.writes += n;
+        self.pending.writes += n;
         Ok(n == 1)
     }
 
@@ -366,17 +351,17 @@ impl Tx for PgWrite {
                 "the order changed under this update",
             ));
         }
-        self.writes += 1;
+        self.pending.writes += 1;
         Ok(())
     }
 
     fn audit_append(&mut self, e: &AuditEntry) -> Result<(), StoreError> {
-        self.audit.push(e.clone());
+        self.pending.audit.push(e.clone());
         Ok(())
     }
 
     fn outbox_append(&mut self, event: &EventRecord) -> Result<(), StoreError> {
-        self.outbox.push(event.clone());
+        self.pending.outbox.push(event.clone());
         Ok(())
     }
 
@@ -415,7 +400,7 @@ impl Tx for PgWrite {
                 &r.created_at,
             ],
         )?;
-        self.writes += 1;
+        self.pending.writes += 1;
         Ok(())
     }
 
@@ -424,7 +409,7 @@ impl Tx for PgWrite {
             "UPDATE idempotency SET status = $1, body = $2 WHERE tenant_id = $3 AND key_id = $4 AND idem_key = $5",
             &[&i32::from(r.status), &r.body, &r.tenant_id.as_str(), &r.key_id, &r.key],
         )?;
-        self.writes += 1;
+        self.pending.writes += 1;
         Ok(())
     }
 
@@ -465,7 +450,7 @@ impl AdminTx for PgWrite {
                 "INSERT INTO outbox_heads VALUES ($1, 0) ON CONFLICT DO NOTHING",
                 &[&tenant.as_str()],
             )?;
-            self.writes += 1;
+            self.pending.writes += 1;
         }
         Ok(n == 1)
     }
@@ -485,7 +470,7 @@ impl AdminTx for PgWrite {
                 &k.created_at,
             ],
         )?;
-        self.writes += 1;
+        self.pending.writes += 1;
         Ok(())
     }
 
@@ -499,7 +484,7 @@ impl AdminTx for PgWrite {
             "UPDATE api_keys SET revoked_at = $1 WHERE tenant_id = $2 AND key_id = $3 AND revoked_at IS NULL",
             &[&at, &tenant.as_str(), &key_id],
         )?;
-        self.writes += n;
+        self.pending.writes += n;
         Ok(n == 1)
     }
 }

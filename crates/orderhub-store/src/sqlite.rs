@@ -1,6 +1,7 @@
 //! The embedded default: one SQLite file in WAL mode, `synchronous=FULL` (a commit is on disk before
 //! it is acknowledged), one writer thread (SQLite has one writer) and a few readers.
 
+use crate::pending::Pending;
 use crate::pool::{Pools, ReadConnFactory, WriteConn, WriteConnFactory};
 use crate::read::{ApiKeyRow, OrderFilter, ReadConn, StoredEvent};
 use crate::{AdminTx, doc};
@@ -12,7 +13,6 @@ use orderhub_core::{StoreError, StoreErrorKind};
 use orderhub_domain::lifecycle::Policy;
 use orderhub_domain::{ExternalOrderId, Order, OrderId, ShopId, Status, TenantId};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -124,10 +124,7 @@ pub(crate) fn open(path: &Path, cipher: PiiCipher) -> Result<Pools, StoreError> 
             policies: crate::PolicyCache::default(),
             c: connect(&p)?,
             cipher: c1.clone(),
-            outbox: Vec::new(),
-            audit: Vec::new(),
-            writes: 0,
-            mark: (0, 0, 0),
+            pending: Pending::default(),
         }) as Box<dyn WriteConn>)
     });
     let p: PathBuf = path.to_owned();
@@ -166,36 +163,24 @@ fn start_checkpointer(path: &Path, alive: std::sync::Weak<()>) -> Result<(), Sto
 }
 
 struct SqliteWrite {
-    /// Audit entries wait here until commit, like events.
-    audit: Vec<AuditEntry>,
     policies: crate::PolicyCache,
     c: Connection,
     cipher: PiiCipher,
-    /// Events wait here until commit, when they get their seq in commit order.
-    outbox: Vec<EventRecord>,
-    writes: u64,
-    mark: (u64, usize, usize),
+    pending: Pending,
 }
 
 impl WriteConn for SqliteWrite {
     fn begin(&mut self) -> Result<(), StoreError> {
-        self.outbox.clear();
-        self.audit.clear();
+        self.pending.clear();
         // IMMEDIATE takes the write lock now; a deferred transaction could fail later with BUSY.
         self.c.execute_batch("BEGIN IMMEDIATE").map_err(err)
     }
 
     fn commit(&mut self) -> Result<(), StoreError> {
-        for e in std::mem::take(&mut self.audit) {
+        for e in std::mem::take(&mut self.pending.audit) {
             insert_audit(&self.c, &e)?;
         }
-        let mut by_tenant: BTreeMap<String, Vec<EventRecord>> = BTreeMap::new();
-        for e in self.outbox.drain(..) {
-            by_tenant
-                .entry(e.tenant_id.as_str().to_owned())
-                .or_default()
-                .push(e);
-        }
+        let by_tenant = self.pending.take_events_by_tenant();
         for (tenant, events) in by_tenant {
             let last: i64 = self
                 .c
@@ -226,19 +211,18 @@ impl WriteConn for SqliteWrite {
     }
 
     fn rollback(&mut self) {
-        self.outbox.clear();
-        self.audit.clear();
+        self.pending.clear();
         if !self.c.is_autocommit() {
             let _ = self.c.execute_batch("ROLLBACK");
         }
     }
 
     fn mark(&mut self) {
-        self.mark = (self.writes, self.outbox.len(), self.audit.len());
+        self.pending.mark();
     }
 
     fn wrote_since_mark(&self) -> bool {
-        self.mark != (self.writes, self.outbox.len(), self.audit.len())
+        self.pending.wrote_since_mark()
     }
 
     fn tx(&mut self) -> &mut dyn AdminTx {
@@ -337,7 +321,7 @@ impl Tx for SqliteWrite {
                 ])
             })
             .map_err(err)?;
-        self.writes += n as u64;
+        self.pending.writes += n as u64;
         Ok(n == 1)
     }
 
@@ -367,17 +351,17 @@ impl Tx for SqliteWrite {
                 "the order changed under this update",
             ));
         }
-        self.writes += 1;
+        self.pending.writes += 1;
         Ok(())
     }
 
     fn audit_append(&mut self, e: &AuditEntry) -> Result<(), StoreError> {
-        self.audit.push(e.clone());
+        self.pending.audit.push(e.clone());
         Ok(())
     }
 
     fn outbox_append(&mut self, event: &EventRecord) -> Result<(), StoreError> {
-        self.outbox.push(event.clone());
+        self.pending.outbox.push(event.clone());
         Ok(())
     }
 
@@ -424,7 +408,7 @@ impl Tx for SqliteWrite {
                 ])
             })
             .map_err(err)?;
-        self.writes += 1;
+        self.pending.writes += 1;
         Ok(())
     }
 
@@ -435,7 +419,7 @@ impl Tx for SqliteWrite {
             )
             .and_then(|mut s| s.execute(params![r.status, r.body, r.tenant_id.as_str(), r.key_id, r.key]))
             .map_err(err)?;
-        self.writes += 1;
+        self.pending.writes += 1;
         Ok(())
     }
 
@@ -490,7 +474,7 @@ impl AdminTx for SqliteWrite {
                     [tenant.as_str()],
                 )
                 .map_err(err)?;
-            self.writes += 1;
+            self.pending.writes += 1;
         }
         Ok(n == 1)
     }
@@ -515,7 +499,7 @@ impl AdminTx for SqliteWrite {
                 ],
             )
             .map_err(err)?;
-        self.writes += 1;
+        self.pending.writes += 1;
         Ok(())
     }
 
@@ -532,7 +516,7 @@ impl AdminTx for SqliteWrite {
                 params![micros(at), tenant.as_str(), key_id],
             )
             .map_err(err)?;
-        self.writes += n as u64;
+        self.pending.writes += n as u64;
         Ok(n == 1)
     }
 }

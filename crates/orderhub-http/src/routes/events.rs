@@ -47,15 +47,7 @@ pub async fn list(
         )
         .field("after"));
     }
-    let limit = q.limit.unwrap_or(PAGE_DEFAULT);
-    if !(1..=PAGE_MAX).contains(&limit) {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "out_of_range",
-            format!("limit must be 1 to {PAGE_MAX}"),
-        )
-        .field("limit"));
-    }
+    let limit = super::page_limit(q.limit, PAGE_DEFAULT, PAGE_MAX)?;
     let t = ctx.principal.tenant_id.clone();
     let rows = state
         .store

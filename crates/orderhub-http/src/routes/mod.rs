@@ -53,3 +53,17 @@ pub fn parse_query<T: serde::de::DeserializeOwned>(q: Option<&str>) -> Result<T,
 fn form_urlencoded_parse(q: &str) -> form_urlencoded::Parse<'_> {
     form_urlencoded::parse(q.as_bytes())
 }
+
+/// The `limit` query parameter: `default` when absent, refused outside 1..=`max`.
+pub fn page_limit(limit: Option<u32>, default: u32, max: u32) -> Result<u32, ApiError> {
+    let limit = limit.unwrap_or(default);
+    if !(1..=max).contains(&limit) {
+        return Err(ApiError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            "out_of_range",
+            format!("limit must be 1 to {max}"),
+        )
+        .field("limit"));
+    }
+    Ok(limit)
+}

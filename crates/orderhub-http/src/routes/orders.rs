@@ -152,15 +152,7 @@ pub async fn list(
     let bad = |f: &str, e: orderhub_domain::ValidationError| {
         ApiError::new(StatusCode::BAD_REQUEST, e.rule, e.message).field(f)
     };
-    let limit = q.limit.unwrap_or(PAGE_DEFAULT);
-    if !(1..=PAGE_MAX).contains(&limit) {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "out_of_range",
-            format!("limit must be 1 to {PAGE_MAX}"),
-        )
-        .field("limit"));
-    }
+    let limit = super::page_limit(q.limit, PAGE_DEFAULT, PAGE_MAX)?;
     let after = match q.cursor.as_deref() {
         None => None,
         Some(c) => Some(
