@@ -9,6 +9,7 @@
 
 pub mod error;
 pub mod ids;
+pub mod inventory;
 pub mod lifecycle;
 pub mod money;
 pub mod order;
