@@ -43,7 +43,9 @@ impl Role {
         use Permission as P;
         match (self, p) {
             (Role::Admin, _) => true,
-            (_, P::OrdersRead | P::EventsRead) => true,
+            (_, P::OrdersRead | P::EventsRead | P::InventoryRead) => true,
+            (Role::Ops | Role::Warehouse, P::InventoryWrite) => true,
+            (Role::Ops, P::Reserve) => true,
             (Role::Ops, P::OrdersCreate | P::Transition(_)) => true,
             (Role::Finance, P::Transition(C::Pay | C::Complete | C::Cancel)) => true,
             (
@@ -62,6 +64,11 @@ pub enum Permission {
     Transition(CommandKind),
     EventsRead,
     KeysManage,
+    InventoryRead,
+    /// SKUs, warehouses, receipts, adjustments.
+    InventoryWrite,
+    /// Reservations for checkouts and orders.
+    Reserve,
 }
 
 /// The caller, as its API key says: tenant, role, shop scope and whether it may see personal data.

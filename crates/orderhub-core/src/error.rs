@@ -18,6 +18,14 @@ pub enum CoreError {
     },
     #[error("{0}")]
     Forbidden(String),
+    /// Not enough stock in any warehouse that could ship it: the first SKU short, what was asked
+    /// and the most any one candidate warehouse has.
+    #[error("out of stock: {sku} needs {requested}, at most {available} available in one warehouse")]
+    OutOfStock { field: String, sku: String, requested: i64, available: i64 },
+    #[error("reservation not found")]
+    ReservationNotFound,
+    #[error("{0}")]
+    ReservationNotAllowed(String),
     #[error("this Idempotency-Key was used with a different request")]
     IdempotencyMismatch,
     #[error(transparent)]

@@ -1,7 +1,10 @@
 //! The ports use cases run over. Backends implement them; use cases never see SQL.
 
 use chrono::{DateTime, Utc};
+use orderhub_domain::ids::WarehouseId;
+use orderhub_domain::inventory::{DeductionMode, ReservationState, StockLevel};
 use orderhub_domain::lifecycle::Policy;
+use orderhub_domain::Sku;
 use orderhub_domain::{ExternalOrderId, Order, OrderId, ShopId, Status, TenantId};
 use uuid::Uuid;
 
@@ -66,7 +69,8 @@ pub struct EventRecord {
     pub event_id: Uuid,
     pub tenant_id: TenantId,
     pub event_type: String,
-    pub aggregate_id: OrderId,
+    /// The order, reservation or stock position the event is about.
+    pub aggregate_id: Uuid,
     pub aggregate_version: u64,
     pub occurred_at: DateTime<Utc>,
     /// The request id (and later the W3C trace context) of the change that raised it.
@@ -90,7 +94,7 @@ pub struct IdempotencyRecord {
 /// One open write transaction with every table a change needs. A backend commits it once; until
 /// then nothing is visible to anyone else. Reads here see this transaction's own writes and lock
 /// what they read for update where the backend has row locks.
-pub trait Tx {
+pub trait Tx: InventoryTx {
     fn order_get(&mut self, tenant: &TenantId, id: OrderId) -> Result<Option<Order>, StoreError>;
     fn order_by_external(
         &mut self,
@@ -116,6 +120,86 @@ pub trait Tx {
     /// Stores the response on a record put earlier in this transaction.
     fn idempotency_complete(&mut self, record: &IdempotencyRecord) -> Result<(), StoreError>;
     fn tenant_policy(&mut self, tenant: &TenantId) -> Result<Policy, StoreError>;
+}
+
+/// A SKU of the master: a kit lists its components and holds no stock of its own.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SkuRecord {
+    pub sku: Sku,
+    pub title: String,
+    pub components: Option<Vec<(Sku, u32)>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct WarehouseRecord {
+    pub warehouse_id: WarehouseId,
+    pub name: String,
+    /// Lower ships first.
+    pub priority: u32,
+    /// Provinces (or region codes) it ships to; empty for everywhere.
+    pub regions: Vec<String>,
+}
+
+/// One ledger row: the movement on one (sku, warehouse) and the balance after it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LedgerRow {
+    pub tenant_id: TenantId,
+    pub sku: Sku,
+    pub warehouse_id: WarehouseId,
+    /// receipt, adjustment, reserve, release, consume, return
+    pub movement: &'static str,
+    /// Signed change of on-hand (receipt, adjustment, consume, return) or of reserved (reserve,
+    /// release).
+    pub quantity: i64,
+    pub reason: Option<String>,
+    pub reference: Option<String>,
+    pub after: StockLevel,
+    pub at: DateTime<Utc>,
+}
+
+/// A stock position with the version that grows on every change (its events carry it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StockRow {
+    pub level: StockLevel,
+    pub version: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReservedLine {
+    pub sku: Sku,
+    pub warehouse_id: WarehouseId,
+    pub quantity: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReservationRecord {
+    pub tenant_id: TenantId,
+    pub reservation_id: Uuid,
+    /// The order id or the caller's checkout reference.
+    pub reference: String,
+    pub state: ReservationState,
+    pub mode: DeductionMode,
+    pub lines: Vec<ReservedLine>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Inventory reads and writes inside the same transaction as everything else.
+pub trait InventoryTx {
+    fn sku_get(&mut self, tenant: &TenantId, sku: &Sku) -> Result<Option<SkuRecord>, StoreError>;
+    fn sku_put(&mut self, tenant: &TenantId, rec: &SkuRecord, at: DateTime<Utc>) -> Result<(), StoreError>;
+    fn warehouse_put(&mut self, tenant: &TenantId, rec: &WarehouseRecord, at: DateTime<Utc>) -> Result<(), StoreError>;
+    fn warehouses(&mut self, tenant: &TenantId) -> Result<Vec<WarehouseRecord>, StoreError>;
+    /// The position, locked for update where the backend has row locks.
+    fn stock_get(&mut self, tenant: &TenantId, sku: &Sku, wh: &WarehouseId) -> Result<Option<StockRow>, StoreError>;
+    fn stock_put(&mut self, tenant: &TenantId, sku: &Sku, wh: &WarehouseId, row: StockRow, at: DateTime<Utc>)
+    -> Result<(), StoreError>;
+    fn ledger_append(&mut self, row: &LedgerRow) -> Result<(), StoreError>;
+    /// The reservation, locked for update where the backend has row locks.
+    fn reservation_get(&mut self, tenant: &TenantId, id: Uuid) -> Result<Option<ReservationRecord>, StoreError>;
+    fn reservation_put(&mut self, rec: &ReservationRecord) -> Result<(), StoreError>;
+    /// Held reservations whose expiry is at or before `now`, oldest first.
+    fn reservations_due(&mut self, now: DateTime<Utc>, limit: u32) -> Result<Vec<(TenantId, Uuid)>, StoreError>;
 }
 
 /// Where time comes from. Tests use a fixed clock.

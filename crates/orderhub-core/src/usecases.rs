@@ -112,7 +112,7 @@ fn record(
         event_id: Uuid::now_v7(),
         tenant_id: after.tenant_id.clone(),
         event_type: event.as_str().to_owned(),
-        aggregate_id: after.id,
+        aggregate_id: after.id.as_uuid(),
         aggregate_version: after.version,
         occurred_at: after.updated_at,
         trace_id: actor.request_id.clone(),

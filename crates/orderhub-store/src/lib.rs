@@ -10,6 +10,9 @@
 //! Only this crate knows SQL. Each backend keeps its migrations in `migrations/<backend>/`.
 
 mod doc;
+pub mod inv_codec;
+mod sqlite_inv;
+mod postgres_inv;
 mod pending;
 mod pool;
 mod postgres;

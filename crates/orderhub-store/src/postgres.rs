@@ -17,7 +17,9 @@ use orderhub_core::crypto::PiiCipher;
 use orderhub_core::ports::{AuditEntry, EventRecord, IdempotencyRecord, Tx};
 use orderhub_core::{StoreError, StoreErrorKind};
 use orderhub_domain::lifecycle::Policy;
-use orderhub_domain::{ExternalOrderId, Order, OrderId, ShopId, Status, TenantId};
+use orderhub_core::ports::{LedgerRow, ReservationRecord, SkuRecord, StockRow, WarehouseRecord};
+use orderhub_domain::ids::WarehouseId;
+use orderhub_domain::{ExternalOrderId, Order, OrderId, ShopId, Sku, Status, TenantId};
 use postgres::error::SqlState;
 use postgres::types::ToSql;
 use postgres::{Client, NoTls, Row, Statement};
@@ -25,11 +27,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use uuid::Uuid;
 
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "orders",
-    include_str!("../migrations/postgres/0001_orders.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "orders", include_str!("../migrations/postgres/0001_orders.sql")),
+    (2, "inventory", include_str!("../migrations/postgres/0002_inventory.sql")),
+];
 
 pub(crate) fn err(e: postgres::Error) -> StoreError {
     let kind = match e.code() {
@@ -67,14 +68,14 @@ fn connect(url: &str) -> Result<Client, StoreError> {
 }
 
 /// A client with its prepared statements, each prepared once per connection.
-struct Conn {
-    c: Client,
+pub(crate) struct Conn {
+    pub(crate) c: Client,
     /// Keyed by SQL text; listing queries are built per filter combination, a few dozen at most.
     stmts: HashMap<String, Statement>,
 }
 
 impl Conn {
-    fn stmt(&mut self, sql: &'static str) -> Result<Statement, StoreError> {
+    pub(crate) fn stmt(&mut self, sql: &'static str) -> Result<Statement, StoreError> {
         self.stmt_dyn(sql)
     }
     fn stmt_dyn(&mut self, sql: &str) -> Result<Statement, StoreError> {
@@ -85,7 +86,7 @@ impl Conn {
         self.stmts.insert(sql.to_owned(), s.clone());
         Ok(s)
     }
-    fn query(
+    pub(crate) fn query(
         &mut self,
         sql: &'static str,
         p: &[&(dyn ToSql + Sync)],
@@ -93,7 +94,7 @@ impl Conn {
         let s = self.stmt(sql)?;
         self.c.query(&s, p).map_err(err)
     }
-    fn query_opt(
+    pub(crate) fn query_opt(
         &mut self,
         sql: &'static str,
         p: &[&(dyn ToSql + Sync)],
@@ -101,7 +102,7 @@ impl Conn {
         let s = self.stmt(sql)?;
         self.c.query_opt(&s, p).map_err(err)
     }
-    fn execute(&mut self, sql: &'static str, p: &[&(dyn ToSql + Sync)]) -> Result<u64, StoreError> {
+    pub(crate) fn execute(&mut self, sql: &'static str, p: &[&(dyn ToSql + Sync)]) -> Result<u64, StoreError> {
         let s = self.stmt(sql)?;
         self.c.execute(&s, p).map_err(err)
     }
@@ -175,11 +176,11 @@ pub(crate) fn open(
     Pools::start("postgres", writers, readers, write, read)
 }
 
-struct PgWrite {
+pub(crate) struct PgWrite {
     policies: crate::PolicyCache,
-    conn: Conn,
+    pub(crate) conn: Conn,
     cipher: PiiCipher,
-    pending: Pending,
+    pub(crate) pending: Pending,
 }
 
 impl PgWrite {
@@ -238,7 +239,7 @@ impl WriteConn for PgWrite {
             let seqs: Vec<i64> = (last - n + 1..=last).collect();
             let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
             let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
-            let aggs: Vec<Uuid> = events.iter().map(|e| e.aggregate_id.as_uuid()).collect();
+            let aggs: Vec<Uuid> = events.iter().map(|e| e.aggregate_id).collect();
             let versions: Vec<i64> = events.iter().map(|e| e.aggregate_version as i64).collect();
             let times: Vec<DateTime<Utc>> = events.iter().map(|e| e.occurred_at).collect();
             let traces: Vec<&str> = events.iter().map(|e| e.trace_id.as_str()).collect();
@@ -489,8 +490,8 @@ impl AdminTx for PgWrite {
     }
 }
 
-struct PgRead {
-    conn: Conn,
+pub(crate) struct PgRead {
+    pub(crate) conn: Conn,
     cipher: PiiCipher,
 }
 
@@ -631,7 +632,7 @@ impl ReadConn for PgRead {
                     event_id: r.get(1),
                     tenant_id: tenant.clone(),
                     event_type: r.get(2),
-                    aggregate_id: OrderId::from_uuid(r.get(3)),
+                    aggregate_id: r.get(3),
                     aggregate_version: r.get::<_, i64>(4) as u64,
                     occurred_at: r.get(5),
                     trace_id: r.get(6),
@@ -672,6 +673,35 @@ impl ReadConn for PgRead {
     fn tenant_count(&mut self) -> Result<u64, StoreError> {
         let r = self.conn.query("SELECT count(*) FROM tenants", &[])?;
         Ok(r[0].get::<_, i64>(0) as u64)
+    }
+
+    fn sku(&mut self, tenant: &TenantId, sku: &Sku) -> Result<Option<SkuRecord>, StoreError> {
+        self.inv_sku(tenant, sku)
+    }
+    fn warehouses(&mut self, tenant: &TenantId) -> Result<Vec<WarehouseRecord>, StoreError> {
+        self.inv_warehouses(tenant)
+    }
+    fn stock_for_sku(&mut self, tenant: &TenantId, sku: &Sku) -> Result<Vec<(WarehouseId, StockRow)>, StoreError> {
+        self.inv_stock_for_sku(tenant, sku)
+    }
+    fn ledger(
+        &mut self,
+        tenant: &TenantId,
+        sku: &Sku,
+        wh: Option<&WarehouseId>,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<(i64, LedgerRow)>, StoreError> {
+        self.inv_ledger(tenant, sku, wh, after, limit)
+    }
+    fn reservation(&mut self, tenant: &TenantId, id: Uuid) -> Result<Option<ReservationRecord>, StoreError> {
+        self.inv_reservation(tenant, id)
+    }
+    fn positions(&mut self) -> Result<Vec<(TenantId, Sku, WarehouseId, StockRow)>, StoreError> {
+        self.inv_positions()
+    }
+    fn active_reservations(&mut self) -> Result<Vec<ReservationRecord>, StoreError> {
+        self.inv_active_reservations()
     }
 
     fn order_counts(&mut self) -> Result<Vec<(String, String, u64)>, StoreError> {

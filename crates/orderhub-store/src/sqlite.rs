@@ -11,16 +11,17 @@ use orderhub_core::crypto::PiiCipher;
 use orderhub_core::ports::{AuditEntry, EventRecord, IdempotencyRecord, Tx};
 use orderhub_core::{StoreError, StoreErrorKind};
 use orderhub_domain::lifecycle::Policy;
-use orderhub_domain::{ExternalOrderId, Order, OrderId, ShopId, Status, TenantId};
+use orderhub_core::ports::{LedgerRow, ReservationRecord, SkuRecord, StockRow, WarehouseRecord};
+use orderhub_domain::ids::WarehouseId;
+use orderhub_domain::{ExternalOrderId, Order, OrderId, ShopId, Sku, Status, TenantId};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "orders",
-    include_str!("../migrations/sqlite/0001_orders.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "orders", include_str!("../migrations/sqlite/0001_orders.sql")),
+    (2, "inventory", include_str!("../migrations/sqlite/0002_inventory.sql")),
+];
 
 /// Reader connections: WAL lets readers run beside the writer; two keep a 2-core machine busy.
 const READERS: usize = 2;
@@ -162,11 +163,11 @@ fn start_checkpointer(path: &Path, alive: std::sync::Weak<()>) -> Result<(), Sto
     Ok(())
 }
 
-struct SqliteWrite {
+pub(crate) struct SqliteWrite {
     policies: crate::PolicyCache,
-    c: Connection,
+    pub(crate) c: Connection,
     cipher: PiiCipher,
-    pending: Pending,
+    pub(crate) pending: Pending,
 }
 
 impl WriteConn for SqliteWrite {
@@ -521,8 +522,8 @@ impl AdminTx for SqliteWrite {
     }
 }
 
-struct SqliteRead {
-    c: Connection,
+pub(crate) struct SqliteRead {
+    pub(crate) c: Connection,
     cipher: PiiCipher,
 }
 
@@ -685,8 +686,7 @@ impl ReadConn for SqliteRead {
                             .map_err(|_| rusqlite::Error::InvalidQuery)?,
                         tenant_id: tenant.clone(),
                         event_type: r.get(2)?,
-                        aggregate_id: OrderId::parse(&agg)
-                            .map_err(|_| rusqlite::Error::InvalidQuery)?,
+                        aggregate_id: agg.parse().map_err(|_| rusqlite::Error::InvalidQuery)?,
                         aggregate_version: r.get::<_, i64>(4)? as u64,
                         occurred_at: from_micros(r.get(5)?),
                         trace_id: r.get(6)?,
@@ -732,6 +732,35 @@ impl ReadConn for SqliteRead {
             .query_row("SELECT count(*) FROM tenants", [], |r| r.get::<_, i64>(0))
             .map(|n| n as u64)
             .map_err(err)
+    }
+
+    fn sku(&mut self, tenant: &TenantId, sku: &Sku) -> Result<Option<SkuRecord>, StoreError> {
+        crate::sqlite_inv::sku_get(&self.c, tenant, sku)
+    }
+    fn warehouses(&mut self, tenant: &TenantId) -> Result<Vec<WarehouseRecord>, StoreError> {
+        crate::sqlite_inv::warehouses(&self.c, tenant)
+    }
+    fn stock_for_sku(&mut self, tenant: &TenantId, sku: &Sku) -> Result<Vec<(WarehouseId, StockRow)>, StoreError> {
+        self.inv_stock_for_sku(tenant, sku)
+    }
+    fn ledger(
+        &mut self,
+        tenant: &TenantId,
+        sku: &Sku,
+        wh: Option<&WarehouseId>,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<(i64, LedgerRow)>, StoreError> {
+        self.inv_ledger(tenant, sku, wh, after, limit)
+    }
+    fn reservation(&mut self, tenant: &TenantId, id: uuid::Uuid) -> Result<Option<ReservationRecord>, StoreError> {
+        crate::sqlite_inv::reservation_get(&self.c, tenant, id)
+    }
+    fn positions(&mut self) -> Result<Vec<(TenantId, Sku, WarehouseId, StockRow)>, StoreError> {
+        self.inv_positions()
+    }
+    fn active_reservations(&mut self) -> Result<Vec<ReservationRecord>, StoreError> {
+        self.inv_active_reservations()
     }
 
     fn order_counts(&mut self) -> Result<Vec<(String, String, u64)>, StoreError> {

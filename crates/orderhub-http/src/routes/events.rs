@@ -76,7 +76,7 @@ pub async fn list(
             subject: format!("orderhub.{}.{}", r.event.tenant_id, r.event.event_type),
             event_type: r.event.event_type,
             tenant_id: r.event.tenant_id.to_string(),
-            aggregate_id: r.event.aggregate_id.as_uuid(),
+            aggregate_id: r.event.aggregate_id,
             aggregate_version: r.event.aggregate_version,
             occurred_at: r.event.occurred_at,
             trace_id: r.event.trace_id,

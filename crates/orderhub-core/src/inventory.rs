@@ -1,0 +1,446 @@
+//! Inventory use cases: the SKU master, warehouses, receipts and adjustments, reservations and their
+//! moves, and the expiry sweep. Each movement writes the stock position, a ledger row with the
+//! balance after it and an `inventory.changed` event through one `Tx`; the arithmetic is
+//! `orderhub_domain::inventory`'s.
+
+use crate::auth::Permission;
+use crate::error::CoreError;
+use crate::ports::{
+    EventRecord, LedgerRow, ReservationRecord, ReservedLine, SkuRecord, StockRow, Tx, WarehouseRecord,
+};
+use crate::usecases::Actor;
+use chrono::{DateTime, Duration, Utc};
+use orderhub_domain::ids::WarehouseId;
+use orderhub_domain::inventory::{
+    self, DeductionMode, InventoryError, KitBook, Movement, ReleaseReason, ReservationCommand, ReservationError,
+    ReservationState, StockLevel, WarehouseCover,
+};
+use orderhub_domain::{Sku, TenantId, ValidationError};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+/// How long a checkout hold lasts when the caller does not say.
+pub const HOLD_DEFAULT: Duration = Duration::minutes(5);
+/// The longest hold a caller may ask for: a day covers presale deposits taken overnight; longer
+/// holds belong to committed reservations.
+pub const HOLD_MAX: Duration = Duration::hours(24);
+/// Lines in one reservation, as for orders.
+pub const RESERVATION_LINES_MAX: usize = 500;
+
+fn require(actor: &Actor, p: Permission, what: &str) -> Result<(), CoreError> {
+    if actor.principal.can(p) {
+        Ok(())
+    } else {
+        Err(CoreError::Forbidden(format!("role {} may not {what}", actor.principal.role.as_str())))
+    }
+}
+
+fn invalid(field: &str, rule: &'static str, message: impl Into<String>) -> CoreError {
+    CoreError::Validation(ValidationError::new(field, rule, message))
+}
+
+/// The id events about one stock position carry: stable for (tenant, sku, warehouse).
+pub fn position_id(tenant: &TenantId, sku: &Sku, wh: &WarehouseId) -> Uuid {
+    Uuid::new_v5(&Uuid::NAMESPACE_OID, format!("orderhub/stock/{tenant}/{sku}/{wh}").as_bytes())
+}
+
+#[derive(Serialize)]
+struct ChangedPayload<'a> {
+    sku: &'a Sku,
+    warehouse_id: &'a WarehouseId,
+    movement: &'static str,
+    quantity: i64,
+    on_hand: i64,
+    reserved: i64,
+    available: i64,
+    reference: Option<&'a str>,
+}
+
+fn movement_name(m: &Movement) -> (&'static str, i64, Option<String>) {
+    match m {
+        Movement::Receipt { qty } => ("receipt", *qty, None),
+        Movement::Adjustment { delta, reason } => ("adjustment", *delta, Some(reason_name(reason))),
+        Movement::Reserve { qty } => ("reserve", *qty, None),
+        Movement::Release { qty } => ("release", -*qty, None),
+        Movement::Consume { qty } => ("consume", -*qty, None),
+        Movement::Return { qty } => ("return", *qty, None),
+    }
+}
+
+fn reason_name(r: &inventory::AdjustmentReason) -> String {
+    match r {
+        inventory::AdjustmentReason::StockTake => "stock_take".into(),
+        inventory::AdjustmentReason::Damaged => "damaged".into(),
+        inventory::AdjustmentReason::Found => "found".into(),
+        inventory::AdjustmentReason::ErpSync => "erp_sync".into(),
+        inventory::AdjustmentReason::Other(s) => s.clone(),
+    }
+}
+
+/// Applies one movement to one position: stock row, ledger row, event. Nothing is written when the
+/// domain refuses.
+fn move_stock(
+    tx: &mut dyn Tx,
+    actor: &Actor,
+    tenant: &TenantId,
+    sku: &Sku,
+    wh: &WarehouseId,
+    m: Movement,
+    reference: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<StockRow, CoreError> {
+    let row = tx.stock_get(tenant, sku, wh)?.unwrap_or_default();
+    let level = row.level.apply(&m).map_err(|e| match e {
+        InventoryError::Insufficient { requested, available } => CoreError::OutOfStock {
+            field: "quantity".into(),
+            sku: sku.to_string(),
+            requested,
+            available,
+        },
+        InventoryError::WouldGoNegative { what } => invalid(
+            "quantity",
+            "would_go_negative",
+            format!("this would take {what} of {sku} in {wh} below zero"),
+        ),
+        InventoryError::Invalid(v) => CoreError::Validation(v),
+    })?;
+    let next = StockRow { level, version: row.version + 1 };
+    tx.stock_put(tenant, sku, wh, next, now)?;
+    let (name, quantity, reason) = movement_name(&m);
+    tx.ledger_append(&LedgerRow {
+        tenant_id: tenant.clone(),
+        sku: sku.clone(),
+        warehouse_id: wh.clone(),
+        movement: name,
+        quantity,
+        reason,
+        reference: reference.map(str::to_owned),
+        after: level,
+        at: now,
+    })?;
+    let payload = ChangedPayload {
+        sku,
+        warehouse_id: wh,
+        movement: name,
+        quantity,
+        on_hand: level.on_hand,
+        reserved: level.reserved,
+        available: level.available(),
+        reference,
+    };
+    tx.outbox_append(&EventRecord {
+        event_id: Uuid::now_v7(),
+        tenant_id: tenant.clone(),
+        event_type: "inventory.changed".into(),
+        aggregate_id: position_id(tenant, sku, wh),
+        aggregate_version: next.version,
+        occurred_at: now,
+        trace_id: actor.request_id.clone(),
+        payload: serde_json::to_string(&payload).expect("plain struct serializes"),
+    })?;
+    Ok(next)
+}
+
+pub fn define_sku(tx: &mut dyn Tx, actor: &Actor, rec: &SkuRecord, now: DateTime<Utc>) -> Result<(), CoreError> {
+    require(actor, Permission::InventoryWrite, "define SKUs")?;
+    let t = &actor.principal.tenant_id;
+    if rec.title.trim().is_empty() {
+        return Err(invalid("title", "required", "title must not be empty"));
+    }
+    if let Some(parts) = &rec.components {
+        if parts.is_empty() {
+            return Err(invalid("components", "required", "a kit needs at least one component"));
+        }
+        for (i, (part, n)) in parts.iter().enumerate() {
+            if *n == 0 {
+                return Err(invalid(&format!("components[{i}].quantity"), "must_be_positive", "quantity must be at least 1"));
+            }
+            if part == &rec.sku {
+                return Err(invalid(&format!("components[{i}].sku"), "kit_contains_itself", "a kit cannot contain itself"));
+            }
+            match tx.sku_get(t, part)? {
+                None => {
+                    return Err(invalid(&format!("components[{i}].sku"), "unknown_sku", format!("define {part} before the kit")));
+                }
+                Some(p) if p.components.is_some() => {
+                    return Err(invalid(&format!("components[{i}].sku"), "nested_kit", "a kit's components must be plain SKUs"));
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    tx.sku_put(t, rec, now)?;
+    Ok(())
+}
+
+pub fn define_warehouse(tx: &mut dyn Tx, actor: &Actor, rec: &WarehouseRecord, now: DateTime<Utc>) -> Result<(), CoreError> {
+    require(actor, Permission::InventoryWrite, "define warehouses")?;
+    if rec.name.trim().is_empty() {
+        return Err(invalid("name", "required", "name must not be empty"));
+    }
+    tx.warehouse_put(&actor.principal.tenant_id, rec, now)?;
+    Ok(())
+}
+
+/// A plain SKU of the master that can hold stock, and a known warehouse.
+fn stock_position(tx: &mut dyn Tx, tenant: &TenantId, sku: &Sku, wh: &WarehouseId) -> Result<(), CoreError> {
+    match tx.sku_get(tenant, sku)? {
+        None => return Err(invalid("sku", "unknown_sku", format!("{sku} is not in the SKU master"))),
+        Some(s) if s.components.is_some() => {
+            return Err(invalid("sku", "kit_has_no_stock", format!("{sku} is a kit; receive its components")));
+        }
+        Some(_) => {}
+    }
+    if !tx.warehouses(tenant)?.iter().any(|w| &w.warehouse_id == wh) {
+        return Err(invalid("warehouse_id", "unknown_warehouse", format!("warehouse {wh} is not defined")));
+    }
+    Ok(())
+}
+
+/// Goods received into a warehouse.
+pub fn receive(
+    tx: &mut dyn Tx,
+    actor: &Actor,
+    sku: &Sku,
+    wh: &WarehouseId,
+    qty: i64,
+    reference: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<StockRow, CoreError> {
+    require(actor, Permission::InventoryWrite, "receive stock")?;
+    let t = actor.principal.tenant_id.clone();
+    stock_position(tx, &t, sku, wh)?;
+    move_stock(tx, actor, &t, sku, wh, Movement::Receipt { qty }, reference, now)
+}
+
+/// A correction of on-hand stock with its reason (a stock-take posts counted − expected).
+pub fn adjust(
+    tx: &mut dyn Tx,
+    actor: &Actor,
+    sku: &Sku,
+    wh: &WarehouseId,
+    delta: i64,
+    reason: inventory::AdjustmentReason,
+    now: DateTime<Utc>,
+) -> Result<StockRow, CoreError> {
+    require(actor, Permission::InventoryWrite, "adjust stock")?;
+    let t = actor.principal.tenant_id.clone();
+    stock_position(tx, &t, sku, wh)?;
+    move_stock(tx, actor, &t, sku, wh, Movement::Adjustment { delta, reason }, None, now)
+}
+
+/// What to reserve and where from.
+#[derive(Debug, Clone)]
+pub struct ReserveInput {
+    pub reference: String,
+    pub lines: Vec<(Sku, u32)>,
+    /// The receiver's province (or region code): only warehouses covering it are candidates.
+    pub region: Option<String>,
+    /// Reserve in this warehouse only.
+    pub warehouse: Option<WarehouseId>,
+    pub mode: DeductionMode,
+    /// `Some`: a hold (checkout, presale deposit, POS ticket) that the sweeper releases after this
+    /// long unless it is committed (or, for POS, consumed). `None`: committed at once (a paid order).
+    pub hold_for: Option<Duration>,
+}
+
+/// Reserves every unit of every line in one warehouse — the first, by priority, that covers the
+/// region and has all of it — or nothing. Kits reserve their components together.
+pub fn reserve(tx: &mut dyn Tx, actor: &Actor, input: &ReserveInput, now: DateTime<Utc>) -> Result<ReservationRecord, CoreError> {
+    require(actor, Permission::Reserve, "reserve stock")?;
+    let t = actor.principal.tenant_id.clone();
+    if input.lines.is_empty() {
+        return Err(invalid("lines", "required", "a reservation needs at least one line"));
+    }
+    if input.lines.len() > RESERVATION_LINES_MAX {
+        return Err(invalid("lines", "too_many", format!("at most {RESERVATION_LINES_MAX} lines")));
+    }
+    if input.hold_for.is_some_and(|h| h <= Duration::zero() || h > HOLD_MAX) {
+        return Err(invalid("hold_seconds", "out_of_range", format!("a hold lasts 1 s to {} h", HOLD_MAX.num_hours())));
+    }
+    let mut kits = KitBook::new();
+    for (i, (sku, qty)) in input.lines.iter().enumerate() {
+        if *qty == 0 {
+            return Err(invalid(&format!("lines[{i}].quantity"), "must_be_positive", "quantity must be at least 1"));
+        }
+        match tx.sku_get(&t, sku)? {
+            None => return Err(invalid(&format!("lines[{i}].sku"), "unknown_sku", format!("{sku} is not in the SKU master"))),
+            Some(SkuRecord { components: Some(parts), .. }) => {
+                kits.insert(sku.clone(), parts);
+            }
+            Some(_) => {}
+        }
+    }
+    let units = inventory::expand_kits(&input.lines, &kits)?;
+    let all = tx.warehouses(&t)?;
+    let covers: Vec<WarehouseCover> = all
+        .iter()
+        .map(|w| WarehouseCover { warehouse: w.warehouse_id.clone(), priority: w.priority, regions: w.regions.clone() })
+        .collect();
+    let candidates: Vec<WarehouseId> = match &input.warehouse {
+        Some(w) if all.iter().any(|x| &x.warehouse_id == w) => vec![w.clone()],
+        Some(w) => return Err(invalid("warehouse_id", "unknown_warehouse", format!("warehouse {w} is not defined"))),
+        None => inventory::warehouses_for(&covers, input.region.as_deref().unwrap_or(""))
+            .into_iter()
+            .map(|c| c.warehouse.clone())
+            .collect(),
+    };
+    // The shortest line, for the refusal: the first SKU (in SKU order) no candidate can cover.
+    let mut short: Option<(Sku, i64, i64)> = None;
+    for wh in &candidates {
+        // Positions are read (and locked) in SKU order, so two reservations never wait on each other
+        // in a cycle.
+        let mut fits = true;
+        for (sku, need) in &units {
+            let have = tx.stock_get(&t, sku, wh)?.unwrap_or_default().level.available();
+            if have < *need {
+                fits = false;
+                match &mut short {
+                    Some((s, _, best)) if s == sku => *best = (*best).max(have),
+                    Some(_) => {}
+                    None => short = Some((sku.clone(), *need, have)),
+                }
+                break;
+            }
+        }
+        if fits {
+            return place(tx, actor, &t, wh, &units, input, now);
+        }
+    }
+    let (sku, requested, available) = short.unwrap_or_else(|| {
+        let (s, n) = units.iter().next().map(|(s, n)| (s.clone(), *n)).expect("at least one line");
+        (s, n, 0)
+    });
+    let field = input
+        .lines
+        .iter()
+        .position(|(s, _)| s == &sku || kits.get(s).is_some_and(|p| p.iter().any(|(c, _)| c == &sku)))
+        .map_or("lines".to_owned(), |i| format!("lines[{i}].sku"));
+    Err(CoreError::OutOfStock { field, sku: sku.to_string(), requested, available })
+}
+
+fn place(
+    tx: &mut dyn Tx,
+    actor: &Actor,
+    t: &TenantId,
+    wh: &WarehouseId,
+    units: &BTreeMap<Sku, i64>,
+    input: &ReserveInput,
+    now: DateTime<Utc>,
+) -> Result<ReservationRecord, CoreError> {
+    let id = Uuid::now_v7();
+    let reference = format!("reservation:{id}");
+    let mut lines = Vec::with_capacity(units.len());
+    for (sku, qty) in units {
+        move_stock(tx, actor, t, sku, wh, Movement::Reserve { qty: *qty }, Some(&reference), now)?;
+        lines.push(ReservedLine { sku: sku.clone(), warehouse_id: wh.clone(), quantity: *qty });
+    }
+    let state = match input.hold_for {
+        Some(h) => ReservationState::Held { expires_at: now + h },
+        None => ReservationState::Committed,
+    };
+    let rec = ReservationRecord {
+        tenant_id: t.clone(),
+        reservation_id: id,
+        reference: input.reference.clone(),
+        state,
+        mode: input.mode,
+        lines,
+        created_at: now,
+        updated_at: now,
+    };
+    tx.reservation_put(&rec)?;
+    Ok(rec)
+}
+
+/// Commit, consume or release a reservation; the sweeper's expiry too. Moves every line's stock.
+pub fn move_reservation(
+    tx: &mut dyn Tx,
+    actor: &Actor,
+    id: Uuid,
+    cmd: ReservationCommand,
+    now: DateTime<Utc>,
+) -> Result<ReservationRecord, CoreError> {
+    require(actor, Permission::Reserve, "change reservations")?;
+    let t = actor.principal.tenant_id.clone();
+    let mut rec = tx.reservation_get(&t, id)?.ok_or(CoreError::ReservationNotFound)?;
+    let next = inventory::next_state(rec.state, cmd, rec.mode, now).map_err(|e| {
+        CoreError::ReservationNotAllowed(match e {
+            ReservationError::NotAllowed { from, command } => format!("cannot {command:?} a reservation that is {}", state_name(from)),
+            ReservationError::Expired { expires_at } => format!("the hold expired at {expires_at}; its stock is released"),
+            ReservationError::NotYetExpired { expires_at } => format!("the hold lasts until {expires_at}"),
+        })
+    })?;
+    let reference = format!("reservation:{id}");
+    for line in &rec.lines {
+        if let Some(m) = inventory::movement_for(cmd, line.quantity) {
+            move_stock(tx, actor, &t, &line.sku, &line.warehouse_id, m, Some(&reference), now)?;
+        }
+    }
+    rec.state = next;
+    rec.updated_at = now;
+    tx.reservation_put(&rec)?;
+    Ok(rec)
+}
+
+/// Releases held reservations past their expiry, at most `limit` per call. Returns how many.
+pub fn expire_due(tx: &mut dyn Tx, now: DateTime<Utc>, limit: u32) -> Result<usize, CoreError> {
+    let due = tx.reservations_due(now, limit)?;
+    for (tenant, id) in &due {
+        let actor = Actor {
+            principal: crate::auth::Principal {
+                tenant_id: tenant.clone(),
+                key_id: "system".into(),
+                key_name: "expiry sweeper".into(),
+                role: crate::auth::Role::Admin,
+                shops: None,
+                pii_read: false,
+            },
+            request_id: "sweeper".into(),
+        };
+        move_reservation(tx, &actor, *id, ReservationCommand::Expire, now)?;
+    }
+    Ok(due.len())
+}
+
+pub fn state_name(s: ReservationState) -> &'static str {
+    match s {
+        ReservationState::Held { .. } => "held",
+        ReservationState::Committed => "committed",
+        ReservationState::Consumed => "consumed",
+        ReservationState::Released(ReleaseReason::Cancelled) => "released_cancelled",
+        ReservationState::Released(ReleaseReason::Expired) => "released_expired",
+        ReservationState::Released(ReleaseReason::Manual) => "released_manual",
+    }
+}
+
+pub fn mode_name(m: DeductionMode) -> &'static str {
+    match m {
+        DeductionMode::AtPayment => "at_payment",
+        DeductionMode::Presale => "presale",
+        DeductionMode::Pos => "pos",
+    }
+}
+
+pub fn parse_mode(s: &str) -> Option<DeductionMode> {
+    [DeductionMode::AtPayment, DeductionMode::Presale, DeductionMode::Pos].into_iter().find(|m| mode_name(*m) == s)
+}
+
+/// Reads a stored state back; `expires_at` goes with `held`.
+pub fn parse_state(s: &str, expires_at: Option<DateTime<Utc>>) -> Option<ReservationState> {
+    Some(match s {
+        "held" => ReservationState::Held { expires_at: expires_at? },
+        "committed" => ReservationState::Committed,
+        "consumed" => ReservationState::Consumed,
+        "released_cancelled" => ReservationState::Released(ReleaseReason::Cancelled),
+        "released_expired" => ReservationState::Released(ReleaseReason::Expired),
+        "released_manual" => ReservationState::Released(ReleaseReason::Manual),
+        _ => return None,
+    })
+}
+
+/// The level a position would show for a stock view.
+pub fn level_of(row: Option<StockRow>) -> StockLevel {
+    row.unwrap_or_default().level
+}

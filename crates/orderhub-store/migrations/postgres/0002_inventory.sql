@@ -1,0 +1,66 @@
+-- Inventory: SKU master (with kits), warehouses, stock per (sku, warehouse), the append-only ledger,
+-- and reservations. The CHECKs restate the domain's invariants: a bug that slips past the code
+-- fails the transaction instead of overselling. Keys lead with tenant_id (Citus-ready).
+CREATE TABLE skus (
+    tenant_id   text NOT NULL,
+    sku         text NOT NULL,
+    title       text NOT NULL,
+    components  jsonb,
+    created_at  timestamptz NOT NULL,
+    PRIMARY KEY (tenant_id, sku)
+);
+
+CREATE TABLE warehouses (
+    tenant_id     text NOT NULL,
+    warehouse_id  text NOT NULL,
+    name          text NOT NULL,
+    priority      integer NOT NULL,
+    regions       jsonb NOT NULL,
+    created_at    timestamptz NOT NULL,
+    PRIMARY KEY (tenant_id, warehouse_id)
+);
+
+CREATE TABLE stock (
+    tenant_id     text NOT NULL,
+    sku           text NOT NULL,
+    warehouse_id  text NOT NULL,
+    on_hand       bigint NOT NULL CHECK (on_hand >= 0),
+    reserved      bigint NOT NULL CHECK (reserved >= 0),
+    version       bigint NOT NULL,
+    updated_at    timestamptz NOT NULL,
+    CHECK (on_hand >= reserved),
+    PRIMARY KEY (tenant_id, sku, warehouse_id)
+);
+
+-- Entries of one (sku, warehouse) are appended under that stock row's lock, so entry_id order is
+-- their order.
+CREATE TABLE ledger (
+    tenant_id       text NOT NULL,
+    entry_id        bigserial NOT NULL,
+    sku             text NOT NULL,
+    warehouse_id    text NOT NULL,
+    movement        text NOT NULL,
+    quantity        bigint NOT NULL,
+    reason          text,
+    reference       text,
+    on_hand_after   bigint NOT NULL,
+    reserved_after  bigint NOT NULL,
+    at              timestamptz NOT NULL,
+    PRIMARY KEY (tenant_id, entry_id)
+);
+CREATE INDEX ledger_by_position ON ledger (tenant_id, sku, warehouse_id, entry_id);
+
+CREATE TABLE reservations (
+    tenant_id       text NOT NULL,
+    reservation_id  uuid NOT NULL,
+    reference       text NOT NULL,
+    state           text NOT NULL,
+    mode            text NOT NULL,
+    expires_at      timestamptz,
+    lines           jsonb NOT NULL,
+    created_at      timestamptz NOT NULL,
+    updated_at      timestamptz NOT NULL,
+    PRIMARY KEY (tenant_id, reservation_id)
+);
+CREATE INDEX reservations_held_by_expiry ON reservations (expires_at) WHERE state = 'held';
+CREATE INDEX reservations_by_reference ON reservations (tenant_id, reference);

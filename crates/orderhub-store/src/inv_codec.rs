@@ -1,0 +1,83 @@
+//! How inventory records are written into columns, the same for both backends.
+
+use orderhub_core::ports::{LedgerRow, ReservedLine};
+use orderhub_core::{StoreError, StoreErrorKind};
+use orderhub_domain::Sku;
+use orderhub_domain::ids::WarehouseId;
+use orderhub_domain::inventory::{AdjustmentReason, Movement};
+use serde_json::{Value, json};
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::new(StoreErrorKind::Corrupt, format!("stored {what} does not parse"))
+}
+
+pub(crate) fn lines_to_json(lines: &[ReservedLine]) -> Value {
+    Value::Array(
+        lines
+            .iter()
+            .map(|l| json!({"sku": l.sku, "warehouse_id": l.warehouse_id, "quantity": l.quantity}))
+            .collect(),
+    )
+}
+
+pub(crate) fn lines_from_json(v: &Value) -> Result<Vec<ReservedLine>, StoreError> {
+    let arr = v.as_array().ok_or_else(|| corrupt("reservation lines"))?;
+    arr.iter()
+        .map(|l| {
+            Ok(ReservedLine {
+                sku: Sku::parse(l["sku"].as_str().unwrap_or("")).map_err(|_| corrupt("reservation sku"))?,
+                warehouse_id: WarehouseId::parse(l["warehouse_id"].as_str().unwrap_or(""))
+                    .map_err(|_| corrupt("reservation warehouse"))?,
+                quantity: l["quantity"].as_i64().ok_or_else(|| corrupt("reservation quantity"))?,
+            })
+        })
+        .collect()
+}
+
+pub(crate) fn components_to_json(c: &Option<Vec<(Sku, u32)>>) -> Option<Value> {
+    c.as_ref().map(|parts| Value::Array(parts.iter().map(|(s, n)| json!({"sku": s, "quantity": n})).collect()))
+}
+
+pub(crate) fn components_from_json(v: Option<Value>) -> Result<Option<Vec<(Sku, u32)>>, StoreError> {
+    let Some(v) = v else { return Ok(None) };
+    let arr = v.as_array().ok_or_else(|| corrupt("kit components"))?;
+    arr.iter()
+        .map(|p| {
+            let sku = Sku::parse(p["sku"].as_str().unwrap_or("")).map_err(|_| corrupt("kit component"))?;
+            let n = p["quantity"].as_u64().and_then(|n| u32::try_from(n).ok()).ok_or_else(|| corrupt("kit quantity"))?;
+            Ok((sku, n))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
+
+pub(crate) fn regions_from_json(v: &Value) -> Vec<String> {
+    v.as_array().map(|a| a.iter().filter_map(|r| r.as_str().map(str::to_owned)).collect()).unwrap_or_default()
+}
+
+/// The movement a ledger row records, from its stored name and signed quantity.
+pub fn movement_of(row: &LedgerRow) -> Option<Movement> {
+    let q = row.quantity;
+    Some(match row.movement {
+        "receipt" => Movement::Receipt { qty: q },
+        "return" => Movement::Return { qty: q },
+        "reserve" => Movement::Reserve { qty: q },
+        "release" => Movement::Release { qty: -q },
+        "consume" => Movement::Consume { qty: -q },
+        "adjustment" => Movement::Adjustment {
+            delta: q,
+            reason: match row.reason.as_deref() {
+                Some("stock_take") => AdjustmentReason::StockTake,
+                Some("damaged") => AdjustmentReason::Damaged,
+                Some("found") => AdjustmentReason::Found,
+                Some("erp_sync") => AdjustmentReason::ErpSync,
+                other => AdjustmentReason::Other(other.unwrap_or("").to_owned()),
+            },
+        },
+        _ => return None,
+    })
+}
+
+pub(crate) fn movement_static(s: &str) -> Option<&'static str> {
+    ["receipt", "return", "reserve", "release", "consume", "adjustment"].into_iter().find(|m| *m == s)
+}

@@ -1,0 +1,293 @@
+//! PostgreSQL: inventory tables, for the writer (`InventoryTx`) and for readers. Stock rows and
+//! reservations are read `FOR UPDATE`: the row lock is what makes "check available, then reserve"
+//! safe between writers and between processes.
+
+use crate::inv_codec::{
+    components_from_json, components_to_json, lines_from_json, lines_to_json, movement_static, regions_from_json,
+};
+use crate::postgres::{Conn, PgRead, PgWrite};
+use chrono::{DateTime, Utc};
+use orderhub_core::inventory::{mode_name, parse_mode, parse_state, state_name};
+use orderhub_core::ports::{InventoryTx, LedgerRow, ReservationRecord, SkuRecord, StockRow, WarehouseRecord};
+use orderhub_core::{StoreError, StoreErrorKind};
+use orderhub_domain::ids::WarehouseId;
+use orderhub_domain::inventory::{ReservationState, StockLevel};
+use orderhub_domain::{Sku, TenantId};
+use postgres::Row;
+use uuid::Uuid;
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::new(StoreErrorKind::Corrupt, format!("stored {what} does not parse"))
+}
+
+fn sku_get(c: &mut Conn, tenant: &TenantId, sku: &Sku) -> Result<Option<SkuRecord>, StoreError> {
+    let r = c.query_opt("SELECT title, components FROM skus WHERE tenant_id = $1 AND sku = $2", &[&tenant.as_str(), &sku.as_str()])?;
+    r.map(|r| Ok(SkuRecord { sku: sku.clone(), title: r.get(0), components: components_from_json(r.get(1))? }))
+        .transpose()
+}
+
+fn warehouses(c: &mut Conn, tenant: &TenantId) -> Result<Vec<WarehouseRecord>, StoreError> {
+    let rows = c.query(
+        "SELECT warehouse_id, name, priority, regions FROM warehouses WHERE tenant_id = $1 ORDER BY priority, warehouse_id",
+        &[&tenant.as_str()],
+    )?;
+    rows.iter()
+        .map(|r| {
+            Ok(WarehouseRecord {
+                warehouse_id: WarehouseId::parse(r.get(0)).map_err(|_| corrupt("warehouse id"))?,
+                name: r.get(1),
+                priority: r.get::<_, i32>(2) as u32,
+                regions: regions_from_json(&r.get::<_, serde_json::Value>(3)),
+            })
+        })
+        .collect()
+}
+
+fn stock_row(r: &Row, from: usize) -> StockRow {
+    StockRow {
+        level: StockLevel { on_hand: r.get(from), reserved: r.get(from + 1) },
+        version: r.get::<_, i64>(from + 2) as u64,
+    }
+}
+
+fn reservation_row(tenant: &TenantId, r: &Row) -> Result<ReservationRecord, StoreError> {
+    Ok(ReservationRecord {
+        tenant_id: tenant.clone(),
+        reservation_id: r.get(0),
+        reference: r.get(1),
+        state: parse_state(r.get(2), r.get(4)).ok_or_else(|| corrupt("reservation state"))?,
+        mode: parse_mode(r.get(3)).ok_or_else(|| corrupt("reservation mode"))?,
+        lines: lines_from_json(&r.get::<_, serde_json::Value>(5))?,
+        created_at: r.get(6),
+        updated_at: r.get(7),
+    })
+}
+
+fn expires_of(s: ReservationState) -> Option<DateTime<Utc>> {
+    match s {
+        ReservationState::Held { expires_at } => Some(expires_at),
+        _ => None,
+    }
+}
+
+impl InventoryTx for PgWrite {
+    fn sku_get(&mut self, tenant: &TenantId, sku: &Sku) -> Result<Option<SkuRecord>, StoreError> {
+        sku_get(&mut self.conn, tenant, sku)
+    }
+
+    fn sku_put(&mut self, tenant: &TenantId, rec: &SkuRecord, at: DateTime<Utc>) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO skus VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (tenant_id, sku) DO UPDATE SET title = excluded.title, components = excluded.components",
+            &[&tenant.as_str(), &rec.sku.as_str(), &rec.title, &components_to_json(&rec.components), &at],
+        )?;
+        self.pending.writes += 1;
+        Ok(())
+    }
+
+    fn warehouse_put(&mut self, tenant: &TenantId, rec: &WarehouseRecord, at: DateTime<Utc>) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO warehouses VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (tenant_id, warehouse_id) DO UPDATE
+             SET name = excluded.name, priority = excluded.priority, regions = excluded.regions",
+            &[
+                &tenant.as_str(),
+                &rec.warehouse_id.as_str(),
+                &rec.name,
+                &(rec.priority as i32),
+                &serde_json::json!(rec.regions),
+                &at,
+            ],
+        )?;
+        self.pending.writes += 1;
+        Ok(())
+    }
+
+    fn warehouses(&mut self, tenant: &TenantId) -> Result<Vec<WarehouseRecord>, StoreError> {
+        warehouses(&mut self.conn, tenant)
+    }
+
+    fn stock_get(&mut self, tenant: &TenantId, sku: &Sku, wh: &WarehouseId) -> Result<Option<StockRow>, StoreError> {
+        let r = self.conn.query_opt(
+            "SELECT on_hand, reserved, version FROM stock
+             WHERE tenant_id = $1 AND sku = $2 AND warehouse_id = $3 FOR UPDATE",
+            &[&tenant.as_str(), &sku.as_str(), &wh.as_str()],
+        )?;
+        Ok(r.map(|r| stock_row(&r, 0)))
+    }
+
+    fn stock_put(&mut self, tenant: &TenantId, sku: &Sku, wh: &WarehouseId, row: StockRow, at: DateTime<Utc>) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO stock VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (tenant_id, sku, warehouse_id) DO UPDATE
+             SET on_hand = excluded.on_hand, reserved = excluded.reserved, version = excluded.version,
+                 updated_at = excluded.updated_at",
+            &[
+                &tenant.as_str(),
+                &sku.as_str(),
+                &wh.as_str(),
+                &row.level.on_hand,
+                &row.level.reserved,
+                &(row.version as i64),
+                &at,
+            ],
+        )?;
+        self.pending.writes += 1;
+        Ok(())
+    }
+
+    fn ledger_append(&mut self, row: &LedgerRow) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO ledger (tenant_id, sku, warehouse_id, movement, quantity, reason, reference, on_hand_after,
+                                 reserved_after, at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            &[
+                &row.tenant_id.as_str(),
+                &row.sku.as_str(),
+                &row.warehouse_id.as_str(),
+                &row.movement,
+                &row.quantity,
+                &row.reason,
+                &row.reference,
+                &row.after.on_hand,
+                &row.after.reserved,
+                &row.at,
+            ],
+        )?;
+        self.pending.writes += 1;
+        Ok(())
+    }
+
+    fn reservation_get(&mut self, tenant: &TenantId, id: Uuid) -> Result<Option<ReservationRecord>, StoreError> {
+        let r = self.conn.query_opt(
+            "SELECT reservation_id, reference, state, mode, expires_at, lines, created_at, updated_at
+             FROM reservations WHERE tenant_id = $1 AND reservation_id = $2 FOR UPDATE",
+            &[&tenant.as_str(), &id],
+        )?;
+        r.map(|r| reservation_row(tenant, &r)).transpose()
+    }
+
+    fn reservation_put(&mut self, rec: &ReservationRecord) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO reservations VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+             ON CONFLICT (tenant_id, reservation_id) DO UPDATE
+             SET state = excluded.state, expires_at = excluded.expires_at, updated_at = excluded.updated_at",
+            &[
+                &rec.tenant_id.as_str(),
+                &rec.reservation_id,
+                &rec.reference,
+                &state_name(rec.state),
+                &mode_name(rec.mode),
+                &expires_of(rec.state),
+                &lines_to_json(&rec.lines),
+                &rec.created_at,
+                &rec.updated_at,
+            ],
+        )?;
+        self.pending.writes += 1;
+        Ok(())
+    }
+
+    fn reservations_due(&mut self, now: DateTime<Utc>, limit: u32) -> Result<Vec<(TenantId, Uuid)>, StoreError> {
+        // SKIP LOCKED: sweepers on several nodes share the work instead of queueing on each other.
+        let rows = self.conn.query(
+            "SELECT tenant_id, reservation_id FROM reservations
+             WHERE state = 'held' AND expires_at <= $1 ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED",
+            &[&now, &i64::from(limit)],
+        )?;
+        rows.iter()
+            .map(|r| Ok((TenantId::parse(r.get(0)).map_err(|_| corrupt("tenant"))?, r.get(1))))
+            .collect()
+    }
+}
+
+impl PgRead {
+    pub(crate) fn inv_sku(&mut self, tenant: &TenantId, sku: &Sku) -> Result<Option<SkuRecord>, StoreError> {
+        sku_get(&mut self.conn, tenant, sku)
+    }
+
+    pub(crate) fn inv_warehouses(&mut self, tenant: &TenantId) -> Result<Vec<WarehouseRecord>, StoreError> {
+        warehouses(&mut self.conn, tenant)
+    }
+
+    pub(crate) fn inv_stock_for_sku(&mut self, tenant: &TenantId, sku: &Sku) -> Result<Vec<(WarehouseId, StockRow)>, StoreError> {
+        let rows = self.conn.query(
+            "SELECT warehouse_id, on_hand, reserved, version FROM stock WHERE tenant_id = $1 AND sku = $2 ORDER BY warehouse_id",
+            &[&tenant.as_str(), &sku.as_str()],
+        )?;
+        rows.iter()
+            .map(|r| Ok((WarehouseId::parse(r.get(0)).map_err(|_| corrupt("warehouse id"))?, stock_row(r, 1))))
+            .collect()
+    }
+
+    pub(crate) fn inv_ledger(
+        &mut self,
+        tenant: &TenantId,
+        sku: &Sku,
+        wh: Option<&WarehouseId>,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<(i64, LedgerRow)>, StoreError> {
+        let rows = self.conn.query(
+            "SELECT entry_id, movement, quantity, reason, reference, on_hand_after, reserved_after, at, warehouse_id
+             FROM ledger WHERE tenant_id = $1 AND sku = $2 AND ($3::text IS NULL OR warehouse_id = $3) AND entry_id > $4
+             ORDER BY entry_id LIMIT $5",
+            &[&tenant.as_str(), &sku.as_str(), &wh.map(|w| w.as_str()), &after, &i64::from(limit)],
+        )?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.get(0),
+                    LedgerRow {
+                        tenant_id: tenant.clone(),
+                        sku: sku.clone(),
+                        warehouse_id: WarehouseId::parse(r.get(8)).map_err(|_| corrupt("warehouse id"))?,
+                        movement: movement_static(r.get(1)).ok_or_else(|| corrupt("ledger movement"))?,
+                        quantity: r.get(2),
+                        reason: r.get(3),
+                        reference: r.get(4),
+                        after: StockLevel { on_hand: r.get(5), reserved: r.get(6) },
+                        at: r.get(7),
+                    },
+                ))
+            })
+            .collect()
+    }
+
+    pub(crate) fn inv_reservation(&mut self, tenant: &TenantId, id: Uuid) -> Result<Option<ReservationRecord>, StoreError> {
+        let r = self.conn.query_opt(
+            "SELECT reservation_id, reference, state, mode, expires_at, lines, created_at, updated_at
+             FROM reservations WHERE tenant_id = $1 AND reservation_id = $2",
+            &[&tenant.as_str(), &id],
+        )?;
+        r.map(|r| reservation_row(tenant, &r)).transpose()
+    }
+
+    pub(crate) fn inv_positions(&mut self) -> Result<Vec<(TenantId, Sku, WarehouseId, StockRow)>, StoreError> {
+        let rows = self.conn.query(
+            "SELECT tenant_id, sku, warehouse_id, on_hand, reserved, version FROM stock ORDER BY tenant_id, sku, warehouse_id",
+            &[],
+        )?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    TenantId::parse(r.get(0)).map_err(|_| corrupt("tenant"))?,
+                    Sku::parse(r.get(1)).map_err(|_| corrupt("sku"))?,
+                    WarehouseId::parse(r.get(2)).map_err(|_| corrupt("warehouse id"))?,
+                    stock_row(r, 3),
+                ))
+            })
+            .collect()
+    }
+
+    pub(crate) fn inv_active_reservations(&mut self) -> Result<Vec<ReservationRecord>, StoreError> {
+        let rows = self.conn.query(
+            "SELECT reservation_id, reference, state, mode, expires_at, lines, created_at, updated_at, tenant_id
+             FROM reservations WHERE state IN ('held', 'committed')",
+            &[],
+        )?;
+        rows.iter()
+            .map(|r| reservation_row(&TenantId::parse(r.get(8)).map_err(|_| corrupt("tenant"))?, r))
+            .collect()
+    }
+}

@@ -1,0 +1,355 @@
+//! SQLite: inventory tables, for the writer (`InventoryTx`) and for readers.
+
+use crate::inv_codec::{
+    components_from_json, components_to_json, lines_from_json, lines_to_json, movement_static, regions_from_json,
+};
+use crate::sqlite::{SqliteRead, SqliteWrite, err, from_micros, micros};
+use chrono::{DateTime, Utc};
+use orderhub_core::inventory::{mode_name, parse_mode, parse_state, state_name};
+use orderhub_core::ports::{InventoryTx, LedgerRow, ReservationRecord, SkuRecord, StockRow, WarehouseRecord};
+use orderhub_core::{StoreError, StoreErrorKind};
+use orderhub_domain::ids::WarehouseId;
+use orderhub_domain::inventory::{ReservationState, StockLevel};
+use orderhub_domain::{Sku, TenantId};
+use rusqlite::{Connection, OptionalExtension, params};
+use uuid::Uuid;
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::new(StoreErrorKind::Corrupt, format!("stored {what} does not parse"))
+}
+
+fn bad() -> rusqlite::Error {
+    rusqlite::Error::InvalidQuery
+}
+
+pub(crate) fn sku_get(c: &Connection, tenant: &TenantId, sku: &Sku) -> Result<Option<SkuRecord>, StoreError> {
+    let row: Option<(String, Option<String>)> = c
+        .prepare_cached("SELECT title, components FROM skus WHERE tenant_id = ?1 AND sku = ?2")
+        .and_then(|mut s| s.query_row(params![tenant.as_str(), sku.as_str()], |r| Ok((r.get(0)?, r.get(1)?))).optional())
+        .map_err(err)?;
+    row.map(|(title, comps)| {
+        let v = comps.map(|c| serde_json::from_str(&c)).transpose().map_err(|_| corrupt("kit components"))?;
+        Ok(SkuRecord { sku: sku.clone(), title, components: components_from_json(v)? })
+    })
+    .transpose()
+}
+
+pub(crate) fn warehouses(c: &Connection, tenant: &TenantId) -> Result<Vec<WarehouseRecord>, StoreError> {
+    let mut st = c
+        .prepare_cached("SELECT warehouse_id, name, priority, regions FROM warehouses WHERE tenant_id = ?1 ORDER BY priority, warehouse_id")
+        .map_err(err)?;
+    let rows = st
+        .query_map([tenant.as_str()], |r| {
+            let id: String = r.get(0)?;
+            let regions: String = r.get(3)?;
+            Ok(WarehouseRecord {
+                warehouse_id: WarehouseId::parse(&id).map_err(|_| bad())?,
+                name: r.get(1)?,
+                priority: r.get(2)?,
+                regions: regions_from_json(&serde_json::from_str(&regions).unwrap_or_default()),
+            })
+        })
+        .map_err(err)?;
+    rows.map(|r| r.map_err(err)).collect()
+}
+
+pub(crate) fn stock_get(c: &Connection, tenant: &TenantId, sku: &Sku, wh: &WarehouseId) -> Result<Option<StockRow>, StoreError> {
+    c.prepare_cached("SELECT on_hand, reserved, version FROM stock WHERE tenant_id = ?1 AND sku = ?2 AND warehouse_id = ?3")
+        .and_then(|mut s| {
+            s.query_row(params![tenant.as_str(), sku.as_str(), wh.as_str()], |r| {
+                Ok(StockRow {
+                    level: StockLevel { on_hand: r.get(0)?, reserved: r.get(1)? },
+                    version: r.get::<_, i64>(2)? as u64,
+                })
+            })
+            .optional()
+        })
+        .map_err(err)
+}
+
+fn reservation_row(tenant: &TenantId, r: &rusqlite::Row<'_>) -> rusqlite::Result<ReservationRecord> {
+    let id: String = r.get(0)?;
+    let state: String = r.get(2)?;
+    let mode: String = r.get(3)?;
+    let expires: Option<i64> = r.get(4)?;
+    let lines: String = r.get(5)?;
+    Ok(ReservationRecord {
+        tenant_id: tenant.clone(),
+        reservation_id: id.parse().map_err(|_| bad())?,
+        reference: r.get(1)?,
+        state: parse_state(&state, expires.map(from_micros)).ok_or_else(bad)?,
+        mode: parse_mode(&mode).ok_or_else(bad)?,
+        lines: lines_from_json(&serde_json::from_str(&lines).map_err(|_| bad())?).map_err(|_| bad())?,
+        created_at: from_micros(r.get(6)?),
+        updated_at: from_micros(r.get(7)?),
+    })
+}
+
+const RESERVATION_COLUMNS: &str = "reservation_id, reference, state, mode, expires_at, lines, created_at, updated_at";
+
+pub(crate) fn reservation_get(c: &Connection, tenant: &TenantId, id: Uuid) -> Result<Option<ReservationRecord>, StoreError> {
+    c.prepare_cached(&format!("SELECT {RESERVATION_COLUMNS} FROM reservations WHERE tenant_id = ?1 AND reservation_id = ?2"))
+        .and_then(|mut s| s.query_row(params![tenant.as_str(), id.to_string()], |r| reservation_row(tenant, r)).optional())
+        .map_err(err)
+}
+
+fn expires_of(s: ReservationState) -> Option<DateTime<Utc>> {
+    match s {
+        ReservationState::Held { expires_at } => Some(expires_at),
+        _ => None,
+    }
+}
+
+impl InventoryTx for SqliteWrite {
+    fn sku_get(&mut self, tenant: &TenantId, sku: &Sku) -> Result<Option<SkuRecord>, StoreError> {
+        sku_get(&self.c, tenant, sku)
+    }
+
+    fn sku_put(&mut self, tenant: &TenantId, rec: &SkuRecord, at: DateTime<Utc>) -> Result<(), StoreError> {
+        self.c
+            .prepare_cached(
+                "INSERT INTO skus VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (tenant_id, sku) DO UPDATE SET title = excluded.title, components = excluded.components",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    tenant.as_str(),
+                    rec.sku.as_str(),
+                    rec.title,
+                    components_to_json(&rec.components).map(|v| v.to_string()),
+                    micros(at)
+                ])
+            })
+            .map_err(err)?;
+        self.pending.writes += 1;
+        Ok(())
+    }
+
+    fn warehouse_put(&mut self, tenant: &TenantId, rec: &WarehouseRecord, at: DateTime<Utc>) -> Result<(), StoreError> {
+        self.c
+            .prepare_cached(
+                "INSERT INTO warehouses VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (tenant_id, warehouse_id) DO UPDATE
+                 SET name = excluded.name, priority = excluded.priority, regions = excluded.regions",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    tenant.as_str(),
+                    rec.warehouse_id.as_str(),
+                    rec.name,
+                    rec.priority,
+                    serde_json::json!(rec.regions).to_string(),
+                    micros(at)
+                ])
+            })
+            .map_err(err)?;
+        self.pending.writes += 1;
+        Ok(())
+    }
+
+    fn warehouses(&mut self, tenant: &TenantId) -> Result<Vec<WarehouseRecord>, StoreError> {
+        warehouses(&self.c, tenant)
+    }
+
+    fn stock_get(&mut self, tenant: &TenantId, sku: &Sku, wh: &WarehouseId) -> Result<Option<StockRow>, StoreError> {
+        stock_get(&self.c, tenant, sku, wh)
+    }
+
+    fn stock_put(&mut self, tenant: &TenantId, sku: &Sku, wh: &WarehouseId, row: StockRow, at: DateTime<Utc>) -> Result<(), StoreError> {
+        self.c
+            .prepare_cached(
+                "INSERT INTO stock VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (tenant_id, sku, warehouse_id) DO UPDATE
+                 SET on_hand = excluded.on_hand, reserved = excluded.reserved, version = excluded.version,
+                     updated_at = excluded.updated_at",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    tenant.as_str(),
+                    sku.as_str(),
+                    wh.as_str(),
+                    row.level.on_hand,
+                    row.level.reserved,
+                    row.version as i64,
+                    micros(at)
+                ])
+            })
+            .map_err(err)?;
+        self.pending.writes += 1;
+        Ok(())
+    }
+
+    fn ledger_append(&mut self, row: &LedgerRow) -> Result<(), StoreError> {
+        insert_ledger(&self.c, row)?;
+        self.pending.writes += 1;
+        Ok(())
+    }
+
+    fn reservation_get(&mut self, tenant: &TenantId, id: Uuid) -> Result<Option<ReservationRecord>, StoreError> {
+        reservation_get(&self.c, tenant, id)
+    }
+
+    fn reservation_put(&mut self, rec: &ReservationRecord) -> Result<(), StoreError> {
+        self.c
+            .prepare_cached(
+                "INSERT INTO reservations VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                 ON CONFLICT (tenant_id, reservation_id) DO UPDATE
+                 SET state = excluded.state, expires_at = excluded.expires_at, updated_at = excluded.updated_at",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    rec.tenant_id.as_str(),
+                    rec.reservation_id.to_string(),
+                    rec.reference,
+                    state_name(rec.state),
+                    mode_name(rec.mode),
+                    expires_of(rec.state).map(micros),
+                    lines_to_json(&rec.lines).to_string(),
+                    micros(rec.created_at),
+                    micros(rec.updated_at)
+                ])
+            })
+            .map_err(err)?;
+        self.pending.writes += 1;
+        Ok(())
+    }
+
+    fn reservations_due(&mut self, now: DateTime<Utc>, limit: u32) -> Result<Vec<(TenantId, Uuid)>, StoreError> {
+        let mut st = self
+            .c
+            .prepare_cached(
+                "SELECT tenant_id, reservation_id FROM reservations
+                 WHERE state = 'held' AND expires_at <= ?1 ORDER BY expires_at LIMIT ?2",
+            )
+            .map_err(err)?;
+        let rows = st
+            .query_map(params![micros(now), i64::from(limit)], |r| {
+                let t: String = r.get(0)?;
+                let id: String = r.get(1)?;
+                Ok((TenantId::parse(&t).map_err(|_| bad())?, id.parse().map_err(|_| bad())?))
+            })
+            .map_err(err)?;
+        rows.map(|r| r.map_err(err)).collect()
+    }
+}
+
+fn insert_ledger(c: &Connection, row: &LedgerRow) -> Result<(), StoreError> {
+    c.prepare_cached(
+        "INSERT INTO ledger (tenant_id, sku, warehouse_id, movement, quantity, reason, reference, on_hand_after,
+                             reserved_after, at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            row.tenant_id.as_str(),
+            row.sku.as_str(),
+            row.warehouse_id.as_str(),
+            row.movement,
+            row.quantity,
+            row.reason,
+            row.reference,
+            row.after.on_hand,
+            row.after.reserved,
+            micros(row.at)
+        ])
+    })
+    .map_err(err)?;
+    Ok(())
+}
+
+fn ledger_row(tenant: TenantId, sku: Sku, wh: WarehouseId, r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, LedgerRow)> {
+    let movement: String = r.get(1)?;
+    Ok((
+        r.get(0)?,
+        LedgerRow {
+            tenant_id: tenant,
+            sku,
+            warehouse_id: wh,
+            movement: movement_static(&movement).ok_or_else(bad)?,
+            quantity: r.get(2)?,
+            reason: r.get(3)?,
+            reference: r.get(4)?,
+            after: StockLevel { on_hand: r.get(5)?, reserved: r.get(6)? },
+            at: from_micros(r.get(7)?),
+        },
+    ))
+}
+
+impl SqliteRead {
+    pub(crate) fn inv_stock_for_sku(&mut self, tenant: &TenantId, sku: &Sku) -> Result<Vec<(WarehouseId, StockRow)>, StoreError> {
+        let mut st = self
+            .c
+            .prepare_cached("SELECT warehouse_id, on_hand, reserved, version FROM stock WHERE tenant_id = ?1 AND sku = ?2 ORDER BY warehouse_id")
+            .map_err(err)?;
+        let rows = st
+            .query_map(params![tenant.as_str(), sku.as_str()], |r| {
+                let wh: String = r.get(0)?;
+                Ok((
+                    WarehouseId::parse(&wh).map_err(|_| bad())?,
+                    StockRow { level: StockLevel { on_hand: r.get(1)?, reserved: r.get(2)? }, version: r.get::<_, i64>(3)? as u64 },
+                ))
+            })
+            .map_err(err)?;
+        rows.map(|r| r.map_err(err)).collect()
+    }
+
+    pub(crate) fn inv_ledger(
+        &mut self,
+        tenant: &TenantId,
+        sku: &Sku,
+        wh: Option<&WarehouseId>,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<(i64, LedgerRow)>, StoreError> {
+        let mut st = self
+            .c
+            .prepare_cached(
+                "SELECT entry_id, movement, quantity, reason, reference, on_hand_after, reserved_after, at, warehouse_id
+                 FROM ledger WHERE tenant_id = ?1 AND sku = ?2 AND (?3 IS NULL OR warehouse_id = ?3) AND entry_id > ?4
+                 ORDER BY entry_id LIMIT ?5",
+            )
+            .map_err(err)?;
+        let rows = st
+            .query_map(params![tenant.as_str(), sku.as_str(), wh.map(|w| w.as_str()), after, i64::from(limit)], |r| {
+                let w: String = r.get(8)?;
+                ledger_row(tenant.clone(), sku.clone(), WarehouseId::parse(&w).map_err(|_| bad())?, r)
+            })
+            .map_err(err)?;
+        rows.map(|r| r.map_err(err)).collect()
+    }
+
+    pub(crate) fn inv_positions(&mut self) -> Result<Vec<(TenantId, Sku, WarehouseId, StockRow)>, StoreError> {
+        let mut st = self
+            .c
+            .prepare_cached("SELECT tenant_id, sku, warehouse_id, on_hand, reserved, version FROM stock ORDER BY tenant_id, sku, warehouse_id")
+            .map_err(err)?;
+        let rows = st
+            .query_map([], |r| {
+                let (t, s, w): (String, String, String) = (r.get(0)?, r.get(1)?, r.get(2)?);
+                Ok((
+                    TenantId::parse(&t).map_err(|_| bad())?,
+                    Sku::parse(&s).map_err(|_| bad())?,
+                    WarehouseId::parse(&w).map_err(|_| bad())?,
+                    StockRow { level: StockLevel { on_hand: r.get(3)?, reserved: r.get(4)? }, version: r.get::<_, i64>(5)? as u64 },
+                ))
+            })
+            .map_err(err)?;
+        rows.map(|r| r.map_err(err)).collect()
+    }
+
+    pub(crate) fn inv_active_reservations(&mut self) -> Result<Vec<ReservationRecord>, StoreError> {
+        let mut st = self
+            .c
+            .prepare_cached(&format!(
+                "SELECT {RESERVATION_COLUMNS}, tenant_id FROM reservations WHERE state IN ('held', 'committed')"
+            ))
+            .map_err(err)?;
+        let rows = st
+            .query_map([], |r| {
+                let t: String = r.get(8)?;
+                reservation_row(&TenantId::parse(&t).map_err(|_| bad())?, r)
+            })
+            .map_err(err)?;
+        rows.map(|r| r.map_err(err)).collect()
+    }
+}
