@@ -7,6 +7,7 @@
 
 pub mod error;
 pub mod events;
+pub mod inventory;
 pub mod keys;
 pub mod orders;
 

@@ -27,9 +27,19 @@ enum Command {
     /// Manage tenants.
     #[command(subcommand)]
     Tenant(TenantCommand),
+    /// Inventory maintenance.
+    #[command(subcommand)]
+    Inventory(InventoryCommand),
     /// Benchmarks: print throughput and latency figures.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum InventoryCommand {
+    /// Verify the ledger and reservation invariants over the whole store; exits non-zero naming
+    /// every (tenant/sku@warehouse) that breaks one.
+    Check(config::StoreArgs),
 }
 
 #[derive(Subcommand)]
@@ -64,6 +74,7 @@ fn main() -> std::process::ExitCode {
                 carriers,
                 store,
             }) => hub::create_tenant(store, &id, name.as_deref(), &carriers).await,
+            Command::Inventory(InventoryCommand::Check(args)) => hub::inventory_check(args).await,
             Command::Bench(cmd) => bench::run(cmd).await,
         }
     });

@@ -20,8 +20,15 @@ pub enum CoreError {
     Forbidden(String),
     /// Not enough stock in any warehouse that could ship it: the first SKU short, what was asked
     /// and the most any one candidate warehouse has.
-    #[error("out of stock: {sku} needs {requested}, at most {available} available in one warehouse")]
-    OutOfStock { field: String, sku: String, requested: i64, available: i64 },
+    #[error(
+        "out of stock: {sku} needs {requested}, at most {available} available in one warehouse"
+    )]
+    OutOfStock {
+        field: String,
+        sku: String,
+        requested: i64,
+        available: i64,
+    },
     #[error("reservation not found")]
     ReservationNotFound,
     #[error("{0}")]

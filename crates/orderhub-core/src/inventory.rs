@@ -6,14 +6,15 @@
 use crate::auth::Permission;
 use crate::error::CoreError;
 use crate::ports::{
-    EventRecord, LedgerRow, ReservationRecord, ReservedLine, SkuRecord, StockRow, Tx, WarehouseRecord,
+    EventRecord, LedgerRow, ReservationRecord, ReservedLine, SkuRecord, StockRow, Tx,
+    WarehouseRecord,
 };
 use crate::usecases::Actor;
 use chrono::{DateTime, Duration, Utc};
 use orderhub_domain::ids::WarehouseId;
 use orderhub_domain::inventory::{
-    self, DeductionMode, InventoryError, KitBook, Movement, ReleaseReason, ReservationCommand, ReservationError,
-    ReservationState, StockLevel, WarehouseCover,
+    self, DeductionMode, InventoryError, KitBook, Movement, ReleaseReason, ReservationCommand,
+    ReservationError, ReservationState, StockLevel, WarehouseCover,
 };
 use orderhub_domain::{Sku, TenantId, ValidationError};
 use serde::Serialize;
@@ -32,7 +33,10 @@ fn require(actor: &Actor, p: Permission, what: &str) -> Result<(), CoreError> {
     if actor.principal.can(p) {
         Ok(())
     } else {
-        Err(CoreError::Forbidden(format!("role {} may not {what}", actor.principal.role.as_str())))
+        Err(CoreError::Forbidden(format!(
+            "role {} may not {what}",
+            actor.principal.role.as_str()
+        )))
     }
 }
 
@@ -42,7 +46,10 @@ fn invalid(field: &str, rule: &'static str, message: impl Into<String>) -> CoreE
 
 /// The id events about one stock position carry: stable for (tenant, sku, warehouse).
 pub fn position_id(tenant: &TenantId, sku: &Sku, wh: &WarehouseId) -> Uuid {
-    Uuid::new_v5(&Uuid::NAMESPACE_OID, format!("orderhub/stock/{tenant}/{sku}/{wh}").as_bytes())
+    Uuid::new_v5(
+        &Uuid::NAMESPACE_OID,
+        format!("orderhub/stock/{tenant}/{sku}/{wh}").as_bytes(),
+    )
 }
 
 #[derive(Serialize)]
@@ -92,7 +99,10 @@ fn move_stock(
 ) -> Result<StockRow, CoreError> {
     let row = tx.stock_get(tenant, sku, wh)?.unwrap_or_default();
     let level = row.level.apply(&m).map_err(|e| match e {
-        InventoryError::Insufficient { requested, available } => CoreError::OutOfStock {
+        InventoryError::Insufficient {
+            requested,
+            available,
+        } => CoreError::OutOfStock {
             field: "quantity".into(),
             sku: sku.to_string(),
             requested,
@@ -105,7 +115,10 @@ fn move_stock(
         ),
         InventoryError::Invalid(v) => CoreError::Validation(v),
     })?;
-    let next = StockRow { level, version: row.version + 1 };
+    let next = StockRow {
+        level,
+        version: row.version + 1,
+    };
     tx.stock_put(tenant, sku, wh, next, now)?;
     let (name, quantity, reason) = movement_name(&m);
     tx.ledger_append(&LedgerRow {
@@ -142,7 +155,12 @@ fn move_stock(
     Ok(next)
 }
 
-pub fn define_sku(tx: &mut dyn Tx, actor: &Actor, rec: &SkuRecord, now: DateTime<Utc>) -> Result<(), CoreError> {
+pub fn define_sku(
+    tx: &mut dyn Tx,
+    actor: &Actor,
+    rec: &SkuRecord,
+    now: DateTime<Utc>,
+) -> Result<(), CoreError> {
     require(actor, Permission::InventoryWrite, "define SKUs")?;
     let t = &actor.principal.tenant_id;
     if rec.title.trim().is_empty() {
@@ -150,21 +168,41 @@ pub fn define_sku(tx: &mut dyn Tx, actor: &Actor, rec: &SkuRecord, now: DateTime
     }
     if let Some(parts) = &rec.components {
         if parts.is_empty() {
-            return Err(invalid("components", "required", "a kit needs at least one component"));
+            return Err(invalid(
+                "components",
+                "required",
+                "a kit needs at least one component",
+            ));
         }
         for (i, (part, n)) in parts.iter().enumerate() {
             if *n == 0 {
-                return Err(invalid(&format!("components[{i}].quantity"), "must_be_positive", "quantity must be at least 1"));
+                return Err(invalid(
+                    &format!("components[{i}].quantity"),
+                    "must_be_positive",
+                    "quantity must be at least 1",
+                ));
             }
             if part == &rec.sku {
-                return Err(invalid(&format!("components[{i}].sku"), "kit_contains_itself", "a kit cannot contain itself"));
+                return Err(invalid(
+                    &format!("components[{i}].sku"),
+                    "kit_contains_itself",
+                    "a kit cannot contain itself",
+                ));
             }
             match tx.sku_get(t, part)? {
                 None => {
-                    return Err(invalid(&format!("components[{i}].sku"), "unknown_sku", format!("define {part} before the kit")));
+                    return Err(invalid(
+                        &format!("components[{i}].sku"),
+                        "unknown_sku",
+                        format!("define {part} before the kit"),
+                    ));
                 }
                 Some(p) if p.components.is_some() => {
-                    return Err(invalid(&format!("components[{i}].sku"), "nested_kit", "a kit's components must be plain SKUs"));
+                    return Err(invalid(
+                        &format!("components[{i}].sku"),
+                        "nested_kit",
+                        "a kit's components must be plain SKUs",
+                    ));
                 }
                 Some(_) => {}
             }
@@ -174,7 +212,12 @@ pub fn define_sku(tx: &mut dyn Tx, actor: &Actor, rec: &SkuRecord, now: DateTime
     Ok(())
 }
 
-pub fn define_warehouse(tx: &mut dyn Tx, actor: &Actor, rec: &WarehouseRecord, now: DateTime<Utc>) -> Result<(), CoreError> {
+pub fn define_warehouse(
+    tx: &mut dyn Tx,
+    actor: &Actor,
+    rec: &WarehouseRecord,
+    now: DateTime<Utc>,
+) -> Result<(), CoreError> {
     require(actor, Permission::InventoryWrite, "define warehouses")?;
     if rec.name.trim().is_empty() {
         return Err(invalid("name", "required", "name must not be empty"));
@@ -184,16 +227,35 @@ pub fn define_warehouse(tx: &mut dyn Tx, actor: &Actor, rec: &WarehouseRecord, n
 }
 
 /// A plain SKU of the master that can hold stock, and a known warehouse.
-fn stock_position(tx: &mut dyn Tx, tenant: &TenantId, sku: &Sku, wh: &WarehouseId) -> Result<(), CoreError> {
+fn stock_position(
+    tx: &mut dyn Tx,
+    tenant: &TenantId,
+    sku: &Sku,
+    wh: &WarehouseId,
+) -> Result<(), CoreError> {
     match tx.sku_get(tenant, sku)? {
-        None => return Err(invalid("sku", "unknown_sku", format!("{sku} is not in the SKU master"))),
+        None => {
+            return Err(invalid(
+                "sku",
+                "unknown_sku",
+                format!("{sku} is not in the SKU master"),
+            ));
+        }
         Some(s) if s.components.is_some() => {
-            return Err(invalid("sku", "kit_has_no_stock", format!("{sku} is a kit; receive its components")));
+            return Err(invalid(
+                "sku",
+                "kit_has_no_stock",
+                format!("{sku} is a kit; receive its components"),
+            ));
         }
         Some(_) => {}
     }
     if !tx.warehouses(tenant)?.iter().any(|w| &w.warehouse_id == wh) {
-        return Err(invalid("warehouse_id", "unknown_warehouse", format!("warehouse {wh} is not defined")));
+        return Err(invalid(
+            "warehouse_id",
+            "unknown_warehouse",
+            format!("warehouse {wh} is not defined"),
+        ));
     }
     Ok(())
 }
@@ -211,7 +273,16 @@ pub fn receive(
     require(actor, Permission::InventoryWrite, "receive stock")?;
     let t = actor.principal.tenant_id.clone();
     stock_position(tx, &t, sku, wh)?;
-    move_stock(tx, actor, &t, sku, wh, Movement::Receipt { qty }, reference, now)
+    move_stock(
+        tx,
+        actor,
+        &t,
+        sku,
+        wh,
+        Movement::Receipt { qty },
+        reference,
+        now,
+    )
 }
 
 /// A correction of on-hand stock with its reason (a stock-take posts counted − expected).
@@ -227,7 +298,16 @@ pub fn adjust(
     require(actor, Permission::InventoryWrite, "adjust stock")?;
     let t = actor.principal.tenant_id.clone();
     stock_position(tx, &t, sku, wh)?;
-    move_stock(tx, actor, &t, sku, wh, Movement::Adjustment { delta, reason }, None, now)
+    move_stock(
+        tx,
+        actor,
+        &t,
+        sku,
+        wh,
+        Movement::Adjustment { delta, reason },
+        None,
+        now,
+    )
 }
 
 /// What to reserve and where from.
@@ -247,26 +327,59 @@ pub struct ReserveInput {
 
 /// Reserves every unit of every line in one warehouse — the first, by priority, that covers the
 /// region and has all of it — or nothing. Kits reserve their components together.
-pub fn reserve(tx: &mut dyn Tx, actor: &Actor, input: &ReserveInput, now: DateTime<Utc>) -> Result<ReservationRecord, CoreError> {
+pub fn reserve(
+    tx: &mut dyn Tx,
+    actor: &Actor,
+    input: &ReserveInput,
+    now: DateTime<Utc>,
+) -> Result<ReservationRecord, CoreError> {
     require(actor, Permission::Reserve, "reserve stock")?;
     let t = actor.principal.tenant_id.clone();
     if input.lines.is_empty() {
-        return Err(invalid("lines", "required", "a reservation needs at least one line"));
+        return Err(invalid(
+            "lines",
+            "required",
+            "a reservation needs at least one line",
+        ));
     }
     if input.lines.len() > RESERVATION_LINES_MAX {
-        return Err(invalid("lines", "too_many", format!("at most {RESERVATION_LINES_MAX} lines")));
+        return Err(invalid(
+            "lines",
+            "too_many",
+            format!("at most {RESERVATION_LINES_MAX} lines"),
+        ));
     }
-    if input.hold_for.is_some_and(|h| h <= Duration::zero() || h > HOLD_MAX) {
-        return Err(invalid("hold_seconds", "out_of_range", format!("a hold lasts 1 s to {} h", HOLD_MAX.num_hours())));
+    if input
+        .hold_for
+        .is_some_and(|h| h <= Duration::zero() || h > HOLD_MAX)
+    {
+        return Err(invalid(
+            "hold_seconds",
+            "out_of_range",
+            format!("a hold lasts 1 s to {} h", HOLD_MAX.num_hours()),
+        ));
     }
     let mut kits = KitBook::new();
     for (i, (sku, qty)) in input.lines.iter().enumerate() {
         if *qty == 0 {
-            return Err(invalid(&format!("lines[{i}].quantity"), "must_be_positive", "quantity must be at least 1"));
+            return Err(invalid(
+                &format!("lines[{i}].quantity"),
+                "must_be_positive",
+                "quantity must be at least 1",
+            ));
         }
         match tx.sku_get(&t, sku)? {
-            None => return Err(invalid(&format!("lines[{i}].sku"), "unknown_sku", format!("{sku} is not in the SKU master"))),
-            Some(SkuRecord { components: Some(parts), .. }) => {
+            None => {
+                return Err(invalid(
+                    &format!("lines[{i}].sku"),
+                    "unknown_sku",
+                    format!("{sku} is not in the SKU master"),
+                ));
+            }
+            Some(SkuRecord {
+                components: Some(parts),
+                ..
+            }) => {
                 kits.insert(sku.clone(), parts);
             }
             Some(_) => {}
@@ -276,11 +389,21 @@ pub fn reserve(tx: &mut dyn Tx, actor: &Actor, input: &ReserveInput, now: DateTi
     let all = tx.warehouses(&t)?;
     let covers: Vec<WarehouseCover> = all
         .iter()
-        .map(|w| WarehouseCover { warehouse: w.warehouse_id.clone(), priority: w.priority, regions: w.regions.clone() })
+        .map(|w| WarehouseCover {
+            warehouse: w.warehouse_id.clone(),
+            priority: w.priority,
+            regions: w.regions.clone(),
+        })
         .collect();
     let candidates: Vec<WarehouseId> = match &input.warehouse {
         Some(w) if all.iter().any(|x| &x.warehouse_id == w) => vec![w.clone()],
-        Some(w) => return Err(invalid("warehouse_id", "unknown_warehouse", format!("warehouse {w} is not defined"))),
+        Some(w) => {
+            return Err(invalid(
+                "warehouse_id",
+                "unknown_warehouse",
+                format!("warehouse {w} is not defined"),
+            ));
+        }
         None => inventory::warehouses_for(&covers, input.region.as_deref().unwrap_or(""))
             .into_iter()
             .map(|c| c.warehouse.clone())
@@ -293,7 +416,11 @@ pub fn reserve(tx: &mut dyn Tx, actor: &Actor, input: &ReserveInput, now: DateTi
         // in a cycle.
         let mut fits = true;
         for (sku, need) in &units {
-            let have = tx.stock_get(&t, sku, wh)?.unwrap_or_default().level.available();
+            let have = tx
+                .stock_get(&t, sku, wh)?
+                .unwrap_or_default()
+                .level
+                .available();
             if have < *need {
                 fits = false;
                 match &mut short {
@@ -309,15 +436,29 @@ pub fn reserve(tx: &mut dyn Tx, actor: &Actor, input: &ReserveInput, now: DateTi
         }
     }
     let (sku, requested, available) = short.unwrap_or_else(|| {
-        let (s, n) = units.iter().next().map(|(s, n)| (s.clone(), *n)).expect("at least one line");
+        let (s, n) = units
+            .iter()
+            .next()
+            .map(|(s, n)| (s.clone(), *n))
+            .expect("at least one line");
         (s, n, 0)
     });
     let field = input
         .lines
         .iter()
-        .position(|(s, _)| s == &sku || kits.get(s).is_some_and(|p| p.iter().any(|(c, _)| c == &sku)))
+        .position(|(s, _)| {
+            s == &sku
+                || kits
+                    .get(s)
+                    .is_some_and(|p| p.iter().any(|(c, _)| c == &sku))
+        })
         .map_or("lines".to_owned(), |i| format!("lines[{i}].sku"));
-    Err(CoreError::OutOfStock { field, sku: sku.to_string(), requested, available })
+    Err(CoreError::OutOfStock {
+        field,
+        sku: sku.to_string(),
+        requested,
+        available,
+    })
 }
 
 fn place(
@@ -333,11 +474,26 @@ fn place(
     let reference = format!("reservation:{id}");
     let mut lines = Vec::with_capacity(units.len());
     for (sku, qty) in units {
-        move_stock(tx, actor, t, sku, wh, Movement::Reserve { qty: *qty }, Some(&reference), now)?;
-        lines.push(ReservedLine { sku: sku.clone(), warehouse_id: wh.clone(), quantity: *qty });
+        move_stock(
+            tx,
+            actor,
+            t,
+            sku,
+            wh,
+            Movement::Reserve { qty: *qty },
+            Some(&reference),
+            now,
+        )?;
+        lines.push(ReservedLine {
+            sku: sku.clone(),
+            warehouse_id: wh.clone(),
+            quantity: *qty,
+        });
     }
     let state = match input.hold_for {
-        Some(h) => ReservationState::Held { expires_at: now + h },
+        Some(h) => ReservationState::Held {
+            expires_at: now + h,
+        },
         None => ReservationState::Committed,
     };
     let rec = ReservationRecord {
@@ -364,18 +520,36 @@ pub fn move_reservation(
 ) -> Result<ReservationRecord, CoreError> {
     require(actor, Permission::Reserve, "change reservations")?;
     let t = actor.principal.tenant_id.clone();
-    let mut rec = tx.reservation_get(&t, id)?.ok_or(CoreError::ReservationNotFound)?;
+    let mut rec = tx
+        .reservation_get(&t, id)?
+        .ok_or(CoreError::ReservationNotFound)?;
     let next = inventory::next_state(rec.state, cmd, rec.mode, now).map_err(|e| {
         CoreError::ReservationNotAllowed(match e {
-            ReservationError::NotAllowed { from, command } => format!("cannot {command:?} a reservation that is {}", state_name(from)),
-            ReservationError::Expired { expires_at } => format!("the hold expired at {expires_at}; its stock is released"),
-            ReservationError::NotYetExpired { expires_at } => format!("the hold lasts until {expires_at}"),
+            ReservationError::NotAllowed { from, command } => format!(
+                "cannot {command:?} a reservation that is {}",
+                state_name(from)
+            ),
+            ReservationError::Expired { expires_at } => {
+                format!("the hold expired at {expires_at}; its stock is released")
+            }
+            ReservationError::NotYetExpired { expires_at } => {
+                format!("the hold lasts until {expires_at}")
+            }
         })
     })?;
     let reference = format!("reservation:{id}");
     for line in &rec.lines {
         if let Some(m) = inventory::movement_for(cmd, line.quantity) {
-            move_stock(tx, actor, &t, &line.sku, &line.warehouse_id, m, Some(&reference), now)?;
+            move_stock(
+                tx,
+                actor,
+                &t,
+                &line.sku,
+                &line.warehouse_id,
+                m,
+                Some(&reference),
+                now,
+            )?;
         }
     }
     rec.state = next;
@@ -424,13 +598,21 @@ pub fn mode_name(m: DeductionMode) -> &'static str {
 }
 
 pub fn parse_mode(s: &str) -> Option<DeductionMode> {
-    [DeductionMode::AtPayment, DeductionMode::Presale, DeductionMode::Pos].into_iter().find(|m| mode_name(*m) == s)
+    [
+        DeductionMode::AtPayment,
+        DeductionMode::Presale,
+        DeductionMode::Pos,
+    ]
+    .into_iter()
+    .find(|m| mode_name(*m) == s)
 }
 
 /// Reads a stored state back; `expires_at` goes with `held`.
 pub fn parse_state(s: &str, expires_at: Option<DateTime<Utc>>) -> Option<ReservationState> {
     Some(match s {
-        "held" => ReservationState::Held { expires_at: expires_at? },
+        "held" => ReservationState::Held {
+            expires_at: expires_at?,
+        },
         "committed" => ReservationState::Committed,
         "consumed" => ReservationState::Consumed,
         "released_cancelled" => ReservationState::Released(ReleaseReason::Cancelled),

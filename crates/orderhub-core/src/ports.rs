@@ -1,10 +1,10 @@
 //! The ports use cases run over. Backends implement them; use cases never see SQL.
 
 use chrono::{DateTime, Utc};
+use orderhub_domain::Sku;
 use orderhub_domain::ids::WarehouseId;
 use orderhub_domain::inventory::{DeductionMode, ReservationState, StockLevel};
 use orderhub_domain::lifecycle::Policy;
-use orderhub_domain::Sku;
 use orderhub_domain::{ExternalOrderId, Order, OrderId, ShopId, Status, TenantId};
 use uuid::Uuid;
 
@@ -187,19 +187,48 @@ pub struct ReservationRecord {
 /// Inventory reads and writes inside the same transaction as everything else.
 pub trait InventoryTx {
     fn sku_get(&mut self, tenant: &TenantId, sku: &Sku) -> Result<Option<SkuRecord>, StoreError>;
-    fn sku_put(&mut self, tenant: &TenantId, rec: &SkuRecord, at: DateTime<Utc>) -> Result<(), StoreError>;
-    fn warehouse_put(&mut self, tenant: &TenantId, rec: &WarehouseRecord, at: DateTime<Utc>) -> Result<(), StoreError>;
+    fn sku_put(
+        &mut self,
+        tenant: &TenantId,
+        rec: &SkuRecord,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    fn warehouse_put(
+        &mut self,
+        tenant: &TenantId,
+        rec: &WarehouseRecord,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
     fn warehouses(&mut self, tenant: &TenantId) -> Result<Vec<WarehouseRecord>, StoreError>;
     /// The position, locked for update where the backend has row locks.
-    fn stock_get(&mut self, tenant: &TenantId, sku: &Sku, wh: &WarehouseId) -> Result<Option<StockRow>, StoreError>;
-    fn stock_put(&mut self, tenant: &TenantId, sku: &Sku, wh: &WarehouseId, row: StockRow, at: DateTime<Utc>)
-    -> Result<(), StoreError>;
+    fn stock_get(
+        &mut self,
+        tenant: &TenantId,
+        sku: &Sku,
+        wh: &WarehouseId,
+    ) -> Result<Option<StockRow>, StoreError>;
+    fn stock_put(
+        &mut self,
+        tenant: &TenantId,
+        sku: &Sku,
+        wh: &WarehouseId,
+        row: StockRow,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
     fn ledger_append(&mut self, row: &LedgerRow) -> Result<(), StoreError>;
     /// The reservation, locked for update where the backend has row locks.
-    fn reservation_get(&mut self, tenant: &TenantId, id: Uuid) -> Result<Option<ReservationRecord>, StoreError>;
+    fn reservation_get(
+        &mut self,
+        tenant: &TenantId,
+        id: Uuid,
+    ) -> Result<Option<ReservationRecord>, StoreError>;
     fn reservation_put(&mut self, rec: &ReservationRecord) -> Result<(), StoreError>;
     /// Held reservations whose expiry is at or before `now`, oldest first.
-    fn reservations_due(&mut self, now: DateTime<Utc>, limit: u32) -> Result<Vec<(TenantId, Uuid)>, StoreError>;
+    fn reservations_due(
+        &mut self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<(TenantId, Uuid)>, StoreError>;
 }
 
 /// Where time comes from. Tests use a fixed clock.

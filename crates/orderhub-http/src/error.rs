@@ -79,6 +79,14 @@ impl From<CoreError> for ApiError {
                 a
             }
             CoreError::Forbidden(m) => ApiError::forbidden(m),
+            CoreError::OutOfStock { field, sku, requested, available } => ApiError::new(
+                StatusCode::CONFLICT,
+                "out_of_stock",
+                format!("out of stock: {sku} needs {requested}, at most {available} available in one warehouse"),
+            )
+            .field(field),
+            CoreError::ReservationNotFound => ApiError::not_found("reservation"),
+            CoreError::ReservationNotAllowed(m) => ApiError::new(StatusCode::CONFLICT, "reservation_not_allowed", m),
             CoreError::IdempotencyMismatch => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "idempotency_key_reused",

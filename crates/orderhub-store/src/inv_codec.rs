@@ -8,7 +8,10 @@ use orderhub_domain::inventory::{AdjustmentReason, Movement};
 use serde_json::{Value, json};
 
 fn corrupt(what: &str) -> StoreError {
-    StoreError::new(StoreErrorKind::Corrupt, format!("stored {what} does not parse"))
+    StoreError::new(
+        StoreErrorKind::Corrupt,
+        format!("stored {what} does not parse"),
+    )
 }
 
 pub(crate) fn lines_to_json(lines: &[ReservedLine]) -> Value {
@@ -25,26 +28,42 @@ pub(crate) fn lines_from_json(v: &Value) -> Result<Vec<ReservedLine>, StoreError
     arr.iter()
         .map(|l| {
             Ok(ReservedLine {
-                sku: Sku::parse(l["sku"].as_str().unwrap_or("")).map_err(|_| corrupt("reservation sku"))?,
+                sku: Sku::parse(l["sku"].as_str().unwrap_or(""))
+                    .map_err(|_| corrupt("reservation sku"))?,
                 warehouse_id: WarehouseId::parse(l["warehouse_id"].as_str().unwrap_or(""))
                     .map_err(|_| corrupt("reservation warehouse"))?,
-                quantity: l["quantity"].as_i64().ok_or_else(|| corrupt("reservation quantity"))?,
+                quantity: l["quantity"]
+                    .as_i64()
+                    .ok_or_else(|| corrupt("reservation quantity"))?,
             })
         })
         .collect()
 }
 
 pub(crate) fn components_to_json(c: &Option<Vec<(Sku, u32)>>) -> Option<Value> {
-    c.as_ref().map(|parts| Value::Array(parts.iter().map(|(s, n)| json!({"sku": s, "quantity": n})).collect()))
+    c.as_ref().map(|parts| {
+        Value::Array(
+            parts
+                .iter()
+                .map(|(s, n)| json!({"sku": s, "quantity": n}))
+                .collect(),
+        )
+    })
 }
 
-pub(crate) fn components_from_json(v: Option<Value>) -> Result<Option<Vec<(Sku, u32)>>, StoreError> {
+pub(crate) fn components_from_json(
+    v: Option<Value>,
+) -> Result<Option<Vec<(Sku, u32)>>, StoreError> {
     let Some(v) = v else { return Ok(None) };
     let arr = v.as_array().ok_or_else(|| corrupt("kit components"))?;
     arr.iter()
         .map(|p| {
-            let sku = Sku::parse(p["sku"].as_str().unwrap_or("")).map_err(|_| corrupt("kit component"))?;
-            let n = p["quantity"].as_u64().and_then(|n| u32::try_from(n).ok()).ok_or_else(|| corrupt("kit quantity"))?;
+            let sku = Sku::parse(p["sku"].as_str().unwrap_or(""))
+                .map_err(|_| corrupt("kit component"))?;
+            let n = p["quantity"]
+                .as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+                .ok_or_else(|| corrupt("kit quantity"))?;
             Ok((sku, n))
         })
         .collect::<Result<Vec<_>, _>>()
@@ -52,7 +71,13 @@ pub(crate) fn components_from_json(v: Option<Value>) -> Result<Option<Vec<(Sku, 
 }
 
 pub(crate) fn regions_from_json(v: &Value) -> Vec<String> {
-    v.as_array().map(|a| a.iter().filter_map(|r| r.as_str().map(str::to_owned)).collect()).unwrap_or_default()
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|r| r.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// The movement a ledger row records, from its stored name and signed quantity.
@@ -79,5 +104,14 @@ pub fn movement_of(row: &LedgerRow) -> Option<Movement> {
 }
 
 pub(crate) fn movement_static(s: &str) -> Option<&'static str> {
-    ["receipt", "return", "reserve", "release", "consume", "adjustment"].into_iter().find(|m| *m == s)
+    [
+        "receipt",
+        "return",
+        "reserve",
+        "release",
+        "consume",
+        "adjustment",
+    ]
+    .into_iter()
+    .find(|m| *m == s)
 }

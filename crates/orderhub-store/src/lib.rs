@@ -11,13 +11,13 @@
 
 mod doc;
 pub mod inv_codec;
-mod sqlite_inv;
-mod postgres_inv;
 mod pending;
 mod pool;
 mod postgres;
+mod postgres_inv;
 pub mod read;
 mod sqlite;
+mod sqlite_inv;
 
 use orderhub_core::ports::Tx;
 use orderhub_core::{CoreError, StoreError};

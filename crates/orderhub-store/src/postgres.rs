@@ -15,10 +15,10 @@ use chrono::{DateTime, Utc};
 use orderhub_core::auth::Role;
 use orderhub_core::crypto::PiiCipher;
 use orderhub_core::ports::{AuditEntry, EventRecord, IdempotencyRecord, Tx};
-use orderhub_core::{StoreError, StoreErrorKind};
-use orderhub_domain::lifecycle::Policy;
 use orderhub_core::ports::{LedgerRow, ReservationRecord, SkuRecord, StockRow, WarehouseRecord};
+use orderhub_core::{StoreError, StoreErrorKind};
 use orderhub_domain::ids::WarehouseId;
+use orderhub_domain::lifecycle::Policy;
 use orderhub_domain::{ExternalOrderId, Order, OrderId, ShopId, Sku, Status, TenantId};
 use postgres::error::SqlState;
 use postgres::types::ToSql;
@@ -28,8 +28,16 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 const MIGRATIONS: &[(i64, &str, &str)] = &[
-    (1, "orders", include_str!("../migrations/postgres/0001_orders.sql")),
-    (2, "inventory", include_str!("../migrations/postgres/0002_inventory.sql")),
+    (
+        1,
+        "orders",
+        include_str!("../migrations/postgres/0001_orders.sql"),
+    ),
+    (
+        2,
+        "inventory",
+        include_str!("../migrations/postgres/0002_inventory.sql"),
+    ),
 ];
 
 pub(crate) fn err(e: postgres::Error) -> StoreError {
@@ -102,7 +110,11 @@ impl Conn {
         let s = self.stmt(sql)?;
         self.c.query_opt(&s, p).map_err(err)
     }
-    pub(crate) fn execute(&mut self, sql: &'static str, p: &[&(dyn ToSql + Sync)]) -> Result<u64, StoreError> {
+    pub(crate) fn execute(
+        &mut self,
+        sql: &'static str,
+        p: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, StoreError> {
         let s = self.stmt(sql)?;
         self.c.execute(&s, p).map_err(err)
     }
@@ -681,7 +693,11 @@ impl ReadConn for PgRead {
     fn warehouses(&mut self, tenant: &TenantId) -> Result<Vec<WarehouseRecord>, StoreError> {
         self.inv_warehouses(tenant)
     }
-    fn stock_for_sku(&mut self, tenant: &TenantId, sku: &Sku) -> Result<Vec<(WarehouseId, StockRow)>, StoreError> {
+    fn stock_for_sku(
+        &mut self,
+        tenant: &TenantId,
+        sku: &Sku,
+    ) -> Result<Vec<(WarehouseId, StockRow)>, StoreError> {
         self.inv_stock_for_sku(tenant, sku)
     }
     fn ledger(
@@ -694,7 +710,11 @@ impl ReadConn for PgRead {
     ) -> Result<Vec<(i64, LedgerRow)>, StoreError> {
         self.inv_ledger(tenant, sku, wh, after, limit)
     }
-    fn reservation(&mut self, tenant: &TenantId, id: Uuid) -> Result<Option<ReservationRecord>, StoreError> {
+    fn reservation(
+        &mut self,
+        tenant: &TenantId,
+        id: Uuid,
+    ) -> Result<Option<ReservationRecord>, StoreError> {
         self.inv_reservation(tenant, id)
     }
     fn positions(&mut self) -> Result<Vec<(TenantId, Sku, WarehouseId, StockRow)>, StoreError> {

@@ -3,12 +3,15 @@
 //! safe between writers and between processes.
 
 use crate::inv_codec::{
-    components_from_json, components_to_json, lines_from_json, lines_to_json, movement_static, regions_from_json,
+    components_from_json, components_to_json, lines_from_json, lines_to_json, movement_static,
+    regions_from_json,
 };
 use crate::postgres::{Conn, PgRead, PgWrite};
 use chrono::{DateTime, Utc};
 use orderhub_core::inventory::{mode_name, parse_mode, parse_state, state_name};
-use orderhub_core::ports::{InventoryTx, LedgerRow, ReservationRecord, SkuRecord, StockRow, WarehouseRecord};
+use orderhub_core::ports::{
+    InventoryTx, LedgerRow, ReservationRecord, SkuRecord, StockRow, WarehouseRecord,
+};
 use orderhub_core::{StoreError, StoreErrorKind};
 use orderhub_domain::ids::WarehouseId;
 use orderhub_domain::inventory::{ReservationState, StockLevel};
@@ -17,13 +20,25 @@ use postgres::Row;
 use uuid::Uuid;
 
 fn corrupt(what: &str) -> StoreError {
-    StoreError::new(StoreErrorKind::Corrupt, format!("stored {what} does not parse"))
+    StoreError::new(
+        StoreErrorKind::Corrupt,
+        format!("stored {what} does not parse"),
+    )
 }
 
 fn sku_get(c: &mut Conn, tenant: &TenantId, sku: &Sku) -> Result<Option<SkuRecord>, StoreError> {
-    let r = c.query_opt("SELECT title, components FROM skus WHERE tenant_id = $1 AND sku = $2", &[&tenant.as_str(), &sku.as_str()])?;
-    r.map(|r| Ok(SkuRecord { sku: sku.clone(), title: r.get(0), components: components_from_json(r.get(1))? }))
-        .transpose()
+    let r = c.query_opt(
+        "SELECT title, components FROM skus WHERE tenant_id = $1 AND sku = $2",
+        &[&tenant.as_str(), &sku.as_str()],
+    )?;
+    r.map(|r| {
+        Ok(SkuRecord {
+            sku: sku.clone(),
+            title: r.get(0),
+            components: components_from_json(r.get(1))?,
+        })
+    })
+    .transpose()
 }
 
 fn warehouses(c: &mut Conn, tenant: &TenantId) -> Result<Vec<WarehouseRecord>, StoreError> {
@@ -45,7 +60,10 @@ fn warehouses(c: &mut Conn, tenant: &TenantId) -> Result<Vec<WarehouseRecord>, S
 
 fn stock_row(r: &Row, from: usize) -> StockRow {
     StockRow {
-        level: StockLevel { on_hand: r.get(from), reserved: r.get(from + 1) },
+        level: StockLevel {
+            on_hand: r.get(from),
+            reserved: r.get(from + 1),
+        },
         version: r.get::<_, i64>(from + 2) as u64,
     }
 }
@@ -75,7 +93,12 @@ impl InventoryTx for PgWrite {
         sku_get(&mut self.conn, tenant, sku)
     }
 
-    fn sku_put(&mut self, tenant: &TenantId, rec: &SkuRecord, at: DateTime<Utc>) -> Result<(), StoreError> {
+    fn sku_put(
+        &mut self,
+        tenant: &TenantId,
+        rec: &SkuRecord,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         self.conn.execute(
             "INSERT INTO skus VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (tenant_id, sku) DO UPDATE SET title = excluded.title, components = excluded.components",
@@ -85,7 +108,12 @@ impl InventoryTx for PgWrite {
         Ok(())
     }
 
-    fn warehouse_put(&mut self, tenant: &TenantId, rec: &WarehouseRecord, at: DateTime<Utc>) -> Result<(), StoreError> {
+    fn warehouse_put(
+        &mut self,
+        tenant: &TenantId,
+        rec: &WarehouseRecord,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         self.conn.execute(
             "INSERT INTO warehouses VALUES ($1, $2, $3, $4, $5, $6)
              ON CONFLICT (tenant_id, warehouse_id) DO UPDATE
@@ -107,7 +135,12 @@ impl InventoryTx for PgWrite {
         warehouses(&mut self.conn, tenant)
     }
 
-    fn stock_get(&mut self, tenant: &TenantId, sku: &Sku, wh: &WarehouseId) -> Result<Option<StockRow>, StoreError> {
+    fn stock_get(
+        &mut self,
+        tenant: &TenantId,
+        sku: &Sku,
+        wh: &WarehouseId,
+    ) -> Result<Option<StockRow>, StoreError> {
         let r = self.conn.query_opt(
             "SELECT on_hand, reserved, version FROM stock
              WHERE tenant_id = $1 AND sku = $2 AND warehouse_id = $3 FOR UPDATE",
@@ -116,7 +149,14 @@ impl InventoryTx for PgWrite {
         Ok(r.map(|r| stock_row(&r, 0)))
     }
 
-    fn stock_put(&mut self, tenant: &TenantId, sku: &Sku, wh: &WarehouseId, row: StockRow, at: DateTime<Utc>) -> Result<(), StoreError> {
+    fn stock_put(
+        &mut self,
+        tenant: &TenantId,
+        sku: &Sku,
+        wh: &WarehouseId,
+        row: StockRow,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         self.conn.execute(
             "INSERT INTO stock VALUES ($1, $2, $3, $4, $5, $6, $7)
              ON CONFLICT (tenant_id, sku, warehouse_id) DO UPDATE
@@ -158,7 +198,11 @@ impl InventoryTx for PgWrite {
         Ok(())
     }
 
-    fn reservation_get(&mut self, tenant: &TenantId, id: Uuid) -> Result<Option<ReservationRecord>, StoreError> {
+    fn reservation_get(
+        &mut self,
+        tenant: &TenantId,
+        id: Uuid,
+    ) -> Result<Option<ReservationRecord>, StoreError> {
         let r = self.conn.query_opt(
             "SELECT reservation_id, reference, state, mode, expires_at, lines, created_at, updated_at
              FROM reservations WHERE tenant_id = $1 AND reservation_id = $2 FOR UPDATE",
@@ -188,7 +232,11 @@ impl InventoryTx for PgWrite {
         Ok(())
     }
 
-    fn reservations_due(&mut self, now: DateTime<Utc>, limit: u32) -> Result<Vec<(TenantId, Uuid)>, StoreError> {
+    fn reservations_due(
+        &mut self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<(TenantId, Uuid)>, StoreError> {
         // SKIP LOCKED: sweepers on several nodes share the work instead of queueing on each other.
         let rows = self.conn.query(
             "SELECT tenant_id, reservation_id FROM reservations
@@ -196,27 +244,48 @@ impl InventoryTx for PgWrite {
             &[&now, &i64::from(limit)],
         )?;
         rows.iter()
-            .map(|r| Ok((TenantId::parse(r.get(0)).map_err(|_| corrupt("tenant"))?, r.get(1))))
+            .map(|r| {
+                Ok((
+                    TenantId::parse(r.get(0)).map_err(|_| corrupt("tenant"))?,
+                    r.get(1),
+                ))
+            })
             .collect()
     }
 }
 
 impl PgRead {
-    pub(crate) fn inv_sku(&mut self, tenant: &TenantId, sku: &Sku) -> Result<Option<SkuRecord>, StoreError> {
+    pub(crate) fn inv_sku(
+        &mut self,
+        tenant: &TenantId,
+        sku: &Sku,
+    ) -> Result<Option<SkuRecord>, StoreError> {
         sku_get(&mut self.conn, tenant, sku)
     }
 
-    pub(crate) fn inv_warehouses(&mut self, tenant: &TenantId) -> Result<Vec<WarehouseRecord>, StoreError> {
+    pub(crate) fn inv_warehouses(
+        &mut self,
+        tenant: &TenantId,
+    ) -> Result<Vec<WarehouseRecord>, StoreError> {
         warehouses(&mut self.conn, tenant)
     }
 
-    pub(crate) fn inv_stock_for_sku(&mut self, tenant: &TenantId, sku: &Sku) -> Result<Vec<(WarehouseId, StockRow)>, StoreError> {
+    pub(crate) fn inv_stock_for_sku(
+        &mut self,
+        tenant: &TenantId,
+        sku: &Sku,
+    ) -> Result<Vec<(WarehouseId, StockRow)>, StoreError> {
         let rows = self.conn.query(
             "SELECT warehouse_id, on_hand, reserved, version FROM stock WHERE tenant_id = $1 AND sku = $2 ORDER BY warehouse_id",
             &[&tenant.as_str(), &sku.as_str()],
         )?;
         rows.iter()
-            .map(|r| Ok((WarehouseId::parse(r.get(0)).map_err(|_| corrupt("warehouse id"))?, stock_row(r, 1))))
+            .map(|r| {
+                Ok((
+                    WarehouseId::parse(r.get(0)).map_err(|_| corrupt("warehouse id"))?,
+                    stock_row(r, 1),
+                ))
+            })
             .collect()
     }
 
@@ -241,12 +310,17 @@ impl PgRead {
                     LedgerRow {
                         tenant_id: tenant.clone(),
                         sku: sku.clone(),
-                        warehouse_id: WarehouseId::parse(r.get(8)).map_err(|_| corrupt("warehouse id"))?,
-                        movement: movement_static(r.get(1)).ok_or_else(|| corrupt("ledger movement"))?,
+                        warehouse_id: WarehouseId::parse(r.get(8))
+                            .map_err(|_| corrupt("warehouse id"))?,
+                        movement: movement_static(r.get(1))
+                            .ok_or_else(|| corrupt("ledger movement"))?,
                         quantity: r.get(2),
                         reason: r.get(3),
                         reference: r.get(4),
-                        after: StockLevel { on_hand: r.get(5), reserved: r.get(6) },
+                        after: StockLevel {
+                            on_hand: r.get(5),
+                            reserved: r.get(6),
+                        },
                         at: r.get(7),
                     },
                 ))
@@ -254,7 +328,11 @@ impl PgRead {
             .collect()
     }
 
-    pub(crate) fn inv_reservation(&mut self, tenant: &TenantId, id: Uuid) -> Result<Option<ReservationRecord>, StoreError> {
+    pub(crate) fn inv_reservation(
+        &mut self,
+        tenant: &TenantId,
+        id: Uuid,
+    ) -> Result<Option<ReservationRecord>, StoreError> {
         let r = self.conn.query_opt(
             "SELECT reservation_id, reference, state, mode, expires_at, lines, created_at, updated_at
              FROM reservations WHERE tenant_id = $1 AND reservation_id = $2",
@@ -263,7 +341,9 @@ impl PgRead {
         r.map(|r| reservation_row(tenant, &r)).transpose()
     }
 
-    pub(crate) fn inv_positions(&mut self) -> Result<Vec<(TenantId, Sku, WarehouseId, StockRow)>, StoreError> {
+    pub(crate) fn inv_positions(
+        &mut self,
+    ) -> Result<Vec<(TenantId, Sku, WarehouseId, StockRow)>, StoreError> {
         let rows = self.conn.query(
             "SELECT tenant_id, sku, warehouse_id, on_hand, reserved, version FROM stock ORDER BY tenant_id, sku, warehouse_id",
             &[],
@@ -287,7 +367,12 @@ impl PgRead {
             &[],
         )?;
         rows.iter()
-            .map(|r| reservation_row(&TenantId::parse(r.get(8)).map_err(|_| corrupt("tenant"))?, r))
+            .map(|r| {
+                reservation_row(
+                    &TenantId::parse(r.get(8)).map_err(|_| corrupt("tenant"))?,
+                    r,
+                )
+            })
             .collect()
     }
 }

@@ -4,8 +4,8 @@ use chrono::{DateTime, Utc};
 use orderhub_core::StoreError;
 use orderhub_core::auth::Role;
 use orderhub_core::ports::AuditEntry;
-use orderhub_domain::ids::Channel;
 use orderhub_core::ports::{LedgerRow, ReservationRecord, SkuRecord, StockRow, WarehouseRecord};
+use orderhub_domain::ids::Channel;
 use orderhub_domain::ids::WarehouseId;
 use orderhub_domain::{Order, OrderId, ShopId, Sku, Status, TenantId};
 use uuid::Uuid;
@@ -77,7 +77,11 @@ pub trait ReadConn: Send {
     fn sku(&mut self, tenant: &TenantId, sku: &Sku) -> Result<Option<SkuRecord>, StoreError>;
     fn warehouses(&mut self, tenant: &TenantId) -> Result<Vec<WarehouseRecord>, StoreError>;
     /// The SKU's stock in every warehouse that has a position for it.
-    fn stock_for_sku(&mut self, tenant: &TenantId, sku: &Sku) -> Result<Vec<(WarehouseId, StockRow)>, StoreError>;
+    fn stock_for_sku(
+        &mut self,
+        tenant: &TenantId,
+        sku: &Sku,
+    ) -> Result<Vec<(WarehouseId, StockRow)>, StoreError>;
     /// Ledger rows of one SKU (optionally one warehouse) after `after`, in order, with their ids.
     fn ledger(
         &mut self,
@@ -87,7 +91,11 @@ pub trait ReadConn: Send {
         after: i64,
         limit: u32,
     ) -> Result<Vec<(i64, LedgerRow)>, StoreError>;
-    fn reservation(&mut self, tenant: &TenantId, id: Uuid) -> Result<Option<ReservationRecord>, StoreError>;
+    fn reservation(
+        &mut self,
+        tenant: &TenantId,
+        id: Uuid,
+    ) -> Result<Option<ReservationRecord>, StoreError>;
     /// Every stock position of every tenant, for the invariant check.
     fn positions(&mut self) -> Result<Vec<(TenantId, Sku, WarehouseId, StockRow)>, StoreError>;
     /// Held and committed reservations of every tenant, for the invariant check.

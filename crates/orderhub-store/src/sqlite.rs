@@ -9,18 +9,26 @@ use chrono::{DateTime, TimeZone, Utc};
 use orderhub_core::auth::Role;
 use orderhub_core::crypto::PiiCipher;
 use orderhub_core::ports::{AuditEntry, EventRecord, IdempotencyRecord, Tx};
-use orderhub_core::{StoreError, StoreErrorKind};
-use orderhub_domain::lifecycle::Policy;
 use orderhub_core::ports::{LedgerRow, ReservationRecord, SkuRecord, StockRow, WarehouseRecord};
+use orderhub_core::{StoreError, StoreErrorKind};
 use orderhub_domain::ids::WarehouseId;
+use orderhub_domain::lifecycle::Policy;
 use orderhub_domain::{ExternalOrderId, Order, OrderId, ShopId, Sku, Status, TenantId};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 const MIGRATIONS: &[(i64, &str, &str)] = &[
-    (1, "orders", include_str!("../migrations/sqlite/0001_orders.sql")),
-    (2, "inventory", include_str!("../migrations/sqlite/0002_inventory.sql")),
+    (
+        1,
+        "orders",
+        include_str!("../migrations/sqlite/0001_orders.sql"),
+    ),
+    (
+        2,
+        "inventory",
+        include_str!("../migrations/sqlite/0002_inventory.sql"),
+    ),
 ];
 
 /// Reader connections: WAL lets readers run beside the writer; two keep a 2-core machine busy.
@@ -740,7 +748,11 @@ impl ReadConn for SqliteRead {
     fn warehouses(&mut self, tenant: &TenantId) -> Result<Vec<WarehouseRecord>, StoreError> {
         crate::sqlite_inv::warehouses(&self.c, tenant)
     }
-    fn stock_for_sku(&mut self, tenant: &TenantId, sku: &Sku) -> Result<Vec<(WarehouseId, StockRow)>, StoreError> {
+    fn stock_for_sku(
+        &mut self,
+        tenant: &TenantId,
+        sku: &Sku,
+    ) -> Result<Vec<(WarehouseId, StockRow)>, StoreError> {
         self.inv_stock_for_sku(tenant, sku)
     }
     fn ledger(
@@ -753,7 +765,11 @@ impl ReadConn for SqliteRead {
     ) -> Result<Vec<(i64, LedgerRow)>, StoreError> {
         self.inv_ledger(tenant, sku, wh, after, limit)
     }
-    fn reservation(&mut self, tenant: &TenantId, id: uuid::Uuid) -> Result<Option<ReservationRecord>, StoreError> {
+    fn reservation(
+        &mut self,
+        tenant: &TenantId,
+        id: uuid::Uuid,
+    ) -> Result<Option<ReservationRecord>, StoreError> {
         crate::sqlite_inv::reservation_get(&self.c, tenant, id)
     }
     fn positions(&mut self) -> Result<Vec<(TenantId, Sku, WarehouseId, StockRow)>, StoreError> {

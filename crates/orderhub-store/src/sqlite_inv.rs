@@ -1,12 +1,15 @@
 //! SQLite: inventory tables, for the writer (`InventoryTx`) and for readers.
 
 use crate::inv_codec::{
-    components_from_json, components_to_json, lines_from_json, lines_to_json, movement_static, regions_from_json,
+    components_from_json, components_to_json, lines_from_json, lines_to_json, movement_static,
+    regions_from_json,
 };
 use crate::sqlite::{SqliteRead, SqliteWrite, err, from_micros, micros};
 use chrono::{DateTime, Utc};
 use orderhub_core::inventory::{mode_name, parse_mode, parse_state, state_name};
-use orderhub_core::ports::{InventoryTx, LedgerRow, ReservationRecord, SkuRecord, StockRow, WarehouseRecord};
+use orderhub_core::ports::{
+    InventoryTx, LedgerRow, ReservationRecord, SkuRecord, StockRow, WarehouseRecord,
+};
 use orderhub_core::{StoreError, StoreErrorKind};
 use orderhub_domain::ids::WarehouseId;
 use orderhub_domain::inventory::{ReservationState, StockLevel};
@@ -15,26 +18,48 @@ use rusqlite::{Connection, OptionalExtension, params};
 use uuid::Uuid;
 
 fn corrupt(what: &str) -> StoreError {
-    StoreError::new(StoreErrorKind::Corrupt, format!("stored {what} does not parse"))
+    StoreError::new(
+        StoreErrorKind::Corrupt,
+        format!("stored {what} does not parse"),
+    )
 }
 
 fn bad() -> rusqlite::Error {
     rusqlite::Error::InvalidQuery
 }
 
-pub(crate) fn sku_get(c: &Connection, tenant: &TenantId, sku: &Sku) -> Result<Option<SkuRecord>, StoreError> {
+pub(crate) fn sku_get(
+    c: &Connection,
+    tenant: &TenantId,
+    sku: &Sku,
+) -> Result<Option<SkuRecord>, StoreError> {
     let row: Option<(String, Option<String>)> = c
         .prepare_cached("SELECT title, components FROM skus WHERE tenant_id = ?1 AND sku = ?2")
-        .and_then(|mut s| s.query_row(params![tenant.as_str(), sku.as_str()], |r| Ok((r.get(0)?, r.get(1)?))).optional())
+        .and_then(|mut s| {
+            s.query_row(params![tenant.as_str(), sku.as_str()], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()
+        })
         .map_err(err)?;
     row.map(|(title, comps)| {
-        let v = comps.map(|c| serde_json::from_str(&c)).transpose().map_err(|_| corrupt("kit components"))?;
-        Ok(SkuRecord { sku: sku.clone(), title, components: components_from_json(v)? })
+        let v = comps
+            .map(|c| serde_json::from_str(&c))
+            .transpose()
+            .map_err(|_| corrupt("kit components"))?;
+        Ok(SkuRecord {
+            sku: sku.clone(),
+            title,
+            components: components_from_json(v)?,
+        })
     })
     .transpose()
 }
 
-pub(crate) fn warehouses(c: &Connection, tenant: &TenantId) -> Result<Vec<WarehouseRecord>, StoreError> {
+pub(crate) fn warehouses(
+    c: &Connection,
+    tenant: &TenantId,
+) -> Result<Vec<WarehouseRecord>, StoreError> {
     let mut st = c
         .prepare_cached("SELECT warehouse_id, name, priority, regions FROM warehouses WHERE tenant_id = ?1 ORDER BY priority, warehouse_id")
         .map_err(err)?;
@@ -53,7 +78,12 @@ pub(crate) fn warehouses(c: &Connection, tenant: &TenantId) -> Result<Vec<Wareho
     rows.map(|r| r.map_err(err)).collect()
 }
 
-pub(crate) fn stock_get(c: &Connection, tenant: &TenantId, sku: &Sku, wh: &WarehouseId) -> Result<Option<StockRow>, StoreError> {
+pub(crate) fn stock_get(
+    c: &Connection,
+    tenant: &TenantId,
+    sku: &Sku,
+    wh: &WarehouseId,
+) -> Result<Option<StockRow>, StoreError> {
     c.prepare_cached("SELECT on_hand, reserved, version FROM stock WHERE tenant_id = ?1 AND sku = ?2 AND warehouse_id = ?3")
         .and_then(|mut s| {
             s.query_row(params![tenant.as_str(), sku.as_str(), wh.as_str()], |r| {
@@ -67,7 +97,10 @@ pub(crate) fn stock_get(c: &Connection, tenant: &TenantId, sku: &Sku, wh: &Wareh
         .map_err(err)
 }
 
-fn reservation_row(tenant: &TenantId, r: &rusqlite::Row<'_>) -> rusqlite::Result<ReservationRecord> {
+fn reservation_row(
+    tenant: &TenantId,
+    r: &rusqlite::Row<'_>,
+) -> rusqlite::Result<ReservationRecord> {
     let id: String = r.get(0)?;
     let state: String = r.get(2)?;
     let mode: String = r.get(3)?;
@@ -79,15 +112,21 @@ fn reservation_row(tenant: &TenantId, r: &rusqlite::Row<'_>) -> rusqlite::Result
         reference: r.get(1)?,
         state: parse_state(&state, expires.map(from_micros)).ok_or_else(bad)?,
         mode: parse_mode(&mode).ok_or_else(bad)?,
-        lines: lines_from_json(&serde_json::from_str(&lines).map_err(|_| bad())?).map_err(|_| bad())?,
+        lines: lines_from_json(&serde_json::from_str(&lines).map_err(|_| bad())?)
+            .map_err(|_| bad())?,
         created_at: from_micros(r.get(6)?),
         updated_at: from_micros(r.get(7)?),
     })
 }
 
-const RESERVATION_COLUMNS: &str = "reservation_id, reference, state, mode, expires_at, lines, created_at, updated_at";
+const RESERVATION_COLUMNS: &str =
+    "reservation_id, reference, state, mode, expires_at, lines, created_at, updated_at";
 
-pub(crate) fn reservation_get(c: &Connection, tenant: &TenantId, id: Uuid) -> Result<Option<ReservationRecord>, StoreError> {
+pub(crate) fn reservation_get(
+    c: &Connection,
+    tenant: &TenantId,
+    id: Uuid,
+) -> Result<Option<ReservationRecord>, StoreError> {
     c.prepare_cached(&format!("SELECT {RESERVATION_COLUMNS} FROM reservations WHERE tenant_id = ?1 AND reservation_id = ?2"))
         .and_then(|mut s| s.query_row(params![tenant.as_str(), id.to_string()], |r| reservation_row(tenant, r)).optional())
         .map_err(err)
@@ -105,7 +144,12 @@ impl InventoryTx for SqliteWrite {
         sku_get(&self.c, tenant, sku)
     }
 
-    fn sku_put(&mut self, tenant: &TenantId, rec: &SkuRecord, at: DateTime<Utc>) -> Result<(), StoreError> {
+    fn sku_put(
+        &mut self,
+        tenant: &TenantId,
+        rec: &SkuRecord,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         self.c
             .prepare_cached(
                 "INSERT INTO skus VALUES (?1, ?2, ?3, ?4, ?5)
@@ -125,7 +169,12 @@ impl InventoryTx for SqliteWrite {
         Ok(())
     }
 
-    fn warehouse_put(&mut self, tenant: &TenantId, rec: &WarehouseRecord, at: DateTime<Utc>) -> Result<(), StoreError> {
+    fn warehouse_put(
+        &mut self,
+        tenant: &TenantId,
+        rec: &WarehouseRecord,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         self.c
             .prepare_cached(
                 "INSERT INTO warehouses VALUES (?1, ?2, ?3, ?4, ?5, ?6)
@@ -151,11 +200,23 @@ impl InventoryTx for SqliteWrite {
         warehouses(&self.c, tenant)
     }
 
-    fn stock_get(&mut self, tenant: &TenantId, sku: &Sku, wh: &WarehouseId) -> Result<Option<StockRow>, StoreError> {
+    fn stock_get(
+        &mut self,
+        tenant: &TenantId,
+        sku: &Sku,
+        wh: &WarehouseId,
+    ) -> Result<Option<StockRow>, StoreError> {
         stock_get(&self.c, tenant, sku, wh)
     }
 
-    fn stock_put(&mut self, tenant: &TenantId, sku: &Sku, wh: &WarehouseId, row: StockRow, at: DateTime<Utc>) -> Result<(), StoreError> {
+    fn stock_put(
+        &mut self,
+        tenant: &TenantId,
+        sku: &Sku,
+        wh: &WarehouseId,
+        row: StockRow,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         self.c
             .prepare_cached(
                 "INSERT INTO stock VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
@@ -185,7 +246,11 @@ impl InventoryTx for SqliteWrite {
         Ok(())
     }
 
-    fn reservation_get(&mut self, tenant: &TenantId, id: Uuid) -> Result<Option<ReservationRecord>, StoreError> {
+    fn reservation_get(
+        &mut self,
+        tenant: &TenantId,
+        id: Uuid,
+    ) -> Result<Option<ReservationRecord>, StoreError> {
         reservation_get(&self.c, tenant, id)
     }
 
@@ -214,7 +279,11 @@ impl InventoryTx for SqliteWrite {
         Ok(())
     }
 
-    fn reservations_due(&mut self, now: DateTime<Utc>, limit: u32) -> Result<Vec<(TenantId, Uuid)>, StoreError> {
+    fn reservations_due(
+        &mut self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<(TenantId, Uuid)>, StoreError> {
         let mut st = self
             .c
             .prepare_cached(
@@ -226,7 +295,10 @@ impl InventoryTx for SqliteWrite {
             .query_map(params![micros(now), i64::from(limit)], |r| {
                 let t: String = r.get(0)?;
                 let id: String = r.get(1)?;
-                Ok((TenantId::parse(&t).map_err(|_| bad())?, id.parse().map_err(|_| bad())?))
+                Ok((
+                    TenantId::parse(&t).map_err(|_| bad())?,
+                    id.parse().map_err(|_| bad())?,
+                ))
             })
             .map_err(err)?;
         rows.map(|r| r.map_err(err)).collect()
@@ -257,7 +329,12 @@ fn insert_ledger(c: &Connection, row: &LedgerRow) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn ledger_row(tenant: TenantId, sku: Sku, wh: WarehouseId, r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, LedgerRow)> {
+fn ledger_row(
+    tenant: TenantId,
+    sku: Sku,
+    wh: WarehouseId,
+    r: &rusqlite::Row<'_>,
+) -> rusqlite::Result<(i64, LedgerRow)> {
     let movement: String = r.get(1)?;
     Ok((
         r.get(0)?,
@@ -269,14 +346,21 @@ fn ledger_row(tenant: TenantId, sku: Sku, wh: WarehouseId, r: &rusqlite::Row<'_>
             quantity: r.get(2)?,
             reason: r.get(3)?,
             reference: r.get(4)?,
-            after: StockLevel { on_hand: r.get(5)?, reserved: r.get(6)? },
+            after: StockLevel {
+                on_hand: r.get(5)?,
+                reserved: r.get(6)?,
+            },
             at: from_micros(r.get(7)?),
         },
     ))
 }
 
 impl SqliteRead {
-    pub(crate) fn inv_stock_for_sku(&mut self, tenant: &TenantId, sku: &Sku) -> Result<Vec<(WarehouseId, StockRow)>, StoreError> {
+    pub(crate) fn inv_stock_for_sku(
+        &mut self,
+        tenant: &TenantId,
+        sku: &Sku,
+    ) -> Result<Vec<(WarehouseId, StockRow)>, StoreError> {
         let mut st = self
             .c
             .prepare_cached("SELECT warehouse_id, on_hand, reserved, version FROM stock WHERE tenant_id = ?1 AND sku = ?2 ORDER BY warehouse_id")
@@ -286,7 +370,13 @@ impl SqliteRead {
                 let wh: String = r.get(0)?;
                 Ok((
                     WarehouseId::parse(&wh).map_err(|_| bad())?,
-                    StockRow { level: StockLevel { on_hand: r.get(1)?, reserved: r.get(2)? }, version: r.get::<_, i64>(3)? as u64 },
+                    StockRow {
+                        level: StockLevel {
+                            on_hand: r.get(1)?,
+                            reserved: r.get(2)?,
+                        },
+                        version: r.get::<_, i64>(3)? as u64,
+                    },
                 ))
             })
             .map_err(err)?;
@@ -310,15 +400,31 @@ impl SqliteRead {
             )
             .map_err(err)?;
         let rows = st
-            .query_map(params![tenant.as_str(), sku.as_str(), wh.map(|w| w.as_str()), after, i64::from(limit)], |r| {
-                let w: String = r.get(8)?;
-                ledger_row(tenant.clone(), sku.clone(), WarehouseId::parse(&w).map_err(|_| bad())?, r)
-            })
+            .query_map(
+                params![
+                    tenant.as_str(),
+                    sku.as_str(),
+                    wh.map(|w| w.as_str()),
+                    after,
+                    i64::from(limit)
+                ],
+                |r| {
+                    let w: String = r.get(8)?;
+                    ledger_row(
+                        tenant.clone(),
+                        sku.clone(),
+                        WarehouseId::parse(&w).map_err(|_| bad())?,
+                        r,
+                    )
+                },
+            )
             .map_err(err)?;
         rows.map(|r| r.map_err(err)).collect()
     }
 
-    pub(crate) fn inv_positions(&mut self) -> Result<Vec<(TenantId, Sku, WarehouseId, StockRow)>, StoreError> {
+    pub(crate) fn inv_positions(
+        &mut self,
+    ) -> Result<Vec<(TenantId, Sku, WarehouseId, StockRow)>, StoreError> {
         let mut st = self
             .c
             .prepare_cached("SELECT tenant_id, sku, warehouse_id, on_hand, reserved, version FROM stock ORDER BY tenant_id, sku, warehouse_id")
@@ -330,7 +436,13 @@ impl SqliteRead {
                     TenantId::parse(&t).map_err(|_| bad())?,
                     Sku::parse(&s).map_err(|_| bad())?,
                     WarehouseId::parse(&w).map_err(|_| bad())?,
-                    StockRow { level: StockLevel { on_hand: r.get(3)?, reserved: r.get(4)? }, version: r.get::<_, i64>(5)? as u64 },
+                    StockRow {
+                        level: StockLevel {
+                            on_hand: r.get(3)?,
+                            reserved: r.get(4)?,
+                        },
+                        version: r.get::<_, i64>(5)? as u64,
+                    },
                 ))
             })
             .map_err(err)?;

@@ -1,6 +1,7 @@
 //! Routes: one file per resource, each handler thin.
 
 pub mod events;
+pub mod inventory;
 pub mod keys;
 pub mod orders;
 pub mod system;
@@ -17,6 +18,21 @@ pub fn routes() -> Router<SharedState> {
         .route("/v1/orders/{id}/timeline", get(orders::timeline))
         .route("/v1/orders/{id}/{action}", post(orders::transition))
         .route("/v1/events", get(events::list))
+        .route("/v1/skus/{sku}", axum::routing::put(inventory::put_sku))
+        .route(
+            "/v1/warehouses/{id}",
+            axum::routing::put(inventory::put_warehouse),
+        )
+        .route("/v1/inventory/receipts", post(inventory::receipt))
+        .route("/v1/inventory/adjustments", post(inventory::adjustment))
+        .route("/v1/inventory/{sku}", get(inventory::get))
+        .route("/v1/inventory/{sku}/ledger", get(inventory::ledger))
+        .route("/v1/reservations", post(inventory::reserve))
+        .route("/v1/reservations/{id}", get(inventory::get_reservation))
+        .route(
+            "/v1/reservations/{id}/{action}",
+            post(inventory::move_reservation),
+        )
         .route("/v1/api-keys", post(keys::create).get(keys::list))
         .route("/v1/api-keys/{id}/revoke", post(keys::revoke))
         .route("/healthz", get(system::healthz))

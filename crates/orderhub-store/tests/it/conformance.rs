@@ -621,3 +621,389 @@ async fn two_nodes_given_one_idempotency_key_at_once_execute_it_once(ts: TestSto
         "8 creates and 8 payments, none twice"
     );
 }
+
+// ---- Inventory ----
+
+use orderhub_core::inventory::{self as inv, ReserveInput};
+use orderhub_core::ports::{SkuRecord, WarehouseRecord};
+use orderhub_domain::Sku;
+use orderhub_domain::ids::WarehouseId;
+use orderhub_domain::inventory::{
+    DeductionMode, ReleaseReason, ReservationCommand, ReservationState, StockLevel,
+};
+
+conformance!(
+    stock_moves_through_receipt_reserve_commit_consume_with_a_balanced_ledger,
+    concurrent_reservations_never_take_more_than_the_stock,
+    kits_reserve_their_components_together_or_not_at_all,
+    held_reservations_expire_and_give_their_stock_back,
+    reservations_choose_the_first_covering_warehouse_with_all_of_it,
+);
+
+fn sku(s: &str) -> Sku {
+    Sku::parse(s).unwrap()
+}
+fn wh(s: &str) -> WarehouseId {
+    WarehouseId::parse(s).unwrap()
+}
+
+async fn seed_inventory(ts: &TestStore, stock: &[(&str, &str, i64)]) {
+    seed_tenant(&ts.store, "acme").await;
+    let stock: Vec<(String, String, i64)> = stock
+        .iter()
+        .map(|(s, w, q)| (s.to_string(), w.to_string(), *q))
+        .collect();
+    let a = actor("acme", Role::Admin);
+    ts.store
+        .write(0, move |tx| {
+            let now = chrono::Utc::now();
+            for (i, (w, regions)) in [
+                ("HZ", vec!["浙江省"]),
+                ("SH", vec!["上海市", "浙江省"]),
+                ("BJ", vec!["北京市"]),
+            ]
+            .iter()
+            .enumerate()
+            {
+                let rec = WarehouseRecord {
+                    warehouse_id: wh(w),
+                    name: w.to_string(),
+                    priority: i as u32,
+                    regions: regions.iter().map(|r| r.to_string()).collect(),
+                };
+                inv::define_warehouse(tx, &a, &rec, now)?;
+            }
+            for s in ["TEA", "CUP", "HOT"] {
+                inv::define_sku(
+                    tx,
+                    &a,
+                    &SkuRecord {
+                        sku: sku(s),
+                        title: s.into(),
+                        components: None,
+                    },
+                    now,
+                )?;
+            }
+            let kit = SkuRecord {
+                sku: sku("GIFT"),
+                title: "gift box".into(),
+                components: Some(vec![(sku("TEA"), 2), (sku("CUP"), 1)]),
+            };
+            inv::define_sku(tx, &a, &kit, now)?;
+            let mug = SkuRecord {
+                sku: sku("MUGSET"),
+                title: "mug set".into(),
+                components: Some(vec![(sku("CUP"), 2)]),
+            };
+            inv::define_sku(tx, &a, &mug, now)?;
+            for (s, w, q) in &stock {
+                inv::receive(tx, &a, &sku(s), &wh(w), *q, Some("GRN-1"), now)?;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+}
+
+fn reserve_input(lines: &[(&str, u32)], hold: Option<i64>) -> ReserveInput {
+    ReserveInput {
+        reference: "checkout-1".into(),
+        lines: lines.iter().map(|(s, q)| (sku(s), *q)).collect(),
+        region: Some("浙江省".into()),
+        warehouse: None,
+        mode: DeductionMode::AtPayment,
+        hold_for: hold.map(chrono::Duration::seconds),
+    }
+}
+
+async fn level(ts: &TestStore, s: &str, w: &str) -> StockLevel {
+    let (s, w) = (sku(s), wh(w));
+    let rows = ts
+        .store
+        .read(move |r| r.stock_for_sku(&tenant("acme"), &s))
+        .await
+        .unwrap();
+    rows.into_iter()
+        .find(|(x, _)| x == &w)
+        .map(|(_, r)| r.level)
+        .unwrap_or_default()
+}
+
+async fn stock_moves_through_receipt_reserve_commit_consume_with_a_balanced_ledger(ts: TestStore) {
+    seed_inventory(&ts, &[("TEA", "HZ", 10)]).await;
+    let a = actor("acme", Role::Admin);
+    let input = reserve_input(&[("TEA", 4)], Some(300));
+    let r = ts
+        .store
+        .write(0, move |tx| {
+            inv::reserve(tx, &a, &input, chrono::Utc::now())
+        })
+        .await
+        .unwrap();
+    assert!(matches!(r.state, ReservationState::Held { .. }));
+    assert_eq!(
+        level(&ts, "TEA", "HZ").await,
+        StockLevel {
+            on_hand: 10,
+            reserved: 4
+        }
+    );
+    for cmd in [ReservationCommand::Commit, ReservationCommand::Consume] {
+        let (a, id) = (actor("acme", Role::Admin), r.reservation_id);
+        ts.store
+            .write(0, move |tx| {
+                inv::move_reservation(tx, &a, id, cmd, chrono::Utc::now())
+            })
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        level(&ts, "TEA", "HZ").await,
+        StockLevel {
+            on_hand: 6,
+            reserved: 0
+        }
+    );
+    let (a, id) = (actor("acme", Role::Admin), r.reservation_id);
+    let e = ts
+        .store
+        .write(0, move |tx| {
+            inv::move_reservation(
+                tx,
+                &a,
+                id,
+                ReservationCommand::Release(ReleaseReason::Cancelled),
+                chrono::Utc::now(),
+            )
+        })
+        .await;
+    assert!(
+        matches!(e, Err(CoreError::ReservationNotAllowed(_))),
+        "a consumed reservation cannot be released"
+    );
+    let ledger = ts
+        .store
+        .read(|r| r.ledger(&tenant("acme"), &sku("TEA"), None, 0, 100))
+        .await
+        .unwrap();
+    let moves: Vec<_> = ledger
+        .iter()
+        .map(|(_, l)| (l.movement, l.quantity, l.after.on_hand, l.after.reserved))
+        .collect();
+    assert_eq!(
+        moves,
+        vec![
+            ("receipt", 10, 10, 0),
+            ("reserve", 4, 10, 4),
+            ("consume", -4, 6, 0)
+        ]
+    );
+    // Bad movements write nothing.
+    let a = actor("acme", Role::Admin);
+    let e = ts
+        .store
+        .write(0, move |tx| {
+            inv::receive(tx, &a, &sku("GIFT"), &wh("HZ"), 5, None, chrono::Utc::now())
+        })
+        .await;
+    assert!(matches!(e, Err(CoreError::Validation(v)) if v.rule == "kit_has_no_stock"));
+    let a = actor("acme", Role::Admin);
+    let e = ts
+        .store
+        .write(0, move |tx| {
+            inv::receive(tx, &a, &sku("TEA"), &wh("XX"), 5, None, chrono::Utc::now())
+        })
+        .await;
+    assert!(matches!(e, Err(CoreError::Validation(v)) if v.rule == "unknown_warehouse"));
+    let a = actor("acme", Role::Admin);
+    let e = ts
+        .store
+        .write(0, move |tx| {
+            inv::adjust(
+                tx,
+                &a,
+                &sku("TEA"),
+                &wh("HZ"),
+                -7,
+                orderhub_domain::inventory::AdjustmentReason::StockTake,
+                chrono::Utc::now(),
+            )
+        })
+        .await;
+    assert!(matches!(e, Err(CoreError::Validation(v)) if v.rule == "would_go_negative"));
+    assert_eq!(
+        ts.store
+            .read(|r| r.ledger(&tenant("acme"), &sku("TEA"), None, 0, 100))
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+}
+
+async fn concurrent_reservations_never_take_more_than_the_stock(ts: TestStore) {
+    seed_inventory(&ts, &[("HOT", "HZ", 100)]).await;
+    // Two stores on one database stand for two orderhub processes.
+    let other = orderhub_store::Store::open(&ts.config, cipher()).unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..300u64 {
+        let node = if i % 2 == 0 {
+            ts.store.clone()
+        } else {
+            other.clone()
+        };
+        let a = actor("acme", Role::Ops);
+        let input = reserve_input(&[("HOT", 1)], None);
+        tasks.push(tokio::spawn(async move {
+            node.write(i, move |tx| {
+                inv::reserve(tx, &a, &input, chrono::Utc::now())
+            })
+            .await
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(CoreError::OutOfStock { available: 0, .. }) => {}
+            Err(e) => panic!("a refusal must say out of stock, got {e:?}"),
+        }
+    }
+    assert_eq!(ok, 100, "exactly the stock, no more");
+    assert_eq!(
+        level(&ts, "HOT", "HZ").await,
+        StockLevel {
+            on_hand: 100,
+            reserved: 100
+        }
+    );
+    assert_eq!(
+        ts.count("ledger"),
+        101,
+        "one receipt and one row per reservation"
+    );
+}
+
+async fn kits_reserve_their_components_together_or_not_at_all(ts: TestStore) {
+    seed_inventory(&ts, &[("TEA", "HZ", 5), ("CUP", "HZ", 4)]).await;
+    let reserve = |lines: Vec<(&'static str, u32)>| {
+        let a = actor("acme", Role::Ops);
+        let input = reserve_input(&lines, None);
+        ts.store.write(0, move |tx| {
+            inv::reserve(tx, &a, &input, chrono::Utc::now())
+        })
+    };
+    // GIFT = 2 TEA + 1 CUP; MUGSET = 2 CUP. They share CUP.
+    reserve(vec![("GIFT", 2)]).await.unwrap();
+    assert_eq!(level(&ts, "TEA", "HZ").await.reserved, 4);
+    assert_eq!(level(&ts, "CUP", "HZ").await.reserved, 2);
+    let e = reserve(vec![("GIFT", 1)]).await.unwrap_err();
+    assert!(
+        matches!(&e, CoreError::OutOfStock { sku, requested: 2, available: 1, .. } if sku == "TEA"),
+        "{e:?}"
+    );
+    assert_eq!(
+        level(&ts, "CUP", "HZ").await.reserved,
+        2,
+        "no component of a refused kit is held"
+    );
+    reserve(vec![("MUGSET", 1)]).await.unwrap();
+    assert!(
+        reserve(vec![("MUGSET", 1)]).await.is_err(),
+        "the shared component is gone"
+    );
+    assert_eq!(
+        level(&ts, "CUP", "HZ").await,
+        StockLevel {
+            on_hand: 4,
+            reserved: 4
+        }
+    );
+}
+
+async fn held_reservations_expire_and_give_their_stock_back(ts: TestStore) {
+    seed_inventory(&ts, &[("TEA", "HZ", 3)]).await;
+    let a = actor("acme", Role::Ops);
+    let t0 = chrono::Utc::now();
+    let input = reserve_input(&[("TEA", 3)], Some(60));
+    let r = ts
+        .store
+        .write(0, move |tx| inv::reserve(tx, &a, &input, t0))
+        .await
+        .unwrap();
+    let before = ts
+        .store
+        .write(0, move |tx| {
+            inv::expire_due(tx, t0 + chrono::Duration::seconds(59), 100)
+        })
+        .await
+        .unwrap();
+    assert_eq!(before, 0);
+    let after = ts
+        .store
+        .write(0, move |tx| {
+            inv::expire_due(tx, t0 + chrono::Duration::seconds(60), 100)
+        })
+        .await
+        .unwrap();
+    assert_eq!(after, 1);
+    assert_eq!(level(&ts, "TEA", "HZ").await.reserved, 0);
+    // A payment arriving now finds the hold released.
+    let (a, id) = (actor("acme", Role::Ops), r.reservation_id);
+    let e = ts
+        .store
+        .write(0, move |tx| {
+            inv::move_reservation(
+                tx,
+                &a,
+                id,
+                ReservationCommand::Commit,
+                t0 + chrono::Duration::seconds(61),
+            )
+        })
+        .await;
+    assert!(matches!(e, Err(CoreError::ReservationNotAllowed(_))));
+    assert_eq!(level(&ts, "TEA", "HZ").await.reserved, 0);
+}
+
+async fn reservations_choose_the_first_covering_warehouse_with_all_of_it(ts: TestStore) {
+    seed_inventory(
+        &ts,
+        &[("TEA", "HZ", 2), ("TEA", "SH", 10), ("TEA", "BJ", 50)],
+    )
+    .await;
+    let reserve = |q: u32, region: &'static str| {
+        let a = actor("acme", Role::Ops);
+        let mut input = reserve_input(&[("TEA", q)], None);
+        input.region = Some(region.into());
+        ts.store.write(0, move |tx| {
+            inv::reserve(tx, &a, &input, chrono::Utc::now())
+        })
+    };
+    assert_eq!(
+        reserve(2, "浙江省").await.unwrap().lines[0].warehouse_id,
+        wh("HZ")
+    );
+    assert_eq!(
+        reserve(5, "浙江省").await.unwrap().lines[0].warehouse_id,
+        wh("SH"),
+        "HZ is out, SH covers 浙江省 too"
+    );
+    let e = reserve(6, "浙江省").await.unwrap_err();
+    assert!(
+        matches!(
+            e,
+            CoreError::OutOfStock {
+                requested: 6,
+                available: 5,
+                ..
+            }
+        ),
+        "BJ does not ship to 浙江省: {e:?}"
+    );
+    assert_eq!(
+        reserve(6, "北京市").await.unwrap().lines[0].warehouse_id,
+        wh("BJ")
+    );
+}

@@ -1,0 +1,157 @@
+//! Inventory on the wire: SKUs, warehouses, receipts, adjustments, reservations, stock views.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ComponentIn {
+    pub sku: String,
+    pub quantity: u32,
+}
+
+/// A SKU of the master. With `components` it is a kit: it holds no stock of its own and reserves
+/// its components together.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PutSkuRequest {
+    pub title: String,
+    #[serde(default)]
+    pub components: Option<Vec<ComponentIn>>,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PutWarehouseRequest {
+    pub name: String,
+    /// Lower ships first.
+    #[serde(default)]
+    pub priority: u32,
+    /// Provinces it ships to (e.g. "浙江省"); empty or absent for everywhere.
+    #[serde(default)]
+    pub regions: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiptRequest {
+    pub sku: String,
+    pub warehouse_id: String,
+    /// Units received, at least 1.
+    pub quantity: i64,
+    /// The caller's document (ASN, GRN number).
+    #[serde(default)]
+    pub reference: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AdjustmentRequest {
+    pub sku: String,
+    pub warehouse_id: String,
+    /// Counted − expected: negative for a loss.
+    pub delta: i64,
+    /// stock_take, damaged, found, erp_sync, or a short text.
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReserveLineIn {
+    pub sku: String,
+    pub quantity: u32,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReserveRequest {
+    /// The order id or checkout id this is for.
+    pub reference: String,
+    pub lines: Vec<ReserveLineIn>,
+    /// The receiver's province: only warehouses covering it are used.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Reserve in this warehouse only.
+    #[serde(default)]
+    pub warehouse_id: Option<String>,
+    /// checkout (default: a hold, committed at payment), at_payment (committed now), presale (hold
+    /// until the final payment), pos (hold until pickup).
+    #[serde(default)]
+    pub mode: Option<String>,
+    /// How long a hold lasts; default 300.
+    #[serde(default)]
+    pub hold_seconds: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseRequest {
+    /// cancelled (default) or manual.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PositionView {
+    pub warehouse_id: String,
+    pub on_hand: i64,
+    pub reserved: i64,
+    pub available: i64,
+    /// Grows by one on every movement of this position.
+    pub version: u64,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct InventoryView {
+    pub sku: String,
+    pub title: String,
+    pub is_kit: bool,
+    /// Totals over every warehouse. For a kit: whole kits that could be reserved.
+    pub on_hand: i64,
+    pub reserved: i64,
+    pub available: i64,
+    pub warehouses: Vec<PositionView>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ReservedLineView {
+    pub sku: String,
+    pub warehouse_id: String,
+    pub quantity: i64,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ReservationView {
+    pub reservation_id: Uuid,
+    pub reference: String,
+    /// held, committed, consumed, released_cancelled, released_expired, released_manual
+    pub state: String,
+    pub mode: String,
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Component units per warehouse (kits expanded).
+    pub lines: Vec<ReservedLineView>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct LedgerEntryView {
+    pub entry_id: i64,
+    pub warehouse_id: String,
+    /// receipt, adjustment, reserve, release, consume, return
+    pub movement: String,
+    pub quantity: i64,
+    pub reason: Option<String>,
+    pub reference: Option<String>,
+    pub on_hand_after: i64,
+    pub reserved_after: i64,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct LedgerPage {
+    pub entries: Vec<LedgerEntryView>,
+    pub next_after: i64,
+}

@@ -1,0 +1,603 @@
+//! `/v1/skus`, `/v1/warehouses`, `/v1/inventory`, `/v1/reservations`.
+
+use super::parse_query;
+use crate::SharedState;
+use crate::auth::Ctx;
+use crate::error::ApiError;
+use crate::extract::{Body, idempotency_key, json_response, parse_json, write};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use orderhub_api::inventory::*;
+use orderhub_core::auth::{Permission, Principal};
+use orderhub_core::inventory::{self as inv, ReserveInput, mode_name, state_name};
+use orderhub_core::ports::{ReservationRecord, SkuRecord, StockRow, WarehouseRecord};
+use orderhub_core::usecases::Actor;
+use orderhub_domain::ids::WarehouseId;
+use orderhub_domain::inventory::{
+    AdjustmentReason, DeductionMode, ReleaseReason, ReservationCommand, ReservationState,
+};
+use orderhub_domain::{Sku, ValidationError};
+use serde::Deserialize;
+use std::hash::{Hash, Hasher};
+
+fn partition<T: Hash>(t: T) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    t.hash(&mut h);
+    h.finish()
+}
+
+fn at(field: &str, r: Result<Sku, ValidationError>) -> Result<Sku, ApiError> {
+    r.map_err(|e| ApiError::from(e).field(field))
+}
+
+fn warehouse(field: &str, s: &str) -> Result<WarehouseId, ApiError> {
+    WarehouseId::parse(s).map_err(|e| ApiError::from(e).field(field))
+}
+
+fn actor(ctx: &Ctx) -> Actor {
+    Actor {
+        principal: ctx.principal.clone(),
+        request_id: ctx.request_id.clone(),
+    }
+}
+
+fn position_view(wh: &WarehouseId, row: &StockRow) -> PositionView {
+    PositionView {
+        warehouse_id: wh.to_string(),
+        on_hand: row.level.on_hand,
+        reserved: row.level.reserved,
+        available: row.level.available(),
+        version: row.version,
+    }
+}
+
+fn render_position(p: &(WarehouseId, StockRow), _: &Principal) -> (StatusCode, Vec<u8>) {
+    (
+        StatusCode::CREATED,
+        serde_json::to_vec(&position_view(&p.0, &p.1)).unwrap_or_default(),
+    )
+}
+
+pub fn reservation_view(r: &ReservationRecord) -> ReservationView {
+    ReservationView {
+        reservation_id: r.reservation_id,
+        reference: r.reference.clone(),
+        state: state_name(r.state).to_owned(),
+        mode: mode_name(r.mode).to_owned(),
+        expires_at: match r.state {
+            ReservationState::Held { expires_at } => Some(expires_at),
+            _ => None,
+        },
+        lines: r
+            .lines
+            .iter()
+            .map(|l| ReservedLineView {
+                sku: l.sku.to_string(),
+                warehouse_id: l.warehouse_id.to_string(),
+                quantity: l.quantity,
+            })
+            .collect(),
+        created_at: r.created_at,
+        updated_at: r.updated_at,
+    }
+}
+
+fn render_reservation_created(r: &ReservationRecord, _: &Principal) -> (StatusCode, Vec<u8>) {
+    (
+        StatusCode::CREATED,
+        serde_json::to_vec(&reservation_view(r)).unwrap_or_default(),
+    )
+}
+
+fn render_reservation(r: &ReservationRecord, _: &Principal) -> (StatusCode, Vec<u8>) {
+    (
+        StatusCode::OK,
+        serde_json::to_vec(&reservation_view(r)).unwrap_or_default(),
+    )
+}
+
+/// Define or update a SKU (a kit when it has components).
+#[utoipa::path(put, path = "/v1/skus/{sku}", tag = "inventory", request_body = PutSkuRequest,
+    params(("sku" = String, Path, description = "SKU code")),
+    responses((status = 200, description = "Stored"), (status = 422, body = orderhub_api::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn put_sku(
+    State(state): State<SharedState>,
+    ctx: Ctx,
+    Path(sku): Path<String>,
+    Body(body): Body,
+) -> Result<Response, ApiError> {
+    let sku = at("sku", Sku::parse(&sku))?;
+    let (req, _): (PutSkuRequest, _) = parse_json(&body)?;
+    let components = req
+        .components
+        .map(|c| {
+            c.iter()
+                .enumerate()
+                .map(|(i, p)| {
+                    Ok((
+                        at(&format!("components[{i}].sku"), Sku::parse(&p.sku))?,
+                        p.quantity,
+                    ))
+                })
+                .collect::<Result<Vec<_>, ApiError>>()
+        })
+        .transpose()?;
+    let rec = SkuRecord {
+        sku: sku.clone(),
+        title: req.title.trim().to_owned(),
+        components,
+    };
+    let (a, now) = (actor(&ctx), state.clock.now());
+    state
+        .store
+        .write(partition(&sku), move |tx| {
+            inv::define_sku(tx, &a, &rec, now)
+        })
+        .await?;
+    Ok(json_response(
+        StatusCode::OK,
+        br#"{"status":"stored"}"#.to_vec(),
+        false,
+    ))
+}
+
+/// Define or update a warehouse: the regions it ships to and its priority.
+#[utoipa::path(put, path = "/v1/warehouses/{id}", tag = "inventory", request_body = PutWarehouseRequest,
+    params(("id" = String, Path, description = "warehouse id")),
+    responses((status = 200, description = "Stored"), (status = 422, body = orderhub_api::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn put_warehouse(
+    State(state): State<SharedState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    Body(body): Body,
+) -> Result<Response, ApiError> {
+    let warehouse_id = warehouse("warehouse_id", &id)?;
+    let (req, _): (PutWarehouseRequest, _) = parse_json(&body)?;
+    let rec = WarehouseRecord {
+        warehouse_id,
+        name: req.name.trim().to_owned(),
+        priority: req.priority,
+        regions: req
+            .regions
+            .iter()
+            .map(|r| r.trim().to_owned())
+            .filter(|r| !r.is_empty())
+            .collect(),
+    };
+    let (a, now) = (actor(&ctx), state.clock.now());
+    state
+        .store
+        .write(0, move |tx| inv::define_warehouse(tx, &a, &rec, now))
+        .await?;
+    Ok(json_response(
+        StatusCode::OK,
+        br#"{"status":"stored"}"#.to_vec(),
+        false,
+    ))
+}
+
+/// Goods received: on-hand stock grows. Idempotent with an Idempotency-Key (an ERP's retry must not
+/// receive twice).
+#[utoipa::path(post, path = "/v1/inventory/receipts", tag = "inventory", request_body = ReceiptRequest,
+    responses((status = 201, body = PositionView), (status = 422, body = orderhub_api::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn receipt(
+    State(state): State<SharedState>,
+    ctx: Ctx,
+    headers: HeaderMap,
+    Body(body): Body,
+) -> Result<Response, ApiError> {
+    let (req, canonical): (ReceiptRequest, _) = parse_json(&body)?;
+    let key = idempotency_key(
+        &headers,
+        &ctx.principal,
+        "POST /v1/inventory/receipts",
+        &canonical,
+    )?;
+    let sku = at("sku", Sku::parse(&req.sku))?;
+    let wh = warehouse("warehouse_id", &req.warehouse_id)?;
+    let (a, now, part) = (actor(&ctx), state.clock.now(), partition(&sku));
+    write(
+        &state,
+        &ctx.principal,
+        key,
+        part,
+        move |tx| {
+            inv::receive(
+                tx,
+                &a,
+                &sku,
+                &wh,
+                req.quantity,
+                req.reference.as_deref(),
+                now,
+            )
+            .map(|row| (wh.clone(), row))
+        },
+        render_position,
+    )
+    .await
+}
+
+/// A correction of on-hand stock with its reason. Never takes available stock below zero.
+#[utoipa::path(post, path = "/v1/inventory/adjustments", tag = "inventory", request_body = AdjustmentRequest,
+    responses((status = 201, body = PositionView), (status = 422, body = orderhub_api::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn adjustment(
+    State(state): State<SharedState>,
+    ctx: Ctx,
+    headers: HeaderMap,
+    Body(body): Body,
+) -> Result<Response, ApiError> {
+    let (req, canonical): (AdjustmentRequest, _) = parse_json(&body)?;
+    let key = idempotency_key(
+        &headers,
+        &ctx.principal,
+        "POST /v1/inventory/adjustments",
+        &canonical,
+    )?;
+    let sku = at("sku", Sku::parse(&req.sku))?;
+    let wh = warehouse("warehouse_id", &req.warehouse_id)?;
+    let reason = match req.reason.trim() {
+        "stock_take" => AdjustmentReason::StockTake,
+        "damaged" => AdjustmentReason::Damaged,
+        "found" => AdjustmentReason::Found,
+        "erp_sync" => AdjustmentReason::ErpSync,
+        "" => {
+            return Err(ApiError::from(ValidationError::new(
+                "reason",
+                "required",
+                "an adjustment needs a reason",
+            )));
+        }
+        other if other.chars().count() > 64 => {
+            return Err(ApiError::from(ValidationError::new(
+                "reason",
+                "too_long",
+                "reason must be at most 64 characters",
+            )));
+        }
+        other => AdjustmentReason::Other(other.to_owned()),
+    };
+    let (a, now, part) = (actor(&ctx), state.clock.now(), partition(&sku));
+    write(
+        &state,
+        &ctx.principal,
+        key,
+        part,
+        move |tx| {
+            inv::adjust(tx, &a, &sku, &wh, req.delta, reason.clone(), now)
+                .map(|row| (wh.clone(), row))
+        },
+        render_position,
+    )
+    .await
+}
+
+/// Stock of one SKU: on hand, reserved, available, in total and per warehouse.
+#[utoipa::path(get, path = "/v1/inventory/{sku}", tag = "inventory",
+    params(("sku" = String, Path, description = "SKU code")),
+    responses((status = 200, body = InventoryView), (status = 404, body = orderhub_api::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn get(
+    State(state): State<SharedState>,
+    ctx: Ctx,
+    Path(sku): Path<String>,
+) -> Result<Response, ApiError> {
+    let sku = at("sku", Sku::parse(&sku))?;
+    let t = ctx.principal.tenant_id.clone();
+    let view = state
+        .store
+        .read(move |r| {
+            let Some(rec) = r.sku(&t, &sku)? else {
+                return Ok(None);
+            };
+            let Some(parts) = rec.components.clone() else {
+                let positions = r.stock_for_sku(&t, &sku)?;
+                return Ok(Some(InventoryView {
+                    sku: sku.to_string(),
+                    title: rec.title,
+                    is_kit: false,
+                    on_hand: positions.iter().map(|p| p.1.level.on_hand).sum(),
+                    reserved: positions.iter().map(|p| p.1.level.reserved).sum(),
+                    available: positions.iter().map(|p| p.1.level.available()).sum(),
+                    warehouses: positions
+                        .iter()
+                        .map(|(w, row)| position_view(w, row))
+                        .collect(),
+                }));
+            };
+            // A kit: whole kits per warehouse, limited by its scarcest component there.
+            let mut per_wh: std::collections::BTreeMap<WarehouseId, i64> =
+                std::collections::BTreeMap::new();
+            for (i, (part, n)) in parts.iter().enumerate() {
+                let positions: std::collections::BTreeMap<_, _> =
+                    r.stock_for_sku(&t, part)?.into_iter().collect();
+                if i == 0 {
+                    for (w, row) in &positions {
+                        per_wh.insert(w.clone(), row.level.available() / i64::from(*n));
+                    }
+                } else {
+                    for (w, kits) in per_wh.iter_mut() {
+                        let have = positions.get(w).map_or(0, |row| row.level.available());
+                        *kits = (*kits).min(have / i64::from(*n));
+                    }
+                }
+            }
+            let available = per_wh.values().sum();
+            Ok(Some(InventoryView {
+                sku: sku.to_string(),
+                title: rec.title,
+                is_kit: true,
+                on_hand: available,
+                reserved: 0,
+                available,
+                warehouses: per_wh
+                    .iter()
+                    .map(|(w, k)| PositionView {
+                        warehouse_id: w.to_string(),
+                        on_hand: *k,
+                        reserved: 0,
+                        available: *k,
+                        version: 0,
+                    })
+                    .collect(),
+            }))
+        })
+        .await?
+        .ok_or_else(|| ApiError::not_found("sku"))?;
+    Ok(json_response(
+        StatusCode::OK,
+        serde_json::to_vec(&view).unwrap_or_default(),
+        false,
+    ))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct LedgerQuery {
+    warehouse_id: Option<String>,
+    /// The last entry_id seen.
+    after: Option<i64>,
+    /// 1 to 1000, default 100.
+    limit: Option<u32>,
+}
+
+/// The SKU's ledger: every movement with the balance after it, oldest first.
+#[utoipa::path(get, path = "/v1/inventory/{sku}/ledger", tag = "inventory", params(("sku" = String, Path, description = "SKU code"), LedgerQuery),
+    responses((status = 200, body = LedgerPage)),
+    security(("bearer" = [])))]
+pub async fn ledger(
+    State(state): State<SharedState>,
+    ctx: Ctx,
+    Path(sku): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let q: LedgerQuery = parse_query(q.as_deref())?;
+    let sku = at("sku", Sku::parse(&sku))?;
+    let wh = q
+        .warehouse_id
+        .as_deref()
+        .map(|w| warehouse("warehouse_id", w))
+        .transpose()?;
+    let limit = super::page_limit(q.limit, 100, 1000)?;
+    let after = q.after.unwrap_or(0);
+    let t = ctx.principal.tenant_id.clone();
+    let rows = state
+        .store
+        .read(move |r| r.ledger(&t, &sku, wh.as_ref(), after, limit))
+        .await?;
+    let page = LedgerPage {
+        next_after: rows.last().map_or(after, |r| r.0),
+        entries: rows
+            .into_iter()
+            .map(|(id, l)| LedgerEntryView {
+                entry_id: id,
+                warehouse_id: l.warehouse_id.to_string(),
+                movement: l.movement.to_owned(),
+                quantity: l.quantity,
+                reason: l.reason,
+                reference: l.reference,
+                on_hand_after: l.after.on_hand,
+                reserved_after: l.after.reserved,
+                at: l.at,
+            })
+            .collect(),
+    };
+    Ok(json_response(
+        StatusCode::OK,
+        serde_json::to_vec(&page).unwrap_or_default(),
+        false,
+    ))
+}
+
+/// Reserve stock for a checkout or an order: every unit in one warehouse, or nothing (409
+/// `out_of_stock` naming the SKU short).
+#[utoipa::path(post, path = "/v1/reservations", tag = "inventory", request_body = ReserveRequest,
+    responses((status = 201, body = ReservationView), (status = 409, body = orderhub_api::ErrorBody), (status = 422, body = orderhub_api::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn reserve(
+    State(state): State<SharedState>,
+    ctx: Ctx,
+    headers: HeaderMap,
+    Body(body): Body,
+) -> Result<Response, ApiError> {
+    if !ctx.principal.can(Permission::Reserve) {
+        return Err(ApiError::forbidden(format!(
+            "role {} may not reserve stock",
+            ctx.principal.role.as_str()
+        )));
+    }
+    let (req, canonical): (ReserveRequest, _) = parse_json(&body)?;
+    let key = idempotency_key(
+        &headers,
+        &ctx.principal,
+        "POST /v1/reservations",
+        &canonical,
+    )?;
+    let reference = req.reference.trim().to_owned();
+    if reference.is_empty() || reference.chars().count() > 128 {
+        return Err(ApiError::from(ValidationError::new(
+            "reference",
+            "invalid",
+            "reference must be 1 to 128 characters",
+        )));
+    }
+    let mut lines = Vec::with_capacity(req.lines.len());
+    for (i, l) in req.lines.iter().enumerate() {
+        lines.push((
+            at(&format!("lines[{i}].sku"), Sku::parse(&l.sku))?,
+            l.quantity,
+        ));
+    }
+    let (mode, hold) = match req.mode.as_deref().unwrap_or("checkout") {
+        "checkout" => (DeductionMode::AtPayment, true),
+        "at_payment" => (DeductionMode::AtPayment, false),
+        "presale" => (DeductionMode::Presale, true),
+        "pos" => (DeductionMode::Pos, true),
+        _ => {
+            return Err(ApiError::from(ValidationError::new(
+                "mode",
+                "unknown_mode",
+                "mode must be checkout, at_payment, presale or pos",
+            )));
+        }
+    };
+    let hold_for = match (hold, req.hold_seconds) {
+        (false, Some(_)) => {
+            return Err(ApiError::from(ValidationError::new(
+                "hold_seconds",
+                "not_for_this_mode",
+                "at_payment reservations are committed at once",
+            )));
+        }
+        (false, None) => None,
+        (true, s) => Some(s.map_or(inv::HOLD_DEFAULT, chrono::Duration::seconds)),
+    };
+    let input = ReserveInput {
+        reference,
+        lines,
+        region: req
+            .region
+            .map(|r| r.trim().to_owned())
+            .filter(|r| !r.is_empty()),
+        warehouse: req
+            .warehouse_id
+            .as_deref()
+            .map(|w| warehouse("warehouse_id", w))
+            .transpose()?,
+        mode,
+        hold_for,
+    };
+    // Reservations that share their first SKU share a writer: a flash sale's hot SKU is served by
+    // one writer in large groups instead of contending for its row.
+    let part = partition(input.lines.iter().map(|l| &l.0).min());
+    let (a, now) = (actor(&ctx), state.clock.now());
+    write(
+        &state,
+        &ctx.principal,
+        key,
+        part,
+        move |tx| inv::reserve(tx, &a, &input, now),
+        render_reservation_created,
+    )
+    .await
+}
+
+#[utoipa::path(get, path = "/v1/reservations/{id}", tag = "inventory",
+    params(("id" = String, Path, description = "reservation id")),
+    responses((status = 200, body = ReservationView), (status = 404, body = orderhub_api::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn get_reservation(
+    State(state): State<SharedState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = reservation_id(&id)?;
+    let t = ctx.principal.tenant_id.clone();
+    let r = state
+        .store
+        .read(move |r| r.reservation(&t, id))
+        .await?
+        .ok_or_else(|| ApiError::not_found("reservation"))?;
+    Ok(json_response(
+        StatusCode::OK,
+        serde_json::to_vec(&reservation_view(&r)).unwrap_or_default(),
+        false,
+    ))
+}
+
+fn reservation_id(s: &str) -> Result<uuid::Uuid, ApiError> {
+    s.parse().map_err(|_| {
+        ApiError::from(ValidationError::new(
+            "reservation_id",
+            "must_be_uuid",
+            "reservation id must be a UUID",
+        ))
+    })
+}
+
+/// Commit (at payment), consume (at shipment or POS pickup) or release (cancel) a reservation.
+#[utoipa::path(post, path = "/v1/reservations/{id}/{action}", tag = "inventory",
+    params(("id" = String, Path, description = "reservation id"), ("action" = String, Path, description = "commit | consume | release")),
+    request_body(content = ReleaseRequest, description = "release: the reason"),
+    responses((status = 200, body = ReservationView), (status = 404, body = orderhub_api::ErrorBody), (status = 409, body = orderhub_api::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn move_reservation(
+    State(state): State<SharedState>,
+    ctx: Ctx,
+    Path((id, action)): Path<(String, String)>,
+    headers: HeaderMap,
+    Body(body): Body,
+) -> Result<Response, ApiError> {
+    let id = reservation_id(&id)?;
+    let (req, canonical): (ReleaseRequest, _) = parse_json(&body)?;
+    let cmd = match (action.as_str(), req.reason.as_deref()) {
+        ("commit", None) => ReservationCommand::Commit,
+        ("consume", None) => ReservationCommand::Consume,
+        ("release", None | Some("cancelled")) => {
+            ReservationCommand::Release(ReleaseReason::Cancelled)
+        }
+        ("release", Some("manual")) => ReservationCommand::Release(ReleaseReason::Manual),
+        ("release", Some(_)) => {
+            return Err(ApiError::from(ValidationError::new(
+                "reason",
+                "unknown_reason",
+                "reason must be cancelled or manual",
+            )));
+        }
+        ("commit" | "consume", Some(_)) => {
+            return Err(ApiError::from(ValidationError::new(
+                "reason",
+                "not_for_this_action",
+                "only release takes a reason",
+            )));
+        }
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "unknown_action",
+                "action must be commit, consume or release",
+            ));
+        }
+    };
+    let key = idempotency_key(
+        &headers,
+        &ctx.principal,
+        &format!("POST /v1/reservations/{id}/{action}"),
+        &canonical,
+    )?;
+    let (a, now) = (actor(&ctx), state.clock.now());
+    write(
+        &state,
+        &ctx.principal,
+        key,
+        partition(id),
+        move |tx| inv::move_reservation(tx, &a, id, cmd, now),
+        render_reservation,
+    )
+    .await
+}
