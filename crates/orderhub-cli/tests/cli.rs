@@ -298,3 +298,50 @@ fn logs_carry_request_ids_and_no_personal_data() {
         assert!(!text.contains(secret), "personal data in the log: {secret}");
     }
 }
+
+#[test]
+fn inventory_check_passes_on_a_consistent_store_and_names_a_tampered_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let hub = serve(&["--data-dir", d, "--bootstrap-api-key", "k"], &[]);
+    assert_eq!(
+        hub.http("PUT", "/v1/warehouses/HZ", "k", r#"{"name":"Hangzhou"}"#)
+            .0,
+        200
+    );
+    assert_eq!(
+        hub.http("PUT", "/v1/skus/TEA", "k", r#"{"title":"Tea"}"#).0,
+        200
+    );
+    let receipt = r#"{"sku":"TEA","warehouse_id":"HZ","quantity":10}"#;
+    assert_eq!(
+        hub.http("POST", "/v1/inventory/receipts", "k", receipt).0,
+        201
+    );
+    let reserve = r#"{"reference":"c1","lines":[{"sku":"TEA","quantity":4}]}"#;
+    assert_eq!(hub.http("POST", "/v1/reservations", "k", reserve).0, 201);
+    hub.stop();
+
+    let check = || {
+        Command::new(BIN)
+            .args(["inventory", "check", "--data-dir", d])
+            .output()
+            .unwrap()
+    };
+    let ok = check();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("every invariant holds"));
+
+    let db = rusqlite::Connection::open(dir.path().join("orderhub.db")).unwrap();
+    db.execute("UPDATE stock SET on_hand = on_hand + 1", [])
+        .unwrap();
+    drop(db);
+    let bad = check();
+    assert!(!bad.status.success(), "a tampered position fails the check");
+    let out = String::from_utf8_lossy(&bad.stdout);
+    assert!(out.contains("VIOLATION default/TEA@HZ"), "{out}");
+}

@@ -90,13 +90,13 @@ fn reason_name(r: &inventory::AdjustmentReason) -> String {
 fn move_stock(
     tx: &mut dyn Tx,
     actor: &Actor,
-    tenant: &TenantId,
     sku: &Sku,
     wh: &WarehouseId,
     m: Movement,
     reference: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<StockRow, CoreError> {
+    let tenant = &actor.principal.tenant_id;
     let row = tx.stock_get(tenant, sku, wh)?.unwrap_or_default();
     let level = row.level.apply(&m).map_err(|e| match e {
         InventoryError::Insufficient {
@@ -276,7 +276,6 @@ pub fn receive(
     move_stock(
         tx,
         actor,
-        &t,
         sku,
         wh,
         Movement::Receipt { qty },
@@ -301,7 +300,6 @@ pub fn adjust(
     move_stock(
         tx,
         actor,
-        &t,
         sku,
         wh,
         Movement::Adjustment { delta, reason },
@@ -404,10 +402,15 @@ pub fn reserve(
                 format!("warehouse {w} is not defined"),
             ));
         }
-        None => inventory::warehouses_for(&covers, input.region.as_deref().unwrap_or(""))
-            .into_iter()
-            .map(|c| c.warehouse.clone())
-            .collect(),
+        // A region narrows the candidates to the warehouses that ship there; without one, every
+        // warehouse is a candidate, by priority.
+        None => match input.region.as_deref() {
+            Some(region) => inventory::warehouses_for(&covers, region)
+                .into_iter()
+                .map(|c| c.warehouse.clone())
+                .collect(),
+            None => all.iter().map(|w| w.warehouse_id.clone()).collect(),
+        },
     };
     // The shortest line, for the refusal: the first SKU (in SKU order) no candidate can cover.
     let mut short: Option<(Sku, i64, i64)> = None;
@@ -477,7 +480,6 @@ fn place(
         move_stock(
             tx,
             actor,
-            t,
             sku,
             wh,
             Movement::Reserve { qty: *qty },
@@ -543,7 +545,6 @@ pub fn move_reservation(
             move_stock(
                 tx,
                 actor,
-                &t,
                 &line.sku,
                 &line.warehouse_id,
                 m,

@@ -5,6 +5,7 @@ mod app;
 mod auth;
 mod errors;
 mod idempotency;
+mod inventory;
 mod orders;
 mod robustness;
 mod system;

@@ -1,0 +1,325 @@
+use crate::app::*;
+use crate::on_every_backend;
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+use std::sync::Arc;
+
+on_every_backend!(
+    two_hundred_clients_racing_for_a_thousand_units_get_exactly_a_thousand,
+    a_checkout_hold_is_committed_then_consumed_and_the_ledger_shows_each_step,
+    bad_inventory_input_is_refused_and_writes_no_ledger_row,
+);
+
+async fn seed(app: &TestApp, stock: &[(&str, &str, i64)]) {
+    for (w, p, regions) in [
+        ("HZ", 0, json!(["浙江省"])),
+        ("SH", 1, json!(["上海市", "浙江省"])),
+    ] {
+        let r = app
+            .call(
+                Method::PUT,
+                &format!("/v1/warehouses/{w}"),
+                Some(ADMIN_KEY),
+                Some(&json!({"name": w, "priority": p, "regions": regions}).to_string()),
+                &[],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    }
+    for s in ["TEA", "CUP", "HOT"] {
+        let r = app
+            .call(
+                Method::PUT,
+                &format!("/v1/skus/{s}"),
+                Some(ADMIN_KEY),
+                Some(&json!({"title": s}).to_string()),
+                &[],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    }
+    let kit = json!({"title": "Gift box", "components": [{"sku": "TEA", "quantity": 2}, {"sku": "CUP", "quantity": 1}]});
+    assert_eq!(
+        app.call(
+            Method::PUT,
+            "/v1/skus/GIFT",
+            Some(ADMIN_KEY),
+            Some(&kit.to_string()),
+            &[]
+        )
+        .await
+        .status,
+        StatusCode::OK
+    );
+    for (s, w, q) in stock {
+        let r = app
+            .post(
+                "/v1/inventory/receipts",
+                ADMIN_KEY,
+                &json!({"sku": s, "warehouse_id": w, "quantity": q, "reference": "GRN-1"}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    }
+}
+
+async fn two_hundred_clients_racing_for_a_thousand_units_get_exactly_a_thousand(app: TestApp) {
+    seed(&app, &[("HOT", "HZ", 1000)]).await;
+    let app = Arc::new(app);
+    let clients: Vec<_> = (0..200)
+        .map(|c| {
+            let app = app.clone();
+            tokio::spawn(async move {
+                let (mut won, mut refused) = (0, 0);
+                for i in 0..6 {
+                    let body = json!({"reference": format!("buyer-{c}-{i}"), "lines": [{"sku": "HOT", "quantity": 1}], "mode": "at_payment"});
+                    let r = app.post("/v1/reservations", ADMIN_KEY, &body).await;
+                    match r.status {
+                        StatusCode::CREATED => won += 1,
+                        StatusCode::CONFLICT => {
+                            assert_eq!((r.code(), r.field()), ("out_of_stock", "lines[0].sku"));
+                            refused += 1;
+                        }
+                        other => panic!("unexpected {other}: {:?}", r.body),
+                    }
+                }
+                (won, refused)
+            })
+        })
+        .collect();
+    let (mut won, mut refused) = (0, 0);
+    for c in clients {
+        let (w, r) = c.await.unwrap();
+        won += w;
+        refused += r;
+    }
+    assert_eq!(
+        (won, refused),
+        (1000, 200),
+        "exactly the stock was reserved; every other attempt was told why"
+    );
+    let inv = app.get("/v1/inventory/HOT", ADMIN_KEY).await;
+    assert_eq!(
+        (
+            inv.body["on_hand"].as_i64(),
+            inv.body["reserved"].as_i64(),
+            inv.body["available"].as_i64()
+        ),
+        (Some(1000), Some(1000), Some(0))
+    );
+    let ledger = app
+        .get("/v1/inventory/HOT/ledger?limit=1000", ADMIN_KEY)
+        .await;
+    let entries = ledger.body["entries"].as_array().unwrap();
+    assert_eq!(
+        entries.len(),
+        1000,
+        "receipt + 999 reservations on the first page"
+    );
+    let last = app
+        .get(
+            &format!(
+                "/v1/inventory/HOT/ledger?after={}",
+                ledger.body["next_after"]
+            ),
+            ADMIN_KEY,
+        )
+        .await;
+    assert_eq!(last.body["entries"][0]["reserved_after"], 1000);
+}
+
+async fn a_checkout_hold_is_committed_then_consumed_and_the_ledger_shows_each_step(app: TestApp) {
+    seed(&app, &[("TEA", "HZ", 10), ("CUP", "HZ", 10)]).await;
+    let r = app.post("/v1/reservations", ADMIN_KEY, &json!({"reference": "checkout-9", "lines": [{"sku": "GIFT", "quantity": 3}], "region": "浙江省", "hold_seconds": 120})).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    assert_eq!(r.body["state"], "held");
+    assert!(r.body["expires_at"].is_string());
+    let lines: Vec<(String, i64)> = r.body["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["sku"].as_str().unwrap().to_owned(),
+                l["quantity"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        lines,
+        vec![("CUP".to_owned(), 3), ("TEA".to_owned(), 6)],
+        "the kit became its components"
+    );
+    let id = r.body["reservation_id"].as_str().unwrap().to_owned();
+    let gift = app.get("/v1/inventory/GIFT", ADMIN_KEY).await;
+    assert_eq!(
+        (
+            gift.body["is_kit"].as_bool(),
+            gift.body["available"].as_i64()
+        ),
+        (Some(true), Some(2)),
+        "4 TEA and 7 CUP left make 2 gift boxes"
+    );
+    for (action, state) in [("commit", "committed"), ("consume", "consumed")] {
+        let r = app
+            .call(
+                Method::POST,
+                &format!("/v1/reservations/{id}/{action}"),
+                Some(ADMIN_KEY),
+                None,
+                &[],
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.body["state"].as_str()),
+            (StatusCode::OK, Some(state)),
+            "{:?}",
+            r.body
+        );
+    }
+    let r = app
+        .call(
+            Method::POST,
+            &format!("/v1/reservations/{id}/release"),
+            Some(ADMIN_KEY),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::CONFLICT, "reservation_not_allowed")
+    );
+    let tea = app.get("/v1/inventory/TEA", ADMIN_KEY).await;
+    assert_eq!(
+        (tea.body["on_hand"].as_i64(), tea.body["reserved"].as_i64()),
+        (Some(4), Some(0))
+    );
+    let moves: Vec<String> = app.get("/v1/inventory/TEA/ledger", ADMIN_KEY).await.body["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["movement"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(moves, ["receipt", "reserve", "consume"]);
+    let events = app.get("/v1/events?limit=1000", ADMIN_KEY).await;
+    assert!(
+        events.body["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["type"] == "inventory.changed"
+                && e["payload"]["sku"] == "TEA"
+                && e["payload"]["available"] == 4)
+    );
+}
+
+async fn bad_inventory_input_is_refused_and_writes_no_ledger_row(app: TestApp) {
+    seed(&app, &[("TEA", "HZ", 5)]).await;
+    let cases = [
+        (
+            "/v1/inventory/receipts",
+            json!({"sku": "NOPE", "warehouse_id": "HZ", "quantity": 1}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown_sku",
+        ),
+        (
+            "/v1/inventory/receipts",
+            json!({"sku": "TEA", "warehouse_id": "XX", "quantity": 1}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown_warehouse",
+        ),
+        (
+            "/v1/inventory/receipts",
+            json!({"sku": "TEA", "warehouse_id": "HZ", "quantity": 0}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "must_be_positive",
+        ),
+        (
+            "/v1/inventory/receipts",
+            json!({"sku": "TEA", "warehouse_id": "HZ", "quantity": -3}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "must_be_positive",
+        ),
+        (
+            "/v1/inventory/receipts",
+            json!({"sku": "GIFT", "warehouse_id": "HZ", "quantity": 1}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "kit_has_no_stock",
+        ),
+        (
+            "/v1/inventory/adjustments",
+            json!({"sku": "TEA", "warehouse_id": "HZ", "delta": -6, "reason": "stock_take"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "would_go_negative",
+        ),
+        (
+            "/v1/inventory/adjustments",
+            json!({"sku": "TEA", "warehouse_id": "HZ", "delta": 1, "reason": ""}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "required",
+        ),
+        (
+            "/v1/reservations",
+            json!({"reference": "x", "lines": [{"sku": "TEA", "quantity": 6}]}),
+            StatusCode::CONFLICT,
+            "out_of_stock",
+        ),
+        (
+            "/v1/reservations",
+            json!({"reference": "x", "lines": []}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "required",
+        ),
+        (
+            "/v1/reservations",
+            json!({"reference": "x", "lines": [{"sku": "TEA", "quantity": 1}], "mode": "someday"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown_mode",
+        ),
+        (
+            "/v1/reservations",
+            json!({"reference": "x", "lines": [{"sku": "TEA", "quantity": 1}], "hold_seconds": 0}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "out_of_range",
+        ),
+    ];
+    for (path, body, status, code) in cases {
+        let r = app.post(path, ADMIN_KEY, &body).await;
+        assert_eq!(
+            (r.status, r.code()),
+            (status, code),
+            "{path} {body}: {:?}",
+            r.body
+        );
+    }
+    let viewer = app.key("viewer", None, false).await;
+    let r = app
+        .post(
+            "/v1/inventory/receipts",
+            &viewer,
+            &json!({"sku": "TEA", "warehouse_id": "HZ", "quantity": 1}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let ledger = app.get("/v1/inventory/TEA/ledger", ADMIN_KEY).await;
+    assert_eq!(
+        ledger.body["entries"].as_array().unwrap().len(),
+        1,
+        "only the seed receipt"
+    );
+    let r = app
+        .call(
+            Method::POST,
+            "/v1/reservations/01a20000-0000-7000-8000-000000000000/release",
+            Some(ADMIN_KEY),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        app.get("/v1/inventory/NOPE", ADMIN_KEY).await.status,
+        StatusCode::NOT_FOUND
+    );
+}
