@@ -545,6 +545,10 @@ pub struct OrderView {
     pub tags: Vec<String>,
     pub buyer_message: Option<String>,
     pub seller_memo: Option<String>,
+    /// The stock reservation made at payment, when its SKUs are tracked by the inventory.
+    pub reservation_id: Option<Uuid>,
+    /// Open exceptions by code, e.g. `out_of_stock` (the order waits on backorder).
+    pub exceptions: Vec<String>,
 }
 
 fn shown(p: &Personal, kind: MaskKind, reveal: bool) -> String {
@@ -628,6 +632,8 @@ impl OrderView {
             tags: o.tags.clone(),
             buyer_message: o.buyer_message.clone(),
             seller_memo: o.seller_memo.clone(),
+            reservation_id: o.reservation_id,
+            exceptions: o.exceptions.clone(),
         }
     }
 }

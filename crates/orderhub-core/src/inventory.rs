@@ -16,7 +16,9 @@ use orderhub_domain::inventory::{
     self, DeductionMode, InventoryError, KitBook, Movement, ReleaseReason, ReservationCommand,
     ReservationError, ReservationState, StockLevel, WarehouseCover,
 };
-use orderhub_domain::{Sku, TenantId, ValidationError};
+use orderhub_domain::lifecycle::CommandKind;
+use orderhub_domain::order::OUT_OF_STOCK;
+use orderhub_domain::{Order, Sku, TenantId, ValidationError};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use uuid::Uuid;
@@ -273,7 +275,7 @@ pub fn receive(
     require(actor, Permission::InventoryWrite, "receive stock")?;
     let t = actor.principal.tenant_id.clone();
     stock_position(tx, &t, sku, wh)?;
-    move_stock(
+    let row = move_stock(
         tx,
         actor,
         sku,
@@ -281,7 +283,175 @@ pub fn receive(
         Movement::Receipt { qty },
         reference,
         now,
-    )
+    )?;
+    serve_backorders(tx, actor, sku, now)?;
+    Ok(row)
+}
+
+/// Orders served from backorder per receipt at most; the rest wait for the next receipt.
+const BACKORDERS_PER_RECEIPT_MAX: u32 = 200;
+
+/// Reserves stock for orders waiting on `sku`, in payment order, until one cannot be served: a later
+/// order never jumps ahead of an earlier one.
+fn serve_backorders(
+    tx: &mut dyn Tx,
+    actor: &Actor,
+    sku: &Sku,
+    now: DateTime<Utc>,
+) -> Result<(), CoreError> {
+    let t = actor.principal.tenant_id.clone();
+    for id in tx.backorders_for_sku(&t, sku, BACKORDERS_PER_RECEIPT_MAX)? {
+        let Some(order) = tx.order_get(&t, id)? else {
+            tx.backorder_remove(&t, id)?;
+            continue;
+        };
+        if !order.exceptions.iter().any(|e| e == OUT_OF_STOCK) || order.status.is_terminal() {
+            tx.backorder_remove(&t, id)?;
+            continue;
+        }
+        let mut next = order.clone();
+        match reserve_for_order(tx, actor, &mut next, now)? {
+            Reserved::Yes | Reserved::Untracked => {
+                tx.backorder_remove(&t, id)?;
+                next.version += 1;
+                next.updated_at = now;
+                tx.order_update(&next)?;
+                crate::usecases::record_change(
+                    tx,
+                    actor,
+                    &order,
+                    &next,
+                    "stock_reserved",
+                    "order.stock_reserved",
+                    serde_json::json!({ "sku": sku }),
+                )?;
+            }
+            Reserved::Short => break,
+        }
+    }
+    Ok(())
+}
+
+/// What reserving an order's stock came to.
+enum Reserved {
+    Yes,
+    /// None of its SKUs are in the SKU master: nothing to reserve.
+    Untracked,
+    /// Not enough stock; the order waits on backorder for the SKU short.
+    Short,
+}
+
+/// Reserves the order's tracked lines (SKUs in the master) in one warehouse covering the receiver's
+/// province, committed at once (the order is paid). Short of stock, the order gets the
+/// `out_of_stock` exception and waits on backorder for the SKU short.
+fn reserve_for_order(
+    tx: &mut dyn Tx,
+    actor: &Actor,
+    order: &mut Order,
+    now: DateTime<Utc>,
+) -> Result<Reserved, CoreError> {
+    let t = actor.principal.tenant_id.clone();
+    let mut lines = Vec::new();
+    for l in &order.lines {
+        if tx.sku_get(&t, &l.sku)?.is_some() {
+            lines.push((l.sku.clone(), l.quantity));
+        }
+    }
+    if lines.is_empty() {
+        order.exceptions.retain(|e| e != OUT_OF_STOCK);
+        return Ok(Reserved::Untracked);
+    }
+    let input = ReserveInput {
+        reference: order.id.to_string(),
+        lines,
+        region: Some(order.receiver.province.clone()).filter(|p| !p.is_empty()),
+        warehouse: None,
+        mode: DeductionMode::AtPayment,
+        hold_for: None,
+    };
+    match reserve_inner(tx, actor, &input, now) {
+        Ok(rec) => {
+            order.reservation_id = Some(rec.reservation_id);
+            order.exceptions.retain(|e| e != OUT_OF_STOCK);
+            Ok(Reserved::Yes)
+        }
+        Err(CoreError::OutOfStock { sku, .. }) => {
+            let sku = Sku::parse(&sku)?;
+            if !order.exceptions.iter().any(|e| e == OUT_OF_STOCK) {
+                order.exceptions.push(OUT_OF_STOCK.to_owned());
+            }
+            let paid_at = order.paid_at.map_or(now, |p| p.to_utc());
+            tx.backorder_remove(&t, order.id)?;
+            tx.backorder_add(&t, order.id, paid_at, std::slice::from_ref(&sku))?;
+            Ok(Reserved::Short)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// What an order's move does to its stock: paying reserves it (or puts the order on backorder),
+/// cancelling releases it, shipping consumes it. Allocation and shipment wait while the order is on
+/// backorder, and allocation must name the warehouse that holds the reservation.
+pub(crate) fn on_order_move(
+    tx: &mut dyn Tx,
+    actor: &Actor,
+    next: &mut Order,
+    kind: CommandKind,
+    now: DateTime<Utc>,
+) -> Result<(), CoreError> {
+    let t = actor.principal.tenant_id.clone();
+    let backordered = next.exceptions.iter().any(|e| e == OUT_OF_STOCK);
+    match kind {
+        CommandKind::Pay => {
+            reserve_for_order(tx, actor, next, now)?;
+        }
+        CommandKind::Cancel => {
+            if let Some(id) = next.reservation_id {
+                move_inner(
+                    tx,
+                    actor,
+                    id,
+                    ReservationCommand::Release(ReleaseReason::Cancelled),
+                    now,
+                )?;
+            }
+            if backordered {
+                tx.backorder_remove(&t, next.id)?;
+                next.exceptions.retain(|e| e != OUT_OF_STOCK);
+            }
+        }
+        CommandKind::Allocate | CommandKind::Ship if backordered => {
+            return Err(CoreError::ReservationNotAllowed(format!(
+                "the order is on backorder (out_of_stock): it cannot {} until its stock is reserved",
+                kind.as_str()
+            )));
+        }
+        CommandKind::Allocate => {
+            if let (Some(id), Some(wh)) = (next.reservation_id, &next.fulfillment.warehouse_id)
+                && let Some(rec) = tx.reservation_get(&t, id)?
+                && let Some(held) = rec.lines.first().map(|l| &l.warehouse_id)
+                && held != wh
+            {
+                return Err(invalid(
+                    "warehouse_id",
+                    "not_the_reserved_warehouse",
+                    format!("the order's stock is reserved in {held}; allocate it there"),
+                ));
+            }
+        }
+        CommandKind::Ship => {
+            if let Some(id) = next.reservation_id {
+                move_inner(tx, actor, id, ReservationCommand::Consume, now)?;
+            }
+        }
+        CommandKind::Hold
+        | CommandKind::Approve
+        | CommandKind::Release
+        | CommandKind::Pickup
+        | CommandKind::Deliver
+        | CommandKind::Complete => {}
+    }
+    Ok(())
 }
 
 /// A correction of on-hand stock with its reason (a stock-take posts counted − expected).
@@ -332,6 +502,17 @@ pub fn reserve(
     now: DateTime<Utc>,
 ) -> Result<ReservationRecord, CoreError> {
     require(actor, Permission::Reserve, "reserve stock")?;
+    reserve_inner(tx, actor, input, now)
+}
+
+/// [`reserve`] without the permission check: for the stock effects of order moves, which the
+/// order permission covers.
+fn reserve_inner(
+    tx: &mut dyn Tx,
+    actor: &Actor,
+    input: &ReserveInput,
+    now: DateTime<Utc>,
+) -> Result<ReservationRecord, CoreError> {
     let t = actor.principal.tenant_id.clone();
     if input.lines.is_empty() {
         return Err(invalid(
@@ -521,6 +702,16 @@ pub fn move_reservation(
     now: DateTime<Utc>,
 ) -> Result<ReservationRecord, CoreError> {
     require(actor, Permission::Reserve, "change reservations")?;
+    move_inner(tx, actor, id, cmd, now)
+}
+
+fn move_inner(
+    tx: &mut dyn Tx,
+    actor: &Actor,
+    id: Uuid,
+    cmd: ReservationCommand,
+    now: DateTime<Utc>,
+) -> Result<ReservationRecord, CoreError> {
     let t = actor.principal.tenant_id.clone();
     let mut rec = tx
         .reservation_get(&t, id)?

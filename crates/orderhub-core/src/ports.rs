@@ -229,6 +229,22 @@ pub trait InventoryTx {
         now: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<(TenantId, Uuid)>, StoreError>;
+    /// Puts a paid order on backorder for the SKUs it is short of.
+    fn backorder_add(
+        &mut self,
+        tenant: &TenantId,
+        order: OrderId,
+        paid_at: DateTime<Utc>,
+        skus: &[Sku],
+    ) -> Result<(), StoreError>;
+    fn backorder_remove(&mut self, tenant: &TenantId, order: OrderId) -> Result<(), StoreError>;
+    /// Orders waiting for `sku`, in payment order.
+    fn backorders_for_sku(
+        &mut self,
+        tenant: &TenantId,
+        sku: &Sku,
+        limit: u32,
+    ) -> Result<Vec<OrderId>, StoreError>;
 }
 
 /// Where time comes from. Tests use a fixed clock.

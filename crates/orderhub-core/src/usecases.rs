@@ -220,6 +220,8 @@ pub fn transition(
         },
         TransitionError::Guard(v) => CoreError::Validation(v),
     })?;
+    let mut next = next;
+    crate::inventory::on_order_move(tx, actor, &mut next, kind, now)?;
     tx.order_update(&next)?;
     let detail = match cmd {
         Command::Hold { reason } | Command::Cancel { reason } => json!({ "reason": reason }),
@@ -248,4 +250,44 @@ pub fn transition(
         detail,
     )?;
     Ok(next)
+}
+
+/// Records a change that is not a lifecycle command (stock reserved from backorder): audit entry and
+/// an event of `event_type`, as every change does.
+pub(crate) fn record_change(
+    tx: &mut dyn Tx,
+    actor: &Actor,
+    before: &Order,
+    after: &Order,
+    action: &str,
+    event_type: &str,
+    detail: serde_json::Value,
+) -> Result<(), CoreError> {
+    let p = &actor.principal;
+    tx.audit_append(&AuditEntry {
+        audit_id: Uuid::now_v7(),
+        tenant_id: after.tenant_id.clone(),
+        order_id: after.id,
+        at: after.updated_at,
+        actor: format!("{}:{}", p.role.as_str(), p.key_name),
+        key_id: p.key_id.clone(),
+        request_id: actor.request_id.clone(),
+        action: action.to_owned(),
+        from_status: Some(before.status),
+        to_status: after.status,
+        from_version: before.version,
+        to_version: after.version,
+        detail,
+    })?;
+    tx.outbox_append(&EventRecord {
+        event_id: Uuid::now_v7(),
+        tenant_id: after.tenant_id.clone(),
+        event_type: event_type.to_owned(),
+        aggregate_id: after.id.as_uuid(),
+        aggregate_version: after.version,
+        occurred_at: after.updated_at,
+        trace_id: actor.request_id.clone(),
+        payload: event_payload(after),
+    })?;
+    Ok(())
 }

@@ -121,7 +121,16 @@ pub struct Order {
     pub tags: Vec<String>,
     pub buyer_message: Option<String>,
     pub seller_memo: Option<String>,
+    /// The stock reservation made when the order was paid (lines whose SKUs the inventory tracks).
+    #[serde(default)]
+    pub reservation_id: Option<uuid::Uuid>,
+    /// Open exceptions, by code (`out_of_stock`): what stops the order from moving on by itself.
+    #[serde(default)]
+    pub exceptions: Vec<String>,
 }
+
+/// The exception of a paid order whose stock could not be reserved; it waits on backorder.
+pub const OUT_OF_STOCK: &str = "out_of_stock";
 
 /// A line as the caller gives it: totals may be left out and are then computed.
 #[derive(Debug, Clone)]
@@ -397,6 +406,8 @@ impl Order {
             tags: draft.tags,
             buyer_message: draft.buyer_message,
             seller_memo: draft.seller_memo,
+            reservation_id: None,
+            exceptions: Vec::new(),
         })
     }
 }

@@ -15,7 +15,7 @@ use orderhub_core::ports::{
 use orderhub_core::{StoreError, StoreErrorKind};
 use orderhub_domain::ids::WarehouseId;
 use orderhub_domain::inventory::{ReservationState, StockLevel};
-use orderhub_domain::{Sku, TenantId};
+use orderhub_domain::{OrderId, Sku, TenantId};
 use postgres::Row;
 use uuid::Uuid;
 
@@ -251,6 +251,44 @@ impl InventoryTx for PgWrite {
                 ))
             })
             .collect()
+    }
+
+    fn backorder_add(
+        &mut self,
+        tenant: &TenantId,
+        order: OrderId,
+        paid_at: DateTime<Utc>,
+        skus: &[Sku],
+    ) -> Result<(), StoreError> {
+        let skus: Vec<&str> = skus.iter().map(|s| s.as_str()).collect();
+        self.conn.execute(
+            "INSERT INTO backorder_lines SELECT $1, sku, $3, $4 FROM UNNEST($2::text[]) AS sku ON CONFLICT DO NOTHING",
+            &[&tenant.as_str(), &skus, &paid_at, &order.as_uuid()],
+        )?;
+        self.pending.writes += 1;
+        Ok(())
+    }
+
+    fn backorder_remove(&mut self, tenant: &TenantId, order: OrderId) -> Result<(), StoreError> {
+        let n = self.conn.execute(
+            "DELETE FROM backorder_lines WHERE tenant_id = $1 AND order_id = $2",
+            &[&tenant.as_str(), &order.as_uuid()],
+        )?;
+        self.pending.writes += n;
+        Ok(())
+    }
+
+    fn backorders_for_sku(
+        &mut self,
+        tenant: &TenantId,
+        sku: &Sku,
+        limit: u32,
+    ) -> Result<Vec<OrderId>, StoreError> {
+        let rows = self.conn.query(
+            "SELECT order_id FROM backorder_lines WHERE tenant_id = $1 AND sku = $2 ORDER BY paid_at, order_id LIMIT $3",
+            &[&tenant.as_str(), &sku.as_str(), &i64::from(limit)],
+        )?;
+        Ok(rows.iter().map(|r| OrderId::from_uuid(r.get(0))).collect())
     }
 }
 

@@ -13,7 +13,7 @@ use orderhub_core::ports::{
 use orderhub_core::{StoreError, StoreErrorKind};
 use orderhub_domain::ids::WarehouseId;
 use orderhub_domain::inventory::{ReservationState, StockLevel};
-use orderhub_domain::{Sku, TenantId};
+use orderhub_domain::{OrderId, Sku, TenantId};
 use rusqlite::{Connection, OptionalExtension, params};
 use uuid::Uuid;
 
@@ -300,6 +300,66 @@ impl InventoryTx for SqliteWrite {
                     id.parse().map_err(|_| bad())?,
                 ))
             })
+            .map_err(err)?;
+        rows.map(|r| r.map_err(err)).collect()
+    }
+
+    fn backorder_add(
+        &mut self,
+        tenant: &TenantId,
+        order: OrderId,
+        paid_at: DateTime<Utc>,
+        skus: &[Sku],
+    ) -> Result<(), StoreError> {
+        for sku in skus {
+            self.c
+                .prepare_cached(
+                    "INSERT INTO backorder_lines VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![
+                        tenant.as_str(),
+                        sku.as_str(),
+                        micros(paid_at),
+                        order.to_string()
+                    ])
+                })
+                .map_err(err)?;
+        }
+        self.pending.writes += 1;
+        Ok(())
+    }
+
+    fn backorder_remove(&mut self, tenant: &TenantId, order: OrderId) -> Result<(), StoreError> {
+        let n = self
+            .c
+            .prepare_cached("DELETE FROM backorder_lines WHERE tenant_id = ?1 AND order_id = ?2")
+            .and_then(|mut s| s.execute(params![tenant.as_str(), order.to_string()]))
+            .map_err(err)?;
+        self.pending.writes += n as u64;
+        Ok(())
+    }
+
+    fn backorders_for_sku(
+        &mut self,
+        tenant: &TenantId,
+        sku: &Sku,
+        limit: u32,
+    ) -> Result<Vec<OrderId>, StoreError> {
+        let mut st = self
+            .c
+            .prepare_cached(
+                "SELECT order_id FROM backorder_lines WHERE tenant_id = ?1 AND sku = ?2 ORDER BY paid_at, order_id LIMIT ?3",
+            )
+            .map_err(err)?;
+        let rows = st
+            .query_map(
+                params![tenant.as_str(), sku.as_str(), i64::from(limit)],
+                |r| {
+                    let id: String = r.get(0)?;
+                    OrderId::parse(&id).map_err(|_| bad())
+                },
+            )
             .map_err(err)?;
         rows.map(|r| r.map_err(err)).collect()
     }

@@ -323,3 +323,174 @@ async fn bad_inventory_input_is_refused_and_writes_no_ledger_row(app: TestApp) {
         StatusCode::NOT_FOUND
     );
 }
+
+on_every_backend!(
+    paying_an_order_reserves_its_stock_shipping_consumes_it_cancelling_releases_it,
+    an_order_without_stock_waits_on_backorder_and_is_served_in_payment_order,
+);
+
+fn order_of(external: &str, sku: &str, quantity: u32) -> serde_json::Value {
+    json!({
+        "shop_id": "tmall-1", "channel": "taobao", "external_order_id": external,
+        "receiver": {"name": "王小明", "phone": "13812345678", "province": "浙江省", "city": "杭州市", "detail": "文三路100号"},
+        "lines": [{"sku": sku, "title": "tea", "quantity": quantity, "unit_price": "10.00"}],
+        "amounts": {"currency": "CNY"}
+    })
+}
+
+async fn create_and_pay(app: &TestApp, external: &str, sku: &str, q: u32) -> serde_json::Value {
+    let o = app
+        .post("/v1/orders", ADMIN_KEY, &order_of(external, sku, q))
+        .await;
+    assert_eq!(o.status, StatusCode::CREATED, "{:?}", o.body);
+    let id = o.body["order_id"].as_str().unwrap().to_owned();
+    let paid = app
+        .post(&format!("/v1/orders/{id}/pay"), ADMIN_KEY, &json!({}))
+        .await;
+    assert_eq!(paid.status, StatusCode::OK, "{:?}", paid.body);
+    paid.body
+}
+
+async fn tea(app: &TestApp) -> (i64, i64) {
+    let v = app.get("/v1/inventory/TEA", ADMIN_KEY).await.body;
+    (
+        v["on_hand"].as_i64().unwrap(),
+        v["reserved"].as_i64().unwrap(),
+    )
+}
+
+async fn paying_an_order_reserves_its_stock_shipping_consumes_it_cancelling_releases_it(
+    app: TestApp,
+) {
+    seed(&app, &[("TEA", "HZ", 10)]).await;
+    let a = create_and_pay(&app, "O1", "TEA", 3).await;
+    assert!(a["reservation_id"].is_string(), "{a}");
+    assert_eq!(a["exceptions"], json!([]));
+    assert_eq!(tea(&app).await, (10, 3));
+    let id = a["order_id"].as_str().unwrap();
+    let r = app
+        .post(
+            &format!("/v1/orders/{id}/allocate"),
+            ADMIN_KEY,
+            &json!({"warehouse_id": "SH"}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "not_the_reserved_warehouse"
+        )
+    );
+    for (action, body) in [
+        ("allocate", json!({"warehouse_id": "HZ"})),
+        ("release", json!({})),
+        (
+            "ship",
+            json!({"carrier": "sf", "tracking_no": "SF1", "logistics_no": "L1"}),
+        ),
+    ] {
+        let r = app
+            .post(&format!("/v1/orders/{id}/{action}"), ADMIN_KEY, &body)
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{action}: {:?}", r.body);
+    }
+    assert_eq!(
+        tea(&app).await,
+        (7, 0),
+        "shipping consumed the reserved units"
+    );
+    let b = create_and_pay(&app, "O2", "TEA", 4).await;
+    assert_eq!(tea(&app).await, (7, 4));
+    let id = b["order_id"].as_str().unwrap();
+    assert_eq!(
+        app.post(
+            &format!("/v1/orders/{id}/cancel"),
+            ADMIN_KEY,
+            &json!({"reason": "buyer asked"})
+        )
+        .await
+        .status,
+        StatusCode::OK
+    );
+    assert_eq!(tea(&app).await, (7, 0), "cancelling released them");
+    let rid = b["reservation_id"].as_str().unwrap();
+    assert_eq!(
+        app.get(&format!("/v1/reservations/{rid}"), ADMIN_KEY)
+            .await
+            .body["state"],
+        "released_cancelled"
+    );
+}
+
+async fn an_order_without_stock_waits_on_backorder_and_is_served_in_payment_order(app: TestApp) {
+    seed(&app, &[("TEA", "HZ", 2)]).await;
+    let first = create_and_pay(&app, "B1", "TEA", 3).await;
+    assert_eq!(first["status"], "paid", "the payment stands");
+    assert_eq!(first["exceptions"], json!(["out_of_stock"]));
+    assert!(first["reservation_id"].is_null());
+    let second = create_and_pay(&app, "B2", "TEA", 1).await;
+    assert_eq!(
+        second["exceptions"],
+        json!([]),
+        "an order that fits is served"
+    );
+    let third = create_and_pay(&app, "B3", "TEA", 2).await;
+    assert_eq!(
+        third["exceptions"],
+        json!(["out_of_stock"]),
+        "one unit left, two needed"
+    );
+    let id1 = first["order_id"].as_str().unwrap();
+    let r = app
+        .post(
+            &format!("/v1/orders/{id1}/allocate"),
+            ADMIN_KEY,
+            &json!({"warehouse_id": "HZ"}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::CONFLICT, "reservation_not_allowed"),
+        "no allocation while on backorder"
+    );
+    // Three more arrive (four available): the first order (3 units) is served; the third (2 units)
+    // waits for the next receipt.
+    app.post(
+        "/v1/inventory/receipts",
+        ADMIN_KEY,
+        &json!({"sku": "TEA", "warehouse_id": "HZ", "quantity": 3}),
+    )
+    .await;
+    let o1 = app.get(&format!("/v1/orders/{id1}"), ADMIN_KEY).await.body;
+    assert_eq!(o1["exceptions"], json!([]));
+    assert!(o1["reservation_id"].is_string());
+    let id3 = third["order_id"].as_str().unwrap();
+    assert_eq!(
+        app.get(&format!("/v1/orders/{id3}"), ADMIN_KEY).await.body["exceptions"],
+        json!(["out_of_stock"])
+    );
+    assert_eq!(tea(&app).await, (5, 4));
+    app.post(
+        "/v1/inventory/receipts",
+        ADMIN_KEY,
+        &json!({"sku": "TEA", "warehouse_id": "HZ", "quantity": 1}),
+    )
+    .await;
+    assert_eq!(
+        app.get(&format!("/v1/orders/{id3}"), ADMIN_KEY).await.body["exceptions"],
+        json!([])
+    );
+    assert_eq!(tea(&app).await, (6, 6));
+    let tl = app
+        .get(&format!("/v1/orders/{id1}/timeline"), ADMIN_KEY)
+        .await
+        .body;
+    let actions: Vec<&str> = tl["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["create", "pay", "stock_reserved"]);
+}

@@ -64,3 +64,14 @@ CREATE TABLE reservations (
 );
 CREATE INDEX reservations_held_by_expiry ON reservations (expires_at) WHERE state = 'held';
 CREATE INDEX reservations_by_reference ON reservations (tenant_id, reference);
+
+-- Paid orders waiting for stock: one row per (order, SKU short), served in payment order when
+-- stock of that SKU arrives.
+CREATE TABLE backorder_lines (
+    tenant_id  text NOT NULL,
+    sku        text NOT NULL,
+    paid_at    timestamptz NOT NULL,
+    order_id   uuid NOT NULL,
+    PRIMARY KEY (tenant_id, sku, paid_at, order_id)
+);
+CREATE INDEX backorder_lines_by_order ON backorder_lines (tenant_id, order_id);
