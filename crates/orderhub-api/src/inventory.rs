@@ -155,3 +155,42 @@ pub struct LedgerPage {
     pub entries: Vec<LedgerEntryView>,
     pub next_after: i64,
 }
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotItemIn {
+    pub sku: String,
+    pub on_hand: i64,
+}
+
+/// A full stock count of one warehouse from an ERP or WMS.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotRequest {
+    pub warehouse_id: String,
+    /// When the count was taken (RFC 3339 with offset). Must be later than the last applied.
+    pub as_of: String,
+    pub items: Vec<SnapshotItemIn>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SnapshotAdjustment {
+    pub sku: String,
+    pub delta: i64,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SnapshotConflict {
+    pub sku: String,
+    pub snapshot_on_hand: i64,
+    pub reserved: i64,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SnapshotResult {
+    /// Differences posted as `erp_sync` adjustments.
+    pub adjusted: Vec<SnapshotAdjustment>,
+    pub unchanged: usize,
+    /// Counted below what live reservations hold: not applied; someone must look.
+    pub conflicts: Vec<SnapshotConflict>,
+}

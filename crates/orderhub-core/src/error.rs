@@ -29,6 +29,9 @@ pub enum CoreError {
         requested: i64,
         available: i64,
     },
+    /// A stock snapshot as old as, or older than, the last one applied to its warehouse.
+    #[error("{0}")]
+    StaleSnapshot(String),
     #[error("reservation not found")]
     ReservationNotFound,
     #[error("{0}")]

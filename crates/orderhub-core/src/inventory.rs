@@ -818,3 +818,118 @@ pub fn parse_state(s: &str, expires_at: Option<DateTime<Utc>>) -> Option<Reserva
 pub fn level_of(row: Option<StockRow>) -> StockLevel {
     row.unwrap_or_default().level
 }
+
+/// One SKU's counted stock in a snapshot.
+#[derive(Debug, Clone)]
+pub struct SnapshotItem {
+    pub sku: Sku,
+    pub on_hand: i64,
+}
+
+/// What applying a snapshot did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SnapshotOutcome {
+    /// (sku, delta) posted as `erp_sync` adjustments.
+    pub adjusted: Vec<(Sku, i64)>,
+    pub unchanged: usize,
+    /// (sku, snapshot on-hand, reserved now): the snapshot counts fewer units than live reservations
+    /// hold. Not applied — reservations are never overwritten; someone must look.
+    pub conflicts: Vec<(Sku, i64, i64)>,
+}
+
+/// Snapshots per call at most: a warehouse's whole catalogue, in one transaction.
+pub const SNAPSHOT_ITEMS_MAX: usize = 20_000;
+
+/// A full stock snapshot of one warehouse from an ERP or WMS, as of a time. A snapshot older than
+/// (or as old as) the last one applied is refused; differences post as `erp_sync` adjustments, so
+/// the ledger explains every unit, and never below what live reservations hold.
+pub fn apply_snapshot(
+    tx: &mut dyn Tx,
+    actor: &Actor,
+    wh: &WarehouseId,
+    as_of: DateTime<Utc>,
+    items: &[SnapshotItem],
+    now: DateTime<Utc>,
+) -> Result<SnapshotOutcome, CoreError> {
+    require(actor, Permission::InventoryWrite, "apply stock snapshots")?;
+    let t = actor.principal.tenant_id.clone();
+    if items.len() > SNAPSHOT_ITEMS_MAX {
+        return Err(invalid(
+            "items",
+            "too_many",
+            format!("at most {SNAPSHOT_ITEMS_MAX} items per snapshot"),
+        ));
+    }
+    if !tx.warehouses(&t)?.iter().any(|w| &w.warehouse_id == wh) {
+        return Err(invalid(
+            "warehouse_id",
+            "unknown_warehouse",
+            format!("warehouse {wh} is not defined"),
+        ));
+    }
+    if let Some(last) = tx.snapshot_watermark(&t, wh)?
+        && as_of <= last
+    {
+        return Err(CoreError::StaleSnapshot(format!(
+            "as_of {as_of} is not after the last snapshot applied to {wh} ({last})"
+        )));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, item) in items.iter().enumerate() {
+        let field = format!("items[{i}]");
+        if !seen.insert(item.sku.clone()) {
+            return Err(invalid(
+                &format!("{field}.sku"),
+                "duplicate",
+                format!("{} appears twice", item.sku),
+            ));
+        }
+        if item.on_hand < 0 {
+            return Err(invalid(
+                &format!("{field}.on_hand"),
+                "must_not_be_negative",
+                "on_hand must be 0 or more",
+            ));
+        }
+        match tx.sku_get(&t, &item.sku)? {
+            None => {
+                return Err(invalid(
+                    &format!("{field}.sku"),
+                    "unknown_sku",
+                    format!("{} is not in the SKU master", item.sku),
+                ));
+            }
+            Some(s) if s.components.is_some() => {
+                return Err(invalid(
+                    &format!("{field}.sku"),
+                    "kit_has_no_stock",
+                    format!("{} is a kit", item.sku),
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    let mut out = SnapshotOutcome::default();
+    for item in items {
+        let level = tx.stock_get(&t, &item.sku, wh)?.unwrap_or_default().level;
+        let delta = item.on_hand - level.on_hand;
+        if delta == 0 {
+            out.unchanged += 1;
+        } else if item.on_hand < level.reserved {
+            out.conflicts
+                .push((item.sku.clone(), item.on_hand, level.reserved));
+        } else {
+            let m = Movement::Adjustment {
+                delta,
+                reason: inventory::AdjustmentReason::ErpSync,
+            };
+            move_stock(tx, actor, &item.sku, wh, m, Some("snapshot"), now)?;
+            if delta > 0 {
+                serve_backorders(tx, actor, &item.sku, now)?;
+            }
+            out.adjusted.push((item.sku.clone(), delta));
+        }
+    }
+    tx.snapshot_watermark_put(&t, wh, as_of)?;
+    Ok(out)
+}

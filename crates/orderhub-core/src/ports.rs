@@ -238,6 +238,18 @@ pub trait InventoryTx {
         skus: &[Sku],
     ) -> Result<(), StoreError>;
     fn backorder_remove(&mut self, tenant: &TenantId, order: OrderId) -> Result<(), StoreError>;
+    /// The as-of time of the last snapshot applied to the warehouse, locked for update.
+    fn snapshot_watermark(
+        &mut self,
+        tenant: &TenantId,
+        wh: &WarehouseId,
+    ) -> Result<Option<DateTime<Utc>>, StoreError>;
+    fn snapshot_watermark_put(
+        &mut self,
+        tenant: &TenantId,
+        wh: &WarehouseId,
+        as_of: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
     /// Orders waiting for `sku`, in payment order.
     fn backorders_for_sku(
         &mut self,

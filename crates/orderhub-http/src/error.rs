@@ -86,6 +86,7 @@ impl From<CoreError> for ApiError {
             )
             .field(field),
             CoreError::ReservationNotFound => ApiError::not_found("reservation"),
+            CoreError::StaleSnapshot(m) => ApiError::new(StatusCode::CONFLICT, "stale_snapshot", m).field("as_of"),
             CoreError::ReservationNotAllowed(m) => ApiError::new(StatusCode::CONFLICT, "reservation_not_allowed", m),
             CoreError::IdempotencyMismatch => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,

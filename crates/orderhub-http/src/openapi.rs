@@ -17,6 +17,7 @@ use utoipa::{Modify, OpenApi};
         crate::routes::inventory::put_warehouse,
         crate::routes::inventory::receipt,
         crate::routes::inventory::adjustment,
+        crate::routes::inventory::snapshot,
         crate::routes::inventory::get,
         crate::routes::inventory::ledger,
         crate::routes::inventory::reserve,

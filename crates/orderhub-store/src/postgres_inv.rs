@@ -269,6 +269,33 @@ impl InventoryTx for PgWrite {
         Ok(())
     }
 
+    fn snapshot_watermark(
+        &mut self,
+        tenant: &TenantId,
+        wh: &WarehouseId,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let r = self.conn.query_opt(
+            "SELECT as_of FROM snapshot_watermarks WHERE tenant_id = $1 AND warehouse_id = $2 FOR UPDATE",
+            &[&tenant.as_str(), &wh.as_str()],
+        )?;
+        Ok(r.map(|r| r.get(0)))
+    }
+
+    fn snapshot_watermark_put(
+        &mut self,
+        tenant: &TenantId,
+        wh: &WarehouseId,
+        as_of: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO snapshot_watermarks VALUES ($1, $2, $3)
+             ON CONFLICT (tenant_id, warehouse_id) DO UPDATE SET as_of = excluded.as_of",
+            &[&tenant.as_str(), &wh.as_str(), &as_of],
+        )?;
+        self.pending.writes += 1;
+        Ok(())
+    }
+
     fn backorder_remove(&mut self, tenant: &TenantId, order: OrderId) -> Result<(), StoreError> {
         let n = self.conn.execute(
             "DELETE FROM backorder_lines WHERE tenant_id = $1 AND order_id = $2",

@@ -330,6 +330,42 @@ impl InventoryTx for SqliteWrite {
         Ok(())
     }
 
+    fn snapshot_watermark(
+        &mut self,
+        tenant: &TenantId,
+        wh: &WarehouseId,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.c
+            .prepare_cached(
+                "SELECT as_of FROM snapshot_watermarks WHERE tenant_id = ?1 AND warehouse_id = ?2",
+            )
+            .and_then(|mut s| {
+                s.query_row(params![tenant.as_str(), wh.as_str()], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .optional()
+            })
+            .map(|o| o.map(from_micros))
+            .map_err(err)
+    }
+
+    fn snapshot_watermark_put(
+        &mut self,
+        tenant: &TenantId,
+        wh: &WarehouseId,
+        as_of: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.c
+            .prepare_cached(
+                "INSERT INTO snapshot_watermarks VALUES (?1, ?2, ?3)
+                 ON CONFLICT (tenant_id, warehouse_id) DO UPDATE SET as_of = excluded.as_of",
+            )
+            .and_then(|mut s| s.execute(params![tenant.as_str(), wh.as_str(), micros(as_of)]))
+            .map_err(err)?;
+        self.pending.writes += 1;
+        Ok(())
+    }
+
     fn backorder_remove(&mut self, tenant: &TenantId, order: OrderId) -> Result<(), StoreError> {
         let n = self
             .c

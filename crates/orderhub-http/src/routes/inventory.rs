@@ -601,3 +601,75 @@ pub async fn move_reservation(
     )
     .await
 }
+
+fn render_snapshot(o: &inv::SnapshotOutcome, _: &Principal) -> (StatusCode, Vec<u8>) {
+    let r = SnapshotResult {
+        adjusted: o
+            .adjusted
+            .iter()
+            .map(|(s, d)| SnapshotAdjustment {
+                sku: s.to_string(),
+                delta: *d,
+            })
+            .collect(),
+        unchanged: o.unchanged,
+        conflicts: o
+            .conflicts
+            .iter()
+            .map(|(s, n, r)| SnapshotConflict {
+                sku: s.to_string(),
+                snapshot_on_hand: *n,
+                reserved: *r,
+            })
+            .collect(),
+    };
+    (StatusCode::OK, serde_json::to_vec(&r).unwrap_or_default())
+}
+
+/// Apply a full stock snapshot of one warehouse (ERP/WMS sync). Older than the last applied → 409
+/// `stale_snapshot`; differences become `erp_sync` adjustments; counts below live reservations are
+/// reported as conflicts and not applied.
+#[utoipa::path(post, path = "/v1/inventory/snapshots", tag = "inventory", request_body = SnapshotRequest,
+    responses((status = 200, body = SnapshotResult), (status = 409, body = orderhub_api::ErrorBody), (status = 422, body = orderhub_api::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn snapshot(
+    State(state): State<SharedState>,
+    ctx: Ctx,
+    headers: HeaderMap,
+    Body(body): Body,
+) -> Result<Response, ApiError> {
+    let (req, canonical): (SnapshotRequest, _) = parse_json(&body)?;
+    let key = idempotency_key(
+        &headers,
+        &ctx.principal,
+        "POST /v1/inventory/snapshots",
+        &canonical,
+    )?;
+    let wh = warehouse("warehouse_id", &req.warehouse_id)?;
+    let as_of = orderhub_api::orders::parse_time("as_of", Some(req.as_of))?
+        .map(|t| t.to_utc())
+        .ok_or_else(|| {
+            ApiError::from(ValidationError::new(
+                "as_of",
+                "required",
+                "as_of is required",
+            ))
+        })?;
+    let mut items = Vec::with_capacity(req.items.len());
+    for (i, it) in req.items.iter().enumerate() {
+        items.push(inv::SnapshotItem {
+            sku: at(&format!("items[{i}].sku"), Sku::parse(&it.sku))?,
+            on_hand: it.on_hand,
+        });
+    }
+    let (a, now) = (actor(&ctx), state.clock.now());
+    write(
+        &state,
+        &ctx.principal,
+        key,
+        0,
+        move |tx| inv::apply_snapshot(tx, &a, &wh, as_of, &items, now),
+        render_snapshot,
+    )
+    .await
+}

@@ -494,3 +494,99 @@ async fn an_order_without_stock_waits_on_backorder_and_is_served_in_payment_orde
         .collect();
     assert_eq!(actions, ["create", "pay", "stock_reserved"]);
 }
+
+on_every_backend!(
+    an_erp_snapshot_posts_differences_refuses_older_ones_and_never_overwrites_reservations
+);
+
+async fn an_erp_snapshot_posts_differences_refuses_older_ones_and_never_overwrites_reservations(
+    app: TestApp,
+) {
+    seed(
+        &app,
+        &[("TEA", "HZ", 10), ("CUP", "HZ", 5), ("HOT", "HZ", 8)],
+    )
+    .await;
+    let r = app.post("/v1/reservations", ADMIN_KEY, &json!({"reference": "c", "lines": [{"sku": "HOT", "quantity": 6}], "mode": "at_payment"})).await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let snap = |as_of: &str, items: serde_json::Value| json!({"warehouse_id": "HZ", "as_of": as_of, "items": items});
+    let r = app.post("/v1/inventory/snapshots", ADMIN_KEY, &snap("2026-11-23T08:00:00+08:00", json!([
+        {"sku": "TEA", "on_hand": 12}, {"sku": "CUP", "on_hand": 5}, {"sku": "HOT", "on_hand": 4}
+    ]))).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.body["adjusted"], json!([{"sku": "TEA", "delta": 2}]));
+    assert_eq!(r.body["unchanged"], 1);
+    assert_eq!(
+        r.body["conflicts"],
+        json!([{"sku": "HOT", "snapshot_on_hand": 4, "reserved": 6}])
+    );
+    assert_eq!(tea(&app).await, (12, 0));
+    let hot = app.get("/v1/inventory/HOT", ADMIN_KEY).await.body;
+    assert_eq!(
+        (hot["on_hand"].as_i64(), hot["reserved"].as_i64()),
+        (Some(8), Some(6)),
+        "reservations untouched"
+    );
+    let ledger = app.get("/v1/inventory/TEA/ledger", ADMIN_KEY).await.body;
+    assert_eq!(ledger["entries"][1]["reason"], "erp_sync");
+    // Older (compared as instants, whatever the offset) or equal: refused, nothing written.
+    for as_of in [
+        "2026-11-23T00:00:00Z",
+        "2026-11-22T23:59:59-00:00",
+        "2026-11-23T07:59:59+08:00",
+    ] {
+        let r = app
+            .post(
+                "/v1/inventory/snapshots",
+                ADMIN_KEY,
+                &snap(as_of, json!([{"sku": "TEA", "on_hand": 1}])),
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.code()),
+            (StatusCode::CONFLICT, "stale_snapshot"),
+            "{as_of}: {:?}",
+            r.body
+        );
+    }
+    assert_eq!(tea(&app).await, (12, 0));
+    let r = app
+        .post(
+            "/v1/inventory/snapshots",
+            ADMIN_KEY,
+            &snap(
+                "2026-11-23T09:00:00+08:00",
+                json!([{"sku": "NOPE", "on_hand": 1}]),
+            ),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.field()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "items[0].sku")
+    );
+    let r = app
+        .post(
+            "/v1/inventory/snapshots",
+            ADMIN_KEY,
+            &snap(
+                "2026-11-23T09:00:00+08:00",
+                json!([{"sku": "TEA", "on_hand": 3}, {"sku": "TEA", "on_hand": 4}]),
+            ),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "duplicate")
+    );
+    let r = app
+        .post(
+            "/v1/inventory/snapshots",
+            ADMIN_KEY,
+            &snap(
+                "2026-11-23T09:00:00+08:00",
+                json!([{"sku": "TEA", "on_hand": 9}]),
+            ),
+        )
+        .await;
+    assert_eq!(r.body["adjusted"], json!([{"sku": "TEA", "delta": -3}]));
+}

@@ -75,3 +75,11 @@ CREATE TABLE backorder_lines (
     PRIMARY KEY (tenant_id, sku, paid_at, order_id)
 );
 CREATE INDEX backorder_lines_by_order ON backorder_lines (tenant_id, order_id);
+
+-- The as-of time of the last stock snapshot applied per warehouse: an older one is refused.
+CREATE TABLE snapshot_watermarks (
+    tenant_id     text NOT NULL,
+    warehouse_id  text NOT NULL,
+    as_of         timestamptz NOT NULL,
+    PRIMARY KEY (tenant_id, warehouse_id)
+);

@@ -72,3 +72,11 @@ CREATE TABLE backorder_lines (
     PRIMARY KEY (tenant_id, sku, paid_at, order_id)
 ) WITHOUT ROWID;
 CREATE INDEX backorder_lines_by_order ON backorder_lines (tenant_id, order_id);
+
+-- The as-of time of the last stock snapshot applied per warehouse: an older one is refused.
+CREATE TABLE snapshot_watermarks (
+    tenant_id     TEXT NOT NULL,
+    warehouse_id  TEXT NOT NULL,
+    as_of         INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, warehouse_id)
+) WITHOUT ROWID;
