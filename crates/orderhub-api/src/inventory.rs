@@ -113,6 +113,8 @@ pub struct InventoryView {
     pub reserved: i64,
     pub available: i64,
     pub warehouses: Vec<PositionView>,
+    /// Per sales channel with a policy: what it may list, and whether it is closed.
+    pub channels: Vec<ChannelView>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -193,4 +195,31 @@ pub struct SnapshotResult {
     pub unchanged: usize,
     /// Counted below what live reservations hold: not applied; someone must look.
     pub conflicts: Vec<SnapshotConflict>,
+}
+
+/// How a channel lists stock from the shared pool.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PutChannelPolicyRequest {
+    /// shared (the whole pool), ratio (`percent` of it) or quota (at most `units`).
+    pub allocation: String,
+    #[serde(default)]
+    pub percent: Option<u8>,
+    #[serde(default)]
+    pub units: Option<i64>,
+    /// Units kept back from this channel's listing.
+    #[serde(default)]
+    pub safety_stock: i64,
+    /// At or below this many units available in the pool, the channel lists 0 (closed). Give
+    /// low-priority channels higher thresholds, so they close first.
+    #[serde(default)]
+    pub close_below: i64,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ChannelView {
+    pub channel: String,
+    /// What the channel may list now.
+    pub listed: i64,
+    pub closed: bool,
 }

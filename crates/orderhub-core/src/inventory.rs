@@ -6,8 +6,8 @@
 use crate::auth::Permission;
 use crate::error::CoreError;
 use crate::ports::{
-    EventRecord, LedgerRow, ReservationRecord, ReservedLine, SkuRecord, StockRow, Tx,
-    WarehouseRecord,
+    ChannelPolicy, EventRecord, LedgerRow, ReservationRecord, ReservedLine, SkuRecord, StockRow,
+    Tx, WarehouseRecord,
 };
 use crate::usecases::Actor;
 use chrono::{DateTime, Duration, Utc};
@@ -154,6 +154,7 @@ fn move_stock(
         trace_id: actor.request_id.clone(),
         payload: serde_json::to_string(&payload).expect("plain struct serializes"),
     })?;
+    update_channel_listings(tx, actor, sku, now)?;
     Ok(next)
 }
 
@@ -932,4 +933,97 @@ pub fn apply_snapshot(
     }
     tx.snapshot_watermark_put(&t, wh, as_of)?;
     Ok(out)
+}
+
+/// Closes a channel's listing of `sku` when the pool falls to its threshold and reopens it when
+/// stock returns; each change is an event (`channel.listing_closed` / `channel.listing_reopened`)
+/// for the channel write-back to push.
+fn update_channel_listings(
+    tx: &mut dyn Tx,
+    actor: &Actor,
+    sku: &Sku,
+    now: DateTime<Utc>,
+) -> Result<(), CoreError> {
+    let t = actor.principal.tenant_id.clone();
+    let policies = tx.channel_policies(&t)?;
+    if policies.is_empty() {
+        return Ok(());
+    }
+    let pool: i64 = tx
+        .stock_all(&t, sku)?
+        .iter()
+        .map(|(_, r)| r.level.available())
+        .sum();
+    let closed = tx.closed_channels(&t, sku)?;
+    for p in &policies {
+        let listing = inventory::channel_listing(pool, p.safety_stock, p.allocation, p.close_below);
+        if listing.closed == closed.contains(&p.channel) {
+            continue;
+        }
+        tx.channel_listing_put(&t, sku, &p.channel, listing.closed)?;
+        let event_type = if listing.closed {
+            "channel.listing_closed"
+        } else {
+            "channel.listing_reopened"
+        };
+        tx.outbox_append(&EventRecord {
+            event_id: Uuid::now_v7(),
+            tenant_id: t.clone(),
+            event_type: event_type.into(),
+            aggregate_id: Uuid::new_v5(
+                &Uuid::NAMESPACE_OID,
+                format!("orderhub/listing/{t}/{sku}/{}", p.channel).as_bytes(),
+            ),
+            aggregate_version: 0,
+            occurred_at: now,
+            trace_id: actor.request_id.clone(),
+            payload: serde_json::json!({
+                "sku": sku, "channel": p.channel, "pool_available": pool, "listed": listing.listed,
+            })
+            .to_string(),
+        })?;
+    }
+    Ok(())
+}
+
+/// Sets how a channel lists stock from the shared pool.
+pub fn set_channel_policy(
+    tx: &mut dyn Tx,
+    actor: &Actor,
+    p: &ChannelPolicy,
+) -> Result<(), CoreError> {
+    require(actor, Permission::InventoryWrite, "set channel policies")?;
+    if p.safety_stock < 0 {
+        return Err(invalid(
+            "safety_stock",
+            "must_not_be_negative",
+            "safety_stock must be 0 or more",
+        ));
+    }
+    if p.close_below < 0 {
+        return Err(invalid(
+            "close_below",
+            "must_not_be_negative",
+            "close_below must be 0 or more",
+        ));
+    }
+    match p.allocation {
+        inventory::AllocationPolicy::Ratio { percent } if percent == 0 || percent > 100 => {
+            return Err(invalid(
+                "percent",
+                "out_of_range",
+                "percent must be 1 to 100",
+            ));
+        }
+        inventory::AllocationPolicy::Quota { units } if units < 0 => {
+            return Err(invalid(
+                "units",
+                "must_not_be_negative",
+                "units must be 0 or more",
+            ));
+        }
+        _ => {}
+    }
+    tx.channel_policy_put(&actor.principal.tenant_id, p)?;
+    Ok(())
 }

@@ -2,8 +2,8 @@
 
 use chrono::{DateTime, Utc};
 use orderhub_domain::Sku;
-use orderhub_domain::ids::WarehouseId;
-use orderhub_domain::inventory::{DeductionMode, ReservationState, StockLevel};
+use orderhub_domain::ids::{Channel, WarehouseId};
+use orderhub_domain::inventory::{AllocationPolicy, DeductionMode, ReservationState, StockLevel};
 use orderhub_domain::lifecycle::Policy;
 use orderhub_domain::{ExternalOrderId, Order, OrderId, ShopId, Status, TenantId};
 use uuid::Uuid;
@@ -184,6 +184,18 @@ pub struct ReservationRecord {
     pub updated_at: DateTime<Utc>,
 }
 
+/// How one channel lists stock from the shared pool.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChannelPolicy {
+    pub channel: Channel,
+    pub allocation: AllocationPolicy,
+    /// Units kept back from the channel's listing.
+    pub safety_stock: i64,
+    /// At or below this many units available in the pool, the channel is closed (lists 0).
+    /// Low-priority channels get higher thresholds, so they close first.
+    pub close_below: i64,
+}
+
 /// Inventory reads and writes inside the same transaction as everything else.
 pub trait InventoryTx {
     fn sku_get(&mut self, tenant: &TenantId, sku: &Sku) -> Result<Option<SkuRecord>, StoreError>;
@@ -249,6 +261,29 @@ pub trait InventoryTx {
         tenant: &TenantId,
         wh: &WarehouseId,
         as_of: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// Every position of the SKU (all warehouses), not locked: for pool figures such as channel
+    /// thresholds.
+    fn stock_all(
+        &mut self,
+        tenant: &TenantId,
+        sku: &Sku,
+    ) -> Result<Vec<(WarehouseId, StockRow)>, StoreError>;
+    fn channel_policies(&mut self, tenant: &TenantId) -> Result<Vec<ChannelPolicy>, StoreError>;
+    fn channel_policy_put(
+        &mut self,
+        tenant: &TenantId,
+        p: &ChannelPolicy,
+    ) -> Result<(), StoreError>;
+    /// The channels currently closed for the SKU.
+    fn closed_channels(&mut self, tenant: &TenantId, sku: &Sku)
+    -> Result<Vec<Channel>, StoreError>;
+    fn channel_listing_put(
+        &mut self,
+        tenant: &TenantId,
+        sku: &Sku,
+        channel: &Channel,
+        closed: bool,
     ) -> Result<(), StoreError>;
     /// Orders waiting for `sku`, in payment order.
     fn backorders_for_sku(

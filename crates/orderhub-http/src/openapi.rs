@@ -15,6 +15,7 @@ use utoipa::{Modify, OpenApi};
         crate::routes::events::list,
         crate::routes::inventory::put_sku,
         crate::routes::inventory::put_warehouse,
+        crate::routes::inventory::put_channel_policy,
         crate::routes::inventory::receipt,
         crate::routes::inventory::adjustment,
         crate::routes::inventory::snapshot,

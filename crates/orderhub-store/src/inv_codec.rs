@@ -115,3 +115,29 @@ pub(crate) fn movement_static(s: &str) -> Option<&'static str> {
     .into_iter()
     .find(|m| *m == s)
 }
+
+pub(crate) fn policy_to_cols(
+    p: orderhub_domain::inventory::AllocationPolicy,
+) -> (&'static str, i64) {
+    use orderhub_domain::inventory::AllocationPolicy as A;
+    match p {
+        A::Shared => ("shared", 0),
+        A::Ratio { percent } => ("ratio", i64::from(percent)),
+        A::Quota { units } => ("quota", units),
+    }
+}
+
+pub(crate) fn policy_from_cols(
+    kind: &str,
+    amount: i64,
+) -> Option<orderhub_domain::inventory::AllocationPolicy> {
+    use orderhub_domain::inventory::AllocationPolicy as A;
+    Some(match kind {
+        "shared" => A::Shared,
+        "ratio" => A::Ratio {
+            percent: u8::try_from(amount).ok()?,
+        },
+        "quota" => A::Quota { units: amount },
+        _ => return None,
+    })
+}

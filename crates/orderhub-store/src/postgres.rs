@@ -717,6 +717,19 @@ impl ReadConn for PgRead {
     ) -> Result<Option<ReservationRecord>, StoreError> {
         self.inv_reservation(tenant, id)
     }
+    fn channels(
+        &mut self,
+        tenant: &TenantId,
+        sku: &Sku,
+    ) -> Result<
+        (
+            Vec<orderhub_core::ports::ChannelPolicy>,
+            Vec<orderhub_domain::ids::Channel>,
+        ),
+        StoreError,
+    > {
+        self.inv_channels(tenant, sku)
+    }
     fn positions(&mut self) -> Result<Vec<(TenantId, Sku, WarehouseId, StockRow)>, StoreError> {
         self.inv_positions()
     }

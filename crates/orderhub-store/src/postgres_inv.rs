@@ -4,16 +4,16 @@
 
 use crate::inv_codec::{
     components_from_json, components_to_json, lines_from_json, lines_to_json, movement_static,
-    regions_from_json,
+    policy_from_cols, policy_to_cols, regions_from_json,
 };
 use crate::postgres::{Conn, PgRead, PgWrite};
 use chrono::{DateTime, Utc};
 use orderhub_core::inventory::{mode_name, parse_mode, parse_state, state_name};
 use orderhub_core::ports::{
-    InventoryTx, LedgerRow, ReservationRecord, SkuRecord, StockRow, WarehouseRecord,
+    ChannelPolicy, InventoryTx, LedgerRow, ReservationRecord, SkuRecord, StockRow, WarehouseRecord,
 };
 use orderhub_core::{StoreError, StoreErrorKind};
-use orderhub_domain::ids::WarehouseId;
+use orderhub_domain::ids::{Channel, WarehouseId};
 use orderhub_domain::inventory::{ReservationState, StockLevel};
 use orderhub_domain::{OrderId, Sku, TenantId};
 use postgres::Row;
@@ -55,6 +55,34 @@ fn warehouses(c: &mut Conn, tenant: &TenantId) -> Result<Vec<WarehouseRecord>, S
                 regions: regions_from_json(&r.get::<_, serde_json::Value>(3)),
             })
         })
+        .collect()
+}
+
+fn channel_policies(c: &mut Conn, tenant: &TenantId) -> Result<Vec<ChannelPolicy>, StoreError> {
+    let rows = c.query(
+        "SELECT channel, policy, amount, safety_stock, close_below FROM channel_policies WHERE tenant_id = $1 ORDER BY channel",
+        &[&tenant.as_str()],
+    )?;
+    rows.iter()
+        .map(|r| {
+            Ok(ChannelPolicy {
+                channel: Channel::parse(r.get(0)).map_err(|_| corrupt("channel"))?,
+                allocation: policy_from_cols(r.get(1), r.get(2))
+                    .ok_or_else(|| corrupt("channel policy"))?,
+                safety_stock: r.get(3),
+                close_below: r.get(4),
+            })
+        })
+        .collect()
+}
+
+fn closed_channels(c: &mut Conn, tenant: &TenantId, sku: &Sku) -> Result<Vec<Channel>, StoreError> {
+    let rows = c.query(
+        "SELECT channel FROM channel_listings WHERE tenant_id = $1 AND sku = $2 AND closed",
+        &[&tenant.as_str(), &sku.as_str()],
+    )?;
+    rows.iter()
+        .map(|r| Channel::parse(r.get(0)).map_err(|_| corrupt("channel")))
         .collect()
 }
 
@@ -296,6 +324,72 @@ impl InventoryTx for PgWrite {
         Ok(())
     }
 
+    fn stock_all(
+        &mut self,
+        tenant: &TenantId,
+        sku: &Sku,
+    ) -> Result<Vec<(WarehouseId, StockRow)>, StoreError> {
+        let rows = self.conn.query(
+            // Not locked: a pool figure for channel thresholds. Locking every warehouse's row here
+            // would make reservations in different warehouses of one SKU deadlock.
+            "SELECT warehouse_id, on_hand, reserved, version FROM stock
+             WHERE tenant_id = $1 AND sku = $2 ORDER BY warehouse_id",
+            &[&tenant.as_str(), &sku.as_str()],
+        )?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    WarehouseId::parse(r.get(0)).map_err(|_| corrupt("warehouse id"))?,
+                    stock_row(r, 1),
+                ))
+            })
+            .collect()
+    }
+
+    fn channel_policies(&mut self, tenant: &TenantId) -> Result<Vec<ChannelPolicy>, StoreError> {
+        channel_policies(&mut self.conn, tenant)
+    }
+
+    fn channel_policy_put(
+        &mut self,
+        tenant: &TenantId,
+        p: &ChannelPolicy,
+    ) -> Result<(), StoreError> {
+        let (kind, amount) = policy_to_cols(p.allocation);
+        self.conn.execute(
+            "INSERT INTO channel_policies VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (tenant_id, channel) DO UPDATE SET policy = excluded.policy, amount = excluded.amount,
+                 safety_stock = excluded.safety_stock, close_below = excluded.close_below",
+            &[&tenant.as_str(), &p.channel.as_str(), &kind, &amount, &p.safety_stock, &p.close_below],
+        )?;
+        self.pending.writes += 1;
+        Ok(())
+    }
+
+    fn closed_channels(
+        &mut self,
+        tenant: &TenantId,
+        sku: &Sku,
+    ) -> Result<Vec<Channel>, StoreError> {
+        closed_channels(&mut self.conn, tenant, sku)
+    }
+
+    fn channel_listing_put(
+        &mut self,
+        tenant: &TenantId,
+        sku: &Sku,
+        channel: &Channel,
+        closed: bool,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO channel_listings VALUES ($1, $2, $3, $4)
+             ON CONFLICT (tenant_id, sku, channel) DO UPDATE SET closed = excluded.closed",
+            &[&tenant.as_str(), &sku.as_str(), &channel.as_str(), &closed],
+        )?;
+        self.pending.writes += 1;
+        Ok(())
+    }
+
     fn backorder_remove(&mut self, tenant: &TenantId, order: OrderId) -> Result<(), StoreError> {
         let n = self.conn.execute(
             "DELETE FROM backorder_lines WHERE tenant_id = $1 AND order_id = $2",
@@ -320,6 +414,17 @@ impl InventoryTx for PgWrite {
 }
 
 impl PgRead {
+    pub(crate) fn inv_channels(
+        &mut self,
+        tenant: &TenantId,
+        sku: &Sku,
+    ) -> Result<(Vec<ChannelPolicy>, Vec<Channel>), StoreError> {
+        Ok((
+            channel_policies(&mut self.conn, tenant)?,
+            closed_channels(&mut self.conn, tenant, sku)?,
+        ))
+    }
+
     pub(crate) fn inv_sku(
         &mut self,
         tenant: &TenantId,

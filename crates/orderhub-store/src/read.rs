@@ -4,7 +4,9 @@ use chrono::{DateTime, Utc};
 use orderhub_core::StoreError;
 use orderhub_core::auth::Role;
 use orderhub_core::ports::AuditEntry;
-use orderhub_core::ports::{LedgerRow, ReservationRecord, SkuRecord, StockRow, WarehouseRecord};
+use orderhub_core::ports::{
+    ChannelPolicy, LedgerRow, ReservationRecord, SkuRecord, StockRow, WarehouseRecord,
+};
 use orderhub_domain::ids::Channel;
 use orderhub_domain::ids::WarehouseId;
 use orderhub_domain::{Order, OrderId, ShopId, Sku, Status, TenantId};
@@ -96,6 +98,12 @@ pub trait ReadConn: Send {
         tenant: &TenantId,
         id: Uuid,
     ) -> Result<Option<ReservationRecord>, StoreError>;
+    /// The tenant's channel policies and the channels closed for this SKU.
+    fn channels(
+        &mut self,
+        tenant: &TenantId,
+        sku: &Sku,
+    ) -> Result<(Vec<ChannelPolicy>, Vec<Channel>), StoreError>;
     /// Every stock position of every tenant, for the invariant check.
     fn positions(&mut self) -> Result<Vec<(TenantId, Sku, WarehouseId, StockRow)>, StoreError>;
     /// Held and committed reservations of every tenant, for the invariant check.

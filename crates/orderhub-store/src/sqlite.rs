@@ -772,6 +772,19 @@ impl ReadConn for SqliteRead {
     ) -> Result<Option<ReservationRecord>, StoreError> {
         crate::sqlite_inv::reservation_get(&self.c, tenant, id)
     }
+    fn channels(
+        &mut self,
+        tenant: &TenantId,
+        sku: &Sku,
+    ) -> Result<
+        (
+            Vec<orderhub_core::ports::ChannelPolicy>,
+            Vec<orderhub_domain::ids::Channel>,
+        ),
+        StoreError,
+    > {
+        self.inv_channels(tenant, sku)
+    }
     fn positions(&mut self) -> Result<Vec<(TenantId, Sku, WarehouseId, StockRow)>, StoreError> {
         self.inv_positions()
     }

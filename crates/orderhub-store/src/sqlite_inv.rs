@@ -2,16 +2,16 @@
 
 use crate::inv_codec::{
     components_from_json, components_to_json, lines_from_json, lines_to_json, movement_static,
-    regions_from_json,
+    policy_from_cols, policy_to_cols, regions_from_json,
 };
 use crate::sqlite::{SqliteRead, SqliteWrite, err, from_micros, micros};
 use chrono::{DateTime, Utc};
 use orderhub_core::inventory::{mode_name, parse_mode, parse_state, state_name};
 use orderhub_core::ports::{
-    InventoryTx, LedgerRow, ReservationRecord, SkuRecord, StockRow, WarehouseRecord,
+    ChannelPolicy, InventoryTx, LedgerRow, ReservationRecord, SkuRecord, StockRow, WarehouseRecord,
 };
 use orderhub_core::{StoreError, StoreErrorKind};
-use orderhub_domain::ids::WarehouseId;
+use orderhub_domain::ids::{Channel, WarehouseId};
 use orderhub_domain::inventory::{ReservationState, StockLevel};
 use orderhub_domain::{OrderId, Sku, TenantId};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -366,6 +366,69 @@ impl InventoryTx for SqliteWrite {
         Ok(())
     }
 
+    fn stock_all(
+        &mut self,
+        tenant: &TenantId,
+        sku: &Sku,
+    ) -> Result<Vec<(WarehouseId, StockRow)>, StoreError> {
+        stock_for_sku(&self.c, tenant, sku)
+    }
+
+    fn channel_policies(&mut self, tenant: &TenantId) -> Result<Vec<ChannelPolicy>, StoreError> {
+        channel_policies(&self.c, tenant)
+    }
+
+    fn channel_policy_put(
+        &mut self,
+        tenant: &TenantId,
+        p: &ChannelPolicy,
+    ) -> Result<(), StoreError> {
+        let (kind, amount) = policy_to_cols(p.allocation);
+        self.c
+            .prepare_cached(
+                "INSERT INTO channel_policies VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (tenant_id, channel) DO UPDATE SET policy = excluded.policy, amount = excluded.amount,
+                     safety_stock = excluded.safety_stock, close_below = excluded.close_below",
+            )
+            .and_then(|mut s| s.execute(params![tenant.as_str(), p.channel.as_str(), kind, amount, p.safety_stock, p.close_below]))
+            .map_err(err)?;
+        self.pending.writes += 1;
+        Ok(())
+    }
+
+    fn closed_channels(
+        &mut self,
+        tenant: &TenantId,
+        sku: &Sku,
+    ) -> Result<Vec<Channel>, StoreError> {
+        closed_channels(&self.c, tenant, sku)
+    }
+
+    fn channel_listing_put(
+        &mut self,
+        tenant: &TenantId,
+        sku: &Sku,
+        channel: &Channel,
+        closed: bool,
+    ) -> Result<(), StoreError> {
+        self.c
+            .prepare_cached(
+                "INSERT INTO channel_listings VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (tenant_id, sku, channel) DO UPDATE SET closed = excluded.closed",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    tenant.as_str(),
+                    sku.as_str(),
+                    channel.as_str(),
+                    closed
+                ])
+            })
+            .map_err(err)?;
+        self.pending.writes += 1;
+        Ok(())
+    }
+
     fn backorder_remove(&mut self, tenant: &TenantId, order: OrderId) -> Result<(), StoreError> {
         let n = self
             .c
@@ -399,6 +462,73 @@ impl InventoryTx for SqliteWrite {
             .map_err(err)?;
         rows.map(|r| r.map_err(err)).collect()
     }
+}
+
+pub(crate) fn stock_for_sku(
+    c: &Connection,
+    tenant: &TenantId,
+    sku: &Sku,
+) -> Result<Vec<(WarehouseId, StockRow)>, StoreError> {
+    let mut st = c
+        .prepare_cached("SELECT warehouse_id, on_hand, reserved, version FROM stock WHERE tenant_id = ?1 AND sku = ?2 ORDER BY warehouse_id")
+        .map_err(err)?;
+    let rows = st
+        .query_map(params![tenant.as_str(), sku.as_str()], |r| {
+            let wh: String = r.get(0)?;
+            Ok((
+                WarehouseId::parse(&wh).map_err(|_| bad())?,
+                StockRow {
+                    level: StockLevel {
+                        on_hand: r.get(1)?,
+                        reserved: r.get(2)?,
+                    },
+                    version: r.get::<_, i64>(3)? as u64,
+                },
+            ))
+        })
+        .map_err(err)?;
+    rows.map(|r| r.map_err(err)).collect()
+}
+
+pub(crate) fn channel_policies(
+    c: &Connection,
+    tenant: &TenantId,
+) -> Result<Vec<ChannelPolicy>, StoreError> {
+    let mut st = c
+        .prepare_cached("SELECT channel, policy, amount, safety_stock, close_below FROM channel_policies WHERE tenant_id = ?1 ORDER BY channel")
+        .map_err(err)?;
+    let rows = st
+        .query_map([tenant.as_str()], |r| {
+            let ch: String = r.get(0)?;
+            let kind: String = r.get(1)?;
+            Ok(ChannelPolicy {
+                channel: Channel::parse(&ch).map_err(|_| bad())?,
+                allocation: policy_from_cols(&kind, r.get(2)?).ok_or_else(bad)?,
+                safety_stock: r.get(3)?,
+                close_below: r.get(4)?,
+            })
+        })
+        .map_err(err)?;
+    rows.map(|r| r.map_err(err)).collect()
+}
+
+pub(crate) fn closed_channels(
+    c: &Connection,
+    tenant: &TenantId,
+    sku: &Sku,
+) -> Result<Vec<Channel>, StoreError> {
+    let mut st = c
+        .prepare_cached(
+            "SELECT channel FROM channel_listings WHERE tenant_id = ?1 AND sku = ?2 AND closed",
+        )
+        .map_err(err)?;
+    let rows = st
+        .query_map(params![tenant.as_str(), sku.as_str()], |r| {
+            let ch: String = r.get(0)?;
+            Channel::parse(&ch).map_err(|_| bad())
+        })
+        .map_err(err)?;
+    rows.map(|r| r.map_err(err)).collect()
 }
 
 fn insert_ledger(c: &Connection, row: &LedgerRow) -> Result<(), StoreError> {
@@ -452,6 +582,17 @@ fn ledger_row(
 }
 
 impl SqliteRead {
+    pub(crate) fn inv_channels(
+        &mut self,
+        tenant: &TenantId,
+        sku: &Sku,
+    ) -> Result<(Vec<ChannelPolicy>, Vec<Channel>), StoreError> {
+        Ok((
+            channel_policies(&self.c, tenant)?,
+            closed_channels(&self.c, tenant, sku)?,
+        ))
+    }
+
     pub(crate) fn inv_stock_for_sku(
         &mut self,
         tenant: &TenantId,

@@ -308,6 +308,12 @@ pub async fn get(
                         .iter()
                         .map(|(w, row)| position_view(w, row))
                         .collect(),
+                    channels: channel_views(
+                        r,
+                        &t,
+                        &sku,
+                        positions.iter().map(|p| p.1.level.available()).sum(),
+                    )?,
                 }));
             };
             // A kit: whole kits per warehouse, limited by its scarcest component there.
@@ -345,6 +351,7 @@ pub async fn get(
                         version: 0,
                     })
                     .collect(),
+                channels: channel_views(r, &t, &sku, available)?,
             }))
         })
         .await?
@@ -672,4 +679,86 @@ pub async fn snapshot(
         render_snapshot,
     )
     .await
+}
+
+fn channel_views(
+    r: &mut dyn orderhub_store::ReadConn,
+    t: &orderhub_domain::TenantId,
+    sku: &Sku,
+    pool: i64,
+) -> Result<Vec<ChannelView>, orderhub_core::StoreError> {
+    // Computed from the pool now; the stored per-channel state is what events were raised for.
+    let (policies, _stored) = r.channels(t, sku)?;
+    Ok(policies
+        .iter()
+        .map(|p| {
+            let l = orderhub_domain::inventory::channel_listing(
+                pool,
+                p.safety_stock,
+                p.allocation,
+                p.close_below,
+            );
+            ChannelView {
+                channel: p.channel.to_string(),
+                listed: l.listed,
+                closed: l.closed,
+            }
+        })
+        .collect())
+}
+
+/// Set how a channel lists stock from the shared pool: shared, a ratio or a quota, with safety
+/// stock and the threshold at which the channel closes.
+#[utoipa::path(put, path = "/v1/channels/{channel}/inventory-policy", tag = "inventory", request_body = PutChannelPolicyRequest,
+    params(("channel" = String, Path, description = "channel code")),
+    responses((status = 200, description = "Stored"), (status = 422, body = orderhub_api::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn put_channel_policy(
+    State(state): State<SharedState>,
+    ctx: Ctx,
+    Path(channel): Path<String>,
+    Body(body): Body,
+) -> Result<Response, ApiError> {
+    let channel = orderhub_domain::ids::Channel::parse(&channel).map_err(ApiError::from)?;
+    let (req, _): (PutChannelPolicyRequest, _) = parse_json(&body)?;
+    use orderhub_domain::inventory::AllocationPolicy as A;
+    let need = |f: &str| {
+        ApiError::from(ValidationError::new(
+            f,
+            "required",
+            format!("{f} is required for this allocation"),
+        ))
+    };
+    let allocation = match req.allocation.as_str() {
+        "shared" => A::Shared,
+        "ratio" => A::Ratio {
+            percent: req.percent.ok_or_else(|| need("percent"))?,
+        },
+        "quota" => A::Quota {
+            units: req.units.ok_or_else(|| need("units"))?,
+        },
+        _ => {
+            return Err(ApiError::from(ValidationError::new(
+                "allocation",
+                "unknown_allocation",
+                "allocation must be shared, ratio or quota",
+            )));
+        }
+    };
+    let p = orderhub_core::ports::ChannelPolicy {
+        channel,
+        allocation,
+        safety_stock: req.safety_stock,
+        close_below: req.close_below,
+    };
+    let a = actor(&ctx);
+    state
+        .store
+        .write(0, move |tx| inv::set_channel_policy(tx, &a, &p))
+        .await?;
+    Ok(json_response(
+        StatusCode::OK,
+        br#"{"status":"stored"}"#.to_vec(),
+        false,
+    ))
 }

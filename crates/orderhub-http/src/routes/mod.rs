@@ -23,6 +23,10 @@ pub fn routes() -> Router<SharedState> {
             "/v1/warehouses/{id}",
             axum::routing::put(inventory::put_warehouse),
         )
+        .route(
+            "/v1/channels/{channel}/inventory-policy",
+            axum::routing::put(inventory::put_channel_policy),
+        )
         .route("/v1/inventory/receipts", post(inventory::receipt))
         .route("/v1/inventory/adjustments", post(inventory::adjustment))
         .route("/v1/inventory/snapshots", post(inventory::snapshot))

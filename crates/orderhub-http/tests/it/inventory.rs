@@ -590,3 +590,117 @@ async fn an_erp_snapshot_posts_differences_refuses_older_ones_and_never_overwrit
         .await;
     assert_eq!(r.body["adjusted"], json!([{"sku": "TEA", "delta": -3}]));
 }
+
+on_every_backend!(low_priority_channels_close_below_their_threshold_and_reopen_when_stock_returns);
+
+async fn low_priority_channels_close_below_their_threshold_and_reopen_when_stock_returns(
+    app: TestApp,
+) {
+    seed(&app, &[("TEA", "HZ", 100)]).await;
+    let put = |ch: &'static str, body: serde_json::Value| {
+        let app = &app;
+        async move {
+            app.call(
+                Method::PUT,
+                &format!("/v1/channels/{ch}/inventory-policy"),
+                Some(ADMIN_KEY),
+                Some(&body.to_string()),
+                &[],
+            )
+            .await
+        }
+    };
+    assert_eq!(
+        put("taobao", json!({"allocation": "shared", "safety_stock": 5}))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        put(
+            "douyin",
+            json!({"allocation": "ratio", "percent": 30, "close_below": 20})
+        )
+        .await
+        .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        put(
+            "pdd",
+            json!({"allocation": "quota", "units": 10, "close_below": 50})
+        )
+        .await
+        .status,
+        StatusCode::OK
+    );
+    let r = put("jd", json!({"allocation": "ratio"})).await;
+    assert_eq!(
+        (r.status, r.field()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "percent")
+    );
+    let channels = |v: &serde_json::Value| -> Vec<(String, i64, bool)> {
+        v["channels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                (
+                    c["channel"].as_str().unwrap().to_owned(),
+                    c["listed"].as_i64().unwrap(),
+                    c["closed"].as_bool().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let v = app.get("/v1/inventory/TEA", ADMIN_KEY).await.body;
+    assert_eq!(
+        channels(&v),
+        vec![
+            ("douyin".into(), 30, false),
+            ("pdd".into(), 10, false),
+            ("taobao".into(), 95, false)
+        ]
+    );
+    // 60 reserved: 40 left, pdd (closes at 50) closes.
+    let r = app.post("/v1/reservations", ADMIN_KEY, &json!({"reference": "big", "lines": [{"sku": "TEA", "quantity": 60}], "mode": "at_payment"})).await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let v = app.get("/v1/inventory/TEA", ADMIN_KEY).await.body;
+    assert_eq!(
+        channels(&v),
+        vec![
+            ("douyin".into(), 12, false),
+            ("pdd".into(), 0, true),
+            ("taobao".into(), 35, false)
+        ]
+    );
+    let rid = r.body["reservation_id"].as_str().unwrap().to_owned();
+    app.call(
+        Method::POST,
+        &format!("/v1/reservations/{rid}/release"),
+        Some(ADMIN_KEY),
+        None,
+        &[],
+    )
+    .await;
+    let events = app.get("/v1/events?limit=1000", ADMIN_KEY).await.body;
+    let listing: Vec<(String, String)> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"].as_str().unwrap().starts_with("channel."))
+        .map(|e| {
+            (
+                e["type"].as_str().unwrap().to_owned(),
+                e["payload"]["channel"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        listing,
+        vec![
+            ("channel.listing_closed".into(), "pdd".into()),
+            ("channel.listing_reopened".into(), "pdd".into())
+        ]
+    );
+}

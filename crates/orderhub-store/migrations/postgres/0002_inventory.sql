@@ -83,3 +83,23 @@ CREATE TABLE snapshot_watermarks (
     as_of         timestamptz NOT NULL,
     PRIMARY KEY (tenant_id, warehouse_id)
 );
+
+-- How each sales channel's listed stock derives from the shared pool, and which channels are
+-- closed per SKU (their listing pushed as 0) because the pool fell to their threshold.
+CREATE TABLE channel_policies (
+    tenant_id     text NOT NULL,
+    channel       text NOT NULL,
+    policy        text NOT NULL,
+    amount        bigint NOT NULL,
+    safety_stock  bigint NOT NULL,
+    close_below   bigint NOT NULL,
+    PRIMARY KEY (tenant_id, channel)
+);
+
+CREATE TABLE channel_listings (
+    tenant_id  text NOT NULL,
+    sku        text NOT NULL,
+    channel    text NOT NULL,
+    closed     boolean NOT NULL,
+    PRIMARY KEY (tenant_id, sku, channel)
+);

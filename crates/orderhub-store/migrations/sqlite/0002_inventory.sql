@@ -80,3 +80,23 @@ CREATE TABLE snapshot_watermarks (
     as_of         INTEGER NOT NULL,
     PRIMARY KEY (tenant_id, warehouse_id)
 ) WITHOUT ROWID;
+
+-- How each sales channel's listed stock derives from the shared pool, and which channels are
+-- closed per SKU (their listing pushed as 0) because the pool fell to their threshold.
+CREATE TABLE channel_policies (
+    tenant_id     TEXT NOT NULL,
+    channel       TEXT NOT NULL,
+    policy        TEXT NOT NULL,
+    amount        INTEGER NOT NULL,
+    safety_stock  INTEGER NOT NULL,
+    close_below   INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, channel)
+) WITHOUT ROWID;
+
+CREATE TABLE channel_listings (
+    tenant_id  TEXT NOT NULL,
+    sku        TEXT NOT NULL,
+    channel    TEXT NOT NULL,
+    closed     INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, sku, channel)
+) WITHOUT ROWID;
