@@ -223,3 +223,22 @@ pub struct ChannelView {
     pub listed: i64,
     pub closed: bool,
 }
+
+/// Returned goods after quality control.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReturnRequest {
+    pub sku: String,
+    pub warehouse_id: String,
+    pub quantity: i64,
+    /// passed: back on hand; failed: not restocked.
+    pub qc: String,
+    #[serde(default)]
+    pub reference: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ReturnResult {
+    pub restocked: bool,
+    pub position: Option<PositionView>,
+}

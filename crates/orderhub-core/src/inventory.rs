@@ -1027,3 +1027,49 @@ pub fn set_channel_policy(
     tx.channel_policy_put(&actor.principal.tenant_id, p)?;
     Ok(())
 }
+
+/// A returned item after quality control.
+#[derive(Debug, Clone)]
+pub struct ReturnInput {
+    pub sku: Sku,
+    pub warehouse_id: WarehouseId,
+    pub quantity: i64,
+    pub qc_passed: bool,
+    /// The after-sale or RMA number.
+    pub reference: Option<String>,
+}
+
+/// A QC pass puts the returned units back on hand (a `return` movement); a fail leaves stock alone.
+/// Returns the position when it was restocked.
+pub fn return_to_stock(
+    tx: &mut dyn Tx,
+    actor: &Actor,
+    r: &ReturnInput,
+    now: DateTime<Utc>,
+) -> Result<Option<StockRow>, CoreError> {
+    require(actor, Permission::InventoryWrite, "restock returns")?;
+    let t = actor.principal.tenant_id.clone();
+    stock_position(tx, &t, &r.sku, &r.warehouse_id)?;
+    if r.quantity <= 0 {
+        return Err(invalid(
+            "quantity",
+            "must_be_positive",
+            "quantity must be at least 1",
+        ));
+    }
+    if !r.qc_passed {
+        return Ok(None);
+    }
+    let m = Movement::Return { qty: r.quantity };
+    let row = move_stock(
+        tx,
+        actor,
+        &r.sku,
+        &r.warehouse_id,
+        m,
+        r.reference.as_deref(),
+        now,
+    )?;
+    serve_backorders(tx, actor, &r.sku, now)?;
+    Ok(Some(row))
+}

@@ -19,6 +19,7 @@ use utoipa::{Modify, OpenApi};
         crate::routes::inventory::receipt,
         crate::routes::inventory::adjustment,
         crate::routes::inventory::snapshot,
+        crate::routes::inventory::returns,
         crate::routes::inventory::get,
         crate::routes::inventory::ledger,
         crate::routes::inventory::reserve,

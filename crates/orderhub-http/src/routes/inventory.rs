@@ -762,3 +762,63 @@ pub async fn put_channel_policy(
         false,
     ))
 }
+
+fn render_return(r: &(WarehouseId, Option<StockRow>), _: &Principal) -> (StatusCode, Vec<u8>) {
+    let body = ReturnResult {
+        restocked: r.1.is_some(),
+        position: r.1.as_ref().map(|row| position_view(&r.0, row)),
+    };
+    (
+        StatusCode::OK,
+        serde_json::to_vec(&body).unwrap_or_default(),
+    )
+}
+
+/// Returned goods: put back on hand only after a QC pass.
+#[utoipa::path(post, path = "/v1/inventory/returns", tag = "inventory", request_body = ReturnRequest,
+    responses((status = 200, body = ReturnResult), (status = 422, body = orderhub_api::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn returns(
+    State(state): State<SharedState>,
+    ctx: Ctx,
+    headers: HeaderMap,
+    Body(body): Body,
+) -> Result<Response, ApiError> {
+    let (req, canonical): (ReturnRequest, _) = parse_json(&body)?;
+    let key = idempotency_key(
+        &headers,
+        &ctx.principal,
+        "POST /v1/inventory/returns",
+        &canonical,
+    )?;
+    let qc_passed = match req.qc.as_str() {
+        "passed" => true,
+        "failed" => false,
+        _ => {
+            return Err(ApiError::from(ValidationError::new(
+                "qc",
+                "unknown_qc_result",
+                "qc must be passed or failed",
+            )));
+        }
+    };
+    let input = inv::ReturnInput {
+        sku: at("sku", Sku::parse(&req.sku))?,
+        warehouse_id: warehouse("warehouse_id", &req.warehouse_id)?,
+        quantity: req.quantity,
+        qc_passed,
+        reference: req.reference,
+    };
+    let (a, now, part) = (actor(&ctx), state.clock.now(), partition(&input.sku));
+    write(
+        &state,
+        &ctx.principal,
+        key,
+        part,
+        move |tx| {
+            inv::return_to_stock(tx, &a, &input, now).map(|row| (input.warehouse_id.clone(), row))
+        },
+        render_return,
+    )
+    .await
+}

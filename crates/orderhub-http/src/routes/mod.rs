@@ -30,6 +30,7 @@ pub fn routes() -> Router<SharedState> {
         .route("/v1/inventory/receipts", post(inventory::receipt))
         .route("/v1/inventory/adjustments", post(inventory::adjustment))
         .route("/v1/inventory/snapshots", post(inventory::snapshot))
+        .route("/v1/inventory/returns", post(inventory::returns))
         .route("/v1/inventory/{sku}", get(inventory::get))
         .route("/v1/inventory/{sku}/ledger", get(inventory::ledger))
         .route("/v1/reservations", post(inventory::reserve))

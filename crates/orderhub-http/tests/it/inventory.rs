@@ -704,3 +704,43 @@ async fn low_priority_channels_close_below_their_threshold_and_reopen_when_stock
         ]
     );
 }
+
+on_every_backend!(returns_go_back_on_hand_only_after_a_qc_pass);
+
+async fn returns_go_back_on_hand_only_after_a_qc_pass(app: TestApp) {
+    seed(&app, &[("TEA", "HZ", 5)]).await;
+    let ret = |qc: &str| json!({"sku": "TEA", "warehouse_id": "HZ", "quantity": 2, "qc": qc, "reference": "RMA-7"});
+    let r = app
+        .post("/v1/inventory/returns", ADMIN_KEY, &ret("failed"))
+        .await;
+    assert_eq!(
+        (r.status, r.body["restocked"].as_bool()),
+        (StatusCode::OK, Some(false))
+    );
+    assert_eq!(tea(&app).await, (5, 0));
+    let r = app
+        .post("/v1/inventory/returns", ADMIN_KEY, &ret("passed"))
+        .await;
+    assert_eq!(
+        (
+            r.status,
+            r.body["restocked"].as_bool(),
+            r.body["position"]["on_hand"].as_i64()
+        ),
+        (StatusCode::OK, Some(true), Some(7))
+    );
+    let r = app
+        .post("/v1/inventory/returns", ADMIN_KEY, &ret("maybe"))
+        .await;
+    assert_eq!(
+        (r.status, r.field()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "qc")
+    );
+    let moves: Vec<String> = app.get("/v1/inventory/TEA/ledger", ADMIN_KEY).await.body["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["movement"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(moves, ["receipt", "return"]);
+}

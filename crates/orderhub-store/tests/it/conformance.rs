@@ -638,6 +638,7 @@ conformance!(
     kits_reserve_their_components_together_or_not_at_all,
     held_reservations_expire_and_give_their_stock_back,
     reservations_choose_the_first_covering_warehouse_with_all_of_it,
+    concurrent_kits_sharing_a_component_never_oversell_it,
 );
 
 fn sku(s: &str) -> Sku {
@@ -1005,5 +1006,47 @@ async fn reservations_choose_the_first_covering_warehouse_with_all_of_it(ts: Tes
     assert_eq!(
         reserve(6, "北京市").await.unwrap().lines[0].warehouse_id,
         wh("BJ")
+    );
+}
+
+async fn concurrent_kits_sharing_a_component_never_oversell_it(ts: TestStore) {
+    seed_inventory(&ts, &[("TEA", "HZ", 50), ("CUP", "HZ", 30)]).await;
+    let other = orderhub_store::Store::open(&ts.config, cipher()).unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..120u64 {
+        let node = if i % 2 == 0 {
+            ts.store.clone()
+        } else {
+            other.clone()
+        };
+        let kit = if i % 3 == 0 { "MUGSET" } else { "GIFT" };
+        let a = actor("acme", Role::Ops);
+        let input = reserve_input(&[(kit, 1)], None);
+        tasks.push(tokio::spawn(async move {
+            (
+                kit,
+                node.write(i, move |tx| {
+                    inv::reserve(tx, &a, &input, chrono::Utc::now())
+                })
+                .await,
+            )
+        }));
+    }
+    let (mut gifts, mut mugs) = (0, 0);
+    for t in tasks {
+        match t.await.unwrap() {
+            ("GIFT", Ok(_)) => gifts += 1,
+            (_, Ok(_)) => mugs += 1,
+            (_, Err(CoreError::OutOfStock { .. })) => {}
+            (_, Err(e)) => panic!("{e:?}"),
+        }
+    }
+    let (tea, cup) = (level(&ts, "TEA", "HZ").await, level(&ts, "CUP", "HZ").await);
+    assert_eq!(tea.reserved, 2 * gifts, "GIFT = 2 TEA + 1 CUP");
+    assert_eq!(cup.reserved, gifts + 2 * mugs, "MUGSET = 2 CUP");
+    assert!(tea.available() >= 0 && cup.available() >= 0);
+    assert!(
+        cup.available() < 2,
+        "CUP ran out: every kit that could be made was made ({gifts} gifts, {mugs} mug sets)"
     );
 }
