@@ -18,7 +18,7 @@ use hdrhistogram::Histogram;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST, HeaderValue};
-use hyper::{Method, Request, Uri};
+use hyper::{Method, Request, StatusCode, Uri};
 use hyper_util::rt::TokioIo;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
@@ -30,18 +30,21 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// A request that takes longer than this counts as failed (`timeout`) and its connection is dropped.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Highest latency the histograms hold (µs); slower samples are recorded at this value.
-const LATENCY_MAX_US: u64 = 120_000_000;
+pub(crate) const LATENCY_MAX_US: u64 = 120_000_000;
 /// An open-loop order that starts later than this after its scheduled time is `late`.
 const LATE_AFTER: Duration = Duration::from_millis(1);
 /// More than this share of failed orders makes the command exit non-zero.
-const FAILED_SHARE_MAX: f64 = 0.01;
+pub(crate) const FAILED_SHARE_MAX: f64 = 0.01;
 
 #[derive(Subcommand)]
 pub enum BenchCommand {
     /// Create and pay orders over HTTP; print orders/s and latency percentiles.
     Orders(OrdersArgs),
+    /// Many buyers race for a little stock of one SKU; check nothing is oversold and print
+    /// attempts/s and latency (with --database-url, also a naive PostgreSQL UPDATE for comparison).
+    FlashSale(crate::bench_flash::FlashSaleArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -80,6 +83,7 @@ pub struct OrdersArgs {
 pub async fn run(cmd: BenchCommand) -> Result<()> {
     match cmd {
         BenchCommand::Orders(args) => orders(args).await,
+        BenchCommand::FlashSale(args) => crate::bench_flash::run(args).await,
     }
 }
 
@@ -87,7 +91,7 @@ pub async fn run(cmd: BenchCommand) -> Result<()> {
 // Target and connections
 
 /// Where the load goes.
-struct Target {
+pub(crate) struct Target {
     /// host:port to connect to.
     addr: String,
     host: HeaderValue,
@@ -95,7 +99,7 @@ struct Target {
 }
 
 impl Target {
-    fn new(addr: String, key: &str) -> Result<Target> {
+    pub(crate) fn new(addr: String, key: &str) -> Result<Target> {
         Ok(Target {
             host: HeaderValue::from_str(&addr).context("host")?,
             auth: HeaderValue::from_str(&format!("Bearer {key}"))
@@ -107,7 +111,7 @@ impl Target {
 
 /// Why a request failed, as counted in the summary.
 #[derive(Debug, Clone, Copy)]
-enum Failure {
+pub(crate) enum Failure {
     Status(u16),
     /// Connect, write or read failed.
     Transport,
@@ -117,7 +121,7 @@ enum Failure {
 }
 
 impl Failure {
-    fn label(self) -> String {
+    pub(crate) fn label(self) -> String {
         match self {
             Failure::Status(s) => s.to_string(),
             Failure::Transport => "transport".to_owned(),
@@ -128,13 +132,13 @@ impl Failure {
 }
 
 /// One HTTP/1.1 keep-alive connection, reopened when it breaks.
-struct Conn {
+pub(crate) struct Conn {
     target: Arc<Target>,
     sender: Option<SendRequest<Full<Bytes>>>,
 }
 
 impl Conn {
-    fn new(target: Arc<Target>) -> Conn {
+    pub(crate) fn new(target: Arc<Target>) -> Conn {
         Conn {
             target,
             sender: None,
@@ -156,7 +160,7 @@ impl Conn {
     }
 
     /// A sender ready for a request: the kept-alive one, or a fresh connection if it was closed.
-    async fn ready(&mut self) -> Result<&mut SendRequest<Full<Bytes>>, Failure> {
+    pub(crate) async fn ready(&mut self) -> Result<&mut SendRequest<Full<Bytes>>, Failure> {
         if let Some(s) = &mut self.sender
             && s.ready().await.is_err()
         {
@@ -171,7 +175,25 @@ impl Conn {
     }
 
     /// Sends one request and reads the whole response. Ok only for a 2xx status.
-    async fn send(&mut self, method: Method, uri: Uri, body: Bytes) -> Result<Bytes, Failure> {
+    pub(crate) async fn send(
+        &mut self,
+        method: Method,
+        uri: Uri,
+        body: Bytes,
+    ) -> Result<Bytes, Failure> {
+        match self.exchange(method, uri, body).await? {
+            (status, body) if status.is_success() => Ok(body),
+            (status, _) => Err(Failure::Status(status.as_u16())),
+        }
+    }
+
+    /// Sends one request and reads the whole response, whatever its status.
+    pub(crate) async fn exchange(
+        &mut self,
+        method: Method,
+        uri: Uri,
+        body: Bytes,
+    ) -> Result<(StatusCode, Bytes), Failure> {
         let (host, auth) = (self.target.host.clone(), self.target.auth.clone());
         let mut req = Request::new(Full::new(body));
         *req.method_mut() = method;
@@ -196,8 +218,7 @@ impl Conn {
             Ok::<_, Failure>((status, body))
         };
         match tokio::time::timeout(REQUEST_TIMEOUT, exchange).await {
-            Ok(Ok((status, body))) if status.is_success() => Ok(body),
-            Ok(Ok((status, _))) => Err(Failure::Status(status.as_u16())),
+            Ok(Ok(r)) => Ok(r),
             Ok(Err(f)) => {
                 self.sender = None;
                 Err(f)
@@ -341,7 +362,7 @@ impl Worker {
     }
 }
 
-fn micros(d: Duration) -> u64 {
+pub(crate) fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1)
 }
 
@@ -360,7 +381,7 @@ impl Outcome {
 // ---------------------------------------------------------------------------------------------
 // Recording
 
-fn histogram() -> Histogram<u64> {
+pub(crate) fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, LATENCY_MAX_US, 3).expect("static histogram bounds are valid")
 }
 
@@ -434,9 +455,11 @@ impl Shared {
     }
 }
 
-/// Updates the progress bar a few times a second and samples successful orders per second.
-fn spawn_ticker(
-    shared: Arc<Shared>,
+/// Updates the progress bar a few times a second and samples a rate per second. `counts` gives
+/// (finished, counted): the bar shows the first, the rate is of the second, labelled `unit`/s.
+pub(crate) fn spawn_ticker(
+    counts: impl Fn() -> (u64, u64) + Send + 'static,
+    unit: &'static str,
     bar: ProgressBar,
     stop: Arc<tokio::sync::Notify>,
 ) -> tokio::task::JoinHandle<Vec<f64>> {
@@ -451,17 +474,14 @@ fn spawn_ticker(
                 _ = tick.tick() => false,
                 _ = stop.notified() => true,
             };
-            let (done, ok) = (
-                shared.progress.done.load(Ordering::Relaxed),
-                shared.progress.ok.load(Ordering::Relaxed),
-            );
+            let (done, ok) = counts();
             bar.set_position(done);
             let since = mark.elapsed();
             if since >= Duration::from_secs(1) || (stopping && since >= Duration::from_millis(200))
             {
                 let rate = (ok - mark_ok) as f64 / since.as_secs_f64();
                 per_second.push(rate);
-                bar.set_message(format!("{rate:.0} orders/s"));
+                bar.set_message(format!("{rate:.0} {unit}/s"));
                 (mark, mark_ok) = (Instant::now(), ok);
             }
             if stopping {
@@ -471,12 +491,12 @@ fn spawn_ticker(
     })
 }
 
-fn progress_bar(len: u64) -> ProgressBar {
+pub(crate) fn progress_bar(len: u64, unit: &str) -> ProgressBar {
     let bar = ProgressBar::new(len);
     bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} orders  {msg}",
-        )
+        ProgressStyle::with_template(&format!(
+            "{{spinner}} [{{elapsed_precise}}] {{wide_bar}} {{pos}}/{{len}} {unit}  {{msg}}"
+        ))
         .expect("a valid progress template"),
     );
     bar
@@ -620,18 +640,18 @@ async fn open_loop(
 // The command
 
 #[derive(Debug, Serialize)]
-struct Lat {
-    count: u64,
-    mean_ms: f64,
-    p50_ms: f64,
-    p90_ms: f64,
-    p99_ms: f64,
-    p999_ms: f64,
-    max_ms: f64,
+pub(crate) struct Lat {
+    pub(crate) count: u64,
+    pub(crate) mean_ms: f64,
+    pub(crate) p50_ms: f64,
+    pub(crate) p90_ms: f64,
+    pub(crate) p99_ms: f64,
+    pub(crate) p999_ms: f64,
+    pub(crate) max_ms: f64,
 }
 
 impl Lat {
-    fn of(h: &Histogram<u64>) -> Lat {
+    pub(crate) fn of(h: &Histogram<u64>) -> Lat {
         let ms = |us: u64| us as f64 / 1000.0;
         Lat {
             count: h.len(),
@@ -653,17 +673,17 @@ struct Latencies {
 }
 
 #[derive(Debug, Serialize)]
-struct Bucket {
-    from_ms: f64,
-    to_ms: f64,
-    count: u64,
+pub(crate) struct Bucket {
+    pub(crate) from_ms: f64,
+    pub(crate) to_ms: f64,
+    pub(crate) count: u64,
 }
 
 #[derive(Debug, Serialize)]
-struct GroupCommit {
-    groups: u64,
-    jobs: u64,
-    jobs_per_group: f64,
+pub(crate) struct GroupCommit {
+    pub(crate) groups: u64,
+    pub(crate) jobs: u64,
+    pub(crate) jobs_per_group: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -693,7 +713,7 @@ struct Report {
 }
 
 /// Log-spaced buckets (√2 apart) over the recorded values.
-fn buckets(h: &Histogram<u64>) -> Vec<Bucket> {
+pub(crate) fn buckets(h: &Histogram<u64>) -> Vec<Bucket> {
     if h.is_empty() {
         return Vec::new();
     }
@@ -719,7 +739,7 @@ fn buckets(h: &Histogram<u64>) -> Vec<Bucket> {
     out
 }
 
-fn bar(n: f64, max: f64, width: usize) -> String {
+pub(crate) fn bar(n: f64, max: f64, width: usize) -> String {
     if max <= 0.0 {
         return String::new();
     }
@@ -727,7 +747,7 @@ fn bar(n: f64, max: f64, width: usize) -> String {
     "#".repeat(if n > 0.0 { w.max(1) } else { 0 })
 }
 
-fn sparkline(v: &[f64]) -> String {
+pub(crate) fn sparkline(v: &[f64]) -> String {
     const TICKS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
     let max = v.iter().copied().fold(0.0, f64::max);
     v.iter()
@@ -739,6 +759,41 @@ fn sparkline(v: &[f64]) -> String {
             }
         })
         .collect()
+}
+
+/// An ASCII histogram of latency buckets, under `title`.
+pub(crate) fn write_histogram(s: &mut String, title: &str, buckets: &[Bucket]) {
+    if buckets.is_empty() {
+        return;
+    }
+    let _ = writeln!(s, "\n  {title}");
+    let max = buckets.iter().map(|b| b.count).max().unwrap_or(0) as f64;
+    let total: u64 = buckets.iter().map(|b| b.count).sum();
+    for b in buckets {
+        let _ = writeln!(
+            s,
+            "  {:>9.3} – {:<9.3} {:>8} {:>5.1}% |{}",
+            b.from_ms,
+            b.to_ms,
+            b.count,
+            b.count as f64 * 100.0 / total.max(1) as f64,
+            bar(b.count as f64, max, 50)
+        );
+    }
+}
+
+/// A rate sampled once a second: a sparkline, and one bar a second for up to a minute.
+pub(crate) fn write_per_second(s: &mut String, label: &str, t: &[f64]) {
+    if t.is_empty() {
+        return;
+    }
+    let _ = writeln!(s, "\n  {label} over time  {}", sparkline(t));
+    if t.len() <= 60 {
+        let max = t.iter().copied().fold(0.0, f64::max);
+        for (i, x) in t.iter().enumerate() {
+            let _ = writeln!(s, "  {:>4}s {:>8.0} |{}", i + 1, x, bar(*x, max, 50));
+        }
+    }
 }
 
 fn print_report(r: &Report) {
@@ -813,37 +868,8 @@ fn print_report(r: &Report) {
             "  (create and order latency count from each order's scheduled start)"
         );
     }
-    if !r.order_latency_histogram.is_empty() {
-        let _ = writeln!(s, "\n  order latency (ms)");
-        let max = r
-            .order_latency_histogram
-            .iter()
-            .map(|b| b.count)
-            .max()
-            .unwrap_or(0) as f64;
-        let total: u64 = r.order_latency_histogram.iter().map(|b| b.count).sum();
-        for b in &r.order_latency_histogram {
-            let _ = writeln!(
-                s,
-                "  {:>9.3} – {:<9.3} {:>8} {:>5.1}% |{}",
-                b.from_ms,
-                b.to_ms,
-                b.count,
-                b.count as f64 * 100.0 / total.max(1) as f64,
-                bar(b.count as f64, max, 50)
-            );
-        }
-    }
-    let t = &r.orders_per_s_over_time;
-    if !t.is_empty() {
-        let _ = writeln!(s, "\n  orders/s over time  {}", sparkline(t));
-        if t.len() <= 60 {
-            let max = t.iter().copied().fold(0.0, f64::max);
-            for (i, x) in t.iter().enumerate() {
-                let _ = writeln!(s, "  {:>4}s {:>8.0} |{}", i + 1, x, bar(*x, max, 50));
-            }
-        }
-    }
+    write_histogram(&mut s, "order latency (ms)", &r.order_latency_histogram);
+    write_per_second(&mut s, "orders/s", &r.orders_per_s_over_time);
     println!("{s}");
 }
 
@@ -861,79 +887,14 @@ async fn orders(a: OrdersArgs) -> Result<()> {
         );
     }
 
-    // The target: a hub started here, or the one at --url.
-    let mut _data_dir = None;
-    let (hub, target, backend, durability, target_label) = match &a.url {
-        Some(url) => {
-            let key = a
-                .api_key
-                .clone()
-                .context("--url needs --api-key (or ORDERHUB_BENCH_API_KEY)")?;
-            let uri: Uri = url
-                .parse()
-                .with_context(|| format!("--url {url:?} is not a URL"))?;
-            anyhow::ensure!(
-                uri.scheme_str() == Some("http"),
-                "--url must be http://host:port"
-            );
-            let authority = uri.authority().context("--url needs a host")?;
-            let port = authority.port_u16().unwrap_or(80);
-            let target = Arc::new(Target::new(format!("{}:{port}", authority.host()), &key)?);
-            let backend = remote_backend(&target).await;
-            anyhow::ensure!(backend != "unreachable", "cannot reach the hub at {url}");
-            let durability = match backend.as_str() {
-                "sqlite" => "SQLite WAL synchronous=FULL (as the hub configures it)",
-                "postgres" => "PostgreSQL synchronous_commit=on unless the server overrides it",
-                _ => "unknown (remote hub)",
-            };
-            (
-                None,
-                target,
-                format!("url, store {backend}"),
-                durability.to_owned(),
-                url.clone(),
-            )
-        }
-        None => {
-            let dir = tempfile::Builder::new()
-                .prefix("orderhub-bench-")
-                .tempdir()
-                .context("a temporary directory")?;
-            let key = format!("bench-{}", uuid::Uuid::new_v4().simple());
-            let settings = Settings {
-                listen: "127.0.0.1:0".to_owned(),
-                data_dir: dir.path().to_path_buf(),
-                database_url: a.database_url.clone(),
-                pii_key: None,
-                pg_writers: config::DEFAULT_PG_WRITERS,
-                bootstrap_api_key: Some(key.clone()),
-                log_format: LogFormat::Pretty,
-            };
-            _data_dir = Some(dir);
-            let (hub, _) = crate::hub::start(&settings)
-                .await
-                .context("cannot start the in-process hub")?;
-            let target = Arc::new(Target::new(hub.addr.to_string(), &key)?);
-            let (backend, durability) = match a.database_url {
-                Some(_) => (
-                    "postgres (in-process hub)",
-                    "PostgreSQL synchronous_commit=on (group commit)",
-                ),
-                None => (
-                    "sqlite (in-process hub, temp dir)",
-                    "SQLite WAL synchronous=FULL (group commit, fsync per commit)",
-                ),
-            };
-            let label = format!("http://{}", hub.addr);
-            (
-                Some(hub),
-                target,
-                backend.to_owned(),
-                durability.to_owned(),
-                label,
-            )
-        }
-    };
+    let Opened {
+        hub,
+        target,
+        backend,
+        durability,
+        label: target_label,
+        _data_dir,
+    } = open_target(a.url.as_deref(), a.api_key.clone(), a.database_url.clone()).await?;
 
     let run_id = uuid::Uuid::new_v4().simple().to_string();
     let tpl = Arc::new(OrderTemplate::new(a.lines, &run_id));
@@ -947,9 +908,18 @@ async fn orders(a: OrdersArgs) -> Result<()> {
         Some(r) => (r * a.duration).round() as u64,
         None => a.orders,
     };
-    let bar = progress_bar(planned);
+    let bar = progress_bar(planned, "orders");
     let stop = Arc::new(tokio::sync::Notify::new());
-    let ticker = spawn_ticker(shared.clone(), bar.clone(), stop.clone());
+    let counts = {
+        let shared = shared.clone();
+        move || {
+            (
+                shared.progress.done.load(Ordering::Relaxed),
+                shared.progress.ok.load(Ordering::Relaxed),
+            )
+        }
+    };
+    let ticker = spawn_ticker(counts, "orders", bar.clone(), stop.clone());
 
     let t0 = Instant::now();
     let open = match a.rate {
@@ -1041,6 +1011,105 @@ async fn orders(a: OrdersArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The hub under load: started here (with its temporary directory), or the one at a URL.
+pub(crate) struct Opened {
+    pub(crate) hub: Option<crate::hub::RunningHub>,
+    pub(crate) target: Arc<Target>,
+    /// What serves the requests, for the report.
+    pub(crate) backend: String,
+    pub(crate) durability: String,
+    /// The base URL.
+    pub(crate) label: String,
+    /// Kept until the end of the run: dropping it deletes the SQLite database.
+    pub(crate) _data_dir: Option<tempfile::TempDir>,
+}
+
+/// Starts an in-process hub (SQLite in a temporary directory, or PostgreSQL at `database_url`) with
+/// a fresh admin key, or targets the hub at `url` with `api_key`.
+pub(crate) async fn open_target(
+    url: Option<&str>,
+    api_key: Option<String>,
+    database_url: Option<String>,
+) -> Result<Opened> {
+    let mut data_dir = None;
+    let (hub, target, backend, durability, label) = match url {
+        Some(url) => {
+            let key = api_key.context("--url needs --api-key (or ORDERHUB_BENCH_API_KEY)")?;
+            let uri: Uri = url
+                .parse()
+                .with_context(|| format!("--url {url:?} is not a URL"))?;
+            anyhow::ensure!(
+                uri.scheme_str() == Some("http"),
+                "--url must be http://host:port"
+            );
+            let authority = uri.authority().context("--url needs a host")?;
+            let port = authority.port_u16().unwrap_or(80);
+            let target = Arc::new(Target::new(format!("{}:{port}", authority.host()), &key)?);
+            let backend = remote_backend(&target).await;
+            anyhow::ensure!(backend != "unreachable", "cannot reach the hub at {url}");
+            let durability = match backend.as_str() {
+                "sqlite" => "SQLite WAL synchronous=FULL (as the hub configures it)",
+                "postgres" => "PostgreSQL synchronous_commit=on unless the server overrides it",
+                _ => "unknown (remote hub)",
+            };
+            (
+                None,
+                target,
+                format!("url, store {backend}"),
+                durability.to_owned(),
+                url.to_owned(),
+            )
+        }
+        None => {
+            let dir = tempfile::Builder::new()
+                .prefix("orderhub-bench-")
+                .tempdir()
+                .context("a temporary directory")?;
+            let key = format!("bench-{}", uuid::Uuid::new_v4().simple());
+            let settings = Settings {
+                listen: "127.0.0.1:0".to_owned(),
+                data_dir: dir.path().to_path_buf(),
+                database_url: database_url.clone(),
+                pii_key: None,
+                pg_writers: config::DEFAULT_PG_WRITERS,
+                bootstrap_api_key: Some(key.clone()),
+                log_format: LogFormat::Pretty,
+            };
+            data_dir = Some(dir);
+            let (hub, _) = crate::hub::start(&settings)
+                .await
+                .context("cannot start the in-process hub")?;
+            let target = Arc::new(Target::new(hub.addr.to_string(), &key)?);
+            let (backend, durability) = match database_url {
+                Some(_) => (
+                    "postgres (in-process hub)",
+                    "PostgreSQL synchronous_commit=on (group commit)",
+                ),
+                None => (
+                    "sqlite (in-process hub, temp dir)",
+                    "SQLite WAL synchronous=FULL (group commit, fsync per commit)",
+                ),
+            };
+            let label = format!("http://{}", hub.addr);
+            (
+                Some(hub),
+                target,
+                backend.to_owned(),
+                durability.to_owned(),
+                label,
+            )
+        }
+    };
+    Ok(Opened {
+        hub,
+        target,
+        backend,
+        durability,
+        label,
+        _data_dir: data_dir,
+    })
 }
 
 /// The store a remote hub reports on /readyz ("sqlite", "postgres"), or "unknown".

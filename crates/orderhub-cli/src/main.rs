@@ -2,6 +2,7 @@
 //! `serve`, `migrate`, `tenant` and `bench`.
 
 mod bench;
+mod bench_flash;
 mod config;
 mod hub;
 
