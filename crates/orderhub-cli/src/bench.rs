@@ -78,6 +78,10 @@ pub struct OrdersArgs {
     /// Also write the figures as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Track the orders' SKUs in the inventory first (a warehouse, the SKUs, enough stock), so
+    /// every payment reserves stock: the figure to compare with a run without it.
+    #[arg(long)]
+    inventory: bool,
 }
 
 pub async fn run(cmd: BenchCommand) -> Result<()> {
@@ -233,6 +237,42 @@ impl Conn {
 
 // ---------------------------------------------------------------------------------------------
 // Orders
+
+fn planned_orders(a: &OrdersArgs) -> u64 {
+    match a.rate {
+        Some(r) => (r * a.duration).round() as u64,
+        None => a.orders,
+    }
+}
+
+/// A warehouse covering everywhere, the template's SKUs, and stock for every order of the run (a
+/// line `i` orders `1 + i % 3` units).
+async fn seed_inventory(target: &Arc<Target>, lines: usize, orders: u64) -> Result<()> {
+    use crate::bench_flash::seed;
+    let mut conn = Conn::new(target.clone());
+    seed(
+        &mut conn,
+        Method::PUT,
+        "/v1/warehouses/BENCH-WH",
+        serde_json::json!({"name": "Bench warehouse"}),
+    )
+    .await?;
+    for i in 0..lines {
+        let sku = format!("SKU-{}", i + 1);
+        seed(
+            &mut conn,
+            Method::PUT,
+            &format!("/v1/skus/{sku}"),
+            serde_json::json!({"title": sku}),
+        )
+        .await?;
+        let quantity = orders * (1 + (i % 3) as u64) + 1000;
+        let receipt =
+            serde_json::json!({"sku": sku, "warehouse_id": "BENCH-WH", "quantity": quantity});
+        seed(&mut conn, Method::POST, "/v1/inventory/receipts", receipt).await?;
+    }
+    Ok(())
+}
 
 /// The create body, split around the external order id so each order costs one copy into a
 /// reused buffer.
@@ -896,6 +936,9 @@ async fn orders(a: OrdersArgs) -> Result<()> {
         _data_dir,
     } = open_target(a.url.as_deref(), a.api_key.clone(), a.database_url.clone()).await?;
 
+    if a.inventory {
+        seed_inventory(&target, a.lines, planned_orders(&a)).await?;
+    }
     let run_id = uuid::Uuid::new_v4().simple().to_string();
     let tpl = Arc::new(OrderTemplate::new(a.lines, &run_id));
     let shared = Arc::new(Shared {

@@ -210,7 +210,12 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 }
 
 /// One seeding request that must succeed.
-async fn seed(conn: &mut Conn, method: Method, path: &str, body: serde_json::Value) -> Result<()> {
+pub(crate) async fn seed(
+    conn: &mut Conn,
+    method: Method,
+    path: &str,
+    body: serde_json::Value,
+) -> Result<()> {
     let uri = Uri::try_from(path).with_context(|| format!("{path} is not a path"))?;
     conn.send(method.clone(), uri, Bytes::from(body.to_string()))
         .await

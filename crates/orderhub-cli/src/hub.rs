@@ -108,9 +108,7 @@ pub async fn start(s: &Settings) -> Result<(RunningHub, Option<String>)> {
     start_sweeper(store.clone());
     let state = AppState::new(store.clone(), Arc::new(SystemClock));
     let app = orderhub_http::router(state);
-    let listener = tokio::net::TcpListener::bind(&s.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", s.listen))?;
+    let listener = listen(&s.listen).await?;
     let addr = listener.local_addr()?;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -168,6 +166,33 @@ fn start_sweeper(store: Store) {
             }
         }
     });
+}
+
+/// Connections waiting to be accepted. tokio's `bind` uses 128, and a burst of a few hundred
+/// clients connecting at once (a flash sale, a reconnecting fleet) overflows it: the kernel drops
+/// SYNs and those clients retry a second later.
+const LISTEN_BACKLOG: u32 = 4096;
+
+async fn listen(addr: &str) -> Result<tokio::net::TcpListener> {
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host(addr)
+        .await
+        .with_context(|| format!("cannot resolve {addr}"))?
+        .collect();
+    let a = *addrs
+        .first()
+        .with_context(|| format!("{addr} resolves to no address"))?;
+    let socket = if a.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket
+        .bind(a)
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    socket
+        .listen(LISTEN_BACKLOG)
+        .with_context(|| format!("cannot listen on {addr}"))
 }
 
 async fn shutdown_signal() {
