@@ -138,34 +138,46 @@ pub(crate) fn policy_from_settings(
     Ok(orderhub_domain::lifecycle::Policy { carrier_whitelist })
 }
 
-/// Tenant policies as a writer last read them. Settings change rarely and only by an admin; a
-/// writer may act on a policy up to [`POLICY_TTL`] old.
-#[derive(Default)]
-pub(crate) struct PolicyCache {
-    map: std::collections::HashMap<
-        orderhub_domain::TenantId,
-        (orderhub_domain::lifecycle::Policy, std::time::Instant),
-    >,
+/// Values a writer read recently. What is cached changes rarely and only by an admin (tenant
+/// settings, the SKU master); a writer may act on a value up to [`CACHE_TTL`] old, and forgets a
+/// key it writes itself.
+pub(crate) struct TtlCache<K, V> {
+    map: std::collections::HashMap<K, (V, std::time::Instant)>,
 }
 
-const POLICY_TTL: std::time::Duration = std::time::Duration::from_secs(10);
-
-impl PolicyCache {
-    pub(crate) fn get(
-        &self,
-        t: &orderhub_domain::TenantId,
-    ) -> Option<&orderhub_domain::lifecycle::Policy> {
-        self.map
-            .get(t)
-            .filter(|(_, at)| at.elapsed() < POLICY_TTL)
-            .map(|(p, _)| p)
-    }
-    pub(crate) fn put(
-        &mut self,
-        t: &orderhub_domain::TenantId,
-        p: &orderhub_domain::lifecycle::Policy,
-    ) {
-        self.map
-            .insert(t.clone(), (p.clone(), std::time::Instant::now()));
+impl<K, V> Default for TtlCache<K, V> {
+    fn default() -> Self {
+        Self {
+            map: std::collections::HashMap::new(),
+        }
     }
 }
+
+const CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(10);
+/// Entries kept at most; beyond, the cache starts over (a catalogue of 100k SKUs fits).
+const CACHE_ENTRIES_MAX: usize = 100_000;
+
+impl<K: std::hash::Hash + Eq, V: Clone> TtlCache<K, V> {
+    pub(crate) fn get(&self, k: &K) -> Option<V> {
+        self.map
+            .get(k)
+            .filter(|(_, at)| at.elapsed() < CACHE_TTL)
+            .map(|(v, _)| v.clone())
+    }
+    pub(crate) fn put(&mut self, k: K, v: V) {
+        if self.map.len() >= CACHE_ENTRIES_MAX {
+            self.map.clear();
+        }
+        self.map.insert(k, (v, std::time::Instant::now()));
+    }
+    pub(crate) fn forget(&mut self, k: &K) {
+        self.map.remove(k);
+    }
+}
+
+pub(crate) type PolicyCache =
+    TtlCache<orderhub_domain::TenantId, orderhub_domain::lifecycle::Policy>;
+pub(crate) type SkuCache = TtlCache<
+    (orderhub_domain::TenantId, orderhub_domain::Sku),
+    Option<orderhub_core::ports::SkuRecord>,
+>;

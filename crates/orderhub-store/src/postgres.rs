@@ -167,6 +167,7 @@ pub(crate) fn open(
     let write: WriteConnFactory = Arc::new(move || {
         Ok(Box::new(PgWrite {
             policies: crate::PolicyCache::default(),
+            skus: crate::SkuCache::default(),
             conn: Conn {
                 c: connect(&u)?,
                 stmts: HashMap::new(),
@@ -190,6 +191,7 @@ pub(crate) fn open(
 
 pub(crate) struct PgWrite {
     policies: crate::PolicyCache,
+    pub(crate) skus: crate::SkuCache,
     pub(crate) conn: Conn,
     cipher: PiiCipher,
     pub(crate) pending: Pending,
@@ -428,10 +430,10 @@ impl Tx for PgWrite {
 
     fn tenant_policy(&mut self, tenant: &TenantId) -> Result<Policy, StoreError> {
         if let Some(p) = self.policies.get(tenant) {
-            return Ok(p.clone());
+            return Ok(p);
         }
         let p = self.load_policy(tenant)?;
-        self.policies.put(tenant, &p);
+        self.policies.put(tenant.clone(), p.clone());
         Ok(p)
     }
 }

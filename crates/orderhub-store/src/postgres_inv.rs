@@ -118,7 +118,14 @@ fn expires_of(s: ReservationState) -> Option<DateTime<Utc>> {
 
 impl InventoryTx for PgWrite {
     fn sku_get(&mut self, tenant: &TenantId, sku: &Sku) -> Result<Option<SkuRecord>, StoreError> {
-        sku_get(&mut self.conn, tenant, sku)
+        // Every payment asks for each line's SKU; the master changes rarely.
+        let key = (tenant.clone(), sku.clone());
+        if let Some(hit) = self.skus.get(&key) {
+            return Ok(hit);
+        }
+        let rec = sku_get(&mut self.conn, tenant, sku)?;
+        self.skus.put(key, rec.clone());
+        Ok(rec)
     }
 
     fn sku_put(
@@ -127,6 +134,7 @@ impl InventoryTx for PgWrite {
         rec: &SkuRecord,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        self.skus.forget(&(tenant.clone(), rec.sku.clone()));
         self.conn.execute(
             "INSERT INTO skus VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (tenant_id, sku) DO UPDATE SET title = excluded.title, components = excluded.components",

@@ -131,6 +131,7 @@ pub(crate) fn open(path: &Path, cipher: PiiCipher) -> Result<Pools, StoreError> 
     let write: WriteConnFactory = Arc::new(move || {
         Ok(Box::new(SqliteWrite {
             policies: crate::PolicyCache::default(),
+            skus: crate::SkuCache::default(),
             c: connect(&p)?,
             cipher: c1.clone(),
             pending: Pending::default(),
@@ -173,6 +174,7 @@ fn start_checkpointer(path: &Path, alive: std::sync::Weak<()>) -> Result<(), Sto
 
 pub(crate) struct SqliteWrite {
     policies: crate::PolicyCache,
+    pub(crate) skus: crate::SkuCache,
     pub(crate) c: Connection,
     cipher: PiiCipher,
     pub(crate) pending: Pending,
@@ -434,10 +436,10 @@ impl Tx for SqliteWrite {
 
     fn tenant_policy(&mut self, tenant: &TenantId) -> Result<Policy, StoreError> {
         if let Some(p) = self.policies.get(tenant) {
-            return Ok(p.clone());
+            return Ok(p);
         }
         let p = self.load_policy(tenant)?;
-        self.policies.put(tenant, &p);
+        self.policies.put(tenant.clone(), p.clone());
         Ok(p)
     }
 }

@@ -141,7 +141,14 @@ fn expires_of(s: ReservationState) -> Option<DateTime<Utc>> {
 
 impl InventoryTx for SqliteWrite {
     fn sku_get(&mut self, tenant: &TenantId, sku: &Sku) -> Result<Option<SkuRecord>, StoreError> {
-        sku_get(&self.c, tenant, sku)
+        // Every payment asks for each line's SKU; the master changes rarely.
+        let key = (tenant.clone(), sku.clone());
+        if let Some(hit) = self.skus.get(&key) {
+            return Ok(hit);
+        }
+        let rec = sku_get(&self.c, tenant, sku)?;
+        self.skus.put(key, rec.clone());
+        Ok(rec)
     }
 
     fn sku_put(
@@ -150,6 +157,7 @@ impl InventoryTx for SqliteWrite {
         rec: &SkuRecord,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        self.skus.forget(&(tenant.clone(), rec.sku.clone()));
         self.c
             .prepare_cached(
                 "INSERT INTO skus VALUES (?1, ?2, ?3, ?4, ?5)
