@@ -132,7 +132,7 @@ pub async fn put_sku(
     let (a, now) = (actor(&ctx), state.clock.now());
     state
         .store
-        .write(partition(&sku), move |tx| {
+        .write(super::stock_partition(Some(&sku)), move |tx| {
             inv::define_sku(tx, &a, &rec, now)
         })
         .await?;
@@ -199,7 +199,11 @@ pub async fn receipt(
     )?;
     let sku = at("sku", Sku::parse(&req.sku))?;
     let wh = warehouse("warehouse_id", &req.warehouse_id)?;
-    let (a, now, part) = (actor(&ctx), state.clock.now(), partition(&sku));
+    let (a, now, part) = (
+        actor(&ctx),
+        state.clock.now(),
+        super::stock_partition(Some(&sku)),
+    );
     write(
         &state,
         &ctx.principal,
@@ -262,7 +266,11 @@ pub async fn adjustment(
         }
         other => AdjustmentReason::Other(other.to_owned()),
     };
-    let (a, now, part) = (actor(&ctx), state.clock.now(), partition(&sku));
+    let (a, now, part) = (
+        actor(&ctx),
+        state.clock.now(),
+        super::stock_partition(Some(&sku)),
+    );
     write(
         &state,
         &ctx.principal,
@@ -501,7 +509,7 @@ pub async fn reserve(
     };
     // Reservations that share their first SKU share a writer: a flash sale's hot SKU is served by
     // one writer in large groups instead of contending for its row.
-    let part = partition(input.lines.iter().map(|l| &l.0).min());
+    let part = super::stock_partition(input.lines.iter().map(|l| &l.0).min());
     let (a, now) = (actor(&ctx), state.clock.now());
     write(
         &state,
@@ -809,7 +817,11 @@ pub async fn returns(
         qc_passed,
         reference: req.reference,
     };
-    let (a, now, part) = (actor(&ctx), state.clock.now(), partition(&input.sku));
+    let (a, now, part) = (
+        actor(&ctx),
+        state.clock.now(),
+        super::stock_partition(Some(&input.sku)),
+    );
     write(
         &state,
         &ctx.principal,

@@ -89,3 +89,14 @@ pub fn page_limit(limit: Option<u32>, default: u32, max: u32) -> Result<u32, Api
     }
     Ok(limit)
 }
+
+/// The writer partition of a stock movement: the hash of the (smallest) SKU it moves. Everything
+/// that moves one SKU's stock — reservations, receipts, orders' payments, cancels and shipments —
+/// goes to one writer, which serves a hot SKU in large groups instead of having writers queue on
+/// its row lock.
+pub fn stock_partition(sku: Option<&orderhub_domain::Sku>) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    ("stock", sku).hash(&mut h);
+    h.finish()
+}

@@ -270,6 +270,20 @@ pub async fn transition(
         &canonical,
     )?;
     let cmd = req.into_command(kind)?;
+    // Moves that touch stock go to the writer of the order's stock (see `stock_partition`); the
+    // others to the order's own. Either way one order's moves are serialized by its row and version.
+    let part = if matches!(
+        kind,
+        CommandKind::Pay | CommandKind::Cancel | CommandKind::Ship
+    ) {
+        let t = ctx.principal.tenant_id.clone();
+        match state.store.read(move |r| r.order_get(&t, id)).await? {
+            Some(o) => super::stock_partition(o.lines.iter().map(|l| &l.sku).min()),
+            None => partition(id),
+        }
+    } else {
+        partition(id)
+    };
     let actor = orderhub_core::usecases::Actor {
         principal: ctx.principal.clone(),
         request_id: ctx.request_id,
@@ -279,7 +293,7 @@ pub async fn transition(
         &state,
         &ctx.principal,
         key,
-        partition(id),
+        part,
         move |tx| run_transition(tx, &actor, id, &cmd, now),
         render_order,
     )
