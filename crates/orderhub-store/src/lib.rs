@@ -138,17 +138,26 @@ pub(crate) fn policy_from_settings(
     Ok(orderhub_domain::lifecycle::Policy { carrier_whitelist })
 }
 
-/// Values a writer read recently. What is cached changes rarely and only by an admin (tenant
-/// settings, the SKU master); a writer may act on a value up to [`CACHE_TTL`] old, and forgets a
-/// key it writes itself.
+/// Values writers read recently, shared by the writers of one store. What is cached changes rarely
+/// and only by an admin (tenant settings, the SKU master, warehouses, channel policies); a write
+/// through this store forgets its key at once for every writer, and other processes see it within
+/// [`CACHE_TTL`].
 pub(crate) struct TtlCache<K, V> {
-    map: std::collections::HashMap<K, (V, std::time::Instant)>,
+    map: Arc<parking_lot::Mutex<std::collections::HashMap<K, (V, std::time::Instant)>>>,
 }
 
 impl<K, V> Default for TtlCache<K, V> {
     fn default() -> Self {
         Self {
-            map: std::collections::HashMap::new(),
+            map: Arc::new(parking_lot::Mutex::new(std::collections::HashMap::new())),
+        }
+    }
+}
+
+impl<K, V> Clone for TtlCache<K, V> {
+    fn clone(&self) -> Self {
+        Self {
+            map: self.map.clone(),
         }
     }
 }
@@ -160,19 +169,29 @@ const CACHE_ENTRIES_MAX: usize = 100_000;
 impl<K: std::hash::Hash + Eq, V: Clone> TtlCache<K, V> {
     pub(crate) fn get(&self, k: &K) -> Option<V> {
         self.map
+            .lock()
             .get(k)
             .filter(|(_, at)| at.elapsed() < CACHE_TTL)
             .map(|(v, _)| v.clone())
     }
-    pub(crate) fn put(&mut self, k: K, v: V) {
-        if self.map.len() >= CACHE_ENTRIES_MAX {
-            self.map.clear();
+    pub(crate) fn put(&self, k: K, v: V) {
+        let mut map = self.map.lock();
+        if map.len() >= CACHE_ENTRIES_MAX {
+            map.clear();
         }
-        self.map.insert(k, (v, std::time::Instant::now()));
+        map.insert(k, (v, std::time::Instant::now()));
     }
-    pub(crate) fn forget(&mut self, k: &K) {
-        self.map.remove(k);
+    pub(crate) fn forget(&self, k: &K) {
+        self.map.lock().remove(k);
     }
+}
+
+/// Every cache a writer keeps, shared by the writers of one store.
+#[derive(Default, Clone)]
+pub(crate) struct WriterCaches {
+    pub policies: PolicyCache,
+    pub skus: SkuCache,
+    pub inventory: InventoryCaches,
 }
 
 pub(crate) type PolicyCache =
@@ -181,3 +200,10 @@ pub(crate) type SkuCache = TtlCache<
     (orderhub_domain::TenantId, orderhub_domain::Sku),
     Option<orderhub_core::ports::SkuRecord>,
 >;
+
+/// The writers' caches of tenant-level inventory settings.
+#[derive(Default, Clone)]
+pub(crate) struct InventoryCaches {
+    pub warehouses: TtlCache<orderhub_domain::TenantId, Vec<orderhub_core::ports::WarehouseRecord>>,
+    pub channels: TtlCache<orderhub_domain::TenantId, Vec<orderhub_core::ports::ChannelPolicy>>,
+}

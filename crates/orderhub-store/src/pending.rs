@@ -1,8 +1,13 @@
 //! What a writer's open group holds besides its SQL: events and audit rows that go in at commit, and
 //! a count of writes, so that a refused job's leftovers can be told apart from a clean refusal.
 
-use orderhub_core::ports::{AuditEntry, EventRecord};
-use std::collections::BTreeMap;
+use orderhub_core::ports::{AuditEntry, EventRecord, LedgerRow, StockRow};
+use orderhub_domain::ids::WarehouseId;
+use orderhub_domain::{Sku, TenantId};
+use std::collections::{BTreeMap, HashMap};
+
+/// A stock position's key.
+pub(crate) type Position = (TenantId, Sku, WarehouseId);
 
 #[derive(Default)]
 pub(crate) struct Pending {
@@ -10,19 +15,31 @@ pub(crate) struct Pending {
     pub outbox: Vec<EventRecord>,
     /// Audit entries wait here until commit, to go in with one statement per group.
     pub audit: Vec<AuditEntry>,
-    /// Rows written directly (orders, idempotency records, tenants, keys).
+    /// Ledger rows wait here until commit, in movement order.
+    pub ledger: Vec<LedgerRow>,
+    /// Stock positions this group has read or written: the group holds their row locks, so what it
+    /// saw stays true until it commits, and a hot SKU's row is read once per group, not per job.
+    pub stock: HashMap<Position, StockRow>,
+    /// Rows written directly (orders, idempotency records, tenants, keys, stock).
     pub writes: u64,
-    mark: (u64, usize, usize),
+    mark: (u64, usize, usize, usize),
 }
 
 impl Pending {
     pub fn clear(&mut self) {
         self.outbox.clear();
         self.audit.clear();
+        self.ledger.clear();
+        self.stock.clear();
     }
 
-    fn position(&self) -> (u64, usize, usize) {
-        (self.writes, self.outbox.len(), self.audit.len())
+    fn position(&self) -> (u64, usize, usize, usize) {
+        (
+            self.writes,
+            self.outbox.len(),
+            self.audit.len(),
+            self.ledger.len(),
+        )
     }
 
     pub fn mark(&mut self) {

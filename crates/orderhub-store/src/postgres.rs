@@ -163,11 +163,13 @@ pub(crate) fn open(
     cipher: PiiCipher,
 ) -> Result<Pools, StoreError> {
     migrate(&mut connect(url)?)?;
+    let shared = crate::WriterCaches::default();
     let (u, c1) = (url.to_owned(), cipher.clone());
     let write: WriteConnFactory = Arc::new(move || {
         Ok(Box::new(PgWrite {
-            policies: crate::PolicyCache::default(),
-            skus: crate::SkuCache::default(),
+            policies: shared.policies.clone(),
+            skus: shared.skus.clone(),
+            caches: shared.inventory.clone(),
             conn: Conn {
                 c: connect(&u)?,
                 stmts: HashMap::new(),
@@ -192,6 +194,7 @@ pub(crate) fn open(
 pub(crate) struct PgWrite {
     policies: crate::PolicyCache,
     pub(crate) skus: crate::SkuCache,
+    pub(crate) caches: crate::InventoryCaches,
     pub(crate) conn: Conn,
     cipher: PiiCipher,
     pub(crate) pending: Pending,
@@ -237,6 +240,7 @@ impl WriteConn for PgWrite {
     }
 
     fn commit(&mut self) -> Result<(), StoreError> {
+        self.flush_ledger()?;
         self.flush_audit()?;
         let by_tenant = self.pending.take_events_by_tenant();
         // Tenants in sorted order, so two groups never wait on each other's heads in a cycle.

@@ -150,6 +150,7 @@ impl InventoryTx for PgWrite {
         rec: &WarehouseRecord,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        self.caches.warehouses.forget(tenant);
         self.conn.execute(
             "INSERT INTO warehouses VALUES ($1, $2, $3, $4, $5, $6)
              ON CONFLICT (tenant_id, warehouse_id) DO UPDATE
@@ -168,7 +169,12 @@ impl InventoryTx for PgWrite {
     }
 
     fn warehouses(&mut self, tenant: &TenantId) -> Result<Vec<WarehouseRecord>, StoreError> {
-        warehouses(&mut self.conn, tenant)
+        if let Some(hit) = self.caches.warehouses.get(tenant) {
+            return Ok(hit);
+        }
+        let all = warehouses(&mut self.conn, tenant)?;
+        self.caches.warehouses.put(tenant.clone(), all.clone());
+        Ok(all)
     }
 
     fn stock_get(
@@ -177,12 +183,20 @@ impl InventoryTx for PgWrite {
         sku: &Sku,
         wh: &WarehouseId,
     ) -> Result<Option<StockRow>, StoreError> {
+        let key = (tenant.clone(), sku.clone(), wh.clone());
+        if let Some(row) = self.pending.stock.get(&key) {
+            return Ok(Some(*row));
+        }
         let r = self.conn.query_opt(
             "SELECT on_hand, reserved, version FROM stock
              WHERE tenant_id = $1 AND sku = $2 AND warehouse_id = $3 FOR UPDATE",
             &[&tenant.as_str(), &sku.as_str(), &wh.as_str()],
         )?;
-        Ok(r.map(|r| stock_row(&r, 0)))
+        let row = r.map(|r| stock_row(&r, 0));
+        if let Some(row) = row {
+            self.pending.stock.insert(key, row);
+        }
+        Ok(row)
     }
 
     fn stock_put(
@@ -208,32 +222,17 @@ impl InventoryTx for PgWrite {
                 &at,
             ],
         )?;
+        self.pending
+            .stock
+            .insert((tenant.clone(), sku.clone(), wh.clone()), row);
         self.pending.writes += 1;
         Ok(())
     }
 
     fn ledger_append(&mut self, row: &LedgerRow) -> Result<(), StoreError> {
-        self.conn.execute(
-            "INSERT INTO ledger (tenant_id, sku, warehouse_id, movement, quantity, reason, reference, on_hand_after,
-                                 reserved_after, at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            &[
-                &row.tenant_id.as_str(),
-                &row.sku.as_str(),
-                &row.warehouse_id.as_str(),
-                &row.movement,
-                &row.quantity,
-                &row.reason,
-                &row.reference,
-                &row.after.on_hand,
-                &row.after.reserved,
-                &row.at,
-            ],
-        )?;
-        self.pending.writes += 1;
+        self.pending.ledger.push(row.clone());
         Ok(())
     }
-
     fn reservation_get(
         &mut self,
         tenant: &TenantId,
@@ -355,7 +354,12 @@ impl InventoryTx for PgWrite {
     }
 
     fn channel_policies(&mut self, tenant: &TenantId) -> Result<Vec<ChannelPolicy>, StoreError> {
-        channel_policies(&mut self.conn, tenant)
+        if let Some(hit) = self.caches.channels.get(tenant) {
+            return Ok(hit);
+        }
+        let all = channel_policies(&mut self.conn, tenant)?;
+        self.caches.channels.put(tenant.clone(), all.clone());
+        Ok(all)
     }
 
     fn channel_policy_put(
@@ -363,6 +367,7 @@ impl InventoryTx for PgWrite {
         tenant: &TenantId,
         p: &ChannelPolicy,
     ) -> Result<(), StoreError> {
+        self.caches.channels.forget(tenant);
         let (kind, amount) = policy_to_cols(p.allocation);
         self.conn.execute(
             "INSERT INTO channel_policies VALUES ($1, $2, $3, $4, $5, $6)
@@ -552,5 +557,37 @@ impl PgRead {
                 )
             })
             .collect()
+    }
+}
+
+impl PgWrite {
+    /// The group's ledger rows in one statement, in movement order.
+    pub(crate) fn flush_ledger(&mut self) -> Result<(), StoreError> {
+        if self.pending.ledger.is_empty() {
+            return Ok(());
+        }
+        let rows = std::mem::take(&mut self.pending.ledger);
+        let tenants: Vec<&str> = rows.iter().map(|r| r.tenant_id.as_str()).collect();
+        let skus: Vec<&str> = rows.iter().map(|r| r.sku.as_str()).collect();
+        let whs: Vec<&str> = rows.iter().map(|r| r.warehouse_id.as_str()).collect();
+        let moves: Vec<&str> = rows.iter().map(|r| r.movement).collect();
+        let qty: Vec<i64> = rows.iter().map(|r| r.quantity).collect();
+        let reasons: Vec<Option<&str>> = rows.iter().map(|r| r.reason.as_deref()).collect();
+        let refs: Vec<Option<&str>> = rows.iter().map(|r| r.reference.as_deref()).collect();
+        let on_hand: Vec<i64> = rows.iter().map(|r| r.after.on_hand).collect();
+        let reserved: Vec<i64> = rows.iter().map(|r| r.after.reserved).collect();
+        let at: Vec<DateTime<Utc>> = rows.iter().map(|r| r.at).collect();
+        // WITH ORDINALITY + ORDER BY: entry ids follow the order the movements were made in.
+        self.conn.execute(
+            "INSERT INTO ledger (tenant_id, sku, warehouse_id, movement, quantity, reason, reference, on_hand_after,
+                                 reserved_after, at)
+             SELECT t, s, w, m, q, r, f, o, v, a
+             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[],
+                         $8::bigint[], $9::bigint[], $10::timestamptz[])
+                  WITH ORDINALITY AS x(t, s, w, m, q, r, f, o, v, a, n)
+             ORDER BY n",
+            &[&tenants, &skus, &whs, &moves, &qty, &reasons, &refs, &on_hand, &reserved, &at],
+        )?;
+        Ok(())
     }
 }

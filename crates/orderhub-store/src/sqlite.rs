@@ -127,12 +127,20 @@ pub(crate) fn open(path: &Path, cipher: PiiCipher) -> Result<Pools, StoreError> 
     }
     migrate(&connect(path)?)?;
     let p: PathBuf = path.to_owned();
+    let shared = crate::WriterCaches::default();
     let c1 = cipher.clone();
     let write: WriteConnFactory = Arc::new(move || {
         Ok(Box::new(SqliteWrite {
-            policies: crate::PolicyCache::default(),
-            skus: crate::SkuCache::default(),
-            c: connect(&p)?,
+            policies: shared.policies.clone(),
+            skus: shared.skus.clone(),
+            caches: shared.inventory.clone(),
+            c: {
+                let c = connect(&p)?;
+                // Checkpoints run on their own thread (start_checkpointer), never inside a commit.
+                c.execute_batch("PRAGMA wal_autocheckpoint=0")
+                    .map_err(err)?;
+                c
+            },
             cipher: c1.clone(),
             pending: Pending::default(),
         }) as Box<dyn WriteConn>)
@@ -175,6 +183,7 @@ fn start_checkpointer(path: &Path, alive: std::sync::Weak<()>) -> Result<(), Sto
 pub(crate) struct SqliteWrite {
     policies: crate::PolicyCache,
     pub(crate) skus: crate::SkuCache,
+    pub(crate) caches: crate::InventoryCaches,
     pub(crate) c: Connection,
     cipher: PiiCipher,
     pub(crate) pending: Pending,
@@ -188,6 +197,9 @@ impl WriteConn for SqliteWrite {
     }
 
     fn commit(&mut self) -> Result<(), StoreError> {
+        for row in std::mem::take(&mut self.pending.ledger) {
+            crate::sqlite_inv::insert_ledger(&self.c, &row)?;
+        }
         for e in std::mem::take(&mut self.pending.audit) {
             insert_audit(&self.c, &e)?;
         }

@@ -183,6 +183,7 @@ impl InventoryTx for SqliteWrite {
         rec: &WarehouseRecord,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        self.caches.warehouses.forget(tenant);
         self.c
             .prepare_cached(
                 "INSERT INTO warehouses VALUES (?1, ?2, ?3, ?4, ?5, ?6)
@@ -205,7 +206,12 @@ impl InventoryTx for SqliteWrite {
     }
 
     fn warehouses(&mut self, tenant: &TenantId) -> Result<Vec<WarehouseRecord>, StoreError> {
-        warehouses(&self.c, tenant)
+        if let Some(hit) = self.caches.warehouses.get(tenant) {
+            return Ok(hit);
+        }
+        let all = warehouses(&self.c, tenant)?;
+        self.caches.warehouses.put(tenant.clone(), all.clone());
+        Ok(all)
     }
 
     fn stock_get(
@@ -214,7 +220,15 @@ impl InventoryTx for SqliteWrite {
         sku: &Sku,
         wh: &WarehouseId,
     ) -> Result<Option<StockRow>, StoreError> {
-        stock_get(&self.c, tenant, sku, wh)
+        let key = (tenant.clone(), sku.clone(), wh.clone());
+        if let Some(row) = self.pending.stock.get(&key) {
+            return Ok(Some(*row));
+        }
+        let row = stock_get(&self.c, tenant, sku, wh)?;
+        if let Some(r) = row {
+            self.pending.stock.insert(key, r);
+        }
+        Ok(row)
     }
 
     fn stock_put(
@@ -244,13 +258,15 @@ impl InventoryTx for SqliteWrite {
                 ])
             })
             .map_err(err)?;
+        self.pending
+            .stock
+            .insert((tenant.clone(), sku.clone(), wh.clone()), row);
         self.pending.writes += 1;
         Ok(())
     }
 
     fn ledger_append(&mut self, row: &LedgerRow) -> Result<(), StoreError> {
-        insert_ledger(&self.c, row)?;
-        self.pending.writes += 1;
+        self.pending.ledger.push(row.clone());
         Ok(())
     }
 
@@ -383,7 +399,12 @@ impl InventoryTx for SqliteWrite {
     }
 
     fn channel_policies(&mut self, tenant: &TenantId) -> Result<Vec<ChannelPolicy>, StoreError> {
-        channel_policies(&self.c, tenant)
+        if let Some(hit) = self.caches.channels.get(tenant) {
+            return Ok(hit);
+        }
+        let all = channel_policies(&self.c, tenant)?;
+        self.caches.channels.put(tenant.clone(), all.clone());
+        Ok(all)
     }
 
     fn channel_policy_put(
@@ -391,6 +412,7 @@ impl InventoryTx for SqliteWrite {
         tenant: &TenantId,
         p: &ChannelPolicy,
     ) -> Result<(), StoreError> {
+        self.caches.channels.forget(tenant);
         let (kind, amount) = policy_to_cols(p.allocation);
         self.c
             .prepare_cached(
@@ -539,7 +561,7 @@ pub(crate) fn closed_channels(
     rows.map(|r| r.map_err(err)).collect()
 }
 
-fn insert_ledger(c: &Connection, row: &LedgerRow) -> Result<(), StoreError> {
+pub(crate) fn insert_ledger(c: &Connection, row: &LedgerRow) -> Result<(), StoreError> {
     c.prepare_cached(
         "INSERT INTO ledger (tenant_id, sku, warehouse_id, movement, quantity, reason, reference, on_hand_after,
                              reserved_after, at)
