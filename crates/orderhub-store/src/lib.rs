@@ -93,6 +93,11 @@ impl Store {
         self.inner.backend
     }
 
+    /// Writer threads: 1 on SQLite; `partition` only matters with more.
+    pub fn writers(&self) -> usize {
+        self.inner.writers()
+    }
+
     /// Runs `f` inside a group-committed write transaction and returns its result once the group has
     /// committed. `partition` picks the writer thread (writes to one order should use one partition,
     /// so they never contend with each other). `f` may run more than once if the group is retried;

@@ -123,6 +123,10 @@ impl Pools {
         })
     }
 
+    pub fn writers(&self) -> usize {
+        self.writers.len()
+    }
+
     pub fn stats(&self) -> WriteStats {
         WriteStats {
             groups: self.stats.groups.load(Ordering::Relaxed),

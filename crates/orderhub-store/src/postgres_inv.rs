@@ -187,11 +187,21 @@ impl InventoryTx for PgWrite {
         if let Some(row) = self.pending.stock.get(&key) {
             return Ok(Some(*row));
         }
-        let r = self.conn.query_opt(
-            "SELECT on_hand, reserved, version FROM stock
-             WHERE tenant_id = $1 AND sku = $2 AND warehouse_id = $3 FOR UPDATE",
-            &[&tenant.as_str(), &sku.as_str(), &wh.as_str()],
-        )?;
+        let select = "SELECT on_hand, reserved, version FROM stock
+             WHERE tenant_id = $1 AND sku = $2 AND warehouse_id = $3 FOR UPDATE";
+        let p: [&(dyn postgres::types::ToSql + Sync); 3] =
+            [&tenant.as_str(), &sku.as_str(), &wh.as_str()];
+        let mut r = self.conn.query_opt(select, &p)?;
+        if r.is_none() {
+            // A position no one has yet: create it empty, so this transaction holds its row lock.
+            // Without the lock two writers creating one position could both start from zero and the
+            // second write would overwrite the first.
+            self.conn.execute(
+                "INSERT INTO stock VALUES ($1, $2, $3, 0, 0, 0, now()) ON CONFLICT DO NOTHING",
+                &p,
+            )?;
+            r = self.conn.query_opt(select, &p)?;
+        }
         let row = r.map(|r| stock_row(&r, 0));
         if let Some(row) = row {
             self.pending.stock.insert(key, row);

@@ -304,7 +304,12 @@ pub async fn get(
                 return Ok(None);
             };
             let Some(parts) = rec.components.clone() else {
-                let positions = r.stock_for_sku(&t, &sku)?;
+                // Version 0: a position created empty by a lock (PostgreSQL), never moved; not shown.
+                let positions: Vec<_> = r
+                    .stock_for_sku(&t, &sku)?
+                    .into_iter()
+                    .filter(|p| p.1.version > 0)
+                    .collect();
                 return Ok(Some(InventoryView {
                     sku: sku.to_string(),
                     title: rec.title,

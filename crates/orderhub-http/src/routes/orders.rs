@@ -272,10 +272,11 @@ pub async fn transition(
     let cmd = req.into_command(kind)?;
     // Moves that touch stock go to the writer of the order's stock (see `stock_partition`); the
     // others to the order's own. Either way one order's moves are serialized by its row and version.
-    let part = if matches!(
+    let moves_stock = matches!(
         kind,
         CommandKind::Pay | CommandKind::Cancel | CommandKind::Ship
-    ) {
+    );
+    let part = if moves_stock && state.store.writers() > 1 {
         let t = ctx.principal.tenant_id.clone();
         match state.store.read(move |r| r.order_get(&t, id)).await? {
             Some(o) => super::stock_partition(o.lines.iter().map(|l| &l.sku).min()),
