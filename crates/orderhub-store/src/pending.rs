@@ -20,6 +20,8 @@ pub(crate) struct Pending {
     /// Stock positions this group has read or written: the group holds their row locks, so what it
     /// saw stays true until it commits, and a hot SKU's row is read once per group, not per job.
     pub stock: HashMap<Position, StockRow>,
+    /// Positions changed by this group, written once at commit (PostgreSQL) with their last value.
+    pub stock_dirty: std::collections::BTreeSet<Position>,
     /// Rows written directly (orders, idempotency records, tenants, keys, stock).
     pub writes: u64,
     mark: (u64, usize, usize, usize),
@@ -31,6 +33,7 @@ impl Pending {
         self.audit.clear();
         self.ledger.clear();
         self.stock.clear();
+        self.stock_dirty.clear();
     }
 
     fn position(&self) -> (u64, usize, usize, usize) {

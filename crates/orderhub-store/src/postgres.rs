@@ -240,6 +240,7 @@ impl WriteConn for PgWrite {
     }
 
     fn commit(&mut self) -> Result<(), StoreError> {
+        self.flush_stock()?;
         self.flush_ledger()?;
         self.flush_audit()?;
         let by_tenant = self.pending.take_events_by_tenant();

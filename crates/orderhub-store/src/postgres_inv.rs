@@ -215,26 +215,13 @@ impl InventoryTx for PgWrite {
         sku: &Sku,
         wh: &WarehouseId,
         row: StockRow,
-        at: DateTime<Utc>,
+        _at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        self.conn.execute(
-            "INSERT INTO stock VALUES ($1, $2, $3, $4, $5, $6, $7)
-             ON CONFLICT (tenant_id, sku, warehouse_id) DO UPDATE
-             SET on_hand = excluded.on_hand, reserved = excluded.reserved, version = excluded.version,
-                 updated_at = excluded.updated_at",
-            &[
-                &tenant.as_str(),
-                &sku.as_str(),
-                &wh.as_str(),
-                &row.level.on_hand,
-                &row.level.reserved,
-                &(row.version as i64),
-                &at,
-            ],
-        )?;
-        self.pending
-            .stock
-            .insert((tenant.clone(), sku.clone(), wh.clone()), row);
+        // Written at commit, once per position however many jobs moved it: the row is locked by
+        // this group since its stock_get, so no one else can write it in between.
+        let key = (tenant.clone(), sku.clone(), wh.clone());
+        self.pending.stock.insert(key.clone(), row);
+        self.pending.stock_dirty.insert(key);
         self.pending.writes += 1;
         Ok(())
     }
@@ -353,12 +340,18 @@ impl InventoryTx for PgWrite {
              WHERE tenant_id = $1 AND sku = $2 ORDER BY warehouse_id",
             &[&tenant.as_str(), &sku.as_str()],
         )?;
+        // This group's own changes are written at commit; they win over what the table says.
         rows.iter()
             .map(|r| {
-                Ok((
-                    WarehouseId::parse(r.get(0)).map_err(|_| corrupt("warehouse id"))?,
-                    stock_row(r, 1),
-                ))
+                let wh = WarehouseId::parse(r.get(0)).map_err(|_| corrupt("warehouse id"))?;
+                let key = (tenant.clone(), sku.clone(), wh.clone());
+                let row = self
+                    .pending
+                    .stock
+                    .get(&key)
+                    .copied()
+                    .unwrap_or_else(|| stock_row(r, 1));
+                Ok((wh, row))
             })
             .collect()
     }
@@ -571,6 +564,39 @@ impl PgRead {
 }
 
 impl PgWrite {
+    /// The group's changed stock positions in one statement, each with its last value.
+    pub(crate) fn flush_stock(&mut self) -> Result<(), StoreError> {
+        if self.pending.stock_dirty.is_empty() {
+            return Ok(());
+        }
+        let dirty = std::mem::take(&mut self.pending.stock_dirty);
+        let mut tenants = Vec::with_capacity(dirty.len());
+        let (mut skus, mut whs) = (
+            Vec::with_capacity(dirty.len()),
+            Vec::with_capacity(dirty.len()),
+        );
+        let (mut on_hand, mut reserved, mut version) = (Vec::new(), Vec::new(), Vec::new());
+        for key in &dirty {
+            let row = self.pending.stock[key];
+            tenants.push(key.0.as_str());
+            skus.push(key.1.as_str());
+            whs.push(key.2.as_str());
+            on_hand.push(row.level.on_hand);
+            reserved.push(row.level.reserved);
+            version.push(row.version as i64);
+        }
+        self.conn.execute(
+            "INSERT INTO stock
+             SELECT t, s, w, o, r, v, now()
+             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[]) AS x(t, s, w, o, r, v)
+             ON CONFLICT (tenant_id, sku, warehouse_id) DO UPDATE
+             SET on_hand = excluded.on_hand, reserved = excluded.reserved, version = excluded.version,
+                 updated_at = excluded.updated_at",
+            &[&tenants, &skus, &whs, &on_hand, &reserved, &version],
+        )?;
+        Ok(())
+    }
+
     /// The group's ledger rows in one statement, in movement order.
     pub(crate) fn flush_ledger(&mut self) -> Result<(), StoreError> {
         if self.pending.ledger.is_empty() {
