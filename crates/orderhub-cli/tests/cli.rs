@@ -345,3 +345,122 @@ fn inventory_check_passes_on_a_consistent_store_and_names_a_tampered_position() 
     let out = String::from_utf8_lossy(&bad.stdout);
     assert!(out.contains("VIOLATION default/TEA@HZ"), "{out}");
 }
+
+/// Two `orderhub serve` processes on one PostgreSQL database, buyers spread over both: the stock is
+/// never oversold and the ledger adds up. Runs when `ORDERHUB_TEST_DATABASE_URL` is set (CI).
+#[test]
+fn two_hub_processes_on_one_postgresql_never_oversell() {
+    let Some(url) = std::env::var("ORDERHUB_TEST_DATABASE_URL")
+        .ok()
+        .filter(|s| !s.is_empty())
+    else {
+        assert!(
+            std::env::var("ORDERHUB_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+            "ORDERHUB_REQUIRE_POSTGRES=1 but ORDERHUB_TEST_DATABASE_URL is not set"
+        );
+        eprintln!("ORDERHUB_TEST_DATABASE_URL is not set: PostgreSQL not tested here");
+        return;
+    };
+    let schema = format!("c_{}", uuid::Uuid::now_v7().simple());
+    let status = Command::new("psql")
+        .args([url.as_str(), "-qc", &format!("CREATE SCHEMA {schema}")])
+        .status();
+    assert!(
+        status.is_ok_and(|s| s.success()),
+        "psql must reach PostgreSQL"
+    );
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let db = format!("{url}{sep}options=-c%20search_path%3D{schema}");
+    let key = "0123456789abcdef".repeat(4);
+    let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let args = |d: &tempfile::TempDir| {
+        vec![
+            "--database-url".to_owned(),
+            db.clone(),
+            "--pii-key".into(),
+            key.clone(),
+            "--bootstrap-api-key".into(),
+            "k".into(),
+            "--data-dir".into(),
+            d.path().to_str().unwrap().to_owned(),
+        ]
+    };
+    let a_args = args(&dirs.0);
+    let a = serve(&a_args.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
+    let b_args = args(&dirs.1);
+    let b = serve(&b_args.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
+    assert_eq!(
+        a.http("PUT", "/v1/warehouses/HZ", "k", r#"{"name":"Hangzhou"}"#)
+            .0,
+        200
+    );
+    assert_eq!(
+        a.http("PUT", "/v1/skus/HOT", "k", r#"{"title":"Hot"}"#).0,
+        200
+    );
+    assert_eq!(
+        a.http(
+            "POST",
+            "/v1/inventory/receipts",
+            "k",
+            r#"{"sku":"HOT","warehouse_id":"HZ","quantity":300}"#
+        )
+        .0,
+        201
+    );
+    let hubs = std::sync::Arc::new([a.addr.clone(), b.addr.clone()]);
+    let threads: Vec<_> = (0..40)
+        .map(|t| {
+            let hubs = hubs.clone();
+            std::thread::spawn(move || {
+                let (mut sold, mut refused) = (0, 0);
+                for i in 0..10 {
+                    let addr = &hubs[(t + i) % 2];
+                    let body = format!(r#"{{"reference":"b{t}-{i}","lines":[{{"sku":"HOT","quantity":1}}],"mode":"at_payment"}}"#);
+                    let mut s = TcpStream::connect(addr).unwrap();
+                    write!(s, "POST /v1/reservations HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).unwrap();
+                    let mut resp = String::new();
+                    s.read_to_string(&mut resp).unwrap();
+                    match &resp[9..12] {
+                        "201" => sold += 1,
+                        "409" => refused += 1,
+                        other => panic!("unexpected {other}: {resp}"),
+                    }
+                }
+                (sold, refused)
+            })
+        })
+        .collect();
+    let (sold, refused) = threads
+        .into_iter()
+        .map(|t| t.join().unwrap())
+        .fold((0, 0), |x, y| (x.0 + y.0, x.1 + y.1));
+    assert_eq!(
+        (sold, refused),
+        (300, 100),
+        "exactly the stock was sold across both processes"
+    );
+    let (_, view) = b.http("GET", "/v1/inventory/HOT", "k", "");
+    assert!(
+        view.contains(r#""reserved":300"#) && view.contains(r#""available":0"#),
+        "{view}"
+    );
+    a.stop();
+    b.stop();
+    let check = Command::new(BIN)
+        .args([
+            "inventory",
+            "check",
+            "--database-url",
+            &db,
+            "--pii-key",
+            &key,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+}
