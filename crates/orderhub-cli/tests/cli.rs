@@ -464,3 +464,54 @@ fn two_hub_processes_on_one_postgresql_never_oversell() {
         String::from_utf8_lossy(&check.stdout)
     );
 }
+
+#[test]
+fn holds_that_expired_while_the_hub_was_down_are_released_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let hub = serve(&["--data-dir", d, "--bootstrap-api-key", "k"], &[]);
+    assert_eq!(
+        hub.http("PUT", "/v1/warehouses/HZ", "k", r#"{"name":"Hangzhou"}"#)
+            .0,
+        200
+    );
+    assert_eq!(
+        hub.http("PUT", "/v1/skus/TEA", "k", r#"{"title":"Tea"}"#).0,
+        200
+    );
+    assert_eq!(
+        hub.http(
+            "POST",
+            "/v1/inventory/receipts",
+            "k",
+            r#"{"sku":"TEA","warehouse_id":"HZ","quantity":5}"#
+        )
+        .0,
+        201
+    );
+    let (status, body) = hub.http(
+        "POST",
+        "/v1/reservations",
+        "k",
+        r#"{"reference":"c1","lines":[{"sku":"TEA","quantity":5}],"hold_seconds":2}"#,
+    );
+    assert_eq!(status, 201, "{body}");
+    hub.stop();
+    std::thread::sleep(Duration::from_millis(2500));
+    let hub = serve(&["--data-dir", d, "--bootstrap-api-key", "k"], &[]);
+    // The sweeper runs at start and every second after.
+    let mut released = false;
+    for _ in 0..50 {
+        let (_, view) = hub.http("GET", "/v1/inventory/TEA", "k", "");
+        if view.contains(r#""reserved":0"#) {
+            released = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        released,
+        "the expired hold was released within seconds of the restart"
+    );
+    hub.stop();
+}
