@@ -317,10 +317,10 @@ fn serve_backorders(
                 next.version += 1;
                 next.updated_at = now;
                 tx.order_update(&next)?;
-                crate::usecases::record_change(
+                crate::usecases::record(
                     tx,
                     actor,
-                    &order,
+                    Some(&order),
                     &next,
                     "stock_reserved",
                     "order.stock_reserved",

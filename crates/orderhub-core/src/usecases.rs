@@ -83,13 +83,14 @@ pub fn event_payload(o: &Order) -> String {
     serde_json::to_string(&p).expect("serializing plain structs cannot fail")
 }
 
-fn record(
+/// Records a change of an order: its audit entry and its event (`event_type`), as every change does.
+pub(crate) fn record(
     tx: &mut dyn Tx,
     actor: &Actor,
     before: Option<&Order>,
     after: &Order,
     action: &str,
-    event: EventType,
+    event_type: &str,
     detail: serde_json::Value,
 ) -> Result<(), CoreError> {
     let p = &actor.principal;
@@ -111,7 +112,7 @@ fn record(
     tx.outbox_append(&EventRecord {
         event_id: Uuid::now_v7(),
         tenant_id: after.tenant_id.clone(),
-        event_type: event.as_str().to_owned(),
+        event_type: event_type.to_owned(),
         aggregate_id: after.id.as_uuid(),
         aggregate_version: after.version,
         occurred_at: after.updated_at,
@@ -180,7 +181,7 @@ pub fn insert_order(tx: &mut dyn Tx, actor: &Actor, order: &Order) -> Result<Cre
         None,
         order,
         "create",
-        EventType::OrderCreated,
+        EventType::OrderCreated.as_str(),
         json!({}),
     )?;
     Ok(Created::New(order.clone()))
@@ -246,48 +247,8 @@ pub fn transition(
         Some(&order),
         &next,
         kind.as_str(),
-        kind.event(),
+        kind.event().as_str(),
         detail,
     )?;
     Ok(next)
-}
-
-/// Records a change that is not a lifecycle command (stock reserved from backorder): audit entry and
-/// an event of `event_type`, as every change does.
-pub(crate) fn record_change(
-    tx: &mut dyn Tx,
-    actor: &Actor,
-    before: &Order,
-    after: &Order,
-    action: &str,
-    event_type: &str,
-    detail: serde_json::Value,
-) -> Result<(), CoreError> {
-    let p = &actor.principal;
-    tx.audit_append(&AuditEntry {
-        audit_id: Uuid::now_v7(),
-        tenant_id: after.tenant_id.clone(),
-        order_id: after.id,
-        at: after.updated_at,
-        actor: format!("{}:{}", p.role.as_str(), p.key_name),
-        key_id: p.key_id.clone(),
-        request_id: actor.request_id.clone(),
-        action: action.to_owned(),
-        from_status: Some(before.status),
-        to_status: after.status,
-        from_version: before.version,
-        to_version: after.version,
-        detail,
-    })?;
-    tx.outbox_append(&EventRecord {
-        event_id: Uuid::now_v7(),
-        tenant_id: after.tenant_id.clone(),
-        event_type: event_type.to_owned(),
-        aggregate_id: after.id.as_uuid(),
-        aggregate_version: after.version,
-        occurred_at: after.updated_at,
-        trace_id: actor.request_id.clone(),
-        payload: event_payload(after),
-    })?;
-    Ok(())
 }
