@@ -242,3 +242,18 @@ pub struct ReturnResult {
     pub restocked: bool,
     pub position: Option<PositionView>,
 }
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct BackorderView {
+    pub order_id: Uuid,
+    /// The SKU the order waits for.
+    pub sku: String,
+    pub paid_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct BackorderPage {
+    /// In payment order: the order in which stock will serve them.
+    pub backorders: Vec<BackorderView>,
+    pub next_cursor: Option<String>,
+}

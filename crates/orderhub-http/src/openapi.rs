@@ -23,6 +23,7 @@ use utoipa::{Modify, OpenApi};
         crate::routes::inventory::get,
         crate::routes::inventory::ledger,
         crate::routes::inventory::reserve,
+        crate::routes::inventory::backorders,
         crate::routes::inventory::get_reservation,
         crate::routes::inventory::move_reservation,
         crate::routes::keys::create,

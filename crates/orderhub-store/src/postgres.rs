@@ -737,6 +737,33 @@ impl ReadConn for PgRead {
     > {
         self.inv_channels(tenant, sku)
     }
+    fn backorders(
+        &mut self,
+        tenant: &TenantId,
+        after: Option<(DateTime<Utc>, OrderId)>,
+        limit: u32,
+    ) -> Result<Vec<(OrderId, Sku, DateTime<Utc>)>, StoreError> {
+        let (at, id) = after.map_or(
+            (DateTime::<Utc>::UNIX_EPOCH, uuid::Uuid::nil()),
+            |(t, o)| (t, o.as_uuid()),
+        );
+        let rows = self.conn.query(
+            "SELECT order_id, sku, paid_at FROM backorder_lines
+             WHERE tenant_id = $1 AND (paid_at, order_id) > ($2, $3) ORDER BY paid_at, order_id LIMIT $4",
+            &[&tenant.as_str(), &at, &id, &i64::from(limit)],
+        )?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    OrderId::from_uuid(r.get(0)),
+                    Sku::parse(r.get(1))
+                        .map_err(|_| StoreError::new(StoreErrorKind::Corrupt, "backorder sku"))?,
+                    r.get(2),
+                ))
+            })
+            .collect()
+    }
+
     fn positions(&mut self) -> Result<Vec<(TenantId, Sku, WarehouseId, StockRow)>, StoreError> {
         self.inv_positions()
     }

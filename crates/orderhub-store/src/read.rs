@@ -108,4 +108,11 @@ pub trait ReadConn: Send {
     fn positions(&mut self) -> Result<Vec<(TenantId, Sku, WarehouseId, StockRow)>, StoreError>;
     /// Held and committed reservations of every tenant, for the invariant check.
     fn active_reservations(&mut self) -> Result<Vec<ReservationRecord>, StoreError>;
+    /// Orders on backorder, in payment order: (order, SKU it waits for, paid at), after a position.
+    fn backorders(
+        &mut self,
+        tenant: &TenantId,
+        after: Option<(DateTime<Utc>, OrderId)>,
+        limit: u32,
+    ) -> Result<Vec<(OrderId, Sku, DateTime<Utc>)>, StoreError>;
 }

@@ -799,6 +799,35 @@ impl ReadConn for SqliteRead {
     > {
         self.inv_channels(tenant, sku)
     }
+    fn backorders(
+        &mut self,
+        tenant: &TenantId,
+        after: Option<(DateTime<Utc>, OrderId)>,
+        limit: u32,
+    ) -> Result<Vec<(OrderId, Sku, DateTime<Utc>)>, StoreError> {
+        let (at, id) = after.map_or((i64::MIN, String::new()), |(t, o)| {
+            (micros(t), o.to_string())
+        });
+        let mut st = self
+            .c
+            .prepare_cached(
+                "SELECT order_id, sku, paid_at FROM backorder_lines
+                 WHERE tenant_id = ?1 AND (paid_at, order_id) > (?2, ?3) ORDER BY paid_at, order_id LIMIT ?4",
+            )
+            .map_err(err)?;
+        let rows = st
+            .query_map(params![tenant.as_str(), at, id, i64::from(limit)], |r| {
+                let (o, s): (String, String) = (r.get(0)?, r.get(1)?);
+                Ok((
+                    OrderId::parse(&o).map_err(|_| rusqlite::Error::InvalidQuery)?,
+                    Sku::parse(&s).map_err(|_| rusqlite::Error::InvalidQuery)?,
+                    from_micros(r.get(2)?),
+                ))
+            })
+            .map_err(err)?;
+        rows.map(|r| r.map_err(err)).collect()
+    }
+
     fn positions(&mut self) -> Result<Vec<(TenantId, Sku, WarehouseId, StockRow)>, StoreError> {
         self.inv_positions()
     }

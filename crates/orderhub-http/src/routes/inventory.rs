@@ -839,3 +839,72 @@ pub async fn returns(
     )
     .await
 }
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct BackorderQuery {
+    /// From the previous page's `next_cursor`.
+    cursor: Option<String>,
+    /// 1 to 500, default 100.
+    limit: Option<u32>,
+}
+
+/// Paid orders waiting for stock, in the order stock will serve them (payment time).
+#[utoipa::path(get, path = "/v1/backorders", tag = "inventory", params(BackorderQuery),
+    responses((status = 200, body = BackorderPage), (status = 400, body = orderhub_api::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn backorders(
+    State(state): State<SharedState>,
+    ctx: Ctx,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let q: BackorderQuery = parse_query(q.as_deref())?;
+    let limit = super::page_limit(q.limit, 100, 500)?;
+    let bad_cursor = || {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_cursor",
+            "cursor is not one this API gave out",
+        )
+        .field("cursor")
+    };
+    let after = match q.cursor.as_deref() {
+        None => None,
+        Some(c) => {
+            let (t, o) = c.split_once('_').ok_or_else(bad_cursor)?;
+            let micros: i64 = t.parse().map_err(|_| bad_cursor())?;
+            let at = chrono::DateTime::from_timestamp_micros(micros).ok_or_else(bad_cursor)?;
+            Some((
+                at,
+                orderhub_domain::OrderId::parse(o).map_err(|_| bad_cursor())?,
+            ))
+        }
+    };
+    let t = ctx.principal.tenant_id.clone();
+    let rows = state
+        .store
+        .read(move |r| r.backorders(&t, after, limit))
+        .await?;
+    let next_cursor = (rows.len() == limit as usize)
+        .then(|| {
+            rows.last()
+                .map(|(o, _, at)| format!("{}_{o}", at.timestamp_micros()))
+        })
+        .flatten();
+    let page = BackorderPage {
+        backorders: rows
+            .into_iter()
+            .map(|(o, sku, paid_at)| BackorderView {
+                order_id: o.as_uuid(),
+                sku: sku.to_string(),
+                paid_at,
+            })
+            .collect(),
+        next_cursor,
+    };
+    Ok(json_response(
+        StatusCode::OK,
+        serde_json::to_vec(&page).unwrap_or_default(),
+        false,
+    ))
+}

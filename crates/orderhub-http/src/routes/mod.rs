@@ -33,6 +33,7 @@ pub fn routes() -> Router<SharedState> {
         .route("/v1/inventory/returns", post(inventory::returns))
         .route("/v1/inventory/{sku}", get(inventory::get))
         .route("/v1/inventory/{sku}/ledger", get(inventory::ledger))
+        .route("/v1/backorders", get(inventory::backorders))
         .route("/v1/reservations", post(inventory::reserve))
         .route("/v1/reservations/{id}", get(inventory::get_reservation))
         .route(

@@ -482,6 +482,12 @@ async fn an_order_without_stock_waits_on_backorder_and_is_served_in_payment_orde
         json!([])
     );
     assert_eq!(tea(&app).await, (6, 6));
+    assert!(
+        app.get("/v1/backorders", ADMIN_KEY).await.body["backorders"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
     let tl = app
         .get(&format!("/v1/orders/{id1}/timeline"), ADMIN_KEY)
         .await
