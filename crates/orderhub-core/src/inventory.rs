@@ -18,7 +18,7 @@ use orderhub_domain::inventory::{
 };
 use orderhub_domain::lifecycle::CommandKind;
 use orderhub_domain::order::OUT_OF_STOCK;
-use orderhub_domain::{Order, Sku, TenantId, ValidationError};
+use orderhub_domain::{Order, OrderKind, Sku, Status, TenantId, ValidationError};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use uuid::Uuid;
@@ -334,7 +334,7 @@ fn serve_backorders(
 }
 
 /// What reserving an order's stock came to.
-enum Reserved {
+pub(crate) enum Reserved {
     Yes,
     /// None of its SKUs are in the SKU master: nothing to reserve.
     Untracked,
@@ -345,7 +345,7 @@ enum Reserved {
 /// Reserves the order's tracked lines (SKUs in the master) in one warehouse covering the receiver's
 /// province, committed at once (the order is paid). Short of stock, the order gets the
 /// `out_of_stock` exception and waits on backorder for the SKU short.
-fn reserve_for_order(
+pub(crate) fn reserve_for_order(
     tx: &mut dyn Tx,
     actor: &Actor,
     order: &mut Order,
@@ -362,13 +362,19 @@ fn reserve_for_order(
         order.exceptions.retain(|e| e != OUT_OF_STOCK);
         return Ok(Reserved::Untracked);
     }
+    // Unpaid presale and POS orders hold their stock; paid orders commit it at once.
+    let hold_for = if order.status == Status::PendingPayment {
+        creation_hold(order, now)
+    } else {
+        None
+    };
     let input = ReserveInput {
         reference: order.id.to_string(),
         lines,
         region: Some(order.receiver.province.clone()).filter(|p| !p.is_empty()),
         warehouse: None,
-        mode: DeductionMode::AtPayment,
-        hold_for: None,
+        mode: deduction_mode(order),
+        hold_for,
     };
     match reserve_inner(tx, actor, &input, now) {
         Ok(rec) => {
@@ -404,10 +410,38 @@ pub(crate) fn on_order_move(
     let backordered = next.exceptions.iter().any(|e| e == OUT_OF_STOCK);
     match kind {
         CommandKind::Pay => {
-            reserve_for_order(tx, actor, next, now)?;
+            let held = match next.reservation_id {
+                Some(id) => tx.reservation_get(&t, id)?,
+                None => None,
+            };
+            match held.map(|r| (r.reservation_id, r.state)) {
+                // A presale deposit's or POS ticket's hold: the payment commits it.
+                Some((id, ReservationState::Held { expires_at })) if now < expires_at => {
+                    move_inner(tx, actor, id, ReservationCommand::Commit, now)?;
+                }
+                // The hold ran out before the payment came: give it back, then reserve afresh.
+                Some((id, ReservationState::Held { .. })) => {
+                    move_inner(tx, actor, id, ReservationCommand::Expire, now)?;
+                    next.reservation_id = None;
+                    reserve_for_order(tx, actor, next, now)?;
+                }
+                Some((_, ReservationState::Committed)) => {}
+                // Released by the sweeper, or never made: reserve now (a backordered order stays
+                // in the queue, now as a paid one).
+                Some(_) | None => {
+                    next.reservation_id = None;
+                    if !backordered {
+                        reserve_for_order(tx, actor, next, now)?;
+                    }
+                }
+            }
         }
         CommandKind::Cancel => {
-            if let Some(id) = next.reservation_id {
+            if let Some(id) = next.reservation_id
+                && tx
+                    .reservation_get(&t, id)?
+                    .is_some_and(|r| r.state.is_active())
+            {
                 move_inner(
                     tx,
                     actor,
@@ -503,6 +537,16 @@ pub fn reserve(
     now: DateTime<Utc>,
 ) -> Result<ReservationRecord, CoreError> {
     require(actor, Permission::Reserve, "reserve stock")?;
+    if input
+        .hold_for
+        .is_some_and(|h| h <= Duration::zero() || h > HOLD_MAX)
+    {
+        return Err(invalid(
+            "hold_seconds",
+            "out_of_range",
+            format!("a hold lasts 1 s to {} h", HOLD_MAX.num_hours()),
+        ));
+    }
     reserve_inner(tx, actor, input, now)
 }
 
@@ -527,16 +571,6 @@ fn reserve_inner(
             "lines",
             "too_many",
             format!("at most {RESERVATION_LINES_MAX} lines"),
-        ));
-    }
-    if input
-        .hold_for
-        .is_some_and(|h| h <= Duration::zero() || h > HOLD_MAX)
-    {
-        return Err(invalid(
-            "hold_seconds",
-            "out_of_range",
-            format!("a hold lasts 1 s to {} h", HOLD_MAX.num_hours()),
         ));
     }
     let mut kits = KitBook::new();
@@ -1072,4 +1106,35 @@ pub fn return_to_stock(
     )?;
     serve_backorders(tx, actor, &r.sku, now)?;
     Ok(Some(row))
+}
+
+/// A presale hold lasts until the final payment is due; this long when the order names no date.
+pub const PRESALE_HOLD_DEFAULT: Duration = Duration::hours(72);
+/// A POS ticket holds its goods for the buyer this long.
+pub const POS_HOLD_DEFAULT: Duration = Duration::hours(24);
+
+/// The hold an unpaid order takes when it is created, by kind: presale (deposit paid; held until
+/// the final payment is due) and POS pickup (held from the ticket). Other kinds reserve at payment.
+pub fn creation_hold(order: &Order, now: DateTime<Utc>) -> Option<Duration> {
+    match &order.kind {
+        OrderKind::Presale {
+            final_payment_due, ..
+        } => Some(
+            final_payment_due
+                .map(|d| d.to_utc() - now)
+                .filter(|d| *d > Duration::zero())
+                .unwrap_or(PRESALE_HOLD_DEFAULT),
+        ),
+        OrderKind::PosPickup { .. } => Some(POS_HOLD_DEFAULT),
+        OrderKind::Normal | OrderKind::B2b { .. } => None,
+    }
+}
+
+/// The deduction mode an order's kind implies.
+pub fn deduction_mode(order: &Order) -> DeductionMode {
+    match order.kind {
+        OrderKind::Presale { .. } => DeductionMode::Presale,
+        OrderKind::PosPickup { .. } => DeductionMode::Pos,
+        OrderKind::Normal | OrderKind::B2b { .. } => DeductionMode::AtPayment,
+    }
 }

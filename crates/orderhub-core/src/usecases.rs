@@ -162,6 +162,9 @@ pub fn new_order(actor: &Actor, draft: OrderDraft, now: DateTime<Utc>) -> Result
 /// external id. Two concurrent creates of one (shop, external id) produce one order: the store's
 /// unique key decides and the loser reads the winner's order back.
 pub fn insert_order(tx: &mut dyn Tx, actor: &Actor, order: &Order) -> Result<Created, CoreError> {
+    if crate::inventory::creation_hold(order, order.created_at).is_some() {
+        return insert_holding_order(tx, actor, order);
+    }
     // No lookup first: the insert itself finds an existing order (one statement, not two), and it
     // also settles a race with another transaction creating the same external id.
     if !tx.order_insert(order)? {
@@ -185,6 +188,41 @@ pub fn insert_order(tx: &mut dyn Tx, actor: &Actor, order: &Order) -> Result<Cre
         json!({}),
     )?;
     Ok(Created::New(order.clone()))
+}
+
+/// A presale or POS order holds its stock when it is created (or waits on backorder for it).
+/// The existing order is looked up first so a repeat creates no second hold; should another
+/// transaction still win the insert, the group is retried and finds it.
+fn insert_holding_order(
+    tx: &mut dyn Tx,
+    actor: &Actor,
+    order: &Order,
+) -> Result<Created, CoreError> {
+    if let Some(existing) =
+        tx.order_by_external(&order.tenant_id, &order.shop_id, &order.external_order_id)?
+    {
+        return Ok(Created::Existing(existing));
+    }
+    let mut order = order.clone();
+    let now = order.created_at;
+    crate::inventory::reserve_for_order(tx, actor, &mut order, now)?;
+    if !tx.order_insert(&order)? {
+        return Err(crate::StoreError::new(
+            crate::StoreErrorKind::Conflict,
+            "a concurrent create of this order committed first",
+        )
+        .into());
+    }
+    record(
+        tx,
+        actor,
+        None,
+        &order,
+        "create",
+        EventType::OrderCreated.as_str(),
+        json!({}),
+    )?;
+    Ok(Created::New(order))
 }
 
 /// Moves one order by one command, checking role, shop scope, lifecycle and guards.

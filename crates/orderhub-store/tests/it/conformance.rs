@@ -639,6 +639,9 @@ conformance!(
     held_reservations_expire_and_give_their_stock_back,
     reservations_choose_the_first_covering_warehouse_with_all_of_it,
     concurrent_kits_sharing_a_component_never_oversell_it,
+    presale_orders_hold_stock_at_the_deposit_and_commit_it_at_the_final_payment,
+    a_presale_hold_that_ran_out_before_the_final_payment_is_made_afresh,
+    a_pos_ticket_holds_its_goods_until_it_is_cancelled,
 );
 
 fn sku(s: &str) -> Sku {
@@ -1049,4 +1052,215 @@ async fn concurrent_kits_sharing_a_component_never_oversell_it(ts: TestStore) {
         cup.available() < 2,
         "CUP ran out: every kit that could be made was made ({gifts} gifts, {mugs} mug sets)"
     );
+}
+
+fn kind_draft(ext: &str, kind: orderhub_domain::OrderKind) -> orderhub_domain::order::OrderDraft {
+    let mut d = draft("s1", ext);
+    let mut line = d.lines[0].clone();
+    line.sku = sku("TEA");
+    line.quantity = 2;
+    d.lines = vec![line];
+    d.kind = kind;
+    d
+}
+
+fn presale(due: chrono::DateTime<chrono::Utc>) -> orderhub_domain::OrderKind {
+    let m =
+        |s: &str| orderhub_domain::Money::parse("m", s, orderhub_domain::Currency::CNY).unwrap();
+    orderhub_domain::OrderKind::Presale {
+        deposit: m("5.00"),
+        final_payment: m("16.00"),
+        final_payment_due: Some(due.fixed_offset()),
+    }
+}
+
+async fn create_at(
+    ts: &TestStore,
+    d: orderhub_domain::order::OrderDraft,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Order {
+    let a = actor("acme", Role::Ops);
+    match ts
+        .store
+        .write(0, move |tx| create_order(tx, &a, d.clone(), at))
+        .await
+        .unwrap()
+    {
+        Created::New(o) => o,
+        Created::Existing(o) => panic!("expected a new order, got {o:?}"),
+    }
+}
+
+async fn reservation_state(ts: &TestStore, id: uuid::Uuid) -> ReservationState {
+    ts.store
+        .read(move |r| r.reservation(&tenant("acme"), id))
+        .await
+        .unwrap()
+        .unwrap()
+        .state
+}
+
+async fn presale_orders_hold_stock_at_the_deposit_and_commit_it_at_the_final_payment(
+    ts: TestStore,
+) {
+    seed_inventory(&ts, &[("TEA", "HZ", 10)]).await;
+    let t0 = chrono::Utc::now();
+    let o = create_at(
+        &ts,
+        kind_draft("PS1", presale(t0 + chrono::Duration::seconds(60))),
+        t0,
+    )
+    .await;
+    let rid = o.reservation_id.expect("the deposit holds the stock");
+    assert!(matches!(
+        reservation_state(&ts, rid).await,
+        ReservationState::Held { .. }
+    ));
+    assert_eq!(
+        level(&ts, "TEA", "HZ").await,
+        StockLevel {
+            on_hand: 10,
+            reserved: 2
+        }
+    );
+    let a = actor("acme", Role::Admin);
+    let paid = ts
+        .store
+        .write(0, move |tx| {
+            transition(
+                tx,
+                &a,
+                o.id,
+                &Command::Pay {
+                    paid_at: None,
+                    amount: None,
+                },
+                t0 + chrono::Duration::seconds(30),
+            )
+        })
+        .await
+        .unwrap();
+    assert_eq!(paid.reservation_id, Some(rid));
+    assert_eq!(
+        reservation_state(&ts, rid).await,
+        ReservationState::Committed
+    );
+    assert_eq!(
+        level(&ts, "TEA", "HZ").await,
+        StockLevel {
+            on_hand: 10,
+            reserved: 2
+        },
+        "committed, not reserved twice"
+    );
+    // A repeat of the create makes no second hold.
+    let a = actor("acme", Role::Ops);
+    let d = kind_draft("PS1", presale(t0 + chrono::Duration::seconds(60)));
+    let again = ts
+        .store
+        .write(0, move |tx| create_order(tx, &a, d.clone(), t0))
+        .await
+        .unwrap();
+    assert!(matches!(again, Created::Existing(_)));
+    assert_eq!(level(&ts, "TEA", "HZ").await.reserved, 2);
+}
+
+async fn a_presale_hold_that_ran_out_before_the_final_payment_is_made_afresh(ts: TestStore) {
+    seed_inventory(&ts, &[("TEA", "HZ", 10)]).await;
+    let t0 = chrono::Utc::now();
+    let o = create_at(
+        &ts,
+        kind_draft("PS2", presale(t0 + chrono::Duration::seconds(60))),
+        t0,
+    )
+    .await;
+    let first = o.reservation_id.unwrap();
+    let a = actor("acme", Role::Admin);
+    let paid = ts
+        .store
+        .write(0, move |tx| {
+            transition(
+                tx,
+                &a,
+                o.id,
+                &Command::Pay {
+                    paid_at: None,
+                    amount: None,
+                },
+                t0 + chrono::Duration::seconds(61),
+            )
+        })
+        .await
+        .unwrap();
+    let second = paid.reservation_id.expect("reserved afresh at payment");
+    assert_ne!(second, first);
+    assert_eq!(
+        reservation_state(&ts, first).await,
+        ReservationState::Released(ReleaseReason::Expired)
+    );
+    assert_eq!(
+        reservation_state(&ts, second).await,
+        ReservationState::Committed
+    );
+    assert_eq!(
+        level(&ts, "TEA", "HZ").await,
+        StockLevel {
+            on_hand: 10,
+            reserved: 2
+        }
+    );
+}
+
+async fn a_pos_ticket_holds_its_goods_until_it_is_cancelled(ts: TestStore) {
+    seed_inventory(&ts, &[("TEA", "HZ", 3)]).await;
+    let t0 = chrono::Utc::now();
+    let o = create_at(
+        &ts,
+        kind_draft(
+            "POS1",
+            orderhub_domain::OrderKind::PosPickup {
+                store_id: "SH-01".into(),
+            },
+        ),
+        t0,
+    )
+    .await;
+    let rid = o.reservation_id.unwrap();
+    assert_eq!(level(&ts, "TEA", "HZ").await.reserved, 2);
+    let short = create_at(
+        &ts,
+        kind_draft(
+            "POS2",
+            orderhub_domain::OrderKind::PosPickup {
+                store_id: "SH-01".into(),
+            },
+        ),
+        t0,
+    )
+    .await;
+    assert_eq!(
+        short.exceptions,
+        vec!["out_of_stock".to_owned()],
+        "a ticket without stock waits on backorder"
+    );
+    let a = actor("acme", Role::Admin);
+    ts.store
+        .write(0, move |tx| {
+            transition(
+                tx,
+                &a,
+                o.id,
+                &Command::Cancel {
+                    reason: "buyer left".into(),
+                },
+                t0,
+            )
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        reservation_state(&ts, rid).await,
+        ReservationState::Released(ReleaseReason::Cancelled)
+    );
+    assert_eq!(level(&ts, "TEA", "HZ").await.reserved, 0);
 }
