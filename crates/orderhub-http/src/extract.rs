@@ -38,24 +38,37 @@ impl<S: Send + Sync> FromRequest<S> for Body {
     }
 }
 
-/// Parses `bytes` as `T`, reporting the path of the offending field. Also returns the request in
-/// a canonical form (keys sorted, whitespace dropped) for idempotency comparison.
-pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, Vec<u8>), ApiError> {
+/// Parses `bytes` as `T`, reporting the path of the offending field. With `canonical`, also
+/// returns the request in a canonical form (keys sorted, whitespace dropped) to compare repeats of
+/// an Idempotency-Key by; without it the body is parsed once, straight into `T`.
+pub fn parse_json<T: DeserializeOwned>(
+    bytes: &[u8],
+    canonical: bool,
+) -> Result<(T, Vec<u8>), ApiError> {
     let bytes = if bytes.iter().all(u8::is_ascii_whitespace) {
         b"{}".as_slice()
     } else {
         bytes
     };
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value: serde_json::Value =
-        serde_path_to_error::deserialize(&mut de).map_err(from_json_error)?;
-    de.end().map_err(|e| {
+    let trailing = |e: serde_json::Error| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
             "malformed_json",
             format!("trailing data after the JSON value: {e}"),
         )
-    })?;
+    };
+    // The fast path only for what looks like an object: serde would read `[…]` as a struct's
+    // fields in order and report a confusing field; the slow path says "must be a JSON object".
+    let object = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+    if !canonical && object {
+        let t = serde_path_to_error::deserialize(&mut de).map_err(from_json_error)?;
+        de.end().map_err(trailing)?;
+        return Ok((t, Vec::new()));
+    }
+    let value: serde_json::Value =
+        serde_path_to_error::deserialize(&mut de).map_err(from_json_error)?;
+    de.end().map_err(trailing)?;
     if !value.is_object() {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -66,6 +79,11 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, Vec<u8>), Api
     let canonical = serde_json::to_vec(&value).unwrap_or_default();
     let t = serde_path_to_error::deserialize(value).map_err(from_json_error)?;
     Ok((t, canonical))
+}
+
+/// Whether the request carries an Idempotency-Key (and so needs its canonical body).
+pub fn has_idempotency_key(headers: &HeaderMap) -> bool {
+    headers.contains_key("idempotency-key")
 }
 
 /// Idempotency keys being executed right now, so a second request with the same key at the same

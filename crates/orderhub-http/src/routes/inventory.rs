@@ -109,7 +109,7 @@ pub async fn put_sku(
     Body(body): Body,
 ) -> Result<Response, ApiError> {
     let sku = at("sku", Sku::parse(&sku))?;
-    let (req, _): (PutSkuRequest, _) = parse_json(&body)?;
+    let (req, _): (PutSkuRequest, _) = parse_json(&body, false)?;
     let components = req
         .components
         .map(|c| {
@@ -155,7 +155,7 @@ pub async fn put_warehouse(
     Body(body): Body,
 ) -> Result<Response, ApiError> {
     let warehouse_id = warehouse("warehouse_id", &id)?;
-    let (req, _): (PutWarehouseRequest, _) = parse_json(&body)?;
+    let (req, _): (PutWarehouseRequest, _) = parse_json(&body, false)?;
     let rec = WarehouseRecord {
         warehouse_id,
         name: req.name.trim().to_owned(),
@@ -190,7 +190,8 @@ pub async fn receipt(
     headers: HeaderMap,
     Body(body): Body,
 ) -> Result<Response, ApiError> {
-    let (req, canonical): (ReceiptRequest, _) = parse_json(&body)?;
+    let (req, canonical): (ReceiptRequest, _) =
+        parse_json(&body, crate::extract::has_idempotency_key(&headers))?;
     let key = idempotency_key(
         &headers,
         &ctx.principal,
@@ -236,7 +237,8 @@ pub async fn adjustment(
     headers: HeaderMap,
     Body(body): Body,
 ) -> Result<Response, ApiError> {
-    let (req, canonical): (AdjustmentRequest, _) = parse_json(&body)?;
+    let (req, canonical): (AdjustmentRequest, _) =
+        parse_json(&body, crate::extract::has_idempotency_key(&headers))?;
     let key = idempotency_key(
         &headers,
         &ctx.principal,
@@ -451,7 +453,8 @@ pub async fn reserve(
             ctx.principal.role.as_str()
         )));
     }
-    let (req, canonical): (ReserveRequest, _) = parse_json(&body)?;
+    let (req, canonical): (ReserveRequest, _) =
+        parse_json(&body, crate::extract::has_idempotency_key(&headers))?;
     let key = idempotency_key(
         &headers,
         &ctx.principal,
@@ -574,7 +577,8 @@ pub async fn move_reservation(
     Body(body): Body,
 ) -> Result<Response, ApiError> {
     let id = reservation_id(&id)?;
-    let (req, canonical): (ReleaseRequest, _) = parse_json(&body)?;
+    let (req, canonical): (ReleaseRequest, _) =
+        parse_json(&body, crate::extract::has_idempotency_key(&headers))?;
     let cmd = match (action.as_str(), req.reason.as_deref()) {
         ("commit", None) => ReservationCommand::Commit,
         ("consume", None) => ReservationCommand::Consume,
@@ -658,7 +662,8 @@ pub async fn snapshot(
     headers: HeaderMap,
     Body(body): Body,
 ) -> Result<Response, ApiError> {
-    let (req, canonical): (SnapshotRequest, _) = parse_json(&body)?;
+    let (req, canonical): (SnapshotRequest, _) =
+        parse_json(&body, crate::extract::has_idempotency_key(&headers))?;
     let key = idempotency_key(
         &headers,
         &ctx.principal,
@@ -733,7 +738,7 @@ pub async fn put_channel_policy(
     Body(body): Body,
 ) -> Result<Response, ApiError> {
     let channel = orderhub_domain::ids::Channel::parse(&channel).map_err(ApiError::from)?;
-    let (req, _): (PutChannelPolicyRequest, _) = parse_json(&body)?;
+    let (req, _): (PutChannelPolicyRequest, _) = parse_json(&body, false)?;
     use orderhub_domain::inventory::AllocationPolicy as A;
     let need = |f: &str| {
         ApiError::from(ValidationError::new(
@@ -797,7 +802,8 @@ pub async fn returns(
     headers: HeaderMap,
     Body(body): Body,
 ) -> Result<Response, ApiError> {
-    let (req, canonical): (ReturnRequest, _) = parse_json(&body)?;
+    let (req, canonical): (ReturnRequest, _) =
+        parse_json(&body, crate::extract::has_idempotency_key(&headers))?;
     let key = idempotency_key(
         &headers,
         &ctx.principal,

@@ -53,7 +53,7 @@ pub async fn create(
     Body(body): Body,
 ) -> Result<Response, ApiError> {
     admin(&ctx)?;
-    let (req, _): (CreateApiKeyRequest, _) = parse_json(&body)?;
+    let (req, _): (CreateApiKeyRequest, _) = parse_json(&body, false)?;
     let role = Role::parse(req.role.trim()).ok_or_else(|| {
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,

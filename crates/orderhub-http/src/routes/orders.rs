@@ -77,7 +77,8 @@ pub async fn create(
             ctx.principal.role.as_str()
         )));
     }
-    let (req, canonical): (CreateOrderRequest, _) = parse_json(&body)?;
+    let (req, canonical): (CreateOrderRequest, _) =
+        parse_json(&body, crate::extract::has_idempotency_key(&headers))?;
     let key = idempotency_key(&headers, &ctx.principal, "POST /v1/orders", &canonical)?;
     let draft = req.into_draft()?;
     let part = partition((&draft.shop_id, &draft.external_order_id));
@@ -262,7 +263,8 @@ pub async fn transition(
             kind.as_str()
         )));
     }
-    let (req, canonical): (TransitionRequest, _) = parse_json(&body)?;
+    let (req, canonical): (TransitionRequest, _) =
+        parse_json(&body, crate::extract::has_idempotency_key(&headers))?;
     let key = idempotency_key(
         &headers,
         &ctx.principal,
