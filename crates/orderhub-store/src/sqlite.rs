@@ -197,6 +197,9 @@ impl WriteConn for SqliteWrite {
     }
 
     fn commit(&mut self) -> Result<(), StoreError> {
+        for key in std::mem::take(&mut self.pending.stock_dirty) {
+            crate::sqlite_inv::upsert_stock(&self.c, &key, &self.pending.stock[&key])?;
+        }
         for row in std::mem::take(&mut self.pending.ledger) {
             crate::sqlite_inv::insert_ledger(&self.c, &row)?;
         }

@@ -237,30 +237,12 @@ impl InventoryTx for SqliteWrite {
         sku: &Sku,
         wh: &WarehouseId,
         row: StockRow,
-        at: DateTime<Utc>,
+        _at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        self.c
-            .prepare_cached(
-                "INSERT INTO stock VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                 ON CONFLICT (tenant_id, sku, warehouse_id) DO UPDATE
-                 SET on_hand = excluded.on_hand, reserved = excluded.reserved, version = excluded.version,
-                     updated_at = excluded.updated_at",
-            )
-            .and_then(|mut s| {
-                s.execute(params![
-                    tenant.as_str(),
-                    sku.as_str(),
-                    wh.as_str(),
-                    row.level.on_hand,
-                    row.level.reserved,
-                    row.version as i64,
-                    micros(at)
-                ])
-            })
-            .map_err(err)?;
-        self.pending
-            .stock
-            .insert((tenant.clone(), sku.clone(), wh.clone()), row);
+        // Written at commit, once per position however many jobs of the group moved it.
+        let key = (tenant.clone(), sku.clone(), wh.clone());
+        self.pending.stock.insert(key.clone(), row);
+        self.pending.stock_dirty.insert(key);
         self.pending.writes += 1;
         Ok(())
     }
@@ -395,7 +377,15 @@ impl InventoryTx for SqliteWrite {
         tenant: &TenantId,
         sku: &Sku,
     ) -> Result<Vec<(WarehouseId, StockRow)>, StoreError> {
-        stock_for_sku(&self.c, tenant, sku)
+        // This group's own changes are written at commit; they win over what the table says.
+        let mut rows: std::collections::BTreeMap<WarehouseId, StockRow> =
+            stock_for_sku(&self.c, tenant, sku)?.into_iter().collect();
+        for ((t, s, w), row) in &self.pending.stock {
+            if t == tenant && s == sku {
+                rows.insert(w.clone(), *row);
+            }
+        }
+        Ok(rows.into_iter().collect())
     }
 
     fn channel_policies(&mut self, tenant: &TenantId) -> Result<Vec<ChannelPolicy>, StoreError> {
@@ -559,6 +549,33 @@ pub(crate) fn closed_channels(
         })
         .map_err(err)?;
     rows.map(|r| r.map_err(err)).collect()
+}
+
+/// Writes one stock position (at commit).
+pub(crate) fn upsert_stock(
+    c: &Connection,
+    key: &crate::pending::Position,
+    row: &StockRow,
+) -> Result<(), StoreError> {
+    c.prepare_cached(
+        "INSERT INTO stock VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (tenant_id, sku, warehouse_id) DO UPDATE
+         SET on_hand = excluded.on_hand, reserved = excluded.reserved, version = excluded.version,
+             updated_at = excluded.updated_at",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            key.0.as_str(),
+            key.1.as_str(),
+            key.2.as_str(),
+            row.level.on_hand,
+            row.level.reserved,
+            row.version as i64,
+            micros(Utc::now())
+        ])
+    })
+    .map_err(err)?;
+    Ok(())
 }
 
 pub(crate) fn insert_ledger(c: &Connection, row: &LedgerRow) -> Result<(), StoreError> {
