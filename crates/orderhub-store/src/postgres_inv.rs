@@ -86,6 +86,25 @@ fn closed_channels(c: &mut Conn, tenant: &TenantId, sku: &Sku) -> Result<Vec<Cha
         .collect()
 }
 
+fn stock_for_sku(
+    c: &mut Conn,
+    tenant: &TenantId,
+    sku: &Sku,
+) -> Result<Vec<(WarehouseId, StockRow)>, StoreError> {
+    let rows = c.query(
+        "SELECT warehouse_id, on_hand, reserved, version FROM stock WHERE tenant_id = $1 AND sku = $2 ORDER BY warehouse_id",
+        &[&tenant.as_str(), &sku.as_str()],
+    )?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                WarehouseId::parse(r.get(0)).map_err(|_| corrupt("warehouse id"))?,
+                stock_row(r, 1),
+            ))
+        })
+        .collect()
+}
+
 fn stock_row(r: &Row, from: usize) -> StockRow {
     StockRow {
         level: StockLevel {
@@ -333,27 +352,18 @@ impl InventoryTx for PgWrite {
         tenant: &TenantId,
         sku: &Sku,
     ) -> Result<Vec<(WarehouseId, StockRow)>, StoreError> {
-        let rows = self.conn.query(
-            // Not locked: a pool figure for channel thresholds. Locking every warehouse's row here
-            // would make reservations in different warehouses of one SKU deadlock.
-            "SELECT warehouse_id, on_hand, reserved, version FROM stock
-             WHERE tenant_id = $1 AND sku = $2 ORDER BY warehouse_id",
-            &[&tenant.as_str(), &sku.as_str()],
-        )?;
-        // This group's own changes are written at commit; they win over what the table says.
-        rows.iter()
-            .map(|r| {
-                let wh = WarehouseId::parse(r.get(0)).map_err(|_| corrupt("warehouse id"))?;
+        // Not locked: a pool figure for channel thresholds (locking every warehouse's row would make
+        // reservations of one SKU in different warehouses deadlock). This group's own changes are
+        // written at commit; they win over what the table says.
+        let rows = stock_for_sku(&mut self.conn, tenant, sku)?;
+        Ok(rows
+            .into_iter()
+            .map(|(wh, row)| {
                 let key = (tenant.clone(), sku.clone(), wh.clone());
-                let row = self
-                    .pending
-                    .stock
-                    .get(&key)
-                    .copied()
-                    .unwrap_or_else(|| stock_row(r, 1));
-                Ok((wh, row))
+                let row = self.pending.stock.get(&key).copied().unwrap_or(row);
+                (wh, row)
             })
-            .collect()
+            .collect())
     }
 
     fn channel_policies(&mut self, tenant: &TenantId) -> Result<Vec<ChannelPolicy>, StoreError> {
@@ -461,18 +471,7 @@ impl PgRead {
         tenant: &TenantId,
         sku: &Sku,
     ) -> Result<Vec<(WarehouseId, StockRow)>, StoreError> {
-        let rows = self.conn.query(
-            "SELECT warehouse_id, on_hand, reserved, version FROM stock WHERE tenant_id = $1 AND sku = $2 ORDER BY warehouse_id",
-            &[&tenant.as_str(), &sku.as_str()],
-        )?;
-        rows.iter()
-            .map(|r| {
-                Ok((
-                    WarehouseId::parse(r.get(0)).map_err(|_| corrupt("warehouse id"))?,
-                    stock_row(r, 1),
-                ))
-            })
-            .collect()
+        stock_for_sku(&mut self.conn, tenant, sku)
     }
 
     pub(crate) fn inv_ledger(

@@ -645,26 +645,7 @@ impl SqliteRead {
         tenant: &TenantId,
         sku: &Sku,
     ) -> Result<Vec<(WarehouseId, StockRow)>, StoreError> {
-        let mut st = self
-            .c
-            .prepare_cached("SELECT warehouse_id, on_hand, reserved, version FROM stock WHERE tenant_id = ?1 AND sku = ?2 ORDER BY warehouse_id")
-            .map_err(err)?;
-        let rows = st
-            .query_map(params![tenant.as_str(), sku.as_str()], |r| {
-                let wh: String = r.get(0)?;
-                Ok((
-                    WarehouseId::parse(&wh).map_err(|_| bad())?,
-                    StockRow {
-                        level: StockLevel {
-                            on_hand: r.get(1)?,
-                            reserved: r.get(2)?,
-                        },
-                        version: r.get::<_, i64>(3)? as u64,
-                    },
-                ))
-            })
-            .map_err(err)?;
-        rows.map(|r| r.map_err(err)).collect()
+        stock_for_sku(&self.c, tenant, sku)
     }
 
     pub(crate) fn inv_ledger(
