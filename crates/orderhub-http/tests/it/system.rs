@@ -49,5 +49,4 @@ async fn health_readiness_metrics_and_openapi_answer(app: TestApp) {
             .get("CreateOrderRequest")
             .is_some()
     );
-    let _ = &app.store;
 }
