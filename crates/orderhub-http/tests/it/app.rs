@@ -33,7 +33,6 @@ macro_rules! on_every_backend {
 pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
-    pub store: Store,
     _dir: tempfile::TempDir,
 }
 
@@ -108,7 +107,6 @@ pub async fn spawn_app(backend: &str) -> Option<TestApp> {
     Some(TestApp {
         base: format!("http://{addr}"),
         client: reqwest::Client::new(),
-        store,
         _dir: dir,
     })
 }
