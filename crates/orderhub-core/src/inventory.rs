@@ -14,7 +14,7 @@ use chrono::{DateTime, Duration, Utc};
 use orderhub_domain::ids::WarehouseId;
 use orderhub_domain::inventory::{
     self, DeductionMode, InventoryError, KitBook, Movement, ReleaseReason, ReservationCommand,
-    ReservationError, ReservationState, StockLevel, WarehouseCover,
+    ReservationError, ReservationState, WarehouseCover,
 };
 use orderhub_domain::lifecycle::CommandKind;
 use orderhub_domain::order::OUT_OF_STOCK;
@@ -847,11 +847,6 @@ pub fn parse_state(s: &str, expires_at: Option<DateTime<Utc>>) -> Option<Reserva
         "released_manual" => ReservationState::Released(ReleaseReason::Manual),
         _ => return None,
     })
-}
-
-/// The level a position would show for a stock view.
-pub fn level_of(row: Option<StockRow>) -> StockLevel {
-    row.unwrap_or_default().level
 }
 
 /// One SKU's counted stock in a snapshot.

@@ -81,9 +81,17 @@ pub fn parse_json<T: DeserializeOwned>(
     Ok((t, canonical))
 }
 
-/// Whether the request carries an Idempotency-Key (and so needs its canonical body).
-pub fn has_idempotency_key(headers: &HeaderMap) -> bool {
-    headers.contains_key("idempotency-key")
+/// The body of a write as `T`, with the request's Idempotency-Key (if it sent one) bound to the
+/// route and the canonical body, so a repeat with another body is told apart.
+pub fn parse_write<T: DeserializeOwned>(
+    headers: &HeaderMap,
+    body: &[u8],
+    principal: &Principal,
+    method_and_path: &str,
+) -> Result<(T, Option<IdempotencyKey>), ApiError> {
+    let (t, canonical) = parse_json(body, headers.contains_key("idempotency-key"))?;
+    let key = idempotency_key(headers, principal, method_and_path, &canonical)?;
+    Ok((t, key))
 }
 
 /// Idempotency keys being executed right now, so a second request with the same key at the same

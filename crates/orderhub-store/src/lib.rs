@@ -22,7 +22,7 @@ mod sqlite_inv;
 use orderhub_core::ports::Tx;
 use orderhub_core::{CoreError, StoreError};
 pub use pool::{BATCH_MAX, WriteStats};
-pub use read::{ApiKeyRow, EventRow, OrderFilter, ReadConn, StoredEvent};
+pub use read::{ApiKeyRow, OrderFilter, ReadConn, StoredEvent};
 use std::sync::Arc;
 
 /// Writes beyond the use cases' `Tx`: tenants and API keys.

@@ -724,18 +724,11 @@ impl ReadConn for PgRead {
     ) -> Result<Option<ReservationRecord>, StoreError> {
         self.inv_reservation(tenant, id)
     }
-    fn channels(
+    fn channel_policies(
         &mut self,
         tenant: &TenantId,
-        sku: &Sku,
-    ) -> Result<
-        (
-            Vec<orderhub_core::ports::ChannelPolicy>,
-            Vec<orderhub_domain::ids::Channel>,
-        ),
-        StoreError,
-    > {
-        self.inv_channels(tenant, sku)
+    ) -> Result<Vec<orderhub_core::ports::ChannelPolicy>, StoreError> {
+        self.inv_channel_policies(tenant)
     }
     fn backorders(
         &mut self,

@@ -440,15 +440,11 @@ impl InventoryTx for PgWrite {
 }
 
 impl PgRead {
-    pub(crate) fn inv_channels(
+    pub(crate) fn inv_channel_policies(
         &mut self,
         tenant: &TenantId,
-        sku: &Sku,
-    ) -> Result<(Vec<ChannelPolicy>, Vec<Channel>), StoreError> {
-        Ok((
-            channel_policies(&mut self.conn, tenant)?,
-            closed_channels(&mut self.conn, tenant, sku)?,
-        ))
+    ) -> Result<Vec<ChannelPolicy>, StoreError> {
+        channel_policies(&mut self.conn, tenant)
     }
 
     pub(crate) fn inv_sku(

@@ -46,7 +46,6 @@ pub struct StoredEvent {
     pub seq: i64,
     pub event: orderhub_core::EventRecord,
 }
-pub type EventRow = StoredEvent;
 
 /// Reads, on a reader connection. Personal data comes back decrypted; callers mask it.
 pub trait ReadConn: Send {
@@ -98,12 +97,8 @@ pub trait ReadConn: Send {
         tenant: &TenantId,
         id: Uuid,
     ) -> Result<Option<ReservationRecord>, StoreError>;
-    /// The tenant's channel policies and the channels closed for this SKU.
-    fn channels(
-        &mut self,
-        tenant: &TenantId,
-        sku: &Sku,
-    ) -> Result<(Vec<ChannelPolicy>, Vec<Channel>), StoreError>;
+    /// The tenant's channel policies.
+    fn channel_policies(&mut self, tenant: &TenantId) -> Result<Vec<ChannelPolicy>, StoreError>;
     /// Every stock position of every tenant, for the invariant check.
     fn positions(&mut self) -> Result<Vec<(TenantId, Sku, WarehouseId, StockRow)>, StoreError>;
     /// Held and committed reservations of every tenant, for the invariant check.

@@ -629,15 +629,11 @@ fn ledger_row(
 }
 
 impl SqliteRead {
-    pub(crate) fn inv_channels(
+    pub(crate) fn inv_channel_policies(
         &mut self,
         tenant: &TenantId,
-        sku: &Sku,
-    ) -> Result<(Vec<ChannelPolicy>, Vec<Channel>), StoreError> {
-        Ok((
-            channel_policies(&self.c, tenant)?,
-            closed_channels(&self.c, tenant, sku)?,
-        ))
+    ) -> Result<Vec<ChannelPolicy>, StoreError> {
+        channel_policies(&self.c, tenant)
     }
 
     pub(crate) fn inv_stock_for_sku(

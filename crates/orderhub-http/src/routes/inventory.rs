@@ -1,10 +1,11 @@
 //! `/v1/skus`, `/v1/warehouses`, `/v1/inventory`, `/v1/reservations`.
 
 use super::parse_query;
+use super::partition;
 use crate::SharedState;
 use crate::auth::Ctx;
 use crate::error::ApiError;
-use crate::extract::{Body, idempotency_key, json_response, parse_json, write};
+use crate::extract::{Body, idempotency_key, json_response, parse_json, parse_write, write};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
@@ -19,13 +20,6 @@ use orderhub_domain::inventory::{
 };
 use orderhub_domain::{Sku, ValidationError};
 use serde::Deserialize;
-use std::hash::{Hash, Hasher};
-
-fn partition<T: Hash>(t: T) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    t.hash(&mut h);
-    h.finish()
-}
 
 fn at(field: &str, r: Result<Sku, ValidationError>) -> Result<Sku, ApiError> {
     r.map_err(|e| ApiError::from(e).field(field))
@@ -190,13 +184,11 @@ pub async fn receipt(
     headers: HeaderMap,
     Body(body): Body,
 ) -> Result<Response, ApiError> {
-    let (req, canonical): (ReceiptRequest, _) =
-        parse_json(&body, crate::extract::has_idempotency_key(&headers))?;
-    let key = idempotency_key(
+    let (req, key): (ReceiptRequest, _) = parse_write(
         &headers,
+        &body,
         &ctx.principal,
         "POST /v1/inventory/receipts",
-        &canonical,
     )?;
     let sku = at("sku", Sku::parse(&req.sku))?;
     let wh = warehouse("warehouse_id", &req.warehouse_id)?;
@@ -237,13 +229,11 @@ pub async fn adjustment(
     headers: HeaderMap,
     Body(body): Body,
 ) -> Result<Response, ApiError> {
-    let (req, canonical): (AdjustmentRequest, _) =
-        parse_json(&body, crate::extract::has_idempotency_key(&headers))?;
-    let key = idempotency_key(
+    let (req, key): (AdjustmentRequest, _) = parse_write(
         &headers,
+        &body,
         &ctx.principal,
         "POST /v1/inventory/adjustments",
-        &canonical,
     )?;
     let sku = at("sku", Sku::parse(&req.sku))?;
     let wh = warehouse("warehouse_id", &req.warehouse_id)?;
@@ -326,7 +316,6 @@ pub async fn get(
                     channels: channel_views(
                         r,
                         &t,
-                        &sku,
                         positions.iter().map(|p| p.1.level.available()).sum(),
                     )?,
                 }));
@@ -366,7 +355,7 @@ pub async fn get(
                         version: 0,
                     })
                     .collect(),
-                channels: channel_views(r, &t, &sku, available)?,
+                channels: channel_views(r, &t, available)?,
             }))
         })
         .await?
@@ -453,14 +442,8 @@ pub async fn reserve(
             ctx.principal.role.as_str()
         )));
     }
-    let (req, canonical): (ReserveRequest, _) =
-        parse_json(&body, crate::extract::has_idempotency_key(&headers))?;
-    let key = idempotency_key(
-        &headers,
-        &ctx.principal,
-        "POST /v1/reservations",
-        &canonical,
-    )?;
+    let (req, key): (ReserveRequest, _) =
+        parse_write(&headers, &body, &ctx.principal, "POST /v1/reservations")?;
     let reference = req.reference.trim().to_owned();
     if reference.is_empty() || reference.chars().count() > 128 {
         return Err(ApiError::from(ValidationError::new(
@@ -578,7 +561,7 @@ pub async fn move_reservation(
 ) -> Result<Response, ApiError> {
     let id = reservation_id(&id)?;
     let (req, canonical): (ReleaseRequest, _) =
-        parse_json(&body, crate::extract::has_idempotency_key(&headers))?;
+        parse_json(&body, headers.contains_key("idempotency-key"))?;
     let cmd = match (action.as_str(), req.reason.as_deref()) {
         ("commit", None) => ReservationCommand::Commit,
         ("consume", None) => ReservationCommand::Consume,
@@ -662,13 +645,11 @@ pub async fn snapshot(
     headers: HeaderMap,
     Body(body): Body,
 ) -> Result<Response, ApiError> {
-    let (req, canonical): (SnapshotRequest, _) =
-        parse_json(&body, crate::extract::has_idempotency_key(&headers))?;
-    let key = idempotency_key(
+    let (req, key): (SnapshotRequest, _) = parse_write(
         &headers,
+        &body,
         &ctx.principal,
         "POST /v1/inventory/snapshots",
-        &canonical,
     )?;
     let wh = warehouse("warehouse_id", &req.warehouse_id)?;
     let as_of = orderhub_api::orders::parse_time("as_of", Some(req.as_of))?
@@ -702,11 +683,10 @@ pub async fn snapshot(
 fn channel_views(
     r: &mut dyn orderhub_store::ReadConn,
     t: &orderhub_domain::TenantId,
-    sku: &Sku,
     pool: i64,
 ) -> Result<Vec<ChannelView>, orderhub_core::StoreError> {
     // Computed from the pool now; the stored per-channel state is what events were raised for.
-    let (policies, _stored) = r.channels(t, sku)?;
+    let policies = r.channel_policies(t)?;
     Ok(policies
         .iter()
         .map(|p| {
@@ -802,13 +782,11 @@ pub async fn returns(
     headers: HeaderMap,
     Body(body): Body,
 ) -> Result<Response, ApiError> {
-    let (req, canonical): (ReturnRequest, _) =
-        parse_json(&body, crate::extract::has_idempotency_key(&headers))?;
-    let key = idempotency_key(
+    let (req, key): (ReturnRequest, _) = parse_write(
         &headers,
+        &body,
         &ctx.principal,
         "POST /v1/inventory/returns",
-        &canonical,
     )?;
     let qc_passed = match req.qc.as_str() {
         "passed" => true,

@@ -96,8 +96,13 @@ pub fn page_limit(limit: Option<u32>, default: u32, max: u32) -> Result<u32, Api
 /// goes to one writer, which serves a hot SKU in large groups instead of having writers queue on
 /// its row lock.
 pub fn stock_partition(sku: Option<&orderhub_domain::Sku>) -> u64 {
-    use std::hash::{Hash, Hasher};
+    partition(("stock", sku))
+}
+
+/// The writer partition for a key: writes with equal keys go to the same writer thread.
+pub fn partition<T: std::hash::Hash>(key: T) -> u64 {
+    use std::hash::Hasher;
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    ("stock", sku).hash(&mut h);
+    key.hash(&mut h);
     h.finish()
 }

@@ -1,10 +1,11 @@
 //! `/v1/orders`: create, read, list, move, timeline.
 
 use super::parse_query;
+use super::partition;
 use crate::SharedState;
 use crate::auth::Ctx;
 use crate::error::ApiError;
-use crate::extract::{Body, idempotency_key, json_response, parse_json, write};
+use crate::extract::{Body, json_response, parse_write, write};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
@@ -20,17 +21,10 @@ use orderhub_domain::lifecycle::CommandKind;
 use orderhub_domain::{Order, OrderId, ShopId, Status};
 use orderhub_store::OrderFilter;
 use serde::Deserialize;
-use std::hash::{Hash, Hasher};
 
 /// Page size when the client names none, and the most it may ask for.
 const PAGE_DEFAULT: u32 = 50;
 const PAGE_MAX: u32 = 500;
-
-fn partition<T: Hash>(t: T) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    t.hash(&mut h);
-    h.finish()
-}
 
 fn view_bytes(o: &Order, p: &Principal) -> Vec<u8> {
     serde_json::to_vec(&OrderView::new(o, p.pii_read)).unwrap_or_default()
@@ -77,9 +71,8 @@ pub async fn create(
             ctx.principal.role.as_str()
         )));
     }
-    let (req, canonical): (CreateOrderRequest, _) =
-        parse_json(&body, crate::extract::has_idempotency_key(&headers))?;
-    let key = idempotency_key(&headers, &ctx.principal, "POST /v1/orders", &canonical)?;
+    let (req, key): (CreateOrderRequest, _) =
+        parse_write(&headers, &body, &ctx.principal, "POST /v1/orders")?;
     let draft = req.into_draft()?;
     let part = partition((&draft.shop_id, &draft.external_order_id));
     let actor = orderhub_core::usecases::Actor {
@@ -263,13 +256,11 @@ pub async fn transition(
             kind.as_str()
         )));
     }
-    let (req, canonical): (TransitionRequest, _) =
-        parse_json(&body, crate::extract::has_idempotency_key(&headers))?;
-    let key = idempotency_key(
+    let (req, key): (TransitionRequest, _) = parse_write(
         &headers,
+        &body,
         &ctx.principal,
         &format!("POST /v1/orders/{id}/{action}"),
-        &canonical,
     )?;
     let cmd = req.into_command(kind)?;
     // Moves that touch stock go to the writer of the order's stock (see `stock_partition`); the
