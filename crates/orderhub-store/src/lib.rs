@@ -11,14 +11,18 @@
 
 mod doc;
 pub mod inv_codec;
+pub mod ops;
 mod pending;
 mod pool;
 mod postgres;
 mod postgres_inv;
+mod postgres_ops;
 pub mod read;
 mod sqlite;
 mod sqlite_inv;
+mod sqlite_ops;
 
+pub use ops::{DeadLetterRow, Lease, OpsRead, OpsTx, SubscriptionRow};
 use orderhub_core::ports::Tx;
 use orderhub_core::{CoreError, StoreError};
 pub use pool::{BATCH_MAX, WriteStats};
@@ -26,7 +30,7 @@ pub use read::{ApiKeyRow, OrderFilter, ReadConn, StoredEvent};
 use std::sync::Arc;
 
 /// Writes beyond the use cases' `Tx`: tenants and API keys.
-pub trait AdminTx: Tx {
+pub trait AdminTx: Tx + ops::OpsTx {
     fn tenant_insert(
         &mut self,
         tenant: &orderhub_domain::TenantId,
@@ -117,6 +121,12 @@ impl Store {
         F: FnOnce(&mut dyn ReadConn) -> Result<T, StoreError> + Send + 'static,
     {
         self.inner.read(f).await
+    }
+
+    /// Changes after every committed write group of this store: wakes the outbox relay at once
+    /// instead of on its next poll (other processes' commits are found by polling).
+    pub fn commits(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.commits()
     }
 
     /// Group-commit counters: transactions committed and jobs in them.

@@ -62,10 +62,21 @@ pub struct WriteStats {
     pub jobs: u64,
 }
 
-#[derive(Default)]
 struct Stats {
     groups: AtomicU64,
     jobs: AtomicU64,
+    /// Counts committed groups; the outbox relay waits on it instead of polling.
+    commits: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Stats {
+            groups: AtomicU64::new(0),
+            jobs: AtomicU64::new(0),
+            commits: tokio::sync::watch::Sender::new(0),
+        }
+    }
 }
 
 pub struct Pools {
@@ -125,6 +136,11 @@ impl Pools {
 
     pub fn writers(&self) -> usize {
         self.writers.len()
+    }
+
+    /// Changes after every committed group (of any writer of this store).
+    pub fn commits(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.stats.commits.subscribe()
     }
 
     pub fn stats(&self) -> WriteStats {
@@ -233,6 +249,7 @@ fn writer_loop(
         if run_group(c, group) {
             stats.groups.fetch_add(1, Ordering::Relaxed);
             stats.jobs.fetch_add(n, Ordering::Relaxed);
+            stats.commits.send_modify(|c| *c = c.wrapping_add(1));
         }
     }
 }

@@ -38,6 +38,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "inventory",
         include_str!("../migrations/postgres/0002_inventory.sql"),
     ),
+    (
+        3,
+        "events",
+        include_str!("../migrations/postgres/0003_events.sql"),
+    ),
 ];
 
 pub(crate) fn err(e: postgres::Error) -> StoreError {
@@ -196,7 +201,7 @@ pub(crate) struct PgWrite {
     pub(crate) skus: crate::SkuCache,
     pub(crate) caches: crate::InventoryCaches,
     pub(crate) conn: Conn,
-    cipher: PiiCipher,
+    pub(crate) cipher: PiiCipher,
     pub(crate) pending: Pending,
 }
 
@@ -511,7 +516,7 @@ impl AdminTx for PgWrite {
 
 pub(crate) struct PgRead {
     pub(crate) conn: Conn,
-    cipher: PiiCipher,
+    pub(crate) cipher: PiiCipher,
 }
 
 fn api_key_row(r: &Row) -> Result<ApiKeyRow, StoreError> {

@@ -29,6 +29,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "inventory",
         include_str!("../migrations/sqlite/0002_inventory.sql"),
     ),
+    (
+        3,
+        "events",
+        include_str!("../migrations/sqlite/0003_events.sql"),
+    ),
 ];
 
 /// Reader connections: WAL lets readers run beside the writer; two keep a 2-core machine busy.
@@ -185,7 +190,7 @@ pub(crate) struct SqliteWrite {
     pub(crate) skus: crate::SkuCache,
     pub(crate) caches: crate::InventoryCaches,
     pub(crate) c: Connection,
-    cipher: PiiCipher,
+    pub(crate) cipher: PiiCipher,
     pub(crate) pending: Pending,
 }
 
@@ -549,7 +554,7 @@ impl AdminTx for SqliteWrite {
 
 pub(crate) struct SqliteRead {
     pub(crate) c: Connection,
-    cipher: PiiCipher,
+    pub(crate) cipher: PiiCipher,
 }
 
 fn api_key_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(ApiKeyRow, String)> {

@@ -1,0 +1,532 @@
+//! The dispatcher: one task per tenant (while this process holds `dispatch/<tenant>`), delivering
+//! every event to the targets that want it, ordered per aggregate, retried with backoff, dead-lettered
+//! when attempts run out.
+
+use crate::lease;
+use crate::runtime::Shared;
+use crate::watermark::Watermark;
+use crate::webhook::WebhookTarget;
+use bytes::Bytes;
+use chrono::Utc;
+use futures::StreamExt;
+use futures::future::BoxFuture;
+use orderhub_domain::TenantId;
+use orderhub_store::ops::{DEAD, DELIVERED, REPLAYING};
+use orderhub_store::{DeadLetterRow, Lease};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use uuid::Uuid;
+
+/// One event on its way to a target.
+#[derive(Debug)]
+pub struct Delivery {
+    pub tenant: TenantId,
+    pub seq: i64,
+    pub event_id: Uuid,
+    pub event_type: String,
+    pub aggregate_id: Uuid,
+    pub aggregate_version: u64,
+    /// The envelope as JSON.
+    pub body: Bytes,
+    /// On NATS, the message to acknowledge once every target is done with it.
+    pub(crate) nats: Option<async_nats::jetstream::Message>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TargetError {
+    pub message: String,
+    /// `false`: retrying cannot help (the event is malformed for this target): dead-letter now.
+    pub retryable: bool,
+}
+
+impl TargetError {
+    pub fn retry(message: impl Into<String>) -> Self {
+        TargetError {
+            message: message.into(),
+            retryable: true,
+        }
+    }
+    pub fn permanent(message: impl Into<String>) -> Self {
+        TargetError {
+            message: message.into(),
+            retryable: false,
+        }
+    }
+}
+
+/// Where events go: a webhook subscription or a handler inside orderhub (fulfillment, write-back).
+pub trait Target: Send + Sync {
+    /// The subscription id (webhooks) or a fixed id (in-process handlers); dead letters name it.
+    fn id(&self) -> Uuid;
+    /// `webhook` or the handler's name: a metrics label.
+    fn kind(&self) -> &str;
+    fn wants(&self, event_type: &str) -> bool;
+    fn deliver<'a>(
+        &'a self,
+        d: &'a Delivery,
+        attempt: u32,
+    ) -> BoxFuture<'a, Result<(), TargetError>>;
+}
+
+/// Backoff before attempt `attempt + 1`: exponential from `base`, capped at `max`, with "equal
+/// jitter" (half fixed, half random), so retries of many events spread out but never come at once.
+pub fn backoff(base: Duration, max: Duration, attempt: u32) -> Duration {
+    let exp = base.saturating_mul(1u32 << attempt.saturating_sub(1).min(20));
+    let d = exp.min(max);
+    let half = d / 2;
+    half + half.mul_f64(rand::random::<f64>())
+}
+
+enum Job {
+    /// An event for a target.
+    Event {
+        target: Arc<dyn Target>,
+        item: Arc<Delivery>,
+    },
+    /// A dead letter asked to be sent again.
+    Replay {
+        target: Option<Arc<dyn Target>>,
+        dl: DeadLetterRow,
+    },
+}
+
+enum Outcome {
+    Delivered,
+    Dead { attempts: u32, error: String },
+}
+
+async fn attempt_all(sh: &Shared, target: &dyn Target, item: &Delivery) -> Outcome {
+    let cfg = &sh.cfg;
+    let kind = target.kind().to_owned();
+    let mut last = String::new();
+    for attempt in 1..=cfg.max_attempts {
+        let started = Instant::now();
+        let r = tokio::time::timeout(cfg.delivery_timeout, target.deliver(item, attempt)).await;
+        metrics::histogram!("orderhub_delivery_attempt_seconds", "target" => kind.clone())
+            .record(started.elapsed().as_secs_f64());
+        match r {
+            Ok(Ok(())) => {
+                metrics::counter!("orderhub_deliveries_total", "target" => kind.clone(), "outcome" => "delivered").increment(1);
+                return Outcome::Delivered;
+            }
+            Ok(Err(e)) if !e.retryable => {
+                return Outcome::Dead {
+                    attempts: attempt,
+                    error: e.message,
+                };
+            }
+            Ok(Err(e)) => last = e.message,
+            Err(_) => last = format!("no answer within {:?}", cfg.delivery_timeout),
+        }
+        if attempt < cfg.max_attempts {
+            metrics::counter!("orderhub_deliveries_total", "target" => kind.clone(), "outcome" => "retry").increment(1);
+            if let Some(m) = &item.nats {
+                // Tell JetStream the message is being worked on, so it does not redeliver it.
+                let _ = m.ack_with(async_nats::jetstream::AckKind::Progress).await;
+            }
+            tokio::time::sleep(backoff(cfg.backoff_base, cfg.backoff_max, attempt)).await;
+        }
+    }
+    Outcome::Dead {
+        attempts: cfg.max_attempts,
+        error: last,
+    }
+}
+
+/// Runs one job to its end: delivered, or stored as a dead letter.
+async fn run_job(sh: Arc<Shared>, job: Job) -> (Option<(Uuid, Arc<Delivery>)>, Option<Uuid>) {
+    match job {
+        Job::Event { target, item } => {
+            let outcome = attempt_all(&sh, target.as_ref(), &item).await;
+            if let Outcome::Dead { attempts, error } = outcome {
+                metrics::counter!("orderhub_deliveries_total", "target" => target.kind().to_owned(), "outcome" => "dead").increment(1);
+                tracing::warn!(tenant = %item.tenant, event_id = %item.event_id, target = %target.id(), attempts, error = %error, "Delivery failed; the event is in the dead-letter store.");
+                let now = Utc::now();
+                let dl = DeadLetterRow {
+                    tenant_id: item.tenant.clone(),
+                    dead_letter_id: Uuid::now_v7(),
+                    subscription_id: target.id(),
+                    event_id: item.event_id,
+                    event_type: item.event_type.clone(),
+                    aggregate_id: item.aggregate_id,
+                    seq: item.seq,
+                    body: String::from_utf8_lossy(&item.body).into_owned(),
+                    attempts,
+                    last_error: error,
+                    state: DEAD.into(),
+                    created_at: now,
+                    updated_at: now,
+                };
+                store_dead_letter(&sh, dl).await;
+            }
+            (Some((target.id(), item)), None)
+        }
+        Job::Replay { target, dl } => {
+            let id = dl.dead_letter_id;
+            let item = Delivery {
+                tenant: dl.tenant_id.clone(),
+                seq: dl.seq,
+                event_id: dl.event_id,
+                event_type: dl.event_type.clone(),
+                aggregate_id: dl.aggregate_id,
+                aggregate_version: 0,
+                body: Bytes::from(dl.body.clone()),
+                nats: None,
+            };
+            let outcome = match &target {
+                Some(t) => attempt_all(&sh, t.as_ref(), &item).await,
+                None => Outcome::Dead {
+                    attempts: 1,
+                    error: "the subscription no longer exists".into(),
+                },
+            };
+            match outcome {
+                Outcome::Delivered => {
+                    let t = dl.tenant_id.clone();
+                    let r = sh
+                        .store
+                        .write(0, move |tx| {
+                            Ok(tx.dead_letter_move(
+                                &t,
+                                Some(id),
+                                REPLAYING,
+                                DELIVERED,
+                                Utc::now(),
+                            )?)
+                        })
+                        .await;
+                    if let Err(e) = r {
+                        tracing::warn!(error = %e, "Could not mark a replayed dead letter delivered.");
+                    }
+                }
+                Outcome::Dead { attempts, error } => {
+                    let now = Utc::now();
+                    store_dead_letter(
+                        &sh,
+                        DeadLetterRow {
+                            attempts,
+                            last_error: error,
+                            updated_at: now,
+                            ..dl
+                        },
+                    )
+                    .await;
+                }
+            }
+            (None, Some(id))
+        }
+    }
+}
+
+/// Stores a dead letter, retrying until the store takes it: the event's position must not move
+/// past an event that is neither delivered nor kept.
+async fn store_dead_letter(sh: &Shared, dl: DeadLetterRow) {
+    let mut pause = Duration::from_millis(100);
+    loop {
+        let d = dl.clone();
+        match sh
+            .store
+            .write(0, move |tx| Ok(tx.dead_letter_put(&d)?))
+            .await
+        {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::error!(error = %e, "Could not store a dead letter; retrying.");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// Reads the tenant's outbox after `from`, woken by every commit of this process's store and by
+/// a poll for other processes' commits.
+async fn outbox_source(
+    sh: Arc<Shared>,
+    tenant: TenantId,
+    mut from: i64,
+    tx: mpsc::Sender<Delivery>,
+) {
+    let mut commits = sh.store.commits();
+    loop {
+        commits.borrow_and_update();
+        let t = tenant.clone();
+        match sh.store.read(move |r| r.events_after(&t, from, 500)).await {
+            Ok(rows) if !rows.is_empty() => {
+                for r in rows {
+                    from = r.seq;
+                    let d = Delivery {
+                        tenant: tenant.clone(),
+                        seq: r.seq,
+                        event_id: r.event.event_id,
+                        event_type: r.event.event_type.clone(),
+                        aggregate_id: r.event.aggregate_id,
+                        aggregate_version: r.event.aggregate_version,
+                        body: crate::envelope::body(&r),
+                        nats: None,
+                    };
+                    if tx.send(d).await.is_err() {
+                        return;
+                    }
+                }
+                continue;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "The dispatcher could not read the outbox.");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+        tokio::select! {
+            _ = commits.changed() => {}
+            _ = tokio::time::sleep(sh.cfg.poll_interval) => {}
+            _ = tx.closed() => return,
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct EnvelopeIn {
+    seq: i64,
+    event_id: Uuid,
+    #[serde(rename = "type")]
+    event_type: String,
+    aggregate_id: Uuid,
+    aggregate_version: u64,
+}
+
+/// Reads the tenant's events from its durable JetStream consumer.
+async fn nats_source(
+    sh: Arc<Shared>,
+    nats: crate::nats::Nats,
+    tenant: TenantId,
+    tx: mpsc::Sender<Delivery>,
+) {
+    loop {
+        let consumer = match nats.tenant_consumer(tenant.as_str()).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "The dispatcher cannot reach its NATS consumer; retrying.");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                    _ = tx.closed() => return,
+                }
+            }
+        };
+        let mut messages = match consumer.messages().await {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(error = %e, "The dispatcher cannot pull from NATS; retrying.");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        loop {
+            let next = tokio::select! {
+                m = messages.next() => m,
+                _ = tx.closed() => return,
+            };
+            let m = match next {
+                Some(Ok(m)) => m,
+                Some(Err(e)) => {
+                    tracing::debug!(error = %e, "A NATS pull failed; continuing.");
+                    continue;
+                }
+                None => break,
+            };
+            let env: EnvelopeIn = match serde_json::from_slice(&m.payload) {
+                Ok(env) => env,
+                Err(e) => {
+                    // Not ours to deliver (someone published garbage on our subjects): drop it
+                    // for good rather than have it redelivered forever.
+                    tracing::warn!(error = %e, subject = %m.subject, "A message on the event stream is not an orderhub envelope; terminated.");
+                    let _ = m.ack_with(async_nats::jetstream::AckKind::Term).await;
+                    continue;
+                }
+            };
+            let d = Delivery {
+                tenant: tenant.clone(),
+                seq: env.seq,
+                event_id: env.event_id,
+                event_type: env.event_type,
+                aggregate_id: env.aggregate_id,
+                aggregate_version: env.aggregate_version,
+                body: m.payload.clone(),
+                nats: Some(m),
+            };
+            if tx.send(d).await.is_err() {
+                return;
+            }
+        }
+        let _ = &sh;
+    }
+}
+
+/// Delivers the tenant's events until the lease is lost or the runtime stops.
+pub(crate) async fn run(sh: Arc<Shared>, tenant: TenantId, lease: Lease) {
+    let cfg = sh.cfg.clone();
+    let outbox = sh.nats.is_none();
+    let (tx, mut rx) = mpsc::channel::<Delivery>(4096);
+    let source = match &sh.nats {
+        Some(n) => tokio::spawn(nats_source(sh.clone(), n.clone(), tenant.clone(), tx)),
+        None => tokio::spawn(outbox_source(
+            sh.clone(),
+            tenant.clone(),
+            lease.position,
+            tx,
+        )),
+    };
+    tracing::info!(tenant = %tenant, position = lease.position, fence = lease.fence, "Dispatching events.");
+    let mut wm = Watermark::new(lease.position);
+    let mut stored = lease.position;
+    let mut renewed = Instant::now();
+    let mut targets: Vec<Arc<dyn Target>> = Vec::new();
+    let mut targets_at: Option<Instant> = None;
+    let mut remaining: HashMap<i64, (usize, Arc<Delivery>)> = HashMap::new();
+    // Per (target, aggregate): jobs waiting behind the one in flight. A key present = one in flight.
+    let mut lanes: HashMap<(Uuid, Uuid), VecDeque<Job>> = HashMap::new();
+    let mut replays_in_flight: HashSet<Uuid> = HashSet::new();
+    let mut jobs: JoinSet<(Option<(Uuid, Arc<Delivery>)>, Option<Uuid>)> = JoinSet::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(50));
+    let mut replay_at = Instant::now();
+    let mut stop = sh.stop.subscribe();
+    let lag_label = [("tenant", tenant.as_str().to_owned())];
+
+    let finish = |wm: &mut Watermark, item: &Delivery| {
+        wm.finish(item.seq);
+        if let Some(m) = &item.nats {
+            let m = m.clone();
+            tokio::spawn(async move {
+                let _ = m.ack().await;
+            });
+        }
+    };
+
+    loop {
+        if targets_at.is_none_or(|t| t.elapsed() > cfg.subscriptions_refresh) {
+            let t = tenant.clone();
+            match sh.store.read(move |r| r.subscriptions(Some(&t))).await {
+                Ok(subs) => {
+                    targets = subs
+                        .into_iter()
+                        .map(|s| {
+                            Arc::new(WebhookTarget::new(s, sh.http.clone())) as Arc<dyn Target>
+                        })
+                        .chain(sh.internal.iter().cloned())
+                        .collect();
+                    targets_at = Some(Instant::now());
+                }
+                Err(e) => tracing::warn!(error = %e, "Could not read subscriptions."),
+            }
+        }
+        tokio::select! {
+            item = rx.recv(), if remaining.len() < cfg.max_in_flight_events => {
+                let Some(item) = item else { break };
+                // The outbox is read in order by one reader, so anything at or below what was read
+                // and not open is done. JetStream redelivers out of order, so there only a
+                // duplicate of an event in flight is skipped; a redelivery of a finished one is
+                // delivered again (at least once; receivers dedupe on event_id).
+                if wm.is_open(item.seq) || (outbox && wm.is_done(item.seq)) {
+                    continue;
+                }
+                wm.begin(item.seq);
+                let item = Arc::new(item);
+                let wanted: Vec<Arc<dyn Target>> = targets.iter().filter(|t| t.wants(&item.event_type)).cloned().collect();
+                if wanted.is_empty() {
+                    finish(&mut wm, &item);
+                    continue;
+                }
+                remaining.insert(item.seq, (wanted.len(), item.clone()));
+                for t in wanted {
+                    let key = (t.id(), item.aggregate_id);
+                    let job = Job::Event { target: t, item: item.clone() };
+                    match lanes.get_mut(&key) {
+                        Some(q) => q.push_back(job),
+                        None => {
+                            lanes.insert(key, VecDeque::new());
+                            jobs.spawn(run_job(sh.clone(), job));
+                        }
+                    }
+                }
+            }
+            Some(done) = jobs.join_next() => {
+                let (event, replay) = match done {
+                    Ok(d) => d,
+                    Err(e) => { tracing::error!(error = %e, "A delivery task failed."); continue; }
+                };
+                if let Some(id) = replay { replays_in_flight.remove(&id); }
+                if let Some((target, item)) = event {
+                    let key = (target, item.aggregate_id);
+                    match lanes.get_mut(&key).and_then(VecDeque::pop_front) {
+                        Some(next) => { jobs.spawn(run_job(sh.clone(), next)); }
+                        None => { lanes.remove(&key); }
+                    }
+                    if let Some(entry) = remaining.get_mut(&item.seq) {
+                        entry.0 -= 1;
+                        if entry.0 == 0 {
+                            remaining.remove(&item.seq);
+                            finish(&mut wm, &item);
+                        }
+                    }
+                }
+            }
+            _ = tick.tick() => {}
+            _ = stop.changed() => {}
+        }
+        if *stop.borrow() {
+            break;
+        }
+        let position = wm.position();
+        if position != stored || renewed.elapsed() > cfg.lease_ttl / 3 {
+            match lease::advance(&sh.store, &lease, position, cfg.lease_ttl).await {
+                Ok(true) => {
+                    stored = position;
+                    renewed = Instant::now();
+                    let t = tenant.clone();
+                    if let Ok(head) = sh.store.read(move |r| r.outbox_head(&t)).await {
+                        metrics::gauge!("orderhub_consumer_lag_events", &lag_label)
+                            .set((head - position).max(0) as f64);
+                    }
+                }
+                Ok(false) => {
+                    tracing::warn!(tenant = %tenant, "The dispatcher lost its lease; another process dispatches now.");
+                    source.abort();
+                    jobs.abort_all();
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "The dispatcher could not store its position.")
+                }
+            }
+        }
+        if replay_at.elapsed() > cfg.replay_poll {
+            replay_at = Instant::now();
+            let t = tenant.clone();
+            if let Ok(dls) = sh
+                .store
+                .read(move |r| r.dead_letters(Some(&t), Some(REPLAYING), None, 100))
+                .await
+            {
+                for dl in dls {
+                    if replays_in_flight.insert(dl.dead_letter_id) {
+                        let target = targets
+                            .iter()
+                            .find(|t| t.id() == dl.subscription_id)
+                            .cloned();
+                        jobs.spawn(run_job(sh.clone(), Job::Replay { target, dl }));
+                    }
+                }
+            }
+        }
+    }
+    source.abort();
+    jobs.abort_all();
+    if sh.killed.load(std::sync::atomic::Ordering::SeqCst) {
+        return;
+    }
+    let _ = lease::advance(&sh.store, &lease, wm.position(), cfg.lease_ttl).await;
+    lease::release(&sh.store, &lease).await;
+}

@@ -1,0 +1,259 @@
+//! The relay and the dispatcher against real stores (SQLite, PostgreSQL) and the real NATS
+//! JetStream: nothing lost, order kept per order, duplicates only where at-least-once allows them.
+
+mod harness;
+
+use harness::*;
+use orderhub_events::EventsConfig;
+use orderhub_store::ops::{DEAD, DELIVERED, REPLAYING};
+use std::time::Duration;
+
+fn fast() -> EventsConfig {
+    EventsConfig {
+        lease_ttl: Duration::from_secs(2),
+        poll_interval: Duration::from_millis(50),
+        supervise_every: Duration::from_millis(200),
+        backoff_base: Duration::from_millis(5),
+        backoff_max: Duration::from_millis(40),
+        replay_poll: Duration::from_millis(100),
+        subscriptions_refresh: Duration::from_millis(100),
+        ..EventsConfig::default()
+    }
+}
+
+/// A subscriber that fails every other delivery still gets every event, each order's events in
+/// version order, every request signed.
+async fn half_failing_subscriber(backend: &str, nats: bool) {
+    let Some(ts) = open(backend) else { return };
+    let tenant = new_tenant(&ts.store).await;
+    let hook = Subscriber::start(FailEvery::Second).await;
+    subscribe(&ts.store, &tenant, &hook.url, &["*"]).await;
+    // Enough attempts that no event runs out of them by bad luck (2^-40).
+    let cfg = EventsConfig {
+        nats_url: nats.then(nats_url),
+        max_attempts: 40,
+        ..fast()
+    };
+    let rt = orderhub_events::EventsRuntime::start(ts.store.clone(), cfg, vec![])
+        .await
+        .unwrap();
+    let written = write_events(&ts.store, &tenant, 30, 10).await;
+    hook.wait_for_all(&written, Duration::from_secs(60)).await;
+    rt.stop().await;
+    hook.assert_in_version_order_per_aggregate();
+    assert!(hook.failed() > 0, "the subscriber failed some deliveries");
+    assert_eq!(hook.bad_signatures(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_failing_subscriber_sqlite_in_process_bus() {
+    half_failing_subscriber("sqlite", false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_failing_subscriber_postgres_in_process_bus() {
+    half_failing_subscriber("postgres", false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_failing_subscriber_sqlite_nats() {
+    require_nats();
+    half_failing_subscriber("sqlite", true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_failing_subscriber_postgres_nats() {
+    require_nats();
+    half_failing_subscriber("postgres", true).await;
+}
+
+/// Attempts spent → a dead letter with the last error; replayed once the endpoint works → delivered.
+async fn dead_letters_then_replay(backend: &str) {
+    let Some(ts) = open(backend) else { return };
+    let tenant = new_tenant(&ts.store).await;
+    let hook = Subscriber::start(FailEvery::Always).await;
+    subscribe(&ts.store, &tenant, &hook.url, &["order.paid"]).await;
+    let cfg = EventsConfig {
+        max_attempts: 3,
+        ..fast()
+    };
+    let rt = orderhub_events::EventsRuntime::start(ts.store.clone(), cfg, vec![])
+        .await
+        .unwrap();
+    let written = write_events(&ts.store, &tenant, 4, 2).await;
+    let paid = written.iter().filter(|e| e.1 == "order.paid").count();
+    let dls = wait_dead_letters(&ts.store, &tenant, DEAD, paid, Duration::from_secs(30)).await;
+    for d in &dls {
+        assert_eq!(d.attempts, 3);
+        assert_eq!(d.event_type, "order.paid");
+        assert!(d.last_error.contains("HTTP 500"), "{}", d.last_error);
+    }
+    // Events the subscription does not want never reach it or the dead letters.
+    assert_eq!(hook.requests_for_type("order.created"), 0);
+    hook.set_mode(FailEvery::Never);
+    let t = tenant.clone();
+    let moved = ts
+        .store
+        .write(0, move |tx| {
+            Ok(tx.dead_letter_move(&t, None, DEAD, REPLAYING, chrono::Utc::now())?)
+        })
+        .await
+        .unwrap();
+    assert_eq!(moved as usize, paid);
+    wait_dead_letters(&ts.store, &tenant, DELIVERED, paid, Duration::from_secs(30)).await;
+    let ok: std::collections::HashSet<_> = hook.delivered_ids().into_iter().collect();
+    for d in dls {
+        assert!(ok.contains(&d.event_id));
+    }
+    rt.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_then_replay_sqlite() {
+    dead_letters_then_replay("sqlite").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_then_replay_postgres() {
+    dead_letters_then_replay("postgres").await;
+}
+
+/// The process relaying dies mid-stream (no graceful hand-back): another takes the lease when it
+/// expires and nothing is lost; JetStream drops what the dead one had already published.
+async fn relay_killed_mid_stream(backend: &str) {
+    require_nats();
+    let Some(ts) = open(backend) else { return };
+    let tenant = new_tenant(&ts.store).await;
+    let hook = Subscriber::start(FailEvery::Never).await;
+    subscribe(&ts.store, &tenant, &hook.url, &["*"]).await;
+    let cfg = EventsConfig {
+        nats_url: Some(nats_url()),
+        ..fast()
+    };
+    let first = orderhub_events::EventsRuntime::start(ts.store.clone(), cfg.clone(), vec![])
+        .await
+        .unwrap();
+    let writer = {
+        let (s, t) = (ts.store.clone(), tenant.clone());
+        tokio::spawn(async move { write_events_slowly(&s, &t, 10, 30).await })
+    };
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let held = leases_of(&ts.store, &tenant).await;
+    assert_eq!(held.len(), 2);
+    assert!(held.iter().all(|l| l.holder == first.holder()), "{held:?}");
+    let fence_before = held.iter().map(|l| l.fence).max().unwrap();
+    first.kill();
+    let second = orderhub_events::EventsRuntime::start(ts.store.clone(), cfg, vec![])
+        .await
+        .unwrap();
+    let written = writer.await.unwrap();
+    hook.wait_for_all(&written, Duration::from_secs(60)).await;
+    let held = leases_of(&ts.store, &tenant).await;
+    assert!(
+        held.iter()
+            .all(|l| l.holder == second.holder() && l.fence > fence_before),
+        "{held:?}"
+    );
+    // In the stream: every event exactly once (JetStream's dedup by event id).
+    assert_eq!(stream_count(&tenant).await, written.len() as u64);
+    second.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_killed_mid_stream_sqlite() {
+    relay_killed_mid_stream("sqlite").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_killed_mid_stream_postgres() {
+    relay_killed_mid_stream("postgres").await;
+}
+
+/// Two processes on one PostgreSQL and one NATS: one relays and dispatches the tenant at a time,
+/// each event reaches the stream once; the other takes over when the first is killed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_one_lease_holder_and_failover() {
+    require_nats();
+    let Some(ts) = open("postgres") else { return };
+    let other = ts.reopen();
+    let tenant = new_tenant(&ts.store).await;
+    let hook = Subscriber::start(FailEvery::Never).await;
+    subscribe(&ts.store, &tenant, &hook.url, &["*"]).await;
+    let cfg = EventsConfig {
+        nats_url: Some(nats_url()),
+        ..fast()
+    };
+    let a = orderhub_events::EventsRuntime::start(ts.store.clone(), cfg.clone(), vec![])
+        .await
+        .unwrap();
+    let b = orderhub_events::EventsRuntime::start(other.clone(), cfg, vec![])
+        .await
+        .unwrap();
+    let first = write_events(&ts.store, &tenant, 20, 5).await;
+    hook.wait_for_all(&first, Duration::from_secs(60)).await;
+    let mine = |rt: &orderhub_events::EventsRuntime| {
+        rt.running()
+            .into_iter()
+            .filter(|n| n.ends_with(tenant.as_str()))
+            .count()
+    };
+    // Each lease is held by exactly one of the two.
+    assert_eq!(
+        mine(&a) + mine(&b),
+        2,
+        "a: {:?} b: {:?}",
+        a.running(),
+        b.running()
+    );
+    assert_eq!(stream_count(&tenant).await, first.len() as u64);
+    // Every event went out once: none was relayed by both.
+    assert_eq!(hook.duplicates(), 0);
+    let relay = format!("relay/{}", tenant.as_str());
+    let survivor = if a.running().contains(&relay) {
+        a.kill();
+        b
+    } else {
+        b.kill();
+        a
+    };
+    let second = write_events(&other, &tenant, 20, 5).await;
+    hook.wait_for_all(&second, Duration::from_secs(60)).await;
+    assert_eq!(mine(&survivor), 2, "{:?}", survivor.running());
+    assert_eq!(
+        stream_count(&tenant).await,
+        (first.len() + second.len()) as u64
+    );
+    survivor.stop().await;
+}
+
+/// NATS goes away: orders are still accepted (the outbox keeps the events); when it returns the
+/// backlog drains and the subscriber gets everything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_down_then_back_backlog_drains() {
+    let Some(ts) = open("sqlite") else { return };
+    let mut server = OwnNats::start();
+    let tenant = new_tenant(&ts.store).await;
+    let hook = Subscriber::start(FailEvery::Never).await;
+    subscribe(&ts.store, &tenant, &hook.url, &["*"]).await;
+    let cfg = EventsConfig {
+        nats_url: Some(server.url()),
+        ..fast()
+    };
+    let rt = orderhub_events::EventsRuntime::start(ts.store.clone(), cfg, vec![])
+        .await
+        .unwrap();
+    let before = write_events(&ts.store, &tenant, 5, 4).await;
+    hook.wait_for_all(&before, Duration::from_secs(30)).await;
+    server.stop();
+    // Writes go on while NATS is down.
+    let down_for = down_secs();
+    let during = write_events_over(&ts.store, &tenant, 20, 4, Duration::from_secs(down_for)).await;
+    assert_eq!(
+        hook.count_of(&during),
+        0,
+        "nothing can be delivered through a dead NATS"
+    );
+    server.restart();
+    hook.wait_for_all(&during, Duration::from_secs(90)).await;
+    rt.stop().await;
+}

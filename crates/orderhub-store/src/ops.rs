@@ -1,0 +1,134 @@
+//! What the event machinery keeps in the database: leases with cursors, webhook subscriptions and
+//! dead letters. The relay and the dispatcher (crate `orderhub-events`) use these through the
+//! [`OpsTx`] writes and the [`OpsRead`] reads; both backends implement them.
+
+use chrono::{DateTime, Utc};
+use orderhub_core::StoreError;
+use orderhub_domain::TenantId;
+use uuid::Uuid;
+
+/// A lease on one stream for one role (`relay/<tenant>`, `dispatch/<tenant>`, …) and the position
+/// its holder has reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub name: String,
+    pub holder: String,
+    /// Grows by one each time the lease changes hands. Advancing the position needs the current one.
+    pub fence: i64,
+    pub expires_at: DateTime<Utc>,
+    pub position: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SubscriptionRow {
+    pub tenant_id: TenantId,
+    pub subscription_id: Uuid,
+    pub url: String,
+    /// Event types, or `"*"` for all.
+    pub event_types: Vec<String>,
+    /// The signing secret in clear; the store keeps it encrypted.
+    pub secret: String,
+    pub description: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl SubscriptionRow {
+    pub fn wants(&self, event_type: &str) -> bool {
+        self.event_types.iter().any(|t| t == "*" || t == event_type)
+    }
+}
+
+/// A dead letter's state: `dead` (attempts spent), `replaying` (asked to be sent again),
+/// `delivered` (a replay got through).
+pub const DEAD: &str = "dead";
+pub const REPLAYING: &str = "replaying";
+pub const DELIVERED: &str = "delivered";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeadLetterRow {
+    pub tenant_id: TenantId,
+    pub dead_letter_id: Uuid,
+    pub subscription_id: Uuid,
+    pub event_id: Uuid,
+    pub event_type: String,
+    pub aggregate_id: Uuid,
+    pub seq: i64,
+    /// The envelope as delivered (JSON text).
+    pub body: String,
+    pub attempts: u32,
+    pub last_error: String,
+    pub state: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Writes of the event machinery, inside a store transaction.
+pub trait OpsTx {
+    /// Takes the lease `name` for `holder` until `now + ttl` if it is free, expired or already the
+    /// holder's (then it is renewed, keeping its fence). `None`: someone else holds it.
+    fn lease_acquire(
+        &mut self,
+        name: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        ttl: std::time::Duration,
+    ) -> Result<Option<Lease>, StoreError>;
+    /// Moves the position forward (never back) and renews the lease, if `holder` still holds it
+    /// with `fence`. `false`: the lease was lost; nothing changed.
+    fn lease_advance(
+        &mut self,
+        name: &str,
+        holder: &str,
+        fence: i64,
+        position: i64,
+        now: DateTime<Utc>,
+        ttl: std::time::Duration,
+    ) -> Result<bool, StoreError>;
+    /// Gives the lease up (it expires now), so another process takes over at once.
+    fn lease_release(&mut self, name: &str, holder: &str, fence: i64) -> Result<(), StoreError>;
+    fn subscription_insert(&mut self, s: &SubscriptionRow) -> Result<(), StoreError>;
+    fn subscription_delete(&mut self, tenant: &TenantId, id: Uuid) -> Result<bool, StoreError>;
+    /// Stores a dead letter; one that exists for (subscription, event) — a replay that failed again
+    /// — becomes `dead` again with the attempts added and the new error.
+    fn dead_letter_put(&mut self, d: &DeadLetterRow) -> Result<(), StoreError>;
+    /// Moves dead letters of the tenant in state `from` to `to` (one, or all when `id` is `None`).
+    /// Returns how many moved.
+    fn dead_letter_move(
+        &mut self,
+        tenant: &TenantId,
+        id: Option<Uuid>,
+        from: &str,
+        to: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError>;
+}
+
+/// Reads of the event machinery.
+pub trait OpsRead {
+    fn tenants(&mut self) -> Result<Vec<TenantId>, StoreError>;
+    /// The last outbox position given out for the tenant (0 when none).
+    fn outbox_head(&mut self, tenant: &TenantId) -> Result<i64, StoreError>;
+    /// Leases whose name starts with `prefix`.
+    fn leases(&mut self, prefix: &str) -> Result<Vec<Lease>, StoreError>;
+    /// The tenant's subscriptions, or every tenant's.
+    fn subscriptions(
+        &mut self,
+        tenant: Option<&TenantId>,
+    ) -> Result<Vec<SubscriptionRow>, StoreError>;
+    /// Dead letters in id (time) order after `after`, optionally in one state; every tenant's when
+    /// `tenant` is `None`.
+    fn dead_letters(
+        &mut self,
+        tenant: Option<&TenantId>,
+        state: Option<&str>,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<DeadLetterRow>, StoreError>;
+    fn dead_letter(
+        &mut self,
+        tenant: &TenantId,
+        id: Uuid,
+    ) -> Result<Option<DeadLetterRow>, StoreError>;
+    /// Dead letters not delivered, per tenant.
+    fn dead_letter_depth(&mut self) -> Result<Vec<(TenantId, u64)>, StoreError>;
+}

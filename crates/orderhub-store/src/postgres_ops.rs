@@ -1,0 +1,296 @@
+//! PostgreSQL side of [`crate::ops`]: leases, subscriptions, dead letters.
+
+use crate::ops::{DeadLetterRow, Lease, OpsRead, OpsTx, SubscriptionRow};
+use crate::postgres::{PgRead, PgWrite};
+use chrono::{DateTime, Utc};
+use orderhub_core::{StoreError, StoreErrorKind};
+use orderhub_domain::TenantId;
+use postgres::Row;
+use uuid::Uuid;
+
+fn bad(what: &str) -> StoreError {
+    StoreError::new(
+        StoreErrorKind::Other,
+        format!("stored {what} does not decode"),
+    )
+}
+
+fn until(now: DateTime<Utc>, ttl: std::time::Duration) -> DateTime<Utc> {
+    now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::days(1))
+}
+
+fn lease_row(r: &Row) -> Result<Lease, StoreError> {
+    let d = |_| bad("lease");
+    Ok(Lease {
+        name: r.try_get(0).map_err(d)?,
+        holder: r.try_get(1).map_err(d)?,
+        fence: r.try_get(2).map_err(d)?,
+        expires_at: r.try_get(3).map_err(d)?,
+        position: r.try_get(4).map_err(d)?,
+    })
+}
+
+fn tenant(s: String) -> Result<TenantId, StoreError> {
+    TenantId::parse(&s).map_err(|_| bad("tenant id"))
+}
+
+impl OpsTx for PgWrite {
+    fn lease_acquire(
+        &mut self,
+        name: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        ttl: std::time::Duration,
+    ) -> Result<Option<Lease>, StoreError> {
+        let until = until(now, ttl);
+        // An expired placeholder first, so the row exists to be locked: two processes creating the
+        // lease at once then queue on its row lock instead of racing on the insert.
+        self.conn.execute(
+            "INSERT INTO leases VALUES ($1, '', 1, 'epoch', 0) ON CONFLICT (name) DO NOTHING",
+            &[&name],
+        )?;
+        let row = self.conn.query_opt(
+            "SELECT name, holder, fence, expires_at, position FROM leases WHERE name = $1 FOR UPDATE",
+            &[&name],
+        )?;
+        let Some(l) = row.as_ref().map(lease_row).transpose()? else {
+            return Ok(None);
+        };
+        self.pending.writes += 1;
+        if l.holder == holder {
+            self.conn.execute(
+                "UPDATE leases SET expires_at = $1 WHERE name = $2",
+                &[&until, &name],
+            )?;
+            return Ok(Some(Lease {
+                expires_at: until,
+                ..l
+            }));
+        }
+        if l.expires_at <= now {
+            self.conn.execute(
+                "UPDATE leases SET holder = $1, fence = fence + 1, expires_at = $2 WHERE name = $3",
+                &[&holder, &until, &name],
+            )?;
+            return Ok(Some(Lease {
+                holder: holder.to_owned(),
+                fence: l.fence + 1,
+                expires_at: until,
+                ..l
+            }));
+        }
+        Ok(None)
+    }
+
+    fn lease_advance(
+        &mut self,
+        name: &str,
+        holder: &str,
+        fence: i64,
+        position: i64,
+        now: DateTime<Utc>,
+        ttl: std::time::Duration,
+    ) -> Result<bool, StoreError> {
+        let n = self.conn.execute(
+            "UPDATE leases SET position = GREATEST(position, $1), expires_at = $2
+             WHERE name = $3 AND holder = $4 AND fence = $5",
+            &[&position, &until(now, ttl), &name, &holder, &fence],
+        )?;
+        self.pending.writes += n;
+        Ok(n == 1)
+    }
+
+    fn lease_release(&mut self, name: &str, holder: &str, fence: i64) -> Result<(), StoreError> {
+        let n = self.conn.execute(
+            "UPDATE leases SET expires_at = 'epoch' WHERE name = $1 AND holder = $2 AND fence = $3",
+            &[&name, &holder, &fence],
+        )?;
+        self.pending.writes += n;
+        Ok(())
+    }
+
+    fn subscription_insert(&mut self, s: &SubscriptionRow) -> Result<(), StoreError> {
+        let types = serde_json::json!(s.event_types);
+        let secret = self.cipher.encrypt(&s.secret);
+        self.conn.execute(
+            "INSERT INTO subscriptions VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            &[
+                &s.tenant_id.as_str(),
+                &s.subscription_id,
+                &s.url,
+                &types,
+                &secret,
+                &s.description,
+                &s.created_at,
+            ],
+        )?;
+        self.pending.writes += 1;
+        Ok(())
+    }
+
+    fn subscription_delete(&mut self, t: &TenantId, id: Uuid) -> Result<bool, StoreError> {
+        let n = self.conn.execute(
+            "DELETE FROM subscriptions WHERE tenant_id = $1 AND subscription_id = $2",
+            &[&t.as_str(), &id],
+        )?;
+        self.pending.writes += n;
+        Ok(n == 1)
+    }
+
+    fn dead_letter_put(&mut self, d: &DeadLetterRow) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO dead_letters VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'dead', $11, $11)
+             ON CONFLICT (tenant_id, subscription_id, event_id) DO UPDATE
+             SET attempts = dead_letters.attempts + excluded.attempts, last_error = excluded.last_error,
+                 state = 'dead', updated_at = excluded.updated_at",
+            &[
+                &d.tenant_id.as_str(),
+                &d.dead_letter_id,
+                &d.subscription_id,
+                &d.event_id,
+                &d.event_type,
+                &d.aggregate_id,
+                &d.seq,
+                &d.body,
+                &(i32::try_from(d.attempts).unwrap_or(i32::MAX)),
+                &d.last_error,
+                &d.updated_at,
+            ],
+        )?;
+        self.pending.writes += 1;
+        Ok(())
+    }
+
+    fn dead_letter_move(
+        &mut self,
+        t: &TenantId,
+        id: Option<Uuid>,
+        from: &str,
+        to: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let n = self.conn.execute(
+            "UPDATE dead_letters SET state = $1, updated_at = $2
+             WHERE tenant_id = $3 AND ($4::uuid IS NULL OR dead_letter_id = $4) AND state = $5",
+            &[&to, &now, &t.as_str(), &id, &from],
+        )?;
+        self.pending.writes += n;
+        Ok(n)
+    }
+}
+
+fn dl_row(r: &Row) -> Result<DeadLetterRow, StoreError> {
+    Ok(DeadLetterRow {
+        tenant_id: tenant(r.get(0))?,
+        dead_letter_id: r.get(1),
+        subscription_id: r.get(2),
+        event_id: r.get(3),
+        event_type: r.get(4),
+        aggregate_id: r.get(5),
+        seq: r.get(6),
+        body: r.get(7),
+        attempts: u32::try_from(r.get::<_, i32>(8)).unwrap_or(0),
+        last_error: r.get(9),
+        state: r.get(10),
+        created_at: r.get(11),
+        updated_at: r.get(12),
+    })
+}
+
+impl OpsRead for PgRead {
+    fn tenants(&mut self) -> Result<Vec<TenantId>, StoreError> {
+        let rows = self
+            .conn
+            .query("SELECT tenant_id FROM tenants ORDER BY tenant_id", &[])?;
+        rows.iter().map(|r| tenant(r.get(0))).collect()
+    }
+
+    fn outbox_head(&mut self, t: &TenantId) -> Result<i64, StoreError> {
+        Ok(self
+            .conn
+            .query_opt(
+                "SELECT last_seq FROM outbox_heads WHERE tenant_id = $1",
+                &[&t.as_str()],
+            )?
+            .map(|r| r.get::<_, i64>(0))
+            .unwrap_or(0))
+    }
+
+    fn leases(&mut self, prefix: &str) -> Result<Vec<Lease>, StoreError> {
+        let rows = self.conn.query(
+            "SELECT name, holder, fence, expires_at, position FROM leases
+             WHERE left(name, length($1)) = $1 ORDER BY name",
+            &[&prefix],
+        )?;
+        rows.iter().map(lease_row).collect()
+    }
+
+    fn subscriptions(&mut self, t: Option<&TenantId>) -> Result<Vec<SubscriptionRow>, StoreError> {
+        let rows = self.conn.query(
+            "SELECT tenant_id, subscription_id, url, event_types, secret, description, created_at
+             FROM subscriptions WHERE $1::text IS NULL OR tenant_id = $1
+             ORDER BY tenant_id, subscription_id",
+            &[&t.map(|t| t.as_str())],
+        )?;
+        rows.iter()
+            .map(|r| {
+                let types: serde_json::Value = r.get(3);
+                let secret: String = r.get(4);
+                Ok(SubscriptionRow {
+                    tenant_id: tenant(r.get(0))?,
+                    subscription_id: r.get(1),
+                    url: r.get(2),
+                    event_types: serde_json::from_value(types).map_err(|_| bad("event types"))?,
+                    secret: self
+                        .cipher
+                        .decrypt(&secret)
+                        .map_err(|_| bad("subscription secret"))?,
+                    description: r.get(5),
+                    created_at: r.get(6),
+                })
+            })
+            .collect()
+    }
+
+    fn dead_letters(
+        &mut self,
+        t: Option<&TenantId>,
+        state: Option<&str>,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<DeadLetterRow>, StoreError> {
+        let rows = self.conn.query(
+            "SELECT tenant_id, dead_letter_id, subscription_id, event_id, event_type, aggregate_id, seq,
+                    body, attempts, last_error, state, created_at, updated_at
+             FROM dead_letters
+             WHERE ($1::text IS NULL OR tenant_id = $1) AND ($2::text IS NULL OR state = $2)
+               AND ($3::uuid IS NULL OR dead_letter_id > $3)
+             ORDER BY dead_letter_id LIMIT $4",
+            &[&t.map(|t| t.as_str()), &state, &after, &i64::from(limit)],
+        )?;
+        rows.iter().map(dl_row).collect()
+    }
+
+    fn dead_letter(&mut self, t: &TenantId, id: Uuid) -> Result<Option<DeadLetterRow>, StoreError> {
+        self.conn
+            .query_opt(
+                "SELECT tenant_id, dead_letter_id, subscription_id, event_id, event_type, aggregate_id, seq,
+                        body, attempts, last_error, state, created_at, updated_at
+                 FROM dead_letters WHERE tenant_id = $1 AND dead_letter_id = $2",
+                &[&t.as_str(), &id],
+            )?
+            .as_ref()
+            .map(dl_row)
+            .transpose()
+    }
+
+    fn dead_letter_depth(&mut self) -> Result<Vec<(TenantId, u64)>, StoreError> {
+        let rows = self.conn.query(
+            "SELECT tenant_id, count(*) FROM dead_letters WHERE state <> 'delivered' GROUP BY tenant_id",
+            &[],
+        )?;
+        rows.iter()
+            .map(|r| Ok((tenant(r.get(0))?, r.get::<_, i64>(1) as u64)))
+            .collect()
+    }
+}

@@ -1,0 +1,424 @@
+//! SQLite side of [`crate::ops`]: leases, subscriptions, dead letters.
+
+use crate::ops::{DeadLetterRow, Lease, OpsRead, OpsTx, SubscriptionRow};
+use crate::sqlite::{SqliteRead, SqliteWrite, err, from_micros, micros};
+use chrono::{DateTime, Utc};
+use orderhub_core::crypto::PiiCipher;
+use orderhub_core::{StoreError, StoreErrorKind};
+use orderhub_domain::TenantId;
+use rusqlite::{Connection, OptionalExtension, params};
+use uuid::Uuid;
+
+fn bad(what: &str) -> StoreError {
+    StoreError::new(
+        StoreErrorKind::Other,
+        format!("stored {what} does not decode"),
+    )
+}
+
+fn ttl_micros(ttl: std::time::Duration) -> i64 {
+    i64::try_from(ttl.as_micros()).unwrap_or(i64::MAX / 2)
+}
+
+fn lease_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Lease> {
+    Ok(Lease {
+        name: r.get(0)?,
+        holder: r.get(1)?,
+        fence: r.get(2)?,
+        expires_at: from_micros(r.get(3)?),
+        position: r.get(4)?,
+    })
+}
+
+fn uuid(s: String, what: &str) -> Result<Uuid, StoreError> {
+    s.parse().map_err(|_| bad(what))
+}
+
+fn tenant(s: String) -> Result<TenantId, StoreError> {
+    TenantId::parse(&s).map_err(|_| bad("tenant id"))
+}
+
+impl OpsTx for SqliteWrite {
+    fn lease_acquire(
+        &mut self,
+        name: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        ttl: std::time::Duration,
+    ) -> Result<Option<Lease>, StoreError> {
+        let until = micros(now) + ttl_micros(ttl);
+        let cur = self
+            .c
+            .prepare_cached(
+                "SELECT name, holder, fence, expires_at, position FROM leases WHERE name = ?1",
+            )
+            .map_err(err)?
+            .query_row([name], lease_row)
+            .optional()
+            .map_err(err)?;
+        self.pending.writes += 1;
+        let lease = match cur {
+            None => {
+                self.c
+                    .execute(
+                        "INSERT INTO leases VALUES (?1, ?2, 1, ?3, 0)",
+                        params![name, holder, until],
+                    )
+                    .map_err(err)?;
+                Lease {
+                    name: name.to_owned(),
+                    holder: holder.to_owned(),
+                    fence: 1,
+                    expires_at: from_micros(until),
+                    position: 0,
+                }
+            }
+            Some(l) if l.holder == holder => {
+                self.c
+                    .execute(
+                        "UPDATE leases SET expires_at = ?1 WHERE name = ?2",
+                        params![until, name],
+                    )
+                    .map_err(err)?;
+                Lease {
+                    expires_at: from_micros(until),
+                    ..l
+                }
+            }
+            Some(l) if l.expires_at <= now => {
+                self.c
+                    .execute(
+                        "UPDATE leases SET holder = ?1, fence = fence + 1, expires_at = ?2 WHERE name = ?3",
+                        params![holder, until, name],
+                    )
+                    .map_err(err)?;
+                Lease {
+                    holder: holder.to_owned(),
+                    fence: l.fence + 1,
+                    expires_at: from_micros(until),
+                    ..l
+                }
+            }
+            Some(_) => {
+                self.pending.writes -= 1;
+                return Ok(None);
+            }
+        };
+        Ok(Some(lease))
+    }
+
+    fn lease_advance(
+        &mut self,
+        name: &str,
+        holder: &str,
+        fence: i64,
+        position: i64,
+        now: DateTime<Utc>,
+        ttl: std::time::Duration,
+    ) -> Result<bool, StoreError> {
+        let n = self
+            .c
+            .prepare_cached(
+                "UPDATE leases SET position = max(position, ?1), expires_at = ?2
+                 WHERE name = ?3 AND holder = ?4 AND fence = ?5",
+            )
+            .map_err(err)?
+            .execute(params![
+                position,
+                micros(now) + ttl_micros(ttl),
+                name,
+                holder,
+                fence
+            ])
+            .map_err(err)?;
+        self.pending.writes += n as u64;
+        Ok(n == 1)
+    }
+
+    fn lease_release(&mut self, name: &str, holder: &str, fence: i64) -> Result<(), StoreError> {
+        let n = self
+            .c
+            .execute(
+                "UPDATE leases SET expires_at = 0 WHERE name = ?1 AND holder = ?2 AND fence = ?3",
+                params![name, holder, fence],
+            )
+            .map_err(err)?;
+        self.pending.writes += n as u64;
+        Ok(())
+    }
+
+    fn subscription_insert(&mut self, s: &SubscriptionRow) -> Result<(), StoreError> {
+        let types = serde_json::to_string(&s.event_types).map_err(|_| bad("event types"))?;
+        self.c
+            .execute(
+                "INSERT INTO subscriptions VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    s.tenant_id.as_str(),
+                    s.subscription_id.to_string(),
+                    s.url,
+                    types,
+                    self.cipher.encrypt(&s.secret),
+                    s.description,
+                    micros(s.created_at)
+                ],
+            )
+            .map_err(err)?;
+        self.pending.writes += 1;
+        Ok(())
+    }
+
+    fn subscription_delete(&mut self, tenant: &TenantId, id: Uuid) -> Result<bool, StoreError> {
+        let n = self
+            .c
+            .execute(
+                "DELETE FROM subscriptions WHERE tenant_id = ?1 AND subscription_id = ?2",
+                params![tenant.as_str(), id.to_string()],
+            )
+            .map_err(err)?;
+        self.pending.writes += n as u64;
+        Ok(n == 1)
+    }
+
+    fn dead_letter_put(&mut self, d: &DeadLetterRow) -> Result<(), StoreError> {
+        self.c
+            .prepare_cached(
+                "INSERT INTO dead_letters VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'dead', ?11, ?11)
+                 ON CONFLICT (tenant_id, subscription_id, event_id) DO UPDATE
+                 SET attempts = attempts + excluded.attempts, last_error = excluded.last_error,
+                     state = 'dead', updated_at = excluded.updated_at",
+            )
+            .map_err(err)?
+            .execute(params![
+                d.tenant_id.as_str(),
+                d.dead_letter_id.to_string(),
+                d.subscription_id.to_string(),
+                d.event_id.to_string(),
+                d.event_type,
+                d.aggregate_id.to_string(),
+                d.seq,
+                d.body,
+                i64::from(d.attempts),
+                d.last_error,
+                micros(d.updated_at)
+            ])
+            .map_err(err)?;
+        self.pending.writes += 1;
+        Ok(())
+    }
+
+    fn dead_letter_move(
+        &mut self,
+        tenant: &TenantId,
+        id: Option<Uuid>,
+        from: &str,
+        to: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let n = match id {
+            Some(id) => self.c.execute(
+                "UPDATE dead_letters SET state = ?1, updated_at = ?2
+                 WHERE tenant_id = ?3 AND dead_letter_id = ?4 AND state = ?5",
+                params![to, micros(now), tenant.as_str(), id.to_string(), from],
+            ),
+            None => self.c.execute(
+                "UPDATE dead_letters SET state = ?1, updated_at = ?2 WHERE tenant_id = ?3 AND state = ?4",
+                params![to, micros(now), tenant.as_str(), from],
+            ),
+        }
+        .map_err(err)? as u64;
+        self.pending.writes += n;
+        Ok(n)
+    }
+}
+
+fn subscription_rows(
+    c: &Connection,
+    cipher: &PiiCipher,
+    tenant_filter: Option<&TenantId>,
+) -> Result<Vec<SubscriptionRow>, StoreError> {
+    let mut st = c
+        .prepare_cached(
+            "SELECT tenant_id, subscription_id, url, event_types, secret, description, created_at
+             FROM subscriptions WHERE ?1 IS NULL OR tenant_id = ?1 ORDER BY tenant_id, subscription_id",
+        )
+        .map_err(err)?;
+    let raw = st
+        .query_map([tenant_filter.map(|t| t.as_str())], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, String>(5)?,
+                r.get::<_, i64>(6)?,
+            ))
+        })
+        .map_err(err)?;
+    let mut out = Vec::new();
+    for row in raw {
+        let (t, id, url, types, secret, description, at) = row.map_err(err)?;
+        out.push(SubscriptionRow {
+            tenant_id: tenant(t)?,
+            subscription_id: uuid(id, "subscription id")?,
+            url,
+            event_types: serde_json::from_str(&types).map_err(|_| bad("event types"))?,
+            secret: cipher
+                .decrypt(&secret)
+                .map_err(|_| bad("subscription secret"))?,
+            description,
+            created_at: from_micros(at),
+        });
+    }
+    Ok(out)
+}
+
+const DL_COLUMNS: &str = "tenant_id, dead_letter_id, subscription_id, event_id, event_type, aggregate_id, seq, body, attempts, last_error, state, created_at, updated_at";
+
+type RawDl = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    String,
+    i64,
+    String,
+    String,
+    i64,
+    i64,
+);
+
+fn raw_dl(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawDl> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+        r.get(8)?,
+        r.get(9)?,
+        r.get(10)?,
+        r.get(11)?,
+        r.get(12)?,
+    ))
+}
+
+fn dl_from_raw(r: RawDl) -> Result<DeadLetterRow, StoreError> {
+    Ok(DeadLetterRow {
+        tenant_id: tenant(r.0)?,
+        dead_letter_id: uuid(r.1, "dead letter id")?,
+        subscription_id: uuid(r.2, "subscription id")?,
+        event_id: uuid(r.3, "event id")?,
+        event_type: r.4,
+        aggregate_id: uuid(r.5, "aggregate id")?,
+        seq: r.6,
+        body: r.7,
+        attempts: u32::try_from(r.8).unwrap_or(u32::MAX),
+        last_error: r.9,
+        state: r.10,
+        created_at: from_micros(r.11),
+        updated_at: from_micros(r.12),
+    })
+}
+
+impl OpsRead for SqliteRead {
+    fn tenants(&mut self) -> Result<Vec<TenantId>, StoreError> {
+        let mut st = self
+            .c
+            .prepare_cached("SELECT tenant_id FROM tenants ORDER BY tenant_id")
+            .map_err(err)?;
+        let rows = st.query_map([], |r| r.get::<_, String>(0)).map_err(err)?;
+        rows.map(|r| tenant(r.map_err(err)?)).collect()
+    }
+
+    fn outbox_head(&mut self, t: &TenantId) -> Result<i64, StoreError> {
+        Ok(self
+            .c
+            .prepare_cached("SELECT last_seq FROM outbox_heads WHERE tenant_id = ?1")
+            .map_err(err)?
+            .query_row([t.as_str()], |r| r.get::<_, i64>(0))
+            .optional()
+            .map_err(err)?
+            .unwrap_or(0))
+    }
+
+    fn leases(&mut self, prefix: &str) -> Result<Vec<Lease>, StoreError> {
+        let mut st = self
+            .c
+            .prepare_cached(
+                "SELECT name, holder, fence, expires_at, position FROM leases
+                 WHERE substr(name, 1, length(?1)) = ?1 ORDER BY name",
+            )
+            .map_err(err)?;
+        let rows = st.query_map([prefix], lease_row).map_err(err)?;
+        rows.map(|r| r.map_err(err)).collect()
+    }
+
+    fn subscriptions(&mut self, t: Option<&TenantId>) -> Result<Vec<SubscriptionRow>, StoreError> {
+        subscription_rows(&self.c, &self.cipher, t)
+    }
+
+    fn dead_letters(
+        &mut self,
+        t: Option<&TenantId>,
+        state: Option<&str>,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<DeadLetterRow>, StoreError> {
+        let sql = format!(
+            "SELECT {DL_COLUMNS} FROM dead_letters
+             WHERE (?1 IS NULL OR tenant_id = ?1) AND (?2 IS NULL OR state = ?2) AND (?3 IS NULL OR dead_letter_id > ?3)
+             ORDER BY dead_letter_id LIMIT ?4"
+        );
+        let mut st = self.c.prepare_cached(&sql).map_err(err)?;
+        let rows = st
+            .query_map(
+                params![
+                    t.map(|t| t.as_str()),
+                    state,
+                    after.map(|a| a.to_string()),
+                    i64::from(limit)
+                ],
+                raw_dl,
+            )
+            .map_err(err)?;
+        rows.map(|r| dl_from_raw(r.map_err(err)?)).collect()
+    }
+
+    fn dead_letter(&mut self, t: &TenantId, id: Uuid) -> Result<Option<DeadLetterRow>, StoreError> {
+        let sql = format!(
+            "SELECT {DL_COLUMNS} FROM dead_letters WHERE tenant_id = ?1 AND dead_letter_id = ?2"
+        );
+        let raw = self
+            .c
+            .prepare_cached(&sql)
+            .map_err(err)?
+            .query_row(params![t.as_str(), id.to_string()], raw_dl)
+            .optional()
+            .map_err(err)?;
+        raw.map(dl_from_raw).transpose()
+    }
+
+    fn dead_letter_depth(&mut self) -> Result<Vec<(TenantId, u64)>, StoreError> {
+        let mut st = self
+            .c
+            .prepare_cached(
+                "SELECT tenant_id, count(*) FROM dead_letters WHERE state <> 'delivered' GROUP BY tenant_id",
+            )
+            .map_err(err)?;
+        let rows = st
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+            .map_err(err)?;
+        rows.map(|r| {
+            let (t, n) = r.map_err(err)?;
+            Ok((tenant(t)?, n as u64))
+        })
+        .collect()
+    }
+}
