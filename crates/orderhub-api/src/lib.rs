@@ -10,5 +10,6 @@ pub mod events;
 pub mod inventory;
 pub mod keys;
 pub mod orders;
+pub mod subscriptions;
 
 pub use error::{ErrorBody, ErrorDetail};

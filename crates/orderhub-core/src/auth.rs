@@ -46,6 +46,7 @@ impl Role {
             (_, P::OrdersRead | P::EventsRead | P::InventoryRead) => true,
             (Role::Ops | Role::Warehouse, P::InventoryWrite) => true,
             (Role::Ops, P::Reserve) => true,
+            (Role::Ops, P::SubscriptionsManage) => true,
             (Role::Ops, P::OrdersCreate | P::Transition(_)) => true,
             (Role::Finance, P::Transition(C::Pay | C::Complete | C::Cancel)) => true,
             (
@@ -69,6 +70,8 @@ pub enum Permission {
     InventoryWrite,
     /// Reservations for checkouts and orders.
     Reserve,
+    /// Webhook subscriptions and their dead letters (list, inspect, replay).
+    SubscriptionsManage,
 }
 
 /// The caller, as its API key says: tenant, role, shop scope and whether it may see personal data.

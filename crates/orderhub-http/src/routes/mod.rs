@@ -4,6 +4,7 @@ pub mod events;
 pub mod inventory;
 pub mod keys;
 pub mod orders;
+pub mod subscriptions;
 pub mod system;
 
 use crate::SharedState;
@@ -39,6 +40,21 @@ pub fn routes() -> Router<SharedState> {
         .route(
             "/v1/reservations/{id}/{action}",
             post(inventory::move_reservation),
+        )
+        .route(
+            "/v1/subscriptions",
+            post(subscriptions::create).get(subscriptions::list),
+        )
+        .route(
+            "/v1/subscriptions/{id}",
+            axum::routing::delete(subscriptions::delete),
+        )
+        .route("/v1/dead-letters", get(subscriptions::list_dead))
+        .route("/v1/dead-letters/replay", post(subscriptions::replay_all))
+        .route("/v1/dead-letters/{id}", get(subscriptions::get_dead))
+        .route(
+            "/v1/dead-letters/{id}/replay",
+            post(subscriptions::replay_one),
         )
         .route("/v1/api-keys", post(keys::create).get(keys::list))
         .route("/v1/api-keys/{id}/revoke", post(keys::revoke))

@@ -30,14 +30,47 @@ pub async fn readyz(State(state): State<SharedState>) -> Response {
     }
 }
 
-/// Prometheus metrics: request counts and latencies by route, orders by status and channel, and the
-/// store's group-commit counters.
+/// Prometheus metrics: request counts and latencies by route, orders by status and channel, the
+/// store's group-commit counters, dead-letter depth and the relay's and dispatcher's lag.
 #[utoipa::path(get, path = "/metrics", tag = "system", responses((status = 200, description = "Prometheus text format")))]
 pub async fn metrics(State(state): State<SharedState>) -> Response {
     if let Ok(counts) = state.store.read(|r| r.order_counts()).await {
         for (status, channel, n) in counts {
             metrics::gauge!("orderhub_orders", "status" => status, "channel" => channel)
                 .set(n as f64);
+        }
+    }
+    // Dead-letter depth per tenant, and how far each relay and dispatcher is behind its outbox.
+    let ops = state
+        .store
+        .read(|r| {
+            let depth = r.dead_letter_depth()?;
+            let mut lags = Vec::new();
+            for l in r.leases("")? {
+                let Some((role, tenant)) = l.name.split_once('/') else {
+                    continue;
+                };
+                let Ok(t) = orderhub_domain::TenantId::parse(tenant) else {
+                    continue;
+                };
+                let head = r.outbox_head(&t)?;
+                lags.push((
+                    role.to_owned(),
+                    tenant.to_owned(),
+                    (head - l.position).max(0),
+                ));
+            }
+            Ok((depth, lags))
+        })
+        .await;
+    if let Ok((depth, lags)) = ops {
+        for (t, n) in depth {
+            metrics::gauge!("orderhub_dead_letters", "tenant" => t.as_str().to_owned())
+                .set(n as f64);
+        }
+        for (role, tenant, lag) in lags {
+            metrics::gauge!("orderhub_outbox_lag_events", "consumer" => role, "tenant" => tenant)
+                .set(lag as f64);
         }
     }
     let w = state.store.write_stats();

@@ -1,0 +1,88 @@
+//! Webhook subscriptions and dead letters on the wire.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// Every event type a subscription may name (DESIGN §5); `*` takes them all.
+pub const EVENT_TYPES: &[&str] = &[
+    "order.created",
+    "order.paid",
+    "order.held",
+    "order.approved",
+    "order.allocated",
+    "order.released",
+    "order.shipped",
+    "order.in_transit",
+    "order.delivered",
+    "order.completed",
+    "order.cancelled",
+    "inventory.changed",
+    "inventory.below_safety",
+    "channel.listing_closed",
+    "channel.listing_reopened",
+    "reservation.expired",
+    "waybill.created",
+    "carrier.breaker_changed",
+    "exception.raised",
+    "exception.resolved",
+    "writeback.failed",
+];
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSubscriptionRequest {
+    /// Where to POST events: an absolute http or https URL.
+    pub url: String,
+    /// Event types to receive, or `["*"]` for all.
+    pub event_types: Vec<String>,
+    #[serde(default)]
+    pub description: String,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SubscriptionView {
+    pub subscription_id: Uuid,
+    pub url: String,
+    pub event_types: Vec<String>,
+    pub description: String,
+    pub created_at: DateTime<Utc>,
+    /// The signing secret: shown once, at creation. Deliveries carry
+    /// `Orderhub-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DeadLetterView {
+    pub dead_letter_id: Uuid,
+    pub subscription_id: Uuid,
+    pub event_id: Uuid,
+    pub event_type: String,
+    pub aggregate_id: Uuid,
+    pub seq: i64,
+    pub attempts: u32,
+    pub last_error: String,
+    /// dead, replaying or delivered.
+    pub state: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// The envelope as it was sent (only when one dead letter is read).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub event: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DeadLetterPage {
+    pub dead_letters: Vec<DeadLetterView>,
+    /// Pass as `after` for the next page; absent at the end.
+    pub next_after: Option<Uuid>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ReplayAccepted {
+    /// Dead letters queued to be sent again (with the usual retries).
+    pub queued: u64,
+}

@@ -1,0 +1,360 @@
+//! `/v1/subscriptions` and `/v1/dead-letters`: downstream systems register webhooks; operators list,
+//! inspect and replay what could not be delivered.
+
+use super::parse_query;
+use crate::SharedState;
+use crate::auth::Ctx;
+use crate::error::ApiError;
+use crate::extract::{Body, json_response, parse_json};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use orderhub_api::subscriptions::{
+    CreateSubscriptionRequest, DeadLetterPage, DeadLetterView, EVENT_TYPES, ReplayAccepted,
+    SubscriptionView,
+};
+use orderhub_core::auth::Permission;
+use orderhub_store::ops::{DEAD, DELIVERED, REPLAYING};
+use orderhub_store::{DeadLetterRow, SubscriptionRow};
+use serde::Deserialize;
+use uuid::Uuid;
+
+const URL_MAX: usize = 2048;
+const TYPES_MAX: usize = 64;
+
+fn manage(ctx: &Ctx) -> Result<(), ApiError> {
+    if ctx.principal.can(Permission::SubscriptionsManage) {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(
+            "only admin and ops keys manage subscriptions and dead letters",
+        ))
+    }
+}
+
+fn unprocessable(code: &str, message: impl Into<String>, field: &str) -> ApiError {
+    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message).field(field)
+}
+
+/// The URL rules: absolute http(s) with a host, no credentials in it, at most 2,048 characters.
+fn check_url(raw: &str) -> Result<String, ApiError> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Err(unprocessable("required", "url is required", "url"));
+    }
+    if raw.len() > URL_MAX {
+        return Err(unprocessable(
+            "too_long",
+            format!("url must be at most {URL_MAX} characters"),
+            "url",
+        ));
+    }
+    let u = url::Url::parse(raw).map_err(|e| {
+        unprocessable(
+            "invalid_url",
+            format!("url is not an absolute URL: {e}"),
+            "url",
+        )
+    })?;
+    if !matches!(u.scheme(), "http" | "https") {
+        return Err(unprocessable(
+            "unsupported_scheme",
+            "url must use http or https",
+            "url",
+        ));
+    }
+    if u.host_str().is_none_or(str::is_empty) {
+        return Err(unprocessable("invalid_url", "url needs a host", "url"));
+    }
+    if !u.username().is_empty() || u.password().is_some() {
+        return Err(unprocessable(
+            "credentials_in_url",
+            "url must not carry a user name or password; deliveries are signed instead",
+            "url",
+        ));
+    }
+    Ok(u.to_string())
+}
+
+fn check_types(types: &[String]) -> Result<Vec<String>, ApiError> {
+    if types.is_empty() {
+        return Err(unprocessable(
+            "required",
+            "event_types needs at least one type, or \"*\"",
+            "event_types",
+        ));
+    }
+    if types.len() > TYPES_MAX {
+        return Err(unprocessable(
+            "too_many",
+            format!("at most {TYPES_MAX} event types"),
+            "event_types",
+        ));
+    }
+    let mut out: Vec<String> = Vec::new();
+    for (i, t) in types.iter().enumerate() {
+        let t = t.trim();
+        if t != "*" && !EVENT_TYPES.contains(&t) {
+            return Err(unprocessable(
+                "unknown_event_type",
+                format!("{t:?} is not an event type; see the event catalogue in the API docs"),
+                &format!("event_types[{i}]"),
+            ));
+        }
+        if !out.iter().any(|x| x == t) {
+            out.push(t.to_owned());
+        }
+    }
+    Ok(out)
+}
+
+fn view(s: &SubscriptionRow, secret: Option<String>) -> SubscriptionView {
+    SubscriptionView {
+        subscription_id: s.subscription_id,
+        url: s.url.clone(),
+        event_types: s.event_types.clone(),
+        description: s.description.clone(),
+        created_at: s.created_at,
+        secret,
+    }
+}
+
+fn json<T: serde::Serialize>(status: StatusCode, v: &T) -> Response {
+    json_response(status, serde_json::to_vec(v).unwrap_or_default(), false)
+}
+
+/// Register a webhook. The signing secret is in the response once.
+#[utoipa::path(post, path = "/v1/subscriptions", tag = "subscriptions", request_body = CreateSubscriptionRequest,
+    responses((status = 201, body = SubscriptionView), (status = 403, body = orderhub_api::ErrorBody), (status = 422, body = orderhub_api::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn create(
+    State(state): State<SharedState>,
+    ctx: Ctx,
+    Body(body): Body,
+) -> Result<Response, ApiError> {
+    manage(&ctx)?;
+    let (req, _): (CreateSubscriptionRequest, _) = parse_json(&body, false)?;
+    let url = check_url(&req.url)?;
+    let event_types = check_types(&req.event_types)?;
+    if req.description.chars().count() > 200 {
+        return Err(unprocessable(
+            "too_long",
+            "description must be at most 200 characters",
+            "description",
+        ));
+    }
+    let secret = format!(
+        "whsec_{}{}",
+        Uuid::new_v4().simple(),
+        Uuid::new_v4().simple()
+    );
+    let row = SubscriptionRow {
+        tenant_id: ctx.principal.tenant_id.clone(),
+        subscription_id: Uuid::now_v7(),
+        url,
+        event_types,
+        secret: secret.clone(),
+        description: req.description.trim().to_owned(),
+        created_at: state.clock.now(),
+    };
+    let r = row.clone();
+    state
+        .store
+        .write(0, move |tx| Ok(tx.subscription_insert(&r)?))
+        .await?;
+    Ok(json(StatusCode::CREATED, &view(&row, Some(secret))))
+}
+
+#[utoipa::path(get, path = "/v1/subscriptions", tag = "subscriptions",
+    responses((status = 200, body = Vec<SubscriptionView>), (status = 403, body = orderhub_api::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn list(State(state): State<SharedState>, ctx: Ctx) -> Result<Response, ApiError> {
+    manage(&ctx)?;
+    let t = ctx.principal.tenant_id.clone();
+    let rows = state.store.read(move |r| r.subscriptions(Some(&t))).await?;
+    let views: Vec<SubscriptionView> = rows.iter().map(|s| view(s, None)).collect();
+    Ok(json(StatusCode::OK, &views))
+}
+
+fn parse_id(raw: &str, field: &str) -> Result<Uuid, ApiError> {
+    raw.parse().map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_id",
+            format!("{field} must be a UUID"),
+        )
+        .field(field)
+    })
+}
+
+/// Stop deliveries to a subscription. Its dead letters stay (a replay of one reports that the
+/// subscription is gone).
+#[utoipa::path(delete, path = "/v1/subscriptions/{id}", tag = "subscriptions",
+    responses((status = 204), (status = 404, body = orderhub_api::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn delete(
+    State(state): State<SharedState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    manage(&ctx)?;
+    let id = parse_id(&id, "id")?;
+    let t = ctx.principal.tenant_id.clone();
+    let gone = state
+        .store
+        .write(0, move |tx| Ok(tx.subscription_delete(&t, id)?))
+        .await?;
+    if !gone {
+        return Err(ApiError::not_found("subscription"));
+    }
+    Ok(json_response(StatusCode::NO_CONTENT, Vec::new(), false))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct DeadLetterQuery {
+    /// dead (default), replaying, delivered or all.
+    state: Option<String>,
+    /// The last `dead_letter_id` seen.
+    after: Option<String>,
+    /// 1 to 500, default 100.
+    limit: Option<u32>,
+}
+
+fn dl_view(d: &DeadLetterRow, with_event: bool) -> DeadLetterView {
+    DeadLetterView {
+        dead_letter_id: d.dead_letter_id,
+        subscription_id: d.subscription_id,
+        event_id: d.event_id,
+        event_type: d.event_type.clone(),
+        aggregate_id: d.aggregate_id,
+        seq: d.seq,
+        attempts: d.attempts,
+        last_error: d.last_error.clone(),
+        state: d.state.clone(),
+        created_at: d.created_at,
+        updated_at: d.updated_at,
+        event: with_event.then(|| serde_json::from_str(&d.body).unwrap_or_default()),
+    }
+}
+
+/// Dead letters, oldest first.
+#[utoipa::path(get, path = "/v1/dead-letters", tag = "subscriptions", params(DeadLetterQuery),
+    responses((status = 200, body = DeadLetterPage), (status = 400, body = orderhub_api::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn list_dead(
+    State(state): State<SharedState>,
+    ctx: Ctx,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    manage(&ctx)?;
+    let q: DeadLetterQuery = parse_query(q.as_deref())?;
+    let st = match q.state.as_deref().unwrap_or(DEAD) {
+        "all" => None,
+        s @ (DEAD | REPLAYING | DELIVERED) => Some(s.to_owned()),
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_parameter",
+                "state must be dead, replaying, delivered or all",
+            )
+            .field("state"));
+        }
+    };
+    let after = q
+        .after
+        .as_deref()
+        .map(|a| parse_id(a, "after"))
+        .transpose()?;
+    let limit = super::page_limit(q.limit, 100, 500)?;
+    let t = ctx.principal.tenant_id.clone();
+    let rows = state
+        .store
+        .read(move |r| r.dead_letters(Some(&t), st.as_deref(), after, limit))
+        .await?;
+    let next_after = (rows.len() == limit as usize)
+        .then(|| rows.last().map(|d| d.dead_letter_id))
+        .flatten();
+    let page = DeadLetterPage {
+        dead_letters: rows.iter().map(|d| dl_view(d, false)).collect(),
+        next_after,
+    };
+    Ok(json(StatusCode::OK, &page))
+}
+
+/// One dead letter with the event as it was sent.
+#[utoipa::path(get, path = "/v1/dead-letters/{id}", tag = "subscriptions",
+    responses((status = 200, body = DeadLetterView), (status = 404, body = orderhub_api::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn get_dead(
+    State(state): State<SharedState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    manage(&ctx)?;
+    let id = parse_id(&id, "id")?;
+    let t = ctx.principal.tenant_id.clone();
+    let d = state
+        .store
+        .read(move |r| r.dead_letter(&t, id))
+        .await?
+        .ok_or_else(|| ApiError::not_found("dead letter"))?;
+    Ok(json(StatusCode::OK, &dl_view(&d, true)))
+}
+
+/// Send one dead letter again (with the usual retries). 202: queued; the dispatcher picks it up
+/// within a second. 409 when it is not dead (already replaying or delivered).
+#[utoipa::path(post, path = "/v1/dead-letters/{id}/replay", tag = "subscriptions",
+    responses((status = 202, body = ReplayAccepted), (status = 404, body = orderhub_api::ErrorBody), (status = 409, body = orderhub_api::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn replay_one(
+    State(state): State<SharedState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    manage(&ctx)?;
+    let id = parse_id(&id, "id")?;
+    let t = ctx.principal.tenant_id.clone();
+    let now = state.clock.now();
+    let moved = state
+        .store
+        .write(0, move |tx| {
+            Ok(tx.dead_letter_move(&t, Some(id), DEAD, REPLAYING, now)?)
+        })
+        .await?;
+    if moved == 0 {
+        let t = ctx.principal.tenant_id.clone();
+        return match state.store.read(move |r| r.dead_letter(&t, id)).await? {
+            None => Err(ApiError::not_found("dead letter")),
+            Some(d) => Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "not_dead",
+                format!("the dead letter is {}, not dead", d.state),
+            )),
+        };
+    }
+    Ok(json(
+        StatusCode::ACCEPTED,
+        &ReplayAccepted { queued: moved },
+    ))
+}
+
+/// Send every dead letter of the tenant again.
+#[utoipa::path(post, path = "/v1/dead-letters/replay", tag = "subscriptions",
+    responses((status = 202, body = ReplayAccepted)),
+    security(("bearer" = [])))]
+pub async fn replay_all(State(state): State<SharedState>, ctx: Ctx) -> Result<Response, ApiError> {
+    manage(&ctx)?;
+    let t = ctx.principal.tenant_id.clone();
+    let now = state.clock.now();
+    let moved = state
+        .store
+        .write(0, move |tx| {
+            Ok(tx.dead_letter_move(&t, None, DEAD, REPLAYING, now)?)
+        })
+        .await?;
+    Ok(json(
+        StatusCode::ACCEPTED,
+        &ReplayAccepted { queued: moved },
+    ))
+}
