@@ -19,8 +19,19 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 pub mod breaker;
+pub mod cainiao;
+pub mod ems;
 mod http;
+pub mod jd;
+pub mod jt;
+pub mod sf;
 pub mod sign;
+pub mod sim;
+#[doc(hidden)]
+pub mod testing;
+mod wire;
+pub mod yto;
+pub mod zto;
 
 pub use breaker::{BreakerConfig, BreakerOpen, CircuitBreaker, Outcome, Permit, State, Transition};
 pub use http::HttpClient;
@@ -301,6 +312,20 @@ pub trait Carrier: Send + Sync {
     /// Cancels a waybill. Takes the whole waybill because several carriers cancel by their
     /// acknowledgement or our order number rather than the tracking number.
     fn cancel_waybill<'a>(&'a self, waybill: &'a Waybill) -> CarrierFuture<'a, ()>;
+}
+
+/// Builds the adapter for a configuration, sharing one HTTP connection pool.
+pub fn adapter(config: CarrierConfig, http: HttpClient) -> std::sync::Arc<dyn Carrier> {
+    use std::sync::Arc;
+    match config.kind {
+        CarrierKind::Sf => Arc::new(sf::Sf::new(config, http)),
+        CarrierKind::Jd => Arc::new(jd::Jd::new(config, http)),
+        CarrierKind::Cainiao => Arc::new(cainiao::Cainiao::new(config, http)),
+        CarrierKind::Zto => Arc::new(zto::Zto::new(config, http)),
+        CarrierKind::Yto => Arc::new(yto::Yto::new(config, http)),
+        CarrierKind::Jt => Arc::new(jt::Jt::new(config, http)),
+        CarrierKind::Ems => Arc::new(ems::Ems::new(config, http)),
+    }
 }
 
 /// Parses a JSON body, naming what failed without echoing the body (it may hold personal data).
