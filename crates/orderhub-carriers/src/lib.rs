@@ -24,6 +24,7 @@ pub mod ems;
 mod http;
 pub mod jd;
 pub mod jt;
+pub mod router;
 pub mod sf;
 pub mod sign;
 pub mod sim;
@@ -35,6 +36,7 @@ pub mod zto;
 
 pub use breaker::{BreakerConfig, BreakerOpen, CircuitBreaker, Outcome, Permit, State, Transition};
 pub use http::HttpClient;
+pub use router::{Attempt, BreakerChange, CarrierRouter, RouteError, Routed};
 
 /// The carriers orderhub ships with. `code()` is the slug used by `orderhub-domain`'s `CarrierCode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
