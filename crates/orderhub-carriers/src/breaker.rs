@@ -615,8 +615,10 @@ mod tests {
                 if let Some(t) = b.poll(now) { check(&t); }
                 match op {
                     Op::Call(o) => {
-                        if let Ok(p) = b.try_acquire(now) {
-                            if let Some(t) = b.record(now, p, o) { check(&t); }
+                        if let Ok(p) = b.try_acquire(now)
+                            && let Some(t) = b.record(now, p, o)
+                        {
+                            check(&t);
                         }
                     }
                     Op::Acquire => match b.try_acquire(now) {

@@ -108,6 +108,9 @@ impl HttpClient {
     }
 }
 
+/// Request headers as (name, value) pairs.
+pub type Headers = Vec<(&'static str, String)>;
+
 fn invalid_config(what: &str) -> CarrierError {
     CarrierError::Rejected {
         code: "invalid_config".into(),

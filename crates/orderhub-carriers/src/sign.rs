@@ -54,7 +54,7 @@ pub fn sm4_ecb_encrypt(key: &[u8], plain: &[u8]) -> Option<Vec<u8>> {
 /// The inverse of [`sm4_ecb_encrypt`]; `None` on a wrong key length, a partial block or bad padding.
 pub fn sm4_ecb_decrypt(key: &[u8], cipher_text: &[u8]) -> Option<Vec<u8>> {
     let cipher = Sm4::new_from_slice(key).ok()?;
-    if cipher_text.is_empty() || cipher_text.len() % SM4_BLOCK != 0 {
+    if cipher_text.is_empty() || !cipher_text.len().is_multiple_of(SM4_BLOCK) {
         return None;
     }
     let mut data = cipher_text.to_vec();

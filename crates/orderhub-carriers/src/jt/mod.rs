@@ -6,6 +6,7 @@ pub mod transformers;
 
 use chrono::Utc;
 
+use crate::http::Headers;
 use crate::wire::form_encode;
 use crate::{
     Carrier, CarrierConfig, CarrierError, CarrierFuture, CarrierKind, HttpClient, TrackEvent,
@@ -36,7 +37,7 @@ impl Jt {
         &self,
         biz: &impl serde::Serialize,
         timestamp: &str,
-    ) -> Result<(Vec<(&'static str, String)>, String), CarrierError> {
+    ) -> Result<(Headers, String), CarrierError> {
         let biz = serde_json::to_string(biz)
             .map_err(|_| CarrierError::BadResponse("cannot encode bizContent".into()))?;
         let headers = vec![

@@ -4,6 +4,7 @@
 pub(crate) mod sim;
 pub mod transformers;
 
+use crate::http::Headers;
 use crate::{
     Carrier, CarrierConfig, CarrierError, CarrierFuture, CarrierKind, HttpClient, TrackEvent,
     Waybill, WaybillRequest,
@@ -25,7 +26,7 @@ impl Zto {
         &self,
         api: &str,
         body: &impl serde::Serialize,
-    ) -> Result<(String, Vec<(&'static str, String)>, String), CarrierError> {
+    ) -> Result<(String, Headers, String), CarrierError> {
         let body = serde_json::to_string(body)
             .map_err(|_| CarrierError::BadResponse("cannot encode the ZTO body".into()))?;
         let digest = t::data_digest(&body, self.config.secret.expose());
@@ -42,7 +43,6 @@ impl Zto {
         body: &impl serde::Serialize,
     ) -> Result<serde_json::Value, CarrierError> {
         let (url, headers, body) = self.request(api, body)?;
-        let headers: Vec<(&str, String)> = headers.into_iter().collect();
         let answer = self
             .http
             .post(
