@@ -10,7 +10,7 @@ use orderhub_domain::ids::{CarrierCode, Channel, WarehouseId};
 use orderhub_domain::lifecycle::{self, Command, EventType, TransitionError};
 use orderhub_domain::order::OrderDraft;
 use orderhub_domain::{ExternalOrderId, ShopId, Sku};
-use orderhub_domain::{Order, OrderId};
+use orderhub_domain::{Order, OrderId, Status};
 use serde::Serialize;
 use serde_json::json;
 use uuid::Uuid;
@@ -288,5 +288,119 @@ pub fn transition(
         kind.event().as_str(),
         detail,
     )?;
-    Ok(next)
+    resolve_moved_on(tx, actor, next, now)
+}
+
+/// Exceptions the watchdogs raise, and the status each one is about: once the order has left that
+/// status the exception is resolved by the move itself.
+pub const WATCHDOG_EXCEPTIONS: &[(&str, &[Status])] = &[
+    ("not_released", &[Status::Paid, Status::Allocated]),
+    ("no_waybill", &[Status::Released]),
+    ("no_tracking", &[Status::Shipped]),
+];
+
+fn exception_event(
+    tx: &mut dyn Tx,
+    actor: &Actor,
+    before: &Order,
+    after: &Order,
+    event_type: &str,
+    code: &str,
+    detail: serde_json::Value,
+) -> Result<(), CoreError> {
+    let p = &actor.principal;
+    tx.audit_append(&AuditEntry {
+        audit_id: Uuid::now_v7(),
+        tenant_id: after.tenant_id.clone(),
+        order_id: after.id,
+        at: after.updated_at,
+        actor: format!("{}:{}", p.role.as_str(), p.key_name),
+        key_id: p.key_id.clone(),
+        request_id: actor.request_id.clone(),
+        action: event_type.to_owned(),
+        from_status: Some(before.status),
+        to_status: after.status,
+        from_version: before.version,
+        to_version: after.version,
+        detail: json!({ "exception": code, "detail": detail }),
+    })?;
+    let mut payload: serde_json::Value =
+        serde_json::from_str(&event_payload(after)).unwrap_or_default();
+    payload["exception"] = json!(code);
+    payload["detail"] = detail;
+    tx.outbox_append(&EventRecord {
+        event_id: Uuid::now_v7(),
+        tenant_id: after.tenant_id.clone(),
+        event_type: event_type.to_owned(),
+        aggregate_id: after.id.as_uuid(),
+        aggregate_version: after.version,
+        occurred_at: after.updated_at,
+        trace_id: actor.request_id.clone(),
+        payload: payload.to_string(),
+    })?;
+    Ok(())
+}
+
+/// Raises exception `code` on an order (its status does not change): version + 1, audit entry,
+/// `exception.raised`. `Ok(None)` when the order has it already.
+pub fn raise_exception(
+    tx: &mut dyn Tx,
+    actor: &Actor,
+    order_id: OrderId,
+    code: &str,
+    detail: serde_json::Value,
+    now: DateTime<Utc>,
+) -> Result<Option<Order>, CoreError> {
+    let order = tx
+        .order_get(&actor.principal.tenant_id, order_id)?
+        .ok_or(CoreError::NotFound)?;
+    if order.exceptions.iter().any(|e| e == code) {
+        return Ok(None);
+    }
+    let mut next = order.clone();
+    next.exceptions.push(code.to_owned());
+    next.version += 1;
+    next.updated_at = now;
+    tx.order_update(&next)?;
+    exception_event(tx, actor, &order, &next, "exception.raised", code, detail)?;
+    Ok(Some(next))
+}
+
+/// Resolves the watchdog exceptions of `order` (as it is after a move) whose status it has left,
+/// each with an `exception.resolved` event. Returns the order as stored.
+fn resolve_moved_on(
+    tx: &mut dyn Tx,
+    actor: &Actor,
+    order: Order,
+    now: DateTime<Utc>,
+) -> Result<Order, CoreError> {
+    let stale: Vec<String> = order
+        .exceptions
+        .iter()
+        .filter(|e| {
+            WATCHDOG_EXCEPTIONS
+                .iter()
+                .any(|(code, during)| code == e && !during.contains(&order.status))
+        })
+        .cloned()
+        .collect();
+    let mut cur = order;
+    for code in stale {
+        let mut next = cur.clone();
+        next.exceptions.retain(|e| e != &code);
+        next.version += 1;
+        next.updated_at = now;
+        tx.order_update(&next)?;
+        exception_event(
+            tx,
+            actor,
+            &cur,
+            &next,
+            "exception.resolved",
+            &code,
+            json!({ "resolved_by": next.status.as_str() }),
+        )?;
+        cur = next;
+    }
+    Ok(cur)
 }

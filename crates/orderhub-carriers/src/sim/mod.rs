@@ -11,6 +11,8 @@
 //!
 //! The engine here is carrier-agnostic; the carrier folders' `sim.rs` files parse and render.
 
+pub mod fleet;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,0 +1,198 @@
+//! Watchdogs: orders stuck between fulfillment steps. Each finding raises an exception on the order
+//! (`exception.raised`, a metric, visible on the order) and applies its remedy:
+//!
+//! | exception | when | remedy |
+//! |---|---|---|
+//! | `not_released` | paid or allocated, not released after `not_released_after` | run the step again (re-publish) |
+//! | `no_waybill` | released without a waybill after `no_waybill_after` | request the waybill again (breakers and fallback apply) |
+//! | `no_tracking` | shipped, no tracking movement after `no_tracking_after` | poll the carrier now |
+//!
+//! The exception resolves itself (`exception.resolved`) when the order leaves that status. Shipped
+//! and in-transit orders are also polled for tracking every `track_every`. One process scans a
+//! tenant at a time (lease `watchdog/<tenant>`).
+
+use crate::{Fulfillment, system_actor};
+use chrono::Utc;
+use orderhub_core::usecases;
+use orderhub_domain::{Order, Status, TenantId};
+use orderhub_store::OrderFilter;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Orders of `tenant` in `status`, every page.
+async fn orders_in(f: &Fulfillment, tenant: &TenantId, status: Status) -> Vec<Order> {
+    let mut out = Vec::new();
+    let mut after = None;
+    loop {
+        let filter = OrderFilter {
+            tenant_id: tenant.clone(),
+            status: Some(status),
+            channel: None,
+            shop_id: None,
+            updated_since: None,
+            shops: None,
+            after,
+            limit: 500,
+        };
+        let page = match f.store.read(move |r| r.order_list(&filter)).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %e, "A watchdog could not list orders.");
+                return out;
+            }
+        };
+        let n = page.len();
+        after = page.last().map(|o| o.id);
+        out.extend(page);
+        if n < 500 {
+            return out;
+        }
+    }
+}
+
+fn older_than(at: chrono::DateTime<Utc>, d: Duration) -> bool {
+    Utc::now() - at > chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
+
+async fn raise(
+    f: &Fulfillment,
+    tenant: &TenantId,
+    o: &Order,
+    code: &'static str,
+    detail: serde_json::Value,
+) {
+    if o.exceptions.iter().any(|e| e == code) {
+        return;
+    }
+    let actor = system_actor(tenant, "watchdog");
+    let id = o.id;
+    let r = f
+        .store
+        .write(0, move |tx| {
+            usecases::raise_exception(tx, &actor, id, code, detail.clone(), Utc::now())
+        })
+        .await;
+    match r {
+        Ok(Some(_)) => {
+            metrics::counter!("orderhub_exceptions_raised_total", "code" => code).increment(1);
+            tracing::warn!(tenant = %tenant, order_id = %o.id, exception = code, "A watchdog raised an exception.");
+        }
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "A watchdog could not raise an exception."),
+    }
+}
+
+/// One scan of one tenant. Returns how many orders were found stuck, per exception.
+pub async fn scan(f: &Fulfillment, tenant: &TenantId, track: bool) -> [(&'static str, usize); 3] {
+    let cfg = &f.cfg;
+    let mut not_released = 0;
+    for status in [Status::Paid, Status::Allocated] {
+        for o in orders_in(f, tenant, status).await {
+            if o.exceptions
+                .iter()
+                .any(|e| e == orderhub_domain::order::OUT_OF_STOCK)
+            {
+                continue;
+            }
+            let since = o.paid_at.map(|p| p.to_utc()).unwrap_or(o.updated_at);
+            if older_than(since, cfg.not_released_after) {
+                not_released += 1;
+                raise(
+                    f,
+                    tenant,
+                    &o,
+                    "not_released",
+                    serde_json::json!({"status": o.status.as_str(), "since": since}),
+                )
+                .await;
+                let _ = f.step(tenant, o.id).await;
+            }
+        }
+    }
+    let mut no_waybill = 0;
+    for o in orders_in(f, tenant, Status::Released).await {
+        if older_than(o.updated_at, cfg.no_waybill_after) {
+            no_waybill += 1;
+            raise(
+                f,
+                tenant,
+                &o,
+                "no_waybill",
+                serde_json::json!({"since": o.updated_at}),
+            )
+            .await;
+            let _ = f.step(tenant, o.id).await;
+        }
+    }
+    let mut no_tracking = 0;
+    for o in orders_in(f, tenant, Status::Shipped).await {
+        let since = o.fulfillment.shipped_at.unwrap_or(o.updated_at);
+        let stuck = older_than(since, cfg.no_tracking_after);
+        if track || stuck {
+            let moved = f.track(tenant, &o).await.unwrap_or(false);
+            if stuck && !moved {
+                no_tracking += 1;
+                raise(
+                    f,
+                    tenant,
+                    &o,
+                    "no_tracking",
+                    serde_json::json!({"carrier": o.fulfillment.carrier, "since": since}),
+                )
+                .await;
+            }
+        }
+    }
+    if track {
+        for o in orders_in(f, tenant, Status::InTransit).await {
+            let _ = f.track(tenant, &o).await;
+        }
+    }
+    metrics::gauge!("orderhub_watchdog_stuck_orders", "exception" => "not_released")
+        .set(not_released as f64);
+    metrics::gauge!("orderhub_watchdog_stuck_orders", "exception" => "no_waybill")
+        .set(no_waybill as f64);
+    metrics::gauge!("orderhub_watchdog_stuck_orders", "exception" => "no_tracking")
+        .set(no_tracking as f64);
+    [
+        ("not_released", not_released),
+        ("no_waybill", no_waybill),
+        ("no_tracking", no_tracking),
+    ]
+}
+
+/// Scans every tenant whose watchdog lease this process holds, every `watch_every`; polls
+/// tracking every `track_every`.
+pub async fn run(f: Arc<Fulfillment>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let holder = orderhub_events::lease::holder_id();
+    let mut tracked = Instant::now() - f.cfg.track_every;
+    let tick = f.cfg.watch_every.min(f.cfg.track_every);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(tick) => {}
+            _ = stop.changed() => return,
+        }
+        if *stop.borrow() {
+            return;
+        }
+        let track = tracked.elapsed() >= f.cfg.track_every;
+        if track {
+            tracked = Instant::now();
+        }
+        let tenants = match f.store.read(|r| r.tenants()).await {
+            Ok(t) => t,
+            Err(_) => continue,
+        };
+        for t in tenants {
+            let name = format!("watchdog/{}", t.as_str());
+            let ttl = (tick * 3).max(Duration::from_secs(3));
+            match orderhub_events::lease::acquire(&f.store, &name, &holder, ttl).await {
+                Ok(Some(_)) => {
+                    scan(&f, &t, track).await;
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "A watchdog could not take its lease."),
+            }
+        }
+    }
+}
