@@ -45,6 +45,9 @@ pub enum BenchCommand {
     /// Many buyers race for a little stock of one SKU; check nothing is oversold and print
     /// attempts/s and latency (with --database-url, also a naive PostgreSQL UPDATE for comparison).
     FlashSale(crate::bench_flash::FlashSaleArgs),
+    /// Orders paid at a fixed rate; time from each payment to a webhook subscriber receiving its
+    /// order.paid (in-process bus, or NATS with --nats-url), and the relay's throughput to NATS.
+    Events(crate::bench_events::EventsArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -88,6 +91,7 @@ pub async fn run(cmd: BenchCommand) -> Result<()> {
     match cmd {
         BenchCommand::Orders(args) => orders(args).await,
         BenchCommand::FlashSale(args) => crate::bench_flash::run(args).await,
+        BenchCommand::Events(args) => crate::bench_events::run(args).await,
     }
 }
 
@@ -276,7 +280,7 @@ async fn seed_inventory(target: &Arc<Target>, lines: usize, orders: u64) -> Resu
 
 /// The create body, split around the external order id so each order costs one copy into a
 /// reused buffer.
-struct OrderTemplate {
+pub(crate) struct OrderTemplate {
     head: Vec<u8>,
     tail: Vec<u8>,
 }
@@ -285,7 +289,7 @@ const EXT_MARK: &str = "@@EXTERNAL_ORDER_ID@@";
 
 impl OrderTemplate {
     /// External ids are `B-<run uuid>-<seq>`, unique per run so a shared database takes them all.
-    fn new(lines: usize, run_id: &str) -> OrderTemplate {
+    pub(crate) fn new(lines: usize, run_id: &str) -> OrderTemplate {
         const TITLES: [&str; 5] = ["T恤", "牛仔裤", "运动鞋", "保温杯", "双肩包"];
         const PRICES: [&str; 5] = ["49.90", "129.00", "299.00", "39.50", "88.80"];
         let lines: Vec<_> = (0..lines)
@@ -322,7 +326,7 @@ impl OrderTemplate {
         }
     }
 
-    fn body(&self, buf: &mut BytesMut, seq: u64) -> Bytes {
+    pub(crate) fn body(&self, buf: &mut BytesMut, seq: u64) -> Bytes {
         buf.reserve(self.head.len() + self.tail.len() + 20);
         buf.put_slice(&self.head);
         let _ = write!(buf, "{seq}");
@@ -333,7 +337,7 @@ impl OrderTemplate {
 
 /// The order id from a create response, without parsing the JSON: the 36 characters after
 /// `"order_id":"`.
-fn order_id(body: &[u8]) -> Option<&str> {
+pub(crate) fn order_id(body: &[u8]) -> Option<&str> {
     const KEY: &[u8] = b"\"order_id\":\"";
     let at = body.windows(KEY.len()).position(|w| w == KEY)? + KEY.len();
     let id = std::str::from_utf8(body.get(at..at + 36)?).ok()?;
@@ -1119,6 +1123,10 @@ pub(crate) async fn open_target(
                 pg_writers: config::DEFAULT_PG_WRITERS,
                 bootstrap_api_key: Some(key.clone()),
                 log_format: LogFormat::Pretty,
+                nats_url: None,
+                fulfillment: false,
+                carrier: orderhub_carriers::CarrierKind::Zto,
+                carrier_fallback: Default::default(),
             };
             data_dir = Some(dir);
             let (hub, _) = crate::hub::start(&settings)

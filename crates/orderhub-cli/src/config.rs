@@ -47,6 +47,21 @@ pub struct ServeArgs {
     /// Log format: pretty or json.
     #[arg(long, env = "ORDERHUB_LOG_FORMAT")]
     pub log_format: Option<String>,
+    /// nats://host:port: relay events to NATS JetStream and dispatch from it. Without it, the
+    /// in-process bus (consumers read the outbox directly).
+    #[arg(long, env = "ORDERHUB_NATS_URL")]
+    pub nats_url: Option<String>,
+    /// Fulfillment of paid orders: `sim` (allocate, release, waybills from the built-in carrier
+    /// simulators, tracking) or `off` (orders move only through the API).
+    #[arg(long, env = "ORDERHUB_FULFILLMENT")]
+    pub fulfillment: Option<String>,
+    /// The carrier asked first for waybills: sf, jd, cainiao, zto, yto, jt or ems.
+    #[arg(long, env = "ORDERHUB_CARRIER")]
+    pub carrier: Option<String>,
+    /// Fallback chains, e.g. `jt=zto:yto,sf=ems`: when a carrier fails or its breaker is open, the
+    /// next in its chain is asked.
+    #[arg(long, env = "ORDERHUB_CARRIER_FALLBACK")]
+    pub carrier_fallback: Option<String>,
 }
 
 /// The config file's shape: the same names as the flags, with underscores.
@@ -60,6 +75,10 @@ struct FileConfig {
     pg_writers: Option<usize>,
     bootstrap_api_key: Option<String>,
     log_format: Option<String>,
+    nats_url: Option<String>,
+    fulfillment: Option<String>,
+    carrier: Option<String>,
+    carrier_fallback: Option<String>,
 }
 
 /// Settings after layering, every value decided.
@@ -72,6 +91,38 @@ pub struct Settings {
     pub pg_writers: usize,
     pub bootstrap_api_key: Option<String>,
     pub log_format: LogFormat,
+    pub nats_url: Option<String>,
+    /// Fulfillment through the built-in carrier simulators.
+    pub fulfillment: bool,
+    pub carrier: orderhub_carriers::CarrierKind,
+    pub carrier_fallback: std::collections::HashMap<
+        orderhub_carriers::CarrierKind,
+        Vec<orderhub_carriers::CarrierKind>,
+    >,
+}
+
+/// `jt=zto:yto,sf=ems` → {jt: [zto, yto], sf: [ems]}.
+pub fn parse_fallback(
+    s: &str,
+) -> Result<
+    std::collections::HashMap<orderhub_carriers::CarrierKind, Vec<orderhub_carriers::CarrierKind>>,
+> {
+    use orderhub_carriers::CarrierKind;
+    let mut out = std::collections::HashMap::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (from, to) = part
+            .split_once('=')
+            .with_context(|| format!("carrier fallback {part:?} is not carrier=next[:next]"))?;
+        let from = CarrierKind::parse(from.trim())
+            .map_err(|e| anyhow::anyhow!("carrier fallback {part:?}: {e}"))?;
+        let chain = to
+            .split(':')
+            .map(|c| CarrierKind::parse(c.trim()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| anyhow::anyhow!("carrier fallback {part:?}: {e}"))?;
+        out.insert(from, chain);
+    }
+    Ok(out)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -145,6 +196,28 @@ impl Settings {
                 .or(f.bootstrap_api_key)
                 .filter(|s| !s.is_empty()),
             log_format,
+            nats_url: a.nats_url.clone().or(f.nats_url).filter(|s| !s.is_empty()),
+            fulfillment: match a
+                .fulfillment
+                .clone()
+                .or(f.fulfillment)
+                .as_deref()
+                .unwrap_or("sim")
+            {
+                "sim" => true,
+                "off" => false,
+                other => anyhow::bail!("fulfillment must be sim or off, not {other:?}"),
+            },
+            carrier: orderhub_carriers::CarrierKind::parse(
+                a.carrier.as_deref().or(f.carrier.as_deref()).unwrap_or("zto"),
+            )
+            .map_err(|e| anyhow::anyhow!("--carrier: {e}"))?,
+            carrier_fallback: parse_fallback(
+                a.carrier_fallback
+                    .as_deref()
+                    .or(f.carrier_fallback.as_deref())
+                    .unwrap_or("jt=zto,yto=zto,zto=yto,sf=jd"),
+            )?,
         })
     }
 }

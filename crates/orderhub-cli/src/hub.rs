@@ -87,13 +87,54 @@ pub struct RunningHub {
     pub store: Store,
     shutdown: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    events: orderhub_events::EventsRuntime,
+    background: tokio::sync::watch::Sender<bool>,
+    /// The carrier simulators fulfillment ships with (`--fulfillment sim`).
+    pub _carriers: Option<orderhub_carriers::sim::fleet::Fleet>,
 }
 
 impl RunningHub {
     pub async fn stop(self) {
         let _ = self.shutdown.send(());
         let _ = self.task.await;
+        let _ = self.background.send(true);
+        self.events.stop().await;
     }
+}
+
+/// Fulfillment with the built-in carrier simulators, as an in-process event target.
+async fn start_fulfillment(
+    s: &Settings,
+    store: &Store,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<(
+    Arc<orderhub_fulfillment::Fulfillment>,
+    orderhub_carriers::sim::fleet::Fleet,
+)> {
+    let fleet = orderhub_carriers::sim::fleet::start()
+        .await
+        .context("cannot start the carrier simulators")?;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let router = Arc::new(
+        orderhub_carriers::CarrierRouter::new(
+            fleet.carriers.clone(),
+            orderhub_carriers::BreakerConfig::default(),
+            s.carrier_fallback.clone(),
+        )
+        .with_observer(tx),
+    );
+    let f = Arc::new(orderhub_fulfillment::Fulfillment::new(
+        store.clone(),
+        fleet.carriers.clone(),
+        router,
+        Arc::new(orderhub_fulfillment::ByStockRegionPriority),
+        orderhub_fulfillment::FulfillmentConfig {
+            default_carrier: s.carrier,
+            ..Default::default()
+        },
+    ));
+    orderhub_fulfillment::spawn_background(f.clone(), rx, stop);
+    Ok((f, fleet))
 }
 
 /// Opens the store, bootstraps, and serves on `s.listen` until `stop`. Returns a generated admin
@@ -106,6 +147,25 @@ pub async fn start(s: &Settings) -> Result<(RunningHub, Option<String>)> {
             .map_err(|e| anyhow::anyhow!("{e}"))
             .context("bootstrap")?;
     start_sweeper(store.clone());
+    let (background, bg_rx) = tokio::sync::watch::channel(false);
+    let mut internal: Vec<Arc<dyn orderhub_events::Target>> = Vec::new();
+    let mut carriers = None;
+    if s.fulfillment {
+        let (f, fleet) = start_fulfillment(s, &store, bg_rx).await?;
+        internal.push(f);
+        carriers = Some(fleet);
+    }
+    let events = orderhub_events::EventsRuntime::start(
+        store.clone(),
+        orderhub_events::EventsConfig {
+            nats_url: s.nats_url.clone(),
+            ..Default::default()
+        },
+        internal,
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}"))
+    .context("cannot start the event relay")?;
     let state = AppState::new(store.clone(), Arc::new(SystemClock));
     let app = orderhub_http::router(state);
     let listener = listen(&s.listen).await?;
@@ -124,6 +184,9 @@ pub async fn start(s: &Settings) -> Result<(RunningHub, Option<String>)> {
             store,
             shutdown: tx,
             task,
+            events,
+            background,
+            _carriers: carriers,
         },
         generated,
     ))
@@ -215,13 +278,17 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         Some(_) => "PostgreSQL".to_owned(),
         None => format!("SQLite in {}", s.data_dir.display()),
     };
-    tracing::info!(addr = %hub.addr, store = %where_, "orderhub is listening.");
+    let bus = match &s.nats_url {
+        Some(u) => format!("NATS JetStream at {u}"),
+        None => "in-process bus".to_owned(),
+    };
+    tracing::info!(addr = %hub.addr, store = %where_, bus = %bus, fulfillment = s.fulfillment, "orderhub is listening.");
     if let Some(k) = generated {
         // Printed once, to the terminal, never to the log.
         println!("\nAdmin API key for tenant 'default' (shown once, keep it safe):\n\n    {k}\n");
     }
     println!(
-        "orderhub listening on http://{} ({where_}); OpenAPI at /openapi.json. Ctrl-C stops.",
+        "orderhub listening on http://{} ({where_}, {bus}); OpenAPI at /openapi.json. Ctrl-C stops.",
         hub.addr
     );
     shutdown_signal().await;

@@ -1,10 +1,12 @@
 //! The `orderhub` binary: configuration, telemetry, wiring, and the subcommands
-//! `serve`, `migrate`, `tenant` and `bench`.
+//! `serve`, `migrate`, `tenant`, `inventory`, `bench`, `dead-letters` and `sim`.
 
 mod bench;
+mod bench_events;
 mod bench_flash;
 mod config;
 mod hub;
+mod ops;
 
 use clap::{Parser, Subcommand};
 
@@ -34,6 +36,19 @@ enum Command {
     /// Benchmarks: print throughput and latency figures.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Webhook deliveries that ran out of attempts: list, show, replay.
+    #[command(subcommand, name = "dead-letters")]
+    DeadLetters(ops::DeadLetterCommand),
+    /// Simulators of the outside world.
+    #[command(subcommand)]
+    Sim(SimCommand),
+}
+
+#[derive(Subcommand)]
+enum SimCommand {
+    /// A carrier's open-platform API (waybills, tracking, cancel), slowed, throttled or broken on
+    /// demand.
+    Carrier(ops::SimCarrierArgs),
 }
 
 #[derive(Subcommand)]
@@ -77,6 +92,8 @@ fn main() -> std::process::ExitCode {
             }) => hub::create_tenant(store, &id, name.as_deref(), &carriers).await,
             Command::Inventory(InventoryCommand::Check(args)) => hub::inventory_check(args).await,
             Command::Bench(cmd) => bench::run(cmd).await,
+            Command::DeadLetters(cmd) => ops::dead_letters(cmd).await,
+            Command::Sim(SimCommand::Carrier(a)) => ops::sim_carrier(a).await,
         }
     });
     match result {

@@ -1,0 +1,183 @@
+//! `orderhub dead-letters …` and `orderhub sim carrier …`.
+
+use crate::config::{Settings, StoreArgs};
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use orderhub_domain::TenantId;
+use orderhub_store::ops::{DEAD, REPLAYING};
+use uuid::Uuid;
+
+#[derive(Subcommand)]
+pub enum DeadLetterCommand {
+    /// List dead letters, oldest first.
+    List {
+        #[arg(long, default_value = "default")]
+        tenant: String,
+        /// dead, replaying, delivered or all.
+        #[arg(long, default_value = "dead")]
+        state: String,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Print one dead letter with the event as it was sent.
+    Show {
+        id: String,
+        #[arg(long, default_value = "default")]
+        tenant: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Queue dead letters to be sent again (a running hub delivers them, with retries).
+    Replay {
+        /// One dead letter's id; or --all.
+        id: Option<String>,
+        #[arg(long)]
+        all: bool,
+        #[arg(long, default_value = "default")]
+        tenant: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+fn tenant(s: &str) -> Result<TenantId> {
+    TenantId::parse(s).map_err(|e| anyhow::anyhow!("--tenant: {e}"))
+}
+
+pub async fn dead_letters(cmd: DeadLetterCommand) -> Result<()> {
+    match cmd {
+        DeadLetterCommand::List {
+            tenant: t,
+            state,
+            limit,
+            store,
+        } => {
+            let s = Settings::from_store(&store)?;
+            let st = crate::hub::open_store(&s)?;
+            let t = tenant(&t)?;
+            let filter = match state.as_str() {
+                "all" => None,
+                "dead" | "replaying" | "delivered" => Some(state.clone()),
+                other => anyhow::bail!("--state must be dead, replaying, delivered or all, not {other:?}"),
+            };
+            let rows = st
+                .read(move |r| r.dead_letters(Some(&t), filter.as_deref(), None, limit))
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!(
+                "{:<36}  {:<10} {:<24} {:>8}  {:<19}  last error",
+                "dead letter", "state", "event type", "attempts", "since"
+            );
+            for d in &rows {
+                println!(
+                    "{:<36}  {:<10} {:<24} {:>8}  {:<19}  {}",
+                    d.dead_letter_id,
+                    d.state,
+                    d.event_type,
+                    d.attempts,
+                    d.created_at.format("%Y-%m-%d %H:%M:%S"),
+                    d.last_error
+                );
+            }
+            println!("{} dead letters", rows.len());
+            Ok(())
+        }
+        DeadLetterCommand::Show {
+            id,
+            tenant: t,
+            store,
+        } => {
+            let s = Settings::from_store(&store)?;
+            let st = crate::hub::open_store(&s)?;
+            let (t, id) = (tenant(&t)?, id.parse::<Uuid>().context("the id must be a UUID")?);
+            let d = st
+                .read(move |r| r.dead_letter(&t, id))
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+                .context("no such dead letter")?;
+            let event: serde_json::Value = serde_json::from_str(&d.body).unwrap_or_default();
+            let v = serde_json::json!({
+                "dead_letter_id": d.dead_letter_id, "subscription_id": d.subscription_id,
+                "event_id": d.event_id, "event_type": d.event_type, "attempts": d.attempts,
+                "last_error": d.last_error, "state": d.state, "created_at": d.created_at,
+                "updated_at": d.updated_at, "event": event,
+            });
+            println!("{}", serde_json::to_string_pretty(&v)?);
+            Ok(())
+        }
+        DeadLetterCommand::Replay {
+            id,
+            all,
+            tenant: t,
+            store,
+        } => {
+            anyhow::ensure!(id.is_some() != all, "give one dead letter's id or --all");
+            let s = Settings::from_store(&store)?;
+            let st = crate::hub::open_store(&s)?;
+            let t = tenant(&t)?;
+            let id = id
+                .map(|i| i.parse::<Uuid>().context("the id must be a UUID"))
+                .transpose()?;
+            let now = chrono::Utc::now();
+            let n = st
+                .write(0, move |tx| Ok(tx.dead_letter_move(&t, id, DEAD, REPLAYING, now)?))
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            anyhow::ensure!(n > 0 || all, "no dead letter with that id is dead (see `dead-letters list --state all`)");
+            println!("{n} dead letters queued for replay; a running hub sends them within a second");
+            Ok(())
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct SimCarrierArgs {
+    /// sf, jd, cainiao, zto, yto, jt or ems.
+    #[arg(long)]
+    kind: String,
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: String,
+    /// Every answer waits this long.
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
+    /// Share of answers that are 5xx errors (0 to 1).
+    #[arg(long, default_value_t = 0.0)]
+    error_rate: f64,
+    /// Requests per second before the carrier's own throttling error (0: unlimited).
+    #[arg(long, default_value_t = 0.0)]
+    throttle_per_sec: f64,
+    /// Answer bodies that do not parse.
+    #[arg(long)]
+    broken: bool,
+}
+
+/// Serves one carrier's simulated open-platform API until Ctrl-C. Knobs can be changed while it
+/// runs: `POST /_sim/knobs`; counters at `GET /_sim/stats`.
+pub async fn sim_carrier(a: SimCarrierArgs) -> Result<()> {
+    use orderhub_carriers::sim;
+    let kind = orderhub_carriers::CarrierKind::parse(&a.kind).map_err(|e| anyhow::anyhow!("--kind: {e}"))?;
+    let (cfg, settings) = sim::fleet::credentials(kind);
+    settings.knobs.update(|k| {
+        k.latency_ms = a.latency_ms;
+        k.error_rate = a.error_rate;
+        k.throttle_per_sec = a.throttle_per_sec;
+        k.broken = a.broken;
+    });
+    let listener = tokio::net::TcpListener::bind(&a.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", a.listen))?;
+    let addr = listener.local_addr()?;
+    println!(
+        "{} simulator on http://{addr} (app key {:?}, customer {:?}); knobs at /_sim/knobs, stats at /_sim/stats. Ctrl-C stops.",
+        kind.code(),
+        cfg.app_key,
+        cfg.customer_code
+    );
+    tokio::select! {
+        r = sim::serve(kind, listener, settings) => r.context("the simulator stopped")?,
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    Ok(())
+}
