@@ -44,7 +44,14 @@ pub async fn metrics(State(state): State<SharedState>) -> Response {
     let ops = state
         .store
         .read(|r| {
-            let depth = r.dead_letter_depth()?;
+            // Every tenant, so one whose last dead letter was delivered reads 0, not its last count.
+            let mut depth: Vec<_> = r.tenants()?.into_iter().map(|t| (t, 0)).collect();
+            for (t, n) in r.dead_letter_depth()? {
+                match depth.iter_mut().find(|(d, _)| *d == t) {
+                    Some(d) => d.1 = n,
+                    None => depth.push((t, n)),
+                }
+            }
             let mut lags = Vec::new();
             for l in r.leases("")? {
                 let Some((role, tenant)) = l.name.split_once('/') else {

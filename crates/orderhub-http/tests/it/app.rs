@@ -33,6 +33,8 @@ macro_rules! on_every_backend {
 pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
+    /// The app's store, for seeding what no route writes (dead letters come from the dispatcher).
+    pub store: Store,
     _dir: tempfile::TempDir,
 }
 
@@ -107,6 +109,7 @@ pub async fn spawn_app(backend: &str) -> Option<TestApp> {
     Some(TestApp {
         base: format!("http://{addr}"),
         client: reqwest::Client::new(),
+        store,
         _dir: dir,
     })
 }

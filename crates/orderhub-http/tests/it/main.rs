@@ -8,4 +8,5 @@ mod idempotency;
 mod inventory;
 mod orders;
 mod robustness;
+mod subscriptions;
 mod system;

@@ -1,0 +1,770 @@
+use crate::app::*;
+use crate::on_every_backend;
+use orderhub_domain::TenantId;
+use orderhub_store::DeadLetterRow;
+use orderhub_store::ops::{DELIVERED, REPLAYING};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+on_every_backend!(
+    a_subscription_is_created_with_its_secret_shown_once,
+    bad_subscriptions_are_refused_naming_the_field_and_nothing_is_stored,
+    only_admin_and_ops_keys_manage_subscriptions_and_dead_letters,
+    another_tenants_subscriptions_and_dead_letters_are_invisible,
+    a_deleted_subscription_is_gone,
+    dead_letters_are_listed_paged_inspected_and_replayed,
+    metrics_show_the_dead_letters_not_yet_delivered_per_tenant,
+);
+
+fn sub(url: &str, types: &[&str]) -> Value {
+    json!({"url": url, "event_types": types})
+}
+
+fn text(r: &Resp) -> String {
+    String::from_utf8_lossy(&r.bytes).into_owned()
+}
+
+/// Creates a subscription with the admin key and returns its id.
+async fn subscribe(app: &TestApp, key: &str) -> String {
+    let r = app
+        .post(
+            "/v1/subscriptions",
+            key,
+            &sub("https://hooks.example.com/orderhub", &["order.paid"]),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", text(&r));
+    r.body["subscription_id"].as_str().unwrap().to_owned()
+}
+
+async fn subscription_count(app: &TestApp, key: &str) -> usize {
+    let r = app.get("/v1/subscriptions", key).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", text(&r));
+    r.body.as_array().unwrap().len()
+}
+
+const TYPES: [&str; 3] = ["order.paid", "order.shipped", "inventory.changed"];
+
+/// Stores `n` dead letters of `tenant` for `subscription`, as the dispatcher would after spending
+/// its attempts; returns their ids, oldest first. They are written newest first, so the order of a
+/// listing is the ids' (time) order, not the order of insertion.
+async fn seed_dead(app: &TestApp, tenant: &str, subscription: Uuid, n: usize) -> Vec<Uuid> {
+    let tenant = TenantId::parse(tenant).unwrap();
+    let now = chrono::Utc::now();
+    let mut rows = Vec::new();
+    for i in 0..n {
+        let event_id = Uuid::now_v7();
+        let aggregate_id = Uuid::now_v7();
+        let event_type = TYPES[i % TYPES.len()];
+        let body = json!({
+            "event_id": event_id,
+            "type": event_type,
+            "aggregate_id": aggregate_id,
+            "seq": i + 1,
+            "data": {"n": i},
+        });
+        rows.push(DeadLetterRow {
+            tenant_id: tenant.clone(),
+            dead_letter_id: Uuid::now_v7(),
+            subscription_id: subscription,
+            event_id,
+            event_type: event_type.to_owned(),
+            aggregate_id,
+            seq: i as i64 + 1,
+            body: body.to_string(),
+            attempts: 8 + i as u32,
+            last_error: format!("HTTP 503 from receiver ({i})"),
+            state: "dead".to_owned(),
+            created_at: now,
+            updated_at: now,
+        });
+        // Distinct milliseconds: the ids are time-ordered.
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    let ids: Vec<Uuid> = rows.iter().map(|d| d.dead_letter_id).collect();
+    let mut sorted = ids.clone();
+    sorted.sort();
+    assert_eq!(ids, sorted, "ids are generated oldest first");
+    app.store
+        .write(0, move |tx| {
+            for d in rows.iter().rev() {
+                tx.dead_letter_put(d)?;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+    ids
+}
+
+fn ids_of(page: &Value) -> Vec<String> {
+    page["dead_letters"]
+        .as_array()
+        .unwrap_or_else(|| panic!("not a page: {page}"))
+        .iter()
+        .map(|d| d["dead_letter_id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn strs(ids: &[Uuid]) -> Vec<String> {
+    ids.iter().map(Uuid::to_string).collect()
+}
+
+async fn a_subscription_is_created_with_its_secret_shown_once(app: TestApp) {
+    let r = app
+        .post(
+            "/v1/subscriptions",
+            ADMIN_KEY,
+            &json!({
+                "url": "https://hooks.example.com/orderhub?src=oh",
+                "event_types": ["order.paid", "order.shipped", "order.paid", " order.shipped "],
+                "description": "ERP bridge"
+            }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", text(&r));
+    assert_eq!(r.headers["content-type"], "application/json");
+    let secret = r.body["secret"].as_str().unwrap();
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    assert!(
+        secret.len() > "whsec_".len() + 32,
+        "a long secret: {secret}"
+    );
+    assert_eq!(
+        r.body["event_types"],
+        json!(["order.paid", "order.shipped"]),
+        "duplicates collapse, first occurrence kept"
+    );
+    assert_eq!(r.body["url"], "https://hooks.example.com/orderhub?src=oh");
+    assert_eq!(r.body["description"], "ERP bridge");
+    let id = r.body["subscription_id"].as_str().unwrap().to_owned();
+    Uuid::parse_str(&id).unwrap();
+
+    let all = app
+        .post(
+            "/v1/subscriptions",
+            ADMIN_KEY,
+            &sub("http://10.0.0.7:8080/events", &["*"]),
+        )
+        .await;
+    assert_eq!(all.status, StatusCode::CREATED, "{}", text(&all));
+    assert_eq!(all.body["event_types"], json!(["*"]));
+    let other_secret = all.body["secret"].as_str().unwrap();
+    assert_ne!(secret, other_secret, "each subscription has its own secret");
+
+    let list = app.get("/v1/subscriptions", ADMIN_KEY).await;
+    assert_eq!(list.status, StatusCode::OK, "{}", text(&list));
+    let subs = list.body.as_array().unwrap();
+    assert_eq!(subs.len(), 2, "{}", list.body);
+    assert!(
+        subs.iter().all(|s| s.get("secret").is_none()),
+        "the secret is never shown again: {}",
+        list.body
+    );
+    assert!(
+        !text(&list).contains(secret) && !text(&list).contains(other_secret),
+        "not anywhere in the listing"
+    );
+    let first = subs
+        .iter()
+        .find(|s| s["subscription_id"] == id.as_str())
+        .unwrap();
+    assert_eq!(first["event_types"], json!(["order.paid", "order.shipped"]));
+    assert_eq!(first["url"], "https://hooks.example.com/orderhub?src=oh");
+    assert_eq!(first["description"], "ERP bridge");
+    assert!(first["created_at"].is_string());
+}
+
+async fn bad_subscriptions_are_refused_naming_the_field_and_nothing_is_stored(app: TestApp) {
+    let long = format!("https://example.com/{}", "a".repeat(2049 - 20));
+    assert_eq!(long.len(), 2049);
+    let too_many: Vec<&str> = std::iter::repeat_n("order.paid", 65).collect();
+    let cases: Vec<(&str, String, StatusCode, &str, &str)> = vec![
+        (
+            "missing url",
+            json!({"event_types": ["order.paid"]}).to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "missing_field",
+            "url",
+        ),
+        (
+            "empty url",
+            sub("", &["order.paid"]).to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "required",
+            "url",
+        ),
+        (
+            "blank url",
+            sub("   ", &["order.paid"]).to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "required",
+            "url",
+        ),
+        (
+            "ftp url",
+            sub("ftp://x", &["order.paid"]).to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unsupported_scheme",
+            "url",
+        ),
+        (
+            "not a url",
+            sub("not a url", &["order.paid"]).to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_url",
+            "url",
+        ),
+        (
+            "relative url",
+            sub("/hooks/orderhub", &["order.paid"]).to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_url",
+            "url",
+        ),
+        (
+            "credentials in url",
+            sub("http://user:pw@host/x", &["order.paid"]).to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "credentials_in_url",
+            "url",
+        ),
+        (
+            "user name in url",
+            sub("https://user@host/x", &["order.paid"]).to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "credentials_in_url",
+            "url",
+        ),
+        (
+            "url over 2048 characters",
+            sub(&long, &["order.paid"]).to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "too_long",
+            "url",
+        ),
+        (
+            "url not a string",
+            json!({"url": 42, "event_types": ["order.paid"]}).to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_type",
+            "url",
+        ),
+        (
+            "no event types",
+            sub("https://example.com/h", &[]).to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "required",
+            "event_types",
+        ),
+        (
+            "missing event types",
+            json!({"url": "https://example.com/h"}).to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "missing_field",
+            "event_types",
+        ),
+        (
+            "unknown event type, second",
+            sub("https://example.com/h", &["order.paid", "order.teleported"]).to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown_event_type",
+            "event_types[1]",
+        ),
+        (
+            "unknown event type, first",
+            sub("https://example.com/h", &["Order.Paid"]).to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown_event_type",
+            "event_types[0]",
+        ),
+        (
+            "too many event types",
+            sub("https://example.com/h", &too_many).to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "too_many",
+            "event_types",
+        ),
+        (
+            "description too long",
+            json!({"url": "https://example.com/h", "event_types": ["*"], "description": "d".repeat(201)})
+                .to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "too_long",
+            "description",
+        ),
+        (
+            "unknown field",
+            json!({"url": "https://example.com/h", "event_types": ["*"], "secret": "mine"})
+                .to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown_field",
+            "secret",
+        ),
+        (
+            "truncated JSON",
+            "{\"url\": \"https://example.com/h\", \"event_ty".into(),
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            "",
+        ),
+        (
+            "not an object",
+            "[\"https://example.com/h\"]".into(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_type",
+            "",
+        ),
+    ];
+    for (what, body, status, code, field) in cases {
+        let r = app
+            .call(
+                Method::POST,
+                "/v1/subscriptions",
+                Some(ADMIN_KEY),
+                Some(&body),
+                &[],
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.code(), r.field()),
+            (status, code, field),
+            "{what}: {}",
+            text(&r)
+        );
+        assert!(
+            !r.body["error"]["message"].as_str().unwrap_or("").is_empty(),
+            "{what}: a message for people"
+        );
+        assert_eq!(r.headers["content-type"], "application/json", "{what}");
+    }
+    assert_eq!(
+        subscription_count(&app, ADMIN_KEY).await,
+        0,
+        "nothing stored"
+    );
+    // The limits themselves are allowed.
+    let longest = format!("https://example.com/{}", "a".repeat(2048 - 20));
+    let r = app
+        .post("/v1/subscriptions", ADMIN_KEY, &sub(&longest, &["*"]))
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::CREATED,
+        "2048 characters: {}",
+        text(&r)
+    );
+    assert_eq!(r.body["url"], longest.as_str());
+    assert_eq!(subscription_count(&app, ADMIN_KEY).await, 1);
+}
+
+async fn only_admin_and_ops_keys_manage_subscriptions_and_dead_letters(app: TestApp) {
+    let id = subscribe(&app, ADMIN_KEY).await;
+    for role in ["viewer", "finance", "warehouse"] {
+        let key = app.key(role, None, false).await;
+        let r = app
+            .post(
+                "/v1/subscriptions",
+                &key,
+                &sub("https://example.com/h", &["*"]),
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.code()),
+            (StatusCode::FORBIDDEN, "forbidden"),
+            "{role} create: {}",
+            text(&r)
+        );
+        for path in ["/v1/subscriptions", "/v1/dead-letters"] {
+            let r = app.get(path, &key).await;
+            assert_eq!(
+                (r.status, r.code()),
+                (StatusCode::FORBIDDEN, "forbidden"),
+                "{role} GET {path}: {}",
+                text(&r)
+            );
+        }
+        let r = app
+            .call(
+                Method::DELETE,
+                &format!("/v1/subscriptions/{id}"),
+                Some(&key),
+                None,
+                &[],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{role} delete");
+        let r = app.post("/v1/dead-letters/replay", &key, &json!({})).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{role} replay");
+    }
+    assert_eq!(subscription_count(&app, ADMIN_KEY).await, 1, "still there");
+    let ops = app.key("ops", None, false).await;
+    let r = app
+        .post(
+            "/v1/subscriptions",
+            &ops,
+            &sub("https://example.com/ops", &["order.created"]),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "ops creates: {}", text(&r));
+    assert!(r.body["secret"].as_str().unwrap().starts_with("whsec_"));
+    assert_eq!(subscription_count(&app, &ops).await, 2, "ops lists");
+    assert_eq!(
+        app.get("/v1/dead-letters", &ops).await.status,
+        StatusCode::OK
+    );
+    let r = app.get("/v1/subscriptions", "not-a-key").await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+}
+
+async fn another_tenants_subscriptions_and_dead_letters_are_invisible(app: TestApp) {
+    let id = subscribe(&app, ADMIN_KEY).await;
+    let dl = seed_dead(&app, "default", id.parse().unwrap(), 1).await[0];
+    assert_eq!(subscription_count(&app, OTHER_TENANT_KEY).await, 0);
+    let r = app
+        .call(
+            Method::DELETE,
+            &format!("/v1/subscriptions/{id}"),
+            Some(OTHER_TENANT_KEY),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::NOT_FOUND, "not_found"),
+        "{}",
+        text(&r)
+    );
+    assert_eq!(
+        subscription_count(&app, ADMIN_KEY).await,
+        1,
+        "not deleted by the other tenant"
+    );
+
+    for state in ["dead", "all"] {
+        let r = app
+            .get(&format!("/v1/dead-letters?state={state}"), OTHER_TENANT_KEY)
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", text(&r));
+        assert_eq!(ids_of(&r.body), Vec::<String>::new(), "state={state}");
+    }
+    let r = app
+        .get(&format!("/v1/dead-letters/{dl}"), OTHER_TENANT_KEY)
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::NOT_FOUND, "not_found"),
+        "{}",
+        text(&r)
+    );
+    let r = app
+        .post(
+            &format!("/v1/dead-letters/{dl}/replay"),
+            OTHER_TENANT_KEY,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", text(&r));
+    let r = app
+        .post("/v1/dead-letters/replay", OTHER_TENANT_KEY, &json!({}))
+        .await;
+    assert_eq!(
+        (r.status, &r.body),
+        (StatusCode::ACCEPTED, &json!({"queued": 0})),
+        "replay-all touches only the caller's tenant"
+    );
+    let mine = app.get(&format!("/v1/dead-letters/{dl}"), ADMIN_KEY).await;
+    assert_eq!(
+        (mine.status, mine.body["state"].as_str()),
+        (StatusCode::OK, Some("dead")),
+        "{}",
+        text(&mine)
+    );
+}
+
+async fn a_deleted_subscription_is_gone(app: TestApp) {
+    let id = subscribe(&app, ADMIN_KEY).await;
+    let keep = subscribe(&app, ADMIN_KEY).await;
+    let path = format!("/v1/subscriptions/{id}");
+    let r = app
+        .call(Method::DELETE, &path, Some(ADMIN_KEY), None, &[])
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", text(&r));
+    assert!(r.bytes.is_empty());
+    let list = app.get("/v1/subscriptions", ADMIN_KEY).await;
+    let left: Vec<&str> = list
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["subscription_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(left, vec![keep.as_str()]);
+    let r = app
+        .call(Method::DELETE, &path, Some(ADMIN_KEY), None, &[])
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::NOT_FOUND, "not_found"),
+        "{}",
+        text(&r)
+    );
+    let r = app
+        .call(
+            Method::DELETE,
+            &format!("/v1/subscriptions/{}", Uuid::now_v7()),
+            Some(ADMIN_KEY),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = app
+        .call(
+            Method::DELETE,
+            "/v1/subscriptions/not-a-uuid",
+            Some(ADMIN_KEY),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code(), r.field()),
+        (StatusCode::BAD_REQUEST, "invalid_id", "id"),
+        "{}",
+        text(&r)
+    );
+    assert_eq!(subscription_count(&app, ADMIN_KEY).await, 1);
+}
+
+async fn dead_letters_are_listed_paged_inspected_and_replayed(app: TestApp) {
+    let sub_id: Uuid = subscribe(&app, ADMIN_KEY).await.parse().unwrap();
+    let r = app.get("/v1/dead-letters", ADMIN_KEY).await;
+    assert_eq!(
+        (r.status, &r.body),
+        (
+            StatusCode::OK,
+            &json!({"dead_letters": [], "next_after": null})
+        ),
+        "none yet"
+    );
+    let ids = seed_dead(&app, "default", sub_id, 3).await;
+
+    // The default listing: dead ones, oldest first, without the event body.
+    let r = app.get("/v1/dead-letters", ADMIN_KEY).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", text(&r));
+    assert_eq!(ids_of(&r.body), strs(&ids), "oldest first");
+    assert!(r.body["next_after"].is_null());
+    for (i, d) in r.body["dead_letters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+    {
+        assert_eq!(d["state"], "dead");
+        assert_eq!(d["attempts"], 8 + i as u64);
+        assert_eq!(d["last_error"], format!("HTTP 503 from receiver ({i})"));
+        assert_eq!(d["event_type"], TYPES[i]);
+        assert_eq!(d["subscription_id"], sub_id.to_string());
+        assert_eq!(d["seq"], i as i64 + 1);
+        assert!(d.get("event").is_none(), "no body in a listing: {d}");
+    }
+
+    // Pages.
+    let p1 = app.get("/v1/dead-letters?limit=2", ADMIN_KEY).await;
+    assert_eq!(p1.status, StatusCode::OK, "{}", text(&p1));
+    assert_eq!(ids_of(&p1.body), strs(&ids[..2]));
+    let next = p1.body["next_after"].as_str().unwrap();
+    assert_eq!(next, ids[1].to_string());
+    let p2 = app
+        .get(&format!("/v1/dead-letters?limit=2&after={next}"), ADMIN_KEY)
+        .await;
+    assert_eq!(p2.status, StatusCode::OK, "{}", text(&p2));
+    assert_eq!(ids_of(&p2.body), strs(&ids[2..]));
+    assert!(p2.body["next_after"].is_null(), "the last page");
+
+    // One, with the event as it was sent.
+    let one = app
+        .get(&format!("/v1/dead-letters/{}", ids[0]), ADMIN_KEY)
+        .await;
+    assert_eq!(one.status, StatusCode::OK, "{}", text(&one));
+    assert_eq!(one.body["dead_letter_id"], ids[0].to_string());
+    assert_eq!(one.body["event"]["type"], "order.paid");
+    assert_eq!(one.body["event"]["data"], json!({"n": 0}));
+    assert_eq!(one.body["event"]["event_id"], one.body["event_id"]);
+    let r = app
+        .get(&format!("/v1/dead-letters/{}", Uuid::now_v7()), ADMIN_KEY)
+        .await;
+    assert_eq!((r.status, r.code()), (StatusCode::NOT_FOUND, "not_found"));
+    let r = app.get("/v1/dead-letters/xyz", ADMIN_KEY).await;
+    assert_eq!(
+        (r.status, r.code(), r.field()),
+        (StatusCode::BAD_REQUEST, "invalid_id", "id")
+    );
+
+    // Replay one.
+    let replay = format!("/v1/dead-letters/{}/replay", ids[0]);
+    let r = app.post(&replay, ADMIN_KEY, &json!({})).await;
+    assert_eq!(
+        (r.status, &r.body),
+        (StatusCode::ACCEPTED, &json!({"queued": 1})),
+        "{}",
+        text(&r)
+    );
+    let r = app.get("/v1/dead-letters?state=replaying", ADMIN_KEY).await;
+    assert_eq!(ids_of(&r.body), strs(&ids[..1]));
+    assert_eq!(r.body["dead_letters"][0]["state"], "replaying");
+    let r = app.get("/v1/dead-letters", ADMIN_KEY).await;
+    assert_eq!(ids_of(&r.body), strs(&ids[1..]), "no longer dead");
+    let r = app
+        .get(&format!("/v1/dead-letters/{}", ids[0]), ADMIN_KEY)
+        .await;
+    assert_eq!(r.body["state"], "replaying");
+    let r = app.post(&replay, ADMIN_KEY, &json!({})).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::CONFLICT, "not_dead"),
+        "{}",
+        text(&r)
+    );
+    let r = app
+        .post(
+            &format!("/v1/dead-letters/{}/replay", Uuid::new_v4()),
+            ADMIN_KEY,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::NOT_FOUND, "not_found"),
+        "{}",
+        text(&r)
+    );
+    let r = app
+        .post("/v1/dead-letters/nope/replay", ADMIN_KEY, &json!({}))
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::BAD_REQUEST, "invalid_id")
+    );
+
+    // Replay the rest.
+    let r = app
+        .post("/v1/dead-letters/replay", ADMIN_KEY, &json!({}))
+        .await;
+    assert_eq!(
+        (r.status, &r.body),
+        (StatusCode::ACCEPTED, &json!({"queued": 2})),
+        "{}",
+        text(&r)
+    );
+    let r = app.get("/v1/dead-letters", ADMIN_KEY).await;
+    assert_eq!(ids_of(&r.body), Vec::<String>::new(), "none dead");
+    let r = app.get("/v1/dead-letters?state=replaying", ADMIN_KEY).await;
+    assert_eq!(ids_of(&r.body), strs(&ids));
+    let r = app.get("/v1/dead-letters?state=all", ADMIN_KEY).await;
+    assert_eq!(ids_of(&r.body), strs(&ids));
+    let r = app.get("/v1/dead-letters?state=delivered", ADMIN_KEY).await;
+    assert_eq!(ids_of(&r.body), Vec::<String>::new());
+    let r = app
+        .post("/v1/dead-letters/replay", ADMIN_KEY, &json!({}))
+        .await;
+    assert_eq!(
+        (r.status, &r.body),
+        (StatusCode::ACCEPTED, &json!({"queued": 0})),
+        "nothing left to queue"
+    );
+
+    // Bad queries.
+    for (q, code, field) in [
+        ("state=bogus", "invalid_parameter", "state"),
+        ("limit=0", "out_of_range", "limit"),
+        ("limit=501", "out_of_range", "limit"),
+        ("limit=many", "invalid_parameter", "limit"),
+        ("after=xyz", "invalid_id", "after"),
+        ("colour=red", "unknown_parameter", "colour"),
+    ] {
+        let r = app.get(&format!("/v1/dead-letters?{q}"), ADMIN_KEY).await;
+        assert_eq!(
+            (r.status, r.code(), r.field()),
+            (StatusCode::BAD_REQUEST, code, field),
+            "{q}: {}",
+            text(&r)
+        );
+    }
+}
+
+/// The value of `orderhub_dead_letters{tenant="<tenant>"}` in /metrics, if it is there.
+async fn dead_letter_gauge(app: &TestApp, tenant: &str) -> Option<f64> {
+    let m = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let prefix = format!("orderhub_dead_letters{{tenant=\"{tenant}\"}} ");
+    m.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map(|v| v.trim().parse().unwrap())
+}
+
+async fn metrics_show_the_dead_letters_not_yet_delivered_per_tenant(app: TestApp) {
+    // The metrics recorder is one per process and every test's app writes to it: a tenant of this
+    // test's own, so no other test moves its gauge.
+    let tenant = format!("m-{}", Uuid::now_v7().simple());
+    let t = TenantId::parse(&tenant).unwrap();
+    let key = format!("metrics-key-{tenant}");
+    orderhub_http::bootstrap::ensure_tenant(&app.store, &t, "Metrics", &["sf".to_owned()])
+        .await
+        .unwrap();
+    orderhub_http::bootstrap::ensure_admin_key(&app.store, &t, Some(&key), "metrics admin")
+        .await
+        .unwrap();
+    let sub_id: Uuid = subscribe(&app, &key).await.parse().unwrap();
+    assert_eq!(
+        dead_letter_gauge(&app, &tenant).await,
+        Some(0.0),
+        "a tenant without dead letters reads 0"
+    );
+    let ids = seed_dead(&app, &tenant, sub_id, 3).await;
+    seed_dead(&app, "default", sub_id, 2).await;
+    assert_eq!(dead_letter_gauge(&app, &tenant).await, Some(3.0));
+
+    // Replaying ones are not delivered yet: they still count.
+    let r = app
+        .post(
+            &format!("/v1/dead-letters/{}/replay", ids[0]),
+            &key,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", text(&r));
+    assert_eq!(dead_letter_gauge(&app, &tenant).await, Some(3.0));
+
+    // The dispatcher gets the replay through (done here on the store, as it would).
+    let deliver = |id: Option<Uuid>| {
+        let t = t.clone();
+        let store = app.store.clone();
+        async move {
+            store
+                .write(0, move |tx| {
+                    Ok(tx.dead_letter_move(&t, id, REPLAYING, DELIVERED, chrono::Utc::now())?)
+                })
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(deliver(Some(ids[0])).await, 1);
+    assert_eq!(dead_letter_gauge(&app, &tenant).await, Some(2.0));
+
+    // All of them delivered: the gauge goes to 0 rather than keeping its last value.
+    let r = app.post("/v1/dead-letters/replay", &key, &json!({})).await;
+    assert_eq!(r.body, json!({"queued": 2}));
+    assert_eq!(deliver(None).await, 2);
+    assert_eq!(dead_letter_gauge(&app, &tenant).await, Some(0.0));
+}
