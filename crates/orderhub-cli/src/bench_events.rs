@@ -72,7 +72,10 @@ async fn receiver(seen: Seen) -> Result<String> {
 }
 
 pub async fn run(a: EventsArgs) -> Result<()> {
-    anyhow::ensure!(a.rate > 0.0 && a.orders > 0, "--rate and --orders must be positive");
+    anyhow::ensure!(
+        a.rate > 0.0 && a.orders > 0,
+        "--rate and --orders must be positive"
+    );
     let dir = tempfile::Builder::new()
         .prefix("orderhub-bench-events-")
         .tempdir()?;
@@ -95,7 +98,8 @@ pub async fn run(a: EventsArgs) -> Result<()> {
     let seen: Seen = Arc::new(Mutex::new(HashMap::new()));
     let hook_url = receiver(seen.clone()).await?;
     let mut conn = Conn::new(target.clone());
-    let sub = serde_json::json!({"url": hook_url, "event_types": ["order.paid"], "description": "bench"});
+    let sub =
+        serde_json::json!({"url": hook_url, "event_types": ["order.paid"], "description": "bench"});
     conn.send(
         Method::POST,
         Uri::from_static("/v1/subscriptions"),
@@ -107,8 +111,15 @@ pub async fn run(a: EventsArgs) -> Result<()> {
         Some(u) => format!("NATS JetStream ({u})"),
         None => "in-process bus".to_owned(),
     };
-    let store_name = if a.database_url.is_some() { "PostgreSQL" } else { "SQLite (temp dir)" };
-    println!("bench events: {} orders paid at {}/s; store {store_name}; bus {bus}", a.orders, a.rate);
+    let store_name = if a.database_url.is_some() {
+        "PostgreSQL"
+    } else {
+        "SQLite (temp dir)"
+    };
+    println!(
+        "bench events: {} orders paid at {}/s; store {store_name}; bus {bus}",
+        a.orders, a.rate
+    );
 
     // 1. Create the orders (not timed).
     let run_id = Uuid::new_v4().simple().to_string();
@@ -118,7 +129,14 @@ pub async fn run(a: EventsArgs) -> Result<()> {
     let bar = progress_bar(a.orders, "created");
     let mut tasks = Vec::new();
     for _ in 0..a.concurrency.max(1) {
-        let (target, template, ids, next, bar, n) = (target.clone(), template.clone(), ids.clone(), next.clone(), bar.clone(), a.orders);
+        let (target, template, ids, next, bar, n) = (
+            target.clone(),
+            template.clone(),
+            ids.clone(),
+            next.clone(),
+            bar.clone(),
+            a.orders,
+        );
         tasks.push(tokio::spawn(async move {
             let mut conn = Conn::new(target);
             let mut buf = BytesMut::new();
@@ -132,7 +150,9 @@ pub async fn run(a: EventsArgs) -> Result<()> {
                     .send(Method::POST, Uri::from_static("/v1/orders"), body)
                     .await
                     .map_err(|f| anyhow::anyhow!("create failed: {}", f.label()))?;
-                let id = order_id(&r).context("no order id in the response")?.to_owned();
+                let id = order_id(&r)
+                    .context("no order id in the response")?
+                    .to_owned();
                 ids.lock().push(id);
                 bar.inc(1);
             }
@@ -144,6 +164,9 @@ pub async fn run(a: EventsArgs) -> Result<()> {
     bar.finish_and_clear();
     let ids: Vec<String> = std::mem::take(&mut *ids.lock());
 
+    // Let the bus drain the order.created events first, so payments are not queued behind them.
+    drain(&hub.store).await?;
+
     // 2. Pay them at the offered rate; remember when each payment was sent.
     let sent: Arc<Mutex<HashMap<Uuid, Instant>>> = Arc::new(Mutex::new(HashMap::new()));
     let (ptx, prx) = async_channel(a.concurrency.max(1) * 4);
@@ -151,7 +174,13 @@ pub async fn run(a: EventsArgs) -> Result<()> {
     let bar = progress_bar(a.orders, "paid");
     let mut workers = Vec::new();
     for _ in 0..a.concurrency.max(1) {
-        let (target, prx, sent, failures, bar) = (target.clone(), prx.clone(), sent.clone(), failures.clone(), bar.clone());
+        let (target, prx, sent, failures, bar) = (
+            target.clone(),
+            prx.clone(),
+            sent.clone(),
+            failures.clone(),
+            bar.clone(),
+        );
         workers.push(tokio::spawn(async move {
             let mut conn = Conn::new(target);
             while let Ok(id) = prx.recv().await {
@@ -163,7 +192,11 @@ pub async fn run(a: EventsArgs) -> Result<()> {
                 if let Ok(u) = id.parse::<Uuid>() {
                     sent.lock().insert(u, Instant::now());
                 }
-                if conn.send(Method::POST, uri, Bytes::from_static(b"{}")).await.is_err() {
+                if conn
+                    .send(Method::POST, uri, Bytes::from_static(b"{}"))
+                    .await
+                    .is_err()
+                {
                     failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
                 bar.inc(1);
@@ -211,12 +244,26 @@ pub async fn run(a: EventsArgs) -> Result<()> {
     }
     let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
     let mut out = String::new();
-    let _ = writeln!(out, "\n  payments offered over {:.1} s ({:.0}/s achieved), {late} sent late, {} failed", offered_for.as_secs_f64(), a.orders as f64 / offered_for.as_secs_f64(), failures.load(std::sync::atomic::Ordering::Relaxed));
-    let _ = writeln!(out, "  payment → webhook order.paid: {} received, {missing} missing", h.len());
+    let _ = writeln!(
+        out,
+        "\n  payments offered over {:.1} s ({:.0}/s achieved), {late} sent late, {} failed",
+        offered_for.as_secs_f64(),
+        a.orders as f64 / offered_for.as_secs_f64(),
+        failures.load(std::sync::atomic::Ordering::Relaxed)
+    );
+    let _ = writeln!(
+        out,
+        "  payment → webhook order.paid: {} received, {missing} missing",
+        h.len()
+    );
     let _ = writeln!(
         out,
         "  latency ms: p50 {:.1}  p90 {:.1}  p99 {:.1}  p99.9 {:.1}  max {:.1}",
-        ms(0.5), ms(0.9), ms(0.99), ms(0.999), h.max() as f64 / 1000.0
+        ms(0.5),
+        ms(0.9),
+        ms(0.99),
+        ms(0.999),
+        h.max() as f64 / 1000.0
     );
     write_histogram(&mut out, "payment → webhook latency (ms)", &buckets(&h));
     print!("{out}");
@@ -228,6 +275,35 @@ pub async fn run(a: EventsArgs) -> Result<()> {
     hub.stop().await;
     anyhow::ensure!(missing == 0, "{missing} order.paid webhooks never arrived");
     Ok(())
+}
+
+/// Waits until the default tenant's dispatcher has finished every event in the outbox.
+async fn drain(store: &orderhub_store::Store) -> Result<()> {
+    let t = orderhub_domain::TenantId::parse("default").map_err(|e| anyhow::anyhow!("{e}"))?;
+    let until = Instant::now() + Duration::from_secs(600);
+    loop {
+        let t2 = t.clone();
+        let (head, pos) = store
+            .read(move |r| {
+                let head = r.outbox_head(&t2)?;
+                let pos = r
+                    .leases("dispatch/default")?
+                    .first()
+                    .map(|l| l.position)
+                    .unwrap_or(0);
+                Ok((head, pos))
+            })
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        if pos >= head {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            Instant::now() < until,
+            "the bus did not drain within 10 minutes"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// A bounded multi-consumer channel from tokio's primitives.
@@ -260,11 +336,16 @@ impl Receiver {
 
 async fn relay_throughput(store: &orderhub_store::Store, n: u64) -> Result<()> {
     use orderhub_core::ports::EventRecord;
-    let tenant = orderhub_domain::TenantId::parse(&format!("relay{}", &Uuid::new_v4().simple().to_string()[..8]))
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let tenant = orderhub_domain::TenantId::parse(&format!(
+        "relay{}",
+        &Uuid::new_v4().simple().to_string()[..8]
+    ))
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
     let t = tenant.clone();
     store
-        .write(0, move |tx| Ok(tx.tenant_insert(&t, "relay bench", &serde_json::json!({}))?))
+        .write(0, move |tx| {
+            Ok(tx.tenant_insert(&t, "relay bench", &serde_json::json!({}))?)
+        })
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let bar = progress_bar(n, "written");
@@ -284,7 +365,8 @@ async fn relay_throughput(store: &orderhub_store::Store, n: u64) -> Result<()> {
                         aggregate_version: 1,
                         occurred_at: chrono::Utc::now(),
                         trace_id: "bench".into(),
-                        payload: serde_json::json!({"order_id": agg, "status": "pending_payment"}).to_string(),
+                        payload: serde_json::json!({"order_id": agg, "status": "pending_payment"})
+                            .to_string(),
                     })?;
                 }
                 Ok(())
@@ -323,14 +405,20 @@ async fn relay_throughput(store: &orderhub_store::Store, n: u64) -> Result<()> {
         if pos as u64 >= n {
             break;
         }
-        anyhow::ensure!(Instant::now() < until, "the relay did not publish everything within 5 minutes");
+        anyhow::ensure!(
+            Instant::now() < until,
+            "the relay did not publish everything within 5 minutes"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     bar.finish_and_clear();
     let (t1, p1) = first.unwrap_or((Instant::now(), 0));
     let rate = (n as i64 - p1) as f64 / t1.elapsed().as_secs_f64().max(1e-6);
     let mut out = String::new();
-    let _ = writeln!(out, "\n  relay to NATS JetStream: {n} events, {rate:.0} events/s (publish acks awaited, dedup by event id)");
+    let _ = writeln!(
+        out,
+        "\n  relay to NATS JetStream: {n} events, {rate:.0} events/s (publish acks awaited, dedup by event id)"
+    );
     if !samples.is_empty() {
         crate::bench::write_per_second(&mut out, "events/s", &samples);
     }

@@ -209,7 +209,10 @@ impl Settings {
                 other => anyhow::bail!("fulfillment must be sim or off, not {other:?}"),
             },
             carrier: orderhub_carriers::CarrierKind::parse(
-                a.carrier.as_deref().or(f.carrier.as_deref()).unwrap_or("zto"),
+                a.carrier
+                    .as_deref()
+                    .or(f.carrier.as_deref())
+                    .unwrap_or("zto"),
             )
             .map_err(|e| anyhow::anyhow!("--carrier: {e}"))?,
             carrier_fallback: parse_fallback(

@@ -60,7 +60,9 @@ pub async fn dead_letters(cmd: DeadLetterCommand) -> Result<()> {
             let filter = match state.as_str() {
                 "all" => None,
                 "dead" | "replaying" | "delivered" => Some(state.clone()),
-                other => anyhow::bail!("--state must be dead, replaying, delivered or all, not {other:?}"),
+                other => anyhow::bail!(
+                    "--state must be dead, replaying, delivered or all, not {other:?}"
+                ),
             };
             let rows = st
                 .read(move |r| r.dead_letters(Some(&t), filter.as_deref(), None, limit))
@@ -91,7 +93,10 @@ pub async fn dead_letters(cmd: DeadLetterCommand) -> Result<()> {
         } => {
             let s = Settings::from_store(&store)?;
             let st = crate::hub::open_store(&s)?;
-            let (t, id) = (tenant(&t)?, id.parse::<Uuid>().context("the id must be a UUID")?);
+            let (t, id) = (
+                tenant(&t)?,
+                id.parse::<Uuid>().context("the id must be a UUID")?,
+            );
             let d = st
                 .read(move |r| r.dead_letter(&t, id))
                 .await
@@ -122,11 +127,18 @@ pub async fn dead_letters(cmd: DeadLetterCommand) -> Result<()> {
                 .transpose()?;
             let now = chrono::Utc::now();
             let n = st
-                .write(0, move |tx| Ok(tx.dead_letter_move(&t, id, DEAD, REPLAYING, now)?))
+                .write(0, move |tx| {
+                    Ok(tx.dead_letter_move(&t, id, DEAD, REPLAYING, now)?)
+                })
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
-            anyhow::ensure!(n > 0 || all, "no dead letter with that id is dead (see `dead-letters list --state all`)");
-            println!("{n} dead letters queued for replay; a running hub sends them within a second");
+            anyhow::ensure!(
+                n > 0 || all,
+                "no dead letter with that id is dead (see `dead-letters list --state all`)"
+            );
+            println!(
+                "{n} dead letters queued for replay; a running hub sends them within a second"
+            );
             Ok(())
         }
     }
@@ -157,7 +169,8 @@ pub struct SimCarrierArgs {
 /// runs: `POST /_sim/knobs`; counters at `GET /_sim/stats`.
 pub async fn sim_carrier(a: SimCarrierArgs) -> Result<()> {
     use orderhub_carriers::sim;
-    let kind = orderhub_carriers::CarrierKind::parse(&a.kind).map_err(|e| anyhow::anyhow!("--kind: {e}"))?;
+    let kind = orderhub_carriers::CarrierKind::parse(&a.kind)
+        .map_err(|e| anyhow::anyhow!("--kind: {e}"))?;
     let (cfg, settings) = sim::fleet::credentials(kind);
     settings.knobs.update(|k| {
         k.latency_ms = a.latency_ms;

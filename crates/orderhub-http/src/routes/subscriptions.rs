@@ -66,6 +66,14 @@ fn check_url(raw: &str) -> Result<String, ApiError> {
     if u.host_str().is_none_or(str::is_empty) {
         return Err(unprocessable("invalid_url", "url needs a host", "url"));
     }
+    // Normalizing percent-encodes non-ASCII characters: the stored form must fit too.
+    if u.as_str().len() > URL_MAX {
+        return Err(unprocessable(
+            "too_long",
+            format!("url must be at most {URL_MAX} characters once encoded"),
+            "url",
+        ));
+    }
     if !u.username().is_empty() || u.password().is_some() {
         return Err(unprocessable(
             "credentials_in_url",
