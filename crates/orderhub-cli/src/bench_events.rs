@@ -94,6 +94,20 @@ pub async fn run(a: EventsArgs) -> Result<()> {
         carrier_fallback: Default::default(),
     };
     let (hub, _) = crate::hub::start(&settings).await?;
+    // A tenant of this run's own: its subjects and its durable NATS consumer are new, so events of
+    // earlier runs on a shared NATS server cannot mix in.
+    let tenant = orderhub_domain::TenantId::parse(&format!(
+        "bench{}",
+        &Uuid::new_v4().simple().to_string()[..10]
+    ))
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let key = format!("bench-{}", Uuid::new_v4().simple());
+    orderhub_http::bootstrap::ensure_tenant(&hub.store, &tenant, "bench events", &[])
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    orderhub_http::bootstrap::ensure_admin_key(&hub.store, &tenant, Some(&key), "bench")
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let target = Arc::new(Target::new(hub.addr.to_string(), &key)?);
     let seen: Seen = Arc::new(Mutex::new(HashMap::new()));
     let hook_url = receiver(seen.clone()).await?;
@@ -165,7 +179,7 @@ pub async fn run(a: EventsArgs) -> Result<()> {
     let ids: Vec<String> = std::mem::take(&mut *ids.lock());
 
     // Let the bus drain the order.created events first, so payments are not queued behind them.
-    drain(&hub.store).await?;
+    drain(&hub.store, &tenant).await?;
 
     // 2. Pay them at the offered rate; remember when each payment was sent.
     let sent: Arc<Mutex<HashMap<Uuid, Instant>>> = Arc::new(Mutex::new(HashMap::new()));
@@ -277,20 +291,16 @@ pub async fn run(a: EventsArgs) -> Result<()> {
     Ok(())
 }
 
-/// Waits until the default tenant's dispatcher has finished every event in the outbox.
-async fn drain(store: &orderhub_store::Store) -> Result<()> {
-    let t = orderhub_domain::TenantId::parse("default").map_err(|e| anyhow::anyhow!("{e}"))?;
+/// Waits until the tenant's dispatcher has finished every event in the outbox.
+async fn drain(store: &orderhub_store::Store, t: &orderhub_domain::TenantId) -> Result<()> {
+    let lease = format!("dispatch/{}", t.as_str());
     let until = Instant::now() + Duration::from_secs(600);
     loop {
-        let t2 = t.clone();
+        let (t2, l2) = (t.clone(), lease.clone());
         let (head, pos) = store
             .read(move |r| {
                 let head = r.outbox_head(&t2)?;
-                let pos = r
-                    .leases("dispatch/default")?
-                    .first()
-                    .map(|l| l.position)
-                    .unwrap_or(0);
+                let pos = r.leases(&l2)?.first().map(|l| l.position).unwrap_or(0);
                 Ok((head, pos))
             })
             .await

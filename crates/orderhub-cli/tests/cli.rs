@@ -515,3 +515,216 @@ fn holds_that_expired_while_the_hub_was_down_are_released_after_a_restart() {
     );
     hub.stop();
 }
+
+/// A webhook receiver on std threads: answers 204 to every POST and records the event ids.
+fn webhook_receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", l.local_addr().unwrap());
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let s2 = seen.clone();
+    std::thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(conn) = conn else { continue };
+            let seen = s2.clone();
+            std::thread::spawn(move || {
+                let mut r = BufReader::new(conn.try_clone().unwrap());
+                let mut w = conn;
+                loop {
+                    let (mut len, mut id) = (0usize, None);
+                    let mut line = String::new();
+                    loop {
+                        line.clear();
+                        if r.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let t = line.trim_end();
+                        if t.is_empty() {
+                            break;
+                        }
+                        let lower = t.to_ascii_lowercase();
+                        if let Some(v) = lower.strip_prefix("content-length:") {
+                            len = v.trim().parse().unwrap_or(0);
+                        }
+                        if let Some(v) = lower.strip_prefix("orderhub-event-id:") {
+                            id = Some(v.trim().to_owned());
+                        }
+                    }
+                    let mut body = vec![0; len];
+                    if r.read_exact(&mut body).is_err() {
+                        return;
+                    }
+                    if let Some(id) = id {
+                        seen.lock().unwrap().push(id);
+                    }
+                    if w.write_all(b"HTTP/1.1 204 No Content\r\n\r\n").is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (url, seen)
+}
+
+/// Two `orderhub serve` processes on one PostgreSQL and one NATS JetStream: one relays and
+/// dispatches the tenant (a lease), the subscriber gets every event; the holder is killed (SIGKILL,
+/// no hand-back) and the other takes over: nothing is lost.
+#[test]
+fn two_hub_processes_on_postgresql_and_nats_fail_over_without_losing_events() {
+    let Some(url) = std::env::var("ORDERHUB_TEST_DATABASE_URL")
+        .ok()
+        .filter(|s| !s.is_empty())
+    else {
+        assert!(
+            std::env::var("ORDERHUB_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+            "ORDERHUB_REQUIRE_POSTGRES=1 but ORDERHUB_TEST_DATABASE_URL is not set"
+        );
+        eprintln!("ORDERHUB_TEST_DATABASE_URL is not set: PostgreSQL not tested here");
+        return;
+    };
+    let nats =
+        std::env::var("ORDERHUB_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
+    assert!(
+        TcpStream::connect(nats.trim_start_matches("nats://")).is_ok(),
+        "NATS must be reachable at {nats}"
+    );
+    let schema = format!("c_{}", uuid::Uuid::now_v7().simple());
+    let ok = Command::new("psql")
+        .args([url.as_str(), "-qc", &format!("CREATE SCHEMA {schema}")])
+        .status();
+    assert!(ok.is_ok_and(|s| s.success()), "psql must reach PostgreSQL");
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let db = format!("{url}{sep}options=-c%20search_path%3D{schema}");
+    let pii = "0123456789abcdef".repeat(4);
+    // A tenant of this test's own: its NATS subjects and consumer are new.
+    let tenant = format!("c{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let out = Command::new(BIN)
+        .args([
+            "tenant",
+            "create",
+            &tenant,
+            "--database-url",
+            &db,
+            "--pii-key",
+            &pii,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let key = stdout.lines().last().unwrap().trim().to_owned();
+    let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let args = |d: &tempfile::TempDir| {
+        vec![
+            "--database-url".to_owned(),
+            db.clone(),
+            "--pii-key".into(),
+            pii.clone(),
+            "--bootstrap-api-key".into(),
+            "k".into(),
+            "--data-dir".into(),
+            d.path().to_str().unwrap().to_owned(),
+            "--nats-url".into(),
+            nats.clone(),
+            "--fulfillment".into(),
+            "off".into(),
+        ]
+    };
+    let a_args = args(&dirs.0);
+    let b_args = args(&dirs.1);
+    let mut hubs = vec![
+        Some(serve(
+            &a_args.iter().map(String::as_str).collect::<Vec<_>>(),
+            &[],
+        )),
+        Some(serve(
+            &b_args.iter().map(String::as_str).collect::<Vec<_>>(),
+            &[],
+        )),
+    ];
+    let (hook, seen) = webhook_receiver();
+    let sub = format!(r#"{{"url":"{hook}","event_types":["*"]}}"#);
+    let (status, body) = hubs[0]
+        .as_ref()
+        .unwrap()
+        .http("POST", "/v1/subscriptions", &key, &sub);
+    assert_eq!(status, 201, "{body}");
+    // Dispatchers pick a new subscription up within a second.
+    std::thread::sleep(Duration::from_millis(1500));
+    let order = |i: usize, h: &Served| {
+        let body = ORDER.replace("CLI-1", &format!("NATS-{i}"));
+        let (s, b) = h.http("POST", "/v1/orders", &key, &body);
+        assert_eq!(s, 201, "{b}");
+        let id = b.split("\"order_id\":\"").nth(1).unwrap()[..36].to_owned();
+        let (s, b) = h.http("POST", &format!("/v1/orders/{id}/pay"), &key, "{}");
+        assert_eq!(s, 200, "{b}");
+    };
+    for i in 0..10 {
+        order(i, hubs[i % 2].as_ref().unwrap());
+    }
+    let all_events = |h: &Served| -> Vec<String> {
+        let (_, b) = h.http("GET", "/v1/events?limit=1000", &key, "");
+        b.split("\"event_id\":\"")
+            .skip(1)
+            .map(|s| s[..36].to_owned())
+            .collect()
+    };
+    let wait_all = |h: &Served, within: Duration| {
+        let want = all_events(h);
+        let until = std::time::Instant::now() + within;
+        loop {
+            let got: std::collections::HashSet<String> =
+                seen.lock().unwrap().iter().cloned().collect();
+            let missing = want.iter().filter(|e| !got.contains(*e)).count();
+            if missing == 0 {
+                return want.len();
+            }
+            assert!(
+                std::time::Instant::now() < until,
+                "{missing} of {} events never arrived",
+                want.len()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    assert!(wait_all(hubs[0].as_ref().unwrap(), Duration::from_secs(60)) >= 20);
+    // Who relays? The lease row names the holder's pid.
+    let holder = Command::new("psql")
+        .args([
+            db.as_str(),
+            "-qAtc",
+            &format!("select holder from leases where name = 'relay/{tenant}'"),
+        ])
+        .output()
+        .unwrap();
+    let holder = String::from_utf8_lossy(&holder.stdout).trim().to_owned();
+    let pid_of = |h: &Served| h.child.id().to_string();
+    let victim = (0..2)
+        .find(|&i| holder.contains(&format!("-{}-", pid_of(hubs[i].as_ref().unwrap()))))
+        .unwrap_or_else(|| panic!("neither hub holds the relay lease: {holder:?}"));
+    drop(hubs[victim].take()); // SIGKILL
+    let survivor = hubs[1 - victim].take().unwrap();
+    for i in 10..20 {
+        order(i, &survivor);
+    }
+    // The lease expires (10 s) and the survivor relays the rest.
+    let n = wait_all(&survivor, Duration::from_secs(90));
+    assert!(n >= 40, "{n}");
+    let holder = Command::new("psql")
+        .args([
+            db.as_str(),
+            "-qAtc",
+            &format!("select holder from leases where name = 'relay/{tenant}'"),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&holder.stdout).contains(&format!("-{}-", pid_of(&survivor))),
+        "the survivor took the relay lease"
+    );
+    survivor.stop();
+}

@@ -89,7 +89,7 @@ enum Job {
     /// A dead letter asked to be sent again.
     Replay {
         target: Option<Arc<dyn Target>>,
-        dl: DeadLetterRow,
+        dl: Box<DeadLetterRow>,
     },
 }
 
@@ -136,8 +136,11 @@ async fn attempt_all(sh: &Shared, target: &dyn Target, item: &Delivery) -> Outco
     }
 }
 
+/// What a finished job reports: the (target, event) it was for, or the replayed dead letter.
+type JobDone = (Option<(Uuid, Arc<Delivery>)>, Option<Uuid>);
+
 /// Runs one job to its end: delivered, or stored as a dead letter.
-async fn run_job(sh: Arc<Shared>, job: Job) -> (Option<(Uuid, Arc<Delivery>)>, Option<Uuid>) {
+async fn run_job(sh: Arc<Shared>, job: Job) -> JobDone {
     match job {
         Job::Event { target, item } => {
             let outcome = attempt_all(&sh, target.as_ref(), &item).await;
@@ -165,6 +168,7 @@ async fn run_job(sh: Arc<Shared>, job: Job) -> (Option<(Uuid, Arc<Delivery>)>, O
             (Some((target.id(), item)), None)
         }
         Job::Replay { target, dl } => {
+            let dl = *dl;
             let id = dl.dead_letter_id;
             let item = Delivery {
                 tenant: dl.tenant_id.clone(),
@@ -389,7 +393,7 @@ pub(crate) async fn run(sh: Arc<Shared>, tenant: TenantId, lease: Lease) {
     // Per (target, aggregate): jobs waiting behind the one in flight. A key present = one in flight.
     let mut lanes: HashMap<(Uuid, Uuid), VecDeque<Job>> = HashMap::new();
     let mut replays_in_flight: HashSet<Uuid> = HashSet::new();
-    let mut jobs: JoinSet<(Option<(Uuid, Arc<Delivery>)>, Option<Uuid>)> = JoinSet::new();
+    let mut jobs: JoinSet<JobDone> = JoinSet::new();
     let mut tick = tokio::time::interval(Duration::from_millis(50));
     let mut replay_at = Instant::now();
     let mut stop = sh.stop.subscribe();
@@ -516,7 +520,13 @@ pub(crate) async fn run(sh: Arc<Shared>, tenant: TenantId, lease: Lease) {
                             .iter()
                             .find(|t| t.id() == dl.subscription_id)
                             .cloned();
-                        jobs.spawn(run_job(sh.clone(), Job::Replay { target, dl }));
+                        jobs.spawn(run_job(
+                            sh.clone(),
+                            Job::Replay {
+                                target,
+                                dl: Box::new(dl),
+                            },
+                        ));
                     }
                 }
             }

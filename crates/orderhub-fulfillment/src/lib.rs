@@ -338,15 +338,16 @@ impl Fulfillment {
         let latest = events.iter().map(|e| e.status).max_by_key(|s| rank(*s));
         let mut moved = false;
         let mut cur = order.clone();
-        if matches!(
+        let picked_up = matches!(
             latest,
             Some(TrackStatus::PickedUp | TrackStatus::InTransit | TrackStatus::Delivered)
-        ) && cur.status == Status::Shipped
+        );
+        if picked_up
+            && cur.status == Status::Shipped
+            && let Step::Moved(s) = self.move_order(tenant, &cur, Command::Pickup, None).await?
         {
-            if let Step::Moved(s) = self.move_order(tenant, &cur, Command::Pickup, None).await? {
-                moved = true;
-                cur.status = s;
-            }
+            moved = true;
+            cur.status = s;
         }
         if latest == Some(TrackStatus::Delivered) && cur.status == Status::InTransit {
             let fresh = self.order(tenant, order.id).await?.unwrap_or(cur);
