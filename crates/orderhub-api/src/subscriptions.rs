@@ -28,6 +28,8 @@ pub const EVENT_TYPES: &[&str] = &[
     "exception.raised",
     "exception.resolved",
     "writeback.failed",
+    "subscription.created",
+    "subscription.deleted",
 ];
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]

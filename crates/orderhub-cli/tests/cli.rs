@@ -653,8 +653,6 @@ fn two_hub_processes_on_postgresql_and_nats_fail_over_without_losing_events() {
         .unwrap()
         .http("POST", "/v1/subscriptions", &key, &sub);
     assert_eq!(status, 201, "{body}");
-    // Dispatchers pick a new subscription up within a second.
-    std::thread::sleep(Duration::from_millis(1500));
     let order = |i: usize, h: &Served| {
         let body = ORDER.replace("CLI-1", &format!("NATS-{i}"));
         let (s, b) = h.http("POST", "/v1/orders", &key, &body);

@@ -369,6 +369,23 @@ async fn nats_source(
     }
 }
 
+/// The tenant's webhook subscriptions and the in-process handlers; `None` if the store failed.
+async fn load_targets(sh: &Arc<Shared>, tenant: &TenantId) -> Option<Vec<Arc<dyn Target>>> {
+    let t = tenant.clone();
+    match sh.store.read(move |r| r.subscriptions(Some(&t))).await {
+        Ok(subs) => Some(
+            subs.into_iter()
+                .map(|s| Arc::new(WebhookTarget::new(s, sh.http.clone())) as Arc<dyn Target>)
+                .chain(sh.internal.iter().cloned())
+                .collect(),
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "Could not read subscriptions.");
+            None
+        }
+    }
+}
+
 /// Delivers the tenant's events until the lease is lost or the runtime stops.
 pub(crate) async fn run(sh: Arc<Shared>, tenant: TenantId, lease: Lease) {
     let cfg = sh.cfg.clone();
@@ -410,21 +427,11 @@ pub(crate) async fn run(sh: Arc<Shared>, tenant: TenantId, lease: Lease) {
     };
 
     loop {
-        if targets_at.is_none_or(|t| t.elapsed() > cfg.subscriptions_refresh) {
-            let t = tenant.clone();
-            match sh.store.read(move |r| r.subscriptions(Some(&t))).await {
-                Ok(subs) => {
-                    targets = subs
-                        .into_iter()
-                        .map(|s| {
-                            Arc::new(WebhookTarget::new(s, sh.http.clone())) as Arc<dyn Target>
-                        })
-                        .chain(sh.internal.iter().cloned())
-                        .collect();
-                    targets_at = Some(Instant::now());
-                }
-                Err(e) => tracing::warn!(error = %e, "Could not read subscriptions."),
-            }
+        if targets_at.is_none_or(|t| t.elapsed() > cfg.subscriptions_refresh)
+            && let Some(t) = load_targets(&sh, &tenant).await
+        {
+            targets = t;
+            targets_at = Some(Instant::now());
         }
         tokio::select! {
             item = rx.recv(), if remaining.len() < cfg.max_in_flight_events => {
@@ -437,6 +444,20 @@ pub(crate) async fn run(sh: Arc<Shared>, tenant: TenantId, lease: Lease) {
                     continue;
                 }
                 wm.begin(item.seq);
+                // A subscription's own event comes, in stream order, before every event it must
+                // receive: re-read the subscriptions before routing anything after it.
+                if item.event_type.starts_with("subscription.") {
+                    let mut pause = Duration::from_millis(50);
+                    loop {
+                        if let Some(t) = load_targets(&sh, &tenant).await {
+                            targets = t;
+                            targets_at = Some(Instant::now());
+                            break;
+                        }
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(Duration::from_secs(2));
+                    }
+                }
                 let item = Arc::new(item);
                 let wanted: Vec<Arc<dyn Target>> = targets.iter().filter(|t| t.wants(&item.event_type)).cloned().collect();
                 if wanted.is_empty() {

@@ -116,6 +116,31 @@ fn check_types(types: &[String]) -> Result<Vec<String>, ApiError> {
     Ok(out)
 }
 
+/// The event a subscription change writes in its own transaction: dispatchers meet it in stream
+/// order and re-read the subscriptions, so a new subscription receives every event committed after
+/// it, with no gap.
+fn subscription_event(
+    s: &SubscriptionRow,
+    event_type: &str,
+    now: chrono::DateTime<chrono::Utc>,
+    request_id: &str,
+) -> orderhub_core::ports::EventRecord {
+    orderhub_core::ports::EventRecord {
+        event_id: Uuid::now_v7(),
+        tenant_id: s.tenant_id.clone(),
+        event_type: event_type.into(),
+        aggregate_id: s.subscription_id,
+        aggregate_version: 1,
+        occurred_at: now,
+        trace_id: request_id.to_owned(),
+        payload: serde_json::json!({
+            "subscription_id": s.subscription_id,
+            "event_types": s.event_types,
+        })
+        .to_string(),
+    }
+}
+
 fn view(s: &SubscriptionRow, secret: Option<String>) -> SubscriptionView {
     SubscriptionView {
         subscription_id: s.subscription_id,
@@ -166,9 +191,19 @@ pub async fn create(
         created_at: state.clock.now(),
     };
     let r = row.clone();
+    let event = subscription_event(
+        &row,
+        "subscription.created",
+        state.clock.now(),
+        &ctx.request_id,
+    );
     state
         .store
-        .write(0, move |tx| Ok(tx.subscription_insert(&r)?))
+        .write(0, move |tx| {
+            tx.subscription_insert(&r)?;
+            tx.outbox_append(&event)?;
+            Ok(())
+        })
         .await?;
     Ok(json(StatusCode::CREATED, &view(&row, Some(secret))))
 }
@@ -208,9 +243,26 @@ pub async fn delete(
     manage(&ctx)?;
     let id = parse_id(&id, "id")?;
     let t = ctx.principal.tenant_id.clone();
+    let now = state.clock.now();
+    let request_id = ctx.request_id.clone();
     let gone = state
         .store
-        .write(0, move |tx| Ok(tx.subscription_delete(&t, id)?))
+        .write(0, move |tx| {
+            let gone = tx.subscription_delete(&t, id)?;
+            if gone {
+                tx.outbox_append(&orderhub_core::ports::EventRecord {
+                    event_id: Uuid::now_v7(),
+                    tenant_id: t.clone(),
+                    event_type: "subscription.deleted".into(),
+                    aggregate_id: id,
+                    aggregate_version: 2,
+                    occurred_at: now,
+                    trace_id: request_id.clone(),
+                    payload: serde_json::json!({ "subscription_id": id }).to_string(),
+                })?;
+            }
+            Ok(gone)
+        })
         .await?;
     if !gone {
         return Err(ApiError::not_found("subscription"));
