@@ -19,7 +19,8 @@ pub struct EventEnvelope {
     pub trace_id: String,
     #[schema(value_type = Object)]
     pub payload: serde_json::Value,
-    /// The NATS subject it is published under.
+    /// `orderhub.<tenant>.<type>`. On NATS it is published as `orderhub.p<k>.<tenant>.<type>` in
+    /// stream `ORDERHUB_P<k>`, k being its aggregate's partition (one order's events share one).
     pub subject: String,
 }
 

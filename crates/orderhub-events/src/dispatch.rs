@@ -307,10 +307,11 @@ async fn nats_source(
     sh: Arc<Shared>,
     nats: crate::nats::Nats,
     tenant: TenantId,
+    partition: u32,
     tx: mpsc::Sender<Delivery>,
 ) {
     loop {
-        let consumer = match nats.tenant_consumer(tenant.as_str()).await {
+        let consumer = match nats.tenant_consumer(tenant.as_str(), partition).await {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(error = %e, "The dispatcher cannot reach its NATS consumer; retrying.");
@@ -391,15 +392,28 @@ pub(crate) async fn run(sh: Arc<Shared>, tenant: TenantId, lease: Lease) {
     let cfg = sh.cfg.clone();
     let outbox = sh.nats.is_none();
     let (tx, mut rx) = mpsc::channel::<Delivery>(4096);
-    let source = match &sh.nats {
-        Some(n) => tokio::spawn(nats_source(sh.clone(), n.clone(), tenant.clone(), tx)),
-        None => tokio::spawn(outbox_source(
+    // One source per NATS partition (each an ordered stream of its aggregates), or the outbox.
+    let sources: Vec<tokio::task::JoinHandle<()>> = match &sh.nats {
+        Some(n) => (0..n.partitions)
+            .map(|p| {
+                tokio::spawn(nats_source(
+                    sh.clone(),
+                    n.clone(),
+                    tenant.clone(),
+                    p,
+                    tx.clone(),
+                ))
+            })
+            .collect(),
+        None => vec![tokio::spawn(outbox_source(
             sh.clone(),
             tenant.clone(),
             lease.position,
-            tx,
-        )),
+            tx.clone(),
+        ))],
     };
+    drop(tx);
+    let abort_sources = || sources.iter().for_each(|s| s.abort());
     tracing::info!(tenant = %tenant, position = lease.position, fence = lease.fence, "Dispatching events.");
     let mut wm = Watermark::new(lease.position);
     let mut stored = lease.position;
@@ -518,7 +532,7 @@ pub(crate) async fn run(sh: Arc<Shared>, tenant: TenantId, lease: Lease) {
                 }
                 Ok(false) => {
                     tracing::warn!(tenant = %tenant, "The dispatcher lost its lease; another process dispatches now.");
-                    source.abort();
+                    abort_sources();
                     jobs.abort_all();
                     return;
                 }
@@ -553,7 +567,7 @@ pub(crate) async fn run(sh: Arc<Shared>, tenant: TenantId, lease: Lease) {
             }
         }
     }
-    source.abort();
+    abort_sources();
     jobs.abort_all();
     if sh.killed.load(std::sync::atomic::Ordering::SeqCst) {
         return;

@@ -14,6 +14,9 @@ pub struct EventsConfig {
     /// `None`: the in-process bus (consumers read the outbox). `Some`: relay to NATS JetStream and
     /// dispatch from it.
     pub nats_url: Option<String>,
+    /// JetStream streams the events are spread over by aggregate (`ORDERHUB_P0..`): one order's
+    /// events stay in one stream; more streams let the server write (and fsync) in parallel.
+    pub nats_partitions: u32,
     /// A lease not renewed for this long is free; another process takes over after it.
     pub lease_ttl: Duration,
     /// How often to look for other processes' commits (this process's wake the relay at once).
@@ -36,6 +39,7 @@ impl Default for EventsConfig {
     fn default() -> Self {
         EventsConfig {
             nats_url: None,
+            nats_partitions: 4,
             lease_ttl: Duration::from_secs(10),
             poll_interval: Duration::from_millis(200),
             supervise_every: Duration::from_secs(1),
@@ -80,7 +84,7 @@ impl EventsRuntime {
         internal: Vec<Arc<dyn Target>>,
     ) -> Result<EventsRuntime, crate::nats::NatsError> {
         let nats = match &cfg.nats_url {
-            Some(url) => Some(crate::nats::connect(url).await?),
+            Some(url) => Some(crate::nats::connect(url, cfg.nats_partitions).await?),
             None => None,
         };
         let (stop, _) = tokio::sync::watch::channel(false);

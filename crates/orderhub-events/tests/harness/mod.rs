@@ -272,21 +272,30 @@ pub fn require_nats() {
     );
 }
 
-/// Messages of the tenant in the stream.
+/// Messages of the tenant in the streams (every partition).
 pub async fn stream_count(tenant: &TenantId) -> u64 {
     use async_nats::jetstream::consumer;
     let client = async_nats::connect(nats_url()).await.unwrap();
     let js = async_nats::jetstream::new(client);
-    let stream = js.get_stream(orderhub_events::nats::STREAM).await.unwrap();
-    let mut c: consumer::Consumer<consumer::pull::Config> = stream
-        .create_consumer(consumer::pull::Config {
-            filter_subject: format!("orderhub.{}.>", tenant.as_str()),
-            inactive_threshold: Duration::from_secs(5),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    c.info().await.unwrap().num_pending
+    let mut total = 0;
+    for p in 0..orderhub_events::EventsConfig::default().nats_partitions {
+        let Ok(stream) = js
+            .get_stream(format!("{}{p}", orderhub_events::nats::STREAM_PREFIX))
+            .await
+        else {
+            continue;
+        };
+        let mut c: consumer::Consumer<consumer::pull::Config> = stream
+            .create_consumer(consumer::pull::Config {
+                filter_subject: format!("orderhub.p{p}.{}.>", tenant.as_str()),
+                inactive_threshold: Duration::from_secs(5),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        total += c.info().await.unwrap().num_pending;
+    }
+    total
 }
 
 /// How long NATS stays down in the outage test (the issue asks for 30 s).
