@@ -21,6 +21,24 @@ pub struct Nats {
     pub js: jetstream::Context,
     /// Stream partitions (at least 1).
     pub partitions: u32,
+    /// Whether the server takes atomic batch publishes (NATS 2.12+): 0 not known yet, 1 no, 2 yes.
+    atomic: std::sync::Arc<std::sync::atomic::AtomicU8>,
+    /// Set once every partition's stream is known to exist with this process's settings.
+    ready: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// Events per atomic batch (the server's default limit is 1,000).
+const ATOMIC_BATCH_MAX: usize = 1000;
+/// The server's answer to a batch holding an id it has seen within the duplicate window.
+const ERR_BATCH_DUPLICATE: u64 = 10201;
+
+/// `major.minor` of a server version string, e.g. "2.12.3" → (2, 12).
+fn version(v: &str) -> (u32, u32) {
+    let mut it = v
+        .trim_start_matches('v')
+        .split('.')
+        .map(|x| x.parse().unwrap_or(0));
+    (it.next().unwrap_or(0), it.next().unwrap_or(0))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -63,16 +81,76 @@ pub async fn connect(url: &str, partitions: u32) -> Result<Nats, NatsError> {
         client,
         js,
         partitions: partitions.max(1),
+        atomic: Default::default(),
+        ready: Default::default(),
     })
 }
 
 impl Nats {
+    /// Whether batches are published atomically: the server is 2.12 or newer. Known once the
+    /// client has connected.
+    pub fn atomic_batches(&self) -> bool {
+        self.atomic()
+    }
+
+    fn atomic(&self) -> bool {
+        use std::sync::atomic::Ordering;
+        match self.atomic.load(Ordering::Relaxed) {
+            2 => true,
+            1 => false,
+            _ => {
+                let v = self.client.server_info().version;
+                if v.is_empty() {
+                    return false;
+                }
+                let yes = version(&v) >= (2, 12);
+                self.atomic
+                    .store(if yes { 2 } else { 1 }, Ordering::Relaxed);
+                yes
+            }
+        }
+    }
+
     /// Creates partition `p`'s stream if it is missing (file storage; the server's `sync_interval`
-    /// decides when it reaches the disk — see the README for the durable setting).
+    /// decides when it reaches the disk — see the README for the durable setting). On servers that
+    /// have them, atomic batches are enabled on it (created or updated through the JetStream API,
+    /// which the client library does not cover yet).
     pub async fn ensure_stream(&self, p: u32) -> Result<stream::Stream, NatsError> {
+        let name = format!("{STREAM_PREFIX}{p}");
+        if self.atomic() {
+            let cfg = serde_json::json!({
+                "name": name,
+                "subjects": [format!("orderhub.p{p}.>")],
+                "storage": "file",
+                "retention": "limits",
+                "num_replicas": 1,
+                "duplicate_window": DUPLICATE_WINDOW.as_nanos() as u64,
+                "allow_atomic": true,
+            })
+            .to_string();
+            let created = self
+                .client
+                .request(format!("$JS.API.STREAM.CREATE.{name}"), cfg.clone().into())
+                .await
+                .map_err(e)?;
+            let v: serde_json::Value = serde_json::from_slice(&created.payload).unwrap_or_default();
+            if v.get("error").is_some() {
+                let updated = self
+                    .client
+                    .request(format!("$JS.API.STREAM.UPDATE.{name}"), cfg.into())
+                    .await
+                    .map_err(e)?;
+                let u: serde_json::Value =
+                    serde_json::from_slice(&updated.payload).unwrap_or_default();
+                if let Some(err) = u.get("error") {
+                    return Err(NatsError(format!("stream {name}: {err}")));
+                }
+            }
+            return self.js.get_stream(&name).await.map_err(e);
+        }
         self.js
             .get_or_create_stream(stream::Config {
-                name: format!("{STREAM_PREFIX}{p}"),
+                name,
                 subjects: vec![format!("orderhub.p{p}.>")],
                 storage: stream::StorageType::File,
                 duplicate_window: DUPLICATE_WINDOW,
@@ -85,7 +163,92 @@ impl Nats {
     /// Publishes a batch and waits for every acknowledgement; within a partition (so within an
     /// order) in outbox order. `Ok(n)`: how many were new to JetStream (the rest were duplicates
     /// it dropped).
+    ///
+    /// On NATS 2.12+ each partition's share goes as one atomic batch: the server stores it with
+    /// one acknowledgement, which matters with `sync_interval: always` (one fsync per message
+    /// otherwise). A batch holding an event JetStream has already seen (a relay that crashed
+    /// between the acks and its position) is refused whole; that batch is then published one
+    /// message at a time, where duplicates are dropped one by one.
     pub async fn publish(&self, events: &[StoredEvent]) -> Result<usize, NatsError> {
+        use std::sync::atomic::Ordering;
+        if !self.ready.load(Ordering::Relaxed) && !self.client.server_info().version.is_empty() {
+            for p in 0..self.partitions {
+                self.ensure_stream(p).await?;
+            }
+            self.ready.store(true, Ordering::Relaxed);
+        }
+        if !self.atomic() {
+            return self.publish_each(events).await;
+        }
+        let mut parts: Vec<Vec<&StoredEvent>> = vec![Vec::new(); self.partitions as usize];
+        for ev in events {
+            parts[partition_of(ev.event.aggregate_id, self.partitions) as usize].push(ev);
+        }
+        let mut commits = Vec::new();
+        for (p, evs) in parts.iter().enumerate() {
+            for chunk in evs.chunks(ATOMIC_BATCH_MAX) {
+                let batch = uuid::Uuid::now_v7().simple().to_string();
+                let mut commit = None;
+                for (i, ev) in chunk.iter().enumerate() {
+                    let mut h = async_nats::HeaderMap::new();
+                    h.insert("Nats-Batch-Id", batch.as_str());
+                    h.insert("Nats-Batch-Sequence", (i + 1).to_string().as_str());
+                    h.insert("Nats-Msg-Id", ev.event.event_id.to_string().as_str());
+                    let subj =
+                        nats_subject(p as u32, ev.event.tenant_id.as_str(), &ev.event.event_type);
+                    if i + 1 == chunk.len() {
+                        h.insert("Nats-Batch-Commit", "1");
+                        commit = Some((subj, h, body(ev)));
+                    } else {
+                        self.client
+                            .publish_with_headers(subj, h, body(ev))
+                            .await
+                            .map_err(e)?;
+                    }
+                }
+                if let Some(c) = commit {
+                    commits.push((p as u32, chunk, c));
+                }
+            }
+        }
+        let answers = futures::future::join_all(commits.into_iter().map(
+            |(p, chunk, (subj, h, b))| async move {
+                let r = tokio::time::timeout(
+                    Duration::from_secs(5),
+                    self.client.request_with_headers(subj, h, b),
+                )
+                .await;
+                (p, chunk, r)
+            },
+        ))
+        .await;
+        let mut fresh = 0;
+        for (p, chunk, r) in answers {
+            let msg = r
+                .map_err(|_| NatsError("no acknowledgement of a batch within 5 s".into()))?
+                .map_err(e)?;
+            let v: serde_json::Value = serde_json::from_slice(&msg.payload).unwrap_or_default();
+            match v.get("error") {
+                None => fresh += v["count"].as_u64().unwrap_or(chunk.len() as u64) as usize,
+                Some(err) if err["err_code"].as_u64() == Some(ERR_BATCH_DUPLICATE) => {
+                    let owned: Vec<StoredEvent> = chunk.iter().map(|x| (*x).clone()).collect();
+                    fresh += self.publish_each(&owned).await?;
+                }
+                Some(err)
+                    if err.to_string().contains("no responders")
+                        || err["code"].as_u64() == Some(503) =>
+                {
+                    self.ensure_stream(p).await?;
+                    return Err(NatsError(format!("partition {p} was not ready: {err}")));
+                }
+                Some(err) => return Err(NatsError(format!("batch refused: {err}"))),
+            }
+        }
+        Ok(fresh)
+    }
+
+    /// Publishes one message per event, each acknowledged (and de-duplicated) on its own.
+    async fn publish_each(&self, events: &[StoredEvent]) -> Result<usize, NatsError> {
         let mut acks = Vec::with_capacity(events.len());
         for ev in events {
             let p = partition_of(ev.event.aggregate_id, self.partitions);

@@ -24,13 +24,17 @@ fn fast() -> EventsConfig {
 /// A subscriber that fails every other delivery still gets every event, each order's events in
 /// version order, every request signed.
 async fn half_failing_subscriber(backend: &str, nats: bool) {
+    half_failing_subscriber_at(backend, nats.then(nats_url)).await;
+}
+
+async fn half_failing_subscriber_at(backend: &str, nats: Option<String>) {
     let Some(ts) = open(backend) else { return };
     let tenant = new_tenant(&ts.store).await;
     let hook = Subscriber::start(FailEvery::Second).await;
     subscribe(&ts.store, &tenant, &hook.url, &["*"]).await;
     // Enough attempts that no event runs out of them by bad luck (2^-40).
     let cfg = EventsConfig {
-        nats_url: nats.then(nats_url),
+        nats_url: nats,
         max_attempts: 40,
         ..fast()
     };
@@ -65,6 +69,61 @@ async fn half_failing_subscriber_sqlite_nats() {
 async fn half_failing_subscriber_postgres_nats() {
     require_nats();
     half_failing_subscriber("postgres", true).await;
+}
+
+/// The same on NATS 2.12+ with `sync_interval: always`, where the relay publishes atomic batches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_failing_subscriber_sqlite_durable_nats_atomic_batches() {
+    require_nats_at(&durable_nats_url());
+    half_failing_subscriber_at("sqlite", Some(durable_nats_url())).await;
+}
+
+/// A relay that crashed after JetStream acknowledged a batch but before it stored its position
+/// publishes the batch again: nothing is stored twice (per message on old servers; on 2.12+ the
+/// atomic batch is refused whole and republished message by message).
+async fn republished_batch_is_not_stored_twice(url: String, atomic: Option<bool>) {
+    let Some(ts) = open("sqlite") else { return };
+    let tenant = new_tenant(&ts.store).await;
+    write_events(&ts.store, &tenant, 7, 3).await;
+    let t = tenant.clone();
+    let rows = ts
+        .store
+        .read(move |r| r.events_after(&t, 0, 1000))
+        .await
+        .unwrap();
+    let nats = orderhub_events::nats::connect(&url, 4).await.unwrap();
+    let until = std::time::Instant::now() + Duration::from_secs(5);
+    while nats.client.server_info().version.is_empty() {
+        assert!(std::time::Instant::now() < until, "not connected to {url}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        nats.atomic_batches(),
+        atomic,
+        "server {}",
+        nats.client.server_info().version
+    );
+    assert_eq!(nats.publish(&rows).await.unwrap(), rows.len());
+    assert_eq!(
+        nats.publish(&rows).await.unwrap(),
+        0,
+        "every event a duplicate"
+    );
+    assert_eq!(nats.publish(&rows[5..12]).await.unwrap(), 0);
+    let stored = stream_count_at(&url, &tenant).await;
+    assert_eq!(stored, rows.len() as u64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn republished_batch_is_not_stored_twice_nats() {
+    require_nats();
+    republished_batch_is_not_stored_twice(nats_url(), None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn republished_batch_is_not_stored_twice_durable_nats_atomic_batches() {
+    require_nats_at(&durable_nats_url());
+    republished_batch_is_not_stored_twice(durable_nats_url(), Some(true)).await;
 }
 
 /// Attempts spent → a dead letter with the last error; replayed once the endpoint works → delivered.

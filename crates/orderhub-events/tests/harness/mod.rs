@@ -258,9 +258,18 @@ pub fn nats_url() -> String {
     std::env::var("ORDERHUB_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
 }
 
+/// A NATS 2.12+ server with `sync_interval: always` (scripts/nats-durable.sh; CI starts it).
+pub fn durable_nats_url() -> String {
+    std::env::var("ORDERHUB_TEST_NATS_DURABLE_URL")
+        .unwrap_or_else(|_| "nats://127.0.0.1:4333".into())
+}
+
 /// These tests need NATS; they fail (never skip) when it cannot be reached.
 pub fn require_nats() {
-    let url = nats_url();
+    require_nats_at(&nats_url());
+}
+
+pub fn require_nats_at(url: &str) {
     let addr = url.trim_start_matches("nats://");
     assert!(
         std::net::TcpStream::connect_timeout(
@@ -274,8 +283,12 @@ pub fn require_nats() {
 
 /// Messages of the tenant in the streams (every partition).
 pub async fn stream_count(tenant: &TenantId) -> u64 {
+    stream_count_at(&nats_url(), tenant).await
+}
+
+pub async fn stream_count_at(url: &str, tenant: &TenantId) -> u64 {
     use async_nats::jetstream::consumer;
-    let client = async_nats::connect(nats_url()).await.unwrap();
+    let client = async_nats::connect(url).await.unwrap();
     let js = async_nats::jetstream::new(client);
     let mut total = 0;
     for p in 0..orderhub_events::EventsConfig::default().nats_partitions {
