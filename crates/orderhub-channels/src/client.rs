@@ -136,13 +136,15 @@ pub async fn pull_window(
         let req = channel.list_request(&query, creds, now());
         let (_, body) = http.send(base_url, &req).await?;
         let page = channel.parse_list(&body)?;
+        let total = page.total;
         out.extend(page.orders);
         for id in page.order_ids {
             let req = channel.detail_request(&id, creds, now());
             let (_, body) = http.send(base_url, &req).await?;
             out.push(channel.parse_detail(&body)?);
         }
-        if !page.has_next {
+        // Channels that answer a total (Youzan) are done once they have delivered it.
+        if !page.has_next || total.is_some_and(|t| out.len() as u64 >= t) {
             return Ok(out);
         }
         query.page += 1;

@@ -152,10 +152,6 @@ pub fn opt_str(t: &OptText) -> Option<String> {
         .filter(|s| !s.is_empty())
 }
 
-pub fn req_str(field: &str, t: &OptText) -> Result<String, Rejected> {
-    opt_str(t).ok_or_else(|| Rejected::missing(field))
-}
-
 pub fn int(field: &str, t: &Text) -> Result<i64, Rejected> {
     t.0.trim()
         .parse::<i64>()
@@ -254,16 +250,6 @@ pub fn req_unix_secs(field: &str, t: &OptText) -> Result<DateTime<FixedOffset>, 
     unix_secs(field, t)?.ok_or_else(|| Rejected::missing(field))
 }
 
-/// Unix milliseconds; 0 and empty are `None`.
-pub fn unix_ms(field: &str, t: &OptText) -> Result<Option<DateTime<FixedOffset>>, Rejected> {
-    match opt_int(field, t)? {
-        None | Some(0) => Ok(None),
-        Some(n) => DateTime::<Utc>::from_timestamp_millis(n)
-            .map(|t| Some(t.with_timezone(&china())))
-            .ok_or_else(|| Rejected::bad_value(field, "Unix milliseconds")),
-    }
-}
-
 /// Whether a receiver value is masked or encrypted as the channels do it: `*` runs (`张**`,
 /// `138****0000`), Douyin's `#…#` ciphertexts, PDD's `~…~` ciphertexts.
 pub fn looks_masked(s: &str) -> bool {
@@ -308,84 +294,6 @@ pub fn form_encode(pairs: &[(String, String)]) -> String {
 
 pub fn json_bytes(v: &serde_json::Value) -> Vec<u8> {
     serde_json::to_vec(v).unwrap_or_default()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[derive(Deserialize)]
-    #[allow(dead_code)]
-    struct Probe {
-        a: Inner,
-    }
-    #[derive(Deserialize)]
-    #[allow(dead_code)]
-    struct Inner {
-        phone: u32,
-        name: String,
-    }
-
-    #[test]
-    fn errors_name_the_field_and_never_the_value() {
-        let e = parse_json::<Probe>(br#"{"a":{"phone":"13800000000","name":"x"}}"#).unwrap_err();
-        assert_eq!(
-            (e.rule, e.field.as_deref()),
-            ("wrong_type", Some("a.phone"))
-        );
-        assert!(!e.message.contains("13800000000"));
-        let e = parse_json::<Probe>(br#"{"a":{"phone":1}}"#).unwrap_err();
-        assert_eq!(
-            (e.rule, e.field.as_deref()),
-            ("missing_field", Some("a.name"))
-        );
-        assert_eq!(
-            parse_json::<Probe>(br#"{"a":{"phone":1,"#)
-                .unwrap_err()
-                .rule,
-            "truncated_json"
-        );
-        assert_eq!(
-            parse_json::<Probe>(b"<xml/>").unwrap_err().rule,
-            "malformed_json"
-        );
-    }
-
-    #[test]
-    fn text_reads_numbers_and_strings_and_money_converts() {
-        let t: Vec<Text> =
-            serde_json::from_str(r#"["500", 500, 59.9, 4705288465508532862]"#).unwrap();
-        assert_eq!(fen("x", &t[0]).unwrap(), Decimal::new(500, 2));
-        assert_eq!(fen("x", &t[1]).unwrap().to_string(), "5.00");
-        assert_eq!(yuan("x", &t[2]).unwrap().to_string(), "59.9");
-        assert_eq!(t[3].as_str(), "4705288465508532862");
-        assert_eq!(yuan_to_fen(Decimal::new(1999, 2)), 1999);
-        assert_eq!(yuan_to_fen(Decimal::new(5, 0)), 500);
-    }
-
-    #[test]
-    fn times_keep_the_china_offset_and_unset_markers_are_none() {
-        let t = china_time("t", &Some(Text("2018-03-08 21:46:44".into())))
-            .unwrap()
-            .unwrap();
-        assert_eq!(t.to_rfc3339(), "2018-03-08T21:46:44+08:00");
-        assert!(
-            china_time("t", &Some(Text("1970-01-01 08:00:00".into())))
-                .unwrap()
-                .is_none()
-        );
-        assert!(china_time("t", &Some(Text("".into()))).unwrap().is_none());
-        assert_eq!(
-            china_time("t", &Some(Text("08/03/2018".into())))
-                .unwrap_err()
-                .rule,
-            "bad_value"
-        );
-        let u = unix_secs("t", &Some(Text("1617355413".into())))
-            .unwrap()
-            .unwrap();
-        assert_eq!(u.to_rfc3339(), "2021-04-02T17:23:33+08:00");
-    }
 }
 
 /// A line from what the channels give: unit price, count and what was paid; the discount is the
@@ -472,4 +380,82 @@ pub fn nonempty(s: &Option<String>) -> Option<String> {
     s.as_ref()
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Probe {
+        a: Inner,
+    }
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Inner {
+        phone: u32,
+        name: String,
+    }
+
+    #[test]
+    fn errors_name_the_field_and_never_the_value() {
+        let e = parse_json::<Probe>(br#"{"a":{"phone":"13800000000","name":"x"}}"#).unwrap_err();
+        assert_eq!(
+            (e.rule, e.field.as_deref()),
+            ("wrong_type", Some("a.phone"))
+        );
+        assert!(!e.message.contains("13800000000"));
+        let e = parse_json::<Probe>(br#"{"a":{"phone":1}}"#).unwrap_err();
+        assert_eq!(
+            (e.rule, e.field.as_deref()),
+            ("missing_field", Some("a.name"))
+        );
+        assert_eq!(
+            parse_json::<Probe>(br#"{"a":{"phone":1,"#)
+                .unwrap_err()
+                .rule,
+            "truncated_json"
+        );
+        assert_eq!(
+            parse_json::<Probe>(b"<xml/>").unwrap_err().rule,
+            "malformed_json"
+        );
+    }
+
+    #[test]
+    fn text_reads_numbers_and_strings_and_money_converts() {
+        let t: Vec<Text> =
+            serde_json::from_str(r#"["500", 500, 59.9, 4705288465508532862]"#).unwrap();
+        assert_eq!(fen("x", &t[0]).unwrap(), Decimal::new(500, 2));
+        assert_eq!(fen("x", &t[1]).unwrap().to_string(), "5.00");
+        assert_eq!(yuan("x", &t[2]).unwrap().to_string(), "59.9");
+        assert_eq!(t[3].as_str(), "4705288465508532862");
+        assert_eq!(yuan_to_fen(Decimal::new(1999, 2)), 1999);
+        assert_eq!(yuan_to_fen(Decimal::new(5, 0)), 500);
+    }
+
+    #[test]
+    fn times_keep_the_china_offset_and_unset_markers_are_none() {
+        let t = china_time("t", &Some(Text("2018-03-08 21:46:44".into())))
+            .unwrap()
+            .unwrap();
+        assert_eq!(t.to_rfc3339(), "2018-03-08T21:46:44+08:00");
+        assert!(
+            china_time("t", &Some(Text("1970-01-01 08:00:00".into())))
+                .unwrap()
+                .is_none()
+        );
+        assert!(china_time("t", &Some(Text("".into()))).unwrap().is_none());
+        assert_eq!(
+            china_time("t", &Some(Text("08/03/2018".into())))
+                .unwrap_err()
+                .rule,
+            "bad_value"
+        );
+        let u = unix_secs("t", &Some(Text("1617355413".into())))
+            .unwrap()
+            .unwrap();
+        assert_eq!(u.to_rfc3339(), "2021-04-02T17:23:33+08:00");
+    }
 }

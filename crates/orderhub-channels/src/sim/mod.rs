@@ -19,7 +19,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
@@ -165,19 +165,12 @@ impl SimHandle {
 pub(crate) struct RawRequest {
     pub path: String,
     pub query: String,
-    pub headers: HeaderMap,
     pub body: Bytes,
 }
 
 impl RawRequest {
     pub fn query_pairs(&self) -> Vec<(String, String)> {
         crate::wire::form_decode(self.query.as_bytes())
-    }
-    pub fn header(&self, name: &str) -> &str {
-        self.headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
     }
 }
 
@@ -256,16 +249,20 @@ pub(crate) trait SimWire: Send + Sync + 'static {
     }
 }
 
-pub(crate) fn wire(kind: ChannelKind) -> Box<dyn SimWire> {
+pub(crate) fn wire(kind: ChannelKind) -> Option<Box<dyn SimWire>> {
     match kind {
-        ChannelKind::Taobao => Box::new(crate::douyin::sim::DouyinWire),
-        ChannelKind::Jd => Box::new(crate::douyin::sim::DouyinWire),
-        ChannelKind::Pdd => Box::new(crate::douyin::sim::DouyinWire),
-        ChannelKind::Douyin => Box::new(crate::douyin::sim::DouyinWire),
-        ChannelKind::Kuaishou => Box::new(crate::douyin::sim::DouyinWire),
-        ChannelKind::Wechat => Box::new(crate::douyin::sim::DouyinWire),
-        ChannelKind::Youzan => Box::new(crate::douyin::sim::DouyinWire),
+        ChannelKind::Douyin => Some(Box::new(crate::douyin::sim::DouyinWire)),
+        ChannelKind::Wechat => Some(Box::new(crate::wechat::sim::WechatWire)),
+        ChannelKind::Youzan => Some(Box::new(crate::youzan::sim::YouzanWire)),
+        ChannelKind::Taobao | ChannelKind::Jd | ChannelKind::Pdd | ChannelKind::Kuaishou => None,
     }
+}
+
+fn not_built(kind: ChannelKind) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::Unsupported,
+        format!("the {kind} simulator is not built yet"),
+    )
 }
 
 /// Signs a push for `order` as the channel would (used by the simulator and by tests).
@@ -274,8 +271,10 @@ pub fn signed_push(
     order: &ChannelOrder,
     creds: &ShopCredentials,
     now: DateTime<Utc>,
-) -> SignedPush {
-    wire(kind).push(order, creds, now)
+) -> std::io::Result<SignedPush> {
+    Ok(wire(kind)
+        .ok_or_else(|| not_built(kind))?
+        .push(order, creds, now))
 }
 
 struct Bucket {
@@ -427,7 +426,7 @@ pub async fn spawn(
 ) -> std::io::Result<(String, SimHandle)> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    let wire = wire(kind);
+    let wire = wire(kind).ok_or_else(|| not_built(kind))?;
     let orders = generate_orders(kind, wire.as_ref(), settings.orders, settings.seed);
     let engine = Arc::new(Engine {
         kind,
@@ -578,7 +577,7 @@ async fn post_push(State(e): State<Arc<Engine>>, body: Bytes) -> Response {
         creds.secret = s;
     }
     let mut orders = e.orders.lock().clone();
-    orders.sort_by(|a, b| b.modified_at.cmp(&a.modified_at));
+    orders.sort_by_key(|o| std::cmp::Reverse(o.modified_at));
     let mut statuses = Vec::new();
     for o in orders.iter().take(cmd.count.min(PUSH_COUNT_MAX)) {
         let push = e.wire.push(o, &creds, Utc::now());
@@ -602,16 +601,10 @@ async fn post_push(State(e): State<Arc<Engine>>, body: Bytes) -> Response {
     axum::Json(serde_json::json!({ "sent": statuses.len(), "statuses": statuses })).into_response()
 }
 
-async fn channel_call(
-    State(e): State<Arc<Engine>>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn channel_call(State(e): State<Arc<Engine>>, uri: Uri, body: Bytes) -> Response {
     let req = RawRequest {
         path: uri.path().to_string(),
         query: uri.query().unwrap_or("").to_string(),
-        headers,
         body,
     };
     e.handle(req).await
