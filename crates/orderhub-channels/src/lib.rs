@@ -1,5 +1,6 @@
-//! The channel side of intake: one adapter per sales channel (Taobao/Tmall, JD POP, Pinduoduo,
-//! Douyin shop, Kuaishou shop, WeChat Channels shop, Youzan) that turns the channel's own order
+//! The channel side of intake: one adapter per sales channel (built: Douyin shop, WeChat Channels
+//! shop, Youzan; not yet: Taobao/Tmall, JD POP, Pinduoduo, Kuaishou — see [`BUILT`] and
+//! SOURCES.md) that turns the channel's own order
 //! payload into a [`ChannelOrder`], maps the channel's statuses onto [`CanonicalStatus`], checks the
 //! channel's push signature, and builds and reads its incremental-pull requests; plus a simulator of
 //! each channel (`sim`) that serves a faithful fake of its order API and sends signed pushes.
