@@ -1,0 +1,156 @@
+//! One HTTP/1 client (hyper-util, pooled, plain TCP) for channel APIs and simulator pushes, and
+//! [`pull_window`]: one incremental-pull window paged to the end. Scheduling, overlap and cursors
+//! kept across runs are the caller's.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use chrono::{DateTime, FixedOffset, Utc};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::header::{CONTENT_TYPE, HeaderName, HeaderValue};
+use hyper::{Method, Request, StatusCode};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+use crate::{ApiError, ApiRequest, Channel, ChannelOrder, ListQuery, ShopCredentials};
+
+/// A list page of 100 full orders is a few hundred kilobytes; more is not an answer.
+const RESPONSE_BYTES_MAX: usize = 8 * 1024 * 1024;
+/// Connecting to a gateway or a local simulator takes milliseconds; two seconds means it is gone.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// A whole call, answer included; channel APIs answer in well under a second when healthy.
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// Pages of one window; a window with more pages is too wide and should be split by the caller.
+pub const PAGES_MAX: u32 = 10_000;
+
+#[derive(Clone)]
+pub struct HttpClient {
+    inner: Client<HttpConnector, Full<Bytes>>,
+}
+
+impl Default for HttpClient {
+    fn default() -> Self {
+        HttpClient::new()
+    }
+}
+
+impl HttpClient {
+    pub fn new() -> HttpClient {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
+        connector.set_nodelay(true);
+        let inner = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build(connector);
+        HttpClient { inner }
+    }
+
+    /// Sends `req` to `base_url` and returns the status and body. Connection errors, timeouts
+    /// and 5xx are `Transport`; 429 is `Throttled` (some gateways throttle at the HTTP level).
+    pub async fn send(&self, base_url: &str, req: &ApiRequest) -> Result<(u16, Bytes), ApiError> {
+        let url = format!("{}{}", base_url.trim_end_matches('/'), req.path_and_query);
+        self.call(
+            req.method,
+            &url,
+            req.content_type,
+            &req.headers,
+            req.body.clone(),
+        )
+        .await
+    }
+
+    pub async fn call(
+        &self,
+        method: &str,
+        url: &str,
+        content_type: &str,
+        headers: &[(String, String)],
+        body: Vec<u8>,
+    ) -> Result<(u16, Bytes), ApiError> {
+        let bad = |what: &str| ApiError::Transport(format!("invalid request {what}"));
+        let method = Method::from_bytes(method.as_bytes()).map_err(|_| bad("method"))?;
+        let mut builder = Request::builder()
+            .method(method)
+            .uri(url)
+            .header(CONTENT_TYPE, content_type);
+        for (k, v) in headers {
+            let name = HeaderName::from_bytes(k.as_bytes()).map_err(|_| bad("header name"))?;
+            let value = HeaderValue::from_str(v).map_err(|_| bad("header value"))?;
+            builder = builder.header(name, value);
+        }
+        let request = builder
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|_| bad("URL"))?;
+        let response = tokio::time::timeout(CALL_TIMEOUT, self.inner.request(request))
+            .await
+            .map_err(|_| ApiError::Transport("the call timed out".into()))?
+            .map_err(|e| {
+                ApiError::Transport(if e.is_connect() {
+                    "cannot connect".into()
+                } else {
+                    "the request failed".into()
+                })
+            })?;
+        let status = response.status();
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            return Err(ApiError::Throttled {
+                code: "HTTP 429".into(),
+            });
+        }
+        if status.is_server_error() {
+            return Err(ApiError::Transport(format!("HTTP {}", status.as_u16())));
+        }
+        let body = Limited::new(response.into_body(), RESPONSE_BYTES_MAX)
+            .collect()
+            .await
+            .map_err(|_| ApiError::Transport("the body could not be read or is too large".into()))?
+            .to_bytes();
+        Ok((status.as_u16(), body))
+    }
+}
+
+/// Pulls every order modified in `[from, to]`, page by page (page numbers or cursors, as the
+/// channel pages), fetching details for channels whose list answers ids only. Stops at the first
+/// error, throttling included: the caller backs off and retries the window.
+#[allow(clippy::too_many_arguments)]
+pub async fn pull_window(
+    channel: &dyn Channel,
+    http: &HttpClient,
+    base_url: &str,
+    creds: &ShopCredentials,
+    from: DateTime<FixedOffset>,
+    to: DateTime<FixedOffset>,
+    page_size: u32,
+    now: impl Fn() -> DateTime<Utc>,
+) -> Result<Vec<ChannelOrder>, ApiError> {
+    let mut out = Vec::new();
+    let mut query = ListQuery {
+        modified_from: from,
+        modified_to: to,
+        page: 1,
+        page_size,
+        cursor: None,
+    };
+    for _ in 0..PAGES_MAX {
+        let req = channel.list_request(&query, creds, now());
+        let (_, body) = http.send(base_url, &req).await?;
+        let page = channel.parse_list(&body)?;
+        let total = page.total;
+        out.extend(page.orders);
+        for id in page.order_ids {
+            let req = channel.detail_request(&id, creds, now());
+            let (_, body) = http.send(base_url, &req).await?;
+            out.push(channel.parse_detail(&body)?);
+        }
+        // Channels that answer a total (Youzan) are done once they have delivered it.
+        if !page.has_next || total.is_some_and(|t| out.len() as u64 >= t) {
+            return Ok(out);
+        }
+        query.page += 1;
+        query.cursor = page.next_cursor;
+    }
+    Err(ApiError::Transport(format!(
+        "more than {PAGES_MAX} pages in one window"
+    )))
+}

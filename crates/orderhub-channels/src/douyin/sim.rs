@@ -1,0 +1,181 @@
+//! Douyin's side of the wire, for the simulator.
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+use super::{DETAIL_METHOD, LIST_METHOD, OrderStatus, THROTTLE_SUB_CODE, api_sign, push_sign};
+use crate::sim::{Page, RawRequest, SignedPush, SimCall, SimErr, SimFault, SimWire, param as get};
+use crate::wire::{json_bytes, yuan_to_fen};
+use crate::{CanonicalStatus, ChannelOrder, ShopCredentials};
+
+pub(crate) struct DouyinWire;
+
+pub(crate) fn render(o: &ChannelOrder) -> Value {
+    let r = &o.receiver;
+    json!({
+        "order_id": o.external_order_id,
+        "shop_id": o.channel_shop_id.as_deref().unwrap_or("0").parse::<i64>().unwrap_or(0),
+        "order_status": o.channel_status.parse::<i64>().unwrap_or(0),
+        "create_time": o.created_at.timestamp(),
+        "update_time": o.modified_at.timestamp(),
+        "pay_time": o.paid_at.map(|t| t.timestamp()).unwrap_or(0),
+        "order_amount": yuan_to_fen(o.amounts.paid),
+        "pay_amount": yuan_to_fen(o.amounts.paid),
+        "post_amount": yuan_to_fen(o.amounts.shipping_fee),
+        "promotion_amount": yuan_to_fen(o.amounts.discount),
+        "buyer_words": o.buyer_message.clone().unwrap_or_default(),
+        "seller_words": o.seller_memo.clone().unwrap_or_default(),
+        "doudian_open_id": o.buyer.id,
+        "encrypt_post_receiver": r.name.expose(),
+        "encrypt_post_tel": r.phone.expose(),
+        "post_addr": {
+            "province": {"id": "330000", "name": r.province},
+            "city": {"id": "330100", "name": r.city},
+            "town": {"id": "330106", "name": r.district},
+            "street": {"id": "330106001", "name": r.town},
+            "encrypt_detail": r.detail.expose(),
+        },
+        "sku_order_list": o.lines.iter().map(|l| json!({
+            "order_id": l.external_line_id,
+            "parent_order_id": o.external_order_id,
+            "sku_id": l.platform_sku_id.as_deref().unwrap_or("0").parse::<i64>().unwrap_or(0),
+            "out_sku_id": l.sku,
+            "product_name": l.title,
+            "item_num": l.quantity,
+            "origin_amount": yuan_to_fen(l.unit_price * rust_decimal::Decimal::from(l.quantity)),
+            "pay_amount": yuan_to_fen(l.paid_amount),
+            "after_sale_info": {"after_sale_status": 0, "after_sale_type": 0, "refund_status": 0},
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn ok(data: Value) -> Vec<u8> {
+    json_bytes(&json!({
+        "err_no": 0, "message": "success", "code": 10000, "msg": "success",
+        "sub_code": "", "sub_msg": "", "data": data,
+    }))
+}
+
+impl SimWire for DouyinWire {
+    fn parse(&self, creds: &ShopCredentials, req: &RawRequest) -> Result<SimCall, SimFault> {
+        let q = req.query_pairs();
+        let method = get(&q, "method");
+        if req.path != format!("/{}", method.replace('.', "/")) {
+            return Err(SimFault::BadRequest(
+                "the path does not match method".into(),
+            ));
+        }
+        let param_json = std::str::from_utf8(&req.body)
+            .map_err(|_| SimFault::BadRequest("param_json is not UTF-8".into()))?;
+        let expected = api_sign(
+            get(&q, "app_key"),
+            method,
+            param_json,
+            get(&q, "timestamp"),
+            get(&q, "v"),
+            &creds.secret,
+        );
+        if get(&q, "app_key") != creds.app_key || !crate::sign::hex_eq(&expected, get(&q, "sign")) {
+            return Err(SimFault::Auth);
+        }
+        let p: Value = serde_json::from_str(param_json)
+            .map_err(|_| SimFault::BadRequest("param_json is not JSON".into()))?;
+        let int = |k: &str| p.get(k).and_then(Value::as_i64).unwrap_or(0);
+        match method {
+            LIST_METHOD => Ok(SimCall::List {
+                from: DateTime::from_timestamp(int("update_time_start"), 0).unwrap_or_default(),
+                to: DateTime::from_timestamp(int("update_time_end"), 0).unwrap_or_default(),
+                page: u32::try_from(int("page") + 1).unwrap_or(1),
+                page_size: u32::try_from(int("size")).unwrap_or(20),
+                cursor: None,
+            }),
+            DETAIL_METHOD => Ok(SimCall::Detail {
+                id: p
+                    .get("shop_order_id")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string(),
+            }),
+            _ => Err(SimFault::BadRequest("unknown method".into())),
+        }
+    }
+
+    fn list(&self, page: &Page<'_>) -> Vec<u8> {
+        ok(json!({
+            "shop_order_list": page.orders.iter().map(render).collect::<Vec<_>>(),
+            "page": page.page - 1,
+            "size": page.page_size,
+            "total": page.total,
+        }))
+    }
+
+    fn detail(&self, o: &ChannelOrder) -> Vec<u8> {
+        ok(json!({ "shop_order_detail": render(o) }))
+    }
+
+    fn error(&self, err: &SimErr) -> (u16, Vec<u8>) {
+        let (code, sub, msg) = match err {
+            SimErr::Auth => (40004, "isv.signature-invalid", "签名错误".to_string()),
+            SimErr::Throttled => (50002, THROTTLE_SUB_CODE, "请求过于频繁，已限流".to_string()),
+            SimErr::BadRequest(m) => (40003, "isv.parameter-invalid", m.clone()),
+            SimErr::NotFound => (
+                50002,
+                "isv.business-failed:order-not-found",
+                "订单不存在".to_string(),
+            ),
+        };
+        (
+            200,
+            json_bytes(
+                &json!({"err_no": code, "message": msg, "code": code, "msg": msg,
+                "sub_code": sub, "sub_msg": msg, "data": null}),
+            ),
+        )
+    }
+
+    fn push(&self, o: &ChannelOrder, creds: &ShopCredentials, _now: DateTime<Utc>) -> SignedPush {
+        let tag = match o.canonical {
+            CanonicalStatus::PendingPayment => "100",
+            CanonicalStatus::Paid => "101",
+            CanonicalStatus::PartlyShipped | CanonicalStatus::Shipped => "102",
+            CanonicalStatus::Delivered | CanonicalStatus::Completed => "103",
+            CanonicalStatus::Cancelled => "106",
+        };
+        let data = json!({
+            "p_id": o.external_order_id.parse::<u64>().unwrap_or(0),
+            "s_ids": o.lines.iter().map(|l| l.external_line_id.clone()).collect::<Vec<_>>(),
+            "shop_id": 77977,
+            "order_status": o.channel_status.parse::<i64>().unwrap_or(0),
+            "update_time": o.modified_at.timestamp(),
+        });
+        let body = json_bytes(&json!([{
+            "tag": tag,
+            "msg_id": format!("{}::{tag}:{}", o.external_order_id, o.modified_at.timestamp()),
+            "data": data.to_string(),
+        }]));
+        SignedPush {
+            query: Vec::new(),
+            headers: vec![
+                ("app-id".into(), creds.app_key.clone()),
+                (
+                    "event-sign".into(),
+                    push_sign(&creds.app_key, &body, &creds.secret),
+                ),
+            ],
+            content_type: "application/json",
+            body,
+        }
+    }
+
+    fn status_code(&self, c: CanonicalStatus) -> &'static str {
+        let s = match c {
+            CanonicalStatus::PendingPayment => OrderStatus::PendingConfirmOrPay,
+            CanonicalStatus::Paid => OrderStatus::Stocking,
+            CanonicalStatus::PartlyShipped => OrderStatus::PartlyShipped,
+            CanonicalStatus::Shipped | CanonicalStatus::Delivered => OrderStatus::Shipped,
+            CanonicalStatus::Completed => OrderStatus::Completed,
+            CanonicalStatus::Cancelled => OrderStatus::Cancelled,
+        };
+        s.code()
+    }
+}

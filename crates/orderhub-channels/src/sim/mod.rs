@@ -1,0 +1,630 @@
+//! Simulators of the seven channels' order APIs, for tests, the demo and benchmarks. Each speaks
+//! its channel's wire format (paths, parameters, field names, units, the channel's signature on
+//! requests and its own auth and throttling errors), serves a store of generated orders (seeded:
+//! the same seed gives the same orders) for list-by-modified-time with the channel's paging and
+//! for order detail, and sends signed pushes in the channel's push format.
+//!
+//! Control endpoints: `GET/POST /_sim/knobs` (latency, error rate, throttle rate), `GET
+//! /_sim/stats`, `GET /_sim/orders` (ids), `POST /_sim/orders` (add or modify an order, bumping
+//! its modified time), `POST /_sim/push {url, count}` (sign and POST pushes to `url`).
+//!
+//! The engine here is channel-agnostic; each channel folder's `sim.rs` parses and renders.
+
+mod generate;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use chrono::{DateTime, Utc};
+use parking_lot::Mutex;
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+use crate::client::HttpClient;
+use crate::{CanonicalStatus, ChannelKind, ChannelOrder, ShopCredentials};
+
+pub(crate) use generate::generate_orders;
+
+/// Runtime knobs, the body of `/_sim/knobs`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Knobs {
+    pub latency_ms: u64,
+    /// 0.0 ..= 1.0: fraction of calls answered 503.
+    pub error_rate: f64,
+    /// Token-bucket rate; 0 means no throttling. Over it: the channel's throttling error.
+    pub throttle_per_sec: f64,
+}
+
+impl Default for Knobs {
+    fn default() -> Self {
+        Knobs {
+            latency_ms: 0,
+            error_rate: 0.0,
+            throttle_per_sec: 0.0,
+        }
+    }
+}
+
+/// A simulated latency past a minute is a misconfiguration, not a test of anything.
+const LATENCY_MS_MAX: u64 = 60_000;
+/// Generated stores above this are a benchmark's job, not a simulator's.
+pub const ORDERS_MAX: usize = 100_000;
+/// Pushes per `/_sim/push` call.
+const PUSH_COUNT_MAX: usize = 1_000;
+/// Request bodies to a simulator are small JSON or form documents.
+const REQUEST_BYTES_MAX: usize = 256 * 1024;
+
+#[derive(Debug, Default)]
+pub struct SimKnobs {
+    knobs: Mutex<Knobs>,
+}
+
+impl SimKnobs {
+    pub fn get(&self) -> Knobs {
+        self.knobs.lock().clone()
+    }
+    pub fn set(&self, mut k: Knobs) {
+        k.latency_ms = k.latency_ms.min(LATENCY_MS_MAX);
+        k.error_rate = if k.error_rate.is_finite() {
+            k.error_rate.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        k.throttle_per_sec = if k.throttle_per_sec.is_finite() {
+            k.throttle_per_sec.max(0.0)
+        } else {
+            0.0
+        };
+        *self.knobs.lock() = k;
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct SimStats {
+    calls: AtomicU64,
+    throttled: AtomicU64,
+    errors: AtomicU64,
+    auth_failures: AtomicU64,
+    pushes: AtomicU64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatsSnapshot {
+    pub calls: u64,
+    pub throttled: u64,
+    pub errors: u64,
+    pub auth_failures: u64,
+    pub pushes: u64,
+}
+
+impl SimStats {
+    pub fn snapshot(&self) -> StatsSnapshot {
+        let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        StatsSnapshot {
+            calls: l(&self.calls),
+            throttled: l(&self.throttled),
+            errors: l(&self.errors),
+            auth_failures: l(&self.auth_failures),
+            pushes: l(&self.pushes),
+        }
+    }
+}
+
+fn bump(a: &AtomicU64) {
+    a.fetch_add(1, Ordering::Relaxed);
+}
+
+/// What a simulator checks requests against and what it serves.
+#[derive(Debug, Clone)]
+pub struct SimSettings {
+    pub creds: ShopCredentials,
+    /// How many orders to generate at start.
+    pub orders: usize,
+    pub seed: u64,
+    pub knobs: Arc<SimKnobs>,
+    pub stats: Arc<SimStats>,
+}
+
+impl SimSettings {
+    pub fn new(creds: ShopCredentials, orders: usize, seed: u64) -> SimSettings {
+        SimSettings {
+            creds,
+            orders: orders.min(ORDERS_MAX),
+            seed,
+            knobs: Arc::default(),
+            stats: Arc::default(),
+        }
+    }
+}
+
+/// What a test keeps of a running simulator.
+#[derive(Clone)]
+pub struct SimHandle {
+    pub knobs: Arc<SimKnobs>,
+    pub stats: Arc<SimStats>,
+    engine: Arc<Engine>,
+}
+
+impl SimHandle {
+    /// The orders the simulator serves, as the adapter should read them back.
+    pub fn orders(&self) -> Vec<ChannelOrder> {
+        self.engine.orders.lock().clone()
+    }
+}
+
+/// A request as a wire sees it.
+pub(crate) struct RawRequest {
+    pub path: String,
+    pub query: String,
+    pub body: Bytes,
+}
+
+impl RawRequest {
+    pub fn query_pairs(&self) -> Vec<(String, String)> {
+        crate::wire::form_decode(self.query.as_bytes())
+    }
+}
+
+pub(crate) fn param<'a>(pairs: &'a [(String, String)], key: &str) -> &'a str {
+    pairs
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("")
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum SimCall {
+    List {
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        /// 1-based.
+        page: u32,
+        page_size: u32,
+        cursor: Option<String>,
+    },
+    Detail {
+        id: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum SimFault {
+    Auth,
+    BadRequest(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum SimErr {
+    Auth,
+    Throttled,
+    BadRequest(String),
+    NotFound,
+}
+
+pub(crate) struct Page<'a> {
+    pub orders: &'a [ChannelOrder],
+    pub page: u32,
+    pub page_size: u32,
+    pub total: usize,
+    pub has_next: bool,
+    pub next_cursor: Option<String>,
+}
+
+/// A push ready to send: query parameters, headers and body.
+pub struct SignedPush {
+    pub query: Vec<(String, String)>,
+    pub headers: Vec<(String, String)>,
+    pub content_type: &'static str,
+    pub body: Vec<u8>,
+}
+
+/// One channel's wire format, simulator side.
+pub(crate) trait SimWire: Send + Sync + 'static {
+    fn parse(&self, creds: &ShopCredentials, req: &RawRequest) -> Result<SimCall, SimFault>;
+    fn list(&self, page: &Page<'_>) -> Vec<u8>;
+    fn detail(&self, order: &ChannelOrder) -> Vec<u8>;
+    /// HTTP status and body of an error in the channel's own shape.
+    fn error(&self, err: &SimErr) -> (u16, Vec<u8>);
+    fn push(&self, order: &ChannelOrder, creds: &ShopCredentials, now: DateTime<Utc>)
+    -> SignedPush;
+    /// The raw status to render for a canonical status.
+    fn status_code(&self, canonical: CanonicalStatus) -> &'static str;
+    /// An order id in the channel's format.
+    fn order_id(&self, serial: u64) -> String {
+        format!("{}", 4_700_000_000_000_000_000u64 + serial)
+    }
+    /// Whether the list is cursor-paged (the cursor is the next offset, as text).
+    fn cursor_paged(&self) -> bool {
+        false
+    }
+}
+
+pub(crate) fn wire(kind: ChannelKind) -> Option<Box<dyn SimWire>> {
+    match kind {
+        ChannelKind::Douyin => Some(Box::new(crate::douyin::sim::DouyinWire)),
+        ChannelKind::Wechat => Some(Box::new(crate::wechat::sim::WechatWire)),
+        ChannelKind::Youzan => Some(Box::new(crate::youzan::sim::YouzanWire)),
+        ChannelKind::Taobao | ChannelKind::Jd | ChannelKind::Pdd | ChannelKind::Kuaishou => None,
+    }
+}
+
+fn not_built(kind: ChannelKind) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::Unsupported,
+        format!("the {kind} simulator is not built yet"),
+    )
+}
+
+/// Signs a push for `order` as the channel would (used by the simulator and by tests).
+pub fn signed_push(
+    kind: ChannelKind,
+    order: &ChannelOrder,
+    creds: &ShopCredentials,
+    now: DateTime<Utc>,
+) -> std::io::Result<SignedPush> {
+    Ok(wire(kind)
+        .ok_or_else(|| not_built(kind))?
+        .push(order, creds, now))
+}
+
+struct Bucket {
+    tokens: f64,
+    last: Instant,
+}
+
+struct Engine {
+    kind: ChannelKind,
+    settings: SimSettings,
+    wire: Box<dyn SimWire>,
+    /// Sorted by (modified_at, id) when read.
+    orders: Mutex<Vec<ChannelOrder>>,
+    serial: AtomicU64,
+    bucket: Mutex<Bucket>,
+    http: HttpClient,
+}
+
+impl Engine {
+    fn take_token(&self, rate: f64) -> bool {
+        if rate <= 0.0 {
+            return true;
+        }
+        let mut b = self.bucket.lock();
+        let now = Instant::now();
+        let elapsed = now.saturating_duration_since(b.last).as_secs_f64();
+        // Burst capacity: one second's worth of calls (at least one).
+        let capacity = rate.max(1.0);
+        b.tokens = (b.tokens + elapsed * rate).min(capacity);
+        b.last = now;
+        if b.tokens >= 1.0 {
+            b.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn error(&self, err: SimErr) -> Response {
+        let (status, body) = self.wire.error(&err);
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+        (
+            status,
+            [(header::CONTENT_TYPE, "application/json;charset=UTF-8")],
+            body,
+        )
+            .into_response()
+    }
+
+    async fn handle(&self, req: RawRequest) -> Response {
+        let knobs = self.settings.knobs.get();
+        let stats = &self.settings.stats;
+        bump(&stats.calls);
+        if knobs.latency_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(knobs.latency_ms)).await;
+        }
+        let roll: f64 = rand::rng().random();
+        if roll < knobs.error_rate {
+            bump(&stats.errors);
+            return (StatusCode::SERVICE_UNAVAILABLE, "upstream unavailable").into_response();
+        }
+        if !self.take_token(knobs.throttle_per_sec) {
+            bump(&stats.throttled);
+            return self.error(SimErr::Throttled);
+        }
+        let call = match self.wire.parse(&self.settings.creds, &req) {
+            Ok(c) => c,
+            Err(SimFault::Auth) => {
+                bump(&stats.auth_failures);
+                return self.error(SimErr::Auth);
+            }
+            Err(SimFault::BadRequest(m)) => return self.error(SimErr::BadRequest(m)),
+        };
+        let body = match call {
+            SimCall::Detail { id } => {
+                let orders = self.orders.lock();
+                match orders.iter().find(|o| o.external_order_id == id) {
+                    Some(o) => self.wire.detail(o),
+                    None => return self.error(SimErr::NotFound),
+                }
+            }
+            SimCall::List {
+                from,
+                to,
+                page,
+                page_size,
+                cursor,
+            } => {
+                let page_size = page_size.clamp(1, 100);
+                let mut matching: Vec<ChannelOrder> = self
+                    .orders
+                    .lock()
+                    .iter()
+                    .filter(|o| {
+                        let m = o.modified_at.with_timezone(&Utc);
+                        m >= from && m <= to
+                    })
+                    .cloned()
+                    .collect();
+                matching.sort_by(|a, b| {
+                    (a.modified_at, &a.external_order_id)
+                        .cmp(&(b.modified_at, &b.external_order_id))
+                });
+                let offset = if self.wire.cursor_paged() {
+                    match cursor.as_deref() {
+                        None | Some("") => 0,
+                        Some(c) => match c.parse::<usize>() {
+                            Ok(n) => n,
+                            Err(_) => return self.error(SimErr::BadRequest("bad cursor".into())),
+                        },
+                    }
+                } else {
+                    (page.max(1) as usize - 1) * page_size as usize
+                };
+                let end = (offset + page_size as usize).min(matching.len());
+                let slice = if offset < matching.len() {
+                    &matching[offset..end]
+                } else {
+                    &[]
+                };
+                let has_next = end < matching.len();
+                self.wire.list(&Page {
+                    orders: slice,
+                    page: page.max(1),
+                    page_size,
+                    total: matching.len(),
+                    has_next,
+                    next_cursor: has_next.then(|| end.to_string()),
+                })
+            }
+        };
+        (
+            [(header::CONTENT_TYPE, "application/json;charset=UTF-8")],
+            body,
+        )
+            .into_response()
+    }
+}
+
+/// Serves one channel's simulator on `listener` until the task is dropped.
+async fn serve(listener: tokio::net::TcpListener, engine: Arc<Engine>) -> std::io::Result<()> {
+    axum::serve(listener, router(engine)).await
+}
+
+/// Binds 127.0.0.1 on a free port, spawns the simulator and returns its base URL and handle.
+pub async fn spawn(
+    kind: ChannelKind,
+    settings: SimSettings,
+) -> std::io::Result<(String, SimHandle)> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let wire = wire(kind).ok_or_else(|| not_built(kind))?;
+    let orders = generate_orders(kind, wire.as_ref(), settings.orders, settings.seed);
+    let engine = Arc::new(Engine {
+        kind,
+        serial: AtomicU64::new(orders.len() as u64 + 1),
+        orders: Mutex::new(orders),
+        bucket: Mutex::new(Bucket {
+            tokens: settings.knobs.get().throttle_per_sec.max(1.0),
+            last: Instant::now(),
+        }),
+        wire,
+        settings,
+        http: HttpClient::new(),
+    });
+    let handle = SimHandle {
+        knobs: engine.settings.knobs.clone(),
+        stats: engine.settings.stats.clone(),
+        engine: engine.clone(),
+    };
+    tokio::spawn(async move {
+        if let Err(e) = serve(listener, engine).await {
+            tracing::warn!(channel = %kind, error = %e, "The channel simulator stopped.");
+        }
+    });
+    Ok((format!("http://{addr}"), handle))
+}
+
+fn router(engine: Arc<Engine>) -> Router {
+    Router::new()
+        .route("/_sim/knobs", get(get_knobs).post(post_knobs))
+        .route("/_sim/stats", get(get_stats))
+        .route("/_sim/orders", get(get_orders).post(post_orders))
+        .route("/_sim/push", post(post_push))
+        .fallback(channel_call)
+        .layer(axum::extract::DefaultBodyLimit::max(REQUEST_BYTES_MAX))
+        .with_state(engine)
+}
+
+async fn get_knobs(State(e): State<Arc<Engine>>) -> axum::Json<Knobs> {
+    axum::Json(e.settings.knobs.get())
+}
+
+async fn post_knobs(State(e): State<Arc<Engine>>, body: Bytes) -> Response {
+    match serde_json::from_slice::<Knobs>(&body) {
+        Ok(k) => {
+            e.settings.knobs.set(k);
+            axum::Json(e.settings.knobs.get()).into_response()
+        }
+        Err(err) => (StatusCode::BAD_REQUEST, format!("invalid knobs: {err}")).into_response(),
+    }
+}
+
+async fn get_stats(State(e): State<Arc<Engine>>) -> axum::Json<StatsSnapshot> {
+    axum::Json(e.settings.stats.snapshot())
+}
+
+async fn get_orders(State(e): State<Arc<Engine>>) -> axum::Json<Vec<String>> {
+    axum::Json(
+        e.orders
+            .lock()
+            .iter()
+            .map(|o| o.external_order_id.clone())
+            .collect(),
+    )
+}
+
+/// `POST /_sim/orders`: with `external_order_id` of an existing order, changes it (status,
+/// seller memo) and bumps its modified time by `bump_secs` (default 60); without, adds a new
+/// generated order modified now.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct OrderChange {
+    external_order_id: Option<String>,
+    canonical: Option<CanonicalStatus>,
+    seller_memo: Option<String>,
+    bump_secs: Option<i64>,
+}
+
+async fn post_orders(State(e): State<Arc<Engine>>, body: Bytes) -> Response {
+    let change: OrderChange = match serde_json::from_slice(&body) {
+        Ok(c) => c,
+        Err(err) => {
+            return (StatusCode::BAD_REQUEST, format!("invalid change: {err}")).into_response();
+        }
+    };
+    let mut orders = e.orders.lock();
+    let changed = match &change.external_order_id {
+        Some(id) => {
+            let Some(o) = orders.iter_mut().find(|o| &o.external_order_id == id) else {
+                return (StatusCode::NOT_FOUND, "no such order").into_response();
+            };
+            if let Some(c) = change.canonical {
+                o.canonical = c;
+                o.channel_status = e.wire.status_code(c).to_string();
+            }
+            if let Some(m) = change.seller_memo {
+                o.seller_memo = Some(m);
+            }
+            o.modified_at +=
+                chrono::Duration::seconds(change.bump_secs.unwrap_or(60).clamp(1, 86_400 * 365));
+            o.clone()
+        }
+        None => {
+            let serial = e.serial.fetch_add(1, Ordering::Relaxed);
+            let mut o = generate::one(e.kind, e.wire.as_ref(), serial, e.settings.seed ^ serial);
+            let now = Utc::now().with_timezone(&crate::wire::china());
+            o.modified_at = now;
+            o.created_at = now;
+            if o.paid_at.is_some() {
+                o.paid_at = Some(now);
+            }
+            orders.push(o.clone());
+            o
+        }
+    };
+    axum::Json(serde_json::json!({
+        "external_order_id": changed.external_order_id,
+        "modified_at": changed.modified_at.to_rfc3339(),
+        "channel_status": changed.channel_status,
+    }))
+    .into_response()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PushCommand {
+    url: String,
+    /// Overrides the simulator's own secret (to send wrongly signed pushes).
+    secret: Option<String>,
+    #[serde(default = "one")]
+    count: usize,
+}
+
+fn one() -> usize {
+    1
+}
+
+/// `POST /_sim/push {url, secret?, count}`: signs and POSTs pushes for the `count` most recently
+/// modified orders; answers the HTTP status of each delivery.
+async fn post_push(State(e): State<Arc<Engine>>, body: Bytes) -> Response {
+    let cmd: PushCommand = match serde_json::from_slice(&body) {
+        Ok(c) => c,
+        Err(err) => {
+            return (StatusCode::BAD_REQUEST, format!("invalid push: {err}")).into_response();
+        }
+    };
+    let mut creds = e.settings.creds.clone();
+    if let Some(s) = cmd.secret {
+        creds.secret = s;
+    }
+    let mut orders = e.orders.lock().clone();
+    orders.sort_by_key(|o| std::cmp::Reverse(o.modified_at));
+    let mut statuses = Vec::new();
+    for o in orders.iter().take(cmd.count.min(PUSH_COUNT_MAX)) {
+        let push = e.wire.push(o, &creds, Utc::now());
+        let url = if push.query.is_empty() {
+            cmd.url.clone()
+        } else {
+            let sep = if cmd.url.contains('?') { '&' } else { '?' };
+            format!("{}{sep}{}", cmd.url, crate::wire::form_encode(&push.query))
+        };
+        let status = match e
+            .http
+            .call("POST", &url, push.content_type, &push.headers, push.body)
+            .await
+        {
+            Ok((s, _)) => s,
+            Err(_) => 0,
+        };
+        bump(&e.settings.stats.pushes);
+        statuses.push(status);
+    }
+    axum::Json(serde_json::json!({ "sent": statuses.len(), "statuses": statuses })).into_response()
+}
+
+async fn channel_call(State(e): State<Arc<Engine>>, uri: Uri, body: Bytes) -> Response {
+    let req = RawRequest {
+        path: uri.path().to_string(),
+        query: uri.query().unwrap_or("").to_string(),
+        body,
+    };
+    e.handle(req).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn knobs_are_clamped() {
+        let k = SimKnobs::default();
+        k.set(Knobs {
+            error_rate: 7.0,
+            throttle_per_sec: f64::NAN,
+            latency_ms: u64::MAX,
+        });
+        let got = k.get();
+        assert_eq!(got.error_rate, 1.0);
+        assert_eq!(got.throttle_per_sec, 0.0);
+        assert_eq!(got.latency_ms, LATENCY_MS_MAX);
+    }
+}

@@ -1,0 +1,326 @@
+//! WeChat Channels shop (视频号小店). Detail `POST /channels/ec/order/get`, pull
+//! `POST /channels/ec/order/list/get` by `update_time_range` with `next_key` (ids only: details
+//! are fetched one by one), `access_token` in the query, no request signature. Push: the message
+//! server's `signature = SHA1(sort(token, timestamp, nonce))` in the query string (safe mode:
+//! `msg_signature` over the `Encrypt` field too). Sources: SOURCES.md § WeChat Channels.
+
+pub(crate) mod sim;
+pub mod transformers;
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+
+use crate::wire::{self};
+use crate::{
+    ApiError, ApiRequest, CanonicalStatus, Channel, ChannelBuyer, ChannelKind, ChannelOrder,
+    ListQuery, OrderPage, PushEvent, PushItem, PushMessage, RefundState, Rejected, ShopCredentials,
+};
+use transformers as t;
+
+code_map! {
+    /// Order `status` (qihang OmsWeiOrder.java l.49).
+    pub enum OrderStatus -> CanonicalStatus {
+        WaitPay = "10" => PendingPayment,
+        WaitShip = "20" => Paid,
+        PartlyShipped = "21" => PartlyShipped,
+        WaitReceive = "30" => Shipped,
+        Completed = "100" => Completed,
+        CancelledAfterAftersale = "200" => Cancelled,
+        CancelledUnpaid = "250" => Cancelled,
+    }
+}
+
+code_map! {
+    /// Push `Event` (fudiwei EventSamples/Channels/EC).
+    pub enum Event -> PushEvent {
+        New = "channels_ec_order_new" => PushEvent::OrderCreated,
+        Pay = "channels_ec_order_pay" => PushEvent::OrderPaid,
+        Deliver = "channels_ec_order_deliver" => PushEvent::OrderShipped,
+        Confirm = "channels_ec_order_confirm" => PushEvent::OrderCompleted,
+        Settle = "channels_ec_order_settle" => PushEvent::OrderChanged,
+        Cancel = "channels_ec_order_cancel" => PushEvent::OrderCancelled,
+        ExtInfoUpdate = "channels_ec_order_ext_info_update" => PushEvent::OrderChanged,
+        AftersaleUpdate = "channels_ec_aftersale_update" => PushEvent::Refund,
+    }
+}
+
+pub const GET_PATH: &str = "/channels/ec/order/get";
+pub const LIST_PATH: &str = "/channels/ec/order/list/get";
+/// 45009: daily quota reached; 45011: minute quota reached (API 调用太频繁).
+pub const THROTTLE_CODES: [&str; 2] = ["45009", "45011"];
+/// 40001 invalid credential, 42001 access_token expired, 40014 invalid access_token.
+pub const AUTH_CODES: [&str; 3] = ["40001", "42001", "40014"];
+
+pub struct Wechat;
+
+fn order_from(o: t::Order) -> Result<ChannelOrder, Rejected> {
+    let raw_status = o.status.0.trim().to_string();
+    let canonical = OrderStatus::parse(&raw_status)
+        .ok_or_else(|| Rejected::unknown_status("order.status", &raw_status))?
+        .target();
+    let d = o.order_detail;
+    let mut lines = Vec::with_capacity(d.product_infos.len());
+    for (i, p) in d.product_infos.iter().enumerate() {
+        let f = |n: &str| format!("order.order_detail.product_infos[{i}].{n}");
+        let qty = wire::quantity(&f("sku_cnt"), &p.sku_cnt)?;
+        let unit = wire::fen(&f("sale_price"), &p.sale_price)?;
+        let paid = match &p.real_price {
+            Some(rp) if !rp.is_empty() => wire::fen(&f("real_price"), rp)?,
+            _ => unit * Decimal::from(qty),
+        };
+        let finished = wire::opt_int(&f("finish_aftersale_sku_cnt"), &p.finish_aftersale_sku_cnt)?
+            .unwrap_or(0);
+        let open = wire::opt_int(&f("on_aftersale_sku_cnt"), &p.on_aftersale_sku_cnt)?.unwrap_or(0);
+        let refund = if finished > 0 {
+            RefundState::Refunded
+        } else if open > 0 {
+            RefundState::Requested
+        } else {
+            RefundState::None
+        };
+        lines.push(wire::line(
+            format!("{}:{}", p.product_id.as_str(), p.sku_id.as_str()),
+            wire::nonempty(&p.out_sku_id),
+            Some(p.sku_id.as_str().to_string()),
+            p.title.clone(),
+            qty,
+            unit,
+            paid,
+            refund,
+            (refund != RefundState::None).then(|| format!("on={open},finished={finished}")),
+        ));
+    }
+    if lines.is_empty() {
+        return Err(Rejected::missing("order.order_detail.product_infos"));
+    }
+    let pi = &d.price_info;
+    let shipping = wire::opt_fen("order.order_detail.price_info.freight", &pi.freight)?;
+    let paid = wire::fen("order.order_detail.price_info.order_price", &pi.order_price)?;
+    let created_at = wire::req_unix_secs("order.create_time", &o.create_time)?;
+    let modified_at = wire::unix_secs("order.update_time", &o.update_time)?.unwrap_or(created_at);
+    let paid_at = match &d.pay_info {
+        Some(p) => wire::unix_secs("order.order_detail.pay_info.pay_time", &p.pay_time)?,
+        None => None,
+    };
+    let a = d
+        .delivery_info
+        .and_then(|x| x.address_info)
+        .unwrap_or_default();
+    let receiver = wire::receiver(
+        a.user_name,
+        a.tel_number,
+        a.province_name,
+        a.city_name,
+        a.county_name,
+        None,
+        a.detail_info,
+        None,
+    );
+    let ext = d.ext_info.unwrap_or_default();
+    Ok(ChannelOrder {
+        channel: ChannelKind::Wechat,
+        external_order_id: o.order_id.as_str().trim().to_string(),
+        channel_shop_id: None,
+        channel_status: raw_status.clone(),
+        canonical,
+        amounts: wire::amounts(&lines, shipping, paid),
+        lines,
+        receiver,
+        buyer: ChannelBuyer {
+            id: wire::nonempty(&o.openid),
+            nick: None,
+        },
+        created_at,
+        paid_at,
+        modified_at,
+        version: None,
+        presale: None,
+        shippable: true,
+        not_shippable_reason: None,
+        // 200: every line went through after-sale after payment, then the order was cancelled.
+        cancelled_after_payment: raw_status == "200"
+            || (canonical == CanonicalStatus::Cancelled && paid_at.is_some()),
+        buyer_message: wire::nonempty(&ext.customer_notes),
+        seller_memo: wire::nonempty(&ext.merchant_notes),
+    })
+}
+
+/// `SHA1` of the sorted, concatenated parts (the message server's signature).
+pub fn signature(parts: &[&str]) -> String {
+    let mut p: Vec<&str> = parts.to_vec();
+    p.sort_unstable();
+    crate::sign::sha1_hex(p.concat().as_bytes())
+}
+
+fn request(path: &str, body: serde_json::Value, creds: &ShopCredentials) -> ApiRequest {
+    ApiRequest {
+        method: "POST",
+        path_and_query: format!(
+            "{path}?{}",
+            wire::form_encode(&[("access_token".into(), creds.access_token.clone())])
+        ),
+        content_type: "application/json",
+        headers: Vec::new(),
+        body: wire::json_bytes(&body),
+    }
+}
+
+impl Channel for Wechat {
+    fn kind(&self) -> ChannelKind {
+        ChannelKind::Wechat
+    }
+
+    fn parse_order(&self, body: &[u8]) -> Result<ChannelOrder, Rejected> {
+        let r: t::GetResponse = wire::parse_json(body)?;
+        order_from(r.order)
+    }
+
+    /// Plain-mode events. A safe-mode body (`{"Encrypt": …}`) is refused with `encrypted`:
+    /// decrypting with the EncodingAESKey is not built yet.
+    fn parse_push(
+        &self,
+        _headers: &[(String, String)],
+        body: &[u8],
+    ) -> Result<PushMessage, Rejected> {
+        let e: t::PushEvent = wire::parse_json(body).map_err(|r| {
+            if r.rule == "missing_field" && r.field.as_deref() == Some("Event") {
+                let v: serde_json::Value =
+                    serde_json::from_slice(wire::strip_bom(body)).unwrap_or_default();
+                if v.get("Encrypt").is_some() {
+                    return Rejected::at(
+                        "encrypted",
+                        "Encrypt",
+                        "safe-mode pushes must be decrypted first",
+                    );
+                }
+            }
+            r
+        })?;
+        let raw = e.event.trim().to_string();
+        let event = Event::parse(&raw)
+            .map(Event::target)
+            .unwrap_or(PushEvent::Other);
+        let order_id = match (&e.order_info, &e.aftersale) {
+            (Some(o), _) => o.order_id.as_str().trim().to_string(),
+            (None, Some(a)) => wire::opt_str(&a.order_id)
+                .ok_or_else(|| Rejected::missing("finder_shop_aftersale_status_update.order_id"))?,
+            (None, None) => return Err(Rejected::missing("order_info")),
+        };
+        if order_id.is_empty() {
+            return Err(Rejected::missing("order_info.order_id"));
+        }
+        Ok(PushMessage {
+            channel: ChannelKind::Wechat,
+            items: vec![PushItem {
+                event,
+                raw_event: raw,
+                order_id,
+                message_id: wire::opt_str(&e.create_time),
+                channel_shop_id: e.to_user_name,
+                order: None,
+            }],
+            is_test: false,
+        })
+    }
+
+    /// `signature`, `timestamp`, `nonce` (and `msg_signature` in safe mode) are the query
+    /// parameters of the push URL, passed in `headers`. `creds.secret` is the message Token.
+    fn verify_push(
+        &self,
+        headers: &[(String, String)],
+        body: &[u8],
+        creds: &ShopCredentials,
+        now: DateTime<Utc>,
+        tolerance: Duration,
+    ) -> Result<(), Rejected> {
+        let ts = wire::header(headers, "timestamp").ok_or_else(|| {
+            Rejected::new("bad_signature", Some("timestamp"), "timestamp is missing")
+        })?;
+        let nonce = wire::header(headers, "nonce").unwrap_or("");
+        let secs: i64 = ts
+            .trim()
+            .parse()
+            .map_err(|_| Rejected::bad_value("timestamp", "Unix seconds"))?;
+        let at = DateTime::<Utc>::from_timestamp(secs, 0)
+            .ok_or_else(|| Rejected::bad_value("timestamp", "Unix seconds"))?;
+        if let Some(msg_sig) = wire::header(headers, "msg_signature") {
+            let v: serde_json::Value =
+                serde_json::from_slice(wire::strip_bom(body)).map_err(|_| {
+                    Rejected::new("malformed_json", None, "the safe-mode body is not JSON")
+                })?;
+            let enc = v
+                .get("Encrypt")
+                .and_then(|e| e.as_str())
+                .ok_or_else(|| Rejected::missing("Encrypt"))?;
+            if !crate::sign::hex_eq(&signature(&[&creds.secret, ts, nonce, enc]), msg_sig) {
+                return Err(Rejected::bad_signature("msg_signature does not match"));
+            }
+        } else {
+            let sig = wire::header(headers, "signature").ok_or_else(|| {
+                Rejected::new("bad_signature", Some("signature"), "signature is missing")
+            })?;
+            if !crate::sign::hex_eq(&signature(&[&creds.secret, ts, nonce]), sig) {
+                return Err(Rejected::bad_signature("signature does not match"));
+            }
+        }
+        wire::check_fresh(at, now, tolerance)
+    }
+
+    fn list_request(
+        &self,
+        q: &ListQuery,
+        creds: &ShopCredentials,
+        _now: DateTime<Utc>,
+    ) -> ApiRequest {
+        let mut body = serde_json::json!({
+            "update_time_range": {
+                "start_time": q.modified_from.timestamp(),
+                "end_time": q.modified_to.timestamp(),
+            },
+            "page_size": q.page_size,
+        });
+        if let Some(c) = &q.cursor {
+            body["next_key"] = serde_json::Value::String(c.clone());
+        }
+        request(LIST_PATH, body, creds)
+    }
+
+    fn parse_list(&self, body: &[u8]) -> Result<OrderPage, ApiError> {
+        if let Some(e) = self.api_error(body) {
+            return Err(e);
+        }
+        let r: t::ListResponse = wire::parse_json(body)?;
+        let has_next = r.has_more.unwrap_or(false);
+        Ok(OrderPage {
+            orders: Vec::new(),
+            order_ids: r.order_id_list.into_iter().map(|t| t.0).collect(),
+            has_next,
+            total: None,
+            next_cursor: if has_next { r.next_key } else { None },
+        })
+    }
+
+    fn detail_request(&self, id: &str, creds: &ShopCredentials, _now: DateTime<Utc>) -> ApiRequest {
+        request(GET_PATH, serde_json::json!({ "order_id": id }), creds)
+    }
+
+    fn api_error(&self, body: &[u8]) -> Option<ApiError> {
+        let e: t::Envelope = wire::parse_json(body).ok()?;
+        let code = wire::opt_str(&e.errcode)?;
+        if code == "0" {
+            return None;
+        }
+        if THROTTLE_CODES.contains(&code.as_str()) {
+            return Some(ApiError::Throttled { code });
+        }
+        if AUTH_CODES.contains(&code.as_str()) {
+            return Some(ApiError::Auth { code });
+        }
+        Some(ApiError::Api {
+            code,
+            message: e.errmsg.unwrap_or_default().chars().take(200).collect(),
+        })
+    }
+}

@@ -1,0 +1,157 @@
+//! WeChat Channels' side of the wire, for the simulator.
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+use super::{GET_PATH, LIST_PATH, OrderStatus, signature};
+use crate::sim::{Page, RawRequest, SignedPush, SimCall, SimErr, SimFault, SimWire, param};
+use crate::wire::{json_bytes, yuan_to_fen};
+use crate::{CanonicalStatus, ChannelOrder, ShopCredentials};
+
+pub(crate) struct WechatWire;
+
+pub(crate) fn render(o: &ChannelOrder) -> Value {
+    let r = &o.receiver;
+    json!({
+        "order_id": o.external_order_id,
+        "status": o.channel_status.parse::<i64>().unwrap_or(0),
+        "create_time": o.created_at.timestamp(),
+        "update_time": o.modified_at.timestamp(),
+        "openid": o.buyer.id,
+        "order_detail": {
+            "product_infos": o.lines.iter().map(|l| json!({
+                "product_id": "1000",
+                "sku_id": l.platform_sku_id.clone().unwrap_or_default(),
+                "out_sku_id": l.sku,
+                "sku_cnt": l.quantity,
+                "title": l.title,
+                "sale_price": yuan_to_fen(l.unit_price),
+                "real_price": yuan_to_fen(l.paid_amount),
+                "on_aftersale_sku_cnt": 0,
+                "finish_aftersale_sku_cnt": 0,
+            })).collect::<Vec<_>>(),
+            "pay_info": {"pay_time": o.paid_at.map(|t| t.timestamp()).unwrap_or(0), "payment_method": 1},
+            "price_info": {
+                "product_price": yuan_to_fen(o.amounts.goods_total),
+                "order_price": yuan_to_fen(o.amounts.paid),
+                "freight": yuan_to_fen(o.amounts.shipping_fee),
+                "discounted_price": yuan_to_fen(o.amounts.discount),
+                "is_discounted": !o.amounts.discount.is_zero(),
+            },
+            "delivery_info": {"address_info": {
+                "user_name": r.name.expose(), "tel_number": r.phone.expose(),
+                "province_name": r.province, "city_name": r.city,
+                "county_name": r.district, "detail_info": r.detail.expose(), "postal_code": "",
+            }, "deliver_method": 0},
+            "ext_info": {"customer_notes": o.buyer_message.clone().unwrap_or_default(),
+                "merchant_notes": o.seller_memo.clone().unwrap_or_default()},
+        },
+    })
+}
+
+impl SimWire for WechatWire {
+    fn parse(&self, creds: &ShopCredentials, req: &RawRequest) -> Result<SimCall, SimFault> {
+        let q = req.query_pairs();
+        if param(&q, "access_token") != creds.access_token {
+            return Err(SimFault::Auth);
+        }
+        let p: Value = serde_json::from_slice(&req.body)
+            .map_err(|_| SimFault::BadRequest("the body is not JSON".into()))?;
+        match req.path.as_str() {
+            LIST_PATH => {
+                let range = p.get("update_time_range").cloned().unwrap_or_default();
+                let int = |k: &str| range.get(k).and_then(Value::as_i64).unwrap_or(0);
+                Ok(SimCall::List {
+                    from: DateTime::from_timestamp(int("start_time"), 0).unwrap_or_default(),
+                    to: DateTime::from_timestamp(int("end_time"), 0).unwrap_or_default(),
+                    page: 1,
+                    page_size: p.get("page_size").and_then(Value::as_u64).unwrap_or(10) as u32,
+                    cursor: p
+                        .get("next_key")
+                        .and_then(Value::as_str)
+                        .map(str::to_string),
+                })
+            }
+            GET_PATH => Ok(SimCall::Detail {
+                id: p
+                    .get("order_id")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string(),
+            }),
+            _ => Err(SimFault::BadRequest("unknown path".into())),
+        }
+    }
+
+    fn list(&self, page: &Page<'_>) -> Vec<u8> {
+        json_bytes(&json!({
+            "errcode": 0, "errmsg": "ok",
+            "order_id_list": page.orders.iter().map(|o| o.external_order_id.clone()).collect::<Vec<_>>(),
+            "next_key": page.next_cursor.clone().unwrap_or_default(),
+            "has_more": page.has_next,
+        }))
+    }
+
+    fn detail(&self, o: &ChannelOrder) -> Vec<u8> {
+        json_bytes(&json!({"errcode": 0, "errmsg": "ok", "order": render(o)}))
+    }
+
+    fn error(&self, err: &SimErr) -> (u16, Vec<u8>) {
+        let (code, msg) = match err {
+            SimErr::Auth => (40001, "invalid credential".to_string()),
+            SimErr::Throttled => (45011, "api minute-quota reach limit".to_string()),
+            SimErr::BadRequest(m) => (47001, m.clone()),
+            SimErr::NotFound => (100002, "order not found".to_string()),
+        };
+        (200, json_bytes(&json!({"errcode": code, "errmsg": msg})))
+    }
+
+    fn push(&self, o: &ChannelOrder, creds: &ShopCredentials, now: DateTime<Utc>) -> SignedPush {
+        let event = match o.canonical {
+            CanonicalStatus::PendingPayment => "channels_ec_order_new",
+            CanonicalStatus::Paid => "channels_ec_order_pay",
+            CanonicalStatus::PartlyShipped | CanonicalStatus::Shipped => {
+                "channels_ec_order_deliver"
+            }
+            CanonicalStatus::Delivered | CanonicalStatus::Completed => "channels_ec_order_confirm",
+            CanonicalStatus::Cancelled => "channels_ec_order_cancel",
+        };
+        let ts = now.timestamp().to_string();
+        let nonce = format!("{}", o.modified_at.timestamp() % 1_000_000);
+        let body = json_bytes(&json!({
+            "ToUserName": "gh_sim", "FromUserName": o.buyer.id, "CreateTime": now.timestamp(),
+            "MsgType": "event", "Event": event,
+            "order_info": {"order_id": o.external_order_id.parse::<u64>().unwrap_or(0)},
+        }));
+        SignedPush {
+            query: vec![
+                ("signature".into(), signature(&[&creds.secret, &ts, &nonce])),
+                ("timestamp".into(), ts),
+                ("nonce".into(), nonce),
+            ],
+            headers: Vec::new(),
+            content_type: "application/json",
+            body,
+        }
+    }
+
+    fn status_code(&self, c: CanonicalStatus) -> &'static str {
+        match c {
+            CanonicalStatus::PendingPayment => OrderStatus::WaitPay,
+            CanonicalStatus::Paid => OrderStatus::WaitShip,
+            CanonicalStatus::PartlyShipped => OrderStatus::PartlyShipped,
+            CanonicalStatus::Shipped | CanonicalStatus::Delivered => OrderStatus::WaitReceive,
+            CanonicalStatus::Completed => OrderStatus::Completed,
+            CanonicalStatus::Cancelled => OrderStatus::CancelledUnpaid,
+        }
+        .code()
+    }
+
+    fn order_id(&self, serial: u64) -> String {
+        format!("{}", 3_705_115_058_000_000_000u64 + serial)
+    }
+
+    fn cursor_paged(&self) -> bool {
+        true
+    }
+}

@@ -1,0 +1,359 @@
+//! Youzan (有赞). Detail `youzan.trade.get` 4.0.0, pull `youzan.trades.sold.get` 4.0.0 by
+//! `start_update`/`end_update` with `page_no`/`page_size`; calls go to
+//! `/api/{api}/{version}?access_token=…` without a request signature. Push: a JSON body whose
+//! `sign` = MD5(client_id + msg + client_secret); `msg` is URL-encoded JSON. Sources: SOURCES.md §
+//! Youzan.
+
+pub(crate) mod sim;
+pub mod transformers;
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::wire;
+use crate::{
+    ApiError, ApiRequest, CanonicalStatus, Channel, ChannelBuyer, ChannelKind, ChannelOrder,
+    ListQuery, OrderPage, PushEvent, PushItem, PushMessage, RefundState, Rejected, ShopCredentials,
+};
+use transformers as t;
+
+code_map! {
+    /// `order_info.status` (youzan.trade.get 4.0.0 doc; 3.0.0 adds the last four).
+    pub enum TradeStatus -> CanonicalStatus {
+        WaitBuyerPay = "WAIT_BUYER_PAY" => PendingPayment,
+        TradePaid = "TRADE_PAID" => Paid,
+        WaitConfirm = "WAIT_CONFIRM" => Paid,
+        WaitSellerSendGoods = "WAIT_SELLER_SEND_GOODS" => Paid,
+        WaitBuyerConfirmGoods = "WAIT_BUYER_CONFIRM_GOODS" => Shipped,
+        TradeSuccess = "TRADE_SUCCESS" => Completed,
+        TradeClosed = "TRADE_CLOSED" => Cancelled,
+        TradeNoCreatePay = "TRADE_NO_CREATE_PAY" => PendingPayment,
+        WaitPayReturn = "WAIT_PAY_RETURN" => PendingPayment,
+        WaitGroup = "WAIT_GROUP" => Paid,
+        TradeBuyerSigned = "TRADE_BUYER_SIGNED" => Delivered,
+    }
+}
+
+code_map! {
+    /// `order_info.refund_state` (trade.get 4.0.0 doc): 0 none, 1 partly refunding, 2 partly
+    /// refunded, 11 fully refunding, 12 fully refunded.
+    pub enum OrderRefundState -> RefundState {
+        NoRefund = "0" => None,
+        PartRefunding = "1" => Requested,
+        PartRefunded = "2" => Refunded,
+        FullRefunding = "11" => Requested,
+        FullRefunded = "12" => Refunded,
+    }
+}
+
+pub const GET_API: &str = "youzan.trade.get";
+pub const LIST_API: &str = "youzan.trades.sold.get";
+/// Gateway throttling (see SOURCES.md: the code is not confirmed by a public source).
+pub const THROTTLE_CODE: &str = "4201";
+
+pub struct Youzan;
+
+fn order_from(d: t::TradeData, base: &str) -> Result<ChannelOrder, Rejected> {
+    let f = |n: &str| format!("{base}.full_order_info.{n}");
+    let fo = d.full_order_info;
+    let oi = fo.order_info;
+    let raw_status = oi.status.as_str().trim().to_string();
+    let status = TradeStatus::parse(&raw_status)
+        .ok_or_else(|| Rejected::unknown_status(&f("order_info.status"), &raw_status))?;
+    let canonical = status.target();
+    let refund_code = wire::opt_str(&oi.refund_state).unwrap_or_else(|| "0".into());
+    let order_refund = OrderRefundState::parse(&refund_code)
+        .ok_or_else(|| Rejected::unknown_status(&f("order_info.refund_state"), &refund_code))?;
+    // Partial refunds name their lines in refund_order[].oids; full ones cover every line.
+    let partial = matches!(
+        order_refund,
+        OrderRefundState::PartRefunding | OrderRefundState::PartRefunded
+    );
+    let refunded_oids: Vec<String> = d
+        .refund_order
+        .iter()
+        .filter_map(|r| r.oids.clone())
+        .flat_map(|s| {
+            s.split(',')
+                .map(|x| x.trim().to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let mut lines = Vec::with_capacity(fo.orders.len());
+    for (i, l) in fo.orders.iter().enumerate() {
+        let lf = |n: &str| format!("{base}.full_order_info.orders[{i}].{n}");
+        let id = wire::opt_str(&l.oid)
+            .or_else(|| wire::opt_str(&l.item_id).map(|x| format!("{x}-{i}")))
+            .ok_or_else(|| Rejected::missing(&lf("oid")))?;
+        let applies = !partial || refunded_oids.contains(&id);
+        let refund = if applies {
+            order_refund.target()
+        } else {
+            RefundState::None
+        };
+        lines.push(wire::line(
+            id,
+            wire::nonempty(&l.outer_sku_id),
+            wire::opt_str(&l.sku_id),
+            l.title.clone(),
+            wire::quantity(&lf("num"), &l.num)?,
+            wire::yuan(&lf("price"), &l.price)?,
+            wire::yuan(&lf("payment"), &l.payment)?,
+            refund,
+            (refund != RefundState::None).then(|| refund_code.clone()),
+        ));
+    }
+    if lines.is_empty() {
+        return Err(Rejected::missing(&f("orders")));
+    }
+    let shipping = wire::opt_yuan(&f("pay_info.post_fee"), &fo.pay_info.post_fee)?;
+    let paid = wire::yuan(&f("pay_info.payment"), &fo.pay_info.payment)?;
+    let created_at = wire::req_china_time(&f("order_info.created"), &oi.created)?;
+    let paid_at = wire::china_time(&f("order_info.pay_time"), &oi.pay_time)?;
+    let modified_at =
+        wire::china_time(&f("order_info.update_time"), &oi.update_time)?.unwrap_or(created_at);
+    let a = fo.address_info.unwrap_or_default();
+    let r = fo.remark_info.unwrap_or_default();
+    let b = fo.buyer_info.unwrap_or_default();
+    let (shippable, reason) = match status {
+        TradeStatus::WaitConfirm | TradeStatus::WaitGroup => (
+            false,
+            Some("waiting for the group to form or the order to be accepted".to_string()),
+        ),
+        _ => (true, None),
+    };
+    Ok(ChannelOrder {
+        channel: ChannelKind::Youzan,
+        external_order_id: oi.tid.as_str().trim().to_string(),
+        channel_shop_id: wire::opt_str(&oi.node_kdt_id),
+        channel_status: raw_status,
+        canonical,
+        amounts: wire::amounts(&lines, shipping, paid),
+        lines,
+        receiver: wire::receiver(
+            a.receiver_name,
+            a.receiver_tel,
+            a.delivery_province,
+            a.delivery_city,
+            a.delivery_district,
+            None,
+            a.delivery_address,
+            None,
+        ),
+        buyer: ChannelBuyer {
+            id: wire::nonempty(&b.yz_open_id).or(wire::opt_str(&b.buyer_id)),
+            nick: wire::nonempty(&b.fans_nickname),
+        },
+        created_at,
+        paid_at,
+        modified_at,
+        version: None,
+        presale: None,
+        shippable,
+        not_shippable_reason: reason,
+        cancelled_after_payment: canonical == CanonicalStatus::Cancelled && paid_at.is_some(),
+        buyer_message: wire::nonempty(&r.buyer_message),
+        seller_memo: wire::nonempty(&r.trade_memo),
+    })
+}
+
+pub fn push_sign(client_id: &str, msg: &str, secret: &str) -> String {
+    crate::sign::md5_hex(format!("{client_id}{msg}{secret}").as_bytes())
+}
+
+fn request(api: &str, body: serde_json::Value, creds: &ShopCredentials) -> ApiRequest {
+    ApiRequest {
+        method: "POST",
+        path_and_query: format!(
+            "/api/{api}/4.0.0?{}",
+            wire::form_encode(&[("access_token".into(), creds.access_token.clone())])
+        ),
+        content_type: "application/json",
+        headers: Vec::new(),
+        body: wire::json_bytes(&body),
+    }
+}
+
+impl Channel for Youzan {
+    fn kind(&self) -> ChannelKind {
+        ChannelKind::Youzan
+    }
+
+    fn parse_order(&self, body: &[u8]) -> Result<ChannelOrder, Rejected> {
+        let env: t::Envelope<t::TradeData> = wire::parse_json(body)?;
+        let data = env.data.ok_or_else(|| Rejected::missing("data"))?;
+        order_from(data, "data")
+    }
+
+    fn parse_push(
+        &self,
+        _headers: &[(String, String)],
+        body: &[u8],
+    ) -> Result<PushMessage, Rejected> {
+        let p: t::Push = wire::parse_json(body)?;
+        let is_test = p.test.unwrap_or(false);
+        let decoded: String = form_urlencoded::parse(format!("m={}", p.msg).as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default();
+        if is_test && decoded.trim().is_empty() {
+            return Ok(PushMessage {
+                channel: ChannelKind::Youzan,
+                items: Vec::new(),
+                is_test,
+            });
+        }
+        let msg: t::PushMsg = wire::parse_json(decoded.as_bytes()).map_err(|r| Rejected {
+            field: Some(format!("msg.{}", r.field.unwrap_or_default())),
+            ..r
+        })?;
+        let order = match msg.full_order_info {
+            Some(fo) => Some(order_from(
+                t::TradeData {
+                    full_order_info: fo,
+                    refund_order: Vec::new(),
+                },
+                "msg",
+            )?),
+            None => None,
+        };
+        let event = match p.kind.as_str() {
+            "trade_TradeCreate" => PushEvent::OrderCreated,
+            "trade_TradePaid" | "trade_TradeBuyerPay" => PushEvent::OrderPaid,
+            "trade_TradeSellerShip" | "trade_TradePartlySellerShip" => PushEvent::OrderShipped,
+            "trade_TradeSuccess" => PushEvent::OrderCompleted,
+            "trade_TradeClose" => PushEvent::OrderCancelled,
+            k if k.starts_with("trade_refund") || k.starts_with("TRADE_REFUND") => {
+                PushEvent::Refund
+            }
+            "TRADE_ORDER_STATE" => match p
+                .status
+                .as_deref()
+                .and_then(TradeStatus::parse)
+                .map(TradeStatus::target)
+            {
+                Some(CanonicalStatus::PendingPayment) => PushEvent::OrderCreated,
+                Some(CanonicalStatus::Paid) => PushEvent::OrderPaid,
+                Some(CanonicalStatus::Shipped) | Some(CanonicalStatus::PartlyShipped) => {
+                    PushEvent::OrderShipped
+                }
+                Some(CanonicalStatus::Completed) | Some(CanonicalStatus::Delivered) => {
+                    PushEvent::OrderCompleted
+                }
+                Some(CanonicalStatus::Cancelled) => PushEvent::OrderCancelled,
+                None => PushEvent::OrderChanged,
+            },
+            k if k.starts_with("trade_") => PushEvent::OrderChanged,
+            _ => PushEvent::Other,
+        };
+        let order_id = msg.tid.as_str().trim().to_string();
+        if order_id.is_empty() {
+            return Err(Rejected::missing("msg.tid"));
+        }
+        Ok(PushMessage {
+            channel: ChannelKind::Youzan,
+            items: vec![PushItem {
+                event,
+                raw_event: p.kind,
+                order_id,
+                message_id: wire::opt_str(&p.id),
+                channel_shop_id: wire::opt_str(&p.kdt_id),
+                order,
+            }],
+            is_test,
+        })
+    }
+
+    /// Youzan signs `client_id + msg + secret` only: no time is signed, so `tolerance` is not
+    /// applied (the `version` field is outside the signature); replays are caught by `id`.
+    fn verify_push(
+        &self,
+        _headers: &[(String, String)],
+        body: &[u8],
+        creds: &ShopCredentials,
+        _now: DateTime<Utc>,
+        _tolerance: Duration,
+    ) -> Result<(), Rejected> {
+        let p: t::Push = wire::parse_json(body)?;
+        if p.client_id != creds.app_key {
+            return Err(Rejected::bad_signature("client_id is not this shop's app"));
+        }
+        if !crate::sign::hex_eq(&push_sign(&p.client_id, &p.msg, &creds.secret), &p.sign) {
+            return Err(Rejected::bad_signature(
+                "sign does not match client_id + msg",
+            ));
+        }
+        Ok(())
+    }
+
+    fn list_request(
+        &self,
+        q: &ListQuery,
+        creds: &ShopCredentials,
+        _now: DateTime<Utc>,
+    ) -> ApiRequest {
+        request(
+            LIST_API,
+            serde_json::json!({
+                "start_update": wire::china_time_string(q.modified_from),
+                "end_update": wire::china_time_string(q.modified_to),
+                "page_no": q.page,
+                "page_size": q.page_size,
+            }),
+            creds,
+        )
+    }
+
+    fn parse_list(&self, body: &[u8]) -> Result<OrderPage, ApiError> {
+        if let Some(e) = self.api_error(body) {
+            return Err(e);
+        }
+        let env: t::Envelope<t::ListData> = wire::parse_json(body)?;
+        let data = env.data.ok_or_else(|| Rejected::missing("data"))?;
+        let total = wire::opt_int("data.total_results", &data.total_results)?.unwrap_or(0);
+        let mut orders = Vec::new();
+        for (i, d) in data.full_order_info_list.into_iter().enumerate() {
+            orders.push(order_from(d, &format!("data.full_order_info_list[{i}]"))?);
+        }
+        // Youzan answers the total, not whether there is a next page: a non-empty page may
+        // have a successor; `pull_window` stops once it has seen `total` orders.
+        Ok(OrderPage {
+            has_next: !orders.is_empty(),
+            orders,
+            order_ids: Vec::new(),
+            total: u64::try_from(total).ok(),
+            next_cursor: None,
+        })
+    }
+
+    fn detail_request(&self, id: &str, creds: &ShopCredentials, _now: DateTime<Utc>) -> ApiRequest {
+        request(GET_API, serde_json::json!({ "tid": id }), creds)
+    }
+
+    fn api_error(&self, body: &[u8]) -> Option<ApiError> {
+        let env: t::Envelope<serde_json::Value> = wire::parse_json(body).ok()?;
+        if let Some(gw) = env.gw_err_resp {
+            let code = wire::opt_str(&gw.err_code).unwrap_or_default();
+            let msg = gw.err_msg.unwrap_or_default();
+            if code == THROTTLE_CODE || msg.contains("频") || msg.contains("限流") {
+                return Some(ApiError::Throttled { code });
+            }
+            if code == "4203" || msg.contains("token") {
+                return Some(ApiError::Auth { code });
+            }
+            return Some(ApiError::Api {
+                code,
+                message: msg.chars().take(200).collect(),
+            });
+        }
+        if env.success == Some(false) {
+            let code = wire::opt_str(&env.code).unwrap_or_default();
+            return Some(ApiError::Api {
+                code,
+                message: env.message.unwrap_or_default().chars().take(200).collect(),
+            });
+        }
+        None
+    }
+}

@@ -1,0 +1,175 @@
+//! Youzan's side of the wire, for the simulator.
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+use super::{GET_API, LIST_API, THROTTLE_CODE, TradeStatus, push_sign};
+use crate::sim::{Page, RawRequest, SignedPush, SimCall, SimErr, SimFault, SimWire, param};
+use crate::wire::{china_time_string, json_bytes};
+use crate::{CanonicalStatus, ChannelOrder, ShopCredentials};
+
+pub(crate) struct YouzanWire;
+
+pub(crate) fn render(o: &ChannelOrder) -> Value {
+    let r = &o.receiver;
+    json!({
+        "full_order_info": {
+            "order_info": {
+                "tid": o.external_order_id,
+                "status": o.channel_status,
+                "created": china_time_string(o.created_at),
+                "pay_time": o.paid_at.map(china_time_string).unwrap_or_default(),
+                "update_time": china_time_string(o.modified_at),
+                "refund_state": 0,
+                "type": 0,
+                "order_tags": {},
+            },
+            "address_info": {
+                "receiver_name": r.name.expose(), "receiver_tel": r.phone.expose(),
+                "delivery_province": r.province, "delivery_city": r.city,
+                "delivery_district": r.district, "delivery_address": r.detail.expose(),
+            },
+            "remark_info": {"buyer_message": o.buyer_message.clone().unwrap_or_default(),
+                "trade_memo": o.seller_memo.clone().unwrap_or_default(), "star": 0},
+            "pay_info": {
+                "total_fee": o.amounts.goods_total.to_string(),
+                "post_fee": o.amounts.shipping_fee.to_string(),
+                "payment": o.amounts.paid.to_string(),
+            },
+            "buyer_info": {"yz_open_id": o.buyer.id, "fans_nickname": o.buyer.nick},
+            "orders": o.lines.iter().map(|l| json!({
+                "oid": l.external_line_id,
+                "item_id": 1_436_413_407u64,
+                "sku_id": l.platform_sku_id.as_deref().unwrap_or("0").parse::<u64>().unwrap_or(0),
+                "outer_sku_id": l.sku,
+                "title": l.title,
+                "price": l.unit_price.to_string(),
+                "num": l.quantity,
+                "total_fee": l.paid_amount.to_string(),
+                "payment": l.paid_amount.to_string(),
+            })).collect::<Vec<_>>(),
+        },
+        "refund_order": [],
+    })
+}
+
+fn ok(data: Value) -> Vec<u8> {
+    json_bytes(&json!({"success": true, "code": 200, "message": "successful", "data": data}))
+}
+
+fn time(v: &Value, k: &str) -> DateTime<Utc> {
+    let s = v
+        .get(k)
+        .and_then(Value::as_str)
+        .map(|s| crate::wire::Text(s.to_string()));
+    crate::wire::china_time(k, &s)
+        .ok()
+        .flatten()
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_default()
+}
+
+impl SimWire for YouzanWire {
+    fn parse(&self, creds: &ShopCredentials, req: &RawRequest) -> Result<SimCall, SimFault> {
+        let q = req.query_pairs();
+        if param(&q, "access_token") != creds.access_token {
+            return Err(SimFault::Auth);
+        }
+        let p: Value = serde_json::from_slice(&req.body)
+            .map_err(|_| SimFault::BadRequest("the body is not JSON".into()))?;
+        if req.path == format!("/api/{LIST_API}/4.0.0") {
+            Ok(SimCall::List {
+                from: time(&p, "start_update"),
+                to: time(&p, "end_update"),
+                page: p.get("page_no").and_then(Value::as_u64).unwrap_or(1) as u32,
+                page_size: p.get("page_size").and_then(Value::as_u64).unwrap_or(20) as u32,
+                cursor: None,
+            })
+        } else if req.path == format!("/api/{GET_API}/4.0.0") {
+            Ok(SimCall::Detail {
+                id: p
+                    .get("tid")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string(),
+            })
+        } else {
+            Err(SimFault::BadRequest("unknown api".into()))
+        }
+    }
+
+    fn list(&self, page: &Page<'_>) -> Vec<u8> {
+        ok(json!({
+            "full_order_info_list": page.orders.iter().map(render).collect::<Vec<_>>(),
+            "total_results": page.total,
+        }))
+    }
+
+    fn detail(&self, o: &ChannelOrder) -> Vec<u8> {
+        ok(render(o))
+    }
+
+    fn error(&self, err: &SimErr) -> (u16, Vec<u8>) {
+        let body = match err {
+            SimErr::Auth => {
+                json!({"gw_err_resp": {"err_code": 4203, "err_msg": "access_token 不存在或已过期"}})
+            }
+            SimErr::Throttled => {
+                json!({"gw_err_resp": {"err_code": THROTTLE_CODE.parse::<i64>().unwrap_or(0), "err_msg": "访问频率超过限制"}})
+            }
+            SimErr::BadRequest(m) => json!({"success": false, "code": 40001, "message": m}),
+            SimErr::NotFound => {
+                json!({"success": false, "code": 101_300_002, "message": "订单不存在"})
+            }
+        };
+        (200, json_bytes(&body))
+    }
+
+    fn push(&self, o: &ChannelOrder, creds: &ShopCredentials, _now: DateTime<Utc>) -> SignedPush {
+        let msg_json = json!({
+            "tid": o.external_order_id,
+            "status": o.channel_status,
+            "update_time": china_time_string(o.modified_at),
+        })
+        .to_string();
+        let msg: String = form_urlencoded::byte_serialize(msg_json.as_bytes()).collect();
+        let body = json_bytes(&json!({
+            "client_id": creds.app_key,
+            "id": format!("{}-{}", o.external_order_id, o.modified_at.timestamp()),
+            "kdt_id": 77977,
+            "kdt_name": "模拟店铺",
+            "mode": 1,
+            "msg": msg,
+            "sendCount": 0,
+            "sign": push_sign(&creds.app_key, &msg, &creds.secret),
+            "status": o.channel_status,
+            "test": false,
+            "type": "TRADE_ORDER_STATE",
+            "version": o.modified_at.timestamp(),
+        }));
+        SignedPush {
+            query: Vec::new(),
+            headers: Vec::new(),
+            content_type: "application/json",
+            body,
+        }
+    }
+
+    fn status_code(&self, c: CanonicalStatus) -> &'static str {
+        match c {
+            CanonicalStatus::PendingPayment => TradeStatus::WaitBuyerPay,
+            CanonicalStatus::Paid => TradeStatus::WaitSellerSendGoods,
+            CanonicalStatus::PartlyShipped | CanonicalStatus::Shipped => {
+                TradeStatus::WaitBuyerConfirmGoods
+            }
+            CanonicalStatus::Delivered => TradeStatus::TradeBuyerSigned,
+            CanonicalStatus::Completed => TradeStatus::TradeSuccess,
+            CanonicalStatus::Cancelled => TradeStatus::TradeClosed,
+        }
+        .code()
+    }
+
+    fn order_id(&self, serial: u64) -> String {
+        format!("E20241111{:015}", serial)
+    }
+}

@@ -1,0 +1,180 @@
+//! Youzan (有赞) wire shapes: `youzan.trade.get` 4.0.0, `youzan.trades.sold.get` 4.0.0, push.
+//! Money is yuan as decimal strings; times `yyyy-MM-dd HH:mm:ss` (+08:00); big ids as numbers.
+
+use serde::{Deserialize, Serialize};
+
+use crate::wire::{OptText, Text};
+
+/// The open-platform answer: `{success, code, message, data}`; the scraped 4.0 demo wraps the
+/// same content in `response`.
+#[derive(Debug, Deserialize, Serialize)]
+pub struct Envelope<T> {
+    #[serde(default)]
+    pub success: Option<bool>,
+    #[serde(default)]
+    pub code: OptText,
+    #[serde(default)]
+    pub message: Option<String>,
+    #[serde(alias = "response")]
+    pub data: Option<T>,
+    #[serde(default)]
+    pub gw_err_resp: Option<GwError>,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+pub struct GwError {
+    #[serde(default)]
+    pub err_code: OptText,
+    #[serde(default)]
+    pub err_msg: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+pub struct TradeData {
+    pub full_order_info: FullOrderInfo,
+    #[serde(default)]
+    pub refund_order: Vec<RefundOrder>,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+pub struct ListData {
+    #[serde(default)]
+    pub full_order_info_list: Vec<TradeData>,
+    #[serde(default)]
+    pub total_results: OptText,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+pub struct RefundOrder {
+    /// Line ids (`oid`s) of the refund, comma-separated.
+    #[serde(default)]
+    pub oids: Option<String>,
+    #[serde(default)]
+    pub refund_state: OptText,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+pub struct FullOrderInfo {
+    pub order_info: OrderInfo,
+    #[serde(default)]
+    pub address_info: Option<AddressInfo>,
+    #[serde(default)]
+    pub remark_info: Option<RemarkInfo>,
+    pub pay_info: PayInfo,
+    #[serde(default)]
+    pub buyer_info: Option<BuyerInfo>,
+    pub orders: Vec<Line>,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+pub struct OrderInfo {
+    pub tid: Text,
+    pub status: Text,
+    pub created: OptText,
+    #[serde(default)]
+    pub pay_time: OptText,
+    #[serde(default)]
+    pub update_time: OptText,
+    #[serde(default)]
+    pub refund_state: OptText,
+    #[serde(default)]
+    pub order_tags: Option<OrderTags>,
+    #[serde(default)]
+    pub node_kdt_id: OptText,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+pub struct OrderTags {
+    #[serde(default)]
+    pub is_presale: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+pub struct AddressInfo {
+    #[serde(default)]
+    pub receiver_name: Option<String>,
+    #[serde(default)]
+    pub receiver_tel: Option<String>,
+    #[serde(default)]
+    pub delivery_province: Option<String>,
+    #[serde(default)]
+    pub delivery_city: Option<String>,
+    #[serde(default)]
+    pub delivery_district: Option<String>,
+    #[serde(default)]
+    pub delivery_address: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+pub struct RemarkInfo {
+    #[serde(default)]
+    pub buyer_message: Option<String>,
+    #[serde(default)]
+    pub trade_memo: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+pub struct PayInfo {
+    #[serde(default)]
+    pub total_fee: OptText,
+    #[serde(default)]
+    pub post_fee: OptText,
+    pub payment: Text,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+pub struct BuyerInfo {
+    #[serde(default)]
+    pub buyer_id: OptText,
+    #[serde(default)]
+    pub yz_open_id: Option<String>,
+    #[serde(default)]
+    pub fans_nickname: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+pub struct Line {
+    #[serde(default)]
+    pub oid: OptText,
+    #[serde(default)]
+    pub item_id: OptText,
+    #[serde(default)]
+    pub sku_id: OptText,
+    #[serde(default)]
+    pub outer_sku_id: Option<String>,
+    pub title: String,
+    pub price: Text,
+    pub num: Text,
+    pub payment: Text,
+}
+
+/// The push body (JSON). `msg` is URL-encoded JSON.
+#[derive(Debug, Deserialize, Serialize)]
+pub struct Push {
+    pub client_id: String,
+    #[serde(default)]
+    pub id: OptText,
+    #[serde(default)]
+    pub kdt_id: OptText,
+    pub msg: String,
+    pub sign: String,
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub test: Option<bool>,
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub version: OptText,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+pub struct PushMsg {
+    pub tid: Text,
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub update_time: OptText,
+    #[serde(default)]
+    pub full_order_info: Option<FullOrderInfo>,
+}

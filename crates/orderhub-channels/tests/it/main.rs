@@ -1,0 +1,836 @@
+//! The adapters over their fixtures (real public samples and edge cases in the same shapes), and
+//! against the simulators over TCP on 127.0.0.1.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use orderhub_channels::client::{HttpClient, pull_window};
+use orderhub_channels::sim::{self, Knobs, SimSettings};
+use orderhub_channels::{
+    ApiError, CanonicalStatus, ChannelKind, ChannelOrder, PushEvent, RefundState, Rejected,
+    ShopCredentials, adapter,
+};
+use orderhub_domain::ShopId;
+use parking_lot::Mutex;
+use rust_decimal::Decimal;
+
+fn fixture(path: &str) -> Vec<u8> {
+    let p = format!("{}/fixtures/{path}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{p}: {e}"))
+}
+
+fn order(kind: ChannelKind, path: &str) -> ChannelOrder {
+    adapter(kind)
+        .unwrap()
+        .parse_order(&fixture(path))
+        .unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn reject(kind: ChannelKind, body: &[u8]) -> Rejected {
+    adapter(kind)
+        .unwrap()
+        .parse_order(body)
+        .expect_err("must be refused")
+}
+
+fn d(s: &str) -> Decimal {
+    s.parse().unwrap()
+}
+
+/// The domain's own check of a draft: lines, totals and presale amounts must add up.
+fn create(
+    draft: orderhub_domain::order::OrderDraft,
+) -> Result<orderhub_domain::Order, orderhub_domain::ValidationError> {
+    orderhub_domain::Order::create(
+        draft,
+        orderhub_domain::OrderId::parse("0190a0e0-0000-7000-8000-000000000000").unwrap(),
+        orderhub_domain::TenantId::parse("t1").unwrap(),
+        Utc::now(),
+    )
+}
+
+fn yuan(o: &ChannelOrder) -> [String; 4] {
+    let a = o.amounts;
+    [a.goods_total, a.shipping_fee, a.discount, a.paid].map(|d| d.to_string())
+}
+
+// ---- Douyin ---------------------------------------------------------------------------------
+
+#[test]
+fn douyin_real_detail_sample_reads_string_numbers_fen_and_keeps_the_china_offset() {
+    let o = order(ChannelKind::Douyin, "douyin/order-detail-response.json");
+    assert_eq!(o.external_order_id, "4781320682406083640");
+    // The SDK sample says order_status "3" (已发货) with a contradicting "待支付" description.
+    assert_eq!(
+        (o.channel_status.as_str(), o.canonical),
+        ("3", CanonicalStatus::Shipped)
+    );
+    assert_eq!(o.created_at.to_rfc3339(), "2021-04-02T17:23:33+08:00");
+    assert_eq!(o.amounts.paid, d("5.00"));
+    assert_eq!(o.amounts.shipping_fee, d("0.10"));
+    assert_eq!(o.lines.len(), 1);
+    let l = &o.lines[0];
+    assert_eq!((l.sku.as_str(), l.quantity), ("43564553", 2));
+    assert_eq!(l.unit_price, d("0.50"));
+    assert_eq!(l.refund, RefundState::Requested);
+    assert_eq!(l.refund_raw.as_deref(), Some("6"));
+    assert_eq!(o.receiver.district.as_deref(), Some("海淀区"));
+    assert_eq!(o.receiver.town.as_deref(), Some("中关村街道"));
+    // The sample's phase list says phase 1 of 2 (deposit 1.00): a presale order.
+    let p = o.presale.as_ref().unwrap();
+    assert_eq!(
+        (p.deposit, p.final_payment, p.final_paid),
+        (d("1.00"), d("4.00"), false)
+    );
+    assert!(
+        o.shippable,
+        "already shipped: the presale flag does not hold it back"
+    );
+    // The sample's amounts do not add up (paid 5.00 for 2 × 0.50): the domain refuses it.
+    let draft = o.to_draft(&ShopId::parse("dy-1").unwrap()).unwrap();
+    let e = create(draft).unwrap_err();
+    assert_eq!(e.rule, "does_not_add_up");
+    assert_eq!(o.buyer_message.as_deref(), Some("要xxx"));
+}
+
+#[test]
+fn douyin_real_search_list_sample_reads_json_numbers() {
+    let page = adapter(ChannelKind::Douyin)
+        .unwrap()
+        .parse_list(&fixture("douyin/order-search-list-response.json"))
+        .unwrap();
+    assert_eq!(page.total, Some(1000));
+    assert!(page.has_next);
+    let o = &page.orders[0];
+    assert_eq!(o.canonical, CanonicalStatus::Shipped);
+    assert_eq!(o.amounts.paid, d("5.00"));
+    assert!(o.receiver.oaid.is_some());
+}
+
+#[test]
+fn douyin_edge_fixtures_map_as_expected() {
+    let k = ChannelKind::Douyin;
+    let o = order(k, "douyin/edge-multiline-presale.json");
+    assert_eq!(o.canonical, CanonicalStatus::Paid);
+    assert_eq!(o.lines.len(), 2);
+    assert_eq!(o.lines[0].title, "Apple® AirPods Pro™ 🎧 预售");
+    assert_eq!(o.lines[0].discount, d("20.00"));
+    assert_eq!(
+        yuan(&o),
+        ["258.80", "0.00", "20.00", "238.80"].map(String::from)
+    );
+    let p = o.presale.as_ref().unwrap();
+    assert_eq!(
+        (p.deposit, p.final_payment, p.final_paid),
+        (d("50.00"), d("188.80"), false)
+    );
+    assert_eq!(
+        p.final_payment_due.unwrap().to_rfc3339(),
+        "2024-11-15T00:00:00+08:00"
+    );
+    assert!(!o.shippable);
+    assert_eq!(o.buyer_message.as_deref(), Some("请尽快发货😊"));
+    // Deposit + final = paid, lines add up: the domain takes it as a presale draft.
+    let draft = o.to_draft(&ShopId::parse("dy-1").unwrap()).unwrap();
+    assert!(matches!(
+        draft.kind,
+        orderhub_domain::OrderKind::Presale { .. }
+    ));
+    assert_eq!(
+        draft.channel_updated_at.unwrap().to_rfc3339(),
+        "2024-11-11T01:00:00+08:00"
+    );
+
+    let o = order(k, "douyin/edge-partly-refunded.json");
+    assert_eq!(o.canonical, CanonicalStatus::Shipped);
+    let refunds: Vec<_> = o.lines.iter().map(|l| l.refund).collect();
+    assert_eq!(refunds, [RefundState::Refunded, RefundState::None]);
+    assert_eq!(
+        yuan(&o),
+        ["93.00", "6.00", "0.00", "99.00"].map(String::from)
+    );
+
+    let o = order(k, "douyin/edge-cancelled-after-payment.json");
+    assert_eq!(o.canonical, CanonicalStatus::Cancelled);
+    assert!(o.cancelled_after_payment);
+
+    let o = order(k, "douyin/edge-missing-optional.json");
+    assert_eq!(o.canonical, CanonicalStatus::PendingPayment);
+    assert!(o.paid_at.is_none());
+    assert_eq!(
+        o.modified_at, o.created_at,
+        "no update_time: the creation is the version"
+    );
+    assert_eq!(o.receiver.province, "");
+    assert!(o.buyer_message.is_none());
+    assert!(!o.cancelled_after_payment);
+
+    let e = reject(k, &fixture("douyin/bad-unknown-status.json"));
+    assert_eq!(e.rule, "unknown_status");
+    assert_eq!(
+        e.field.as_deref(),
+        Some("data.shop_order_detail.order_status")
+    );
+}
+
+#[test]
+fn douyin_every_status_in_the_map_maps_and_others_are_refused() {
+    use orderhub_channels::douyin::{AfterSaleStatus, OrderStatus};
+    let expect = [
+        ("1", CanonicalStatus::PendingPayment),
+        ("105", CanonicalStatus::Paid),
+        ("2", CanonicalStatus::Paid),
+        ("101", CanonicalStatus::PartlyShipped),
+        ("3", CanonicalStatus::Shipped),
+        ("4", CanonicalStatus::Cancelled),
+        ("5", CanonicalStatus::Completed),
+    ];
+    assert_eq!(OrderStatus::ALL.len(), expect.len());
+    for (code, c) in expect {
+        assert_eq!(OrderStatus::parse(code).unwrap().target(), c, "{code}");
+    }
+    assert!(OrderStatus::parse("103").is_none());
+    assert_eq!(
+        AfterSaleStatus::parse("12").unwrap().target(),
+        RefundState::Refunded
+    );
+    assert_eq!(
+        AfterSaleStatus::parse("27").unwrap().target(),
+        RefundState::Rejected
+    );
+    for s in AfterSaleStatus::ALL {
+        assert_eq!(AfterSaleStatus::parse(s.code()), Some(*s));
+    }
+}
+
+#[test]
+fn douyin_real_push_samples_parse_and_name_the_order() {
+    let a = adapter(ChannelKind::Douyin).unwrap();
+    let m = a
+        .parse_push(&[], &fixture("douyin/push-trade-create-event.json"))
+        .unwrap();
+    assert_eq!(m.items[0].event, PushEvent::OrderCreated);
+    assert_eq!(m.items[0].order_id, "12345");
+    // The sample's paid event carries tag 110 (TradePending in the message list).
+    let m = a
+        .parse_push(&[], &fixture("douyin/push-trade-paid-event.json"))
+        .unwrap();
+    assert_eq!(
+        (m.items[0].raw_event.as_str(), m.items[0].event),
+        ("110", PushEvent::OrderChanged)
+    );
+    let m = a
+        .parse_push(&[], &fixture("douyin/push-refund-created-event.json"))
+        .unwrap();
+    assert_eq!(m.items[0].event, PushEvent::Refund);
+    assert_eq!(m.items[0].order_id, "4705288465508532862");
+    for f in [
+        "push-trade-canceled-event.json",
+        "push-trade-success-event.json",
+        "push-trade-memo-modify-event.json",
+        "push-trade-amount-changed-event.json",
+        "push-trade-partly-seller-ship-event.json",
+        "push-trade-address-change-applied-event.json",
+        "push-trade-appointment-event.json",
+        "push-trade-pending-event.json",
+    ] {
+        a.parse_push(&[], &fixture(&format!("douyin/{f}")))
+            .unwrap_or_else(|e| panic!("{f}: {e}"));
+    }
+}
+
+// ---- WeChat ---------------------------------------------------------------------------------
+
+#[test]
+fn wechat_real_order_sample_and_edges() {
+    let k = ChannelKind::Wechat;
+    let o = order(k, "wechat/ec-order-get-response.json");
+    assert_eq!(o.external_order_id, "37423523451235145");
+    assert_eq!(o.canonical, CanonicalStatus::Paid);
+    assert_eq!(
+        yuan(&o),
+        ["200.00", "5.00", "100.00", "105.00"].map(String::from)
+    );
+    assert_eq!(o.lines[0].refund, RefundState::Requested);
+    assert_eq!(o.created_at.to_rfc3339(), "2022-07-23T00:00:00+08:00");
+    assert_eq!(o.seller_memo.as_deref(), Some("库存不足，取消"));
+
+    let o = order(k, "wechat/edge-multiline-partly-refunded.json");
+    assert_eq!(o.canonical, CanonicalStatus::Shipped);
+    assert_eq!(o.lines[0].title, "健身环 Ring-Fit® 🏋️");
+    let refunds: Vec<_> = o.lines.iter().map(|l| l.refund).collect();
+    assert_eq!(refunds, [RefundState::None, RefundState::Refunded]);
+    assert_eq!(
+        yuan(&o),
+        ["300.00", "5.00", "10.00", "295.00"].map(String::from)
+    );
+
+    let o = order(k, "wechat/edge-cancelled-after-payment.json");
+    assert_eq!(o.canonical, CanonicalStatus::Cancelled);
+    assert!(o.cancelled_after_payment);
+    assert_eq!(o.lines[0].refund, RefundState::Refunded);
+
+    let o = order(k, "wechat/edge-missing-optional.json");
+    assert_eq!(o.canonical, CanonicalStatus::PendingPayment);
+    assert!(o.paid_at.is_none() && o.buyer_message.is_none());
+    assert!(o.receiver.name.is_empty());
+
+    let e = reject(k, &fixture("wechat/bad-unknown-status.json"));
+    assert_eq!(
+        (e.rule, e.field.as_deref()),
+        ("unknown_status", Some("order.status"))
+    );
+}
+
+#[test]
+fn wechat_every_status_maps_and_push_samples_parse_with_numeric_or_string_ids() {
+    use orderhub_channels::wechat::OrderStatus;
+    let expect = [
+        ("10", CanonicalStatus::PendingPayment),
+        ("20", CanonicalStatus::Paid),
+        ("21", CanonicalStatus::PartlyShipped),
+        ("30", CanonicalStatus::Shipped),
+        ("100", CanonicalStatus::Completed),
+        ("200", CanonicalStatus::Cancelled),
+        ("250", CanonicalStatus::Cancelled),
+    ];
+    assert_eq!(OrderStatus::ALL.len(), expect.len());
+    for (code, c) in expect {
+        assert_eq!(OrderStatus::parse(code).unwrap().target(), c);
+    }
+    let a = adapter(ChannelKind::Wechat).unwrap();
+    let m = a
+        .parse_push(&[], &fixture("wechat/push-ec-order-new-event.json"))
+        .unwrap();
+    assert_eq!(m.items[0].order_id, "3705115058471208928");
+    assert_eq!(m.items[0].event, PushEvent::OrderCreated);
+    let m = a
+        .parse_push(&[], &fixture("wechat/push-ec-order-pay-event.json"))
+        .unwrap();
+    assert_eq!(
+        (m.items[0].order_id.as_str(), m.items[0].event),
+        ("3705115058471208928", PushEvent::OrderPaid)
+    );
+    let m = a
+        .parse_push(&[], &fixture("wechat/push-ec-aftersale-update-event.json"))
+        .unwrap();
+    assert_eq!(
+        (m.items[0].order_id.as_str(), m.items[0].event),
+        ("12345", PushEvent::Refund)
+    );
+    for f in [
+        "cancel",
+        "confirm",
+        "deliver",
+        "settle",
+        "extended-info-update",
+    ] {
+        a.parse_push(
+            &[],
+            &fixture(&format!("wechat/push-ec-order-{f}-event.json")),
+        )
+        .unwrap_or_else(|e| panic!("{f}: {e}"));
+    }
+    let e = a.parse_push(&[], br#"{"Encrypt":"abc"}"#).unwrap_err();
+    assert_eq!(e.rule, "encrypted");
+    let page = a
+        .parse_list(&fixture("wechat/ec-order-list-get-response.json"))
+        .unwrap();
+    assert_eq!(page.order_ids.len(), 2);
+    assert_eq!(page.next_cursor.as_deref(), Some("THE_NEXT_KEY_NEW"));
+}
+
+// ---- Youzan ---------------------------------------------------------------------------------
+
+#[test]
+fn youzan_demo_with_numeric_status_is_refused_not_guessed() {
+    // The scraped 4.0.0 demo writes "status": 60 where the field doc says a string enum.
+    let e = reject(ChannelKind::Youzan, &fixture("youzan/trade-get-demo.json"));
+    assert_eq!(e.rule, "unknown_status");
+    assert_eq!(
+        e.field.as_deref(),
+        Some("data.full_order_info.order_info.status")
+    );
+}
+
+#[test]
+fn youzan_demo_and_edges_map_yuan_strings_and_local_times() {
+    let k = ChannelKind::Youzan;
+    let o = order(k, "youzan/trade-get-demo-status-string.json");
+    assert_eq!(o.external_order_id, "E20180308214644100400012");
+    assert_eq!(o.canonical, CanonicalStatus::Shipped);
+    assert_eq!(o.amounts.paid, d("320.60"));
+    assert_eq!(o.lines.len(), 4);
+    assert_eq!(o.lines[0].unit_price, d("88.00"));
+    assert_eq!(o.lines[0].paid_amount, d("75.65"));
+    assert_eq!(o.created_at.to_rfc3339(), "2018-03-08T21:46:44+08:00");
+    assert_eq!(o.modified_at.to_rfc3339(), "2018-03-09T21:00:08+08:00");
+    assert!(o.seller_memo.is_some());
+    assert!(
+        o.buyer_message.is_none(),
+        "an empty buyer_message is absent"
+    );
+
+    let o = order(k, "youzan/edge-wait-confirm-group.json");
+    assert_eq!(o.canonical, CanonicalStatus::Paid);
+    assert!(!o.shippable);
+    assert_eq!(o.lines[0].title, "西湖龙井®  明前特级 250g 🍵");
+
+    let o = order(k, "youzan/edge-partly-refunded.json");
+    let refunds: Vec<_> = o.lines.iter().map(|l| l.refund).collect();
+    assert_eq!(refunds, [RefundState::None, RefundState::Refunded]);
+    assert_eq!(o.lines[1].sku, "2", "no outer SKU: the platform SKU id");
+    assert_eq!(
+        yuan(&o),
+        ["25.50", "6.00", "0.00", "31.50"].map(String::from)
+    );
+    let draft = o.to_draft(&ShopId::parse("yz-1").unwrap()).unwrap();
+    assert_eq!(create(draft).unwrap().lines.len(), 2);
+}
+
+#[test]
+fn youzan_every_status_maps() {
+    use orderhub_channels::youzan::TradeStatus;
+    assert_eq!(TradeStatus::ALL.len(), 11);
+    for s in TradeStatus::ALL {
+        assert_eq!(TradeStatus::parse(s.code()), Some(*s));
+    }
+    assert_eq!(
+        TradeStatus::parse("TRADE_SUCCESS").unwrap().target(),
+        CanonicalStatus::Completed
+    );
+    assert_eq!(
+        TradeStatus::parse("TRADE_BUYER_SIGNED").unwrap().target(),
+        CanonicalStatus::Delivered
+    );
+    assert!(TradeStatus::parse("TRADE_REFUND").is_none());
+}
+
+// ---- Bad payloads (every adapter) -----------------------------------------------------------
+
+#[test]
+fn bad_payloads_are_refused_with_a_rule_never_a_panic() {
+    let cases: [(ChannelKind, &str); 3] = [
+        (ChannelKind::Douyin, "douyin/order-detail-response.json"),
+        (ChannelKind::Wechat, "wechat/ec-order-get-response.json"),
+        (
+            ChannelKind::Youzan,
+            "youzan/trade-get-demo-status-string.json",
+        ),
+    ];
+    for (k, f) in cases {
+        let good = fixture(f);
+        let a = adapter(k).unwrap();
+        assert_eq!(
+            a.parse_order(&good[..good.len() / 2]).unwrap_err().rule,
+            "truncated_json",
+            "{k}"
+        );
+        assert_eq!(
+            a.parse_order(b"<xml>").unwrap_err().rule,
+            "malformed_json",
+            "{k}"
+        );
+        assert_eq!(
+            a.parse_order(b"{}").unwrap_err().rule,
+            "missing_field",
+            "{k}"
+        );
+        assert_eq!(
+            a.parse_order(b"[1,2]").unwrap_err().rule,
+            "wrong_type",
+            "{k}"
+        );
+        // Every prefix of a real payload is refused or parsed, never a panic.
+        for n in (0..good.len()).step_by(97) {
+            let _ = a.parse_order(&good[..n]);
+            let _ = a.parse_push(&[], &good[..n]);
+        }
+    }
+    // Wrong type deep inside names the field and does not echo the value.
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&fixture("wechat/ec-order-get-response.json")).unwrap();
+    v["order"]["order_detail"]["delivery_info"]["address_info"]["tel_number"] =
+        serde_json::json!({"x": "13912345678"});
+    let e = reject(ChannelKind::Wechat, &serde_json::to_vec(&v).unwrap());
+    assert_eq!(e.rule, "wrong_type");
+    assert_eq!(
+        e.field.as_deref(),
+        Some("order.order_detail.delivery_info.address_info.tel_number")
+    );
+    assert!(!e.to_string().contains("13912345678"));
+    // A bad amount is `bad_value`, naming the field.
+    v = serde_json::from_slice(&fixture("wechat/ec-order-get-response.json")).unwrap();
+    v["order"]["order_detail"]["price_info"]["order_price"] = serde_json::json!("10.5");
+    let e = reject(ChannelKind::Wechat, &serde_json::to_vec(&v).unwrap());
+    assert_eq!(
+        (e.rule, e.field.as_deref()),
+        (
+            "bad_value",
+            Some("order.order_detail.price_info.order_price")
+        )
+    );
+}
+
+// ---- Signatures -----------------------------------------------------------------------------
+
+fn creds() -> ShopCredentials {
+    let mut c = ShopCredentials::new("app-key-1", "s3cret");
+    c.access_token = "tok-1".into();
+    c
+}
+
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2024, 11, 11, 12, 0, 0).unwrap()
+}
+
+const TOLERANCE: Duration = Duration::from_secs(300);
+
+#[test]
+fn signed_pushes_verify_and_tampering_or_a_wrong_secret_fails() {
+    for kind in [
+        ChannelKind::Douyin,
+        ChannelKind::Wechat,
+        ChannelKind::Youzan,
+    ] {
+        let a = adapter(kind).unwrap();
+        let o = order(
+            kind,
+            match kind {
+                ChannelKind::Douyin => "douyin/edge-partly-refunded.json",
+                ChannelKind::Wechat => "wechat/edge-multiline-partly-refunded.json",
+                _ => "youzan/edge-partly-refunded.json",
+            },
+        );
+        let p = sim::signed_push(kind, &o, &creds(), now()).unwrap();
+        let mut headers = p.headers.clone();
+        headers.extend(p.query.clone());
+        a.verify_push(&headers, &p.body, &creds(), now(), TOLERANCE)
+            .unwrap_or_else(|e| panic!("{kind}: {e}"));
+        let m = a.parse_push(&headers, &p.body).unwrap();
+        assert_eq!(m.items[0].order_id, o.external_order_id, "{kind}");
+
+        let mut tampered = p.body.clone();
+        let at = tampered.iter().position(|b| b.is_ascii_digit()).unwrap();
+        tampered[at] = if tampered[at] == b'9' {
+            b'8'
+        } else {
+            tampered[at] + 1
+        };
+        let e = a.verify_push(&headers, &tampered, &creds(), now(), TOLERANCE);
+        // WeChat signs the query, not the body: its body can only be protected in safe mode.
+        if kind != ChannelKind::Wechat {
+            assert_eq!(e.unwrap_err().rule, "bad_signature", "{kind}");
+        }
+        let mut wrong = creds();
+        wrong.secret = "other".into();
+        assert_eq!(
+            a.verify_push(&headers, &p.body, &wrong, now(), TOLERANCE)
+                .unwrap_err()
+                .rule,
+            "bad_signature",
+            "{kind}"
+        );
+    }
+}
+
+#[test]
+fn wechat_push_outside_the_tolerance_is_stale() {
+    let o = order(ChannelKind::Wechat, "wechat/ec-order-get-response.json");
+    let p = sim::signed_push(ChannelKind::Wechat, &o, &creds(), now()).unwrap();
+    let later = now() + chrono::Duration::seconds(301);
+    let e = adapter(ChannelKind::Wechat)
+        .unwrap()
+        .verify_push(&p.query, &p.body, &creds(), later, TOLERANCE)
+        .unwrap_err();
+    assert_eq!(e.rule, "stale_timestamp");
+}
+
+// ---- Against the simulators over TCP --------------------------------------------------------
+
+const SIM_CHANNELS: [ChannelKind; 3] = [
+    ChannelKind::Douyin,
+    ChannelKind::Wechat,
+    ChannelKind::Youzan,
+];
+
+fn window() -> (DateTime<chrono::FixedOffset>, DateTime<chrono::FixedOffset>) {
+    let cn = chrono::FixedOffset::east_opt(8 * 3600).unwrap();
+    (
+        cn.with_ymd_and_hms(2024, 11, 10, 0, 0, 0).unwrap(),
+        cn.with_ymd_and_hms(2024, 11, 13, 0, 0, 0).unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn pulling_pages_through_every_order_exactly_once() {
+    for kind in SIM_CHANNELS {
+        let (url, handle) = sim::spawn(kind, SimSettings::new(creds(), 57, 7))
+            .await
+            .unwrap();
+        let (from, to) = window();
+        let got = pull_window(
+            adapter(kind).unwrap().as_ref(),
+            &HttpClient::new(),
+            &url,
+            &creds(),
+            from,
+            to,
+            10,
+            Utc::now,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{kind}: {e}"));
+        let served = handle.orders();
+        assert_eq!(got.len(), served.len(), "{kind}");
+        let ids: HashSet<_> = got.iter().map(|o| o.external_order_id.clone()).collect();
+        assert_eq!(ids.len(), served.len(), "{kind}: no duplicates");
+        for s in &served {
+            let g = got
+                .iter()
+                .find(|o| o.external_order_id == s.external_order_id)
+                .unwrap();
+            assert_eq!(g.canonical, s.canonical, "{kind}");
+            assert_eq!(g.channel_status, s.channel_status, "{kind}");
+            assert_eq!(g.amounts, s.amounts, "{kind}");
+            assert_eq!(g.modified_at, s.modified_at, "{kind}");
+            assert_eq!(g.lines.len(), s.lines.len(), "{kind}");
+            assert_eq!(g.lines[0].title, s.lines[0].title, "{kind}");
+            assert_eq!(g.receiver.phone, s.receiver.phone, "{kind}");
+            // Generated orders add up, so the domain takes every one as a draft.
+            create(g.to_draft(&ShopId::parse("s1").unwrap()).unwrap())
+                .unwrap_or_else(|e| panic!("{kind}: {e}"));
+        }
+        // Same seed, same orders.
+        let (_, again) = sim::spawn(kind, SimSettings::new(creds(), 57, 7))
+            .await
+            .unwrap();
+        assert_eq!(again.orders(), served, "{kind}");
+    }
+}
+
+#[tokio::test]
+async fn a_modified_order_shows_up_in_the_next_window_with_a_newer_version() {
+    for kind in SIM_CHANNELS {
+        let (url, handle) = sim::spawn(kind, SimSettings::new(creds(), 5, 3))
+            .await
+            .unwrap();
+        let id = handle.orders()[0].external_order_id.clone();
+        let before = handle.orders()[0].modified_at;
+        let body = serde_json::json!({"external_order_id": id, "canonical": "cancelled", "bump_secs": 3600});
+        let (status, _) = HttpClient::new()
+            .call(
+                "POST",
+                &format!("{url}/_sim/orders"),
+                "application/json",
+                &[],
+                body.to_string().into_bytes(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(status, 200);
+        let from = before + chrono::Duration::seconds(1800);
+        let to = before + chrono::Duration::seconds(7200);
+        let got = pull_window(
+            adapter(kind).unwrap().as_ref(),
+            &HttpClient::new(),
+            &url,
+            &creds(),
+            from,
+            to,
+            10,
+            Utc::now,
+        )
+        .await
+        .unwrap();
+        assert_eq!(got.len(), 1, "{kind}");
+        assert_eq!(got[0].external_order_id, id);
+        assert_eq!(got[0].canonical, CanonicalStatus::Cancelled);
+        assert!(got[0].modified_at > before);
+    }
+}
+
+#[tokio::test]
+async fn throttling_is_the_channels_own_error_and_recognised() {
+    for kind in SIM_CHANNELS {
+        let (url, handle) = sim::spawn(kind, SimSettings::new(creds(), 30, 1))
+            .await
+            .unwrap();
+        handle.knobs.set(Knobs {
+            throttle_per_sec: 1.0,
+            ..Knobs::default()
+        });
+        let (from, to) = window();
+        let mut throttled = false;
+        for _ in 0..5 {
+            match pull_window(
+                adapter(kind).unwrap().as_ref(),
+                &HttpClient::new(),
+                &url,
+                &creds(),
+                from,
+                to,
+                5,
+                Utc::now,
+            )
+            .await
+            {
+                Err(ApiError::Throttled { .. }) => throttled = true,
+                Err(e) => panic!("{kind}: {e}"),
+                Ok(_) => {}
+            }
+        }
+        assert!(throttled, "{kind}");
+        assert!(handle.stats.snapshot().throttled > 0);
+    }
+}
+
+#[tokio::test]
+async fn wrong_credentials_get_the_channels_auth_error() {
+    for kind in SIM_CHANNELS {
+        let (url, handle) = sim::spawn(kind, SimSettings::new(creds(), 3, 1))
+            .await
+            .unwrap();
+        let mut bad = creds();
+        bad.secret = "nope".into();
+        bad.access_token = "nope".into();
+        let (from, to) = window();
+        let e = pull_window(
+            adapter(kind).unwrap().as_ref(),
+            &HttpClient::new(),
+            &url,
+            &bad,
+            from,
+            to,
+            5,
+            Utc::now,
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(e, ApiError::Auth { .. }), "{kind}: {e:?}");
+        assert_eq!(handle.stats.snapshot().auth_failures, 1);
+    }
+}
+
+#[tokio::test]
+async fn channels_not_built_yet_have_no_adapter_or_simulator() {
+    for k in [
+        ChannelKind::Taobao,
+        ChannelKind::Jd,
+        ChannelKind::Pdd,
+        ChannelKind::Kuaishou,
+    ] {
+        assert!(adapter(k).is_none());
+        assert!(
+            sim::spawn(k, SimSettings::new(creds(), 1, 1))
+                .await
+                .is_err()
+        );
+    }
+}
+
+#[tokio::test]
+async fn injected_errors_are_transport_errors() {
+    let (url, handle) = sim::spawn(ChannelKind::Douyin, SimSettings::new(creds(), 3, 1))
+        .await
+        .unwrap();
+    handle.knobs.set(Knobs {
+        error_rate: 1.0,
+        ..Knobs::default()
+    });
+    let (from, to) = window();
+    let e = pull_window(
+        adapter(ChannelKind::Douyin).unwrap().as_ref(),
+        &HttpClient::new(),
+        &url,
+        &creds(),
+        from,
+        to,
+        5,
+        Utc::now,
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(e, ApiError::Transport(_)));
+}
+
+/// A webhook receiver that verifies and records what the simulator pushes to it.
+#[tokio::test]
+async fn the_simulator_pushes_signed_messages_that_verify() {
+    for kind in SIM_CHANNELS {
+        let (url, _handle) = sim::spawn(kind, SimSettings::new(creds(), 4, 9))
+            .await
+            .unwrap();
+        let seen: Arc<Mutex<Vec<Result<String, String>>>> = Arc::default();
+        let seen2 = seen.clone();
+        let app = axum::Router::new().fallback(
+            move |uri: axum::http::Uri, headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                let seen = seen2.clone();
+                async move {
+                    let mut h: Vec<(String, String)> = headers
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+                        .collect();
+                    h.extend(
+                        form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()).into_owned(),
+                    );
+                    let a = adapter(kind).unwrap();
+                    let r = a
+                        .verify_push(&h, &body, &creds(), Utc::now(), TOLERANCE)
+                        .and_then(|_| a.parse_push(&h, &body))
+                        .map(|m| m.items[0].order_id.clone())
+                        .map_err(|e| e.rule.to_string());
+                    let ok = r.is_ok();
+                    seen.lock().push(r);
+                    if ok {
+                        axum::http::StatusCode::OK
+                    } else {
+                        axum::http::StatusCode::UNAUTHORIZED
+                    }
+                }
+            },
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let hook = format!("http://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let http = HttpClient::new();
+        let cmd = serde_json::json!({"url": hook, "count": 3});
+        let (status, body) = http
+            .call(
+                "POST",
+                &format!("{url}/_sim/push"),
+                "application/json",
+                &[],
+                cmd.to_string().into_bytes(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(status, 200);
+        let answer: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            answer["statuses"],
+            serde_json::json!([200, 200, 200]),
+            "{kind}"
+        );
+        assert!(seen.lock().iter().all(Result::is_ok), "{kind}");
+        let cmd = serde_json::json!({"url": hook, "count": 1, "secret": "wrong"});
+        let (_, body) = http
+            .call(
+                "POST",
+                &format!("{url}/_sim/push"),
+                "application/json",
+                &[],
+                cmd.to_string().into_bytes(),
+            )
+            .await
+            .unwrap();
+        let answer: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(answer["statuses"], serde_json::json!([401]), "{kind}");
+        assert_eq!(
+            seen.lock().last().cloned(),
+            Some(Err("bad_signature".to_string()))
+        );
+    }
+}
