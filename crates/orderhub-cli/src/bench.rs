@@ -1124,6 +1124,7 @@ pub(crate) async fn open_target(
                 bootstrap_api_key: Some(key.clone()),
                 log_format: LogFormat::Pretty,
                 nats_url: None,
+                nats_partitions: 4,
                 fulfillment: false,
                 carrier: orderhub_carriers::CarrierKind::Zto,
                 carrier_fallback: Default::default(),

@@ -36,6 +36,9 @@ pub struct EventsArgs {
     /// Relay and dispatch through NATS JetStream at this URL instead of the in-process bus.
     #[arg(long)]
     nats_url: Option<String>,
+    /// JetStream partition streams (as `serve --nats-partitions`).
+    #[arg(long, default_value_t = 4)]
+    nats_partitions: u32,
     /// Run the hub on this PostgreSQL database instead of SQLite in a temporary directory.
     #[arg(long)]
     database_url: Option<String>,
@@ -89,6 +92,7 @@ pub async fn run(a: EventsArgs) -> Result<()> {
         bootstrap_api_key: Some(key.clone()),
         log_format: LogFormat::Pretty,
         nats_url: a.nats_url.clone(),
+        nats_partitions: a.nats_partitions,
         fulfillment: false,
         carrier: orderhub_carriers::CarrierKind::Zto,
         carrier_fallback: Default::default(),
@@ -287,6 +291,12 @@ pub async fn run(a: EventsArgs) -> Result<()> {
         relay_throughput(&hub.store, a.relay_events).await?;
     }
     hub.stop().await;
+    // The run's tenant does not come back: leave no durable consumers behind on the server.
+    if let Some(url) = &a.nats_url
+        && let Ok(n) = orderhub_events::nats::connect(url, a.nats_partitions).await
+    {
+        n.remove_consumers(tenant.as_str()).await;
+    }
     anyhow::ensure!(missing == 0, "{missing} order.paid webhooks never arrived");
     Ok(())
 }

@@ -51,6 +51,10 @@ pub struct ServeArgs {
     /// in-process bus (consumers read the outbox directly).
     #[arg(long, env = "ORDERHUB_NATS_URL")]
     pub nats_url: Option<String>,
+    /// JetStream streams events are spread over by order (ORDERHUB_P0…): one order's events stay in
+    /// one stream; more let the server store in parallel. Every node must use the same number.
+    #[arg(long, env = "ORDERHUB_NATS_PARTITIONS")]
+    pub nats_partitions: Option<u32>,
     /// Fulfillment of paid orders: `sim` (allocate, release, waybills from the built-in carrier
     /// simulators, tracking) or `off` (orders move only through the API).
     #[arg(long, env = "ORDERHUB_FULFILLMENT")]
@@ -76,6 +80,7 @@ struct FileConfig {
     bootstrap_api_key: Option<String>,
     log_format: Option<String>,
     nats_url: Option<String>,
+    nats_partitions: Option<u32>,
     fulfillment: Option<String>,
     carrier: Option<String>,
     carrier_fallback: Option<String>,
@@ -92,6 +97,7 @@ pub struct Settings {
     pub bootstrap_api_key: Option<String>,
     pub log_format: LogFormat,
     pub nats_url: Option<String>,
+    pub nats_partitions: u32,
     /// Fulfillment through the built-in carrier simulators.
     pub fulfillment: bool,
     pub carrier: orderhub_carriers::CarrierKind,
@@ -197,6 +203,10 @@ impl Settings {
                 .filter(|s| !s.is_empty()),
             log_format,
             nats_url: a.nats_url.clone().or(f.nats_url).filter(|s| !s.is_empty()),
+            nats_partitions: match a.nats_partitions.or(f.nats_partitions).unwrap_or(4) {
+                n @ 1..=64 => n,
+                n => anyhow::bail!("nats partitions must be 1 to 64, not {n}"),
+            },
             fulfillment: match a
                 .fulfillment
                 .clone()

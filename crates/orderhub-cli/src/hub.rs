@@ -159,6 +159,7 @@ pub async fn start(s: &Settings) -> Result<(RunningHub, Option<String>)> {
         store.clone(),
         orderhub_events::EventsConfig {
             nats_url: s.nats_url.clone(),
+            nats_partitions: s.nats_partitions,
             ..Default::default()
         },
         internal,

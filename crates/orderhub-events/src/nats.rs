@@ -25,6 +25,7 @@ pub struct Nats {
     atomic: std::sync::Arc<std::sync::atomic::AtomicU8>,
     /// Set once every partition's stream is known to exist with this process's settings.
     ready: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    consumer_inactive: Option<Duration>,
 }
 
 /// Events per atomic batch (the server's default limit is 1,000).
@@ -83,10 +84,17 @@ pub async fn connect(url: &str, partitions: u32) -> Result<Nats, NatsError> {
         partitions: partitions.max(1),
         atomic: Default::default(),
         ready: Default::default(),
+        consumer_inactive: None,
     })
 }
 
 impl Nats {
+    /// Durable consumers go away after this long without a client (see `EventsConfig`).
+    pub fn with_consumer_inactive(mut self, d: Option<Duration>) -> Nats {
+        self.consumer_inactive = d;
+        self
+    }
+
     /// Whether batches are published atomically: the server is 2.12 or newer. Known once the
     /// client has connected.
     pub fn atomic_batches(&self) -> bool {
@@ -277,6 +285,15 @@ impl Nats {
         Ok(fresh)
     }
 
+    /// Deletes the tenant's dispatch consumers (a tenant that is gone for good, or a benchmark's).
+    pub async fn remove_consumers(&self, tenant: &str) {
+        for p in 0..self.partitions {
+            if let Ok(stream) = self.js.get_stream(format!("{STREAM_PREFIX}{p}")).await {
+                let _ = stream.delete_consumer(&format!("dispatch-{tenant}")).await;
+            }
+        }
+    }
+
     /// The dispatcher's durable consumer of one tenant's events in partition `p`.
     pub async fn tenant_consumer(
         &self,
@@ -296,6 +313,7 @@ impl Nats {
                     // subscriber does not cause redeliveries.
                     ack_wait: Duration::from_secs(60),
                     max_ack_pending: 20_000,
+                    inactive_threshold: self.consumer_inactive.unwrap_or_default(),
                     ..Default::default()
                 },
             )

@@ -17,6 +17,9 @@ pub struct EventsConfig {
     /// JetStream streams the events are spread over by aggregate (`ORDERHUB_P0..`): one order's
     /// events stay in one stream; more streams let the server write (and fsync) in parallel.
     pub nats_partitions: u32,
+    /// Remove a dispatcher's durable NATS consumers after this long without a client (tests and
+    /// benchmarks, whose tenants do not come back). `None`: kept for ever, as production needs.
+    pub nats_consumer_inactive: Option<Duration>,
     /// A lease not renewed for this long is free; another process takes over after it.
     pub lease_ttl: Duration,
     /// How often to look for other processes' commits (this process's wake the relay at once).
@@ -40,6 +43,7 @@ impl Default for EventsConfig {
         EventsConfig {
             nats_url: None,
             nats_partitions: 4,
+            nats_consumer_inactive: None,
             lease_ttl: Duration::from_secs(10),
             poll_interval: Duration::from_millis(200),
             supervise_every: Duration::from_secs(1),
@@ -84,7 +88,11 @@ impl EventsRuntime {
         internal: Vec<Arc<dyn Target>>,
     ) -> Result<EventsRuntime, crate::nats::NatsError> {
         let nats = match &cfg.nats_url {
-            Some(url) => Some(crate::nats::connect(url, cfg.nats_partitions).await?),
+            Some(url) => Some(
+                crate::nats::connect(url, cfg.nats_partitions)
+                    .await?
+                    .with_consumer_inactive(cfg.nats_consumer_inactive),
+            ),
             None => None,
         };
         let (stop, _) = tokio::sync::watch::channel(false);

@@ -17,6 +17,7 @@ fn fast() -> EventsConfig {
         backoff_max: Duration::from_millis(40),
         replay_poll: Duration::from_millis(100),
         subscriptions_refresh: Duration::from_millis(100),
+        nats_consumer_inactive: Some(Duration::from_secs(30)),
         ..EventsConfig::default()
     }
 }
