@@ -636,7 +636,7 @@ fn two_hub_processes_on_postgresql_and_nats_fail_over_without_losing_events() {
     };
     let a_args = args(&dirs.0);
     let b_args = args(&dirs.1);
-    let mut hubs = vec![
+    let mut hubs = [
         Some(serve(
             &a_args.iter().map(String::as_str).collect::<Vec<_>>(),
             &[],

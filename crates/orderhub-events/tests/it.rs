@@ -98,12 +98,14 @@ async fn republished_batch_is_not_stored_twice(url: String, atomic: Option<bool>
         assert!(std::time::Instant::now() < until, "not connected to {url}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(
-        nats.atomic_batches(),
-        atomic,
-        "server {}",
-        nats.client.server_info().version
-    );
+    if let Some(atomic) = atomic {
+        assert_eq!(
+            nats.atomic_batches(),
+            atomic,
+            "server {}",
+            nats.client.server_info().version
+        );
+    }
     assert_eq!(nats.publish(&rows).await.unwrap(), rows.len());
     assert_eq!(
         nats.publish(&rows).await.unwrap(),
