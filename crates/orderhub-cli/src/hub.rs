@@ -168,6 +168,12 @@ pub async fn start(s: &Settings) -> Result<(RunningHub, Option<String>)> {
     .map_err(|e| anyhow::anyhow!("{e}"))
     .context("cannot start the event relay")?;
     let state = AppState::new(store.clone(), Arc::new(SystemClock));
+    // Channel messages stored by the webhook are turned into orders in the background.
+    tokio::spawn(orderhub_intake::process::run(
+        store.clone(),
+        state.intake.clone(),
+        background.subscribe(),
+    ));
     let app = orderhub_http::router(state);
     let listener = listen(&s.listen).await?;
     let addr = listener.local_addr()?;

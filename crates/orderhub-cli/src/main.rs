@@ -42,6 +42,9 @@ enum Command {
     /// Simulators of the outside world.
     #[command(subcommand)]
     Sim(SimCommand),
+    /// Channel intake maintenance.
+    #[command(subcommand)]
+    Channels(ops::ChannelsCommand),
 }
 
 #[derive(Subcommand)]
@@ -49,6 +52,9 @@ enum SimCommand {
     /// A carrier's open-platform API (waybills, tracking, cancel), slowed, throttled or broken on
     /// demand.
     Carrier(ops::SimCarrierArgs),
+    /// A sales channel's order API (list by modified time, detail, signed pushes), throttled and
+    /// slowed on demand.
+    Channel(ops::SimChannelArgs),
 }
 
 #[derive(Subcommand)]
@@ -94,6 +100,8 @@ fn main() -> std::process::ExitCode {
             Command::Bench(cmd) => bench::run(cmd).await,
             Command::DeadLetters(cmd) => ops::dead_letters(cmd).await,
             Command::Sim(SimCommand::Carrier(a)) => ops::sim_carrier(a).await,
+            Command::Sim(SimCommand::Channel(a)) => ops::sim_channel(a).await,
+            Command::Channels(cmd) => ops::channels(cmd).await,
         }
     });
     match result {

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod crypto;
 pub mod error;
 pub mod idempotency;
+pub mod intake;
 pub mod inventory;
 pub mod ports;
 pub mod usecases;

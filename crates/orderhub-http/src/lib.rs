@@ -32,6 +32,8 @@ pub struct AppState {
     pub inflight: extract::Inflight,
     pub clock: Arc<dyn Clock>,
     pub metrics: telemetry::Metrics,
+    /// Woken when a channel message is stored, so the intake processor takes it at once.
+    pub intake: Arc<tokio::sync::Notify>,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -44,6 +46,7 @@ impl AppState {
             inflight: extract::Inflight::default(),
             clock,
             metrics: telemetry::Metrics::install(),
+            intake: Arc::new(tokio::sync::Notify::new()),
         })
     }
 }

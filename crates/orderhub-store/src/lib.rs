@@ -22,7 +22,10 @@ mod sqlite;
 mod sqlite_inv;
 mod sqlite_ops;
 
-pub use ops::{DeadLetterRow, Lease, OpsRead, OpsTx, SubscriptionRow};
+pub use ops::{
+    ChannelMessageRow, ChannelRead, ChannelShopRow, ChannelTx, DeadLetterRow, Lease, OpsRead,
+    OpsTx, SubscriptionRow,
+};
 use orderhub_core::ports::Tx;
 use orderhub_core::{CoreError, StoreError};
 pub use pool::{BATCH_MAX, WriteStats};
@@ -30,7 +33,7 @@ pub use read::{ApiKeyRow, OrderFilter, ReadConn, StoredEvent};
 use std::sync::Arc;
 
 /// Writes beyond the use cases' `Tx`: tenants and API keys.
-pub trait AdminTx: Tx + ops::OpsTx {
+pub trait AdminTx: Tx + ops::OpsTx + ops::ChannelTx {
     fn tenant_insert(
         &mut self,
         tenant: &orderhub_domain::TenantId,

@@ -132,3 +132,108 @@ pub trait OpsRead {
     /// Dead letters not delivered, per tenant.
     fn dead_letter_depth(&mut self) -> Result<Vec<(TenantId, u64)>, StoreError>;
 }
+
+/// A shop orderhub takes a channel's orders for, with the credentials of its app there.
+#[derive(Clone, PartialEq)]
+pub struct ChannelShopRow {
+    pub channel: String,
+    /// The channel's own shop id (also orderhub's shop id for its orders).
+    pub shop_id: String,
+    pub tenant_id: TenantId,
+    pub app_key: String,
+    /// In clear here; the store keeps secret, token and message key encrypted.
+    pub secret: String,
+    pub access_token: String,
+    pub message_key: String,
+    /// Where the channel's order API answers (the real platform, or a simulator).
+    pub api_base_url: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for ChannelShopRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChannelShopRow")
+            .field("channel", &self.channel)
+            .field("shop_id", &self.shop_id)
+            .field("tenant_id", &self.tenant_id)
+            .field("app_key", &self.app_key)
+            .field("api_base_url", &self.api_base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Message states: `pending` (stored, not yet turned into an order), `processed`, `rejected` (bad
+/// signature, malformed, unknown status: `rule`/`field`/`reason` say why), `failed` (attempts spent
+/// on a channel API that did not answer).
+pub const MSG_PENDING: &str = "pending";
+pub const MSG_PROCESSED: &str = "processed";
+pub const MSG_REJECTED: &str = "rejected";
+pub const MSG_FAILED: &str = "failed";
+
+/// A raw message from a channel, as received.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChannelMessageRow {
+    pub tenant_id: TenantId,
+    pub message_id: Uuid,
+    pub channel: String,
+    pub shop_id: String,
+    pub dedup_key: String,
+    pub received_at: DateTime<Utc>,
+    pub headers: Vec<(String, String)>,
+    /// The body as received; the store keeps it encrypted.
+    pub body: Vec<u8>,
+    pub state: String,
+    pub rule: Option<String>,
+    pub field: Option<String>,
+    pub reason: Option<String>,
+    pub attempts: u32,
+    pub processed_at: Option<DateTime<Utc>>,
+}
+
+/// Writes of channel intake.
+pub trait ChannelTx {
+    /// Creates or replaces the shop's configuration. `Ok(false)`: the shop id is another tenant's
+    /// on that channel (nothing written).
+    fn channel_shop_put(&mut self, s: &ChannelShopRow) -> Result<bool, StoreError>;
+    /// Stores a message; `Ok(false)`: one with that dedup key is stored already (nothing written).
+    fn channel_message_insert(&mut self, m: &ChannelMessageRow) -> Result<bool, StoreError>;
+    /// Records the outcome of processing a message.
+    #[allow(clippy::too_many_arguments)]
+    fn channel_message_update(
+        &mut self,
+        tenant: &TenantId,
+        id: Uuid,
+        state: &str,
+        rule: Option<&str>,
+        field: Option<&str>,
+        reason: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// Puts the shop's messages received since `since` back to `pending` (a replay after a
+    /// mapping fix). Returns how many.
+    fn channel_messages_requeue(
+        &mut self,
+        tenant: &TenantId,
+        channel: &str,
+        shop_id: &str,
+        since: DateTime<Utc>,
+    ) -> Result<u64, StoreError>;
+}
+
+/// Reads of channel intake.
+pub trait ChannelRead {
+    fn channel_shop(
+        &mut self,
+        channel: &str,
+        shop_id: &str,
+    ) -> Result<Option<ChannelShopRow>, StoreError>;
+    /// Messages in id (arrival) order after `after`; optionally one state; every tenant's when
+    /// `tenant` is `None`. Bodies decrypted.
+    fn channel_messages(
+        &mut self,
+        tenant: Option<&TenantId>,
+        state: Option<&str>,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<ChannelMessageRow>, StoreError>;
+}

@@ -43,6 +43,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "events",
         include_str!("../migrations/postgres/0003_events.sql"),
     ),
+    (
+        4,
+        "channels",
+        include_str!("../migrations/postgres/0004_channels.sql"),
+    ),
 ];
 
 pub(crate) fn err(e: postgres::Error) -> StoreError {

@@ -294,3 +294,185 @@ impl OpsRead for PgRead {
             .collect()
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Channel intake
+
+use crate::ops::{ChannelMessageRow, ChannelRead, ChannelShopRow, ChannelTx};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use orderhub_core::crypto::PiiCipher;
+
+fn seal(cipher: &PiiCipher, bytes: &[u8]) -> String {
+    cipher.encrypt(&B64.encode(bytes))
+}
+
+fn open_sealed(cipher: &PiiCipher, stored: &str) -> Result<Vec<u8>, StoreError> {
+    let b = cipher.decrypt(stored).map_err(|_| bad("message body"))?;
+    B64.decode(b).map_err(|_| bad("message body"))
+}
+
+impl ChannelTx for PgWrite {
+    fn channel_shop_put(&mut self, s: &ChannelShopRow) -> Result<bool, StoreError> {
+        let (secret, token, mkey) = (
+            self.cipher.encrypt(&s.secret),
+            self.cipher.encrypt(&s.access_token),
+            self.cipher.encrypt(&s.message_key),
+        );
+        let n = self.conn.execute(
+            "INSERT INTO channel_shops VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+             ON CONFLICT (channel, shop_id) DO UPDATE SET app_key = excluded.app_key,
+               secret = excluded.secret, access_token = excluded.access_token,
+               message_key = excluded.message_key, api_base_url = excluded.api_base_url
+             WHERE channel_shops.tenant_id = excluded.tenant_id",
+            &[
+                &s.channel,
+                &s.shop_id,
+                &s.tenant_id.as_str(),
+                &s.app_key,
+                &secret,
+                &token,
+                &mkey,
+                &s.api_base_url,
+                &s.created_at,
+            ],
+        )?;
+        self.pending.writes += n;
+        Ok(n == 1)
+    }
+
+    fn channel_message_insert(&mut self, m: &ChannelMessageRow) -> Result<bool, StoreError> {
+        let headers = serde_json::json!(m.headers);
+        let body = seal(&self.cipher, &m.body);
+        let n = self.conn.execute(
+            "INSERT INTO channel_messages VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+             ON CONFLICT (tenant_id, channel, shop_id, dedup_key) DO NOTHING",
+            &[
+                &m.tenant_id.as_str(),
+                &m.message_id,
+                &m.channel,
+                &m.shop_id,
+                &m.dedup_key,
+                &m.received_at,
+                &headers,
+                &body,
+                &m.state,
+                &m.rule,
+                &m.field,
+                &m.reason,
+                &(i32::try_from(m.attempts).unwrap_or(i32::MAX)),
+                &m.processed_at,
+            ],
+        )?;
+        self.pending.writes += n;
+        Ok(n == 1)
+    }
+
+    fn channel_message_update(
+        &mut self,
+        t: &TenantId,
+        id: Uuid,
+        state: &str,
+        rule: Option<&str>,
+        field: Option<&str>,
+        reason: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let n = self.conn.execute(
+            "UPDATE channel_messages SET state = $1, rule = $2, field = $3, reason = $4,
+               attempts = attempts + 1, processed_at = $5
+             WHERE tenant_id = $6 AND message_id = $7",
+            &[&state, &rule, &field, &reason, &now, &t.as_str(), &id],
+        )?;
+        self.pending.writes += n;
+        Ok(())
+    }
+
+    fn channel_messages_requeue(
+        &mut self,
+        t: &TenantId,
+        channel: &str,
+        shop_id: &str,
+        since: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let n = self.conn.execute(
+            "UPDATE channel_messages SET state = 'pending', attempts = 0
+             WHERE tenant_id = $1 AND channel = $2 AND shop_id = $3 AND received_at >= $4",
+            &[&t.as_str(), &channel, &shop_id, &since],
+        )?;
+        self.pending.writes += n;
+        Ok(n)
+    }
+}
+
+impl ChannelRead for PgRead {
+    fn channel_shop(
+        &mut self,
+        channel: &str,
+        shop_id: &str,
+    ) -> Result<Option<ChannelShopRow>, StoreError> {
+        let Some(r) = self.conn.query_opt(
+            "SELECT tenant_id, app_key, secret, access_token, message_key, api_base_url, created_at
+             FROM channel_shops WHERE channel = $1 AND shop_id = $2",
+            &[&channel, &shop_id],
+        )?
+        else {
+            return Ok(None);
+        };
+        let dec = |i: usize| {
+            let s: String = r.get(i);
+            self.cipher.decrypt(&s).map_err(|_| bad("shop secret"))
+        };
+        Ok(Some(ChannelShopRow {
+            channel: channel.to_owned(),
+            shop_id: shop_id.to_owned(),
+            tenant_id: tenant(r.get(0))?,
+            app_key: r.get(1),
+            secret: dec(2)?,
+            access_token: dec(3)?,
+            message_key: dec(4)?,
+            api_base_url: r.get(5),
+            created_at: r.get(6),
+        }))
+    }
+
+    fn channel_messages(
+        &mut self,
+        t: Option<&TenantId>,
+        state: Option<&str>,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<ChannelMessageRow>, StoreError> {
+        let rows = self.conn.query(
+            "SELECT tenant_id, message_id, channel, shop_id, dedup_key, received_at, headers, body, state,
+                    rule, field, reason, attempts, processed_at
+             FROM channel_messages
+             WHERE ($1::text IS NULL OR tenant_id = $1) AND ($2::text IS NULL OR state = $2)
+               AND ($3::uuid IS NULL OR message_id > $3)
+             ORDER BY message_id LIMIT $4",
+            &[&t.map(|t| t.as_str()), &state, &after, &i64::from(limit)],
+        )?;
+        rows.iter()
+            .map(|r| {
+                let headers: serde_json::Value = r.get(6);
+                let body: String = r.get(7);
+                Ok(ChannelMessageRow {
+                    tenant_id: tenant(r.get(0))?,
+                    message_id: r.get(1),
+                    channel: r.get(2),
+                    shop_id: r.get(3),
+                    dedup_key: r.get(4),
+                    received_at: r.get(5),
+                    headers: serde_json::from_value(headers).map_err(|_| bad("headers"))?,
+                    body: open_sealed(&self.cipher, &body)?,
+                    state: r.get(8),
+                    rule: r.get(9),
+                    field: r.get(10),
+                    reason: r.get(11),
+                    attempts: u32::try_from(r.get::<_, i32>(12)).unwrap_or(0),
+                    processed_at: r.get(13),
+                })
+            })
+            .collect()
+    }
+}

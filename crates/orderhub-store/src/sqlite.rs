@@ -34,6 +34,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "events",
         include_str!("../migrations/sqlite/0003_events.sql"),
     ),
+    (
+        4,
+        "channels",
+        include_str!("../migrations/sqlite/0004_channels.sql"),
+    ),
 ];
 
 /// Reader connections: WAL lets readers run beside the writer; two keep a 2-core machine busy.

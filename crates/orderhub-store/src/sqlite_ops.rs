@@ -422,3 +422,257 @@ impl OpsRead for SqliteRead {
         .collect()
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Channel intake
+
+use crate::ops::{ChannelMessageRow, ChannelRead, ChannelShopRow, ChannelTx};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+
+fn seal(cipher: &PiiCipher, bytes: &[u8]) -> String {
+    cipher.encrypt(&B64.encode(bytes))
+}
+
+fn open_sealed(cipher: &PiiCipher, stored: &str) -> Result<Vec<u8>, StoreError> {
+    let b = cipher.decrypt(stored).map_err(|_| bad("message body"))?;
+    B64.decode(b).map_err(|_| bad("message body"))
+}
+
+impl ChannelTx for SqliteWrite {
+    fn channel_shop_put(&mut self, s: &ChannelShopRow) -> Result<bool, StoreError> {
+        let n = self
+            .c
+            .execute(
+                "INSERT INTO channel_shops VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                 ON CONFLICT (channel, shop_id) DO UPDATE SET app_key = excluded.app_key,
+                   secret = excluded.secret, access_token = excluded.access_token,
+                   message_key = excluded.message_key, api_base_url = excluded.api_base_url
+                 WHERE channel_shops.tenant_id = excluded.tenant_id",
+                params![
+                    s.channel,
+                    s.shop_id,
+                    s.tenant_id.as_str(),
+                    s.app_key,
+                    self.cipher.encrypt(&s.secret),
+                    self.cipher.encrypt(&s.access_token),
+                    self.cipher.encrypt(&s.message_key),
+                    s.api_base_url,
+                    micros(s.created_at)
+                ],
+            )
+            .map_err(err)?;
+        self.pending.writes += n as u64;
+        Ok(n == 1)
+    }
+
+    fn channel_message_insert(&mut self, m: &ChannelMessageRow) -> Result<bool, StoreError> {
+        let headers = serde_json::to_string(&m.headers).map_err(|_| bad("headers"))?;
+        let n = self
+            .c
+            .prepare_cached(
+                "INSERT INTO channel_messages VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+                 ON CONFLICT (tenant_id, channel, shop_id, dedup_key) DO NOTHING",
+            )
+            .map_err(err)?
+            .execute(params![
+                m.tenant_id.as_str(),
+                m.message_id.to_string(),
+                m.channel,
+                m.shop_id,
+                m.dedup_key,
+                micros(m.received_at),
+                headers,
+                seal(&self.cipher, &m.body),
+                m.state,
+                m.rule,
+                m.field,
+                m.reason,
+                i64::from(m.attempts),
+                m.processed_at.map(micros)
+            ])
+            .map_err(err)?;
+        self.pending.writes += n as u64;
+        Ok(n == 1)
+    }
+
+    fn channel_message_update(
+        &mut self,
+        tenant: &TenantId,
+        id: Uuid,
+        state: &str,
+        rule: Option<&str>,
+        field: Option<&str>,
+        reason: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let n = self
+            .c
+            .prepare_cached(
+                "UPDATE channel_messages SET state = ?1, rule = ?2, field = ?3, reason = ?4,
+                   attempts = attempts + 1, processed_at = ?5
+                 WHERE tenant_id = ?6 AND message_id = ?7",
+            )
+            .map_err(err)?
+            .execute(params![
+                state,
+                rule,
+                field,
+                reason,
+                micros(now),
+                tenant.as_str(),
+                id.to_string()
+            ])
+            .map_err(err)?;
+        self.pending.writes += n as u64;
+        Ok(())
+    }
+
+    fn channel_messages_requeue(
+        &mut self,
+        tenant: &TenantId,
+        channel: &str,
+        shop_id: &str,
+        since: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let n = self
+            .c
+            .execute(
+                "UPDATE channel_messages SET state = 'pending', attempts = 0
+                 WHERE tenant_id = ?1 AND channel = ?2 AND shop_id = ?3 AND received_at >= ?4",
+                params![tenant.as_str(), channel, shop_id, micros(since)],
+            )
+            .map_err(err)? as u64;
+        self.pending.writes += n;
+        Ok(n)
+    }
+}
+
+impl ChannelRead for SqliteRead {
+    fn channel_shop(
+        &mut self,
+        channel: &str,
+        shop_id: &str,
+    ) -> Result<Option<ChannelShopRow>, StoreError> {
+        let raw = self
+            .c
+            .prepare_cached(
+                "SELECT tenant_id, app_key, secret, access_token, message_key, api_base_url, created_at
+                 FROM channel_shops WHERE channel = ?1 AND shop_id = ?2",
+            )
+            .map_err(err)?
+            .query_row(params![channel, shop_id], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, String>(5)?,
+                    r.get::<_, i64>(6)?,
+                ))
+            })
+            .optional()
+            .map_err(err)?;
+        let Some((t, app_key, secret, token, mkey, url, at)) = raw else {
+            return Ok(None);
+        };
+        let dec = |s: &str| self.cipher.decrypt(s).map_err(|_| bad("shop secret"));
+        Ok(Some(ChannelShopRow {
+            channel: channel.to_owned(),
+            shop_id: shop_id.to_owned(),
+            tenant_id: tenant(t)?,
+            app_key,
+            secret: dec(&secret)?,
+            access_token: dec(&token)?,
+            message_key: dec(&mkey)?,
+            api_base_url: url,
+            created_at: from_micros(at),
+        }))
+    }
+
+    fn channel_messages(
+        &mut self,
+        t: Option<&TenantId>,
+        state: Option<&str>,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<ChannelMessageRow>, StoreError> {
+        type Raw = (
+            String,
+            String,
+            String,
+            String,
+            String,
+            i64,
+            String,
+            String,
+            String,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            i64,
+            Option<i64>,
+        );
+        let mut st = self
+            .c
+            .prepare_cached(
+                "SELECT tenant_id, message_id, channel, shop_id, dedup_key, received_at, headers, body, state,
+                        rule, field, reason, attempts, processed_at
+                 FROM channel_messages
+                 WHERE (?1 IS NULL OR tenant_id = ?1) AND (?2 IS NULL OR state = ?2)
+                   AND (?3 IS NULL OR message_id > ?3)
+                 ORDER BY message_id LIMIT ?4",
+            )
+            .map_err(err)?;
+        let rows = st
+            .query_map(
+                params![
+                    t.map(|t| t.as_str()),
+                    state,
+                    after.map(|a| a.to_string()),
+                    i64::from(limit)
+                ],
+                |r| {
+                    Ok::<Raw, rusqlite::Error>((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                        r.get(6)?,
+                        r.get(7)?,
+                        r.get(8)?,
+                        r.get(9)?,
+                        r.get(10)?,
+                        r.get(11)?,
+                        r.get(12)?,
+                        r.get(13)?,
+                    ))
+                },
+            )
+            .map_err(err)?;
+        let mut out = Vec::new();
+        for r in rows {
+            let r = r.map_err(err)?;
+            out.push(ChannelMessageRow {
+                tenant_id: tenant(r.0)?,
+                message_id: uuid(r.1, "message id")?,
+                channel: r.2,
+                shop_id: r.3,
+                dedup_key: r.4,
+                received_at: from_micros(r.5),
+                headers: serde_json::from_str(&r.6).map_err(|_| bad("headers"))?,
+                body: open_sealed(&self.cipher, &r.7)?,
+                state: r.8,
+                rule: r.9,
+                field: r.10,
+                reason: r.11,
+                attempts: u32::try_from(r.12).unwrap_or(0),
+                processed_at: r.13.map(from_micros),
+            });
+        }
+        Ok(out)
+    }
+}

@@ -1,5 +1,6 @@
 //! Routes: one file per resource, each handler thin.
 
+pub mod channels;
 pub mod events;
 pub mod inventory;
 pub mod keys;
@@ -56,6 +57,15 @@ pub fn routes() -> Router<SharedState> {
             "/v1/dead-letters/{id}/replay",
             post(subscriptions::replay_one),
         )
+        .route(
+            "/v1/channels/{channel}/shops/{shop}",
+            axum::routing::put(channels::put_shop),
+        )
+        .route(
+            "/v1/channels/{channel}/shops/{shop}/webhook",
+            post(channels::webhook),
+        )
+        .route("/v1/channel-messages", get(channels::messages))
         .route("/v1/api-keys", post(keys::create).get(keys::list))
         .route("/v1/api-keys/{id}/revoke", post(keys::revoke))
         .route("/healthz", get(system::healthz))

@@ -3,6 +3,7 @@
 
 mod app;
 mod auth;
+mod channels;
 mod errors;
 mod idempotency;
 mod inventory;

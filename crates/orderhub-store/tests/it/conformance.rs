@@ -1264,3 +1264,127 @@ async fn a_pos_ticket_holds_its_goods_until_it_is_cancelled(ts: TestStore) {
     );
     assert_eq!(level(&ts, "TEA", "HZ").await.reserved, 0);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Channel intake: one order per shop and external id, newer channel versions win.
+
+async fn ingest_at(
+    ts: &TestStore,
+    t: &str,
+    minutes: i64,
+    canonical: Status,
+    after_sale: bool,
+    not_shippable: Option<&str>,
+) -> orderhub_core::intake::Ingested {
+    use chrono::TimeZone;
+    let cn = chrono::FixedOffset::east_opt(8 * 3600).unwrap();
+    let at =
+        cn.with_ymd_and_hms(2026, 11, 11, 10, 0, 0).unwrap() + chrono::Duration::minutes(minutes);
+    let mut d = draft("tmall-1", "CH-1");
+    d.channel_status = Some(format!("S{minutes}"));
+    d.channel_updated_at = Some(at);
+    let facts = orderhub_core::intake::ChannelFacts {
+        canonical,
+        after_sale,
+        not_shippable: not_shippable.map(str::to_owned),
+        paid_at: Some(at),
+    };
+    let a = actor(t, Role::Admin);
+    ts.store
+        .write(0, move |tx| {
+            orderhub_core::intake::ingest(tx, &a, d.clone(), &facts, chrono::Utc::now())
+        })
+        .await
+        .unwrap()
+}
+
+async fn channel_reports_merge_by_version_and_conflicts_raise_exceptions(ts: TestStore) {
+    use orderhub_core::intake::Ingested;
+    let t = "intake";
+    seed_tenant(&ts.store, t).await;
+    let o = match ingest_at(&ts, t, 10, Status::Paid, false, None).await {
+        Ingested::Created(o) => o,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(o.status, Status::Paid);
+    // An older report (even one that says cancelled) changes nothing.
+    let Ingested::Stale(same) = ingest_at(&ts, t, 5, Status::Cancelled, false, None).await else {
+        panic!("an older version must be ignored")
+    };
+    assert_eq!((same.status, same.version), (o.status, o.version));
+    // As old as the stored one: ignored too (a duplicate).
+    assert!(matches!(
+        ingest_at(&ts, t, 10, Status::Cancelled, false, None).await,
+        Ingested::Stale(_)
+    ));
+    // Newer: the channel says it may not ship (group not formed) → held; then shippable → released.
+    let Ingested::Updated(held) =
+        ingest_at(&ts, t, 20, Status::Paid, false, Some("group not formed")).await
+    else {
+        panic!()
+    };
+    assert_eq!(held.status, Status::OnHold);
+    assert_eq!(held.channel_status.as_deref(), Some("S20"));
+    let Ingested::Updated(free) = ingest_at(&ts, t, 30, Status::Paid, false, None).await else {
+        panic!()
+    };
+    assert_eq!(free.status, Status::Paid);
+    // Released to the warehouse, then the buyer closes the order on the channel: not a silent
+    // cancel — a stop-shipment exception.
+    apply(
+        &ts,
+        t,
+        o.id,
+        Command::Allocate {
+            warehouse_id: wh("hz"),
+        },
+    )
+    .await
+    .unwrap();
+    apply(&ts, t, o.id, Command::Release).await.unwrap();
+    let Ingested::Updated(stop) = ingest_at(&ts, t, 40, Status::Cancelled, false, None).await
+    else {
+        panic!()
+    };
+    assert_eq!(stop.status, Status::Released);
+    assert!(
+        stop.exceptions.iter().any(|e| e == "stop_shipment"),
+        "{:?}",
+        stop.exceptions
+    );
+    // Shipped, then a refund is requested on the channel: an after-sale exception.
+    let ship = Command::Ship {
+        carrier: orderhub_domain::ids::CarrierCode::parse("zto").unwrap(),
+        tracking_no: "7700001".into(),
+        logistics_no: "L1".into(),
+    };
+    apply(&ts, t, o.id, ship).await.unwrap();
+    let Ingested::Updated(sale) = ingest_at(&ts, t, 50, Status::Shipped, true, None).await else {
+        panic!()
+    };
+    assert_eq!(sale.status, Status::Shipped);
+    assert!(
+        sale.exceptions.iter().any(|e| e == "after_sale"),
+        "{:?}",
+        sale.exceptions
+    );
+    // Every change went out as an event with the order's version.
+    let tenant = orderhub_domain::TenantId::parse(t).unwrap();
+    let events = ts
+        .store
+        .read(move |r| r.events_after(&tenant, 0, 1000))
+        .await
+        .unwrap();
+    let types: Vec<&str> = events.iter().map(|e| e.event.event_type.as_str()).collect();
+    for want in [
+        "order.created",
+        "order.paid",
+        "order.held",
+        "order.channel_updated",
+        "exception.raised",
+    ] {
+        assert!(types.contains(&want), "{want} missing from {types:?}");
+    }
+}
+
+conformance!(channel_reports_merge_by_version_and_conflicts_raise_exceptions);

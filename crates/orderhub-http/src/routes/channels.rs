@@ -1,0 +1,270 @@
+//! Channel intake over HTTP: shops are configured with their app credentials; channels push to
+//! `/v1/channels/{channel}/shops/{shop}/webhook` (no API key: the channel's own signature is the
+//! authentication); operators list the messages and replay a shop's after a mapping fix.
+
+use super::parse_query;
+use crate::SharedState;
+use crate::auth::Ctx;
+use crate::error::ApiError;
+use crate::extract::{Body, json_response, parse_json};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use orderhub_core::auth::Permission;
+use orderhub_store::ChannelShopRow;
+use orderhub_store::ops::{MSG_FAILED, MSG_PENDING, MSG_PROCESSED, MSG_REJECTED};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+fn manage(ctx: &Ctx) -> Result<(), ApiError> {
+    if ctx.principal.can(Permission::SubscriptionsManage) {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(
+            "only admin and ops keys manage channel shops and messages",
+        ))
+    }
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShopConfig {
+    /// The app's key on the channel (Douyin app_key, Youzan client_id, WeChat appid, …).
+    pub app_key: String,
+    /// The app secret the channel signs pushes and API calls with.
+    pub secret: String,
+    #[serde(default)]
+    pub access_token: String,
+    #[serde(default)]
+    pub message_key: String,
+    /// Base URL of the channel's order API (the platform's, or a simulator's).
+    pub api_base_url: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ShopView {
+    pub channel: String,
+    pub shop_id: String,
+    pub app_key: String,
+    pub api_base_url: String,
+    /// Where the channel must push.
+    pub webhook_path: String,
+}
+
+fn unprocessable(code: &str, msg: impl Into<String>, field: &str) -> ApiError {
+    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, msg).field(field)
+}
+
+/// Configure a shop of a channel for this tenant (create or replace).
+#[utoipa::path(put, path = "/v1/channels/{channel}/shops/{shop}", tag = "channels", request_body = ShopConfig,
+    responses((status = 200, body = ShopView), (status = 404, body = orderhub_api::ErrorBody), (status = 409, body = orderhub_api::ErrorBody), (status = 422, body = orderhub_api::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn put_shop(
+    State(state): State<SharedState>,
+    ctx: Ctx,
+    Path((channel, shop)): Path<(String, String)>,
+    Body(body): Body,
+) -> Result<Response, ApiError> {
+    manage(&ctx)?;
+    let kind = orderhub_channels::ChannelKind::parse(&channel).map_err(|_| {
+        ApiError::new(StatusCode::NOT_FOUND, "unknown_channel", "no such channel").field("channel")
+    })?;
+    orderhub_domain::ShopId::parse(&shop).map_err(|e| ApiError::from(e).field("shop"))?;
+    let (req, _): (ShopConfig, _) = parse_json(&body, false)?;
+    for (v, f) in [(&req.app_key, "app_key"), (&req.secret, "secret")] {
+        if v.trim().is_empty() {
+            return Err(unprocessable("required", format!("{f} is required"), f));
+        }
+    }
+    let url = url::Url::parse(req.api_base_url.trim())
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https"))
+        .ok_or_else(|| {
+            unprocessable(
+                "invalid_url",
+                "api_base_url must be an absolute http(s) URL",
+                "api_base_url",
+            )
+        })?;
+    let row = ChannelShopRow {
+        channel: kind.code().to_owned(),
+        shop_id: shop.clone(),
+        tenant_id: ctx.principal.tenant_id.clone(),
+        app_key: req.app_key.trim().to_owned(),
+        secret: req.secret,
+        access_token: req.access_token,
+        message_key: req.message_key,
+        api_base_url: url.as_str().trim_end_matches('/').to_owned(),
+        created_at: state.clock.now(),
+    };
+    let r = row.clone();
+    let ok = state
+        .store
+        .write(0, move |tx| Ok(tx.channel_shop_put(&r)?))
+        .await?;
+    if !ok {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "shop_taken",
+            "this shop id is configured by another tenant on this channel",
+        )
+        .field("shop"));
+    }
+    let v = ShopView {
+        webhook_path: format!("/v1/channels/{}/shops/{}/webhook", row.channel, row.shop_id),
+        channel: row.channel,
+        shop_id: row.shop_id,
+        app_key: row.app_key,
+        api_base_url: row.api_base_url,
+    };
+    Ok(json_response(
+        StatusCode::OK,
+        serde_json::to_vec(&v).unwrap_or_default(),
+        false,
+    ))
+}
+
+/// A channel's push. Verified with the shop's secret and the channel's scheme, stored before the
+/// answer, processed asynchronously; the same message twice is stored once. Refused messages are
+/// recorded with the rule they broke.
+#[utoipa::path(post, path = "/v1/channels/{channel}/shops/{shop}/webhook", tag = "channels",
+    responses((status = 200, description = "the channel's own acknowledgement"), (status = 400, body = orderhub_api::ErrorBody), (status = 401, body = orderhub_api::ErrorBody), (status = 404, body = orderhub_api::ErrorBody)))]
+pub async fn webhook(
+    State(state): State<SharedState>,
+    Path((channel, shop)): Path<(String, String)>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    Body(body): Body,
+) -> Response {
+    let mut pairs: Vec<(String, String)> = headers
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+        .collect();
+    // Channels that sign in the query string (WeChat): their parameters travel with the headers.
+    if let Some(q) = q {
+        pairs.extend(
+            form_urlencoded::parse(q.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())),
+        );
+    }
+    let now = state.clock.now();
+    match orderhub_intake::receive(
+        &state.store,
+        &channel,
+        &shop,
+        pairs,
+        body.to_vec(),
+        now,
+        Some(&state.intake),
+    )
+    .await
+    {
+        Ok(r) => (
+            StatusCode::from_u16(r.status).unwrap_or(StatusCode::OK),
+            [(header::CONTENT_TYPE, r.content_type)],
+            r.body,
+        )
+            .into_response(),
+        Err(r) => {
+            let mut e = ApiError::new(
+                StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_REQUEST),
+                r.code,
+                r.message,
+            );
+            if let Some(f) = r.field {
+                e = e.field(f);
+            }
+            e.into_response()
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct MessagesQuery {
+    /// pending, processed, rejected, failed or all (default rejected).
+    state: Option<String>,
+    after: Option<String>,
+    /// 1 to 500, default 100.
+    limit: Option<u32>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct MessageView {
+    pub message_id: Uuid,
+    pub channel: String,
+    pub shop_id: String,
+    pub received_at: chrono::DateTime<chrono::Utc>,
+    pub state: String,
+    /// Why it was refused (the rule), or `retrying` while the channel's API fails.
+    pub rule: Option<String>,
+    pub field: Option<String>,
+    pub reason: Option<String>,
+    pub attempts: u32,
+    pub bytes: usize,
+}
+
+/// Messages channels sent, oldest first (default: the rejected ones). Bodies are not shown (they
+/// hold personal data); a replay re-derives orders from them.
+#[utoipa::path(get, path = "/v1/channel-messages", tag = "channels", params(MessagesQuery),
+    responses((status = 200, body = Vec<MessageView>), (status = 400, body = orderhub_api::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn messages(
+    State(state): State<SharedState>,
+    ctx: Ctx,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    manage(&ctx)?;
+    let q: MessagesQuery = parse_query(q.as_deref())?;
+    let st = match q.state.as_deref().unwrap_or(MSG_REJECTED) {
+        "all" => None,
+        s @ (MSG_PENDING | MSG_PROCESSED | MSG_REJECTED | MSG_FAILED) => Some(s.to_owned()),
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_parameter",
+                "state must be pending, processed, rejected, failed or all",
+            )
+            .field("state"));
+        }
+    };
+    let after = q
+        .after
+        .as_deref()
+        .map(|a| {
+            a.parse::<Uuid>().map_err(|_| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_id",
+                    "after must be a UUID",
+                )
+                .field("after")
+            })
+        })
+        .transpose()?;
+    let limit = super::page_limit(q.limit, 100, 500)?;
+    let t = ctx.principal.tenant_id.clone();
+    let rows = state
+        .store
+        .read(move |r| r.channel_messages(Some(&t), st.as_deref(), after, limit))
+        .await?;
+    let views: Vec<MessageView> = rows
+        .into_iter()
+        .map(|m| MessageView {
+            message_id: m.message_id,
+            channel: m.channel,
+            shop_id: m.shop_id,
+            received_at: m.received_at,
+            state: m.state,
+            rule: m.rule,
+            field: m.field,
+            reason: m.reason,
+            attempts: m.attempts,
+            bytes: m.body.len(),
+        })
+        .collect();
+    Ok(json_response(
+        StatusCode::OK,
+        serde_json::to_vec(&views).unwrap_or_default(),
+        false,
+    ))
+}

@@ -1,0 +1,254 @@
+//! Channel intake end to end: a channel simulator's signed push reaches the webhook, is kept raw,
+//! processed in the background into a standard order (fetched from the simulator's order API),
+//! deduplicated, versioned; bad pushes are refused and recorded.
+
+use crate::app::{ADMIN_KEY, TestApp};
+use crate::on_every_backend;
+use orderhub_channels::client::HttpClient;
+use orderhub_channels::sim::{self, SimSettings};
+use orderhub_channels::{ChannelKind, ShopCredentials};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn creds() -> ShopCredentials {
+    let mut c = ShopCredentials::new("app-key-1", "s3cret");
+    c.access_token = "tok-1".into();
+    c
+}
+
+/// Starts the processor the hub runs beside the API.
+fn start_processor(app: &TestApp) -> tokio::sync::watch::Sender<bool> {
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(orderhub_intake::process::run(
+        app.store.clone(),
+        Arc::new(tokio::sync::Notify::new()),
+        rx,
+    ));
+    stop
+}
+
+async fn configure(app: &TestApp, kind: ChannelKind, shop: &str, url: &str) {
+    let c = creds();
+    let r = app
+        .call(
+            Method::PUT,
+            &format!("/v1/channels/{}/shops/{shop}", kind.code()),
+            Some(ADMIN_KEY),
+            Some(&json!({"app_key": c.app_key, "secret": c.secret, "access_token": c.access_token, "api_base_url": url}).to_string()),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+}
+
+async fn push(
+    app: &TestApp,
+    kind: ChannelKind,
+    shop: &str,
+    p: &sim::SignedPush,
+    body: &[u8],
+) -> crate::app::Resp {
+    let mut path = format!("/v1/channels/{}/shops/{shop}/webhook", kind.code());
+    if !p.query.is_empty() {
+        let q: Vec<String> = p.query.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        path = format!("{path}?{}", q.join("&"));
+    }
+    let mut headers: Vec<(&str, &str)> = p
+        .headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    headers.push(("content-type", p.content_type));
+    let body = String::from_utf8(body.to_vec()).unwrap();
+    // No API key: the channel's signature is the authentication.
+    let mut rb = app.client.post(format!("{}{path}", app.base)).body(body);
+    for (k, v) in headers {
+        rb = rb.header(k, v);
+    }
+    let r = rb.send().await.unwrap();
+    let status = r.status();
+    let bytes = r.bytes().await.unwrap().to_vec();
+    crate::app::Resp {
+        status,
+        headers: Default::default(),
+        body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        bytes,
+    }
+}
+
+async fn order_of(app: &TestApp, channel: &str, external: &str, within: Duration) -> Value {
+    let until = Instant::now() + within;
+    loop {
+        let r = app
+            .get(
+                &format!("/v1/orders?channel={channel}&limit=200"),
+                ADMIN_KEY,
+            )
+            .await;
+        if let Some(o) = r.body["orders"]
+            .as_array()
+            .and_then(|os| os.iter().find(|o| o["external_order_id"] == external))
+        {
+            return o.clone();
+        }
+        assert!(Instant::now() < until, "order {external} never appeared");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn messages(app: &TestApp, state: &str) -> Vec<Value> {
+    let r = app
+        .get(&format!("/v1/channel-messages?state={state}"), ADMIN_KEY)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    r.body.as_array().cloned().unwrap_or_default()
+}
+
+async fn a_signed_push_becomes_one_order_and_bad_pushes_are_recorded(app: TestApp) {
+    let _stop = start_processor(&app);
+    for kind in [ChannelKind::Douyin, ChannelKind::Youzan] {
+        let (url, handle) = sim::spawn(kind, SimSettings::new(creds(), 5, 11))
+            .await
+            .unwrap();
+        let shop = format!("{}shop", kind.code());
+        configure(&app, kind, &shop, &url).await;
+        let order = handle.orders()[0].clone();
+        let p = sim::signed_push(kind, &order, &creds(), chrono::Utc::now()).unwrap();
+        let r = push(&app, kind, &shop, &p, &p.body).await;
+        assert_eq!(
+            r.status,
+            StatusCode::OK,
+            "{kind}: {}",
+            String::from_utf8_lossy(&r.bytes)
+        );
+        let o = order_of(
+            &app,
+            kind.code(),
+            &order.external_order_id,
+            Duration::from_secs(20),
+        )
+        .await;
+        assert_eq!(o["shop_id"], shop);
+        assert_eq!(o["channel_status"], order.channel_status, "{kind}");
+        assert_eq!(
+            o["amounts"]["paid_amount"]
+                .as_str()
+                .unwrap()
+                .parse::<rust_decimal::Decimal>()
+                .unwrap(),
+            order.amounts.paid,
+            "{kind}: yuan, exactly"
+        );
+        let expected = match order.canonical.domain() {
+            orderhub_domain::Status::PendingPayment => "pending_payment",
+            orderhub_domain::Status::Cancelled => "cancelled",
+            _ => "",
+        };
+        if !expected.is_empty() {
+            assert_eq!(o["status"], expected, "{kind}");
+        }
+        // The same push again: acknowledged, stored once, still one order.
+        let r = push(&app, kind, &shop, &p, &p.body).await;
+        assert_eq!(r.status, StatusCode::OK);
+        let all: Vec<Value> = messages(&app, "all")
+            .await
+            .into_iter()
+            .filter(|m| m["shop_id"] == shop)
+            .collect();
+        assert_eq!(all.len(), 1, "{kind}: {all:?}");
+        // A tampered body is refused, recorded with its rule, and changes nothing.
+        let mut bad = p.body.clone();
+        let at = bad.iter().position(|b| b.is_ascii_digit()).unwrap();
+        bad[at] = if bad[at] == b'9' { b'8' } else { bad[at] + 1 };
+        let r = push(&app, kind, &shop, &p, &bad).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{kind}");
+        assert_eq!(r.body["error"]["code"], "bad_signature");
+        let rejected: Vec<Value> = messages(&app, "rejected")
+            .await
+            .into_iter()
+            .filter(|m| m["shop_id"] == shop)
+            .collect();
+        assert_eq!(rejected.len(), 1);
+        assert_eq!(rejected[0]["rule"], "bad_signature");
+        // An unknown shop is 404; the message is not stored (no tenant to keep it for).
+        let r = push(&app, kind, "noshop", &p, &p.body).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND);
+        assert_eq!(r.body["error"]["code"], "unknown_shop");
+    }
+}
+
+async fn a_newer_channel_version_moves_the_order(app: TestApp) {
+    let _stop = start_processor(&app);
+    let kind = ChannelKind::Douyin;
+    let (url, handle) = sim::spawn(kind, SimSettings::new(creds(), 8, 5))
+        .await
+        .unwrap();
+    let shop = "dyshop";
+    configure(&app, kind, shop, &url).await;
+    // An order the buyer has paid.
+    let order = handle
+        .orders()
+        .into_iter()
+        .find(|o| o.canonical.domain() == orderhub_domain::Status::Paid)
+        .expect("the simulator has a paid order");
+    let p = sim::signed_push(kind, &order, &creds(), chrono::Utc::now()).unwrap();
+    assert_eq!(
+        push(&app, kind, shop, &p, &p.body).await.status,
+        StatusCode::OK
+    );
+    let o = order_of(
+        &app,
+        "douyin",
+        &order.external_order_id,
+        Duration::from_secs(20),
+    )
+    .await;
+    assert_eq!(o["status"], "paid");
+    let version = o["version"].as_u64().unwrap();
+    // The buyer cancels on the channel (a newer version): the order is cancelled here too.
+    let (status, _) = HttpClient::new()
+        .call(
+            "POST",
+            &format!("{url}/_sim/orders"),
+            "application/json",
+            &[],
+            json!({"external_order_id": order.external_order_id, "canonical": "cancelled", "bump_secs": 60}).to_string().into_bytes(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    let changed = handle
+        .orders()
+        .into_iter()
+        .find(|x| x.external_order_id == order.external_order_id)
+        .unwrap();
+    let p2 = sim::signed_push(kind, &changed, &creds(), chrono::Utc::now()).unwrap();
+    assert_eq!(
+        push(&app, kind, shop, &p2, &p2.body).await.status,
+        StatusCode::OK
+    );
+    let until = Instant::now() + Duration::from_secs(20);
+    let o = loop {
+        let o = order_of(
+            &app,
+            "douyin",
+            &order.external_order_id,
+            Duration::from_secs(5),
+        )
+        .await;
+        if o["status"] == "cancelled" {
+            break o;
+        }
+        assert!(Instant::now() < until, "never cancelled: {o}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(o["version"].as_u64().unwrap() > version);
+    assert_eq!(o["channel_status"], changed.channel_status);
+}
+
+on_every_backend!(
+    a_signed_push_becomes_one_order_and_bad_pushes_are_recorded,
+    a_newer_channel_version_moves_the_order,
+);

@@ -1,0 +1,217 @@
+//! Channel intake (issue 4, first slice): a channel's push is verified with the shop's secret and
+//! the channel's own scheme, **kept raw before it is answered** (encrypted: it carries addresses),
+//! de-duplicated by the channel's message id, and processed asynchronously into standard orders
+//! ([`process`]): the order is read from the push or fetched from the channel's API, converted by
+//! the channel's adapter and merged by `orderhub_core::intake::ingest` (one order per shop and
+//! external id, older versions ignored, lifecycle conflicts raised as exceptions). Every refused
+//! message is recorded with the rule it broke.
+
+pub mod process;
+
+use chrono::{DateTime, Utc};
+use orderhub_channels::{ChannelKind, ShopCredentials};
+use orderhub_core::CoreError;
+use orderhub_store::ops::{MSG_PENDING, MSG_REJECTED};
+use orderhub_store::{ChannelMessageRow, ChannelShopRow, Store};
+use std::time::Duration;
+use uuid::Uuid;
+
+/// A signed push older or newer than this (where the channel signs a time) is refused as a replay.
+pub const TIMESTAMP_TOLERANCE: Duration = Duration::from_secs(300);
+/// Largest push body taken (channels send a few KB; Douyin batches stay far below this).
+pub const BODY_MAX: usize = 1 << 20;
+
+/// The answer for the channel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: Vec<u8>,
+    /// The stored message, when one was stored (also for a refused one).
+    pub message_id: Option<Uuid>,
+}
+
+/// A refusal, to be answered as an error body naming the rule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Refusal {
+    pub status: u16,
+    pub code: &'static str,
+    pub field: Option<String>,
+    pub message: String,
+    pub message_id: Option<Uuid>,
+}
+
+/// What each channel expects back from a webhook that took the message.
+fn ack(kind: ChannelKind) -> (&'static str, Vec<u8>) {
+    match kind {
+        ChannelKind::Wechat => ("text/plain", b"success".to_vec()),
+        ChannelKind::Taobao => ("application/json", br#"{"success":true}"#.to_vec()),
+        _ => (
+            "application/json",
+            br#"{"code":0,"msg":"success"}"#.to_vec(),
+        ),
+    }
+}
+
+pub fn credentials(shop: &ChannelShopRow) -> ShopCredentials {
+    ShopCredentials {
+        app_key: shop.app_key.clone(),
+        secret: shop.secret.clone(),
+        access_token: shop.access_token.clone(),
+        message_key: shop.message_key.clone(),
+    }
+}
+
+fn store_err(e: impl std::fmt::Display) -> Refusal {
+    Refusal {
+        status: 503,
+        code: "store_unavailable",
+        field: None,
+        message: format!("the message could not be stored: {e}"),
+        message_id: None,
+    }
+}
+
+/// Takes one push: verify, store, answer. Processing happens later ([`process`]); `notify` is
+/// woken once a message is stored.
+pub async fn receive(
+    store: &Store,
+    channel: &str,
+    shop_id: &str,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+    now: DateTime<Utc>,
+    notify: Option<&tokio::sync::Notify>,
+) -> Result<Reply, Refusal> {
+    let refuse = |status: u16, code: &'static str, field: Option<&str>, message: String| Refusal {
+        status,
+        code,
+        field: field.map(str::to_owned),
+        message,
+        message_id: None,
+    };
+    let kind = ChannelKind::parse(channel).map_err(|_| {
+        refuse(
+            404,
+            "unknown_channel",
+            Some("channel"),
+            format!("{channel:?} is not a channel orderhub knows"),
+        )
+    })?;
+    let Some(adapter) = orderhub_channels::adapter(kind) else {
+        return Err(refuse(
+            404,
+            "channel_not_supported",
+            Some("channel"),
+            format!("{} is not supported yet", kind.code()),
+        ));
+    };
+    let (c, s) = (kind.code().to_owned(), shop_id.to_owned());
+    let shop = store
+        .read(move |r| r.channel_shop(&c, &s))
+        .await
+        .map_err(store_err)?
+        .ok_or_else(|| {
+            refuse(
+                404,
+                "unknown_shop",
+                Some("shop"),
+                "no shop with that id is configured on this channel".into(),
+            )
+        })?;
+    if body.len() > BODY_MAX {
+        return Err(refuse(
+            413,
+            "too_large",
+            None,
+            format!("the body is over {BODY_MAX} bytes"),
+        ));
+    }
+    let creds = credentials(&shop);
+    let mut row = ChannelMessageRow {
+        tenant_id: shop.tenant_id.clone(),
+        message_id: Uuid::now_v7(),
+        channel: kind.code().to_owned(),
+        shop_id: shop_id.to_owned(),
+        dedup_key: String::new(),
+        received_at: now,
+        headers: headers.clone(),
+        body: body.clone(),
+        state: MSG_PENDING.into(),
+        rule: None,
+        field: None,
+        reason: None,
+        attempts: 0,
+        processed_at: None,
+    };
+    // Verify, then parse: a refused message is recorded with its rule (and kept, for forensics).
+    let checked = adapter
+        .verify_push(&headers, &body, &creds, now, TIMESTAMP_TOLERANCE)
+        .and_then(|()| adapter.parse_push(&headers, &body));
+    let push = match checked {
+        Ok(p) => p,
+        Err(rej) => {
+            row.state = MSG_REJECTED.into();
+            row.rule = Some(rej.rule.to_owned());
+            row.field = rej.field.clone();
+            row.reason = Some(rej.message.clone());
+            row.processed_at = Some(now);
+            row.dedup_key = format!("rejected:{}", row.message_id);
+            let id = row.message_id;
+            let r = row.clone();
+            store
+                .write(0, move |tx| Ok(tx.channel_message_insert(&r)?))
+                .await
+                .map_err(store_err)?;
+            metrics::counter!("orderhub_channel_messages_total", "channel" => kind.code(), "outcome" => "rejected").increment(1);
+            let status = match rej.rule {
+                "bad_signature" | "missing_signature" | "stale_timestamp" | "signature" => 401,
+                _ => 400,
+            };
+            return Err(Refusal {
+                status,
+                code: rej.rule,
+                field: rej.field,
+                message: rej.message,
+                message_id: Some(id),
+            });
+        }
+    };
+    let (content_type, ack_body) = ack(kind);
+    if push.is_test {
+        return Ok(Reply {
+            status: 200,
+            content_type,
+            body: ack_body,
+            message_id: None,
+        });
+    }
+    // The channel's message ids, or the body's hash: the same message twice is stored once.
+    let ids: Vec<&str> = push
+        .items
+        .iter()
+        .filter_map(|i| i.message_id.as_deref())
+        .collect();
+    row.dedup_key = if ids.len() == push.items.len() && !ids.is_empty() {
+        format!("msg:{}", ids.join(","))
+    } else {
+        use sha2::Digest;
+        format!("sha256:{}", hex::encode(sha2::Sha256::digest(&body)))
+    };
+    let id = row.message_id;
+    let r = row.clone();
+    let fresh = store
+        .write(0, move |tx| Ok(tx.channel_message_insert(&r)?))
+        .await
+        .map_err(|e: CoreError| store_err(e))?;
+    metrics::counter!("orderhub_channel_messages_total", "channel" => kind.code(), "outcome" => if fresh { "stored" } else { "duplicate" }).increment(1);
+    if fresh && let Some(n) = notify {
+        n.notify_one();
+    }
+    Ok(Reply {
+        status: 200,
+        content_type,
+        body: ack_body,
+        message_id: fresh.then_some(id),
+    })
+}

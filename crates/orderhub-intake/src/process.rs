@@ -1,0 +1,258 @@
+//! Turning stored messages into standard orders, in the background.
+
+use crate::credentials;
+use chrono::Utc;
+use orderhub_channels::{ApiError, ChannelKind, ChannelOrder, RefundState};
+use orderhub_core::CoreError;
+use orderhub_core::auth::{Principal, Role};
+use orderhub_core::intake::{ChannelFacts, Ingested, ingest};
+use orderhub_core::usecases::Actor;
+use orderhub_domain::{ShopId, TenantId};
+use orderhub_store::ops::{MSG_FAILED, MSG_PENDING, MSG_PROCESSED, MSG_REJECTED};
+use orderhub_store::{ChannelMessageRow, Store};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A message whose channel API keeps failing is given up (`failed`) after this many attempts.
+pub const ATTEMPTS_MAX: u32 = 10;
+
+fn actor(tenant: &TenantId) -> Actor {
+    Actor {
+        principal: Principal {
+            tenant_id: tenant.clone(),
+            key_id: "system".into(),
+            key_name: "intake".into(),
+            role: Role::Admin,
+            shops: None,
+            pii_read: true,
+        },
+        request_id: format!("intake-{}", uuid::Uuid::now_v7().simple()),
+    }
+}
+
+/// How one message ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Orders created or updated (stale reports count as processed too).
+    Processed {
+        created: usize,
+        updated: usize,
+        stale: usize,
+    },
+    Rejected {
+        rule: String,
+        reason: String,
+    },
+    /// The channel's API did not answer usefully; tried again later.
+    Retry(String),
+}
+
+fn facts(o: &ChannelOrder) -> ChannelFacts {
+    ChannelFacts {
+        canonical: o.canonical.domain(),
+        after_sale: o
+            .lines
+            .iter()
+            .any(|l| matches!(l.refund, RefundState::Requested | RefundState::Refunded)),
+        not_shippable: (!o.shippable).then(|| {
+            o.not_shippable_reason
+                .clone()
+                .unwrap_or_else(|| "not shippable".into())
+        }),
+        paid_at: o.paid_at,
+    }
+}
+
+fn partition(shop: &str, external: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (shop, external).hash(&mut h);
+    h.finish()
+}
+
+/// Processes one stored message: every order it names is read (from the push or the channel's
+/// API) and merged. Safe to run again on the same message (replays): merging is idempotent.
+pub async fn process_message(
+    store: &Store,
+    http: &orderhub_channels::client::HttpClient,
+    m: &ChannelMessageRow,
+) -> Outcome {
+    let reject = |rule: &str, reason: String| Outcome::Rejected {
+        rule: rule.to_owned(),
+        reason,
+    };
+    let Ok(kind) = ChannelKind::parse(&m.channel) else {
+        return reject("unknown_channel", format!("{:?}", m.channel));
+    };
+    let Some(adapter) = orderhub_channels::adapter(kind) else {
+        return reject("channel_not_supported", kind.code().into());
+    };
+    let (c, s) = (m.channel.clone(), m.shop_id.clone());
+    let shop = match store.read(move |r| r.channel_shop(&c, &s)).await {
+        Ok(Some(shop)) => shop,
+        Ok(None) => return reject("unknown_shop", "the shop is no longer configured".into()),
+        Err(e) => return Outcome::Retry(e.to_string()),
+    };
+    let Ok(shop_id) = ShopId::parse(&m.shop_id) else {
+        return reject(
+            "invalid_shop_id",
+            "the channel's shop id is not a valid orderhub shop id".into(),
+        );
+    };
+    let push = match adapter.parse_push(&m.headers, &m.body) {
+        Ok(p) => p,
+        Err(r) => return reject(r.rule, r.message),
+    };
+    let creds = credentials(&shop);
+    let (mut created, mut updated, mut stale) = (0, 0, 0);
+    for item in &push.items {
+        let order = match &item.order {
+            Some(o) => o.clone(),
+            None => {
+                let req = adapter.detail_request(&item.order_id, &creds, Utc::now());
+                let answer = match http.send(&shop.api_base_url, &req).await {
+                    Ok((_, body)) => adapter.parse_detail(&body),
+                    Err(e) => Err(e),
+                };
+                match answer {
+                    Ok(o) => o,
+                    Err(ApiError::Rejected(r)) if r.rule == "unknown_status" => {
+                        // Never guessed: the order (if known) gets an exception; the message is
+                        // kept as rejected so it can be replayed once the map knows the status.
+                        flag_unknown_status(
+                            store,
+                            &m.tenant_id,
+                            &shop_id,
+                            &item.order_id,
+                            &r.message,
+                        )
+                        .await;
+                        return reject(r.rule, r.message);
+                    }
+                    Err(ApiError::Rejected(r)) => return reject(r.rule, r.message),
+                    Err(e) => return Outcome::Retry(format!("{e:?}")),
+                }
+            }
+        };
+        let draft = match order.to_draft(&shop_id) {
+            Ok(d) => d,
+            Err(r) => return reject(r.rule, r.message),
+        };
+        let f = facts(&order);
+        let a = actor(&m.tenant_id);
+        let part = partition(shop_id.as_str(), &order.external_order_id);
+        let r = store
+            .write(part, move |tx| {
+                ingest(tx, &a, draft.clone(), &f, Utc::now())
+            })
+            .await;
+        match r {
+            Ok(Ingested::Created(_)) => created += 1,
+            Ok(Ingested::Updated(_)) => updated += 1,
+            Ok(Ingested::Stale(_)) => stale += 1,
+            Err(CoreError::Validation(v)) => {
+                return reject(v.rule, format!("{}: {}", v.field, v.message));
+            }
+            Err(e) => return Outcome::Retry(e.to_string()),
+        }
+    }
+    Outcome::Processed {
+        created,
+        updated,
+        stale,
+    }
+}
+
+async fn flag_unknown_status(
+    store: &Store,
+    tenant: &TenantId,
+    shop: &ShopId,
+    external: &str,
+    why: &str,
+) {
+    let Ok(ext) = orderhub_domain::ExternalOrderId::parse(external) else {
+        return;
+    };
+    let (t, s, why) = (tenant.clone(), shop.clone(), why.to_owned());
+    let _ = store
+        .write(0, move |tx| {
+            let Some(o) = tx.order_by_external(&t, &s, &ext)? else {
+                return Ok(());
+            };
+            orderhub_core::usecases::raise_exception(
+                tx,
+                &actor(&t),
+                o.id,
+                "unknown_channel_status",
+                serde_json::json!({ "reason": why }),
+                Utc::now(),
+            )?;
+            Ok(())
+        })
+        .await;
+}
+
+/// Processes pending messages until `stop`: at once when `notify` wakes it, else every second.
+pub async fn run(
+    store: Store,
+    notify: Arc<tokio::sync::Notify>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let http = orderhub_channels::client::HttpClient::new();
+    loop {
+        let pending = store
+            .read(|r| r.channel_messages(None, Some(MSG_PENDING), None, 200))
+            .await
+            .unwrap_or_default();
+        let mut progressed = false;
+        for m in &pending {
+            let outcome = process_message(&store, &http, m).await;
+            let (state, rule, reason) = match &outcome {
+                Outcome::Processed { .. } => (MSG_PROCESSED, None, None),
+                Outcome::Rejected { rule, reason } => {
+                    (MSG_REJECTED, Some(rule.clone()), Some(reason.clone()))
+                }
+                Outcome::Retry(why) if m.attempts + 1 >= ATTEMPTS_MAX => (
+                    MSG_FAILED,
+                    Some("channel_unavailable".to_owned()),
+                    Some(why.clone()),
+                ),
+                Outcome::Retry(why) => {
+                    (MSG_PENDING, Some("retrying".to_owned()), Some(why.clone()))
+                }
+            };
+            progressed |= state != MSG_PENDING;
+            metrics::counter!("orderhub_channel_messages_processed_total", "channel" => m.channel.clone(), "state" => state).increment(1);
+            let (t, id) = (m.tenant_id.clone(), m.message_id);
+            let _ = store
+                .write(0, move |tx| {
+                    Ok(tx.channel_message_update(
+                        &t,
+                        id,
+                        state,
+                        rule.as_deref(),
+                        None,
+                        reason.as_deref(),
+                        Utc::now(),
+                    )?)
+                })
+                .await;
+        }
+        if progressed && pending.len() == 200 {
+            continue;
+        }
+        let pause = if pending.is_empty() || progressed {
+            Duration::from_secs(1)
+        } else {
+            Duration::from_secs(2)
+        };
+        tokio::select! {
+            _ = notify.notified() => {}
+            _ = tokio::time::sleep(pause) => {}
+            _ = stop.changed() => return,
+        }
+        if *stop.borrow() {
+            return;
+        }
+    }
+}
