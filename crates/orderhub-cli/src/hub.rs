@@ -174,6 +174,12 @@ pub async fn start(s: &Settings) -> Result<(RunningHub, Option<String>)> {
         state.intake.clone(),
         background.subscribe(),
     ));
+    // Configured shops are also pulled (by modified time, within their rate limit) every 30 s.
+    tokio::spawn(orderhub_intake::pull::run(
+        store.clone(),
+        orderhub_intake::pull::PullConfig::default(),
+        background.subscribe(),
+    ));
     let app = orderhub_http::router(state);
     let listener = listen(&s.listen).await?;
     let addr = listener.local_addr()?;

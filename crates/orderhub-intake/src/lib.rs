@@ -7,6 +7,7 @@
 //! message is recorded with the rule it broke.
 
 pub mod process;
+pub mod pull;
 
 use chrono::{DateTime, Utc};
 use orderhub_channels::{ChannelKind, ShopCredentials};

@@ -16,7 +16,7 @@ use std::time::Duration;
 /// A message whose channel API keeps failing is given up (`failed`) after this many attempts.
 pub const ATTEMPTS_MAX: u32 = 10;
 
-fn actor(tenant: &TenantId) -> Actor {
+pub(crate) fn actor(tenant: &TenantId) -> Actor {
     Actor {
         principal: Principal {
             tenant_id: tenant.clone(),
@@ -47,7 +47,7 @@ pub enum Outcome {
     Retry(String),
 }
 
-fn facts(o: &ChannelOrder) -> ChannelFacts {
+pub(crate) fn facts(o: &ChannelOrder) -> ChannelFacts {
     ChannelFacts {
         canonical: o.canonical.domain(),
         after_sale: o
@@ -63,7 +63,7 @@ fn facts(o: &ChannelOrder) -> ChannelFacts {
     }
 }
 
-fn partition(shop: &str, external: &str) -> u64 {
+pub(crate) fn partition(shop: &str, external: &str) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
     (shop, external).hash(&mut h);

@@ -222,6 +222,8 @@ pub trait ChannelTx {
 
 /// Reads of channel intake.
 pub trait ChannelRead {
+    /// Every configured shop of every tenant (for the puller).
+    fn channel_shops_all(&mut self) -> Result<Vec<ChannelShopRow>, StoreError>;
     fn channel_shop(
         &mut self,
         channel: &str,

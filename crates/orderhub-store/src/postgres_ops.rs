@@ -406,6 +406,25 @@ impl ChannelTx for PgWrite {
 }
 
 impl ChannelRead for PgRead {
+    fn channel_shops_all(&mut self) -> Result<Vec<ChannelShopRow>, StoreError> {
+        let keys: Vec<(String, String)> = self
+            .conn
+            .query(
+                "SELECT channel, shop_id FROM channel_shops ORDER BY channel, shop_id",
+                &[],
+            )?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        let mut out = Vec::with_capacity(keys.len());
+        for (c, s) in keys {
+            if let Some(shop) = self.channel_shop(&c, &s)? {
+                out.push(shop);
+            }
+        }
+        Ok(out)
+    }
+
     fn channel_shop(
         &mut self,
         channel: &str,

@@ -549,6 +549,24 @@ impl ChannelTx for SqliteWrite {
 }
 
 impl ChannelRead for SqliteRead {
+    fn channel_shops_all(&mut self) -> Result<Vec<ChannelShopRow>, StoreError> {
+        let keys: Vec<(String, String)> = self
+            .c
+            .prepare_cached("SELECT channel, shop_id FROM channel_shops ORDER BY channel, shop_id")
+            .map_err(err)?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(err)?
+            .collect::<Result<_, _>>()
+            .map_err(err)?;
+        let mut out = Vec::with_capacity(keys.len());
+        for (c, s) in keys {
+            if let Some(shop) = self.channel_shop(&c, &s)? {
+                out.push(shop);
+            }
+        }
+        Ok(out)
+    }
+
     fn channel_shop(
         &mut self,
         channel: &str,
