@@ -6,6 +6,7 @@ mod bench_events;
 mod bench_flash;
 mod config;
 mod hub;
+mod import;
 mod ops;
 
 use clap::{Parser, Subcommand};
@@ -45,6 +46,15 @@ enum Command {
     /// Channel intake maintenance.
     #[command(subcommand)]
     Channels(ops::ChannelsCommand),
+    /// Import orders from a file.
+    #[command(subcommand)]
+    Import(ImportCommand),
+}
+
+#[derive(Subcommand)]
+enum ImportCommand {
+    /// Orders from a CSV export, one row per line; a per-row error report for what is refused.
+    Orders(import::ImportArgs),
 }
 
 #[derive(Subcommand)]
@@ -102,6 +112,7 @@ fn main() -> std::process::ExitCode {
             Command::Sim(SimCommand::Carrier(a)) => ops::sim_carrier(a).await,
             Command::Sim(SimCommand::Channel(a)) => ops::sim_channel(a).await,
             Command::Channels(cmd) => ops::channels(cmd).await,
+            Command::Import(ImportCommand::Orders(a)) => import::run(a).await,
         }
     });
     match result {

@@ -726,3 +726,88 @@ fn two_hub_processes_on_postgresql_and_nats_fail_over_without_losing_events() {
     );
     survivor.stop();
 }
+
+/// A CSV export becomes orders: rows of one external id make one order (lines in file order), a
+/// bad row is reported by row, column and rule and its order left out, the rest imported; the same
+/// file again creates nothing twice.
+#[test]
+fn importing_a_csv_makes_orders_and_reports_bad_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
+    let out = Command::new(BIN)
+        .args(["tenant", "create", "acme", "--data-dir", data])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let csv = dir.path().join("orders.csv");
+    std::fs::write(
+        &csv,
+        "\u{feff}external_order_id,status,paid_at,receiver_name,receiver_phone,province,city,district,address,sku,title,quantity,unit_price,shipping_fee\n\
+         E-1,paid,2026-11-11 10:00:00,王小明,13812345678,浙江省,杭州市,西湖区,文三路100号,SKU-1,T恤 ®,2,49.90,8.00\n\
+         E-1,paid,2026-11-11 10:00:00,王小明,13812345678,浙江省,杭州市,西湖区,文三路100号,SKU-2,\"保温杯, 500ml 🎁\",1,39.50,8.00\n\
+         E-2,pending_payment,,李雷,13900000000,北京市,北京市,,中关村1号,SKU-3,书,1,20.00,0\n\
+         E-3,paid,not a time,韩梅梅,,上海市,上海市,,南京路2号,SKU-4,笔,0,5.00,0\n",
+    )
+    .unwrap();
+    let run = || {
+        Command::new(BIN)
+            .args([
+                "import",
+                "orders",
+                "--file",
+                csv.to_str().unwrap(),
+                "--tenant",
+                "acme",
+                "--shop",
+                "erp-1",
+                "--data-dir",
+                data,
+            ])
+            .output()
+            .unwrap()
+    };
+    let first = run();
+    let stdout = String::from_utf8_lossy(&first.stdout).to_string();
+    assert!(
+        !first.status.success(),
+        "one order was refused, so the exit code says so"
+    );
+    assert!(
+        stdout.contains("2 orders created, 0 already there, 1 refused"),
+        "{stdout}"
+    );
+    let report = std::fs::read_to_string(dir.path().join("orders.errors.csv")).unwrap();
+    assert!(report.starts_with("row,column,rule,message"), "{report}");
+    for want in ["5,quantity,invalid_number", "5,paid_at,invalid_time"] {
+        assert!(report.contains(want), "{want} missing from:\n{report}");
+    }
+    assert!(
+        !report.contains("13812345678"),
+        "no personal data in the report"
+    );
+    let db = rusqlite::Connection::open(format!("{data}/orderhub.db")).unwrap();
+    let count = |sql: &str| db.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap();
+    assert_eq!(
+        count("select count(*) from orders where tenant_id = 'acme'"),
+        2
+    );
+    assert_eq!(
+        count("select count(*) from orders where status = 'paid' and external_order_id = 'E-1'"),
+        1
+    );
+    let again = run();
+    let stdout = String::from_utf8_lossy(&again.stdout).to_string();
+    assert!(
+        stdout.contains("0 orders created, 2 already there, 1 refused"),
+        "{stdout}"
+    );
+    assert_eq!(
+        count("select count(*) from orders where tenant_id = 'acme'"),
+        2
+    );
+}
