@@ -1,5 +1,5 @@
-//! The channel side of intake: one adapter per sales channel (built: Douyin shop, WeChat Channels
-//! shop, Youzan; not yet: Taobao/Tmall, JD POP, Pinduoduo, Kuaishou — see [`BUILT`] and
+//! The channel side of intake: one adapter per sales channel (built: Taobao/Tmall, Douyin shop,
+//! WeChat Channels shop, Youzan; not yet: JD POP, Pinduoduo, Kuaishou — see [`BUILT`] and
 //! SOURCES.md) that turns the channel's own order
 //! payload into a [`ChannelOrder`], maps the channel's statuses onto [`CanonicalStatus`], checks the
 //! channel's push signature, and builds and reads its incremental-pull requests; plus a simulator of
@@ -36,6 +36,7 @@ pub mod client;
 pub mod douyin;
 pub mod sign;
 pub mod sim;
+pub mod taobao;
 pub mod wechat;
 pub(crate) mod wire;
 pub mod youzan;
@@ -567,9 +568,10 @@ pub trait Channel: Send + Sync {
     }
 }
 
-/// The channels whose adapter and simulator are built. Taobao, JD, Pinduoduo and Kuaishou are
-/// not built yet (their wire facts are in SOURCES.md).
-pub const BUILT: [ChannelKind; 3] = [
+/// The channels whose adapter and simulator are built. JD, Pinduoduo and Kuaishou are not built
+/// yet (their wire facts are in SOURCES.md).
+pub const BUILT: [ChannelKind; 4] = [
+    ChannelKind::Taobao,
     ChannelKind::Douyin,
     ChannelKind::Wechat,
     ChannelKind::Youzan,
@@ -578,10 +580,11 @@ pub const BUILT: [ChannelKind; 3] = [
 /// The adapter of a channel, or `None` for a channel whose adapter is not built yet.
 pub fn adapter(kind: ChannelKind) -> Option<Box<dyn Channel>> {
     match kind {
+        ChannelKind::Taobao => Some(Box::new(taobao::Taobao)),
         ChannelKind::Douyin => Some(Box::new(douyin::Douyin)),
         ChannelKind::Wechat => Some(Box::new(wechat::Wechat)),
         ChannelKind::Youzan => Some(Box::new(youzan::Youzan)),
-        ChannelKind::Taobao | ChannelKind::Jd | ChannelKind::Pdd | ChannelKind::Kuaishou => None,
+        ChannelKind::Jd | ChannelKind::Pdd | ChannelKind::Kuaishou => None,
     }
 }
 
@@ -607,7 +610,7 @@ mod tests {
         for k in BUILT {
             assert!(adapter(k).is_some());
         }
-        assert!(adapter(ChannelKind::Taobao).is_none());
+        assert!(adapter(ChannelKind::Kuaishou).is_none());
     }
 
     #[test]

@@ -254,7 +254,8 @@ pub(crate) fn wire(kind: ChannelKind) -> Option<Box<dyn SimWire>> {
         ChannelKind::Douyin => Some(Box::new(crate::douyin::sim::DouyinWire)),
         ChannelKind::Wechat => Some(Box::new(crate::wechat::sim::WechatWire)),
         ChannelKind::Youzan => Some(Box::new(crate::youzan::sim::YouzanWire)),
-        ChannelKind::Taobao | ChannelKind::Jd | ChannelKind::Pdd | ChannelKind::Kuaishou => None,
+        ChannelKind::Taobao => Some(Box::new(crate::taobao::sim::TaobaoWire)),
+        ChannelKind::Jd | ChannelKind::Pdd | ChannelKind::Kuaishou => None,
     }
 }
 
