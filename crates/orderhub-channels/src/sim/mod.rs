@@ -243,6 +243,9 @@ pub(crate) trait SimWire: Send + Sync + 'static {
     fn order_id(&self, serial: u64) -> String {
         format!("{}", 4_700_000_000_000_000_000u64 + serial)
     }
+    /// Brings a generated or changed order within what the channel can say (channels whose API
+    /// only serves paid orders, or has no "completed" distinct from "signed for").
+    fn normalise(&self, _order: &mut ChannelOrder) {}
     /// Whether the list is cursor-paged (the cursor is the next offset, as text).
     fn cursor_paged(&self) -> bool {
         false
@@ -255,7 +258,8 @@ pub(crate) fn wire(kind: ChannelKind) -> Option<Box<dyn SimWire>> {
         ChannelKind::Wechat => Some(Box::new(crate::wechat::sim::WechatWire)),
         ChannelKind::Youzan => Some(Box::new(crate::youzan::sim::YouzanWire)),
         ChannelKind::Taobao => Some(Box::new(crate::taobao::sim::TaobaoWire)),
-        ChannelKind::Jd | ChannelKind::Pdd | ChannelKind::Kuaishou => None,
+        ChannelKind::Pdd => Some(Box::new(crate::pdd::sim::PddWire)),
+        ChannelKind::Jd | ChannelKind::Kuaishou => None,
     }
 }
 
@@ -521,6 +525,7 @@ async fn post_orders(State(e): State<Arc<Engine>>, body: Bytes) -> Response {
             if let Some(c) = change.canonical {
                 o.canonical = c;
                 o.channel_status = e.wire.status_code(c).to_string();
+                e.wire.normalise(o);
             }
             if let Some(m) = change.seller_memo {
                 o.seller_memo = Some(m);
