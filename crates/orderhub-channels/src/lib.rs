@@ -1,5 +1,5 @@
-//! The channel side of intake: one adapter per sales channel (built: Taobao/Tmall, Pinduoduo,
-//! Douyin shop, WeChat Channels shop, Youzan; not yet: JD POP, Kuaishou — see [`BUILT`] and
+//! The channel side of intake: one adapter per sales channel (built: Taobao/Tmall, JD POP,
+//! Pinduoduo, Douyin shop, WeChat Channels shop, Youzan; not yet: Kuaishou — see [`BUILT`] and
 //! SOURCES.md) that turns the channel's own order
 //! payload into a [`ChannelOrder`], maps the channel's statuses onto [`CanonicalStatus`], checks the
 //! channel's push signature, and builds and reads its incremental-pull requests; plus a simulator of
@@ -34,6 +34,7 @@ mod macros;
 
 pub mod client;
 pub mod douyin;
+pub mod jd;
 pub mod pdd;
 pub mod sign;
 pub mod sim;
@@ -569,10 +570,11 @@ pub trait Channel: Send + Sync {
     }
 }
 
-/// The channels whose adapter and simulator are built. JD and Kuaishou are not built yet (their
-/// wire facts are in SOURCES.md).
-pub const BUILT: [ChannelKind; 5] = [
+/// The channels whose adapter and simulator are built. Kuaishou is not built yet (its wire facts
+/// are in SOURCES.md).
+pub const BUILT: [ChannelKind; 6] = [
     ChannelKind::Taobao,
+    ChannelKind::Jd,
     ChannelKind::Pdd,
     ChannelKind::Douyin,
     ChannelKind::Wechat,
@@ -587,7 +589,8 @@ pub fn adapter(kind: ChannelKind) -> Option<Box<dyn Channel>> {
         ChannelKind::Wechat => Some(Box::new(wechat::Wechat)),
         ChannelKind::Youzan => Some(Box::new(youzan::Youzan)),
         ChannelKind::Pdd => Some(Box::new(pdd::Pdd)),
-        ChannelKind::Jd | ChannelKind::Kuaishou => None,
+        ChannelKind::Jd => Some(Box::new(jd::Jd)),
+        ChannelKind::Kuaishou => None,
     }
 }
 

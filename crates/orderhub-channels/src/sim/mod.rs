@@ -259,7 +259,8 @@ pub(crate) fn wire(kind: ChannelKind) -> Option<Box<dyn SimWire>> {
         ChannelKind::Youzan => Some(Box::new(crate::youzan::sim::YouzanWire)),
         ChannelKind::Taobao => Some(Box::new(crate::taobao::sim::TaobaoWire)),
         ChannelKind::Pdd => Some(Box::new(crate::pdd::sim::PddWire)),
-        ChannelKind::Jd | ChannelKind::Kuaishou => None,
+        ChannelKind::Jd => Some(Box::new(crate::jd::sim::JdWire)),
+        ChannelKind::Kuaishou => None,
     }
 }
 

@@ -939,6 +939,185 @@ fn pdd_errors_throttling_and_auth() {
     assert!(plain.contains(&format!("timestamp{}", now().timestamp())));
 }
 
+// ---- JD POP ---------------------------------------------------------------------------------
+
+fn jd_with(
+    path: &str,
+    edit: impl FnOnce(&mut serde_json::Value),
+) -> Result<ChannelOrder, Rejected> {
+    let mut v: serde_json::Value = serde_json::from_slice(&fixture(path)).unwrap();
+    edit(&mut v["jingdong_pop_order_get_responce"]["orderDetailInfo"]["orderInfo"]);
+    adapter(ChannelKind::Jd)
+        .unwrap()
+        .parse_order(&serde_json::to_vec(&v).unwrap())
+}
+
+#[test]
+fn jd_order_get_reads_responce_roots_camel_case_and_yuan_strings() {
+    let k = ChannelKind::Jd;
+    let o = order(k, "jd/pop-order-get-response.json");
+    assert_eq!(o.external_order_id, "281046817987");
+    assert_eq!(o.channel_shop_id.as_deref(), Some("10622317"));
+    assert_eq!(
+        (o.channel_status.as_str(), o.canonical),
+        ("WAIT_SELLER_STOCK_OUT", CanonicalStatus::Paid)
+    );
+    assert_eq!(o.lines.len(), 2);
+    assert_eq!(
+        o.lines[0].title,
+        "小米® Redmi Note 13 Pro 5G 手机 8+256GB 🔥"
+    );
+    assert_eq!(o.lines[0].sku, "REDMI-N13P-256");
+    assert_eq!(
+        o.lines[1].sku, "100008348542",
+        "no outer SKU: the JD SKU id"
+    );
+    assert_eq!(o.lines[1].quantity, 2);
+    assert_eq!(
+        yuan(&o),
+        ["4879.00", "0.00", "200.00", "4679.00"].map(String::from)
+    );
+    assert!(o.receiver.receiver_masked);
+    assert_eq!(o.receiver.district.as_deref(), Some("五环内"));
+    assert_eq!(o.receiver.town.as_deref(), Some("中关村街道"));
+    assert_eq!(o.paid_at.unwrap().to_rfc3339(), "2024-11-11T00:04:30+08:00");
+    assert_eq!(o.buyer_message.as_deref(), Some("周末送货🙏"));
+    assert_eq!(o.seller_memo.as_deref(), Some("优先发"));
+    assert!(o.buyer.id.is_some() && o.shippable);
+    let draft = o.to_draft(&ShopId::parse("jd-1").unwrap()).unwrap();
+    assert_eq!(create(draft).unwrap().lines.len(), 2);
+}
+
+#[test]
+fn jd_search_page_and_edges() {
+    let k = ChannelKind::Jd;
+    let page = adapter(k)
+        .unwrap()
+        .parse_list(&fixture("jd/pop-order-search-response.json"))
+        .unwrap();
+    assert_eq!(page.total, Some(2));
+    assert_eq!(page.orders.len(), 2);
+    assert_eq!(page.orders[0].canonical, CanonicalStatus::Shipped);
+    assert_eq!(page.orders[1].canonical, CanonicalStatus::Completed);
+    assert_eq!(
+        yuan(&page.orders[1]),
+        ["59.70", "6.00", "0.00", "65.70"].map(String::from)
+    );
+
+    let o = order(k, "jd/edge-locked.json");
+    assert_eq!((o.canonical, o.shippable), (CanonicalStatus::Paid, false));
+    assert!(o.not_shippable_reason.unwrap().contains("LOCKED"));
+    let o = order(k, "jd/edge-paused.json");
+    assert_eq!((o.canonical, o.shippable), (CanonicalStatus::Paid, false));
+
+    let o = order(k, "jd/edge-cancelled-after-payment.json");
+    assert_eq!(o.canonical, CanonicalStatus::Cancelled);
+    assert!(o.cancelled_after_payment);
+
+    let o = order(k, "jd/edge-duplicate-sku-lines.json");
+    let ids: Vec<_> = o
+        .lines
+        .iter()
+        .map(|l| l.external_line_id.as_str())
+        .collect();
+    assert_eq!(ids, ["100040404040", "100040404040-1"]);
+    assert_eq!(o.lines[1].unit_price, d("0"));
+
+    let o = order(k, "jd/edge-missing-optional.json");
+    assert_eq!(
+        o.external_order_id, "281046817994",
+        "a numeric orderId is read"
+    );
+    assert!(o.paid_at.is_none() && o.buyer_message.is_none() && o.shippable);
+    assert_eq!(o.modified_at, o.created_at);
+    assert!(o.receiver.name.is_empty());
+    assert_eq!(o.amounts.paid, d("9.90"));
+
+    let o = jd_with("jd/pop-order-get-response.json", |v| {
+        v["orderEndTime"] = "1970-01-01 00:00:00".into();
+        v["paymentConfirmTime"] = "0001-01-01 00:00:00".into();
+    })
+    .unwrap();
+    assert!(o.paid_at.is_none(), "JD's unset markers are no time");
+
+    let e = reject(k, &fixture("jd/bad-unknown-status.json"));
+    assert_eq!(
+        (e.rule, e.field.as_deref()),
+        (
+            "unknown_status",
+            Some("jingdong_pop_order_get_responce.orderDetailInfo.orderInfo.orderState")
+        )
+    );
+    let e = jd_with("jd/pop-order-get-response.json", |v| {
+        v["orderPayment"] = "4,679".into()
+    })
+    .unwrap_err();
+    assert_eq!(e.rule, "bad_value");
+}
+
+#[test]
+fn jd_every_state_maps() {
+    use orderhub_channels::jd::OrderState;
+    let expect = [
+        ("WAIT_SELLER_STOCK_OUT", CanonicalStatus::Paid),
+        ("WAIT_SELLER_DELIVERY", CanonicalStatus::Paid),
+        ("WAIT_SEND_CODE", CanonicalStatus::Paid),
+        ("POP_ORDER_PAUSE", CanonicalStatus::Paid),
+        ("LOCKED", CanonicalStatus::Paid),
+        ("WAIT_GOODS_RECEIVE_CONFIRM", CanonicalStatus::Shipped),
+        ("FINISHED_L", CanonicalStatus::Completed),
+        ("TRADE_CANCELED", CanonicalStatus::Cancelled),
+    ];
+    assert_eq!(OrderState::ALL.len(), expect.len());
+    for (code, c) in expect {
+        assert_eq!(OrderState::parse(code).unwrap().target(), c, "{code}");
+    }
+    assert!(OrderState::parse("TRADE_CANCELLED").is_none());
+    assert_eq!(
+        orderhub_channels::jd::ALL_STATES.split(',').count(),
+        OrderState::ALL.len()
+    );
+}
+
+#[test]
+fn jd_errors_and_signature() {
+    let a = adapter(ChannelKind::Jd).unwrap();
+    assert!(matches!(
+        a.parse_list(&fixture("jd/error-throttled.json")),
+        Err(ApiError::Throttled { .. })
+    ));
+    assert!(matches!(
+        a.parse_detail(&fixture("jd/error-api-result-false.json")),
+        Err(ApiError::Api { .. })
+    ));
+    assert!(matches!(
+        a.api_error(br#"{"error_response":{"code":"19","en_desc":"Invalid access_token"}}"#),
+        Some(ApiError::Auth { .. })
+    ));
+    assert!(
+        a.api_error(&fixture("jd/pop-order-get-response.json"))
+            .is_none()
+    );
+    let req = a.detail_request("281046817987", &creds(), now());
+    assert_eq!(req.path_and_query, "/routerjson");
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(&req.body).into_owned().collect();
+    let get = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    assert_eq!(
+        get("timestamp").as_deref(),
+        Some("2024-11-11 20:00:00.000+0800")
+    );
+    let biz: serde_json::Value = serde_json::from_str(&get("360buy_param_json").unwrap()).unwrap();
+    assert_eq!(biz["order_id"], "281046817987");
+    let mut sorted: Vec<_> = pairs.iter().filter(|(k, _)| k != "sign").cloned().collect();
+    sorted.sort();
+    let plain: String = sorted.iter().map(|(k, v)| format!("{k}{v}")).collect();
+    assert_eq!(
+        get("sign").unwrap(),
+        orderhub_channels::sign::md5_hex(format!("s3cret{plain}s3cret").as_bytes())
+            .to_ascii_uppercase()
+    );
+}
+
 // ---- Bad payloads (every adapter) -----------------------------------------------------------
 
 #[test]
@@ -1007,7 +1186,7 @@ fn bad_payloads_are_refused_with_a_rule_never_a_panic() {
 
 /// The channels built in the second round: every prefix of a real-shaped payload is refused
 /// (never a panic), and no refusal quotes a phone number planted in the payload.
-const PREFIX_CASES: [(ChannelKind, &str, &str); 2] = [
+const PREFIX_CASES: [(ChannelKind, &str, &str); 3] = [
     (
         ChannelKind::Taobao,
         "taobao/trade-fullinfo-get-response.json",
@@ -1017,6 +1196,11 @@ const PREFIX_CASES: [(ChannelKind, &str, &str); 2] = [
         ChannelKind::Pdd,
         "pdd/order-information-get-response.json",
         "/order_info_get_response/order_info/receiver_phone",
+    ),
+    (
+        ChannelKind::Jd,
+        "jd/pop-order-get-response.json",
+        "/jingdong_pop_order_get_responce/orderDetailInfo/orderInfo/consigneeInfo/mobile",
     ),
 ];
 
@@ -1099,6 +1283,7 @@ fn signed_pushes_verify_and_tampering_or_a_wrong_secret_fails() {
                 ChannelKind::Wechat => "wechat/edge-multiline-partly-refunded.json",
                 ChannelKind::Taobao => "taobao/edge-partly-refunded.json",
                 ChannelKind::Pdd => "pdd/edge-refunded-after-shipping.json",
+                ChannelKind::Jd => "jd/pop-order-get-response.json",
                 _ => "youzan/edge-partly-refunded.json",
             },
         );
@@ -1139,6 +1324,7 @@ fn signed_pushes_outside_the_tolerance_are_stale() {
     for (kind, f) in [
         (ChannelKind::Taobao, "taobao/edge-partly-refunded.json"),
         (ChannelKind::Pdd, "pdd/edge-refunded-after-shipping.json"),
+        (ChannelKind::Jd, "jd/pop-order-get-response.json"),
     ] {
         let o = order(kind, f);
         let p = sim::signed_push(kind, &o, &creds(), now()).unwrap();
@@ -1177,8 +1363,9 @@ fn wechat_push_outside_the_tolerance_is_stale() {
 
 // ---- Against the simulators over TCP --------------------------------------------------------
 
-const SIM_CHANNELS: [ChannelKind; 5] = [
+const SIM_CHANNELS: [ChannelKind; 6] = [
     ChannelKind::Taobao,
+    ChannelKind::Jd,
     ChannelKind::Pdd,
     ChannelKind::Douyin,
     ChannelKind::Wechat,
@@ -1345,7 +1532,7 @@ async fn wrong_credentials_get_the_channels_auth_error() {
 
 #[tokio::test]
 async fn channels_not_built_yet_have_no_adapter_or_simulator() {
-    for k in [ChannelKind::Jd, ChannelKind::Kuaishou] {
+    for k in [ChannelKind::Kuaishou] {
         assert!(adapter(k).is_none());
         assert!(
             sim::spawn(k, SimSettings::new(creds(), 1, 1))
