@@ -260,7 +260,7 @@ pub(crate) fn wire(kind: ChannelKind) -> Option<Box<dyn SimWire>> {
         ChannelKind::Taobao => Some(Box::new(crate::taobao::sim::TaobaoWire)),
         ChannelKind::Pdd => Some(Box::new(crate::pdd::sim::PddWire)),
         ChannelKind::Jd => Some(Box::new(crate::jd::sim::JdWire)),
-        ChannelKind::Kuaishou => None,
+        ChannelKind::Kuaishou => Some(Box::new(crate::kuaishou::sim::KuaishouWire)),
     }
 }
 
@@ -562,6 +562,8 @@ struct PushCommand {
     url: String,
     /// Overrides the simulator's own secret (to send wrongly signed pushes).
     secret: Option<String>,
+    /// Overrides the simulator's message key (channels that encrypt pushes: Kuaishou).
+    message_key: Option<String>,
     #[serde(default = "one")]
     count: usize,
 }
@@ -582,6 +584,9 @@ async fn post_push(State(e): State<Arc<Engine>>, body: Bytes) -> Response {
     let mut creds = e.settings.creds.clone();
     if let Some(s) = cmd.secret {
         creds.secret = s;
+    }
+    if let Some(k) = cmd.message_key {
+        creds.message_key = k;
     }
     let mut orders = e.orders.lock().clone();
     orders.sort_by_key(|o| std::cmp::Reverse(o.modified_at));

@@ -1118,6 +1118,279 @@ fn jd_errors_and_signature() {
     );
 }
 
+// ---- Kuaishou -------------------------------------------------------------------------------
+
+fn ks_with(
+    path: &str,
+    edit: impl FnOnce(&mut serde_json::Value),
+) -> Result<ChannelOrder, Rejected> {
+    let mut v: serde_json::Value = serde_json::from_slice(&fixture(path)).unwrap();
+    edit(&mut v["data"]);
+    adapter(ChannelKind::Kuaishou)
+        .unwrap()
+        .parse_order(&serde_json::to_vec(&v).unwrap())
+}
+
+#[test]
+fn kuaishou_detail_reads_fen_milliseconds_and_hidden_receivers() {
+    let k = ChannelKind::Kuaishou;
+    let o = order(k, "kuaishou/order-detail-response.json");
+    assert_eq!(o.external_order_id, "2411110000000101");
+    assert_eq!(
+        (o.channel_status.as_str(), o.canonical),
+        ("30", CanonicalStatus::Paid)
+    );
+    assert_eq!(o.lines.len(), 1);
+    let l = &o.lines[0];
+    assert_eq!(l.title, "【官方旗舰】Apple® AirPods Pro 无线耳机™ 🎧");
+    assert_eq!((l.sku.as_str(), l.quantity), ("SKU-KS-1", 1));
+    assert_eq!(
+        (l.unit_price, l.paid_amount, l.discount),
+        (d("1899.00"), d("1799.00"), d("100.00"))
+    );
+    assert_eq!(
+        yuan(&o),
+        ["1899.00", "0.00", "100.00", "1799.00"].map(String::from)
+    );
+    assert_eq!(o.created_at.to_rfc3339(), "2024-11-11T00:01:00+08:00");
+    assert_eq!(o.paid_at.unwrap().to_rfc3339(), "2024-11-11T00:01:05+08:00");
+    assert!(
+        o.receiver.receiver_masked,
+        "ciphertexts are not plain values"
+    );
+    assert_eq!(o.receiver.district.as_deref(), Some("武侯区"));
+    assert_eq!(o.buyer_message.as_deref(), Some("请尽快发货😊"));
+    assert_eq!(
+        o.seller_memo.as_deref(),
+        Some("优先发顺丰"),
+        "the newest seller note"
+    );
+    assert!(o.shippable);
+    create(o.to_draft(&ShopId::parse("ks-1").unwrap()).unwrap()).unwrap();
+}
+
+#[test]
+fn kuaishou_cursor_list_pages_until_nomore() {
+    let a = adapter(ChannelKind::Kuaishou).unwrap();
+    let page = a
+        .parse_list(&fixture("kuaishou/order-cursor-list-response.json"))
+        .unwrap();
+    assert!(page.has_next);
+    assert_eq!(page.next_cursor.as_deref(), Some("MTczMTI5NzYwMDAwMA=="));
+    assert_eq!(page.orders.len(), 2);
+    assert_eq!(page.orders[0].canonical, CanonicalStatus::Shipped);
+    assert_eq!(page.orders[1].canonical, CanonicalStatus::Completed);
+    assert_eq!(
+        yuan(&page.orders[1]),
+        ["59.70", "6.00", "0.00", "65.70"].map(String::from)
+    );
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&fixture("kuaishou/order-cursor-list-response.json")).unwrap();
+    v["data"]["cursor"] = "nomore".into();
+    let page = a.parse_list(&serde_json::to_vec(&v).unwrap()).unwrap();
+    assert!(!page.has_next && page.next_cursor.is_none());
+    // The request: the cursor goes back in `param`, times in milliseconds, queryType 2.
+    let (from, to) = window();
+    let q = orderhub_channels::ListQuery {
+        modified_from: from,
+        modified_to: to,
+        page: 2,
+        page_size: 50,
+        cursor: Some("abc".into()),
+    };
+    let req = a.list_request(&q, &creds(), now());
+    assert_eq!(req.path_and_query, "/open/order/cursor/list");
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(&req.body).into_owned().collect();
+    let get = |k: &str| {
+        pairs
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .unwrap()
+    };
+    let param: serde_json::Value = serde_json::from_str(&get("param")).unwrap();
+    assert_eq!(param["cursor"], "abc");
+    assert_eq!(param["queryType"], 2);
+    assert_eq!(param["beginTime"], from.timestamp_millis());
+    assert_eq!(get("timestamp"), now().timestamp_millis().to_string());
+    // sign = md5(sorted k=v joined by & + "&signSecret=" + secret), lowercase hex.
+    let mut sorted: Vec<_> = pairs.iter().filter(|(k, _)| k != "sign").cloned().collect();
+    sorted.sort();
+    let plain = sorted
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("&");
+    assert_eq!(
+        get("sign"),
+        orderhub_channels::sign::md5_hex(format!("{plain}&signSecret=s3cret").as_bytes())
+    );
+}
+
+#[test]
+fn kuaishou_presale_refund_cancel_risk_and_missing_edges() {
+    let k = ChannelKind::Kuaishou;
+    let o = order(k, "kuaishou/edge-presale-deposit.json");
+    let p = o.presale.as_ref().unwrap();
+    assert_eq!(
+        (p.deposit, p.final_payment, p.final_paid),
+        (d("50.00"), d("249.00"), false)
+    );
+    assert_eq!(
+        p.final_payment_due.unwrap().to_rfc3339(),
+        "2024-11-15T00:00:00+08:00"
+    );
+    assert!(!o.shippable);
+    create(o.to_draft(&ShopId::parse("ks-1").unwrap()).unwrap()).unwrap();
+    let o = ks_with("kuaishou/edge-presale-deposit.json", |v| {
+        v["orderStepInfo"]["orderPaymentSteps"][1]["payStepStatus"] = 30.into()
+    })
+    .unwrap();
+    assert!(o.shippable && o.presale.unwrap().final_paid);
+
+    let o = order(k, "kuaishou/edge-refunded.json");
+    assert_eq!(o.canonical, CanonicalStatus::Shipped);
+    assert_eq!(
+        o.lines[0].refund,
+        RefundState::Refunded,
+        "the newest refund counts"
+    );
+    assert_eq!(o.lines[0].refund_raw.as_deref(), Some("60"));
+
+    let o = order(k, "kuaishou/edge-cancelled-after-payment.json");
+    assert_eq!(o.canonical, CanonicalStatus::Cancelled);
+    assert!(o.cancelled_after_payment);
+
+    let o = order(k, "kuaishou/edge-risk.json");
+    assert_eq!((o.canonical, o.shippable), (CanonicalStatus::Paid, false));
+    assert!(o.not_shippable_reason.unwrap().contains("10001"));
+
+    let o = order(k, "kuaishou/edge-missing-optional.json");
+    assert_eq!(o.canonical, CanonicalStatus::PendingPayment);
+    assert_eq!(o.amounts.paid, d("9.90"));
+    assert!(o.paid_at.is_none() && o.buyer_message.is_none() && o.seller_memo.is_none());
+    assert!(o.receiver.name.is_empty() && !o.receiver.receiver_masked);
+    assert_eq!(o.modified_at, o.created_at);
+
+    let e = reject(k, &fixture("kuaishou/bad-unknown-status.json"));
+    assert_eq!(
+        (e.rule, e.field.as_deref()),
+        ("unknown_status", Some("data.orderBaseInfo.status"))
+    );
+    let e = ks_with("kuaishou/edge-refunded.json", |v| {
+        v["orderRefundList"][0]["refundStatus"] = 99.into()
+    })
+    .unwrap_err();
+    assert_eq!(
+        (e.rule, e.field.as_deref()),
+        (
+            "unknown_status",
+            Some("data.orderRefundList[0].refundStatus")
+        )
+    );
+    // Fen must be whole numbers.
+    let e = ks_with("kuaishou/order-detail-response.json", |v| {
+        v["orderBaseInfo"]["totalFee"] = serde_json::json!(1799.5)
+    })
+    .unwrap_err();
+    assert_eq!(
+        (e.rule, e.field.as_deref()),
+        ("bad_value", Some("data.orderBaseInfo.totalFee"))
+    );
+}
+
+#[test]
+fn kuaishou_every_status_maps_and_errors_classify() {
+    use orderhub_channels::kuaishou::{OrderStatus, RefundStatus};
+    let expect = [
+        ("10", CanonicalStatus::PendingPayment),
+        ("30", CanonicalStatus::Paid),
+        ("40", CanonicalStatus::Shipped),
+        ("50", CanonicalStatus::Delivered),
+        ("70", CanonicalStatus::Completed),
+        ("80", CanonicalStatus::Cancelled),
+    ];
+    assert_eq!(OrderStatus::ALL.len(), expect.len());
+    for (code, c) in expect {
+        assert_eq!(OrderStatus::parse(code).unwrap().target(), c);
+    }
+    assert!(OrderStatus::parse("0").is_none(), "0 未知 is refused");
+    assert_eq!(RefundStatus::ALL.len(), 11);
+    assert_eq!(
+        RefundStatus::parse("60").unwrap().target(),
+        RefundState::Refunded
+    );
+    assert_eq!(
+        RefundStatus::parse("70").unwrap().target(),
+        RefundState::Rejected
+    );
+    let a = adapter(ChannelKind::Kuaishou).unwrap();
+    assert!(matches!(
+        a.parse_list(&fixture("kuaishou/error-throttled.json")),
+        Err(ApiError::Throttled { .. })
+    ));
+    assert!(matches!(
+        a.api_error(br#"{"result":28,"error_msg":"access_token invalid"}"#),
+        Some(ApiError::Auth { .. })
+    ));
+    assert!(
+        a.api_error(&fixture("kuaishou/order-detail-response.json"))
+            .is_none()
+    );
+}
+
+#[test]
+fn kuaishou_pushes_are_aes_encrypted_events() {
+    use orderhub_channels::kuaishou::{decrypt_push, encrypt_push};
+    let a = adapter(ChannelKind::Kuaishou).unwrap();
+    let plain = fixture("kuaishou/push-event-decrypted.json");
+    let body = encrypt_push(&plain, &creds()).unwrap();
+    assert_eq!(decrypt_push(&body, &creds()).unwrap(), plain);
+    // Encrypted, parse_push refuses; opened, it reads the event.
+    assert_eq!(a.parse_push(&[], &body).unwrap_err().rule, "encrypted");
+    let m = a
+        .parse_push(&[], &a.open_push(&body, &creds()).unwrap())
+        .unwrap();
+    assert_eq!(m.items[0].order_id, "2411110000000101");
+    assert_eq!(m.items[0].event, PushEvent::OrderCreated);
+    assert_eq!(m.items[0].raw_event, "kwaishop_order_addOrder");
+    // createTime in the fixture is 2024-11-11 00:01 +08:00.
+    let at = Utc.with_ymd_and_hms(2024, 11, 10, 16, 3, 0).unwrap();
+    a.verify_push(&[], &body, &creds(), at, TOLERANCE).unwrap();
+    let late = at + chrono::Duration::hours(1);
+    assert_eq!(
+        a.verify_push(&[], &body, &creds(), late, TOLERANCE)
+            .unwrap_err()
+            .rule,
+        "stale_timestamp"
+    );
+    // Another app's event, junk, a bad key: refused.
+    let mut other = creds();
+    other.app_key = "another-app".into();
+    assert_eq!(
+        a.verify_push(&[], &body, &other, at, TOLERANCE)
+            .unwrap_err()
+            .rule,
+        "bad_signature"
+    );
+    for junk in [&b""[..], b"not base64 !!", b"AAAA"] {
+        assert_eq!(
+            a.verify_push(&[], junk, &creds(), at, TOLERANCE)
+                .unwrap_err()
+                .rule,
+            "bad_signature"
+        );
+    }
+    let mut nokey = creds();
+    nokey.message_key = "short".into();
+    assert!(a.open_push(&body, &nokey).is_err());
+    // A test ping without an order is acknowledged, not ingested.
+    let m = a
+        .parse_push(&[], br#"{"event":"kwaishop_order_addOrder","test":true}"#)
+        .unwrap();
+    assert!(m.is_test && m.items.is_empty());
+}
+
 // ---- Bad payloads (every adapter) -----------------------------------------------------------
 
 #[test]
@@ -1186,7 +1459,7 @@ fn bad_payloads_are_refused_with_a_rule_never_a_panic() {
 
 /// The channels built in the second round: every prefix of a real-shaped payload is refused
 /// (never a panic), and no refusal quotes a phone number planted in the payload.
-const PREFIX_CASES: [(ChannelKind, &str, &str); 3] = [
+const PREFIX_CASES: [(ChannelKind, &str, &str); 4] = [
     (
         ChannelKind::Taobao,
         "taobao/trade-fullinfo-get-response.json",
@@ -1201,6 +1474,11 @@ const PREFIX_CASES: [(ChannelKind, &str, &str); 3] = [
         ChannelKind::Jd,
         "jd/pop-order-get-response.json",
         "/jingdong_pop_order_get_responce/orderDetailInfo/orderInfo/consigneeInfo/mobile",
+    ),
+    (
+        ChannelKind::Kuaishou,
+        "kuaishou/order-detail-response.json",
+        "/data/orderAddress/mobile",
     ),
 ];
 
@@ -1260,9 +1538,14 @@ fn every_prefix_of_a_payload_is_refused_and_no_refusal_quotes_a_phone() {
 
 // ---- Signatures -----------------------------------------------------------------------------
 
+/// A Base64 AES-256 key (Kuaishou's message key); other channels do not use it.
+const MESSAGE_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+const OTHER_MESSAGE_KEY: &str = "ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA=";
+
 fn creds() -> ShopCredentials {
     let mut c = ShopCredentials::new("app-key-1", "s3cret");
     c.access_token = "tok-1".into();
+    c.message_key = MESSAGE_KEY.into();
     c
 }
 
@@ -1284,6 +1567,7 @@ fn signed_pushes_verify_and_tampering_or_a_wrong_secret_fails() {
                 ChannelKind::Taobao => "taobao/edge-partly-refunded.json",
                 ChannelKind::Pdd => "pdd/edge-refunded-after-shipping.json",
                 ChannelKind::Jd => "jd/pop-order-get-response.json",
+                ChannelKind::Kuaishou => "kuaishou/edge-refunded.json",
                 _ => "youzan/edge-partly-refunded.json",
             },
         );
@@ -1292,7 +1576,8 @@ fn signed_pushes_verify_and_tampering_or_a_wrong_secret_fails() {
         headers.extend(p.query.clone());
         a.verify_push(&headers, &p.body, &creds(), now(), TOLERANCE)
             .unwrap_or_else(|e| panic!("{kind}: {e}"));
-        let m = a.parse_push(&headers, &p.body).unwrap();
+        let opened = a.open_push(&p.body, &creds()).unwrap();
+        let m = a.parse_push(&headers, &opened).unwrap();
         assert_eq!(m.items[0].order_id, o.external_order_id, "{kind}");
 
         let mut tampered = p.body.clone();
@@ -1309,6 +1594,7 @@ fn signed_pushes_verify_and_tampering_or_a_wrong_secret_fails() {
         }
         let mut wrong = creds();
         wrong.secret = "other".into();
+        wrong.message_key = OTHER_MESSAGE_KEY.into();
         assert_eq!(
             a.verify_push(&headers, &p.body, &wrong, now(), TOLERANCE)
                 .unwrap_err()
@@ -1325,6 +1611,7 @@ fn signed_pushes_outside_the_tolerance_are_stale() {
         (ChannelKind::Taobao, "taobao/edge-partly-refunded.json"),
         (ChannelKind::Pdd, "pdd/edge-refunded-after-shipping.json"),
         (ChannelKind::Jd, "jd/pop-order-get-response.json"),
+        (ChannelKind::Kuaishou, "kuaishou/edge-refunded.json"),
     ] {
         let o = order(kind, f);
         let p = sim::signed_push(kind, &o, &creds(), now()).unwrap();
@@ -1363,9 +1650,10 @@ fn wechat_push_outside_the_tolerance_is_stale() {
 
 // ---- Against the simulators over TCP --------------------------------------------------------
 
-const SIM_CHANNELS: [ChannelKind; 6] = [
+const SIM_CHANNELS: [ChannelKind; 7] = [
     ChannelKind::Taobao,
     ChannelKind::Jd,
+    ChannelKind::Kuaishou,
     ChannelKind::Pdd,
     ChannelKind::Douyin,
     ChannelKind::Wechat,
@@ -1531,14 +1819,12 @@ async fn wrong_credentials_get_the_channels_auth_error() {
 }
 
 #[tokio::test]
-async fn channels_not_built_yet_have_no_adapter_or_simulator() {
-    for k in [ChannelKind::Kuaishou] {
-        assert!(adapter(k).is_none());
-        assert!(
-            sim::spawn(k, SimSettings::new(creds(), 1, 1))
-                .await
-                .is_err()
-        );
+async fn every_channel_has_an_adapter_and_a_simulator() {
+    for k in ChannelKind::ALL {
+        assert_eq!(adapter(k).unwrap().kind(), k);
+        sim::spawn(k, SimSettings::new(creds(), 1, 1))
+            .await
+            .unwrap_or_else(|e| panic!("{k}: {e}"));
     }
 }
 
@@ -1590,7 +1876,8 @@ async fn the_simulator_pushes_signed_messages_that_verify() {
                     let a = adapter(kind).unwrap();
                     let r = a
                         .verify_push(&h, &body, &creds(), Utc::now(), TOLERANCE)
-                        .and_then(|_| a.parse_push(&h, &body))
+                        .and_then(|_| a.open_push(&body, &creds()))
+                        .and_then(|opened| a.parse_push(&h, &opened))
                         .map(|m| m.items[0].order_id.clone())
                         .map_err(|e| e.rule.to_string());
                     let ok = r.is_ok();
@@ -1626,7 +1913,9 @@ async fn the_simulator_pushes_signed_messages_that_verify() {
             "{kind}"
         );
         assert!(seen.lock().iter().all(Result::is_ok), "{kind}");
-        let cmd = serde_json::json!({"url": hook, "count": 1, "secret": "wrong"});
+        let cmd = serde_json::json!({
+            "url": hook, "count": 1, "secret": "wrong", "message_key": OTHER_MESSAGE_KEY,
+        });
         let (_, body) = http
             .call(
                 "POST",
