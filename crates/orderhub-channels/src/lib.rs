@@ -1,13 +1,14 @@
-//! The channel side of intake: one adapter per sales channel (built: Douyin shop, WeChat Channels
-//! shop, Youzan; not yet: Taobao/Tmall, JD POP, Pinduoduo, Kuaishou — see [`BUILT`] and
-//! SOURCES.md) that turns the channel's own order
+//! The channel side of intake: one adapter per sales channel (Taobao/Tmall, JD POP, Pinduoduo,
+//! Douyin shop, Kuaishou shop, WeChat Channels shop, Youzan — see [`BUILT`], and SOURCES.md for
+//! where each wire fact comes from and which are assumed) that turns the channel's own order
 //! payload into a [`ChannelOrder`], maps the channel's statuses onto [`CanonicalStatus`], checks the
 //! channel's push signature, and builds and reads its incremental-pull requests; plus a simulator of
 //! each channel (`sim`) that serves a faithful fake of its order API and sends signed pushes.
 //!
 //! What must not live here: storage, deduplication and versioning of orders, the hub's HTTP routes,
 //! pull scheduling, write-back. Those are built on this crate: a webhook route calls
-//! [`Channel::verify_push`] then [`Channel::parse_push`]; a puller calls [`Channel::list_request`] /
+//! [`Channel::verify_push`], [`Channel::open_push`] (decrypts channels that encrypt pushes) then
+//! [`Channel::parse_push`]; a puller calls [`Channel::list_request`] /
 //! [`Channel::parse_list`] (see [`client::pull_window`]); both turn a [`ChannelOrder`] into an
 //! `OrderDraft` with [`ChannelOrder::to_draft`] and keep [`ChannelOrder::modified_at`] /
 //! [`ChannelOrder::version`] to let the newer channel version win.
@@ -34,8 +35,12 @@ mod macros;
 
 pub mod client;
 pub mod douyin;
+pub mod jd;
+pub mod kuaishou;
+pub mod pdd;
 pub mod sign;
 pub mod sim;
+pub mod taobao;
 pub mod wechat;
 pub(crate) mod wire;
 pub mod youzan;
@@ -517,7 +522,8 @@ pub trait Channel: Send + Sync {
     /// The order-detail answer as the channel returns it (envelope included).
     fn parse_order(&self, body: &[u8]) -> Result<ChannelOrder, Rejected>;
 
-    /// What a webhook push carries. Call [`Channel::verify_push`] first.
+    /// What a webhook push carries. Call [`Channel::verify_push`] first, then
+    /// [`Channel::open_push`] for channels that encrypt their pushes.
     fn parse_push(
         &self,
         headers: &[(String, String)],
@@ -536,6 +542,13 @@ pub trait Channel: Send + Sync {
         now: DateTime<Utc>,
         tolerance: Duration,
     ) -> Result<(), Rejected>;
+
+    /// The push body [`Channel::parse_push`] reads: the body itself for channels that send
+    /// plain pushes; decrypted with the shop's keys for channels that encrypt them (Kuaishou).
+    /// Call after [`Channel::verify_push`].
+    fn open_push(&self, body: &[u8], _creds: &ShopCredentials) -> Result<Vec<u8>, Rejected> {
+        Ok(body.to_vec())
+    }
 
     /// The signed request for one page of orders modified in the query's window.
     fn list_request(
@@ -567,21 +580,28 @@ pub trait Channel: Send + Sync {
     }
 }
 
-/// The channels whose adapter and simulator are built. Taobao, JD, Pinduoduo and Kuaishou are
-/// not built yet (their wire facts are in SOURCES.md).
-pub const BUILT: [ChannelKind; 3] = [
+/// The channels whose adapter and simulator are built: all seven.
+pub const BUILT: [ChannelKind; 7] = [
+    ChannelKind::Taobao,
+    ChannelKind::Jd,
+    ChannelKind::Pdd,
     ChannelKind::Douyin,
+    ChannelKind::Kuaishou,
     ChannelKind::Wechat,
     ChannelKind::Youzan,
 ];
 
-/// The adapter of a channel, or `None` for a channel whose adapter is not built yet.
+/// The adapter of a channel (`Option` so that a channel added to [`ChannelKind`] before its
+/// adapter is built can answer `None`).
 pub fn adapter(kind: ChannelKind) -> Option<Box<dyn Channel>> {
     match kind {
+        ChannelKind::Taobao => Some(Box::new(taobao::Taobao)),
         ChannelKind::Douyin => Some(Box::new(douyin::Douyin)),
         ChannelKind::Wechat => Some(Box::new(wechat::Wechat)),
         ChannelKind::Youzan => Some(Box::new(youzan::Youzan)),
-        ChannelKind::Taobao | ChannelKind::Jd | ChannelKind::Pdd | ChannelKind::Kuaishou => None,
+        ChannelKind::Pdd => Some(Box::new(pdd::Pdd)),
+        ChannelKind::Jd => Some(Box::new(jd::Jd)),
+        ChannelKind::Kuaishou => Some(Box::new(kuaishou::Kuaishou)),
     }
 }
 
@@ -607,7 +627,7 @@ mod tests {
         for k in BUILT {
             assert!(adapter(k).is_some());
         }
-        assert!(adapter(ChannelKind::Taobao).is_none());
+        assert_eq!(BUILT.len(), ChannelKind::ALL.len());
     }
 
     #[test]

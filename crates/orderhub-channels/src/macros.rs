@@ -5,11 +5,11 @@
 
 macro_rules! code_map {
     ($(#[$m:meta])* $vis:vis enum $name:ident -> $target:ty {
-        $( $variant:ident = $code:literal => $to:expr, )*
+        $( $(#[$vm:meta])* $variant:ident = $code:literal => $to:expr, )*
     }) => {
         $(#[$m])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        $vis enum $name { $( $variant, )* }
+        $vis enum $name { $( $(#[$vm])* $variant, )* }
 
         impl $name {
             pub const ALL: &'static [$name] = &[$($name::$variant),*];

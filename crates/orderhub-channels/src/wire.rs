@@ -250,6 +250,20 @@ pub fn req_unix_secs(field: &str, t: &OptText) -> Result<DateTime<FixedOffset>, 
     unix_secs(field, t)?.ok_or_else(|| Rejected::missing(field))
 }
 
+/// Unix milliseconds (Kuaishou); 0 and empty are `None`. Shown at +08:00.
+pub fn unix_millis(field: &str, t: &OptText) -> Result<Option<DateTime<FixedOffset>>, Rejected> {
+    match opt_int(field, t)? {
+        None | Some(0) => Ok(None),
+        Some(n) => DateTime::<Utc>::from_timestamp_millis(n)
+            .map(|t| Some(t.with_timezone(&china())))
+            .ok_or_else(|| Rejected::bad_value(field, "Unix milliseconds")),
+    }
+}
+
+pub fn req_unix_millis(field: &str, t: &OptText) -> Result<DateTime<FixedOffset>, Rejected> {
+    unix_millis(field, t)?.ok_or_else(|| Rejected::missing(field))
+}
+
 /// Whether a receiver value is masked or encrypted as the channels do it: `*` runs (`张**`,
 /// `138****0000`), Douyin's `#…#` ciphertexts, PDD's `~…~` ciphertexts.
 pub fn looks_masked(s: &str) -> bool {

@@ -149,7 +149,7 @@ pub(crate) fn one(kind: ChannelKind, wire: &dyn SimWire, serial: u64, seed: u64)
         rng.random_range(101..2505u32)
     );
     let message = pick(&mut rng, MESSAGES).to_string();
-    ChannelOrder {
+    let mut order = ChannelOrder {
         channel: kind,
         external_order_id: wire.order_id(serial),
         channel_shop_id: Some("77977".into()),
@@ -187,5 +187,7 @@ pub(crate) fn one(kind: ChannelKind, wire: &dyn SimWire, serial: u64, seed: u64)
         cancelled_after_payment: false,
         buyer_message: (!message.is_empty()).then_some(message),
         seller_memo: None,
-    }
+    };
+    wire.normalise(&mut order);
+    order
 }

@@ -243,6 +243,9 @@ pub(crate) trait SimWire: Send + Sync + 'static {
     fn order_id(&self, serial: u64) -> String {
         format!("{}", 4_700_000_000_000_000_000u64 + serial)
     }
+    /// Brings a generated or changed order within what the channel can say (channels whose API
+    /// only serves paid orders, or has no "completed" distinct from "signed for").
+    fn normalise(&self, _order: &mut ChannelOrder) {}
     /// Whether the list is cursor-paged (the cursor is the next offset, as text).
     fn cursor_paged(&self) -> bool {
         false
@@ -254,7 +257,10 @@ pub(crate) fn wire(kind: ChannelKind) -> Option<Box<dyn SimWire>> {
         ChannelKind::Douyin => Some(Box::new(crate::douyin::sim::DouyinWire)),
         ChannelKind::Wechat => Some(Box::new(crate::wechat::sim::WechatWire)),
         ChannelKind::Youzan => Some(Box::new(crate::youzan::sim::YouzanWire)),
-        ChannelKind::Taobao | ChannelKind::Jd | ChannelKind::Pdd | ChannelKind::Kuaishou => None,
+        ChannelKind::Taobao => Some(Box::new(crate::taobao::sim::TaobaoWire)),
+        ChannelKind::Pdd => Some(Box::new(crate::pdd::sim::PddWire)),
+        ChannelKind::Jd => Some(Box::new(crate::jd::sim::JdWire)),
+        ChannelKind::Kuaishou => Some(Box::new(crate::kuaishou::sim::KuaishouWire)),
     }
 }
 
@@ -520,6 +526,7 @@ async fn post_orders(State(e): State<Arc<Engine>>, body: Bytes) -> Response {
             if let Some(c) = change.canonical {
                 o.canonical = c;
                 o.channel_status = e.wire.status_code(c).to_string();
+                e.wire.normalise(o);
             }
             if let Some(m) = change.seller_memo {
                 o.seller_memo = Some(m);
@@ -555,6 +562,8 @@ struct PushCommand {
     url: String,
     /// Overrides the simulator's own secret (to send wrongly signed pushes).
     secret: Option<String>,
+    /// Overrides the simulator's message key (channels that encrypt pushes: Kuaishou).
+    message_key: Option<String>,
     #[serde(default = "one")]
     count: usize,
 }
@@ -575,6 +584,9 @@ async fn post_push(State(e): State<Arc<Engine>>, body: Bytes) -> Response {
     let mut creds = e.settings.creds.clone();
     if let Some(s) = cmd.secret {
         creds.secret = s;
+    }
+    if let Some(k) = cmd.message_key {
+        creds.message_key = k;
     }
     let mut orders = e.orders.lock().clone();
     orders.sort_by_key(|o| std::cmp::Reverse(o.modified_at));

@@ -408,6 +408,989 @@ fn youzan_every_status_maps() {
     assert!(TradeStatus::parse("TRADE_REFUND").is_none());
 }
 
+// ---- Taobao ---------------------------------------------------------------------------------
+
+#[test]
+fn taobao_fullinfo_reads_top_shapes_yuan_strings_and_masked_receiver() {
+    let k = ChannelKind::Taobao;
+    let o = order(k, "taobao/trade-fullinfo-get-response.json");
+    assert_eq!(o.external_order_id, "3900000000000000001");
+    assert_eq!(
+        (o.channel_status.as_str(), o.canonical),
+        ("WAIT_SELLER_SEND_GOODS", CanonicalStatus::Paid)
+    );
+    assert_eq!(o.lines.len(), 2);
+    assert_eq!(o.lines[0].title, "Apple® AirPods Pro™ 🎧 无线降噪耳机");
+    assert_eq!(o.lines[0].external_line_id, "3900000000000000011");
+    assert_eq!(o.lines[0].sku, "AIRPODS-PRO-2");
+    assert_eq!(o.lines[0].discount, d("100.00"));
+    assert_eq!(o.lines[0].refund, RefundState::None);
+    assert_eq!(o.lines[0].refund_raw, None, "NO_REFUND is no refund");
+    assert_eq!(
+        o.lines[1].sku, "5012345678901",
+        "no outer SKU: the platform SKU id"
+    );
+    assert_eq!(
+        yuan(&o),
+        ["2018.80", "0.00", "100.00", "1918.80"].map(String::from)
+    );
+    assert_eq!(o.created_at.to_rfc3339(), "2024-11-11T00:02:13+08:00");
+    assert_eq!(o.modified_at.to_rfc3339(), "2024-11-11T00:05:00+08:00");
+    assert!(o.receiver.receiver_masked);
+    assert!(o.receiver.oaid.is_some());
+    assert_eq!(o.receiver.town.as_deref(), Some("文新街道"));
+    assert_eq!(o.buyer_message.as_deref(), Some("请尽快发货，谢谢😊"));
+    assert!(o.shippable && o.presale.is_none());
+    let draft = o.to_draft(&ShopId::parse("tb-1").unwrap()).unwrap();
+    assert_eq!(create(draft).unwrap().lines.len(), 2);
+}
+
+#[test]
+fn taobao_increment_list_reads_trades_trade_and_has_next() {
+    let page = adapter(ChannelKind::Taobao)
+        .unwrap()
+        .parse_list(&fixture("taobao/trades-sold-increment-get-response.json"))
+        .unwrap();
+    assert_eq!(page.total, Some(2));
+    assert!(!page.has_next);
+    assert_eq!(page.orders.len(), 2);
+    assert_eq!(page.orders[0].canonical, CanonicalStatus::Shipped);
+    assert_eq!(page.orders[1].canonical, CanonicalStatus::Completed);
+    assert_eq!(
+        yuan(&page.orders[1]),
+        ["1540.00", "6.00", "0.00", "1546.00"].map(String::from)
+    );
+    // An empty window: TOP leaves `trades` out.
+    let page = adapter(ChannelKind::Taobao)
+        .unwrap()
+        .parse_list(
+            br#"{"trades_sold_increment_get_response":{"has_next":false,"request_id":"x"}}"#,
+        )
+        .unwrap();
+    assert!(page.orders.is_empty() && !page.has_next);
+}
+
+#[test]
+fn taobao_edge_fixtures_map_as_expected() {
+    let k = ChannelKind::Taobao;
+    let o = order(k, "taobao/edge-presale.json");
+    assert_eq!(o.canonical, CanonicalStatus::PendingPayment);
+    let p = o.presale.as_ref().unwrap();
+    assert_eq!(
+        (p.deposit, p.final_payment, p.final_paid),
+        (d("50.00"), d("249.00"), false)
+    );
+    assert!(!o.shippable);
+    assert_eq!(
+        o.not_shippable_reason.as_deref(),
+        Some("presale final payment outstanding")
+    );
+    assert!(o.paid_at.is_none(), "an empty pay_time is unset");
+    let draft = o.to_draft(&ShopId::parse("tb-1").unwrap()).unwrap();
+    assert!(matches!(
+        draft.kind,
+        orderhub_domain::OrderKind::Presale { .. }
+    ));
+    create(draft).unwrap();
+
+    let o = order(k, "taobao/edge-partly-refunded.json");
+    assert_eq!(o.canonical, CanonicalStatus::Shipped);
+    let refunds: Vec<_> = o.lines.iter().map(|l| l.refund).collect();
+    assert_eq!(refunds, [RefundState::Refunded, RefundState::None]);
+    assert_eq!(o.lines[0].refund_raw.as_deref(), Some("SUCCESS"));
+    assert_eq!(o.lines[1].title, "Nike 耐克 Air Force 1 ’07 运动鞋");
+    assert_eq!(
+        yuan(&o),
+        ["93.00", "6.00", "0.00", "99.00"].map(String::from)
+    );
+
+    let o = order(k, "taobao/edge-cancelled-after-payment.json");
+    assert_eq!(o.canonical, CanonicalStatus::Cancelled);
+    assert!(o.cancelled_after_payment);
+    assert_eq!(o.lines[0].refund, RefundState::Refunded);
+
+    let o = order(k, "taobao/edge-missing-optional.json");
+    assert_eq!(o.canonical, CanonicalStatus::PendingPayment);
+    assert_eq!(o.external_order_id, "3900000000000000007");
+    assert_eq!(o.lines[0].external_line_id, "3900000000000000071");
+    assert!(o.paid_at.is_none() && o.buyer_message.is_none());
+    assert_eq!(o.modified_at, o.created_at);
+    assert!(o.receiver.name.is_empty() && !o.receiver.receiver_masked);
+    assert_eq!(o.amounts.shipping_fee, d("0"));
+    assert!(!o.cancelled_after_payment);
+
+    let o = order(k, "taobao/edge-group-hold.json");
+    assert_eq!(o.canonical, CanonicalStatus::Paid);
+    assert!(!o.shippable);
+    assert_eq!(
+        o.not_shippable_reason.as_deref(),
+        Some("the group has not formed yet")
+    );
+
+    // PAID_FORBID_CONSIGN: paid, must not ship.
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&fixture("taobao/trade-fullinfo-get-response.json")).unwrap();
+    v["trade_fullinfo_get_response"]["trade"]["status"] = "PAID_FORBID_CONSIGN".into();
+    let o = adapter(k)
+        .unwrap()
+        .parse_order(&serde_json::to_vec(&v).unwrap())
+        .unwrap();
+    assert_eq!((o.canonical, o.shippable), (CanonicalStatus::Paid, false));
+
+    // Both presale payments made: shippable, final paid.
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&fixture("taobao/edge-presale.json")).unwrap();
+    v["trade_fullinfo_get_response"]["trade"]["status"] = "WAIT_SELLER_SEND_GOODS".into();
+    v["trade_fullinfo_get_response"]["trade"]["step_trade_status"] = "FRONT_PAID_FINAL_PAID".into();
+    v["trade_fullinfo_get_response"]["trade"]["step_paid_fee"] = "299.00".into();
+    let o = adapter(k)
+        .unwrap()
+        .parse_order(&serde_json::to_vec(&v).unwrap())
+        .unwrap();
+    assert!(o.shippable && o.presale.as_ref().unwrap().final_paid);
+
+    let e = reject(k, &fixture("taobao/bad-unknown-status.json"));
+    assert_eq!(
+        (e.rule, e.field.as_deref()),
+        (
+            "unknown_status",
+            Some("trade_fullinfo_get_response.trade.status")
+        )
+    );
+    // An unknown refund code on a line is refused too, never guessed.
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&fixture("taobao/edge-partly-refunded.json")).unwrap();
+    v["trade_fullinfo_get_response"]["trade"]["orders"]["order"][0]["refund_status"] =
+        "REFUND_SOMEHOW".into();
+    let e = reject(k, &serde_json::to_vec(&v).unwrap());
+    assert_eq!(
+        (e.rule, e.field.as_deref()),
+        (
+            "unknown_status",
+            Some("trade_fullinfo_get_response.trade.orders.order[0].refund_status")
+        )
+    );
+}
+
+#[test]
+fn taobao_every_status_maps_and_others_are_refused() {
+    use orderhub_channels::taobao::{RefundStatus, TradeStatus};
+    let expect = [
+        ("TRADE_NO_CREATE_PAY", CanonicalStatus::PendingPayment),
+        ("WAIT_BUYER_PAY", CanonicalStatus::PendingPayment),
+        ("PAY_PENDING", CanonicalStatus::PendingPayment),
+        ("WAIT_PRE_AUTH_CONFIRM", CanonicalStatus::PendingPayment),
+        ("WAIT_SELLER_SEND_GOODS", CanonicalStatus::Paid),
+        ("PAID_FORBID_CONSIGN", CanonicalStatus::Paid),
+        ("SELLER_CONSIGNED_PART", CanonicalStatus::PartlyShipped),
+        ("WAIT_BUYER_CONFIRM_GOODS", CanonicalStatus::Shipped),
+        ("TRADE_BUYER_SIGNED", CanonicalStatus::Delivered),
+        ("TRADE_FINISHED", CanonicalStatus::Completed),
+        ("TRADE_CLOSED", CanonicalStatus::Cancelled),
+        ("TRADE_CLOSED_BY_TAOBAO", CanonicalStatus::Cancelled),
+    ];
+    assert_eq!(TradeStatus::ALL.len(), expect.len());
+    for (code, c) in expect {
+        assert_eq!(TradeStatus::parse(code).unwrap().target(), c, "{code}");
+    }
+    for s in ["ALL_WAIT_PAY", "ALL_CLOSED", "trade_finished", ""] {
+        assert!(TradeStatus::parse(s).is_none(), "{s}");
+    }
+    let refunds = [
+        ("NO_REFUND", RefundState::None),
+        ("WAIT_SELLER_AGREE", RefundState::Requested),
+        ("WAIT_BUYER_RETURN_GOODS", RefundState::Requested),
+        ("WAIT_SELLER_CONFIRM_GOODS", RefundState::Requested),
+        ("SELLER_REFUSE_BUYER", RefundState::Rejected),
+        ("CLOSED", RefundState::Rejected),
+        ("SUCCESS", RefundState::Refunded),
+    ];
+    assert_eq!(RefundStatus::ALL.len(), refunds.len());
+    for (code, r) in refunds {
+        assert_eq!(RefundStatus::parse(code).unwrap().target(), r, "{code}");
+    }
+}
+
+#[test]
+fn taobao_app_call_limited_is_throttling_and_auth_codes_are_auth() {
+    let a = adapter(ChannelKind::Taobao).unwrap();
+    let body = fixture("taobao/error-app-call-limited.json");
+    assert!(matches!(
+        a.parse_list(&body),
+        Err(ApiError::Throttled { .. })
+    ));
+    assert!(matches!(
+        a.parse_detail(&body),
+        Err(ApiError::Throttled { .. })
+    ));
+    let e = a
+        .api_error(br#"{"error_response":{"code":27,"msg":"Invalid session"}}"#)
+        .unwrap();
+    assert!(matches!(e, ApiError::Auth { .. }));
+    let e = a
+        .api_error(br#"{"error_response":{"code":15,"msg":"Remote service error","sub_code":"isv.trade-not-exist"}}"#)
+        .unwrap();
+    assert!(matches!(e, ApiError::Api { .. }));
+    assert!(
+        a.api_error(&fixture("taobao/trade-fullinfo-get-response.json"))
+            .is_none()
+    );
+}
+
+#[test]
+fn taobao_requests_are_signed_top_style() {
+    use orderhub_channels::taobao::top_sign;
+    let a = adapter(ChannelKind::Taobao).unwrap();
+    let req = a.detail_request("3900000000000000001", &creds(), now());
+    assert_eq!(
+        (req.method, req.path_and_query.as_str()),
+        ("POST", "/router/rest")
+    );
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(&req.body).into_owned().collect();
+    let get = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    assert_eq!(get("timestamp").as_deref(), Some("2024-11-11 20:00:00"));
+    assert_eq!(get("method").as_deref(), Some("taobao.trade.fullinfo.get"));
+    assert_eq!(get("session").as_deref(), Some("tok-1"));
+    // UPPER(MD5(secret + sorted k+v + secret)), worked out by hand below.
+    let mut sorted: Vec<_> = pairs.iter().filter(|(k, _)| k != "sign").cloned().collect();
+    sorted.sort();
+    let plain: String = sorted.iter().map(|(k, v)| format!("{k}{v}")).collect();
+    let expected = orderhub_channels::sign::md5_hex(format!("s3cret{plain}s3cret").as_bytes())
+        .to_ascii_uppercase();
+    assert_eq!(get("sign").unwrap(), expected);
+    assert_eq!(top_sign(&pairs, "s3cret"), expected);
+    // sign_method=hmac: HMAC-MD5 keyed with the secret over the same concatenation.
+    let mut h = pairs.clone();
+    h.retain(|(k, _)| k != "sign");
+    for p in h.iter_mut() {
+        if p.0 == "sign_method" {
+            p.1 = "hmac".into();
+        }
+    }
+    assert_ne!(top_sign(&h, "s3cret"), expected);
+    assert_eq!(top_sign(&h, "s3cret").len(), 32);
+}
+
+// ---- Pinduoduo ------------------------------------------------------------------------------
+
+fn pdd_with(
+    path: &str,
+    edit: impl FnOnce(&mut serde_json::Value),
+) -> Result<ChannelOrder, Rejected> {
+    let mut v: serde_json::Value = serde_json::from_slice(&fixture(path)).unwrap();
+    edit(&mut v["order_info_get_response"]["order_info"]);
+    adapter(ChannelKind::Pdd)
+        .unwrap()
+        .parse_order(&serde_json::to_vec(&v).unwrap())
+}
+
+#[test]
+fn pdd_order_information_reads_yuan_numbers_ciphertexts_and_district_town() {
+    let k = ChannelKind::Pdd;
+    let o = order(k, "pdd/order-information-get-response.json");
+    assert_eq!(o.external_order_id, "241111-513924381790012");
+    assert_eq!(
+        (o.channel_status.as_str(), o.canonical),
+        ("1", CanonicalStatus::Paid)
+    );
+    assert_eq!(o.lines.len(), 2);
+    assert_eq!(o.lines[0].title, "Apple® AirPods Pro™ 🎧 预售款");
+    assert_eq!(o.lines[0].external_line_id, "1212345678");
+    assert_eq!(o.lines[1].sku, "CABLE-1M");
+    assert_eq!(o.lines[1].unit_price, d("29.90"));
+    assert_eq!(o.lines[1].paid_amount, d("59.80"));
+    let a = o.amounts;
+    assert_eq!(
+        (a.goods_total, a.shipping_fee, a.discount, a.paid),
+        (d("258.80"), d("0"), d("20.00"), d("238.80"))
+    );
+    assert!(o.receiver.receiver_masked, "ciphertexts are masked values");
+    assert_eq!(
+        o.receiver.oaid.as_deref(),
+        Some("1dc2f6e0b2a74c8d9f5b3c1e7a6d4b20")
+    );
+    assert_eq!(o.receiver.district.as_deref(), Some("南山区"));
+    assert_eq!(o.created_at.to_rfc3339(), "2024-11-11T00:03:09+08:00");
+    assert_eq!(o.buyer_message.as_deref(), Some("请尽快发货😊"));
+    assert_eq!(o.seller_memo.as_deref(), Some("老客户"));
+    assert!(o.shippable);
+    let draft = o.to_draft(&ShopId::parse("pdd-1").unwrap()).unwrap();
+    assert_eq!(create(draft).unwrap().lines.len(), 2);
+}
+
+#[test]
+fn pdd_increment_list_and_masks_when_ciphertexts_are_empty() {
+    let page = adapter(ChannelKind::Pdd)
+        .unwrap()
+        .parse_list(&fixture(
+            "pdd/order-number-list-increment-get-response.json",
+        ))
+        .unwrap();
+    assert!(page.has_next);
+    assert_eq!(page.total, None, "use_has_next: no total");
+    assert_eq!(page.orders.len(), 2);
+    assert_eq!(page.orders[0].canonical, CanonicalStatus::Shipped);
+    let b = &page.orders[1];
+    assert_eq!(b.canonical, CanonicalStatus::Delivered);
+    assert_eq!(b.receiver.name.expose(), "李*");
+    assert!(b.receiver.receiver_masked);
+    assert_eq!(
+        (b.amounts.paid, b.amounts.shipping_fee),
+        (d("65.70"), d("6"))
+    );
+}
+
+#[test]
+fn pdd_group_risk_presale_refund_and_cancel_edges() {
+    let k = ChannelKind::Pdd;
+    let o = order(k, "pdd/edge-group-not-formed.json");
+    assert_eq!((o.canonical, o.shippable), (CanonicalStatus::Paid, false));
+    assert_eq!(
+        o.not_shippable_reason.as_deref(),
+        Some("the group has not formed yet")
+    );
+    let o = pdd_with("pdd/edge-group-not-formed.json", |v| {
+        v["group_status"] = 2.into()
+    })
+    .unwrap();
+    assert_eq!(
+        o.not_shippable_reason.as_deref(),
+        Some("the group failed (the order will be refunded)")
+    );
+
+    let o = order(k, "pdd/edge-risk-review.json");
+    assert_eq!((o.canonical, o.shippable), (CanonicalStatus::Paid, false));
+    assert_eq!(
+        o.not_shippable_reason.as_deref(),
+        Some("under risk review (risk_control_status 1)")
+    );
+    assert_eq!(
+        o.receiver.phone.expose(),
+        "*******5678",
+        "under review: masks only"
+    );
+
+    let o = order(k, "pdd/edge-presale-deposit.json");
+    let p = o.presale.as_ref().unwrap();
+    assert_eq!(
+        (p.deposit, p.final_payment, p.final_paid),
+        (d("50"), d("249"), false)
+    );
+    assert!(!o.shippable);
+    create(o.to_draft(&ShopId::parse("pdd-1").unwrap()).unwrap()).unwrap();
+    let o = pdd_with("pdd/edge-presale-deposit.json", |v| {
+        v["step_order_info"]["step_trade_status"] = 2.into()
+    })
+    .unwrap();
+    assert!(o.shippable && o.presale.unwrap().final_paid);
+
+    let o = order(k, "pdd/edge-refunded-after-shipping.json");
+    assert_eq!(o.canonical, CanonicalStatus::Shipped);
+    assert_eq!(o.lines[0].refund, RefundState::Refunded);
+    assert_eq!(o.lines[0].refund_raw.as_deref(), Some("10"));
+
+    let o = order(k, "pdd/edge-cancelled-after-payment.json");
+    assert_eq!(o.canonical, CanonicalStatus::Cancelled);
+    assert!(o.cancelled_after_payment && o.shippable);
+    let o = pdd_with("pdd/order-information-get-response.json", |v| {
+        v["confirm_status"] = 2.into()
+    })
+    .unwrap();
+    assert_eq!(o.canonical, CanonicalStatus::Cancelled);
+
+    let o = order(k, "pdd/edge-missing-optional.json");
+    assert_eq!(o.canonical, CanonicalStatus::Paid);
+    assert_eq!(o.amounts.paid, d("19.90"), "a yuan string is read too");
+    assert!(o.paid_at.is_none() && o.buyer_message.is_none() && o.shippable);
+    assert_eq!(o.modified_at, o.created_at);
+    assert!(o.receiver.name.is_empty());
+
+    let e = reject(k, &fixture("pdd/bad-unknown-status.json"));
+    assert_eq!(
+        (e.rule, e.field.as_deref()),
+        (
+            "unknown_status",
+            Some("order_info_get_response.order_info.order_status")
+        )
+    );
+    for (field, bad) in [
+        ("refund_status", 9),
+        ("confirm_status", 3),
+        ("group_status", 7),
+        ("risk_control_status", 2),
+        ("trade_type", 5),
+    ] {
+        let e = pdd_with("pdd/order-information-get-response.json", |v| {
+            v[field] = bad.into()
+        })
+        .unwrap_err();
+        assert_eq!(
+            (e.rule, e.field.unwrap()),
+            (
+                "unknown_status",
+                format!("order_info_get_response.order_info.{field}")
+            )
+        );
+    }
+}
+
+#[test]
+fn pdd_yuan_numbers_convert_exactly() {
+    for (n, want) in [
+        (serde_json::json!(0.07), "0.07"),
+        (serde_json::json!(0.1), "0.10"),
+        (serde_json::json!(0.3), "0.30"),
+        (serde_json::json!(19.9), "19.90"),
+        (serde_json::json!(1234567.89), "1234567.89"),
+        (serde_json::json!(100), "100.00"),
+        (serde_json::json!("88.80"), "88.80"),
+    ] {
+        let o = pdd_with("pdd/edge-missing-optional.json", |v| {
+            v["pay_amount"] = n.clone();
+            v["item_list"][0]["goods_price"] = n.clone();
+        })
+        .unwrap();
+        assert_eq!(o.amounts.paid, d(want), "{n}");
+        assert_eq!(o.lines[0].unit_price, d(want), "{n}");
+    }
+    let e = pdd_with("pdd/edge-missing-optional.json", |v| {
+        v["pay_amount"] = "19,90".into()
+    })
+    .unwrap_err();
+    assert_eq!(
+        (e.rule, e.field.as_deref()),
+        (
+            "bad_value",
+            Some("order_info_get_response.order_info.pay_amount")
+        )
+    );
+}
+
+#[test]
+fn pdd_every_status_maps() {
+    use orderhub_channels::pdd::{
+        ConfirmStatus, GroupStatus, OrderStatus, RefundStatus, RiskControlStatus,
+    };
+    let expect = [
+        ("1", CanonicalStatus::Paid),
+        ("2", CanonicalStatus::Shipped),
+        ("3", CanonicalStatus::Delivered),
+    ];
+    assert_eq!(OrderStatus::ALL.len(), expect.len());
+    for (code, c) in expect {
+        assert_eq!(OrderStatus::parse(code).unwrap().target(), c);
+    }
+    assert!(OrderStatus::parse("0").is_none() && OrderStatus::parse("5").is_none());
+    let refunds = [
+        ("1", RefundState::None),
+        ("2", RefundState::Requested),
+        ("3", RefundState::Requested),
+        ("4", RefundState::Refunded),
+    ];
+    assert_eq!(RefundStatus::ALL.len(), refunds.len());
+    for (code, r) in refunds {
+        assert_eq!(RefundStatus::parse(code).unwrap().target(), r);
+    }
+    assert_eq!(ConfirmStatus::ALL.len(), 3);
+    assert_eq!(GroupStatus::ALL.len(), 3);
+    assert!(GroupStatus::parse("1").unwrap().target());
+    assert!(!GroupStatus::parse("0").unwrap().target());
+    assert!(RiskControlStatus::parse("1").unwrap().target());
+}
+
+#[test]
+fn pdd_errors_throttling_and_auth() {
+    let a = adapter(ChannelKind::Pdd).unwrap();
+    let body = fixture("pdd/error-throttled.json");
+    assert!(matches!(
+        a.parse_list(&body),
+        Err(ApiError::Throttled { .. })
+    ));
+    assert!(matches!(
+        a.api_error(
+            r#"{"error_response":{"error_code":10019,"error_msg":"access_token已过期"}}"#
+                .as_bytes()
+        ),
+        Some(ApiError::Auth { .. })
+    ));
+    assert!(matches!(
+        a.api_error(
+            r#"{"error_response":{"error_code":50001,"error_msg":"业务服务错误"}}"#.as_bytes()
+        ),
+        Some(ApiError::Api { .. })
+    ));
+    assert!(
+        a.api_error(&fixture("pdd/order-information-get-response.json"))
+            .is_none()
+    );
+    // The request: a form POST signed UPPER(MD5(secret + sorted k+v + secret)).
+    let req = a.detail_request("241111-1", &creds(), now());
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(&req.body).into_owned().collect();
+    let mut sorted: Vec<_> = pairs.iter().filter(|(k, _)| k != "sign").cloned().collect();
+    sorted.sort();
+    let plain: String = sorted.iter().map(|(k, v)| format!("{k}{v}")).collect();
+    let sign = pairs.iter().find(|(k, _)| k == "sign").unwrap().1.clone();
+    assert_eq!(
+        sign,
+        orderhub_channels::sign::md5_hex(format!("s3cret{plain}s3cret").as_bytes())
+            .to_ascii_uppercase()
+    );
+    assert!(plain.contains("typepdd.order.information.get"));
+    assert!(plain.contains(&format!("timestamp{}", now().timestamp())));
+}
+
+// ---- JD POP ---------------------------------------------------------------------------------
+
+fn jd_with(
+    path: &str,
+    edit: impl FnOnce(&mut serde_json::Value),
+) -> Result<ChannelOrder, Rejected> {
+    let mut v: serde_json::Value = serde_json::from_slice(&fixture(path)).unwrap();
+    edit(&mut v["jingdong_pop_order_get_responce"]["orderDetailInfo"]["orderInfo"]);
+    adapter(ChannelKind::Jd)
+        .unwrap()
+        .parse_order(&serde_json::to_vec(&v).unwrap())
+}
+
+#[test]
+fn jd_order_get_reads_responce_roots_camel_case_and_yuan_strings() {
+    let k = ChannelKind::Jd;
+    let o = order(k, "jd/pop-order-get-response.json");
+    assert_eq!(o.external_order_id, "281046817987");
+    assert_eq!(o.channel_shop_id.as_deref(), Some("10622317"));
+    assert_eq!(
+        (o.channel_status.as_str(), o.canonical),
+        ("WAIT_SELLER_STOCK_OUT", CanonicalStatus::Paid)
+    );
+    assert_eq!(o.lines.len(), 2);
+    assert_eq!(
+        o.lines[0].title,
+        "小米® Redmi Note 13 Pro 5G 手机 8+256GB 🔥"
+    );
+    assert_eq!(o.lines[0].sku, "REDMI-N13P-256");
+    assert_eq!(
+        o.lines[1].sku, "100008348542",
+        "no outer SKU: the JD SKU id"
+    );
+    assert_eq!(o.lines[1].quantity, 2);
+    assert_eq!(
+        yuan(&o),
+        ["4879.00", "0.00", "200.00", "4679.00"].map(String::from)
+    );
+    assert!(o.receiver.receiver_masked);
+    assert_eq!(o.receiver.district.as_deref(), Some("五环内"));
+    assert_eq!(o.receiver.town.as_deref(), Some("中关村街道"));
+    assert_eq!(o.paid_at.unwrap().to_rfc3339(), "2024-11-11T00:04:30+08:00");
+    assert_eq!(o.buyer_message.as_deref(), Some("周末送货🙏"));
+    assert_eq!(o.seller_memo.as_deref(), Some("优先发"));
+    assert!(o.buyer.id.is_some() && o.shippable);
+    let draft = o.to_draft(&ShopId::parse("jd-1").unwrap()).unwrap();
+    assert_eq!(create(draft).unwrap().lines.len(), 2);
+}
+
+#[test]
+fn jd_search_page_and_edges() {
+    let k = ChannelKind::Jd;
+    let page = adapter(k)
+        .unwrap()
+        .parse_list(&fixture("jd/pop-order-search-response.json"))
+        .unwrap();
+    assert_eq!(page.total, Some(2));
+    assert_eq!(page.orders.len(), 2);
+    assert_eq!(page.orders[0].canonical, CanonicalStatus::Shipped);
+    assert_eq!(page.orders[1].canonical, CanonicalStatus::Completed);
+    assert_eq!(
+        yuan(&page.orders[1]),
+        ["59.70", "6.00", "0.00", "65.70"].map(String::from)
+    );
+
+    let o = order(k, "jd/edge-locked.json");
+    assert_eq!((o.canonical, o.shippable), (CanonicalStatus::Paid, false));
+    assert!(o.not_shippable_reason.unwrap().contains("LOCKED"));
+    let o = order(k, "jd/edge-paused.json");
+    assert_eq!((o.canonical, o.shippable), (CanonicalStatus::Paid, false));
+
+    let o = order(k, "jd/edge-cancelled-after-payment.json");
+    assert_eq!(o.canonical, CanonicalStatus::Cancelled);
+    assert!(o.cancelled_after_payment);
+
+    let o = order(k, "jd/edge-duplicate-sku-lines.json");
+    let ids: Vec<_> = o
+        .lines
+        .iter()
+        .map(|l| l.external_line_id.as_str())
+        .collect();
+    assert_eq!(ids, ["100040404040", "100040404040-1"]);
+    assert_eq!(o.lines[1].unit_price, d("0"));
+
+    let o = order(k, "jd/edge-missing-optional.json");
+    assert_eq!(
+        o.external_order_id, "281046817994",
+        "a numeric orderId is read"
+    );
+    assert!(o.paid_at.is_none() && o.buyer_message.is_none() && o.shippable);
+    assert_eq!(o.modified_at, o.created_at);
+    assert!(o.receiver.name.is_empty());
+    assert_eq!(o.amounts.paid, d("9.90"));
+
+    let o = jd_with("jd/pop-order-get-response.json", |v| {
+        v["orderEndTime"] = "1970-01-01 00:00:00".into();
+        v["paymentConfirmTime"] = "0001-01-01 00:00:00".into();
+    })
+    .unwrap();
+    assert!(o.paid_at.is_none(), "JD's unset markers are no time");
+
+    let e = reject(k, &fixture("jd/bad-unknown-status.json"));
+    assert_eq!(
+        (e.rule, e.field.as_deref()),
+        (
+            "unknown_status",
+            Some("jingdong_pop_order_get_responce.orderDetailInfo.orderInfo.orderState")
+        )
+    );
+    let e = jd_with("jd/pop-order-get-response.json", |v| {
+        v["orderPayment"] = "4,679".into()
+    })
+    .unwrap_err();
+    assert_eq!(e.rule, "bad_value");
+}
+
+#[test]
+fn jd_every_state_maps() {
+    use orderhub_channels::jd::OrderState;
+    let expect = [
+        ("WAIT_SELLER_STOCK_OUT", CanonicalStatus::Paid),
+        ("WAIT_SELLER_DELIVERY", CanonicalStatus::Paid),
+        ("WAIT_SEND_CODE", CanonicalStatus::Paid),
+        ("POP_ORDER_PAUSE", CanonicalStatus::Paid),
+        ("LOCKED", CanonicalStatus::Paid),
+        ("WAIT_GOODS_RECEIVE_CONFIRM", CanonicalStatus::Shipped),
+        ("FINISHED_L", CanonicalStatus::Completed),
+        ("TRADE_CANCELED", CanonicalStatus::Cancelled),
+    ];
+    assert_eq!(OrderState::ALL.len(), expect.len());
+    for (code, c) in expect {
+        assert_eq!(OrderState::parse(code).unwrap().target(), c, "{code}");
+    }
+    assert!(OrderState::parse("TRADE_CANCELLED").is_none());
+    assert_eq!(
+        orderhub_channels::jd::ALL_STATES.split(',').count(),
+        OrderState::ALL.len()
+    );
+}
+
+#[test]
+fn jd_errors_and_signature() {
+    let a = adapter(ChannelKind::Jd).unwrap();
+    assert!(matches!(
+        a.parse_list(&fixture("jd/error-throttled.json")),
+        Err(ApiError::Throttled { .. })
+    ));
+    assert!(matches!(
+        a.parse_detail(&fixture("jd/error-api-result-false.json")),
+        Err(ApiError::Api { .. })
+    ));
+    assert!(matches!(
+        a.api_error(br#"{"error_response":{"code":"19","en_desc":"Invalid access_token"}}"#),
+        Some(ApiError::Auth { .. })
+    ));
+    assert!(
+        a.api_error(&fixture("jd/pop-order-get-response.json"))
+            .is_none()
+    );
+    let req = a.detail_request("281046817987", &creds(), now());
+    assert_eq!(req.path_and_query, "/routerjson");
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(&req.body).into_owned().collect();
+    let get = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    assert_eq!(
+        get("timestamp").as_deref(),
+        Some("2024-11-11 20:00:00.000+0800")
+    );
+    let biz: serde_json::Value = serde_json::from_str(&get("360buy_param_json").unwrap()).unwrap();
+    assert_eq!(biz["order_id"], "281046817987");
+    let mut sorted: Vec<_> = pairs.iter().filter(|(k, _)| k != "sign").cloned().collect();
+    sorted.sort();
+    let plain: String = sorted.iter().map(|(k, v)| format!("{k}{v}")).collect();
+    assert_eq!(
+        get("sign").unwrap(),
+        orderhub_channels::sign::md5_hex(format!("s3cret{plain}s3cret").as_bytes())
+            .to_ascii_uppercase()
+    );
+}
+
+// ---- Kuaishou -------------------------------------------------------------------------------
+
+fn ks_with(
+    path: &str,
+    edit: impl FnOnce(&mut serde_json::Value),
+) -> Result<ChannelOrder, Rejected> {
+    let mut v: serde_json::Value = serde_json::from_slice(&fixture(path)).unwrap();
+    edit(&mut v["data"]);
+    adapter(ChannelKind::Kuaishou)
+        .unwrap()
+        .parse_order(&serde_json::to_vec(&v).unwrap())
+}
+
+#[test]
+fn kuaishou_detail_reads_fen_milliseconds_and_hidden_receivers() {
+    let k = ChannelKind::Kuaishou;
+    let o = order(k, "kuaishou/order-detail-response.json");
+    assert_eq!(o.external_order_id, "2411110000000101");
+    assert_eq!(
+        (o.channel_status.as_str(), o.canonical),
+        ("30", CanonicalStatus::Paid)
+    );
+    assert_eq!(o.lines.len(), 1);
+    let l = &o.lines[0];
+    assert_eq!(l.title, "【官方旗舰】Apple® AirPods Pro 无线耳机™ 🎧");
+    assert_eq!((l.sku.as_str(), l.quantity), ("SKU-KS-1", 1));
+    assert_eq!(
+        (l.unit_price, l.paid_amount, l.discount),
+        (d("1899.00"), d("1799.00"), d("100.00"))
+    );
+    assert_eq!(
+        yuan(&o),
+        ["1899.00", "0.00", "100.00", "1799.00"].map(String::from)
+    );
+    assert_eq!(o.created_at.to_rfc3339(), "2024-11-11T00:01:00+08:00");
+    assert_eq!(o.paid_at.unwrap().to_rfc3339(), "2024-11-11T00:01:05+08:00");
+    assert!(
+        o.receiver.receiver_masked,
+        "ciphertexts are not plain values"
+    );
+    assert_eq!(o.receiver.district.as_deref(), Some("武侯区"));
+    assert_eq!(o.buyer_message.as_deref(), Some("请尽快发货😊"));
+    assert_eq!(
+        o.seller_memo.as_deref(),
+        Some("优先发顺丰"),
+        "the newest seller note"
+    );
+    assert!(o.shippable);
+    create(o.to_draft(&ShopId::parse("ks-1").unwrap()).unwrap()).unwrap();
+}
+
+#[test]
+fn kuaishou_cursor_list_pages_until_nomore() {
+    let a = adapter(ChannelKind::Kuaishou).unwrap();
+    let page = a
+        .parse_list(&fixture("kuaishou/order-cursor-list-response.json"))
+        .unwrap();
+    assert!(page.has_next);
+    assert_eq!(page.next_cursor.as_deref(), Some("MTczMTI5NzYwMDAwMA=="));
+    assert_eq!(page.orders.len(), 2);
+    assert_eq!(page.orders[0].canonical, CanonicalStatus::Shipped);
+    assert_eq!(page.orders[1].canonical, CanonicalStatus::Completed);
+    assert_eq!(
+        yuan(&page.orders[1]),
+        ["59.70", "6.00", "0.00", "65.70"].map(String::from)
+    );
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&fixture("kuaishou/order-cursor-list-response.json")).unwrap();
+    v["data"]["cursor"] = "nomore".into();
+    let page = a.parse_list(&serde_json::to_vec(&v).unwrap()).unwrap();
+    assert!(!page.has_next && page.next_cursor.is_none());
+    // The request: the cursor goes back in `param`, times in milliseconds, queryType 2.
+    let (from, to) = window();
+    let q = orderhub_channels::ListQuery {
+        modified_from: from,
+        modified_to: to,
+        page: 2,
+        page_size: 50,
+        cursor: Some("abc".into()),
+    };
+    let req = a.list_request(&q, &creds(), now());
+    assert_eq!(req.path_and_query, "/open/order/cursor/list");
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(&req.body).into_owned().collect();
+    let get = |k: &str| {
+        pairs
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .unwrap()
+    };
+    let param: serde_json::Value = serde_json::from_str(&get("param")).unwrap();
+    assert_eq!(param["cursor"], "abc");
+    assert_eq!(param["queryType"], 2);
+    assert_eq!(param["beginTime"], from.timestamp_millis());
+    assert_eq!(get("timestamp"), now().timestamp_millis().to_string());
+    // sign = md5(sorted k=v joined by & + "&signSecret=" + secret), lowercase hex.
+    let mut sorted: Vec<_> = pairs.iter().filter(|(k, _)| k != "sign").cloned().collect();
+    sorted.sort();
+    let plain = sorted
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("&");
+    assert_eq!(
+        get("sign"),
+        orderhub_channels::sign::md5_hex(format!("{plain}&signSecret=s3cret").as_bytes())
+    );
+}
+
+#[test]
+fn kuaishou_presale_refund_cancel_risk_and_missing_edges() {
+    let k = ChannelKind::Kuaishou;
+    let o = order(k, "kuaishou/edge-presale-deposit.json");
+    let p = o.presale.as_ref().unwrap();
+    assert_eq!(
+        (p.deposit, p.final_payment, p.final_paid),
+        (d("50.00"), d("249.00"), false)
+    );
+    assert_eq!(
+        p.final_payment_due.unwrap().to_rfc3339(),
+        "2024-11-15T00:00:00+08:00"
+    );
+    assert!(!o.shippable);
+    create(o.to_draft(&ShopId::parse("ks-1").unwrap()).unwrap()).unwrap();
+    let o = ks_with("kuaishou/edge-presale-deposit.json", |v| {
+        v["orderStepInfo"]["orderPaymentSteps"][1]["payStepStatus"] = 30.into()
+    })
+    .unwrap();
+    assert!(o.shippable && o.presale.unwrap().final_paid);
+
+    let o = order(k, "kuaishou/edge-refunded.json");
+    assert_eq!(o.canonical, CanonicalStatus::Shipped);
+    assert_eq!(
+        o.lines[0].refund,
+        RefundState::Refunded,
+        "the newest refund counts"
+    );
+    assert_eq!(o.lines[0].refund_raw.as_deref(), Some("60"));
+
+    let o = order(k, "kuaishou/edge-cancelled-after-payment.json");
+    assert_eq!(o.canonical, CanonicalStatus::Cancelled);
+    assert!(o.cancelled_after_payment);
+
+    let o = order(k, "kuaishou/edge-risk.json");
+    assert_eq!((o.canonical, o.shippable), (CanonicalStatus::Paid, false));
+    assert!(o.not_shippable_reason.unwrap().contains("10001"));
+
+    let o = order(k, "kuaishou/edge-missing-optional.json");
+    assert_eq!(o.canonical, CanonicalStatus::PendingPayment);
+    assert_eq!(o.amounts.paid, d("9.90"));
+    assert!(o.paid_at.is_none() && o.buyer_message.is_none() && o.seller_memo.is_none());
+    assert!(o.receiver.name.is_empty() && !o.receiver.receiver_masked);
+    assert_eq!(o.modified_at, o.created_at);
+
+    let e = reject(k, &fixture("kuaishou/bad-unknown-status.json"));
+    assert_eq!(
+        (e.rule, e.field.as_deref()),
+        ("unknown_status", Some("data.orderBaseInfo.status"))
+    );
+    let e = ks_with("kuaishou/edge-refunded.json", |v| {
+        v["orderRefundList"][0]["refundStatus"] = 99.into()
+    })
+    .unwrap_err();
+    assert_eq!(
+        (e.rule, e.field.as_deref()),
+        (
+            "unknown_status",
+            Some("data.orderRefundList[0].refundStatus")
+        )
+    );
+    // Fen must be whole numbers.
+    let e = ks_with("kuaishou/order-detail-response.json", |v| {
+        v["orderBaseInfo"]["totalFee"] = serde_json::json!(1799.5)
+    })
+    .unwrap_err();
+    assert_eq!(
+        (e.rule, e.field.as_deref()),
+        ("bad_value", Some("data.orderBaseInfo.totalFee"))
+    );
+}
+
+#[test]
+fn kuaishou_every_status_maps_and_errors_classify() {
+    use orderhub_channels::kuaishou::{OrderStatus, RefundStatus};
+    let expect = [
+        ("10", CanonicalStatus::PendingPayment),
+        ("30", CanonicalStatus::Paid),
+        ("40", CanonicalStatus::Shipped),
+        ("50", CanonicalStatus::Delivered),
+        ("70", CanonicalStatus::Completed),
+        ("80", CanonicalStatus::Cancelled),
+    ];
+    assert_eq!(OrderStatus::ALL.len(), expect.len());
+    for (code, c) in expect {
+        assert_eq!(OrderStatus::parse(code).unwrap().target(), c);
+    }
+    assert!(OrderStatus::parse("0").is_none(), "0 未知 is refused");
+    assert_eq!(RefundStatus::ALL.len(), 11);
+    assert_eq!(
+        RefundStatus::parse("60").unwrap().target(),
+        RefundState::Refunded
+    );
+    assert_eq!(
+        RefundStatus::parse("70").unwrap().target(),
+        RefundState::Rejected
+    );
+    let a = adapter(ChannelKind::Kuaishou).unwrap();
+    assert!(matches!(
+        a.parse_list(&fixture("kuaishou/error-throttled.json")),
+        Err(ApiError::Throttled { .. })
+    ));
+    assert!(matches!(
+        a.api_error(br#"{"result":28,"error_msg":"access_token invalid"}"#),
+        Some(ApiError::Auth { .. })
+    ));
+    assert!(
+        a.api_error(&fixture("kuaishou/order-detail-response.json"))
+            .is_none()
+    );
+}
+
+#[test]
+fn kuaishou_pushes_are_aes_encrypted_events() {
+    use orderhub_channels::kuaishou::{decrypt_push, encrypt_push};
+    let a = adapter(ChannelKind::Kuaishou).unwrap();
+    let plain = fixture("kuaishou/push-event-decrypted.json");
+    let body = encrypt_push(&plain, &creds()).unwrap();
+    assert_eq!(decrypt_push(&body, &creds()).unwrap(), plain);
+    // Encrypted, parse_push refuses; opened, it reads the event.
+    assert_eq!(a.parse_push(&[], &body).unwrap_err().rule, "encrypted");
+    let m = a
+        .parse_push(&[], &a.open_push(&body, &creds()).unwrap())
+        .unwrap();
+    assert_eq!(m.items[0].order_id, "2411110000000101");
+    assert_eq!(m.items[0].event, PushEvent::OrderCreated);
+    assert_eq!(m.items[0].raw_event, "kwaishop_order_addOrder");
+    // createTime in the fixture is 2024-11-11 00:01 +08:00.
+    let at = Utc.with_ymd_and_hms(2024, 11, 10, 16, 3, 0).unwrap();
+    a.verify_push(&[], &body, &creds(), at, TOLERANCE).unwrap();
+    let late = at + chrono::Duration::hours(1);
+    assert_eq!(
+        a.verify_push(&[], &body, &creds(), late, TOLERANCE)
+            .unwrap_err()
+            .rule,
+        "stale_timestamp"
+    );
+    // Another app's event, junk, a bad key: refused.
+    let mut other = creds();
+    other.app_key = "another-app".into();
+    assert_eq!(
+        a.verify_push(&[], &body, &other, at, TOLERANCE)
+            .unwrap_err()
+            .rule,
+        "bad_signature"
+    );
+    for junk in [&b""[..], b"not base64 !!", b"AAAA"] {
+        assert_eq!(
+            a.verify_push(&[], junk, &creds(), at, TOLERANCE)
+                .unwrap_err()
+                .rule,
+            "bad_signature"
+        );
+    }
+    let mut nokey = creds();
+    nokey.message_key = "short".into();
+    assert!(a.open_push(&body, &nokey).is_err());
+    // A test ping without an order is acknowledged, not ingested.
+    let m = a
+        .parse_push(&[], br#"{"event":"kwaishop_order_addOrder","test":true}"#)
+        .unwrap();
+    assert!(m.is_test && m.items.is_empty());
+}
+
 // ---- Bad payloads (every adapter) -----------------------------------------------------------
 
 #[test]
@@ -474,11 +1457,95 @@ fn bad_payloads_are_refused_with_a_rule_never_a_panic() {
     );
 }
 
+/// The channels built in the second round: every prefix of a real-shaped payload is refused
+/// (never a panic), and no refusal quotes a phone number planted in the payload.
+const PREFIX_CASES: [(ChannelKind, &str, &str); 4] = [
+    (
+        ChannelKind::Taobao,
+        "taobao/trade-fullinfo-get-response.json",
+        "/trade_fullinfo_get_response/trade/receiver_mobile",
+    ),
+    (
+        ChannelKind::Pdd,
+        "pdd/order-information-get-response.json",
+        "/order_info_get_response/order_info/receiver_phone",
+    ),
+    (
+        ChannelKind::Jd,
+        "jd/pop-order-get-response.json",
+        "/jingdong_pop_order_get_responce/orderDetailInfo/orderInfo/consigneeInfo/mobile",
+    ),
+    (
+        ChannelKind::Kuaishou,
+        "kuaishou/order-detail-response.json",
+        "/data/orderAddress/mobile",
+    ),
+];
+
+#[test]
+fn every_prefix_of_a_payload_is_refused_and_no_refusal_quotes_a_phone() {
+    const PHONE: &str = "13912345678";
+    for (k, f, phone_at) in PREFIX_CASES {
+        let a = adapter(k).unwrap();
+        let mut v: serde_json::Value = serde_json::from_slice(&fixture(f)).unwrap();
+        *v.pointer_mut(phone_at).unwrap() = PHONE.into();
+        let good = serde_json::to_vec_pretty(&v).unwrap();
+        let o = a.parse_order(&good).unwrap_or_else(|e| panic!("{k}: {e}"));
+        assert_eq!(o.receiver.phone.expose(), PHONE, "{k}");
+        for n in 0..good.len() {
+            let e = a
+                .parse_order(&good[..n])
+                .expect_err("a prefix is not an order");
+            let shown = format!("{e} {e:?}");
+            assert!(!shown.contains(PHONE), "{k}: prefix {n}: {shown}");
+            let _ = a.parse_push(&[], &good[..n]);
+            let _ = a.parse_list(&good[..n]);
+        }
+        assert_eq!(
+            a.parse_order(&good[..good.len() / 2]).unwrap_err().rule,
+            "truncated_json",
+            "{k}"
+        );
+        for junk in [&b"<xml>"[..], b"", b"null", b"[1,2]", b"{}", b"\xff\xfe"] {
+            let e = a.parse_order(junk).expect_err("junk is not an order");
+            assert!(!e.rule.is_empty(), "{k}");
+        }
+        // The phone number where an object belongs, and an object where the phone belongs.
+        let mut w = v.clone();
+        *w.pointer_mut(phone_at).unwrap() = serde_json::json!({"x": PHONE});
+        let e = a.parse_order(&serde_json::to_vec(&w).unwrap()).unwrap_err();
+        assert_eq!(e.rule, "wrong_type", "{k}");
+        assert!(!format!("{e} {e:?}").contains(PHONE), "{k}");
+        // Every top-level block taken out in turn: a rejection or a parse, never a panic.
+        let (parent, _) = phone_at.rsplit_once('/').unwrap();
+        let keys: Vec<String> = v
+            .pointer(parent)
+            .and_then(|o| o.as_object())
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default();
+        for key in keys {
+            let mut w = v.clone();
+            w.pointer_mut(parent)
+                .and_then(|o| o.as_object_mut())
+                .unwrap()
+                .remove(&key);
+            if let Err(e) = a.parse_order(&serde_json::to_vec(&w).unwrap()) {
+                assert!(!format!("{e} {e:?}").contains(PHONE), "{k}: without {key}");
+            }
+        }
+    }
+}
+
 // ---- Signatures -----------------------------------------------------------------------------
+
+/// A Base64 AES-256 key (Kuaishou's message key); other channels do not use it.
+const MESSAGE_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+const OTHER_MESSAGE_KEY: &str = "ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA=";
 
 fn creds() -> ShopCredentials {
     let mut c = ShopCredentials::new("app-key-1", "s3cret");
     c.access_token = "tok-1".into();
+    c.message_key = MESSAGE_KEY.into();
     c
 }
 
@@ -490,17 +1557,17 @@ const TOLERANCE: Duration = Duration::from_secs(300);
 
 #[test]
 fn signed_pushes_verify_and_tampering_or_a_wrong_secret_fails() {
-    for kind in [
-        ChannelKind::Douyin,
-        ChannelKind::Wechat,
-        ChannelKind::Youzan,
-    ] {
+    for kind in SIM_CHANNELS {
         let a = adapter(kind).unwrap();
         let o = order(
             kind,
             match kind {
                 ChannelKind::Douyin => "douyin/edge-partly-refunded.json",
                 ChannelKind::Wechat => "wechat/edge-multiline-partly-refunded.json",
+                ChannelKind::Taobao => "taobao/edge-partly-refunded.json",
+                ChannelKind::Pdd => "pdd/edge-refunded-after-shipping.json",
+                ChannelKind::Jd => "jd/pop-order-get-response.json",
+                ChannelKind::Kuaishou => "kuaishou/edge-refunded.json",
                 _ => "youzan/edge-partly-refunded.json",
             },
         );
@@ -509,7 +1576,8 @@ fn signed_pushes_verify_and_tampering_or_a_wrong_secret_fails() {
         headers.extend(p.query.clone());
         a.verify_push(&headers, &p.body, &creds(), now(), TOLERANCE)
             .unwrap_or_else(|e| panic!("{kind}: {e}"));
-        let m = a.parse_push(&headers, &p.body).unwrap();
+        let opened = a.open_push(&p.body, &creds()).unwrap();
+        let m = a.parse_push(&headers, &opened).unwrap();
         assert_eq!(m.items[0].order_id, o.external_order_id, "{kind}");
 
         let mut tampered = p.body.clone();
@@ -526,6 +1594,7 @@ fn signed_pushes_verify_and_tampering_or_a_wrong_secret_fails() {
         }
         let mut wrong = creds();
         wrong.secret = "other".into();
+        wrong.message_key = OTHER_MESSAGE_KEY.into();
         assert_eq!(
             a.verify_push(&headers, &p.body, &wrong, now(), TOLERANCE)
                 .unwrap_err()
@@ -533,6 +1602,37 @@ fn signed_pushes_verify_and_tampering_or_a_wrong_secret_fails() {
             "bad_signature",
             "{kind}"
         );
+    }
+}
+
+#[test]
+fn signed_pushes_outside_the_tolerance_are_stale() {
+    for (kind, f) in [
+        (ChannelKind::Taobao, "taobao/edge-partly-refunded.json"),
+        (ChannelKind::Pdd, "pdd/edge-refunded-after-shipping.json"),
+        (ChannelKind::Jd, "jd/pop-order-get-response.json"),
+        (ChannelKind::Kuaishou, "kuaishou/edge-refunded.json"),
+    ] {
+        let o = order(kind, f);
+        let p = sim::signed_push(kind, &o, &creds(), now()).unwrap();
+        let a = adapter(kind).unwrap();
+        let mut h = p.headers.clone();
+        h.extend(p.query.clone());
+        for skew in [-301i64, 301] {
+            let at = now() + chrono::Duration::seconds(skew);
+            let e = a
+                .verify_push(&h, &p.body, &creds(), at, TOLERANCE)
+                .unwrap_err();
+            assert_eq!(e.rule, "stale_timestamp", "{kind} {skew}");
+        }
+        a.verify_push(
+            &h,
+            &p.body,
+            &creds(),
+            now() + chrono::Duration::seconds(299),
+            TOLERANCE,
+        )
+        .unwrap();
     }
 }
 
@@ -550,7 +1650,11 @@ fn wechat_push_outside_the_tolerance_is_stale() {
 
 // ---- Against the simulators over TCP --------------------------------------------------------
 
-const SIM_CHANNELS: [ChannelKind; 3] = [
+const SIM_CHANNELS: [ChannelKind; 7] = [
+    ChannelKind::Taobao,
+    ChannelKind::Jd,
+    ChannelKind::Kuaishou,
+    ChannelKind::Pdd,
     ChannelKind::Douyin,
     ChannelKind::Wechat,
     ChannelKind::Youzan,
@@ -715,19 +1819,12 @@ async fn wrong_credentials_get_the_channels_auth_error() {
 }
 
 #[tokio::test]
-async fn channels_not_built_yet_have_no_adapter_or_simulator() {
-    for k in [
-        ChannelKind::Taobao,
-        ChannelKind::Jd,
-        ChannelKind::Pdd,
-        ChannelKind::Kuaishou,
-    ] {
-        assert!(adapter(k).is_none());
-        assert!(
-            sim::spawn(k, SimSettings::new(creds(), 1, 1))
-                .await
-                .is_err()
-        );
+async fn every_channel_has_an_adapter_and_a_simulator() {
+    for k in ChannelKind::ALL {
+        assert_eq!(adapter(k).unwrap().kind(), k);
+        sim::spawn(k, SimSettings::new(creds(), 1, 1))
+            .await
+            .unwrap_or_else(|e| panic!("{k}: {e}"));
     }
 }
 
@@ -779,7 +1876,8 @@ async fn the_simulator_pushes_signed_messages_that_verify() {
                     let a = adapter(kind).unwrap();
                     let r = a
                         .verify_push(&h, &body, &creds(), Utc::now(), TOLERANCE)
-                        .and_then(|_| a.parse_push(&h, &body))
+                        .and_then(|_| a.open_push(&body, &creds()))
+                        .and_then(|opened| a.parse_push(&h, &opened))
                         .map(|m| m.items[0].order_id.clone())
                         .map_err(|e| e.rule.to_string());
                     let ok = r.is_ok();
@@ -815,7 +1913,9 @@ async fn the_simulator_pushes_signed_messages_that_verify() {
             "{kind}"
         );
         assert!(seen.lock().iter().all(Result::is_ok), "{kind}");
-        let cmd = serde_json::json!({"url": hook, "count": 1, "secret": "wrong"});
+        let cmd = serde_json::json!({
+            "url": hook, "count": 1, "secret": "wrong", "message_key": OTHER_MESSAGE_KEY,
+        });
         let (_, body) = http
             .call(
                 "POST",

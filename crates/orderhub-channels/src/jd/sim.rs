@@ -1,0 +1,222 @@
+//! JD's side of the wire (JOS router), for the simulator.
+
+use chrono::{DateTime, Duration, Utc};
+use rust_decimal::Decimal;
+use serde_json::{Value, json};
+
+use super::{
+    AUTH_CODE, GET_METHOD, OrderState, PATH, SEARCH_METHOD, THROTTLE_CODE, api_sign, jos_timestamp,
+};
+use crate::sim::{Page, RawRequest, SignedPush, SimCall, SimErr, SimFault, SimWire, param};
+use crate::wire::{china_time_string, json_bytes};
+use crate::{CanonicalStatus, ChannelOrder, ShopCredentials};
+
+pub(crate) struct JdWire;
+
+fn yuan(d: Decimal) -> String {
+    format!("{:.2}", d)
+}
+
+fn ok_result() -> Value {
+    json!({"success": true, "numberCode": 0, "chineseErrCode": "成功", "englishErrCode": "success"})
+}
+
+pub(crate) fn render(o: &ChannelOrder) -> Value {
+    let r = &o.receiver;
+    let a = &o.amounts;
+    json!({
+        "orderId": o.external_order_id,
+        "venderId": "10622317",
+        "orderType": "22",
+        "orderState": o.channel_status,
+        "orderStateRemark": "",
+        "orderTotalPrice": yuan(a.goods_total),
+        "orderSellerPrice": yuan(a.goods_total - a.discount),
+        "orderPayment": yuan(a.paid),
+        "freightPrice": yuan(a.shipping_fee),
+        "sellerDiscount": yuan(a.discount),
+        "orderStartTime": china_time_string(o.created_at),
+        "paymentConfirmTime": o.paid_at.map(china_time_string).unwrap_or_else(|| "0001-01-01 00:00:00".into()),
+        "modified": china_time_string(o.modified_at),
+        "orderEndTime": "0001-01-01 00:00:00",
+        "orderRemark": o.buyer_message.clone().unwrap_or_default(),
+        "venderRemark": o.seller_memo.clone().unwrap_or_default(),
+        "open_id_buyer": o.buyer.id,
+        "consigneeInfo": {
+            "fullname": r.name.expose(),
+            "mobile": r.phone.expose(),
+            "telephone": "",
+            "fullAddress": r.detail.expose(),
+            "province": r.province,
+            "city": r.city,
+            "county": r.district,
+            "town": r.town,
+        },
+        "itemInfoList": o.lines.iter().map(|l| json!({
+            "skuId": l.platform_sku_id,
+            "wareId": "100012345678",
+            "outerSkuId": l.sku,
+            "productNo": "",
+            "skuName": l.title,
+            "jdPrice": yuan(l.unit_price),
+            "itemTotal": l.quantity.to_string(),
+            "giftPoint": "0",
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn time(p: &Value, k: &str) -> DateTime<Utc> {
+    let s = p
+        .get(k)
+        .and_then(Value::as_str)
+        .map(|s| crate::wire::Text(s.to_string()));
+    crate::wire::china_time(k, &s)
+        .ok()
+        .flatten()
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_default()
+}
+
+impl SimWire for JdWire {
+    fn parse(&self, creds: &ShopCredentials, req: &RawRequest) -> Result<SimCall, SimFault> {
+        if req.path != PATH {
+            return Err(SimFault::BadRequest("unknown path".into()));
+        }
+        let mut p = req.query_pairs();
+        p.extend(crate::wire::form_decode(&req.body));
+        let given = param(&p, "sign").to_string();
+        if param(&p, "app_key") != creds.app_key
+            || !crate::sign::hex_eq(&api_sign(&p, &creds.secret), &given)
+            || param(&p, "access_token") != creds.access_token
+        {
+            return Err(SimFault::Auth);
+        }
+        let biz: Value = serde_json::from_str(param(&p, "360buy_param_json"))
+            .map_err(|_| SimFault::BadRequest("360buy_param_json is not JSON".into()))?;
+        let num = |k: &str, d: u32| {
+            biz.get(k)
+                .and_then(|v| {
+                    v.as_str()
+                        .map(str::to_string)
+                        .or(v.as_u64().map(|n| n.to_string()))
+                })
+                .and_then(|s| s.parse::<u32>().ok())
+                .unwrap_or(d)
+        };
+        match param(&p, "method") {
+            SEARCH_METHOD => Ok(SimCall::List {
+                from: time(&biz, "start_date"),
+                to: time(&biz, "end_date"),
+                page: num("page", 1),
+                page_size: num("page_size", 20),
+                cursor: None,
+            }),
+            GET_METHOD => Ok(SimCall::Detail {
+                id: biz
+                    .get("order_id")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string(),
+            }),
+            _ => Err(SimFault::BadRequest("unknown method".into())),
+        }
+    }
+
+    fn list(&self, page: &Page<'_>) -> Vec<u8> {
+        json_bytes(&json!({"jingdong_pop_order_search_responce": {
+            "code": "0",
+            "searchorderinfo_result": {
+                "apiResult": ok_result(),
+                "orderTotal": page.total,
+                "orderInfoList": page.orders.iter().map(render).collect::<Vec<_>>(),
+            },
+        }}))
+    }
+
+    fn detail(&self, o: &ChannelOrder) -> Vec<u8> {
+        json_bytes(&json!({"jingdong_pop_order_get_responce": {
+            "code": "0",
+            "orderDetailInfo": {"apiResult": ok_result(), "orderInfo": render(o)},
+        }}))
+    }
+
+    fn error(&self, err: &SimErr) -> (u16, Vec<u8>) {
+        let (code, zh, en) = match err {
+            SimErr::Auth => (
+                AUTH_CODE.to_string(),
+                "无效access_token或签名错误".to_string(),
+                "Invalid access_token or sign".to_string(),
+            ),
+            SimErr::Throttled => (
+                THROTTLE_CODE.to_string(),
+                "接口调用次数超过限制".to_string(),
+                "call limit exceeded".to_string(),
+            ),
+            SimErr::BadRequest(m) => ("20".into(), m.clone(), "invalid parameter".into()),
+            SimErr::NotFound => ("1000".into(), "订单不存在".into(), "order not found".into()),
+        };
+        (
+            200,
+            json_bytes(&json!({"error_response": {"code": code, "zh_desc": zh, "en_desc": en}})),
+        )
+    }
+
+    fn push(&self, o: &ChannelOrder, creds: &ShopCredentials, now: DateTime<Utc>) -> SignedPush {
+        let content = json!({
+            "orderId": o.external_order_id,
+            "venderId": "10622317",
+            "orderState": o.channel_status,
+        })
+        .to_string();
+        let mut params: Vec<(String, String)> = vec![
+            ("app_key".into(), creds.app_key.clone()),
+            ("topic".into(), "pop_order_state".into()),
+            (
+                "id".into(),
+                format!("{}-{}", o.external_order_id, o.modified_at.timestamp()),
+            ),
+            ("content".into(), content),
+            ("timestamp".into(), jos_timestamp(now)),
+        ];
+        let sign = api_sign(&params, &creds.secret);
+        params.push(("sign".into(), sign));
+        SignedPush {
+            query: Vec::new(),
+            headers: Vec::new(),
+            content_type: "application/x-www-form-urlencoded;charset=utf-8",
+            body: crate::wire::form_encode(&params).into_bytes(),
+        }
+    }
+
+    fn status_code(&self, c: CanonicalStatus) -> &'static str {
+        match c {
+            CanonicalStatus::PendingPayment | CanonicalStatus::Paid => {
+                OrderState::WaitSellerStockOut
+            }
+            CanonicalStatus::PartlyShipped | CanonicalStatus::Shipped => {
+                OrderState::WaitGoodsReceiveConfirm
+            }
+            CanonicalStatus::Delivered | CanonicalStatus::Completed => OrderState::FinishedL,
+            CanonicalStatus::Cancelled => OrderState::TradeCanceled,
+        }
+        .code()
+    }
+
+    /// JD's order API serves paid orders, ships in one go, and ends at FINISHED_L.
+    fn normalise(&self, o: &mut ChannelOrder) {
+        o.canonical = match o.canonical {
+            CanonicalStatus::PendingPayment => {
+                o.paid_at = Some(o.created_at + Duration::seconds(40));
+                CanonicalStatus::Paid
+            }
+            CanonicalStatus::PartlyShipped => CanonicalStatus::Shipped,
+            CanonicalStatus::Delivered => CanonicalStatus::Completed,
+            c => c,
+        };
+        o.channel_status = self.status_code(o.canonical).to_string();
+    }
+
+    fn order_id(&self, serial: u64) -> String {
+        format!("{}", 280_000_000_000u64 + serial)
+    }
+}

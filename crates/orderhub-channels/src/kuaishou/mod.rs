@@ -1,0 +1,525 @@
+//! Kuaishou shop (快手小店). Detail `open.order.detail`, incremental pull
+//! `open.order.cursor.list` by update time (`queryType 2`, `beginTime`/`endTime` in ms) with a
+//! `cursor` that ends as `"nomore"`; calls go to `/open/order/…` with appkey, method, version,
+//! access_token, timestamp (ms), signMethod, param (JSON) and `sign` = MD5 (hex) or
+//! Base64(HMAC-SHA256) of `sorted(k=v)&…&signSecret=<secret>`. Push: the body is Base64 of
+//! AES-CBC(PKCS#5, key = Base64-decoded message key, IV = 16 zero bytes) over a JSON event;
+//! decrypt with [`Channel::open_push`]. Sources: SOURCES.md § Kuaishou.
+
+pub(crate) mod sim;
+pub mod transformers;
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+
+use crate::wire;
+use crate::{
+    ApiError, ApiRequest, CanonicalStatus, Channel, ChannelBuyer, ChannelKind, ChannelOrder,
+    ListQuery, OrderPage, Presale, PushEvent, PushItem, PushMessage, RefundState, Rejected,
+    ShopCredentials,
+};
+use transformers as t;
+
+code_map! {
+    /// `orderBaseInfo.status` (crywolfx api.declaration.ts `open.order.detail`). `0 未知状态`
+    /// is not mapped: refused.
+    pub enum OrderStatus -> CanonicalStatus {
+        WaitPay = "10" => PendingPayment,
+        Paid = "30" => Paid,
+        Shipped = "40" => Shipped,
+        Signed = "50" => Delivered,
+        Success = "70" => Completed,
+        /// 订单失败: cancelled, before or after payment.
+        Failed = "80" => Cancelled,
+    }
+}
+
+code_map! {
+    /// `orderRefundList[].refundStatus` (same file): 10/11 applied, 20/21/22 platform
+    /// intervention, 30/40/45 return in progress, 50 refund executing, 60 refunded, 70 failed.
+    pub enum RefundStatus -> RefundState {
+        RefundOnlyApplied = "10" => Requested,
+        ReturnRefundApplied = "11" => Requested,
+        PlatformRefundOnly = "20" => Requested,
+        PlatformReturnRefund = "21" => Requested,
+        PlatformConfirmedReturn = "22" => Requested,
+        WaitBuyerReturnInfo = "30" => Requested,
+        WaitSellerConfirmReturn = "40" => Requested,
+        WaitBuyerConfirmReceipt = "45" => Requested,
+        Refunding = "50" => Requested,
+        Refunded = "60" => Refunded,
+        RefundFailed = "70" => Rejected,
+    }
+}
+
+pub const LIST_METHOD: &str = "open.order.cursor.list";
+pub const DETAIL_METHOD: &str = "open.order.detail";
+/// The cursor that ends a window.
+pub const NO_MORE: &str = "nomore";
+/// **Assumed** (see SOURCES.md): the result code the simulator answers when throttling; the
+/// adapter also recognises messages about 频率 / 频繁 / 限流 / limit.
+pub const THROTTLE_RESULT: &str = "24";
+/// **Assumed**: invalid access_token or signature (also messages about token / sign / 签名).
+pub const AUTH_RESULT: &str = "28";
+/// `riskCode` 10001 = 骗补订单: the platform advises not to ship.
+pub const RISK_DO_NOT_SHIP: &str = "10001";
+
+pub struct Kuaishou;
+
+fn path(method: &str) -> String {
+    format!("/{}", method.replace('.', "/"))
+}
+
+pub(crate) fn order_from(o: t::OrderDetail, base: &str) -> Result<ChannelOrder, Rejected> {
+    let f = |n: &str| format!("{base}.{n}");
+    let b = &o.order_base_info;
+    let raw_status = b.status.as_str().trim().to_string();
+    let canonical = OrderStatus::parse(&raw_status)
+        .ok_or_else(|| Rejected::unknown_status(&f("orderBaseInfo.status"), &raw_status))?
+        .target();
+    let external_order_id = b.oid.as_str().trim().to_string();
+    if external_order_id.is_empty() {
+        return Err(Rejected::missing(&f("orderBaseInfo.oid")));
+    }
+    let refund_code = o
+        .order_refund_list
+        .as_ref()
+        .and_then(|l| l.first())
+        .and_then(|r| wire::opt_str(&r.refund_status));
+    let refund = match &refund_code {
+        Some(c) => RefundStatus::parse(c)
+            .ok_or_else(|| Rejected::unknown_status(&f("orderRefundList[0].refundStatus"), c))?
+            .target(),
+        None => RefundState::None,
+    };
+    let item = o
+        .order_item_info
+        .as_ref()
+        .ok_or_else(|| Rejected::missing(&f("orderItemInfo")))?;
+    let lf = |n: &str| format!("{base}.orderItemInfo.{n}");
+    let quantity = wire::quantity(&lf("num"), &item.num)?;
+    let price = wire::fen(&lf("price"), &item.price)?;
+    let original = wire::opt_fen(&lf("originalPrice"), &item.original_price)?;
+    let unit = if original > Decimal::ZERO {
+        original
+    } else {
+        price
+    };
+    let total = wire::fen(&f("orderBaseInfo.totalFee"), &b.total_fee)?;
+    let shipping = wire::opt_fen(&f("orderBaseInfo.expressFee"), &b.express_fee)?;
+    // One SKU per order: the line cost what the order cost, shipping aside.
+    let line_paid = (total - shipping).max(Decimal::ZERO);
+    let line_id = wire::opt_str(&item.order_item_id)
+        .or_else(|| wire::opt_str(&item.sku_id))
+        .unwrap_or_else(|| external_order_id.clone());
+    let lines = vec![wire::line(
+        line_id,
+        wire::nonempty(&item.sku_nick).or_else(|| wire::nonempty(&item.goods_code)),
+        wire::opt_str(&item.sku_id),
+        item.item_title.clone(),
+        quantity,
+        unit,
+        line_paid,
+        refund,
+        refund_code,
+    )];
+    let created_at = wire::req_unix_millis(&f("orderBaseInfo.createTime"), &b.create_time)?;
+    let paid_at = wire::unix_millis(&f("orderBaseInfo.payTime"), &b.pay_time)?;
+    let modified_at =
+        wire::unix_millis(&f("orderBaseInfo.updateTime"), &b.update_time)?.unwrap_or(created_at);
+
+    // 定金预售: step 1 is the deposit, step 2 the final payment (30 = paid).
+    let steps = o
+        .order_step_info
+        .as_ref()
+        .and_then(|s| s.order_payment_steps.as_deref())
+        .unwrap_or(&[]);
+    let presale = if steps
+        .iter()
+        .any(|s| wire::opt_str(&s.pay_step_type).as_deref() == Some("1"))
+    {
+        let step = |no: &str| {
+            steps
+                .iter()
+                .find(|s| wire::opt_str(&s.pay_step_no).as_deref() == Some(no))
+        };
+        let deposit = match step("1") {
+            Some(s) => wire::opt_fen(
+                &f("orderStepInfo.orderPaymentSteps.paymentFee"),
+                &s.payment_fee,
+            )?,
+            None => Decimal::ZERO,
+        }
+        .min(total);
+        let final_step = step("2");
+        let final_paid =
+            final_step.is_some_and(|s| wire::opt_str(&s.pay_step_status).as_deref() == Some("30"));
+        let due = match final_step {
+            Some(s) => wire::unix_millis(
+                &f("orderStepInfo.orderPaymentSteps.startPayTime"),
+                &s.start_pay_time,
+            )?,
+            None => None,
+        };
+        Some(Presale {
+            deposit,
+            final_payment: total - deposit,
+            final_payment_due: due,
+            final_paid,
+        })
+    } else {
+        None
+    };
+
+    let open = matches!(
+        canonical,
+        CanonicalStatus::PendingPayment | CanonicalStatus::Paid
+    );
+    let reason = if wire::opt_str(&b.risk_code).as_deref() == Some(RISK_DO_NOT_SHIP) {
+        Some("the platform flags the order as fraudulent (riskCode 10001)")
+    } else if presale.as_ref().is_some_and(|p| !p.final_paid) {
+        Some("presale final payment outstanding")
+    } else {
+        None
+    }
+    .filter(|_| open);
+
+    // Plain values when Kuaishou gives them, else the ciphertexts, else the masks.
+    let a = o.order_address.unwrap_or_default();
+    let mut hidden = false;
+    let mut pick = |plain: &Option<String>, enc: &Option<String>, mask: &Option<String>| {
+        wire::nonempty(plain).or_else(|| {
+            let other = wire::nonempty(enc).or_else(|| wire::nonempty(mask));
+            hidden |= other.is_some();
+            other
+        })
+    };
+    let name = pick(
+        &a.consignee,
+        &a.encrypted_consignee,
+        &a.desensitise_consignee,
+    );
+    let phone = pick(&a.mobile, &a.encrypted_mobile, &a.desensitise_mobile);
+    let detail = pick(&a.address, &a.encrypted_address, &a.desensitise_address);
+    let mut receiver = wire::receiver(
+        name,
+        phone,
+        a.province.clone(),
+        a.city.clone(),
+        a.district.clone(),
+        None,
+        detail,
+        None,
+    );
+    receiver.receiver_masked |= hidden;
+    let amounts = wire::amounts(&lines, shipping, total);
+    Ok(ChannelOrder {
+        channel: ChannelKind::Kuaishou,
+        external_order_id,
+        channel_shop_id: wire::nonempty(&b.seller_open_id),
+        channel_status: raw_status,
+        canonical,
+        lines,
+        receiver,
+        buyer: ChannelBuyer {
+            id: wire::nonempty(&b.buyer_open_id),
+            nick: wire::nonempty(&b.buyer_nick),
+        },
+        amounts,
+        created_at,
+        paid_at,
+        modified_at,
+        version: None,
+        presale,
+        shippable: reason.is_none(),
+        not_shippable_reason: reason.map(str::to_string),
+        cancelled_after_payment: canonical == CanonicalStatus::Cancelled && paid_at.is_some(),
+        buyer_message: wire::nonempty(&b.remark),
+        seller_memo: o
+            .order_note
+            .and_then(|n| n.seller_note)
+            .and_then(|n| n.into_iter().rev().find(|s| !s.trim().is_empty())),
+    })
+}
+
+/// The sign string `k=v&…` over the sorted parameters (not `sign`), then `&signSecret=<secret>`;
+/// `MD5` → lowercase hex, `HMAC_SHA256` → Base64 of HMAC-SHA256 keyed with the secret.
+pub fn api_sign(params: &[(String, String)], secret: &str) -> String {
+    let mut p: Vec<&(String, String)> = params
+        .iter()
+        .filter(|(k, v)| k != "sign" && !v.is_empty())
+        .collect();
+    p.sort_by(|a, b| a.0.cmp(&b.0));
+    let joined: Vec<String> = p.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let plain = format!("{}&signSecret={secret}", joined.join("&"));
+    let method = params
+        .iter()
+        .find(|(k, _)| k == "signMethod")
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("MD5");
+    if method.eq_ignore_ascii_case("HMAC_SHA256") {
+        crate::sign::b64(&crate::sign::hmac_sha256(
+            secret.as_bytes(),
+            plain.as_bytes(),
+        ))
+    } else {
+        crate::sign::md5_hex(plain.as_bytes())
+    }
+}
+
+fn request(
+    method: &str,
+    param: serde_json::Value,
+    creds: &ShopCredentials,
+    now: DateTime<Utc>,
+) -> ApiRequest {
+    let mut params: Vec<(String, String)> = vec![
+        ("appkey".into(), creds.app_key.clone()),
+        ("method".into(), method.into()),
+        ("version".into(), "1".into()),
+        ("access_token".into(), creds.access_token.clone()),
+        ("timestamp".into(), now.timestamp_millis().to_string()),
+        ("signMethod".into(), "MD5".into()),
+        ("param".into(), param.to_string()),
+    ];
+    let sign = api_sign(&params, &creds.secret);
+    params.push(("sign".into(), sign));
+    ApiRequest {
+        method: "POST",
+        path_and_query: path(method),
+        content_type: "application/x-www-form-urlencoded;charset=utf-8",
+        headers: Vec::new(),
+        body: wire::form_encode(&params).into_bytes(),
+    }
+}
+
+/// The push key: the shop's message key, Base64 (16/24/32 bytes once decoded).
+fn push_key(creds: &ShopCredentials) -> Result<Vec<u8>, Rejected> {
+    crate::sign::b64_decode(&creds.message_key)
+        .filter(|k| matches!(k.len(), 16 | 24 | 32))
+        .ok_or_else(|| Rejected::bad_signature("the shop's message key is not a Base64 AES key"))
+}
+
+/// Decrypts a push body (Base64 AES-CBC, zero IV) with the shop's message key.
+pub fn decrypt_push(body: &[u8], creds: &ShopCredentials) -> Result<Vec<u8>, Rejected> {
+    let key = push_key(creds)?;
+    let text = std::str::from_utf8(wire::strip_bom(body))
+        .map_err(|_| Rejected::bad_signature("the push is not Base64 text"))?;
+    let cipher = crate::sign::b64_decode(text)
+        .ok_or_else(|| Rejected::bad_signature("the push is not Base64"))?;
+    crate::sign::aes_cbc_decrypt(&key, &[0u8; 16], &cipher).ok_or_else(|| {
+        Rejected::bad_signature("the push does not decrypt with this shop's message key")
+    })
+}
+
+/// Encrypts a push as Kuaishou does (for the simulator and tests).
+pub fn encrypt_push(plain: &[u8], creds: &ShopCredentials) -> Result<Vec<u8>, Rejected> {
+    let key = push_key(creds)?;
+    let cipher = crate::sign::aes_cbc_encrypt(&key, &[0u8; 16], plain)
+        .ok_or_else(|| Rejected::bad_signature("the message key is not an AES key"))?;
+    Ok(crate::sign::b64(&cipher).into_bytes())
+}
+
+/// What a push event name means. `kwaishop_order_addOrder` is from the official demo; the
+/// others are **assumed** by their names (see SOURCES.md).
+pub fn event_kind(event: &str) -> PushEvent {
+    let e = event.to_ascii_lowercase();
+    if e == "kwaishop_order_addorder" {
+        PushEvent::OrderCreated
+    } else if e.starts_with("kwaishop_aftersales") || e.contains("refund") {
+        PushEvent::Refund
+    } else if !e.starts_with("kwaishop_order") {
+        PushEvent::Other
+    } else if e.contains("pay") {
+        PushEvent::OrderPaid
+    } else if e.contains("deliver") || e.contains("send") {
+        PushEvent::OrderShipped
+    } else if e.contains("success") || e.contains("finish") {
+        PushEvent::OrderCompleted
+    } else if e.contains("fail") || e.contains("close") || e.contains("cancel") {
+        PushEvent::OrderCancelled
+    } else {
+        PushEvent::OrderChanged
+    }
+}
+
+fn classify(code: String, msg: &str) -> ApiError {
+    let lower = msg.to_ascii_lowercase();
+    if code == THROTTLE_RESULT
+        || msg.contains("频率")
+        || msg.contains("频繁")
+        || msg.contains("限流")
+        || lower.contains("limit")
+    {
+        return ApiError::Throttled { code };
+    }
+    if code == AUTH_RESULT
+        || msg.contains("签名")
+        || lower.contains("token")
+        || lower.contains("sign")
+    {
+        return ApiError::Auth { code };
+    }
+    ApiError::Api {
+        code,
+        message: msg.chars().take(200).collect(),
+    }
+}
+
+impl Channel for Kuaishou {
+    fn kind(&self) -> ChannelKind {
+        ChannelKind::Kuaishou
+    }
+
+    fn parse_order(&self, body: &[u8]) -> Result<ChannelOrder, Rejected> {
+        let env: t::Envelope<t::OrderDetail> = wire::parse_json(body)?;
+        let data = env.data.ok_or_else(|| Rejected::missing("data"))?;
+        order_from(data, "data")
+    }
+
+    /// Reads a decrypted push (see [`Channel::open_push`]); a still-encrypted body is refused
+    /// with `encrypted`.
+    fn parse_push(
+        &self,
+        _headers: &[(String, String)],
+        body: &[u8],
+    ) -> Result<PushMessage, Rejected> {
+        let trimmed = wire::strip_bom(body).trim_ascii_start();
+        if !trimmed.starts_with(b"{") {
+            return Err(Rejected::new(
+                "encrypted",
+                None,
+                "the push is encrypted: decrypt it with open_push first",
+            ));
+        }
+        let e: t::PushEvent = wire::parse_json(body)?;
+        let is_test = e.test.unwrap_or(false);
+        let info: Option<serde_json::Value> =
+            e.info.as_deref().and_then(|i| serde_json::from_str(i).ok());
+        let order_id = wire::opt_str(&e.biz_id)
+            .or_else(|| {
+                info.as_ref()
+                    .and_then(|i| i.get("oid"))
+                    .map(|v| v.to_string().trim_matches('"').to_string())
+            })
+            .filter(|s| !s.is_empty() && s != "null");
+        let Some(order_id) = order_id else {
+            if is_test {
+                return Ok(PushMessage {
+                    channel: ChannelKind::Kuaishou,
+                    items: Vec::new(),
+                    is_test,
+                });
+            }
+            return Err(Rejected::missing("bizId"));
+        };
+        Ok(PushMessage {
+            channel: ChannelKind::Kuaishou,
+            items: vec![PushItem {
+                event: event_kind(&e.event),
+                raw_event: e.event,
+                order_id,
+                message_id: wire::opt_str(&e.event_id),
+                channel_shop_id: wire::opt_str(&e.user_id),
+                order: None,
+            }],
+            is_test,
+        })
+    }
+
+    /// Kuaishou does not sign pushes: a push is the shop's when it decrypts with the shop's
+    /// message key into an event of the shop's app. Its `createTime` (ms) is checked against
+    /// `now ± tolerance`.
+    fn verify_push(
+        &self,
+        _headers: &[(String, String)],
+        body: &[u8],
+        creds: &ShopCredentials,
+        now: DateTime<Utc>,
+        tolerance: Duration,
+    ) -> Result<(), Rejected> {
+        let plain = decrypt_push(body, creds)?;
+        let e: t::PushEvent = serde_json::from_slice(&plain)
+            .map_err(|_| Rejected::bad_signature("the decrypted push is not an event"))?;
+        if e.app_key.as_deref() != Some(creds.app_key.as_str()) {
+            return Err(Rejected::bad_signature("appKey is not this shop's app"));
+        }
+        let at = wire::unix_millis("createTime", &e.create_time)?
+            .ok_or_else(|| Rejected::missing("createTime"))?;
+        wire::check_fresh(at.with_timezone(&Utc), now, tolerance)
+    }
+
+    fn open_push(&self, body: &[u8], creds: &ShopCredentials) -> Result<Vec<u8>, Rejected> {
+        decrypt_push(body, creds)
+    }
+
+    fn list_request(
+        &self,
+        q: &ListQuery,
+        creds: &ShopCredentials,
+        now: DateTime<Utc>,
+    ) -> ApiRequest {
+        request(
+            LIST_METHOD,
+            serde_json::json!({
+                "orderViewStatus": 1,
+                "pageSize": q.page_size,
+                "sort": 1,
+                "queryType": 2,
+                "beginTime": q.modified_from.timestamp_millis(),
+                "endTime": q.modified_to.timestamp_millis(),
+                "cpsType": 0,
+                "cursor": q.cursor.clone().unwrap_or_default(),
+            }),
+            creds,
+            now,
+        )
+    }
+
+    fn parse_list(&self, body: &[u8]) -> Result<OrderPage, ApiError> {
+        if let Some(e) = self.api_error(body) {
+            return Err(e);
+        }
+        let env: t::Envelope<t::ListData> = wire::parse_json(body)?;
+        let data = env.data.ok_or_else(|| Rejected::missing("data"))?;
+        let mut orders = Vec::new();
+        for (i, o) in data.order_list.unwrap_or_default().into_iter().enumerate() {
+            orders.push(order_from(o, &format!("data.orderList[{i}]"))?);
+        }
+        let cursor = data
+            .cursor
+            .map(|c| c.trim().to_string())
+            .filter(|c| !c.is_empty() && c != NO_MORE);
+        Ok(OrderPage {
+            orders,
+            order_ids: Vec::new(),
+            has_next: cursor.is_some(),
+            total: None,
+            next_cursor: cursor,
+        })
+    }
+
+    fn detail_request(&self, id: &str, creds: &ShopCredentials, now: DateTime<Utc>) -> ApiRequest {
+        let oid = id
+            .parse::<u64>()
+            .map(serde_json::Value::from)
+            .unwrap_or_else(|_| serde_json::Value::from(id));
+        request(DETAIL_METHOD, serde_json::json!({ "oid": oid }), creds, now)
+    }
+
+    fn api_error(&self, body: &[u8]) -> Option<ApiError> {
+        let env: t::Envelope<serde_json::Value> = wire::parse_json(body).ok()?;
+        let result = wire::opt_str(&env.result)?;
+        if result == "1" {
+            return None;
+        }
+        let msg = [env.error_msg, env.msg, env.sub_msg]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" ");
+        Some(classify(result, msg.trim()))
+    }
+}

@@ -1,0 +1,230 @@
+//! Kuaishou's side of the wire, for the simulator.
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde_json::{Value, json};
+
+use super::{
+    AUTH_RESULT, DETAIL_METHOD, LIST_METHOD, NO_MORE, OrderStatus, THROTTLE_RESULT, api_sign,
+    encrypt_push, path,
+};
+use crate::sim::{Page, RawRequest, SignedPush, SimCall, SimErr, SimFault, SimWire, param};
+use crate::wire::{json_bytes, yuan_to_fen};
+use crate::{Amounts, CanonicalStatus, ChannelOrder, ShopCredentials};
+
+pub(crate) struct KuaishouWire;
+
+fn num_id(s: &str) -> Value {
+    s.parse::<u64>()
+        .map(Value::from)
+        .unwrap_or_else(|_| json!(s))
+}
+
+pub(crate) fn render(o: &ChannelOrder) -> Value {
+    let r = &o.receiver;
+    let l = &o.lines[0];
+    let ms =
+        |t: Option<DateTime<chrono::FixedOffset>>| t.map(|t| t.timestamp_millis()).unwrap_or(0);
+    json!({
+        "orderBaseInfo": {
+            "oid": num_id(&o.external_order_id),
+            "status": o.channel_status.parse::<i64>().unwrap_or(0),
+            "buyerOpenId": o.buyer.id,
+            "buyerNick": o.buyer.nick,
+            "sellerOpenId": "f1a2b3c4d5e6",
+            "sellerNick": "模拟快手小店",
+            "totalFee": yuan_to_fen(o.amounts.paid),
+            "expressFee": yuan_to_fen(o.amounts.shipping_fee),
+            "discountFee": yuan_to_fen(o.amounts.discount),
+            "payTime": ms(o.paid_at),
+            "createTime": o.created_at.timestamp_millis(),
+            "updateTime": o.modified_at.timestamp_millis(),
+            "remark": o.buyer_message.clone().unwrap_or_default(),
+            "preSale": 0,
+            "riskCode": 0,
+        },
+        "orderItemInfo": {
+            "skuId": l.platform_sku_id.as_deref().map(num_id),
+            "skuNick": l.sku,
+            "itemId": 22_000_000_000u64,
+            "itemTitle": l.title,
+            "num": l.quantity,
+            "originalPrice": yuan_to_fen(l.unit_price),
+            "price": yuan_to_fen(l.unit_price),
+            "discountFee": yuan_to_fen(l.discount),
+            "orderItemId": num_id(&l.external_line_id),
+        },
+        "orderRefundList": [],
+        "orderAddress": {
+            "consignee": r.name.expose(),
+            "mobile": r.phone.expose(),
+            "province": r.province,
+            "city": r.city,
+            "district": r.district,
+            "address": r.detail.expose(),
+        },
+        "orderNote": {"sellerNote": o.seller_memo.iter().collect::<Vec<_>>()},
+    })
+}
+
+fn ok(data: Value) -> Vec<u8> {
+    json_bytes(&json!({"result": 1, "code": "1", "msg": "success", "data": data}))
+}
+
+impl SimWire for KuaishouWire {
+    fn parse(&self, creds: &ShopCredentials, req: &RawRequest) -> Result<SimCall, SimFault> {
+        let mut p = req.query_pairs();
+        p.extend(crate::wire::form_decode(&req.body));
+        let method = param(&p, "method");
+        if req.path != path(method) {
+            return Err(SimFault::BadRequest(
+                "the path does not match method".into(),
+            ));
+        }
+        let given = param(&p, "sign").to_string();
+        if param(&p, "appkey") != creds.app_key
+            || !crate::sign::constant_time_eq(
+                api_sign(&p, &creds.secret).as_bytes(),
+                given.as_bytes(),
+            )
+            || param(&p, "access_token") != creds.access_token
+        {
+            return Err(SimFault::Auth);
+        }
+        let biz: Value = serde_json::from_str(param(&p, "param"))
+            .map_err(|_| SimFault::BadRequest("param is not JSON".into()))?;
+        let int = |k: &str| biz.get(k).and_then(Value::as_i64).unwrap_or(0);
+        match method {
+            LIST_METHOD => Ok(SimCall::List {
+                from: DateTime::from_timestamp_millis(int("beginTime")).unwrap_or_default(),
+                to: DateTime::from_timestamp_millis(int("endTime")).unwrap_or_default(),
+                page: 1,
+                page_size: u32::try_from(int("pageSize")).unwrap_or(20),
+                cursor: biz
+                    .get("cursor")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
+            }),
+            DETAIL_METHOD => Ok(SimCall::Detail {
+                id: biz
+                    .get("oid")
+                    .map(|v| v.to_string().trim_matches('"').to_string())
+                    .unwrap_or_default(),
+            }),
+            _ => Err(SimFault::BadRequest("unknown method".into())),
+        }
+    }
+
+    fn list(&self, page: &Page<'_>) -> Vec<u8> {
+        ok(json!({
+            "pageSize": page.page_size,
+            "cursor": page.next_cursor.clone().unwrap_or_else(|| NO_MORE.to_string()),
+            "orderList": page.orders.iter().map(render).collect::<Vec<_>>(),
+        }))
+    }
+
+    fn detail(&self, o: &ChannelOrder) -> Vec<u8> {
+        ok(render(o))
+    }
+
+    fn error(&self, err: &SimErr) -> (u16, Vec<u8>) {
+        let (result, msg) = match err {
+            SimErr::Auth => (
+                AUTH_RESULT.to_string(),
+                "access_token无效或签名错误".to_string(),
+            ),
+            SimErr::Throttled => (THROTTLE_RESULT.to_string(), "请求频率超过限制".to_string()),
+            SimErr::BadRequest(m) => ("12".into(), m.clone()),
+            SimErr::NotFound => ("40".into(), "订单不存在".into()),
+        };
+        (
+            200,
+            json_bytes(&json!({
+                "result": result.parse::<i64>().unwrap_or(0),
+                "error_msg": msg,
+                "code": result,
+                "msg": msg,
+            })),
+        )
+    }
+
+    fn push(&self, o: &ChannelOrder, creds: &ShopCredentials, now: DateTime<Utc>) -> SignedPush {
+        let event = match o.canonical {
+            CanonicalStatus::PendingPayment => "kwaishop_order_addOrder",
+            CanonicalStatus::Paid => "kwaishop_order_paySuccess",
+            CanonicalStatus::PartlyShipped | CanonicalStatus::Shipped => {
+                "kwaishop_order_deliverySuccess"
+            }
+            CanonicalStatus::Delivered | CanonicalStatus::Completed => {
+                "kwaishop_order_orderSuccess"
+            }
+            CanonicalStatus::Cancelled => "kwaishop_order_orderFail",
+        };
+        let plain = json!({
+            "eventId": format!("{}-{}", o.external_order_id, o.modified_at.timestamp_millis()),
+            "bizId": num_id(&o.external_order_id),
+            "userId": 77977,
+            "openId": "f1a2b3c4d5e6",
+            "appKey": creds.app_key,
+            "event": event,
+            "info": json!({
+                "oid": num_id(&o.external_order_id),
+                "status": o.channel_status.parse::<i64>().unwrap_or(0),
+                "updateTime": o.modified_at.timestamp_millis(),
+            }).to_string(),
+            "createTime": now.timestamp_millis(),
+            "test": false,
+        })
+        .to_string();
+        SignedPush {
+            query: Vec::new(),
+            headers: Vec::new(),
+            content_type: "text/plain;charset=utf-8",
+            // A key that is not an AES key sends what cannot be decrypted.
+            body: encrypt_push(plain.as_bytes(), creds)
+                .unwrap_or_else(|_| b"not-encrypted".to_vec()),
+        }
+    }
+
+    fn status_code(&self, c: CanonicalStatus) -> &'static str {
+        match c {
+            CanonicalStatus::PendingPayment => OrderStatus::WaitPay,
+            CanonicalStatus::Paid => OrderStatus::Paid,
+            CanonicalStatus::PartlyShipped | CanonicalStatus::Shipped => OrderStatus::Shipped,
+            CanonicalStatus::Delivered => OrderStatus::Signed,
+            CanonicalStatus::Completed => OrderStatus::Success,
+            CanonicalStatus::Cancelled => OrderStatus::Failed,
+        }
+        .code()
+    }
+
+    /// One SKU per Kuaishou order: keep the first line and recompute the amounts.
+    fn normalise(&self, o: &mut ChannelOrder) {
+        o.lines.truncate(1);
+        if o.canonical == CanonicalStatus::PartlyShipped {
+            o.canonical = CanonicalStatus::Shipped;
+        }
+        o.channel_status = self.status_code(o.canonical).to_string();
+        let goods_total: Decimal = o
+            .lines
+            .iter()
+            .map(|l| l.unit_price * Decimal::from(l.quantity))
+            .sum();
+        let discount: Decimal = o.lines.iter().map(|l| l.discount).sum();
+        let shipping_fee = o.amounts.shipping_fee;
+        o.amounts = Amounts {
+            goods_total,
+            shipping_fee,
+            discount,
+            paid: goods_total + shipping_fee - discount,
+        };
+    }
+
+    fn cursor_paged(&self) -> bool {
+        true
+    }
+
+    fn order_id(&self, serial: u64) -> String {
+        format!("{}", 2_411_110_000_000_000u64 + serial)
+    }
+}

@@ -1,0 +1,485 @@
+//! Pinduoduo (拼多多). Detail `pdd.order.information.get`, incremental pull
+//! `pdd.order.number.list.increment.get` by `start_updated_at`/`end_updated_at` (Unix seconds)
+//! with `page`/`page_size`/`use_has_next`; every call is a form POST to `/api/router` with
+//! `type`, `client_id`, `access_token`, `timestamp` and `sign = UPPER(MD5(secret + sorted(k+v) +
+//! secret))`. Only paid orders exist on the API: `order_status` says shipping (1/2/3),
+//! `confirm_status` whether the deal stands (2 = cancelled), `group_status` whether the group
+//! formed, `risk_control_status` whether the order is under review. Push: **assumed** form, see
+//! SOURCES.md § Pinduoduo.
+
+pub(crate) mod sim;
+pub mod transformers;
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::wire;
+use crate::{
+    ApiError, ApiRequest, CanonicalStatus, Channel, ChannelBuyer, ChannelKind, ChannelOrder,
+    ListQuery, OrderPage, Presale, PushEvent, PushItem, PushMessage, RefundState, Rejected,
+    ShopCredentials,
+};
+use transformers as t;
+
+code_map! {
+    /// `order_status` (发货状态: open-pdd `pdd_order_information_get.rs`; pdd-node-sdk
+    /// PddOrderInformationGet.ts l.398).
+    pub enum OrderStatus -> CanonicalStatus {
+        WaitShip = "1" => Paid,
+        ShippedWaitSign = "2" => Shipped,
+        Signed = "3" => Delivered,
+    }
+}
+
+code_map! {
+    /// `refund_status` (order level; PDD orders are one SKU as a rule, so it applies to every
+    /// line): 1 none or closed, 2 after-sale in progress, 3 refunding, 4 refunded.
+    pub enum RefundStatus -> RefundState {
+        NoneOrClosed = "1" => None,
+        InProgress = "2" => Requested,
+        Refunding = "3" => Requested,
+        Refunded = "4" => Refunded,
+    }
+}
+
+code_map! {
+    /// `confirm_status` (成交状态): 0 not yet confirmed, 1 confirmed, 2 cancelled.
+    pub enum ConfirmStatus -> bool {
+        NotConfirmed = "0" => false,
+        Confirmed = "1" => true,
+        Cancelled = "2" => false,
+    }
+}
+
+code_map! {
+    /// `group_status` (成团状态) → whether the group stands: 0 forming, 1 formed, 2 failed.
+    pub enum GroupStatus -> bool {
+        Forming = "0" => false,
+        Formed = "1" => true,
+        Failed = "2" => false,
+    }
+}
+
+code_map! {
+    /// `risk_control_status` → under review: 0 normal, 1 审核中.
+    pub enum RiskControlStatus -> bool {
+        Normal = "0" => false,
+        UnderReview = "1" => true,
+    }
+}
+
+code_map! {
+    /// `step_order_info.step_trade_status` of deposit (定金) orders → final paid.
+    pub enum StepTradeStatus -> bool {
+        NothingPaid = "0" => false,
+        DepositPaid = "1" => false,
+        AllPaid = "2" => true,
+    }
+}
+
+pub const INCREMENT_TYPE: &str = "pdd.order.number.list.increment.get";
+pub const INFO_TYPE: &str = "pdd.order.information.get";
+pub const PATH: &str = "/api/router";
+/// **Assumed** (see SOURCES.md): the gateway's rate-limit error code. Errors whose message
+/// speaks of 限流 / 频繁 / limit are throttling too.
+pub const THROTTLE_CODE: &str = "70031";
+/// **Assumed**: access_token invalid or expired. Messages about the signature or the
+/// access_token are auth errors too.
+pub const AUTH_CODE: &str = "10019";
+
+pub struct Pdd;
+
+fn code(t: &wire::OptText, default: &str) -> String {
+    wire::opt_str(t).unwrap_or_else(|| default.to_string())
+}
+
+fn parse_code<C: Copy>(
+    parse: impl Fn(&str) -> Option<C>,
+    field: &str,
+    raw: &str,
+) -> Result<C, Rejected> {
+    parse(raw).ok_or_else(|| Rejected::unknown_status(field, raw))
+}
+
+pub(crate) fn order_from(o: t::OrderInfo, base: &str) -> Result<ChannelOrder, Rejected> {
+    let f = |n: &str| format!("{base}.{n}");
+    let raw_status = o.order_status.as_str().trim().to_string();
+    let status = parse_code(OrderStatus::parse, &f("order_status"), &raw_status)?;
+    let refund_code = code(&o.refund_status, "1");
+    let refund = parse_code(RefundStatus::parse, &f("refund_status"), &refund_code)?;
+    let confirm = parse_code(
+        ConfirmStatus::parse,
+        &f("confirm_status"),
+        &code(&o.confirm_status, "1"),
+    )?;
+    let group = parse_code(
+        GroupStatus::parse,
+        &f("group_status"),
+        &code(&o.group_status, "1"),
+    )?;
+    let risk = parse_code(
+        RiskControlStatus::parse,
+        &f("risk_control_status"),
+        &code(&o.risk_control_status, "0"),
+    )?;
+    // Cancelled: the deal was cancelled, or everything was refunded before shipping.
+    let canonical = if confirm == ConfirmStatus::Cancelled
+        || (refund == RefundStatus::Refunded && status == OrderStatus::WaitShip)
+    {
+        CanonicalStatus::Cancelled
+    } else {
+        status.target()
+    };
+    let external_order_id = o.order_sn.as_str().trim().to_string();
+    if external_order_id.is_empty() {
+        return Err(Rejected::missing(&f("order_sn")));
+    }
+    let after_sale = wire::opt_str(&o.after_sales_status).filter(|c| c != "0");
+    let refund_raw = (refund != RefundStatus::NoneOrClosed)
+        .then(|| after_sale.clone().unwrap_or_else(|| refund_code.clone()));
+    let items = o.item_list.as_deref().unwrap_or(&[]);
+    let mut lines = Vec::with_capacity(items.len());
+    let mut seen: Vec<String> = Vec::new();
+    for (i, it) in items.iter().enumerate() {
+        let lf = |n: &str| format!("{base}.item_list[{i}].{n}");
+        let quantity = wire::quantity(&lf("goods_count"), &it.goods_count)?;
+        let unit = wire::yuan(&lf("goods_price"), &it.goods_price)?;
+        // PDD has no line id and no line payment: the SKU id names the line, the order-level
+        // discount covers what was taken off.
+        let sku_id = wire::opt_str(&it.sku_id).or_else(|| wire::opt_str(&it.goods_id));
+        let mut line_id = sku_id
+            .clone()
+            .unwrap_or_else(|| format!("{external_order_id}-{i}"));
+        if seen.contains(&line_id) {
+            line_id = format!("{line_id}-{i}");
+        }
+        seen.push(line_id.clone());
+        lines.push(wire::line(
+            line_id,
+            wire::nonempty(&it.outer_id).or_else(|| wire::nonempty(&it.outer_goods_id)),
+            sku_id,
+            it.goods_name.clone(),
+            quantity,
+            unit,
+            unit * rust_decimal::Decimal::from(quantity),
+            refund.target(),
+            refund_raw.clone(),
+        ));
+    }
+    if lines.is_empty() {
+        return Err(Rejected::missing(&f("item_list")));
+    }
+    let shipping = wire::opt_yuan(&f("postage"), &o.postage)?;
+    let paid = wire::yuan(&f("pay_amount"), &o.pay_amount)?;
+    let created_at = wire::req_china_time(&f("created_time"), &o.created_time)?;
+    let paid_at = wire::china_time(&f("pay_time"), &o.pay_time)?;
+    let modified_at = wire::china_time(&f("updated_at"), &o.updated_at)?.unwrap_or(created_at);
+
+    // 定金 (deposit) orders: trade_type 1 with step_order_info.
+    let presale = match (code(&o.trade_type, "0").as_str(), &o.step_order_info) {
+        ("1", Some(s)) => {
+            let step_code = code(&s.step_trade_status, "0");
+            let final_paid = parse_code(
+                StepTradeStatus::parse,
+                &f("step_order_info.step_trade_status"),
+                &step_code,
+            )?
+            .target();
+            let deposit = wire::opt_yuan(
+                &f("step_order_info.advanced_paid_fee"),
+                &s.advanced_paid_fee,
+            )?
+            .min(paid);
+            Some(Presale {
+                deposit,
+                final_payment: paid - deposit,
+                final_payment_due: None,
+                final_paid,
+            })
+        }
+        ("0" | "1", _) => None,
+        (other, _) => return Err(Rejected::unknown_status(&f("trade_type"), other)),
+    };
+
+    let reason = if canonical != CanonicalStatus::Paid {
+        None
+    } else if risk.target() {
+        Some("under risk review (risk_control_status 1)")
+    } else if group == GroupStatus::Forming {
+        Some("the group has not formed yet")
+    } else if group == GroupStatus::Failed {
+        Some("the group failed (the order will be refunded)")
+    } else if !confirm.target() {
+        Some("the deal is not confirmed yet (confirm_status 0)")
+    } else if presale.as_ref().is_some_and(|p| !p.final_paid) {
+        Some("presale final payment outstanding")
+    } else {
+        None
+    };
+
+    // The ciphertexts when PDD gives them (waiting to ship, not under review), else the masks.
+    let pick = |cipher: &Option<String>, mask: &Option<String>| {
+        wire::nonempty(cipher).or_else(|| wire::nonempty(mask))
+    };
+    let receiver = wire::receiver(
+        pick(&o.receiver_name, &o.receiver_name_mask),
+        pick(&o.receiver_phone, &o.receiver_phone_mask),
+        o.province.clone(),
+        o.city.clone(),
+        o.town.clone(),
+        None,
+        pick(&o.receiver_address, &o.receiver_address_mask),
+        o.open_address_id.clone(),
+    );
+    let amounts = wire::amounts(&lines, shipping, paid);
+    Ok(ChannelOrder {
+        channel: ChannelKind::Pdd,
+        external_order_id,
+        channel_shop_id: None,
+        channel_status: raw_status,
+        canonical,
+        lines,
+        receiver,
+        buyer: ChannelBuyer::default(),
+        amounts,
+        created_at,
+        paid_at,
+        modified_at,
+        version: None,
+        presale,
+        shippable: reason.is_none(),
+        not_shippable_reason: reason.map(str::to_string),
+        cancelled_after_payment: canonical == CanonicalStatus::Cancelled && paid_at.is_some(),
+        buyer_message: wire::nonempty(&o.buyer_memo),
+        seller_memo: wire::nonempty(&o.remark),
+    })
+}
+
+/// `UPPER(MD5(secret + sorted(k+v) + secret))` over every parameter but `sign`.
+pub fn api_sign(params: &[(String, String)], secret: &str) -> String {
+    crate::sign::wrapped_md5_upper(params, secret)
+}
+
+fn request(
+    kind: &str,
+    biz: Vec<(String, String)>,
+    creds: &ShopCredentials,
+    now: DateTime<Utc>,
+) -> ApiRequest {
+    let mut params: Vec<(String, String)> = vec![
+        ("type".into(), kind.into()),
+        ("client_id".into(), creds.app_key.clone()),
+        ("access_token".into(), creds.access_token.clone()),
+        ("timestamp".into(), now.timestamp().to_string()),
+        ("data_type".into(), "JSON".into()),
+    ];
+    params.extend(biz);
+    let sign = api_sign(&params, &creds.secret);
+    params.push(("sign".into(), sign));
+    ApiRequest {
+        method: "POST",
+        path_and_query: PATH.into(),
+        content_type: "application/x-www-form-urlencoded;charset=utf-8",
+        headers: Vec::new(),
+        body: wire::form_encode(&params).into_bytes(),
+    }
+}
+
+/// What a PDD message topic means (`pdd_trade_*`, `pdd_refund_*`; **assumed** names).
+pub fn topic_event(topic: &str) -> PushEvent {
+    match topic {
+        "pdd_trade_TradeConfirmed" => PushEvent::OrderPaid,
+        "pdd_trade_TradeSellerShip" => PushEvent::OrderShipped,
+        "pdd_trade_TradeSuccess" => PushEvent::OrderCompleted,
+        "pdd_trade_TradeClose" => PushEvent::OrderCancelled,
+        t if t.starts_with("pdd_refund_") => PushEvent::Refund,
+        t if t.starts_with("pdd_trade_") => PushEvent::OrderChanged,
+        _ => PushEvent::Other,
+    }
+}
+
+fn form_param<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+}
+
+fn envelope_error(e: &t::PddError) -> ApiError {
+    let code = wire::opt_str(&e.error_code).unwrap_or_default();
+    let sub = wire::opt_str(&e.sub_code).unwrap_or_default();
+    let msg = format!(
+        "{} {}",
+        e.error_msg.clone().unwrap_or_default(),
+        e.sub_msg.clone().unwrap_or_default()
+    );
+    let tag = if sub.is_empty() {
+        code.clone()
+    } else {
+        format!("{code}/{sub}")
+    };
+    let lower = msg.to_ascii_lowercase();
+    if code == THROTTLE_CODE
+        || msg.contains("限流")
+        || msg.contains("频繁")
+        || lower.contains("limit")
+    {
+        return ApiError::Throttled { code: tag };
+    }
+    if code == AUTH_CODE || msg.contains("签名") || lower.contains("access_token") {
+        return ApiError::Auth { code: tag };
+    }
+    ApiError::Api {
+        code: tag,
+        message: msg.trim().chars().take(200).collect(),
+    }
+}
+
+impl Channel for Pdd {
+    fn kind(&self) -> ChannelKind {
+        ChannelKind::Pdd
+    }
+
+    fn parse_order(&self, body: &[u8]) -> Result<ChannelOrder, Rejected> {
+        let env: t::InfoEnvelope = wire::parse_json(body)?;
+        let r = env
+            .order_info_get_response
+            .ok_or_else(|| Rejected::missing("order_info_get_response"))?;
+        order_from(r.order_info, "order_info_get_response.order_info")
+    }
+
+    fn parse_push(
+        &self,
+        _headers: &[(String, String)],
+        body: &[u8],
+    ) -> Result<PushMessage, Rejected> {
+        if body.len() > wire::BODY_BYTES_MAX {
+            return Err(Rejected::new("too_large", None, "the push is too large"));
+        }
+        let form = wire::form_decode(body);
+        let topic = form_param(&form, "type")
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| Rejected::missing("type"))?
+            .to_string();
+        let content = form_param(&form, "content").ok_or_else(|| Rejected::missing("content"))?;
+        let c: t::PushContent = wire::parse_json(content.as_bytes()).map_err(|r| Rejected {
+            field: Some(format!("content.{}", r.field.unwrap_or_default())),
+            ..r
+        })?;
+        let order_id =
+            wire::opt_str(&Some(c.tid)).ok_or_else(|| Rejected::missing("content.tid"))?;
+        Ok(PushMessage {
+            channel: ChannelKind::Pdd,
+            items: vec![PushItem {
+                event: topic_event(&topic),
+                raw_event: topic,
+                order_id,
+                message_id: form_param(&form, "id").map(str::to_string),
+                channel_shop_id: wire::opt_str(&c.mall_id),
+                order: None,
+            }],
+            is_test: false,
+        })
+    }
+
+    /// Every field but `sign` is signed like an API call; `timestamp` (Unix seconds) is among
+    /// them and is checked against `now ± tolerance`.
+    fn verify_push(
+        &self,
+        _headers: &[(String, String)],
+        body: &[u8],
+        creds: &ShopCredentials,
+        now: DateTime<Utc>,
+        tolerance: Duration,
+    ) -> Result<(), Rejected> {
+        let form = wire::form_decode(body);
+        let given = form_param(&form, "sign").ok_or_else(|| {
+            Rejected::new("bad_signature", Some("sign"), "the sign field is missing")
+        })?;
+        if form_param(&form, "client_id") != Some(creds.app_key.as_str()) {
+            return Err(Rejected::bad_signature("client_id is not this shop's app"));
+        }
+        if !crate::sign::hex_eq(&api_sign(&form, &creds.secret), given) {
+            return Err(Rejected::bad_signature("sign does not match the fields"));
+        }
+        let ts = form_param(&form, "timestamp").map(|s| wire::Text(s.to_string()));
+        let at =
+            wire::unix_secs("timestamp", &ts)?.ok_or_else(|| Rejected::missing("timestamp"))?;
+        wire::check_fresh(at.with_timezone(&Utc), now, tolerance)
+    }
+
+    fn list_request(
+        &self,
+        q: &ListQuery,
+        creds: &ShopCredentials,
+        now: DateTime<Utc>,
+    ) -> ApiRequest {
+        request(
+            INCREMENT_TYPE,
+            vec![
+                (
+                    "start_updated_at".into(),
+                    q.modified_from.timestamp().to_string(),
+                ),
+                (
+                    "end_updated_at".into(),
+                    q.modified_to.timestamp().to_string(),
+                ),
+                ("is_lucky_flag".into(), "0".into()),
+                ("order_status".into(), "5".into()),
+                ("refund_status".into(), "5".into()),
+                ("page".into(), q.page.to_string()),
+                ("page_size".into(), q.page_size.to_string()),
+                ("use_has_next".into(), "true".into()),
+            ],
+            creds,
+            now,
+        )
+    }
+
+    fn parse_list(&self, body: &[u8]) -> Result<OrderPage, ApiError> {
+        if let Some(e) = self.api_error(body) {
+            return Err(e);
+        }
+        let env: t::IncrementEnvelope = wire::parse_json(body)?;
+        let r = env
+            .order_sn_increment_get_response
+            .ok_or_else(|| Rejected::missing("order_sn_increment_get_response"))?;
+        let total = wire::opt_int(
+            "order_sn_increment_get_response.total_count",
+            &r.total_count,
+        )?;
+        let mut orders = Vec::new();
+        for (i, o) in r.order_sn_list.unwrap_or_default().into_iter().enumerate() {
+            orders.push(order_from(
+                o,
+                &format!("order_sn_increment_get_response.order_sn_list[{i}]"),
+            )?);
+        }
+        let has_next = r.has_next.unwrap_or(!orders.is_empty());
+        Ok(OrderPage {
+            orders,
+            order_ids: Vec::new(),
+            has_next,
+            // With use_has_next PDD answers no total (or 0): only a positive count is a total.
+            total: total.filter(|t| *t > 0).and_then(|t| u64::try_from(t).ok()),
+            next_cursor: None,
+        })
+    }
+
+    fn detail_request(&self, id: &str, creds: &ShopCredentials, now: DateTime<Utc>) -> ApiRequest {
+        request(
+            INFO_TYPE,
+            vec![("order_sn".into(), id.to_string())],
+            creds,
+            now,
+        )
+    }
+
+    fn api_error(&self, body: &[u8]) -> Option<ApiError> {
+        let env: t::ErrorEnvelope = wire::parse_json(body).ok()?;
+        env.error_response.as_ref().map(envelope_error)
+    }
+}

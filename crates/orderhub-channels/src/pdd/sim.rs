@@ -1,0 +1,210 @@
+//! Pinduoduo's side of the wire (POP router), for the simulator.
+
+use chrono::{DateTime, Duration, Utc};
+use rust_decimal::Decimal;
+use serde_json::{Value, json};
+
+use super::{AUTH_CODE, INCREMENT_TYPE, INFO_TYPE, OrderStatus, PATH, THROTTLE_CODE, api_sign};
+use crate::sim::{Page, RawRequest, SignedPush, SimCall, SimErr, SimFault, SimWire, param};
+use crate::wire::{china_time_string, json_bytes};
+use crate::{CanonicalStatus, ChannelOrder, ShopCredentials};
+
+pub(crate) struct PddWire;
+
+/// A yuan amount as PDD writes it: a JSON number (`19.9`). Two-decimal amounts print and read
+/// back exactly through the shortest round-trip form of a double.
+pub(crate) fn yuan_number(d: Decimal) -> Value {
+    format!("{:.2}", d)
+        .parse::<f64>()
+        .ok()
+        .and_then(serde_json::Number::from_f64)
+        .map(Value::Number)
+        .unwrap_or(Value::Null)
+}
+
+pub(crate) fn render(o: &ChannelOrder) -> Value {
+    let r = &o.receiver;
+    let goods: Decimal = o
+        .lines
+        .iter()
+        .map(|l| l.unit_price * Decimal::from(l.quantity))
+        .sum();
+    json!({
+        "order_sn": o.external_order_id,
+        "order_status": o.channel_status.parse::<i64>().unwrap_or(0),
+        "refund_status": 1,
+        "after_sales_status": 0,
+        "confirm_status": if o.canonical == CanonicalStatus::Cancelled { 2 } else { 1 },
+        "group_status": 1,
+        "risk_control_status": 0,
+        "trade_type": 0,
+        "is_pre_sale": 0,
+        "created_time": china_time_string(o.created_at),
+        "confirm_time": o.paid_at.map(china_time_string),
+        "pay_time": o.paid_at.map(china_time_string),
+        "updated_at": china_time_string(o.modified_at),
+        "pay_amount": yuan_number(o.amounts.paid),
+        "goods_amount": yuan_number(goods),
+        "discount_amount": yuan_number(o.amounts.discount),
+        "postage": yuan_number(o.amounts.shipping_fee),
+        "buyer_memo": o.buyer_message.clone().unwrap_or_default(),
+        "remark": o.seller_memo.clone().unwrap_or_default(),
+        "province": r.province,
+        "city": r.city,
+        "town": r.district,
+        "receiver_name": r.name.expose(),
+        "receiver_phone": r.phone.expose(),
+        "receiver_address": r.detail.expose(),
+        "receiver_name_mask": "*",
+        "receiver_phone_mask": "*******",
+        "receiver_address_mask": "****",
+        "item_list": o.lines.iter().map(|l| json!({
+            "goods_id": 400_000_000_000u64,
+            "sku_id": l.platform_sku_id.as_deref().unwrap_or("0").parse::<u64>().unwrap_or(0),
+            "outer_id": l.sku,
+            "outer_goods_id": "",
+            "goods_name": l.title,
+            "goods_spec": "默认",
+            "goods_price": yuan_number(l.unit_price),
+            "goods_count": l.quantity,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn secs(pairs: &[(String, String)], k: &str) -> DateTime<Utc> {
+    param(pairs, k)
+        .parse::<i64>()
+        .ok()
+        .and_then(|n| DateTime::from_timestamp(n, 0))
+        .unwrap_or_default()
+}
+
+impl SimWire for PddWire {
+    fn parse(&self, creds: &ShopCredentials, req: &RawRequest) -> Result<SimCall, SimFault> {
+        if req.path != PATH {
+            return Err(SimFault::BadRequest("unknown path".into()));
+        }
+        let mut p = req.query_pairs();
+        p.extend(crate::wire::form_decode(&req.body));
+        let given = param(&p, "sign").to_string();
+        if param(&p, "client_id") != creds.app_key
+            || !crate::sign::hex_eq(&api_sign(&p, &creds.secret), &given)
+            || param(&p, "access_token") != creds.access_token
+        {
+            return Err(SimFault::Auth);
+        }
+        let num = |k: &str, d: u32| param(&p, k).parse::<u32>().unwrap_or(d);
+        match param(&p, "type") {
+            INCREMENT_TYPE => Ok(SimCall::List {
+                from: secs(&p, "start_updated_at"),
+                to: secs(&p, "end_updated_at"),
+                page: num("page", 1),
+                page_size: num("page_size", 100),
+                cursor: None,
+            }),
+            INFO_TYPE => Ok(SimCall::Detail {
+                id: param(&p, "order_sn").to_string(),
+            }),
+            _ => Err(SimFault::BadRequest("type not found".into())),
+        }
+    }
+
+    fn list(&self, page: &Page<'_>) -> Vec<u8> {
+        json_bytes(&json!({"order_sn_increment_get_response": {
+            "has_next": page.has_next,
+            "order_sn_list": page.orders.iter().map(render).collect::<Vec<_>>(),
+            "request_id": "sim",
+        }}))
+    }
+
+    fn detail(&self, o: &ChannelOrder) -> Vec<u8> {
+        json_bytes(
+            &json!({"order_info_get_response": {"order_info": render(o), "request_id": "sim"}}),
+        )
+    }
+
+    fn error(&self, err: &SimErr) -> (u16, Vec<u8>) {
+        let (code, msg, sub) = match err {
+            SimErr::Auth => (
+                AUTH_CODE.parse::<i64>().unwrap_or(0),
+                "access_token已过期或签名错误".to_string(),
+                "invalid access_token or sign",
+            ),
+            SimErr::Throttled => (
+                THROTTLE_CODE.parse::<i64>().unwrap_or(0),
+                "调用已被系统限流".to_string(),
+                "rate limited",
+            ),
+            SimErr::BadRequest(m) => (10000, m.clone(), "bad parameter"),
+            SimErr::NotFound => (50001, "订单不存在".to_string(), "order not found"),
+        };
+        (
+            200,
+            json_bytes(&json!({"error_response": {
+                "error_code": code, "error_msg": msg, "sub_code": code.to_string(),
+                "sub_msg": sub, "request_id": "sim",
+            }})),
+        )
+    }
+
+    fn push(&self, o: &ChannelOrder, creds: &ShopCredentials, now: DateTime<Utc>) -> SignedPush {
+        let topic = match o.canonical {
+            CanonicalStatus::PendingPayment | CanonicalStatus::Paid => "pdd_trade_TradeConfirmed",
+            CanonicalStatus::PartlyShipped | CanonicalStatus::Shipped => {
+                "pdd_trade_TradeSellerShip"
+            }
+            CanonicalStatus::Delivered | CanonicalStatus::Completed => "pdd_trade_TradeSuccess",
+            CanonicalStatus::Cancelled => "pdd_trade_TradeClose",
+        };
+        let content = json!({"tid": o.external_order_id, "mall_id": 77977}).to_string();
+        let mut params: Vec<(String, String)> = vec![
+            ("client_id".into(), creds.app_key.clone()),
+            ("type".into(), topic.into()),
+            (
+                "id".into(),
+                format!("{}-{}", o.external_order_id, o.modified_at.timestamp()),
+            ),
+            ("content".into(), content),
+            ("timestamp".into(), now.timestamp().to_string()),
+        ];
+        let sign = api_sign(&params, &creds.secret);
+        params.push(("sign".into(), sign));
+        SignedPush {
+            query: Vec::new(),
+            headers: Vec::new(),
+            content_type: "application/x-www-form-urlencoded;charset=utf-8",
+            body: crate::wire::form_encode(&params).into_bytes(),
+        }
+    }
+
+    fn status_code(&self, c: CanonicalStatus) -> &'static str {
+        match c {
+            CanonicalStatus::PendingPayment
+            | CanonicalStatus::Paid
+            | CanonicalStatus::Cancelled => OrderStatus::WaitShip,
+            CanonicalStatus::PartlyShipped | CanonicalStatus::Shipped => {
+                OrderStatus::ShippedWaitSign
+            }
+            CanonicalStatus::Delivered | CanonicalStatus::Completed => OrderStatus::Signed,
+        }
+        .code()
+    }
+
+    /// PDD serves paid orders only, ships in one go, and ends at "signed for".
+    fn normalise(&self, o: &mut ChannelOrder) {
+        o.canonical = match o.canonical {
+            CanonicalStatus::PendingPayment => {
+                o.paid_at = Some(o.created_at + Duration::seconds(40));
+                CanonicalStatus::Paid
+            }
+            CanonicalStatus::PartlyShipped => CanonicalStatus::Shipped,
+            CanonicalStatus::Completed => CanonicalStatus::Delivered,
+            c => c,
+        };
+        o.channel_status = self.status_code(o.canonical).to_string();
+    }
+
+    fn order_id(&self, serial: u64) -> String {
+        format!("241111-{:015}", serial)
+    }
+}

@@ -1,0 +1,211 @@
+//! Taobao's side of the wire (TOP router), for the simulator.
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+use super::{
+    FULLINFO_METHOD, INCREMENT_METHOD, PATH, RefundStatus, THROTTLE_CODE, TradeStatus, top_sign,
+};
+use crate::sim::{Page, RawRequest, SignedPush, SimCall, SimErr, SimFault, SimWire, param};
+use crate::wire::{china, china_time_string, json_bytes};
+use crate::{CanonicalStatus, ChannelOrder, ShopCredentials};
+
+pub(crate) struct TaobaoWire;
+
+/// A money amount as TOP writes it: a yuan string with two decimals.
+pub(crate) fn yuan(d: rust_decimal::Decimal) -> String {
+    format!("{:.2}", d)
+}
+
+/// An id as a JSON number when it fits, else as a string (TOP also sends the `*_str` twin).
+fn num_id(s: &str) -> Value {
+    s.parse::<u64>()
+        .map(Value::from)
+        .unwrap_or_else(|_| json!(s))
+}
+
+pub(crate) fn render(o: &ChannelOrder) -> Value {
+    let r = &o.receiver;
+    json!({
+        "tid": num_id(&o.external_order_id),
+        "tid_str": o.external_order_id,
+        "status": o.channel_status,
+        "type": "fixed",
+        "created": china_time_string(o.created_at),
+        "pay_time": o.paid_at.map(china_time_string),
+        "modified": china_time_string(o.modified_at),
+        "payment": yuan(o.amounts.paid),
+        "total_fee": yuan(o.amounts.goods_total),
+        "post_fee": yuan(o.amounts.shipping_fee),
+        "discount_fee": yuan(o.amounts.discount),
+        "seller_nick": "模拟旗舰店",
+        "buyer_nick": o.buyer.nick,
+        "buyer_open_uid": o.buyer.id,
+        "buyer_message": o.buyer_message,
+        "seller_memo": o.seller_memo,
+        "receiver_name": r.name.expose(),
+        "receiver_mobile": r.phone.expose(),
+        "receiver_state": r.province,
+        "receiver_city": r.city,
+        "receiver_district": r.district,
+        "receiver_town": r.town,
+        "receiver_address": r.detail.expose(),
+        "orders": {"order": o.lines.iter().map(|l| json!({
+            "oid": num_id(&l.external_line_id),
+            "oid_str": l.external_line_id,
+            "status": o.channel_status,
+            "title": l.title,
+            "price": yuan(l.unit_price),
+            "num": l.quantity,
+            "num_iid": 600_000_000_000u64,
+            "sku_id": l.platform_sku_id,
+            "outer_sku_id": l.sku,
+            "total_fee": yuan(l.paid_amount),
+            "payment": yuan(l.paid_amount),
+            "divide_order_fee": yuan(l.paid_amount),
+            "discount_fee": yuan(l.discount),
+            "refund_status": RefundStatus::NoRefund.code(),
+        })).collect::<Vec<_>>()},
+    })
+}
+
+fn time(pairs: &[(String, String)], k: &str) -> DateTime<Utc> {
+    let s = Some(crate::wire::Text(param(pairs, k).to_string()));
+    crate::wire::china_time(k, &s)
+        .ok()
+        .flatten()
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_default()
+}
+
+impl SimWire for TaobaoWire {
+    fn parse(&self, creds: &ShopCredentials, req: &RawRequest) -> Result<SimCall, SimFault> {
+        if req.path != PATH {
+            return Err(SimFault::BadRequest("unknown path".into()));
+        }
+        // TOP takes parameters from the query string and the form body alike.
+        let mut p = req.query_pairs();
+        p.extend(crate::wire::form_decode(&req.body));
+        let given = param(&p, "sign").to_string();
+        if param(&p, "app_key") != creds.app_key
+            || !crate::sign::hex_eq(&top_sign(&p, &creds.secret), &given)
+            || param(&p, "session") != creds.access_token
+        {
+            return Err(SimFault::Auth);
+        }
+        let num = |k: &str, d: u32| param(&p, k).parse::<u32>().unwrap_or(d);
+        match param(&p, "method") {
+            INCREMENT_METHOD => Ok(SimCall::List {
+                from: time(&p, "start_modified"),
+                to: time(&p, "end_modified"),
+                page: num("page_no", 1),
+                page_size: num("page_size", 40),
+                cursor: None,
+            }),
+            FULLINFO_METHOD => Ok(SimCall::Detail {
+                id: param(&p, "tid").to_string(),
+            }),
+            _ => Err(SimFault::BadRequest("Invalid method".into())),
+        }
+    }
+
+    fn list(&self, page: &Page<'_>) -> Vec<u8> {
+        // With use_has_next=true TOP answers has_next and no total.
+        let mut r = json!({
+            "has_next": page.has_next,
+            "request_id": "sim",
+        });
+        if !page.orders.is_empty() {
+            r["trades"] = json!({"trade": page.orders.iter().map(render).collect::<Vec<_>>()});
+        }
+        json_bytes(&json!({ "trades_sold_increment_get_response": r }))
+    }
+
+    fn detail(&self, o: &ChannelOrder) -> Vec<u8> {
+        json_bytes(
+            &json!({"trade_fullinfo_get_response": {"trade": render(o), "request_id": "sim"}}),
+        )
+    }
+
+    fn error(&self, err: &SimErr) -> (u16, Vec<u8>) {
+        let e = match err {
+            SimErr::Auth => json!({"code": 25, "msg": "Invalid signature"}),
+            SimErr::Throttled => json!({
+                "code": THROTTLE_CODE.parse::<i64>().unwrap_or(7),
+                "msg": "App Call Limited",
+                "sub_code": "accesscontrol.limited-by-app-access-count",
+                "sub_msg": "This ban will last for 1 more seconds",
+            }),
+            SimErr::BadRequest(m) => json!({"code": 41, "msg": "Invalid arguments", "sub_msg": m}),
+            SimErr::NotFound => json!({
+                "code": 15, "msg": "Remote service error",
+                "sub_code": "isv.trade-not-exist", "sub_msg": "交易不存在",
+            }),
+        };
+        let mut e = e;
+        e["request_id"] = json!("sim");
+        (200, json_bytes(&json!({ "error_response": e })))
+    }
+
+    fn push(&self, o: &ChannelOrder, creds: &ShopCredentials, now: DateTime<Utc>) -> SignedPush {
+        let topic = match o.canonical {
+            CanonicalStatus::PendingPayment => "taobao_trade_TradeCreate",
+            CanonicalStatus::Paid => "taobao_trade_TradeBuyerPay",
+            CanonicalStatus::PartlyShipped => "taobao_trade_TradePartlySellerShip",
+            CanonicalStatus::Shipped => "taobao_trade_TradeSellerShip",
+            CanonicalStatus::Delivered | CanonicalStatus::Completed => "taobao_trade_TradeSuccess",
+            CanonicalStatus::Cancelled => "taobao_trade_TradeClose",
+        };
+        let content = json!({
+            "tid": num_id(&o.external_order_id),
+            "oid": num_id(&o.external_order_id),
+            "status": topic.trim_start_matches("taobao_trade_"),
+            "payment": yuan(o.amounts.paid),
+            "buyer_nick": o.buyer.nick,
+            "seller_nick": "模拟旗舰店",
+            "type": "fixed",
+        })
+        .to_string();
+        let mut params: Vec<(String, String)> = vec![
+            ("app_key".into(), creds.app_key.clone()),
+            ("topic".into(), topic.into()),
+            (
+                "id".into(),
+                format!("{}-{}", o.external_order_id, o.modified_at.timestamp()),
+            ),
+            ("pub_time".into(), china_time_string(o.modified_at)),
+            ("user_nick".into(), "模拟旗舰店".into()),
+            ("content".into(), content),
+            (
+                "timestamp".into(),
+                china_time_string(now.with_timezone(&china())),
+            ),
+            ("sign_method".into(), "md5".into()),
+        ];
+        let sign = top_sign(&params, &creds.secret);
+        params.push(("sign".into(), sign));
+        SignedPush {
+            query: Vec::new(),
+            headers: Vec::new(),
+            content_type: "application/x-www-form-urlencoded;charset=utf-8",
+            body: crate::wire::form_encode(&params).into_bytes(),
+        }
+    }
+
+    fn status_code(&self, c: CanonicalStatus) -> &'static str {
+        match c {
+            CanonicalStatus::PendingPayment => TradeStatus::WaitBuyerPay,
+            CanonicalStatus::Paid => TradeStatus::WaitSellerSendGoods,
+            CanonicalStatus::PartlyShipped => TradeStatus::SellerConsignedPart,
+            CanonicalStatus::Shipped => TradeStatus::WaitBuyerConfirmGoods,
+            CanonicalStatus::Delivered => TradeStatus::TradeBuyerSigned,
+            CanonicalStatus::Completed => TradeStatus::TradeFinished,
+            CanonicalStatus::Cancelled => TradeStatus::TradeClosedByTaobao,
+        }
+        .code()
+    }
+
+    fn order_id(&self, serial: u64) -> String {
+        format!("{}", 3_900_000_000_000_000_000u64 + serial)
+    }
+}
