@@ -148,7 +148,8 @@ pub async fn receive(
     // Verify, then parse: a refused message is recorded with its rule (and kept, for forensics).
     let checked = adapter
         .verify_push(&headers, &body, &creds, now, TIMESTAMP_TOLERANCE)
-        .and_then(|()| adapter.parse_push(&headers, &body));
+        .and_then(|()| adapter.open_push(&body, &creds))
+        .and_then(|opened| adapter.parse_push(&headers, &opened));
     let push = match checked {
         Ok(p) => p,
         Err(rej) => {

@@ -99,11 +99,15 @@ pub async fn process_message(
             "the channel's shop id is not a valid orderhub shop id".into(),
         );
     };
-    let push = match adapter.parse_push(&m.headers, &m.body) {
+    let creds = credentials(&shop);
+    // The raw message is kept as received (Kuaishou's encrypted); opened again here.
+    let push = match adapter
+        .open_push(&m.body, &creds)
+        .and_then(|opened| adapter.parse_push(&m.headers, &opened))
+    {
         Ok(p) => p,
         Err(r) => return reject(r.rule, r.message),
     };
-    let creds = credentials(&shop);
     let (mut created, mut updated, mut stale) = (0, 0, 0);
     for item in &push.items {
         let order = match &item.order {

@@ -221,6 +221,7 @@ pub(crate) struct Page<'a> {
 }
 
 /// A push ready to send: query parameters, headers and body.
+#[derive(Debug, Clone)]
 pub struct SignedPush {
     pub query: Vec<(String, String)>,
     pub headers: Vec<(String, String)>,

@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 fn creds() -> ShopCredentials {
     let mut c = ShopCredentials::new("app-key-1", "s3cret");
     c.access_token = "tok-1".into();
+    // Kuaishou encrypts pushes with the app's message key (Base64 of 32 bytes).
+    c.message_key = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".into();
     c
 }
 
@@ -36,7 +38,7 @@ async fn configure(app: &TestApp, kind: ChannelKind, shop: &str, url: &str) {
             Method::PUT,
             &format!("/v1/channels/{}/shops/{shop}", kind.code()),
             Some(ADMIN_KEY),
-            Some(&json!({"app_key": c.app_key, "secret": c.secret, "access_token": c.access_token, "api_base_url": url}).to_string()),
+            Some(&json!({"app_key": c.app_key, "secret": c.secret, "access_token": c.access_token, "message_key": c.message_key, "api_base_url": url}).to_string()),
             &[],
         )
         .await;
@@ -108,7 +110,7 @@ async fn messages(app: &TestApp, state: &str) -> Vec<Value> {
 
 async fn a_signed_push_becomes_one_order_and_bad_pushes_are_recorded(app: TestApp) {
     let _stop = start_processor(&app);
-    for kind in [ChannelKind::Douyin, ChannelKind::Youzan] {
+    for kind in ChannelKind::ALL {
         let (url, handle) = sim::spawn(kind, SimSettings::new(creds(), 5, 11))
             .await
             .unwrap();
@@ -158,11 +160,21 @@ async fn a_signed_push_becomes_one_order_and_bad_pushes_are_recorded(app: TestAp
             .filter(|m| m["shop_id"] == shop)
             .collect();
         assert_eq!(all.len(), 1, "{kind}: {all:?}");
-        // A tampered body is refused, recorded with its rule, and changes nothing.
+        // A tampered body (WeChat: its signature, which covers the query in plain mode) is
+        // refused, recorded with its rule, and changes nothing.
         let mut bad = p.body.clone();
-        let at = bad.iter().position(|b| b.is_ascii_digit()).unwrap();
-        bad[at] = if bad[at] == b'9' { b'8' } else { bad[at] + 1 };
-        let r = push(&app, kind, &shop, &p, &bad).await;
+        let mut tampered = p.clone();
+        if kind == ChannelKind::Wechat {
+            for (k, v) in tampered.query.iter_mut() {
+                if k == "signature" {
+                    *v = format!("0{}", &v[1..]);
+                }
+            }
+        } else {
+            let at = bad.iter().position(|b| b.is_ascii_digit()).unwrap();
+            bad[at] = if bad[at] == b'9' { b'8' } else { bad[at] + 1 };
+        }
+        let r = push(&app, kind, &shop, &tampered, &bad).await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{kind}");
         assert_eq!(r.body["error"]["code"], "bad_signature");
         let rejected: Vec<Value> = messages(&app, "rejected")
