@@ -549,6 +549,8 @@ pub struct OrderView {
     pub reservation_id: Option<Uuid>,
     /// Open exceptions by code, e.g. `out_of_stock` (the order waits on backorder).
     pub exceptions: Vec<String>,
+    /// When the order's channel last acknowledged orderhub's write-back (its tracking number).
+    pub last_sync_at: Option<DateTime<Utc>>,
 }
 
 fn shown(p: &Personal, kind: MaskKind, reveal: bool) -> String {
@@ -634,6 +636,7 @@ impl OrderView {
             seller_memo: o.seller_memo.clone(),
             reservation_id: o.reservation_id,
             exceptions: o.exceptions.clone(),
+            last_sync_at: o.last_sync_at,
         }
     }
 }

@@ -404,3 +404,44 @@ fn resolve_moved_on(
     }
     Ok(cur)
 }
+
+/// Records that the order's channel acknowledged the write-back of its shipment: `last_sync_at`,
+/// version + 1, audit entry and `writeback.acknowledged`; a `writeback_failed` exception resolves.
+pub fn mark_synced(
+    tx: &mut dyn Tx,
+    actor: &Actor,
+    order_id: OrderId,
+    detail: serde_json::Value,
+    now: DateTime<Utc>,
+) -> Result<Order, CoreError> {
+    let order = tx
+        .order_get(&actor.principal.tenant_id, order_id)?
+        .ok_or(CoreError::NotFound)?;
+    let mut next = order.clone();
+    next.last_sync_at = Some(now);
+    next.exceptions.retain(|e| e != "writeback_failed");
+    next.version += 1;
+    next.updated_at = now;
+    tx.order_update(&next)?;
+    record(
+        tx,
+        actor,
+        Some(&order),
+        &next,
+        "channel_writeback",
+        "writeback.acknowledged",
+        detail,
+    )?;
+    if order.exceptions.iter().any(|e| e == "writeback_failed") {
+        exception_event(
+            tx,
+            actor,
+            &order,
+            &next,
+            "exception.resolved",
+            "writeback_failed",
+            json!({ "resolved_by": "writeback.acknowledged" }),
+        )?;
+    }
+    Ok(next)
+}

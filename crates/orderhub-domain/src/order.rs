@@ -127,6 +127,10 @@ pub struct Order {
     /// Open exceptions, by code (`out_of_stock`): what stops the order from moving on by itself.
     #[serde(default)]
     pub exceptions: Vec<String>,
+    /// When its channel last acknowledged what orderhub pushed to it (the shipment's tracking
+    /// number); `None` until then.
+    #[serde(default)]
+    pub last_sync_at: Option<DateTime<Utc>>,
 }
 
 /// The exception of a paid order whose stock could not be reserved; it waits on backorder.
@@ -408,6 +412,7 @@ impl Order {
             seller_memo: draft.seller_memo,
             reservation_id: None,
             exceptions: Vec::new(),
+            last_sync_at: None,
         })
     }
 }

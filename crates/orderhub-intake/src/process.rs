@@ -13,6 +13,9 @@ use orderhub_store::{ChannelMessageRow, Store};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Messages processed at once.
+const CONCURRENCY: usize = 64;
+
 /// A message whose channel API keeps failing is given up (`failed`) after this many attempts.
 pub const ATTEMPTS_MAX: u32 = 10;
 
@@ -208,9 +211,25 @@ pub async fn run(
             .read(|r| r.channel_messages(None, Some(MSG_PENDING), None, 200))
             .await
             .unwrap_or_default();
+        // Messages are independent (merging is idempotent and ordered by the channel's version),
+        // so a batch is processed concurrently: channel API calls overlap and the store commits
+        // the merges in groups.
+        use futures::StreamExt;
+        let n = pending.len();
+        let outcomes: Vec<(ChannelMessageRow, Outcome)> =
+            futures::stream::iter(pending.into_iter().map(|m| {
+                let (store, http) = (store.clone(), http.clone());
+                async move {
+                    let o = process_message(&store, &http, &m).await;
+                    (m, o)
+                }
+            }))
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await;
         let mut progressed = false;
-        for m in &pending {
-            let outcome = process_message(&store, &http, m).await;
+        let mut updates = Vec::with_capacity(outcomes.len());
+        for (m, outcome) in outcomes {
             let (state, rule, reason) = match &outcome {
                 Outcome::Processed { .. } => (MSG_PROCESSED, None, None),
                 Outcome::Rejected { rule, reason } => {
@@ -227,25 +246,29 @@ pub async fn run(
             };
             progressed |= state != MSG_PENDING;
             metrics::counter!("orderhub_channel_messages_processed_total", "channel" => m.channel.clone(), "state" => state).increment(1);
-            let (t, id) = (m.tenant_id.clone(), m.message_id);
-            let _ = store
-                .write(0, move |tx| {
-                    Ok(tx.channel_message_update(
-                        &t,
-                        id,
+            updates.push((m.tenant_id.clone(), m.message_id, state, rule, reason));
+        }
+        // Every outcome of the batch in one transaction.
+        let _ = store
+            .write(0, move |tx| {
+                for (t, id, state, rule, reason) in &updates {
+                    tx.channel_message_update(
+                        t,
+                        *id,
                         state,
                         rule.as_deref(),
                         None,
                         reason.as_deref(),
                         Utc::now(),
-                    )?)
-                })
-                .await;
-        }
-        if progressed && pending.len() == 200 {
+                    )?;
+                }
+                Ok(())
+            })
+            .await;
+        if progressed && n == 200 {
             continue;
         }
-        let pause = if pending.is_empty() || progressed {
+        let pause = if n == 0 || progressed {
             Duration::from_secs(1)
         } else {
             Duration::from_secs(2)
