@@ -5,8 +5,14 @@
 //! channel's push signature, and builds and reads its incremental-pull requests; plus a simulator of
 //! each channel (`sim`) that serves a faithful fake of its order API and sends signed pushes.
 //!
+//! Write-back: [`Channel::ship_request`] builds the channel's own ship / logistics-upload call for a
+//! [`Shipment`] (orderhub carrier codes mapped to the channel's codes, `unknown_carrier` when the
+//! channel has none) and [`Channel::parse_ship_ack`] reads its answer (an "already shipped" answer
+//! counts as success, so retrying is idempotent).
+//!
 //! What must not live here: storage, deduplication and versioning of orders, the hub's HTTP routes,
-//! pull scheduling, write-back. Those are built on this crate: a webhook route calls
+//! pull scheduling, the write-back's event target, retries and watchdog. Those are built on this
+//! crate: a webhook route calls
 //! [`Channel::verify_push`], [`Channel::open_push`] (decrypts channels that encrypt pushes) then
 //! [`Channel::parse_push`]; a puller calls [`Channel::list_request`] /
 //! [`Channel::parse_list`] (see [`client::pull_window`]); both turn a [`ChannelOrder`] into an
@@ -38,6 +44,7 @@ pub mod douyin;
 pub mod jd;
 pub mod kuaishou;
 pub mod pdd;
+pub mod ship;
 pub mod sign;
 pub mod sim;
 pub mod taobao;
@@ -486,6 +493,20 @@ pub struct ApiRequest {
     pub body: Vec<u8>,
 }
 
+/// One shipment to push to the channel: which order (and optionally which of its lines), by which
+/// carrier, under which tracking number.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shipment {
+    pub external_order_id: String,
+    /// orderhub's carrier code (see [`ship::CARRIERS`]): sf, jd, cainiao, zto, yto, jt, ems, sto,
+    /// yunda, dbl. Each adapter maps it to the channel's own code or id.
+    pub carrier: String,
+    pub tracking_no: String,
+    /// The channel's line ids of a partial shipment; `None` ships the whole order. Channels whose
+    /// ship API takes whole orders only refuse `Some` (`partial_unsupported`).
+    pub line_ids: Option<Vec<String>>,
+}
+
 /// One page of a list call.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OrderPage {
@@ -570,6 +591,22 @@ pub trait Channel: Send + Sync {
 
     /// The channel's error envelope, if `body` is one (throttling recognised as `Throttled`).
     fn api_error(&self, body: &[u8]) -> Option<ApiError>;
+
+    /// The signed ship / logistics-upload call for `shipment`. Refused without any call:
+    /// `unknown_carrier` when the channel has no code for the carrier, `bad_value` for an empty
+    /// or malformed order id or tracking number, `partial_unsupported` for line ids on a channel
+    /// that ships whole orders only.
+    fn ship_request(
+        &self,
+        shipment: &Shipment,
+        creds: &ShopCredentials,
+        now: DateTime<Utc>,
+    ) -> Result<ApiRequest, Rejected>;
+
+    /// The ship call's answer: `Ok` for the channel's success shape and for its "already shipped"
+    /// answer (so the write-back is idempotent); `Throttled` / `Auth` / `Api` for its errors; a
+    /// body that is neither is `Rejected`.
+    fn parse_ship_ack(&self, body: &[u8]) -> Result<(), ApiError>;
 
     /// A detail answer: the channel's error, or the order.
     fn parse_detail(&self, body: &[u8]) -> Result<ChannelOrder, ApiError> {

@@ -74,6 +74,30 @@ pub const SUCCESS_CODE: &str = "10000";
 /// treated as throttling).
 pub const THROTTLE_SUB_CODE: &str = "isv.access-limited";
 
+/// `order.logisticsAdd`: ship a whole order (`order_id`, `company_code`, `logistics_code` = the
+/// tracking number; SOURCES.md § Douyin write-back).
+pub const SHIP_METHOD: &str = "order.logisticsAdd";
+/// orderhub carrier → Douyin `company_code` (kuaidi100-style slugs, as listed by
+/// `order.logisticsCompanyList`; see SOURCES.md). 菜鸟 (cainiao) is a network, not one courier:
+/// no code.
+pub const CARRIERS: &crate::ship::CarrierTable = &[
+    ("sf", "shunfeng"),
+    ("zto", "zhongtong"),
+    ("yto", "yuantong"),
+    ("sto", "shentong"),
+    ("yunda", "yunda"),
+    ("ems", "ems"),
+    ("jd", "jd"),
+    ("jt", "jtexpress"),
+    ("dbl", "debangkuaidi"),
+];
+/// **Assumed** sub_code of "the order is already shipped" (read as success).
+pub const ALREADY_SHIPPED_SUB_CODE: &str = "isv.business-failed:order-already-shipped";
+/// **Assumed** sub_code of "the order's state does not allow shipping" (another tracking number).
+pub const SHIP_CONFLICT_SUB_CODE: &str = "isv.business-failed:order-status-not-allowed";
+/// **Assumed** system error (retry).
+pub const SYSTEM_ERROR_SUB_CODE: &str = "isp.service-error";
+
 pub struct Douyin;
 
 fn order_from(o: t::ShopOrder, base: &str) -> Result<ChannelOrder, Rejected> {
@@ -443,5 +467,30 @@ impl Channel for Douyin {
     fn api_error(&self, body: &[u8]) -> Option<ApiError> {
         let env: t::Envelope<serde_json::Value> = wire::parse_json(body).ok()?;
         envelope_error(&env.code, &env.sub_code, &env.msg.or(env.message))
+    }
+
+    fn ship_request(
+        &self,
+        s: &crate::Shipment,
+        creds: &ShopCredentials,
+        now: DateTime<Utc>,
+    ) -> Result<ApiRequest, Rejected> {
+        let code = crate::ship::check(s, CARRIERS, false)?;
+        let params = serde_json::json!({
+            "order_id": s.external_order_id,
+            "company_code": code,
+            "logistics_code": s.tracking_no,
+        });
+        Ok(request(SHIP_METHOD, params, creds, now))
+    }
+
+    fn parse_ship_ack(&self, body: &[u8]) -> Result<(), ApiError> {
+        crate::ship::ack(self.api_error(body), &[ALREADY_SHIPPED_SUB_CODE], || {
+            let env: t::Envelope<serde_json::Value> = wire::parse_json(body)?;
+            match wire::opt_str(&env.code) {
+                Some(_) => Ok(()),
+                None => Err(Rejected::missing("code")),
+            }
+        })
     }
 }

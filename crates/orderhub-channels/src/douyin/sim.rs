@@ -3,8 +3,14 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use super::{DETAIL_METHOD, LIST_METHOD, OrderStatus, THROTTLE_SUB_CODE, api_sign, push_sign};
-use crate::sim::{Page, RawRequest, SignedPush, SimCall, SimErr, SimFault, SimWire, param as get};
+use super::{
+    ALREADY_SHIPPED_SUB_CODE, CARRIERS, DETAIL_METHOD, LIST_METHOD, OrderStatus,
+    SHIP_CONFLICT_SUB_CODE, SHIP_METHOD, SYSTEM_ERROR_SUB_CODE, THROTTLE_SUB_CODE, api_sign,
+    push_sign,
+};
+use crate::sim::{
+    Page, RawRequest, ShipAnswer, SignedPush, SimCall, SimErr, SimFault, SimWire, param as get,
+};
 use crate::wire::{json_bytes, yuan_to_fen};
 use crate::{CanonicalStatus, ChannelOrder, ShopCredentials};
 
@@ -47,6 +53,16 @@ pub(crate) fn render(o: &ChannelOrder) -> Value {
             "after_sale_info": {"after_sale_status": 0, "after_sale_type": 0, "refund_status": 0},
         })).collect::<Vec<_>>(),
     })
+}
+
+fn fail(code: i64, sub: &str, msg: &str) -> (u16, Vec<u8>) {
+    (
+        200,
+        json_bytes(
+            &json!({"err_no": code, "message": msg, "code": code, "msg": msg,
+            "sub_code": sub, "sub_msg": msg, "data": null}),
+        ),
+    )
 }
 
 fn ok(data: Value) -> Vec<u8> {
@@ -96,7 +112,30 @@ impl SimWire for DouyinWire {
                     .unwrap_or("")
                     .to_string(),
             }),
+            SHIP_METHOD => {
+                let s = |k: &str| p.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+                Ok(SimCall::Ship {
+                    id: s("order_id"),
+                    carrier: s("company_code"),
+                    tracking_no: s("logistics_code"),
+                    line_ids: None,
+                })
+            }
             _ => Err(SimFault::BadRequest("unknown method".into())),
+        }
+    }
+
+    fn carriers(&self) -> &'static crate::ship::CarrierTable {
+        CARRIERS
+    }
+
+    fn ship(&self, answer: ShipAnswer) -> (u16, Vec<u8>) {
+        match answer {
+            ShipAnswer::Shipped => (200, ok(json!({}))),
+            ShipAnswer::Repeat => fail(50002, ALREADY_SHIPPED_SUB_CODE, "订单已发货"),
+            ShipAnswer::Conflict => fail(50002, SHIP_CONFLICT_SUB_CODE, "订单状态不允许发货"),
+            ShipAnswer::UnknownCarrier => fail(40003, "isv.parameter-invalid", "物流公司不存在"),
+            ShipAnswer::SystemError => fail(20000, SYSTEM_ERROR_SUB_CODE, "系统错误，请稍后重试"),
         }
     }
 
@@ -124,13 +163,7 @@ impl SimWire for DouyinWire {
                 "订单不存在".to_string(),
             ),
         };
-        (
-            200,
-            json_bytes(
-                &json!({"err_no": code, "message": msg, "code": code, "msg": msg,
-                "sub_code": sub, "sub_msg": msg, "data": null}),
-            ),
-        )
+        fail(code, sub, &msg)
     }
 
     fn push(&self, o: &ChannelOrder, creds: &ShopCredentials, _now: DateTime<Utc>) -> SignedPush {

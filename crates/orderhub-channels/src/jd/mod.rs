@@ -50,6 +50,28 @@ pub const OPTIONAL_FIELDS: &str = "orderId,venderId,orderType,orderState,orderSt
 pub const THROTTLE_CODE: &str = "74";
 /// **Assumed**: invalid access_token or signature.
 pub const AUTH_CODE: &str = "19";
+/// `jingdong.pop.order.shipment`: `orderId`, `logiCoprId` (carrier id), `logiNo` (tracking number)
+/// in `360buy_param_json` (xxl4/laravel-store `PopOrderShipmentRequest.php`). Whole orders only.
+/// Answer `jingdong_pop_order_shipment_responce{sopjosshipment_result{success, errorCode,
+/// chineseErrCode}}` — **from memory**.
+pub const SHIP_METHOD: &str = "jingdong.pop.order.shipment";
+/// orderhub carrier → JOS `logiCoprId` (`jingdong.vender.delivery.company` ids). **Assumed** (from
+/// memory, no public table found): verify before production.
+pub const CARRIERS: &crate::ship::CarrierTable = &[
+    ("yto", "463"),
+    ("ems", "465"),
+    ("sf", "467"),
+    ("sto", "470"),
+    ("yunda", "1327"),
+    ("zto", "1499"),
+    ("jd", "2087"),
+];
+/// **Assumed** `errorCode` of "already shipped" (read as success).
+pub const ALREADY_SHIPPED_CODE: &str = "10400002";
+/// **Assumed** `errorCode` of "the order's state does not allow shipping".
+pub const SHIP_CONFLICT_CODE: &str = "10400001";
+/// **Assumed** system error code.
+pub const SYSTEM_ERROR_CODE: &str = "10000";
 
 pub struct Jd;
 
@@ -371,6 +393,49 @@ impl Channel for Jd {
             creds,
             now,
         )
+    }
+
+    fn ship_request(
+        &self,
+        s: &crate::Shipment,
+        creds: &ShopCredentials,
+        now: DateTime<Utc>,
+    ) -> Result<ApiRequest, Rejected> {
+        let id = crate::ship::check(s, CARRIERS, false)?;
+        let param = serde_json::json!({
+            "orderId": s.external_order_id,
+            "logiCoprId": id,
+            "logiNo": s.tracking_no,
+        });
+        Ok(request(SHIP_METHOD, param, creds, now))
+    }
+
+    fn parse_ship_ack(&self, body: &[u8]) -> Result<(), ApiError> {
+        if let Some(e) = self.api_error(body) {
+            return Err(e);
+        }
+        let v: serde_json::Value = wire::parse_json(body)?;
+        let field = "jingdong_pop_order_shipment_responce.sopjosshipment_result";
+        let r = v
+            .pointer("/jingdong_pop_order_shipment_responce/sopjosshipment_result")
+            .ok_or_else(|| Rejected::missing(field))?;
+        let text = |k: &str| match r.get(k) {
+            Some(serde_json::Value::String(s)) => s.clone(),
+            Some(serde_json::Value::Null) | None => String::new(),
+            Some(other) => other.to_string(),
+        };
+        match text("success").as_str() {
+            "true" => Ok(()),
+            "false" => {
+                let code = text("errorCode");
+                if code == ALREADY_SHIPPED_CODE {
+                    return Ok(());
+                }
+                let desc = format!("{} {}", text("chineseErrCode"), text("englishErrCode"));
+                Err(classify(code, desc.trim()))
+            }
+            _ => Err(Rejected::bad_value(&format!("{field}.success"), "a boolean").into()),
+        }
     }
 
     fn api_error(&self, body: &[u8]) -> Option<ApiError> {

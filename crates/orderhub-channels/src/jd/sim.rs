@@ -7,7 +7,9 @@ use serde_json::{Value, json};
 use super::{
     AUTH_CODE, GET_METHOD, OrderState, PATH, SEARCH_METHOD, THROTTLE_CODE, api_sign, jos_timestamp,
 };
-use crate::sim::{Page, RawRequest, SignedPush, SimCall, SimErr, SimFault, SimWire, param};
+use crate::sim::{
+    Page, RawRequest, ShipAnswer, SignedPush, SimCall, SimErr, SimFault, SimWire, param,
+};
 use crate::wire::{china_time_string, json_bytes};
 use crate::{CanonicalStatus, ChannelOrder, ShopCredentials};
 
@@ -118,6 +120,19 @@ impl SimWire for JdWire {
                     .unwrap_or("")
                     .to_string(),
             }),
+            super::SHIP_METHOD => {
+                let s = |k: &str| match biz.get(k) {
+                    Some(Value::String(s)) => s.clone(),
+                    Some(Value::Number(n)) => n.to_string(),
+                    _ => String::new(),
+                };
+                Ok(SimCall::Ship {
+                    id: s("orderId"),
+                    carrier: s("logiCoprId"),
+                    tracking_no: s("logiNo"),
+                    line_ids: None,
+                })
+            }
             _ => Err(SimFault::BadRequest("unknown method".into())),
         }
     }
@@ -138,6 +153,46 @@ impl SimWire for JdWire {
             "code": "0",
             "orderDetailInfo": {"apiResult": ok_result(), "orderInfo": render(o)},
         }}))
+    }
+
+    fn carriers(&self) -> &'static crate::ship::CarrierTable {
+        super::CARRIERS
+    }
+
+    fn ship(&self, answer: ShipAnswer) -> (u16, Vec<u8>) {
+        let result = |ok: bool, code: &str, zh: &str, en: &str| {
+            (
+                200,
+                json_bytes(&json!({"jingdong_pop_order_shipment_responce": {
+                    "code": "0",
+                    "sopjosshipment_result": {
+                        "success": ok, "errorCode": code,
+                        "chineseErrCode": zh, "englishErrCode": en,
+                    },
+                }})),
+            )
+        };
+        match answer {
+            ShipAnswer::Shipped => result(true, "", "成功", "success"),
+            ShipAnswer::Repeat => result(
+                false,
+                super::ALREADY_SHIPPED_CODE,
+                "订单已出库",
+                "order already shipped",
+            ),
+            ShipAnswer::Conflict => result(
+                false,
+                super::SHIP_CONFLICT_CODE,
+                "订单状态不允许出库",
+                "order state does not allow it",
+            ),
+            ShipAnswer::UnknownCarrier => {
+                result(false, "10400003", "物流公司不存在", "unknown carrier")
+            }
+            ShipAnswer::SystemError => {
+                result(false, super::SYSTEM_ERROR_CODE, "系统异常", "system error")
+            }
+        }
     }
 
     fn error(&self, err: &SimErr) -> (u16, Vec<u8>) {

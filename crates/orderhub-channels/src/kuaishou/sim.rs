@@ -8,7 +8,9 @@ use super::{
     AUTH_RESULT, DETAIL_METHOD, LIST_METHOD, NO_MORE, OrderStatus, THROTTLE_RESULT, api_sign,
     encrypt_push, path,
 };
-use crate::sim::{Page, RawRequest, SignedPush, SimCall, SimErr, SimFault, SimWire, param};
+use crate::sim::{
+    Page, RawRequest, ShipAnswer, SignedPush, SimCall, SimErr, SimFault, SimWire, param,
+};
 use crate::wire::{json_bytes, yuan_to_fen};
 use crate::{Amounts, CanonicalStatus, ChannelOrder, ShopCredentials};
 
@@ -111,6 +113,19 @@ impl SimWire for KuaishouWire {
                     .map(|v| v.to_string().trim_matches('"').to_string())
                     .unwrap_or_default(),
             }),
+            super::SHIP_METHOD => {
+                let s = |k: &str| match biz.get(k) {
+                    Some(Value::String(s)) => s.clone(),
+                    Some(Value::Number(n)) => n.to_string(),
+                    _ => String::new(),
+                };
+                Ok(SimCall::Ship {
+                    id: s("orderId"),
+                    carrier: s("expressCode"),
+                    tracking_no: s("expressNo"),
+                    line_ids: None,
+                })
+            }
             _ => Err(SimFault::BadRequest("unknown method".into())),
         }
     }
@@ -125,6 +140,32 @@ impl SimWire for KuaishouWire {
 
     fn detail(&self, o: &ChannelOrder) -> Vec<u8> {
         ok(render(o))
+    }
+
+    fn carriers(&self) -> &'static crate::ship::CarrierTable {
+        super::CARRIERS
+    }
+
+    fn ship(&self, answer: ShipAnswer) -> (u16, Vec<u8>) {
+        let fail = |result: &str, msg: &str| {
+            (
+                200,
+                json_bytes(&json!({
+                    "result": result.parse::<i64>().unwrap_or(0),
+                    "error_msg": msg, "code": result, "msg": msg,
+                })),
+            )
+        };
+        match answer {
+            // Kuaishou answers a repeat with the same tracking number as a success.
+            ShipAnswer::Shipped | ShipAnswer::Repeat => (
+                200,
+                json_bytes(&json!({"result": 1, "code": "1", "msg": "success", "data": {}})),
+            ),
+            ShipAnswer::Conflict => fail(super::SHIP_CONFLICT_RESULT, "订单状态不允许发货"),
+            ShipAnswer::UnknownCarrier => fail("12", "快递公司编码不存在"),
+            ShipAnswer::SystemError => fail(super::SYSTEM_ERROR_RESULT, "系统繁忙，请稍后重试"),
+        }
     }
 
     fn error(&self, err: &SimErr) -> (u16, Vec<u8>) {

@@ -87,6 +87,27 @@ pub const THROTTLE_CODE: &str = "70031";
 /// **Assumed**: access_token invalid or expired. Messages about the signature or the
 /// access_token are auth errors too.
 pub const AUTH_CODE: &str = "10019";
+/// `pdd.logistics.online.send`: `order_sn`, `logistics_id` (numeric), `tracking_number`; answer
+/// `logistics_online_send_response{is_success}` (lywzx/pdd-node-sdk). Whole orders only.
+pub const SHIP_TYPE: &str = "pdd.logistics.online.send";
+/// orderhub carrier → PDD `logistics_id` (`pdd.logistics.companies.get` ids). **Assumed** (from
+/// memory, no public table found): verify against the companies API before production.
+pub const CARRIERS: &crate::ship::CarrierTable = &[
+    ("sto", "1"),
+    ("sf", "44"),
+    ("yto", "85"),
+    ("zto", "115"),
+    ("ems", "118"),
+    ("jd", "120"),
+    ("yunda", "121"),
+    ("jt", "384"),
+];
+/// **Assumed** error code of "already shipped" (read as success).
+pub const ALREADY_SHIPPED_CODE: &str = "52101";
+/// **Assumed** error code of "the order's state does not allow shipping".
+pub const SHIP_CONFLICT_CODE: &str = "52102";
+/// **Assumed** system error code.
+pub const SYSTEM_ERROR_CODE: &str = "50000";
 
 pub struct Pdd;
 
@@ -476,6 +497,27 @@ impl Channel for Pdd {
             creds,
             now,
         )
+    }
+
+    fn ship_request(
+        &self,
+        s: &crate::Shipment,
+        creds: &ShopCredentials,
+        now: DateTime<Utc>,
+    ) -> Result<ApiRequest, Rejected> {
+        let id = crate::ship::check(s, CARRIERS, false)?;
+        let biz = vec![
+            ("order_sn".into(), s.external_order_id.clone()),
+            ("logistics_id".into(), id.into()),
+            ("tracking_number".into(), s.tracking_no.clone()),
+        ];
+        Ok(request(SHIP_TYPE, biz, creds, now))
+    }
+
+    fn parse_ship_ack(&self, body: &[u8]) -> Result<(), ApiError> {
+        crate::ship::ack(self.api_error(body), &[ALREADY_SHIPPED_CODE], || {
+            crate::ship::success_flag(body, "/logistics_online_send_response/is_success")
+        })
     }
 
     fn api_error(&self, body: &[u8]) -> Option<ApiError> {

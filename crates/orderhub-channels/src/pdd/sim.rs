@@ -5,7 +5,9 @@ use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
 use super::{AUTH_CODE, INCREMENT_TYPE, INFO_TYPE, OrderStatus, PATH, THROTTLE_CODE, api_sign};
-use crate::sim::{Page, RawRequest, SignedPush, SimCall, SimErr, SimFault, SimWire, param};
+use crate::sim::{
+    Page, RawRequest, ShipAnswer, SignedPush, SimCall, SimErr, SimFault, SimWire, param,
+};
 use crate::wire::{china_time_string, json_bytes};
 use crate::{CanonicalStatus, ChannelOrder, ShopCredentials};
 
@@ -105,6 +107,12 @@ impl SimWire for PddWire {
             INFO_TYPE => Ok(SimCall::Detail {
                 id: param(&p, "order_sn").to_string(),
             }),
+            super::SHIP_TYPE => Ok(SimCall::Ship {
+                id: param(&p, "order_sn").to_string(),
+                carrier: param(&p, "logistics_id").to_string(),
+                tracking_no: param(&p, "tracking_number").to_string(),
+                line_ids: None,
+            }),
             _ => Err(SimFault::BadRequest("type not found".into())),
         }
     }
@@ -121,6 +129,34 @@ impl SimWire for PddWire {
         json_bytes(
             &json!({"order_info_get_response": {"order_info": render(o), "request_id": "sim"}}),
         )
+    }
+
+    fn carriers(&self) -> &'static crate::ship::CarrierTable {
+        super::CARRIERS
+    }
+
+    fn ship(&self, answer: ShipAnswer) -> (u16, Vec<u8>) {
+        let biz = |code: &str, msg: &str| {
+            (
+                200,
+                json_bytes(&json!({"error_response": {
+                    "error_code": code.parse::<i64>().unwrap_or(0), "error_msg": msg,
+                    "sub_code": code, "sub_msg": msg, "request_id": "sim",
+                }})),
+            )
+        };
+        match answer {
+            ShipAnswer::Shipped => (
+                200,
+                json_bytes(&json!({"logistics_online_send_response": {
+                    "is_success": true, "request_id": "sim",
+                }})),
+            ),
+            ShipAnswer::Repeat => biz(super::ALREADY_SHIPPED_CODE, "订单已发货"),
+            ShipAnswer::Conflict => biz(super::SHIP_CONFLICT_CODE, "订单状态不允许发货"),
+            ShipAnswer::UnknownCarrier => biz("10000", "快递公司不存在"),
+            ShipAnswer::SystemError => biz(super::SYSTEM_ERROR_CODE, "系统异常，请稍后重试"),
+        }
     }
 
     fn error(&self, err: &SimErr) -> (u16, Vec<u8>) {

@@ -42,6 +42,8 @@ pub struct Knobs {
     pub error_rate: f64,
     /// Token-bucket rate; 0 means no throttling. Over it: the channel's throttling error.
     pub throttle_per_sec: f64,
+    /// Answer every ship call with the channel's system error (for retry tests).
+    pub fail_ship: bool,
 }
 
 impl Default for Knobs {
@@ -50,6 +52,7 @@ impl Default for Knobs {
             latency_ms: 0,
             error_rate: 0.0,
             throttle_per_sec: 0.0,
+            fail_ship: false,
         }
     }
 }
@@ -159,6 +162,25 @@ impl SimHandle {
     pub fn orders(&self) -> Vec<ChannelOrder> {
         self.engine.orders.lock().clone()
     }
+
+    /// Every shipment the simulator accepted, in order: (external order id, the channel's own
+    /// carrier code, tracking number). A repeat of the same shipment is not recorded twice.
+    pub fn shipments(&self) -> Vec<(String, String, String)> {
+        self.engine
+            .shipments
+            .lock()
+            .iter()
+            .map(|s| (s.order_id.clone(), s.carrier.clone(), s.tracking_no.clone()))
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+struct ShipRecord {
+    order_id: String,
+    carrier: String,
+    tracking_no: String,
+    line_ids: Option<Vec<String>>,
 }
 
 /// A request as a wire sees it.
@@ -195,6 +217,27 @@ pub(crate) enum SimCall {
     Detail {
         id: String,
     },
+    /// A ship / logistics-upload call, with the channel's own carrier code.
+    Ship {
+        id: String,
+        carrier: String,
+        tracking_no: String,
+        /// Line ids of a partial shipment (channels that take them).
+        line_ids: Option<Vec<String>>,
+    },
+}
+
+/// How the simulator answers a ship call; each wire renders it in its channel's shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ShipAnswer {
+    Shipped,
+    /// The same tracking number again: the channel's success, or its "already shipped" answer.
+    Repeat,
+    /// A different tracking number on a shipped order, or an order not in a shippable state.
+    Conflict,
+    UnknownCarrier,
+    /// The channel's system error (`fail_ship`).
+    SystemError,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -251,6 +294,11 @@ pub(crate) trait SimWire: Send + Sync + 'static {
     fn cursor_paged(&self) -> bool {
         false
     }
+    /// The channel's carrier table (orderhub code → channel code); a ship call with a channel code
+    /// not in it is refused.
+    fn carriers(&self) -> &'static crate::ship::CarrierTable;
+    /// HTTP status and body of a ship answer.
+    fn ship(&self, answer: ShipAnswer) -> (u16, Vec<u8>);
 }
 
 pub(crate) fn wire(kind: ChannelKind) -> Option<Box<dyn SimWire>> {
@@ -296,6 +344,7 @@ struct Engine {
     /// Sorted by (modified_at, id) when read.
     orders: Mutex<Vec<ChannelOrder>>,
     serial: AtomicU64,
+    shipments: Mutex<Vec<ShipRecord>>,
     bucket: Mutex<Bucket>,
     http: HttpClient,
 }
@@ -331,6 +380,88 @@ impl Engine {
             .into_response()
     }
 
+    fn respond(&self, (status, body): (u16, Vec<u8>)) -> Response {
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+        (
+            status,
+            [(header::CONTENT_TYPE, "application/json;charset=UTF-8")],
+            body,
+        )
+            .into_response()
+    }
+
+    /// A ship call: checks the carrier and the order, records the shipment and moves the order to
+    /// shipped (partly shipped while lines remain), modified now.
+    fn ship(
+        &self,
+        id: String,
+        carrier: String,
+        tracking_no: String,
+        line_ids: Option<Vec<String>>,
+        fail: bool,
+    ) -> Response {
+        if fail {
+            bump(&self.settings.stats.errors);
+            return self.respond(self.wire.ship(ShipAnswer::SystemError));
+        }
+        if !self.wire.carriers().iter().any(|(_, c)| *c == carrier) {
+            return self.respond(self.wire.ship(ShipAnswer::UnknownCarrier));
+        }
+        let mut orders = self.orders.lock();
+        let Some(order) = orders.iter_mut().find(|o| o.external_order_id == id) else {
+            return self.error(SimErr::NotFound);
+        };
+        let mut shipments = self.shipments.lock();
+        let earlier: Vec<&ShipRecord> = shipments.iter().filter(|s| s.order_id == id).collect();
+        if earlier.iter().any(|s| s.tracking_no == tracking_no) {
+            return self.respond(self.wire.ship(ShipAnswer::Repeat));
+        }
+        if !matches!(
+            order.canonical,
+            CanonicalStatus::Paid | CanonicalStatus::PartlyShipped
+        ) || !order.shippable
+        {
+            return self.respond(self.wire.ship(ShipAnswer::Conflict));
+        }
+        let mut covered: std::collections::HashSet<&str> = std::collections::HashSet::new();
+        let mut whole = line_ids.is_none();
+        for s in earlier.iter().map(|s| &s.line_ids).chain([&line_ids]) {
+            match s {
+                Some(ls) => covered.extend(ls.iter().map(String::as_str)),
+                None => whole = true,
+            }
+        }
+        if let Some(ls) = &line_ids
+            && ls
+                .iter()
+                .any(|l| !order.lines.iter().any(|x| &x.external_line_id == l))
+        {
+            return self.error(SimErr::BadRequest("unknown line id".into()));
+        }
+        let all = whole
+            || order
+                .lines
+                .iter()
+                .all(|l| covered.contains(l.external_line_id.as_str()));
+        let to = if all {
+            CanonicalStatus::Shipped
+        } else {
+            CanonicalStatus::PartlyShipped
+        };
+        shipments.push(ShipRecord {
+            order_id: id,
+            carrier,
+            tracking_no,
+            line_ids,
+        });
+        order.canonical = to;
+        order.channel_status = self.wire.status_code(to).to_string();
+        self.wire.normalise(order);
+        let now = Utc::now().with_timezone(&crate::wire::china());
+        order.modified_at = now.max(order.modified_at + chrono::Duration::seconds(1));
+        self.respond(self.wire.ship(ShipAnswer::Shipped))
+    }
+
     async fn handle(&self, req: RawRequest) -> Response {
         let knobs = self.settings.knobs.get();
         let stats = &self.settings.stats;
@@ -356,6 +487,12 @@ impl Engine {
             Err(SimFault::BadRequest(m)) => return self.error(SimErr::BadRequest(m)),
         };
         let body = match call {
+            SimCall::Ship {
+                id,
+                carrier,
+                tracking_no,
+                line_ids,
+            } => return self.ship(id, carrier, tracking_no, line_ids, knobs.fail_ship),
             SimCall::Detail { id } => {
                 let orders = self.orders.lock();
                 match orders.iter().find(|o| o.external_order_id == id) {
@@ -438,6 +575,7 @@ pub async fn spawn(
     let engine = Arc::new(Engine {
         kind,
         serial: AtomicU64::new(orders.len() as u64 + 1),
+        shipments: Mutex::default(),
         orders: Mutex::new(orders),
         bucket: Mutex::new(Bucket {
             tokens: settings.knobs.get().throttle_per_sec.max(1.0),
@@ -465,6 +603,7 @@ fn router(engine: Arc<Engine>) -> Router {
         .route("/_sim/knobs", get(get_knobs).post(post_knobs))
         .route("/_sim/stats", get(get_stats))
         .route("/_sim/orders", get(get_orders).post(post_orders))
+        .route("/_sim/shipments", get(get_shipments))
         .route("/_sim/push", post(post_push))
         .fallback(channel_call)
         .layer(axum::extract::DefaultBodyLimit::max(REQUEST_BYTES_MAX))
@@ -497,6 +636,10 @@ async fn get_orders(State(e): State<Arc<Engine>>) -> axum::Json<Vec<String>> {
             .map(|o| o.external_order_id.clone())
             .collect(),
     )
+}
+
+async fn get_shipments(State(e): State<Arc<Engine>>) -> axum::Json<Vec<ShipRecord>> {
+    axum::Json(e.shipments.lock().clone())
 }
 
 /// `POST /_sim/orders`: with `external_order_id` of an existing order, changes it (status,
@@ -634,6 +777,7 @@ mod tests {
             error_rate: 7.0,
             throttle_per_sec: f64::NAN,
             latency_ms: u64::MAX,
+            fail_ship: false,
         });
         let got = k.get();
         assert_eq!(got.error_rate, 1.0);

@@ -83,6 +83,27 @@ pub const AUTH_CODES: [&str; 5] = ["25", "26", "27", "28", "29"];
 /// The trade fields asked for (the increment API answers only what `fields` names).
 pub const FIELDS: &str = "tid,tid_str,status,type,created,pay_time,modified,end_time,payment,total_fee,post_fee,discount_fee,step_trade_status,step_paid_fee,seller_nick,buyer_nick,buyer_open_uid,buyer_message,seller_memo,receiver_name,receiver_mobile,receiver_phone,receiver_state,receiver_city,receiver_district,receiver_town,receiver_address,oaid,forbid_consign,team_buy_hold,share_group_hold,top_hold,orders";
 
+/// `taobao.logistics.offline.send` (自己联系物流): `tid`, `out_sid` (tracking number),
+/// `company_code`; a partial shipment sends `is_split=1` and `sub_tid` (comma-separated oids).
+/// Answer `logistics_offline_send_response{shipping{is_success}}` (bububa/opentaobao).
+pub const SHIP_METHOD: &str = "taobao.logistics.offline.send";
+/// orderhub carrier → TOP `company_code` (`taobao.logistics.companies.get` codes; SOURCES.md).
+pub const CARRIERS: &crate::ship::CarrierTable = &[
+    ("sf", "SF"),
+    ("zto", "ZTO"),
+    ("yto", "YTO"),
+    ("sto", "STO"),
+    ("yunda", "YUNDA"),
+    ("ems", "EMS"),
+    ("jd", "JD"),
+    ("jt", "JTSD"),
+    ("dbl", "DBKD"),
+];
+/// **Assumed** sub_code of "already shipped" (read as success).
+pub const ALREADY_SHIPPED_SUB_CODE: &str = "isv.logistics-offline-service-error:B04";
+/// **Assumed** sub_code of "the trade's state does not allow shipping".
+pub const SHIP_CONFLICT_SUB_CODE: &str = "isv.logistics-offline-service-error:B01";
+
 pub struct Taobao;
 
 fn flag(field: &str, t: &wire::OptText) -> Result<bool, Rejected> {
@@ -479,5 +500,30 @@ impl Channel for Taobao {
     fn api_error(&self, body: &[u8]) -> Option<ApiError> {
         let env: t::ErrorEnvelope = wire::parse_json(body).ok()?;
         env.error_response.as_ref().map(envelope_error)
+    }
+
+    fn ship_request(
+        &self,
+        s: &crate::Shipment,
+        creds: &ShopCredentials,
+        now: DateTime<Utc>,
+    ) -> Result<ApiRequest, Rejected> {
+        let code = crate::ship::check(s, CARRIERS, true)?;
+        let mut biz: Vec<(String, String)> = vec![
+            ("tid".into(), s.external_order_id.clone()),
+            ("out_sid".into(), s.tracking_no.clone()),
+            ("company_code".into(), code.into()),
+        ];
+        if let Some(lines) = &s.line_ids {
+            biz.push(("is_split".into(), "1".into()));
+            biz.push(("sub_tid".into(), lines.join(",")));
+        }
+        Ok(request(SHIP_METHOD, biz, creds, now))
+    }
+
+    fn parse_ship_ack(&self, body: &[u8]) -> Result<(), ApiError> {
+        crate::ship::ack(self.api_error(body), &[ALREADY_SHIPPED_SUB_CODE], || {
+            crate::ship::success_flag(body, "/logistics_offline_send_response/shipping/is_success")
+        })
     }
 }

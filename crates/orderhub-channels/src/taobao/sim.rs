@@ -6,7 +6,9 @@ use serde_json::{Value, json};
 use super::{
     FULLINFO_METHOD, INCREMENT_METHOD, PATH, RefundStatus, THROTTLE_CODE, TradeStatus, top_sign,
 };
-use crate::sim::{Page, RawRequest, SignedPush, SimCall, SimErr, SimFault, SimWire, param};
+use crate::sim::{
+    Page, RawRequest, ShipAnswer, SignedPush, SimCall, SimErr, SimFault, SimWire, param,
+};
 use crate::wire::{china, china_time_string, json_bytes};
 use crate::{CanonicalStatus, ChannelOrder, ShopCredentials};
 
@@ -105,6 +107,17 @@ impl SimWire for TaobaoWire {
             FULLINFO_METHOD => Ok(SimCall::Detail {
                 id: param(&p, "tid").to_string(),
             }),
+            super::SHIP_METHOD => Ok(SimCall::Ship {
+                id: param(&p, "tid").to_string(),
+                carrier: param(&p, "company_code").to_string(),
+                tracking_no: param(&p, "out_sid").to_string(),
+                line_ids: (param(&p, "is_split") == "1").then(|| {
+                    param(&p, "sub_tid")
+                        .split(',')
+                        .map(str::to_string)
+                        .collect()
+                }),
+            }),
             _ => Err(SimFault::BadRequest("Invalid method".into())),
         }
     }
@@ -125,6 +138,54 @@ impl SimWire for TaobaoWire {
         json_bytes(
             &json!({"trade_fullinfo_get_response": {"trade": render(o), "request_id": "sim"}}),
         )
+    }
+
+    fn carriers(&self) -> &'static crate::ship::CarrierTable {
+        super::CARRIERS
+    }
+
+    fn ship(&self, answer: ShipAnswer) -> (u16, Vec<u8>) {
+        let biz = |code: i64, msg: &str, sub: &str, sub_msg: &str| {
+            (
+                200,
+                json_bytes(&json!({"error_response": {
+                    "code": code, "msg": msg, "sub_code": sub, "sub_msg": sub_msg,
+                    "request_id": "sim",
+                }})),
+            )
+        };
+        match answer {
+            ShipAnswer::Shipped => (
+                200,
+                json_bytes(&json!({"logistics_offline_send_response": {
+                    "shipping": {"is_success": true}, "request_id": "sim",
+                }})),
+            ),
+            ShipAnswer::Repeat => biz(
+                15,
+                "Remote service error",
+                super::ALREADY_SHIPPED_SUB_CODE,
+                "订单已发货",
+            ),
+            ShipAnswer::Conflict => biz(
+                15,
+                "Remote service error",
+                super::SHIP_CONFLICT_SUB_CODE,
+                "订单状态不允许发货",
+            ),
+            ShipAnswer::UnknownCarrier => biz(
+                41,
+                "Invalid arguments",
+                "isv.invalid-parameter:company_code",
+                "物流公司不存在",
+            ),
+            ShipAnswer::SystemError => biz(
+                10,
+                "Service currently unavailable",
+                "isp.service-unavailable",
+                "服务暂不可用",
+            ),
+        }
     }
 
     fn error(&self, err: &SimErr) -> (u16, Vec<u8>) {

@@ -50,6 +50,29 @@ pub const GET_PATH: &str = "/channels/ec/order/get";
 pub const LIST_PATH: &str = "/channels/ec/order/list/get";
 /// 45009: daily quota reached; 45011: minute quota reached (API 调用太频繁).
 pub const THROTTLE_CODES: [&str; 2] = ["45009", "45011"];
+/// `POST /channels/ec/order/delivery/send`: `order_id`, `delivery_list[{delivery_id, waybill_id,
+/// deliver_type}]`; answer `{errcode: 0, errmsg: "ok"}` (fudiwei SDK, public callers). Whole
+/// orders only (see SOURCES.md: `product_infos` is not sent).
+pub const SHIP_PATH: &str = "/channels/ec/order/delivery/send";
+/// orderhub carrier → WeChat `delivery_id` (SF, YTO, ZTO, YUNDA, EMS as in WeChat's delivery
+/// company lists; STO, JD, JTSD, DBL **assumed**).
+pub const CARRIERS: &crate::ship::CarrierTable = &[
+    ("sf", "SF"),
+    ("zto", "ZTO"),
+    ("yto", "YTO"),
+    ("sto", "STO"),
+    ("yunda", "YUNDA"),
+    ("ems", "EMS"),
+    ("jd", "JD"),
+    ("jt", "JTSD"),
+    ("dbl", "DBL"),
+];
+/// **Assumed** errcode of "already shipped" (read as success).
+pub const ALREADY_SHIPPED_CODE: &str = "100010";
+/// **Assumed** errcode of "the order's state does not allow shipping".
+pub const SHIP_CONFLICT_CODE: &str = "100011";
+/// WeChat's general "system busy" errcode.
+pub const SYSTEM_ERROR_CODE: &str = "-1";
 /// 40001 invalid credential, 42001 access_token expired, 40014 invalid access_token.
 pub const AUTH_CODES: [&str; 3] = ["40001", "42001", "40014"];
 
@@ -304,6 +327,35 @@ impl Channel for Wechat {
 
     fn detail_request(&self, id: &str, creds: &ShopCredentials, _now: DateTime<Utc>) -> ApiRequest {
         request(GET_PATH, serde_json::json!({ "order_id": id }), creds)
+    }
+
+    fn ship_request(
+        &self,
+        s: &crate::Shipment,
+        creds: &ShopCredentials,
+        _now: DateTime<Utc>,
+    ) -> Result<ApiRequest, Rejected> {
+        let code = crate::ship::check(s, CARRIERS, false)?;
+        let body = serde_json::json!({
+            "order_id": s.external_order_id,
+            "delivery_list": [{
+                "delivery_id": code,
+                "waybill_id": s.tracking_no,
+                "deliver_type": 1,
+            }],
+        });
+        Ok(request(SHIP_PATH, body, creds))
+    }
+
+    fn parse_ship_ack(&self, body: &[u8]) -> Result<(), ApiError> {
+        crate::ship::ack(self.api_error(body), &[ALREADY_SHIPPED_CODE], || {
+            let v: serde_json::Value = wire::parse_json(body)?;
+            match v.get("errcode") {
+                Some(c) if c.to_string().trim_matches('"') == "0" => Ok(()),
+                Some(_) => Err(Rejected::bad_value("errcode", "0")),
+                None => Err(Rejected::missing("errcode")),
+            }
+        })
     }
 
     fn api_error(&self, body: &[u8]) -> Option<ApiError> {

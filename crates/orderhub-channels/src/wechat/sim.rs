@@ -4,7 +4,9 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use super::{GET_PATH, LIST_PATH, OrderStatus, signature};
-use crate::sim::{Page, RawRequest, SignedPush, SimCall, SimErr, SimFault, SimWire, param};
+use crate::sim::{
+    Page, RawRequest, ShipAnswer, SignedPush, SimCall, SimErr, SimFault, SimWire, param,
+};
 use crate::wire::{json_bytes, yuan_to_fen};
 use crate::{CanonicalStatus, ChannelOrder, ShopCredentials};
 
@@ -79,6 +81,21 @@ impl SimWire for WechatWire {
                     .unwrap_or("")
                     .to_string(),
             }),
+            super::SHIP_PATH => {
+                let d = p
+                    .get("delivery_list")
+                    .and_then(|l| l.get(0))
+                    .cloned()
+                    .unwrap_or_default();
+                let s =
+                    |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+                Ok(SimCall::Ship {
+                    id: s(&p, "order_id"),
+                    carrier: s(&d, "delivery_id"),
+                    tracking_no: s(&d, "waybill_id"),
+                    line_ids: None,
+                })
+            }
             _ => Err(SimFault::BadRequest("unknown path".into())),
         }
     }
@@ -94,6 +111,24 @@ impl SimWire for WechatWire {
 
     fn detail(&self, o: &ChannelOrder) -> Vec<u8> {
         json_bytes(&json!({"errcode": 0, "errmsg": "ok", "order": render(o)}))
+    }
+
+    fn carriers(&self) -> &'static crate::ship::CarrierTable {
+        super::CARRIERS
+    }
+
+    fn ship(&self, answer: ShipAnswer) -> (u16, Vec<u8>) {
+        let (code, msg) = match answer {
+            ShipAnswer::Shipped => ("0", "ok"),
+            ShipAnswer::Repeat => (super::ALREADY_SHIPPED_CODE, "order already delivered"),
+            ShipAnswer::Conflict => (super::SHIP_CONFLICT_CODE, "order status not allowed"),
+            ShipAnswer::UnknownCarrier => ("47001", "invalid delivery_id"),
+            ShipAnswer::SystemError => (super::SYSTEM_ERROR_CODE, "system error"),
+        };
+        (
+            200,
+            json_bytes(&json!({"errcode": code.parse::<i64>().unwrap_or(-1), "errmsg": msg})),
+        )
     }
 
     fn error(&self, err: &SimErr) -> (u16, Vec<u8>) {

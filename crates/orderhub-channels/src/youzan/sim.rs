@@ -4,7 +4,9 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use super::{GET_API, LIST_API, THROTTLE_CODE, TradeStatus, push_sign};
-use crate::sim::{Page, RawRequest, SignedPush, SimCall, SimErr, SimFault, SimWire, param};
+use crate::sim::{
+    Page, RawRequest, ShipAnswer, SignedPush, SimCall, SimErr, SimFault, SimWire, param,
+};
 use crate::wire::{china_time_string, json_bytes};
 use crate::{CanonicalStatus, ChannelOrder, ShopCredentials};
 
@@ -93,6 +95,19 @@ impl SimWire for YouzanWire {
                     .unwrap_or("")
                     .to_string(),
             })
+        } else if req.path == format!("/api/{}/{}", super::SHIP_API, super::SHIP_VERSION) {
+            let s = |k: &str| match p.get(k) {
+                Some(Value::String(s)) => s.clone(),
+                Some(Value::Number(n)) => n.to_string(),
+                _ => String::new(),
+            };
+            let oids = s("oids");
+            Ok(SimCall::Ship {
+                id: s("tid"),
+                carrier: s("out_stype"),
+                tracking_no: s("out_sid"),
+                line_ids: (!oids.is_empty()).then(|| oids.split(',').map(str::to_string).collect()),
+            })
         } else {
             Err(SimFault::BadRequest("unknown api".into()))
         }
@@ -107,6 +122,34 @@ impl SimWire for YouzanWire {
 
     fn detail(&self, o: &ChannelOrder) -> Vec<u8> {
         ok(render(o))
+    }
+
+    fn carriers(&self) -> &'static crate::ship::CarrierTable {
+        super::CARRIERS
+    }
+
+    fn ship(&self, answer: ShipAnswer) -> (u16, Vec<u8>) {
+        let fail = |code: &str, msg: &str| {
+            (
+                200,
+                json_bytes(&json!({
+                    "success": false, "code": code.parse::<i64>().unwrap_or(0), "message": msg,
+                })),
+            )
+        };
+        match answer {
+            ShipAnswer::Shipped => (
+                200,
+                json_bytes(
+                    &json!({"success": true, "code": 200, "message": "successful",
+                    "data": {"is_success": true}}),
+                ),
+            ),
+            ShipAnswer::Repeat => fail(super::ALREADY_SHIPPED_CODE, "订单已发货"),
+            ShipAnswer::Conflict => fail(super::SHIP_CONFLICT_CODE, "订单状态不允许发货"),
+            ShipAnswer::UnknownCarrier => fail("40001", "物流公司不存在"),
+            ShipAnswer::SystemError => fail(super::SYSTEM_ERROR_CODE, "系统繁忙，请稍后重试"),
+        }
     }
 
     fn error(&self, err: &SimErr) -> (u16, Vec<u8>) {

@@ -10,7 +10,7 @@ use orderhub_channels::client::{HttpClient, pull_window};
 use orderhub_channels::sim::{self, Knobs, SimSettings};
 use orderhub_channels::{
     ApiError, CanonicalStatus, ChannelKind, ChannelOrder, PushEvent, RefundState, Rejected,
-    ShopCredentials, adapter,
+    Shipment, ShopCredentials, adapter,
 };
 use orderhub_domain::ShopId;
 use parking_lot::Mutex;
@@ -1932,5 +1932,252 @@ async fn the_simulator_pushes_signed_messages_that_verify() {
             seen.lock().last().cloned(),
             Some(Err("bad_signature".to_string()))
         );
+    }
+}
+
+// ---------------------------------------------------------------- write-back
+
+/// The channel's own code for orderhub's `sf`, as each simulator must record it.
+fn sf_code(kind: ChannelKind) -> &'static str {
+    match kind {
+        ChannelKind::Taobao => "SF",
+        ChannelKind::Jd => "467",
+        ChannelKind::Pdd => "44",
+        ChannelKind::Douyin => "shunfeng",
+        ChannelKind::Kuaishou => "5",
+        ChannelKind::Wechat => "SF",
+        ChannelKind::Youzan => "7",
+    }
+}
+
+fn shipment(id: &str, carrier: &str, tracking: &str) -> Shipment {
+    Shipment {
+        external_order_id: id.to_string(),
+        carrier: carrier.to_string(),
+        tracking_no: tracking.to_string(),
+        line_ids: None,
+    }
+}
+
+/// Sends a ship call and reads its answer.
+async fn ship(kind: ChannelKind, url: &str, s: &Shipment) -> Result<(), ApiError> {
+    let a = adapter(kind).unwrap();
+    let req = a.ship_request(s, &creds(), Utc::now())?;
+    let (_, body) = HttpClient::new().send(url, &req).await?;
+    a.parse_ship_ack(&body)
+}
+
+fn shippable(orders: &[ChannelOrder]) -> Vec<ChannelOrder> {
+    orders
+        .iter()
+        .filter(|o| o.canonical == CanonicalStatus::Paid && o.shippable)
+        .cloned()
+        .collect()
+}
+
+#[tokio::test]
+async fn shipping_writes_back_with_the_channels_carrier_code_idempotently() {
+    for kind in SIM_CHANNELS {
+        let (url, handle) = sim::spawn(kind, SimSettings::new(creds(), 60, 5))
+            .await
+            .unwrap();
+        let ready = shippable(&handle.orders());
+        assert!(ready.len() >= 2, "{kind}: not enough paid orders");
+        let o = &ready[0];
+        let s = shipment(&o.external_order_id, "sf", "SF1400000001");
+        ship(kind, &url, &s)
+            .await
+            .unwrap_or_else(|e| panic!("{kind}: {e}"));
+        assert_eq!(
+            handle.shipments(),
+            vec![(
+                o.external_order_id.clone(),
+                sf_code(kind).to_string(),
+                "SF1400000001".to_string()
+            )],
+            "{kind}"
+        );
+        // The same shipment again is a success, recorded once.
+        ship(kind, &url, &s)
+            .await
+            .unwrap_or_else(|e| panic!("{kind} repeat: {e}"));
+        assert_eq!(handle.shipments().len(), 1, "{kind}");
+        // A different tracking number on the shipped order is the channel's refusal.
+        let other = shipment(&o.external_order_id, "sf", "SF1400000002");
+        let e = ship(kind, &url, &other).await.unwrap_err();
+        assert!(matches!(e, ApiError::Api { .. }), "{kind}: {e:?}");
+        // An order the channel does not know.
+        let e = ship(kind, &url, &shipment("999000111", "sf", "SF1"))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, ApiError::Api { .. }), "{kind}: {e:?}");
+        assert_eq!(handle.shipments().len(), 1, "{kind}");
+
+        // A later pull sees the order shipped, modified after it was.
+        let cn = chrono::FixedOffset::east_opt(8 * 3600).unwrap();
+        let n = Utc::now().with_timezone(&cn);
+        let pulled = pull_window(
+            adapter(kind).unwrap().as_ref(),
+            &HttpClient::new(),
+            &url,
+            &creds(),
+            n - chrono::Duration::minutes(5),
+            n + chrono::Duration::minutes(5),
+            20,
+            Utc::now,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{kind}: {e}"));
+        let got = pulled
+            .iter()
+            .find(|p| p.external_order_id == o.external_order_id)
+            .unwrap_or_else(|| panic!("{kind}: the shipped order is not in the pull"));
+        assert_eq!(got.canonical, CanonicalStatus::Shipped, "{kind}");
+        assert!(got.modified_at > o.modified_at, "{kind}");
+    }
+}
+
+#[tokio::test]
+async fn unknown_carriers_and_bad_shipments_are_refused_without_a_call() {
+    for kind in SIM_CHANNELS {
+        let (_url, handle) = sim::spawn(kind, SimSettings::new(creds(), 5, 5))
+            .await
+            .unwrap();
+        let a = adapter(kind).unwrap();
+        let id = handle.orders()[0].external_order_id.clone();
+        for carrier in ["cainiao", "acme", "", "SF"] {
+            let e = a
+                .ship_request(&shipment(&id, carrier, "SF1"), &creds(), Utc::now())
+                .unwrap_err();
+            assert_eq!(e.rule, "unknown_carrier", "{kind} {carrier:?}");
+        }
+        for (id, tracking) in [
+            ("", "SF1"),
+            (id.as_str(), ""),
+            (id.as_str(), "SF 1"),
+            ("1'--", "SF1"),
+        ] {
+            let e = a
+                .ship_request(&shipment(id, "sf", tracking), &creds(), Utc::now())
+                .unwrap_err();
+            assert_eq!(e.rule, "bad_value", "{kind}");
+        }
+        assert_eq!(handle.stats.snapshot().calls, 0, "{kind}");
+        for body in [
+            &b""[..],
+            b"not json",
+            b"{}",
+            b"[]",
+            b"{\"code\":\"x\"",
+            b"null",
+        ] {
+            assert!(a.parse_ship_ack(body).is_err(), "{kind}: {body:?}");
+        }
+        // Every orderhub carrier either maps or is refused as unknown, never anything else.
+        for carrier in orderhub_channels::ship::CARRIERS {
+            if let Err(e) = a.ship_request(&shipment(&id, carrier, "X1"), &creds(), Utc::now()) {
+                assert_eq!(e.rule, "unknown_carrier", "{kind} {carrier}");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn failed_and_throttled_ship_calls_are_errors_and_a_retry_succeeds() {
+    for kind in SIM_CHANNELS {
+        let (url, handle) = sim::spawn(kind, SimSettings::new(creds(), 60, 6))
+            .await
+            .unwrap();
+        let o = shippable(&handle.orders()).remove(0);
+        let s = shipment(&o.external_order_id, "zto", "ZT7700001");
+        handle.knobs.set(Knobs {
+            fail_ship: true,
+            ..Knobs::default()
+        });
+        let e = ship(kind, &url, &s).await.unwrap_err();
+        assert!(matches!(e, ApiError::Api { .. }), "{kind}: {e:?}");
+        assert!(handle.shipments().is_empty(), "{kind}");
+        handle.knobs.set(Knobs {
+            throttle_per_sec: 0.001,
+            ..Knobs::default()
+        });
+        let mut throttled = false;
+        for _ in 0..3 {
+            match ship(kind, &url, &s).await {
+                Err(ApiError::Throttled { .. }) => throttled = true,
+                Ok(()) => {}
+                Err(e) => panic!("{kind}: {e:?}"),
+            }
+        }
+        assert!(throttled, "{kind}");
+        handle.knobs.set(Knobs::default());
+        ship(kind, &url, &s)
+            .await
+            .unwrap_or_else(|e| panic!("{kind} retry: {e}"));
+        assert_eq!(handle.shipments().len(), 1, "{kind}");
+    }
+}
+
+#[tokio::test]
+async fn partial_shipments_go_by_line_where_the_channel_takes_lines() {
+    for kind in SIM_CHANNELS {
+        let (url, handle) = sim::spawn(kind, SimSettings::new(creds(), 80, 7))
+            .await
+            .unwrap();
+        let a = adapter(kind).unwrap();
+        if !matches!(kind, ChannelKind::Taobao | ChannelKind::Youzan) {
+            // Whole orders only (Kuaishou and PDD orders carry one SKU anyway).
+            let o = shippable(&handle.orders()).remove(0);
+            let mut s = shipment(&o.external_order_id, "yto", "YT5500001");
+            s.line_ids = Some(vec![o.lines[0].external_line_id.clone()]);
+            let e = a.ship_request(&s, &creds(), Utc::now()).unwrap_err();
+            assert_eq!(e.rule, "partial_unsupported", "{kind}");
+            continue;
+        }
+        let Some(o) = shippable(&handle.orders())
+            .into_iter()
+            .find(|o| o.lines.len() >= 2)
+        else {
+            panic!("{kind}: no multi-line paid order");
+        };
+        let mut s = shipment(&o.external_order_id, "yto", "YT5500001");
+        s.line_ids = Some(vec![o.lines[0].external_line_id.clone()]);
+        let mut empty = s.clone();
+        empty.line_ids = Some(Vec::new());
+        assert_eq!(
+            a.ship_request(&empty, &creds(), Utc::now())
+                .unwrap_err()
+                .rule,
+            "bad_value"
+        );
+        ship(kind, &url, &s)
+            .await
+            .unwrap_or_else(|e| panic!("{kind}: {e}"));
+        let now_shipped = handle
+            .orders()
+            .into_iter()
+            .find(|x| x.external_order_id == o.external_order_id)
+            .unwrap();
+        assert_eq!(
+            now_shipped.canonical,
+            CanonicalStatus::PartlyShipped,
+            "{kind}"
+        );
+        let rest: Vec<String> = o.lines[1..]
+            .iter()
+            .map(|l| l.external_line_id.clone())
+            .collect();
+        let mut s2 = shipment(&o.external_order_id, "yto", "YT5500002");
+        s2.line_ids = Some(rest);
+        ship(kind, &url, &s2)
+            .await
+            .unwrap_or_else(|e| panic!("{kind}: {e}"));
+        let done = handle
+            .orders()
+            .into_iter()
+            .find(|x| x.external_order_id == o.external_order_id)
+            .unwrap();
+        assert_eq!(done.canonical, CanonicalStatus::Shipped, "{kind}");
+        assert_eq!(handle.shipments().len(), 2, "{kind}");
     }
 }
