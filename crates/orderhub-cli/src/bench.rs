@@ -48,6 +48,9 @@ pub enum BenchCommand {
     /// Orders paid at a fixed rate; time from each payment to a webhook subscriber receiving its
     /// order.paid (in-process bus, or NATS with --nats-url), and the relay's throughput to NATS.
     Events(crate::bench_events::EventsArgs),
+    /// Seven simulated channels push through the webhooks (signed, kept, deduplicated, merged,
+    /// reserved): pushes/s, push → stored latency, orders/s; then a rate-limited pull of one shop.
+    Channels(crate::bench_channels::ChannelsArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -92,6 +95,7 @@ pub async fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Orders(args) => orders(args).await,
         BenchCommand::FlashSale(args) => crate::bench_flash::run(args).await,
         BenchCommand::Events(args) => crate::bench_events::run(args).await,
+        BenchCommand::Channels(args) => crate::bench_channels::run(args).await,
     }
 }
 

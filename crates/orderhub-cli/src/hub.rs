@@ -155,6 +155,16 @@ pub async fn start(s: &Settings) -> Result<(RunningHub, Option<String>)> {
         internal.push(f);
         carriers = Some(fleet);
     }
+    // Shipped channel orders: tracking numbers pushed back to their channel; a watchdog retries
+    // what is unacknowledged after 30 minutes and raises `writeback_failed`.
+    let writeback = Arc::new(orderhub_intake::writeback::WriteBack::new(store.clone()));
+    internal.push(writeback.clone());
+    tokio::spawn(orderhub_intake::writeback::watchdog(
+        writeback,
+        std::time::Duration::from_secs(30 * 60),
+        std::time::Duration::from_secs(60),
+        background.subscribe(),
+    ));
     let events = orderhub_events::EventsRuntime::start(
         store.clone(),
         orderhub_events::EventsConfig {

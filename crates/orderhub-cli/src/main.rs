@@ -2,6 +2,7 @@
 //! `serve`, `migrate`, `tenant`, `inventory`, `bench`, `dead-letters` and `sim`.
 
 mod bench;
+mod bench_channels;
 mod bench_events;
 mod bench_flash;
 mod config;

@@ -8,6 +8,7 @@
 
 pub mod process;
 pub mod pull;
+pub mod writeback;
 
 use chrono::{DateTime, Utc};
 use orderhub_channels::{ChannelKind, ShopCredentials};
@@ -189,10 +190,16 @@ pub async fn receive(
         });
     }
     // The channel's message ids, or the body's hash: the same message twice is stored once.
-    let ids: Vec<&str> = push
+    // With the order id: some channels' message ids are only unique per order (WeChat's is the
+    // creation second).
+    let ids: Vec<String> = push
         .items
         .iter()
-        .filter_map(|i| i.message_id.as_deref())
+        .filter_map(|i| {
+            i.message_id
+                .as_deref()
+                .map(|m| format!("{m}#{}", i.order_id))
+        })
         .collect();
     row.dedup_key = if ids.len() == push.items.len() && !ids.is_empty() {
         format!("msg:{}", ids.join(","))

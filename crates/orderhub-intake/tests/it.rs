@@ -70,7 +70,11 @@ async fn shop(store: &Store, kind: ChannelKind, url: &str) -> ChannelShopRow {
     let t2 = t.clone();
     store
         .write(0, move |tx| {
-            Ok(tx.tenant_insert(&t2, "t", &serde_json::json!({}))?)
+            Ok(tx.tenant_insert(
+                &t2,
+                "t",
+                &serde_json::json!({"carrier_whitelist": ["zto", "sf"]}),
+            )?)
         })
         .await
         .unwrap();
@@ -209,4 +213,201 @@ async fn pull_takes_every_order_once_and_keeps_to_the_rate_limit_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pull_takes_every_order_once_and_keeps_to_the_rate_limit_postgres() {
     pull_takes_every_order_once_and_keeps_to_the_rate_limit("postgres").await;
+}
+
+/// Shipped channel orders go back to their channel with the channel's carrier code; the order
+/// keeps `last_sync_at`. A channel that keeps failing: retries spent, the watchdog raises
+/// `writeback_failed`; once the channel answers again the watchdog's retry resolves it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shipped_orders_are_written_back_and_failures_raise_an_exception() {
+    use orderhub_core::usecases::transition;
+    use orderhub_domain::lifecycle::Command;
+    let env = open("sqlite").unwrap();
+    let kind = ChannelKind::Douyin;
+    let (url, handle) = sim::spawn(kind, SimSettings::new(creds(), 30, 4))
+        .await
+        .unwrap();
+    let shop = shop(&env.store, kind, &url).await;
+    let t = shop.tenant_id.clone();
+    let http = orderhub_channels::client::HttpClient::new();
+    let cfg = PullConfig {
+        rate_per_sec: 500.0,
+        ..PullConfig::default()
+    };
+    let (from, to) = window();
+    let mut bucket = Bucket::new(cfg.rate_per_sec, cfg.burst);
+    pull_window(&env.store, &http, &shop, from, to, &cfg, &mut bucket)
+        .await
+        .unwrap();
+    let f = OrderFilter {
+        tenant_id: t.clone(),
+        status: Some(orderhub_domain::Status::Paid),
+        channel: None,
+        shop_id: None,
+        updated_since: None,
+        shops: None,
+        after: None,
+        limit: 10,
+    };
+    // Orders paid and not yet (partly) shipped on the channel either.
+    let shippable: Vec<String> = handle
+        .orders()
+        .into_iter()
+        .filter(|o| o.canonical == orderhub_channels::CanonicalStatus::Paid && o.shippable)
+        .map(|o| o.external_order_id)
+        .collect();
+    let f = OrderFilter { limit: 100, ..f };
+    let paid: Vec<orderhub_domain::Order> = env
+        .store
+        .read(move |r| r.order_list(&f))
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|o| shippable.contains(&o.external_order_id.to_string()))
+        .collect();
+    assert!(paid.len() >= 2, "the simulator has paid orders");
+    let ship = |o: &orderhub_domain::Order, tracking: &str| {
+        let (id, tracking) = (o.id, tracking.to_owned());
+        let a = orderhub_core::usecases::Actor {
+            principal: orderhub_core::auth::Principal {
+                tenant_id: t.clone(),
+                key_id: "k".into(),
+                key_name: "test".into(),
+                role: orderhub_core::auth::Role::Admin,
+                shops: None,
+                pii_read: false,
+            },
+            request_id: "r".into(),
+        };
+        let store = env.store.clone();
+        async move {
+            store
+                .write(0, move |tx| {
+                    // The tenant ships with ZTO.
+                    let wh = orderhub_domain::ids::WarehouseId::parse("hz")?;
+                    transition(
+                        tx,
+                        &a,
+                        id,
+                        &Command::Allocate { warehouse_id: wh },
+                        Utc::now(),
+                    )?;
+                    transition(tx, &a, id, &Command::Release, Utc::now())?;
+                    let carrier = orderhub_domain::ids::CarrierCode::parse("zto")?;
+                    transition(
+                        tx,
+                        &a,
+                        id,
+                        &Command::Ship {
+                            carrier,
+                            tracking_no: tracking.clone(),
+                            logistics_no: "L".into(),
+                        },
+                        Utc::now(),
+                    )
+                })
+                .await
+        }
+    };
+    let wb = std::sync::Arc::new(orderhub_intake::writeback::WriteBack::new(
+        env.store.clone(),
+    ));
+    let ev = orderhub_events::EventsConfig {
+        poll_interval: Duration::from_millis(50),
+        supervise_every: Duration::from_millis(100),
+        backoff_base: Duration::from_millis(10),
+        backoff_max: Duration::from_millis(50),
+        max_attempts: 3,
+        ..orderhub_events::EventsConfig::default()
+    };
+    let rt = orderhub_events::EventsRuntime::start(env.store.clone(), ev, vec![wb.clone()])
+        .await
+        .unwrap();
+    let order_now = |id: orderhub_domain::OrderId| {
+        let (store, t) = (env.store.clone(), t.clone());
+        async move {
+            store
+                .read(move |r| r.order_get(&t, id))
+                .await
+                .unwrap()
+                .unwrap()
+        }
+    };
+    // 1. Acknowledged: the channel has the shipment under its own code for ZTO.
+    ship(&paid[0], "770000000001")
+        .await
+        .expect("the tenant may ship with zto");
+    let until = Instant::now() + Duration::from_secs(20);
+    while order_now(paid[0].id).await.last_sync_at.is_none() {
+        assert!(Instant::now() < until, "never acknowledged");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let shipped = handle.shipments();
+    assert!(
+        shipped.iter().any(
+            |(ext, code, no)| ext == &paid[0].external_order_id.to_string()
+                && no == "770000000001"
+                && !code.is_empty()
+                && code != "zto"
+        ),
+        "the channel's own carrier code: {shipped:?}"
+    );
+    // 2. The channel fails every ship call: retries spent, then the watchdog raises the exception.
+    handle.knobs.set(sim::Knobs {
+        fail_ship: true,
+        ..sim::Knobs::default()
+    });
+    ship(&paid[1], "770000000002").await.unwrap();
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(orderhub_intake::writeback::watchdog(
+        wb.clone(),
+        Duration::ZERO,
+        Duration::from_millis(200),
+        stop_rx,
+    ));
+    let until = Instant::now() + Duration::from_secs(20);
+    loop {
+        let o = order_now(paid[1].id).await;
+        if o.exceptions.iter().any(|e| e == "writeback_failed") {
+            assert!(o.last_sync_at.is_none());
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "no writeback_failed: {:?}",
+            o.exceptions
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // 3. The channel recovers: the watchdog's next try is acknowledged and the exception resolves.
+    handle.knobs.set(sim::Knobs::default());
+    let until = Instant::now() + Duration::from_secs(20);
+    loop {
+        let o = order_now(paid[1].id).await;
+        if o.last_sync_at.is_some() {
+            assert!(o.exceptions.is_empty(), "{:?}", o.exceptions);
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "never acknowledged after the channel recovered"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let t3 = t.clone();
+    let events = env
+        .store
+        .read(move |r| r.events_after(&t3, 0, 10_000))
+        .await
+        .unwrap();
+    for want in [
+        "writeback.acknowledged",
+        "writeback.failed",
+        "exception.raised",
+        "exception.resolved",
+    ] {
+        assert!(events.iter().any(|e| e.event.event_type == want), "{want}");
+    }
+    let _ = stop.send(true);
+    rt.stop().await;
 }

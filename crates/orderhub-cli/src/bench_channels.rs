@@ -1,0 +1,397 @@
+//! `orderhub bench channels`: all seven simulated channels push at once through the webhooks of an
+//! in-process hub (SQLite in a temporary directory); every push is signed by its channel, verified,
+//! kept raw, deduplicated (each is sent twice), and processed into an order (fetched from the
+//! channel's simulated API, merged, paid orders reserving stock). It prints push → stored (the
+//! webhook's answer, after the commit that keeps the message) latency, pushes/s, and channel
+//! orders/s end to end. Then it pulls one simulated shop of `--pull-orders` orders at the
+//! channel's rate limit and compares the time with what the limit allows.
+
+use crate::bench::{Conn, Target, buckets, histogram, micros, progress_bar, write_histogram};
+use crate::config::{LogFormat, Settings};
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use clap::Args;
+use hyper::{Method, Uri};
+use orderhub_channels::sim::{self, SimSettings};
+use orderhub_channels::{ChannelKind, ShopCredentials};
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Args, Debug, Clone)]
+pub struct ChannelsArgs {
+    /// Orders each simulated channel holds and pushes.
+    #[arg(long, default_value_t = 2000)]
+    orders_per_channel: usize,
+    /// Connections pushing at once.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Orders of the shop pulled at the rate limit (0: skip the pull part).
+    #[arg(long, default_value_t = 100_000)]
+    pull_orders: usize,
+    /// The simulated channel's rate limit for the pull, requests per second.
+    #[arg(long, default_value_t = 50.0)]
+    pull_rate: f64,
+    #[arg(long, default_value_t = 100)]
+    pull_page_size: u32,
+}
+
+fn creds() -> ShopCredentials {
+    let mut c = ShopCredentials::new("bench-app", "bench-secret");
+    c.access_token = "bench-token".into();
+    c.message_key = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".into();
+    c
+}
+
+struct Push {
+    path: String,
+    headers: Vec<(String, String)>,
+    body: Bytes,
+}
+
+pub async fn run(a: ChannelsArgs) -> Result<()> {
+    let dir = tempfile::Builder::new()
+        .prefix("orderhub-bench-channels-")
+        .tempdir()?;
+    let key = format!("bench-{}", uuid::Uuid::new_v4().simple());
+    let settings = Settings {
+        listen: "127.0.0.1:0".to_owned(),
+        data_dir: dir.path().to_path_buf(),
+        database_url: None,
+        pii_key: None,
+        pg_writers: crate::config::DEFAULT_PG_WRITERS,
+        bootstrap_api_key: Some(key.clone()),
+        log_format: LogFormat::Pretty,
+        nats_url: None,
+        nats_partitions: 4,
+        fulfillment: false,
+        carrier: orderhub_carriers::CarrierKind::Zto,
+        carrier_fallback: Default::default(),
+    };
+    let (hub, _) = crate::hub::start(&settings).await?;
+    let target = Arc::new(Target::new(hub.addr.to_string(), &key)?);
+    let mut conn = Conn::new(target.clone());
+    let c = creds();
+    println!(
+        "bench channels: {} channels × {} orders pushed (each twice) through the webhooks; SQLite (temp dir)",
+        ChannelKind::ALL.len(),
+        a.orders_per_channel
+    );
+    // Every SKU the simulators sell is tracked with ample stock, so paid orders reserve.
+    let mut pushes: Vec<Push> = Vec::new();
+    let mut skus = BTreeSet::new();
+    let mut expected = 0usize;
+    for kind in ChannelKind::ALL {
+        let (url, handle) = sim::spawn(kind, SimSettings::new(c.clone(), a.orders_per_channel, 42))
+            .await
+            .with_context(|| format!("{} simulator", kind.code()))?;
+        let shop = format!("{}-bench", kind.code());
+        let body = serde_json::json!({"app_key": c.app_key, "secret": c.secret, "access_token": c.access_token,
+            "message_key": c.message_key, "api_base_url": url});
+        let uri: Uri = format!("/v1/channels/{}/shops/{shop}", kind.code()).parse()?;
+        conn.send(Method::PUT, uri, Bytes::from(body.to_string()))
+            .await
+            .map_err(|f| anyhow::anyhow!("configuring {shop}: {}", f.label()))?;
+        let now = chrono::Utc::now();
+        for o in handle.orders() {
+            expected += 1;
+            skus.extend(o.lines.iter().map(|l| l.sku.clone()));
+            let p = sim::signed_push(kind, &o, &c, now)?;
+            let mut path = format!("/v1/channels/{}/shops/{shop}/webhook", kind.code());
+            if !p.query.is_empty() {
+                let q: Vec<String> = p
+                    .query
+                    .iter()
+                    .map(|(k, v)| {
+                        format!(
+                            "{k}={}",
+                            form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>()
+                        )
+                    })
+                    .collect();
+                path = format!("{path}?{}", q.join("&"));
+            }
+            let mut headers = p.headers.clone();
+            headers.push(("content-type".into(), p.content_type.into()));
+            pushes.push(Push {
+                path,
+                headers,
+                body: Bytes::from(p.body),
+            });
+        }
+        // Keep the simulator alive for the run.
+        std::mem::forget(handle);
+    }
+    conn.send(
+        Method::PUT,
+        Uri::from_static("/v1/warehouses/BENCH"),
+        Bytes::from_static(br#"{"name":"bench"}"#),
+    )
+    .await
+    .map_err(|f| anyhow::anyhow!("warehouse: {}", f.label()))?;
+    for sku in &skus {
+        let Ok(s) = orderhub_domain::Sku::parse(sku) else {
+            continue;
+        };
+        let uri: Uri = format!(
+            "/v1/skus/{}",
+            form_urlencoded::byte_serialize(s.as_str().as_bytes()).collect::<String>()
+        )
+        .parse()?;
+        if conn
+            .send(Method::PUT, uri, Bytes::from(r#"{"title":"bench"}"#))
+            .await
+            .is_ok()
+        {
+            let r = serde_json::json!({"sku": s.as_str(), "warehouse_id": "BENCH", "quantity": 1_000_000});
+            let _ = conn
+                .send(
+                    Method::POST,
+                    Uri::from_static("/v1/inventory/receipts"),
+                    Bytes::from(r.to_string()),
+                )
+                .await;
+        }
+    }
+    // Interleave the channels and send each push twice (the second must be a duplicate).
+    let n = pushes.len();
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by_key(|i| {
+        (
+            i % a.orders_per_channel.max(1),
+            i / a.orders_per_channel.max(1),
+        )
+    });
+    let order: Vec<usize> = order.iter().copied().chain(order.iter().copied()).collect();
+    let pushes = Arc::new(pushes);
+    let order = Arc::new(order);
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let lat = Arc::new(parking_lot::Mutex::new(histogram()));
+    let failed = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let bar = progress_bar(order.len() as u64, "pushes");
+    let t0 = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..a.concurrency.max(1) {
+        let (pushes, order, next, lat, failed, bar, addr) = (
+            pushes.clone(),
+            order.clone(),
+            next.clone(),
+            lat.clone(),
+            failed.clone(),
+            bar.clone(),
+            hub.addr.to_string(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let stream = tokio::net::TcpStream::connect(&addr).await.ok()?;
+            let _ = stream.set_nodelay(true);
+            let (mut sender, c) =
+                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                    .await
+                    .ok()?;
+            tokio::spawn(c);
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(&p) = order.get(i) else {
+                    return Some(());
+                };
+                let p = &pushes[p];
+                let mut req = hyper::Request::new(http_body_util::Full::new(p.body.clone()));
+                *req.method_mut() = Method::POST;
+                *req.uri_mut() = p.path.parse().ok()?;
+                req.headers_mut().insert(
+                    hyper::header::HOST,
+                    hyper::header::HeaderValue::from_static("bench"),
+                );
+                for (k, v) in &p.headers {
+                    if let (Ok(k), Ok(v)) = (
+                        hyper::header::HeaderName::from_bytes(k.as_bytes()),
+                        hyper::header::HeaderValue::from_str(v),
+                    ) {
+                        req.headers_mut().append(k, v);
+                    }
+                }
+                let started = Instant::now();
+                sender.ready().await.ok()?;
+                let ok = match sender.send_request(req).await {
+                    Ok(resp) => {
+                        let s = resp.status();
+                        let _ = http_body_util::BodyExt::collect(resp.into_body()).await;
+                        s.is_success()
+                    }
+                    Err(_) => false,
+                };
+                if ok {
+                    let _ = lat.lock().record(micros(started.elapsed()).max(1));
+                } else {
+                    failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                bar.inc(1);
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    let pushed_in = t0.elapsed();
+    bar.finish_and_clear();
+    // Wait until every order exists (processed in the background).
+    let bar = progress_bar(expected as u64, "orders");
+    let until = Instant::now() + Duration::from_secs(600);
+    let done_at = loop {
+        let n = hub
+            .store
+            .read(|r| r.order_counts())
+            .await
+            .map(|c| c.iter().map(|x| x.2).sum::<u64>())
+            .unwrap_or(0);
+        bar.set_position(n);
+        if n as usize >= expected {
+            break t0.elapsed();
+        }
+        anyhow::ensure!(
+            Instant::now() < until,
+            "only {n} of {expected} orders after 10 minutes"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    bar.finish_and_clear();
+    let h = lat.lock().clone();
+    let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+    let stored = hub
+        .store
+        .read(|r| r.channel_messages(None, None, None, 1_000_000))
+        .await
+        .map(|m| m.len())
+        .unwrap_or(0);
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\n  {} pushes ({} distinct) answered in {:.1} s: {:.0} pushes/s, {} failed; {stored} messages kept (duplicates refused)",
+        order.len(),
+        n,
+        pushed_in.as_secs_f64(),
+        order.len() as f64 / pushed_in.as_secs_f64(),
+        failed.load(std::sync::atomic::Ordering::Relaxed)
+    );
+    let _ = writeln!(
+        out,
+        "  push → stored (webhook answer) ms: p50 {:.1}  p90 {:.1}  p99 {:.1}  max {:.1}",
+        ms(0.5),
+        ms(0.9),
+        ms(0.99),
+        h.max() as f64 / 1000.0
+    );
+    let _ = writeln!(
+        out,
+        "  {expected} channel orders verified, stored, deduplicated, fetched and merged in {:.1} s: {:.0} orders/s end to end",
+        done_at.as_secs_f64(),
+        expected as f64 / done_at.as_secs_f64()
+    );
+    write_histogram(&mut out, "push → stored latency (ms)", &buckets(&h));
+    print!("{out}");
+    hub.stop().await;
+
+    if a.pull_orders > 0 {
+        pull_bench(&a).await?;
+    }
+    Ok(())
+}
+
+async fn pull_bench(a: &ChannelsArgs) -> Result<()> {
+    let dir = tempfile::Builder::new()
+        .prefix("orderhub-bench-pull-")
+        .tempdir()?;
+    let store = orderhub_store::Store::open(
+        &orderhub_store::StoreConfig::Sqlite {
+            path: dir.path().join("o.db"),
+        },
+        orderhub_core::crypto::PiiCipher::from_hex(
+            &orderhub_core::crypto::PiiCipher::generate_hex(),
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?,
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let kind = ChannelKind::Douyin;
+    let c = creds();
+    let (url, handle) = sim::spawn(kind, SimSettings::new(c.clone(), a.pull_orders, 7)).await?;
+    handle.knobs.set(sim::Knobs {
+        throttle_per_sec: a.pull_rate,
+        ..Default::default()
+    });
+    let t = orderhub_domain::TenantId::parse("pull").map_err(|e| anyhow::anyhow!("{e}"))?;
+    let t2 = t.clone();
+    store
+        .write(0, move |tx| {
+            Ok(tx.tenant_insert(&t2, "pull", &serde_json::json!({}))?)
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let shop = orderhub_store::ChannelShopRow {
+        channel: kind.code().into(),
+        shop_id: "pull-shop".into(),
+        tenant_id: t,
+        app_key: c.app_key.clone(),
+        secret: c.secret.clone(),
+        access_token: c.access_token.clone(),
+        message_key: String::new(),
+        api_base_url: url,
+        created_at: chrono::Utc::now(),
+    };
+    let s2 = shop.clone();
+    store
+        .write(0, move |tx| Ok(tx.channel_shop_put(&s2)?))
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let served = handle.orders();
+    let from = served
+        .iter()
+        .map(|o| o.modified_at)
+        .min()
+        .context("no orders")?
+        .to_utc()
+        - chrono::Duration::seconds(1);
+    let to = served
+        .iter()
+        .map(|o| o.modified_at)
+        .max()
+        .context("no orders")?
+        .to_utc()
+        + chrono::Duration::seconds(1);
+    let cfg = orderhub_intake::pull::PullConfig {
+        page_size: a.pull_page_size,
+        rate_per_sec: a.pull_rate,
+        ..Default::default()
+    };
+    let pages = served.len().div_ceil(a.pull_page_size as usize);
+    let allowed = pages.saturating_sub(1) as f64 / a.pull_rate;
+    println!(
+        "\n  pull: {} orders of one {} shop, {} per page, the channel allowing {}/s → {pages} pages, {allowed:.1} s at the limit",
+        served.len(),
+        kind.code(),
+        a.pull_page_size,
+        a.pull_rate
+    );
+    let mut bucket = orderhub_intake::pull::Bucket::new(cfg.rate_per_sec, cfg.burst);
+    let http = orderhub_channels::client::HttpClient::new();
+    let t0 = Instant::now();
+    let r = orderhub_intake::pull::pull_window(&store, &http, &shop, from, to, &cfg, &mut bucket)
+        .await
+        .map_err(|e| anyhow::anyhow!("pull: {e:?}"))?;
+    let took = t0.elapsed().as_secs_f64();
+    println!(
+        "  pulled {} orders ({} created) in {:.1} s = {:.1}% of the time the rate limit allows ({} throttled answers)",
+        r.orders,
+        r.created,
+        took,
+        took / allowed.max(1e-9) * 100.0,
+        r.throttled
+    );
+    anyhow::ensure!(
+        r.orders as usize == served.len(),
+        "pulled {} of {} orders",
+        r.orders,
+        served.len()
+    );
+    Ok(())
+}
