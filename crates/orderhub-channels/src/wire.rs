@@ -179,7 +179,22 @@ pub fn yuan(field: &str, t: &Text) -> Result<Decimal, Rejected> {
         t.0.trim()
             .parse()
             .map_err(|_| Rejected::bad_value(field, "a decimal amount in yuan"))?;
-    Ok(d.round_dp(2))
+    bounded(field, d.round_dp(2))
+}
+
+/// The largest amount (in yuan, either sign) an adapter accepts: far above any order (the domain
+/// itself stops at 10¹⁰), and small enough that line totals (× a `u32` count) and their sums over
+/// a 1 MiB payload stay inside `Decimal`, whose `*`, `+` and `-` panic on overflow.
+pub const AMOUNT_MAX: Decimal = Decimal::from_parts(3_567_587_328, 232, 0, false, 0); // 10^12
+
+fn bounded(field: &str, d: Decimal) -> Result<Decimal, Rejected> {
+    if d.abs() > AMOUNT_MAX {
+        return Err(Rejected::bad_value(
+            field,
+            "an amount of at most 1000000000000 yuan",
+        ));
+    }
+    Ok(d)
 }
 
 pub fn opt_yuan(field: &str, t: &OptText) -> Result<Decimal, Rejected> {
@@ -192,7 +207,7 @@ pub fn opt_yuan(field: &str, t: &OptText) -> Result<Decimal, Rejected> {
 /// An integer amount in fen (分), as yuan.
 pub fn fen(field: &str, t: &Text) -> Result<Decimal, Rejected> {
     let n = int(field, t).map_err(|_| Rejected::bad_value(field, "an integer amount in fen"))?;
-    Ok(Decimal::new(n, 2))
+    bounded(field, Decimal::new(n, 2))
 }
 
 pub fn opt_fen(field: &str, t: &OptText) -> Result<Decimal, Rejected> {

@@ -1536,6 +1536,77 @@ fn every_prefix_of_a_payload_is_refused_and_no_refusal_quotes_a_phone() {
     }
 }
 
+/// Amounts beyond `Decimal`'s range once multiplied by a count or added up: these inputs panicked
+/// with "Multiplication overflowed" / "Subtraction overflowed" / "Addition overflowed" in
+/// `wire::line` and `wire::amounts` before amounts were bounded (found while fuzzing the adapters,
+/// scripts/fuzz-channels.sh).
+#[test]
+fn amounts_too_large_for_arithmetic_are_refused_not_a_panic() {
+    const BIG: &str = "79228162514264337593543950335"; // Decimal::MAX
+    let neg = format!("-{BIG}");
+    /// What to replace in the fixture, and with which field set to a huge amount.
+    type Edits = &'static [(&'static str, &'static str)];
+    let cases: [(ChannelKind, &str, Edits); 5] = [
+        // unit price × 2 overflows.
+        (
+            ChannelKind::Taobao,
+            "taobao/trade-fullinfo-get-response.json",
+            &[(r#""price": "1899.00""#, "price"), (r#""num": 1,"#, "num")],
+        ),
+        // goods total − a huge negative payment overflows.
+        (
+            ChannelKind::Taobao,
+            "taobao/edge-cancelled-after-payment.json",
+            &[(r#""payment": "39.90""#, "payment-")],
+        ),
+        (
+            ChannelKind::Jd,
+            "jd/edge-cancelled-after-payment.json",
+            &[(r#""orderPayment": "1899.00""#, "orderPayment-")],
+        ),
+        (
+            ChannelKind::Pdd,
+            "pdd/edge-missing-optional.json",
+            &[(r#""pay_amount": "19.90""#, "pay_amount-")],
+        ),
+        // goods total + a huge shipping fee overflows.
+        (
+            ChannelKind::Youzan,
+            "youzan/edge-partly-refunded.json",
+            &[(r#""post_fee": "6.00""#, "post_fee")],
+        ),
+    ];
+    for (kind, path, edits) in cases {
+        let mut body = String::from_utf8(fixture(path)).unwrap();
+        for (from, to) in edits {
+            assert!(body.contains(from), "{path}: {from}");
+            let to = match *to {
+                "num" => r#""num": 2,"#.to_string(),
+                f if f.ends_with('-') => format!(r#""{}": "{neg}""#, f.trim_end_matches('-')),
+                f => format!(r#""{f}": "{BIG}""#),
+            };
+            body = body.replacen(from, &to, 1);
+        }
+        let e = reject(kind, body.as_bytes());
+        assert_eq!(e.rule, "bad_value", "{path}: {e}");
+        assert!(e.to_string().contains("at most"), "{path}: {e}");
+        let a = adapter(kind).unwrap();
+        assert!(a.parse_detail(body.as_bytes()).is_err(), "{path}");
+    }
+    // The bound itself: 10¹² yuan is read, a fen more is not.
+    let at = |v: &str| {
+        let body = String::from_utf8(fixture("taobao/edge-cancelled-after-payment.json"))
+            .unwrap()
+            .replacen(r#""payment": "39.90""#, &format!(r#""payment": "{v}""#), 1);
+        adapter(ChannelKind::Taobao)
+            .unwrap()
+            .parse_order(body.as_bytes())
+            .map(|o| o.amounts.paid)
+    };
+    assert_eq!(at("1000000000000").unwrap(), d("1000000000000"));
+    assert_eq!(at("1000000000000.01").unwrap_err().rule, "bad_value");
+}
+
 // ---- Signatures -----------------------------------------------------------------------------
 
 /// A Base64 AES-256 key (Kuaishou's message key); other channels do not use it.
