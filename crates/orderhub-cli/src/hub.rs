@@ -281,21 +281,35 @@ async fn listen(addr: &str) -> Result<tokio::net::TcpListener> {
         .with_context(|| format!("cannot listen on {addr}"))
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Installs the SIGINT/SIGTERM handlers now (before the hub says it listens, so a service manager
+/// stopping it at once still gets a clean shutdown) and returns a future that ends on either.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler installs");
-        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+        use tokio::signal::unix::{SignalKind, signal};
+        let term = signal(SignalKind::terminate());
+        let int = signal(SignalKind::interrupt());
+        async move {
+            match (term, int) {
+                (Ok(mut term), Ok(mut int)) => {
+                    tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+                }
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
+        }
     }
     #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 pub async fn serve(args: ServeArgs) -> Result<()> {
     let s = Settings::from_serve(&args)?;
     init_logs(s.log_format);
+    let stop = shutdown_signal();
     let (hub, generated) = start(&s).await?;
     let where_ = match &s.database_url {
         Some(_) => "PostgreSQL".to_owned(),
@@ -314,7 +328,7 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         "orderhub listening on http://{} ({where_}, {bus}); OpenAPI at /openapi.json. Ctrl-C stops.",
         hub.addr
     );
-    shutdown_signal().await;
+    stop.await;
     tracing::info!("Shutting down: finishing requests in flight.");
     let w = hub.store.write_stats();
     hub.stop().await;
