@@ -380,12 +380,14 @@ async fn pull_bench(a: &ChannelsArgs) -> Result<()> {
         .map_err(|e| anyhow::anyhow!("pull: {e:?}"))?;
     let took = t0.elapsed().as_secs_f64();
     println!(
-        "  pulled {} orders ({} created) in {:.1} s = {:.1}% of the time the rate limit allows ({} throttled answers)",
+        "  pulled {} orders ({} created) in {:.1} s = {:.1}% of the time the rate limit allows ({} throttled answers; {:.1} s waiting for pages, {:.1} s keeping and merging)",
         r.orders,
         r.created,
         took,
         took / allowed.max(1e-9) * 100.0,
-        r.throttled
+        r.throttled,
+        r.fetch_ms as f64 / 1000.0,
+        r.merge_ms as f64 / 1000.0
     );
     anyhow::ensure!(
         r.orders as usize == served.len(),

@@ -98,6 +98,9 @@ pub struct PullReport {
     pub stale: u64,
     pub rejected: u64,
     pub throttled: u32,
+    /// Time spent waiting for the channel's answers (including rate-limit waits) and merging.
+    pub fetch_ms: u64,
+    pub merge_ms: u64,
 }
 
 fn cn(t: DateTime<Utc>) -> DateTime<FixedOffset> {
@@ -140,8 +143,12 @@ pub async fn pull_window(
         cursor: None,
     };
     let mut seen = 0u64;
+    let mut merging: Option<
+        tokio::task::JoinHandle<Vec<Result<Ingested, orderhub_core::CoreError>>>,
+    > = None;
     loop {
         let req = adapter.list_request(&q, &creds, Utc::now());
+        let fetch_started = Instant::now();
         let body = fetch(
             http,
             adapter.as_ref(),
@@ -154,6 +161,8 @@ pub async fn pull_window(
         )
         .await?;
         let page = adapter.parse_list(&body)?;
+        report.fetch_ms += fetch_started.elapsed().as_millis() as u64;
+        let merge_started = Instant::now();
         report.pages += 1;
         // Kept raw, like a push (a later mapping fix can derive the orders again).
         let raw = ChannelMessageRow {
@@ -196,7 +205,8 @@ pub async fn pull_window(
         }
         seen += orders.len() as u64;
         report.orders += orders.len() as u64;
-        // One job per order, all sent at once: the writer commits them in one group.
+        // One job per order, all sent at once: the writer commits them in one group. The merge of
+        // this page runs while the next page is fetched (at most one page behind).
         let mut jobs = Vec::with_capacity(orders.len());
         for o in &orders {
             let draft = match o.to_draft(&shop_id) {
@@ -209,23 +219,41 @@ pub async fn pull_window(
             let f = facts(o);
             let a = crate::process::actor(&shop.tenant_id);
             let part = crate::process::partition(shop_id.as_str(), &o.external_order_id);
-            jobs.push(store.write(part, move |tx| {
-                ingest(tx, &a, draft.clone(), &f, Utc::now())
-            }));
+            let st = store.clone();
+            jobs.push(async move {
+                st.write(part, move |tx| {
+                    ingest(tx, &a, draft.clone(), &f, Utc::now())
+                })
+                .await
+            });
         }
-        for r in futures::future::join_all(jobs).await {
-            match r {
-                Ok(Ingested::Created(_)) => report.created += 1,
-                Ok(Ingested::Updated(_)) => report.updated += 1,
-                Ok(Ingested::Stale(_)) => report.stale += 1,
-                Err(_) => report.rejected += 1,
-            }
+        if let Some(prev) = merging.take() {
+            absorb(&mut report, prev.await);
         }
+        merging = Some(tokio::spawn(futures::future::join_all(jobs)));
+        report.merge_ms += merge_started.elapsed().as_millis() as u64;
         if !page.has_next || page.total.is_some_and(|t| seen >= t) {
+            if let Some(prev) = merging.take() {
+                absorb(&mut report, prev.await);
+            }
             return Ok(report);
         }
         q.page += 1;
         q.cursor = page.next_cursor;
+    }
+}
+
+fn absorb(
+    report: &mut PullReport,
+    done: Result<Vec<Result<Ingested, orderhub_core::CoreError>>, tokio::task::JoinError>,
+) {
+    for r in done.unwrap_or_default() {
+        match r {
+            Ok(Ingested::Created(_)) => report.created += 1,
+            Ok(Ingested::Updated(_)) => report.updated += 1,
+            Ok(Ingested::Stale(_)) => report.stale += 1,
+            Err(_) => report.rejected += 1,
+        }
     }
 }
 

@@ -508,20 +508,6 @@ impl Engine {
                 cursor,
             } => {
                 let page_size = page_size.clamp(1, 100);
-                let mut matching: Vec<ChannelOrder> = self
-                    .orders
-                    .lock()
-                    .iter()
-                    .filter(|o| {
-                        let m = o.modified_at.with_timezone(&Utc);
-                        m >= from && m <= to
-                    })
-                    .cloned()
-                    .collect();
-                matching.sort_by(|a, b| {
-                    (a.modified_at, &a.external_order_id)
-                        .cmp(&(b.modified_at, &b.external_order_id))
-                });
                 let offset = if self.wire.cursor_paged() {
                     match cursor.as_deref() {
                         None | Some("") => 0,
@@ -533,18 +519,36 @@ impl Engine {
                 } else {
                     (page.max(1) as usize - 1) * page_size as usize
                 };
-                let end = (offset + page_size as usize).min(matching.len());
-                let slice = if offset < matching.len() {
-                    &matching[offset..end]
-                } else {
-                    &[]
+                // References sorted, only the page cloned: a shop of 100,000 orders answers a page
+                // in milliseconds, as a real channel does.
+                let (slice, total): (Vec<ChannelOrder>, usize) = {
+                    let orders = self.orders.lock();
+                    let mut matching: Vec<&ChannelOrder> = orders
+                        .iter()
+                        .filter(|o| {
+                            let m = o.modified_at.with_timezone(&Utc);
+                            m >= from && m <= to
+                        })
+                        .collect();
+                    matching.sort_unstable_by(|a, b| {
+                        (a.modified_at, &a.external_order_id)
+                            .cmp(&(b.modified_at, &b.external_order_id))
+                    });
+                    let end = (offset + page_size as usize).min(matching.len());
+                    let slice = if offset < matching.len() {
+                        matching[offset..end].iter().map(|o| (*o).clone()).collect()
+                    } else {
+                        Vec::new()
+                    };
+                    (slice, matching.len())
                 };
-                let has_next = end < matching.len();
+                let end = (offset + page_size as usize).min(total);
+                let has_next = end < total;
                 self.wire.list(&Page {
-                    orders: slice,
+                    orders: &slice,
                     page: page.max(1),
                     page_size,
-                    total: matching.len(),
+                    total,
                     has_next,
                     next_cursor: has_next.then(|| end.to_string()),
                 })
