@@ -7,7 +7,6 @@ use chrono::Utc;
 use orderhub_carriers::breaker::State;
 use orderhub_carriers::sim::fleet;
 use orderhub_carriers::{BreakerConfig, CarrierKind, CarrierRouter};
-use orderhub_core::crypto::PiiCipher;
 use orderhub_core::usecases::{self, Created};
 use orderhub_domain::ids::Channel;
 use orderhub_domain::lifecycle::Command;
@@ -17,56 +16,13 @@ use orderhub_domain::{
 };
 use orderhub_events::{EventsConfig, EventsRuntime};
 use orderhub_fulfillment::{ByStockRegionPriority, Fulfillment, FulfillmentConfig, system_actor};
-use orderhub_store::{Store, StoreConfig};
+use orderhub_store::Store;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
-struct Env {
-    store: Store,
-    _dir: Option<tempfile::TempDir>,
-}
-
-fn open(backend: &str) -> Option<Env> {
-    let cipher = PiiCipher::from_hex(&"5".repeat(64)).unwrap();
-    if backend == "sqlite" {
-        let dir = tempfile::tempdir().unwrap();
-        let cfg = StoreConfig::Sqlite {
-            path: dir.path().join("o.db"),
-        };
-        return Some(Env {
-            store: Store::open(&cfg, cipher).unwrap(),
-            _dir: Some(dir),
-        });
-    }
-    let url = std::env::var("ORDERHUB_TEST_DATABASE_URL")
-        .ok()
-        .filter(|s| !s.is_empty());
-    let required = std::env::var("ORDERHUB_REQUIRE_POSTGRES").is_ok_and(|v| v == "1");
-    assert!(
-        url.is_some() || !required,
-        "ORDERHUB_REQUIRE_POSTGRES=1 but no URL"
-    );
-    let url = url?;
-    let schema = format!("t_{}", Uuid::now_v7().simple());
-    let (u, s) = (url.clone(), schema.clone());
-    std::thread::spawn(move || {
-        let mut c = postgres::Client::connect(&u, postgres::NoTls).expect("PostgreSQL unreachable");
-        c.batch_execute(&format!("CREATE SCHEMA {s}")).unwrap();
-    })
-    .join()
-    .unwrap();
-    let cfg = StoreConfig::Postgres {
-        url: format!("{url}?options=-c%20search_path%3D{schema}"),
-        writers: 2,
-        readers: 2,
-    };
-    Some(Env {
-        store: Store::open(&cfg, cipher).unwrap(),
-        _dir: None,
-    })
-}
+use orderhub_store::testing::open;
 
 fn draft(external: &str) -> OrderDraft {
     let m = |s: &str| Money::parse("m", s, Currency::CNY).unwrap();

@@ -21,6 +21,8 @@ pub mod read;
 mod sqlite;
 mod sqlite_inv;
 mod sqlite_ops;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use ops::{
     ChannelMessageRow, ChannelRead, ChannelShopRow, ChannelTx, DeadLetterRow, Lease, OpsRead,

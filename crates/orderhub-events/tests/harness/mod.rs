@@ -6,10 +6,9 @@
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use chrono::Utc;
-use orderhub_core::crypto::PiiCipher;
 use orderhub_core::ports::EventRecord;
 use orderhub_domain::TenantId;
-use orderhub_store::{DeadLetterRow, Lease, Store, StoreConfig, SubscriptionRow};
+use orderhub_store::{DeadLetterRow, Lease, Store, SubscriptionRow};
 use parking_lot::Mutex;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -19,77 +18,7 @@ use uuid::Uuid;
 
 pub const SECRET: &str = "whsec_test_secret";
 
-pub struct TestStore {
-    pub store: Store,
-    pub config: StoreConfig,
-    _dir: Option<tempfile::TempDir>,
-}
-
-impl TestStore {
-    /// A second store on the same database, as another orderhub process would have.
-    pub fn reopen(&self) -> Store {
-        Store::open(&self.config, cipher()).unwrap()
-    }
-}
-
-pub fn cipher() -> PiiCipher {
-    PiiCipher::from_hex(&"7".repeat(64)).unwrap()
-}
-
-fn pg_url() -> Option<String> {
-    let url = std::env::var("ORDERHUB_TEST_DATABASE_URL")
-        .ok()
-        .filter(|s| !s.is_empty());
-    let required = std::env::var("ORDERHUB_REQUIRE_POSTGRES").is_ok_and(|v| v == "1");
-    assert!(
-        url.is_some() || !required,
-        "ORDERHUB_REQUIRE_POSTGRES=1 but ORDERHUB_TEST_DATABASE_URL is not set"
-    );
-    url
-}
-
-/// `None` when PostgreSQL is not configured for this run (and not required).
-pub fn open(backend: &str) -> Option<TestStore> {
-    match backend {
-        "sqlite" => {
-            let dir = tempfile::tempdir().unwrap();
-            let config = StoreConfig::Sqlite {
-                path: dir.path().join("orderhub.db"),
-            };
-            let store = Store::open(&config, cipher()).unwrap();
-            Some(TestStore {
-                store,
-                config,
-                _dir: Some(dir),
-            })
-        }
-        _ => {
-            let url = pg_url()?;
-            let schema = format!("t_{}", Uuid::now_v7().simple());
-            let (u, s) = (url.clone(), schema.clone());
-            std::thread::spawn(move || {
-                let mut c = postgres::Client::connect(&u, postgres::NoTls).unwrap_or_else(|e| {
-                    panic!("ORDERHUB_TEST_DATABASE_URL is set but PostgreSQL is unreachable: {e}")
-                });
-                c.batch_execute(&format!("CREATE SCHEMA {s}")).unwrap();
-            })
-            .join()
-            .unwrap();
-            let sep = if url.contains('?') { '&' } else { '?' };
-            let config = StoreConfig::Postgres {
-                url: format!("{url}{sep}options=-c%20search_path%3D{schema}"),
-                writers: 2,
-                readers: 2,
-            };
-            let store = Store::open(&config, cipher()).unwrap();
-            Some(TestStore {
-                store,
-                config,
-                _dir: None,
-            })
-        }
-    }
-}
+pub use orderhub_store::testing::open;
 
 pub async fn new_tenant(store: &Store) -> TenantId {
     let t = TenantId::parse(&format!("t{}", &Uuid::new_v4().simple().to_string()[..12])).unwrap();
