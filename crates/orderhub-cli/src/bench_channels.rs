@@ -82,6 +82,8 @@ pub async fn run(a: ChannelsArgs) -> Result<()> {
     let mut pushes: Vec<Push> = Vec::new();
     let mut skus = BTreeSet::new();
     let mut expected = 0usize;
+    // The simulators' handles, kept for the run.
+    let mut sims = Vec::new();
     for kind in ChannelKind::ALL {
         let (url, handle) = sim::spawn(kind, SimSettings::new(c.clone(), a.orders_per_channel, 42))
             .await
@@ -120,8 +122,7 @@ pub async fn run(a: ChannelsArgs) -> Result<()> {
                 body: Bytes::from(p.body),
             });
         }
-        // Keep the simulator alive for the run.
-        std::mem::forget(handle);
+        sims.push(handle);
     }
     conn.send(
         Method::PUT,
@@ -291,6 +292,7 @@ pub async fn run(a: ChannelsArgs) -> Result<()> {
     write_histogram(&mut out, "push → stored latency (ms)", &buckets(&h));
     print!("{out}");
     hub.stop().await;
+    drop(sims);
 
     if a.pull_orders > 0 {
         pull_bench(&a).await?;

@@ -22,6 +22,24 @@ pub struct Actor {
     pub request_id: String,
 }
 
+impl Actor {
+    /// orderhub itself acting for `tenant` (fulfillment, intake, watchdogs): an admin principal
+    /// named `what`, with a fresh request id so its audit entries and events can be followed.
+    pub fn system(tenant: &orderhub_domain::TenantId, what: &str) -> Actor {
+        Actor {
+            principal: Principal {
+                tenant_id: tenant.clone(),
+                key_id: "system".into(),
+                key_name: what.into(),
+                role: crate::auth::Role::Admin,
+                shops: None,
+                pii_read: true,
+            },
+            request_id: format!("{what}-{}", Uuid::now_v7().simple()),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Created {
     /// A new order was stored.

@@ -136,6 +136,9 @@ async fn attempt_all(sh: &Shared, target: &dyn Target, item: &Delivery) -> Outco
     }
 }
 
+/// How often, at most, the dispatcher stores its position.
+const PERSIST_EVERY: Duration = Duration::from_millis(100);
+
 /// What a finished job reports: the (target, event) it was for, or the replayed dead letter.
 type JobDone = (Option<(Uuid, Arc<Delivery>)>, Option<Uuid>);
 
@@ -304,7 +307,6 @@ struct EnvelopeIn {
 
 /// Reads the tenant's events from its durable JetStream consumer.
 async fn nats_source(
-    sh: Arc<Shared>,
     nats: crate::nats::Nats,
     tenant: TenantId,
     partition: u32,
@@ -366,7 +368,6 @@ async fn nats_source(
                 return;
             }
         }
-        let _ = &sh;
     }
 }
 
@@ -395,15 +396,7 @@ pub(crate) async fn run(sh: Arc<Shared>, tenant: TenantId, lease: Lease) {
     // One source per NATS partition (each an ordered stream of its aggregates), or the outbox.
     let sources: Vec<tokio::task::JoinHandle<()>> = match &sh.nats {
         Some(n) => (0..n.partitions)
-            .map(|p| {
-                tokio::spawn(nats_source(
-                    sh.clone(),
-                    n.clone(),
-                    tenant.clone(),
-                    p,
-                    tx.clone(),
-                ))
-            })
+            .map(|p| tokio::spawn(nats_source(n.clone(), tenant.clone(), p, tx.clone())))
             .collect(),
         None => vec![tokio::spawn(outbox_source(
             sh.clone(),
@@ -428,7 +421,6 @@ pub(crate) async fn run(sh: Arc<Shared>, tenant: TenantId, lease: Lease) {
     let mut tick = tokio::time::interval(Duration::from_millis(50));
     let mut replay_at = Instant::now();
     let mut stop = sh.stop.subscribe();
-    let lag_label = [("tenant", tenant.as_str().to_owned())];
 
     let finish = |wm: &mut Watermark, item: &Delivery| {
         wm.finish(item.seq);
@@ -518,17 +510,16 @@ pub(crate) async fn run(sh: Arc<Shared>, tenant: TenantId, lease: Lease) {
         if *stop.borrow() {
             break;
         }
+        // The position is stored at most every PERSIST_EVERY (the 50 ms tick brings the loop
+        // back), not once per event: a restart redelivers that little more, which receivers dedupe.
         let position = wm.position();
-        if position != stored || renewed.elapsed() > cfg.lease_ttl / 3 {
+        if (position != stored && renewed.elapsed() >= PERSIST_EVERY)
+            || renewed.elapsed() > cfg.lease_ttl / 3
+        {
             match lease::advance(&sh.store, &lease, position, cfg.lease_ttl).await {
                 Ok(true) => {
                     stored = position;
                     renewed = Instant::now();
-                    let t = tenant.clone();
-                    if let Ok(head) = sh.store.read(move |r| r.outbox_head(&t)).await {
-                        metrics::gauge!("orderhub_consumer_lag_events", &lag_label)
-                            .set((head - position).max(0) as f64);
-                    }
                 }
                 Ok(false) => {
                     tracing::warn!(tenant = %tenant, "The dispatcher lost its lease; another process dispatches now.");

@@ -18,7 +18,6 @@ use orderhub_carriers::{
     WaybillRequest,
 };
 use orderhub_core::CoreError;
-use orderhub_core::auth::{Principal, Role};
 use orderhub_core::ports::EventRecord;
 use orderhub_core::usecases::{self, Actor};
 use orderhub_domain::ids::CarrierCode;
@@ -78,19 +77,9 @@ pub struct Fulfillment {
     id: Uuid,
 }
 
-/// The system actor fulfillment moves orders as.
+/// The system actor fulfillment moves orders as (see [`Actor::system`]).
 pub fn system_actor(tenant: &TenantId, what: &str) -> Actor {
-    Actor {
-        principal: Principal {
-            tenant_id: tenant.clone(),
-            key_id: "system".into(),
-            key_name: what.into(),
-            role: Role::Admin,
-            shops: None,
-            pii_read: true,
-        },
-        request_id: format!("{what}-{}", Uuid::now_v7().simple()),
-    }
+    Actor::system(tenant, what)
 }
 
 /// How one step went.

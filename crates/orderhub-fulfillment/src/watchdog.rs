@@ -15,39 +15,18 @@ use crate::{Fulfillment, system_actor};
 use chrono::Utc;
 use orderhub_core::usecases;
 use orderhub_domain::{Order, Status, TenantId};
-use orderhub_store::OrderFilter;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Orders of `tenant` in `status`, every page.
+/// Orders of `tenant` in `status` (a failed read is logged; the next scan tries again).
 async fn orders_in(f: &Fulfillment, tenant: &TenantId, status: Status) -> Vec<Order> {
-    let mut out = Vec::new();
-    let mut after = None;
-    loop {
-        let filter = OrderFilter {
-            tenant_id: tenant.clone(),
-            status: Some(status),
-            channel: None,
-            shop_id: None,
-            updated_since: None,
-            shops: None,
-            after,
-            limit: 500,
-        };
-        let page = match f.store.read(move |r| r.order_list(&filter)).await {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::warn!(error = %e, "A watchdog could not list orders.");
-                return out;
-            }
-        };
-        let n = page.len();
-        after = page.last().map(|o| o.id);
-        out.extend(page);
-        if n < 500 {
-            return out;
-        }
-    }
+    f.store
+        .orders_with_status(tenant, status)
+        .await
+        .unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "A watchdog could not list orders.");
+            Vec::new()
+        })
 }
 
 fn older_than(at: chrono::DateTime<Utc>, d: Duration) -> bool {

@@ -4,7 +4,6 @@ use crate::credentials;
 use chrono::Utc;
 use orderhub_channels::{ApiError, ChannelKind, ChannelOrder, RefundState};
 use orderhub_core::CoreError;
-use orderhub_core::auth::{Principal, Role};
 use orderhub_core::intake::{ChannelFacts, Ingested, ingest};
 use orderhub_core::usecases::Actor;
 use orderhub_domain::{ShopId, TenantId};
@@ -20,17 +19,7 @@ const CONCURRENCY: usize = 64;
 pub const ATTEMPTS_MAX: u32 = 10;
 
 pub(crate) fn actor(tenant: &TenantId) -> Actor {
-    Actor {
-        principal: Principal {
-            tenant_id: tenant.clone(),
-            key_id: "system".into(),
-            key_name: "intake".into(),
-            role: Role::Admin,
-            shops: None,
-            pii_read: true,
-        },
-        request_id: format!("intake-{}", uuid::Uuid::now_v7().simple()),
-    }
+    Actor::system(tenant, "intake")
 }
 
 /// How one message ended.

@@ -11,7 +11,7 @@ use futures::future::BoxFuture;
 use orderhub_channels::{ApiError, ChannelKind, Shipment};
 use orderhub_domain::{Order, OrderId, Status, TenantId};
 use orderhub_events::{Delivery, Target, TargetError};
-use orderhub_store::{OrderFilter, Store};
+use orderhub_store::Store;
 use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
@@ -196,28 +196,10 @@ pub async fn watchdog(
 }
 
 async fn unsynced(store: &Store, t: &TenantId, status: Status) -> Vec<Order> {
-    let mut out = Vec::new();
-    let mut after = None;
-    loop {
-        let f = OrderFilter {
-            tenant_id: t.clone(),
-            status: Some(status),
-            channel: None,
-            shop_id: None,
-            updated_since: None,
-            shops: None,
-            after,
-            limit: 500,
-        };
-        let page = store
-            .read(move |r| r.order_list(&f))
-            .await
-            .unwrap_or_default();
-        let n = page.len();
-        after = page.last().map(|o| o.id);
-        out.extend(page.into_iter().filter(|o| o.last_sync_at.is_none()));
-        if n < 500 {
-            return out;
-        }
-    }
+    let mut orders = store
+        .orders_with_status(t, status)
+        .await
+        .unwrap_or_default();
+    orders.retain(|o| o.last_sync_at.is_none());
+    orders
 }

@@ -134,6 +134,36 @@ impl Store {
         self.inner.commits()
     }
 
+    /// Every order of the tenant in `status`, read page by page (for watchdogs and sweeps).
+    pub async fn orders_with_status(
+        &self,
+        tenant: &orderhub_domain::TenantId,
+        status: orderhub_domain::Status,
+    ) -> Result<Vec<orderhub_domain::Order>, StoreError> {
+        const PAGE: u32 = 500;
+        let mut out = Vec::new();
+        let mut after = None;
+        loop {
+            let filter = OrderFilter {
+                tenant_id: tenant.clone(),
+                status: Some(status),
+                channel: None,
+                shop_id: None,
+                updated_since: None,
+                shops: None,
+                after,
+                limit: PAGE,
+            };
+            let page = self.read(move |r| r.order_list(&filter)).await?;
+            let n = page.len();
+            after = page.last().map(|o| o.id);
+            out.extend(page);
+            if n < PAGE as usize {
+                return Ok(out);
+            }
+        }
+    }
+
     /// Group-commit counters: transactions committed and jobs in them.
     pub fn write_stats(&self) -> WriteStats {
         self.inner.stats()

@@ -239,3 +239,26 @@ pub trait ChannelRead {
         limit: u32,
     ) -> Result<Vec<ChannelMessageRow>, StoreError>;
 }
+
+/// Channel message bodies at rest: Base64 (bodies need not be UTF-8), then encrypted.
+pub(crate) fn seal(cipher: &orderhub_core::crypto::PiiCipher, bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    cipher.encrypt(&base64::engine::general_purpose::STANDARD.encode(bytes))
+}
+
+pub(crate) fn open_sealed(
+    cipher: &orderhub_core::crypto::PiiCipher,
+    stored: &str,
+) -> Result<Vec<u8>, StoreError> {
+    use base64::Engine as _;
+    let undecodable = || {
+        StoreError::new(
+            orderhub_core::StoreErrorKind::Other,
+            "stored message body does not decode",
+        )
+    };
+    let b = cipher.decrypt(stored).map_err(|_| undecodable())?;
+    base64::engine::general_purpose::STANDARD
+        .decode(b)
+        .map_err(|_| undecodable())
+}

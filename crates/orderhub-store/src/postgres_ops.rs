@@ -298,19 +298,7 @@ impl OpsRead for PgRead {
 // ---------------------------------------------------------------------------------------------
 // Channel intake
 
-use crate::ops::{ChannelMessageRow, ChannelRead, ChannelShopRow, ChannelTx};
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as B64;
-use orderhub_core::crypto::PiiCipher;
-
-fn seal(cipher: &PiiCipher, bytes: &[u8]) -> String {
-    cipher.encrypt(&B64.encode(bytes))
-}
-
-fn open_sealed(cipher: &PiiCipher, stored: &str) -> Result<Vec<u8>, StoreError> {
-    let b = cipher.decrypt(stored).map_err(|_| bad("message body"))?;
-    B64.decode(b).map_err(|_| bad("message body"))
-}
+use crate::ops::{ChannelMessageRow, ChannelRead, ChannelShopRow, ChannelTx, open_sealed, seal};
 
 impl ChannelTx for PgWrite {
     fn channel_shop_put(&mut self, s: &ChannelShopRow) -> Result<bool, StoreError> {
