@@ -63,9 +63,14 @@ pub enum ChannelKind {
     Kuaishou,
     Wechat,
     Youzan,
+    /// The configurable channel: a B2B portal or an ERP connected by a declarative mapping file
+    /// (see [`mapped`]) instead of code. Each shop of this channel brings its own mapping.
+    Custom,
 }
 
 impl ChannelKind {
+    /// The platforms with a built-in adapter and simulator (not [`ChannelKind::Custom`], whose
+    /// adapter is built from a shop's mapping).
     pub const ALL: [ChannelKind; 7] = [
         ChannelKind::Taobao,
         ChannelKind::Jd,
@@ -85,6 +90,7 @@ impl ChannelKind {
             ChannelKind::Kuaishou => "kuaishou",
             ChannelKind::Wechat => "wechat",
             ChannelKind::Youzan => "youzan",
+            ChannelKind::Custom => "custom",
         }
     }
 
@@ -92,6 +98,7 @@ impl ChannelKind {
     pub fn parse(s: &str) -> Result<ChannelKind, UnknownChannel> {
         ChannelKind::ALL
             .into_iter()
+            .chain([ChannelKind::Custom])
             .find(|k| k.code() == s)
             .ok_or_else(|| UnknownChannel(s.chars().take(32).collect()))
     }
@@ -628,8 +635,8 @@ pub const BUILT: [ChannelKind; 7] = [
     ChannelKind::Youzan,
 ];
 
-/// The adapter of a channel (`Option` so that a channel added to [`ChannelKind`] before its
-/// adapter is built can answer `None`).
+/// The built-in adapter of a channel; `None` for [`ChannelKind::Custom`], whose adapter is made
+/// from the shop's mapping.
 pub fn adapter(kind: ChannelKind) -> Option<Box<dyn Channel>> {
     match kind {
         ChannelKind::Taobao => Some(Box::new(taobao::Taobao)),
@@ -639,6 +646,8 @@ pub fn adapter(kind: ChannelKind) -> Option<Box<dyn Channel>> {
         ChannelKind::Pdd => Some(Box::new(pdd::Pdd)),
         ChannelKind::Jd => Some(Box::new(jd::Jd)),
         ChannelKind::Kuaishou => Some(Box::new(kuaishou::Kuaishou)),
+        // Built from the shop's mapping: `mapped::Mapped::new`.
+        ChannelKind::Custom => None,
     }
 }
 

@@ -310,6 +310,7 @@ pub(crate) fn wire(kind: ChannelKind) -> Option<Box<dyn SimWire>> {
         ChannelKind::Pdd => Some(Box::new(crate::pdd::sim::PddWire)),
         ChannelKind::Jd => Some(Box::new(crate::jd::sim::JdWire)),
         ChannelKind::Kuaishou => Some(Box::new(crate::kuaishou::sim::KuaishouWire)),
+        ChannelKind::Custom => None,
     }
 }
 

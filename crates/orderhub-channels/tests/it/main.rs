@@ -2018,6 +2018,7 @@ fn sf_code(kind: ChannelKind) -> &'static str {
         ChannelKind::Kuaishou => "5",
         ChannelKind::Wechat => "SF",
         ChannelKind::Youzan => "7",
+        ChannelKind::Custom => unreachable!("the custom channel's codes come from its mapping"),
     }
 }
 
