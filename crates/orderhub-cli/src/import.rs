@@ -1,4 +1,4 @@
-//! `orderhub import orders --file orders.csv`: orders from a spreadsheet export (an ERP, a channel
+//! `orderhub import orders --file orders.csv|orders.xlsx`: orders from a spreadsheet export (an ERP, a channel
 //! backend, a B2B portal), one row per line; rows with the same (shop, external order id) make one
 //! order. Every row is checked; a bad row is reported (row, column, rule, message) in the error
 //! report and its order is not imported, the others are. Importing the same file again creates
@@ -17,11 +17,12 @@ use orderhub_domain::{
     Currency, ExternalOrderId, Money, OrderKind, Personal, ShopId, Sku, TenantId, ValidationError,
 };
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Args, Debug)]
 pub struct ImportArgs {
-    /// The CSV file (UTF-8, header row; see the README for the columns).
+    /// The CSV file (UTF-8, header row) or Excel / OpenDocument workbook (.xlsx, .xls, .xlsb,
+    /// .ods; the first sheet, header row) — see the README for the columns.
     #[arg(long)]
     file: PathBuf,
     #[arg(long, default_value = "default")]
@@ -249,43 +250,105 @@ fn order_of(
     })
 }
 
+/// The header (trimmed, lower-case, without a byte-order mark) and the rows of a CSV file or of
+/// the first sheet of a workbook, each row as text cells or why it could not be read.
+type Sheet = (Vec<String>, Vec<Result<Vec<String>, String>>);
+
+fn read_sheet(path: &Path) -> Result<Sheet> {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let header = |h: &str| h.trim().trim_start_matches('\u{feff}').to_ascii_lowercase();
+    if matches!(ext.as_str(), "xlsx" | "xlsm" | "xls" | "xlsb" | "ods") {
+        use calamine::Reader;
+        let mut book = calamine::open_workbook_auto(path)
+            .with_context(|| format!("cannot read the workbook {}", path.display()))?;
+        let range = book
+            .worksheet_range_at(0)
+            .context("the workbook has no sheet")?
+            .with_context(|| format!("cannot read the first sheet of {}", path.display()))?;
+        let mut rows = range.rows();
+        let headers: Vec<String> = rows
+            .next()
+            .context("the sheet has no header row")?
+            .iter()
+            .map(|c| header(&cell_text(c)))
+            .collect();
+        let records = rows
+            // Sheets often end in formatted but empty rows; they are not orders.
+            .filter(|r| r.iter().any(|c| !matches!(c, calamine::Data::Empty)))
+            .map(|r| Ok(r.iter().map(cell_text).collect()))
+            .collect();
+        return Ok((headers, records));
+    }
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(false)
+        .from_path(path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let headers = reader
+        .headers()
+        .context("the file has no header row")?
+        .iter()
+        .map(header)
+        .collect();
+    let records = reader
+        .records()
+        .map(|r| {
+            r.map(|r| r.iter().map(str::to_owned).collect())
+                .map_err(|e| e.to_string())
+        })
+        .collect();
+    Ok((headers, records))
+}
+
+/// A workbook cell as the text a CSV export of it would hold. Numbers keep the shortest text that
+/// reads back as the same number (Excel keeps `49.9` as a binary float; `49.9` is what the user
+/// typed, and the money parser takes it from there as a decimal); whole numbers lose the `.0`;
+/// date cells become `YYYY-MM-DD HH:MM:SS`, read as Beijing time like the channels' exports.
+fn cell_text(c: &calamine::Data) -> String {
+    use calamine::Data;
+    match c {
+        Data::Empty => String::new(),
+        Data::String(s) | Data::DateTimeIso(s) | Data::DurationIso(s) => s.clone(),
+        Data::Int(i) => i.to_string(),
+        Data::Float(f) if f.fract() == 0.0 && f.abs() < 1e15 => format!("{}", *f as i64),
+        Data::Float(f) => format!("{f}"),
+        Data::Bool(b) => b.to_string(),
+        Data::DateTime(d) => d
+            .as_datetime()
+            .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+            .unwrap_or_else(|| d.as_f64().to_string()),
+        // An error cell (#N/A, #DIV/0!) is kept as its text, so the row fails where it is used.
+        Data::Error(e) => format!("{e}"),
+    }
+}
+
 pub async fn run(a: ImportArgs) -> Result<()> {
     let s = Settings::from_store(&a.store)?;
     let store = crate::hub::open_store(&s)?;
     let tenant = TenantId::parse(&a.tenant).map_err(|e| anyhow::anyhow!("--tenant: {e}"))?;
-    let mut reader = csv::ReaderBuilder::new()
-        .flexible(false)
-        .from_path(&a.file)
-        .with_context(|| format!("cannot read {}", a.file.display()))?;
-    let headers: Vec<String> = reader
-        .headers()
-        .context("the file has no header row")?
-        .iter()
-        .map(|h| h.trim().trim_start_matches('\u{feff}').to_ascii_lowercase())
-        .collect();
+    let (headers, records) = read_sheet(&a.file)?;
     let mut errors: Vec<RowError> = Vec::new();
     // Orders in file order; rows of one order together.
     let mut orders: Vec<((String, String), Vec<Row>)> = Vec::new();
     let mut index: BTreeMap<(String, String), usize> = BTreeMap::new();
-    for (i, rec) in reader.records().enumerate() {
+    for (i, rec) in records.into_iter().enumerate() {
         let n = i + 2; // the header is row 1
         let rec = match rec {
             Ok(r) => r,
-            Err(e) => {
+            Err(message) => {
                 errors.push(RowError {
                     row: n,
                     column: String::new(),
                     rule: "malformed_row".into(),
-                    message: e.to_string(),
+                    message,
                 });
                 continue;
             }
         };
-        let get: BTreeMap<String, String> = headers
-            .iter()
-            .cloned()
-            .zip(rec.iter().map(str::to_owned))
-            .collect();
+        let get: BTreeMap<String, String> = headers.iter().cloned().zip(rec).collect();
         let row = Row { n, get };
         let key = (
             row.opt("shop_id")

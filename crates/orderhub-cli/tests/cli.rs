@@ -811,3 +811,108 @@ fn importing_a_csv_makes_orders_and_reports_bad_rows() {
         2
     );
 }
+
+/// An Excel workbook imports like its CSV export: numbers typed as numbers (prices, quantities, a
+/// phone number), a date cell for the payment time, the first sheet only; a bad row is reported
+/// by its row number in the sheet.
+#[test]
+fn importing_an_excel_workbook_reads_its_number_and_date_cells() {
+    use rust_xlsxwriter::{ExcelDateTime, Format, Workbook};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
+    let out = Command::new(BIN)
+        .args(["tenant", "create", "acme", "--data-dir", data])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let book_path = dir.path().join("orders.xlsx");
+    let mut book = Workbook::new();
+    let sheet = book.add_worksheet();
+    let when = Format::new().set_num_format("yyyy-mm-dd hh:mm:ss");
+    let header = [
+        "External_Order_ID",
+        "status",
+        "paid_at",
+        "receiver_name",
+        "receiver_phone",
+        "province",
+        "city",
+        "address",
+        "sku",
+        "title",
+        "quantity",
+        "unit_price",
+        "shipping_fee",
+    ];
+    for (c, h) in header.iter().enumerate() {
+        sheet.write_string(0, c as u16, *h).unwrap();
+    }
+    // (order, sku, title, quantity, unit price, phone)
+    let rows = [
+        ("X-1", "SKU-1", "T恤 ®™ 🎁", 2.0, 49.9, 13812345678.0),
+        ("X-1", "SKU-2", "保温杯", 1.0, 39.5, 13812345678.0),
+        ("X-2", "SKU-3", "书", 0.0, 20.0, 13900000000.0),
+    ];
+    let paid = ExcelDateTime::parse_from_str("2026-11-11 10:00:00").unwrap();
+    for (i, (id, sku, title, qty, price, phone)) in rows.iter().enumerate() {
+        let r = i as u32 + 1;
+        sheet.write_string(r, 0, *id).unwrap();
+        sheet.write_string(r, 1, "paid").unwrap();
+        sheet
+            .write_datetime_with_format(r, 2, &paid, &when)
+            .unwrap();
+        sheet.write_string(r, 3, "王小明").unwrap();
+        sheet.write_number(r, 4, *phone).unwrap();
+        sheet.write_string(r, 5, "浙江省").unwrap();
+        sheet.write_string(r, 6, "杭州市").unwrap();
+        sheet.write_string(r, 7, "文三路100号").unwrap();
+        sheet.write_string(r, 8, *sku).unwrap();
+        sheet.write_string(r, 9, *title).unwrap();
+        sheet.write_number(r, 10, *qty).unwrap();
+        sheet.write_number(r, 11, *price).unwrap();
+        sheet.write_number(r, 12, 8).unwrap();
+    }
+    book.save(&book_path).unwrap();
+    let out = Command::new(BIN)
+        .args([
+            "import",
+            "orders",
+            "--file",
+            book_path.to_str().unwrap(),
+            "--tenant",
+            "acme",
+            "--shop",
+            "erp-1",
+            "--data-dir",
+            data,
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        stdout.contains("1 orders created, 0 already there, 1 refused"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = std::fs::read_to_string(dir.path().join("orders.errors.csv")).unwrap();
+    assert!(report.contains("4,quantity,invalid_number"), "{report}");
+    let db = rusqlite::Connection::open(format!("{data}/orderhub.db")).unwrap();
+    let doc: Vec<u8> = db
+        .query_row(
+            "select doc from orders where external_order_id = 'X-1'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&doc).unwrap();
+    // 2 × 49.90 + 39.50 + 8.00 shipping, exactly: the float cells became decimals by their text.
+    assert_eq!(doc["paid_amount"], serde_json::json!("147.30"), "{doc}");
+    // 10:00 in Beijing, the offset kept.
+    assert_eq!(
+        doc["paid_at"],
+        serde_json::json!("2026-11-11T10:00:00+08:00")
+    );
+    assert_eq!(doc["lines"].as_array().map(Vec::len), Some(2));
+    assert_eq!(doc["lines"][0]["title"], serde_json::json!("T恤 ®™ 🎁"));
+}
