@@ -339,6 +339,8 @@ async fn pull_bench(a: &ChannelsArgs) -> Result<()> {
         message_key: String::new(),
         api_base_url: url,
         created_at: chrono::Utc::now(),
+
+        mapping: None,
     };
     let s2 = shop.clone();
     store

@@ -45,6 +45,8 @@ async fn shop(store: &Store, kind: ChannelKind, url: &str) -> ChannelShopRow {
         message_key: String::new(),
         api_base_url: url.into(),
         created_at: Utc::now(),
+
+        mapping: None,
     };
     let r = row.clone();
     assert!(

@@ -148,6 +148,9 @@ pub struct ChannelShopRow {
     /// Where the channel's order API answers (the real platform, or a simulator).
     pub api_base_url: String,
     pub created_at: DateTime<Utc>,
+    /// The shop's declarative mapping (JSON) for the configurable channel (`custom`); `None` for
+    /// the built-in channels.
+    pub mapping: Option<String>,
 }
 
 impl std::fmt::Debug for ChannelShopRow {

@@ -48,6 +48,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "channels",
         include_str!("../migrations/postgres/0004_channels.sql"),
     ),
+    (
+        5,
+        "channel_mappings",
+        include_str!("../migrations/postgres/0005_channel_mappings.sql"),
+    ),
 ];
 
 pub(crate) fn err(e: postgres::Error) -> StoreError {

@@ -308,10 +308,13 @@ impl ChannelTx for PgWrite {
             self.cipher.encrypt(&s.message_key),
         );
         let n = self.conn.execute(
-            "INSERT INTO channel_shops VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+            "INSERT INTO channel_shops (channel, shop_id, tenant_id, app_key, secret,
+               access_token, message_key, api_base_url, created_at, mapping)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
              ON CONFLICT (channel, shop_id) DO UPDATE SET app_key = excluded.app_key,
                secret = excluded.secret, access_token = excluded.access_token,
-               message_key = excluded.message_key, api_base_url = excluded.api_base_url
+               message_key = excluded.message_key, api_base_url = excluded.api_base_url,
+               mapping = excluded.mapping
              WHERE channel_shops.tenant_id = excluded.tenant_id",
             &[
                 &s.channel,
@@ -323,6 +326,7 @@ impl ChannelTx for PgWrite {
                 &mkey,
                 &s.api_base_url,
                 &s.created_at,
+                &s.mapping,
             ],
         )?;
         self.pending.writes += n;
@@ -419,7 +423,8 @@ impl ChannelRead for PgRead {
         shop_id: &str,
     ) -> Result<Option<ChannelShopRow>, StoreError> {
         let Some(r) = self.conn.query_opt(
-            "SELECT tenant_id, app_key, secret, access_token, message_key, api_base_url, created_at
+            "SELECT tenant_id, app_key, secret, access_token, message_key, api_base_url, created_at,
+               mapping
              FROM channel_shops WHERE channel = $1 AND shop_id = $2",
             &[&channel, &shop_id],
         )?
@@ -440,6 +445,7 @@ impl ChannelRead for PgRead {
             message_key: dec(4)?,
             api_base_url: r.get(5),
             created_at: r.get(6),
+            mapping: r.get(7),
         }))
     }
 

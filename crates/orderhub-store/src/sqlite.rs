@@ -39,6 +39,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "channels",
         include_str!("../migrations/sqlite/0004_channels.sql"),
     ),
+    (
+        5,
+        "channel_mappings",
+        include_str!("../migrations/sqlite/0005_channel_mappings.sql"),
+    ),
 ];
 
 /// Reader connections: WAL lets readers run beside the writer; two keep a 2-core machine busy.

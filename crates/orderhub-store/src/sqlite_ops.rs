@@ -433,10 +433,13 @@ impl ChannelTx for SqliteWrite {
         let n = self
             .c
             .execute(
-                "INSERT INTO channel_shops VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                "INSERT INTO channel_shops (channel, shop_id, tenant_id, app_key, secret,
+                   access_token, message_key, api_base_url, created_at, mapping)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
                  ON CONFLICT (channel, shop_id) DO UPDATE SET app_key = excluded.app_key,
                    secret = excluded.secret, access_token = excluded.access_token,
-                   message_key = excluded.message_key, api_base_url = excluded.api_base_url
+                   message_key = excluded.message_key, api_base_url = excluded.api_base_url,
+                   mapping = excluded.mapping
                  WHERE channel_shops.tenant_id = excluded.tenant_id",
                 params![
                     s.channel,
@@ -447,7 +450,8 @@ impl ChannelTx for SqliteWrite {
                     self.cipher.encrypt(&s.access_token),
                     self.cipher.encrypt(&s.message_key),
                     s.api_base_url,
-                    micros(s.created_at)
+                    micros(s.created_at),
+                    s.mapping
                 ],
             )
             .map_err(err)?;
@@ -564,7 +568,8 @@ impl ChannelRead for SqliteRead {
         let raw = self
             .c
             .prepare_cached(
-                "SELECT tenant_id, app_key, secret, access_token, message_key, api_base_url, created_at
+                "SELECT tenant_id, app_key, secret, access_token, message_key, api_base_url, created_at,
+                   mapping
                  FROM channel_shops WHERE channel = ?1 AND shop_id = ?2",
             )
             .map_err(err)?
@@ -577,11 +582,12 @@ impl ChannelRead for SqliteRead {
                     r.get::<_, String>(4)?,
                     r.get::<_, String>(5)?,
                     r.get::<_, i64>(6)?,
+                    r.get::<_, Option<String>>(7)?,
                 ))
             })
             .optional()
             .map_err(err)?;
-        let Some((t, app_key, secret, token, mkey, url, at)) = raw else {
+        let Some((t, app_key, secret, token, mkey, url, at, mapping)) = raw else {
             return Ok(None);
         };
         let dec = |s: &str| self.cipher.decrypt(s).map_err(|_| bad("shop secret"));
@@ -595,6 +601,7 @@ impl ChannelRead for SqliteRead {
             message_key: dec(&mkey)?,
             api_base_url: url,
             created_at: from_micros(at),
+            mapping,
         }))
     }
 

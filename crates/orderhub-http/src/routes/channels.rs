@@ -96,6 +96,8 @@ pub async fn put_shop(
         message_key: req.message_key,
         api_base_url: url.as_str().trim_end_matches('/').to_owned(),
         created_at: state.clock.now(),
+
+        mapping: None,
     };
     let r = row.clone();
     let ok = state
