@@ -90,7 +90,7 @@ pub struct RunningHub {
     events: orderhub_events::EventsRuntime,
     background: tokio::sync::watch::Sender<bool>,
     /// The carrier simulators fulfillment ships with (`--fulfillment sim`).
-    pub _carriers: Option<orderhub_carriers::sim::fleet::Fleet>,
+    pub carriers: Option<orderhub_carriers::sim::fleet::Fleet>,
 }
 
 impl RunningHub {
@@ -209,7 +209,7 @@ pub async fn start(s: &Settings) -> Result<(RunningHub, Option<String>)> {
             task,
             events,
             background,
-            _carriers: carriers,
+            carriers,
         },
         generated,
     ))
@@ -283,7 +283,7 @@ async fn listen(addr: &str) -> Result<tokio::net::TcpListener> {
 
 /// Installs the SIGINT/SIGTERM handlers now (before the hub says it listens, so a service manager
 /// stopping it at once still gets a clean shutdown) and returns a future that ends on either.
-fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+pub(crate) fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
@@ -389,6 +389,30 @@ pub async fn inventory_check(args: StoreArgs) -> Result<()> {
     let s = Settings::from_store(&args)?;
     init_logs(s.log_format);
     let store = open_store(&s)?;
+    let (positions, reservations, violations) = inventory_violations(&store, true).await?;
+    if violations.is_empty() {
+        println!(
+            "inventory check: {positions} positions, {reservations} active reservations, every invariant holds"
+        );
+        Ok(())
+    } else {
+        for v in &violations {
+            println!("VIOLATION {v}");
+        }
+        anyhow::bail!(
+            "{} invariant violations in {positions} positions",
+            violations.len()
+        )
+    }
+}
+
+/// Checks every stock position against its ledger and the active reservations (DESIGN §4):
+/// returns the number of positions, of active reservations, and one sentence per broken
+/// invariant (nothing oversold means an empty list).
+pub async fn inventory_violations(
+    store: &Store,
+    progress: bool,
+) -> Result<(usize, usize, Vec<String>)> {
     let positions = store
         .read(|r| r.positions())
         .await
@@ -410,7 +434,11 @@ pub async fn inventory_check(args: StoreArgs) -> Result<()> {
                 .or_default() += l.quantity;
         }
     }
-    let bar = indicatif::ProgressBar::new(positions.len() as u64);
+    let bar = if progress {
+        indicatif::ProgressBar::new(positions.len() as u64)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
     bar.set_style(
         indicatif::ProgressStyle::with_template("checking {pos}/{len} positions {bar:40} {eta}")
             .expect("static template"),
@@ -466,21 +494,5 @@ pub async fn inventory_check(args: StoreArgs) -> Result<()> {
         bar.inc(1);
     }
     bar.finish_and_clear();
-    if violations.is_empty() {
-        println!(
-            "inventory check: {} positions, {} active reservations, every invariant holds",
-            positions.len(),
-            reservations.len()
-        );
-        Ok(())
-    } else {
-        for v in &violations {
-            println!("VIOLATION {v}");
-        }
-        anyhow::bail!(
-            "{} invariant violations in {} positions",
-            violations.len(),
-            positions.len()
-        )
-    }
+    Ok((positions.len(), reservations.len(), violations))
 }

@@ -1,11 +1,12 @@
 //! The `orderhub` binary: configuration, telemetry, wiring, and the subcommands
-//! `serve`, `migrate`, `tenant`, `inventory`, `bench`, `dead-letters` and `sim`.
+//! `demo`, `serve`, `migrate`, `tenant`, `inventory`, `bench`, `dead-letters` and `sim`.
 
 mod bench;
 mod bench_channels;
 mod bench_events;
 mod bench_flash;
 mod config;
+mod demo;
 mod hub;
 mod import;
 mod ops;
@@ -25,6 +26,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The whole flow, live: the hub with channel and carrier simulators, a seeded catalogue and a
+    /// business day compressed into minutes (peak, flash sale, carrier outage, refunds); prints the
+    /// console URL and a live summary line. Ctrl-C stops it.
+    Demo(demo::DemoArgs),
     /// Run the hub: HTTP API on --listen, SQLite in --data-dir unless --database-url names PostgreSQL.
     Serve(config::ServeArgs),
     /// Apply pending database migrations and exit (serve also applies them at start).
@@ -99,6 +104,7 @@ fn main() -> std::process::ExitCode {
         .expect("a tokio runtime starts");
     let result = rt.block_on(async move {
         match cli.command {
+            Command::Demo(args) => demo::run(args).await,
             Command::Serve(args) => hub::serve(args).await,
             Command::Migrate(args) => hub::migrate(args).await,
             Command::Tenant(TenantCommand::Create {

@@ -916,3 +916,52 @@ fn importing_an_excel_workbook_reads_its_number_and_date_cells() {
     assert_eq!(doc["lines"].as_array().map(Vec::len), Some(2));
     assert_eq!(doc["lines"][0]["title"], serde_json::json!("T恤 ®™ 🎁"));
 }
+
+/// The newcomer's first command: `orderhub demo` plays a (short) business day on the embedded
+/// default — orders from all seven channels through their signed webhooks, a flash sale that
+/// sells exactly its stock, a carrier outage that opens the carrier's breaker — and ends with
+/// every inventory invariant holding.
+#[test]
+fn the_demo_plays_a_day_on_every_channel_and_oversells_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args([
+            "demo",
+            "--minutes",
+            "0.4",
+            "--rate",
+            "8",
+            "--exit-after-day",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("console  http://127.0.0.1:"), "{stdout}");
+    let by_channel = stdout
+        .lines()
+        .find(|l| l.contains("orders by channel"))
+        .unwrap_or_default();
+    for c in [
+        "taobao", "jd", "pdd", "douyin", "kuaishou", "wechat", "youzan",
+    ] {
+        assert!(by_channel.contains(c), "no {c} orders: {stdout}");
+    }
+    assert!(
+        stdout.contains("3000 buyers for 300 units: 300 sold, 2700 refused, 0 errors"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("breakers zto open"), "{stdout}");
+    assert!(
+        stdout.contains("every invariant holds — oversold 0"),
+        "{stdout}"
+    );
+}

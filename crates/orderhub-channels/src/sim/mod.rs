@@ -158,6 +158,18 @@ pub struct SimHandle {
 }
 
 impl SimHandle {
+    /// A new order as a buyer would place it now (generated like `POST /_sim/orders`), changed by
+    /// `edit` first (a demo puts its own catalogue's SKUs in); the simulator serves it from now on.
+    pub fn new_order(&self, edit: impl FnOnce(&mut ChannelOrder)) -> ChannelOrder {
+        self.engine.new_order(edit)
+    }
+
+    /// Moves a served order to `canonical` as the channel would (its own status code, a newer
+    /// modified time); `None` for an order the simulator does not serve.
+    pub fn set_status(&self, id: &str, canonical: CanonicalStatus) -> Option<ChannelOrder> {
+        self.engine.edit_order(id, 1, |o| o.canonical = canonical)
+    }
+
     /// The orders the simulator serves, as the adapter should read them back.
     pub fn orders(&self) -> Vec<ChannelOrder> {
         self.engine.orders.lock().clone()
@@ -351,6 +363,51 @@ struct Engine {
 }
 
 impl Engine {
+    /// A generated order, created and modified now, after `edit`; served from now on.
+    fn new_order(&self, edit: impl FnOnce(&mut ChannelOrder)) -> ChannelOrder {
+        let serial = self.serial.fetch_add(1, Ordering::Relaxed);
+        let mut o = generate::one(
+            self.kind,
+            self.wire.as_ref(),
+            serial,
+            self.settings.seed ^ serial,
+        );
+        let now = Utc::now().with_timezone(&crate::wire::china());
+        o.modified_at = now;
+        o.created_at = now;
+        if o.paid_at.is_some() {
+            o.paid_at = Some(now);
+        }
+        edit(&mut o);
+        o.channel_status = self.wire.status_code(o.canonical).to_string();
+        self.wire.normalise(&mut o);
+        self.orders.lock().push(o.clone());
+        o
+    }
+
+    /// Changes a served order as the channel would: `edit`, the channel's own status code for
+    /// the canonical status, the modified time `bump_secs` later (clamped to 1 s ..= 1 year).
+    fn edit_order(
+        &self,
+        id: &str,
+        bump_secs: i64,
+        edit: impl FnOnce(&mut ChannelOrder),
+    ) -> Option<ChannelOrder> {
+        let mut orders = self.orders.lock();
+        let o = orders.iter_mut().find(|o| o.external_order_id == id)?;
+        let before = o.canonical;
+        edit(o);
+        if o.canonical != before {
+            o.channel_status = self.wire.status_code(o.canonical).to_string();
+            if o.canonical == CanonicalStatus::Cancelled && o.paid_at.is_some() {
+                o.cancelled_after_payment = true;
+            }
+            self.wire.normalise(o);
+        }
+        o.modified_at += chrono::Duration::seconds(bump_secs.clamp(1, 86_400 * 365));
+        Some(o.clone())
+    }
+
     fn take_token(&self, rate: f64) -> bool {
         if rate <= 0.0 {
             return true;
@@ -666,36 +723,23 @@ async fn post_orders(State(e): State<Arc<Engine>>, body: Bytes) -> Response {
             return (StatusCode::BAD_REQUEST, format!("invalid change: {err}")).into_response();
         }
     };
-    let mut orders = e.orders.lock();
     let changed = match &change.external_order_id {
         Some(id) => {
-            let Some(o) = orders.iter_mut().find(|o| &o.external_order_id == id) else {
+            let memo = change.seller_memo;
+            let edited = e.edit_order(id, change.bump_secs.unwrap_or(60), |o| {
+                if let Some(c) = change.canonical {
+                    o.canonical = c;
+                }
+                if let Some(m) = memo {
+                    o.seller_memo = Some(m);
+                }
+            });
+            let Some(o) = edited else {
                 return (StatusCode::NOT_FOUND, "no such order").into_response();
             };
-            if let Some(c) = change.canonical {
-                o.canonical = c;
-                o.channel_status = e.wire.status_code(c).to_string();
-                e.wire.normalise(o);
-            }
-            if let Some(m) = change.seller_memo {
-                o.seller_memo = Some(m);
-            }
-            o.modified_at +=
-                chrono::Duration::seconds(change.bump_secs.unwrap_or(60).clamp(1, 86_400 * 365));
-            o.clone()
-        }
-        None => {
-            let serial = e.serial.fetch_add(1, Ordering::Relaxed);
-            let mut o = generate::one(e.kind, e.wire.as_ref(), serial, e.settings.seed ^ serial);
-            let now = Utc::now().with_timezone(&crate::wire::china());
-            o.modified_at = now;
-            o.created_at = now;
-            if o.paid_at.is_some() {
-                o.paid_at = Some(now);
-            }
-            orders.push(o.clone());
             o
         }
+        None => e.new_order(|_| {}),
     };
     axum::Json(serde_json::json!({
         "external_order_id": changed.external_order_id,
