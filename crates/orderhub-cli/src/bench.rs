@@ -830,6 +830,16 @@ pub(crate) fn write_histogram(s: &mut String, title: &str, buckets: &[Bucket]) {
     }
 }
 
+/// Writes a benchmark's figures as JSON to `path` when one was asked for (`--json`); `bench all`
+/// reads them back for its report.
+pub(crate) fn write_json(path: Option<&std::path::Path>, figures: &impl Serialize) -> Result<()> {
+    let Some(path) = path else { return Ok(()) };
+    let text = serde_json::to_string_pretty(figures).context("the figures as JSON")?;
+    std::fs::write(path, text + "\n").with_context(|| format!("cannot write {}", path.display()))?;
+    println!("figures written to {}", path.display());
+    Ok(())
+}
+
 /// A rate sampled once a second: a sparkline, and one bar a second for up to a minute.
 pub(crate) fn write_per_second(s: &mut String, label: &str, t: &[f64]) {
     if t.is_empty() {
@@ -1033,12 +1043,7 @@ async fn orders(a: OrdersArgs) -> Result<()> {
         errors: tally.errors,
     };
     print_report(&report);
-    if let Some(path) = &a.json {
-        let text = serde_json::to_string_pretty(&report).context("the report as JSON")?;
-        std::fs::write(path, text + "\n")
-            .with_context(|| format!("cannot write {}", path.display()))?;
-        println!("figures written to {}", path.display());
-    }
+    write_json(a.json.as_deref(), &report)?;
 
     if let Some(o) = &report.open_loop
         && o.dropped as f64 > o.scheduled as f64 * FAILED_SHARE_MAX

@@ -35,6 +35,9 @@ pub struct ChannelsArgs {
     pull_rate: f64,
     #[arg(long, default_value_t = 100)]
     pull_page_size: u32,
+    /// Also write the figures as JSON to this file.
+    #[arg(long)]
+    json: Option<std::path::PathBuf>,
 }
 
 fn creds() -> ShopCredentials {
@@ -239,6 +242,9 @@ pub async fn run(a: ChannelsArgs) -> Result<()> {
     // Wait until every order exists (processed in the background).
     let bar = progress_bar(expected as u64, "orders");
     let until = Instant::now() + Duration::from_secs(600);
+    // Orders stored per second, from the first push on (the pushes' second included).
+    let mut per_second: Vec<f64> = Vec::new();
+    let mut mark = (t0, 0u64);
     let done_at = loop {
         let n = hub
             .store
@@ -247,6 +253,10 @@ pub async fn run(a: ChannelsArgs) -> Result<()> {
             .map(|c| c.iter().map(|x| x.2).sum::<u64>())
             .unwrap_or(0);
         bar.set_position(n);
+        if mark.0.elapsed() >= Duration::from_secs(1) {
+            per_second.push((n - mark.1.min(n)) as f64 / mark.0.elapsed().as_secs_f64());
+            mark = (Instant::now(), n);
+        }
         if n as usize >= expected {
             break t0.elapsed();
         }
@@ -290,17 +300,41 @@ pub async fn run(a: ChannelsArgs) -> Result<()> {
         expected as f64 / done_at.as_secs_f64()
     );
     write_histogram(&mut out, "push → stored latency (ms)", &buckets(&h));
+    crate::bench::write_per_second(&mut out, "orders stored/s", &per_second);
     print!("{out}");
     hub.stop().await;
     drop(sims);
 
-    if a.pull_orders > 0 {
-        pull_bench(&a).await?;
-    }
+    let pull = if a.pull_orders > 0 {
+        Some(pull_bench(&a).await?)
+    } else {
+        None
+    };
+    crate::bench::write_json(
+        a.json.as_deref(),
+        &serde_json::json!({
+            "bench": "channels",
+            "store": "SQLite (temp dir)",
+            "channels": ChannelKind::ALL.len(),
+            "pushes": order.len(),
+            "distinct_pushes": n,
+            "pushes_per_s": order.len() as f64 / pushed_in.as_secs_f64(),
+            "pushes_failed": failed.load(std::sync::atomic::Ordering::Relaxed),
+            "push_to_stored_ms": {"p50": ms(0.5), "p90": ms(0.9), "p99": ms(0.99),
+                "max": h.max() as f64 / 1000.0},
+            "push_to_stored_target_p99_ms": 50,
+            "push_latency_histogram": buckets(&h),
+            "orders": expected,
+            "orders_per_s_end_to_end": expected as f64 / done_at.as_secs_f64(),
+            "orders_per_s_end_to_end_target": 5000,
+            "orders_stored_per_s_over_time": per_second,
+            "pull": pull,
+        }),
+    )?;
     Ok(())
 }
 
-async fn pull_bench(a: &ChannelsArgs) -> Result<()> {
+async fn pull_bench(a: &ChannelsArgs) -> Result<serde_json::Value> {
     let dir = tempfile::Builder::new()
         .prefix("orderhub-bench-pull-")
         .tempdir()?;
@@ -399,5 +433,14 @@ async fn pull_bench(a: &ChannelsArgs) -> Result<()> {
         r.orders,
         served.len()
     );
-    Ok(())
+    Ok(serde_json::json!({
+        "orders": r.orders,
+        "rate_limit_per_s": a.pull_rate,
+        "pages": pages,
+        "seconds": took,
+        "seconds_the_limit_allows": allowed,
+        "percent_of_allowed": took / allowed.max(1e-9) * 100.0,
+        "percent_of_allowed_target_max": 110,
+        "throttled": r.throttled,
+    }))
 }

@@ -48,6 +48,9 @@ pub struct EventsArgs {
     /// Connections used to create and pay orders.
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
+    /// Also write the figures as JSON to this file.
+    #[arg(long)]
+    json: Option<std::path::PathBuf>,
 }
 
 type Seen = Arc<Mutex<HashMap<Uuid, Instant>>>;
@@ -287,9 +290,32 @@ pub async fn run(a: EventsArgs) -> Result<()> {
     print!("{out}");
 
     // 4. Relay throughput to NATS.
-    if a.nats_url.is_some() && a.relay_events > 0 {
-        relay_throughput(&hub.store, a.relay_events).await?;
-    }
+    let relay = if a.nats_url.is_some() && a.relay_events > 0 {
+        let (rate, samples) = relay_throughput(&hub.store, a.relay_events).await?;
+        Some(serde_json::json!({"events": a.relay_events, "events_per_s": rate,
+            "events_per_s_over_time": samples}))
+    } else {
+        None
+    };
+    crate::bench::write_json(
+        a.json.as_deref(),
+        &serde_json::json!({
+            "bench": "events",
+            "store": store_name,
+            "bus": bus,
+            "orders": a.orders,
+            "offered_per_s": a.rate,
+            "achieved_per_s": a.orders as f64 / offered_for.as_secs_f64(),
+            "sent_late": late,
+            "received": h.len(),
+            "missing": missing,
+            "latency_ms": {"p50": ms(0.5), "p90": ms(0.9), "p99": ms(0.99), "p999": ms(0.999),
+                "max": h.max() as f64 / 1000.0},
+            "latency_target_p99_ms": if a.nats_url.is_some() { 100 } else { 50 },
+            "latency_histogram": buckets(&h),
+            "relay": relay,
+        }),
+    )?;
     hub.stop().await;
     // The run's tenant does not come back: leave no durable consumers behind on the server.
     if let Some(url) = &a.nats_url
@@ -354,7 +380,7 @@ impl Receiver {
     }
 }
 
-async fn relay_throughput(store: &orderhub_store::Store, n: u64) -> Result<()> {
+async fn relay_throughput(store: &orderhub_store::Store, n: u64) -> Result<(f64, Vec<f64>)> {
     use orderhub_core::ports::EventRecord;
     let tenant = orderhub_domain::TenantId::parse(&format!(
         "relay{}",
@@ -443,5 +469,5 @@ async fn relay_throughput(store: &orderhub_store::Store, n: u64) -> Result<()> {
         crate::bench::write_per_second(&mut out, "events/s", &samples);
     }
     print!("{out}");
-    Ok(())
+    Ok((rate, samples))
 }

@@ -617,12 +617,7 @@ pub async fn run(a: FlashSaleArgs) -> Result<()> {
         naive_postgres: naive_report,
     };
     print_report(&report);
-    if let Some(path) = &a.json {
-        let text = serde_json::to_string_pretty(&report).context("the report as JSON")?;
-        std::fs::write(path, text + "\n")
-            .with_context(|| format!("cannot write {}", path.display()))?;
-        println!("figures written to {}", path.display());
-    }
+    crate::bench::write_json(a.json.as_deref(), &report)?;
 
     let mut problems = Vec::new();
     if report.oversold > 0 {
