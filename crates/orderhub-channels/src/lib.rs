@@ -43,6 +43,7 @@ pub mod client;
 pub mod douyin;
 pub mod jd;
 pub mod kuaishou;
+pub mod mapped;
 pub mod pdd;
 pub mod ship;
 pub mod sign;
@@ -646,7 +647,7 @@ pub fn adapter(kind: ChannelKind) -> Option<Box<dyn Channel>> {
         ChannelKind::Pdd => Some(Box::new(pdd::Pdd)),
         ChannelKind::Jd => Some(Box::new(jd::Jd)),
         ChannelKind::Kuaishou => Some(Box::new(kuaishou::Kuaishou)),
-        // Built from the shop's mapping: `mapped::Mapped::new`.
+        // Built from the shop's mapping: `mapped::Mapped::new(mapping)`.
         ChannelKind::Custom => None,
     }
 }
