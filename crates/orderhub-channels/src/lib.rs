@@ -1,5 +1,6 @@
 //! The channel side of intake: one adapter per sales channel (Taobao/Tmall, JD POP, Pinduoduo,
-//! Douyin shop, Kuaishou shop, WeChat Channels shop, Youzan — see [`BUILT`], and SOURCES.md for
+//! Douyin shop, Kuaishou shop, WeChat Channels shop, Youzan — see [`BUILT`], plus the configurable
+//! channel whose adapter is built from a mapping file ([`mapped`]) — see SOURCES.md for
 //! where each wire fact comes from and which are assumed) that turns the channel's own order
 //! payload into a [`ChannelOrder`], maps the channel's statuses onto [`CanonicalStatus`], checks the
 //! channel's push signature, and builds and reads its incremental-pull requests; plus a simulator of
