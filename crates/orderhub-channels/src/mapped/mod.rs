@@ -3,7 +3,7 @@
 //! lives in the channel's JSON, how money and times are written, the status and refund maps, how
 //! pushes are signed and how the API is called; [`Mapped`] reads and writes by it with the same
 //! guarantees as the built-in adapters (no panics on bad input, every refusal a stable rule and a
-//! field of the channel's payload, unknown statuses refused). [`sim`] serves a portal speaking
+//! field of the channel's payload, unknown statuses refused). [`crate::sim::spawn_mapped`] serves a portal speaking
 //! whatever a mapping describes. Examples: `mappings/acme-b2b.toml`, `mappings/erp-example.toml`.
 
 pub mod mapping;
@@ -640,7 +640,7 @@ impl Channel for Mapped {
                 first_page,
                 ..
             } => {
-                let page = q.page.max(1) - 1 + first_page;
+                let page = (q.page.max(1) - 1).saturating_add(*first_page);
                 params.push((page_param.clone(), Value::from(page)));
                 params.push((size_param.clone(), Value::from(q.page_size)));
             }

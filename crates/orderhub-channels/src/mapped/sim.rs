@@ -283,7 +283,7 @@ impl MappedWire {
                 Ok(SimCall::List {
                     from,
                     to,
-                    page: page.saturating_sub(*first_page) + 1,
+                    page: page.saturating_sub(*first_page).saturating_add(1),
                     page_size: num(size_param, 20)?,
                     cursor: None,
                 })
