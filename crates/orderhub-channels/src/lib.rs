@@ -1,5 +1,6 @@
 //! The channel side of intake: one adapter per sales channel (Taobao/Tmall, JD POP, Pinduoduo,
-//! Douyin shop, Kuaishou shop, WeChat Channels shop, Youzan — see [`BUILT`], and SOURCES.md for
+//! Douyin shop, Kuaishou shop, WeChat Channels shop, Youzan — see [`BUILT`], plus the configurable
+//! channel whose adapter is built from a mapping file ([`mapped`]) — see SOURCES.md for
 //! where each wire fact comes from and which are assumed) that turns the channel's own order
 //! payload into a [`ChannelOrder`], maps the channel's statuses onto [`CanonicalStatus`], checks the
 //! channel's push signature, and builds and reads its incremental-pull requests; plus a simulator of
@@ -43,6 +44,7 @@ pub mod client;
 pub mod douyin;
 pub mod jd;
 pub mod kuaishou;
+pub mod mapped;
 pub mod pdd;
 pub mod ship;
 pub mod sign;
@@ -646,7 +648,7 @@ pub fn adapter(kind: ChannelKind) -> Option<Box<dyn Channel>> {
         ChannelKind::Pdd => Some(Box::new(pdd::Pdd)),
         ChannelKind::Jd => Some(Box::new(jd::Jd)),
         ChannelKind::Kuaishou => Some(Box::new(kuaishou::Kuaishou)),
-        // Built from the shop's mapping: `mapped::Mapped::new`.
+        // Built from the shop's mapping: `mapped::Mapped::new(mapping)`.
         ChannelKind::Custom => None,
     }
 }

@@ -17,14 +17,17 @@ pub fn carrier_code(table: &CarrierTable, carrier: &str) -> Result<&'static str,
         .iter()
         .find(|(ours, _)| *ours == carrier)
         .map(|(_, theirs)| *theirs)
-        .ok_or_else(|| {
-            let shown: String = carrier.chars().take(32).collect();
-            Rejected::at(
-                "unknown_carrier",
-                "carrier",
-                format!("the channel has no code for carrier {shown:?}"),
-            )
-        })
+        .ok_or_else(|| unknown_carrier(carrier))
+}
+
+/// The refusal of a carrier the channel has no code for.
+pub fn unknown_carrier(carrier: &str) -> Rejected {
+    let shown: String = carrier.chars().take(32).collect();
+    Rejected::at(
+        "unknown_carrier",
+        "carrier",
+        format!("the channel has no code for carrier {shown:?}"),
+    )
 }
 
 /// Tracking numbers are carrier waybill numbers: ASCII letters, digits and `-`, 1..=40 long.
@@ -42,6 +45,13 @@ fn id_ok(s: &str) -> bool {
 /// Checks a shipment and answers the channel's carrier code. `partial`: whether the channel's
 /// ship API takes line ids.
 pub fn check(s: &Shipment, table: &CarrierTable, partial: bool) -> Result<&'static str, Rejected> {
+    check_shipment(s, partial)?;
+    carrier_code(table, &s.carrier)
+}
+
+/// The checks of [`check`] without the carrier lookup (for tables not known at compile time: the
+/// custom channel's mapping).
+pub fn check_shipment(s: &Shipment, partial: bool) -> Result<(), Rejected> {
     if !id_ok(&s.external_order_id) {
         return Err(Rejected::bad_value(
             "external_order_id",
@@ -73,7 +83,7 @@ pub fn check(s: &Shipment, table: &CarrierTable, partial: bool) -> Result<&'stat
             ));
         }
     }
-    carrier_code(table, &s.carrier)
+    Ok(())
 }
 
 /// Whether an `Api` error's code (plain, or `code/sub_code`) is one of `codes`.

@@ -35,6 +35,11 @@ fn fixed_headers() -> Vec<(String, String)> {
         ("timestamp", "1731326400"),
         ("nonce", "n0nce"),
         ("signature", "da39a3ee5e6b4b0d3255bfef95601890afd80709"),
+        (
+            "x-acme-signature",
+            "sha256=0123456789abcdef0123456789abcdef",
+        ),
+        ("x-acme-timestamp", "1731326400"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -51,6 +56,8 @@ fn input_headers(value: &str) -> Vec<(String, String)> {
         "nonce",
         "signature",
         "msg_signature",
+        "x-acme-signature",
+        "x-acme-timestamp",
     ]
     .into_iter()
     .map(|k| (k.to_string(), value.to_string()))
@@ -91,7 +98,25 @@ fn push(m: Result<PushMessage, orderhub_channels::Rejected>) {
 
 /// Runs one input through every entry point of `kind`'s adapter.
 pub fn exercise(kind: ChannelKind, data: &[u8]) {
-    let a = adapter(kind).expect("every channel has an adapter");
+    let a = adapter(kind).expect("every built-in channel has an adapter");
+    exercise_channel(a.as_ref(), kind, data);
+}
+
+/// The custom channel with the example Acme B2B portal mapping (`mappings/acme-b2b.toml`).
+pub fn exercise_mapped(data: &[u8]) {
+    static ACME: std::sync::OnceLock<orderhub_channels::mapped::Mapped> =
+        std::sync::OnceLock::new();
+    let a = ACME.get_or_init(|| {
+        let m = orderhub_channels::mapped::Mapping::from_toml(include_str!(
+            "../../mappings/acme-b2b.toml"
+        ))
+        .expect("the example mapping is valid");
+        orderhub_channels::mapped::Mapped::new(m)
+    });
+    exercise_channel(a, ChannelKind::Custom, data);
+}
+
+fn exercise_channel(a: &dyn orderhub_channels::Channel, kind: ChannelKind, data: &[u8]) {
     let creds = creds();
     let headers = fixed_headers();
 

@@ -125,8 +125,8 @@ impl SimWire for DouyinWire {
         }
     }
 
-    fn carriers(&self) -> &'static crate::ship::CarrierTable {
-        CARRIERS
+    fn has_carrier(&self, code: &str) -> bool {
+        CARRIERS.iter().any(|(_, c)| *c == code)
     }
 
     fn ship(&self, answer: ShipAnswer) -> (u16, Vec<u8>) {
@@ -200,7 +200,7 @@ impl SimWire for DouyinWire {
         }
     }
 
-    fn status_code(&self, c: CanonicalStatus) -> &'static str {
+    fn status_code(&self, c: CanonicalStatus) -> &str {
         let s = match c {
             CanonicalStatus::PendingPayment => OrderStatus::PendingConfirmOrPay,
             CanonicalStatus::Paid => OrderStatus::Stocking,

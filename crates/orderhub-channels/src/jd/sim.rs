@@ -155,8 +155,8 @@ impl SimWire for JdWire {
         }}))
     }
 
-    fn carriers(&self) -> &'static crate::ship::CarrierTable {
-        super::CARRIERS
+    fn has_carrier(&self, code: &str) -> bool {
+        super::CARRIERS.iter().any(|(_, c)| *c == code)
     }
 
     fn ship(&self, answer: ShipAnswer) -> (u16, Vec<u8>) {
@@ -243,7 +243,7 @@ impl SimWire for JdWire {
         }
     }
 
-    fn status_code(&self, c: CanonicalStatus) -> &'static str {
+    fn status_code(&self, c: CanonicalStatus) -> &str {
         match c {
             CanonicalStatus::PendingPayment | CanonicalStatus::Paid => {
                 OrderState::WaitSellerStockOut

@@ -142,8 +142,8 @@ impl SimWire for KuaishouWire {
         ok(render(o))
     }
 
-    fn carriers(&self) -> &'static crate::ship::CarrierTable {
-        super::CARRIERS
+    fn has_carrier(&self, code: &str) -> bool {
+        super::CARRIERS.iter().any(|(_, c)| *c == code)
     }
 
     fn ship(&self, answer: ShipAnswer) -> (u16, Vec<u8>) {
@@ -227,7 +227,7 @@ impl SimWire for KuaishouWire {
         }
     }
 
-    fn status_code(&self, c: CanonicalStatus) -> &'static str {
+    fn status_code(&self, c: CanonicalStatus) -> &str {
         match c {
             CanonicalStatus::PendingPayment => OrderStatus::WaitPay,
             CanonicalStatus::Paid => OrderStatus::Paid,

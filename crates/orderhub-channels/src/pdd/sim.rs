@@ -131,8 +131,8 @@ impl SimWire for PddWire {
         )
     }
 
-    fn carriers(&self) -> &'static crate::ship::CarrierTable {
-        super::CARRIERS
+    fn has_carrier(&self, code: &str) -> bool {
+        super::CARRIERS.iter().any(|(_, c)| *c == code)
     }
 
     fn ship(&self, answer: ShipAnswer) -> (u16, Vec<u8>) {
@@ -213,7 +213,7 @@ impl SimWire for PddWire {
         }
     }
 
-    fn status_code(&self, c: CanonicalStatus) -> &'static str {
+    fn status_code(&self, c: CanonicalStatus) -> &str {
         match c {
             CanonicalStatus::PendingPayment
             | CanonicalStatus::Paid

@@ -198,6 +198,8 @@ struct ShipRecord {
 /// A request as a wire sees it.
 pub(crate) struct RawRequest {
     pub path: String,
+    /// The request headers (the custom channel's simulator checks its auth headers).
+    pub headers: Vec<(String, String)>,
     pub query: String,
     pub body: Bytes,
 }
@@ -294,7 +296,7 @@ pub(crate) trait SimWire: Send + Sync + 'static {
     fn push(&self, order: &ChannelOrder, creds: &ShopCredentials, now: DateTime<Utc>)
     -> SignedPush;
     /// The raw status to render for a canonical status.
-    fn status_code(&self, canonical: CanonicalStatus) -> &'static str;
+    fn status_code(&self, canonical: CanonicalStatus) -> &str;
     /// An order id in the channel's format.
     fn order_id(&self, serial: u64) -> String {
         format!("{}", 4_700_000_000_000_000_000u64 + serial)
@@ -306,9 +308,9 @@ pub(crate) trait SimWire: Send + Sync + 'static {
     fn cursor_paged(&self) -> bool {
         false
     }
-    /// The channel's carrier table (orderhub code → channel code); a ship call with a channel code
-    /// not in it is refused.
-    fn carriers(&self) -> &'static crate::ship::CarrierTable;
+    /// Whether `code` is one of the channel's own carrier codes (its carrier table's values); a
+    /// ship call with another code is refused.
+    fn has_carrier(&self, code: &str) -> bool;
     /// HTTP status and body of a ship answer.
     fn ship(&self, answer: ShipAnswer) -> (u16, Vec<u8>);
 }
@@ -322,6 +324,7 @@ pub(crate) fn wire(kind: ChannelKind) -> Option<Box<dyn SimWire>> {
         ChannelKind::Pdd => Some(Box::new(crate::pdd::sim::PddWire)),
         ChannelKind::Jd => Some(Box::new(crate::jd::sim::JdWire)),
         ChannelKind::Kuaishou => Some(Box::new(crate::kuaishou::sim::KuaishouWire)),
+        // The custom channel's wire comes from a mapping: `spawn_mapped`.
         ChannelKind::Custom => None,
     }
 }
@@ -462,7 +465,7 @@ impl Engine {
             bump(&self.settings.stats.errors);
             return self.respond(self.wire.ship(ShipAnswer::SystemError));
         }
-        if !self.wire.carriers().iter().any(|(_, c)| *c == carrier) {
+        if !self.wire.has_carrier(&carrier) {
             return self.respond(self.wire.ship(ShipAnswer::UnknownCarrier));
         }
         let mut orders = self.orders.lock();
@@ -630,9 +633,28 @@ pub async fn spawn(
     kind: ChannelKind,
     settings: SimSettings,
 ) -> std::io::Result<(String, SimHandle)> {
+    let wire = wire(kind).ok_or_else(|| not_built(kind))?;
+    spawn_wire(kind, wire, settings).await
+}
+
+/// Spawns a simulator of the custom channel described by `mapping`: it serves the mapping's list,
+/// detail and ship calls (checking its auth headers, query parameters and signature), answers
+/// with its envelope, pagination and throttling code, and sends pushes signed as it says.
+pub async fn spawn_mapped(
+    mapping: crate::mapped::Mapping,
+    settings: SimSettings,
+) -> std::io::Result<(String, SimHandle)> {
+    let wire = Box::new(crate::mapped::sim::MappedWire::new(mapping));
+    spawn_wire(ChannelKind::Custom, wire, settings).await
+}
+
+async fn spawn_wire(
+    kind: ChannelKind,
+    wire: Box<dyn SimWire>,
+    settings: SimSettings,
+) -> std::io::Result<(String, SimHandle)> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    let wire = wire(kind).ok_or_else(|| not_built(kind))?;
     let orders = generate_orders(kind, wire.as_ref(), settings.orders, settings.seed);
     let engine = Arc::new(Engine {
         kind,
@@ -806,9 +828,18 @@ async fn post_push(State(e): State<Arc<Engine>>, body: Bytes) -> Response {
     axum::Json(serde_json::json!({ "sent": statuses.len(), "statuses": statuses })).into_response()
 }
 
-async fn channel_call(State(e): State<Arc<Engine>>, uri: Uri, body: Bytes) -> Response {
+async fn channel_call(
+    State(e): State<Arc<Engine>>,
+    uri: Uri,
+    headers: axum::http::HeaderMap,
+    body: Bytes,
+) -> Response {
     let req = RawRequest {
         path: uri.path().to_string(),
+        headers: headers
+            .iter()
+            .filter_map(|(k, v)| Some((k.to_string(), v.to_str().ok()?.to_string())))
+            .collect(),
         query: uri.query().unwrap_or("").to_string(),
         body,
     };

@@ -16,6 +16,8 @@ use orderhub_domain::ShopId;
 use parking_lot::Mutex;
 use rust_decimal::Decimal;
 
+mod mapped;
+
 fn fixture(path: &str) -> Vec<u8> {
     let p = format!("{}/fixtures/{path}", env!("CARGO_MANIFEST_DIR"));
     std::fs::read(&p).unwrap_or_else(|e| panic!("{p}: {e}"))

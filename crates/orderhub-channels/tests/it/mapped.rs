@@ -1,0 +1,781 @@
+//! The configurable channel: both example mappings, their fixtures, signatures, refused mapping
+//! files, and the simulator driven by the same mapping over TCP.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use orderhub_channels::client::{HttpClient, pull_window};
+use orderhub_channels::mapped::{Mapped, Mapping, MappingError};
+use orderhub_channels::sim::{self, Knobs, SimSettings};
+use orderhub_channels::{
+    ApiError, CanonicalStatus, Channel, ChannelOrder, PushEvent, RefundState, Shipment,
+};
+use orderhub_domain::ShopId;
+use parking_lot::Mutex;
+
+use super::{TOLERANCE, create, creds, d, fixture, now, window};
+
+fn mapping_text(name: &str) -> String {
+    let p = format!("{}/mappings/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{p}: {e}"))
+}
+
+fn acme() -> Mapping {
+    Mapping::from_toml(&mapping_text("acme-b2b.toml")).unwrap_or_else(|e| panic!("acme: {e}"))
+}
+
+fn erp() -> Mapping {
+    Mapping::from_toml(&mapping_text("erp-example.toml")).unwrap_or_else(|e| panic!("erp: {e}"))
+}
+
+fn both() -> [(&'static str, Mapping); 2] {
+    [("acme", acme()), ("erp", erp())]
+}
+
+fn read(m: &Mapping, file: &str) -> ChannelOrder {
+    Mapped::new(m.clone())
+        .parse_order(&fixture(&format!("custom/{file}")))
+        .unwrap_or_else(|e| panic!("{file}: {e}"))
+}
+
+fn refused(m: &Mapping, body: &[u8]) -> (String, Option<String>) {
+    let e = Mapped::new(m.clone())
+        .parse_order(body)
+        .expect_err("must be refused");
+    (e.rule.to_string(), e.field)
+}
+
+#[test]
+fn both_example_mappings_parse_and_survive_json_storage() {
+    for (name, m) in both() {
+        let stored = m.to_json();
+        let back = Mapping::from_json(&stored).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(back, m, "{name}");
+        assert_eq!(
+            Mapped::new(m).kind(),
+            orderhub_channels::ChannelKind::Custom
+        );
+    }
+}
+
+#[test]
+fn acme_fixtures_map_to_the_expected_orders() {
+    let m = acme();
+    let o = read(&m, "acme-edge-multiline-partly-refunded.json");
+    assert_eq!(o.external_order_id, "PO-2024-000123");
+    assert_eq!(
+        (o.channel_status.as_str(), o.canonical),
+        ("APPROVED", CanonicalStatus::Paid)
+    );
+    assert_eq!(o.created_at.to_rfc3339(), "2024-11-11T09:30:00+08:00");
+    assert_eq!(
+        o.paid_at.map(|t| t.to_rfc3339()).as_deref(),
+        Some("2024-11-11T09:45:10+08:00")
+    );
+    assert_eq!(o.modified_at.to_rfc3339(), "2024-11-11T10:02:03+08:00");
+    assert_eq!(o.version, Some(3));
+    assert_eq!(o.channel_shop_id.as_deref(), Some("ACME-S-0042"));
+    assert_eq!(o.buyer.id.as_deref(), Some("ACC-778"));
+    assert_eq!(o.buyer.nick.as_deref(), Some("华东贸易有限公司 🏢"));
+    assert_eq!(o.receiver.district.as_deref(), Some("西湖区"));
+    assert!(!o.receiver.receiver_masked);
+    assert_eq!(o.buyer_message.as_deref(), Some("请工作日送货 🙏"));
+    assert_eq!(o.seller_memo.as_deref(), Some("VIP account"));
+    assert_eq!(o.amounts.goods_total, d("1436.00"));
+    assert_eq!(o.amounts.shipping_fee, d("20.00"));
+    assert_eq!(o.amounts.paid, d("1356.20"));
+    assert_eq!(o.amounts.discount, d("99.80"));
+    assert!(o.shippable);
+    assert_eq!(o.lines.len(), 3);
+    let l = &o.lines[0];
+    assert_eq!(
+        (l.external_line_id.as_str(), l.sku.as_str(), l.quantity),
+        ("1", "ACME-HP-01", 2)
+    );
+    assert_eq!(l.title, "Acme® 降噪耳机 Pro™ 🎧");
+    assert_eq!(l.platform_sku_id.as_deref(), Some("900001"));
+    assert_eq!(
+        (l.unit_price, l.paid_amount, l.discount),
+        (d("499"), d("898.20"), d("99.80"))
+    );
+    assert_eq!(l.refund, RefundState::None);
+    // A quantity as a string, a refund code that maps, a yuan amount as a JSON number.
+    assert_eq!(o.lines[1].quantity, 5);
+    assert_eq!(o.lines[1].refund, RefundState::Refunded);
+    assert_eq!(o.lines[1].refund_raw.as_deref(), Some("CREDITED"));
+    assert_eq!(o.lines[2].unit_price, d("293"));
+    assert_eq!(o.lines[2].refund, RefundState::None);
+    create(o.to_draft(&ShopId::parse("acme-shop").unwrap()).unwrap()).unwrap();
+
+    let o = read(&m, "acme-edge-cancelled-after-payment.json");
+    assert_eq!(o.canonical, CanonicalStatus::Cancelled);
+    assert!(o.cancelled_after_payment);
+    assert!(o.receiver.receiver_masked);
+    assert_eq!(o.amounts.paid, d("59.90"));
+
+    let o = read(&m, "acme-edge-credit-hold.json");
+    assert_eq!(o.canonical, CanonicalStatus::Paid);
+    assert!(!o.shippable);
+    assert_eq!(
+        o.not_shippable_reason.as_deref(),
+        Some("the buyer's account is on credit hold")
+    );
+    // RFC 3339 keeps the offset it was written with.
+    assert_eq!(o.created_at.to_rfc3339(), "2024-11-12T01:00:00+00:00");
+    assert_eq!(o.amounts.goods_total, d("120"));
+
+    let o = read(&m, "acme-edge-missing-optional.json");
+    assert_eq!(o.canonical, CanonicalStatus::PendingPayment);
+    assert_eq!((o.paid_at, o.version), (None, None));
+    assert_eq!(o.buyer, Default::default());
+    assert_eq!(o.receiver.province, "");
+    assert_eq!(
+        (o.buyer_message.clone(), o.seller_memo.clone()),
+        (None, None)
+    );
+    assert_eq!(o.amounts.goods_total, d("10.50"));
+    assert_eq!(
+        (o.amounts.shipping_fee, o.amounts.discount),
+        (d("0"), d("0"))
+    );
+    assert!(!o.cancelled_after_payment);
+}
+
+#[test]
+fn erp_fixtures_map_fen_local_times_and_numeric_codes() {
+    let m = erp();
+    let o = read(&m, "erp-edge-multiline-partly-refunded.json");
+    assert_eq!(o.external_order_id, "SO20241111000045");
+    assert_eq!(
+        (o.channel_status.as_str(), o.canonical),
+        ("30", CanonicalStatus::PartlyShipped)
+    );
+    assert_eq!(o.created_at.to_rfc3339(), "2024-11-11T09:30:00+08:00");
+    assert_eq!(o.modified_at.to_rfc3339(), "2024-11-11T18:00:00+08:00");
+    assert_eq!(o.channel_shop_id.as_deref(), Some("TM-001"));
+    assert_eq!(o.receiver.town.as_deref(), Some("粤海街道"));
+    assert_eq!(o.receiver.province, "广东省");
+    assert_eq!(o.buyer_message.as_deref(), Some("发顺丰"));
+    assert_eq!(o.seller_memo, None);
+    assert_eq!(o.version, None);
+    assert_eq!(o.amounts.goods_total, d("491.00"));
+    assert_eq!(o.amounts.shipping_fee, d("10.00"));
+    assert_eq!(o.amounts.discount, d("31.40"));
+    assert_eq!(o.amounts.paid, d("469.60"));
+    assert!(o.shippable);
+    let l = &o.lines[0];
+    assert_eq!(
+        (l.external_line_id.as_str(), l.sku.as_str()),
+        ("1", "G-1001")
+    );
+    assert_eq!(
+        (l.unit_price, l.discount, l.paid_amount),
+        (d("399"), d("20"), d("379"))
+    );
+    assert_eq!(o.lines[1].refund, RefundState::Refunded);
+    assert_eq!(o.lines[1].refund_raw.as_deref(), Some("2"));
+    assert_eq!(o.lines[2].refund, RefundState::Requested);
+    assert_eq!(o.lines[2].title, "三只松鼠® 每日坚果 🎁");
+    create(o.to_draft(&ShopId::parse("erp-shop").unwrap()).unwrap()).unwrap();
+
+    let o = read(&m, "erp-edge-cancelled-after-payment.json");
+    assert_eq!(o.canonical, CanonicalStatus::Cancelled);
+    assert!(o.cancelled_after_payment);
+    assert_eq!(o.lines[0].refund, RefundState::Refunded);
+    assert_eq!(o.amounts.paid, d("29.90"));
+
+    let o = read(&m, "erp-edge-missing-optional.json");
+    assert_eq!(o.canonical, CanonicalStatus::PendingPayment);
+    // "0000-00-00 00:00:00" is the ERP's unset time.
+    assert_eq!(o.paid_at, None);
+    assert_eq!(o.receiver.city, "");
+    assert_eq!(o.amounts.paid, d("9.90"));
+    assert_eq!(o.lines[0].refund, RefundState::None);
+}
+
+#[test]
+fn unknown_statuses_are_refused_never_guessed() {
+    assert_eq!(
+        refused(&acme(), &fixture("custom/acme-bad-unknown-status.json")),
+        ("unknown_status".into(), Some("data.po.state".into()))
+    );
+    assert_eq!(
+        refused(&erp(), &fixture("custom/erp-bad-unknown-status.json")),
+        (
+            "unknown_status".into(),
+            Some("result.bill.bill_status".into())
+        )
+    );
+    let body = String::from_utf8(fixture("custom/acme-edge-missing-optional.json"))
+        .unwrap()
+        .replace(r#""qty": 3,"#, r#""qty": 3, "return_status": "LOST","#);
+    assert_eq!(
+        refused(&acme(), body.as_bytes()),
+        (
+            "unknown_status".into(),
+            Some("data.po.lines[0].return_status".into())
+        )
+    );
+}
+
+#[test]
+fn bad_payloads_are_refused_with_the_rule_and_the_field() {
+    let m = acme();
+    let good = String::from_utf8(fixture("custom/acme-edge-missing-optional.json")).unwrap();
+    let case = |from: &str, to: &str| refused(&m, good.replacen(from, to, 1).as_bytes());
+    let at = |rule: &str, field: &str| (rule.to_string(), Some(field.to_string()));
+    assert_eq!(refused(&m, b"<xml/>").0, "malformed_json");
+    assert_eq!(refused(&m, &good.as_bytes()[..40]).0, "truncated_json");
+    assert_eq!(
+        case(r#""qty": 3"#, r#""qty": {"n": 3}"#),
+        at("wrong_type", "data.po.lines[0].qty")
+    );
+    assert_eq!(
+        case(r#""state": "SUBMITTED""#, r#""state": ["SUBMITTED"]"#),
+        at("wrong_type", "data.po.state")
+    );
+    assert_eq!(
+        case(r#""number": "PO-2024-000126","#, ""),
+        at("missing_field", "data.po.number")
+    );
+    assert_eq!(
+        case(r#""grand_total": "10.5""#, r#""grand_total": "ten""#),
+        at("bad_value", "data.po.totals.grand_total")
+    );
+    assert_eq!(
+        case(r#""grand_total": "10.5""#, r#""grand_total": true"#),
+        at("wrong_type", "data.po.totals.grand_total")
+    );
+    assert_eq!(
+        case(r#""qty": 3"#, r#""qty": 0"#),
+        at("bad_value", "data.po.lines[0].qty")
+    );
+    assert_eq!(
+        case("2024-11-12T10:00:00+08:00", "12/11/2024"),
+        at("bad_value", "data.po.dates.created")
+    );
+    assert_eq!(
+        case(r#""lines": ["#, r#""lines": {"a": 1}, "x": ["#),
+        at("wrong_type", "data.po.lines")
+    );
+    assert_eq!(
+        case(r#""lines": ["#, r#""lines": [], "x": ["#),
+        at("missing_field", "data.po.lines[0]")
+    );
+    assert_eq!(
+        case(r#""description": "中性笔","#, ""),
+        at("missing_field", "data.po.lines[0].description")
+    );
+    assert_eq!(
+        refused(&m, br#"{"code":"OK","data":{"po":[]}}"#),
+        at("wrong_type", "data.po")
+    );
+    assert_eq!(
+        refused(&m, br#"{"code":"OK"}"#),
+        at("missing_field", "data.po")
+    );
+    // Fen must be integers; a yuan-looking value is refused, not scaled.
+    let erp_body = String::from_utf8(fixture("custom/erp-edge-missing-optional.json")).unwrap();
+    assert_eq!(
+        refused(
+            &erp(),
+            erp_body
+                .replace(r#""pay_amount": 990"#, r#""pay_amount": 9.90"#)
+                .as_bytes()
+        ),
+        at("bad_value", "result.bill.money.pay_amount")
+    );
+    assert_eq!(
+        refused(
+            &erp(),
+            erp_body
+                .replace("2024-11-11 11:00:00", "2024-11-11T11:00")
+                .as_bytes()
+        )
+        .0,
+        "bad_value"
+    );
+    // Every prefix is refused, never a panic.
+    for (mapping, file) in [
+        (acme(), "custom/acme-edge-multiline-partly-refunded.json"),
+        (erp(), "custom/erp-edge-multiline-partly-refunded.json"),
+    ] {
+        let full = fixture(file);
+        let body = full.trim_ascii_end();
+        let a = Mapped::new(mapping);
+        for n in 0..body.len() {
+            assert!(a.parse_order(&body[..n]).is_err());
+            let _ = a.parse_push(&[], &body[..n]);
+            let _ = a.parse_list(&body[..n]);
+            let _ = a.api_error(&body[..n]);
+        }
+    }
+}
+
+#[test]
+fn pushes_verify_and_tampering_wrong_secrets_and_old_times_fail() {
+    for (name, m) in both() {
+        let a = Mapped::new(m.clone());
+        let file = if name == "acme" {
+            "acme-edge-multiline-partly-refunded.json"
+        } else {
+            "erp-edge-multiline-partly-refunded.json"
+        };
+        let o = read(&m, file);
+        let p = orderhub_channels::mapped::signed_push(&m, &o, &creds(), now());
+        a.verify_push(&p.headers, &p.body, &creds(), now(), TOLERANCE)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let msg = a.parse_push(&p.headers, &p.body).unwrap();
+        assert_eq!(msg.items.len(), 1, "{name}");
+        assert!(!msg.is_test);
+        assert_eq!(msg.items[0].order.as_ref(), Some(&o), "{name}");
+        assert_eq!(
+            msg.items[0].event,
+            PushEvent::OrderShipped.min_for(o.canonical),
+            "{name}"
+        );
+        assert!(msg.items[0].message_id.is_some());
+
+        let mut tampered = p.body.clone();
+        let at = tampered.iter().position(|b| b.is_ascii_digit()).unwrap();
+        tampered[at] = if tampered[at] == b'9' {
+            b'8'
+        } else {
+            tampered[at] + 1
+        };
+        let rule =
+            |h: &[(String, String)],
+             b: &[u8],
+             c: &orderhub_channels::ShopCredentials,
+             t: chrono::DateTime<Utc>|
+             -> &'static str { a.verify_push(h, b, c, t, TOLERANCE).unwrap_err().rule };
+        assert_eq!(
+            rule(&p.headers, &tampered, &creds(), now()),
+            "bad_signature",
+            "{name}"
+        );
+        let mut wrong = creds();
+        wrong.secret = "other".into();
+        assert_eq!(
+            rule(&p.headers, &p.body, &wrong, now()),
+            "bad_signature",
+            "{name}"
+        );
+        for skew in [-301i64, 301] {
+            let t = now() + chrono::Duration::seconds(skew);
+            assert_eq!(
+                rule(&p.headers, &p.body, &creds(), t),
+                "stale_timestamp",
+                "{name}"
+            );
+        }
+        a.verify_push(
+            &p.headers,
+            &p.body,
+            &creds(),
+            now() + chrono::Duration::seconds(299),
+            TOLERANCE,
+        )
+        .unwrap();
+        // A forged (moved) timestamp breaks the signature rather than passing as fresh.
+        let moved: Vec<(String, String)> = p
+            .headers
+            .iter()
+            .map(|(k, v)| match v.parse::<i64>() {
+                Ok(n) => (k.clone(), (n + 1).to_string()),
+                Err(_) => (k.clone(), v.clone()),
+            })
+            .collect();
+        assert_eq!(
+            rule(&moved, &p.body, &creds(), now()),
+            "bad_signature",
+            "{name}"
+        );
+        assert_eq!(
+            rule(&[], &p.body, &creds(), now()),
+            "bad_signature",
+            "{name}"
+        );
+    }
+}
+
+/// The event a push of an order in this status stands for.
+trait EventFor {
+    fn min_for(self, c: CanonicalStatus) -> PushEvent;
+}
+
+impl EventFor for PushEvent {
+    fn min_for(self, c: CanonicalStatus) -> PushEvent {
+        match c {
+            CanonicalStatus::PendingPayment => PushEvent::OrderCreated,
+            CanonicalStatus::Paid => PushEvent::OrderPaid,
+            CanonicalStatus::PartlyShipped | CanonicalStatus::Shipped => PushEvent::OrderShipped,
+            CanonicalStatus::Delivered | CanonicalStatus::Completed => PushEvent::OrderCompleted,
+            CanonicalStatus::Cancelled => PushEvent::OrderCancelled,
+        }
+    }
+}
+
+#[test]
+fn an_erp_push_with_two_bills_and_a_test_ping() {
+    let a = Mapped::new(erp());
+    let m = a
+        .parse_push(&[], &fixture("custom/erp-push-two-bills.json"))
+        .unwrap();
+    assert!(!m.is_test);
+    assert_eq!(m.items.len(), 2);
+    assert_eq!(m.items[0].event, PushEvent::OrderPaid);
+    assert_eq!(m.items[0].raw_event, "erp.bill.audit");
+    assert_eq!(m.items[0].message_id.as_deref(), Some("M-20241111-0001/0"));
+    assert_eq!(m.items[1].message_id.as_deref(), Some("M-20241111-0001/1"));
+    assert_eq!(m.items[1].order_id, "SO20241111000051");
+    let second = m.items[1].order.as_ref().unwrap();
+    assert!(!second.shippable);
+    assert_eq!(second.amounts.paid, d("5.00"));
+    let ping = a
+        .parse_push(&[], br#"{"method":"erp.ping","is_test":1}"#)
+        .unwrap();
+    assert!(ping.is_test && ping.items.is_empty());
+    let e = a
+        .parse_push(&[], br#"{"method":"erp.bill.audit","data":{"bills":{}}}"#)
+        .unwrap_err();
+    assert_eq!(
+        (e.rule, e.field.as_deref()),
+        ("wrong_type", Some("data.bills"))
+    );
+    let e = a
+        .parse_push(&[], br#"{"method":"erp.bill.audit"}"#)
+        .unwrap_err();
+    assert_eq!(
+        (e.rule, e.field.as_deref()),
+        ("missing_field", Some("data.bills"))
+    );
+}
+
+fn bad_mapping(from: &str, to: &str) -> MappingError {
+    let text = mapping_text("acme-b2b.toml");
+    assert!(text.contains(from), "{from}");
+    Mapping::from_toml(&text.replacen(from, to, 1)).expect_err("must be refused")
+}
+
+#[test]
+fn invalid_mapping_files_name_the_mapping_key() {
+    let at = |e: MappingError| (e.rule, e.field);
+    assert_eq!(
+        at(bad_mapping(r#"APPROVED = "paid""#, r#"APPROVED = "payed""#)),
+        ("unknown_value", "status.map.APPROVED".into())
+    );
+    assert_eq!(
+        at(bad_mapping("external_order_id = \"number\"\n", "")),
+        ("missing_key", "order.external_order_id".into())
+    );
+    assert_eq!(
+        at(bad_mapping(
+            r#"time_format = "rfc3339""#,
+            r#"time_format = "%Y-%m-%d""#
+        )),
+        ("bad_time_format", "values.time_format".into())
+    );
+    assert_eq!(
+        at(bad_mapping(
+            r#"scheme = "hmac_sha256""#,
+            r#"scheme = "sha512""#
+        )),
+        ("unknown_value", "signature.scheme".into())
+    );
+    assert_eq!(
+        at(bad_mapping(r#"sku = "sku""#, r#"sku = "lines..sku""#)),
+        ("bad_path", "order.lines.sku".into())
+    );
+    assert_eq!(
+        at(bad_mapping(r#"quantity = "qty""#, r#"quantity = 3"#)),
+        ("wrong_type", "order.lines.quantity".into())
+    );
+    assert_eq!(
+        at(bad_mapping(
+            r#"signed = "{timestamp}.{body}""#,
+            r#"signed = "{timestamp}""#
+        )),
+        ("bad_template", "signature.signed".into())
+    );
+    assert_eq!(
+        at(bad_mapping(
+            r#"time_offset = "+08:00""#,
+            r#"time_offset = "Asia/Shanghai""#
+        )),
+        ("bad_offset", "values.time_offset".into())
+    );
+    assert_eq!(
+        at(bad_mapping(r#"sf = "SFEXPRESS""#, r#"ups = "UPS""#)),
+        ("unknown_carrier", "api.ship.carriers.ups".into())
+    );
+    assert_eq!(
+        at(bad_mapping(
+            r#"order = "data.po""#,
+            "order = \"data.po\"\norders = \"data.pos\""
+        )),
+        ("bad_value", "push.order".into())
+    );
+    assert_eq!(
+        at(bad_mapping(
+            "[order.lines]",
+            "[order.lines]\ncolour = \"x\""
+        )),
+        ("unknown_key", "order.lines.colour".into())
+    );
+    assert_eq!(at(bad_mapping("name = ", "name = = ")).0, "syntax");
+    // Stored as JSON: the same checks and the same names.
+    let mut v: serde_json::Value = serde_json::from_slice(&acme().to_json()).unwrap();
+    v["status"]["map"]["NEW"] = "new".into();
+    let e = Mapping::from_json(&serde_json::to_vec(&v).unwrap()).unwrap_err();
+    assert_eq!(at(e), ("unknown_value", "status.map.NEW".into()));
+    assert_eq!(
+        Mapping::from_json(b"{\"name\":").unwrap_err().rule,
+        "syntax"
+    );
+    // `none` must be written out: a mapping without a signature block is refused.
+    let text = mapping_text("erp-example.toml");
+    let start = text.find("[signature]").unwrap();
+    let end = text.find("[push]").unwrap();
+    let unsigned = format!("{}{}", &text[..start], &text[end..]);
+    assert_eq!(
+        at(Mapping::from_toml(&unsigned).unwrap_err()),
+        ("missing_key", "signature".into())
+    );
+    let none = format!(
+        "{}[signature]\nscheme = \"none\"\n\n{}",
+        &text[..start],
+        &text[end..]
+    );
+    Mapping::from_toml(&none).unwrap();
+}
+
+// ---- The simulator driven by a mapping -------------------------------------------------------
+
+#[tokio::test]
+async fn the_mapped_simulator_serves_every_order_across_pages() {
+    for (name, m) in both() {
+        let (url, handle) = sim::spawn_mapped(m.clone(), SimSettings::new(creds(), 57, 7))
+            .await
+            .unwrap();
+        let (from, to) = window();
+        let a = Mapped::new(m.clone());
+        let mut got = pull_window(
+            &a,
+            &HttpClient::new(),
+            &url,
+            &creds(),
+            from,
+            to,
+            10,
+            Utc::now,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let mut served = handle.orders();
+        assert_eq!(served.len(), 57);
+        got.sort_by(|x, y| x.external_order_id.cmp(&y.external_order_id));
+        served.sort_by(|x, y| x.external_order_id.cmp(&y.external_order_id));
+        for (g, s) in got.iter().zip(&served) {
+            assert_eq!(g, s, "{name}");
+        }
+        assert_eq!(got.len(), served.len(), "{name}");
+        // Six pages of 10, plus the auth-checked calls only.
+        assert!(handle.stats.snapshot().calls >= 6, "{name}");
+        assert_eq!(handle.stats.snapshot().auth_failures, 0, "{name}");
+
+        let id = &served[3].external_order_id;
+        let req = a.detail_request(id, &creds(), Utc::now());
+        let (_, body) = HttpClient::new().send(&url, &req).await.unwrap();
+        assert_eq!(&a.parse_detail(&body).unwrap(), &served[3], "{name}");
+
+        let mut wrong = creds();
+        wrong.access_token = "nope".into();
+        let e = pull_window(&a, &HttpClient::new(), &url, &wrong, from, to, 10, Utc::now)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, ApiError::Auth { .. }), "{name}: {e:?}");
+
+        handle.knobs.set(Knobs {
+            throttle_per_sec: 1.0,
+            ..Knobs::default()
+        });
+        let mut throttled = false;
+        for _ in 0..4 {
+            if let Err(ApiError::Throttled { .. }) = pull_window(
+                &a,
+                &HttpClient::new(),
+                &url,
+                &creds(),
+                from,
+                to,
+                10,
+                Utc::now,
+            )
+            .await
+            {
+                throttled = true;
+                break;
+            }
+        }
+        assert!(throttled, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn the_mapped_simulator_pushes_messages_that_verify_and_parse() {
+    for (name, m) in both() {
+        let (url, handle) = sim::spawn_mapped(m.clone(), SimSettings::new(creds(), 4, 9))
+            .await
+            .unwrap();
+        let seen: Arc<Mutex<Vec<Result<ChannelOrder, String>>>> = Arc::default();
+        let seen2 = seen.clone();
+        let m2 = m.clone();
+        let app = axum::Router::new().fallback(
+            move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                let seen = seen2.clone();
+                let a = Mapped::new(m2.clone());
+                async move {
+                    let h: Vec<(String, String)> = headers
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+                        .collect();
+                    let r = a
+                        .verify_push(&h, &body, &creds(), Utc::now(), TOLERANCE)
+                        .and_then(|_| a.parse_push(&h, &body))
+                        .map(|m| m.items[0].order.clone().unwrap())
+                        .map_err(|e| e.rule.to_string());
+                    let ok = r.is_ok();
+                    seen.lock().push(r);
+                    if ok {
+                        axum::http::StatusCode::OK
+                    } else {
+                        axum::http::StatusCode::UNAUTHORIZED
+                    }
+                }
+            },
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let hook = format!("http://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let http = HttpClient::new();
+        for (cmd, want) in [
+            (
+                serde_json::json!({"url": hook, "count": 2}),
+                serde_json::json!([200, 200]),
+            ),
+            (
+                serde_json::json!({"url": hook, "count": 1, "secret": "wrong"}),
+                serde_json::json!([401]),
+            ),
+        ] {
+            let (_, body) = http
+                .call(
+                    "POST",
+                    &format!("{url}/_sim/push"),
+                    "application/json",
+                    &[],
+                    cmd.to_string().into_bytes(),
+                )
+                .await
+                .unwrap();
+            let answer: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(answer["statuses"], want, "{name}");
+        }
+        let seen = seen.lock().clone();
+        let served = handle.orders();
+        for r in &seen[..2] {
+            let o = r.as_ref().unwrap();
+            assert!(
+                served.contains(o),
+                "{name}: a pushed order is the served order"
+            );
+        }
+        assert_eq!(seen[2], Err("bad_signature".to_string()), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn shipping_through_the_mapped_simulator_uses_the_portals_code_idempotently() {
+    for (name, m, sf) in [("acme", acme(), "SFEXPRESS"), ("erp", erp(), "SF")] {
+        let (url, handle) = sim::spawn_mapped(m.clone(), SimSettings::new(creds(), 40, 5))
+            .await
+            .unwrap();
+        let a = Mapped::new(m.clone());
+        let o = handle
+            .orders()
+            .into_iter()
+            .find(|o| o.canonical == CanonicalStatus::Paid && o.shippable)
+            .unwrap_or_else(|| panic!("{name}: no paid order"));
+        let s = Shipment {
+            external_order_id: o.external_order_id.clone(),
+            carrier: "sf".into(),
+            tracking_no: "SF1400000001".into(),
+            line_ids: None,
+        };
+        let ship = |s: Shipment| {
+            let a = &a;
+            let url = &url;
+            async move {
+                let req = a.ship_request(&s, &creds(), Utc::now())?;
+                let (_, body) = HttpClient::new().send(url, &req).await?;
+                a.parse_ship_ack(&body)
+            }
+        };
+        ship(s.clone())
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        // The same shipment again: the portal's "already shipped", read as success.
+        ship(s.clone())
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(
+            handle.shipments(),
+            vec![(
+                o.external_order_id.clone(),
+                sf.to_string(),
+                "SF1400000001".to_string()
+            )],
+            "{name}"
+        );
+        let now_shipped = handle
+            .orders()
+            .into_iter()
+            .find(|x| x.external_order_id == o.external_order_id)
+            .unwrap();
+        assert_eq!(now_shipped.canonical, CanonicalStatus::Shipped, "{name}");
+        let e = a
+            .ship_request(
+                &Shipment {
+                    carrier: "cainiao".into(),
+                    ..s.clone()
+                },
+                &creds(),
+                Utc::now(),
+            )
+            .unwrap_err();
+        assert_eq!(
+            (e.rule, e.field.as_deref()),
+            ("unknown_carrier", Some("carrier"))
+        );
+        let e = a
+            .ship_request(
+                &Shipment {
+                    tracking_no: "含中文".into(),
+                    ..s.clone()
+                },
+                &creds(),
+                Utc::now(),
+            )
+            .unwrap_err();
+        assert_eq!(e.rule, "bad_value");
+        // A different tracking number on the shipped order is the portal's refusal.
+        let e = ship(Shipment {
+            tracking_no: "SF1400000002".into(),
+            ..s.clone()
+        })
+        .await
+        .unwrap_err();
+        assert!(matches!(e, ApiError::Api { .. }), "{name}: {e:?}");
+    }
+}
