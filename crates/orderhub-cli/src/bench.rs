@@ -835,7 +835,8 @@ pub(crate) fn write_histogram(s: &mut String, title: &str, buckets: &[Bucket]) {
 pub(crate) fn write_json(path: Option<&std::path::Path>, figures: &impl Serialize) -> Result<()> {
     let Some(path) = path else { return Ok(()) };
     let text = serde_json::to_string_pretty(figures).context("the figures as JSON")?;
-    std::fs::write(path, text + "\n").with_context(|| format!("cannot write {}", path.display()))?;
+    std::fs::write(path, text + "\n")
+        .with_context(|| format!("cannot write {}", path.display()))?;
     println!("figures written to {}", path.display());
     Ok(())
 }

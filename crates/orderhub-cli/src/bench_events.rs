@@ -292,8 +292,10 @@ pub async fn run(a: EventsArgs) -> Result<()> {
     // 4. Relay throughput to NATS.
     let relay = if a.nats_url.is_some() && a.relay_events > 0 {
         let (rate, samples) = relay_throughput(&hub.store, a.relay_events).await?;
-        Some(serde_json::json!({"events": a.relay_events, "events_per_s": rate,
-            "events_per_s_over_time": samples}))
+        Some(
+            serde_json::json!({"events": a.relay_events, "events_per_s": rate,
+            "events_per_s_over_time": samples}),
+        )
     } else {
         None
     };

@@ -367,11 +367,13 @@ pub async fn run(a: DemoArgs) -> Result<()> {
                 t0.elapsed(),
                 phase,
                 &tally,
-                rate_now,
-                oversold,
-                backorders,
-                flash_result,
-                failed.load(Ordering::Relaxed),
+                &Gauges {
+                    rate: rate_now,
+                    oversold,
+                    backorders,
+                    flash: flash_result,
+                    failed: failed.load(Ordering::Relaxed),
+                },
             );
             if tty {
                 print!("\r\x1b[2K{line}");
@@ -740,16 +742,28 @@ async fn read_events(api: &Api, mut after: i64, tally: &mut Tally) -> i64 {
     }
 }
 
-fn summary(
-    elapsed: Duration,
-    phase: Phase,
-    t: &Tally,
+/// What the summary line shows beside the event tally.
+#[derive(Clone, Copy)]
+struct Gauges {
+    /// Orders created per second over the last second.
     rate: f64,
+    /// Positions below zero; `None` before the first look.
     oversold: Option<usize>,
     backorders: Option<usize>,
+    /// The flash sale's (sold, refused, errors) once it is over.
     flash: Option<(u64, u64, u64)>,
+    /// Pushes the hub did not accept.
     failed: u64,
-) -> String {
+}
+
+fn summary(elapsed: Duration, phase: Phase, t: &Tally, g: &Gauges) -> String {
+    let Gauges {
+        rate,
+        oversold,
+        backorders,
+        flash,
+        failed,
+    } = *g;
     let s = elapsed.as_secs();
     let breakers: Vec<String> = t
         .breakers

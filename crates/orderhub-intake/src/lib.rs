@@ -55,6 +55,25 @@ fn ack(kind: ChannelKind) -> (&'static str, Vec<u8>) {
     }
 }
 
+/// The adapter that speaks a shop's channel: the built-in one, or for the configurable channel
+/// (`custom`) the one made from the shop's mapping. `Err` names why there is none (a sentence
+/// without secrets).
+pub fn adapter_for(shop: &ChannelShopRow) -> Result<Box<dyn orderhub_channels::Channel>, String> {
+    let kind = ChannelKind::parse(&shop.channel).map_err(|e| e.to_string())?;
+    if let Some(a) = orderhub_channels::adapter(kind) {
+        return Ok(a);
+    }
+    match (kind, &shop.mapping) {
+        (ChannelKind::Custom, Some(m)) => {
+            let mapping = orderhub_channels::mapped::Mapping::from_json(m.as_bytes())
+                .map_err(|e| format!("the shop's mapping is not valid: {e}"))?;
+            Ok(Box::new(orderhub_channels::mapped::Mapped::new(mapping)))
+        }
+        (ChannelKind::Custom, None) => Err("the custom shop has no mapping".into()),
+        (k, _) => Err(format!("{} is not supported yet", k.code())),
+    }
+}
+
 pub fn credentials(shop: &ChannelShopRow) -> ShopCredentials {
     ShopCredentials {
         app_key: shop.app_key.clone(),
@@ -100,14 +119,6 @@ pub async fn receive(
             format!("{channel:?} is not a channel orderhub knows"),
         )
     })?;
-    let Some(adapter) = orderhub_channels::adapter(kind) else {
-        return Err(refuse(
-            404,
-            "channel_not_supported",
-            Some("channel"),
-            format!("{} is not supported yet", kind.code()),
-        ));
-    };
     let (c, s) = (kind.code().to_owned(), shop_id.to_owned());
     let shop = store
         .read(move |r| r.channel_shop(&c, &s))
@@ -121,6 +132,8 @@ pub async fn receive(
                 "no shop with that id is configured on this channel".into(),
             )
         })?;
+    let adapter = adapter_for(&shop)
+        .map_err(|why| refuse(404, "channel_not_supported", Some("channel"), why))?;
     if body.len() > BODY_MAX {
         return Err(refuse(
             413,

@@ -73,17 +73,18 @@ pub async fn process_message(
         rule: rule.to_owned(),
         reason,
     };
-    let Ok(kind) = ChannelKind::parse(&m.channel) else {
+    if ChannelKind::parse(&m.channel).is_err() {
         return reject("unknown_channel", format!("{:?}", m.channel));
-    };
-    let Some(adapter) = orderhub_channels::adapter(kind) else {
-        return reject("channel_not_supported", kind.code().into());
-    };
+    }
     let (c, s) = (m.channel.clone(), m.shop_id.clone());
     let shop = match store.read(move |r| r.channel_shop(&c, &s)).await {
         Ok(Some(shop)) => shop,
         Ok(None) => return reject("unknown_shop", "the shop is no longer configured".into()),
         Err(e) => return Outcome::Retry(e.to_string()),
+    };
+    let adapter = match crate::adapter_for(&shop) {
+        Ok(a) => a,
+        Err(why) => return reject("channel_not_supported", why),
     };
     let Ok(shop_id) = ShopId::parse(&m.shop_id) else {
         return reject(

@@ -130,8 +130,7 @@ pub async fn pull_window(
     bucket: &mut Bucket,
 ) -> Result<PullReport, ApiError> {
     let kind = ChannelKind::parse(&shop.channel).map_err(|e| ApiError::Transport(e.to_string()))?;
-    let adapter = orderhub_channels::adapter(kind)
-        .ok_or_else(|| ApiError::Transport(format!("{} is not supported yet", kind.code())))?;
+    let adapter = crate::adapter_for(shop).map_err(ApiError::Transport)?;
     let shop_id = ShopId::parse(&shop.shop_id).map_err(|e| ApiError::Transport(e.to_string()))?;
     let creds = credentials(shop);
     let mut report = PullReport::default();

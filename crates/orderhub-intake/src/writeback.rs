@@ -64,7 +64,7 @@ impl WriteBack {
             .await
             .map_err(|e| TargetError::retry(e.to_string()))?;
         let Some(shop) = shop else { return Ok(false) };
-        let Some(adapter) = orderhub_channels::adapter(kind) else {
+        let Ok(adapter) = crate::adapter_for(&shop) else {
             return Ok(false);
         };
         let shipment = Shipment {

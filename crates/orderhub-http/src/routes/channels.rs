@@ -39,6 +39,46 @@ pub struct ShopConfig {
     pub message_key: String,
     /// Base URL of the channel's order API (the platform's, or a simulator's).
     pub api_base_url: String,
+    /// The configurable channel (`custom`) only, and required there: the declarative mapping of
+    /// the portal or ERP — a JSON object, or the text of a TOML mapping file (see
+    /// `crates/orderhub-channels/mappings/`).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub mapping: Option<serde_json::Value>,
+}
+
+/// The mapping of a `custom` shop as the JSON the store keeps, checked; refused with the mapping
+/// field and rule when it is not a valid mapping, or when a built-in channel is given one.
+fn shop_mapping(
+    kind: orderhub_channels::ChannelKind,
+    given: Option<serde_json::Value>,
+) -> Result<Option<String>, ApiError> {
+    use orderhub_channels::mapped::Mapping;
+    let custom = kind == orderhub_channels::ChannelKind::Custom;
+    let parsed = match (custom, given) {
+        (false, None) => return Ok(None),
+        (false, Some(_)) => {
+            return Err(unprocessable(
+                "mapping_not_allowed",
+                "only the custom channel takes a mapping; the built-in channels map in code",
+                "mapping",
+            ));
+        }
+        (true, None) => {
+            return Err(unprocessable(
+                "required",
+                "a custom shop needs its mapping",
+                "mapping",
+            ));
+        }
+        (true, Some(serde_json::Value::String(toml))) => Mapping::from_toml(&toml),
+        (true, Some(v)) => Mapping::from_json(v.to_string().as_bytes()),
+    };
+    let m = parsed
+        .map_err(|e| unprocessable(e.rule, e.message.clone(), &format!("mapping.{}", e.field)))?;
+    serde_json::to_string(&m)
+        .map(Some)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -71,6 +111,7 @@ pub async fn put_shop(
     })?;
     orderhub_domain::ShopId::parse(&shop).map_err(|e| ApiError::from(e).field("shop"))?;
     let (req, _): (ShopConfig, _) = parse_json(&body, false)?;
+    let mapping = shop_mapping(kind, req.mapping)?;
     for (v, f) in [(&req.app_key, "app_key"), (&req.secret, "secret")] {
         if v.trim().is_empty() {
             return Err(unprocessable("required", format!("{f} is required"), f));
@@ -96,8 +137,7 @@ pub async fn put_shop(
         message_key: req.message_key,
         api_base_url: url.as_str().trim_end_matches('/').to_owned(),
         created_at: state.clock.now(),
-
-        mapping: None,
+        mapping,
     };
     let r = row.clone();
     let ok = state

@@ -260,7 +260,131 @@ async fn a_newer_channel_version_moves_the_order(app: TestApp) {
     assert_eq!(o["channel_status"], changed.channel_status);
 }
 
+/// A B2B portal and an ERP connect through the configurable channel with nothing but their
+/// mapping files: the shop is configured with the file's text, the portal's signed push (in the
+/// portal's own field names, units and signature scheme) becomes a standard order; a mapping that
+/// is not valid is refused naming the mapping key, and only the custom channel takes one.
+async fn a_custom_portal_connects_by_its_mapping_file_alone(app: TestApp) {
+    use orderhub_channels::mapped::{self, Mapping};
+    let _stop = start_processor(&app);
+    let files = [
+        (
+            "acme",
+            include_str!("../../../orderhub-channels/mappings/acme-b2b.toml"),
+        ),
+        (
+            "erp-1",
+            include_str!("../../../orderhub-channels/mappings/erp-example.toml"),
+        ),
+    ];
+    for (shop, text) in files {
+        let mapping = Mapping::from_toml(text).unwrap();
+        let (url, handle) = sim::spawn_mapped(mapping.clone(), SimSettings::new(creds(), 3, 5))
+            .await
+            .unwrap();
+        let c = creds();
+        let r = app
+            .call(
+                Method::PUT,
+                &format!("/v1/channels/custom/shops/{shop}"),
+                Some(ADMIN_KEY),
+                Some(&json!({"app_key": c.app_key, "secret": c.secret, "access_token": c.access_token,
+                    "api_base_url": url, "mapping": text}).to_string()),
+                &[],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{shop}: {:?}", r.body);
+        assert_eq!(
+            r.body["webhook_path"],
+            format!("/v1/channels/custom/shops/{shop}/webhook")
+        );
+        let order = handle.orders()[0].clone();
+        let p = mapped::signed_push(&mapping, &order, &c, chrono::Utc::now());
+        let r = push(&app, ChannelKind::Custom, shop, &p, &p.body).await;
+        assert_eq!(
+            r.status,
+            StatusCode::OK,
+            "{shop}: {}",
+            String::from_utf8_lossy(&r.bytes)
+        );
+        // Both simulators number their orders alike: the shop tells them apart.
+        let o = order_of(
+            &app,
+            &format!("custom&shop={shop}"),
+            &order.external_order_id,
+            Duration::from_secs(20),
+        )
+        .await;
+        assert_eq!(o["shop_id"], shop);
+        assert_eq!(o["channel_status"], order.channel_status, "{shop}");
+        assert_eq!(
+            o["amounts"]["paid_amount"]
+                .as_str()
+                .unwrap()
+                .parse::<rust_decimal::Decimal>()
+                .unwrap(),
+            order.amounts.paid,
+            "{shop}: money in the portal's unit, read exactly"
+        );
+        assert_eq!(o["lines"].as_array().map(Vec::len), Some(order.lines.len()));
+        // A body changed after signing is refused by the portal's own scheme.
+        let mut bad = p.body.clone();
+        let at = bad.iter().position(|b| b.is_ascii_digit()).unwrap();
+        bad[at] = if bad[at] == b'9' { b'8' } else { bad[at] + 1 };
+        let r = push(&app, ChannelKind::Custom, shop, &p, &bad).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{shop}");
+        assert_eq!(r.body["error"]["code"], "bad_signature");
+    }
+    let put = |channel: &'static str, body: Value| {
+        let app = &app;
+        async move {
+            app.call(
+                Method::PUT,
+                &format!("/v1/channels/{channel}/shops/portal-2"),
+                Some(ADMIN_KEY),
+                Some(&body.to_string()),
+                &[],
+            )
+            .await
+        }
+    };
+    let base = json!({"app_key": "k", "secret": "s", "api_base_url": "http://127.0.0.1:9"});
+    // A status mapped to something that is not a canonical status.
+    let mut broken = files[0].1.replace("= \"paid\"", "= \"paid_maybe\"");
+    assert_ne!(broken, files[0].1, "the example maps some status to paid");
+    let mut body = base.clone();
+    body["mapping"] = json!(broken);
+    let r = put("custom", body).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{:?}", r.body);
+    assert!(
+        r.body["error"]["field"]
+            .as_str()
+            .unwrap()
+            .starts_with("mapping.status"),
+        "{:?}",
+        r.body
+    );
+    // Not TOML at all.
+    broken = "name = ".into();
+    let mut body = base.clone();
+    body["mapping"] = json!(broken);
+    assert_eq!(
+        put("custom", body).await.status,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    // A custom shop without its mapping, and a built-in channel given one.
+    let r = put("custom", base.clone()).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(r.body["error"]["field"], "mapping");
+    let mut body = base.clone();
+    body["mapping"] = json!(files[0].1);
+    let r = put("douyin", body).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(r.body["error"]["code"], "mapping_not_allowed");
+}
+
 on_every_backend!(
     a_signed_push_becomes_one_order_and_bad_pushes_are_recorded,
     a_newer_channel_version_moves_the_order,
+    a_custom_portal_connects_by_its_mapping_file_alone,
 );
