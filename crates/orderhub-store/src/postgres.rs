@@ -450,7 +450,7 @@ impl Tx for PgWrite {
             "INSERT INTO orders (tenant_id, order_id, shop_id, channel, external_order_id, status,
                  version, created_at, updated_at, doc, buyer_nick, buyer_id, exceptions, exception_since)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::text::json, $11, $12, $13::text,
-                 CASE WHEN $13::text = '' THEN NULL ELSE $9 END)
+                 CASE WHEN $13::text = '' THEN NULL ELSE $9::timestamptz END)
              ON CONFLICT (tenant_id, shop_id, external_order_id) DO NOTHING",
             &[
                 &o.tenant_id.as_str(),
@@ -478,7 +478,7 @@ impl Tx for PgWrite {
             "UPDATE orders SET status = $1, version = $2, updated_at = $3, doc = $4::text::json,
                  buyer_nick = $8, buyer_id = $9, exceptions = $10::text,
                  exception_since = CASE WHEN $10::text = '' THEN NULL
-                                        WHEN exceptions = '' THEN $3
+                                        WHEN exceptions = '' THEN $3::timestamptz
                                         ELSE exception_since END
              WHERE tenant_id = $5 AND order_id = $6 AND version = $7",
             &[
