@@ -16,6 +16,10 @@ if [ ! -x /usr/bin/chromium ]; then
     echo "Installing chromium (Debian package)…"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 fi
+# A Chinese font, so the screenshots of the Chinese console show its labels, not boxes.
+if ! fc-list :lang=zh 2>/dev/null | grep -q .; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-wqy-zenhei
+fi
 if [ ! -d e2e/node_modules/playwright-core ]; then
     (cd e2e && npm ci --ignore-scripts --no-audit --no-fund)
 fi
