@@ -31,7 +31,9 @@ pub use ops::{
 use orderhub_core::ports::Tx;
 use orderhub_core::{CoreError, StoreError};
 pub use pool::{BATCH_MAX, WriteStats};
-pub use read::{ApiKeyRow, OrderFilter, ReadConn, StoredEvent};
+pub use read::{
+    ApiKeyRow, ExceptionFilter, OpenException, OrderFilter, OrderSearch, ReadConn, StoredEvent,
+};
 use std::sync::Arc;
 
 /// Writes beyond the use cases' `Tx`: tenants and API keys.
@@ -150,6 +152,7 @@ impl Store {
                 channel: None,
                 shop_id: None,
                 updated_since: None,
+                search: OrderSearch::default(),
                 shops: None,
                 after,
                 limit: PAGE,

@@ -9,7 +9,10 @@
 
 use crate::pending::Pending;
 use crate::pool::{Pools, ReadConnFactory, WriteConn, WriteConnFactory};
-use crate::read::{ApiKeyRow, OrderFilter, ReadConn, StoredEvent};
+use crate::read::{
+    ApiKeyRow, ExceptionFilter, OpenException, OrderFilter, ReadConn, StoredEvent,
+    exceptions_column,
+};
 use crate::{AdminTx, doc};
 use chrono::{DateTime, Utc};
 use orderhub_core::auth::Role;
@@ -52,6 +55,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         5,
         "channel_mappings",
         include_str!("../migrations/postgres/0005_channel_mappings.sql"),
+    ),
+    (
+        6,
+        "search",
+        include_str!("../migrations/postgres/0006_search.sql"),
     ),
 ];
 
@@ -312,6 +320,103 @@ impl WriteConn for PgWrite {
     }
 }
 
+/// The WHERE clause of a listing with its parameters. Only the conditions in use are written, so
+/// the planner sees each combination as it is and picks the matching index (a generic plan over
+/// "$n IS NULL OR …" would not).
+struct Conditions {
+    p: Vec<Box<dyn ToSql + Sync>>,
+}
+
+impl Conditions {
+    fn new(f: &OrderFilter) -> Self {
+        Conditions {
+            p: vec![Box::new(f.tenant_id.as_str().to_owned())],
+        }
+    }
+
+    fn params(&self) -> Vec<&(dyn ToSql + Sync)> {
+        self.p.iter().map(|b| b.as_ref()).collect()
+    }
+
+    /// Adds `v` and returns its placeholder.
+    fn bind(&mut self, v: Box<dyn ToSql + Sync>) -> String {
+        self.p.push(v);
+        format!("${}", self.p.len())
+    }
+
+    /// `None` when nothing can match (an empty shop scope).
+    fn sql(&mut self, f: &OrderFilter) -> Option<String> {
+        let mut sql = String::from("tenant_id = $1");
+        if let Some(s) = f.status {
+            let b = self.bind(Box::new(s.as_str()));
+            sql.push_str(&format!(" AND status = {b}"));
+        }
+        if let Some(c) = &f.channel {
+            let b = self.bind(Box::new(c.as_str().to_owned()));
+            sql.push_str(&format!(" AND channel = {b}"));
+        }
+        if let Some(s) = &f.shop_id {
+            let b = self.bind(Box::new(s.as_str().to_owned()));
+            sql.push_str(&format!(" AND shop_id = {b}"));
+        }
+        if let Some(t) = f.updated_since {
+            let b = self.bind(Box::new(t));
+            sql.push_str(&format!(" AND updated_at >= {b}"));
+        }
+        let s = &f.search;
+        if let Some(e) = &s.external_order_id {
+            let b = self.bind(Box::new(e.clone()));
+            sql.push_str(&format!(" AND external_order_id = {b}"));
+        }
+        if let Some(v) = &s.buyer {
+            let b = self.bind(Box::new(v.clone()));
+            sql.push_str(&format!(" AND (buyer_nick = {b} OR buyer_id = {b})"));
+        }
+        if let Some(t) = s.created_from {
+            let b = self.bind(Box::new(t));
+            sql.push_str(&format!(" AND created_at >= {b}"));
+        }
+        if let Some(t) = s.created_to {
+            let b = self.bind(Box::new(t));
+            sql.push_str(&format!(" AND created_at < {b}"));
+        }
+        match &s.exception {
+            None => {}
+            Some(ExceptionFilter::Any) => sql.push_str(" AND exceptions <> ''"),
+            Some(ExceptionFilter::Kind(k)) => {
+                let b = self.bind(Box::new(format!(" {k} ")));
+                sql.push_str(&format!(
+                    " AND exceptions <> '' AND strpos(exceptions, {b}::text) > 0"
+                ));
+            }
+        }
+        if let Some(q) = &s.any_id {
+            let b = self.bind(Box::new(q.clone()));
+            sql.push_str(&format!(
+                " AND (external_order_id = {b} OR buyer_nick = {b} OR buyer_id = {b}"
+            ));
+            if let Ok(id) = Uuid::parse_str(q) {
+                let b = self.bind(Box::new(id));
+                sql.push_str(&format!(" OR order_id = {b}"));
+            }
+            sql.push(')');
+        }
+        if let Some(shops) = &f.shops {
+            if shops.is_empty() {
+                return None;
+            }
+            let v: Vec<String> = shops.iter().map(|s| s.as_str().to_owned()).collect();
+            let b = self.bind(Box::new(v));
+            sql.push_str(&format!(" AND shop_id = ANY({b})"));
+        }
+        if let Some(a) = f.after {
+            let b = self.bind(Box::new(a.as_uuid()));
+            sql.push_str(&format!(" AND order_id > {b}"));
+        }
+        Some(sql)
+    }
+}
+
 fn decode_doc(row: Option<Row>, cipher: &PiiCipher) -> Result<Option<Order>, StoreError> {
     row.map(|r| doc::decode(r.get::<_, &str>(0).as_bytes(), cipher))
         .transpose()
@@ -346,7 +451,10 @@ impl Tx for PgWrite {
     fn order_insert(&mut self, o: &Order) -> Result<bool, StoreError> {
         let d = encode_doc(o, &self.cipher)?;
         let n = self.conn.execute(
-            "INSERT INTO orders VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::text::json)
+            "INSERT INTO orders (tenant_id, order_id, shop_id, channel, external_order_id, status,
+                 version, created_at, updated_at, doc, buyer_nick, buyer_id, exceptions, exception_since)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::text::json, $11, $12, $13::text,
+                 CASE WHEN $13::text = '' THEN NULL ELSE $9::timestamptz END)
              ON CONFLICT (tenant_id, shop_id, external_order_id) DO NOTHING",
             &[
                 &o.tenant_id.as_str(),
@@ -359,6 +467,9 @@ impl Tx for PgWrite {
                 &o.created_at,
                 &o.updated_at,
                 &d,
+                &o.buyer.nick,
+                &o.buyer.id,
+                &exceptions_column(o),
             ],
         )?;
         self.pending.writes += n;
@@ -368,7 +479,11 @@ impl Tx for PgWrite {
     fn order_update(&mut self, o: &Order) -> Result<(), StoreError> {
         let d = encode_doc(o, &self.cipher)?;
         let n = self.conn.execute(
-            "UPDATE orders SET status = $1, version = $2, updated_at = $3, doc = $4::text::json
+            "UPDATE orders SET status = $1, version = $2, updated_at = $3, doc = $4::text::json,
+                 buyer_nick = $8, buyer_id = $9, exceptions = $10::text,
+                 exception_since = CASE WHEN $10::text = '' THEN NULL
+                                        WHEN exceptions = '' THEN $3::timestamptz
+                                        ELSE exception_since END
              WHERE tenant_id = $5 AND order_id = $6 AND version = $7",
             &[
                 &o.status.as_str(),
@@ -378,6 +493,9 @@ impl Tx for PgWrite {
                 &o.tenant_id.as_str(),
                 &o.id.as_uuid(),
                 &(o.version as i64 - 1),
+                &o.buyer.nick,
+                &o.buyer.id,
+                &exceptions_column(o),
             ],
         )?;
         if n != 1 {
@@ -560,55 +678,92 @@ impl ReadConn for PgRead {
     }
 
     fn order_list(&mut self, f: &OrderFilter) -> Result<Vec<Order>, StoreError> {
-        // Only the conditions in use, so the planner sees each combination as it is and picks the
-        // matching index (a generic plan over "$n IS NULL OR …" would not).
-        let shops: Option<Vec<&str>> = f
-            .shops
-            .as_ref()
-            .map(|s| s.iter().map(|x| x.as_str()).collect());
-        let status = f.status.map(|s| s.as_str());
-        let channel = f.channel.as_ref().map(|c| c.as_str());
-        let shop = f.shop_id.as_ref().map(|s| s.as_str());
-        let after = f.after.map(|a| a.as_uuid());
+        let mut c = Conditions::new(f);
+        let Some(mut sql) = c.sql(f) else {
+            return Ok(vec![]);
+        };
         let limit = i64::from(f.limit);
-        let tenant = f.tenant_id.as_str();
-        let mut sql = String::from("SELECT doc::text FROM orders WHERE tenant_id = $1");
-        let mut p: Vec<&(dyn ToSql + Sync)> = vec![&tenant];
-        fn cond<'a>(
-            sql: &mut String,
-            p: &mut Vec<&'a (dyn ToSql + Sync)>,
-            c: &str,
-            v: &'a (dyn ToSql + Sync),
-        ) {
-            p.push(v);
-            sql.push_str(&format!(" AND {c} ${}", p.len()));
-        }
-        if let Some(v) = &status {
-            cond(&mut sql, &mut p, "status =", v);
-        }
-        if let Some(v) = &channel {
-            cond(&mut sql, &mut p, "channel =", v);
-        }
-        if let Some(v) = &shop {
-            cond(&mut sql, &mut p, "shop_id =", v);
-        }
-        if let Some(v) = &f.updated_since {
-            cond(&mut sql, &mut p, "updated_at >=", v);
-        }
-        if let Some(v) = &shops {
-            p.push(v);
-            sql.push_str(&format!(" AND shop_id = ANY(${})", p.len()));
-        }
-        if let Some(v) = &after {
-            cond(&mut sql, &mut p, "order_id >", v);
-        }
-        p.push(&limit);
-        sql.push_str(&format!(" ORDER BY order_id LIMIT ${}", p.len()));
+        c.p.push(Box::new(limit));
+        sql = format!(
+            "SELECT doc::text FROM orders WHERE {sql} ORDER BY order_id LIMIT ${}",
+            c.p.len()
+        );
         let stmt = self.conn.stmt_dyn(&sql)?;
-        let rows = self.conn.c.query(&stmt, &p).map_err(err)?;
+        let rows = self.conn.c.query(&stmt, &c.params()).map_err(err)?;
         rows.into_iter()
             .map(|r| doc::decode(r.get::<_, &str>(0).as_bytes(), &self.cipher))
             .collect()
+    }
+
+    fn open_exceptions(&mut self, f: &OrderFilter) -> Result<Vec<OpenException>, StoreError> {
+        let mut f = f.clone();
+        f.search.exception.get_or_insert(ExceptionFilter::Any);
+        let mut c = Conditions::new(&f);
+        let Some(mut sql) = c.sql(&f) else {
+            return Ok(vec![]);
+        };
+        c.p.push(Box::new(i64::from(f.limit)));
+        sql = format!(
+            "SELECT doc::text, exception_since FROM orders WHERE {sql}
+             ORDER BY exception_since, order_id LIMIT ${}",
+            c.p.len()
+        );
+        let stmt = self.conn.stmt_dyn(&sql)?;
+        let rows = self.conn.c.query(&stmt, &c.params()).map_err(err)?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(OpenException {
+                    order: doc::decode(r.get::<_, &str>(0).as_bytes(), &self.cipher)?,
+                    since: r.get(1),
+                })
+            })
+            .collect()
+    }
+
+    fn orders_per_minute(
+        &mut self,
+        tenant: &TenantId,
+        shops: Option<&[ShopId]>,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<(i64, u64)>, StoreError> {
+        let rows = self.conn.query(
+            "SELECT floor(extract(epoch FROM created_at) / 60)::bigint, shop_id, count(*) FROM orders
+             WHERE tenant_id = $1 AND created_at >= $2 GROUP BY 1, 2 ORDER BY 1",
+            &[&tenant.as_str(), &since],
+        )?;
+        Ok(crate::read::per_minute(
+            rows.iter()
+                .map(|r| (r.get(0), r.get(1), r.get(2)))
+                .collect(),
+            shops,
+        ))
+    }
+
+    fn exception_counts(
+        &mut self,
+        tenant: &TenantId,
+        shops: Option<&[ShopId]>,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        let rows = match shops {
+            None => self.conn.query(
+                "SELECT exceptions, count(*) FROM orders WHERE tenant_id = $1 AND exceptions <> ''
+                 GROUP BY exceptions",
+                &[&tenant.as_str()],
+            )?,
+            Some(shops) => {
+                let shops: Vec<&str> = shops.iter().map(|s| s.as_str()).collect();
+                self.conn.query(
+                    "SELECT exceptions, count(*) FROM orders WHERE tenant_id = $1 AND exceptions <> ''
+                     AND shop_id = ANY($2) GROUP BY exceptions",
+                    &[&tenant.as_str(), &shops],
+                )?
+            }
+        };
+        Ok(crate::read::count_kinds(
+            rows.iter()
+                .map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1) as u64))
+                .collect(),
+        ))
     }
 
     fn audit_for_order(

@@ -22,10 +22,57 @@ pub struct OrderFilter {
     pub channel: Option<Channel>,
     pub shop_id: Option<ShopId>,
     pub updated_since: Option<DateTime<Utc>>,
+    /// The console's search conditions (ids, buyer, exceptions, creation time).
+    pub search: OrderSearch,
     /// The caller's shop scope; `None` for every shop.
     pub shops: Option<Vec<ShopId>>,
     pub after: Option<OrderId>,
     pub limit: u32,
+}
+
+/// Search conditions beyond status, channel and shop, each backed by an index of `orders`
+/// (migration 0006). None of them touches personal data: receiver fields are encrypted at rest and
+/// cannot be searched.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OrderSearch {
+    /// The channel's order id, in any shop of the tenant.
+    pub external_order_id: Option<String>,
+    /// Buyer nick or buyer id, exact.
+    pub buyer: Option<String>,
+    /// Any one id: orderhub's order id, the channel's order id, or the buyer's nick or id.
+    pub any_id: Option<String>,
+    pub exception: Option<ExceptionFilter>,
+    /// Created at or after.
+    pub created_from: Option<DateTime<Utc>>,
+    /// Created before.
+    pub created_to: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExceptionFilter {
+    /// Orders with at least one open exception.
+    Any,
+    /// Orders with this open exception (`out_of_stock`, `no_waybill` …).
+    Kind(String),
+}
+
+/// The `exceptions` column of `orders`: the open exception codes between spaces (` a b `), empty
+/// when there are none, so one kind is found with `instr(exceptions, ' kind ')` and "any" with
+/// `exceptions <> ''` (the partial index's condition).
+pub fn exceptions_column(o: &Order) -> String {
+    if o.exceptions.is_empty() {
+        String::new()
+    } else {
+        format!(" {} ", o.exceptions.join(" "))
+    }
+}
+
+/// Open exceptions per kind, for the exception board's counts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpenException {
+    pub order: Order,
+    /// When the order's oldest open exception was raised (kept by the store in `exception_since`).
+    pub since: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -52,6 +99,23 @@ pub trait ReadConn: Send + crate::ops::OpsRead + crate::ops::ChannelRead {
     fn ping(&mut self) -> Result<(), StoreError>;
     fn order_get(&mut self, tenant: &TenantId, id: OrderId) -> Result<Option<Order>, StoreError>;
     fn order_list(&mut self, filter: &OrderFilter) -> Result<Vec<Order>, StoreError>;
+    /// Orders with open exceptions, newest first by when their exceptions opened (at most `limit`),
+    /// with that time; `filter`'s status, channel, shop, scope and search apply.
+    fn open_exceptions(&mut self, filter: &OrderFilter) -> Result<Vec<OpenException>, StoreError>;
+    /// Open exceptions per kind over the tenant's orders (in the shop scope, when given).
+    fn exception_counts(
+        &mut self,
+        tenant: &TenantId,
+        shops: Option<&[ShopId]>,
+    ) -> Result<Vec<(String, u64)>, StoreError>;
+    /// Orders created per minute since `since` (minutes as Unix time / 60, only minutes that have
+    /// orders), in the shop scope when given.
+    fn orders_per_minute(
+        &mut self,
+        tenant: &TenantId,
+        shops: Option<&[ShopId]>,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<(i64, u64)>, StoreError>;
     fn audit_for_order(
         &mut self,
         tenant: &TenantId,
@@ -110,4 +174,33 @@ pub trait ReadConn: Send + crate::ops::OpsRead + crate::ops::ChannelRead {
         after: Option<(DateTime<Utc>, OrderId)>,
         limit: u32,
     ) -> Result<Vec<(OrderId, Sku, DateTime<Utc>)>, StoreError>;
+}
+
+/// Counts per exception kind from counts per `exceptions` column value (` a b ` → a and b).
+pub(crate) fn count_kinds(groups: Vec<(String, u64)>) -> Vec<(String, u64)> {
+    let mut by_kind = std::collections::BTreeMap::<String, u64>::new();
+    for (column, n) in groups {
+        for kind in column.split_whitespace() {
+            *by_kind.entry(kind.to_owned()).or_default() += n;
+        }
+    }
+    by_kind.into_iter().collect()
+}
+
+/// Counts per (minute, shop) into counts per minute over the shops in scope.
+pub(crate) fn per_minute(
+    rows: Vec<(i64, String, i64)>,
+    shops: Option<&[ShopId]>,
+) -> Vec<(i64, u64)> {
+    let mut out: Vec<(i64, u64)> = Vec::new();
+    for (minute, shop, n) in rows {
+        if shops.is_some_and(|s| !s.iter().any(|x| x.as_str() == shop)) {
+            continue;
+        }
+        match out.last_mut() {
+            Some((m, c)) if *m == minute => *c += n as u64,
+            _ => out.push((minute, n as u64)),
+        }
+    }
+    out
 }

@@ -3,7 +3,10 @@
 
 use crate::pending::Pending;
 use crate::pool::{Pools, ReadConnFactory, WriteConn, WriteConnFactory};
-use crate::read::{ApiKeyRow, OrderFilter, ReadConn, StoredEvent};
+use crate::read::{
+    ApiKeyRow, ExceptionFilter, OpenException, OrderFilter, ReadConn, StoredEvent,
+    exceptions_column,
+};
 use crate::{AdminTx, doc};
 use chrono::{DateTime, TimeZone, Utc};
 use orderhub_core::auth::Role;
@@ -43,6 +46,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         5,
         "channel_mappings",
         include_str!("../migrations/sqlite/0005_channel_mappings.sql"),
+    ),
+    (
+        6,
+        "search",
+        include_str!("../migrations/sqlite/0006_search.sql"),
     ),
 ];
 
@@ -313,6 +321,104 @@ fn get_doc(
     bytes.map(|b| doc::decode(&b, cipher)).transpose()
 }
 
+/// The WHERE clause of a listing and its parameters; `None` when nothing can match (an empty shop
+/// scope). Only the conditions in use are written, so SQLite picks the index that fits them.
+type Conditions = (String, Vec<Box<dyn rusqlite::ToSql>>);
+
+fn order_conditions(f: &OrderFilter) -> Option<Conditions> {
+    let mut sql = String::from("tenant_id = ?");
+    let mut p: Vec<Box<dyn rusqlite::ToSql>> = vec![Box::new(f.tenant_id.as_str().to_owned())];
+    fn cond(
+        sql: &mut String,
+        p: &mut Vec<Box<dyn rusqlite::ToSql>>,
+        c: &str,
+        v: Box<dyn rusqlite::ToSql>,
+    ) {
+        sql.push_str(" AND ");
+        sql.push_str(c);
+        p.push(v);
+    }
+    if let Some(s) = f.status {
+        cond(&mut sql, &mut p, "status = ?", Box::new(s.as_str()));
+    }
+    if let Some(c) = &f.channel {
+        cond(
+            &mut sql,
+            &mut p,
+            "channel = ?",
+            Box::new(c.as_str().to_owned()),
+        );
+    }
+    if let Some(s) = &f.shop_id {
+        cond(
+            &mut sql,
+            &mut p,
+            "shop_id = ?",
+            Box::new(s.as_str().to_owned()),
+        );
+    }
+    if let Some(t) = f.updated_since {
+        cond(&mut sql, &mut p, "updated_at >= ?", Box::new(micros(t)));
+    }
+    let s = &f.search;
+    if let Some(e) = &s.external_order_id {
+        cond(
+            &mut sql,
+            &mut p,
+            "external_order_id = ?",
+            Box::new(e.clone()),
+        );
+    }
+    if let Some(b) = &s.buyer {
+        cond(&mut sql, &mut p, "(buyer_nick = ?", Box::new(b.clone()));
+        sql.push_str(" OR buyer_id = ?)");
+        p.push(Box::new(b.clone()));
+    }
+    if let Some(t) = s.created_from {
+        cond(&mut sql, &mut p, "created_at >= ?", Box::new(micros(t)));
+    }
+    if let Some(t) = s.created_to {
+        cond(&mut sql, &mut p, "created_at < ?", Box::new(micros(t)));
+    }
+    match &s.exception {
+        None => {}
+        Some(ExceptionFilter::Any) => sql.push_str(" AND exceptions <> ''"),
+        Some(ExceptionFilter::Kind(k)) => {
+            sql.push_str(" AND exceptions <> '' AND instr(exceptions, ?) > 0");
+            p.push(Box::new(format!(" {k} ")));
+        }
+    }
+    if let Some(q) = &s.any_id {
+        let id = uuid::Uuid::parse_str(q).ok().map(|u| u.to_string());
+        sql.push_str(" AND (external_order_id = ? OR buyer_nick = ? OR buyer_id = ?");
+        p.extend([q, q, q].map(|v| Box::new(v.clone()) as Box<dyn rusqlite::ToSql>));
+        if let Some(id) = id {
+            sql.push_str(" OR order_id = ?");
+            p.push(Box::new(id));
+        }
+        sql.push(')');
+    }
+    if let Some(shops) = &f.shops {
+        if shops.is_empty() {
+            return None;
+        }
+        sql.push_str(&format!(
+            " AND shop_id IN ({})",
+            vec!["?"; shops.len()].join(",")
+        ));
+        p.extend(
+            shops
+                .iter()
+                .map(|s| Box::new(s.as_str().to_owned()) as Box<dyn rusqlite::ToSql>),
+        );
+    }
+    if let Some(a) = f.after {
+        sql.push_str(" AND order_id > ?");
+        p.push(Box::new(a.to_string()));
+    }
+    Some((sql, p))
+}
+
 const ORDER_BY_ID: &str = "SELECT doc FROM orders WHERE tenant_id = ?1 AND order_id = ?2";
 
 impl Tx for SqliteWrite {
@@ -344,7 +450,10 @@ impl Tx for SqliteWrite {
         let n = self
             .c
             .prepare_cached(
-                "INSERT INTO orders VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                "INSERT INTO orders (tenant_id, order_id, shop_id, channel, external_order_id, status,
+                     version, created_at, updated_at, doc, buyer_nick, buyer_id, exceptions, exception_since)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13,
+                     CASE WHEN ?13 = '' THEN NULL ELSE ?9 END)
                  ON CONFLICT (tenant_id, shop_id, external_order_id) DO NOTHING",
             )
             .and_then(|mut s| {
@@ -359,6 +468,9 @@ impl Tx for SqliteWrite {
                     micros(o.created_at),
                     micros(o.updated_at),
                     d,
+                    o.buyer.nick,
+                    o.buyer.id,
+                    exceptions_column(o),
                 ])
             })
             .map_err(err)?;
@@ -371,7 +483,11 @@ impl Tx for SqliteWrite {
         let n = self
             .c
             .prepare_cached(
-                "UPDATE orders SET status = ?1, version = ?2, updated_at = ?3, doc = ?4
+                "UPDATE orders SET status = ?1, version = ?2, updated_at = ?3, doc = ?4,
+                     buyer_nick = ?8, buyer_id = ?9, exceptions = ?10,
+                     exception_since = CASE WHEN ?10 = '' THEN NULL
+                                            WHEN exceptions = '' THEN ?3
+                                            ELSE exception_since END
                  WHERE tenant_id = ?5 AND order_id = ?6 AND version = ?7",
             )
             .and_then(|mut s| {
@@ -382,7 +498,10 @@ impl Tx for SqliteWrite {
                     d,
                     o.tenant_id.as_str(),
                     o.id.to_string(),
-                    o.version as i64 - 1
+                    o.version as i64 - 1,
+                    o.buyer.nick,
+                    o.buyer.id,
+                    exceptions_column(o),
                 ])
             })
             .map_err(err)?;
@@ -607,43 +726,10 @@ impl ReadConn for SqliteRead {
     }
 
     fn order_list(&mut self, f: &OrderFilter) -> Result<Vec<Order>, StoreError> {
-        let mut sql = String::from("SELECT doc FROM orders WHERE tenant_id = ?");
-        let mut p: Vec<Box<dyn rusqlite::ToSql>> = vec![Box::new(f.tenant_id.as_str().to_owned())];
-        if let Some(s) = f.status {
-            sql.push_str(" AND status = ?");
-            p.push(Box::new(s.as_str()));
-        }
-        if let Some(c) = &f.channel {
-            sql.push_str(" AND channel = ?");
-            p.push(Box::new(c.as_str().to_owned()));
-        }
-        if let Some(s) = &f.shop_id {
-            sql.push_str(" AND shop_id = ?");
-            p.push(Box::new(s.as_str().to_owned()));
-        }
-        if let Some(t) = f.updated_since {
-            sql.push_str(" AND updated_at >= ?");
-            p.push(Box::new(micros(t)));
-        }
-        if let Some(shops) = &f.shops {
-            sql.push_str(&format!(
-                " AND shop_id IN ({})",
-                vec!["?"; shops.len()].join(",")
-            ));
-            p.extend(
-                shops
-                    .iter()
-                    .map(|s| Box::new(s.as_str().to_owned()) as Box<dyn rusqlite::ToSql>),
-            );
-            if shops.is_empty() {
-                return Ok(vec![]);
-            }
-        }
-        if let Some(a) = f.after {
-            sql.push_str(" AND order_id > ?");
-            p.push(Box::new(a.to_string()));
-        }
-        sql.push_str(" ORDER BY order_id LIMIT ?");
+        let Some((cond, mut p)) = order_conditions(f) else {
+            return Ok(vec![]);
+        };
+        let sql = format!("SELECT doc FROM orders WHERE {cond} ORDER BY order_id LIMIT ?");
         p.push(Box::new(i64::from(f.limit)));
         let mut st = self.c.prepare_cached(&sql).map_err(err)?;
         let rows = st
@@ -653,6 +739,100 @@ impl ReadConn for SqliteRead {
             .map_err(err)?;
         rows.map(|r| r.map_err(err).and_then(|b| doc::decode(&b, &self.cipher)))
             .collect()
+    }
+
+    fn open_exceptions(&mut self, f: &OrderFilter) -> Result<Vec<OpenException>, StoreError> {
+        let mut f = f.clone();
+        f.search.exception.get_or_insert(ExceptionFilter::Any);
+        let Some((cond, mut p)) = order_conditions(&f) else {
+            return Ok(vec![]);
+        };
+        let sql = format!(
+            "SELECT doc, exception_since FROM orders WHERE {cond}
+             ORDER BY exception_since, order_id LIMIT ?"
+        );
+        p.push(Box::new(i64::from(f.limit)));
+        let mut st = self.c.prepare_cached(&sql).map_err(err)?;
+        let rows = st
+            .query_map(rusqlite::params_from_iter(p.iter()), |r| {
+                Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Option<i64>>(1)?))
+            })
+            .map_err(err)?;
+        rows.map(|r| {
+            let (b, since) = r.map_err(err)?;
+            Ok(OpenException {
+                order: doc::decode(&b, &self.cipher)?,
+                since: since.map(from_micros),
+            })
+        })
+        .collect()
+    }
+
+    fn orders_per_minute(
+        &mut self,
+        tenant: &TenantId,
+        shops: Option<&[ShopId]>,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<(i64, u64)>, StoreError> {
+        let mut rows = Vec::new();
+        let mut st = self
+            .c
+            .prepare_cached(
+                "SELECT created_at / 60000000, shop_id, count(*) FROM orders
+                 WHERE tenant_id = ?1 AND created_at >= ?2 GROUP BY 1, 2 ORDER BY 1",
+            )
+            .map_err(err)?;
+        let q = st
+            .query_map(params![tenant.as_str(), micros(since)], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })
+            .map_err(err)?;
+        for r in q {
+            rows.push(r.map_err(err)?);
+        }
+        Ok(crate::read::per_minute(rows, shops))
+    }
+
+    fn exception_counts(
+        &mut self,
+        tenant: &TenantId,
+        shops: Option<&[ShopId]>,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        let mut sql = String::from(
+            "SELECT exceptions, count(*) FROM orders WHERE tenant_id = ? AND exceptions <> ''",
+        );
+        let mut p: Vec<Box<dyn rusqlite::ToSql>> = vec![Box::new(tenant.as_str().to_owned())];
+        if let Some(shops) = shops {
+            if shops.is_empty() {
+                return Ok(vec![]);
+            }
+            sql.push_str(&format!(
+                " AND shop_id IN ({})",
+                vec!["?"; shops.len()].join(",")
+            ));
+            p.extend(
+                shops
+                    .iter()
+                    .map(|s| Box::new(s.as_str().to_owned()) as Box<dyn rusqlite::ToSql>),
+            );
+        }
+        sql.push_str(" GROUP BY exceptions");
+        let mut st = self.c.prepare_cached(&sql).map_err(err)?;
+        let rows = st
+            .query_map(rusqlite::params_from_iter(p.iter()), |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+            })
+            .map_err(err)?;
+        let mut groups = Vec::new();
+        for r in rows {
+            let (e, n) = r.map_err(err)?;
+            groups.push((e, n as u64));
+        }
+        Ok(crate::read::count_kinds(groups))
     }
 
     fn audit_for_order(

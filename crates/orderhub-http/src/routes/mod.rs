@@ -2,9 +2,11 @@
 
 pub mod channels;
 pub mod events;
+pub mod exceptions;
 pub mod inventory;
 pub mod keys;
 pub mod orders;
+pub mod stats;
 pub mod subscriptions;
 pub mod system;
 
@@ -19,6 +21,11 @@ pub fn routes() -> Router<SharedState> {
         .route("/v1/orders/{id}", get(orders::get))
         .route("/v1/orders/{id}/timeline", get(orders::timeline))
         .route("/v1/orders/{id}/{action}", post(orders::transition))
+        .route("/v1/exceptions", get(exceptions::board))
+        .route("/v1/whoami", get(stats::whoami))
+        .route("/v1/stats", get(stats::stats))
+        .route("/", get(crate::console::index))
+        .route("/console/{file}", get(crate::console::asset))
         .route("/v1/events", get(events::list))
         .route("/v1/skus/{sku}", axum::routing::put(inventory::put_sku))
         .route(

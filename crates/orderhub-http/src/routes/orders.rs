@@ -19,7 +19,7 @@ use orderhub_core::usecases::{Created, insert_order, new_order, transition as ru
 use orderhub_domain::ids::Channel;
 use orderhub_domain::lifecycle::CommandKind;
 use orderhub_domain::{Order, OrderId, ShopId, Status};
-use orderhub_store::OrderFilter;
+use orderhub_store::{ExceptionFilter, OrderFilter, OrderSearch};
 use serde::Deserialize;
 
 /// Page size when the client names none, and the most it may ask for.
@@ -109,7 +109,11 @@ pub async fn get(
     ))
 }
 
-async fn visible_order(state: &SharedState, p: &Principal, id: OrderId) -> Result<Order, ApiError> {
+pub(crate) async fn visible_order(
+    state: &SharedState,
+    p: &Principal,
+    id: OrderId,
+) -> Result<Order, ApiError> {
     let t = p.tenant_id.clone();
     let o = state.store.read(move |r| r.order_get(&t, id)).await?;
     // Another tenant's order, or a shop outside the key's scope, does not exist for this caller.
@@ -126,6 +130,18 @@ pub struct ListQuery {
     shop: Option<String>,
     /// RFC 3339; orders changed at or after this time.
     updated_since: Option<String>,
+    /// The channel's order id, in any shop (within the key's shop scope).
+    external_order_id: Option<String>,
+    /// Buyer nick or buyer id, exact.
+    buyer: Option<String>,
+    /// An open exception kind (`out_of_stock`, `no_waybill` …), or `any`.
+    exception: Option<String>,
+    /// RFC 3339; orders created at or after this time.
+    created_from: Option<String>,
+    /// RFC 3339; orders created before this time.
+    created_to: Option<String>,
+    /// Any one id: orderhub order id, the channel's order id, buyer nick or buyer id.
+    q: Option<String>,
     /// From the previous page's `next_cursor`.
     cursor: Option<String>,
     /// 1 to 500, default 50.
@@ -189,10 +205,32 @@ pub async fn list(
         updated_since: orderhub_api::orders::parse_time("updated_since", q.updated_since)
             .map_err(|e| bad("updated_since", e))?
             .map(|t| t.to_utc()),
+        search: OrderSearch {
+            external_order_id: search_text("external_order_id", q.external_order_id)?,
+            buyer: search_text("buyer", q.buyer)?,
+            any_id: search_text("q", q.q)?,
+            exception: exception_filter("exception", q.exception.as_deref())?,
+            created_from: orderhub_api::orders::parse_time("created_from", q.created_from)
+                .map_err(|e| bad("created_from", e))?
+                .map(|t| t.to_utc()),
+            created_to: orderhub_api::orders::parse_time("created_to", q.created_to)
+                .map_err(|e| bad("created_to", e))?
+                .map(|t| t.to_utc()),
+        },
         shops: p.shops.clone(),
         after,
         limit,
     };
+    if let (Some(from), Some(to)) = (filter.search.created_from, filter.search.created_to)
+        && from > to
+    {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_range",
+            "created_from is after created_to",
+        )
+        .field("created_from"));
+    }
     let orders = state.store.read(move |r| r.order_list(&filter)).await?;
     let next_cursor = (orders.len() == limit as usize)
         .then(|| {
@@ -213,6 +251,52 @@ pub async fn list(
         serde_json::to_vec(&page).unwrap_or_default(),
         false,
     ))
+}
+
+/// Longest id, nick or exception kind a search takes: ids of every channel fit in 64 characters.
+const SEARCH_TEXT_LEN_MAX: usize = 128;
+
+/// A search term: trimmed, non-empty, at most [`SEARCH_TEXT_LEN_MAX`] characters, no control
+/// characters. Empty means "not given".
+fn search_text(field: &str, v: Option<String>) -> Result<Option<String>, ApiError> {
+    let Some(v) = v else { return Ok(None) };
+    let v = v.trim();
+    if v.is_empty() {
+        return Ok(None);
+    }
+    if v.chars().count() > SEARCH_TEXT_LEN_MAX || v.chars().any(char::is_control) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_parameter",
+            format!("{field} must be 1 to {SEARCH_TEXT_LEN_MAX} printable characters"),
+        )
+        .field(field));
+    }
+    Ok(Some(v.to_owned()))
+}
+
+/// `any`, or one exception kind: lower-case letters, digits and `_`.
+pub(crate) fn exception_filter(
+    field: &str,
+    v: Option<&str>,
+) -> Result<Option<ExceptionFilter>, ApiError> {
+    match v.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some("any") => Ok(Some(ExceptionFilter::Any)),
+        Some(k)
+            if k.len() <= 64
+                && k.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') =>
+        {
+            Ok(Some(ExceptionFilter::Kind(k.to_owned())))
+        }
+        Some(_) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_parameter",
+            format!("{field} must be `any` or an exception kind such as out_of_stock"),
+        )
+        .field(field)),
+    }
 }
 
 /// Move an order: pay, hold, approve, allocate, release, ship, pickup, deliver, complete, cancel.

@@ -4,6 +4,7 @@
 mod app;
 mod auth;
 mod channels;
+mod console;
 mod errors;
 mod idempotency;
 mod inventory;

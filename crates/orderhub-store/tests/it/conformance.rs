@@ -73,6 +73,7 @@ fn filter(t: &str) -> OrderFilter {
         channel: None,
         shop_id: None,
         updated_since: None,
+        search: Default::default(),
         shops: None,
         after: None,
         limit: 1000,
@@ -449,6 +450,7 @@ async fn filters_and_shop_scopes_narrow_the_listing(ts: TestStore) {
     assert!(
         list(OrderFilter {
             updated_since: Some(later),
+            search: Default::default(),
             ..filter("acme")
         })
         .await
@@ -459,6 +461,7 @@ async fn filters_and_shop_scopes_narrow_the_listing(ts: TestStore) {
     assert_eq!(
         list(OrderFilter {
             updated_since: Some(earlier),
+            search: Default::default(),
             ..filter("acme")
         })
         .await

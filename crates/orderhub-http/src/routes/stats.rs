@@ -1,0 +1,187 @@
+//! `GET /v1/whoami` and `GET /v1/stats`: what the console needs to know about its caller and the
+//! hub's live figures for the caller's tenant. Process-wide figures (latencies, carrier breakers,
+//! channel throttling) are in `/metrics`, which the console reads as Prometheus text.
+
+use crate::SharedState;
+use crate::auth::Ctx;
+use crate::error::ApiError;
+use crate::extract::json_response;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use chrono::{DateTime, TimeZone, Utc};
+use orderhub_core::auth::Permission;
+use orderhub_domain::lifecycle::CommandKind;
+use serde::Serialize;
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct WhoAmI {
+    pub tenant_id: String,
+    pub key_id: String,
+    pub key_name: String,
+    /// admin, ops, finance, warehouse, viewer
+    pub role: String,
+    /// The shops the key sees; absent for every shop of the tenant.
+    pub shops: Option<Vec<String>>,
+    /// Whether receiver name, phone and address come back in clear.
+    pub pii_read: bool,
+    /// Order moves the key may make (`pay`, `approve` …).
+    pub transitions: Vec<String>,
+    pub inventory_write: bool,
+    pub subscriptions_manage: bool,
+}
+
+/// The calling key: tenant, name, role, shop scope, `pii:read` and what it may do.
+#[utoipa::path(get, path = "/v1/whoami", tag = "system",
+    responses((status = 200, body = WhoAmI), (status = 401, body = orderhub_api::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn whoami(ctx: Ctx) -> Response {
+    let p = &ctx.principal;
+    let me = WhoAmI {
+        tenant_id: p.tenant_id.to_string(),
+        key_id: p.key_id.clone(),
+        key_name: p.key_name.clone(),
+        role: p.role.as_str().to_owned(),
+        shops: p
+            .shops
+            .as_ref()
+            .map(|s| s.iter().map(|x| x.to_string()).collect()),
+        pii_read: p.pii_read,
+        transitions: CommandKind::ALL
+            .iter()
+            .filter(|k| p.can(Permission::Transition(**k)))
+            .map(|k| k.as_str().to_owned())
+            .collect(),
+        inventory_write: p.can(Permission::InventoryWrite),
+        subscriptions_manage: p.can(Permission::SubscriptionsManage),
+    };
+    json_response(
+        StatusCode::OK,
+        serde_json::to_vec(&me).unwrap_or_default(),
+        false,
+    )
+}
+
+/// Minutes of order throughput `GET /v1/stats` returns.
+const STATS_MINUTES: i64 = 60;
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct MinuteCount {
+    pub minute: DateTime<Utc>,
+    pub orders: u64,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PullCursor {
+    pub channel: String,
+    pub shop_id: String,
+    /// Orders modified up to here have been pulled; absent before the first pull.
+    pub cursor: Option<DateTime<Utc>>,
+    pub holder: Option<String>,
+    pub lease_expires_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ConsumerLag {
+    /// relay, dispatch, watchdog
+    pub consumer: String,
+    /// Outbox events committed that it has not passed yet.
+    pub lag: i64,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Stats {
+    pub now: DateTime<Utc>,
+    /// Orders created per minute over the last hour, oldest first, every minute present.
+    pub orders_per_minute: Vec<MinuteCount>,
+    /// Channel shops of the tenant and where their incremental pull stands.
+    pub pull_cursors: Vec<PullCursor>,
+    pub consumers: Vec<ConsumerLag>,
+    /// Webhook deliveries of the tenant that gave up (see `/v1/dead-letters`).
+    pub dead_letters: u64,
+}
+
+/// Live figures of the caller's tenant: orders per minute over the last hour, channel pull
+/// cursors, event consumers' lag and dead-letter depth.
+#[utoipa::path(get, path = "/v1/stats", tag = "system",
+    responses((status = 200, body = Stats), (status = 401, body = orderhub_api::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn stats(State(state): State<SharedState>, ctx: Ctx) -> Result<Response, ApiError> {
+    let p = ctx.principal.clone();
+    let now = state.clock.now();
+    let first = (now.timestamp() / 60 - (STATS_MINUTES - 1)) * 60;
+    let since = Utc.timestamp_opt(first, 0).single().unwrap_or(now);
+    let (per_minute, cursors, consumers, dead) = state
+        .store
+        .read(move |r| {
+            let t = &p.tenant_id;
+            let per_minute = r.orders_per_minute(t, p.shops.as_deref(), since)?;
+            let leases = r.leases("")?;
+            let mut cursors = Vec::new();
+            for s in r.channel_shops_all()? {
+                if &s.tenant_id != t
+                    || !p
+                        .shops
+                        .as_ref()
+                        .is_none_or(|l| l.iter().any(|x| x.as_str() == s.shop_id))
+                {
+                    continue;
+                }
+                let name = format!("pull/{}/{}", s.channel, s.shop_id);
+                let l = leases.iter().find(|l| l.name == name);
+                cursors.push(PullCursor {
+                    channel: s.channel.clone(),
+                    shop_id: s.shop_id.clone(),
+                    cursor: l
+                        .filter(|l| l.position > 0)
+                        .and_then(|l| Utc.timestamp_millis_opt(l.position).single()),
+                    holder: l.map(|l| l.holder.clone()).filter(|h| !h.is_empty()),
+                    lease_expires_at: l.map(|l| l.expires_at),
+                });
+            }
+            let head = r.outbox_head(t)?;
+            let consumers = leases
+                .iter()
+                .filter_map(|l| {
+                    let (role, tenant) = l.name.split_once('/')?;
+                    (tenant == t.as_str() && matches!(role, "relay" | "dispatch")).then(|| {
+                        ConsumerLag {
+                            consumer: role.to_owned(),
+                            lag: (head - l.position).max(0),
+                        }
+                    })
+                })
+                .collect::<Vec<_>>();
+            let dead = r
+                .dead_letter_depth()?
+                .into_iter()
+                .find(|(x, _)| x == t)
+                .map_or(0, |(_, n)| n);
+            Ok((per_minute, cursors, consumers, dead))
+        })
+        .await?;
+    let orders_per_minute = (0..STATS_MINUTES)
+        .map(|i| {
+            let m = first / 60 + i;
+            MinuteCount {
+                minute: Utc.timestamp_opt(m * 60, 0).single().unwrap_or(now),
+                orders: per_minute
+                    .iter()
+                    .find(|(x, _)| *x == m)
+                    .map_or(0, |(_, n)| *n),
+            }
+        })
+        .collect();
+    let body = Stats {
+        now,
+        orders_per_minute,
+        pull_cursors: cursors,
+        consumers,
+        dead_letters: dead,
+    };
+    Ok(json_response(
+        StatusCode::OK,
+        serde_json::to_vec(&body).unwrap_or_default(),
+        false,
+    ))
+}
