@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Browser tests of the console (e2e/console.test.mjs): Debian's chromium driven by playwright-core.
 #
-#   scripts/e2e.sh                 builds orderhub, starts a fresh hub on a free port, runs the test
+#   scripts/e2e.sh                 builds orderhub, starts `orderhub demo` on a free port, runs the
+#                                  test against it while the demo's day plays
 #   ORDERHUB_E2E_URL=… ORDERHUB_E2E_KEY=… scripts/e2e.sh
 #                                  runs the test against a hub that is already up (e.g. `orderhub demo`)
 #
 # Installs what is missing: chromium (apt, as root) and e2e/node_modules (npm ci; playwright-core
-# downloads no browser). Screenshots land in e2e/screenshots/*.png; the hub's log in
-# e2e/screenshots/hub.log.
+# downloads no browser). Screenshots land in e2e/screenshots/*.png; the demo's output in
+# e2e/screenshots/demo.log.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -28,29 +29,26 @@ mkdir -p e2e/screenshots
 if [ -z "${ORDERHUB_E2E_URL:-}" ]; then
     cargo build -p orderhub-cli
     bin="${CARGO_TARGET_DIR:-$root/target}/debug/orderhub"
-    data=$(mktemp -d)
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
     # A fresh embedded store, whatever the environment says.
     unset ORDERHUB_DATABASE_URL ORDERHUB_CONFIG ORDERHUB_NATS_URL
-    export ORDERHUB_DATA_DIR="$data" ORDERHUB_LISTEN="127.0.0.1:$port"
-    # A tenant of its own, made with the CLI; its admin key is the last line printed.
-    admin=$("$bin" tenant create e2e --name "E2E shop" | tail -n1)
-    # Orders move only through the API (no simulated fulfillment), so a held order stays held.
-    "$bin" serve --fulfillment off >e2e/screenshots/hub.log 2>&1 &
+    # The demo: the hub, the simulators and a business day; the test runs while orders flow.
+    "$bin" demo --listen "127.0.0.1:$port" --minutes 2 >e2e/screenshots/demo.log 2>&1 &
     hub=$!
-    trap 'kill "$hub" 2>/dev/null || true; wait "$hub" 2>/dev/null || true; rm -rf "$data"' EXIT
-    for _ in $(seq 1 100); do
-        curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
-        kill -0 "$hub" 2>/dev/null || { cat e2e/screenshots/hub.log; exit 1; }
+    trap 'kill -INT "$hub" 2>/dev/null || true; wait "$hub" 2>/dev/null || true' EXIT
+    ops=""
+    for _ in $(seq 1 300); do
+        ops=$(sed -n 's/^  ops key .* \(ohk_[A-Za-z0-9_-]*\)$/\1/p' e2e/screenshots/demo.log)
+        [ -n "$ops" ] && break
+        kill -0 "$hub" 2>/dev/null || { cat e2e/screenshots/demo.log; exit 1; }
         sleep 0.2
     done
-    # The browser logs in with an ops key without pii:read: it may act on exceptions, and the
-    # receiver must show masked.
-    ops=$(curl -fsS -X POST "http://127.0.0.1:$port/v1/api-keys" \
-        -H "Authorization: Bearer $admin" -H 'Content-Type: application/json' \
-        -d '{"name": "e2e ops", "role": "ops", "scopes": []}' |
-        python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')
-    export ORDERHUB_E2E_URL="http://127.0.0.1:$port" ORDERHUB_E2E_KEY="$ops"
+    [ -n "$ops" ] || { echo "the demo printed no ops key"; cat e2e/screenshots/demo.log; exit 1; }
+    # Let the day start, so the console has orders, exceptions and charts to show.
+    sleep 10
+    # The browser logs in with the demo's ops key (no pii:read): it may act on exceptions, and
+    # receivers must show masked. Its own orders buy the demo's restock-pending SKU.
+    export ORDERHUB_E2E_URL="http://127.0.0.1:$port" ORDERHUB_E2E_KEY="$ops" ORDERHUB_E2E_SKU=LIMITED-RESTOCK
 fi
 
 node e2e/console.test.mjs

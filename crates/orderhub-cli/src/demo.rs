@@ -69,6 +69,10 @@ const CATALOGUE: &[(&str, &str, i64)] = &[
     ("MUG-THERMOS-500", "膳魔师 保温杯 500ml", 5_000),
     ("TEA-LONGJING-250G", "西湖龙井 明前特级 250g", 5_000),
 ];
+/// A SKU the brand lists before its stock arrives: orders for it wait on backorder
+/// (`out_of_stock`). The browser tests buy it, so their orders stay where they put them.
+const RESTOCK_SKU: &str = "LIMITED-RESTOCK";
+const RESTOCK_TITLE: &str = "限量联名款（到货中 restock pending）";
 const FLASH_SKU: &str = "MAOTAI-FLASH-53";
 const FLASH_TITLE: &str = "飞天茅台 53度 500ml（秒杀 flash sale）";
 /// Units on sale in the flash sale, and buyers racing for them.
@@ -436,7 +440,7 @@ async fn seed_catalogue(api: &Api) -> Result<String> {
     let items = CATALOGUE
         .iter()
         .map(|(s, t, n)| (*s, *t, *n))
-        .chain([(FLASH_SKU, FLASH_TITLE, 0)]);
+        .chain([(FLASH_SKU, FLASH_TITLE, 0), (RESTOCK_SKU, RESTOCK_TITLE, 0)]);
     for (sku, title, per_warehouse) in items {
         api.ok(
             "PUT",
@@ -445,6 +449,9 @@ async fn seed_catalogue(api: &Api) -> Result<String> {
         )
         .await?;
         for (wh, ..) in WAREHOUSES {
+            if sku == RESTOCK_SKU {
+                break;
+            }
             let quantity = if sku == FLASH_SKU {
                 // The flash sale's stock sits in one warehouse.
                 if *wh == "HZ" { FLASH_STOCK } else { continue }
