@@ -51,6 +51,9 @@ pub enum BenchCommand {
     /// Seven simulated channels push through the webhooks (signed, kept, deduplicated, merged,
     /// reserved): pushes/s, push → stored latency, orders/s; then a rate-limited pull of one shop.
     Channels(crate::bench_channels::ChannelsArgs),
+    /// Every benchmark above, each in a process of its own, then one HTML report with charts
+    /// (throughput over time, latency histograms) and a JSON summary of the figures and targets.
+    All(crate::bench_all::AllArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -96,6 +99,7 @@ pub async fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::FlashSale(args) => crate::bench_flash::run(args).await,
         BenchCommand::Events(args) => crate::bench_events::run(args).await,
         BenchCommand::Channels(args) => crate::bench_channels::run(args).await,
+        BenchCommand::All(args) => crate::bench_all::run(args).await,
     }
 }
 

@@ -2,6 +2,7 @@
 //! `demo`, `serve`, `migrate`, `tenant`, `inventory`, `bench`, `dead-letters` and `sim`.
 
 mod bench;
+mod bench_all;
 mod bench_channels;
 mod bench_events;
 mod bench_flash;

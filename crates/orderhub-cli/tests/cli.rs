@@ -965,3 +965,48 @@ fn the_demo_plays_a_day_on_every_channel_and_oversells_nothing() {
         "{stdout}"
     );
 }
+
+/// `bench all` runs every benchmark and writes one HTML report with a chart per series and
+/// histogram, and a JSON summary naming each headline figure with its value and target.
+#[test]
+fn bench_all_writes_one_report_with_charts_and_a_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("out/report.html");
+    let out = Command::new(BIN)
+        .args([
+            "bench",
+            "all",
+            "--quick",
+            "--report",
+            report.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("out/report.json")).unwrap())
+            .unwrap();
+    let headlines = summary["headlines"].as_array().unwrap();
+    assert!(headlines.len() >= 8);
+    for h in headlines {
+        assert!(h["value"].is_number(), "no figure for {h}");
+    }
+    let oversold = headlines
+        .iter()
+        .find(|h| h["figure"].as_str().unwrap().starts_with("units oversold"))
+        .unwrap();
+    assert_eq!(oversold["value"], serde_json::json!(0.0));
+    for bench in ["orders", "flash-sale", "events", "channels"] {
+        assert_eq!(summary["runs"][bench]["exit_ok"], true, "{bench}");
+    }
+    let html = std::fs::read_to_string(&report).unwrap();
+    // A latency histogram for every benchmark, and rates over time where they are sampled.
+    assert!(html.matches("<svg").count() >= 6, "{html}");
+    assert!(html.contains("<rect"), "histogram bars");
+    assert!(html.contains("<polyline"), "rates over time");
+}
