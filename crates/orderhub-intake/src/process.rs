@@ -62,12 +62,36 @@ pub(crate) fn partition(shop: &str, external: &str) -> u64 {
     h.finish()
 }
 
+/// A configured shop as a batch of messages uses it: its row (secrets decrypted), credentials and
+/// adapter, looked up once per batch instead of once per message.
+pub(crate) struct ShopCtx {
+    shop: orderhub_store::ChannelShopRow,
+    adapter: Result<Box<dyn orderhub_channels::Channel>, String>,
+}
+
+/// The shop a message is for: `Ok(None)` when it is no longer configured, `Err` when the store
+/// could not say.
+pub(crate) type ShopLookup = Result<Option<Arc<ShopCtx>>, String>;
+
+async fn lookup_shop(store: &Store, channel: &str, shop: &str) -> ShopLookup {
+    let (c, s) = (channel.to_owned(), shop.to_owned());
+    match store.read(move |r| r.channel_shop(&c, &s)).await {
+        Ok(Some(shop)) => Ok(Some(Arc::new(ShopCtx {
+            adapter: crate::adapter_for(&shop),
+            shop,
+        }))),
+        Ok(None) => Ok(None),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// Processes one stored message: every order it names is read (from the push or the channel's
 /// API) and merged. Safe to run again on the same message (replays): merging is idempotent.
-pub async fn process_message(
+pub(crate) async fn process_message(
     store: &Store,
     http: &orderhub_channels::client::HttpClient,
     m: &ChannelMessageRow,
+    shop: ShopLookup,
 ) -> Outcome {
     let reject = |rule: &str, reason: String| Outcome::Rejected {
         rule: rule.to_owned(),
@@ -76,15 +100,15 @@ pub async fn process_message(
     if ChannelKind::parse(&m.channel).is_err() {
         return reject("unknown_channel", format!("{:?}", m.channel));
     }
-    let (c, s) = (m.channel.clone(), m.shop_id.clone());
-    let shop = match store.read(move |r| r.channel_shop(&c, &s)).await {
-        Ok(Some(shop)) => shop,
+    let ctx = match shop {
+        Ok(Some(ctx)) => ctx,
         Ok(None) => return reject("unknown_shop", "the shop is no longer configured".into()),
-        Err(e) => return Outcome::Retry(e.to_string()),
+        Err(e) => return Outcome::Retry(e),
     };
-    let adapter = match crate::adapter_for(&shop) {
+    let shop = &ctx.shop;
+    let adapter = match &ctx.adapter {
         Ok(a) => a,
-        Err(why) => return reject("channel_not_supported", why),
+        Err(why) => return reject("channel_not_supported", why.clone()),
     };
     let Ok(shop_id) = ShopId::parse(&m.shop_id) else {
         return reject(
@@ -92,7 +116,7 @@ pub async fn process_message(
             "the channel's shop id is not a valid orderhub shop id".into(),
         );
     };
-    let creds = credentials(&shop);
+    let creds = credentials(shop);
     // The raw message is kept as received (Kuaishou's encrypted); opened again here.
     let push = match adapter
         .open_push(&m.body, &creds)
@@ -206,11 +230,24 @@ pub async fn run(
         // the merges in groups.
         use futures::StreamExt;
         let n = pending.len();
+        let mut shops: std::collections::HashMap<(String, String), ShopLookup> =
+            std::collections::HashMap::new();
+        for m in &pending {
+            if let std::collections::hash_map::Entry::Vacant(e) =
+                shops.entry((m.channel.clone(), m.shop_id.clone()))
+            {
+                e.insert(lookup_shop(&store, &m.channel, &m.shop_id).await);
+            }
+        }
         let outcomes: Vec<(ChannelMessageRow, Outcome)> =
             futures::stream::iter(pending.into_iter().map(|m| {
                 let (store, http) = (store.clone(), http.clone());
+                let shop = shops
+                    .get(&(m.channel.clone(), m.shop_id.clone()))
+                    .cloned()
+                    .unwrap_or(Ok(None));
                 async move {
-                    let o = process_message(&store, &http, &m).await;
+                    let o = process_message(&store, &http, &m, shop).await;
                     (m, o)
                 }
             }))
