@@ -44,6 +44,19 @@ pub fn b64_decode(s: &str) -> Option<Vec<u8>> {
     B64.decode(s.trim()).ok()
 }
 
+/// Base64 that accepts non-zero trailing bits: WeChat's EncodingAESKey (43 characters + "=") is
+/// generated without caring for them, and its published sample key has them set.
+pub fn b64_decode_lenient(s: &str) -> Option<Vec<u8>> {
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    const LENIENT: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        GeneralPurposeConfig::new()
+            .with_decode_allow_trailing_bits(true)
+            .with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    );
+    LENIENT.decode(s.trim()).ok()
+}
+
 /// Compares without an early exit, so a check does not leak how much of a guess was right.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
@@ -73,6 +86,25 @@ pub fn aes_cbc_encrypt(key: &[u8], iv: &[u8], plain: &[u8]) -> Option<Vec<u8>> {
             .ok()
             .map(|c| c.encrypt_padded_vec_mut::<Pkcs7>(plain)),
         _ => None,
+    }
+}
+
+/// AES-256-CBC without padding (the caller pads: WeChat pads PKCS#7 to 32-byte blocks, which
+/// a 16-byte PKCS#7 would refuse). `None` on a bad key or IV, or a partial block.
+pub fn aes256_cbc_raw(encrypt: bool, key: &[u8], iv: &[u8], data: &[u8]) -> Option<Vec<u8>> {
+    use aes::cipher::block_padding::NoPadding;
+    if !data.len().is_multiple_of(16) {
+        return None;
+    }
+    if encrypt {
+        cbc::Encryptor::<aes::Aes256>::new_from_slices(key, iv)
+            .ok()
+            .map(|c| c.encrypt_padded_vec_mut::<NoPadding>(data))
+    } else {
+        cbc::Decryptor::<aes::Aes256>::new_from_slices(key, iv)
+            .ok()?
+            .decrypt_padded_vec_mut::<NoPadding>(data)
+            .ok()
     }
 }
 

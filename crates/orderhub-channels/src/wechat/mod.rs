@@ -2,7 +2,8 @@
 //! `POST /channels/ec/order/list/get` by `update_time_range` with `next_key` (ids only: details
 //! are fetched one by one), `access_token` in the query, no request signature. Push: the message
 //! server's `signature = SHA1(sort(token, timestamp, nonce))` in the query string (safe mode:
-//! `msg_signature` over the `Encrypt` field too). Sources: SOURCES.md § WeChat Channels.
+//! `msg_signature` over the `Encrypt` field too, and the message AES-256-CBC encrypted with the
+//! shop's EncodingAESKey: [`decrypt_safe_mode`]). Sources: SOURCES.md § WeChat Channels.
 
 pub(crate) mod sim;
 pub mod transformers;
@@ -171,6 +172,76 @@ fn order_from(o: t::Order) -> Result<ChannelOrder, Rejected> {
 }
 
 /// `SHA1` of the sorted, concatenated parts (the message server's signature).
+/// The AES key of WeChat's message encryption: the 43-character EncodingAESKey plus "=" is the
+/// Base64 of 32 bytes. `None` when `message_key` is not such a key (the shop uses plain mode).
+pub fn safe_mode_key(creds: &ShopCredentials) -> Option<Vec<u8>> {
+    let k = creds.message_key.trim();
+    if k.len() != 43 {
+        return None;
+    }
+    crate::sign::b64_decode_lenient(&format!("{k}=")).filter(|key| key.len() == 32)
+}
+
+/// WeChat's safe-mode block: PKCS#7 padding to a multiple of 32 bytes (WXBizMsgCrypt).
+const SAFE_MODE_BLOCK: usize = 32;
+
+/// Decrypts a safe-mode `Encrypt` field as WeChat's WXBizMsgCrypt does: AES-256-CBC, the key from
+/// the EncodingAESKey and the IV its first 16 bytes; the plain text is 16 random bytes, the
+/// message length (4 bytes, big-endian), the message, and the appid it was sent to — which must be
+/// the shop's (`creds.app_key`), so a message for another app does not decrypt into this shop.
+pub fn decrypt_safe_mode(encrypt: &str, creds: &ShopCredentials) -> Result<Vec<u8>, Rejected> {
+    let key = safe_mode_key(creds).ok_or_else(|| {
+        Rejected::bad_signature("the shop has no EncodingAESKey (43 characters) for safe mode")
+    })?;
+    let bad =
+        || Rejected::bad_signature("Encrypt does not decrypt with this shop's EncodingAESKey");
+    let cipher = crate::sign::b64_decode(encrypt.trim()).ok_or_else(bad)?;
+    let plain = crate::sign::aes256_cbc_raw(false, &key, &key[..16], &cipher).ok_or_else(bad)?;
+    let pad = *plain.last().ok_or_else(bad)? as usize;
+    if pad == 0 || pad > SAFE_MODE_BLOCK || pad > plain.len() {
+        return Err(bad());
+    }
+    let content = plain.get(16..plain.len() - pad).ok_or_else(bad)?;
+    let len_bytes: [u8; 4] = content
+        .get(..4)
+        .ok_or_else(bad)?
+        .try_into()
+        .map_err(|_| bad())?;
+    let len = u32::from_be_bytes(len_bytes) as usize;
+    let msg = content.get(4..4 + len).ok_or_else(bad)?;
+    let appid = content.get(4 + len..).ok_or_else(bad)?;
+    if !creds.app_key.is_empty() && appid != creds.app_key.as_bytes() {
+        return Err(Rejected::bad_signature(
+            "the safe-mode message was sent to another appid",
+        ));
+    }
+    Ok(msg.to_vec())
+}
+
+/// Encrypts a message as WeChat's message server does in safe mode (the simulator and tests use
+/// it); `random` is the 16-byte prefix WeChat draws at random.
+pub fn encrypt_safe_mode(
+    msg: &[u8],
+    creds: &ShopCredentials,
+    random: [u8; 16],
+) -> Result<String, Rejected> {
+    let key = safe_mode_key(creds)
+        .ok_or_else(|| Rejected::bad_value("message_key", "a 43-character EncodingAESKey"))?;
+    let len = u32::try_from(msg.len())
+        .map_err(|_| Rejected::bad_value("message", "under 4 GiB"))?
+        .to_be_bytes();
+    let mut plain = Vec::with_capacity(msg.len() + 64);
+    plain.extend_from_slice(&random);
+    plain.extend_from_slice(&len);
+    plain.extend_from_slice(msg);
+    plain.extend_from_slice(creds.app_key.as_bytes());
+    let pad = SAFE_MODE_BLOCK - plain.len() % SAFE_MODE_BLOCK;
+    plain.extend(std::iter::repeat_n(pad as u8, pad));
+    let cipher = crate::sign::aes256_cbc_raw(true, &key, &key[..16], &plain)
+        .ok_or_else(|| Rejected::bad_value("message_key", "a 43-character EncodingAESKey"))?;
+    Ok(crate::sign::b64(&cipher))
+}
+
 pub fn signature(parts: &[&str]) -> String {
     let mut p: Vec<&str> = parts.to_vec();
     p.sort_unstable();
@@ -200,8 +271,8 @@ impl Channel for Wechat {
         order_from(r.order)
     }
 
-    /// Plain-mode events. A safe-mode body (`{"Encrypt": …}`) is refused with `encrypted`:
-    /// decrypting with the EncodingAESKey is not built yet.
+    /// The event JSON: a plain-mode body, or what [`Channel::open_push`] decrypted from a safe-mode
+    /// one. A safe-mode body that was not opened is refused with `encrypted`.
     fn parse_push(
         &self,
         _headers: &[(String, String)],
@@ -289,6 +360,25 @@ impl Channel for Wechat {
             }
         }
         wire::check_fresh(at, now, tolerance)
+    }
+
+    /// Safe mode: the `Encrypt` field decrypted with the shop's EncodingAESKey (see
+    /// [`decrypt_safe_mode`]); a plain-mode body as it is.
+    fn open_push(&self, body: &[u8], creds: &ShopCredentials) -> Result<Vec<u8>, Rejected> {
+        let v: serde_json::Value = match serde_json::from_slice(wire::strip_bom(body)) {
+            Ok(v) => v,
+            // Not JSON: parse_push names the problem.
+            Err(_) => return Ok(body.to_vec()),
+        };
+        match v.get("Encrypt") {
+            Some(serde_json::Value::String(enc)) => decrypt_safe_mode(enc, creds),
+            Some(_) => Err(Rejected::at(
+                "wrong_type",
+                "Encrypt",
+                "Encrypt must be a string",
+            )),
+            None => Ok(body.to_vec()),
+        }
     }
 
     fn list_request(
