@@ -174,6 +174,7 @@ pub async fn run(a: ChannelsArgs) -> Result<()> {
     let lat = Arc::new(parking_lot::Mutex::new(histogram()));
     let failed = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let bar = progress_bar(order.len() as u64, "pushes");
+    let writes_before = hub.store.write_stats();
     let t0 = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..a.concurrency.max(1) {
@@ -269,6 +270,13 @@ pub async fn run(a: ChannelsArgs) -> Result<()> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     bar.finish_and_clear();
+    let writes = {
+        let now = hub.store.write_stats();
+        (
+            now.groups - writes_before.groups,
+            now.jobs - writes_before.jobs,
+        )
+    };
     let h = lat.lock().clone();
     let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
     let stored = hub
@@ -301,6 +309,14 @@ pub async fn run(a: ChannelsArgs) -> Result<()> {
         done_at.as_secs_f64(),
         expected as f64 / done_at.as_secs_f64()
     );
+    let _ = writeln!(
+        out,
+        "  store: {} write jobs in {} commits ({:.1} per commit, {:.0} commits/s)",
+        writes.1,
+        writes.0,
+        writes.1 as f64 / writes.0.max(1) as f64,
+        writes.0 as f64 / done_at.as_secs_f64()
+    );
     write_histogram(&mut out, "push → stored latency (ms)", &buckets(&h));
     crate::bench::write_per_second(&mut out, "orders stored/s", &per_second);
     print!("{out}");
@@ -330,6 +346,8 @@ pub async fn run(a: ChannelsArgs) -> Result<()> {
             "orders_per_s_end_to_end": expected as f64 / done_at.as_secs_f64(),
             "orders_per_s_end_to_end_target": 5000,
             "orders_stored_per_s_over_time": per_second,
+            "store_write_jobs": writes.1,
+            "store_commits": writes.0,
             "pull": pull,
         }),
     )?;

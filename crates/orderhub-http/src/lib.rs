@@ -33,8 +33,8 @@ pub struct AppState {
     pub inflight: extract::Inflight,
     pub clock: Arc<dyn Clock>,
     pub metrics: telemetry::Metrics,
-    /// Woken when a channel message is stored, so the intake processor takes it at once.
-    pub intake: Arc<tokio::sync::Notify>,
+    /// The webhooks' shop cache, and the processor's wake-up when a channel message is stored.
+    pub intake: orderhub_intake::Webhooks,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -47,7 +47,7 @@ impl AppState {
             inflight: extract::Inflight::default(),
             clock,
             metrics: telemetry::Metrics::install(),
-            intake: Arc::new(tokio::sync::Notify::new()),
+            intake: orderhub_intake::Webhooks::default(),
         })
     }
 }

@@ -144,6 +144,7 @@ pub async fn put_shop(
         .store
         .write(0, move |tx| Ok(tx.channel_shop_put(&r)?))
         .await?;
+    state.intake.shops.forget(&row.channel, &row.shop_id);
     if !ok {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -191,12 +192,12 @@ pub async fn webhook(
     let now = state.clock.now();
     match orderhub_intake::receive(
         &state.store,
+        &state.intake,
         &channel,
         &shop,
         pairs,
         body.to_vec(),
         now,
-        Some(&state.intake),
     )
     .await
     {

@@ -383,7 +383,52 @@ async fn a_custom_portal_connects_by_its_mapping_file_alone(app: TestApp) {
     assert_eq!(r.body["error"]["code"], "mapping_not_allowed");
 }
 
+/// Rotating a shop's secret takes effect at the next push: webhooks keep the shops they read for a
+/// few seconds, and configuring a shop forgets it.
+async fn a_rotated_secret_applies_to_the_next_push(app: TestApp) {
+    let kind = ChannelKind::Douyin;
+    let (url, handle) = sim::spawn(kind, SimSettings::new(creds(), 3, 7))
+        .await
+        .unwrap();
+    configure(&app, kind, "rotating", &url).await;
+    let orders = handle.orders();
+    let old = creds();
+    let p = sim::signed_push(kind, &orders[0], &old, chrono::Utc::now()).unwrap();
+    assert_eq!(
+        push(&app, kind, "rotating", &p, &p.body).await.status,
+        StatusCode::OK
+    );
+    let mut new = creds();
+    new.secret = "rotated-s3cret".into();
+    let r = app
+        .call(
+            Method::PUT,
+            "/v1/channels/douyin/shops/rotating",
+            Some(ADMIN_KEY),
+            Some(&json!({"app_key": new.app_key, "secret": new.secret, "access_token": new.access_token, "api_base_url": url}).to_string()),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let stale = sim::signed_push(kind, &orders[1], &old, chrono::Utc::now()).unwrap();
+    assert_eq!(
+        push(&app, kind, "rotating", &stale, &stale.body)
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED,
+        "the old secret no longer signs"
+    );
+    let fresh = sim::signed_push(kind, &orders[1], &new, chrono::Utc::now()).unwrap();
+    assert_eq!(
+        push(&app, kind, "rotating", &fresh, &fresh.body)
+            .await
+            .status,
+        StatusCode::OK
+    );
+}
+
 on_every_backend!(
+    a_rotated_secret_applies_to_the_next_push,
     a_signed_push_becomes_one_order_and_bad_pushes_are_recorded,
     a_newer_channel_version_moves_the_order,
     a_custom_portal_connects_by_its_mapping_file_alone,
