@@ -110,12 +110,53 @@ pub struct ShopCache {
 type ShopMap =
     std::collections::HashMap<(String, String), (Option<ChannelShopRow>, std::time::Instant)>;
 
-/// What the webhook shares with the rest of the hub: the processor's wake-up and the shop cache.
+/// What the webhook shares with the rest of the hub: the processor's wake-up, the shop cache and
+/// the messages it stored lately.
 #[derive(Clone, Default)]
 pub struct Webhooks {
     /// Woken when a message is stored, so the processor takes it at once.
     pub notify: std::sync::Arc<tokio::sync::Notify>,
     pub shops: ShopCache,
+    pub stored: RecentKeys,
+}
+
+/// Dedup keys of messages this process has seen committed. Channels push again when an answer is
+/// slow or lost; a repeat found here is answered without a write (the database's unique key stays
+/// the rule: a repeat to another process, or older than this remembers, is refused there).
+#[derive(Clone, Default)]
+pub struct RecentKeys {
+    inner: std::sync::Arc<
+        std::sync::Mutex<(
+            std::collections::HashSet<String>,
+            std::collections::VecDeque<String>,
+        )>,
+    >,
+}
+
+/// Keys remembered at most (oldest forgotten first): minutes of pushes at thousands a second.
+const RECENT_KEYS_MAX: usize = 200_000;
+
+impl RecentKeys {
+    fn contains(&self, key: &str) -> bool {
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .0
+            .contains(key)
+    }
+
+    fn insert(&self, key: String) {
+        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let (set, order) = &mut *g;
+        if set.insert(key.clone()) {
+            order.push_back(key);
+            while order.len() > RECENT_KEYS_MAX {
+                if let Some(old) = order.pop_front() {
+                    set.remove(&old);
+                }
+            }
+        }
+    }
 }
 
 impl ShopCache {
@@ -281,11 +322,29 @@ pub async fn receive(
         format!("sha256:{}", hex::encode(sha2::Sha256::digest(&body)))
     };
     let id = row.message_id;
+    let seen_key = format!(
+        "{}/{}/{}/{}",
+        row.tenant_id.as_str(),
+        row.channel,
+        row.shop_id,
+        row.dedup_key
+    );
+    if hooks.stored.contains(&seen_key) {
+        metrics::counter!("orderhub_channel_messages_total", "channel" => kind.code(), "outcome" => "duplicate").increment(1);
+        return Ok(Reply {
+            status: 200,
+            content_type,
+            body: ack_body,
+            message_id: None,
+        });
+    }
     let r = row.clone();
     let fresh = store
         .write(0, move |tx| Ok(tx.channel_message_insert(&r)?))
         .await
         .map_err(|e: CoreError| store_err(e))?;
+    // Committed (now or before): a repeat from here on needs no write.
+    hooks.stored.insert(seen_key);
     metrics::counter!("orderhub_channel_messages_total", "channel" => kind.code(), "outcome" => if fresh { "stored" } else { "duplicate" }).increment(1);
     if fresh {
         hooks.notify.notify_one();
