@@ -505,6 +505,8 @@ pub struct FulfillmentView {
     pub logistics_no: Option<String>,
     pub shipped_at: Option<DateTime<Utc>>,
     pub delivered_at: Option<DateTime<Utc>>,
+    /// The carrier an operator switched the order to (`POST /v1/orders/{id}/carrier`).
+    pub preferred_carrier: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -627,6 +629,7 @@ impl OrderView {
                 logistics_no: f.logistics_no.clone(),
                 shipped_at: f.shipped_at,
                 delivered_at: f.delivered_at,
+                preferred_carrier: f.preferred_carrier.as_ref().map(|c| c.to_string()),
             },
             invoice_profile_id: o.invoice_profile_id.clone(),
             hold_reason: o.hold_reason.clone(),

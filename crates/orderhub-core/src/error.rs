@@ -16,6 +16,13 @@ pub enum CoreError {
         status: Status,
         version: u64,
     },
+    /// An operation on an order (not a lifecycle move) its status does not allow.
+    #[error("cannot {action} an order that is {status} (version {version})")]
+    NotNow {
+        action: &'static str,
+        status: Status,
+        version: u64,
+    },
     #[error("{0}")]
     Forbidden(String),
     /// Not enough stock in any warehouse that could ship it: the first SKU short, what was asked

@@ -425,6 +425,106 @@ fn resolve_moved_on(
 
 /// Records that the order's channel acknowledged the write-back of its shipment: `last_sync_at`,
 /// version + 1, audit entry and `writeback.acknowledged`; a `writeback_failed` exception resolves.
+/// Statuses an order's fulfillment can still be retried or re-routed in: not yet shipped, or
+/// shipped and waiting for tracking or the channel's acknowledgement.
+const RETRYABLE: [Status; 6] = [
+    Status::Paid,
+    Status::Allocated,
+    Status::Released,
+    Status::Shipped,
+    Status::InTransit,
+    Status::Delivered,
+];
+
+/// Asks the workers to try the order's next step again now — allocation, release, the waybill,
+/// the channel write-back — rather than at their watchdog's next round: an
+/// `order.retry_requested` event in the order's own transaction (with its audit entry), which the
+/// fulfillment and write-back targets act on. The steps are idempotent, so a retry of a step that
+/// went through in the meantime does nothing.
+pub fn request_retry(
+    tx: &mut dyn Tx,
+    actor: &Actor,
+    order_id: OrderId,
+    now: DateTime<Utc>,
+) -> Result<Order, CoreError> {
+    let order = tx
+        .order_get(&actor.principal.tenant_id, order_id)?
+        .filter(|o| actor.principal.sees_shop(&o.shop_id))
+        .ok_or(CoreError::NotFound)?;
+    if !RETRYABLE.contains(&order.status) {
+        return Err(CoreError::NotNow {
+            action: "retry",
+            status: order.status,
+            version: order.version,
+        });
+    }
+    let mut next = order.clone();
+    next.version += 1;
+    next.updated_at = now;
+    tx.order_update(&next)?;
+    record(
+        tx,
+        actor,
+        Some(&order),
+        &next,
+        "retry",
+        "order.retry_requested",
+        json!({ "exceptions": order.exceptions }),
+    )?;
+    Ok(next)
+}
+
+/// Routes the order's waybill to `carrier` (it must be on the tenant's whitelist) instead of the
+/// default route — what an operator does when a carrier keeps failing an order. Only before
+/// shipment; an `order.carrier_switched` event lets fulfillment try at once.
+pub fn switch_carrier(
+    tx: &mut dyn Tx,
+    actor: &Actor,
+    order_id: OrderId,
+    carrier: CarrierCode,
+    now: DateTime<Utc>,
+) -> Result<Order, CoreError> {
+    let order = tx
+        .order_get(&actor.principal.tenant_id, order_id)?
+        .filter(|o| actor.principal.sees_shop(&o.shop_id))
+        .ok_or(CoreError::NotFound)?;
+    if !matches!(
+        order.status,
+        Status::Paid | Status::OnHold | Status::Allocated | Status::Released
+    ) {
+        return Err(CoreError::NotNow {
+            action: "switch the carrier of",
+            status: order.status,
+            version: order.version,
+        });
+    }
+    let policy = tx.tenant_policy(&actor.principal.tenant_id)?;
+    if !policy.carrier_whitelist.contains(&carrier) {
+        return Err(CoreError::Validation(
+            orderhub_domain::ValidationError::new(
+                "carrier",
+                "carrier_not_whitelisted",
+                format!("carrier {carrier} is not on this tenant's carrier whitelist"),
+            ),
+        ));
+    }
+    let mut next = order.clone();
+    let from = next.fulfillment.preferred_carrier.replace(carrier.clone());
+    next.version += 1;
+    next.updated_at = now;
+    tx.order_update(&next)?;
+    record(
+        tx,
+        actor,
+        Some(&order),
+        &next,
+        "switch_carrier",
+        "order.carrier_switched",
+        json!({ "from": from, "to": carrier }),
+    )?;
+    Ok(next)
+}
+
 pub fn mark_synced(
     tx: &mut dyn Tx,
     actor: &Actor,

@@ -84,6 +84,10 @@ pub struct Fulfillment {
     pub logistics_no: Option<String>,
     pub shipped_at: Option<DateTime<Utc>>,
     pub delivered_at: Option<DateTime<Utc>>,
+    /// The carrier an operator chose for this order's waybill (the console's "switch carrier"),
+    /// instead of the tenant's default route.
+    #[serde(default)]
+    pub preferred_carrier: Option<CarrierCode>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -245,11 +245,15 @@ impl Fulfillment {
         order: &Order,
     ) -> Result<Step, TargetError> {
         let req = self.waybill_request(order);
-        let routed = match self
-            .router
-            .create_waybill(self.cfg.default_carrier, &req)
-            .await
-        {
+        // The carrier an operator switched the order to, else the tenant's default route; its
+        // fallback chain applies either way.
+        let first = order
+            .fulfillment
+            .preferred_carrier
+            .as_ref()
+            .and_then(|c| orderhub_carriers::CarrierKind::parse(c.as_str()).ok())
+            .unwrap_or(self.cfg.default_carrier);
+        let routed = match self.router.create_waybill(first, &req).await {
             Ok(r) => r,
             Err(RouteError::Exhausted { attempts }) => {
                 let tried: Vec<String> = attempts
@@ -413,7 +417,12 @@ impl Target for Fulfillment {
     fn wants(&self, event_type: &str) -> bool {
         matches!(
             event_type,
-            "order.paid" | "order.approved" | "order.allocated" | "order.released"
+            "order.paid"
+                | "order.approved"
+                | "order.allocated"
+                | "order.released"
+                | "order.retry_requested"
+                | "order.carrier_switched"
         )
     }
 

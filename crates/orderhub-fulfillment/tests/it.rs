@@ -248,6 +248,54 @@ async fn paid_orders_ship_and_deliver(backend: &str) {
     hub.rt.stop().await;
 }
 
+/// An operator switches an order to another carrier before it ships (the exception board's
+/// "switch carrier"): its waybill comes from that carrier, the others' from the default route.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_switched_carrier_issues_the_waybill() {
+    let Some(env) = open("sqlite") else { return };
+    let t = tenant(&env.store).await;
+    // Paid and switched before fulfillment runs, so the first waybill request already sees it.
+    let ids = paid_orders(&env.store, &t, 3).await;
+    let actor = system_actor(&t, "operator");
+    let switched = ids[0];
+    env.store
+        .write(0, move |tx| {
+            usecases::switch_carrier(
+                tx,
+                &actor,
+                switched,
+                orderhub_domain::ids::CarrierCode::parse("yto").unwrap(),
+                Utc::now(),
+            )
+        })
+        .await
+        .unwrap();
+    let hub = start(
+        &env.store,
+        FulfillmentConfig::default(),
+        HashMap::new(),
+        BreakerConfig::default(),
+    )
+    .await;
+    let orders = wait_all(&env.store, &t, &ids, Duration::from_secs(60), |o| {
+        o.fulfillment.carrier.is_some()
+    })
+    .await;
+    for o in &orders {
+        let want = if o.id == switched { "yto" } else { "zto" };
+        assert_eq!(o.fulfillment.carrier.as_ref().unwrap().as_str(), want);
+    }
+    assert_eq!(
+        hub.fleet.handles[&CarrierKind::Yto]
+            .stats
+            .snapshot()
+            .waybills,
+        1
+    );
+    let _ = hub.stop.send(true);
+    hub.rt.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paid_orders_ship_and_deliver_sqlite() {
     paid_orders_ship_and_deliver("sqlite").await;

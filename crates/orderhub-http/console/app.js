@@ -26,6 +26,7 @@ const I18N = {
     'exc.empty': '没有未处理的异常', 'exc.legend': '红色：超过 30 分钟；黄色：30 分钟以内',
     'exc.truncated': '只显示最早的部分', open: '打开',
     approve: '放行', cancel: '取消订单', hold: '挂起', 'cancel.reason': '取消原因',
+    retry: '重试', switch_carrier: '换承运商', 'carrier.prompt': '改用哪家承运商（编码，如 yto、sf、jt）',
     'action.done': '已执行', 'inv.title': '库存查询', 'inv.lookup': '查询', on_hand: '在库',
     reserved: '已占用', available: '可用', 'inv.per_warehouse': '按仓库', 'inv.per_channel': '按渠道',
     listed: '可售', closed: '已关闭', ledger: '流水', movement: '变动', reason: '原因', reference: '关联',
@@ -64,6 +65,7 @@ const I18N = {
     'exc.empty': 'No open exceptions', 'exc.legend': 'Red: older than 30 min; yellow: younger',
     'exc.truncated': 'Only the oldest are shown', open: 'Open',
     approve: 'Approve', cancel: 'Cancel order', hold: 'Hold', 'cancel.reason': 'Reason for cancelling',
+    retry: 'Retry', switch_carrier: 'Switch carrier', 'carrier.prompt': 'Ship with which carrier (code, e.g. yto, sf, jt)?',
     'action.done': 'Done', 'inv.title': 'Inventory', 'inv.lookup': 'Look up', on_hand: 'On hand',
     reserved: 'Reserved', available: 'Available', 'inv.per_warehouse': 'Per warehouse',
     'inv.per_channel': 'Per channel', listed: 'Listed', closed: 'Closed', ledger: 'Ledger',
@@ -378,14 +380,20 @@ function actionButton(orderId, action, after) {
     'data-order-id': orderId,
     onclick: async (ev) => {
       const body = {};
+      let path = action;
       if (action === 'cancel' || action === 'hold') {
         const reason = prompt(t('cancel.reason'), 'console');
         if (reason == null) return;
         body.reason = reason;
+      } else if (action === 'switch_carrier') {
+        const carrier = prompt(t('carrier.prompt'), 'yto');
+        if (carrier == null || !carrier.trim()) return;
+        body.carrier = carrier.trim();
+        path = 'carrier';
       }
       ev.target.disabled = true;
       try {
-        await api(`/v1/orders/${orderId}/${action}`, { method: 'POST', body, idempotent: true });
+        await api(`/v1/orders/${orderId}/${path}`, { method: 'POST', body, idempotent: true });
         toast(`${t(action)}: ${t('action.done')}`);
         after();
       } catch (e) {

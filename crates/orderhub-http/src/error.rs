@@ -78,6 +78,20 @@ impl From<CoreError> for ApiError {
                 a.detail.current_version = Some(version);
                 a
             }
+            CoreError::NotNow {
+                action,
+                status,
+                version,
+            } => {
+                let mut a = ApiError::new(
+                    StatusCode::CONFLICT,
+                    "action_not_allowed",
+                    format!("cannot {action} an order that is {status} (version {version})"),
+                );
+                a.detail.current_status = Some(status.as_str().to_owned());
+                a.detail.current_version = Some(version);
+                a
+            }
             CoreError::Forbidden(m) => ApiError::forbidden(m),
             CoreError::OutOfStock { field, sku, requested, available } => ApiError::new(
                 StatusCode::CONFLICT,

@@ -12,6 +12,8 @@ use utoipa::{Modify, OpenApi};
         crate::routes::orders::list,
         crate::routes::orders::transition,
         crate::routes::orders::timeline,
+        crate::routes::orders::retry,
+        crate::routes::orders::switch_carrier,
         crate::routes::exceptions::board,
         crate::routes::stats::whoami,
         crate::routes::stats::stats,

@@ -111,7 +111,9 @@ impl Target for WriteBack {
     }
 
     fn wants(&self, event_type: &str) -> bool {
-        event_type == "order.shipped"
+        // An operator's retry pushes again what the channel has not acknowledged (a synced or
+        // unshipped order is left alone).
+        matches!(event_type, "order.shipped" | "order.retry_requested")
     }
 
     fn deliver<'a>(

@@ -170,7 +170,7 @@ pub async fn board(
                 channel: o.channel.to_string(),
                 shop_id: o.shop_id.to_string(),
                 status: o.status.as_str().to_owned(),
-                actions: actions(&o, &p),
+                actions: actions(&o, &kind, &p),
                 kind,
                 since,
                 age_seconds: since.map(|s| (now - s).num_seconds().max(0)),
@@ -186,14 +186,46 @@ pub async fn board(
     ))
 }
 
-/// The moves of [`BOARD_ACTIONS`] the lifecycle allows from the order's status and the key's role
-/// may make.
-fn actions(o: &Order, p: &Principal) -> Vec<String> {
-    BOARD_ACTIONS
+/// Exceptions a retry of the stuck step can clear: the watchdogs' and the channel write-back's.
+const RETRY_KINDS: [&str; 4] = [
+    "not_released",
+    "no_waybill",
+    "no_tracking",
+    "writeback_failed",
+];
+/// Exceptions another carrier can clear.
+const SWITCH_KINDS: [&str; 2] = ["not_released", "no_waybill"];
+
+/// What the board offers for one exception: the moves of [`BOARD_ACTIONS`] the lifecycle allows
+/// from the order's status, `retry` (`POST /v1/orders/{id}/retry`) and `switch_carrier`
+/// (`POST /v1/orders/{id}/carrier`) where they apply — each only if the key's role may.
+fn actions(o: &Order, kind: &str, p: &Principal) -> Vec<String> {
+    let mut out: Vec<String> = BOARD_ACTIONS
         .iter()
         .filter(|k| k.target(o.status).is_some() && p.can(Permission::Transition(**k)))
         .map(|k| k.as_str().to_owned())
-        .collect()
+        .collect();
+    let steer = p.can(Permission::Transition(CommandKind::Release));
+    let before_shipment = matches!(
+        o.status,
+        Status::Paid | Status::OnHold | Status::Allocated | Status::Released
+    );
+    let retryable = matches!(
+        o.status,
+        Status::Paid
+            | Status::Allocated
+            | Status::Released
+            | Status::Shipped
+            | Status::InTransit
+            | Status::Delivered
+    );
+    if steer && RETRY_KINDS.contains(&kind) && retryable {
+        out.push("retry".to_owned());
+    }
+    if steer && SWITCH_KINDS.contains(&kind) && before_shipment {
+        out.push("switch_carrier".to_owned());
+    }
+    out
 }
 
 /// The last time exception `kind` was raised on the order, from its audit trail.

@@ -20,6 +20,8 @@ pub fn routes() -> Router<SharedState> {
         .route("/v1/orders", post(orders::create).get(orders::list))
         .route("/v1/orders/{id}", get(orders::get))
         .route("/v1/orders/{id}/timeline", get(orders::timeline))
+        .route("/v1/orders/{id}/retry", post(orders::retry))
+        .route("/v1/orders/{id}/carrier", post(orders::switch_carrier))
         .route("/v1/orders/{id}/{action}", post(orders::transition))
         .route("/v1/exceptions", get(exceptions::board))
         .route("/v1/whoami", get(stats::whoami))

@@ -378,6 +378,114 @@ pub async fn transition(
     .await
 }
 
+/// The body of `POST /v1/orders/{id}/carrier`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SwitchCarrierRequest {
+    /// The carrier's code (sf, jd, cainiao, zto, yto, jt, ems, …); it must be on the tenant's
+    /// whitelist.
+    pub carrier: String,
+}
+
+/// The role may run fulfillment steps (allocate and release): ops, admin, warehouse.
+fn may_steer_fulfillment(ctx: &Ctx) -> Result<(), ApiError> {
+    if ctx
+        .principal
+        .can(Permission::Transition(CommandKind::Release))
+    {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(format!(
+            "role {} may not retry or re-route fulfillment",
+            ctx.principal.role.as_str()
+        )))
+    }
+}
+
+/// Try the order's stuck step again now (allocation, release, waybill, channel write-back) —
+/// the exception board's "retry". 409 `action_not_allowed` for an order in a final status.
+#[utoipa::path(post, path = "/v1/orders/{id}/retry", tag = "orders",
+    params(
+        ("id" = String, Path, description = "orderhub order id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for a repeat"),
+    ),
+    responses((status = 200, body = OrderView), (status = 404, body = orderhub_api::ErrorBody), (status = 409, body = orderhub_api::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn retry(
+    State(state): State<SharedState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Body(body): Body,
+) -> Result<Response, ApiError> {
+    let id = order_id(&id)?;
+    may_steer_fulfillment(&ctx)?;
+    let (_, key): (serde_json::Value, _) = parse_write(
+        &headers,
+        if body.is_empty() { b"{}" } else { &body },
+        &ctx.principal,
+        &format!("POST /v1/orders/{id}/retry"),
+    )?;
+    let actor = orderhub_core::usecases::Actor {
+        principal: ctx.principal.clone(),
+        request_id: ctx.request_id,
+    };
+    let now = state.clock.now();
+    write(
+        &state,
+        &ctx.principal,
+        key,
+        partition(id),
+        move |tx| orderhub_core::usecases::request_retry(tx, &actor, id, now),
+        render_order,
+    )
+    .await
+}
+
+/// Ship the order with another carrier than the default route — the exception board's "switch
+/// carrier". Before shipment only (409 `action_not_allowed`); the carrier must be on the tenant's
+/// whitelist (422 `carrier_not_whitelisted`).
+#[utoipa::path(post, path = "/v1/orders/{id}/carrier", tag = "orders",
+    params(
+        ("id" = String, Path, description = "orderhub order id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for a repeat"),
+    ),
+    request_body = SwitchCarrierRequest,
+    responses((status = 200, body = OrderView), (status = 404, body = orderhub_api::ErrorBody), (status = 409, body = orderhub_api::ErrorBody), (status = 422, body = orderhub_api::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn switch_carrier(
+    State(state): State<SharedState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Body(body): Body,
+) -> Result<Response, ApiError> {
+    let id = order_id(&id)?;
+    may_steer_fulfillment(&ctx)?;
+    let (req, key): (SwitchCarrierRequest, _) = parse_write(
+        &headers,
+        &body,
+        &ctx.principal,
+        &format!("POST /v1/orders/{id}/carrier"),
+    )?;
+    let carrier = orderhub_domain::ids::CarrierCode::parse(req.carrier.trim())
+        .map_err(|e| ApiError::from(e).field("carrier"))?;
+    let actor = orderhub_core::usecases::Actor {
+        principal: ctx.principal.clone(),
+        request_id: ctx.request_id,
+    };
+    let now = state.clock.now();
+    write(
+        &state,
+        &ctx.principal,
+        key,
+        partition(id),
+        move |tx| orderhub_core::usecases::switch_carrier(tx, &actor, id, carrier.clone(), now),
+        render_order,
+    )
+    .await
+}
+
 /// Every step of one order: who moved it, from where to where, and how long each step took.
 #[utoipa::path(get, path = "/v1/orders/{id}/timeline", tag = "orders",
     params(("id" = String, Path, description = "orderhub order id")),

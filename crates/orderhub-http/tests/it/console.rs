@@ -12,6 +12,7 @@ on_every_backend!(
     search_results_carry_no_personal_data_without_pii_read,
     the_console_is_served_with_a_strict_content_security_policy,
     whoami_and_stats_describe_the_caller_and_its_tenant,
+    retry_and_switch_carrier_are_recorded_events_for_the_workers,
 );
 
 fn order(shop: &str, external: &str, nick: &str, buyer_id: Option<&str>) -> Value {
@@ -442,4 +443,84 @@ async fn whoami_and_stats_describe_the_caller_and_its_tenant(app: TestApp) {
             .iter()
             .all(|m| m["orders"] == 0)
     );
+}
+
+/// The exception board's "retry" and "switch carrier": each an audited change with its event
+/// (`order.retry_requested`, `order.carrier_switched`) for fulfillment and write-back to act on;
+/// refused for roles that do not run fulfillment, for carriers off the whitelist, and once the
+/// order is past where they apply.
+async fn retry_and_switch_carrier_are_recorded_events_for_the_workers(app: TestApp) {
+    let id = created(&app, ADMIN_KEY, &order("shop-a", "R1", "alice", None)).await;
+    let r = app
+        .post(&format!("/v1/orders/{id}/pay"), ADMIN_KEY, &json!({}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let version = r.body["version"].as_u64().unwrap();
+
+    let r = app
+        .post(&format!("/v1/orders/{id}/retry"), ADMIN_KEY, &json!({}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.body["version"].as_u64(), Some(version + 1));
+    let r = app
+        .post(
+            &format!("/v1/orders/{id}/carrier"),
+            ADMIN_KEY,
+            &json!({"carrier": "sf"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.body["fulfillment"]["preferred_carrier"], "sf");
+
+    let events = app.get("/v1/events?after=0&limit=1000", ADMIN_KEY).await;
+    let of_order: Vec<&str> = events.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["aggregate_id"] == id.as_str())
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert!(of_order.contains(&"order.retry_requested"), "{of_order:?}");
+    assert!(of_order.contains(&"order.carrier_switched"), "{of_order:?}");
+    let tl = app
+        .get(&format!("/v1/orders/{id}/timeline"), ADMIN_KEY)
+        .await;
+    let steps: Vec<&str> = tl.body["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["action"].as_str().unwrap())
+        .collect();
+    assert!(steps.ends_with(&["retry", "switch_carrier"]), "{steps:?}");
+
+    // Off the tenant's whitelist (sf and zto here); a viewer; after cancelling.
+    let r = app
+        .post(
+            &format!("/v1/orders/{id}/carrier"),
+            ADMIN_KEY,
+            &json!({"carrier": "yto"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{:?}", r.body);
+    assert_eq!(r.body["error"]["field"], "carrier");
+    let viewer = app.key("viewer", None, false).await;
+    let r = app
+        .post(&format!("/v1/orders/{id}/retry"), &viewer, &json!({}))
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = app
+        .post(
+            &format!("/v1/orders/{id}/cancel"),
+            ADMIN_KEY,
+            &json!({"reason": "test"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    for (path, body) in [("retry", json!({})), ("carrier", json!({"carrier": "zto"}))] {
+        let r = app
+            .post(&format!("/v1/orders/{id}/{path}"), ADMIN_KEY, &body)
+            .await;
+        assert_eq!(r.status, StatusCode::CONFLICT, "{path}: {:?}", r.body);
+        assert_eq!(r.body["error"]["code"], "action_not_allowed");
+    }
 }
