@@ -369,10 +369,24 @@ fn order_conditions(f: &OrderFilter) -> Option<Conditions> {
             Box::new(e.clone()),
         );
     }
+    let tenant = f.tenant_id.as_str();
+    // One id matched in several columns: written as a union of index lookups. As an OR, SQLite
+    // (without statistics) walks the whole tenant in order_id order for the ORDER BY instead —
+    // measured 80 ms for no match at 100,000 orders, against 2 ms this way.
+    let lookup =
+        |sql: &mut String, p: &mut Vec<Box<dyn rusqlite::ToSql>>, cols: &[&str], v: &str| {
+            let parts: Vec<String> = cols
+                .iter()
+                .map(|c| format!("SELECT order_id FROM orders WHERE tenant_id = ? AND {c} = ?"))
+                .collect();
+            sql.push_str(&format!(" AND order_id IN ({})", parts.join(" UNION ALL ")));
+            for _ in cols {
+                p.push(Box::new(tenant.to_owned()));
+                p.push(Box::new(v.to_owned()));
+            }
+        };
     if let Some(b) = &s.buyer {
-        cond(&mut sql, &mut p, "(buyer_nick = ?", Box::new(b.clone()));
-        sql.push_str(" OR buyer_id = ?)");
-        p.push(Box::new(b.clone()));
+        lookup(&mut sql, &mut p, &["buyer_nick", "buyer_id"], b);
     }
     if let Some(t) = s.created_from {
         cond(&mut sql, &mut p, "created_at >= ?", Box::new(micros(t)));
@@ -389,14 +403,30 @@ fn order_conditions(f: &OrderFilter) -> Option<Conditions> {
         }
     }
     if let Some(q) = &s.any_id {
-        let id = uuid::Uuid::parse_str(q).ok().map(|u| u.to_string());
-        sql.push_str(" AND (external_order_id = ? OR buyer_nick = ? OR buyer_id = ?");
-        p.extend([q, q, q].map(|v| Box::new(v.clone()) as Box<dyn rusqlite::ToSql>));
-        if let Some(id) = id {
-            sql.push_str(" OR order_id = ?");
-            p.push(Box::new(id));
+        match uuid::Uuid::parse_str(q) {
+            Ok(u) => {
+                // An orderhub id is its own row; as a channel id or buyer it would match too.
+                let parts = [
+                    "SELECT order_id FROM orders WHERE tenant_id = ? AND order_id = ?",
+                    "SELECT order_id FROM orders WHERE tenant_id = ? AND external_order_id = ?",
+                    "SELECT order_id FROM orders WHERE tenant_id = ? AND buyer_nick = ?",
+                    "SELECT order_id FROM orders WHERE tenant_id = ? AND buyer_id = ?",
+                ];
+                sql.push_str(&format!(" AND order_id IN ({})", parts.join(" UNION ALL ")));
+                p.push(Box::new(tenant.to_owned()));
+                p.push(Box::new(u.to_string()));
+                for _ in 1..parts.len() {
+                    p.push(Box::new(tenant.to_owned()));
+                    p.push(Box::new(q.clone()));
+                }
+            }
+            Err(_) => lookup(
+                &mut sql,
+                &mut p,
+                &["external_order_id", "buyer_nick", "buyer_id"],
+                q,
+            ),
         }
-        sql.push(')');
     }
     if let Some(shops) = &f.shops {
         if shops.is_empty() {

@@ -28,3 +28,7 @@ CREATE INDEX orders_by_created ON orders (tenant_id, created_at, order_id);
 -- Few orders have open exceptions: a partial index keeps the exception board and the
 -- "exception=" filter off the rest.
 CREATE INDEX orders_with_exceptions ON orders (tenant_id, order_id) WHERE exceptions <> '';
+-- The exception board lists them oldest first: without this SQLite walked the tenant by update
+-- time (95 ms at 100,000 orders with none open; 0.1 ms with it).
+CREATE INDEX orders_with_exceptions_by_age ON orders (tenant_id, exception_since, order_id)
+    WHERE exceptions <> '';
