@@ -23,6 +23,75 @@ pub struct AllArgs {
     /// Small sizes (seconds, not minutes): a smoke test of every benchmark and of the report.
     #[arg(long)]
     quick: bool,
+    /// Also run the PostgreSQL variants (orders, flash sale with the naive comparison) on this
+    /// database (postgres://…).
+    #[arg(long)]
+    database_url: Option<String>,
+    /// Also run the events benchmark through NATS JetStream at this URL (payment → webhook, relay
+    /// throughput); for the durable setting use `scripts/nats-durable.sh`'s nats://127.0.0.1:4333.
+    #[arg(long)]
+    nats_url: Option<String>,
+}
+
+/// The runs of this invocation: name and arguments after `orderhub bench`.
+fn runs_for(a: &AllArgs) -> Vec<(String, Vec<String>)> {
+    let owned = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let mut out: Vec<(String, Vec<String>)> = PLANS
+        .iter()
+        .map(|p| {
+            (
+                p.name.to_owned(),
+                owned(if a.quick { p.quick } else { p.full }),
+            )
+        })
+        .collect();
+    let size = |full: &str, quick: &str| if a.quick { quick } else { full }.to_owned();
+    if let Some(url) = &a.database_url {
+        out.push((
+            "orders-postgres".into(),
+            vec![
+                "orders".into(),
+                "--database-url".into(),
+                url.clone(),
+                "--orders".into(),
+                size("20000", "300"),
+                "--concurrency".into(),
+                size("64", "8"),
+            ],
+        ));
+        out.push((
+            "flash-sale-postgres".into(),
+            vec![
+                "flash-sale".into(),
+                "--database-url".into(),
+                url.clone(),
+                "--stock".into(),
+                size("1000", "50"),
+                "--buyers".into(),
+                size("30000", "500"),
+                "--concurrency".into(),
+                size("128", "16"),
+            ],
+        ));
+    }
+    if let Some(url) = &a.nats_url {
+        out.push((
+            "events-nats".into(),
+            vec![
+                "events".into(),
+                "--nats-url".into(),
+                url.clone(),
+                "--orders".into(),
+                size("20000", "300"),
+                "--rate".into(),
+                size("2000", "200"),
+                "--relay-events".into(),
+                // Enough to be timed across a few samples, even on a debug build.
+                size("100000", "20000"),
+            ],
+        ));
+    }
+    out
 }
 
 /// One benchmark run: its name, the arguments after `orderhub bench`, full and quick.
@@ -178,6 +247,41 @@ const HEADLINES: &[Headline] = &[
         target: Target::AtMost(110.0),
     },
     Headline {
+        bench: "orders-postgres",
+        what: "orders/s, PostgreSQL, closed loop (issue 2)",
+        path: "orders_per_s",
+        unit: "orders/s",
+        target: Target::AtLeast(3_000.0),
+    },
+    Headline {
+        bench: "flash-sale-postgres",
+        what: "flash-sale attempts/s on PostgreSQL (issue 3)",
+        path: "attempts_per_s",
+        unit: "attempts/s",
+        target: Target::AtLeast(5_000.0),
+    },
+    Headline {
+        bench: "flash-sale-postgres",
+        what: "units oversold on PostgreSQL (issue 3)",
+        path: "oversold",
+        unit: "units",
+        target: Target::Equals(0.0),
+    },
+    Headline {
+        bench: "events-nats",
+        what: "payment → webhook p99 through NATS JetStream (issue 5)",
+        path: "latency_ms.p99",
+        unit: "ms",
+        target: Target::AtMost(100.0),
+    },
+    Headline {
+        bench: "events-nats",
+        what: "relay to NATS JetStream, events/s (issue 5)",
+        path: "relay.events_per_s",
+        unit: "events/s",
+        target: Target::AtLeast(20_000.0),
+    },
+    Headline {
         bench: "channels",
         what: "channel pushes answered/s",
         path: "pushes_per_s",
@@ -198,14 +302,14 @@ pub async fn run(a: AllArgs) -> Result<()> {
     let mut runs = serde_json::Map::new();
     let mut failed = Vec::new();
     let t0 = Instant::now();
-    for (i, p) in PLANS.iter().enumerate() {
-        let args = if a.quick { p.quick } else { p.full };
-        let json_path = dir.path().join(format!("{}.json", p.name));
+    let plan = runs_for(&a);
+    for (i, (name, args)) in plan.iter().enumerate() {
+        let json_path = dir.path().join(format!("{name}.json"));
         let command = format!("orderhub bench {}", args.join(" "));
         println!(
             "\n[{}/{}] {command}   ({:.0} s so far)",
             i + 1,
-            PLANS.len(),
+            plan.len(),
             t0.elapsed().as_secs_f64()
         );
         let started = Instant::now();
@@ -222,10 +326,10 @@ pub async fn run(a: AllArgs) -> Result<()> {
             .ok()
             .and_then(|b| serde_json::from_slice::<Value>(&b).ok());
         if !status.success() || figures.is_none() {
-            failed.push(p.name);
+            failed.push(name.clone());
         }
         runs.insert(
-            p.name.to_owned(),
+            name.clone(),
             json!({
                 "command": command,
                 "seconds": started.elapsed().as_secs_f64(),
@@ -237,6 +341,8 @@ pub async fn run(a: AllArgs) -> Result<()> {
     let runs = Value::Object(runs);
     let headlines: Vec<Value> = HEADLINES
         .iter()
+        // The variants not asked for (no --database-url, no --nats-url) have no line.
+        .filter(|h| runs.get(h.bench).is_some())
         .map(|h| {
             let value =
                 at(&runs, &format!("{}.figures.{}", h.bench, h.path)).and_then(Value::as_f64);
@@ -278,7 +384,7 @@ pub async fn run(a: AllArgs) -> Result<()> {
         .with_context(|| format!("cannot write {}", a.report.display()))?;
     println!(
         "\nbench all: {} benchmarks in {:.0} s",
-        PLANS.len(),
+        plan.len(),
         t0.elapsed().as_secs_f64()
     );
     for h in &headlines {
