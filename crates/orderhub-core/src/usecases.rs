@@ -447,10 +447,7 @@ pub fn request_retry(
     order_id: OrderId,
     now: DateTime<Utc>,
 ) -> Result<Order, CoreError> {
-    let order = tx
-        .order_get(&actor.principal.tenant_id, order_id)?
-        .filter(|o| actor.principal.sees_shop(&o.shop_id))
-        .ok_or(CoreError::NotFound)?;
+    let order = visible_order(tx, actor, order_id)?;
     if !RETRYABLE.contains(&order.status) {
         return Err(CoreError::NotNow {
             action: "retry",
@@ -458,20 +455,16 @@ pub fn request_retry(
             version: order.version,
         });
     }
-    let mut next = order.clone();
-    next.version += 1;
-    next.updated_at = now;
-    tx.order_update(&next)?;
-    record(
+    let detail = json!({ "exceptions": order.exceptions });
+    save_change(
         tx,
         actor,
-        Some(&order),
-        &next,
-        "retry",
-        "order.retry_requested",
-        json!({ "exceptions": order.exceptions }),
-    )?;
-    Ok(next)
+        &order,
+        |_| {},
+        now,
+        ("retry", "order.retry_requested"),
+        detail,
+    )
 }
 
 /// Routes the order's waybill to `carrier` (it must be on the tenant's whitelist) instead of the
@@ -484,10 +477,7 @@ pub fn switch_carrier(
     carrier: CarrierCode,
     now: DateTime<Utc>,
 ) -> Result<Order, CoreError> {
-    let order = tx
-        .order_get(&actor.principal.tenant_id, order_id)?
-        .filter(|o| actor.principal.sees_shop(&o.shop_id))
-        .ok_or(CoreError::NotFound)?;
+    let order = visible_order(tx, actor, order_id)?;
     if !matches!(
         order.status,
         Status::Paid | Status::OnHold | Status::Allocated | Status::Released
@@ -508,20 +498,43 @@ pub fn switch_carrier(
             ),
         ));
     }
+    let detail = json!({ "from": order.fulfillment.preferred_carrier, "to": carrier });
+    save_change(
+        tx,
+        actor,
+        &order,
+        |o| o.fulfillment.preferred_carrier = Some(carrier),
+        now,
+        ("switch_carrier", "order.carrier_switched"),
+        detail,
+    )
+}
+
+/// The order `order_id` as the caller may see it: another tenant's, or a shop outside the key's
+/// scope, is not found.
+fn visible_order(tx: &mut dyn Tx, actor: &Actor, order_id: OrderId) -> Result<Order, CoreError> {
+    tx.order_get(&actor.principal.tenant_id, order_id)?
+        .filter(|o| actor.principal.sees_shop(&o.shop_id))
+        .ok_or(CoreError::NotFound)
+}
+
+/// A change to an order that is not a lifecycle move: `edit`, the next version, and the audit
+/// entry and event (`action`, `event_type`) with it.
+fn save_change(
+    tx: &mut dyn Tx,
+    actor: &Actor,
+    order: &Order,
+    edit: impl FnOnce(&mut Order),
+    now: DateTime<Utc>,
+    (action, event_type): (&str, &str),
+    detail: serde_json::Value,
+) -> Result<Order, CoreError> {
     let mut next = order.clone();
-    let from = next.fulfillment.preferred_carrier.replace(carrier.clone());
+    edit(&mut next);
     next.version += 1;
     next.updated_at = now;
     tx.order_update(&next)?;
-    record(
-        tx,
-        actor,
-        Some(&order),
-        &next,
-        "switch_carrier",
-        "order.carrier_switched",
-        json!({ "from": from, "to": carrier }),
-    )?;
+    record(tx, actor, Some(order), &next, action, event_type, detail)?;
     Ok(next)
 }
 
