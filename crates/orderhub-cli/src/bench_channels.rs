@@ -103,20 +103,10 @@ pub async fn run(a: ChannelsArgs) -> Result<()> {
             expected += 1;
             skus.extend(o.lines.iter().map(|l| l.sku.clone()));
             let p = sim::signed_push(kind, &o, &c, now)?;
-            let mut path = format!("/v1/channels/{}/shops/{shop}/webhook", kind.code());
-            if !p.query.is_empty() {
-                let q: Vec<String> = p
-                    .query
-                    .iter()
-                    .map(|(k, v)| {
-                        format!(
-                            "{k}={}",
-                            form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>()
-                        )
-                    })
-                    .collect();
-                path = format!("{path}?{}", q.join("&"));
-            }
+            let path = p.url(&format!(
+                "/v1/channels/{}/shops/{shop}/webhook",
+                kind.code()
+            ));
             let mut headers = p.headers.clone();
             headers.push(("content-type".into(), p.content_type.into()));
             pushes.push(Push {

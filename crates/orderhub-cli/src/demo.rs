@@ -211,6 +211,8 @@ struct Shop {
     kind: ChannelKind,
     sim: SimHandle,
     webhook: String,
+    /// The demo's one HTTP client (its connection pool), shared with [`Api`].
+    http: HttpClient,
 }
 
 /// What the hub's event feed has said so far.
@@ -500,6 +502,7 @@ async fn open_shops(api: &Api) -> Result<Vec<Shop>> {
         shops.push(Shop {
             kind: *kind,
             sim,
+            http: api.http.clone(),
             webhook: format!(
                 "{}/v1/channels/{}/shops/{shop}/webhook",
                 api.base,
@@ -654,23 +657,9 @@ async fn push(shop: &Shop, order: &ChannelOrder, sent: &AtomicU64, failed: &Atom
         failed.fetch_add(1, Ordering::Relaxed);
         return;
     };
-    let url = if p.query.is_empty() {
-        shop.webhook.clone()
-    } else {
-        let q: Vec<String> = p
-            .query
-            .iter()
-            .map(|(k, v)| {
-                format!(
-                    "{k}={}",
-                    form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>()
-                )
-            })
-            .collect();
-        format!("{}?{}", shop.webhook, q.join("&"))
-    };
-    let http = HttpClient::new();
-    match http
+    let url = p.url(&shop.webhook);
+    match shop
+        .http
         .call("POST", &url, p.content_type, &p.headers, p.body)
         .await
     {

@@ -423,18 +423,32 @@ fn resolve_moved_on(
     Ok(cur)
 }
 
-/// Records that the order's channel acknowledged the write-back of its shipment: `last_sync_at`,
-/// version + 1, audit entry and `writeback.acknowledged`; a `writeback_failed` exception resolves.
-/// Statuses an order's fulfillment can still be retried or re-routed in: not yet shipped, or
+/// Whether an order's next fulfillment step can be retried from `status`: not yet shipped, or
 /// shipped and waiting for tracking or the channel's acknowledgement.
-const RETRYABLE: [Status; 6] = [
-    Status::Paid,
-    Status::Allocated,
-    Status::Released,
-    Status::Shipped,
-    Status::InTransit,
-    Status::Delivered,
-];
+pub fn retry_allowed(status: Status) -> bool {
+    matches!(
+        status,
+        Status::Paid
+            | Status::Allocated
+            | Status::Released
+            | Status::Shipped
+            | Status::InTransit
+            | Status::Delivered
+    )
+}
+
+/// Whether an order in `status` can still be given another carrier: before shipment.
+pub fn carrier_switch_allowed(status: Status) -> bool {
+    matches!(
+        status,
+        Status::Paid | Status::OnHold | Status::Allocated | Status::Released
+    )
+}
+
+/// Whether the caller may retry or re-route fulfillment: the roles that may release orders.
+pub fn may_steer_fulfillment(p: &Principal) -> bool {
+    p.can(Permission::Transition(lifecycle::CommandKind::Release))
+}
 
 /// Asks the workers to try the order's next step again now — allocation, release, the waybill,
 /// the channel write-back — rather than at their watchdog's next round: an
@@ -448,7 +462,7 @@ pub fn request_retry(
     now: DateTime<Utc>,
 ) -> Result<Order, CoreError> {
     let order = visible_order(tx, actor, order_id)?;
-    if !RETRYABLE.contains(&order.status) {
+    if !retry_allowed(order.status) {
         return Err(CoreError::NotNow {
             action: "retry",
             status: order.status,
@@ -478,10 +492,7 @@ pub fn switch_carrier(
     now: DateTime<Utc>,
 ) -> Result<Order, CoreError> {
     let order = visible_order(tx, actor, order_id)?;
-    if !matches!(
-        order.status,
-        Status::Paid | Status::OnHold | Status::Allocated | Status::Released
-    ) {
+    if !carrier_switch_allowed(order.status) {
         return Err(CoreError::NotNow {
             action: "switch the carrier of",
             status: order.status,
@@ -538,6 +549,8 @@ fn save_change(
     Ok(next)
 }
 
+/// Records that the order's channel acknowledged the write-back of its shipment: `last_sync_at`,
+/// version + 1, audit entry and `writeback.acknowledged`; a `writeback_failed` exception resolves.
 pub fn mark_synced(
     tx: &mut dyn Tx,
     actor: &Actor,

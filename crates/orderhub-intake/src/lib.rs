@@ -15,6 +15,7 @@ use orderhub_channels::{ChannelKind, ShopCredentials};
 use orderhub_core::CoreError;
 use orderhub_store::ops::{MSG_PENDING, MSG_REJECTED};
 use orderhub_store::{ChannelMessageRow, ChannelShopRow, Store};
+use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -108,7 +109,35 @@ pub struct ShopCache {
 }
 
 type ShopMap =
-    std::collections::HashMap<(String, String), (Option<ChannelShopRow>, std::time::Instant)>;
+    std::collections::HashMap<(String, String), (Option<Arc<ConfiguredShop>>, std::time::Instant)>;
+
+/// A configured shop as intake uses it: its row (secrets decrypted) and the adapter that speaks
+/// its channel (for a custom shop, made from its mapping once, not per message).
+pub struct ConfiguredShop {
+    pub row: ChannelShopRow,
+    /// `Err` says why the shop's channel has no adapter (a sentence without secrets).
+    pub adapter: Result<Box<dyn orderhub_channels::Channel>, String>,
+}
+
+impl ConfiguredShop {
+    /// The shop `(channel, shop_id)` from the store; `None` if it is not configured.
+    pub async fn load(
+        store: &Store,
+        channel: &str,
+        shop_id: &str,
+    ) -> Result<Option<Arc<ConfiguredShop>>, orderhub_core::StoreError> {
+        let (c, s) = (channel.to_owned(), shop_id.to_owned());
+        Ok(store
+            .read(move |r| r.channel_shop(&c, &s))
+            .await?
+            .map(|row| {
+                Arc::new(ConfiguredShop {
+                    adapter: adapter_for(&row),
+                    row,
+                })
+            }))
+    }
+}
 
 /// What the webhook shares with the rest of the hub: the processor's wake-up, the shop cache and
 /// the messages it stored lately.
@@ -167,7 +196,7 @@ impl ShopCache {
         store: &Store,
         channel: &str,
         shop_id: &str,
-    ) -> Result<Option<ChannelShopRow>, orderhub_core::StoreError> {
+    ) -> Result<Option<Arc<ConfiguredShop>>, orderhub_core::StoreError> {
         let key = (channel.to_owned(), shop_id.to_owned());
         let lock = || self.map.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((shop, at)) = lock().get(&key)
@@ -175,8 +204,7 @@ impl ShopCache {
         {
             return Ok(shop.clone());
         }
-        let (c, s) = key.clone();
-        let shop = store.read(move |r| r.channel_shop(&c, &s)).await?;
+        let shop = ConfiguredShop::load(store, channel, shop_id).await?;
         let mut map = lock();
         if map.len() >= SHOP_CACHE_ENTRIES_MAX {
             map.clear();
@@ -220,7 +248,7 @@ pub async fn receive(
             format!("{channel:?} is not a channel orderhub knows"),
         )
     })?;
-    let shop = hooks
+    let configured = hooks
         .shops
         .get(store, kind.code(), shop_id)
         .await
@@ -233,8 +261,11 @@ pub async fn receive(
                 "no shop with that id is configured on this channel".into(),
             )
         })?;
-    let adapter = adapter_for(&shop)
-        .map_err(|why| refuse(404, "channel_not_supported", Some("channel"), why))?;
+    let shop = &configured.row;
+    let adapter = configured
+        .adapter
+        .as_ref()
+        .map_err(|why| refuse(404, "channel_not_supported", Some("channel"), why.clone()))?;
     if body.len() > BODY_MAX {
         return Err(refuse(
             413,
@@ -243,7 +274,7 @@ pub async fn receive(
             format!("the body is over {BODY_MAX} bytes"),
         ));
     }
-    let creds = credentials(&shop);
+    let creds = credentials(shop);
     let mut row = ChannelMessageRow {
         tenant_id: shop.tenant_id.clone(),
         message_id: Uuid::now_v7(),

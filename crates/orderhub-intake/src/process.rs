@@ -65,28 +65,9 @@ pub(crate) fn partition(shop: &str, external: &str) -> u64 {
     h.finish()
 }
 
-/// A configured shop as a batch of messages uses it: its row (secrets decrypted), credentials and
-/// adapter, looked up once per batch instead of once per message.
-pub(crate) struct ShopCtx {
-    shop: orderhub_store::ChannelShopRow,
-    adapter: Result<Box<dyn orderhub_channels::Channel>, String>,
-}
-
-/// The shop a message is for: `Ok(None)` when it is no longer configured, `Err` when the store
-/// could not say.
-pub(crate) type ShopLookup = Result<Option<Arc<ShopCtx>>, String>;
-
-async fn lookup_shop(store: &Store, channel: &str, shop: &str) -> ShopLookup {
-    let (c, s) = (channel.to_owned(), shop.to_owned());
-    match store.read(move |r| r.channel_shop(&c, &s)).await {
-        Ok(Some(shop)) => Ok(Some(Arc::new(ShopCtx {
-            adapter: crate::adapter_for(&shop),
-            shop,
-        }))),
-        Ok(None) => Ok(None),
-        Err(e) => Err(e.to_string()),
-    }
-}
+/// The shop a message is for, looked up once per batch: `Ok(None)` when it is no longer
+/// configured, `Err` when the store could not say.
+pub(crate) type ShopLookup = Result<Option<Arc<crate::ConfiguredShop>>, String>;
 
 /// Processes one stored message: every order it names is read (from the push or the channel's
 /// API) and merged. Safe to run again on the same message (replays): merging is idempotent.
@@ -108,7 +89,7 @@ pub(crate) async fn process_message(
         Ok(None) => return reject("unknown_shop", "the shop is no longer configured".into()),
         Err(e) => return Outcome::Retry(e),
     };
-    let shop = &ctx.shop;
+    let shop = &ctx.row;
     let adapter = match &ctx.adapter {
         Ok(a) => a,
         Err(why) => return reject("channel_not_supported", why.clone()),
@@ -239,7 +220,8 @@ pub async fn run(
             if let std::collections::hash_map::Entry::Vacant(e) =
                 shops.entry((m.channel.clone(), m.shop_id.clone()))
             {
-                e.insert(lookup_shop(&store, &m.channel, &m.shop_id).await);
+                let found = crate::ConfiguredShop::load(&store, &m.channel, &m.shop_id).await;
+                e.insert(found.map_err(|e| e.to_string()));
             }
         }
         let outcomes: Vec<(ChannelMessageRow, Outcome)> =

@@ -57,14 +57,14 @@ impl WriteBack {
         let Ok(kind) = ChannelKind::parse(order.channel.as_str()) else {
             return Ok(false);
         };
-        let (c, s) = (kind.code().to_owned(), order.shop_id.to_string());
-        let shop = self
-            .store
-            .read(move |r| r.channel_shop(&c, &s))
-            .await
-            .map_err(|e| TargetError::retry(e.to_string()))?;
-        let Some(shop) = shop else { return Ok(false) };
-        let Ok(adapter) = crate::adapter_for(&shop) else {
+        let configured =
+            crate::ConfiguredShop::load(&self.store, kind.code(), order.shop_id.as_str())
+                .await
+                .map_err(|e| TargetError::retry(e.to_string()))?;
+        let Some(configured) = configured else {
+            return Ok(false);
+        };
+        let (shop, Ok(adapter)) = (&configured.row, &configured.adapter) else {
             return Ok(false);
         };
         let shipment = Shipment {
@@ -74,7 +74,7 @@ impl WriteBack {
             line_ids: None,
         };
         let req = adapter
-            .ship_request(&shipment, &credentials(&shop), Utc::now())
+            .ship_request(&shipment, &credentials(shop), Utc::now())
             .map_err(|r| TargetError::permanent(format!("{}: {}", r.rule, r.message)))?;
         let (_, body) = self
             .http

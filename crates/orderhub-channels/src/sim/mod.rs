@@ -286,6 +286,17 @@ pub struct SignedPush {
     pub body: Vec<u8>,
 }
 
+impl SignedPush {
+    /// Where to send it: `url` with the push's query parameters (WeChat signs in the query).
+    pub fn url(&self, url: &str) -> String {
+        if self.query.is_empty() {
+            return url.to_owned();
+        }
+        let sep = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{sep}{}", crate::wire::form_encode(&self.query))
+    }
+}
+
 /// One channel's wire format, simulator side.
 pub(crate) trait SimWire: Send + Sync + 'static {
     fn parse(&self, creds: &ShopCredentials, req: &RawRequest) -> Result<SimCall, SimFault>;
@@ -808,12 +819,7 @@ async fn post_push(State(e): State<Arc<Engine>>, body: Bytes) -> Response {
     let mut statuses = Vec::new();
     for o in orders.iter().take(cmd.count.min(PUSH_COUNT_MAX)) {
         let push = e.wire.push(o, &creds, Utc::now());
-        let url = if push.query.is_empty() {
-            cmd.url.clone()
-        } else {
-            let sep = if cmd.url.contains('?') { '&' } else { '?' };
-            format!("{}{sep}{}", cmd.url, crate::wire::form_encode(&push.query))
-        };
+        let url = push.url(&cmd.url);
         let status = match e
             .http
             .call("POST", &url, push.content_type, &push.headers, push.body)

@@ -166,21 +166,17 @@ impl SimWire for WechatWire {
         // A shop with an EncodingAESKey gets safe-mode pushes: the message encrypted, signed
         // once more over the ciphertext (msg_signature).
         let body = match super::safe_mode_key(creds) {
-            Some(_) => {
-                let mut random = [0u8; 16];
-                random.copy_from_slice(&sha1_16(&body));
-                match super::encrypt_safe_mode(&body, creds, random) {
-                    Ok(enc) => {
-                        query.push(("encrypt_type".into(), "aes".into()));
-                        query.push((
-                            "msg_signature".into(),
-                            signature(&[&creds.secret, &ts, &nonce, &enc]),
-                        ));
-                        json_bytes(&json!({"ToUserName": "gh_sim", "Encrypt": enc}))
-                    }
-                    Err(_) => body,
+            Some(_) => match super::encrypt_safe_mode(&body, creds, sha1_16(&body)) {
+                Ok(enc) => {
+                    query.push(("encrypt_type".into(), "aes".into()));
+                    query.push((
+                        "msg_signature".into(),
+                        signature(&[&creds.secret, &ts, &nonce, &enc]),
+                    ));
+                    json_bytes(&json!({"ToUserName": "gh_sim", "Encrypt": enc}))
                 }
-            }
+                Err(_) => body,
+            },
             None => body,
         };
         SignedPush {
@@ -215,10 +211,9 @@ impl SimWire for WechatWire {
 /// 16 bytes that vary with the message (the simulator's stand-in for WeChat's random prefix, so
 /// the same order pushes the same ciphertext and tests replay).
 fn sha1_16(data: &[u8]) -> [u8; 16] {
-    let hex = crate::sign::sha1_hex(data);
+    use sha1::Digest;
+    let digest = sha1::Sha1::digest(data);
     let mut out = [0u8; 16];
-    for (i, b) in out.iter_mut().enumerate() {
-        *b = u8::from_str_radix(&hex[i * 2..i * 2 + 2], 16).unwrap_or(0);
-    }
+    out.copy_from_slice(&digest[..16]);
     out
 }

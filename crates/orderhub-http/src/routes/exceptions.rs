@@ -205,24 +205,14 @@ fn actions(o: &Order, kind: &str, p: &Principal) -> Vec<String> {
         .filter(|k| k.target(o.status).is_some() && p.can(Permission::Transition(**k)))
         .map(|k| k.as_str().to_owned())
         .collect();
-    let steer = p.can(Permission::Transition(CommandKind::Release));
-    let before_shipment = matches!(
-        o.status,
-        Status::Paid | Status::OnHold | Status::Allocated | Status::Released
-    );
-    let retryable = matches!(
-        o.status,
-        Status::Paid
-            | Status::Allocated
-            | Status::Released
-            | Status::Shipped
-            | Status::InTransit
-            | Status::Delivered
-    );
-    if steer && RETRY_KINDS.contains(&kind) && retryable {
+    let steer = orderhub_core::usecases::may_steer_fulfillment(p);
+    if steer && RETRY_KINDS.contains(&kind) && orderhub_core::usecases::retry_allowed(o.status) {
         out.push("retry".to_owned());
     }
-    if steer && SWITCH_KINDS.contains(&kind) && before_shipment {
+    if steer
+        && SWITCH_KINDS.contains(&kind)
+        && orderhub_core::usecases::carrier_switch_allowed(o.status)
+    {
         out.push("switch_carrier".to_owned());
     }
     out

@@ -389,10 +389,7 @@ pub struct SwitchCarrierRequest {
 
 /// The role may run fulfillment steps (allocate and release): ops, admin, warehouse.
 fn may_steer_fulfillment(ctx: &Ctx) -> Result<(), ApiError> {
-    if ctx
-        .principal
-        .can(Permission::Transition(CommandKind::Release))
-    {
+    if orderhub_core::usecases::may_steer_fulfillment(&ctx.principal) {
         Ok(())
     } else {
         Err(ApiError::forbidden(format!(
