@@ -165,6 +165,7 @@ pub async fn run(a: ChannelsArgs) -> Result<()> {
     let failed = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let bar = progress_bar(order.len() as u64, "pushes");
     let writes_before = hub.store.write_stats();
+    let disk_before = disk_bytes_written();
     let t0 = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..a.concurrency.max(1) {
@@ -260,6 +261,9 @@ pub async fn run(a: ChannelsArgs) -> Result<()> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     bar.finish_and_clear();
+    let disk = disk_bytes_written()
+        .zip(disk_before)
+        .map(|(a, b)| a.saturating_sub(b));
     let writes = {
         let now = hub.store.write_stats();
         (
@@ -307,6 +311,13 @@ pub async fn run(a: ChannelsArgs) -> Result<()> {
         writes.1 as f64 / writes.0.max(1) as f64,
         writes.0 as f64 / done_at.as_secs_f64()
     );
+    if let Some(d) = disk {
+        let _ = writeln!(
+            out,
+            "  disk: {:.1} KB written per order (WAL, checkpoints; from /proc/self/io)",
+            d as f64 / 1024.0 / expected.max(1) as f64
+        );
+    }
     write_histogram(&mut out, "push → stored latency (ms)", &buckets(&h));
     crate::bench::write_per_second(&mut out, "orders stored/s", &per_second);
     print!("{out}");
@@ -338,6 +349,7 @@ pub async fn run(a: ChannelsArgs) -> Result<()> {
             "orders_stored_per_s_over_time": per_second,
             "store_write_jobs": writes.1,
             "store_commits": writes.0,
+            "disk_bytes_per_order": disk.map(|d| d / expected.max(1) as u64),
             "pull": pull,
         }),
     )?;
@@ -453,4 +465,13 @@ async fn pull_bench(a: &ChannelsArgs) -> Result<serde_json::Value> {
         "percent_of_allowed_target_max": 110,
         "throttled": r.throttled,
     }))
+}
+
+/// Bytes this process has had written to storage so far (`write_bytes` of `/proc/self/io`);
+/// `None` where the kernel does not say.
+pub(crate) fn disk_bytes_written() -> Option<u64> {
+    let io = std::fs::read_to_string("/proc/self/io").ok()?;
+    io.lines()
+        .find_map(|l| l.strip_prefix("write_bytes:"))
+        .and_then(|v| v.trim().parse().ok())
 }
