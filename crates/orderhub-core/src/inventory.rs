@@ -314,6 +314,8 @@ fn serve_backorders(
         match reserve_for_order(tx, actor, &mut next, now)? {
             Reserved::Yes | Reserved::Untracked => {
                 tx.backorder_remove(&t, id)?;
+                // The reservation is one version; the exception it resolves, the next.
+                next.exceptions.push(OUT_OF_STOCK.to_owned());
                 next.version += 1;
                 next.updated_at = now;
                 tx.order_update(&next)?;
@@ -326,6 +328,8 @@ fn serve_backorders(
                     "order.stock_reserved",
                     serde_json::json!({ "sku": sku }),
                 )?;
+                let detail = crate::usecases::stock_detail(false, "stock_reserved");
+                crate::usecases::set_exception(tx, actor, next, OUT_OF_STOCK, false, detail, now)?;
             }
             Reserved::Short => break,
         }

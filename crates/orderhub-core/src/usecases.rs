@@ -8,7 +8,7 @@ use crate::ports::{AuditEntry, EventRecord, Tx};
 use chrono::{DateTime, Utc};
 use orderhub_domain::ids::{CarrierCode, Channel, WarehouseId};
 use orderhub_domain::lifecycle::{self, Command, EventType, TransitionError};
-use orderhub_domain::order::OrderDraft;
+use orderhub_domain::order::{OUT_OF_STOCK, OrderDraft};
 use orderhub_domain::{ExternalOrderId, ShopId, Sku};
 use orderhub_domain::{Order, OrderId, Status};
 use serde::Serialize;
@@ -224,6 +224,9 @@ fn insert_holding_order(
     let mut order = order.clone();
     let now = order.created_at;
     crate::inventory::reserve_for_order(tx, actor, &mut order, now)?;
+    // Created on backorder: stored without the flag, raised one version later with its event.
+    let short = order.exceptions.iter().any(|e| e == OUT_OF_STOCK);
+    set_flag(&mut order, OUT_OF_STOCK, false);
     if !tx.order_insert(&order)? {
         return Err(crate::StoreError::new(
             crate::StoreErrorKind::Conflict,
@@ -240,6 +243,10 @@ fn insert_holding_order(
         EventType::OrderCreated.as_str(),
         json!({}),
     )?;
+    if short {
+        let detail = stock_detail(true, "create");
+        order = set_exception(tx, actor, order, OUT_OF_STOCK, true, detail, now)?;
+    }
     Ok(Created::New(order))
 }
 
@@ -279,6 +286,12 @@ pub fn transition(
     })?;
     let mut next = next;
     crate::inventory::on_order_move(tx, actor, &mut next, kind, now)?;
+    // Going on backorder (or leaving it) is announced as an exception of its own, one version
+    // after the move, as every other exception is: the move is stored with the flag as it was.
+    let stock_flag = stock_flag_change(&order, &next);
+    if let Some(raised) = stock_flag {
+        set_flag(&mut next, OUT_OF_STOCK, !raised);
+    }
     tx.order_update(&next)?;
     let detail = match cmd {
         Command::Hold { reason } | Command::Cancel { reason } => json!({ "reason": reason }),
@@ -306,7 +319,71 @@ pub fn transition(
         kind.event().as_str(),
         detail,
     )?;
-    resolve_moved_on(tx, actor, next, now)
+    let stored = resolve_moved_on(tx, actor, next, now)?;
+    match stock_flag {
+        Some(raised) => set_exception(
+            tx,
+            actor,
+            stored,
+            OUT_OF_STOCK,
+            raised,
+            stock_detail(raised, kind.as_str()),
+            now,
+        ),
+        None => Ok(stored),
+    }
+}
+
+/// `Some(true)` when `after` went on backorder (`out_of_stock`) and `before` was not, `Some(false)`
+/// when it left it, `None` when nothing changed.
+pub(crate) fn stock_flag_change(before: &Order, after: &Order) -> Option<bool> {
+    let (had, has) = (
+        before.exceptions.iter().any(|e| e == OUT_OF_STOCK),
+        after.exceptions.iter().any(|e| e == OUT_OF_STOCK),
+    );
+    (had != has).then_some(has)
+}
+
+/// What an `out_of_stock` exception's event says about it.
+pub(crate) fn stock_detail(raised: bool, by: &str) -> serde_json::Value {
+    if raised {
+        json!({ "reason": "not enough stock: the order waits on backorder (GET /v1/backorders)", "raised_by": by })
+    } else {
+        json!({ "resolved_by": by })
+    }
+}
+
+fn set_flag(order: &mut Order, code: &str, on: bool) {
+    order.exceptions.retain(|e| e != code);
+    if on {
+        order.exceptions.push(code.to_owned());
+    }
+}
+
+/// Raises (`raised`) or resolves the exception `code` on `order` as stored: one more version with
+/// its audit entry and its `exception.raised` / `exception.resolved` event. Returns the order as
+/// stored.
+pub(crate) fn set_exception(
+    tx: &mut dyn Tx,
+    actor: &Actor,
+    order: Order,
+    code: &str,
+    raised: bool,
+    detail: serde_json::Value,
+    now: DateTime<Utc>,
+) -> Result<Order, CoreError> {
+    let mut next = order.clone();
+    set_flag(&mut next, code, raised);
+    next.version += 1;
+    next.updated_at = now;
+    tx.order_update(&next)?;
+    let event = if raised {
+        "exception.raised"
+    } else {
+        "exception.resolved"
+    };
+    exception_event(tx, actor, &order, &next, event, code, detail)?;
+    Ok(next)
 }
 
 /// Exceptions the watchdogs raise, and the status each one is about: once the order has left that
@@ -404,21 +481,8 @@ fn resolve_moved_on(
         .collect();
     let mut cur = order;
     for code in stale {
-        let mut next = cur.clone();
-        next.exceptions.retain(|e| e != &code);
-        next.version += 1;
-        next.updated_at = now;
-        tx.order_update(&next)?;
-        exception_event(
-            tx,
-            actor,
-            &cur,
-            &next,
-            "exception.resolved",
-            &code,
-            json!({ "resolved_by": next.status.as_str() }),
-        )?;
-        cur = next;
+        let by = json!({ "resolved_by": cur.status.as_str() });
+        cur = set_exception(tx, actor, cur, &code, false, by, now)?;
     }
     Ok(cur)
 }

@@ -421,6 +421,7 @@ impl Target for Fulfillment {
                 | "order.approved"
                 | "order.allocated"
                 | "order.released"
+                | "order.stock_reserved"
                 | "order.retry_requested"
                 | "order.carrier_switched"
         )

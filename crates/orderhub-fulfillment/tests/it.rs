@@ -121,11 +121,32 @@ struct Hub {
     stop: tokio::sync::watch::Sender<bool>,
 }
 
+fn events_config() -> EventsConfig {
+    EventsConfig {
+        poll_interval: Duration::from_millis(50),
+        supervise_every: Duration::from_millis(200),
+        backoff_base: Duration::from_millis(50),
+        backoff_max: Duration::from_millis(500),
+        max_attempts: 50,
+        ..EventsConfig::default()
+    }
+}
+
 async fn start(
     store: &Store,
     cfg: FulfillmentConfig,
     chains: HashMap<CarrierKind, Vec<CarrierKind>>,
     breaker: BreakerConfig,
+) -> Hub {
+    start_with(store, cfg, chains, breaker, events_config()).await
+}
+
+async fn start_with(
+    store: &Store,
+    cfg: FulfillmentConfig,
+    chains: HashMap<CarrierKind, Vec<CarrierKind>>,
+    breaker: BreakerConfig,
+    ev: EventsConfig,
 ) -> Hub {
     let fleet = fleet::start().await.unwrap();
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
@@ -140,14 +161,6 @@ async fn start(
     ));
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
     orderhub_fulfillment::spawn_background(f.clone(), rx, stop_rx);
-    let ev = EventsConfig {
-        poll_interval: Duration::from_millis(50),
-        supervise_every: Duration::from_millis(200),
-        backoff_base: Duration::from_millis(50),
-        backoff_max: Duration::from_millis(500),
-        max_attempts: 50,
-        ..EventsConfig::default()
-    };
     let rt = EventsRuntime::start(store.clone(), ev, vec![f])
         .await
         .unwrap();
@@ -423,6 +436,149 @@ async fn released_without_waybill_raises_an_exception_that_resolves_itself() {
         resolved.iter().any(|e| e["exception"] == "no_waybill"),
         "{resolved:?}"
     );
+    let _ = hub.stop.send(true);
+    hub.rt.stop().await;
+}
+
+/// Watchdogs that never look within a test: whatever moves an order there was an event.
+fn no_watchdogs() -> FulfillmentConfig {
+    FulfillmentConfig {
+        watch_every: Duration::from_secs(3600),
+        ..FulfillmentConfig::default()
+    }
+}
+
+/// A paid order short of stock waits on backorder (`out_of_stock`, with its `exception.raised`);
+/// the receipt that serves it moves it on at once — fulfillment takes `order.stock_reserved`, it
+/// does not wait for a watchdog.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backordered_order_ships_once_its_stock_arrives() {
+    let env = open("sqlite").unwrap();
+    let t = tenant(&env.store).await;
+    let actor = system_actor(&t, "stock");
+    let (sku, wh) = (
+        Sku::parse("GIFT-CARD").unwrap(),
+        orderhub_domain::ids::WarehouseId::parse("HZ").unwrap(),
+    );
+    let (a, s2, w2) = (actor.clone(), sku.clone(), wh.clone());
+    env.store
+        .write(0, move |tx| {
+            let now = Utc::now();
+            orderhub_core::inventory::define_sku(
+                tx,
+                &a,
+                &orderhub_core::ports::SkuRecord {
+                    sku: s2.clone(),
+                    title: "gift card".into(),
+                    components: None,
+                },
+                now,
+            )?;
+            orderhub_core::inventory::define_warehouse(
+                tx,
+                &a,
+                &orderhub_core::ports::WarehouseRecord {
+                    warehouse_id: w2.clone(),
+                    name: "杭州".into(),
+                    priority: 1,
+                    regions: vec![],
+                },
+                now,
+            )
+        })
+        .await
+        .unwrap();
+    let hub = start(
+        &env.store,
+        no_watchdogs(),
+        HashMap::new(),
+        BreakerConfig::default(),
+    )
+    .await;
+    let ids = paid_orders(&env.store, &t, 1).await;
+    let o = wait_all(&env.store, &t, &ids, Duration::from_secs(5), |_| true).await;
+    assert_eq!(
+        (o[0].status, o[0].exceptions.clone()),
+        (Status::Paid, vec!["out_of_stock".to_owned()])
+    );
+    let raised = events_of(&env.store, &t, "exception.raised").await;
+    assert!(
+        raised.iter().any(|e| e["exception"] == "out_of_stock"),
+        "{raised:?}"
+    );
+    env.store
+        .write(0, move |tx| {
+            orderhub_core::inventory::receive(tx, &actor, &sku, &wh, 1, None, Utc::now())
+        })
+        .await
+        .unwrap();
+    let o = wait_all(&env.store, &t, &ids, Duration::from_secs(30), |o| {
+        o.status == Status::Shipped
+    })
+    .await;
+    assert!(o[0].exceptions.is_empty(), "{:?}", o[0].exceptions);
+    assert_eq!(o[0].fulfillment.warehouse_id.as_ref(), Some(&wh_id("HZ")));
+    let _ = hub.stop.send(true);
+    hub.rt.stop().await;
+}
+
+fn wh_id(s: &str) -> orderhub_domain::ids::WarehouseId {
+    orderhub_domain::ids::WarehouseId::parse(s).unwrap()
+}
+
+/// The carrier fails until the dispatcher gives the waybill up (a dead letter); once it is back,
+/// an operator's retry (`POST /v1/orders/{id}/retry`: `order.retry_requested`) issues the waybill
+/// at once — with the watchdogs idle, nothing else would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_request_takes_the_next_step_at_once() {
+    let env = open("sqlite").unwrap();
+    let t = tenant(&env.store).await;
+    let ev = EventsConfig {
+        max_attempts: 2,
+        ..events_config()
+    };
+    let hub = start_with(
+        &env.store,
+        no_watchdogs(),
+        HashMap::new(),
+        BreakerConfig::default(),
+        ev,
+    )
+    .await;
+    let zto = &hub.fleet.handles[&CarrierKind::Zto];
+    zto.knobs.update(|k| k.broken = true);
+    let ids = paid_orders(&env.store, &t, 1).await;
+    // Released, and the waybill given up: a dead letter for fulfillment.
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        let t2 = t.clone();
+        let dead = env
+            .store
+            .read(move |r| r.dead_letters(Some(&t2), None, None, 10))
+            .await
+            .unwrap();
+        if !dead.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < until, "the waybill was never given up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let o = wait_all(&env.store, &t, &ids, Duration::from_secs(5), |_| true).await;
+    assert_eq!(o[0].status, Status::Released);
+    zto.knobs.update(|k| k.broken = false);
+    let actor = system_actor(&t, "operator");
+    let id = ids[0];
+    env.store
+        .write(0, move |tx| {
+            usecases::request_retry(tx, &actor, id, Utc::now())
+        })
+        .await
+        .unwrap();
+    let o = wait_all(&env.store, &t, &ids, Duration::from_secs(30), |o| {
+        o.status == Status::Shipped
+    })
+    .await;
+    assert_eq!(o[0].fulfillment.carrier.as_ref().unwrap().as_str(), "zto");
     let _ = hub.stop.send(true);
     hub.rt.stop().await;
 }

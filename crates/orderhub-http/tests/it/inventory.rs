@@ -498,7 +498,52 @@ async fn an_order_without_stock_waits_on_backorder_and_is_served_in_payment_orde
         .iter()
         .map(|s| s["action"].as_str().unwrap())
         .collect();
-    assert_eq!(actions, ["create", "pay", "stock_reserved"]);
+    // Going on backorder and leaving it are exceptions like any other: each its own version,
+    // audited, with an event subscribers and the exception board see.
+    assert_eq!(
+        actions,
+        [
+            "create",
+            "pay",
+            "exception.raised",
+            "stock_reserved",
+            "exception.resolved"
+        ]
+    );
+    let events = app
+        .get("/v1/events?after=0&limit=1000", ADMIN_KEY)
+        .await
+        .body;
+    let of_first: Vec<(String, String, u64)> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| {
+            e["aggregate_id"] == id1 && e["type"].as_str().unwrap().starts_with("exception.")
+        })
+        .map(|e| {
+            (
+                e["type"].as_str().unwrap().to_owned(),
+                e["payload"]["exception"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                e["aggregate_version"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        of_first,
+        [
+            ("exception.raised".to_owned(), "out_of_stock".to_owned(), 3),
+            (
+                "exception.resolved".to_owned(),
+                "out_of_stock".to_owned(),
+                5
+            )
+        ],
+        "{events}"
+    );
 }
 
 on_every_backend!(
