@@ -695,6 +695,22 @@ impl ReadConn for PgRead {
             .collect()
     }
 
+    fn order_count(&mut self, f: &OrderFilter) -> Result<u64, StoreError> {
+        let f = OrderFilter {
+            after: None,
+            ..f.clone()
+        };
+        let mut c = Conditions::new(&f);
+        let Some(sql) = c.sql(&f) else {
+            return Ok(0);
+        };
+        let stmt = self
+            .conn
+            .stmt_dyn(&format!("SELECT count(*) FROM orders WHERE {sql}"))?;
+        let row = self.conn.c.query_one(&stmt, &c.params()).map_err(err)?;
+        Ok(row.get::<_, i64>(0) as u64)
+    }
+
     fn open_exceptions(&mut self, f: &OrderFilter) -> Result<Vec<OpenException>, StoreError> {
         let mut f = f.clone();
         f.search.exception.get_or_insert(ExceptionFilter::Any);

@@ -99,6 +99,9 @@ pub trait ReadConn: Send + crate::ops::OpsRead + crate::ops::ChannelRead {
     fn ping(&mut self) -> Result<(), StoreError>;
     fn order_get(&mut self, tenant: &TenantId, id: OrderId) -> Result<Option<Order>, StoreError>;
     fn order_list(&mut self, filter: &OrderFilter) -> Result<Vec<Order>, StoreError>;
+    /// How many orders `filter` matches in all (its cursor and limit aside), counted in the
+    /// database without reading them.
+    fn order_count(&mut self, filter: &OrderFilter) -> Result<u64, StoreError>;
     /// Orders with open exceptions, newest first by when their exceptions opened (at most `limit`),
     /// with that time; `filter`'s status, channel, shop, scope and search apply.
     fn open_exceptions(&mut self, filter: &OrderFilter) -> Result<Vec<OpenException>, StoreError>;

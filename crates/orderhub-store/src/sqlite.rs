@@ -780,6 +780,24 @@ impl ReadConn for SqliteRead {
             .collect()
     }
 
+    fn order_count(&mut self, f: &OrderFilter) -> Result<u64, StoreError> {
+        let f = OrderFilter {
+            after: None,
+            ..f.clone()
+        };
+        let Some((cond, p)) = order_conditions(&f) else {
+            return Ok(0);
+        };
+        let sql = format!("SELECT count(*) FROM orders WHERE {cond}");
+        let n: i64 = self
+            .c
+            .prepare_cached(&sql)
+            .map_err(err)?
+            .query_row(rusqlite::params_from_iter(p.iter()), |r| r.get(0))
+            .map_err(err)?;
+        Ok(n as u64)
+    }
+
     fn open_exceptions(&mut self, f: &OrderFilter) -> Result<Vec<OpenException>, StoreError> {
         let mut f = f.clone();
         f.search.exception.get_or_insert(ExceptionFilter::Any);

@@ -150,7 +150,9 @@ pub async fn board(
                 let n = if held <= limit as usize {
                     held as u64
                 } else {
-                    count_held(r, &base)?
+                    let mut f = base.clone();
+                    f.status = Some(Status::OnHold);
+                    r.order_count(&f)?
                 };
                 counts.insert(ON_HOLD.to_owned(), n);
             }
@@ -237,24 +239,4 @@ fn held_at(audit: &[AuditEntry]) -> Option<DateTime<Utc>> {
         .rev()
         .find(|a| a.to_status == Status::OnHold && a.from_status != Some(Status::OnHold))
         .map(|a| a.at)
-}
-
-/// Every order on hold in the filter's scope, page by page.
-fn count_held(
-    r: &mut dyn orderhub_store::ReadConn,
-    base: &OrderFilter,
-) -> Result<u64, orderhub_core::StoreError> {
-    const PAGE: u32 = 1000;
-    let mut f = base.clone();
-    f.status = Some(Status::OnHold);
-    f.limit = PAGE;
-    let mut n = 0u64;
-    loop {
-        let page = r.order_list(&f)?;
-        n += page.len() as u64;
-        match page.last() {
-            Some(o) if page.len() == PAGE as usize => f.after = Some(o.id),
-            _ => return Ok(n),
-        }
-    }
 }

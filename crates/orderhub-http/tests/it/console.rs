@@ -289,6 +289,30 @@ async fn the_exception_board_lists_an_exception_and_drops_it_once_resolved(app: 
         board_kinds(&only.body),
         vec![("on_hold".to_owned(), held.clone())]
     );
+    // More held than a page shows: the page is cut, the count is of all of them.
+    let also = created(&app, ADMIN_KEY, &order("shop-b", "X4", "dave", None)).await;
+    for (action, body) in [
+        ("pay", json!({})),
+        ("hold", json!({"reason": "fraud check"})),
+    ] {
+        let r = app
+            .post(&format!("/v1/orders/{also}/{action}"), ADMIN_KEY, &body)
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{action}: {:?}", r.body);
+    }
+    let page = app
+        .get("/v1/exceptions?kind=on_hold&limit=1", ADMIN_KEY)
+        .await;
+    assert_eq!(page.body["exceptions"].as_array().unwrap().len(), 1);
+    assert_eq!(page.body["counts"]["on_hold"], 2, "{:?}", page.body);
+    let r = app
+        .post(
+            &format!("/v1/orders/{also}/cancel"),
+            ADMIN_KEY,
+            &json!({"reason": "fraud"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     // The other tenant has no exceptions.
     let o = app.get("/v1/exceptions", OTHER_TENANT_KEY).await;
     assert_eq!(o.body["exceptions"], json!([]));
