@@ -336,7 +336,7 @@ pub fn transition(
 
 /// `Some(true)` when `after` went on backorder (`out_of_stock`) and `before` was not, `Some(false)`
 /// when it left it, `None` when nothing changed.
-pub(crate) fn stock_flag_change(before: &Order, after: &Order) -> Option<bool> {
+fn stock_flag_change(before: &Order, after: &Order) -> Option<bool> {
     let (had, has) = (
         before.exceptions.iter().any(|e| e == OUT_OF_STOCK),
         after.exceptions.iter().any(|e| e == OUT_OF_STOCK),
@@ -452,13 +452,7 @@ pub fn raise_exception(
     if order.exceptions.iter().any(|e| e == code) {
         return Ok(None);
     }
-    let mut next = order.clone();
-    next.exceptions.push(code.to_owned());
-    next.version += 1;
-    next.updated_at = now;
-    tx.order_update(&next)?;
-    exception_event(tx, actor, &order, &next, "exception.raised", code, detail)?;
-    Ok(Some(next))
+    set_exception(tx, actor, order, code, true, detail, now).map(Some)
 }
 
 /// Resolves the watchdog exceptions of `order` (as it is after a move) whose status it has left,
