@@ -469,7 +469,7 @@ async fn pull_bench(a: &ChannelsArgs) -> Result<serde_json::Value> {
 
 /// Bytes this process has had written to storage so far (`write_bytes` of `/proc/self/io`);
 /// `None` where the kernel does not say.
-pub(crate) fn disk_bytes_written() -> Option<u64> {
+fn disk_bytes_written() -> Option<u64> {
     let io = std::fs::read_to_string("/proc/self/io").ok()?;
     io.lines()
         .find_map(|l| l.strip_prefix("write_bytes:"))

@@ -506,9 +506,10 @@ async fn a_backordered_order_ships_once_its_stock_arrives() {
         raised.iter().any(|e| e["exception"] == "out_of_stock"),
         "{raised:?}"
     );
+    let w3 = wh.clone();
     env.store
         .write(0, move |tx| {
-            orderhub_core::inventory::receive(tx, &actor, &sku, &wh, 1, None, Utc::now())
+            orderhub_core::inventory::receive(tx, &actor, &sku, &w3, 1, None, Utc::now())
         })
         .await
         .unwrap();
@@ -517,13 +518,9 @@ async fn a_backordered_order_ships_once_its_stock_arrives() {
     })
     .await;
     assert!(o[0].exceptions.is_empty(), "{:?}", o[0].exceptions);
-    assert_eq!(o[0].fulfillment.warehouse_id.as_ref(), Some(&wh_id("HZ")));
+    assert_eq!(o[0].fulfillment.warehouse_id.as_ref(), Some(&wh));
     let _ = hub.stop.send(true);
     hub.rt.stop().await;
-}
-
-fn wh_id(s: &str) -> orderhub_domain::ids::WarehouseId {
-    orderhub_domain::ids::WarehouseId::parse(s).unwrap()
 }
 
 /// The carrier fails until the dispatcher gives the waybill up (a dead letter); once it is back,
