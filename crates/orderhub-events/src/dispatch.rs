@@ -29,10 +29,30 @@ pub struct Delivery {
     pub event_type: String,
     pub aggregate_id: Uuid,
     pub aggregate_version: u64,
-    /// The envelope as JSON.
-    pub body: Bytes,
+    /// The envelope as JSON, made when a target first asks for it ([`Delivery::body`]).
+    body: std::sync::OnceLock<Bytes>,
+    /// The stored event the body is made from (outbox deliveries): most events go to no target
+    /// that reads the body (measured: building every body was 4% of `bench channels`' CPU).
+    event: Option<Box<orderhub_store::StoredEvent>>,
     /// On NATS, the message to acknowledge once every target is done with it.
     pub(crate) nats: Option<async_nats::jetstream::Message>,
+}
+
+impl Delivery {
+    /// The envelope as JSON: what webhooks send and sign, and dead letters keep.
+    pub fn body(&self) -> &Bytes {
+        self.body.get_or_init(|| {
+            self.event
+                .as_deref()
+                .map(crate::envelope::body)
+                .unwrap_or_default()
+        })
+    }
+
+    fn with_body(mut self, body: Bytes) -> Self {
+        self.body = std::sync::OnceLock::from(body);
+        self
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -159,7 +179,7 @@ async fn run_job(sh: Arc<Shared>, job: Job) -> JobDone {
                     event_type: item.event_type.clone(),
                     aggregate_id: item.aggregate_id,
                     seq: item.seq,
-                    body: String::from_utf8_lossy(&item.body).into_owned(),
+                    body: String::from_utf8_lossy(item.body()).into_owned(),
                     attempts,
                     last_error: error,
                     state: DEAD.into(),
@@ -180,9 +200,11 @@ async fn run_job(sh: Arc<Shared>, job: Job) -> JobDone {
                 event_type: dl.event_type.clone(),
                 aggregate_id: dl.aggregate_id,
                 aggregate_version: 0,
-                body: Bytes::from(dl.body.clone()),
+                body: Default::default(),
+                event: None,
                 nats: None,
-            };
+            }
+            .with_body(Bytes::from(dl.body.clone()));
             let outcome = match &target {
                 Some(t) => attempt_all(&sh, t.as_ref(), &item).await,
                 None => Outcome::Dead {
@@ -272,7 +294,8 @@ async fn outbox_source(
                         event_type: r.event.event_type.clone(),
                         aggregate_id: r.event.aggregate_id,
                         aggregate_version: r.event.aggregate_version,
-                        body: crate::envelope::body(&r),
+                        body: Default::default(),
+                        event: Some(Box::new(r)),
                         nats: None,
                     };
                     if tx.send(d).await.is_err() {
@@ -361,9 +384,12 @@ async fn nats_source(
                 event_type: env.event_type,
                 aggregate_id: env.aggregate_id,
                 aggregate_version: env.aggregate_version,
-                body: m.payload.clone(),
-                nats: Some(m),
-            };
+                body: Default::default(),
+                event: None,
+                nats: None,
+            }
+            .with_body(m.payload.clone());
+            let d = Delivery { nats: Some(m), ..d };
             if tx.send(d).await.is_err() {
                 return;
             }

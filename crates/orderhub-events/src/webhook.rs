@@ -48,7 +48,7 @@ impl Target for WebhookTarget {
     ) -> BoxFuture<'a, Result<(), TargetError>> {
         Box::pin(async move {
             let ts = chrono::Utc::now().timestamp();
-            let signature = sign::sign(&self.sub.secret, ts, &d.body);
+            let signature = sign::sign(&self.sub.secret, ts, d.body());
             let r = self
                 .client
                 .post(&self.sub.url)
@@ -57,7 +57,7 @@ impl Target for WebhookTarget {
                 .header(sign::EVENT_ID_HEADER, d.event_id.to_string())
                 .header(sign::EVENT_TYPE_HEADER, d.event_type.as_str())
                 .header(sign::ATTEMPT_HEADER, attempt.to_string())
-                .body(d.body.clone())
+                .body(d.body().clone())
                 .send()
                 .await;
             match r {

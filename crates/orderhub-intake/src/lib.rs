@@ -15,6 +15,7 @@ use orderhub_channels::{ChannelKind, ShopCredentials};
 use orderhub_core::CoreError;
 use orderhub_store::ops::{MSG_PENDING, MSG_REJECTED};
 use orderhub_store::{ChannelMessageRow, ChannelShopRow, Store};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
@@ -139,14 +140,96 @@ impl ConfiguredShop {
     }
 }
 
-/// What the webhook shares with the rest of the hub: the processor's wake-up, the shop cache and
+/// What the webhook shares with the rest of the hub: the processor's inbox, the shop cache and
 /// the messages it stored lately.
 #[derive(Clone, Default)]
 pub struct Webhooks {
-    /// Woken when a message is stored, so the processor takes it at once.
-    pub notify: std::sync::Arc<tokio::sync::Notify>,
+    /// Messages stored, handed to the processor at once.
+    pub inbox: Inbox,
     pub shops: ShopCache,
     pub stored: RecentKeys,
+}
+
+/// Messages this process's webhook stored, handed to the processor in memory: without it the
+/// processor read every message back from the store (its body decrypted again) — measured: 4%
+/// of `bench channels`' CPU on the store's reader threads. The store stays the record: a message
+/// the inbox has no room for, or that a restart lost, is still `pending` there and the
+/// processor's scan finds it.
+#[derive(Clone, Default)]
+pub struct Inbox {
+    inner: Arc<InboxInner>,
+}
+
+#[derive(Default)]
+struct InboxInner {
+    /// Queued messages, and the ids of those queued or being processed.
+    state: std::sync::Mutex<(std::collections::VecDeque<ChannelMessageRow>, HashSet<Uuid>)>,
+    /// A message was left to the store's scan (no room).
+    overflowed: std::sync::atomic::AtomicBool,
+    notify: tokio::sync::Notify,
+}
+
+/// Messages held in memory at most (queued or in processing): a few seconds of pushes at full
+/// speed, tens of MB; beyond, they wait in the store.
+const INBOX_MESSAGES_MAX: usize = 20_000;
+
+impl Inbox {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, (std::collections::VecDeque<ChannelMessageRow>, HashSet<Uuid>)>
+    {
+        self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Hands a stored (committed) message to the processor.
+    pub fn push(&self, m: ChannelMessageRow) {
+        {
+            let mut g = self.lock();
+            let (queue, ids) = &mut *g;
+            if ids.len() >= INBOX_MESSAGES_MAX {
+                self.inner
+                    .overflowed
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+            } else if ids.insert(m.message_id) {
+                queue.push_back(m);
+            }
+        }
+        self.inner.notify.notify_one();
+    }
+
+    /// Up to `n` queued messages; they stay claimed until [`Inbox::release`].
+    pub(crate) fn take(&self, n: usize) -> Vec<ChannelMessageRow> {
+        let mut g = self.lock();
+        let k = n.min(g.0.len());
+        g.0.drain(..k).collect()
+    }
+
+    /// Claims a message read from the store; `false` if the inbox has it already.
+    pub(crate) fn claim(&self, id: Uuid) -> bool {
+        self.lock().1.insert(id)
+    }
+
+    pub(crate) fn release(&self, ids: &[Uuid]) {
+        let mut g = self.lock();
+        for id in ids {
+            g.1.remove(id);
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.lock().0.is_empty()
+    }
+
+    /// Whether a message was left to the store since the last call.
+    pub(crate) fn take_overflow(&self) -> bool {
+        self.inner
+            .overflowed
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub(crate) async fn notified(&self) {
+        self.inner.notify.notified().await
+    }
 }
 
 /// Dedup keys of messages this process has seen committed. Channels push again when an answer is
@@ -222,8 +305,8 @@ impl ShopCache {
     }
 }
 
-/// Takes one push: verify, store, answer. Processing happens later ([`process`]); `hooks.notify` is
-/// woken once a message is stored.
+/// Takes one push: verify, store, answer. Processing happens later ([`process`]); a stored message
+/// goes to `hooks.inbox`.
 pub async fn receive(
     store: &Store,
     hooks: &Webhooks,
@@ -378,7 +461,7 @@ pub async fn receive(
     hooks.stored.insert(seen_key);
     metrics::counter!("orderhub_channel_messages_total", "channel" => kind.code(), "outcome" => if fresh { "stored" } else { "duplicate" }).increment(1);
     if fresh {
-        hooks.notify.notify_one();
+        hooks.inbox.push(row);
     }
     Ok(Reply {
         status: 200,

@@ -33,6 +33,8 @@ pub enum Outcome {
         created: usize,
         updated: usize,
         stale: usize,
+        /// Whether the message was marked processed with its last order (else it still must be).
+        marked: bool,
     },
     Rejected {
         rule: String,
@@ -110,7 +112,8 @@ pub(crate) async fn process_message(
         Err(r) => return reject(r.rule, r.message),
     };
     let (mut created, mut updated, mut stale) = (0, 0, 0);
-    for item in &push.items {
+    let last = push.items.len().saturating_sub(1);
+    for (i, item) in push.items.iter().enumerate() {
         let order = match &item.order {
             Some(o) => o.clone(),
             None => {
@@ -146,9 +149,17 @@ pub(crate) async fn process_message(
         let f = facts(&order);
         let a = actor(&m.tenant_id);
         let part = partition(shop_id.as_str(), &order.external_order_id);
+        // The message is marked processed in its last order's transaction: one write, and never
+        // an order merged from a message still pending (nor the reverse).
+        let done = (i == last).then(|| (m.tenant_id.clone(), m.message_id));
         let r = store
             .write(part, move |tx| {
-                ingest(tx, &a, draft.clone(), &f, Utc::now())
+                let now = Utc::now();
+                let r = ingest(tx, &a, draft.clone(), &f, now)?;
+                if let Some((t, id)) = &done {
+                    tx.channel_message_update(t, *id, MSG_PROCESSED, None, None, None, now)?;
+                }
+                Ok(r)
             })
             .await;
         match r {
@@ -165,6 +176,7 @@ pub(crate) async fn process_message(
         created,
         updated,
         stale,
+        marked: !push.items.is_empty(),
     }
 }
 
@@ -197,101 +209,160 @@ async fn flag_unknown_status(
         .await;
 }
 
-/// Processes pending messages until `stop`: at once when `notify` wakes it, else every second.
-pub async fn run(
-    store: Store,
-    notify: Arc<tokio::sync::Notify>,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) {
+/// How often the processor also reads pending messages from the store while its inbox has work:
+/// retries, replays, messages stored by another process or left from before a restart.
+const SCAN_BUSY_EVERY: Duration = Duration::from_secs(5);
+/// ... and while the inbox is empty.
+const SCAN_IDLE_EVERY: Duration = Duration::from_secs(1);
+
+/// Processes messages until `stop`: those this process's webhook stored (handed over in memory by
+/// `inbox`, at once), and pending ones read from the store (at start, when the inbox overflowed,
+/// and every second or few).
+pub async fn run(store: Store, inbox: crate::Inbox, mut stop: tokio::sync::watch::Receiver<bool>) {
     let http = orderhub_channels::client::HttpClient::new();
+    // `None`: scan at once (messages left pending before a restart).
+    let mut last_scan: Option<std::time::Instant> = None;
+    let mut scan_more = false;
     loop {
-        let pending = store
-            .read(|r| r.channel_messages(None, Some(MSG_PENDING), None, BATCH_MAX))
-            .await
-            .unwrap_or_default();
-        // Messages are independent (merging is idempotent and ordered by the channel's version),
-        // so a batch is processed concurrently: channel API calls overlap and the store commits
-        // the merges in groups.
-        use futures::StreamExt;
-        let n = pending.len();
-        let mut shops: std::collections::HashMap<(String, String), ShopLookup> =
-            std::collections::HashMap::new();
-        for m in &pending {
-            if let std::collections::hash_map::Entry::Vacant(e) =
-                shops.entry((m.channel.clone(), m.shop_id.clone()))
-            {
-                let found = crate::ConfiguredShop::load(&store, &m.channel, &m.shop_id).await;
-                e.insert(found.map_err(|e| e.to_string()));
-            }
+        let mut batch = inbox.take(BATCH_MAX as usize);
+        let every = if batch.is_empty() {
+            SCAN_IDLE_EVERY
+        } else {
+            SCAN_BUSY_EVERY
+        };
+        let scan =
+            scan_more || inbox.take_overflow() || last_scan.is_none_or(|t| t.elapsed() >= every);
+        let mut scanned = 0;
+        if scan && batch.len() < BATCH_MAX as usize {
+            last_scan = Some(std::time::Instant::now());
+            let pending = store
+                .read(|r| r.channel_messages(None, Some(MSG_PENDING), None, BATCH_MAX))
+                .await
+                .unwrap_or_default();
+            scanned = pending.len();
+            // Those in the inbox or being processed are left to it; a retry waits its backoff.
+            let now = Utc::now();
+            batch.extend(
+                pending
+                    .into_iter()
+                    .filter(|m| retry_due(m, now) && inbox.claim(m.message_id)),
+            );
         }
-        let outcomes: Vec<(ChannelMessageRow, Outcome)> =
-            futures::stream::iter(pending.into_iter().map(|m| {
-                let (store, http) = (store.clone(), http.clone());
-                let shop = shops
-                    .get(&(m.channel.clone(), m.shop_id.clone()))
-                    .cloned()
-                    .unwrap_or(Ok(None));
-                async move {
-                    let o = process_message(&store, &http, &m, shop).await;
-                    (m, o)
-                }
-            }))
-            .buffer_unordered(CONCURRENCY)
-            .collect()
-            .await;
-        let mut progressed = false;
-        let mut updates = Vec::with_capacity(outcomes.len());
-        for (m, outcome) in outcomes {
-            let (state, rule, reason) = match &outcome {
-                Outcome::Processed { .. } => (MSG_PROCESSED, None, None),
-                Outcome::Rejected { rule, reason } => {
-                    (MSG_REJECTED, Some(rule.clone()), Some(reason.clone()))
-                }
-                Outcome::Retry(why) if m.attempts + 1 >= ATTEMPTS_MAX => (
-                    MSG_FAILED,
-                    Some("channel_unavailable".to_owned()),
-                    Some(why.clone()),
-                ),
-                Outcome::Retry(why) => {
-                    (MSG_PENDING, Some("retrying".to_owned()), Some(why.clone()))
-                }
-            };
-            progressed |= state != MSG_PENDING;
-            metrics::counter!("orderhub_channel_messages_processed_total", "channel" => m.channel.clone(), "state" => state).increment(1);
-            updates.push((m.tenant_id.clone(), m.message_id, state, rule, reason));
-        }
-        // Every outcome of the batch in one transaction.
-        let _ = store
-            .write(0, move |tx| {
-                for (t, id, state, rule, reason) in &updates {
-                    tx.channel_message_update(
-                        t,
-                        *id,
-                        state,
-                        rule.as_deref(),
-                        None,
-                        reason.as_deref(),
-                        Utc::now(),
-                    )?;
-                }
-                Ok(())
-            })
-            .await;
-        if progressed && n == BATCH_MAX as usize {
+        let ids: Vec<uuid::Uuid> = batch.iter().map(|m| m.message_id).collect();
+        let progressed = process_batch(&store, &http, batch).await;
+        inbox.release(&ids);
+        // A full page of pending messages that moved on: there may be more behind it.
+        scan_more = progressed && scanned == BATCH_MAX as usize;
+        if scan_more || !inbox.is_empty() {
             continue;
         }
-        let pause = if n == 0 || progressed {
-            Duration::from_secs(1)
-        } else {
-            Duration::from_secs(2)
-        };
         tokio::select! {
-            _ = notify.notified() => {}
-            _ = tokio::time::sleep(pause) => {}
+            _ = inbox.notified() => {}
+            _ = tokio::time::sleep(SCAN_IDLE_EVERY) => {}
             _ = stop.changed() => return,
         }
         if *stop.borrow() {
             return;
         }
     }
+}
+
+/// Whether a pending message may be tried (again): at once the first time, then after a backoff
+/// that doubles from 1 s up to a minute, so a channel API that is down for minutes is not
+/// hammered and its messages are not given up within seconds.
+fn retry_due(m: &ChannelMessageRow, now: chrono::DateTime<Utc>) -> bool {
+    const BACKOFF_MAX_SECONDS: i64 = 60;
+    if m.attempts == 0 {
+        return true;
+    }
+    let wait = (1i64 << (m.attempts - 1).min(6)).min(BACKOFF_MAX_SECONDS);
+    m.processed_at
+        .is_none_or(|t| now - t >= chrono::Duration::seconds(wait))
+}
+
+/// Processes a batch concurrently and records the outcomes; returns whether any message left
+/// `pending`.
+async fn process_batch(
+    store: &Store,
+    http: &orderhub_channels::client::HttpClient,
+    pending: Vec<ChannelMessageRow>,
+) -> bool {
+    if pending.is_empty() {
+        return false;
+    }
+    // Messages are independent (merging is idempotent and ordered by the channel's version),
+    // so a batch is processed concurrently: channel API calls overlap and the store commits
+    // the merges in groups.
+    use futures::StreamExt;
+    let mut shops: std::collections::HashMap<(String, String), ShopLookup> =
+        std::collections::HashMap::new();
+    for m in &pending {
+        if let std::collections::hash_map::Entry::Vacant(e) =
+            shops.entry((m.channel.clone(), m.shop_id.clone()))
+        {
+            let found = crate::ConfiguredShop::load(store, &m.channel, &m.shop_id).await;
+            e.insert(found.map_err(|e| e.to_string()));
+        }
+    }
+    let outcomes: Vec<(ChannelMessageRow, Outcome)> =
+        futures::stream::iter(pending.into_iter().map(|m| {
+            let shop = shops
+                .get(&(m.channel.clone(), m.shop_id.clone()))
+                .cloned()
+                .unwrap_or(Ok(None));
+            async move {
+                let o = process_message(store, http, &m, shop).await;
+                (m, o)
+            }
+        }))
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+    let mut progressed = false;
+    let mut updates = Vec::new();
+    for (m, outcome) in outcomes {
+        let (state, rule, reason) = match &outcome {
+            Outcome::Processed { marked, .. } => {
+                if *marked {
+                    progressed = true;
+                    metrics::counter!("orderhub_channel_messages_processed_total", "channel" => m.channel.clone(), "state" => MSG_PROCESSED).increment(1);
+                    continue;
+                }
+                (MSG_PROCESSED, None, None)
+            }
+            Outcome::Rejected { rule, reason } => {
+                (MSG_REJECTED, Some(rule.clone()), Some(reason.clone()))
+            }
+            Outcome::Retry(why) if m.attempts + 1 >= ATTEMPTS_MAX => (
+                MSG_FAILED,
+                Some("channel_unavailable".to_owned()),
+                Some(why.clone()),
+            ),
+            Outcome::Retry(why) => (MSG_PENDING, Some("retrying".to_owned()), Some(why.clone())),
+        };
+        progressed |= state != MSG_PENDING;
+        metrics::counter!("orderhub_channel_messages_processed_total", "channel" => m.channel.clone(), "state" => state).increment(1);
+        updates.push((m.tenant_id.clone(), m.message_id, state, rule, reason));
+    }
+    if updates.is_empty() {
+        return progressed;
+    }
+    // The other outcomes of the batch in one transaction.
+    let _ = store
+        .write(0, move |tx| {
+            for (t, id, state, rule, reason) in &updates {
+                tx.channel_message_update(
+                    t,
+                    *id,
+                    state,
+                    rule.as_deref(),
+                    None,
+                    reason.as_deref(),
+                    Utc::now(),
+                )?;
+            }
+            Ok(())
+        })
+        .await;
+    progressed
 }

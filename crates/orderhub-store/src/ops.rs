@@ -173,6 +173,24 @@ pub const MSG_PROCESSED: &str = "processed";
 pub const MSG_REJECTED: &str = "rejected";
 pub const MSG_FAILED: &str = "failed";
 
+/// The condition on `state` of a message listing, written into the SQL (a known constant, never
+/// the caller's text), so the planner can use the partial indexes of open messages (migration
+/// 0007): `None` when no message can be in that state.
+pub(crate) fn message_state_condition(state: &str) -> Option<String> {
+    [MSG_PENDING, MSG_PROCESSED, MSG_REJECTED, MSG_FAILED]
+        .into_iter()
+        .find(|s| *s == state)
+        .map(|s| {
+            if s == MSG_PROCESSED {
+                format!("state = '{s}'")
+            } else {
+                // The open-messages index's own condition, spelled out: SQLite uses a partial
+                // index only when the query repeats its WHERE term.
+                format!("state = '{s}' AND state <> '{MSG_PROCESSED}'")
+            }
+        })
+}
+
 /// A raw message from a channel, as received.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChannelMessageRow {

@@ -60,11 +60,17 @@ type ReadJob = Box<dyn FnOnce(Result<&mut dyn ReadConn, StoreError>) + Send>;
 pub struct WriteStats {
     pub groups: u64,
     pub jobs: u64,
+    /// Time the writers spent on groups (running jobs and committing), in microseconds.
+    pub busy_micros: u64,
+    /// ... of which committing (for SQLite: writing the WAL and its fsync).
+    pub commit_micros: u64,
 }
 
 struct Stats {
     groups: AtomicU64,
     jobs: AtomicU64,
+    busy_micros: AtomicU64,
+    commit_micros: AtomicU64,
     /// Counts committed groups; the outbox relay waits on it instead of polling.
     commits: tokio::sync::watch::Sender<u64>,
 }
@@ -74,6 +80,8 @@ impl Default for Stats {
         Stats {
             groups: AtomicU64::new(0),
             jobs: AtomicU64::new(0),
+            busy_micros: AtomicU64::new(0),
+            commit_micros: AtomicU64::new(0),
             commits: tokio::sync::watch::Sender::new(0),
         }
     }
@@ -147,6 +155,8 @@ impl Pools {
         WriteStats {
             groups: self.stats.groups.load(Ordering::Relaxed),
             jobs: self.stats.jobs.load(Ordering::Relaxed),
+            busy_micros: self.stats.busy_micros.load(Ordering::Relaxed),
+            commit_micros: self.stats.commit_micros.load(Ordering::Relaxed),
         }
     }
 
@@ -246,7 +256,12 @@ fn writer_loop(
         }
         let c = conn.as_deref_mut().expect("connected above");
         let n = group.len() as u64;
-        if run_group(c, group) {
+        let started = std::time::Instant::now();
+        let committed = run_group(c, group, &stats);
+        stats
+            .busy_micros
+            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        if committed {
             stats.groups.fetch_add(1, Ordering::Relaxed);
             stats.jobs.fetch_add(n, Ordering::Relaxed);
             stats.commits.send_modify(|c| *c = c.wrapping_add(1));
@@ -261,12 +276,12 @@ enum GroupError {
 }
 
 /// Runs one group to a commit, leaving out jobs that fail. Returns whether it committed.
-fn run_group(conn: &mut dyn WriteConn, mut group: Vec<Job>) -> bool {
+fn run_group(conn: &mut dyn WriteConn, mut group: Vec<Job>, stats: &Stats) -> bool {
     let mut excluded = vec![false; group.len()];
     let mut attempts = 0;
     loop {
         attempts += 1;
-        match try_group(conn, &mut group, &excluded, attempts) {
+        match try_group(conn, &mut group, &excluded, attempts, stats) {
             Ok(()) => {
                 for j in group {
                     (j.finish)(None);
@@ -298,6 +313,7 @@ fn try_group(
     group: &mut [Job],
     excluded: &[bool],
     attempt: u32,
+    stats: &Stats,
 ) -> Result<(), GroupError> {
     conn.begin().map_err(GroupError::Store)?;
     for (i, job) in group.iter_mut().enumerate() {
@@ -323,5 +339,10 @@ fn try_group(
             JobRun::Store(_) => return Err(GroupError::Poisoned(i)),
         }
     }
-    conn.commit().map_err(GroupError::Store)
+    let started = std::time::Instant::now();
+    let r = conn.commit().map_err(GroupError::Store);
+    stats
+        .commit_micros
+        .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+    r
 }

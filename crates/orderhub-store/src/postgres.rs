@@ -61,6 +61,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "search",
         include_str!("../migrations/postgres/0006_search.sql"),
     ),
+    (
+        7,
+        "fewer_random_indexes",
+        include_str!("../migrations/postgres/0007_fewer_random_indexes.sql"),
+    ),
 ];
 
 pub(crate) fn err(e: postgres::Error) -> StoreError {
@@ -109,7 +114,7 @@ impl Conn {
     pub(crate) fn stmt(&mut self, sql: &'static str) -> Result<Statement, StoreError> {
         self.stmt_dyn(sql)
     }
-    fn stmt_dyn(&mut self, sql: &str) -> Result<Statement, StoreError> {
+    pub(crate) fn stmt_dyn(&mut self, sql: &str) -> Result<Statement, StoreError> {
         if let Some(s) = self.stmts.get(sql) {
             return Ok(s.clone());
         }
@@ -455,7 +460,7 @@ impl Tx for PgWrite {
                  version, created_at, updated_at, doc, buyer_nick, buyer_id, exceptions, exception_since)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::text::json, $11, $12, $13::text,
                  CASE WHEN $13::text = '' THEN NULL ELSE $9::timestamptz END)
-             ON CONFLICT (tenant_id, shop_id, external_order_id) DO NOTHING",
+             ON CONFLICT (tenant_id, external_order_id, shop_id) DO NOTHING",
             &[
                 &o.tenant_id.as_str(),
                 &o.id.as_uuid(),

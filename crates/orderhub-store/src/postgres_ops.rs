@@ -456,15 +456,35 @@ impl ChannelRead for PgRead {
         after: Option<Uuid>,
         limit: u32,
     ) -> Result<Vec<ChannelMessageRow>, StoreError> {
-        let rows = self.conn.query(
+        // Only the conditions given, so each shape has its index (with catch-all `$1 IS NULL OR …`
+        // conditions the generic plan scanned the table).
+        let mut sql = String::from(
             "SELECT tenant_id, message_id, channel, shop_id, dedup_key, received_at, headers, body, state,
                     rule, field, reason, attempts, processed_at
-             FROM channel_messages
-             WHERE ($1::text IS NULL OR tenant_id = $1) AND ($2::text IS NULL OR state = $2)
-               AND ($3::uuid IS NULL OR message_id > $3)
-             ORDER BY message_id LIMIT $4",
-            &[&t.map(|t| t.as_str()), &state, &after, &i64::from(limit)],
-        )?;
+             FROM channel_messages WHERE true",
+        );
+        let limit = i64::from(limit);
+        let tenant_id = t.map(|t| t.as_str());
+        let mut p: Vec<&(dyn postgres::types::ToSql + Sync)> = Vec::new();
+        if let Some(t) = &tenant_id {
+            p.push(t);
+            sql.push_str(&format!(" AND tenant_id = ${}", p.len()));
+        }
+        if let Some(s) = state {
+            let Some(c) = crate::ops::message_state_condition(s) else {
+                return Ok(vec![]);
+            };
+            sql.push_str(" AND ");
+            sql.push_str(&c);
+        }
+        if let Some(a) = &after {
+            p.push(a);
+            sql.push_str(&format!(" AND message_id > ${}", p.len()));
+        }
+        p.push(&limit);
+        sql.push_str(&format!(" ORDER BY message_id LIMIT ${}", p.len()));
+        let stmt = self.conn.stmt_dyn(&sql)?;
+        let rows = self.conn.c.query(&stmt, &p).map_err(crate::postgres::err)?;
         rows.iter()
             .map(|r| {
                 let headers: serde_json::Value = r.get(6);

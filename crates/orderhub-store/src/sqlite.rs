@@ -52,6 +52,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "search",
         include_str!("../migrations/sqlite/0006_search.sql"),
     ),
+    (
+        7,
+        "fewer_random_indexes",
+        include_str!("../migrations/sqlite/0007_fewer_random_indexes.sql"),
+    ),
 ];
 
 /// Reader connections: WAL lets readers run beside the writer; two keep a 2-core machine busy.
@@ -493,7 +498,7 @@ impl Tx for SqliteWrite {
                      version, created_at, updated_at, doc, buyer_nick, buyer_id, exceptions, exception_since)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13,
                      CASE WHEN ?13 = '' THEN NULL ELSE ?9 END)
-                 ON CONFLICT (tenant_id, shop_id, external_order_id) DO NOTHING",
+                 ON CONFLICT (tenant_id, external_order_id, shop_id) DO NOTHING",
             )
             .and_then(|mut s| {
                 s.execute(params![

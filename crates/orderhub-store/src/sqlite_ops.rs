@@ -628,44 +628,51 @@ impl ChannelRead for SqliteRead {
             i64,
             Option<i64>,
         );
-        let mut st = self
-            .c
-            .prepare_cached(
-                "SELECT tenant_id, message_id, channel, shop_id, dedup_key, received_at, headers, body, state,
-                        rule, field, reason, attempts, processed_at
-                 FROM channel_messages
-                 WHERE (?1 IS NULL OR tenant_id = ?1) AND (?2 IS NULL OR state = ?2)
-                   AND (?3 IS NULL OR message_id > ?3)
-                 ORDER BY message_id LIMIT ?4",
-            )
-            .map_err(err)?;
+        // Only the conditions given, so each shape has its index (a catch-all `?1 IS NULL OR …`
+        // made every call, the processor's scan for pending messages included, a full scan).
+        let mut sql = String::from(
+            "SELECT tenant_id, message_id, channel, shop_id, dedup_key, received_at, headers, body, state,
+                    rule, field, reason, attempts, processed_at
+             FROM channel_messages WHERE 1 = 1",
+        );
+        let mut p: Vec<Box<dyn rusqlite::ToSql>> = Vec::new();
+        if let Some(t) = t {
+            sql.push_str(" AND tenant_id = ?");
+            p.push(Box::new(t.as_str().to_owned()));
+        }
+        if let Some(s) = state {
+            let Some(c) = crate::ops::message_state_condition(s) else {
+                return Ok(vec![]);
+            };
+            sql.push_str(" AND ");
+            sql.push_str(&c);
+        }
+        if let Some(a) = after {
+            sql.push_str(" AND message_id > ?");
+            p.push(Box::new(a.to_string()));
+        }
+        sql.push_str(" ORDER BY message_id LIMIT ?");
+        p.push(Box::new(i64::from(limit)));
+        let mut st = self.c.prepare_cached(&sql).map_err(err)?;
         let rows = st
-            .query_map(
-                params![
-                    t.map(|t| t.as_str()),
-                    state,
-                    after.map(|a| a.to_string()),
-                    i64::from(limit)
-                ],
-                |r| {
-                    Ok::<Raw, rusqlite::Error>((
-                        r.get(0)?,
-                        r.get(1)?,
-                        r.get(2)?,
-                        r.get(3)?,
-                        r.get(4)?,
-                        r.get(5)?,
-                        r.get(6)?,
-                        r.get(7)?,
-                        r.get(8)?,
-                        r.get(9)?,
-                        r.get(10)?,
-                        r.get(11)?,
-                        r.get(12)?,
-                        r.get(13)?,
-                    ))
-                },
-            )
+            .query_map(rusqlite::params_from_iter(p.iter()), |r| {
+                Ok::<Raw, rusqlite::Error>((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                    r.get(7)?,
+                    r.get(8)?,
+                    r.get(9)?,
+                    r.get(10)?,
+                    r.get(11)?,
+                    r.get(12)?,
+                    r.get(13)?,
+                ))
+            })
             .map_err(err)?;
         let mut out = Vec::new();
         for r in rows {

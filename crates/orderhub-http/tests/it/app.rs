@@ -35,6 +35,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     /// The app's store, for seeding what no route writes (dead letters come from the dispatcher).
     pub store: Store,
+    /// The webhooks' state: the processor takes stored messages from its inbox.
+    pub intake: orderhub_intake::Webhooks,
     _dir: tempfile::TempDir,
 }
 
@@ -102,7 +104,9 @@ pub async fn spawn_app(backend: &str) -> Option<TestApp> {
     bootstrap::ensure_admin_key(&store, &other, Some(OTHER_TENANT_KEY), "other admin")
         .await
         .unwrap();
-    let app = orderhub_http::router(AppState::new(store.clone(), Arc::new(SystemClock)));
+    let state = AppState::new(store.clone(), Arc::new(SystemClock));
+    let intake = state.intake.clone();
+    let app = orderhub_http::router(state);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -110,6 +114,7 @@ pub async fn spawn_app(backend: &str) -> Option<TestApp> {
         base: format!("http://{addr}"),
         client: reqwest::Client::new(),
         store,
+        intake,
         _dir: dir,
     })
 }

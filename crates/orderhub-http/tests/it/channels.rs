@@ -9,7 +9,6 @@ use orderhub_channels::sim::{self, SimSettings};
 use orderhub_channels::{ChannelKind, ShopCredentials};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 fn creds() -> ShopCredentials {
@@ -25,7 +24,7 @@ fn start_processor(app: &TestApp) -> tokio::sync::watch::Sender<bool> {
     let (stop, rx) = tokio::sync::watch::channel(false);
     tokio::spawn(orderhub_intake::process::run(
         app.store.clone(),
-        Arc::new(tokio::sync::Notify::new()),
+        app.intake.inbox.clone(),
         rx,
     ));
     stop
