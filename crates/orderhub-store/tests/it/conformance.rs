@@ -39,6 +39,7 @@ conformance!(
     revoked_api_keys_no_longer_authenticate,
     another_tenant_cannot_see_or_move_an_order,
     a_stale_version_is_a_conflict,
+    an_order_changed_several_times_in_one_transaction_is_stored_once_in_its_last_version,
     two_nodes_given_one_idempotency_key_at_once_execute_it_once,
 );
 
@@ -573,6 +574,84 @@ async fn a_stale_version_is_a_conflict(ts: TestStore) {
         .await
         .unwrap_err();
     assert!(matches!(e, CoreError::Store(s) if s.is_retryable()));
+}
+
+/// A channel order is often created, paid and flagged in its first transaction (SQLite keeps such
+/// an order in memory until commit): inside the transaction every read sees the latest version, a
+/// second create of its external id finds it, a stale update is refused, and the table holds the
+/// last version once.
+async fn an_order_changed_several_times_in_one_transaction_is_stored_once_in_its_last_version(
+    ts: TestStore,
+) {
+    seed_tenant(&ts.store, "acme").await;
+    let (a, d) = (actor("acme", Role::Admin), draft("s1", "M1"));
+    let (id, repeat, stale_refused) = ts
+        .store
+        .write(0, move |tx| {
+            let Created::New(o) = create_order(tx, &a, d.clone(), chrono::Utc::now())? else {
+                panic!("the order is new");
+            };
+            let paid = transition(
+                tx,
+                &a,
+                o.id,
+                &Command::Pay {
+                    paid_at: None,
+                    amount: None,
+                },
+                chrono::Utc::now(),
+            )?;
+            assert_eq!(tx.order_get(&o.tenant_id, o.id)?.unwrap().version, 2);
+            let held = transition(
+                tx,
+                &a,
+                o.id,
+                &Command::Hold {
+                    reason: "check the address".into(),
+                },
+                chrono::Utc::now(),
+            )?;
+            let read = tx.order_get(&o.tenant_id, o.id)?.unwrap();
+            assert_eq!((read.status, read.version), (Status::OnHold, held.version));
+            let by_ext = tx
+                .order_by_external(&o.tenant_id, &o.shop_id, &o.external_order_id)?
+                .unwrap();
+            assert_eq!(by_ext.version, held.version);
+            let repeat = create_order(tx, &a, d.clone(), chrono::Utc::now())?;
+            let stale_refused = tx.order_update(&paid).is_err();
+            Ok((o.id, repeat, stale_refused))
+        })
+        .await
+        .unwrap();
+    assert!(matches!(repeat, Created::Existing(o) if o.id == id && o.status == Status::OnHold));
+    assert!(
+        stale_refused,
+        "an update from an older version is a conflict"
+    );
+    let stored = ts
+        .store
+        .read(move |r| r.order_get(&tenant("acme"), id))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((stored.status, stored.version), (Status::OnHold, 3));
+    let all = ts
+        .store
+        .read(|r| r.order_list(&filter("acme")))
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 1);
+    // The search columns follow the last version too.
+    let mut f = filter("acme");
+    f.status = Some(Status::OnHold);
+    assert_eq!(ts.store.read(move |r| r.order_count(&f)).await.unwrap(), 1);
+    let events = ts
+        .store
+        .read(|r| r.events_after(&tenant("acme"), 0, 100))
+        .await
+        .unwrap();
+    let types: Vec<&str> = events.iter().map(|e| e.event.event_type.as_str()).collect();
+    assert_eq!(types, ["order.created", "order.paid", "order.held"]);
 }
 
 async fn two_nodes_given_one_idempotency_key_at_once_execute_it_once(ts: TestStore) {
