@@ -233,7 +233,8 @@ pub async fn run(store: Store, inbox: crate::Inbox, mut stop: tokio::sync::watch
         let scan =
             scan_more || inbox.take_overflow() || last_scan.is_none_or(|t| t.elapsed() >= every);
         let mut scanned = 0;
-        if scan && batch.len() < BATCH_MAX as usize {
+        // Even beside a full inbox batch: retries and replays do not wait for a backlog to drain.
+        if scan {
             last_scan = Some(std::time::Instant::now());
             let pending = store
                 .read(|r| r.channel_messages(None, Some(MSG_PENDING), None, BATCH_MAX))
