@@ -239,17 +239,10 @@ pub async fn run(a: ChannelsArgs) -> Result<()> {
     let mut mark = (t0, 0u64);
     // Counted in the database (the tenant's orders: a walk of its smallest index), not by the
     // processor's own tally.
-    let all_orders = orderhub_store::OrderFilter {
-        tenant_id: orderhub_domain::TenantId::parse(orderhub_http::bootstrap::DEFAULT_TENANT)?,
-        status: None,
-        channel: None,
-        shop_id: None,
-        updated_since: None,
-        search: Default::default(),
-        shops: None,
-        after: None,
-        limit: 1,
-    };
+    let all_orders = orderhub_store::OrderFilter::all(
+        orderhub_domain::TenantId::parse(orderhub_http::bootstrap::DEFAULT_TENANT)?,
+        1,
+    );
     let done_at = loop {
         let f = all_orders.clone();
         let n = hub

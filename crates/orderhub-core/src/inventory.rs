@@ -306,7 +306,7 @@ fn serve_backorders(
             tx.backorder_remove(&t, id)?;
             continue;
         };
-        if !order.exceptions.iter().any(|e| e == OUT_OF_STOCK) || order.status.is_terminal() {
+        if !order.has_exception(OUT_OF_STOCK) || order.status.is_terminal() {
             tx.backorder_remove(&t, id)?;
             continue;
         }
@@ -388,7 +388,7 @@ pub(crate) fn reserve_for_order(
         }
         Err(CoreError::OutOfStock { sku, .. }) => {
             let sku = Sku::parse(&sku)?;
-            if !order.exceptions.iter().any(|e| e == OUT_OF_STOCK) {
+            if !order.has_exception(OUT_OF_STOCK) {
                 order.exceptions.push(OUT_OF_STOCK.to_owned());
             }
             let paid_at = order.paid_at.map_or(now, |p| p.to_utc());
@@ -411,7 +411,7 @@ pub(crate) fn on_order_move(
     now: DateTime<Utc>,
 ) -> Result<(), CoreError> {
     let t = actor.principal.tenant_id.clone();
-    let backordered = next.exceptions.iter().any(|e| e == OUT_OF_STOCK);
+    let backordered = next.has_exception(OUT_OF_STOCK);
     match kind {
         CommandKind::Pay => {
             let held = match next.reservation_id {

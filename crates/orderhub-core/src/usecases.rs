@@ -225,7 +225,7 @@ fn insert_holding_order(
     let now = order.created_at;
     crate::inventory::reserve_for_order(tx, actor, &mut order, now)?;
     // Created on backorder: stored without the flag, raised one version later with its event.
-    let short = order.exceptions.iter().any(|e| e == OUT_OF_STOCK);
+    let short = order.has_exception(OUT_OF_STOCK);
     set_flag(&mut order, OUT_OF_STOCK, false);
     if !tx.order_insert(&order)? {
         return Err(crate::StoreError::new(
@@ -338,8 +338,8 @@ pub fn transition(
 /// when it left it, `None` when nothing changed.
 fn stock_flag_change(before: &Order, after: &Order) -> Option<bool> {
     let (had, has) = (
-        before.exceptions.iter().any(|e| e == OUT_OF_STOCK),
-        after.exceptions.iter().any(|e| e == OUT_OF_STOCK),
+        before.has_exception(OUT_OF_STOCK),
+        after.has_exception(OUT_OF_STOCK),
     );
     (had != has).then_some(has)
 }
@@ -449,7 +449,7 @@ pub fn raise_exception(
     let order = tx
         .order_get(&actor.principal.tenant_id, order_id)?
         .ok_or(CoreError::NotFound)?;
-    if order.exceptions.iter().any(|e| e == code) {
+    if order.has_exception(code) {
         return Ok(None);
     }
     set_exception(tx, actor, order, code, true, detail, now).map(Some)
@@ -634,7 +634,7 @@ pub fn mark_synced(
         "writeback.acknowledged",
         detail,
     )?;
-    if order.exceptions.iter().any(|e| e == "writeback_failed") {
+    if order.has_exception("writeback_failed") {
         exception_event(
             tx,
             actor,

@@ -198,6 +198,11 @@ fn overflow(field: &str) -> ValidationError {
 }
 
 impl Order {
+    /// Whether the exception `code` is open on the order.
+    pub fn has_exception(&self, code: &str) -> bool {
+        self.exceptions.iter().any(|e| e == code)
+    }
+
     /// Builds a new order in `PendingPayment` at version 1, checking every cross-field rule:
     /// at least one line, line discounts within the line, totals that add up.
     pub fn create(

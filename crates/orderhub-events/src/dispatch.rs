@@ -48,11 +48,6 @@ impl Delivery {
                 .unwrap_or_default()
         })
     }
-
-    fn with_body(mut self, body: Bytes) -> Self {
-        self.body = std::sync::OnceLock::from(body);
-        self
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -200,11 +195,10 @@ async fn run_job(sh: Arc<Shared>, job: Job) -> JobDone {
                 event_type: dl.event_type.clone(),
                 aggregate_id: dl.aggregate_id,
                 aggregate_version: 0,
-                body: Default::default(),
+                body: Bytes::from(dl.body.clone()).into(),
                 event: None,
                 nats: None,
-            }
-            .with_body(Bytes::from(dl.body.clone()));
+            };
             let outcome = match &target {
                 Some(t) => attempt_all(&sh, t.as_ref(), &item).await,
                 None => Outcome::Dead {
@@ -384,12 +378,10 @@ async fn nats_source(
                 event_type: env.event_type,
                 aggregate_id: env.aggregate_id,
                 aggregate_version: env.aggregate_version,
-                body: Default::default(),
+                body: m.payload.clone().into(),
                 event: None,
-                nats: None,
-            }
-            .with_body(m.payload.clone());
-            let d = Delivery { nats: Some(m), ..d };
+                nats: Some(m),
+            };
             if tx.send(d).await.is_err() {
                 return;
             }

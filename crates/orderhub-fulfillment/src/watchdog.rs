@@ -40,7 +40,7 @@ async fn raise(
     code: &'static str,
     detail: serde_json::Value,
 ) {
-    if o.exceptions.iter().any(|e| e == code) {
+    if o.has_exception(code) {
         return;
     }
     let actor = system_actor(tenant, "watchdog");

@@ -171,7 +171,7 @@ struct InboxInner {
 
 /// Messages held in memory at most (queued or in processing): a few seconds of pushes at full
 /// speed, tens of MB; beyond, they wait in the store.
-const INBOX_MESSAGES_MAX: usize = 20_000;
+pub(crate) const INBOX_MESSAGES_MAX: usize = 20_000;
 
 impl Inbox {
     fn lock(

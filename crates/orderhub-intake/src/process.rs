@@ -323,14 +323,7 @@ async fn process_batch(
     let mut updates = Vec::new();
     for (m, outcome) in outcomes {
         let (state, rule, reason) = match &outcome {
-            Outcome::Processed { marked, .. } => {
-                if *marked {
-                    progressed = true;
-                    metrics::counter!("orderhub_channel_messages_processed_total", "channel" => m.channel.clone(), "state" => MSG_PROCESSED).increment(1);
-                    continue;
-                }
-                (MSG_PROCESSED, None, None)
-            }
+            Outcome::Processed { .. } => (MSG_PROCESSED, None, None),
             Outcome::Rejected { rule, reason } => {
                 (MSG_REJECTED, Some(rule.clone()), Some(reason.clone()))
             }
@@ -343,7 +336,10 @@ async fn process_batch(
         };
         progressed |= state != MSG_PENDING;
         metrics::counter!("orderhub_channel_messages_processed_total", "channel" => m.channel.clone(), "state" => state).increment(1);
-        updates.push((m.tenant_id.clone(), m.message_id, state, rule, reason));
+        // Marked processed already, in its last order's transaction.
+        if !matches!(outcome, Outcome::Processed { marked: true, .. }) {
+            updates.push((m.tenant_id.clone(), m.message_id, state, rule, reason));
+        }
     }
     if updates.is_empty() {
         return progressed;
@@ -366,4 +362,73 @@ async fn process_batch(
         })
         .await;
     progressed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(attempts: u32, last_try: Option<chrono::DateTime<Utc>>) -> ChannelMessageRow {
+        ChannelMessageRow {
+            tenant_id: TenantId::parse("t1").unwrap(),
+            message_id: uuid::Uuid::now_v7(),
+            channel: "taobao".into(),
+            shop_id: "s1".into(),
+            dedup_key: "k".into(),
+            received_at: Utc::now(),
+            headers: vec![],
+            body: b"{}".to_vec(),
+            state: MSG_PENDING.into(),
+            rule: None,
+            field: None,
+            reason: None,
+            attempts,
+            processed_at: last_try,
+        }
+    }
+
+    #[test]
+    fn a_failing_message_is_tried_again_after_a_backoff_that_doubles_up_to_a_minute() {
+        let now = Utc::now();
+        let ago = |s: i64| Some(now - chrono::Duration::seconds(s));
+        assert!(retry_due(&message(0, None), now), "a new message at once");
+        assert!(!retry_due(&message(1, ago(0)), now));
+        assert!(retry_due(&message(1, ago(1)), now));
+        assert!(
+            !retry_due(&message(3, ago(3)), now),
+            "third retry waits 4 s"
+        );
+        assert!(retry_due(&message(3, ago(4)), now));
+        assert!(!retry_due(&message(9, ago(59)), now), "capped at a minute");
+        assert!(retry_due(&message(9, ago(60)), now));
+    }
+
+    #[test]
+    fn the_inbox_hands_each_message_to_one_taker_and_says_when_it_overflowed() {
+        let inbox = crate::Inbox::default();
+        let m = message(0, None);
+        let id = m.message_id;
+        inbox.push(m.clone());
+        inbox.push(m);
+        let taken = inbox.take(10);
+        assert_eq!(taken.len(), 1, "the same message twice is queued once");
+        assert!(inbox.is_empty());
+        assert!(
+            !inbox.claim(id),
+            "the store's scan leaves a message being processed alone"
+        );
+        inbox.release(&[id]);
+        assert!(inbox.claim(id), "once done, the scan may take it (a retry)");
+        inbox.release(&[id]);
+        assert!(!inbox.take_overflow());
+        for _ in 0..crate::INBOX_MESSAGES_MAX + 1 {
+            inbox.push(message(0, None));
+        }
+        assert_eq!(inbox.take(usize::MAX).len(), crate::INBOX_MESSAGES_MAX);
+        assert!(
+            inbox.take_overflow(),
+            "the one without room is left to the scan"
+        );
+        assert!(!inbox.take_overflow());
+    }
 }

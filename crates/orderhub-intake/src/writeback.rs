@@ -156,7 +156,7 @@ pub async fn watchdog(
                         continue;
                     }
                     if let Err(e) = w.push(&t, o.id).await
-                        && !o.exceptions.iter().any(|x| x == "writeback_failed")
+                        && !o.has_exception("writeback_failed")
                     {
                         let a = crate::process::actor(&t);
                         let id = o.id;

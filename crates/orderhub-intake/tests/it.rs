@@ -67,17 +67,7 @@ fn window() -> (chrono::DateTime<Utc>, chrono::DateTime<Utc>) {
 }
 
 async fn orders_of(store: &Store, t: &TenantId) -> usize {
-    let f = OrderFilter {
-        tenant_id: t.clone(),
-        status: None,
-        channel: None,
-        shop_id: None,
-        updated_since: None,
-        search: Default::default(),
-        shops: None,
-        after: None,
-        limit: 1000,
-    };
+    let f = OrderFilter::all(t.clone(), 1000);
     store.read(move |r| r.order_list(&f)).await.unwrap().len()
 }
 
@@ -199,15 +189,8 @@ async fn shipped_orders_are_written_back_and_failures_raise_an_exception() {
         .await
         .unwrap();
     let f = OrderFilter {
-        tenant_id: t.clone(),
         status: Some(orderhub_domain::Status::Paid),
-        channel: None,
-        shop_id: None,
-        updated_since: None,
-        search: Default::default(),
-        shops: None,
-        after: None,
-        limit: 10,
+        ..OrderFilter::all(t.clone(), 10)
     };
     // Orders paid and not yet (partly) shipped on the channel either.
     let shippable: Vec<String> = handle

@@ -147,15 +147,9 @@ impl Store {
         let mut after = None;
         loop {
             let filter = OrderFilter {
-                tenant_id: tenant.clone(),
                 status: Some(status),
-                channel: None,
-                shop_id: None,
-                updated_since: None,
-                search: OrderSearch::default(),
-                shops: None,
                 after,
-                limit: PAGE,
+                ..OrderFilter::all(tenant.clone(), PAGE)
             };
             let page = self.read(move |r| r.order_list(&filter)).await?;
             let n = page.len();

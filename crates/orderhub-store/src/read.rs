@@ -30,6 +30,23 @@ pub struct OrderFilter {
     pub limit: u32,
 }
 
+impl OrderFilter {
+    /// Every order of the tenant, the first `limit` of them.
+    pub fn all(tenant_id: TenantId, limit: u32) -> Self {
+        OrderFilter {
+            tenant_id,
+            status: None,
+            channel: None,
+            shop_id: None,
+            updated_since: None,
+            search: OrderSearch::default(),
+            shops: None,
+            after: None,
+            limit,
+        }
+    }
+}
+
 /// Search conditions beyond status, channel and shop, each backed by an index of `orders`
 /// (migration 0006). None of them touches personal data: receiver fields are encrypted at rest and
 /// cannot be searched.

@@ -238,7 +238,8 @@ pub(crate) struct SqliteWrite {
 #[derive(Default)]
 struct GroupOrders {
     rows: Vec<GroupOrder>,
-    by_id: HashMap<(TenantId, OrderId), usize>,
+    /// Order ids are UUIDv7, unique across tenants; the tenant is checked on a hit.
+    by_id: HashMap<OrderId, usize>,
     by_external: HashMap<(TenantId, ShopId, ExternalOrderId), usize>,
 }
 
@@ -257,20 +258,20 @@ impl GroupOrders {
 
     fn get(&self, tenant: &TenantId, id: OrderId) -> Option<&GroupOrder> {
         self.by_id
-            .get(&(tenant.clone(), id))
+            .get(&id)
             .map(|&i| &self.rows[i])
+            .filter(|g| g.order.tenant_id == *tenant)
     }
 
     /// Adds an order to the group (`stored`: its version in the table, `None` if new), or
     /// replaces the group's version of it (its stored version stays).
     fn put(&mut self, order: Order, stored: Option<u64>) {
-        let key = (order.tenant_id.clone(), order.id);
-        if let Some(&i) = self.by_id.get(&key) {
+        if let Some(&i) = self.by_id.get(&order.id) {
             self.rows[i].order = order;
             return;
         }
         let i = self.rows.len();
-        self.by_id.insert(key, i);
+        self.by_id.insert(order.id, i);
         self.by_external.insert(
             (
                 order.tenant_id.clone(),
@@ -602,12 +603,16 @@ fn update_order_row(
         })
         .map_err(err)?;
     if n != 1 {
-        return Err(StoreError::new(
-            StoreErrorKind::Conflict,
-            "the order changed under this update",
-        ));
+        return Err(order_changed());
     }
     Ok(())
+}
+
+fn order_changed() -> StoreError {
+    StoreError::new(
+        StoreErrorKind::Conflict,
+        "the order changed under this update",
+    )
 }
 
 const ORDER_BY_ID: &str = "SELECT doc FROM orders WHERE tenant_id = ?1 AND order_id = ?2";
@@ -675,26 +680,17 @@ impl Tx for SqliteWrite {
     }
 
     fn order_update(&mut self, o: &Order) -> Result<(), StoreError> {
-        let changed = || {
-            StoreError::new(
-                StoreErrorKind::Conflict,
-                "the order changed under this update",
-            )
-        };
         match self.orders.get(&o.tenant_id, o.id) {
-            Some(g) if g.order.version + 1 != o.version => return Err(changed()),
-            Some(_) => {}
+            Some(g) if g.order.version + 1 != o.version => return Err(order_changed()),
+            // Already in the group: replaced there (its stored version stays), written at commit.
+            Some(_) => self.orders.put(o.clone(), None),
+            // Not yet in the group: the version check needs the table, so it is written now
+            // (later changes in the group wait for commit).
             None => {
-                // Not yet in this group: the version check needs the table, so it is written now
-                // (later changes in the group wait for commit).
                 update_order_row(&self.c, &self.cipher, o, o.version - 1)?;
                 self.orders.put(o.clone(), Some(o.version));
-                self.pending.writes += 1;
-                return Ok(());
             }
         }
-        // Already in the group: replaced there, written at commit.
-        self.orders.put(o.clone(), None);
         self.pending.writes += 1;
         Ok(())
     }

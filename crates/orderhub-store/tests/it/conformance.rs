@@ -68,17 +68,7 @@ async fn apply(ts: &TestStore, t: &str, id: OrderId, cmd: Command) -> Result<Ord
 }
 
 fn filter(t: &str) -> OrderFilter {
-    OrderFilter {
-        tenant_id: tenant(t),
-        status: None,
-        channel: None,
-        shop_id: None,
-        updated_since: None,
-        search: Default::default(),
-        shops: None,
-        after: None,
-        limit: 1000,
-    }
+    OrderFilter::all(tenant(t), 1000)
 }
 
 async fn an_order_reads_back_as_written_with_personal_data_encrypted_at_rest(ts: TestStore) {
