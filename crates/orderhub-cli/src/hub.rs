@@ -181,7 +181,7 @@ pub async fn start(s: &Settings) -> Result<(RunningHub, Option<String>)> {
     // Channel messages stored by the webhook are turned into orders in the background.
     tokio::spawn(orderhub_intake::process::run(
         store.clone(),
-        state.intake.inbox.clone(),
+        state.intake.clone(),
         background.subscribe(),
     ));
     // Configured shops are also pulled (by modified time, within their rate limit) every 30 s.

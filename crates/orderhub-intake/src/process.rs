@@ -12,10 +12,12 @@ use orderhub_store::{ChannelMessageRow, Store};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Messages processed at once. Measured with `bench channels`: 256 gained little end to end and
-/// doubled the webhooks' p99 (the merges crowd the writer the pushes wait for); 64 keeps up.
-const CONCURRENCY: usize = 64;
-/// Pending messages read per round; a round ends when all of them are done.
+/// Messages processed at once. Each waits on a channel API call and on a group commit, so this
+/// bounds throughput at about CONCURRENCY / (API + commit latency). Measured with `bench channels`
+/// once the processor became a pipeline: 128 beat 64 (larger write groups, fewer bytes per
+/// order); 256 raised the webhooks' p99 (the merges crowd the writer the pushes wait for).
+const CONCURRENCY: usize = 128;
+/// Pending messages read from the store per scan.
 const BATCH_MAX: u32 = 1_000;
 
 /// A message whose channel API keeps failing is given up (`failed`) after this many attempts.
@@ -216,54 +218,82 @@ const SCAN_BUSY_EVERY: Duration = Duration::from_secs(5);
 const SCAN_IDLE_EVERY: Duration = Duration::from_secs(1);
 
 /// Processes messages until `stop`: those this process's webhook stored (handed over in memory by
-/// `inbox`, at once), and pending ones read from the store (at start, when the inbox overflowed,
-/// and every second or few).
-pub async fn run(store: Store, inbox: crate::Inbox, mut stop: tokio::sync::watch::Receiver<bool>) {
+/// `hooks.inbox`, at once), and pending ones read from the store (at start, when the inbox
+/// overflowed, and every second or few).
+///
+/// A pipeline, not rounds: up to [`CONCURRENCY`] messages are in flight and a new one starts as
+/// soon as one ends. Rounds that waited for their slowest message left the channel APIs and the
+/// writer idle at every round's end (measured under `bench channels`).
+pub async fn run(
+    store: Store,
+    hooks: crate::Webhooks,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    use futures::StreamExt;
     let http = orderhub_channels::client::HttpClient::new();
+    let inbox = &hooks.inbox;
+    // Messages found by the store's scan, claimed in the inbox, waiting for a slot.
+    let mut scanned: std::collections::VecDeque<ChannelMessageRow> = Default::default();
+    let mut in_flight = futures::stream::FuturesUnordered::new();
     // `None`: scan at once (messages left pending before a restart).
     let mut last_scan: Option<std::time::Instant> = None;
+    // A full page of due messages came from the last scan: there may be more behind it.
     let mut scan_more = false;
     loop {
-        let mut batch = inbox.take(BATCH_MAX as usize);
-        let every = if batch.is_empty() {
-            SCAN_IDLE_EVERY
-        } else {
-            SCAN_BUSY_EVERY
-        };
-        let scan =
-            scan_more || inbox.take_overflow() || last_scan.is_none_or(|t| t.elapsed() >= every);
-        let mut scanned = 0;
-        // Even beside a full inbox batch: retries and replays do not wait for a backlog to drain.
-        if scan {
-            last_scan = Some(std::time::Instant::now());
-            let pending = store
-                .read(|r| r.channel_messages(None, Some(MSG_PENDING), None, BATCH_MAX))
-                .await
-                .unwrap_or_default();
-            scanned = pending.len();
-            // Those in the inbox or being processed are left to it; a retry waits its backoff.
-            let now = Utc::now();
-            batch.extend(
-                pending
-                    .into_iter()
-                    .filter(|m| retry_due(m, now) && inbox.claim(m.message_id)),
-            );
+        let stopping = *stop.borrow();
+        if !stopping {
+            let every = if in_flight.is_empty() && inbox.is_empty() {
+                SCAN_IDLE_EVERY
+            } else {
+                SCAN_BUSY_EVERY
+            };
+            // Even beside a backlog: retries and replays do not wait for it to drain.
+            if (scan_more && scanned.is_empty())
+                || inbox.take_overflow()
+                || last_scan.is_none_or(|t| t.elapsed() >= every)
+            {
+                last_scan = Some(std::time::Instant::now());
+                let pending = store
+                    .read(|r| r.channel_messages(None, Some(MSG_PENDING), None, BATCH_MAX))
+                    .await
+                    .unwrap_or_default();
+                let full = pending.len() == BATCH_MAX as usize;
+                // Those in the inbox or being processed are left to it; a retry waits its backoff.
+                let now = Utc::now();
+                let before = scanned.len();
+                scanned.extend(
+                    pending
+                        .into_iter()
+                        .filter(|m| retry_due(m, now) && inbox.claim(m.message_id)),
+                );
+                scan_more = full && scanned.len() > before;
+            }
+            while in_flight.len() < CONCURRENCY {
+                let m = match scanned.pop_front() {
+                    Some(m) => m,
+                    None => match inbox.take(1).pop() {
+                        Some(m) => m,
+                        None => break,
+                    },
+                };
+                in_flight.push(process_and_record(&store, &http, &hooks, m));
+            }
         }
-        let ids: Vec<uuid::Uuid> = batch.iter().map(|m| m.message_id).collect();
-        let progressed = process_batch(&store, &http, batch).await;
-        inbox.release(&ids);
-        // A full page of pending messages that moved on: there may be more behind it.
-        scan_more = progressed && scanned == BATCH_MAX as usize;
-        if scan_more || !inbox.is_empty() {
+        if in_flight.is_empty() {
+            if stopping {
+                return;
+            }
+            tokio::select! {
+                _ = inbox.notified() => {}
+                _ = tokio::time::sleep(SCAN_IDLE_EVERY) => {}
+                _ = stop.changed() => {}
+            }
             continue;
         }
         tokio::select! {
-            _ = inbox.notified() => {}
-            _ = tokio::time::sleep(SCAN_IDLE_EVERY) => {}
-            _ = stop.changed() => return,
-        }
-        if *stop.borrow() {
-            return;
+            Some(id) = in_flight.next() => inbox.release(&[id]),
+            _ = inbox.notified(), if in_flight.len() < CONCURRENCY && !stopping => {}
+            _ = stop.changed(), if !stopping => {}
         }
     }
 }
@@ -281,87 +311,52 @@ fn retry_due(m: &ChannelMessageRow, now: chrono::DateTime<Utc>) -> bool {
         .is_none_or(|t| now - t >= chrono::Duration::seconds(wait))
 }
 
-/// Processes a batch concurrently and records the outcomes; returns whether any message left
-/// `pending`.
-async fn process_batch(
+/// Processes one message and records how it ended; returns its id.
+async fn process_and_record(
     store: &Store,
     http: &orderhub_channels::client::HttpClient,
-    pending: Vec<ChannelMessageRow>,
-) -> bool {
-    if pending.is_empty() {
-        return false;
-    }
-    // Messages are independent (merging is idempotent and ordered by the channel's version),
-    // so a batch is processed concurrently: channel API calls overlap and the store commits
-    // the merges in groups.
-    use futures::StreamExt;
-    let mut shops: std::collections::HashMap<(String, String), ShopLookup> =
-        std::collections::HashMap::new();
-    for m in &pending {
-        if let std::collections::hash_map::Entry::Vacant(e) =
-            shops.entry((m.channel.clone(), m.shop_id.clone()))
-        {
-            let found = crate::ConfiguredShop::load(store, &m.channel, &m.shop_id).await;
-            e.insert(found.map_err(|e| e.to_string()));
+    hooks: &crate::Webhooks,
+    m: ChannelMessageRow,
+) -> uuid::Uuid {
+    let shop = hooks
+        .shops
+        .get(store, &m.channel, &m.shop_id)
+        .await
+        .map_err(|e| e.to_string());
+    let outcome = process_message(store, http, &m, shop).await;
+    let (state, rule, reason) = match &outcome {
+        Outcome::Processed { .. } => (MSG_PROCESSED, None, None),
+        Outcome::Rejected { rule, reason } => {
+            (MSG_REJECTED, Some(rule.clone()), Some(reason.clone()))
         }
-    }
-    let outcomes: Vec<(ChannelMessageRow, Outcome)> =
-        futures::stream::iter(pending.into_iter().map(|m| {
-            let shop = shops
-                .get(&(m.channel.clone(), m.shop_id.clone()))
-                .cloned()
-                .unwrap_or(Ok(None));
-            async move {
-                let o = process_message(store, http, &m, shop).await;
-                (m, o)
-            }
-        }))
-        .buffer_unordered(CONCURRENCY)
-        .collect()
-        .await;
-    let mut progressed = false;
-    let mut updates = Vec::new();
-    for (m, outcome) in outcomes {
-        let (state, rule, reason) = match &outcome {
-            Outcome::Processed { .. } => (MSG_PROCESSED, None, None),
-            Outcome::Rejected { rule, reason } => {
-                (MSG_REJECTED, Some(rule.clone()), Some(reason.clone()))
-            }
-            Outcome::Retry(why) if m.attempts + 1 >= ATTEMPTS_MAX => (
-                MSG_FAILED,
-                Some("channel_unavailable".to_owned()),
-                Some(why.clone()),
-            ),
-            Outcome::Retry(why) => (MSG_PENDING, Some("retrying".to_owned()), Some(why.clone())),
-        };
-        progressed |= state != MSG_PENDING;
-        metrics::counter!("orderhub_channel_messages_processed_total", "channel" => m.channel.clone(), "state" => state).increment(1);
-        // Marked processed already, in its last order's transaction.
-        if !matches!(outcome, Outcome::Processed { marked: true, .. }) {
-            updates.push((m.tenant_id.clone(), m.message_id, state, rule, reason));
-        }
-    }
-    if updates.is_empty() {
-        return progressed;
-    }
-    // The other outcomes of the batch in one transaction.
-    let _ = store
-        .write(0, move |tx| {
-            for (t, id, state, rule, reason) in &updates {
+        Outcome::Retry(why) if m.attempts + 1 >= ATTEMPTS_MAX => (
+            MSG_FAILED,
+            Some("channel_unavailable".to_owned()),
+            Some(why.clone()),
+        ),
+        Outcome::Retry(why) => (MSG_PENDING, Some("retrying".to_owned()), Some(why.clone())),
+    };
+    metrics::counter!("orderhub_channel_messages_processed_total", "channel" => m.channel.clone(), "state" => state).increment(1);
+    // Marked processed already, in its last order's transaction. The others are written on their
+    // own; the store commits those of messages ending together in one group.
+    if !matches!(outcome, Outcome::Processed { marked: true, .. }) {
+        let (t, id) = (m.tenant_id.clone(), m.message_id);
+        let _ = store
+            .write(0, move |tx| {
                 tx.channel_message_update(
-                    t,
-                    *id,
+                    &t,
+                    id,
                     state,
                     rule.as_deref(),
                     None,
                     reason.as_deref(),
                     Utc::now(),
                 )?;
-            }
-            Ok(())
-        })
-        .await;
-    progressed
+                Ok(())
+            })
+            .await;
+    }
+    m.message_id
 }
 
 #[cfg(test)]

@@ -48,6 +48,8 @@ pub(crate) trait WriteConn: Send {
     fn tx(&mut self) -> &mut dyn AdminTx;
     /// True when the connection is unusable and must be replaced.
     fn is_broken(&self) -> bool;
+    /// Housekeeping between groups, after their jobs have been answered.
+    fn maintain(&mut self) {}
 }
 
 pub(crate) type WriteConnFactory =
@@ -266,6 +268,7 @@ fn writer_loop(
             stats.jobs.fetch_add(n, Ordering::Relaxed);
             stats.commits.send_modify(|c| *c = c.wrapping_add(1));
         }
+        c.maintain();
     }
 }
 

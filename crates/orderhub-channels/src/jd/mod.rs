@@ -439,7 +439,7 @@ impl Channel for Jd {
     }
 
     fn api_error(&self, body: &[u8]) -> Option<ApiError> {
-        let env: t::ErrorEnvelope = wire::parse_json(body).ok()?;
+        let env: t::ErrorEnvelope = wire::try_json(body)?;
         if let Some(e) = env.error_response {
             let code = wire::opt_str(&e.code).unwrap_or_default();
             let desc = format!(

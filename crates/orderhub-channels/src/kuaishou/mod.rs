@@ -564,7 +564,8 @@ impl Channel for Kuaishou {
     }
 
     fn api_error(&self, body: &[u8]) -> Option<ApiError> {
-        let env: t::Envelope<serde_json::Value> = wire::parse_json(body).ok()?;
+        // The answer's data is skipped, not built into a tree: this runs on every answer.
+        let env: t::Envelope<serde::de::IgnoredAny> = wire::try_json(body)?;
         let result = wire::opt_str(&env.result)?;
         if result == "1" {
             return None;

@@ -738,7 +738,7 @@ impl Channel for Mapped {
     }
 
     fn api_error(&self, body: &[u8]) -> Option<ApiError> {
-        let v: Value = wire::parse_json(body).ok()?;
+        let v: Value = wire::try_json(body)?;
         let e = &self.m.api.errors;
         let root = At { v: &v, base: "" };
         let code = root.text(&e.code).ok()??;

@@ -498,7 +498,7 @@ impl Channel for Taobao {
     }
 
     fn api_error(&self, body: &[u8]) -> Option<ApiError> {
-        let env: t::ErrorEnvelope = wire::parse_json(body).ok()?;
+        let env: t::ErrorEnvelope = wire::try_json(body)?;
         env.error_response.as_ref().map(envelope_error)
     }
 

@@ -449,7 +449,7 @@ impl Channel for Wechat {
     }
 
     fn api_error(&self, body: &[u8]) -> Option<ApiError> {
-        let e: t::Envelope = wire::parse_json(body).ok()?;
+        let e: t::Envelope = wire::try_json(body)?;
         let code = wire::opt_str(&e.errcode)?;
         if code == "0" {
             return None;

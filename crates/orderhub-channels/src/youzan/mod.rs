@@ -386,7 +386,8 @@ impl Channel for Youzan {
     }
 
     fn api_error(&self, body: &[u8]) -> Option<ApiError> {
-        let env: t::Envelope<serde_json::Value> = wire::parse_json(body).ok()?;
+        // The answer's data is skipped, not built into a tree: this runs on every answer.
+        let env: t::Envelope<serde::de::IgnoredAny> = wire::try_json(body)?;
         if let Some(gw) = env.gw_err_resp {
             let code = wire::opt_str(&gw.err_code).unwrap_or_default();
             let msg = gw.err_msg.unwrap_or_default();

@@ -24,7 +24,7 @@ fn start_processor(app: &TestApp) -> tokio::sync::watch::Sender<bool> {
     let (stop, rx) = tokio::sync::watch::channel(false);
     tokio::spawn(orderhub_intake::process::run(
         app.store.clone(),
-        app.intake.inbox.clone(),
+        app.intake.clone(),
         rx,
     ));
     stop

@@ -5,3 +5,4 @@
 
 mod backend;
 mod conformance;
+mod sqlite_wal;
