@@ -1829,6 +1829,46 @@ async fn a_modified_order_shows_up_in_the_next_window_with_a_newer_version() {
     }
 }
 
+/// The detail answer follows the order: asked before and after the channel changes it, it says
+/// what the order is now (the simulator keeps each order's rendered answer until it changes).
+#[tokio::test]
+async fn an_order_detail_asked_again_after_a_change_shows_the_change() {
+    for kind in SIM_CHANNELS {
+        let (url, handle) = sim::spawn(kind, SimSettings::new(creds(), 5, 3))
+            .await
+            .unwrap();
+        let a = adapter(kind).unwrap();
+        let http = HttpClient::new();
+        let detail = |id: String| {
+            let (a, http, url) = (&a, &http, &url);
+            async move {
+                let req = a.detail_request(&id, &creds(), Utc::now());
+                let (_, body) = http.send(url, &req).await.unwrap();
+                a.parse_detail(&body).unwrap()
+            }
+        };
+        let first = handle.orders()[0].clone();
+        let id = first.external_order_id.clone();
+        let before = detail(id.clone()).await;
+        assert_eq!(before.canonical, first.canonical, "{kind}");
+        assert_eq!(
+            detail(id.clone()).await.modified_at,
+            before.modified_at,
+            "{kind}"
+        );
+        let target = if first.canonical == CanonicalStatus::Cancelled {
+            CanonicalStatus::Completed
+        } else {
+            CanonicalStatus::Cancelled
+        };
+        let changed = handle.set_status(&id, target).unwrap();
+        let after = detail(id).await;
+        assert_eq!(after.canonical, changed.canonical, "{kind}");
+        assert_ne!(after.canonical, before.canonical, "{kind}");
+        assert!(after.modified_at > before.modified_at, "{kind}");
+    }
+}
+
 #[tokio::test]
 async fn throttling_is_the_channels_own_error_and_recognised() {
     for kind in SIM_CHANNELS {
