@@ -239,8 +239,11 @@ pub async fn run(
     let mut last_scan: Option<std::time::Instant> = None;
     // A full page of due messages came from the last scan: there may be more behind it.
     let mut scan_more = false;
+    // Once set, nothing new starts; the messages in flight finish, then `run` returns. A dropped
+    // sender counts as a stop.
+    let mut stopping = false;
     loop {
-        let stopping = *stop.borrow();
+        stopping |= *stop.borrow();
         if !stopping {
             let every = if in_flight.is_empty() && inbox.is_empty() {
                 SCAN_IDLE_EVERY
@@ -286,14 +289,14 @@ pub async fn run(
             tokio::select! {
                 _ = inbox.notified() => {}
                 _ = tokio::time::sleep(SCAN_IDLE_EVERY) => {}
-                _ = stop.changed() => {}
+                r = stop.changed() => stopping |= r.is_err(),
             }
             continue;
         }
         tokio::select! {
             Some(id) = in_flight.next() => inbox.release(&[id]),
             _ = inbox.notified(), if in_flight.len() < CONCURRENCY && !stopping => {}
-            _ = stop.changed(), if !stopping => {}
+            r = stop.changed(), if !stopping => stopping |= r.is_err(),
         }
     }
 }

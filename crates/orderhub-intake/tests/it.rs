@@ -354,3 +354,68 @@ async fn shipped_orders_are_written_back_and_failures_raise_an_exception() {
     let _ = stop.send(true);
     rt.stop().await;
 }
+
+/// The processor takes a burst of stored messages larger than it runs at once (128), merges every
+/// one (each order fetched from the channel's API), and returns once its stop sender is gone,
+/// leaving no message pending.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_processor_merges_a_burst_larger_than_it_runs_at_once_then_stops() {
+    let env = open("sqlite").unwrap();
+    let kind = ChannelKind::Douyin;
+    let n = 300;
+    let (url, handle) = sim::spawn(kind, SimSettings::new(creds(), n, 4))
+        .await
+        .unwrap();
+    let shop = shop(&env.store, kind, &url).await;
+    let hooks = orderhub_intake::Webhooks::default();
+    let now = Utc::now();
+    for o in handle.orders() {
+        let p = sim::signed_push(kind, &o, &creds(), now).unwrap();
+        let mut headers = p.headers.clone();
+        headers.extend(p.query.clone());
+        headers.push(("content-type".into(), p.content_type.into()));
+        let reply = orderhub_intake::receive(
+            &env.store,
+            &hooks,
+            kind.code(),
+            &shop.shop_id,
+            headers,
+            p.body,
+            now,
+        )
+        .await
+        .unwrap_or_else(|r| panic!("push refused: {} {}", r.code, r.message));
+        assert!(reply.message_id.is_some(), "the push is kept");
+    }
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(orderhub_intake::process::run(
+        env.store.clone(),
+        hooks.clone(),
+        rx,
+    ));
+    let started = Instant::now();
+    while orders_of(&env.store, &shop.tenant_id).await < n {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{} of {n} orders merged after 60 s",
+            orders_of(&env.store, &shop.tenant_id).await
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(stop);
+    tokio::time::timeout(Duration::from_secs(30), task)
+        .await
+        .expect("the processor returns once its stop sender is gone")
+        .unwrap();
+    let pending = env
+        .store
+        .read(|r| r.channel_messages(None, Some("pending"), None, 1_000))
+        .await
+        .unwrap();
+    assert!(
+        pending.is_empty(),
+        "{} messages left pending",
+        pending.len()
+    );
+    assert_eq!(orders_of(&env.store, &shop.tenant_id).await, n);
+}
