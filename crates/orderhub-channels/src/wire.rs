@@ -36,13 +36,13 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, Rejected> {
             format!("the payload is larger than {BODY_BYTES_MAX} bytes"),
         ));
     }
-    let body = strip_bom(body);
     // Parsed plainly first: tracking the path costs as much again (measured with perf under
     // `bench channels`: a third of the processor's CPU). Only a payload that fails is parsed
     // again, with the path, to name its field; the same bytes fail the same way.
-    if let Ok(value) = T::deserialize(&mut serde_json::Deserializer::from_slice(body)) {
+    if let Some(value) = try_json(body) {
         return Ok(value);
     }
+    let body = strip_bom(body);
     let de = &mut serde_json::Deserializer::from_slice(body);
     let parsed: Result<T, _> = serde_path_to_error::deserialize(de);
     let value = parsed.map_err(|e| {
@@ -55,11 +55,12 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, Rejected> {
 
 /// Parses `body` into `T` if it is one, without naming what is wrong when it is not: for probes
 /// such as "is this answer the channel's error envelope?", where a failure is an answer too.
+/// Reads what `parse_json` reads (trailing bytes after the value included).
 pub fn try_json<T: DeserializeOwned>(body: &[u8]) -> Option<T> {
     if body.len() > BODY_BYTES_MAX {
         return None;
     }
-    serde_json::from_slice(strip_bom(body)).ok()
+    T::deserialize(&mut serde_json::Deserializer::from_slice(strip_bom(body))).ok()
 }
 
 fn json_error(path: &str, e: &serde_json::Error) -> Rejected {

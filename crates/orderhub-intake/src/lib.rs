@@ -162,11 +162,17 @@ pub struct Inbox {
 
 #[derive(Default)]
 struct InboxInner {
-    /// Queued messages, and the ids of those queued or being processed.
-    state: std::sync::Mutex<(std::collections::VecDeque<ChannelMessageRow>, HashSet<Uuid>)>,
+    state: std::sync::Mutex<InboxState>,
     /// A message was left to the store's scan (no room).
     overflowed: std::sync::atomic::AtomicBool,
     notify: tokio::sync::Notify,
+}
+
+#[derive(Default)]
+struct InboxState {
+    queue: std::collections::VecDeque<ChannelMessageRow>,
+    /// The ids of the messages queued or being processed.
+    claimed: HashSet<Uuid>,
 }
 
 /// Messages held in memory at most (queued or in processing): a few seconds of pushes at full
@@ -174,10 +180,7 @@ struct InboxInner {
 pub(crate) const INBOX_MESSAGES_MAX: usize = 20_000;
 
 impl Inbox {
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, (std::collections::VecDeque<ChannelMessageRow>, HashSet<Uuid>)>
-    {
+    fn lock(&self) -> std::sync::MutexGuard<'_, InboxState> {
         self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -185,39 +188,33 @@ impl Inbox {
     pub fn push(&self, m: ChannelMessageRow) {
         {
             let mut g = self.lock();
-            let (queue, ids) = &mut *g;
-            if ids.len() >= INBOX_MESSAGES_MAX {
+            if g.claimed.len() >= INBOX_MESSAGES_MAX {
                 self.inner
                     .overflowed
                     .store(true, std::sync::atomic::Ordering::Relaxed);
-            } else if ids.insert(m.message_id) {
-                queue.push_back(m);
+            } else if g.claimed.insert(m.message_id) {
+                g.queue.push_back(m);
             }
         }
         self.inner.notify.notify_one();
     }
 
-    /// Up to `n` queued messages; they stay claimed until [`Inbox::release`].
-    pub(crate) fn take(&self, n: usize) -> Vec<ChannelMessageRow> {
-        let mut g = self.lock();
-        let k = n.min(g.0.len());
-        g.0.drain(..k).collect()
+    /// The next queued message; it stays claimed until [`Inbox::release`].
+    pub(crate) fn pop(&self) -> Option<ChannelMessageRow> {
+        self.lock().queue.pop_front()
     }
 
     /// Claims a message read from the store; `false` if the inbox has it already.
     pub(crate) fn claim(&self, id: Uuid) -> bool {
-        self.lock().1.insert(id)
+        self.lock().claimed.insert(id)
     }
 
-    pub(crate) fn release(&self, ids: &[Uuid]) {
-        let mut g = self.lock();
-        for id in ids {
-            g.1.remove(id);
-        }
+    pub(crate) fn release(&self, id: Uuid) {
+        self.lock().claimed.remove(&id);
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.lock().0.is_empty()
+        self.lock().queue.is_empty()
     }
 
     /// Whether a message was left to the store since the last call.

@@ -272,12 +272,8 @@ pub async fn run(
                 scan_more = full && scanned.len() > before;
             }
             while in_flight.len() < CONCURRENCY {
-                let m = match scanned.pop_front() {
-                    Some(m) => m,
-                    None => match inbox.take(1).pop() {
-                        Some(m) => m,
-                        None => break,
-                    },
+                let Some(m) = scanned.pop_front().or_else(|| inbox.pop()) else {
+                    break;
                 };
                 in_flight.push(process_and_record(&store, &http, &hooks, m));
             }
@@ -294,7 +290,7 @@ pub async fn run(
             continue;
         }
         tokio::select! {
-            Some(id) = in_flight.next() => inbox.release(&[id]),
+            Some(id) = in_flight.next() => inbox.release(id),
             _ = inbox.notified(), if in_flight.len() < CONCURRENCY && !stopping => {}
             r = stop.changed(), if !stopping => stopping |= r.is_err(),
         }
@@ -408,21 +404,24 @@ mod tests {
         let id = m.message_id;
         inbox.push(m.clone());
         inbox.push(m);
-        let taken = inbox.take(10);
+        let taken: Vec<_> = std::iter::from_fn(|| inbox.pop()).collect();
         assert_eq!(taken.len(), 1, "the same message twice is queued once");
         assert!(inbox.is_empty());
         assert!(
             !inbox.claim(id),
             "the store's scan leaves a message being processed alone"
         );
-        inbox.release(&[id]);
+        inbox.release(id);
         assert!(inbox.claim(id), "once done, the scan may take it (a retry)");
-        inbox.release(&[id]);
+        inbox.release(id);
         assert!(!inbox.take_overflow());
         for _ in 0..crate::INBOX_MESSAGES_MAX + 1 {
             inbox.push(message(0, None));
         }
-        assert_eq!(inbox.take(usize::MAX).len(), crate::INBOX_MESSAGES_MAX);
+        assert_eq!(
+            std::iter::from_fn(|| inbox.pop()).count(),
+            crate::INBOX_MESSAGES_MAX
+        );
         assert!(
             inbox.take_overflow(),
             "the one without room is left to the scan"

@@ -261,7 +261,8 @@ struct GroupOrders {
     rows: Vec<GroupOrder>,
     /// Order ids are UUIDv7, unique across tenants; the tenant is checked on a hit.
     by_id: HashMap<OrderId, usize>,
-    by_external: HashMap<(TenantId, ShopId, ExternalOrderId), usize>,
+    /// By channel order id (looked up without building a key; tenant and shop checked on a hit).
+    by_external: HashMap<String, Vec<usize>>,
 }
 
 struct GroupOrder {
@@ -284,6 +285,19 @@ impl GroupOrders {
             .filter(|g| g.order.tenant_id == *tenant)
     }
 
+    fn get_external(
+        &self,
+        tenant: &TenantId,
+        shop: &ShopId,
+        external: &ExternalOrderId,
+    ) -> Option<&GroupOrder> {
+        self.by_external
+            .get(external.as_str())?
+            .iter()
+            .map(|&i| &self.rows[i])
+            .find(|g| g.order.tenant_id == *tenant && g.order.shop_id == *shop)
+    }
+
     /// Adds an order to the group (`stored`: its version in the table, `None` if new), or
     /// replaces the group's version of it (its stored version stays).
     fn put(&mut self, order: Order, stored: Option<u64>) {
@@ -293,14 +307,10 @@ impl GroupOrders {
         }
         let i = self.rows.len();
         self.by_id.insert(order.id, i);
-        self.by_external.insert(
-            (
-                order.tenant_id.clone(),
-                order.shop_id.clone(),
-                order.external_order_id.clone(),
-            ),
-            i,
-        );
+        self.by_external
+            .entry(order.external_order_id.as_str().to_owned())
+            .or_default()
+            .push(i);
         self.rows.push(GroupOrder { order, stored });
     }
 }
@@ -689,9 +699,8 @@ impl Tx for SqliteWrite {
         shop: &ShopId,
         external: &ExternalOrderId,
     ) -> Result<Option<Order>, StoreError> {
-        let key = (tenant.clone(), shop.clone(), external.clone());
-        if let Some(&i) = self.orders.by_external.get(&key) {
-            return Ok(Some(self.orders.rows[i].order.clone()));
+        if let Some(g) = self.orders.get_external(tenant, shop, external) {
+            return Ok(Some(g.order.clone()));
         }
         get_doc(
             &self.c,
@@ -703,12 +712,11 @@ impl Tx for SqliteWrite {
 
     fn order_insert(&mut self, o: &Order) -> Result<bool, StoreError> {
         // The unique key is checked now (the caller must know), the row written at commit.
-        let key = (
-            o.tenant_id.clone(),
-            o.shop_id.clone(),
-            o.external_order_id.clone(),
-        );
-        if self.orders.by_external.contains_key(&key) {
+        if self
+            .orders
+            .get_external(&o.tenant_id, &o.shop_id, &o.external_order_id)
+            .is_some()
+        {
             return Ok(false);
         }
         let exists = self

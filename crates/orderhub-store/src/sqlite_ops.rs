@@ -292,21 +292,7 @@ type RawDl = (
 );
 
 fn raw_dl(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawDl> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-        r.get(6)?,
-        r.get(7)?,
-        r.get(8)?,
-        r.get(9)?,
-        r.get(10)?,
-        r.get(11)?,
-        r.get(12)?,
-    ))
+    RawDl::try_from(r)
 }
 
 fn dl_from_raw(r: RawDl) -> Result<DeadLetterRow, StoreError> {
@@ -655,24 +641,7 @@ impl ChannelRead for SqliteRead {
         p.push(Box::new(i64::from(limit)));
         let mut st = self.c.prepare_cached(&sql).map_err(err)?;
         let rows = st
-            .query_map(rusqlite::params_from_iter(p.iter()), |r| {
-                Ok::<Raw, rusqlite::Error>((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                    r.get(6)?,
-                    r.get(7)?,
-                    r.get(8)?,
-                    r.get(9)?,
-                    r.get(10)?,
-                    r.get(11)?,
-                    r.get(12)?,
-                    r.get(13)?,
-                ))
-            })
+            .query_map(rusqlite::params_from_iter(p.iter()), |r| Raw::try_from(r))
             .map_err(err)?;
         let mut out = Vec::new();
         for r in rows {
