@@ -277,6 +277,8 @@ pub async fn run(a: ChannelsArgs) -> Result<()> {
             now.jobs - writes_before.jobs,
             now.busy_micros - writes_before.busy_micros,
             now.commit_micros - writes_before.commit_micros,
+            now.syncs - writes_before.syncs,
+            now.sync_micros - writes_before.sync_micros,
         )
     };
     let h = lat.lock().clone();
@@ -321,6 +323,15 @@ pub async fn run(a: ChannelsArgs) -> Result<()> {
         writes.2 as f64 / 1e4 / done_at.as_secs_f64(),
         writes.3 as f64 / 1e4 / done_at.as_secs_f64(),
     );
+    if writes.4 > 0 {
+        let _ = writeln!(
+            out,
+            "  syncs (beside the writer): {} fdatasyncs of the WAL, {:.1} ms each, {:.1} commits each",
+            writes.4,
+            writes.5 as f64 / 1e3 / writes.4 as f64,
+            writes.0 as f64 / writes.4 as f64,
+        );
+    }
     if let Some(d) = disk {
         let _ = writeln!(
             out,

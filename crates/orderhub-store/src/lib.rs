@@ -30,7 +30,7 @@ pub use ops::{
 };
 use orderhub_core::ports::Tx;
 use orderhub_core::{CoreError, StoreError};
-pub use pool::{BATCH_MAX, WriteStats};
+pub use pool::{BATCH_MAX, SyncHold, WriteStats};
 pub use read::{
     ApiKeyRow, ExceptionFilter, OpenException, OrderFilter, OrderSearch, ReadConn, StoredEvent,
 };
@@ -164,6 +164,13 @@ impl Store {
     /// Group-commit counters: transactions committed and jobs in them.
     pub fn write_stats(&self) -> WriteStats {
         self.inner.stats()
+    }
+
+    /// Holds back the sync of commits until the guard is dropped (SQLite; `None` on PostgreSQL,
+    /// whose commits sync themselves): writes commit but are not answered, and reads that saw
+    /// them wait. For tests of what must wait for durability.
+    pub fn hold_syncs(&self) -> Option<SyncHold> {
+        self.inner.hold_syncs()
     }
 }
 

@@ -1,5 +1,6 @@
 //! Writer threads with group commit, and a reader pool. Backend-neutral: a backend supplies
-//! connections through [`WriteConn`] and [`ReadConn`].
+//! connections through [`WriteConn`] and [`ReadConn`], and may hand the disk sync of its commits to a
+//! [`Syncer`] thread, so that the writer runs the next group while the last one is being synced.
 
 use crate::AdminTx;
 use crate::read::ReadConn;
@@ -7,7 +8,7 @@ use crossbeam_channel::{Receiver, Sender};
 use orderhub_core::{CoreError, StoreError, StoreErrorKind};
 use parking_lot::Mutex;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// Jobs one transaction may carry. Larger groups amortize the fsync further but hold the write lock
 /// longer and make every job in the group wait for the slowest; 256 orders commit in a few ms.
@@ -52,6 +53,12 @@ pub(crate) trait WriteConn: Send {
     fn maintain(&mut self) {}
 }
 
+/// Makes committed groups durable on a thread of its own (SQLite: one fdatasync of the WAL, which
+/// the writer's `COMMIT` then leaves out). One sync covers every group committed before it began.
+pub(crate) trait Syncer: Send {
+    fn sync(&mut self) -> Result<(), StoreError>;
+}
+
 pub(crate) type WriteConnFactory =
     Arc<dyn Fn() -> Result<Box<dyn WriteConn>, StoreError> + Send + Sync>;
 pub(crate) type ReadConnFactory =
@@ -64,8 +71,12 @@ pub struct WriteStats {
     pub jobs: u64,
     /// Time the writers spent on groups (running jobs and committing), in microseconds.
     pub busy_micros: u64,
-    /// ... of which committing (for SQLite: writing the WAL and its fsync).
+    /// ... of which committing (for SQLite: writing the WAL; its fsync too unless a syncer does it).
     pub commit_micros: u64,
+    /// Syncs made by the syncer thread (SQLite), each covering one group or several.
+    pub syncs: u64,
+    /// Time the syncer thread spent syncing, in microseconds.
+    pub sync_micros: u64,
 }
 
 struct Stats {
@@ -73,7 +84,10 @@ struct Stats {
     jobs: AtomicU64,
     busy_micros: AtomicU64,
     commit_micros: AtomicU64,
-    /// Counts committed groups; the outbox relay waits on it instead of polling.
+    syncs: AtomicU64,
+    sync_micros: AtomicU64,
+    /// Counts committed (and, with a syncer, durable) groups; the outbox relay waits on it instead
+    /// of polling.
     commits: tokio::sync::watch::Sender<u64>,
 }
 
@@ -84,6 +98,8 @@ impl Default for Stats {
             jobs: AtomicU64::new(0),
             busy_micros: AtomicU64::new(0),
             commit_micros: AtomicU64::new(0),
+            syncs: AtomicU64::new(0),
+            sync_micros: AtomicU64::new(0),
             commits: tokio::sync::watch::Sender::new(0),
         }
     }
@@ -96,7 +112,59 @@ pub struct Pools {
     writers: Vec<Sender<Job>>,
     readers: Sender<ReadJob>,
     stats: Arc<Stats>,
+    /// With a syncer: how far commits are durable; reads wait on it.
+    durability: Option<Arc<Durability>>,
 }
+
+/// Where commits stand when a syncer makes them durable. Groups are numbered in commit order (one
+/// writer: a syncer needs commits in one order). A group is visible to readers from its `COMMIT`
+/// but durable only after the next sync, so nothing a reader saw may leave the process before
+/// `durable` has reached `started` as it was when the read ended: a reader waits for that (a few ms
+/// under load, nothing when idle), and a writer's jobs are answered by the syncer only.
+struct Durability {
+    /// The number of the last group whose commit the writer began.
+    started: AtomicU64,
+    /// Every group up to this number is durable.
+    durable: tokio::sync::watch::Sender<u64>,
+    /// Set when a sync failed: the disk may have dropped committed writes (and Linux forgets the
+    /// error once reported), so the store refuses all work until it is opened again, as PostgreSQL
+    /// does on a failed fsync.
+    failed: AtomicBool,
+    /// Held (shared) around each sync; tests hold it exclusively to hold syncs back.
+    gate: Arc<parking_lot::RwLock<()>>,
+}
+
+impl Durability {
+    fn failed_error() -> StoreError {
+        StoreError::new(
+            StoreErrorKind::Unavailable,
+            "a disk sync failed, so committed writes may be lost: the store refuses work until \
+             orderhub is restarted",
+        )
+    }
+
+    /// Waits until every group committed up to `seen` is durable.
+    async fn wait(&self, seen: u64) -> Result<(), StoreError> {
+        let mut rx = self.durable.subscribe();
+        let failed = &self.failed;
+        rx.wait_for(|d| *d >= seen || failed.load(Ordering::SeqCst))
+            .await
+            .map_err(|_| unavailable())?;
+        if self.failed.load(Ordering::SeqCst) {
+            return Err(Self::failed_error());
+        }
+        Ok(())
+    }
+}
+
+/// Holds back the syncer (the writer goes on committing) until dropped; see
+/// [`Pools::hold_syncs`].
+pub struct SyncHold {
+    _guard: parking_lot::ArcRwLockWriteGuard<parking_lot::RawRwLock, ()>,
+}
+
+/// One committed group, handed to the syncer: its number and its jobs, answered once it is durable.
+type Synced = (u64, Vec<FinishFn>);
 
 fn unavailable() -> StoreError {
     StoreError::new(
@@ -106,24 +174,48 @@ fn unavailable() -> StoreError {
 }
 
 impl Pools {
+    /// Starts the threads. With a `syncer` (one writer only) commits are made durable by it, on a
+    /// thread of its own; without, each backend's `COMMIT` is durable itself.
     pub fn start(
         backend: &'static str,
         writers: usize,
         readers: usize,
         write_conn: WriteConnFactory,
         read_conn: ReadConnFactory,
+        syncer: Option<Box<dyn Syncer>>,
     ) -> Result<Pools, StoreError> {
         let stats = Arc::new(Stats::default());
+        let spawn_err = |e: std::io::Error| StoreError::new(StoreErrorKind::Other, e.to_string());
+        let mut durability = None;
+        let mut to_syncer = None;
+        if let Some(syncer) = syncer {
+            assert_eq!(writers, 1, "a syncer orders the commits of one writer");
+            let d = Arc::new(Durability {
+                started: AtomicU64::new(0),
+                durable: tokio::sync::watch::Sender::new(0),
+                failed: AtomicBool::new(false),
+                gate: Arc::new(parking_lot::RwLock::new(())),
+            });
+            let (tx, rx) = crossbeam_channel::unbounded::<Synced>();
+            let (d2, stats) = (d.clone(), stats.clone());
+            std::thread::Builder::new()
+                .name("orderhub-sync".into())
+                .spawn(move || syncer_loop(syncer, rx, d2, stats))
+                .map_err(spawn_err)?;
+            durability = Some(d);
+            to_syncer = Some(tx);
+        }
         let mut wtx = Vec::new();
         for i in 0..writers.max(1) {
             let (tx, rx) = crossbeam_channel::unbounded::<Job>();
             // Connect eagerly so a wrong URL fails at start, not at the first request.
             let first = write_conn()?;
             let (factory, stats) = (write_conn.clone(), stats.clone());
+            let sync = durability.clone().zip(to_syncer.clone());
             std::thread::Builder::new()
                 .name(format!("orderhub-writer-{i}"))
-                .spawn(move || writer_loop(Some(first), factory, rx, stats))
-                .map_err(|e| StoreError::new(StoreErrorKind::Other, e.to_string()))?;
+                .spawn(move || writer_loop(Some(first), factory, rx, stats, sync))
+                .map_err(spawn_err)?;
             wtx.push(tx);
         }
         let (rtx, rrx) = crossbeam_channel::unbounded::<ReadJob>();
@@ -133,7 +225,7 @@ impl Pools {
             std::thread::Builder::new()
                 .name(format!("orderhub-reader-{i}"))
                 .spawn(move || reader_loop(Some(first), factory, rx))
-                .map_err(|e| StoreError::new(StoreErrorKind::Other, e.to_string()))?;
+                .map_err(spawn_err)?;
         }
         Ok(Pools {
             backend,
@@ -141,6 +233,17 @@ impl Pools {
             writers: wtx,
             readers: rtx,
             stats,
+            durability,
+        })
+    }
+
+    /// Holds the syncer back until the returned guard is dropped: writes commit but are not
+    /// answered, and reads that saw them wait. `None` where commits sync themselves. For tests of
+    /// what must wait for durability.
+    pub fn hold_syncs(&self) -> Option<SyncHold> {
+        let d = self.durability.as_ref()?;
+        Some(SyncHold {
+            _guard: d.gate.write_arc(),
         })
     }
 
@@ -159,6 +262,8 @@ impl Pools {
             jobs: self.stats.jobs.load(Ordering::Relaxed),
             busy_micros: self.stats.busy_micros.load(Ordering::Relaxed),
             commit_micros: self.stats.commit_micros.load(Ordering::Relaxed),
+            syncs: self.stats.syncs.load(Ordering::Relaxed),
+            sync_micros: self.stats.sync_micros.load(Ordering::Relaxed),
         }
     }
 
@@ -201,11 +306,24 @@ impl Pools {
         F: FnOnce(&mut dyn ReadConn) -> Result<T, StoreError> + Send + 'static,
     {
         let (tx, rx) = tokio::sync::oneshot::channel();
+        let d = self.durability.clone();
         let job: ReadJob = Box::new(move |conn| {
-            let _ = tx.send(conn.and_then(f));
+            let r = conn.and_then(f);
+            // Read after the read: every commit the read saw was begun by then.
+            let seen = d.map_or(0, |d| d.started.load(Ordering::SeqCst));
+            let _ = tx.send((r, seen));
         });
         self.readers.send(job).map_err(|_| unavailable())?;
-        rx.await.map_err(|_| unavailable())?
+        let (r, seen) = rx.await.map_err(|_| unavailable())?;
+        if let Some(d) = &self.durability {
+            if d.failed.load(Ordering::SeqCst) {
+                return Err(Durability::failed_error());
+            }
+            if *d.durable.borrow() < seen {
+                d.wait(seen).await?;
+            }
+        }
+        r
     }
 }
 
@@ -234,6 +352,7 @@ fn writer_loop(
     factory: WriteConnFactory,
     rx: Receiver<Job>,
     stats: Arc<Stats>,
+    sync: Option<(Arc<Durability>, Sender<Synced>)>,
 ) {
     while let Ok(first) = rx.recv() {
         let mut group = vec![first];
@@ -242,6 +361,14 @@ fn writer_loop(
                 Ok(j) => group.push(j),
                 Err(_) => break,
             }
+        }
+        if let Some((d, _)) = &sync
+            && d.failed.load(Ordering::SeqCst)
+        {
+            for j in group {
+                (j.finish)(Some(Durability::failed_error()));
+            }
+            continue;
         }
         if conn.as_ref().is_none_or(|c| c.is_broken()) {
             conn = None;
@@ -259,16 +386,85 @@ fn writer_loop(
         let c = conn.as_deref_mut().expect("connected above");
         let n = group.len() as u64;
         let started = std::time::Instant::now();
+        // Numbered before its commit: a reader that sees the commit reads a number ≥ this one.
+        let number = sync
+            .as_ref()
+            .map(|(d, _)| d.started.fetch_add(1, Ordering::SeqCst) + 1);
         let committed = run_group(c, group, &stats);
         stats
             .busy_micros
             .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
-        if committed {
+        if committed.is_some() {
             stats.groups.fetch_add(1, Ordering::Relaxed);
             stats.jobs.fetch_add(n, Ordering::Relaxed);
-            stats.commits.send_modify(|c| *c = c.wrapping_add(1));
+        }
+        match (sync.as_ref().zip(number), committed) {
+            // A group that failed is still handed over (with no jobs), so `durable` passes its
+            // number and no reader waits for it in vain.
+            (Some(((_, to_syncer), number)), committed) => {
+                if let Err(e) = to_syncer.send((number, committed.unwrap_or_default())) {
+                    for f in e.into_inner().1 {
+                        f(Some(unavailable()));
+                    }
+                }
+            }
+            (None, Some(finishes)) => {
+                for f in finishes {
+                    f(None);
+                }
+                stats.commits.send_modify(|c| *c = c.wrapping_add(1));
+            }
+            (None, None) => {}
         }
         c.maintain();
+    }
+}
+
+/// Syncs what the writer committed and answers its jobs: one sync for all the groups committed
+/// since the last one began.
+fn syncer_loop(
+    mut syncer: Box<dyn Syncer>,
+    rx: Receiver<Synced>,
+    d: Arc<Durability>,
+    stats: Arc<Stats>,
+) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        batch.extend(rx.try_iter());
+        let last = batch.last().map_or(0, |(n, _)| *n);
+        let started = std::time::Instant::now();
+        let r = {
+            let _gate = d.gate.read();
+            if d.failed.load(Ordering::SeqCst) {
+                Err(Durability::failed_error())
+            } else {
+                syncer.sync()
+            }
+        };
+        stats.syncs.fetch_add(1, Ordering::Relaxed);
+        stats
+            .sync_micros
+            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        match r {
+            Ok(()) => {
+                for f in batch.into_iter().flat_map(|(_, fs)| fs) {
+                    f(None);
+                }
+                d.durable.send_replace(last);
+                stats.commits.send_modify(|c| *c = c.wrapping_add(1));
+            }
+            Err(e) => {
+                if !d.failed.swap(true, Ordering::SeqCst) {
+                    tracing::error!(error = %e, "A disk sync failed: committed writes may be lost; the store refuses all work until orderhub is restarted.");
+                }
+                let refused = Durability::failed_error();
+                for f in batch.into_iter().flat_map(|(_, fs)| fs) {
+                    f(Some(refused.clone()));
+                }
+                // Wakes the readers waiting, who then find the failure.
+                d.durable.send_modify(|_| {});
+            }
+        }
     }
 }
 
@@ -278,19 +474,19 @@ enum GroupError {
     Store(StoreError),
 }
 
-/// Runs one group to a commit, leaving out jobs that fail. Returns whether it committed.
-fn run_group(conn: &mut dyn WriteConn, mut group: Vec<Job>, stats: &Stats) -> bool {
+/// Runs one group to a commit, leaving out jobs that fail. Returns, if it committed, how to answer
+/// its jobs (once the commit is durable); jobs it could not commit are answered here.
+fn run_group(
+    conn: &mut dyn WriteConn,
+    mut group: Vec<Job>,
+    stats: &Stats,
+) -> Option<Vec<FinishFn>> {
     let mut excluded = vec![false; group.len()];
     let mut attempts = 0;
     loop {
         attempts += 1;
         match try_group(conn, &mut group, &excluded, attempts, stats) {
-            Ok(()) => {
-                for j in group {
-                    (j.finish)(None);
-                }
-                return true;
-            }
+            Ok(()) => return Some(group.into_iter().map(|j| j.finish).collect()),
             Err(GroupError::Poisoned(i)) => {
                 conn.rollback();
                 excluded[i] = true;
@@ -305,7 +501,7 @@ fn run_group(conn: &mut dyn WriteConn, mut group: Vec<Job>, stats: &Stats) -> bo
                 for j in group {
                     (j.finish)(Some(e.clone()));
                 }
-                return false;
+                return None;
             }
         }
     }

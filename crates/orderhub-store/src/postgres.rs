@@ -216,7 +216,7 @@ pub(crate) fn open(
             cipher: cipher.clone(),
         }) as Box<dyn ReadConn>)
     });
-    Pools::start("postgres", writers, readers, write, read)
+    Pools::start("postgres", writers, readers, write, read, None)
 }
 
 pub(crate) struct PgWrite {

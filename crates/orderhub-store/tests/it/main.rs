@@ -5,4 +5,5 @@
 
 mod backend;
 mod conformance;
+mod sqlite_sync;
 mod sqlite_wal;
