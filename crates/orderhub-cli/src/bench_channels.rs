@@ -166,7 +166,41 @@ pub async fn run(a: ChannelsArgs) -> Result<()> {
     let bar = progress_bar(order.len() as u64, "pushes");
     let writes_before = hub.store.write_stats();
     let disk_before = disk_bytes_written();
+    // Counted in the database (the tenant's orders: a walk of its smallest index), not by the
+    // processor's own tally.
+    let all_orders = orderhub_store::OrderFilter::all(
+        orderhub_domain::TenantId::parse(orderhub_http::bootstrap::DEFAULT_TENANT)?,
+        1,
+    );
     let t0 = Instant::now();
+    // Orders stored and pushes answered per second, from the first push on.
+    let sampling = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let sampler = {
+        let (store, f, sampling, bar) = (
+            hub.store.clone(),
+            all_orders.clone(),
+            sampling.clone(),
+            bar.clone(),
+        );
+        tokio::spawn(async move {
+            let (mut orders_s, mut pushes_s) = (Vec::new(), Vec::new());
+            let mut mark = (Instant::now(), 0u64, 0u64);
+            while sampling.load(std::sync::atomic::Ordering::Relaxed) {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                let secs = mark.0.elapsed().as_secs_f64();
+                if secs < 1.0 {
+                    continue;
+                }
+                let f = f.clone();
+                let n = store.read(move |r| r.order_count(&f)).await.unwrap_or(0);
+                let pushed = bar.position();
+                orders_s.push(n.saturating_sub(mark.1) as f64 / secs);
+                pushes_s.push(pushed.saturating_sub(mark.2) as f64 / secs);
+                mark = (Instant::now(), n, pushed);
+            }
+            (orders_s, pushes_s)
+        })
+    };
     let mut tasks = Vec::new();
     for _ in 0..a.concurrency.max(1) {
         let (pushes, order, next, lat, failed, bar, addr) = (
@@ -234,15 +268,6 @@ pub async fn run(a: ChannelsArgs) -> Result<()> {
     // Wait until every order exists (processed in the background).
     let bar = progress_bar(expected as u64, "orders");
     let until = Instant::now() + Duration::from_secs(600);
-    // Orders stored per second, from the first push on (the pushes' second included).
-    let mut per_second: Vec<f64> = Vec::new();
-    let mut mark = (t0, 0u64);
-    // Counted in the database (the tenant's orders: a walk of its smallest index), not by the
-    // processor's own tally.
-    let all_orders = orderhub_store::OrderFilter::all(
-        orderhub_domain::TenantId::parse(orderhub_http::bootstrap::DEFAULT_TENANT)?,
-        1,
-    );
     let done_at = loop {
         let f = all_orders.clone();
         let n = hub
@@ -251,10 +276,6 @@ pub async fn run(a: ChannelsArgs) -> Result<()> {
             .await
             .unwrap_or(0);
         bar.set_position(n);
-        if mark.0.elapsed() >= Duration::from_secs(1) {
-            per_second.push((n - mark.1.min(n)) as f64 / mark.0.elapsed().as_secs_f64());
-            mark = (Instant::now(), n);
-        }
         if n as usize >= expected {
             break t0.elapsed();
         }
@@ -267,6 +288,8 @@ pub async fn run(a: ChannelsArgs) -> Result<()> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     bar.finish_and_clear();
+    sampling.store(false, std::sync::atomic::Ordering::Relaxed);
+    let (per_second, pushes_per_second) = sampler.await.unwrap_or_default();
     let disk = disk_bytes_written()
         .zip(disk_before)
         .map(|(a, b)| a.saturating_sub(b));
@@ -279,6 +302,8 @@ pub async fn run(a: ChannelsArgs) -> Result<()> {
             now.commit_micros - writes_before.commit_micros,
             now.syncs - writes_before.syncs,
             now.sync_micros - writes_before.sync_micros,
+            now.queued_micros - writes_before.queued_micros,
+            now.sync_wait_micros - writes_before.sync_wait_micros,
         )
     };
     let h = lat.lock().clone();
@@ -323,6 +348,12 @@ pub async fn run(a: ChannelsArgs) -> Result<()> {
         writes.2 as f64 / 1e4 / done_at.as_secs_f64(),
         writes.3 as f64 / 1e4 / done_at.as_secs_f64(),
     );
+    let _ = writeln!(
+        out,
+        "  a write job's wait: {:.1} ms queued for the writer on average, {:.1} ms from its commit to its answer",
+        writes.6 as f64 / 1e3 / writes.1.max(1) as f64,
+        writes.7 as f64 / 1e3 / writes.1.max(1) as f64,
+    );
     if writes.4 > 0 {
         let _ = writeln!(
             out,
@@ -340,6 +371,7 @@ pub async fn run(a: ChannelsArgs) -> Result<()> {
         );
     }
     write_histogram(&mut out, "push → stored latency (ms)", &buckets(&h));
+    crate::bench::write_per_second(&mut out, "pushes answered/s", &pushes_per_second);
     crate::bench::write_per_second(&mut out, "orders stored/s", &per_second);
     print!("{out}");
     hub.stop().await;
@@ -368,6 +400,7 @@ pub async fn run(a: ChannelsArgs) -> Result<()> {
             "orders_per_s_end_to_end": expected as f64 / done_at.as_secs_f64(),
             "orders_per_s_end_to_end_target": 5000,
             "orders_stored_per_s_over_time": per_second,
+            "pushes_answered_per_s_over_time": pushes_per_second,
             "store_write_jobs": writes.1,
             "store_commits": writes.0,
             "disk_bytes_per_order": disk.map(|d| d / expected.max(1) as u64),

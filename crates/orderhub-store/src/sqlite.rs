@@ -223,7 +223,7 @@ struct WalSync {
 impl Syncer for WalSync {
     /// Opens the WAL anew each time (a µs beside the sync's ms): a descriptor kept open would go on
     /// syncing a WAL that SQLite had deleted and created again.
-    fn sync(&mut self) -> Result<(), StoreError> {
+    fn sync(&self) -> Result<(), StoreError> {
         std::fs::OpenOptions::new()
             .write(true)
             .open(&self.wal)
