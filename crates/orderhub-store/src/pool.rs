@@ -1,6 +1,6 @@
 //! Writer threads with group commit, and a reader pool. Backend-neutral: a backend supplies
-//! connections through [`WriteConn`] and [`ReadConn`], and may hand the disk sync of its commits to a
-//! [`Syncer`] thread, so that the writer runs the next group while the last one is being synced.
+//! connections through [`WriteConn`] and [`ReadConn`], and may leave the disk sync of its commits to
+//! a [`Syncer`], run by a thread of its own while the writer runs the next group.
 
 use crate::AdminTx;
 use crate::read::ReadConn;
@@ -54,8 +54,8 @@ pub(crate) trait WriteConn: Send {
     fn maintain(&mut self) {}
 }
 
-/// Makes committed groups durable on a thread of its own (SQLite: one fdatasync of the WAL, which
-/// the writer's `COMMIT` then leaves out). One sync covers every group committed before it began.
+/// Makes committed groups durable (SQLite: one fdatasync of the WAL, which the writer's `COMMIT`
+/// then leaves out). One sync covers every group committed before it began.
 pub(crate) trait Syncer: Send + Sync {
     fn sync(&self) -> Result<(), StoreError>;
 }
@@ -125,13 +125,14 @@ pub struct Pools {
     durability: Option<Arc<Durability>>,
 }
 
-/// Where commits stand when a syncer makes them durable. Groups are numbered in commit order (one
-/// writer: a syncer needs commits in one order). A group is visible to readers from its `COMMIT`
-/// but durable only after the next sync, so nothing a reader saw may leave the process before
-/// `durable` has reached `started` as it was when the read ended: a reader waits for that (a few ms
-/// under load, nothing when idle), and a writer's jobs are answered by the syncer only.
+/// Where commits stand when a syncer makes them durable. Commits are numbered in order (one writer:
+/// a syncer needs commits in one order). A group is visible to readers from its `COMMIT` but
+/// durable only after the next sync, so nothing a reader saw may leave the process before
+/// `durable` has reached `started` as it was when the read ended: a reader waits for that (at most
+/// a sync under load, nothing when idle), and a group's jobs are answered only after a sync that
+/// began after its commit (by the writer itself when no job waits, else by the sync thread).
 struct Durability {
-    /// The number of the last group whose commit the writer began.
+    /// The number of the last commit the writer began (counted just before each `commit`).
     started: AtomicU64,
     /// Every group up to this number is durable.
     durable: tokio::sync::watch::Sender<u64>,
@@ -167,8 +168,7 @@ impl Durability {
     }
 }
 
-/// Holds back the syncer (the writer goes on committing) until dropped; see
-/// [`Pools::hold_syncs`].
+/// Holds back every sync until dropped; see [`Pools::hold_syncs`].
 pub struct SyncHold {
     _guard: parking_lot::ArcRwLockWriteGuard<parking_lot::RawRwLock, ()>,
 }
@@ -249,9 +249,9 @@ impl Pools {
         })
     }
 
-    /// Holds the syncer back until the returned guard is dropped: writes commit but are not
-    /// answered, and reads that saw them wait. `None` where commits sync themselves. For tests of
-    /// what must wait for durability.
+    /// Holds every sync back until the returned guard is dropped: writes commit but are not
+    /// answered (the writer may itself wait, in a sync it runs), and reads that saw them wait.
+    /// `None` where commits sync themselves. For tests of what must wait for durability.
     pub fn hold_syncs(&self) -> Option<SyncHold> {
         let d = self.durability.as_ref()?;
         Some(SyncHold {
@@ -412,11 +412,10 @@ fn writer_loop(
         stats
             .queued_micros
             .fetch_add(queued as u64, Ordering::Relaxed);
-        // Numbered before its commit: a reader that sees the commit reads a number ≥ this one.
-        let number = sync
-            .as_ref()
-            .map(|(d, _)| d.started.fetch_add(1, Ordering::SeqCst) + 1);
-        let committed = run_group(c, group, &stats);
+        let durability = sync.as_ref().map(|(d, _)| &**d);
+        let committed = run_group(c, group, &stats, durability);
+        // This group's commit's number (or an earlier one if it never reached its commit).
+        let number = durability.map(|d| d.started.load(Ordering::SeqCst));
         stats
             .busy_micros
             .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
@@ -528,12 +527,13 @@ fn run_group(
     conn: &mut dyn WriteConn,
     mut group: Vec<Job>,
     stats: &Stats,
+    durability: Option<&Durability>,
 ) -> Option<Vec<FinishFn>> {
     let mut excluded = vec![false; group.len()];
     let mut attempts = 0;
     loop {
         attempts += 1;
-        match try_group(conn, &mut group, &excluded, attempts, stats) {
+        match try_group(conn, &mut group, &excluded, attempts, stats, durability) {
             Ok(()) => return Some(group.into_iter().map(|j| j.finish).collect()),
             Err(GroupError::Poisoned(i)) => {
                 conn.rollback();
@@ -561,6 +561,7 @@ fn try_group(
     excluded: &[bool],
     attempt: u32,
     stats: &Stats,
+    durability: Option<&Durability>,
 ) -> Result<(), GroupError> {
     conn.begin().map_err(GroupError::Store)?;
     for (i, job) in group.iter_mut().enumerate() {
@@ -587,6 +588,11 @@ fn try_group(
         }
     }
     let started = std::time::Instant::now();
+    // Numbered before the commit is visible: a read that sees it reads a number ≥ this one. Not
+    // earlier (at the group's start), or reads would wait for groups they could not have seen.
+    if let Some(d) = durability {
+        d.started.fetch_add(1, Ordering::SeqCst);
+    }
     let r = conn.commit().map_err(GroupError::Store);
     stats
         .commit_micros
