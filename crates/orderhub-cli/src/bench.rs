@@ -21,6 +21,7 @@ use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST, HeaderValue};
 use hyper::{Method, Request, StatusCode, Uri};
 use hyper_util::rt::TokioIo;
 use indicatif::{ProgressBar, ProgressStyle};
+use orderhub_store::WriteStats;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -1005,7 +1006,7 @@ async fn orders(a: OrdersArgs) -> Result<()> {
     let group_commit = match (&hub, commits_before) {
         (Some(h), Some(b)) => {
             let now = h.store.write_stats();
-            let (groups, jobs) = (now.groups - b.groups, now.jobs - b.jobs);
+            let WriteStats { groups, jobs, .. } = now.since(&b);
             Some(GroupCommit {
                 groups,
                 jobs,

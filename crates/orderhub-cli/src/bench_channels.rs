@@ -293,19 +293,7 @@ pub async fn run(a: ChannelsArgs) -> Result<()> {
     let disk = disk_bytes_written()
         .zip(disk_before)
         .map(|(a, b)| a.saturating_sub(b));
-    let writes = {
-        let now = hub.store.write_stats();
-        (
-            now.groups - writes_before.groups,
-            now.jobs - writes_before.jobs,
-            now.busy_micros - writes_before.busy_micros,
-            now.commit_micros - writes_before.commit_micros,
-            now.syncs - writes_before.syncs,
-            now.sync_micros - writes_before.sync_micros,
-            now.queued_micros - writes_before.queued_micros,
-            now.sync_wait_micros - writes_before.sync_wait_micros,
-        )
-    };
+    let writes = hub.store.write_stats().since(&writes_before);
     let h = lat.lock().clone();
     let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
     let stored = hub
@@ -341,26 +329,26 @@ pub async fn run(a: ChannelsArgs) -> Result<()> {
     let _ = writeln!(
         out,
         "  store: {} write jobs in {} commits ({:.1} per commit, {:.0} commits/s); the writer busy {:.0}% of the time, committing {:.0}%",
-        writes.1,
-        writes.0,
-        writes.1 as f64 / writes.0.max(1) as f64,
-        writes.0 as f64 / done_at.as_secs_f64(),
-        writes.2 as f64 / 1e4 / done_at.as_secs_f64(),
-        writes.3 as f64 / 1e4 / done_at.as_secs_f64(),
+        writes.jobs,
+        writes.groups,
+        writes.jobs as f64 / writes.groups.max(1) as f64,
+        writes.groups as f64 / done_at.as_secs_f64(),
+        writes.busy_micros as f64 / 1e4 / done_at.as_secs_f64(),
+        writes.commit_micros as f64 / 1e4 / done_at.as_secs_f64(),
     );
     let _ = writeln!(
         out,
         "  a write job's wait: {:.1} ms queued for the writer on average, {:.1} ms from its commit to its answer",
-        writes.6 as f64 / 1e3 / writes.1.max(1) as f64,
-        writes.7 as f64 / 1e3 / writes.1.max(1) as f64,
+        writes.queued_micros as f64 / 1e3 / writes.jobs.max(1) as f64,
+        writes.sync_wait_micros as f64 / 1e3 / writes.jobs.max(1) as f64,
     );
-    if writes.4 > 0 {
+    if writes.syncs > 0 {
         let _ = writeln!(
             out,
             "  syncs (beside the writer): {} fdatasyncs of the WAL, {:.1} ms each, {:.1} commits each",
-            writes.4,
-            writes.5 as f64 / 1e3 / writes.4 as f64,
-            writes.0 as f64 / writes.4 as f64,
+            writes.syncs,
+            writes.sync_micros as f64 / 1e3 / writes.syncs as f64,
+            writes.groups as f64 / writes.syncs as f64,
         );
     }
     if let Some(d) = disk {
@@ -401,8 +389,8 @@ pub async fn run(a: ChannelsArgs) -> Result<()> {
             "orders_per_s_end_to_end_target": 5000,
             "orders_stored_per_s_over_time": per_second,
             "pushes_answered_per_s_over_time": pushes_per_second,
-            "store_write_jobs": writes.1,
-            "store_commits": writes.0,
+            "store_write_jobs": writes.jobs,
+            "store_commits": writes.groups,
             "disk_bytes_per_order": disk.map(|d| d / expected.max(1) as u64),
             "pull": pull,
         }),

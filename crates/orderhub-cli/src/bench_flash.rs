@@ -18,6 +18,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use clap::Args;
 use hdrhistogram::Histogram;
 use hyper::{Method, StatusCode, Uri};
+use orderhub_store::WriteStats;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -550,7 +551,7 @@ pub async fn run(a: FlashSaleArgs) -> Result<()> {
     let group_commit = match (&hub, writes_before) {
         (Some(h), Some(b)) => {
             let now = h.store.write_stats();
-            let (groups, jobs) = (now.groups - b.groups, now.jobs - b.jobs);
+            let WriteStats { groups, jobs, .. } = now.since(&b);
             Some(GroupCommit {
                 groups,
                 jobs,

@@ -84,6 +84,22 @@ pub struct WriteStats {
     pub sync_wait_micros: u64,
 }
 
+impl WriteStats {
+    /// What happened between `before` and `self` (both read from the same store).
+    pub fn since(&self, before: &WriteStats) -> WriteStats {
+        WriteStats {
+            groups: self.groups - before.groups,
+            jobs: self.jobs - before.jobs,
+            busy_micros: self.busy_micros - before.busy_micros,
+            commit_micros: self.commit_micros - before.commit_micros,
+            syncs: self.syncs - before.syncs,
+            sync_micros: self.sync_micros - before.sync_micros,
+            queued_micros: self.queued_micros - before.queued_micros,
+            sync_wait_micros: self.sync_wait_micros - before.sync_wait_micros,
+        }
+    }
+}
+
 struct Stats {
     groups: AtomicU64,
     jobs: AtomicU64,
