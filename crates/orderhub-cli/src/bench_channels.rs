@@ -166,6 +166,8 @@ pub async fn run(a: ChannelsArgs) -> Result<()> {
     let bar = progress_bar(order.len() as u64, "pushes");
     let writes_before = hub.store.write_stats();
     let disk_before = disk_bytes_written();
+    let cpu_before = cpu_seconds();
+    let threads_before = thread_times();
     // Counted in the database (the tenant's orders: a walk of its smallest index), not by the
     // processor's own tally.
     let all_orders = orderhub_store::OrderFilter::all(
@@ -293,6 +295,10 @@ pub async fn run(a: ChannelsArgs) -> Result<()> {
     let disk = disk_bytes_written()
         .zip(disk_before)
         .map(|(a, b)| a.saturating_sub(b));
+    let cpu = cpu_seconds()
+        .zip(cpu_before)
+        .map(|((u, s), (u0, s0))| (u - u0, s - s0));
+    let threads = thread_times_since(&threads_before);
     let writes = hub.store.write_stats().since(&writes_before);
     let h = lat.lock().clone();
     let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
@@ -351,6 +357,39 @@ pub async fn run(a: ChannelsArgs) -> Result<()> {
             writes.groups as f64 / writes.syncs as f64,
         );
     }
+    if let Some((user, system)) = cpu {
+        // Steadier than orders/s on a shared machine: what the work costs, not how fast the
+        // machine's cores were today. Simulators and pushing clients included (same process).
+        let per = |s: f64| s * 1e6 / expected.max(1) as f64;
+        let _ = writeln!(
+            out,
+            "  CPU: {:.0} µs per order (user {:.0}, system {:.0}; simulators and pushers included), cores busy {:.0}% of {}",
+            per(user + system),
+            per(user),
+            per(system),
+            (user + system) * 100.0
+                / done_at.as_secs_f64()
+                / std::thread::available_parallelism().map_or(1, |n| n.get()) as f64,
+            std::thread::available_parallelism().map_or(1, |n| n.get()),
+        );
+    }
+    if !threads.is_empty() {
+        // Where a serial step loses time on a crowded machine: waiting for a core after it was
+        // woken (the scheduler's run queue) rather than running.
+        let _ = writeln!(
+            out,
+            "  threads while pushing (ms running / ms runnable but waiting for a core / times scheduled):"
+        );
+        for (name, t) in &threads {
+            let _ = writeln!(
+                out,
+                "    {name:<16} {:>6.0} / {:>6.0} / {:>7}",
+                t.run_ns as f64 / 1e6,
+                t.wait_ns as f64 / 1e6,
+                t.slices
+            );
+        }
+    }
     if let Some(d) = disk {
         let _ = writeln!(
             out,
@@ -392,6 +431,10 @@ pub async fn run(a: ChannelsArgs) -> Result<()> {
             "store_write_jobs": writes.jobs,
             "store_commits": writes.groups,
             "disk_bytes_per_order": disk.map(|d| d / expected.max(1) as u64),
+            "cpu_us_per_order": cpu.map(|(u, s)| (u + s) * 1e6 / expected.max(1) as f64),
+            "threads_while_pushing_ms": threads.iter().map(|(name, t)| (name.clone(), serde_json::json!({
+                "running": t.run_ns as f64 / 1e6, "waiting_for_cpu": t.wait_ns as f64 / 1e6, "scheduled": t.slices})))
+                .collect::<serde_json::Map<String, serde_json::Value>>(),
             "pull": pull,
         }),
     )?;
@@ -511,6 +554,79 @@ async fn pull_bench(a: &ChannelsArgs) -> Result<serde_json::Value> {
 
 /// Bytes this process has had written to storage so far (`write_bytes` of `/proc/self/io`);
 /// `None` where the kernel does not say.
+#[derive(Debug, Default, Clone, Copy)]
+struct ThreadTime {
+    run_ns: u64,
+    wait_ns: u64,
+    slices: u64,
+}
+
+/// Time on and waiting for a CPU per thread name (Linux: /proc/self/task/*/schedstat), threads
+/// of one pool summed (`tokio-runtime-w`, `orderhub-reader`).
+fn thread_times() -> std::collections::BTreeMap<String, ThreadTime> {
+    let mut out = std::collections::BTreeMap::<String, ThreadTime>::new();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return out;
+    };
+    for t in tasks.flatten() {
+        let p = t.path();
+        let (Ok(comm), Ok(stat)) = (
+            std::fs::read_to_string(p.join("comm")),
+            std::fs::read_to_string(p.join("schedstat")),
+        ) else {
+            continue;
+        };
+        let f: Vec<u64> = stat
+            .split_whitespace()
+            .filter_map(|v| v.parse().ok())
+            .collect();
+        let [run_ns, wait_ns, slices] = f[..] else {
+            continue;
+        };
+        let name = comm
+            .trim()
+            .trim_end_matches(|c: char| c.is_ascii_digit() || c == '-');
+        let e = out.entry(name.to_owned()).or_default();
+        e.run_ns += run_ns;
+        e.wait_ns += wait_ns;
+        e.slices += slices;
+    }
+    out
+}
+
+/// [`thread_times`] since `before`, busiest first.
+fn thread_times_since(
+    before: &std::collections::BTreeMap<String, ThreadTime>,
+) -> Vec<(String, ThreadTime)> {
+    let mut v: Vec<(String, ThreadTime)> = thread_times()
+        .into_iter()
+        .map(|(name, t)| {
+            let b = before.get(&name).copied().unwrap_or_default();
+            let d = ThreadTime {
+                run_ns: t.run_ns.saturating_sub(b.run_ns),
+                wait_ns: t.wait_ns.saturating_sub(b.wait_ns),
+                slices: t.slices.saturating_sub(b.slices),
+            };
+            (name, d)
+        })
+        .filter(|(_, t)| t.run_ns + t.wait_ns >= 1_000_000)
+        .collect();
+    v.sort_by_key(|(_, t)| std::cmp::Reverse(t.run_ns));
+    v
+}
+
+/// This process's user and system CPU seconds (Linux: /proc/self/stat).
+fn cpu_seconds() -> Option<(f64, f64)> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The fields after the command name (which may hold spaces) in parentheses.
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are the line's fields 14 and 15; this list starts at field 3 (the state).
+    let ticks = |i: usize| f.get(i)?.parse::<f64>().ok();
+    // The kernel's USER_HZ, 100 on every Linux this runs on.
+    Some((ticks(11)? / 100.0, ticks(12)? / 100.0))
+}
+
 fn disk_bytes_written() -> Option<u64> {
     let io = std::fs::read_to_string("/proc/self/io").ok()?;
     io.lines()

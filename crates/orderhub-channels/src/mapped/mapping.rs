@@ -248,6 +248,14 @@ pub struct Path {
 }
 
 impl Path {
+    /// The key this path starts with (`data` of `data.bills`), if it starts with a key.
+    pub fn first_key(&self) -> Option<&str> {
+        match self.segs.first() {
+            Some(Seg::Key(k)) => Some(k),
+            _ => None,
+        }
+    }
+
     /// The document itself.
     pub fn root() -> Path {
         Path {
@@ -603,7 +611,7 @@ pub enum TimeUnit {
 #[serde(deny_unknown_fields)]
 pub struct Signature {
     pub scheme: PushScheme,
-    /// The header (or query parameter) holding the signature.
+    /// The header (or query parameter, or for a form push form field) holding the signature.
     #[serde(default)]
     pub header: Option<String>,
     #[serde(default)]
@@ -611,10 +619,14 @@ pub struct Signature {
     /// Text before the signature in the header (`sha256=`).
     #[serde(default)]
     pub prefix: Option<String>,
-    /// What is signed: a template over `{body}`, `{timestamp}`, `{secret}`, `{app_key}`.
+    /// What is signed: a template over `{body}`, `{timestamp}`, `{secret}`, `{app_key}`; for a
+    /// form push `{params}` instead of `{body}` (the form's fields but the signature, sorted by
+    /// name, written as `params_style` says).
     #[serde(default)]
     pub signed: Option<String>,
-    /// The header with the signed time, checked against now ± tolerance.
+    #[serde(default)]
+    pub params_style: ParamsStyle,
+    /// The header (or form field) with the signed time, checked against now ± tolerance.
     #[serde(default)]
     pub timestamp_header: Option<String>,
     #[serde(default)]
@@ -624,6 +636,14 @@ pub struct Signature {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PushMap {
+    /// How a push's body is written: `json` (the default) or `form`
+    /// (`application/x-www-form-urlencoded`, as many ERPs post: each field a string).
+    #[serde(default)]
+    pub body: BodyFormat,
+    /// Form fields that hold JSON text (an ERP's `biz` or `data`), read as JSON: the paths below
+    /// then reach into them (`data.bills`).
+    #[serde(default)]
+    pub json_fields: Vec<String>,
     /// Where the single order of a push is (exclusive with `orders`).
     #[serde(default)]
     pub order: Option<Path>,
@@ -640,6 +660,15 @@ pub struct PushMap {
     pub events: BTreeMap<String, PushEvent>,
     #[serde(default)]
     pub test: Option<Marker>,
+}
+
+/// How a push's body is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BodyFormat {
+    #[default]
+    Json,
+    Form,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -926,6 +955,35 @@ impl Mapping {
                 "set exactly one of push.order (one order) and push.orders (an array)",
             );
         }
+        match p.body {
+            BodyFormat::Json if !p.json_fields.is_empty() => {
+                return err(
+                    "push.json_fields",
+                    "bad_value",
+                    "JSON fields are for form pushes (push.body = \"form\")",
+                );
+            }
+            BodyFormat::Json => {}
+            BodyFormat::Form => {
+                // A form is flat: the orders can only be inside a field holding JSON.
+                let orders = p.order.as_ref().or(p.orders.as_ref());
+                if let Some(o) = orders
+                    && !o
+                        .first_key()
+                        .is_some_and(|k| p.json_fields.iter().any(|f| f == k))
+                {
+                    return err(
+                        if p.order.is_some() {
+                            "push.order"
+                        } else {
+                            "push.orders"
+                        },
+                        "bad_value",
+                        "in a form push the orders are inside a field listed in push.json_fields",
+                    );
+                }
+            }
+        }
         if let Some(t) = &p.test
             && t.values.is_empty()
         {
@@ -1033,17 +1091,19 @@ impl Mapping {
         let Some(t) = &s.signed else {
             return err("signature.signed", "missing_value", "what is signed");
         };
-        template(
-            "signature.signed",
-            t,
-            &["body", "timestamp", "secret", "app_key"],
-        )?;
-        if !t.contains("{body}") {
-            return err(
+        // A form push carries its signature among the fields it signs, so it signs the other
+        // fields ({params}), not the body.
+        let (covers, allowed) = match self.push.body {
+            BodyFormat::Json => ("{body}", ["body", "timestamp", "secret", "app_key"]),
+            BodyFormat::Form => ("{params}", ["params", "timestamp", "secret", "app_key"]),
+        };
+        template("signature.signed", t, &allowed)?;
+        if !t.contains(covers) {
+            return Err(MappingError::new(
                 "signature.signed",
                 "bad_template",
-                "a push signature must cover {body}",
-            );
+                format!("a push signature must cover {covers}"),
+            ));
         }
         if s.scheme == PushScheme::Md5 && !t.contains("{secret}") {
             return err(
@@ -1052,7 +1112,12 @@ impl Mapping {
                 "an MD5 signature must sign {secret}",
             );
         }
-        if t.contains("{timestamp}") != s.timestamp_header.is_some() {
+        // A form push's time field is signed among {params}; a JSON push's must be {timestamp}.
+        let time_signed = t.contains("{timestamp}")
+            || (self.push.body == BodyFormat::Form && t.contains("{params}"));
+        if t.contains("{timestamp}") && s.timestamp_header.is_none()
+            || s.timestamp_header.is_some() && !time_signed
+        {
             return err(
                 "signature.timestamp_header",
                 "bad_template",

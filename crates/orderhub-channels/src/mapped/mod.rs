@@ -264,6 +264,28 @@ impl Mapped {
     }
 
     /// The order objects of a push, with where each is.
+    /// A push's body as a document: its JSON, or a form's fields as strings (those listed in
+    /// `push.json_fields` read as JSON) — the mapping's paths apply to either.
+    fn push_document(&self, body: &[u8]) -> Result<Value, Rejected> {
+        let p = &self.m.push;
+        match p.body {
+            mapping::BodyFormat::Json => wire::parse_json(body),
+            mapping::BodyFormat::Form => {
+                let mut doc = serde_json::Map::new();
+                for (k, v) in form_fields(body)? {
+                    let value = if p.json_fields.contains(&k) {
+                        wire::parse_json::<Value>(v.as_bytes())
+                            .map_err(|e| Rejected::at(e.rule, &k, format!("{k}: {}", e.message)))?
+                    } else {
+                        Value::String(v)
+                    };
+                    doc.insert(k, value);
+                }
+                Ok(Value::Object(doc))
+            }
+        }
+    }
+
     fn push_orders<'a>(
         &self,
         v: &'a Value,
@@ -363,16 +385,7 @@ pub(crate) fn request_signature(
     body: &[u8],
     creds: &ShopCredentials,
 ) -> String {
-    let mut sorted: Vec<&(String, String)> = query.iter().filter(|(k, _)| *k != s.param).collect();
-    sorted.sort();
-    let params: String = match s.params_style {
-        mapping::ParamsStyle::Concat => sorted.iter().map(|(k, v)| format!("{k}{v}")).collect(),
-        mapping::ParamsStyle::Query => sorted
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("&"),
-    };
+    let params = sorted_params(query, &s.param, s.params_style);
     let data = fill_bytes(&s.template, |k| match k {
         "params" => Some(params.as_bytes().to_vec()),
         "body" => Some(body.to_vec()),
@@ -385,15 +398,60 @@ pub(crate) fn request_signature(
         .encode(&s.scheme.digest(creds.secret.as_bytes(), &data))
 }
 
-/// The bytes a push signature covers.
+/// The parameters but `skip`, sorted by name, as one text (`k1v1k2v2` or `k1=v1&k2=v2`).
+pub(crate) fn sorted_params(
+    pairs: &[(String, String)],
+    skip: &str,
+    style: mapping::ParamsStyle,
+) -> String {
+    let mut sorted: Vec<&(String, String)> = pairs.iter().filter(|(k, _)| k != skip).collect();
+    sorted.sort();
+    match style {
+        mapping::ParamsStyle::Concat => sorted.iter().map(|(k, v)| format!("{k}{v}")).collect(),
+        mapping::ParamsStyle::Query => sorted
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("&"),
+    }
+}
+
+/// A form body's fields. One over the size limit, or naming a field twice (which would make the
+/// signed text ambiguous), is refused.
+pub(crate) fn form_fields(body: &[u8]) -> Result<Vec<(String, String)>, Rejected> {
+    if body.len() > wire::BODY_BYTES_MAX {
+        return Err(Rejected::new(
+            "too_large",
+            None,
+            format!("the payload is larger than {} bytes", wire::BODY_BYTES_MAX),
+        ));
+    }
+    let pairs = wire::form_decode(body);
+    let mut seen = std::collections::HashSet::new();
+    for (k, _) in &pairs {
+        if !seen.insert(k.as_str()) {
+            return Err(Rejected::at(
+                "duplicate_field",
+                k,
+                format!("{k} is given twice in the form"),
+            ));
+        }
+    }
+    Ok(pairs)
+}
+
+/// The bytes a push signature covers: `body` for a JSON push, `params` (the form's other fields)
+/// for a form push.
 pub(crate) fn push_signed_bytes(
     template: &str,
     body: &[u8],
+    params: &str,
     timestamp: &str,
     creds: &ShopCredentials,
 ) -> Vec<u8> {
     fill_bytes(template, |k| match k {
         "body" => Some(body.to_vec()),
+        "params" => Some(params.as_bytes().to_vec()),
         "timestamp" => Some(timestamp.as_bytes().to_vec()),
         "secret" => Some(creds.secret.as_bytes().to_vec()),
         "app_key" => Some(creds.app_key.as_bytes().to_vec()),
@@ -516,7 +574,7 @@ impl Channel for Mapped {
         _headers: &[(String, String)],
         body: &[u8],
     ) -> Result<PushMessage, Rejected> {
-        let v: Value = wire::parse_json(body)?;
+        let v = self.push_document(body)?;
         let root = At { v: &v, base: "" };
         let p = &self.m.push;
         let is_test = match &p.test {
@@ -579,7 +637,20 @@ impl Channel for Mapped {
             mapping::PushScheme::Md5 => mapping::Digest::Md5,
         };
         let name = s.header.as_deref().unwrap_or("");
-        let given = wire::header(headers, name)
+        // A form push may carry its signature and time as fields of the form.
+        let form = match self.m.push.body {
+            mapping::BodyFormat::Json => None,
+            mapping::BodyFormat::Form => Some(form_fields(body)?),
+        };
+        let lookup = |n: &str| {
+            wire::header(headers, n).or_else(|| {
+                form.as_ref()?
+                    .iter()
+                    .find(|(k, _)| k == n)
+                    .map(|(_, v)| v.as_str())
+            })
+        };
+        let given = lookup(name)
             .ok_or_else(|| Rejected::bad_signature(format!("the {name} header is missing")))?;
         let given = match &s.prefix {
             Some(p) => given
@@ -588,9 +659,19 @@ impl Channel for Mapped {
                 .ok_or_else(|| Rejected::bad_signature("the signature lacks its prefix"))?,
             None => given,
         };
+        let template = s.signed.as_deref().unwrap_or("");
         let (ts_text, at) = match &s.timestamp_header {
             Some(h) => {
-                let raw = wire::header(headers, h)
+                // Unless the template signs {timestamp} itself, the time is trusted only as a
+                // field of the signed form (a header's would not be signed).
+                let raw = if template.contains("{timestamp}") {
+                    lookup(h)
+                } else {
+                    form.as_ref()
+                        .and_then(|f| f.iter().find(|(k, _)| k == h))
+                        .map(|(_, v)| v.as_str())
+                };
+                let raw = raw
                     .ok_or_else(|| Rejected::bad_signature(format!("the {h} header is missing")))?
                     .trim();
                 let n: i64 = raw
@@ -605,7 +686,11 @@ impl Channel for Mapped {
             }
             None => (String::new(), None),
         };
-        let data = push_signed_bytes(s.signed.as_deref().unwrap_or(""), body, &ts_text, creds);
+        let params = form
+            .as_deref()
+            .map(|f| sorted_params(f, name, s.params_style))
+            .unwrap_or_default();
+        let data = push_signed_bytes(template, body, &params, &ts_text, creds);
         let expected = digest.digest(creds.secret.as_bytes(), &data);
         if !s.encoding.matches(&expected, given) {
             return Err(Rejected::bad_signature(format!(

@@ -10,9 +10,11 @@ use rust_decimal::Decimal;
 use serde_json::Value;
 
 use super::mapping::{
-    Digest, Encoding, JsonKind, Mapping, MoneyUnit, Pagination, PushScheme, TimeUnit,
+    BodyFormat, Digest, Encoding, JsonKind, Mapping, MoneyUnit, Pagination, PushScheme, TimeUnit,
 };
-use super::{Mapped, Path, event_of, push_signed_bytes, request_signature, scalar_text};
+use super::{
+    Mapped, Path, event_of, push_signed_bytes, request_signature, scalar_text, sorted_params,
+};
 use crate::sim::{
     Page, RawRequest, ShipAnswer, SignedPush, SimCall, SimErr, SimFault, SimWire, param,
 };
@@ -537,36 +539,75 @@ impl SimWire for MappedWire {
             (None, Some(path)) => path.set(&mut v, Value::Array(vec![self.render(o)])),
             (None, None) => {}
         }
-        let body = json_bytes(&v);
         let s = &self.m.signature;
-        let mut headers = Vec::new();
         let digest = match s.scheme {
             PushScheme::None => None,
             PushScheme::HmacSha256 => Some(Digest::HmacSha256),
             PushScheme::HmacSha1 => Some(Digest::HmacSha1),
             PushScheme::Md5 => Some(Digest::Md5),
         };
-        if let Some(d) = digest {
-            let ts = match s.timestamp_unit {
-                TimeUnit::Seconds => now.timestamp().to_string(),
-                TimeUnit::Ms => now.timestamp_millis().to_string(),
-            };
-            let data = push_signed_bytes(s.signed.as_deref().unwrap_or(""), &body, &ts, creds);
-            let sig = format!(
+        let ts = match s.timestamp_unit {
+            TimeUnit::Seconds => now.timestamp().to_string(),
+            TimeUnit::Ms => now.timestamp_millis().to_string(),
+        };
+        let sign = |body: &[u8], params: &str, d: Digest| {
+            let data =
+                push_signed_bytes(s.signed.as_deref().unwrap_or(""), body, params, &ts, creds);
+            format!(
                 "{}{}",
                 s.prefix.as_deref().unwrap_or(""),
                 s.encoding.encode(&d.digest(creds.secret.as_bytes(), &data))
-            );
-            headers.push((s.header.clone().unwrap_or_default(), sig));
-            if let Some(h) = &s.timestamp_header {
-                headers.push((h.clone(), ts));
+            )
+        };
+        let sig_name = s.header.clone().unwrap_or_default();
+        match p.body {
+            BodyFormat::Json => {
+                let body = json_bytes(&v);
+                let mut headers = Vec::new();
+                if let Some(d) = digest {
+                    headers.push((sig_name, sign(&body, "", d)));
+                    if let Some(h) = &s.timestamp_header {
+                        headers.push((h.clone(), ts.clone()));
+                    }
+                }
+                SignedPush {
+                    query: Vec::new(),
+                    headers,
+                    content_type: "application/json",
+                    body,
+                }
             }
-        }
-        SignedPush {
-            query: Vec::new(),
-            headers,
-            content_type: "application/json",
-            body,
+            // As form-posting ERPs send: every top-level value a field (objects and arrays as
+            // JSON text), the time and the signature fields of the form too.
+            BodyFormat::Form => {
+                let mut fields: Vec<(String, String)> = match v {
+                    Value::Object(m) => m
+                        .into_iter()
+                        .map(|(k, v)| {
+                            let text = match v {
+                                Value::String(t) => t,
+                                other => String::from_utf8_lossy(&json_bytes(&other)).into_owned(),
+                            };
+                            (k, text)
+                        })
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                if let Some(d) = digest {
+                    if let Some(h) = &s.timestamp_header {
+                        fields.push((h.clone(), ts.clone()));
+                    }
+                    let params = sorted_params(&fields, &sig_name, s.params_style);
+                    let sig = sign(b"", &params, d);
+                    fields.push((sig_name, sig));
+                }
+                SignedPush {
+                    query: Vec::new(),
+                    headers: Vec::new(),
+                    content_type: "application/x-www-form-urlencoded",
+                    body: crate::wire::form_encode(&fields).into_bytes(),
+                }
+            }
         }
     }
 

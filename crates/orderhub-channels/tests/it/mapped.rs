@@ -779,3 +779,150 @@ async fn shipping_through_the_mapped_simulator_uses_the_portals_code_idempotentl
         assert!(matches!(e, ApiError::Api { .. }), "{name}: {e:?}");
     }
 }
+
+/// The ERP example as a form-posting ERP sends it: `data` holds the bills as JSON text; the
+/// signature and the time are fields of the form, signed over the form's other fields sorted.
+fn erp_form_text() -> String {
+    let text = mapping_text("erp-example.toml");
+    let signed = "signed = \"{secret}{timestamp}{body}{secret}\"";
+    assert!(text.contains(signed) && text.contains("[push]\n"));
+    text.replacen(signed, "signed = \"{secret}{params}{secret}\"", 1)
+        .replacen(
+            "[push]\n",
+            "[push]\nbody = \"form\"\njson_fields = [\"data\"]\n",
+            1,
+        )
+}
+
+fn form(fields: &[(String, String)]) -> Vec<u8> {
+    let mut s = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in fields {
+        s.append_pair(k, v);
+    }
+    s.finish().into_bytes()
+}
+
+#[test]
+fn a_form_push_verifies_and_parses_and_tampering_repeats_and_bad_json_are_refused() {
+    let m = Mapping::from_toml(&erp_form_text()).unwrap_or_else(|e| panic!("{e}"));
+    let a = Mapped::new(m.clone());
+    let o = read(&erp(), "erp-edge-multiline-partly-refunded.json");
+    let p = orderhub_channels::mapped::signed_push(&m, &o, &creds(), now());
+    assert_eq!(p.content_type, "application/x-www-form-urlencoded");
+    assert!(p.headers.is_empty(), "the signature travels in the form");
+    let fields: Vec<(String, String)> = form_urlencoded::parse(&p.body).into_owned().collect();
+    let names: Vec<&str> = fields.iter().map(|(k, _)| k.as_str()).collect();
+    for f in ["data", "method", "msg_id", "X-Erp-Sign", "X-Erp-Timestamp"] {
+        assert!(names.contains(&f), "{f} in {names:?}");
+    }
+    a.verify_push(&[], &p.body, &creds(), now(), TOLERANCE)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let msg = a.parse_push(&[], &p.body).unwrap();
+    assert_eq!(msg.items.len(), 1);
+    assert_eq!(
+        msg.items[0].order.as_ref(),
+        Some(&o),
+        "the same order as JSON"
+    );
+
+    let verify = |body: &[u8], c: &orderhub_channels::ShopCredentials, t| {
+        a.verify_push(&[], body, c, t, TOLERANCE)
+            .map_err(|e| (e.rule, e.field))
+    };
+    // Any field changed after signing, the signature's own time included.
+    for changed in ["method", "X-Erp-Timestamp", "data"] {
+        let tampered: Vec<(String, String)> = fields
+            .iter()
+            .map(|(k, v)| {
+                let v = if k == changed {
+                    v.replacen(|c: char| c.is_ascii_digit() || c == '.', "1", 1) + " "
+                } else {
+                    v.clone()
+                };
+                (k.clone(), v)
+            })
+            .collect();
+        assert_eq!(
+            verify(&form(&tampered), &creds(), now()).unwrap_err().0,
+            "bad_signature",
+            "{changed}"
+        );
+    }
+    let mut wrong = creds();
+    wrong.secret = "other".into();
+    assert_eq!(
+        verify(&p.body, &wrong, now()).unwrap_err().0,
+        "bad_signature"
+    );
+    let later = now() + chrono::Duration::seconds(301);
+    assert_eq!(
+        verify(&p.body, &creds(), later).unwrap_err().0,
+        "stale_timestamp"
+    );
+    // A field given twice would make the signed text ambiguous.
+    let mut twice = fields.clone();
+    twice.push(("method".into(), "erp.bill.cancel".into()));
+    assert_eq!(
+        verify(&form(&twice), &creds(), now()).unwrap_err(),
+        ("duplicate_field", Some("method".to_owned()))
+    );
+    assert_eq!(
+        a.parse_push(&[], &form(&twice)).unwrap_err().rule,
+        "duplicate_field"
+    );
+    // A JSON field that does not hold JSON is refused naming the field.
+    let broken: Vec<(String, String)> = fields
+        .iter()
+        .map(|(k, v)| match k.as_str() {
+            "data" => (k.clone(), v[..v.len() / 2].to_owned()),
+            _ => (k.clone(), v.clone()),
+        })
+        .collect();
+    let e = a.parse_push(&[], &form(&broken)).unwrap_err();
+    assert_eq!(
+        (e.rule, e.field.as_deref()),
+        ("truncated_json", Some("data"))
+    );
+    // Without the bills field: the orders' path is missing, as for a JSON push.
+    let none: Vec<(String, String)> = fields
+        .iter()
+        .filter(|(k, _)| k != "data")
+        .cloned()
+        .collect();
+    let e = a.parse_push(&[], &form(&none)).unwrap_err();
+    assert_eq!(
+        (e.rule, e.field.as_deref()),
+        ("missing_field", Some("data.bills"))
+    );
+}
+
+#[test]
+fn form_push_mappings_that_cannot_work_are_refused() {
+    let refuse = |from: &str, to: &str| {
+        let text = erp_form_text();
+        assert!(text.contains(from), "{from}");
+        Mapping::from_toml(&text.replacen(from, to, 1)).expect_err("must be refused")
+    };
+    // The orders must be inside a JSON field: a form is flat.
+    let e = refuse("json_fields = [\"data\"]", "json_fields = [\"biz\"]");
+    assert_eq!((e.field.as_str(), e.rule), ("push.orders", "bad_value"));
+    // A form push signs its fields, not its body (which holds the signature).
+    let e = refuse("{secret}{params}{secret}", "{secret}{body}{secret}");
+    assert_eq!(
+        (e.field.as_str(), e.rule),
+        ("signature.signed", "bad_template")
+    );
+    // JSON fields only mean something in a form.
+    let e = Mapping::from_toml(&mapping_text("erp-example.toml").replacen(
+        "[push]\n",
+        "[push]\njson_fields = [\"data\"]\n",
+        1,
+    ))
+    .expect_err("must be refused");
+    assert_eq!(
+        (e.field.as_str(), e.rule),
+        ("push.json_fields", "bad_value")
+    );
+    let e = refuse("body = \"form\"", "body = \"xml\"");
+    assert_eq!(e.field.as_str(), "push.body");
+}
