@@ -966,8 +966,34 @@ impl Mapping {
             BodyFormat::Json => {}
             BodyFormat::Form => {
                 // A form is flat: the orders can only be inside a field holding JSON.
+                // The signature and its time are text as sent, never JSON to read.
+                let s = &self.signature;
+                if s.scheme != PushScheme::None
+                    && let Some(f) = p.json_fields.iter().find(|f| {
+                        Some(f.as_str()) == s.header.as_deref()
+                            || Some(f.as_str()) == s.timestamp_header.as_deref()
+                    })
+                {
+                    return Err(MappingError::new(
+                        "push.json_fields",
+                        "bad_value",
+                        format!("{f} is the signature or its time, not a JSON field"),
+                    ));
+                }
+                if s.scheme != PushScheme::None
+                    && s.timestamp_header.is_some()
+                    && s.timestamp_header == s.header
+                {
+                    return err(
+                        "signature.timestamp_header",
+                        "bad_value",
+                        "the time and the signature are different fields",
+                    );
+                }
+                // A form is flat: the orders are the form itself (`$`) or inside a JSON field.
                 let orders = p.order.as_ref().or(p.orders.as_ref());
                 if let Some(o) = orders
+                    && !o.is_root()
                     && !o
                         .first_key()
                         .is_some_and(|k| p.json_fields.iter().any(|f| f == k))
@@ -979,7 +1005,7 @@ impl Mapping {
                             "push.orders"
                         },
                         "bad_value",
-                        "in a form push the orders are inside a field listed in push.json_fields",
+                        "in a form push the orders are the form ($) or inside a field listed in push.json_fields",
                     );
                 }
             }

@@ -266,22 +266,34 @@ impl Mapped {
     /// The order objects of a push, with where each is.
     /// A push's body as a document: its JSON, or a form's fields as strings (those listed in
     /// `push.json_fields` read as JSON) — the mapping's paths apply to either.
-    fn push_document(&self, body: &[u8]) -> Result<Value, Rejected> {
+    /// With a form, also an id of its content to deduplicate on.
+    fn push_document(&self, body: &[u8]) -> Result<(Value, Option<String>), Rejected> {
         let p = &self.m.push;
         match p.body {
-            mapping::BodyFormat::Json => wire::parse_json(body),
+            mapping::BodyFormat::Json => Ok((wire::parse_json(body)?, None)),
             mapping::BodyFormat::Form => {
                 let mut doc = serde_json::Map::new();
-                for (k, v) in form_fields(body)? {
-                    let value = if p.json_fields.contains(&k) {
-                        wire::parse_json::<Value>(v.as_bytes())
-                            .map_err(|e| Rejected::at(e.rule, &k, format!("{k}: {}", e.message)))?
+                let fields = form_fields(body)?;
+                for (k, v) in &fields {
+                    let value = if p.json_fields.contains(k) {
+                        json_field(k, v)?
                     } else {
-                        Value::String(v)
+                        Value::String(v.clone())
                     };
-                    doc.insert(k, value);
+                    doc.insert(k.clone(), value);
                 }
-                Ok(Value::Object(doc))
+                // Deduplicated on its fields (sorted, decoded) when it has no message id of the
+                // channel's: not on its bytes, since reordering or re-encoding a form keeps its
+                // signature.
+                let mut sorted = fields;
+                sorted.sort();
+                use sha2::Digest as _;
+                let canonical = wire::json_bytes(&serde_json::json!(sorted));
+                let id = format!(
+                    "form-sha256:{}",
+                    hex::encode(sha2::Sha256::digest(canonical))
+                );
+                Ok((Value::Object(doc), Some(id)))
             }
         }
     }
@@ -416,8 +428,9 @@ pub(crate) fn sorted_params(
     }
 }
 
-/// A form body's fields. One over the size limit, or naming a field twice (which would make the
-/// signed text ambiguous), is refused.
+/// A form body's fields, decoded strictly. One over the size limit, naming a field twice (which
+/// would make the signed text ambiguous), or with an escape that is malformed or not UTF-8 once
+/// decoded (decoding such bytes leniently would let different bodies sign alike) is refused.
 pub(crate) fn form_fields(body: &[u8]) -> Result<Vec<(String, String)>, Rejected> {
     if body.len() > wire::BODY_BYTES_MAX {
         return Err(Rejected::new(
@@ -426,18 +439,73 @@ pub(crate) fn form_fields(body: &[u8]) -> Result<Vec<(String, String)>, Rejected
             format!("the payload is larger than {} bytes", wire::BODY_BYTES_MAX),
         ));
     }
-    let pairs = wire::form_decode(body);
+    let mut pairs: Vec<(String, String)> = Vec::new();
     let mut seen = std::collections::HashSet::new();
-    for (k, _) in &pairs {
-        if !seen.insert(k.as_str()) {
+    for part in body.split(|b| *b == b'&').filter(|p| !p.is_empty()) {
+        let (k, v) = match part.iter().position(|b| *b == b'=') {
+            Some(i) => (&part[..i], &part[i + 1..]),
+            None => (part, &b""[..]),
+        };
+        let k = form_text(k).ok_or_else(|| {
+            Rejected::new(
+                "invalid_encoding",
+                None,
+                "a form field's name is not percent-encoded UTF-8",
+            )
+        })?;
+        let v = form_text(v).ok_or_else(|| {
+            Rejected::at(
+                "invalid_encoding",
+                &k,
+                format!("{k} is not percent-encoded UTF-8"),
+            )
+        })?;
+        if !seen.insert(k.clone()) {
             return Err(Rejected::at(
                 "duplicate_field",
-                k,
+                &k,
                 format!("{k} is given twice in the form"),
             ));
         }
+        pairs.push((k, v));
     }
     Ok(pairs)
+}
+
+/// One form name or value: `+` is a space, `%XX` a byte; `None` if an escape is malformed or the
+/// bytes are not UTF-8.
+fn form_text(raw: &[u8]) -> Option<String> {
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while let Some(&b) = raw.get(i) {
+        match b {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = raw.get(i + 1..i + 3)?;
+                if !hex.iter().all(u8::is_ascii_hexdigit) {
+                    return None;
+                }
+                out.push(u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?);
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).ok()
+}
+
+/// A form field holding JSON: exactly one JSON value (text after it is refused, or it could hide
+/// other fields' text in what is signed), errors naming the field.
+fn json_field(k: &str, v: &str) -> Result<Value, Rejected> {
+    serde_json::from_str::<Value>(v).map_err(|_| match wire::parse_json::<Value>(v.as_bytes()) {
+        Err(e) => Rejected::at(e.rule, k, format!("{k}: {}", e.message)),
+        Ok(_) => Rejected::at(
+            "trailing_data",
+            k,
+            format!("{k} holds text after its JSON value"),
+        ),
+    })
 }
 
 /// The bytes a push signature covers: `body` for a JSON push, `params` (the form's other fields)
@@ -574,7 +642,7 @@ impl Channel for Mapped {
         _headers: &[(String, String)],
         body: &[u8],
     ) -> Result<PushMessage, Rejected> {
-        let v = self.push_document(body)?;
+        let (v, content_id) = self.push_document(body)?;
         let root = At { v: &v, base: "" };
         let p = &self.m.push;
         let is_test = match &p.test {
@@ -590,7 +658,8 @@ impl Channel for Mapped {
         let message_id = match &p.message_id {
             Some(m) => root.text(m)?,
             None => None,
-        };
+        }
+        .or(content_id);
         let found = self.push_orders(&v, is_test)?;
         let n = found.len();
         let mut items = Vec::with_capacity(n);
@@ -672,7 +741,13 @@ impl Channel for Mapped {
                         .map(|(_, v)| v.as_str())
                 };
                 let raw = raw
-                    .ok_or_else(|| Rejected::bad_signature(format!("the {h} header is missing")))?
+                    .ok_or_else(|| {
+                        Rejected::bad_signature(if form.is_some() {
+                            format!("the signed form has no {h} field")
+                        } else {
+                            format!("the {h} header is missing")
+                        })
+                    })?
                     .trim();
                 let n: i64 = raw
                     .parse()

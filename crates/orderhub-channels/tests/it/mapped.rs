@@ -829,25 +829,46 @@ fn a_form_push_verifies_and_parses_and_tampering_repeats_and_bad_json_are_refuse
         a.verify_push(&[], body, c, t, TOLERANCE)
             .map_err(|e| (e.rule, e.field))
     };
-    // Any field changed after signing, the signature's own time included.
-    for changed in ["method", "X-Erp-Timestamp", "data"] {
-        let tampered: Vec<(String, String)> = fields
+    let with = |field: &str, change: &dyn Fn(&str) -> String| -> Vec<(String, String)> {
+        fields
             .iter()
-            .map(|(k, v)| {
-                let v = if k == changed {
-                    v.replacen(|c: char| c.is_ascii_digit() || c == '.', "1", 1) + " "
-                } else {
-                    v.clone()
-                };
-                (k.clone(), v)
-            })
-            .collect();
+            .map(|(k, v)| (k.clone(), if k == field { change(v) } else { v.clone() }))
+            .collect()
+    };
+    // Any field changed after signing, the signature's own time included.
+    let earlier = |v: &str| (v.parse::<i64>().unwrap() - 1000).to_string();
+    type Change<'a> = &'a dyn Fn(&str) -> String;
+    let changes: [(&str, Change); 3] = [
+        ("method", &|v| format!("{v}x")),
+        ("X-Erp-Timestamp", &earlier),
+        ("data", &|v| v.replacen("SO", "SX", 1)),
+    ];
+    for (field, change) in changes {
+        let tampered = with(field, change);
+        assert_ne!(tampered, fields, "{field}");
         assert_eq!(
             verify(&form(&tampered), &creds(), now()).unwrap_err().0,
             "bad_signature",
-            "{changed}"
+            "{field}"
         );
     }
+    // An old signed form with a fresh time in a header: the time is read from the signed form.
+    let old = orderhub_channels::mapped::signed_push(
+        &m,
+        &o,
+        &creds(),
+        now() - chrono::Duration::seconds(400),
+    );
+    let fresh = [(
+        "X-Erp-Timestamp".to_owned(),
+        now().timestamp_millis().to_string(),
+    )];
+    assert_eq!(
+        a.verify_push(&fresh, &old.body, &creds(), now(), TOLERANCE)
+            .unwrap_err()
+            .rule,
+        "stale_timestamp"
+    );
     let mut wrong = creds();
     wrong.secret = "other".into();
     assert_eq!(
@@ -874,7 +895,7 @@ fn a_form_push_verifies_and_parses_and_tampering_repeats_and_bad_json_are_refuse
     let broken: Vec<(String, String)> = fields
         .iter()
         .map(|(k, v)| match k.as_str() {
-            "data" => (k.clone(), v[..v.len() / 2].to_owned()),
+            "data" => (k.clone(), v.chars().take(v.chars().count() / 2).collect()),
             _ => (k.clone(), v.clone()),
         })
         .collect();
@@ -883,6 +904,61 @@ fn a_form_push_verifies_and_parses_and_tampering_repeats_and_bad_json_are_refuse
         (e.rule, e.field.as_deref()),
         ("truncated_json", Some("data"))
     );
+    // Text after a JSON field's value could carry another field's text into what is signed.
+    let e = a
+        .parse_push(&[], &form(&with("data", &|v| format!("{v}&is_test=1"))))
+        .unwrap_err();
+    assert_eq!(
+        (e.rule, e.field.as_deref()),
+        ("trailing_data", Some("data"))
+    );
+    // Bytes that are not UTF-8, or a broken escape, are refused, never decoded leniently.
+    for bad in ["%FF", "%E4%B8", "%G1", "%4"] {
+        let mut body = p.body.clone();
+        body.extend_from_slice(format!("&note={bad}").as_bytes());
+        let e = a.parse_push(&[], &body).unwrap_err();
+        assert_eq!(
+            (e.rule, e.field.as_deref()),
+            ("invalid_encoding", Some("note")),
+            "{bad}"
+        );
+        assert_eq!(
+            verify(&body, &creds(), now()).unwrap_err().0,
+            "invalid_encoding"
+        );
+    }
+    // Without the ERP's message id, a push is deduplicated on its fields, not its bytes.
+    let no_id: Vec<(String, String)> = fields
+        .iter()
+        .filter(|(k, _)| k != "msg_id")
+        .cloned()
+        .collect();
+    let id = |fields: &[(String, String)]| {
+        a.parse_push(&[], &form(fields)).unwrap().items[0]
+            .message_id
+            .clone()
+            .unwrap()
+    };
+    let mut reordered = no_id.clone();
+    reordered.reverse();
+    assert!(id(&no_id).starts_with("form-sha256:"));
+    assert_eq!(
+        id(&no_id),
+        id(&reordered),
+        "the same fields in another order"
+    );
+    let respelled = String::from_utf8(form(&no_id)).unwrap().replace('+', "%20");
+    assert_ne!(
+        respelled.as_bytes(),
+        form(&no_id),
+        "the fixture has spaces to respell"
+    );
+    assert_eq!(
+        a.parse_push(&[], respelled.as_bytes()).unwrap().items[0].message_id,
+        Some(id(&no_id)),
+        "the same fields spelled otherwise"
+    );
+    assert_ne!(id(&no_id), id(&with("method", &|v| format!("{v}x"))));
     // Without the bills field: the orders' path is missing, as for a JSON push.
     let none: Vec<(String, String)> = fields
         .iter()
@@ -906,6 +982,15 @@ fn form_push_mappings_that_cannot_work_are_refused() {
     // The orders must be inside a JSON field: a form is flat.
     let e = refuse("json_fields = [\"data\"]", "json_fields = [\"biz\"]");
     assert_eq!((e.field.as_str(), e.rule), ("push.orders", "bad_value"));
+    // The signature is text as sent, not a JSON field.
+    let e = refuse(
+        "json_fields = [\"data\"]",
+        "json_fields = [\"data\", \"X-Erp-Sign\"]",
+    );
+    assert_eq!(
+        (e.field.as_str(), e.rule),
+        ("push.json_fields", "bad_value")
+    );
     // A form push signs its fields, not its body (which holds the signature).
     let e = refuse("{secret}{params}{secret}", "{secret}{body}{secret}");
     assert_eq!(
