@@ -118,19 +118,10 @@ pub fn exercise_mapped(data: &[u8]) {
     static ERP_FORM: std::sync::OnceLock<orderhub_channels::mapped::Mapped> =
         std::sync::OnceLock::new();
     let f = ERP_FORM.get_or_init(|| {
-        let text = include_str!("../../mappings/erp-example.toml")
-            .replacen(
-                "signed = \"{secret}{timestamp}{body}{secret}\"",
-                "signed = \"{secret}{params}{secret}\"",
-                1,
-            )
-            .replacen(
-                "[push]\n",
-                "[push]\nbody = \"form\"\njson_fields = [\"data\"]\n",
-                1,
-            );
-        let m = orderhub_channels::mapped::Mapping::from_toml(&text)
-            .expect("the form variant of the ERP example is valid");
+        let m = orderhub_channels::mapped::Mapping::from_toml(include_str!(
+            "../../mappings/erp-form-example.toml"
+        ))
+        .expect("the example mapping is valid");
         orderhub_channels::mapped::Mapped::new(m)
     });
     exercise_channel(f, ChannelKind::Custom, data);

@@ -780,18 +780,10 @@ async fn shipping_through_the_mapped_simulator_uses_the_portals_code_idempotentl
     }
 }
 
-/// The ERP example as a form-posting ERP sends it: `data` holds the bills as JSON text; the
-/// signature and the time are fields of the form, signed over the form's other fields sorted.
+/// The ERP example posting forms: `data` holds the bills as JSON text; the signature and the time
+/// are fields of the form, signed over the form's other fields sorted.
 fn erp_form_text() -> String {
-    let text = mapping_text("erp-example.toml");
-    let signed = "signed = \"{secret}{timestamp}{body}{secret}\"";
-    assert!(text.contains(signed) && text.contains("[push]\n"));
-    text.replacen(signed, "signed = \"{secret}{params}{secret}\"", 1)
-        .replacen(
-            "[push]\n",
-            "[push]\nbody = \"form\"\njson_fields = [\"data\"]\n",
-            1,
-        )
+    mapping_text("erp-form-example.toml")
 }
 
 fn form(fields: &[(String, String)]) -> Vec<u8> {
@@ -812,7 +804,7 @@ fn a_form_push_verifies_and_parses_and_tampering_repeats_and_bad_json_are_refuse
     assert!(p.headers.is_empty(), "the signature travels in the form");
     let fields: Vec<(String, String)> = form_urlencoded::parse(&p.body).into_owned().collect();
     let names: Vec<&str> = fields.iter().map(|(k, _)| k.as_str()).collect();
-    for f in ["data", "method", "msg_id", "X-Erp-Sign", "X-Erp-Timestamp"] {
+    for f in ["data", "method", "msg_id", "sign", "timestamp"] {
         assert!(names.contains(&f), "{f} in {names:?}");
     }
     a.verify_push(&[], &p.body, &creds(), now(), TOLERANCE)
@@ -840,7 +832,7 @@ fn a_form_push_verifies_and_parses_and_tampering_repeats_and_bad_json_are_refuse
     type Change<'a> = &'a dyn Fn(&str) -> String;
     let changes: [(&str, Change); 3] = [
         ("method", &|v| format!("{v}x")),
-        ("X-Erp-Timestamp", &earlier),
+        ("timestamp", &earlier),
         ("data", &|v| v.replacen("SO", "SX", 1)),
     ];
     for (field, change) in changes {
@@ -859,10 +851,7 @@ fn a_form_push_verifies_and_parses_and_tampering_repeats_and_bad_json_are_refuse
         &creds(),
         now() - chrono::Duration::seconds(400),
     );
-    let fresh = [(
-        "X-Erp-Timestamp".to_owned(),
-        now().timestamp_millis().to_string(),
-    )];
+    let fresh = [("timestamp".to_owned(), now().timestamp_millis().to_string())];
     assert_eq!(
         a.verify_push(&fresh, &old.body, &creds(), now(), TOLERANCE)
             .unwrap_err()
@@ -985,7 +974,7 @@ fn form_push_mappings_that_cannot_work_are_refused() {
     // The signature is text as sent, not a JSON field.
     let e = refuse(
         "json_fields = [\"data\"]",
-        "json_fields = [\"data\", \"X-Erp-Sign\"]",
+        "json_fields = [\"data\", \"sign\"]",
     );
     assert_eq!(
         (e.field.as_str(), e.rule),
