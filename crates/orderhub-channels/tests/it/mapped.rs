@@ -1000,3 +1000,49 @@ fn form_push_mappings_that_cannot_work_are_refused() {
     let e = refuse("body = \"form\"", "body = \"xml\"");
     assert_eq!(e.field.as_str(), "push.body");
 }
+
+#[test]
+fn a_form_push_signed_in_query_style_or_with_its_signature_in_a_header_verifies() {
+    let concat = Mapping::from_toml(&erp_form_text()).unwrap();
+    let text = erp_form_text().replacen(
+        "signed = \"{secret}{params}{secret}\"",
+        "signed = \"{secret}{params}{secret}\"\nparams_style = \"query\"",
+        1,
+    );
+    let query = Mapping::from_toml(&text).unwrap_or_else(|e| panic!("{e}"));
+    assert_ne!(query, concat);
+    let o = read(&erp(), "erp-edge-missing-optional.json");
+    let by_query = orderhub_channels::mapped::signed_push(&query, &o, &creds(), now());
+    let by_concat = orderhub_channels::mapped::signed_push(&concat, &o, &creds(), now());
+    let verify = |m: &Mapping, headers: &[(String, String)], body: &[u8]| {
+        Mapped::new(m.clone())
+            .verify_push(headers, body, &creds(), now(), TOLERANCE)
+            .map_err(|e| e.rule)
+    };
+    assert_eq!(verify(&query, &[], &by_query.body), Ok(()));
+    assert_eq!(verify(&concat, &[], &by_concat.body), Ok(()));
+    // The style is part of what is signed: each refuses the other's signature.
+    assert_eq!(verify(&query, &[], &by_concat.body), Err("bad_signature"));
+    assert_eq!(verify(&concat, &[], &by_query.body), Err("bad_signature"));
+    // The signature may come as a header instead of a field; a header is read first.
+    let fields: Vec<(String, String)> = form_urlencoded::parse(&by_concat.body)
+        .into_owned()
+        .collect();
+    let sign = fields.iter().find(|(k, _)| k == "sign").unwrap().1.clone();
+    let unsigned: Vec<(String, String)> = fields
+        .iter()
+        .filter(|(k, _)| k != "sign")
+        .cloned()
+        .collect();
+    let header = [("Sign".to_owned(), sign)];
+    assert_eq!(verify(&concat, &header, &form(&unsigned)), Ok(()));
+    assert_eq!(verify(&concat, &[], &form(&unsigned)), Err("bad_signature"));
+    let mut forged = unsigned.clone();
+    forged.push(("sign".into(), "0".repeat(32)));
+    assert_eq!(
+        verify(&concat, &header, &form(&forged)),
+        Ok(()),
+        "the header wins"
+    );
+    assert_eq!(verify(&concat, &[], &form(&forged)), Err("bad_signature"));
+}
