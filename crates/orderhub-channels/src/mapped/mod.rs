@@ -263,10 +263,9 @@ impl Mapped {
         })
     }
 
-    /// The order objects of a push, with where each is.
     /// A push's body as a document: its JSON, or a form's fields as strings (those listed in
-    /// `push.json_fields` read as JSON) — the mapping's paths apply to either.
-    /// With a form, also an id of its content to deduplicate on.
+    /// `push.json_fields` read as JSON) — the mapping's paths apply to either. With a form, also
+    /// an id of its content to deduplicate on.
     fn push_document(&self, body: &[u8]) -> Result<(Value, Option<String>), Rejected> {
         let p = &self.m.push;
         match p.body {
@@ -298,6 +297,7 @@ impl Mapped {
         }
     }
 
+    /// The order objects of a push, with where each is.
     fn push_orders<'a>(
         &self,
         v: &'a Value,
