@@ -4,9 +4,11 @@
 //! and a domain order. Any `Err` is fine; a panic (including an arithmetic overflow, since fuzz
 //! builds keep debug assertions and overflow checks) is the bug the target looks for.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
+use orderhub_channels::mapped::{Mapped, Mapping};
 use orderhub_channels::{ChannelKind, ChannelOrder, PushMessage, ShopCredentials, adapter};
 use orderhub_domain::{Order, OrderId, ShopId, TenantId};
 
@@ -102,29 +104,21 @@ pub fn exercise(kind: ChannelKind, data: &[u8]) {
     exercise_channel(a.as_ref(), kind, data);
 }
 
-/// The custom channel with the example Acme B2B portal mapping (`mappings/acme-b2b.toml`).
+/// The custom channel with two example mappings: the Acme B2B portal (`mappings/acme-b2b.toml`,
+/// JSON) and the ERP posting forms (`mappings/erp-form-example.toml`): the same bytes read both ways.
 pub fn exercise_mapped(data: &[u8]) {
-    static ACME: std::sync::OnceLock<orderhub_channels::mapped::Mapped> =
-        std::sync::OnceLock::new();
-    let a = ACME.get_or_init(|| {
-        let m = orderhub_channels::mapped::Mapping::from_toml(include_str!(
-            "../../mappings/acme-b2b.toml"
-        ))
-        .expect("the example mapping is valid");
-        orderhub_channels::mapped::Mapped::new(m)
-    });
-    exercise_channel(a, ChannelKind::Custom, data);
-    // The ERP example posting forms: the same bytes read as a form with a JSON field.
-    static ERP_FORM: std::sync::OnceLock<orderhub_channels::mapped::Mapped> =
-        std::sync::OnceLock::new();
-    let f = ERP_FORM.get_or_init(|| {
-        let m = orderhub_channels::mapped::Mapping::from_toml(include_str!(
-            "../../mappings/erp-form-example.toml"
-        ))
-        .expect("the example mapping is valid");
-        orderhub_channels::mapped::Mapped::new(m)
-    });
-    exercise_channel(f, ChannelKind::Custom, data);
+    static ACME: OnceLock<Mapped> = OnceLock::new();
+    static ERP_FORM: OnceLock<Mapped> = OnceLock::new();
+    let examples = [
+        (&ACME, include_str!("../../mappings/acme-b2b.toml")),
+        (&ERP_FORM, include_str!("../../mappings/erp-form-example.toml")),
+    ];
+    for (cell, toml) in examples {
+        let a = cell.get_or_init(|| {
+            Mapped::new(Mapping::from_toml(toml).expect("the example mapping is valid"))
+        });
+        exercise_channel(a, ChannelKind::Custom, data);
+    }
 }
 
 fn exercise_channel(a: &dyn orderhub_channels::Channel, kind: ChannelKind, data: &[u8]) {

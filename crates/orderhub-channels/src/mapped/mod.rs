@@ -265,8 +265,8 @@ impl Mapped {
 
     /// A push's body as a document: its JSON, or a form's fields as strings (those listed in
     /// `push.json_fields` read as JSON) — the mapping's paths apply to either. With a form, also
-    /// an id of its content to deduplicate on.
-    fn push_document(&self, body: &[u8]) -> Result<(Value, Option<String>), Rejected> {
+    /// its fields as received (for [`form_content_id`]).
+    fn push_document(&self, body: &[u8]) -> Result<(Value, Option<FormFields>), Rejected> {
         let p = &self.m.push;
         match p.body {
             mapping::BodyFormat::Json => Ok((wire::parse_json(body)?, None)),
@@ -281,18 +281,7 @@ impl Mapped {
                     };
                     doc.insert(k.clone(), value);
                 }
-                // Deduplicated on its fields (sorted, decoded) when it has no message id of the
-                // channel's: not on its bytes, since reordering or re-encoding a form keeps its
-                // signature.
-                let mut sorted = fields;
-                sorted.sort();
-                use sha2::Digest as _;
-                let canonical = wire::json_bytes(&serde_json::json!(sorted));
-                let id = format!(
-                    "form-sha256:{}",
-                    hex::encode(sha2::Sha256::digest(canonical))
-                );
-                Ok((Value::Object(doc), Some(id)))
+                Ok((Value::Object(doc), Some(fields)))
             }
         }
     }
@@ -428,10 +417,13 @@ pub(crate) fn sorted_params(
     }
 }
 
+/// A form's fields, decoded, in the order received.
+type FormFields = Vec<(String, String)>;
+
 /// A form body's fields, decoded strictly. One over the size limit, naming a field twice (which
 /// would make the signed text ambiguous), or with an escape that is malformed or not UTF-8 once
 /// decoded (decoding such bytes leniently would let different bodies sign alike) is refused.
-pub(crate) fn form_fields(body: &[u8]) -> Result<Vec<(String, String)>, Rejected> {
+pub(crate) fn form_fields(body: &[u8]) -> Result<FormFields, Rejected> {
     if body.len() > wire::BODY_BYTES_MAX {
         return Err(Rejected::new(
             "too_large",
@@ -493,6 +485,18 @@ fn form_text(raw: &[u8]) -> Option<String> {
         i += 1;
     }
     String::from_utf8(out).ok()
+}
+
+/// What a form push without the channel's message id is deduplicated on: its fields sorted and
+/// decoded, not its bytes (reordering or re-escaping a form keeps its signature).
+fn form_content_id(mut fields: FormFields) -> String {
+    use sha2::Digest as _;
+    fields.sort();
+    let canonical = wire::json_bytes(&serde_json::json!(fields));
+    format!(
+        "form-sha256:{}",
+        hex::encode(sha2::Sha256::digest(canonical))
+    )
 }
 
 /// A form field holding JSON: exactly one JSON value (text after it is refused, or it could hide
@@ -642,7 +646,7 @@ impl Channel for Mapped {
         _headers: &[(String, String)],
         body: &[u8],
     ) -> Result<PushMessage, Rejected> {
-        let (v, content_id) = self.push_document(body)?;
+        let (v, form) = self.push_document(body)?;
         let root = At { v: &v, base: "" };
         let p = &self.m.push;
         let is_test = match &p.test {
@@ -659,7 +663,7 @@ impl Channel for Mapped {
             Some(m) => root.text(m)?,
             None => None,
         }
-        .or(content_id);
+        .or_else(|| form.map(form_content_id));
         let found = self.push_orders(&v, is_test)?;
         let n = found.len();
         let mut items = Vec::with_capacity(n);
@@ -711,14 +715,13 @@ impl Channel for Mapped {
             mapping::BodyFormat::Json => None,
             mapping::BodyFormat::Form => Some(form_fields(body)?),
         };
-        let lookup = |n: &str| {
-            wire::header(headers, n).or_else(|| {
-                form.as_ref()?
-                    .iter()
-                    .find(|(k, _)| k == n)
-                    .map(|(_, v)| v.as_str())
-            })
+        let field = |n: &str| {
+            form.as_ref()?
+                .iter()
+                .find(|(k, _)| k == n)
+                .map(|(_, v)| v.as_str())
         };
+        let lookup = |n: &str| wire::header(headers, n).or_else(|| field(n));
         let given = lookup(name)
             .ok_or_else(|| Rejected::bad_signature(format!("the {name} header is missing")))?;
         let given = match &s.prefix {
@@ -736,9 +739,7 @@ impl Channel for Mapped {
                 let raw = if template.contains("{timestamp}") {
                     lookup(h)
                 } else {
-                    form.as_ref()
-                        .and_then(|f| f.iter().find(|(k, _)| k == h))
-                        .map(|(_, v)| v.as_str())
+                    field(h)
                 };
                 let raw = raw
                     .ok_or_else(|| {
