@@ -194,6 +194,18 @@ impl TestApp {
             .unwrap()
             .len()
     }
+
+    /// The Prometheus text of `/metrics`.
+    pub async fn metrics(&self) -> String {
+        self.client
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
 }
 
 pub fn order_json(shop: &str, external: &str) -> Value {

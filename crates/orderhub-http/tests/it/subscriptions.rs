@@ -698,15 +698,7 @@ async fn dead_letters_are_listed_paged_inspected_and_replayed(app: TestApp) {
 
 /// The value of `orderhub_dead_letters{tenant="<tenant>"}` in /metrics, if it is there.
 async fn dead_letter_gauge(app: &TestApp, tenant: &str) -> Option<f64> {
-    let m = app
-        .client
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = app.metrics().await;
     let prefix = format!("orderhub_dead_letters{{tenant=\"{tenant}\"}} ");
     m.lines()
         .find_map(|l| l.strip_prefix(&prefix))

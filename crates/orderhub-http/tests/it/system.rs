@@ -17,16 +17,6 @@ async fn health_readiness_metrics_and_openapi_answer(app: TestApp) {
         (StatusCode::OK, Some("ready"))
     );
     app.create(ADMIN_KEY, "s1", "M1").await;
-    let metrics = || async {
-        app.client
-            .get(format!("{}/metrics", app.base))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    };
     // Requests to /healthz answered 200 so far (the recorder is the process's: other tests count
     // too, so only a lower bound holds).
     let healthz_ok = |m: &str| -> f64 {
@@ -40,11 +30,11 @@ async fn health_readiness_metrics_and_openapi_answer(app: TestApp) {
             .and_then(|l| l.rsplit(' ').next()?.parse().ok())
             .unwrap_or(0.0)
     };
-    let before = healthz_ok(&metrics().await);
+    let before = healthz_ok(&app.metrics().await);
     for _ in 0..2 {
         app.call(Method::GET, "/healthz", None, None, &[]).await;
     }
-    let m = metrics().await;
+    let m = app.metrics().await;
     assert!(
         healthz_ok(&m) >= before + 2.0,
         "each request counted under its route and status (the series are cached): {m}"
