@@ -123,7 +123,9 @@ fn series(method: &Method, route: &str, status: u16) -> (Counter, Histogram) {
         metrics::histogram!("orderhub_http_request_duration_seconds", "method" => m, "route" => r);
     let mut w = cache.write().unwrap_or_else(|e| e.into_inner());
     let v = w.entry(route.to_owned()).or_default();
-    if v.len() < SERIES_PER_ROUTE_MAX {
+    // Another request may have added it since the read lock was let go.
+    let known = v.iter().any(|(m, s, _, _)| m == method && *s == status);
+    if !known && v.len() < SERIES_PER_ROUTE_MAX {
         v.push((method.clone(), status, count.clone(), time.clone()));
     }
     (count, time)

@@ -178,7 +178,7 @@ struct InboxState {
 }
 
 /// Messages held in memory at most (queued or in processing): a few seconds of pushes at full
-/// speed, tens of MB; beyond, they wait in the store.
+/// speed, tens of MB (a message with its parsed push: ~1–5 KB); beyond, they wait in the store.
 pub(crate) const INBOX_MESSAGES_MAX: usize = 20_000;
 
 impl Inbox {

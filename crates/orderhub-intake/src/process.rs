@@ -108,11 +108,13 @@ pub(crate) async fn process_message(
     let creds = credentials(shop);
     // The raw message is kept as received (Kuaishou's encrypted); opened again here unless the
     // webhook handed it over parsed.
-    let push = match parsed.map(Ok).unwrap_or_else(|| {
-        adapter
+    let push = match parsed {
+        Some(p) => Ok(p),
+        None => adapter
             .open_push(&m.body, &creds)
-            .and_then(|opened| adapter.parse_push(&m.headers, &opened))
-    }) {
+            .and_then(|opened| adapter.parse_push(&m.headers, &opened)),
+    };
+    let push = match push {
         Ok(p) => p,
         Err(r) => return reject(r.rule, r.message),
     };
