@@ -50,6 +50,7 @@ pub mod ship;
 pub mod sign;
 pub mod sim;
 pub mod taobao;
+pub(crate) mod token;
 pub mod wechat;
 pub(crate) mod wire;
 pub mod youzan;
@@ -455,6 +456,12 @@ pub struct ShopCredentials {
     /// A second key where the channel has one: Kuaishou's message key (Base64 AES key), WeChat's
     /// EncodingAESKey.
     pub message_key: String,
+    /// What renews the access token ([`Channel::token_request`]): the refresh token the channel
+    /// issued; empty where the shop has none (WeChat and Youzan grant to the app's credentials).
+    pub refresh_token: String,
+    /// The app secret the token call takes where it is not `secret`: Kuaishou's appSecret
+    /// (`secret` is its signSecret), WeChat's AppSecret (`secret` is its message Token).
+    pub app_secret: String,
 }
 
 impl fmt::Debug for ShopCredentials {
@@ -464,6 +471,8 @@ impl fmt::Debug for ShopCredentials {
             .field("secret", &"***")
             .field("access_token", &"***")
             .field("message_key", &"***")
+            .field("refresh_token", &"***")
+            .field("app_secret", &"***")
             .finish()
     }
 }
@@ -475,8 +484,49 @@ impl ShopCredentials {
             secret: secret.into(),
             access_token: "token".into(),
             message_key: String::new(),
+            refresh_token: "refresh".into(),
+            app_secret: String::new(),
         }
     }
+}
+
+/// What a channel's token call granted: a new access token and when it expires, and for channels
+/// that rotate it, a new refresh token. `Debug` hides the tokens.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TokenGrant {
+    pub access_token: String,
+    pub expires_at: DateTime<Utc>,
+    /// `None`: the channel keeps the refresh token the shop has (or has none).
+    pub refresh_token: Option<String>,
+    pub refresh_expires_at: Option<DateTime<Utc>>,
+}
+
+impl fmt::Debug for TokenGrant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenGrant")
+            .field("access_token", &"***")
+            .field("expires_at", &self.expires_at)
+            .field("refresh_token", &self.refresh_token.as_ref().map(|_| "***"))
+            .field("refresh_expires_at", &self.refresh_expires_at)
+            .finish()
+    }
+}
+
+/// A token lifetime the channel states in seconds, as a time; a negative or absurd one (over ten
+/// years) is refused rather than trusted.
+pub(crate) fn expires_in(
+    now: DateTime<Utc>,
+    seconds: i64,
+    field: &'static str,
+) -> Result<DateTime<Utc>, Rejected> {
+    if !(0..=10 * 365 * 24 * 3600).contains(&seconds) {
+        return Err(Rejected::at(
+            "bad_value",
+            field,
+            format!("a token lifetime of {seconds} s"),
+        ));
+    }
+    Ok(now + chrono::Duration::seconds(seconds))
 }
 
 /// One window of incremental pull: orders modified in `[modified_from, modified_to]`.
@@ -616,6 +666,38 @@ pub trait Channel: Send + Sync {
     /// answer (so the write-back is idempotent); `Throttled` / `Auth` / `Api` for its errors; a
     /// body that is neither is `Rejected`.
     fn parse_ship_ack(&self, body: &[u8]) -> Result<(), ApiError>;
+
+    /// The call that renews the shop's access token: with `creds.refresh_token` on channels that
+    /// issue refresh tokens, with the app's own credentials on those that grant tokens to the app
+    /// (WeChat's client credential, Youzan's silent grant). `None`: the channel has no such call.
+    /// `shop_id` is the channel's shop id (Youzan grants per shop: its `grant_id`).
+    fn token_request(
+        &self,
+        _shop_id: &str,
+        _creds: &ShopCredentials,
+        _now: DateTime<Utc>,
+    ) -> Option<ApiRequest> {
+        None
+    }
+
+    /// Where the token call goes, given where the shop's API calls go: the same host on every
+    /// channel but JD, whose OAuth service has its own.
+    fn token_base_url(&self, api_base_url: &str) -> String {
+        api_base_url.to_owned()
+    }
+
+    /// The token call's answer. `Auth` when the channel refused the refresh token or the app's
+    /// credentials (the shop must be authorized again); `Throttled` / `Api` / `Transport` as for
+    /// any call; a body that is neither an error nor a grant is `Rejected`.
+    fn parse_token(&self, body: &[u8], _now: DateTime<Utc>) -> Result<TokenGrant, ApiError> {
+        Err(self.api_error(body).unwrap_or_else(|| {
+            ApiError::Rejected(Rejected::at(
+                "not_supported",
+                "token",
+                "the channel has no token call",
+            ))
+        }))
+    }
 
     /// A detail answer: the channel's error, or the order.
     fn parse_detail(&self, body: &[u8]) -> Result<ChannelOrder, ApiError> {

@@ -480,8 +480,8 @@ async fn pull_bench(a: &ChannelsArgs) -> Result<serde_json::Value> {
         message_key: String::new(),
         api_base_url: url,
         created_at: chrono::Utc::now(),
-
         mapping: None,
+        token: Default::default(),
     };
     let s2 = shop.clone();
     store

@@ -39,6 +39,7 @@ use utoipa::{Modify, OpenApi};
         crate::routes::subscriptions::replay_one,
         crate::routes::subscriptions::replay_all,
         crate::routes::channels::put_shop,
+        crate::routes::channels::get_shop,
         crate::routes::channels::webhook,
         crate::routes::channels::messages,
         crate::routes::keys::create,

@@ -8,6 +8,7 @@
 
 pub mod process;
 pub mod pull;
+pub mod tokens;
 pub mod writeback;
 
 use chrono::{DateTime, Utc};
@@ -82,6 +83,8 @@ pub fn credentials(shop: &ChannelShopRow) -> ShopCredentials {
         secret: shop.secret.clone(),
         access_token: shop.access_token.clone(),
         message_key: shop.message_key.clone(),
+        refresh_token: shop.token.refresh_token.clone(),
+        app_secret: shop.token.app_secret.clone(),
     }
 }
 

@@ -124,11 +124,16 @@ pub(crate) async fn process_message(
         let order = match &item.order {
             Some(o) => o.clone(),
             None => {
-                let req = adapter.detail_request(&item.order_id, &creds, Utc::now());
-                let answer = match http.send(&shop.api_base_url, &req).await {
-                    Ok((_, body)) => adapter.parse_detail(&body),
-                    Err(e) => Err(e),
-                };
+                let id = &item.order_id;
+                let answer = crate::tokens::call(
+                    store,
+                    http,
+                    shop,
+                    adapter.as_ref(),
+                    |c| Ok(adapter.detail_request(id, c, Utc::now())),
+                    |body| adapter.parse_detail(body),
+                )
+                .await;
                 match answer {
                     Ok(o) => o,
                     Err(ApiError::Rejected(r)) if r.rule == "unknown_status" => {

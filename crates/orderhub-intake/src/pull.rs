@@ -5,7 +5,6 @@
 //! at a time and a restart resumes from it). Pages are kept raw like pushes; orders are merged like
 //! pushed ones, so the same order by push and by pull, twice or out of order, is one order.
 
-use crate::credentials;
 use crate::process::facts;
 use chrono::{DateTime, FixedOffset, Utc};
 use orderhub_channels::{ApiError, ChannelKind, ListQuery};
@@ -139,7 +138,10 @@ pub async fn pull_window(
     let kind = ChannelKind::parse(&shop.channel).map_err(|e| ApiError::Transport(e.to_string()))?;
     let adapter = crate::adapter_for(shop).map_err(ApiError::Transport)?;
     let shop_id = ShopId::parse(&shop.shop_id).map_err(|e| ApiError::Transport(e.to_string()))?;
-    let creds = credentials(shop);
+    let mut creds = crate::tokens::fresh(store, http, shop, adapter.as_ref()).await?;
+    // Refusals of the token answered with other credentials in this window (at most
+    // `tokens::REFUSALS_MAX`; one more ends the window).
+    let mut refusals = 0;
     let mut report = PullReport::default();
     let mut q = ListQuery {
         modified_from: cn(from),
@@ -153,20 +155,35 @@ pub async fn pull_window(
         tokio::task::JoinHandle<Vec<Result<Ingested, orderhub_core::CoreError>>>,
     > = std::collections::VecDeque::new();
     loop {
-        let req = adapter.list_request(&q, &creds, Utc::now());
         let fetch_started = Instant::now();
-        let body = fetch(
-            http,
-            adapter.as_ref(),
-            &shop.api_base_url,
-            &req,
-            bucket,
-            cfg,
-            &mut report,
-            kind,
-        )
-        .await?;
-        let page = adapter.parse_list(&body)?;
+        let (body, page) = loop {
+            let req = adapter.list_request(&q, &creds, Utc::now());
+            let body = fetch(
+                http,
+                adapter.as_ref(),
+                &shop.api_base_url,
+                &req,
+                bucket,
+                cfg,
+                &mut report,
+                kind,
+            )
+            .await?;
+            match adapter.parse_list(&body) {
+                Err(ApiError::Auth { .. }) if refusals < crate::tokens::REFUSALS_MAX => {
+                    refusals += 1;
+                    creds = crate::tokens::after_refusal(
+                        store,
+                        http,
+                        shop,
+                        adapter.as_ref(),
+                        &creds.access_token,
+                    )
+                    .await?;
+                }
+                r => break (body, r?),
+            }
+        };
         report.fetch_ms += fetch_started.elapsed().as_millis() as u64;
         let merge_started = Instant::now();
         report.pages += 1;
@@ -200,19 +217,35 @@ pub async fn pull_window(
         };
         let mut orders = page.orders;
         for id in &page.order_ids {
-            let req = adapter.detail_request(id, &creds, Utc::now());
-            let body = fetch(
-                http,
-                adapter.as_ref(),
-                &shop.api_base_url,
-                &req,
-                bucket,
-                cfg,
-                &mut report,
-                kind,
-            )
-            .await?;
-            orders.push(adapter.parse_detail(&body)?);
+            let order = loop {
+                let req = adapter.detail_request(id, &creds, Utc::now());
+                let body = fetch(
+                    http,
+                    adapter.as_ref(),
+                    &shop.api_base_url,
+                    &req,
+                    bucket,
+                    cfg,
+                    &mut report,
+                    kind,
+                )
+                .await?;
+                match adapter.parse_detail(&body) {
+                    Err(ApiError::Auth { .. }) if refusals < crate::tokens::REFUSALS_MAX => {
+                        refusals += 1;
+                        creds = crate::tokens::after_refusal(
+                            store,
+                            http,
+                            shop,
+                            adapter.as_ref(),
+                            &creds.access_token,
+                        )
+                        .await?;
+                    }
+                    r => break r?,
+                }
+            };
+            orders.push(order);
         }
         seen += orders.len() as u64;
         report.orders += orders.len() as u64;

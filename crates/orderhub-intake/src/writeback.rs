@@ -5,7 +5,6 @@
 //! (default 30 min), tries again and raises `writeback_failed` (with a `writeback.failed` event)
 //! once the dispatcher's retries are spent.
 
-use crate::credentials;
 use chrono::Utc;
 use futures::future::BoxFuture;
 use orderhub_channels::{ApiError, ChannelKind, Shipment};
@@ -73,15 +72,20 @@ impl WriteBack {
             tracking_no: tracking_no.clone(),
             line_ids: None,
         };
-        let req = adapter
-            .ship_request(&shipment, &credentials(shop), Utc::now())
+        // The request is checked before any call: a refusal there is permanent.
+        adapter
+            .ship_request(&shipment, &crate::credentials(shop), Utc::now())
             .map_err(|r| TargetError::permanent(format!("{}: {}", r.rule, r.message)))?;
-        let (_, body) = self
-            .http
-            .send(&shop.api_base_url, &req)
-            .await
-            .map_err(|e| TargetError::retry(format!("{e:?}")))?;
-        match adapter.parse_ship_ack(&body) {
+        let acked = crate::tokens::call(
+            &self.store,
+            &self.http,
+            shop,
+            adapter.as_ref(),
+            |c| Ok(adapter.ship_request(&shipment, c, Utc::now())?),
+            |body| adapter.parse_ship_ack(body),
+        )
+        .await;
+        match acked {
             Ok(()) => {}
             Err(ApiError::Rejected(r)) => {
                 return Err(TargetError::permanent(format!("{}: {}", r.rule, r.message)));

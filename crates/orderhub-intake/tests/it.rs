@@ -4,7 +4,7 @@
 
 use chrono::{TimeZone, Utc};
 use orderhub_channels::sim::{self, Knobs, SimSettings};
-use orderhub_channels::{ChannelKind, ShopCredentials};
+use orderhub_channels::{ApiError, ChannelKind, ShopCredentials};
 use orderhub_domain::TenantId;
 use orderhub_intake::pull::{Bucket, PullConfig, pull_window};
 use orderhub_store::{ChannelShopRow, OrderFilter, Store};
@@ -18,6 +18,9 @@ fn creds() -> ShopCredentials {
     c.access_token = "tok-1".into();
     // Kuaishou encrypts pushes with the app's message key (Base64 of 32 bytes).
     c.message_key = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".into();
+    // What renews the token: the refresh token (`ShopCredentials::new` gives "refresh") and, for
+    // Kuaishou and WeChat, the app secret of the token call.
+    c.app_secret = "app-secret".into();
     c
 }
 
@@ -45,8 +48,12 @@ async fn shop(store: &Store, kind: ChannelKind, url: &str) -> ChannelShopRow {
         message_key: String::new(),
         api_base_url: url.into(),
         created_at: Utc::now(),
-
         mapping: None,
+        token: orderhub_store::ShopToken {
+            refresh_token: c.refresh_token,
+            app_secret: c.app_secret,
+            ..Default::default()
+        },
     };
     let r = row.clone();
     assert!(
@@ -162,6 +169,182 @@ async fn pull_takes_every_order_once_and_keeps_to_the_rate_limit_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pull_takes_every_order_once_and_keeps_to_the_rate_limit_postgres() {
     pull_takes_every_order_once_and_keeps_to_the_rate_limit("postgres").await;
+}
+
+async fn load(store: &Store, shop: &ChannelShopRow) -> ChannelShopRow {
+    let (c, s) = (shop.channel.clone(), shop.shop_id.clone());
+    store
+        .read(move |r| r.channel_shop(&c, &s))
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+/// Every channel's access token, as the channel answers: a call refused for an expired token is
+/// renewed once and goes on; a token about to expire is renewed before any call; a renewal the
+/// channel refuses marks the shop for authorization again and is not tried again.
+async fn access_tokens_are_renewed_and_a_refused_renewal_stops(backend: &str) {
+    let Some(env) = open(backend) else { return };
+    let http = orderhub_channels::client::HttpClient::new();
+    let cfg = PullConfig {
+        page_size: 5,
+        rate_per_sec: 500.0,
+        ..PullConfig::default()
+    };
+    let (from, to) = window();
+    for kind in ChannelKind::ALL {
+        let (url, handle) = sim::spawn(kind, SimSettings::new(creds(), 12, 9))
+            .await
+            .unwrap_or_else(|e| panic!("{kind}: {e:?}"));
+        let shop = shop(&env.store, kind, &url).await;
+        let version = load(&env.store, &shop).await.token.version;
+        let mut bucket = Bucket::new(cfg.rate_per_sec, cfg.burst);
+        // The channel says the token expired: renewed once, the window pulled whole.
+        handle.expire_access_token();
+        let r = pull_window(&env.store, &http, &shop, from, to, &cfg, &mut bucket)
+            .await
+            .unwrap_or_else(|e| panic!("{kind}: {e:?}"));
+        assert_eq!((r.orders, r.created), (12, 12), "{kind}: {r:?}");
+        let stats = handle.stats.snapshot();
+        assert_eq!(stats.token_grants, 1, "{kind}: {stats:?}");
+        assert!(stats.token_expired >= 1, "{kind}: {stats:?}");
+        let row = load(&env.store, &shop).await;
+        assert_eq!(
+            Some(row.access_token.clone()),
+            handle.access_token(),
+            "{kind}: the store keeps the token the channel granted"
+        );
+        assert_eq!(row.token.version, version + 1, "{kind}");
+        assert!(row.token.problem.is_none(), "{kind}");
+        assert!(
+            row.token.expires_at.unwrap() > Utc::now() + chrono::Duration::days(300),
+            "{kind}: the grant's lifetime is kept: {:?}",
+            row.token.expires_at
+        );
+        let grants_refresh = !matches!(kind, ChannelKind::Wechat | ChannelKind::Youzan);
+        assert_eq!(
+            row.token.refresh_token != "refresh",
+            grants_refresh,
+            "{kind}: the rotated refresh token is kept"
+        );
+        // The old shop row (as a cache would hold it) still works: its token is refused, the
+        // stored one is taken, and nothing is renewed again.
+        let r = pull_window(&env.store, &http, &shop, from, to, &cfg, &mut bucket)
+            .await
+            .unwrap_or_else(|e| panic!("{kind}: {e:?}"));
+        assert_eq!(r.stale, 12, "{kind}: {r:?}");
+        assert_eq!(handle.stats.snapshot().token_grants, 1, "{kind}");
+
+        // A token that expires within the renewal margin is renewed before any call goes out.
+        let mut soon = load(&env.store, &shop).await;
+        soon.token.expires_at = Some(Utc::now() + chrono::Duration::seconds(60));
+        let s2 = soon.clone();
+        env.store
+            .write(0, move |tx| Ok(tx.channel_shop_put(&s2)?))
+            .await
+            .unwrap();
+        let expired_before = handle.stats.snapshot().token_expired;
+        pull_window(&env.store, &http, &soon, from, to, &cfg, &mut bucket)
+            .await
+            .unwrap_or_else(|e| panic!("{kind}: {e:?}"));
+        let stats = handle.stats.snapshot();
+        assert_eq!(stats.token_grants, 2, "{kind}: {stats:?}");
+        assert_eq!(
+            stats.token_expired, expired_before,
+            "{kind}: no call was refused"
+        );
+
+        // The seller revoked the app: the renewal is refused, the shop says so, and later calls
+        // do not ask the channel again.
+        handle.revoke_refresh_token();
+        handle.expire_access_token();
+        let e = pull_window(&env.store, &http, &shop, from, to, &cfg, &mut bucket)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, ApiError::Auth { .. }), "{kind}: {e:?}");
+        let row = load(&env.store, &shop).await;
+        assert!(
+            row.token
+                .problem
+                .as_deref()
+                .is_some_and(|p| p.contains("authorize")),
+            "{kind}: {:?}",
+            row.token
+        );
+        let calls = handle.stats.snapshot().calls;
+        let e = pull_window(&env.store, &http, &row, from, to, &cfg, &mut bucket)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e,
+            ApiError::Auth {
+                code: orderhub_intake::tokens::REAUTHORIZE.into()
+            },
+            "{kind}"
+        );
+        assert_eq!(
+            handle.stats.snapshot().calls,
+            calls + 1,
+            "{kind}: only the refused list call, no renewal"
+        );
+        // Configured anew (the seller authorized again): renewals work again.
+        let mut fixed = row.clone();
+        fixed.access_token = String::new();
+        fixed.token.problem = None;
+        let f2 = fixed.clone();
+        env.store
+            .write(0, move |tx| Ok(tx.channel_shop_put(&f2)?))
+            .await
+            .unwrap();
+        assert!(
+            load(&env.store, &shop).await.token.problem.is_none(),
+            "{kind}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_tokens_are_renewed_and_a_refused_renewal_stops_sqlite() {
+    access_tokens_are_renewed_and_a_refused_renewal_stops("sqlite").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_tokens_are_renewed_and_a_refused_renewal_stops_postgres() {
+    access_tokens_are_renewed_and_a_refused_renewal_stops("postgres").await;
+}
+
+/// Forty detail calls refused at once for an expired token: one renewal, every call answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_refusals_renew_the_token_once() {
+    let Some(env) = open("sqlite") else { return };
+    let kind = ChannelKind::Pdd;
+    let (url, handle) = sim::spawn(kind, SimSettings::new(creds(), 40, 3))
+        .await
+        .unwrap();
+    let shop = shop(&env.store, kind, &url).await;
+    let adapter = orderhub_intake::adapter_for(&shop).unwrap();
+    let http = orderhub_channels::client::HttpClient::new();
+    handle.expire_access_token();
+    let calls = handle.orders().into_iter().map(|o| {
+        let (store, http, shop, adapter) = (&env.store, &http, &shop, adapter.as_ref());
+        async move {
+            orderhub_intake::tokens::call(
+                store,
+                http,
+                shop,
+                adapter,
+                |c| Ok(adapter.detail_request(&o.external_order_id, c, Utc::now())),
+                |b| adapter.parse_detail(b),
+            )
+            .await
+        }
+    });
+    let answers = futures::future::join_all(calls).await;
+    assert_eq!(answers.len(), 40);
+    for a in answers {
+        a.unwrap();
+    }
+    assert_eq!(handle.stats.snapshot().token_grants, 1);
 }
 
 /// Shipped channel orders go back to their channel with the channel's carrier code; the order

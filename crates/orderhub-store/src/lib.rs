@@ -26,7 +26,7 @@ pub mod testing;
 
 pub use ops::{
     ChannelMessageRow, ChannelRead, ChannelShopRow, ChannelTx, DeadLetterRow, Lease, OpsRead,
-    OpsTx, SubscriptionRow,
+    OpsTx, ShopToken, SubscriptionRow,
 };
 use orderhub_core::ports::Tx;
 use orderhub_core::{CoreError, StoreError};

@@ -151,6 +151,38 @@ pub struct ChannelShopRow {
     /// The shop's declarative mapping (JSON) for the configurable channel (`custom`); `None` for
     /// the built-in channels.
     pub mapping: Option<String>,
+    /// How the access token is renewed, and when it expires.
+    pub token: ShopToken,
+}
+
+/// A shop's token lifecycle beside its access token. `Debug` hides the refresh token.
+#[derive(Clone, Default, PartialEq)]
+pub struct ShopToken {
+    /// In clear here; the store keeps it encrypted. Empty where the channel grants tokens to the
+    /// app itself (WeChat, Youzan) or the shop has none.
+    pub refresh_token: String,
+    /// The app secret the channel's token call takes where it is not the shop's `secret`
+    /// (Kuaishou's appSecret, WeChat's AppSecret); kept encrypted. Set by configuration only.
+    pub app_secret: String,
+    /// When the access token expires; `None`: not known (it is renewed when a call is refused).
+    pub expires_at: Option<DateTime<Utc>>,
+    pub refresh_expires_at: Option<DateTime<Utc>>,
+    /// Why the shop must be authorized again (the channel refused its renewal); `None` while
+    /// renewals work. Set, no renewal is tried until the shop's credentials are configured again.
+    pub problem: Option<String>,
+    /// Grows by one with every renewal and every configuration.
+    pub version: i64,
+}
+
+impl std::fmt::Debug for ShopToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShopToken")
+            .field("expires_at", &self.expires_at)
+            .field("refresh_expires_at", &self.refresh_expires_at)
+            .field("problem", &self.problem)
+            .field("version", &self.version)
+            .finish_non_exhaustive()
+    }
 }
 
 impl std::fmt::Debug for ChannelShopRow {
@@ -216,6 +248,17 @@ pub trait ChannelTx {
     /// Creates or replaces the shop's configuration. `Ok(false)`: the shop id is another tenant's
     /// on that channel (nothing written).
     fn channel_shop_put(&mut self, s: &ChannelShopRow) -> Result<bool, StoreError>;
+    /// Writes a renewed access token (or, with `problem` set, why renewals stopped) over the
+    /// token version `from` only: `false` when another renewal or a configuration came first
+    /// (the caller reads the shop again). The version becomes `token.version`.
+    fn channel_shop_token_put(
+        &mut self,
+        channel: &str,
+        shop_id: &str,
+        access_token: &str,
+        token: &ShopToken,
+        from: i64,
+    ) -> Result<bool, StoreError>;
     /// Stores a message; `Ok(false)`: one with that dedup key is stored already (nothing written).
     fn channel_message_insert(&mut self, m: &ChannelMessageRow) -> Result<bool, StoreError>;
     /// Records the outcome of processing a message.

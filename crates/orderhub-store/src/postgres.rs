@@ -66,6 +66,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "fewer_random_indexes",
         include_str!("../migrations/postgres/0007_fewer_random_indexes.sql"),
     ),
+    (
+        8,
+        "channel_tokens",
+        include_str!("../migrations/postgres/0008_channel_tokens.sql"),
+    ),
 ];
 
 pub(crate) fn err(e: postgres::Error) -> StoreError {

@@ -298,23 +298,32 @@ impl OpsRead for PgRead {
 // ---------------------------------------------------------------------------------------------
 // Channel intake
 
-use crate::ops::{ChannelMessageRow, ChannelRead, ChannelShopRow, ChannelTx, open_sealed, seal};
+use crate::ops::{
+    ChannelMessageRow, ChannelRead, ChannelShopRow, ChannelTx, ShopToken, open_sealed, seal,
+};
 
 impl ChannelTx for PgWrite {
     fn channel_shop_put(&mut self, s: &ChannelShopRow) -> Result<bool, StoreError> {
-        let (secret, token, mkey) = (
+        let (secret, token, mkey, refresh, app_secret) = (
             self.cipher.encrypt(&s.secret),
             self.cipher.encrypt(&s.access_token),
             self.cipher.encrypt(&s.message_key),
+            self.cipher.encrypt(&s.token.refresh_token),
+            self.cipher.encrypt(&s.token.app_secret),
         );
         let n = self.conn.execute(
             "INSERT INTO channel_shops (channel, shop_id, tenant_id, app_key, secret,
-               access_token, message_key, api_base_url, created_at, mapping)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+               access_token, message_key, api_base_url, created_at, mapping, refresh_token,
+               token_expires_at, refresh_expires_at, token_problem, token_version, token_secret)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, NULL, 1, $14)
              ON CONFLICT (channel, shop_id) DO UPDATE SET app_key = excluded.app_key,
                secret = excluded.secret, access_token = excluded.access_token,
                message_key = excluded.message_key, api_base_url = excluded.api_base_url,
-               mapping = excluded.mapping
+               mapping = excluded.mapping, refresh_token = excluded.refresh_token,
+               token_expires_at = excluded.token_expires_at,
+               refresh_expires_at = excluded.refresh_expires_at, token_problem = NULL,
+               token_version = channel_shops.token_version + 1,
+               token_secret = excluded.token_secret
              WHERE channel_shops.tenant_id = excluded.tenant_id",
             &[
                 &s.channel,
@@ -327,6 +336,43 @@ impl ChannelTx for PgWrite {
                 &s.api_base_url,
                 &s.created_at,
                 &s.mapping,
+                &refresh,
+                &s.token.expires_at,
+                &s.token.refresh_expires_at,
+                &app_secret,
+            ],
+        )?;
+        self.pending.writes += n;
+        Ok(n == 1)
+    }
+
+    fn channel_shop_token_put(
+        &mut self,
+        channel: &str,
+        shop_id: &str,
+        access_token: &str,
+        t: &ShopToken,
+        from: i64,
+    ) -> Result<bool, StoreError> {
+        let (token, refresh) = (
+            self.cipher.encrypt(access_token),
+            self.cipher.encrypt(&t.refresh_token),
+        );
+        let n = self.conn.execute(
+            "UPDATE channel_shops SET access_token = $1, refresh_token = $2,
+               token_expires_at = $3, refresh_expires_at = $4, token_problem = $5,
+               token_version = $6
+             WHERE channel = $7 AND shop_id = $8 AND token_version = $9",
+            &[
+                &token,
+                &refresh,
+                &t.expires_at,
+                &t.refresh_expires_at,
+                &t.problem,
+                &t.version,
+                &channel,
+                &shop_id,
+                &from,
             ],
         )?;
         self.pending.writes += n;
@@ -424,7 +470,8 @@ impl ChannelRead for PgRead {
     ) -> Result<Option<ChannelShopRow>, StoreError> {
         let Some(r) = self.conn.query_opt(
             "SELECT tenant_id, app_key, secret, access_token, message_key, api_base_url, created_at,
-               mapping
+               mapping, refresh_token, token_expires_at, refresh_expires_at, token_problem,
+               token_version, token_secret
              FROM channel_shops WHERE channel = $1 AND shop_id = $2",
             &[&channel, &shop_id],
         )?
@@ -446,6 +493,23 @@ impl ChannelRead for PgRead {
             api_base_url: r.get(5),
             created_at: r.get(6),
             mapping: r.get(7),
+            token: ShopToken {
+                // Rows written before tokens were kept hold an empty text, not a sealed one.
+                refresh_token: if r.get::<_, String>(8).is_empty() {
+                    String::new()
+                } else {
+                    dec(8)?
+                },
+                app_secret: if r.get::<_, String>(13).is_empty() {
+                    String::new()
+                } else {
+                    dec(13)?
+                },
+                expires_at: r.get(9),
+                refresh_expires_at: r.get(10),
+                problem: r.get(11),
+                version: r.get(12),
+            },
         }))
     }
 

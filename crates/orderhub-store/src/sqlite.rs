@@ -61,6 +61,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "fewer_random_indexes",
         include_str!("../migrations/sqlite/0007_fewer_random_indexes.sql"),
     ),
+    (
+        8,
+        "channel_tokens",
+        include_str!("../migrations/sqlite/0008_channel_tokens.sql"),
+    ),
 ];
 
 /// Reader connections: WAL lets readers run beside the writer; two keep a 2-core machine busy.

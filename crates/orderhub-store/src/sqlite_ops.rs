@@ -412,7 +412,9 @@ impl OpsRead for SqliteRead {
 // ---------------------------------------------------------------------------------------------
 // Channel intake
 
-use crate::ops::{ChannelMessageRow, ChannelRead, ChannelShopRow, ChannelTx, open_sealed, seal};
+use crate::ops::{
+    ChannelMessageRow, ChannelRead, ChannelShopRow, ChannelTx, ShopToken, open_sealed, seal,
+};
 
 impl ChannelTx for SqliteWrite {
     fn channel_shop_put(&mut self, s: &ChannelShopRow) -> Result<bool, StoreError> {
@@ -420,12 +422,17 @@ impl ChannelTx for SqliteWrite {
             .c
             .execute(
                 "INSERT INTO channel_shops (channel, shop_id, tenant_id, app_key, secret,
-                   access_token, message_key, api_base_url, created_at, mapping)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                   access_token, message_key, api_base_url, created_at, mapping, refresh_token,
+                   token_expires_at, refresh_expires_at, token_problem, token_version, token_secret)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, NULL, 1, ?14)
                  ON CONFLICT (channel, shop_id) DO UPDATE SET app_key = excluded.app_key,
                    secret = excluded.secret, access_token = excluded.access_token,
                    message_key = excluded.message_key, api_base_url = excluded.api_base_url,
-                   mapping = excluded.mapping
+                   mapping = excluded.mapping, refresh_token = excluded.refresh_token,
+                   token_expires_at = excluded.token_expires_at,
+                   refresh_expires_at = excluded.refresh_expires_at, token_problem = NULL,
+                   token_version = channel_shops.token_version + 1,
+                   token_secret = excluded.token_secret
                  WHERE channel_shops.tenant_id = excluded.tenant_id",
                 params![
                     s.channel,
@@ -437,7 +444,43 @@ impl ChannelTx for SqliteWrite {
                     self.cipher.encrypt(&s.message_key),
                     s.api_base_url,
                     micros(s.created_at),
-                    s.mapping
+                    s.mapping,
+                    self.cipher.encrypt(&s.token.refresh_token),
+                    s.token.expires_at.map(micros),
+                    s.token.refresh_expires_at.map(micros),
+                    self.cipher.encrypt(&s.token.app_secret)
+                ],
+            )
+            .map_err(err)?;
+        self.pending.writes += n as u64;
+        Ok(n == 1)
+    }
+
+    fn channel_shop_token_put(
+        &mut self,
+        channel: &str,
+        shop_id: &str,
+        access_token: &str,
+        t: &ShopToken,
+        from: i64,
+    ) -> Result<bool, StoreError> {
+        let n = self
+            .c
+            .execute(
+                "UPDATE channel_shops SET access_token = ?1, refresh_token = ?2,
+                   token_expires_at = ?3, refresh_expires_at = ?4, token_problem = ?5,
+                   token_version = ?6
+                 WHERE channel = ?7 AND shop_id = ?8 AND token_version = ?9",
+                params![
+                    self.cipher.encrypt(access_token),
+                    self.cipher.encrypt(&t.refresh_token),
+                    t.expires_at.map(micros),
+                    t.refresh_expires_at.map(micros),
+                    t.problem,
+                    t.version,
+                    channel,
+                    shop_id,
+                    from
                 ],
             )
             .map_err(err)?;
@@ -555,25 +598,36 @@ impl ChannelRead for SqliteRead {
             .c
             .prepare_cached(
                 "SELECT tenant_id, app_key, secret, access_token, message_key, api_base_url, created_at,
-                   mapping
+                   mapping, refresh_token, token_expires_at, refresh_expires_at, token_problem,
+                   token_version, token_secret
                  FROM channel_shops WHERE channel = ?1 AND shop_id = ?2",
             )
             .map_err(err)?
             .query_row(params![channel, shop_id], |r| {
                 Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, String>(4)?,
-                    r.get::<_, String>(5)?,
-                    r.get::<_, i64>(6)?,
-                    r.get::<_, Option<String>>(7)?,
+                    (
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, String>(4)?,
+                        r.get::<_, String>(5)?,
+                        r.get::<_, i64>(6)?,
+                        r.get::<_, Option<String>>(7)?,
+                    ),
+                    (
+                        r.get::<_, String>(8)?,
+                        r.get::<_, Option<i64>>(9)?,
+                        r.get::<_, Option<i64>>(10)?,
+                        r.get::<_, Option<String>>(11)?,
+                        r.get::<_, i64>(12)?,
+                        r.get::<_, String>(13)?,
+                    ),
                 ))
             })
             .optional()
             .map_err(err)?;
-        let Some((t, app_key, secret, token, mkey, url, at, mapping)) = raw else {
+        let Some(((t, app_key, secret, token, mkey, url, at, mapping), tk)) = raw else {
             return Ok(None);
         };
         let dec = |s: &str| self.cipher.decrypt(s).map_err(|_| bad("shop secret"));
@@ -588,6 +642,23 @@ impl ChannelRead for SqliteRead {
             api_base_url: url,
             created_at: from_micros(at),
             mapping,
+            token: ShopToken {
+                // Rows written before tokens were kept hold an empty text, not a sealed one.
+                refresh_token: if tk.0.is_empty() {
+                    String::new()
+                } else {
+                    dec(&tk.0)?
+                },
+                app_secret: if tk.5.is_empty() {
+                    String::new()
+                } else {
+                    dec(&tk.5)?
+                },
+                expires_at: tk.1.map(from_micros),
+                refresh_expires_at: tk.2.map(from_micros),
+                problem: tk.3,
+                version: tk.4,
+            },
         }))
     }
 

@@ -96,6 +96,18 @@ impl SimWire for DouyinWire {
         }
         let p: Value = serde_json::from_str(param_json)
             .map_err(|_| SimFault::BadRequest("param_json is not JSON".into()))?;
+        if method == super::TOKEN_METHOD {
+            if p.get("grant_type").and_then(Value::as_str) != Some("refresh_token") {
+                return Err(SimFault::BadRequest("grant_type".into()));
+            }
+            let r = p.get("refresh_token").and_then(Value::as_str).unwrap_or("");
+            return Ok(SimCall::Token {
+                refresh: Some(r.to_string()),
+            });
+        }
+        if creds.access_token.is_empty() || get(&q, "access_token") != creds.access_token {
+            return Err(SimFault::Auth);
+        }
         let int = |k: &str| p.get(k).and_then(Value::as_i64).unwrap_or(0);
         match method {
             LIST_METHOD => Ok(SimCall::List {
@@ -152,9 +164,27 @@ impl SimWire for DouyinWire {
         ok(json!({ "shop_order_detail": render(o) }))
     }
 
+    fn token(&self, g: &crate::sim::SimGrant) -> Vec<u8> {
+        ok(json!({
+            "access_token": g.access_token, "expires_in": g.expires_in,
+            "refresh_token": g.refresh_token, "scope": "SCOPE", "shop_id": 4463798,
+            "shop_name": "模拟店铺", "authority_id": "4463798", "auth_subject_type": "MiniShop",
+        }))
+    }
+
     fn error(&self, err: &SimErr) -> (u16, Vec<u8>) {
         let (code, sub, msg) = match err {
             SimErr::Auth => (40004, "isv.signature-invalid", "签名错误".to_string()),
+            SimErr::TokenExpired => (
+                40003,
+                super::TOKEN_EXPIRED_SUB_CODE,
+                "access_token已过期".to_string(),
+            ),
+            SimErr::RefreshRefused => (
+                50001,
+                super::REFRESH_REFUSED_SUB_CODE,
+                "refresh_token已过期".to_string(),
+            ),
             SimErr::Throttled => (50002, THROTTLE_SUB_CODE, "请求过于频繁，已限流".to_string()),
             SimErr::BadRequest(m) => (40003, "isv.parameter-invalid", m.clone()),
             SimErr::NotFound => (

@@ -81,6 +81,18 @@ fn time(p: &Value, k: &str) -> DateTime<Utc> {
 
 impl SimWire for JdWire {
     fn parse(&self, creds: &ShopCredentials, req: &RawRequest) -> Result<SimCall, SimFault> {
+        if req.path == super::TOKEN_PATH {
+            let q = req.query_pairs();
+            if param(&q, "app_key") != creds.app_key || param(&q, "app_secret") != creds.secret {
+                return Err(SimFault::Auth);
+            }
+            if param(&q, "grant_type") != "refresh_token" {
+                return Err(SimFault::BadRequest("grant_type".into()));
+            }
+            return Ok(SimCall::Token {
+                refresh: Some(param(&q, "refresh_token").to_string()),
+            });
+        }
         if req.path != PATH {
             return Err(SimFault::BadRequest("unknown path".into()));
         }
@@ -89,6 +101,7 @@ impl SimWire for JdWire {
         let given = param(&p, "sign").to_string();
         if param(&p, "app_key") != creds.app_key
             || !crate::sign::hex_eq(&api_sign(&p, &creds.secret), &given)
+            || creds.access_token.is_empty()
             || param(&p, "access_token") != creds.access_token
         {
             return Err(SimFault::Auth);
@@ -195,8 +208,30 @@ impl SimWire for JdWire {
         }
     }
 
+    fn token(&self, g: &crate::sim::SimGrant) -> Vec<u8> {
+        json_bytes(&json!({
+            "access_token": g.access_token, "expires_in": g.expires_in,
+            "refresh_token": g.refresh_token, "scope": "snsapi_base", "open_id": "sim-open-id",
+            "time": g.now.timestamp_millis(), "code": 0,
+        }))
+    }
+
     fn error(&self, err: &SimErr) -> (u16, Vec<u8>) {
         let (code, zh, en) = match err {
+            // **Assumed** shape (ysdk-go reads `code`, `msg`, `requestId`).
+            SimErr::RefreshRefused => {
+                return (
+                    200,
+                    json_bytes(
+                        &json!({"code": 1004, "msg": "refresh_token已失效", "requestId": "sim"}),
+                    ),
+                );
+            }
+            SimErr::TokenExpired => (
+                AUTH_CODE.to_string(),
+                "token已过期或者不存在，请重新授权访问".to_string(),
+                "Invalid access_token".to_string(),
+            ),
             SimErr::Auth => (
                 AUTH_CODE.to_string(),
                 "无效access_token或签名错误".to_string(),

@@ -63,6 +63,14 @@ pub const NO_MORE: &str = "nomore";
 pub const THROTTLE_RESULT: &str = "24";
 /// **Assumed**: invalid access_token or signature (also messages about token / sign / 签名).
 pub const AUTH_RESULT: &str = "28";
+/// Renews a shop's access token: a form POST of `grant_type=refresh_token`, `refresh_token`,
+/// `app_id`, `app_secret`, not signed (the official doc's APP授权说明, mirrored in
+/// AndersonBY/kwaixiaodian-python-sdk). The answer: `result` 1, `access_token`, `expires_in`
+/// (seconds, 48 h), `refresh_token` (rotated: the old one is discarded),
+/// `refresh_token_expires_in` (seconds, counting down from the first grant's 180 days).
+pub const TOKEN_PATH: &str = "/oauth2/refresh_token";
+/// A refresh token that was discarded, expired or revoked (same doc, K0008).
+pub const REFRESH_REFUSED_RESULT: &str = "100200102";
 /// `open.seller.order.goods.deliver`: `orderId`, `expressCode` (numeric), `expressNo` in `param`
 /// (ks_shop_api / public callers). Whole orders only. Kuaishou documents that a repeat with the
 /// same tracking number answers success (since 2024-11-25).
@@ -561,6 +569,59 @@ impl Channel for Kuaishou {
                 None => Err(Rejected::missing("result")),
             }
         })
+    }
+
+    fn token_request(
+        &self,
+        _shop_id: &str,
+        creds: &ShopCredentials,
+        _now: DateTime<Utc>,
+    ) -> Option<ApiRequest> {
+        if creds.refresh_token.is_empty() || creds.app_secret.is_empty() {
+            return None;
+        }
+        Some(ApiRequest {
+            method: "POST",
+            path_and_query: TOKEN_PATH.into(),
+            content_type: "application/x-www-form-urlencoded;charset=utf-8",
+            headers: Vec::new(),
+            body: wire::form_encode(&[
+                ("grant_type".into(), "refresh_token".into()),
+                ("refresh_token".into(), creds.refresh_token.clone()),
+                ("app_id".into(), creds.app_key.clone()),
+                ("app_secret".into(), creds.app_secret.clone()),
+            ])
+            .into_bytes(),
+        })
+    }
+
+    fn parse_token(&self, body: &[u8], now: DateTime<Utc>) -> Result<crate::TokenGrant, ApiError> {
+        let v = crate::token::json(body)?;
+        let result = crate::token::int_at(&v, "/result").unwrap_or(0);
+        if result != 1 {
+            let msg = v
+                .get("error_msg")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or("");
+            return Err(match classify(result.to_string(), msg) {
+                ApiError::Throttled { code } => ApiError::Throttled { code },
+                // Every other answer to the token call refuses the refresh token.
+                _ => ApiError::Auth {
+                    code: result.to_string(),
+                },
+            });
+        }
+        use crate::token::Expiry::InSeconds;
+        Ok(crate::token::grant(
+            &v,
+            now,
+            "/access_token",
+            InSeconds("/expires_in"),
+            Some((
+                "/refresh_token",
+                Some(InSeconds("/refresh_token_expires_in")),
+            )),
+        )?)
     }
 
     fn api_error(&self, body: &[u8]) -> Option<ApiError> {

@@ -77,6 +77,14 @@ impl SimWire for KuaishouWire {
     fn parse(&self, creds: &ShopCredentials, req: &RawRequest) -> Result<SimCall, SimFault> {
         let mut p = req.query_pairs();
         p.extend(crate::wire::form_decode(&req.body));
+        if req.path == super::TOKEN_PATH {
+            if param(&p, "app_id") != creds.app_key || param(&p, "app_secret") != creds.app_secret {
+                return Err(SimFault::Auth);
+            }
+            return Ok(SimCall::Token {
+                refresh: Some(param(&p, "refresh_token").to_string()),
+            });
+        }
         let method = param(&p, "method");
         if req.path != path(method) {
             return Err(SimFault::BadRequest(
@@ -89,6 +97,7 @@ impl SimWire for KuaishouWire {
                 api_sign(&p, &creds.secret).as_bytes(),
                 given.as_bytes(),
             )
+            || creds.access_token.is_empty()
             || param(&p, "access_token") != creds.access_token
         {
             return Err(SimFault::Auth);
@@ -168,8 +177,27 @@ impl SimWire for KuaishouWire {
         }
     }
 
+    fn token(&self, g: &crate::sim::SimGrant) -> Vec<u8> {
+        json_bytes(&json!({
+            "result": 1, "access_token": g.access_token, "expires_in": g.expires_in,
+            "refresh_token": g.refresh_token, "refresh_token_expires_in": g.refresh_expires_in,
+            "scopes": ["merchant_order", "merchant_item"],
+        }))
+    }
+
     fn error(&self, err: &SimErr) -> (u16, Vec<u8>) {
         let (result, msg) = match err {
+            SimErr::RefreshRefused => {
+                return (
+                    200,
+                    json_bytes(&json!({
+                        "result": super::REFRESH_REFUSED_RESULT.parse::<i64>().unwrap_or(0),
+                        "error": "access_denied", "error_msg": "refreshToken.discarded",
+                    })),
+                );
+            }
+            // **Assumed** code: the doc gives only the message (K0004).
+            SimErr::TokenExpired => (AUTH_RESULT.to_string(), "TOKEN过期".to_string()),
             SimErr::Auth => (
                 AUTH_RESULT.to_string(),
                 "access_token无效或签名错误".to_string(),

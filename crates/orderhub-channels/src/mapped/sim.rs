@@ -438,6 +438,12 @@ pub fn signed_push(
 }
 
 impl SimWire for MappedWire {
+    /// A mapping describes no token call (the configurable channel's tokens are configured), so
+    /// the simulator never answers one.
+    fn token(&self, _grant: &crate::sim::SimGrant) -> Vec<u8> {
+        b"{}".to_vec()
+    }
+
     fn parse(&self, creds: &ShopCredentials, req: &RawRequest) -> Result<SimCall, SimFault> {
         self.check_auth(creds, req)?;
         let api = &self.m.api;
@@ -504,7 +510,9 @@ impl SimWire for MappedWire {
                 .unwrap_or_else(|| default.to_string())
         };
         match err {
-            SimErr::Auth => self.fail(&first(&e.auth, "unauthorized"), "bad credentials"),
+            SimErr::Auth | SimErr::TokenExpired | SimErr::RefreshRefused => {
+                self.fail(&first(&e.auth, "unauthorized"), "bad credentials")
+            }
             SimErr::Throttled => self.fail(&first(&e.throttled, "throttled"), "too many calls"),
             SimErr::BadRequest(m) => self.fail("bad_request", m),
             SimErr::NotFound => self.fail("not_found", "no such order"),

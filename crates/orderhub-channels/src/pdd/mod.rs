@@ -81,6 +81,14 @@ code_map! {
 pub const INCREMENT_TYPE: &str = "pdd.order.number.list.increment.get";
 pub const INFO_TYPE: &str = "pdd.order.information.get";
 pub const PATH: &str = "/api/router";
+/// Renews a shop's access token through the signed gateway with `refresh_token` and no
+/// `access_token` (the official Java SDK's `PopAccessTokenClient.refresh`, ruhao/pinduoduo). The
+/// answer `pop_auth_token_refresh_response` carries `access_token`, `expires_in` (seconds),
+/// `refresh_token`, `refresh_token_expires_in`, `owner_id`, `scope`.
+pub const TOKEN_TYPE: &str = "pdd.pop.auth.token.refresh";
+/// **Assumed** (no public sample of the refusal): the gateway's error for a refresh token that is
+/// unknown or expired. Any error but throttling and the platform's own (50000) is read as one.
+pub const REFRESH_REFUSED_CODE: &str = "10020";
 /// **Assumed** (see SOURCES.md): the gateway's rate-limit error code. Errors whose message
 /// speaks of 限流 / 频繁 / limit are throttling too.
 pub const THROTTLE_CODE: &str = "70031";
@@ -288,13 +296,27 @@ fn request(
     creds: &ShopCredentials,
     now: DateTime<Utc>,
 ) -> ApiRequest {
+    signed(kind, biz, creds, Some(&creds.access_token), now)
+}
+
+fn signed(
+    kind: &str,
+    biz: Vec<(String, String)>,
+    creds: &ShopCredentials,
+    access_token: Option<&str>,
+    now: DateTime<Utc>,
+) -> ApiRequest {
     let mut params: Vec<(String, String)> = vec![
         ("type".into(), kind.into()),
         ("client_id".into(), creds.app_key.clone()),
-        ("access_token".into(), creds.access_token.clone()),
+    ];
+    if let Some(t) = access_token {
+        params.push(("access_token".into(), t.to_owned()));
+    }
+    params.extend([
         ("timestamp".into(), now.timestamp().to_string()),
         ("data_type".into(), "JSON".into()),
-    ];
+    ]);
     params.extend(biz);
     let sign = api_sign(&params, &creds.secret);
     params.push(("sign".into(), sign));
@@ -518,6 +540,52 @@ impl Channel for Pdd {
         crate::ship::ack(self.api_error(body), &[ALREADY_SHIPPED_CODE], || {
             crate::ship::success_flag(body, "/logistics_online_send_response/is_success")
         })
+    }
+
+    fn token_request(
+        &self,
+        _shop_id: &str,
+        creds: &ShopCredentials,
+        now: DateTime<Utc>,
+    ) -> Option<ApiRequest> {
+        (!creds.refresh_token.is_empty()).then(|| {
+            signed(
+                TOKEN_TYPE,
+                vec![("refresh_token".into(), creds.refresh_token.clone())],
+                creds,
+                None,
+                now,
+            )
+        })
+    }
+
+    fn parse_token(&self, body: &[u8], now: DateTime<Utc>) -> Result<crate::TokenGrant, ApiError> {
+        if let Some(env) = wire::try_json::<t::ErrorEnvelope>(body)
+            && let Some(e) = &env.error_response
+        {
+            let code = wire::opt_str(&e.error_code).unwrap_or_default();
+            return Err(match envelope_error(e) {
+                ApiError::Api { code: tag, .. } if code != SYSTEM_ERROR_CODE => {
+                    ApiError::Auth { code: tag }
+                }
+                other => other,
+            });
+        }
+        let v = crate::token::json(body)?;
+        use crate::token::Expiry::InSeconds;
+        let r = v
+            .get("pop_auth_token_refresh_response")
+            .ok_or_else(|| Rejected::missing("pop_auth_token_refresh_response"))?;
+        Ok(crate::token::grant(
+            r,
+            now,
+            "/access_token",
+            InSeconds("/expires_in"),
+            Some((
+                "/refresh_token",
+                Some(InSeconds("/refresh_token_expires_in")),
+            )),
+        )?)
     }
 
     fn api_error(&self, body: &[u8]) -> Option<ApiError> {

@@ -91,8 +91,15 @@ impl SimWire for PddWire {
         let given = param(&p, "sign").to_string();
         if param(&p, "client_id") != creds.app_key
             || !crate::sign::hex_eq(&api_sign(&p, &creds.secret), &given)
-            || param(&p, "access_token") != creds.access_token
         {
+            return Err(SimFault::Auth);
+        }
+        if param(&p, "type") == super::TOKEN_TYPE {
+            return Ok(SimCall::Token {
+                refresh: Some(param(&p, "refresh_token").to_string()),
+            });
+        }
+        if creds.access_token.is_empty() || param(&p, "access_token") != creds.access_token {
             return Err(SimFault::Auth);
         }
         let num = |k: &str, d: u32| param(&p, k).parse::<u32>().unwrap_or(d);
@@ -159,8 +166,31 @@ impl SimWire for PddWire {
         }
     }
 
+    fn token(&self, g: &crate::sim::SimGrant) -> Vec<u8> {
+        let at = |secs: i64| g.now.timestamp() + secs;
+        json_bytes(&json!({"pop_auth_token_refresh_response": {
+            "access_token": g.access_token, "expires_in": g.expires_in,
+            "expires_at": at(g.expires_in), "refresh_token": g.refresh_token,
+            "refresh_token_expires_in": g.refresh_expires_in,
+            "refresh_token_expires_at": at(g.refresh_expires_in),
+            "owner_id": "sim-owner", "owner_name": "sim店铺",
+            "scope": ["pdd.order.information.get", "pdd.order.number.list.increment.get"],
+            "request_id": "sim",
+        }}))
+    }
+
     fn error(&self, err: &SimErr) -> (u16, Vec<u8>) {
         let (code, msg, sub) = match err {
+            SimErr::TokenExpired => (
+                AUTH_CODE.parse::<i64>().unwrap_or(0),
+                "access_token已过期".to_string(),
+                "access_token expired",
+            ),
+            SimErr::RefreshRefused => (
+                super::REFRESH_REFUSED_CODE.parse::<i64>().unwrap_or(0),
+                "refresh_token已过期或不存在".to_string(),
+                "refresh_token invalid",
+            ),
             SimErr::Auth => (
                 AUTH_CODE.parse::<i64>().unwrap_or(0),
                 "access_token已过期或签名错误".to_string(),

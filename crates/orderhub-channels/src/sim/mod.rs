@@ -98,6 +98,10 @@ pub struct SimStats {
     errors: AtomicU64,
     auth_failures: AtomicU64,
     pushes: AtomicU64,
+    /// Token calls answered with a new token.
+    token_grants: AtomicU64,
+    /// Calls refused because their access token had expired or been replaced.
+    token_expired: AtomicU64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -107,6 +111,8 @@ pub struct StatsSnapshot {
     pub errors: u64,
     pub auth_failures: u64,
     pub pushes: u64,
+    pub token_grants: u64,
+    pub token_expired: u64,
 }
 
 impl SimStats {
@@ -118,6 +124,8 @@ impl SimStats {
             errors: l(&self.errors),
             auth_failures: l(&self.auth_failures),
             pushes: l(&self.pushes),
+            token_grants: l(&self.token_grants),
+            token_expired: l(&self.token_expired),
         }
     }
 }
@@ -135,6 +143,11 @@ pub struct SimSettings {
     pub seed: u64,
     pub knobs: Arc<SimKnobs>,
     pub stats: Arc<SimStats>,
+    /// How long an access token lives: the one in `creds` from the simulator's start, each
+    /// granted one from its grant. `None`: they never expire (the default).
+    pub token_ttl: Option<Duration>,
+    /// How long a refresh token lives (the one in `creds`, and each one a grant rotates in).
+    pub refresh_ttl: Option<Duration>,
 }
 
 impl SimSettings {
@@ -145,7 +158,109 @@ impl SimSettings {
             seed,
             knobs: Arc::default(),
             stats: Arc::default(),
+            token_ttl: None,
+            refresh_ttl: None,
         }
+    }
+}
+
+/// The tokens a simulated channel has issued to the shop: the access token calls must carry,
+/// the refresh token that renews it, and the one access token it replaced or that expired (a call
+/// with it gets the channel's "token expired" error, not its bad-signature one).
+struct SimTokens {
+    access: String,
+    access_expires: Option<DateTime<Utc>>,
+    refresh: String,
+    refresh_expires: Option<DateTime<Utc>>,
+    revoked: bool,
+    stale: Option<String>,
+    grants: u64,
+}
+
+/// A token grant as a simulator renders it (each wire in its channel's shape).
+pub(crate) struct SimGrant {
+    pub access_token: String,
+    /// Seconds.
+    pub expires_in: i64,
+    pub refresh_token: String,
+    /// Seconds.
+    pub refresh_expires_in: i64,
+    pub now: DateTime<Utc>,
+}
+
+/// A token lifetime a simulator states when it has none: a year.
+const TOKEN_TTL_DEFAULT_SECS: i64 = 365 * 24 * 3600;
+
+impl SimTokens {
+    fn new(s: &SimSettings, now: DateTime<Utc>) -> SimTokens {
+        let at = |d: Option<Duration>| {
+            d.and_then(|d| chrono::Duration::from_std(d).ok())
+                .map(|d| now + d)
+        };
+        SimTokens {
+            access: s.creds.access_token.clone(),
+            access_expires: at(s.token_ttl),
+            refresh: s.creds.refresh_token.clone(),
+            refresh_expires: at(s.refresh_ttl),
+            revoked: false,
+            stale: None,
+            grants: 0,
+        }
+    }
+
+    /// The access token valid now, if any (an expired one moves to `stale`).
+    fn valid(&mut self, now: DateTime<Utc>) -> Option<String> {
+        if self.access_expires.is_some_and(|t| t <= now) {
+            if !self.access.is_empty() {
+                self.stale = Some(std::mem::take(&mut self.access));
+            }
+            return None;
+        }
+        (!self.access.is_empty()).then(|| self.access.clone())
+    }
+
+    /// A new access token for `refresh` (`None`: the app's own credentials, checked by the wire),
+    /// or `None` if the refresh token is not the current one, expired or revoked. The refresh
+    /// token is rotated; the replaced access token stops working at once.
+    fn grant(
+        &mut self,
+        refresh: Option<&str>,
+        s: &SimSettings,
+        now: DateTime<Utc>,
+    ) -> Option<SimGrant> {
+        if self.revoked {
+            return None;
+        }
+        if let Some(r) = refresh
+            && (r.is_empty() || r != self.refresh || self.refresh_expires.is_some_and(|t| t <= now))
+        {
+            return None;
+        }
+        self.grants += 1;
+        let secs = |d: Option<Duration>| d.map_or(TOKEN_TTL_DEFAULT_SECS, |d| d.as_secs() as i64);
+        let old = std::mem::replace(
+            &mut self.access,
+            format!("at-{}-{}", self.grants, rand::rng().random::<u32>()),
+        );
+        if !old.is_empty() {
+            self.stale = Some(old);
+        }
+        self.access_expires = s
+            .token_ttl
+            .map(|d| now + chrono::Duration::seconds(d.as_secs() as i64));
+        if refresh.is_some() {
+            self.refresh = format!("rt-{}-{}", self.grants, rand::rng().random::<u32>());
+            self.refresh_expires = s
+                .refresh_ttl
+                .map(|d| now + chrono::Duration::seconds(d.as_secs() as i64));
+        }
+        Some(SimGrant {
+            access_token: self.access.clone(),
+            expires_in: secs(s.token_ttl),
+            refresh_token: self.refresh.clone(),
+            refresh_expires_in: secs(s.refresh_ttl),
+            now,
+        })
     }
 }
 
@@ -168,6 +283,24 @@ impl SimHandle {
     /// modified time); `None` for an order the simulator does not serve.
     pub fn set_status(&self, id: &str, canonical: CanonicalStatus) -> Option<ChannelOrder> {
         self.engine.edit_order(id, 1, |o| o.canonical = canonical)
+    }
+
+    /// Expires the shop's access token now (calls with it get the channel's "token expired"
+    /// error until the token is renewed).
+    pub fn expire_access_token(&self) {
+        let mut t = self.engine.tokens.lock();
+        t.access_expires = Some(Utc::now() - chrono::Duration::seconds(1));
+    }
+
+    /// Revokes the shop's refresh token (as a seller cancelling the app's authorization would):
+    /// every refresh is refused from now on.
+    pub fn revoke_refresh_token(&self) {
+        self.engine.tokens.lock().revoked = true;
+    }
+
+    /// The access token calls must carry now, if one is valid.
+    pub fn access_token(&self) -> Option<String> {
+        self.engine.tokens.lock().valid(Utc::now())
     }
 
     /// The orders the simulator serves, as the adapter should read them back.
@@ -231,6 +364,11 @@ pub(crate) enum SimCall {
     Detail {
         id: String,
     },
+    /// The channel's token call: renewing with `refresh` (`None`: a grant to the app's own
+    /// credentials, which the wire checked).
+    Token {
+        refresh: Option<String>,
+    },
     /// A ship / logistics-upload call, with the channel's own carrier code.
     Ship {
         id: String,
@@ -263,6 +401,10 @@ pub(crate) enum SimFault {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum SimErr {
     Auth,
+    /// The call's access token expired or was replaced by a newer one.
+    TokenExpired,
+    /// The token call's refresh token is unknown, expired or revoked.
+    RefreshRefused,
     Throttled,
     BadRequest(String),
     NotFound,
@@ -324,6 +466,8 @@ pub(crate) trait SimWire: Send + Sync + 'static {
     fn has_carrier(&self, code: &str) -> bool;
     /// HTTP status and body of a ship answer.
     fn ship(&self, answer: ShipAnswer) -> (u16, Vec<u8>);
+    /// The token call's answer for a grant.
+    fn token(&self, grant: &SimGrant) -> Vec<u8>;
 }
 
 pub(crate) fn wire(kind: ChannelKind) -> Option<Box<dyn SimWire>> {
@@ -374,6 +518,7 @@ struct Engine {
     shipments: Mutex<Vec<ShipRecord>>,
     bucket: Mutex<Bucket>,
     http: HttpClient,
+    tokens: Mutex<SimTokens>,
 }
 
 /// The orders a simulator serves, in the order they were made, found by id without a scan (a
@@ -603,15 +748,43 @@ impl Engine {
             bump(&stats.throttled);
             return self.error(SimErr::Throttled);
         }
-        let call = match self.wire.parse(&self.settings.creds, &req) {
+        // The wire checks the call against the access token valid now; a call that carries the
+        // token that expired or was replaced gets the channel's "token expired" answer.
+        let (valid, stale) = {
+            let mut t = self.tokens.lock();
+            (t.valid(Utc::now()), t.stale.clone())
+        };
+        let mut creds = self.settings.creds.clone();
+        creds.access_token = valid.unwrap_or_default();
+        let call = match self.wire.parse(&creds, &req) {
             Ok(c) => c,
             Err(SimFault::Auth) => {
                 bump(&stats.auth_failures);
+                if let Some(stale) = stale {
+                    creds.access_token = stale;
+                    if self.wire.parse(&creds, &req).is_ok() {
+                        bump(&stats.token_expired);
+                        return self.error(SimErr::TokenExpired);
+                    }
+                }
                 return self.error(SimErr::Auth);
             }
             Err(SimFault::BadRequest(m)) => return self.error(SimErr::BadRequest(m)),
         };
         let body = match call {
+            SimCall::Token { refresh } => {
+                let grant =
+                    self.tokens
+                        .lock()
+                        .grant(refresh.as_deref(), &self.settings, Utc::now());
+                match grant {
+                    Some(g) => {
+                        bump(&stats.token_grants);
+                        self.wire.token(&g)
+                    }
+                    None => return self.error(SimErr::RefreshRefused),
+                }
+            }
             SimCall::Ship {
                 id,
                 carrier,
@@ -728,6 +901,7 @@ async fn spawn_wire(
             tokens: settings.knobs.get().throttle_per_sec.max(1.0),
             last: Instant::now(),
         }),
+        tokens: Mutex::new(SimTokens::new(&settings, Utc::now())),
         wire,
         settings,
         http: HttpClient::new(),

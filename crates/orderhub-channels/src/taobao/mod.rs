@@ -75,6 +75,14 @@ code_map! {
 pub const INCREMENT_METHOD: &str = "taobao.trades.sold.increment.get";
 pub const FULLINFO_METHOD: &str = "taobao.trade.fullinfo.get";
 pub const PATH: &str = "/router/rest";
+/// Renews a shop's session with its `refresh_token`, through the signed router without a
+/// `session` (bububa/opentaobao `TaobaoTopAuthTokenRefresh`, aliexpress-sdk
+/// `TopAuthTokenRefreshRequest`). The answer's `token_result` is a JSON document in a string.
+pub const TOKEN_METHOD: &str = "taobao.top.auth.token.refresh";
+/// **Assumed** (no public sample of the refusal): the router's business error with this sub code
+/// when the refresh token is unknown, expired or the app may not refresh. Any error that is not
+/// throttling and not the platform's own (`isp.*`, code 10) is read as a refusal.
+pub const REFRESH_REFUSED_SUB_CODE: &str = "isv.refresh-token-invalid";
 /// TOP error `code 7` "App Call Limited" (`sub_code accesscontrol.limited-by-app-access-count`).
 pub const THROTTLE_CODE: &str = "7";
 /// TOP errors about the caller: 25 invalid signature, 26 missing session, 27 invalid session,
@@ -284,10 +292,24 @@ fn request(
     creds: &ShopCredentials,
     now: DateTime<Utc>,
 ) -> ApiRequest {
+    signed(method, biz, creds, Some(&creds.access_token), now)
+}
+
+fn signed(
+    method: &str,
+    biz: Vec<(String, String)>,
+    creds: &ShopCredentials,
+    session: Option<&str>,
+    now: DateTime<Utc>,
+) -> ApiRequest {
     let mut params: Vec<(String, String)> = vec![
         ("method".into(), method.into()),
         ("app_key".into(), creds.app_key.clone()),
-        ("session".into(), creds.access_token.clone()),
+    ];
+    if let Some(s) = session {
+        params.push(("session".into(), s.to_owned()));
+    }
+    params.extend([
         (
             "timestamp".into(),
             wire::china_time_string(now.with_timezone(&wire::china())),
@@ -295,7 +317,7 @@ fn request(
         ("format".into(), "json".into()),
         ("v".into(), "2.0".into()),
         ("sign_method".into(), "md5".into()),
-    ];
+    ]);
     params.extend(biz);
     let sign = top_sign(&params, &creds.secret);
     params.push(("sign".into(), sign));
@@ -519,6 +541,53 @@ impl Channel for Taobao {
             biz.push(("sub_tid".into(), lines.join(",")));
         }
         Ok(request(SHIP_METHOD, biz, creds, now))
+    }
+
+    fn token_request(
+        &self,
+        _shop_id: &str,
+        creds: &ShopCredentials,
+        now: DateTime<Utc>,
+    ) -> Option<ApiRequest> {
+        (!creds.refresh_token.is_empty()).then(|| {
+            signed(
+                TOKEN_METHOD,
+                vec![("refresh_token".into(), creds.refresh_token.clone())],
+                creds,
+                None,
+                now,
+            )
+        })
+    }
+
+    fn parse_token(&self, body: &[u8], now: DateTime<Utc>) -> Result<crate::TokenGrant, ApiError> {
+        let env: t::ErrorEnvelope = wire::try_json(body).unwrap_or(t::ErrorEnvelope {
+            error_response: None,
+        });
+        if let Some(e) = &env.error_response {
+            return Err(match envelope_error(e) {
+                ApiError::Api { code, .. }
+                    if code != "10" && !e.sub_code.as_deref().unwrap_or("").starts_with("isp.") =>
+                {
+                    ApiError::Auth { code }
+                }
+                other => other,
+            });
+        }
+        let v = crate::token::json(body)?;
+        let inner = v
+            .pointer("/top_auth_token_refresh_response/token_result")
+            .and_then(serde_json::Value::as_str)
+            .ok_or_else(|| Rejected::missing("token_result"))?;
+        let r = crate::token::json(inner.as_bytes())?;
+        use crate::token::Expiry::InSeconds;
+        Ok(crate::token::grant(
+            &r,
+            now,
+            "/access_token",
+            InSeconds("/expires_in"),
+            Some(("/refresh_token", Some(InSeconds("/re_expires_in")))),
+        )?)
     }
 
     fn parse_ship_ack(&self, body: &[u8]) -> Result<(), ApiError> {

@@ -76,6 +76,13 @@ pub const SHIP_CONFLICT_CODE: &str = "100011";
 pub const SYSTEM_ERROR_CODE: &str = "-1";
 /// 40001 invalid credential, 42001 access_token expired, 40014 invalid access_token.
 pub const AUTH_CODES: [&str; 3] = ["40001", "42001", "40014"];
+/// The shop's access token comes from its AppID and AppSecret (a client credential; no refresh
+/// token): `GET /cgi-bin/token?grant_type=client_credential&appid=…&secret=…` answers
+/// `{"access_token": …, "expires_in": 7200}` (the Channels shop getAccessToken doc).
+pub const TOKEN_PATH: &str = "/cgi-bin/token";
+/// The token call's refusals: 40001 wrong AppSecret, 40013 invalid AppID, 40125 invalid
+/// AppSecret, 40164 caller IP not on the whitelist (same doc).
+pub const TOKEN_REFUSED_CODES: [&str; 4] = ["40001", "40013", "40125", "40164"];
 
 pub struct Wechat;
 
@@ -446,6 +453,48 @@ impl Channel for Wechat {
                 None => Err(Rejected::missing("errcode")),
             }
         })
+    }
+
+    fn token_request(
+        &self,
+        _shop_id: &str,
+        creds: &ShopCredentials,
+        _now: DateTime<Utc>,
+    ) -> Option<ApiRequest> {
+        if creds.app_secret.is_empty() {
+            return None;
+        }
+        let q = wire::form_encode(&[
+            ("grant_type".into(), "client_credential".into()),
+            ("appid".into(), creds.app_key.clone()),
+            ("secret".into(), creds.app_secret.clone()),
+        ]);
+        Some(ApiRequest {
+            method: "GET",
+            path_and_query: format!("{TOKEN_PATH}?{q}"),
+            content_type: "application/json",
+            headers: Vec::new(),
+            body: Vec::new(),
+        })
+    }
+
+    fn parse_token(&self, body: &[u8], now: DateTime<Utc>) -> Result<crate::TokenGrant, ApiError> {
+        if let Some(e) = self.api_error(body) {
+            return Err(match e {
+                ApiError::Api { code, .. } if TOKEN_REFUSED_CODES.contains(&code.as_str()) => {
+                    ApiError::Auth { code }
+                }
+                other => other,
+            });
+        }
+        let v = crate::token::json(body)?;
+        Ok(crate::token::grant(
+            &v,
+            now,
+            "/access_token",
+            crate::token::Expiry::InSeconds("/expires_in"),
+            None,
+        )?)
     }
 
     fn api_error(&self, body: &[u8]) -> Option<ApiError> {

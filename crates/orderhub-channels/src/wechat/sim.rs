@@ -54,7 +54,19 @@ pub(crate) fn render(o: &ChannelOrder) -> Value {
 impl SimWire for WechatWire {
     fn parse(&self, creds: &ShopCredentials, req: &RawRequest) -> Result<SimCall, SimFault> {
         let q = req.query_pairs();
-        if param(&q, "access_token") != creds.access_token {
+        if req.path == super::TOKEN_PATH {
+            if param(&q, "grant_type") != "client_credential" {
+                return Err(SimFault::BadRequest("invalid grant_type".into()));
+            }
+            if param(&q, "appid") != creds.app_key
+                || creds.app_secret.is_empty()
+                || param(&q, "secret") != creds.app_secret
+            {
+                return Err(SimFault::Auth);
+            }
+            return Ok(SimCall::Token { refresh: None });
+        }
+        if creds.access_token.is_empty() || param(&q, "access_token") != creds.access_token {
             return Err(SimFault::Auth);
         }
         let p: Value = serde_json::from_slice(&req.body)
@@ -131,9 +143,16 @@ impl SimWire for WechatWire {
         )
     }
 
+    fn token(&self, g: &crate::sim::SimGrant) -> Vec<u8> {
+        json_bytes(&json!({"access_token": g.access_token, "expires_in": g.expires_in}))
+    }
+
     fn error(&self, err: &SimErr) -> (u16, Vec<u8>) {
         let (code, msg) = match err {
             SimErr::Auth => (40001, "invalid credential".to_string()),
+            SimErr::TokenExpired => (42001, "access_token expired rid: sim".to_string()),
+            // The client credential has no refresh token to refuse; a wrong AppSecret is `Auth`.
+            SimErr::RefreshRefused => (40001, "invalid credential".to_string()),
             SimErr::Throttled => (45011, "api minute-quota reach limit".to_string()),
             SimErr::BadRequest(m) => (47001, m.clone()),
             SimErr::NotFound => (100002, "order not found".to_string()),

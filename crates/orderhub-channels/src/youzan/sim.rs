@@ -74,7 +74,19 @@ fn time(v: &Value, k: &str) -> DateTime<Utc> {
 impl SimWire for YouzanWire {
     fn parse(&self, creds: &ShopCredentials, req: &RawRequest) -> Result<SimCall, SimFault> {
         let q = req.query_pairs();
-        if param(&q, "access_token") != creds.access_token {
+        if req.path == super::TOKEN_PATH {
+            let p: Value = serde_json::from_slice(&req.body)
+                .map_err(|_| SimFault::BadRequest("请使用 application/json".into()))?;
+            let s = |k: &str| p.get(k).and_then(Value::as_str).unwrap_or("");
+            if s("client_id") != creds.app_key || s("client_secret") != creds.secret {
+                return Err(SimFault::Auth);
+            }
+            if s("authorize_type") != "silent" || s("grant_id").is_empty() {
+                return Err(SimFault::BadRequest("authorize_type / grant_id".into()));
+            }
+            return Ok(SimCall::Token { refresh: None });
+        }
+        if creds.access_token.is_empty() || param(&q, "access_token") != creds.access_token {
             return Err(SimFault::Auth);
         }
         let p: Value = serde_json::from_slice(&req.body)
@@ -152,10 +164,26 @@ impl SimWire for YouzanWire {
         }
     }
 
+    fn token(&self, g: &crate::sim::SimGrant) -> Vec<u8> {
+        let expires = (g.now + chrono::Duration::seconds(g.expires_in)).timestamp_millis();
+        json_bytes(
+            &json!({"success": true, "code": 200, "message": null, "data": {
+                "access_token": g.access_token, "expires": expires, "scope": "trade item",
+                "authority_id": "42583152",
+            }}),
+        )
+    }
+
     fn error(&self, err: &SimErr) -> (u16, Vec<u8>) {
         let body = match err {
             SimErr::Auth => {
                 json!({"gw_err_resp": {"err_code": 4203, "err_msg": "access_token 不存在或已过期"}})
+            }
+            SimErr::TokenExpired => {
+                json!({"gw_err_resp": {"trace_id": "yz7-sim", "err_code": 4202, "err_msg": "请求凭证过期"}})
+            }
+            SimErr::RefreshRefused => {
+                json!({"success": false, "code": 1004, "data": null, "message": "授权关系已过期"})
             }
             SimErr::Throttled => {
                 json!({"gw_err_resp": {"err_code": THROTTLE_CODE.parse::<i64>().unwrap_or(0), "err_msg": "访问频率超过限制"}})

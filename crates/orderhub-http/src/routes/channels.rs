@@ -39,6 +39,20 @@ pub struct ShopConfig {
     pub message_key: String,
     /// Base URL of the channel's order API (the platform's, or a simulator's).
     pub api_base_url: String,
+    /// What renews the access token: the refresh token the channel issued with it (Taobao, JD,
+    /// PDD, Douyin, Kuaishou). WeChat and Youzan grant tokens to the app's own credentials.
+    #[serde(default)]
+    pub refresh_token: String,
+    /// The app secret the token call takes where it is not `secret`: Kuaishou's appSecret
+    /// (`secret` is its signSecret), WeChat's AppSecret (`secret` is its message Token).
+    #[serde(default)]
+    pub app_secret: String,
+    /// When `access_token` expires (RFC 3339 with its offset), as the channel said when it
+    /// granted it; renewed ahead of it. Unknown: renewed when the channel refuses it.
+    #[serde(default)]
+    pub access_token_expires_at: Option<chrono::DateTime<chrono::FixedOffset>>,
+    #[serde(default)]
+    pub refresh_token_expires_at: Option<chrono::DateTime<chrono::FixedOffset>>,
     /// The configurable channel (`custom`) only, and required there: the declarative mapping of
     /// the portal or ERP — a JSON object, or the text of a TOML mapping file (see
     /// `crates/orderhub-channels/mappings/`).
@@ -89,6 +103,73 @@ pub struct ShopView {
     pub api_base_url: String,
     /// Where the channel must push.
     pub webhook_path: String,
+    pub token: TokenView,
+}
+
+/// A shop's access-token state (never the tokens themselves).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TokenView {
+    /// `ok`, `expired` (to be renewed at the next call), or `reauthorize` (the channel refused
+    /// the renewal: the seller must authorize the app again, then the shop be configured anew).
+    pub state: &'static str,
+    pub access_token_expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub refresh_token_expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Whether orderhub holds what renews the token (a refresh token or the app secret).
+    pub renewable: bool,
+    pub problem: Option<String>,
+}
+
+fn shop_view(row: &ChannelShopRow, now: chrono::DateTime<chrono::Utc>) -> ShopView {
+    let t = &row.token;
+    let state = if t.problem.is_some() {
+        "reauthorize"
+    } else if t.expires_at.is_some_and(|e| e <= now) {
+        "expired"
+    } else {
+        "ok"
+    };
+    ShopView {
+        webhook_path: format!("/v1/channels/{}/shops/{}/webhook", row.channel, row.shop_id),
+        channel: row.channel.clone(),
+        shop_id: row.shop_id.clone(),
+        app_key: row.app_key.clone(),
+        api_base_url: row.api_base_url.clone(),
+        token: TokenView {
+            state,
+            access_token_expires_at: t.expires_at,
+            refresh_token_expires_at: t.refresh_expires_at,
+            renewable: orderhub_intake::adapter_for(row).is_ok_and(|a| {
+                a.token_request(&row.shop_id, &orderhub_intake::credentials(row), now)
+                    .is_some()
+            }),
+            problem: t.problem.clone(),
+        },
+    }
+}
+
+/// A shop's configuration as this tenant sees it: no secrets, its token's state.
+#[utoipa::path(get, path = "/v1/channels/{channel}/shops/{shop}", tag = "channels",
+    responses((status = 200, body = ShopView), (status = 404, body = orderhub_api::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn get_shop(
+    State(state): State<SharedState>,
+    ctx: Ctx,
+    Path((channel, shop)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    manage(&ctx)?;
+    let not_found = || ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such shop");
+    let (c, s) = (channel.clone(), shop.clone());
+    let row = state
+        .store
+        .read(move |r| r.channel_shop(&c, &s))
+        .await?
+        .filter(|r| r.tenant_id == ctx.principal.tenant_id)
+        .ok_or_else(not_found)?;
+    Ok(json_response(
+        StatusCode::OK,
+        serde_json::to_vec(&shop_view(&row, state.clock.now())).unwrap_or_default(),
+        false,
+    ))
 }
 
 fn unprocessable(code: &str, msg: impl Into<String>, field: &str) -> ApiError {
@@ -138,6 +219,14 @@ pub async fn put_shop(
         api_base_url: url.as_str().trim_end_matches('/').to_owned(),
         created_at: state.clock.now(),
         mapping,
+        token: orderhub_store::ShopToken {
+            refresh_token: req.refresh_token,
+            app_secret: req.app_secret,
+            expires_at: req.access_token_expires_at.map(|t| t.to_utc()),
+            refresh_expires_at: req.refresh_token_expires_at.map(|t| t.to_utc()),
+            problem: None,
+            version: 0,
+        },
     };
     let r = row.clone();
     let ok = state
@@ -153,13 +242,7 @@ pub async fn put_shop(
         )
         .field("shop"));
     }
-    let v = ShopView {
-        webhook_path: format!("/v1/channels/{}/shops/{}/webhook", row.channel, row.shop_id),
-        channel: row.channel,
-        shop_id: row.shop_id,
-        app_key: row.app_key,
-        api_base_url: row.api_base_url,
-    };
+    let v = shop_view(&row, state.clock.now());
     Ok(json_response(
         StatusCode::OK,
         serde_json::to_vec(&v).unwrap_or_default(),

@@ -68,7 +68,7 @@ pub fn routes() -> Router<SharedState> {
         )
         .route(
             "/v1/channels/{channel}/shops/{shop}",
-            axum::routing::put(channels::put_shop),
+            axum::routing::put(channels::put_shop).get(channels::get_shop),
         )
         .route(
             "/v1/channels/{channel}/shops/{shop}/webhook",
