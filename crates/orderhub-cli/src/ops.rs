@@ -244,7 +244,7 @@ pub async fn channels(cmd: ChannelsCommand) -> Result<()> {
 
 #[derive(Args, Debug)]
 pub struct SimChannelArgs {
-    /// douyin, wechat or youzan (taobao, jd, pdd and kuaishou are not built yet).
+    /// taobao, jd, pdd, douyin, kuaishou, wechat or youzan.
     #[arg(long)]
     kind: String,
     /// Orders the simulated shop holds.
@@ -256,6 +256,17 @@ pub struct SimChannelArgs {
     app_key: String,
     #[arg(long, default_value = "sim-secret")]
     secret: String,
+    /// The shop's access token; `--refresh-token` renews it at the channel's token call
+    /// (`--app-secret` for Kuaishou's and WeChat's).
+    #[arg(long, default_value = "token")]
+    access_token: String,
+    #[arg(long, default_value = "refresh")]
+    refresh_token: String,
+    #[arg(long, default_value = "sim-app-secret")]
+    app_secret: String,
+    /// Seconds each access token lives (the first one from the start); unset: forever.
+    #[arg(long)]
+    token_ttl_secs: Option<u64>,
 }
 
 /// Serves a channel's simulated order API until Ctrl-C (knobs at `/_sim/knobs`, pushes sent with
@@ -264,8 +275,13 @@ pub async fn sim_channel(a: SimChannelArgs) -> Result<()> {
     use orderhub_channels::sim;
     let kind = orderhub_channels::ChannelKind::parse(&a.kind)
         .map_err(|e| anyhow::anyhow!("--kind: {e}"))?;
-    let creds = orderhub_channels::ShopCredentials::new(a.app_key.clone(), a.secret.clone());
-    let (url, _handle) = sim::spawn(kind, sim::SimSettings::new(creds, a.orders, a.seed))
+    let mut creds = orderhub_channels::ShopCredentials::new(a.app_key.clone(), a.secret.clone());
+    creds.access_token = a.access_token.clone();
+    creds.refresh_token = a.refresh_token.clone();
+    creds.app_secret = a.app_secret.clone();
+    let mut settings = sim::SimSettings::new(creds, a.orders, a.seed);
+    settings.token_ttl = a.token_ttl_secs.map(std::time::Duration::from_secs);
+    let (url, _handle) = sim::spawn(kind, settings)
         .await
         .with_context(|| format!("the {} simulator", kind.code()))?;
     println!(

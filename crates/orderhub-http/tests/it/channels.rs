@@ -438,9 +438,117 @@ async fn a_rotated_secret_applies_to_the_next_push(app: TestApp) {
     );
 }
 
+/// A shop's token expires on the channel's side: the processor renews it and the pushed order
+/// arrives; the shop's view shows the token's state (never the token); a renewal the channel
+/// refuses shows as `reauthorize`.
+async fn an_expired_token_is_renewed_and_the_shop_shows_its_token_state(app: TestApp) {
+    let _stop = start_processor(&app);
+    let kind = ChannelKind::Douyin;
+    let mut c = creds();
+    c.refresh_token = "rt-9f2c61".into();
+    let (url, handle) = sim::spawn(kind, SimSettings::new(c.clone(), 3, 17))
+        .await
+        .unwrap();
+    let path = "/v1/channels/douyin/shops/tokened";
+    let put = |expires: &str| {
+        json!({"app_key": c.app_key, "secret": c.secret, "access_token": c.access_token,
+            "api_base_url": url, "refresh_token": c.refresh_token,
+            "access_token_expires_at": expires})
+        .to_string()
+    };
+    // A lifetime that is not a time is refused, naming the field.
+    let r = app
+        .call(
+            Method::PUT,
+            path,
+            Some(ADMIN_KEY),
+            Some(&put("tomorrow")),
+            &[],
+        )
+        .await;
+    assert!(r.status.is_client_error(), "{:?}", r.body);
+    assert!(
+        r.body.to_string().contains("access_token_expires_at"),
+        "{:?}",
+        r.body
+    );
+    let r = app
+        .call(
+            Method::PUT,
+            path,
+            Some(ADMIN_KEY),
+            Some(&put("2099-01-02T08:00:00+08:00")),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let view = app.get(path, ADMIN_KEY).await;
+    assert_eq!(view.status, StatusCode::OK);
+    assert_eq!(view.body["token"]["state"], "ok", "{:?}", view.body);
+    assert_eq!(view.body["token"]["renewable"], true);
+    assert_eq!(
+        view.body["token"]["access_token_expires_at"],
+        "2099-01-02T00:00:00Z"
+    );
+    let text = String::from_utf8_lossy(&view.bytes);
+    for secret in [&c.secret, &c.access_token, &c.refresh_token] {
+        assert!(!text.contains(secret.as_str()), "{text}");
+    }
+    // The channel expires the token early (a seller's password change does that): the push is
+    // processed all the same, with a renewed token.
+    handle.expire_access_token();
+    let order = handle.orders()[0].clone();
+    let p = sim::signed_push(kind, &order, &c, chrono::Utc::now()).unwrap();
+    assert_eq!(
+        push(&app, kind, "tokened", &p, &p.body).await.status,
+        StatusCode::OK
+    );
+    order_of(
+        &app,
+        "douyin",
+        &order.external_order_id,
+        Duration::from_secs(20),
+    )
+    .await;
+    assert_eq!(handle.stats.snapshot().token_grants, 1);
+    let view = app.get(path, ADMIN_KEY).await;
+    assert_eq!(view.body["token"]["state"], "ok");
+    assert_ne!(
+        view.body["token"]["access_token_expires_at"], "2099-01-02T00:00:00Z",
+        "the grant's own lifetime is kept"
+    );
+    // The seller revokes the app: the next push's order cannot be fetched, and the shop says why.
+    handle.revoke_refresh_token();
+    handle.expire_access_token();
+    let next = handle.new_order(|_| {});
+    let p = sim::signed_push(kind, &next, &c, chrono::Utc::now()).unwrap();
+    assert_eq!(
+        push(&app, kind, "tokened", &p, &p.body).await.status,
+        StatusCode::OK,
+        "the push is still taken and kept"
+    );
+    let until = Instant::now() + Duration::from_secs(20);
+    loop {
+        let view = app.get(path, ADMIN_KEY).await;
+        if view.body["token"]["state"] == "reauthorize" {
+            assert!(
+                view.body["token"]["problem"]
+                    .as_str()
+                    .is_some_and(|p| p.contains("authorize the app")),
+                "{:?}",
+                view.body
+            );
+            break;
+        }
+        assert!(Instant::now() < until, "never marked: {:?}", view.body);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 on_every_backend!(
     a_rotated_secret_applies_to_the_next_push,
     a_signed_push_becomes_one_order_and_bad_pushes_are_recorded,
     a_newer_channel_version_moves_the_order,
     a_custom_portal_connects_by_its_mapping_file_alone,
+    an_expired_token_is_renewed_and_the_shop_shows_its_token_state,
 );
