@@ -44,8 +44,9 @@ fn moment(v: &Value, e: Expiry<'_>, now: DateTime<Utc>) -> Result<DateTime<Utc>,
         }
         Expiry::AtMillis(p) => {
             let ms = int_at(v, p).ok_or_else(|| Rejected::missing(field(p)))?;
+            // A grant that has expired already (or states no time) is no grant.
             DateTime::from_timestamp_millis(ms)
-                .filter(|t| *t > now - chrono::Duration::days(1))
+                .filter(|t| *t > now)
                 .ok_or_else(|| Rejected::at("bad_value", field(p), format!("{ms} is not a time")))
         }
     }

@@ -137,6 +137,10 @@ fn exercise_channel(a: &dyn orderhub_channels::Channel, kind: ChannelKind, data:
             let _ = e.to_string();
         }
     }
+    // A token answer: a grant's expiry is checked (no overflow, no time before the call).
+    if let Ok(g) = a.parse_token(data, now()) {
+        assert!(g.expires_at >= now(), "a grant expiring in the past: {g:?}");
+    }
     match a.parse_list(data) {
         Ok(page) => page.orders.iter().for_each(draft),
         Err(e) => {
