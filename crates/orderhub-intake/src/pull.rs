@@ -354,6 +354,12 @@ pub async fn run(store: Store, cfg: PullConfig, mut stop: tokio::sync::watch::Re
             .await
             .unwrap_or_default();
         for shop in shops {
+            // A shop whose token renewal the channel refused waits for its seller (and a new
+            // configuration): no call would be taken.
+            if shop.token.problem.is_some() {
+                tracing::debug!(shop = %shop.shop_id, channel = %shop.channel, "Not pulled: the shop must authorize the app again.");
+                continue;
+            }
             let name = format!("pull/{}/{}", shop.channel, shop.shop_id);
             let ttl = cfg.interval * 3;
             let lease = {

@@ -1,21 +1,26 @@
 //! Access tokens kept alive. Every channel's token expires (Douyin 7 days, Kuaishou 48 hours, PDD
 //! a day, WeChat 2 hours, …); a hub that does not renew them stops pulling, fetching and writing
 //! back a few days after a shop is connected. Here a call's credentials are renewed first when
-//! the token expires within [`RENEW_AHEAD`], and once more when the channel refuses a token it
-//! said was valid (revoked, replaced by another process's renewal, or of unknown lifetime).
+//! the token expires within [`RENEW_AHEAD`], and when the channel refuses a token it said was
+//! valid (revoked, replaced by another process's renewal, or of unknown lifetime).
 //!
-//! One renewal per shop at a time in this process (the others wait and use its result); across
-//! processes a renewal is written only over the token version it started from, and the loser
-//! reads the winner's token. A refusal of the renewal itself (refresh token expired or revoked,
-//! app secret changed) is written on the shop as its token problem: no renewal is tried again
-//! until the shop is configured anew, and its calls fail as `Auth` meanwhile.
+//! One renewal per shop at a time in this process (the others wait and use its result), and none
+//! within [`RENEWAL_GAP`] of the last one that failed, or of this process's last one while the
+//! token is still the one it got (a refusal a new token did not cure is not about expiry);
+//! across processes a renewal is written only over the token version it started from, and the
+//! loser reads the winner's token. A renewal that fails while the token still works leaves the
+//! token in use. Only the channel's refusal of the renewal itself (refresh token expired or
+//! revoked, app secret wrong: each adapter names those answers) is written on the shop as its
+//! token problem, with the token marked expired: no call and no renewal go out for it until the
+//! shop is configured anew.
 
 use chrono::{DateTime, Utc};
 use orderhub_channels::{ApiError, Channel, ShopCredentials};
 use orderhub_store::{ChannelShopRow, ShopToken, Store};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::credentials;
 
@@ -23,24 +28,60 @@ use crate::credentials;
 /// and than the clock skew between orderhub and a channel.
 pub const RENEW_AHEAD: Duration = Duration::from_secs(10 * 60);
 
+/// A shop's token is renewed by this process at most once in this long while it is the token
+/// this process got (a grant shorter than [`RENEW_AHEAD`] would be renewed at every call, and a
+/// refusal that is not about expiry — a signature, a permission — at every refusal), and tried
+/// again no sooner after a failed renewal (a token endpoint that is down is not hammered).
+pub const RENEWAL_GAP: Duration = Duration::from_secs(60);
+
+/// [`RENEWAL_GAP`] in milliseconds, shortened by tests ([`set_renewal_gap`]).
+static GAP_MS: AtomicU64 = AtomicU64::new(RENEWAL_GAP.as_millis() as u64);
+
+/// Shortens (or restores) [`RENEWAL_GAP`] for this process: tests that renew one shop several
+/// times within a minute.
+pub fn set_renewal_gap(gap: Duration) {
+    GAP_MS.store(gap.as_millis() as u64, Ordering::Relaxed);
+}
+
+fn gap() -> Duration {
+    Duration::from_millis(GAP_MS.load(Ordering::Relaxed))
+}
+
 /// Refusals one call (or one pull window) answers with other credentials before it gives up: the
 /// first may only catch up with a token another task stored (the caller held an old shop row),
-/// the second is then a real renewal.
+/// the second is then a renewal.
 pub const REFUSALS_MAX: u32 = 2;
 
 /// The code of the `Auth` error for a shop whose renewal the channel refused earlier.
 pub const REAUTHORIZE: &str = "reauthorization_required";
+/// The code of the `Auth` error for a refused call whose renewal waits out [`RENEWAL_GAP`].
+pub const DEFERRED: &str = "renewal_deferred";
 
-type Locks = std::sync::Mutex<HashMap<(String, String), Arc<tokio::sync::Mutex<()>>>>;
+/// What this process remembers of one shop's renewals.
+#[derive(Default)]
+struct ShopRenewals {
+    /// The last renewal that succeeded, and the token version it wrote.
+    renewed: Option<(Instant, i64)>,
+    failed_at: Option<Instant>,
+}
 
-/// One lock per shop this process has renewed a token for (a few bytes each; shops are few).
+type Locks = std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<ShopRenewals>>>>;
+
+/// One lock per shop this process has renewed a token for (a few bytes each; shops are few),
+/// by tenant, channel and shop (a process serving several stores — tests — keeps them apart).
 static LOCKS: LazyLock<Locks> = LazyLock::new(Default::default);
 
-fn lock_for(channel: &str, shop: &str) -> Arc<tokio::sync::Mutex<()>> {
+fn lock_for(shop: &ChannelShopRow) -> Arc<tokio::sync::Mutex<ShopRenewals>> {
+    let key = format!(
+        "{}\u{1f}{}\u{1f}{}",
+        shop.tenant_id.as_str(),
+        shop.channel,
+        shop.shop_id
+    );
     LOCKS
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .entry((channel.to_owned(), shop.to_owned()))
+        .entry(key)
         .or_default()
         .clone()
 }
@@ -58,7 +99,6 @@ pub async fn fresh(
     shop: &ChannelShopRow,
     adapter: &dyn Channel,
 ) -> Result<ShopCredentials, ApiError> {
-    // A shop whose renewal was refused still calls with its token while that lasts.
     if !due(&shop.token, Utc::now()) {
         return Ok(credentials(shop));
     }
@@ -77,8 +117,8 @@ pub async fn after_refusal(
     renew(store, http, shop, adapter, Some(refused)).await
 }
 
-/// A call built from fresh credentials, read by `read`; sent once more with renewed credentials
-/// when the channel answers `Auth` (a token it no longer takes).
+/// A call built from fresh credentials, read by `read`; sent again with other credentials
+/// when the channel answers `Auth` (a token it no longer takes), [`REFUSALS_MAX`] times at most.
 pub async fn call<T>(
     store: &Store,
     http: &orderhub_channels::client::HttpClient,
@@ -124,8 +164,8 @@ async fn renew(
     adapter: &dyn Channel,
     refused: Option<&str>,
 ) -> Result<ShopCredentials, ApiError> {
-    let lock = lock_for(&shop.channel, &shop.shop_id);
-    let _one_at_a_time = lock.lock().await;
+    let lock = lock_for(shop);
+    let mut mine = lock.lock().await;
     // Another task or process may have renewed it (or the shop been configured anew) meanwhile.
     let row = load(store, shop).await?;
     let now = Utc::now();
@@ -136,10 +176,28 @@ async fn renew(
     if !still_bad {
         return Ok(credentials(&row));
     }
+    // Renewing ahead of expiry: until the token expires, a renewal that cannot happen leaves it
+    // in use.
+    let alive = refused.is_none() && row.token.expires_at.is_some_and(|e| e > now);
+    let keep_or = |code: &str| {
+        if alive {
+            Ok(credentials(&row))
+        } else {
+            Err(ApiError::Auth { code: code.into() })
+        }
+    };
     if row.token.problem.is_some() {
-        return Err(ApiError::Auth {
-            code: REAUTHORIZE.into(),
-        });
+        return keep_or(REAUTHORIZE);
+    }
+    let recently = |t: Option<Instant>| t.is_some_and(|t| t.elapsed() < gap());
+    if recently(mine.failed_at)
+        || recently(
+            mine.renewed
+                .filter(|(_, v)| *v == row.token.version)
+                .map(|(t, _)| t),
+        )
+    {
+        return keep_or(DEFERRED);
     }
     let creds = credentials(&row);
     let Some(req) = adapter.token_request(&row.shop_id, &creds, now) else {
@@ -157,85 +215,118 @@ async fn renew(
         Ok((_, body)) => adapter.parse_token(&body, now),
         Err(e) => Err(e),
     };
-    let from = row.token.version;
-    let (access, token, outcome) = match answer {
-        Ok(g) => {
-            let rotated = g.refresh_token.is_some();
-            let token = ShopToken {
-                refresh_token: g
-                    .refresh_token
-                    .unwrap_or_else(|| row.token.refresh_token.clone()),
-                app_secret: row.token.app_secret.clone(),
-                expires_at: Some(g.expires_at),
-                refresh_expires_at: if rotated {
-                    g.refresh_expires_at
-                } else {
-                    row.token.refresh_expires_at
-                },
-                problem: None,
-                version: from + 1,
-            };
-            (g.access_token, token, Ok(()))
-        }
+    let grant = match answer {
+        Ok(g) => g,
         Err(ApiError::Auth { code }) => {
-            let token = ShopToken {
-                problem: Some(format!(
-                    "{} refused to renew the access token ({code}): authorize the app for this shop again",
-                    row.channel
-                )),
-                version: from + 1,
-                ..row.token.clone()
-            };
-            (
-                row.access_token.clone(),
-                token,
-                Err(ApiError::Auth { code }),
-            )
+            mine.failed_at = Some(Instant::now());
+            return refuse(store, shop, &row, code, refused.is_some(), now).await;
         }
         Err(e) => {
+            mine.failed_at = Some(Instant::now());
             count(&row.channel, "failed");
-            tracing::warn!(channel = %row.channel, shop = %row.shop_id, error = %e, "An access token could not be renewed; the next call tries again.");
-            return Err(e);
+            tracing::warn!(channel = %row.channel, shop = %row.shop_id, error = %e, "An access token could not be renewed; it is tried again after a minute.");
+            return if alive { Ok(creds) } else { Err(e) };
         }
     };
+    mine.failed_at = None;
+    let rotated = grant.refresh_token.is_some();
+    let token = ShopToken {
+        refresh_token: grant
+            .refresh_token
+            .unwrap_or_else(|| row.token.refresh_token.clone()),
+        app_secret: row.token.app_secret.clone(),
+        expires_at: Some(grant.expires_at),
+        refresh_expires_at: if rotated {
+            grant.refresh_expires_at
+        } else {
+            row.token.refresh_expires_at
+        },
+        problem: None,
+        version: row.token.version + 1,
+    };
+    let mut over = row.token.version;
+    let mut written = put(store, &row, &grant.access_token, &token, over).await;
+    if let Ok(false) = written {
+        let now_row = load(store, shop).await?;
+        // Another process got there first. Its renewal counts — unless it only recorded the
+        // refusal of the refresh token this grant used (the channel had rotated it for us):
+        // then this grant is the shop's only valid token and goes over that refusal.
+        if now_row.token.problem.is_none() || now_row.token.refresh_token != row.token.refresh_token
+        {
+            return Ok(credentials(&now_row));
+        }
+        over = now_row.token.version;
+        let token = ShopToken {
+            version: over + 1,
+            ..token.clone()
+        };
+        written = put(store, &row, &grant.access_token, &token, over).await;
+    }
+    count(&row.channel, "renewed");
+    tracing::info!(channel = %row.channel, shop = %row.shop_id, expires_at = ?token.expires_at, "An access token was renewed.");
+    match written {
+        Ok(true) => mine.renewed = Some((Instant::now(), over + 1)),
+        Ok(false) => return load(store, shop).await.map(|r| credentials(&r)),
+        // The channel granted a token the store could not keep (the channel may have discarded
+        // the stored refresh token already): used now; the operator is told.
+        Err(e) => {
+            tracing::error!(channel = %row.channel, shop = %row.shop_id, error = %e, "A renewed access token could not be stored; if the channel rotated its refresh token, the shop may need authorizing again.");
+        }
+    }
+    let mut creds = creds;
+    creds.access_token = grant.access_token;
+    creds.refresh_token = token.refresh_token;
+    Ok(creds)
+}
+
+async fn put(
+    store: &Store,
+    row: &ChannelShopRow,
+    access: &str,
+    token: &ShopToken,
+    over: i64,
+) -> Result<bool, orderhub_core::CoreError> {
     let (c, s, a, t) = (
         row.channel.clone(),
         row.shop_id.clone(),
-        access.clone(),
+        access.to_owned(),
         token.clone(),
     );
-    let written = store
+    store
         .write(0, move |tx| {
-            Ok(tx.channel_shop_token_put(&c, &s, &a, &t, from)?)
+            Ok(tx.channel_shop_token_put(&c, &s, &a, &t, over)?)
         })
-        .await;
-    match outcome {
-        Ok(()) => {
-            count(&row.channel, "renewed");
-            tracing::info!(channel = %row.channel, shop = %row.shop_id, expires_at = ?token.expires_at, "An access token was renewed.");
-            let mut creds = creds;
-            creds.access_token = access;
-            creds.refresh_token = token.refresh_token;
-            match written {
-                Ok(true) => Ok(creds),
-                // Another process renewed first: its token is the one kept.
-                Ok(false) => load(store, shop).await.map(|r| credentials(&r)),
-                // The channel granted a token the store could not keep: used now; a later
-                // renewal (from the stored refresh token) follows.
-                Err(e) => {
-                    tracing::error!(channel = %row.channel, shop = %row.shop_id, error = %e, "A renewed access token could not be stored.");
-                    Ok(creds)
-                }
-            }
-        }
-        Err(e) => {
-            if let Ok(false) = written {
-                // Configured anew or renewed by another process meanwhile: that token counts.
-                return load(store, shop).await.map(|r| credentials(&r));
-            }
-            count(&row.channel, "refused");
-            tracing::error!(channel = %row.channel, shop = %row.shop_id, error = %e, "The channel refused to renew an access token: the shop must authorize the app again.");
-            Err(e)
-        }
+        .await
+}
+
+/// The channel refused the renewal: the shop's token problem is written (the token marked
+/// expired when a call had refused it, so no call goes out with it), unless another process
+/// renewed or the shop was configured meanwhile.
+async fn refuse(
+    store: &Store,
+    shop: &ChannelShopRow,
+    row: &ChannelShopRow,
+    code: String,
+    refused: bool,
+    now: DateTime<Utc>,
+) -> Result<ShopCredentials, ApiError> {
+    let token = ShopToken {
+        problem: Some(format!(
+            "{} refused to renew the access token ({code}): authorize the app for this shop again",
+            row.channel
+        )),
+        expires_at: if refused {
+            Some(now)
+        } else {
+            row.token.expires_at
+        },
+        version: row.token.version + 1,
+        ..row.token.clone()
+    };
+    if let Ok(false) = put(store, row, &row.access_token, &token, row.token.version).await {
+        return load(store, shop).await.map(|r| credentials(&r));
     }
+    count(&row.channel, "refused");
+    tracing::error!(channel = %row.channel, shop = %row.shop_id, code = %code, "The channel refused to renew an access token: the shop must authorize the app again.");
+    Err(ApiError::Auth { code })
 }

@@ -185,6 +185,9 @@ async fn load(store: &Store, shop: &ChannelShopRow) -> ChannelShopRow {
 /// channel refuses marks the shop for authorization again and is not tried again.
 async fn access_tokens_are_renewed_and_a_refused_renewal_stops(backend: &str) {
     let Some(env) = open(backend) else { return };
+    // The gap between two renewals of one shop, a minute in service, short here.
+    let gap = Duration::from_millis(300);
+    orderhub_intake::tokens::set_renewal_gap(gap);
     let http = orderhub_channels::client::HttpClient::new();
     let cfg = PullConfig {
         page_size: 5,
@@ -235,7 +238,52 @@ async fn access_tokens_are_renewed_and_a_refused_renewal_stops(backend: &str) {
         assert_eq!(r.stale, 12, "{kind}: {r:?}");
         assert_eq!(handle.stats.snapshot().token_grants, 1, "{kind}");
 
-        // A token that expires within the renewal margin is renewed before any call goes out.
+        // The token just granted is refused too (a refusal a renewal did not cure): not renewed
+        // again within the gap — then it is.
+        handle.expire_access_token();
+        let token_calls = handle.stats.snapshot().token_calls;
+        let e = pull_window(&env.store, &http, &shop, from, to, &cfg, &mut bucket)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e,
+            ApiError::Auth {
+                code: orderhub_intake::tokens::DEFERRED.into()
+            },
+            "{kind}"
+        );
+        assert_eq!(handle.stats.snapshot().token_calls, token_calls, "{kind}");
+        tokio::time::sleep(gap).await;
+        pull_window(&env.store, &http, &shop, from, to, &cfg, &mut bucket)
+            .await
+            .unwrap_or_else(|e| panic!("{kind}: {e:?}"));
+        assert_eq!(handle.stats.snapshot().token_grants, 2, "{kind}");
+
+        // The token endpoint fails (the channel's system error): tried again later, never taken
+        // for a refusal.
+        tokio::time::sleep(gap).await;
+        handle.knobs.set(Knobs {
+            fail_token: true,
+            ..Knobs::default()
+        });
+        handle.expire_access_token();
+        let e = pull_window(&env.store, &http, &shop, from, to, &cfg, &mut bucket)
+            .await
+            .unwrap_err();
+        assert!(!matches!(e, ApiError::Auth { .. }), "{kind}: {e:?}");
+        assert!(
+            load(&env.store, &shop).await.token.problem.is_none(),
+            "{kind}: a system error is no refusal"
+        );
+        handle.knobs.set(Knobs::default());
+        tokio::time::sleep(gap).await;
+        pull_window(&env.store, &http, &shop, from, to, &cfg, &mut bucket)
+            .await
+            .unwrap_or_else(|e| panic!("{kind}: {e:?}"));
+        assert_eq!(handle.stats.snapshot().token_grants, 3, "{kind}");
+
+        // A token that expires within the renewal margin is renewed before any call goes out
+        // (the shop configured anew with that expiry: the gap is for this process's own tokens).
         let mut soon = load(&env.store, &shop).await;
         soon.token.expires_at = Some(Utc::now() + chrono::Duration::seconds(60));
         let s2 = soon.clone();
@@ -248,11 +296,12 @@ async fn access_tokens_are_renewed_and_a_refused_renewal_stops(backend: &str) {
             .await
             .unwrap_or_else(|e| panic!("{kind}: {e:?}"));
         let stats = handle.stats.snapshot();
-        assert_eq!(stats.token_grants, 2, "{kind}: {stats:?}");
+        assert_eq!(stats.token_grants, 4, "{kind}: {stats:?}");
         assert_eq!(
             stats.token_expired, expired_before,
             "{kind}: no call was refused"
         );
+        tokio::time::sleep(gap).await;
 
         // The seller revoked the app: the renewal is refused, the shop says so, and later calls
         // do not ask the channel again.
@@ -272,6 +321,7 @@ async fn access_tokens_are_renewed_and_a_refused_renewal_stops(backend: &str) {
             row.token
         );
         let calls = handle.stats.snapshot().calls;
+        tokio::time::sleep(gap).await;
         let e = pull_window(&env.store, &http, &row, from, to, &cfg, &mut bucket)
             .await
             .unwrap_err();
@@ -284,13 +334,16 @@ async fn access_tokens_are_renewed_and_a_refused_renewal_stops(backend: &str) {
         );
         assert_eq!(
             handle.stats.snapshot().calls,
-            calls + 1,
-            "{kind}: only the refused list call, no renewal"
+            calls,
+            "{kind}: no call and no renewal goes out for a refused token"
         );
-        // Configured anew (the seller authorized again): renewals work again.
+        // The seller authorizes the app again and the shop is configured with the new tokens:
+        // calls and renewals work again.
+        let (access, refresh) = handle.reauthorize();
         let mut fixed = row.clone();
-        fixed.access_token = String::new();
-        fixed.token.problem = None;
+        fixed.access_token = access;
+        fixed.token.refresh_token = refresh;
+        fixed.token.expires_at = None;
         let f2 = fixed.clone();
         env.store
             .write(0, move |tx| Ok(tx.channel_shop_put(&f2)?))
@@ -300,6 +353,16 @@ async fn access_tokens_are_renewed_and_a_refused_renewal_stops(backend: &str) {
             load(&env.store, &shop).await.token.problem.is_none(),
             "{kind}"
         );
+        let r = pull_window(&env.store, &http, &shop, from, to, &cfg, &mut bucket)
+            .await
+            .unwrap_or_else(|e| panic!("{kind}: {e:?}"));
+        assert_eq!(r.stale, 12, "{kind}: {r:?}");
+        tokio::time::sleep(gap).await;
+        handle.expire_access_token();
+        pull_window(&env.store, &http, &shop, from, to, &cfg, &mut bucket)
+            .await
+            .unwrap_or_else(|e| panic!("{kind}: {e:?}"));
+        assert_eq!(handle.stats.snapshot().token_grants, 5, "{kind}");
     }
 }
 
@@ -344,7 +407,12 @@ async fn concurrent_refusals_renew_the_token_once() {
     for a in answers {
         a.unwrap();
     }
-    assert_eq!(handle.stats.snapshot().token_grants, 1);
+    let stats = handle.stats.snapshot();
+    assert_eq!(
+        (stats.token_calls, stats.token_grants),
+        (1, 1),
+        "one token call, not one per refused call: {stats:?}"
+    );
 }
 
 /// Shipped channel orders go back to their channel with the channel's carrier code; the order

@@ -506,11 +506,10 @@ impl Channel for Douyin {
     }
 
     fn parse_token(&self, body: &[u8], now: DateTime<Utc>) -> Result<crate::TokenGrant, ApiError> {
+        // A refusal speaks of the token (`dop.token-generate-failed:*`, `isv.access-token-*`)
+        // and is `Auth` already; any other error is tried again.
         if let Some(e) = self.api_error(body) {
-            return Err(match e {
-                ApiError::Api { code, .. } if !code.contains("isp.") => ApiError::Auth { code },
-                other => other,
-            });
+            return Err(e);
         }
         let v = crate::token::json(body)?;
         let data = v.get("data").ok_or_else(|| Rejected::missing("data"))?;

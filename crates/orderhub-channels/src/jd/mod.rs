@@ -478,21 +478,21 @@ impl Channel for Jd {
     }
 
     fn parse_token(&self, body: &[u8], now: DateTime<Utc>) -> Result<crate::TokenGrant, ApiError> {
+        // The router's envelope (a system error, throttling) as on any call.
+        if let Some(e) = self.api_error(body) {
+            return Err(e);
+        }
         let v = crate::token::json(body)?;
-        // Refusals come as a non-zero `code` with `msg` (ysdk-go); **assumed**: every such
-        // answer but throttling is a refusal of the refresh token.
+        // Refusals come as a non-zero `code` with `msg` (ysdk-go). **Assumed**: one that speaks
+        // of the token, the grant or the app's credentials is a refusal; any other is the
+        // platform's trouble, tried again later.
         let code = crate::token::int_at(&v, "/code").unwrap_or(0);
         if code != 0 || v.get("access_token").is_none() {
             let msg = v
                 .get("msg")
                 .and_then(serde_json::Value::as_str)
                 .unwrap_or("");
-            return Err(match classify(code.to_string(), msg) {
-                ApiError::Throttled { code } => ApiError::Throttled { code },
-                _ => ApiError::Auth {
-                    code: code.to_string(),
-                },
-            });
+            return Err(classify(code.to_string(), msg));
         }
         use crate::token::Expiry::InSeconds;
         Ok(crate::token::grant(

@@ -603,13 +603,17 @@ impl Channel for Kuaishou {
                 .get("error_msg")
                 .and_then(serde_json::Value::as_str)
                 .unwrap_or("");
-            return Err(match classify(result.to_string(), msg) {
-                ApiError::Throttled { code } => ApiError::Throttled { code },
-                // Every other answer to the token call refuses the refresh token.
-                _ => ApiError::Auth {
+            let error = v.get("error").and_then(serde_json::Value::as_str);
+            // The refusals the doc lists (K0008: `access_denied`, `invalid_grant`-style
+            // errors, refresh tokens discarded or revoked); any other answer is tried again.
+            if result.to_string() == REFRESH_REFUSED_RESULT
+                || matches!(error, Some("access_denied" | "invalid_grant"))
+            {
+                return Err(ApiError::Auth {
                     code: result.to_string(),
-                },
-            });
+                });
+            }
+            return Err(classify(result.to_string(), msg));
         }
         use crate::token::Expiry::InSeconds;
         Ok(crate::token::grant(

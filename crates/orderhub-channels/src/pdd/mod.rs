@@ -87,7 +87,8 @@ pub const PATH: &str = "/api/router";
 /// `refresh_token`, `refresh_token_expires_in`, `owner_id`, `scope`.
 pub const TOKEN_TYPE: &str = "pdd.pop.auth.token.refresh";
 /// **Assumed** (no public sample of the refusal): the gateway's error for a refresh token that is
-/// unknown or expired. Any error but throttling and the platform's own (50000) is read as one.
+/// unknown or expired. Besides it, only the gateway's credential errors (10019, messages about
+/// the access token or the signature) are refusals; any other error is tried again.
 pub const REFRESH_REFUSED_CODE: &str = "10020";
 /// **Assumed** (see SOURCES.md): the gateway's rate-limit error code. Errors whose message
 /// speaks of 限流 / 频繁 / limit are throttling too.
@@ -565,7 +566,7 @@ impl Channel for Pdd {
         {
             let code = wire::opt_str(&e.error_code).unwrap_or_default();
             return Err(match envelope_error(e) {
-                ApiError::Api { code: tag, .. } if code != SYSTEM_ERROR_CODE => {
+                ApiError::Api { code: tag, .. } if code == REFRESH_REFUSED_CODE => {
                     ApiError::Auth { code: tag }
                 }
                 other => other,

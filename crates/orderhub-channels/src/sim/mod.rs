@@ -44,6 +44,9 @@ pub struct Knobs {
     pub throttle_per_sec: f64,
     /// Answer every ship call with the channel's system error (for retry tests).
     pub fail_ship: bool,
+    /// Answer every token call with the channel's system error (a renewal that must be tried
+    /// again, never taken for a refusal).
+    pub fail_token: bool,
 }
 
 impl Default for Knobs {
@@ -53,6 +56,7 @@ impl Default for Knobs {
             error_rate: 0.0,
             throttle_per_sec: 0.0,
             fail_ship: false,
+            fail_token: false,
         }
     }
 }
@@ -98,6 +102,8 @@ pub struct SimStats {
     errors: AtomicU64,
     auth_failures: AtomicU64,
     pushes: AtomicU64,
+    /// Token calls, whatever their answer.
+    token_calls: AtomicU64,
     /// Token calls answered with a new token.
     token_grants: AtomicU64,
     /// Calls refused because their access token had expired or been replaced.
@@ -111,6 +117,7 @@ pub struct StatsSnapshot {
     pub errors: u64,
     pub auth_failures: u64,
     pub pushes: u64,
+    pub token_calls: u64,
     pub token_grants: u64,
     pub token_expired: u64,
 }
@@ -124,6 +131,7 @@ impl SimStats {
             errors: l(&self.errors),
             auth_failures: l(&self.auth_failures),
             pushes: l(&self.pushes),
+            token_calls: l(&self.token_calls),
             token_grants: l(&self.token_grants),
             token_expired: l(&self.token_expired),
         }
@@ -296,6 +304,22 @@ impl SimHandle {
     /// every refresh is refused from now on.
     pub fn revoke_refresh_token(&self) {
         self.engine.tokens.lock().revoked = true;
+    }
+
+    /// The seller authorizes the app again (the OAuth code exchange, outside orderhub): a new
+    /// access token and refresh token, returned to be configured on the shop.
+    pub fn reauthorize(&self) -> (String, String) {
+        let mut t = self.engine.tokens.lock();
+        t.revoked = false;
+        let n: u32 = rand::rng().random();
+        if !t.access.is_empty() {
+            t.stale = Some(std::mem::take(&mut t.access));
+        }
+        t.access = format!("at-auth-{n}");
+        t.refresh = format!("rt-auth-{n}");
+        t.access_expires = None;
+        t.refresh_expires = None;
+        (t.access.clone(), t.refresh.clone())
     }
 
     /// The access token calls must carry now, if one is valid.
@@ -773,6 +797,10 @@ impl Engine {
         };
         let body = match call {
             SimCall::Token { refresh } => {
+                bump(&stats.token_calls);
+                if knobs.fail_token {
+                    return self.respond(self.wire.ship(ShipAnswer::SystemError));
+                }
                 let grant =
                     self.tokens
                         .lock()
@@ -1091,6 +1119,7 @@ mod tests {
             throttle_per_sec: f64::NAN,
             latency_ms: u64::MAX,
             fail_ship: false,
+            fail_token: false,
         });
         let got = k.get();
         assert_eq!(got.error_rate, 1.0);

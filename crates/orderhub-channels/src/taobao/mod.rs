@@ -81,7 +81,8 @@ pub const PATH: &str = "/router/rest";
 pub const TOKEN_METHOD: &str = "taobao.top.auth.token.refresh";
 /// **Assumed** (no public sample of the refusal): the router's business error with this sub code
 /// when the refresh token is unknown, expired or the app may not refresh. Any error that is not
-/// throttling and not the platform's own (`isp.*`, code 10) is read as a refusal.
+/// The refusal is recognised by its sub code (this one, or any naming the refresh token or the
+/// session); other errors are tried again.
 pub const REFRESH_REFUSED_SUB_CODE: &str = "isv.refresh-token-invalid";
 /// TOP error `code 7` "App Call Limited" (`sub_code accesscontrol.limited-by-app-access-count`).
 pub const THROTTLE_CODE: &str = "7";
@@ -565,9 +566,14 @@ impl Channel for Taobao {
             error_response: None,
         });
         if let Some(e) = &env.error_response {
+            // A refusal names the refresh token or the session in its sub code (our assumed
+            // one, `invalid-sessionkey`, `session-expired`, …); any other error is tried again.
+            let sub = e.sub_code.as_deref().unwrap_or("").to_ascii_lowercase();
             return Err(match envelope_error(e) {
                 ApiError::Api { code, .. }
-                    if code != "10" && !e.sub_code.as_deref().unwrap_or("").starts_with("isp.") =>
+                    if sub == REFRESH_REFUSED_SUB_CODE
+                        || sub.contains("refresh")
+                        || sub.contains("session") =>
                 {
                     ApiError::Auth { code }
                 }

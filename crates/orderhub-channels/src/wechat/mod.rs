@@ -77,12 +77,15 @@ pub const SYSTEM_ERROR_CODE: &str = "-1";
 /// 40001 invalid credential, 42001 access_token expired, 40014 invalid access_token.
 pub const AUTH_CODES: [&str; 3] = ["40001", "42001", "40014"];
 /// The shop's access token comes from its AppID and AppSecret (a client credential; no refresh
-/// token): `GET /cgi-bin/token?grant_type=client_credential&appid=…&secret=…` answers
-/// `{"access_token": …, "expires_in": 7200}` (the Channels shop getAccessToken doc).
-pub const TOKEN_PATH: &str = "/cgi-bin/token";
-/// The token call's refusals: 40001 wrong AppSecret, 40013 invalid AppID, 40125 invalid
-/// AppSecret, 40164 caller IP not on the whitelist (same doc).
-pub const TOKEN_REFUSED_CODES: [&str; 4] = ["40001", "40013", "40125", "40164"];
+/// token): `POST /cgi-bin/stable_token` with JSON `grant_type: "client_credential"`, `appid`,
+/// `secret`, `force_refresh: false` answers `{"access_token": …, "expires_in": …}` (the
+/// Channels shop getStableAccessToken doc). The stable token, not `/cgi-bin/token`: a plain
+/// token call retires the token of every other system using the same AppID (an ERP, a CRM).
+pub const TOKEN_PATH: &str = "/cgi-bin/stable_token";
+/// The token call's refusals that need the seller: 40001 wrong AppSecret, 40013 invalid AppID,
+/// 40125 invalid AppSecret (same doc). 40164 (the caller's IP not on the whitelist) is the
+/// operator's to fix and is tried again.
+pub const TOKEN_REFUSED_CODES: [&str; 3] = ["40001", "40013", "40125"];
 
 pub struct Wechat;
 
@@ -464,17 +467,15 @@ impl Channel for Wechat {
         if creds.app_secret.is_empty() {
             return None;
         }
-        let q = wire::form_encode(&[
-            ("grant_type".into(), "client_credential".into()),
-            ("appid".into(), creds.app_key.clone()),
-            ("secret".into(), creds.app_secret.clone()),
-        ]);
         Some(ApiRequest {
-            method: "GET",
-            path_and_query: format!("{TOKEN_PATH}?{q}"),
+            method: "POST",
+            path_and_query: TOKEN_PATH.into(),
             content_type: "application/json",
             headers: Vec::new(),
-            body: Vec::new(),
+            body: wire::json_bytes(&serde_json::json!({
+                "grant_type": "client_credential", "appid": creds.app_key,
+                "secret": creds.app_secret, "force_refresh": false,
+            })),
         })
     }
 

@@ -55,12 +55,15 @@ impl SimWire for WechatWire {
     fn parse(&self, creds: &ShopCredentials, req: &RawRequest) -> Result<SimCall, SimFault> {
         let q = req.query_pairs();
         if req.path == super::TOKEN_PATH {
-            if param(&q, "grant_type") != "client_credential" {
+            let p: Value = serde_json::from_slice(&req.body)
+                .map_err(|_| SimFault::BadRequest("the body is not JSON".into()))?;
+            let s = |k: &str| p.get(k).and_then(Value::as_str).unwrap_or("");
+            if s("grant_type") != "client_credential" {
                 return Err(SimFault::BadRequest("invalid grant_type".into()));
             }
-            if param(&q, "appid") != creds.app_key
+            if s("appid") != creds.app_key
                 || creds.app_secret.is_empty()
-                || param(&q, "secret") != creds.app_secret
+                || s("secret") != creds.app_secret
             {
                 return Err(SimFault::Auth);
             }

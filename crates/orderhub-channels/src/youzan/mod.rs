@@ -61,6 +61,8 @@ pub const AUTH_CODES: [&str; 3] = ["4201", "4202", "4203"];
 /// `data.expires` (a moment in ms; 7 days), `data.authority_id` (youzan/open-sdk-php `Token.php`,
 /// open-sdk-node `token.js`). Refusals: `success: false` with `code` 1004 授权关系已过期 and kin.
 pub const TOKEN_PATH: &str = "/auth/token";
+/// The token call's refusals that need the seller: 1004 授权关系已过期, 1005 非法授权码.
+pub const TOKEN_REFUSED_CODES: [&str; 2] = ["1004", "1005"];
 /// `youzan.logistics.online.confirm` 3.0.0: `tid`, `out_stype` (numeric carrier id), `out_sid`
 /// (tracking number), `is_no_express`, `oids` for a partial shipment; answer `data.is_success`.
 pub const SHIP_API: &str = "youzan.logistics.online.confirm";
@@ -421,10 +423,19 @@ impl Channel for Youzan {
             {
                 return Err(e);
             }
-            // Every refusal of the grant (1004 授权关系已过期, 1005, 1103, 1105) means the shop
-            // must authorize the app again.
-            return Err(ApiError::Auth {
-                code: crate::token::int_at(&v, "/code").unwrap_or(0).to_string(),
+            let code = crate::token::int_at(&v, "/code").unwrap_or(0).to_string();
+            // 1004 授权关系已过期 and 1005 非法授权码 mean the shop must authorize the app again;
+            // any other answer (1103 and 1105 mean several things; system errors) is tried again.
+            if TOKEN_REFUSED_CODES.contains(&code.as_str()) {
+                return Err(ApiError::Auth { code });
+            }
+            let message = v
+                .get("message")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or("");
+            return Err(ApiError::Api {
+                code,
+                message: message.chars().take(200).collect(),
             });
         }
         let data = v.get("data").ok_or_else(|| Rejected::missing("data"))?;

@@ -26,7 +26,11 @@ fn manage(ctx: &Ctx) -> Result<(), ApiError> {
     }
 }
 
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+/// A shop's configuration as `PUT` takes it. Tokens given replace the stored ones; when neither
+/// `access_token` nor `refresh_token` is given, the stored ones (perhaps renewed since) are kept,
+/// so re-applying a configuration (a new mapping, a new URL) never rolls a renewed token back.
+/// No `Debug`: it holds secrets.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ShopConfig {
     /// The app's key on the channel (Douyin app_key, Youzan client_id, WeChat appid, …).
@@ -208,25 +212,47 @@ pub async fn put_shop(
                 "api_base_url",
             )
         })?;
+    // What the configuration keeps of the stored shop: its tokens when none are given, its app
+    // secret when none is given.
+    let (c, s) = (kind.code().to_owned(), shop.clone());
+    let stored = state
+        .store
+        .read(move |r| r.channel_shop(&c, &s))
+        .await?
+        .filter(|r| r.tenant_id == ctx.principal.tenant_id);
+    let keep_tokens = req.access_token.is_empty() && req.refresh_token.is_empty();
+    let mut token = orderhub_store::ShopToken {
+        refresh_token: req.refresh_token,
+        app_secret: req.app_secret,
+        expires_at: req.access_token_expires_at.map(|t| t.to_utc()),
+        refresh_expires_at: req.refresh_token_expires_at.map(|t| t.to_utc()),
+        problem: None,
+        version: 0,
+    };
+    let mut access_token = req.access_token;
+    if let Some(old) = &stored {
+        if keep_tokens {
+            access_token = old.access_token.clone();
+            token.refresh_token = old.token.refresh_token.clone();
+            token.expires_at = token.expires_at.or(old.token.expires_at);
+            token.refresh_expires_at = token.refresh_expires_at.or(old.token.refresh_expires_at);
+        }
+        if token.app_secret.is_empty() {
+            token.app_secret = old.token.app_secret.clone();
+        }
+    }
     let row = ChannelShopRow {
         channel: kind.code().to_owned(),
         shop_id: shop.clone(),
         tenant_id: ctx.principal.tenant_id.clone(),
         app_key: req.app_key.trim().to_owned(),
         secret: req.secret,
-        access_token: req.access_token,
+        access_token,
         message_key: req.message_key,
         api_base_url: url.as_str().trim_end_matches('/').to_owned(),
         created_at: state.clock.now(),
         mapping,
-        token: orderhub_store::ShopToken {
-            refresh_token: req.refresh_token,
-            app_secret: req.app_secret,
-            expires_at: req.access_token_expires_at.map(|t| t.to_utc()),
-            refresh_expires_at: req.refresh_token_expires_at.map(|t| t.to_utc()),
-            problem: None,
-            version: 0,
-        },
+        token,
     };
     let r = row.clone();
     let ok = state

@@ -442,6 +442,9 @@ async fn a_rotated_secret_applies_to_the_next_push(app: TestApp) {
 /// arrives; the shop's view shows the token's state (never the token); a renewal the channel
 /// refuses shows as `reauthorize`.
 async fn an_expired_token_is_renewed_and_the_shop_shows_its_token_state(app: TestApp) {
+    // The gap between two renewals of one shop (a minute in service), short here: the test
+    // renews, then has the renewal refused, within seconds.
+    orderhub_intake::tokens::set_renewal_gap(Duration::from_millis(200));
     let _stop = start_processor(&app);
     let kind = ChannelKind::Douyin;
     let mut c = creds();
@@ -513,9 +516,48 @@ async fn an_expired_token_is_renewed_and_the_shop_shows_its_token_state(app: Tes
     assert_eq!(handle.stats.snapshot().token_grants, 1);
     let view = app.get(path, ADMIN_KEY).await;
     assert_eq!(view.body["token"]["state"], "ok");
+    let renewed_expiry = view.body["token"]["access_token_expires_at"].clone();
     assert_ne!(
-        view.body["token"]["access_token_expires_at"], "2099-01-02T00:00:00Z",
+        renewed_expiry, "2099-01-02T00:00:00Z",
         "the grant's own lifetime is kept"
+    );
+    let renewed = handle.access_token().unwrap();
+    assert!(
+        !String::from_utf8_lossy(&view.bytes).contains(&renewed),
+        "the renewed token is not shown"
+    );
+    // Re-applying the configuration without tokens (a new URL, say) keeps the renewed token.
+    let r = app
+        .call(
+            Method::PUT,
+            path,
+            Some(ADMIN_KEY),
+            Some(
+                &json!({"app_key": c.app_key, "secret": c.secret, "api_base_url": url}).to_string(),
+            ),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.body["token"]["access_token_expires_at"], renewed_expiry);
+    let again = handle.new_order(|_| {});
+    let p = sim::signed_push(kind, &again, &c, chrono::Utc::now()).unwrap();
+    assert_eq!(
+        push(&app, kind, "tokened", &p, &p.body).await.status,
+        StatusCode::OK
+    );
+    order_of(
+        &app,
+        "douyin",
+        &again.external_order_id,
+        Duration::from_secs(20),
+    )
+    .await;
+    let stats = handle.stats.snapshot();
+    assert_eq!(
+        (stats.token_grants, stats.token_expired),
+        (1, 1),
+        "the kept token works: {stats:?}"
     );
     // The seller revokes the app: the next push's order cannot be fetched, and the shop says why.
     handle.revoke_refresh_token();
