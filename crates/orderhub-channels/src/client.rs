@@ -82,16 +82,21 @@ impl HttpClient {
         let request = builder
             .body(Full::new(Bytes::from(body)))
             .map_err(|_| bad("URL"))?;
-        let response = tokio::time::timeout(CALL_TIMEOUT, self.inner.request(request))
+        // The whole call, answer body included: a channel that sends its headers and then stalls
+        // must not hold the caller (a token renewal holds its shop's lock meanwhile).
+        tokio::time::timeout(CALL_TIMEOUT, self.exchange(request))
             .await
             .map_err(|_| ApiError::Transport("the call timed out".into()))?
-            .map_err(|e| {
-                ApiError::Transport(if e.is_connect() {
-                    "cannot connect".into()
-                } else {
-                    "the request failed".into()
-                })
-            })?;
+    }
+
+    async fn exchange(&self, request: Request<Full<Bytes>>) -> Result<(u16, Bytes), ApiError> {
+        let response = self.inner.request(request).await.map_err(|e| {
+            ApiError::Transport(if e.is_connect() {
+                "cannot connect".into()
+            } else {
+                "the request failed".into()
+            })
+        })?;
         let status = response.status();
         if status == StatusCode::TOO_MANY_REQUESTS {
             return Err(ApiError::Throttled {

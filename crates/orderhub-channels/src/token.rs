@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::{Rejected, TokenGrant};
+use crate::{ApiError, Rejected, TokenGrant};
 
 /// How a channel states when a token expires.
 #[derive(Debug, Clone, Copy)]
@@ -78,6 +78,22 @@ pub(crate) fn grant(
         refresh_token,
         refresh_expires_at,
     })
+}
+
+/// A token call's error as the renewal should take it: `Auth` only for the refusals the
+/// channel's adapter names (`is_refusal` on the error's code) — the seller must authorize the app
+/// again — and any other `Auth` or `Api` as `Api`, tried again later (a system error whose
+/// message mentions the token is no refusal). Throttling and transport errors stay what they are.
+pub(crate) fn refusal_only(e: ApiError, is_refusal: impl Fn(&str) -> bool) -> ApiError {
+    match e {
+        ApiError::Auth { code } if is_refusal(&code) => ApiError::Auth { code },
+        ApiError::Api { code, .. } if is_refusal(&code) => ApiError::Auth { code },
+        ApiError::Auth { code } => ApiError::Api {
+            code,
+            message: "the token call was refused for another reason than its grant".into(),
+        },
+        other => other,
+    }
 }
 
 /// A token answer's body as JSON, or `Rejected` naming what it is not.

@@ -63,6 +63,8 @@ struct ShopRenewals {
     /// The last renewal that succeeded, and the token version it wrote.
     renewed: Option<(Instant, i64)>,
     failed_at: Option<Instant>,
+    /// A grant the store could not keep (access token, token), to be written first.
+    unsaved: Option<(String, ShopToken)>,
 }
 
 type Locks = std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<ShopRenewals>>>>;
@@ -187,7 +189,30 @@ async fn renew(
         }
     };
     if row.token.problem.is_some() {
+        if refused.is_some() && row.token.expires_at.is_none_or(|e| e > now) {
+            // Refused by the channel now: marked expired, so no call goes out with it again.
+            let token = ShopToken {
+                expires_at: Some(now),
+                version: row.token.version + 1,
+                ..row.token.clone()
+            };
+            let _ = put(store, &row, &row.access_token, &token, row.token.version).await;
+        }
         return keep_or(REAUTHORIZE);
+    }
+    // A grant this process could not store: written now, before any new renewal (the channel
+    // may have discarded the refresh token the stored row still holds).
+    if let Some((access, token)) = mine.unsaved.take()
+        && token.version == row.token.version + 1
+    {
+        if let Ok(true) = put(store, &row, &access, &token, row.token.version).await {
+            mine.renewed = Some((Instant::now(), token.version));
+            let mut creds = credentials(&row);
+            creds.access_token = access;
+            creds.refresh_token = token.refresh_token;
+            return Ok(creds);
+        }
+        mine.unsaved = Some((access, token));
     }
     let recently = |t: Option<Instant>| t.is_some_and(|t| t.elapsed() < gap());
     if recently(mine.failed_at)
@@ -212,14 +237,21 @@ async fn renew(
     };
     let base = adapter.token_base_url(&row.api_base_url);
     let answer = match http.send(&base, &req).await {
-        Ok((_, body)) => adapter.parse_token(&body, now),
+        // An answer that is no token answer at all (a proxy's page, a cut body) is the
+        // platform's trouble, not the shop's: tried again like a transport error.
+        Ok((_, body)) => adapter.parse_token(&body, now).map_err(|e| match e {
+            ApiError::Rejected(r) => {
+                ApiError::Transport(format!("the token answer: {}", r.message))
+            }
+            other => other,
+        }),
         Err(e) => Err(e),
     };
     let grant = match answer {
         Ok(g) => g,
         Err(ApiError::Auth { code }) => {
             mine.failed_at = Some(Instant::now());
-            return refuse(store, shop, &row, code, refused.is_some(), now).await;
+            return refuse(store, shop, &row, code, alive, now).await;
         }
         Err(e) => {
             mine.failed_at = Some(Instant::now());
@@ -268,9 +300,12 @@ async fn renew(
         Ok(true) => mine.renewed = Some((Instant::now(), over + 1)),
         Ok(false) => return load(store, shop).await.map(|r| credentials(&r)),
         // The channel granted a token the store could not keep (the channel may have discarded
-        // the stored refresh token already): used now; the operator is told.
+        // the stored refresh token already): used now, kept in memory and written at the next
+        // renewal instead of renewing again; no renewal within the gap meanwhile.
         Err(e) => {
-            tracing::error!(channel = %row.channel, shop = %row.shop_id, error = %e, "A renewed access token could not be stored; if the channel rotated its refresh token, the shop may need authorizing again.");
+            tracing::error!(channel = %row.channel, shop = %row.shop_id, error = %e, "A renewed access token could not be stored; it is written at the next renewal.");
+            mine.failed_at = Some(Instant::now());
+            mine.unsaved = Some((grant.access_token.clone(), token.clone()));
         }
     }
     let mut creds = creds;
@@ -299,15 +334,16 @@ async fn put(
         .await
 }
 
-/// The channel refused the renewal: the shop's token problem is written (the token marked
-/// expired when a call had refused it, so no call goes out with it), unless another process
-/// renewed or the shop was configured meanwhile.
+/// The channel refused the renewal: the shop's token problem is written, unless another
+/// process renewed or the shop was configured meanwhile. A token no longer `alive` (a call had
+/// refused it, or it expired) is marked expired, so no call goes out with it; a live one stays in
+/// use until it expires.
 async fn refuse(
     store: &Store,
     shop: &ChannelShopRow,
     row: &ChannelShopRow,
     code: String,
-    refused: bool,
+    alive: bool,
     now: DateTime<Utc>,
 ) -> Result<ShopCredentials, ApiError> {
     let token = ShopToken {
@@ -315,10 +351,10 @@ async fn refuse(
             "{} refused to renew the access token ({code}): authorize the app for this shop again",
             row.channel
         )),
-        expires_at: if refused {
-            Some(now)
-        } else {
+        expires_at: if alive {
             row.token.expires_at
+        } else {
+            Some(now)
         },
         version: row.token.version + 1,
         ..row.token.clone()
@@ -328,5 +364,8 @@ async fn refuse(
     }
     count(&row.channel, "refused");
     tracing::error!(channel = %row.channel, shop = %row.shop_id, code = %code, "The channel refused to renew an access token: the shop must authorize the app again.");
+    if alive {
+        return Ok(credentials(row));
+    }
     Err(ApiError::Auth { code })
 }

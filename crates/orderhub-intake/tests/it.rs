@@ -303,20 +303,44 @@ async fn access_tokens_are_renewed_and_a_refused_renewal_stops(backend: &str) {
         );
         tokio::time::sleep(gap).await;
 
-        // The seller revoked the app: the renewal is refused, the shop says so, and later calls
-        // do not ask the channel again.
+        // The seller revoked the app. A renewal ahead of expiry is refused: the shop says so,
+        // and its token serves until it stops working.
         handle.revoke_refresh_token();
-        handle.expire_access_token();
-        let e = pull_window(&env.store, &http, &shop, from, to, &cfg, &mut bucket)
+        let mut soon = load(&env.store, &shop).await;
+        soon.token.expires_at = Some(Utc::now() + chrono::Duration::seconds(60));
+        let s2 = soon.clone();
+        env.store
+            .write(0, move |tx| Ok(tx.channel_shop_put(&s2)?))
             .await
-            .unwrap_err();
-        assert!(matches!(e, ApiError::Auth { .. }), "{kind}: {e:?}");
+            .unwrap();
+        let r = pull_window(&env.store, &http, &soon, from, to, &cfg, &mut bucket)
+            .await
+            .unwrap_or_else(|e| panic!("{kind}: the live token serves: {e:?}"));
+        assert_eq!(r.stale, 12, "{kind}: {r:?}");
         let row = load(&env.store, &shop).await;
         assert!(
             row.token
                 .problem
                 .as_deref()
                 .is_some_and(|p| p.contains("authorize")),
+            "{kind}: {:?}",
+            row.token
+        );
+        // The channel refuses the token: it is marked expired.
+        handle.expire_access_token();
+        let e = pull_window(&env.store, &http, &row, from, to, &cfg, &mut bucket)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e,
+            ApiError::Auth {
+                code: orderhub_intake::tokens::REAUTHORIZE.into()
+            },
+            "{kind}"
+        );
+        let row = load(&env.store, &shop).await;
+        assert!(
+            row.token.expires_at.is_some_and(|t| t <= Utc::now()),
             "{kind}: {:?}",
             row.token
         );

@@ -506,10 +506,12 @@ impl Channel for Douyin {
     }
 
     fn parse_token(&self, body: &[u8], now: DateTime<Utc>) -> Result<crate::TokenGrant, ApiError> {
-        // A refusal speaks of the token (`dop.token-generate-failed:*`, `isv.access-token-*`)
-        // and is `Auth` already; any other error is tried again.
+        // A refusal names the refresh token's failure (`dop.token-generate-failed:*`); any other
+        // error (a wrong app secret included) is tried again.
         if let Some(e) = self.api_error(body) {
-            return Err(e);
+            return Err(crate::token::refusal_only(e, |code| {
+                code.contains("token-generate-failed") || code.contains("refresh")
+            }));
         }
         let v = crate::token::json(body)?;
         let data = v.get("data").ok_or_else(|| Rejected::missing("data"))?;

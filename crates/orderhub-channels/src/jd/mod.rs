@@ -478,21 +478,26 @@ impl Channel for Jd {
     }
 
     fn parse_token(&self, body: &[u8], now: DateTime<Utc>) -> Result<crate::TokenGrant, ApiError> {
-        // The router's envelope (a system error, throttling) as on any call.
+        // The router's envelope (a system error, throttling): tried again.
         if let Some(e) = self.api_error(body) {
-            return Err(e);
+            return Err(crate::token::refusal_only(e, |_| false));
         }
         let v = crate::token::json(body)?;
-        // Refusals come as a non-zero `code` with `msg` (ysdk-go). **Assumed**: one that speaks
-        // of the token, the grant or the app's credentials is a refusal; any other is the
-        // platform's trouble, tried again later.
+        // Refusals come as a non-zero `code` with `msg` (ysdk-go). **Assumed**: one whose message
+        // names the refresh token or the grant is a refusal; any other is the platform's trouble,
+        // tried again later.
         let code = crate::token::int_at(&v, "/code").unwrap_or(0);
         if code != 0 || v.get("access_token").is_none() {
             let msg = v
                 .get("msg")
                 .and_then(serde_json::Value::as_str)
                 .unwrap_or("");
-            return Err(classify(code.to_string(), msg));
+            let refused = msg.contains("refresh_token") || msg.contains("授权");
+            let code = code.to_string();
+            return Err(crate::token::refusal_only(
+                classify(code.clone(), msg),
+                |_| refused && code != SYSTEM_ERROR_CODE,
+            ));
         }
         use crate::token::Expiry::InSeconds;
         Ok(crate::token::grant(

@@ -606,14 +606,12 @@ impl Channel for Kuaishou {
             let error = v.get("error").and_then(serde_json::Value::as_str);
             // The refusals the doc lists (K0008: `access_denied`, `invalid_grant`-style
             // errors, refresh tokens discarded or revoked); any other answer is tried again.
-            if result.to_string() == REFRESH_REFUSED_RESULT
-                || matches!(error, Some("access_denied" | "invalid_grant"))
-            {
-                return Err(ApiError::Auth {
-                    code: result.to_string(),
-                });
-            }
-            return Err(classify(result.to_string(), msg));
+            let refused = result.to_string() == REFRESH_REFUSED_RESULT
+                || matches!(error, Some("access_denied" | "invalid_grant"));
+            return Err(crate::token::refusal_only(
+                classify(result.to_string(), msg),
+                |_| refused,
+            ));
         }
         use crate::token::Expiry::InSeconds;
         Ok(crate::token::grant(

@@ -565,12 +565,9 @@ impl Channel for Pdd {
             && let Some(e) = &env.error_response
         {
             let code = wire::opt_str(&e.error_code).unwrap_or_default();
-            return Err(match envelope_error(e) {
-                ApiError::Api { code: tag, .. } if code == REFRESH_REFUSED_CODE => {
-                    ApiError::Auth { code: tag }
-                }
-                other => other,
-            });
+            return Err(crate::token::refusal_only(envelope_error(e), |_| {
+                code == REFRESH_REFUSED_CODE
+            }));
         }
         let v = crate::token::json(body)?;
         use crate::token::Expiry::InSeconds;

@@ -569,16 +569,10 @@ impl Channel for Taobao {
             // A refusal names the refresh token or the session in its sub code (our assumed
             // one, `invalid-sessionkey`, `session-expired`, …); any other error is tried again.
             let sub = e.sub_code.as_deref().unwrap_or("").to_ascii_lowercase();
-            return Err(match envelope_error(e) {
-                ApiError::Api { code, .. }
-                    if sub == REFRESH_REFUSED_SUB_CODE
-                        || sub.contains("refresh")
-                        || sub.contains("session") =>
-                {
-                    ApiError::Auth { code }
-                }
-                other => other,
-            });
+            let refused = sub == REFRESH_REFUSED_SUB_CODE
+                || sub.contains("refresh")
+                || sub.contains("session");
+            return Err(crate::token::refusal_only(envelope_error(e), |_| refused));
         }
         let v = crate::token::json(body)?;
         let inner = v

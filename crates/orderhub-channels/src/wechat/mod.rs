@@ -481,12 +481,9 @@ impl Channel for Wechat {
 
     fn parse_token(&self, body: &[u8], now: DateTime<Utc>) -> Result<crate::TokenGrant, ApiError> {
         if let Some(e) = self.api_error(body) {
-            return Err(match e {
-                ApiError::Api { code, .. } if TOKEN_REFUSED_CODES.contains(&code.as_str()) => {
-                    ApiError::Auth { code }
-                }
-                other => other,
-            });
+            return Err(crate::token::refusal_only(e, |code| {
+                TOKEN_REFUSED_CODES.contains(&code)
+            }));
         }
         let v = crate::token::json(body)?;
         Ok(crate::token::grant(

@@ -418,9 +418,7 @@ impl Channel for Youzan {
     fn parse_token(&self, body: &[u8], now: DateTime<Utc>) -> Result<crate::TokenGrant, ApiError> {
         let v = crate::token::json(body)?;
         if v.get("success").and_then(serde_json::Value::as_bool) != Some(true) {
-            if let Some(e @ (ApiError::Throttled { .. } | ApiError::Auth { .. })) =
-                self.api_error(body)
-            {
+            if let Some(e @ ApiError::Throttled { .. }) = self.api_error(body) {
                 return Err(e);
             }
             let code = crate::token::int_at(&v, "/code").unwrap_or(0).to_string();
