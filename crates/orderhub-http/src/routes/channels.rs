@@ -123,15 +123,23 @@ pub struct TokenView {
     pub problem: Option<String>,
 }
 
-fn shop_view(row: &ChannelShopRow, now: chrono::DateTime<chrono::Utc>) -> ShopView {
-    let t = &row.token;
-    let state = if t.problem.is_some() {
+/// A shop token's state as the API and the console show it.
+pub(crate) fn token_state(
+    t: &orderhub_store::ShopToken,
+    now: chrono::DateTime<chrono::Utc>,
+) -> &'static str {
+    if t.problem.is_some() {
         "reauthorize"
     } else if t.expires_at.is_some_and(|e| e <= now) {
         "expired"
     } else {
         "ok"
-    };
+    }
+}
+
+fn shop_view(row: &ChannelShopRow, now: chrono::DateTime<chrono::Utc>) -> ShopView {
+    let t = &row.token;
+    let state = token_state(t, now);
     ShopView {
         webhook_path: format!("/v1/channels/{}/shops/{}/webhook", row.channel, row.shop_id),
         channel: row.channel.clone(),

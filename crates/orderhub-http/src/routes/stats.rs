@@ -79,6 +79,11 @@ pub struct PullCursor {
     pub cursor: Option<DateTime<Utc>>,
     pub holder: Option<String>,
     pub lease_expires_at: Option<DateTime<Utc>>,
+    /// `ok`, `expired` (renewed at the next call) or `reauthorize` (the channel refused the
+    /// renewal: the seller must authorize the app again).
+    pub token_state: &'static str,
+    pub token_expires_at: Option<DateTime<Utc>>,
+    pub token_problem: Option<String>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -137,6 +142,9 @@ pub async fn stats(State(state): State<SharedState>, ctx: Ctx) -> Result<Respons
                         .and_then(|l| Utc.timestamp_millis_opt(l.position).single()),
                     holder: l.map(|l| l.holder.clone()).filter(|h| !h.is_empty()),
                     lease_expires_at: l.map(|l| l.expires_at),
+                    token_state: crate::routes::channels::token_state(&s.token, now),
+                    token_expires_at: s.token.expires_at,
+                    token_problem: s.token.problem.clone(),
                 });
             }
             let head = r.outbox_head(t)?;

@@ -585,6 +585,15 @@ async fn an_expired_token_is_renewed_and_the_shop_shows_its_token_state(app: Tes
         assert!(Instant::now() < until, "never marked: {:?}", view.body);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // The console's channel page shows it beside the shop's pull cursor.
+    let stats = app.get("/v1/stats", ADMIN_KEY).await;
+    let shop = stats.body["pull_cursors"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["shop_id"] == "tokened"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(shop["token_state"], "reauthorize", "{:?}", stats.body);
+    assert!(shop["token_problem"].is_string());
 }
 
 on_every_backend!(
