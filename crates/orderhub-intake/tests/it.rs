@@ -195,11 +195,32 @@ async fn access_tokens_are_renewed_and_a_refused_renewal_stops(backend: &str) {
         ..PullConfig::default()
     };
     let (from, to) = window();
-    for kind in ChannelKind::ALL {
-        let (url, handle) = sim::spawn(kind, SimSettings::new(creds(), 12, 9))
-            .await
-            .unwrap_or_else(|e| panic!("{kind}: {e:?}"));
-        let shop = shop(&env.store, kind, &url).await;
+    // The configurable channel too: its token call is the Acme mapping's `[api.auth.token]`.
+    let acme = orderhub_channels::mapped::Mapping::from_toml(include_str!(
+        "../../orderhub-channels/mappings/acme-b2b.toml"
+    ))
+    .unwrap();
+    for kind in ChannelKind::ALL
+        .iter()
+        .copied()
+        .chain([ChannelKind::Custom])
+    {
+        let settings = SimSettings::new(creds(), 12, 9);
+        let (url, handle) = if kind == ChannelKind::Custom {
+            sim::spawn_mapped(acme.clone(), settings).await
+        } else {
+            sim::spawn(kind, settings).await
+        }
+        .unwrap_or_else(|e| panic!("{kind}: {e:?}"));
+        let mut shop = shop(&env.store, kind, &url).await;
+        if kind == ChannelKind::Custom {
+            shop.mapping = Some(serde_json::to_string(&acme).unwrap());
+            let s2 = shop.clone();
+            env.store
+                .write(0, move |tx| Ok(tx.channel_shop_put(&s2)?))
+                .await
+                .unwrap();
+        }
         let version = load(&env.store, &shop).await.token.version;
         let mut bucket = Bucket::new(cfg.rate_per_sec, cfg.burst);
         // The channel says the token expired: renewed once, the window pulled whole.

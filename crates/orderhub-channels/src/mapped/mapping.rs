@@ -713,6 +713,57 @@ pub struct Auth {
     pub query: BTreeMap<String, String>,
     #[serde(default)]
     pub sign: Option<RequestSign>,
+    /// The call that renews the shop's access token; none: the token is configured only.
+    #[serde(default)]
+    pub token: Option<TokenCall>,
+}
+
+/// Placeholders a token call's parameters take.
+pub const TOKEN_PLACEHOLDERS: &[&str] = &[
+    "app_key",
+    "secret",
+    "app_secret",
+    "refresh_token",
+    "shop_id",
+    "timestamp",
+    "timestamp_ms",
+];
+
+/// The call that renews the access token, as the portal takes it (OAuth's `refresh_token` grant,
+/// or a grant to the app's own credentials). Its parameters are templates over
+/// [`TOKEN_PLACEHOLDERS`]; a GET sends them in the query, a POST as a form (`body = "form"`, the
+/// default) or a JSON object (`body = "json"`). It is not signed with `api.auth.sign` (token
+/// endpoints are OAuth's, not the API's). The answer's errors are read like any answer's
+/// (`api.errors`); only the codes in `refused` mean the grant is refused for good (the seller must
+/// authorize the app again) — any other error is tried again later.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenCall {
+    pub method: Method,
+    pub path: String,
+    #[serde(default)]
+    pub params: BTreeMap<String, String>,
+    #[serde(default)]
+    pub body: TokenBody,
+    pub access_token: Path,
+    /// Seconds from now.
+    pub expires_in: Path,
+    /// Where a rotated refresh token is (none: the portal keeps the one the shop has).
+    #[serde(default)]
+    pub refresh_token: Option<Path>,
+    /// Seconds from now.
+    #[serde(default)]
+    pub refresh_expires_in: Option<Path>,
+    #[serde(default)]
+    pub refused: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenBody {
+    #[default]
+    Form,
+    Json,
 }
 
 /// A signature over the query parameters, added as one more parameter.
@@ -1045,6 +1096,23 @@ impl Mapping {
                     "api.auth.sign.template",
                     "bad_template",
                     "a request signature must sign {params}",
+                );
+            }
+        }
+        if let Some(t) = &a.auth.token {
+            route("api.auth.token.path", &t.path, &[])?;
+            for (k, v) in &t.params {
+                template(&format!("api.auth.token.params.{k}"), v, TOKEN_PLACEHOLDERS)?;
+            }
+            if !t.params.values().any(|v| {
+                v.contains("{refresh_token}")
+                    || v.contains("{secret}")
+                    || v.contains("{app_secret}")
+            }) {
+                return err(
+                    "api.auth.token.params",
+                    "missing_value",
+                    "a token call must send the refresh token or the app's secret",
                 );
             }
         }

@@ -379,6 +379,25 @@ impl Mapped {
     }
 }
 
+/// A token call's parameter template filled in ([`mapping::TOKEN_PLACEHOLDERS`]).
+pub(crate) fn token_value(
+    t: &str,
+    shop_id: &str,
+    creds: &ShopCredentials,
+    now: DateTime<Utc>,
+) -> String {
+    fill(t, |k| match k {
+        "app_key" => Some(creds.app_key.clone()),
+        "secret" => Some(creds.secret.clone()),
+        "app_secret" => Some(creds.app_secret.clone()),
+        "refresh_token" => Some(creds.refresh_token.clone()),
+        "shop_id" => Some(shop_id.to_owned()),
+        "timestamp" => Some(now.timestamp().to_string()),
+        "timestamp_ms" => Some(now.timestamp_millis().to_string()),
+        _ => None,
+    })
+}
+
 /// The request signature over the query parameters (without the signature) and the body.
 pub(crate) fn request_signature(
     s: &mapping::RequestSign,
@@ -896,6 +915,100 @@ impl Channel for Mapped {
         let d = &self.m.api.detail;
         let route = fill(&d.path, |k| (k == "id").then(|| path_escape(id)));
         self.request(d.method, &route, Vec::new(), None, creds, now)
+    }
+
+    fn token_request(
+        &self,
+        shop_id: &str,
+        creds: &ShopCredentials,
+        now: DateTime<Utc>,
+    ) -> Option<ApiRequest> {
+        let t = self.m.api.auth.token.as_ref()?;
+        let (path, mut query) = match t.path.split_once('?') {
+            Some((p, q)) => (p.to_string(), wire::form_decode(q.as_bytes())),
+            None => (t.path.clone(), Vec::new()),
+        };
+        let params: Vec<(String, String)> = t
+            .params
+            .iter()
+            .map(|(k, v)| (k.clone(), token_value(v, shop_id, creds, now)))
+            .collect();
+        let (content_type, body) = match (t.method, t.body) {
+            (mapping::Method::Get, _) => {
+                query.extend(params);
+                ("application/x-www-form-urlencoded", Vec::new())
+            }
+            (_, mapping::TokenBody::Form) => (
+                "application/x-www-form-urlencoded",
+                wire::form_encode(&params).into_bytes(),
+            ),
+            (_, mapping::TokenBody::Json) => (
+                "application/json",
+                wire::json_bytes(&Value::Object(
+                    params
+                        .into_iter()
+                        .map(|(k, v)| (k, Value::from(v)))
+                        .collect(),
+                )),
+            ),
+        };
+        let path_and_query = if query.is_empty() {
+            path
+        } else {
+            format!("{path}?{}", wire::form_encode(&query))
+        };
+        Some(ApiRequest {
+            method: t.method.as_str(),
+            path_and_query,
+            content_type,
+            headers: Vec::new(),
+            body,
+        })
+    }
+
+    fn parse_token(&self, body: &[u8], now: DateTime<Utc>) -> Result<crate::TokenGrant, ApiError> {
+        let Some(t) = &self.m.api.auth.token else {
+            return Err(ApiError::Rejected(Rejected::at(
+                "not_supported",
+                "token",
+                "the mapping has no token call",
+            )));
+        };
+        if let Some(e) = self.api_error(body) {
+            return Err(crate::token::refusal_only(e, |code| {
+                t.refused.iter().any(|r| r.trim() == code)
+            }));
+        }
+        let v = crate::token::json(body)?;
+        let root = At { v: &v, base: "" };
+        let secs = |p: &mapping::Path| -> Result<Option<i64>, Rejected> {
+            root.text(p)?
+                .map(|s| {
+                    s.trim().parse::<i64>().map_err(|_| {
+                        Rejected::at("bad_value", &root.field(p), "not a number of seconds")
+                    })
+                })
+                .transpose()
+        };
+        let expires =
+            secs(&t.expires_in)?.ok_or_else(|| Rejected::missing(&root.field(&t.expires_in)))?;
+        let refresh_token = match &t.refresh_token {
+            Some(p) => root.text(p)?.filter(|s| !s.is_empty()),
+            None => None,
+        };
+        let refresh_expires_at = match (&t.refresh_expires_in, &refresh_token) {
+            (Some(p), Some(_)) => secs(p)?
+                .filter(|s| *s > 0)
+                .map(|s| crate::expires_in(now, s, "refresh_expires_in"))
+                .transpose()?,
+            _ => None,
+        };
+        Ok(crate::TokenGrant {
+            access_token: root.req_text(&t.access_token)?,
+            expires_at: crate::expires_in(now, expires, "expires_in")?,
+            refresh_token,
+            refresh_expires_at,
+        })
     }
 
     fn api_error(&self, body: &[u8]) -> Option<ApiError> {

@@ -256,6 +256,37 @@ impl MappedWire {
         }
     }
 
+    /// The mapping's token call: its credential parameters checked, its refresh token read.
+    fn token_call(
+        &self,
+        t: &super::mapping::TokenCall,
+        creds: &ShopCredentials,
+        req: &RawRequest,
+    ) -> Result<SimCall, SimFault> {
+        let mut given: BTreeMap<String, String> = req.query_pairs().into_iter().collect();
+        if t.method != super::mapping::Method::Get {
+            match t.body {
+                super::mapping::TokenBody::Form => {
+                    given.extend(crate::wire::form_decode(&req.body));
+                }
+                super::mapping::TokenBody::Json => given.extend(self.params(t.method, req)),
+            }
+        }
+        let mut refresh = None;
+        for (k, tpl) in &t.params {
+            let got = given.get(k).ok_or(SimFault::Auth)?;
+            if tpl.contains("{refresh_token}") {
+                refresh = Some(got.clone());
+            } else if !tpl.contains("{timestamp") && !tpl.contains("{shop_id}") {
+                let want = super::token_value(tpl, "", creds, Utc::now());
+                if &want != got {
+                    return Err(SimFault::Auth);
+                }
+            }
+        }
+        Ok(SimCall::Token { refresh })
+    }
+
     fn list_call(&self, req: &RawRequest) -> Result<SimCall, SimFault> {
         let l = &self.m.api.list;
         let p = self.params(l.method, req);
@@ -438,13 +469,29 @@ pub fn signed_push(
 }
 
 impl SimWire for MappedWire {
-    /// A mapping describes no token call (the configurable channel's tokens are configured), so
-    /// the simulator never answers one.
-    fn token(&self, _grant: &crate::sim::SimGrant) -> Vec<u8> {
-        b"{}".to_vec()
+    /// The grant at the mapping's token paths, in its envelope (an ok code).
+    fn token(&self, g: &crate::sim::SimGrant) -> Vec<u8> {
+        let mut v = Value::Null;
+        if let Some(t) = &self.m.api.auth.token {
+            t.access_token
+                .set(&mut v, Value::from(g.access_token.clone()));
+            t.expires_in.set(&mut v, Value::from(g.expires_in));
+            if let Some(p) = &t.refresh_token {
+                p.set(&mut v, Value::from(g.refresh_token.clone()));
+            }
+            if let Some(p) = &t.refresh_expires_in {
+                p.set(&mut v, Value::from(g.refresh_expires_in));
+            }
+        }
+        self.ok(v)
     }
 
     fn parse(&self, creds: &ShopCredentials, req: &RawRequest) -> Result<SimCall, SimFault> {
+        if let Some(t) = &self.m.api.auth.token
+            && route_match(&t.path, req).is_some()
+        {
+            return self.token_call(t, creds, req);
+        }
         self.check_auth(creds, req)?;
         let api = &self.m.api;
         if route_match(&api.list.path, req).is_some() {
@@ -510,8 +557,19 @@ impl SimWire for MappedWire {
                 .unwrap_or_else(|| default.to_string())
         };
         match err {
-            SimErr::Auth | SimErr::TokenExpired | SimErr::RefreshRefused => {
+            SimErr::Auth | SimErr::TokenExpired => {
                 self.fail(&first(&e.auth, "unauthorized"), "bad credentials")
+            }
+            SimErr::RefreshRefused => {
+                let refused = self
+                    .m
+                    .api
+                    .auth
+                    .token
+                    .as_ref()
+                    .map(|t| t.refused.clone())
+                    .unwrap_or_default();
+                self.fail(&first(&refused, "invalid_grant"), "the grant is refused")
             }
             SimErr::Throttled => self.fail(&first(&e.throttled, "throttled"), "too many calls"),
             SimErr::BadRequest(m) => self.fail("bad_request", m),

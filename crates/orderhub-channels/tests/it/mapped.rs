@@ -511,6 +511,20 @@ fn invalid_mapping_files_name_the_mapping_key() {
     );
     assert_eq!(
         at(bad_mapping(
+            r#"refresh_token = "{refresh_token}", client_id = "{app_key}", client_secret = "{secret}""#,
+            r#"client_id = "{app_key}""#
+        )),
+        ("missing_value", "api.auth.token.params".into())
+    );
+    assert_eq!(
+        at(bad_mapping(
+            r#"client_secret = "{secret}""#,
+            r#"client_secret = "{access_token}""#
+        )),
+        ("bad_template", "api.auth.token.params.client_secret".into())
+    );
+    assert_eq!(
+        at(bad_mapping(
             r#"order = "data.po""#,
             "order = \"data.po\"\norders = \"data.pos\""
         )),
