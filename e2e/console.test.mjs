@@ -161,6 +161,9 @@ try {
   await step('the channels and live pages render', async () => {
     await tid('nav-channels').click();
     await tid('consumers').waitFor();
+    // Each shop's token state beside its pull cursor (the demo's tokens do not expire).
+    const tokens = await page.locator('[data-testid="pull-cursors-table"] td.token-ok').count();
+    assert.ok(tokens >= 7, `a valid token shown for each of the seven demo shops, got ${tokens}`);
     await shot('07-channels-en');
     await tid('nav-live').click();
     await tid('latency-table').waitFor();
