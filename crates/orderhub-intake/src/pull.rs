@@ -138,10 +138,16 @@ pub async fn pull_window(
     let kind = ChannelKind::parse(&shop.channel).map_err(|e| ApiError::Transport(e.to_string()))?;
     let adapter = crate::adapter_for(shop).map_err(ApiError::Transport)?;
     let shop_id = ShopId::parse(&shop.shop_id).map_err(|e| ApiError::Transport(e.to_string()))?;
-    let mut creds = crate::tokens::fresh(store, http, shop, adapter.as_ref()).await?;
-    // Refusals of the token answered with other credentials in this window (at most
-    // `tokens::REFUSALS_MAX`; one more ends the window).
-    let mut refusals = 0;
+    let mut caller = Caller {
+        store,
+        http,
+        shop,
+        adapter: adapter.as_ref(),
+        cfg,
+        kind,
+        creds: crate::tokens::fresh(store, http, shop, adapter.as_ref()).await?,
+        refusals: 0,
+    };
     let mut report = PullReport::default();
     let mut q = ListQuery {
         modified_from: cn(from),
@@ -156,34 +162,14 @@ pub async fn pull_window(
     > = std::collections::VecDeque::new();
     loop {
         let fetch_started = Instant::now();
-        let (body, page) = loop {
-            let req = adapter.list_request(&q, &creds, Utc::now());
-            let body = fetch(
-                http,
-                adapter.as_ref(),
-                &shop.api_base_url,
-                &req,
+        let (body, page) = caller
+            .call(
                 bucket,
-                cfg,
                 &mut report,
-                kind,
+                |c| adapter.list_request(&q, c, Utc::now()),
+                |b| adapter.parse_list(b),
             )
             .await?;
-            match adapter.parse_list(&body) {
-                Err(ApiError::Auth { .. }) if refusals < crate::tokens::REFUSALS_MAX => {
-                    refusals += 1;
-                    creds = crate::tokens::after_refusal(
-                        store,
-                        http,
-                        shop,
-                        adapter.as_ref(),
-                        &creds.access_token,
-                    )
-                    .await?;
-                }
-                r => break (body, r?),
-            }
-        };
         report.fetch_ms += fetch_started.elapsed().as_millis() as u64;
         let merge_started = Instant::now();
         report.pages += 1;
@@ -217,34 +203,14 @@ pub async fn pull_window(
         };
         let mut orders = page.orders;
         for id in &page.order_ids {
-            let order = loop {
-                let req = adapter.detail_request(id, &creds, Utc::now());
-                let body = fetch(
-                    http,
-                    adapter.as_ref(),
-                    &shop.api_base_url,
-                    &req,
+            let (_, order) = caller
+                .call(
                     bucket,
-                    cfg,
                     &mut report,
-                    kind,
+                    |c| adapter.detail_request(id, c, Utc::now()),
+                    |b| adapter.parse_detail(b),
                 )
                 .await?;
-                match adapter.parse_detail(&body) {
-                    Err(ApiError::Auth { .. }) if refusals < crate::tokens::REFUSALS_MAX => {
-                        refusals += 1;
-                        creds = crate::tokens::after_refusal(
-                            store,
-                            http,
-                            shop,
-                            adapter.as_ref(),
-                            &creds.access_token,
-                        )
-                        .await?;
-                    }
-                    r => break r?,
-                }
-            };
             orders.push(order);
         }
         seen += orders.len() as u64;
@@ -291,6 +257,61 @@ pub async fn pull_window(
         }
         q.page += 1;
         q.cursor = page.next_cursor;
+    }
+}
+
+/// One window's calls to the channel: within the rate limit ([`fetch`]), with the window's
+/// credentials, sent again with other ones when the channel refuses the token
+/// ([`crate::tokens::after_refusal`], [`crate::tokens::REFUSALS_MAX`] times per window; one more
+/// ends the window).
+struct Caller<'a> {
+    store: &'a Store,
+    http: &'a orderhub_channels::client::HttpClient,
+    shop: &'a ChannelShopRow,
+    adapter: &'a dyn orderhub_channels::Channel,
+    cfg: &'a PullConfig,
+    kind: ChannelKind,
+    creds: orderhub_channels::ShopCredentials,
+    refusals: u32,
+}
+
+impl Caller<'_> {
+    /// The answer to the call `build` makes, and what `read` made of it.
+    async fn call<T>(
+        &mut self,
+        bucket: &mut Bucket,
+        report: &mut PullReport,
+        build: impl Fn(&orderhub_channels::ShopCredentials) -> orderhub_channels::ApiRequest,
+        read: impl Fn(&[u8]) -> Result<T, ApiError>,
+    ) -> Result<(bytes::Bytes, T), ApiError> {
+        loop {
+            let req = build(&self.creds);
+            let body = fetch(
+                self.http,
+                self.adapter,
+                &self.shop.api_base_url,
+                &req,
+                bucket,
+                self.cfg,
+                report,
+                self.kind,
+            )
+            .await?;
+            match read(&body) {
+                Err(ApiError::Auth { .. }) if self.refusals < crate::tokens::REFUSALS_MAX => {
+                    self.refusals += 1;
+                    self.creds = crate::tokens::after_refusal(
+                        self.store,
+                        self.http,
+                        self.shop,
+                        self.adapter,
+                        &self.creds.access_token,
+                    )
+                    .await?;
+                }
+                r => return r.map(|t| (body, t)),
+            }
+        }
     }
 }
 
