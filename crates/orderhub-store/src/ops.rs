@@ -282,6 +282,14 @@ pub trait ChannelTx {
         shop_id: &str,
         since: DateTime<Utc>,
     ) -> Result<u64, StoreError>;
+    /// Puts the shop's `failed` messages back to `pending` (their cause — a refused token — is
+    /// fixed). Returns how many.
+    fn channel_messages_retry_failed(
+        &mut self,
+        tenant: &TenantId,
+        channel: &str,
+        shop_id: &str,
+    ) -> Result<u64, StoreError>;
 }
 
 /// Reads of channel intake.

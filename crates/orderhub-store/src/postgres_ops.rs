@@ -441,6 +441,21 @@ impl ChannelTx for PgWrite {
         self.pending.writes += n;
         Ok(n)
     }
+
+    fn channel_messages_retry_failed(
+        &mut self,
+        t: &TenantId,
+        channel: &str,
+        shop_id: &str,
+    ) -> Result<u64, StoreError> {
+        let n = self.conn.execute(
+            "UPDATE channel_messages SET state = 'pending', attempts = 0
+             WHERE tenant_id = $1 AND state = 'failed' AND channel = $2 AND shop_id = $3",
+            &[&t.as_str(), &channel, &shop_id],
+        )?;
+        self.pending.writes += n;
+        Ok(n)
+    }
 }
 
 impl ChannelRead for PgRead {

@@ -568,6 +568,24 @@ impl ChannelTx for SqliteWrite {
         self.pending.writes += n;
         Ok(n)
     }
+
+    fn channel_messages_retry_failed(
+        &mut self,
+        tenant: &TenantId,
+        channel: &str,
+        shop_id: &str,
+    ) -> Result<u64, StoreError> {
+        let n = self
+            .c
+            .execute(
+                "UPDATE channel_messages SET state = 'pending', attempts = 0
+                 WHERE tenant_id = ?1 AND state = 'failed' AND channel = ?2 AND shop_id = ?3",
+                params![tenant.as_str(), channel, shop_id],
+            )
+            .map_err(err)? as u64;
+        self.pending.writes += n;
+        Ok(n)
+    }
 }
 
 impl ChannelRead for SqliteRead {

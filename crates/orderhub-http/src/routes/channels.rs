@@ -108,6 +108,10 @@ pub struct ShopView {
     /// Where the channel must push.
     pub webhook_path: String,
     pub token: TokenView,
+    /// Messages put back to `pending` by this configuration: the shop's `failed` ones, when it
+    /// had to be authorized again (the orders that arrived meanwhile are processed now).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub messages_requeued: Option<u64>,
 }
 
 /// A shop's access-token state (never the tokens themselves).
@@ -156,6 +160,7 @@ fn shop_view(row: &ChannelShopRow, now: chrono::DateTime<chrono::Utc>) -> ShopVi
             }),
             problem: t.problem.clone(),
         },
+        messages_requeued: None,
     }
 }
 
@@ -262,10 +267,23 @@ pub async fn put_shop(
         mapping,
         token,
     };
+    // A shop that had to be authorized again: its messages that failed meanwhile (their order
+    // could not be fetched) go back to pending with this configuration, in its transaction.
+    let retry = stored.as_ref().is_some_and(|s| s.token.problem.is_some());
     let r = row.clone();
-    let ok = state
+    let (ok, requeued) = state
         .store
-        .write(0, move |tx| Ok(tx.channel_shop_put(&r)?))
+        .write(0, move |tx| {
+            if !tx.channel_shop_put(&r)? {
+                return Ok((false, 0));
+            }
+            let n = if retry {
+                tx.channel_messages_retry_failed(&r.tenant_id, &r.channel, &r.shop_id)?
+            } else {
+                0
+            };
+            Ok((true, n))
+        })
         .await?;
     state.intake.shops.forget(&row.channel, &row.shop_id);
     if !ok {
@@ -276,7 +294,8 @@ pub async fn put_shop(
         )
         .field("shop"));
     }
-    let v = shop_view(&row, state.clock.now());
+    let mut v = shop_view(&row, state.clock.now());
+    v.messages_requeued = retry.then_some(requeued);
     Ok(json_response(
         StatusCode::OK,
         serde_json::to_vec(&v).unwrap_or_default(),

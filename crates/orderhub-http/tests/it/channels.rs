@@ -445,7 +445,7 @@ async fn an_expired_token_is_renewed_and_the_shop_shows_its_token_state(app: Tes
     // The gap between two renewals of one shop (a minute in service), short here: the test
     // renews, then has the renewal refused, within seconds.
     orderhub_intake::tokens::set_renewal_gap(Duration::from_millis(200));
-    let _stop = start_processor(&app);
+    let stop = start_processor(&app);
     let kind = ChannelKind::Douyin;
     let mut c = creds();
     c.refresh_token = "rt-9f2c61".into();
@@ -594,6 +594,59 @@ async fn an_expired_token_is_renewed_and_the_shop_shows_its_token_state(app: Tes
         .unwrap_or_default();
     assert_eq!(shop["token_state"], "reauthorize", "{:?}", stats.body);
     assert!(shop["token_problem"].is_string());
+
+    // Its message gives up meanwhile (retries spent: marked failed here rather than waited for).
+    let _ = stop.send(true);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let waiting: Vec<Value> = messages(&app, "pending")
+        .await
+        .into_iter()
+        .filter(|m| m["shop_id"] == "tokened")
+        .collect();
+    assert_eq!(waiting.len(), 1, "{waiting:?}");
+    let id: uuid::Uuid = waiting[0]["message_id"].as_str().unwrap().parse().unwrap();
+    let t = orderhub_domain::TenantId::parse("default").unwrap();
+    app.store
+        .write(0, move |tx| {
+            Ok(tx.channel_message_update(
+                &t,
+                id,
+                "failed",
+                Some("retrying"),
+                None,
+                Some("the token was refused"),
+                chrono::Utc::now(),
+            )?)
+        })
+        .await
+        .unwrap();
+    // The seller authorizes the app again; configured with the new tokens, the shop's failed
+    // message goes back to pending and its order arrives.
+    let (access, refresh) = handle.reauthorize();
+    let r = app
+        .call(
+            Method::PUT,
+            path,
+            Some(ADMIN_KEY),
+            Some(
+                &json!({"app_key": c.app_key, "secret": c.secret, "api_base_url": url,
+                    "access_token": access, "refresh_token": refresh})
+                .to_string(),
+            ),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.body["token"]["state"], "ok", "{:?}", r.body);
+    assert_eq!(r.body["messages_requeued"], 1, "{:?}", r.body);
+    let _stop = start_processor(&app);
+    order_of(
+        &app,
+        "douyin",
+        &next.external_order_id,
+        Duration::from_secs(20),
+    )
+    .await;
 }
 
 on_every_backend!(
