@@ -493,9 +493,11 @@ impl ChannelRead for PgRead {
         else {
             return Ok(None);
         };
-        let dec = |i: usize| {
-            let s: String = r.get(i);
-            self.cipher.decrypt(&s).map_err(|_| bad("shop secret"))
+        // An empty text is an empty secret: token columns of rows written before tokens were kept
+        // (migration 0008) hold '' rather than a sealed value; every written secret is sealed.
+        let dec = |i: usize| match r.get::<_, String>(i) {
+            s if s.is_empty() => Ok(String::new()),
+            s => self.cipher.decrypt(&s).map_err(|_| bad("shop secret")),
         };
         Ok(Some(ChannelShopRow {
             channel: channel.to_owned(),
@@ -509,17 +511,8 @@ impl ChannelRead for PgRead {
             created_at: r.get(6),
             mapping: r.get(7),
             token: ShopToken {
-                // Rows written before tokens were kept hold an empty text, not a sealed one.
-                refresh_token: if r.get::<_, String>(8).is_empty() {
-                    String::new()
-                } else {
-                    dec(8)?
-                },
-                app_secret: if r.get::<_, String>(13).is_empty() {
-                    String::new()
-                } else {
-                    dec(13)?
-                },
+                refresh_token: dec(8)?,
+                app_secret: dec(13)?,
                 expires_at: r.get(9),
                 refresh_expires_at: r.get(10),
                 problem: r.get(11),

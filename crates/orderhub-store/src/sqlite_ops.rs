@@ -648,7 +648,12 @@ impl ChannelRead for SqliteRead {
         let Some(((t, app_key, secret, token, mkey, url, at, mapping), tk)) = raw else {
             return Ok(None);
         };
-        let dec = |s: &str| self.cipher.decrypt(s).map_err(|_| bad("shop secret"));
+        // An empty text is an empty secret: token columns of rows written before tokens were kept
+        // (migration 0008) hold '' rather than a sealed value; every written secret is sealed.
+        let dec = |s: &str| match s {
+            "" => Ok(String::new()),
+            s => self.cipher.decrypt(s).map_err(|_| bad("shop secret")),
+        };
         Ok(Some(ChannelShopRow {
             channel: channel.to_owned(),
             shop_id: shop_id.to_owned(),
@@ -661,17 +666,8 @@ impl ChannelRead for SqliteRead {
             created_at: from_micros(at),
             mapping,
             token: ShopToken {
-                // Rows written before tokens were kept hold an empty text, not a sealed one.
-                refresh_token: if tk.0.is_empty() {
-                    String::new()
-                } else {
-                    dec(&tk.0)?
-                },
-                app_secret: if tk.5.is_empty() {
-                    String::new()
-                } else {
-                    dec(&tk.5)?
-                },
+                refresh_token: dec(&tk.0)?,
+                app_secret: dec(&tk.5)?,
                 expires_at: tk.1.map(from_micros),
                 refresh_expires_at: tk.2.map(from_micros),
                 problem: tk.3,
