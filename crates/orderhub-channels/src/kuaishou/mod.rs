@@ -58,11 +58,20 @@ pub const LIST_METHOD: &str = "open.order.cursor.list";
 pub const DETAIL_METHOD: &str = "open.order.detail";
 /// The cursor that ends a window.
 pub const NO_MORE: &str = "nomore";
-/// **Assumed** (see SOURCES.md): the result code the simulator answers when throttling; the
-/// adapter also recognises messages about 频率 / 频繁 / 限流 / limit.
-pub const THROTTLE_RESULT: &str = "24";
-/// **Assumed**: invalid access_token or signature (also messages about token / sign / 签名).
+/// Throttling is told by its message (the FAQ's K1008 quotes only messages: `Exceed qps limit,
+/// KEY [apiId:…;appkey:…], MAX_QPS [300.0]`, `Exceed quota limit, KEY [appkey:…]`, `[1017]
+/// exceed quota limit,…`), and by 频率 / 频繁 / 限流. **Assumed**: the `result` the simulator
+/// answers with it (1017, the number in the quota message).
+pub const THROTTLE_RESULT: &str = "1017";
+/// The token expired or is not valid: `{"result":28,"code":"803000","msg":"鉴权失败",
+/// "error_msg":"TOKEN过期","sub_code":"28",…}` (a real answer quoted in public caller code; the FAQ's
+/// K0004 gives the message). Also told by messages about token / sign / 签名.
 pub const AUTH_RESULT: &str = "28";
+/// `{"result":24,"error_msg":"AUTHORIZATION_REVOKED"}`: the merchant cancelled the app's
+/// authorization, a test user's grant ran out, or the service-market subscription ended (FAQ
+/// K0006, mirrored in AndersonBY/kwaixiaodian-python-sdk). Refused like an invalid token: the
+/// renewal it leads to is refused too, and the shop is marked for re-authorization.
+pub const REVOKED_RESULT: &str = "24";
 /// Renews a shop's access token: a form POST of `grant_type=refresh_token`, `refresh_token`,
 /// `app_id`, `app_secret`, not signed (the official doc's APP授权说明, mirrored in
 /// AndersonBY/kwaixiaodian-python-sdk). The answer: `result` 1, `access_token`, `expires_in`
@@ -375,7 +384,8 @@ pub fn event_kind(event: &str) -> PushEvent {
 
 fn classify(code: String, msg: &str) -> ApiError {
     let lower = msg.to_ascii_lowercase();
-    if code == THROTTLE_RESULT
+    if lower.contains("exceed qps limit")
+        || lower.contains("exceed quota limit")
         || msg.contains("频率")
         || msg.contains("频繁")
         || msg.contains("限流")
@@ -384,6 +394,7 @@ fn classify(code: String, msg: &str) -> ApiError {
         return ApiError::Throttled { code };
     }
     if code == AUTH_RESULT
+        || code == REVOKED_RESULT
         || msg.contains("签名")
         || lower.contains("token")
         || lower.contains("sign")

@@ -196,13 +196,27 @@ impl SimWire for KuaishouWire {
                     })),
                 );
             }
-            // **Assumed** code: the doc gives only the message (K0004).
-            SimErr::TokenExpired => (AUTH_RESULT.to_string(), "TOKEN过期".to_string()),
+            // As a real answer quoted in public caller code.
+            SimErr::TokenExpired => {
+                return (
+                    200,
+                    json_bytes(&json!({
+                        "result": AUTH_RESULT.parse::<i64>().unwrap_or(0),
+                        "code": "803000", "msg": "鉴权失败", "error_msg": "TOKEN过期",
+                        "sub_code": AUTH_RESULT, "sub_msg": "TOKEN过期",
+                    })),
+                );
+            }
             SimErr::Auth => (
                 AUTH_RESULT.to_string(),
                 "access_token无效或签名错误".to_string(),
             ),
-            SimErr::Throttled => (THROTTLE_RESULT.to_string(), "请求频率超过限制".to_string()),
+            // The FAQ's K1008 message.
+            SimErr::Throttled => (
+                THROTTLE_RESULT.to_string(),
+                "Exceed qps limit, KEY [apiId:open.order.cursor.list;appkey:sim], MAX_QPS [300.0]"
+                    .to_string(),
+            ),
             SimErr::BadRequest(m) => ("12".into(), m.clone()),
             SimErr::NotFound => ("40".into(), "订单不存在".into()),
         };

@@ -49,9 +49,11 @@ code_map! {
 
 pub const GET_API: &str = "youzan.trade.get";
 pub const LIST_API: &str = "youzan.trades.sold.get";
-/// Gateway throttling. **Assumed** (no public source; the adapter also recognises messages about
-/// 频率 / 限流). It was 4201 until the doc digest showed 4201 is 非法的请求凭证 (see below).
-pub const THROTTLE_CODE: &str = "4290";
+/// Throttling: `{"msg":"请求太频繁","code":4101}` (Youzan's operations team announcing per-shop
+/// limits, bbs.youzan.com thread 678847, 2020-01-14, advising a retry after 30 s or 120 s). Read
+/// from the gateway's `gw_err_resp` or the answer's own `code`; messages about 频 / 限流 too. It was
+/// 4201 (a credential error, below) and then an assumed 4290 before that announcement was found.
+pub const THROTTLE_CODE: &str = "4101";
 /// The gateway's credential errors (`gw_err_resp.err_code`; doc.youzanyun.com digest, confirmed
 /// by live probes without credentials): 4201 非法的请求凭证, 4202 请求凭证过期, 4203 请求凭证不存在.
 pub const AUTH_CODES: [&str; 3] = ["4201", "4202", "4203"];
@@ -463,8 +465,13 @@ impl Channel for Youzan {
                 message: msg.chars().take(200).collect(),
             });
         }
-        if env.success == Some(false) {
-            let code = wire::opt_str(&env.code).unwrap_or_default();
+        let code = wire::opt_str(&env.code).unwrap_or_default();
+        // The throttling answer as announced carries no `success`.
+        if env.success == Some(false) || env.success.is_none() && code == THROTTLE_CODE {
+            let msg = env.message.as_deref().unwrap_or_default();
+            if code == THROTTLE_CODE || msg.contains("频繁") || msg.contains("限流") {
+                return Some(ApiError::Throttled { code });
+            }
             return Some(ApiError::Api {
                 code,
                 message: env.message.unwrap_or_default().chars().take(200).collect(),

@@ -186,7 +186,7 @@ impl SimWire for YouzanWire {
                 json!({"success": false, "code": 1004, "data": null, "message": "授权关系已过期"})
             }
             SimErr::Throttled => {
-                json!({"gw_err_resp": {"err_code": THROTTLE_CODE.parse::<i64>().unwrap_or(0), "err_msg": "访问频率超过限制"}})
+                json!({"gw_err_resp": {"err_code": THROTTLE_CODE.parse::<i64>().unwrap_or(0), "err_msg": "请求太频繁"}})
             }
             SimErr::BadRequest(m) => json!({"success": false, "code": 40001, "message": m}),
             SimErr::NotFound => {

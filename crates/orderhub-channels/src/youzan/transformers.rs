@@ -13,7 +13,7 @@ pub struct Envelope<T> {
     pub success: Option<bool>,
     #[serde(default)]
     pub code: OptText,
-    #[serde(default)]
+    #[serde(default, alias = "msg")]
     pub message: Option<String>,
     #[serde(alias = "response")]
     pub data: Option<T>,

@@ -410,6 +410,40 @@ fn youzan_every_status_maps() {
     assert!(TradeStatus::parse("TRADE_REFUND").is_none());
 }
 
+#[test]
+fn youzan_errors_tell_throttling_from_credentials() {
+    let a = adapter(ChannelKind::Youzan).unwrap();
+    // As Youzan announced its per-shop limits; the gateway's form of the same code.
+    for throttled in [
+        r#"{"msg":"请求太频繁","code":4101}"#,
+        r#"{"gw_err_resp":{"err_code":4101,"err_msg":"请求太频繁"}}"#,
+    ] {
+        assert!(
+            matches!(
+                a.api_error(throttled.as_bytes()),
+                Some(ApiError::Throttled { .. })
+            ),
+            "{throttled}"
+        );
+    }
+    for refused in ["4201", "4202", "4203"] {
+        let body =
+            format!(r#"{{"gw_err_resp":{{"err_code":{refused},"err_msg":"请求凭证过期"}}}}"#);
+        assert!(
+            matches!(a.api_error(body.as_bytes()), Some(ApiError::Auth { .. })),
+            "{refused}"
+        );
+    }
+    assert!(
+        a.api_error(br#"{"success":true,"code":200,"data":{"is_success":true}}"#)
+            .is_none()
+    );
+    assert!(matches!(
+        a.api_error(r#"{"success":false,"code":141500101,"message":"订单不存在"}"#.as_bytes()),
+        Some(ApiError::Api { .. })
+    ));
+}
+
 // ---- Taobao ---------------------------------------------------------------------------------
 
 #[test]
@@ -1334,6 +1368,20 @@ fn kuaishou_every_status_maps_and_errors_classify() {
     assert!(matches!(
         a.api_error(br#"{"result":28,"error_msg":"access_token invalid"}"#),
         Some(ApiError::Auth { .. })
+    ));
+    // As quoted from real answers: an expired token (28), a revoked authorization (24, FAQ
+    // K0006; read as throttling until the FAQ was found), a daily quota spent (K1008).
+    assert!(matches!(
+        a.api_error(r#"{"result":28,"code":"803000","msg":"鉴权失败","error_msg":"TOKEN过期","sub_code":"28","sub_msg":"TOKEN过期"}"#.as_bytes()),
+        Some(ApiError::Auth { .. })
+    ));
+    assert!(matches!(
+        a.api_error(br#"{"result":24,"error_msg":"AUTHORIZATION_REVOKED"}"#),
+        Some(ApiError::Auth { .. })
+    ));
+    assert!(matches!(
+        a.api_error(br#"{"result":1017,"error_msg":"[1017] exceed quota limit,[apiId:12;primaryUserId:34]"}"#),
+        Some(ApiError::Throttled { .. })
     ));
     assert!(
         a.api_error(&fixture("kuaishou/order-detail-response.json"))
