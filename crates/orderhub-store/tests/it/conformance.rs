@@ -41,6 +41,7 @@ conformance!(
     a_stale_version_is_a_conflict,
     an_order_changed_several_times_in_one_transaction_is_stored_once_in_its_last_version,
     two_nodes_given_one_idempotency_key_at_once_execute_it_once,
+    a_node_moves_an_order_on_from_what_another_node_made_of_it,
 );
 
 async fn create(ts: &TestStore, t: &str, shop: &str, ext: &str) -> Order {
@@ -551,6 +552,55 @@ async fn another_tenant_cannot_see_or_move_an_order(ts: TestStore) {
     // The same external id in another tenant is another order.
     let other = create(&ts, "beta", "s1", "X1").await;
     assert_ne!(other.id, o.id);
+}
+
+/// Two hubs on one database (a second process on the same SQLite file, a second node on
+/// PostgreSQL): an order one of them changed moments ago (SQLite's writer keeps such orders in
+/// memory) and the other changed since is moved on from the other's version, not refused as a
+/// conflict nor overwritten.
+async fn a_node_moves_an_order_on_from_what_another_node_made_of_it(ts: TestStore) {
+    seed_tenant(&ts.store, "acme").await;
+    let o = create(&ts, "acme", "s1", "N1").await;
+    let paid = apply(
+        &ts,
+        "acme",
+        o.id,
+        Command::Pay {
+            paid_at: None,
+            amount: None,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(paid.version, 2);
+    let other = orderhub_store::Store::open(&ts.config, cipher()).unwrap();
+    let (a, id) = (actor("acme", Role::Admin), o.id);
+    let held = other
+        .write(0, move |tx| {
+            let hold = Command::Hold {
+                reason: "address check".into(),
+            };
+            transition(tx, &a, id, &hold, chrono::Utc::now())
+        })
+        .await
+        .unwrap();
+    assert_eq!((held.version, held.status), (3, Status::OnHold));
+    let approved = apply(&ts, "acme", o.id, Command::Approve).await.unwrap();
+    assert_eq!(approved.version, 4);
+    let stored = ts
+        .store
+        .read(move |r| r.order_get(&tenant("acme"), id))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((stored.version, stored.status), (4, approved.status));
+    let trail = ts
+        .store
+        .read(move |r| r.audit_for_order(&tenant("acme"), id))
+        .await
+        .unwrap();
+    let actions: Vec<&str> = trail.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(actions, ["create", "pay", "hold", "approve"]);
 }
 
 async fn a_stale_version_is_a_conflict(ts: TestStore) {
