@@ -41,7 +41,7 @@ const I18N = {
     'live.routes': '按接口', route: '接口', requests: '请求数', p50: 'P50', p95: 'P95', p99: 'P99',
     'live.refresh': '每 5 秒刷新', orders_per_min: '订单/分钟', error: '错误',
     breaker_closed: '闭合', breaker_open: '断开', breaker_half_open: '半开', unknown: '未知',
-    token: '令牌', token_ok: '有效', token_expired: '待续期', token_reauthorize: '需重新授权',
+    token: '令牌', token_ok: '有效', token_expiring: '授权将到期', token_expired: '待续期', token_reauthorize: '需重新授权',
   },
   en: {
     brand: 'Order hub', 'nav.orders': 'Orders', 'nav.exceptions': 'Exceptions', 'nav.inventory': 'Inventory',
@@ -83,7 +83,7 @@ const I18N = {
     'live.routes': 'By route', route: 'Route', requests: 'Requests', p50: 'P50', p95: 'P95', p99: 'P99',
     'live.refresh': 'Refreshed every 5 s', orders_per_min: 'orders/min', error: 'Error',
     breaker_closed: 'closed', breaker_open: 'open', breaker_half_open: 'half open', unknown: 'unknown',
-    token: 'Token', token_ok: 'valid', token_expired: 'to renew', token_reauthorize: 'authorize again',
+    token: 'Token', token_ok: 'valid', token_expiring: 'authorize soon', token_expired: 'to renew', token_reauthorize: 'authorize again',
   },
 };
 
@@ -592,8 +592,11 @@ async function channelsPage(view) {
   view.append(h('div', { class: 'grid' },
     sectionCard(t('ch.cursors'), 'pull-cursors', stats.pull_cursors.length
       ? simple(['channel', 'shop', 'cursor', 'holder', 'token'], stats.pull_cursors.map((c) => [c.channel, c.shop_id, fmtTime(c.cursor), c.holder,
-        // The token's state (never the token); a refused renewal says why on hover.
-        h('td', { class: `token-${c.token_state}`, title: c.token_problem || (c.token_expires_at ? fmtTime(c.token_expires_at) : '') }, t(`token_${c.token_state}`))]), 'pull-cursors-table')
+        // The token's state (never the token); on hover, why a renewal was refused, or until
+        // when the seller's authorization lasts (expiring), or the access token's expiry.
+        h('td', { class: `token-${c.token_state}`, title: c.token_problem
+          || (c.token_state === 'expiring' && c.refresh_token_expires_at ? fmtTime(c.refresh_token_expires_at)
+            : (c.token_expires_at ? fmtTime(c.token_expires_at) : '')) }, t(`token_${c.token_state}`))]), 'pull-cursors-table')
       : h('p', { class: 'muted' }, t('none'))),
     sectionCard(t('ch.breakers'), 'breakers', breakers.length
       ? simple(['carrier', 'breaker'], breakers.map((b) => [b.labels.carrier,

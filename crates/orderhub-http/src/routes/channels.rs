@@ -117,7 +117,9 @@ pub struct ShopView {
 /// A shop's access-token state (never the tokens themselves).
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TokenView {
-    /// `ok`, `expired` (to be renewed at the next call), or `reauthorize` (the channel refused
+    /// `ok`; `expiring` (the refresh token ends within 14 days, or has ended: the seller must
+    /// authorize the app again before then, or orders stop arriving when the access token
+    /// runs out); `expired` (to be renewed at the next call); `reauthorize` (the channel refused
     /// the renewal: the seller must authorize the app again, then the shop be configured anew).
     pub state: &'static str,
     pub access_token_expires_at: Option<chrono::DateTime<chrono::Utc>>,
@@ -127,8 +129,13 @@ pub struct TokenView {
     pub problem: Option<String>,
 }
 
-/// A shop token's state as the API and the console show it.
-pub(crate) fn token_state(
+/// How long before its refresh token ends a shop shows `expiring`: a seller asked to authorize
+/// the app again needs days, not hours (Kuaishou's and Taobao's refresh tokens end for good,
+/// however often they are used).
+pub const REAUTHORIZE_NOTICE: chrono::Duration = chrono::Duration::days(14);
+
+/// A shop token's state as the API, `/metrics` and the console show it.
+pub fn token_state(
     t: &orderhub_store::ShopToken,
     now: chrono::DateTime<chrono::Utc>,
 ) -> &'static str {
@@ -136,6 +143,11 @@ pub(crate) fn token_state(
         "reauthorize"
     } else if t.expires_at.is_some_and(|e| e <= now) {
         "expired"
+    } else if t
+        .refresh_expires_at
+        .is_some_and(|e| e <= now + REAUTHORIZE_NOTICE)
+    {
+        "expiring"
     } else {
         "ok"
     }

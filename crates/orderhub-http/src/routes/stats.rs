@@ -79,10 +79,12 @@ pub struct PullCursor {
     pub cursor: Option<DateTime<Utc>>,
     pub holder: Option<String>,
     pub lease_expires_at: Option<DateTime<Utc>>,
-    /// `ok`, `expired` (renewed at the next call) or `reauthorize` (the channel refused the
-    /// renewal: the seller must authorize the app again).
+    /// `ok`, `expiring` (the refresh token ends within 14 days: the seller must authorize the
+    /// app again before then), `expired` (renewed at the next call) or `reauthorize` (the
+    /// channel refused the renewal: the seller must authorize the app again).
     pub token_state: &'static str,
     pub token_expires_at: Option<DateTime<Utc>>,
+    pub refresh_token_expires_at: Option<DateTime<Utc>>,
     pub token_problem: Option<String>,
 }
 
@@ -144,6 +146,7 @@ pub async fn stats(State(state): State<SharedState>, ctx: Ctx) -> Result<Respons
                     lease_expires_at: l.map(|l| l.expires_at),
                     token_state: crate::routes::channels::token_state(&s.token, now),
                     token_expires_at: s.token.expires_at,
+                    refresh_token_expires_at: s.token.refresh_expires_at,
                     token_problem: s.token.problem.clone(),
                 });
             }

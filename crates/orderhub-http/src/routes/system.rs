@@ -80,6 +80,27 @@ pub async fn metrics(State(state): State<SharedState>) -> Response {
                 .set(lag as f64);
         }
     }
+    // Shops per tenant, channel and token state, every state written (0 once a shop leaves
+    // it), so an alert on `orderhub_channel_shops{token_state=~"expiring|reauthorize"} > 0`
+    // clears by itself.
+    if let Ok(shops) = state.store.read(|r| r.channel_shops_all()).await {
+        let now = state.clock.now();
+        let mut n: std::collections::BTreeMap<(String, String, &'static str), u64> =
+            Default::default();
+        for s in &shops {
+            let key = |st| (s.tenant_id.as_str().to_owned(), s.channel.clone(), st);
+            for st in ["ok", "expiring", "expired", "reauthorize"] {
+                n.entry(key(st)).or_default();
+            }
+            *n.entry(key(crate::routes::channels::token_state(&s.token, now)))
+                .or_default() += 1;
+        }
+        for ((tenant, channel, st), k) in n {
+            metrics::gauge!("orderhub_channel_shops", "tenant" => tenant, "channel" => channel,
+                "token_state" => st)
+            .set(k as f64);
+        }
+    }
     let w = state.store.write_stats();
     metrics::gauge!("orderhub_store_commit_groups").set(w.groups as f64);
     metrics::gauge!("orderhub_store_committed_jobs").set(w.jobs as f64);

@@ -649,7 +649,87 @@ async fn an_expired_token_is_renewed_and_the_shop_shows_its_token_state(app: Tes
     .await;
 }
 
+/// A seller's authorization that ends soon (Kuaishou's and Taobao's refresh tokens end for good)
+/// shows before orders stop: in the shop's view, on the console's channel page and in /metrics,
+/// and clears once the shop is authorized again.
+async fn a_shop_whose_authorization_ends_soon_says_so(app: TestApp) {
+    // The metrics recorder is one per process: a tenant of this test's own.
+    let tenant = format!("a-{}", uuid::Uuid::now_v7().simple());
+    let t = orderhub_domain::TenantId::parse(&tenant).unwrap();
+    let key = format!("auth-key-{tenant}");
+    orderhub_http::bootstrap::ensure_tenant(&app.store, &t, "Authorizations", &["sf".to_owned()])
+        .await
+        .unwrap();
+    orderhub_http::bootstrap::ensure_admin_key(&app.store, &t, Some(&key), "admin")
+        .await
+        .unwrap();
+    let path = "/v1/channels/douyin/shops/ending";
+    let now = chrono::Utc::now();
+    let configure = |refresh_ends: chrono::DateTime<chrono::Utc>| {
+        json!({"app_key": "app-1", "secret": "s3cret", "access_token": "tok-1",
+            "refresh_token": "rt-1", "api_base_url": "http://127.0.0.1:9",
+            "access_token_expires_at": (now + chrono::Duration::days(1)).to_rfc3339(),
+            "refresh_token_expires_at": refresh_ends.to_rfc3339()})
+        .to_string()
+    };
+    let gauge = |m: &str, st: &str| {
+        let prefix = format!(
+            "orderhub_channel_shops{{tenant=\"{tenant}\",channel=\"douyin\",token_state=\"{st}\"}} "
+        );
+        m.lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .map(|v| v.trim().parse::<f64>().unwrap())
+    };
+    let ends = now + chrono::Duration::days(3);
+    let r = app
+        .call(Method::PUT, path, Some(&key), Some(&configure(ends)), &[])
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let view = app.get(path, &key).await;
+    assert_eq!(view.body["token"]["state"], "expiring", "{:?}", view.body);
+    let stats = app.get("/v1/stats", &key).await;
+    let shop = &stats.body["pull_cursors"][0];
+    assert_eq!(
+        (shop["shop_id"].as_str(), shop["token_state"].as_str()),
+        (Some("ending"), Some("expiring")),
+        "{:?}",
+        stats.body
+    );
+    assert_eq!(
+        shop["refresh_token_expires_at"]
+            .as_str()
+            .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+            .map(|d| d.timestamp()),
+        Some(ends.timestamp())
+    );
+    let m = app.metrics().await;
+    assert_eq!(
+        (gauge(&m, "expiring"), gauge(&m, "ok")),
+        (Some(1.0), Some(0.0)),
+        "{m}"
+    );
+    // Authorized again: a refresh token for months.
+    let r = app
+        .call(
+            Method::PUT,
+            path,
+            Some(&key),
+            Some(&configure(now + chrono::Duration::days(90))),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.body["token"]["state"], "ok", "{:?}", r.body);
+    let m = app.metrics().await;
+    assert_eq!(
+        (gauge(&m, "expiring"), gauge(&m, "ok")),
+        (Some(0.0), Some(1.0)),
+        "{m}"
+    );
+}
+
 on_every_backend!(
+    a_shop_whose_authorization_ends_soon_says_so,
     a_rotated_secret_applies_to_the_next_push,
     a_signed_push_becomes_one_order_and_bad_pushes_are_recorded,
     a_newer_channel_version_moves_the_order,
