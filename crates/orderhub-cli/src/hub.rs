@@ -184,6 +184,13 @@ pub async fn start(s: &Settings) -> Result<(RunningHub, Option<String>)> {
         state.intake.clone(),
         background.subscribe(),
     ));
+    // Pinduoduo pushes over its message service (a WebSocket), not to the webhook: one
+    // connection per configured PDD app, its messages taken like pushed ones.
+    tokio::spawn(orderhub_intake::pmc::run(
+        store.clone(),
+        state.intake.clone(),
+        background.subscribe(),
+    ));
     // Configured shops are also pulled (by modified time, within their rate limit) every 30 s.
     tokio::spawn(orderhub_intake::pull::run(
         store.clone(),

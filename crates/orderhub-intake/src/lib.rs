@@ -6,6 +6,7 @@
 //! external id, older versions ignored, lifecycle conflicts raised as exceptions). Every refused
 //! message is recorded with the rule it broke.
 
+pub mod pmc;
 pub mod process;
 pub mod pull;
 pub mod tokens;

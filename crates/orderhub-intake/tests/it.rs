@@ -715,3 +715,107 @@ async fn the_processor_merges_a_burst_larger_than_it_runs_at_once_then_stops() {
     );
     assert_eq!(orders_of(&env.store, &shop.tenant_id).await, n);
 }
+
+/// Waits (20 s at most) until `done` holds.
+async fn until<F: std::future::Future<Output = bool>>(what: &str, mut done: impl FnMut() -> F) {
+    let started = Instant::now();
+    while !done().await {
+        assert!(started.elapsed() < Duration::from_secs(20), "never: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Pinduoduo's message service: the relay connects with the app's sign (a wrong sign is
+/// refused), takes each message like a push — one order per trade however often the service
+/// sends it — answers `Ack` once it is stored and `Fail` for a mall no shop here is, and after a
+/// cut reconnects and takes what came meanwhile.
+async fn pdd_messages_arrive_over_the_message_service(backend: &str) {
+    let env = open(backend).unwrap();
+    let kind = ChannelKind::Pdd;
+    let (url, handle) = sim::spawn(kind, SimSettings::new(creds(), 3, 9))
+        .await
+        .unwrap();
+    // Every unanswered message is sent again at the simulator's next tick (20 ms).
+    handle.pmc_redeliver_after(Duration::ZERO);
+    let ws = orderhub_channels::pdd::pmc::service_url(&url);
+    let millis = Utc::now().timestamp_millis();
+    let forged = format!("{ws}/message/{}/{millis}/bm90LXRoZS1zaWdu", creds().app_key);
+    assert!(
+        tokio_tungstenite::connect_async(forged.as_str())
+            .await
+            .is_err()
+    );
+    assert_eq!(handle.pmc_stats().refused, 1);
+    // A shop's id is the channel's: the mall id.
+    let mut row = shop(&env.store, kind, &url).await;
+    row.shop_id = "171504183".into();
+    let r = row.clone();
+    env.store
+        .write(0, move |tx| Ok(tx.channel_shop_put(&r)?))
+        .await
+        .unwrap();
+    let hooks = orderhub_intake::Webhooks::default();
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let processor = tokio::spawn(orderhub_intake::process::run(
+        env.store.clone(),
+        hooks.clone(),
+        rx.clone(),
+    ));
+    let relay = tokio::spawn(orderhub_intake::pmc::run(
+        env.store.clone(),
+        hooks.clone(),
+        rx,
+    ));
+    let trades = handle.orders();
+    for o in &trades {
+        handle.pmc_publish("pdd_trade_TradeConfirmed", 171504183, &o.external_order_id);
+    }
+    handle.pmc_publish("pdd_trade_TradeConfirmed", 99, "240101-000000000000099");
+    let t = row.tenant_id.clone();
+    until("three orders and every message answered", || async {
+        orders_of(&env.store, &t).await == 3 && handle.pmc_unanswered() == 0
+    })
+    .await;
+    let s = handle.pmc_stats();
+    assert_eq!((s.acked, s.failed), (3, 1), "{s:?}");
+    // The raw messages are kept, once each however often they came.
+    let kept = env
+        .store
+        .read(|r| r.channel_messages(None, Some("processed"), None, 100))
+        .await
+        .unwrap();
+    assert_eq!(kept.iter().filter(|m| m.shop_id == "171504183").count(), 3);
+    // A cut: the relay connects again and takes what was published meanwhile.
+    let connections = s.connections;
+    handle.pmc_drop_connections();
+    let next = handle.new_order(|_| {});
+    handle.pmc_publish(
+        "pdd_trade_TradeConfirmed",
+        171504183,
+        &next.external_order_id,
+    );
+    until("the fourth order after the cut", || async {
+        orders_of(&env.store, &t).await == 4 && handle.pmc_unanswered() == 0
+    })
+    .await;
+    let s = handle.pmc_stats();
+    assert!(s.connections > connections, "{s:?}");
+    assert_eq!((s.acked, s.failed, s.refused), (4, 1, 1), "{s:?}");
+    drop(stop);
+    for task in [processor, relay] {
+        tokio::time::timeout(Duration::from_secs(30), task)
+            .await
+            .expect("returns once its stop sender is gone")
+            .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pdd_messages_arrive_over_the_message_service_sqlite() {
+    pdd_messages_arrive_over_the_message_service("sqlite").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pdd_messages_arrive_over_the_message_service_postgres() {
+    pdd_messages_arrive_over_the_message_service("postgres").await;
+}

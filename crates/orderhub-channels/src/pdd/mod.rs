@@ -7,6 +7,7 @@
 //! formed, `risk_control_status` whether the order is under review. Push: **assumed** form, see
 //! SOURCES.md § Pinduoduo.
 
+pub mod pmc;
 pub(crate) mod sim;
 pub mod transformers;
 

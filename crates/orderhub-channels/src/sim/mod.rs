@@ -11,6 +11,7 @@
 //! The engine here is channel-agnostic; each channel folder's `sim.rs` parses and renders.
 
 mod generate;
+pub mod pmc;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -293,6 +294,32 @@ impl SimHandle {
         self.engine.edit_order(id, 1, |o| o.canonical = canonical)
     }
 
+    /// Pinduoduo's message service: queues a message of `kind` (`pdd_trade_TradeConfirmed`, …)
+    /// about order `tid` of mall `mall_id` for the connected clients; returns its id.
+    pub fn pmc_publish(&self, kind: &str, mall_id: i64, tid: &str) -> u64 {
+        self.engine.pmc.publish(kind, mall_id, tid)
+    }
+
+    /// What the message service did so far.
+    pub fn pmc_stats(&self) -> pmc::PmcStats {
+        self.engine.pmc.stats()
+    }
+
+    /// Messages published and not yet answered (`Ack` or `Fail`).
+    pub fn pmc_unanswered(&self) -> usize {
+        self.engine.pmc.unanswered()
+    }
+
+    /// Closes every open message-service connection (as a network cut or a deploy would).
+    pub fn pmc_drop_connections(&self) {
+        self.engine.pmc.drop_connections()
+    }
+
+    /// How long the message service waits for an answer before it sends a message again.
+    pub fn pmc_redeliver_after(&self, d: Duration) {
+        self.engine.pmc.set_redeliver_after(d)
+    }
+
     /// Expires the shop's access token now (calls with it get the channel's "token expired"
     /// error until the token is renewed).
     pub fn expire_access_token(&self) {
@@ -543,6 +570,8 @@ struct Engine {
     bucket: Mutex<Bucket>,
     http: HttpClient,
     tokens: Mutex<SimTokens>,
+    /// Pinduoduo's message service (served by the PDD simulator only).
+    pmc: pmc::Pmc,
 }
 
 /// The orders a simulator serves, in the order they were made, found by id without a scan (a
@@ -930,6 +959,7 @@ async fn spawn_wire(
             last: Instant::now(),
         }),
         tokens: Mutex::new(SimTokens::new(&settings, Utc::now())),
+        pmc: pmc::Pmc::default(),
         wire,
         settings,
         http: HttpClient::new(),
@@ -954,6 +984,7 @@ fn router(engine: Arc<Engine>) -> Router {
         .route("/_sim/orders", get(get_orders).post(post_orders))
         .route("/_sim/shipments", get(get_shipments))
         .route("/_sim/push", post(post_push))
+        .route("/message/{client_id}/{millis}/{sign}", get(pmc::connect))
         .fallback(channel_call)
         .layer(axum::extract::DefaultBodyLimit::max(REQUEST_BYTES_MAX))
         .with_state(engine)

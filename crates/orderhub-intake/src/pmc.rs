@@ -1,0 +1,243 @@
+//! Pinduoduo's message service, relayed: Pinduoduo pushes an app's messages over a WebSocket it
+//! serves (`orderhub_channels::pdd::pmc`), not to a webhook. For every PDD app configured (its
+//! client id and secret, and where its message service is), the hub keeps one connection open,
+//! hands each message to the same path as a pushed one ([`crate::receive`]: kept raw, deduped on
+//! the message id, processed into an order) and answers it only once it is stored: `Ack`; `Fail`
+//! with the reason when it was refused (recorded with its rule) or names a mall no shop here is;
+//! nothing when the store could not keep it, so the service sends it again. Heartbeats every 5 s;
+//! reconnected (back-off 1 s doubling to 60 s) when the connection drops or has been silent for
+//! 3 minutes, as the official SDK does.
+
+use crate::{Webhooks, credentials, receive};
+use futures::{SinkExt, StreamExt};
+use orderhub_channels::pdd::pmc;
+use orderhub_store::Store;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+use tokio_tungstenite::tungstenite::Message;
+
+/// How often the configured shops are read again (a new app connects, a removed one closes).
+const RESCAN: Duration = Duration::from_secs(10);
+/// Messages of one connection stored at once.
+const IN_FLIGHT: usize = 64;
+const BACKOFF_MAX: Duration = Duration::from_secs(60);
+
+/// One connection's identity: an app and where its message service is.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct App {
+    client_id: String,
+    secret: String,
+    url: String,
+}
+
+/// Keeps a connection open per configured PDD app until `stop`.
+pub async fn run(store: Store, hooks: Webhooks, mut stop: watch::Receiver<bool>) {
+    let mut open: HashMap<App, watch::Sender<bool>> = HashMap::new();
+    loop {
+        if let Ok(shops) = store.read(|r| r.channel_shops_all()).await {
+            let wanted: HashSet<App> = shops
+                .iter()
+                .filter(|s| s.channel == orderhub_channels::ChannelKind::Pdd.code())
+                .map(|s| App {
+                    client_id: s.app_key.clone(),
+                    secret: s.secret.clone(),
+                    url: pmc::service_url(&s.api_base_url),
+                })
+                .collect();
+            // An app no longer configured (or its secret rotated) closes.
+            open.retain(|app, closing| {
+                let keep = wanted.contains(app);
+                if !keep {
+                    let _ = closing.send(true);
+                }
+                keep
+            });
+            for app in wanted {
+                if let std::collections::hash_map::Entry::Vacant(slot) = open.entry(app) {
+                    let (tx, rx) = watch::channel(false);
+                    let app = slot.key().clone();
+                    tokio::spawn(connection(app, store.clone(), hooks.clone(), rx));
+                    slot.insert(tx);
+                }
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(RESCAN) => {}
+            _ = stop.changed() => {}
+        }
+        if stop.has_changed().is_err() || *stop.borrow() {
+            for closing in open.values() {
+                let _ = closing.send(true);
+            }
+            return;
+        }
+    }
+}
+
+fn stopped(stop: &watch::Receiver<bool>) -> bool {
+    stop.has_changed().is_err() || *stop.borrow()
+}
+
+async fn connection(app: App, store: Store, hooks: Webhooks, mut stop: watch::Receiver<bool>) {
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        let millis = chrono::Utc::now().timestamp_millis();
+        let url = format!(
+            "{}{}",
+            app.url,
+            pmc::path(&app.client_id, millis, &app.secret)
+        );
+        match tokio_tungstenite::connect_async(url.as_str()).await {
+            Ok((ws, _)) => {
+                tracing::info!(app = %app.client_id, service = %app.url, "Connected to Pinduoduo's message service.");
+                metrics::counter!("orderhub_channel_pmc_connections_total", "outcome" => "connected").increment(1);
+                backoff = Duration::from_secs(1);
+                session(ws, &app, &store, &hooks, &mut stop).await;
+            }
+            Err(e) => {
+                metrics::counter!("orderhub_channel_pmc_connections_total", "outcome" => "failed")
+                    .increment(1);
+                // The error names the URL, whose last segment is a sign, not the secret.
+                tracing::warn!(app = %app.client_id, service = %app.url, error = %e, retry_in = ?backoff, "Cannot connect to Pinduoduo's message service.");
+            }
+        }
+        if stopped(&stop) {
+            return;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = stop.changed() => {}
+        }
+        if stopped(&stop) {
+            return;
+        }
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn session(
+    ws: Socket,
+    app: &App,
+    store: &Store,
+    hooks: &Webhooks,
+    stop: &mut watch::Receiver<bool>,
+) {
+    let (mut tx, mut rx) = ws.split();
+    let (answers, mut to_send) = tokio::sync::mpsc::channel::<String>(IN_FLIGHT);
+    let slots = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
+    let mut beat = tokio::time::interval(pmc::HEARTBEAT);
+    let mut heard = Instant::now();
+    loop {
+        tokio::select! {
+            m = rx.next() => match m {
+                Some(Ok(Message::Text(text))) => {
+                    heard = Instant::now();
+                    let Ok(permit) = slots.clone().acquire_owned().await else { return };
+                    let (store, hooks, answers, client_id) =
+                        (store.clone(), hooks.clone(), answers.clone(), app.client_id.clone());
+                    tokio::spawn(async move {
+                        if let Some(a) = take(text.as_str(), &client_id, &store, &hooks).await {
+                            let _ = answers.send(a).await;
+                        }
+                        drop(permit);
+                    });
+                }
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(_)) => heard = Instant::now(),
+            },
+            Some(a) = to_send.recv() => {
+                if tx.send(Message::Text(a.into())).await.is_err() {
+                    return;
+                }
+            }
+            _ = beat.tick() => {
+                if heard.elapsed() > pmc::SILENCE_MAX {
+                    tracing::warn!(app = %app.client_id, "Pinduoduo's message service has been silent for 3 minutes: reconnecting.");
+                    return;
+                }
+                let hb = pmc::heartbeat(chrono::Utc::now().timestamp_millis());
+                if tx.send(Message::Text(hb.into())).await.is_err() {
+                    return;
+                }
+            }
+            _ = stop.changed() => {
+                if stopped(stop) {
+                    let _ = tx.send(Message::Close(None)).await;
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Takes one frame; returns the answer to send, if any.
+async fn take(text: &str, client_id: &str, store: &Store, hooks: &Webhooks) -> Option<String> {
+    let count = |outcome: &'static str| {
+        metrics::counter!("orderhub_channel_pmc_messages_total", "outcome" => outcome).increment(1)
+    };
+    let f: pmc::Frame = match serde_json::from_str(text) {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::warn!(error = %e, "An unreadable frame from Pinduoduo's message service.");
+            return None;
+        }
+    };
+    if f.command_type != "Common" {
+        return None;
+    }
+    let now = chrono::Utc::now();
+    let millis = now.timestamp_millis();
+    let Some(m) = f.message.as_ref() else {
+        count("failed");
+        return Some(pmc::answer(&f, millis, Some("the frame has no message")));
+    };
+    let mall = m.mall();
+    let kind = orderhub_channels::ChannelKind::Pdd.code();
+    let shop = match hooks.shops.get(store, kind, &mall).await {
+        Ok(Some(s)) if s.row.app_key == client_id => s,
+        Ok(_) => {
+            count("unknown_shop");
+            return Some(pmc::answer(
+                &f,
+                millis,
+                Some("no shop of this app is configured for this mall"),
+            ));
+        }
+        Err(_) => return None,
+    };
+    let body = pmc::relay_form(&f, m, &credentials(&shop.row), now);
+    let headers = vec![("x-orderhub-relay".to_owned(), "pdd-pmc".to_owned())];
+    match receive(store, hooks, kind, &mall, headers, body, now).await {
+        Ok(_) => {
+            count("stored");
+            Some(pmc::answer(&f, millis, None))
+        }
+        // Kept as refused, with its rule: it would be refused again.
+        Err(r) if r.message_id.is_some() => {
+            count("refused");
+            Some(pmc::answer(
+                &f,
+                millis,
+                Some(&format!("{}: {}", r.code, r.message)),
+            ))
+        }
+        // Not stored: the service sends it again.
+        Err(r) if r.status >= 500 => {
+            count("retry");
+            None
+        }
+        Err(r) => {
+            count("failed");
+            Some(pmc::answer(
+                &f,
+                millis,
+                Some(&format!("{}: {}", r.code, r.message)),
+            ))
+        }
+    }
+}
