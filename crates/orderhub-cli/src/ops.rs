@@ -290,6 +290,14 @@ pub async fn sim_channel(a: SimChannelArgs) -> Result<()> {
         a.orders,
         a.app_key
     );
+    if kind == orderhub_channels::ChannelKind::Pdd {
+        println!(
+            "Its message service: {}/message/{{client_id}}/{{ms}}/{{sign}} (the hub connects to it \
+             for a PDD shop configured with this URL); POST {url}/_sim/pmc \
+             '{{\"mall_id\": <the shop id>}}' sends a message per order.",
+            orderhub_channels::pdd::pmc::service_url(&url)
+        );
+    }
     let _ = tokio::signal::ctrl_c().await;
     Ok(())
 }

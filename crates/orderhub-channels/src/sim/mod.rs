@@ -984,6 +984,7 @@ fn router(engine: Arc<Engine>) -> Router {
         .route("/_sim/orders", get(get_orders).post(post_orders))
         .route("/_sim/shipments", get(get_shipments))
         .route("/_sim/push", post(post_push))
+        .route("/_sim/pmc", post(pmc::post_publish))
         .route("/message/{client_id}/{millis}/{sign}", get(pmc::connect))
         .fallback(channel_call)
         .layer(axum::extract::DefaultBodyLimit::max(REQUEST_BYTES_MAX))

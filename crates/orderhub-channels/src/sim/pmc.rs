@@ -156,6 +156,51 @@ impl Pmc {
     }
 }
 
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Publish {
+    /// `pdd_trade_TradeConfirmed` unless given.
+    #[serde(rename = "type", default)]
+    kind: Option<String>,
+    mall_id: i64,
+    /// The order's `order_sn`; unless given, one message per order the simulator holds.
+    #[serde(default)]
+    tid: Option<String>,
+}
+
+/// `POST /_sim/pmc {"mall_id": 171504183, "type"?, "tid"?}`: queues messages for the connected
+/// clients (one per order held unless `tid` names one); answers their ids.
+pub(super) async fn post_publish(
+    State(e): State<Arc<Engine>>,
+    body: axum::body::Bytes,
+) -> Response {
+    if e.kind != crate::ChannelKind::Pdd {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let p: Publish = match serde_json::from_slice(&body) {
+        Ok(p) => p,
+        Err(err) => {
+            return (StatusCode::BAD_REQUEST, format!("invalid message: {err}")).into_response();
+        }
+    };
+    let kind = p.kind.unwrap_or_else(|| "pdd_trade_TradeConfirmed".into());
+    let tids: Vec<String> = match p.tid {
+        Some(t) => vec![t],
+        None => e
+            .orders
+            .lock()
+            .list
+            .iter()
+            .map(|o| o.external_order_id.clone())
+            .collect(),
+    };
+    let ids: Vec<u64> = tids
+        .iter()
+        .map(|t| e.pmc.publish(&kind, p.mall_id, t))
+        .collect();
+    axum::Json(json!({"queued": ids})).into_response()
+}
+
 pub(super) async fn connect(
     State(e): State<Arc<Engine>>,
     Path((client_id, millis, sign)): Path<(String, i64, String)>,
