@@ -23,6 +23,11 @@ const RESCAN: Duration = Duration::from_secs(10);
 /// Messages of one connection stored at once.
 const IN_FLIGHT: usize = 64;
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
+/// A connection that lasted this long starts the back-off over (one the service closes at once
+/// keeps backing off).
+const STEADY: Duration = Duration::from_secs(60);
+/// The handshake, and each write, may take this long before the connection is given up.
+const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One connection's identity: an app and where its message service is.
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -89,18 +94,34 @@ async fn connection(app: App, store: Store, hooks: Webhooks, mut stop: watch::Re
             app.url,
             pmc::path(&app.client_id, millis, &app.secret)
         );
-        match tokio_tungstenite::connect_async(url.as_str()).await {
-            Ok((ws, _)) => {
+        let connected = tokio::select! {
+            c = tokio::time::timeout(IO_TIMEOUT, tokio_tungstenite::connect_async(url.as_str())) => c,
+            _ = stop.changed() => return,
+        };
+        match connected {
+            Ok(Ok((ws, _))) => {
                 tracing::info!(app = %app.client_id, service = %app.url, "Connected to Pinduoduo's message service.");
-                metrics::counter!("orderhub_channel_pmc_connections_total", "outcome" => "connected").increment(1);
-                backoff = Duration::from_secs(1);
+                metrics::counter!("orderhub_channel_pmc_connections_total", "outcome" => "connected")
+                    .increment(1);
+                let began = Instant::now();
                 session(ws, &app, &store, &hooks, &mut stop).await;
+                if began.elapsed() >= STEADY {
+                    backoff = Duration::from_secs(1);
+                }
             }
-            Err(e) => {
+            failed => {
+                // Not the error's text alone: it may quote the URL, whose last segment is a sign.
+                let why = match failed {
+                    Err(_) => "the handshake timed out".to_owned(),
+                    Ok(Err(tokio_tungstenite::tungstenite::Error::Http(r))) => {
+                        format!("HTTP {}", r.status())
+                    }
+                    Ok(Err(e)) => e.to_string().replace(url.as_str(), "<the service>"),
+                    Ok(Ok(_)) => String::new(),
+                };
                 metrics::counter!("orderhub_channel_pmc_connections_total", "outcome" => "failed")
                     .increment(1);
-                // The error names the URL, whose last segment is a sign, not the secret.
-                tracing::warn!(app = %app.client_id, service = %app.url, error = %e, retry_in = ?backoff, "Cannot connect to Pinduoduo's message service.");
+                tracing::warn!(app = %app.client_id, service = %app.url, error = %why, retry_in = ?backoff, "Cannot connect to Pinduoduo's message service.");
             }
         }
         if stopped(&stop) {
@@ -120,6 +141,11 @@ async fn connection(app: App, store: Store, hooks: Webhooks, mut stop: watch::Re
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
+/// A frame being taken holds a slot until its answer is written (or it needs none): the answers
+/// waiting never outnumber their channel, so a task never waits on it; frames are read only
+/// while a slot is free; and the loop itself waits on nothing but its socket and its timers.
+type Answer = (String, tokio::sync::OwnedSemaphorePermit);
+
 async fn session(
     ws: Socket,
     app: &App,
@@ -128,48 +154,56 @@ async fn session(
     stop: &mut watch::Receiver<bool>,
 ) {
     let (mut tx, mut rx) = ws.split();
-    let (answers, mut to_send) = tokio::sync::mpsc::channel::<String>(IN_FLIGHT);
+    let (answers, mut to_send) = tokio::sync::mpsc::channel::<Answer>(IN_FLIGHT);
     let slots = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
     let mut beat = tokio::time::interval(pmc::HEARTBEAT);
     let mut heard = Instant::now();
     loop {
-        tokio::select! {
-            m = rx.next() => match m {
+        let write: Option<(String, Option<tokio::sync::OwnedSemaphorePermit>)> = tokio::select! {
+            m = rx.next(), if slots.available_permits() > 0 => match m {
                 Some(Ok(Message::Text(text))) => {
                     heard = Instant::now();
-                    let Ok(permit) = slots.clone().acquire_owned().await else { return };
+                    let Ok(permit) = slots.clone().try_acquire_owned() else { continue };
                     let (store, hooks, answers, client_id) =
                         (store.clone(), hooks.clone(), answers.clone(), app.client_id.clone());
                     tokio::spawn(async move {
                         if let Some(a) = take(text.as_str(), &client_id, &store, &hooks).await {
-                            let _ = answers.send(a).await;
+                            let _ = answers.try_send((a, permit));
                         }
-                        drop(permit);
                     });
+                    None
                 }
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
-                Some(Ok(_)) => heard = Instant::now(),
-            },
-            Some(a) = to_send.recv() => {
-                if tx.send(Message::Text(a.into())).await.is_err() {
-                    return;
+                Some(Ok(_)) => {
+                    heard = Instant::now();
+                    None
                 }
-            }
+            },
+            Some((a, permit)) = to_send.recv() => Some((a, Some(permit))),
             _ = beat.tick() => {
                 if heard.elapsed() > pmc::SILENCE_MAX {
                     tracing::warn!(app = %app.client_id, "Pinduoduo's message service has been silent for 3 minutes: reconnecting.");
                     return;
                 }
-                let hb = pmc::heartbeat(chrono::Utc::now().timestamp_millis());
-                if tx.send(Message::Text(hb.into())).await.is_err() {
-                    return;
-                }
+                Some((pmc::heartbeat(chrono::Utc::now().timestamp_millis()), None))
             }
             _ = stop.changed() => {
                 if stopped(stop) {
-                    let _ = tx.send(Message::Close(None)).await;
+                    let _ = tokio::time::timeout(IO_TIMEOUT, tx.send(Message::Close(None))).await;
                     return;
                 }
+                None
+            }
+        };
+        if let Some((text, _slot)) = write {
+            let sent = tokio::select! {
+                r = tokio::time::timeout(IO_TIMEOUT, tx.send(Message::Text(text.into()))) => {
+                    matches!(r, Ok(Ok(())))
+                }
+                _ = stop.changed() => false,
+            };
+            if !sent {
+                return;
             }
         }
     }
@@ -184,7 +218,22 @@ async fn take(text: &str, client_id: &str, store: &Store, hooks: &Webhooks) -> O
         Ok(f) => f,
         Err(e) => {
             tracing::warn!(error = %e, "An unreadable frame from Pinduoduo's message service.");
-            return None;
+            // A message that does not read is answered `Fail` (it would come back for ever),
+            // when its id and kind can be read at all.
+            let v: serde_json::Value = serde_json::from_str(text).ok()?;
+            if v.get("commandType").and_then(|c| c.as_str()) != Some("Common") {
+                return None;
+            }
+            let f = pmc::Frame {
+                id: Some(v.get("id")?.clone()),
+                command_type: "Common".into(),
+                send_time: v.get("sendTime").cloned(),
+                message: None,
+            };
+            count("failed");
+            let why = format!("the message does not read: {e}");
+            let now = chrono::Utc::now().timestamp_millis();
+            return Some(pmc::answer(&f, now, Some(&why)));
         }
     };
     if f.command_type != "Common" {

@@ -499,7 +499,14 @@ fn sync_and_answer(d: &Durability, stats: &Stats, batch: Vec<Synced>) {
         if d.failed.load(Ordering::SeqCst) {
             Err(Durability::failed_error())
         } else {
-            d.syncer.sync()
+            let r = d.syncer.sync();
+            // Marked at once, for the syncs running beside this one (below).
+            if let Err(e) = &r
+                && !d.failed.swap(true, Ordering::SeqCst)
+            {
+                tracing::error!(error = %e, "A disk sync failed: committed writes may be lost; the store refuses all work until orderhub is restarted.");
+            }
+            r
         }
     };
     stats.syncs.fetch_add(1, Ordering::Relaxed);
@@ -514,6 +521,15 @@ fn sync_and_answer(d: &Durability, stats: &Stats, batch: Vec<Synced>) {
     stats
         .sync_wait_micros
         .fetch_add(waited as u64, Ordering::Relaxed);
+    // Another sync that failed meanwhile may have taken the error with it (Linux reports a
+    // writeback error once and marks the pages clean): this one's success then proves nothing.
+    let r = r.and_then(|()| {
+        if d.failed.load(Ordering::SeqCst) {
+            Err(Durability::failed_error())
+        } else {
+            Ok(())
+        }
+    });
     match r {
         Ok(()) => {
             for f in batch.into_iter().flat_map(|(_, fs, _)| fs) {
@@ -527,10 +543,7 @@ fn sync_and_answer(d: &Durability, stats: &Stats, batch: Vec<Synced>) {
             });
             stats.commits.send_modify(|c| *c = c.wrapping_add(1));
         }
-        Err(e) => {
-            if !d.failed.swap(true, Ordering::SeqCst) {
-                tracing::error!(error = %e, "A disk sync failed: committed writes may be lost; the store refuses all work until orderhub is restarted.");
-            }
+        Err(_) => {
             let refused = Durability::failed_error();
             for f in batch.into_iter().flat_map(|(_, fs, _)| fs) {
                 f(Some(refused.clone()));

@@ -212,9 +212,10 @@ pub(super) async fn connect(
     let creds = &e.settings.creds;
     let skew = (chrono::Utc::now().timestamp_millis() - millis).unsigned_abs();
     if client_id != creds.app_key
-        || !crate::sign::hex_eq(
-            &crate::pdd::pmc::sign(&client_id, millis, &creds.secret),
-            &sign,
+        // Base64 is case-sensitive: compared byte for byte.
+        || !crate::sign::constant_time_eq(
+            crate::pdd::pmc::sign(&client_id, millis, &creds.secret).as_bytes(),
+            sign.as_bytes(),
         )
         || skew > CLOCK_TOLERANCE.as_millis() as u64
     {

@@ -139,15 +139,17 @@ pub fn token_state(
     t: &orderhub_store::ShopToken,
     now: chrono::DateTime<chrono::Utc>,
 ) -> &'static str {
+    // `expiring` before `expired`: an access token that lapsed cannot be renewed with a refresh
+    // token that ends (or ended), and an alert on `expiring` must not flap with each lapse.
     if t.problem.is_some() {
         "reauthorize"
-    } else if t.expires_at.is_some_and(|e| e <= now) {
-        "expired"
     } else if t
         .refresh_expires_at
         .is_some_and(|e| e <= now + REAUTHORIZE_NOTICE)
     {
         "expiring"
+    } else if t.expires_at.is_some_and(|e| e <= now) {
+        "expired"
     } else {
         "ok"
     }
