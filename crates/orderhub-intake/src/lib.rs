@@ -113,8 +113,12 @@ pub struct ShopCache {
     map: std::sync::Arc<std::sync::Mutex<ShopMap>>,
 }
 
-type ShopMap =
-    std::collections::HashMap<(String, String), (Option<Arc<ConfiguredShop>>, std::time::Instant)>;
+/// Each shop as read, when, and [`tokens::token_writes`] then: a token stored since makes it
+/// stale at once.
+type ShopMap = std::collections::HashMap<
+    (String, String),
+    (Option<Arc<ConfiguredShop>>, std::time::Instant, u64),
+>;
 
 /// A configured shop as intake uses it: its row (secrets decrypted) and the adapter that speaks
 /// its channel (for a custom shop, made from its mapping once, not per message).
@@ -285,17 +289,20 @@ impl ShopCache {
     ) -> Result<Option<Arc<ConfiguredShop>>, orderhub_core::StoreError> {
         let key = (channel.to_owned(), shop_id.to_owned());
         let lock = || self.map.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((shop, at)) = lock().get(&key)
+        if let Some((shop, at, writes)) = lock().get(&key)
             && at.elapsed() < SHOP_CACHE_TTL
+            && *writes == tokens::token_writes()
         {
             return Ok(shop.clone());
         }
+        // Counted before the read: a token stored during it leaves the entry stale.
+        let writes = tokens::token_writes();
         let shop = ConfiguredShop::load(store, channel, shop_id).await?;
         let mut map = lock();
         if map.len() >= SHOP_CACHE_ENTRIES_MAX {
             map.clear();
         }
-        map.insert(key, (shop.clone(), std::time::Instant::now()));
+        map.insert(key, (shop.clone(), std::time::Instant::now(), writes));
         Ok(shop)
     }
 

@@ -70,12 +70,14 @@ struct ShopRenewals {
 type Locks = std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<ShopRenewals>>>>;
 
 /// One lock per shop this process has renewed a token for (a few bytes each; shops are few),
-/// by tenant, channel and shop (a process serving several stores — tests — keeps them apart).
+/// by store, tenant, channel and shop (a process serving several stores — tests, which run
+/// the same tenant's shop on SQLite and PostgreSQL at once — keeps them apart).
 static LOCKS: LazyLock<Locks> = LazyLock::new(Default::default);
 
-fn lock_for(shop: &ChannelShopRow) -> Arc<tokio::sync::Mutex<ShopRenewals>> {
+fn lock_for(store: &Store, shop: &ChannelShopRow) -> Arc<tokio::sync::Mutex<ShopRenewals>> {
     let key = format!(
-        "{}\u{1f}{}\u{1f}{}",
+        "{}\u{1f}{}\u{1f}{}\u{1f}{}",
+        store.instance(),
         shop.tenant_id.as_str(),
         shop.channel,
         shop.shop_id
@@ -166,7 +168,7 @@ async fn renew(
     adapter: &dyn Channel,
     refused: Option<&str>,
 ) -> Result<ShopCredentials, ApiError> {
-    let lock = lock_for(shop);
+    let lock = lock_for(store, shop);
     let mut mine = lock.lock().await;
     // Another task or process may have renewed it (or the shop been configured anew) meanwhile.
     let row = load(store, shop).await?;
@@ -176,6 +178,10 @@ async fn renew(
         None => due(&row.token, now),
     };
     if !still_bad {
+        if row.access_token != shop.access_token {
+            // The caller's row was behind the store (another task or process renewed).
+            TOKEN_WRITES.fetch_add(1, Ordering::SeqCst);
+        }
         return Ok(credentials(&row));
     }
     // Renewing ahead of expiry: until the token expires, a renewal that cannot happen leaves it
@@ -327,11 +333,25 @@ async fn put(
         access.to_owned(),
         token.clone(),
     );
-    store
+    let written = store
         .write(0, move |tx| {
             Ok(tx.channel_shop_token_put(&c, &s, &a, &t, over)?)
         })
-        .await
+        .await;
+    if let Ok(true) = written {
+        TOKEN_WRITES.fetch_add(1, Ordering::SeqCst);
+    }
+    written
+}
+
+/// Counts the token changes this process stored or found: shop rows cached before the last
+/// one ([`crate::ShopCache`]) are read again, so no call goes out with a token just replaced
+/// (it would be refused, and caught up with, once per call for the cache's lifetime).
+static TOKEN_WRITES: AtomicU64 = AtomicU64::new(0);
+
+/// See [`TOKEN_WRITES`].
+pub fn token_writes() -> u64 {
+    TOKEN_WRITES.load(Ordering::SeqCst)
 }
 
 /// The channel refused the renewal: the shop's token problem is written, unless another

@@ -69,7 +69,11 @@ pub enum StoreConfig {
 #[derive(Clone)]
 pub struct Store {
     inner: Arc<pool::Pools>,
+    /// Unique among the stores this process opened ([`Store::instance`]).
+    instance: u64,
 }
+
+static STORES_OPENED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 impl Store {
     /// Opens the database, runs pending migrations, starts writer and reader threads.
@@ -97,7 +101,14 @@ impl Store {
         })??;
         Ok(Store {
             inner: Arc::new(pools),
+            instance: STORES_OPENED.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         })
+    }
+
+    /// This store among those the process opened (its clones share it): what a process keeps in
+    /// memory about a database's rows is kept per store (tests open several at once).
+    pub fn instance(&self) -> u64 {
+        self.instance
     }
 
     pub fn backend(&self) -> &'static str {
