@@ -1,6 +1,7 @@
 //! `orderhub demo`: the whole flow, live, on the embedded default (SQLite + the in-process bus) —
 //! the hub with its fulfillment on the carrier simulators, the seven channel simulators pushing
-//! signed orders to its webhooks, a seeded catalogue, warehouses and stock, and a business day
+//! signed orders to its webhooks (Pinduoduo's over its message service, as it does), a seeded
+//! catalogue, warehouses and stock, and a business day
 //! compressed into minutes: a morning, a promotion peak, a flash sale on one SKU, a carrier
 //! outage that trips its breaker (fulfillment falls back to the next carrier), an evening, and
 //! throughout buyers who pay late, cancel, or ask for refunds after delivery.
@@ -491,7 +492,12 @@ async fn open_shops(api: &Api) -> Result<Vec<Shop>> {
         let (url, sim) = sim::spawn(*kind, SimSettings::new(c.clone(), 0, 11))
             .await
             .with_context(|| format!("the {} simulator", kind.code()))?;
-        let shop = format!("{}-flagship", kind.code());
+        // A Pinduoduo shop's id is its mall id: its messages come over the message service,
+        // which names the mall (the simulator's is 77977).
+        let shop = match kind {
+            ChannelKind::Pdd => PDD_MALL.to_string(),
+            _ => format!("{}-flagship", kind.code()),
+        };
         api.ok(
             "PUT",
             &format!("/v1/channels/{}/shops/{shop}", kind.code()),
@@ -582,7 +588,7 @@ async fn flash_sale(api: Api) -> (u64, u64, u64) {
 }
 
 /// A buyer orders on a channel: the simulator holds the order, signs its push and sends it to the
-/// hub's webhook. Some buyers pay a few seconds later, some cancel, some ask for a refund after
+/// hub's webhook (Pinduoduo: a message on its message service, which the hub's relay takes). Some buyers pay a few seconds later, some cancel, some ask for a refund after
 /// delivery — each a later change on the channel and another push.
 fn place_order(
     shops: &Arc<Vec<Shop>>,
@@ -651,7 +657,19 @@ fn place_order(
     });
 }
 
+/// The demo's Pinduoduo mall (the one the PDD simulator's messages name).
+const PDD_MALL: i64 = 77977;
+
 async fn push(shop: &Shop, order: &ChannelOrder, sent: &AtomicU64, failed: &AtomicU64) {
+    // Pinduoduo has no webhook: its messages reach the hub over the message service, which the
+    // hub keeps a connection to (orderhub-intake's relay).
+    if shop.kind == ChannelKind::Pdd {
+        let topic = orderhub_channels::pdd::pmc::topic(order.canonical);
+        shop.sim
+            .pmc_publish(topic, PDD_MALL, &order.external_order_id);
+        sent.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
     let c = creds(shop.kind);
     let Ok(p) = sim::signed_push(shop.kind, order, &c, chrono::Utc::now()) else {
         failed.fetch_add(1, Ordering::Relaxed);

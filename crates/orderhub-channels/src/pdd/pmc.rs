@@ -23,6 +23,18 @@ pub const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(5);
 /// The official SDK reconnects when it has heard nothing for this long.
 pub const SILENCE_MAX: std::time::Duration = std::time::Duration::from_secs(180);
 
+/// The message's topic Pinduoduo sends when an order comes to `status` (as the simulator and
+/// the demo send it).
+pub fn topic(status: crate::CanonicalStatus) -> &'static str {
+    use crate::CanonicalStatus as S;
+    match status {
+        S::PendingPayment | S::Paid => "pdd_trade_TradeConfirmed",
+        S::PartlyShipped | S::Shipped => "pdd_trade_TradeSellerShip",
+        S::Delivered | S::Completed => "pdd_trade_TradeSuccess",
+        S::Cancelled => "pdd_trade_TradeClose",
+    }
+}
+
 /// `sign` of the connection path.
 pub fn sign(client_id: &str, millis: i64, client_secret: &str) -> String {
     use base64::Engine;

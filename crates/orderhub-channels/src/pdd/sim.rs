@@ -214,14 +214,7 @@ impl SimWire for PddWire {
     }
 
     fn push(&self, o: &ChannelOrder, creds: &ShopCredentials, now: DateTime<Utc>) -> SignedPush {
-        let topic = match o.canonical {
-            CanonicalStatus::PendingPayment | CanonicalStatus::Paid => "pdd_trade_TradeConfirmed",
-            CanonicalStatus::PartlyShipped | CanonicalStatus::Shipped => {
-                "pdd_trade_TradeSellerShip"
-            }
-            CanonicalStatus::Delivered | CanonicalStatus::Completed => "pdd_trade_TradeSuccess",
-            CanonicalStatus::Cancelled => "pdd_trade_TradeClose",
-        };
+        let topic = super::pmc::topic(o.canonical);
         let content = json!({"tid": o.external_order_id, "mall_id": 77977}).to_string();
         let mut params: Vec<(String, String)> = vec![
             ("client_id".into(), creds.app_key.clone()),
