@@ -104,7 +104,10 @@ async fn connection(app: App, store: Store, hooks: Webhooks, mut stop: watch::Re
                 metrics::counter!("orderhub_channel_pmc_connections_total", "outcome" => "connected")
                     .increment(1);
                 let began = Instant::now();
+                let up = metrics::gauge!("orderhub_channel_pmc_connected", "app" => app.client_id.clone());
+                up.set(1.0);
                 session(ws, &app, &store, &hooks, &mut stop).await;
+                up.set(0.0);
                 if began.elapsed() >= STEADY {
                     backoff = Duration::from_secs(1);
                 }

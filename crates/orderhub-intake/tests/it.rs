@@ -805,9 +805,16 @@ async fn pdd_messages_arrive_over_the_message_service(backend: &str) {
     // every one answered, still one order per trade.
     for i in 0..200 {
         let trade = &trades[i % trades.len()];
-        handle.pmc_publish("pdd_trade_TradeSuccess", 171504183, &trade.external_order_id);
+        handle.pmc_publish(
+            "pdd_trade_TradeSuccess",
+            171504183,
+            &trade.external_order_id,
+        );
     }
-    until("the burst answered", || async { handle.pmc_unanswered() == 0 }).await;
+    until("the burst answered", || async {
+        handle.pmc_unanswered() == 0
+    })
+    .await;
     assert_eq!(handle.pmc_stats().acked, 204);
     assert_eq!(orders_of(&env.store, &t).await, 4);
     drop(stop);
