@@ -72,7 +72,7 @@ pub async fn run(store: Store, hooks: Webhooks, mut stop: watch::Receiver<bool>)
             _ = tokio::time::sleep(RESCAN) => {}
             _ = stop.changed() => {}
         }
-        if stop.has_changed().is_err() || *stop.borrow() {
+        if stopped(&stop) {
             for closing in open.values() {
                 let _ = closing.send(true);
             }
@@ -112,20 +112,16 @@ async fn connection(app: App, store: Store, hooks: Webhooks, mut stop: watch::Re
                     backoff = Duration::from_secs(1);
                 }
             }
-            failed => {
-                // Not the error's text alone: it may quote the URL, whose last segment is a sign.
-                let why = match failed {
-                    Err(_) => "the handshake timed out".to_owned(),
-                    Ok(Err(tokio_tungstenite::tungstenite::Error::Http(r))) => {
-                        format!("HTTP {}", r.status())
-                    }
-                    Ok(Err(e)) => e.to_string().replace(url.as_str(), "<the service>"),
-                    Ok(Ok(_)) => String::new(),
-                };
-                metrics::counter!("orderhub_channel_pmc_connections_total", "outcome" => "failed")
-                    .increment(1);
-                tracing::warn!(app = %app.client_id, service = %app.url, error = %why, retry_in = ?backoff, "Cannot connect to Pinduoduo's message service.");
+            // Not the error's text alone: it may quote the URL, whose last segment is a sign.
+            Ok(Err(tokio_tungstenite::tungstenite::Error::Http(r))) => {
+                connect_failed(&app, &format!("HTTP {}", r.status()), backoff)
             }
+            Ok(Err(e)) => connect_failed(
+                &app,
+                &e.to_string().replace(url.as_str(), "<the service>"),
+                backoff,
+            ),
+            Err(_) => connect_failed(&app, "the handshake timed out", backoff),
         }
         if stopped(&stop) {
             return;
@@ -139,6 +135,11 @@ async fn connection(app: App, store: Store, hooks: Webhooks, mut stop: watch::Re
         }
         backoff = (backoff * 2).min(BACKOFF_MAX);
     }
+}
+
+fn connect_failed(app: &App, why: &str, retry_in: Duration) {
+    metrics::counter!("orderhub_channel_pmc_connections_total", "outcome" => "failed").increment(1);
+    tracing::warn!(app = %app.client_id, service = %app.url, error = %why, ?retry_in, "Cannot connect to Pinduoduo's message service.");
 }
 
 type Socket =

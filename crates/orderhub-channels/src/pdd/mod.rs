@@ -287,6 +287,30 @@ pub(crate) fn order_from(o: t::OrderInfo, base: &str) -> Result<ChannelOrder, Re
     })
 }
 
+/// The signed form this adapter takes as a push (`client_id`, `type`, `id`, `content`,
+/// `timestamp` in Unix seconds, `sign` as for an API call): what the simulator sends, and what
+/// the message service's relay hands over for each message.
+pub fn push_form(
+    topic: &str,
+    id: Option<&str>,
+    content: &str,
+    creds: &ShopCredentials,
+    now: DateTime<Utc>,
+) -> Vec<u8> {
+    let mut params: Vec<(String, String)> = vec![
+        ("client_id".into(), creds.app_key.clone()),
+        ("type".into(), topic.into()),
+        ("content".into(), content.into()),
+        ("timestamp".into(), now.timestamp().to_string()),
+    ];
+    if let Some(id) = id {
+        params.push(("id".into(), id.into()));
+    }
+    let sign = api_sign(&params, &creds.secret);
+    params.push(("sign".into(), sign));
+    wire::form_encode(&params).into_bytes()
+}
+
 /// `UPPER(MD5(secret + sorted(k+v) + secret))` over every parameter but `sign`.
 pub fn api_sign(params: &[(String, String)], secret: &str) -> String {
     crate::sign::wrapped_md5_upper(params, secret)

@@ -133,30 +133,16 @@ pub fn heartbeat(now_millis: i64) -> String {
     json!({"commandType": "HeartBeat", "time": now_millis}).to_string()
 }
 
-/// The message as the signed form the PDD adapter's push takes (`type`, `content`, `id`,
-/// `client_id`, `timestamp`, `sign`): the relay hands the service's messages to the same
-/// verification, storage, dedup and processing as a pushed one.
+/// The message as the signed form the PDD adapter's push takes ([`super::push_form`]): the relay
+/// hands the service's messages to the same verification, storage, dedup and processing as a
+/// pushed one.
 pub fn relay_form(
     f: &Frame,
     m: &FrameMessage,
     creds: &crate::ShopCredentials,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Vec<u8> {
-    let mut params: Vec<(String, String)> = vec![
-        ("type".into(), m.kind.clone()),
-        ("content".into(), m.content.clone()),
-        ("client_id".into(), creds.app_key.clone()),
-        ("timestamp".into(), now.timestamp().to_string()),
-    ];
-    if let Some(id) = f.id_text() {
-        params.push(("id".into(), id));
-    }
-    let sign = super::api_sign(&params, &creds.secret);
-    params.push(("sign".into(), sign));
-    form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(params.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .finish()
-        .into_bytes()
+    super::push_form(&m.kind, f.id_text().as_deref(), &m.content, creds, now)
 }
 
 #[cfg(test)]

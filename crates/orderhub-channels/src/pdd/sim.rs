@@ -216,23 +216,12 @@ impl SimWire for PddWire {
     fn push(&self, o: &ChannelOrder, creds: &ShopCredentials, now: DateTime<Utc>) -> SignedPush {
         let topic = super::pmc::topic(o.canonical);
         let content = json!({"tid": o.external_order_id, "mall_id": 77977}).to_string();
-        let mut params: Vec<(String, String)> = vec![
-            ("client_id".into(), creds.app_key.clone()),
-            ("type".into(), topic.into()),
-            (
-                "id".into(),
-                format!("{}-{}", o.external_order_id, o.modified_at.timestamp()),
-            ),
-            ("content".into(), content),
-            ("timestamp".into(), now.timestamp().to_string()),
-        ];
-        let sign = api_sign(&params, &creds.secret);
-        params.push(("sign".into(), sign));
+        let id = format!("{}-{}", o.external_order_id, o.modified_at.timestamp());
         SignedPush {
             query: Vec::new(),
             headers: Vec::new(),
             content_type: "application/x-www-form-urlencoded;charset=utf-8",
-            body: crate::wire::form_encode(&params).into_bytes(),
+            body: super::push_form(topic, Some(&id), &content, creds, now),
         }
     }
 
