@@ -50,6 +50,9 @@ pub struct SubscriptionView {
     pub event_types: Vec<String>,
     pub description: String,
     pub created_at: DateTime<Utc>,
+    /// The shops whose events it receives: the scope of the key that made it; absent for every
+    /// shop of the tenant (and the events of no shop: stock, subscriptions).
+    pub shops: Option<Vec<String>>,
     /// The signing secret: shown once, at creation. Deliveries carry
     /// `Orderhub-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`.
     #[serde(skip_serializing_if = "Option::is_none")]

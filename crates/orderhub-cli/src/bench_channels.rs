@@ -304,7 +304,7 @@ pub async fn run(a: ChannelsArgs) -> Result<()> {
     let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
     let stored = hub
         .store
-        .read(|r| r.channel_messages(None, None, None, 1_000_000))
+        .read(|r| r.channel_messages(None, None, None, 1_000_000, None))
         .await
         .map(|m| m.len())
         .unwrap_or(0);

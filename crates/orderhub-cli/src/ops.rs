@@ -65,7 +65,7 @@ pub async fn dead_letters(cmd: DeadLetterCommand) -> Result<()> {
                 ),
             };
             let rows = st
-                .read(move |r| r.dead_letters(Some(&t), filter.as_deref(), None, limit))
+                .read(move |r| r.dead_letters(Some(&t), filter.as_deref(), None, limit, None))
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!(

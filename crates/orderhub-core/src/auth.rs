@@ -37,17 +37,18 @@ impl Role {
         Self::ALL.into_iter().find(|r| r.as_str() == s)
     }
 
-    /// The whole permission table, one match.
+    /// The whole permission table, one match. Every route declares the permission it needs
+    /// (`orderhub-http`'s `policy`), the use cases check the same one, and README's role table is
+    /// this match written out.
     pub fn allows(self, p: Permission) -> bool {
         use CommandKind as C;
         use Permission as P;
         match (self, p) {
             (Role::Admin, _) => true,
-            (_, P::OrdersRead | P::EventsRead | P::InventoryRead) => true,
-            (Role::Ops | Role::Warehouse, P::InventoryWrite) => true,
-            (Role::Ops, P::Reserve) => true,
-            (Role::Ops, P::SubscriptionsManage) => true,
-            (Role::Ops, P::OrdersCreate | P::Transition(_)) => true,
+            (_, P::OrdersRead | P::EventsRead | P::InventoryRead | P::StatsRead) => true,
+            (Role::Ops, P::OrdersCreate | P::Transition(_) | P::Reserve | P::MasterData) => true,
+            (Role::Ops, P::DeliveriesOperate | P::ChannelsRead) => true,
+            (Role::Ops | Role::Warehouse, P::StockMove | P::FulfillmentSteer) => true,
             (Role::Finance, P::Transition(C::Pay | C::Complete | C::Cancel)) => true,
             (
                 Role::Warehouse,
@@ -58,20 +59,81 @@ impl Role {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Permission {
     OrdersRead,
     OrdersCreate,
     Transition(CommandKind),
+    /// Retry an order's stuck fulfillment step, switch its carrier.
+    FulfillmentSteer,
     EventsRead,
+    /// The console's live figures (`/v1/stats`).
+    StatsRead,
     KeysManage,
     InventoryRead,
-    /// SKUs, warehouses, receipts, adjustments.
-    InventoryWrite,
+    /// Receipts, adjustments, returns after QC, WMS/ERP snapshots.
+    StockMove,
+    /// SKUs, warehouses, channel inventory policies.
+    MasterData,
     /// Reservations for checkouts and orders.
     Reserve,
-    /// Webhook subscriptions and their dead letters (list, inspect, replay).
+    /// Webhook subscriptions: where events leave the hub, with their signing secrets.
     SubscriptionsManage,
+    /// Dead letters: list, inspect (the event as sent), replay.
+    DeliveriesOperate,
+    /// Channel shops' configuration (never its secrets) and the messages channels sent.
+    ChannelsRead,
+    /// A channel shop's configuration: app credentials, tokens, API base URL.
+    ChannelsManage,
+}
+
+impl Permission {
+    /// Every permission, for tables and tests.
+    pub fn all() -> Vec<Permission> {
+        let mut v = vec![
+            Permission::OrdersRead,
+            Permission::OrdersCreate,
+            Permission::FulfillmentSteer,
+            Permission::EventsRead,
+            Permission::StatsRead,
+            Permission::KeysManage,
+            Permission::InventoryRead,
+            Permission::StockMove,
+            Permission::MasterData,
+            Permission::Reserve,
+            Permission::SubscriptionsManage,
+            Permission::DeliveriesOperate,
+            Permission::ChannelsRead,
+            Permission::ChannelsManage,
+        ];
+        v.extend(CommandKind::ALL.iter().map(|k| Permission::Transition(*k)));
+        v
+    }
+
+    /// What the permission lets a key do, for error messages and README's table.
+    pub fn describe(self) -> String {
+        match self {
+            Permission::OrdersRead => "read orders".into(),
+            Permission::OrdersCreate => "create orders".into(),
+            Permission::Transition(k) => format!("{} orders", k.as_str()),
+            Permission::FulfillmentSteer => "retry or re-route fulfillment".into(),
+            Permission::EventsRead => "read events".into(),
+            Permission::StatsRead => "read the live figures".into(),
+            Permission::KeysManage => "manage API keys".into(),
+            Permission::InventoryRead => "read stock".into(),
+            Permission::StockMove => {
+                "move stock (receipts, adjustments, returns, snapshots)".into()
+            }
+            Permission::MasterData => {
+                "define SKUs, warehouses and channel inventory policies".into()
+            }
+            Permission::Reserve => "reserve stock".into(),
+            Permission::SubscriptionsManage => "manage webhook subscriptions".into(),
+            Permission::DeliveriesOperate => "list, inspect and replay dead letters".into(),
+            Permission::ChannelsRead => "read channel shops and channel messages".into(),
+            Permission::ChannelsManage => "configure channel shops".into(),
+        }
+    }
 }
 
 /// The caller, as its API key says: tenant, role, shop scope and whether it may see personal data.
@@ -94,6 +156,16 @@ impl Principal {
     pub fn sees_shop(&self, shop: &ShopId) -> bool {
         self.shops.as_ref().is_none_or(|s| s.contains(shop))
     }
+    /// Whether an object limited to `shops` (`None`: every shop of the tenant) is within this
+    /// key's scope: an unscoped key reaches everything, a scoped one only what is limited to a
+    /// subset of its own shops.
+    pub fn covers(&self, shops: Option<&[ShopId]>) -> bool {
+        match (&self.shops, shops) {
+            (None, _) => true,
+            (Some(_), None) => false,
+            (Some(mine), Some(theirs)) => theirs.iter().all(|s| mine.contains(s)),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -114,5 +186,29 @@ mod tests {
         assert!(Role::Finance.allows(Permission::Transition(CommandKind::Pay)));
         assert!(!Role::Ops.allows(Permission::KeysManage));
         assert!(Role::Admin.allows(Permission::KeysManage));
+        assert!(!Role::Ops.allows(Permission::SubscriptionsManage));
+        assert!(!Role::Ops.allows(Permission::ChannelsManage));
+        assert!(Role::Ops.allows(Permission::DeliveriesOperate));
+        assert!(Role::Warehouse.allows(Permission::StockMove));
+        assert!(!Role::Warehouse.allows(Permission::MasterData));
+    }
+
+    #[test]
+    fn a_scoped_key_covers_only_subsets_of_its_shops() {
+        let s = |x: &str| ShopId::parse(x).unwrap();
+        let p = Principal {
+            tenant_id: TenantId::parse("t").unwrap(),
+            key_id: "k".into(),
+            key_name: "k".into(),
+            role: Role::Admin,
+            shops: Some(vec![s("a"), s("b")]),
+            pii_read: false,
+        };
+        assert!(p.covers(Some(&[s("a")])));
+        assert!(p.covers(Some(&[s("a"), s("b")])));
+        assert!(!p.covers(Some(&[s("a"), s("c")])));
+        assert!(!p.covers(None));
+        let all = Principal { shops: None, ..p };
+        assert!(all.covers(None) && all.covers(Some(&[s("c")])));
     }
 }

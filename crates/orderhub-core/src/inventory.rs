@@ -164,7 +164,7 @@ pub fn define_sku(
     rec: &SkuRecord,
     now: DateTime<Utc>,
 ) -> Result<(), CoreError> {
-    require(actor, Permission::InventoryWrite, "define SKUs")?;
+    require(actor, Permission::MasterData, "define SKUs")?;
     let t = &actor.principal.tenant_id;
     if rec.title.trim().is_empty() {
         return Err(invalid("title", "required", "title must not be empty"));
@@ -221,7 +221,7 @@ pub fn define_warehouse(
     rec: &WarehouseRecord,
     now: DateTime<Utc>,
 ) -> Result<(), CoreError> {
-    require(actor, Permission::InventoryWrite, "define warehouses")?;
+    require(actor, Permission::MasterData, "define warehouses")?;
     if rec.name.trim().is_empty() {
         return Err(invalid("name", "required", "name must not be empty"));
     }
@@ -273,7 +273,7 @@ pub fn receive(
     reference: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<StockRow, CoreError> {
-    require(actor, Permission::InventoryWrite, "receive stock")?;
+    require(actor, Permission::StockMove, "receive stock")?;
     let t = actor.principal.tenant_id.clone();
     stock_position(tx, &t, sku, wh)?;
     let row = move_stock(
@@ -503,7 +503,7 @@ pub fn adjust(
     reason: inventory::AdjustmentReason,
     now: DateTime<Utc>,
 ) -> Result<StockRow, CoreError> {
-    require(actor, Permission::InventoryWrite, "adjust stock")?;
+    require(actor, Permission::StockMove, "adjust stock")?;
     let t = actor.principal.tenant_id.clone();
     stock_position(tx, &t, sku, wh)?;
     move_stock(
@@ -885,7 +885,7 @@ pub fn apply_snapshot(
     items: &[SnapshotItem],
     now: DateTime<Utc>,
 ) -> Result<SnapshotOutcome, CoreError> {
-    require(actor, Permission::InventoryWrite, "apply stock snapshots")?;
+    require(actor, Permission::StockMove, "apply stock snapshots")?;
     let t = actor.principal.tenant_id.clone();
     if items.len() > SNAPSHOT_ITEMS_MAX {
         return Err(invalid(
@@ -1025,7 +1025,7 @@ pub fn set_channel_policy(
     actor: &Actor,
     p: &ChannelPolicy,
 ) -> Result<(), CoreError> {
-    require(actor, Permission::InventoryWrite, "set channel policies")?;
+    require(actor, Permission::MasterData, "set channel policies")?;
     if p.safety_stock < 0 {
         return Err(invalid(
             "safety_stock",
@@ -1080,7 +1080,7 @@ pub fn return_to_stock(
     r: &ReturnInput,
     now: DateTime<Utc>,
 ) -> Result<Option<StockRow>, CoreError> {
-    require(actor, Permission::InventoryWrite, "restock returns")?;
+    require(actor, Permission::StockMove, "restock returns")?;
     let t = actor.principal.tenant_id.clone();
     stock_position(tx, &t, &r.sku, &r.warehouse_id)?;
     if r.quantity <= 0 {

@@ -503,9 +503,9 @@ pub fn carrier_switch_allowed(status: Status) -> bool {
     )
 }
 
-/// Whether the caller may retry or re-route fulfillment: the roles that may release orders.
+/// Whether the caller may retry or re-route fulfillment (admin, ops, warehouse).
 pub fn may_steer_fulfillment(p: &Principal) -> bool {
-    p.can(Permission::Transition(lifecycle::CommandKind::Release))
+    p.can(Permission::FulfillmentSteer)
 }
 
 /// Asks the workers to try the order's next step again now — allocation, release, the waybill,

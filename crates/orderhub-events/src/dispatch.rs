@@ -34,6 +34,8 @@ pub struct Delivery {
     /// The stored event the body is made from (outbox deliveries): most events go to no target
     /// that reads the body (measured: building every body was 4% of `bench channels`' CPU).
     event: Option<Box<orderhub_store::StoredEvent>>,
+    /// The shop the event belongs to, read from its payload when a shop-scoped target asks.
+    shop: std::sync::OnceLock<Option<String>>,
     /// On NATS, the message to acknowledge once every target is done with it.
     pub(crate) nats: Option<async_nats::jetstream::Message>,
 }
@@ -47,6 +49,29 @@ impl Delivery {
                 .map(crate::envelope::body)
                 .unwrap_or_default()
         })
+    }
+
+    /// The shop the event belongs to (its payload's `shop_id`); `None` for events of no shop
+    /// (stock, subscriptions).
+    pub fn shop_id(&self) -> Option<&str> {
+        #[derive(serde::Deserialize)]
+        struct Payload {
+            shop_id: Option<String>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Envelope {
+            payload: Option<Payload>,
+        }
+        self.shop
+            .get_or_init(|| match &self.event {
+                Some(e) => serde_json::from_str::<Payload>(&e.event.payload)
+                    .ok()
+                    .and_then(|p| p.shop_id),
+                None => serde_json::from_slice::<Envelope>(self.body())
+                    .ok()
+                    .and_then(|e| e.payload?.shop_id),
+            })
+            .as_deref()
     }
 }
 
@@ -79,6 +104,10 @@ pub trait Target: Send + Sync {
     /// `webhook` or the handler's name: a metrics label.
     fn kind(&self) -> &str;
     fn wants(&self, event_type: &str) -> bool;
+    /// Whether the target takes this delivery: by default by its type alone.
+    fn takes(&self, d: &Delivery) -> bool {
+        self.wants(&d.event_type)
+    }
     fn deliver<'a>(
         &'a self,
         d: &'a Delivery,
@@ -197,6 +226,7 @@ async fn run_job(sh: Arc<Shared>, job: Job) -> JobDone {
                 aggregate_version: 0,
                 body: Bytes::from(dl.body.clone()).into(),
                 event: None,
+                shop: Default::default(),
                 nats: None,
             };
             let outcome = match &target {
@@ -290,6 +320,7 @@ async fn outbox_source(
                         aggregate_version: r.event.aggregate_version,
                         body: Default::default(),
                         event: Some(Box::new(r)),
+                        shop: Default::default(),
                         nats: None,
                     };
                     if tx.send(d).await.is_err() {
@@ -380,6 +411,7 @@ async fn nats_source(
                 aggregate_version: env.aggregate_version,
                 body: m.payload.clone().into(),
                 event: None,
+                shop: Default::default(),
                 nats: Some(m),
             };
             if tx.send(d).await.is_err() {
@@ -483,7 +515,7 @@ pub(crate) async fn run(sh: Arc<Shared>, tenant: TenantId, lease: Lease) {
                     }
                 }
                 let item = Arc::new(item);
-                let wanted: Vec<Arc<dyn Target>> = targets.iter().filter(|t| t.wants(&item.event_type)).cloned().collect();
+                let wanted: Vec<Arc<dyn Target>> = targets.iter().filter(|t| t.takes(&item)).cloned().collect();
                 if wanted.is_empty() {
                     finish(&mut wm, &item);
                     continue;
@@ -555,7 +587,7 @@ pub(crate) async fn run(sh: Arc<Shared>, tenant: TenantId, lease: Lease) {
             let t = tenant.clone();
             if let Ok(dls) = sh
                 .store
-                .read(move |r| r.dead_letters(Some(&t), Some(REPLAYING), None, 100))
+                .read(move |r| r.dead_letters(Some(&t), Some(REPLAYING), None, 100, None))
                 .await
             {
                 for dl in dls {

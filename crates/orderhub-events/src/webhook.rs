@@ -41,6 +41,17 @@ impl Target for WebhookTarget {
         self.sub.wants(event_type)
     }
 
+    /// A subscription made by a shop-scoped key takes only its shops' events.
+    fn takes(&self, d: &Delivery) -> bool {
+        self.sub.wants(&d.event_type)
+            && match &self.sub.shops {
+                None => true,
+                Some(shops) => d
+                    .shop_id()
+                    .is_some_and(|s| shops.iter().any(|x| x.as_str() == s)),
+            }
+    }
+
     fn deliver<'a>(
         &'a self,
         d: &'a Delivery,

@@ -180,6 +180,64 @@ async fn dead_letters_then_replay_postgres() {
     dead_letters_then_replay("postgres").await;
 }
 
+/// A subscription made by a key scoped to a shop receives that shop's events and nothing else;
+/// an unscoped one receives every event.
+async fn a_scoped_subscription_receives_only_its_shops_events(backend: &str, nats: bool) {
+    let Some(ts) = open(backend) else { return };
+    let tenant = new_tenant(&ts.store).await;
+    let all = Subscriber::start(FailEvery::Never).await;
+    let alpha = Subscriber::start(FailEvery::Never).await;
+    subscribe(&ts.store, &tenant, &all.url, &["*"]).await;
+    subscribe_scoped(
+        &ts.store,
+        &tenant,
+        &alpha.url,
+        &["*"],
+        Some(&["shop-alpha"]),
+    )
+    .await;
+    let cfg = EventsConfig {
+        nats_url: nats.then(nats_url),
+        ..fast()
+    };
+    let rt = orderhub_events::EventsRuntime::start(ts.store.clone(), cfg, vec![])
+        .await
+        .unwrap();
+    let others = write_shop_events(
+        &ts.store,
+        &tenant,
+        &[Some("shop-beta"), None, Some("shop-beta")],
+    )
+    .await;
+    let mine = write_shop_events(
+        &ts.store,
+        &tenant,
+        &[Some("shop-alpha"), Some("shop-alpha")],
+    )
+    .await;
+    let every: Vec<Written> = others.iter().chain(&mine).cloned().collect();
+    all.wait_for_all(&every, Duration::from_secs(60)).await;
+    alpha.wait_for_all(&mine, Duration::from_secs(60)).await;
+    rt.stop().await;
+    assert_eq!(
+        alpha.count_of(&others),
+        0,
+        "another shop's or no shop's event reached it"
+    );
+    assert_eq!(alpha.count_of(&mine), mine.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scoped_subscription_receives_only_its_shops_events_sqlite() {
+    a_scoped_subscription_receives_only_its_shops_events("sqlite", false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scoped_subscription_receives_only_its_shops_events_postgres_nats() {
+    require_nats();
+    a_scoped_subscription_receives_only_its_shops_events("postgres", true).await;
+}
+
 /// The process relaying dies mid-stream (no graceful hand-back): another takes the lease when it
 /// expires and nothing is lost; JetStream drops what the dead one had already published.
 async fn relay_killed_mid_stream(backend: &str) {

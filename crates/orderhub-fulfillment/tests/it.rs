@@ -551,7 +551,7 @@ async fn a_retry_request_takes_the_next_step_at_once() {
         let t2 = t.clone();
         let dead = env
             .store
-            .read(move |r| r.dead_letters(Some(&t2), None, None, 10))
+            .read(move |r| r.dead_letters(Some(&t2), None, None, 10, None))
             .await
             .unwrap();
         if !dead.is_empty() {

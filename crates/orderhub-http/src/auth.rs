@@ -5,6 +5,7 @@
 use crate::SharedState;
 use crate::error::ApiError;
 use axum::extract::FromRequestParts;
+use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use orderhub_core::auth::Principal;
 use orderhub_core::crypto::hash_api_key;
@@ -31,7 +32,10 @@ impl KeyCache {
     }
 }
 
-/// The authenticated caller plus the request id, for handlers.
+/// The authenticated caller plus the request id, for handlers. Made by [`crate::policy::authorize`]
+/// once the route's rule let the caller through; a handler of a route that needs no key cannot
+/// take one.
+#[derive(Clone)]
 pub struct Ctx {
     pub principal: Principal,
     pub request_id: String,
@@ -40,36 +44,35 @@ pub struct Ctx {
 impl FromRequestParts<SharedState> for Ctx {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &SharedState) -> Result<Self, ApiError> {
-        let request_id = parts
-            .headers
-            .get("x-request-id")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("-")
-            .to_owned();
-        let header = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .ok_or_else(|| {
-                ApiError::unauthenticated("send an API key: Authorization: Bearer <key>")
-            })?;
-        let key = header
-            .to_str()
-            .ok()
-            .and_then(|h| h.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|k| !k.is_empty())
-            .ok_or_else(|| {
-                ApiError::unauthenticated("the Authorization header must be: Bearer <key>")
-            })?;
-        let principal = lookup(state, &hash_api_key(key)).await?;
-        let principal =
-            principal.ok_or_else(|| ApiError::unauthenticated("unknown or revoked API key"))?;
-        Ok(Ctx {
-            principal,
-            request_id,
+    async fn from_request_parts(parts: &mut Parts, _: &SharedState) -> Result<Self, ApiError> {
+        parts.extensions.remove::<Ctx>().ok_or_else(|| {
+            ApiError::new(
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                "route_without_rule",
+                "this route's rule names no caller",
+            )
         })
     }
+}
+
+/// The key of `Authorization: Bearer <key>`, as a principal: 401 when missing, malformed,
+/// unknown or revoked.
+pub async fn authenticate(state: &SharedState, headers: &HeaderMap) -> Result<Principal, ApiError> {
+    let header = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .ok_or_else(|| ApiError::unauthenticated("send an API key: Authorization: Bearer <key>"))?;
+    let key = header
+        .to_str()
+        .ok()
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| {
+            ApiError::unauthenticated("the Authorization header must be: Bearer <key>")
+        })?;
+    lookup(state, &hash_api_key(key))
+        .await?
+        .ok_or_else(|| ApiError::unauthenticated("unknown or revoked API key"))
 }
 
 async fn lookup(state: &SharedState, hash: &str) -> Result<Option<Principal>, ApiError> {

@@ -12,6 +12,7 @@ pub mod console;
 pub mod error;
 pub mod extract;
 pub mod openapi;
+pub mod policy;
 pub mod routes;
 pub mod telemetry;
 
@@ -56,6 +57,10 @@ impl AppState {
 pub fn router(state: SharedState) -> Router {
     let x_request_id = HeaderName::from_static("x-request-id");
     routes::routes()
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            policy::authorize,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             telemetry::track,

@@ -268,7 +268,7 @@ pub async fn run(
             {
                 last_scan = Some(std::time::Instant::now());
                 let pending = store
-                    .read(|r| r.channel_messages(None, Some(MSG_PENDING), None, BATCH_MAX))
+                    .read(|r| r.channel_messages(None, Some(MSG_PENDING), None, BATCH_MAX, None))
                     .await
                     .unwrap_or_default();
                 let full = pending.len() == BATCH_MAX as usize;

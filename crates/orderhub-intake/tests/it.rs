@@ -705,7 +705,7 @@ async fn the_processor_merges_a_burst_larger_than_it_runs_at_once_then_stops() {
         .unwrap();
     let pending = env
         .store
-        .read(|r| r.channel_messages(None, Some("pending"), None, 1_000))
+        .read(|r| r.channel_messages(None, Some("pending"), None, 1_000, None))
         .await
         .unwrap();
     assert!(
@@ -781,7 +781,7 @@ async fn pdd_messages_arrive_over_the_message_service(backend: &str) {
     // The raw messages are kept, once each however often they came.
     let kept = env
         .store
-        .read(|r| r.channel_messages(None, Some("processed"), None, 100))
+        .read(|r| r.channel_messages(None, Some("processed"), None, 100, None))
         .await
         .unwrap();
     assert_eq!(kept.iter().filter(|m| m.shop_id == "171504183").count(), 3);

@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use orderhub_core::StoreError;
-use orderhub_domain::TenantId;
+use orderhub_domain::{ShopId, TenantId};
 use uuid::Uuid;
 
 /// A lease on one stream for one role (`relay/<tenant>`, `dispatch/<tenant>`, …) and the position
@@ -30,6 +30,9 @@ pub struct SubscriptionRow {
     pub secret: String,
     pub description: String,
     pub created_at: DateTime<Utc>,
+    /// The shops whose events it receives: the scope of the key that made it (`None`: every
+    /// shop of the tenant, and events that belong to no shop).
+    pub shops: Option<Vec<ShopId>>,
 }
 
 impl SubscriptionRow {
@@ -117,12 +120,14 @@ pub trait OpsRead {
     ) -> Result<Vec<SubscriptionRow>, StoreError>;
     /// Dead letters in id (time) order after `after`, optionally in one state; every tenant's when
     /// `tenant` is `None`.
+    /// `subscriptions`: only the dead letters of these (a shop-scoped caller's view).
     fn dead_letters(
         &mut self,
         tenant: Option<&TenantId>,
         state: Option<&str>,
         after: Option<Uuid>,
         limit: u32,
+        subscriptions: Option<&[Uuid]>,
     ) -> Result<Vec<DeadLetterRow>, StoreError>;
     fn dead_letter(
         &mut self,
@@ -303,12 +308,14 @@ pub trait ChannelRead {
     ) -> Result<Option<ChannelShopRow>, StoreError>;
     /// Messages in id (arrival) order after `after`; optionally one state; every tenant's when
     /// `tenant` is `None`. Bodies decrypted.
+    /// `shops`: only these shops' messages (a shop-scoped caller's view).
     fn channel_messages(
         &mut self,
         tenant: Option<&TenantId>,
         state: Option<&str>,
         after: Option<Uuid>,
         limit: u32,
+        shops: Option<&[String]>,
     ) -> Result<Vec<ChannelMessageRow>, StoreError>;
 }
 
@@ -333,4 +340,22 @@ pub(crate) fn open_sealed(
     base64::engine::general_purpose::STANDARD
         .decode(b)
         .map_err(|_| undecodable())
+}
+
+/// A shop scope as the stores keep it: a JSON array of shop ids, or NULL for every shop.
+pub(crate) fn shops_json(shops: Option<&[ShopId]>) -> Option<String> {
+    shops.map(|s| {
+        serde_json::to_string(&s.iter().map(ShopId::as_str).collect::<Vec<_>>()).unwrap_or_default()
+    })
+}
+
+pub(crate) fn shops_from_json(raw: Option<&str>) -> Result<Option<Vec<ShopId>>, StoreError> {
+    let corrupt = || StoreError::new(orderhub_core::StoreErrorKind::Corrupt, "shop scope");
+    raw.map(|r| {
+        let ids: Vec<String> = serde_json::from_str(r).map_err(|_| corrupt())?;
+        ids.iter()
+            .map(|s| ShopId::parse(s).map_err(|_| corrupt()))
+            .collect()
+    })
+    .transpose()
 }

@@ -71,6 +71,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "channel_tokens",
         include_str!("../migrations/postgres/0008_channel_tokens.sql"),
     ),
+    (
+        9,
+        "shop_scopes",
+        include_str!("../migrations/postgres/0009_shop_scopes.sql"),
+    ),
 ];
 
 pub(crate) fn err(e: postgres::Error) -> StoreError {
@@ -931,15 +936,21 @@ impl ReadConn for PgRead {
         tenant: &TenantId,
         after: Option<(DateTime<Utc>, OrderId)>,
         limit: u32,
+        shops: Option<&[String]>,
     ) -> Result<Vec<(OrderId, Sku, DateTime<Utc>)>, StoreError> {
         let (at, id) = after.map_or(
             (DateTime::<Utc>::UNIX_EPOCH, uuid::Uuid::nil()),
             |(t, o)| (t, o.as_uuid()),
         );
+        let shops: Option<Vec<String>> = shops.map(<[String]>::to_vec);
         let rows = self.conn.query(
-            "SELECT order_id, sku, paid_at FROM backorder_lines
-             WHERE tenant_id = $1 AND (paid_at, order_id) > ($2, $3) ORDER BY paid_at, order_id LIMIT $4",
-            &[&tenant.as_str(), &at, &id, &i64::from(limit)],
+            "SELECT b.order_id, b.sku, b.paid_at FROM backorder_lines b
+             WHERE b.tenant_id = $1 AND (b.paid_at, b.order_id) > ($2, $3)
+               AND ($5::text[] IS NULL OR EXISTS (
+                    SELECT 1 FROM orders o WHERE o.tenant_id = b.tenant_id AND o.order_id = b.order_id
+                      AND o.shop_id = ANY($5)))
+             ORDER BY b.paid_at, b.order_id LIMIT $4",
+            &[&tenant.as_str(), &at, &id, &i64::from(limit), &shops],
         )?;
         rows.iter()
             .map(|r| {

@@ -112,8 +112,12 @@ impl OpsTx for PgWrite {
     fn subscription_insert(&mut self, s: &SubscriptionRow) -> Result<(), StoreError> {
         let types = serde_json::json!(s.event_types);
         let secret = self.cipher.encrypt(&s.secret);
+        let shops: Option<serde_json::Value> = crate::ops::shops_json(s.shops.as_deref())
+            .map(|j| serde_json::from_str(&j).unwrap_or_default());
         self.conn.execute(
-            "INSERT INTO subscriptions VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO subscriptions (tenant_id, subscription_id, url, event_types, secret,
+                                        description, created_at, shops)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             &[
                 &s.tenant_id.as_str(),
                 &s.subscription_id,
@@ -122,6 +126,7 @@ impl OpsTx for PgWrite {
                 &secret,
                 &s.description,
                 &s.created_at,
+                &shops,
             ],
         )?;
         self.pending.writes += 1;
@@ -227,7 +232,7 @@ impl OpsRead for PgRead {
 
     fn subscriptions(&mut self, t: Option<&TenantId>) -> Result<Vec<SubscriptionRow>, StoreError> {
         let rows = self.conn.query(
-            "SELECT tenant_id, subscription_id, url, event_types, secret, description, created_at
+            "SELECT tenant_id, subscription_id, url, event_types, secret, description, created_at, shops
              FROM subscriptions WHERE $1::text IS NULL OR tenant_id = $1
              ORDER BY tenant_id, subscription_id",
             &[&t.map(|t| t.as_str())],
@@ -247,6 +252,11 @@ impl OpsRead for PgRead {
                         .map_err(|_| bad("subscription secret"))?,
                     description: r.get(5),
                     created_at: r.get(6),
+                    shops: crate::ops::shops_from_json(
+                        r.get::<_, Option<serde_json::Value>>(7)
+                            .map(|v| v.to_string())
+                            .as_deref(),
+                    )?,
                 })
             })
             .collect()
@@ -258,15 +268,24 @@ impl OpsRead for PgRead {
         state: Option<&str>,
         after: Option<Uuid>,
         limit: u32,
+        subscriptions: Option<&[Uuid]>,
     ) -> Result<Vec<DeadLetterRow>, StoreError> {
+        let subs: Option<Vec<Uuid>> = subscriptions.map(<[Uuid]>::to_vec);
         let rows = self.conn.query(
             "SELECT tenant_id, dead_letter_id, subscription_id, event_id, event_type, aggregate_id, seq,
                     body, attempts, last_error, state, created_at, updated_at
              FROM dead_letters
              WHERE ($1::text IS NULL OR tenant_id = $1) AND ($2::text IS NULL OR state = $2)
                AND ($3::uuid IS NULL OR dead_letter_id > $3)
+               AND ($5::uuid[] IS NULL OR subscription_id = ANY($5))
              ORDER BY dead_letter_id LIMIT $4",
-            &[&t.map(|t| t.as_str()), &state, &after, &i64::from(limit)],
+            &[
+                &t.map(|t| t.as_str()),
+                &state,
+                &after,
+                &i64::from(limit),
+                &subs,
+            ],
         )?;
         rows.iter().map(dl_row).collect()
     }
@@ -527,6 +546,7 @@ impl ChannelRead for PgRead {
         state: Option<&str>,
         after: Option<Uuid>,
         limit: u32,
+        shops: Option<&[String]>,
     ) -> Result<Vec<ChannelMessageRow>, StoreError> {
         // Only the conditions given, so each shape has its index (with catch-all `$1 IS NULL OR …`
         // conditions the generic plan scanned the table).
@@ -552,6 +572,11 @@ impl ChannelRead for PgRead {
         if let Some(a) = &after {
             p.push(a);
             sql.push_str(&format!(" AND message_id > ${}", p.len()));
+        }
+        let shops: Option<Vec<String>> = shops.map(<[String]>::to_vec);
+        if let Some(s) = &shops {
+            p.push(s);
+            sql.push_str(&format!(" AND shop_id = ANY(${})", p.len()));
         }
         p.push(&limit);
         sql.push_str(&format!(" ORDER BY message_id LIMIT ${}", p.len()));

@@ -187,12 +187,14 @@ pub trait ReadConn: Send + crate::ops::OpsRead + crate::ops::ChannelRead {
     fn positions(&mut self) -> Result<Vec<(TenantId, Sku, WarehouseId, StockRow)>, StoreError>;
     /// Held and committed reservations of every tenant, for the invariant check.
     fn active_reservations(&mut self) -> Result<Vec<ReservationRecord>, StoreError>;
-    /// Orders on backorder, in payment order: (order, SKU it waits for, paid at), after a position.
+    /// Orders on backorder, in payment order: (order, SKU it waits for, paid at), after a position;
+    /// `shops`: only these shops' orders (a shop-scoped caller's view).
     fn backorders(
         &mut self,
         tenant: &TenantId,
         after: Option<(DateTime<Utc>, OrderId)>,
         limit: u32,
+        shops: Option<&[String]>,
     ) -> Result<Vec<(OrderId, Sku, DateTime<Utc>)>, StoreError>;
 }
 

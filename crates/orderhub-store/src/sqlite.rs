@@ -66,6 +66,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "channel_tokens",
         include_str!("../migrations/sqlite/0008_channel_tokens.sql"),
     ),
+    (
+        9,
+        "shop_scopes",
+        include_str!("../migrations/sqlite/0009_shop_scopes.sql"),
+    ),
 ];
 
 /// Reader connections: WAL lets readers run beside the writer; two keep a 2-core machine busy.
@@ -1356,26 +1361,35 @@ impl ReadConn for SqliteRead {
         tenant: &TenantId,
         after: Option<(DateTime<Utc>, OrderId)>,
         limit: u32,
+        shops: Option<&[String]>,
     ) -> Result<Vec<(OrderId, Sku, DateTime<Utc>)>, StoreError> {
         let (at, id) = after.map_or((i64::MIN, String::new()), |(t, o)| {
             (micros(t), o.to_string())
         });
+        let shops = shops.map(|s| serde_json::to_string(s).unwrap_or_default());
         let mut st = self
             .c
             .prepare_cached(
-                "SELECT order_id, sku, paid_at FROM backorder_lines
-                 WHERE tenant_id = ?1 AND (paid_at, order_id) > (?2, ?3) ORDER BY paid_at, order_id LIMIT ?4",
+                "SELECT b.order_id, b.sku, b.paid_at FROM backorder_lines b
+                 WHERE b.tenant_id = ?1 AND (b.paid_at, b.order_id) > (?2, ?3)
+                   AND (?5 IS NULL OR EXISTS (
+                        SELECT 1 FROM orders o WHERE o.tenant_id = b.tenant_id AND o.order_id = b.order_id
+                          AND o.shop_id IN (SELECT value FROM json_each(?5))))
+                 ORDER BY b.paid_at, b.order_id LIMIT ?4",
             )
             .map_err(err)?;
         let rows = st
-            .query_map(params![tenant.as_str(), at, id, i64::from(limit)], |r| {
-                let (o, s): (String, String) = (r.get(0)?, r.get(1)?);
-                Ok((
-                    OrderId::parse(&o).map_err(|_| rusqlite::Error::InvalidQuery)?,
-                    Sku::parse(&s).map_err(|_| rusqlite::Error::InvalidQuery)?,
-                    from_micros(r.get(2)?),
-                ))
-            })
+            .query_map(
+                params![tenant.as_str(), at, id, i64::from(limit), shops],
+                |r| {
+                    let (o, s): (String, String) = (r.get(0)?, r.get(1)?);
+                    Ok((
+                        OrderId::parse(&o).map_err(|_| rusqlite::Error::InvalidQuery)?,
+                        Sku::parse(&s).map_err(|_| rusqlite::Error::InvalidQuery)?,
+                        from_micros(r.get(2)?),
+                    ))
+                },
+            )
             .map_err(err)?;
         rows.map(|r| r.map_err(err)).collect()
     }

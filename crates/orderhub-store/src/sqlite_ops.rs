@@ -149,9 +149,12 @@ impl OpsTx for SqliteWrite {
 
     fn subscription_insert(&mut self, s: &SubscriptionRow) -> Result<(), StoreError> {
         let types = serde_json::to_string(&s.event_types).map_err(|_| bad("event types"))?;
+        let shops = crate::ops::shops_json(s.shops.as_deref());
         self.c
             .execute(
-                "INSERT INTO subscriptions VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT INTO subscriptions (tenant_id, subscription_id, url, event_types, secret,
+                                            description, created_at, shops)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 params![
                     s.tenant_id.as_str(),
                     s.subscription_id.to_string(),
@@ -159,7 +162,8 @@ impl OpsTx for SqliteWrite {
                     types,
                     self.cipher.encrypt(&s.secret),
                     s.description,
-                    micros(s.created_at)
+                    micros(s.created_at),
+                    shops
                 ],
             )
             .map_err(err)?;
@@ -238,7 +242,7 @@ fn subscription_rows(
 ) -> Result<Vec<SubscriptionRow>, StoreError> {
     let mut st = c
         .prepare_cached(
-            "SELECT tenant_id, subscription_id, url, event_types, secret, description, created_at
+            "SELECT tenant_id, subscription_id, url, event_types, secret, description, created_at, shops
              FROM subscriptions WHERE ?1 IS NULL OR tenant_id = ?1 ORDER BY tenant_id, subscription_id",
         )
         .map_err(err)?;
@@ -252,12 +256,13 @@ fn subscription_rows(
                 r.get::<_, String>(4)?,
                 r.get::<_, String>(5)?,
                 r.get::<_, i64>(6)?,
+                r.get::<_, Option<String>>(7)?,
             ))
         })
         .map_err(err)?;
     let mut out = Vec::new();
     for row in raw {
-        let (t, id, url, types, secret, description, at) = row.map_err(err)?;
+        let (t, id, url, types, secret, description, at, shops) = row.map_err(err)?;
         out.push(SubscriptionRow {
             tenant_id: tenant(t)?,
             subscription_id: uuid(id, "subscription id")?,
@@ -268,6 +273,7 @@ fn subscription_rows(
                 .map_err(|_| bad("subscription secret"))?,
             description,
             created_at: from_micros(at),
+            shops: crate::ops::shops_from_json(shops.as_deref())?,
         });
     }
     Ok(out)
@@ -356,10 +362,16 @@ impl OpsRead for SqliteRead {
         state: Option<&str>,
         after: Option<Uuid>,
         limit: u32,
+        subscriptions: Option<&[Uuid]>,
     ) -> Result<Vec<DeadLetterRow>, StoreError> {
+        let subs = subscriptions.map(|s| {
+            serde_json::to_string(&s.iter().map(Uuid::to_string).collect::<Vec<_>>())
+                .unwrap_or_default()
+        });
         let sql = format!(
             "SELECT {DL_COLUMNS} FROM dead_letters
              WHERE (?1 IS NULL OR tenant_id = ?1) AND (?2 IS NULL OR state = ?2) AND (?3 IS NULL OR dead_letter_id > ?3)
+               AND (?5 IS NULL OR subscription_id IN (SELECT value FROM json_each(?5)))
              ORDER BY dead_letter_id LIMIT ?4"
         );
         let mut st = self.c.prepare_cached(&sql).map_err(err)?;
@@ -369,7 +381,8 @@ impl OpsRead for SqliteRead {
                     t.map(|t| t.as_str()),
                     state,
                     after.map(|a| a.to_string()),
-                    i64::from(limit)
+                    i64::from(limit),
+                    subs
                 ],
                 raw_dl,
             )
@@ -682,6 +695,7 @@ impl ChannelRead for SqliteRead {
         state: Option<&str>,
         after: Option<Uuid>,
         limit: u32,
+        shops: Option<&[String]>,
     ) -> Result<Vec<ChannelMessageRow>, StoreError> {
         type Raw = (
             String,
@@ -721,6 +735,11 @@ impl ChannelRead for SqliteRead {
         if let Some(a) = after {
             sql.push_str(" AND message_id > ?");
             p.push(Box::new(a.to_string()));
+        }
+        if let Some(shops) = shops {
+            // One parameter however many shops (a scope has no SQL-variable limit to hit).
+            sql.push_str(" AND shop_id IN (SELECT value FROM json_each(?))");
+            p.push(Box::new(serde_json::to_string(shops).unwrap_or_default()));
         }
         sql.push_str(" ORDER BY message_id LIMIT ?");
         p.push(Box::new(i64::from(limit)));

@@ -33,6 +33,17 @@ pub async fn new_tenant(store: &Store) -> TenantId {
 }
 
 pub async fn subscribe(store: &Store, tenant: &TenantId, url: &str, types: &[&str]) -> Uuid {
+    subscribe_scoped(store, tenant, url, types, None).await
+}
+
+/// A subscription made by a key scoped to `shops` (`None`: every shop).
+pub async fn subscribe_scoped(
+    store: &Store,
+    tenant: &TenantId,
+    url: &str,
+    types: &[&str],
+    shops: Option<&[&str]>,
+) -> Uuid {
     let row = SubscriptionRow {
         tenant_id: tenant.clone(),
         subscription_id: Uuid::now_v7(),
@@ -41,6 +52,11 @@ pub async fn subscribe(store: &Store, tenant: &TenantId, url: &str, types: &[&st
         secret: SECRET.into(),
         description: "test".into(),
         created_at: Utc::now(),
+        shops: shops.map(|s| {
+            s.iter()
+                .map(|x| orderhub_domain::ShopId::parse(x).unwrap())
+                .collect()
+        }),
     };
     let id = row.subscription_id;
     store
@@ -48,6 +64,39 @@ pub async fn subscribe(store: &Store, tenant: &TenantId, url: &str, types: &[&st
         .await
         .unwrap();
     id
+}
+
+/// Writes one `order.created` event for a new order of each shop given (`None`: an event of no
+/// shop), in that order, one transaction each.
+pub async fn write_shop_events(
+    store: &Store,
+    tenant: &TenantId,
+    shops: &[Option<&str>],
+) -> Vec<Written> {
+    let mut out = Vec::new();
+    for shop in shops {
+        let a = Uuid::now_v7();
+        let e = EventRecord {
+            event_id: Uuid::now_v7(),
+            tenant_id: tenant.clone(),
+            event_type: "order.created".into(),
+            aggregate_id: a,
+            aggregate_version: 1,
+            occurred_at: Utc::now(),
+            trace_id: "test".into(),
+            payload: match shop {
+                Some(s) => serde_json::json!({"order_id": a, "shop_id": s}),
+                None => serde_json::json!({"order_id": a}),
+            }
+            .to_string(),
+        };
+        out.push((e.event_id, e.event_type.clone(), a, 1));
+        store
+            .write(0, move |tx| Ok(tx.outbox_append(&e)?))
+            .await
+            .unwrap();
+    }
+    out
 }
 
 /// (event id, type, aggregate, version) of an event written to the outbox.
@@ -157,7 +206,7 @@ pub async fn wait_dead_letters(
     loop {
         let (t, s) = (tenant.clone(), state.to_owned());
         let rows = store
-            .read(move |r| r.dead_letters(Some(&t), Some(&s), None, 1000))
+            .read(move |r| r.dead_letters(Some(&t), Some(&s), None, 1000, None))
             .await
             .unwrap();
         if rows.len() >= n {

@@ -10,7 +10,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use orderhub_api::inventory::*;
-use orderhub_core::auth::{Permission, Principal};
+use orderhub_core::auth::Principal;
 use orderhub_core::inventory::{self as inv, ReserveInput, mode_name, state_name};
 use orderhub_core::ports::{ReservationRecord, SkuRecord, StockRow, WarehouseRecord};
 use orderhub_core::usecases::Actor;
@@ -436,12 +436,6 @@ pub async fn reserve(
     headers: HeaderMap,
     Body(body): Body,
 ) -> Result<Response, ApiError> {
-    if !ctx.principal.can(Permission::Reserve) {
-        return Err(ApiError::forbidden(format!(
-            "role {} may not reserve stock",
-            ctx.principal.role.as_str()
-        )));
-    }
     let (req, key): (ReserveRequest, _) =
         parse_write(&headers, &body, &ctx.principal, "POST /v1/reservations")?;
     let reference = req.reference.trim().to_owned();
@@ -865,9 +859,10 @@ pub async fn backorders(
         }
     };
     let t = ctx.principal.tenant_id.clone();
+    let shops = super::scope_strings(&ctx.principal);
     let rows = state
         .store
-        .read(move |r| r.backorders(&t, after, limit))
+        .read(move |r| r.backorders(&t, after, limit, shops.as_deref()))
         .await?;
     let next_cursor = (rows.len() == limit as usize)
         .then(|| {

@@ -8,7 +8,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use orderhub_api::keys::{ApiKeyView, CreateApiKeyRequest};
-use orderhub_core::auth::{Permission, Role};
+use orderhub_core::auth::{Permission, Principal, Role};
 use orderhub_core::crypto::{generate_api_key, hash_api_key};
 use orderhub_domain::ShopId;
 use orderhub_store::ApiKeyRow;
@@ -35,12 +35,56 @@ fn view(k: &ApiKeyRow, key: Option<String>) -> ApiKeyView {
     }
 }
 
-fn admin(ctx: &Ctx) -> Result<(), ApiError> {
-    if ctx.principal.can(Permission::KeysManage) {
-        Ok(())
-    } else {
-        Err(ApiError::forbidden("only admin keys manage API keys"))
+/// A key mints only keys within its own rights: a role whose every permission it holds, a shop
+/// scope within its own, and `pii:read` only if it has it.
+fn within_own_rights(
+    me: &Principal,
+    role: Role,
+    shops: Option<&[ShopId]>,
+    pii_read: bool,
+) -> Result<(), ApiError> {
+    let beyond = |code: &str, msg: String, field: &str| {
+        Err(ApiError::new(StatusCode::FORBIDDEN, code, msg).field(field))
+    };
+    if let Some(p) = Permission::all()
+        .into_iter()
+        .find(|p| role.allows(*p) && !me.can(*p))
+    {
+        return beyond(
+            "beyond_own_role",
+            format!(
+                "role {} may {}, which this key (role {}) may not",
+                role.as_str(),
+                p.describe(),
+                me.role.as_str()
+            ),
+            "role",
+        );
     }
+    if !me.covers(shops) {
+        return beyond(
+            "beyond_own_scope",
+            match &me.shops {
+                Some(mine) => format!(
+                    "this key is limited to shops {}; the new key's shops must be among them",
+                    mine.iter()
+                        .map(ShopId::as_str)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                None => "the new key's shops must be within this key's".into(),
+            },
+            "shops",
+        );
+    }
+    if pii_read && !me.pii_read {
+        return beyond(
+            "beyond_own_scope",
+            format!("this key does not hold {PII_READ}, so it cannot grant it"),
+            "scopes",
+        );
+    }
+    Ok(())
 }
 
 /// Issue a key. The key is in the response once; orderhub stores only its hash.
@@ -52,7 +96,6 @@ pub async fn create(
     ctx: Ctx,
     Body(body): Body,
 ) -> Result<Response, ApiError> {
-    admin(&ctx)?;
     let (req, _): (CreateApiKeyRequest, _) = parse_json(&body, false)?;
     let role = Role::parse(req.role.trim()).ok_or_else(|| {
         ApiError::new(
@@ -90,6 +133,12 @@ pub async fn create(
         )
         .field(format!("scopes[{bad}]")));
     }
+    within_own_rights(
+        &ctx.principal,
+        role,
+        shops.as_deref(),
+        !req.scopes.is_empty(),
+    )?;
     let key = generate_api_key();
     let row = ApiKeyRow {
         key_id: uuid::Uuid::now_v7().simple().to_string(),
@@ -118,10 +167,14 @@ pub async fn create(
     responses((status = 200, body = Vec<ApiKeyView>), (status = 403, body = orderhub_api::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn list(State(state): State<SharedState>, ctx: Ctx) -> Result<Response, ApiError> {
-    admin(&ctx)?;
     let t = ctx.principal.tenant_id.clone();
     let rows = state.store.read(move |r| r.api_keys(&t)).await?;
-    let views: Vec<_> = rows.iter().map(|k| view(k, None)).collect();
+    // A scoped key sees the keys within its scope, not the tenant's wider ones.
+    let views: Vec<_> = rows
+        .iter()
+        .filter(|k| ctx.principal.covers(k.shops.as_deref()))
+        .map(|k| view(k, None))
+        .collect();
     Ok(json_response(
         StatusCode::OK,
         serde_json::to_vec(&views).unwrap_or_default(),
@@ -140,8 +193,18 @@ pub async fn revoke(
     ctx: Ctx,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    admin(&ctx)?;
     let (t, now) = (ctx.principal.tenant_id.clone(), state.clock.now());
+    // A key outside the caller's scope does not exist for it.
+    if ctx.principal.shops.is_some() {
+        let t = t.clone();
+        let keys = state.store.read(move |r| r.api_keys(&t)).await?;
+        if !keys
+            .iter()
+            .any(|k| k.key_id == id && ctx.principal.covers(k.shops.as_deref()))
+        {
+            return Err(ApiError::not_found("api key"));
+        }
+    }
     let done = state
         .store
         .write(0, move |tx| Ok(tx.api_key_revoke(&t, &id, now)?))

@@ -12,75 +12,324 @@ pub mod system;
 
 use crate::SharedState;
 use crate::error::ApiError;
+use crate::policy::{Need, Reach, Rule};
 use axum::Router;
-use axum::routing::{get, post};
+use axum::handler::Handler;
+use axum::http::Method;
+use axum::routing::{MethodFilter, MethodRouter, on};
+use orderhub_core::auth::Permission as P;
+
+/// One route: its rule and its handler.
+pub struct Route {
+    pub rule: Rule,
+    pub handler: MethodRouter<SharedState>,
+}
+
+fn route<H, T>(method: Method, path: &'static str, need: Need, reach: Reach, handler: H) -> Route
+where
+    H: Handler<T, SharedState>,
+    T: 'static,
+{
+    let filter = MethodFilter::try_from(method.clone()).expect("a method the router takes");
+    Route {
+        rule: Rule {
+            method,
+            path,
+            need,
+            reach,
+        },
+        handler: on(filter, handler),
+    }
+}
+
+/// Every route of the API with what it needs and what it acts on (see [`crate::policy`]). The
+/// router is built from this table and nothing else, so a route cannot be added without a rule.
+pub fn table() -> Vec<Route> {
+    use Method as M;
+    use Need::{AnyKey, Nothing, Permission as Can, TransitionInPath};
+    use Reach::{Caller, Pool, Public, ShopInPath, ShopObjects, WholeTenant};
+    vec![
+        route(
+            M::POST,
+            "/v1/orders",
+            Can(P::OrdersCreate),
+            ShopObjects,
+            orders::create,
+        ),
+        route(
+            M::GET,
+            "/v1/orders",
+            Can(P::OrdersRead),
+            ShopObjects,
+            orders::list,
+        ),
+        route(
+            M::GET,
+            "/v1/orders/{id}",
+            Can(P::OrdersRead),
+            ShopObjects,
+            orders::get,
+        ),
+        route(
+            M::GET,
+            "/v1/orders/{id}/timeline",
+            Can(P::OrdersRead),
+            ShopObjects,
+            orders::timeline,
+        ),
+        route(
+            M::POST,
+            "/v1/orders/{id}/retry",
+            Can(P::FulfillmentSteer),
+            ShopObjects,
+            orders::retry,
+        ),
+        route(
+            M::POST,
+            "/v1/orders/{id}/carrier",
+            Can(P::FulfillmentSteer),
+            ShopObjects,
+            orders::switch_carrier,
+        ),
+        route(
+            M::POST,
+            "/v1/orders/{id}/{action}",
+            TransitionInPath,
+            ShopObjects,
+            orders::transition,
+        ),
+        route(
+            M::GET,
+            "/v1/exceptions",
+            Can(P::OrdersRead),
+            ShopObjects,
+            exceptions::board,
+        ),
+        route(M::GET, "/v1/whoami", AnyKey, Caller, stats::whoami),
+        route(
+            M::GET,
+            "/v1/stats",
+            Can(P::StatsRead),
+            ShopObjects,
+            stats::stats,
+        ),
+        route(
+            M::GET,
+            "/v1/events",
+            Can(P::EventsRead),
+            ShopObjects,
+            events::list,
+        ),
+        route(
+            M::PUT,
+            "/v1/skus/{sku}",
+            Can(P::MasterData),
+            WholeTenant,
+            inventory::put_sku,
+        ),
+        route(
+            M::PUT,
+            "/v1/warehouses/{id}",
+            Can(P::MasterData),
+            WholeTenant,
+            inventory::put_warehouse,
+        ),
+        route(
+            M::PUT,
+            "/v1/channels/{channel}/inventory-policy",
+            Can(P::MasterData),
+            WholeTenant,
+            inventory::put_channel_policy,
+        ),
+        route(
+            M::POST,
+            "/v1/inventory/receipts",
+            Can(P::StockMove),
+            WholeTenant,
+            inventory::receipt,
+        ),
+        route(
+            M::POST,
+            "/v1/inventory/adjustments",
+            Can(P::StockMove),
+            WholeTenant,
+            inventory::adjustment,
+        ),
+        route(
+            M::POST,
+            "/v1/inventory/snapshots",
+            Can(P::StockMove),
+            WholeTenant,
+            inventory::snapshot,
+        ),
+        route(
+            M::POST,
+            "/v1/inventory/returns",
+            Can(P::StockMove),
+            WholeTenant,
+            inventory::returns,
+        ),
+        route(
+            M::GET,
+            "/v1/inventory/{sku}",
+            Can(P::InventoryRead),
+            Pool,
+            inventory::get,
+        ),
+        route(
+            M::GET,
+            "/v1/inventory/{sku}/ledger",
+            Can(P::InventoryRead),
+            WholeTenant,
+            inventory::ledger,
+        ),
+        route(
+            M::GET,
+            "/v1/backorders",
+            Can(P::OrdersRead),
+            ShopObjects,
+            inventory::backorders,
+        ),
+        route(
+            M::POST,
+            "/v1/reservations",
+            Can(P::Reserve),
+            WholeTenant,
+            inventory::reserve,
+        ),
+        route(
+            M::GET,
+            "/v1/reservations/{id}",
+            Can(P::InventoryRead),
+            WholeTenant,
+            inventory::get_reservation,
+        ),
+        route(
+            M::POST,
+            "/v1/reservations/{id}/{action}",
+            Can(P::Reserve),
+            WholeTenant,
+            inventory::move_reservation,
+        ),
+        route(
+            M::POST,
+            "/v1/subscriptions",
+            Can(P::SubscriptionsManage),
+            ShopObjects,
+            subscriptions::create,
+        ),
+        route(
+            M::GET,
+            "/v1/subscriptions",
+            Can(P::SubscriptionsManage),
+            ShopObjects,
+            subscriptions::list,
+        ),
+        route(
+            M::DELETE,
+            "/v1/subscriptions/{id}",
+            Can(P::SubscriptionsManage),
+            ShopObjects,
+            subscriptions::delete,
+        ),
+        route(
+            M::GET,
+            "/v1/dead-letters",
+            Can(P::DeliveriesOperate),
+            ShopObjects,
+            subscriptions::list_dead,
+        ),
+        route(
+            M::POST,
+            "/v1/dead-letters/replay",
+            Can(P::DeliveriesOperate),
+            ShopObjects,
+            subscriptions::replay_all,
+        ),
+        route(
+            M::GET,
+            "/v1/dead-letters/{id}",
+            Can(P::DeliveriesOperate),
+            ShopObjects,
+            subscriptions::get_dead,
+        ),
+        route(
+            M::POST,
+            "/v1/dead-letters/{id}/replay",
+            Can(P::DeliveriesOperate),
+            ShopObjects,
+            subscriptions::replay_one,
+        ),
+        route(
+            M::GET,
+            "/v1/channels/{channel}/shops/{shop}",
+            Can(P::ChannelsRead),
+            ShopInPath,
+            channels::get_shop,
+        ),
+        route(
+            M::PUT,
+            "/v1/channels/{channel}/shops/{shop}",
+            Can(P::ChannelsManage),
+            ShopInPath,
+            channels::put_shop,
+        ),
+        route(
+            M::POST,
+            "/v1/channels/{channel}/shops/{shop}/webhook",
+            Nothing,
+            Public,
+            channels::webhook,
+        ),
+        route(
+            M::GET,
+            "/v1/channel-messages",
+            Can(P::ChannelsRead),
+            ShopObjects,
+            channels::messages,
+        ),
+        route(
+            M::POST,
+            "/v1/api-keys",
+            Can(P::KeysManage),
+            ShopObjects,
+            keys::create,
+        ),
+        route(
+            M::GET,
+            "/v1/api-keys",
+            Can(P::KeysManage),
+            ShopObjects,
+            keys::list,
+        ),
+        route(
+            M::POST,
+            "/v1/api-keys/{id}/revoke",
+            Can(P::KeysManage),
+            ShopObjects,
+            keys::revoke,
+        ),
+        route(M::GET, "/", Nothing, Public, crate::console::index),
+        route(
+            M::GET,
+            "/console/{file}",
+            Nothing,
+            Public,
+            crate::console::asset,
+        ),
+        route(M::GET, "/healthz", Nothing, Public, system::healthz),
+        route(M::GET, "/readyz", Nothing, Public, system::readyz),
+        route(M::GET, "/metrics", Nothing, Public, system::metrics),
+        route(M::GET, "/openapi.json", Nothing, Public, system::openapi),
+    ]
+}
 
 pub fn routes() -> Router<SharedState> {
-    Router::new()
-        .route("/v1/orders", post(orders::create).get(orders::list))
-        .route("/v1/orders/{id}", get(orders::get))
-        .route("/v1/orders/{id}/timeline", get(orders::timeline))
-        .route("/v1/orders/{id}/retry", post(orders::retry))
-        .route("/v1/orders/{id}/carrier", post(orders::switch_carrier))
-        .route("/v1/orders/{id}/{action}", post(orders::transition))
-        .route("/v1/exceptions", get(exceptions::board))
-        .route("/v1/whoami", get(stats::whoami))
-        .route("/v1/stats", get(stats::stats))
-        .route("/", get(crate::console::index))
-        .route("/console/{file}", get(crate::console::asset))
-        .route("/v1/events", get(events::list))
-        .route("/v1/skus/{sku}", axum::routing::put(inventory::put_sku))
-        .route(
-            "/v1/warehouses/{id}",
-            axum::routing::put(inventory::put_warehouse),
-        )
-        .route(
-            "/v1/channels/{channel}/inventory-policy",
-            axum::routing::put(inventory::put_channel_policy),
-        )
-        .route("/v1/inventory/receipts", post(inventory::receipt))
-        .route("/v1/inventory/adjustments", post(inventory::adjustment))
-        .route("/v1/inventory/snapshots", post(inventory::snapshot))
-        .route("/v1/inventory/returns", post(inventory::returns))
-        .route("/v1/inventory/{sku}", get(inventory::get))
-        .route("/v1/inventory/{sku}/ledger", get(inventory::ledger))
-        .route("/v1/backorders", get(inventory::backorders))
-        .route("/v1/reservations", post(inventory::reserve))
-        .route("/v1/reservations/{id}", get(inventory::get_reservation))
-        .route(
-            "/v1/reservations/{id}/{action}",
-            post(inventory::move_reservation),
-        )
-        .route(
-            "/v1/subscriptions",
-            post(subscriptions::create).get(subscriptions::list),
-        )
-        .route(
-            "/v1/subscriptions/{id}",
-            axum::routing::delete(subscriptions::delete),
-        )
-        .route("/v1/dead-letters", get(subscriptions::list_dead))
-        .route("/v1/dead-letters/replay", post(subscriptions::replay_all))
-        .route("/v1/dead-letters/{id}", get(subscriptions::get_dead))
-        .route(
-            "/v1/dead-letters/{id}/replay",
-            post(subscriptions::replay_one),
-        )
-        .route(
-            "/v1/channels/{channel}/shops/{shop}",
-            axum::routing::put(channels::put_shop).get(channels::get_shop),
-        )
-        .route(
-            "/v1/channels/{channel}/shops/{shop}/webhook",
-            post(channels::webhook),
-        )
-        .route("/v1/channel-messages", get(channels::messages))
-        .route("/v1/api-keys", post(keys::create).get(keys::list))
-        .route("/v1/api-keys/{id}/revoke", post(keys::revoke))
-        .route("/healthz", get(system::healthz))
-        .route("/readyz", get(system::readyz))
-        .route("/metrics", get(system::metrics))
-        .route("/openapi.json", get(system::openapi))
+    table()
+        .into_iter()
+        .fold(Router::new(), |r, route| {
+            r.route(route.rule.path, route.handler)
+        })
         .fallback(|| async { ApiError::not_found("route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -89,6 +338,13 @@ pub fn routes() -> Router<SharedState> {
                 "this route does not take that method",
             )
         })
+}
+
+/// A key's shop scope as the stores' list filters take it (`None`: every shop).
+pub fn scope_strings(p: &orderhub_core::auth::Principal) -> Option<Vec<String>> {
+    p.shops
+        .as_ref()
+        .map(|s| s.iter().map(|x| x.as_str().to_owned()).collect())
 }
 
 /// Parses a query string into `T`, naming the offending parameter.

@@ -27,8 +27,13 @@ pub struct WhoAmI {
     pub pii_read: bool,
     /// Order moves the key may make (`pay`, `approve` …).
     pub transitions: Vec<String>,
+    /// Stock movements (receipts, adjustments, returns, snapshots).
     pub inventory_write: bool,
     pub subscriptions_manage: bool,
+    /// Dead letters: list, inspect, replay.
+    pub dead_letters: bool,
+    /// Channel shops and channel messages.
+    pub channels: bool,
 }
 
 /// The calling key: tenant, name, role, shop scope, `pii:read` and what it may do.
@@ -52,8 +57,10 @@ pub async fn whoami(ctx: Ctx) -> Response {
             .filter(|k| p.can(Permission::Transition(**k)))
             .map(|k| k.as_str().to_owned())
             .collect(),
-        inventory_write: p.can(Permission::InventoryWrite),
+        inventory_write: p.can(Permission::StockMove),
         subscriptions_manage: p.can(Permission::SubscriptionsManage),
+        dead_letters: p.can(Permission::DeliveriesOperate),
+        channels: p.can(Permission::ChannelsRead),
     };
     json_response(
         StatusCode::OK,
@@ -61,6 +68,9 @@ pub async fn whoami(ctx: Ctx) -> Response {
         false,
     )
 }
+
+/// Dead letters counted per state for a shop-scoped key (read, not counted by the database).
+const SCOPED_DEAD_COUNT_MAX: u32 = 1_000;
 
 /// Minutes of order throughput `GET /v1/stats` returns.
 const STATS_MINUTES: i64 = 60;
@@ -104,7 +114,9 @@ pub struct Stats {
     /// Channel shops of the tenant and where their incremental pull stands.
     pub pull_cursors: Vec<PullCursor>,
     pub consumers: Vec<ConsumerLag>,
-    /// Webhook deliveries of the tenant that gave up (see `/v1/dead-letters`).
+    /// Webhook deliveries of the tenant that gave up (see `/v1/dead-letters`); for a key
+    /// scoped to shops, those of the subscriptions within its scope (at most 1,000 per state
+    /// counted).
     pub dead_letters: u64,
 }
 
@@ -163,11 +175,35 @@ pub async fn stats(State(state): State<SharedState>, ctx: Ctx) -> Result<Respons
                     })
                 })
                 .collect::<Vec<_>>();
-            let dead = r
-                .dead_letter_depth()?
-                .into_iter()
-                .find(|(x, _)| x == t)
-                .map_or(0, |(_, n)| n);
+            let dead = match &p.shops {
+                None => r
+                    .dead_letter_depth()?
+                    .into_iter()
+                    .find(|(x, _)| x == t)
+                    .map_or(0, |(_, n)| n),
+                // A scoped key counts the dead letters of the subscriptions its scope covers.
+                Some(_) => {
+                    let subs: Vec<uuid::Uuid> = r
+                        .subscriptions(Some(t))?
+                        .into_iter()
+                        .filter(|s| p.covers(s.shops.as_deref()))
+                        .map(|s| s.subscription_id)
+                        .collect();
+                    let mut n = 0;
+                    for state in [orderhub_store::ops::DEAD, orderhub_store::ops::REPLAYING] {
+                        n += r
+                            .dead_letters(
+                                Some(t),
+                                Some(state),
+                                None,
+                                SCOPED_DEAD_COUNT_MAX,
+                                Some(&subs),
+                            )?
+                            .len() as u64;
+                    }
+                    n
+                }
+            };
             Ok((per_minute, cursors, consumers, dead))
         })
         .await?;

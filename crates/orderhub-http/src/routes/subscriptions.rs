@@ -13,7 +13,7 @@ use orderhub_api::subscriptions::{
     CreateSubscriptionRequest, DeadLetterPage, DeadLetterView, EVENT_TYPES, ReplayAccepted,
     SubscriptionView,
 };
-use orderhub_core::auth::Permission;
+use orderhub_core::auth::Principal;
 use orderhub_store::ops::{DEAD, DELIVERED, REPLAYING};
 use orderhub_store::{DeadLetterRow, SubscriptionRow};
 use serde::Deserialize;
@@ -21,16 +21,6 @@ use uuid::Uuid;
 
 const URL_MAX: usize = 2048;
 const TYPES_MAX: usize = 64;
-
-fn manage(ctx: &Ctx) -> Result<(), ApiError> {
-    if ctx.principal.can(Permission::SubscriptionsManage) {
-        Ok(())
-    } else {
-        Err(ApiError::forbidden(
-            "only admin and ops keys manage subscriptions and dead letters",
-        ))
-    }
-}
 
 fn unprocessable(code: &str, message: impl Into<String>, field: &str) -> ApiError {
     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message).field(field)
@@ -148,6 +138,10 @@ fn view(s: &SubscriptionRow, secret: Option<String>) -> SubscriptionView {
         event_types: s.event_types.clone(),
         description: s.description.clone(),
         created_at: s.created_at,
+        shops: s
+            .shops
+            .as_ref()
+            .map(|v| v.iter().map(|x| x.to_string()).collect()),
         secret,
     }
 }
@@ -165,7 +159,6 @@ pub async fn create(
     ctx: Ctx,
     Body(body): Body,
 ) -> Result<Response, ApiError> {
-    manage(&ctx)?;
     let (req, _): (CreateSubscriptionRequest, _) = parse_json(&body, false)?;
     let url = check_url(&req.url)?;
     let event_types = check_types(&req.event_types)?;
@@ -189,6 +182,8 @@ pub async fn create(
         secret: secret.clone(),
         description: req.description.trim().to_owned(),
         created_at: state.clock.now(),
+        // A key scoped to shops makes a subscription to those shops' events only.
+        shops: ctx.principal.shops.clone(),
     };
     let r = row.clone();
     let event = subscription_event(
@@ -212,11 +207,56 @@ pub async fn create(
     responses((status = 200, body = Vec<SubscriptionView>), (status = 403, body = orderhub_api::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn list(State(state): State<SharedState>, ctx: Ctx) -> Result<Response, ApiError> {
-    manage(&ctx)?;
-    let t = ctx.principal.tenant_id.clone();
-    let rows = state.store.read(move |r| r.subscriptions(Some(&t))).await?;
+    let rows = visible_subscriptions(&state, &ctx.principal).await?;
     let views: Vec<SubscriptionView> = rows.iter().map(|s| view(s, None)).collect();
     Ok(json(StatusCode::OK, &views))
+}
+
+/// The tenant's subscriptions within the key's shop scope.
+async fn visible_subscriptions(
+    state: &SharedState,
+    p: &Principal,
+) -> Result<Vec<SubscriptionRow>, ApiError> {
+    let t = p.tenant_id.clone();
+    let rows = state.store.read(move |r| r.subscriptions(Some(&t))).await?;
+    Ok(rows
+        .into_iter()
+        .filter(|s| p.covers(s.shops.as_deref()))
+        .collect())
+}
+
+/// What of the dead letters a key sees: every one for an unscoped key (`None`), else those of
+/// the subscriptions its scope covers (which carry only its shops' events).
+async fn dead_letter_scope(
+    state: &SharedState,
+    p: &Principal,
+) -> Result<Option<Vec<Uuid>>, ApiError> {
+    if p.shops.is_none() {
+        return Ok(None);
+    }
+    let subs = visible_subscriptions(state, p).await?;
+    Ok(Some(subs.iter().map(|s| s.subscription_id).collect()))
+}
+
+/// A dead letter as this key may see it: another tenant's, or one of a subscription outside the
+/// key's scope, does not exist.
+async fn visible_dead_letter(
+    state: &SharedState,
+    p: &Principal,
+    id: Uuid,
+) -> Result<DeadLetterRow, ApiError> {
+    let scope = dead_letter_scope(state, p).await?;
+    let t = p.tenant_id.clone();
+    state
+        .store
+        .read(move |r| r.dead_letter(&t, id))
+        .await?
+        .filter(|d| {
+            scope
+                .as_ref()
+                .is_none_or(|s| s.contains(&d.subscription_id))
+        })
+        .ok_or_else(|| ApiError::not_found("dead letter"))
 }
 
 fn parse_id(raw: &str, field: &str) -> Result<Uuid, ApiError> {
@@ -240,8 +280,15 @@ pub async fn delete(
     ctx: Ctx,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    manage(&ctx)?;
     let id = parse_id(&id, "id")?;
+    if ctx.principal.shops.is_some()
+        && !visible_subscriptions(&state, &ctx.principal)
+            .await?
+            .iter()
+            .any(|s| s.subscription_id == id)
+    {
+        return Err(ApiError::not_found("subscription"));
+    }
     let t = ctx.principal.tenant_id.clone();
     let now = state.clock.now();
     let request_id = ctx.request_id.clone();
@@ -307,7 +354,6 @@ pub async fn list_dead(
     ctx: Ctx,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
-    manage(&ctx)?;
     let q: DeadLetterQuery = parse_query(q.as_deref())?;
     let st = match q.state.as_deref().unwrap_or(DEAD) {
         "all" => None,
@@ -327,10 +373,11 @@ pub async fn list_dead(
         .map(|a| parse_id(a, "after"))
         .transpose()?;
     let limit = super::page_limit(q.limit, 100, 500)?;
+    let scope = dead_letter_scope(&state, &ctx.principal).await?;
     let t = ctx.principal.tenant_id.clone();
     let rows = state
         .store
-        .read(move |r| r.dead_letters(Some(&t), st.as_deref(), after, limit))
+        .read(move |r| r.dead_letters(Some(&t), st.as_deref(), after, limit, scope.as_deref()))
         .await?;
     let next_after = (rows.len() == limit as usize)
         .then(|| rows.last().map(|d| d.dead_letter_id))
@@ -351,14 +398,8 @@ pub async fn get_dead(
     ctx: Ctx,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    manage(&ctx)?;
     let id = parse_id(&id, "id")?;
-    let t = ctx.principal.tenant_id.clone();
-    let d = state
-        .store
-        .read(move |r| r.dead_letter(&t, id))
-        .await?
-        .ok_or_else(|| ApiError::not_found("dead letter"))?;
+    let d = visible_dead_letter(&state, &ctx.principal, id).await?;
     Ok(json(StatusCode::OK, &dl_view(&d, true)))
 }
 
@@ -372,8 +413,8 @@ pub async fn replay_one(
     ctx: Ctx,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    manage(&ctx)?;
     let id = parse_id(&id, "id")?;
+    visible_dead_letter(&state, &ctx.principal, id).await?;
     let t = ctx.principal.tenant_id.clone();
     let now = state.clock.now();
     let moved = state
@@ -383,15 +424,12 @@ pub async fn replay_one(
         })
         .await?;
     if moved == 0 {
-        let t = ctx.principal.tenant_id.clone();
-        return match state.store.read(move |r| r.dead_letter(&t, id)).await? {
-            None => Err(ApiError::not_found("dead letter")),
-            Some(d) => Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "not_dead",
-                format!("the dead letter is {}, not dead", d.state),
-            )),
-        };
+        let d = visible_dead_letter(&state, &ctx.principal, id).await?;
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_dead",
+            format!("the dead letter is {}, not dead", d.state),
+        ));
     }
     Ok(json(
         StatusCode::ACCEPTED,
@@ -404,15 +442,50 @@ pub async fn replay_one(
     responses((status = 202, body = ReplayAccepted)),
     security(("bearer" = [])))]
 pub async fn replay_all(State(state): State<SharedState>, ctx: Ctx) -> Result<Response, ApiError> {
-    manage(&ctx)?;
     let t = ctx.principal.tenant_id.clone();
     let now = state.clock.now();
-    let moved = state
-        .store
-        .write(0, move |tx| {
-            Ok(tx.dead_letter_move(&t, None, DEAD, REPLAYING, now)?)
-        })
-        .await?;
+    let moved = match dead_letter_scope(&state, &ctx.principal).await? {
+        None => {
+            state
+                .store
+                .write(0, move |tx| {
+                    Ok(tx.dead_letter_move(&t, None, DEAD, REPLAYING, now)?)
+                })
+                .await?
+        }
+        // A scoped key: the dead letters of its subscriptions, a page at a time.
+        Some(subs) => {
+            let (mut moved, mut after) = (0, None);
+            loop {
+                let (tr, s) = (t.clone(), subs.clone());
+                let page = state
+                    .store
+                    .read(move |r| r.dead_letters(Some(&tr), Some(DEAD), after, 500, Some(&s)))
+                    .await?;
+                let Some(last) = page.last() else {
+                    break moved;
+                };
+                after = Some(last.dead_letter_id);
+                let t = t.clone();
+                moved += state
+                    .store
+                    .write(0, move |tx| {
+                        let mut n = 0;
+                        for d in &page {
+                            n += tx.dead_letter_move(
+                                &t,
+                                Some(d.dead_letter_id),
+                                DEAD,
+                                REPLAYING,
+                                now,
+                            )?;
+                        }
+                        Ok(n)
+                    })
+                    .await?;
+            }
+        }
+    };
     Ok(json(
         StatusCode::ACCEPTED,
         &ReplayAccepted { queued: moved },

@@ -10,7 +10,108 @@ on_every_backend!(
     another_tenants_order_is_404_not_403,
     personal_data_is_masked_without_pii_read,
     a_revoked_key_stops_working,
+    a_key_mints_only_keys_within_its_own_rights,
 );
+
+async fn a_key_mints_only_keys_within_its_own_rights(app: TestApp) {
+    let scoped_admin = app.key("admin", Some(&["shop-a"]), false).await;
+    let mint = |body: serde_json::Value| {
+        let k = scoped_admin.clone();
+        let app = &app;
+        async move { app.post("/v1/api-keys", &k, &body).await }
+    };
+    for (body, code, field) in [
+        (
+            json!({"name": "x", "role": "admin"}),
+            "beyond_own_scope",
+            "shops",
+        ),
+        (
+            json!({"name": "x", "role": "viewer", "shops": ["shop-b"]}),
+            "beyond_own_scope",
+            "shops",
+        ),
+        (
+            json!({"name": "x", "role": "viewer", "shops": ["shop-a", "shop-b"]}),
+            "beyond_own_scope",
+            "shops",
+        ),
+        (
+            json!({"name": "x", "role": "viewer", "shops": ["shop-a"], "scopes": ["pii:read"]}),
+            "beyond_own_scope",
+            "scopes",
+        ),
+    ] {
+        let r = mint(body.clone()).await;
+        assert_eq!(
+            (r.status, r.code(), r.field()),
+            (StatusCode::FORBIDDEN, code, field),
+            "{body}"
+        );
+    }
+    let r = mint(json!({"name": "wms", "role": "warehouse", "shops": ["shop-a"]})).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let minted = r.body["key_id"].as_str().unwrap().to_owned();
+    // It lists only the keys within its scope: itself and what it minted, not the tenant's admin.
+    let listed = app.get("/v1/api-keys", &scoped_admin).await;
+    assert_eq!(
+        listed.body.as_array().unwrap().len(),
+        2,
+        "{:?}",
+        listed.body
+    );
+    assert!(
+        listed
+            .body
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|k| k["shops"] == json!(["shop-a"]))
+    );
+    // The unscoped admin key is not there to revoke.
+    let all = app.get("/v1/api-keys", ADMIN_KEY).await;
+    let admin_id = all
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["shops"].is_null() && k["role"] == "admin")
+        .unwrap()["key_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = app
+        .post(
+            &format!("/v1/api-keys/{admin_id}/revoke"),
+            &scoped_admin,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        app.get("/v1/orders", ADMIN_KEY).await.status,
+        StatusCode::OK,
+        "still works"
+    );
+    let r = app
+        .post(
+            &format!("/v1/api-keys/{minted}/revoke"),
+            &scoped_admin,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    // An admin without pii:read cannot grant it either, unscoped or not.
+    let plain_admin = app.key("admin", None, false).await;
+    let r = app
+        .post(
+            "/v1/api-keys",
+            &plain_admin,
+            &json!({"name": "x", "role": "viewer", "scopes": ["pii:read"]}),
+        )
+        .await;
+    assert_eq!((r.status, r.field()), (StatusCode::FORBIDDEN, "scopes"));
+}
 
 async fn requests_without_a_valid_key_are_401(app: TestApp) {
     let r = app.call(Method::GET, "/v1/orders", None, None, &[]).await;

@@ -8,6 +8,7 @@ mod console;
 mod errors;
 mod idempotency;
 mod inventory;
+mod matrix;
 mod orders;
 mod robustness;
 mod subscriptions;
