@@ -160,6 +160,20 @@ pub async fn authorize(State(state): State<SharedState>, req: Request, next: Nex
     next.run(Request::from_parts(parts, body)).await
 }
 
+/// The order move an `{action}` path segment names; 404 `unknown_action` otherwise.
+pub fn order_action(action: &str) -> Result<CommandKind, ApiError> {
+    CommandKind::parse(action).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_action",
+            format!(
+                "unknown action {action:?}; one of {}",
+                CommandKind::ALL.map(|k| k.as_str()).join(", ")
+            ),
+        )
+    })
+}
+
 /// The decision for an authenticated caller: its role against the route's need, then its shop
 /// scope against the route's reach.
 pub fn decide<'a>(
@@ -179,17 +193,7 @@ pub fn decide<'a>(
             }
         }
         Need::TransitionInPath => {
-            let action = param("action").unwrap_or("");
-            let kind = CommandKind::parse(action).ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::NOT_FOUND,
-                    "unknown_action",
-                    format!(
-                        "unknown action {action:?}; one of {}",
-                        CommandKind::ALL.map(|k| k.as_str()).join(", ")
-                    ),
-                )
-            })?;
+            let kind = order_action(param("action").unwrap_or(""))?;
             if !p.can(Permission::Transition(kind)) {
                 return Err(ApiError::forbidden(format!(
                     "role {} may not {} orders",

@@ -316,16 +316,7 @@ pub async fn transition(
     headers: HeaderMap,
     Body(body): Body,
 ) -> Result<Response, ApiError> {
-    let kind = CommandKind::parse(&action).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "unknown_action",
-            format!(
-                "unknown action {action:?}; one of {}",
-                CommandKind::ALL.map(|k| k.as_str()).join(", ")
-            ),
-        )
-    })?;
+    let kind = crate::policy::order_action(&action)?;
     let id = order_id(&id)?;
     let (req, key): (TransitionRequest, _) = parse_write(
         &headers,
