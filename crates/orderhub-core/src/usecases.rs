@@ -508,6 +508,18 @@ pub fn may_steer_fulfillment(p: &Principal) -> bool {
     p.can(Permission::FulfillmentSteer)
 }
 
+fn require_steer(actor: &Actor) -> Result<(), CoreError> {
+    if may_steer_fulfillment(&actor.principal) {
+        Ok(())
+    } else {
+        Err(CoreError::Forbidden(format!(
+            "role {} may not {}",
+            actor.principal.role.as_str(),
+            Permission::FulfillmentSteer.describe()
+        )))
+    }
+}
+
 /// Asks the workers to try the order's next step again now — allocation, release, the waybill,
 /// the channel write-back — rather than at their watchdog's next round: an
 /// `order.retry_requested` event in the order's own transaction (with its audit entry), which the
@@ -519,6 +531,7 @@ pub fn request_retry(
     order_id: OrderId,
     now: DateTime<Utc>,
 ) -> Result<Order, CoreError> {
+    require_steer(actor)?;
     let order = visible_order(tx, actor, order_id)?;
     if !retry_allowed(order.status) {
         return Err(CoreError::NotNow {
@@ -549,6 +562,7 @@ pub fn switch_carrier(
     carrier: CarrierCode,
     now: DateTime<Utc>,
 ) -> Result<Order, CoreError> {
+    require_steer(actor)?;
     let order = visible_order(tx, actor, order_id)?;
     if !carrier_switch_allowed(order.status) {
         return Err(CoreError::NotNow {

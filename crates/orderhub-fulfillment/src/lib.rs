@@ -291,6 +291,7 @@ impl Fulfillment {
             trace_id: "fulfillment".into(),
             payload: serde_json::json!({
                 "order_id": order.id,
+                "shop_id": order.shop_id,
                 "carrier": w.carrier.code(),
                 "tracking_no": w.tracking_no,
                 "logistics_no": w.logistics_no,

@@ -69,20 +69,6 @@ pub struct Rule {
     pub reach: Reach,
 }
 
-impl Rule {
-    /// Whether a key with this role could ever pass the role check (for the transition route:
-    /// whether it may make `action`).
-    pub fn role_allows(&self, p: &Principal, action: Option<&str>) -> bool {
-        match self.need {
-            Need::Nothing | Need::AnyKey => true,
-            Need::Permission(perm) => p.can(perm),
-            Need::TransitionInPath => action
-                .and_then(CommandKind::parse)
-                .is_some_and(|k| p.can(Permission::Transition(k))),
-        }
-    }
-}
-
 /// Every declared rule by path and method.
 static RULES: LazyLock<HashMap<&'static str, HashMap<Method, Rule>>> = LazyLock::new(|| {
     let mut m: HashMap<&'static str, HashMap<Method, Rule>> = HashMap::new();
@@ -214,8 +200,9 @@ pub fn decide<'a>(
             )),
         },
         Reach::ShopInPath => {
+            // Only the shop id as it is spelled (`shop-a ` is not `shop-a`).
             let visible = param("shop")
-                .and_then(|s| ShopId::parse(s).ok())
+                .and_then(|s| ShopId::parse(s).ok().filter(|id| id.as_str() == s))
                 .is_some_and(|s| p.sees_shop(&s));
             // A shop outside the scope does not exist for this key, like another tenant's.
             if visible || p.shops.is_none() {

@@ -186,7 +186,7 @@ pub async fn watchdog(
                                         occurred_at: Utc::now(),
                                         trace_id: a.request_id.clone(),
                                         payload:
-                                            serde_json::json!({"order_id": o.id, "error": why})
+                                            serde_json::json!({"order_id": o.id, "shop_id": o.shop_id, "error": why})
                                                 .to_string(),
                                     })?;
                                 }

@@ -208,7 +208,11 @@ pub async fn put_shop(
     let kind = orderhub_channels::ChannelKind::parse(&channel).map_err(|_| {
         ApiError::new(StatusCode::NOT_FOUND, "unknown_channel", "no such channel").field("channel")
     })?;
-    orderhub_domain::ShopId::parse(&shop).map_err(|e| ApiError::from(e).field("shop"))?;
+    // The shop as its id is spelled once parsed (scope filters compare exact ids).
+    let shop = orderhub_domain::ShopId::parse(&shop)
+        .map_err(|e| ApiError::from(e).field("shop"))?
+        .as_str()
+        .to_owned();
     let (req, _): (ShopConfig, _) = parse_json(&body, false)?;
     let mapping = shop_mapping(kind, req.mapping)?;
     for (v, f) in [(&req.app_key, "app_key"), (&req.secret, "secret")] {

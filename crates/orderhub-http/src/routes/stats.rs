@@ -111,8 +111,10 @@ pub struct Stats {
     pub now: DateTime<Utc>,
     /// Orders created per minute over the last hour, oldest first, every minute present.
     pub orders_per_minute: Vec<MinuteCount>,
-    /// Channel shops of the tenant and where their incremental pull stands.
+    /// Channel shops of the tenant and where their incremental pull stands (for keys that may
+    /// read channel shops; a scoped key's shops only).
     pub pull_cursors: Vec<PullCursor>,
+    /// Event consumers' lag (tenant-wide: empty for a key scoped to shops).
     pub consumers: Vec<ConsumerLag>,
     /// Webhook deliveries of the tenant that gave up (see `/v1/dead-letters`); for a key
     /// scoped to shops, those of the subscriptions within its scope (at most 1,000 per state
@@ -137,7 +139,13 @@ pub async fn stats(State(state): State<SharedState>, ctx: Ctx) -> Result<Respons
             let per_minute = r.orders_per_minute(t, p.shops.as_deref(), since)?;
             let leases = r.leases("")?;
             let mut cursors = Vec::new();
-            for s in r.channel_shops_all()? {
+            // Channel shops' token state is what `ChannelsRead` reads (a viewer gets no cursors).
+            let shops = if p.can(Permission::ChannelsRead) {
+                r.channel_shops_all()?
+            } else {
+                Vec::new()
+            };
+            for s in shops {
                 if &s.tenant_id != t
                     || !p
                         .shops
@@ -175,6 +183,12 @@ pub async fn stats(State(state): State<SharedState>, ctx: Ctx) -> Result<Respons
                     })
                 })
                 .collect::<Vec<_>>();
+            // The consumers' lag counts every shop's events: for unscoped keys only.
+            let consumers = if p.shops.is_none() {
+                consumers
+            } else {
+                Vec::new()
+            };
             let dead = match &p.shops {
                 None => r
                     .dead_letter_depth()?
