@@ -180,6 +180,10 @@ fn shop_view(row: &ChannelShopRow, now: chrono::DateTime<chrono::Utc>) -> ShopVi
 
 /// A shop's configuration as this tenant sees it: no secrets, its token's state.
 #[utoipa::path(get, path = "/v1/channels/{channel}/shops/{shop}", tag = "channels",
+    params(
+        ("channel" = String, Path, description = "channel code: taobao, jd, pdd, douyin, kuaishou, wechat, youzan, custom"),
+        ("shop" = String, Path, description = "the shop's id on the channel"),
+    ),
     responses((status = 200, body = ShopView), (status = 404, body = orderhub_api::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn get_shop(
@@ -209,6 +213,10 @@ fn unprocessable(code: &str, msg: impl Into<String>, field: &str) -> ApiError {
 
 /// Configure a shop of a channel for this tenant (create or replace).
 #[utoipa::path(put, path = "/v1/channels/{channel}/shops/{shop}", tag = "channels", request_body = ShopConfig,
+    params(
+        ("channel" = String, Path, description = "channel code: taobao, jd, pdd, douyin, kuaishou, wechat, youzan, custom"),
+        ("shop" = String, Path, description = "the shop's id on the channel"),
+    ),
     responses((status = 200, body = ShopView), (status = 404, body = orderhub_api::ErrorBody), (status = 409, body = orderhub_api::ErrorBody), (status = 422, body = orderhub_api::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn put_shop(
@@ -223,6 +231,18 @@ pub async fn put_shop(
     })?;
     orderhub_domain::ShopId::parse(&shop).map_err(|e| ApiError::from(e).field("shop"))?;
     let (req, _): (ShopConfig, _) = parse_json(&body, false)?;
+    use crate::limits::{CREDENTIAL_LEN_MAX, URL_LEN_MAX, max_chars};
+    for (f, v, max) in [
+        ("app_key", &req.app_key, CREDENTIAL_LEN_MAX),
+        ("secret", &req.secret, CREDENTIAL_LEN_MAX),
+        ("access_token", &req.access_token, CREDENTIAL_LEN_MAX),
+        ("message_key", &req.message_key, CREDENTIAL_LEN_MAX),
+        ("refresh_token", &req.refresh_token, CREDENTIAL_LEN_MAX),
+        ("app_secret", &req.app_secret, CREDENTIAL_LEN_MAX),
+        ("api_base_url", &req.api_base_url, URL_LEN_MAX),
+    ] {
+        max_chars(f, v, max)?;
+    }
     let mapping = shop_mapping(kind, req.mapping)?;
     for (v, f) in [(&req.app_key, "app_key"), (&req.secret, "secret")] {
         if v.trim().is_empty() {
@@ -321,7 +341,27 @@ pub async fn put_shop(
 /// answer, processed asynchronously; the same message twice is stored once. Refused messages are
 /// recorded with the rule they broke.
 #[utoipa::path(post, path = "/v1/channels/{channel}/shops/{shop}/webhook", tag = "channels",
-    responses((status = 200, description = "the channel's own acknowledgement"), (status = 400, body = orderhub_api::ErrorBody), (status = 401, body = orderhub_api::ErrorBody), (status = 404, body = orderhub_api::ErrorBody)))]
+    params(
+        ("channel" = String, Path, description = "channel code: taobao, jd, pdd, douyin, kuaishou, wechat, youzan, custom"),
+        ("shop" = String, Path, description = "the shop's id on the channel"),
+    ),
+    request_body(description = "The channel's push as it sends it: any bytes, in the channel's own format (JSON for most, form or XML for some); its signature in headers or query parameters", content(
+        (serde_json::Value = "application/json"),
+        (String = "application/x-www-form-urlencoded"),
+        (String = "text/xml"),
+        (String = "text/plain"),
+        (Vec<u8> = "application/octet-stream"),
+    )),
+    responses(
+        (status = 200, description = "Stored (or a repeat, or the channel's test push): the channel's own acknowledgement, in its content type", content(
+            (serde_json::Value = "application/json"),
+            (String = "text/plain"),
+        )),
+        (status = 400, description = "The push breaks the channel's format (`field` and the rule name what); recorded as rejected", body = orderhub_api::ErrorBody),
+        (status = 401, description = "A missing or wrong signature, or a stale timestamp; recorded as rejected", body = orderhub_api::ErrorBody),
+        (status = 404, description = "`unknown_channel`, `unknown_shop` or `channel_not_supported`", body = orderhub_api::ErrorBody),
+        (status = 413, description = "`too_large`: the body is over the webhook limit", body = orderhub_api::ErrorBody),
+    ))]
 pub async fn webhook(
     State(state): State<SharedState>,
     Path((channel, shop)): Path<(String, String)>,
