@@ -193,6 +193,11 @@ pub async fn get_shop(
 ) -> Result<Response, ApiError> {
     manage(&ctx)?;
     let not_found = || ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such shop");
+    // Only a valid shop id can have been configured (`put_shop` checks it): anything else, a NUL
+    // or a megabyte of text, is not looked up.
+    if orderhub_domain::ShopId::parse(&shop).is_err() {
+        return Err(not_found());
+    }
     let (c, s) = (channel.clone(), shop.clone());
     let row = state
         .store
@@ -337,6 +342,12 @@ pub async fn put_shop(
     ))
 }
 
+/// Bytes as they come, for the document (`type: string, format: binary`).
+#[derive(utoipa::ToSchema)]
+#[schema(value_type = String, format = Binary)]
+#[allow(dead_code)]
+pub struct RawBody(Vec<u8>);
+
 /// A channel's push. Verified with the shop's secret and the channel's scheme, stored before the
 /// answer, processed asynchronously; the same message twice is stored once. Refused messages are
 /// recorded with the rule they broke.
@@ -350,7 +361,7 @@ pub async fn put_shop(
         (String = "application/x-www-form-urlencoded"),
         (String = "text/xml"),
         (String = "text/plain"),
-        (Vec<u8> = "application/octet-stream"),
+        (RawBody = "application/octet-stream"),
     )),
     responses(
         (status = 200, description = "Stored (or a repeat, or the channel's test push): the channel's own acknowledgement, in its content type", content(
@@ -369,6 +380,16 @@ pub async fn webhook(
     headers: HeaderMap,
     Body(body): Body,
 ) -> Response {
+    // Only a valid shop id can have been configured (`put_shop` checks it).
+    if orderhub_domain::ShopId::parse(&shop).is_err() {
+        return ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_shop",
+            "no shop with that id is configured on this channel",
+        )
+        .field("shop")
+        .into_response();
+    }
     let mut pairs: Vec<(String, String)> = headers
         .iter()
         .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
@@ -412,12 +433,14 @@ pub async fn webhook(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct MessagesQuery {
     /// pending, processed, rejected, failed or all (default rejected).
     state: Option<String>,
     after: Option<String>,
     /// 1 to 500, default 100.
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
 }
 

@@ -272,6 +272,7 @@ pub async fn delete(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DeadLetterQuery {
     /// dead (default), replaying, delivered or all.
@@ -279,6 +280,7 @@ pub struct DeadLetterQuery {
     /// The last `dead_letter_id` seen.
     after: Option<String>,
     /// 1 to 500, default 100.
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
 }
 
