@@ -38,15 +38,12 @@ fn extreme_query_values() -> Vec<String> {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    v.extend(
-        [
-            i64::MIN.to_string(),
-            i64::MAX.to_string(),
-            u64::MAX.to_string(),
-            (u32::MAX as u64 + 1).to_string(),
-        ]
-        .into_iter(),
-    );
+    v.extend([
+        i64::MIN.to_string(),
+        i64::MAX.to_string(),
+        u64::MAX.to_string(),
+        (u32::MAX as u64 + 1).to_string(),
+    ]);
     v.push("9".repeat(400));
     v.push("x".repeat(20_000));
     v
