@@ -9,6 +9,7 @@ use uuid::Uuid;
 #[serde(deny_unknown_fields)]
 pub struct ComponentIn {
     pub sku: String,
+    #[schema(minimum = 1, maximum = 10_000)]
     pub quantity: u32,
 }
 
@@ -28,6 +29,7 @@ pub struct PutWarehouseRequest {
     pub name: String,
     /// Lower ships first.
     #[serde(default)]
+    #[schema(maximum = 1_000_000)]
     pub priority: u32,
     /// Provinces it ships to (e.g. "浙江省"); empty or absent for everywhere.
     #[serde(default)]
@@ -40,6 +42,7 @@ pub struct ReceiptRequest {
     pub sku: String,
     pub warehouse_id: String,
     /// Units received, at least 1.
+    #[schema(minimum = 1, maximum = 1_000_000_000)]
     pub quantity: i64,
     /// The caller's document (ASN, GRN number).
     #[serde(default)]
@@ -51,7 +54,8 @@ pub struct ReceiptRequest {
 pub struct AdjustmentRequest {
     pub sku: String,
     pub warehouse_id: String,
-    /// Counted − expected: negative for a loss.
+    /// Counted − expected: negative for a loss; not 0.
+    #[schema(minimum = -1_000_000_000, maximum = 1_000_000_000)]
     pub delta: i64,
     /// stock_take, damaged, found, erp_sync, or a short text.
     pub reason: String,
@@ -61,6 +65,7 @@ pub struct AdjustmentRequest {
 #[serde(deny_unknown_fields)]
 pub struct ReserveLineIn {
     pub sku: String,
+    #[schema(minimum = 1, maximum = 1_000_000)]
     pub quantity: u32,
 }
 
@@ -80,8 +85,9 @@ pub struct ReserveRequest {
     /// until the final payment), pos (hold until pickup).
     #[serde(default)]
     pub mode: Option<String>,
-    /// How long a hold lasts; default 300.
+    /// How long a hold lasts, 1 to 86,400 seconds; default 300.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 86_400)]
     pub hold_seconds: Option<i64>,
 }
 
@@ -162,6 +168,7 @@ pub struct LedgerPage {
 #[serde(deny_unknown_fields)]
 pub struct SnapshotItemIn {
     pub sku: String,
+    #[schema(minimum = 0, maximum = 1_000_000_000)]
     pub on_hand: i64,
 }
 
@@ -204,15 +211,19 @@ pub struct PutChannelPolicyRequest {
     /// shared (the whole pool), ratio (`percent` of it) or quota (at most `units`).
     pub allocation: String,
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 100)]
     pub percent: Option<u8>,
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 1_000_000_000)]
     pub units: Option<i64>,
     /// Units kept back from this channel's listing.
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 1_000_000_000)]
     pub safety_stock: i64,
     /// At or below this many units available in the pool, the channel lists 0 (closed). Give
     /// low-priority channels higher thresholds, so they close first.
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 1_000_000_000)]
     pub close_below: i64,
 }
 
@@ -230,6 +241,7 @@ pub struct ChannelView {
 pub struct ReturnRequest {
     pub sku: String,
     pub warehouse_id: String,
+    #[schema(minimum = 1, maximum = 1_000_000_000)]
     pub quantity: i64,
     /// passed: back on hand; failed: not restocked.
     pub qc: String,

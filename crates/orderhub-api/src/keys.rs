@@ -8,8 +8,9 @@ pub struct CreateApiKeyRequest {
     pub name: String,
     /// admin, ops, finance, warehouse or viewer.
     pub role: String,
-    /// Limit the key to these shops; absent for every shop.
+    /// Limit the key to these shops (at most 100); absent for every shop.
     #[serde(default)]
+    #[schema(max_items = 100)]
     pub shops: Option<Vec<String>>,
     /// Extra scopes. `pii:read` shows receiver name, phone and address in clear.
     #[serde(default)]

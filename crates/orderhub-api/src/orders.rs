@@ -78,7 +78,8 @@ pub struct LineIn {
     pub external_line_id: Option<String>,
     pub sku: String,
     pub title: String,
-    /// Units, at least 1.
+    /// Units, 1 to 1,000,000.
+    #[schema(minimum = 1, maximum = 1_000_000)]
     pub quantity: u32,
     pub unit_price: DecimalString,
     #[serde(default)]

@@ -582,12 +582,25 @@ fn two_hub_processes_on_postgresql_and_nats_fail_over_without_losing_events() {
         eprintln!("ORDERHUB_TEST_DATABASE_URL is not set: PostgreSQL not tested here");
         return;
     };
-    let nats =
-        std::env::var("ORDERHUB_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
-    assert!(
-        TcpStream::connect(nats.trim_start_matches("nats://")).is_ok(),
-        "NATS must be reachable at {nats}"
-    );
+    // NATS: `ORDERHUB_TEST_NATS_URL`, reachable; without it the test is not run, unless CI
+    // requires it (`ORDERHUB_REQUIRE_NATS=1`).
+    let nats = std::env::var("ORDERHUB_TEST_NATS_URL")
+        .ok()
+        .filter(|s| !s.is_empty());
+    let reachable = nats
+        .as_deref()
+        .is_some_and(|n| TcpStream::connect(n.trim_start_matches("nats://")).is_ok());
+    if !reachable {
+        assert!(
+            std::env::var("ORDERHUB_REQUIRE_NATS").as_deref() != Ok("1"),
+            "ORDERHUB_REQUIRE_NATS=1 but NATS is not reachable at ORDERHUB_TEST_NATS_URL={nats:?}"
+        );
+        eprintln!(
+            "ORDERHUB_TEST_NATS_URL is unset or unreachable ({nats:?}): NATS not tested here"
+        );
+        return;
+    }
+    let nats = nats.unwrap_or_default();
     let schema = format!("c_{}", uuid::Uuid::now_v7().simple());
     let ok = Command::new("psql")
         .args([url.as_str(), "-qc", &format!("CREATE SCHEMA {schema}")])

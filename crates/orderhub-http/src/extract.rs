@@ -50,6 +50,19 @@ pub fn parse_json<T: DeserializeOwned>(
     } else {
         bytes
     };
+    // NUL is valid JSON (`\u0000`) but no text column takes it (PostgreSQL refuses it): refused
+    // here, at its field, before any store sees it.
+    if bytes.windows(6).any(|w| w.eq_ignore_ascii_case(b"\\u0000"))
+        && let Ok(v) = serde_json::from_slice::<serde_json::Value>(bytes)
+        && let Some(field) = nul_at(&v, String::new())
+    {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_character",
+            "text may not contain the NUL character (\\u0000)",
+        )
+        .field(field));
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let trailing = |e: serde_json::Error| {
         ApiError::new(
@@ -79,6 +92,31 @@ pub fn parse_json<T: DeserializeOwned>(
     let canonical = serde_json::to_vec(&value).unwrap_or_default();
     let t = serde_path_to_error::deserialize(value).map_err(from_json_error)?;
     Ok((t, canonical))
+}
+
+/// The path of the first string (or key) in `v` that holds a NUL character.
+fn nul_at(v: &serde_json::Value, path: String) -> Option<String> {
+    use serde_json::Value;
+    match v {
+        Value::String(s) => s.contains('\0').then_some(path),
+        Value::Array(a) => a
+            .iter()
+            .enumerate()
+            .find_map(|(i, x)| nul_at(x, format!("{path}[{i}]"))),
+        Value::Object(m) => m.iter().find_map(|(k, x)| {
+            let p = if path.is_empty() {
+                k.clone()
+            } else {
+                format!("{path}.{k}")
+            };
+            if k.contains('\0') {
+                Some(p)
+            } else {
+                nul_at(x, p)
+            }
+        }),
+        _ => None,
+    }
 }
 
 /// The body of a write as `T`, with the request's Idempotency-Key (if it sent one) bound to the

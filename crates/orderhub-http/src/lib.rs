@@ -11,6 +11,7 @@ pub mod bootstrap;
 pub mod console;
 pub mod error;
 pub mod extract;
+pub mod limits;
 pub mod openapi;
 pub mod policy;
 pub mod routes;

@@ -1,6 +1,10 @@
 //! The OpenAPI document, assembled from the handlers' annotations and the wire types.
 
+use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::path::{Operation, ParameterIn};
+use utoipa::openapi::response::ResponseBuilder;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, Type};
 use utoipa::{Modify, OpenApi};
 
 #[derive(OpenApi)]
@@ -50,7 +54,8 @@ use utoipa::{Modify, OpenApi};
         crate::routes::system::metrics,
         crate::routes::system::openapi,
     ),
-    modifiers(&Bearer)
+    components(schemas(orderhub_api::ErrorBody, orderhub_api::ErrorDetail)),
+    modifiers(&Bearer, &Answers)
 )]
 struct ApiDoc;
 
@@ -64,6 +69,131 @@ impl Modify for Bearer {
             SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
         );
     }
+}
+
+/// What every operation can answer besides what its handler's annotation lists: the statuses that
+/// come from the layers every request passes (authentication, the body limit, JSON and query
+/// parsing, the store), each with the error body. A route's own annotation names the rest (404 on
+/// an unknown id, 409 on a move not allowed …) and wins where both name a status.
+struct Answers;
+
+/// Paths served without the store (and without the error body).
+const NO_STORE: [&str; 3] = ["/healthz", "/metrics", "/openapi.json"];
+
+impl Modify for Answers {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        for (path, item) in api.paths.paths.iter_mut() {
+            let store = !NO_STORE.contains(&path.as_str());
+            let path_params = path.contains('{');
+            for (method, op) in [
+                ("get", &mut item.get),
+                ("put", &mut item.put),
+                ("post", &mut item.post),
+                ("delete", &mut item.delete),
+                ("patch", &mut item.patch),
+            ] {
+                let Some(op) = op else { continue };
+                answers(op, method, store, path_params);
+            }
+        }
+    }
+}
+
+fn answers(op: &mut Operation, method: &str, store: bool, path_params: bool) {
+    let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
+    let query = op
+        .parameters
+        .iter()
+        .flatten()
+        .any(|p| p.parameter_in == ParameterIn::Query);
+    let body = op.request_body.is_some();
+    let mut add = |status: &str, description: &str| {
+        op.responses
+            .responses
+            .entry(status.to_owned())
+            .or_insert_with(|| error_response(status, description));
+    };
+    if secured {
+        add(
+            "401",
+            "`unauthenticated`: no API key, not a Bearer key, or an unknown or revoked one",
+        );
+        add(
+            "403",
+            "`forbidden`: the key's role may not do this (or the resource is outside its shop scope)",
+        );
+        if query {
+            add(
+                "400",
+                "A query parameter is unknown, malformed or out of range (`unknown_parameter`, \
+                 `invalid_parameter`, `out_of_range`, `invalid_cursor` …); `field` names it",
+            );
+        }
+        if body {
+            add(
+                "400",
+                "The body is not JSON (`malformed_json`), cannot be read (`unreadable_body`), or \
+                 the Idempotency-Key header is invalid (`invalid_idempotency_key`)",
+            );
+            add(
+                "413",
+                "`body_too_large`: the body exceeds 1 MiB (`BODY_BYTES_MAX`)",
+            );
+            add(
+                "422",
+                "A field has the wrong type, is unknown or missing, or breaks a rule or bound \
+                 (`invalid_type`, `unknown_field`, `out_of_range`, `too_long`, `too_many` …); \
+                 `field` names it and the message the rule and the limit",
+            );
+        }
+        if path_params {
+            add(
+                "404",
+                "`not_found`: no such resource for this tenant and key",
+            );
+            add(
+                "422",
+                "A path parameter breaks its rule (an id that is not one); `field` names it",
+            );
+        }
+        if method != "get" {
+            add(
+                "409",
+                "A concurrent change got in the way (`write_conflict`; retry), or a request with the \
+                 same Idempotency-Key is being processed (`idempotency_key_in_use`)",
+            );
+        }
+    }
+    if store {
+        add(
+            "500",
+            "`internal`: an unexpected store failure; quote the x-request-id header",
+        );
+        add(
+            "503",
+            "`store_unavailable`: the database is unavailable or overloaded; retry",
+        );
+    }
+}
+
+/// A response with the error body (`application/json`, [`orderhub_api::ErrorBody`]).
+fn error_response(status: &str, description: &str) -> RefOr<Response> {
+    let content = ContentBuilder::new()
+        .schema(Some(Ref::from_schema_name("ErrorBody")))
+        .build();
+    let mut r = ResponseBuilder::new()
+        .description(description)
+        .content("application/json", content);
+    if status == "401" {
+        r = r.header(
+            "WWW-Authenticate",
+            HeaderBuilder::new()
+                .schema(utoipa::openapi::schema::Object::with_type(Type::String))
+                .description(Some("`Bearer`"))
+                .build(),
+        );
+    }
+    RefOr::T(r.build())
 }
 
 pub fn document() -> utoipa::openapi::OpenApi {

@@ -730,7 +730,11 @@ async fn until<F: std::future::Future<Output = bool>>(what: &str, mut done: impl
 /// sends it — answers `Ack` once it is stored and `Fail` for a mall no shop here is, and after a
 /// cut reconnects and takes what came meanwhile.
 async fn pdd_messages_arrive_over_the_message_service(backend: &str) {
-    let env = open(backend).unwrap();
+    // None: PostgreSQL is not configured for this run (`open` said so, or failed when required).
+    let Some(env) = open(backend) else {
+        eprintln!("ORDERHUB_TEST_DATABASE_URL is not set: PostgreSQL not tested here");
+        return;
+    };
     let kind = ChannelKind::Pdd;
     let (url, handle) = sim::spawn(kind, SimSettings::new(creds(), 3, 9))
         .await

@@ -691,21 +691,20 @@ fn order_conditions(f: &OrderFilter) -> Option<Conditions> {
         if shops.is_empty() {
             return None;
         }
-        sql.push_str(&format!(
-            " AND shop_id IN ({})",
-            vec!["?"; shops.len()].join(",")
-        ));
-        p.extend(
-            shops
-                .iter()
-                .map(|s| Box::new(s.as_str().to_owned()) as Box<dyn rusqlite::ToSql>),
-        );
+        sql.push_str(" AND shop_id IN (SELECT value FROM json_each(?))");
+        p.push(Box::new(shops_json(shops)));
     }
     if let Some(a) = f.after {
         sql.push_str(" AND order_id > ?");
         p.push(Box::new(a.to_string()));
     }
     Some((sql, p))
+}
+
+/// A key's shop scope as one JSON array parameter (`json_each`): the query takes one SQL variable
+/// however many shops the scope names, so no scope can run into SQLite's variable limit.
+fn shops_json(shops: &[ShopId]) -> String {
+    serde_json::Value::from(shops.iter().map(|s| s.as_str()).collect::<Vec<_>>()).to_string()
 }
 
 fn insert_order_row(c: &Connection, cipher: &PiiCipher, o: &Order) -> Result<(), StoreError> {
@@ -1176,15 +1175,8 @@ impl ReadConn for SqliteRead {
             if shops.is_empty() {
                 return Ok(vec![]);
             }
-            sql.push_str(&format!(
-                " AND shop_id IN ({})",
-                vec!["?"; shops.len()].join(",")
-            ));
-            p.extend(
-                shops
-                    .iter()
-                    .map(|s| Box::new(s.as_str().to_owned()) as Box<dyn rusqlite::ToSql>),
-            );
+            sql.push_str(" AND shop_id IN (SELECT value FROM json_each(?))");
+            p.push(Box::new(shops_json(shops)));
         }
         sql.push_str(" GROUP BY exceptions");
         let mut st = self.c.prepare_cached(&sql).map_err(err)?;

@@ -169,6 +169,10 @@ fn shop_view(row: &ChannelShopRow, now: chrono::DateTime<chrono::Utc>) -> ShopVi
 
 /// A shop's configuration as this tenant sees it: no secrets, its token's state.
 #[utoipa::path(get, path = "/v1/channels/{channel}/shops/{shop}", tag = "channels",
+    params(
+        ("channel" = String, Path, description = "channel code: taobao, jd, pdd, douyin, kuaishou, wechat, youzan, custom"),
+        ("shop" = String, Path, description = "the shop's id on the channel"),
+    ),
     responses((status = 200, body = ShopView), (status = 404, body = orderhub_api::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn get_shop(
@@ -177,6 +181,11 @@ pub async fn get_shop(
     Path((channel, shop)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let not_found = || ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such shop");
+    // Only a valid shop id can have been configured (`put_shop` checks it): anything else, a NUL
+    // or a megabyte of text, is not looked up.
+    if orderhub_domain::ShopId::parse(&shop).is_err() {
+        return Err(not_found());
+    }
     let (c, s) = (channel.clone(), shop.clone());
     let row = state
         .store
@@ -197,6 +206,10 @@ fn unprocessable(code: &str, msg: impl Into<String>, field: &str) -> ApiError {
 
 /// Configure a shop of a channel for this tenant (create or replace).
 #[utoipa::path(put, path = "/v1/channels/{channel}/shops/{shop}", tag = "channels", request_body = ShopConfig,
+    params(
+        ("channel" = String, Path, description = "channel code: taobao, jd, pdd, douyin, kuaishou, wechat, youzan, custom"),
+        ("shop" = String, Path, description = "the shop's id on the channel"),
+    ),
     responses((status = 200, body = ShopView), (status = 404, body = orderhub_api::ErrorBody), (status = 409, body = orderhub_api::ErrorBody), (status = 422, body = orderhub_api::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn put_shop(
@@ -214,6 +227,18 @@ pub async fn put_shop(
         .as_str()
         .to_owned();
     let (req, _): (ShopConfig, _) = parse_json(&body, false)?;
+    use crate::limits::{CREDENTIAL_LEN_MAX, URL_LEN_MAX, max_chars};
+    for (f, v, max) in [
+        ("app_key", &req.app_key, CREDENTIAL_LEN_MAX),
+        ("secret", &req.secret, CREDENTIAL_LEN_MAX),
+        ("access_token", &req.access_token, CREDENTIAL_LEN_MAX),
+        ("message_key", &req.message_key, CREDENTIAL_LEN_MAX),
+        ("refresh_token", &req.refresh_token, CREDENTIAL_LEN_MAX),
+        ("app_secret", &req.app_secret, CREDENTIAL_LEN_MAX),
+        ("api_base_url", &req.api_base_url, URL_LEN_MAX),
+    ] {
+        max_chars(f, v, max)?;
+    }
     let mapping = shop_mapping(kind, req.mapping)?;
     for (v, f) in [(&req.app_key, "app_key"), (&req.secret, "secret")] {
         if v.trim().is_empty() {
@@ -308,11 +333,37 @@ pub async fn put_shop(
     ))
 }
 
+/// Bytes as they come, for the document (`type: string, format: binary`).
+#[derive(utoipa::ToSchema)]
+#[schema(value_type = String, format = Binary)]
+#[allow(dead_code)]
+pub struct RawBody(Vec<u8>);
+
 /// A channel's push. Verified with the shop's secret and the channel's scheme, stored before the
 /// answer, processed asynchronously; the same message twice is stored once. Refused messages are
 /// recorded with the rule they broke.
 #[utoipa::path(post, path = "/v1/channels/{channel}/shops/{shop}/webhook", tag = "channels",
-    responses((status = 200, description = "the channel's own acknowledgement"), (status = 400, body = orderhub_api::ErrorBody), (status = 401, body = orderhub_api::ErrorBody), (status = 404, body = orderhub_api::ErrorBody)))]
+    params(
+        ("channel" = String, Path, description = "channel code: taobao, jd, pdd, douyin, kuaishou, wechat, youzan, custom"),
+        ("shop" = String, Path, description = "the shop's id on the channel"),
+    ),
+    request_body(description = "The channel's push as it sends it: any bytes, in the channel's own format (JSON for most, form or XML for some); its signature in headers or query parameters", content(
+        (serde_json::Value = "application/json"),
+        (String = "application/x-www-form-urlencoded"),
+        (String = "text/xml"),
+        (String = "text/plain"),
+        (RawBody = "application/octet-stream"),
+    )),
+    responses(
+        (status = 200, description = "Stored (or a repeat, or the channel's test push): the channel's own acknowledgement, in its content type", content(
+            (serde_json::Value = "application/json"),
+            (String = "text/plain"),
+        )),
+        (status = 400, description = "The push breaks the channel's format (`field` and the rule name what); recorded as rejected", body = orderhub_api::ErrorBody),
+        (status = 401, description = "A missing or wrong signature, or a stale timestamp; recorded as rejected", body = orderhub_api::ErrorBody),
+        (status = 404, description = "`unknown_channel`, `unknown_shop` or `channel_not_supported`", body = orderhub_api::ErrorBody),
+        (status = 413, description = "`too_large`: the body is over the webhook limit", body = orderhub_api::ErrorBody),
+    ))]
 pub async fn webhook(
     State(state): State<SharedState>,
     Path((channel, shop)): Path<(String, String)>,
@@ -320,6 +371,16 @@ pub async fn webhook(
     headers: HeaderMap,
     Body(body): Body,
 ) -> Response {
+    // Only a valid shop id can have been configured (`put_shop` checks it).
+    if orderhub_domain::ShopId::parse(&shop).is_err() {
+        return ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_shop",
+            "no shop with that id is configured on this channel",
+        )
+        .field("shop")
+        .into_response();
+    }
     let mut pairs: Vec<(String, String)> = headers
         .iter()
         .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
@@ -363,12 +424,14 @@ pub async fn webhook(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct MessagesQuery {
     /// pending, processed, rejected, failed or all (default rejected).
     state: Option<String>,
     after: Option<String>,
     /// 1 to 500, default 100.
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
 }
 

@@ -15,11 +15,14 @@ const PAGE_DEFAULT: u32 = 100;
 const PAGE_MAX: u32 = 1000;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct EventsQuery {
     /// The last `seq` seen; 0 or absent for the beginning.
+    #[param(minimum = 0)]
     after: Option<i64>,
     /// 1 to 1000, default 100.
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
 }
 

@@ -34,6 +34,7 @@ pub const ON_HOLD: &str = "on_hold";
 const BOARD_ACTIONS: [CommandKind; 2] = [CommandKind::Approve, CommandKind::Cancel];
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct BoardQuery {
     /// One kind (`out_of_stock`, `no_waybill`, `on_hold` …) or `any` (default).
@@ -41,6 +42,7 @@ pub struct BoardQuery {
     channel: Option<String>,
     shop: Option<String>,
     /// 1 to 1000, default 200.
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
 }
 

@@ -6,6 +6,7 @@ use crate::SharedState;
 use crate::auth::Ctx;
 use crate::error::ApiError;
 use crate::extract::{Body, idempotency_key, json_response, parse_json, parse_write, write};
+use crate::limits::{self, at_most, in_range, max_chars, max_items};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
@@ -91,10 +92,18 @@ fn render_reservation(r: &ReservationRecord, _: &Principal) -> (StatusCode, Vec<
     )
 }
 
+/// The answer of a definition that was stored: `{"status":"stored"}`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct Stored {
+    /// `stored`
+    status: String,
+}
+
 /// Define or update a SKU (a kit when it has components).
 #[utoipa::path(put, path = "/v1/skus/{sku}", tag = "inventory", request_body = PutSkuRequest,
     params(("sku" = String, Path, description = "SKU code")),
-    responses((status = 200, description = "Stored"), (status = 422, body = orderhub_api::ErrorBody)),
+    responses((status = 200, description = "Stored", body = Stored), (status = 422, body = orderhub_api::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn put_sku(
     State(state): State<SharedState>,
@@ -104,12 +113,18 @@ pub async fn put_sku(
 ) -> Result<Response, ApiError> {
     let sku = at("sku", Sku::parse(&sku))?;
     let (req, _): (PutSkuRequest, _) = parse_json(&body, false)?;
+    max_chars("title", &req.title, limits::NAME_LEN_MAX)?;
+    if let Some(c) = &req.components {
+        max_items("components", c.len(), limits::KIT_COMPONENTS_MAX)?;
+    }
     let components = req
         .components
         .map(|c| {
             c.iter()
                 .enumerate()
                 .map(|(i, p)| {
+                    let field = format!("components[{i}].quantity");
+                    at_most(&field, p.quantity, limits::KIT_COMPONENT_QUANTITY_MAX)?;
                     Ok((
                         at(&format!("components[{i}].sku"), Sku::parse(&p.sku))?,
                         p.quantity,
@@ -140,7 +155,7 @@ pub async fn put_sku(
 /// Define or update a warehouse: the regions it ships to and its priority.
 #[utoipa::path(put, path = "/v1/warehouses/{id}", tag = "inventory", request_body = PutWarehouseRequest,
     params(("id" = String, Path, description = "warehouse id")),
-    responses((status = 200, description = "Stored"), (status = 422, body = orderhub_api::ErrorBody)),
+    responses((status = 200, description = "Stored", body = Stored), (status = 422, body = orderhub_api::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn put_warehouse(
     State(state): State<SharedState>,
@@ -150,6 +165,12 @@ pub async fn put_warehouse(
 ) -> Result<Response, ApiError> {
     let warehouse_id = warehouse("warehouse_id", &id)?;
     let (req, _): (PutWarehouseRequest, _) = parse_json(&body, false)?;
+    max_chars("name", &req.name, limits::NAME_LEN_MAX)?;
+    in_range("priority", req.priority, 0, limits::WAREHOUSE_PRIORITY_MAX)?;
+    max_items("regions", req.regions.len(), limits::REGIONS_MAX)?;
+    for (i, r) in req.regions.iter().enumerate() {
+        max_chars(&format!("regions[{i}]"), r, limits::REGION_LEN_MAX)?;
+    }
     let rec = WarehouseRecord {
         warehouse_id,
         name: req.name.trim().to_owned(),
@@ -190,6 +211,10 @@ pub async fn receipt(
         &ctx.principal,
         "POST /v1/inventory/receipts",
     )?;
+    at_most("quantity", req.quantity, limits::STOCK_UNITS_MAX)?;
+    if let Some(r) = &req.reference {
+        max_chars("reference", r, limits::REFERENCE_LEN_MAX)?;
+    }
     let sku = at("sku", Sku::parse(&req.sku))?;
     let wh = warehouse("warehouse_id", &req.warehouse_id)?;
     let (a, now, part) = (
@@ -234,6 +259,12 @@ pub async fn adjustment(
         &body,
         &ctx.principal,
         "POST /v1/inventory/adjustments",
+    )?;
+    in_range(
+        "delta",
+        req.delta,
+        -limits::STOCK_UNITS_MAX,
+        limits::STOCK_UNITS_MAX,
     )?;
     let sku = at("sku", Sku::parse(&req.sku))?;
     let wh = warehouse("warehouse_id", &req.warehouse_id)?;
@@ -368,12 +399,15 @@ pub async fn get(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct LedgerQuery {
     warehouse_id: Option<String>,
     /// The last entry_id seen.
+    #[param(minimum = 0)]
     after: Option<i64>,
     /// 1 to 1000, default 100.
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
 }
 
@@ -396,6 +430,14 @@ pub async fn ledger(
         .transpose()?;
     let limit = super::page_limit(q.limit, 100, 1000)?;
     let after = q.after.unwrap_or(0);
+    if after < 0 {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "out_of_range",
+            "after must be 0 or more",
+        )
+        .field("after"));
+    }
     let t = ctx.principal.tenant_id.clone();
     let rows = state
         .store
@@ -446,8 +488,24 @@ pub async fn reserve(
             "reference must be 1 to 128 characters",
         )));
     }
+    max_items(
+        "lines",
+        req.lines.len(),
+        orderhub_core::inventory::RESERVATION_LINES_MAX,
+    )?;
+    if let Some(r) = &req.region {
+        max_chars("region", r, limits::REGION_LEN_MAX)?;
+    }
+    if let Some(s) = req.hold_seconds {
+        in_range("hold_seconds", s, 1, limits::HOLD_SECONDS_MAX)?;
+    }
     let mut lines = Vec::with_capacity(req.lines.len());
     for (i, l) in req.lines.iter().enumerate() {
+        at_most(
+            &format!("lines[{i}].quantity"),
+            l.quantity,
+            limits::RESERVE_QUANTITY_MAX,
+        )?;
         lines.push((
             at(&format!("lines[{i}].sku"), Sku::parse(&l.sku))?,
             l.quantity,
@@ -655,8 +713,18 @@ pub async fn snapshot(
                 "as_of is required",
             ))
         })?;
+    max_items(
+        "items",
+        req.items.len(),
+        orderhub_core::inventory::SNAPSHOT_ITEMS_MAX,
+    )?;
     let mut items = Vec::with_capacity(req.items.len());
     for (i, it) in req.items.iter().enumerate() {
+        at_most(
+            &format!("items[{i}].on_hand"),
+            it.on_hand,
+            limits::STOCK_UNITS_MAX,
+        )?;
         items.push(inv::SnapshotItem {
             sku: at(&format!("items[{i}].sku"), Sku::parse(&it.sku))?,
             on_hand: it.on_hand,
@@ -703,7 +771,7 @@ fn channel_views(
 /// stock and the threshold at which the channel closes.
 #[utoipa::path(put, path = "/v1/channels/{channel}/inventory-policy", tag = "inventory", request_body = PutChannelPolicyRequest,
     params(("channel" = String, Path, description = "channel code")),
-    responses((status = 200, description = "Stored"), (status = 422, body = orderhub_api::ErrorBody)),
+    responses((status = 200, description = "Stored", body = Stored), (status = 422, body = orderhub_api::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn put_channel_policy(
     State(state): State<SharedState>,
@@ -713,6 +781,13 @@ pub async fn put_channel_policy(
 ) -> Result<Response, ApiError> {
     let channel = orderhub_domain::ids::Channel::parse(&channel).map_err(ApiError::from)?;
     let (req, _): (PutChannelPolicyRequest, _) = parse_json(&body, false)?;
+    for (f, v) in [
+        ("units", req.units.unwrap_or(0)),
+        ("safety_stock", req.safety_stock),
+        ("close_below", req.close_below),
+    ] {
+        at_most(f, v, limits::STOCK_UNITS_MAX)?;
+    }
     use orderhub_domain::inventory::AllocationPolicy as A;
     let need = |f: &str| {
         ApiError::from(ValidationError::new(
@@ -782,6 +857,10 @@ pub async fn returns(
         &ctx.principal,
         "POST /v1/inventory/returns",
     )?;
+    at_most("quantity", req.quantity, limits::STOCK_UNITS_MAX)?;
+    if let Some(r) = &req.reference {
+        max_chars("reference", r, limits::REFERENCE_LEN_MAX)?;
+    }
     let qc_passed = match req.qc.as_str() {
         "passed" => true,
         "failed" => false,
@@ -819,11 +898,13 @@ pub async fn returns(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct BackorderQuery {
     /// From the previous page's `next_cursor`.
     cursor: Option<String>,
     /// 1 to 500, default 100.
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
 }
 

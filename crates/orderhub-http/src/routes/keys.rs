@@ -114,6 +114,10 @@ pub async fn create(
         )
         .field("name"));
     }
+    if let Some(s) = &req.shops {
+        crate::limits::max_items("shops", s.len(), crate::limits::KEY_SHOPS_MAX)?;
+    }
+    crate::limits::max_items("scopes", req.scopes.len(), crate::limits::KEY_SCOPES_MAX)?;
     let shops = req
         .shops
         .map(|s| {

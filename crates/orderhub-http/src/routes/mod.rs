@@ -349,6 +349,17 @@ pub fn scope_strings(p: &orderhub_core::auth::Principal) -> Option<Vec<String>> 
 
 /// Parses a query string into `T`, naming the offending parameter.
 pub fn parse_query<T: serde::de::DeserializeOwned>(q: Option<&str>) -> Result<T, ApiError> {
+    // No text column takes NUL (PostgreSQL refuses it): refused here, naming the parameter.
+    if let Some((k, _)) =
+        form_urlencoded_parse(q.unwrap_or("")).find(|(k, v)| k.contains('\0') || v.contains('\0'))
+    {
+        return Err(ApiError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            "invalid_parameter",
+            "a query parameter may not contain the NUL character (%00)",
+        )
+        .field(k.replace('\0', "")));
+    }
     let de = serde_urlencoded::Deserializer::new(form_urlencoded_parse(q.unwrap_or("")));
     serde_path_to_error::deserialize(de).map_err(|e| {
         let field = e.path().to_string();

@@ -116,6 +116,7 @@ pub(crate) async fn visible_order(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// pending_payment, paid, on_hold, allocated, released, shipped, in_transit, delivered, completed, cancelled
@@ -139,6 +140,7 @@ pub struct ListQuery {
     /// From the previous page's `next_cursor`.
     cursor: Option<String>,
     /// 1 to 500, default 50.
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
 }
 

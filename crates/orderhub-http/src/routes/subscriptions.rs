@@ -273,7 +273,8 @@ fn parse_id(raw: &str, field: &str) -> Result<Uuid, ApiError> {
 /// Stop deliveries to a subscription. Its dead letters stay (a replay of one reports that the
 /// subscription is gone).
 #[utoipa::path(delete, path = "/v1/subscriptions/{id}", tag = "subscriptions",
-    responses((status = 204), (status = 404, body = orderhub_api::ErrorBody)),
+    params(("id" = uuid::Uuid, Path, description = "subscription id")),
+    responses((status = 204, description = "Deleted"), (status = 400, description = "`invalid_id`: id is not a UUID", body = orderhub_api::ErrorBody), (status = 404, body = orderhub_api::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn delete(
     State(state): State<SharedState>,
@@ -318,6 +319,7 @@ pub async fn delete(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DeadLetterQuery {
     /// dead (default), replaying, delivered or all.
@@ -325,6 +327,7 @@ pub struct DeadLetterQuery {
     /// The last `dead_letter_id` seen.
     after: Option<String>,
     /// 1 to 500, default 100.
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
 }
 
@@ -391,7 +394,8 @@ pub async fn list_dead(
 
 /// One dead letter with the event as it was sent.
 #[utoipa::path(get, path = "/v1/dead-letters/{id}", tag = "subscriptions",
-    responses((status = 200, body = DeadLetterView), (status = 404, body = orderhub_api::ErrorBody)),
+    params(("id" = uuid::Uuid, Path, description = "dead letter id")),
+    responses((status = 200, body = DeadLetterView), (status = 400, description = "`invalid_id`: id is not a UUID", body = orderhub_api::ErrorBody), (status = 404, body = orderhub_api::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn get_dead(
     State(state): State<SharedState>,
@@ -406,7 +410,8 @@ pub async fn get_dead(
 /// Send one dead letter again (with the usual retries). 202: queued; the dispatcher picks it up
 /// within a second. 409 when it is not dead (already replaying or delivered).
 #[utoipa::path(post, path = "/v1/dead-letters/{id}/replay", tag = "subscriptions",
-    responses((status = 202, body = ReplayAccepted), (status = 404, body = orderhub_api::ErrorBody), (status = 409, body = orderhub_api::ErrorBody)),
+    params(("id" = uuid::Uuid, Path, description = "dead letter id")),
+    responses((status = 202, body = ReplayAccepted), (status = 400, description = "`invalid_id`: id is not a UUID", body = orderhub_api::ErrorBody), (status = 404, body = orderhub_api::ErrorBody), (status = 409, body = orderhub_api::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn replay_one(
     State(state): State<SharedState>,

@@ -7,13 +7,13 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 /// The process is up.
-#[utoipa::path(get, path = "/healthz", tag = "system", responses((status = 200, description = "Up")))]
+#[utoipa::path(get, path = "/healthz", tag = "system", responses((status = 200, description = "Up: `{\"status\":\"ok\"}`", body = serde_json::Value)))]
 pub async fn healthz() -> Response {
     axum::Json(json!({"status": "ok"})).into_response()
 }
 
 /// The process can serve: its database answers.
-#[utoipa::path(get, path = "/readyz", tag = "system", responses((status = 200, description = "Ready"), (status = 503, description = "Database unreachable")))]
+#[utoipa::path(get, path = "/readyz", tag = "system", responses((status = 200, description = "Ready: `{\"status\":\"ready\",\"store\":…}`", body = serde_json::Value), (status = 503, description = "Database unreachable: `{\"status\":\"unavailable\",\"store\":…}`", body = serde_json::Value)))]
 pub async fn readyz(State(state): State<SharedState>) -> Response {
     match state.store.read(|r| r.ping()).await {
         Ok(()) => {
@@ -32,7 +32,7 @@ pub async fn readyz(State(state): State<SharedState>) -> Response {
 
 /// Prometheus metrics: request counts and latencies by route, orders by status and channel, the
 /// store's group-commit counters, dead-letter depth and the relay's and dispatcher's lag.
-#[utoipa::path(get, path = "/metrics", tag = "system", responses((status = 200, description = "Prometheus text format")))]
+#[utoipa::path(get, path = "/metrics", tag = "system", responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
 pub async fn metrics(State(state): State<SharedState>) -> Response {
     if let Ok(counts) = state.store.read(|r| r.order_counts()).await {
         for (status, channel, n) in counts {
@@ -112,7 +112,7 @@ pub async fn metrics(State(state): State<SharedState>) -> Response {
 }
 
 /// This API's OpenAPI 3 document, generated from the code.
-#[utoipa::path(get, path = "/openapi.json", tag = "system", responses((status = 200, description = "OpenAPI document")))]
+#[utoipa::path(get, path = "/openapi.json", tag = "system", responses((status = 200, description = "OpenAPI document", body = serde_json::Value)))]
 pub async fn openapi() -> Response {
     axum::Json(crate::openapi::document()).into_response()
 }

@@ -3,6 +3,7 @@
 
 mod app;
 mod auth;
+mod bounds;
 mod channels;
 mod console;
 mod errors;
