@@ -318,6 +318,38 @@ pub(crate) fn seal(cipher: &orderhub_core::crypto::PiiCipher, bytes: &[u8]) -> S
     cipher.encrypt(&base64::engine::general_purpose::STANDARD.encode(bytes))
 }
 
+/// Stored idempotent responses at rest, sealed like message bodies: a response to a key with
+/// `pii:read` carries the receiver in clear. The claim's empty body stays empty.
+pub(crate) fn seal_response(cipher: &orderhub_core::crypto::PiiCipher, body: &[u8]) -> Vec<u8> {
+    if body.is_empty() {
+        Vec::new()
+    } else {
+        seal(cipher, body).into_bytes()
+    }
+}
+
+/// Whether a stored response is sealed (rows written before responses were sealed are not; the
+/// store seals them when it opens).
+pub(crate) fn is_sealed(stored: &[u8]) -> bool {
+    stored.starts_with(b"enc1:")
+}
+
+pub(crate) fn open_response(
+    cipher: &orderhub_core::crypto::PiiCipher,
+    stored: Vec<u8>,
+) -> Result<Vec<u8>, StoreError> {
+    if !is_sealed(&stored) {
+        return Ok(stored);
+    }
+    let text = std::str::from_utf8(&stored).map_err(|_| {
+        StoreError::new(
+            orderhub_core::StoreErrorKind::Other,
+            "stored response does not decode",
+        )
+    })?;
+    open_sealed(cipher, text)
+}
+
 pub(crate) fn open_sealed(
     cipher: &orderhub_core::crypto::PiiCipher,
     stored: &str,

@@ -12,3 +12,4 @@ mod orders;
 mod robustness;
 mod subscriptions;
 mod system;
+mod trust;
