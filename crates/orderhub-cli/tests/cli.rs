@@ -632,6 +632,8 @@ fn two_hub_processes_on_postgresql_and_nats_fail_over_without_losing_events() {
             nats.clone(),
             "--fulfillment".into(),
             "off".into(),
+            // The test's webhook receiver listens on loopback.
+            "--allow-private-urls".into(),
         ]
     };
     let a_args = args(&dirs.0);

@@ -15,6 +15,7 @@ pub mod writeback;
 use chrono::{DateTime, Utc};
 use orderhub_channels::{ChannelKind, PushMessage, ShopCredentials};
 use orderhub_core::CoreError;
+use orderhub_core::outbound::OutboundPolicy;
 use orderhub_store::ops::{MSG_PENDING, MSG_REJECTED};
 use orderhub_store::{ChannelMessageRow, ChannelShopRow, Store};
 use std::collections::HashSet;
@@ -150,12 +151,39 @@ impl ConfiguredShop {
 
 /// What the webhook shares with the rest of the hub: the processor's inbox, the shop cache and
 /// the messages it stored lately.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Webhooks {
     /// Messages stored, handed to the processor at once.
     pub inbox: Inbox,
     pub shops: ShopCache,
     pub stored: RecentKeys,
+    /// Which addresses the processor's channel calls may reach. The default lets every address
+    /// through (tests, tools); `orderhub serve` refuses private ones unless told otherwise.
+    pub outbound: OutboundPolicy,
+}
+
+impl Default for Webhooks {
+    fn default() -> Self {
+        Webhooks {
+            inbox: Inbox::default(),
+            shops: ShopCache::default(),
+            stored: RecentKeys::default(),
+            outbound: OutboundPolicy::ALLOW_PRIVATE,
+        }
+    }
+}
+
+/// The client for channel APIs: it connects only where `outbound` permits, checked at every
+/// connection (a name's addresses can change after the shop was configured); a refused call
+/// records only "refused by the outbound URL policy".
+pub fn channel_client(outbound: OutboundPolicy) -> orderhub_channels::client::HttpClient {
+    if outbound.allow_private {
+        orderhub_channels::client::HttpClient::new()
+    } else {
+        orderhub_channels::client::HttpClient::with_address_filter(Arc::new(move |ip| {
+            outbound.permits(ip).is_ok()
+        }))
+    }
 }
 
 /// Messages this process's webhook stored, handed to the processor in memory: without it the
