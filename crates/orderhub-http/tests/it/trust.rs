@@ -66,3 +66,256 @@ async fn a_revoked_bootstrap_key_stays_revoked_across_a_restart(app: TestApp) {
     // The other admin key works as before.
     assert_eq!(app.get("/v1/orders", &second).await.status, StatusCode::OK);
 }
+
+// ---- The outbound URL policy ----------------------------------------------------------------
+
+/// Runs each named test on both backends with the outbound URL policy of `orderhub serve`
+/// (private addresses refused).
+macro_rules! on_every_backend_public_only {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            use orderhub_core::outbound::OutboundPolicy;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let app = crate::app::spawn_app_with("sqlite", OutboundPolicy::PUBLIC_ONLY).await;
+                super::$name(app.unwrap()).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                match crate::app::spawn_app_with("postgres", OutboundPolicy::PUBLIC_ONLY).await {
+                    Some(app) => super::$name(app).await,
+                    None => eprintln!("ORDERHUB_TEST_DATABASE_URL is not set: PostgreSQL not tested here"),
+                }
+            }
+        }
+    )*};
+}
+
+on_every_backend_public_only!(private_destinations_are_refused_when_created,);
+on_every_backend!(
+    private_destinations_are_allowed_with_the_setting,
+    a_delivery_to_a_name_that_now_resolves_to_loopback_is_refused_by_the_policy_alone,
+);
+
+/// Each refused at creation, with the address class; none of them is ever connected to.
+const PRIVATE_URLS: [(&str, &str); 6] = [
+    ("http://127.0.0.1:9/hook", "loopback"),
+    ("http://10.0.0.1/hook", "private"),
+    ("http://169.254.169.254/latest/meta-data/", "link local"),
+    ("http://[::1]:8080/hook", "loopback"),
+    ("http://localhost:9/hook", "loopback"),
+    ("http://[::ffff:192.168.0.1]/hook", "private"),
+];
+
+async fn private_destinations_are_refused_when_created(app: TestApp) {
+    for (url, class) in PRIVATE_URLS {
+        let r = app
+            .post(
+                "/v1/subscriptions",
+                ADMIN_KEY,
+                &json!({"url": url, "event_types": ["*"]}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{url}");
+        assert_eq!((r.code(), r.field()), ("private_address", "url"), "{url}");
+        let msg = r.body["error"]["message"].as_str().unwrap();
+        assert!(msg.contains(class), "{url}: {msg}");
+        let r = app
+            .call(
+                Method::PUT,
+                "/v1/channels/taobao/shops/ssrfshop",
+                Some(ADMIN_KEY),
+                Some(
+                    &json!({"app_key": "k", "secret": "s", "access_token": "t", "api_base_url": url})
+                        .to_string(),
+                ),
+                &[],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{url}");
+        assert_eq!(
+            (r.code(), r.field()),
+            ("private_address", "api_base_url"),
+            "{url}"
+        );
+    }
+    let subs = app.get("/v1/subscriptions", ADMIN_KEY).await;
+    assert_eq!(subs.status, StatusCode::OK);
+    assert!(
+        !subs.body.to_string().contains("hook"),
+        "nothing was created: {}",
+        subs.body
+    );
+}
+
+async fn private_destinations_are_allowed_with_the_setting(app: TestApp) {
+    for (url, _) in PRIVATE_URLS {
+        let r = app
+            .post(
+                "/v1/subscriptions",
+                ADMIN_KEY,
+                &json!({"url": url, "event_types": ["*"]}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{url}: {:?}", r.body);
+    }
+    let r = app
+        .call(
+            Method::PUT,
+            "/v1/channels/taobao/shops/ssrfshop",
+            Some(ADMIN_KEY),
+            Some(
+                &json!({"app_key": "k", "secret": "s", "access_token": "t", "api_base_url": "http://169.254.169.254"})
+                    .to_string(),
+            ),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+}
+
+/// A local HTTP endpoint that answers every request with `status` and counts the requests and
+/// connections it got. Listens on 127.0.0.1 only.
+pub struct Receiver {
+    pub port: u16,
+    pub hits: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+pub async fn receiver(status: u16) -> Receiver {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let hits = std::sync::Arc::new(AtomicUsize::new(0));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let h = hits.clone();
+    let app = axum::Router::new().fallback(move || {
+        let h = h.clone();
+        async move {
+            h.fetch_add(1, Ordering::SeqCst);
+            axum::http::StatusCode::from_u16(status).unwrap()
+        }
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    Receiver { port, hits }
+}
+
+pub fn fast_events(
+    outbound: orderhub_core::outbound::OutboundPolicy,
+) -> orderhub_events::EventsConfig {
+    use std::time::Duration;
+    orderhub_events::EventsConfig {
+        lease_ttl: Duration::from_secs(2),
+        poll_interval: Duration::from_millis(50),
+        supervise_every: Duration::from_millis(200),
+        backoff_base: Duration::from_millis(5),
+        backoff_max: Duration::from_millis(40),
+        replay_poll: Duration::from_millis(100),
+        subscriptions_refresh: Duration::from_millis(100),
+        max_attempts: 2,
+        delivery_timeout: Duration::from_secs(2),
+        outbound,
+        ..orderhub_events::EventsConfig::default()
+    }
+}
+
+/// Dead letters of the default tenant, once there are at least `n` (within 30 s).
+pub async fn dead_letters(app: &TestApp, n: usize) -> Vec<serde_json::Value> {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let r = app.get("/v1/dead-letters?limit=100", ADMIN_KEY).await;
+        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+        let all = r.body["dead_letters"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if all.len() >= n {
+            return all;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "{n} dead letters never appeared: {all:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// Subscriptions made while private addresses were allowed; then the dispatcher runs with the
+/// policy of `orderhub serve`: `localhost` resolves to loopback at call time, `127.0.0.1` is
+/// loopback as written. Neither is connected to, and the dead letters say only that the policy
+/// refused them (nothing a tenant could read a port's state from).
+async fn a_delivery_to_a_name_that_now_resolves_to_loopback_is_refused_by_the_policy_alone(
+    app: TestApp,
+) {
+    use orderhub_core::outbound::{OutboundPolicy, REFUSED};
+    use std::sync::atomic::Ordering;
+    let open = receiver(200).await;
+    let closed_port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    for url in [
+        format!("http://localhost:{}/hook", open.port),
+        format!("http://127.0.0.1:{}/hook", open.port),
+        format!("http://localhost:{closed_port}/hook"),
+    ] {
+        let r = app
+            .post(
+                "/v1/subscriptions",
+                ADMIN_KEY,
+                &json!({"url": url, "event_types": ["order.created"]}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    }
+    let events = orderhub_events::EventsRuntime::start(
+        app.store.clone(),
+        fast_events(OutboundPolicy::PUBLIC_ONLY),
+        vec![],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        app.create(ADMIN_KEY, "shop-1", "SSRF-1").await.status,
+        StatusCode::CREATED
+    );
+    let dead = dead_letters(&app, 3).await;
+    events.stop().await;
+    assert_eq!(open.hits.load(Ordering::SeqCst), 0, "nothing was sent");
+    for d in &dead {
+        assert_eq!(d["last_error"], REFUSED, "{d}");
+        assert_eq!(d["attempts"], 1, "not retried: {d}");
+    }
+}
+
+/// The channel API client of the hub's intake (fetches, pulls, token renewals, write-backs) at
+/// call time: a shop's `api_base_url` naming a loopback host is not connected to under the policy
+/// of `orderhub serve`, and the call reports only the policy; allowed, the same call goes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channel_api_calls_to_private_addresses_are_refused_at_call_time() {
+    use orderhub_channels::ApiError;
+    use orderhub_core::outbound::{OutboundPolicy, REFUSED};
+    use std::sync::atomic::Ordering;
+    let open = receiver(200).await;
+    let strict = orderhub_intake::channel_client(OutboundPolicy::PUBLIC_ONLY);
+    for url in [
+        format!("http://localhost:{}/router/rest", open.port),
+        format!("http://127.0.0.1:{}/router/rest", open.port),
+        format!("http://[::ffff:127.0.0.1]:{}/router/rest", open.port),
+    ] {
+        match strict
+            .call("GET", &url, "text/plain", &[], Vec::new())
+            .await
+        {
+            Err(ApiError::Transport(why)) => assert_eq!(why, REFUSED, "{url}"),
+            other => panic!("{url}: {other:?}"),
+        }
+    }
+    assert_eq!(open.hits.load(Ordering::SeqCst), 0, "nothing was sent");
+    let allowed = orderhub_intake::channel_client(OutboundPolicy::ALLOW_PRIVATE);
+    let url = format!("http://localhost:{}/router/rest", open.port);
+    let (status, _) = allowed
+        .call("GET", &url, "text/plain", &[], Vec::new())
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(open.hits.load(Ordering::SeqCst), 1);
+}
