@@ -245,6 +245,17 @@ pub struct ChannelMessageRow {
 
 /// Writes of channel intake.
 pub trait ChannelTx {
+    /// Counts one unauthenticated push of the shop: `true` (and `kept` + 1) while fewer than `cap`
+    /// were kept, so the caller records it; else `false` and `dropped` + 1. One statement: exact
+    /// under concurrent writers.
+    fn channel_refusal_admit(
+        &mut self,
+        tenant: &TenantId,
+        channel: &str,
+        shop_id: &str,
+        cap: u64,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
     /// Creates or replaces the shop's configuration. `Ok(false)`: the shop id is another tenant's
     /// on that channel (nothing written).
     fn channel_shop_put(&mut self, s: &ChannelShopRow) -> Result<bool, StoreError>;
@@ -292,8 +303,21 @@ pub trait ChannelTx {
     ) -> Result<u64, StoreError>;
 }
 
+/// Pushes of one shop refused before they were authenticated: `kept` recorded (without body),
+/// `dropped` beyond the cap, counted only.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChannelRefusals {
+    pub channel: String,
+    pub shop_id: String,
+    pub kept: u64,
+    pub dropped: u64,
+    pub last_at: DateTime<Utc>,
+}
+
 /// Reads of channel intake.
 pub trait ChannelRead {
+    /// The counts of unauthenticated pushes per shop of `tenant`.
+    fn channel_refusals(&mut self, tenant: &TenantId) -> Result<Vec<ChannelRefusals>, StoreError>;
     /// Every configured shop of every tenant (for the puller).
     fn channel_shops_all(&mut self) -> Result<Vec<ChannelShopRow>, StoreError>;
     fn channel_shop(

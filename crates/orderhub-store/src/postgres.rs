@@ -71,6 +71,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "channel_tokens",
         include_str!("../migrations/postgres/0008_channel_tokens.sql"),
     ),
+    (
+        10,
+        "refused_pushes",
+        include_str!("../migrations/postgres/0010_refused_pushes.sql"),
+    ),
 ];
 
 pub(crate) fn err(e: postgres::Error) -> StoreError {

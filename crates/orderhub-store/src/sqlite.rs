@@ -66,6 +66,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "channel_tokens",
         include_str!("../migrations/sqlite/0008_channel_tokens.sql"),
     ),
+    (
+        10,
+        "refused_pushes",
+        include_str!("../migrations/sqlite/0010_refused_pushes.sql"),
+    ),
 ];
 
 /// Reader connections: WAL lets readers run beside the writer; two keep a 2-core machine busy.

@@ -3,6 +3,7 @@
 
 use crate::app::*;
 use crate::on_every_backend;
+use futures::StreamExt;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
@@ -318,4 +319,125 @@ async fn channel_api_calls_to_private_addresses_are_refused_at_call_time() {
         .unwrap();
     assert_eq!(status, 200);
     assert_eq!(open.hits.load(Ordering::SeqCst), 1);
+}
+
+// ---- Refused pushes -------------------------------------------------------------------------
+
+on_every_backend!(forged_pushes_are_kept_bounded_and_make_no_order,);
+
+/// Anyone can post to a shop's webhook. Twice the cap of forged pushes (signed with a wrong
+/// secret) leave exactly the cap of records, none with its body or headers, the rest counted;
+/// no order is made; the refusals are in /metrics.
+async fn forged_pushes_are_kept_bounded_and_make_no_order(app: TestApp) {
+    use orderhub_channels::sim::{self, SimSettings};
+    use orderhub_channels::{ChannelKind, ShopCredentials};
+    use orderhub_intake::REFUSED_KEPT_MAX;
+    let kind = ChannelKind::Taobao;
+    let mut creds = ShopCredentials::new("app-key-1", "s3cret");
+    creds.access_token = "tok-1".into();
+    let (url, handle) = sim::spawn(kind, SimSettings::new(creds.clone(), 1, 7))
+        .await
+        .unwrap();
+    let r = app
+        .call(
+            Method::PUT,
+            "/v1/channels/taobao/shops/forgedshop",
+            Some(ADMIN_KEY),
+            Some(&json!({"app_key": creds.app_key, "secret": creds.secret, "access_token": creds.access_token, "api_base_url": url}).to_string()),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let before = refused_metric(&app).await;
+    let forger = ShopCredentials::new("app-key-1", "not-the-secret");
+    let order = handle.orders()[0].clone();
+    let p = sim::signed_push(kind, &order, &forger, chrono::Utc::now()).unwrap();
+    let total = 2 * REFUSED_KEPT_MAX as usize;
+    let statuses: Vec<StatusCode> = futures::stream::iter(0..total)
+        .map(|_| {
+            let p = p.clone();
+            let app = &app;
+            async move {
+                let mut rb = app
+                    .client
+                    .post(format!(
+                        "{}/v1/channels/taobao/shops/forgedshop/webhook",
+                        app.base
+                    ))
+                    .header("content-type", p.content_type)
+                    .body(p.body.clone());
+                for (k, v) in &p.headers {
+                    rb = rb.header(k.as_str(), v.as_str());
+                }
+                if !p.query.is_empty() {
+                    rb = rb.query(&p.query);
+                }
+                rb.send().await.unwrap().status()
+            }
+        })
+        .buffer_unordered(8)
+        .collect()
+        .await;
+    assert!(
+        statuses.iter().all(|s| *s == StatusCode::UNAUTHORIZED),
+        "every forged push is 401"
+    );
+    let t = orderhub_domain::TenantId::parse("default").unwrap();
+    let t2 = t.clone();
+    let rows = app
+        .store
+        .read(move |r| r.channel_messages(Some(&t2), Some("rejected"), None, 10_000))
+        .await
+        .unwrap();
+    let rows: Vec<_> = rows.iter().filter(|m| m.shop_id == "forgedshop").collect();
+    assert_eq!(
+        rows.len(),
+        REFUSED_KEPT_MAX as usize,
+        "at most the cap is kept"
+    );
+    for m in &rows {
+        assert!(m.body.is_empty() && m.headers.is_empty(), "no body kept");
+        assert_eq!(m.rule.as_deref(), Some("bad_signature"));
+        let reason = m.reason.as_deref().unwrap();
+        assert!(
+            reason.contains(&format!("{} bytes, sha256 ", p.body.len())),
+            "{reason}"
+        );
+    }
+    let counts = app
+        .store
+        .read(move |r| r.channel_refusals(&t))
+        .await
+        .unwrap();
+    assert_eq!(counts.len(), 1, "{counts:?}");
+    assert_eq!(
+        (
+            counts[0].shop_id.as_str(),
+            counts[0].kept,
+            counts[0].dropped
+        ),
+        ("forgedshop", REFUSED_KEPT_MAX, REFUSED_KEPT_MAX),
+        "the rest is counted"
+    );
+    assert_eq!(app.order_count().await, 0, "a forged push makes no order");
+    assert!(
+        refused_metric(&app).await - before >= total as f64,
+        "the metric counts every refused push"
+    );
+}
+
+/// `orderhub_channel_pushes_refused_total{channel="taobao",rule="bad_signature"}` (tests in this
+/// process share the recorder: compare differences).
+async fn refused_metric(app: &TestApp) -> f64 {
+    app.metrics()
+        .await
+        .lines()
+        .find(|l| {
+            l.starts_with("orderhub_channel_pushes_refused_total")
+                && l.contains("channel=\"taobao\"")
+                && l.contains("rule=\"bad_signature\"")
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
 }
