@@ -441,3 +441,287 @@ async fn refused_metric(app: &TestApp) -> f64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0.0)
 }
+
+// ---- Personal data at rest ------------------------------------------------------------------
+
+on_every_backend!(personal_data_is_nowhere_in_clear_after_a_full_flow,);
+
+/// Receivers, distinctive enough that a hit is theirs: one arrives by a channel push, one by the
+/// API. Name, phone and detail address are the personal fields.
+const CHANNEL_RECEIVER: [&str; 3] = ["欧阳翀龑", "18712349876", "龙蟠里乙9号楼"];
+const API_RECEIVER: [&str; 3] = ["司徒翯翾", "15876543219", "翠微路甲7号院3单元"];
+
+/// The forms a value could take at rest: as written, JSON-escaped (`\uXXXX`, either case; and
+/// with the backslash doubled, as PostgreSQL's record text shows it), and as the hex text that
+/// PostgreSQL shows for `bytea`.
+fn forms(v: &str) -> Vec<(String, String)> {
+    let esc = |upper: bool| -> String {
+        v.chars()
+            .map(|c| {
+                if c.is_ascii() {
+                    c.to_string()
+                } else {
+                    let mut buf = [0u16; 2];
+                    c.encode_utf16(&mut buf)
+                        .iter()
+                        .map(|u| {
+                            if upper {
+                                format!("\\u{u:04X}")
+                            } else {
+                                format!("\\u{u:04x}")
+                            }
+                        })
+                        .collect()
+                }
+            })
+            .collect()
+    };
+    let mut out = vec![(v.to_owned(), format!("{v} as written"))];
+    for upper in [false, true] {
+        let e = esc(upper);
+        if e != v {
+            out.push((
+                e.replace('\\', "\\\\"),
+                format!("{v} JSON-escaped, doubled"),
+            ));
+            out.push((e, format!("{v} JSON-escaped")));
+        }
+    }
+    let hex: String = v.bytes().map(|b| format!("{b:02x}")).collect();
+    out.push((hex, format!("{v} as bytea hex")));
+    out
+}
+
+/// Where each form of each value occurs: `(what, where)`.
+fn hits_in(places: &[(String, Vec<u8>)], values: &[&str]) -> Vec<String> {
+    let mut hits = Vec::new();
+    for v in values {
+        for (needle, what) in forms(v) {
+            for (place, bytes) in places {
+                if let Some(at) = bytes
+                    .windows(needle.len())
+                    .position(|w| w == needle.as_bytes())
+                {
+                    hits.push(format!("{what} found in {place} at byte {at}"));
+                }
+            }
+        }
+    }
+    hits
+}
+
+/// Every byte the app's database holds: the SQLite file and its WAL, or each row of every table
+/// of the test's PostgreSQL schema as text (`<table> row <n>`).
+async fn stored_bytes(app: &TestApp) -> Vec<(String, Vec<u8>)> {
+    if let Some(path) = &app.sqlite_path {
+        let mut out = Vec::new();
+        for suffix in ["", "-wal"] {
+            let mut p = path.clone().into_os_string();
+            p.push(suffix);
+            let p = std::path::PathBuf::from(p);
+            let bytes = std::fs::read(&p).unwrap_or_default();
+            out.push((p.display().to_string(), bytes));
+        }
+        return out;
+    }
+    let (url, schema) = app.pg.clone().unwrap();
+    tokio::task::spawn_blocking(move || {
+        let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        let tables: Vec<String> = c
+            .query(
+                "SELECT table_name::text FROM information_schema.tables WHERE table_schema = $1",
+                &[&schema],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        assert!(tables.len() > 10, "the schema's tables: {tables:?}");
+        let mut out = Vec::new();
+        for t in tables {
+            let rows = c
+                .query(&format!("SELECT t::text FROM {schema}.\"{t}\" t"), &[])
+                .unwrap();
+            for (i, r) in rows.iter().enumerate() {
+                let text: String = r.get(0);
+                out.push((format!("table {t} row {i}"), text.into_bytes()));
+            }
+        }
+        out
+    })
+    .await
+    .unwrap()
+}
+
+async fn personal_data_is_nowhere_in_clear_after_a_full_flow(app: TestApp) {
+    use orderhub_channels::sim::{self, SimSettings};
+    use orderhub_channels::{ChannelKind, ShopCredentials};
+    use orderhub_domain::Personal;
+    use std::time::{Duration, Instant};
+    // The processor and the event dispatcher the hub runs beside the API.
+    let (_stop, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(orderhub_intake::process::run(
+        app.store.clone(),
+        app.intake.clone(),
+        rx,
+    ));
+    let failing = receiver(500).await;
+    let r = app
+        .post(
+            "/v1/subscriptions",
+            ADMIN_KEY,
+            &json!({"url": format!("http://127.0.0.1:{}/hook", failing.port), "event_types": ["*"]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let events = orderhub_events::EventsRuntime::start(
+        app.store.clone(),
+        fast_events(orderhub_core::outbound::OutboundPolicy::ALLOW_PRIVATE),
+        vec![],
+    )
+    .await
+    .unwrap();
+
+    // 1. A channel push, signed, of an order whose receiver is CHANNEL_RECEIVER; and the same
+    //    order pushed by a forger (refused: its body is not kept).
+    let kind = ChannelKind::Taobao;
+    let mut creds = ShopCredentials::new("app-key-1", "s3cret");
+    creds.access_token = "tok-1".into();
+    let (url, handle) = sim::spawn(kind, SimSettings::new(creds.clone(), 0, 3))
+        .await
+        .unwrap();
+    let r = app
+        .call(
+            Method::PUT,
+            "/v1/channels/taobao/shops/piishop",
+            Some(ADMIN_KEY),
+            Some(&json!({"app_key": creds.app_key, "secret": creds.secret, "access_token": creds.access_token, "api_base_url": url}).to_string()),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let order = handle.new_order(|o| {
+        o.receiver.name = Personal::new(CHANNEL_RECEIVER[0]);
+        o.receiver.phone = Personal::new(CHANNEL_RECEIVER[1]);
+        o.receiver.detail = Personal::new(CHANNEL_RECEIVER[2]);
+    });
+    let send = |p: sim::SignedPush| {
+        let mut rb = app
+            .client
+            .post(format!(
+                "{}/v1/channels/taobao/shops/piishop/webhook",
+                app.base
+            ))
+            .header("content-type", p.content_type)
+            .body(p.body.clone());
+        for (k, v) in &p.headers {
+            rb = rb.header(k.as_str(), v.as_str());
+        }
+        if !p.query.is_empty() {
+            rb = rb.query(&p.query);
+        }
+        rb.send()
+    };
+    let p = sim::signed_push(kind, &order, &creds, chrono::Utc::now()).unwrap();
+    assert_eq!(send(p).await.unwrap().status(), StatusCode::OK);
+    let forged = sim::signed_push(
+        kind,
+        &order,
+        &ShopCredentials::new("app-key-1", "wrong"),
+        chrono::Utc::now(),
+    )
+    .unwrap();
+    assert_eq!(
+        send(forged).await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let pii = app.key("admin", None, true).await;
+    let until = Instant::now() + Duration::from_secs(20);
+    let channel_order = loop {
+        let r = app.get("/v1/orders?channel=taobao&limit=50", &pii).await;
+        if let Some(o) = r.body["orders"].as_array().and_then(|os| {
+            os.iter()
+                .find(|o| o["external_order_id"] == order.external_order_id)
+                .cloned()
+        }) {
+            break o;
+        }
+        assert!(Instant::now() < until, "the pushed order never appeared");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let id = channel_order["order_id"].as_str().unwrap();
+    let full = app.get(&format!("/v1/orders/{id}"), &pii).await;
+    assert_eq!(
+        full.body["receiver"]["phone"], CHANNEL_RECEIVER[1],
+        "the receiver arrived and reads back with pii:read"
+    );
+
+    // 2. An API create with a pii:read key and an Idempotency-Key, then the same request again:
+    //    the stored response comes back (it holds the receiver in clear), the same bytes.
+    let mut body = order_json("shop-1", "PII-FLOW-1");
+    body["receiver"]["name"] = json!(API_RECEIVER[0]);
+    body["receiver"]["phone"] = json!(API_RECEIVER[1]);
+    body["receiver"]["detail"] = json!(API_RECEIVER[2]);
+    let body = body.to_string();
+    let headers = [("idempotency-key", "pii-flow-key-1")];
+    let first = app
+        .call(
+            Method::POST,
+            "/v1/orders",
+            Some(&pii),
+            Some(&body),
+            &headers,
+        )
+        .await;
+    assert_eq!(first.status, StatusCode::CREATED, "{:?}", first.body);
+    assert_eq!(first.body["receiver"]["phone"], API_RECEIVER[1]);
+    let again = app
+        .call(
+            Method::POST,
+            "/v1/orders",
+            Some(&pii),
+            Some(&body),
+            &headers,
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::CREATED);
+    assert_eq!(again.bytes, first.bytes, "the stored response, replayed");
+
+    // 3. The subscription's endpoint fails: the orders' events become dead letters; one is
+    //    replayed (and fails again).
+    let dead = dead_letters(&app, 2).await;
+    let dl = dead[0]["dead_letter_id"].as_str().unwrap();
+    let r = app
+        .call(
+            Method::POST,
+            &format!("/v1/dead-letters/{dl}/replay"),
+            Some(ADMIN_KEY),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
+    let hits_before = failing.hits.load(std::sync::atomic::Ordering::SeqCst);
+    let until = Instant::now() + Duration::from_secs(20);
+    while failing.hits.load(std::sync::atomic::Ordering::SeqCst) == hits_before {
+        assert!(Instant::now() < until, "the replay was never attempted");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    events.stop().await;
+
+    // 4. Nothing at rest holds a receiver's name, phone or address in clear.
+    let places = stored_bytes(&app).await;
+    assert!(
+        !hits_in(&places, &["PII-FLOW-1", &order.external_order_id]).is_empty(),
+        "the scan reads where the orders are (their external ids are stored in clear)"
+    );
+    let mut values: Vec<&str> = CHANNEL_RECEIVER.to_vec();
+    values.extend(API_RECEIVER);
+    let hits = hits_in(&places, &values);
+    assert!(
+        hits.is_empty(),
+        "personal data in clear at rest:\n{}",
+        hits.join("\n")
+    );
+}
