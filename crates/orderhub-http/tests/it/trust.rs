@@ -725,3 +725,51 @@ async fn personal_data_is_nowhere_in_clear_after_a_full_flow(app: TestApp) {
         hits.join("\n")
     );
 }
+
+/// Pinduoduo's message service is reached at a URL made from the shop's `api_base_url`: under the
+/// policy of `orderhub serve` a loopback one is not connected to; allowed, it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pdd_message_service_connection_obeys_the_policy() {
+    use orderhub_channels::sim::{self, SimSettings};
+    use orderhub_channels::{ChannelKind, ShopCredentials};
+    use orderhub_core::outbound::OutboundPolicy;
+    use std::time::{Duration, Instant};
+    let app = spawn_app("sqlite").await.unwrap();
+    let creds = ShopCredentials::new("pdd-client-1", "pdd-s3cret");
+    let (url, handle) = sim::spawn(ChannelKind::Pdd, SimSettings::new(creds.clone(), 0, 5))
+        .await
+        .unwrap();
+    let r = app
+        .call(
+            Method::PUT,
+            "/v1/channels/pdd/shops/171504183",
+            Some(ADMIN_KEY),
+            Some(&json!({"app_key": creds.app_key, "secret": creds.secret, "access_token": "tok", "api_base_url": url}).to_string()),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let relay = |outbound| {
+        let (stop, rx) = tokio::sync::watch::channel(false);
+        let hooks = orderhub_intake::Webhooks {
+            outbound,
+            ..Default::default()
+        };
+        tokio::spawn(orderhub_intake::pmc::run(app.store.clone(), hooks, rx));
+        stop
+    };
+    let stop = relay(OutboundPolicy::PUBLIC_ONLY);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let _ = stop.send(true);
+    assert_eq!(
+        handle.pmc_stats().connections,
+        0,
+        "nothing was connected to"
+    );
+    let _stop = relay(OutboundPolicy::ALLOW_PRIVATE);
+    let until = Instant::now() + Duration::from_secs(15);
+    while handle.pmc_stats().connections == 0 {
+        assert!(Instant::now() < until, "allowed, the relay connects");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
