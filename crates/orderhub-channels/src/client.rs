@@ -24,9 +24,85 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Pages of one window; a window with more pages is too wide and should be split by the caller.
 pub const PAGES_MAX: u32 = 10_000;
 
+/// Which addresses a call may connect to. The hub passes its outbound URL policy
+/// (`orderhub_core::outbound`); simulators and tools connect anywhere.
+pub type AddressFilter = std::sync::Arc<dyn Fn(std::net::IpAddr) -> bool + Send + Sync>;
+
+/// What a call the filter refused reports, in full (the hub's outbound policy's words).
+pub const REFUSED: &str = "refused by the outbound URL policy";
+
+/// Resolves names as the system does and keeps the addresses the filter lets through: checked at
+/// every connection, since a name's addresses can change after the shop was configured.
+#[derive(Clone, Default)]
+pub struct FilteringResolver {
+    filter: Option<AddressFilter>,
+}
+
+#[derive(Debug)]
+struct Refused;
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(REFUSED)
+    }
+}
+
+impl std::error::Error for Refused {}
+
+type Resolved = std::vec::IntoIter<std::net::SocketAddr>;
+
+impl tower_service::Service<hyper_util::client::legacy::connect::dns::Name> for FilteringResolver {
+    type Response = Resolved;
+    type Error = std::io::Error;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Resolved, std::io::Error>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), std::io::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, name: hyper_util::client::legacy::connect::dns::Name) -> Self::Future {
+        let filter = self.filter.clone();
+        Box::pin(async move {
+            let found: Vec<std::net::SocketAddr> =
+                tokio::net::lookup_host((name.as_str(), 0)).await?.collect();
+            let Some(f) = filter else {
+                return Ok(found.into_iter());
+            };
+            let kept: Vec<std::net::SocketAddr> =
+                found.iter().filter(|a| f(a.ip())).copied().collect();
+            if kept.is_empty() && !found.is_empty() {
+                return Err(std::io::Error::other(Refused));
+            }
+            Ok(kept.into_iter())
+        })
+    }
+}
+
+/// Whether the filter refused the call `e` reports (somewhere in its chain of causes).
+fn refused(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if c.is::<Refused>()
+            || c.downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .is_some_and(|inner| inner.is::<Refused>())
+        {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
+}
+
 #[derive(Clone)]
 pub struct HttpClient {
-    inner: Client<HttpConnector, Full<Bytes>>,
+    inner: Client<HttpConnector<FilteringResolver>, Full<Bytes>>,
+    filter: Option<AddressFilter>,
 }
 
 impl Default for HttpClient {
@@ -36,14 +112,28 @@ impl Default for HttpClient {
 }
 
 impl HttpClient {
+    /// A client that connects anywhere (simulators, tools).
     pub fn new() -> HttpClient {
-        let mut connector = HttpConnector::new();
+        HttpClient::build(None)
+    }
+
+    /// A client that connects only to the addresses `filter` lets through; a URL whose host is a
+    /// refused address, or a name that resolves to refused addresses only, fails with
+    /// [`REFUSED`] and nothing else.
+    pub fn with_address_filter(filter: AddressFilter) -> HttpClient {
+        HttpClient::build(Some(filter))
+    }
+
+    fn build(filter: Option<AddressFilter>) -> HttpClient {
+        let mut connector = HttpConnector::new_with_resolver(FilteringResolver {
+            filter: filter.clone(),
+        });
         connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
         connector.set_nodelay(true);
         let inner = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .build(connector);
-        HttpClient { inner }
+        HttpClient { inner, filter }
     }
 
     /// Sends `req` to `base_url` and returns the status and body. Connection errors, timeouts
@@ -82,6 +172,15 @@ impl HttpClient {
         let request = builder
             .body(Full::new(Bytes::from(body)))
             .map_err(|_| bad("URL"))?;
+        // An address written as the host is not resolved, so the resolver never sees it.
+        if let (Some(f), Some(host)) = (&self.filter, request.uri().host()) {
+            let bare = host.trim_start_matches('[').trim_end_matches(']');
+            if let Ok(ip) = bare.parse::<std::net::IpAddr>()
+                && !f(ip)
+            {
+                return Err(ApiError::Transport(REFUSED.into()));
+            }
+        }
         // The whole call, answer body included: a channel that sends its headers and then stalls
         // must not hold the caller (a token renewal holds its shop's lock meanwhile).
         tokio::time::timeout(CALL_TIMEOUT, self.exchange(request))
@@ -91,7 +190,9 @@ impl HttpClient {
 
     async fn exchange(&self, request: Request<Full<Bytes>>) -> Result<(u16, Bytes), ApiError> {
         let response = self.inner.request(request).await.map_err(|e| {
-            ApiError::Transport(if e.is_connect() {
+            ApiError::Transport(if refused(&e) {
+                REFUSED.into()
+            } else if e.is_connect() {
                 "cannot connect".into()
             } else {
                 "the request failed".into()

@@ -1143,6 +1143,8 @@ pub(crate) async fn open_target(
                 fulfillment: false,
                 carrier: orderhub_carriers::CarrierKind::Zto,
                 carrier_fallback: Default::default(),
+                // Local simulators and receivers: loopback addresses.
+                allow_private_urls: true,
             };
             data_dir = Some(dir);
             let (hub, _) = crate::hub::start(&settings)

@@ -71,6 +71,8 @@ pub async fn run(a: ChannelsArgs) -> Result<()> {
         fulfillment: false,
         carrier: orderhub_carriers::CarrierKind::Zto,
         carrier_fallback: Default::default(),
+        // Local simulators and receivers: loopback addresses.
+        allow_private_urls: true,
     };
     let (hub, _) = crate::hub::start(&settings).await?;
     let target = Arc::new(Target::new(hub.addr.to_string(), &key)?);

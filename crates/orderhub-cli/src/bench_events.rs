@@ -99,6 +99,8 @@ pub async fn run(a: EventsArgs) -> Result<()> {
         fulfillment: false,
         carrier: orderhub_carriers::CarrierKind::Zto,
         carrier_fallback: Default::default(),
+        // Local simulators and receivers: loopback addresses.
+        allow_private_urls: true,
     };
     let (hub, _) = crate::hub::start(&settings).await?;
     // A tenant of this run's own: its subjects and its durable NATS consumer are new, so events of

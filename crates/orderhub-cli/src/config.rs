@@ -66,6 +66,17 @@ pub struct ServeArgs {
     /// next in its chain is asked.
     #[arg(long, env = "ORDERHUB_CARRIER_FALLBACK")]
     pub carrier_fallback: Option<String>,
+    /// Let subscriptions and channel shops point at loopback, private, link-local (cloud
+    /// metadata) and other non-public addresses. Off: such URLs are refused when created and
+    /// such calls when made.
+    #[arg(
+        long,
+        env = "ORDERHUB_ALLOW_PRIVATE_URLS",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub allow_private_urls: Option<bool>,
 }
 
 /// The config file's shape: the same names as the flags, with underscores.
@@ -84,6 +95,7 @@ struct FileConfig {
     fulfillment: Option<String>,
     carrier: Option<String>,
     carrier_fallback: Option<String>,
+    allow_private_urls: Option<bool>,
 }
 
 /// Settings after layering, every value decided.
@@ -105,6 +117,9 @@ pub struct Settings {
         orderhub_carriers::CarrierKind,
         Vec<orderhub_carriers::CarrierKind>,
     >,
+    /// The outbound URL policy lets non-public addresses through (`orderhub serve`: off unless
+    /// `--allow-private-urls`; the demo and benchmarks, which talk to local simulators: on).
+    pub allow_private_urls: bool,
 }
 
 /// `jt=zto:yto,sf=ems` → {jt: [zto, yto], sf: [ems]}.
@@ -231,6 +246,10 @@ impl Settings {
                     .or(f.carrier_fallback.as_deref())
                     .unwrap_or("jt=zto,yto=zto,zto=yto,sf=jd"),
             )?,
+            allow_private_urls: a
+                .allow_private_urls
+                .or(f.allow_private_urls)
+                .unwrap_or(false),
         })
     }
 }

@@ -284,6 +284,8 @@ pub async fn run(a: DemoArgs) -> Result<()> {
         fulfillment: true,
         carrier: CARRIER,
         carrier_fallback: HashMap::from([(CARRIER, FALLBACK.to_vec())]),
+        // Local simulators and receivers: loopback addresses.
+        allow_private_urls: true,
     };
     let (hub, _) = crate::hub::start(&settings).await?;
     let api = Api {

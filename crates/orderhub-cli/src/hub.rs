@@ -157,7 +157,13 @@ pub async fn start(s: &Settings) -> Result<(RunningHub, Option<String>)> {
     }
     // Shipped channel orders: tracking numbers pushed back to their channel; a watchdog retries
     // what is unacknowledged after 30 minutes and raises `writeback_failed`.
-    let writeback = Arc::new(orderhub_intake::writeback::WriteBack::new(store.clone()));
+    let outbound = orderhub_core::outbound::OutboundPolicy {
+        allow_private: s.allow_private_urls,
+    };
+    let writeback = Arc::new(orderhub_intake::writeback::WriteBack::with_outbound(
+        store.clone(),
+        outbound,
+    ));
     internal.push(writeback.clone());
     tokio::spawn(orderhub_intake::writeback::watchdog(
         writeback,
@@ -170,6 +176,7 @@ pub async fn start(s: &Settings) -> Result<(RunningHub, Option<String>)> {
         orderhub_events::EventsConfig {
             nats_url: s.nats_url.clone(),
             nats_partitions: s.nats_partitions,
+            outbound,
             ..Default::default()
         },
         internal,
@@ -177,7 +184,7 @@ pub async fn start(s: &Settings) -> Result<(RunningHub, Option<String>)> {
     .await
     .map_err(|e| anyhow::anyhow!("{e}"))
     .context("cannot start the event relay")?;
-    let state = AppState::new(store.clone(), Arc::new(SystemClock));
+    let state = AppState::with_outbound(store.clone(), Arc::new(SystemClock), outbound);
     // Channel messages stored by the webhook are turned into orders in the background.
     tokio::spawn(orderhub_intake::process::run(
         store.clone(),
@@ -194,7 +201,10 @@ pub async fn start(s: &Settings) -> Result<(RunningHub, Option<String>)> {
     // Configured shops are also pulled (by modified time, within their rate limit) every 30 s.
     tokio::spawn(orderhub_intake::pull::run(
         store.clone(),
-        orderhub_intake::pull::PullConfig::default(),
+        orderhub_intake::pull::PullConfig {
+            outbound,
+            ..Default::default()
+        },
         background.subscribe(),
     ));
     let app = orderhub_http::router(state);

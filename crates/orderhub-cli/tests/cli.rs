@@ -645,6 +645,8 @@ fn two_hub_processes_on_postgresql_and_nats_fail_over_without_losing_events() {
             nats.clone(),
             "--fulfillment".into(),
             "off".into(),
+            // The test's webhook receiver listens on loopback.
+            "--allow-private-urls".into(),
         ]
     };
     let a_args = args(&dirs.0);
@@ -1022,4 +1024,70 @@ fn bench_all_writes_one_report_with_charts_and_a_summary() {
     assert!(html.matches("<svg").count() >= 6, "{html}");
     assert!(html.contains("<rect"), "histogram bars");
     assert!(html.contains("<polyline"), "rates over time");
+}
+
+#[test]
+fn a_revoked_bootstrap_key_stays_revoked_and_the_hub_still_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("orderhub.log");
+    let d = dir.path().join("data");
+    let d = d.to_str().unwrap();
+    let hub = serve(&["--data-dir", d, "--bootstrap-api-key", "boot-key"], &[]);
+    let (status, body) = hub.http(
+        "POST",
+        "/v1/api-keys",
+        "boot-key",
+        r#"{"name":"second","role":"admin"}"#,
+    );
+    assert_eq!(status, 201, "{body}");
+    let second: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let second = second["key"].as_str().unwrap().to_owned();
+    let (_, keys) = hub.http("GET", "/v1/api-keys", &second, "");
+    let keys: serde_json::Value = serde_json::from_str(&keys).unwrap();
+    let list = keys.as_array().or(keys["api_keys"].as_array()).unwrap();
+    let boot = list
+        .iter()
+        .find(|k| k["name"] == "bootstrap admin")
+        .expect("the bootstrap key is listed");
+    let path = format!("/v1/api-keys/{}/revoke", boot["key_id"].as_str().unwrap());
+    assert_eq!(hub.http("POST", &path, &second, "").0, 204);
+    hub.stop();
+    // Restarted with the same setting: it starts (it exited 1 on the key's unique hash), says
+    // why the key is not let in, and the key stays revoked.
+    let hub = serve_logging_to(
+        &["--data-dir", d, "--bootstrap-api-key", "boot-key"],
+        &[],
+        Stdio::from(std::fs::File::create(&log_path).unwrap()),
+    );
+    assert_eq!(hub.http("GET", "/v1/orders", "boot-key", "").0, 401);
+    assert_eq!(hub.http("GET", "/v1/orders", &second, "").0, 200);
+    hub.stop();
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(
+        log.contains("bootstrap API key was revoked") && log.contains("not revived"),
+        "{log}"
+    );
+    assert!(!log.contains("boot-key"), "the key itself is not logged");
+}
+
+#[test]
+fn serve_refuses_private_urls_unless_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let sub = r#"{"url":"http://169.254.169.254/latest/meta-data/","event_types":["*"]}"#;
+    let hub = serve(&["--data-dir", d, "--bootstrap-api-key", "k"], &[]);
+    let (status, body) = hub.http("POST", "/v1/subscriptions", "k", sub);
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body.contains("private_address") && body.contains("link local"),
+        "{body}"
+    );
+    hub.stop();
+    let hub = serve(
+        &["--data-dir", d, "--bootstrap-api-key", "k"],
+        &[("ORDERHUB_ALLOW_PRIVATE_URLS", "true")],
+    );
+    let (status, body) = hub.http("POST", "/v1/subscriptions", "k", sub);
+    assert_eq!(status, 201, "{body}");
+    hub.stop();
 }

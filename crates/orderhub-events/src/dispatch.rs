@@ -427,7 +427,10 @@ async fn load_targets(sh: &Arc<Shared>, tenant: &TenantId) -> Option<Vec<Arc<dyn
     match sh.store.read(move |r| r.subscriptions(Some(&t))).await {
         Ok(subs) => Some(
             subs.into_iter()
-                .map(|s| Arc::new(WebhookTarget::new(s, sh.http.clone())) as Arc<dyn Target>)
+                .map(|s| {
+                    Arc::new(WebhookTarget::new(s, sh.http.clone(), sh.cfg.outbound))
+                        as Arc<dyn Target>
+                })
                 .chain(sh.internal.iter().cloned())
                 .collect(),
         ),

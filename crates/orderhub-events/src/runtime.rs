@@ -36,6 +36,9 @@ pub struct EventsConfig {
     pub max_in_flight_events: usize,
     pub subscriptions_refresh: Duration,
     pub replay_poll: Duration,
+    /// Which addresses webhook deliveries may reach. The default lets every address through
+    /// (tests, tools); `orderhub serve` refuses private ones unless told otherwise.
+    pub outbound: orderhub_core::outbound::OutboundPolicy,
 }
 
 impl Default for EventsConfig {
@@ -54,6 +57,7 @@ impl Default for EventsConfig {
             max_in_flight_events: 10_000,
             subscriptions_refresh: Duration::from_secs(1),
             replay_poll: Duration::from_secs(1),
+            outbound: orderhub_core::outbound::OutboundPolicy::ALLOW_PRIVATE,
         }
     }
 }
@@ -97,7 +101,7 @@ impl EventsRuntime {
         };
         let (stop, _) = tokio::sync::watch::channel(false);
         let shared = Arc::new(Shared {
-            http: crate::webhook::client(cfg.delivery_timeout),
+            http: crate::webhook::client(cfg.delivery_timeout, cfg.outbound),
             store,
             cfg,
             nats,

@@ -26,7 +26,8 @@ pub async fn ensure_tenant(
 }
 
 /// Adds `key` (or a new one) as an admin key of `tenant` unless that key exists. Returns the key
-/// when it was generated here, so the caller can show it once.
+/// when it was generated here, so the caller can show it once. A given key that was revoked stays
+/// revoked: it is not added again, and a warning says so (the start goes on; other keys work).
 pub async fn ensure_admin_key(
     store: &Store,
     tenant: &TenantId,
@@ -37,7 +38,15 @@ pub async fn ensure_admin_key(
     let key = key.map(str::to_owned).unwrap_or_else(generate_api_key);
     let hash = hash_api_key(&key);
     let h = hash.clone();
-    if store.read(move |r| r.api_key_by_hash(&h)).await?.is_some() {
+    if let Some(known) = store.read(move |r| r.api_key_by_hash_any(&h)).await? {
+        if known.revoked_at.is_some() {
+            tracing::warn!(
+                key_id = %known.key_id,
+                name = %known.name,
+                "the bootstrap API key was revoked; it was not revived and stays revoked \
+                 (remove it from the settings, or create another key)"
+            );
+        }
         return Ok(None);
     }
     let row = ApiKeyRow {

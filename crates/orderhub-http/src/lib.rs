@@ -13,6 +13,7 @@ pub mod error;
 pub mod extract;
 pub mod limits;
 pub mod openapi;
+pub mod outbound;
 pub mod policy;
 pub mod routes;
 pub mod telemetry;
@@ -37,19 +38,41 @@ pub struct AppState {
     pub metrics: telemetry::Metrics,
     /// The webhooks' shop cache, and the processor's wake-up when a channel message is stored.
     pub intake: orderhub_intake::Webhooks,
+    /// Which addresses subscriptions and shops may point at (checked when they are created).
+    pub outbound: orderhub_core::outbound::OutboundPolicy,
 }
 
 pub type SharedState = Arc<AppState>;
 
 impl AppState {
+    /// A state that lets subscriptions and shops point anywhere (tests, tools); `orderhub serve`
+    /// uses [`AppState::with_outbound`].
     pub fn new(store: Store, clock: Arc<dyn Clock>) -> SharedState {
+        AppState::with_outbound(
+            store,
+            clock,
+            orderhub_core::outbound::OutboundPolicy::ALLOW_PRIVATE,
+        )
+    }
+
+    /// The state with the outbound URL policy `outbound`, for creation here and for the channel
+    /// calls of the intake processor that shares `intake`.
+    pub fn with_outbound(
+        store: Store,
+        clock: Arc<dyn Clock>,
+        outbound: orderhub_core::outbound::OutboundPolicy,
+    ) -> SharedState {
         Arc::new(AppState {
             store,
             keys: auth::KeyCache::default(),
             inflight: extract::Inflight::default(),
             clock,
             metrics: telemetry::Metrics::install(),
-            intake: orderhub_intake::Webhooks::default(),
+            intake: orderhub_intake::Webhooks {
+                outbound,
+                ..Default::default()
+            },
+            outbound,
         })
     }
 }

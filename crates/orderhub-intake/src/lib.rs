@@ -15,6 +15,7 @@ pub mod writeback;
 use chrono::{DateTime, Utc};
 use orderhub_channels::{ChannelKind, PushMessage, ShopCredentials};
 use orderhub_core::CoreError;
+use orderhub_core::outbound::OutboundPolicy;
 use orderhub_store::ops::{MSG_PENDING, MSG_REJECTED};
 use orderhub_store::{ChannelMessageRow, ChannelShopRow, Store};
 use std::collections::HashSet;
@@ -150,12 +151,39 @@ impl ConfiguredShop {
 
 /// What the webhook shares with the rest of the hub: the processor's inbox, the shop cache and
 /// the messages it stored lately.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Webhooks {
     /// Messages stored, handed to the processor at once.
     pub inbox: Inbox,
     pub shops: ShopCache,
     pub stored: RecentKeys,
+    /// Which addresses the processor's channel calls may reach. The default lets every address
+    /// through (tests, tools); `orderhub serve` refuses private ones unless told otherwise.
+    pub outbound: OutboundPolicy,
+}
+
+impl Default for Webhooks {
+    fn default() -> Self {
+        Webhooks {
+            inbox: Inbox::default(),
+            shops: ShopCache::default(),
+            stored: RecentKeys::default(),
+            outbound: OutboundPolicy::ALLOW_PRIVATE,
+        }
+    }
+}
+
+/// The client for channel APIs: it connects only where `outbound` permits, checked at every
+/// connection (a name's addresses can change after the shop was configured); a refused call
+/// records only "refused by the outbound URL policy".
+pub fn channel_client(outbound: OutboundPolicy) -> orderhub_channels::client::HttpClient {
+    if outbound.allow_private {
+        orderhub_channels::client::HttpClient::new()
+    } else {
+        orderhub_channels::client::HttpClient::with_address_filter(Arc::new(move |ip| {
+            outbound.permits(ip).is_ok()
+        }))
+    }
 }
 
 /// Messages this process's webhook stored, handed to the processor in memory: without it the
@@ -315,6 +343,83 @@ impl ShopCache {
     }
 }
 
+/// Unauthenticated pushes (bad or missing signature, stale, undecryptable) recorded at most per
+/// (tenant, channel, shop); beyond, they are counted (`channel_refusals.dropped`) and nothing
+/// else is written. Each record is a few hundred bytes (no body), so a shop's share is bounded.
+pub const REFUSED_KEPT_MAX: u64 = 1_000;
+
+/// Longest refusal reason kept (the channels' sentences are far shorter).
+const REASON_CHARS_MAX: usize = 200;
+
+fn refusal_status(rule: &str) -> u16 {
+    match rule {
+        "bad_signature" | "missing_signature" | "stale_timestamp" | "signature" => 401,
+        _ => 400,
+    }
+}
+
+/// Counts a push refused before it was authenticated (`orderhub_channel_pushes_refused_total`)
+/// and records it without its body (its SHA-256 and length stand for it), unless the shop has
+/// [`REFUSED_KEPT_MAX`] such records already.
+async fn refuse_unauthenticated(
+    store: &Store,
+    kind: ChannelKind,
+    mut row: ChannelMessageRow,
+    rej: orderhub_channels::Rejected,
+    body: &[u8],
+    now: DateTime<Utc>,
+) -> Refusal {
+    use sha2::Digest;
+    metrics::counter!("orderhub_channel_pushes_refused_total", "channel" => kind.code(), "rule" => rej.rule).increment(1);
+    let reason: String = rej.message.chars().take(REASON_CHARS_MAX).collect();
+    row.state = MSG_REJECTED.into();
+    row.rule = Some(rej.rule.to_owned());
+    row.field = rej.field.clone();
+    row.reason = Some(format!(
+        "{reason} (body not kept: {} bytes, sha256 {})",
+        body.len(),
+        hex::encode(sha2::Sha256::digest(body))
+    ));
+    row.processed_at = Some(now);
+    row.dedup_key = format!("rejected:{}", row.message_id);
+    row.headers = Vec::new();
+    row.body = Vec::new();
+    let id = row.message_id;
+    let r = row;
+    let kept = store
+        .write(0, move |tx| {
+            if !tx.channel_refusal_admit(
+                &r.tenant_id,
+                &r.channel,
+                &r.shop_id,
+                REFUSED_KEPT_MAX,
+                now,
+            )? {
+                return Ok(false);
+            }
+            tx.channel_message_insert(&r)?;
+            Ok(true)
+        })
+        .await;
+    let message_id = match kept {
+        Ok(true) => Some(id),
+        Ok(false) => None,
+        // The refusal stands; its record is lost (the store is failing: the metric still counts).
+        Err(e) => {
+            tracing::warn!(error = %e, "A refused push could not be recorded.");
+            None
+        }
+    };
+    metrics::counter!("orderhub_channel_messages_total", "channel" => kind.code(), "outcome" => "rejected").increment(1);
+    Refusal {
+        status: refusal_status(rej.rule),
+        code: rej.rule,
+        field: rej.field,
+        message: rej.message,
+        message_id,
+    }
+}
+
 /// Takes one push: verify, store, answer. Processing happens later ([`process`]); a stored message
 /// goes to `hooks.inbox`.
 pub async fn receive(
@@ -347,6 +452,8 @@ pub async fn receive(
         .await
         .map_err(store_err)?
         .ok_or_else(|| {
+            // Nothing stored (no tenant to keep it for); counted.
+            metrics::counter!("orderhub_channel_pushes_refused_total", "channel" => kind.code(), "rule" => "unknown_shop").increment(1);
             refuse(
                 404,
                 "unknown_shop",
@@ -384,12 +491,19 @@ pub async fn receive(
         attempts: 0,
         processed_at: None,
     };
-    // Verify, then parse: a refused message is recorded with its rule (and kept, for forensics).
-    let checked = adapter
+    // Verify and open first. A push that fails here was not sent by the channel for this shop:
+    // anyone can send one, so what is kept of it is bounded (no body, no headers, a cap per
+    // shop) and costs the sender, not the hub.
+    let opened = match adapter
         .verify_push(&headers, &body, &creds, now, TIMESTAMP_TOLERANCE)
         .and_then(|()| adapter.open_push(&body, &creds))
-        .and_then(|opened| adapter.parse_push(&headers, &opened));
-    let push = match checked {
+    {
+        Ok(opened) => opened,
+        Err(rej) => return Err(refuse_unauthenticated(store, kind, row, rej, &body, now).await),
+    };
+    // Then parse: a push that passed the signature but does not parse is recorded with its rule,
+    // and kept with its (encrypted) body, so it can be taken again after a mapping fix.
+    let push = match adapter.parse_push(&headers, &opened) {
         Ok(p) => p,
         Err(rej) => {
             row.state = MSG_REJECTED.into();
@@ -405,12 +519,8 @@ pub async fn receive(
                 .await
                 .map_err(store_err)?;
             metrics::counter!("orderhub_channel_messages_total", "channel" => kind.code(), "outcome" => "rejected").increment(1);
-            let status = match rej.rule {
-                "bad_signature" | "missing_signature" | "stale_timestamp" | "signature" => 401,
-                _ => 400,
-            };
             return Err(Refusal {
-                status,
+                status: refusal_status(rej.rule),
                 code: rej.rule,
                 field: rej.field,
                 message: rej.message,

@@ -85,6 +85,51 @@ fn stopped(stop: &watch::Receiver<bool>) -> bool {
     stop.has_changed().is_err() || *stop.borrow()
 }
 
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Opens the WebSocket to the message service, to an address the outbound URL policy permits
+/// (the service's URL comes from the shop's `api_base_url`, which a tenant sets).
+async fn connect(
+    url: &str,
+    outbound: orderhub_core::outbound::OutboundPolicy,
+) -> Result<
+    (
+        Ws,
+        tokio_tungstenite::tungstenite::handshake::client::Response,
+    ),
+    tokio_tungstenite::tungstenite::Error,
+> {
+    use tokio_tungstenite::tungstenite::Error;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    if outbound.allow_private {
+        return tokio_tungstenite::connect_async(url).await;
+    }
+    let request = url.into_client_request()?;
+    let uri = request.uri();
+    let host = uri
+        .host()
+        .unwrap_or_default()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    let port = uri.port_u16().unwrap_or(if uri.scheme_str() == Some("ws") {
+        80
+    } else {
+        443
+    });
+    let addr = tokio::net::lookup_host((host.as_str(), port))
+        .await
+        .map_err(Error::Io)?
+        .find(|a| outbound.permits(a.ip()).is_ok())
+        .ok_or_else(|| Error::Io(std::io::Error::other(orderhub_core::outbound::REFUSED)))?;
+    let stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(Error::Io)?;
+    let _ = stream.set_nodelay(true);
+    tokio_tungstenite::client_async_tls(request, stream).await
+}
+
 async fn connection(app: App, store: Store, hooks: Webhooks, mut stop: watch::Receiver<bool>) {
     let mut backoff = Duration::from_secs(1);
     loop {
@@ -95,7 +140,7 @@ async fn connection(app: App, store: Store, hooks: Webhooks, mut stop: watch::Re
             pmc::path(&app.client_id, millis, &app.secret)
         );
         let connected = tokio::select! {
-            c = tokio::time::timeout(IO_TIMEOUT, tokio_tungstenite::connect_async(url.as_str())) => c,
+            c = tokio::time::timeout(IO_TIMEOUT, connect(url.as_str(), hooks.outbound)) => c,
             _ = stop.changed() => return,
         };
         match connected {

@@ -240,7 +240,7 @@ pub async fn run(
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     use futures::StreamExt;
-    let http = orderhub_channels::client::HttpClient::new();
+    let http = crate::channel_client(hooks.outbound);
     let inbox = &hooks.inbox;
     // Messages found by the store's scan, claimed in the inbox, waiting for a slot.
     let mut scanned: std::collections::VecDeque<(ChannelMessageRow, Option<PushMessage>)> =

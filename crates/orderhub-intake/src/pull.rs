@@ -29,6 +29,9 @@ pub struct PullConfig {
     pub burst: f64,
     /// Throttling answers in a row before the window is given up (the cursor stays).
     pub throttled_max: u32,
+    /// Which addresses the pulls may reach. The default lets every address through (tests,
+    /// tools); `orderhub serve` refuses private ones unless told otherwise.
+    pub outbound: orderhub_core::outbound::OutboundPolicy,
 }
 
 impl Default for PullConfig {
@@ -41,6 +44,7 @@ impl Default for PullConfig {
             rate_per_sec: 10.0,
             burst: 1.0,
             throttled_max: 20,
+            outbound: orderhub_core::outbound::OutboundPolicy::ALLOW_PRIVATE,
         }
     }
 }
@@ -366,7 +370,7 @@ async fn fetch(
 
 /// Pulls every configured shop whose lease this process holds, every `interval`, until `stop`.
 pub async fn run(store: Store, cfg: PullConfig, mut stop: tokio::sync::watch::Receiver<bool>) {
-    let http = orderhub_channels::client::HttpClient::new();
+    let http = crate::channel_client(cfg.outbound);
     let holder = format!("puller-{}", uuid::Uuid::new_v4().simple());
     let mut buckets: std::collections::HashMap<String, Bucket> = Default::default();
     loop {

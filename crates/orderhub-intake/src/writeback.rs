@@ -22,10 +22,22 @@ pub struct WriteBack {
 }
 
 impl WriteBack {
+    /// A write-back that reaches every address (tests, tools); see [`WriteBack::with_outbound`].
     pub fn new(store: Store) -> WriteBack {
+        WriteBack::with_outbound(
+            store,
+            orderhub_core::outbound::OutboundPolicy::ALLOW_PRIVATE,
+        )
+    }
+
+    /// A write-back whose channel calls reach only what `outbound` permits.
+    pub fn with_outbound(
+        store: Store,
+        outbound: orderhub_core::outbound::OutboundPolicy,
+    ) -> WriteBack {
         WriteBack {
             store,
-            http: orderhub_channels::client::HttpClient::new(),
+            http: crate::channel_client(outbound),
             id: Uuid::new_v5(&Uuid::NAMESPACE_OID, b"orderhub.writeback"),
         }
     }

@@ -25,8 +25,8 @@ mod sqlite_ops;
 pub mod testing;
 
 pub use ops::{
-    ChannelMessageRow, ChannelRead, ChannelShopRow, ChannelTx, DeadLetterRow, Lease, OpsRead,
-    OpsTx, ShopToken, SubscriptionRow,
+    ChannelMessageRow, ChannelRead, ChannelRefusals, ChannelShopRow, ChannelTx, DeadLetterRow,
+    Lease, OpsRead, OpsTx, ShopToken, SubscriptionRow,
 };
 use orderhub_core::ports::Tx;
 use orderhub_core::{CoreError, StoreError};

@@ -250,6 +250,17 @@ pub struct ChannelMessageRow {
 
 /// Writes of channel intake.
 pub trait ChannelTx {
+    /// Counts one unauthenticated push of the shop: `true` (and `kept` + 1) while fewer than `cap`
+    /// were kept, so the caller records it; else `false` and `dropped` + 1. One statement: exact
+    /// under concurrent writers.
+    fn channel_refusal_admit(
+        &mut self,
+        tenant: &TenantId,
+        channel: &str,
+        shop_id: &str,
+        cap: u64,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
     /// Creates or replaces the shop's configuration. `Ok(false)`: the shop id is another tenant's
     /// on that channel (nothing written).
     fn channel_shop_put(&mut self, s: &ChannelShopRow) -> Result<bool, StoreError>;
@@ -297,8 +308,21 @@ pub trait ChannelTx {
     ) -> Result<u64, StoreError>;
 }
 
+/// Pushes of one shop refused before they were authenticated: `kept` recorded (without body),
+/// `dropped` beyond the cap, counted only.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChannelRefusals {
+    pub channel: String,
+    pub shop_id: String,
+    pub kept: u64,
+    pub dropped: u64,
+    pub last_at: DateTime<Utc>,
+}
+
 /// Reads of channel intake.
 pub trait ChannelRead {
+    /// The counts of unauthenticated pushes per shop of `tenant`.
+    fn channel_refusals(&mut self, tenant: &TenantId) -> Result<Vec<ChannelRefusals>, StoreError>;
     /// Every configured shop of every tenant (for the puller).
     fn channel_shops_all(&mut self) -> Result<Vec<ChannelShopRow>, StoreError>;
     fn channel_shop(
@@ -323,6 +347,38 @@ pub trait ChannelRead {
 pub(crate) fn seal(cipher: &orderhub_core::crypto::PiiCipher, bytes: &[u8]) -> String {
     use base64::Engine as _;
     cipher.encrypt(&base64::engine::general_purpose::STANDARD.encode(bytes))
+}
+
+/// Stored idempotent responses at rest, sealed like message bodies: a response to a key with
+/// `pii:read` carries the receiver in clear. The claim's empty body stays empty.
+pub(crate) fn seal_response(cipher: &orderhub_core::crypto::PiiCipher, body: &[u8]) -> Vec<u8> {
+    if body.is_empty() {
+        Vec::new()
+    } else {
+        seal(cipher, body).into_bytes()
+    }
+}
+
+/// Whether a stored response is sealed (rows written before responses were sealed are not; the
+/// store seals them when it opens).
+pub(crate) fn is_sealed(stored: &[u8]) -> bool {
+    stored.starts_with(b"enc1:")
+}
+
+pub(crate) fn open_response(
+    cipher: &orderhub_core::crypto::PiiCipher,
+    stored: Vec<u8>,
+) -> Result<Vec<u8>, StoreError> {
+    if !is_sealed(&stored) {
+        return Ok(stored);
+    }
+    let text = std::str::from_utf8(&stored).map_err(|_| {
+        StoreError::new(
+            orderhub_core::StoreErrorKind::Other,
+            "stored response does not decode",
+        )
+    })?;
+    open_sealed(cipher, text)
 }
 
 pub(crate) fn open_sealed(

@@ -76,6 +76,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "shop_scopes",
         include_str!("../migrations/postgres/0009_shop_scopes.sql"),
     ),
+    (
+        10,
+        "refused_pushes",
+        include_str!("../migrations/postgres/0010_refused_pushes.sql"),
+    ),
 ];
 
 pub(crate) fn err(e: postgres::Error) -> StoreError {
@@ -194,13 +199,35 @@ pub(crate) fn migrate(c: &mut Client) -> Result<Vec<i64>, StoreError> {
     Ok(applied)
 }
 
+/// Seals idempotent responses stored in clear by a version before responses were sealed.
+fn seal_plain_responses(c: &mut Client, cipher: &PiiCipher) -> Result<(), StoreError> {
+    let rows = c
+        .query(
+            "SELECT tenant_id, key_id, idem_key, body FROM idempotency
+             WHERE length(body) > 0 AND substring(body from 1 for 5) <> 'enc1:'::bytea",
+            &[],
+        )
+        .map_err(err)?;
+    for r in rows {
+        let (t, k, i, body): (&str, &str, &str, Vec<u8>) = (r.get(0), r.get(1), r.get(2), r.get(3));
+        c.execute(
+            "UPDATE idempotency SET body = $4 WHERE tenant_id = $1 AND key_id = $2 AND idem_key = $3 AND body = $5",
+            &[&t, &k, &i, &crate::ops::seal_response(cipher, &body), &body],
+        )
+        .map_err(err)?;
+    }
+    Ok(())
+}
+
 pub(crate) fn open(
     url: &str,
     writers: usize,
     readers: usize,
     cipher: PiiCipher,
 ) -> Result<Pools, StoreError> {
-    migrate(&mut connect(url)?)?;
+    let mut c = connect(url)?;
+    migrate(&mut c)?;
+    seal_plain_responses(&mut c, &cipher)?;
     let shared = crate::WriterCaches::default();
     let (u, c1) = (url.to_owned(), cipher.clone());
     let write: WriteConnFactory = Arc::new(move || {
@@ -544,15 +571,18 @@ impl Tx for PgWrite {
              WHERE tenant_id = $1 AND key_id = $2 AND idem_key = $3",
             &[&tenant.as_str(), &key_id, &key],
         )?;
-        Ok(r.map(|r| IdempotencyRecord {
-            tenant_id: tenant.clone(),
-            key_id: key_id.to_owned(),
-            key: key.to_owned(),
-            request_hash: r.get(0),
-            status: r.get::<_, i32>(1) as u16,
-            body: r.get(2),
-            created_at: r.get(3),
-        }))
+        r.map(|r| -> Result<_, StoreError> {
+            Ok(IdempotencyRecord {
+                tenant_id: tenant.clone(),
+                key_id: key_id.to_owned(),
+                key: key.to_owned(),
+                request_hash: r.get(0),
+                status: r.get::<_, i32>(1) as u16,
+                body: crate::ops::open_response(&self.cipher, r.get(2))?,
+                created_at: r.get(3),
+            })
+        })
+        .transpose()
     }
 
     fn idempotency_put(&mut self, r: &IdempotencyRecord) -> Result<(), StoreError> {
@@ -564,7 +594,7 @@ impl Tx for PgWrite {
                 &r.key,
                 &r.request_hash,
                 &i32::from(r.status),
-                &r.body,
+                &crate::ops::seal_response(&self.cipher, &r.body),
                 &r.created_at,
             ],
         )?;
@@ -575,7 +605,13 @@ impl Tx for PgWrite {
     fn idempotency_complete(&mut self, r: &IdempotencyRecord) -> Result<(), StoreError> {
         self.conn.execute(
             "UPDATE idempotency SET status = $1, body = $2 WHERE tenant_id = $3 AND key_id = $4 AND idem_key = $5",
-            &[&i32::from(r.status), &r.body, &r.tenant_id.as_str(), &r.key_id, &r.key],
+            &[
+                &i32::from(r.status),
+                &crate::ops::seal_response(&self.cipher, &r.body),
+                &r.tenant_id.as_str(),
+                &r.key_id,
+                &r.key,
+            ],
         )?;
         self.pending.writes += 1;
         Ok(())
@@ -866,6 +902,15 @@ impl ReadConn for PgRead {
         let r = self.conn.query_opt(
             "SELECT key_id, tenant_id, name, role, shops, pii_read, created_at, revoked_at
              FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
+            &[&key_hash],
+        )?;
+        r.map(|r| api_key_row(&r)).transpose()
+    }
+
+    fn api_key_by_hash_any(&mut self, key_hash: &str) -> Result<Option<ApiKeyRow>, StoreError> {
+        let r = self.conn.query_opt(
+            "SELECT key_id, tenant_id, name, role, shops, pii_read, created_at, revoked_at
+             FROM api_keys WHERE key_hash = $1",
             &[&key_hash],
         )?;
         r.map(|r| api_key_row(&r)).transpose()

@@ -318,10 +318,34 @@ impl OpsRead for PgRead {
 // Channel intake
 
 use crate::ops::{
-    ChannelMessageRow, ChannelRead, ChannelShopRow, ChannelTx, ShopToken, open_sealed, seal,
+    ChannelMessageRow, ChannelRead, ChannelRefusals, ChannelShopRow, ChannelTx, ShopToken,
+    open_sealed, seal,
 };
 
 impl ChannelTx for PgWrite {
+    fn channel_refusal_admit(
+        &mut self,
+        tenant: &TenantId,
+        channel: &str,
+        shop_id: &str,
+        cap: u64,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let cap = i64::try_from(cap).unwrap_or(i64::MAX);
+        let r = self.conn.query_opt(
+            "INSERT INTO channel_refusals AS r
+             VALUES ($1, $2, $3, least(1, $4::bigint), 1 - least(1, $4::bigint), $4::bigint > 0, $5)
+             ON CONFLICT (tenant_id, channel, shop_id) DO UPDATE SET
+                 kept = r.kept + CASE WHEN r.kept < $4::bigint THEN 1 ELSE 0 END,
+                 dropped = r.dropped + CASE WHEN r.kept < $4::bigint THEN 0 ELSE 1 END,
+                 last_kept = r.kept < $4::bigint, last_at = $5
+             RETURNING last_kept",
+            &[&tenant.as_str(), &channel, &shop_id, &cap, &now],
+        )?;
+        self.pending.writes += 1;
+        Ok(r.is_some_and(|r| r.get(0)))
+    }
+
     fn channel_shop_put(&mut self, s: &ChannelShopRow) -> Result<bool, StoreError> {
         let (secret, token, mkey, refresh, app_secret) = (
             self.cipher.encrypt(&s.secret),
@@ -478,6 +502,24 @@ impl ChannelTx for PgWrite {
 }
 
 impl ChannelRead for PgRead {
+    fn channel_refusals(&mut self, tenant: &TenantId) -> Result<Vec<ChannelRefusals>, StoreError> {
+        let rows = self.conn.query(
+            "SELECT channel, shop_id, kept, dropped, last_at FROM channel_refusals
+             WHERE tenant_id = $1 ORDER BY channel, shop_id",
+            &[&tenant.as_str()],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| ChannelRefusals {
+                channel: r.get(0),
+                shop_id: r.get(1),
+                kept: r.get::<_, i64>(2) as u64,
+                dropped: r.get::<_, i64>(3) as u64,
+                last_at: r.get(4),
+            })
+            .collect())
+    }
+
     fn channel_shops_all(&mut self) -> Result<Vec<ChannelShopRow>, StoreError> {
         let keys: Vec<(String, String)> = self
             .conn

@@ -149,6 +149,8 @@ pub trait ReadConn: Send + crate::ops::OpsRead + crate::ops::ChannelRead {
     ) -> Result<Vec<StoredEvent>, StoreError>;
     /// The key with this hash, if it exists and is not revoked.
     fn api_key_by_hash(&mut self, key_hash: &str) -> Result<Option<ApiKeyRow>, StoreError>;
+    /// The key with this hash, revoked or not (bootstrap must not insert a revoked key again).
+    fn api_key_by_hash_any(&mut self, key_hash: &str) -> Result<Option<ApiKeyRow>, StoreError>;
     fn api_keys(&mut self, tenant: &TenantId) -> Result<Vec<ApiKeyRow>, StoreError>;
     fn tenant_exists(&mut self, tenant: &TenantId) -> Result<bool, StoreError>;
     fn tenant_count(&mut self) -> Result<u64, StoreError>;

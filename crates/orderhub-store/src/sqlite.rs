@@ -71,6 +71,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "shop_scopes",
         include_str!("../migrations/sqlite/0009_shop_scopes.sql"),
     ),
+    (
+        10,
+        "refused_pushes",
+        include_str!("../migrations/sqlite/0010_refused_pushes.sql"),
+    ),
 ];
 
 /// Reader connections: WAL lets readers run beside the writer; two keep a 2-core machine busy.
@@ -169,6 +174,33 @@ pub(crate) fn migrate(c: &Connection) -> Result<Vec<i64>, StoreError> {
     Ok(applied)
 }
 
+/// Seals idempotent responses stored in clear by a version before responses were sealed; with
+/// `secure_delete` so the clear text does not stay behind in freed pages.
+fn seal_plain_responses(c: &Connection, cipher: &PiiCipher) -> Result<(), StoreError> {
+    let rows: Vec<(String, String, String, Vec<u8>)> = c
+        .prepare(
+            "SELECT tenant_id, key_id, idem_key, body FROM idempotency
+             WHERE length(body) > 0 AND substr(body, 1, 5) <> CAST('enc1:' AS BLOB)",
+        )
+        .and_then(|mut s| {
+            s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+                .collect()
+        })
+        .map_err(err)?;
+    if rows.is_empty() {
+        return Ok(());
+    }
+    c.execute_batch("PRAGMA secure_delete=ON").map_err(err)?;
+    for (t, k, i, body) in rows {
+        c.execute(
+            "UPDATE idempotency SET body = ?4 WHERE tenant_id = ?1 AND key_id = ?2 AND idem_key = ?3",
+            params![t, k, i, crate::ops::seal_response(cipher, &body)],
+        )
+        .map_err(err)?;
+    }
+    Ok(())
+}
+
 pub(crate) fn open(path: &Path, cipher: PiiCipher) -> Result<Pools, StoreError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| {
@@ -178,7 +210,10 @@ pub(crate) fn open(path: &Path, cipher: PiiCipher) -> Result<Pools, StoreError> 
             )
         })?;
     }
-    migrate(&connect(path)?)?;
+    let c = connect(path)?;
+    migrate(&c)?;
+    seal_plain_responses(&c, &cipher)?;
+    drop(c);
     let p: PathBuf = path.to_owned();
     let shared = crate::WriterCaches::default();
     let c1 = cipher.clone();
@@ -897,7 +932,12 @@ impl Tx for SqliteWrite {
                 })
                 .optional()
             })
-            .map_err(err)
+            .map_err(err)?
+            .map(|mut rec| {
+                rec.body = crate::ops::open_response(&self.cipher, std::mem::take(&mut rec.body))?;
+                Ok(rec)
+            })
+            .transpose()
     }
 
     fn idempotency_put(&mut self, r: &IdempotencyRecord) -> Result<(), StoreError> {
@@ -910,7 +950,7 @@ impl Tx for SqliteWrite {
                     r.key,
                     r.request_hash,
                     r.status,
-                    r.body,
+                    crate::ops::seal_response(&self.cipher, &r.body),
                     micros(r.created_at)
                 ])
             })
@@ -924,7 +964,15 @@ impl Tx for SqliteWrite {
             .prepare_cached(
                 "UPDATE idempotency SET status = ?1, body = ?2 WHERE tenant_id = ?3 AND key_id = ?4 AND idem_key = ?5",
             )
-            .and_then(|mut s| s.execute(params![r.status, r.body, r.tenant_id.as_str(), r.key_id, r.key]))
+            .and_then(|mut s| {
+                s.execute(params![
+                    r.status,
+                    crate::ops::seal_response(&self.cipher, &r.body),
+                    r.tenant_id.as_str(),
+                    r.key_id,
+                    r.key
+                ])
+            })
             .map_err(err)?;
         self.pending.writes += 1;
         Ok(())
@@ -1280,6 +1328,16 @@ impl ReadConn for SqliteRead {
         self.c
             .prepare_cached(&format!(
                 "SELECT {KEY_COLUMNS} FROM api_keys WHERE key_hash = ?1 AND revoked_at IS NULL"
+            ))
+            .and_then(|mut s| s.query_row([key_hash], api_key_row).optional())
+            .map(|o| o.map(|(k, _)| k))
+            .map_err(err)
+    }
+
+    fn api_key_by_hash_any(&mut self, key_hash: &str) -> Result<Option<ApiKeyRow>, StoreError> {
+        self.c
+            .prepare_cached(&format!(
+                "SELECT {KEY_COLUMNS} FROM api_keys WHERE key_hash = ?1"
             ))
             .and_then(|mut s| s.query_row([key_hash], api_key_row).optional())
             .map(|o| o.map(|(k, _)| k))

@@ -426,10 +426,40 @@ impl OpsRead for SqliteRead {
 // Channel intake
 
 use crate::ops::{
-    ChannelMessageRow, ChannelRead, ChannelShopRow, ChannelTx, ShopToken, open_sealed, seal,
+    ChannelMessageRow, ChannelRead, ChannelRefusals, ChannelShopRow, ChannelTx, ShopToken,
+    open_sealed, seal,
 };
 
 impl ChannelTx for SqliteWrite {
+    fn channel_refusal_admit(
+        &mut self,
+        tenant: &TenantId,
+        channel: &str,
+        shop_id: &str,
+        cap: u64,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let cap = i64::try_from(cap).unwrap_or(i64::MAX);
+        let kept: bool = self
+            .c
+            .prepare_cached(
+                "INSERT INTO channel_refusals VALUES (?1, ?2, ?3, min(1, ?4), 1 - min(1, ?4), ?4 > 0, ?5)
+                 ON CONFLICT (tenant_id, channel, shop_id) DO UPDATE SET
+                     kept = kept + (kept < ?4), dropped = dropped + (kept >= ?4),
+                     last_kept = kept < ?4, last_at = ?5
+                 RETURNING last_kept",
+            )
+            .and_then(|mut st| {
+                st.query_row(
+                    params![tenant.as_str(), channel, shop_id, cap, micros(now)],
+                    |r| r.get(0),
+                )
+            })
+            .map_err(err)?;
+        self.pending.writes += 1;
+        Ok(kept)
+    }
+
     fn channel_shop_put(&mut self, s: &ChannelShopRow) -> Result<bool, StoreError> {
         let n = self
             .c
@@ -602,6 +632,28 @@ impl ChannelTx for SqliteWrite {
 }
 
 impl ChannelRead for SqliteRead {
+    fn channel_refusals(&mut self, tenant: &TenantId) -> Result<Vec<ChannelRefusals>, StoreError> {
+        let mut st = self
+            .c
+            .prepare_cached(
+                "SELECT channel, shop_id, kept, dropped, last_at FROM channel_refusals
+                 WHERE tenant_id = ?1 ORDER BY channel, shop_id",
+            )
+            .map_err(err)?;
+        let rows = st
+            .query_map([tenant.as_str()], |r| {
+                Ok(ChannelRefusals {
+                    channel: r.get(0)?,
+                    shop_id: r.get(1)?,
+                    kept: r.get::<_, i64>(2)? as u64,
+                    dropped: r.get::<_, i64>(3)? as u64,
+                    last_at: from_micros(r.get(4)?),
+                })
+            })
+            .map_err(err)?;
+        rows.map(|r| r.map_err(err)).collect()
+    }
+
     fn channel_shops_all(&mut self) -> Result<Vec<ChannelShopRow>, StoreError> {
         let keys: Vec<(String, String)> = self
             .c

@@ -255,6 +255,7 @@ pub async fn put_shop(
                 "api_base_url",
             )
         })?;
+    crate::outbound::check(state.outbound, &url, "api_base_url").await?;
     // What the configuration keeps of the stored shop: its tokens when none are given, its app
     // secret when none is given.
     let (c, s) = (kind.code().to_owned(), shop.clone());

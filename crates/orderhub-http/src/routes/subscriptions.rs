@@ -161,6 +161,9 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     let (req, _): (CreateSubscriptionRequest, _) = parse_json(&body, false)?;
     let url = check_url(&req.url)?;
+    if let Ok(u) = url::Url::parse(&url) {
+        crate::outbound::check(state.outbound, &u, "url").await?;
+    }
     let event_types = check_types(&req.event_types)?;
     if req.description.chars().count() > 200 {
         return Err(unprocessable(

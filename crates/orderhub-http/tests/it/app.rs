@@ -37,6 +37,9 @@ pub struct TestApp {
     pub store: Store,
     /// The webhooks' state: the processor takes stored messages from its inbox.
     pub intake: orderhub_intake::Webhooks,
+    /// Where the data lives: the SQLite file, or PostgreSQL's URL and the test's schema.
+    pub sqlite_path: Option<std::path::PathBuf>,
+    pub pg: Option<(String, String)>,
     _dir: tempfile::TempDir,
 }
 
@@ -58,12 +61,30 @@ impl Resp {
 }
 
 pub async fn spawn_app(backend: &str) -> Option<TestApp> {
+    spawn_app_with(
+        backend,
+        orderhub_core::outbound::OutboundPolicy::ALLOW_PRIVATE,
+    )
+    .await
+}
+
+/// An app whose outbound URL policy is `outbound` (the default app allows private addresses:
+/// the tests' simulators and receivers listen on loopback).
+pub async fn spawn_app_with(
+    backend: &str,
+    outbound: orderhub_core::outbound::OutboundPolicy,
+) -> Option<TestApp> {
     let dir = tempfile::tempdir().unwrap();
+    let mut sqlite_path = None;
+    let mut pg = None;
     let cipher = PiiCipher::from_hex(&PiiCipher::generate_hex()).unwrap();
     let config = match backend {
-        "sqlite" => StoreConfig::Sqlite {
-            path: dir.path().join("orderhub.db"),
-        },
+        "sqlite" => {
+            sqlite_path = Some(dir.path().join("orderhub.db"));
+            StoreConfig::Sqlite {
+                path: dir.path().join("orderhub.db"),
+            }
+        }
         _ => {
             let url = std::env::var("ORDERHUB_TEST_DATABASE_URL")
                 .ok()
@@ -84,6 +105,7 @@ pub async fn spawn_app(backend: &str) -> Option<TestApp> {
             })
             .join()
             .unwrap();
+            pg = Some((url.clone(), schema.clone()));
             let sep = if url.contains('?') { '&' } else { '?' };
             StoreConfig::Postgres {
                 url: format!("{url}{sep}options=-c%20search_path%3D{schema}"),
@@ -104,7 +126,7 @@ pub async fn spawn_app(backend: &str) -> Option<TestApp> {
     bootstrap::ensure_admin_key(&store, &other, Some(OTHER_TENANT_KEY), "other admin")
         .await
         .unwrap();
-    let state = AppState::new(store.clone(), Arc::new(SystemClock));
+    let state = AppState::with_outbound(store.clone(), Arc::new(SystemClock), outbound);
     let intake = state.intake.clone();
     let app = orderhub_http::router(state);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -115,6 +137,8 @@ pub async fn spawn_app(backend: &str) -> Option<TestApp> {
         client: reqwest::Client::new(),
         store,
         intake,
+        sqlite_path,
+        pg,
         _dir: dir,
     })
 }

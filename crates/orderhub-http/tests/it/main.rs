@@ -14,3 +14,4 @@ mod orders;
 mod robustness;
 mod subscriptions;
 mod system;
+mod trust;

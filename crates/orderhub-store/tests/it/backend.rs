@@ -110,6 +110,54 @@ impl TestStore {
         }
     }
 
+    /// Runs `sql` on a connection of its own, beside the store.
+    pub fn exec(&self, sql: &str) {
+        match &self.raw {
+            Raw::Sqlite(p) => {
+                rusqlite::Connection::open(p)
+                    .unwrap()
+                    .execute_batch(sql)
+                    .unwrap();
+            }
+            Raw::Postgres(url) => {
+                let (url, sql) = (url.clone(), sql.to_owned());
+                off_runtime(move || {
+                    postgres::Client::connect(&url, postgres::NoTls)
+                        .unwrap()
+                        .batch_execute(&sql)
+                        .unwrap()
+                })
+            }
+        }
+    }
+
+    /// The stored idempotent responses, as the database holds them.
+    pub fn idempotency_bodies(&self) -> Vec<Vec<u8>> {
+        let sql = "SELECT body FROM idempotency ORDER BY idem_key";
+        match &self.raw {
+            Raw::Sqlite(p) => {
+                let c = rusqlite::Connection::open(p).unwrap();
+                let mut s = c.prepare(sql).unwrap();
+                s.query_map([], |r| r.get(0))
+                    .unwrap()
+                    .map(|b| b.unwrap())
+                    .collect()
+            }
+            Raw::Postgres(url) => {
+                let url = url.clone();
+                off_runtime(move || {
+                    postgres::Client::connect(&url, postgres::NoTls)
+                        .unwrap()
+                        .query(sql, &[])
+                        .unwrap()
+                        .iter()
+                        .map(|r| r.get(0))
+                        .collect()
+                })
+            }
+        }
+    }
+
     pub fn count(&self, table: &str) -> i64 {
         let sql = format!("SELECT count(*) FROM {table}");
         match &self.raw {

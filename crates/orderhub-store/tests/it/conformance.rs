@@ -34,6 +34,7 @@ conformance!(
     failing_jobs_in_a_group_do_not_take_the_others_down,
     events_are_numbered_without_gaps_in_commit_order,
     an_idempotency_key_replays_the_first_response_and_refuses_another_request,
+    stored_responses_are_sealed_and_older_clear_ones_are_sealed_when_the_store_opens,
     paging_returns_every_order_once_while_orders_are_being_added,
     filters_and_shop_scopes_narrow_the_listing,
     revoked_api_keys_no_longer_authenticate,
@@ -339,6 +340,63 @@ async fn an_idempotency_key_replays_the_first_response_and_refuses_another_reque
         run(key("h2"), "I3").await,
         Err(CoreError::IdempotencyMismatch)
     ));
+}
+
+/// A stored response may hold a receiver in clear (a key with `pii:read`): it is kept sealed with
+/// the personal-data cipher; a row stored in clear by an earlier version is sealed when the store
+/// opens, and both still replay.
+async fn stored_responses_are_sealed_and_older_clear_ones_are_sealed_when_the_store_opens(
+    ts: TestStore,
+) {
+    seed_tenant(&ts.store, "acme").await;
+    const CLEAR: &str = r#"{"receiver":{"phone":"13912345678"}}"#;
+    let replay = |store: orderhub_store::Store, key: &'static str| async move {
+        let k = IdempotencyKey {
+            tenant_id: tenant("acme"),
+            key_id: "k1".into(),
+            key: key.into(),
+            request_hash: "h".into(),
+        };
+        store
+            .write(0, move |tx| {
+                run_idempotent(tx, Some(&k), chrono::Utc::now(), |_| {
+                    Ok(StoredResponse {
+                        status: 201,
+                        body: CLEAR.as_bytes().to_vec(),
+                        replayed: false,
+                    })
+                })
+            })
+            .await
+    };
+    replay(ts.store.clone(), "new").await.unwrap();
+    // A row as a version before sealing wrote it.
+    ts.exec(&format!(
+        "INSERT INTO idempotency VALUES ('acme', 'k1', 'legacy', 'h', 201, {}, {})",
+        match ts.raw {
+            Raw::Sqlite(_) => format!("CAST('{CLEAR}' AS BLOB)"),
+            Raw::Postgres(_) => format!("convert_to('{CLEAR}', 'UTF8')"),
+        },
+        match ts.raw {
+            Raw::Sqlite(_) => "0",
+            Raw::Postgres(_) => "now()",
+        }
+    ));
+    let reopened = orderhub_store::Store::open(&ts.config, cipher()).unwrap();
+    let bodies = ts.idempotency_bodies();
+    assert_eq!(bodies.len(), 2);
+    for b in &bodies {
+        assert!(b.starts_with(b"enc1:"), "{}", String::from_utf8_lossy(b));
+        assert!(!String::from_utf8_lossy(b).contains("13912345678"));
+    }
+    for key in ["new", "legacy"] {
+        let r = replay(reopened.clone(), key).await.unwrap();
+        assert_eq!(
+            (r.body.as_slice(), r.replayed),
+            (CLEAR.as_bytes(), true),
+            "{key}"
+        );
+    }
 }
 
 async fn paging_returns_every_order_once_while_orders_are_being_added(ts: TestStore) {
