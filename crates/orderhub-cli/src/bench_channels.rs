@@ -106,7 +106,7 @@ pub async fn run(a: ChannelsArgs) -> Result<()> {
             skus.extend(o.lines.iter().map(|l| l.sku.clone()));
             let p = sim::signed_push(kind, &o, &c, now)?;
             let path = p.url(&format!(
-                "/v1/channels/{}/shops/{shop}/webhook",
+                "/v1/tenants/default/channels/{}/shops/{shop}/webhook",
                 kind.code()
             ));
             let mut headers = p.headers.clone();

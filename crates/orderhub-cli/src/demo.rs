@@ -512,7 +512,7 @@ async fn open_shops(api: &Api) -> Result<Vec<Shop>> {
             sim,
             http: api.http.clone(),
             webhook: format!(
-                "{}/v1/channels/{}/shops/{shop}/webhook",
+                "{}/v1/tenants/default/channels/{}/shops/{shop}/webhook",
                 api.base,
                 kind.code()
             ),

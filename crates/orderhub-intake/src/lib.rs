@@ -16,6 +16,7 @@ use chrono::{DateTime, Utc};
 use orderhub_channels::{ChannelKind, PushMessage, ShopCredentials};
 use orderhub_core::CoreError;
 use orderhub_core::outbound::OutboundPolicy;
+use orderhub_domain::TenantId;
 use orderhub_store::ops::{MSG_PENDING, MSG_REJECTED};
 use orderhub_store::{ChannelMessageRow, ChannelShopRow, Store};
 use std::collections::HashSet;
@@ -117,7 +118,7 @@ pub struct ShopCache {
 /// Each shop as read, when, and [`tokens::token_writes`] then: a token stored since makes it
 /// stale at once.
 type ShopMap = std::collections::HashMap<
-    (String, String),
+    (TenantId, String, String),
     (Option<Arc<ConfiguredShop>>, std::time::Instant, u64),
 >;
 
@@ -130,15 +131,16 @@ pub struct ConfiguredShop {
 }
 
 impl ConfiguredShop {
-    /// The shop `(channel, shop_id)` from the store; `None` if it is not configured.
+    /// The tenant's shop `(channel, shop_id)` from the store; `None` if it is not configured.
     pub async fn load(
         store: &Store,
+        tenant: &TenantId,
         channel: &str,
         shop_id: &str,
     ) -> Result<Option<Arc<ConfiguredShop>>, orderhub_core::StoreError> {
-        let (c, s) = (channel.to_owned(), shop_id.to_owned());
+        let (t, c, s) = (tenant.clone(), channel.to_owned(), shop_id.to_owned());
         Ok(store
-            .read(move |r| r.channel_shop(&c, &s))
+            .read(move |r| r.channel_shop(&t, &c, &s))
             .await?
             .map(|row| {
                 Arc::new(ConfiguredShop {
@@ -307,15 +309,16 @@ impl RecentKeys {
 }
 
 impl ShopCache {
-    /// The shop `(channel, shop_id)` — `None` if it is not configured — from the cache while it
+    /// The tenant's shop `(channel, shop_id)` — `None` if it is not configured — from the cache while it
     /// is fresh, else from the store.
     pub async fn get(
         &self,
         store: &Store,
+        tenant: &TenantId,
         channel: &str,
         shop_id: &str,
     ) -> Result<Option<Arc<ConfiguredShop>>, orderhub_core::StoreError> {
-        let key = (channel.to_owned(), shop_id.to_owned());
+        let key = (tenant.clone(), channel.to_owned(), shop_id.to_owned());
         let lock = || self.map.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((shop, at, writes)) = lock().get(&key)
             && at.elapsed() < SHOP_CACHE_TTL
@@ -325,7 +328,7 @@ impl ShopCache {
         }
         // Counted before the read: a token stored during it leaves the entry stale.
         let writes = tokens::token_writes();
-        let shop = ConfiguredShop::load(store, channel, shop_id).await?;
+        let shop = ConfiguredShop::load(store, tenant, channel, shop_id).await?;
         let mut map = lock();
         if map.len() >= SHOP_CACHE_ENTRIES_MAX {
             map.clear();
@@ -335,11 +338,12 @@ impl ShopCache {
     }
 
     /// Forgets a shop whose configuration this process just changed.
-    pub fn forget(&self, channel: &str, shop_id: &str) {
-        self.map
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&(channel.to_owned(), shop_id.to_owned()));
+    pub fn forget(&self, tenant: &TenantId, channel: &str, shop_id: &str) {
+        self.map.lock().unwrap_or_else(|e| e.into_inner()).remove(&(
+            tenant.clone(),
+            channel.to_owned(),
+            shop_id.to_owned(),
+        ));
     }
 }
 
@@ -425,6 +429,7 @@ async fn refuse_unauthenticated(
 pub async fn receive(
     store: &Store,
     hooks: &Webhooks,
+    tenant: &TenantId,
     channel: &str,
     shop_id: &str,
     headers: Vec<(String, String)>,
@@ -448,7 +453,7 @@ pub async fn receive(
     })?;
     let configured = hooks
         .shops
-        .get(store, kind.code(), shop_id)
+        .get(store, tenant, kind.code(), shop_id)
         .await
         .map_err(store_err)?
         .ok_or_else(|| {

@@ -32,6 +32,8 @@ const IO_TIMEOUT: Duration = Duration::from_secs(10);
 /// One connection's identity: an app and where its message service is.
 #[derive(Clone, PartialEq, Eq, Hash)]
 struct App {
+    /// The tenant whose shops it serves: a mall's shop is looked up among this tenant's.
+    tenant: orderhub_domain::TenantId,
     client_id: String,
     secret: String,
     url: String,
@@ -46,6 +48,7 @@ pub async fn run(store: Store, hooks: Webhooks, mut stop: watch::Receiver<bool>)
                 .iter()
                 .filter(|s| s.channel == orderhub_channels::ChannelKind::Pdd.code())
                 .map(|s| App {
+                    tenant: s.tenant_id.clone(),
                     client_id: s.app_key.clone(),
                     secret: s.secret.clone(),
                     url: pmc::service_url(&s.api_base_url),
@@ -213,10 +216,15 @@ async fn session(
                 Some(Ok(Message::Text(text))) => {
                     heard = Instant::now();
                     let Ok(permit) = slots.clone().try_acquire_owned() else { continue };
-                    let (store, hooks, answers, client_id) =
-                        (store.clone(), hooks.clone(), answers.clone(), app.client_id.clone());
+                    let (store, hooks, answers, tenant, client_id) = (
+                        store.clone(),
+                        hooks.clone(),
+                        answers.clone(),
+                        app.tenant.clone(),
+                        app.client_id.clone(),
+                    );
                     tokio::spawn(async move {
-                        if let Some(a) = take(text.as_str(), &client_id, &store, &hooks).await {
+                        if let Some(a) = take(text.as_str(), &tenant, &client_id, &store, &hooks).await {
                             let _ = answers.try_send((a, permit));
                         }
                     });
@@ -259,7 +267,13 @@ async fn session(
 }
 
 /// Takes one frame; returns the answer to send, if any.
-async fn take(text: &str, client_id: &str, store: &Store, hooks: &Webhooks) -> Option<String> {
+async fn take(
+    text: &str,
+    tenant: &orderhub_domain::TenantId,
+    client_id: &str,
+    store: &Store,
+    hooks: &Webhooks,
+) -> Option<String> {
     let count = |outcome: &'static str| {
         metrics::counter!("orderhub_channel_pmc_messages_total", "outcome" => outcome).increment(1)
     };
@@ -296,7 +310,7 @@ async fn take(text: &str, client_id: &str, store: &Store, hooks: &Webhooks) -> O
     };
     let mall = m.mall();
     let kind = orderhub_channels::ChannelKind::Pdd.code();
-    let shop = match hooks.shops.get(store, kind, &mall).await {
+    let shop = match hooks.shops.get(store, tenant, kind, &mall).await {
         Ok(Some(s)) if s.row.app_key == client_id => s,
         Ok(_) => {
             count("unknown_shop");
@@ -310,7 +324,7 @@ async fn take(text: &str, client_id: &str, store: &Store, hooks: &Webhooks) -> O
     };
     let body = pmc::relay_form(&f, m, &credentials(&shop.row), now);
     let headers = vec![("x-orderhub-relay".to_owned(), "pdd-pmc".to_owned())];
-    match receive(store, hooks, kind, &mall, headers, body, now).await {
+    match receive(store, hooks, tenant, kind, &mall, headers, body, now).await {
         Ok(_) => {
             count("stored");
             Some(pmc::answer(&f, millis, None))

@@ -332,7 +332,7 @@ async fn process_and_record(
 ) -> uuid::Uuid {
     let shop = hooks
         .shops
-        .get(store, &m.channel, &m.shop_id)
+        .get(store, &m.tenant_id, &m.channel, &m.shop_id)
         .await
         .map_err(|e| e.to_string());
     let outcome = process_message(store, http, &m, parsed, shop).await;

@@ -1,7 +1,7 @@
 //! Incremental pull, per shop: orders modified since the shop's cursor (minus an overlap window, so
 //! an order modified while the last pull ran is not missed), page by page, within the channel's
 //! rate limit (a token bucket per app and shop), backing off on the channel's throttling error.
-//! The cursor lives in the database (the lease `pull/<channel>/<shop>`, so one process pulls a shop
+//! The cursor lives in the database (the lease `pull/<tenant>/<channel>/<shop>`, so one process pulls a shop
 //! at a time and a restart resumes from it). Pages are kept raw like pushes; orders are merged like
 //! pushed ones, so the same order by push and by pull, twice or out of order, is one order.
 
@@ -112,6 +112,11 @@ fn cn(t: DateTime<Utc>) -> DateTime<FixedOffset> {
         &FixedOffset::east_opt(8 * 3600)
             .unwrap_or_else(|| FixedOffset::east_opt(0).unwrap_or_else(|| unreachable!())),
     )
+}
+
+/// The lease that holds a shop's pull cursor: `pull/<tenant>/<channel>/<shop>`.
+pub fn lease_name(tenant: &orderhub_domain::TenantId, channel: &str, shop_id: &str) -> String {
+    format!("pull/{tenant}/{channel}/{shop_id}")
 }
 
 /// The cursor in a lease position: milliseconds since the epoch.
@@ -385,7 +390,7 @@ pub async fn run(store: Store, cfg: PullConfig, mut stop: tokio::sync::watch::Re
                 tracing::debug!(shop = %shop.shop_id, channel = %shop.channel, "Not pulled: the shop must authorize the app again.");
                 continue;
             }
-            let name = format!("pull/{}/{}", shop.channel, shop.shop_id);
+            let name = lease_name(&shop.tenant_id, &shop.channel, &shop.shop_id);
             let ttl = cfg.interval * 3;
             let lease = {
                 let (n, h) = (name.clone(), holder.clone());

@@ -146,9 +146,13 @@ pub async fn call<T>(
 }
 
 async fn load(store: &Store, shop: &ChannelShopRow) -> Result<ChannelShopRow, ApiError> {
-    let (c, s) = (shop.channel.clone(), shop.shop_id.clone());
+    let (t, c, s) = (
+        shop.tenant_id.clone(),
+        shop.channel.clone(),
+        shop.shop_id.clone(),
+    );
     store
-        .read(move |r| r.channel_shop(&c, &s))
+        .read(move |r| r.channel_shop(&t, &c, &s))
         .await
         .map_err(|e| ApiError::Transport(format!("the shop could not be read: {e}")))?
         .ok_or_else(|| ApiError::Auth {
@@ -327,7 +331,8 @@ async fn put(
     token: &ShopToken,
     over: i64,
 ) -> Result<bool, orderhub_core::CoreError> {
-    let (c, s, a, t) = (
+    let (tenant, c, s, a, t) = (
+        row.tenant_id.clone(),
         row.channel.clone(),
         row.shop_id.clone(),
         access.to_owned(),
@@ -335,7 +340,7 @@ async fn put(
     );
     let written = store
         .write(0, move |tx| {
-            Ok(tx.channel_shop_token_put(&c, &s, &a, &t, over)?)
+            Ok(tx.channel_shop_token_put(&tenant, &c, &s, &a, &t, over)?)
         })
         .await;
     if let Ok(true) = written {

@@ -68,10 +68,14 @@ impl WriteBack {
         let Ok(kind) = ChannelKind::parse(order.channel.as_str()) else {
             return Ok(false);
         };
-        let configured =
-            crate::ConfiguredShop::load(&self.store, kind.code(), order.shop_id.as_str())
-                .await
-                .map_err(|e| TargetError::retry(e.to_string()))?;
+        let configured = crate::ConfiguredShop::load(
+            &self.store,
+            &order.tenant_id,
+            kind.code(),
+            order.shop_id.as_str(),
+        )
+        .await
+        .map_err(|e| TargetError::retry(e.to_string()))?;
         let Some(configured) = configured else {
             return Ok(false);
         };

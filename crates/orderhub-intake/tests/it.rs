@@ -56,12 +56,10 @@ async fn shop(store: &Store, kind: ChannelKind, url: &str) -> ChannelShopRow {
         },
     };
     let r = row.clone();
-    assert!(
-        store
-            .write(0, move |tx| Ok(tx.channel_shop_put(&r)?))
-            .await
-            .unwrap()
-    );
+    store
+        .write(0, move |tx| Ok(tx.channel_shop_put(&r)?))
+        .await
+        .unwrap();
     row
 }
 
@@ -172,9 +170,13 @@ async fn pull_takes_every_order_once_and_keeps_to_the_rate_limit_postgres() {
 }
 
 async fn load(store: &Store, shop: &ChannelShopRow) -> ChannelShopRow {
-    let (c, s) = (shop.channel.clone(), shop.shop_id.clone());
+    let (t, c, s) = (
+        shop.tenant_id.clone(),
+        shop.channel.clone(),
+        shop.shop_id.clone(),
+    );
     store
-        .read(move |r| r.channel_shop(&c, &s))
+        .read(move |r| r.channel_shop(&t, &c, &s))
         .await
         .unwrap()
         .unwrap()
@@ -673,6 +675,7 @@ async fn the_processor_merges_a_burst_larger_than_it_runs_at_once_then_stops() {
         let reply = orderhub_intake::receive(
             &env.store,
             &hooks,
+            &shop.tenant_id,
             kind.code(),
             &shop.shop_id,
             headers,

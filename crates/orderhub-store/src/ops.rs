@@ -261,14 +261,15 @@ pub trait ChannelTx {
         cap: u64,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
-    /// Creates or replaces the shop's configuration. `Ok(false)`: the shop id is another tenant's
-    /// on that channel (nothing written).
-    fn channel_shop_put(&mut self, s: &ChannelShopRow) -> Result<bool, StoreError>;
+    /// Creates or replaces the tenant's configuration of the shop (shop ids are the tenant's own:
+    /// another tenant may configure the same id).
+    fn channel_shop_put(&mut self, s: &ChannelShopRow) -> Result<(), StoreError>;
     /// Writes a renewed access token (or, with `problem` set, why renewals stopped) over the
     /// token version `from` only: `false` when another renewal or a configuration came first
     /// (the caller reads the shop again). The version becomes `token.version`.
     fn channel_shop_token_put(
         &mut self,
+        tenant: &TenantId,
         channel: &str,
         shop_id: &str,
         access_token: &str,
@@ -325,8 +326,10 @@ pub trait ChannelRead {
     fn channel_refusals(&mut self, tenant: &TenantId) -> Result<Vec<ChannelRefusals>, StoreError>;
     /// Every configured shop of every tenant (for the puller).
     fn channel_shops_all(&mut self) -> Result<Vec<ChannelShopRow>, StoreError>;
+    /// The tenant's shop on a channel.
     fn channel_shop(
         &mut self,
+        tenant: &TenantId,
         channel: &str,
         shop_id: &str,
     ) -> Result<Option<ChannelShopRow>, StoreError>;

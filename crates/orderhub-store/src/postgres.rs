@@ -81,6 +81,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "refused_pushes",
         include_str!("../migrations/postgres/0010_refused_pushes.sql"),
     ),
+    (
+        11,
+        "shop_ids_per_tenant",
+        include_str!("../migrations/postgres/0011_shop_ids_per_tenant.sql"),
+    ),
 ];
 
 pub(crate) fn err(e: postgres::Error) -> StoreError {

@@ -346,7 +346,7 @@ impl ChannelTx for PgWrite {
         Ok(r.is_some_and(|r| r.get(0)))
     }
 
-    fn channel_shop_put(&mut self, s: &ChannelShopRow) -> Result<bool, StoreError> {
+    fn channel_shop_put(&mut self, s: &ChannelShopRow) -> Result<(), StoreError> {
         let (secret, token, mkey, refresh, app_secret) = (
             self.cipher.encrypt(&s.secret),
             self.cipher.encrypt(&s.access_token),
@@ -359,15 +359,14 @@ impl ChannelTx for PgWrite {
                access_token, message_key, api_base_url, created_at, mapping, refresh_token,
                token_expires_at, refresh_expires_at, token_problem, token_version, token_secret)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, NULL, 1, $14)
-             ON CONFLICT (channel, shop_id) DO UPDATE SET app_key = excluded.app_key,
+             ON CONFLICT (tenant_id, channel, shop_id) DO UPDATE SET app_key = excluded.app_key,
                secret = excluded.secret, access_token = excluded.access_token,
                message_key = excluded.message_key, api_base_url = excluded.api_base_url,
                mapping = excluded.mapping, refresh_token = excluded.refresh_token,
                token_expires_at = excluded.token_expires_at,
                refresh_expires_at = excluded.refresh_expires_at, token_problem = NULL,
                token_version = channel_shops.token_version + 1,
-               token_secret = excluded.token_secret
-             WHERE channel_shops.tenant_id = excluded.tenant_id",
+               token_secret = excluded.token_secret",
             &[
                 &s.channel,
                 &s.shop_id,
@@ -386,11 +385,12 @@ impl ChannelTx for PgWrite {
             ],
         )?;
         self.pending.writes += n;
-        Ok(n == 1)
+        Ok(())
     }
 
     fn channel_shop_token_put(
         &mut self,
+        tenant: &TenantId,
         channel: &str,
         shop_id: &str,
         access_token: &str,
@@ -405,7 +405,7 @@ impl ChannelTx for PgWrite {
             "UPDATE channel_shops SET access_token = $1, refresh_token = $2,
                token_expires_at = $3, refresh_expires_at = $4, token_problem = $5,
                token_version = $6
-             WHERE channel = $7 AND shop_id = $8 AND token_version = $9",
+             WHERE channel = $7 AND shop_id = $8 AND token_version = $9 AND tenant_id = $10",
             &[
                 &token,
                 &refresh,
@@ -416,6 +416,7 @@ impl ChannelTx for PgWrite {
                 &channel,
                 &shop_id,
                 &from,
+                &tenant.as_str(),
             ],
         )?;
         self.pending.writes += n;
@@ -521,18 +522,18 @@ impl ChannelRead for PgRead {
     }
 
     fn channel_shops_all(&mut self) -> Result<Vec<ChannelShopRow>, StoreError> {
-        let keys: Vec<(String, String)> = self
+        let keys: Vec<(String, String, String)> = self
             .conn
             .query(
-                "SELECT channel, shop_id FROM channel_shops ORDER BY channel, shop_id",
+                "SELECT tenant_id, channel, shop_id FROM channel_shops ORDER BY tenant_id, channel, shop_id",
                 &[],
             )?
             .iter()
-            .map(|r| (r.get(0), r.get(1)))
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
             .collect();
         let mut out = Vec::with_capacity(keys.len());
-        for (c, s) in keys {
-            if let Some(shop) = self.channel_shop(&c, &s)? {
+        for (t, c, s) in keys {
+            if let Some(shop) = self.channel_shop(&tenant(t)?, &c, &s)? {
                 out.push(shop);
             }
         }
@@ -541,6 +542,7 @@ impl ChannelRead for PgRead {
 
     fn channel_shop(
         &mut self,
+        tenant_id: &TenantId,
         channel: &str,
         shop_id: &str,
     ) -> Result<Option<ChannelShopRow>, StoreError> {
@@ -548,8 +550,8 @@ impl ChannelRead for PgRead {
             "SELECT tenant_id, app_key, secret, access_token, message_key, api_base_url, created_at,
                mapping, refresh_token, token_expires_at, refresh_expires_at, token_problem,
                token_version, token_secret
-             FROM channel_shops WHERE channel = $1 AND shop_id = $2",
-            &[&channel, &shop_id],
+             FROM channel_shops WHERE tenant_id = $3 AND channel = $1 AND shop_id = $2",
+            &[&channel, &shop_id, &tenant_id.as_str()],
         )?
         else {
             return Ok(None);

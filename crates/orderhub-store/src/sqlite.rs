@@ -76,6 +76,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "refused_pushes",
         include_str!("../migrations/sqlite/0010_refused_pushes.sql"),
     ),
+    (
+        11,
+        "shop_ids_per_tenant",
+        include_str!("../migrations/sqlite/0011_shop_ids_per_tenant.sql"),
+    ),
 ];
 
 /// Reader connections: WAL lets readers run beside the writer; two keep a 2-core machine busy.
@@ -1462,5 +1467,68 @@ impl ReadConn for SqliteRead {
             })
             .map_err(err)?;
         rows.map(|r| r.map_err(err)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Migration 0011 keeps every configured shop (now keyed by tenant too) and its pull cursor
+    /// (the lease renamed to carry the tenant), so an upgraded hub pulls on where it stood.
+    #[test]
+    fn shops_and_their_pull_cursors_survive_the_move_to_per_tenant_shop_ids() {
+        let c = Connection::open_in_memory().unwrap();
+        c.execute_batch("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)")
+            .unwrap();
+        for (version, name, sql) in MIGRATIONS.iter().filter(|m| m.0 < 11) {
+            c.execute_batch(sql).unwrap();
+            c.execute(
+                "INSERT INTO schema_migrations VALUES (?1, ?2, 0)",
+                params![version, name],
+            )
+            .unwrap();
+        }
+        c.execute_batch(
+            "INSERT INTO channel_shops (channel, shop_id, tenant_id, app_key, secret, access_token,
+                 message_key, api_base_url, created_at, mapping, refresh_token, token_secret,
+                 token_expires_at, refresh_expires_at, token_problem, token_version)
+             VALUES ('douyin', 's1', 'acme', 'k', 'sec', 'tok', '', 'http://x', 5, NULL, 'r', '',
+                 7, 8, NULL, 3);
+             INSERT INTO leases VALUES ('pull/douyin/s1', 'node-a', 2, 0, 1764000000000);
+             INSERT INTO leases VALUES ('relay/acme', 'node-a', 1, 0, 42);",
+        )
+        .unwrap();
+        assert_eq!(migrate(&c).unwrap(), vec![11]);
+        let shop: (String, String, i64, i64) = c
+            .query_row(
+                "SELECT tenant_id, refresh_token, token_expires_at, token_version FROM channel_shops
+                 WHERE tenant_id = 'acme' AND channel = 'douyin' AND shop_id = 's1'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .unwrap();
+        assert_eq!(shop, ("acme".into(), "r".into(), 7, 3));
+        let leases: Vec<(String, i64)> = c
+            .prepare("SELECT name, position FROM leases ORDER BY name")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            leases,
+            vec![
+                ("pull/acme/douyin/s1".to_owned(), 1764000000000),
+                ("relay/acme".to_owned(), 42)
+            ]
+        );
+        // Another tenant may now configure the same shop id.
+        c.execute_batch(
+            "INSERT INTO channel_shops (channel, shop_id, tenant_id, app_key, secret, access_token,
+                 message_key, api_base_url, created_at)
+             VALUES ('douyin', 's1', 'other', 'k2', 'sec2', '', '', 'http://y', 6)",
+        )
+        .unwrap();
     }
 }

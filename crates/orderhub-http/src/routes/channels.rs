@@ -1,5 +1,5 @@
 //! Channel intake over HTTP: shops are configured with their app credentials; channels push to
-//! `/v1/channels/{channel}/shops/{shop}/webhook` (no API key: the channel's own signature is the
+//! `/v1/tenants/{tenant}/channels/{channel}/shops/{shop}/webhook` (no API key: the channel's own signature is the
 //! authentication); operators list the messages and replay a shop's after a mapping fix.
 
 use super::parse_query;
@@ -148,7 +148,7 @@ fn shop_view(row: &ChannelShopRow, now: chrono::DateTime<chrono::Utc>) -> ShopVi
     let t = &row.token;
     let state = token_state(t, now);
     ShopView {
-        webhook_path: format!("/v1/channels/{}/shops/{}/webhook", row.channel, row.shop_id),
+        webhook_path: webhook_path(&row.tenant_id, &row.channel, &row.shop_id),
         channel: row.channel.clone(),
         shop_id: row.shop_id.clone(),
         app_key: row.app_key.clone(),
@@ -186,18 +186,26 @@ pub async fn get_shop(
     if orderhub_domain::ShopId::parse(&shop).is_err() {
         return Err(not_found());
     }
-    let (c, s) = (channel.clone(), shop.clone());
+    let (t, c, s) = (
+        ctx.principal.tenant_id.clone(),
+        channel.clone(),
+        shop.clone(),
+    );
     let row = state
         .store
-        .read(move |r| r.channel_shop(&c, &s))
+        .read(move |r| r.channel_shop(&t, &c, &s))
         .await?
-        .filter(|r| r.tenant_id == ctx.principal.tenant_id)
         .ok_or_else(not_found)?;
     Ok(json_response(
         StatusCode::OK,
         serde_json::to_vec(&shop_view(&row, state.clock.now())).unwrap_or_default(),
         false,
     ))
+}
+
+/// Where a channel pushes a tenant's shop's messages.
+pub fn webhook_path(tenant: &orderhub_domain::TenantId, channel: &str, shop_id: &str) -> String {
+    format!("/v1/tenants/{tenant}/channels/{channel}/shops/{shop_id}/webhook")
 }
 
 fn unprocessable(code: &str, msg: impl Into<String>, field: &str) -> ApiError {
@@ -258,12 +266,15 @@ pub async fn put_shop(
     crate::outbound::check(state.outbound, &url, "api_base_url").await?;
     // What the configuration keeps of the stored shop: its tokens when none are given, its app
     // secret when none is given.
-    let (c, s) = (kind.code().to_owned(), shop.clone());
+    let (t, c, s) = (
+        ctx.principal.tenant_id.clone(),
+        kind.code().to_owned(),
+        shop.clone(),
+    );
     let stored = state
         .store
-        .read(move |r| r.channel_shop(&c, &s))
-        .await?
-        .filter(|r| r.tenant_id == ctx.principal.tenant_id);
+        .read(move |r| r.channel_shop(&t, &c, &s))
+        .await?;
     let keep_tokens = req.access_token.is_empty() && req.refresh_token.is_empty();
     let mut token = orderhub_store::ShopToken {
         refresh_token: req.refresh_token,
@@ -302,29 +313,21 @@ pub async fn put_shop(
     // could not be fetched) go back to pending with this configuration, in its transaction.
     let retry = stored.as_ref().is_some_and(|s| s.token.problem.is_some());
     let r = row.clone();
-    let (ok, requeued) = state
+    let requeued = state
         .store
         .write(0, move |tx| {
-            if !tx.channel_shop_put(&r)? {
-                return Ok((false, 0));
-            }
-            let n = if retry {
+            tx.channel_shop_put(&r)?;
+            Ok(if retry {
                 tx.channel_messages_retry_failed(&r.tenant_id, &r.channel, &r.shop_id)?
             } else {
                 0
-            };
-            Ok((true, n))
+            })
         })
         .await?;
-    state.intake.shops.forget(&row.channel, &row.shop_id);
-    if !ok {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "shop_taken",
-            "this shop id is configured by another tenant on this channel",
-        )
-        .field("shop"));
-    }
+    state
+        .intake
+        .shops
+        .forget(&row.tenant_id, &row.channel, &row.shop_id);
     let mut v = shop_view(&row, state.clock.now());
     v.messages_requeued = retry.then_some(requeued);
     Ok(json_response(
@@ -343,8 +346,9 @@ pub struct RawBody(Vec<u8>);
 /// A channel's push. Verified with the shop's secret and the channel's scheme, stored before the
 /// answer, processed asynchronously; the same message twice is stored once. Refused messages are
 /// recorded with the rule they broke.
-#[utoipa::path(post, path = "/v1/channels/{channel}/shops/{shop}/webhook", tag = "channels",
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/channels/{channel}/shops/{shop}/webhook", tag = "channels",
     params(
+        ("tenant" = String, Path, description = "the tenant the shop is configured in (`webhook_path` of the shop says it)"),
         ("channel" = String, Path, description = "channel code: taobao, jd, pdd, douyin, kuaishou, wechat, youzan, custom"),
         ("shop" = String, Path, description = "the shop's id on the channel"),
     ),
@@ -367,13 +371,14 @@ pub struct RawBody(Vec<u8>);
     ))]
 pub async fn webhook(
     State(state): State<SharedState>,
-    Path((channel, shop)): Path<(String, String)>,
+    Path((tenant, channel, shop)): Path<(String, String, String)>,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
     Body(body): Body,
 ) -> Response {
-    // Only a valid shop id can have been configured (`put_shop` checks it).
-    if orderhub_domain::ShopId::parse(&shop).is_err() {
+    // Only a valid tenant and shop id can have been configured (`put_shop` checks them).
+    let tenant = orderhub_domain::TenantId::parse(&tenant);
+    let (Ok(tenant), Ok(_)) = (tenant, orderhub_domain::ShopId::parse(&shop)) else {
         return ApiError::new(
             StatusCode::NOT_FOUND,
             "unknown_shop",
@@ -381,7 +386,7 @@ pub async fn webhook(
         )
         .field("shop")
         .into_response();
-    }
+    };
     let mut pairs: Vec<(String, String)> = headers
         .iter()
         .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
@@ -396,6 +401,7 @@ pub async fn webhook(
     match orderhub_intake::receive(
         &state.store,
         &state.intake,
+        &tenant,
         &channel,
         &shop,
         pairs,

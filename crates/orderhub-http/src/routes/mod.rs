@@ -276,7 +276,7 @@ pub fn table() -> Vec<Route> {
         ),
         route(
             M::POST,
-            "/v1/channels/{channel}/shops/{shop}/webhook",
+            "/v1/tenants/{tenant}/channels/{channel}/shops/{shop}/webhook",
             Nothing,
             Public,
             channels::webhook,

@@ -154,7 +154,7 @@ pub async fn stats(State(state): State<SharedState>, ctx: Ctx) -> Result<Respons
                 {
                     continue;
                 }
-                let name = format!("pull/{}/{}", s.channel, s.shop_id);
+                let name = orderhub_intake::pull::lease_name(&s.tenant_id, &s.channel, &s.shop_id);
                 let l = leases.iter().find(|l| l.name == name);
                 cursors.push(PullCursor {
                     channel: s.channel.clone(),

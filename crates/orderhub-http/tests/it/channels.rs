@@ -51,7 +51,22 @@ async fn push(
     p: &sim::SignedPush,
     body: &[u8],
 ) -> crate::app::Resp {
-    let mut path = format!("/v1/channels/{}/shops/{shop}/webhook", kind.code());
+    push_to(app, "default", kind, shop, p, body).await
+}
+
+/// A push to the webhook of `tenant`'s shop.
+async fn push_to(
+    app: &TestApp,
+    tenant: &str,
+    kind: ChannelKind,
+    shop: &str,
+    p: &sim::SignedPush,
+    body: &[u8],
+) -> crate::app::Resp {
+    let mut path = format!(
+        "/v1/tenants/{tenant}/channels/{}/shops/{shop}/webhook",
+        kind.code()
+    );
     if !p.query.is_empty() {
         let q: Vec<String> = p.query.iter().map(|(k, v)| format!("{k}={v}")).collect();
         path = format!("{path}?{}", q.join("&"));
@@ -303,7 +318,7 @@ async fn a_custom_portal_connects_by_its_mapping_file_alone(app: TestApp) {
         assert_eq!(r.status, StatusCode::OK, "{shop}: {:?}", r.body);
         assert_eq!(
             r.body["webhook_path"],
-            format!("/v1/channels/custom/shops/{shop}/webhook")
+            format!("/v1/tenants/default/channels/custom/shops/{shop}/webhook")
         );
         let order = handle.orders()[0].clone();
         let p = mapped::signed_push(&mapping, &order, &c, chrono::Utc::now());
@@ -728,7 +743,84 @@ async fn a_shop_whose_authorization_ends_soon_says_so(app: TestApp) {
     );
 }
 
+/// Shop ids are each tenant's own: two tenants configure the same shop id of a channel (each
+/// with its own app), neither learns of the other's, and each one's pushes reach only its own.
+async fn two_tenants_configure_the_same_shop_id_each_its_own(app: TestApp) {
+    let _stop = start_processor(&app);
+    let kind = ChannelKind::Douyin;
+    let (url, handle) = sim::spawn(kind, SimSettings::new(creds(), 3, 5))
+        .await
+        .unwrap();
+    configure(&app, kind, "twin", &url).await;
+    let put = |key: &'static str, app_key: &str, secret: &str| {
+        let body = json!({"app_key": app_key, "secret": secret, "api_base_url": url}).to_string();
+        let app = &app;
+        async move {
+            app.call(
+                Method::PUT,
+                "/v1/channels/douyin/shops/twin",
+                Some(key),
+                Some(&body),
+                &[],
+            )
+            .await
+        }
+    };
+    let r = put(crate::app::OTHER_TENANT_KEY, "other-app", "other-secret").await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(
+        r.body["webhook_path"],
+        "/v1/tenants/other/channels/douyin/shops/twin/webhook"
+    );
+    // Each tenant sees its own configuration; neither overwrote the other's.
+    let mine = app.get("/v1/channels/douyin/shops/twin", ADMIN_KEY).await;
+    assert_eq!(mine.body["app_key"], creds().app_key);
+    let theirs = app
+        .get(
+            "/v1/channels/douyin/shops/twin",
+            crate::app::OTHER_TENANT_KEY,
+        )
+        .await;
+    assert_eq!(theirs.body["app_key"], "other-app");
+    // A push signed with this tenant's secret is refused at the other tenant's webhook and taken
+    // at its own; the order is this tenant's only.
+    let order = handle.orders()[0].clone();
+    let p = sim::signed_push(kind, &order, &creds(), chrono::Utc::now()).unwrap();
+    let r = push_to(&app, "other", kind, "twin", &p, &p.body).await;
+    assert_eq!(
+        r.status,
+        StatusCode::UNAUTHORIZED,
+        "{}",
+        String::from_utf8_lossy(&r.bytes)
+    );
+    let r = push(&app, kind, "twin", &p, &p.body).await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.bytes)
+    );
+    let o = order_of(
+        &app,
+        kind.code(),
+        &order.external_order_id,
+        Duration::from_secs(20),
+    )
+    .await;
+    assert_eq!(o["shop_id"], "twin");
+    let other_orders = app
+        .get("/v1/orders?limit=500", crate::app::OTHER_TENANT_KEY)
+        .await;
+    assert_eq!(
+        other_orders.body["orders"],
+        json!([]),
+        "{:?}",
+        other_orders.body
+    );
+}
+
 on_every_backend!(
+    two_tenants_configure_the_same_shop_id_each_its_own,
     a_shop_whose_authorization_ends_soon_says_so,
     a_rotated_secret_applies_to_the_next_push,
     a_signed_push_becomes_one_order_and_bad_pushes_are_recorded,

@@ -287,7 +287,7 @@ async fn fixture(app: &TestApp) -> Fixture {
     let r = app
         .call(
             Method::POST,
-            &format!("/v1/channels/douyin/shops/{ALPHA}/webhook"),
+            &format!("/v1/tenants/default/channels/douyin/shops/{ALPHA}/webhook"),
             None,
             Some("{}"),
             &[],
@@ -490,8 +490,8 @@ async fn case(app: &TestApp, f: &Fixture, rule: &Rule) -> Case {
             ),
             ShopConfig,
         ),
-        ("POST", "/v1/channels/{channel}/shops/{shop}/webhook") => c(
-            format!("/v1/channels/douyin/shops/{ALPHA}/webhook"),
+        ("POST", "/v1/tenants/{tenant}/channels/{channel}/shops/{shop}/webhook") => c(
+            format!("/v1/tenants/default/channels/douyin/shops/{ALPHA}/webhook"),
             Some(json!({})),
             Public,
         ),
@@ -748,12 +748,9 @@ fn expect(rule: &Rule, c: &Case, caller: &Caller) -> Expect {
     match c.kind {
         Kind::Public => Expect::SameForAll,
         Kind::Tenant if other_tenant => Expect::PassesInOwnTenant,
-        // Not yet as it should be: channel shop ids are unique per channel across tenants, so
-        // another tenant's PUT of a configured shop id is refused 409 `shop_taken` (issue 18's
-        // "shop ids per tenant" is open). A scoped key outside the shop gets 404.
-        Kind::ShopConfig if other_tenant => {
-            Expect::Status(StatusCode::CONFLICT, Some("shop_taken"))
-        }
+        // Shop ids are each tenant's own: another tenant configures its own shop of that id.
+        // A scoped key outside the shop gets 404.
+        Kind::ShopConfig if other_tenant => Expect::PassesInOwnTenant,
         Kind::ShopConfig if !reaches => Expect::Status(StatusCode::NOT_FOUND, None),
         Kind::ShopConfig => Expect::Passes(None),
         Kind::Object if !reaches => Expect::Status(StatusCode::NOT_FOUND, None),

@@ -361,7 +361,7 @@ async fn forged_pushes_are_kept_bounded_and_make_no_order(app: TestApp) {
                 let mut rb = app
                     .client
                     .post(format!(
-                        "{}/v1/channels/taobao/shops/forgedshop/webhook",
+                        "{}/v1/tenants/default/channels/taobao/shops/forgedshop/webhook",
                         app.base
                     ))
                     .header("content-type", p.content_type)
@@ -609,7 +609,7 @@ async fn personal_data_is_nowhere_in_clear_after_a_full_flow(app: TestApp) {
         let mut rb = app
             .client
             .post(format!(
-                "{}/v1/channels/taobao/shops/piishop/webhook",
+                "{}/v1/tenants/default/channels/taobao/shops/piishop/webhook",
                 app.base
             ))
             .header("content-type", p.content_type)
