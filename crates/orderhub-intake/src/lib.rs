@@ -424,18 +424,29 @@ async fn refuse_unauthenticated(
     }
 }
 
+/// The shop a push is for, as its webhook path names it.
+#[derive(Clone, Copy, Debug)]
+pub struct ShopRef<'a> {
+    pub tenant: &'a TenantId,
+    pub channel: &'a str,
+    pub shop_id: &'a str,
+}
+
 /// Takes one push: verify, store, answer. Processing happens later ([`process`]); a stored message
 /// goes to `hooks.inbox`.
 pub async fn receive(
     store: &Store,
     hooks: &Webhooks,
-    tenant: &TenantId,
-    channel: &str,
-    shop_id: &str,
+    to: ShopRef<'_>,
     headers: Vec<(String, String)>,
     body: Vec<u8>,
     now: DateTime<Utc>,
 ) -> Result<Reply, Refusal> {
+    let ShopRef {
+        tenant,
+        channel,
+        shop_id,
+    } = to;
     let refuse = |status: u16, code: &'static str, field: Option<&str>, message: String| Refusal {
         status,
         code,

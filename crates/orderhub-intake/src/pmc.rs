@@ -324,7 +324,12 @@ async fn take(
     };
     let body = pmc::relay_form(&f, m, &credentials(&shop.row), now);
     let headers = vec![("x-orderhub-relay".to_owned(), "pdd-pmc".to_owned())];
-    match receive(store, hooks, tenant, kind, &mall, headers, body, now).await {
+    let to = crate::ShopRef {
+        tenant,
+        channel: kind,
+        shop_id: &mall,
+    };
+    match receive(store, hooks, to, headers, body, now).await {
         Ok(_) => {
             count("stored");
             Some(pmc::answer(&f, millis, None))

@@ -675,9 +675,11 @@ async fn the_processor_merges_a_burst_larger_than_it_runs_at_once_then_stops() {
         let reply = orderhub_intake::receive(
             &env.store,
             &hooks,
-            &shop.tenant_id,
-            kind.code(),
-            &shop.shop_id,
+            orderhub_intake::ShopRef {
+                tenant: &shop.tenant_id,
+                channel: kind.code(),
+                shop_id: &shop.shop_id,
+            },
             headers,
             p.body,
             now,

@@ -401,9 +401,11 @@ pub async fn webhook(
     match orderhub_intake::receive(
         &state.store,
         &state.intake,
-        &tenant,
-        &channel,
-        &shop,
+        orderhub_intake::ShopRef {
+            tenant: &tenant,
+            channel: &channel,
+            shop_id: &shop,
+        },
         pairs,
         body.to_vec(),
         now,
