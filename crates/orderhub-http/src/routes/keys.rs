@@ -116,6 +116,16 @@ pub async fn create(
     }
     if let Some(s) = &req.shops {
         crate::limits::max_items("shops", s.len(), crate::limits::KEY_SHOPS_MAX)?;
+        // A key limited to no shop sees nothing, and any scoped admin would count it as within
+        // its own scope: leave `shops` out for every shop.
+        if s.is_empty() {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "empty",
+                "shops must name at least one shop; leave it out for every shop",
+            )
+            .field("shops"));
+        }
     }
     crate::limits::max_items("scopes", req.scopes.len(), crate::limits::KEY_SCOPES_MAX)?;
     let shops = req

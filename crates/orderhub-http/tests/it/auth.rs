@@ -101,6 +101,18 @@ async fn a_key_mints_only_keys_within_its_own_rights(app: TestApp) {
         )
         .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
+    // A key limited to no shop at all is refused (it would be within every scoped key's scope).
+    let r = app
+        .post(
+            "/v1/api-keys",
+            ADMIN_KEY,
+            &json!({"name": "x", "role": "viewer", "shops": []}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code(), r.field()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "empty", "shops")
+    );
     // An admin without pii:read cannot grant it either, unscoped or not.
     let plain_admin = app.key("admin", None, false).await;
     let r = app
