@@ -213,6 +213,28 @@ pub fn json_response(status: StatusCode, body: Vec<u8>, replayed: bool) -> Respo
     r
 }
 
+/// `status` and `v` as its JSON body; a value that cannot be serialized (a bug) is a 500 with a
+/// JSON error, never a success with an empty body.
+pub fn rendered<T: serde::Serialize + ?Sized>(status: StatusCode, v: &T) -> (StatusCode, Vec<u8>) {
+    match serde_json::to_vec(v) {
+        Ok(body) => (status, body),
+        Err(e) => {
+            tracing::error!(error = %e, "A response could not be serialized.");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                br#"{"error":{"code":"internal","message":"the response could not be serialized"}}"#
+                    .to_vec(),
+            )
+        }
+    }
+}
+
+/// A JSON response of `v` (see [`rendered`]).
+pub fn json<T: serde::Serialize + ?Sized>(status: StatusCode, v: &T) -> Response {
+    let (status, body) = rendered(status, v);
+    json_response(status, body, false)
+}
+
 /// Renders a use case's result as status and JSON body.
 pub type Render<T> = fn(&T, &Principal) -> (StatusCode, Vec<u8>);
 
@@ -261,4 +283,23 @@ where
             r.replayed,
         ),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_value_that_cannot_be_serialized_answers_500_not_an_empty_200() {
+        // JSON object keys must be strings: a map keyed by pairs does not serialize.
+        let bad: std::collections::HashMap<(u8, u8), u8> = [((1, 2), 3)].into();
+        let (status, body) = rendered(StatusCode::OK, &bad);
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["error"]["code"], "internal");
+        assert_eq!(
+            rendered(StatusCode::CREATED, &[1, 2]),
+            (StatusCode::CREATED, b"[1,2]".to_vec())
+        );
+    }
 }

@@ -6,7 +6,7 @@ use super::parse_query;
 use crate::SharedState;
 use crate::auth::Ctx;
 use crate::error::ApiError;
-use crate::extract::{Body, json_response, parse_json};
+use crate::extract::{Body, parse_json};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -196,10 +196,9 @@ pub async fn get_shop(
         .read(move |r| r.channel_shop(&t, &c, &s))
         .await?
         .ok_or_else(not_found)?;
-    Ok(json_response(
+    Ok(crate::extract::json(
         StatusCode::OK,
-        serde_json::to_vec(&shop_view(&row, state.clock.now())).unwrap_or_default(),
-        false,
+        &shop_view(&row, state.clock.now()),
     ))
 }
 
@@ -330,11 +329,7 @@ pub async fn put_shop(
         .forget(&row.tenant_id, &row.channel, &row.shop_id);
     let mut v = shop_view(&row, state.clock.now());
     v.messages_requeued = retry.then_some(requeued);
-    Ok(json_response(
-        StatusCode::OK,
-        serde_json::to_vec(&v).unwrap_or_default(),
-        false,
-    ))
+    Ok(crate::extract::json(StatusCode::OK, &v))
 }
 
 /// Bytes as they come, for the document (`type: string, format: binary`).
@@ -518,9 +513,5 @@ pub async fn messages(
             bytes: m.body.len(),
         })
         .collect();
-    Ok(json_response(
-        StatusCode::OK,
-        serde_json::to_vec(&views).unwrap_or_default(),
-        false,
-    ))
+    Ok(crate::extract::json(StatusCode::OK, &views))
 }

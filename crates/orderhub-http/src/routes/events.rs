@@ -4,7 +4,6 @@ use super::parse_query;
 use crate::SharedState;
 use crate::auth::Ctx;
 use crate::error::ApiError;
-use crate::extract::json_response;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -83,9 +82,5 @@ pub async fn list(
         })
         .collect();
     let page = EventPage { events, next_after };
-    Ok(json_response(
-        StatusCode::OK,
-        serde_json::to_vec(&page).unwrap_or_default(),
-        false,
-    ))
+    Ok(crate::extract::json(StatusCode::OK, &page))
 }

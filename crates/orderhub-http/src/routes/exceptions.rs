@@ -6,7 +6,6 @@ use super::parse_query;
 use crate::SharedState;
 use crate::auth::Ctx;
 use crate::error::ApiError;
-use crate::extract::json_response;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -183,11 +182,7 @@ pub async fn board(
         counts,
         truncated,
     };
-    Ok(json_response(
-        StatusCode::OK,
-        serde_json::to_vec(&board).unwrap_or_default(),
-        false,
-    ))
+    Ok(crate::extract::json(StatusCode::OK, &board))
 }
 
 /// Exceptions a retry of the stuck step can clear: the watchdogs' and the channel write-back's.

@@ -48,10 +48,7 @@ fn position_view(wh: &WarehouseId, row: &StockRow) -> PositionView {
 }
 
 fn render_position(p: &(WarehouseId, StockRow), _: &Principal) -> (StatusCode, Vec<u8>) {
-    (
-        StatusCode::CREATED,
-        serde_json::to_vec(&position_view(&p.0, &p.1)).unwrap_or_default(),
-    )
+    crate::extract::rendered(StatusCode::CREATED, &position_view(&p.0, &p.1))
 }
 
 pub fn reservation_view(r: &ReservationRecord) -> ReservationView {
@@ -79,17 +76,11 @@ pub fn reservation_view(r: &ReservationRecord) -> ReservationView {
 }
 
 fn render_reservation_created(r: &ReservationRecord, _: &Principal) -> (StatusCode, Vec<u8>) {
-    (
-        StatusCode::CREATED,
-        serde_json::to_vec(&reservation_view(r)).unwrap_or_default(),
-    )
+    crate::extract::rendered(StatusCode::CREATED, &reservation_view(r))
 }
 
 fn render_reservation(r: &ReservationRecord, _: &Principal) -> (StatusCode, Vec<u8>) {
-    (
-        StatusCode::OK,
-        serde_json::to_vec(&reservation_view(r)).unwrap_or_default(),
-    )
+    crate::extract::rendered(StatusCode::OK, &reservation_view(r))
 }
 
 /// The answer of a definition that was stored: `{"status":"stored"}`.
@@ -391,11 +382,7 @@ pub async fn get(
         })
         .await?
         .ok_or_else(|| ApiError::not_found("sku"))?;
-    Ok(json_response(
-        StatusCode::OK,
-        serde_json::to_vec(&view).unwrap_or_default(),
-        false,
-    ))
+    Ok(crate::extract::json(StatusCode::OK, &view))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -460,11 +447,7 @@ pub async fn ledger(
             })
             .collect(),
     };
-    Ok(json_response(
-        StatusCode::OK,
-        serde_json::to_vec(&page).unwrap_or_default(),
-        false,
-    ))
+    Ok(crate::extract::json(StatusCode::OK, &page))
 }
 
 /// Reserve stock for a checkout or an order: every unit in one warehouse, or nothing (409
@@ -581,11 +564,7 @@ pub async fn get_reservation(
         .read(move |r| r.reservation(&t, id))
         .await?
         .ok_or_else(|| ApiError::not_found("reservation"))?;
-    Ok(json_response(
-        StatusCode::OK,
-        serde_json::to_vec(&reservation_view(&r)).unwrap_or_default(),
-        false,
-    ))
+    Ok(crate::extract::json(StatusCode::OK, &reservation_view(&r)))
 }
 
 fn reservation_id(s: &str) -> Result<uuid::Uuid, ApiError> {
@@ -682,7 +661,7 @@ fn render_snapshot(o: &inv::SnapshotOutcome, _: &Principal) -> (StatusCode, Vec<
             })
             .collect(),
     };
-    (StatusCode::OK, serde_json::to_vec(&r).unwrap_or_default())
+    crate::extract::rendered(StatusCode::OK, &r)
 }
 
 /// Apply a full stock snapshot of one warehouse (ERP/WMS sync). Older than the last applied → 409
@@ -835,10 +814,7 @@ fn render_return(r: &(WarehouseId, Option<StockRow>), _: &Principal) -> (StatusC
         restocked: r.1.is_some(),
         position: r.1.as_ref().map(|row| position_view(&r.0, row)),
     };
-    (
-        StatusCode::OK,
-        serde_json::to_vec(&body).unwrap_or_default(),
-    )
+    crate::extract::rendered(StatusCode::OK, &body)
 }
 
 /// Returned goods: put back on hand only after a QC pass.
@@ -962,9 +938,5 @@ pub async fn backorders(
             .collect(),
         next_cursor,
     };
-    Ok(json_response(
-        StatusCode::OK,
-        serde_json::to_vec(&page).unwrap_or_default(),
-        false,
-    ))
+    Ok(crate::extract::json(StatusCode::OK, &page))
 }

@@ -3,7 +3,7 @@
 use crate::SharedState;
 use crate::auth::Ctx;
 use crate::error::ApiError;
-use crate::extract::{Body, json_response, parse_json};
+use crate::extract::{Body, parse_json};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -170,10 +170,9 @@ pub async fn create(
         .store
         .write(0, move |tx| Ok(tx.api_key_insert(&r, &hash)?))
         .await?;
-    Ok(json_response(
+    Ok(crate::extract::json(
         StatusCode::CREATED,
-        serde_json::to_vec(&view(&row, Some(key))).unwrap_or_default(),
-        false,
+        &view(&row, Some(key)),
     ))
 }
 
@@ -189,11 +188,7 @@ pub async fn list(State(state): State<SharedState>, ctx: Ctx) -> Result<Response
         .filter(|k| ctx.principal.covers(k.shops.as_deref()))
         .map(|k| view(k, None))
         .collect();
-    Ok(json_response(
-        StatusCode::OK,
-        serde_json::to_vec(&views).unwrap_or_default(),
-        false,
-    ))
+    Ok(crate::extract::json(StatusCode::OK, &views))
 }
 
 /// Revoke a key. It stops working within seconds (the key cache's lifetime) on every node, at once

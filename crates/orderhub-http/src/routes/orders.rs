@@ -26,19 +26,19 @@ use serde::Deserialize;
 const PAGE_DEFAULT: u32 = 50;
 const PAGE_MAX: u32 = 500;
 
-fn view_bytes(o: &Order, p: &Principal) -> Vec<u8> {
-    serde_json::to_vec(&OrderView::new(o, p.pii_read)).unwrap_or_default()
+fn render_view(status: StatusCode, o: &Order, p: &Principal) -> (StatusCode, Vec<u8>) {
+    crate::extract::rendered(status, &OrderView::new(o, p.pii_read))
 }
 
 fn render_created(c: &Created, p: &Principal) -> (StatusCode, Vec<u8>) {
     match c {
-        Created::New(o) => (StatusCode::CREATED, view_bytes(o, p)),
-        Created::Existing(o) => (StatusCode::OK, view_bytes(o, p)),
+        Created::New(o) => render_view(StatusCode::CREATED, o, p),
+        Created::Existing(o) => render_view(StatusCode::OK, o, p),
     }
 }
 
 fn render_order(o: &Order, p: &Principal) -> (StatusCode, Vec<u8>) {
-    (StatusCode::OK, view_bytes(o, p))
+    render_view(StatusCode::OK, o, p)
 }
 
 fn order_id(s: &str) -> Result<OrderId, ApiError> {
@@ -96,11 +96,8 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let o = visible_order(&state, &ctx.principal, order_id(&id)?).await?;
-    Ok(json_response(
-        StatusCode::OK,
-        view_bytes(&o, &ctx.principal),
-        false,
-    ))
+    let (status, body) = render_order(&o, &ctx.principal);
+    Ok(json_response(status, body, false))
 }
 
 pub(crate) async fn visible_order(
@@ -242,11 +239,7 @@ pub async fn list(
             .collect(),
         next_cursor,
     };
-    Ok(json_response(
-        StatusCode::OK,
-        serde_json::to_vec(&page).unwrap_or_default(),
-        false,
-    ))
+    Ok(crate::extract::json(StatusCode::OK, &page))
 }
 
 /// Longest id, nick or exception kind a search takes: ids of every channel fit in 64 characters.
@@ -489,9 +482,5 @@ pub async fn timeline(
         status: o.status.as_str().to_owned(),
         steps,
     };
-    Ok(json_response(
-        StatusCode::OK,
-        serde_json::to_vec(&tl).unwrap_or_default(),
-        false,
-    ))
+    Ok(crate::extract::json(StatusCode::OK, &tl))
 }

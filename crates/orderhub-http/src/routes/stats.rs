@@ -5,7 +5,6 @@
 use crate::SharedState;
 use crate::auth::Ctx;
 use crate::error::ApiError;
-use crate::extract::json_response;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -62,11 +61,7 @@ pub async fn whoami(ctx: Ctx) -> Response {
         dead_letters: p.can(Permission::DeliveriesOperate),
         channels: p.can(Permission::ChannelsRead),
     };
-    json_response(
-        StatusCode::OK,
-        serde_json::to_vec(&me).unwrap_or_default(),
-        false,
-    )
+    crate::extract::json(StatusCode::OK, &me)
 }
 
 /// Dead letters counted per state for a shop-scoped key (read, not counted by the database).
@@ -240,9 +235,5 @@ pub async fn stats(State(state): State<SharedState>, ctx: Ctx) -> Result<Respons
         consumers,
         dead_letters: dead,
     };
-    Ok(json_response(
-        StatusCode::OK,
-        serde_json::to_vec(&body).unwrap_or_default(),
-        false,
-    ))
+    Ok(crate::extract::json(StatusCode::OK, &body))
 }

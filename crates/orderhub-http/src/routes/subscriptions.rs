@@ -5,7 +5,7 @@ use super::parse_query;
 use crate::SharedState;
 use crate::auth::Ctx;
 use crate::error::ApiError;
-use crate::extract::{Body, json_response, parse_json};
+use crate::extract::{Body, json, json_response, parse_json};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -144,10 +144,6 @@ fn view(s: &SubscriptionRow, secret: Option<String>) -> SubscriptionView {
             .map(|v| v.iter().map(|x| x.to_string()).collect()),
         secret,
     }
-}
-
-fn json<T: serde::Serialize>(status: StatusCode, v: &T) -> Response {
-    json_response(status, serde_json::to_vec(v).unwrap_or_default(), false)
 }
 
 /// Register a webhook. The signing secret is in the response once.
