@@ -21,6 +21,7 @@ use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST, HeaderValue};
 use hyper::{Method, Request, StatusCode, Uri};
 use hyper_util::rt::TokioIo;
 use indicatif::{ProgressBar, ProgressStyle};
+use orderhub_core::secret::Secret;
 use orderhub_store::WriteStats;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -1133,10 +1134,10 @@ pub(crate) async fn open_target(
             let settings = Settings {
                 listen: "127.0.0.1:0".to_owned(),
                 data_dir: dir.path().to_path_buf(),
-                database_url: database_url.clone(),
+                database_url: database_url.clone().map(Secret::from),
                 pii_key: None,
                 pg_writers: config::DEFAULT_PG_WRITERS,
-                bootstrap_api_key: Some(key.clone()),
+                bootstrap_api_key: Some(Secret::from(key.clone())),
                 log_format: LogFormat::Pretty,
                 nats_url: None,
                 nats_partitions: 4,

@@ -64,7 +64,7 @@ pub async fn run(a: ChannelsArgs) -> Result<()> {
         database_url: None,
         pii_key: None,
         pg_writers: crate::config::DEFAULT_PG_WRITERS,
-        bootstrap_api_key: Some(key.clone()),
+        bootstrap_api_key: Some(orderhub_core::secret::Secret::from(key.clone())),
         log_format: LogFormat::Pretty,
         nats_url: None,
         nats_partitions: 4,

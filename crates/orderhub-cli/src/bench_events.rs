@@ -89,10 +89,13 @@ pub async fn run(a: EventsArgs) -> Result<()> {
     let settings = Settings {
         listen: "127.0.0.1:0".to_owned(),
         data_dir: dir.path().to_path_buf(),
-        database_url: a.database_url.clone(),
+        database_url: a
+            .database_url
+            .clone()
+            .map(orderhub_core::secret::Secret::from),
         pii_key: None,
         pg_writers: crate::config::DEFAULT_PG_WRITERS,
-        bootstrap_api_key: Some(key.clone()),
+        bootstrap_api_key: Some(orderhub_core::secret::Secret::from(key.clone())),
         log_format: LogFormat::Pretty,
         nats_url: a.nats_url.clone(),
         nats_partitions: a.nats_partitions,

@@ -2,6 +2,7 @@
 
 use anyhow::{Context, Result};
 use clap::Args;
+use orderhub_core::secret::Secret;
 use serde::Deserialize;
 use std::path::PathBuf;
 
@@ -24,11 +25,11 @@ pub struct StoreArgs {
     pub data_dir: Option<PathBuf>,
     /// postgres://… to use PostgreSQL instead of the embedded SQLite.
     #[arg(long, env = "ORDERHUB_DATABASE_URL")]
-    pub database_url: Option<String>,
+    pub database_url: Option<Secret>,
     /// 64 hex characters: the AES-256 key for personal data at rest. Default: generated once into
     /// <data-dir>/pii.key. Nodes sharing a PostgreSQL database must share this key.
     #[arg(long, env = "ORDERHUB_PII_KEY", hide_env_values = true)]
-    pub pii_key: Option<String>,
+    pub pii_key: Option<Secret>,
     /// Writer threads (PostgreSQL only).
     #[arg(long, env = "ORDERHUB_PG_WRITERS")]
     pub pg_writers: Option<usize>,
@@ -43,7 +44,7 @@ pub struct ServeArgs {
     pub listen: Option<String>,
     /// The first admin API key. Without it, one is generated on first start and printed once.
     #[arg(long, env = "ORDERHUB_BOOTSTRAP_API_KEY", hide_env_values = true)]
-    pub bootstrap_api_key: Option<String>,
+    pub bootstrap_api_key: Option<Secret>,
     /// Log format: pretty or json.
     #[arg(long, env = "ORDERHUB_LOG_FORMAT")]
     pub log_format: Option<String>,
@@ -85,10 +86,10 @@ pub struct ServeArgs {
 struct FileConfig {
     listen: Option<String>,
     data_dir: Option<PathBuf>,
-    database_url: Option<String>,
-    pii_key: Option<String>,
+    database_url: Option<Secret>,
+    pii_key: Option<Secret>,
     pg_writers: Option<usize>,
-    bootstrap_api_key: Option<String>,
+    bootstrap_api_key: Option<Secret>,
     log_format: Option<String>,
     nats_url: Option<String>,
     nats_partitions: Option<u32>,
@@ -103,10 +104,11 @@ struct FileConfig {
 pub struct Settings {
     pub listen: String,
     pub data_dir: PathBuf,
-    pub database_url: Option<String>,
-    pub pii_key: Option<String>,
+    /// Secrets: their `Debug` prints no value.
+    pub database_url: Option<Secret>,
+    pub pii_key: Option<Secret>,
     pub pg_writers: usize,
-    pub bootstrap_api_key: Option<String>,
+    pub bootstrap_api_key: Option<Secret>,
     pub log_format: LogFormat,
     pub nats_url: Option<String>,
     pub nats_partitions: u32,
@@ -251,5 +253,29 @@ impl Settings {
                 .or(f.allow_private_urls)
                 .unwrap_or(false),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_print_no_secret() {
+        let a = ServeArgs {
+            store: StoreArgs {
+                database_url: Some(Secret::new("postgres://app:pg-pass-7@db/prod")),
+                pii_key: Some(Secret::new("ab".repeat(32))),
+                ..Default::default()
+            },
+            bootstrap_api_key: Some(Secret::new("boot-key-9")),
+            ..Default::default()
+        };
+        let s = Settings::from_serve(&a).unwrap();
+        let shown = format!("{a:?}\n{s:?}");
+        for secret in ["pg-pass-7", &"ab".repeat(32), "boot-key-9"] {
+            assert!(!shown.contains(secret), "{secret} printed:\n{shown}");
+        }
+        assert_eq!(s.bootstrap_api_key.unwrap().expose(), "boot-key-9");
     }
 }

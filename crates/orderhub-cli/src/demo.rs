@@ -275,7 +275,7 @@ pub async fn run(a: DemoArgs) -> Result<()> {
         database_url: None,
         pii_key: None,
         pg_writers: crate::config::DEFAULT_PG_WRITERS,
-        bootstrap_api_key: Some(admin_key.clone()),
+        bootstrap_api_key: Some(orderhub_core::secret::Secret::from(admin_key.clone())),
         // Logs are not switched on (the summary line is the demo's output; the hub's own logs
         // would bury it).
         log_format: LogFormat::Pretty,

@@ -30,7 +30,7 @@ fn init_logs(format: LogFormat) {
 /// The personal-data key: given, or read from (and on first start written to) the data directory.
 fn pii_cipher(s: &Settings) -> Result<PiiCipher> {
     if let Some(k) = &s.pii_key {
-        return PiiCipher::from_hex(k).context("--pii-key");
+        return PiiCipher::from_hex(k.expose()).context("--pii-key");
     }
     let path = s.data_dir.join("pii.key");
     if !path.exists() {
@@ -64,7 +64,7 @@ fn write_secret(path: &Path, text: &str) -> Result<()> {
 pub fn store_config(s: &Settings) -> StoreConfig {
     match &s.database_url {
         Some(url) => StoreConfig::Postgres {
-            url: url.clone(),
+            url: url.expose().to_owned(),
             writers: s.pg_writers,
             readers: crate::config::DEFAULT_PG_READERS,
         },
@@ -141,11 +141,14 @@ async fn start_fulfillment(
 /// key if one was made.
 pub async fn start(s: &Settings) -> Result<(RunningHub, Option<String>)> {
     let store = open_store(s)?;
-    let generated =
-        bootstrap::bootstrap(&store, s.bootstrap_api_key.as_deref(), &default_carriers())
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))
-            .context("bootstrap")?;
+    let generated = bootstrap::bootstrap(
+        &store,
+        s.bootstrap_api_key.as_ref().map(|k| k.expose()),
+        &default_carriers(),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}"))
+    .context("bootstrap")?;
     start_sweeper(store.clone());
     let (background, bg_rx) = tokio::sync::watch::channel(false);
     let mut internal: Vec<Arc<dyn orderhub_events::Target>> = Vec::new();

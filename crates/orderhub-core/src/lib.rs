@@ -14,6 +14,7 @@ pub mod intake;
 pub mod inventory;
 pub mod outbound;
 pub mod ports;
+pub mod secret;
 pub mod usecases;
 
 pub use error::CoreError;
