@@ -10,7 +10,7 @@ use chrono::{DateTime, FixedOffset, Utc};
 use orderhub_channels::{ApiError, ChannelKind, ListQuery};
 use orderhub_core::intake::{Ingested, ingest};
 use orderhub_domain::ShopId;
-use orderhub_store::ops::MSG_PROCESSED;
+use orderhub_store::ops::{MSG_PROCESSED, MSG_REJECTED};
 use orderhub_store::{ChannelMessageRow, ChannelShopRow, Lease, Store};
 use std::time::{Duration, Instant};
 
@@ -176,9 +176,24 @@ pub async fn pull_window(
                 bucket,
                 &mut report,
                 |c| adapter.list_request(&q, c, Utc::now()),
-                |b| adapter.parse_list(b),
+                |b| refusal_apart(adapter.parse_list(b)),
             )
             .await?;
+        // A page the adapter refuses (one of its orders does not map) is recorded like a refused
+        // push, and the window fails as before (the cursor stays: its other orders are not lost).
+        let page = match page {
+            Ok(p) => p,
+            Err(rej) => {
+                let key = refusal_key(&[
+                    "page",
+                    rej.rule,
+                    rej.field.as_deref().unwrap_or(""),
+                    &rej.message,
+                ]);
+                record_refusal(store, shop, &body, key, &rej).await;
+                return Err(ApiError::Rejected(rej));
+            }
+        };
         report.fetch_ms += fetch_started.elapsed().as_millis() as u64;
         let merge_started = Instant::now();
         report.pages += 1;
@@ -210,17 +225,35 @@ pub async fn pull_window(
                 .write(0, move |tx| Ok(tx.channel_message_insert(&raw)?))
                 .await;
         };
-        let mut orders = page.orders;
+        // Each order with the answer that carried it (kept with its refusal, if any).
+        let mut orders: Vec<(orderhub_channels::ChannelOrder, bytes::Bytes)> =
+            page.orders.into_iter().map(|o| (o, body.clone())).collect();
         for id in &page.order_ids {
-            let (_, order) = caller
+            let (detail, order) = caller
                 .call(
                     bucket,
                     &mut report,
                     |c| adapter.detail_request(id, c, Utc::now()),
-                    |b| adapter.parse_detail(b),
+                    |b| refusal_apart(adapter.parse_detail(b)),
                 )
                 .await?;
-            orders.push(order);
+            match order {
+                Ok(o) => orders.push((o, detail)),
+                Err(rej) => {
+                    // One order's detail that does not map: recorded, and the others go on.
+                    seen += 1;
+                    report.orders += 1;
+                    report.rejected += 1;
+                    let key = refusal_key(&[
+                        "detail",
+                        id,
+                        rej.rule,
+                        rej.field.as_deref().unwrap_or(""),
+                        &rej.message,
+                    ]);
+                    record_refusal(store, shop, &detail, key, &rej).await;
+                }
+            }
         }
         seen += orders.len() as u64;
         report.orders += orders.len() as u64;
@@ -228,11 +261,12 @@ pub async fn pull_window(
         // this page (and the keeping of its raw answer) runs while the next pages are fetched, at
         // most MERGES_AHEAD pages behind.
         let mut jobs = Vec::with_capacity(orders.len());
-        for o in &orders {
+        for (o, answer) in &orders {
             let draft = match o.to_draft(&shop_id) {
                 Ok(d) => d,
-                Err(_) => {
+                Err(rej) => {
                     report.rejected += 1;
+                    record_refusal(store, shop, answer, order_refusal_key(o, &rej), &rej).await;
                     continue;
                 }
             };
@@ -240,11 +274,28 @@ pub async fn pull_window(
             let a = crate::process::actor(&shop.tenant_id);
             let part = crate::process::partition(shop_id.as_str(), &o.external_order_id);
             let st = store.clone();
+            let (shop, answer) = (shop.clone(), answer.clone());
+            let key_of = {
+                let o = o.clone();
+                move |rej: &orderhub_channels::Rejected| order_refusal_key(&o, rej)
+            };
             jobs.push(async move {
-                st.write(part, move |tx| {
-                    ingest(tx, &a, draft.clone(), &f, Utc::now())
-                })
-                .await
+                let r = st
+                    .write(part, move |tx| {
+                        ingest(tx, &a, draft.clone(), &f, Utc::now())
+                    })
+                    .await;
+                // The domain's refusal of a pulled order (its amounts do not add up, …) is
+                // recorded like a push's.
+                if let Err(orderhub_core::CoreError::Validation(v)) = &r {
+                    let rej = orderhub_channels::Rejected {
+                        rule: v.rule,
+                        field: Some(v.field.clone()),
+                        message: v.message.clone(),
+                    };
+                    record_refusal(&st, &shop, &answer, key_of(&rej), &rej).await;
+                }
+                r
             });
         }
         while merging.len() >= MERGES_AHEAD {
@@ -266,6 +317,91 @@ pub async fn pull_window(
         }
         q.page += 1;
         q.cursor = page.next_cursor;
+    }
+}
+
+/// Splits the adapter's refusal of an answer's content from the errors of the call itself (which
+/// the caller handles: a refused token is renewed, anything else ends the window).
+fn refusal_apart<T>(
+    r: Result<T, ApiError>,
+) -> Result<Result<T, orderhub_channels::Rejected>, ApiError> {
+    match r {
+        Ok(t) => Ok(Ok(t)),
+        Err(ApiError::Rejected(rej)) => Ok(Err(rej)),
+        Err(e) => Err(e),
+    }
+}
+
+/// The dedup key of a refusal: the same bad order pulled again (every interval, and again in the
+/// next window's overlap) is one record; a new version of it (another modified time) or another
+/// refusal is another.
+fn refusal_key(parts: &[&str]) -> String {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    for p in parts {
+        h.update(p.as_bytes());
+        h.update([0u8]);
+    }
+    format!("pull-refused:sha256:{}", hex::encode(h.finalize()))
+}
+
+fn order_refusal_key(
+    o: &orderhub_channels::ChannelOrder,
+    rej: &orderhub_channels::Rejected,
+) -> String {
+    refusal_key(&[
+        "order",
+        &o.external_order_id,
+        &o.modified_at.to_rfc3339(),
+        &o.channel_status,
+        rej.rule,
+        rej.field.as_deref().unwrap_or(""),
+    ])
+}
+
+/// Longest refusal reason kept, as for pushes.
+const REASON_CHARS_MAX: usize = 200;
+
+/// Records a pulled order the hub refused as a rejected channel message (`GET
+/// /v1/channel-messages`), like a push's refusal: its rule, field and reason, and the channel's
+/// answer that carried it as the body (sealed at rest by the store, like every message body).
+/// A failure to record loses only the record: the pull goes on.
+async fn record_refusal(
+    store: &Store,
+    shop: &ChannelShopRow,
+    answer: &[u8],
+    dedup_key: String,
+    rej: &orderhub_channels::Rejected,
+) {
+    let now = Utc::now();
+    let row = ChannelMessageRow {
+        tenant_id: shop.tenant_id.clone(),
+        message_id: uuid::Uuid::now_v7(),
+        channel: shop.channel.clone(),
+        shop_id: shop.shop_id.clone(),
+        dedup_key,
+        received_at: now,
+        headers: vec![("x-orderhub-source".into(), "pull".into())],
+        body: answer.to_vec(),
+        state: MSG_REJECTED.into(),
+        rule: Some(rej.rule.to_owned()),
+        field: rej.field.clone(),
+        reason: Some(rej.message.chars().take(REASON_CHARS_MAX).collect()),
+        attempts: 1,
+        processed_at: Some(now),
+    };
+    let channel = shop.channel.clone();
+    match store
+        .write(0, move |tx| Ok(tx.channel_message_insert(&row)?))
+        .await
+    {
+        Ok(true) => {
+            metrics::counter!("orderhub_channel_messages_total", "channel" => channel, "outcome" => "rejected").increment(1);
+        }
+        Ok(false) => {}
+        Err(e) => {
+            tracing::warn!(shop = %shop.shop_id, channel = %shop.channel, error = %e, "A refused pulled order could not be recorded.")
+        }
     }
 }
 

@@ -169,6 +169,107 @@ async fn pull_takes_every_order_once_and_keeps_to_the_rate_limit_postgres() {
     pull_takes_every_order_once_and_keeps_to_the_rate_limit("postgres").await;
 }
 
+/// A pulled order the hub refuses is recorded like a refused push (a rejected channel message with
+/// its rule, field and reason, the channel's answer kept as the body), once however often it is
+/// pulled again; the window's other orders are merged.
+async fn pull_records_a_refused_order_once(backend: &str) {
+    let Some(env) = open(backend) else { return };
+    let kind = ChannelKind::Douyin;
+    let (url, handle) = sim::spawn(kind, SimSettings::new(creds(), 3, 9))
+        .await
+        .unwrap();
+    // A line that cost more than unit price × quantity: the domain refuses the order.
+    let bad = handle.new_order(|o| {
+        let extra = o.lines[0].unit_price;
+        o.lines[0].paid_amount += extra;
+        o.amounts.paid += extra;
+    });
+    let shop = shop(&env.store, kind, &url).await;
+    let http = orderhub_channels::client::HttpClient::new();
+    let cfg = PullConfig {
+        page_size: 10,
+        rate_per_sec: 200.0,
+        ..PullConfig::default()
+    };
+    let (from, _) = window();
+    let to = Utc::now() + chrono::Duration::minutes(1);
+    let rejected = |store: Store, t: TenantId| async move {
+        store
+            .read(move |r| r.channel_messages(Some(&t), Some("rejected"), None, 100, None))
+            .await
+            .unwrap()
+    };
+    for round in 0..3 {
+        let mut bucket = Bucket::new(cfg.rate_per_sec, cfg.burst);
+        let r = pull_window(&env.store, &http, &shop, from, to, &cfg, &mut bucket)
+            .await
+            .unwrap();
+        assert_eq!((r.orders, r.rejected), (4, 1), "round {round}: {r:?}");
+        let rows = rejected(env.store.clone(), shop.tenant_id.clone()).await;
+        assert_eq!(
+            rows.len(),
+            1,
+            "round {round}: one record, however often pulled"
+        );
+        let m = &rows[0];
+        assert_eq!(m.rule.as_deref(), Some("does_not_add_up"));
+        assert_eq!(m.field.as_deref(), Some("lines[0].paid_amount"));
+        assert!(
+            m.reason
+                .as_deref()
+                .is_some_and(|r| r.contains("paid_amount"))
+        );
+        assert_eq!(
+            (m.channel.as_str(), m.shop_id.as_str()),
+            ("douyin", shop.shop_id.as_str())
+        );
+        // The channel's answer is kept (opened again by the store) and names the order.
+        assert!(
+            String::from_utf8_lossy(&m.body).contains(&bad.external_order_id),
+            "the body is the answer that carried the order"
+        );
+        assert!(
+            m.headers
+                .iter()
+                .any(|(k, v)| k == "x-orderhub-source" && v == "pull")
+        );
+    }
+    assert_eq!(orders_of(&env.store, &shop.tenant_id).await, 3);
+    // A new version of the order (another modified time), still refused: another record.
+    handle.set_status(
+        &bad.external_order_id,
+        orderhub_channels::CanonicalStatus::Shipped,
+    );
+    let mut bucket = Bucket::new(cfg.rate_per_sec, cfg.burst);
+    pull_window(
+        &env.store,
+        &http,
+        &shop,
+        from,
+        Utc::now() + chrono::Duration::days(2),
+        &cfg,
+        &mut bucket,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        rejected(env.store.clone(), shop.tenant_id.clone())
+            .await
+            .len(),
+        2
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pull_records_a_refused_order_once_sqlite() {
+    pull_records_a_refused_order_once("sqlite").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pull_records_a_refused_order_once_postgres() {
+    pull_records_a_refused_order_once("postgres").await;
+}
+
 async fn load(store: &Store, shop: &ChannelShopRow) -> ChannelShopRow {
     let (t, c, s) = (
         shop.tenant_id.clone(),

@@ -119,9 +119,25 @@ fn order_from(o: t::ShopOrder, base: &str) -> Result<ChannelOrder, Rejected> {
     for (i, s) in o.sku_order_list.iter().enumerate() {
         let lf = |name: &str| format!("{base}.sku_order_list[{i}].{name}");
         let qty = wire::quantity(&lf("item_num"), &s.item_num)?;
-        let origin = wire::fen(&lf("origin_amount"), &s.origin_amount)?;
+        // `origin_amount` is the unit price, `sum_amount` the line total (SDK field docs).
+        let unit = wire::fen(&lf("origin_amount"), &s.origin_amount)?;
         let paid = wire::fen(&lf("pay_amount"), &s.pay_amount)?;
-        let unit = (origin / rust_decimal::Decimal::from(qty)).round_dp(2);
+        if let Some(sum) = match &s.sum_amount {
+            Some(t) if !t.is_empty() => Some(wire::fen(&lf("sum_amount"), t)?),
+            _ => None,
+        } {
+            let gross = unit * rust_decimal::Decimal::from(qty);
+            if sum != gross {
+                return Err(Rejected::at(
+                    "does_not_add_up",
+                    &lf("sum_amount"),
+                    format!(
+                        "{} must equal origin_amount × item_num = {gross}, got {sum}",
+                        lf("sum_amount")
+                    ),
+                ));
+            }
+        }
         let (refund, refund_raw) = match s
             .after_sale_info
             .as_ref()

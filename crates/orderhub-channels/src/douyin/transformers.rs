@@ -123,8 +123,12 @@ pub struct SkuOrder {
     pub code: Option<String>,
     pub product_name: String,
     pub item_num: Text,
-    /// 商品原价 × 件数 (fen).
+    /// 商品现价: the **unit** price (fen), fudiwei SDK `OrderSearchListResponse.cs` ("商品现价");
+    /// the SDK sample has `item_num 2, origin_amount 100, sum_amount 200`.
     pub origin_amount: Text,
+    /// 商品现总价 (fen): the line total, `origin_amount × item_num` (same SDK file).
+    #[serde(default)]
+    pub sum_amount: OptText,
     pub pay_amount: Text,
     #[serde(default)]
     pub after_sale_info: Option<AfterSaleInfo>,

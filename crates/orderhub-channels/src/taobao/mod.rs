@@ -142,6 +142,7 @@ pub(crate) fn order_from(tr: t::Trade, base: &str) -> Result<ChannelOrder, Rejec
         .as_ref()
         .map(|o| o.order.as_slice())
         .unwrap_or(&[]);
+    let shipping = wire::opt_yuan(&f("post_fee"), &tr.post_fee)?;
     let mut lines = Vec::with_capacity(orders.len());
     for (i, l) in orders.iter().enumerate() {
         let lf = |n: &str| format!("{base}.orders.order[{i}].{n}");
@@ -162,9 +163,32 @@ pub(crate) fn order_from(tr: t::Trade, base: &str) -> Result<ChannelOrder, Rejec
         let unit = wire::yuan(&lf("price"), &l.price)?;
         // What the line cost the buyer after every discount: the shared-out amount when TOP
         // gives it, else the line's own payment, else what it was due.
+        // TOP's Order doc: `payment = price * num + adjust_fee - discount_fee + post_fee`, the
+        // post fee included when the trade has a single line (not when it has several), so a
+        // lone line's payment gives the post fee back here.
         let paid = match (&l.divide_order_fee, &l.payment, &l.total_fee) {
             (Some(d), _, _) if !d.is_empty() => wire::yuan(&lf("divide_order_fee"), d)?,
-            (_, Some(p), _) if !p.is_empty() => wire::yuan(&lf("payment"), p)?,
+            (_, Some(p), _) if !p.is_empty() => {
+                let payment = wire::yuan(&lf("payment"), p)?;
+                if orders.len() == 1 {
+                    payment
+                        .checked_sub(shipping)
+                        .filter(|v| !v.is_sign_negative())
+                        .ok_or_else(|| {
+                            Rejected::at(
+                                "does_not_add_up",
+                                &lf("payment"),
+                                format!(
+                                    "{} of a single-line trade includes post_fee ({shipping}), \
+                                     so it cannot be below it, got {payment}",
+                                    lf("payment")
+                                ),
+                            )
+                        })?
+                } else {
+                    payment
+                }
+            }
             (_, _, Some(t)) if !t.is_empty() => wire::yuan(&lf("total_fee"), t)?,
             _ => return Err(Rejected::missing(&lf("payment"))),
         };
@@ -183,7 +207,6 @@ pub(crate) fn order_from(tr: t::Trade, base: &str) -> Result<ChannelOrder, Rejec
     if lines.is_empty() {
         return Err(Rejected::missing(&f("orders.order")));
     }
-    let shipping = wire::opt_yuan(&f("post_fee"), &tr.post_fee)?;
     let paid = wire::yuan(&f("payment"), &tr.payment)?;
     let created_at = wire::req_china_time(&f("created"), &tr.created)?;
     let paid_at = wire::china_time(&f("pay_time"), &tr.pay_time)?;

@@ -63,7 +63,8 @@ pub(crate) fn render(o: &ChannelOrder) -> Value {
             "sku_id": l.platform_sku_id,
             "outer_sku_id": l.sku,
             "total_fee": yuan(l.paid_amount),
-            "payment": yuan(l.paid_amount),
+            // TOP's Order doc: a lone line's payment includes the trade's post fee.
+            "payment": yuan(if o.lines.len() == 1 { l.paid_amount + o.amounts.shipping_fee } else { l.paid_amount }),
             "divide_order_fee": yuan(l.paid_amount),
             "discount_fee": yuan(l.discount),
             "refund_status": RefundStatus::NoRefund.code(),

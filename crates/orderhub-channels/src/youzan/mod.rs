@@ -11,10 +11,13 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use rust_decimal::Decimal;
+
 use crate::wire;
 use crate::{
     ApiError, ApiRequest, CanonicalStatus, Channel, ChannelBuyer, ChannelKind, ChannelOrder,
-    ListQuery, OrderPage, PushEvent, PushItem, PushMessage, RefundState, Rejected, ShopCredentials,
+    ListQuery, OrderPage, Presale, PushEvent, PushItem, PushMessage, RefundState, Rejected,
+    ShopCredentials,
 };
 use transformers as t;
 
@@ -44,6 +47,21 @@ code_map! {
         PartRefunded = "2" => Refunded,
         FullRefunding = "11" => Requested,
         FullRefunded = "12" => Refunded,
+    }
+}
+
+code_map! {
+    /// `refund_order[].refund_state`, one refund's own state (trade.get 4.0.0 doc): 1 buyer
+    /// asked, 10 seller refused, 20 return agreed (waiting for the goods), 30 goods returned
+    /// (waiting for the seller), 40 seller refused (goods not received), 50 closed, 60 refunded.
+    pub enum RefundOrderState -> RefundState {
+        Applied = "1" => Requested,
+        SellerRefused = "10" => Rejected,
+        WaitBuyerReturn = "20" => Requested,
+        WaitSellerConfirm = "30" => Requested,
+        SellerRefusedNoGoods = "40" => Rejected,
+        Closed = "50" => Rejected,
+        Refunded = "60" => Refunded,
     }
 }
 
@@ -99,32 +117,61 @@ fn order_from(d: t::TradeData, base: &str) -> Result<ChannelOrder, Rejected> {
     let refund_code = wire::opt_str(&oi.refund_state).unwrap_or_else(|| "0".into());
     let order_refund = OrderRefundState::parse(&refund_code)
         .ok_or_else(|| Rejected::unknown_status(&f("order_info.refund_state"), &refund_code))?;
-    // Partial refunds name their lines in refund_order[].oids; full ones cover every line.
-    let partial = matches!(
+    // Each refund names its lines (`refund_order[].oids[].oid`) and has its own state; a line
+    // named by several refunds takes the one still open, else a refunded one, else a refused
+    // or closed one. A full refund (11/12) covers the lines no refund names.
+    let mut per_line: std::collections::HashMap<String, (RefundState, String)> =
+        std::collections::HashMap::new();
+    for (j, r) in d.refund_order.iter().enumerate() {
+        let (state, code) = match wire::opt_str(&r.refund_state) {
+            Some(code) => (
+                RefundOrderState::parse(&code)
+                    .ok_or_else(|| {
+                        Rejected::unknown_status(
+                            &format!("{base}.refund_order[{j}].refund_state"),
+                            &code,
+                        )
+                    })?
+                    .target(),
+                code,
+            ),
+            None => (order_refund.target(), refund_code.clone()),
+        };
+        for (k, item) in r.oids.iter().enumerate() {
+            let oid = item.oid.as_str().trim().to_string();
+            if oid.is_empty() {
+                return Err(Rejected::missing(&format!(
+                    "{base}.refund_order[{j}].oids[{k}].oid"
+                )));
+            }
+            let rank = |s: RefundState| match s {
+                RefundState::Requested => 3,
+                RefundState::Refunded => 2,
+                RefundState::Rejected => 1,
+                RefundState::None => 0,
+            };
+            let keep = per_line
+                .get(&oid)
+                .is_some_and(|(prev, _)| rank(*prev) >= rank(state));
+            if !keep {
+                per_line.insert(oid, (state, code.clone()));
+            }
+        }
+    }
+    let full = matches!(
         order_refund,
-        OrderRefundState::PartRefunding | OrderRefundState::PartRefunded
+        OrderRefundState::FullRefunding | OrderRefundState::FullRefunded
     );
-    let refunded_oids: Vec<String> = d
-        .refund_order
-        .iter()
-        .filter_map(|r| r.oids.clone())
-        .flat_map(|s| {
-            s.split(',')
-                .map(|x| x.trim().to_string())
-                .collect::<Vec<_>>()
-        })
-        .collect();
     let mut lines = Vec::with_capacity(fo.orders.len());
     for (i, l) in fo.orders.iter().enumerate() {
         let lf = |n: &str| format!("{base}.full_order_info.orders[{i}].{n}");
         let id = wire::opt_str(&l.oid)
             .or_else(|| wire::opt_str(&l.item_id).map(|x| format!("{x}-{i}")))
             .ok_or_else(|| Rejected::missing(&lf("oid")))?;
-        let applies = !partial || refunded_oids.contains(&id);
-        let refund = if applies {
-            order_refund.target()
-        } else {
-            RefundState::None
+        let (refund, refund_raw) = match per_line.get(&id) {
+            Some((state, code)) => (*state, Some(code.clone())),
+            None if full => (order_refund.target(), Some(refund_code.clone())),
+            None => (RefundState::None, None),
         };
         lines.push(wire::line(
             id,
@@ -135,7 +182,7 @@ fn order_from(d: t::TradeData, base: &str) -> Result<ChannelOrder, Rejected> {
             wire::yuan(&lf("price"), &l.price)?,
             wire::yuan(&lf("payment"), &l.payment)?,
             refund,
-            (refund != RefundState::None).then(|| refund_code.clone()),
+            refund_raw,
         ));
     }
     if lines.is_empty() {
@@ -150,11 +197,57 @@ fn order_from(d: t::TradeData, base: &str) -> Result<ChannelOrder, Rejected> {
     let a = fo.address_info.unwrap_or_default();
     let r = fo.remark_info.unwrap_or_default();
     let b = fo.buyer_info.unwrap_or_default();
+    // Deposit presale (定金预售): `order_tags.is_down_payment_pre`; the phases in
+    // `pay_info.phase_payments` (phase 1 = deposit, phase 2 = final). While any phase is unpaid
+    // the order is WAIT_BUYER_PAY (the status doc: 定金待付、等待尾款支付开始、尾款待付).
+    let presale = if oi
+        .order_tags
+        .as_ref()
+        .and_then(|t| t.is_down_payment_pre)
+        .unwrap_or(false)
+    {
+        let phase = |n: &str| {
+            fo.pay_info
+                .phase_payments
+                .iter()
+                .enumerate()
+                .find(|(_, p)| p.phase.as_str().trim() == n)
+        };
+        let deposit = match phase("1") {
+            Some((j, p)) => wire::opt_yuan(
+                &f(&format!("pay_info.phase_payments[{j}].real_price")),
+                &p.real_price,
+            )?,
+            None => Decimal::ZERO,
+        };
+        let due = match phase("2") {
+            Some((j, p)) => wire::china_time(
+                &f(&format!("pay_info.phase_payments[{j}].pay_start_time")),
+                &p.pay_start_time,
+            )?,
+            None => None,
+        };
+        let deposit = deposit.min(paid);
+        Some(Presale {
+            deposit,
+            final_payment: paid - deposit,
+            final_payment_due: due,
+            final_paid: !matches!(
+                canonical,
+                CanonicalStatus::PendingPayment | CanonicalStatus::Cancelled
+            ),
+        })
+    } else {
+        None
+    };
     let (shippable, reason) = match status {
         TradeStatus::WaitConfirm | TradeStatus::WaitGroup => (
             false,
             Some("waiting for the group to form or the order to be accepted".to_string()),
         ),
+        _ if presale.as_ref().is_some_and(|p| !p.final_paid) => {
+            (false, Some("presale final payment outstanding".to_string()))
+        }
         _ => (true, None),
     };
     Ok(ChannelOrder {
@@ -183,7 +276,7 @@ fn order_from(d: t::TradeData, base: &str) -> Result<ChannelOrder, Rejected> {
         paid_at,
         modified_at,
         version: None,
-        presale: None,
+        presale,
         shippable,
         not_shippable_reason: reason,
         cancelled_after_payment: canonical == CanonicalStatus::Cancelled && paid_at.is_some(),

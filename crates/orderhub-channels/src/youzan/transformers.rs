@@ -46,11 +46,20 @@ pub struct ListData {
 
 #[derive(Debug, Deserialize, Serialize)]
 pub struct RefundOrder {
-    /// Line ids (`oid`s) of the refund, comma-separated.
+    /// The refund's lines: `StructurizationTradeRefundItemDetail[]`, objects `{oid}`
+    /// (youzan.trade.get 4.0.0 field doc, `refund_order.oids.oid`).
     #[serde(default)]
-    pub oids: Option<String>,
+    pub oids: Vec<RefundItem>,
+    /// This refund's own state, 1/10/20/30/40/50/60 (same doc), not the order's 0/1/2/11/12.
     #[serde(default)]
     pub refund_state: OptText,
+    #[serde(default)]
+    pub refund_id: OptText,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+pub struct RefundItem {
+    pub oid: Text,
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -85,8 +94,10 @@ pub struct OrderInfo {
 
 #[derive(Debug, Default, Deserialize, Serialize)]
 pub struct OrderTags {
+    /// 是否定金预售 (youzan.trade.get 4.0.0 field doc). `is_preorder` (是否预订单) is another
+    /// thing and is not read.
     #[serde(default)]
-    pub is_presale: Option<bool>,
+    pub is_down_payment_pre: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]
@@ -120,6 +131,21 @@ pub struct PayInfo {
     #[serde(default)]
     pub post_fee: OptText,
     pub payment: Text,
+    /// 多阶段信息 (deposit presale): `phase`, `real_price` (阶段支付金额), `pay_start_time`,
+    /// `pay_end_time`.
+    #[serde(default)]
+    pub phase_payments: Vec<PhasePayment>,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+pub struct PhasePayment {
+    pub phase: Text,
+    #[serde(default)]
+    pub real_price: OptText,
+    #[serde(default)]
+    pub pay_start_time: OptText,
+    #[serde(default)]
+    pub pay_end_time: OptText,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]

@@ -16,6 +16,7 @@ use orderhub_domain::ShopId;
 use parking_lot::Mutex;
 use rust_decimal::Decimal;
 
+mod field_meanings;
 mod mapped;
 
 fn fixture(path: &str) -> Vec<u8> {
@@ -75,7 +76,8 @@ fn douyin_real_detail_sample_reads_string_numbers_fen_and_keeps_the_china_offset
     assert_eq!(o.lines.len(), 1);
     let l = &o.lines[0];
     assert_eq!((l.sku.as_str(), l.quantity), ("43564553", 2));
-    assert_eq!(l.unit_price, d("0.50"));
+    // origin_amount is the unit price (商品现价), sum_amount 200 the line total.
+    assert_eq!(l.unit_price, d("1.00"));
     assert_eq!(l.refund, RefundState::Requested);
     assert_eq!(l.refund_raw.as_deref(), Some("6"));
     assert_eq!(o.receiver.district.as_deref(), Some("海淀区"));
@@ -90,7 +92,7 @@ fn douyin_real_detail_sample_reads_string_numbers_fen_and_keeps_the_china_offset
         o.shippable,
         "already shipped: the presale flag does not hold it back"
     );
-    // The sample's amounts do not add up (paid 5.00 for 2 × 0.50): the domain refuses it.
+    // The sample's amounts do not add up (paid 5.00 for 2 × 1.00): the domain refuses it.
     let draft = o.to_draft(&ShopId::parse("dy-1").unwrap()).unwrap();
     let e = create(draft).unwrap_err();
     assert_eq!(e.rule, "does_not_add_up");
