@@ -101,6 +101,8 @@ pub async fn run(a: EventsArgs) -> Result<()> {
         carrier_fallback: Default::default(),
         // Local simulators and receivers: loopback addresses.
         allow_private_urls: true,
+        webhook_max_attempts: orderhub_events::runtime::DEFAULT_MAX_ATTEMPTS,
+        webhook_backoff_max: orderhub_events::runtime::DEFAULT_BACKOFF_MAX,
     };
     let (hub, _) = crate::hub::start(&settings).await?;
     // A tenant of this run's own: its subjects and its durable NATS consumer are new, so events of

@@ -286,6 +286,8 @@ pub async fn run(a: DemoArgs) -> Result<()> {
         carrier_fallback: HashMap::from([(CARRIER, FALLBACK.to_vec())]),
         // Local simulators and receivers: loopback addresses.
         allow_private_urls: true,
+        webhook_max_attempts: orderhub_events::runtime::DEFAULT_MAX_ATTEMPTS,
+        webhook_backoff_max: orderhub_events::runtime::DEFAULT_BACKOFF_MAX,
     };
     let (hub, _) = crate::hub::start(&settings).await?;
     let api = Api {
