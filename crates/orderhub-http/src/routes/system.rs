@@ -52,22 +52,7 @@ pub async fn metrics(State(state): State<SharedState>) -> Response {
                     None => depth.push((t, n)),
                 }
             }
-            let mut lags = Vec::new();
-            for l in r.leases("")? {
-                let Some((role, tenant)) = l.name.split_once('/') else {
-                    continue;
-                };
-                let Ok(t) = orderhub_domain::TenantId::parse(tenant) else {
-                    continue;
-                };
-                let head = r.outbox_head(&t)?;
-                lags.push((
-                    role.to_owned(),
-                    tenant.to_owned(),
-                    (head - l.position).max(0),
-                ));
-            }
-            Ok((depth, lags))
+            Ok((depth, r.consumer_lags()?))
         })
         .await;
     if let Ok((depth, lags)) = ops {
@@ -76,7 +61,7 @@ pub async fn metrics(State(state): State<SharedState>) -> Response {
                 .set(n as f64);
         }
         for (role, tenant, lag) in lags {
-            metrics::gauge!("orderhub_outbox_lag_events", "consumer" => role, "tenant" => tenant)
+            metrics::gauge!("orderhub_outbox_lag_events", "consumer" => role, "tenant" => tenant.as_str().to_owned())
                 .set(lag as f64);
         }
     }
