@@ -5,32 +5,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-/// Every event type a subscription may name (DESIGN §5); `*` takes them all.
-pub const EVENT_TYPES: &[&str] = &[
-    "order.created",
-    "order.paid",
-    "order.held",
-    "order.approved",
-    "order.allocated",
-    "order.released",
-    "order.shipped",
-    "order.in_transit",
-    "order.delivered",
-    "order.completed",
-    "order.cancelled",
-    "inventory.changed",
-    "inventory.below_safety",
-    "channel.listing_closed",
-    "channel.listing_reopened",
-    "reservation.expired",
-    "waybill.created",
-    "carrier.breaker_changed",
-    "exception.raised",
-    "exception.resolved",
-    "writeback.failed",
-    "subscription.created",
-    "subscription.deleted",
-];
+/// Every event type a subscription may name: exactly those orderhub emits
+/// (`orderhub_domain::event_types`); `*` takes them all.
+pub const EVENT_TYPES: &[&str] = orderhub_domain::event_types::ALL;
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

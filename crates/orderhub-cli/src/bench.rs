@@ -1146,6 +1146,8 @@ pub(crate) async fn open_target(
                 carrier_fallback: Default::default(),
                 // Local simulators and receivers: loopback addresses.
                 allow_private_urls: true,
+                webhook_max_attempts: orderhub_events::runtime::DEFAULT_MAX_ATTEMPTS,
+                webhook_backoff_max: orderhub_events::runtime::DEFAULT_BACKOFF_MAX,
             };
             data_dir = Some(dir);
             let (hub, _) = crate::hub::start(&settings)

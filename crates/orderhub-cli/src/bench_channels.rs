@@ -73,6 +73,8 @@ pub async fn run(a: ChannelsArgs) -> Result<()> {
         carrier_fallback: Default::default(),
         // Local simulators and receivers: loopback addresses.
         allow_private_urls: true,
+        webhook_max_attempts: orderhub_events::runtime::DEFAULT_MAX_ATTEMPTS,
+        webhook_backoff_max: orderhub_events::runtime::DEFAULT_BACKOFF_MAX,
     };
     let (hub, _) = crate::hub::start(&settings).await?;
     let target = Arc::new(Target::new(hub.addr.to_string(), &key)?);

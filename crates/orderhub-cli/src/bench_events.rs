@@ -104,6 +104,8 @@ pub async fn run(a: EventsArgs) -> Result<()> {
         carrier_fallback: Default::default(),
         // Local simulators and receivers: loopback addresses.
         allow_private_urls: true,
+        webhook_max_attempts: orderhub_events::runtime::DEFAULT_MAX_ATTEMPTS,
+        webhook_backoff_max: orderhub_events::runtime::DEFAULT_BACKOFF_MAX,
     };
     let (hub, _) = crate::hub::start(&settings).await?;
     // A tenant of this run's own: its subjects and its durable NATS consumer are new, so events of
@@ -124,8 +126,7 @@ pub async fn run(a: EventsArgs) -> Result<()> {
     let seen: Seen = Arc::new(Mutex::new(HashMap::new()));
     let hook_url = receiver(seen.clone()).await?;
     let mut conn = Conn::new(target.clone());
-    let sub =
-        serde_json::json!({"url": hook_url, "event_types": ["order.paid"], "description": "bench"});
+    let sub = serde_json::json!({"url": hook_url, "event_types": [orderhub_domain::event_types::ORDER_PAID], "description": "bench"});
     conn.send(
         Method::POST,
         Uri::from_static("/v1/subscriptions"),
@@ -413,7 +414,7 @@ async fn relay_throughput(store: &orderhub_store::Store, n: u64) -> Result<(f64,
                     tx.outbox_append(&EventRecord {
                         event_id: Uuid::now_v7(),
                         tenant_id: t.clone(),
-                        event_type: "order.created".into(),
+                        event_type: orderhub_domain::event_types::ORDER_CREATED.into(),
                         aggregate_id: agg,
                         aggregate_version: 1,
                         occurred_at: chrono::Utc::now(),

@@ -78,6 +78,13 @@ pub struct ServeArgs {
         value_parser = clap::builder::BoolishValueParser::new()
     )]
     pub allow_private_urls: Option<bool>,
+    /// Attempts per event and target (webhook, fulfillment, write-back) before it becomes a dead
+    /// letter; the waits between them start at 0.5 s and double up to --webhook-backoff-max.
+    #[arg(long, env = "ORDERHUB_WEBHOOK_MAX_ATTEMPTS")]
+    pub webhook_max_attempts: Option<u32>,
+    /// The longest wait between two attempts: seconds, or a number with s, m or h (`10m`).
+    #[arg(long, env = "ORDERHUB_WEBHOOK_BACKOFF_MAX")]
+    pub webhook_backoff_max: Option<String>,
 }
 
 /// The config file's shape: the same names as the flags, with underscores.
@@ -97,6 +104,8 @@ struct FileConfig {
     carrier: Option<String>,
     carrier_fallback: Option<String>,
     allow_private_urls: Option<bool>,
+    webhook_max_attempts: Option<u32>,
+    webhook_backoff_max: Option<String>,
 }
 
 /// Settings after layering, every value decided.
@@ -122,6 +131,32 @@ pub struct Settings {
     /// The outbound URL policy lets non-public addresses through (`orderhub serve`: off unless
     /// `--allow-private-urls`; the demo and benchmarks, which talk to local simulators: on).
     pub allow_private_urls: bool,
+    /// Attempts per event and target before it is dead-lettered.
+    pub webhook_max_attempts: u32,
+    /// The longest wait between two attempts.
+    pub webhook_backoff_max: std::time::Duration,
+}
+
+/// `600`, `600s`, `10m`, `1h` → that many seconds; at least 1 s, at most a day.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration> {
+    let t = s.trim();
+    let (n, unit) = match t.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => t.split_at(i),
+        None => (t, "s"),
+    };
+    let n: u64 = n
+        .parse()
+        .with_context(|| format!("{s:?} is not a duration such as 600, 600s, 10m or 1h"))?;
+    let secs = match unit.trim() {
+        "s" => n,
+        "m" => n.saturating_mul(60),
+        "h" => n.saturating_mul(3600),
+        _ => anyhow::bail!("{s:?} is not a duration such as 600, 600s, 10m or 1h"),
+    };
+    if !(1..=86_400).contains(&secs) {
+        anyhow::bail!("{s:?} must be between 1 s and 24 h");
+    }
+    Ok(std::time::Duration::from_secs(secs))
 }
 
 /// `jt=zto:yto,sf=ems` → {jt: [zto, yto], sf: [ems]}.
@@ -252,6 +287,22 @@ impl Settings {
                 .allow_private_urls
                 .or(f.allow_private_urls)
                 .unwrap_or(false),
+            webhook_max_attempts: match a
+                .webhook_max_attempts
+                .or(f.webhook_max_attempts)
+                .unwrap_or(orderhub_events::runtime::DEFAULT_MAX_ATTEMPTS)
+            {
+                n @ 1..=100 => n,
+                n => anyhow::bail!("webhook max attempts must be 1 to 100, not {n}"),
+            },
+            webhook_backoff_max: match a
+                .webhook_backoff_max
+                .as_deref()
+                .or(f.webhook_backoff_max.as_deref())
+            {
+                Some(d) => parse_duration(d).context("--webhook-backoff-max")?,
+                None => orderhub_events::runtime::DEFAULT_BACKOFF_MAX,
+            },
         })
     }
 }
@@ -259,6 +310,7 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn settings_print_no_secret() {
@@ -277,5 +329,42 @@ mod tests {
             assert!(!shown.contains(secret), "{secret} printed:\n{shown}");
         }
         assert_eq!(s.bootstrap_api_key.unwrap().expose(), "boot-key-9");
+    }
+
+    #[test]
+    fn durations_read_in_seconds_minutes_or_hours() {
+        assert_eq!(parse_duration("600").unwrap(), Duration::from_secs(600));
+        assert_eq!(parse_duration("45s").unwrap(), Duration::from_secs(45));
+        assert_eq!(parse_duration("10m").unwrap(), Duration::from_secs(600));
+        assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
+        for bad in ["", "0", "10x", "m", "-5", "25h"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_retry_schedule_comes_from_flags_and_defaults() {
+        let s = Settings::from_serve(&ServeArgs::default()).unwrap();
+        assert_eq!(
+            (s.webhook_max_attempts, s.webhook_backoff_max),
+            (23, Duration::from_secs(600))
+        );
+        let s = Settings::from_serve(&ServeArgs {
+            webhook_max_attempts: Some(30),
+            webhook_backoff_max: Some("15m".into()),
+            ..ServeArgs::default()
+        })
+        .unwrap();
+        assert_eq!(
+            (s.webhook_max_attempts, s.webhook_backoff_max),
+            (30, Duration::from_secs(900))
+        );
+        assert!(
+            Settings::from_serve(&ServeArgs {
+                webhook_max_attempts: Some(0),
+                ..ServeArgs::default()
+            })
+            .is_err()
+        );
     }
 }

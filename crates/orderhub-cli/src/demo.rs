@@ -286,6 +286,8 @@ pub async fn run(a: DemoArgs) -> Result<()> {
         carrier_fallback: HashMap::from([(CARRIER, FALLBACK.to_vec())]),
         // Local simulators and receivers: loopback addresses.
         allow_private_urls: true,
+        webhook_max_attempts: orderhub_events::runtime::DEFAULT_MAX_ATTEMPTS,
+        webhook_backoff_max: orderhub_events::runtime::DEFAULT_BACKOFF_MAX,
     };
     let (hub, _) = crate::hub::start(&settings).await?;
     let api = Api {
@@ -366,7 +368,7 @@ pub async fn run(a: DemoArgs) -> Result<()> {
                 oversold = oversold_positions(&hub.store).await;
                 backorders = count_backorders(&api).await;
             }
-            let created = tally.count("order.created");
+            let created = tally.count(orderhub_domain::event_types::ORDER_CREATED);
             let dt = last_at.elapsed().as_secs_f64();
             if dt > 0.0 {
                 rate_now = created.saturating_sub(last_orders) as f64 / dt;
@@ -734,13 +736,14 @@ async fn read_events(api: &Api, mut after: i64, tally: &mut Tally) -> i64 {
         let events = page["events"].as_array().cloned().unwrap_or_default();
         for e in &events {
             let t = e["type"].as_str().unwrap_or_default().to_owned();
+            use orderhub_domain::event_types as e;
             match t.as_str() {
-                "exception.raised" => {
+                e::EXCEPTION_RAISED => {
                     let kind = e["payload"]["exception"].as_str().unwrap_or("other");
                     *tally.raised.entry(kind.to_owned()).or_default() += 1;
                 }
-                "exception.resolved" => tally.resolved += 1,
-                "carrier.breaker_changed" => {
+                e::EXCEPTION_RESOLVED => tally.resolved += 1,
+                e::CARRIER_BREAKER_CHANGED => {
                     let p = &e["payload"];
                     if let (Some(c), Some(to)) = (p["carrier"].as_str(), p["to"].as_str()) {
                         tally.breakers.insert(c.to_owned(), to.to_owned());
@@ -792,8 +795,8 @@ fn summary(elapsed: Duration, phase: Phase, t: &Tally, g: &Gauges) -> String {
         s / 60,
         s % 60,
         phase.label(),
-        t.count("order.created"),
-        t.count("order.shipped"),
+        t.count(orderhub_domain::event_types::ORDER_CREATED),
+        t.count(orderhub_domain::event_types::ORDER_SHIPPED),
         t.open_exceptions(),
         backorders.map_or("…".to_owned(), |n| n.to_string()),
         if breakers.is_empty() {
@@ -857,11 +860,11 @@ fn report(
         },
         t.resolved
     );
-    let breaker_changes = t.count("carrier.breaker_changed");
+    let breaker_changes = t.count(orderhub_domain::event_types::CARRIER_BREAKER_CHANGED);
     let _ = writeln!(
         out,
         "  carrier breaker changes {breaker_changes}; waybills {}",
-        t.count("waybill.created")
+        t.count(orderhub_domain::event_types::WAYBILL_CREATED)
     );
     if let Some((sold, refused, errors)) = flash {
         let _ = writeln!(

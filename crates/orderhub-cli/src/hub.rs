@@ -180,6 +180,8 @@ pub async fn start(s: &Settings) -> Result<(RunningHub, Option<String>)> {
             nats_url: s.nats_url.clone(),
             nats_partitions: s.nats_partitions,
             outbound,
+            max_attempts: s.webhook_max_attempts,
+            backoff_max: s.webhook_backoff_max,
             ..Default::default()
         },
         internal,

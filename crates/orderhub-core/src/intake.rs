@@ -145,7 +145,7 @@ pub fn ingest(
         Some(&old),
         &next,
         "channel_update",
-        "order.channel_updated",
+        orderhub_domain::event_types::ORDER_CHANNEL_UPDATED,
         json!({"channel_status": next.channel_status}),
     )?;
     let id = next.id;

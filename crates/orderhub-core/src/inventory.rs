@@ -147,7 +147,7 @@ fn move_stock(
     tx.outbox_append(&EventRecord {
         event_id: Uuid::now_v7(),
         tenant_id: tenant.clone(),
-        event_type: "inventory.changed".into(),
+        event_type: orderhub_domain::event_types::INVENTORY_CHANGED.into(),
         aggregate_id: position_id(tenant, sku, wh),
         aggregate_version: next.version,
         occurred_at: now,
@@ -325,7 +325,7 @@ fn serve_backorders(
                     Some(&order),
                     &next,
                     "stock_reserved",
-                    "order.stock_reserved",
+                    orderhub_domain::event_types::ORDER_STOCK_RESERVED,
                     serde_json::json!({ "sku": sku }),
                 )?;
                 let detail = crate::usecases::stock_detail(false, "stock_reserved");
@@ -995,9 +995,9 @@ fn update_channel_listings(
         }
         tx.channel_listing_put(&t, sku, &p.channel, listing.closed)?;
         let event_type = if listing.closed {
-            "channel.listing_closed"
+            orderhub_domain::event_types::CHANNEL_LISTING_CLOSED
         } else {
-            "channel.listing_reopened"
+            orderhub_domain::event_types::CHANNEL_LISTING_REOPENED
         };
         tx.outbox_append(&EventRecord {
             event_id: Uuid::now_v7(),

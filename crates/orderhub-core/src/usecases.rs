@@ -378,9 +378,9 @@ pub(crate) fn set_exception(
     next.updated_at = now;
     tx.order_update(&next)?;
     let event = if raised {
-        "exception.raised"
+        orderhub_domain::event_types::EXCEPTION_RAISED
     } else {
-        "exception.resolved"
+        orderhub_domain::event_types::EXCEPTION_RESOLVED
     };
     exception_event(tx, actor, &order, &next, event, code, detail)?;
     Ok(next)
@@ -547,7 +547,7 @@ pub fn request_retry(
         &order,
         |_| {},
         now,
-        ("retry", "order.retry_requested"),
+        ("retry", orderhub_domain::event_types::ORDER_RETRY_REQUESTED),
         detail,
     )
 }
@@ -588,7 +588,10 @@ pub fn switch_carrier(
         &order,
         |o| o.fulfillment.preferred_carrier = Some(carrier),
         now,
-        ("switch_carrier", "order.carrier_switched"),
+        (
+            "switch_carrier",
+            orderhub_domain::event_types::ORDER_CARRIER_SWITCHED,
+        ),
         detail,
     )
 }
@@ -645,7 +648,7 @@ pub fn mark_synced(
         Some(&order),
         &next,
         "channel_writeback",
-        "writeback.acknowledged",
+        orderhub_domain::event_types::WRITEBACK_ACKNOWLEDGED,
         detail,
     )?;
     if order.has_exception("writeback_failed") {
@@ -654,9 +657,9 @@ pub fn mark_synced(
             actor,
             &order,
             &next,
-            "exception.resolved",
+            orderhub_domain::event_types::EXCEPTION_RESOLVED,
             "writeback_failed",
-            json!({ "resolved_by": "writeback.acknowledged" }),
+            json!({ "resolved_by": orderhub_domain::event_types::WRITEBACK_ACKNOWLEDGED }),
         )?;
     }
     Ok(next)

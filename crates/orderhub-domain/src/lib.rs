@@ -8,6 +8,7 @@
 //! shapes live in `orderhub-api`.
 
 pub mod error;
+pub mod event_types;
 pub mod ids;
 pub mod inventory;
 pub mod lifecycle;

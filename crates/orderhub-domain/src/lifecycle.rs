@@ -266,17 +266,17 @@ pub enum EventType {
 impl EventType {
     pub fn as_str(self) -> &'static str {
         match self {
-            EventType::OrderCreated => "order.created",
-            EventType::OrderPaid => "order.paid",
-            EventType::OrderHeld => "order.held",
-            EventType::OrderApproved => "order.approved",
-            EventType::OrderAllocated => "order.allocated",
-            EventType::OrderReleased => "order.released",
-            EventType::OrderShipped => "order.shipped",
-            EventType::OrderInTransit => "order.in_transit",
-            EventType::OrderDelivered => "order.delivered",
-            EventType::OrderCompleted => "order.completed",
-            EventType::OrderCancelled => "order.cancelled",
+            EventType::OrderCreated => crate::event_types::ORDER_CREATED,
+            EventType::OrderPaid => crate::event_types::ORDER_PAID,
+            EventType::OrderHeld => crate::event_types::ORDER_HELD,
+            EventType::OrderApproved => crate::event_types::ORDER_APPROVED,
+            EventType::OrderAllocated => crate::event_types::ORDER_ALLOCATED,
+            EventType::OrderReleased => crate::event_types::ORDER_RELEASED,
+            EventType::OrderShipped => crate::event_types::ORDER_SHIPPED,
+            EventType::OrderInTransit => crate::event_types::ORDER_IN_TRANSIT,
+            EventType::OrderDelivered => crate::event_types::ORDER_DELIVERED,
+            EventType::OrderCompleted => crate::event_types::ORDER_COMPLETED,
+            EventType::OrderCancelled => crate::event_types::ORDER_CANCELLED,
         }
     }
 }

@@ -115,12 +115,16 @@ pub trait Target: Send + Sync {
     ) -> BoxFuture<'a, Result<(), TargetError>>;
 }
 
-/// Backoff before attempt `attempt + 1`: exponential from `base`, capped at `max`, with "equal
-/// jitter" (half fixed, half random), so retries of many events spread out but never come at once.
+/// The longest backoff before attempt `attempt + 1`: `base · 2^(attempt-1)`, capped at `max`.
+pub fn backoff_ceiling(base: Duration, max: Duration, attempt: u32) -> Duration {
+    base.saturating_mul(1u32 << attempt.saturating_sub(1).min(20))
+        .min(max)
+}
+
+/// Backoff before attempt `attempt + 1`: [`backoff_ceiling`] with "equal jitter" (half fixed, half
+/// random), so retries of many events spread out but never come at once.
 pub fn backoff(base: Duration, max: Duration, attempt: u32) -> Duration {
-    let exp = base.saturating_mul(1u32 << attempt.saturating_sub(1).min(20));
-    let d = exp.min(max);
-    let half = d / 2;
+    let half = backoff_ceiling(base, max, attempt) / 2;
     half + half.mul_f64(rand::random::<f64>())
 }
 
@@ -167,11 +171,18 @@ async fn attempt_all(sh: &Shared, target: &dyn Target, item: &Delivery) -> Outco
         }
         if attempt < cfg.max_attempts {
             metrics::counter!("orderhub_deliveries_total", "target" => kind.clone(), "outcome" => "retry").increment(1);
-            if let Some(m) = &item.nats {
-                // Tell JetStream the message is being worked on, so it does not redeliver it.
-                let _ = m.ack_with(async_nats::jetstream::AckKind::Progress).await;
+            // The wait holds this (target, aggregate) lane only: other orders' jobs run beside it.
+            let mut left = backoff(cfg.backoff_base, cfg.backoff_max, attempt);
+            while !left.is_zero() {
+                if let Some(m) = &item.nats {
+                    // Tell JetStream the message is being worked on, so it does not redeliver
+                    // it: more often than its ack wait (60 s), as one wait may last minutes.
+                    let _ = m.ack_with(async_nats::jetstream::AckKind::Progress).await;
+                }
+                let step = left.min(PROGRESS_EVERY);
+                tokio::time::sleep(step).await;
+                left -= step;
             }
-            tokio::time::sleep(backoff(cfg.backoff_base, cfg.backoff_max, attempt)).await;
         }
     }
     Outcome::Dead {
@@ -179,6 +190,10 @@ async fn attempt_all(sh: &Shared, target: &dyn Target, item: &Delivery) -> Outco
         error: last,
     }
 }
+
+/// How often a message whose delivery waits for its next attempt is reported in progress to
+/// JetStream (the consumers' ack wait is 60 s).
+const PROGRESS_EVERY: Duration = Duration::from_secs(20);
 
 /// How often, at most, the dispatcher stores its position.
 const PERSIST_EVERY: Duration = Duration::from_millis(100);

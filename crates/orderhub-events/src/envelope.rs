@@ -74,7 +74,7 @@ mod tests {
             event: orderhub_core::EventRecord {
                 event_id: uuid::Uuid::now_v7(),
                 tenant_id: orderhub_domain::TenantId::parse("t1").unwrap(),
-                event_type: "order.paid".into(),
+                event_type: orderhub_domain::event_types::ORDER_PAID.into(),
                 aggregate_id: uuid::Uuid::now_v7(),
                 aggregate_version: 3,
                 occurred_at: chrono::Utc::now(),

@@ -28,7 +28,9 @@ pub struct EventsConfig {
     pub supervise_every: Duration,
     /// Attempts per event and target before it is dead-lettered.
     pub max_attempts: u32,
+    /// The wait after the first failed attempt; it doubles after each further one.
     pub backoff_base: Duration,
+    /// The longest wait between two attempts. [`EventsConfig::retry_span`] is the whole schedule.
     pub backoff_max: Duration,
     /// One attempt's time limit.
     pub delivery_timeout: Duration,
@@ -50,15 +52,41 @@ impl Default for EventsConfig {
             lease_ttl: Duration::from_secs(10),
             poll_interval: Duration::from_millis(200),
             supervise_every: Duration::from_secs(1),
-            max_attempts: 8,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
             backoff_base: Duration::from_millis(500),
-            backoff_max: Duration::from_secs(300),
+            backoff_max: DEFAULT_BACKOFF_MAX,
             delivery_timeout: Duration::from_secs(10),
             max_in_flight_events: 10_000,
             subscriptions_refresh: Duration::from_secs(1),
             replay_poll: Duration::from_secs(1),
             outbound: orderhub_core::outbound::OutboundPolicy::ALLOW_PRIVATE,
         }
+    }
+}
+
+/// Attempts per event and target by default: with [`DEFAULT_BACKOFF_MAX`] and a 0.5 s base, the
+/// retries span at least 1 h 3 min 31.75 s (every wait jittered to its shortest) and at most
+/// 2 h 7 min 3.5 s, so a subscriber down for an hour loses nothing ([`EventsConfig::retry_span`]).
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 23;
+/// The longest wait between two attempts by default.
+pub const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(600);
+
+impl EventsConfig {
+    /// The waits between a delivery's attempts before jitter: after attempt `i` (of
+    /// `max_attempts`), `backoff_base · 2^(i-1)` capped at `backoff_max`. Each wait is drawn from
+    /// its upper half ([`crate::dispatch::backoff`]).
+    pub fn retry_waits(&self) -> impl Iterator<Item = Duration> + '_ {
+        (1..self.max_attempts)
+            .map(|a| crate::dispatch::backoff_ceiling(self.backoff_base, self.backoff_max, a))
+    }
+
+    /// From a delivery's first attempt to its last (the attempts' own time left out): the
+    /// shortest the jitter can make it and the longest. An outage shorter than the first is
+    /// ridden out; a delivery failing for longer than the second is a dead letter.
+    pub fn retry_span(&self) -> (Duration, Duration) {
+        let longest: Duration = self.retry_waits().sum();
+        let shortest: Duration = self.retry_waits().map(|w| w / 2).sum();
+        (shortest, longest)
     }
 }
 
@@ -207,6 +235,66 @@ async fn take(
         Err(e) => {
             tracing::warn!(error = %e, lease = name, "Could not take a lease.");
             None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The default schedule rides out a subscriber down for an hour even when every wait is
+    /// jittered to its shortest: 0.5 s doubling to 512 s, then 600 s, 22 waits for 23 attempts.
+    #[test]
+    fn the_default_retry_schedule_spans_more_than_an_hour() {
+        let cfg = EventsConfig::default();
+        let waits: Vec<Duration> = cfg.retry_waits().collect();
+        assert_eq!(waits.len(), 22, "23 attempts, 22 waits between them");
+        assert_eq!(waits[0], Duration::from_millis(500));
+        assert_eq!(waits[10], Duration::from_secs(512));
+        assert!(waits[11..].iter().all(|w| *w == Duration::from_secs(600)));
+        let (shortest, longest) = cfg.retry_span();
+        assert!(
+            shortest >= Duration::from_secs(3600),
+            "the retries end after {shortest:?} at the shortest: an hour's outage dead-letters"
+        );
+        assert_eq!(shortest, Duration::from_millis(3_811_750));
+        assert_eq!(longest, Duration::from_millis(7_623_500));
+    }
+
+    /// Fewer attempts or a lower cap shorten the span, as the configuration says.
+    #[test]
+    fn the_retry_span_follows_the_configuration() {
+        let cfg = EventsConfig {
+            max_attempts: 8,
+            backoff_max: Duration::from_secs(300),
+            ..EventsConfig::default()
+        };
+        // The old default: 0.5 + 1 + … + 32 s = 63.5 s at the longest.
+        assert_eq!(
+            cfg.retry_span(),
+            (Duration::from_millis(31_750), Duration::from_millis(63_500))
+        );
+        let one = EventsConfig {
+            max_attempts: 1,
+            ..EventsConfig::default()
+        };
+        assert_eq!(one.retry_span(), (Duration::ZERO, Duration::ZERO));
+    }
+
+    /// Every wait drawn lies between half its ceiling and the ceiling.
+    #[test]
+    fn jittered_waits_stay_within_their_bounds() {
+        let cfg = EventsConfig::default();
+        for a in 1..cfg.max_attempts {
+            let ceiling = crate::dispatch::backoff_ceiling(cfg.backoff_base, cfg.backoff_max, a);
+            for _ in 0..50 {
+                let w = crate::dispatch::backoff(cfg.backoff_base, cfg.backoff_max, a);
+                assert!(
+                    w >= ceiling / 2 && w <= ceiling,
+                    "attempt {a}: {w:?} of {ceiling:?}"
+                );
+            }
         }
     }
 }

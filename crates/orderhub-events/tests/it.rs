@@ -139,6 +139,72 @@ async fn republished_batch_is_not_stored_twice_durable_nats_atomic_batches() {
     republished_batch_is_not_stored_twice(durable_nats_url(), Some(true)).await;
 }
 
+/// A subscriber that refuses one order's events: that order's delivery waits out its backoff (an
+/// hour here, as during a real outage) holding only its own (subscription, order) lane. Every other
+/// order's events are delivered meanwhile, the refused order's later events wait behind its first,
+/// and the dispatcher's stored position stays below the event still being retried, so a restart
+/// would send it again.
+async fn one_order_retrying_holds_back_only_itself(backend: &str, nats: bool) {
+    let Some(ts) = open(backend) else { return };
+    let tenant = new_tenant(&ts.store).await;
+    let hook = Subscriber::start(FailEvery::Never).await;
+    subscribe(&ts.store, &tenant, &hook.url, &["*"]).await;
+    // Written before the dispatcher starts, so the subscriber refuses them from the first.
+    let stuck = write_events(&ts.store, &tenant, 1, 3).await;
+    let stuck_order = stuck[0].2;
+    hook.fail_aggregate(stuck_order);
+    let cfg = EventsConfig {
+        nats_url: nats.then(nats_url),
+        backoff_base: Duration::from_secs(3600),
+        backoff_max: Duration::from_secs(3600),
+        ..fast()
+    };
+    let rt = orderhub_events::EventsRuntime::start(ts.store.clone(), cfg, vec![])
+        .await
+        .unwrap();
+    let others = write_events(&ts.store, &tenant, 20, 3).await;
+    hook.wait_for_all(&others, Duration::from_secs(60)).await;
+    hook.assert_in_version_order_per_aggregate();
+    let asked = hook.requests_for(stuck_order);
+    assert_eq!(
+        asked.iter().map(|r| (r.version, r.ok)).collect::<Vec<_>>(),
+        vec![(1, false)],
+        "one refused attempt, then the order waits for its next; its later events wait behind it"
+    );
+    if !nats {
+        // The outbox position is a watermark: it stays below the event still in its retries.
+        let position = leases_of(&ts.store, &tenant)
+            .await
+            .into_iter()
+            .find(|l| l.name.starts_with("dispatch/"))
+            .map(|l| l.position);
+        assert_eq!(
+            position,
+            Some(0),
+            "nothing before the stuck order's first event"
+        );
+    }
+    rt.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_order_retrying_holds_back_only_itself_sqlite() {
+    one_order_retrying_holds_back_only_itself("sqlite", false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_order_retrying_holds_back_only_itself_postgres() {
+    one_order_retrying_holds_back_only_itself("postgres", false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_order_retrying_holds_back_only_itself_sqlite_nats() {
+    if !have_nats() {
+        return;
+    }
+    one_order_retrying_holds_back_only_itself("sqlite", true).await;
+}
+
 /// Attempts spent → a dead letter with the last error; replayed once the endpoint works → delivered.
 async fn dead_letters_then_replay(backend: &str) {
     let Some(ts) = open(backend) else { return };

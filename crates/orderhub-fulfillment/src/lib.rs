@@ -284,7 +284,7 @@ impl Fulfillment {
         let event = EventRecord {
             event_id: Uuid::now_v7(),
             tenant_id: tenant.clone(),
-            event_type: "waybill.created".into(),
+            event_type: orderhub_domain::event_types::WAYBILL_CREATED.into(),
             aggregate_id: order.id.as_uuid(),
             aggregate_version: order.version,
             occurred_at: Utc::now(),
@@ -382,7 +382,7 @@ impl Fulfillment {
                     tx.outbox_append(&EventRecord {
                         event_id: Uuid::now_v7(),
                         tenant_id: t.clone(),
-                        event_type: "carrier.breaker_changed".into(),
+                        event_type: orderhub_domain::event_types::CARRIER_BREAKER_CHANGED.into(),
                         aggregate_id: agg,
                         aggregate_version: version,
                         occurred_at: at,
@@ -416,15 +416,16 @@ impl Target for Fulfillment {
     }
 
     fn wants(&self, event_type: &str) -> bool {
+        use orderhub_domain::event_types as e;
         matches!(
             event_type,
-            "order.paid"
-                | "order.approved"
-                | "order.allocated"
-                | "order.released"
-                | "order.stock_reserved"
-                | "order.retry_requested"
-                | "order.carrier_switched"
+            e::ORDER_PAID
+                | e::ORDER_APPROVED
+                | e::ORDER_ALLOCATED
+                | e::ORDER_RELEASED
+                | e::ORDER_STOCK_RESERVED
+                | e::ORDER_RETRY_REQUESTED
+                | e::ORDER_CARRIER_SWITCHED
         )
     }
 

@@ -9,7 +9,8 @@
 //!
 //! The exception resolves itself (`exception.resolved`) when the order leaves that status. Shipped
 //! and in-transit orders are also polled for tracking every `track_every`. One process scans a
-//! tenant at a time (lease `watchdog/<tenant>`).
+//! tenant at a time (lease `watchdog/<tenant>`); after each scan the lease's position is the outbox
+//! head read before it began, so the watchdog's lag is how many events came after its last scan.
 
 use crate::{Fulfillment, system_actor};
 use chrono::Utc;
@@ -166,8 +167,19 @@ pub async fn run(f: Arc<Fulfillment>, mut stop: tokio::sync::watch::Receiver<boo
             let name = format!("watchdog/{}", t.as_str());
             let ttl = (tick * 3).max(Duration::from_secs(3));
             match orderhub_events::lease::acquire(&f.store, &name, &holder, ttl).await {
-                Ok(Some(_)) => {
+                Ok(Some(lease)) => {
+                    // A scan sees every order as of at least the events committed before it
+                    // began: the lease's position says so, and the consumer lag in /metrics
+                    // (`orderhub_outbox_lag_events{consumer="watchdog"}`) falls to 0 with it.
+                    let t2 = t.clone();
+                    let head = f.store.read(move |r| r.outbox_head(&t2)).await;
                     scan(&f, &t, track).await;
+                    if let Ok(head) = head
+                        && let Err(e) =
+                            orderhub_events::lease::advance(&f.store, &lease, head, ttl).await
+                    {
+                        tracing::warn!(error = %e, "A watchdog could not store its position.");
+                    }
                 }
                 Ok(None) => {}
                 Err(e) => tracing::warn!(error = %e, "A watchdog could not take its lease."),

@@ -219,6 +219,83 @@ async fn events_of(store: &Store, t: &TenantId, kind: &str) -> Vec<serde_json::V
         .collect()
 }
 
+/// The watchdog's lag in /metrics (`orderhub_outbox_lag_events{consumer="watchdog"}`, the store's
+/// `consumer_lags`) falls to 0 once it has scanned after the tenant's last event, and rises again
+/// with new events until its next scan.
+async fn the_watchdogs_lag_falls_to_zero_once_it_has_scanned(backend: &str) {
+    let Some(env) = open(backend) else { return };
+    let t = tenant(&env.store).await;
+    let watchdog_lag = || {
+        let (store, t) = (env.store.clone(), t.clone());
+        async move {
+            store
+                .read(|r| r.consumer_lags())
+                .await
+                .unwrap()
+                .into_iter()
+                .find(|(c, tenant, _)| c == "watchdog" && *tenant == t)
+                .map(|l| l.2)
+        }
+    };
+    let wait_for_zero = |what: &'static str| async move {
+        let until = Instant::now() + Duration::from_secs(30);
+        loop {
+            let lag = watchdog_lag().await;
+            if lag == Some(0) {
+                return;
+            }
+            assert!(
+                Instant::now() < until,
+                "{what}: the watchdog's lag is {lag:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let cfg = FulfillmentConfig {
+        watch_every: Duration::from_millis(100),
+        ..FulfillmentConfig::default()
+    };
+    let hub = start(&env.store, cfg, HashMap::new(), BreakerConfig::default()).await;
+    let ids = paid_orders(&env.store, &t, 3).await;
+    wait_all(&env.store, &t, &ids, Duration::from_secs(60), |o| {
+        o.status == Status::Shipped
+    })
+    .await;
+    wait_for_zero("after the orders shipped").await;
+    // The lag is counted in events: stopped watchdogs fall behind by every event written after.
+    let _ = hub.stop.send(true);
+    hub.rt.stop().await;
+    let t2 = t.clone();
+    let head = || {
+        let (store, t) = (env.store.clone(), t2.clone());
+        async move { store.read(move |r| r.outbox_head(&t)).await.unwrap() }
+    };
+    let (before, lag_before) = (head().await, watchdog_lag().await.unwrap());
+    paid_orders(&env.store, &t, 2).await;
+    let behind = head().await - before;
+    assert!(behind >= 4, "two orders created and paid: {behind} events");
+    assert_eq!(watchdog_lag().await, Some(lag_before + behind));
+    // A watchdog started again scans and catches up.
+    let cfg = FulfillmentConfig {
+        watch_every: Duration::from_millis(100),
+        ..no_watchdogs()
+    };
+    let hub = start(&env.store, cfg, HashMap::new(), BreakerConfig::default()).await;
+    wait_for_zero("after a new scan").await;
+    let _ = hub.stop.send(true);
+    hub.rt.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_watchdogs_lag_falls_to_zero_once_it_has_scanned_sqlite() {
+    the_watchdogs_lag_falls_to_zero_once_it_has_scanned("sqlite").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_watchdogs_lag_falls_to_zero_once_it_has_scanned_postgres() {
+    the_watchdogs_lag_falls_to_zero_once_it_has_scanned("postgres").await;
+}
+
 async fn paid_orders_ship_and_deliver(backend: &str) {
     let Some(env) = open(backend) else { return };
     let t = tenant(&env.store).await;

@@ -133,7 +133,8 @@ impl Target for WriteBack {
     fn wants(&self, event_type: &str) -> bool {
         // An operator's retry pushes again what the channel has not acknowledged (a synced or
         // unshipped order is left alone).
-        matches!(event_type, "order.shipped" | "order.retry_requested")
+        use orderhub_domain::event_types as e;
+        matches!(event_type, e::ORDER_SHIPPED | e::ORDER_RETRY_REQUESTED)
     }
 
     fn deliver<'a>(
@@ -196,7 +197,7 @@ pub async fn watchdog(
                                     tx.outbox_append(&orderhub_core::ports::EventRecord {
                                         event_id: Uuid::now_v7(),
                                         tenant_id: o.tenant_id.clone(),
-                                        event_type: "writeback.failed".into(),
+                                        event_type: orderhub_domain::event_types::WRITEBACK_FAILED.into(),
                                         aggregate_id: o.id.as_uuid(),
                                         aggregate_version: o.version,
                                         occurred_at: Utc::now(),

@@ -30,7 +30,7 @@ pub use ops::{
 };
 use orderhub_core::ports::Tx;
 use orderhub_core::{CoreError, StoreError};
-pub use pool::{BATCH_MAX, SyncHold, WriteStats};
+pub use pool::{BATCH_MAX, SyncHold, WriteFailure, WriteStats};
 pub use read::{
     ApiKeyRow, ExceptionFilter, OpenException, OrderFilter, OrderSearch, ReadConn, StoredEvent,
 };
@@ -170,6 +170,31 @@ impl Store {
                 return Ok(out);
             }
         }
+    }
+
+    /// Why writes fail, if the last write the database refused (disk full, read-only, unreachable)
+    /// has not been followed by one that committed.
+    pub fn write_failure(&self) -> Option<WriteFailure> {
+        self.inner.write_failure()
+    }
+
+    /// Writes a row (this process's `readyz/<holder>` lease, renewed) and commits: whether the
+    /// database takes writes now. A success clears [`Store::write_failure`].
+    pub async fn probe_write(&self) -> Result<(), CoreError> {
+        static HOLDER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let holder = HOLDER
+            .get_or_init(|| format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()))
+            .clone();
+        self.write(0, move |tx| {
+            tx.lease_acquire(
+                &format!("readyz-probe-{holder}"),
+                &holder,
+                chrono::Utc::now(),
+                std::time::Duration::from_secs(60),
+            )?;
+            Ok(())
+        })
+        .await
     }
 
     /// Group-commit counters: transactions committed and jobs in them.

@@ -113,6 +113,23 @@ pub trait OpsRead {
     fn outbox_head(&mut self, tenant: &TenantId) -> Result<i64, StoreError>;
     /// Leases whose name starts with `prefix`.
     fn leases(&mut self, prefix: &str) -> Result<Vec<Lease>, StoreError>;
+    /// How far each outbox consumer (relay, dispatcher, watchdog: leases named
+    /// `<consumer>/<tenant>`) is behind its tenant's outbox: (consumer, tenant, events), the head
+    /// less the position the lease's holder last stored.
+    fn consumer_lags(&mut self) -> Result<Vec<(String, TenantId, i64)>, StoreError> {
+        let mut lags = Vec::new();
+        for l in self.leases("")? {
+            let Some((role, tenant)) = l.name.split_once('/') else {
+                continue;
+            };
+            let Ok(t) = TenantId::parse(tenant) else {
+                continue;
+            };
+            let head = self.outbox_head(&t)?;
+            lags.push((role.to_owned(), t, (head - l.position).max(0)));
+        }
+        Ok(lags)
+    }
     /// The tenant's subscriptions, or every tenant's.
     fn subscriptions(
         &mut self,

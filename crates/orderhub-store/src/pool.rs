@@ -147,6 +147,16 @@ pub struct Pools {
     stats: Arc<Stats>,
     /// With a syncer: how far commits are durable; reads wait on it.
     durability: Option<Arc<Durability>>,
+    /// The last write refused because the database would not take it (disk full, read-only,
+    /// unreachable: what callers answer 503 for), until a write commits again. Readiness reads it.
+    write_failure: Mutex<Option<WriteFailure>>,
+}
+
+/// Why writes fail, since when.
+#[derive(Debug, Clone)]
+pub struct WriteFailure {
+    pub message: String,
+    pub since: chrono::DateTime<chrono::Utc>,
 }
 
 /// Where commits stand when a syncer makes them durable. Commits are numbered in order (one writer:
@@ -271,6 +281,7 @@ impl Pools {
             writers: wtx,
             readers: rtx,
             stats,
+            write_failure: Mutex::new(None),
             durability,
         })
     }
@@ -342,7 +353,34 @@ impl Pools {
             queued: std::time::Instant::now(),
         })
         .map_err(|_| unavailable())?;
-        rx.await.map_err(|_| CoreError::Store(unavailable()))?
+        let r = rx.await.map_err(|_| CoreError::Store(unavailable()))?;
+        match &r {
+            Ok(_) => {
+                if self.write_failure.lock().is_some() {
+                    *self.write_failure.lock() = None;
+                    tracing::info!("Writes commit again.");
+                }
+            }
+            Err(CoreError::Store(e)) if e.kind == StoreErrorKind::Unavailable => {
+                let mut f = self.write_failure.lock();
+                match f.as_mut() {
+                    Some(f) => f.message = e.message.clone(),
+                    None => {
+                        *f = Some(WriteFailure {
+                            message: e.message.clone(),
+                            since: chrono::Utc::now(),
+                        })
+                    }
+                }
+            }
+            Err(_) => {}
+        }
+        r
+    }
+
+    /// The failure of the last write, if no write has committed since.
+    pub fn write_failure(&self) -> Option<WriteFailure> {
+        self.write_failure.lock().clone()
     }
 
     pub async fn read<T, F>(&self, f: F) -> Result<T, StoreError>

@@ -98,7 +98,14 @@ pub(crate) fn err(e: postgres::Error) -> StoreError {
         {
             StoreErrorKind::Conflict
         }
-        Some(c) if *c == SqlState::ADMIN_SHUTDOWN || *c == SqlState::CANNOT_CONNECT_NOW => {
+        // Disk full, out of memory, too many connections (class 53), a read-only transaction (a
+        // standby, or `default_transaction_read_only`): the database takes no writes now.
+        Some(c)
+            if *c == SqlState::ADMIN_SHUTDOWN
+                || *c == SqlState::CANNOT_CONNECT_NOW
+                || c.code().starts_with("53")
+                || *c == SqlState::READ_ONLY_SQL_TRANSACTION =>
+        {
             StoreErrorKind::Unavailable
         }
         Some(_) => StoreErrorKind::Other,

@@ -440,6 +440,8 @@ struct HookState {
     n: AtomicU64,
     bad_sig: AtomicU64,
     log: Mutex<Vec<Received>>,
+    /// Aggregates whose events are always refused, whatever the mode.
+    failing: Mutex<HashSet<Uuid>>,
 }
 
 /// A webhook receiver that checks signatures and fails as told.
@@ -463,15 +465,17 @@ async fn receive(
     }
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
     let n = st.n.fetch_add(1, Ordering::SeqCst);
-    let ok = match st.mode.load(Ordering::SeqCst) {
-        0 => true,
-        1 => n % 2 == 1,
-        _ => false,
-    };
+    let aggregate: Uuid = v["aggregate_id"].as_str().unwrap().parse().unwrap();
+    let ok = !st.failing.lock().contains(&aggregate)
+        && match st.mode.load(Ordering::SeqCst) {
+            0 => true,
+            1 => n % 2 == 1,
+            _ => false,
+        };
     st.log.lock().push(Received {
         event_id: v["event_id"].as_str().unwrap().parse().unwrap(),
         event_type: v["type"].as_str().unwrap().to_owned(),
-        aggregate: v["aggregate_id"].as_str().unwrap().parse().unwrap(),
+        aggregate,
         version: v["aggregate_version"].as_u64().unwrap(),
         ok,
     });
@@ -506,6 +510,22 @@ impl Subscriber {
             FailEvery::Always => 2,
         };
         self.state.mode.store(m, Ordering::SeqCst);
+    }
+
+    /// Refuses every event of `aggregate` from now on.
+    pub fn fail_aggregate(&self, aggregate: Uuid) {
+        self.state.failing.lock().insert(aggregate);
+    }
+
+    /// Requests (delivered or refused) for events of `aggregate`.
+    pub fn requests_for(&self, aggregate: Uuid) -> Vec<Received> {
+        self.state
+            .log
+            .lock()
+            .iter()
+            .filter(|r| r.aggregate == aggregate)
+            .cloned()
+            .collect()
     }
 
     pub fn delivered_ids(&self) -> Vec<Uuid> {

@@ -223,7 +223,7 @@ fn raised_at(audit: &[AuditEntry], kind: &str) -> Option<DateTime<Utc>> {
         .iter()
         .rev()
         .find(|a| {
-            a.action == "exception.raised"
+            a.action == orderhub_domain::event_types::EXCEPTION_RAISED
                 && a.detail.get("exception").and_then(|e| e.as_str()) == Some(kind)
         })
         .map(|a| a.at)

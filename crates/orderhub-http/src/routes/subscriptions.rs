@@ -187,7 +187,7 @@ pub async fn create(
     let r = row.clone();
     let event = subscription_event(
         &row,
-        "subscription.created",
+        orderhub_domain::event_types::SUBSCRIPTION_CREATED,
         state.clock.now(),
         &ctx.request_id,
     );
@@ -300,7 +300,7 @@ pub async fn delete(
                 tx.outbox_append(&orderhub_core::ports::EventRecord {
                     event_id: Uuid::now_v7(),
                     tenant_id: t.clone(),
-                    event_type: "subscription.deleted".into(),
+                    event_type: orderhub_domain::event_types::SUBSCRIPTION_DELETED.into(),
                     aggregate_id: id,
                     aggregate_version: 2,
                     occurred_at: now,

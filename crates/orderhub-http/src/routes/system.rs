@@ -12,22 +12,34 @@ pub async fn healthz() -> Response {
     axum::Json(json!({"status": "ok"})).into_response()
 }
 
-/// The process can serve: its database answers.
-#[utoipa::path(get, path = "/readyz", tag = "system", responses((status = 200, description = "Ready: `{\"status\":\"ready\",\"store\":…}`", body = serde_json::Value), (status = 503, description = "Database unreachable: `{\"status\":\"unavailable\",\"store\":…}`", body = serde_json::Value)))]
+/// The process can serve: its database answers reads and takes writes. After a write the database
+/// refused (disk full, read-only, unreachable), each call tries a write of its own; until one
+/// commits the answer is 503 with the reason, so a balancer stops sending writes that would fail.
+#[utoipa::path(get, path = "/readyz", tag = "system", responses((status = 200, description = "Ready: `{\"status\":\"ready\",\"store\":…}`", body = serde_json::Value), (status = 503, description = "Database unreachable or refusing writes: `{\"status\":\"unavailable\",\"store\":…,\"reason\":\"…\"}` (`database_unreachable`, or `writes_failing` with `since`; the error is logged)", body = serde_json::Value)))]
 pub async fn readyz(State(state): State<SharedState>) -> Response {
-    match state.store.read(|r| r.ping()).await {
-        Ok(()) => {
-            axum::Json(json!({"status": "ready", "store": state.store.backend()})).into_response()
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "Readiness check failed: the database does not answer.");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                axum::Json(json!({"status": "unavailable", "store": state.store.backend()})),
-            )
-                .into_response()
+    let backend = state.store.backend();
+    let unavailable = |body: serde_json::Value| {
+        (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()
+    };
+    if let Err(e) = state.store.read(|r| r.ping()).await {
+        tracing::warn!(error = %e, "Readiness check failed: the database does not answer.");
+        return unavailable(
+            json!({"status": "unavailable", "store": backend, "reason": "database_unreachable"}),
+        );
+    }
+    if let Some(failed) = state.store.write_failure() {
+        // Writes failed and none has committed since: try one now.
+        if let Err(e) = state.store.probe_write().await {
+            tracing::warn!(error = %e, first = %failed.message, "Readiness check failed: the database refuses writes.");
+            return unavailable(json!({
+                "status": "unavailable",
+                "store": backend,
+                "reason": "writes_failing",
+                "since": failed.since,
+            }));
         }
     }
+    axum::Json(json!({"status": "ready", "store": backend})).into_response()
 }
 
 /// Prometheus metrics: request counts and latencies by route, orders by status and channel, the
@@ -52,22 +64,7 @@ pub async fn metrics(State(state): State<SharedState>) -> Response {
                     None => depth.push((t, n)),
                 }
             }
-            let mut lags = Vec::new();
-            for l in r.leases("")? {
-                let Some((role, tenant)) = l.name.split_once('/') else {
-                    continue;
-                };
-                let Ok(t) = orderhub_domain::TenantId::parse(tenant) else {
-                    continue;
-                };
-                let head = r.outbox_head(&t)?;
-                lags.push((
-                    role.to_owned(),
-                    tenant.to_owned(),
-                    (head - l.position).max(0),
-                ));
-            }
-            Ok((depth, lags))
+            Ok((depth, r.consumer_lags()?))
         })
         .await;
     if let Ok((depth, lags)) = ops {
@@ -76,7 +73,7 @@ pub async fn metrics(State(state): State<SharedState>) -> Response {
                 .set(n as f64);
         }
         for (role, tenant, lag) in lags {
-            metrics::gauge!("orderhub_outbox_lag_events", "consumer" => role, "tenant" => tenant)
+            metrics::gauge!("orderhub_outbox_lag_events", "consumer" => role, "tenant" => tenant.as_str().to_owned())
                 .set(lag as f64);
         }
     }

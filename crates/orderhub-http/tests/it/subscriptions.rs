@@ -15,6 +15,7 @@ on_every_backend!(
     a_deleted_subscription_is_gone,
     dead_letters_are_listed_paged_inspected_and_replayed,
     metrics_show_the_dead_letters_not_yet_delivered_per_tenant,
+    every_type_the_hub_emits_can_be_subscribed_to,
 );
 
 fn sub(url: &str, types: &[&str]) -> Value {
@@ -109,6 +110,32 @@ fn ids_of(page: &Value) -> Vec<String> {
 
 fn strs(ids: &[Uuid]) -> Vec<String> {
     ids.iter().map(Uuid::to_string).collect()
+}
+
+/// Each event type the hub emits is accepted by name, the five once refused among them
+/// (`order.channel_updated`, `order.stock_reserved`, `order.retry_requested`,
+/// `order.carrier_switched`, `writeback.acknowledged`).
+async fn every_type_the_hub_emits_can_be_subscribed_to(app: TestApp) {
+    for t in orderhub_domain::event_types::ALL {
+        let r = app
+            .post(
+                "/v1/subscriptions",
+                ADMIN_KEY,
+                &sub("https://hooks.example.com/orderhub", &[t]),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{t}: {}", text(&r));
+        assert_eq!(r.body["event_types"], json!([t]));
+    }
+    let all = orderhub_domain::event_types::ALL;
+    let r = app
+        .post(
+            "/v1/subscriptions",
+            ADMIN_KEY,
+            &sub("https://hooks.example.com/orderhub", all),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", text(&r));
 }
 
 async fn a_subscription_is_created_with_its_secret_shown_once(app: TestApp) {
@@ -278,6 +305,13 @@ async fn bad_subscriptions_are_refused_naming_the_field_and_nothing_is_stored(ap
             StatusCode::UNPROCESSABLE_ENTITY,
             "unknown_event_type",
             "event_types[0]",
+        ),
+        (
+            "a type in the old catalogue that nothing emits",
+            sub("https://example.com/h", &["order.paid", "inventory.below_safety"]).to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown_event_type",
+            "event_types[1]",
         ),
         (
             "too many event types",

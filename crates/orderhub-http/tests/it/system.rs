@@ -63,3 +63,77 @@ async fn health_readiness_metrics_and_openapi_answer(app: TestApp) {
             .is_some()
     );
 }
+
+/// PostgreSQL refuses every write as a full disk would (SQLSTATE 53100 from triggers on the
+/// tables an order and the readiness probe write): the write answers 503 and `/readyz` answers 503
+/// `writes_failing` while the database still answers reads; once writes are taken again, `/readyz`
+/// is ready (its own probe write committed) and orders are taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_follows_write_failures_postgres() {
+    let Some(app) = spawn_app("postgres").await else {
+        eprintln!("ORDERHUB_TEST_DATABASE_URL is not set: PostgreSQL not tested here");
+        return;
+    };
+    let (url, schema) = app.pg.clone().unwrap();
+    let sql = move |statements: String| {
+        let url = url.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+                c.batch_execute(&statements).unwrap();
+            })
+            .await
+            .unwrap()
+        }
+    };
+    let ready = || async { app.call(Method::GET, "/readyz", None, None, &[]).await };
+    let r = ready().await;
+    assert_eq!(
+        (r.status, r.body["status"].as_str()),
+        (StatusCode::OK, Some("ready"))
+    );
+    sql(format!(
+        "CREATE FUNCTION {schema}.disk_full() RETURNS trigger LANGUAGE plpgsql AS $$ \
+         BEGIN RAISE EXCEPTION 'could not extend file: No space left on device' \
+         USING ERRCODE = 'disk_full'; END $$; \
+         CREATE TRIGGER disk_full BEFORE INSERT OR UPDATE ON {schema}.orders \
+         FOR EACH ROW EXECUTE FUNCTION {schema}.disk_full(); \
+         CREATE TRIGGER disk_full BEFORE INSERT OR UPDATE ON {schema}.leases \
+         FOR EACH ROW EXECUTE FUNCTION {schema}.disk_full();"
+    ))
+    .await;
+    let r = app.create(ADMIN_KEY, "s1", "FULL-1").await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
+        "{:?}",
+        r.body
+    );
+    for _ in 0..2 {
+        let r = ready().await;
+        assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{:?}", r.body);
+        assert_eq!(r.body["status"], "unavailable");
+        assert_eq!(r.body["reason"], "writes_failing");
+        assert_eq!(r.body["store"], "postgres");
+        assert!(r.body["since"].is_string(), "{:?}", r.body);
+    }
+    // Reads still work: only writes fail.
+    let r = app
+        .call(Method::GET, "/v1/orders", Some(ADMIN_KEY), None, &[])
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    sql(format!(
+        "DROP TRIGGER disk_full ON {schema}.orders; DROP TRIGGER disk_full ON {schema}.leases;"
+    ))
+    .await;
+    let r = ready().await;
+    assert_eq!(
+        (r.status, r.body["status"].as_str()),
+        (StatusCode::OK, Some("ready")),
+        "{:?}",
+        r.body
+    );
+    assert_eq!(r.body.get("reason"), None);
+    let r = app.create(ADMIN_KEY, "s1", "FULL-1").await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+}
