@@ -347,7 +347,7 @@ mod tests {
         let s = Settings::from_serve(&ServeArgs::default()).unwrap();
         assert_eq!(
             (s.webhook_max_attempts, s.webhook_backoff_max),
-            (23, Duration::from_secs(600))
+            (8, Duration::from_secs(300))
         );
         let s = Settings::from_serve(&ServeArgs {
             webhook_max_attempts: Some(30),

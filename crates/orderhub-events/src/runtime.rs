@@ -64,12 +64,15 @@ impl Default for EventsConfig {
     }
 }
 
-/// Attempts per event and target by default: with [`DEFAULT_BACKOFF_MAX`] and a 0.5 s base, the
-/// retries span at least 1 h 3 min 31.75 s (every wait jittered to its shortest) and at most
-/// 2 h 7 min 3.5 s, so a subscriber down for an hour loses nothing ([`EventsConfig::retry_span`]).
-pub const DEFAULT_MAX_ATTEMPTS: u32 = 23;
+/// Attempts per event and target by default: with a 0.5 s base the retries span 31.75–63.5 s
+/// ([`EventsConfig::retry_span`]). Not longer by default: a waiting retry holds one of the
+/// tenant's 10,000 in-flight events, which every target of the tenant shares (fulfillment too),
+/// so a subscriber down for an hour under load would stall the tenant's fulfillment. Long outages
+/// want retries parked in the store (not built); until then `--webhook-max-attempts` /
+/// `--webhook-backoff-max` trade that risk for a longer span (23 and 10 min: over an hour).
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 8;
 /// The longest wait between two attempts by default.
-pub const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(600);
+pub const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(300);
 
 impl EventsConfig {
     /// The waits between a delivery's attempts before jitter: after attempt `i` (of
@@ -243,11 +246,15 @@ async fn take(
 mod tests {
     use super::*;
 
-    /// The default schedule rides out a subscriber down for an hour even when every wait is
-    /// jittered to its shortest: 0.5 s doubling to 512 s, then 600 s, 22 waits for 23 attempts.
+    /// 23 attempts with waits capped at 10 min ride out a subscriber down for an hour even when
+    /// every wait is jittered to its shortest: 0.5 s doubling to 512 s, then 600 s, 22 waits.
     #[test]
-    fn the_default_retry_schedule_spans_more_than_an_hour() {
-        let cfg = EventsConfig::default();
+    fn twenty_three_attempts_capped_at_ten_minutes_span_more_than_an_hour() {
+        let cfg = EventsConfig {
+            max_attempts: 23,
+            backoff_max: Duration::from_secs(600),
+            ..EventsConfig::default()
+        };
         let waits: Vec<Duration> = cfg.retry_waits().collect();
         assert_eq!(waits.len(), 22, "23 attempts, 22 waits between them");
         assert_eq!(waits[0], Duration::from_millis(500));
@@ -270,11 +277,12 @@ mod tests {
             backoff_max: Duration::from_secs(300),
             ..EventsConfig::default()
         };
-        // The old default: 0.5 + 1 + … + 32 s = 63.5 s at the longest.
+        // The default: 0.5 + 1 + … + 32 s = 63.5 s at the longest.
         assert_eq!(
             cfg.retry_span(),
             (Duration::from_millis(31_750), Duration::from_millis(63_500))
         );
+        assert_eq!(cfg.retry_span(), EventsConfig::default().retry_span());
         let one = EventsConfig {
             max_attempts: 1,
             ..EventsConfig::default()
