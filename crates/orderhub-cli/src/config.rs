@@ -24,7 +24,7 @@ pub struct StoreArgs {
     #[arg(long, env = "ORDERHUB_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
     /// postgres://… to use PostgreSQL instead of the embedded SQLite.
-    #[arg(long, env = "ORDERHUB_DATABASE_URL")]
+    #[arg(long, env = "ORDERHUB_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<Secret>,
     /// 64 hex characters: the AES-256 key for personal data at rest. Default: generated once into
     /// <data-dir>/pii.key. Nodes sharing a PostgreSQL database must share this key.
@@ -50,7 +50,7 @@ pub struct ServeArgs {
     pub log_format: Option<String>,
     /// nats://host:port: relay events to NATS JetStream and dispatch from it. Without it, the
     /// in-process bus (consumers read the outbox directly).
-    #[arg(long, env = "ORDERHUB_NATS_URL")]
+    #[arg(long, env = "ORDERHUB_NATS_URL", hide_env_values = true)]
     pub nats_url: Option<String>,
     /// JetStream streams events are spread over by order (ORDERHUB_P0…): one order's events stay in
     /// one stream; more let the server store in parallel. Every node must use the same number.
@@ -231,16 +231,20 @@ impl Settings {
                 .clone()
                 .or(f.data_dir)
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+            // An empty flag or variable counts as not given (it must not hide the file's value).
             database_url: a
                 .store
                 .database_url
                 .clone()
+                .filter(|s| !s.is_empty())
                 .or(f.database_url)
                 .filter(|s| !s.is_empty()),
+            // An empty flag or variable counts as not given (it must not hide the file's value).
             pii_key: a
                 .store
                 .pii_key
                 .clone()
+                .filter(|s| !s.is_empty())
                 .or(f.pii_key)
                 .filter(|s| !s.is_empty()),
             pg_writers: a
@@ -248,13 +252,20 @@ impl Settings {
                 .pg_writers
                 .or(f.pg_writers)
                 .unwrap_or(DEFAULT_PG_WRITERS),
+            // An empty flag or variable counts as not given (it must not hide the file's value).
             bootstrap_api_key: a
                 .bootstrap_api_key
                 .clone()
+                .filter(|s| !s.is_empty())
                 .or(f.bootstrap_api_key)
                 .filter(|s| !s.is_empty()),
             log_format,
-            nats_url: a.nats_url.clone().or(f.nats_url).filter(|s| !s.is_empty()),
+            nats_url: a
+                .nats_url
+                .clone()
+                .filter(|s| !s.is_empty())
+                .or(f.nats_url)
+                .filter(|s| !s.is_empty()),
             nats_partitions: match a.nats_partitions.or(f.nats_partitions).unwrap_or(4) {
                 n @ 1..=64 => n,
                 n => anyhow::bail!("nats partitions must be 1 to 64, not {n}"),
@@ -329,6 +340,19 @@ mod tests {
             assert!(!shown.contains(secret), "{secret} printed:\n{shown}");
         }
         assert_eq!(s.bootstrap_api_key.unwrap().expose(), "boot-key-9");
+        // An empty variable does not hide a value given otherwise.
+        let empty = ServeArgs {
+            store: StoreArgs {
+                database_url: Some(Secret::new("")),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        assert!(Settings::from_serve(&empty).unwrap().database_url.is_none());
+        assert_eq!(
+            crate::hub::without_credentials("nats://app:nats-pass@127.0.0.1:4222"),
+            "nats://127.0.0.1:4222"
+        );
     }
 
     #[test]

@@ -338,7 +338,7 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         None => format!("SQLite in {}", s.data_dir.display()),
     };
     let bus = match &s.nats_url {
-        Some(u) => format!("NATS JetStream at {u}"),
+        Some(u) => format!("NATS JetStream at {}", without_credentials(u)),
         None => "in-process bus".to_owned(),
     };
     tracing::info!(addr = %hub.addr, store = %where_, bus = %bus, fulfillment = s.fulfillment, "orderhub is listening.");
@@ -517,4 +517,17 @@ pub async fn inventory_violations(
     }
     bar.finish_and_clear();
     Ok((positions.len(), reservations.len(), violations))
+}
+
+/// A URL as logs may show it: any user name and password taken out.
+pub fn without_credentials(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if !u.username().is_empty() || u.password().is_some() => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.to_string()
+        }
+        Ok(_) => url.to_owned(),
+        Err(_) => "(not a URL)".to_owned(),
+    }
 }

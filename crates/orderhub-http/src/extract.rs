@@ -263,6 +263,14 @@ where
             Some(k) => run_idempotent(tx, Some(k), now, |tx| {
                 let t = f(tx)?;
                 let (s, body) = render(&t, &p);
+                // An answer that could not be rendered is not kept as the key's answer for good:
+                // the change is rolled back with it, and a retry runs again.
+                if s.is_server_error() {
+                    return Err(CoreError::Store(orderhub_core::StoreError::new(
+                        orderhub_core::StoreErrorKind::Other,
+                        "the response could not be serialized",
+                    )));
+                }
                 Ok(StoredResponse {
                     status: s.as_u16(),
                     body,

@@ -40,6 +40,9 @@ pub struct AppState {
     pub intake: orderhub_intake::Webhooks,
     /// Which addresses subscriptions and shops may point at (checked when they are created).
     pub outbound: orderhub_core::outbound::OutboundPolicy,
+    /// `/readyz`'s write probe while writes fail: one at a time, its answer reused for a second
+    /// (the route needs no key: callers must not be able to make the hub write at will).
+    pub ready_probe: routes::system::ReadyProbe,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -73,6 +76,7 @@ impl AppState {
                 ..Default::default()
             },
             outbound,
+            ready_probe: Default::default(),
         })
     }
 }

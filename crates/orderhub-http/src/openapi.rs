@@ -45,6 +45,7 @@ use utoipa::{Modify, OpenApi};
         crate::routes::channels::put_shop,
         crate::routes::channels::get_shop,
         crate::routes::channels::webhook,
+        crate::routes::channels::webhook_without_tenant,
         crate::routes::channels::messages,
         crate::routes::keys::create,
         crate::routes::keys::list,

@@ -32,8 +32,6 @@ const IO_TIMEOUT: Duration = Duration::from_secs(10);
 /// One connection's identity: an app and where its message service is.
 #[derive(Clone, PartialEq, Eq, Hash)]
 struct App {
-    /// The tenant whose shops it serves: a mall's shop is looked up among this tenant's.
-    tenant: orderhub_domain::TenantId,
     client_id: String,
     secret: String,
     url: String,
@@ -48,7 +46,6 @@ pub async fn run(store: Store, hooks: Webhooks, mut stop: watch::Receiver<bool>)
                 .iter()
                 .filter(|s| s.channel == orderhub_channels::ChannelKind::Pdd.code())
                 .map(|s| App {
-                    tenant: s.tenant_id.clone(),
                     client_id: s.app_key.clone(),
                     secret: s.secret.clone(),
                     url: pmc::service_url(&s.api_base_url),
@@ -216,15 +213,10 @@ async fn session(
                 Some(Ok(Message::Text(text))) => {
                     heard = Instant::now();
                     let Ok(permit) = slots.clone().try_acquire_owned() else { continue };
-                    let (store, hooks, answers, tenant, client_id) = (
-                        store.clone(),
-                        hooks.clone(),
-                        answers.clone(),
-                        app.tenant.clone(),
-                        app.client_id.clone(),
-                    );
+                    let (store, hooks, answers, client_id) =
+                        (store.clone(), hooks.clone(), answers.clone(), app.client_id.clone());
                     tokio::spawn(async move {
-                        if let Some(a) = take(text.as_str(), &tenant, &client_id, &store, &hooks).await {
+                        if let Some(a) = take(text.as_str(), &client_id, &store, &hooks).await {
                             let _ = answers.try_send((a, permit));
                         }
                     });
@@ -267,13 +259,7 @@ async fn session(
 }
 
 /// Takes one frame; returns the answer to send, if any.
-async fn take(
-    text: &str,
-    tenant: &orderhub_domain::TenantId,
-    client_id: &str,
-    store: &Store,
-    hooks: &Webhooks,
-) -> Option<String> {
+async fn take(text: &str, client_id: &str, store: &Store, hooks: &Webhooks) -> Option<String> {
     let count = |outcome: &'static str| {
         metrics::counter!("orderhub_channel_pmc_messages_total", "outcome" => outcome).increment(1)
     };
@@ -310,51 +296,55 @@ async fn take(
     };
     let mall = m.mall();
     let kind = orderhub_channels::ChannelKind::Pdd.code();
-    let shop = match hooks.shops.get(store, tenant, kind, &mall).await {
-        Ok(Some(s)) if s.row.app_key == client_id => s,
-        Ok(_) => {
-            count("unknown_shop");
-            return Some(pmc::answer(
-                &f,
-                millis,
-                Some("no shop of this app is configured for this mall"),
-            ));
-        }
+    // Shop ids are per tenant, and one PDD app may serve the shops of several tenants (an ISV's
+    // app authorized by each): the message goes to every tenant whose shop of this mall is
+    // configured with this app.
+    let named = mall.clone();
+    let shops: Vec<orderhub_store::ChannelShopRow> = match store
+        .read(move |r| r.channel_shops_named(kind, &named))
+        .await
+    {
+        Ok(rows) => rows
+            .into_iter()
+            .filter(|s| s.app_key == client_id)
+            .collect(),
         Err(_) => return None,
     };
-    let body = pmc::relay_form(&f, m, &credentials(&shop.row), now);
-    let headers = vec![("x-orderhub-relay".to_owned(), "pdd-pmc".to_owned())];
-    let to = crate::ShopRef {
-        tenant,
-        channel: kind,
-        shop_id: &mall,
-    };
-    match receive(store, hooks, to, headers, body, now).await {
-        Ok(_) => {
-            count("stored");
-            Some(pmc::answer(&f, millis, None))
-        }
-        // Kept as refused, with its rule: it would be refused again.
-        Err(r) if r.message_id.is_some() => {
-            count("refused");
-            Some(pmc::answer(
-                &f,
-                millis,
-                Some(&format!("{}: {}", r.code, r.message)),
-            ))
-        }
-        // Not stored: the service sends it again.
-        Err(r) if r.status >= 500 => {
-            count("retry");
-            None
-        }
-        Err(r) => {
-            count("failed");
-            Some(pmc::answer(
-                &f,
-                millis,
-                Some(&format!("{}: {}", r.code, r.message)),
-            ))
+    if shops.is_empty() {
+        count("unknown_shop");
+        return Some(pmc::answer(
+            &f,
+            millis,
+            Some("no shop of this app is configured for this mall"),
+        ));
+    }
+    let mut refused: Option<String> = None;
+    for shop in &shops {
+        let body = pmc::relay_form(&f, m, &credentials(shop), now);
+        let headers = vec![("x-orderhub-relay".to_owned(), "pdd-pmc".to_owned())];
+        let to = crate::ShopRef {
+            tenant: &shop.tenant_id,
+            channel: kind,
+            shop_id: &mall,
+        };
+        match receive(store, hooks, to, headers, body, now).await {
+            Ok(_) => count("stored"),
+            // Kept as refused, with its rule: it would be refused again.
+            Err(r) if r.message_id.is_some() => {
+                count("refused");
+                refused = Some(format!("{}: {}", r.code, r.message));
+            }
+            // Not stored for this tenant: unanswered, the service sends it again (the tenants
+            // that stored it keep one copy: messages are deduplicated per shop).
+            Err(r) if r.status >= 500 => {
+                count("retry");
+                return None;
+            }
+            Err(r) => {
+                count("failed");
+                refused = Some(format!("{}: {}", r.code, r.message));
+            }
         }
     }
+    Some(pmc::answer(&f, millis, refused.as_deref()))
 }

@@ -178,7 +178,7 @@ impl Store {
         self.inner.write_failure()
     }
 
-    /// Writes a row (this process's `readyz/<holder>` lease, renewed) and commits: whether the
+    /// Writes a row (this process's `readyz-probe-<holder>` lease, renewed) and commits: whether the
     /// database takes writes now. A success clears [`Store::write_failure`].
     pub async fn probe_write(&self) -> Result<(), CoreError> {
         static HOLDER: std::sync::OnceLock<String> = std::sync::OnceLock::new();

@@ -343,6 +343,13 @@ pub trait ChannelRead {
     fn channel_refusals(&mut self, tenant: &TenantId) -> Result<Vec<ChannelRefusals>, StoreError>;
     /// Every configured shop of every tenant (for the puller).
     fn channel_shops_all(&mut self) -> Result<Vec<ChannelShopRow>, StoreError>;
+    /// Every tenant's shop of this id on a channel (shop ids are per tenant: a channel's own
+    /// shop id may be configured by several tenants, each with its own app).
+    fn channel_shops_named(
+        &mut self,
+        channel: &str,
+        shop_id: &str,
+    ) -> Result<Vec<ChannelShopRow>, StoreError>;
     /// The tenant's shop on a channel.
     fn channel_shop(
         &mut self,

@@ -540,6 +540,29 @@ impl ChannelRead for PgRead {
         Ok(out)
     }
 
+    fn channel_shops_named(
+        &mut self,
+        channel: &str,
+        shop_id: &str,
+    ) -> Result<Vec<ChannelShopRow>, StoreError> {
+        let tenants: Vec<String> = self
+            .conn
+            .query(
+                "SELECT tenant_id FROM channel_shops WHERE channel = $1 AND shop_id = $2 ORDER BY tenant_id",
+                &[&channel, &shop_id],
+            )?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let mut out = Vec::with_capacity(tenants.len());
+        for t in tenants {
+            if let Some(shop) = self.channel_shop(&tenant(t)?, channel, shop_id)? {
+                out.push(shop);
+            }
+        }
+        Ok(out)
+    }
+
     fn channel_shop(
         &mut self,
         tenant_id: &TenantId,

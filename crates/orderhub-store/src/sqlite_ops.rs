@@ -675,6 +675,30 @@ impl ChannelRead for SqliteRead {
         Ok(out)
     }
 
+    fn channel_shops_named(
+        &mut self,
+        channel: &str,
+        shop_id: &str,
+    ) -> Result<Vec<ChannelShopRow>, StoreError> {
+        let tenants: Vec<String> = self
+            .c
+            .prepare_cached(
+                "SELECT tenant_id FROM channel_shops WHERE channel = ?1 AND shop_id = ?2 ORDER BY tenant_id",
+            )
+            .map_err(err)?
+            .query_map(params![channel, shop_id], |r| r.get(0))
+            .map_err(err)?
+            .collect::<Result<_, _>>()
+            .map_err(err)?;
+        let mut out = Vec::with_capacity(tenants.len());
+        for t in tenants {
+            if let Some(shop) = self.channel_shop(&tenant(t)?, channel, shop_id)? {
+                out.push(shop);
+            }
+        }
+        Ok(out)
+    }
+
     fn channel_shop(
         &mut self,
         tenant_id: &TenantId,

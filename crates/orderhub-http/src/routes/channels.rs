@@ -374,14 +374,88 @@ pub async fn webhook(
     // Only a valid tenant and shop id can have been configured (`put_shop` checks them).
     let tenant = orderhub_domain::TenantId::parse(&tenant);
     let (Ok(tenant), Ok(_)) = (tenant, orderhub_domain::ShopId::parse(&shop)) else {
-        return ApiError::new(
+        return unknown_shop();
+    };
+    take_push(&state, &tenant, &channel, &shop, q, &headers, body).await
+}
+
+fn unknown_shop() -> Response {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "unknown_shop",
+        "no shop with that id is configured on this channel",
+    )
+    .field("shop")
+    .into_response()
+}
+
+/// The push path without a tenant, as shops configured before shop ids were per tenant were
+/// given it (deprecated: a shop's `webhook_path` names its tenant). It serves a shop id that one
+/// tenant configures; one that several configure is `404 ambiguous_shop`.
+#[utoipa::path(post, path = "/v1/channels/{channel}/shops/{shop}/webhook", tag = "channels", operation_id = "webhook_without_tenant",
+    params(
+        ("channel" = String, Path, description = "channel code: taobao, jd, pdd, douyin, kuaishou, wechat, youzan, custom"),
+        ("shop" = String, Path, description = "the shop's id on the channel"),
+    ),
+    request_body(description = "The channel's push as it sends it: any bytes, in the channel's own format (JSON for most, form or XML for some); its signature in headers or query parameters", content(
+        (serde_json::Value = "application/json"),
+        (String = "application/x-www-form-urlencoded"),
+        (String = "text/xml"),
+        (String = "text/plain"),
+        (RawBody = "application/octet-stream"),
+    )),
+    responses(
+        (status = 200, description = "Stored (or a repeat, or the channel's test push): the channel's own acknowledgement, in its content type", content(
+            (serde_json::Value = "application/json"),
+            (String = "text/plain"),
+        )),
+        (status = 400, description = "The push breaks the channel's format (`field` and the rule name what); recorded as rejected", body = orderhub_api::ErrorBody),
+        (status = 401, description = "A missing or wrong signature, or a stale timestamp; recorded as rejected", body = orderhub_api::ErrorBody),
+        (status = 404, description = "`unknown_channel`, `unknown_shop`, `ambiguous_shop` (several tenants configure this shop id: push to the shop's `webhook_path`) or `channel_not_supported`", body = orderhub_api::ErrorBody),
+        (status = 413, description = "`too_large`: the body is over the webhook limit", body = orderhub_api::ErrorBody),
+    ))]
+pub async fn webhook_without_tenant(
+    State(state): State<SharedState>,
+    Path((channel, shop)): Path<(String, String)>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    Body(body): Body,
+) -> Response {
+    if orderhub_domain::ShopId::parse(&shop).is_err() {
+        return unknown_shop();
+    }
+    let (c, s) = (channel.clone(), shop.clone());
+    let tenants = match state
+        .store
+        .read(move |r| r.channel_shops_named(&c, &s))
+        .await
+    {
+        Ok(rows) => rows.into_iter().map(|r| r.tenant_id).collect::<Vec<_>>(),
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    match tenants.as_slice() {
+        [] => unknown_shop(),
+        [tenant] => take_push(&state, tenant, &channel, &shop, q, &headers, body).await,
+        _ => ApiError::new(
             StatusCode::NOT_FOUND,
-            "unknown_shop",
-            "no shop with that id is configured on this channel",
+            "ambiguous_shop",
+            "push to the shop's webhook_path, which names its tenant",
         )
         .field("shop")
-        .into_response();
-    };
+        .into_response(),
+    }
+}
+
+/// A push for the tenant's shop: received (verified, kept, answered) by intake.
+async fn take_push(
+    state: &SharedState,
+    tenant: &orderhub_domain::TenantId,
+    channel: &str,
+    shop: &str,
+    q: Option<String>,
+    headers: &HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
     let mut pairs: Vec<(String, String)> = headers
         .iter()
         .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
@@ -397,9 +471,9 @@ pub async fn webhook(
         &state.store,
         &state.intake,
         orderhub_intake::ShopRef {
-            tenant: &tenant,
-            channel: &channel,
-            shop_id: &shop,
+            tenant,
+            channel,
+            shop_id: shop,
         },
         pairs,
         body.to_vec(),

@@ -282,6 +282,13 @@ pub fn table() -> Vec<Route> {
             channels::webhook,
         ),
         route(
+            M::POST,
+            "/v1/channels/{channel}/shops/{shop}/webhook",
+            Nothing,
+            Public,
+            channels::webhook_without_tenant,
+        ),
+        route(
             M::GET,
             "/v1/channel-messages",
             Can(P::ChannelsRead),

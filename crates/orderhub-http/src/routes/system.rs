@@ -28,9 +28,9 @@ pub async fn readyz(State(state): State<SharedState>) -> Response {
         );
     }
     if let Some(failed) = state.store.write_failure() {
-        // Writes failed and none has committed since: try one now.
-        if let Err(e) = state.store.probe_write().await {
-            tracing::warn!(error = %e, first = %failed.message, "Readiness check failed: the database refuses writes.");
+        // Writes failed and none has committed since: try one now, or reuse the last try's
+        // answer if it is under a second old.
+        if !state.ready_probe.writes_work(&state.store, &failed).await {
             return unavailable(json!({
                 "status": "unavailable",
                 "store": backend,
@@ -40,6 +40,43 @@ pub async fn readyz(State(state): State<SharedState>) -> Response {
         }
     }
     axum::Json(json!({"status": "ready", "store": backend})).into_response()
+}
+
+/// The last write probe of `/readyz`: when, and whether the write went through.
+#[derive(Default)]
+pub struct ReadyProbe {
+    last: tokio::sync::Mutex<Option<(std::time::Instant, bool)>>,
+}
+
+/// How long a probe's answer stands for.
+const PROBE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+impl ReadyProbe {
+    async fn writes_work(
+        &self,
+        store: &orderhub_store::Store,
+        failed: &orderhub_store::WriteFailure,
+    ) -> bool {
+        // Held across the probe: concurrent checks wait for it and take its answer.
+        let mut last = self.last.lock().await;
+        if let Some((at, ok)) = *last
+            && at.elapsed() < PROBE_EVERY
+        {
+            return ok;
+        }
+        let ok = match store.probe_write().await {
+            Ok(()) => true,
+            Err(e) => {
+                // Logged when the state changes, not at every check.
+                if last.is_none_or(|(_, was)| was) {
+                    tracing::warn!(error = %e, first = %failed.message, "Readiness check failed: the database refuses writes.");
+                }
+                false
+            }
+        };
+        *last = Some((std::time::Instant::now(), ok));
+        ok
+    }
 }
 
 /// Prometheus metrics: request counts and latencies by route, orders by status and channel, the

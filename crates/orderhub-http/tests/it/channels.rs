@@ -752,6 +752,16 @@ async fn two_tenants_configure_the_same_shop_id_each_its_own(app: TestApp) {
         .await
         .unwrap();
     configure(&app, kind, "twin", &url).await;
+    // The push path without a tenant (deprecated) serves a shop id one tenant configures.
+    let early = handle.orders()[1].clone();
+    let p = sim::signed_push(kind, &early, &creds(), chrono::Utc::now()).unwrap();
+    let r = push_without_tenant(&app, kind, "twin", &p).await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.bytes)
+    );
     let put = |key: &'static str, app_key: &str, secret: &str| {
         let body = json!({"app_key": app_key, "secret": secret, "api_base_url": url}).to_string();
         let app = &app;
@@ -817,6 +827,42 @@ async fn two_tenants_configure_the_same_shop_id_each_its_own(app: TestApp) {
         "{:?}",
         other_orders.body
     );
+    order_of(
+        &app,
+        kind.code(),
+        &early.external_order_id,
+        Duration::from_secs(20),
+    )
+    .await;
+    // Two tenants configure it now: the path without a tenant cannot tell whose it is.
+    let r = push_without_tenant(&app, kind, "twin", &p).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::NOT_FOUND, "ambiguous_shop")
+    );
+}
+
+/// A push to the deprecated path without a tenant.
+async fn push_without_tenant(
+    app: &TestApp,
+    kind: ChannelKind,
+    shop: &str,
+    p: &sim::SignedPush,
+) -> crate::app::Resp {
+    let mut path = format!("/v1/channels/{}/shops/{shop}/webhook", kind.code());
+    if !p.query.is_empty() {
+        let q: Vec<String> = p.query.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        path = format!("{path}?{}", q.join("&"));
+    }
+    let mut headers: Vec<(&str, &str)> = p
+        .headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    headers.push(("content-type", p.content_type));
+    let body = String::from_utf8(p.body.clone()).unwrap();
+    app.call(Method::POST, &path, None, Some(&body), &headers)
+        .await
 }
 
 on_every_backend!(

@@ -495,6 +495,11 @@ async fn case(app: &TestApp, f: &Fixture, rule: &Rule) -> Case {
             Some(json!({})),
             Public,
         ),
+        ("POST", "/v1/channels/{channel}/shops/{shop}/webhook") => c(
+            format!("/v1/channels/douyin/shops/{ALPHA}/webhook"),
+            Some(json!({})),
+            Public,
+        ),
         ("GET", "/v1/channel-messages") => c(
             "/v1/channel-messages?state=all".into(),
             None,
