@@ -63,10 +63,28 @@ async fn push_to(
     p: &sim::SignedPush,
     body: &[u8],
 ) -> crate::app::Resp {
-    let mut path = format!(
+    let path = format!(
         "/v1/tenants/{tenant}/channels/{}/shops/{shop}/webhook",
         kind.code()
     );
+    push_at(app, &path, p, body).await
+}
+
+/// A push to the deprecated path without a tenant.
+async fn push_without_tenant(
+    app: &TestApp,
+    kind: ChannelKind,
+    shop: &str,
+    p: &sim::SignedPush,
+) -> crate::app::Resp {
+    let path = format!("/v1/channels/{}/shops/{shop}/webhook", kind.code());
+    push_at(app, &path, p, &p.body).await
+}
+
+/// A signed push (its headers and query parameters) posted to `path`, with no API key: the
+/// channel's signature is the authentication.
+async fn push_at(app: &TestApp, path: &str, p: &sim::SignedPush, body: &[u8]) -> crate::app::Resp {
+    let mut path = path.to_owned();
     if !p.query.is_empty() {
         let q: Vec<String> = p.query.iter().map(|(k, v)| format!("{k}={v}")).collect();
         path = format!("{path}?{}", q.join("&"));
@@ -78,7 +96,6 @@ async fn push_to(
         .collect();
     headers.push(("content-type", p.content_type));
     let body = String::from_utf8(body.to_vec()).unwrap();
-    // No API key: the channel's signature is the authentication.
     let mut rb = app.client.post(format!("{}{path}", app.base)).body(body);
     for (k, v) in headers {
         rb = rb.header(k, v);
@@ -840,29 +857,6 @@ async fn two_tenants_configure_the_same_shop_id_each_its_own(app: TestApp) {
         (r.status, r.code()),
         (StatusCode::NOT_FOUND, "ambiguous_shop")
     );
-}
-
-/// A push to the deprecated path without a tenant.
-async fn push_without_tenant(
-    app: &TestApp,
-    kind: ChannelKind,
-    shop: &str,
-    p: &sim::SignedPush,
-) -> crate::app::Resp {
-    let mut path = format!("/v1/channels/{}/shops/{shop}/webhook", kind.code());
-    if !p.query.is_empty() {
-        let q: Vec<String> = p.query.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        path = format!("{path}?{}", q.join("&"));
-    }
-    let mut headers: Vec<(&str, &str)> = p
-        .headers
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    headers.push(("content-type", p.content_type));
-    let body = String::from_utf8(p.body.clone()).unwrap();
-    app.call(Method::POST, &path, None, Some(&body), &headers)
-        .await
 }
 
 on_every_backend!(
