@@ -47,7 +47,7 @@ impl Role {
             (Role::Admin, _) => true,
             (_, P::OrdersRead | P::EventsRead | P::InventoryRead | P::StatsRead) => true,
             (Role::Ops, P::OrdersCreate | P::Transition(_) | P::Reserve | P::MasterData) => true,
-            (Role::Ops, P::DeliveriesOperate | P::ChannelsRead) => true,
+            (Role::Ops, P::DeliveriesOperate | P::ChannelsRead | P::ExceptionsResolve) => true,
             (Role::Ops | Role::Warehouse, P::StockMove | P::FulfillmentSteer) => true,
             (Role::Finance, P::Transition(C::Pay | C::Complete | C::Cancel)) => true,
             (
@@ -66,6 +66,8 @@ pub enum Permission {
     Transition(CommandKind),
     /// Retry an order's stuck fulfillment step, switch its carrier.
     FulfillmentSteer,
+    /// Resolve an order's open exception by hand, with a reason (lifts a stop).
+    ExceptionsResolve,
     EventsRead,
     /// The console's live figures (`/v1/stats`).
     StatsRead,
@@ -94,6 +96,7 @@ impl Permission {
             Permission::OrdersRead,
             Permission::OrdersCreate,
             Permission::FulfillmentSteer,
+            Permission::ExceptionsResolve,
             Permission::EventsRead,
             Permission::StatsRead,
             Permission::KeysManage,
@@ -117,6 +120,7 @@ impl Permission {
             Permission::OrdersCreate => "create orders".into(),
             Permission::Transition(k) => format!("{} orders", k.as_str()),
             Permission::FulfillmentSteer => "retry or re-route fulfillment".into(),
+            Permission::ExceptionsResolve => "resolve order exceptions (lift a stop)".into(),
             Permission::EventsRead => "read events".into(),
             Permission::StatsRead => "read the live figures".into(),
             Permission::KeysManage => "manage API keys".into(),
@@ -190,6 +194,10 @@ mod tests {
         assert!(!Role::Ops.allows(Permission::ChannelsManage));
         assert!(Role::Ops.allows(Permission::DeliveriesOperate));
         assert!(Role::Warehouse.allows(Permission::StockMove));
+        assert!(Role::Ops.allows(Permission::ExceptionsResolve));
+        for r in [Role::Finance, Role::Warehouse, Role::Viewer] {
+            assert!(!r.allows(Permission::ExceptionsResolve), "{}", r.as_str());
+        }
         assert!(!Role::Warehouse.allows(Permission::MasterData));
     }
 

@@ -16,6 +16,23 @@ pub enum CoreError {
         status: Status,
         version: u64,
     },
+    /// The order carries an exception that stops it from moving towards shipment
+    /// (`orderhub_domain::lifecycle::STOPS`); an operator resolves it first.
+    #[error(
+        "cannot {} an order stopped by the exception {exception} (status {status}, version {version}); resolve the exception first", command.as_str()
+    )]
+    Stopped {
+        command: CommandKind,
+        exception: String,
+        status: Status,
+        version: u64,
+    },
+    /// The order does not carry the exception asked about.
+    #[error("the order has no open exception {0}")]
+    NoSuchException(String),
+    /// The exception is open but an operator may not resolve it by hand (why).
+    #[error("{0}")]
+    ExceptionNotResolvable(String),
     /// An operation on an order (not a lifecycle move) its status does not allow.
     #[error("cannot {action} an order that is {status} (version {version})")]
     NotNow {

@@ -282,6 +282,17 @@ pub fn transition(
             status,
             version,
         },
+        TransitionError::Stopped {
+            command,
+            exception,
+            status,
+            version,
+        } => CoreError::Stopped {
+            command,
+            exception,
+            status,
+            version,
+        },
         TransitionError::Guard(v) => CoreError::Validation(v),
     })?;
     let mut next = next;
@@ -453,6 +464,59 @@ pub fn raise_exception(
         return Ok(None);
     }
     set_exception(tx, actor, order, code, true, detail, now).map(Some)
+}
+
+/// The longest reason an operator may give for resolving an exception.
+pub const RESOLVE_REASON_MAX: usize = 500;
+
+/// An operator resolves the open exception `code` on an order, giving `reason`: the order without
+/// it (version + 1) with its audit entry (who, reason) and `exception.resolved` event, in the
+/// caller's transaction. Resolving a stop ([`lifecycle::STOPS`]) lets the order move towards
+/// shipment again. `out_of_stock` is refused: it is the stock's state (the order holds no
+/// reservation), and resolves itself when stock arrives or the order is cancelled.
+pub fn resolve_exception(
+    tx: &mut dyn Tx,
+    actor: &Actor,
+    order_id: OrderId,
+    code: &str,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<Order, CoreError> {
+    let p = &actor.principal;
+    if !p.can(Permission::ExceptionsResolve) {
+        return Err(CoreError::Forbidden(format!(
+            "role {} may not {}",
+            p.role.as_str(),
+            Permission::ExceptionsResolve.describe()
+        )));
+    }
+    let reason = reason.trim();
+    if reason.is_empty() || reason.chars().count() > RESOLVE_REASON_MAX {
+        return Err(CoreError::Validation(
+            orderhub_domain::ValidationError::new(
+                "reason",
+                if reason.is_empty() {
+                    "required"
+                } else {
+                    "too_long"
+                },
+                format!("reason must be 1 to {RESOLVE_REASON_MAX} characters"),
+            ),
+        ));
+    }
+    let order = visible_order(tx, actor, order_id)?;
+    if !order.has_exception(code) {
+        return Err(CoreError::NoSuchException(code.to_owned()));
+    }
+    if code == OUT_OF_STOCK {
+        return Err(CoreError::ExceptionNotResolvable(
+            "out_of_stock resolves itself when stock for the order arrives (a receipt or \
+             adjustment) or when the order is cancelled"
+                .into(),
+        ));
+    }
+    let detail = json!({ "reason": reason, "resolved_by": "operator" });
+    set_exception(tx, actor, order, code, false, detail, now)
 }
 
 /// Resolves the watchdog exceptions of `order` (as it is after a move) whose status it has left,

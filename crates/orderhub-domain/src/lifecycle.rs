@@ -214,6 +214,14 @@ impl CommandKind {
         }
     }
 
+    /// Whether the command takes an order towards shipment: what a stop refuses.
+    pub fn towards_shipment(self) -> bool {
+        matches!(
+            self,
+            CommandKind::Allocate | CommandKind::Release | CommandKind::Ship
+        )
+    }
+
     pub fn event(self) -> EventType {
         match self {
             CommandKind::Pay => EventType::OrderPaid,
@@ -296,8 +304,36 @@ pub enum TransitionError {
         status: Status,
         version: u64,
     },
+    /// The order carries an exception that stops it from moving towards shipment ([`STOPS`]).
+    Stopped {
+        command: CommandKind,
+        exception: String,
+        status: Status,
+        version: u64,
+    },
     /// The move is allowed but its data breaks a guard.
     Guard(ValidationError),
+}
+
+/// Exceptions that stop an order: while one is open, no command that takes the order towards
+/// shipment ([`CommandKind::towards_shipment`]: allocate, release, ship) is allowed; hold and cancel
+/// still are. Each stays until an operator resolves it.
+/// - `stop_shipment`: the channel closed or refunded an order already released to the warehouse.
+/// - `after_sale`: the buyer asked for a refund or return.
+/// - `shipped_on_channel`: the channel says the order left already; shipping it again would send
+///   a second parcel.
+///
+/// `unknown_channel_status` does not stop: it says a channel message could not be read, not that
+/// the order must not leave.
+pub const STOPS: &[&str] = &["stop_shipment", "after_sale", "shipped_on_channel"];
+
+/// The first open exception of `order` that stops it from moving towards shipment, if any.
+pub fn stopped_by(order: &Order) -> Option<&str> {
+    order
+        .exceptions
+        .iter()
+        .map(String::as_str)
+        .find(|e| STOPS.contains(e))
 }
 
 /// Reasons and free text on commands: bounded, like every other text.
@@ -356,6 +392,16 @@ pub fn apply(
             status: order.status,
             version: order.version,
         })?;
+    if kind.towards_shipment()
+        && let Some(exception) = stopped_by(order)
+    {
+        return Err(TransitionError::Stopped {
+            command: kind,
+            exception: exception.to_owned(),
+            status: order.status,
+            version: order.version,
+        });
+    }
     let mut next = order.clone();
     match cmd {
         Command::Pay { paid_at, amount } => {
@@ -511,6 +557,69 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Exception kinds orderhub raises, and whether each stops the order (written out again,
+    /// independently of [`STOPS`]).
+    const KINDS: &[(&str, bool)] = &[
+        ("stop_shipment", true),
+        ("after_sale", true),
+        ("shipped_on_channel", true),
+        ("unknown_channel_status", false),
+        ("out_of_stock", false),
+        ("not_released", false),
+        ("no_waybill", false),
+        ("no_tracking", false),
+        ("writeback_failed", false),
+    ];
+
+    #[test]
+    fn a_stopped_order_is_refused_every_move_towards_shipment_and_nothing_else() {
+        use CommandKind as C;
+        let towards = [C::Allocate, C::Release, C::Ship];
+        for (kind_of_exception, stops) in KINDS {
+            for (from, command, to) in ALLOWED {
+                let mut o = order();
+                o.status = *from;
+                o.version = 7;
+                o.exceptions = vec!["no_tracking".into(), (*kind_of_exception).into()];
+                let got = apply(&o, &sample(*command), &policy(), Utc::now());
+                let case = format!("{from} --{}--> with {kind_of_exception}", command.as_str());
+                if *stops && towards.contains(command) {
+                    assert_eq!(
+                        got.unwrap_err(),
+                        TransitionError::Stopped {
+                            command: *command,
+                            exception: (*kind_of_exception).into(),
+                            status: *from,
+                            version: 7,
+                        },
+                        "{case} must be refused"
+                    );
+                } else {
+                    let n = got.unwrap_or_else(|e| panic!("{case} should be allowed: {e:?}"));
+                    assert_eq!((n.status, n.exceptions), (*to, o.exceptions), "{case}");
+                }
+            }
+        }
+        // A move the lifecycle does not allow anyway is refused as such, stopped or not.
+        let mut shipped = order();
+        shipped.status = Status::Shipped;
+        shipped.exceptions = vec!["after_sale".into()];
+        assert!(matches!(
+            apply(&shipped, &sample(C::Ship), &policy(), Utc::now()),
+            Err(TransitionError::NotAllowed { .. })
+        ));
+        // Cancel and hold stay open to a stopped order.
+        let mut paid = order();
+        paid.status = Status::Paid;
+        paid.exceptions = vec!["stop_shipment".into()];
+        for c in [C::Hold, C::Cancel] {
+            assert!(apply(&paid, &sample(c), &policy(), Utc::now()).is_ok());
+        }
+        assert_eq!(stopped_by(&paid), Some("stop_shipment"));
+        paid.exceptions.clear();
+        assert_eq!(stopped_by(&paid), None);
     }
 
     #[test]

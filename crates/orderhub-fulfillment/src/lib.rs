@@ -87,7 +87,8 @@ pub fn system_actor(tenant: &TenantId, what: &str) -> Actor {
 pub enum Step {
     /// The order moved (to this status).
     Moved(Status),
-    /// Nothing to do: the order is elsewhere in its life (moved on, held, on backorder, cancelled).
+    /// Nothing to do: the order is elsewhere in its life (moved on, held, on backorder,
+    /// stopped, cancelled).
     Nothing,
 }
 
@@ -156,6 +157,8 @@ impl Fulfillment {
             Ok(o) => Ok(Step::Moved(o.status)),
             // Someone (a person, a channel, another node) moved it first: nothing left to do.
             Err(CoreError::NotAllowed { .. }) => Ok(Step::Nothing),
+            // A stop was raised in the meantime: the order waits for an operator.
+            Err(CoreError::Stopped { .. }) => Ok(Step::Nothing),
             Err(e) => Err(store_err(e)),
         }
     }
@@ -172,6 +175,11 @@ impl Fulfillment {
             .iter()
             .any(|e| e == orderhub_domain::order::OUT_OF_STOCK)
         {
+            return Ok(Step::Nothing);
+        }
+        // Stopped (stop_shipment, after_sale …): the lifecycle refuses every step towards shipment,
+        // and no waybill is asked of a carrier for a parcel that must not leave.
+        if orderhub_domain::lifecycle::stopped_by(&order).is_some() {
             return Ok(Step::Nothing);
         }
         match order.status {

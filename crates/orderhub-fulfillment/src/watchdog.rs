@@ -7,6 +7,7 @@
 //! | `no_waybill` | released without a waybill after `no_waybill_after` | request the waybill again (breakers and fallback apply) |
 //! | `no_tracking` | shipped, no tracking movement after `no_tracking_after` | poll the carrier now |
 //!
+//! Stopped orders (`orderhub_domain::lifecycle::STOPS`) wait for an operator and are skipped.
 //! The exception resolves itself (`exception.resolved`) when the order leaves that status. Shipped
 //! and in-transit orders are also polled for tracking every `track_every`. One process scans a
 //! tenant at a time (lease `watchdog/<tenant>`); after each scan the lease's position is the outbox
@@ -15,6 +16,7 @@
 use crate::{Fulfillment, system_actor};
 use chrono::Utc;
 use orderhub_core::usecases;
+use orderhub_domain::lifecycle::stopped_by;
 use orderhub_domain::{Order, Status, TenantId};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -68,9 +70,11 @@ pub async fn scan(f: &Fulfillment, tenant: &TenantId, track: bool) -> [(&'static
     let mut not_released = 0;
     for status in [Status::Paid, Status::Allocated] {
         for o in orders_in(f, tenant, status).await {
+            // On backorder or stopped: waiting on stock or on an operator, not stuck.
             if o.exceptions
                 .iter()
                 .any(|e| e == orderhub_domain::order::OUT_OF_STOCK)
+                || stopped_by(&o).is_some()
             {
                 continue;
             }
@@ -91,6 +95,9 @@ pub async fn scan(f: &Fulfillment, tenant: &TenantId, track: bool) -> [(&'static
     }
     let mut no_waybill = 0;
     for o in orders_in(f, tenant, Status::Released).await {
+        if stopped_by(&o).is_some() {
+            continue;
+        }
         if older_than(o.updated_at, cfg.no_waybill_after) {
             no_waybill += 1;
             raise(

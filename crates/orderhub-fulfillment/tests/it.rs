@@ -656,3 +656,110 @@ async fn a_retry_request_takes_the_next_step_at_once() {
     let _ = hub.stop.send(true);
     hub.rt.stop().await;
 }
+
+/// A stopped order (`stop_shipment`) is not moved by the fulfillment worker from any status, asks
+/// no carrier for a waybill, and is not taken for stuck by the watchdogs; once an operator resolves
+/// the stop, the worker takes it on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_order_is_left_alone_until_an_operator_resolves_the_stop() {
+    use orderhub_fulfillment::Step;
+    let env = open("sqlite").unwrap();
+    let t = tenant(&env.store).await;
+    let fleet = fleet::start().await.unwrap();
+    let router = Arc::new(CarrierRouter::new(
+        fleet.carriers.clone(),
+        BreakerConfig::default(),
+        HashMap::new(),
+    ));
+    // Every order counts as stuck at once, should the watchdogs look at it.
+    let cfg = FulfillmentConfig {
+        not_released_after: Duration::ZERO,
+        no_waybill_after: Duration::ZERO,
+        ..no_watchdogs()
+    };
+    let f = Fulfillment::new(
+        env.store.clone(),
+        fleet.carriers.clone(),
+        router,
+        Arc::new(ByStockRegionPriority),
+        cfg,
+    );
+    let ids = paid_orders(&env.store, &t, 3).await;
+    let actor = system_actor(&t, "test");
+    // One stays paid, one is allocated, one released; then the channel stops all three.
+    let (a, r) = (ids[1], ids[2]);
+    for (id, n) in [(a, 1), (r, 2)] {
+        for _ in 0..n {
+            assert!(matches!(f.step(&t, id).await, Ok(Step::Moved(_))));
+        }
+    }
+    for id in ids.clone() {
+        let actor = actor.clone();
+        env.store
+            .write(0, move |tx| {
+                usecases::raise_exception(
+                    tx,
+                    &actor,
+                    id,
+                    "stop_shipment",
+                    serde_json::json!({}),
+                    Utc::now(),
+                )
+            })
+            .await
+            .unwrap();
+    }
+    let get = |id: OrderId| {
+        let (store, t) = (env.store.clone(), t.clone());
+        async move {
+            store
+                .read(move |rd| rd.order_get(&t, id))
+                .await
+                .unwrap()
+                .unwrap()
+        }
+    };
+    let before: Vec<_> = snapshot(&ids, &get).await;
+    for id in &ids {
+        assert_eq!(f.step(&t, *id).await.unwrap(), Step::Nothing);
+    }
+    assert_eq!(
+        orderhub_fulfillment::watchdog::scan(&f, &t, false).await,
+        [("not_released", 0), ("no_waybill", 0), ("no_tracking", 0)]
+    );
+    assert_eq!(
+        snapshot(&ids, &get).await,
+        before,
+        "nothing moved, nothing raised"
+    );
+    assert!(
+        events_of(&env.store, &t, "waybill.created")
+            .await
+            .is_empty(),
+        "no waybill for a stopped order"
+    );
+    // Resolved by an operator: the released order ships on the next step.
+    let ops = system_actor(&t, "operator");
+    env.store
+        .write(0, move |tx| {
+            usecases::resolve_exception(tx, &ops, r, "stop_shipment", "packed already", Utc::now())
+        })
+        .await
+        .unwrap();
+    assert_eq!(f.step(&t, r).await.unwrap(), Step::Moved(Status::Shipped));
+    assert_eq!(events_of(&env.store, &t, "waybill.created").await.len(), 1);
+}
+
+/// (status, version, exceptions) of each order, in order.
+async fn snapshot<F, Fut>(ids: &[OrderId], get: &F) -> Vec<(Status, u64, Vec<String>)>
+where
+    F: Fn(OrderId) -> Fut,
+    Fut: std::future::Future<Output = orderhub_domain::Order>,
+{
+    let mut v = Vec::new();
+    for id in ids {
+        let o = get(*id).await;
+        v.push((o.status, o.version, o.exceptions));
+    }
+    v
+}

@@ -78,6 +78,35 @@ impl From<CoreError> for ApiError {
                 a.detail.current_version = Some(version);
                 a
             }
+            CoreError::Stopped {
+                command,
+                exception,
+                status,
+                version,
+            } => {
+                let mut a = ApiError::new(
+                    StatusCode::CONFLICT,
+                    "order_stopped",
+                    format!(
+                        "cannot {} an order stopped by the exception {exception}; resolve it first \
+                         (POST /v1/orders/{{id}}/exceptions/{exception}/resolve)",
+                        command.as_str()
+                    ),
+                )
+                .field(format!("exceptions.{exception}"));
+                a.detail.current_status = Some(status.as_str().to_owned());
+                a.detail.current_version = Some(version);
+                a
+            }
+            CoreError::NoSuchException(kind) => ApiError::new(
+                StatusCode::CONFLICT,
+                "exception_not_open",
+                format!("the order has no open exception {kind}"),
+            )
+            .field("kind"),
+            CoreError::ExceptionNotResolvable(m) => {
+                ApiError::new(StatusCode::CONFLICT, "exception_not_resolvable", m).field("kind")
+            }
             CoreError::NotNow {
                 action,
                 status,

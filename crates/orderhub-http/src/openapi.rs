@@ -18,6 +18,7 @@ use utoipa::{Modify, OpenApi};
         crate::routes::orders::timeline,
         crate::routes::orders::retry,
         crate::routes::orders::switch_carrier,
+        crate::routes::orders::resolve_exception,
         crate::routes::exceptions::board,
         crate::routes::stats::whoami,
         crate::routes::stats::stats,

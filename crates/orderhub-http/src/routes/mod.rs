@@ -93,6 +93,13 @@ pub fn table() -> Vec<Route> {
         ),
         route(
             M::POST,
+            "/v1/orders/{id}/exceptions/{kind}/resolve",
+            Can(P::ExceptionsResolve),
+            ShopObjects,
+            orders::resolve_exception,
+        ),
+        route(
+            M::POST,
             "/v1/orders/{id}/{action}",
             TransitionInPath,
             ShopObjects,

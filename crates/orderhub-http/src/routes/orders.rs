@@ -442,6 +442,65 @@ pub async fn switch_carrier(
     .await
 }
 
+/// The body of `POST /v1/orders/{id}/exceptions/{kind}/resolve`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResolveExceptionRequest {
+    /// Why the exception no longer holds (1 to 500 characters); kept in the order's audit trail.
+    pub reason: String,
+}
+
+/// Resolve an open exception of the order by hand, with a reason: the order without it, one
+/// version later, with an audit entry and an `exception.resolved` event. Resolving a stop
+/// (`stop_shipment`, `after_sale`, `shipped_on_channel`) lets the order move towards shipment
+/// again. 409 `exception_not_open` when the order does not carry that kind;
+/// 409 `exception_not_resolvable` for `out_of_stock`, which resolves itself when stock arrives.
+#[utoipa::path(post, path = "/v1/orders/{id}/exceptions/{kind}/resolve", tag = "orders",
+    params(
+        ("id" = String, Path, description = "orderhub order id"),
+        ("kind" = String, Path, description = "The exception: stop_shipment, after_sale, shipped_on_channel, unknown_channel_status, not_released, no_waybill, no_tracking, writeback_failed …"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for a repeat"),
+    ),
+    request_body = ResolveExceptionRequest,
+    responses(
+        (status = 200, body = OrderView),
+        (status = 404, body = orderhub_api::ErrorBody),
+        (status = 409, description = "The order does not carry that exception, or it resolves only by itself", body = orderhub_api::ErrorBody),
+        (status = 422, body = orderhub_api::ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn resolve_exception(
+    State(state): State<SharedState>,
+    ctx: Ctx,
+    Path((id, kind)): Path<(String, String)>,
+    headers: HeaderMap,
+    Body(body): Body,
+) -> Result<Response, ApiError> {
+    let id = order_id(&id)?;
+    let (req, key): (ResolveExceptionRequest, _) = parse_write(
+        &headers,
+        &body,
+        &ctx.principal,
+        &format!("POST /v1/orders/{id}/exceptions/{kind}/resolve"),
+    )?;
+    let actor = orderhub_core::usecases::Actor {
+        principal: ctx.principal.clone(),
+        request_id: ctx.request_id,
+    };
+    let now = state.clock.now();
+    write(
+        &state,
+        &ctx.principal,
+        key,
+        partition(id),
+        move |tx| {
+            orderhub_core::usecases::resolve_exception(tx, &actor, id, &kind, &req.reason, now)
+        },
+        render_order,
+    )
+    .await
+}
+
 /// Every step of one order: who moved it, from where to where, and how long each step took.
 #[utoipa::path(get, path = "/v1/orders/{id}/timeline", tag = "orders",
     params(("id" = String, Path, description = "orderhub order id")),

@@ -191,6 +191,32 @@ impl TestApp {
             .await
     }
 
+    /// Raises exception `code` on order `id` of the default tenant through the core function
+    /// intake and the watchdogs use. Returns the order's version after it.
+    pub async fn raise(&self, id: &str, code: &'static str) -> u64 {
+        let id = orderhub_domain::OrderId::parse(id).unwrap();
+        let actor = orderhub_core::usecases::Actor::system(
+            &TenantId::parse("default").unwrap(),
+            "test-intake",
+        );
+        let o = self
+            .store
+            .write(0, move |tx| {
+                orderhub_core::usecases::raise_exception(
+                    tx,
+                    &actor,
+                    id,
+                    code,
+                    json!({"channel_status": "TRADE_CLOSED"}),
+                    chrono::Utc::now(),
+                )
+            })
+            .await
+            .unwrap()
+            .expect("the order did not carry the exception yet");
+        o.version
+    }
+
     /// A new API key of `role` for the default tenant.
     pub async fn key(&self, role: &str, shops: Option<&[&str]>, pii: bool) -> String {
         let scopes: Vec<&str> = if pii { vec!["pii:read"] } else { vec![] };

@@ -12,6 +12,7 @@ mod inventory;
 mod matrix;
 mod orders;
 mod robustness;
+mod stops;
 mod subscriptions;
 mod system;
 mod trust;

@@ -119,6 +119,10 @@ const GRANTS: &[(&str, &str)] = &[
     ("GET /v1/orders/{id}/timeline", "*"),
     ("POST /v1/orders/{id}/retry", "admin ops warehouse"),
     ("POST /v1/orders/{id}/carrier", "admin ops warehouse"),
+    (
+        "POST /v1/orders/{id}/exceptions/{kind}/resolve",
+        "admin ops",
+    ),
     ("POST /v1/orders/{id}/{action}", "admin ops finance"),
     ("GET /v1/exceptions", "*"),
     ("GET /v1/whoami", "*"),
@@ -366,6 +370,18 @@ async fn case(app: &TestApp, f: &Fixture, rule: &Rule) -> Case {
             Some(json!({"carrier": "yto"})),
             Object,
         ),
+        ("POST", "/v1/orders/{id}/exceptions/{kind}/resolve") => {
+            let fresh = app.create(ADMIN_KEY, ALPHA, &ext).await.body["order_id"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            app.raise(&fresh, "stop_shipment").await;
+            c(
+                format!("/v1/orders/{fresh}/exceptions/stop_shipment/resolve"),
+                Some(json!({"reason": "matrix"})),
+                Object,
+            )
+        }
         ("POST", "/v1/orders/{id}/{action}") => {
             let fresh = app.create(ADMIN_KEY, ALPHA, &ext).await.body["order_id"]
                 .as_str()

@@ -1532,12 +1532,41 @@ async fn channel_reports_merge_by_version_and_conflicts_raise_exceptions(ts: Tes
         "{:?}",
         stop.exceptions
     );
-    // Shipped, then a refund is requested on the channel: an after-sale exception.
+    // Stopped: shipping it is refused, naming the stop, and changes nothing.
     let ship = Command::Ship {
         carrier: orderhub_domain::ids::CarrierCode::parse("zto").unwrap(),
         tracking_no: "7700001".into(),
         logistics_no: "L1".into(),
     };
+    match apply(&ts, t, o.id, ship.clone()).await {
+        Err(CoreError::Stopped {
+            exception, status, ..
+        }) => assert_eq!(
+            (exception.as_str(), status),
+            ("stop_shipment", Status::Released)
+        ),
+        other => panic!("shipping a stopped order must be refused, got {other:?}"),
+    }
+    // An operator resolves the stop (the warehouse had already packed it): it may ship again.
+    let a = actor(t, Role::Ops);
+    let id = o.id;
+    let resolved = ts
+        .store
+        .write(0, move |tx| {
+            orderhub_core::usecases::resolve_exception(
+                tx,
+                &a,
+                id,
+                "stop_shipment",
+                "buyer confirmed by phone",
+                chrono::Utc::now(),
+            )
+        })
+        .await
+        .unwrap();
+    assert!(resolved.exceptions.is_empty(), "{:?}", resolved.exceptions);
+    assert_eq!(resolved.version, stop.version + 1);
+    // Shipped, then a refund is requested on the channel: an after-sale exception.
     apply(&ts, t, o.id, ship).await.unwrap();
     let Ingested::Updated(sale) = ingest_at(&ts, t, 50, Status::Shipped, true, None).await else {
         panic!()
