@@ -41,6 +41,16 @@ pub struct Ctx {
     pub request_id: String,
 }
 
+impl Ctx {
+    /// The caller as the use cases take it.
+    pub fn actor(&self) -> orderhub_core::usecases::Actor {
+        orderhub_core::usecases::Actor {
+            principal: self.principal.clone(),
+            request_id: self.request_id.clone(),
+        }
+    }
+}
+
 impl FromRequestParts<SharedState> for Ctx {
     type Rejection = ApiError;
 

@@ -116,19 +116,11 @@ pub async fn authorize(State(state): State<SharedState>, req: Request, next: Nex
         .into_response();
     };
     if rule.need != Need::Nothing {
-        let params: Vec<(String, String)> = match parts.extract::<RawPathParams>().await {
-            Ok(p) => p
-                .iter()
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                .collect(),
+        let params = match parts.extract::<RawPathParams>().await {
+            Ok(p) => p,
             Err(e) => return e.into_response(),
         };
-        let param = |name: &str| {
-            params
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.as_str())
-        };
+        let param = |name: &str| params.iter().find(|(k, _)| *k == name).map(|(_, v)| v);
         let request_id = parts
             .headers
             .get("x-request-id")

@@ -113,7 +113,13 @@ const SHOP_CACHE_ENTRIES_MAX: usize = 10_000;
 #[derive(Clone, Default)]
 pub struct ShopCache {
     map: std::sync::Arc<std::sync::Mutex<ShopMap>>,
+    /// The tenants that configure a (channel, shop id), for pushes that do not name their tenant
+    /// (Pinduoduo's message service, the webhook path without a tenant), and when they were read.
+    tenants: std::sync::Arc<std::sync::Mutex<TenantMap>>,
 }
+
+type TenantMap =
+    std::collections::HashMap<(String, String), (Arc<Vec<TenantId>>, std::time::Instant)>;
 
 /// Each shop as read, when, and [`tokens::token_writes`] then: a token stored since makes it
 /// stale at once.
@@ -344,6 +350,36 @@ impl ShopCache {
             channel.to_owned(),
             shop_id.to_owned(),
         ));
+        self.tenants
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&(channel.to_owned(), shop_id.to_owned()));
+    }
+
+    /// The tenants that configure `(channel, shop_id)` (shop ids are per tenant), from the cache
+    /// while it is fresh, else from the store.
+    pub async fn tenants_of(
+        &self,
+        store: &Store,
+        channel: &str,
+        shop_id: &str,
+    ) -> Result<Arc<Vec<TenantId>>, orderhub_core::StoreError> {
+        let key = (channel.to_owned(), shop_id.to_owned());
+        let lock = || self.tenants.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((tenants, at)) = lock().get(&key)
+            && at.elapsed() < SHOP_CACHE_TTL
+        {
+            return Ok(tenants.clone());
+        }
+        let (c, s) = key.clone();
+        let rows = store.read(move |r| r.channel_shops_named(&c, &s)).await?;
+        let tenants = Arc::new(rows.into_iter().map(|r| r.tenant_id).collect::<Vec<_>>());
+        let mut map = lock();
+        if map.len() >= SHOP_CACHE_ENTRIES_MAX {
+            map.clear();
+        }
+        map.insert(key, (tenants.clone(), std::time::Instant::now()));
+        Ok(tenants)
     }
 }
 

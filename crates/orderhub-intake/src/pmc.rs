@@ -299,17 +299,18 @@ async fn take(text: &str, client_id: &str, store: &Store, hooks: &Webhooks) -> O
     // Shop ids are per tenant, and one PDD app may serve the shops of several tenants (an ISV's
     // app authorized by each): the message goes to every tenant whose shop of this mall is
     // configured with this app.
-    let named = mall.clone();
-    let shops: Vec<orderhub_store::ChannelShopRow> = match store
-        .read(move |r| r.channel_shops_named(kind, &named))
-        .await
-    {
-        Ok(rows) => rows
-            .into_iter()
-            .filter(|s| s.app_key == client_id)
-            .collect(),
+    let tenants = match hooks.shops.tenants_of(store, kind, &mall).await {
+        Ok(t) => t,
         Err(_) => return None,
     };
+    let mut shops = Vec::with_capacity(tenants.len());
+    for t in tenants.iter() {
+        match hooks.shops.get(store, t, kind, &mall).await {
+            Ok(Some(s)) if s.row.app_key == client_id => shops.push(s),
+            Ok(_) => {}
+            Err(_) => return None,
+        }
+    }
     if shops.is_empty() {
         count("unknown_shop");
         return Some(pmc::answer(
@@ -320,10 +321,10 @@ async fn take(text: &str, client_id: &str, store: &Store, hooks: &Webhooks) -> O
     }
     let mut refused: Option<String> = None;
     for shop in &shops {
-        let body = pmc::relay_form(&f, m, &credentials(shop), now);
+        let body = pmc::relay_form(&f, m, &credentials(&shop.row), now);
         let headers = vec![("x-orderhub-relay".to_owned(), "pdd-pmc".to_owned())];
         let to = crate::ShopRef {
-            tenant: &shop.tenant_id,
+            tenant: &shop.row.tenant_id,
             channel: kind,
             shop_id: &mall,
         };

@@ -442,3 +442,21 @@ pub(crate) fn shops_from_json(raw: Option<&str>) -> Result<Option<Vec<ShopId>>, 
     })
     .transpose()
 }
+
+/// The shops named by (tenant, channel, shop) keys, each read with its secrets opened (a key
+/// removed meanwhile is skipped): what `channel_shops_all` and `channel_shops_named` of both
+/// backends return once they have found their keys.
+pub(crate) fn shops_of<R: ChannelRead + ?Sized>(
+    r: &mut R,
+    keys: Vec<(String, String, String)>,
+) -> Result<Vec<ChannelShopRow>, StoreError> {
+    let mut out = Vec::with_capacity(keys.len());
+    for (t, c, s) in keys {
+        let t = TenantId::parse(&t)
+            .map_err(|_| StoreError::new(orderhub_core::StoreErrorKind::Corrupt, "tenant id"))?;
+        if let Some(shop) = r.channel_shop(&t, &c, &s)? {
+            out.push(shop);
+        }
+    }
+    Ok(out)
+}

@@ -531,13 +531,7 @@ impl ChannelRead for PgRead {
             .iter()
             .map(|r| (r.get(0), r.get(1), r.get(2)))
             .collect();
-        let mut out = Vec::with_capacity(keys.len());
-        for (t, c, s) in keys {
-            if let Some(shop) = self.channel_shop(&tenant(t)?, &c, &s)? {
-                out.push(shop);
-            }
-        }
-        Ok(out)
+        crate::ops::shops_of(self, keys)
     }
 
     fn channel_shops_named(
@@ -545,22 +539,17 @@ impl ChannelRead for PgRead {
         channel: &str,
         shop_id: &str,
     ) -> Result<Vec<ChannelShopRow>, StoreError> {
-        let tenants: Vec<String> = self
+        let keys: Vec<(String, String, String)> = self
             .conn
             .query(
-                "SELECT tenant_id FROM channel_shops WHERE channel = $1 AND shop_id = $2 ORDER BY tenant_id",
+                "SELECT tenant_id, channel, shop_id FROM channel_shops
+                 WHERE channel = $1 AND shop_id = $2 ORDER BY tenant_id",
                 &[&channel, &shop_id],
             )?
             .iter()
-            .map(|r| r.get(0))
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
             .collect();
-        let mut out = Vec::with_capacity(tenants.len());
-        for t in tenants {
-            if let Some(shop) = self.channel_shop(&tenant(t)?, channel, shop_id)? {
-                out.push(shop);
-            }
-        }
-        Ok(out)
+        crate::ops::shops_of(self, keys)
     }
 
     fn channel_shop(

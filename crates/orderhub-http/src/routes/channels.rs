@@ -424,13 +424,13 @@ pub async fn webhook_without_tenant(
     if orderhub_domain::ShopId::parse(&shop).is_err() {
         return unknown_shop();
     }
-    let (c, s) = (channel.clone(), shop.clone());
     let tenants = match state
-        .store
-        .read(move |r| r.channel_shops_named(&c, &s))
+        .intake
+        .shops
+        .tenants_of(&state.store, &channel, &shop)
         .await
     {
-        Ok(rows) => rows.into_iter().map(|r| r.tenant_id).collect::<Vec<_>>(),
+        Ok(t) => t,
         Err(e) => return ApiError::from(e).into_response(),
     };
     match tenants.as_slice() {

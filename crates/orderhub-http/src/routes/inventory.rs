@@ -14,7 +14,6 @@ use orderhub_api::inventory::*;
 use orderhub_core::auth::Principal;
 use orderhub_core::inventory::{self as inv, ReserveInput, mode_name, state_name};
 use orderhub_core::ports::{ReservationRecord, SkuRecord, StockRow, WarehouseRecord};
-use orderhub_core::usecases::Actor;
 use orderhub_domain::ids::WarehouseId;
 use orderhub_domain::inventory::{
     AdjustmentReason, DeductionMode, ReleaseReason, ReservationCommand, ReservationState,
@@ -28,13 +27,6 @@ fn at(field: &str, r: Result<Sku, ValidationError>) -> Result<Sku, ApiError> {
 
 fn warehouse(field: &str, s: &str) -> Result<WarehouseId, ApiError> {
     WarehouseId::parse(s).map_err(|e| ApiError::from(e).field(field))
-}
-
-fn actor(ctx: &Ctx) -> Actor {
-    Actor {
-        principal: ctx.principal.clone(),
-        request_id: ctx.request_id.clone(),
-    }
 }
 
 fn position_view(wh: &WarehouseId, row: &StockRow) -> PositionView {
@@ -129,7 +121,7 @@ pub async fn put_sku(
         title: req.title.trim().to_owned(),
         components,
     };
-    let (a, now) = (actor(&ctx), state.clock.now());
+    let (a, now) = (ctx.actor(), state.clock.now());
     state
         .store
         .write(super::stock_partition(Some(&sku)), move |tx| {
@@ -173,7 +165,7 @@ pub async fn put_warehouse(
             .filter(|r| !r.is_empty())
             .collect(),
     };
-    let (a, now) = (actor(&ctx), state.clock.now());
+    let (a, now) = (ctx.actor(), state.clock.now());
     state
         .store
         .write(0, move |tx| inv::define_warehouse(tx, &a, &rec, now))
@@ -209,7 +201,7 @@ pub async fn receipt(
     let sku = at("sku", Sku::parse(&req.sku))?;
     let wh = warehouse("warehouse_id", &req.warehouse_id)?;
     let (a, now, part) = (
-        actor(&ctx),
+        ctx.actor(),
         state.clock.now(),
         super::stock_partition(Some(&sku)),
     );
@@ -281,7 +273,7 @@ pub async fn adjustment(
         other => AdjustmentReason::Other(other.to_owned()),
     };
     let (a, now, part) = (
-        actor(&ctx),
+        ctx.actor(),
         state.clock.now(),
         super::stock_partition(Some(&sku)),
     );
@@ -536,7 +528,7 @@ pub async fn reserve(
     // Reservations that share their first SKU share a writer: a flash sale's hot SKU is served by
     // one writer in large groups instead of contending for its row.
     let part = super::stock_partition(input.lines.iter().map(|l| &l.0).min());
-    let (a, now) = (actor(&ctx), state.clock.now());
+    let (a, now) = (ctx.actor(), state.clock.now());
     write(
         &state,
         &ctx.principal,
@@ -628,7 +620,7 @@ pub async fn move_reservation(
         &format!("POST /v1/reservations/{id}/{action}"),
         &canonical,
     )?;
-    let (a, now) = (actor(&ctx), state.clock.now());
+    let (a, now) = (ctx.actor(), state.clock.now());
     write(
         &state,
         &ctx.principal,
@@ -709,7 +701,7 @@ pub async fn snapshot(
             on_hand: it.on_hand,
         });
     }
-    let (a, now) = (actor(&ctx), state.clock.now());
+    let (a, now) = (ctx.actor(), state.clock.now());
     write(
         &state,
         &ctx.principal,
@@ -797,7 +789,7 @@ pub async fn put_channel_policy(
         safety_stock: req.safety_stock,
         close_below: req.close_below,
     };
-    let a = actor(&ctx);
+    let a = ctx.actor();
     state
         .store
         .write(0, move |tx| inv::set_channel_policy(tx, &a, &p))
@@ -856,7 +848,7 @@ pub async fn returns(
         reference: req.reference,
     };
     let (a, now, part) = (
-        actor(&ctx),
+        ctx.actor(),
         state.clock.now(),
         super::stock_partition(Some(&input.sku)),
     );

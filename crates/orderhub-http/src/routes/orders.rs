@@ -69,10 +69,7 @@ pub async fn create(
         parse_write(&headers, &body, &ctx.principal, "POST /v1/orders")?;
     let draft = req.into_draft()?;
     let part = partition((&draft.shop_id, &draft.external_order_id));
-    let actor = orderhub_core::usecases::Actor {
-        principal: ctx.principal.clone(),
-        request_id: ctx.request_id,
-    };
+    let actor = ctx.actor();
     let order = new_order(&actor, draft, state.clock.now())?;
     write(
         &state,
@@ -335,10 +332,7 @@ pub async fn transition(
     } else {
         partition(id)
     };
-    let actor = orderhub_core::usecases::Actor {
-        principal: ctx.principal.clone(),
-        request_id: ctx.request_id,
-    };
+    let actor = ctx.actor();
     let now = state.clock.now();
     write(
         &state,
@@ -383,10 +377,7 @@ pub async fn retry(
         &ctx.principal,
         &format!("POST /v1/orders/{id}/retry"),
     )?;
-    let actor = orderhub_core::usecases::Actor {
-        principal: ctx.principal.clone(),
-        request_id: ctx.request_id,
-    };
+    let actor = ctx.actor();
     let now = state.clock.now();
     write(
         &state,
@@ -426,10 +417,7 @@ pub async fn switch_carrier(
     )?;
     let carrier = orderhub_domain::ids::CarrierCode::parse(req.carrier.trim())
         .map_err(|e| ApiError::from(e).field("carrier"))?;
-    let actor = orderhub_core::usecases::Actor {
-        principal: ctx.principal.clone(),
-        request_id: ctx.request_id,
-    };
+    let actor = ctx.actor();
     let now = state.clock.now();
     write(
         &state,
@@ -483,10 +471,7 @@ pub async fn resolve_exception(
         &ctx.principal,
         &format!("POST /v1/orders/{id}/exceptions/{kind}/resolve"),
     )?;
-    let actor = orderhub_core::usecases::Actor {
-        principal: ctx.principal.clone(),
-        request_id: ctx.request_id,
-    };
+    let actor = ctx.actor();
     let now = state.clock.now();
     write(
         &state,

@@ -329,25 +329,11 @@ on_every_backend!(forged_pushes_are_kept_bounded_and_make_no_order,);
 /// secret) leave exactly the cap of records, none with its body or headers, the rest counted;
 /// no order is made; the refusals are in /metrics.
 async fn forged_pushes_are_kept_bounded_and_make_no_order(app: TestApp) {
-    use orderhub_channels::sim::{self, SimSettings};
+    use orderhub_channels::sim;
     use orderhub_channels::{ChannelKind, ShopCredentials};
     use orderhub_intake::REFUSED_KEPT_MAX;
     let kind = ChannelKind::Taobao;
-    let mut creds = ShopCredentials::new("app-key-1", "s3cret");
-    creds.access_token = "tok-1".into();
-    let (url, handle) = sim::spawn(kind, SimSettings::new(creds.clone(), 1, 7))
-        .await
-        .unwrap();
-    let r = app
-        .call(
-            Method::PUT,
-            "/v1/channels/taobao/shops/forgedshop",
-            Some(ADMIN_KEY),
-            Some(&json!({"app_key": creds.app_key, "secret": creds.secret, "access_token": creds.access_token, "api_base_url": url}).to_string()),
-            &[],
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let (_, handle) = taobao_shop(&app, "forgedshop", 1, 7).await;
     let before = refused_metric(&app).await;
     let forger = ShopCredentials::new("app-key-1", "not-the-secret");
     let order = handle.orders()[0].clone();
@@ -554,7 +540,7 @@ async fn stored_bytes(app: &TestApp) -> Vec<(String, Vec<u8>)> {
 }
 
 async fn personal_data_is_nowhere_in_clear_after_a_full_flow(app: TestApp) {
-    use orderhub_channels::sim::{self, SimSettings};
+    use orderhub_channels::sim;
     use orderhub_channels::{ChannelKind, ShopCredentials};
     use orderhub_domain::Personal;
     use std::time::{Duration, Instant};
@@ -585,21 +571,7 @@ async fn personal_data_is_nowhere_in_clear_after_a_full_flow(app: TestApp) {
     // 1. A channel push, signed, of an order whose receiver is CHANNEL_RECEIVER; and the same
     //    order pushed by a forger (refused: its body is not kept).
     let kind = ChannelKind::Taobao;
-    let mut creds = ShopCredentials::new("app-key-1", "s3cret");
-    creds.access_token = "tok-1".into();
-    let (url, handle) = sim::spawn(kind, SimSettings::new(creds.clone(), 0, 3))
-        .await
-        .unwrap();
-    let r = app
-        .call(
-            Method::PUT,
-            "/v1/channels/taobao/shops/piishop",
-            Some(ADMIN_KEY),
-            Some(&json!({"app_key": creds.app_key, "secret": creds.secret, "access_token": creds.access_token, "api_base_url": url}).to_string()),
-            &[],
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let (creds, handle) = taobao_shop(&app, "piishop", 0, 3).await;
     let order = handle.new_order(|o| {
         o.receiver.name = Personal::new(CHANNEL_RECEIVER[0]);
         o.receiver.phone = Personal::new(CHANNEL_RECEIVER[1]);
@@ -772,4 +744,37 @@ async fn the_pdd_message_service_connection_obeys_the_policy() {
         assert!(Instant::now() < until, "allowed, the relay connects");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// A Taobao simulator with `orders` orders and a shop of the default tenant configured against
+/// it; the shop's credentials and the simulator.
+async fn taobao_shop(
+    app: &TestApp,
+    shop: &str,
+    orders: usize,
+    seed: u64,
+) -> (
+    orderhub_channels::ShopCredentials,
+    orderhub_channels::sim::SimHandle,
+) {
+    use orderhub_channels::sim::{self, SimSettings};
+    let mut creds = orderhub_channels::ShopCredentials::new("app-key-1", "s3cret");
+    creds.access_token = "tok-1".into();
+    let (url, handle) = sim::spawn(
+        orderhub_channels::ChannelKind::Taobao,
+        SimSettings::new(creds.clone(), orders, seed),
+    )
+    .await
+    .unwrap();
+    let r = app
+        .call(
+            Method::PUT,
+            &format!("/v1/channels/taobao/shops/{shop}"),
+            Some(ADMIN_KEY),
+            Some(&json!({"app_key": creds.app_key, "secret": creds.secret, "access_token": creds.access_token, "api_base_url": url}).to_string()),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    (creds, handle)
 }
