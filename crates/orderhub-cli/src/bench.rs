@@ -93,6 +93,15 @@ pub struct OrdersArgs {
     /// every payment reserves stock: the figure to compare with a run without it.
     #[arg(long)]
     inventory: bool,
+    /// Draw each order's lines from this many SKUs (SKU-1 … SKU-N), a different choice and order
+    /// per order, as real baskets are; 0 (the default): every order has SKU-1 … SKU-<lines> in
+    /// that order. On PostgreSQL this is what makes writers contend for stock rows in different
+    /// orders.
+    #[arg(long, default_value_t = 0)]
+    sku_pool: usize,
+    /// Writer threads of the in-process hub on PostgreSQL (`serve --pg-writers`).
+    #[arg(long, default_value_t = config::DEFAULT_PG_WRITERS)]
+    pg_writers: usize,
 }
 
 pub async fn run(cmd: BenchCommand) -> Result<()> {
@@ -262,6 +271,7 @@ fn planned_orders(a: &OrdersArgs) -> u64 {
 /// A warehouse covering everywhere, the template's SKUs, and stock for every order of the run (a
 /// line `i` orders `1 + i % 3` units).
 async fn seed_inventory(target: &Arc<Target>, lines: usize, orders: u64) -> Result<()> {
+    // With a SKU pool, `lines` is the pool's size and every SKU gets the most any line needs.
     use crate::bench_flash::seed;
     let mut conn = Conn::new(target.clone());
     seed(
@@ -300,12 +310,20 @@ const EXT_MARK: &str = "@@EXTERNAL_ORDER_ID@@";
 impl OrderTemplate {
     /// External ids are `B-<run uuid>-<seq>`, unique per run so a shared database takes them all.
     pub(crate) fn new(lines: usize, run_id: &str) -> OrderTemplate {
+        let skus: Vec<usize> = (1..=lines).collect();
+        OrderTemplate::of_skus(&skus, run_id)
+    }
+
+    /// An order with one line per SKU number, in the given order (line `i` orders `1 + i % 3`).
+    fn of_skus(skus: &[usize], run_id: &str) -> OrderTemplate {
         const TITLES: [&str; 5] = ["T恤", "牛仔裤", "运动鞋", "保温杯", "双肩包"];
         const PRICES: [&str; 5] = ["49.90", "129.00", "299.00", "39.50", "88.80"];
-        let lines: Vec<_> = (0..lines)
-            .map(|i| {
+        let lines: Vec<_> = skus
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
                 serde_json::json!({
-                    "sku": format!("SKU-{}", i + 1),
+                    "sku": format!("SKU-{n}"),
                     "title": TITLES[i % TITLES.len()],
                     "quantity": 1 + (i % 3),
                     "unit_price": PRICES[i % PRICES.len()],
@@ -336,6 +354,27 @@ impl OrderTemplate {
         }
     }
 
+    /// Templates for `--sku-pool`: `VARIANTS` different baskets of `lines` SKUs out of `pool`, each
+    /// in its own order (a fixed seed: runs compare). `pool` 0: the one basket of [`Self::new`].
+    pub(crate) fn with_pool(lines: usize, pool: usize, run_id: &str) -> Templates {
+        const VARIANTS: usize = 64;
+        if pool == 0 {
+            return Templates(vec![OrderTemplate::new(lines, run_id)]);
+        }
+        use rand::SeedableRng;
+        use rand::seq::IndexedRandom;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0x5eed);
+        let all: Vec<usize> = (1..=pool).collect();
+        Templates(
+            (0..VARIANTS)
+                .map(|_| {
+                    let skus: Vec<usize> = all.choose_multiple(&mut rng, lines).copied().collect();
+                    OrderTemplate::of_skus(&skus, run_id)
+                })
+                .collect(),
+        )
+    }
+
     pub(crate) fn body(&self, buf: &mut BytesMut, seq: u64) -> Bytes {
         buf.reserve(self.head.len() + self.tail.len() + 20);
         buf.put_slice(&self.head);
@@ -343,6 +382,32 @@ impl OrderTemplate {
         buf.put_slice(&self.tail);
         buf.split().freeze()
     }
+}
+
+/// The order bodies of a run: order `seq` uses template `seq % len`.
+pub(crate) struct Templates(Vec<OrderTemplate>);
+
+impl Templates {
+    pub(crate) fn body(&self, buf: &mut BytesMut, seq: u64) -> Bytes {
+        self.0[(seq % self.0.len() as u64) as usize].body(buf, seq)
+    }
+}
+
+/// `pg_stat_database.deadlocks` of the database at `url`: deadlocks PostgreSQL detected there since
+/// its statistics were reset (every client of the database counts).
+async fn pg_deadlocks(url: &str) -> Result<i64> {
+    let url = url.to_owned();
+    tokio::task::spawn_blocking(move || -> Result<i64> {
+        let mut c = postgres::Client::connect(&url, postgres::NoTls)
+            .context("cannot connect to PostgreSQL to read its deadlock count")?;
+        // The statistics are a snapshot per transaction; a fresh connection sees the latest.
+        let row = c.query_one(
+            "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()",
+            &[],
+        )?;
+        Ok(row.get(0))
+    })
+    .await?
 }
 
 /// The order id from a create response, without parsing the JSON: the 36 characters after
@@ -374,7 +439,7 @@ impl Worker {
 
     /// Creates and pays order `seq`. The create latency and the order latency count from `start`
     /// (the scheduled start in the open loop); the pay latency from its own send.
-    async fn order(&mut self, tpl: &OrderTemplate, seq: u64, start: Instant) -> Outcome {
+    async fn order(&mut self, tpl: &Templates, seq: u64, start: Instant) -> Outcome {
         let body = tpl.body(&mut self.body, seq);
         let created = match self
             .conn
@@ -561,7 +626,7 @@ pub(crate) fn progress_bar(len: u64, unit: &str) -> ProgressBar {
 
 async fn closed_loop(
     target: Arc<Target>,
-    tpl: Arc<OrderTemplate>,
+    tpl: Arc<Templates>,
     shared: Arc<Shared>,
     orders: u64,
     workers: usize,
@@ -603,7 +668,7 @@ struct OpenLoopReport {
 
 async fn open_loop(
     target: Arc<Target>,
-    tpl: Arc<OrderTemplate>,
+    tpl: Arc<Templates>,
     shared: Arc<Shared>,
     rate: f64,
     duration: f64,
@@ -738,6 +803,8 @@ pub(crate) struct GroupCommit {
     pub(crate) groups: u64,
     pub(crate) jobs: u64,
     pub(crate) jobs_per_group: f64,
+    /// Group attempts rolled back on a conflict and run again.
+    pub(crate) retries: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -764,6 +831,11 @@ struct Report {
     orders_per_s_over_time: Vec<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     group_commit: Option<GroupCommit>,
+    /// PostgreSQL deadlocks during the run (`--database-url` only).
+    deadlocks: Option<i64>,
+    sku_pool: usize,
+    /// Writer threads of the in-process hub on PostgreSQL.
+    pg_writers: Option<usize>,
 }
 
 /// Log-spaced buckets (√2 apart) over the recorded values.
@@ -908,8 +980,15 @@ fn print_report(r: &Report) {
     if let Some(g) = &r.group_commit {
         let _ = writeln!(
             s,
-            "  group commit {} commits for {} writes ({:.1} writes per commit)",
-            g.groups, g.jobs, g.jobs_per_group
+            "  group commit {} commits for {} writes ({:.1} writes per commit), {} retried on a conflict",
+            g.groups, g.jobs, g.jobs_per_group, g.retries
+        );
+    }
+    if let Some(d) = r.deadlocks {
+        let _ = writeln!(
+            s,
+            "  deadlocks    {d} (pg_stat_database.deadlocks of the database, before → after; {} writers)",
+            r.pg_writers.unwrap_or_default()
         );
     }
     let _ = writeln!(
@@ -959,18 +1038,33 @@ async fn orders(a: OrdersArgs) -> Result<()> {
         durability,
         label: target_label,
         _data_dir,
-    } = open_target(a.url.as_deref(), a.api_key.clone(), a.database_url.clone()).await?;
+    } = open_target(
+        a.url.as_deref(),
+        a.api_key.clone(),
+        a.database_url.clone(),
+        a.pg_writers,
+    )
+    .await?;
 
     if a.inventory {
-        seed_inventory(&target, a.lines, planned_orders(&a)).await?;
+        let skus = a.sku_pool.max(a.lines);
+        seed_inventory(&target, skus, planned_orders(&a) * a.lines as u64).await?;
     }
     let run_id = uuid::Uuid::new_v4().simple().to_string();
-    let tpl = Arc::new(OrderTemplate::new(a.lines, &run_id));
+    let tpl = Arc::new(OrderTemplate::with_pool(a.lines, a.sku_pool, &run_id));
+    let deadlocks_before = match &a.database_url {
+        Some(u) => Some(pg_deadlocks(u).await?),
+        None => None,
+    };
     let shared = Arc::new(Shared {
         tally: Mutex::new(Tally::new()),
         progress: Progress::default(),
     });
     let commits_before = hub.as_ref().map(|h| h.store.write_stats());
+    anyhow::ensure!(
+        a.sku_pool == 0 || a.sku_pool >= a.lines,
+        "--sku-pool must be 0 or at least --lines"
+    );
     let cap = a.concurrency.saturating_mul(4);
     let planned = match a.rate {
         Some(r) => (r * a.duration).round() as u64,
@@ -1007,11 +1101,17 @@ async fn orders(a: OrdersArgs) -> Result<()> {
     let group_commit = match (&hub, commits_before) {
         (Some(h), Some(b)) => {
             let now = h.store.write_stats();
-            let WriteStats { groups, jobs, .. } = now.since(&b);
+            let WriteStats {
+                groups,
+                jobs,
+                retries,
+                ..
+            } = now.since(&b);
             Some(GroupCommit {
                 groups,
                 jobs,
                 jobs_per_group: jobs as f64 / groups.max(1) as f64,
+                retries,
             })
         }
         _ => None,
@@ -1019,6 +1119,10 @@ async fn orders(a: OrdersArgs) -> Result<()> {
     if let Some(h) = hub {
         h.stop().await;
     }
+    let deadlocks = match (&a.database_url, deadlocks_before) {
+        (Some(u), Some(before)) => Some(pg_deadlocks(u).await? - before),
+        _ => None,
+    };
 
     let tally = std::mem::replace(
         &mut *shared.tally.lock().unwrap_or_else(|e| e.into_inner()),
@@ -1047,6 +1151,9 @@ async fn orders(a: OrdersArgs) -> Result<()> {
         order_latency_histogram: buckets(&tally.order),
         orders_per_s_over_time: per_second,
         group_commit,
+        deadlocks,
+        sku_pool: a.sku_pool,
+        pg_writers: a.database_url.as_ref().map(|_| a.pg_writers),
         errors: tally.errors,
     };
     print_report(&report);
@@ -1095,6 +1202,7 @@ pub(crate) async fn open_target(
     url: Option<&str>,
     api_key: Option<String>,
     database_url: Option<String>,
+    pg_writers: usize,
 ) -> Result<Opened> {
     let mut data_dir = None;
     let (hub, target, backend, durability, label) = match url {
@@ -1136,7 +1244,7 @@ pub(crate) async fn open_target(
                 data_dir: dir.path().to_path_buf(),
                 database_url: database_url.clone().map(Secret::from),
                 pii_key: None,
-                pg_writers: config::DEFAULT_PG_WRITERS,
+                pg_writers,
                 bootstrap_api_key: Some(Secret::from(key.clone())),
                 log_format: LogFormat::Pretty,
                 nats_url: None,

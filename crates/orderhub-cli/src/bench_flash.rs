@@ -510,7 +510,13 @@ pub async fn run(a: FlashSaleArgs) -> Result<()> {
         durability,
         label,
         _data_dir,
-    } = open_target(a.url.as_deref(), a.api_key.clone(), a.database_url.clone()).await?;
+    } = open_target(
+        a.url.as_deref(),
+        a.api_key.clone(),
+        a.database_url.clone(),
+        crate::config::DEFAULT_PG_WRITERS,
+    )
+    .await?;
 
     // A fresh SKU each run, so a shared database never mixes runs.
     let sku = format!(
@@ -551,11 +557,17 @@ pub async fn run(a: FlashSaleArgs) -> Result<()> {
     let group_commit = match (&hub, writes_before) {
         (Some(h), Some(b)) => {
             let now = h.store.write_stats();
-            let WriteStats { groups, jobs, .. } = now.since(&b);
+            let WriteStats {
+                groups,
+                jobs,
+                retries,
+                ..
+            } = now.since(&b);
             Some(GroupCommit {
                 groups,
                 jobs,
                 jobs_per_group: jobs as f64 / groups.max(1) as f64,
+                retries,
             })
         }
         _ => None,

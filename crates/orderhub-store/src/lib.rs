@@ -31,6 +31,7 @@ pub use ops::{
 use orderhub_core::ports::Tx;
 use orderhub_core::{CoreError, StoreError};
 pub use pool::{BATCH_MAX, SyncHold, WriteFailure, WriteStats};
+pub use postgres::{IDLE_IN_TX_TIMEOUT, LOCK_TIMEOUT, STATEMENT_TIMEOUT, session_sql};
 pub use read::{
     ApiKeyRow, ExceptionFilter, OpenException, OrderFilter, OrderSearch, ReadConn, StoredEvent,
 };

@@ -22,6 +22,9 @@ pub(crate) struct Pending {
     pub stock: HashMap<Position, StockRow>,
     /// Positions changed by this group, written once at commit (PostgreSQL) with their last value.
     pub stock_dirty: std::collections::BTreeSet<Position>,
+    /// The greatest position this transaction holds the row lock of (PostgreSQL): a lock on a
+    /// greater one may be waited for, a lock on a smaller one may not (see `postgres_inv.rs`).
+    pub locked_max: Option<Position>,
     /// Rows written directly (orders, idempotency records, tenants, keys, stock).
     pub writes: u64,
     mark: (u64, usize, usize, usize),
@@ -34,6 +37,7 @@ impl Pending {
         self.ledger.clear();
         self.stock.clear();
         self.stock_dirty.clear();
+        self.locked_max = None;
     }
 
     fn position(&self) -> (u64, usize, usize, usize) {

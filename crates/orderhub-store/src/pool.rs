@@ -58,6 +58,9 @@ pub(crate) trait WriteConn: Send {
     fn tx(&mut self) -> &mut dyn AdminTx;
     /// True when the connection is unusable and must be replaced.
     fn is_broken(&self) -> bool;
+    /// The group ended (committed, or answered with its error): what its attempts learned about
+    /// the rows it locks is forgotten.
+    fn group_done(&mut self) {}
     /// Housekeeping between groups, after their jobs have been answered.
     fn maintain(&mut self) {}
 }
@@ -90,6 +93,9 @@ pub struct WriteStats {
     pub queued_micros: u64,
     /// Summed over jobs: time from their group's commit to their answer (the sync), in microseconds.
     pub sync_wait_micros: u64,
+    /// Attempts of a group rolled back on a conflict (a lock not free, a lock wait past its timeout,
+    /// a deadlock, a serialization failure) and run again.
+    pub retries: u64,
 }
 
 impl WriteStats {
@@ -104,6 +110,7 @@ impl WriteStats {
             sync_micros: self.sync_micros - before.sync_micros,
             queued_micros: self.queued_micros - before.queued_micros,
             sync_wait_micros: self.sync_wait_micros - before.sync_wait_micros,
+            retries: self.retries - before.retries,
         }
     }
 }
@@ -117,6 +124,7 @@ struct Stats {
     sync_micros: AtomicU64,
     queued_micros: AtomicU64,
     sync_wait_micros: AtomicU64,
+    retries: AtomicU64,
     /// Counts committed (and, with a syncer, durable) groups; the outbox relay waits on it instead
     /// of polling.
     commits: tokio::sync::watch::Sender<u64>,
@@ -133,6 +141,7 @@ impl Default for Stats {
             sync_micros: AtomicU64::new(0),
             queued_micros: AtomicU64::new(0),
             sync_wait_micros: AtomicU64::new(0),
+            retries: AtomicU64::new(0),
             commits: tokio::sync::watch::Sender::new(0),
         }
     }
@@ -315,6 +324,7 @@ impl Pools {
             sync_micros: self.stats.sync_micros.load(Ordering::Relaxed),
             queued_micros: self.stats.queued_micros.load(Ordering::Relaxed),
             sync_wait_micros: self.stats.sync_wait_micros.load(Ordering::Relaxed),
+            retries: self.stats.retries.load(Ordering::Relaxed),
         }
     }
 
@@ -611,17 +621,22 @@ fn run_group(
     loop {
         attempts += 1;
         match try_group(conn, &mut group, &excluded, attempts, stats, durability) {
-            Ok(()) => return Some(group.into_iter().map(|j| j.finish).collect()),
+            Ok(()) => {
+                conn.group_done();
+                return Some(group.into_iter().map(|j| j.finish).collect());
+            }
             Err(GroupError::Poisoned(i)) => {
                 conn.rollback();
                 excluded[i] = true;
             }
             Err(GroupError::Store(e)) if e.is_retryable() && attempts < GROUP_ATTEMPTS_MAX => {
                 conn.rollback();
+                stats.retries.fetch_add(1, Ordering::Relaxed);
                 std::thread::sleep(std::time::Duration::from_millis(u64::from(attempts) * 2));
             }
             Err(GroupError::Store(e)) => {
                 conn.rollback();
+                conn.group_done();
                 tracing::error!(error = %e, jobs = group.len(), "A write group failed to commit.");
                 for j in group {
                     (j.finish)(Some(e.clone()));

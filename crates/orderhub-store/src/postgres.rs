@@ -99,9 +99,13 @@ pub(crate) fn err(e: postgres::Error) -> StoreError {
             StoreErrorKind::Conflict
         }
         // Disk full, out of memory, too many connections (class 53), a read-only transaction (a
-        // standby, or `default_transaction_read_only`): the database takes no writes now.
+        // standby, or `default_transaction_read_only`), a statement past `statement_timeout`, a
+        // session ended after `idle_in_transaction_session_timeout`: the database takes no
+        // writes now.
         Some(c)
             if *c == SqlState::ADMIN_SHUTDOWN
+                || *c == SqlState::QUERY_CANCELED
+                || *c == SqlState::IDLE_IN_TRANSACTION_SESSION_TIMEOUT
                 || *c == SqlState::CANNOT_CONNECT_NOW
                 || c.code().starts_with("53")
                 || *c == SqlState::READ_ONLY_SQL_TRANSACTION =>
@@ -111,7 +115,13 @@ pub(crate) fn err(e: postgres::Error) -> StoreError {
         Some(_) => StoreErrorKind::Other,
         None => StoreErrorKind::Unavailable,
     };
-    StoreError::new(kind, e.to_string())
+    // The server's own words ("could not obtain lock on row …", "deadlock detected"), not just
+    // "db error". They name tables and constraints, never values.
+    let message = match e.as_db_error() {
+        Some(d) => format!("{}: {}", d.code().code(), d.message()),
+        None => e.to_string(),
+    };
+    StoreError::new(kind, message)
 }
 
 fn corrupt(what: &str) -> StoreError {
@@ -128,6 +138,31 @@ fn connect(url: &str) -> Result<Client, StoreError> {
             format!("cannot connect to PostgreSQL: {e}"),
         )
     })
+}
+
+/// Bounded waits on every pool connection (not the migrating one: a migration may rightly run
+/// long). A node frozen in the middle of a group (SIGSTOP, a VM pause) sits "idle in transaction"
+/// holding its row locks; PostgreSQL ends its session after `IDLE_IN_TX_TIMEOUT`, freeing them,
+/// and everyone else's wait for a lock ends after `LOCK_TIMEOUT` (an error the writer answers by
+/// retrying its group), so a frozen node costs the others seconds, not the length of the freeze.
+pub const LOCK_TIMEOUT: &str = "2s";
+pub const IDLE_IN_TX_TIMEOUT: &str = "5s";
+/// No statement of orderhub's takes this long on a healthy database; one that does is cancelled
+/// (and answered as unavailable) rather than holding a writer or a reader indefinitely.
+pub const STATEMENT_TIMEOUT: &str = "30s";
+
+/// The statements that set those bounds on a connection.
+pub fn session_sql() -> String {
+    format!(
+        "SET lock_timeout = '{LOCK_TIMEOUT}';
+         SET idle_in_transaction_session_timeout = '{IDLE_IN_TX_TIMEOUT}';
+         SET statement_timeout = '{STATEMENT_TIMEOUT}'"
+    )
+}
+
+fn session(mut c: Client) -> Result<Client, StoreError> {
+    c.batch_execute(&session_sql()).map_err(err)?;
+    Ok(c)
 }
 
 /// A client with its prepared statements, each prepared once per connection.
@@ -248,18 +283,19 @@ pub(crate) fn open(
             skus: shared.skus.clone(),
             caches: shared.inventory.clone(),
             conn: Conn {
-                c: connect(&u)?,
+                c: session(connect(&u)?)?,
                 stmts: HashMap::new(),
             },
             cipher: c1.clone(),
             pending: Pending::default(),
+            learned: Default::default(),
         }) as Box<dyn WriteConn>)
     });
     let u = url.to_owned();
     let read: ReadConnFactory = Arc::new(move || {
         Ok(Box::new(PgRead {
             conn: Conn {
-                c: connect(&u)?,
+                c: session(connect(&u)?)?,
                 stmts: HashMap::new(),
             },
             cipher: cipher.clone(),
@@ -275,9 +311,48 @@ pub(crate) struct PgWrite {
     pub(crate) conn: Conn,
     pub(crate) cipher: PiiCipher,
     pub(crate) pending: Pending,
+    /// Stock positions the group's earlier attempts locked or could not lock in order: its next
+    /// attempt locks them all first, in the canonical order (`postgres_inv.rs`, "Lock order").
+    pub(crate) learned: std::collections::BTreeSet<crate::pending::Position>,
 }
 
+/// Stock positions a group remembers across its attempts: more than a group's jobs can touch in
+/// practice (256 jobs × a few lines); beyond it, later attempts wait as the first one did.
+pub(crate) const LEARNED_MAX: usize = 4096;
+
 impl PgWrite {
+    /// Locks, at the start of an attempt, the stock positions the group's earlier attempts
+    /// touched, in one statement sorted by (tenant, SKU, warehouse) in byte order (`COLLATE "C"`,
+    /// the order of `Position`'s `Ord`): the row locks are taken in that order, above the sort.
+    fn lock_learned(&mut self) -> Result<(), StoreError> {
+        if self.learned.is_empty() {
+            return Ok(());
+        }
+        let tenants: Vec<&str> = self.learned.iter().map(|k| k.0.as_str()).collect();
+        let skus: Vec<&str> = self.learned.iter().map(|k| k.1.as_str()).collect();
+        let whs: Vec<&str> = self.learned.iter().map(|k| k.2.as_str()).collect();
+        let rows = self.conn.query(
+            r#"SELECT s.tenant_id, s.sku, s.warehouse_id, s.on_hand, s.reserved, s.version
+               FROM stock s JOIN UNNEST($1::text[], $2::text[], $3::text[]) AS k(t, sku, wh)
+                 ON s.tenant_id = k.t AND s.sku = k.sku AND s.warehouse_id = k.wh
+               ORDER BY s.tenant_id COLLATE "C", s.sku COLLATE "C", s.warehouse_id COLLATE "C"
+               FOR UPDATE OF s"#,
+            &[&tenants, &skus, &whs],
+        )?;
+        for r in &rows {
+            let key = (
+                TenantId::parse(r.get::<_, &str>(0)).map_err(|_| corrupt("stock tenant"))?,
+                Sku::parse(r.get::<_, &str>(1)).map_err(|_| corrupt("stock sku"))?,
+                WarehouseId::parse(r.get::<_, &str>(2)).map_err(|_| corrupt("stock warehouse"))?,
+            );
+            let row = crate::postgres_inv::stock_row(r, 3);
+            self.pending.stock.insert(key, row);
+        }
+        // Every learned position is now held or does not exist: later ones may be waited for.
+        self.pending.locked_max = self.learned.last().cloned();
+        Ok(())
+    }
+
     fn flush_audit(&mut self) -> Result<(), StoreError> {
         if self.pending.audit.is_empty() {
             return Ok(());
@@ -313,7 +388,8 @@ impl PgWrite {
 impl WriteConn for PgWrite {
     fn begin(&mut self) -> Result<(), StoreError> {
         self.pending.clear();
-        self.conn.c.batch_execute("BEGIN").map_err(err)
+        self.conn.c.batch_execute("BEGIN").map_err(err)?;
+        self.lock_learned()
     }
 
     fn commit(&mut self) -> Result<(), StoreError> {
@@ -351,6 +427,10 @@ impl WriteConn for PgWrite {
     }
 
     fn rollback(&mut self) {
+        // What this attempt locked, the next attempt of the group locks up front and in order.
+        if self.learned.len() < LEARNED_MAX {
+            self.learned.extend(self.pending.stock.keys().cloned());
+        }
         self.pending.clear();
         if !self.conn.c.is_closed() {
             let _ = self.conn.c.batch_execute("ROLLBACK");
@@ -371,6 +451,10 @@ impl WriteConn for PgWrite {
 
     fn is_broken(&self) -> bool {
         self.conn.c.is_closed()
+    }
+
+    fn group_done(&mut self) {
+        self.learned.clear();
     }
 }
 

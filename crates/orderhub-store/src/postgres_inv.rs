@@ -105,7 +105,7 @@ fn stock_for_sku(
         .collect()
 }
 
-fn stock_row(r: &Row, from: usize) -> StockRow {
+pub(crate) fn stock_row(r: &Row, from: usize) -> StockRow {
     StockRow {
         level: StockLevel {
             on_hand: r.get(from),
@@ -206,11 +206,30 @@ impl InventoryTx for PgWrite {
         if let Some(row) = self.pending.stock.get(&key) {
             return Ok(Some(*row));
         }
-        let select = "SELECT on_hand, reserved, version FROM stock
-             WHERE tenant_id = $1 AND sku = $2 AND warehouse_id = $3 FOR UPDATE";
+        // Lock order: a transaction waits only for a position greater than every position it
+        // holds; one it would have to take out of order it takes without waiting (NOWAIT), and if
+        // another transaction holds it the group is retried, its next attempt locking everything
+        // it touched up front, in order (`lock_learned`). No cycle of waits can form on stock rows.
+        let in_order = self.pending.locked_max.as_ref().is_none_or(|m| &key > m);
+        let select = if in_order {
+            "SELECT on_hand, reserved, version FROM stock
+             WHERE tenant_id = $1 AND sku = $2 AND warehouse_id = $3 FOR UPDATE"
+        } else {
+            "SELECT on_hand, reserved, version FROM stock
+             WHERE tenant_id = $1 AND sku = $2 AND warehouse_id = $3 FOR UPDATE NOWAIT"
+        };
         let p: [&(dyn postgres::types::ToSql + Sync); 3] =
             [&tenant.as_str(), &sku.as_str(), &wh.as_str()];
-        let mut r = self.conn.query_opt(select, &p)?;
+        let mut r = match self.conn.query_opt(select, &p) {
+            Ok(r) => r,
+            Err(e) => {
+                // Locked by another transaction (NOWAIT), or waited past `lock_timeout`.
+                if e.is_retryable() && self.learned.len() < crate::postgres::LEARNED_MAX {
+                    self.learned.insert(key);
+                }
+                return Err(e);
+            }
+        };
         if r.is_none() {
             // A position no one has yet: create it empty, so this transaction holds its row lock.
             // Without the lock two writers creating one position could both start from zero and the
@@ -223,6 +242,9 @@ impl InventoryTx for PgWrite {
         }
         let row = r.map(|r| stock_row(&r, 0));
         if let Some(row) = row {
+            if in_order {
+                self.pending.locked_max = Some(key.clone());
+            }
             self.pending.stock.insert(key, row);
         }
         Ok(row)

@@ -5,5 +5,6 @@
 
 mod backend;
 mod conformance;
+mod locks;
 mod sqlite_sync;
 mod sqlite_wal;
