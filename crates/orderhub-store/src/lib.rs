@@ -26,7 +26,7 @@ pub mod testing;
 
 pub use ops::{
     ChannelMessageRow, ChannelRead, ChannelRefusals, ChannelShopRow, ChannelTx, DeadLetterRow,
-    Lease, OpsRead, OpsTx, ShopToken, SubscriptionRow,
+    Lease, OpsRead, OpsTx, PARKED_DUE_MAX, ParkedRow, ShopToken, SubscriptionRow,
 };
 use orderhub_core::ports::Tx;
 use orderhub_core::{CoreError, StoreError};

@@ -65,6 +65,28 @@ pub struct DeadLetterRow {
     pub updated_at: DateTime<Utc>,
 }
 
+/// A delivery that failed its first attempts and waits in the store for its next one
+/// (`parked_deliveries`). `target_id`: a subscription's id or an internal target's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParkedRow {
+    pub tenant_id: TenantId,
+    pub target_id: Uuid,
+    pub event_id: Uuid,
+    pub event_type: String,
+    pub aggregate_id: Uuid,
+    pub seq: i64,
+    /// The envelope as delivered (JSON text).
+    pub body: String,
+    /// Attempts made so far (0 for an event parked behind an earlier one of its aggregate).
+    pub attempts: u32,
+    pub last_error: String,
+    pub next_attempt_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Parked deliveries a tenant's dispatcher reads at most per poll.
+pub const PARKED_DUE_MAX: u32 = 200;
+
 /// Writes of the event machinery, inside a store transaction.
 pub trait OpsTx {
     /// Takes the lease `name` for `holder` until `now + ttl` if it is free, expired or already the
@@ -104,6 +126,18 @@ pub trait OpsTx {
         to: &str,
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError>;
+    /// Parks a delivery, or records another failed attempt of a parked one (attempts, error and
+    /// next attempt replaced).
+    fn parked_put(&mut self, p: &ParkedRow) -> Result<(), StoreError>;
+    /// Removes a parked delivery (delivered, or moved to the dead letters). Returns whether other
+    /// deliveries of the same (target, aggregate) are still parked.
+    fn parked_remove(
+        &mut self,
+        tenant: &TenantId,
+        target: Uuid,
+        event: Uuid,
+        aggregate: Uuid,
+    ) -> Result<bool, StoreError>;
 }
 
 /// Reads of the event machinery.
@@ -153,6 +187,18 @@ pub trait OpsRead {
     ) -> Result<Option<DeadLetterRow>, StoreError>;
     /// Dead letters not delivered, per tenant.
     fn dead_letter_depth(&mut self) -> Result<Vec<(TenantId, u64)>, StoreError>;
+    /// The tenant's parked deliveries due at `now` that are first of their (target, aggregate)
+    /// (lowest `seq`), soonest due first, at most `limit`.
+    fn parked_due(
+        &mut self,
+        tenant: &TenantId,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<ParkedRow>, StoreError>;
+    /// The (target, aggregate) pairs with a parked delivery: events for them are parked behind.
+    fn parked_lanes(&mut self, tenant: &TenantId) -> Result<Vec<(Uuid, Uuid)>, StoreError>;
+    /// Parked deliveries, per tenant.
+    fn parked_depth(&mut self) -> Result<Vec<(TenantId, u64)>, StoreError>;
 }
 
 /// A shop orderhub takes a channel's orders for, with the credentials of its app there.

@@ -86,6 +86,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "shop_ids_per_tenant",
         include_str!("../migrations/postgres/0011_shop_ids_per_tenant.sql"),
     ),
+    (
+        14,
+        "parked_deliveries",
+        include_str!("../migrations/postgres/0014_parked_deliveries.sql"),
+    ),
 ];
 
 pub(crate) fn err(e: postgres::Error) -> StoreError {

@@ -1,6 +1,6 @@
 //! PostgreSQL side of [`crate::ops`]: leases, subscriptions, dead letters.
 
-use crate::ops::{DeadLetterRow, Lease, OpsRead, OpsTx, SubscriptionRow};
+use crate::ops::{DeadLetterRow, Lease, OpsRead, OpsTx, ParkedRow, SubscriptionRow};
 use crate::postgres::{PgRead, PgWrite};
 use chrono::{DateTime, Utc};
 use orderhub_core::{StoreError, StoreErrorKind};
@@ -182,6 +182,49 @@ impl OpsTx for PgWrite {
         self.pending.writes += n;
         Ok(n)
     }
+
+    fn parked_put(&mut self, p: &ParkedRow) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO parked_deliveries VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+             ON CONFLICT (tenant_id, target_id, event_id) DO UPDATE
+             SET attempts = excluded.attempts, last_error = excluded.last_error,
+                 next_attempt_at = excluded.next_attempt_at",
+            &[
+                &p.tenant_id.as_str(),
+                &p.target_id,
+                &p.event_id,
+                &p.event_type,
+                &p.aggregate_id,
+                &p.seq,
+                &p.body,
+                &(i32::try_from(p.attempts).unwrap_or(i32::MAX)),
+                &p.last_error,
+                &p.next_attempt_at,
+                &p.created_at,
+            ],
+        )?;
+        self.pending.writes += 1;
+        Ok(())
+    }
+
+    fn parked_remove(
+        &mut self,
+        tenant: &TenantId,
+        target: Uuid,
+        event: Uuid,
+        aggregate: Uuid,
+    ) -> Result<bool, StoreError> {
+        let n = self.conn.execute(
+            "DELETE FROM parked_deliveries WHERE tenant_id = $1 AND target_id = $2 AND event_id = $3",
+            &[&tenant.as_str(), &target, &event],
+        )?;
+        self.pending.writes += n;
+        let r = self.conn.query_opt(
+            "SELECT 1 FROM parked_deliveries WHERE tenant_id = $1 AND target_id = $2 AND aggregate_id = $3 LIMIT 1",
+            &[&tenant.as_str(), &target, &aggregate],
+        )?;
+        Ok(r.is_some())
+    }
 }
 
 fn dl_row(r: &Row) -> Result<DeadLetterRow, StoreError> {
@@ -306,6 +349,60 @@ impl OpsRead for PgRead {
     fn dead_letter_depth(&mut self) -> Result<Vec<(TenantId, u64)>, StoreError> {
         let rows = self.conn.query(
             "SELECT tenant_id, count(*) FROM dead_letters WHERE state <> 'delivered' GROUP BY tenant_id",
+            &[],
+        )?;
+        rows.iter()
+            .map(|r| Ok((tenant(r.get(0))?, r.get::<_, i64>(1) as u64)))
+            .collect()
+    }
+
+    fn parked_due(
+        &mut self,
+        t: &TenantId,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<ParkedRow>, StoreError> {
+        let rows = self.conn.query(
+            "SELECT p.tenant_id, p.target_id, p.event_id, p.event_type, p.aggregate_id, p.seq, p.body,
+                    p.attempts, p.last_error, p.next_attempt_at, p.created_at
+             FROM parked_deliveries p
+             WHERE p.tenant_id = $1 AND p.next_attempt_at <= $2
+               AND NOT EXISTS (SELECT 1 FROM parked_deliveries e
+                               WHERE e.tenant_id = p.tenant_id AND e.target_id = p.target_id
+                                 AND e.aggregate_id = p.aggregate_id AND e.seq < p.seq)
+             ORDER BY p.next_attempt_at LIMIT $3",
+            &[&t.as_str(), &now, &i64::from(limit)],
+        )?;
+        rows.iter()
+            .map(|r| {
+                Ok(ParkedRow {
+                    tenant_id: tenant(r.get(0))?,
+                    target_id: r.get(1),
+                    event_id: r.get(2),
+                    event_type: r.get(3),
+                    aggregate_id: r.get(4),
+                    seq: r.get(5),
+                    body: r.get(6),
+                    attempts: u32::try_from(r.get::<_, i32>(7)).unwrap_or(0),
+                    last_error: r.get(8),
+                    next_attempt_at: r.get(9),
+                    created_at: r.get(10),
+                })
+            })
+            .collect()
+    }
+
+    fn parked_lanes(&mut self, t: &TenantId) -> Result<Vec<(Uuid, Uuid)>, StoreError> {
+        let rows = self.conn.query(
+            "SELECT DISTINCT target_id, aggregate_id FROM parked_deliveries WHERE tenant_id = $1",
+            &[&t.as_str()],
+        )?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    fn parked_depth(&mut self) -> Result<Vec<(TenantId, u64)>, StoreError> {
+        let rows = self.conn.query(
+            "SELECT tenant_id, count(*) FROM parked_deliveries GROUP BY tenant_id",
             &[],
         )?;
         rows.iter()

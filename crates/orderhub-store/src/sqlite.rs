@@ -81,6 +81,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "shop_ids_per_tenant",
         include_str!("../migrations/sqlite/0011_shop_ids_per_tenant.sql"),
     ),
+    (
+        14,
+        "parked_deliveries",
+        include_str!("../migrations/sqlite/0014_parked_deliveries.sql"),
+    ),
 ];
 
 /// Reader connections: WAL lets readers run beside the writer; two keep a 2-core machine busy.

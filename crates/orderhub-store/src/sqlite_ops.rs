@@ -1,6 +1,6 @@
 //! SQLite side of [`crate::ops`]: leases, subscriptions, dead letters.
 
-use crate::ops::{DeadLetterRow, Lease, OpsRead, OpsTx, SubscriptionRow};
+use crate::ops::{DeadLetterRow, Lease, OpsRead, OpsTx, ParkedRow, SubscriptionRow};
 use crate::sqlite::{SqliteRead, SqliteWrite, err, from_micros, micros};
 use chrono::{DateTime, Utc};
 use orderhub_core::crypto::PiiCipher;
@@ -233,6 +233,62 @@ impl OpsTx for SqliteWrite {
         self.pending.writes += n;
         Ok(n)
     }
+
+    fn parked_put(&mut self, p: &ParkedRow) -> Result<(), StoreError> {
+        self.c
+            .prepare_cached(
+                "INSERT INTO parked_deliveries VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                 ON CONFLICT (tenant_id, target_id, event_id) DO UPDATE
+                 SET attempts = excluded.attempts, last_error = excluded.last_error,
+                     next_attempt_at = excluded.next_attempt_at",
+            )
+            .map_err(err)?
+            .execute(params![
+                p.tenant_id.as_str(),
+                p.target_id.to_string(),
+                p.event_id.to_string(),
+                p.event_type,
+                p.aggregate_id.to_string(),
+                p.seq,
+                p.body,
+                i64::from(p.attempts),
+                p.last_error,
+                micros(p.next_attempt_at),
+                micros(p.created_at)
+            ])
+            .map_err(err)?;
+        self.pending.writes += 1;
+        Ok(())
+    }
+
+    fn parked_remove(
+        &mut self,
+        tenant: &TenantId,
+        target: Uuid,
+        event: Uuid,
+        aggregate: Uuid,
+    ) -> Result<bool, StoreError> {
+        let n = self
+            .c
+            .prepare_cached(
+                "DELETE FROM parked_deliveries WHERE tenant_id = ?1 AND target_id = ?2 AND event_id = ?3",
+            )
+            .map_err(err)?
+            .execute(params![tenant.as_str(), target.to_string(), event.to_string()])
+            .map_err(err)?;
+        self.pending.writes += n as u64;
+        self.c
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM parked_deliveries
+                 WHERE tenant_id = ?1 AND target_id = ?2 AND aggregate_id = ?3)",
+            )
+            .map_err(err)?
+            .query_row(
+                params![tenant.as_str(), target.to_string(), aggregate.to_string()],
+                |r| r.get(0),
+            )
+            .map_err(err)
+    }
 }
 
 fn subscription_rows(
@@ -410,6 +466,95 @@ impl OpsRead for SqliteRead {
             .prepare_cached(
                 "SELECT tenant_id, count(*) FROM dead_letters WHERE state <> 'delivered' GROUP BY tenant_id",
             )
+            .map_err(err)?;
+        let rows = st
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+            .map_err(err)?;
+        rows.map(|r| {
+            let (t, n) = r.map_err(err)?;
+            Ok((tenant(t)?, n as u64))
+        })
+        .collect()
+    }
+
+    fn parked_due(
+        &mut self,
+        t: &TenantId,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<ParkedRow>, StoreError> {
+        let mut st = self
+            .c
+            .prepare_cached(
+                "SELECT p.tenant_id, p.target_id, p.event_id, p.event_type, p.aggregate_id, p.seq, p.body,
+                        p.attempts, p.last_error, p.next_attempt_at, p.created_at
+                 FROM parked_deliveries p
+                 WHERE p.tenant_id = ?1 AND p.next_attempt_at <= ?2
+                   AND NOT EXISTS (SELECT 1 FROM parked_deliveries e
+                                   WHERE e.tenant_id = p.tenant_id AND e.target_id = p.target_id
+                                     AND e.aggregate_id = p.aggregate_id AND e.seq < p.seq)
+                 ORDER BY p.next_attempt_at LIMIT ?3",
+            )
+            .map_err(err)?;
+        let rows = st
+            .query_map(params![t.as_str(), micros(now), i64::from(limit)], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, i64>(5)?,
+                    r.get::<_, String>(6)?,
+                    r.get::<_, i64>(7)?,
+                    r.get::<_, String>(8)?,
+                    r.get::<_, i64>(9)?,
+                    r.get::<_, i64>(10)?,
+                ))
+            })
+            .map_err(err)?;
+        rows.map(|r| {
+            let r = r.map_err(err)?;
+            Ok(ParkedRow {
+                tenant_id: tenant(r.0)?,
+                target_id: uuid(r.1, "target id")?,
+                event_id: uuid(r.2, "event id")?,
+                event_type: r.3,
+                aggregate_id: uuid(r.4, "aggregate id")?,
+                seq: r.5,
+                body: r.6,
+                attempts: u32::try_from(r.7).unwrap_or(u32::MAX),
+                last_error: r.8,
+                next_attempt_at: from_micros(r.9),
+                created_at: from_micros(r.10),
+            })
+        })
+        .collect()
+    }
+
+    fn parked_lanes(&mut self, t: &TenantId) -> Result<Vec<(Uuid, Uuid)>, StoreError> {
+        let mut st = self
+            .c
+            .prepare_cached(
+                "SELECT DISTINCT target_id, aggregate_id FROM parked_deliveries WHERE tenant_id = ?1",
+            )
+            .map_err(err)?;
+        let rows = st
+            .query_map(params![t.as_str()], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })
+            .map_err(err)?;
+        rows.map(|r| {
+            let (a, b) = r.map_err(err)?;
+            Ok((uuid(a, "target id")?, uuid(b, "aggregate id")?))
+        })
+        .collect()
+    }
+
+    fn parked_depth(&mut self) -> Result<Vec<(TenantId, u64)>, StoreError> {
+        let mut st = self
+            .c
+            .prepare_cached("SELECT tenant_id, count(*) FROM parked_deliveries GROUP BY tenant_id")
             .map_err(err)?;
         let rows = st
             .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
