@@ -250,10 +250,11 @@ fn order_from(d: t::TradeData, base: &str) -> Result<ChannelOrder, Rejected> {
         }
         _ => (true, None),
     };
-    // The first package with a tracking number (a `delivery_order` still 待发货 has none).
+    // The first package with a tracking number, of a shipment not still 待发货 (express_state 0).
     let shipment = d
         .delivery_order
         .iter()
+        .filter(|o| wire::opt_str(&o.express_state).as_deref() != Some("0"))
         .flat_map(|o| o.dists.iter())
         .filter_map(|x| x.express_info.as_ref())
         .find_map(|e| {
