@@ -958,22 +958,25 @@ use orderhub_core::intake::Ingested;
 use orderhub_domain::{Order, ShopId, Status};
 use serde_json::{Value, json};
 
+/// An edit of a channel payload.
+type Edit = fn(&mut Value);
+
 /// How one channel's payload says each thing, as edits of a fixture (JSON pointers).
 struct Doc {
     kind: K,
     fixture: &'static str,
     /// Makes the fixture the paid, unshipped, unrefunded order the test starts from.
-    base: fn(&mut Value),
+    base: Edit,
     /// Sets the channel's modified time to `minutes` after the base.
     at: fn(&mut Value, i64),
     /// Moves the buyer (and, on Taobao, cuts the price); the receiver detail the adapter then reads.
-    change: fn(&mut Value),
+    change: Edit,
     detail: &'static str,
     /// Opens a refund on one line; the line ids orderhub must name. `None`: the channel's order
     /// answer carries no refund state (JD: after-sales are a separate API).
-    refund: Option<(fn(&mut Value), &'static [u64])>,
+    refund: Option<(Edit, &'static [u64])>,
     /// Ships the order on the channel; the carrier and tracking number it reports.
-    ship: fn(&mut Value),
+    ship: Edit,
     shipment: (&'static str, &'static str),
 }
 
