@@ -96,10 +96,13 @@ pub fn ingest(
     if channel_update::is_stale(&old, draft.channel_updated_at) {
         return Ok(Ingested::Stale(old));
     }
-    // The channel's version as an order: its amounts and lines checked as a new order's are.
-    let reported = Order::create(draft, old.id, tenant, now)?;
+    let (reported, refused) = channel_version(&old, draft, now);
     let report = Report {
-        refunds: (0..reported.lines.len()).map(|i| facts.refund(i)).collect(),
+        refunds: if reported.lines.len() == facts.refunds.len() || refused.is_none() {
+            (0..reported.lines.len()).map(|i| facts.refund(i)).collect()
+        } else {
+            Vec::new()
+        },
         order: reported,
         canonical: facts.canonical,
         partly_shipped: facts.partly_shipped,
@@ -108,7 +111,7 @@ pub fn ingest(
         shipment: facts.shipment.clone(),
     };
     let decision = channel_update::decide(&old, &report);
-    let mut o = record_report(tx, actor, &old, &report, &decision, now)?;
+    let mut o = record_report(tx, actor, &old, &report, &decision, refused, now)?;
     let id = o.id;
     let moved = |tx: &mut dyn Tx, cmd: Command| usecases::transition(tx, actor, id, &cmd, now);
     for a in &decision.actions {
@@ -162,6 +165,33 @@ pub fn ingest(
     Ok(Ingested::Updated(o))
 }
 
+/// The channel's version as an order, its amounts and lines checked as a new order's are. A
+/// receiver without name or phone (channels blank them once an order is done) is not a new
+/// receiver: ours stands in. Content the domain refuses (amounts that do not add up …) does not
+/// hold up the rest of the report — a close must still cancel —: our own content stands in, and
+/// the refusal (field, rule) is written in the update's audit entry.
+fn channel_version(
+    old: &Order,
+    mut draft: OrderDraft,
+    now: DateTime<Utc>,
+) -> (Order, Option<orderhub_domain::ValidationError>) {
+    if draft.receiver.name.is_empty() || draft.receiver.phone.is_empty() {
+        draft.receiver = old.receiver.clone();
+    }
+    let (status, updated_at) = (draft.channel_status.clone(), draft.channel_updated_at);
+    let notes = (draft.buyer_message.clone(), draft.seller_memo.clone());
+    match Order::create(draft, old.id, old.tenant_id.clone(), now) {
+        Ok(o) => (o, None),
+        Err(v) => {
+            let mut o = old.clone();
+            o.channel_status = status;
+            o.channel_updated_at = updated_at;
+            (o.buyer_message, o.seller_memo) = notes;
+            (o, Some(v))
+        }
+    }
+}
+
 /// The channel's new version: one order version holding the channel status, the content the
 /// decision applies (stock re-reserved in the same transaction when the goods changed) and what is
 /// remembered of the report, with its audit entry (what was applied, what ignored and why) and its
@@ -173,6 +203,7 @@ fn record_report(
     old: &Order,
     report: &Report,
     d: &Decision,
+    refused: Option<orderhub_domain::ValidationError>,
     now: DateTime<Utc>,
 ) -> Result<Order, CoreError> {
     let mut next = channel_update::applied(old, report, d);
@@ -222,6 +253,14 @@ fn record_report(
     }
     if !stock.is_null() {
         detail["stock"] = stock;
+    }
+    if let Some(v) = refused {
+        detail["refused"] = json!({
+            "field": v.field,
+            "rule": v.rule,
+            "message": v.message,
+            "why": "the channel's amounts and lines were refused; the rest of the report was applied",
+        });
     }
     if d.has(&Action::KeepUnapplied) {
         detail["not_applied"] =

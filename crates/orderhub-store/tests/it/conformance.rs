@@ -2279,7 +2279,45 @@ async fn shipped_on_the_channel_stops_the_order_and_records_the_tracking(ts: Tes
     assert_eq!(raised_count, 1);
 }
 
+/// A later version whose content the domain refuses (amounts that do not add up) or whose
+/// receiver the channel blanked still moves the order: a close must cancel it whatever else the
+/// payload says. The refusal is written in the audit entry.
+async fn a_later_version_with_refused_content_still_moves_the_order(ts: TestStore) {
+    seed_tenant(&ts.store, "acme").await;
+    let lines = [("L1", "TEA", 1, "10.00", "0.00")];
+    let o = updated(
+        report(
+            &ts,
+            chan_draft("B1", 0, "WAIT_SELLER_SEND_GOODS", &lines),
+            facts_of(Status::Paid),
+        )
+        .await,
+    );
+    // The receiver blanked: not a new receiver.
+    let mut d = chan_draft("B1", 1, "WAIT_SELLER_SEND_GOODS", &lines);
+    d.receiver.name = orderhub_domain::Personal::new("");
+    d.receiver.phone = orderhub_domain::Personal::new("");
+    let kept = updated(report(&ts, d, facts_of(Status::Paid)).await);
+    assert_eq!(kept.receiver, o.receiver);
+    assert_eq!(kept.version, o.version + 1);
+    // Amounts that do not add up, and the order closed.
+    let mut d = chan_draft("B1", 2, "TRADE_CLOSED", &lines);
+    d.paid_amount = Some(yuan("7.00"));
+    let closed = updated(report(&ts, d, facts_of(Status::Cancelled)).await);
+    assert_eq!(closed.status, Status::Cancelled);
+    assert_eq!(closed.paid_amount, o.paid_amount);
+    let audit = audit_of(&ts, o.id).await;
+    let upd = audit
+        .iter()
+        .rev()
+        .find(|e| e.action == "channel_update")
+        .unwrap();
+    assert_eq!(upd.detail["refused"]["field"], "amounts.paid_amount");
+    assert_eq!(upd.detail["refused"]["rule"], "does_not_add_up");
+}
+
 conformance!(
+    a_later_version_with_refused_content_still_moves_the_order,
     a_price_change_before_payment_is_applied,
     a_line_change_on_a_paid_order_re_reserves_its_stock,
     an_allocated_order_whose_goods_change_is_allocated_where_its_new_stock_is,
