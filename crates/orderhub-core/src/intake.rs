@@ -361,7 +361,9 @@ fn create(
             &Command::Hold {
                 reason: format!(
                     "{CHANNEL_HOLD}{}",
-                    why.chars().take(200).collect::<String>()
+                    why.chars()
+                        .take(channel_update::HOLD_REASON_CHARS_MAX)
+                        .collect::<String>()
                 ),
             },
             now,

@@ -74,7 +74,7 @@ pub const AFTER_SALE: &str = "after_sale";
 pub const STOP_SHIPMENT: &str = "stop_shipment";
 pub const SHIPPED_ON_CHANNEL: &str = "shipped_on_channel";
 /// The longest hold reason taken from a channel (the lifecycle's bound is 256).
-const HOLD_REASON_CHARS_MAX: usize = 200;
+pub const HOLD_REASON_CHARS_MAX: usize = 200;
 
 /// The after-sale state of one line, as the channel reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
