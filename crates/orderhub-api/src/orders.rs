@@ -508,6 +508,15 @@ pub struct FulfillmentView {
     pub delivered_at: Option<DateTime<Utc>>,
     /// The carrier an operator switched the order to (`POST /v1/orders/{id}/carrier`).
     pub preferred_carrier: Option<String>,
+    /// A shipment the channel reported that orderhub did not make (the order then carries
+    /// `shipped_on_channel`): the channel's carrier (its own code or name) and tracking number.
+    pub channel_shipment: Option<ChannelShipmentView>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ChannelShipmentView {
+    pub carrier: String,
+    pub tracking_no: String,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -631,6 +640,10 @@ impl OrderView {
                 shipped_at: f.shipped_at,
                 delivered_at: f.delivered_at,
                 preferred_carrier: f.preferred_carrier.as_ref().map(|c| c.to_string()),
+                channel_shipment: f.channel_shipment.as_ref().map(|s| ChannelShipmentView {
+                    carrier: s.carrier.clone(),
+                    tracking_no: s.tracking_no.clone(),
+                }),
             },
             invoice_profile_id: o.invoice_profile_id.clone(),
             hold_reason: o.hold_reason.clone(),

@@ -291,6 +291,36 @@ pub struct Presale {
     pub final_paid: bool,
 }
 
+/// A shipment the channel's payload carries: the carrier as the channel names it (its own code,
+/// id or name — not orderhub's carrier code) and the tracking number. It says the order (or a
+/// package of it) left, whoever shipped it; see SOURCES.md § Channel shipments for the field of
+/// each channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelShipment {
+    pub carrier: String,
+    pub tracking_no: String,
+}
+
+/// The longest carrier name or tracking number kept from a channel, in characters (the longest
+/// Chinese tracking numbers are ~20; the lifecycle bounds its own at 64).
+pub const SHIPMENT_TEXT_CHARS_MAX: usize = 64;
+
+impl ChannelShipment {
+    /// `None` without a tracking number (a package not shipped yet, a channel writing `""` or
+    /// `0`); both values trimmed and cut to [`SHIPMENT_TEXT_CHARS_MAX`].
+    pub fn new(carrier: Option<&str>, tracking_no: Option<&str>) -> Option<ChannelShipment> {
+        let cut = |s: &str| -> String { s.trim().chars().take(SHIPMENT_TEXT_CHARS_MAX).collect() };
+        let tracking_no = cut(tracking_no?);
+        if tracking_no.is_empty() || tracking_no == "0" {
+            return None;
+        }
+        Some(ChannelShipment {
+            carrier: carrier.map(cut).unwrap_or_default(),
+            tracking_no,
+        })
+    }
+}
+
 /// What an adapter extracts from one channel order. Times keep the channel's offset (+08:00).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChannelOrder {
@@ -319,6 +349,10 @@ pub struct ChannelOrder {
     pub cancelled_after_payment: bool,
     pub buyer_message: Option<String>,
     pub seller_memo: Option<String>,
+    /// The first package the channel says left (carrier, tracking number), where its payload
+    /// carries one; `None` otherwise.
+    #[serde(default)]
+    pub shipment: Option<ChannelShipment>,
 }
 
 impl ChannelOrder {

@@ -314,6 +314,9 @@ fn serve_backorders(
         match reserve_for_order(tx, actor, &mut next, now)? {
             Reserved::Yes | Reserved::Untracked => {
                 tx.backorder_remove(&t, id)?;
+                // An allocated order went on backorder when the channel changed its goods: its
+                // allocation follows the stock.
+                follow_reservation(tx, &t, &mut next)?;
                 // The reservation is one version; the exception it resolves, the next.
                 next.exceptions.push(OUT_OF_STOCK.to_owned());
                 next.version += 1;
@@ -459,7 +462,9 @@ pub(crate) fn on_order_move(
                 next.exceptions.retain(|e| e != OUT_OF_STOCK);
             }
         }
-        CommandKind::Allocate | CommandKind::Ship if backordered => {
+        // Release too: an allocated order goes on backorder only when the channel changes its
+        // goods (`rereserve`), and the warehouse must not get an order without its stock.
+        CommandKind::Allocate | CommandKind::Release | CommandKind::Ship if backordered => {
             return Err(CoreError::ReservationNotAllowed(format!(
                 "the order is on backorder (out_of_stock): it cannot {} until its stock is reserved",
                 kind.as_str()
@@ -491,6 +496,73 @@ pub(crate) fn on_order_move(
         | CommandKind::Complete => {}
     }
     Ok(())
+}
+
+/// The channel changed the goods of an order that holds stock (or waits for it): its reservation
+/// is released and the new lines reserved in the caller's transaction, as a payment reserves
+/// (short of stock, the order goes on backorder with `out_of_stock` set on `next`). An allocated
+/// order's allocation follows the new reservation's warehouse. Returns what happened, for the
+/// audit entry.
+pub(crate) fn rereserve(
+    tx: &mut dyn Tx,
+    actor: &Actor,
+    next: &mut Order,
+    now: DateTime<Utc>,
+) -> Result<serde_json::Value, CoreError> {
+    let t = actor.principal.tenant_id.clone();
+    let mut released = None;
+    if let Some(id) = next.reservation_id
+        && tx
+            .reservation_get(&t, id)?
+            .is_some_and(|r| r.state.is_active())
+    {
+        move_inner(
+            tx,
+            actor,
+            id,
+            ReservationCommand::Release(ReleaseReason::Manual),
+            now,
+        )?;
+        released = Some(id);
+    }
+    next.reservation_id = None;
+    if next.has_exception(OUT_OF_STOCK) {
+        tx.backorder_remove(&t, next.id)?;
+    }
+    let outcome = match reserve_for_order(tx, actor, next, now)? {
+        Reserved::Yes => "reserved",
+        Reserved::Untracked => "untracked",
+        Reserved::Short => "short",
+    };
+    let from = next.fulfillment.warehouse_id.clone();
+    let moved = follow_reservation(tx, &t, next)?;
+    Ok(serde_json::json!({
+        "released": released,
+        "reserved": next.reservation_id,
+        "outcome": outcome,
+        "allocation": moved.then(|| serde_json::json!({"from": from, "to": next.fulfillment.warehouse_id})),
+    }))
+}
+
+/// Points an allocated order's allocation at the warehouse holding its reservation (what the
+/// default warehouse strategy chooses) when they differ. Returns whether it moved.
+fn follow_reservation(tx: &mut dyn Tx, t: &TenantId, order: &mut Order) -> Result<bool, CoreError> {
+    if order.status != Status::Allocated {
+        return Ok(false);
+    }
+    let Some(id) = order.reservation_id else {
+        return Ok(false);
+    };
+    let held = tx
+        .reservation_get(t, id)?
+        .and_then(|r| r.lines.first().map(|l| l.warehouse_id.clone()));
+    match held {
+        Some(wh) if order.fulfillment.warehouse_id.as_ref() != Some(&wh) => {
+            order.fulfillment.warehouse_id = Some(wh);
+            Ok(true)
+        }
+        _ => Ok(false),
+    }
 }
 
 /// A correction of on-hand stock with its reason (a stock-take posts counted − expected).

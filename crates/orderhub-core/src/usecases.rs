@@ -111,6 +111,27 @@ pub(crate) fn record(
     event_type: &str,
     detail: serde_json::Value,
 ) -> Result<(), CoreError> {
+    record_with(
+        tx,
+        actor,
+        before,
+        after,
+        (action, event_type),
+        detail,
+        serde_json::Map::new(),
+    )
+}
+
+/// [`record`], with `extra` fields added to the event's payload (never personal data).
+pub(crate) fn record_with(
+    tx: &mut dyn Tx,
+    actor: &Actor,
+    before: Option<&Order>,
+    after: &Order,
+    (action, event_type): (&str, &str),
+    detail: serde_json::Value,
+    extra: serde_json::Map<String, serde_json::Value>,
+) -> Result<(), CoreError> {
     let p = &actor.principal;
     tx.audit_append(&AuditEntry {
         audit_id: Uuid::now_v7(),
@@ -135,7 +156,16 @@ pub(crate) fn record(
         aggregate_version: after.version,
         occurred_at: after.updated_at,
         trace_id: actor.request_id.clone(),
-        payload: event_payload(after),
+        payload: if extra.is_empty() {
+            event_payload(after)
+        } else {
+            let mut payload: serde_json::Value =
+                serde_json::from_str(&event_payload(after)).unwrap_or_default();
+            if let Some(p) = payload.as_object_mut() {
+                p.extend(extra);
+            }
+            payload.to_string()
+        },
     })?;
     Ok(())
 }
@@ -347,7 +377,7 @@ pub fn transition(
 
 /// `Some(true)` when `after` went on backorder (`out_of_stock`) and `before` was not, `Some(false)`
 /// when it left it, `None` when nothing changed.
-fn stock_flag_change(before: &Order, after: &Order) -> Option<bool> {
+pub(crate) fn stock_flag_change(before: &Order, after: &Order) -> Option<bool> {
     let (had, has) = (
         before.has_exception(OUT_OF_STOCK),
         after.has_exception(OUT_OF_STOCK),
@@ -364,10 +394,13 @@ pub(crate) fn stock_detail(raised: bool, by: &str) -> serde_json::Value {
     }
 }
 
-fn set_flag(order: &mut Order, code: &str, on: bool) {
+pub(crate) fn set_flag(order: &mut Order, code: &str, on: bool) {
     order.exceptions.retain(|e| e != code);
     if on {
         order.exceptions.push(code.to_owned());
+    } else {
+        // Resolved, by whoever: no longer the channel's to lift.
+        order.channel_seen.raised.retain(|e| e != code);
     }
 }
 
@@ -464,6 +497,61 @@ pub fn raise_exception(
         return Ok(None);
     }
     set_exception(tx, actor, order, code, true, detail, now).map(Some)
+}
+
+/// Raises exception `code` for the order's channel (intake): as [`raise_exception`], and the
+/// exception is marked as the channel's, so the channel may lift it once it no longer gives a reason
+/// for it. `Ok(None)` when the order has it already (then it stays whoever's it was).
+pub fn raise_by_channel(
+    tx: &mut dyn Tx,
+    actor: &Actor,
+    order_id: OrderId,
+    code: &str,
+    detail: serde_json::Value,
+    now: DateTime<Utc>,
+) -> Result<Option<Order>, CoreError> {
+    let order = tx
+        .order_get(&actor.principal.tenant_id, order_id)?
+        .ok_or(CoreError::NotFound)?;
+    if order.has_exception(code) {
+        return Ok(None);
+    }
+    let mut next = order.clone();
+    set_flag(&mut next, code, true);
+    next.channel_seen.raised.push(code.to_owned());
+    next.version += 1;
+    next.updated_at = now;
+    tx.order_update(&next)?;
+    exception_event(
+        tx,
+        actor,
+        &order,
+        &next,
+        orderhub_domain::event_types::EXCEPTION_RAISED,
+        code,
+        detail,
+    )?;
+    Ok(Some(next))
+}
+
+/// Resolves exception `code` because the order's channel no longer gives a reason for it: only an
+/// exception the channel raised ([`raise_by_channel`]), never one an operator (or anyone else)
+/// raised. `Ok(None)` when there is nothing of the channel's to lift.
+pub fn lift_by_channel(
+    tx: &mut dyn Tx,
+    actor: &Actor,
+    order_id: OrderId,
+    code: &str,
+    detail: serde_json::Value,
+    now: DateTime<Utc>,
+) -> Result<Option<Order>, CoreError> {
+    let order = tx
+        .order_get(&actor.principal.tenant_id, order_id)?
+        .ok_or(CoreError::NotFound)?;
+    if !order.has_exception(code) || !order.channel_seen.raised.iter().any(|c| c == code) {
+        return Ok(None);
+    }
+    set_exception(tx, actor, order, code, false, detail, now).map(Some)
 }
 
 /// The longest reason an operator may give for resolving an exception.

@@ -7,6 +7,7 @@
 //! names the field and the rule it breaks. Serde derives exist for storage documents only; the wire
 //! shapes live in `orderhub-api`.
 
+pub mod channel_update;
 pub mod error;
 pub mod event_types;
 pub mod ids;

@@ -317,15 +317,25 @@ pub enum TransitionError {
 
 /// Exceptions that stop an order: while one is open, no command that takes the order towards
 /// shipment ([`CommandKind::towards_shipment`]: allocate, release, ship) is allowed; hold and cancel
-/// still are. Each stays until an operator resolves it.
+/// still are. Each stays until an operator resolves it, or — for `after_sale` and `stop_shipment`
+/// the channel raised — until the channel no longer gives a reason for it (see
+/// [`crate::channel_update`]).
 /// - `stop_shipment`: the channel closed or refunded an order already released to the warehouse.
 /// - `after_sale`: the buyer asked for a refund or return.
 /// - `shipped_on_channel`: the channel says the order left already; shipping it again would send
 ///   a second parcel.
+/// - `changed_after_release`: the channel changed the amounts, lines or receiver of an order
+///   already released to the warehouse; the change was not applied (see
+///   [`crate::channel_update`]).
 ///
 /// `unknown_channel_status` does not stop: it says a channel message could not be read, not that
 /// the order must not leave.
-pub const STOPS: &[&str] = &["stop_shipment", "after_sale", "shipped_on_channel"];
+pub const STOPS: &[&str] = &[
+    "stop_shipment",
+    "after_sale",
+    "shipped_on_channel",
+    "changed_after_release",
+];
 
 /// The first open exception of `order` that stops it from moving towards shipment, if any.
 pub fn stopped_by(order: &Order) -> Option<&str> {
@@ -565,6 +575,7 @@ mod tests {
         ("stop_shipment", true),
         ("after_sale", true),
         ("shipped_on_channel", true),
+        ("changed_after_release", true),
         ("unknown_channel_status", false),
         ("out_of_stock", false),
         ("not_released", false),

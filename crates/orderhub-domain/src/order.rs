@@ -1,5 +1,6 @@
 //! The standard order (SOM): one per (tenant, shop, external order id), whatever channel it came from.
 
+use crate::channel_update::{ChannelSeen, ChannelShipment};
 use crate::ids::{CarrierCode, Channel, WarehouseId};
 use crate::lifecycle::Status;
 use crate::{
@@ -88,6 +89,10 @@ pub struct Fulfillment {
     /// instead of the tenant's default route.
     #[serde(default)]
     pub preferred_carrier: Option<CarrierCode>,
+    /// A shipment the channel reported that orderhub did not make (the seller shipped from the
+    /// channel's own backend or another system): its carrier and tracking number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel_shipment: Option<ChannelShipment>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -135,6 +140,11 @@ pub struct Order {
     /// number); `None` until then.
     #[serde(default)]
     pub last_sync_at: Option<DateTime<Utc>>,
+    /// What orderhub remembers of the channel's reports beyond its status (refund states, the
+    /// exceptions the channel raised, a version not applied after release): see
+    /// [`crate::channel_update`].
+    #[serde(default, skip_serializing_if = "ChannelSeen::is_empty")]
+    pub channel_seen: ChannelSeen,
 }
 
 /// The exception of a paid order whose stock could not be reserved; it waits on backorder.
@@ -422,6 +432,7 @@ impl Order {
             reservation_id: None,
             exceptions: Vec::new(),
             last_sync_at: None,
+            channel_seen: ChannelSeen::default(),
         })
     }
 }

@@ -2,7 +2,9 @@
 
 use crate::credentials;
 use chrono::Utc;
-use orderhub_channels::{ApiError, ChannelKind, ChannelOrder, PushMessage, RefundState};
+use orderhub_channels::{
+    ApiError, CanonicalStatus, ChannelKind, ChannelOrder, PushMessage, RefundState,
+};
 use orderhub_core::CoreError;
 use orderhub_core::intake::{ChannelFacts, Ingested, ingest};
 use orderhub_core::usecases::Actor;
@@ -46,20 +48,65 @@ pub enum Outcome {
     Retry(String),
 }
 
-pub(crate) fn facts(o: &ChannelOrder) -> ChannelFacts {
+/// What the channel says beyond the order's fields, for [`ingest`]: its status, each line's refund
+/// state (in the order of the draft's lines, which are the channel's lines), whether it may ship,
+/// and its own shipment.
+pub fn facts(o: &ChannelOrder) -> ChannelFacts {
+    use orderhub_domain::channel_update::RefundState as R;
     ChannelFacts {
         canonical: o.canonical.domain(),
-        after_sale: o
+        partly_shipped: o.canonical == CanonicalStatus::PartlyShipped,
+        refunds: o
             .lines
             .iter()
-            .any(|l| matches!(l.refund, RefundState::Requested | RefundState::Refunded)),
+            .map(|l| match l.refund {
+                RefundState::None => R::None,
+                RefundState::Requested => R::Requested,
+                RefundState::Refunded => R::Refunded,
+                RefundState::Rejected => R::Rejected,
+            })
+            .collect(),
         not_shippable: (!o.shippable).then(|| {
             o.not_shippable_reason
                 .clone()
                 .unwrap_or_else(|| "not shippable".into())
         }),
         paid_at: o.paid_at,
+        shipment: o
+            .shipment
+            .as_ref()
+            .map(|s| orderhub_domain::channel_update::ChannelShipment {
+                carrier: s.carrier.clone(),
+                tracking_no: s.tracking_no.clone(),
+            }),
     }
+}
+
+/// Merges one channel order into the shop's orders: the adapter's order as a draft and its facts,
+/// through [`ingest`] in one transaction of the store (order, stock, audit and events commit
+/// together). What the processor does for each order of a message and the puller for each order
+/// of a page.
+pub async fn merge(
+    store: &Store,
+    tenant: &TenantId,
+    shop_id: &ShopId,
+    order: &ChannelOrder,
+) -> Result<Ingested, CoreError> {
+    let draft = order.to_draft(shop_id).map_err(|r| {
+        CoreError::Validation(orderhub_domain::ValidationError::new(
+            r.field.as_deref().unwrap_or(""),
+            r.rule,
+            r.message,
+        ))
+    })?;
+    let f = facts(order);
+    let a = actor(tenant);
+    let part = partition(shop_id.as_str(), &order.external_order_id);
+    store
+        .write(part, move |tx| {
+            ingest(tx, &a, draft.clone(), &f, Utc::now())
+        })
+        .await
 }
 
 pub(crate) fn partition(shop: &str, external: &str) -> u64 {

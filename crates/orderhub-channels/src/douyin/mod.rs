@@ -12,8 +12,8 @@ use chrono::{DateTime, Utc};
 use crate::wire::{self, OptText};
 use crate::{
     ApiError, ApiRequest, CanonicalStatus, Channel, ChannelBuyer, ChannelKind, ChannelOrder,
-    ListQuery, OrderPage, Presale, PushEvent, PushItem, PushMessage, RefundState, Rejected,
-    ShopCredentials,
+    ChannelShipment, ListQuery, OrderPage, Presale, PushEvent, PushItem, PushMessage, RefundState,
+    Rejected, ShopCredentials,
 };
 use transformers as t;
 
@@ -226,6 +226,10 @@ fn order_from(o: t::ShopOrder, base: &str) -> Result<ChannelOrder, Rejected> {
         o.doudian_open_id.clone(),
     );
     let amounts = wire::amounts(&lines, shipping, paid);
+    let shipment = o.logistics_info.iter().find_map(|l| {
+        let carrier = wire::nonempty(&l.company).or_else(|| wire::nonempty(&l.company_name));
+        ChannelShipment::new(carrier.as_deref(), wire::opt_str(&l.tracking_no).as_deref())
+    });
     Ok(ChannelOrder {
         channel: ChannelKind::Douyin,
         external_order_id: o.order_id.0.trim().to_string(),
@@ -249,6 +253,7 @@ fn order_from(o: t::ShopOrder, base: &str) -> Result<ChannelOrder, Rejected> {
         cancelled_after_payment: canonical == CanonicalStatus::Cancelled && paid_at.is_some(),
         buyer_message: wire::nonempty(&o.buyer_words),
         seller_memo: wire::nonempty(&o.seller_words),
+        shipment,
     })
 }
 

@@ -40,6 +40,17 @@ pub struct ListData {
     pub total: OptText,
 }
 
+/// One package of `logistics_info` (the detail sample's shape).
+#[derive(Debug, Default, Deserialize, Serialize)]
+pub struct Logistics {
+    #[serde(default)]
+    pub company: Option<String>,
+    #[serde(default)]
+    pub company_name: Option<String>,
+    #[serde(default)]
+    pub tracking_no: OptText,
+}
+
 #[derive(Debug, Default, Deserialize, Serialize)]
 pub struct ShopOrder {
     pub order_id: Text,
@@ -80,6 +91,9 @@ pub struct ShopOrder {
     pub sku_order_list: Vec<SkuOrder>,
     #[serde(default)]
     pub order_phase_list: Vec<Phase>,
+    /// The packages sent: carrier (`company` code, `company_name`) and `tracking_no` each.
+    #[serde(default)]
+    pub logistics_info: Vec<Logistics>,
     #[serde(default)]
     pub cancel_reason: Option<String>,
 }

@@ -17,7 +17,8 @@ use rust_decimal::Decimal;
 use crate::wire;
 use crate::{
     ApiError, ApiRequest, CanonicalStatus, Channel, ChannelBuyer, ChannelKind, ChannelOrder,
-    ListQuery, OrderPage, PushEvent, PushItem, PushMessage, RefundState, Rejected, ShopCredentials,
+    ChannelShipment, ListQuery, OrderPage, PushEvent, PushItem, PushMessage, RefundState, Rejected,
+    ShopCredentials,
 };
 use transformers as t;
 
@@ -147,6 +148,10 @@ pub(crate) fn order_from(o: t::OrderInfo, base: &str) -> Result<ChannelOrder, Re
         None,
     );
     let amounts = wire::amounts(&lines, shipping, paid);
+    let shipment = ChannelShipment::new(
+        wire::opt_str(&o.logistics_id).as_deref(),
+        o.waybill.as_deref(),
+    );
     Ok(ChannelOrder {
         channel: ChannelKind::Jd,
         external_order_id,
@@ -170,6 +175,7 @@ pub(crate) fn order_from(o: t::OrderInfo, base: &str) -> Result<ChannelOrder, Re
         cancelled_after_payment: canonical == CanonicalStatus::Cancelled && paid_at.is_some(),
         buyer_message: wire::nonempty(&o.order_remark),
         seller_memo: wire::nonempty(&o.vender_remark),
+        shipment,
     })
 }
 

@@ -141,6 +141,12 @@ pub struct OrderInfo {
     pub open_id_buyer: Option<String>,
     #[serde(default, rename = "xid_buyer")]
     pub xid_buyer: Option<String>,
+    /// 运单号, once shipped (`OrderSearchInfo.waybill`).
+    #[serde(default)]
+    pub waybill: Option<String>,
+    /// JD's carrier id (`OrderSearchInfo.logistics_id`; camelCase in these shapes).
+    #[serde(default, alias = "logistics_id")]
+    pub logistics_id: OptText,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]

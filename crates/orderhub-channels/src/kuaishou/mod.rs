@@ -17,8 +17,8 @@ use rust_decimal::Decimal;
 use crate::wire;
 use crate::{
     ApiError, ApiRequest, CanonicalStatus, Channel, ChannelBuyer, ChannelKind, ChannelOrder,
-    ListQuery, OrderPage, Presale, PushEvent, PushItem, PushMessage, RefundState, Rejected,
-    ShopCredentials,
+    ChannelShipment, ListQuery, OrderPage, Presale, PushEvent, PushItem, PushMessage, RefundState,
+    Rejected, ShopCredentials,
 };
 use transformers as t;
 
@@ -252,6 +252,12 @@ pub(crate) fn order_from(o: t::OrderDetail, base: &str) -> Result<ChannelOrder, 
     );
     receiver.receiver_masked |= hidden;
     let amounts = wire::amounts(&lines, shipping, total);
+    let shipment = o.order_logistics_info.iter().flatten().find_map(|l| {
+        ChannelShipment::new(
+            wire::opt_str(&l.express_code).as_deref(),
+            wire::opt_str(&l.express_no).as_deref(),
+        )
+    });
     Ok(ChannelOrder {
         channel: ChannelKind::Kuaishou,
         external_order_id,
@@ -278,6 +284,7 @@ pub(crate) fn order_from(o: t::OrderDetail, base: &str) -> Result<ChannelOrder, 
             .order_note
             .and_then(|n| n.seller_note)
             .and_then(|n| n.into_iter().rev().find(|s| !s.trim().is_empty())),
+        shipment,
     })
 }
 

@@ -56,6 +56,18 @@ pub struct OrderDetail {
     pub order_note: Option<OrderNote>,
     #[serde(default)]
     pub order_step_info: Option<OrderStepInfo>,
+    /// The packages sent (`OrderLogisticsInfo`: expressNo 快递单号, expressCode 快递公司code).
+    #[serde(default)]
+    pub order_logistics_info: Option<Vec<OrderLogistics>>,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderLogistics {
+    #[serde(default)]
+    pub express_no: OptText,
+    #[serde(default)]
+    pub express_code: OptText,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]

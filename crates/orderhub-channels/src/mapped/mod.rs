@@ -164,6 +164,8 @@ impl Mapped {
             cancelled_after_payment: canonical == CanonicalStatus::Cancelled && paid_at.is_some(),
             buyer_message: opt(&o.buyer_message)?,
             seller_memo: opt(&o.seller_memo)?,
+            // A mapping names no shipment fields (yet): the status alone says shipped.
+            shipment: None,
         })
     }
 

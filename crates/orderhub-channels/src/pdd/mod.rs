@@ -18,8 +18,8 @@ use chrono::{DateTime, Utc};
 use crate::wire;
 use crate::{
     ApiError, ApiRequest, CanonicalStatus, Channel, ChannelBuyer, ChannelKind, ChannelOrder,
-    ListQuery, OrderPage, Presale, PushEvent, PushItem, PushMessage, RefundState, Rejected,
-    ShopCredentials,
+    ChannelShipment, ListQuery, OrderPage, Presale, PushEvent, PushItem, PushMessage, RefundState,
+    Rejected, ShopCredentials,
 };
 use transformers as t;
 
@@ -264,6 +264,11 @@ pub(crate) fn order_from(o: t::OrderInfo, base: &str) -> Result<ChannelOrder, Re
         o.open_address_id.clone(),
     );
     let amounts = wire::amounts(&lines, shipping, paid);
+    // `logistics_id` is PDD's carrier id, `tracking_number` the waybill (order_info doc).
+    let shipment = ChannelShipment::new(
+        wire::opt_str(&o.logistics_id).as_deref(),
+        o.tracking_number.as_deref(),
+    );
     Ok(ChannelOrder {
         channel: ChannelKind::Pdd,
         external_order_id,
@@ -284,6 +289,7 @@ pub(crate) fn order_from(o: t::OrderInfo, base: &str) -> Result<ChannelOrder, Re
         cancelled_after_payment: canonical == CanonicalStatus::Cancelled && paid_at.is_some(),
         buyer_message: wire::nonempty(&o.buyer_memo),
         seller_memo: wire::nonempty(&o.remark),
+        shipment,
     })
 }
 

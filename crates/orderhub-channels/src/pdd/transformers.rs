@@ -129,6 +129,12 @@ pub struct OrderInfo {
     pub open_address_id: Option<String>,
     #[serde(default)]
     pub item_list: Option<Vec<Item>>,
+    /// 快递公司编号: PDD's numeric carrier id (0 or absent before shipment).
+    #[serde(default)]
+    pub logistics_id: OptText,
+    /// 快递运单号.
+    #[serde(default)]
+    pub tracking_number: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]

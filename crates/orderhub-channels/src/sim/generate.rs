@@ -187,6 +187,7 @@ pub(crate) fn one(kind: ChannelKind, wire: &dyn SimWire, serial: u64, seed: u64)
         cancelled_after_payment: false,
         buyer_message: (!message.is_empty()).then_some(message),
         seller_memo: None,
+        shipment: None,
     };
     wire.normalise(&mut order);
     order

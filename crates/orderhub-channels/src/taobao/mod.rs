@@ -18,8 +18,8 @@ use rust_decimal::Decimal;
 use crate::wire;
 use crate::{
     ApiError, ApiRequest, CanonicalStatus, Channel, ChannelBuyer, ChannelKind, ChannelOrder,
-    ListQuery, OrderPage, Presale, PushEvent, PushItem, PushMessage, RefundState, Rejected,
-    ShopCredentials,
+    ChannelShipment, ListQuery, OrderPage, Presale, PushEvent, PushItem, PushMessage, RefundState,
+    Rejected, ShopCredentials,
 };
 use transformers as t;
 
@@ -268,6 +268,10 @@ pub(crate) fn order_from(tr: t::Trade, base: &str) -> Result<ChannelOrder, Rejec
         tr.oaid.clone(),
     );
     let amounts = wire::amounts(&lines, shipping, paid);
+    // The first line's package that has a tracking number (the Order doc's `invoice_no`).
+    let shipment = orders.iter().find_map(|l| {
+        ChannelShipment::new(l.logistics_company.as_deref(), l.invoice_no.as_deref())
+    });
     Ok(ChannelOrder {
         channel: ChannelKind::Taobao,
         external_order_id,
@@ -291,6 +295,7 @@ pub(crate) fn order_from(tr: t::Trade, base: &str) -> Result<ChannelOrder, Rejec
         cancelled_after_payment: canonical == CanonicalStatus::Cancelled && paid_at.is_some(),
         buyer_message: wire::nonempty(&tr.buyer_message),
         seller_memo: wire::nonempty(&tr.seller_memo),
+        shipment,
     })
 }
 

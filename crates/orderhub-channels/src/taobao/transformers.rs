@@ -175,6 +175,12 @@ pub struct Order {
     pub discount_fee: OptText,
     #[serde(default)]
     pub refund_status: Option<String>,
+    /// 子订单发货的快递公司名称: the carrier's name, once the line shipped.
+    #[serde(default)]
+    pub logistics_company: Option<String>,
+    /// 子订单所在包裹的运单号: the tracking number of the line's package.
+    #[serde(default)]
+    pub invoice_no: Option<String>,
 }
 
 /// The body of a push (form fields), as this crate receives it: see SOURCES.md § Taobao, the

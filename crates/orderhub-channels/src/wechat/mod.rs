@@ -16,7 +16,8 @@ use rust_decimal::Decimal;
 use crate::wire::{self};
 use crate::{
     ApiError, ApiRequest, CanonicalStatus, Channel, ChannelBuyer, ChannelKind, ChannelOrder,
-    ListQuery, OrderPage, PushEvent, PushItem, PushMessage, RefundState, Rejected, ShopCredentials,
+    ChannelShipment, ListQuery, OrderPage, PushEvent, PushItem, PushMessage, RefundState, Rejected,
+    ShopCredentials,
 };
 use transformers as t;
 
@@ -138,10 +139,14 @@ fn order_from(o: t::Order) -> Result<ChannelOrder, Rejected> {
         Some(p) => wire::unix_secs("order.order_detail.pay_info.pay_time", &p.pay_time)?,
         None => None,
     };
-    let a = d
-        .delivery_info
-        .and_then(|x| x.address_info)
-        .unwrap_or_default();
+    let delivery = d.delivery_info.unwrap_or_default();
+    let shipment = delivery.delivery_product_info.iter().find_map(|p| {
+        ChannelShipment::new(
+            p.delivery_id.as_deref(),
+            wire::opt_str(&p.waybill_id).as_deref(),
+        )
+    });
+    let a = delivery.address_info.unwrap_or_default();
     let receiver = wire::receiver(
         a.user_name,
         a.tel_number,
@@ -178,6 +183,7 @@ fn order_from(o: t::Order) -> Result<ChannelOrder, Rejected> {
             || (canonical == CanonicalStatus::Cancelled && paid_at.is_some()),
         buyer_message: wire::nonempty(&ext.customer_notes),
         seller_memo: wire::nonempty(&ext.merchant_notes),
+        shipment,
     })
 }
 

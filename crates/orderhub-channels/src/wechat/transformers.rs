@@ -91,6 +91,17 @@ pub struct PriceInfo {
 pub struct DeliveryInfo {
     #[serde(default)]
     pub address_info: Option<AddressInfo>,
+    /// The packages sent: `delivery_id` (the carrier's code, e.g. `STO`), `waybill_id`.
+    #[serde(default)]
+    pub delivery_product_info: Vec<DeliveryProduct>,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+pub struct DeliveryProduct {
+    #[serde(default)]
+    pub waybill_id: OptText,
+    #[serde(default)]
+    pub delivery_id: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]

@@ -16,8 +16,8 @@ use rust_decimal::Decimal;
 use crate::wire;
 use crate::{
     ApiError, ApiRequest, CanonicalStatus, Channel, ChannelBuyer, ChannelKind, ChannelOrder,
-    ListQuery, OrderPage, Presale, PushEvent, PushItem, PushMessage, RefundState, Rejected,
-    ShopCredentials,
+    ChannelShipment, ListQuery, OrderPage, Presale, PushEvent, PushItem, PushMessage, RefundState,
+    Rejected, ShopCredentials,
 };
 use transformers as t;
 
@@ -250,6 +250,19 @@ fn order_from(d: t::TradeData, base: &str) -> Result<ChannelOrder, Rejected> {
         }
         _ => (true, None),
     };
+    // The first package with a tracking number, of a shipment not still 待发货 (express_state 0).
+    let shipment = d
+        .delivery_order
+        .iter()
+        .filter(|o| wire::opt_str(&o.express_state).as_deref() != Some("0"))
+        .flat_map(|o| o.dists.iter())
+        .filter_map(|x| x.express_info.as_ref())
+        .find_map(|e| {
+            ChannelShipment::new(
+                wire::opt_str(&e.express_id).as_deref(),
+                wire::opt_str(&e.express_no).as_deref(),
+            )
+        });
     Ok(ChannelOrder {
         channel: ChannelKind::Youzan,
         external_order_id: oi.tid.as_str().trim().to_string(),
@@ -282,6 +295,7 @@ fn order_from(d: t::TradeData, base: &str) -> Result<ChannelOrder, Rejected> {
         cancelled_after_payment: canonical == CanonicalStatus::Cancelled && paid_at.is_some(),
         buyer_message: wire::nonempty(&r.buyer_message),
         seller_memo: wire::nonempty(&r.trade_memo),
+        shipment,
     })
 }
 
@@ -349,6 +363,7 @@ impl Channel for Youzan {
                 t::TradeData {
                     full_order_info: fo,
                     refund_order: Vec::new(),
+                    delivery_order: Vec::new(),
                 },
                 "msg",
             )?),

@@ -34,6 +34,35 @@ pub struct TradeData {
     pub full_order_info: FullOrderInfo,
     #[serde(default)]
     pub refund_order: Vec<RefundOrder>,
+    /// The shipments (`StructurizationTradeDeliveryDetail[]`, youzan.trade.get 4.0.0 doc).
+    #[serde(default)]
+    pub delivery_order: Vec<DeliveryOrder>,
+}
+
+/// One shipment: `express_state` 0 待发货 / 1 已发货, its packages in `dists`.
+#[derive(Debug, Default, Deserialize, Serialize)]
+pub struct DeliveryOrder {
+    #[serde(default)]
+    pub express_state: OptText,
+    #[serde(default)]
+    pub dists: Vec<DeliveryDist>,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+pub struct DeliveryDist {
+    #[serde(default)]
+    pub dist_id: OptText,
+    #[serde(default)]
+    pub express_info: Option<ExpressInfo>,
+}
+
+/// `express_id` (the carrier, a Youzan number), `express_no` (the tracking number).
+#[derive(Debug, Default, Deserialize, Serialize)]
+pub struct ExpressInfo {
+    #[serde(default)]
+    pub express_id: OptText,
+    #[serde(default)]
+    pub express_no: OptText,
 }
 
 #[derive(Debug, Deserialize, Serialize)]

@@ -160,3 +160,104 @@ fn youzan_deposit_presale_is_a_presale() {
         .unwrap();
     assert!(o.presale.is_none());
 }
+
+/// The channel's own shipment, from each payload's documented fields (SOURCES.md § Channel
+/// shipments): Douyin `logistics_info[].company` / `tracking_no` and WeChat `delivery_info.
+/// delivery_product_info[].delivery_id` / `waybill_id` as the SDK samples write them; JD
+/// `waybill` / `logisticsId` and Kuaishou `orderLogisticsInfo` present but empty before shipment;
+/// Taobao `orders.order[].invoice_no` / `logistics_company`, PDD `tracking_number` /
+/// `logistics_id`, Youzan `delivery_order[].dists[].express_info` as their docs name them.
+#[test]
+fn each_channel_reads_its_own_shipment_from_the_documented_fields() {
+    let s = |o: &orderhub_channels::ChannelOrder| {
+        o.shipment
+            .as_ref()
+            .map(|s| (s.carrier.clone(), s.tracking_no.clone()))
+    };
+    let douyin = order(ChannelKind::Douyin, "douyin/order-detail-response.json");
+    assert_eq!(
+        s(&douyin),
+        Some(("shunfeng".to_string(), "3617355413".to_string()))
+    );
+    let wechat = order(ChannelKind::Wechat, "wechat/ec-order-get-response.json");
+    assert_eq!(
+        s(&wechat),
+        Some(("STO".to_string(), "134654612313".to_string()))
+    );
+    // Empty before shipment: no shipment.
+    for (kind, path) in [
+        (ChannelKind::Jd, "jd/pop-order-get-response.json"),
+        (ChannelKind::Kuaishou, "kuaishou/order-detail-response.json"),
+        (
+            ChannelKind::Taobao,
+            "taobao/trade-fullinfo-get-response.json",
+        ),
+        (ChannelKind::Pdd, "pdd/order-information-get-response.json"),
+        (ChannelKind::Youzan, "youzan/doc-refund-order-oids.json"),
+    ] {
+        assert_eq!(s(&order(kind, path)), None, "{kind}");
+    }
+    let with = |kind, path: &str, from: &str, to: &str| {
+        let body = String::from_utf8(fixture(path))
+            .unwrap()
+            .replacen(from, to, 1);
+        orderhub_channels::adapter(kind)
+            .unwrap()
+            .parse_order(body.as_bytes())
+            .unwrap()
+    };
+    let jd = with(
+        ChannelKind::Jd,
+        "jd/pop-order-get-response.json",
+        "\"waybill\": \"\",\n        \"logisticsId\": \"\"",
+        "\"waybill\": \"JDVA00000001\",\n        \"logisticsId\": \"2087\"",
+    );
+    assert_eq!(s(&jd), Some(("2087".into(), "JDVA00000001".into())));
+    let pdd = with(
+        ChannelKind::Pdd,
+        "pdd/order-information-get-response.json",
+        "\"order_status\": 1,",
+        "\"order_status\": 2, \"tracking_number\": \"YT1\", \"logistics_id\": 85,",
+    );
+    assert_eq!(s(&pdd), Some(("85".into(), "YT1".into())));
+    // PDD writes 0 / "" before shipment: not a shipment.
+    let none = with(
+        ChannelKind::Pdd,
+        "pdd/order-information-get-response.json",
+        "\"order_status\": 1,",
+        "\"order_status\": 1, \"tracking_number\": \"\", \"logistics_id\": 0,",
+    );
+    assert_eq!(s(&none), None);
+    let tb = with(
+        ChannelKind::Taobao,
+        "taobao/trade-fullinfo-get-response.json",
+        "\"refund_status\": \"NO_REFUND\",",
+        "\"refund_status\": \"NO_REFUND\", \"logistics_company\": \"圆通速递\", \"invoice_no\": \"YT9\",",
+    );
+    assert_eq!(s(&tb), Some(("圆通速递".into(), "YT9".into())));
+    // Youzan: a shipment still 待发货 (express_state 0) is none; a shipped one is.
+    let dists =
+        r#""dists": [{"dist_id": "D1", "express_info": {"express_id": 1, "express_no": "ST1"}}]"#;
+    for (state, want) in [(0, None), (1, Some(("1".to_string(), "ST1".to_string())))] {
+        let yz = with(
+            ChannelKind::Youzan,
+            "youzan/doc-refund-order-oids.json",
+            "\"refund_order\": [",
+            &format!(
+                "\"delivery_order\": [{{\"express_state\": {state}, {dists}}}], \"refund_order\": ["
+            ),
+        );
+        assert_eq!(s(&yz), want, "express_state {state}");
+    }
+    // Bounded: a tracking number is cut to 64 characters.
+    let long = with(
+        ChannelKind::Pdd,
+        "pdd/order-information-get-response.json",
+        "\"order_status\": 1,",
+        &format!(
+            "\"order_status\": 2, \"tracking_number\": \"{}\",",
+            "9".repeat(500)
+        ),
+    );
+    assert_eq!(long.shipment.unwrap().tracking_no.len(), 64);
+}

@@ -446,7 +446,7 @@ pub struct ResolveExceptionRequest {
 #[utoipa::path(post, path = "/v1/orders/{id}/exceptions/{kind}/resolve", tag = "orders",
     params(
         ("id" = String, Path, description = "orderhub order id"),
-        ("kind" = String, Path, description = "The exception: stop_shipment, after_sale, shipped_on_channel, unknown_channel_status, not_released, no_waybill, no_tracking, writeback_failed …"),
+        ("kind" = String, Path, description = "The exception: stop_shipment, after_sale, shipped_on_channel, changed_after_release, unknown_channel_status, not_released, no_waybill, no_tracking, writeback_failed …"),
         ("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for a repeat"),
     ),
     request_body = ResolveExceptionRequest,

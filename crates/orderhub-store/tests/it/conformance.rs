@@ -1463,11 +1463,18 @@ async fn ingest_at(
     let mut d = draft("tmall-1", "CH-1");
     d.channel_status = Some(format!("S{minutes}"));
     d.channel_updated_at = Some(at);
+    let refund = if after_sale {
+        orderhub_domain::channel_update::RefundState::Requested
+    } else {
+        orderhub_domain::channel_update::RefundState::None
+    };
     let facts = orderhub_core::intake::ChannelFacts {
         canonical,
-        after_sale,
+        partly_shipped: false,
+        refunds: vec![refund; d.lines.len()],
         not_shippable: not_shippable.map(str::to_owned),
         paid_at: Some(at),
+        shipment: None,
     };
     let a = actor(t, Role::Admin);
     ts.store
@@ -1597,3 +1604,725 @@ async fn channel_reports_merge_by_version_and_conflicts_raise_exceptions(ts: Tes
 }
 
 conformance!(channel_reports_merge_by_version_and_conflicts_raise_exceptions);
+
+// ---------------------------------------------------------------------------------------------
+// What the channel says after creation (issue 19): the domain's decision table applied by intake
+// in one transaction — amounts, lines (stock re-reserved), receiver before release; a stop after
+// release; per-line refunds; the channel's own shipment.
+
+use orderhub_core::intake::{ChannelFacts, Ingested, ingest};
+use orderhub_domain::channel_update::{ChannelShipment, RefundState};
+
+fn cn_at(minutes: i64) -> chrono::DateTime<chrono::FixedOffset> {
+    use chrono::TimeZone;
+    chrono::FixedOffset::east_opt(8 * 3600)
+        .unwrap()
+        .with_ymd_and_hms(2026, 11, 11, 10, 0, 0)
+        .unwrap()
+        + chrono::Duration::minutes(minutes)
+}
+
+fn yuan(s: &str) -> orderhub_domain::Money {
+    orderhub_domain::Money::parse("m", s, orderhub_domain::Currency::CNY).unwrap()
+}
+
+/// A channel order `ext` as the channel reports it at `minutes`: lines (external id, SKU,
+/// quantity, unit price, line discount), totals computed.
+fn chan_draft(
+    ext: &str,
+    minutes: i64,
+    status: &str,
+    lines: &[(&str, &str, u32, &str, &str)],
+) -> orderhub_domain::order::OrderDraft {
+    let mut d = draft("tmall-1", ext);
+    d.channel_status = Some(status.into());
+    d.channel_updated_at = Some(cn_at(minutes));
+    let template = d.lines[0].clone();
+    d.lines = lines
+        .iter()
+        .map(
+            |(id, s, q, unit, discount)| orderhub_domain::order::LineDraft {
+                external_line_id: Some(id.to_string()),
+                sku: sku(s),
+                title: format!("{s} ®"),
+                quantity: *q,
+                unit_price: yuan(unit),
+                discount: yuan(discount),
+                paid_amount: None,
+                ..template.clone()
+            },
+        )
+        .collect();
+    d
+}
+
+fn facts_of(canonical: Status) -> ChannelFacts {
+    ChannelFacts {
+        canonical,
+        partly_shipped: false,
+        refunds: Vec::new(),
+        not_shippable: None,
+        paid_at: Some(cn_at(1)),
+        shipment: None,
+    }
+}
+
+async fn report(
+    ts: &TestStore,
+    d: orderhub_domain::order::OrderDraft,
+    f: ChannelFacts,
+) -> Result<Ingested, CoreError> {
+    let a = actor("acme", Role::Admin);
+    ts.store
+        .write(0, move |tx| {
+            ingest(tx, &a, d.clone(), &f, chrono::Utc::now())
+        })
+        .await
+}
+
+fn updated(r: Result<Ingested, CoreError>) -> Order {
+    match r {
+        Ok(Ingested::Updated(o)) | Ok(Ingested::Created(o)) => o,
+        other => panic!("expected a merged order, got {other:?}"),
+    }
+}
+
+async fn events_of(ts: &TestStore, id: OrderId) -> Vec<(String, serde_json::Value)> {
+    let t = tenant("acme");
+    ts.store
+        .read(move |r| r.events_after(&t, 0, 10_000))
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.event.aggregate_id == id.as_uuid())
+        .map(|e| {
+            (
+                e.event.event_type.clone(),
+                serde_json::from_str(&e.event.payload).unwrap(),
+            )
+        })
+        .collect()
+}
+
+async fn audit_of(ts: &TestStore, id: OrderId) -> Vec<orderhub_core::ports::AuditEntry> {
+    let t = tenant("acme");
+    ts.store
+        .read(move |r| r.audit_for_order(&t, id))
+        .await
+        .unwrap()
+}
+
+async fn order_now(ts: &TestStore, id: OrderId) -> Order {
+    ts.store
+        .read(move |r| r.order_get(&tenant("acme"), id))
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+/// 改价: the seller takes 10.00 off before the buyer pays; the buyer pays 90.00.
+async fn a_price_change_before_payment_is_applied(ts: TestStore) {
+    seed_tenant(&ts.store, "acme").await;
+    let line = |discount| [("L1", "TEA", 1, "100.00", discount)];
+    let o = updated(
+        report(
+            &ts,
+            chan_draft("P1", 0, "WAIT_BUYER_PAY", &line("0.00")),
+            facts_of(Status::PendingPayment),
+        )
+        .await,
+    );
+    assert_eq!((o.paid_amount, o.discount), (yuan("100.00"), yuan("0.00")));
+    let cut = updated(
+        report(
+            &ts,
+            chan_draft("P1", 1, "WAIT_BUYER_PAY", &line("10.00")),
+            facts_of(Status::PendingPayment),
+        )
+        .await,
+    );
+    assert_eq!(cut.status, Status::PendingPayment);
+    assert_eq!(
+        (cut.paid_amount, cut.discount, cut.lines[0].paid_amount),
+        (yuan("90.00"), yuan("10.00"), yuan("90.00"))
+    );
+    assert_eq!(cut.lines[0].line_id, 1, "the line keeps its id");
+    // Then paid at the new price.
+    let paid = updated(
+        report(
+            &ts,
+            chan_draft("P1", 2, "WAIT_SELLER_SEND_GOODS", &line("10.00")),
+            facts_of(Status::Paid),
+        )
+        .await,
+    );
+    assert_eq!(
+        (paid.status, paid.paid_amount),
+        (Status::Paid, yuan("90.00"))
+    );
+    assert_eq!(order_now(&ts, o.id).await, paid, "stored as returned");
+    // The event says what changed; the audit entry keeps the amounts before and after.
+    let events = events_of(&ts, o.id).await;
+    let changed: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|(t, _)| t == "order.channel_updated")
+        .map(|(_, p)| &p["changed"])
+        .collect();
+    assert_eq!(changed[0], &serde_json::json!(["amounts"]));
+    assert_eq!(changed[1], &serde_json::json!(["status"]));
+    assert!(events.iter().any(|(t, _)| t == "order.paid"));
+    let audit = audit_of(&ts, o.id).await;
+    let upd = audit.iter().find(|e| e.action == "channel_update").unwrap();
+    assert_eq!(upd.detail["applied"], serde_json::json!(["amounts"]));
+    assert_eq!(
+        upd.detail["amounts_and_lines"]["ours"]["amounts"]["paid_amount"],
+        "100.00"
+    );
+    assert_eq!(
+        upd.detail["amounts_and_lines"]["channel"]["amounts"]["paid_amount"],
+        "90.00"
+    );
+    assert_eq!((upd.from_version, upd.to_version), (1, 2));
+    // An older report of the same order changes nothing.
+    assert!(matches!(
+        report(
+            &ts,
+            chan_draft("P1", 1, "WAIT_BUYER_PAY", &line("30.00")),
+            facts_of(Status::PendingPayment),
+        )
+        .await,
+        Ok(Ingested::Stale(_))
+    ));
+    assert_eq!(order_now(&ts, o.id).await.version, paid.version);
+}
+
+async fn a_line_change_on_a_paid_order_re_reserves_its_stock(ts: TestStore) {
+    seed_inventory(&ts, &[("TEA", "HZ", 10), ("CUP", "HZ", 5)]).await;
+    let o = updated(
+        report(
+            &ts,
+            chan_draft(
+                "R1",
+                0,
+                "WAIT_SELLER_SEND_GOODS",
+                &[
+                    ("L1", "TEA", 2, "10.00", "0.00"),
+                    ("L2", "CUP", 1, "5.00", "0.00"),
+                ],
+            ),
+            facts_of(Status::Paid),
+        )
+        .await,
+    );
+    assert_eq!(o.status, Status::Paid);
+    let first = o.reservation_id.expect("paid orders reserve");
+    assert_eq!(
+        (
+            level(&ts, "TEA", "HZ").await.reserved,
+            level(&ts, "CUP", "HZ").await.reserved
+        ),
+        (2, 1)
+    );
+    // The buyer takes one more tea and a second cup on the channel.
+    let more = updated(
+        report(
+            &ts,
+            chan_draft(
+                "R1",
+                1,
+                "WAIT_SELLER_SEND_GOODS",
+                &[
+                    ("L1", "TEA", 3, "10.00", "0.00"),
+                    ("L2", "CUP", 2, "5.00", "0.00"),
+                ],
+            ),
+            facts_of(Status::Paid),
+        )
+        .await,
+    );
+    let second = more.reservation_id.expect("reserved again");
+    assert_ne!(second, first);
+    assert_eq!(
+        reservation_state(&ts, first).await,
+        ReservationState::Released(ReleaseReason::Manual)
+    );
+    let rec = ts
+        .store
+        .read(move |r| r.reservation(&tenant("acme"), second))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rec.state, ReservationState::Committed);
+    let mut held: Vec<(String, i64)> = rec
+        .lines
+        .iter()
+        .map(|l| (l.sku.to_string(), l.quantity))
+        .collect();
+    held.sort();
+    assert_eq!(held, vec![("CUP".into(), 2), ("TEA".into(), 3)]);
+    assert_eq!(
+        (
+            level(&ts, "TEA", "HZ").await,
+            level(&ts, "CUP", "HZ").await.reserved
+        ),
+        (
+            StockLevel {
+                on_hand: 10,
+                reserved: 3
+            },
+            2
+        ),
+        "the old reservation released, the new one held: nothing counted twice"
+    );
+    // The ledger explains it: reserve 2, release 2, reserve 3.
+    let t = tenant("acme");
+    let ledger = ts
+        .store
+        .read(move |r| r.ledger(&t, &sku("TEA"), None, 0, 100))
+        .await
+        .unwrap();
+    let moves: Vec<(&str, i64)> = ledger
+        .iter()
+        .map(|(_, row)| (row.movement, row.quantity))
+        .filter(|(m, _)| *m != "receipt")
+        .collect();
+    assert_eq!(moves, vec![("reserve", 2), ("release", -2), ("reserve", 3)]);
+    assert_eq!(
+        more.lines
+            .iter()
+            .map(|l| (l.line_id, l.quantity))
+            .collect::<Vec<_>>(),
+        vec![(1, 3), (2, 2)]
+    );
+    // Now a line of something out of stock: the order waits on backorder, as a payment without
+    // stock does, and may not be allocated; the reservation it had is given back.
+    let short = updated(
+        report(
+            &ts,
+            chan_draft(
+                "R1",
+                2,
+                "WAIT_SELLER_SEND_GOODS",
+                &[
+                    ("L1", "TEA", 3, "10.00", "0.00"),
+                    ("L3", "HOT", 1, "5.00", "0.00"),
+                ],
+            ),
+            facts_of(Status::Paid),
+        )
+        .await,
+    );
+    assert_eq!(short.exceptions, vec!["out_of_stock".to_owned()]);
+    assert_eq!(short.reservation_id, None);
+    assert_eq!(level(&ts, "TEA", "HZ").await.reserved, 0);
+    assert_eq!(level(&ts, "CUP", "HZ").await.reserved, 0);
+    assert_eq!(
+        short
+            .lines
+            .iter()
+            .map(|l| (l.line_id, l.sku.to_string()))
+            .collect::<Vec<_>>(),
+        vec![(1, "TEA".into()), (3, "HOT".into())],
+        "a new line takes the next id; the dropped line's id is not reused"
+    );
+    let refused = apply(
+        &ts,
+        "acme",
+        o.id,
+        Command::Allocate {
+            warehouse_id: wh("HZ"),
+        },
+    )
+    .await;
+    assert!(
+        matches!(refused, Err(CoreError::ReservationNotAllowed(_))),
+        "{refused:?}"
+    );
+    let events = events_of(&ts, o.id).await;
+    assert!(
+        events
+            .iter()
+            .any(|(t, p)| t == "exception.raised" && p["exception"] == "out_of_stock")
+    );
+}
+
+async fn an_allocated_order_whose_goods_change_is_allocated_where_its_new_stock_is(ts: TestStore) {
+    // HZ has tea for two; SH (also covering 浙江省) for five.
+    seed_inventory(&ts, &[("TEA", "HZ", 2), ("TEA", "SH", 5)]).await;
+    let o = updated(
+        report(
+            &ts,
+            chan_draft(
+                "A1",
+                0,
+                "WAIT_SELLER_SEND_GOODS",
+                &[("L1", "TEA", 2, "10.00", "0.00")],
+            ),
+            facts_of(Status::Paid),
+        )
+        .await,
+    );
+    apply(
+        &ts,
+        "acme",
+        o.id,
+        Command::Allocate {
+            warehouse_id: wh("HZ"),
+        },
+    )
+    .await
+    .unwrap();
+    let more = updated(
+        report(
+            &ts,
+            chan_draft(
+                "A1",
+                1,
+                "WAIT_SELLER_SEND_GOODS",
+                &[("L1", "TEA", 4, "10.00", "0.00")],
+            ),
+            facts_of(Status::Paid),
+        )
+        .await,
+    );
+    assert_eq!(more.status, Status::Allocated);
+    assert_eq!(more.fulfillment.warehouse_id, Some(wh("SH")));
+    assert_eq!(level(&ts, "TEA", "HZ").await.reserved, 0);
+    assert_eq!(level(&ts, "TEA", "SH").await.reserved, 4);
+    let audit = audit_of(&ts, o.id).await;
+    let upd = audit
+        .iter()
+        .rev()
+        .find(|e| e.action == "channel_update")
+        .unwrap();
+    assert_eq!(upd.detail["stock"]["allocation"]["to"], "SH");
+    // It releases and ships from there.
+    apply(&ts, "acme", o.id, Command::Release).await.unwrap();
+}
+
+async fn an_address_change_before_release_is_applied_and_encrypted(ts: TestStore) {
+    seed_tenant(&ts.store, "acme").await;
+    let lines = [("L1", "TEA", 1, "10.00", "0.00")];
+    let o = updated(
+        report(
+            &ts,
+            chan_draft("D1", 0, "WAIT_SELLER_SEND_GOODS", &lines),
+            facts_of(Status::Paid),
+        )
+        .await,
+    );
+    let mut d = chan_draft("D1", 1, "WAIT_SELLER_SEND_GOODS", &lines);
+    d.receiver.detail = orderhub_domain::Personal::new("莫干山路 77 号");
+    d.receiver.phone = orderhub_domain::Personal::new("13900007777");
+    d.receiver.district = Some("拱墅区".into());
+    let moved = updated(report(&ts, d, facts_of(Status::Paid)).await);
+    assert_eq!(moved.receiver.detail.expose(), "莫干山路 77 号");
+    assert_eq!(moved.receiver.phone.expose(), "13900007777");
+    assert_eq!(moved.receiver.district.as_deref(), Some("拱墅区"));
+    assert_eq!(moved.status, Status::Paid);
+    assert_eq!(order_now(&ts, o.id).await.receiver, moved.receiver);
+    let raw = ts.raw_docs().join("\n");
+    assert!(
+        !raw.contains("莫干山路") && !raw.contains("13900007777"),
+        "the new receiver is encrypted at rest"
+    );
+    let events = events_of(&ts, o.id).await;
+    let (_, upd) = events
+        .iter()
+        .rev()
+        .find(|(t, _)| t == "order.channel_updated")
+        .unwrap();
+    assert_eq!(upd["changed"], serde_json::json!(["receiver"]));
+    let all = serde_json::to_string(&events).unwrap();
+    assert!(
+        !all.contains("莫干山路") && !all.contains("13900007777") && !all.contains("文三路"),
+        "no receiver field in any event"
+    );
+}
+
+async fn a_change_after_release_stops_the_order_and_leaves_it_unchanged(ts: TestStore) {
+    seed_tenant(&ts.store, "acme").await;
+    let lines = |discount| [("L1", "TEA", 1, "100.00", discount)];
+    let o = updated(
+        report(
+            &ts,
+            chan_draft("X1", 0, "WAIT_SELLER_SEND_GOODS", &lines("0.00")),
+            facts_of(Status::Paid),
+        )
+        .await,
+    );
+    apply(
+        &ts,
+        "acme",
+        o.id,
+        Command::Allocate {
+            warehouse_id: wh("HZ"),
+        },
+    )
+    .await
+    .unwrap();
+    let released = apply(&ts, "acme", o.id, Command::Release).await.unwrap();
+    let mut d = chan_draft("X1", 1, "WAIT_SELLER_SEND_GOODS", &lines("10.00"));
+    d.receiver.detail = orderhub_domain::Personal::new("莫干山路 77 号");
+    let stopped = updated(report(&ts, d.clone(), facts_of(Status::Paid)).await);
+    assert_eq!(stopped.status, Status::Released);
+    assert_eq!(stopped.exceptions, vec!["changed_after_release".to_owned()]);
+    assert_eq!(
+        (stopped.paid_amount, &stopped.receiver, &stopped.lines,),
+        (released.paid_amount, &released.receiver, &released.lines),
+        "nothing applied"
+    );
+    let raw = ts.raw_docs().join("\n");
+    assert!(
+        !raw.contains("莫干山路"),
+        "the channel's version kept beside the order is encrypted too"
+    );
+    let events = events_of(&ts, o.id).await;
+    let (_, raised) = events
+        .iter()
+        .find(|(t, p)| t == "exception.raised" && p["exception"] == "changed_after_release")
+        .unwrap();
+    assert_eq!(
+        raised["detail"]["changed"],
+        serde_json::json!(["amounts", "receiver"])
+    );
+    assert_eq!(
+        raised["detail"]["amounts_and_lines"]["channel"]["amounts"]["paid_amount"],
+        "90.00"
+    );
+    assert!(!raised.to_string().contains("莫干山路"));
+    let ship = Command::Ship {
+        carrier: orderhub_domain::ids::CarrierCode::parse("zto").unwrap(),
+        tracking_no: "7700001".into(),
+        logistics_no: "L1".into(),
+    };
+    match apply(&ts, "acme", o.id, ship.clone()).await {
+        Err(CoreError::Stopped { exception, .. }) => {
+            assert_eq!(exception, "changed_after_release")
+        }
+        other => panic!("a stopped order must not ship: {other:?}"),
+    }
+    // An operator resolves it (the warehouse relabelled the parcel); the same channel version
+    // reported again does not stop it a second time.
+    let a = actor("acme", Role::Ops);
+    let id = o.id;
+    ts.store
+        .write(0, move |tx| {
+            orderhub_core::usecases::resolve_exception(
+                tx,
+                &a,
+                id,
+                "changed_after_release",
+                "relabelled at the warehouse",
+                chrono::Utc::now(),
+            )
+        })
+        .await
+        .unwrap();
+    d.channel_updated_at = Some(cn_at(2));
+    let again = updated(report(&ts, d, facts_of(Status::Paid)).await);
+    assert!(again.exceptions.is_empty(), "{:?}", again.exceptions);
+    apply(&ts, "acme", o.id, ship).await.unwrap();
+}
+
+async fn a_refund_on_a_line_stops_the_order_until_the_channel_closes_it(ts: TestStore) {
+    seed_tenant(&ts.store, "acme").await;
+    let lines = [
+        ("L1", "TEA", 1, "10.00", "0.00"),
+        ("L2", "CUP", 1, "5.00", "0.00"),
+    ];
+    let refund = |minutes, state| {
+        let mut f = facts_of(Status::Paid);
+        f.refunds = vec![RefundState::None, state];
+        (
+            chan_draft("F1", minutes, "WAIT_SELLER_SEND_GOODS", &lines),
+            f,
+        )
+    };
+    let o = updated(
+        report(
+            &ts,
+            chan_draft("F1", 0, "WAIT_SELLER_SEND_GOODS", &lines),
+            facts_of(Status::Paid),
+        )
+        .await,
+    );
+    let (d, f) = refund(1, RefundState::Requested);
+    let stopped = updated(report(&ts, d, f).await);
+    assert_eq!(stopped.exceptions, vec!["after_sale".to_owned()]);
+    let events = events_of(&ts, o.id).await;
+    let (_, raised) = events
+        .iter()
+        .find(|(t, p)| t == "exception.raised" && p["exception"] == "after_sale")
+        .unwrap();
+    assert_eq!(raised["detail"]["lines"][0]["line_id"], 2);
+    assert_eq!(raised["detail"]["lines"][0]["external_line_id"], "L2");
+    let allocate = Command::Allocate {
+        warehouse_id: wh("HZ"),
+    };
+    assert!(matches!(
+        apply(&ts, "acme", o.id, allocate.clone()).await,
+        Err(CoreError::Stopped { ref exception, .. }) if exception == "after_sale"
+    ));
+    // The seller refuses the refund: the channel's stop is lifted, and the order moves on.
+    let (d, f) = refund(2, RefundState::Rejected);
+    let lifted = updated(report(&ts, d, f).await);
+    assert!(lifted.exceptions.is_empty(), "{:?}", lifted.exceptions);
+    let audit = audit_of(&ts, o.id).await;
+    let resolved = audit
+        .iter()
+        .find(|e| e.action == "exception.resolved")
+        .unwrap();
+    assert_eq!(resolved.detail["detail"]["resolved_by"], "channel");
+    apply(&ts, "acme", o.id, allocate).await.unwrap();
+    // A refund on a released order: release already happened, shipping is refused.
+    apply(&ts, "acme", o.id, Command::Release).await.unwrap();
+    let (d, f) = refund(3, RefundState::Refunded);
+    let stopped = updated(report(&ts, d, f).await);
+    assert_eq!(stopped.exceptions, vec!["after_sale".to_owned()]);
+    // A stop someone else raised is never lifted by the channel.
+    let other = updated(
+        report(
+            &ts,
+            chan_draft("F2", 0, "WAIT_SELLER_SEND_GOODS", &lines),
+            facts_of(Status::Paid),
+        )
+        .await,
+    );
+    let a = actor("acme", Role::Admin);
+    let id = other.id;
+    ts.store
+        .write(0, move |tx| {
+            orderhub_core::usecases::raise_exception(
+                tx,
+                &a,
+                id,
+                "after_sale",
+                serde_json::json!({"reason": "the buyer phoned"}),
+                chrono::Utc::now(),
+            )
+        })
+        .await
+        .unwrap();
+    let mut f = facts_of(Status::Paid);
+    f.refunds = vec![RefundState::Rejected, RefundState::None];
+    let kept = updated(
+        report(
+            &ts,
+            chan_draft("F2", 1, "WAIT_SELLER_SEND_GOODS", &lines),
+            f,
+        )
+        .await,
+    );
+    assert_eq!(kept.exceptions, vec!["after_sale".to_owned()]);
+    // Every line refunded and the order closed on the channel: cancelled here (before release).
+    let mut f = facts_of(Status::Cancelled);
+    f.refunds = vec![RefundState::Refunded, RefundState::Refunded];
+    let closed = updated(report(&ts, chan_draft("F2", 2, "TRADE_CLOSED", &lines), f).await);
+    assert_eq!(closed.status, Status::Cancelled);
+}
+
+async fn shipped_on_the_channel_stops_the_order_and_records_the_tracking(ts: TestStore) {
+    seed_tenant(&ts.store, "acme").await;
+    let lines = [("L1", "TEA", 1, "10.00", "0.00")];
+    let o = updated(
+        report(
+            &ts,
+            chan_draft("S1", 0, "WAIT_SELLER_SEND_GOODS", &lines),
+            facts_of(Status::Paid),
+        )
+        .await,
+    );
+    let mut f = facts_of(Status::Shipped);
+    f.shipment = Some(ChannelShipment {
+        carrier: "shunfeng".into(),
+        tracking_no: "SF1001".into(),
+    });
+    let shipped = updated(
+        report(
+            &ts,
+            chan_draft("S1", 1, "WAIT_BUYER_CONFIRM_GOODS", &lines),
+            f.clone(),
+        )
+        .await,
+    );
+    assert_eq!(shipped.status, Status::Paid, "orderhub did not ship it");
+    assert_eq!(shipped.exceptions, vec!["shipped_on_channel".to_owned()]);
+    assert_eq!(shipped.fulfillment.channel_shipment, f.shipment);
+    assert_eq!(shipped.fulfillment.tracking_no, None);
+    assert!(matches!(
+        apply(&ts, "acme", o.id, Command::Allocate { warehouse_id: wh("HZ") }).await,
+        Err(CoreError::Stopped { ref exception, .. }) if exception == "shipped_on_channel"
+    ));
+    let events = events_of(&ts, o.id).await;
+    let (_, raised) = events
+        .iter()
+        .find(|(t, p)| t == "exception.raised" && p["exception"] == "shipped_on_channel")
+        .unwrap();
+    assert_eq!(raised["detail"]["tracking_no"], "SF1001");
+    assert_eq!(raised["detail"]["carrier"], "shunfeng");
+    // The same again (newer) raises nothing more.
+    let again = updated(
+        report(
+            &ts,
+            chan_draft("S1", 2, "WAIT_BUYER_CONFIRM_GOODS", &lines),
+            f,
+        )
+        .await,
+    );
+    assert_eq!(again.exceptions, vec!["shipped_on_channel".to_owned()]);
+    let raised_count = events_of(&ts, o.id)
+        .await
+        .iter()
+        .filter(|(t, _)| t == "exception.raised")
+        .count();
+    assert_eq!(raised_count, 1);
+}
+
+/// A later version whose content the domain refuses (amounts that do not add up) or whose
+/// receiver the channel blanked still moves the order: a close must cancel it whatever else the
+/// payload says. The refusal is written in the audit entry.
+async fn a_later_version_with_refused_content_still_moves_the_order(ts: TestStore) {
+    seed_tenant(&ts.store, "acme").await;
+    let lines = [("L1", "TEA", 1, "10.00", "0.00")];
+    let o = updated(
+        report(
+            &ts,
+            chan_draft("B1", 0, "WAIT_SELLER_SEND_GOODS", &lines),
+            facts_of(Status::Paid),
+        )
+        .await,
+    );
+    // The receiver blanked: not a new receiver.
+    let mut d = chan_draft("B1", 1, "WAIT_SELLER_SEND_GOODS", &lines);
+    d.receiver.name = orderhub_domain::Personal::new("");
+    d.receiver.phone = orderhub_domain::Personal::new("");
+    let kept = updated(report(&ts, d, facts_of(Status::Paid)).await);
+    assert_eq!(kept.receiver, o.receiver);
+    assert_eq!(kept.version, o.version + 1);
+    // Amounts that do not add up, and the order closed.
+    let mut d = chan_draft("B1", 2, "TRADE_CLOSED", &lines);
+    d.paid_amount = Some(yuan("7.00"));
+    let closed = updated(report(&ts, d, facts_of(Status::Cancelled)).await);
+    assert_eq!(closed.status, Status::Cancelled);
+    assert_eq!(closed.paid_amount, o.paid_amount);
+    let audit = audit_of(&ts, o.id).await;
+    let upd = audit
+        .iter()
+        .rev()
+        .find(|e| e.action == "channel_update")
+        .unwrap();
+    assert_eq!(upd.detail["refused"]["field"], "amounts.paid_amount");
+    assert_eq!(upd.detail["refused"]["rule"], "does_not_add_up");
+}
+
+conformance!(
+    a_later_version_with_refused_content_still_moves_the_order,
+    a_price_change_before_payment_is_applied,
+    a_line_change_on_a_paid_order_re_reserves_its_stock,
+    an_allocated_order_whose_goods_change_is_allocated_where_its_new_stock_is,
+    an_address_change_before_release_is_applied_and_encrypted,
+    a_change_after_release_stops_the_order_and_leaves_it_unchanged,
+    a_refund_on_a_line_stops_the_order_until_the_channel_closes_it,
+    shipped_on_the_channel_stops_the_order_and_records_the_tracking,
+);
