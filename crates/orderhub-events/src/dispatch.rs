@@ -1,6 +1,13 @@
 //! The dispatcher: one task per tenant (while this process holds `dispatch/<tenant>`), delivering
 //! every event to the targets that want it, ordered per aggregate, retried with backoff, dead-lettered
 //! when attempts run out.
+//!
+//! A delivery that fails its first `park_after` attempts is **parked**: written to the store
+//! (`parked_deliveries`) with its next attempt's time, which frees its in-flight slot, so a
+//! subscriber down for an hour holds none of the tenant's 10,000 in-flight events (which every
+//! target shares, fulfillment too). Later events of the same (target, aggregate) are parked behind
+//! it without being tried, and the dispatcher retries the first of each (target, aggregate) when it
+//! is due (`parked_due`), so one order's events still arrive in version order.
 
 use crate::lease;
 use crate::runtime::Shared;
@@ -12,7 +19,7 @@ use futures::StreamExt;
 use futures::future::BoxFuture;
 use orderhub_domain::TenantId;
 use orderhub_store::ops::{DEAD, DELIVERED, REPLAYING};
-use orderhub_store::{DeadLetterRow, Lease};
+use orderhub_store::{DeadLetterRow, Lease, PARKED_DUE_MAX, ParkedRow};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -129,47 +136,85 @@ pub fn backoff(base: Duration, max: Duration, attempt: u32) -> Duration {
 }
 
 enum Job {
-    /// An event for a target.
+    /// An event for a target. `behind`: its (target, aggregate) has parked deliveries, so it is
+    /// parked behind them without being tried.
     Event {
         target: Arc<dyn Target>,
         item: Arc<Delivery>,
+        behind: bool,
     },
     /// A dead letter asked to be sent again.
     Replay {
         target: Option<Arc<dyn Target>>,
         dl: Box<DeadLetterRow>,
     },
+    /// The next attempt of a parked delivery.
+    Retry {
+        target: Option<Arc<dyn Target>>,
+        row: Box<ParkedRow>,
+    },
 }
 
 enum Outcome {
     Delivered,
-    Dead { attempts: u32, error: String },
+    Dead {
+        attempts: u32,
+        error: String,
+    },
+    /// Failed its attempts in memory; parked for its next one after `wait`.
+    Park {
+        attempts: u32,
+        error: String,
+        wait: Duration,
+    },
 }
 
-async fn attempt_all(sh: &Shared, target: &dyn Target, item: &Delivery) -> Outcome {
+/// One attempt: `Ok`, or the error and whether another attempt may help.
+async fn attempt_once(
+    sh: &Shared,
+    target: &dyn Target,
+    item: &Delivery,
+    attempt: u32,
+) -> Result<(), (String, bool)> {
     let cfg = &sh.cfg;
     let kind = target.kind().to_owned();
+    let started = Instant::now();
+    let r = tokio::time::timeout(cfg.delivery_timeout, target.deliver(item, attempt)).await;
+    metrics::histogram!("orderhub_delivery_attempt_seconds", "target" => kind.clone())
+        .record(started.elapsed().as_secs_f64());
+    match r {
+        Ok(Ok(())) => {
+            metrics::counter!("orderhub_deliveries_total", "target" => kind, "outcome" => "delivered").increment(1);
+            Ok(())
+        }
+        Ok(Err(e)) => Err((e.message, e.retryable)),
+        Err(_) => Err((format!("no answer within {:?}", cfg.delivery_timeout), true)),
+    }
+}
+
+/// Attempts in memory: all `max_attempts` (`park` false: a replay), or the first `park_after`
+/// and then [`Outcome::Park`].
+async fn attempt_all(sh: &Shared, target: &dyn Target, item: &Delivery, park: bool) -> Outcome {
+    let cfg = &sh.cfg;
+    let kind = target.kind().to_owned();
+    let in_memory = if park {
+        cfg.park_after.clamp(1, cfg.max_attempts.max(1))
+    } else {
+        cfg.max_attempts
+    };
     let mut last = String::new();
-    for attempt in 1..=cfg.max_attempts {
-        let started = Instant::now();
-        let r = tokio::time::timeout(cfg.delivery_timeout, target.deliver(item, attempt)).await;
-        metrics::histogram!("orderhub_delivery_attempt_seconds", "target" => kind.clone())
-            .record(started.elapsed().as_secs_f64());
-        match r {
-            Ok(Ok(())) => {
-                metrics::counter!("orderhub_deliveries_total", "target" => kind.clone(), "outcome" => "delivered").increment(1);
-                return Outcome::Delivered;
-            }
-            Ok(Err(e)) if !e.retryable => {
+    for attempt in 1..=in_memory {
+        match attempt_once(sh, target, item, attempt).await {
+            Ok(()) => return Outcome::Delivered,
+            Err((e, false)) => {
                 return Outcome::Dead {
                     attempts: attempt,
-                    error: e.message,
+                    error: e,
                 };
             }
-            Ok(Err(e)) => last = e.message,
-            Err(_) => last = format!("no answer within {:?}", cfg.delivery_timeout),
+            Err((e, true)) => last = e,
         }
-        if attempt < cfg.max_attempts {
+        if attempt < in_memory {
             metrics::counter!("orderhub_deliveries_total", "target" => kind.clone(), "outcome" => "retry").increment(1);
             // The wait holds this (target, aggregate) lane only: other orders' jobs run beside it.
             let mut left = backoff(cfg.backoff_base, cfg.backoff_max, attempt);
@@ -185,8 +230,15 @@ async fn attempt_all(sh: &Shared, target: &dyn Target, item: &Delivery) -> Outco
             }
         }
     }
+    if in_memory < cfg.max_attempts {
+        return Outcome::Park {
+            attempts: in_memory,
+            error: last,
+            wait: backoff(cfg.backoff_base, cfg.backoff_max, in_memory),
+        };
+    }
     Outcome::Dead {
-        attempts: cfg.max_attempts,
+        attempts: in_memory,
         error: last,
     }
 }
@@ -198,54 +250,238 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(20);
 /// How often, at most, the dispatcher stores its position.
 const PERSIST_EVERY: Duration = Duration::from_millis(100);
 
-/// What a finished job reports: the (target, event) it was for, or the replayed dead letter.
-type JobDone = (Option<(Uuid, Arc<Delivery>)>, Option<Uuid>);
+/// What a finished job reports.
+#[derive(Default)]
+struct JobDone {
+    /// The (target, event) it was for.
+    event: Option<(Uuid, Arc<Delivery>)>,
+    /// The replayed dead letter.
+    replay: Option<Uuid>,
+    /// The (target, aggregate) lane it ran in.
+    lane: Option<(Uuid, Uuid)>,
+    /// Whether that lane has parked deliveries now (`None`: unchanged).
+    parked: Option<bool>,
+}
 
-/// Runs one job to its end: delivered, or stored as a dead letter.
+fn dead_letter(target: Uuid, item: &Delivery, attempts: u32, error: String) -> DeadLetterRow {
+    let now = Utc::now();
+    DeadLetterRow {
+        tenant_id: item.tenant.clone(),
+        dead_letter_id: Uuid::now_v7(),
+        subscription_id: target,
+        event_id: item.event_id,
+        event_type: item.event_type.clone(),
+        aggregate_id: item.aggregate_id,
+        seq: item.seq,
+        body: String::from_utf8_lossy(item.body()).into_owned(),
+        attempts,
+        last_error: error,
+        state: DEAD.into(),
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+/// A stored body as a delivery (replays and parked retries).
+fn stored_delivery(
+    tenant: &TenantId,
+    seq: i64,
+    event_id: Uuid,
+    event_type: &str,
+    aggregate_id: Uuid,
+    body: &str,
+) -> Delivery {
+    Delivery {
+        tenant: tenant.clone(),
+        seq,
+        event_id,
+        event_type: event_type.to_owned(),
+        aggregate_id,
+        aggregate_version: 0,
+        body: Bytes::from(body.to_owned()).into(),
+        event: None,
+        shop: Default::default(),
+        nats: None,
+    }
+}
+
+/// Runs a store write until it commits: a delivery's fate must not be lost (its event's position
+/// moves on once the job ends).
+async fn write_until_stored<F>(sh: &Shared, what: &str, f: F)
+where
+    F: Fn(&mut dyn orderhub_store::AdminTx) -> Result<(), orderhub_core::CoreError>
+        + Clone
+        + Send
+        + 'static,
+{
+    let mut pause = Duration::from_millis(100);
+    loop {
+        match sh.store.write(0, f.clone()).await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, what, "Could not store a delivery's state; retrying.");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// Parks `item` for `target`: its next attempt after `wait`.
+async fn park(
+    sh: &Shared,
+    target: Uuid,
+    item: &Delivery,
+    attempts: u32,
+    error: String,
+    wait: Duration,
+) {
+    let now = Utc::now();
+    let row = ParkedRow {
+        tenant_id: item.tenant.clone(),
+        target_id: target,
+        event_id: item.event_id,
+        event_type: item.event_type.clone(),
+        aggregate_id: item.aggregate_id,
+        seq: item.seq,
+        body: String::from_utf8_lossy(item.body()).into_owned(),
+        attempts,
+        last_error: error,
+        next_attempt_at: now
+            + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::hours(1)),
+        created_at: now,
+    };
+    write_until_stored(sh, "park", move |tx| Ok(tx.parked_put(&row)?)).await;
+}
+
+/// Runs one job to its end: delivered, parked, or stored as a dead letter.
 async fn run_job(sh: Arc<Shared>, job: Job) -> JobDone {
     match job {
-        Job::Event { target, item } => {
-            let outcome = attempt_all(&sh, target.as_ref(), &item).await;
-            if let Outcome::Dead { attempts, error } = outcome {
-                metrics::counter!("orderhub_deliveries_total", "target" => target.kind().to_owned(), "outcome" => "dead").increment(1);
-                tracing::warn!(tenant = %item.tenant, event_id = %item.event_id, target = %target.id(), attempts, error = %error, "Delivery failed; the event is in the dead-letter store.");
-                let now = Utc::now();
-                let dl = DeadLetterRow {
-                    tenant_id: item.tenant.clone(),
-                    dead_letter_id: Uuid::now_v7(),
-                    subscription_id: target.id(),
-                    event_id: item.event_id,
-                    event_type: item.event_type.clone(),
-                    aggregate_id: item.aggregate_id,
-                    seq: item.seq,
-                    body: String::from_utf8_lossy(item.body()).into_owned(),
-                    attempts,
-                    last_error: error,
-                    state: DEAD.into(),
-                    created_at: now,
-                    updated_at: now,
-                };
-                store_dead_letter(&sh, dl).await;
+        Job::Event {
+            target,
+            item,
+            behind,
+        } => {
+            let lane = (target.id(), item.aggregate_id);
+            let kind = target.kind().to_owned();
+            let parks = sh.cfg.park_after < sh.cfg.max_attempts;
+            let mut parked = false;
+            if behind {
+                park(
+                    &sh,
+                    target.id(),
+                    &item,
+                    0,
+                    "waiting behind an earlier event of its aggregate".into(),
+                    Duration::ZERO,
+                )
+                .await;
+                parked = true;
+            } else {
+                match attempt_all(&sh, target.as_ref(), &item, parks).await {
+                    Outcome::Delivered => {}
+                    Outcome::Park {
+                        attempts,
+                        error,
+                        wait,
+                    } => {
+                        metrics::counter!("orderhub_deliveries_total", "target" => kind, "outcome" => "parked").increment(1);
+                        tracing::info!(tenant = %item.tenant, event_id = %item.event_id, target = %target.id(), attempts, error = %error, "Delivery failing; parked in the store for its next attempt.");
+                        park(&sh, target.id(), &item, attempts, error, wait).await;
+                        parked = true;
+                    }
+                    Outcome::Dead { attempts, error } => {
+                        metrics::counter!("orderhub_deliveries_total", "target" => kind, "outcome" => "dead").increment(1);
+                        tracing::warn!(tenant = %item.tenant, event_id = %item.event_id, target = %target.id(), attempts, error = %error, "Delivery failed; the event is in the dead-letter store.");
+                        store_dead_letter(&sh, dead_letter(target.id(), &item, attempts, error))
+                            .await;
+                    }
+                }
             }
-            (Some((target.id(), item)), None)
+            JobDone {
+                event: Some((target.id(), item)),
+                lane: Some(lane),
+                parked: parked.then_some(true),
+                ..Default::default()
+            }
+        }
+        Job::Retry { target, row } => {
+            let row = *row;
+            let lane = (row.target_id, row.aggregate_id);
+            let item = stored_delivery(
+                &row.tenant_id,
+                row.seq,
+                row.event_id,
+                &row.event_type,
+                row.aggregate_id,
+                &row.body,
+            );
+            let attempt = row.attempts + 1;
+            let result = match &target {
+                Some(t) => attempt_once(&sh, t.as_ref(), &item, attempt).await,
+                None => Err(("the subscription no longer exists".into(), false)),
+            };
+            let kind = target
+                .as_ref()
+                .map(|t| t.kind().to_owned())
+                .unwrap_or_else(|| "webhook".into());
+            let still = Arc::new(std::sync::atomic::AtomicBool::new(true));
+            let (t, id, agg, seen) = (
+                row.tenant_id.clone(),
+                row.event_id,
+                row.aggregate_id,
+                still.clone(),
+            );
+            let remove = move |tx: &mut dyn orderhub_store::AdminTx| {
+                let more = tx.parked_remove(&t, lane.0, id, agg)?;
+                seen.store(more, std::sync::atomic::Ordering::SeqCst);
+                Ok(())
+            };
+            match result {
+                Ok(()) => write_until_stored(&sh, "delivered", remove).await,
+                Err((error, true)) if attempt < sh.cfg.max_attempts => {
+                    metrics::counter!("orderhub_deliveries_total", "target" => kind, "outcome" => "retry").increment(1);
+                    let wait = backoff(sh.cfg.backoff_base, sh.cfg.backoff_max, attempt);
+                    let next = ParkedRow {
+                        attempts: attempt,
+                        last_error: error,
+                        next_attempt_at: Utc::now()
+                            + chrono::Duration::from_std(wait)
+                                .unwrap_or(chrono::Duration::hours(1)),
+                        ..row
+                    };
+                    write_until_stored(&sh, "retry", move |tx| Ok(tx.parked_put(&next)?)).await;
+                }
+                Err((error, _)) => {
+                    metrics::counter!("orderhub_deliveries_total", "target" => kind, "outcome" => "dead").increment(1);
+                    tracing::warn!(tenant = %row.tenant_id, event_id = %row.event_id, target = %row.target_id, attempts = attempt, error = %error, "Delivery failed; the event is in the dead-letter store.");
+                    let dl = dead_letter(row.target_id, &item, attempt, error);
+                    write_until_stored(&sh, "dead letter", move |tx| {
+                        tx.dead_letter_put(&dl)?;
+                        remove(tx)
+                    })
+                    .await;
+                }
+            }
+            JobDone {
+                lane: Some(lane),
+                parked: Some(still.load(std::sync::atomic::Ordering::SeqCst)),
+                ..Default::default()
+            }
         }
         Job::Replay { target, dl } => {
             let dl = *dl;
             let id = dl.dead_letter_id;
-            let item = Delivery {
-                tenant: dl.tenant_id.clone(),
-                seq: dl.seq,
-                event_id: dl.event_id,
-                event_type: dl.event_type.clone(),
-                aggregate_id: dl.aggregate_id,
-                aggregate_version: 0,
-                body: Bytes::from(dl.body.clone()).into(),
-                event: None,
-                shop: Default::default(),
-                nats: None,
-            };
+            let item = stored_delivery(
+                &dl.tenant_id,
+                dl.seq,
+                dl.event_id,
+                &dl.event_type,
+                dl.aggregate_id,
+                &dl.body,
+            );
             let outcome = match &target {
-                Some(t) => attempt_all(&sh, t.as_ref(), &item).await,
+                Some(t) => attempt_all(&sh, t.as_ref(), &item, false).await,
                 None => Outcome::Dead {
                     attempts: 1,
                     error: "the subscription no longer exists".into(),
@@ -270,7 +506,10 @@ async fn run_job(sh: Arc<Shared>, job: Job) -> JobDone {
                         tracing::warn!(error = %e, "Could not mark a replayed dead letter delivered.");
                     }
                 }
-                Outcome::Dead { attempts, error } => {
+                Outcome::Dead { attempts, error }
+                | Outcome::Park {
+                    attempts, error, ..
+                } => {
                     let now = Utc::now();
                     store_dead_letter(
                         &sh,
@@ -284,7 +523,10 @@ async fn run_job(sh: Arc<Shared>, job: Job) -> JobDone {
                     .await;
                 }
             }
-            (None, Some(id))
+            JobDone {
+                replay: Some(id),
+                ..Default::default()
+            }
         }
     }
 }
@@ -485,6 +727,21 @@ pub(crate) async fn run(sh: Arc<Shared>, tenant: TenantId, lease: Lease) {
     // Per (target, aggregate): jobs waiting behind the one in flight. A key present = one in flight.
     let mut lanes: HashMap<(Uuid, Uuid), VecDeque<Job>> = HashMap::new();
     let mut replays_in_flight: HashSet<Uuid> = HashSet::new();
+    // (target, aggregate) lanes with parked deliveries: their events park behind them.
+    let mut parked: HashSet<(Uuid, Uuid)> = loop {
+        let t = tenant.clone();
+        match sh.store.read(move |r| r.parked_lanes(&t)).await {
+            Ok(l) => break l.into_iter().collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "Could not read the parked deliveries; trying again.");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                if *sh.stop.subscribe().borrow() {
+                    abort_sources();
+                    return;
+                }
+            }
+        }
+    };
     let mut jobs: JoinSet<JobDone> = JoinSet::new();
     let mut tick = tokio::time::interval(Duration::from_millis(50));
     let mut replay_at = Instant::now();
@@ -541,7 +798,8 @@ pub(crate) async fn run(sh: Arc<Shared>, tenant: TenantId, lease: Lease) {
                 remaining.insert(item.seq, (wanted.len(), item.clone()));
                 for t in wanted {
                     let key = (t.id(), item.aggregate_id);
-                    let job = Job::Event { target: t, item: item.clone() };
+                    let behind = parked.contains(&key);
+                    let job = Job::Event { target: t, item: item.clone(), behind };
                     match lanes.get_mut(&key) {
                         Some(q) => q.push_back(job),
                         None => {
@@ -552,17 +810,30 @@ pub(crate) async fn run(sh: Arc<Shared>, tenant: TenantId, lease: Lease) {
                 }
             }
             Some(done) = jobs.join_next() => {
-                let (event, replay) = match done {
+                let done = match done {
                     Ok(d) => d,
                     Err(e) => { tracing::error!(error = %e, "A delivery task failed."); continue; }
                 };
-                if let Some(id) = replay { replays_in_flight.remove(&id); }
-                if let Some((target, item)) = event {
-                    let key = (target, item.aggregate_id);
+                if let Some(id) = done.replay { replays_in_flight.remove(&id); }
+                if let Some(key) = done.lane {
+                    match done.parked {
+                        Some(true) => { parked.insert(key); }
+                        Some(false) => { parked.remove(&key); }
+                        None => {}
+                    }
                     match lanes.get_mut(&key).and_then(VecDeque::pop_front) {
-                        Some(next) => { jobs.spawn(run_job(sh.clone(), next)); }
+                        Some(mut next) => {
+                            // Decided now, not when it was queued: the lane's state may have
+                            // changed with the job that just ended.
+                            if let Job::Event { behind, .. } = &mut next {
+                                *behind = parked.contains(&key);
+                            }
+                            jobs.spawn(run_job(sh.clone(), next));
+                        }
                         None => { lanes.remove(&key); }
                     }
+                }
+                if let Some((_, item)) = done.event {
                     if let Some(entry) = remaining.get_mut(&item.seq) {
                         entry.0 -= 1;
                         if entry.0 == 0 {
@@ -602,6 +873,31 @@ pub(crate) async fn run(sh: Arc<Shared>, tenant: TenantId, lease: Lease) {
         }
         if replay_at.elapsed() > cfg.replay_poll {
             replay_at = Instant::now();
+            // Parked deliveries due now, the first of each (target, aggregate) whose lane is free.
+            if !parked.is_empty() {
+                let t = tenant.clone();
+                if let Ok(rows) = sh
+                    .store
+                    .read(move |r| r.parked_due(&t, Utc::now(), PARKED_DUE_MAX))
+                    .await
+                {
+                    for row in rows {
+                        let key = (row.target_id, row.aggregate_id);
+                        if lanes.contains_key(&key) {
+                            continue;
+                        }
+                        lanes.insert(key, VecDeque::new());
+                        let target = targets.iter().find(|t| t.id() == row.target_id).cloned();
+                        jobs.spawn(run_job(
+                            sh.clone(),
+                            Job::Retry {
+                                target,
+                                row: Box::new(row),
+                            },
+                        ));
+                    }
+                }
+            }
             let t = tenant.clone();
             if let Ok(dls) = sh
                 .store

@@ -28,6 +28,9 @@ pub struct EventsConfig {
     pub supervise_every: Duration,
     /// Attempts per event and target before it is dead-lettered.
     pub max_attempts: u32,
+    /// Attempts made in memory before a failing delivery is parked in the store for the rest
+    /// (no parking when it is `max_attempts` or more).
+    pub park_after: u32,
     /// The wait after the first failed attempt; it doubles after each further one.
     pub backoff_base: Duration,
     /// The longest wait between two attempts. [`EventsConfig::retry_span`] is the whole schedule.
@@ -53,6 +56,7 @@ impl Default for EventsConfig {
             poll_interval: Duration::from_millis(200),
             supervise_every: Duration::from_secs(1),
             max_attempts: DEFAULT_MAX_ATTEMPTS,
+            park_after: DEFAULT_PARK_AFTER,
             backoff_base: Duration::from_millis(500),
             backoff_max: DEFAULT_BACKOFF_MAX,
             delivery_timeout: Duration::from_secs(10),
@@ -64,15 +68,16 @@ impl Default for EventsConfig {
     }
 }
 
-/// Attempts per event and target by default: with a 0.5 s base the retries span 31.75–63.5 s
-/// ([`EventsConfig::retry_span`]). Not longer by default: a waiting retry holds one of the
-/// tenant's 10,000 in-flight events, which every target of the tenant shares (fulfillment too),
-/// so a subscriber down for an hour under load would stall the tenant's fulfillment. Long outages
-/// want retries parked in the store (not built); until then `--webhook-max-attempts` /
-/// `--webhook-backoff-max` trade that risk for a longer span (23 and 10 min: over an hour).
-pub const DEFAULT_MAX_ATTEMPTS: u32 = 8;
+/// Attempts per event and target by default: with a 0.5 s base and a 10 min cap the retries span
+/// 68.5 min to 2 h 17 min ([`EventsConfig::retry_span`]), so a subscriber (or carrier) down for an
+/// hour misses nothing. After the first [`DEFAULT_PARK_AFTER`] attempts (3.5 s at most) a failing
+/// delivery waits in the store, not in memory (`dispatch.rs`): it holds none of the tenant's
+/// 10,000 in-flight events, which every target shares.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 24;
+/// Attempts in memory before a failing delivery is parked in the store.
+pub const DEFAULT_PARK_AFTER: u32 = 3;
 /// The longest wait between two attempts by default.
-pub const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(300);
+pub const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(600);
 
 impl EventsConfig {
     /// The waits between a delivery's attempts before jitter: after attempt `i` (of
@@ -277,12 +282,20 @@ mod tests {
             backoff_max: Duration::from_secs(300),
             ..EventsConfig::default()
         };
-        // The default: 0.5 + 1 + … + 32 s = 63.5 s at the longest.
+        // 0.5 + 1 + … + 32 s = 63.5 s at the longest.
         assert_eq!(
             cfg.retry_span(),
             (Duration::from_millis(31_750), Duration::from_millis(63_500))
         );
-        assert_eq!(cfg.retry_span(), EventsConfig::default().retry_span());
+        // The default: 0.5 s doubling to 512 s, then 600 s: 1,023.5 s + 12 × 600 s, more than an
+        // hour at the shortest (every wait jittered to its lower half).
+        assert_eq!(
+            EventsConfig::default().retry_span(),
+            (
+                Duration::from_millis(4_111_750),
+                Duration::from_millis(8_223_500)
+            )
+        );
         let one = EventsConfig {
             max_attempts: 1,
             ..EventsConfig::default()

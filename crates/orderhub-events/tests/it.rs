@@ -205,6 +205,73 @@ async fn one_order_retrying_holds_back_only_itself_sqlite_nats() {
     one_order_retrying_holds_back_only_itself("sqlite", true).await;
 }
 
+/// A subscriber down for longer than the in-memory attempts: its deliveries are parked in the
+/// store, so they hold none of the tenant's in-flight events — another subscriber gets every event
+/// meanwhile, though the tenant may have only 4 in flight — and once it is back it gets every event
+/// too, each order's in version order, nothing dead-lettered.
+async fn a_subscriber_down_is_parked_and_holds_no_one_up(backend: &str, nats: bool) {
+    let Some(ts) = open(backend) else { return };
+    let tenant = new_tenant(&ts.store).await;
+    let down = Subscriber::start(FailEvery::Always).await;
+    let up = Subscriber::start(FailEvery::Never).await;
+    subscribe(&ts.store, &tenant, &down.url, &["*"]).await;
+    subscribe(&ts.store, &tenant, &up.url, &["*"]).await;
+    let cfg = EventsConfig {
+        nats_url: nats.then(nats_url),
+        max_attempts: 1000,
+        park_after: 2,
+        max_in_flight_events: 4,
+        ..fast()
+    };
+    let rt = orderhub_events::EventsRuntime::start(ts.store.clone(), cfg, vec![])
+        .await
+        .unwrap();
+    let written = write_events(&ts.store, &tenant, 10, 3).await;
+    up.wait_for_all(&written, Duration::from_secs(60)).await;
+    assert_eq!(
+        down.delivered_ids().len(),
+        0,
+        "the subscriber is still down"
+    );
+    let t = tenant.clone();
+    let parked = ts.store.read(move |r| r.parked_depth()).await.unwrap();
+    let parked: u64 = parked.iter().filter(|(x, _)| *x == t).map(|(_, n)| n).sum();
+    assert!(parked > 0, "the failing deliveries wait in the store");
+    down.set_mode(FailEvery::Never);
+    down.wait_for_all(&written, Duration::from_secs(60)).await;
+    down.assert_in_version_order_per_aggregate();
+    up.assert_in_version_order_per_aggregate();
+    let t = tenant.clone();
+    let left = ts.store.read(move |r| r.parked_lanes(&t)).await.unwrap();
+    assert!(left.is_empty(), "nothing left parked: {left:?}");
+    let t = tenant.clone();
+    let dead = ts
+        .store
+        .read(move |r| r.dead_letters(Some(&t), None, None, 100, None))
+        .await
+        .unwrap();
+    assert!(dead.is_empty(), "nothing dead-lettered");
+    rt.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_down_is_parked_and_holds_no_one_up_sqlite() {
+    a_subscriber_down_is_parked_and_holds_no_one_up("sqlite", false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_down_is_parked_and_holds_no_one_up_postgres() {
+    a_subscriber_down_is_parked_and_holds_no_one_up("postgres", false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_down_is_parked_and_holds_no_one_up_postgres_nats() {
+    if !have_nats() {
+        return;
+    }
+    a_subscriber_down_is_parked_and_holds_no_one_up("postgres", true).await;
+}
+
 /// Attempts spent → a dead letter with the last error; replayed once the endpoint works → delivered.
 async fn dead_letters_then_replay(backend: &str) {
     let Some(ts) = open(backend) else { return };

@@ -94,19 +94,30 @@ pub async fn metrics(State(state): State<SharedState>) -> Response {
         .store
         .read(|r| {
             // Every tenant, so one whose last dead letter was delivered reads 0, not its last count.
-            let mut depth: Vec<_> = r.tenants()?.into_iter().map(|t| (t, 0)).collect();
-            for (t, n) in r.dead_letter_depth()? {
-                match depth.iter_mut().find(|(d, _)| *d == t) {
-                    Some(d) => d.1 = n,
-                    None => depth.push((t, n)),
+            let tenants = r.tenants()?;
+            let per_tenant = |counts: Vec<(orderhub_domain::TenantId, u64)>| {
+                let mut depth: Vec<_> = tenants.iter().map(|t| (t.clone(), 0)).collect();
+                for (t, n) in counts {
+                    match depth.iter_mut().find(|(d, _)| *d == t) {
+                        Some(d) => d.1 = n,
+                        None => depth.push((t, n)),
+                    }
                 }
-            }
-            Ok((depth, r.consumer_lags()?))
+                depth
+            };
+            let dead = per_tenant(r.dead_letter_depth()?);
+            let parked = per_tenant(r.parked_depth()?);
+            Ok((dead, parked, r.consumer_lags()?))
         })
         .await;
-    if let Ok((depth, lags)) = ops {
+    if let Ok((depth, parked, lags)) = ops {
         for (t, n) in depth {
             metrics::gauge!("orderhub_dead_letters", "tenant" => t.as_str().to_owned())
+                .set(n as f64);
+        }
+        // Deliveries waiting in the store for their next attempt (a subscriber or carrier down).
+        for (t, n) in parked {
+            metrics::gauge!("orderhub_deliveries_parked", "tenant" => t.as_str().to_owned())
                 .set(n as f64);
         }
         for (role, tenant, lag) in lags {
