@@ -833,13 +833,13 @@ pub(crate) async fn run(sh: Arc<Shared>, tenant: TenantId, lease: Lease) {
                         None => { lanes.remove(&key); }
                     }
                 }
-                if let Some((_, item)) = done.event {
-                    if let Some(entry) = remaining.get_mut(&item.seq) {
-                        entry.0 -= 1;
-                        if entry.0 == 0 {
-                            remaining.remove(&item.seq);
-                            finish(&mut wm, &item);
-                        }
+                if let Some((_, item)) = done.event
+                    && let Some(entry) = remaining.get_mut(&item.seq)
+                {
+                    entry.0 -= 1;
+                    if entry.0 == 0 {
+                        remaining.remove(&item.seq);
+                        finish(&mut wm, &item);
                     }
                 }
             }
