@@ -88,6 +88,10 @@ pub struct Fulfillment {
     /// instead of the tenant's default route.
     #[serde(default)]
     pub preferred_carrier: Option<CarrierCode>,
+    /// When the carrier confirmed the cancellation of this order's waybill (a stop raised after
+    /// the waybill was issued, before pickup): the tracking number is dead, nothing is polled.
+    #[serde(default)]
+    pub waybill_cancelled_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -86,6 +86,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "shop_ids_per_tenant",
         include_str!("../migrations/postgres/0011_shop_ids_per_tenant.sql"),
     ),
+    (
+        13,
+        "carriers_and_shipment_facts",
+        include_str!("../migrations/postgres/0013_carriers_and_shipment_facts.sql"),
+    ),
 ];
 
 pub(crate) fn err(e: postgres::Error) -> StoreError {

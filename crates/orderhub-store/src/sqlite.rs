@@ -81,6 +81,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "shop_ids_per_tenant",
         include_str!("../migrations/sqlite/0011_shop_ids_per_tenant.sql"),
     ),
+    (
+        13,
+        "carriers_and_shipment_facts",
+        include_str!("../migrations/sqlite/0013_carriers_and_shipment_facts.sql"),
+    ),
 ];
 
 /// Reader connections: WAL lets readers run beside the writer; two keep a 2-core machine busy.
@@ -1379,7 +1384,7 @@ impl ReadConn for SqliteRead {
         crate::sqlite_inv::sku_get(&self.c, tenant, sku)
     }
     fn warehouses(&mut self, tenant: &TenantId) -> Result<Vec<WarehouseRecord>, StoreError> {
-        crate::sqlite_inv::warehouses(&self.c, tenant)
+        crate::sqlite_inv::warehouses(&self.c, &self.cipher, tenant)
     }
     fn stock_for_sku(
         &mut self,
