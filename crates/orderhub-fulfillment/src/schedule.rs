@@ -63,8 +63,8 @@ impl TrackSchedule {
             return Some(slots(since, early));
         }
         // The early slots, the last one cut short where the early period ends.
-        let early_slots =
-            slots(early_span, early) + u64::from(early_span.as_nanos() % early.as_nanos() != 0);
+        let early_slots = slots(early_span, early)
+            + u64::from(!early_span.as_nanos().is_multiple_of(early.as_nanos()));
         Some(early_slots.saturating_add(slots(since - early_span, late)))
     }
 
