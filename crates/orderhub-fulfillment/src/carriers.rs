@@ -158,6 +158,9 @@ impl StoredCarriers {
         let Some(host) = url.host_str() else {
             return false;
         };
+        if self.outbound.allow_private {
+            return true;
+        }
         if let Some(ip) = outbound::literal_host(host) {
             return self.outbound.permits(ip).is_ok();
         }
@@ -171,24 +174,30 @@ impl StoredCarriers {
         }
     }
 
+    /// The tenant's carriers from its accounts, and whether every enabled account made it in
+    /// (one whose base URL the policy refused, or whose name did not resolve, is left out).
     async fn build(
         &self,
         tenant: &TenantId,
         rows: &[CarrierAccountRow],
-    ) -> Option<Arc<TenantCarriers>> {
+    ) -> (Option<Arc<TenantCarriers>>, bool) {
         let mut adapters: Vec<Arc<dyn Carrier>> = Vec::new();
         let mut quota = HashMap::new();
         let mut order = Vec::new();
+        let mut complete = true;
         // `rows` come by priority, then carrier code.
         for row in rows.iter().filter(|r| r.enabled) {
             let Some(cfg) = self.config_of(row).await else {
+                complete = false;
                 continue;
             };
             quota.insert(cfg.kind, row.track_per_minute);
             order.push(cfg.kind);
             adapters.push(orderhub_carriers::adapter(cfg, self.http.clone()));
         }
-        let first = *order.first()?;
+        let Some(first) = order.first().copied() else {
+            return (None, complete);
+        };
         let chains: HashMap<CarrierKind, Vec<CarrierKind>> = order
             .iter()
             .map(|k| (*k, order.iter().filter(|o| *o != k).copied().collect()))
@@ -206,12 +215,10 @@ impl StoredCarriers {
                 crate::record_breaker_change(&store, std::slice::from_ref(&t), &c).await;
             }
         });
-        Some(Arc::new(TenantCarriers::new(
-            router,
-            adapters,
-            first,
-            |k| quota.get(&k).copied().unwrap_or(1),
-        )))
+        let built = TenantCarriers::new(router, adapters, first, |k| {
+            quota.get(&k).copied().unwrap_or(1)
+        });
+        (Some(Arc::new(built)), complete)
     }
 }
 
@@ -246,7 +253,7 @@ impl CarrierDirectory for StoredCarriers {
                     return Ok(c.carriers.clone());
                 }
             }
-            let built = self.build(tenant, &rows).await;
+            let (built, complete) = self.build(tenant, &rows).await;
             let mut cache = self.cache.lock();
             if cache.len() >= TENANTS_MAX {
                 cache.clear();
@@ -254,7 +261,10 @@ impl CarrierDirectory for StoredCarriers {
             cache.insert(
                 tenant.clone(),
                 Cached {
-                    fingerprint: print,
+                    // An account left out (its name did not resolve, the policy refused its
+                    // address) is tried again at the next refresh rather than when it changes:
+                    // DNS moves on its own.
+                    fingerprint: if complete { print } else { Vec::new() },
                     carriers: built.clone(),
                     checked: Instant::now(),
                 },

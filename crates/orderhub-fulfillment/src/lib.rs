@@ -376,20 +376,18 @@ impl Fulfillment {
         }
     }
 
-    /// What the waybill of `order` declares: the allocated warehouse's sender, the weight from
-    /// the SKU master and the parcel count ([`parcel`]). `Err`: a permanent reason no waybill
-    /// can be asked for (the warehouse gives no sender).
-    pub async fn waybill_request(
+    /// The tenant's warehouses and the SKU records of the order's lines (and of kits'
+    /// components), read once.
+    async fn master_data(
         &self,
         order: &Order,
-    ) -> Result<(WaybillRequest, parcel::Parcels), TargetError> {
+    ) -> Result<(Vec<WarehouseRecord>, Skus), TargetError> {
         let t = order.tenant_id.clone();
         let skus: Vec<_> = order.lines.iter().map(|l| l.sku.clone()).collect();
-        let (warehouses, records) = self
-            .store
+        self.store
             .read(move |r| {
                 let w = r.warehouses(&t)?;
-                let mut recs: HashMap<orderhub_domain::Sku, Option<SkuRecord>> = HashMap::new();
+                let mut recs = Skus::new();
                 for sku in &skus {
                     if recs.contains_key(sku) {
                         continue;
@@ -406,57 +404,58 @@ impl Fulfillment {
                 Ok((w, recs))
             })
             .await
-            .map_err(|e| TargetError::retry(e.to_string()))?;
-        let wh: Option<&WarehouseRecord> = order
-            .fulfillment
-            .warehouse_id
-            .as_ref()
-            .and_then(|id| warehouses.iter().find(|w| &w.warehouse_id == id));
-        let sender = match (
+            .map_err(|e| TargetError::retry(e.to_string()))
+    }
+
+    /// The sender of `order`'s waybill: its warehouse's, else the configured fallback (the
+    /// simulated fleet only); `Err` (permanent) naming the warehouse without one.
+    fn sender(&self, order: &Order, wh: Option<&WarehouseRecord>) -> Result<Address, TargetError> {
+        match (
             wh.and_then(|w| w.sender.as_ref()),
             &self.cfg.fallback_sender,
         ) {
-            (Some(s), _) => Address {
+            (Some(s), _) => Ok(Address {
                 name: s.name.expose().to_owned(),
                 phone: s.phone.expose().to_owned(),
                 province: s.province.clone(),
                 city: s.city.clone(),
                 district: s.district.clone(),
                 detail: s.detail.expose().to_owned(),
-            },
-            (None, Some(fallback)) => fallback.clone(),
+            }),
+            (None, Some(fallback)) => Ok(fallback.clone()),
             (None, None) => {
                 let name = order
                     .fulfillment
                     .warehouse_id
                     .as_ref()
                     .map_or("(none)".to_owned(), |w| w.to_string());
-                return Err(TargetError::permanent(format!(
+                Err(TargetError::permanent(format!(
                     "warehouse {name} has no sender address: PUT /v1/warehouses/{name} with its sender"
-                )));
+                )))
             }
-        };
-        let unit_kg = |sku: &orderhub_domain::Sku| -> Option<Decimal> {
-            let rec = records.get(sku)?.as_ref()?;
-            rec.weight_kg.or_else(|| {
-                let parts = rec.components.as_ref()?;
-                parcel::kit_unit_kg(
-                    &parts
-                        .iter()
-                        .map(|(p, n)| {
-                            let w = records.get(p).and_then(|r| r.as_ref()?.weight_kg);
-                            (*n, w)
-                        })
-                        .collect::<Vec<_>>(),
-                )
-            })
-        };
+        }
+    }
+
+    /// What the waybill of `order` declares: the allocated warehouse's sender, the weight from
+    /// the SKU master and the parcel count ([`parcel`]). `Err`: a permanent reason no waybill
+    /// can be asked for (the warehouse gives no sender).
+    pub async fn waybill_request(
+        &self,
+        order: &Order,
+    ) -> Result<(WaybillRequest, parcel::Parcels), TargetError> {
+        let (warehouses, records) = self.master_data(order).await?;
+        let wh = order
+            .fulfillment
+            .warehouse_id
+            .as_ref()
+            .and_then(|id| warehouses.iter().find(|w| &w.warehouse_id == id));
+        let sender = self.sender(order, wh)?;
         let lines: Vec<parcel::LineWeight> = order
             .lines
             .iter()
             .map(|l| parcel::LineWeight {
                 quantity: l.quantity,
-                unit_kg: unit_kg(&l.sku),
+                unit_kg: unit_kg(&records, &l.sku),
             })
             .collect();
         let facts = parcel::parcels(&lines, wh.and_then(|w| w.parcel_max_kg));
@@ -806,6 +805,23 @@ impl Fulfillment {
             }
         }
     }
+}
+
+/// SKU records by SKU (`None`: not in the master).
+type Skus = HashMap<orderhub_domain::Sku, Option<SkuRecord>>;
+
+/// One unit's weight: the SKU's own, else (a kit) its components' when each is known.
+fn unit_kg(records: &Skus, sku: &orderhub_domain::Sku) -> Option<Decimal> {
+    let rec = records.get(sku)?.as_ref()?;
+    rec.weight_kg.or_else(|| {
+        let parts: Vec<(u32, Option<Decimal>)> = rec
+            .components
+            .as_ref()?
+            .iter()
+            .map(|(p, n)| (*n, records.get(p).and_then(|r| r.as_ref()?.weight_kg)))
+            .collect();
+        parcel::kit_unit_kg(&parts)
+    })
 }
 
 fn rank(s: TrackStatus) -> u8 {

@@ -155,9 +155,9 @@ fn account_id(tenant: &TenantId, kind: CarrierKind) -> Uuid {
 fn event(
     ctx: &Ctx,
     kind: CarrierKind,
-    event_type: &str,
-    version: i64,
+    (event_type, version): (&str, i64),
     payload: serde_json::Value,
+    now: chrono::DateTime<chrono::Utc>,
 ) -> EventRecord {
     let t = &ctx.principal.tenant_id;
     EventRecord {
@@ -166,7 +166,7 @@ fn event(
         event_type: event_type.to_owned(),
         aggregate_id: account_id(t, kind),
         aggregate_version: u64::try_from(version).unwrap_or(0),
-        occurred_at: chrono::Utc::now(),
+        occurred_at: now,
         trace_id: ctx.request_id.clone(),
         payload: payload.to_string(),
     }
@@ -229,19 +229,8 @@ pub async fn list(State(state): State<SharedState>, ctx: Ctx) -> Result<Response
     ))
 }
 
-/// Configure the tenant's account with a carrier (create or replace).
-#[utoipa::path(put, path = "/v1/carriers/{carrier}", tag = "carriers", request_body = CarrierAccountIn,
-    params(("carrier" = String, Path, description = "carrier code: sf, jd, cainiao, zto, yto, jt, ems")),
-    responses((status = 200, body = CarrierAccountView), (status = 404, body = orderhub_api::ErrorBody), (status = 422, body = orderhub_api::ErrorBody)),
-    security(("bearer" = [])))]
-pub async fn put(
-    State(state): State<SharedState>,
-    ctx: Ctx,
-    Path(carrier): Path<String>,
-    Body(body): Body,
-) -> Result<Response, ApiError> {
-    let kind = carrier_kind(&carrier)?;
-    let (req, _): (CarrierAccountIn, _) = parse_json(&body, false)?;
+/// Every bound and rule of a `PUT` that needs no stored account: the base URL, parsed.
+fn checked(req: &CarrierAccountIn) -> Result<url::Url, ApiError> {
     let opt = |v: &Option<String>| v.clone().unwrap_or_default();
     for (f, v, max) in [
         ("base_url", req.base_url.clone(), limits::URL_LEN_MAX),
@@ -284,7 +273,68 @@ pub async fn put(
             return Err(unprocessable("required", format!("{f} is required"), f));
         }
     }
-    let url = base_url(&req.base_url)?;
+    base_url(&req.base_url)
+}
+
+/// The account `req` makes of the stored one (`old`): secrets left out are kept, `""` removes an
+/// optional one; refused when the carrier's required credentials end up missing.
+fn merged(
+    kind: CarrierKind,
+    req: &CarrierAccountIn,
+    old: Option<&CarrierAccountRow>,
+) -> Result<(String, Option<String>, Option<String>), orderhub_core::CoreError> {
+    let keep = |given: &Option<String>, old: Option<&String>| match given {
+        Some(v) if v.is_empty() => None,
+        Some(v) => Some(v.clone()),
+        None => old.cloned(),
+    };
+    let secret = keep(&req.secret, old.map(|o| &o.secret)).unwrap_or_default();
+    let access_token = keep(&req.access_token, old.and_then(|o| o.access_token.as_ref()));
+    let customer_password = keep(
+        &req.customer_password,
+        old.and_then(|o| o.customer_password.as_ref()),
+    );
+    let missing = |field: &str, why: &str| {
+        orderhub_core::CoreError::Validation(orderhub_domain::ValidationError::new(
+            field,
+            "required",
+            why.to_owned(),
+        ))
+    };
+    let blank = |v: &Option<String>| v.as_deref().is_none_or(|t| t.trim().is_empty());
+    if secret.trim().is_empty() {
+        return Err(missing(
+            "secret",
+            "secret is required: requests are signed with it",
+        ));
+    }
+    match kind {
+        CarrierKind::Jd | CarrierKind::Yto if blank(&access_token) => Err(missing(
+            "access_token",
+            "JD and YTO calls carry an access token: access_token is required",
+        )),
+        CarrierKind::Jt if blank(&customer_password) => Err(missing(
+            "customer_password",
+            "J&T signs its business digest with it: customer_password is required",
+        )),
+        _ => Ok((secret, access_token, customer_password)),
+    }
+}
+
+/// Configure the tenant's account with a carrier (create or replace).
+#[utoipa::path(put, path = "/v1/carriers/{carrier}", tag = "carriers", request_body = CarrierAccountIn,
+    params(("carrier" = String, Path, description = "carrier code: sf, jd, cainiao, zto, yto, jt, ems")),
+    responses((status = 200, body = CarrierAccountView), (status = 404, body = orderhub_api::ErrorBody), (status = 422, body = orderhub_api::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn put(
+    State(state): State<SharedState>,
+    ctx: Ctx,
+    Path(carrier): Path<String>,
+    Body(body): Body,
+) -> Result<Response, ApiError> {
+    let kind = carrier_kind(&carrier)?;
+    let (req, _): (CarrierAccountIn, _) = parse_json(&body, false)?;
+    let url = checked(&req)?;
     crate::outbound::check(state.outbound, &url, "base_url").await?;
     let (t, now, ctx2) = (
         ctx.principal.tenant_id.clone(),
@@ -294,56 +344,9 @@ pub async fn put(
     let stored = state
         .store
         .write(0, move |tx| {
+            // Merged with the stored account in the transaction that replaces it.
             let old = tx.carrier_account_get(&t, kind.code())?;
-            // Left out: keep the stored one; "" removes an optional one.
-            let keep = |given: &Option<String>, old: Option<&String>| match given {
-                Some(v) if v.is_empty() => None,
-                Some(v) => Some(v.clone()),
-                None => old.cloned(),
-            };
-            let secret = keep(&req.secret, old.as_ref().map(|o| &o.secret)).unwrap_or_default();
-            let access_token = keep(
-                &req.access_token,
-                old.as_ref().and_then(|o| o.access_token.as_ref()),
-            );
-            let customer_password = keep(
-                &req.customer_password,
-                old.as_ref().and_then(|o| o.customer_password.as_ref()),
-            );
-            let missing = |field: &str, why: &str| {
-                orderhub_core::CoreError::Validation(orderhub_domain::ValidationError::new(
-                    field,
-                    "required",
-                    why.to_owned(),
-                ))
-            };
-            if secret.trim().is_empty() {
-                return Err(missing(
-                    "secret",
-                    "secret is required: requests are signed with it",
-                ));
-            }
-            match kind {
-                CarrierKind::Jd | CarrierKind::Yto
-                    if access_token.as_deref().is_none_or(|t| t.trim().is_empty()) =>
-                {
-                    return Err(missing(
-                        "access_token",
-                        "JD and YTO calls carry an access token: access_token is required",
-                    ));
-                }
-                CarrierKind::Jt
-                    if customer_password
-                        .as_deref()
-                        .is_none_or(|t| t.trim().is_empty()) =>
-                {
-                    return Err(missing(
-                        "customer_password",
-                        "J&T signs its business digest with it: customer_password is required",
-                    ));
-                }
-                _ => {}
-            }
+            let (secret, access_token, customer_password) = merged(kind, &req, old.as_ref())?;
             let mut row = CarrierAccountRow {
                 tenant_id: t.clone(),
                 carrier: kind.code().to_owned(),
@@ -363,12 +366,15 @@ pub async fn put(
             tx.outbox_append(&event(
                 &ctx2,
                 kind,
-                orderhub_domain::event_types::CARRIER_CONFIGURED,
-                row.version,
+                (
+                    orderhub_domain::event_types::CARRIER_CONFIGURED,
+                    row.version,
+                ),
                 serde_json::json!({
                     "carrier": kind.code(), "enabled": row.enabled, "priority": row.priority,
                     "track_per_minute": row.track_per_minute, "version": row.version,
                 }),
+                now,
             ))?;
             Ok(row)
         })
@@ -387,8 +393,11 @@ pub async fn delete(
     Path(carrier): Path<String>,
 ) -> Result<Response, ApiError> {
     let kind = carrier_kind(&carrier)?;
-    let t = ctx.principal.tenant_id.clone();
-    let ctx2 = ctx.clone();
+    let (t, now, ctx2) = (
+        ctx.principal.tenant_id.clone(),
+        state.clock.now(),
+        ctx.clone(),
+    );
     let gone = state
         .store
         .write(0, move |tx| {
@@ -399,9 +408,12 @@ pub async fn delete(
             tx.outbox_append(&event(
                 &ctx2,
                 kind,
-                orderhub_domain::event_types::CARRIER_REMOVED,
-                old.version + 1,
+                (
+                    orderhub_domain::event_types::CARRIER_REMOVED,
+                    old.version + 1,
+                ),
                 serde_json::json!({ "carrier": kind.code() }),
+                now,
             ))?;
             Ok(true)
         })

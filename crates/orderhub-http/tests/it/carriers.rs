@@ -13,14 +13,13 @@ on_every_backend!(
     weights_and_senders_are_master_data_bounded_and_checked,
 );
 
-impl TestApp {
-    async fn put(&self, path: &str, key: &str, body: &Value) -> Resp {
-        self.call(Method::PUT, path, Some(key), Some(&body.to_string()), &[])
-            .await
-    }
-    async fn delete(&self, path: &str, key: &str) -> Resp {
-        self.call(Method::DELETE, path, Some(key), None, &[]).await
-    }
+async fn put(app: &TestApp, path: &str, key: &str, body: &Value) -> Resp {
+    app.call(Method::PUT, path, Some(key), Some(&body.to_string()), &[])
+        .await
+}
+
+async fn delete(app: &TestApp, path: &str, key: &str) -> Resp {
+    app.call(Method::DELETE, path, Some(key), None, &[]).await
 }
 
 const SECRET: &str = "sf-check-word-0a1b2c3d";
@@ -31,7 +30,7 @@ fn sf() -> Value {
 }
 
 async fn an_admin_configures_a_carrier_and_no_answer_ever_shows_its_secrets(app: TestApp) {
-    let r = app.put("/v1/carriers/sf", ADMIN_KEY, &sf()).await;
+    let r = put(&app, "/v1/carriers/sf", ADMIN_KEY, &sf()).await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     assert_eq!(
         (
@@ -59,7 +58,7 @@ async fn an_admin_configures_a_carrier_and_no_answer_ever_shows_its_secrets(app:
     let mut change = sf();
     change.as_object_mut().unwrap().remove("secret");
     change["enabled"] = json!(false);
-    let r = app.put("/v1/carriers/sf", ADMIN_KEY, &change).await;
+    let r = put(&app, "/v1/carriers/sf", ADMIN_KEY, &change).await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     assert_eq!(
         (r.body["has_secret"].as_bool(), r.body["version"].as_i64()),
@@ -93,7 +92,7 @@ async fn an_admin_configures_a_carrier_and_no_answer_ever_shows_its_secrets(app:
     let other = app.get("/v1/carriers", OTHER_TENANT_KEY).await;
     assert_eq!(other.body["carriers"], json!([]));
     assert_eq!(
-        app.put("/v1/carriers/sf", &ops, &sf()).await.status,
+        put(&app, "/v1/carriers/sf", &ops, &sf()).await.status,
         StatusCode::FORBIDDEN
     );
     // Carriers that need more than a key and secret say so.
@@ -103,9 +102,7 @@ async fn an_admin_configures_a_carrier_and_no_answer_ever_shows_its_secrets(app:
         ("jt", "customer_password"),
     ];
     for (carrier, field) in need {
-        let r = app
-            .put(&format!("/v1/carriers/{carrier}"), ADMIN_KEY, &sf())
-            .await;
+        let r = put(&app, &format!("/v1/carriers/{carrier}"), ADMIN_KEY, &sf()).await;
         assert_eq!(
             (r.status, r.code(), r.field()),
             (StatusCode::UNPROCESSABLE_ENTITY, "required", field),
@@ -115,17 +112,17 @@ async fn an_admin_configures_a_carrier_and_no_answer_ever_shows_its_secrets(app:
     let mut jt = sf();
     jt["customer_password"] = json!("jt-pass");
     assert_eq!(
-        app.put("/v1/carriers/jt", ADMIN_KEY, &jt).await.status,
+        put(&app, "/v1/carriers/jt", ADMIN_KEY, &jt).await.status,
         StatusCode::OK
     );
     // A new account needs its secret.
-    let r = app.put("/v1/carriers/zto", ADMIN_KEY, &change).await;
+    let r = put(&app, "/v1/carriers/zto", ADMIN_KEY, &change).await;
     assert_eq!(
         (r.status, r.code(), r.field()),
         (StatusCode::UNPROCESSABLE_ENTITY, "required", "secret")
     );
     // Removed: gone from the list, an event, a second removal is 404.
-    let r = app.delete("/v1/carriers/sf", ADMIN_KEY).await;
+    let r = delete(&app, "/v1/carriers/sf", ADMIN_KEY).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     let list = app.get("/v1/carriers", ADMIN_KEY).await;
     assert_eq!(
@@ -138,10 +135,10 @@ async fn an_admin_configures_a_carrier_and_no_answer_ever_shows_its_secrets(app:
         ["jt"]
     );
     assert_eq!(
-        app.delete("/v1/carriers/sf", ADMIN_KEY).await.status,
+        delete(&app, "/v1/carriers/sf", ADMIN_KEY).await.status,
         StatusCode::NOT_FOUND
     );
-    let r = app.put("/v1/carriers/dhl", ADMIN_KEY, &sf()).await;
+    let r = put(&app, "/v1/carriers/dhl", ADMIN_KEY, &sf()).await;
     assert_eq!(
         (r.status, r.code()),
         (StatusCode::NOT_FOUND, "unknown_carrier")
@@ -205,16 +202,20 @@ async fn carrier_accounts_refuse_what_they_cannot_use_naming_the_field(app: Test
         ),
     ];
     for (body, code, field) in cases {
-        let r = app.put("/v1/carriers/sf", ADMIN_KEY, &body).await;
+        let r = put(&app, "/v1/carriers/sf", ADMIN_KEY, &body).await;
         assert_eq!(
             (r.status, r.code(), r.field()),
             (StatusCode::UNPROCESSABLE_ENTITY, code, field),
             "{body}"
         );
     }
-    let r = app
-        .put("/v1/carriers/sf", ADMIN_KEY, &with("sandbox", json!(true)))
-        .await;
+    let r = put(
+        &app,
+        "/v1/carriers/sf",
+        ADMIN_KEY,
+        &with("sandbox", json!(true)),
+    )
+    .await;
     assert!(r.status.is_client_error(), "{:?}", r.body);
     assert_eq!(
         app.get("/v1/carriers", ADMIN_KEY).await.body["carriers"],
@@ -239,9 +240,13 @@ async fn carrier_accounts_refuse_what_they_cannot_use_naming_the_field(app: Test
         "http://169.254.169.254",
         "http://10.0.0.8",
     ] {
-        let r = strict
-            .put("/v1/carriers/sf", ADMIN_KEY, &with("base_url", json!(url)))
-            .await;
+        let r = put(
+            &strict,
+            "/v1/carriers/sf",
+            ADMIN_KEY,
+            &with("base_url", json!(url)),
+        )
+        .await;
         assert_eq!(
             (r.status, r.code(), r.field()),
             (
@@ -257,7 +262,7 @@ async fn carrier_accounts_refuse_what_they_cannot_use_naming_the_field(app: Test
 async fn weights_and_senders_are_master_data_bounded_and_checked(app: TestApp) {
     let sku = |w: Value| json!({"title": "tee", "weight_kg": w});
     assert_eq!(
-        app.put("/v1/skus/TEE", ADMIN_KEY, &sku(json!("1.25")))
+        put(&app, "/v1/skus/TEE", ADMIN_KEY, &sku(json!("1.25")))
             .await
             .status,
         StatusCode::OK
@@ -270,7 +275,7 @@ async fn weights_and_senders_are_master_data_bounded_and_checked(app: TestApp) {
         (json!("heavy"), "invalid_number"),
         (json!("9".repeat(40)), "too_long"),
     ] {
-        let r = app.put("/v1/skus/TEE", ADMIN_KEY, &sku(w.clone())).await;
+        let r = put(&app, "/v1/skus/TEE", ADMIN_KEY, &sku(w.clone())).await;
         assert_eq!(
             (r.status, r.code(), r.field()),
             (StatusCode::UNPROCESSABLE_ENTITY, code, "weight_kg"),
@@ -280,13 +285,13 @@ async fn weights_and_senders_are_master_data_bounded_and_checked(app: TestApp) {
     let sender = json!({"name": "李仓管", "phone": "13900001111", "province": "广东省",
                         "city": "广州市", "district": "白云区", "detail": "太和镇 8 号"});
     let wh = |sender: Value, parcel: Value| json!({"name": "广州仓", "priority": 1, "sender": sender, "parcel_max_kg": parcel});
-    let r = app
-        .put(
-            "/v1/warehouses/GZ",
-            ADMIN_KEY,
-            &wh(sender.clone(), json!("20")),
-        )
-        .await;
+    let r = put(
+        &app,
+        "/v1/warehouses/GZ",
+        ADMIN_KEY,
+        &wh(sender.clone(), json!("20")),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     let with = |k: &str, v: Value| {
         let mut s = sender.clone();
@@ -320,7 +325,7 @@ async fn weights_and_senders_are_master_data_bounded_and_checked(app: TestApp) {
             "parcel_max_kg",
         ),
     ] {
-        let r = app.put("/v1/warehouses/GZ", ADMIN_KEY, &body).await;
+        let r = put(&app, "/v1/warehouses/GZ", ADMIN_KEY, &body).await;
         assert_eq!(
             (r.status, r.code(), r.field()),
             (StatusCode::UNPROCESSABLE_ENTITY, code, field),
