@@ -21,6 +21,11 @@ pub struct PutSkuRequest {
     pub title: String,
     #[serde(default)]
     pub components: Option<Vec<ComponentIn>>,
+    /// The weight of one unit as shipped, in kilograms, as a decimal string (`"1.25"`): above 0,
+    /// at most 1000, to the gram. What waybills declare; without it a unit counts 1 kg.
+    #[serde(default)]
+    #[schema(example = "1.25")]
+    pub weight_kg: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -34,6 +39,38 @@ pub struct PutWarehouseRequest {
     /// Provinces it ships to (e.g. "浙江省"); empty or absent for everywhere.
     #[serde(default)]
     pub regions: Vec<String>,
+    /// Where its parcels leave from, as carriers print it on the label. Without it no waybill
+    /// is asked for orders allocated here (fulfillment with carriers). Stored encrypted.
+    #[serde(default)]
+    pub sender: Option<SenderIn>,
+    /// The heaviest parcel it packs, in kilograms, as a decimal string: a heavier order is
+    /// declared as several parcels. Absent: one parcel per order.
+    #[serde(default)]
+    #[schema(example = "20")]
+    pub parcel_max_kg: Option<String>,
+}
+
+/// A warehouse's sender: contact, phone and address.
+#[derive(Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SenderIn {
+    pub name: String,
+    pub phone: String,
+    pub province: String,
+    pub city: String,
+    #[serde(default)]
+    pub district: String,
+    /// Street and number.
+    pub detail: String,
+}
+
+impl std::fmt::Debug for SenderIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SenderIn")
+            .field("province", &self.province)
+            .field("city", &self.city)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]

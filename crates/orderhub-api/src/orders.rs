@@ -508,6 +508,9 @@ pub struct FulfillmentView {
     pub delivered_at: Option<DateTime<Utc>>,
     /// The carrier an operator switched the order to (`POST /v1/orders/{id}/carrier`).
     pub preferred_carrier: Option<String>,
+    /// When the carrier cancelled this order's waybill (the order was stopped before pickup).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waybill_cancelled_at: Option<DateTime<Utc>>,
     /// A shipment the channel reported that orderhub did not make (the order then carries
     /// `shipped_on_channel`): the channel's carrier (its own code or name) and tracking number.
     pub channel_shipment: Option<ChannelShipmentView>,
@@ -640,6 +643,7 @@ impl OrderView {
                 shipped_at: f.shipped_at,
                 delivered_at: f.delivered_at,
                 preferred_carrier: f.preferred_carrier.as_ref().map(|c| c.to_string()),
+                waybill_cancelled_at: f.waybill_cancelled_at,
                 channel_shipment: f.channel_shipment.as_ref().map(|s| ChannelShipmentView {
                     carrier: s.carrier.clone(),
                     tracking_no: s.tracking_no.clone(),

@@ -1,6 +1,6 @@
-//! One HTTP/1 client with a connection pool, shared by every adapter. Plain TCP: the carriers
-//! orderhub talks to in tests and demos are simulators on this machine; a TLS connector would be
-//! plugged in here, nowhere else.
+//! One HTTP/1 client with a connection pool, shared by every adapter: `https://` base URLs (the
+//! carriers' gateways) over TLS (rustls with ring, Mozilla's roots compiled in), `http://` ones
+//! (the simulators, a proxy on the LAN) in plain TCP.
 
 use std::time::Duration;
 
@@ -25,7 +25,7 @@ const IDLE_CONNECTIONS_PER_HOST_MAX: usize = 32;
 
 #[derive(Clone)]
 pub struct HttpClient {
-    inner: Client<HttpConnector, Full<Bytes>>,
+    inner: Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
 }
 
 impl Default for HttpClient {
@@ -36,9 +36,16 @@ impl Default for HttpClient {
 
 impl HttpClient {
     pub fn new() -> HttpClient {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
-        connector.set_nodelay(true);
+        let mut tcp = HttpConnector::new();
+        tcp.set_connect_timeout(Some(CONNECT_TIMEOUT));
+        tcp.set_nodelay(true);
+        // The TLS layer hands `https` to rustls and lets `http` through.
+        tcp.enforce_http(false);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_webpki_roots()
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(tcp);
         let inner = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(IDLE_CONNECTIONS_PER_HOST_MAX)

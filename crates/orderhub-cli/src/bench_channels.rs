@@ -68,7 +68,8 @@ pub async fn run(a: ChannelsArgs) -> Result<()> {
         log_format: LogFormat::Pretty,
         nats_url: None,
         nats_partitions: 4,
-        fulfillment: false,
+        fulfillment: crate::config::FulfillmentMode::Off,
+        track_schedule: Default::default(),
         carrier: orderhub_carriers::CarrierKind::Zto,
         carrier_fallback: Default::default(),
         // Local simulators and receivers: loopback addresses.

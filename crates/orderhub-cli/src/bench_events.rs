@@ -99,7 +99,8 @@ pub async fn run(a: EventsArgs) -> Result<()> {
         log_format: LogFormat::Pretty,
         nats_url: a.nats_url.clone(),
         nats_partitions: a.nats_partitions,
-        fulfillment: false,
+        fulfillment: crate::config::FulfillmentMode::Off,
+        track_schedule: Default::default(),
         carrier: orderhub_carriers::CarrierKind::Zto,
         carrier_fallback: Default::default(),
         // Local simulators and receivers: loopback addresses.

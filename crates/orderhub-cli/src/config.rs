@@ -56,15 +56,19 @@ pub struct ServeArgs {
     /// one stream; more let the server store in parallel. Every node must use the same number.
     #[arg(long, env = "ORDERHUB_NATS_PARTITIONS")]
     pub nats_partitions: Option<u32>,
-    /// Fulfillment of paid orders: `sim` (allocate, release, waybills from the built-in carrier
-    /// simulators, tracking) or `off` (orders move only through the API).
+    /// Fulfillment of paid orders. `carriers` (default): each tenant's carrier accounts
+    /// (`PUT /v1/carriers/{carrier}`) allocate, release, waybill and track its paid orders; a
+    /// tenant without one is left to the API and its WMS. `off`: orders move only through the
+    /// API. `sim`: the built-in carrier simulators for every tenant (tests and demos only: it
+    /// invents tracking numbers).
     #[arg(long, env = "ORDERHUB_FULFILLMENT")]
     pub fulfillment: Option<String>,
-    /// The carrier asked first for waybills: sf, jd, cainiao, zto, yto, jt or ems.
+    /// With `--fulfillment sim`: the carrier asked first for waybills (sf, jd, cainiao, zto,
+    /// yto, jt or ems). Tenants' own accounts are asked in their priority order.
     #[arg(long, env = "ORDERHUB_CARRIER")]
     pub carrier: Option<String>,
-    /// Fallback chains, e.g. `jt=zto:yto,sf=ems`: when a carrier fails or its breaker is open, the
-    /// next in its chain is asked.
+    /// With `--fulfillment sim`: fallback chains, e.g. `jt=zto:yto,sf=ems`: when a carrier fails
+    /// or its breaker is open, the next in its chain is asked.
     #[arg(long, env = "ORDERHUB_CARRIER_FALLBACK")]
     pub carrier_fallback: Option<String>,
     /// Let subscriptions and channel shops point at loopback, private, link-local (cloud
@@ -121,8 +125,10 @@ pub struct Settings {
     pub log_format: LogFormat,
     pub nats_url: Option<String>,
     pub nats_partitions: u32,
-    /// Fulfillment through the built-in carrier simulators.
-    pub fulfillment: bool,
+    /// Who ships paid orders.
+    pub fulfillment: FulfillmentMode,
+    /// When parcels are polled for tracking (not a flag: the demo and tests shorten it).
+    pub track_schedule: orderhub_fulfillment::TrackSchedule,
     pub carrier: orderhub_carriers::CarrierKind,
     pub carrier_fallback: std::collections::HashMap<
         orderhub_carriers::CarrierKind,
@@ -181,6 +187,35 @@ pub fn parse_fallback(
         out.insert(from, chain);
     }
     Ok(out)
+}
+
+/// Who ships paid orders (`--fulfillment`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FulfillmentMode {
+    /// Orders move only through the API (and a WMS using it).
+    Off,
+    /// Each tenant's configured carrier accounts; tenants without one: as `Off`.
+    Carriers,
+    /// The built-in carrier simulators for every tenant. Never the default.
+    Sim,
+}
+
+impl FulfillmentMode {
+    pub fn parse(s: &str) -> Result<FulfillmentMode> {
+        match s {
+            "off" => Ok(FulfillmentMode::Off),
+            "carriers" => Ok(FulfillmentMode::Carriers),
+            "sim" => Ok(FulfillmentMode::Sim),
+            other => anyhow::bail!("fulfillment must be carriers, off or sim, not {other:?}"),
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FulfillmentMode::Off => "off",
+            FulfillmentMode::Carriers => "carriers",
+            FulfillmentMode::Sim => "sim",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -270,17 +305,15 @@ impl Settings {
                 n @ 1..=64 => n,
                 n => anyhow::bail!("nats partitions must be 1 to 64, not {n}"),
             },
-            fulfillment: match a
-                .fulfillment
-                .clone()
-                .or(f.fulfillment)
-                .as_deref()
-                .unwrap_or("sim")
-            {
-                "sim" => true,
-                "off" => false,
-                other => anyhow::bail!("fulfillment must be sim or off, not {other:?}"),
-            },
+            // Never the simulators by default: they invent tracking numbers.
+            fulfillment: FulfillmentMode::parse(
+                a.fulfillment
+                    .clone()
+                    .or(f.fulfillment)
+                    .as_deref()
+                    .unwrap_or("carriers"),
+            )?,
+            track_schedule: orderhub_fulfillment::TrackSchedule::default(),
             carrier: orderhub_carriers::CarrierKind::parse(
                 a.carrier
                     .as_deref()
@@ -352,6 +385,31 @@ mod tests {
         assert_eq!(
             crate::hub::without_credentials("nats://app:nats-pass@127.0.0.1:4222"),
             "nats://127.0.0.1:4222"
+        );
+    }
+
+    #[test]
+    fn fulfillment_is_the_tenants_carriers_unless_told_and_never_the_simulators_by_default() {
+        let s = Settings::from_serve(&ServeArgs::default()).unwrap();
+        assert_eq!(s.fulfillment, FulfillmentMode::Carriers);
+        for (flag, mode) in [
+            ("off", FulfillmentMode::Off),
+            ("carriers", FulfillmentMode::Carriers),
+            ("sim", FulfillmentMode::Sim),
+        ] {
+            let s = Settings::from_serve(&ServeArgs {
+                fulfillment: Some(flag.into()),
+                ..ServeArgs::default()
+            })
+            .unwrap();
+            assert_eq!(s.fulfillment, mode);
+        }
+        assert!(
+            Settings::from_serve(&ServeArgs {
+                fulfillment: Some("on".into()),
+                ..ServeArgs::default()
+            })
+            .is_err()
         );
     }
 

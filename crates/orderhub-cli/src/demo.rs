@@ -11,8 +11,11 @@
 //! orders and their rate, shipped, open exceptions, breakers, and whether anything was oversold.
 //! Ctrl-C stops it cleanly; `--exit-after-day` stops after the day (tests and CI use it).
 //!
-//! The demo is a client like any other: it configures shops, SKUs, warehouses and keys through
-//! the HTTP API, and the channels reach the hub only through their signed pushes.
+//! The demo is a client like any other: it configures shops, SKUs (with weights), warehouses
+//! (with their senders), keys and the tenant's carrier accounts through the HTTP API, and the
+//! channels reach the hub only through their signed pushes. The hub runs its production
+//! fulfillment (`--fulfillment carriers`): the carrier accounts the demo configures point at
+//! the seven carrier simulators it starts, so the real adapters and their credentials run.
 
 use crate::config::{LogFormat, Settings};
 use anyhow::{Context, Result};
@@ -80,6 +83,48 @@ const FLASH_TITLE: &str = "飞天茅台 53度 500ml（秒杀 flash sale）";
 const FLASH_STOCK: i64 = 300;
 const FLASH_BUYERS: u64 = 3_000;
 /// (id, name, priority, provinces served; empty = everywhere)
+/// Where each warehouse's parcels leave from: (warehouse, province, city, district, street).
+const SENDERS: &[(&str, &str, &str, &str, &str)] = &[
+    (
+        "HZ",
+        "浙江省",
+        "杭州市",
+        "余杭区",
+        "仓前街道文一西路 1888 号",
+    ),
+    ("SZ", "广东省", "深圳市", "宝安区", "福永街道物流园 6 栋"),
+    (
+        "CD",
+        "四川省",
+        "成都市",
+        "双流区",
+        "西航港街道空港一路 99 号",
+    ),
+    (
+        "BJ",
+        "北京市",
+        "北京市",
+        "大兴区",
+        "亦庄经济开发区科创十街 15 号",
+    ),
+];
+/// A unit's shipping weight in kilograms, by SKU (what waybills declare).
+fn weight_of(sku: &str) -> &'static str {
+    match sku {
+        "AIRPODS-PRO-2" => "0.35",
+        "TEE-COTTON-WHT-M" => "0.25",
+        "NUTS-750G" => "0.9",
+        "REDMI-NOTE13P-256" => "0.6",
+        "ORANGE-GANNAN-5J" => "2.6",
+        "NIKE-AF1-42" => "1.4",
+        "STROLLER-GB" => "7.5",
+        "SKII-FTE-230" => "0.5",
+        "MUG-THERMOS-500" => "0.45",
+        "TEA-LONGJING-250G" => "0.4",
+        "MAOTAI-FLASH-53" => "1.1",
+        _ => "1",
+    }
+}
 const WAREHOUSES: &[(&str, &str, u32, &[&str])] = &[
     (
         "HZ",
@@ -281,7 +326,11 @@ pub async fn run(a: DemoArgs) -> Result<()> {
         log_format: LogFormat::Pretty,
         nats_url: None,
         nats_partitions: 4,
-        fulfillment: true,
+        // Production fulfillment: the carrier accounts configured below, on the simulators.
+        fulfillment: crate::config::FulfillmentMode::Carriers,
+        // A business day in minutes: parcels are polled every 2 s instead of on the hourly
+        // schedule (the simulators' scans advance every 2 s).
+        track_schedule: orderhub_fulfillment::TrackSchedule::every(Duration::from_secs(2)),
         carrier: CARRIER,
         carrier_fallback: HashMap::from([(CARRIER, FALLBACK.to_vec())]),
         // Local simulators and receivers: loopback addresses.
@@ -289,12 +338,16 @@ pub async fn run(a: DemoArgs) -> Result<()> {
         webhook_max_attempts: orderhub_events::runtime::DEFAULT_MAX_ATTEMPTS,
         webhook_backoff_max: orderhub_events::runtime::DEFAULT_BACKOFF_MAX,
     };
+    let fleet = orderhub_carriers::sim::fleet::start()
+        .await
+        .context("cannot start the carrier simulators")?;
     let (hub, _) = crate::hub::start(&settings).await?;
     let api = Api {
         http: HttpClient::new(),
         base: format!("http://{}", hub.addr),
         auth: vec![("authorization".into(), format!("Bearer {admin_key}"))],
     };
+    configure_carriers(&api, &fleet).await?;
     println!("orderhub demo — starting the hub, 7 channel simulators and 7 carrier simulators …");
     let ops_key = seed_catalogue(&api).await?;
     let shops = Arc::new(open_shops(&api).await?);
@@ -348,7 +401,7 @@ pub async fn run(a: DemoArgs) -> Result<()> {
             break;
         }
         if now_phase != phase {
-            on_phase_change(phase, now_phase, &hub, &api, &mut flash);
+            on_phase_change(phase, now_phase, &fleet, &api, &mut flash);
             phase = now_phase;
         }
         if let Some(h) = &flash
@@ -399,7 +452,7 @@ pub async fn run(a: DemoArgs) -> Result<()> {
     }
     // Let what is in flight land, then the final word.
     if !interrupted {
-        on_phase_change(phase, Phase::AfterHours, &hub, &api, &mut flash);
+        on_phase_change(phase, Phase::AfterHours, &fleet, &api, &mut flash);
         if let Some(h) = flash.take() {
             flash_result = h.await.ok();
         }
@@ -437,10 +490,15 @@ pub async fn run(a: DemoArgs) -> Result<()> {
 /// The catalogue, warehouses and stock, and an ops key without `pii:read`; returns the ops key.
 async fn seed_catalogue(api: &Api) -> Result<String> {
     for (id, name, priority, regions) in WAREHOUSES {
+        let sender = SENDERS.iter().find(|s| s.0 == *id).map(|s| {
+            serde_json::json!({"name": format!("{name} 发货组"), "phone": "4008001234",
+                "province": s.1, "city": s.2, "district": s.3, "detail": s.4})
+        });
         api.ok(
             "PUT",
             &format!("/v1/warehouses/{id}"),
-            serde_json::json!({"name": name, "priority": priority, "regions": regions}),
+            serde_json::json!({"name": name, "priority": priority, "regions": regions,
+                "sender": sender, "parcel_max_kg": "20"}),
         )
         .await?;
     }
@@ -452,7 +510,7 @@ async fn seed_catalogue(api: &Api) -> Result<String> {
         api.ok(
             "PUT",
             &format!("/v1/skus/{sku}"),
-            serde_json::json!({"title": title}),
+            serde_json::json!({"title": title, "weight_kg": weight_of(sku)}),
         )
         .await?;
         for (wh, ..) in WAREHOUSES {
@@ -485,6 +543,33 @@ async fn seed_catalogue(api: &Api) -> Result<String> {
         .and_then(|k| k.as_str())
         .map(str::to_owned)
         .with_context(|| format!("the new API key's answer has no key: {key}"))
+}
+
+/// The tenant's carrier accounts, one per carrier of the day's route (ZTO first, then its
+/// fallbacks), each pointing at its simulator with the credentials the simulator checks.
+async fn configure_carriers(api: &Api, fleet: &orderhub_carriers::sim::fleet::Fleet) -> Result<()> {
+    for (i, kind) in std::iter::once(&CARRIER).chain(FALLBACK).enumerate() {
+        let (cfg, _) = orderhub_carriers::sim::fleet::credentials(*kind);
+        let url = fleet
+            .urls
+            .get(kind)
+            .with_context(|| format!("no simulator for {kind}"))?;
+        api.ok(
+            "PUT",
+            &format!("/v1/carriers/{}", kind.code()),
+            serde_json::json!({
+                "base_url": url, "app_key": cfg.app_key, "secret": cfg.secret.expose(),
+                "customer_code": cfg.customer_code,
+                "access_token": cfg.access_token.as_ref().map(|s| s.expose()),
+                "customer_password": cfg.customer_password.as_ref().map(|s| s.expose()),
+                "priority": i + 1,
+                // The simulators keep no quota; the demo's day is short.
+                "track_per_minute": 6000,
+            }),
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// One simulated shop per channel, configured in the hub with the simulator's API as its base URL
@@ -526,11 +611,11 @@ async fn open_shops(api: &Api) -> Result<Vec<Shop>> {
 fn on_phase_change(
     from: Phase,
     to: Phase,
-    hub: &crate::hub::RunningHub,
+    fleet: &orderhub_carriers::sim::fleet::Fleet,
     api: &Api,
     flash: &mut Option<tokio::task::JoinHandle<(u64, u64, u64)>>,
 ) {
-    let zto = hub.carriers.as_ref().and_then(|f| f.handles.get(&CARRIER));
+    let zto = fleet.handles.get(&CARRIER);
     if to == Phase::FlashSale && flash.is_none() {
         *flash = Some(tokio::spawn(flash_sale(api.clone())));
     }

@@ -1,6 +1,6 @@
 //! Wiring: settings → store → bootstrap → HTTP server.
 
-use crate::config::{DEFAULT_CARRIERS, LogFormat, ServeArgs, Settings, StoreArgs};
+use crate::config::{DEFAULT_CARRIERS, FulfillmentMode, LogFormat, ServeArgs, Settings, StoreArgs};
 use anyhow::{Context, Result};
 use orderhub_core::crypto::PiiCipher;
 use orderhub_core::ports::SystemClock;
@@ -89,8 +89,6 @@ pub struct RunningHub {
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     events: orderhub_events::EventsRuntime,
     background: tokio::sync::watch::Sender<bool>,
-    /// The carrier simulators fulfillment ships with (`--fulfillment sim`).
-    pub carriers: Option<orderhub_carriers::sim::fleet::Fleet>,
 }
 
 impl RunningHub {
@@ -102,8 +100,41 @@ impl RunningHub {
     }
 }
 
-/// Fulfillment with the built-in carrier simulators, as an in-process event target.
-async fn start_fulfillment(
+/// Fulfillment with each tenant's configured carrier accounts, as an in-process event target: the
+/// real adapters, with the tenant's credentials and endpoints. A tenant without an account gets no
+/// automatic step. No simulator is started.
+fn start_fulfillment_with_carriers(
+    s: &Settings,
+    store: &Store,
+    outbound: orderhub_core::outbound::OutboundPolicy,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Arc<orderhub_fulfillment::Fulfillment> {
+    let directory = Arc::new(orderhub_fulfillment::StoredCarriers::new(
+        store.clone(),
+        orderhub_carriers::BreakerConfig::default(),
+        outbound,
+    ));
+    let f = Arc::new(orderhub_fulfillment::Fulfillment::with_directory(
+        store.clone(),
+        directory,
+        Arc::new(orderhub_fulfillment::ByStockRegionPriority),
+        orderhub_fulfillment::FulfillmentConfig {
+            track: s.track_schedule.clone(),
+            ..Default::default()
+        },
+    ));
+    // Breaker changes of tenants' carriers are written per tenant by the directory itself.
+    let (_, no_shared_changes) = tokio::sync::mpsc::unbounded_channel();
+    orderhub_fulfillment::spawn_background(f.clone(), no_shared_changes, stop);
+    f
+}
+
+/// Tracking calls per minute per simulated carrier: the simulators have no quota of their own.
+const SIM_TRACK_PER_MINUTE: u32 = 6_000;
+
+/// Fulfillment with the built-in carrier simulators for every tenant (`--fulfillment sim`: tests
+/// and demos; it invents tracking numbers), as an in-process event target.
+async fn start_fulfillment_sim(
     s: &Settings,
     store: &Store,
     stop: tokio::sync::watch::Receiver<bool>,
@@ -130,6 +161,9 @@ async fn start_fulfillment(
         Arc::new(orderhub_fulfillment::ByStockRegionPriority),
         orderhub_fulfillment::FulfillmentConfig {
             default_carrier: s.carrier,
+            fallback_sender: Some(orderhub_fulfillment::simulated_sender()),
+            track: s.track_schedule.clone(),
+            shared_track_per_minute: SIM_TRACK_PER_MINUTE,
             ..Default::default()
         },
     ));
@@ -152,17 +186,22 @@ pub async fn start(s: &Settings) -> Result<(RunningHub, Option<String>)> {
     start_sweeper(store.clone());
     let (background, bg_rx) = tokio::sync::watch::channel(false);
     let mut internal: Vec<Arc<dyn orderhub_events::Target>> = Vec::new();
-    let mut carriers = None;
-    if s.fulfillment {
-        let (f, fleet) = start_fulfillment(s, &store, bg_rx).await?;
-        internal.push(f);
-        carriers = Some(fleet);
-    }
-    // Shipped channel orders: tracking numbers pushed back to their channel; a watchdog retries
-    // what is unacknowledged after 30 minutes and raises `writeback_failed`.
     let outbound = orderhub_core::outbound::OutboundPolicy {
         allow_private: s.allow_private_urls,
     };
+    match s.fulfillment {
+        FulfillmentMode::Off => {}
+        FulfillmentMode::Carriers => {
+            internal.push(start_fulfillment_with_carriers(s, &store, outbound, bg_rx));
+        }
+        FulfillmentMode::Sim => {
+            // The simulators serve on their own tasks; the adapters are the fulfillment's.
+            let (f, _fleet) = start_fulfillment_sim(s, &store, bg_rx).await?;
+            internal.push(f);
+        }
+    }
+    // Shipped channel orders: tracking numbers pushed back to their channel; a watchdog retries
+    // what is unacknowledged after 30 minutes and raises `writeback_failed`.
     let writeback = Arc::new(orderhub_intake::writeback::WriteBack::with_outbound(
         store.clone(),
         outbound,
@@ -231,7 +270,6 @@ pub async fn start(s: &Settings) -> Result<(RunningHub, Option<String>)> {
             task,
             events,
             background,
-            carriers,
         },
         generated,
     ))
@@ -341,7 +379,7 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         Some(u) => format!("NATS JetStream at {}", without_credentials(u)),
         None => "in-process bus".to_owned(),
     };
-    tracing::info!(addr = %hub.addr, store = %where_, bus = %bus, fulfillment = s.fulfillment, "orderhub is listening.");
+    tracing::info!(addr = %hub.addr, store = %where_, bus = %bus, fulfillment = s.fulfillment.as_str(), "orderhub is listening.");
     if let Some(k) = generated {
         // Printed once, to the terminal, never to the log.
         println!("\nAdmin API key for tenant 'default' (shown once, keep it safe):\n\n    {k}\n");

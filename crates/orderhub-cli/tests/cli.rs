@@ -148,6 +148,110 @@ fn a_fresh_hub_prints_its_admin_key_once_and_keeps_orders_across_a_restart() {
     );
 }
 
+/// The TCP ports process `pid` listens on (Linux: its sockets in `/proc/<pid>/fd` matched with
+/// the listening entries of `/proc/<pid>/net/tcp{,6}`).
+fn listening_ports(pid: u32) -> Vec<u16> {
+    let inodes: std::collections::HashSet<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .filter_map(|l| {
+            let l = l.to_string_lossy().into_owned();
+            l.strip_prefix("socket:[")?
+                .strip_suffix(']')
+                .map(str::to_owned)
+        })
+        .collect();
+    let mut ports = Vec::new();
+    for table in ["tcp", "tcp6"] {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/net/{table}")).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            // local_address is f[1] (hex ip:port), st is f[3] (0A: LISTEN), inode is f[9].
+            if f.len() > 9 && f[3] == "0A" && inodes.contains(f[9]) {
+                let port = f[1].rsplit(':').next().unwrap();
+                ports.push(u16::from_str_radix(port, 16).unwrap());
+            }
+        }
+    }
+    ports.sort_unstable();
+    ports.dedup();
+    ports
+}
+
+/// The order `id`'s JSON, read through the API.
+fn order_of(hub: &Served, key: &str, id: &str) -> String {
+    let (s, b) = hub.http("GET", &format!("/v1/orders/{id}"), key, "");
+    assert_eq!(s, 200, "{b}");
+    b
+}
+
+/// A new order of ORDER's shape, paid; its id.
+fn paid_order(hub: &Served, key: &str, external: &str) -> String {
+    let (s, b) = hub.http("POST", "/v1/orders", key, &ORDER.replace("CLI-1", external));
+    assert_eq!(s, 201, "{b}");
+    let id = b.split("\"order_id\":\"").nth(1).unwrap()[..36].to_owned();
+    let (s, b) = hub.http("POST", &format!("/v1/orders/{id}/pay"), key, "{}");
+    assert_eq!(s, 200, "{b}");
+    id
+}
+
+/// Issue 19: `serve` with no flags starts no carrier simulator (it listens on its API port and
+/// nothing else) and invents no shipment: a paid order stays paid, without waybill or tracking
+/// number. The simulated fleet runs only when asked for (`--fulfillment sim`), and then the same
+/// checks see its ports and its tracking numbers.
+#[test]
+fn serve_without_flags_starts_no_simulator_and_invents_no_tracking_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = serve(&["--data-dir", dir.path().to_str().unwrap()], &[]);
+    let key = hub.generated_key.clone().unwrap();
+    let port: u16 = hub.addr.rsplit(':').next().unwrap().parse().unwrap();
+    assert_eq!(listening_ports(hub.child.id()), vec![port]);
+    let id = paid_order(&hub, &key, "NO-SIM-1");
+    // In sim mode the order ships within a second (below); here nothing moves it.
+    std::thread::sleep(Duration::from_secs(3));
+    let o = order_of(&hub, &key, &id);
+    assert!(o.contains("\"status\":\"paid\""), "{o}");
+    assert!(o.contains("\"tracking_no\":null"), "{o}");
+    let (_, events) = hub.http("GET", "/v1/events?limit=1000", &key, "");
+    assert!(!events.contains("waybill.created"), "{events}");
+    assert!(events.contains("order.paid"), "{events}");
+    assert_eq!(listening_ports(hub.child.id()), vec![port]);
+    hub.stop();
+
+    let dir = tempfile::tempdir().unwrap();
+    let sim = serve(
+        &[
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "--fulfillment",
+            "sim",
+        ],
+        &[],
+    );
+    let key = sim.generated_key.clone().unwrap();
+    assert_eq!(
+        listening_ports(sim.child.id()).len(),
+        8,
+        "the API and seven carrier simulators"
+    );
+    let id = paid_order(&sim, &key, "SIM-1");
+    let until = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let o = order_of(&sim, &key, &id);
+        if o.contains("\"status\":\"shipped\"") {
+            assert!(!o.contains("\"tracking_no\":null"), "{o}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "sim mode did not ship: {o}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    sim.stop();
+}
+
 #[test]
 fn settings_come_from_file_then_environment_then_flags() {
     let dir = tempfile::tempdir().unwrap();

@@ -48,6 +48,7 @@ impl Role {
             (_, P::OrdersRead | P::EventsRead | P::InventoryRead | P::StatsRead) => true,
             (Role::Ops, P::OrdersCreate | P::Transition(_) | P::Reserve | P::MasterData) => true,
             (Role::Ops, P::DeliveriesOperate | P::ChannelsRead | P::ExceptionsResolve) => true,
+            (Role::Ops, P::CarriersRead) => true,
             (Role::Ops | Role::Warehouse, P::StockMove | P::FulfillmentSteer) => true,
             (Role::Finance, P::Transition(C::Pay | C::Complete | C::Cancel)) => true,
             (
@@ -87,6 +88,10 @@ pub enum Permission {
     ChannelsRead,
     /// A channel shop's configuration: app credentials, tokens, API base URL.
     ChannelsManage,
+    /// The tenant's carrier accounts as configured (never their secrets).
+    CarriersRead,
+    /// A carrier account: endpoint, credentials, tracking quota. Admin only: it holds secrets.
+    CarriersManage,
 }
 
 impl Permission {
@@ -108,6 +113,8 @@ impl Permission {
             Permission::DeliveriesOperate,
             Permission::ChannelsRead,
             Permission::ChannelsManage,
+            Permission::CarriersRead,
+            Permission::CarriersManage,
         ];
         v.extend(CommandKind::ALL.iter().map(|k| Permission::Transition(*k)));
         v
@@ -136,6 +143,8 @@ impl Permission {
             Permission::DeliveriesOperate => "list, inspect and replay dead letters".into(),
             Permission::ChannelsRead => "read channel shops and channel messages".into(),
             Permission::ChannelsManage => "configure channel shops".into(),
+            Permission::CarriersRead => "read carrier accounts (never their secrets)".into(),
+            Permission::CarriersManage => "configure carrier accounts".into(),
         }
     }
 }
@@ -192,6 +201,9 @@ mod tests {
         assert!(Role::Admin.allows(Permission::KeysManage));
         assert!(!Role::Ops.allows(Permission::SubscriptionsManage));
         assert!(!Role::Ops.allows(Permission::ChannelsManage));
+        assert!(!Role::Ops.allows(Permission::CarriersManage));
+        assert!(Role::Ops.allows(Permission::CarriersRead));
+        assert!(!Role::Warehouse.allows(Permission::CarriersRead));
         assert!(Role::Ops.allows(Permission::DeliveriesOperate));
         assert!(Role::Warehouse.allows(Permission::StockMove));
         assert!(Role::Ops.allows(Permission::ExceptionsResolve));

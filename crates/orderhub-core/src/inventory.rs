@@ -169,6 +169,9 @@ pub fn define_sku(
     if rec.title.trim().is_empty() {
         return Err(invalid("title", "required", "title must not be empty"));
     }
+    if let Some(w) = rec.weight_kg {
+        weight("weight_kg", w)?;
+    }
     if let Some(parts) = &rec.components {
         if parts.is_empty() {
             return Err(invalid(
@@ -225,7 +228,52 @@ pub fn define_warehouse(
     if rec.name.trim().is_empty() {
         return Err(invalid("name", "required", "name must not be empty"));
     }
+    if let Some(w) = rec.parcel_max_kg {
+        weight("parcel_max_kg", w)?;
+    }
+    if let Some(s) = &rec.sender {
+        for (field, v) in [
+            ("sender.name", s.name.expose()),
+            ("sender.phone", s.phone.expose()),
+            ("sender.province", s.province.as_str()),
+            ("sender.city", s.city.as_str()),
+            ("sender.detail", s.detail.expose()),
+        ] {
+            if v.trim().is_empty() {
+                return Err(invalid(
+                    field,
+                    "required",
+                    format!("{field} must not be empty: carriers print it on the label"),
+                ));
+            }
+        }
+    }
     tx.warehouse_put(&actor.principal.tenant_id, rec, now)?;
+    Ok(())
+}
+
+/// The heaviest unit (or parcel) a waybill may declare, in kilograms: express carriers' heaviest
+/// services end well below a tonne; beyond is freight, which no carrier here books.
+pub const WEIGHT_KG_MAX: u32 = 1_000;
+/// Weights are kept to the gram, as carriers take them.
+pub const WEIGHT_DECIMALS_MAX: u32 = 3;
+
+/// A weight in kilograms: above zero, at most [`WEIGHT_KG_MAX`], to the gram.
+fn weight(field: &str, w: rust_decimal::Decimal) -> Result<(), CoreError> {
+    if w <= rust_decimal::Decimal::ZERO || w > rust_decimal::Decimal::from(WEIGHT_KG_MAX) {
+        return Err(invalid(
+            field,
+            "out_of_range",
+            format!("{field} must be above 0 and at most {WEIGHT_KG_MAX} kg"),
+        ));
+    }
+    if w.normalize().scale() > WEIGHT_DECIMALS_MAX {
+        return Err(invalid(
+            field,
+            "too_precise",
+            format!("{field} takes at most {WEIGHT_DECIMALS_MAX} decimal places (grams)"),
+        ));
+    }
     Ok(())
 }
 

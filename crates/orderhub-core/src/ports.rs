@@ -128,6 +128,9 @@ pub struct SkuRecord {
     pub sku: Sku,
     pub title: String,
     pub components: Option<Vec<(Sku, u32)>>,
+    /// The weight of one unit as shipped, in kilograms (what a waybill declares); `None`: not
+    /// known (see `orderhub-fulfillment`'s `parcel` for what a waybill counts then).
+    pub weight_kg: Option<rust_decimal::Decimal>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -138,6 +141,24 @@ pub struct WarehouseRecord {
     pub priority: u32,
     /// Provinces (or region codes) it ships to; empty for everywhere.
     pub regions: Vec<String>,
+    /// Where its parcels leave from, as carriers print it on the label; `None`: not given (no
+    /// waybill is asked for an order allocated here until it is).
+    pub sender: Option<SenderAddress>,
+    /// The heaviest parcel it packs, in kilograms: an order heavier than this leaves in several
+    /// parcels. `None`: one parcel per order.
+    pub parcel_max_kg: Option<rust_decimal::Decimal>,
+}
+
+/// A warehouse's sender on waybills. Contact name, phone and street are personal-ish data: the
+/// store keeps the whole address encrypted, and `Personal` masks them in `Debug`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SenderAddress {
+    pub name: orderhub_domain::Personal,
+    pub phone: orderhub_domain::Personal,
+    pub province: String,
+    pub city: String,
+    pub district: String,
+    pub detail: orderhub_domain::Personal,
 }
 
 /// One ledger row: the movement on one (sku, warehouse) and the balance after it.

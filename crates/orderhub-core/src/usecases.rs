@@ -816,3 +816,84 @@ pub fn mark_synced(
     }
     Ok(next)
 }
+
+/// The exception fulfillment raises when a stopped order's waybill could not be cancelled (the
+/// carrier refused, or kept failing); it resolves itself when the cancellation goes through.
+pub const WAYBILL_CANCEL_FAILED: &str = "waybill_cancel_failed";
+/// The exception fulfillment raises when a stopped order's parcel is already with the carrier:
+/// only an interception (a call to the carrier, by a person) stops it now.
+pub const INTERCEPT_PARCEL: &str = "intercept_parcel";
+
+/// Records that the carrier cancelled waybill `tracking_no` of a stopped order: on the order
+/// (`fulfillment.waybill_cancelled_at`, when the order holds that waybill; a waybill issued while
+/// the stop was being raised never reached the order) with version + 1, an audit entry and a
+/// `waybill.cancelled` event whose payload adds `cancelled` (carrier, tracking number); an open
+/// `waybill_cancel_failed` resolves in the same transaction. Recorded once: a second call for a
+/// waybill the order already records as cancelled changes nothing and returns `Ok(None)`.
+pub fn record_waybill_cancelled(
+    tx: &mut dyn Tx,
+    actor: &Actor,
+    order_id: OrderId,
+    carrier: &CarrierCode,
+    tracking_no: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<Order>, CoreError> {
+    let order = tx
+        .order_get(&actor.principal.tenant_id, order_id)?
+        .ok_or(CoreError::NotFound)?;
+    let holds = order.fulfillment.tracking_no.as_deref() == Some(tracking_no);
+    if holds && order.fulfillment.waybill_cancelled_at.is_some() {
+        return Ok(None);
+    }
+    let mut next = order.clone();
+    if holds {
+        next.fulfillment.waybill_cancelled_at = Some(now);
+    }
+    let failed = next.has_exception(WAYBILL_CANCEL_FAILED);
+    next.exceptions.retain(|e| e != WAYBILL_CANCEL_FAILED);
+    next.version += 1;
+    next.updated_at = now;
+    tx.order_update(&next)?;
+    let cancelled = json!({ "carrier": carrier, "tracking_no": tracking_no, "on_order": holds });
+    let p = &actor.principal;
+    tx.audit_append(&AuditEntry {
+        audit_id: Uuid::now_v7(),
+        tenant_id: next.tenant_id.clone(),
+        order_id: next.id,
+        at: now,
+        actor: format!("{}:{}", p.role.as_str(), p.key_name),
+        key_id: p.key_id.clone(),
+        request_id: actor.request_id.clone(),
+        action: orderhub_domain::event_types::WAYBILL_CANCELLED.to_owned(),
+        from_status: Some(order.status),
+        to_status: next.status,
+        from_version: order.version,
+        to_version: next.version,
+        detail: json!({ "cancelled": cancelled, "stop": lifecycle::stopped_by(&order) }),
+    })?;
+    let mut payload: serde_json::Value =
+        serde_json::from_str(&event_payload(&next)).unwrap_or_default();
+    payload["cancelled"] = cancelled;
+    tx.outbox_append(&EventRecord {
+        event_id: Uuid::now_v7(),
+        tenant_id: next.tenant_id.clone(),
+        event_type: orderhub_domain::event_types::WAYBILL_CANCELLED.to_owned(),
+        aggregate_id: next.id.as_uuid(),
+        aggregate_version: next.version,
+        occurred_at: now,
+        trace_id: actor.request_id.clone(),
+        payload: payload.to_string(),
+    })?;
+    if failed {
+        exception_event(
+            tx,
+            actor,
+            &order,
+            &next,
+            orderhub_domain::event_types::EXCEPTION_RESOLVED,
+            WAYBILL_CANCEL_FAILED,
+            json!({ "resolved_by": orderhub_domain::event_types::WAYBILL_CANCELLED }),
+        )?;
+    }
+    Ok(Some(next))
+}

@@ -30,6 +30,12 @@ pub const CHANNEL_LISTING_CLOSED: &str = "channel.listing_closed";
 pub const CHANNEL_LISTING_REOPENED: &str = "channel.listing_reopened";
 // Fulfillment and write-back.
 pub const WAYBILL_CREATED: &str = "waybill.created";
+/// The carrier cancelled the waybill of an order stopped before pickup.
+pub const WAYBILL_CANCELLED: &str = "waybill.cancelled";
+/// An admin configured (created or changed) one of the tenant's carrier accounts.
+pub const CARRIER_CONFIGURED: &str = "carrier.configured";
+/// An admin removed one of the tenant's carrier accounts.
+pub const CARRIER_REMOVED: &str = "carrier.removed";
 pub const CARRIER_BREAKER_CHANGED: &str = "carrier.breaker_changed";
 pub const EXCEPTION_RAISED: &str = "exception.raised";
 pub const EXCEPTION_RESOLVED: &str = "exception.resolved";
@@ -61,6 +67,9 @@ pub const ALL: &[&str] = &[
     CHANNEL_LISTING_CLOSED,
     CHANNEL_LISTING_REOPENED,
     WAYBILL_CREATED,
+    WAYBILL_CANCELLED,
+    CARRIER_CONFIGURED,
+    CARRIER_REMOVED,
     CARRIER_BREAKER_CHANGED,
     EXCEPTION_RAISED,
     EXCEPTION_RESOLVED,

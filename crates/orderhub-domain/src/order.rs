@@ -89,6 +89,10 @@ pub struct Fulfillment {
     /// instead of the tenant's default route.
     #[serde(default)]
     pub preferred_carrier: Option<CarrierCode>,
+    /// When the carrier confirmed the cancellation of this order's waybill (a stop raised after
+    /// the waybill was issued, before pickup): the tracking number is dead, nothing is polled.
+    #[serde(default)]
+    pub waybill_cancelled_at: Option<DateTime<Utc>>,
     /// A shipment the channel reported that orderhub did not make (the seller shipped from the
     /// channel's own backend or another system): its carrier and tracking number.
     #[serde(default, skip_serializing_if = "Option::is_none")]

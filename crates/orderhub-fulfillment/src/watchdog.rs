@@ -5,21 +5,26 @@
 //! |---|---|---|
 //! | `not_released` | paid or allocated, not released after `not_released_after` | run the step again (re-publish) |
 //! | `no_waybill` | released without a waybill after `no_waybill_after` | request the waybill again (breakers and fallback apply) |
-//! | `no_tracking` | shipped, no tracking movement after `no_tracking_after` | poll the carrier now |
+//! | `no_tracking` | shipped, not picked up after `no_tracking_after` | poll the carrier now (within its quota) |
+//! | `waybill_cancel_failed` | stopped with a live waybill, its cancellation failed | try again every `cancel_retry_every` |
 //!
-//! Stopped orders (`orderhub_domain::lifecycle::STOPS`) wait for an operator and are skipped.
-//! The exception resolves itself (`exception.resolved`) when the order leaves that status. Shipped
-//! and in-transit orders are also polled for tracking every `track_every`. One process scans a
-//! tenant at a time (lease `watchdog/<tenant>`); after each scan the lease's position is the outbox
-//! head read before it began, so the watchdog's lag is how many events came after its last scan.
+//! Stopped orders (`orderhub_domain::lifecycle::STOPS`) wait for an operator and are not moved on;
+//! a stopped order's live waybill is cancelled (see `Fulfillment::cancel_waybill`; the watchdog
+//! retries what failed). The exception resolves itself (`exception.resolved`) when the order
+//! leaves that status. Shipped and in-transit parcels are polled for tracking when their
+//! [`crate::schedule`] slot is due and their carrier's quota has room. Tenants without carriers
+//! are not scanned: their orders move by API and WMS. One process scans a tenant at a time
+//! (lease `watchdog/<tenant>`); after each scan the lease's position is the outbox head read before
+//! it began, so the watchdog's lag is how many events came after its last scan.
 
-use crate::{Fulfillment, system_actor};
+use crate::{Fulfillment, Step, system_actor};
 use chrono::Utc;
-use orderhub_core::usecases;
+use orderhub_core::usecases::{self, INTERCEPT_PARCEL, WAYBILL_CANCEL_FAILED};
 use orderhub_domain::lifecycle::stopped_by;
 use orderhub_domain::{Order, Status, TenantId};
+use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Orders of `tenant` in `status` (a failed read is logged; the next scan tries again).
 async fn orders_in(f: &Fulfillment, tenant: &TenantId, status: Status) -> Vec<Order> {
@@ -64,9 +69,18 @@ async fn raise(
     }
 }
 
-/// One scan of one tenant. Returns how many orders were found stuck, per exception.
+/// One scan of one tenant. Returns how many orders were found stuck, per exception. `track`:
+/// poll the parcels whose schedule slot is due.
 pub async fn scan(f: &Fulfillment, tenant: &TenantId, track: bool) -> [(&'static str, usize); 3] {
     let cfg = &f.cfg;
+    let carriers = match f.carriers_of(tenant).await {
+        Ok(Some(c)) => c,
+        Ok(None) => return [("not_released", 0), ("no_waybill", 0), ("no_tracking", 0)],
+        Err(e) => {
+            tracing::warn!(error = %e.message, "A watchdog could not read the tenant's carriers.");
+            return [("not_released", 0), ("no_waybill", 0), ("no_tracking", 0)];
+        }
+    };
     let mut not_released = 0;
     for status in [Status::Paid, Status::Allocated] {
         for o in orders_in(f, tenant, status).await {
@@ -108,17 +122,45 @@ pub async fn scan(f: &Fulfillment, tenant: &TenantId, track: bool) -> [(&'static
                 serde_json::json!({"since": o.updated_at}),
             )
             .await;
-            let _ = f.step(tenant, o.id).await;
+            if let Err(e) = f.step(tenant, o.id).await {
+                tracing::warn!(order_id = %o.id, error = %e.message, "The waybill was asked for again and not issued.");
+            }
         }
     }
     let mut no_tracking = 0;
+    let mut open = HashSet::new();
     for o in orders_in(f, tenant, Status::Shipped).await {
+        open.insert(o.id);
+        if o.fulfillment.waybill_cancelled_at.is_some() {
+            continue;
+        }
+        if stopped_by(&o).is_some() && !o.has_exception(INTERCEPT_PARCEL) {
+            // The event-driven attempt ran when the stop was raised; this retries one that
+            // failed, every `cancel_retry_every` (the first sighting only starts the clock).
+            let due = f
+                .cancel_last_tried(o.id)
+                .is_some_and(|t| t.elapsed() >= cfg.cancel_retry_every);
+            if due {
+                match f.cancel_waybill(tenant, &carriers, &o).await {
+                    Ok(Step::WaybillCancelled) => continue,
+                    Ok(_) => {}
+                    Err(e) => raise(
+                        f,
+                        tenant,
+                        &o,
+                        WAYBILL_CANCEL_FAILED,
+                        serde_json::json!({"carrier": o.fulfillment.carrier, "error": e.message}),
+                    )
+                    .await,
+                }
+            }
+        }
         let since = o.fulfillment.shipped_at.unwrap_or(o.updated_at);
         let stuck = older_than(since, cfg.no_tracking_after);
-        if track || stuck {
-            let moved = f.track(tenant, &o).await.unwrap_or(false);
-            if stuck && !moved {
-                no_tracking += 1;
+        let mut moved = track && f.track_if_due(tenant, &carriers, &o).await;
+        if stuck && !moved {
+            no_tracking += 1;
+            if !o.has_exception("no_tracking") {
                 raise(
                     f,
                     tenant,
@@ -127,13 +169,27 @@ pub async fn scan(f: &Fulfillment, tenant: &TenantId, track: bool) -> [(&'static
                     serde_json::json!({"carrier": o.fulfillment.carrier, "since": since}),
                 )
                 .await;
+                // The remedy: one poll now, if the carrier's quota has room.
+                let kind = o
+                    .fulfillment
+                    .carrier
+                    .as_ref()
+                    .and_then(|c| orderhub_carriers::CarrierKind::parse(c.as_str()).ok());
+                if kind.is_some_and(|k| carriers.take_track_call(k)) {
+                    moved = f.track(tenant, &carriers, &o).await.unwrap_or(false);
+                    if moved {
+                        no_tracking -= 1;
+                    }
+                }
             }
         }
     }
     if track {
         for o in orders_in(f, tenant, Status::InTransit).await {
-            let _ = f.track(tenant, &o).await;
+            open.insert(o.id);
+            f.track_if_due(tenant, &carriers, &o).await;
         }
+        f.keep_only(&open);
     }
     metrics::gauge!("orderhub_watchdog_stuck_orders", "exception" => "not_released")
         .set(not_released as f64);
@@ -148,12 +204,11 @@ pub async fn scan(f: &Fulfillment, tenant: &TenantId, track: bool) -> [(&'static
     ]
 }
 
-/// Scans every tenant whose watchdog lease this process holds, every `watch_every`; polls
-/// tracking every `track_every`.
+/// Scans every tenant whose watchdog lease this process holds, every `watch_every`, polling the
+/// parcels whose tracking is due.
 pub async fn run(f: Arc<Fulfillment>, mut stop: tokio::sync::watch::Receiver<bool>) {
     let holder = orderhub_events::lease::holder_id();
-    let mut tracked = Instant::now() - f.cfg.track_every;
-    let tick = f.cfg.watch_every.min(f.cfg.track_every);
+    let tick = f.cfg.watch_every;
     loop {
         tokio::select! {
             _ = tokio::time::sleep(tick) => {}
@@ -161,10 +216,6 @@ pub async fn run(f: Arc<Fulfillment>, mut stop: tokio::sync::watch::Receiver<boo
         }
         if *stop.borrow() {
             return;
-        }
-        let track = tracked.elapsed() >= f.cfg.track_every;
-        if track {
-            tracked = Instant::now();
         }
         let tenants = match f.store.read(|r| r.tenants()).await {
             Ok(t) => t,
@@ -180,7 +231,7 @@ pub async fn run(f: Arc<Fulfillment>, mut stop: tokio::sync::watch::Receiver<boo
                     // (`orderhub_outbox_lag_events{consumer="watchdog"}`) falls to 0 with it.
                     let t2 = t.clone();
                     let head = f.store.read(move |r| r.outbox_head(&t2)).await;
-                    scan(&f, &t, track).await;
+                    scan(&f, &t, true).await;
                     if let Ok(head) = head
                         && let Err(e) =
                             orderhub_events::lease::advance(&f.store, &lease, head, ttl).await

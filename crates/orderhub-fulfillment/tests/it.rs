@@ -253,7 +253,7 @@ async fn the_watchdogs_lag_falls_to_zero_once_it_has_scanned(backend: &str) {
     };
     let cfg = FulfillmentConfig {
         watch_every: Duration::from_millis(100),
-        ..FulfillmentConfig::default()
+        ..sim_config()
     };
     let hub = start(&env.store, cfg, HashMap::new(), BreakerConfig::default()).await;
     let ids = paid_orders(&env.store, &t, 3).await;
@@ -300,9 +300,9 @@ async fn paid_orders_ship_and_deliver(backend: &str) {
     let Some(env) = open(backend) else { return };
     let t = tenant(&env.store).await;
     let cfg = FulfillmentConfig {
-        track_every: Duration::from_millis(200),
+        track: orderhub_fulfillment::TrackSchedule::every(Duration::from_millis(200)),
         watch_every: Duration::from_millis(200),
-        ..FulfillmentConfig::default()
+        ..sim_config()
     };
     let hub = start(&env.store, cfg, HashMap::new(), BreakerConfig::default()).await;
     for h in hub.fleet.handles.values() {
@@ -362,7 +362,7 @@ async fn a_switched_carrier_issues_the_waybill() {
         .unwrap();
     let hub = start(
         &env.store,
-        FulfillmentConfig::default(),
+        sim_config(),
         HashMap::new(),
         BreakerConfig::default(),
     )
@@ -404,7 +404,7 @@ async fn slow_carrier_trips_the_breaker_and_orders_ship_through_the_fallback() {
     let t = tenant(&env.store).await;
     let cfg = FulfillmentConfig {
         default_carrier: CarrierKind::Jt,
-        ..FulfillmentConfig::default()
+        ..sim_config()
     };
     let chains = HashMap::from([(CarrierKind::Jt, vec![CarrierKind::Zto])]);
     let hub = start(&env.store, cfg, chains, BreakerConfig::default()).await;
@@ -479,7 +479,7 @@ async fn released_without_waybill_raises_an_exception_that_resolves_itself() {
     let cfg = FulfillmentConfig {
         no_waybill_after: Duration::from_millis(300),
         watch_every: Duration::from_millis(100),
-        ..FulfillmentConfig::default()
+        ..sim_config()
     };
     let breaker = BreakerConfig {
         open_for: Duration::from_secs(2),
@@ -517,11 +517,20 @@ async fn released_without_waybill_raises_an_exception_that_resolves_itself() {
     hub.rt.stop().await;
 }
 
+/// The simulated fleet's configuration: waybills from warehouses without a sender carry the
+/// simulated one.
+fn sim_config() -> FulfillmentConfig {
+    FulfillmentConfig {
+        fallback_sender: Some(orderhub_fulfillment::simulated_sender()),
+        ..FulfillmentConfig::default()
+    }
+}
+
 /// Watchdogs that never look within a test: whatever moves an order there was an event.
 fn no_watchdogs() -> FulfillmentConfig {
     FulfillmentConfig {
         watch_every: Duration::from_secs(3600),
-        ..FulfillmentConfig::default()
+        ..sim_config()
     }
 }
 
@@ -548,6 +557,7 @@ async fn a_backordered_order_ships_once_its_stock_arrives() {
                     sku: s2.clone(),
                     title: "gift card".into(),
                     components: None,
+                    weight_kg: None,
                 },
                 now,
             )?;
@@ -559,6 +569,8 @@ async fn a_backordered_order_ships_once_its_stock_arrives() {
                     name: "杭州".into(),
                     priority: 1,
                     regions: vec![],
+                    sender: None,
+                    parcel_max_kg: None,
                 },
                 now,
             )
@@ -762,4 +774,625 @@ where
         v.push((o.status, o.version, o.exceptions));
     }
     v
+}
+
+// ---- Real shipment facts, tenants' own carriers, tracking on a schedule, cancelled waybills
+// (issue 19).
+
+/// Defines warehouse `GZ` (sender in 广州市, parcels of at most 2 kg) and SKUs `TEE` (1.5 kg)
+/// and `MUG` (0.8 kg) with 100 of each in stock.
+async fn guangzhou_master_data(store: &Store, t: &TenantId) {
+    use orderhub_core::ports::{SenderAddress, SkuRecord, WarehouseRecord};
+    let actor = system_actor(t, "master-data");
+    store
+        .write(0, move |tx| {
+            let now = Utc::now();
+            let wh = orderhub_domain::ids::WarehouseId::parse("GZ").unwrap();
+            orderhub_core::inventory::define_warehouse(
+                tx,
+                &actor,
+                &WarehouseRecord {
+                    warehouse_id: wh.clone(),
+                    name: "广州仓".into(),
+                    priority: 1,
+                    regions: vec![],
+                    sender: Some(SenderAddress {
+                        name: Personal::new("李仓管"),
+                        phone: Personal::new("13900001111"),
+                        province: "广东省".into(),
+                        city: "广州市".into(),
+                        district: "白云区".into(),
+                        detail: Personal::new("太和镇 8 号"),
+                    }),
+                    parcel_max_kg: Some("2".parse().unwrap()),
+                },
+                now,
+            )?;
+            for (sku, kg) in [("TEE", "1.5"), ("MUG", "0.8")] {
+                let sku = Sku::parse(sku).unwrap();
+                orderhub_core::inventory::define_sku(
+                    tx,
+                    &actor,
+                    &SkuRecord {
+                        sku: sku.clone(),
+                        title: sku.to_string(),
+                        components: None,
+                        weight_kg: Some(kg.parse().unwrap()),
+                    },
+                    now,
+                )?;
+                orderhub_core::inventory::receive(tx, &actor, &sku, &wh, 100, None, now)?;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+}
+
+/// A paid order of 2 × TEE and 1 × MUG (3.8 kg).
+async fn paid_tee_and_mug(store: &Store, t: &TenantId) -> OrderId {
+    let actor = system_actor(t, "test");
+    let mut d = draft(&format!("W-{}", Uuid::new_v4().simple()));
+    let line = d.lines[0].clone();
+    d.lines = vec![
+        LineDraft {
+            sku: Sku::parse("TEE").unwrap(),
+            quantity: 2,
+            ..line.clone()
+        },
+        LineDraft {
+            sku: Sku::parse("MUG").unwrap(),
+            quantity: 1,
+            ..line
+        },
+    ];
+    store
+        .write(0, move |tx| {
+            let o = match usecases::create_order(tx, &actor, d.clone(), Utc::now())? {
+                Created::New(o) | Created::Existing(o) => o,
+            };
+            let cmd = Command::Pay {
+                paid_at: None,
+                amount: None,
+            };
+            usecases::transition(tx, &actor, o.id, &cmd, Utc::now())?;
+            Ok(o.id)
+        })
+        .await
+        .unwrap()
+}
+
+/// The waybill declares what the master data says: the allocated warehouse's sender, the summed
+/// weight of the lines' SKUs and a parcel count from the warehouse's largest parcel — as the
+/// carrier's simulator read them from SF's wire format.
+async fn the_waybill_carries_the_warehouse_sender_the_summed_weight_and_the_parcel_count(
+    backend: &str,
+) {
+    let Some(env) = open(backend) else { return };
+    let t = tenant(&env.store).await;
+    guangzhou_master_data(&env.store, &t).await;
+    let cfg = FulfillmentConfig {
+        default_carrier: CarrierKind::Sf,
+        ..no_watchdogs_without_fallback()
+    };
+    assert!(cfg.fallback_sender.is_none(), "no fixed sender by default");
+    let hub = start(&env.store, cfg, HashMap::new(), BreakerConfig::default()).await;
+    let id = paid_tee_and_mug(&env.store, &t).await;
+    let o = wait_all(&env.store, &t, &[id], Duration::from_secs(30), |o| {
+        o.status == Status::Shipped
+    })
+    .await;
+    assert_eq!(
+        o[0].fulfillment.warehouse_id.as_ref().unwrap().as_str(),
+        "GZ"
+    );
+    let got = hub.fleet.handles[&CarrierKind::Sf]
+        .log
+        .waybill(&id.as_uuid().simple().to_string())
+        .expect("SF received the waybill request");
+    assert_eq!(
+        got,
+        orderhub_carriers::sim::Received {
+            sender_city: "广州市".into(),
+            weight_kg: Some("3.8".parse().unwrap()),
+            parcels: Some(2),
+        }
+    );
+    let created = events_of(&env.store, &t, "waybill.created").await;
+    assert_eq!(
+        (
+            created[0]["weight_kg"].as_str(),
+            created[0]["parcels"].as_u64(),
+            created[0]["weight_estimated"].as_bool()
+        ),
+        (Some("3.8"), Some(2), Some(false))
+    );
+    let _ = hub.stop.send(true);
+    hub.rt.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_waybill_carries_the_warehouse_sender_the_summed_weight_and_the_parcel_count_sqlite() {
+    the_waybill_carries_the_warehouse_sender_the_summed_weight_and_the_parcel_count("sqlite").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_waybill_carries_the_warehouse_sender_the_summed_weight_and_the_parcel_count_postgres()
+{
+    the_waybill_carries_the_warehouse_sender_the_summed_weight_and_the_parcel_count("postgres")
+        .await;
+}
+
+/// Without a sender for its warehouse (and no simulated fallback), no carrier is asked: the order
+/// stays released and the step fails naming the warehouse to fix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_waybill_is_asked_for_a_warehouse_without_a_sender() {
+    use orderhub_fulfillment::Step;
+    let env = open("sqlite").unwrap();
+    let t = tenant(&env.store).await;
+    let fleet = fleet::start().await.unwrap();
+    let router = Arc::new(CarrierRouter::new(
+        fleet.carriers.clone(),
+        BreakerConfig::default(),
+        HashMap::new(),
+    ));
+    let f = Fulfillment::new(
+        env.store.clone(),
+        fleet.carriers.clone(),
+        router,
+        Arc::new(ByStockRegionPriority),
+        no_watchdogs_without_fallback(),
+    );
+    let id = paid_orders(&env.store, &t, 1).await[0];
+    assert!(matches!(
+        f.step(&t, id).await,
+        Ok(Step::Moved(Status::Allocated))
+    ));
+    assert!(matches!(
+        f.step(&t, id).await,
+        Ok(Step::Moved(Status::Released))
+    ));
+    let e = f.step(&t, id).await.unwrap_err();
+    assert!(
+        !e.retryable && e.message.contains("has no sender address"),
+        "{e:?}"
+    );
+    assert_eq!(fleet.handles[&CarrierKind::Zto].stats.snapshot().calls, 0);
+}
+
+fn no_watchdogs_without_fallback() -> FulfillmentConfig {
+    FulfillmentConfig {
+        watch_every: Duration::from_secs(3600),
+        ..FulfillmentConfig::default()
+    }
+}
+
+/// Fulfillment on the fleet without background tasks, and an order of `t` shipped by it (ZTO).
+async fn shipped_by_hand(
+    env: &orderhub_store::testing::TestStore,
+    t: &TenantId,
+    cfg: FulfillmentConfig,
+) -> (Fulfillment, fleet::Fleet, OrderId) {
+    use orderhub_fulfillment::Step;
+    let fleet = fleet::start().await.unwrap();
+    // Parcels wait for the pickup scan until a test says otherwise.
+    for h in fleet.handles.values() {
+        h.knobs.update(|k| k.track_step_ms = 0);
+    }
+    let router = Arc::new(CarrierRouter::new(
+        fleet.carriers.clone(),
+        BreakerConfig::default(),
+        HashMap::new(),
+    ));
+    let f = Fulfillment::new(
+        env.store.clone(),
+        fleet.carriers.clone(),
+        router,
+        Arc::new(ByStockRegionPriority),
+        cfg,
+    );
+    let id = paid_orders(&env.store, t, 1).await[0];
+    for _ in 0..3 {
+        assert!(matches!(f.step(t, id).await, Ok(Step::Moved(_))));
+    }
+    (f, fleet, id)
+}
+
+async fn raise(store: &Store, t: &TenantId, id: OrderId, code: &'static str) {
+    let actor = system_actor(t, "channel");
+    store
+        .write(0, move |tx| {
+            usecases::raise_exception(tx, &actor, id, code, serde_json::json!({}), Utc::now())
+        })
+        .await
+        .unwrap();
+}
+
+async fn get(store: &Store, t: &TenantId, id: OrderId) -> orderhub_domain::Order {
+    let t = t.clone();
+    store
+        .read(move |r| r.order_get(&t, id))
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+/// After a waybill, a stop (`after_sale` on a shipped order the carrier has not picked up) has
+/// the carrier cancel the waybill: at once through `exception.raised`, retried while the carrier
+/// fails, recorded once on the order (`waybill_cancelled_at`, `waybill.cancelled`, the audit
+/// trail), and the dead tracking number is not polled again.
+async fn a_stopped_orders_waybill_is_cancelled_with_the_carrier_once(backend: &str) {
+    let Some(env) = open(backend) else { return };
+    let t = tenant(&env.store).await;
+    let cfg = FulfillmentConfig {
+        track: orderhub_fulfillment::TrackSchedule::every(Duration::from_millis(1)),
+        ..sim_config()
+    };
+    let (f, fleet, id) = shipped_by_hand(&env, &t, cfg).await;
+    let f = Arc::new(f);
+    let zto = fleet.handles[&CarrierKind::Zto].clone();
+    let o = get(&env.store, &t, id).await;
+    let tracking = o.fulfillment.tracking_no.clone().unwrap();
+    assert_eq!(o.status, Status::Shipped);
+    // The carrier is down when the stop arrives: the dispatcher retries until it is back.
+    zto.knobs.set_error_rate(1.0);
+    let rt = EventsRuntime::start(env.store.clone(), events_config(), vec![f.clone()])
+        .await
+        .unwrap();
+    raise(&env.store, &t, id, "after_sale").await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(zto.stats.snapshot().cancels, 0);
+    assert!(
+        zto.stats.snapshot().errors > 1,
+        "retried while the carrier failed"
+    );
+    zto.knobs.set_error_rate(0.0);
+    let o = wait_all(&env.store, &t, &[id], Duration::from_secs(30), |o| {
+        o.fulfillment.waybill_cancelled_at.is_some()
+    })
+    .await;
+    assert!(zto.log.was_cancelled(&tracking));
+    assert_eq!(o[0].status, Status::Shipped);
+    let cancelled = events_of(&env.store, &t, "waybill.cancelled").await;
+    assert_eq!(cancelled.len(), 1);
+    assert_eq!(cancelled[0]["cancelled"]["tracking_no"], tracking.as_str());
+    assert_eq!(cancelled[0]["cancelled"]["on_order"], true);
+    // Once: a repeated stop event, a retry request or a watchdog pass changes nothing.
+    let carriers = f.carriers_of(&t).await.unwrap().unwrap();
+    assert_eq!(
+        f.cancel_waybill(&t, &carriers, &o[0]).await.unwrap(),
+        orderhub_fulfillment::Step::Nothing
+    );
+    assert_eq!(
+        f.step(&t, id).await.unwrap(),
+        orderhub_fulfillment::Step::Nothing
+    );
+    let calls = zto.stats.snapshot().calls;
+    orderhub_fulfillment::watchdog::scan(&f, &t, true).await;
+    assert_eq!(zto.stats.snapshot().cancels, 1);
+    assert_eq!(
+        zto.stats.snapshot().calls,
+        calls,
+        "a cancelled waybill is neither cancelled again nor tracked"
+    );
+    assert_eq!(
+        events_of(&env.store, &t, "waybill.cancelled").await.len(),
+        1
+    );
+    // The timeline says who cancelled what, and why.
+    let t2 = t.clone();
+    let audit = env
+        .store
+        .read(move |r| r.audit_for_order(&t2, id))
+        .await
+        .unwrap();
+    let step = audit
+        .iter()
+        .find(|a| a.action == "waybill.cancelled")
+        .expect("an audit entry");
+    assert_eq!(step.detail["stop"], "after_sale");
+    assert_eq!(step.detail["cancelled"]["carrier"], "zto");
+    rt.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_orders_waybill_is_cancelled_with_the_carrier_once_sqlite() {
+    a_stopped_orders_waybill_is_cancelled_with_the_carrier_once("sqlite").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_orders_waybill_is_cancelled_with_the_carrier_once_postgres() {
+    a_stopped_orders_waybill_is_cancelled_with_the_carrier_once("postgres").await;
+}
+
+/// The carrier has the parcel already: it refuses the cancellation and the order gets
+/// `intercept_parcel` (a person asks the carrier to intercept it); a refusal for another reason
+/// is `waybill_cancel_failed`, and the watchdog tries again, which resolves it.
+async fn a_refused_cancellation_asks_for_interception_or_a_retry(backend: &str) {
+    use orderhub_fulfillment::Step;
+    let Some(env) = open(backend) else { return };
+    let t = tenant(&env.store).await;
+    let cfg = FulfillmentConfig {
+        cancel_retry_every: Duration::ZERO,
+        ..no_watchdogs()
+    };
+    let (f, fleet, picked) = shipped_by_hand(&env, &t, cfg.clone()).await;
+    let zto = fleet.handles[&CarrierKind::Zto].clone();
+    let carriers = f.carriers_of(&t).await.unwrap().unwrap();
+    // Picked up (the simulator's scans advance at once), then stopped.
+    zto.knobs.update(|k| k.track_step_ms = 1);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    raise(&env.store, &t, picked, "after_sale").await;
+    let o = get(&env.store, &t, picked).await;
+    assert_eq!(
+        f.cancel_waybill(&t, &carriers, &o).await.unwrap(),
+        Step::Nothing
+    );
+    let o = get(&env.store, &t, picked).await;
+    assert!(o.has_exception("intercept_parcel"), "{:?}", o.exceptions);
+    assert!(o.fulfillment.waybill_cancelled_at.is_none());
+    // Another order, refused for another reason: waybill_cancel_failed, then the retry works.
+    zto.knobs.update(|k| k.track_step_ms = 0);
+    let id = paid_orders(&env.store, &t, 1).await[0];
+    for _ in 0..3 {
+        f.step(&t, id).await.unwrap();
+    }
+    assert_eq!(get(&env.store, &t, id).await.status, Status::Shipped);
+    // A refusal that is not a pickup: the carrier is not (no longer) configured for the tenant.
+    raise(&env.store, &t, id, "after_sale").await;
+    let o = get(&env.store, &t, id).await;
+    let none = orderhub_fulfillment::TenantCarriers::new(
+        Arc::new(CarrierRouter::new(
+            vec![],
+            BreakerConfig::default(),
+            HashMap::new(),
+        )),
+        vec![],
+        CarrierKind::Zto,
+        |_| 1,
+    );
+    assert_eq!(
+        f.cancel_waybill(&t, &none, &o).await.unwrap(),
+        Step::Nothing
+    );
+    let o = get(&env.store, &t, id).await;
+    assert!(
+        o.has_exception("waybill_cancel_failed"),
+        "{:?}",
+        o.exceptions
+    );
+    // The watchdog's retry (every `cancel_retry_every`, here at once after the first sighting)
+    // cancels it and resolves the exception.
+    orderhub_fulfillment::watchdog::scan(&f, &t, false).await;
+    orderhub_fulfillment::watchdog::scan(&f, &t, false).await;
+    let o = get(&env.store, &t, id).await;
+    assert!(o.fulfillment.waybill_cancelled_at.is_some());
+    assert!(
+        !o.has_exception("waybill_cancel_failed"),
+        "{:?}",
+        o.exceptions
+    );
+    let resolved = events_of(&env.store, &t, "exception.resolved").await;
+    assert!(
+        resolved
+            .iter()
+            .any(|e| e["exception"] == "waybill_cancel_failed"),
+        "{resolved:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_cancellation_asks_for_interception_or_a_retry_sqlite() {
+    a_refused_cancellation_asks_for_interception_or_a_retry("sqlite").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_cancellation_asks_for_interception_or_a_retry_postgres() {
+    a_refused_cancellation_asks_for_interception_or_a_retry("postgres").await;
+}
+
+/// A stop raised while the carrier is issuing the waybill: the shipment is refused, so the new
+/// waybill never reaches the order — and is cancelled at once, recorded on the order's trail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waybill_issued_while_the_order_was_stopped_is_cancelled() {
+    use orderhub_fulfillment::Step;
+    let env = open("sqlite").unwrap();
+    let t = tenant(&env.store).await;
+    let fleet = fleet::start().await.unwrap();
+    let router = Arc::new(CarrierRouter::new(
+        fleet.carriers.clone(),
+        BreakerConfig::default(),
+        HashMap::new(),
+    ));
+    let f = Arc::new(Fulfillment::new(
+        env.store.clone(),
+        fleet.carriers.clone(),
+        router,
+        Arc::new(ByStockRegionPriority),
+        FulfillmentConfig {
+            track: orderhub_fulfillment::TrackSchedule::every(Duration::from_secs(3600)),
+            ..sim_config()
+        },
+    ));
+    let id = paid_orders(&env.store, &t, 1).await[0];
+    for _ in 0..2 {
+        f.step(&t, id).await.unwrap();
+    }
+    let zto = fleet.handles[&CarrierKind::Zto].clone();
+    zto.knobs.set_latency(Duration::from_millis(800));
+    let (f2, t2) = (f.clone(), t.clone());
+    let stepping = tokio::spawn(async move { f2.step(&t2, id).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    raise(&env.store, &t, id, "stop_shipment").await;
+    assert_eq!(stepping.await.unwrap().unwrap(), Step::WaybillCancelled);
+    let o = get(&env.store, &t, id).await;
+    assert_eq!(o.status, Status::Released);
+    assert!(o.fulfillment.tracking_no.is_none());
+    assert_eq!(zto.stats.snapshot().cancels, 1);
+    let cancelled = events_of(&env.store, &t, "waybill.cancelled").await;
+    assert_eq!(cancelled[0]["cancelled"]["on_order"], false);
+    // Resolved by an operator, the order gets a new waybill (the number was freed).
+    zto.knobs.set_latency(Duration::ZERO);
+    let ops = system_actor(&t, "operator");
+    env.store
+        .write(0, move |tx| {
+            usecases::resolve_exception(
+                tx,
+                &ops,
+                id,
+                "stop_shipment",
+                "buyer confirmed",
+                Utc::now(),
+            )
+        })
+        .await
+        .unwrap();
+    assert_eq!(f.step(&t, id).await.unwrap(), Step::Moved(Status::Shipped));
+    let o = get(&env.store, &t, id).await;
+    assert!(
+        !zto.log
+            .was_cancelled(o.fulfillment.tracking_no.as_deref().unwrap())
+    );
+}
+
+/// Tracking follows the schedule and the carrier's quota: nothing before the first slot, and
+/// never more polls in a minute than the quota allows, however many parcels are due.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tracking_waits_for_its_slot_and_never_exceeds_the_quota() {
+    let env = open("sqlite").unwrap();
+    let t = tenant(&env.store).await;
+    let fleet = fleet::start().await.unwrap();
+    let router = Arc::new(CarrierRouter::new(
+        fleet.carriers.clone(),
+        BreakerConfig::default(),
+        HashMap::new(),
+    ));
+    let later = FulfillmentConfig {
+        track: orderhub_fulfillment::TrackSchedule::default(),
+        shared_track_per_minute: 3,
+        ..sim_config()
+    };
+    let f = Fulfillment::new(
+        env.store.clone(),
+        fleet.carriers.clone(),
+        router.clone(),
+        Arc::new(ByStockRegionPriority),
+        later,
+    );
+    let ids = paid_orders(&env.store, &t, 5).await;
+    for id in &ids {
+        for _ in 0..3 {
+            f.step(&t, *id).await.unwrap();
+        }
+    }
+    let zto = fleet.handles[&CarrierKind::Zto].clone();
+    let after_waybills = zto.stats.snapshot().calls;
+    // Just shipped: the first poll is 30 minutes away, however often the watchdog looks.
+    for _ in 0..5 {
+        orderhub_fulfillment::watchdog::scan(&f, &t, true).await;
+    }
+    assert_eq!(zto.stats.snapshot().calls, after_waybills);
+    // Every parcel due at once (a schedule polling every millisecond): the quota of 3 a minute
+    // holds, scan after scan.
+    let eager = Fulfillment::new(
+        env.store.clone(),
+        fleet.carriers.clone(),
+        router,
+        Arc::new(ByStockRegionPriority),
+        FulfillmentConfig {
+            track: orderhub_fulfillment::TrackSchedule::every(Duration::from_millis(1)),
+            shared_track_per_minute: 3,
+            ..sim_config()
+        },
+    );
+    for _ in 0..10 {
+        orderhub_fulfillment::watchdog::scan(&eager, &t, true).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(zto.stats.snapshot().calls - after_waybills, 3);
+}
+
+/// `--fulfillment carriers`: each tenant's own accounts. A tenant without one gets no automatic
+/// step (its orders move by API and WMS); one with an account ships through that account's
+/// endpoint and credentials, and a change of the account is picked up.
+async fn each_tenant_ships_with_its_own_carrier_accounts(backend: &str) {
+    use orderhub_fulfillment::{Step, StoredCarriers};
+    let Some(env) = open(backend) else { return };
+    let (with, without) = (tenant(&env.store).await, tenant(&env.store).await);
+    let fleet = fleet::start().await.unwrap();
+    let f = Fulfillment::with_directory(
+        env.store.clone(),
+        Arc::new(StoredCarriers::new(
+            env.store.clone(),
+            BreakerConfig::default(),
+            orderhub_core::outbound::OutboundPolicy::ALLOW_PRIVATE,
+        )),
+        Arc::new(ByStockRegionPriority),
+        FulfillmentConfig {
+            fallback_sender: Some(orderhub_fulfillment::simulated_sender()),
+            ..no_watchdogs_without_fallback()
+        },
+    );
+    let lone = paid_orders(&env.store, &without, 1).await[0];
+    assert_eq!(f.step(&without, lone).await.unwrap(), Step::Nothing);
+    assert_eq!(get(&env.store, &without, lone).await.status, Status::Paid);
+    // An account with YTO, pointing at its simulator with the simulator's credentials.
+    let put = |kind: CarrierKind, enabled: bool| {
+        let (cfg, _) = orderhub_carriers::sim::fleet::credentials(kind);
+        let row = orderhub_store::CarrierAccountRow {
+            tenant_id: with.clone(),
+            carrier: kind.code().into(),
+            base_url: fleet.urls[&kind].clone(),
+            app_key: cfg.app_key.clone(),
+            secret: cfg.secret.expose().into(),
+            customer_code: cfg.customer_code.clone(),
+            access_token: cfg.access_token.as_ref().map(|s| s.expose().to_owned()),
+            customer_password: cfg
+                .customer_password
+                .as_ref()
+                .map(|s| s.expose().to_owned()),
+            enabled,
+            priority: 1,
+            track_per_minute: 60,
+            version: 0,
+            updated_at: Utc::now(),
+        };
+        let store = env.store.clone();
+        async move {
+            store
+                .write(0, move |tx| Ok(tx.carrier_account_put(&row)?))
+                .await
+                .unwrap()
+        }
+    };
+    put(CarrierKind::Yto, true).await;
+    let id = paid_orders(&env.store, &with, 1).await[0];
+    for _ in 0..3 {
+        f.step(&with, id).await.unwrap();
+    }
+    let o = get(&env.store, &with, id).await;
+    assert_eq!(
+        (o.status, o.fulfillment.carrier.as_ref().unwrap().as_str()),
+        (Status::Shipped, "yto")
+    );
+    assert_eq!(
+        fleet.handles[&CarrierKind::Yto].stats.snapshot().waybills,
+        1
+    );
+    // Disabled (a change of the account, read again once forgotten): no more steps.
+    put(CarrierKind::Yto, false).await;
+    f.directory.forget(&with);
+    let next = paid_orders(&env.store, &with, 1).await[0];
+    assert_eq!(f.step(&with, next).await.unwrap(), Step::Nothing);
+    assert_eq!(get(&env.store, &with, next).await.status, Status::Paid);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_tenant_ships_with_its_own_carrier_accounts_sqlite() {
+    each_tenant_ships_with_its_own_carrier_accounts("sqlite").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_tenant_ships_with_its_own_carrier_accounts_postgres() {
+    each_tenant_ships_with_its_own_carrier_accounts("postgres").await;
 }

@@ -36,6 +36,16 @@ pub const KEY_SCOPES_MAX: usize = 8;
 pub const CREDENTIAL_LEN_MAX: usize = 4_096;
 /// A channel's API base URL.
 pub const URL_LEN_MAX: usize = 2_048;
+/// A carrier account's identifiers (app key, customer code): carriers' own are under 64.
+pub const CARRIER_ACCOUNT_LEN_MAX: usize = 256;
+/// A carrier account's priority (lower is asked first).
+pub const CARRIER_PRIORITY_MAX: u32 = 1_000;
+/// Tracking calls per minute one carrier account may be given: 100 a second is above any
+/// carrier's published tracking quota.
+pub const TRACK_PER_MINUTE_MAX: u32 = 6_000;
+/// A warehouse sender's fields: a phone number, a contact name, an address line.
+pub const SENDER_PHONE_LEN_MAX: usize = 32;
+pub const SENDER_TEXT_LEN_MAX: usize = 128;
 
 /// `v` within `min..=max`, or 422 `out_of_range` naming `field` and the bound.
 pub fn in_range<T: PartialOrd + Display + Copy>(

@@ -141,3 +141,59 @@ pub(crate) fn policy_from_cols(
         _ => return None,
     })
 }
+
+/// A weight in kilograms as the stores keep it: decimal text (SQLite), `numeric` read as text
+/// (PostgreSQL).
+pub(crate) fn weight_to_text(w: Option<rust_decimal::Decimal>) -> Option<String> {
+    w.map(|w| w.normalize().to_string())
+}
+
+pub(crate) fn weight_from_text(
+    raw: Option<String>,
+) -> Result<Option<rust_decimal::Decimal>, StoreError> {
+    raw.map(|t| {
+        t.parse::<rust_decimal::Decimal>()
+            .map(|d| d.normalize())
+            .map_err(|_| corrupt("weight"))
+    })
+    .transpose()
+}
+
+/// A warehouse's sender at rest: its JSON, encrypted whole (contact, phone and street are
+/// personal-ish; province and city alone would say little, but one sealed value is simpler to
+/// keep right than a mix).
+pub(crate) fn sender_seal(
+    cipher: &orderhub_core::crypto::PiiCipher,
+    s: Option<&orderhub_core::ports::SenderAddress>,
+) -> Option<String> {
+    s.map(|s| {
+        let clear = serde_json::json!({
+            "name": s.name.expose(), "phone": s.phone.expose(), "province": s.province,
+            "city": s.city, "district": s.district, "detail": s.detail.expose(),
+        });
+        cipher.encrypt(&clear.to_string())
+    })
+}
+
+pub(crate) fn sender_open(
+    cipher: &orderhub_core::crypto::PiiCipher,
+    stored: Option<String>,
+) -> Result<Option<orderhub_core::ports::SenderAddress>, StoreError> {
+    use orderhub_domain::Personal;
+    let Some(stored) = stored else {
+        return Ok(None);
+    };
+    let clear = cipher
+        .decrypt(&stored)
+        .map_err(|_| corrupt("warehouse sender"))?;
+    let v: Value = serde_json::from_str(&clear).map_err(|_| corrupt("warehouse sender"))?;
+    let text = |k: &str| v[k].as_str().unwrap_or_default().to_owned();
+    Ok(Some(orderhub_core::ports::SenderAddress {
+        name: Personal::new(text("name")),
+        phone: Personal::new(text("phone")),
+        province: text("province"),
+        city: text("city"),
+        district: text("district"),
+        detail: Personal::new(text("detail")),
+    }))
+}

@@ -9,6 +9,7 @@
 //!
 //! Only this crate knows SQL. Each backend keeps its migrations in `migrations/<backend>/`.
 
+pub mod carriers;
 mod doc;
 pub mod inv_codec;
 pub mod ops;
@@ -24,6 +25,7 @@ mod sqlite_ops;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use carriers::{CarrierAccountRow, CarrierRead, CarrierTx};
 pub use ops::{
     ChannelMessageRow, ChannelRead, ChannelRefusals, ChannelShopRow, ChannelTx, DeadLetterRow,
     Lease, OpsRead, OpsTx, PARKED_DUE_MAX, ParkedRow, ShopToken, SubscriptionRow,
@@ -38,7 +40,7 @@ pub use read::{
 use std::sync::Arc;
 
 /// Writes beyond the use cases' `Tx`: tenants and API keys.
-pub trait AdminTx: Tx + ops::OpsTx + ops::ChannelTx {
+pub trait AdminTx: Tx + ops::OpsTx + ops::ChannelTx + carriers::CarrierTx {
     fn tenant_insert(
         &mut self,
         tenant: &orderhub_domain::TenantId,

@@ -87,6 +87,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/postgres/0011_shop_ids_per_tenant.sql"),
     ),
     (
+        13,
+        "carriers_and_shipment_facts",
+        include_str!("../migrations/postgres/0013_carriers_and_shipment_facts.sql"),
+    ),
+    (
         14,
         "parked_deliveries",
         include_str!("../migrations/postgres/0014_parked_deliveries.sql"),

@@ -4,7 +4,8 @@
 
 use crate::inv_codec::{
     components_from_json, components_to_json, lines_from_json, lines_to_json, movement_static,
-    policy_from_cols, policy_to_cols, regions_from_json,
+    policy_from_cols, policy_to_cols, regions_from_json, sender_open, sender_seal,
+    weight_from_text, weight_to_text,
 };
 use crate::postgres::{Conn, PgRead, PgWrite};
 use chrono::{DateTime, Utc};
@@ -28,7 +29,7 @@ fn corrupt(what: &str) -> StoreError {
 
 fn sku_get(c: &mut Conn, tenant: &TenantId, sku: &Sku) -> Result<Option<SkuRecord>, StoreError> {
     let r = c.query_opt(
-        "SELECT title, components FROM skus WHERE tenant_id = $1 AND sku = $2",
+        "SELECT title, components, weight_kg::text FROM skus WHERE tenant_id = $1 AND sku = $2",
         &[&tenant.as_str(), &sku.as_str()],
     )?;
     r.map(|r| {
@@ -36,14 +37,19 @@ fn sku_get(c: &mut Conn, tenant: &TenantId, sku: &Sku) -> Result<Option<SkuRecor
             sku: sku.clone(),
             title: r.get(0),
             components: components_from_json(r.get(1))?,
+            weight_kg: weight_from_text(r.get(2))?,
         })
     })
     .transpose()
 }
 
-fn warehouses(c: &mut Conn, tenant: &TenantId) -> Result<Vec<WarehouseRecord>, StoreError> {
+fn warehouses(
+    c: &mut Conn,
+    cipher: &orderhub_core::crypto::PiiCipher,
+    tenant: &TenantId,
+) -> Result<Vec<WarehouseRecord>, StoreError> {
     let rows = c.query(
-        "SELECT warehouse_id, name, priority, regions FROM warehouses WHERE tenant_id = $1 ORDER BY priority, warehouse_id",
+        "SELECT warehouse_id, name, priority, regions, sender, parcel_max_kg::text FROM warehouses WHERE tenant_id = $1 ORDER BY priority, warehouse_id",
         &[&tenant.as_str()],
     )?;
     rows.iter()
@@ -53,6 +59,8 @@ fn warehouses(c: &mut Conn, tenant: &TenantId) -> Result<Vec<WarehouseRecord>, S
                 name: r.get(1),
                 priority: r.get::<_, i32>(2) as u32,
                 regions: regions_from_json(&r.get::<_, serde_json::Value>(3)),
+                sender: sender_open(cipher, r.get(4))?,
+                parcel_max_kg: weight_from_text(r.get(5))?,
             })
         })
         .collect()
@@ -155,9 +163,18 @@ impl InventoryTx for PgWrite {
     ) -> Result<(), StoreError> {
         self.skus.forget(&(tenant.clone(), rec.sku.clone()));
         self.conn.execute(
-            "INSERT INTO skus VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (tenant_id, sku) DO UPDATE SET title = excluded.title, components = excluded.components",
-            &[&tenant.as_str(), &rec.sku.as_str(), &rec.title, &components_to_json(&rec.components), &at],
+            "INSERT INTO skus (tenant_id, sku, title, components, created_at, weight_kg)
+             VALUES ($1, $2, $3, $4, $5, $6::text::numeric)
+             ON CONFLICT (tenant_id, sku) DO UPDATE SET title = excluded.title,
+                 components = excluded.components, weight_kg = excluded.weight_kg",
+            &[
+                &tenant.as_str(),
+                &rec.sku.as_str(),
+                &rec.title,
+                &components_to_json(&rec.components),
+                &at,
+                &weight_to_text(rec.weight_kg),
+            ],
         )?;
         self.pending.writes += 1;
         Ok(())
@@ -171,9 +188,12 @@ impl InventoryTx for PgWrite {
     ) -> Result<(), StoreError> {
         self.caches.warehouses.forget(tenant);
         self.conn.execute(
-            "INSERT INTO warehouses VALUES ($1, $2, $3, $4, $5, $6)
+            "INSERT INTO warehouses (tenant_id, warehouse_id, name, priority, regions, created_at,
+                 sender, parcel_max_kg)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8::text::numeric)
              ON CONFLICT (tenant_id, warehouse_id) DO UPDATE
-             SET name = excluded.name, priority = excluded.priority, regions = excluded.regions",
+             SET name = excluded.name, priority = excluded.priority, regions = excluded.regions,
+                 sender = excluded.sender, parcel_max_kg = excluded.parcel_max_kg",
             &[
                 &tenant.as_str(),
                 &rec.warehouse_id.as_str(),
@@ -181,6 +201,8 @@ impl InventoryTx for PgWrite {
                 &(rec.priority as i32),
                 &serde_json::json!(rec.regions),
                 &at,
+                &sender_seal(&self.cipher, rec.sender.as_ref()),
+                &weight_to_text(rec.parcel_max_kg),
             ],
         )?;
         self.pending.writes += 1;
@@ -191,7 +213,7 @@ impl InventoryTx for PgWrite {
         if let Some(hit) = self.caches.warehouses.get(tenant) {
             return Ok(hit);
         }
-        let all = warehouses(&mut self.conn, tenant)?;
+        let all = warehouses(&mut self.conn, &self.cipher, tenant)?;
         self.caches.warehouses.put(tenant.clone(), all.clone());
         Ok(all)
     }
@@ -481,7 +503,7 @@ impl PgRead {
         &mut self,
         tenant: &TenantId,
     ) -> Result<Vec<WarehouseRecord>, StoreError> {
-        warehouses(&mut self.conn, tenant)
+        warehouses(&mut self.conn, &self.cipher, tenant)
     }
 
     pub(crate) fn inv_stock_for_sku(

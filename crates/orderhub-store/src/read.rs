@@ -112,7 +112,9 @@ pub struct StoredEvent {
 }
 
 /// Reads, on a reader connection. Personal data comes back decrypted; callers mask it.
-pub trait ReadConn: Send + crate::ops::OpsRead + crate::ops::ChannelRead {
+pub trait ReadConn:
+    Send + crate::ops::OpsRead + crate::ops::ChannelRead + crate::carriers::CarrierRead
+{
     fn ping(&mut self) -> Result<(), StoreError>;
     fn order_get(&mut self, tenant: &TenantId, id: OrderId) -> Result<Option<Order>, StoreError>;
     fn order_list(&mut self, filter: &OrderFilter) -> Result<Vec<Order>, StoreError>;

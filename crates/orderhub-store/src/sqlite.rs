@@ -82,6 +82,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/sqlite/0011_shop_ids_per_tenant.sql"),
     ),
     (
+        13,
+        "carriers_and_shipment_facts",
+        include_str!("../migrations/sqlite/0013_carriers_and_shipment_facts.sql"),
+    ),
+    (
         14,
         "parked_deliveries",
         include_str!("../migrations/sqlite/0014_parked_deliveries.sql"),
@@ -1384,7 +1389,7 @@ impl ReadConn for SqliteRead {
         crate::sqlite_inv::sku_get(&self.c, tenant, sku)
     }
     fn warehouses(&mut self, tenant: &TenantId) -> Result<Vec<WarehouseRecord>, StoreError> {
-        crate::sqlite_inv::warehouses(&self.c, tenant)
+        crate::sqlite_inv::warehouses(&self.c, &self.cipher, tenant)
     }
     fn stock_for_sku(
         &mut self,
@@ -1504,7 +1509,8 @@ mod tests {
              INSERT INTO leases VALUES ('relay/acme', 'node-a', 1, 0, 42);",
         )
         .unwrap();
-        assert_eq!(migrate(&c).unwrap(), vec![11]);
+        // 0011 first; later migrations run after it.
+        assert_eq!(migrate(&c).unwrap().first(), Some(&11));
         let shop: (String, String, i64, i64) = c
             .query_row(
                 "SELECT tenant_id, refresh_token, token_expires_at, token_version FROM channel_shops

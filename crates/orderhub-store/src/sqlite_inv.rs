@@ -2,7 +2,8 @@
 
 use crate::inv_codec::{
     components_from_json, components_to_json, lines_from_json, lines_to_json, movement_static,
-    policy_from_cols, policy_to_cols, regions_from_json,
+    policy_from_cols, policy_to_cols, regions_from_json, sender_open, sender_seal,
+    weight_from_text, weight_to_text,
 };
 use crate::sqlite::{SqliteRead, SqliteWrite, err, from_micros, micros};
 use chrono::{DateTime, Utc};
@@ -33,16 +34,18 @@ pub(crate) fn sku_get(
     tenant: &TenantId,
     sku: &Sku,
 ) -> Result<Option<SkuRecord>, StoreError> {
-    let row: Option<(String, Option<String>)> = c
-        .prepare_cached("SELECT title, components FROM skus WHERE tenant_id = ?1 AND sku = ?2")
+    let row: Option<(String, Option<String>, Option<String>)> = c
+        .prepare_cached(
+            "SELECT title, components, weight_kg FROM skus WHERE tenant_id = ?1 AND sku = ?2",
+        )
         .and_then(|mut s| {
             s.query_row(params![tenant.as_str(), sku.as_str()], |r| {
-                Ok((r.get(0)?, r.get(1)?))
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
             })
             .optional()
         })
         .map_err(err)?;
-    row.map(|(title, comps)| {
+    row.map(|(title, comps, weight)| {
         let v = comps
             .map(|c| serde_json::from_str(&c))
             .transpose()
@@ -51,6 +54,7 @@ pub(crate) fn sku_get(
             sku: sku.clone(),
             title,
             components: components_from_json(v)?,
+            weight_kg: weight_from_text(weight)?,
         })
     })
     .transpose()
@@ -58,24 +62,39 @@ pub(crate) fn sku_get(
 
 pub(crate) fn warehouses(
     c: &Connection,
+    cipher: &orderhub_core::crypto::PiiCipher,
     tenant: &TenantId,
 ) -> Result<Vec<WarehouseRecord>, StoreError> {
     let mut st = c
-        .prepare_cached("SELECT warehouse_id, name, priority, regions FROM warehouses WHERE tenant_id = ?1 ORDER BY priority, warehouse_id")
+        .prepare_cached("SELECT warehouse_id, name, priority, regions, sender, parcel_max_kg FROM warehouses WHERE tenant_id = ?1 ORDER BY priority, warehouse_id")
         .map_err(err)?;
+    type Cols = (String, String, u32, String, Option<String>, Option<String>);
     let rows = st
         .query_map([tenant.as_str()], |r| {
-            let id: String = r.get(0)?;
-            let regions: String = r.get(3)?;
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
+        })
+        .map_err(err)?
+        .collect::<Result<Vec<Cols>, _>>()
+        .map_err(err)?;
+    rows.into_iter()
+        .map(|(id, name, priority, regions, sender, parcel)| {
             Ok(WarehouseRecord {
-                warehouse_id: WarehouseId::parse(&id).map_err(|_| bad())?,
-                name: r.get(1)?,
-                priority: r.get(2)?,
+                warehouse_id: WarehouseId::parse(&id).map_err(|_| corrupt("warehouse id"))?,
+                name,
+                priority,
                 regions: regions_from_json(&serde_json::from_str(&regions).unwrap_or_default()),
+                sender: sender_open(cipher, sender)?,
+                parcel_max_kg: weight_from_text(parcel)?,
             })
         })
-        .map_err(err)?;
-    rows.map(|r| r.map_err(err)).collect()
+        .collect()
 }
 
 pub(crate) fn stock_get(
@@ -160,8 +179,10 @@ impl InventoryTx for SqliteWrite {
         self.skus.forget(&(tenant.clone(), rec.sku.clone()));
         self.c
             .prepare_cached(
-                "INSERT INTO skus VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT (tenant_id, sku) DO UPDATE SET title = excluded.title, components = excluded.components",
+                "INSERT INTO skus (tenant_id, sku, title, components, created_at, weight_kg)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (tenant_id, sku) DO UPDATE SET title = excluded.title,
+                     components = excluded.components, weight_kg = excluded.weight_kg",
             )
             .and_then(|mut s| {
                 s.execute(params![
@@ -169,7 +190,8 @@ impl InventoryTx for SqliteWrite {
                     rec.sku.as_str(),
                     rec.title,
                     components_to_json(&rec.components).map(|v| v.to_string()),
-                    micros(at)
+                    micros(at),
+                    weight_to_text(rec.weight_kg),
                 ])
             })
             .map_err(err)?;
@@ -186,9 +208,12 @@ impl InventoryTx for SqliteWrite {
         self.caches.warehouses.forget(tenant);
         self.c
             .prepare_cached(
-                "INSERT INTO warehouses VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                "INSERT INTO warehouses (tenant_id, warehouse_id, name, priority, regions, created_at,
+                     sender, parcel_max_kg)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
                  ON CONFLICT (tenant_id, warehouse_id) DO UPDATE
-                 SET name = excluded.name, priority = excluded.priority, regions = excluded.regions",
+                 SET name = excluded.name, priority = excluded.priority, regions = excluded.regions,
+                     sender = excluded.sender, parcel_max_kg = excluded.parcel_max_kg",
             )
             .and_then(|mut s| {
                 s.execute(params![
@@ -197,7 +222,9 @@ impl InventoryTx for SqliteWrite {
                     rec.name,
                     rec.priority,
                     serde_json::json!(rec.regions).to_string(),
-                    micros(at)
+                    micros(at),
+                    sender_seal(&self.cipher, rec.sender.as_ref()),
+                    weight_to_text(rec.parcel_max_kg),
                 ])
             })
             .map_err(err)?;
@@ -209,7 +236,7 @@ impl InventoryTx for SqliteWrite {
         if let Some(hit) = self.caches.warehouses.get(tenant) {
             return Ok(hit);
         }
-        let all = warehouses(&self.c, tenant)?;
+        let all = warehouses(&self.c, &self.cipher, tenant)?;
         self.caches.warehouses.put(tenant.clone(), all.clone());
         Ok(all)
     }

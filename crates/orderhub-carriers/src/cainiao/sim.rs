@@ -47,6 +47,7 @@ impl Wire for CainiaoWire {
                 Ok(Call::Create {
                     order_no: dto.object_id,
                     cp: Some(g.cp_code),
+                    facts: None,
                 })
             }
             t::TRACE => {

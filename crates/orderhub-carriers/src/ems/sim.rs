@@ -1,7 +1,9 @@
 //! EMS's side of the wire, for the simulator.
 
 use super::transformers as t;
-use crate::sim::{Call, Fault, RawRequest, SimErr, SimOk, SimSettings, Step, Wire, numbered};
+use crate::sim::{
+    Call, Fault, RawRequest, Received, SimErr, SimOk, SimSettings, Step, Wire, numbered,
+};
 use crate::wire::{china_time_string, form_decode};
 
 pub(crate) struct EmsWire;
@@ -44,9 +46,21 @@ impl Wire for EmsWire {
                 if orders.is_empty() {
                     return Err(Fault::BadRequest("no order".into()));
                 }
+                let o = orders.swap_remove(0);
+                // EMS takes grams.
+                let facts = Received {
+                    sender_city: o.sender.city.clone(),
+                    weight_kg: o
+                        .weight
+                        .parse::<rust_decimal::Decimal>()
+                        .ok()
+                        .map(|g| g / rust_decimal::Decimal::from(1000)),
+                    parcels: None,
+                };
                 Ok(Call::Create {
-                    order_no: orders.swap_remove(0).logistics_order_no,
+                    order_no: o.logistics_order_no,
                     cp: None,
+                    facts: Some(facts),
                 })
             }
             t::TRACK => {

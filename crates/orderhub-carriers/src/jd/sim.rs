@@ -63,6 +63,7 @@ impl Wire for JdWire {
                 Ok(Call::Create {
                     order_no: c.order_id,
                     cp: None,
+                    facts: None,
                 })
             }
             t::TRACK => {

@@ -2,7 +2,9 @@
 
 use super::transformers as t;
 use crate::sign::constant_time_eq;
-use crate::sim::{Call, Fault, RawRequest, SimErr, SimOk, SimSettings, Step, Wire, numbered};
+use crate::sim::{
+    Call, Fault, RawRequest, Received, SimErr, SimOk, SimSettings, Step, Wire, numbered,
+};
 use crate::wire::{china_time_string, form_decode};
 
 pub(crate) struct JtWire;
@@ -43,9 +45,15 @@ impl Wire for JtWire {
                 if o.customer_code != s.customer_code || o.digest != business {
                     return Err(Fault::Auth);
                 }
+                let facts = Received {
+                    sender_city: o.sender.city.clone(),
+                    weight_kg: o.weight.parse().ok(),
+                    parcels: None,
+                };
                 Ok(Call::Create {
                     order_no: o.txlogistic_id,
                     cp: None,
+                    facts: Some(facts),
                 })
             }
             t::TRACK => {

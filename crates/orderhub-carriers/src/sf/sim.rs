@@ -2,7 +2,9 @@
 
 use super::transformers as t;
 use crate::sign::constant_time_eq;
-use crate::sim::{Call, Fault, RawRequest, SimErr, SimOk, SimSettings, Step, Wire, numbered};
+use crate::sim::{
+    Call, Fault, RawRequest, Received, SimErr, SimOk, SimSettings, Step, Wire, numbered,
+};
 use crate::wire::{china_time_string, form_decode};
 
 pub(crate) struct SfWire;
@@ -54,9 +56,19 @@ impl Wire for SfWire {
         match field("serviceCode") {
             t::CREATE => {
                 let order: t::CreateOrder = serde_json::from_slice(msg).map_err(bad)?;
+                let facts = order
+                    .contact_info_list
+                    .iter()
+                    .find(|c| c.contact_type == 1)
+                    .map(|sender| Received {
+                        sender_city: sender.city.clone(),
+                        weight_kg: order.total_weight.parse().ok(),
+                        parcels: Some(order.parcel_qty),
+                    });
                 Ok(Call::Create {
                     order_no: order.order_id,
                     cp: None,
+                    facts,
                 })
             }
             t::ROUTES => {

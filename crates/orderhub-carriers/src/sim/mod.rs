@@ -3,6 +3,10 @@
 //! and answers the carrier's own auth error when it is wrong), issues tracking numbers in that
 //! carrier's format, dedupes on the merchant order number, and serves tracking that advances.
 //!
+//! What each simulator received is kept for tests to read ([`SimLog`]: the facts of the last
+//! waybill requests — sender city, weight, parcel count where the carrier's wire carries them —
+//! and the waybills cancelled), bounded to the newest [`LOG_MAX`] of each.
+//!
 //! Knobs change a running simulator: `latency` (every answer waits), `error_rate` (fraction of 5xx
 //! answers), `throttle_per_sec` (a token bucket; over it the carrier's throttling answer),
 //! `broken` (answers that do not parse) and `reject_all` (business refusals). They are set through
@@ -123,6 +127,7 @@ pub struct SimStats {
     throttled: AtomicU64,
     errors: AtomicU64,
     waybills: AtomicU64,
+    cancels: AtomicU64,
     rejected: AtomicU64,
     auth_failures: AtomicU64,
     broken: AtomicU64,
@@ -134,6 +139,9 @@ pub struct StatsSnapshot {
     pub throttled: u64,
     pub errors: u64,
     pub waybills: u64,
+    /// Waybills cancelled (a repeated cancel of one waybill counts again).
+    #[serde(default)]
+    pub cancels: u64,
     pub rejected: u64,
     pub auth_failures: u64,
     pub broken: u64,
@@ -147,6 +155,7 @@ impl SimStats {
             throttled: l(&self.throttled),
             errors: l(&self.errors),
             waybills: l(&self.waybills),
+            cancels: l(&self.cancels),
             rejected: l(&self.rejected),
             auth_failures: l(&self.auth_failures),
             broken: l(&self.broken),
@@ -168,6 +177,7 @@ pub struct SimSettings {
     pub customer_password: String,
     pub knobs: Arc<SimKnobs>,
     pub stats: Arc<SimStats>,
+    pub log: Arc<SimLog>,
 }
 
 impl SimSettings {
@@ -188,6 +198,7 @@ impl SimSettings {
         SimHandle {
             knobs: self.knobs.clone(),
             stats: self.stats.clone(),
+            log: self.log.clone(),
         }
     }
 }
@@ -197,6 +208,58 @@ impl SimSettings {
 pub struct SimHandle {
     pub knobs: Arc<SimKnobs>,
     pub stats: Arc<SimStats>,
+    pub log: Arc<SimLog>,
+}
+
+/// What a waybill request told the carrier about the shipment, as the simulator read it from
+/// the carrier's own wire format (`None` where that format does not carry it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    pub sender_city: String,
+    pub weight_kg: Option<rust_decimal::Decimal>,
+    pub parcels: Option<u32>,
+}
+
+/// Entries a simulator keeps of each kind: a demo runs for hours.
+pub const LOG_MAX: usize = 10_000;
+
+/// What a simulator received: waybill requests' facts by merchant order number, and the
+/// tracking numbers it cancelled, the newest [`LOG_MAX`] of each.
+#[derive(Debug, Default)]
+pub struct SimLog {
+    waybills: Mutex<std::collections::VecDeque<(String, Received)>>,
+    cancelled: Mutex<std::collections::VecDeque<String>>,
+}
+
+impl SimLog {
+    /// The facts of the last waybill request for merchant order number `order_no` (orderhub's
+    /// order id without hyphens).
+    pub fn waybill(&self, order_no: &str) -> Option<Received> {
+        self.waybills
+            .lock()
+            .iter()
+            .rev()
+            .find(|(o, _)| o == order_no)
+            .map(|(_, r)| r.clone())
+    }
+    /// Whether the simulator cancelled this waybill.
+    pub fn was_cancelled(&self, tracking_no: &str) -> bool {
+        self.cancelled.lock().iter().any(|t| t == tracking_no)
+    }
+    fn push_waybill(&self, order_no: String, r: Received) {
+        let mut w = self.waybills.lock();
+        if w.len() >= LOG_MAX {
+            w.pop_front();
+        }
+        w.push_back((order_no, r));
+    }
+    fn push_cancel(&self, tracking_no: String) {
+        let mut c = self.cancelled.lock();
+        if c.len() >= LOG_MAX {
+            c.pop_front();
+        }
+        c.push_back(tracking_no);
+    }
 }
 
 /// A request as the wire layer sees it.
@@ -223,6 +286,8 @@ pub(crate) enum Call {
         order_no: String,
         /// Cainiao: the underlying carrier whose number format to issue.
         cp: Option<String>,
+        /// What the request said of the shipment, where the wire carries it.
+        facts: Option<Received>,
     },
     Track {
         tracking_no: String,
@@ -436,10 +501,17 @@ impl Engine {
             Err(Fault::BadRequest(m)) => return self.error(SimErr::BadRequest(m)),
         };
         let answer = match call {
-            Call::Create { order_no, cp } => {
+            Call::Create {
+                order_no,
+                cp,
+                facts,
+            } => {
                 if knobs.reject_all {
                     bump(&stats.rejected);
                     return self.error(SimErr::Rejected);
+                }
+                if let Some(f) = facts {
+                    self.settings.log.push_waybill(order_no.clone(), f);
                 }
                 self.create(order_no, cp.as_deref())
             }
@@ -470,7 +542,13 @@ impl Engine {
     fn create(&self, order_no: String, cp: Option<&str>) -> SimOk {
         let mut by_order = self.by_order.lock();
         let mut shipments = self.shipments.lock();
-        if let Some(s) = by_order.get(&order_no).and_then(|t| shipments.get(t)) {
+        // The same order number answers the same waybill (carriers dedupe on it) — unless that
+        // waybill was cancelled: then the number is free again and a new waybill is issued.
+        if let Some(s) = by_order
+            .get(&order_no)
+            .and_then(|t| shipments.get(t))
+            .filter(|s| !s.cancelled)
+        {
             return SimOk::Created {
                 order_no,
                 tracking_no: s.tracking_no.clone(),
@@ -527,6 +605,8 @@ impl Engine {
         }
         let s = shipments.get_mut(&tracking_no).ok_or(SimErr::NotFound)?;
         s.cancelled = true;
+        bump(&self.settings.stats.cancels);
+        self.settings.log.push_cancel(tracking_no.clone());
         Ok(SimOk::Cancelled {
             tracking_no,
             order_no: s.order_no.clone(),

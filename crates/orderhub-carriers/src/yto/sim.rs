@@ -2,7 +2,9 @@
 
 use super::transformers as t;
 use crate::sign::constant_time_eq;
-use crate::sim::{Call, Fault, RawRequest, SimErr, SimOk, SimSettings, Step, Wire, numbered};
+use crate::sim::{
+    Call, Fault, RawRequest, Received, SimErr, SimOk, SimSettings, Step, Wire, numbered,
+};
 use crate::wire::china_time_string;
 
 pub(crate) struct YtoWire;
@@ -43,9 +45,15 @@ impl Wire for YtoWire {
         match method {
             t::CREATE => {
                 let c: t::Create = serde_json::from_str(&env.param).map_err(bad)?;
+                let facts = Received {
+                    sender_city: c.sender_city_name.clone(),
+                    weight_kg: c.weight.parse().ok(),
+                    parcels: None,
+                };
                 Ok(Call::Create {
                     order_no: c.logistics_no,
                     cp: None,
+                    facts: Some(facts),
                 })
             }
             t::TRACK => {

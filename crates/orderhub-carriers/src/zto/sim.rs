@@ -2,7 +2,9 @@
 
 use super::transformers as t;
 use crate::sign::constant_time_eq;
-use crate::sim::{Call, Fault, RawRequest, SimErr, SimOk, SimSettings, Step, Wire, numbered};
+use crate::sim::{
+    Call, Fault, RawRequest, Received, SimErr, SimOk, SimSettings, Step, Wire, numbered,
+};
 
 pub(crate) struct ZtoWire;
 
@@ -39,9 +41,20 @@ impl Wire for ZtoWire {
         match req.path.trim_start_matches('/') {
             t::CREATE => {
                 let o: t::CreateOrder = serde_json::from_str(body).map_err(bad)?;
+                // ZOP has no parcel count: the weight rides on an item of its own.
+                let facts = Received {
+                    sender_city: o.sender_info.sender_city.clone(),
+                    weight_kg: o
+                        .order_items
+                        .iter()
+                        .find(|i| !i.weight.is_empty())
+                        .and_then(|i| i.weight.parse().ok()),
+                    parcels: None,
+                };
                 Ok(Call::Create {
                     order_no: o.partner_order_code,
                     cp: None,
+                    facts: Some(facts),
                 })
             }
             t::TRACK => {

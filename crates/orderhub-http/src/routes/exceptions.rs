@@ -185,12 +185,14 @@ pub async fn board(
     Ok(crate::extract::json(StatusCode::OK, &board))
 }
 
-/// Exceptions a retry of the stuck step can clear: the watchdogs' and the channel write-back's.
-const RETRY_KINDS: [&str; 4] = [
+/// Exceptions a retry of the stuck step can clear: the watchdogs' and the channel write-back's,
+/// and a stopped order's waybill cancellation that failed (a retry asks the carrier again).
+const RETRY_KINDS: [&str; 5] = [
     "not_released",
     "no_waybill",
     "no_tracking",
     "writeback_failed",
+    orderhub_core::usecases::WAYBILL_CANCEL_FAILED,
 ];
 /// Exceptions another carrier can clear.
 const SWITCH_KINDS: [&str; 2] = ["not_released", "no_waybill"];

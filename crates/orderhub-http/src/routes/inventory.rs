@@ -29,6 +29,43 @@ fn warehouse(field: &str, s: &str) -> Result<WarehouseId, ApiError> {
     WarehouseId::parse(s).map_err(|e| ApiError::from(e).field(field))
 }
 
+/// A weight in kilograms given as a decimal string (the core checks its range and precision).
+fn kilograms(field: &str, s: &str) -> Result<rust_decimal::Decimal, ApiError> {
+    const WEIGHT_TEXT_MAX: usize = 32;
+    max_chars(field, s, WEIGHT_TEXT_MAX)?;
+    s.trim().parse::<rust_decimal::Decimal>().map_err(|_| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_number",
+            format!("{field} must be a decimal number of kilograms as a string, e.g. \"1.25\""),
+        )
+        .field(field)
+    })
+}
+
+/// A warehouse's sender, its fields bounded (the core requires them).
+fn sender(s: &SenderIn) -> Result<orderhub_core::ports::SenderAddress, ApiError> {
+    use orderhub_domain::Personal;
+    max_chars("sender.phone", &s.phone, limits::SENDER_PHONE_LEN_MAX)?;
+    for (f, v) in [
+        ("sender.name", &s.name),
+        ("sender.province", &s.province),
+        ("sender.city", &s.city),
+        ("sender.district", &s.district),
+        ("sender.detail", &s.detail),
+    ] {
+        max_chars(f, v, limits::SENDER_TEXT_LEN_MAX)?;
+    }
+    Ok(orderhub_core::ports::SenderAddress {
+        name: Personal::new(s.name.trim()),
+        phone: Personal::new(s.phone.trim()),
+        province: s.province.trim().to_owned(),
+        city: s.city.trim().to_owned(),
+        district: s.district.trim().to_owned(),
+        detail: Personal::new(s.detail.trim()),
+    })
+}
+
 fn position_view(wh: &WarehouseId, row: &StockRow) -> PositionView {
     PositionView {
         warehouse_id: wh.to_string(),
@@ -116,10 +153,16 @@ pub async fn put_sku(
                 .collect::<Result<Vec<_>, ApiError>>()
         })
         .transpose()?;
+    let weight_kg = req
+        .weight_kg
+        .as_deref()
+        .map(|w| kilograms("weight_kg", w))
+        .transpose()?;
     let rec = SkuRecord {
         sku: sku.clone(),
         title: req.title.trim().to_owned(),
         components,
+        weight_kg,
     };
     let (a, now) = (ctx.actor(), state.clock.now());
     state
@@ -154,6 +197,12 @@ pub async fn put_warehouse(
     for (i, r) in req.regions.iter().enumerate() {
         max_chars(&format!("regions[{i}]"), r, limits::REGION_LEN_MAX)?;
     }
+    let parcel_max_kg = req
+        .parcel_max_kg
+        .as_deref()
+        .map(|w| kilograms("parcel_max_kg", w))
+        .transpose()?;
+    let sender = req.sender.as_ref().map(sender).transpose()?;
     let rec = WarehouseRecord {
         warehouse_id,
         name: req.name.trim().to_owned(),
@@ -164,6 +213,8 @@ pub async fn put_warehouse(
             .map(|r| r.trim().to_owned())
             .filter(|r| !r.is_empty())
             .collect(),
+        sender,
+        parcel_max_kg,
     };
     let (a, now) = (ctx.actor(), state.clock.now());
     state

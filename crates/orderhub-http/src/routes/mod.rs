@@ -1,5 +1,6 @@
 //! Routes: one file per resource, each handler thin.
 
+pub mod carriers;
 pub mod channels;
 pub mod events;
 pub mod exceptions;
@@ -280,6 +281,27 @@ pub fn table() -> Vec<Route> {
             Can(P::ChannelsManage),
             ShopInPath,
             channels::put_shop,
+        ),
+        route(
+            M::GET,
+            "/v1/carriers",
+            Can(P::CarriersRead),
+            WholeTenant,
+            carriers::list,
+        ),
+        route(
+            M::PUT,
+            "/v1/carriers/{carrier}",
+            Can(P::CarriersManage),
+            WholeTenant,
+            carriers::put,
+        ),
+        route(
+            M::DELETE,
+            "/v1/carriers/{carrier}",
+            Can(P::CarriersManage),
+            WholeTenant,
+            carriers::delete,
         ),
         route(
             M::POST,

@@ -4,6 +4,7 @@
 mod app;
 mod auth;
 mod bounds;
+mod carriers;
 mod channels;
 mod console;
 mod errors;

@@ -150,6 +150,9 @@ const GRANTS: &[(&str, &str)] = &[
     ("POST /v1/dead-letters/{id}/replay", "admin ops"),
     ("GET /v1/channels/{channel}/shops/{shop}", "admin ops"),
     ("PUT /v1/channels/{channel}/shops/{shop}", "admin"),
+    ("GET /v1/carriers", "admin ops"),
+    ("PUT /v1/carriers/{carrier}", "admin"),
+    ("DELETE /v1/carriers/{carrier}", "admin"),
     ("GET /v1/channel-messages", "admin ops"),
     ("POST /v1/api-keys", "admin"),
     ("GET /v1/api-keys", "admin"),
@@ -506,6 +509,26 @@ async fn case(app: &TestApp, f: &Fixture, rule: &Rule) -> Case {
             ),
             ShopConfig,
         ),
+        ("GET", "/v1/carriers") => c(rule.path.into(), None, Tenant),
+        ("PUT", "/v1/carriers/{carrier}") => c(
+            "/v1/carriers/sf".into(),
+            Some(json!({"base_url": "http://127.0.0.1:9", "app_key": "m-app",
+                        "secret": "m-secret", "customer_code": "m-customer"})),
+            Tenant,
+        ),
+        // Removes an account the default tenant's admin makes fresh for each call.
+        ("DELETE", "/v1/carriers/{carrier}") => {
+            ok(
+                app,
+                Method::PUT,
+                "/v1/carriers/ems",
+                ADMIN_KEY,
+                Some(json!({"base_url": "http://127.0.0.1:9", "app_key": "m-app",
+                            "secret": "m-secret", "customer_code": "m-customer"})),
+            )
+            .await;
+            c("/v1/carriers/ems".into(), None, Tenant)
+        }
         ("POST", "/v1/tenants/{tenant}/channels/{channel}/shops/{shop}/webhook") => c(
             format!("/v1/tenants/default/channels/douyin/shops/{ALPHA}/webhook"),
             Some(json!({})),

@@ -110,6 +110,32 @@ impl TestStore {
         }
     }
 
+    /// The one text column `sql` selects, every row, as the database holds it (`sql` casts to
+    /// text where PostgreSQL needs it).
+    pub fn raw_text(&self, sql: &str) -> Vec<String> {
+        match &self.raw {
+            Raw::Sqlite(p) => {
+                let c = rusqlite::Connection::open(p).unwrap();
+                let mut s = c.prepare(sql).unwrap();
+                s.query_map([], |r| r.get::<_, Option<String>>(0))
+                    .unwrap()
+                    .map(|t| t.unwrap().unwrap_or_default())
+                    .collect()
+            }
+            Raw::Postgres(url) => {
+                let (url, sql) = (url.clone(), sql.to_owned());
+                off_runtime(move || {
+                    let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+                    c.query(&sql, &[])
+                        .unwrap()
+                        .iter()
+                        .map(|r| r.get::<_, Option<String>>(0).unwrap_or_default())
+                        .collect()
+                })
+            }
+        }
+    }
+
     /// Runs `sql` on a connection of its own, beside the store.
     pub fn exec(&self, sql: &str) {
         match &self.raw {

@@ -43,6 +43,8 @@ conformance!(
     an_order_changed_several_times_in_one_transaction_is_stored_once_in_its_last_version,
     two_nodes_given_one_idempotency_key_at_once_execute_it_once,
     a_node_moves_an_order_on_from_what_another_node_made_of_it,
+    carrier_accounts_read_back_with_their_secrets_encrypted_at_rest,
+    weights_and_warehouse_senders_read_back_with_the_sender_encrypted_at_rest,
 );
 
 async fn create(ts: &TestStore, t: &str, shop: &str, ext: &str) -> Order {
@@ -854,6 +856,8 @@ async fn seed_inventory(ts: &TestStore, stock: &[(&str, &str, i64)]) {
                     name: w.to_string(),
                     priority: i as u32,
                     regions: regions.iter().map(|r| r.to_string()).collect(),
+                    sender: None,
+                    parcel_max_kg: None,
                 };
                 inv::define_warehouse(tx, &a, &rec, now)?;
             }
@@ -865,6 +869,7 @@ async fn seed_inventory(ts: &TestStore, stock: &[(&str, &str, i64)]) {
                         sku: sku(s),
                         title: s.into(),
                         components: None,
+                        weight_kg: None,
                     },
                     now,
                 )?;
@@ -873,12 +878,14 @@ async fn seed_inventory(ts: &TestStore, stock: &[(&str, &str, i64)]) {
                 sku: sku("GIFT"),
                 title: "gift box".into(),
                 components: Some(vec![(sku("TEA"), 2), (sku("CUP"), 1)]),
+                weight_kg: None,
             };
             inv::define_sku(tx, &a, &kit, now)?;
             let mug = SkuRecord {
                 sku: sku("MUGSET"),
                 title: "mug set".into(),
                 components: Some(vec![(sku("CUP"), 2)]),
+                weight_kg: None,
             };
             inv::define_sku(tx, &a, &mug, now)?;
             for (s, w, q) in &stock {
@@ -2326,3 +2333,157 @@ conformance!(
     a_refund_on_a_line_stops_the_order_until_the_channel_closes_it,
     shipped_on_the_channel_stops_the_order_and_records_the_tracking,
 );
+
+/// A tenant's carrier accounts: created at version 1, replaced at the next, listed by priority,
+/// each tenant's own, removed; secret, access token and customer password are ciphertext in the
+/// table and come back in clear.
+async fn carrier_accounts_read_back_with_their_secrets_encrypted_at_rest(ts: TestStore) {
+    use orderhub_store::CarrierAccountRow;
+    let t = orderhub_domain::TenantId::parse("carrier-t").unwrap();
+    let row = |carrier: &str, priority: u32| CarrierAccountRow {
+        tenant_id: t.clone(),
+        carrier: carrier.into(),
+        base_url: "https://sfapi.sf-express.com".into(),
+        app_key: "PARTNER-1".into(),
+        secret: format!("check-word-of-{carrier}"),
+        customer_code: "7551234567".into(),
+        access_token: Some("token-9f8e".into()),
+        customer_password: None,
+        enabled: true,
+        priority,
+        track_per_minute: 60,
+        version: 0,
+        updated_at: chrono::Utc::now(),
+    };
+    let put = |r: CarrierAccountRow| {
+        let store = ts.store.clone();
+        async move {
+            store
+                .write(0, move |tx| Ok(tx.carrier_account_put(&r)?))
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(put(row("sf", 2)).await, 1);
+    assert_eq!(put(row("zto", 1)).await, 1);
+    let mut changed = row("sf", 3);
+    changed.enabled = false;
+    changed.customer_password = Some("pw".into());
+    assert_eq!(put(changed.clone()).await, 2);
+    let t2 = t.clone();
+    let all = ts
+        .store
+        .read(move |r| r.carrier_accounts(&t2))
+        .await
+        .unwrap();
+    assert_eq!(
+        all.iter()
+            .map(|a| (a.carrier.as_str(), a.version, a.enabled))
+            .collect::<Vec<_>>(),
+        [("zto", 1, true), ("sf", 2, false)]
+    );
+    assert_eq!(all[1].secret, "check-word-of-sf");
+    assert_eq!(all[1].access_token.as_deref(), Some("token-9f8e"));
+    assert_eq!(all[1].customer_password.as_deref(), Some("pw"));
+    // In the table: ciphertext only.
+    let raw = ts
+        .raw_text(
+            "SELECT secret || ' ' || coalesce(access_token, '') || ' ' || coalesce(customer_password, '') FROM carrier_accounts",
+        )
+        .join("\n");
+    assert!(
+        !raw.contains("check-word") && !raw.contains("token-9f8e") && raw.contains("enc1:"),
+        "{raw}"
+    );
+    assert!(!format!("{:?}", all[1]).contains("check-word"));
+    // Another tenant has none of them.
+    let other = ts
+        .store
+        .read(|r| r.carrier_accounts(&orderhub_domain::TenantId::parse("other").unwrap()))
+        .await
+        .unwrap();
+    assert!(other.is_empty());
+    let (t3, t4) = (t.clone(), t.clone());
+    let gone = ts
+        .store
+        .write(0, move |tx| Ok(tx.carrier_account_delete(&t3, "sf")?))
+        .await
+        .unwrap();
+    let again = ts
+        .store
+        .write(0, move |tx| Ok(tx.carrier_account_delete(&t4, "sf")?))
+        .await
+        .unwrap();
+    assert_eq!((gone, again), (true, false));
+}
+
+/// A SKU's weight and a warehouse's sender and largest parcel read back as written — through the
+/// writer (its cache) and a reader — with the sender's phone and street not in the table.
+async fn weights_and_warehouse_senders_read_back_with_the_sender_encrypted_at_rest(ts: TestStore) {
+    use orderhub_core::ports::{SenderAddress, SkuRecord, WarehouseRecord};
+    use orderhub_domain::Personal;
+    let a = actor("default", Role::Admin);
+    let d = |s: &str| s.parse::<rust_decimal::Decimal>().unwrap();
+    let sender = SenderAddress {
+        name: Personal::new("李仓管"),
+        phone: Personal::new("13900001111"),
+        province: "广东省".into(),
+        city: "广州市".into(),
+        district: "白云区".into(),
+        detail: Personal::new("太和镇 8 号"),
+    };
+    let wh = WarehouseRecord {
+        warehouse_id: orderhub_domain::ids::WarehouseId::parse("GZ").unwrap(),
+        name: "广州仓".into(),
+        priority: 1,
+        regions: vec![],
+        sender: Some(sender.clone()),
+        parcel_max_kg: Some(d("20")),
+    };
+    let bare = WarehouseRecord {
+        warehouse_id: orderhub_domain::ids::WarehouseId::parse("BJ").unwrap(),
+        name: "北京仓".into(),
+        priority: 2,
+        regions: vec![],
+        sender: None,
+        parcel_max_kg: None,
+    };
+    let tee = SkuRecord {
+        sku: orderhub_domain::Sku::parse("TEE").unwrap(),
+        title: "tee".into(),
+        components: None,
+        weight_kg: Some(d("1.25")),
+    };
+    let (w1, w2, s1) = (wh.clone(), bare.clone(), tee.clone());
+    let from_writer = ts
+        .store
+        .write(0, move |tx| {
+            let now = chrono::Utc::now();
+            orderhub_core::inventory::define_warehouse(tx, &a, &w1, now)?;
+            orderhub_core::inventory::define_warehouse(tx, &a, &w2, now)?;
+            orderhub_core::inventory::define_sku(tx, &a, &s1, now)?;
+            let t = a.principal.tenant_id.clone();
+            Ok((tx.warehouses(&t)?, tx.sku_get(&t, &s1.sku)?))
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        from_writer,
+        (vec![wh.clone(), bare.clone()], Some(tee.clone()))
+    );
+    let t = orderhub_domain::TenantId::parse("default").unwrap();
+    let sku = tee.sku.clone();
+    let from_reader = ts
+        .store
+        .read(move |r| Ok((r.warehouses(&t)?, r.sku(&t, &sku)?)))
+        .await
+        .unwrap();
+    assert_eq!(from_reader, (vec![wh, bare], Some(tee)));
+    let raw = ts
+        .raw_text("SELECT coalesce(sender, '') FROM warehouses")
+        .join("\n");
+    assert!(
+        !raw.contains("13900001111") && !raw.contains("太和镇") && raw.contains("enc1:"),
+        "{raw}"
+    );
+}
