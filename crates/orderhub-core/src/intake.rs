@@ -96,13 +96,38 @@ pub fn ingest(
     if channel_update::is_stale(&old, draft.channel_updated_at) {
         return Ok(Ingested::Stale(old));
     }
+    // Each reported line's refund state, by the channel's line id: `facts.refunds` follows the
+    // draft's lines, and when the draft's content is refused the order keeps its own lines.
+    let by_line_id: std::collections::HashMap<String, RefundState> = draft
+        .lines
+        .iter()
+        .enumerate()
+        .filter_map(|(i, l)| Some((l.external_line_id.clone()?, facts.refund(i))))
+        .collect();
+    let draft_lines = draft.lines.len();
     let (reported, refused) = channel_version(&old, draft, now);
+    let refunds = reported
+        .lines
+        .iter()
+        .enumerate()
+        .map(
+            |(i, l)| match l.external_line_id.as_ref().and_then(|x| by_line_id.get(x)) {
+                Some(s) => *s,
+                None if refused.is_none() || draft_lines == reported.lines.len() => facts.refund(i),
+                // Not matched to a reported line: what the channel said of it last, so a refused
+                // report neither raises nor lifts a stop on its account.
+                None => old
+                    .channel_seen
+                    .refunds
+                    .iter()
+                    .find(|r| r.line_id == l.line_id)
+                    .map(|r| r.state)
+                    .unwrap_or_default(),
+            },
+        )
+        .collect();
     let report = Report {
-        refunds: if reported.lines.len() == facts.refunds.len() || refused.is_none() {
-            (0..reported.lines.len()).map(|i| facts.refund(i)).collect()
-        } else {
-            Vec::new()
-        },
+        refunds,
         order: reported,
         canonical: facts.canonical,
         partly_shipped: facts.partly_shipped,

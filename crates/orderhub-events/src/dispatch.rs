@@ -261,7 +261,13 @@ struct JobDone {
     lane: Option<(Uuid, Uuid)>,
     /// Whether that lane has parked deliveries now (`None`: unchanged).
     parked: Option<bool>,
+    /// It was a parked delivery's retry.
+    retry: bool,
 }
+
+/// Parked retries one tenant's dispatcher runs at once: a subscriber that comes back is not met
+/// by thousands of connections at the same moment.
+const RETRIES_IN_FLIGHT_MAX: usize = 64;
 
 fn dead_letter(target: Uuid, item: &Delivery, attempts: u32, error: String) -> DeadLetterRow {
     let now = Utc::now();
@@ -466,6 +472,7 @@ async fn run_job(sh: Arc<Shared>, job: Job) -> JobDone {
             JobDone {
                 lane: Some(lane),
                 parked: Some(still.load(std::sync::atomic::Ordering::SeqCst)),
+                retry: true,
                 ..Default::default()
             }
         }
@@ -742,6 +749,10 @@ pub(crate) async fn run(sh: Arc<Shared>, tenant: TenantId, lease: Lease) {
             }
         }
     };
+    // Parked retries running, and whether one just ended with more of its lane parked: then the
+    // lane's next row is looked for at the next tick, not a whole poll later.
+    let mut retries_in_flight = 0usize;
+    let mut poll_parked = false;
     let mut jobs: JoinSet<JobDone> = JoinSet::new();
     let mut tick = tokio::time::interval(Duration::from_millis(50));
     let mut replay_at = Instant::now();
@@ -815,6 +826,10 @@ pub(crate) async fn run(sh: Arc<Shared>, tenant: TenantId, lease: Lease) {
                     Err(e) => { tracing::error!(error = %e, "A delivery task failed."); continue; }
                 };
                 if let Some(id) = done.replay { replays_in_flight.remove(&id); }
+                if done.retry {
+                    retries_in_flight = retries_in_flight.saturating_sub(1);
+                    poll_parked |= done.parked == Some(true);
+                }
                 if let Some(key) = done.lane {
                     match done.parked {
                         Some(true) => { parked.insert(key); }
@@ -871,21 +886,32 @@ pub(crate) async fn run(sh: Arc<Shared>, tenant: TenantId, lease: Lease) {
                 }
             }
         }
-        if replay_at.elapsed() > cfg.replay_poll {
+        if replay_at.elapsed() > cfg.replay_poll || poll_parked {
             replay_at = Instant::now();
+            poll_parked = false;
             // Parked deliveries due now, the first of each (target, aggregate) whose lane is free.
-            if !parked.is_empty() {
+            // The lanes are read again each time: a process that lost this lease may have parked
+            // a delivery after this one read them (its jobs end at its next lease check). Not
+            // before the targets are known: a retry for a target not (yet) loaded would be
+            // dead-lettered as gone.
+            if targets_at.is_some() {
                 let t = tenant.clone();
-                if let Ok(rows) = sh
+                let read = sh
                     .store
-                    .read(move |r| r.parked_due(&t, Utc::now(), PARKED_DUE_MAX))
-                    .await
-                {
+                    .read(move |r| {
+                        let lanes = r.parked_lanes(&t)?;
+                        let due = r.parked_due(&t, Utc::now(), PARKED_DUE_MAX)?;
+                        Ok((lanes, due))
+                    })
+                    .await;
+                if let Ok((stored_lanes, rows)) = read {
+                    parked.extend(stored_lanes);
                     for row in rows {
                         let key = (row.target_id, row.aggregate_id);
-                        if lanes.contains_key(&key) {
+                        if lanes.contains_key(&key) || retries_in_flight >= RETRIES_IN_FLIGHT_MAX {
                             continue;
                         }
+                        retries_in_flight += 1;
                         lanes.insert(key, VecDeque::new());
                         let target = targets.iter().find(|t| t.id() == row.target_id).cloned();
                         jobs.spawn(run_job(

@@ -70,7 +70,7 @@ impl Default for EventsConfig {
 
 /// Attempts per event and target by default: with a 0.5 s base and a 10 min cap the retries span
 /// 68.5 min to 2 h 17 min ([`EventsConfig::retry_span`]), so a subscriber (or carrier) down for an
-/// hour misses nothing. After the first [`DEFAULT_PARK_AFTER`] attempts (3.5 s at most) a failing
+/// hour misses nothing. After the first [`DEFAULT_PARK_AFTER`] attempts (1.5 s of waits) a failing
 /// delivery waits in the store, not in memory (`dispatch.rs`): it holds none of the tenant's
 /// 10,000 in-flight events, which every target shares.
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 24;

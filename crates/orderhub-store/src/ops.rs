@@ -127,7 +127,8 @@ pub trait OpsTx {
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError>;
     /// Parks a delivery, or records another failed attempt of a parked one (attempts, error and
-    /// next attempt replaced).
+    /// next attempt replaced, only by a later attempt: the same event parked again — an outbox
+    /// restart or a JetStream redelivery — leaves the row as it was).
     fn parked_put(&mut self, p: &ParkedRow) -> Result<(), StoreError>;
     /// Removes a parked delivery (delivered, or moved to the dead letters). Returns whether other
     /// deliveries of the same (target, aggregate) are still parked.

@@ -255,12 +255,25 @@ impl InventoryTx for PgWrite {
         if r.is_none() {
             // A position no one has yet: create it empty, so this transaction holds its row lock.
             // Without the lock two writers creating one position could both start from zero and the
-            // second write would overwrite the first.
-            self.conn.execute(
-                "INSERT INTO stock VALUES ($1, $2, $3, 0, 0, 0, now()) ON CONFLICT DO NOTHING",
-                &p,
-            )?;
-            r = self.conn.query_opt(select, &p)?;
+            // second write would overwrite the first. (An insert racing another transaction's
+            // insert of the same position waits for it whatever the order: bounded by
+            // `lock_timeout`, and the retry then finds the row and locks it in order.)
+            let created = self
+                .conn
+                .execute(
+                    "INSERT INTO stock VALUES ($1, $2, $3, 0, 0, 0, now()) ON CONFLICT DO NOTHING",
+                    &p,
+                )
+                .and_then(|_| self.conn.query_opt(select, &p));
+            r = match created {
+                Ok(r) => r,
+                Err(e) => {
+                    if e.is_retryable() && self.learned.len() < crate::postgres::LEARNED_MAX {
+                        self.learned.insert(key);
+                    }
+                    return Err(e);
+                }
+            };
         }
         let row = r.map(|r| stock_row(&r, 0));
         if let Some(row) = row {

@@ -240,7 +240,8 @@ impl OpsTx for SqliteWrite {
                 "INSERT INTO parked_deliveries VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
                  ON CONFLICT (tenant_id, target_id, event_id) DO UPDATE
                  SET attempts = excluded.attempts, last_error = excluded.last_error,
-                     next_attempt_at = excluded.next_attempt_at",
+                     next_attempt_at = excluded.next_attempt_at
+                 WHERE excluded.attempts > parked_deliveries.attempts",
             )
             .map_err(err)?
             .execute(params![

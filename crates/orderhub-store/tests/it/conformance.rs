@@ -2323,7 +2323,66 @@ async fn a_later_version_with_refused_content_still_moves_the_order(ts: TestStor
     assert_eq!(upd.detail["refused"]["rule"], "does_not_add_up");
 }
 
+/// A report whose content is refused (its amounts do not add up) and which lists its lines in
+/// another order, one fewer: refunds are matched to the order's lines by the channel's line id,
+/// so the open refund on L2 still holds the stop, and a refund the refused report does not mention
+/// is neither raised nor lifted on its account.
+async fn a_refused_report_neither_lifts_nor_misplaces_a_refund(ts: TestStore) {
+    seed_tenant(&ts.store, "acme").await;
+    let lines = [
+        ("L1", "TEA", 1, "10.00", "0.00"),
+        ("L2", "CUP", 1, "5.00", "0.00"),
+    ];
+    let o = updated(
+        report(
+            &ts,
+            chan_draft("R1", 0, "WAIT_SELLER_SEND_GOODS", &lines),
+            facts_of(Status::Paid),
+        )
+        .await,
+    );
+    let mut f = facts_of(Status::Paid);
+    f.refunds = vec![RefundState::None, RefundState::Requested];
+    let stopped = updated(
+        report(
+            &ts,
+            chan_draft("R1", 1, "WAIT_SELLER_SEND_GOODS", &lines),
+            f,
+        )
+        .await,
+    );
+    assert_eq!(stopped.exceptions, vec!["after_sale".to_owned()]);
+    // L2 first, L1 left out, amounts that do not add up: refused content.
+    let mut d = chan_draft(
+        "R1",
+        2,
+        "WAIT_SELLER_SEND_GOODS",
+        &[("L2", "CUP", 1, "5.00", "0.00")],
+    );
+    d.paid_amount = Some(yuan("1.00"));
+    let mut f = facts_of(Status::Paid);
+    f.refunds = vec![RefundState::Requested];
+    let kept = updated(report(&ts, d, f).await);
+    assert_eq!(kept.lines.len(), 2, "the refused content was not applied");
+    assert_eq!(
+        kept.exceptions,
+        vec!["after_sale".to_owned()],
+        "L2's refund is still open: the stop stays"
+    );
+    // The same refused shape without a word on refunds for L1: nothing lifted either.
+    let mut d = chan_draft(
+        "R1",
+        3,
+        "WAIT_SELLER_SEND_GOODS",
+        &[("L1", "TEA", 1, "10.00", "0.00")],
+    );
+    d.paid_amount = Some(yuan("1.00"));
+    let kept = updated(report(&ts, d, facts_of(Status::Paid)).await);
+    assert_eq!(kept.exceptions, vec!["after_sale".to_owned()], "{o:?}");
+}
+
 conformance!(
+    a_refused_report_neither_lifts_nor_misplaces_a_refund,
     a_later_version_with_refused_content_still_moves_the_order,
     a_price_change_before_payment_is_applied,
     a_line_change_on_a_paid_order_re_reserves_its_stock,
