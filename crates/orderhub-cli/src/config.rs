@@ -427,9 +427,10 @@ mod tests {
     #[test]
     fn the_retry_schedule_comes_from_flags_and_defaults() {
         let s = Settings::from_serve(&ServeArgs::default()).unwrap();
+        // The default rides out an hour's outage (orderhub_events::runtime::DEFAULT_MAX_ATTEMPTS).
         assert_eq!(
             (s.webhook_max_attempts, s.webhook_backoff_max),
-            (8, Duration::from_secs(300))
+            (24, Duration::from_secs(600))
         );
         let s = Settings::from_serve(&ServeArgs {
             webhook_max_attempts: Some(30),
