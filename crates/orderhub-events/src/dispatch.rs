@@ -461,10 +461,39 @@ async fn run_job(sh: Arc<Shared>, job: Job) -> JobDone {
                 Err((error, _)) => {
                     metrics::counter!("orderhub_deliveries_total", "target" => kind, "outcome" => "dead").increment(1);
                     tracing::warn!(tenant = %row.tenant_id, event_id = %row.event_id, target = %row.target_id, attempts = attempt, error = %error, "Delivery failed; the event is in the dead-letter store.");
-                    let dl = dead_letter(row.target_id, &item, attempt, error);
+                    let dl = dead_letter(row.target_id, &item, attempt, error.clone());
+                    let (t, target_id, agg) =
+                        (row.tenant_id.clone(), row.target_id, row.aggregate_id);
+                    let seen_after = still.clone();
                     write_until_stored(&sh, "dead letter", move |tx| {
                         tx.dead_letter_put(&dl)?;
-                        remove(tx)
+                        remove(tx)?;
+                        // The order's later events for this target waited behind it: they follow
+                        // it to the dead letters, where a replay sends them in order, instead of
+                        // each spending its own hours of retries against a target that is gone.
+                        for behind in tx.parked_take_lane(&t, target_id, agg)? {
+                            tx.dead_letter_put(&DeadLetterRow {
+                                tenant_id: behind.tenant_id,
+                                dead_letter_id: Uuid::now_v7(),
+                                subscription_id: behind.target_id,
+                                event_id: behind.event_id,
+                                event_type: behind.event_type,
+                                aggregate_id: behind.aggregate_id,
+                                seq: behind.seq,
+                                body: behind.body,
+                                attempts: behind.attempts.max(1),
+                                last_error: format!(
+                                    "an earlier event of its order became a dead letter: {error}"
+                                ),
+                                state: DEAD.into(),
+                                created_at: Utc::now(),
+                                updated_at: Utc::now(),
+                            })?;
+                        }
+                        // At most PARKED_DUE_MAX were taken: the lane is empty if fewer came back.
+                        let more = tx.parked_remove(&t, target_id, Uuid::nil(), agg)?;
+                        seen_after.store(more, std::sync::atomic::Ordering::SeqCst);
+                        Ok(())
                     })
                     .await;
                 }

@@ -272,6 +272,56 @@ async fn a_subscriber_down_is_parked_and_holds_no_one_up_postgres_nats() {
     a_subscriber_down_is_parked_and_holds_no_one_up("postgres", true).await;
 }
 
+/// A subscriber that stays down: the order's first event spends its attempts (some in memory, the
+/// rest parked) and becomes a dead letter; the order's later events, parked behind it, follow it
+/// to the dead letters at once instead of each starting hours of retries of its own.
+async fn a_lane_whose_first_event_dies_takes_its_followers_along(backend: &str) {
+    let Some(ts) = open(backend) else { return };
+    let tenant = new_tenant(&ts.store).await;
+    let hook = Subscriber::start(FailEvery::Always).await;
+    subscribe(&ts.store, &tenant, &hook.url, &["*"]).await;
+    let cfg = EventsConfig {
+        max_attempts: 4,
+        park_after: 2,
+        ..fast()
+    };
+    let rt = orderhub_events::EventsRuntime::start(ts.store.clone(), cfg, vec![])
+        .await
+        .unwrap();
+    let written = write_events(&ts.store, &tenant, 2, 3).await;
+    let dls = wait_dead_letters(
+        &ts.store,
+        &tenant,
+        DEAD,
+        written.len(),
+        Duration::from_secs(60),
+    )
+    .await;
+    let followers = dls
+        .iter()
+        .filter(|d| d.last_error.contains("an earlier event of its order"))
+        .count();
+    assert!(
+        followers >= 1,
+        "{:?}",
+        dls.iter().map(|d| &d.last_error).collect::<Vec<_>>()
+    );
+    let t = tenant.clone();
+    let left = ts.store.read(move |r| r.parked_lanes(&t)).await.unwrap();
+    assert!(left.is_empty(), "nothing left parked: {left:?}");
+    rt.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lane_whose_first_event_dies_takes_its_followers_along_sqlite() {
+    a_lane_whose_first_event_dies_takes_its_followers_along("sqlite").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lane_whose_first_event_dies_takes_its_followers_along_postgres() {
+    a_lane_whose_first_event_dies_takes_its_followers_along("postgres").await;
+}
+
 /// Attempts spent → a dead letter with the last error; replayed once the endpoint works → delivered.
 async fn dead_letters_then_replay(backend: &str) {
     let Some(ts) = open(backend) else { return };

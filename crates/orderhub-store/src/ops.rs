@@ -130,6 +130,15 @@ pub trait OpsTx {
     /// next attempt replaced, only by a later attempt: the same event parked again — an outbox
     /// restart or a JetStream redelivery — leaves the row as it was).
     fn parked_put(&mut self, p: &ParkedRow) -> Result<(), StoreError>;
+    /// Removes every parked delivery of a (target, aggregate) and returns them in `seq` order
+    /// (their first was dead-lettered: the rest follow it to the dead letters). At most
+    /// [`PARKED_DUE_MAX`] at a time.
+    fn parked_take_lane(
+        &mut self,
+        tenant: &TenantId,
+        target: Uuid,
+        aggregate: Uuid,
+    ) -> Result<Vec<ParkedRow>, StoreError>;
     /// Removes a parked delivery (delivered, or moved to the dead letters). Returns whether other
     /// deliveries of the same (target, aggregate) are still parked.
     fn parked_remove(

@@ -226,6 +226,50 @@ impl OpsTx for PgWrite {
         )?;
         Ok(r.is_some())
     }
+
+    fn parked_take_lane(
+        &mut self,
+        t: &TenantId,
+        target: Uuid,
+        aggregate: Uuid,
+    ) -> Result<Vec<ParkedRow>, StoreError> {
+        let rows = self.conn.query(
+            "DELETE FROM parked_deliveries
+             WHERE (tenant_id, target_id, event_id) IN (
+                 SELECT tenant_id, target_id, event_id FROM parked_deliveries
+                 WHERE tenant_id = $1 AND target_id = $2 AND aggregate_id = $3
+                 ORDER BY seq LIMIT $4)
+             RETURNING tenant_id, target_id, event_id, event_type, aggregate_id, seq, body,
+                       attempts, last_error, next_attempt_at, created_at",
+            &[
+                &t.as_str(),
+                &target,
+                &aggregate,
+                &i64::from(crate::ops::PARKED_DUE_MAX),
+            ],
+        )?;
+        self.pending.writes += rows.len() as u64;
+        let mut out = rows
+            .iter()
+            .map(|r| {
+                Ok(ParkedRow {
+                    tenant_id: tenant(r.get(0))?,
+                    target_id: r.get(1),
+                    event_id: r.get(2),
+                    event_type: r.get(3),
+                    aggregate_id: r.get(4),
+                    seq: r.get(5),
+                    body: r.get(6),
+                    attempts: u32::try_from(r.get::<_, i32>(7)).unwrap_or(0),
+                    last_error: r.get(8),
+                    next_attempt_at: r.get(9),
+                    created_at: r.get(10),
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        out.sort_by_key(|r| r.seq);
+        Ok(out)
+    }
 }
 
 fn dl_row(r: &Row) -> Result<DeadLetterRow, StoreError> {

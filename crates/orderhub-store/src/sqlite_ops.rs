@@ -290,6 +290,72 @@ impl OpsTx for SqliteWrite {
             )
             .map_err(err)
     }
+
+    fn parked_take_lane(
+        &mut self,
+        t: &TenantId,
+        target: Uuid,
+        aggregate: Uuid,
+    ) -> Result<Vec<ParkedRow>, StoreError> {
+        let rows: Vec<ParkedRow> = {
+            let mut st = self
+                .c
+                .prepare_cached(
+                    "SELECT tenant_id, target_id, event_id, event_type, aggregate_id, seq, body,
+                            attempts, last_error, next_attempt_at, created_at
+                     FROM parked_deliveries
+                     WHERE tenant_id = ?1 AND target_id = ?2 AND aggregate_id = ?3
+                     ORDER BY seq LIMIT ?4",
+                )
+                .map_err(err)?;
+            let raw = st
+                .query_map(
+                    params![
+                        t.as_str(),
+                        target.to_string(),
+                        aggregate.to_string(),
+                        i64::from(crate::ops::PARKED_DUE_MAX)
+                    ],
+                    |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, String>(2)?,
+                            r.get::<_, String>(3)?,
+                            r.get::<_, String>(4)?,
+                            r.get::<_, i64>(5)?,
+                            r.get::<_, String>(6)?,
+                            r.get::<_, i64>(7)?,
+                            r.get::<_, String>(8)?,
+                            r.get::<_, i64>(9)?,
+                            r.get::<_, i64>(10)?,
+                        ))
+                    },
+                )
+                .map_err(err)?;
+            raw.map(|r| {
+                let r = r.map_err(err)?;
+                Ok(ParkedRow {
+                    tenant_id: tenant(r.0)?,
+                    target_id: uuid(r.1, "target id")?,
+                    event_id: uuid(r.2, "event id")?,
+                    event_type: r.3,
+                    aggregate_id: uuid(r.4, "aggregate id")?,
+                    seq: r.5,
+                    body: r.6,
+                    attempts: u32::try_from(r.7).unwrap_or(u32::MAX),
+                    last_error: r.8,
+                    next_attempt_at: from_micros(r.9),
+                    created_at: from_micros(r.10),
+                })
+            })
+            .collect::<Result<_, StoreError>>()?
+        };
+        for r in &rows {
+            self.parked_remove(t, target, r.event_id, aggregate)?;
+        }
+        Ok(rows)
+    }
 }
 
 fn subscription_rows(
