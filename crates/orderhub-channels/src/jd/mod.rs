@@ -125,8 +125,36 @@ pub(crate) fn order_from(o: t::OrderInfo, base: &str) -> Result<ChannelOrder, Re
     if lines.is_empty() {
         return Err(Rejected::missing(&f("itemInfoList")));
     }
+    // orderTotalPrice is Σ jdPrice × itemTotal (订单金额，不减优惠，不加运费): a total that is not
+    // names a misread price (jdPrice is the SKU's unit price, itemTotal the count).
+    if let Some(t) = o.order_total_price.as_ref().filter(|t| !t.is_empty()) {
+        let total = wire::yuan(&f("orderTotalPrice"), t)?;
+        let gross: Decimal = lines
+            .iter()
+            .map(|l| l.unit_price * Decimal::from(l.quantity))
+            .sum();
+        if total != gross {
+            return Err(Rejected::at(
+                "does_not_add_up",
+                &f("orderTotalPrice"),
+                format!(
+                    "{} must equal Σ jdPrice × itemTotal = {gross}, got {total}",
+                    f("orderTotalPrice")
+                ),
+            ));
+        }
+    }
     let shipping = wire::opt_yuan(&f("freightPrice"), &o.freight_price)?;
-    let paid = wire::yuan(&f("orderPayment"), &o.order_payment)?;
+    // 应付款 = 货款 − 用户优惠 − 余额 + 运费 + …: the balance the buyer spent is paid money, not a
+    // discount, so the order's paid amount is orderPayment + balanceUsed.
+    let balance = wire::opt_yuan(&f("balanceUsed"), &o.balance_used)?;
+    if balance < Decimal::ZERO {
+        return Err(Rejected::bad_value(
+            &f("balanceUsed"),
+            "an amount of at least 0",
+        ));
+    }
+    let paid = wire::yuan(&f("orderPayment"), &o.order_payment)? + balance;
     let created_at = wire::req_china_time(&f("orderStartTime"), &o.order_start_time)?;
     let paid_at = wire::china_time(&f("paymentConfirmTime"), &o.payment_confirm_time)?;
     let modified_at = wire::china_time(&f("modified"), &o.modified)?.unwrap_or(created_at);

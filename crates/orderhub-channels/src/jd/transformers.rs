@@ -107,14 +107,18 @@ pub struct OrderInfo {
     pub order_state: Text,
     #[serde(default)]
     pub order_state_remark: Option<String>,
-    /// 商品总金额.
+    /// 订单总金额 = 订单金额 (不减优惠，不加运费服务费税费): Σ jdPrice × itemTotal.
     #[serde(default)]
     pub order_total_price: OptText,
-    /// 订单货款金额 (total − seller discount).
+    /// 订单货款金额 (订单总金额 − 商家优惠金额).
     #[serde(default)]
     pub order_seller_price: OptText,
-    /// 用户应付金额: what the buyer pays.
+    /// 用户应付金额 = 货款 − 用户优惠 − 余额 + 运费 + 税费 + 服务费: what is left to pay after
+    /// the buyer's JD balance (`balanceUsed`) was spent.
     pub order_payment: Text,
+    /// 余额支付金额: the part the buyer paid from the JD account balance (not in orderPayment).
+    #[serde(default)]
+    pub balance_used: OptText,
     #[serde(default)]
     pub freight_price: OptText,
     #[serde(default)]

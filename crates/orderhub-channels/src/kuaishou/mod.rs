@@ -146,8 +146,19 @@ pub(crate) fn order_from(o: t::OrderDetail, base: &str) -> Result<ChannelOrder, 
     };
     let total = wire::fen(&f("orderBaseInfo.totalFee"), &b.total_fee)?;
     let shipping = wire::opt_fen(&f("orderBaseInfo.expressFee"), &b.express_fee)?;
+    // totalFee is read as the buyer's payment, shipping included: it cannot be below shipping.
+    if total < shipping {
+        return Err(Rejected::at(
+            "does_not_add_up",
+            &f("orderBaseInfo.totalFee"),
+            format!(
+                "{} ({total}) is below orderBaseInfo.expressFee ({shipping}), which it includes",
+                f("orderBaseInfo.totalFee")
+            ),
+        ));
+    }
     // One SKU per order: the line cost what the order cost, shipping aside.
-    let line_paid = (total - shipping).max(Decimal::ZERO);
+    let line_paid = total - shipping;
     let line_id = wire::opt_str(&item.order_item_id)
         .or_else(|| wire::opt_str(&item.sku_id))
         .unwrap_or_else(|| external_order_id.clone());
@@ -214,10 +225,32 @@ pub(crate) fn order_from(o: t::OrderDetail, base: &str) -> Result<ChannelOrder, 
         canonical,
         CanonicalStatus::PendingPayment | CanonicalStatus::Paid
     );
+    // 履约拦截标: "字段有值时不允许发货" (1 多人拼团活动进行中, 2 支付后风控审核中); any value holds.
+    let holds: Vec<String> = b
+        .disable_delivery_reason_code
+        .iter()
+        .flatten()
+        .map(|c| c.as_str().trim().to_string())
+        .filter(|c| !c.is_empty())
+        .take(8)
+        .collect();
+    let hold_reason = (!holds.is_empty()).then(|| {
+        let what = match holds[0].as_str() {
+            "1" => "a group buy (多人拼团) is still forming",
+            "2" => "under risk review after payment",
+            _ => "held by the platform",
+        };
+        format!(
+            "{what} (disableDeliveryReasonCode {})",
+            holds.join(",").chars().take(64).collect::<String>()
+        )
+    });
     let reason = if wire::opt_str(&b.risk_code).as_deref() == Some(RISK_DO_NOT_SHIP) {
-        Some("the platform flags the order as fraudulent (riskCode 10001)")
+        Some("the platform flags the order as fraudulent (riskCode 10001)".to_string())
+    } else if let Some(r) = hold_reason {
+        Some(r)
     } else if presale.as_ref().is_some_and(|p| !p.final_paid) {
-        Some("presale final payment outstanding")
+        Some("presale final payment outstanding".to_string())
     } else {
         None
     }
@@ -277,13 +310,20 @@ pub(crate) fn order_from(o: t::OrderDetail, base: &str) -> Result<ChannelOrder, 
         version: None,
         presale,
         shippable: reason.is_none(),
-        not_shippable_reason: reason.map(str::to_string),
+        not_shippable_reason: reason,
         cancelled_after_payment: canonical == CanonicalStatus::Cancelled && paid_at.is_some(),
         buyer_message: wire::nonempty(&b.remark),
-        seller_memo: o
-            .order_note
-            .and_then(|n| n.seller_note)
-            .and_then(|n| n.into_iter().rev().find(|s| !s.trim().is_empty())),
+        // orderNoteInfo (newest first) replaces the deprecated sellerNote (oldest first).
+        seller_memo: o.order_note.and_then(|n| {
+            n.order_note_info
+                .into_iter()
+                .flatten()
+                .find_map(|i| wire::nonempty(&i.note))
+                .or_else(|| {
+                    n.seller_note
+                        .and_then(|l| l.into_iter().rev().find(|s| !s.trim().is_empty()))
+                })
+        }),
         shipment,
     })
 }

@@ -84,10 +84,12 @@ pub struct OrderBaseInfo {
     pub seller_open_id: Option<String>,
     #[serde(default)]
     pub seller_nick: Option<String>,
-    /// Fen.
+    /// 订单商品总价 (fen). **Read as** what the buyer pays, `expressFee` included (SOURCES.md).
     pub total_fee: Text,
+    /// 运费 (fen).
     #[serde(default)]
     pub express_fee: OptText,
+    /// 促销减价、折扣价格 (fen).
     #[serde(default)]
     pub discount_fee: OptText,
     #[serde(default)]
@@ -109,6 +111,9 @@ pub struct OrderBaseInfo {
     /// 10001 = 骗补订单, not to ship.
     #[serde(default)]
     pub risk_code: OptText,
+    /// 履约拦截标 (hold): 1 多人拼团活动进行中, 2 支付后风控审核中; "字段有值时不允许发货".
+    #[serde(default)]
+    pub disable_delivery_reason_code: Option<Vec<Text>>,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]
@@ -126,12 +131,14 @@ pub struct OrderItemInfo {
     #[serde(default)]
     pub item_id: OptText,
     pub item_title: String,
+    /// sku数量.
     pub num: Text,
-    /// Before promotions, fen.
+    /// 商品促销前单价快照 (unit, fen).
     #[serde(default)]
     pub original_price: OptText,
-    /// Unit price snapshot, fen.
+    /// 商品单价快照 (unit, fen).
     pub price: Text,
+    /// 折扣金额 (fen).
     #[serde(default)]
     pub discount_fee: OptText,
     #[serde(default)]
@@ -179,9 +186,21 @@ pub struct OrderAddress {
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderNote {
-    /// Oldest first.
+    /// 【废弃字段】 replaced by `orderNoteInfo`; oldest first.
     #[serde(default)]
     pub seller_note: Option<Vec<String>>,
+    /// 卖家备注明细 (at most 30), newest first.
+    #[serde(default)]
+    pub order_note_info: Option<Vec<OrderNoteInfo>>,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderNoteInfo {
+    #[serde(default)]
+    pub note: Option<String>,
+    #[serde(default)]
+    pub create_time: OptText,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]

@@ -201,7 +201,24 @@ pub(crate) fn order_from(o: t::OrderInfo, base: &str) -> Result<ChannelOrder, Re
     if lines.is_empty() {
         return Err(Rejected::missing(&f("item_list")));
     }
-    let shipping = wire::opt_yuan(&f("postage"), &o.postage)?;
+    // pay_amount = goods_amount − discount_amount + postage + 服务费 (order doc). Service fees
+    // (顺丰加价, delivery to the door, installation) are charges for getting the goods to the
+    // buyer, which the order can only say as shipping: without them here, they would be read as
+    // a negative discount (and the order refused) or hide part of the real discount.
+    let mut shipping = wire::opt_yuan(&f("postage"), &o.postage)?;
+    for (i, s) in o.service_fee_detail.iter().flatten().enumerate() {
+        let fee = wire::opt_yuan(
+            &f(&format!("service_fee_detail[{i}].service_fee")),
+            &s.service_fee,
+        )?;
+        if fee < rust_decimal::Decimal::ZERO {
+            return Err(Rejected::bad_value(
+                &f(&format!("service_fee_detail[{i}].service_fee")),
+                "an amount of at least 0",
+            ));
+        }
+        shipping += fee;
+    }
     let paid = wire::yuan(&f("pay_amount"), &o.pay_amount)?;
     let created_at = wire::req_china_time(&f("created_time"), &o.created_time)?;
     let paid_at = wire::china_time(&f("pay_time"), &o.pay_time)?;

@@ -92,7 +92,7 @@ pub struct OrderInfo {
     pub confirm_time: OptText,
     #[serde(default)]
     pub updated_at: OptText,
-    /// 支付金额 = goods_amount − discount_amount + postage + service fees.
+    /// 支付金额 (yuan) = goods_amount − discount_amount + postage + 服务费 (the doc's formula).
     pub pay_amount: Text,
     #[serde(default)]
     pub goods_amount: OptText,
@@ -100,6 +100,10 @@ pub struct OrderInfo {
     pub discount_amount: OptText,
     #[serde(default)]
     pub postage: OptText,
+    /// 服务费明细 (`sf_express_fee` 顺丰加价, `install_fee` 上门安装, …): what the buyer paid for
+    /// services on top of goods and postage; part of `pay_amount`.
+    #[serde(default)]
+    pub service_fee_detail: Option<Vec<ServiceFee>>,
     #[serde(default)]
     pub buyer_memo: Option<String>,
     #[serde(default)]
@@ -162,8 +166,20 @@ pub struct Item {
     pub goods_name: String,
     #[serde(default)]
     pub goods_spec: Option<String>,
+    /// 商品销售价格: the **unit** price (yuan; 商品单件 单价：元 in the order list doc).
     pub goods_price: Text,
+    /// 商品数量.
     pub goods_count: Text,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+pub struct ServiceFee {
+    /// 服务费金额 (yuan).
+    #[serde(default)]
+    pub service_fee: OptText,
+    /// sf_express_fee, install_fee, store_install_fee, …
+    #[serde(default)]
+    pub service_name: Option<String>,
 }
 
 /// `content` of a push (**assumed** webhook form, see SOURCES.md § Pinduoduo).

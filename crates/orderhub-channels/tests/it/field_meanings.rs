@@ -261,3 +261,238 @@ fn each_channel_reads_its_own_shipment_from_the_documented_fields() {
     );
     assert_eq!(long.shipment.unwrap().tracking_no.len(), 64);
 }
+
+/// The order's goods total, shipping fee, discount and paid amount, compared to the cent (a JSON
+/// number such as PDD's `99.8` keeps its own scale).
+fn money(o: &orderhub_channels::ChannelOrder) -> [rust_decimal::Decimal; 4] {
+    let a = o.amounts;
+    [a.goods_total, a.shipping_fee, a.discount, a.paid]
+}
+
+/// `path`'s fixture with `from` replaced by `to` (once, which must be there), parsed.
+fn parse_replaced(
+    kind: ChannelKind,
+    path: &str,
+    from: &str,
+    to: &str,
+) -> Result<orderhub_channels::ChannelOrder, orderhub_channels::Rejected> {
+    let body = String::from_utf8(fixture(path)).unwrap();
+    assert!(body.contains(from), "{path} has no {from}");
+    orderhub_channels::adapter(kind)
+        .unwrap()
+        .parse_order(body.replacen(from, to, 1).as_bytes())
+}
+
+/// PDD order doc (`pdd.order.information.get`; lywzx/pdd-node-sdk `PddOrderInformationGet.ts`,
+/// SchafferJ/open-pdd `pdd_order_information_get.rs`): yuan; `goods_price` 商品销售价格 (unit),
+/// `goods_count`; `goods_amount` = goods_price × goods_count − 订单改价折扣金额; `discount_amount`
+/// = platform + seller + 团长免单; `pay_amount` = goods_amount − discount_amount + postage + 服务费.
+#[test]
+fn pdd_goods_price_is_the_unit_price_and_pay_amount_includes_postage_and_service_fees() {
+    let path = "pdd/doc-discounts-postage-service-fee.json";
+    let o = order(ChannelKind::Pdd, path);
+    let l = &o.lines[0];
+    assert_eq!(
+        (l.quantity, l.unit_price, l.paid_amount),
+        (2, d("49.90"), d("99.80"))
+    );
+    // goods 99.80; shipping = postage 6.00 + 顺丰加价 10.00; discount = 3.00 platform + 5.00
+    // seller; paid 107.80.
+    assert_eq!(money(&o), ["99.80", "16.00", "8.00", "107.80"].map(d));
+    assert_eq!(
+        (o.canonical, o.shippable, o.presale.is_none()),
+        (CanonicalStatus::Paid, true, true)
+    );
+    assert_eq!(o.lines[0].refund, RefundState::None);
+    // Times are China time.
+    assert_eq!(o.created_at.to_rfc3339(), "2024-03-08T20:15:00+08:00");
+    assert_eq!(
+        o.paid_at.map(|t| t.to_rfc3339()).as_deref(),
+        Some("2024-03-08T20:15:30+08:00")
+    );
+    accepted(&o);
+    // Without the service fee the same discounts and postage: paid 97.80.
+    let body = String::from_utf8(fixture(path))
+        .unwrap()
+        .replace(
+            "{ \"service_fee\": 10.0, \"service_name\": \"sf_express_fee\" }",
+            "",
+        )
+        .replace("\"pay_amount\": 107.8", "\"pay_amount\": 97.8");
+    let o = orderhub_channels::adapter(ChannelKind::Pdd)
+        .unwrap()
+        .parse_order(body.as_bytes())
+        .unwrap();
+    assert_eq!(money(&o), ["99.80", "6.00", "8.00", "97.80"].map(d));
+    accepted(&o);
+    // A seller's price change (改价 9.80) lowers goods_amount and pay_amount: the order's
+    // discount covers it with the platform and seller discounts.
+    let body = String::from_utf8(fixture(path))
+        .unwrap()
+        .replace("\"goods_amount\": 99.8", "\"goods_amount\": 90.0")
+        .replace("\"order_change_amount\": 0", "\"order_change_amount\": 9.8")
+        .replace("\"pay_amount\": 107.8", "\"pay_amount\": 98.0");
+    let o = orderhub_channels::adapter(ChannelKind::Pdd)
+        .unwrap()
+        .parse_order(body.as_bytes())
+        .unwrap();
+    assert_eq!(o.lines[0].unit_price, d("49.90"));
+    assert_eq!(money(&o), ["99.80", "16.00", "17.80", "98.00"].map(d));
+    accepted(&o);
+    // refund_status 4 before shipping = everything refunded: cancelled after payment.
+    let o = parse_replaced(
+        ChannelKind::Pdd,
+        path,
+        "\"refund_status\": 1,",
+        "\"refund_status\": 4,",
+    )
+    .unwrap();
+    assert_eq!(o.canonical, CanonicalStatus::Cancelled);
+    assert!(o.cancelled_after_payment);
+    assert_eq!(o.lines[0].refund, RefundState::Refunded);
+    // A negative service fee is refused by name.
+    let e = parse_replaced(
+        ChannelKind::Pdd,
+        path,
+        "\"service_fee\": 10.0",
+        "\"service_fee\": -10.0",
+    )
+    .unwrap_err();
+    assert_eq!(
+        (e.rule, e.field.as_deref()),
+        (
+            "bad_value",
+            Some("order_info_get_response.order_info.service_fee_detail[0].service_fee")
+        )
+    );
+}
+
+/// JOS order doc as carried by qihang `JdOrder.java` / `JdOrderItem.java` (zeasin/qihangerp-oms):
+/// `orderTotalPrice` 订单金额 (不减优惠，不加运费服务费税费), `orderSellerPrice` = total − 商家优惠,
+/// `orderPayment` 应付款 = 货款 − 用户优惠 − 余额 + 运费 + 税费 + 服务费, `balanceUsed` 余额支付金额,
+/// `jdPrice` SKU的京东价 (unit), `itemTotal` 数量; yuan strings.
+#[test]
+fn jd_balance_used_is_paid_money_and_jd_price_is_the_unit_price() {
+    let path = "jd/doc-balance-coupon-freight.json";
+    let o = order(ChannelKind::Jd, path);
+    let got: Vec<_> = o
+        .lines
+        .iter()
+        .map(|l| (l.quantity, l.unit_price, l.paid_amount))
+        .collect();
+    assert_eq!(
+        got,
+        [(2, d("59.90"), d("119.80")), (1, d("20.00"), d("20.00"))]
+    );
+    // goods 139.80 + freight 8.00 − (seller 10.00 + 京东券 5.00) = 132.80 = orderPayment 112.80
+    // + balance 20.00 (the balance was read as a discount before).
+    assert_eq!(money(&o), ["139.80", "8.00", "15.00", "132.80"].map(d));
+    assert_eq!((o.canonical, o.shippable), (CanonicalStatus::Paid, true));
+    assert_eq!(o.created_at.to_rfc3339(), "2024-05-20T09:30:00+08:00");
+    assert_eq!(
+        o.paid_at.map(|t| t.to_rfc3339()).as_deref(),
+        Some("2024-05-20T09:31:02+08:00")
+    );
+    accepted(&o);
+    // No balance: all of it through orderPayment.
+    let o = parse_replaced(
+        ChannelKind::Jd,
+        path,
+        "\"balanceUsed\": \"20.00\",\n        \"orderPayment\": \"112.80\"",
+        "\"balanceUsed\": \"0.00\",\n        \"orderPayment\": \"132.80\"",
+    )
+    .unwrap();
+    assert_eq!(money(&o), ["139.80", "8.00", "15.00", "132.80"].map(d));
+    // A total that is not Σ jdPrice × itemTotal (as if jdPrice were the line total) is refused.
+    let e = parse_replaced(
+        ChannelKind::Jd,
+        path,
+        "\"orderTotalPrice\": \"139.80\"",
+        "\"orderTotalPrice\": \"79.90\"",
+    )
+    .unwrap_err();
+    assert_eq!(
+        (e.rule, e.field.as_deref()),
+        (
+            "does_not_add_up",
+            Some("jingdong_pop_order_get_responce.orderDetailInfo.orderInfo.orderTotalPrice")
+        )
+    );
+    let e = parse_replaced(
+        ChannelKind::Jd,
+        path,
+        "\"balanceUsed\": \"20.00\"",
+        "\"balanceUsed\": \"-1.00\"",
+    )
+    .unwrap_err();
+    assert_eq!(e.rule, "bad_value");
+    // LOCKED (已锁定) and POP_ORDER_PAUSE stay paid but are not shippable.
+    for state in ["LOCKED", "POP_ORDER_PAUSE"] {
+        let o = parse_replaced(
+            ChannelKind::Jd,
+            path,
+            "\"WAIT_SELLER_STOCK_OUT\"",
+            &format!("\"{state}\""),
+        )
+        .unwrap();
+        assert_eq!(
+            (o.canonical, o.shippable),
+            (CanonicalStatus::Paid, false),
+            "{state}"
+        );
+    }
+}
+
+/// Kuaishou `open.order.detail` schema (crywolfx/kuaishou-merchant-open-api
+/// `api.declaration.ts`, `OrderItemInfo` / `OrderDetailBaseInfo`): fen; `originalPrice`
+/// 商品促销前单价, `price` 商品单价 (units), `num`; `expressFee` 运费, `discountFee` 促销减价;
+/// `disableDeliveryReasonCode` "字段有值时不允许发货"; `orderNoteInfo` newest first; times in ms.
+#[test]
+fn kuaishou_original_price_is_the_unit_price_and_delivery_holds_block_shipping() {
+    let path = "kuaishou/doc-promotion-express-quantity-3.json";
+    let o = order(ChannelKind::Kuaishou, path);
+    let l = &o.lines[0];
+    assert_eq!(
+        (l.quantity, l.unit_price, l.discount, l.paid_amount),
+        (3, d("39.90"), d("12.00"), d("107.70"))
+    );
+    assert_eq!(money(&o), ["119.70", "6.00", "12.00", "113.70"].map(d));
+    assert_eq!((o.canonical, o.shippable), (CanonicalStatus::Paid, true));
+    assert_eq!(o.created_at.to_rfc3339(), "2024-05-14T09:30:00+08:00");
+    assert_eq!(
+        o.paid_at.map(|t| t.to_rfc3339()).as_deref(),
+        Some("2024-05-14T09:31:05+08:00")
+    );
+    assert_eq!(o.seller_memo.as_deref(), Some("后备注：改发顺丰"));
+    accepted(&o);
+    // 履约拦截: 1 多人拼团 forming, 2 risk review after payment → not shippable.
+    for code in ["1", "2"] {
+        let o = parse_replaced(
+            ChannelKind::Kuaishou,
+            path,
+            "\"disableDeliveryReasonCode\": []",
+            &format!("\"disableDeliveryReasonCode\": [{code}]"),
+        )
+        .unwrap();
+        assert!(!o.shippable, "code {code}");
+        assert!(
+            o.not_shippable_reason
+                .as_deref()
+                .is_some_and(|r| r.contains(&format!("disableDeliveryReasonCode {code}"))),
+            "{:?}",
+            o.not_shippable_reason
+        );
+    }
+    // totalFee below expressFee cannot include it: refused by name.
+    let e = parse_replaced(
+        ChannelKind::Kuaishou,
+        path,
+        "\"totalFee\": 11370",
+        "\"totalFee\": 500",
+    )
+    .unwrap_err();
+    assert_eq!(
+        (e.rule, e.field.as_deref()),
+        ("does_not_add_up", Some("data.orderBaseInfo.totalFee"))
+    );
+}
