@@ -2,6 +2,11 @@
 //! carriers' gateways) over TLS (rustls with ring, Mozilla's roots compiled in), `http://` ones
 //! (the simulators, a proxy on the LAN) in plain TCP.
 
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -10,6 +15,7 @@ use hyper::header::{CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER};
 use hyper::{Method, Request, StatusCode};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::dns::Name;
 use hyper_util::rt::TokioExecutor;
 
 use crate::CarrierError;
@@ -25,7 +31,7 @@ const IDLE_CONNECTIONS_PER_HOST_MAX: usize = 32;
 
 #[derive(Clone)]
 pub struct HttpClient {
-    inner: Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
+    inner: Client<hyper_rustls::HttpsConnector<HttpConnector<FilteringResolver>>, Full<Bytes>>,
 }
 
 impl Default for HttpClient {
@@ -34,9 +40,61 @@ impl Default for HttpClient {
     }
 }
 
+/// Which addresses a carrier call may connect to, checked at every connection after the name is
+/// resolved: a gateway's name that later resolves to a private or metadata address (DNS
+/// rebinding) cannot lead a call there. Literal IP hosts are not resolved; the caller checks them
+/// when it configures the account.
+pub type AddressFilter = Arc<dyn Fn(IpAddr) -> bool + Send + Sync>;
+
+/// The system resolver, keeping only the addresses the filter permits.
+#[derive(Clone)]
+pub struct FilteringResolver {
+    allow: Option<AddressFilter>,
+}
+
+impl tower_service::Service<Name> for FilteringResolver {
+    type Response = std::vec::IntoIter<SocketAddr>;
+    type Error = std::io::Error;
+    type Future =
+        Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send + 'static>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, name: Name) -> Self::Future {
+        let allow = self.allow.clone();
+        Box::pin(async move {
+            let found: Vec<SocketAddr> =
+                tokio::net::lookup_host((name.as_str(), 0)).await?.collect();
+            let kept: Vec<SocketAddr> = found
+                .into_iter()
+                .filter(|a| allow.as_ref().is_none_or(|f| f(a.ip())))
+                .collect();
+            if kept.is_empty() {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::PermissionDenied,
+                    "no address of the carrier's host is permitted by the outbound URL policy",
+                ));
+            }
+            Ok(kept.into_iter())
+        })
+    }
+}
+
 impl HttpClient {
+    /// A client that connects wherever names resolve (simulators, tests).
     pub fn new() -> HttpClient {
-        let mut tcp = HttpConnector::new();
+        HttpClient::build(None)
+    }
+
+    /// A client whose every connection goes only to addresses `allow` permits.
+    pub fn with_address_filter(allow: AddressFilter) -> HttpClient {
+        HttpClient::build(Some(allow))
+    }
+
+    fn build(allow: Option<AddressFilter>) -> HttpClient {
+        let mut tcp = HttpConnector::new_with_resolver(FilteringResolver { allow });
         tcp.set_connect_timeout(Some(CONNECT_TIMEOUT));
         tcp.set_nodelay(true);
         // The TLS layer hands `https` to rustls and lets `http` through.
@@ -122,5 +180,56 @@ fn invalid_config(what: &str) -> CarrierError {
     CarrierError::Rejected {
         code: "invalid_config".into(),
         message: format!("the carrier configuration yields an invalid {what}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A one-shot HTTP server on loopback answering `200 {}`; returns its port and whether a
+    /// connection came.
+    async fn server() -> (u16, tokio::sync::oneshot::Receiver<()>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            if let Ok((mut s, _)) = listener.accept().await {
+                let _ = tx.send(());
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let _ = s
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}",
+                    )
+                    .await;
+            }
+        });
+        (port, rx)
+    }
+
+    /// A gateway name that resolves to a refused address (here `localhost`, loopback, with a
+    /// policy refusing loopback) is never connected to; the same call with loopback permitted
+    /// goes through. The check is at connection time, so a name that changes its address later
+    /// is caught too.
+    #[tokio::test]
+    async fn a_name_resolving_to_a_refused_address_is_never_connected_to() {
+        let (port, mut came) = server().await;
+        let refusing = HttpClient::with_address_filter(Arc::new(|ip: IpAddr| !ip.is_loopback()));
+        let url = format!("http://localhost:{port}/api");
+        let r = refusing
+            .post(&url, "application/json", &[], b"{}".to_vec())
+            .await;
+        assert!(matches!(r, Err(CarrierError::Unavailable(_))), "{r:?}");
+        assert!(
+            came.try_recv().is_err(),
+            "no connection reached the refused address"
+        );
+        let permitting = HttpClient::with_address_filter(Arc::new(|_| true));
+        let r = permitting
+            .post(&url, "application/json", &[], b"{}".to_vec())
+            .await;
+        assert_eq!(r.unwrap().as_ref(), b"{}");
     }
 }

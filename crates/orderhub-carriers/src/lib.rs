@@ -35,7 +35,7 @@ pub mod yto;
 pub mod zto;
 
 pub use breaker::{BreakerConfig, BreakerOpen, CircuitBreaker, Outcome, Permit, State, Transition};
-pub use http::HttpClient;
+pub use http::{AddressFilter, HttpClient};
 pub use router::{Attempt, BreakerChange, CarrierRouter, RouteError, Routed};
 
 /// The carriers orderhub ships with. `code()` is the slug used by `orderhub-domain`'s `CarrierCode`.

@@ -115,9 +115,15 @@ impl StoredCarriers {
         breaker: BreakerConfig,
         outbound: orderhub_core::outbound::OutboundPolicy,
     ) -> StoredCarriers {
+        // Every connection is checked again after DNS, not only the URL when it is configured.
+        let http = if outbound.allow_private {
+            HttpClient::new()
+        } else {
+            HttpClient::with_address_filter(Arc::new(move |ip| outbound.permits(ip).is_ok()))
+        };
         StoredCarriers {
             store,
-            http: HttpClient::new(),
+            http,
             breaker,
             outbound,
             cache: Mutex::new(HashMap::new()),
