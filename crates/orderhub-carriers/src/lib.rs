@@ -24,6 +24,8 @@ pub mod ems;
 mod http;
 pub mod jd;
 pub mod jt;
+#[cfg(test)]
+mod push_tests;
 pub mod router;
 pub mod sf;
 pub mod sign;
@@ -314,6 +316,109 @@ pub trait Carrier: Send + Sync {
     /// Cancels a waybill. Takes the whole waybill because several carriers cancel by their
     /// acknowledgement or our order number rather than the tracking number.
     fn cancel_waybill<'a>(&'a self, waybill: &'a Waybill) -> CarrierFuture<'a, ()>;
+}
+
+/// Why a carrier's tracking push was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PushError {
+    /// The signature does not verify with the account's secret, or the push names another
+    /// account. Nothing in it is used.
+    #[error("the push is not signed by this account")]
+    BadSignature,
+    /// Signed, but not the shape the carrier documents (the reason names the field, never
+    /// echoes the body).
+    #[error("the push does not parse: {0}")]
+    Malformed(String),
+    /// orderhub does not take tracking pushes from this carrier (yet): it is polled.
+    #[error("tracking pushes from this carrier are not supported; it is polled")]
+    Unsupported,
+}
+
+/// The carriers whose tracking pushes orderhub takes (see SOURCES.md, "Tracking pushes").
+pub fn takes_track_push(kind: CarrierKind) -> bool {
+    matches!(kind, CarrierKind::Sf | CarrierKind::Zto)
+}
+
+/// Verifies a tracking push with the account's `app_key` and `secret` and parses it into
+/// (tracking number, event) pairs. Pure: nothing is looked up or written.
+pub fn parse_track_push(
+    kind: CarrierKind,
+    app_key: &str,
+    secret: &Secret,
+    body: &[u8],
+) -> Result<Vec<(String, TrackEvent)>, PushError> {
+    match kind {
+        CarrierKind::Sf => sf::transformers::parse_route_push(body, app_key, secret.expose()),
+        CarrierKind::Zto => zto::transformers::parse_track_push(body, app_key, secret.expose()),
+        _ => Err(PushError::Unsupported),
+    }
+}
+
+/// The answer the carrier expects to a push: (content type, body). `ok = false` refuses it.
+pub fn push_answer(kind: CarrierKind, ok: bool) -> (&'static str, Vec<u8>) {
+    let body = match kind {
+        CarrierKind::Sf => sf::transformers::route_push_answer(ok),
+        CarrierKind::Zto => zto::transformers::track_push_answer(ok),
+        _ => serde_json::json!({"success": ok}).to_string().into_bytes(),
+    };
+    ("application/json;charset=UTF-8", body)
+}
+
+/// A correctly signed push of `events` for `tracking_no`, in `kind`'s documented shape: what
+/// the carrier (or its simulator) sends. `None` for carriers whose pushes are not taken.
+pub fn signed_track_push(
+    kind: CarrierKind,
+    app_key: &str,
+    secret: &str,
+    tracking_no: &str,
+    events: &[(TrackStatus, DateTime<Utc>)],
+) -> Option<Vec<u8>> {
+    let body = match kind {
+        CarrierKind::Sf => {
+            let routes: Vec<_> = events
+                .iter()
+                .map(|(st, at)| sf::transformers::WaybillRoute {
+                    id: None,
+                    mailno: tracking_no.to_string(),
+                    orderid: None,
+                    accept_time: wire::china_time_string(*at),
+                    accept_address: "深圳市".into(),
+                    remark: format!("{st:?}"),
+                    op_code: match st {
+                        TrackStatus::Accepted => "54",
+                        TrackStatus::PickedUp => "50",
+                        TrackStatus::InTransit => "30",
+                        TrackStatus::Delivered => "80",
+                        TrackStatus::Exception => "70",
+                    }
+                    .into(),
+                })
+                .collect();
+            let ts = Utc::now().timestamp_millis().to_string();
+            sf::transformers::route_push_form(app_key, secret, &ts, &routes)
+        }
+        CarrierKind::Zto => {
+            let scans: Vec<_> = events
+                .iter()
+                .map(|(st, at)| zto::transformers::PushedScan {
+                    bill_code: tracking_no.to_string(),
+                    scan_type: match st {
+                        TrackStatus::Accepted => "下单",
+                        TrackStatus::PickedUp => "GOT",
+                        TrackStatus::InTransit => "DEPARTURE",
+                        TrackStatus::Delivered => "SIGN",
+                        TrackStatus::Exception => "PROBLEM",
+                    }
+                    .into(),
+                    scan_date: serde_json::Value::from(at.timestamp_millis()),
+                    desc: format!("{st:?}"),
+                })
+                .collect();
+            zto::transformers::track_push_form(app_key, secret, &scans)
+        }
+        _ => return None,
+    };
+    Some(body.into_bytes())
 }
 
 /// Builds the adapter for a configuration, sharing one HTTP connection pool.

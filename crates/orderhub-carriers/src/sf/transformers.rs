@@ -308,3 +308,110 @@ pub struct UpdateOrder {
     #[serde(default)]
     pub waybill_no_info_list: Vec<WaybillNoInfo>,
 }
+
+// Route push (路由推送, RoutePushService): SF posts each new route of a waybill to the URL the
+// merchant registered, form-encoded like its API calls (`partnerID`, `requestID`, `serviceCode`,
+// `timestamp`, `msgData`, `msgDigest`), `msgData` = `{"Body":{"WaybillRoute":[…]}}`. SF wants
+// `{"return_code":"0000","return_msg":"成功"}` back; anything else makes it push again.
+
+pub const ROUTE_PUSH: &str = "RoutePushService";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RoutePush {
+    #[serde(rename = "Body")]
+    pub body: RoutePushBody,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RoutePushBody {
+    #[serde(rename = "WaybillRoute", default)]
+    pub waybill_route: Vec<WaybillRoute>,
+}
+
+/// One pushed route. Field names as SF spells them (`mailno`, `orderid` in lower case).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WaybillRoute {
+    #[serde(default)]
+    pub id: Option<Value>,
+    pub mailno: String,
+    #[serde(default)]
+    pub orderid: Option<String>,
+    pub accept_time: String,
+    #[serde(default)]
+    pub accept_address: String,
+    #[serde(default)]
+    pub remark: String,
+    pub op_code: String,
+}
+
+/// Verifies and parses a route push. The digest is checked in constant time against both forms
+/// SF's clients compute (`msg_digest` over the Java-URL-encoded text, as SF's SDK signs; and
+/// over the raw text, as some receivers check); `partnerID`, when sent, must be the account's.
+pub fn parse_route_push(
+    body: &[u8],
+    partner_id: &str,
+    check_word: &str,
+) -> Result<Vec<(String, TrackEvent)>, crate::PushError> {
+    let form = crate::wire::form_decode(body);
+    let field = |k: &str| form.get(k).map(String::as_str).unwrap_or("");
+    let (msg, ts, digest) = (field("msgData"), field("timestamp"), field("msgDigest"));
+    let encoded = msg_digest(msg, ts, check_word);
+    let raw = sign::md5_base64(format!("{msg}{ts}{check_word}").as_bytes());
+    let signed = !digest.is_empty()
+        && (sign::constant_time_eq(encoded.as_bytes(), digest.as_bytes())
+            | sign::constant_time_eq(raw.as_bytes(), digest.as_bytes()));
+    if !signed || (form.contains_key("partnerID") && field("partnerID") != partner_id) {
+        return Err(crate::PushError::BadSignature);
+    }
+    let push: RoutePush = serde_json::from_str(msg)
+        .map_err(|_| crate::PushError::Malformed("msgData is not a WaybillRoute push".into()))?;
+    push.body
+        .waybill_route
+        .into_iter()
+        .map(|r| {
+            let at = parse_china_time(&r.accept_time).ok_or_else(|| {
+                crate::PushError::Malformed("acceptTime is not yyyy-MM-dd HH:mm:ss".into())
+            })?;
+            Ok((
+                r.mailno,
+                TrackEvent {
+                    at,
+                    status: OpCode::parse(&r.op_code).status(),
+                    description: short(&r.remark),
+                },
+            ))
+        })
+        .collect()
+}
+
+/// What SF expects back: `0000` acknowledges; `1000` refuses (SF pushes again later).
+pub fn route_push_answer(ok: bool) -> Vec<u8> {
+    let (code, msg) = if ok {
+        ("0000", "成功")
+    } else {
+        ("1000", "失败")
+    };
+    serde_json::json!({"return_code": code, "return_msg": msg})
+        .to_string()
+        .into_bytes()
+}
+
+/// A route push as SF sends it, signed with `check_word` (tests, the simulator).
+pub fn route_push_form(
+    partner_id: &str,
+    check_word: &str,
+    timestamp: &str,
+    routes: &[WaybillRoute],
+) -> String {
+    let msg = serde_json::json!({"Body": {"WaybillRoute": routes}}).to_string();
+    let digest = msg_digest(&msg, timestamp, check_word);
+    crate::wire::form_encode(&[
+        ("partnerID", partner_id),
+        ("requestID", &uuid::Uuid::new_v4().simple().to_string()),
+        ("serviceCode", ROUTE_PUSH),
+        ("timestamp", timestamp),
+        ("msgData", &msg),
+        ("msgDigest", &digest),
+    ])
+}

@@ -254,3 +254,105 @@ pub struct Cancel {
     pub cancel_type: String,
     pub bill_code: String,
 }
+
+// Track push (轨迹推送, after 轨迹订阅): ZTO posts form-encoded `msg_type=Traces`, `company_id`,
+// `data` (JSON: one scan, or a list of them) and `data_digest = Base64(MD5(data + key))`, and
+// wants `{"status":true,"message":"","result":"success","statusCode":"0"}` back.
+
+pub const PUSH_MSG_TYPE: &str = "Traces";
+
+/// One pushed scan. `scanDate` is milliseconds or `yyyy-MM-dd HH:mm:ss` (both seen).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PushedScan {
+    pub bill_code: String,
+    pub scan_type: String,
+    pub scan_date: Value,
+    #[serde(default)]
+    pub desc: String,
+}
+
+/// Push scan types: the subscription's English codes (`SIGN`, `RESIGN` seen in a public client;
+/// `GOT`, `DEPARTURE`, `ARRIVAL`, `DISPATCH`, `PROBLEM`, `RETURN` chosen, see SOURCES.md) and the
+/// Chinese names the query API uses.
+pub fn push_scan_status(s: &str) -> TrackStatus {
+    match s {
+        "GOT" => TrackStatus::PickedUp,
+        "DEPARTURE" | "ARRIVAL" | "DISPATCH" => TrackStatus::InTransit,
+        "SIGN" => TrackStatus::Delivered,
+        "RESIGN" | "PROBLEM" | "RETURN" => TrackStatus::Exception,
+        other => ScanType::parse(other).status(),
+    }
+}
+
+/// Verifies (constant time; `company_id` must be the account's) and parses a track push.
+pub fn parse_track_push(
+    body: &[u8],
+    company_id: &str,
+    key: &str,
+) -> Result<Vec<(String, TrackEvent)>, crate::PushError> {
+    let form = crate::wire::form_decode(body);
+    let field = |k: &str| form.get(k).map(String::as_str).unwrap_or("");
+    let expected = data_digest(field("data"), key);
+    if field("data_digest").is_empty()
+        || !sign::constant_time_eq(expected.as_bytes(), field("data_digest").as_bytes())
+        || field("company_id") != company_id
+    {
+        return Err(crate::PushError::BadSignature);
+    }
+    if field("msg_type") != PUSH_MSG_TYPE {
+        return Err(crate::PushError::Malformed("msg_type is not Traces".into()));
+    }
+    let data: Value = serde_json::from_str(field("data"))
+        .map_err(|_| crate::PushError::Malformed("data is not JSON".into()))?;
+    let scans: Vec<PushedScan> = match data {
+        Value::Array(_) => serde_json::from_value(data),
+        other => serde_json::from_value(other).map(|s| vec![s]),
+    }
+    .map_err(|_| crate::PushError::Malformed("data is not a scan".into()))?;
+    scans
+        .into_iter()
+        .map(|s| {
+            let at = match &s.scan_date {
+                Value::Number(n) => n.as_i64().and_then(from_millis),
+                Value::String(t) => t
+                    .parse::<i64>()
+                    .ok()
+                    .and_then(from_millis)
+                    .or_else(|| crate::wire::parse_china_time(t)),
+                _ => None,
+            }
+            .ok_or_else(|| crate::PushError::Malformed("scanDate is not a time".into()))?;
+            Ok((
+                s.bill_code,
+                TrackEvent {
+                    at,
+                    status: push_scan_status(&s.scan_type),
+                    description: short(&s.desc),
+                },
+            ))
+        })
+        .collect()
+}
+
+/// What ZTO expects back.
+pub fn track_push_answer(ok: bool) -> Vec<u8> {
+    let v = if ok {
+        serde_json::json!({"status": true, "message": "", "result": "success", "statusCode": "0"})
+    } else {
+        serde_json::json!({"status": false, "message": "refused", "result": "fail", "statusCode": ""})
+    };
+    v.to_string().into_bytes()
+}
+
+/// A track push as ZTO sends it, signed with `key` (tests, the simulator).
+pub fn track_push_form(company_id: &str, key: &str, scans: &[PushedScan]) -> String {
+    let data = serde_json::to_string(scans).unwrap_or_default();
+    let digest = data_digest(&data, key);
+    crate::wire::form_encode(&[
+        ("msg_type", PUSH_MSG_TYPE),
+        ("company_id", company_id),
+        ("data", &data),
+        ("data_digest", &digest),
+    ])
+}
