@@ -163,6 +163,56 @@ fn waybill_of(order: &Order) -> Option<Waybill> {
     })
 }
 
+async fn read_order(
+    store: &Store,
+    tenant: &TenantId,
+    id: OrderId,
+) -> Result<Option<Order>, TargetError> {
+    let t = tenant.clone();
+    store
+        .read(move |r| r.order_get(&t, id))
+        .await
+        .map_err(|e| TargetError::retry(e.to_string()))
+}
+
+/// Moves the order by `cmd` as fulfillment (order, audit, outbox and `extra` in one transaction).
+async fn move_order(
+    store: &Store,
+    tenant: &TenantId,
+    order: &Order,
+    cmd: Command,
+    extra: Option<EventRecord>,
+) -> Result<Step, TargetError> {
+    match try_move(store, tenant, order, cmd, extra).await {
+        Ok(o) => Ok(Step::Moved(o.status)),
+        // Someone (a person, a channel, another node) moved it first: nothing left to do.
+        Err(CoreError::NotAllowed { .. }) => Ok(Step::Nothing),
+        // A stop was raised in the meantime: the order waits for an operator.
+        Err(CoreError::Stopped { .. }) => Ok(Step::Nothing),
+        Err(e) => Err(store_err(e)),
+    }
+}
+
+async fn try_move(
+    store: &Store,
+    tenant: &TenantId,
+    order: &Order,
+    cmd: Command,
+    extra: Option<EventRecord>,
+) -> Result<Order, CoreError> {
+    let actor = system_actor(tenant, "fulfillment");
+    let id = order.id;
+    let part = stock_partition(order);
+    store
+        .write(part, move |tx| {
+            if let Some(e) = &extra {
+                tx.outbox_append(e)?;
+            }
+            usecases::transition(tx, &actor, id, &cmd, Utc::now())
+        })
+        .await
+}
+
 /// Writes a `carrier.breaker_changed` event to each of `tenants`' outboxes.
 pub async fn record_breaker_change(store: &Store, tenants: &[TenantId], c: &BreakerChange) {
     let agg = Uuid::new_v5(
@@ -249,11 +299,7 @@ impl Fulfillment {
     }
 
     async fn order(&self, tenant: &TenantId, id: OrderId) -> Result<Option<Order>, TargetError> {
-        let t = tenant.clone();
-        self.store
-            .read(move |r| r.order_get(&t, id))
-            .await
-            .map_err(|e| TargetError::retry(e.to_string()))
+        read_order(&self.store, tenant, id).await
     }
 
     async fn move_order(
@@ -263,14 +309,7 @@ impl Fulfillment {
         cmd: Command,
         extra: Option<EventRecord>,
     ) -> Result<Step, TargetError> {
-        match self.try_move(tenant, order, cmd, extra).await {
-            Ok(o) => Ok(Step::Moved(o.status)),
-            // Someone (a person, a channel, another node) moved it first: nothing left to do.
-            Err(CoreError::NotAllowed { .. }) => Ok(Step::Nothing),
-            // A stop was raised in the meantime: the order waits for an operator.
-            Err(CoreError::Stopped { .. }) => Ok(Step::Nothing),
-            Err(e) => Err(store_err(e)),
-        }
+        move_order(&self.store, tenant, order, cmd, extra).await
     }
 
     async fn try_move(
@@ -280,17 +319,7 @@ impl Fulfillment {
         cmd: Command,
         extra: Option<EventRecord>,
     ) -> Result<Order, CoreError> {
-        let actor = system_actor(tenant, "fulfillment");
-        let id = order.id;
-        let part = stock_partition(order);
-        self.store
-            .write(part, move |tx| {
-                if let Some(e) = &extra {
-                    tx.outbox_append(e)?;
-                }
-                usecases::transition(tx, &actor, id, &cmd, Utc::now())
-            })
-            .await
+        try_move(&self.store, tenant, order, cmd, extra).await
     }
 
     /// Raises `code` on the order (once: an open one is left as it is).
@@ -730,30 +759,7 @@ impl Fulfillment {
             .call(carrier.track(&w.tracking_no))
             .await
             .map_err(|e| TargetError::retry(e.to_string()))?;
-        let latest = events.iter().map(|e| e.status).max_by_key(|s| rank(*s));
-        let mut moved = false;
-        let mut cur = order.clone();
-        let picked_up = matches!(
-            latest,
-            Some(TrackStatus::PickedUp | TrackStatus::InTransit | TrackStatus::Delivered)
-        );
-        if picked_up
-            && cur.status == Status::Shipped
-            && let Step::Moved(s) = self.move_order(tenant, &cur, Command::Pickup, None).await?
-        {
-            moved = true;
-            cur.status = s;
-        }
-        if latest == Some(TrackStatus::Delivered) && cur.status == Status::InTransit {
-            let fresh = self.order(tenant, order.id).await?.unwrap_or(cur);
-            if let Step::Moved(_) = self
-                .move_order(tenant, &fresh, Command::Deliver, None)
-                .await?
-            {
-                moved = true;
-            }
-        }
-        Ok(moved)
+        apply_track(&self.store, tenant, order, &events).await
     }
 
     /// Polls the parcel if its schedule slot is due and its carrier's quota has room; records
@@ -822,6 +828,89 @@ fn unit_kg(records: &Skus, sku: &orderhub_domain::Sku) -> Option<Decimal> {
             .collect();
         parcel::kit_unit_kg(&parts)
     })
+}
+
+/// Moves a shipped order by what its carrier reported (a poll's answer or a push): picked
+/// up → `InTransit`, delivered → `Delivered`, each in its own store transaction with audit
+/// and outbox. Idempotent: events the order is already past move nothing. Returns whether
+/// the order moved.
+pub async fn apply_track(
+    store: &Store,
+    tenant: &TenantId,
+    order: &Order,
+    events: &[orderhub_carriers::TrackEvent],
+) -> Result<bool, TargetError> {
+    let latest = events.iter().map(|e| e.status).max_by_key(|s| rank(*s));
+    let mut moved = false;
+    let mut cur = order.clone();
+    let picked_up = matches!(
+        latest,
+        Some(TrackStatus::PickedUp | TrackStatus::InTransit | TrackStatus::Delivered)
+    );
+    if picked_up
+        && cur.status == Status::Shipped
+        && let Step::Moved(s) = move_order(store, tenant, &cur, Command::Pickup, None).await?
+    {
+        moved = true;
+        cur.status = s;
+    }
+    if latest == Some(TrackStatus::Delivered) && cur.status == Status::InTransit {
+        let fresh = read_order(store, tenant, order.id).await?.unwrap_or(cur);
+        if let Step::Moved(_) = move_order(store, tenant, &fresh, Command::Deliver, None).await? {
+            moved = true;
+        }
+    }
+    Ok(moved)
+}
+
+/// Applies a carrier's verified tracking push: each tracking number's events to the order
+/// holding that waybill with that carrier, through [`apply_track`] (the path
+/// polling takes). Tracking numbers no order holds (or another carrier's) are counted and
+/// ignored, so the carrier is acknowledged rather than pushing again forever.
+pub async fn apply_push(
+    store: &Store,
+    tenant: &TenantId,
+    carrier: CarrierKind,
+    events: Vec<(String, orderhub_carriers::TrackEvent)>,
+) -> Result<PushApplied, TargetError> {
+    let mut by_no: std::collections::BTreeMap<String, Vec<orderhub_carriers::TrackEvent>> =
+        Default::default();
+    for (no, e) in events {
+        by_no.entry(no).or_default().push(e);
+    }
+    let mut out = PushApplied::default();
+    for (no, evs) in by_no {
+        let t = tenant.clone();
+        let id = store
+            .read(move |r| orderhub_store::CarrierRead::order_by_tracking(r, &t, &no))
+            .await
+            .map_err(|e| TargetError::retry(e.to_string()))?;
+        let order = match id {
+            Some(id) => read_order(store, tenant, id).await?,
+            None => None,
+        };
+        let Some(order) = order.filter(|o| waybill_of(o).is_some_and(|w| w.carrier == carrier))
+        else {
+            out.unknown += 1;
+            continue;
+        };
+        out.known += 1;
+        if apply_track(store, tenant, &order, &evs).await? {
+            out.moved += 1;
+        }
+    }
+    Ok(out)
+}
+
+/// What a tracking push did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PushApplied {
+    /// Tracking numbers that are a waybill of this carrier on one of the tenant's orders.
+    pub known: u32,
+    /// Of those, the orders that moved (a repeated push moves none).
+    pub moved: u32,
+    /// Tracking numbers no order of the tenant holds with this carrier: acknowledged, ignored.
+    pub unknown: u32,
 }
 
 fn rank(s: TrackStatus) -> u8 {

@@ -46,6 +46,7 @@ use utoipa::{Modify, OpenApi};
         crate::routes::carriers::list,
         crate::routes::carriers::put,
         crate::routes::carriers::delete,
+        crate::routes::carriers::track_push,
         crate::routes::channels::put_shop,
         crate::routes::channels::get_shop,
         crate::routes::channels::webhook,

@@ -8,7 +8,7 @@ use crate::sqlite::{SqliteRead, SqliteWrite, err, from_micros, micros};
 use chrono::{DateTime, Utc};
 use orderhub_core::crypto::PiiCipher;
 use orderhub_core::{StoreError, StoreErrorKind};
-use orderhub_domain::TenantId;
+use orderhub_domain::{OrderId, TenantId};
 use rusqlite::{OptionalExtension, params};
 
 /// One carrier account of one tenant. Secrets are in clear here; `Debug` hides them.
@@ -72,6 +72,13 @@ pub trait CarrierRead {
     /// The tenant's accounts, by priority then carrier code.
     fn carrier_accounts(&mut self, tenant: &TenantId)
     -> Result<Vec<CarrierAccountRow>, StoreError>;
+    /// The tenant's order holding waybill (tracking) number `tracking_no` (migration 0015), for
+    /// a carrier's tracking push. `None`: no order holds it (or it was shipped before 0015).
+    fn order_by_tracking(
+        &mut self,
+        tenant: &TenantId,
+        tracking_no: &str,
+    ) -> Result<Option<OrderId>, StoreError>;
 }
 
 const COLUMNS: &str = "tenant_id, carrier, base_url, app_key, secret, customer_code, access_token, \
@@ -255,6 +262,30 @@ impl CarrierRead for SqliteRead {
     ) -> Result<Vec<CarrierAccountRow>, StoreError> {
         sqlite_select(&self.c, &self.cipher, tenant, None)
     }
+
+    fn order_by_tracking(
+        &mut self,
+        tenant: &TenantId,
+        tracking_no: &str,
+    ) -> Result<Option<OrderId>, StoreError> {
+        let id: Option<String> = self
+            .c
+            .prepare_cached(
+                "SELECT order_id FROM orders WHERE tenant_id = ?1 AND tracking_no = ?2
+                 ORDER BY order_id LIMIT 1",
+            )
+            .and_then(|mut s| {
+                s.query_row(params![tenant.as_str(), tracking_no], |r| r.get(0))
+                    .optional()
+            })
+            .map_err(err)?;
+        id.map(|s| {
+            uuid::Uuid::parse_str(&s)
+                .map(OrderId::from_uuid)
+                .map_err(|_| StoreError::new(StoreErrorKind::Corrupt, "order id"))
+        })
+        .transpose()
+    }
 }
 
 // PostgreSQL.
@@ -362,5 +393,18 @@ impl CarrierRead for PgRead {
             &[&tenant.as_str()],
         )?;
         rows.iter().map(|r| pg_raw(r).open(&self.cipher)).collect()
+    }
+
+    fn order_by_tracking(
+        &mut self,
+        tenant: &TenantId,
+        tracking_no: &str,
+    ) -> Result<Option<OrderId>, StoreError> {
+        let r = self.conn.query_opt(
+            "SELECT order_id FROM orders WHERE tenant_id = $1 AND tracking_no = $2
+             ORDER BY order_id LIMIT 1",
+            &[&tenant.as_str(), &tracking_no],
+        )?;
+        Ok(r.map(|r| OrderId::from_uuid(r.get::<_, uuid::Uuid>(0))))
     }
 }

@@ -96,6 +96,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "parked_deliveries",
         include_str!("../migrations/postgres/0014_parked_deliveries.sql"),
     ),
+    (
+        15,
+        "tracking_numbers",
+        include_str!("../migrations/postgres/0015_tracking_numbers.sql"),
+    ),
 ];
 
 pub(crate) fn err(e: postgres::Error) -> StoreError {
@@ -600,9 +605,10 @@ impl Tx for PgWrite {
         let d = encode_doc(o, &self.cipher)?;
         let n = self.conn.execute(
             "INSERT INTO orders (tenant_id, order_id, shop_id, channel, external_order_id, status,
-                 version, created_at, updated_at, doc, buyer_nick, buyer_id, exceptions, exception_since)
+                 version, created_at, updated_at, doc, buyer_nick, buyer_id, exceptions, exception_since,
+                 tracking_no)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::text::json, $11, $12, $13::text,
-                 CASE WHEN $13::text = '' THEN NULL ELSE $9::timestamptz END)
+                 CASE WHEN $13::text = '' THEN NULL ELSE $9::timestamptz END, $14)
              ON CONFLICT (tenant_id, external_order_id, shop_id) DO NOTHING",
             &[
                 &o.tenant_id.as_str(),
@@ -618,6 +624,7 @@ impl Tx for PgWrite {
                 &o.buyer.nick,
                 &o.buyer.id,
                 &exceptions_column(o),
+                &o.fulfillment.tracking_no,
             ],
         )?;
         self.pending.writes += n;
@@ -631,7 +638,8 @@ impl Tx for PgWrite {
                  buyer_nick = $8, buyer_id = $9, exceptions = $10::text,
                  exception_since = CASE WHEN $10::text = '' THEN NULL
                                         WHEN exceptions = '' THEN $3::timestamptz
-                                        ELSE exception_since END
+                                        ELSE exception_since END,
+                 tracking_no = $11
              WHERE tenant_id = $5 AND order_id = $6 AND version = $7",
             &[
                 &o.status.as_str(),
@@ -644,6 +652,7 @@ impl Tx for PgWrite {
                 &o.buyer.nick,
                 &o.buyer.id,
                 &exceptions_column(o),
+                &o.fulfillment.tracking_no,
             ],
         )?;
         if n != 1 {

@@ -91,6 +91,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "parked_deliveries",
         include_str!("../migrations/sqlite/0014_parked_deliveries.sql"),
     ),
+    (
+        15,
+        "tracking_numbers",
+        include_str!("../migrations/sqlite/0015_tracking_numbers.sql"),
+    ),
 ];
 
 /// Reader connections: WAL lets readers run beside the writer; two keep a 2-core machine busy.
@@ -761,9 +766,10 @@ fn insert_order_row(c: &Connection, cipher: &PiiCipher, o: &Order) -> Result<(),
     let d = doc::encode(o, cipher)?;
     c.prepare_cached(
         "INSERT INTO orders (tenant_id, order_id, shop_id, channel, external_order_id, status,
-             version, created_at, updated_at, doc, buyer_nick, buyer_id, exceptions, exception_since)
+             version, created_at, updated_at, doc, buyer_nick, buyer_id, exceptions, exception_since,
+             tracking_no)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13,
-             CASE WHEN ?13 = '' THEN NULL ELSE ?9 END)",
+             CASE WHEN ?13 = '' THEN NULL ELSE ?9 END, ?14)",
     )
     .and_then(|mut s| {
         s.execute(params![
@@ -780,6 +786,7 @@ fn insert_order_row(c: &Connection, cipher: &PiiCipher, o: &Order) -> Result<(),
             o.buyer.nick,
             o.buyer.id,
             exceptions_column(o),
+            o.fulfillment.tracking_no,
         ])
     })
     .map_err(err)?;
@@ -800,7 +807,8 @@ fn update_order_row(
                  buyer_nick = ?8, buyer_id = ?9, exceptions = ?10,
                  exception_since = CASE WHEN ?10 = '' THEN NULL
                                         WHEN exceptions = '' THEN ?3
-                                        ELSE exception_since END
+                                        ELSE exception_since END,
+                 tracking_no = ?11
              WHERE tenant_id = ?5 AND order_id = ?6 AND version = ?7",
         )
         .and_then(|mut s| {
@@ -815,6 +823,7 @@ fn update_order_row(
                 o.buyer.nick,
                 o.buyer.id,
                 exceptions_column(o),
+                o.fulfillment.tracking_no,
             ])
         })
         .map_err(err)?;

@@ -427,3 +427,132 @@ pub async fn delete(
         false,
     ))
 }
+
+/// The largest tracking push taken, in bytes (SF and ZTO push one waybill's new routes at a
+/// time: a few KiB).
+pub const TRACK_PUSH_BYTES_MAX: usize = 256 * 1024;
+/// The most (tracking number, event) pairs one push may carry.
+pub const TRACK_PUSH_EVENTS_MAX: usize = 500;
+
+/// The URL a tenant registers with `carrier` for its tracking pushes.
+pub fn track_push_path(tenant: &TenantId, carrier: CarrierKind) -> String {
+    format!("/v1/tenants/{tenant}/carriers/{carrier}/track-push")
+}
+
+fn no_push_account() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "unknown_carrier_account",
+        "no account with this carrier is configured for this tenant",
+    )
+    .field("carrier")
+}
+
+/// A carrier's tracking (route) push: SF's 路由推送 and ZTO's 轨迹推送 (the others are polled).
+/// No API key: the carrier's signature, checked against the tenant's account with that carrier,
+/// is the authentication; a push that does not verify touches nothing. The events move the
+/// orders holding those waybills exactly as a poll's answer does (picked up → `in_transit`,
+/// delivered → `delivered`, each with audit and outbox); the same push twice moves nothing the
+/// second time, and tracking numbers no order holds are acknowledged and ignored.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/carriers/{carrier}/track-push", tag = "carriers",
+    params(
+        ("tenant" = String, Path, description = "the tenant whose carrier account signs the pushes"),
+        ("carrier" = String, Path, description = "carrier code: sf or zto (the others are polled)"),
+    ),
+    request_body(description = "The carrier's push as it sends it, form-encoded: SF `partnerID`, `requestID`, `serviceCode`, `timestamp`, `msgData`, `msgDigest`; ZTO `msg_type`, `company_id`, `data`, `data_digest`", content(
+        (String = "application/x-www-form-urlencoded"),
+    )),
+    responses(
+        (status = 200, description = "Applied (or a repeat, or for waybills orderhub does not hold): the carrier's own acknowledgement (SF `{\"return_code\":\"0000\"}`, ZTO `{\"status\":true,\"result\":\"success\"}`)", body = serde_json::Value),
+        (status = 400, description = "`malformed_push`: signed, but not the carrier's documented shape; `too_many_events`", body = orderhub_api::ErrorBody),
+        (status = 401, description = "`bad_signature`: the signature does not verify with the account's secret, or the push names another account", body = orderhub_api::ErrorBody),
+        (status = 404, description = "`unknown_carrier_account` (no such tenant or account) or `push_not_supported` (a carrier that is polled)", body = orderhub_api::ErrorBody),
+        (status = 413, description = "`too_large`: the body is over the push limit", body = orderhub_api::ErrorBody),
+        (status = 503, description = "The store could not apply it now: the carrier's refusal, so it pushes again", body = serde_json::Value),
+    ))]
+pub async fn track_push(
+    State(state): State<SharedState>,
+    Path((tenant, carrier)): Path<(String, String)>,
+    Body(body): Body,
+) -> Result<Response, ApiError> {
+    let Ok(kind) = CarrierKind::parse(&carrier) else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_carrier",
+            "carrier must be one of sf, jd, cainiao, zto, yto, jt, ems",
+        )
+        .field("carrier"));
+    };
+    if !orderhub_carriers::takes_track_push(kind) {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "push_not_supported",
+            "orderhub takes tracking pushes from sf and zto; this carrier is polled",
+        )
+        .field("carrier"));
+    }
+    let Ok(tenant) = TenantId::parse(&tenant) else {
+        return Err(no_push_account());
+    };
+    if body.len() > TRACK_PUSH_BYTES_MAX {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("a tracking push is at most {TRACK_PUSH_BYTES_MAX} bytes"),
+        ));
+    }
+    let t = tenant.clone();
+    let account = state
+        .store
+        .read(move |r| r.carrier_accounts(&t))
+        .await?
+        .into_iter()
+        .find(|a| a.carrier == kind.code())
+        .ok_or_else(no_push_account)?;
+    let secret = orderhub_carriers::Secret::new(account.secret.clone());
+    let events = match orderhub_carriers::parse_track_push(kind, &account.app_key, &secret, &body) {
+        Ok(e) => e,
+        Err(orderhub_carriers::PushError::BadSignature) => {
+            metrics::counter!("orderhub_carrier_track_pushes_total", "carrier" => kind.code(), "outcome" => "bad_signature").increment(1);
+            tracing::warn!(tenant = %tenant, carrier = kind.code(), "A tracking push did not verify; refused.");
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "bad_signature",
+                "the push's signature does not verify with this tenant's account",
+            ));
+        }
+        Err(e) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "malformed_push",
+                e.to_string(),
+            ));
+        }
+    };
+    if events.len() > TRACK_PUSH_EVENTS_MAX {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "too_many_events",
+            format!("a tracking push carries at most {TRACK_PUSH_EVENTS_MAX} events"),
+        ));
+    }
+    let answer = |status: StatusCode, ok: bool| {
+        let (ct, b) = orderhub_carriers::push_answer(kind, ok);
+        axum::response::IntoResponse::into_response((
+            status,
+            [(axum::http::header::CONTENT_TYPE, ct)],
+            b,
+        ))
+    };
+    match orderhub_fulfillment::apply_push(&state.store, &tenant, kind, events).await {
+        Ok(done) => {
+            metrics::counter!("orderhub_carrier_track_pushes_total", "carrier" => kind.code(), "outcome" => "applied").increment(1);
+            tracing::info!(tenant = %tenant, carrier = kind.code(), known = done.known, moved = done.moved, unknown = done.unknown, "A tracking push was applied.");
+            Ok(answer(StatusCode::OK, true))
+        }
+        Err(e) => {
+            tracing::warn!(tenant = %tenant, carrier = kind.code(), error = %e.message, "A tracking push could not be applied now; the carrier pushes again.");
+            Ok(answer(StatusCode::SERVICE_UNAVAILABLE, false))
+        }
+    }
+}

@@ -305,6 +305,13 @@ pub fn table() -> Vec<Route> {
         ),
         route(
             M::POST,
+            "/v1/tenants/{tenant}/carriers/{carrier}/track-push",
+            Nothing,
+            Public,
+            carriers::track_push,
+        ),
+        route(
+            M::POST,
             "/v1/tenants/{tenant}/channels/{channel}/shops/{shop}/webhook",
             Nothing,
             Public,

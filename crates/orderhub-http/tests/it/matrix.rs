@@ -534,6 +534,12 @@ async fn case(app: &TestApp, f: &Fixture, rule: &Rule) -> Case {
             Some(json!({})),
             Public,
         ),
+        // A carrier's push: its signature is the authentication, the same answer for every key.
+        ("POST", "/v1/tenants/{tenant}/carriers/{carrier}/track-push") => c(
+            "/v1/tenants/default/carriers/sf/track-push".into(),
+            Some(json!({})),
+            Public,
+        ),
         ("POST", "/v1/channels/{channel}/shops/{shop}/webhook") => c(
             format!("/v1/channels/douyin/shops/{ALPHA}/webhook"),
             Some(json!({})),
