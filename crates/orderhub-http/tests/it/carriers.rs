@@ -11,6 +11,7 @@ on_every_backend!(
     an_admin_configures_a_carrier_and_no_answer_ever_shows_its_secrets,
     carrier_accounts_refuse_what_they_cannot_use_naming_the_field,
     weights_and_senders_are_master_data_bounded_and_checked,
+    a_carriers_signed_tracking_push_moves_the_order_once_and_a_forged_one_nothing,
 );
 
 async fn put(app: &TestApp, path: &str, key: &str, body: &Value) -> Resp {
@@ -341,4 +342,107 @@ async fn weights_and_senders_are_master_data_bounded_and_checked(app: TestApp) {
         ("广州市", "13900001111")
     );
     assert_eq!(stored[0].parcel_max_kg, Some("20".parse().unwrap()));
+}
+
+async fn order_view(app: &TestApp, id: &str) -> Value {
+    app.get(&format!("/v1/orders/{id}"), ADMIN_KEY).await.body
+}
+
+/// POSTs a carrier's push body (a form, as SF sends it) to the tenant's push URL.
+async fn push(app: &TestApp, carrier: &str, body: Vec<u8>) -> Resp {
+    let r = app
+        .client
+        .post(format!(
+            "{}/v1/tenants/default/carriers/{carrier}/track-push",
+            app.base
+        ))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    let headers = r.headers().clone();
+    let bytes = r.bytes().await.unwrap().to_vec();
+    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    Resp {
+        status,
+        headers,
+        body,
+        bytes,
+    }
+}
+
+/// A shipped order with SF waybill `SF1`: the carrier pushes "picked up", then "delivered" — the
+/// order goes in transit, then delivered, with no poll; the same push again changes nothing; a
+/// push signed with another secret is refused (401) and moves nothing; a push for a waybill no
+/// order holds is acknowledged and ignored.
+async fn a_carriers_signed_tracking_push_moves_the_order_once_and_a_forged_one_nothing(
+    app: TestApp,
+) {
+    use orderhub_carriers::{CarrierKind, TrackStatus, signed_track_push};
+    let r = put(&app, "/v1/carriers/sf", ADMIN_KEY, &sf()).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let id = app.create(ADMIN_KEY, "s1", "PUSH-1").await.body["order_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for (a, b) in [
+        ("pay", json!({})),
+        ("allocate", json!({"warehouse_id": "WH1"})),
+        ("release", json!({})),
+        (
+            "ship",
+            json!({"carrier": "sf", "tracking_no": "SF1", "logistics_no": "L1"}),
+        ),
+    ] {
+        let r = app
+            .post(&format!("/v1/orders/{id}/{a}"), ADMIN_KEY, &b)
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{a}: {:?}", r.body);
+    }
+    let now = chrono::Utc::now();
+    let signed = |secret: &str, no: &str, st: TrackStatus| {
+        signed_track_push(CarrierKind::Sf, "PARTNER-0042", secret, no, &[(st, now)]).unwrap()
+    };
+    // Forged: another secret. Refused, and the order is as it was.
+    let before = order_view(&app, &id).await;
+    let r = push(
+        &app,
+        "sf",
+        signed("not-the-secret", "SF1", TrackStatus::PickedUp),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{:?}", r.body);
+    assert_eq!(order_view(&app, &id).await["version"], before["version"]);
+    assert_eq!(before["status"], "shipped");
+    // Picked up: in transit, acknowledged the way SF expects.
+    let r = push(&app, "sf", signed(SECRET, "SF1", TrackStatus::PickedUp)).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.body["return_code"], "0000", "{:?}", r.body);
+    assert_eq!(order_view(&app, &id).await["status"], "in_transit");
+    // Delivered, then the same push again: one change only.
+    let delivered = signed(SECRET, "SF1", TrackStatus::Delivered);
+    let r = push(&app, "sf", delivered.clone()).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let after = order_view(&app, &id).await;
+    assert_eq!(after["status"], "delivered");
+    let r = push(&app, "sf", delivered).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(
+        order_view(&app, &id).await["version"],
+        after["version"],
+        "nothing changed"
+    );
+    // A waybill no order holds: acknowledged, ignored.
+    let r = push(
+        &app,
+        "sf",
+        signed(SECRET, "SF-NOBODY", TrackStatus::Delivered),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    // A carrier whose pushes are not taken is told so.
+    let r = push(&app, "ems", b"x=1".to_vec()).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{:?}", r.body);
 }
