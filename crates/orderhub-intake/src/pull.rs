@@ -373,7 +373,21 @@ async fn record_refusal(
     dedup_key: String,
     rej: &orderhub_channels::Rejected,
 ) {
+    use sha2::Digest;
     let now = Utc::now();
+    let mut reason: String = rej.message.chars().take(REASON_CHARS_MAX).collect();
+    // A list page can be large: beyond the bound its digest and length stand for it, as for a
+    // push refused before it was authenticated.
+    let body = if answer.len() <= PULL_ANSWER_KEPT_MAX {
+        answer.to_vec()
+    } else {
+        reason.push_str(&format!(
+            " (answer not kept: {} bytes, sha256 {})",
+            answer.len(),
+            hex::encode(sha2::Sha256::digest(answer))
+        ));
+        Vec::new()
+    };
     let row = ChannelMessageRow {
         tenant_id: shop.tenant_id.clone(),
         message_id: uuid::Uuid::now_v7(),
@@ -382,28 +396,59 @@ async fn record_refusal(
         dedup_key,
         received_at: now,
         headers: vec![("x-orderhub-source".into(), "pull".into())],
-        body: answer.to_vec(),
+        body,
         state: MSG_REJECTED.into(),
         rule: Some(rej.rule.to_owned()),
         field: rej.field.clone(),
-        reason: Some(rej.message.chars().take(REASON_CHARS_MAX).collect()),
+        reason: Some(reason),
         attempts: 1,
         processed_at: Some(now),
     };
     let channel = shop.channel.clone();
-    match store
-        .write(0, move |tx| Ok(tx.channel_message_insert(&row)?))
-        .await
-    {
+    // Recorded once per order version (the dedup key), and within the shop's share of refusal
+    // records (`crate::REFUSED_KEPT_MAX`, shared with refused pushes): a new record beyond it is
+    // taken back, and only counted.
+    let r = store
+        .write(0, move |tx| {
+            if !tx.channel_message_insert(&row)? {
+                return Ok(false);
+            }
+            if !tx.channel_refusal_admit(
+                &row.tenant_id,
+                &row.channel,
+                &row.shop_id,
+                crate::REFUSED_KEPT_MAX,
+                now,
+            )? {
+                // Undoes this job's insert (a refused job's writes are rolled back alone).
+                return Err(orderhub_core::CoreError::Validation(
+                    orderhub_domain::ValidationError::new(
+                        "shop_id",
+                        "refusals_full",
+                        "the shop's refusal records are full",
+                    ),
+                ));
+            }
+            Ok(true)
+        })
+        .await;
+    match r {
         Ok(true) => {
             metrics::counter!("orderhub_channel_messages_total", "channel" => channel, "outcome" => "rejected").increment(1);
         }
         Ok(false) => {}
+        Err(orderhub_core::CoreError::Validation(_)) => {
+            metrics::counter!("orderhub_channel_refusals_dropped_total", "channel" => channel, "source" => "pull").increment(1);
+        }
         Err(e) => {
             tracing::warn!(shop = %shop.shop_id, channel = %shop.channel, error = %e, "A refused pulled order could not be recorded.")
         }
     }
 }
+
+/// The largest channel answer kept with a refused pulled order (a detail answer is a few KB; a
+/// list page of 100 orders can be hundreds).
+pub const PULL_ANSWER_KEPT_MAX: usize = 64 * 1024;
 
 /// One window's calls to the channel: within the rate limit ([`fetch`]), with the window's
 /// credentials, sent again with other ones when the channel refuses the token

@@ -258,6 +258,52 @@ async fn pull_records_a_refused_order_once(backend: &str) {
             .len(),
         2
     );
+    // The shop's share of refusal records (shared with refused pushes) used up: a further
+    // refused version is counted, not recorded — the table stays bounded.
+    let (t, ch, sh) = (
+        shop.tenant_id.clone(),
+        shop.channel.clone(),
+        shop.shop_id.clone(),
+    );
+    env.store
+        .write(0, move |tx| {
+            for _ in 0..orderhub_intake::REFUSED_KEPT_MAX {
+                tx.channel_refusal_admit(
+                    &t,
+                    &ch,
+                    &sh,
+                    orderhub_intake::REFUSED_KEPT_MAX,
+                    Utc::now(),
+                )?;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+    handle.set_status(
+        &bad.external_order_id,
+        orderhub_channels::CanonicalStatus::Delivered,
+    );
+    let mut bucket = Bucket::new(cfg.rate_per_sec, cfg.burst);
+    let r = pull_window(
+        &env.store,
+        &http,
+        &shop,
+        from,
+        Utc::now() + chrono::Duration::days(3),
+        &cfg,
+        &mut bucket,
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.rejected, 1, "still refused: {r:?}");
+    assert_eq!(
+        rejected(env.store.clone(), shop.tenant_id.clone())
+            .await
+            .len(),
+        2,
+        "no record beyond the shop's share"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
