@@ -364,7 +364,9 @@ pub trait ChannelTx {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError>;
     /// Puts the shop's messages received since `since` back to `pending` (a replay after a
-    /// mapping fix). Returns how many.
+    /// mapping fix). Returns how many. Records that are not pushes are left alone: a refused
+    /// pulled order (dedup key `pull-refused:…`: the next pull's overlap reads it again) and an
+    /// unauthenticated push kept without its body (`rejected:…`).
     fn channel_messages_requeue(
         &mut self,
         tenant: &TenantId,

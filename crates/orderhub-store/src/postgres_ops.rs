@@ -621,7 +621,8 @@ impl ChannelTx for PgWrite {
     ) -> Result<u64, StoreError> {
         let n = self.conn.execute(
             "UPDATE channel_messages SET state = 'pending', attempts = 0
-             WHERE tenant_id = $1 AND channel = $2 AND shop_id = $3 AND received_at >= $4",
+             WHERE tenant_id = $1 AND channel = $2 AND shop_id = $3 AND received_at >= $4
+               AND dedup_key NOT LIKE 'pull-refused:%' AND dedup_key NOT LIKE 'rejected:%'",
             &[&t.as_str(), &channel, &shop_id, &since],
         )?;
         self.pending.writes += n;

@@ -817,7 +817,8 @@ impl ChannelTx for SqliteWrite {
             .c
             .execute(
                 "UPDATE channel_messages SET state = 'pending', attempts = 0
-                 WHERE tenant_id = ?1 AND channel = ?2 AND shop_id = ?3 AND received_at >= ?4",
+                 WHERE tenant_id = ?1 AND channel = ?2 AND shop_id = ?3 AND received_at >= ?4
+                   AND dedup_key NOT LIKE 'pull-refused:%' AND dedup_key NOT LIKE 'rejected:%'",
                 params![tenant.as_str(), channel, shop_id, micros(since)],
             )
             .map_err(err)? as u64;

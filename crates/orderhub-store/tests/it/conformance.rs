@@ -1612,6 +1612,72 @@ async fn channel_reports_merge_by_version_and_conflicts_raise_exceptions(ts: Tes
 
 conformance!(channel_reports_merge_by_version_and_conflicts_raise_exceptions);
 
+/// A replay puts the shop's pushes back to pending, and only pushes: a refused pulled order's
+/// record (the answer of an API call, not a push) and an unauthenticated push kept without its
+/// body are not processed as pushes again.
+async fn a_replay_requeues_pushes_and_leaves_other_records_alone(ts: TestStore) {
+    use orderhub_store::ChannelMessageRow;
+    seed_tenant(&ts.store, "acme").await;
+    let now = chrono::Utc::now();
+    let row = |dedup: &str| ChannelMessageRow {
+        tenant_id: tenant("acme"),
+        message_id: uuid::Uuid::now_v7(),
+        channel: "douyin".into(),
+        shop_id: "s1".into(),
+        dedup_key: dedup.into(),
+        received_at: now,
+        headers: Vec::new(),
+        body: b"{}".to_vec(),
+        state: "rejected".into(),
+        rule: Some("unknown_status".into()),
+        field: None,
+        reason: None,
+        attempts: 1,
+        processed_at: Some(now),
+    };
+    let rows = vec![
+        row("douyin:push-1"),
+        row("pull-refused:sha256:00"),
+        row("rejected:0190"),
+    ];
+    ts.store
+        .write(0, move |tx| {
+            for r in &rows {
+                tx.channel_message_insert(r)?;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let n = ts
+        .store
+        .write(0, move |tx| {
+            Ok(tx.channel_messages_requeue(
+                &tenant("acme"),
+                "douyin",
+                "s1",
+                now - chrono::Duration::minutes(1),
+            )?)
+        })
+        .await
+        .unwrap();
+    assert_eq!(n, 1, "only the push");
+    let pending = ts
+        .store
+        .read(|r| r.channel_messages(Some(&tenant("acme")), Some("pending"), None, 10, None))
+        .await
+        .unwrap();
+    assert_eq!(
+        pending
+            .iter()
+            .map(|m| m.dedup_key.as_str())
+            .collect::<Vec<_>>(),
+        vec!["douyin:push-1"]
+    );
+}
+
+conformance!(a_replay_requeues_pushes_and_leaves_other_records_alone);
+
 // ---------------------------------------------------------------------------------------------
 // What the channel says after creation (issue 19): the domain's decision table applied by intake
 // in one transaction — amounts, lines (stock re-reserved), receiver before release; a stop after
