@@ -1257,6 +1257,7 @@ pub(crate) async fn open_target(
                 allow_private_urls: true,
                 webhook_max_attempts: orderhub_events::runtime::DEFAULT_MAX_ATTEMPTS,
                 webhook_backoff_max: orderhub_events::runtime::DEFAULT_BACKOFF_MAX,
+                http: Default::default(),
             };
             data_dir = Some(dir);
             let (hub, _) = crate::hub::start(&settings)

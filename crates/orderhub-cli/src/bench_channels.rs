@@ -76,6 +76,7 @@ pub async fn run(a: ChannelsArgs) -> Result<()> {
         allow_private_urls: true,
         webhook_max_attempts: orderhub_events::runtime::DEFAULT_MAX_ATTEMPTS,
         webhook_backoff_max: orderhub_events::runtime::DEFAULT_BACKOFF_MAX,
+        http: Default::default(),
     };
     let (hub, _) = crate::hub::start(&settings).await?;
     let target = Arc::new(Target::new(hub.addr.to_string(), &key)?);

@@ -107,6 +107,7 @@ pub async fn run(a: EventsArgs) -> Result<()> {
         allow_private_urls: true,
         webhook_max_attempts: orderhub_events::runtime::DEFAULT_MAX_ATTEMPTS,
         webhook_backoff_max: orderhub_events::runtime::DEFAULT_BACKOFF_MAX,
+        http: Default::default(),
     };
     let (hub, _) = crate::hub::start(&settings).await?;
     // A tenant of this run's own: its subjects and its durable NATS consumer are new, so events of

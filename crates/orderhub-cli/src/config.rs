@@ -89,6 +89,14 @@ pub struct ServeArgs {
     /// The longest wait between two attempts: seconds, or a number with s, m or h (`10m`).
     #[arg(long, env = "ORDERHUB_WEBHOOK_BACKOFF_MAX")]
     pub webhook_backoff_max: Option<String>,
+    /// HTTP requests handled at once (default 4096); beyond, a request is answered 503
+    /// `overloaded` with Retry-After at once. /healthz, /readyz and /metrics are never refused.
+    #[arg(long, env = "ORDERHUB_MAX_REQUESTS_IN_FLIGHT")]
+    pub max_requests_in_flight: Option<usize>,
+    /// The longest an HTTP request may take before it is answered 503 `request_timeout`:
+    /// seconds, or a number with s, m or h (default 30s).
+    #[arg(long, env = "ORDERHUB_REQUEST_TIMEOUT")]
+    pub request_timeout: Option<String>,
 }
 
 /// The config file's shape: the same names as the flags, with underscores.
@@ -110,6 +118,8 @@ struct FileConfig {
     allow_private_urls: Option<bool>,
     webhook_max_attempts: Option<u32>,
     webhook_backoff_max: Option<String>,
+    max_requests_in_flight: Option<usize>,
+    request_timeout: Option<String>,
 }
 
 /// Settings after layering, every value decided.
@@ -141,6 +151,8 @@ pub struct Settings {
     pub webhook_max_attempts: u32,
     /// The longest wait between two attempts.
     pub webhook_backoff_max: std::time::Duration,
+    /// Requests in flight and each request's time on the HTTP API.
+    pub http: orderhub_http::admission::HttpLimits,
 }
 
 /// `600`, `600s`, `10m`, `1h` → that many seconds; at least 1 s, at most a day.
@@ -347,6 +359,24 @@ impl Settings {
                 Some(d) => parse_duration(d).context("--webhook-backoff-max")?,
                 None => orderhub_events::runtime::DEFAULT_BACKOFF_MAX,
             },
+            http: orderhub_http::admission::HttpLimits {
+                max_in_flight: match a
+                    .max_requests_in_flight
+                    .or(f.max_requests_in_flight)
+                    .unwrap_or(orderhub_http::admission::MAX_IN_FLIGHT_DEFAULT)
+                {
+                    n @ 1..=1_000_000 => n,
+                    n => anyhow::bail!("max requests in flight must be 1 to 1000000, not {n}"),
+                },
+                request_timeout: match a
+                    .request_timeout
+                    .as_deref()
+                    .or(f.request_timeout.as_deref())
+                {
+                    Some(d) => parse_duration(d).context("--request-timeout")?,
+                    None => orderhub_http::admission::REQUEST_TIMEOUT_DEFAULT,
+                },
+            },
         })
     }
 }
@@ -449,5 +479,36 @@ mod tests {
             })
             .is_err()
         );
+    }
+
+    #[test]
+    fn http_limits_come_from_flags_and_defaults() {
+        let s = Settings::from_serve(&ServeArgs::default()).unwrap();
+        assert_eq!(
+            (s.http.max_in_flight, s.http.request_timeout),
+            (4_096, Duration::from_secs(30))
+        );
+        let s = Settings::from_serve(&ServeArgs {
+            max_requests_in_flight: Some(64),
+            request_timeout: Some("2m".into()),
+            ..ServeArgs::default()
+        })
+        .unwrap();
+        assert_eq!(
+            (s.http.max_in_flight, s.http.request_timeout),
+            (64, Duration::from_secs(120))
+        );
+        for bad in [
+            ServeArgs {
+                max_requests_in_flight: Some(0),
+                ..ServeArgs::default()
+            },
+            ServeArgs {
+                request_timeout: Some("0".into()),
+                ..ServeArgs::default()
+            },
+        ] {
+            assert!(Settings::from_serve(&bad).is_err());
+        }
     }
 }

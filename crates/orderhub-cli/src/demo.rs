@@ -337,6 +337,7 @@ pub async fn run(a: DemoArgs) -> Result<()> {
         allow_private_urls: true,
         webhook_max_attempts: orderhub_events::runtime::DEFAULT_MAX_ATTEMPTS,
         webhook_backoff_max: orderhub_events::runtime::DEFAULT_BACKOFF_MAX,
+        http: Default::default(),
     };
     let fleet = orderhub_carriers::sim::fleet::start()
         .await

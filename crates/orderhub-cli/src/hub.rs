@@ -87,15 +87,53 @@ pub struct RunningHub {
     pub store: Store,
     shutdown: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// How long the HTTP server may take to finish the requests in flight at stop.
+    drain: std::time::Duration,
     events: orderhub_events::EventsRuntime,
     background: tokio::sync::watch::Sender<bool>,
+    /// Every background task started with the hub (each watching `background`), by name.
+    tasks: Vec<(&'static str, tokio::task::JoinHandle<()>)>,
 }
 
+/// How long [`RunningHub::stop`] waits for the background tasks to end once told to: each ends
+/// at its next step (a sweep, a message, a tick), which takes far less; one that has not ended
+/// by then is logged by name and aborted.
+pub const STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 impl RunningHub {
+    /// Stops the hub: no new connections, the requests in flight finished (they are bounded by
+    /// the request timeout), then every background task told to stop and waited for (at most
+    /// [`STOP_WAIT`]; those still running are logged and aborted), then the event relay and
+    /// dispatcher. When it returns, no task of the hub touches the store any more.
     pub async fn stop(self) {
         let _ = self.shutdown.send(());
-        let _ = self.task.await;
+        let mut http = self.task;
+        if tokio::time::timeout(self.drain, &mut http).await.is_err() {
+            tracing::warn!(
+                waited_ms = self.drain.as_millis() as u64,
+                "The HTTP server had not finished its requests in time; they are dropped."
+            );
+            http.abort();
+        }
         let _ = self.background.send(true);
+        let deadline = tokio::time::Instant::now() + STOP_WAIT;
+        for (name, mut task) in self.tasks {
+            match tokio::time::timeout_at(deadline, &mut task).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::error!(task = name, error = %e, "A background task had failed.")
+                }
+                Err(_) => {
+                    tracing::warn!(
+                        task = name,
+                        waited_ms = STOP_WAIT.as_millis() as u64,
+                        "A background task did not stop in time; aborted."
+                    );
+                    task.abort();
+                    let _ = task.await;
+                }
+            }
+        }
         self.events.stop().await;
     }
 }
@@ -108,7 +146,10 @@ fn start_fulfillment_with_carriers(
     store: &Store,
     outbound: orderhub_core::outbound::OutboundPolicy,
     stop: tokio::sync::watch::Receiver<bool>,
-) -> Arc<orderhub_fulfillment::Fulfillment> {
+) -> (
+    Arc<orderhub_fulfillment::Fulfillment>,
+    Vec<tokio::task::JoinHandle<()>>,
+) {
     let directory = Arc::new(orderhub_fulfillment::StoredCarriers::new(
         store.clone(),
         orderhub_carriers::BreakerConfig::default(),
@@ -125,8 +166,8 @@ fn start_fulfillment_with_carriers(
     ));
     // Breaker changes of tenants' carriers are written per tenant by the directory itself.
     let (_, no_shared_changes) = tokio::sync::mpsc::unbounded_channel();
-    orderhub_fulfillment::spawn_background(f.clone(), no_shared_changes, stop);
-    f
+    let tasks = orderhub_fulfillment::spawn_background(f.clone(), no_shared_changes, stop);
+    (f, tasks)
 }
 
 /// Tracking calls per minute per simulated carrier: the simulators have no quota of their own.
@@ -141,6 +182,7 @@ async fn start_fulfillment_sim(
 ) -> Result<(
     Arc<orderhub_fulfillment::Fulfillment>,
     orderhub_carriers::sim::fleet::Fleet,
+    Vec<tokio::task::JoinHandle<()>>,
 )> {
     let fleet = orderhub_carriers::sim::fleet::start()
         .await
@@ -167,8 +209,8 @@ async fn start_fulfillment_sim(
             ..Default::default()
         },
     ));
-    orderhub_fulfillment::spawn_background(f.clone(), rx, stop);
-    Ok((f, fleet))
+    let tasks = orderhub_fulfillment::spawn_background(f.clone(), rx, stop);
+    Ok((f, fleet, tasks))
 }
 
 /// Opens the store, bootstraps, and serves on `s.listen` until `stop`. Returns a generated admin
@@ -183,8 +225,12 @@ pub async fn start(s: &Settings) -> Result<(RunningHub, Option<String>)> {
     .await
     .map_err(|e| anyhow::anyhow!("{e}"))
     .context("bootstrap")?;
-    start_sweeper(store.clone());
     let (background, bg_rx) = tokio::sync::watch::channel(false);
+    let mut tasks: Vec<(&'static str, tokio::task::JoinHandle<()>)> = Vec::new();
+    tasks.push((
+        "reservation sweeper",
+        start_sweeper(store.clone(), background.subscribe()),
+    ));
     let mut internal: Vec<Arc<dyn orderhub_events::Target>> = Vec::new();
     let outbound = orderhub_core::outbound::OutboundPolicy {
         allow_private: s.allow_private_urls,
@@ -192,12 +238,15 @@ pub async fn start(s: &Settings) -> Result<(RunningHub, Option<String>)> {
     match s.fulfillment {
         FulfillmentMode::Off => {}
         FulfillmentMode::Carriers => {
-            internal.push(start_fulfillment_with_carriers(s, &store, outbound, bg_rx));
+            let (f, t) = start_fulfillment_with_carriers(s, &store, outbound, bg_rx);
+            internal.push(f);
+            tasks.extend(t.into_iter().map(|t| ("fulfillment background", t)));
         }
         FulfillmentMode::Sim => {
             // The simulators serve on their own tasks; the adapters are the fulfillment's.
-            let (f, _fleet) = start_fulfillment_sim(s, &store, bg_rx).await?;
+            let (f, _fleet, t) = start_fulfillment_sim(s, &store, bg_rx).await?;
             internal.push(f);
+            tasks.extend(t.into_iter().map(|t| ("fulfillment background", t)));
         }
     }
     // Shipped channel orders: tracking numbers pushed back to their channel; a watchdog retries
@@ -207,11 +256,14 @@ pub async fn start(s: &Settings) -> Result<(RunningHub, Option<String>)> {
         outbound,
     ));
     internal.push(writeback.clone());
-    tokio::spawn(orderhub_intake::writeback::watchdog(
-        writeback,
-        std::time::Duration::from_secs(30 * 60),
-        std::time::Duration::from_secs(60),
-        background.subscribe(),
+    tasks.push((
+        "write-back watchdog",
+        tokio::spawn(orderhub_intake::writeback::watchdog(
+            writeback,
+            std::time::Duration::from_secs(30 * 60),
+            std::time::Duration::from_secs(60),
+            background.subscribe(),
+        )),
     ));
     let events = orderhub_events::EventsRuntime::start(
         store.clone(),
@@ -230,28 +282,37 @@ pub async fn start(s: &Settings) -> Result<(RunningHub, Option<String>)> {
     .context("cannot start the event relay")?;
     let state = AppState::with_outbound(store.clone(), Arc::new(SystemClock), outbound);
     // Channel messages stored by the webhook are turned into orders in the background.
-    tokio::spawn(orderhub_intake::process::run(
-        store.clone(),
-        state.intake.clone(),
-        background.subscribe(),
+    tasks.push((
+        "intake processor",
+        tokio::spawn(orderhub_intake::process::run(
+            store.clone(),
+            state.intake.clone(),
+            background.subscribe(),
+        )),
     ));
     // Pinduoduo pushes over its message service (a WebSocket), not to the webhook: one
     // connection per configured PDD app, its messages taken like pushed ones.
-    tokio::spawn(orderhub_intake::pmc::run(
-        store.clone(),
-        state.intake.clone(),
-        background.subscribe(),
+    tasks.push((
+        "PDD message relay",
+        tokio::spawn(orderhub_intake::pmc::run(
+            store.clone(),
+            state.intake.clone(),
+            background.subscribe(),
+        )),
     ));
     // Configured shops are also pulled (by modified time, within their rate limit) every 30 s.
-    tokio::spawn(orderhub_intake::pull::run(
-        store.clone(),
-        orderhub_intake::pull::PullConfig {
-            outbound,
-            ..Default::default()
-        },
-        background.subscribe(),
+    tasks.push((
+        "channel puller",
+        tokio::spawn(orderhub_intake::pull::run(
+            store.clone(),
+            orderhub_intake::pull::PullConfig {
+                outbound,
+                ..Default::default()
+            },
+            background.subscribe(),
+        )),
     ));
-    let app = orderhub_http::router(state);
+    let app = orderhub_http::router_with(state, orderhub_http::admission::Admission::new(s.http));
     let listener = listen(&s.listen).await?;
     let addr = listener.local_addr()?;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -268,8 +329,11 @@ pub async fn start(s: &Settings) -> Result<(RunningHub, Option<String>)> {
             store,
             shutdown: tx,
             task,
+            // Requests end within their timeout; a little more for the answers to be written.
+            drain: s.http.request_timeout + std::time::Duration::from_secs(5),
             events,
             background,
+            tasks,
         },
         generated,
     ))
@@ -281,12 +345,30 @@ const SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 /// Reservations released per transaction, so a large backlog does not make one huge group.
 const SWEEP_BATCH_MAX: u32 = 500;
 
-fn start_sweeper(store: Store) {
+/// Releases held reservations past their expiry every [`SWEEP_INTERVAL`] until `stop` (a sweep
+/// under way finishes first: its write is one transaction either way). A sweep the store refuses
+/// (busy, unavailable) is simply run again at the next tick: expiry is decided by time, so a
+/// later sweep releases the same holds.
+fn start_sweeper(
+    store: Store,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(SWEEP_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tick.tick().await;
+            if *stop.borrow() {
+                return;
+            }
+            tokio::select! {
+                _ = tick.tick() => {}
+                r = stop.changed() => {
+                    if r.is_err() || *stop.borrow() {
+                        return;
+                    }
+                    continue;
+                }
+            }
             loop {
                 let now = chrono::Utc::now();
                 match store
@@ -311,7 +393,7 @@ fn start_sweeper(store: Store) {
                 }
             }
         }
-    });
+    })
 }
 
 /// Connections waiting to be accepted. tokio's `bind` uses 128, and a burst of a few hundred
@@ -567,5 +649,76 @@ pub fn without_credentials(url: &str) -> String {
         }
         Ok(_) => url.to_owned(),
         Err(_) => "(not a URL)".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ServeArgs, StoreArgs};
+    use orderhub_core::secret::Secret;
+
+    /// After `stop` returns no task of the hub holds the store: the sweeper, the intake
+    /// processor, the puller, the PDD relay, the write-back and fulfillment watchdogs, the event
+    /// relay and dispatcher and the HTTP server have all ended (each held a handle until it did).
+    async fn stop_waits_for_every_background_task(database_url: Option<String>) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Settings::from_serve(&ServeArgs {
+            store: StoreArgs {
+                data_dir: Some(dir.path().to_owned()),
+                database_url: database_url.map(Secret::new),
+                ..Default::default()
+            },
+            listen: Some("127.0.0.1:0".into()),
+            bootstrap_api_key: Some(Secret::new("stop-test-key")),
+            ..Default::default()
+        })
+        .unwrap();
+        let (hub, _) = start(&s).await.unwrap();
+        // Running: the background tasks hold the store.
+        let store = hub.store.clone();
+        assert!(store.handles() > 2, "{} handles", store.handles());
+        let r = store.read(|r| r.tenants()).await.unwrap();
+        assert_eq!(r.len(), 1);
+        hub.stop().await;
+        assert_eq!(
+            store.handles(),
+            1,
+            "a task of the stopped hub still holds the store"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn stop_waits_for_every_background_task_on_sqlite() {
+        stop_waits_for_every_background_task(None).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn stop_waits_for_every_background_task_on_postgres() {
+        let Some(url) = std::env::var("ORDERHUB_TEST_DATABASE_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+        else {
+            assert_ne!(
+                std::env::var("ORDERHUB_REQUIRE_POSTGRES").as_deref(),
+                Ok("1"),
+                "ORDERHUB_REQUIRE_POSTGRES=1 but ORDERHUB_TEST_DATABASE_URL is not set"
+            );
+            eprintln!("ORDERHUB_TEST_DATABASE_URL is not set: PostgreSQL not tested here");
+            return;
+        };
+        let schema = format!("c_{}", uuid::Uuid::now_v7().simple());
+        let (u, sc) = (url.clone(), schema.clone());
+        std::thread::spawn(move || {
+            let mut c = postgres::Client::connect(&u, postgres::NoTls).unwrap();
+            c.batch_execute(&format!("CREATE SCHEMA {sc}")).unwrap();
+        })
+        .join()
+        .unwrap();
+        let sep = if url.contains('?') { '&' } else { '?' };
+        stop_waits_for_every_background_task(Some(format!(
+            "{url}{sep}options=-c%20search_path%3D{schema}"
+        )))
+        .await;
     }
 }

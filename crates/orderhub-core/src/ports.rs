@@ -19,6 +19,10 @@ pub enum StoreErrorKind {
     Unavailable,
     /// Stored data could not be read back (a document or ciphertext that does not decode).
     Corrupt,
+    /// The store's queue for this kind of work (writes or reads) is full: the work was refused
+    /// before it started, nothing of it was written. Try again shortly (HTTP: 503 with
+    /// `Retry-After`); it says nothing about the data.
+    Busy,
     Other,
 }
 
@@ -41,6 +45,10 @@ impl StoreError {
     }
     pub fn is_retryable(&self) -> bool {
         self.kind == StoreErrorKind::Conflict
+    }
+    /// Refused because the store's queue was full ([`StoreErrorKind::Busy`]): try again later.
+    pub fn is_busy(&self) -> bool {
+        self.kind == StoreErrorKind::Busy
     }
 }
 

@@ -171,6 +171,8 @@ impl EventsRuntime {
     pub async fn stop(self) {
         let _ = self.shared.stop.send(true);
         self.supervisor.abort();
+        // Gone (and its hold on the store with it) once this returns.
+        let _ = self.supervisor.await;
         for _ in 0..100 {
             if self.running.lock().is_empty() {
                 return;

@@ -991,10 +991,10 @@ pub fn spawn_background(
     f: Arc<Fulfillment>,
     mut breaker_changes: tokio::sync::mpsc::UnboundedReceiver<BreakerChange>,
     stop: tokio::sync::watch::Receiver<bool>,
-) {
+) -> Vec<tokio::task::JoinHandle<()>> {
     let f2 = f.clone();
     let mut s2 = stop.clone();
-    tokio::spawn(async move {
+    let breakers = tokio::spawn(async move {
         loop {
             tokio::select! {
                 c = breaker_changes.recv() => match c {
@@ -1009,5 +1009,5 @@ pub fn spawn_background(
             }
         }
     });
-    tokio::spawn(watchdog::run(f, stop));
+    vec![breakers, tokio::spawn(watchdog::run(f, stop))]
 }

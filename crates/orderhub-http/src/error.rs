@@ -11,7 +11,16 @@ pub struct ApiError {
     pub status: StatusCode,
     /// Boxed: errors travel through many `Result`s and should keep them small.
     pub detail: Box<ErrorDetail>,
+    /// Seconds for the `Retry-After` header: set on the 503s that say "try again shortly"
+    /// (a full store queue, load shed, a request that ran out of time, the database unavailable).
+    pub retry_after: Option<u32>,
 }
+
+/// `Retry-After` of a 503 for load: a second is long enough for a queue of a few thousand jobs to
+/// drain and short enough not to idle a client that could have gone through.
+pub const RETRY_AFTER_BUSY_SECONDS: u32 = 1;
+/// `Retry-After` of a 503 while the database is unavailable (it is not coming back in a second).
+pub const RETRY_AFTER_UNAVAILABLE_SECONDS: u32 = 5;
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
@@ -25,7 +34,14 @@ impl ApiError {
                 current_version: None,
                 request_id: None,
             }),
+            retry_after: None,
         }
+    }
+
+    /// Answered with `Retry-After: seconds`.
+    pub fn retry_after(mut self, seconds: u32) -> Self {
+        self.retry_after = Some(seconds);
+        self
     }
 
     pub fn field(mut self, field: impl Into<String>) -> Self {
@@ -145,6 +161,14 @@ impl From<CoreError> for ApiError {
                         "store_unavailable",
                         "the database is unavailable; retry",
                     )
+                    .retry_after(RETRY_AFTER_UNAVAILABLE_SECONDS)
+                }
+                // Refused before it ran (nothing written): the message names the queue and its
+                // bound. Not logged per request (a flood of these is the overload itself); counted
+                // in `orderhub_store_queue_full_total`.
+                StoreErrorKind::Busy => {
+                    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_queue_full", s.message)
+                        .retry_after(RETRY_AFTER_BUSY_SECONDS)
                 }
                 StoreErrorKind::Conflict => ApiError::new(
                     StatusCode::CONFLICT,
@@ -183,6 +207,10 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
+        if let Some(s) = self.retry_after {
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             r.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

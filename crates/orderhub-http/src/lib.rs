@@ -6,6 +6,7 @@
 //! `error.rs` and nowhere else. Personal data never reaches a log line: request bodies are not
 //! logged, and domain types mask it in `Debug`.
 
+pub mod admission;
 pub mod auth;
 pub mod bootstrap;
 pub mod console;
@@ -81,8 +82,16 @@ impl AppState {
     }
 }
 
-/// The whole HTTP surface, ready to serve.
+/// The whole HTTP surface, ready to serve, with the default [`admission::HttpLimits`].
 pub fn router(state: SharedState) -> Router {
+    router_with(
+        state,
+        admission::Admission::new(admission::HttpLimits::default()),
+    )
+}
+
+/// The whole HTTP surface with `admission`'s limits on requests in flight and each request's time.
+pub fn router_with(state: SharedState, admission: admission::Admission) -> Router {
     let x_request_id = HeaderName::from_static("x-request-id");
     routes::routes()
         .route_layer(axum::middleware::from_fn_with_state(
@@ -92,6 +101,12 @@ pub fn router(state: SharedState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             telemetry::track,
+        ))
+        // Outside the request metrics (a shed request is counted in `orderhub_http_shed_total`),
+        // inside the request id (its 503 carries one too).
+        .layer(axum::middleware::from_fn_with_state(
+            admission,
+            admission::admit,
         ))
         .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
         .layer(PropagateRequestIdLayer::new(x_request_id.clone()))

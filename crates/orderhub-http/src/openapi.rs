@@ -177,7 +177,16 @@ fn answers(op: &mut Operation, method: &str, store: bool, path_params: bool) {
         );
         add(
             "503",
-            "`store_unavailable`: the database is unavailable or overloaded; retry",
+            "Retry after the `Retry-After` header's seconds: `store_unavailable` (the database is \
+             unavailable), `store_queue_full` (the store's write or read queue is full; nothing was \
+             written), `overloaded` (too many requests in flight), `request_timeout` (the request \
+             ran out of time; a write may still commit, so retry with the same Idempotency-Key)",
+        );
+    } else if secured {
+        add(
+            "503",
+            "Retry after the `Retry-After` header's seconds: `overloaded` (too many requests in \
+             flight) or `request_timeout` (the request ran out of time)",
         );
     }
 }

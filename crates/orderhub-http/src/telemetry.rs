@@ -44,6 +44,18 @@ impl Metrics {
                     "orderhub_http_request_duration_seconds",
                     "HTTP request latency"
                 );
+                metrics::describe_counter!(
+                    "orderhub_http_shed_total",
+                    "HTTP requests answered 503 by admission: over the in-flight limit or past their time"
+                );
+                metrics::describe_gauge!(
+                    "orderhub_http_requests_in_flight",
+                    "HTTP requests being handled (probes and the scrape not counted)"
+                );
+                metrics::describe_counter!(
+                    "orderhub_store_queue_full_total",
+                    "Store writes and reads refused because their queue was full"
+                );
                 metrics::describe_gauge!(
                     "orderhub_orders",
                     "Orders in the store by status and channel"

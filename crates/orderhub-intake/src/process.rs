@@ -46,6 +46,9 @@ pub enum Outcome {
     },
     /// The channel's API did not answer usefully; tried again later.
     Retry(String),
+    /// The store's queue was full: the message stays pending as it was (no attempt counted, so
+    /// an overload never gives a message up) and the next scan takes it again.
+    Busy(String),
 }
 
 /// What the channel says beyond the order's fields, for [`ingest`]: its status, each line's refund
@@ -228,6 +231,7 @@ pub(crate) async fn process_message(
             Err(CoreError::Validation(v)) => {
                 return reject(v.rule, format!("{}: {}", v.field, v.message));
             }
+            Err(CoreError::Store(e)) if e.is_busy() => return Outcome::Busy(e.message),
             Err(e) => return Outcome::Retry(e.to_string()),
         }
     }
@@ -394,6 +398,12 @@ async fn process_and_record(
             Some(why.clone()),
         ),
         Outcome::Retry(why) => (MSG_PENDING, Some("retrying".to_owned()), Some(why.clone())),
+        Outcome::Busy(why) => {
+            // Left as it is (writing its state would only add to the full queue).
+            tracing::debug!(message_id = %m.message_id, reason = %why, "The store is busy; the message waits for the next scan.");
+            metrics::counter!("orderhub_channel_messages_processed_total", "channel" => m.channel.clone(), "state" => "busy").increment(1);
+            return m.message_id;
+        }
     };
     metrics::counter!("orderhub_channel_messages_processed_total", "channel" => m.channel.clone(), "state" => state).increment(1);
     // Marked processed already, in its last order's transaction. The others are written on their

@@ -32,7 +32,9 @@ pub use ops::{
 };
 use orderhub_core::ports::Tx;
 use orderhub_core::{CoreError, StoreError};
-pub use pool::{BATCH_MAX, SyncHold, WriteFailure, WriteStats};
+pub use pool::{
+    BATCH_MAX, QueueFull, READ_QUEUE_MAX, SyncHold, WRITE_QUEUE_MAX, WriteFailure, WriteStats,
+};
 pub use postgres::{IDLE_IN_TX_TIMEOUT, LOCK_TIMEOUT, STATEMENT_TIMEOUT, session_sql};
 pub use read::{
     ApiKeyRow, ExceptionFilter, OpenException, OrderFilter, OrderSearch, ReadConn, StoredEvent,
@@ -123,8 +125,28 @@ impl Store {
         self.inner.writers()
     }
 
+    /// Handles to this store alive: this one and its clones (1 when the caller holds the last, and
+    /// then dropping it closes the store). What a stopped owner can check that no task of its own
+    /// still uses the store.
+    pub fn handles(&self) -> usize {
+        Arc::strong_count(&self.inner)
+    }
+
+    /// Reader threads (they share one queue).
+    pub fn readers(&self) -> usize {
+        self.inner.readers()
+    }
+
+    /// Writes and reads refused so far because their queue was full (each queue is bounded:
+    /// [`WRITE_QUEUE_MAX`] jobs per writer, [`READ_QUEUE_MAX`] reads); such work answers
+    /// [`orderhub_core::StoreErrorKind::Busy`] at once and wrote nothing.
+    pub fn queue_full(&self) -> QueueFull {
+        self.inner.queue_full()
+    }
+
     /// Runs `f` inside a group-committed write transaction and returns its result once the group has
-    /// committed. `partition` picks the writer thread (writes to one order should use one partition,
+    /// committed. If the writer's queue is full ([`WRITE_QUEUE_MAX`]) it answers
+    /// [`orderhub_core::StoreErrorKind::Busy`] at once, without waiting and without running `f`. `partition` picks the writer thread (writes to one order should use one partition,
     /// so they never contend with each other). `f` may run more than once if the group is retried;
     /// its writes are kept only from the run that commits.
     pub async fn write<T, F>(&self, partition: u64, f: F) -> Result<T, CoreError>

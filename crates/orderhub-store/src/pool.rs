@@ -4,7 +4,7 @@
 
 use crate::AdminTx;
 use crate::read::ReadConn;
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::{Receiver, Sender, TrySendError};
 use orderhub_core::{CoreError, StoreError, StoreErrorKind};
 use parking_lot::Mutex;
 use std::sync::Arc;
@@ -24,6 +24,19 @@ const GROUP_ATTEMPTS_MAX: u32 = 5;
 /// two (7,799–8,360 → 8,273–8,883 orders/s), +9–12% with three or four; `bench channels`,
 /// which is CPU-bound, even with two and 3–5% worse with three (each sync costs CPU), so two.
 const SYNC_THREADS: usize = 2;
+/// Jobs that may wait for one writer thread: eight full groups. A writer takes up to
+/// [`BATCH_MAX`] jobs per group, so a full queue is eight commits of backlog — tens of
+/// milliseconds on a healthy disk or database, seconds on a stalled one. Beyond it a new write
+/// is refused at once ([`StoreErrorKind::Busy`], HTTP 503 with `Retry-After`) instead of queueing
+/// without bound behind a writer that is not keeping up: memory stays bounded and callers learn of
+/// the overload while their retry can still help. The HTTP limit on requests in flight (4,096 by
+/// default) is the first line; this one holds for the background users (intake, fulfillment,
+/// sweeps) too.
+pub const WRITE_QUEUE_MAX: usize = 8 * BATCH_MAX;
+/// Reads that may wait for the reader threads (shared by them). Reads are short (one indexed query
+/// or one page); a few thousand waiting is seconds of backlog on two readers. Beyond it a read is
+/// refused at once ([`StoreErrorKind::Busy`]).
+pub const READ_QUEUE_MAX: usize = 4_096;
 
 /// How one job's run went, as the writer needs to know it.
 pub(crate) enum JobRun {
@@ -153,12 +166,24 @@ pub struct Pools {
     pub(crate) alive: Arc<()>,
     writers: Vec<Sender<Job>>,
     readers: Sender<ReadJob>,
+    /// Reader threads started.
+    reader_threads: usize,
     stats: Arc<Stats>,
+    /// Writes and reads refused because their queue was full.
+    write_queue_full: AtomicU64,
+    read_queue_full: AtomicU64,
     /// With a syncer: how far commits are durable; reads wait on it.
     durability: Option<Arc<Durability>>,
     /// The last write refused because the database would not take it (disk full, read-only,
     /// unreachable: what callers answer 503 for), until a write commits again. Readiness reads it.
     write_failure: Mutex<Option<WriteFailure>>,
+}
+
+/// Work refused because its queue was full, counted since the store opened.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct QueueFull {
+    pub writes: u64,
+    pub reads: u64,
 }
 
 /// Why writes fail, since when.
@@ -220,6 +245,14 @@ pub struct SyncHold {
 /// and when it committed.
 type Synced = (u64, Vec<FinishFn>, std::time::Instant);
 
+/// A job refused because its queue (`write` or `read`) already holds `max` jobs.
+fn busy(queue: &str, max: usize) -> StoreError {
+    StoreError::new(
+        StoreErrorKind::Busy,
+        format!("the store's {queue} queue is full ({max} jobs waiting); retry shortly"),
+    )
+}
+
 fn unavailable() -> StoreError {
     StoreError::new(
         StoreErrorKind::Unavailable,
@@ -264,7 +297,7 @@ impl Pools {
         }
         let mut wtx = Vec::new();
         for i in 0..writers.max(1) {
-            let (tx, rx) = crossbeam_channel::unbounded::<Job>();
+            let (tx, rx) = crossbeam_channel::bounded::<Job>(WRITE_QUEUE_MAX);
             // Connect eagerly so a wrong URL fails at start, not at the first request.
             let first = write_conn()?;
             let (factory, stats) = (write_conn.clone(), stats.clone());
@@ -275,7 +308,7 @@ impl Pools {
                 .map_err(spawn_err)?;
             wtx.push(tx);
         }
-        let (rtx, rrx) = crossbeam_channel::unbounded::<ReadJob>();
+        let (rtx, rrx) = crossbeam_channel::bounded::<ReadJob>(READ_QUEUE_MAX);
         for i in 0..readers.max(1) {
             let first = read_conn()?;
             let (factory, rx) = (read_conn.clone(), rrx.clone());
@@ -289,7 +322,10 @@ impl Pools {
             alive: Arc::new(()),
             writers: wtx,
             readers: rtx,
+            reader_threads: readers.max(1),
             stats,
+            write_queue_full: AtomicU64::new(0),
+            read_queue_full: AtomicU64::new(0),
             write_failure: Mutex::new(None),
             durability,
         })
@@ -307,6 +343,19 @@ impl Pools {
 
     pub fn writers(&self) -> usize {
         self.writers.len()
+    }
+
+    pub fn readers(&self) -> usize {
+        self.reader_threads
+    }
+
+    /// Writes and reads refused so far because their queue was full ([`WRITE_QUEUE_MAX`],
+    /// [`READ_QUEUE_MAX`]).
+    pub fn queue_full(&self) -> QueueFull {
+        QueueFull {
+            writes: self.write_queue_full.load(Ordering::Relaxed),
+            reads: self.read_queue_full.load(Ordering::Relaxed),
+        }
     }
 
     /// Changes after every committed group (of any writer of this store).
@@ -357,12 +406,20 @@ impl Pools {
             let _ = tx.send(r);
         });
         let w = &self.writers[(partition % self.writers.len() as u64) as usize];
-        w.send(Job {
+        // Never waits: a full queue refuses the write before it started (nothing written), and
+        // the caller's task — on the async runtime — is never blocked by a slow writer.
+        w.try_send(Job {
             run,
             finish,
             queued: std::time::Instant::now(),
         })
-        .map_err(|_| unavailable())?;
+        .map_err(|e| match e {
+            TrySendError::Full(_) => {
+                self.write_queue_full.fetch_add(1, Ordering::Relaxed);
+                CoreError::Store(busy("write", WRITE_QUEUE_MAX))
+            }
+            TrySendError::Disconnected(_) => CoreError::Store(unavailable()),
+        })?;
         let r = rx.await.map_err(|_| CoreError::Store(unavailable()))?;
         match &r {
             Ok(_) => {
@@ -406,7 +463,13 @@ impl Pools {
             let seen = d.map_or(0, |d| d.started.load(Ordering::SeqCst));
             let _ = tx.send((r, seen));
         });
-        self.readers.send(job).map_err(|_| unavailable())?;
+        self.readers.try_send(job).map_err(|e| match e {
+            TrySendError::Full(_) => {
+                self.read_queue_full.fetch_add(1, Ordering::Relaxed);
+                busy("read", READ_QUEUE_MAX)
+            }
+            TrySendError::Disconnected(_) => unavailable(),
+        })?;
         let (r, seen) = rx.await.map_err(|_| unavailable())?;
         if let Some(d) = &self.durability {
             if d.failed.load(Ordering::SeqCst) {

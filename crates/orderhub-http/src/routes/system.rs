@@ -149,6 +149,10 @@ pub async fn metrics(State(state): State<SharedState>) -> Response {
     let w = state.store.write_stats();
     metrics::gauge!("orderhub_store_commit_groups").set(w.groups as f64);
     metrics::gauge!("orderhub_store_committed_jobs").set(w.jobs as f64);
+    // Work the store refused because its queue was full (answered 503 `store_queue_full`).
+    let q = state.store.queue_full();
+    metrics::counter!("orderhub_store_queue_full_total", "queue" => "write").absolute(q.writes);
+    metrics::counter!("orderhub_store_queue_full_total", "queue" => "read").absolute(q.reads);
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),

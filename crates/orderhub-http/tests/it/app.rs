@@ -40,6 +40,8 @@ pub struct TestApp {
     /// Where the data lives: the SQLite file, or PostgreSQL's URL and the test's schema.
     pub sqlite_path: Option<std::path::PathBuf>,
     pub pg: Option<(String, String)>,
+    /// The router's limit on requests in flight: how many are in flight now.
+    pub admission: orderhub_http::admission::Admission,
     _dir: tempfile::TempDir,
 }
 
@@ -73,6 +75,20 @@ pub async fn spawn_app(backend: &str) -> Option<TestApp> {
 pub async fn spawn_app_with(
     backend: &str,
     outbound: orderhub_core::outbound::OutboundPolicy,
+) -> Option<TestApp> {
+    spawn_app_limited(
+        backend,
+        outbound,
+        orderhub_http::admission::HttpLimits::default(),
+    )
+    .await
+}
+
+/// An app with `limits` on requests in flight and each request's time.
+pub async fn spawn_app_limited(
+    backend: &str,
+    outbound: orderhub_core::outbound::OutboundPolicy,
+    limits: orderhub_http::admission::HttpLimits,
 ) -> Option<TestApp> {
     let dir = tempfile::tempdir().unwrap();
     let mut sqlite_path = None;
@@ -128,7 +144,8 @@ pub async fn spawn_app_with(
         .unwrap();
     let state = AppState::with_outbound(store.clone(), Arc::new(SystemClock), outbound);
     let intake = state.intake.clone();
-    let app = orderhub_http::router(state);
+    let admission = orderhub_http::admission::Admission::new(limits);
+    let app = orderhub_http::router_with(state, admission.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -139,6 +156,7 @@ pub async fn spawn_app_with(
         intake,
         sqlite_path,
         pg,
+        admission,
         _dir: dir,
     })
 }

@@ -1,6 +1,7 @@
 //! The HTTP API end to end: a real server on port 0 over a fresh database, driven by an HTTP
 //! client. Every test runs on SQLite and, when `ORDERHUB_TEST_DATABASE_URL` is set, on PostgreSQL.
 
+mod admission;
 mod app;
 mod auth;
 mod bounds;

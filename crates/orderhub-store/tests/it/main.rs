@@ -6,5 +6,6 @@
 mod backend;
 mod conformance;
 mod locks;
+mod queues;
 mod sqlite_sync;
 mod sqlite_wal;
