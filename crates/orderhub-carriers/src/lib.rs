@@ -336,20 +336,26 @@ pub enum PushError {
 
 /// The carriers whose tracking pushes orderhub takes (see SOURCES.md, "Tracking pushes").
 pub fn takes_track_push(kind: CarrierKind) -> bool {
-    matches!(kind, CarrierKind::Sf | CarrierKind::Zto)
+    matches!(kind, CarrierKind::Sf | CarrierKind::Zto | CarrierKind::Jt)
 }
 
 /// Verifies a tracking push with the account's `app_key` and `secret` and parses it into
-/// (tracking number, event) pairs. Pure: nothing is looked up or written.
+/// (tracking number, event) pairs. `headers` are the request's (name, value) pairs, matched
+/// without regard to case: J&T signs in headers, SF and ZTO in the body. Pure: nothing is
+/// looked up or written.
 pub fn parse_track_push(
     kind: CarrierKind,
     app_key: &str,
     secret: &Secret,
+    headers: &[(String, String)],
     body: &[u8],
 ) -> Result<Vec<(String, TrackEvent)>, PushError> {
     match kind {
         CarrierKind::Sf => sf::transformers::parse_route_push(body, app_key, secret.expose()),
         CarrierKind::Zto => zto::transformers::parse_track_push(body, app_key, secret.expose()),
+        CarrierKind::Jt => {
+            jt::transformers::parse_track_push(headers, body, app_key, secret.expose())
+        }
         _ => Err(PushError::Unsupported),
     }
 }
@@ -359,9 +365,17 @@ pub fn push_answer(kind: CarrierKind, ok: bool) -> (&'static str, Vec<u8>) {
     let body = match kind {
         CarrierKind::Sf => sf::transformers::route_push_answer(ok),
         CarrierKind::Zto => zto::transformers::track_push_answer(ok),
+        CarrierKind::Jt => jt::transformers::track_push_answer(ok),
         _ => serde_json::json!({"success": ok}).to_string().into_bytes(),
     };
     ("application/json;charset=UTF-8", body)
+}
+
+/// A push as a carrier sends it: the headers it sets (J&T signs there) and the form body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedPush {
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
 }
 
 /// A correctly signed push of `events` for `tracking_no`, in `kind`'s documented shape: what
@@ -372,7 +386,7 @@ pub fn signed_track_push(
     secret: &str,
     tracking_no: &str,
     events: &[(TrackStatus, DateTime<Utc>)],
-) -> Option<Vec<u8>> {
+) -> Option<SignedPush> {
     let body = match kind {
         CarrierKind::Sf => {
             let routes: Vec<_> = events
@@ -416,9 +430,41 @@ pub fn signed_track_push(
                 .collect();
             zto::transformers::track_push_form(app_key, secret, &scans)
         }
+        CarrierKind::Jt => {
+            let trace = jt::transformers::PushedTrace {
+                bill_code: tracking_no.to_string(),
+                details: events
+                    .iter()
+                    .map(|(st, at)| jt::transformers::PushedScan {
+                        scan_type: match st {
+                            TrackStatus::Accepted => "下单",
+                            TrackStatus::PickedUp => "快件揽收",
+                            TrackStatus::InTransit => "发件扫描",
+                            TrackStatus::Delivered => "快件签收",
+                            TrackStatus::Exception => "问题件扫描",
+                        }
+                        .into(),
+                        scan_type_code: None,
+                        scan_time: wire::china_time_string(*at),
+                        desc: format!("{st:?}"),
+                    })
+                    .collect(),
+                top: None,
+            };
+            let ts = Utc::now().timestamp_millis().to_string();
+            let (headers, body) =
+                jt::transformers::track_push_request(app_key, secret, &ts, &trace);
+            return Some(SignedPush {
+                headers,
+                body: body.into_bytes(),
+            });
+        }
         _ => return None,
     };
-    Some(body.into_bytes())
+    Some(SignedPush {
+        headers: Vec::new(),
+        body: body.into_bytes(),
+    })
 }
 
 /// Builds the adapter for a configuration, sharing one HTTP connection pool.

@@ -244,3 +244,151 @@ pub struct CancelOrder {
     pub order_type: String,
     pub reason: String,
 }
+
+// Track push (轨迹推送 / 轨迹回传, after 轨迹订阅 `/api/trace/subscribe`): J&T posts the same
+// envelope as its API calls, the other way round — form `bizContent=<JSON>` with headers
+// `apiAccount`, `digest = Base64(MD5(bizContent + privateKey))` and `timestamp` (ms) — and
+// wants `{"code":"1","msg":"success","data":"SUCCESS"}` back. `bizContent` is one waybill
+// `{billCode, details[{scanType, scanTypeCode, scanTime, desc}]}`, a list of them, or one scan
+// with its fields at the top level (all three seen in receivers; see SOURCES.md).
+
+/// One pushed waybill: its scans in `details`, or a single scan at the top level.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PushedTrace {
+    pub bill_code: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub details: Vec<PushedScan>,
+    #[serde(default, flatten)]
+    pub top: Option<PushedScan>,
+}
+
+/// One pushed scan. `scanType` is a name (快件揽收 …); `scanTypeCode` (10, 20, …) is read when
+/// the name is not one orderhub knows.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PushedScan {
+    #[serde(default)]
+    pub scan_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scan_type_code: Option<Value>,
+    pub scan_time: String,
+    #[serde(default)]
+    pub desc: String,
+}
+
+/// The scan node codes J&T documents (10 pick up, 20 departure, 30 arrival, 94 delivery, 100
+/// delivery signature, 110 problematic, 172 return, 173 return signed, 200 collected, 300–306
+/// terminal).
+pub fn scan_code_status(code: &str) -> Option<TrackStatus> {
+    Some(match code {
+        "10" | "200" => TrackStatus::PickedUp,
+        "20" | "30" | "94" => TrackStatus::InTransit,
+        "100" => TrackStatus::Delivered,
+        "110" | "172" | "173" | "300" | "301" | "302" | "303" | "304" | "305" | "306" => {
+            TrackStatus::Exception
+        }
+        _ => return None,
+    })
+}
+
+fn pushed_status(s: &PushedScan) -> TrackStatus {
+    match ScanType::parse(&s.scan_type) {
+        ScanType::Unknown => {
+            let code = match &s.scan_type_code {
+                Some(Value::String(c)) => c.clone(),
+                Some(Value::Number(n)) => n.to_string(),
+                _ => String::new(),
+            };
+            scan_code_status(&code).unwrap_or(TrackStatus::Exception)
+        }
+        known => known.status(),
+    }
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> &'a str {
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("")
+}
+
+/// Verifies (constant time; the `apiAccount` header must be the account's) and parses a track
+/// push.
+pub fn parse_track_push(
+    headers: &[(String, String)],
+    body: &[u8],
+    api_account: &str,
+    private_key: &str,
+) -> Result<Vec<(String, TrackEvent)>, crate::PushError> {
+    let form = crate::wire::form_decode(body);
+    let biz = form.get("bizContent").map(String::as_str).unwrap_or("");
+    let digest = header(headers, "digest");
+    let expected = header_digest(biz, private_key);
+    if digest.is_empty()
+        || !sign::constant_time_eq(expected.as_bytes(), digest.as_bytes())
+        || header(headers, "apiAccount") != api_account
+    {
+        return Err(crate::PushError::BadSignature);
+    }
+    let value: Value = serde_json::from_str(biz)
+        .map_err(|_| crate::PushError::Malformed("bizContent is not JSON".into()))?;
+    let traces: Vec<PushedTrace> = match value {
+        Value::Array(_) => serde_json::from_value(value),
+        other => serde_json::from_value(other).map(|t| vec![t]),
+    }
+    .map_err(|_| {
+        crate::PushError::Malformed("bizContent is not a billCode with its details".into())
+    })?;
+    let mut out = Vec::new();
+    for t in traces {
+        if t.bill_code.is_empty() {
+            return Err(crate::PushError::Malformed("billCode is empty".into()));
+        }
+        let scans = if t.details.is_empty() {
+            t.top.into_iter().collect()
+        } else {
+            t.details
+        };
+        for s in scans {
+            let at = parse_china_time(&s.scan_time)
+                .ok_or_else(|| crate::PushError::Malformed("scanTime is not a time".into()))?;
+            out.push((
+                t.bill_code.clone(),
+                TrackEvent {
+                    at,
+                    status: pushed_status(&s),
+                    description: short(&s.desc),
+                },
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// What J&T expects back: `code` "1" acknowledges; anything else and it pushes again.
+pub fn track_push_answer(ok: bool) -> Vec<u8> {
+    let v = if ok {
+        serde_json::json!({"code": "1", "msg": "success", "data": "SUCCESS"})
+    } else {
+        serde_json::json!({"code": "0", "msg": "fail", "data": "FAIL"})
+    };
+    v.to_string().into_bytes()
+}
+
+/// A track push as J&T sends it, signed with `private_key`: (headers, form body).
+pub fn track_push_request(
+    api_account: &str,
+    private_key: &str,
+    timestamp: &str,
+    trace: &PushedTrace,
+) -> (Vec<(String, String)>, String) {
+    let biz = serde_json::to_string(trace).unwrap_or_default();
+    let headers = vec![
+        ("apiAccount".to_string(), api_account.to_string()),
+        ("digest".to_string(), header_digest(&biz, private_key)),
+        ("timestamp".to_string(), timestamp.to_string()),
+    ];
+    (headers, crate::wire::form_encode(&[("bizContent", &biz)]))
+}

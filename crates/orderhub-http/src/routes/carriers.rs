@@ -428,7 +428,7 @@ pub async fn delete(
     ))
 }
 
-/// The largest tracking push taken, in bytes (SF and ZTO push one waybill's new routes at a
+/// The largest tracking push taken, in bytes (SF, ZTO and J&T push one waybill's new routes at a
 /// time: a few KiB).
 pub const TRACK_PUSH_BYTES_MAX: usize = 256 * 1024;
 /// The most (tracking number, event) pairs one push may carry.
@@ -448,7 +448,8 @@ fn no_push_account() -> ApiError {
     .field("carrier")
 }
 
-/// A carrier's tracking (route) push: SF's 路由推送 and ZTO's 轨迹推送 (the others are polled).
+/// A carrier's tracking (route) push: SF's 路由推送, ZTO's and J&T's 轨迹推送 (the others are
+/// polled).
 /// No API key: the carrier's signature, checked against the tenant's account with that carrier,
 /// is the authentication; a push that does not verify touches nothing. The events move the
 /// orders holding those waybills exactly as a poll's answer does (picked up → `in_transit`,
@@ -457,13 +458,13 @@ fn no_push_account() -> ApiError {
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/carriers/{carrier}/track-push", tag = "carriers",
     params(
         ("tenant" = String, Path, description = "the tenant whose carrier account signs the pushes"),
-        ("carrier" = String, Path, description = "carrier code: sf or zto (the others are polled)"),
+        ("carrier" = String, Path, description = "carrier code: sf, zto or jt (the others are polled)"),
     ),
-    request_body(description = "The carrier's push as it sends it, form-encoded: SF `partnerID`, `requestID`, `serviceCode`, `timestamp`, `msgData`, `msgDigest`; ZTO `msg_type`, `company_id`, `data`, `data_digest`", content(
+    request_body(description = "The carrier's push as it sends it, form-encoded: SF `partnerID`, `requestID`, `serviceCode`, `timestamp`, `msgData`, `msgDigest`; ZTO `msg_type`, `company_id`, `data`, `data_digest`; J&T `bizContent` (signed in its `apiAccount`, `digest`, `timestamp` headers)", content(
         (String = "application/x-www-form-urlencoded"),
     )),
     responses(
-        (status = 200, description = "Applied (or a repeat, or for waybills orderhub does not hold): the carrier's own acknowledgement (SF `{\"return_code\":\"0000\"}`, ZTO `{\"status\":true,\"result\":\"success\"}`)", body = serde_json::Value),
+        (status = 200, description = "Applied (or a repeat, or for waybills orderhub does not hold): the carrier's own acknowledgement (SF `{\"return_code\":\"0000\"}`, ZTO `{\"status\":true,\"result\":\"success\"}`, J&T `{\"code\":\"1\",\"msg\":\"success\"}`)", body = serde_json::Value),
         (status = 400, description = "`malformed_push`: signed, but not the carrier's documented shape; `too_many_events`", body = orderhub_api::ErrorBody),
         (status = 401, description = "`bad_signature`: the signature does not verify with the account's secret, or the push names another account", body = orderhub_api::ErrorBody),
         (status = 404, description = "`unknown_carrier_account` (no such tenant or account) or `push_not_supported` (a carrier that is polled)", body = orderhub_api::ErrorBody),
@@ -473,6 +474,7 @@ fn no_push_account() -> ApiError {
 pub async fn track_push(
     State(state): State<SharedState>,
     Path((tenant, carrier)): Path<(String, String)>,
+    headers: axum::http::HeaderMap,
     Body(body): Body,
 ) -> Result<Response, ApiError> {
     let Ok(kind) = CarrierKind::parse(&carrier) else {
@@ -487,7 +489,7 @@ pub async fn track_push(
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "push_not_supported",
-            "orderhub takes tracking pushes from sf and zto; this carrier is polled",
+            "orderhub takes tracking pushes from sf, zto and jt; this carrier is polled",
         )
         .field("carrier"));
     }
@@ -510,7 +512,19 @@ pub async fn track_push(
         .find(|a| a.carrier == kind.code())
         .ok_or_else(no_push_account)?;
     let secret = orderhub_carriers::Secret::new(account.secret.clone());
-    let events = match orderhub_carriers::parse_track_push(kind, &account.app_key, &secret, &body) {
+    // The carrier's signature may be in its headers (J&T); those that are not text are not ones
+    // a carrier signs with.
+    let headers: Vec<(String, String)> = headers
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+        .collect();
+    let events = match orderhub_carriers::parse_track_push(
+        kind,
+        &account.app_key,
+        &secret,
+        &headers,
+        &body,
+    ) {
         Ok(e) => e,
         Err(orderhub_carriers::PushError::BadSignature) => {
             metrics::counter!("orderhub_carrier_track_pushes_total", "carrier" => kind.code(), "outcome" => "bad_signature").increment(1);

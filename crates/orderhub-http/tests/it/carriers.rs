@@ -348,19 +348,20 @@ async fn order_view(app: &TestApp, id: &str) -> Value {
     app.get(&format!("/v1/orders/{id}"), ADMIN_KEY).await.body
 }
 
-/// POSTs a carrier's push body (a form, as SF sends it) to the tenant's push URL.
-async fn push(app: &TestApp, carrier: &str, body: Vec<u8>) -> Resp {
-    let r = app
+/// POSTs a carrier's push (a form, with the headers it signs in, as the carrier sends it) to the
+/// tenant's push URL.
+async fn push(app: &TestApp, carrier: &str, signed: orderhub_carriers::SignedPush) -> Resp {
+    let mut req = app
         .client
         .post(format!(
             "{}/v1/tenants/default/carriers/{carrier}/track-push",
             app.base
         ))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+        .header("content-type", "application/x-www-form-urlencoded");
+    for (k, v) in &signed.headers {
+        req = req.header(k.as_str(), v.as_str());
+    }
+    let r = req.body(signed.body).send().await.unwrap();
     let status = r.status();
     let headers = r.headers().clone();
     let bytes = r.bytes().await.unwrap().to_vec();
@@ -373,76 +374,137 @@ async fn push(app: &TestApp, carrier: &str, body: Vec<u8>) -> Resp {
     }
 }
 
-/// A shipped order with SF waybill `SF1`: the carrier pushes "picked up", then "delivered" — the
-/// order goes in transit, then delivered, with no poll; the same push again changes nothing; a
-/// push signed with another secret is refused (401) and moves nothing; a push for a waybill no
-/// order holds is acknowledged and ignored.
+/// A shipped order per carrier taking pushes — SF waybill `SF1`, J&T waybill `JT1` (signed in its
+/// headers): the carrier pushes "picked up", then "delivered" — the order goes in transit, then
+/// delivered, with no poll; the same push again changes nothing; a push signed with another
+/// secret is refused (401) and moves nothing; a push for a waybill no order holds is acknowledged
+/// and ignored.
 async fn a_carriers_signed_tracking_push_moves_the_order_once_and_a_forged_one_nothing(
     app: TestApp,
 ) {
     use orderhub_carriers::{CarrierKind, TrackStatus, signed_track_push};
-    let r = put(&app, "/v1/carriers/sf", ADMIN_KEY, &sf()).await;
-    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
-    let id = app.create(ADMIN_KEY, "s1", "PUSH-1").await.body["order_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    for (a, b) in [
-        ("pay", json!({})),
-        ("allocate", json!({"warehouse_id": "WH1"})),
-        ("release", json!({})),
+    const JT_KEY: &str = "jt-private-key-9f8e7d";
+    let jt = json!({"base_url": "http://127.0.0.1:9/", "app_key": "178337126125932605",
+                    "secret": JT_KEY, "customer_code": "J0086474299",
+                    "customer_password": "H5CD3zE6", "priority": 2, "track_per_minute": 30});
+    for (kind, account, secret, waybill, ack) in [
         (
-            "ship",
-            json!({"carrier": "sf", "tracking_no": "SF1", "logistics_no": "L1"}),
+            CarrierKind::Sf,
+            sf(),
+            SECRET,
+            "SF1",
+            ("return_code", "0000"),
         ),
+        (CarrierKind::Jt, jt, JT_KEY, "JT1", ("code", "1")),
     ] {
-        let r = app
-            .post(&format!("/v1/orders/{id}/{a}"), ADMIN_KEY, &b)
-            .await;
-        assert_eq!(r.status, StatusCode::OK, "{a}: {:?}", r.body);
+        let carrier = kind.code();
+        let app_key = account["app_key"].as_str().unwrap().to_owned();
+        let r = put(
+            &app,
+            &format!("/v1/carriers/{carrier}"),
+            ADMIN_KEY,
+            &account,
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::OK, "{carrier}: {:?}", r.body);
+        let id = app
+            .create(ADMIN_KEY, "s1", &format!("PUSH-{carrier}"))
+            .await
+            .body["order_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        for (a, b) in [
+            ("pay", json!({})),
+            ("allocate", json!({"warehouse_id": "WH1"})),
+            ("release", json!({})),
+            (
+                "ship",
+                json!({"carrier": carrier, "tracking_no": waybill, "logistics_no": "L1"}),
+            ),
+        ] {
+            let r = app
+                .post(&format!("/v1/orders/{id}/{a}"), ADMIN_KEY, &b)
+                .await;
+            assert_eq!(r.status, StatusCode::OK, "{carrier} {a}: {:?}", r.body);
+        }
+        let now = chrono::Utc::now();
+        let signed = |secret: &str, no: &str, st: TrackStatus| {
+            signed_track_push(kind, &app_key, secret, no, &[(st, now)]).unwrap()
+        };
+        // Forged: another secret. Refused, and the order is as it was.
+        let before = order_view(&app, &id).await;
+        let r = push(
+            &app,
+            carrier,
+            signed("not-the-secret", waybill, TrackStatus::PickedUp),
+        )
+        .await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNAUTHORIZED,
+            "{carrier}: {:?}",
+            r.body
+        );
+        assert_eq!(order_view(&app, &id).await["version"], before["version"]);
+        assert_eq!(before["status"], "shipped");
+        // Picked up: in transit, acknowledged the way the carrier expects.
+        let r = push(
+            &app,
+            carrier,
+            signed(secret, waybill, TrackStatus::PickedUp),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::OK, "{carrier}: {:?}", r.body);
+        assert_eq!(r.body[ack.0], ack.1, "{carrier}: {:?}", r.body);
+        assert_eq!(
+            order_view(&app, &id).await["status"],
+            "in_transit",
+            "{carrier}"
+        );
+        // Delivered, then the same push again: one change only.
+        let delivered = signed(secret, waybill, TrackStatus::Delivered);
+        let r = push(&app, carrier, delivered.clone()).await;
+        assert_eq!(r.status, StatusCode::OK, "{carrier}: {:?}", r.body);
+        let after = order_view(&app, &id).await;
+        assert_eq!(after["status"], "delivered", "{carrier}");
+        let r = push(&app, carrier, delivered).await;
+        assert_eq!(r.status, StatusCode::OK, "{carrier}: {:?}", r.body);
+        assert_eq!(
+            order_view(&app, &id).await["version"],
+            after["version"],
+            "{carrier}: nothing changed"
+        );
+        // A waybill no order holds: acknowledged, ignored.
+        let r = push(
+            &app,
+            carrier,
+            signed(secret, "NOBODY-1", TrackStatus::Delivered),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::OK, "{carrier}: {:?}", r.body);
     }
-    let now = chrono::Utc::now();
-    let signed = |secret: &str, no: &str, st: TrackStatus| {
-        signed_track_push(CarrierKind::Sf, "PARTNER-0042", secret, no, &[(st, now)]).unwrap()
-    };
-    // Forged: another secret. Refused, and the order is as it was.
-    let before = order_view(&app, &id).await;
-    let r = push(
-        &app,
-        "sf",
-        signed("not-the-secret", "SF1", TrackStatus::PickedUp),
+    // J&T's signature is in its headers: the right body without them is refused.
+    let mut bare = signed_track_push(
+        CarrierKind::Jt,
+        "178337126125932605",
+        JT_KEY,
+        "JT1",
+        &[(TrackStatus::Exception, chrono::Utc::now())],
     )
-    .await;
+    .unwrap();
+    bare.headers.clear();
+    let r = push(&app, "jt", bare).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{:?}", r.body);
-    assert_eq!(order_view(&app, &id).await["version"], before["version"]);
-    assert_eq!(before["status"], "shipped");
-    // Picked up: in transit, acknowledged the way SF expects.
-    let r = push(&app, "sf", signed(SECRET, "SF1", TrackStatus::PickedUp)).await;
-    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
-    assert_eq!(r.body["return_code"], "0000", "{:?}", r.body);
-    assert_eq!(order_view(&app, &id).await["status"], "in_transit");
-    // Delivered, then the same push again: one change only.
-    let delivered = signed(SECRET, "SF1", TrackStatus::Delivered);
-    let r = push(&app, "sf", delivered.clone()).await;
-    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
-    let after = order_view(&app, &id).await;
-    assert_eq!(after["status"], "delivered");
-    let r = push(&app, "sf", delivered).await;
-    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
-    assert_eq!(
-        order_view(&app, &id).await["version"],
-        after["version"],
-        "nothing changed"
-    );
-    // A waybill no order holds: acknowledged, ignored.
+    // A carrier whose pushes are not taken is told so.
     let r = push(
         &app,
-        "sf",
-        signed(SECRET, "SF-NOBODY", TrackStatus::Delivered),
+        "ems",
+        orderhub_carriers::SignedPush {
+            headers: Vec::new(),
+            body: b"x=1".to_vec(),
+        },
     )
     .await;
-    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
-    // A carrier whose pushes are not taken is told so.
-    let r = push(&app, "ems", b"x=1".to_vec()).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND, "{:?}", r.body);
 }

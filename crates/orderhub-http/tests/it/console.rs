@@ -517,7 +517,7 @@ async fn retry_and_switch_carrier_are_recorded_events_for_the_workers(app: TestA
         .collect();
     assert!(steps.ends_with(&["retry", "switch_carrier"]), "{steps:?}");
 
-    // Off the tenant's whitelist (sf and zto here); a viewer; after cancelling.
+    // Off the tenant's whitelist (sf, zto and jt here); a viewer; after cancelling.
     let r = app
         .post(
             &format!("/v1/orders/{id}/carrier"),
