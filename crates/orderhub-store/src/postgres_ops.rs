@@ -30,6 +30,23 @@ fn lease_row(r: &Row) -> Result<Lease, StoreError> {
     })
 }
 
+/// A `parked_deliveries` row (columns in table order).
+fn parked_row(r: &Row) -> Result<ParkedRow, StoreError> {
+    Ok(ParkedRow {
+        tenant_id: tenant(r.get(0))?,
+        target_id: r.get(1),
+        event_id: r.get(2),
+        event_type: r.get(3),
+        aggregate_id: r.get(4),
+        seq: r.get(5),
+        body: r.get(6),
+        attempts: u32::try_from(r.get::<_, i32>(7)).unwrap_or(0),
+        last_error: r.get(8),
+        next_attempt_at: r.get(9),
+        created_at: r.get(10),
+    })
+}
+
 fn tenant(s: String) -> Result<TenantId, StoreError> {
     TenantId::parse(&s).map_err(|_| bad("tenant id"))
 }
@@ -251,21 +268,7 @@ impl OpsTx for PgWrite {
         self.pending.writes += rows.len() as u64;
         let mut out = rows
             .iter()
-            .map(|r| {
-                Ok(ParkedRow {
-                    tenant_id: tenant(r.get(0))?,
-                    target_id: r.get(1),
-                    event_id: r.get(2),
-                    event_type: r.get(3),
-                    aggregate_id: r.get(4),
-                    seq: r.get(5),
-                    body: r.get(6),
-                    attempts: u32::try_from(r.get::<_, i32>(7)).unwrap_or(0),
-                    last_error: r.get(8),
-                    next_attempt_at: r.get(9),
-                    created_at: r.get(10),
-                })
-            })
+            .map(parked_row)
             .collect::<Result<Vec<_>, StoreError>>()?;
         out.sort_by_key(|r| r.seq);
         Ok(out)
@@ -418,23 +421,7 @@ impl OpsRead for PgRead {
              ORDER BY p.next_attempt_at LIMIT $3",
             &[&t.as_str(), &now, &i64::from(limit)],
         )?;
-        rows.iter()
-            .map(|r| {
-                Ok(ParkedRow {
-                    tenant_id: tenant(r.get(0))?,
-                    target_id: r.get(1),
-                    event_id: r.get(2),
-                    event_type: r.get(3),
-                    aggregate_id: r.get(4),
-                    seq: r.get(5),
-                    body: r.get(6),
-                    attempts: u32::try_from(r.get::<_, i32>(7)).unwrap_or(0),
-                    last_error: r.get(8),
-                    next_attempt_at: r.get(9),
-                    created_at: r.get(10),
-                })
-            })
-            .collect()
+        rows.iter().map(parked_row).collect()
     }
 
     fn parked_lanes(&mut self, t: &TenantId) -> Result<Vec<(Uuid, Uuid)>, StoreError> {

@@ -316,40 +316,11 @@ impl OpsTx for SqliteWrite {
                         aggregate.to_string(),
                         i64::from(crate::ops::PARKED_DUE_MAX)
                     ],
-                    |r| {
-                        Ok((
-                            r.get::<_, String>(0)?,
-                            r.get::<_, String>(1)?,
-                            r.get::<_, String>(2)?,
-                            r.get::<_, String>(3)?,
-                            r.get::<_, String>(4)?,
-                            r.get::<_, i64>(5)?,
-                            r.get::<_, String>(6)?,
-                            r.get::<_, i64>(7)?,
-                            r.get::<_, String>(8)?,
-                            r.get::<_, i64>(9)?,
-                            r.get::<_, i64>(10)?,
-                        ))
-                    },
+                    raw_parked,
                 )
                 .map_err(err)?;
-            raw.map(|r| {
-                let r = r.map_err(err)?;
-                Ok(ParkedRow {
-                    tenant_id: tenant(r.0)?,
-                    target_id: uuid(r.1, "target id")?,
-                    event_id: uuid(r.2, "event id")?,
-                    event_type: r.3,
-                    aggregate_id: uuid(r.4, "aggregate id")?,
-                    seq: r.5,
-                    body: r.6,
-                    attempts: u32::try_from(r.7).unwrap_or(u32::MAX),
-                    last_error: r.8,
-                    next_attempt_at: from_micros(r.9),
-                    created_at: from_micros(r.10),
-                })
-            })
-            .collect::<Result<_, StoreError>>()?
+            raw.map(|r| parked_from_raw(r.map_err(err)?))
+                .collect::<Result<_, StoreError>>()?
         };
         for r in &rows {
             self.parked_remove(t, target, r.event_id, aggregate)?;
@@ -400,6 +371,41 @@ fn subscription_rows(
         });
     }
     Ok(out)
+}
+
+/// A `parked_deliveries` row as SQLite gives it (columns in table order).
+type RawParked = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    String,
+    i64,
+    String,
+    i64,
+    i64,
+);
+
+fn raw_parked(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawParked> {
+    RawParked::try_from(r)
+}
+
+fn parked_from_raw(r: RawParked) -> Result<ParkedRow, StoreError> {
+    Ok(ParkedRow {
+        tenant_id: tenant(r.0)?,
+        target_id: uuid(r.1, "target id")?,
+        event_id: uuid(r.2, "event id")?,
+        event_type: r.3,
+        aggregate_id: uuid(r.4, "aggregate id")?,
+        seq: r.5,
+        body: r.6,
+        attempts: u32::try_from(r.7).unwrap_or(u32::MAX),
+        last_error: r.8,
+        next_attempt_at: from_micros(r.9),
+        created_at: from_micros(r.10),
+    })
 }
 
 const DL_COLUMNS: &str = "tenant_id, dead_letter_id, subscription_id, event_id, event_type, aggregate_id, seq, body, attempts, last_error, state, created_at, updated_at";
@@ -564,39 +570,12 @@ impl OpsRead for SqliteRead {
             )
             .map_err(err)?;
         let rows = st
-            .query_map(params![t.as_str(), micros(now), i64::from(limit)], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, String>(4)?,
-                    r.get::<_, i64>(5)?,
-                    r.get::<_, String>(6)?,
-                    r.get::<_, i64>(7)?,
-                    r.get::<_, String>(8)?,
-                    r.get::<_, i64>(9)?,
-                    r.get::<_, i64>(10)?,
-                ))
-            })
+            .query_map(
+                params![t.as_str(), micros(now), i64::from(limit)],
+                raw_parked,
+            )
             .map_err(err)?;
-        rows.map(|r| {
-            let r = r.map_err(err)?;
-            Ok(ParkedRow {
-                tenant_id: tenant(r.0)?,
-                target_id: uuid(r.1, "target id")?,
-                event_id: uuid(r.2, "event id")?,
-                event_type: r.3,
-                aggregate_id: uuid(r.4, "aggregate id")?,
-                seq: r.5,
-                body: r.6,
-                attempts: u32::try_from(r.7).unwrap_or(u32::MAX),
-                last_error: r.8,
-                next_attempt_at: from_micros(r.9),
-                created_at: from_micros(r.10),
-            })
-        })
-        .collect()
+        rows.map(|r| parked_from_raw(r.map_err(err)?)).collect()
     }
 
     fn parked_lanes(&mut self, t: &TenantId) -> Result<Vec<(Uuid, Uuid)>, StoreError> {
