@@ -490,13 +490,7 @@ pub fn raise_exception(
     detail: serde_json::Value,
     now: DateTime<Utc>,
 ) -> Result<Option<Order>, CoreError> {
-    let order = tx
-        .order_get(&actor.principal.tenant_id, order_id)?
-        .ok_or(CoreError::NotFound)?;
-    if order.has_exception(code) {
-        return Ok(None);
-    }
-    set_exception(tx, actor, order, code, true, detail, now).map(Some)
+    raise(tx, actor, order_id, code, detail, now, false)
 }
 
 /// Raises exception `code` for the order's channel (intake): as [`raise_exception`], and the
@@ -510,6 +504,20 @@ pub fn raise_by_channel(
     detail: serde_json::Value,
     now: DateTime<Utc>,
 ) -> Result<Option<Order>, CoreError> {
+    raise(tx, actor, order_id, code, detail, now, true)
+}
+
+/// The one way an exception is raised: version + 1, audit entry, `exception.raised`; `by_channel`
+/// marks it as the channel's own. `Ok(None)` when the order has it already.
+fn raise(
+    tx: &mut dyn Tx,
+    actor: &Actor,
+    order_id: OrderId,
+    code: &str,
+    detail: serde_json::Value,
+    now: DateTime<Utc>,
+    by_channel: bool,
+) -> Result<Option<Order>, CoreError> {
     let order = tx
         .order_get(&actor.principal.tenant_id, order_id)?
         .ok_or(CoreError::NotFound)?;
@@ -518,7 +526,9 @@ pub fn raise_by_channel(
     }
     let mut next = order.clone();
     set_flag(&mut next, code, true);
-    next.channel_seen.raised.push(code.to_owned());
+    if by_channel {
+        next.channel_seen.raised.push(code.to_owned());
+    }
     next.version += 1;
     next.updated_at = now;
     tx.order_update(&next)?;

@@ -490,8 +490,8 @@ async fn run_job(sh: Arc<Shared>, job: Job) -> JobDone {
                                 updated_at: Utc::now(),
                             })?;
                         }
-                        // At most PARKED_DUE_MAX were taken: the lane is empty if fewer came back.
-                        let more = tx.parked_remove(&t, target_id, Uuid::nil(), agg)?;
+                        // At most PARKED_DUE_MAX were taken at once: the lane may hold more.
+                        let more = tx.parked_lane_has(&t, target_id, agg)?;
                         seen_after.store(more, std::sync::atomic::Ordering::SeqCst);
                         Ok(())
                     })

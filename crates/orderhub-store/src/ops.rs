@@ -139,6 +139,13 @@ pub trait OpsTx {
         target: Uuid,
         aggregate: Uuid,
     ) -> Result<Vec<ParkedRow>, StoreError>;
+    /// Whether any delivery of the (target, aggregate) is parked.
+    fn parked_lane_has(
+        &mut self,
+        tenant: &TenantId,
+        target: Uuid,
+        aggregate: Uuid,
+    ) -> Result<bool, StoreError>;
     /// Removes a parked delivery (delivered, or moved to the dead letters). Returns whether other
     /// deliveries of the same (target, aggregate) are still parked.
     fn parked_remove(

@@ -237,6 +237,15 @@ impl OpsTx for PgWrite {
             &[&tenant.as_str(), &target, &event],
         )?;
         self.pending.writes += n;
+        self.parked_lane_has(tenant, target, aggregate)
+    }
+
+    fn parked_lane_has(
+        &mut self,
+        tenant: &TenantId,
+        target: Uuid,
+        aggregate: Uuid,
+    ) -> Result<bool, StoreError> {
         let r = self.conn.query_opt(
             "SELECT 1 FROM parked_deliveries WHERE tenant_id = $1 AND target_id = $2 AND aggregate_id = $3 LIMIT 1",
             &[&tenant.as_str(), &target, &aggregate],

@@ -278,6 +278,15 @@ impl OpsTx for SqliteWrite {
             .execute(params![tenant.as_str(), target.to_string(), event.to_string()])
             .map_err(err)?;
         self.pending.writes += n as u64;
+        self.parked_lane_has(tenant, target, aggregate)
+    }
+
+    fn parked_lane_has(
+        &mut self,
+        tenant: &TenantId,
+        target: Uuid,
+        aggregate: Uuid,
+    ) -> Result<bool, StoreError> {
         self.c
             .prepare_cached(
                 "SELECT EXISTS (SELECT 1 FROM parked_deliveries

@@ -7,25 +7,6 @@ use orderhub_domain::lifecycle::Command;
 use orderhub_domain::{Order, OrderId, ShopId, Status};
 use orderhub_store::{ApiKeyRow, OrderFilter};
 
-/// Runs each named test once per backend, as `<test>::sqlite` and `<test>::postgres`.
-macro_rules! conformance {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn sqlite() {
-                super::$name(crate::backend::open("sqlite").unwrap()).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn postgres() {
-                match crate::backend::open("postgres") {
-                    Some(ts) => super::$name(ts).await,
-                    None => eprintln!("ORDERHUB_TEST_DATABASE_URL is not set: PostgreSQL not tested here"),
-                }
-            }
-        }
-    )*};
-}
-
 conformance!(
     an_order_reads_back_as_written_with_personal_data_encrypted_at_rest,
     one_external_id_makes_one_order_however_many_create_it_at_once,

@@ -11,25 +11,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::task::Poll;
 use std::time::Duration;
 
-macro_rules! both {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn sqlite() {
-                super::$name(crate::backend::open("sqlite").unwrap()).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn postgres() {
-                match crate::backend::open("postgres") {
-                    Some(ts) => super::$name(ts).await,
-                    None => eprintln!("ORDERHUB_TEST_DATABASE_URL is not set: PostgreSQL not tested here"),
-                }
-            }
-        }
-    )*};
-}
-
-both!(
+conformance!(
     a_full_write_queue_refuses_at_once_and_what_was_queued_commits,
     a_full_read_queue_refuses_at_once_and_what_was_queued_is_answered,
 );
