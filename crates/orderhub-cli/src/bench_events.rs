@@ -326,13 +326,8 @@ pub async fn run(a: EventsArgs) -> Result<()> {
             "relay": relay,
         }),
     )?;
+    // The dispatcher's ordered consumers are ephemeral: the server drops them once the hub is gone.
     hub.stop().await;
-    // The run's tenant does not come back: leave no durable consumers behind on the server.
-    if let Some(url) = &a.nats_url
-        && let Ok(n) = orderhub_events::nats::connect(url, a.nats_partitions).await
-    {
-        n.remove_consumers(tenant.as_str()).await;
-    }
     anyhow::ensure!(missing == 0, "{missing} order.paid webhooks never arrived");
     Ok(())
 }

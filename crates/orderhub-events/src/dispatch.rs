@@ -43,8 +43,10 @@ pub struct Delivery {
     event: Option<Box<orderhub_store::StoredEvent>>,
     /// The shop the event belongs to, read from its payload when a shop-scoped target asks.
     shop: std::sync::OnceLock<Option<String>>,
-    /// On NATS, the message to acknowledge once every target is done with it.
-    pub(crate) nats: Option<async_nats::jetstream::Message>,
+    /// Where the event was read: the NATS stream partition (0 for the outbox) and the position
+    /// in it (the stream sequence; the outbox sequence for the outbox).
+    part: usize,
+    pos: i64,
 }
 
 impl Delivery {
@@ -157,6 +159,8 @@ enum Job {
 
 enum Outcome {
     Delivered,
+    /// Not attempted: the lease is no longer surely this process's ([`lease::Fence`]).
+    Fenced,
     Dead {
         attempts: u32,
         error: String,
@@ -193,8 +197,14 @@ async fn attempt_once(
 }
 
 /// Attempts in memory: all `max_attempts` (`park` false: a replay), or the first `park_after`
-/// and then [`Outcome::Park`].
-async fn attempt_all(sh: &Shared, target: &dyn Target, item: &Delivery, park: bool) -> Outcome {
+/// and then [`Outcome::Park`]. Each attempt only while the lease's fence holds.
+async fn attempt_all(
+    sh: &Shared,
+    fence: &lease::Fence,
+    target: &dyn Target,
+    item: &Delivery,
+    park: bool,
+) -> Outcome {
     let cfg = &sh.cfg;
     let kind = target.kind().to_owned();
     let in_memory = if park {
@@ -204,6 +214,9 @@ async fn attempt_all(sh: &Shared, target: &dyn Target, item: &Delivery, park: bo
     };
     let mut last = String::new();
     for attempt in 1..=in_memory {
+        if !fence.holds() {
+            return Outcome::Fenced;
+        }
         match attempt_once(sh, target, item, attempt).await {
             Ok(()) => return Outcome::Delivered,
             Err((e, false)) => {
@@ -217,17 +230,7 @@ async fn attempt_all(sh: &Shared, target: &dyn Target, item: &Delivery, park: bo
         if attempt < in_memory {
             metrics::counter!("orderhub_deliveries_total", "target" => kind.clone(), "outcome" => "retry").increment(1);
             // The wait holds this (target, aggregate) lane only: other orders' jobs run beside it.
-            let mut left = backoff(cfg.backoff_base, cfg.backoff_max, attempt);
-            while !left.is_zero() {
-                if let Some(m) = &item.nats {
-                    // Tell JetStream the message is being worked on, so it does not redeliver
-                    // it: more often than its ack wait (60 s), as one wait may last minutes.
-                    let _ = m.ack_with(async_nats::jetstream::AckKind::Progress).await;
-                }
-                let step = left.min(PROGRESS_EVERY);
-                tokio::time::sleep(step).await;
-                left -= step;
-            }
+            tokio::time::sleep(backoff(cfg.backoff_base, cfg.backoff_max, attempt)).await;
         }
     }
     if in_memory < cfg.max_attempts {
@@ -242,10 +245,6 @@ async fn attempt_all(sh: &Shared, target: &dyn Target, item: &Delivery, park: bo
         error: last,
     }
 }
-
-/// How often a message whose delivery waits for its next attempt is reported in progress to
-/// JetStream (the consumers' ack wait is 60 s).
-const PROGRESS_EVERY: Duration = Duration::from_secs(20);
 
 /// How often, at most, the dispatcher stores its position.
 const PERSIST_EVERY: Duration = Duration::from_millis(100);
@@ -263,6 +262,18 @@ struct JobDone {
     parked: Option<bool>,
     /// It was a parked delivery's retry.
     retry: bool,
+    /// It stopped because the lease's fence no longer holds: nothing about it was stored, and
+    /// the dispatcher ends (the next holder delivers it from the stored position).
+    fenced: bool,
+}
+
+impl JobDone {
+    fn fenced() -> JobDone {
+        JobDone {
+            fenced: true,
+            ..Default::default()
+        }
+    }
 }
 
 /// Parked retries one tenant's dispatcher runs at once: a subscriber that comes back is not met
@@ -307,7 +318,8 @@ fn stored_delivery(
         body: Bytes::from(body.to_owned()).into(),
         event: None,
         shop: Default::default(),
-        nats: None,
+        part: 0,
+        pos: 0,
     }
 }
 
@@ -360,8 +372,9 @@ async fn park(
     write_until_stored(sh, "park", move |tx| Ok(tx.parked_put(&row)?)).await;
 }
 
-/// Runs one job to its end: delivered, parked, or stored as a dead letter.
-async fn run_job(sh: Arc<Shared>, job: Job) -> JobDone {
+/// Runs one job to its end: delivered, parked, or stored as a dead letter — or abandoned, with
+/// nothing stored, when the lease's fence stops holding.
+async fn run_job(sh: Arc<Shared>, fence: lease::Fence, job: Job) -> JobDone {
     match job {
         Job::Event {
             target,
@@ -373,6 +386,9 @@ async fn run_job(sh: Arc<Shared>, job: Job) -> JobDone {
             let parks = sh.cfg.park_after < sh.cfg.max_attempts;
             let mut parked = false;
             if behind {
+                if !fence.holds() {
+                    return JobDone::fenced();
+                }
                 park(
                     &sh,
                     target.id(),
@@ -384,8 +400,13 @@ async fn run_job(sh: Arc<Shared>, job: Job) -> JobDone {
                 .await;
                 parked = true;
             } else {
-                match attempt_all(&sh, target.as_ref(), &item, parks).await {
+                let outcome = attempt_all(&sh, &fence, target.as_ref(), &item, parks).await;
+                if !matches!(outcome, Outcome::Delivered) && !fence.holds() {
+                    return JobDone::fenced();
+                }
+                match outcome {
                     Outcome::Delivered => {}
+                    Outcome::Fenced => return JobDone::fenced(),
                     Outcome::Park {
                         attempts,
                         error,
@@ -423,6 +444,9 @@ async fn run_job(sh: Arc<Shared>, job: Job) -> JobDone {
                 &row.body,
             );
             let attempt = row.attempts + 1;
+            if !fence.holds() {
+                return JobDone::fenced();
+            }
             let result = match &target {
                 Some(t) => attempt_once(&sh, t.as_ref(), &item, attempt).await,
                 None => Err(("the subscription no longer exists".into(), false)),
@@ -443,6 +467,9 @@ async fn run_job(sh: Arc<Shared>, job: Job) -> JobDone {
                 seen.store(more, std::sync::atomic::Ordering::SeqCst);
                 Ok(())
             };
+            if result.is_err() && !fence.holds() {
+                return JobDone::fenced();
+            }
             match result {
                 Ok(()) => write_until_stored(&sh, "delivered", remove).await,
                 Err((error, true)) if attempt < sh.cfg.max_attempts => {
@@ -517,13 +544,17 @@ async fn run_job(sh: Arc<Shared>, job: Job) -> JobDone {
                 &dl.body,
             );
             let outcome = match &target {
-                Some(t) => attempt_all(&sh, t.as_ref(), &item, false).await,
+                Some(t) => attempt_all(&sh, &fence, t.as_ref(), &item, false).await,
                 None => Outcome::Dead {
                     attempts: 1,
                     error: "the subscription no longer exists".into(),
                 },
             };
+            if !fence.holds() {
+                return JobDone::fenced();
+            }
             match outcome {
+                Outcome::Fenced => return JobDone::fenced(),
                 Outcome::Delivered => {
                     let t = dl.tenant_id.clone();
                     let r = sh
@@ -612,9 +643,10 @@ async fn outbox_source(
                         aggregate_id: r.event.aggregate_id,
                         aggregate_version: r.event.aggregate_version,
                         body: Default::default(),
+                        pos: r.seq,
                         event: Some(Box::new(r)),
                         shop: Default::default(),
-                        nats: None,
+                        part: 0,
                     };
                     if tx.send(d).await.is_err() {
                         return;
@@ -646,52 +678,72 @@ struct EnvelopeIn {
     aggregate_version: u64,
 }
 
-/// Reads the tenant's events from its durable JetStream consumer.
+/// Reads the tenant's events of one stream partition after stream sequence `after`, in stream
+/// order, through an ordered consumer ([`crate::nats::Nats::ordered_messages`]). The consumer is
+/// built again from the last message read whenever the client reconnects (a restarted server has
+/// lost it) or its stream ends or fails: nothing is read twice and nothing is skipped.
 async fn nats_source(
     nats: crate::nats::Nats,
     tenant: TenantId,
     partition: u32,
+    mut after: u64,
     tx: mpsc::Sender<Delivery>,
 ) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let stats = nats.client.statistics();
+    let mut connects = stats.connects.load(Relaxed);
     loop {
-        let consumer = match nats.tenant_consumer(tenant.as_str(), partition).await {
-            Ok(c) => c,
+        let mut messages = match nats
+            .ordered_messages(tenant.as_str(), partition, after)
+            .await
+        {
+            Ok(m) => m,
             Err(e) => {
-                tracing::warn!(error = %e, "The dispatcher cannot reach its NATS consumer; retrying.");
+                tracing::warn!(error = %e, partition, "The dispatcher cannot read its NATS partition; retrying.");
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
                     _ = tx.closed() => return,
                 }
             }
         };
-        let mut messages = match consumer.messages().await {
-            Ok(m) => m,
-            Err(e) => {
-                tracing::warn!(error = %e, "The dispatcher cannot pull from NATS; retrying.");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-        };
+        let mut check = tokio::time::interval(Duration::from_secs(1));
         loop {
             let next = tokio::select! {
                 m = messages.next() => m,
+                _ = check.tick() => {
+                    let now = stats.connects.load(Relaxed);
+                    if now == connects {
+                        continue;
+                    }
+                    // Reconnected: a restarted server no longer has the consumer (it lived in
+                    // memory); read on from the last message in a new one.
+                    connects = now;
+                    break;
+                }
                 _ = tx.closed() => return,
             };
             let m = match next {
                 Some(Ok(m)) => m,
                 Some(Err(e)) => {
-                    tracing::debug!(error = %e, "A NATS pull failed; continuing.");
-                    continue;
+                    tracing::debug!(error = %e, partition, "A NATS read failed; reading on from the last message.");
+                    break;
                 }
                 None => break,
             };
+            let Ok(seq) = m.info().map(|i| i.stream_sequence) else {
+                continue;
+            };
+            if seq <= after {
+                // The client rebuilt the consumer from the stream's start (it does when nothing
+                // was read yet): read on from the last message instead.
+                break;
+            }
+            after = seq;
             let env: EnvelopeIn = match serde_json::from_slice(&m.payload) {
                 Ok(env) => env,
                 Err(e) => {
-                    // Not ours to deliver (someone published garbage on our subjects): drop it
-                    // for good rather than have it redelivered forever.
-                    tracing::warn!(error = %e, subject = %m.subject, "A message on the event stream is not an orderhub envelope; terminated.");
-                    let _ = m.ack_with(async_nats::jetstream::AckKind::Term).await;
+                    // Not ours to deliver (someone published garbage on our subjects): skipped.
+                    tracing::warn!(error = %e, subject = %m.subject, "A message on the event stream is not an orderhub envelope; skipped.");
                     continue;
                 }
             };
@@ -705,11 +757,16 @@ async fn nats_source(
                 body: m.payload.clone().into(),
                 event: None,
                 shop: Default::default(),
-                nats: Some(m),
+                part: partition as usize,
+                pos: i64::try_from(seq).unwrap_or(i64::MAX),
             };
             if tx.send(d).await.is_err() {
                 return;
             }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            _ = tx.closed() => return,
         }
     }
 }
@@ -734,15 +791,59 @@ async fn load_targets(sh: &Arc<Shared>, tenant: &TenantId) -> Option<Vec<Arc<dyn
     }
 }
 
-/// Delivers the tenant's events until the lease is lost or the runtime stops.
-pub(crate) async fn run(sh: Arc<Shared>, tenant: TenantId, lease: Lease) {
+/// Where a dispatcher on NATS starts each partition: the positions its lease stores, or — a hub
+/// upgraded from the durable consumers of earlier versions — where those had every message
+/// acknowledged (`legacy` true: they are removed once positions of its own are stored).
+async fn nats_starts(n: &crate::nats::Nats, tenant: &TenantId, lease: &Lease) -> (Vec<i64>, bool) {
+    let parts = n.partitions as usize;
+    if !lease.parts.is_empty() {
+        let mut starts = lease.parts.clone();
+        starts.resize(parts, 0);
+        return (starts, false);
+    }
+    let mut starts = vec![0; parts];
+    let mut legacy = false;
+    if lease.position == 0 {
+        // Never dispatched: a new tenant, every partition from its start.
+        return (starts, false);
+    }
+    for (p, start) in starts.iter_mut().enumerate() {
+        let floor = tokio::time::timeout(
+            Duration::from_secs(2),
+            n.legacy_floor(tenant.as_str(), p as u32),
+        )
+        .await;
+        if let Ok(Some(floor)) = floor {
+            *start = i64::try_from(floor).unwrap_or(0);
+            legacy = true;
+        }
+    }
+    (starts, legacy)
+}
+
+/// Delivers the tenant's events until the lease is lost, its fence stops holding, or the runtime
+/// stops.
+///
+/// Per-order order across processes: events are read from each NATS partition (or the outbox) in
+/// order by one holder at a time, from the position its lease stores; a delivery is attempted only
+/// while the lease's [`lease::Fence`] holds, so a holder that was paused past its lease delivers
+/// nothing it had read — the next holder starts from the stored position and delivers those
+/// again, in order (receivers dedupe on `event_id`).
+pub(crate) async fn run(sh: Arc<Shared>, tenant: TenantId, lease: Lease, fence: lease::Fence) {
     let cfg = sh.cfg.clone();
     let outbox = sh.nats.is_none();
+    let (starts, mut legacy) = match &sh.nats {
+        Some(n) => nats_starts(n, &tenant, &lease).await,
+        None => (Vec::new(), false),
+    };
     let (tx, mut rx) = mpsc::channel::<Delivery>(4096);
     // One source per NATS partition (each an ordered stream of its aggregates), or the outbox.
     let sources: Vec<tokio::task::JoinHandle<()>> = match &sh.nats {
         Some(n) => (0..n.partitions)
-            .map(|p| tokio::spawn(nats_source(n.clone(), tenant.clone(), p, tx.clone())))
+            .map(|p| {
+                let after = u64::try_from(starts[p as usize]).unwrap_or(0);
+                tokio::spawn(nats_source(n.clone(), tenant.clone(), p, after, tx.clone()))
+            })
             .collect(),
         None => vec![tokio::spawn(outbox_source(
             sh.clone(),
@@ -754,8 +855,13 @@ pub(crate) async fn run(sh: Arc<Shared>, tenant: TenantId, lease: Lease) {
     drop(tx);
     let abort_sources = || sources.iter().for_each(|s| s.abort());
     tracing::info!(tenant = %tenant, position = lease.position, fence = lease.fence, "Dispatching events.");
+    // By outbox sequence: the position stored for the lag figures (and, on the outbox, the one
+    // the next holder starts from). On NATS each partition has its own, by stream sequence.
     let mut wm = Watermark::new(lease.position);
+    let mut parts: Vec<Watermark> = starts.iter().map(|&s| Watermark::new(s)).collect();
     let mut stored = lease.position;
+    let mut stored_parts = starts.clone();
+    let mut fenced = false;
     let mut renewed = Instant::now();
     let mut targets: Vec<Arc<dyn Target>> = Vec::new();
     let mut targets_at: Option<Instant> = None;
@@ -787,13 +893,10 @@ pub(crate) async fn run(sh: Arc<Shared>, tenant: TenantId, lease: Lease) {
     let mut replay_at = Instant::now();
     let mut stop = sh.stop.subscribe();
 
-    let finish = |wm: &mut Watermark, item: &Delivery| {
+    let finish = |wm: &mut Watermark, parts: &mut [Watermark], item: &Delivery| {
         wm.finish(item.seq);
-        if let Some(m) = &item.nats {
-            let m = m.clone();
-            tokio::spawn(async move {
-                let _ = m.ack().await;
-            });
+        if let Some(p) = parts.get_mut(item.part) {
+            p.finish(item.pos);
         }
     };
 
@@ -807,14 +910,16 @@ pub(crate) async fn run(sh: Arc<Shared>, tenant: TenantId, lease: Lease) {
         tokio::select! {
             item = rx.recv(), if remaining.len() < cfg.max_in_flight_events => {
                 let Some(item) = item else { break };
-                // The outbox is read in order by one reader, so anything at or below what was read
-                // and not open is done. JetStream redelivers out of order, so there only a
-                // duplicate of an event in flight is skipped; a redelivery of a finished one is
-                // delivered again (at least once; receivers dedupe on event_id).
-                if wm.is_open(item.seq) || (outbox && wm.is_done(item.seq)) {
+                // Each source reads in order, so anything at or below what it read and not open
+                // is done (a source never hands an event out twice; this is the guard).
+                let read = if outbox { &wm } else { &parts[item.part] };
+                if read.is_open(item.pos) || read.is_done(item.pos) {
                     continue;
                 }
                 wm.begin(item.seq);
+                if !outbox {
+                    parts[item.part].begin(item.pos);
+                }
                 // A subscription's own event comes, in stream order, before every event it must
                 // receive: re-read the subscriptions before routing anything after it.
                 if item.event_type.starts_with("subscription.") {
@@ -832,7 +937,7 @@ pub(crate) async fn run(sh: Arc<Shared>, tenant: TenantId, lease: Lease) {
                 let item = Arc::new(item);
                 let wanted: Vec<Arc<dyn Target>> = targets.iter().filter(|t| t.takes(&item)).cloned().collect();
                 if wanted.is_empty() {
-                    finish(&mut wm, &item);
+                    finish(&mut wm, &mut parts, &item);
                     continue;
                 }
                 remaining.insert(item.seq, (wanted.len(), item.clone()));
@@ -844,7 +949,7 @@ pub(crate) async fn run(sh: Arc<Shared>, tenant: TenantId, lease: Lease) {
                         Some(q) => q.push_back(job),
                         None => {
                             lanes.insert(key, VecDeque::new());
-                            jobs.spawn(run_job(sh.clone(), job));
+                            jobs.spawn(run_job(sh.clone(), fence.clone(), job));
                         }
                     }
                 }
@@ -854,6 +959,10 @@ pub(crate) async fn run(sh: Arc<Shared>, tenant: TenantId, lease: Lease) {
                     Ok(d) => d,
                     Err(e) => { tracing::error!(error = %e, "A delivery task failed."); continue; }
                 };
+                if done.fenced {
+                    fenced = true;
+                    break;
+                }
                 if let Some(id) = done.replay { replays_in_flight.remove(&id); }
                 if done.retry {
                     retries_in_flight = retries_in_flight.saturating_sub(1);
@@ -872,7 +981,7 @@ pub(crate) async fn run(sh: Arc<Shared>, tenant: TenantId, lease: Lease) {
                             if let Job::Event { behind, .. } = &mut next {
                                 *behind = parked.contains(&key);
                             }
-                            jobs.spawn(run_job(sh.clone(), next));
+                            jobs.spawn(run_job(sh.clone(), fence.clone(), next));
                         }
                         None => { lanes.remove(&key); }
                     }
@@ -883,7 +992,7 @@ pub(crate) async fn run(sh: Arc<Shared>, tenant: TenantId, lease: Lease) {
                     entry.0 -= 1;
                     if entry.0 == 0 {
                         remaining.remove(&item.seq);
-                        finish(&mut wm, &item);
+                        finish(&mut wm, &mut parts, &item);
                     }
                 }
             }
@@ -896,13 +1005,29 @@ pub(crate) async fn run(sh: Arc<Shared>, tenant: TenantId, lease: Lease) {
         // The position is stored at most every PERSIST_EVERY (the 50 ms tick brings the loop
         // back), not once per event: a restart redelivers that little more, which receivers dedupe.
         let position = wm.position();
-        if (position != stored && renewed.elapsed() >= PERSIST_EVERY)
+        let now_parts: Vec<i64> = parts.iter().map(Watermark::position).collect();
+        if ((position != stored || now_parts != stored_parts) && renewed.elapsed() >= PERSIST_EVERY)
             || renewed.elapsed() > cfg.lease_ttl / 3
         {
-            match lease::advance(&sh.store, &lease, position, cfg.lease_ttl).await {
+            let asked = Instant::now();
+            let advanced = if outbox {
+                lease::advance(&sh.store, &lease, position, cfg.lease_ttl).await
+            } else {
+                lease::advance_parts(&sh.store, &lease, position, now_parts.clone(), cfg.lease_ttl)
+                    .await
+            };
+            match advanced {
                 Ok(true) => {
                     stored = position;
-                    renewed = Instant::now();
+                    stored_parts = now_parts;
+                    renewed = asked;
+                    fence.renewed(asked);
+                    if std::mem::take(&mut legacy)
+                        && let Some(n) = sh.nats.clone()
+                    {
+                        let t = tenant.clone();
+                        tokio::spawn(async move { n.remove_consumers(t.as_str()).await });
+                    }
                 }
                 Ok(false) => {
                     tracing::warn!(tenant = %tenant, "The dispatcher lost its lease; another process dispatches now.");
@@ -914,6 +1039,12 @@ pub(crate) async fn run(sh: Arc<Shared>, tenant: TenantId, lease: Lease) {
                     tracing::warn!(error = %e, "The dispatcher could not store its position.")
                 }
             }
+        }
+        // After the renewal, which a process waking from a pause tries first: its lease may still
+        // be its own. If not, or if the database did not answer, it stops here.
+        if !fence.holds() {
+            fenced = true;
+            break;
         }
         if replay_at.elapsed() > cfg.replay_poll || poll_parked {
             replay_at = Instant::now();
@@ -945,6 +1076,7 @@ pub(crate) async fn run(sh: Arc<Shared>, tenant: TenantId, lease: Lease) {
                         let target = targets.iter().find(|t| t.id() == row.target_id).cloned();
                         jobs.spawn(run_job(
                             sh.clone(),
+                            fence.clone(),
                             Job::Retry {
                                 target,
                                 row: Box::new(row),
@@ -967,6 +1099,7 @@ pub(crate) async fn run(sh: Arc<Shared>, tenant: TenantId, lease: Lease) {
                             .cloned();
                         jobs.spawn(run_job(
                             sh.clone(),
+                            fence.clone(),
                             Job::Replay {
                                 target,
                                 dl: Box::new(dl),
@@ -982,6 +1115,19 @@ pub(crate) async fn run(sh: Arc<Shared>, tenant: TenantId, lease: Lease) {
     if sh.killed.load(std::sync::atomic::Ordering::SeqCst) {
         return;
     }
-    let _ = lease::advance(&sh.store, &lease, wm.position(), cfg.lease_ttl).await;
+    if fenced {
+        // Paused past the lease (or the database too slow to renew it): what was read is left
+        // to the next holder — this process again, if no one took the lease meanwhile.
+        metrics::counter!("orderhub_dispatcher_fenced_total").increment(1);
+        tracing::warn!(tenant = %tenant, "The dispatcher is no longer sure of its lease; it stops and delivers nothing more of what it read. The next holder starts from the stored position.");
+        lease::release(&sh.store, &lease).await;
+        return;
+    }
+    let parts_now: Vec<i64> = parts.iter().map(Watermark::position).collect();
+    let _ = if outbox {
+        lease::advance(&sh.store, &lease, wm.position(), cfg.lease_ttl).await
+    } else {
+        lease::advance_parts(&sh.store, &lease, wm.position(), parts_now, cfg.lease_ttl).await
+    };
     lease::release(&sh.store, &lease).await;
 }

@@ -1,5 +1,5 @@
-//! NATS JetStream: the stream the relay publishes to, and the per-tenant durable consumer the
-//! dispatcher reads when it runs on NATS.
+//! NATS JetStream: the streams the relay publishes to, and the ordered consumers the dispatcher
+//! reads them with when it runs on NATS.
 
 use crate::envelope::body;
 use async_nats::jetstream::{self, consumer, context::Publish, stream};
@@ -25,7 +25,6 @@ pub struct Nats {
     atomic: std::sync::Arc<std::sync::atomic::AtomicU8>,
     /// Set once every partition's stream is known to exist with this process's settings.
     ready: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    consumer_inactive: Option<Duration>,
 }
 
 /// Events per atomic batch (the server's default limit is 1,000).
@@ -84,17 +83,10 @@ pub async fn connect(url: &str, partitions: u32) -> Result<Nats, NatsError> {
         partitions: partitions.max(1),
         atomic: Default::default(),
         ready: Default::default(),
-        consumer_inactive: None,
     })
 }
 
 impl Nats {
-    /// Durable consumers go away after this long without a client (see `EventsConfig`).
-    pub fn with_consumer_inactive(mut self, d: Option<Duration>) -> Nats {
-        self.consumer_inactive = d;
-        self
-    }
-
     /// Whether batches are published atomically: the server is 2.12 or newer. Known once the
     /// client has connected.
     pub fn atomic_batches(&self) -> bool {
@@ -285,39 +277,61 @@ impl Nats {
         Ok(fresh)
     }
 
-    /// Deletes the tenant's dispatch consumers (a tenant that is gone for good, or a benchmark's).
+    /// Deletes the tenant's durable dispatch consumers of earlier versions (`dispatch-<tenant>`,
+    /// one per partition): a tenant that is gone for good, a benchmark's, or an upgraded hub once
+    /// its dispatcher has stored positions of its own.
     pub async fn remove_consumers(&self, tenant: &str) {
         for p in 0..self.partitions {
             if let Ok(stream) = self.js.get_stream(format!("{STREAM_PREFIX}{p}")).await {
-                let _ = stream.delete_consumer(&format!("dispatch-{tenant}")).await;
+                let _ = stream.delete_consumer(&legacy_consumer(tenant)).await;
             }
         }
     }
 
-    /// The dispatcher's durable consumer of one tenant's events in partition `p`.
-    pub async fn tenant_consumer(
+    /// Where an earlier version's durable dispatch consumer of partition `p` stood: the stream
+    /// sequence up to which it had every message acknowledged. `None`: there is none (a new tenant,
+    /// or one already moved to positions in the lease).
+    pub async fn legacy_floor(&self, tenant: &str, p: u32) -> Option<u64> {
+        let mut stream = self.js.get_stream(format!("{STREAM_PREFIX}{p}")).await.ok()?;
+        let info = stream.consumer_info(legacy_consumer(tenant)).await.ok()?;
+        Some(info.ack_floor.stream_sequence)
+    }
+
+    /// The tenant's events in partition `p` after stream sequence `after` (0: from the first), in
+    /// stream order, from an **ordered consumer**: ephemeral, in memory on the server, without
+    /// acknowledgements. The client checks that each message is the one after the last and builds
+    /// the consumer again from there when one is missing (a message lost with a connection, a
+    /// server restart); nothing is handed out twice or out of order, and no message waits on an
+    /// ack timeout to come back. Where the dispatcher stands is kept by the dispatcher, in its
+    /// lease (`leases.parts`), so the next holder of the lease starts where this one stopped.
+    pub async fn ordered_messages(
         &self,
         tenant: &str,
         p: u32,
-    ) -> Result<consumer::Consumer<consumer::pull::Config>, NatsError> {
+        after: u64,
+    ) -> Result<consumer::pull::Ordered, NatsError> {
         let stream = self.ensure_stream(p).await?;
-        let name = format!("dispatch-{tenant}");
-        stream
-            .get_or_create_consumer(
-                &name,
-                consumer::pull::Config {
-                    durable_name: Some(name.clone()),
-                    filter_subject: format!("orderhub.p{p}.{tenant}.>"),
-                    ack_policy: consumer::AckPolicy::Explicit,
-                    // The dispatcher signals progress while it retries a delivery, so a slow
-                    // subscriber does not cause redeliveries.
-                    ack_wait: Duration::from_secs(60),
-                    max_ack_pending: 20_000,
-                    inactive_threshold: self.consumer_inactive.unwrap_or_default(),
-                    ..Default::default()
+        let rand = uuid::Uuid::new_v4().simple().to_string();
+        let consumer = stream
+            .create_consumer(consumer::pull::OrderedConfig {
+                name: Some(format!("dispatch-{tenant}-p{p}-{}", &rand[..12])),
+                filter_subject: format!("orderhub.p{p}.{tenant}.>"),
+                deliver_policy: if after == 0 {
+                    consumer::DeliverPolicy::All
+                } else {
+                    consumer::DeliverPolicy::ByStartSequence {
+                        start_sequence: after + 1,
+                    }
                 },
-            )
+                ..Default::default()
+            })
             .await
-            .map_err(e)
+            .map_err(e)?;
+        consumer.messages().await.map_err(e)
     }
+}
+
+/// The durable consumer earlier versions dispatched a tenant's partition from.
+fn legacy_consumer(tenant: &str) -> String {
+    format!("dispatch-{tenant}")
 }

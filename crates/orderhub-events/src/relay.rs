@@ -13,8 +13,16 @@ pub const BATCH: u32 = 1000;
 
 /// Publishes the tenant's outbox after the lease's position until the lease is lost or the runtime
 /// stops. The position moves only after JetStream acknowledged every event up to it, and only with
-/// this holder's fence, so a relay that lost its lease cannot move it.
-pub(crate) async fn run(sh: Arc<Shared>, nats: Nats, tenant: TenantId, lease: Lease) {
+/// this holder's fence, so a relay that lost its lease cannot move it; and it publishes only while
+/// its [`lease::Fence`] holds, so a relay frozen past its lease publishes nothing it had read
+/// (JetStream would drop those as duplicates within its window, but not for ever).
+pub(crate) async fn run(
+    sh: Arc<Shared>,
+    nats: Nats,
+    tenant: TenantId,
+    lease: Lease,
+    fence: lease::Fence,
+) {
     let cfg = &sh.cfg;
     let mut position = lease.position;
     let mut renewed = Instant::now();
@@ -45,6 +53,11 @@ pub(crate) async fn run(sh: Arc<Shared>, nats: Nats, tenant: TenantId, lease: Le
             }
         };
         if let Some(last) = rows.last().map(|r| r.seq) {
+            if !fence.holds() {
+                tracing::warn!(tenant = %tenant, "The relay is no longer sure of its lease (it was paused or the database is slow); it stops, and relays again once it holds the lease.");
+                lease::release(&sh.store, &lease).await;
+                return;
+            }
             match nats.publish(&rows).await {
                 Ok(fresh) => {
                     failures = 0;
@@ -52,10 +65,12 @@ pub(crate) async fn run(sh: Arc<Shared>, nats: Nats, tenant: TenantId, lease: Le
                         .increment(fresh as u64);
                     metrics::counter!("orderhub_relay_duplicates_total", &label)
                         .increment((rows.len() - fresh) as u64);
+                    let asked = Instant::now();
                     match lease::advance(&sh.store, &lease, last, cfg.lease_ttl).await {
                         Ok(true) => {
                             position = last;
-                            renewed = Instant::now();
+                            renewed = asked;
+                            fence.renewed(asked);
                         }
                         Ok(false) => {
                             tracing::warn!(tenant = %tenant, "The relay lost its lease; another process relays now.");
@@ -75,12 +90,13 @@ pub(crate) async fn run(sh: Arc<Shared>, nats: Nats, tenant: TenantId, lease: Le
                     }
                     // Keep the lease while NATS is away: the events wait in the outbox.
                     if renewed.elapsed() > cfg.lease_ttl / 3 {
-                        if let Ok(false) =
-                            lease::advance(&sh.store, &lease, position, cfg.lease_ttl).await
-                        {
-                            return;
+                        let asked = Instant::now();
+                        match lease::advance(&sh.store, &lease, position, cfg.lease_ttl).await {
+                            Ok(false) => return,
+                            Ok(true) => fence.renewed(asked),
+                            Err(_) => {}
                         }
-                        renewed = Instant::now();
+                        renewed = asked;
                     }
                     let pause = Duration::from_millis(100 * u64::from(failures.min(10)));
                     tokio::select! {
@@ -92,9 +108,13 @@ pub(crate) async fn run(sh: Arc<Shared>, nats: Nats, tenant: TenantId, lease: Le
             }
         }
         if renewed.elapsed() > cfg.lease_ttl / 3 {
+            let asked = Instant::now();
             match lease::advance(&sh.store, &lease, position, cfg.lease_ttl).await {
                 Ok(false) => return,
-                Ok(true) => renewed = Instant::now(),
+                Ok(true) => {
+                    renewed = asked;
+                    fence.renewed(asked);
+                }
                 Err(e) => tracing::warn!(error = %e, "The relay could not renew its lease."),
             }
         }

@@ -17,9 +17,6 @@ pub struct EventsConfig {
     /// JetStream streams the events are spread over by aggregate (`ORDERHUB_P0..`): one order's
     /// events stay in one stream; more streams let the server write (and fsync) in parallel.
     pub nats_partitions: u32,
-    /// Remove a dispatcher's durable NATS consumers after this long without a client (tests and
-    /// benchmarks, whose tenants do not come back). `None`: kept for ever, as production needs.
-    pub nats_consumer_inactive: Option<Duration>,
     /// A lease not renewed for this long is free; another process takes over after it.
     pub lease_ttl: Duration,
     /// How often to look for other processes' commits (this process's wake the relay at once).
@@ -51,7 +48,6 @@ impl Default for EventsConfig {
         EventsConfig {
             nats_url: None,
             nats_partitions: 4,
-            nats_consumer_inactive: None,
             lease_ttl: Duration::from_secs(10),
             poll_interval: Duration::from_millis(200),
             supervise_every: Duration::from_secs(1),
@@ -129,9 +125,7 @@ impl EventsRuntime {
     ) -> Result<EventsRuntime, crate::nats::NatsError> {
         let nats = match &cfg.nats_url {
             Some(url) => Some(
-                crate::nats::connect(url, cfg.nats_partitions)
-                    .await?
-                    .with_consumer_inactive(cfg.nats_consumer_inactive),
+                crate::nats::connect(url, cfg.nats_partitions).await?,
             ),
             None => None,
         };
@@ -200,19 +194,19 @@ async fn supervise(sh: Arc<Shared>, running: Arc<Mutex<HashSet<String>>>) {
                 for t in tenants {
                     if let Some(n) = sh.nats.clone() {
                         let name = format!("relay/{}", t.as_str());
-                        if let Some(l) = take(&sh, &running, &name).await {
+                        if let Some((l, fence)) = take(&sh, &running, &name).await {
                             let (sh2, r2, t2) = (sh.clone(), running.clone(), t.clone());
                             tokio::spawn(async move {
-                                crate::relay::run(sh2, n, t2, l).await;
+                                crate::relay::run(sh2, n, t2, l, fence).await;
                                 r2.lock().remove(&name);
                             });
                         }
                     }
                     let name = format!("dispatch/{}", t.as_str());
-                    if let Some(l) = take(&sh, &running, &name).await {
+                    if let Some((l, fence)) = take(&sh, &running, &name).await {
                         let (sh2, r2, t2) = (sh.clone(), running.clone(), t.clone());
                         tokio::spawn(async move {
-                            crate::dispatch::run(sh2, t2, l).await;
+                            crate::dispatch::run(sh2, t2, l, fence).await;
                             r2.lock().remove(&name);
                         });
                     }
@@ -227,19 +221,21 @@ async fn supervise(sh: Arc<Shared>, running: Arc<Mutex<HashSet<String>>>) {
     }
 }
 
-/// Takes the lease `name` unless a task of this process runs it already.
+/// Takes the lease `name` unless a task of this process runs it already; with the fence that
+/// bounds how long the task may act on it.
 async fn take(
     sh: &Shared,
     running: &Mutex<HashSet<String>>,
     name: &str,
-) -> Option<orderhub_store::Lease> {
+) -> Option<(orderhub_store::Lease, lease::Fence)> {
     if running.lock().contains(name) {
         return None;
     }
+    let asked = std::time::Instant::now();
     match lease::acquire(&sh.store, name, &sh.holder, sh.cfg.lease_ttl).await {
         Ok(Some(l)) => {
             running.lock().insert(name.to_owned());
-            Some(l)
+            Some((l, lease::Fence::new(asked, sh.cfg.lease_ttl)))
         }
         Ok(None) => None,
         Err(e) => {

@@ -17,7 +17,6 @@ fn fast() -> EventsConfig {
         backoff_max: Duration::from_millis(40),
         replay_poll: Duration::from_millis(100),
         subscriptions_refresh: Duration::from_millis(100),
-        nats_consumer_inactive: Some(Duration::from_secs(30)),
         ..EventsConfig::default()
     }
 }
@@ -542,8 +541,22 @@ async fn two_processes_one_lease_holder_and_failover() {
         stream_count(&tenant).await,
         (first.len() + second.len()) as u64
     );
+    // The survivor started from the positions the first holder stored with its lease: each
+    // order's events still reached the subscriber in version order.
+    hook.assert_in_version_order_per_aggregate();
+    let dispatch = leases_of(&ts.store, &tenant)
+        .await
+        .into_iter()
+        .find(|l| l.name.starts_with("dispatch/"))
+        .expect("the dispatcher's lease");
+    assert_eq!(
+        dispatch.parts.len(),
+        EventsConfig::default().nats_partitions as usize,
+        "one stored position per stream partition: {dispatch:?}"
+    );
     survivor.stop().await;
 }
+
 
 /// NATS goes away: orders are still accepted (the outbox keeps the events); when it returns the
 /// backlog drains and the subscriber gets everything.

@@ -17,6 +17,29 @@ pub struct Lease {
     pub fence: i64,
     pub expires_at: DateTime<Utc>,
     pub position: i64,
+    /// Per stream partition, how far the holder got (a dispatcher on NATS: the stream sequence up
+    /// to which every event of the tenant in that partition is done). Empty for other leases.
+    pub parts: Vec<i64>,
+}
+
+impl Lease {
+    /// `parts` as stored: decimal numbers joined by commas.
+    pub fn encode_parts(parts: &[i64]) -> String {
+        parts
+            .iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The stored `parts`; an unreadable entry reads as 0 (start of the partition: events are
+    /// delivered again, never skipped).
+    pub fn decode_parts(s: &str) -> Vec<i64> {
+        if s.is_empty() {
+            return Vec::new();
+        }
+        s.split(',').map(|x| x.trim().parse().unwrap_or(0)).collect()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -106,6 +129,18 @@ pub trait OpsTx {
         holder: &str,
         fence: i64,
         position: i64,
+        now: DateTime<Utc>,
+        ttl: std::time::Duration,
+    ) -> Result<bool, StoreError>;
+    /// [`OpsTx::lease_advance`] that also stores the per-partition positions (replacing them).
+    #[allow(clippy::too_many_arguments)]
+    fn lease_advance_parts(
+        &mut self,
+        name: &str,
+        holder: &str,
+        fence: i64,
+        position: i64,
+        parts: &[i64],
         now: DateTime<Utc>,
         ttl: std::time::Duration,
     ) -> Result<bool, StoreError>;

@@ -101,6 +101,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "tracking_numbers",
         include_str!("../migrations/postgres/0015_tracking_numbers.sql"),
     ),
+    (
+        16,
+        "lease_parts",
+        include_str!("../migrations/postgres/0016_lease_parts.sql"),
+    ),
 ];
 
 pub(crate) fn err(e: postgres::Error) -> StoreError {

@@ -27,6 +27,7 @@ fn lease_row(r: &Row) -> Result<Lease, StoreError> {
         fence: r.try_get(2).map_err(d)?,
         expires_at: r.try_get(3).map_err(d)?,
         position: r.try_get(4).map_err(d)?,
+        parts: Lease::decode_parts(r.try_get(5).map_err(d)?),
     })
 }
 
@@ -63,11 +64,11 @@ impl OpsTx for PgWrite {
         // An expired placeholder first, so the row exists to be locked: two processes creating the
         // lease at once then queue on its row lock instead of racing on the insert.
         self.conn.execute(
-            "INSERT INTO leases VALUES ($1, '', 1, 'epoch', 0) ON CONFLICT (name) DO NOTHING",
+            "INSERT INTO leases (name, holder, fence, expires_at, position) VALUES ($1, '', 1, 'epoch', 0) ON CONFLICT (name) DO NOTHING",
             &[&name],
         )?;
         let row = self.conn.query_opt(
-            "SELECT name, holder, fence, expires_at, position FROM leases WHERE name = $1 FOR UPDATE",
+            "SELECT name, holder, fence, expires_at, position, parts FROM leases WHERE name = $1 FOR UPDATE",
             &[&name],
         )?;
         let Some(l) = row.as_ref().map(lease_row).transpose()? else {
@@ -112,6 +113,32 @@ impl OpsTx for PgWrite {
             "UPDATE leases SET position = GREATEST(position, $1), expires_at = $2
              WHERE name = $3 AND holder = $4 AND fence = $5",
             &[&position, &until(now, ttl), &name, &holder, &fence],
+        )?;
+        self.pending.writes += n;
+        Ok(n == 1)
+    }
+
+    fn lease_advance_parts(
+        &mut self,
+        name: &str,
+        holder: &str,
+        fence: i64,
+        position: i64,
+        parts: &[i64],
+        now: DateTime<Utc>,
+        ttl: std::time::Duration,
+    ) -> Result<bool, StoreError> {
+        let n = self.conn.execute(
+            "UPDATE leases SET position = GREATEST(position, $1), parts = $2, expires_at = $3
+             WHERE name = $4 AND holder = $5 AND fence = $6",
+            &[
+                &position,
+                &Lease::encode_parts(parts),
+                &until(now, ttl),
+                &name,
+                &holder,
+                &fence,
+            ],
         )?;
         self.pending.writes += n;
         Ok(n == 1)
@@ -323,7 +350,7 @@ impl OpsRead for PgRead {
 
     fn leases(&mut self, prefix: &str) -> Result<Vec<Lease>, StoreError> {
         let rows = self.conn.query(
-            "SELECT name, holder, fence, expires_at, position FROM leases
+            "SELECT name, holder, fence, expires_at, position, parts FROM leases
              WHERE left(name, length($1)) = $1 ORDER BY name",
             &[&prefix],
         )?;

@@ -96,6 +96,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "tracking_numbers",
         include_str!("../migrations/sqlite/0015_tracking_numbers.sql"),
     ),
+    (
+        16,
+        "lease_parts",
+        include_str!("../migrations/sqlite/0016_lease_parts.sql"),
+    ),
 ];
 
 /// Reader connections: WAL lets readers run beside the writer; two keep a 2-core machine busy.

@@ -27,6 +27,7 @@ fn lease_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Lease> {
         fence: r.get(2)?,
         expires_at: from_micros(r.get(3)?),
         position: r.get(4)?,
+        parts: Lease::decode_parts(&r.get::<_, String>(5)?),
     })
 }
 
@@ -50,7 +51,7 @@ impl OpsTx for SqliteWrite {
         let cur = self
             .c
             .prepare_cached(
-                "SELECT name, holder, fence, expires_at, position FROM leases WHERE name = ?1",
+                "SELECT name, holder, fence, expires_at, position, parts FROM leases WHERE name = ?1",
             )
             .map_err(err)?
             .query_row([name], lease_row)
@@ -61,7 +62,7 @@ impl OpsTx for SqliteWrite {
             None => {
                 self.c
                     .execute(
-                        "INSERT INTO leases VALUES (?1, ?2, 1, ?3, 0)",
+                        "INSERT INTO leases (name, holder, fence, expires_at, position) VALUES (?1, ?2, 1, ?3, 0)",
                         params![name, holder, until],
                     )
                     .map_err(err)?;
@@ -71,6 +72,7 @@ impl OpsTx for SqliteWrite {
                     fence: 1,
                     expires_at: from_micros(until),
                     position: 0,
+                    parts: Vec::new(),
                 }
             }
             Some(l) if l.holder == holder => {
@@ -125,6 +127,36 @@ impl OpsTx for SqliteWrite {
             .map_err(err)?
             .execute(params![
                 position,
+                micros(now) + ttl_micros(ttl),
+                name,
+                holder,
+                fence
+            ])
+            .map_err(err)?;
+        self.pending.writes += n as u64;
+        Ok(n == 1)
+    }
+
+    fn lease_advance_parts(
+        &mut self,
+        name: &str,
+        holder: &str,
+        fence: i64,
+        position: i64,
+        parts: &[i64],
+        now: DateTime<Utc>,
+        ttl: std::time::Duration,
+    ) -> Result<bool, StoreError> {
+        let n = self
+            .c
+            .prepare_cached(
+                "UPDATE leases SET position = max(position, ?1), parts = ?2, expires_at = ?3
+                 WHERE name = ?4 AND holder = ?5 AND fence = ?6",
+            )
+            .map_err(err)?
+            .execute(params![
+                position,
+                Lease::encode_parts(parts),
                 micros(now) + ttl_micros(ttl),
                 name,
                 holder,
@@ -482,7 +514,7 @@ impl OpsRead for SqliteRead {
         let mut st = self
             .c
             .prepare_cached(
-                "SELECT name, holder, fence, expires_at, position FROM leases
+                "SELECT name, holder, fence, expires_at, position, parts FROM leases
                  WHERE substr(name, 1, length(?1)) = ?1 ORDER BY name",
             )
             .map_err(err)?;

@@ -26,6 +26,7 @@ conformance!(
     a_node_moves_an_order_on_from_what_another_node_made_of_it,
     carrier_accounts_read_back_with_their_secrets_encrypted_at_rest,
     weights_and_warehouse_senders_read_back_with_the_sender_encrypted_at_rest,
+    a_lease_keeps_its_partition_positions_and_only_its_holder_moves_them,
 );
 
 async fn create(ts: &TestStore, t: &str, shop: &str, ext: &str) -> Order {
@@ -2592,4 +2593,70 @@ async fn weights_and_warehouse_senders_read_back_with_the_sender_encrypted_at_re
         !raw.contains("13900001111") && !raw.contains("太和镇") && raw.contains("enc1:"),
         "{raw}"
     );
+}
+
+/// Issue 27: a dispatcher on NATS stores where it stands in each stream partition with its lease;
+/// the next holder reads them back, and a holder that lost the lease (an older fence) cannot
+/// overwrite them.
+async fn a_lease_keeps_its_partition_positions_and_only_its_holder_moves_them(ts: TestStore) {
+    use std::time::Duration;
+    let ttl = Duration::from_secs(10);
+    let name = "dispatch/acme";
+    let acquire = |holder: &'static str, now: chrono::DateTime<chrono::Utc>| {
+        let s = ts.store.clone();
+        async move {
+            s.write(0, move |tx| Ok(tx.lease_acquire(name, holder, now, ttl)?))
+                .await
+                .unwrap()
+        }
+    };
+    let t0 = chrono::Utc::now();
+    let a = acquire("node-a", t0).await.expect("a free lease is taken");
+    assert!(a.parts.is_empty(), "no positions before the first holder stores any");
+    let (an, ah, af) = (a.name.clone(), a.holder.clone(), a.fence);
+    let stored = ts
+        .store
+        .write(0, move |tx| {
+            Ok(tx.lease_advance_parts(&an, &ah, af, 40, &[12, 0, 57, 3], t0, ttl)?)
+        })
+        .await
+        .unwrap();
+    assert!(stored);
+    assert!(
+        acquire("node-b", t0).await.is_none(),
+        "held until it expires"
+    );
+    // a pauses past its lease; b takes it over and reads where a stood.
+    let later = t0 + chrono::Duration::seconds(11);
+    let b = acquire("node-b", later).await.expect("an expired lease is taken");
+    assert_eq!(b.fence, a.fence + 1);
+    assert_eq!(b.parts, vec![12, 0, 57, 3]);
+    assert_eq!(b.position, 40);
+    // a wakes and tries to store what it did meanwhile: refused, b's positions stay.
+    let (an, ah, af) = (a.name.clone(), a.holder.clone(), a.fence);
+    let stale = ts
+        .store
+        .write(0, move |tx| {
+            Ok(tx.lease_advance_parts(&an, &ah, af, 99, &[99, 99, 99, 99], later, ttl)?)
+        })
+        .await
+        .unwrap();
+    assert!(!stale, "an older fence moves nothing");
+    let (bn, bh, bf) = (b.name.clone(), b.holder.clone(), b.fence);
+    assert!(
+        ts.store
+            .write(0, move |tx| {
+                Ok(tx.lease_advance_parts(&bn, &bh, bf, 41, &[13, 2, 57, 3], later, ttl)?)
+            })
+            .await
+            .unwrap()
+    );
+    let now = ts
+        .store
+        .read(|r| r.leases("dispatch/"))
+        .await
+        .unwrap();
+    assert_eq!(now.len(), 1);
+    assert_eq!((now[0].position, now[0].parts.clone()), (41, vec![13, 2, 57, 3]));
+    assert_eq!(now[0].holder, "node-b");
 }
