@@ -1013,8 +1013,14 @@ pub(crate) async fn run(sh: Arc<Shared>, tenant: TenantId, lease: Lease, fence: 
             let advanced = if outbox {
                 lease::advance(&sh.store, &lease, position, cfg.lease_ttl).await
             } else {
-                lease::advance_parts(&sh.store, &lease, position, now_parts.clone(), cfg.lease_ttl)
-                    .await
+                lease::advance_parts(
+                    &sh.store,
+                    &lease,
+                    position,
+                    now_parts.clone(),
+                    cfg.lease_ttl,
+                )
+                .await
             };
             match advanced {
                 Ok(true) => {

@@ -292,7 +292,11 @@ impl Nats {
     /// sequence up to which it had every message acknowledged. `None`: there is none (a new tenant,
     /// or one already moved to positions in the lease).
     pub async fn legacy_floor(&self, tenant: &str, p: u32) -> Option<u64> {
-        let mut stream = self.js.get_stream(format!("{STREAM_PREFIX}{p}")).await.ok()?;
+        let stream = self
+            .js
+            .get_stream(format!("{STREAM_PREFIX}{p}"))
+            .await
+            .ok()?;
         let info = stream.consumer_info(legacy_consumer(tenant)).await.ok()?;
         Some(info.ack_floor.stream_sequence)
     }

@@ -124,9 +124,7 @@ impl EventsRuntime {
         internal: Vec<Arc<dyn Target>>,
     ) -> Result<EventsRuntime, crate::nats::NatsError> {
         let nats = match &cfg.nats_url {
-            Some(url) => Some(
-                crate::nats::connect(url, cfg.nats_partitions).await?,
-            ),
+            Some(url) => Some(crate::nats::connect(url, cfg.nats_partitions).await?),
             None => None,
         };
         let (stop, _) = tokio::sync::watch::channel(false);

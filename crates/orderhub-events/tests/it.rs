@@ -557,7 +557,6 @@ async fn two_processes_one_lease_holder_and_failover() {
     survivor.stop().await;
 }
 
-
 /// NATS goes away: orders are still accepted (the outbox keeps the events); when it returns the
 /// backlog drains and the subscriber gets everything.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -38,7 +38,9 @@ impl Lease {
         if s.is_empty() {
             return Vec::new();
         }
-        s.split(',').map(|x| x.trim().parse().unwrap_or(0)).collect()
+        s.split(',')
+            .map(|x| x.trim().parse().unwrap_or(0))
+            .collect()
     }
 }
 

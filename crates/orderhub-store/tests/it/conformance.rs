@@ -2612,7 +2612,10 @@ async fn a_lease_keeps_its_partition_positions_and_only_its_holder_moves_them(ts
     };
     let t0 = chrono::Utc::now();
     let a = acquire("node-a", t0).await.expect("a free lease is taken");
-    assert!(a.parts.is_empty(), "no positions before the first holder stores any");
+    assert!(
+        a.parts.is_empty(),
+        "no positions before the first holder stores any"
+    );
     let (an, ah, af) = (a.name.clone(), a.holder.clone(), a.fence);
     let stored = ts
         .store
@@ -2628,7 +2631,9 @@ async fn a_lease_keeps_its_partition_positions_and_only_its_holder_moves_them(ts
     );
     // a pauses past its lease; b takes it over and reads where a stood.
     let later = t0 + chrono::Duration::seconds(11);
-    let b = acquire("node-b", later).await.expect("an expired lease is taken");
+    let b = acquire("node-b", later)
+        .await
+        .expect("an expired lease is taken");
     assert_eq!(b.fence, a.fence + 1);
     assert_eq!(b.parts, vec![12, 0, 57, 3]);
     assert_eq!(b.position, 40);
@@ -2651,12 +2656,11 @@ async fn a_lease_keeps_its_partition_positions_and_only_its_holder_moves_them(ts
             .await
             .unwrap()
     );
-    let now = ts
-        .store
-        .read(|r| r.leases("dispatch/"))
-        .await
-        .unwrap();
+    let now = ts.store.read(|r| r.leases("dispatch/")).await.unwrap();
     assert_eq!(now.len(), 1);
-    assert_eq!((now[0].position, now[0].parts.clone()), (41, vec![13, 2, 57, 3]));
+    assert_eq!(
+        (now[0].position, now[0].parts.clone()),
+        (41, vec![13, 2, 57, 3])
+    );
     assert_eq!(now[0].holder, "node-b");
 }
