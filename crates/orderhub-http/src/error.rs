@@ -1,4 +1,6 @@
-//! The one place where errors become HTTP statuses and codes.
+//! Where the use cases' and the store's errors become HTTP statuses and codes (the `From` impls
+//! for [`ApiError`]). A handler also builds an `ApiError` with a status of its own for what it
+//! checks itself (a bad query parameter, an unknown shop); every error answers in the same body.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
