@@ -916,6 +916,14 @@ pub(crate) async fn run(sh: Arc<Shared>, tenant: TenantId, lease: Lease, fence: 
                 if read.is_open(item.pos) || read.is_done(item.pos) {
                     continue;
                 }
+                if !outbox && remaining.contains_key(&item.seq) {
+                    // The same event again at another stream position (published twice, beyond
+                    // JetStream's duplicate window) while the first is in flight: that one
+                    // delivers it; this position is done.
+                    parts[item.part].begin(item.pos);
+                    parts[item.part].finish(item.pos);
+                    continue;
+                }
                 wm.begin(item.seq);
                 if !outbox {
                     parts[item.part].begin(item.pos);
