@@ -190,29 +190,7 @@ impl StockPusher {
             match answer {
                 Ok(()) => {
                     self.shop_pause.remove(&key);
-                    let (t, acks): (TenantId, Vec<(uuid::Uuid, i64, i64)>) = (
-                        tenant.clone(),
-                        chunk
-                            .iter()
-                            .map(|l| (l.listing_id, l.want_qty, l.want_version))
-                            .collect(),
-                    );
-                    let n = acks.len() as u32;
-                    self.store
-                        .write(0, move |tx| {
-                            let now = Utc::now();
-                            for (id, q, v) in &acks {
-                                tx.listing_pushed(&t, *id, *q, *v, now)?;
-                            }
-                            Ok(())
-                        })
-                        .await
-                        .map_err(|e| {
-                            orderhub_core::StoreError::new(
-                                orderhub_core::StoreErrorKind::Other,
-                                e.to_string(),
-                            )
-                        })?;
+                    let n = self.acknowledged(tenant, chunk).await?;
                     report.acknowledged += n;
                     count(channel, "acknowledged", u64::from(n));
                 }
@@ -236,6 +214,34 @@ impl StockPusher {
             }
         }
         Ok(())
+    }
+
+    /// Stores what the channel acknowledged for each listing of `chunk`: the quantity and the
+    /// want version that were sent (a later want stays due).
+    async fn acknowledged(
+        &self,
+        tenant: &TenantId,
+        chunk: &[&ListingRecord],
+    ) -> Result<u32, orderhub_core::StoreError> {
+        let t = tenant.clone();
+        let acks: Vec<(uuid::Uuid, i64, i64)> = chunk
+            .iter()
+            .map(|l| (l.listing_id, l.want_qty, l.want_version))
+            .collect();
+        let n = acks.len() as u32;
+        self.store
+            .write(0, move |tx| {
+                let now = Utc::now();
+                for (id, q, v) in &acks {
+                    tx.listing_pushed(&t, *id, *q, *v, now)?;
+                }
+                Ok(())
+            })
+            .await
+            .map_err(|e| {
+                orderhub_core::StoreError::new(orderhub_core::StoreErrorKind::Other, e.to_string())
+            })?;
+        Ok(n)
     }
 
     async fn failed(
