@@ -600,6 +600,79 @@ pub struct Shipment {
     pub line_ids: Option<Vec<String>>,
 }
 
+/// One listing's quantity for a channel's shelf: the channel's item, its SKU within the item
+/// (empty for an item without SKUs) and the whole quantity to show (not a difference: a repeated
+/// or reordered call leaves the same shelf).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StockUpdate {
+    pub item_id: String,
+    pub sku_id: String,
+    pub quantity: i64,
+}
+
+/// The largest quantity sent to a shelf (every channel's stock field is an integer of this size
+/// at least; the hub never computes more from real stock).
+pub const STOCK_QUANTITY_MAX: i64 = 10_000_000;
+
+/// Checks what every stock call needs: ids that are short ASCII tokens, quantities in range, and
+/// (for batches) one item.
+pub(crate) fn check_stock(updates: &[StockUpdate], batch_max: usize) -> Result<(), Rejected> {
+    let token = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 64
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    };
+    let Some(first) = updates.first() else {
+        return Err(Rejected::at(
+            "missing_field",
+            "updates",
+            "no stock update to send",
+        ));
+    };
+    if updates.len() > batch_max {
+        return Err(Rejected::at(
+            "too_many",
+            "updates",
+            format!("the channel takes {batch_max} SKUs per stock call"),
+        ));
+    }
+    for u in updates {
+        if !token(&u.item_id) {
+            return Err(Rejected::bad_value(
+                "item_id",
+                "a channel item id (ASCII token)",
+            ));
+        }
+        if !(u.sku_id.is_empty() || token(&u.sku_id)) {
+            return Err(Rejected::bad_value(
+                "sku_id",
+                "empty or a channel SKU id (ASCII token)",
+            ));
+        }
+        if !(0..=STOCK_QUANTITY_MAX).contains(&u.quantity) {
+            return Err(Rejected::bad_value("quantity", "0 to 10,000,000"));
+        }
+        if u.item_id != first.item_id {
+            return Err(Rejected::at(
+                "mixed_items",
+                "item_id",
+                "one stock call carries SKUs of one item",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The answer of a channel without a stock call (yet).
+fn stock_unsupported() -> Rejected {
+    Rejected::at(
+        "not_supported",
+        "stock",
+        "stock updates are not supported by this channel yet",
+    )
+}
+
 /// One page of a list call.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OrderPage {
@@ -700,6 +773,32 @@ pub trait Channel: Send + Sync {
     /// answer (so the write-back is idempotent); `Throttled` / `Auth` / `Api` for its errors; a
     /// body that is neither is `Rejected`.
     fn parse_ship_ack(&self, body: &[u8]) -> Result<(), ApiError>;
+
+    /// How many SKUs of one item a stock call takes ([`Channel::stock_request`]).
+    fn stock_batch_max(&self) -> usize {
+        1
+    }
+
+    /// The signed call that sets the shelf quantity of `updates` (SKUs of one item, at most
+    /// [`Channel::stock_batch_max`]) to the whole quantities given. Refused without any call:
+    /// `not_supported` on a channel without a stock call yet, `bad_value` for an id or quantity
+    /// out of range, `missing_field` where the channel needs a SKU id, `mixed_items`, `too_many`.
+    fn stock_request(
+        &self,
+        _updates: &[StockUpdate],
+        _creds: &ShopCredentials,
+        _now: DateTime<Utc>,
+    ) -> Result<ApiRequest, Rejected> {
+        Err(stock_unsupported())
+    }
+
+    /// The stock call's answer: `Ok` for the channel's success shape; `Throttled` / `Auth` /
+    /// `Api` for its errors; a body that is neither is `Rejected`.
+    fn parse_stock_ack(&self, body: &[u8]) -> Result<(), ApiError> {
+        Err(self
+            .api_error(body)
+            .unwrap_or_else(|| ApiError::Rejected(stock_unsupported())))
+    }
 
     /// The call that renews the shop's access token: with `creds.refresh_token` on channels that
     /// issue refresh tokens, with the app's own credentials on those that grant tokens to the app

@@ -312,6 +312,18 @@ pub async fn start(s: &Settings) -> Result<(RunningHub, Option<String>)> {
             background.subscribe(),
         )),
     ));
+    // Listings' wanted quantities go to their channels' shelves (issue 20).
+    tasks.push((
+        "stock push",
+        tokio::spawn(orderhub_intake::stock_push::run(
+            store.clone(),
+            orderhub_intake::stock_push::StockPushConfig {
+                outbound,
+                ..Default::default()
+            },
+            background.subscribe(),
+        )),
+    ));
     let app = orderhub_http::router_with(state, orderhub_http::admission::Admission::new(s.http));
     let listener = listen(&s.listen).await?;
     let addr = listener.local_addr()?;

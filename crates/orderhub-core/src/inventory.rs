@@ -155,6 +155,7 @@ fn move_stock(
         payload: serde_json::to_string(&payload).expect("plain struct serializes"),
     })?;
     update_channel_listings(tx, actor, sku, now)?;
+    crate::listings::on_stock_moved(tx, tenant, sku, now)?;
     Ok(next)
 }
 
@@ -215,6 +216,7 @@ pub fn define_sku(
         }
     }
     tx.sku_put(t, rec, now)?;
+    crate::listings::on_sku_defined(tx, t, &rec.sku, now)?;
     Ok(())
 }
 
@@ -1144,6 +1146,7 @@ pub fn set_channel_policy(
     tx: &mut dyn Tx,
     actor: &Actor,
     p: &ChannelPolicy,
+    now: DateTime<Utc>,
 ) -> Result<(), CoreError> {
     require(actor, Permission::MasterData, "set channel policies")?;
     if p.safety_stock < 0 {
@@ -1178,6 +1181,7 @@ pub fn set_channel_policy(
         _ => {}
     }
     tx.channel_policy_put(&actor.principal.tenant_id, p)?;
+    crate::listings::on_policy_changed(tx, &actor.principal.tenant_id, &p.channel, now)?;
     Ok(())
 }
 

@@ -12,6 +12,7 @@ pub mod error;
 pub mod idempotency;
 pub mod intake;
 pub mod inventory;
+pub mod listings;
 pub mod outbound;
 pub mod ports;
 pub mod secret;

@@ -102,7 +102,7 @@ pub struct IdempotencyRecord {
 /// One open write transaction with every table a change needs. A backend commits it once; until
 /// then nothing is visible to anyone else. Reads here see this transaction's own writes and lock
 /// what they read for update where the backend has row locks.
-pub trait Tx: InventoryTx {
+pub trait Tx: InventoryTx + ListingTx {
     fn order_get(&mut self, tenant: &TenantId, id: OrderId) -> Result<Option<Order>, StoreError>;
     fn order_by_external(
         &mut self,
@@ -321,6 +321,118 @@ pub trait InventoryTx {
         sku: &Sku,
         limit: u32,
     ) -> Result<Vec<OrderId>, StoreError>;
+}
+
+/// A link between our SKU (or kit) and one channel item (and SKU of it) in one shop, with what its
+/// shelf should show (`want_*`, set in the transaction of every stock movement) and what the channel
+/// last acknowledged (`pushed_*`, set by the stock-push worker).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListingRecord {
+    pub tenant_id: TenantId,
+    pub listing_id: Uuid,
+    pub channel: Channel,
+    pub shop_id: ShopId,
+    /// Our SKU or kit.
+    pub sku: Sku,
+    pub channel_item_id: String,
+    /// Empty for an item without SKUs of its own.
+    pub channel_sku_id: String,
+    /// A paused listing is neither recomputed nor pushed.
+    pub paused: bool,
+    /// Shown instead of the computed quantity (a seller's own figure).
+    pub fixed_quantity: Option<i64>,
+    pub want_qty: i64,
+    /// Grows each time `want_qty` changes.
+    pub want_version: i64,
+    /// What the channel last acknowledged, and the `want_version` it was sent for.
+    pub pushed_qty: Option<i64>,
+    pub pushed_version: i64,
+    pub pushed_at: Option<DateTime<Utc>>,
+    /// Failed pushes since the last success.
+    pub attempts: u32,
+    pub next_attempt_at: DateTime<Utc>,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl ListingRecord {
+    /// Whether the shelf still waits for `want_qty`.
+    pub fn is_due(&self) -> bool {
+        !self.paused && self.want_version > self.pushed_version
+    }
+}
+
+/// Listings inside the same transaction as the stock they follow.
+pub trait ListingTx {
+    /// The listing, locked for update where the backend has row locks.
+    fn listing_get(
+        &mut self,
+        tenant: &TenantId,
+        id: Uuid,
+    ) -> Result<Option<ListingRecord>, StoreError>;
+    /// Inserts a listing and the stock SKUs that drive it (`drivers`: the SKU, or a kit's
+    /// components). `Ok(false)`: the (channel, shop, item, SKU id) is listed already; nothing written.
+    fn listing_insert(&mut self, rec: &ListingRecord, drivers: &[Sku]) -> Result<bool, StoreError>;
+    /// Writes `paused`, `fixed_quantity` and `updated_at`.
+    fn listing_config_put(&mut self, rec: &ListingRecord) -> Result<(), StoreError>;
+    /// Removes the listing and its drivers; `false` when there was none.
+    fn listing_delete(&mut self, tenant: &TenantId, id: Uuid) -> Result<bool, StoreError>;
+    /// Listings whose quantity follows stock of `sku` (one index lookup), locked for update where
+    /// the backend has row locks, so the pool is read after any concurrent writer of them committed.
+    fn listings_driven_by(
+        &mut self,
+        tenant: &TenantId,
+        sku: &Sku,
+    ) -> Result<Vec<ListingRecord>, StoreError>;
+    /// Listings of our SKU or kit `sku` itself, locked like [`ListingTx::listings_driven_by`].
+    fn listings_of_sku(
+        &mut self,
+        tenant: &TenantId,
+        sku: &Sku,
+    ) -> Result<Vec<ListingRecord>, StoreError>;
+    /// Every listing of the tenant on `channel` (a policy change recomputes them), locked likewise.
+    fn listings_on_channel(
+        &mut self,
+        tenant: &TenantId,
+        channel: &Channel,
+    ) -> Result<Vec<ListingRecord>, StoreError>;
+    /// Replaces the stock SKUs that drive the listing (a kit's components changed).
+    fn listing_drivers_put(
+        &mut self,
+        tenant: &TenantId,
+        id: Uuid,
+        drivers: &[Sku],
+    ) -> Result<(), StoreError>;
+    /// A new quantity for the shelf: `want_qty`, `want_version` and `next_attempt_at` (due now).
+    fn listing_want_put(
+        &mut self,
+        tenant: &TenantId,
+        id: Uuid,
+        qty: i64,
+        version: i64,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// The channel acknowledged `qty` sent for `version`: stored unless an acknowledgement of a
+    /// later version is stored already; failures are forgotten and the listing, if its want moved
+    /// on meanwhile, stays due at once. `Ok(false)`: nothing changed (gone, or a later ack stored).
+    fn listing_pushed(
+        &mut self,
+        tenant: &TenantId,
+        id: Uuid,
+        qty: i64,
+        version: i64,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+    /// A push failed: one attempt more, the error kept, not tried again before `next_attempt_at`.
+    fn listing_push_failed(
+        &mut self,
+        tenant: &TenantId,
+        id: Uuid,
+        error: &str,
+        next_attempt_at: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
 }
 
 /// Where time comes from. Tests use a fixed clock.

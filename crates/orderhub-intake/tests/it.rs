@@ -1480,3 +1480,6 @@ async fn every_channel_s_later_versions_change_the_order_through_its_adapter_sql
 async fn every_channel_s_later_versions_change_the_order_through_its_adapter_postgres() {
     every_channel_s_later_versions_change_the_order_through_its_adapter("postgres").await;
 }
+
+#[path = "stock/push.rs"]
+mod stock_push;

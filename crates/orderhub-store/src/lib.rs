@@ -12,6 +12,7 @@
 pub mod carriers;
 mod doc;
 pub mod inv_codec;
+pub mod listings;
 pub mod ops;
 mod pending;
 mod pool;
@@ -26,6 +27,7 @@ mod sqlite_ops;
 pub mod testing;
 
 pub use carriers::{CarrierAccountRow, CarrierRead, CarrierTx};
+pub use listings::{ListingFilter, ListingRead};
 pub use ops::{
     ChannelMessageRow, ChannelRead, ChannelRefusals, ChannelShopRow, ChannelTx, DeadLetterRow,
     Lease, OpsRead, OpsTx, PARKED_DUE_MAX, ParkedRow, ShopToken, SubscriptionRow,

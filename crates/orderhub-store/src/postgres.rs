@@ -106,6 +106,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "lease_parts",
         include_str!("../migrations/postgres/0016_lease_parts.sql"),
     ),
+    (
+        17,
+        "listings",
+        include_str!("../migrations/postgres/0017_listings.sql"),
+    ),
 ];
 
 pub(crate) fn err(e: postgres::Error) -> StoreError {

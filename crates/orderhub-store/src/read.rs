@@ -113,7 +113,11 @@ pub struct StoredEvent {
 
 /// Reads, on a reader connection. Personal data comes back decrypted; callers mask it.
 pub trait ReadConn:
-    Send + crate::ops::OpsRead + crate::ops::ChannelRead + crate::carriers::CarrierRead
+    Send
+    + crate::ops::OpsRead
+    + crate::ops::ChannelRead
+    + crate::carriers::CarrierRead
+    + crate::listings::ListingRead
 {
     fn ping(&mut self) -> Result<(), StoreError>;
     fn order_get(&mut self, tenant: &TenantId, id: OrderId) -> Result<Option<Order>, StoreError>;

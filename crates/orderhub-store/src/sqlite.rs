@@ -101,6 +101,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "lease_parts",
         include_str!("../migrations/sqlite/0016_lease_parts.sql"),
     ),
+    (
+        17,
+        "listings",
+        include_str!("../migrations/sqlite/0017_listings.sql"),
+    ),
 ];
 
 /// Reader connections: WAL lets readers run beside the writer; two keep a 2-core machine busy.

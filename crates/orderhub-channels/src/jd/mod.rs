@@ -62,6 +62,11 @@ pub const AUTH_CODE: &str = "19";
 /// in `360buy_param_json` (xxl4/laravel-store `PopOrderShipmentRequest.php`). Whole orders only.
 /// Answer `jingdong_pop_order_shipment_responce{sopjosshipment_result{success, errorCode,
 /// chineseErrCode}}` — **from memory**.
+/// `jingdong.stock.write.updateSkuStock` (设置商家库存): `skuId`, `stockNum` (the whole
+/// quantity), optional `storeId`; answer `jingdong_stock_write_updateSkuStock_responce{success}`
+/// (JD SDK `StockWriteUpdateSkuStockRequest`/`Response`; the `_responce` spelling is JOS's, as
+/// in the order calls). One SKU per call; JD sells SKUs, so a SKU id is required.
+pub const STOCK_METHOD: &str = "jingdong.stock.write.updateSkuStock";
 pub const SHIP_METHOD: &str = "jingdong.pop.order.shipment";
 /// orderhub carrier → JOS `logiCoprId` (`jingdong.vender.delivery.company` ids). **Assumed** (from
 /// memory, no public table found): verify before production.
@@ -449,6 +454,43 @@ impl Channel for Jd {
             "logiNo": s.tracking_no,
         });
         Ok(request(SHIP_METHOD, param, creds, now))
+    }
+
+    fn stock_request(
+        &self,
+        updates: &[crate::StockUpdate],
+        creds: &ShopCredentials,
+        now: DateTime<Utc>,
+    ) -> Result<ApiRequest, Rejected> {
+        crate::check_stock(updates, 1)?;
+        let u = &updates[0];
+        if u.sku_id.is_empty() {
+            return Err(Rejected::missing("sku_id"));
+        }
+        let sku: u64 = u
+            .sku_id
+            .parse()
+            .map_err(|_| Rejected::bad_value("sku_id", "JD's numeric skuId"))?;
+        let param = serde_json::json!({ "skuId": sku, "stockNum": u.quantity });
+        Ok(request(STOCK_METHOD, param, creds, now))
+    }
+
+    fn parse_stock_ack(&self, body: &[u8]) -> Result<(), ApiError> {
+        if let Some(e) = self.api_error(body) {
+            return Err(e);
+        }
+        let v: serde_json::Value = wire::parse_json(body)?;
+        match v.pointer("/jingdong_stock_write_updateSkuStock_responce/success") {
+            Some(serde_json::Value::Bool(true)) => Ok(()),
+            Some(serde_json::Value::String(s)) if s == "true" => Ok(()),
+            Some(_) => Err(ApiError::Api {
+                code: "success_false".into(),
+                message: "the channel answered success false".into(),
+            }),
+            None => Err(ApiError::Rejected(Rejected::missing(
+                "jingdong_stock_write_updateSkuStock_responce.success",
+            ))),
+        }
     }
 
     fn parse_ship_ack(&self, body: &[u8]) -> Result<(), ApiError> {

@@ -146,8 +146,32 @@ impl SimWire for JdWire {
                     line_ids: None,
                 })
             }
+            super::STOCK_METHOD => {
+                let sku = biz.get("skuId").and_then(Value::as_u64);
+                let qty = biz
+                    .get("stockNum")
+                    .and_then(Value::as_i64)
+                    .filter(|q| *q >= 0);
+                match (sku, qty) {
+                    // JD's stock call names the SKU only: the shelf keeps it under item "".
+                    (Some(sku), Some(quantity)) => Ok(SimCall::Stock {
+                        updates: vec![crate::StockUpdate {
+                            item_id: String::new(),
+                            sku_id: sku.to_string(),
+                            quantity,
+                        }],
+                    }),
+                    _ => Err(SimFault::BadRequest("skuId and stockNum".into())),
+                }
+            }
             _ => Err(SimFault::BadRequest("unknown method".into())),
         }
+    }
+
+    fn stock(&self, _updates: &[crate::StockUpdate]) -> Vec<u8> {
+        json_bytes(&json!({"jingdong_stock_write_updateSkuStock_responce": {
+            "code": "0", "success": true,
+        }}))
     }
 
     fn list(&self, page: &Page<'_>) -> Vec<u8> {

@@ -97,6 +97,12 @@ pub const THROTTLE_CODE: &str = "70031";
 /// **Assumed**: access_token invalid or expired. Messages about the signature or the
 /// access_token are auth errors too.
 pub const AUTH_CODE: &str = "10019";
+/// `pdd.goods.quantity.update` (商品库存更新接口): `goods_id`, `sku_id` (or `outer_id`),
+/// `quantity`, `update_type` 1 = whole quantity (全量, the default); answer
+/// `goods_quantity_update_response{is_success}` (PDD POP SDK `PddGoodsQuantityUpdateRequest`).
+/// One SKU per call.
+pub const STOCK_TYPE: &str = "pdd.goods.quantity.update";
+
 /// `pdd.logistics.online.send`: `order_sn`, `logistics_id` (numeric), `tracking_number`; answer
 /// `logistics_online_send_response{is_success}` (lywzx/pdd-node-sdk). Whole orders only.
 pub const SHIP_TYPE: &str = "pdd.logistics.online.send";
@@ -588,6 +594,42 @@ impl Channel for Pdd {
     fn parse_ship_ack(&self, body: &[u8]) -> Result<(), ApiError> {
         crate::ship::ack(self.api_error(body), &[ALREADY_SHIPPED_CODE], || {
             crate::ship::success_flag(body, "/logistics_online_send_response/is_success")
+        })
+    }
+
+    fn stock_request(
+        &self,
+        updates: &[crate::StockUpdate],
+        creds: &ShopCredentials,
+        now: DateTime<Utc>,
+    ) -> Result<ApiRequest, Rejected> {
+        crate::check_stock(updates, 1)?;
+        let u = &updates[0];
+        // `sku_id` or `outer_id` is required: a PDD goods always has SKUs.
+        if u.sku_id.is_empty() {
+            return Err(Rejected::missing("sku_id"));
+        }
+        let biz = vec![
+            ("goods_id".into(), u.item_id.clone()),
+            ("sku_id".into(), u.sku_id.clone()),
+            ("quantity".into(), u.quantity.to_string()),
+            ("update_type".into(), "1".into()),
+        ];
+        Ok(request(STOCK_TYPE, biz, creds, now))
+    }
+
+    fn parse_stock_ack(&self, body: &[u8]) -> Result<(), ApiError> {
+        if let Some(e) = self.api_error(body) {
+            return Err(e);
+        }
+        crate::ship::success_flag(body, "/goods_quantity_update_response/is_success").map_err(|r| {
+            match r.rule {
+                "not_shipped" => ApiError::Api {
+                    code: "is_success_false".into(),
+                    message: "the channel answered is_success false".into(),
+                },
+                _ => ApiError::Rejected(r),
+            }
         })
     }
 

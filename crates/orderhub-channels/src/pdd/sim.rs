@@ -114,6 +114,24 @@ impl SimWire for PddWire {
             INFO_TYPE => Ok(SimCall::Detail {
                 id: param(&p, "order_sn").to_string(),
             }),
+            super::STOCK_TYPE => {
+                let q = param(&p, "quantity")
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|q| *q >= 0);
+                match (q, param(&p, "update_type")) {
+                    (Some(quantity), "" | "1") if !param(&p, "sku_id").is_empty() => {
+                        Ok(SimCall::Stock {
+                            updates: vec![crate::StockUpdate {
+                                item_id: param(&p, "goods_id").to_string(),
+                                sku_id: param(&p, "sku_id").to_string(),
+                                quantity,
+                            }],
+                        })
+                    }
+                    _ => Err(SimFault::BadRequest("goods_id, sku_id, quantity".into())),
+                }
+            }
             super::SHIP_TYPE => Ok(SimCall::Ship {
                 id: param(&p, "order_sn").to_string(),
                 carrier: param(&p, "logistics_id").to_string(),
@@ -140,6 +158,12 @@ impl SimWire for PddWire {
 
     fn has_carrier(&self, code: &str) -> bool {
         super::CARRIERS.iter().any(|(_, c)| *c == code)
+    }
+
+    fn stock(&self, _updates: &[crate::StockUpdate]) -> Vec<u8> {
+        json_bytes(
+            &json!({"goods_quantity_update_response": {"is_success": true, "request_id": "sim"}}),
+        )
     }
 
     fn ship(&self, answer: ShipAnswer) -> (u16, Vec<u8>) {

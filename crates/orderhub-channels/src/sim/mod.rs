@@ -48,6 +48,8 @@ pub struct Knobs {
     /// Answer every token call with the channel's system error (a renewal that must be tried
     /// again, never taken for a refusal).
     pub fail_token: bool,
+    /// Answer every stock call with the channel's system error (for retry tests).
+    pub fail_stock: bool,
 }
 
 impl Default for Knobs {
@@ -58,6 +60,7 @@ impl Default for Knobs {
             throttle_per_sec: 0.0,
             fail_ship: false,
             fail_token: false,
+            fail_stock: false,
         }
     }
 }
@@ -359,6 +362,21 @@ impl SimHandle {
         self.engine.orders.lock().list.clone()
     }
 
+    /// What the shelf shows for (item, SKU id) — `""` for an item without SKUs; JD's stock call
+    /// names the SKU only, so its item is `""` — as the last stock call set it; `None`: never set.
+    pub fn shelf(&self, item_id: &str, sku_id: &str) -> Option<i64> {
+        self.engine
+            .shelf
+            .lock()
+            .get(&(item_id.to_owned(), sku_id.to_owned()))
+            .copied()
+    }
+
+    /// Stock calls answered with success so far.
+    pub fn stock_calls(&self) -> u64 {
+        self.engine.stock_calls.load(Ordering::Relaxed)
+    }
+
     /// Every shipment the simulator accepted, in order: (external order id, the channel's own
     /// carrier code, tracking number). A repeat of the same shipment is not recorded twice.
     pub fn shipments(&self) -> Vec<(String, String, String)> {
@@ -419,6 +437,10 @@ pub(crate) enum SimCall {
     /// credentials, which the wire checked).
     Token {
         refresh: Option<String>,
+    },
+    /// A stock call: the whole quantity of each SKU (of one item) on the shelf.
+    Stock {
+        updates: Vec<crate::StockUpdate>,
     },
     /// A ship / logistics-upload call, with the channel's own carrier code.
     Ship {
@@ -519,6 +541,10 @@ pub(crate) trait SimWire: Send + Sync + 'static {
     fn ship(&self, answer: ShipAnswer) -> (u16, Vec<u8>);
     /// The token call's answer for a grant.
     fn token(&self, grant: &SimGrant) -> Vec<u8>;
+    /// A stock call's success answer (wires that parse stock calls render it).
+    fn stock(&self, _updates: &[crate::StockUpdate]) -> Vec<u8> {
+        Vec::new()
+    }
 }
 
 pub(crate) fn wire(kind: ChannelKind) -> Option<Box<dyn SimWire>> {
@@ -567,6 +593,10 @@ struct Engine {
     orders: Mutex<OrderBook>,
     serial: AtomicU64,
     shipments: Mutex<Vec<ShipRecord>>,
+    /// The shelf: each (item, SKU id)'s quantity as the last stock call set it.
+    shelf: Mutex<std::collections::HashMap<(String, String), i64>>,
+    /// Stock calls answered with success.
+    stock_calls: AtomicU64,
     bucket: Mutex<Bucket>,
     http: HttpClient,
     tokens: Mutex<SimTokens>,
@@ -848,6 +878,18 @@ impl Engine {
                 tracking_no,
                 line_ids,
             } => return self.ship(id, carrier, tracking_no, line_ids, knobs.fail_ship),
+            SimCall::Stock { updates } => {
+                if knobs.fail_stock {
+                    bump(&stats.errors);
+                    return self.respond(self.wire.ship(ShipAnswer::SystemError));
+                }
+                let mut shelf = self.shelf.lock();
+                for u in &updates {
+                    shelf.insert((u.item_id.clone(), u.sku_id.clone()), u.quantity);
+                }
+                self.stock_calls.fetch_add(1, Ordering::Relaxed);
+                self.wire.stock(&updates)
+            }
             SimCall::Detail { id } => match self.orders.lock().detail(&id, |o| self.wire.detail(o))
             {
                 Some(body) => body,
@@ -953,6 +995,8 @@ async fn spawn_wire(
         kind,
         serial: AtomicU64::new(orders.len() as u64 + 1),
         shipments: Mutex::default(),
+        shelf: Mutex::default(),
+        stock_calls: AtomicU64::new(0),
         orders: Mutex::new(OrderBook::new(orders)),
         bucket: Mutex::new(Bucket {
             tokens: settings.knobs.get().throttle_per_sec.max(1.0),
@@ -1152,6 +1196,7 @@ mod tests {
             latency_ms: u64::MAX,
             fail_ship: false,
             fail_token: false,
+            fail_stock: false,
         });
         let got = k.get();
         assert_eq!(got.error_rate, 1.0);

@@ -113,6 +113,17 @@ pub const ALREADY_SHIPPED_SUB_CODE: &str = "isv.logistics-offline-service-error:
 /// **Assumed** sub_code of "the trade's state does not allow shipping".
 pub const SHIP_CONFLICT_SUB_CODE: &str = "isv.logistics-offline-service-error:B01";
 
+/// `taobao.item.quantity.update` (宝贝/SKU库存修改): `num_iid`, optional `sku_id`, `quantity`,
+/// `type` 1 = whole quantity (全量, the default); answer `item_quantity_update_response{item}`
+/// (bububa/opentaobao `TaobaoItemQuantityUpdateAPIRequest`). One SKU or a SKU-less item per call.
+pub const ITEM_STOCK_METHOD: &str = "taobao.item.quantity.update";
+/// `taobao.skus.quantity.update` (SKU库存批量修改): `num_iid`, `skuid_quantities`
+/// `skuId:qty;skuId:qty` (at most 20), `type` 1 = whole quantity; answer
+/// `skus_quantity_update_response{item}` (mzzya/tbsdk `TaobaoSkusQuantityUpdate`).
+pub const SKUS_STOCK_METHOD: &str = "taobao.skus.quantity.update";
+/// SKUs per `taobao.skus.quantity.update` call (its documented limit).
+pub const STOCK_BATCH_MAX: usize = 20;
+
 pub struct Taobao;
 
 fn flag(field: &str, t: &wire::OptText) -> Result<bool, Rejected> {
@@ -622,5 +633,61 @@ impl Channel for Taobao {
         crate::ship::ack(self.api_error(body), &[ALREADY_SHIPPED_SUB_CODE], || {
             crate::ship::success_flag(body, "/logistics_offline_send_response/shipping/is_success")
         })
+    }
+
+    fn stock_batch_max(&self) -> usize {
+        STOCK_BATCH_MAX
+    }
+
+    fn stock_request(
+        &self,
+        updates: &[crate::StockUpdate],
+        creds: &ShopCredentials,
+        now: DateTime<Utc>,
+    ) -> Result<ApiRequest, Rejected> {
+        crate::check_stock(updates, STOCK_BATCH_MAX)?;
+        let item = updates[0].item_id.clone();
+        if let [one] = updates {
+            let mut biz = vec![("num_iid".into(), item)];
+            if !one.sku_id.is_empty() {
+                biz.push(("sku_id".into(), one.sku_id.clone()));
+            }
+            biz.push(("quantity".into(), one.quantity.to_string()));
+            biz.push(("type".into(), "1".into()));
+            return Ok(request(ITEM_STOCK_METHOD, biz, creds, now));
+        }
+        if updates.iter().any(|u| u.sku_id.is_empty()) {
+            return Err(Rejected::missing("sku_id"));
+        }
+        let pairs: Vec<String> = updates
+            .iter()
+            .map(|u| format!("{}:{}", u.sku_id, u.quantity))
+            .collect();
+        let biz = vec![
+            ("num_iid".into(), item),
+            ("skuid_quantities".into(), pairs.join(";")),
+            ("type".into(), "1".into()),
+        ];
+        Ok(request(SKUS_STOCK_METHOD, biz, creds, now))
+    }
+
+    fn parse_stock_ack(&self, body: &[u8]) -> Result<(), ApiError> {
+        if let Some(e) = self.api_error(body) {
+            return Err(e);
+        }
+        let v: serde_json::Value = wire::parse_json(body)?;
+        for key in [
+            "item_quantity_update_response",
+            "skus_quantity_update_response",
+        ] {
+            if v.pointer(&format!("/{key}/item"))
+                .is_some_and(|i| i.is_object())
+            {
+                return Ok(());
+            }
+        }
+        Err(ApiError::Rejected(Rejected::missing(
+            "item_quantity_update_response.item",
+        )))
     }
 }

@@ -72,6 +72,14 @@ pub(crate) fn render(o: &ChannelOrder) -> Value {
     })
 }
 
+/// A whole quantity as TOP takes it with `type=1`: 0 or more.
+fn stock_qty(s: &str) -> Result<i64, SimFault> {
+    s.parse::<i64>()
+        .ok()
+        .filter(|q| *q >= 0)
+        .ok_or_else(|| SimFault::BadRequest("quantity".into()))
+}
+
 fn time(pairs: &[(String, String)], k: &str) -> DateTime<Utc> {
     let s = Some(crate::wire::Text(param(pairs, k).to_string()));
     crate::wire::china_time(k, &s)
@@ -127,8 +135,52 @@ impl SimWire for TaobaoWire {
                         .collect()
                 }),
             }),
+            super::ITEM_STOCK_METHOD => Ok(SimCall::Stock {
+                updates: vec![crate::StockUpdate {
+                    item_id: param(&p, "num_iid").to_string(),
+                    sku_id: param(&p, "sku_id").to_string(),
+                    quantity: stock_qty(param(&p, "quantity"))?,
+                }],
+            }),
+            super::SKUS_STOCK_METHOD => {
+                let item = param(&p, "num_iid").to_string();
+                let mut updates = Vec::new();
+                for pair in param(&p, "skuid_quantities").split(';') {
+                    let (sku, q) = pair
+                        .split_once(':')
+                        .ok_or_else(|| SimFault::BadRequest("skuid_quantities".into()))?;
+                    updates.push(crate::StockUpdate {
+                        item_id: item.clone(),
+                        sku_id: sku.to_string(),
+                        quantity: stock_qty(q)?,
+                    });
+                }
+                if updates.len() > super::STOCK_BATCH_MAX {
+                    return Err(SimFault::BadRequest("at most 20 SKUs".into()));
+                }
+                Ok(SimCall::Stock { updates })
+            }
             _ => Err(SimFault::BadRequest("Invalid method".into())),
         }
+    }
+
+    fn stock(&self, updates: &[crate::StockUpdate]) -> Vec<u8> {
+        let item = updates.first().map(|u| u.item_id.as_str()).unwrap_or("");
+        let skus: Vec<Value> = updates
+            .iter()
+            .filter(|u| !u.sku_id.is_empty())
+            .map(|u| json!({"sku_id": num_id(&u.sku_id), "quantity": u.quantity, "modified": "2026-01-01 00:00:00"}))
+            .collect();
+        let mut it = json!({"num_iid": num_id(item), "num": updates.iter().map(|u| u.quantity).sum::<i64>(), "modified": "2026-01-01 00:00:00"});
+        if !skus.is_empty() {
+            it["skus"] = json!({ "sku": skus });
+        }
+        let key = if updates.len() == 1 {
+            "item_quantity_update_response"
+        } else {
+            "skus_quantity_update_response"
+        };
+        json_bytes(&json!({ key: {"item": it, "request_id": "sim"} }))
     }
 
     fn list(&self, page: &Page<'_>) -> Vec<u8> {

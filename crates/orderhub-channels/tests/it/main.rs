@@ -18,6 +18,7 @@ use rust_decimal::Decimal;
 
 mod field_meanings;
 mod mapped;
+mod stock;
 
 fn fixture(path: &str) -> Vec<u8> {
     let p = format!("{}/fixtures/{path}", env!("CARGO_MANIFEST_DIR"));

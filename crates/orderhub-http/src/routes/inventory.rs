@@ -841,9 +841,10 @@ pub async fn put_channel_policy(
         close_below: req.close_below,
     };
     let a = ctx.actor();
+    let now = state.clock.now();
     state
         .store
-        .write(0, move |tx| inv::set_channel_policy(tx, &a, &p))
+        .write(0, move |tx| inv::set_channel_policy(tx, &a, &p, now))
         .await?;
     Ok(json_response(
         StatusCode::OK,

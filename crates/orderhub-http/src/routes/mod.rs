@@ -6,6 +6,7 @@ pub mod events;
 pub mod exceptions;
 pub mod inventory;
 pub mod keys;
+pub mod listings;
 pub mod orders;
 pub mod stats;
 pub mod subscriptions;
@@ -302,6 +303,41 @@ pub fn table() -> Vec<Route> {
             Can(P::CarriersManage),
             WholeTenant,
             carriers::delete,
+        ),
+        route(
+            M::POST,
+            "/v1/listings",
+            Can(P::MasterData),
+            ShopObjects,
+            listings::create,
+        ),
+        route(
+            M::GET,
+            "/v1/listings",
+            Can(P::InventoryRead),
+            ShopObjects,
+            listings::list,
+        ),
+        route(
+            M::GET,
+            "/v1/listings/{id}",
+            Can(P::InventoryRead),
+            ShopObjects,
+            listings::get,
+        ),
+        route(
+            M::PATCH,
+            "/v1/listings/{id}",
+            Can(P::MasterData),
+            ShopObjects,
+            listings::update,
+        ),
+        route(
+            M::DELETE,
+            "/v1/listings/{id}",
+            Can(P::MasterData),
+            ShopObjects,
+            listings::delete,
         ),
         route(
             M::POST,

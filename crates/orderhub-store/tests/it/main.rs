@@ -24,6 +24,7 @@ macro_rules! conformance {
 
 mod backend;
 mod conformance;
+mod listings;
 mod locks;
 mod queues;
 mod sqlite_sync;

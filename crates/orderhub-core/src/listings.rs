@@ -1,0 +1,309 @@
+//! Listings (issue 20): which channel item, in which shop, sells our SKU or kit, and what its
+//! shelf should show. The quantity a listing wants is computed in the transaction of every stock
+//! movement of the SKU (of each component, for a kit), of every change to the listing and of every
+//! change to its channel's policy, so what the push worker sends is never behind a committed sale.
+//! The worker (`orderhub-intake`'s `stock_push`) pushes the latest want and records the channel's
+//! acknowledgement here ([`ListingTx::listing_pushed`]).
+
+use crate::auth::Permission;
+use crate::error::CoreError;
+use crate::ports::{ChannelPolicy, ListingRecord, Tx};
+use crate::usecases::Actor;
+use chrono::{DateTime, Utc};
+use orderhub_domain::ids::Channel;
+use orderhub_domain::inventory::{self, AllocationPolicy};
+use orderhub_domain::{ShopId, Sku, TenantId, ValidationError};
+use uuid::Uuid;
+
+/// The largest quantity a listing may be fixed at: more than any shelf shows, small enough for
+/// every channel's integer fields.
+pub const FIXED_QUANTITY_MAX: i64 = 10_000_000;
+/// Channel item and SKU ids are short ASCII tokens (Taobao num_iid, PDD goods_id, JD wareId …).
+pub const CHANNEL_ID_MAX: usize = 64;
+
+fn require(actor: &Actor, p: Permission, what: &str) -> Result<(), CoreError> {
+    if actor.principal.can(p) {
+        Ok(())
+    } else {
+        Err(CoreError::Forbidden(format!(
+            "role {} may not {what}",
+            actor.principal.role.as_str()
+        )))
+    }
+}
+
+fn invalid(field: &str, rule: &'static str, message: impl Into<String>) -> CoreError {
+    CoreError::Validation(ValidationError::new(field, rule, message))
+}
+
+/// Whether `s` is a channel id we take: 1 to [`CHANNEL_ID_MAX`] ASCII letters, digits, `-`, `_`
+/// or `.` (empty allowed where `may_be_empty`).
+pub fn channel_id_ok(s: &str, may_be_empty: bool) -> bool {
+    (may_be_empty && s.is_empty())
+        || (!s.is_empty()
+            && s.len() <= CHANNEL_ID_MAX
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')))
+}
+
+fn check_fixed(q: Option<i64>) -> Result<(), CoreError> {
+    match q {
+        Some(q) if !(0..=FIXED_QUANTITY_MAX).contains(&q) => Err(invalid(
+            "fixed_quantity",
+            "out_of_range",
+            format!("fixed_quantity must be 0 to {FIXED_QUANTITY_MAX}"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// What a new listing says.
+#[derive(Debug, Clone)]
+pub struct NewListing {
+    pub channel: Channel,
+    pub shop_id: ShopId,
+    pub sku: Sku,
+    pub channel_item_id: String,
+    pub channel_sku_id: String,
+    pub paused: bool,
+    pub fixed_quantity: Option<i64>,
+}
+
+/// Creates a listing and computes its quantity at once (due now unless paused). `Ok(None)`: the
+/// (channel, shop, item, SKU id) is listed already.
+pub fn create_listing(
+    tx: &mut dyn Tx,
+    actor: &Actor,
+    n: &NewListing,
+    now: DateTime<Utc>,
+) -> Result<Option<ListingRecord>, CoreError> {
+    require(actor, Permission::MasterData, "manage listings")?;
+    let t = actor.principal.tenant_id.clone();
+    if !channel_id_ok(&n.channel_item_id, false) {
+        return Err(invalid(
+            "channel_item_id",
+            "bad_value",
+            format!(
+                "channel_item_id must be 1 to {CHANNEL_ID_MAX} ASCII letters, digits, - _ or ."
+            ),
+        ));
+    }
+    if !channel_id_ok(&n.channel_sku_id, true) {
+        return Err(invalid(
+            "channel_sku_id",
+            "bad_value",
+            format!(
+                "channel_sku_id must be empty or 1 to {CHANNEL_ID_MAX} ASCII letters, digits, - _ or ."
+            ),
+        ));
+    }
+    check_fixed(n.fixed_quantity)?;
+    let drivers = drivers_of(tx, &t, &n.sku)?;
+    let mut rec = ListingRecord {
+        tenant_id: t.clone(),
+        listing_id: Uuid::now_v7(),
+        channel: n.channel.clone(),
+        shop_id: n.shop_id.clone(),
+        sku: n.sku.clone(),
+        channel_item_id: n.channel_item_id.clone(),
+        channel_sku_id: n.channel_sku_id.clone(),
+        paused: n.paused,
+        fixed_quantity: n.fixed_quantity,
+        want_qty: 0,
+        want_version: 0,
+        pushed_qty: None,
+        pushed_version: 0,
+        pushed_at: None,
+        attempts: 0,
+        next_attempt_at: now,
+        last_error: None,
+        created_at: now,
+        updated_at: now,
+    };
+    if !rec.paused {
+        // The first want is version 1 even when it is 0: the shelf has never been told.
+        rec.want_qty = wanted(tx, &t, &rec)?;
+        rec.want_version = 1;
+    }
+    if !tx.listing_insert(&rec, &drivers)? {
+        return Ok(None);
+    }
+    Ok(Some(rec))
+}
+
+/// What may change on a listing.
+#[derive(Debug, Clone, Default)]
+pub struct ListingChange {
+    pub paused: Option<bool>,
+    /// `Some(None)` clears the fixed quantity.
+    pub fixed_quantity: Option<Option<i64>>,
+}
+
+/// Pauses or resumes a listing, or fixes its quantity; the quantity is computed again at once.
+/// `Ok(None)`: no such listing.
+pub fn update_listing(
+    tx: &mut dyn Tx,
+    actor: &Actor,
+    id: Uuid,
+    change: &ListingChange,
+    now: DateTime<Utc>,
+) -> Result<Option<ListingRecord>, CoreError> {
+    require(actor, Permission::MasterData, "manage listings")?;
+    let t = actor.principal.tenant_id.clone();
+    if let Some(q) = change.fixed_quantity {
+        check_fixed(q)?;
+    }
+    let Some(mut rec) = tx.listing_get(&t, id)? else {
+        return Ok(None);
+    };
+    if let Some(p) = change.paused {
+        rec.paused = p;
+    }
+    if let Some(q) = change.fixed_quantity {
+        rec.fixed_quantity = q;
+    }
+    rec.updated_at = now;
+    tx.listing_config_put(&rec)?;
+    refresh(tx, &t, &mut rec, now)?;
+    Ok(Some(rec))
+}
+
+/// Removes a listing (nothing more is pushed for it). `false`: there was none.
+pub fn delete_listing(tx: &mut dyn Tx, actor: &Actor, id: Uuid) -> Result<bool, CoreError> {
+    require(actor, Permission::MasterData, "manage listings")?;
+    Ok(tx.listing_delete(&actor.principal.tenant_id, id)?)
+}
+
+/// The stock SKUs whose movements change what `sku` can list: its components for a kit, else
+/// itself. Unknown SKUs are refused (a typo would list 0 for ever).
+fn drivers_of(tx: &mut dyn Tx, t: &TenantId, sku: &Sku) -> Result<Vec<Sku>, CoreError> {
+    match tx.sku_get(t, sku)? {
+        None => Err(invalid(
+            "sku",
+            "unknown_sku",
+            format!("define {sku} in the SKU master before listing it"),
+        )),
+        Some(rec) => Ok(match rec.components {
+            Some(parts) => parts.into_iter().map(|(s, _)| s).collect(),
+            None => vec![sku.clone()],
+        }),
+    }
+}
+
+/// Units of `sku` available in the whole pool: the sum over warehouses, or for a kit the number
+/// of whole kits its components make (the least, over components, of available / units per kit).
+fn pool(tx: &mut dyn Tx, t: &TenantId, sku: &Sku) -> Result<i64, CoreError> {
+    let sum = |tx: &mut dyn Tx, s: &Sku| -> Result<i64, CoreError> {
+        Ok(tx
+            .stock_all(t, s)?
+            .iter()
+            .map(|(_, r)| r.level.available())
+            .sum())
+    };
+    match tx.sku_get(t, sku)?.and_then(|r| r.components) {
+        Some(parts) => {
+            let mut kits: Option<i64> = None;
+            for (part, n) in parts {
+                let k = sum(tx, &part)? / i64::from(n.max(1));
+                kits = Some(kits.map_or(k, |m| m.min(k)));
+            }
+            Ok(kits.unwrap_or(0).max(0))
+        }
+        None => Ok(sum(tx, sku)?.max(0)),
+    }
+}
+
+/// The channel's policy; without one a channel lists the whole pool (no safety stock, closed only
+/// when nothing is left).
+fn policy_for(policies: &[ChannelPolicy], channel: &Channel) -> ChannelPolicy {
+    policies
+        .iter()
+        .find(|p| &p.channel == channel)
+        .cloned()
+        .unwrap_or(ChannelPolicy {
+            channel: channel.clone(),
+            allocation: AllocationPolicy::Shared,
+            safety_stock: 0,
+            close_below: 0,
+        })
+}
+
+/// What the listing's shelf should show now.
+fn wanted(tx: &mut dyn Tx, t: &TenantId, rec: &ListingRecord) -> Result<i64, CoreError> {
+    if let Some(q) = rec.fixed_quantity {
+        return Ok(q);
+    }
+    let policies = tx.channel_policies(t)?;
+    let p = policy_for(&policies, &rec.channel);
+    let available = pool(tx, t, &rec.sku)?;
+    Ok(inventory::channel_listing(available, p.safety_stock, p.allocation, p.close_below).listed)
+}
+
+/// Computes the listing's quantity again; a different one becomes the new want, due now.
+fn refresh(
+    tx: &mut dyn Tx,
+    t: &TenantId,
+    rec: &mut ListingRecord,
+    now: DateTime<Utc>,
+) -> Result<bool, CoreError> {
+    if rec.paused {
+        return Ok(false);
+    }
+    let q = wanted(tx, t, rec)?;
+    // A listing resumed after a pause with the same want is still owed a push if it never had one.
+    if q == rec.want_qty && (rec.want_version > 0) {
+        return Ok(false);
+    }
+    rec.want_qty = q;
+    rec.want_version += 1;
+    rec.next_attempt_at = now;
+    tx.listing_want_put(t, rec.listing_id, q, rec.want_version, now)?;
+    Ok(true)
+}
+
+/// After a stock movement of `sku`: every listing it drives (its own, and every kit's that holds
+/// it) gets its quantity computed again. One index lookup when the tenant lists nothing.
+pub fn on_stock_moved(
+    tx: &mut dyn Tx,
+    t: &TenantId,
+    sku: &Sku,
+    now: DateTime<Utc>,
+) -> Result<(), CoreError> {
+    for mut rec in tx.listings_driven_by(t, sku)? {
+        refresh(tx, t, &mut rec, now)?;
+    }
+    Ok(())
+}
+
+/// After a channel's policy changed: its listings are computed again.
+pub fn on_policy_changed(
+    tx: &mut dyn Tx,
+    t: &TenantId,
+    channel: &Channel,
+    now: DateTime<Utc>,
+) -> Result<(), CoreError> {
+    for mut rec in tx.listings_on_channel(t, channel)? {
+        refresh(tx, t, &mut rec, now)?;
+    }
+    Ok(())
+}
+
+/// After a SKU was defined again (a kit's components may have changed): its listings follow the
+/// new components and are computed again.
+pub fn on_sku_defined(
+    tx: &mut dyn Tx,
+    t: &TenantId,
+    sku: &Sku,
+    now: DateTime<Utc>,
+) -> Result<(), CoreError> {
+    let listings = tx.listings_of_sku(t, sku)?;
+    if listings.is_empty() {
+        return Ok(());
+    }
+    let drivers = drivers_of(tx, t, sku)?;
+    for mut rec in listings {
+        tx.listing_drivers_put(t, rec.listing_id, &drivers)?;
+        refresh(tx, t, &mut rec, now)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,354 @@
+//! Stock push (issue 20): what each listing's shelf should show goes to its channel. The wanted
+//! quantity is set in the transaction of every stock movement (`orderhub_core::listings`); this
+//! worker takes the listings whose want is not acknowledged yet, calls each channel's stock call
+//! (several SKUs of one item at once where the channel takes them) and records what the channel
+//! acknowledged: the quantity and the want version it sent.
+//!
+//! - **Coalescing**: one worker per tenant (the lease `stockpush/<tenant>`), calls one after the
+//!   other, so at most one call per listing is in flight; it sends the want as read when the call
+//!   is built. A want that moves while the call is out leaves the listing due (its version is
+//!   above the one acknowledged), and the next round sends the latest quantity: many changes
+//!   during a slow call cost one more call, not one each.
+//! - **Failures** back off per listing (1 s doubling, equal jitter, at most [`BACKOFF_MAX`]); a
+//!   throttled answer backs off the whole shop; a refused token goes through the renewal path
+//!   (`tokens::call`). Stock pushes are **never dead-lettered**: only the latest quantity matters,
+//!   so a listing is tried again until it succeeds; its `attempts` and `last_error` show in the
+//!   API and `orderhub_listings_push_failing` counts listings whose last push failed.
+//! - **Fencing**: a call goes out only before the lease's local deadline (¾ of its TTL after it
+//!   was taken or renewed), so a frozen process that lost the lease does not send an old quantity
+//!   after the new holder sent the latest.
+
+use chrono::{DateTime, Utc};
+use orderhub_channels::{ApiError, StockUpdate};
+use orderhub_core::ports::ListingRecord;
+use orderhub_domain::TenantId;
+use orderhub_store::Store;
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+/// The longest a failing listing waits between two pushes.
+pub const BACKOFF_MAX: Duration = Duration::from_secs(300);
+/// The first retry's wait; it doubles with each failure.
+pub const BACKOFF_BASE: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Clone)]
+pub struct StockPushConfig {
+    /// Listings taken per tenant and round: one read, and at most this many calls before the
+    /// lease is looked at again.
+    pub batch_max: u32,
+    /// How often other processes' changes are looked for (this process's commits wake it).
+    pub poll: Duration,
+    pub lease_ttl: Duration,
+    pub outbound: orderhub_core::outbound::OutboundPolicy,
+}
+
+impl Default for StockPushConfig {
+    fn default() -> Self {
+        StockPushConfig {
+            batch_max: 200,
+            poll: Duration::from_secs(1),
+            lease_ttl: Duration::from_secs(10),
+            outbound: orderhub_core::outbound::OutboundPolicy::ALLOW_PRIVATE,
+        }
+    }
+}
+
+/// What one round did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PushReport {
+    pub calls: u32,
+    pub acknowledged: u32,
+    pub failed: u32,
+    pub throttled: u32,
+}
+
+/// The wait after `attempts` failures (attempts ≥ 1): base × 2^(attempts−1), capped, the second
+/// half of it random (equal jitter) so a shop's listings do not come back in one burst.
+pub fn backoff(attempts: u32) -> Duration {
+    let full = BACKOFF_BASE
+        .saturating_mul(1u32 << attempts.saturating_sub(1).min(16))
+        .min(BACKOFF_MAX);
+    let half = full / 2;
+    let r = (uuid::Uuid::new_v4().as_u128() % 1_000) as u32;
+    half + half.mul_f64(f64::from(r) / 1_000.0)
+}
+
+fn later(now: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
+    now + chrono::Duration::from_std(d).unwrap_or_else(|_| chrono::Duration::seconds(300))
+}
+
+/// The push worker's state: one HTTP client and, per shop, when a throttled shop may be called
+/// again.
+pub struct StockPusher {
+    store: Store,
+    http: orderhub_channels::client::HttpClient,
+    cfg: StockPushConfig,
+    shop_pause: HashMap<(TenantId, String, String), (Instant, u32)>,
+}
+
+impl StockPusher {
+    pub fn new(store: Store, cfg: StockPushConfig) -> StockPusher {
+        StockPusher {
+            http: crate::channel_client(cfg.outbound),
+            store,
+            cfg,
+            shop_pause: HashMap::new(),
+        }
+    }
+
+    /// One round for `tenant`: every due listing (at most `batch_max`), calls made until
+    /// `deadline` (the lease's local deadline).
+    pub async fn push_due(
+        &mut self,
+        tenant: &TenantId,
+        deadline: Instant,
+    ) -> Result<PushReport, orderhub_core::StoreError> {
+        let (t, now, n) = (tenant.clone(), Utc::now(), self.cfg.batch_max);
+        let due = self.store.read(move |r| r.listings_due(&t, now, n)).await?;
+        let mut report = PushReport::default();
+        let mut shops: BTreeMap<(String, String), Vec<ListingRecord>> = BTreeMap::new();
+        for l in due {
+            shops
+                .entry((l.channel.as_str().to_owned(), l.shop_id.as_str().to_owned()))
+                .or_default()
+                .push(l);
+        }
+        for ((channel, shop), listings) in shops {
+            let key = (tenant.clone(), channel.clone(), shop.clone());
+            if self
+                .shop_pause
+                .get(&key)
+                .is_some_and(|(until, _)| *until > Instant::now())
+            {
+                continue;
+            }
+            self.push_shop(tenant, &channel, &shop, listings, deadline, &mut report)
+                .await?;
+        }
+        Ok(report)
+    }
+
+    async fn push_shop(
+        &mut self,
+        tenant: &TenantId,
+        channel: &str,
+        shop: &str,
+        listings: Vec<ListingRecord>,
+        deadline: Instant,
+        report: &mut PushReport,
+    ) -> Result<(), orderhub_core::StoreError> {
+        let configured = crate::ConfiguredShop::load(&self.store, tenant, channel, shop).await?;
+        let (row, adapter) = match configured.as_deref() {
+            Some(crate::ConfiguredShop {
+                row,
+                adapter: Ok(a),
+            }) => (row.clone(), a),
+            Some(crate::ConfiguredShop {
+                adapter: Err(e), ..
+            }) => {
+                let e = e.clone();
+                return self.failed(tenant, channel, &listings, &e, report).await;
+            }
+            None => {
+                let e = format!("the {channel} shop {shop} is not configured");
+                return self.failed(tenant, channel, &listings, &e, report).await;
+            }
+        };
+        // Chunks of one item, as large as the channel takes.
+        let batch = adapter.stock_batch_max().max(1);
+        let mut items: BTreeMap<&str, Vec<&ListingRecord>> = BTreeMap::new();
+        for l in &listings {
+            items.entry(l.channel_item_id.as_str()).or_default().push(l);
+        }
+        let chunks: Vec<Vec<&ListingRecord>> = items
+            .into_values()
+            .flat_map(|v| v.chunks(batch).map(<[_]>::to_vec).collect::<Vec<_>>())
+            .collect();
+        let key = (tenant.clone(), channel.to_owned(), shop.to_owned());
+        for (i, chunk) in chunks.iter().enumerate() {
+            if Instant::now() >= deadline {
+                return Ok(());
+            }
+            let updates: Vec<StockUpdate> = chunk
+                .iter()
+                .map(|l| StockUpdate {
+                    item_id: l.channel_item_id.clone(),
+                    sku_id: l.channel_sku_id.clone(),
+                    quantity: l.want_qty,
+                })
+                .collect();
+            report.calls += 1;
+            let answer = crate::tokens::call(
+                &self.store,
+                &self.http,
+                &row,
+                adapter.as_ref(),
+                |c| Ok(adapter.stock_request(&updates, c, Utc::now())?),
+                |b| adapter.parse_stock_ack(b),
+            )
+            .await;
+            match answer {
+                Ok(()) => {
+                    self.shop_pause.remove(&key);
+                    let n = self.acknowledged(tenant, chunk).await?;
+                    report.acknowledged += n;
+                    count(channel, "acknowledged", u64::from(n));
+                }
+                Err(ApiError::Throttled { code }) => {
+                    // The whole shop waits: its other listings would be throttled too.
+                    report.throttled += 1;
+                    let n = self.shop_pause.get(&key).map_or(1, |(_, n)| n + 1);
+                    self.shop_pause
+                        .insert(key.clone(), (Instant::now() + backoff(n), n));
+                    let rest: Vec<ListingRecord> =
+                        chunks[i..].iter().flatten().map(|l| (*l).clone()).collect();
+                    let e = format!("throttled by the channel ({code})");
+                    count(channel, "throttled", rest.len() as u64);
+                    return self.failed_quietly(tenant, &rest, &e, report).await;
+                }
+                Err(e) => {
+                    let owned: Vec<ListingRecord> = chunk.iter().map(|l| (*l).clone()).collect();
+                    self.failed(tenant, channel, &owned, &describe(&e), report)
+                        .await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Stores what the channel acknowledged for each listing of `chunk`: the quantity and the
+    /// want version that were sent (a later want stays due).
+    async fn acknowledged(
+        &self,
+        tenant: &TenantId,
+        chunk: &[&ListingRecord],
+    ) -> Result<u32, orderhub_core::StoreError> {
+        let t = tenant.clone();
+        let acks: Vec<(uuid::Uuid, i64, i64)> = chunk
+            .iter()
+            .map(|l| (l.listing_id, l.want_qty, l.want_version))
+            .collect();
+        let n = acks.len() as u32;
+        self.store
+            .write(0, move |tx| {
+                let now = Utc::now();
+                for (id, q, v) in &acks {
+                    tx.listing_pushed(&t, *id, *q, *v, now)?;
+                }
+                Ok(())
+            })
+            .await
+            .map_err(|e| {
+                orderhub_core::StoreError::new(orderhub_core::StoreErrorKind::Other, e.to_string())
+            })?;
+        Ok(n)
+    }
+
+    async fn failed(
+        &self,
+        tenant: &TenantId,
+        channel: &str,
+        listings: &[ListingRecord],
+        error: &str,
+        report: &mut PushReport,
+    ) -> Result<(), orderhub_core::StoreError> {
+        count(channel, "failed", listings.len() as u64);
+        self.failed_quietly(tenant, listings, error, report).await
+    }
+
+    async fn failed_quietly(
+        &self,
+        tenant: &TenantId,
+        listings: &[ListingRecord],
+        error: &str,
+        report: &mut PushReport,
+    ) -> Result<(), orderhub_core::StoreError> {
+        let t = tenant.clone();
+        let error: String = error.chars().take(500).collect();
+        let rows: Vec<(uuid::Uuid, u32)> = listings
+            .iter()
+            .map(|l| (l.listing_id, l.attempts + 1))
+            .collect();
+        report.failed += rows.len() as u32;
+        tracing::debug!(tenant = %tenant, listings = rows.len(), error = %error, "A stock push failed; it is tried again later.");
+        self.store
+            .write(0, move |tx| {
+                let now = Utc::now();
+                for (id, attempts) in &rows {
+                    tx.listing_push_failed(&t, *id, &error, later(now, backoff(*attempts)), now)?;
+                }
+                Ok(())
+            })
+            .await
+            .map_err(|e| {
+                orderhub_core::StoreError::new(orderhub_core::StoreErrorKind::Other, e.to_string())
+            })
+    }
+}
+
+/// The error as the listing keeps it: no secrets (channel answers carry codes and messages only).
+fn describe(e: &ApiError) -> String {
+    match e {
+        ApiError::Rejected(r) => format!(
+            "{}: {} ({})",
+            r.rule,
+            r.message,
+            r.field.as_deref().unwrap_or("")
+        ),
+        other => other.to_string(),
+    }
+}
+
+fn count(channel: &str, outcome: &'static str, n: u64) {
+    metrics::counter!("orderhub_listing_push_total", "channel" => channel.to_owned(), "outcome" => outcome)
+        .increment(n);
+}
+
+/// The lease that makes one process the pusher of a tenant.
+pub fn lease_name(tenant: &TenantId) -> String {
+    format!("stockpush/{tenant}")
+}
+
+/// Pushes every tenant's due listings under its lease, woken by this store's commits and every
+/// `poll`, until `stop`.
+pub async fn run(store: Store, cfg: StockPushConfig, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let holder = format!("stockpush-{}", uuid::Uuid::new_v4().simple());
+    let mut commits = store.commits();
+    let mut pusher = StockPusher::new(store.clone(), cfg.clone());
+    let mut failing: HashMap<TenantId, u64> = HashMap::new();
+    loop {
+        let tenants = store
+            .read(|r| r.listing_tenants_due(Utc::now(), 1_000))
+            .await
+            .unwrap_or_default();
+        for t in tenants {
+            let (name, h, ttl) = (lease_name(&t), holder.clone(), cfg.lease_ttl);
+            let taken = Instant::now();
+            let held = store
+                .write(0, move |tx| {
+                    Ok(tx.lease_acquire(&name, &h, Utc::now(), ttl)?)
+                })
+                .await;
+            if !matches!(held, Ok(Some(_))) {
+                continue;
+            }
+            let deadline = taken + cfg.lease_ttl.mul_f64(0.75);
+            if let Err(e) = pusher.push_due(&t, deadline).await {
+                tracing::warn!(tenant = %t, error = %e, "A stock push round failed; it runs again.");
+            }
+            let t2 = t.clone();
+            if let Ok(n) = store.read(move |r| r.listings_failing(&t2)).await {
+                failing.insert(t, n);
+            }
+        }
+        metrics::gauge!("orderhub_listings_push_failing").set(failing.values().sum::<u64>() as f64);
+        tokio::select! {
+            _ = tokio::time::sleep(cfg.poll) => {}
+            _ = commits.changed() => {}
+            _ = stop.changed() => return,
+        }
+        if *stop.borrow() {
+            return;
+        }
+    }
+}
