@@ -317,6 +317,9 @@ pub async fn run(store: Store, cfg: StockPushConfig, mut stop: tokio::sync::watc
     let mut pusher = StockPusher::new(store.clone(), cfg.clone());
     let mut failing: HashMap<TenantId, u64> = HashMap::new();
     loop {
+        // Commits wake the worker, but a busy hub commits hundreds of times a second: one round
+        // per ROUND_MIN at most (a stock change still reaches the call within that).
+        let round = Instant::now();
         let tenants = store
             .read(|r| r.listing_tenants_due(Utc::now(), 1_000))
             .await
@@ -350,5 +353,15 @@ pub async fn run(store: Store, cfg: StockPushConfig, mut stop: tokio::sync::watc
         if *stop.borrow() {
             return;
         }
+        let rest = ROUND_MIN.saturating_sub(round.elapsed());
+        if !rest.is_zero() {
+            tokio::select! {
+                _ = tokio::time::sleep(rest) => {}
+                _ = stop.changed() => return,
+            }
+        }
     }
 }
+
+/// The shortest time between two rounds of the worker.
+const ROUND_MIN: Duration = Duration::from_millis(100);
