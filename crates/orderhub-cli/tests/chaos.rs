@@ -41,8 +41,9 @@ const API_KEY: &str = "chaos-admin-key";
 /// the client moves on to the other node.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 /// Attempts of one create or pay (alternating nodes, the same Idempotency-Key) before the client
-/// gives up and counts its outcome as unknown: four 2 s timeouts outlast a frozen node's locks
-/// (released by `idle_in_transaction_session_timeout`, 5 s).
+/// gives up and counts its outcome as unknown: with one node frozen, every other attempt may time
+/// out (2 s), so six span longer than a frozen node's locks last (released by
+/// `idle_in_transaction_session_timeout`, 5 s).
 const ATTEMPTS_MAX: usize = 6;
 /// After a node timed out or refused a connection, a client sends to the other node for this long
 /// before it tries that one again (as a client with two endpoints would), so a frozen node costs a
@@ -51,8 +52,9 @@ const AVOID_FOR: Duration = Duration::from_secs(5);
 /// Lease TTL of the event tasks (`EventsConfig::lease_ttl`): a killed or frozen holder is replaced
 /// after it.
 const LEASE_TTL: Duration = Duration::from_secs(10);
-/// How long after the load the subscriber may still be catching up: the relay's backoff after a
-/// NATS outage and the dispatcher's retries of deliveries a frozen node left unacknowledged.
+/// How long after the load the subscriber may still be catching up: messages a killed or frozen
+/// node's consumer had pulled are sent again by JetStream only after their ack wait (60 s, the
+/// dispatch consumers' setting), and the last fault ends a few seconds before the load does.
 const DRAIN_MAX: Duration = Duration::from_secs(120);
 /// The longest run of 1 s buckets in which neither node acknowledged a payment. A frozen node can
 /// hold a row every write of the tenant needs (the outbox head is locked just before COMMIT):
