@@ -9,6 +9,11 @@
 //!
 //! An order counts only when both the create (201) and the pay (200) came back successful; the
 //! hub answers only after a durable commit.
+//!
+//! Several nodes of one database: `--nodes N` with `--database-url` starts N in-process hubs on it
+//! (each its own store, pool and event runtime, as N `serve` processes have), `--url` given more
+//! than once loads running hubs; the workers (open loop: the orders) are spread round robin over
+//! them and the figures are given per node and in total.
 
 use crate::config::{self, LogFormat, Settings};
 use anyhow::{Context, Result};
@@ -71,8 +76,9 @@ pub struct OrdersArgs {
     #[arg(long, default_value_t = 3)]
     lines: usize,
     /// Load a running hub at this base URL (http://host:port) instead of starting one in-process.
+    /// Given more than once (nodes of one database), the workers are spread round robin over them.
     #[arg(long)]
-    url: Option<String>,
+    url: Vec<String>,
     /// API key for --url (a role that may create and pay orders).
     #[arg(long, env = "ORDERHUB_BENCH_API_KEY", hide_env_values = true)]
     api_key: Option<String>,
@@ -102,6 +108,11 @@ pub struct OrdersArgs {
     /// Writer threads of the in-process hub on PostgreSQL (`serve --pg-writers`).
     #[arg(long, default_value_t = config::DEFAULT_PG_WRITERS)]
     pg_writers: usize,
+    /// With --database-url: start this many in-process hubs on the database, each with its own
+    /// store (pool, writer threads) and event runtime, as that many `serve` processes have; the
+    /// workers are spread round robin over them.
+    #[arg(long, default_value_t = 1)]
+    nodes: usize,
 }
 
 pub async fn run(cmd: BenchCommand) -> Result<()> {
@@ -559,16 +570,21 @@ struct Progress {
 struct Shared {
     tally: Mutex<Tally>,
     progress: Progress,
+    /// Successful orders by node (index into the targets).
+    node_ok: Vec<AtomicU64>,
 }
 
 impl Shared {
-    fn record(&self, o: &Outcome) {
+    fn record(&self, node: usize, o: &Outcome) {
         self.tally
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .record(o);
         if o.ok() {
             self.progress.ok.fetch_add(1, Ordering::Relaxed);
+            if let Some(n) = self.node_ok.get(node) {
+                n.fetch_add(1, Ordering::Relaxed);
+            }
         }
         self.progress.done.fetch_add(1, Ordering::Relaxed);
     }
@@ -624,8 +640,9 @@ pub(crate) fn progress_bar(len: u64, unit: &str) -> ProgressBar {
 // ---------------------------------------------------------------------------------------------
 // The two loops
 
+/// `workers` workers, worker `i` on node `i % targets.len()`.
 async fn closed_loop(
-    target: Arc<Target>,
+    targets: &[Arc<Target>],
     tpl: Arc<Templates>,
     shared: Arc<Shared>,
     orders: u64,
@@ -633,9 +650,14 @@ async fn closed_loop(
 ) {
     let next = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::with_capacity(workers);
-    for _ in 0..workers {
-        let (target, tpl, shared, next) =
-            (target.clone(), tpl.clone(), shared.clone(), next.clone());
+    for i in 0..workers {
+        let node = i % targets.len();
+        let (target, tpl, shared, next) = (
+            targets[node].clone(),
+            tpl.clone(),
+            shared.clone(),
+            next.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let mut w = Worker::new(target);
             loop {
@@ -644,7 +666,7 @@ async fn closed_loop(
                     break;
                 }
                 let o = w.order(&tpl, seq, Instant::now()).await;
-                shared.record(&o);
+                shared.record(node, &o);
             }
         }));
     }
@@ -666,8 +688,9 @@ struct OpenLoopReport {
     in_flight_cap: usize,
 }
 
+/// Order `seq` goes to node `seq % targets.len()`.
 async fn open_loop(
-    target: Arc<Target>,
+    targets: &[Arc<Target>],
     tpl: Arc<Templates>,
     shared: Arc<Shared>,
     rate: f64,
@@ -676,7 +699,13 @@ async fn open_loop(
 ) -> OpenLoopReport {
     let scheduled = (rate * duration).round() as u64;
     let sem = Arc::new(tokio::sync::Semaphore::new(cap));
-    let idle: Arc<Mutex<Vec<Worker>>> = Arc::new(Mutex::new(Vec::with_capacity(cap)));
+    // Idle workers (connections) per node.
+    let idle: Arc<Vec<Mutex<Vec<Worker>>>> = Arc::new(
+        (0..targets.len())
+            .map(|_| Mutex::new(Vec::with_capacity(cap)))
+            .collect(),
+    );
+    let targets = targets.to_vec();
     let (dropped, late, max_lag_us) = (
         Arc::new(AtomicU64::new(0)),
         Arc::new(AtomicU64::new(0)),
@@ -709,8 +738,13 @@ async fn open_loop(
                         shared.progress.done.fetch_add(1, Ordering::Relaxed);
                         continue;
                     };
-                    let (target, tpl, shared, idle) =
-                        (target.clone(), tpl.clone(), shared.clone(), idle.clone());
+                    let node = (seq % targets.len() as u64) as usize;
+                    let (target, tpl, shared, idle) = (
+                        targets[node].clone(),
+                        tpl.clone(),
+                        shared.clone(),
+                        idle.clone(),
+                    );
                     let (late, max_lag_us) = (late.clone(), max_lag_us.clone());
                     handle.spawn(async move {
                         let _permit = permit;
@@ -719,11 +753,11 @@ async fn open_loop(
                             late.fetch_add(1, Ordering::Relaxed);
                         }
                         max_lag_us.fetch_max(micros(lag), Ordering::Relaxed);
-                        let w = idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+                        let w = idle[node].lock().unwrap_or_else(|e| e.into_inner()).pop();
                         let mut w = w.unwrap_or_else(|| Worker::new(target));
                         let o = w.order(&tpl, seq, at).await;
-                        shared.record(&o);
-                        idle.lock().unwrap_or_else(|e| e.into_inner()).push(w);
+                        shared.record(node, &o);
+                        idle[node].lock().unwrap_or_else(|e| e.into_inner()).push(w);
                     });
                 }
             })
@@ -807,6 +841,16 @@ pub(crate) struct GroupCommit {
     pub(crate) retries: u64,
 }
 
+/// One node's share of a run on several (`--nodes`, several `--url`s).
+#[derive(Debug, Serialize)]
+struct NodeFigures {
+    target: String,
+    orders_ok: u64,
+    orders_per_s: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    group_commit: Option<GroupCommit>,
+}
+
 #[derive(Debug, Serialize)]
 struct Report {
     mode: &'static str,
@@ -836,6 +880,9 @@ struct Report {
     sku_pool: usize,
     /// Writer threads of the in-process hub on PostgreSQL.
     pg_writers: Option<usize>,
+    /// Per node, when the load went to more than one.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    nodes: Vec<NodeFigures>,
 }
 
 /// Log-spaced buckets (√2 apart) over the recorded values.
@@ -984,6 +1031,22 @@ fn print_report(r: &Report) {
             g.groups, g.jobs, g.jobs_per_group, g.retries
         );
     }
+    for (i, n) in r.nodes.iter().enumerate() {
+        let commits = n.group_commit.as_ref().map_or(String::new(), |g| {
+            format!(
+                "; {} commits, {:.1} writes per commit, {} retried",
+                g.groups, g.jobs_per_group, g.retries
+            )
+        });
+        let _ = writeln!(
+            s,
+            "  node {:<7} {} orders ok, {:.0} orders/s ({}){commits}",
+            i + 1,
+            n.orders_ok,
+            n.orders_per_s,
+            n.target
+        );
+    }
     if let Some(d) = r.deadlocks {
         let _ = writeln!(
             s,
@@ -1031,24 +1094,19 @@ async fn orders(a: OrdersArgs) -> Result<()> {
         );
     }
 
-    let Opened {
-        hub,
-        target,
+    let Nodes {
+        hubs,
+        targets,
+        labels,
         backend,
         durability,
-        label: target_label,
-        _data_dir,
-    } = open_target(
-        a.url.as_deref(),
-        a.api_key.clone(),
-        a.database_url.clone(),
-        a.pg_writers,
-    )
-    .await?;
+        _data_dirs,
+    } = open_nodes(&a).await?;
 
     if a.inventory {
+        // The nodes share one database: seeding through the first is seeding for all.
         let skus = a.sku_pool.max(a.lines);
-        seed_inventory(&target, skus, planned_orders(&a) * a.lines as u64).await?;
+        seed_inventory(&targets[0], skus, planned_orders(&a) * a.lines as u64).await?;
     }
     let run_id = uuid::Uuid::new_v4().simple().to_string();
     let tpl = Arc::new(OrderTemplate::with_pool(a.lines, a.sku_pool, &run_id));
@@ -1059,8 +1117,9 @@ async fn orders(a: OrdersArgs) -> Result<()> {
     let shared = Arc::new(Shared {
         tally: Mutex::new(Tally::new()),
         progress: Progress::default(),
+        node_ok: targets.iter().map(|_| AtomicU64::new(0)).collect(),
     });
-    let commits_before = hub.as_ref().map(|h| h.store.write_stats());
+    let commits_before: Vec<WriteStats> = hubs.iter().map(|h| h.store.write_stats()).collect();
     anyhow::ensure!(
         a.sku_pool == 0 || a.sku_pool >= a.lines,
         "--sku-pool must be 0 or at least --lines"
@@ -1085,11 +1144,9 @@ async fn orders(a: OrdersArgs) -> Result<()> {
 
     let t0 = Instant::now();
     let open = match a.rate {
-        Some(rate) => {
-            Some(open_loop(target.clone(), tpl, shared.clone(), rate, a.duration, cap).await)
-        }
+        Some(rate) => Some(open_loop(&targets, tpl, shared.clone(), rate, a.duration, cap).await),
         None => {
-            closed_loop(target.clone(), tpl, shared.clone(), a.orders, a.concurrency).await;
+            closed_loop(&targets, tpl, shared.clone(), a.orders, a.concurrency).await;
             None
         }
     };
@@ -1098,27 +1155,57 @@ async fn orders(a: OrdersArgs) -> Result<()> {
     let per_second = ticker.await.unwrap_or_default();
     bar.finish_and_clear();
 
-    let group_commit = match (&hub, commits_before) {
-        (Some(h), Some(b)) => {
-            let now = h.store.write_stats();
+    // Per in-process hub, and summed over them.
+    let commits: Vec<GroupCommit> = hubs
+        .iter()
+        .zip(&commits_before)
+        .map(|(h, b)| {
             let WriteStats {
                 groups,
                 jobs,
                 retries,
                 ..
-            } = now.since(&b);
-            Some(GroupCommit {
+            } = h.store.write_stats().since(b);
+            GroupCommit {
                 groups,
                 jobs,
                 jobs_per_group: jobs as f64 / groups.max(1) as f64,
                 retries,
-            })
+            }
+        })
+        .collect();
+    let group_commit = (!commits.is_empty()).then(|| {
+        let (groups, jobs, retries) = commits.iter().fold((0, 0, 0), |t, g| {
+            (t.0 + g.groups, t.1 + g.jobs, t.2 + g.retries)
+        });
+        GroupCommit {
+            groups,
+            jobs,
+            jobs_per_group: jobs as f64 / groups.max(1) as f64,
+            retries,
         }
-        _ => None,
-    };
-    if let Some(h) = hub {
+    });
+    for h in hubs {
         h.stop().await;
     }
+    let nodes: Vec<NodeFigures> = if targets.len() > 1 {
+        let mut commits = commits.into_iter();
+        labels
+            .iter()
+            .zip(&shared.node_ok)
+            .map(|(label, ok)| {
+                let ok = ok.load(Ordering::Relaxed);
+                NodeFigures {
+                    target: label.clone(),
+                    orders_ok: ok,
+                    orders_per_s: ok as f64 / elapsed,
+                    group_commit: commits.next(),
+                }
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     let deadlocks = match (&a.database_url, deadlocks_before) {
         (Some(u), Some(before)) => Some(pg_deadlocks(u).await? - before),
         _ => None,
@@ -1132,7 +1219,7 @@ async fn orders(a: OrdersArgs) -> Result<()> {
         mode: if open.is_some() { "open" } else { "closed" },
         backend,
         durability,
-        target: target_label,
+        target: labels.join(", "),
         concurrency: a.concurrency,
         lines: a.lines,
         orders: planned,
@@ -1155,6 +1242,7 @@ async fn orders(a: OrdersArgs) -> Result<()> {
         sku_pool: a.sku_pool,
         pg_writers: a.database_url.as_ref().map(|_| a.pg_writers),
         errors: tally.errors,
+        nodes,
     };
     print_report(&report);
     write_json(a.json.as_deref(), &report)?;
@@ -1234,46 +1322,13 @@ pub(crate) async fn open_target(
             )
         }
         None => {
-            let dir = tempfile::Builder::new()
-                .prefix("orderhub-bench-")
-                .tempdir()
-                .context("a temporary directory")?;
             let key = format!("bench-{}", uuid::Uuid::new_v4().simple());
-            let settings = Settings {
-                listen: "127.0.0.1:0".to_owned(),
-                data_dir: dir.path().to_path_buf(),
-                database_url: database_url.clone().map(Secret::from),
-                pii_key: None,
-                pg_writers,
-                bootstrap_api_key: Some(Secret::from(key.clone())),
-                log_format: LogFormat::Pretty,
-                nats_url: None,
-                nats_partitions: 4,
-                fulfillment: crate::config::FulfillmentMode::Off,
-                track_schedule: Default::default(),
-                carrier: orderhub_carriers::CarrierKind::Zto,
-                carrier_fallback: Default::default(),
-                // Local simulators and receivers: loopback addresses.
-                allow_private_urls: true,
-                webhook_max_attempts: orderhub_events::runtime::DEFAULT_MAX_ATTEMPTS,
-                webhook_backoff_max: orderhub_events::runtime::DEFAULT_BACKOFF_MAX,
-                http: Default::default(),
-            };
-            data_dir = Some(dir);
-            let (hub, _) = crate::hub::start(&settings)
+            let (hub, dir) = start_in_process(database_url.as_deref(), pg_writers, &key, None)
                 .await
                 .context("cannot start the in-process hub")?;
+            data_dir = Some(dir);
             let target = Arc::new(Target::new(hub.addr.to_string(), &key)?);
-            let (backend, durability) = match database_url {
-                Some(_) => (
-                    "postgres (in-process hub)",
-                    "PostgreSQL synchronous_commit=on (group commit)",
-                ),
-                None => (
-                    "sqlite (in-process hub, temp dir)",
-                    "SQLite WAL synchronous=FULL (group commit, fsync per commit)",
-                ),
-            };
+            let (backend, durability) = in_process_backend(database_url.is_some());
             let label = format!("http://{}", hub.addr);
             (
                 Some(hub),
@@ -1292,6 +1347,145 @@ pub(crate) async fn open_target(
         label,
         _data_dir: data_dir,
     })
+}
+
+/// What an in-process hub stores in and how durably, for the report.
+fn in_process_backend(postgres: bool) -> (&'static str, &'static str) {
+    if postgres {
+        (
+            "postgres (in-process hub)",
+            "PostgreSQL synchronous_commit=on (group commit)",
+        )
+    } else {
+        (
+            "sqlite (in-process hub, temp dir)",
+            "SQLite WAL synchronous=FULL (group commit, fsync per commit)",
+        )
+    }
+}
+
+/// Starts a hub in this process with admin key `key` (SQLite in a temporary directory, or the
+/// PostgreSQL database at `database_url`), as `serve` would: its own store, pool and event
+/// runtime. `pii_key` (64 hex): given, so that several hubs of one database read each other's
+/// rows; else generated in the directory.
+async fn start_in_process(
+    database_url: Option<&str>,
+    pg_writers: usize,
+    key: &str,
+    pii_key: Option<&str>,
+) -> Result<(crate::hub::RunningHub, tempfile::TempDir)> {
+    let dir = tempfile::Builder::new()
+        .prefix("orderhub-bench-")
+        .tempdir()
+        .context("a temporary directory")?;
+    let settings = Settings {
+        listen: "127.0.0.1:0".to_owned(),
+        data_dir: dir.path().to_path_buf(),
+        database_url: database_url.map(|u| Secret::from(u.to_owned())),
+        pii_key: pii_key.map(|k| Secret::from(k.to_owned())),
+        pg_writers,
+        bootstrap_api_key: Some(Secret::from(key.to_owned())),
+        log_format: LogFormat::Pretty,
+        nats_url: None,
+        nats_partitions: 4,
+        fulfillment: crate::config::FulfillmentMode::Off,
+        track_schedule: Default::default(),
+        carrier: orderhub_carriers::CarrierKind::Zto,
+        carrier_fallback: Default::default(),
+        // Local simulators and receivers: loopback addresses.
+        allow_private_urls: true,
+        webhook_max_attempts: orderhub_events::runtime::DEFAULT_MAX_ATTEMPTS,
+        webhook_backoff_max: orderhub_events::runtime::DEFAULT_BACKOFF_MAX,
+        http: Default::default(),
+    };
+    let (hub, _) = crate::hub::start(&settings).await?;
+    Ok((hub, dir))
+}
+
+/// More in-process nodes than this would measure the one process's CPU, not the database: each
+/// hub has its own writer and reader threads and connections (`--pg-writers` + 4 readers).
+const NODES_MAX: usize = 16;
+
+/// The hubs `bench orders` loads, in the order workers are dealt to them.
+struct Nodes {
+    /// The in-process ones (none with `--url`).
+    hubs: Vec<crate::hub::RunningHub>,
+    targets: Vec<Arc<Target>>,
+    /// Each one's base URL.
+    labels: Vec<String>,
+    backend: String,
+    durability: String,
+    /// Kept until the end of the run: dropping one deletes its directory.
+    _data_dirs: Vec<tempfile::TempDir>,
+}
+
+/// One hub in-process, `--nodes` hubs on one PostgreSQL database, or the hubs at the `--url`s.
+async fn open_nodes(a: &OrdersArgs) -> Result<Nodes> {
+    anyhow::ensure!(
+        (1..=NODES_MAX).contains(&a.nodes),
+        "--nodes must be 1 to {NODES_MAX}"
+    );
+    if a.nodes > 1 {
+        anyhow::ensure!(
+            a.url.is_empty(),
+            "--nodes starts hubs in-process; to load running ones, give --url once per hub"
+        );
+        let db = a.database_url.as_deref().context(
+            "--nodes needs --database-url: the nodes share one PostgreSQL database (SQLite is one node)",
+        )?;
+        // Nodes of one database share the personal-data key, as `serve` nodes must; a fresh one
+        // per run.
+        let pii: String = rand::random::<[u8; 32]>()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let key = format!("bench-{}", uuid::Uuid::new_v4().simple());
+        let mut nodes = Nodes {
+            hubs: Vec::new(),
+            targets: Vec::new(),
+            labels: Vec::new(),
+            backend: format!("postgres ({} in-process hubs)", a.nodes),
+            durability: in_process_backend(true).1.to_owned(),
+            _data_dirs: Vec::new(),
+        };
+        // One after another: the first migrates the schema.
+        for i in 0..a.nodes {
+            let (hub, dir) = start_in_process(Some(db), a.pg_writers, &key, Some(&pii))
+                .await
+                .with_context(|| format!("cannot start in-process hub {}", i + 1))?;
+            nodes
+                .targets
+                .push(Arc::new(Target::new(hub.addr.to_string(), &key)?));
+            nodes.labels.push(format!("http://{}", hub.addr));
+            nodes.hubs.push(hub);
+            nodes._data_dirs.push(dir);
+        }
+        return Ok(nodes);
+    }
+    let mut nodes = Nodes {
+        hubs: Vec::new(),
+        targets: Vec::new(),
+        labels: Vec::new(),
+        backend: String::new(),
+        durability: String::new(),
+        _data_dirs: Vec::new(),
+    };
+    let urls: Vec<Option<&str>> = if a.url.is_empty() {
+        vec![None]
+    } else {
+        a.url.iter().map(|u| Some(u.as_str())).collect()
+    };
+    for url in urls {
+        let o = open_target(url, a.api_key.clone(), a.database_url.clone(), a.pg_writers).await?;
+        if nodes.backend.is_empty() {
+            (nodes.backend, nodes.durability) = (o.backend, o.durability);
+        }
+        nodes.targets.push(o.target);
+        nodes.labels.push(o.label);
+        nodes.hubs.extend(o.hub);
+        nodes._data_dirs.extend(o._data_dir);
+    }
+    Ok(nodes)
 }
 
 /// The store a remote hub reports on /readyz ("sqlite", "postgres"), or "unknown".
