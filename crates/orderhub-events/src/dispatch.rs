@@ -929,8 +929,11 @@ pub(crate) async fn run(sh: Arc<Shared>, tenant: TenantId, lease: Lease, fence: 
                     parts[item.part].begin(item.pos);
                 }
                 // A subscription's own event comes, in stream order, before every event it must
-                // receive: re-read the subscriptions before routing anything after it.
-                if item.event_type.starts_with("subscription.") {
+                // receive: re-read the subscriptions before routing anything after it. On NATS the
+                // relay publishes it to every partition (`nats::is_barrier`), so it comes before
+                // the later events of each; the first copy to arrive re-reads, the copies outside
+                // its own partition are not delivered.
+                if crate::nats::is_barrier(&item.event_type) {
                     let mut pause = Duration::from_millis(50);
                     loop {
                         if let Some(t) = load_targets(&sh, &tenant).await {
@@ -940,6 +943,12 @@ pub(crate) async fn run(sh: Arc<Shared>, tenant: TenantId, lease: Lease, fence: 
                         }
                         tokio::time::sleep(pause).await;
                         pause = (pause * 2).min(Duration::from_secs(2));
+                    }
+                    if let Some(n) = &sh.nats
+                        && item.part != crate::nats::partition_of(item.aggregate_id, n.partitions) as usize
+                    {
+                        finish(&mut wm, &mut parts, &item);
+                        continue;
                     }
                 }
                 let item = Arc::new(item);

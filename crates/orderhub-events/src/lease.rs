@@ -26,7 +26,7 @@ pub async fn acquire(
 ) -> Result<Option<Lease>, CoreError> {
     let (n, h) = (name.to_owned(), holder.to_owned());
     store
-        .write(partition(name), move |tx| {
+        .write_alone(partition(name), move |tx| {
             Ok(tx.lease_acquire(&n, &h, Utc::now(), ttl)?)
         })
         .await
@@ -41,7 +41,7 @@ pub async fn advance(
 ) -> Result<bool, CoreError> {
     let l = lease.clone();
     store
-        .write(partition(&lease.name), move |tx| {
+        .write_alone(partition(&lease.name), move |tx| {
             Ok(tx.lease_advance(&l.name, &l.holder, l.fence, position, Utc::now(), ttl)?)
         })
         .await
@@ -57,7 +57,7 @@ pub async fn advance_parts(
 ) -> Result<bool, CoreError> {
     let l = lease.clone();
     store
-        .write(partition(&lease.name), move |tx| {
+        .write_alone(partition(&lease.name), move |tx| {
             Ok(tx.lease_advance_parts(
                 &l.name,
                 &l.holder,
@@ -120,7 +120,7 @@ impl Fence {
 pub async fn release(store: &Store, lease: &Lease) {
     let l = lease.clone();
     let _ = store
-        .write(partition(&lease.name), move |tx| {
+        .write_alone(partition(&lease.name), move |tx| {
             Ok(tx.lease_release(&l.name, &l.holder, l.fence)?)
         })
         .await;

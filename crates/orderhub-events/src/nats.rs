@@ -60,6 +60,25 @@ pub fn partition_of(aggregate: uuid::Uuid, partitions: u32) -> u32 {
     (h % u64::from(partitions.max(1))) as u32
 }
 
+/// Whether an event is published to every partition, not only its aggregate's: a subscription's
+/// creation or removal. The dispatcher reads the partitions independently, so an event committed
+/// after a subscription could otherwise be routed, from another partition, before the dispatcher
+/// knows the subscription (and the new subscriber would miss it). A copy in each partition comes,
+/// in that partition's order, before every later event of it.
+pub fn is_barrier(event_type: &str) -> bool {
+    event_type.starts_with("subscription.")
+}
+
+/// The partitions an event is published to: its aggregate's, or every one ([`is_barrier`]).
+fn partitions_of(ev: &StoredEvent, partitions: u32) -> std::ops::Range<u32> {
+    if is_barrier(&ev.event.event_type) {
+        0..partitions.max(1)
+    } else {
+        let p = partition_of(ev.event.aggregate_id, partitions);
+        p..p + 1
+    }
+}
+
 /// The NATS subject of an event in partition `p`: `orderhub.p<p>.<tenant>.<type>`.
 pub fn nats_subject(p: u32, tenant: &str, event_type: &str) -> String {
     format!("orderhub.p{p}.{tenant}.{event_type}")
@@ -182,7 +201,9 @@ impl Nats {
         }
         let mut parts: Vec<Vec<&StoredEvent>> = vec![Vec::new(); self.partitions as usize];
         for ev in events {
-            parts[partition_of(ev.event.aggregate_id, self.partitions) as usize].push(ev);
+            for p in partitions_of(ev, self.partitions) {
+                parts[p as usize].push(ev);
+            }
         }
         let mut commits = Vec::new();
         for (p, evs) in parts.iter().enumerate() {
@@ -232,7 +253,7 @@ impl Nats {
                 None => fresh += v["count"].as_u64().unwrap_or(chunk.len() as u64) as usize,
                 Some(err) if err["err_code"].as_u64() == Some(ERR_BATCH_DUPLICATE) => {
                     let owned: Vec<StoredEvent> = chunk.iter().map(|x| (*x).clone()).collect();
-                    fresh += self.publish_each(&owned).await?;
+                    fresh += self.publish_each_to(&owned, Some(p)).await?;
                 }
                 Some(err)
                     if err.to_string().contains("no responders")
@@ -247,11 +268,26 @@ impl Nats {
         Ok(fresh)
     }
 
-    /// Publishes one message per event, each acknowledged (and de-duplicated) on its own.
+    /// Publishes one message per event and partition, each acknowledged (and de-duplicated) on
+    /// its own.
     async fn publish_each(&self, events: &[StoredEvent]) -> Result<usize, NatsError> {
+        self.publish_each_to(events, None).await
+    }
+
+    /// [`Nats::publish_each`], to partition `only` alone when given (a batch of that partition
+    /// sent again message by message).
+    async fn publish_each_to(
+        &self,
+        events: &[StoredEvent],
+        only: Option<u32>,
+    ) -> Result<usize, NatsError> {
         let mut acks = Vec::with_capacity(events.len());
-        for ev in events {
-            let p = partition_of(ev.event.aggregate_id, self.partitions);
+        let targets = events.iter().flat_map(|ev| {
+            partitions_of(ev, self.partitions)
+                .filter(move |p| only.is_none_or(|o| o == *p))
+                .map(move |p| (ev, p))
+        });
+        for (ev, p) in targets {
             let publish = Publish::build()
                 .payload(body(ev))
                 .message_id(ev.event.event_id.to_string());

@@ -64,7 +64,7 @@ pub(crate) async fn run(
                     metrics::counter!("orderhub_relay_published_total", &label)
                         .increment(fresh as u64);
                     metrics::counter!("orderhub_relay_duplicates_total", &label)
-                        .increment((rows.len() - fresh) as u64);
+                        .increment(rows.len().saturating_sub(fresh) as u64);
                     let asked = Instant::now();
                     match lease::advance(&sh.store, &lease, last, cfg.lease_ttl).await {
                         Ok(true) => {

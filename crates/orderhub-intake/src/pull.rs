@@ -576,7 +576,7 @@ pub async fn run(store: Store, cfg: PullConfig, mut stop: tokio::sync::watch::Re
             let lease = {
                 let (n, h) = (name.clone(), holder.clone());
                 match store
-                    .write(0, move |tx| {
+                    .write_alone(0, move |tx| {
                         Ok(tx.lease_acquire(&n, &h, Utc::now(), ttl)?)
                     })
                     .await
@@ -606,7 +606,7 @@ pub async fn run(store: Store, cfg: PullConfig, mut stop: tokio::sync::watch::Re
                     let l = lease.clone();
                     let pos = now.timestamp_millis();
                     let _ = store
-                        .write(0, move |tx| {
+                        .write_alone(0, move |tx| {
                             Ok(tx.lease_advance(
                                 &l.name,
                                 &l.holder,

@@ -328,7 +328,7 @@ pub async fn run(store: Store, cfg: StockPushConfig, mut stop: tokio::sync::watc
             let (name, h, ttl) = (lease_name(&t), holder.clone(), cfg.lease_ttl);
             let taken = Instant::now();
             let held = store
-                .write(0, move |tx| {
+                .write_alone(0, move |tx| {
                     Ok(tx.lease_acquire(&name, &h, Utc::now(), ttl)?)
                 })
                 .await;

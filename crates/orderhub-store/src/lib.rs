@@ -159,6 +159,18 @@ impl Store {
         self.inner.write(partition, f).await
     }
 
+    /// [`Store::write`] in a transaction of its own, never grouped with other jobs: for rows every
+    /// node writes (leases). Grouped with a payment, a lease update would hold stock rows while it
+    /// waits for another node's lease row, and that node's group holding the lease row may wait
+    /// for those stock rows — a deadlock between nodes no lock order among stock rows prevents.
+    pub async fn write_alone<T, F>(&self, partition: u64, f: F) -> Result<T, CoreError>
+    where
+        T: Send + 'static,
+        F: FnMut(&mut dyn AdminTx) -> Result<T, CoreError> + Send + 'static,
+    {
+        self.inner.write_alone(partition, f).await
+    }
+
     /// Runs `f` on a reader connection.
     pub async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
     where

@@ -57,6 +57,8 @@ pub(crate) struct Job {
     run: RunFn,
     finish: FinishFn,
     queued: std::time::Instant,
+    /// Committed in a transaction of its own, never grouped with others ([`Pool::write_alone`]).
+    alone: bool,
 }
 
 /// A connection a writer thread owns. `begin`/`commit`/`rollback` frame one group; `mark` and
@@ -377,7 +379,23 @@ impl Pools {
         }
     }
 
-    pub async fn write<T, F>(&self, partition: u64, mut f: F) -> Result<T, CoreError>
+    pub async fn write<T, F>(&self, partition: u64, f: F) -> Result<T, CoreError>
+    where
+        T: Send + 'static,
+        F: FnMut(&mut dyn AdminTx) -> Result<T, CoreError> + Send + 'static,
+    {
+        self.write_job(partition, false, f).await
+    }
+
+    pub async fn write_alone<T, F>(&self, partition: u64, f: F) -> Result<T, CoreError>
+    where
+        T: Send + 'static,
+        F: FnMut(&mut dyn AdminTx) -> Result<T, CoreError> + Send + 'static,
+    {
+        self.write_job(partition, true, f).await
+    }
+
+    async fn write_job<T, F>(&self, partition: u64, alone: bool, mut f: F) -> Result<T, CoreError>
     where
         T: Send + 'static,
         F: FnMut(&mut dyn AdminTx) -> Result<T, CoreError> + Send + 'static,
@@ -412,6 +430,7 @@ impl Pools {
             run,
             finish,
             queued: std::time::Instant::now(),
+            alone,
         })
         .map_err(|e| match e {
             TrySendError::Full(_) => {
@@ -510,10 +529,24 @@ fn writer_loop(
     stats: Arc<Stats>,
     sync: Option<(Arc<Durability>, Sender<Synced>)>,
 ) {
-    while let Ok(first) = rx.recv() {
+    // A job taken from the queue that must not join the group being gathered: it starts the next.
+    let mut carried: Option<Job> = None;
+    loop {
+        let first = match carried.take() {
+            Some(j) => j,
+            None => match rx.recv() {
+                Ok(j) => j,
+                Err(_) => break,
+            },
+        };
+        let alone = first.alone;
         let mut group = vec![first];
-        while group.len() < BATCH_MAX {
+        while !alone && group.len() < BATCH_MAX {
             match rx.try_recv() {
+                Ok(j) if j.alone => {
+                    carried = Some(j);
+                    break;
+                }
                 Ok(j) => group.push(j),
                 Err(_) => break,
             }
