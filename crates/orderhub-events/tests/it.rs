@@ -120,6 +120,26 @@ async fn republished_batch_is_not_stored_twice(url: String, atomic: Option<bool>
     assert_eq!(nats.publish(&rows[5..12]).await.unwrap(), 0);
     let stored = stream_count_at(&url, &tenant).await;
     assert_eq!(stored, rows.len() as u64);
+    // A subscription's event goes to every partition (each partition's reader meets it before the
+    // partition's later events), once per partition however often it is published.
+    let mut barrier = rows[0].clone();
+    barrier.seq = rows.last().unwrap().seq + 1;
+    barrier.event.event_id = uuid::Uuid::now_v7();
+    barrier.event.event_type = "subscription.created".into();
+    barrier.event.aggregate_id = uuid::Uuid::now_v7();
+    let copies = nats.partitions as usize;
+    assert_eq!(
+        nats.publish(std::slice::from_ref(&barrier)).await.unwrap(),
+        copies
+    );
+    assert_eq!(
+        nats.publish(std::slice::from_ref(&barrier)).await.unwrap(),
+        0
+    );
+    assert_eq!(
+        stream_count_at(&url, &tenant).await,
+        (rows.len() + copies) as u64
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
