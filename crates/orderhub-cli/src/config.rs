@@ -60,7 +60,7 @@ pub struct ServeArgs {
     /// (`PUT /v1/carriers/{carrier}`) allocate, release, waybill and track its paid orders; a
     /// tenant without one is left to the API and its WMS. `off`: orders move only through the
     /// API. `sim`: the built-in carrier simulators for every tenant (tests and demos only: it
-    /// invents tracking numbers).
+    /// invents tracking numbers; only in a binary built with the demo feature).
     #[arg(long, env = "ORDERHUB_FULFILLMENT")]
     pub fulfillment: Option<String>,
     /// With `--fulfillment sim`: the carrier asked first for waybills (sf, jd, cainiao, zto,
