@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Browser tests of the console (e2e/console.test.mjs): Debian's chromium driven by playwright-core.
 #
-#   scripts/e2e.sh                 builds orderhub, starts `orderhub demo` on a free port, runs the
-#                                  test against it while the demo's day plays
+#   scripts/e2e.sh                 builds orderhub with the demo feature, starts `orderhub demo` on
+#                                  a free port, runs the test against it while the demo's day plays
 #   ORDERHUB_E2E_URL=… ORDERHUB_E2E_KEY=… scripts/e2e.sh
 #                                  runs the test against a hub that is already up (e.g. `orderhub demo`)
 #
@@ -27,7 +27,8 @@ fi
 mkdir -p e2e/screenshots
 
 if [ -z "${ORDERHUB_E2E_URL:-}" ]; then
-    cargo build -p orderhub-cli
+    # The demo and its simulators are built with the demo feature only (the product has none).
+    cargo build -p orderhub-cli --features demo
     bin="${CARGO_TARGET_DIR:-$root/target}/debug/orderhub"
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
     # A fresh embedded store, whatever the environment says.

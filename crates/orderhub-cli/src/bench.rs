@@ -16,6 +16,7 @@
 //! them and the figures are given per node and in total.
 
 use crate::config::{self, LogFormat, Settings};
+pub(crate) use crate::import::progress_bar;
 use anyhow::{Context, Result};
 use bytes::{BufMut, Bytes, BytesMut};
 use clap::{Args, Subcommand};
@@ -25,7 +26,7 @@ use hyper::client::conn::http1::SendRequest;
 use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST, HeaderValue};
 use hyper::{Method, Request, StatusCode, Uri};
 use hyper_util::rt::TokioIo;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use orderhub_core::secret::Secret;
 use orderhub_store::WriteStats;
 use serde::Serialize;
@@ -624,17 +625,6 @@ pub(crate) fn spawn_ticker(
             }
         }
     })
-}
-
-pub(crate) fn progress_bar(len: u64, unit: &str) -> ProgressBar {
-    let bar = ProgressBar::new(len);
-    bar.set_style(
-        ProgressStyle::with_template(&format!(
-            "{{spinner}} [{{elapsed_precise}}] {{wide_bar}} {{pos}}/{{len}} {unit}  {{msg}}"
-        ))
-        .expect("a valid progress template"),
-    );
-    bar
 }
 
 // ---------------------------------------------------------------------------------------------

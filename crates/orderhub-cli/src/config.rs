@@ -60,7 +60,7 @@ pub struct ServeArgs {
     /// (`PUT /v1/carriers/{carrier}`) allocate, release, waybill and track its paid orders; a
     /// tenant without one is left to the API and its WMS. `off`: orders move only through the
     /// API. `sim`: the built-in carrier simulators for every tenant (tests and demos only: it
-    /// invents tracking numbers).
+    /// invents tracking numbers; only in a binary built with the demo feature).
     #[arg(long, env = "ORDERHUB_FULFILLMENT")]
     pub fulfillment: Option<String>,
     /// With `--fulfillment sim`: the carrier asked first for waybills (sf, jd, cainiao, zto,
@@ -139,7 +139,11 @@ pub struct Settings {
     pub fulfillment: FulfillmentMode,
     /// When parcels are polled for tracking (not a flag: the demo and tests shorten it).
     pub track_schedule: orderhub_fulfillment::TrackSchedule,
+    /// `--carrier` and `--carrier-fallback`: read only by `--fulfillment sim`, which a binary
+    /// without the demo feature refuses; checked in either build, as they were before.
+    #[cfg_attr(not(feature = "demo"), allow(dead_code))]
     pub carrier: orderhub_carriers::CarrierKind,
+    #[cfg_attr(not(feature = "demo"), allow(dead_code))]
     pub carrier_fallback: std::collections::HashMap<
         orderhub_carriers::CarrierKind,
         Vec<orderhub_carriers::CarrierKind>,
@@ -208,16 +212,26 @@ pub enum FulfillmentMode {
     Off,
     /// Each tenant's configured carrier accounts; tenants without one: as `Off`.
     Carriers,
-    /// The built-in carrier simulators for every tenant. Never the default.
+    /// The built-in carrier simulators for every tenant. Never the default; only in a binary built
+    /// with the `demo` feature (the product links no simulator).
+    #[cfg(feature = "demo")]
     Sim,
 }
+
+/// What `--fulfillment sim` answers in a binary built without the simulators.
+#[cfg(not(feature = "demo"))]
+pub const SIM_NOT_BUILT: &str = "fulfillment sim: this orderhub was built without the demo feature, \
+     so it has no carrier simulators: cargo build --release -p orderhub-cli --features demo";
 
 impl FulfillmentMode {
     pub fn parse(s: &str) -> Result<FulfillmentMode> {
         match s {
             "off" => Ok(FulfillmentMode::Off),
             "carriers" => Ok(FulfillmentMode::Carriers),
+            #[cfg(feature = "demo")]
             "sim" => Ok(FulfillmentMode::Sim),
+            #[cfg(not(feature = "demo"))]
+            "sim" => anyhow::bail!(SIM_NOT_BUILT),
             other => anyhow::bail!("fulfillment must be carriers, off or sim, not {other:?}"),
         }
     }
@@ -225,6 +239,7 @@ impl FulfillmentMode {
         match self {
             FulfillmentMode::Off => "off",
             FulfillmentMode::Carriers => "carriers",
+            #[cfg(feature = "demo")]
             FulfillmentMode::Sim => "sim",
         }
     }
@@ -425,6 +440,7 @@ mod tests {
         for (flag, mode) in [
             ("off", FulfillmentMode::Off),
             ("carriers", FulfillmentMode::Carriers),
+            #[cfg(feature = "demo")]
             ("sim", FulfillmentMode::Sim),
         ] {
             let s = Settings::from_serve(&ServeArgs {
@@ -441,6 +457,16 @@ mod tests {
             })
             .is_err()
         );
+        // The product has no simulators: asked for them, it says how to build a binary that has.
+        #[cfg(not(feature = "demo"))]
+        {
+            let e = Settings::from_serve(&ServeArgs {
+                fulfillment: Some("sim".into()),
+                ..ServeArgs::default()
+            })
+            .unwrap_err();
+            assert!(e.to_string().contains("--features demo"), "{e}");
+        }
     }
 
     #[test]

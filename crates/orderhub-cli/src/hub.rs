@@ -171,10 +171,13 @@ fn start_fulfillment_with_carriers(
 }
 
 /// Tracking calls per minute per simulated carrier: the simulators have no quota of their own.
+#[cfg(feature = "demo")]
 const SIM_TRACK_PER_MINUTE: u32 = 6_000;
 
 /// Fulfillment with the built-in carrier simulators for every tenant (`--fulfillment sim`: tests
-/// and demos; it invents tracking numbers), as an in-process event target.
+/// and demos; it invents tracking numbers), as an in-process event target. Only in a binary built
+/// with the `demo` feature.
+#[cfg(feature = "demo")]
 async fn start_fulfillment_sim(
     s: &Settings,
     store: &Store,
@@ -242,6 +245,7 @@ pub async fn start(s: &Settings) -> Result<(RunningHub, Option<String>)> {
             internal.push(f);
             tasks.extend(t.into_iter().map(|t| ("fulfillment background", t)));
         }
+        #[cfg(feature = "demo")]
         FulfillmentMode::Sim => {
             // The simulators serve on their own tasks; the adapters are the fulfillment's.
             let (f, _fleet, t) = start_fulfillment_sim(s, &store, bg_rx).await?;

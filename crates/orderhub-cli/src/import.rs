@@ -365,7 +365,7 @@ pub async fn run(a: ImportArgs) -> Result<()> {
             }
         }
     }
-    let bar = crate::bench::progress_bar(orders.len() as u64, "orders");
+    let bar = progress_bar(orders.len() as u64, "orders");
     let actor = Actor {
         principal: Principal {
             tenant_id: tenant.clone(),
@@ -481,4 +481,17 @@ pub async fn run(a: ImportArgs) -> Result<()> {
         report.display()
     );
     Ok(())
+}
+
+/// A bar of `len` steps counted in `unit`, with the elapsed time and a message: the import's, and
+/// the benchmarks' (built with the `demo` feature).
+pub(crate) fn progress_bar(len: u64, unit: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(&format!(
+            "{{spinner}} [{{elapsed_precise}}] {{wide_bar}} {{pos}}/{{len}} {unit}  {{msg}}"
+        ))
+        .expect("a valid progress template"),
+    );
+    bar
 }

@@ -1,16 +1,29 @@
 //! The `orderhub` binary: configuration, telemetry, wiring, and the subcommands
 //! `demo`, `serve`, `migrate`, `tenant`, `inventory`, `bench`, `dead-letters` and `sim`.
+//!
+//! `demo`, `bench` and `sim` (and `serve --fulfillment sim`) are tools, not the product: they are
+//! built only with the `demo` feature, which brings the channel and carrier simulators. Without
+//! it (`cargo build --release -p orderhub-cli`) the binary links no simulator, and those commands
+//! answer how to build one that has them.
 
+#[cfg(feature = "demo")]
 mod bench;
+#[cfg(feature = "demo")]
 mod bench_all;
+#[cfg(feature = "demo")]
 mod bench_channels;
+#[cfg(feature = "demo")]
 mod bench_events;
+#[cfg(feature = "demo")]
 mod bench_flash;
 mod config;
+#[cfg(feature = "demo")]
 mod demo;
 mod hub;
 mod import;
 mod ops;
+#[cfg(feature = "demo")]
+mod sim;
 
 use clap::{Parser, Subcommand};
 
@@ -36,7 +49,11 @@ enum Command {
     /// The whole flow, live: the hub with channel and carrier simulators, a seeded catalogue and a
     /// business day compressed into minutes (peak, flash sale, carrier outage, refunds); prints the
     /// console URL and a live summary line. Ctrl-C stops it.
+    #[cfg(feature = "demo")]
     Demo(demo::DemoArgs),
+    /// The whole flow, live, on simulators: not in this build (needs the demo feature).
+    #[cfg(not(feature = "demo"))]
+    Demo(NotBuilt),
     /// Run the hub: HTTP API on --listen, SQLite in --data-dir unless --database-url names PostgreSQL.
     Serve(config::ServeArgs),
     /// Apply pending database migrations and exit (serve also applies them at start).
@@ -48,14 +65,22 @@ enum Command {
     #[command(subcommand)]
     Inventory(InventoryCommand),
     /// Benchmarks: print throughput and latency figures.
+    #[cfg(feature = "demo")]
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Benchmarks: not in this build (needs the demo feature).
+    #[cfg(not(feature = "demo"))]
+    Bench(NotBuilt),
     /// Webhook deliveries that ran out of attempts: list, show, replay.
     #[command(subcommand, name = "dead-letters")]
     DeadLetters(ops::DeadLetterCommand),
     /// Simulators of the outside world.
+    #[cfg(feature = "demo")]
     #[command(subcommand)]
     Sim(SimCommand),
+    /// Simulators of the outside world: not in this build (needs the demo feature).
+    #[cfg(not(feature = "demo"))]
+    Sim(NotBuilt),
     /// Channel intake maintenance.
     #[command(subcommand)]
     Channels(ops::ChannelsCommand),
@@ -70,14 +95,33 @@ enum ImportCommand {
     Orders(import::ImportArgs),
 }
 
+#[cfg(feature = "demo")]
 #[derive(Subcommand)]
 enum SimCommand {
     /// A carrier's open-platform API (waybills, tracking, cancel), slowed, throttled or broken on
     /// demand.
-    Carrier(ops::SimCarrierArgs),
+    Carrier(sim::SimCarrierArgs),
     /// A sales channel's order API (list by modified time, detail, signed pushes), throttled and
     /// slowed on demand.
-    Channel(ops::SimChannelArgs),
+    Channel(sim::SimChannelArgs),
+}
+
+/// A tool's command in a binary built without it: whatever follows is taken, so the answer is
+/// how to build the tool rather than a complaint about its arguments.
+#[cfg(not(feature = "demo"))]
+#[derive(clap::Args)]
+struct NotBuilt {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+    _args: Vec<String>,
+}
+
+/// What `demo`, `bench` and `sim` answer in a binary built without them.
+#[cfg(not(feature = "demo"))]
+fn not_built(command: &str) -> anyhow::Result<()> {
+    anyhow::bail!(
+        "`{command}`: this orderhub was built without the demo feature (the simulators, the \
+         demo and the benchmarks): cargo build --release -p orderhub-cli --features demo"
+    )
 }
 
 #[derive(Subcommand)]
@@ -111,7 +155,10 @@ fn main() -> std::process::ExitCode {
         .expect("a tokio runtime starts");
     let result = rt.block_on(async move {
         match cli.command {
+            #[cfg(feature = "demo")]
             Command::Demo(args) => demo::run(args).await,
+            #[cfg(not(feature = "demo"))]
+            Command::Demo(_) => not_built("orderhub demo"),
             Command::Serve(args) => hub::serve(args).await,
             Command::Migrate(args) => hub::migrate(args).await,
             Command::Tenant(TenantCommand::Create {
@@ -121,10 +168,17 @@ fn main() -> std::process::ExitCode {
                 store,
             }) => hub::create_tenant(store, &id, name.as_deref(), &carriers).await,
             Command::Inventory(InventoryCommand::Check(args)) => hub::inventory_check(args).await,
+            #[cfg(feature = "demo")]
             Command::Bench(cmd) => bench::run(cmd).await,
+            #[cfg(not(feature = "demo"))]
+            Command::Bench(_) => not_built("orderhub bench"),
             Command::DeadLetters(cmd) => ops::dead_letters(cmd).await,
-            Command::Sim(SimCommand::Carrier(a)) => ops::sim_carrier(a).await,
-            Command::Sim(SimCommand::Channel(a)) => ops::sim_channel(a).await,
+            #[cfg(feature = "demo")]
+            Command::Sim(SimCommand::Carrier(a)) => sim::sim_carrier(a).await,
+            #[cfg(feature = "demo")]
+            Command::Sim(SimCommand::Channel(a)) => sim::sim_channel(a).await,
+            #[cfg(not(feature = "demo"))]
+            Command::Sim(_) => not_built("orderhub sim"),
             Command::Channels(cmd) => ops::channels(cmd).await,
             Command::Import(ImportCommand::Orders(a)) => import::run(a).await,
         }

@@ -199,7 +199,8 @@ fn paid_order(hub: &Served, key: &str, external: &str) -> String {
 /// Issue 19: `serve` with no flags starts no carrier simulator (it listens on its API port and
 /// nothing else) and invents no shipment: a paid order stays paid, without waybill or tracking
 /// number. The simulated fleet runs only when asked for (`--fulfillment sim`), and then the same
-/// checks see its ports and its tracking numbers.
+/// checks see its ports and its tracking numbers — in a binary built with the demo feature; the
+/// product, built without it, refuses `--fulfillment sim` and says how to build one that has it.
 #[test]
 fn serve_without_flags_starts_no_simulator_and_invents_no_tracking_number() {
     let dir = tempfile::tempdir().unwrap();
@@ -219,6 +220,30 @@ fn serve_without_flags_starts_no_simulator_and_invents_no_tracking_number() {
     assert_eq!(listening_ports(hub.child.id()), vec![port]);
     hub.stop();
 
+    #[cfg(not(feature = "demo"))]
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0", "--fulfillment", "sim"])
+            .arg("--data-dir")
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("built without the demo feature") && err.contains("--features demo"),
+            "{err}"
+        );
+    }
+    #[cfg(feature = "demo")]
+    serve_with_the_simulated_fleet_ships();
+}
+
+/// `--fulfillment sim`: the API and the seven carrier simulators listen, and a paid order ships
+/// with a tracking number.
+#[cfg(feature = "demo")]
+fn serve_with_the_simulated_fleet_ships() {
     let dir = tempfile::tempdir().unwrap();
     let sim = serve(
         &[
@@ -317,6 +342,38 @@ fn bad_settings_fail_with_a_message_not_a_panic() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("pii-key"));
+}
+
+/// The tools — `demo`, `bench`, `sim` — are in a binary built with the demo feature only. The
+/// product, built without it, answers each of them (whatever follows) with how to build one that
+/// has them; a demo build takes them as commands (here: a refused argument, not the answer).
+#[test]
+fn demo_bench_and_sim_are_in_a_demo_build_only() {
+    for args in [
+        &["demo", "--minutes", "0.1"][..],
+        &["bench", "all", "--quick"],
+        &["sim", "carrier", "--kind", "nope"],
+        &["sim", "channel", "--kind", "nope"],
+    ] {
+        if cfg!(feature = "demo") && args[0] != "sim" {
+            continue; // A demo build would play the day or run the benchmarks: their own tests.
+        }
+        let out = Command::new(BIN).args(args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}");
+        if cfg!(feature = "demo") {
+            assert!(err.contains("--kind"), "{args:?}: {err}");
+            assert!(!err.contains("demo feature"), "{args:?}: {err}");
+        } else {
+            assert!(
+                err.contains(&format!("`orderhub {}`", args[0]))
+                    && err.contains("built without the demo feature")
+                    && err.contains("cargo build --release -p orderhub-cli --features demo"),
+                "{args:?}: {err}"
+            );
+            assert!(!err.contains("panicked"), "{err}");
+        }
+    }
 }
 
 #[test]
@@ -1039,7 +1096,8 @@ fn importing_an_excel_workbook_reads_its_number_and_date_cells() {
 /// The newcomer's first command: `orderhub demo` plays a (short) business day on the embedded
 /// default — orders from all seven channels through their signed webhooks, a flash sale that
 /// sells exactly its stock, a carrier outage that opens the carrier's breaker — and ends with
-/// every inventory invariant holding.
+/// every inventory invariant holding. Built with the demo feature only.
+#[cfg(feature = "demo")]
 #[test]
 fn the_demo_plays_a_day_on_every_channel_and_oversells_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -1086,7 +1144,9 @@ fn the_demo_plays_a_day_on_every_channel_and_oversells_nothing() {
 }
 
 /// `bench all` runs every benchmark and writes one HTML report with a chart per series and
-/// histogram, and a JSON summary naming each headline figure with its value and target.
+/// histogram, and a JSON summary naming each headline figure with its value and target. Built with
+/// the demo feature only.
+#[cfg(feature = "demo")]
 #[test]
 fn bench_all_writes_one_report_with_charts_and_a_summary() {
     let dir = tempfile::tempdir().unwrap();

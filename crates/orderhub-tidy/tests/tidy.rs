@@ -130,11 +130,11 @@ const SPEAKS_HTTP: &[(&str, &str)] = &[
     ("orderhub-http", "the hub's HTTP API (axum, tower-http)"),
     (
         "orderhub-carriers",
-        "its client to carriers' gateways and the carrier simulators' servers",
+        "its client to carriers' gateways and, with `sim`, the carrier simulators' servers",
     ),
     (
         "orderhub-channels",
-        "its client to channels' APIs and the channel simulators' servers",
+        "its client to channels' APIs and, with `sim`, the channel simulators' servers",
     ),
     ("orderhub-events", "webhook deliveries (reqwest)"),
     (
@@ -143,7 +143,7 @@ const SPEAKS_HTTP: &[(&str, &str)] = &[
     ),
     (
         "orderhub-cli",
-        "serving the router, the benchmarks' load generators and receivers",
+        "serving the router and, with `demo`, the benchmarks' load generators and receivers",
     ),
 ];
 

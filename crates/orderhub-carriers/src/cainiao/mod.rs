@@ -2,6 +2,7 @@
 //! `logistic_provider_id`, `data_digest` and the JSON `logistics_interface`. The waybill number
 //! is issued in the format of the underlying carrier (`cpCode`, here `customer_code`).
 
+#[cfg(feature = "sim")]
 pub(crate) mod sim;
 pub mod transformers;
 

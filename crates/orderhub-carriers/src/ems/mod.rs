@@ -1,6 +1,7 @@
 //! EMS (中国邮政速递) through the agreement-customer API platform: one URL, `apiCode` selects the
 //! API, a form whose `logitcsInterface` (sic) is the JSON payload encrypted with SM4.
 
+#[cfg(feature = "sim")]
 pub(crate) mod sim;
 pub mod transformers;
 

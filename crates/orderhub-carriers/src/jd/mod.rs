@@ -1,6 +1,7 @@
 //! JD Logistics (京东物流) through its LOP gateway: one path per API, a JSON array body, system
 //! parameters and the `md5-salt` signature in the query string. Shapes in `transformers.rs`.
 
+#[cfg(feature = "sim")]
 pub(crate) mod sim;
 pub mod transformers;
 

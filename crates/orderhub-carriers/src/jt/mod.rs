@@ -1,6 +1,7 @@
 //! J&T Express (极兔) through its China open platform: one path per API, a form body with
 //! `bizContent`, headers `apiAccount`, `digest`, `timestamp`. Shapes in `transformers.rs`.
 
+#[cfg(feature = "sim")]
 pub(crate) mod sim;
 pub mod transformers;
 

@@ -1,6 +1,7 @@
 //! SF Express (顺丰) through its open platform (丰桥): one endpoint, `serviceCode` selects the API,
 //! form-encoded, signed with `msgDigest`. Shapes in `transformers.rs`, sources in SOURCES.md.
 
+#[cfg(feature = "sim")]
 pub(crate) mod sim;
 pub mod transformers;
 

@@ -1,6 +1,7 @@
 //! YTO Express (圆通) through its open platform: `/open/{method}/v1/{token}/{customerCode}`, a JSON
 //! envelope with the parameters as a string and `sign`. Shapes in `transformers.rs`.
 
+#[cfg(feature = "sim")]
 pub(crate) mod sim;
 pub mod transformers;
 

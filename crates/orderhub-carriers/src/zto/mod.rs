@@ -1,6 +1,7 @@
 //! ZTO Express (中通) through ZOP: one path per API name, a JSON body, `x-appKey` and
 //! `x-dataDigest` headers. Shapes in `transformers.rs`, sources in SOURCES.md.
 
+#[cfg(feature = "sim")]
 pub(crate) mod sim;
 pub mod transformers;
 

@@ -2,6 +2,7 @@
 //! by `update_time` (page from 0), push as a JSON array signed with header `event-sign` =
 //! MD5(app_key + body + app_secret). Sources: SOURCES.md § Douyin.
 
+#[cfg(feature = "sim")]
 pub(crate) mod sim;
 pub mod transformers;
 

@@ -6,6 +6,7 @@
 //! (after-sales live in the separate `jingdong.asc.*` APIs, not built). Push: **assumed** form,
 //! see SOURCES.md § JD.
 
+#[cfg(feature = "sim")]
 pub(crate) mod sim;
 pub mod transformers;
 

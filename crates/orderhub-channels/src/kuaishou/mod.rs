@@ -6,6 +6,7 @@
 //! AES-CBC(PKCS#5, key = Base64-decoded message key, IV = 16 zero bytes) over a JSON event;
 //! decrypt with [`Channel::open_push`]. Sources: SOURCES.md § Kuaishou.
 
+#[cfg(feature = "sim")]
 pub(crate) mod sim;
 pub mod transformers;
 

@@ -7,6 +7,7 @@
 //! whatever a mapping describes. Examples: `mappings/acme-b2b.toml`, `mappings/erp-example.toml`.
 
 pub mod mapping;
+#[cfg(feature = "sim")]
 pub(crate) mod sim;
 
 use std::time::Duration;
@@ -25,6 +26,7 @@ use crate::{
     Shipment, ShopCredentials,
 };
 
+#[cfg(feature = "sim")]
 pub use sim::signed_push;
 
 /// The adapter of one custom channel, built from its mapping.

@@ -8,6 +8,7 @@
 //! SOURCES.md § Pinduoduo.
 
 pub mod pmc;
+#[cfg(feature = "sim")]
 pub(crate) mod sim;
 pub mod transformers;
 

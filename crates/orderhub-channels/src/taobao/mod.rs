@@ -7,6 +7,7 @@
 //! HTTP webhook here is **assumed** to be a TOP-signed form (`topic`, `content`, `timestamp`, …,
 //! `sign`), see SOURCES.md § Taobao.
 
+#[cfg(feature = "sim")]
 pub(crate) mod sim;
 pub mod transformers;
 

@@ -5,6 +5,7 @@
 //! `msg_signature` over the `Encrypt` field too, and the message AES-256-CBC encrypted with the
 //! shop's EncodingAESKey: [`decrypt_safe_mode`]). Sources: SOURCES.md § WeChat Channels.
 
+#[cfg(feature = "sim")]
 pub(crate) mod sim;
 pub mod transformers;
 

@@ -4,6 +4,7 @@
 //! `sign` = MD5(client_id + msg + client_secret); `msg` is URL-encoded JSON. Sources: SOURCES.md §
 //! Youzan.
 
+#[cfg(feature = "sim")]
 pub(crate) mod sim;
 pub mod transformers;
 
