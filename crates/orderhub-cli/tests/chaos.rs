@@ -62,8 +62,9 @@ const DRAIN_MAX: Duration = Duration::from_secs(120);
 /// hold a row every write of the tenant needs (the outbox head is locked just before COMMIT):
 /// `idle_in_transaction_session_timeout` (5 s) ends its session and frees the lock, and a writer
 /// that waited gives up after `lock_timeout` (2 s) and runs its group again — so at most about
-/// 7 s with nothing committed, plus one bucket of rounding.
-const STALL_MAX_SECS: u64 = 8;
+/// 7 s with nothing committed, plus one bucket of rounding and a margin for a loaded CI machine
+/// (4–5 s measured here) — well under the 15 s freeze, which is what it must show.
+const STALL_MAX_SECS: u64 = 10;
 
 fn env_secs(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -319,6 +320,10 @@ struct Received {
     version: i64,
     /// The `Orderhub-Signature` verified with the subscription's secret (answered 204; else 401).
     signed: bool,
+    /// Whether the test knew the secret yet: the subscription's own `subscription.created` can
+    /// arrive before the creating call's answer (which shows the secret) has been read. Refused
+    /// with 401 then, and delivered again.
+    secret_known: bool,
 }
 
 struct Hook {
@@ -334,6 +339,7 @@ async fn receive(State(h): State<Arc<Hook>>, headers: HeaderMap, body: Bytes) ->
         .get(orderhub_events::sign::SIGNATURE_HEADER)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
+    let secret_known = h.secret.lock().is_some();
     let signed = h.secret.lock().as_deref().is_some_and(|s| {
         orderhub_events::sign::verify(s, sig, &body, chrono::Utc::now().timestamp(), 300).is_ok()
     });
@@ -351,6 +357,7 @@ async fn receive(State(h): State<Arc<Hook>>, headers: HeaderMap, body: Bytes) ->
         aggregate: uuid("aggregate_id"),
         version: v["aggregate_version"].as_i64().unwrap_or(-1),
         signed,
+        secret_known,
     });
     if signed {
         StatusCode::NO_CONTENT
@@ -849,7 +856,8 @@ async fn two_nodes_under_kill_nats_outage_and_freeze_lose_nothing_and_keep_order
 
     // Deliveries: signatures, duplicates, version order of first deliveries per order.
     let log = hook.log.lock().clone();
-    let bad_signatures: Vec<&Received> = log.iter().filter(|r| !r.signed).collect();
+    let bad_signatures: Vec<&Received> =
+        log.iter().filter(|r| r.secret_known && !r.signed).collect();
     let mut versions: HashMap<Uuid, Vec<i64>> = HashMap::new();
     for e in &events {
         versions.entry(e.2).or_default().push(e.3);
@@ -1067,6 +1075,18 @@ async fn two_nodes_under_kill_nats_outage_and_freeze_lose_nothing_and_keep_order
             .filter(|e| missing.contains(&e.0))
             .map(|e| format!("{} {} of order {} (v{})", e.0, e.1, e.2, e.3))
             .collect(),
+    );
+    // Not vacuous: each acknowledged order has at least its creation and payment in the outbox
+    // after the subscription, and the subscriber got signed first deliveries of all of them.
+    check(
+        !tally.orders.is_empty() && events.len() >= 2 * tally.payments.len(),
+        format!(
+            "{} events after the subscription for {} orders acknowledged and {} paid",
+            events.len(),
+            tally.orders.len(),
+            tally.payments.len()
+        ),
+        vec![],
     );
     check(
         bad_signatures.is_empty(),

@@ -156,6 +156,7 @@ pub fn update_listing(
     let Some(mut rec) = tx.listing_get(&t, id)? else {
         return Ok(None);
     };
+    let resumed = rec.paused && change.paused == Some(false);
     if let Some(p) = change.paused {
         rec.paused = p;
     }
@@ -164,6 +165,11 @@ pub fn update_listing(
     }
     rec.updated_at = now;
     tx.listing_config_put(&rec)?;
+    if resumed {
+        // The shelf may have been edited by hand during the pause: push the quantity again even
+        // if it equals the last one acknowledged.
+        rec.want_qty = -1;
+    }
     refresh(tx, &t, &mut rec, now)?;
     Ok(Some(rec))
 }

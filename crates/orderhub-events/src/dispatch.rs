@@ -808,12 +808,20 @@ async fn nats_starts(n: &crate::nats::Nats, tenant: &TenantId, lease: &Lease) ->
         return (starts, false);
     }
     for (p, start) in starts.iter_mut().enumerate() {
-        let floor = tokio::time::timeout(
-            Duration::from_secs(2),
-            n.legacy_floor(tenant.as_str(), p as u32),
-        )
-        .await;
-        if let Ok(Some(floor)) = floor {
+        // Asked until the answer is definite: an unreachable NATS must not read as "no consumer"
+        // (that would deliver the whole partition again from its start).
+        let mut pause = Duration::from_millis(200);
+        let floor = loop {
+            match n.legacy_floor(tenant.as_str(), p as u32).await {
+                Ok(f) => break f,
+                Err(e) => {
+                    tracing::warn!(error = %e, partition = p, "Cannot read where the earlier dispatch consumer stood; asking again.");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(5));
+                }
+            }
+        };
+        if let Some(floor) = floor {
             *start = i64::try_from(floor).unwrap_or(0);
             legacy = true;
         }
@@ -862,7 +870,10 @@ pub(crate) async fn run(sh: Arc<Shared>, tenant: TenantId, lease: Lease, fence: 
     let mut stored = lease.position;
     let mut stored_parts = starts.clone();
     let mut fenced = false;
-    let mut renewed = Instant::now();
+    // Renewed at the first turn of the loop: finding where to start may have taken a while.
+    let mut renewed = Instant::now()
+        .checked_sub(cfg.lease_ttl)
+        .unwrap_or_else(Instant::now);
     let mut targets: Vec<Arc<dyn Target>> = Vec::new();
     let mut targets_at: Option<Instant> = None;
     let mut remaining: HashMap<i64, (usize, Arc<Delivery>)> = HashMap::new();
@@ -908,7 +919,8 @@ pub(crate) async fn run(sh: Arc<Shared>, tenant: TenantId, lease: Lease, fence: 
             targets_at = Some(Instant::now());
         }
         tokio::select! {
-            item = rx.recv(), if remaining.len() < cfg.max_in_flight_events => {
+            // Nothing is routed before the targets are known: routed to none, it would be done.
+            item = rx.recv(), if remaining.len() < cfg.max_in_flight_events && targets_at.is_some() => {
                 let Some(item) = item else { break };
                 // Each source reads in order, so anything at or below what it read and not open
                 // is done (a source never hands an event out twice; this is the guard).

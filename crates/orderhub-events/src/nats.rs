@@ -327,14 +327,19 @@ impl Nats {
     /// Where an earlier version's durable dispatch consumer of partition `p` stood: the stream
     /// sequence up to which it had every message acknowledged. `None`: there is none (a new tenant,
     /// or one already moved to positions in the lease).
-    pub async fn legacy_floor(&self, tenant: &str, p: u32) -> Option<u64> {
-        let stream = self
-            .js
-            .get_stream(format!("{STREAM_PREFIX}{p}"))
-            .await
-            .ok()?;
-        let info = stream.consumer_info(legacy_consumer(tenant)).await.ok()?;
-        Some(info.ack_floor.stream_sequence)
+    /// `Err`: NATS did not answer (ask again); `Ok(None)` only when it answered that there is no
+    /// such stream or consumer.
+    pub async fn legacy_floor(&self, tenant: &str, p: u32) -> Result<Option<u64>, NatsError> {
+        let stream = match self.js.get_stream(format!("{STREAM_PREFIX}{p}")).await {
+            Ok(s) => s,
+            Err(err) if not_found(&err.to_string()) => return Ok(None),
+            Err(err) => return Err(e(err)),
+        };
+        match stream.consumer_info(legacy_consumer(tenant)).await {
+            Ok(info) => Ok(Some(info.ack_floor.stream_sequence)),
+            Err(err) if not_found(&err.to_string()) => Ok(None),
+            Err(err) => Err(e(err)),
+        }
     }
 
     /// The tenant's events in partition `p` after stream sequence `after` (0: from the first), in
@@ -369,6 +374,11 @@ impl Nats {
             .map_err(e)?;
         consumer.messages().await.map_err(e)
     }
+}
+
+/// Whether a JetStream API error says the stream or consumer does not exist (codes 10059, 10014).
+fn not_found(message: &str) -> bool {
+    message.contains("not found") || message.contains("10059") || message.contains("10014")
 }
 
 /// The durable consumer earlier versions dispatched a tenant's partition from.
