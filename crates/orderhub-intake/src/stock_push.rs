@@ -230,7 +230,7 @@ impl StockPusher {
             .collect();
         let n = acks.len() as u32;
         self.store
-            .write(0, move |tx| {
+            .write_alone(0, move |tx| {
                 let now = Utc::now();
                 for (id, q, v) in &acks {
                     tx.listing_pushed(&t, *id, *q, *v, now)?;
@@ -272,7 +272,7 @@ impl StockPusher {
         report.failed += rows.len() as u32;
         tracing::debug!(tenant = %tenant, listings = rows.len(), error = %error, "A stock push failed; it is tried again later.");
         self.store
-            .write(0, move |tx| {
+            .write_alone(0, move |tx| {
                 let now = Utc::now();
                 for (id, attempts) in &rows {
                     tx.listing_push_failed(&t, *id, &error, later(now, backoff(*attempts)), now)?;

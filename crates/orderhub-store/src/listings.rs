@@ -563,6 +563,39 @@ fn pg_i32(v: u32) -> i32 {
     i32::try_from(v).unwrap_or(i32::MAX)
 }
 
+impl PgWrite {
+    /// Listings read without a row lock (the stock path: locking them before the stock rows of a
+    /// later job would make a cycle with another group), with this group's own wanted quantities
+    /// in place of the stored ones.
+    fn overlay(&self, mut recs: Vec<ListingRecord>) -> Result<Vec<ListingRecord>, StoreError> {
+        for r in &mut recs {
+            if let Some((q, _)) = self
+                .pending
+                .listing_wants
+                .get(&(r.tenant_id.as_str().to_owned(), r.listing_id))
+            {
+                r.want_qty = *q;
+                r.want_version = r.want_version.max(1);
+            }
+        }
+        Ok(recs)
+    }
+
+    /// Writes the wanted quantities this group changed, in key order, after the stock rows.
+    pub(crate) fn flush_listing_wants(&mut self) -> Result<(), StoreError> {
+        let wants = std::mem::take(&mut self.pending.listing_wants);
+        for ((tenant, id), (qty, at)) in wants {
+            self.conn.execute(
+                "UPDATE listings SET want_qty = $3, want_version = want_version + 1,
+                   next_attempt_at = $4, updated_at = $4
+                 WHERE tenant_id = $1 AND listing_id = $2 AND NOT paused",
+                &[&tenant, &id, &qty, &at],
+            )?;
+        }
+        Ok(())
+    }
+}
+
 impl ListingTx for PgWrite {
     fn listing_get(
         &mut self,
@@ -658,10 +691,10 @@ impl ListingTx for PgWrite {
                l.last_error, l.created_at, l.updated_at
              FROM listing_stock d JOIN listings l
                ON l.tenant_id = d.tenant_id AND l.listing_id = d.listing_id
-             WHERE d.tenant_id = $1 AND d.sku = $2 ORDER BY l.listing_id FOR UPDATE OF l",
+             WHERE d.tenant_id = $1 AND d.sku = $2 ORDER BY l.listing_id",
             &[&tenant.as_str(), &sku.as_str()],
         )?;
-        pg_records(rows)
+        self.overlay(pg_records(rows)?)
     }
 
     fn listings_of_sku(
@@ -673,10 +706,10 @@ impl ListingTx for PgWrite {
             "SELECT tenant_id, listing_id, channel, shop_id, sku, channel_item_id, channel_sku_id,
                paused, fixed_quantity, want_qty, want_version, pushed_qty, pushed_version,
                pushed_at, attempts, next_attempt_at, last_error, created_at, updated_at
-             FROM listings WHERE tenant_id = $1 AND sku = $2 ORDER BY listing_id FOR UPDATE",
+             FROM listings WHERE tenant_id = $1 AND sku = $2 ORDER BY listing_id",
             &[&tenant.as_str(), &sku.as_str()],
         )?;
-        pg_records(rows)
+        self.overlay(pg_records(rows)?)
     }
 
     fn listings_on_channel(
@@ -688,10 +721,10 @@ impl ListingTx for PgWrite {
             "SELECT tenant_id, listing_id, channel, shop_id, sku, channel_item_id, channel_sku_id,
                paused, fixed_quantity, want_qty, want_version, pushed_qty, pushed_version,
                pushed_at, attempts, next_attempt_at, last_error, created_at, updated_at
-             FROM listings WHERE tenant_id = $1 AND channel = $2 ORDER BY listing_id FOR UPDATE",
+             FROM listings WHERE tenant_id = $1 AND channel = $2 ORDER BY listing_id",
             &[&tenant.as_str(), &channel.as_str()],
         )?;
-        pg_records(rows)
+        self.overlay(pg_records(rows)?)
     }
 
     fn listing_drivers_put(
@@ -722,11 +755,12 @@ impl ListingTx for PgWrite {
         version: i64,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        self.conn.execute(
-            "UPDATE listings SET want_qty = $3, want_version = $4, next_attempt_at = $5,
-               updated_at = $5 WHERE tenant_id = $1 AND listing_id = $2",
-            &[&tenant.as_str(), &id, &qty, &version, &at],
-        )?;
+        // Written at commit (`flush_listing_wants`); `version` is the caller's view, the row's own
+        // version grows by one there.
+        let _ = version;
+        self.pending
+            .listing_wants
+            .insert((tenant.as_str().to_owned(), id), (qty, at));
         self.pending.writes += 1;
         Ok(())
     }

@@ -25,6 +25,11 @@ pub(crate) struct Pending {
     /// The greatest position this transaction holds the row lock of (PostgreSQL): a lock on a
     /// greater one may be waited for, a lock on a smaller one may not (see `postgres_inv.rs`).
     pub locked_max: Option<Position>,
+    /// Listings whose wanted quantity this group changed (PostgreSQL): written at commit, in key
+    /// order and after every stock row is locked, so a listing row is never locked before a
+    /// stock row (no cycle between groups holding one and waiting for the other).
+    pub listing_wants:
+        std::collections::BTreeMap<(String, uuid::Uuid), (i64, chrono::DateTime<chrono::Utc>)>,
     /// Rows written directly (orders, idempotency records, tenants, keys, stock).
     pub writes: u64,
     mark: (u64, usize, usize, usize),
@@ -37,6 +42,7 @@ impl Pending {
         self.ledger.clear();
         self.stock.clear();
         self.stock_dirty.clear();
+        self.listing_wants.clear();
         self.locked_max = None;
     }
 

@@ -419,6 +419,7 @@ impl WriteConn for PgWrite {
 
     fn commit(&mut self) -> Result<(), StoreError> {
         self.flush_stock()?;
+        self.flush_listing_wants()?;
         self.flush_ledger()?;
         self.flush_audit()?;
         let by_tenant = self.pending.take_events_by_tenant();

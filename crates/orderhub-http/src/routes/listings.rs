@@ -182,7 +182,7 @@ pub async fn create(
     let (a, now) = (ctx.actor(), state.clock.now());
     let made = state
         .store
-        .write(0, move |tx| listings::create_listing(tx, &a, &n, now))
+        .write_alone(0, move |tx| listings::create_listing(tx, &a, &n, now))
         .await?;
     match made {
         Some(l) => Ok(json(StatusCode::CREATED, &view(&l))),
@@ -303,7 +303,7 @@ pub async fn update(
     let (a, now) = (ctx.actor(), state.clock.now());
     let l = state
         .store
-        .write(0, move |tx| {
+        .write_alone(0, move |tx| {
             listings::update_listing(tx, &a, id, &change, now)
         })
         .await?
@@ -326,7 +326,7 @@ pub async fn delete(
     let a = ctx.actor();
     let gone = state
         .store
-        .write(0, move |tx| listings::delete_listing(tx, &a, id))
+        .write_alone(0, move |tx| listings::delete_listing(tx, &a, id))
         .await?;
     if !gone {
         return Err(ApiError::not_found("listing"));

@@ -20,6 +20,7 @@ conformance!(
     a_kit_listing_follows_its_scarcest_component,
     a_paused_listing_is_left_alone_and_a_fixed_quantity_wins,
     one_channel_item_is_listed_once_and_lists_filter_and_page,
+    several_movements_in_one_transaction_leave_the_last_quantity,
 );
 
 fn sku(s: &str) -> Sku {
@@ -502,4 +503,32 @@ async fn one_channel_item_is_listed_once_and_lists_filter_and_page(ts: TestStore
             .len(),
         2
     );
+}
+
+/// Two movements of a listed SKU in one transaction (as a group commit runs several jobs): the
+/// listing wants what the second left, not the first — on PostgreSQL the wanted quantity is
+/// written at commit, and the second movement must see the first's.
+async fn several_movements_in_one_transaction_leave_the_last_quantity(ts: TestStore) {
+    seed(&ts, 10, 5).await;
+    let l = list(&ts, new("taobao", "item-1", "TEA"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(get(&ts, l.listing_id).await.want_qty, 10);
+    let a = actor("acme", Role::Admin);
+    ts.store
+        .write(0, move |tx| {
+            let wh = WarehouseId::parse("HZ").unwrap();
+            let reason = orderhub_domain::inventory::AdjustmentReason::StockTake;
+            inv::adjust(tx, &a, &sku("TEA"), &wh, -3, reason.clone(), t0())?;
+            // Back to what the listing had before this transaction: the second movement must
+            // still be written, or the shelf would keep the first's 7.
+            inv::adjust(tx, &a, &sku("TEA"), &wh, 3, reason, t0())
+        })
+        .await
+        .unwrap();
+    let after = get(&ts, l.listing_id).await;
+    assert_eq!(after.want_qty, 10, "{after:?}");
+    adjust(&ts, "TEA", -4).await;
+    assert_eq!(get(&ts, l.listing_id).await.want_qty, 6);
 }
