@@ -285,7 +285,7 @@ pub async fn get(
 /// again at once.
 #[utoipa::path(patch, path = "/v1/listings/{id}", tag = "listings", request_body = UpdateListingRequest,
     params(("id" = uuid::Uuid, Path, description = "listing id")),
-    responses((status = 200, body = ListingView), (status = 404, body = orderhub_api::ErrorBody), (status = 422, body = orderhub_api::ErrorBody)),
+    responses((status = 200, body = ListingView), (status = 400, body = orderhub_api::ErrorBody), (status = 404, body = orderhub_api::ErrorBody), (status = 422, body = orderhub_api::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn update(
     State(state): State<SharedState>,
@@ -314,7 +314,7 @@ pub async fn update(
 /// Remove a listing: nothing more is pushed for it (the shelf keeps what it shows).
 #[utoipa::path(delete, path = "/v1/listings/{id}", tag = "listings",
     params(("id" = uuid::Uuid, Path, description = "listing id")),
-    responses((status = 204, description = "Removed"), (status = 404, body = orderhub_api::ErrorBody)),
+    responses((status = 204, description = "Removed"), (status = 400, body = orderhub_api::ErrorBody), (status = 404, body = orderhub_api::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn delete(
     State(state): State<SharedState>,
