@@ -31,7 +31,8 @@ pub const HOLD_MAX: Duration = Duration::hours(24);
 /// Lines in one reservation, as for orders.
 pub const RESERVATION_LINES_MAX: usize = 500;
 
-fn require(actor: &Actor, p: Permission, what: &str) -> Result<(), CoreError> {
+/// Refuses `actor` unless its role has `p` (`what`: the refused action, for the message).
+pub(crate) fn require(actor: &Actor, p: Permission, what: &str) -> Result<(), CoreError> {
     if actor.principal.can(p) {
         Ok(())
     } else {
@@ -42,7 +43,8 @@ fn require(actor: &Actor, p: Permission, what: &str) -> Result<(), CoreError> {
     }
 }
 
-fn invalid(field: &str, rule: &'static str, message: impl Into<String>) -> CoreError {
+/// A validation error naming the field and the rule.
+pub(crate) fn invalid(field: &str, rule: &'static str, message: impl Into<String>) -> CoreError {
     CoreError::Validation(ValidationError::new(field, rule, message))
 }
 

@@ -12,7 +12,7 @@ use crate::usecases::Actor;
 use chrono::{DateTime, Utc};
 use orderhub_domain::ids::Channel;
 use orderhub_domain::inventory::{self, AllocationPolicy};
-use orderhub_domain::{ShopId, Sku, TenantId, ValidationError};
+use orderhub_domain::{ShopId, Sku, TenantId};
 use uuid::Uuid;
 
 /// The largest quantity a listing may be fixed at: more than any shelf shows, small enough for
@@ -21,20 +21,7 @@ pub const FIXED_QUANTITY_MAX: i64 = 10_000_000;
 /// Channel item and SKU ids are short ASCII tokens (Taobao num_iid, PDD goods_id, JD wareId …).
 pub const CHANNEL_ID_MAX: usize = 64;
 
-fn require(actor: &Actor, p: Permission, what: &str) -> Result<(), CoreError> {
-    if actor.principal.can(p) {
-        Ok(())
-    } else {
-        Err(CoreError::Forbidden(format!(
-            "role {} may not {what}",
-            actor.principal.role.as_str()
-        )))
-    }
-}
-
-fn invalid(field: &str, rule: &'static str, message: impl Into<String>) -> CoreError {
-    CoreError::Validation(ValidationError::new(field, rule, message))
-}
+use crate::inventory::{invalid, require};
 
 /// Whether `s` is a channel id we take: 1 to [`CHANNEL_ID_MAX`] ASCII letters, digits, `-`, `_`
 /// or `.` (empty allowed where `may_be_empty`).
