@@ -49,7 +49,10 @@ if [ -z "${ORDERHUB_E2E_URL:-}" ]; then
     sleep 10
     # The browser logs in with the demo's ops key (no pii:read): it may act on exceptions, and
     # receivers must show masked. Its own orders buy the demo's restock-pending SKU.
-    export ORDERHUB_E2E_URL="http://127.0.0.1:$port" ORDERHUB_E2E_KEY="$ops" ORDERHUB_E2E_SKU=LIMITED-RESTOCK
+    # The admin key is the second person who approves the ops key's order edit.
+    admin=$(sed -n 's/^  admin key .* \([^ ]*\)$/\1/p' e2e/screenshots/demo.log)
+    export ORDERHUB_E2E_URL="http://127.0.0.1:$port" ORDERHUB_E2E_KEY="$ops" ORDERHUB_E2E_SKU=LIMITED-RESTOCK \
+        ORDERHUB_E2E_ADMIN_KEY="$admin"
 fi
 
 node e2e/console.test.mjs

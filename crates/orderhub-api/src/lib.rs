@@ -5,6 +5,7 @@
 //! which parse to binary floats in most clients. Responses mask personal data unless the caller may
 //! see it. Conversions to and from the domain live here; HTTP itself does not.
 
+pub mod after_sales;
 pub mod error;
 pub mod events;
 pub mod inventory;

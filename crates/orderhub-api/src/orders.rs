@@ -196,7 +196,12 @@ fn text(field: &str, s: String, max: usize, required: bool) -> Result<String, Va
     Ok(t)
 }
 
-fn opt_text(field: &str, s: Option<String>, max: usize) -> Result<Option<String>, ValidationError> {
+/// A free-text field: trimmed, at most `max` characters, no control characters; empty is `None`.
+pub fn opt_text(
+    field: &str,
+    s: Option<String>,
+    max: usize,
+) -> Result<Option<String>, ValidationError> {
     s.map(|s| text(field, s, max, false))
         .transpose()
         .map(|o| o.filter(|s| !s.is_empty()))
@@ -251,6 +256,23 @@ fn at<T>(field: &str, r: Result<T, ValidationError>) -> Result<T, ValidationErro
         e.field = field.to_owned();
         e
     })
+}
+
+impl ReceiverIn {
+    /// Parses the receiver, naming the first field that is wrong (`receiver.phone` …).
+    pub fn into_receiver(self) -> Result<Receiver, ValidationError> {
+        let r = self;
+        Ok(Receiver {
+            name: Personal::new(text("receiver.name", r.name, SHORT_TEXT_MAX, true)?),
+            phone: Personal::new(phone(r.phone)?),
+            province: text("receiver.province", r.province, SHORT_TEXT_MAX, true)?,
+            city: text("receiver.city", r.city, SHORT_TEXT_MAX, true)?,
+            district: opt_text("receiver.district", r.district, SHORT_TEXT_MAX)?,
+            town: opt_text("receiver.town", r.town, SHORT_TEXT_MAX)?,
+            detail: Personal::new(text("receiver.detail", r.detail, DETAIL_MAX, true)?),
+            region_code: opt_text("receiver.region_code", r.region_code, 16)?,
+        })
+    }
 }
 
 impl CreateOrderRequest {
@@ -320,16 +342,7 @@ impl CreateOrderRequest {
                 id: opt_text("buyer.id", buyer.id, SHORT_TEXT_MAX)?,
                 nick: opt_text("buyer.nick", buyer.nick, SHORT_TEXT_MAX)?,
             },
-            receiver: Receiver {
-                name: Personal::new(text("receiver.name", r.name, SHORT_TEXT_MAX, true)?),
-                phone: Personal::new(phone(r.phone)?),
-                province: text("receiver.province", r.province, SHORT_TEXT_MAX, true)?,
-                city: text("receiver.city", r.city, SHORT_TEXT_MAX, true)?,
-                district: opt_text("receiver.district", r.district, SHORT_TEXT_MAX)?,
-                town: opt_text("receiver.town", r.town, SHORT_TEXT_MAX)?,
-                detail: Personal::new(text("receiver.detail", r.detail, DETAIL_MAX, true)?),
-                region_code: opt_text("receiver.region_code", r.region_code, 16)?,
-            },
+            receiver: r.into_receiver()?,
             lines,
             currency,
             goods_total: opt_money("amounts.goods_total", &self.amounts.goods_total, currency)?,
@@ -486,6 +499,38 @@ pub struct LineView {
     pub discount: String,
     pub paid_amount: String,
     pub is_kit: bool,
+    /// Units still to ship when approved after-sales cases stopped some of the line before
+    /// shipment (absent otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to_ship: Option<u32>,
+    /// Units of the line shipped so far when the order ships in parcels (absent otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shipped: Option<u32>,
+}
+
+/// Units of one line in a parcel.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ParcelLineView {
+    pub line_id: u32,
+    pub quantity: u32,
+}
+
+/// One parcel of a split or merged order: its lines of this order, its state and waybill.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ParcelView {
+    pub parcel_id: Uuid,
+    /// The merge (shipment group) the parcel ships for: the same parcel in each member order.
+    pub group_id: Option<Uuid>,
+    /// planned (ready once the order is released), waiting (its stock is short: backorder),
+    /// shipped
+    pub state: String,
+    pub lines: Vec<ParcelLineView>,
+    pub warehouse_id: Option<String>,
+    pub carrier: Option<String>,
+    pub tracking_no: Option<String>,
+    pub shipped_at: Option<DateTime<Utc>>,
+    /// When the order's channel acknowledged this parcel's shipment.
+    pub synced_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -566,6 +611,10 @@ pub struct OrderView {
     pub exceptions: Vec<String>,
     /// When the order's channel last acknowledged orderhub's write-back (its tracking number).
     pub last_sync_at: Option<DateTime<Utc>>,
+    /// The order's parcels when it is split or merged (empty: it ships whole).
+    pub parcels: Vec<ParcelView>,
+    /// The open merge (shipment group) it ships in.
+    pub shipment_group: Option<Uuid>,
 }
 
 fn shown(p: &Personal, kind: MaskKind, reveal: bool) -> String {
@@ -618,6 +667,9 @@ impl OrderView {
                     discount: l.discount.format(o.currency),
                     paid_amount: l.paid_amount.format(o.currency),
                     is_kit: l.is_kit,
+                    to_ship: Some(o.units_to_ship(l.line_id)).filter(|u| *u != l.quantity),
+                    shipped: (!o.parcels.is_empty())
+                        .then(|| orderhub_domain::combine::shipped(o, l.line_id)),
                 })
                 .collect(),
             amounts: AmountsView {
@@ -658,7 +710,30 @@ impl OrderView {
             reservation_id: o.reservation_id,
             exceptions: o.exceptions.clone(),
             last_sync_at: o.last_sync_at,
+            parcels: o.parcels.iter().map(parcel_view).collect(),
+            shipment_group: o.shipment_group,
         }
+    }
+}
+
+fn parcel_view(p: &orderhub_domain::combine::Parcel) -> ParcelView {
+    ParcelView {
+        parcel_id: p.parcel_id,
+        group_id: p.group_id,
+        state: p.state.as_str().to_owned(),
+        lines: p
+            .lines
+            .iter()
+            .map(|l| ParcelLineView {
+                line_id: l.line_id,
+                quantity: l.quantity,
+            })
+            .collect(),
+        warehouse_id: p.warehouse_id.as_ref().map(|w| w.to_string()),
+        carrier: p.carrier.as_ref().map(|c| c.to_string()),
+        tracking_no: p.tracking_no.clone(),
+        shipped_at: p.shipped_at,
+        synced_at: p.synced_at,
     }
 }
 

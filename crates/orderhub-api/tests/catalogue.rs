@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 /// The first part of every event type's name.
 const FAMILIES: &[&str] = &[
     "order",
+    "after_sale",
     "inventory",
     "channel",
     "reservation",

@@ -677,6 +677,92 @@ fn stock_unsupported() -> Rejected {
     )
 }
 
+/// One read of a shelf: an item and the SKU ids of it whose quantities are wanted (`""` for an
+/// item without SKUs). Channels that read one SKU per call take one id ([`Channel::stock_read_batch_max`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StockQuery {
+    pub item_id: String,
+    pub sku_ids: Vec<String>,
+}
+
+/// What a channel's shelf shows for one SKU of an item, as its read call answered: `sku_id` `""`
+/// is the item's own quantity; `item_id` `""` where the channel's answer names the SKU only (JD).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StockLevel {
+    pub item_id: String,
+    pub sku_id: String,
+    pub quantity: i64,
+}
+
+/// The largest quantity a shelf read is believed: a channel answering more than this is not
+/// answering a shelf (refused as `bad_value`, never a drift of billions of units).
+pub const STOCK_LEVEL_MAX: i64 = 1_000_000_000;
+
+/// Checks a shelf read before any call: a channel item id, SKU ids that are empty or short ASCII
+/// tokens, one to `batch_max` of them.
+pub(crate) fn check_stock_query(q: &StockQuery, batch_max: usize) -> Result<(), Rejected> {
+    let token = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 64
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    };
+    if !token(&q.item_id) {
+        return Err(Rejected::bad_value(
+            "item_id",
+            "a channel item id (ASCII token)",
+        ));
+    }
+    if q.sku_ids.is_empty() {
+        return Err(Rejected::at("missing_field", "sku_ids", "no SKU to read"));
+    }
+    if q.sku_ids.len() > batch_max {
+        return Err(Rejected::at(
+            "too_many",
+            "sku_ids",
+            format!("the channel reads {batch_max} SKUs per call"),
+        ));
+    }
+    if q.sku_ids.iter().any(|s| !(s.is_empty() || token(s))) {
+        return Err(Rejected::bad_value(
+            "sku_id",
+            "empty or a channel SKU id (ASCII token)",
+        ));
+    }
+    Ok(())
+}
+
+/// A shelf quantity in a read answer: a JSON integer or a string of one, 0 to [`STOCK_LEVEL_MAX`].
+pub(crate) fn level_qty(v: Option<&serde_json::Value>, field: &str) -> Result<i64, Rejected> {
+    let n = match v {
+        Some(serde_json::Value::Number(n)) => n.as_i64(),
+        Some(serde_json::Value::String(s)) => s.trim().parse::<i64>().ok(),
+        None | Some(serde_json::Value::Null) => return Err(Rejected::missing(field)),
+        Some(_) => None,
+    };
+    n.filter(|q| (0..=STOCK_LEVEL_MAX).contains(q))
+        .ok_or_else(|| Rejected::bad_value(field, "a whole quantity, 0 to 1,000,000,000"))
+}
+
+/// An id in a read answer (JSON integer or string), as text.
+pub(crate) fn level_id(v: Option<&serde_json::Value>, field: &str) -> Result<String, Rejected> {
+    match v {
+        Some(serde_json::Value::Number(n)) if n.is_u64() => Ok(n.to_string()),
+        Some(serde_json::Value::String(s)) if !s.is_empty() && s.len() <= 64 => Ok(s.clone()),
+        None | Some(serde_json::Value::Null) => Err(Rejected::missing(field)),
+        Some(_) => Err(Rejected::bad_value(field, "a channel id")),
+    }
+}
+
+/// The answer of a channel without a shelf read (yet).
+fn stock_read_unsupported() -> Rejected {
+    Rejected::at(
+        "not_supported",
+        "stock_read",
+        "reading shelf quantities back is not supported by this channel yet",
+    )
+}
+
 /// One page of a list call.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OrderPage {
@@ -802,6 +888,34 @@ pub trait Channel: Send + Sync {
         Err(self
             .api_error(body)
             .unwrap_or_else(|| ApiError::Rejected(stock_unsupported())))
+    }
+
+    /// How many SKU ids of one item one shelf read takes ([`Channel::stock_read_request`]):
+    /// channels that answer a whole item take many, those that read one SKU per call take 1.
+    fn stock_read_batch_max(&self) -> usize {
+        1
+    }
+
+    /// The signed call that reads the quantities a channel's shelf shows now for the SKUs of one
+    /// item (its item or SKU get call). Refused without any call: `not_supported` on a channel
+    /// without a read yet, `bad_value` for an id, `missing_field` where the channel needs a SKU
+    /// id, `too_many`.
+    fn stock_read_request(
+        &self,
+        _query: &StockQuery,
+        _creds: &ShopCredentials,
+        _now: DateTime<Utc>,
+    ) -> Result<ApiRequest, Rejected> {
+        Err(stock_read_unsupported())
+    }
+
+    /// The shelf read's answer: each SKU's quantity as the channel shows it (SKUs the answer
+    /// lacks are not on the channel); `Throttled` / `Auth` / `Api` for its errors; a body that is
+    /// neither is `Rejected`.
+    fn parse_stock_read(&self, body: &[u8]) -> Result<Vec<StockLevel>, ApiError> {
+        Err(self
+            .api_error(body)
+            .unwrap_or_else(|| ApiError::Rejected(stock_read_unsupported())))
     }
 
     /// The call that renews the shop's access token: with `creds.refresh_token` on channels that

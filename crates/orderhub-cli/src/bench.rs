@@ -59,6 +59,9 @@ pub enum BenchCommand {
     /// Seven simulated channels push through the webhooks (signed, kept, deduplicated, merged,
     /// reserved): pushes/s, push → stored latency, orders/s; then a rate-limited pull of one shop.
     Channels(crate::bench_channels::ChannelsArgs),
+    /// A rule set of N rules (200 by default) over synthetic orders: orders/s and rule
+    /// evaluations/s of the evaluator the create path and the sandbox use.
+    Rules(crate::bench_rules::RulesArgs),
     /// Every benchmark above, each in a process of its own, then one HTML report with charts
     /// (throughput over time, latency histograms) and a JSON summary of the figures and targets.
     All(crate::bench_all::AllArgs),
@@ -122,6 +125,7 @@ pub async fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::FlashSale(args) => crate::bench_flash::run(args).await,
         BenchCommand::Events(args) => crate::bench_events::run(args).await,
         BenchCommand::Channels(args) => crate::bench_channels::run(args).await,
+        BenchCommand::Rules(args) => crate::bench_rules::run(args).await,
         BenchCommand::All(args) => crate::bench_all::run(args).await,
     }
 }
@@ -1386,6 +1390,8 @@ async fn start_in_process(
         allow_private_urls: true,
         webhook_max_attempts: orderhub_events::runtime::DEFAULT_MAX_ATTEMPTS,
         webhook_backoff_max: orderhub_events::runtime::DEFAULT_BACKOFF_MAX,
+        listing_reconcile_every: crate::config::DEFAULT_LISTING_RECONCILE_EVERY,
+        ship_by_risk_lead: orderhub_fulfillment::DEFAULT_SHIP_BY_RISK_LEAD,
         http: Default::default(),
     };
     let (hub, _) = crate::hub::start(&settings).await?;

@@ -76,6 +76,8 @@ pub async fn run(a: ChannelsArgs) -> Result<()> {
         allow_private_urls: true,
         webhook_max_attempts: orderhub_events::runtime::DEFAULT_MAX_ATTEMPTS,
         webhook_backoff_max: orderhub_events::runtime::DEFAULT_BACKOFF_MAX,
+        listing_reconcile_every: crate::config::DEFAULT_LISTING_RECONCILE_EVERY,
+        ship_by_risk_lead: orderhub_fulfillment::DEFAULT_SHIP_BY_RISK_LEAD,
         http: Default::default(),
     };
     let (hub, _) = crate::hub::start(&settings).await?;

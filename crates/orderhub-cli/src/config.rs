@@ -97,6 +97,14 @@ pub struct ServeArgs {
     /// seconds, or a number with s, m or h (default 30s).
     #[arg(long, env = "ORDERHUB_REQUEST_TIMEOUT")]
     pub request_timeout: Option<String>,
+    /// How often each listing's shelf is read back from its channel to find and repair drift:
+    /// seconds, or a number with s, m or h (default 10m).
+    #[arg(long, env = "ORDERHUB_LISTING_RECONCILE_EVERY")]
+    pub listing_reconcile_every: Option<String>,
+    /// How long before its ship-by deadline an order still to ship is raised `ship_by_at_risk`:
+    /// seconds, or a number with s, m or h (default 4h).
+    #[arg(long, env = "ORDERHUB_SHIP_BY_RISK_LEAD")]
+    pub ship_by_risk_lead: Option<String>,
 }
 
 /// The config file's shape: the same names as the flags, with underscores.
@@ -120,6 +128,8 @@ struct FileConfig {
     webhook_backoff_max: Option<String>,
     max_requests_in_flight: Option<usize>,
     request_timeout: Option<String>,
+    listing_reconcile_every: Option<String>,
+    ship_by_risk_lead: Option<String>,
 }
 
 /// Settings after layering, every value decided.
@@ -157,7 +167,15 @@ pub struct Settings {
     pub webhook_backoff_max: std::time::Duration,
     /// Requests in flight and each request's time on the HTTP API.
     pub http: orderhub_http::admission::HttpLimits,
+    /// Between two reads of one listing's shelf by the drift reconciler.
+    pub listing_reconcile_every: std::time::Duration,
+    /// How long before its ship-by deadline an order still to ship is at risk.
+    pub ship_by_risk_lead: std::time::Duration,
 }
+
+/// The drift reconciler's default interval between two reads of one shelf.
+pub const DEFAULT_LISTING_RECONCILE_EVERY: std::time::Duration =
+    std::time::Duration::from_secs(600);
 
 /// `600`, `600s`, `10m`, `1h` → that many seconds; at least 1 s, at most a day.
 pub fn parse_duration(s: &str) -> Result<std::time::Duration> {
@@ -179,6 +197,20 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration> {
         anyhow::bail!("{s:?} must be between 1 s and 24 h");
     }
     Ok(std::time::Duration::from_secs(secs))
+}
+
+/// A duration setting: the flag (or its variable), else the file's value, else `default`; a bad
+/// value is refused naming the flag.
+fn duration(
+    flag: Option<&str>,
+    file: Option<&str>,
+    name: &str,
+    default: std::time::Duration,
+) -> Result<std::time::Duration> {
+    match flag.or(file) {
+        Some(d) => parse_duration(d).context(name.to_owned()),
+        None => Ok(default),
+    }
 }
 
 /// `jt=zto:yto,sf=ems` → {jt: [zto, yto], sf: [ems]}.
@@ -366,14 +398,24 @@ impl Settings {
                 n @ 1..=100 => n,
                 n => anyhow::bail!("webhook max attempts must be 1 to 100, not {n}"),
             },
-            webhook_backoff_max: match a
-                .webhook_backoff_max
-                .as_deref()
-                .or(f.webhook_backoff_max.as_deref())
-            {
-                Some(d) => parse_duration(d).context("--webhook-backoff-max")?,
-                None => orderhub_events::runtime::DEFAULT_BACKOFF_MAX,
-            },
+            webhook_backoff_max: duration(
+                a.webhook_backoff_max.as_deref(),
+                f.webhook_backoff_max.as_deref(),
+                "--webhook-backoff-max",
+                orderhub_events::runtime::DEFAULT_BACKOFF_MAX,
+            )?,
+            listing_reconcile_every: duration(
+                a.listing_reconcile_every.as_deref(),
+                f.listing_reconcile_every.as_deref(),
+                "--listing-reconcile-every",
+                DEFAULT_LISTING_RECONCILE_EVERY,
+            )?,
+            ship_by_risk_lead: duration(
+                a.ship_by_risk_lead.as_deref(),
+                f.ship_by_risk_lead.as_deref(),
+                "--ship-by-risk-lead",
+                orderhub_fulfillment::DEFAULT_SHIP_BY_RISK_LEAD,
+            )?,
             http: orderhub_http::admission::HttpLimits {
                 max_in_flight: match a
                     .max_requests_in_flight
@@ -383,14 +425,12 @@ impl Settings {
                     n @ 1..=1_000_000 => n,
                     n => anyhow::bail!("max requests in flight must be 1 to 1000000, not {n}"),
                 },
-                request_timeout: match a
-                    .request_timeout
-                    .as_deref()
-                    .or(f.request_timeout.as_deref())
-                {
-                    Some(d) => parse_duration(d).context("--request-timeout")?,
-                    None => orderhub_http::admission::REQUEST_TIMEOUT_DEFAULT,
-                },
+                request_timeout: duration(
+                    a.request_timeout.as_deref(),
+                    f.request_timeout.as_deref(),
+                    "--request-timeout",
+                    orderhub_http::admission::REQUEST_TIMEOUT_DEFAULT,
+                )?,
             },
         })
     }
@@ -505,6 +545,40 @@ mod tests {
             })
             .is_err()
         );
+    }
+
+    #[test]
+    fn the_drift_reconciler_reads_every_ten_minutes_unless_told_otherwise() {
+        let s = Settings::from_serve(&ServeArgs::default()).unwrap();
+        assert_eq!(s.listing_reconcile_every, Duration::from_secs(600));
+        let s = Settings::from_serve(&ServeArgs {
+            listing_reconcile_every: Some("30m".into()),
+            ..ServeArgs::default()
+        })
+        .unwrap();
+        assert_eq!(s.listing_reconcile_every, Duration::from_secs(1800));
+        let bad = Settings::from_serve(&ServeArgs {
+            listing_reconcile_every: Some("0".into()),
+            ..ServeArgs::default()
+        });
+        assert!(format!("{:#}", bad.unwrap_err()).contains("--listing-reconcile-every"));
+    }
+
+    #[test]
+    fn an_order_is_at_risk_four_hours_before_its_ship_by_unless_told_otherwise() {
+        let s = Settings::from_serve(&ServeArgs::default()).unwrap();
+        assert_eq!(s.ship_by_risk_lead, Duration::from_secs(4 * 3600));
+        let s = Settings::from_serve(&ServeArgs {
+            ship_by_risk_lead: Some("90m".into()),
+            ..ServeArgs::default()
+        })
+        .unwrap();
+        assert_eq!(s.ship_by_risk_lead, Duration::from_secs(5400));
+        let bad = Settings::from_serve(&ServeArgs {
+            ship_by_risk_lead: Some("2d".into()),
+            ..ServeArgs::default()
+        });
+        assert!(format!("{:#}", bad.unwrap_err()).contains("--ship-by-risk-lead"));
     }
 
     #[test]

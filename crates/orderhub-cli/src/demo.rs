@@ -33,6 +33,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+mod desk;
+mod rules;
+
 #[derive(Args, Debug, Clone)]
 pub struct DemoArgs {
     /// Where the hub and its console listen.
@@ -337,6 +340,8 @@ pub async fn run(a: DemoArgs) -> Result<()> {
         allow_private_urls: true,
         webhook_max_attempts: orderhub_events::runtime::DEFAULT_MAX_ATTEMPTS,
         webhook_backoff_max: orderhub_events::runtime::DEFAULT_BACKOFF_MAX,
+        listing_reconcile_every: crate::config::DEFAULT_LISTING_RECONCILE_EVERY,
+        ship_by_risk_lead: orderhub_fulfillment::DEFAULT_SHIP_BY_RISK_LEAD,
         http: Default::default(),
     };
     let fleet = orderhub_carriers::sim::fleet::start()
@@ -351,7 +356,17 @@ pub async fn run(a: DemoArgs) -> Result<()> {
     configure_carriers(&api, &fleet).await?;
     println!("orderhub demo — starting the hub, 7 channel simulators and 7 carrier simulators …");
     let ops_key = seed_catalogue(&api).await?;
+    // The operations desk: refunds, returns through QC, address edits approved by a second key.
+    let ops_api = Api {
+        auth: vec![("authorization".into(), format!("Bearer {ops_key}"))],
+        ..api.clone()
+    };
+    // The rules live before the first order: ops writes them, the admin approves and publishes.
+    let (rule_set, rule_version) = rules::publish(&api, &ops_api).await?;
     let shops = Arc::new(open_shops(&api).await?);
+    let (desk_stop, desk_rx) = tokio::sync::watch::channel(false);
+    let desk_every = Duration::from_secs_f64((a.minutes * 60.0 / 90.0).clamp(0.2, 3.0));
+    let desk = tokio::spawn(desk::run(api.clone(), ops_api, desk_every, a.seed, desk_rx));
     println!();
     println!("  console  http://{}/", hub.addr);
     println!("  admin key (sees personal data)   {admin_key}");
@@ -459,6 +474,8 @@ pub async fn run(a: DemoArgs) -> Result<()> {
         }
         tokio::time::sleep(Duration::from_secs(3)).await;
     }
+    let _ = desk_stop.send(true);
+    let _ = desk.await;
     let _ = read_events(&api, after, &mut tally).await;
     let violations = crate::hub::inventory_violations(&hub.store, false).await?.2;
     let counts = hub
@@ -467,6 +484,7 @@ pub async fn run(a: DemoArgs) -> Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let backorders = count_backorders(&api).await;
+    let rules_line = rules::sandbox_line(&api, &rule_set, rule_version).await;
     println!(
         "{}",
         report(
@@ -478,6 +496,7 @@ pub async fn run(a: DemoArgs) -> Result<()> {
             sent.load(Ordering::Relaxed)
         )
     );
+    println!("  rules                   {rules_line}");
     hub.stop().await;
     drop(temp);
     anyhow::ensure!(
@@ -913,6 +932,7 @@ fn report(
     violations: &[String],
     pushes: u64,
 ) -> String {
+    use orderhub_domain::event_types as ev;
     use std::fmt::Write as _;
     let mut out = String::from("\nthe day in numbers\n");
     let mut by_channel: BTreeMap<&str, u64> = BTreeMap::new();
@@ -958,6 +978,16 @@ fn report(
             "  flash sale              {FLASH_BUYERS} buyers for {FLASH_STOCK} units: {sold} sold, {refused} refused, {errors} errors"
         );
     }
+    let _ = writeln!(
+        out,
+        "  operations desk         {} refunds · {} returns received ({} failed QC → quarantine) · {} address edits asked, {} applied after a second key's approval · {} orders merged",
+        t.count(ev::AFTER_SALE_REFUNDED),
+        t.count(ev::AFTER_SALE_RECEIVED),
+        t.count(ev::AFTER_SALE_QC_FAILED),
+        t.count(ev::ORDER_EDIT_REQUESTED),
+        t.count(ev::ORDER_EDITED),
+        t.count(ev::ORDER_MERGED),
+    );
     let _ = writeln!(
         out,
         "  inventory check         {}",

@@ -161,6 +161,7 @@ fn start_fulfillment_with_carriers(
         Arc::new(orderhub_fulfillment::ByStockRegionPriority),
         orderhub_fulfillment::FulfillmentConfig {
             track: s.track_schedule.clone(),
+            ship_by_risk_lead: s.ship_by_risk_lead,
             ..Default::default()
         },
     ));
@@ -208,6 +209,7 @@ async fn start_fulfillment_sim(
             default_carrier: s.carrier,
             fallback_sender: Some(orderhub_fulfillment::simulated_sender()),
             track: s.track_schedule.clone(),
+            ship_by_risk_lead: s.ship_by_risk_lead,
             shared_track_per_minute: SIM_TRACK_PER_MINUTE,
             ..Default::default()
         },
@@ -233,6 +235,19 @@ pub async fn start(s: &Settings) -> Result<(RunningHub, Option<String>)> {
     tasks.push((
         "reservation sweeper",
         start_sweeper(store.clone(), background.subscribe()),
+    ));
+    tasks.push((
+        "audit heads",
+        start_audit_heads(store.clone(), background.subscribe()),
+    ));
+    // Overdue exceptions escalated once each, under a lease (issue 21).
+    tasks.push((
+        "exception escalation",
+        orderhub_fulfillment::escalation::spawn(
+            store.clone(),
+            Arc::new(orderhub_core::ports::SystemClock),
+            background.subscribe(),
+        ),
     ));
     let mut internal: Vec<Arc<dyn orderhub_events::Target>> = Vec::new();
     let outbound = orderhub_core::outbound::OutboundPolicy {
@@ -323,6 +338,14 @@ pub async fn start(s: &Settings) -> Result<(RunningHub, Option<String>)> {
             store.clone(),
             orderhub_intake::stock_push::StockPushConfig {
                 outbound,
+                reconcile: orderhub_intake::reconcile::ReconcileConfig {
+                    rules: orderhub_core::listings::DriftRules {
+                        interval: chrono::Duration::from_std(s.listing_reconcile_every)
+                            .unwrap_or(chrono::Duration::minutes(10)),
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                },
                 ..Default::default()
             },
             background.subscribe(),
@@ -360,6 +383,59 @@ pub async fn start(s: &Settings) -> Result<(RunningHub, Option<String>)> {
 const SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 /// Reservations released per transaction, so a large backlog does not make one huge group.
 const SWEEP_BATCH_MAX: u32 = 500;
+
+/// How often each tenant's audit chain head is published (when it moved).
+const AUDIT_HEAD_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Publishes each tenant's audit chain head (its number and hash) at start and every
+/// [`AUDIT_HEAD_EVERY`], when it moved since the last publication: a log line and an
+/// `audit.chain_head` event, kept outside the database, so a rewrite of a whole chain (every hash
+/// computed anew) shows against an earlier head (`orderhub audit verify` prints the current one).
+fn start_audit_heads(
+    store: Store,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut published: std::collections::HashMap<orderhub_domain::TenantId, u64> =
+            std::collections::HashMap::new();
+        let mut tick = tokio::time::interval(AUDIT_HEAD_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                r = stop.changed() => {
+                    if r.is_err() || *stop.borrow() {
+                        return;
+                    }
+                    continue;
+                }
+            }
+            if let Err(e) = publish_audit_heads(&store, &mut published).await {
+                tracing::warn!(error = %e, "Could not publish the audit chain heads; trying at the next tick.");
+            }
+        }
+    })
+}
+
+async fn publish_audit_heads(
+    store: &Store,
+    published: &mut std::collections::HashMap<orderhub_domain::TenantId, u64>,
+) -> Result<(), orderhub_core::CoreError> {
+    for t in store.read(|r| r.audit_chain_tenants()).await? {
+        let q = t.clone();
+        let (head, ..) = store.read(move |r| r.audit_chain_head(&q)).await?;
+        if head.seq == 0 || published.get(&t) == Some(&head.seq) {
+            continue;
+        }
+        tracing::info!(tenant = %t, seq = head.seq, hash = %head.hash, "Audit chain head.");
+        let event = orderhub_core::audit_chain::head_event(&t, &head, chrono::Utc::now());
+        store
+            .write(0, move |tx| tx.outbox_append(&event).map_err(Into::into))
+            .await?;
+        published.insert(t, head.seq);
+    }
+    Ok(())
+}
 
 /// Releases held reservations past their expiry every [`SWEEP_INTERVAL`] until `stop` (a sweep
 /// under way finishes first: its write is one transaction either way). A sweep the store refuses
@@ -571,6 +647,29 @@ pub async fn inventory_violations(
     store: &Store,
     progress: bool,
 ) -> Result<(usize, usize, Vec<String>)> {
+    // A position is read, then its ledger: a write committing in between (the hub still ships
+    // while it is checked) shows a difference that is gone at the next look. A broken position
+    // stays broken: only positions found broken in every one of up to four passes a second apart
+    // are reported, with what the last pass found.
+    let (positions, reservations, mut violations) = check_positions(store, progress).await?;
+    for _ in 0..3 {
+        if violations.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        let again = check_positions(store, false).await?.2;
+        let position = |v: &String| v.split(':').next().unwrap_or_default().to_owned();
+        let before: std::collections::HashSet<String> = violations.iter().map(position).collect();
+        violations = again
+            .into_iter()
+            .filter(|v| before.contains(&position(v)))
+            .collect();
+    }
+    Ok((positions, reservations, violations))
+}
+
+/// One pass of [`inventory_violations`].
+async fn check_positions(store: &Store, progress: bool) -> Result<(usize, usize, Vec<String>)> {
     let positions = store
         .read(|r| r.positions())
         .await

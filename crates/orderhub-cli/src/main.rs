@@ -16,12 +16,15 @@ mod bench_channels;
 mod bench_events;
 #[cfg(feature = "demo")]
 mod bench_flash;
+#[cfg(feature = "demo")]
+mod bench_rules;
 mod config;
 #[cfg(feature = "demo")]
 mod demo;
 mod hub;
 mod import;
 mod ops;
+mod rules;
 #[cfg(feature = "demo")]
 mod sim;
 
@@ -64,6 +67,9 @@ enum Command {
     /// Inventory maintenance.
     #[command(subcommand)]
     Inventory(InventoryCommand),
+    /// The audit log's hash chain.
+    #[command(subcommand)]
+    Audit(ops::AuditCommand),
     /// Benchmarks: print throughput and latency figures.
     #[cfg(feature = "demo")]
     #[command(subcommand)]
@@ -87,6 +93,9 @@ enum Command {
     /// Import orders from a file.
     #[command(subcommand)]
     Import(ImportCommand),
+    /// Rule sets: try a rules file on stored orders.
+    #[command(subcommand)]
+    Rules(rules::RulesCommand),
 }
 
 #[derive(Subcommand)]
@@ -104,6 +113,10 @@ enum SimCommand {
     /// A sales channel's order API (list by modified time, detail, signed pushes), throttled and
     /// slowed on demand.
     Channel(sim::SimChannelArgs),
+    /// The seeded simulation of the hub: random steps (orders, payments, the warehouse's moves,
+    /// stock, channel pushes out of order, races, restarts) with every invariant checked after
+    /// each; a failing seed replays exactly.
+    Run(sim::run::SimRunArgs),
 }
 
 /// A tool's command in a binary built without it: whatever follows is taken, so the answer is
@@ -173,14 +186,18 @@ fn main() -> std::process::ExitCode {
             #[cfg(not(feature = "demo"))]
             Command::Bench(_) => not_built("orderhub bench"),
             Command::DeadLetters(cmd) => ops::dead_letters(cmd).await,
+            Command::Audit(cmd) => ops::audit(cmd).await,
             #[cfg(feature = "demo")]
             Command::Sim(SimCommand::Carrier(a)) => sim::sim_carrier(a).await,
             #[cfg(feature = "demo")]
             Command::Sim(SimCommand::Channel(a)) => sim::sim_channel(a).await,
+            #[cfg(feature = "demo")]
+            Command::Sim(SimCommand::Run(a)) => sim::run::sim_run(a).await,
             #[cfg(not(feature = "demo"))]
             Command::Sim(_) => not_built("orderhub sim"),
             Command::Channels(cmd) => ops::channels(cmd).await,
             Command::Import(ImportCommand::Orders(a)) => import::run(a).await,
+            Command::Rules(cmd) => rules::run(cmd).await,
         }
     });
     match result {

@@ -1,5 +1,8 @@
 //! `orderhub sim carrier …` and `orderhub sim channel …`: one simulator served on its own, until
-//! Ctrl-C. Built only with the `demo` feature, like the simulators themselves.
+//! Ctrl-C; `orderhub sim run`: the seeded simulation of the whole hub ([`run`]). Built only with
+//! the `demo` feature, like the simulators themselves.
+
+pub mod run;
 
 use anyhow::{Context, Result};
 use clap::Args;

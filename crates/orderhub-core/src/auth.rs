@@ -46,9 +46,18 @@ impl Role {
         match (self, p) {
             (Role::Admin, _) => true,
             (_, P::OrdersRead | P::EventsRead | P::InventoryRead | P::StatsRead) => true,
+            (_, P::AfterSalesRead) => true,
+            (Role::Ops, P::AfterSalesWrite | P::AfterSalesReceive | P::AfterSalesRefund) => true,
+            (Role::Warehouse, P::AfterSalesReceive) => true,
+            (Role::Finance, P::AfterSalesRefund) => true,
             (Role::Ops, P::OrdersCreate | P::Transition(_) | P::Reserve | P::MasterData) => true,
             (Role::Ops, P::DeliveriesOperate | P::ChannelsRead | P::ExceptionsResolve) => true,
-            (Role::Ops, P::CarriersRead) => true,
+            (
+                Role::Ops,
+                P::CarriersRead | P::OrdersEdit | P::InterventionsRead | P::OrdersCombine,
+            ) => true,
+            (Role::Ops | Role::Warehouse, P::ExceptionsWork | P::ParcelsShip) => true,
+            (Role::Ops, P::RulesRead | P::RulesWrite) => true,
             (Role::Ops | Role::Warehouse, P::StockMove | P::FulfillmentSteer) => true,
             (Role::Finance, P::Transition(C::Pay | C::Complete | C::Cancel)) => true,
             (
@@ -69,6 +78,19 @@ pub enum Permission {
     FulfillmentSteer,
     /// Resolve an order's open exception by hand, with a reason (lifts a stop).
     ExceptionsResolve,
+    /// Take an open exception (assign it to a key, or unassign it) and write notes on it.
+    ExceptionsWork,
+    /// The tenant's SLA per exception kind (when an exception is due, then escalated).
+    ExceptionSlaManage,
+    /// The dashboard of manual interventions: what people did, by kind, actor and day.
+    InterventionsRead,
+    /// Edit an order before release (address, memo, ship-by, invoice, lines), or ask for an edit
+    /// the tenant's rules send for approval.
+    OrdersEdit,
+    /// Approve or reject another key's pending order edit.
+    OrdersEditApprove,
+    /// Which order edits need approval, and by how many people.
+    EditRulesManage,
     EventsRead,
     /// The console's live figures (`/v1/stats`).
     StatsRead,
@@ -92,6 +114,26 @@ pub enum Permission {
     CarriersRead,
     /// A carrier account: endpoint, credentials, tracking quota. Admin only: it holds secrets.
     CarriersManage,
+    /// After-sales cases: list and read.
+    AfterSalesRead,
+    /// After-sales cases: open, approve, refuse, close.
+    AfterSalesWrite,
+    /// After-sales cases: receive the returned goods with their quality control.
+    AfterSalesReceive,
+    /// After-sales cases: record the refund (the money went back).
+    AfterSalesRefund,
+    /// Merge orders into one parcel (and undo it), split an order into parcels.
+    OrdersCombine,
+    /// Ship one parcel of a split or merged order with its waybill.
+    ParcelsShip,
+    /// The tenant's merge settings (automatic merge, window, across shops).
+    MergeRulesManage,
+    /// Rule sets: list, read, test one order, run the sandbox.
+    RulesRead,
+    /// Rule sets: write a draft, submit it for approval.
+    RulesWrite,
+    /// Rule sets: approve another key's submitted set, publish an approved one.
+    RulesApprove,
 }
 
 impl Permission {
@@ -102,6 +144,12 @@ impl Permission {
             Permission::OrdersCreate,
             Permission::FulfillmentSteer,
             Permission::ExceptionsResolve,
+            Permission::ExceptionsWork,
+            Permission::ExceptionSlaManage,
+            Permission::InterventionsRead,
+            Permission::OrdersEdit,
+            Permission::OrdersEditApprove,
+            Permission::EditRulesManage,
             Permission::EventsRead,
             Permission::StatsRead,
             Permission::KeysManage,
@@ -115,6 +163,16 @@ impl Permission {
             Permission::ChannelsManage,
             Permission::CarriersRead,
             Permission::CarriersManage,
+            Permission::AfterSalesRead,
+            Permission::AfterSalesWrite,
+            Permission::AfterSalesReceive,
+            Permission::AfterSalesRefund,
+            Permission::OrdersCombine,
+            Permission::ParcelsShip,
+            Permission::MergeRulesManage,
+            Permission::RulesRead,
+            Permission::RulesWrite,
+            Permission::RulesApprove,
         ];
         v.extend(CommandKind::ALL.iter().map(|k| Permission::Transition(*k)));
         v
@@ -128,6 +186,16 @@ impl Permission {
             Permission::Transition(k) => format!("{} orders", k.as_str()),
             Permission::FulfillmentSteer => "retry or re-route fulfillment".into(),
             Permission::ExceptionsResolve => "resolve order exceptions (lift a stop)".into(),
+            Permission::ExceptionsWork => "assign order exceptions and write notes on them".into(),
+            Permission::ExceptionSlaManage => "set the SLA per exception kind".into(),
+            Permission::InterventionsRead => {
+                "read the dashboard of manual interventions (who did what)".into()
+            }
+            Permission::OrdersEdit => {
+                "edit orders before release, or request an edit that needs approval".into()
+            }
+            Permission::OrdersEditApprove => "approve or reject other keys' order edits".into(),
+            Permission::EditRulesManage => "configure which order edits need approval".into(),
             Permission::EventsRead => "read events".into(),
             Permission::StatsRead => "read the live figures".into(),
             Permission::KeysManage => "manage API keys".into(),
@@ -145,6 +213,26 @@ impl Permission {
             Permission::ChannelsManage => "configure channel shops".into(),
             Permission::CarriersRead => "read carrier accounts (never their secrets)".into(),
             Permission::CarriersManage => "configure carrier accounts".into(),
+            Permission::AfterSalesRead => "read after-sales cases".into(),
+            Permission::AfterSalesWrite => {
+                "open, approve, refuse, exchange and close after-sales cases".into()
+            }
+            Permission::AfterSalesReceive => {
+                "receive returned goods with their quality control".into()
+            }
+            Permission::AfterSalesRefund => "record after-sales refunds".into(),
+            Permission::OrdersCombine => {
+                "merge orders into one parcel, undo a merge, split an order into parcels".into()
+            }
+            Permission::ParcelsShip => "ship a parcel of a split or merged order".into(),
+            Permission::MergeRulesManage => "configure order merging".into(),
+            Permission::RulesRead => {
+                "read rule sets, test them on an order, run the sandbox".into()
+            }
+            Permission::RulesWrite => "write rule set drafts and submit them".into(),
+            Permission::RulesApprove => {
+                "approve other keys' rule sets and publish approved ones".into()
+            }
         }
     }
 }
@@ -211,6 +299,21 @@ mod tests {
             assert!(!r.allows(Permission::ExceptionsResolve), "{}", r.as_str());
         }
         assert!(!Role::Warehouse.allows(Permission::MasterData));
+        // Operators edit and ask; only an admin approves or sets the rules.
+        assert!(Role::Ops.allows(Permission::OrdersEdit));
+        for r in [Role::Ops, Role::Finance, Role::Warehouse, Role::Viewer] {
+            assert!(!r.allows(Permission::OrdersEditApprove), "{}", r.as_str());
+            assert!(!r.allows(Permission::EditRulesManage), "{}", r.as_str());
+        }
+        for r in [Role::Finance, Role::Warehouse, Role::Viewer] {
+            assert!(!r.allows(Permission::OrdersEdit), "{}", r.as_str());
+            assert!(!r.allows(Permission::RulesWrite), "{}", r.as_str());
+        }
+        // Operators write rule sets; only an admin approves and publishes them.
+        assert!(Role::Ops.allows(Permission::RulesWrite));
+        for r in [Role::Ops, Role::Finance, Role::Warehouse, Role::Viewer] {
+            assert!(!r.allows(Permission::RulesApprove), "{}", r.as_str());
+        }
     }
 
     #[test]

@@ -42,6 +42,22 @@ pub enum CoreError {
     },
     #[error("{0}")]
     Forbidden(String),
+    /// An order edit, or a decision on an edit request, refused because of where the order or the
+    /// request is (HTTP 409 with `code`): `edit_not_allowed`, `edit_pending`, `edit_not_pending`,
+    /// `already_approved`.
+    #[error("{message}")]
+    EditConflict {
+        code: &'static str,
+        message: String,
+        status: Option<Status>,
+        version: Option<u64>,
+    },
+    /// The key that requested an edit may not approve it (HTTP 403 `own_edit`).
+    #[error("{0}")]
+    OwnEdit(String),
+    /// No edit request with that id for this caller.
+    #[error("edit request not found")]
+    EditNotFound,
     /// Not enough stock in any warehouse that could ship it: the first SKU short, what was asked
     /// and the most any one candidate warehouse has.
     #[error(
@@ -60,6 +76,65 @@ pub enum CoreError {
     ReservationNotFound,
     #[error("{0}")]
     ReservationNotAllowed(String),
+    #[error("after-sales case not found")]
+    CaseNotFound,
+    /// The case's state has no such move (`orderhub_domain::after_sales::next`).
+    #[error("cannot {action} an after-sales case that is {} (version {version})", state.as_str())]
+    CaseNotAllowed {
+        action: &'static str,
+        state: orderhub_domain::after_sales::CaseState,
+        version: u64,
+    },
+    /// A case of this kind cannot be opened or approved for the order as it is now (why).
+    #[error("{why} (order {status}, version {version})")]
+    CaseNotNow {
+        why: &'static str,
+        status: Status,
+        version: u64,
+    },
+    /// The order moved on since the case was opened: approving it now would do something else
+    /// than what the case says (`expected`), so the approver must accept the new effect.
+    #[error(
+        "the order is now {status} (version {version}): approving would {} instead of {}; approve with \"effect\": \"{}\" to accept it", now.as_str(), expected.as_str(), now.as_str()
+    )]
+    EffectChanged {
+        expected: orderhub_domain::after_sales::Effect,
+        now: orderhub_domain::after_sales::Effect,
+        status: Status,
+        version: u64,
+    },
+    /// The exception is assigned to another key: taking it over must name that key (HTTP 409
+    /// `exception_assigned`).
+    #[error(
+        "the exception is assigned to {holder_name} ({holder}); name them in \"replace\" to take it over"
+    )]
+    ExceptionAssigned { holder: String, holder_name: String },
+    /// A merge, split or parcel step refused because of where the orders or the group are
+    /// (HTTP 409 with `code`, naming the field — e.g. `order_ids[1]` — when one input is why).
+    #[error("{message}")]
+    Combine {
+        code: &'static str,
+        message: String,
+        field: Option<String>,
+        status: Option<Status>,
+        version: Option<u64>,
+    },
+    #[error("shipment group not found")]
+    GroupNotFound,
+    #[error("parcel not found")]
+    ParcelNotFound,
+    /// A rule set refused: each fault names the rule, its field and the place (HTTP 400
+    /// `invalid_rules`).
+    #[error("the rule set was refused: {}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
+    InvalidRules(Vec<orderhub_rules::RuleError>),
+    /// A rule set step its state does not allow, or a lost race for a version (HTTP 409 `code`).
+    #[error("{message}")]
+    RuleSetConflict { code: &'static str, message: String },
+    /// The author's key may not approve its own rule set (HTTP 403 `own_rule_set`).
+    #[error("{0}")]
+    OwnRuleSet(String),
+    #[error("rule set not found")]
+    RuleSetNotFound,
     #[error("this Idempotency-Key was used with a different request")]
     IdempotencyMismatch,
     #[error(transparent)]

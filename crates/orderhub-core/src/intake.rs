@@ -136,6 +136,7 @@ pub fn ingest(
         shipment: facts.shipment.clone(),
     };
     let decision = channel_update::decide(&old, &report);
+    let refunds_before = old.channel_seen.refunds.clone();
     let mut o = record_report(tx, actor, &old, &report, &decision, refused, now)?;
     let id = o.id;
     let moved = |tx: &mut dyn Tx, cmd: Command| usecases::transition(tx, actor, id, &cmd, now);
@@ -187,6 +188,7 @@ pub fn ingest(
             | Action::Ignore { .. } => {}
         }
     }
+    let o = crate::after_sales::from_channel(tx, actor, o, &refunds_before, now)?;
     Ok(Ingested::Updated(o))
 }
 
@@ -234,6 +236,7 @@ fn record_report(
     let mut next = channel_update::applied(old, report, d);
     next.version = old.version + 1;
     next.updated_at = now;
+    crate::combine::on_order_changed(tx, actor, old, &mut next, now)?;
     let stock = if d.rereserve() {
         crate::inventory::rereserve(tx, actor, &mut next, now)?
     } else {
@@ -426,5 +429,5 @@ fn create(
             json!({"reason": "a refund was asked for or made on the channel", "lines": refunded});
         o = usecases::raise_by_channel(tx, actor, id, AFTER_SALE, detail, now)?.unwrap_or(o);
     }
-    Ok(o)
+    crate::after_sales::from_channel(tx, actor, o, &[], now)
 }

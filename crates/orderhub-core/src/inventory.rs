@@ -410,11 +410,21 @@ pub(crate) fn reserve_for_order(
     order: &mut Order,
     now: DateTime<Utc>,
 ) -> Result<Reserved, CoreError> {
+    // A split order's parcels waiting on backorder reserve only their own units.
+    if order
+        .parcels
+        .iter()
+        .any(|p| p.state == orderhub_domain::combine::ParcelState::Waiting)
+    {
+        return crate::combine::reserve_waiting(tx, actor, order, now);
+    }
     let t = actor.principal.tenant_id.clone();
     let mut lines = Vec::new();
     for l in &order.lines {
-        if tx.sku_get(&t, &l.sku)?.is_some() {
-            lines.push((l.sku.clone(), l.quantity));
+        // Units an after-sales case stopped are neither reserved nor shipped.
+        let units = order.units_to_ship(l.line_id);
+        if units > 0 && tx.sku_get(&t, &l.sku)?.is_some() {
+            lines.push((l.sku.clone(), units));
         }
     }
     if lines.is_empty() {
@@ -516,7 +526,13 @@ pub(crate) fn on_order_move(
         }
         // Release too: an allocated order goes on backorder only when the channel changes its
         // goods (`rereserve`), and the warehouse must not get an order without its stock.
-        CommandKind::Allocate | CommandKind::Release | CommandKind::Ship if backordered => {
+        // A split order with a parcel whose units are reserved may go to the warehouse for it
+        // while another parcel waits on backorder (its parcels ship one by one).
+        CommandKind::Allocate | CommandKind::Release | CommandKind::Ship
+            if backordered
+                && (kind == CommandKind::Ship
+                    || !orderhub_domain::combine::has_ready_parcel(next)) =>
+        {
             return Err(CoreError::ReservationNotAllowed(format!(
                 "the order is on backorder (out_of_stock): it cannot {} until its stock is reserved",
                 kind.as_str()
@@ -585,6 +601,89 @@ pub(crate) fn rereserve(
         Reserved::Yes => "reserved",
         Reserved::Untracked => "untracked",
         Reserved::Short => "short",
+    };
+    let from = next.fulfillment.warehouse_id.clone();
+    let moved = follow_reservation(tx, &t, next)?;
+    Ok(serde_json::json!({
+        "released": released,
+        "reserved": next.reservation_id,
+        "outcome": outcome,
+        "allocation": moved.then(|| serde_json::json!({"from": from, "to": next.fulfillment.warehouse_id})),
+    }))
+}
+
+/// An operator's edit changed the goods (or the receiver's province) of an order whose stock
+/// follows it: as [`rereserve`], but short of stock the edit is refused
+/// ([`CoreError::OutOfStock`], field `lines`) and the caller's transaction rolls back — an edit
+/// never puts an order on backorder. Returns what happened, for the audit entry.
+pub(crate) fn rereserve_or_refuse(
+    tx: &mut dyn Tx,
+    actor: &Actor,
+    next: &mut Order,
+    now: DateTime<Utc>,
+) -> Result<serde_json::Value, CoreError> {
+    let t = actor.principal.tenant_id.clone();
+    let mut released = None;
+    if let Some(id) = next.reservation_id
+        && tx
+            .reservation_get(&t, id)?
+            .is_some_and(|r| r.state.is_active())
+    {
+        move_inner(
+            tx,
+            actor,
+            id,
+            ReservationCommand::Release(ReleaseReason::Manual),
+            now,
+        )?;
+        released = Some(id);
+    }
+    next.reservation_id = None;
+    if next.has_exception(OUT_OF_STOCK) {
+        tx.backorder_remove(&t, next.id)?;
+        next.exceptions.retain(|e| e != OUT_OF_STOCK);
+    }
+    // What is left to ship of each line, as `reserve_for_order` counts it: units an approved
+    // after-sales case stopped are not reserved again.
+    let mut lines = Vec::new();
+    for l in &next.lines {
+        let units = next.units_to_ship(l.line_id);
+        if units > 0 && tx.sku_get(&t, &l.sku)?.is_some() {
+            lines.push((l.sku.clone(), units));
+        }
+    }
+    let outcome = if lines.is_empty() {
+        "untracked"
+    } else {
+        let hold_for = if next.status == Status::PendingPayment {
+            creation_hold(next, now)
+        } else {
+            None
+        };
+        let input = ReserveInput {
+            reference: next.id.to_string(),
+            lines,
+            region: Some(next.receiver.province.clone()).filter(|p| !p.is_empty()),
+            warehouse: None,
+            mode: deduction_mode(next),
+            hold_for,
+        };
+        let rec = reserve_inner(tx, actor, &input, now).map_err(|e| match e {
+            CoreError::OutOfStock {
+                sku,
+                requested,
+                available,
+                ..
+            } => CoreError::OutOfStock {
+                field: "lines".into(),
+                sku,
+                requested,
+                available,
+            },
+            e => e,
+        })?;
+        next.reservation_id = Some(rec.reservation_id);
+        "reserved"
     };
     let from = next.fulfillment.warehouse_id.clone();
     let moved = follow_reservation(tx, &t, next)?;
@@ -680,7 +779,7 @@ pub fn reserve(
 
 /// [`reserve`] without the permission check: for the stock effects of order moves, which the
 /// order permission covers.
-fn reserve_inner(
+pub(crate) fn reserve_inner(
     tx: &mut dyn Tx,
     actor: &Actor,
     input: &ReserveInput,
@@ -868,7 +967,7 @@ pub fn move_reservation(
     move_inner(tx, actor, id, cmd, now)
 }
 
-fn move_inner(
+pub(crate) fn move_inner(
     tx: &mut dyn Tx,
     actor: &Actor,
     id: Uuid,
@@ -1207,6 +1306,17 @@ pub fn return_to_stock(
     now: DateTime<Utc>,
 ) -> Result<Option<StockRow>, CoreError> {
     require(actor, Permission::StockMove, "restock returns")?;
+    return_inner(tx, actor, r, now)
+}
+
+/// [`return_to_stock`] without the permission check: for an after-sales case's receipt, which the
+/// case's own permission covers.
+pub(crate) fn return_inner(
+    tx: &mut dyn Tx,
+    actor: &Actor,
+    r: &ReturnInput,
+    now: DateTime<Utc>,
+) -> Result<Option<StockRow>, CoreError> {
     let t = actor.principal.tenant_id.clone();
     stock_position(tx, &t, &r.sku, &r.warehouse_id)?;
     if r.quantity <= 0 {
@@ -1233,6 +1343,161 @@ pub fn return_to_stock(
     Ok(Some(row))
 }
 
+/// Stock units of `lines` per SKU: kits become their components, SKUs outside the master (not
+/// tracked) are left out.
+pub(crate) fn tracked_units(
+    tx: &mut dyn Tx,
+    t: &TenantId,
+    lines: &[(Sku, u32)],
+) -> Result<BTreeMap<Sku, i64>, CoreError> {
+    let mut kits = KitBook::new();
+    let mut tracked = Vec::new();
+    for (sku, qty) in lines {
+        match tx.sku_get(t, sku)? {
+            None => {}
+            Some(SkuRecord {
+                components: Some(parts),
+                ..
+            }) => {
+                kits.insert(sku.clone(), parts);
+                tracked.push((sku.clone(), *qty));
+            }
+            Some(_) => tracked.push((sku.clone(), *qty)),
+        }
+    }
+    Ok(inventory::expand_kits(&tracked, &kits)?)
+}
+
+/// Gives part of an order's active reservation back to the pool: `units` per SKU (at most what it
+/// holds of each), each a `release` movement with its ledger row and event; the reservation keeps
+/// the rest (released altogether when nothing is left). What an approved refund of a line not yet
+/// shipped does. Returns the units released per SKU.
+pub(crate) fn release_units(
+    tx: &mut dyn Tx,
+    actor: &Actor,
+    reservation: uuid::Uuid,
+    units: &BTreeMap<Sku, i64>,
+    now: DateTime<Utc>,
+) -> Result<BTreeMap<Sku, i64>, CoreError> {
+    let t = actor.principal.tenant_id.clone();
+    let Some(mut rec) = tx.reservation_get(&t, reservation)? else {
+        return Ok(BTreeMap::new());
+    };
+    if !rec.state.is_active() {
+        return Ok(BTreeMap::new());
+    }
+    let reference = format!("reservation:{reservation}");
+    let mut released = BTreeMap::new();
+    for line in &mut rec.lines {
+        let want = units
+            .get(&line.sku)
+            .copied()
+            .unwrap_or(0)
+            .min(line.quantity);
+        if want <= 0 {
+            continue;
+        }
+        move_stock(
+            tx,
+            actor,
+            &line.sku,
+            &line.warehouse_id,
+            Movement::Release { qty: want },
+            Some(&reference),
+            now,
+        )?;
+        line.quantity -= want;
+        released.insert(line.sku.clone(), want);
+    }
+    rec.lines.retain(|l| l.quantity > 0);
+    if rec.lines.is_empty() {
+        rec.state = ReservationState::Released(ReleaseReason::Manual);
+    }
+    rec.updated_at = now;
+    tx.reservation_put(&rec)?;
+    Ok(released)
+}
+
+/// Ships part of an order's active reservation: `units` per SKU leave the warehouse (a `consume`
+/// movement each, with its ledger row and event); the reservation keeps the rest and is consumed
+/// once nothing is left. What shipping one parcel of a split or merged order does. Refused
+/// (nothing written, the caller's transaction rolled back) when the reservation holds fewer units
+/// of a SKU than asked.
+pub(crate) fn consume_units(
+    tx: &mut dyn Tx,
+    actor: &Actor,
+    reservation: uuid::Uuid,
+    units: &BTreeMap<Sku, i64>,
+    now: DateTime<Utc>,
+) -> Result<(), CoreError> {
+    let t = actor.principal.tenant_id.clone();
+    let mut rec = tx
+        .reservation_get(&t, reservation)?
+        .filter(|r| r.state.is_active())
+        .ok_or_else(|| {
+            CoreError::ReservationNotAllowed(format!(
+                "reservation {reservation} holds no stock to ship from"
+            ))
+        })?;
+    let reference = format!("reservation:{reservation}");
+    for (sku, want) in units {
+        let held: i64 = rec
+            .lines
+            .iter()
+            .filter(|l| &l.sku == sku)
+            .map(|l| l.quantity)
+            .sum();
+        if held < *want {
+            return Err(CoreError::ReservationNotAllowed(format!(
+                "reservation {reservation} holds {held} of {sku}; the parcel needs {want}"
+            )));
+        }
+        let mut left = *want;
+        for line in rec.lines.iter_mut().filter(|l| &l.sku == sku) {
+            let take = left.min(line.quantity);
+            if take == 0 {
+                continue;
+            }
+            move_stock(
+                tx,
+                actor,
+                &line.sku,
+                &line.warehouse_id,
+                Movement::Consume { qty: take },
+                Some(&reference),
+                now,
+            )?;
+            line.quantity -= take;
+            left -= take;
+        }
+    }
+    rec.lines.retain(|l| l.quantity > 0);
+    if rec.lines.is_empty() {
+        rec.state = ReservationState::Consumed;
+    }
+    rec.updated_at = now;
+    tx.reservation_put(&rec)?;
+    Ok(())
+}
+
+/// Puts `order` on backorder for `sku` (short): the `out_of_stock` flag and its queue entry at
+/// the order's payment time.
+pub(crate) fn go_on_backorder(
+    tx: &mut dyn Tx,
+    t: &TenantId,
+    order: &mut Order,
+    sku: &Sku,
+    now: DateTime<Utc>,
+) -> Result<(), CoreError> {
+    if !order.has_exception(OUT_OF_STOCK) {
+        order.exceptions.push(OUT_OF_STOCK.to_owned());
+    }
+    let paid_at = order.paid_at.map_or(now, |p| p.to_utc());
+    tx.backorder_remove(t, order.id)?;
+    tx.backorder_add(t, order.id, paid_at, std::slice::from_ref(sku))?;
+    Ok(())
+}
+
 /// A presale hold lasts until the final payment is due; this long when the order names no date.
 pub const PRESALE_HOLD_DEFAULT: Duration = Duration::hours(72);
 /// A POS ticket holds its goods for the buyer this long.
@@ -1251,7 +1516,7 @@ pub fn creation_hold(order: &Order, now: DateTime<Utc>) -> Option<Duration> {
                 .unwrap_or(PRESALE_HOLD_DEFAULT),
         ),
         OrderKind::PosPickup { .. } => Some(POS_HOLD_DEFAULT),
-        OrderKind::Normal | OrderKind::B2b { .. } => None,
+        OrderKind::Normal | OrderKind::B2b { .. } | OrderKind::Exchange { .. } => None,
     }
 }
 
@@ -1260,6 +1525,8 @@ pub fn deduction_mode(order: &Order) -> DeductionMode {
     match order.kind {
         OrderKind::Presale { .. } => DeductionMode::Presale,
         OrderKind::PosPickup { .. } => DeductionMode::Pos,
-        OrderKind::Normal | OrderKind::B2b { .. } => DeductionMode::AtPayment,
+        OrderKind::Normal | OrderKind::B2b { .. } | OrderKind::Exchange { .. } => {
+            DeductionMode::AtPayment
+        }
     }
 }

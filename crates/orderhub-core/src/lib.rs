@@ -6,8 +6,13 @@
 //! Also here: who may do what ([`auth`]), the cipher for personal data at rest ([`crypto`]) and
 //! idempotent replay of responses ([`idempotency`]). Nothing here knows SQL, HTTP or threads.
 
+pub mod after_sales;
+pub mod audit_chain;
 pub mod auth;
+pub mod bulk;
+pub mod combine;
 pub mod crypto;
+pub mod edits;
 pub mod error;
 pub mod idempotency;
 pub mod intake;
@@ -15,8 +20,10 @@ pub mod inventory;
 pub mod listings;
 pub mod outbound;
 pub mod ports;
+pub mod rules;
 pub mod secret;
 pub mod usecases;
+pub mod workflow;
 
 pub use error::CoreError;
 pub use ports::{AuditEntry, EventRecord, StoreError, StoreErrorKind, Tx};

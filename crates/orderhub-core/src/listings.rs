@@ -7,7 +7,7 @@
 
 use crate::auth::Permission;
 use crate::error::CoreError;
-use crate::ports::{ChannelPolicy, ListingRecord, Tx};
+use crate::ports::{ChannelPolicy, CheckScope, ListingDrift, ListingRecord, Tx};
 use crate::usecases::Actor;
 use chrono::{DateTime, Utc};
 use orderhub_domain::ids::Channel;
@@ -106,6 +106,11 @@ pub fn create_listing(
         last_error: None,
         created_at: now,
         updated_at: now,
+        // Due for a read at once; the reconciler reads nothing before a first push.
+        drift: ListingDrift {
+            check_at: now,
+            ..ListingDrift::default()
+        },
     };
     if !rec.paused {
         // The first want is version 1 even when it is 0: the shelf has never been told.
@@ -299,4 +304,170 @@ pub fn on_sku_defined(
         refresh(tx, t, &mut rec, now)?;
     }
     Ok(())
+}
+
+/// What the drift reconciler read back for one listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reading {
+    /// The shelf shows this quantity; read while the listing's acknowledged version was
+    /// `pushed_version` (a push acknowledged since makes the reading stale).
+    Seen { quantity: i64, pushed_version: i64 },
+    /// No quantity: the channel refused or failed the read, or its answer lacks the SKU. Nothing
+    /// is concluded about drift (a refusal for a while never reads as a drift).
+    Failed(String),
+    /// Nothing read (never pushed: nothing to compare with); only the next read is scheduled.
+    Skipped,
+    /// Not read this time (the shop is throttled or out of its read budget): read again after
+    /// `verify_after`, nothing else changed.
+    Later,
+}
+
+/// How the reconciler judges and repairs what it reads.
+#[derive(Debug, Clone)]
+pub struct DriftRules {
+    /// Between two reads of one shelf.
+    pub interval: chrono::Duration,
+    /// After a repair is scheduled, the read that checks it.
+    pub verify_after: chrono::Duration,
+    /// A shelf showing fewer units than we pushed may be a sale on the channel not taken in yet:
+    /// it is repaired only if it is still short this long after it was first seen (read again
+    /// then). A shelf showing more is repaired at once (it can oversell).
+    pub short_grace: chrono::Duration,
+    /// A drift found within this long of the last repair is `recurring`.
+    pub recurring_window: chrono::Duration,
+}
+
+impl Default for DriftRules {
+    fn default() -> Self {
+        DriftRules {
+            interval: chrono::Duration::minutes(10),
+            verify_after: chrono::Duration::seconds(60),
+            short_grace: chrono::Duration::minutes(2),
+            recurring_window: chrono::Duration::hours(24),
+        }
+    }
+}
+
+/// What recording a reading did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CheckOutcome {
+    /// The drift in units after the reading (0: none).
+    pub units: i64,
+    /// A new drift was found.
+    pub found: bool,
+    /// A push of the current want was scheduled.
+    pub repaired: bool,
+    pub recurring: bool,
+    /// The reading was older than a push acknowledged since: not judged, read again soon.
+    pub stale: bool,
+}
+
+/// Records a shelf reading of listing `id` and judges it: the shelf against what the channel last
+/// acknowledged. A difference is a drift (units, first seen, recurring after a repair); unless
+/// the listing is paused (reported only) it is repaired by making the current want — computed
+/// again now — due for a push. A listing with a push due already is not judged: that push sets
+/// the whole quantity. `Ok(None)`: no such listing.
+pub fn record_reading(
+    tx: &mut dyn Tx,
+    tenant: &TenantId,
+    id: Uuid,
+    reading: &Reading,
+    rules: &DriftRules,
+    now: DateTime<Utc>,
+) -> Result<Option<CheckOutcome>, CoreError> {
+    let Some(mut rec) = tx.listing_get(tenant, id)? else {
+        return Ok(None);
+    };
+    let mut out = CheckOutcome::default();
+    rec.drift.check_at = now + rules.interval;
+    match reading {
+        Reading::Skipped => {}
+        Reading::Later => rec.drift.check_at = now + rules.verify_after,
+        Reading::Failed(e) => {
+            rec.drift.check_error = Some(e.chars().take(500).collect());
+        }
+        Reading::Seen { pushed_version, .. } if *pushed_version != rec.pushed_version => {
+            // A push was acknowledged after the read: the shelf may show either. Read again soon.
+            out.stale = true;
+            rec.drift.check_at = now + rules.verify_after;
+        }
+        Reading::Seen { quantity, .. } => {
+            rec.drift.check_error = None;
+            rec.drift.seen_qty = Some(*quantity);
+            rec.drift.seen_at = Some(now);
+            judge(tx, tenant, &mut rec, *quantity, rules, now, &mut out)?;
+        }
+    }
+    out.units = rec.drift.units;
+    out.recurring = rec.drift.recurring;
+    tx.listing_drift_put(&rec)?;
+    Ok(Some(out))
+}
+
+fn judge(
+    tx: &mut dyn Tx,
+    tenant: &TenantId,
+    rec: &mut ListingRecord,
+    seen: i64,
+    rules: &DriftRules,
+    now: DateTime<Utc>,
+    out: &mut CheckOutcome,
+) -> Result<(), CoreError> {
+    let Some(pushed) = rec.pushed_qty else {
+        return Ok(());
+    };
+    if rec.is_due() {
+        // The push on its way sets the whole quantity; a drift already shown stays until a read
+        // after it.
+        return Ok(());
+    }
+    let d = &mut rec.drift;
+    let units = seen - pushed;
+    if units == 0 {
+        d.units = 0;
+        d.first_seen_at = None;
+        d.recurring = false;
+        return Ok(());
+    }
+    if d.units == 0 || d.first_seen_at.is_none() {
+        out.found = true;
+        d.first_seen_at = Some(now);
+        d.count = d.count.saturating_add(1);
+        d.recurring = d
+            .repaired_at
+            .is_some_and(|r| now - r <= rules.recurring_window);
+    }
+    d.units = units;
+    if rec.paused {
+        return Ok(());
+    }
+    let first = d.first_seen_at.unwrap_or(now);
+    if units < 0 && now - first < rules.short_grace {
+        // Perhaps a sale on the channel not taken in yet: read again once the grace is over.
+        d.check_at = first + rules.short_grace;
+        return Ok(());
+    }
+    d.repaired_at = Some(now);
+    d.check_at = now + rules.verify_after;
+    out.repaired = true;
+    // The current want, computed again (a kit moved by two writers at once may be behind), sent
+    // even if it equals what was acknowledged: the shelf no longer shows it.
+    let q = wanted(tx, tenant, rec)?;
+    rec.want_qty = q;
+    rec.want_version += 1;
+    rec.next_attempt_at = now;
+    tx.listing_want_put(tenant, rec.listing_id, q, rec.want_version, now)?;
+    Ok(())
+}
+
+/// Makes the listings in `scope` due for a shelf read now (`POST /v1/listings/reconcile`); how
+/// many.
+pub fn request_reconcile(
+    tx: &mut dyn Tx,
+    actor: &Actor,
+    scope: &CheckScope,
+    now: DateTime<Utc>,
+) -> Result<u64, CoreError> {
+    require(actor, Permission::MasterData, "reconcile listings")?;
+    Ok(tx.listings_check_request(&actor.principal.tenant_id, scope, now)?)
 }

@@ -102,7 +102,15 @@ pub struct IdempotencyRecord {
 /// One open write transaction with every table a change needs. A backend commits it once; until
 /// then nothing is visible to anyone else. Reads here see this transaction's own writes and lock
 /// what they read for update where the backend has row locks.
-pub trait Tx: InventoryTx + ListingTx {
+pub trait Tx:
+    InventoryTx
+    + ListingTx
+    + AfterSaleTx
+    + crate::edits::EditTx
+    + crate::workflow::WorkflowTx
+    + crate::combine::CombineTx
+    + crate::rules::RuleTx
+{
     fn order_get(&mut self, tenant: &TenantId, id: OrderId) -> Result<Option<Order>, StoreError>;
     fn order_by_external(
         &mut self,
@@ -354,6 +362,42 @@ pub struct ListingRecord {
     pub last_error: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// What the drift reconciler last read back from the shelf, and the drift it found.
+    pub drift: ListingDrift,
+}
+
+/// A listing's shelf as the drift reconciler read it back (`core::listings::record_reading`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ListingDrift {
+    /// What the channel's shelf showed at the last read, and when.
+    pub seen_qty: Option<i64>,
+    pub seen_at: Option<DateTime<Utc>>,
+    /// The shelf minus what the channel last acknowledged, at the last read that could compare
+    /// (0: no drift). Kept while a repair is on its way, until a read shows the shelf right.
+    pub units: i64,
+    /// When this drift was first seen (`None`: no drift).
+    pub first_seen_at: Option<DateTime<Utc>>,
+    /// The drift came back after an earlier one was repaired (the seller edits stock in the
+    /// channel's back office).
+    pub recurring: bool,
+    /// Drifts found on this listing so far, and when the last repair was scheduled.
+    pub count: u32,
+    pub repaired_at: Option<DateTime<Utc>>,
+    /// When the reconciler reads this shelf next.
+    pub check_at: DateTime<Utc>,
+    /// Why the last read gave no quantity (the channel refused or has no read call; the SKU is
+    /// not in its answer); `None` after a read that did.
+    pub check_error: Option<String>,
+}
+
+/// Which listings an on-demand reconciliation reads (within the key's shops).
+#[derive(Debug, Clone, Default)]
+pub struct CheckScope {
+    pub listing_id: Option<Uuid>,
+    pub channel: Option<Channel>,
+    pub shop_id: Option<ShopId>,
+    /// The key's shop scope (`None`: every shop).
+    pub shops: Option<Vec<String>>,
 }
 
 impl ListingRecord {
@@ -433,6 +477,66 @@ pub trait ListingTx {
         next_attempt_at: DateTime<Utc>,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError>;
+    /// Writes `rec.drift` (every field of it) and nothing else.
+    fn listing_drift_put(&mut self, rec: &ListingRecord) -> Result<(), StoreError>;
+    /// Makes the listings in `scope` due for a shelf read at `at`; how many.
+    fn listings_check_request(
+        &mut self,
+        tenant: &TenantId,
+        scope: &CheckScope,
+        at: DateTime<Utc>,
+    ) -> Result<u64, StoreError>;
+}
+
+/// One movement of a quarantine position: returned goods that failed QC, held apart from the
+/// sellable stock (never reserved, never listed), each unit linked to its after-sales case.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuarantineRow {
+    pub tenant_id: TenantId,
+    pub sku: Sku,
+    pub warehouse_id: WarehouseId,
+    /// Signed change of the quarantined quantity.
+    pub quantity: i64,
+    /// The position's quantity after this movement.
+    pub quantity_after: i64,
+    pub case_id: Uuid,
+    pub order_id: OrderId,
+    pub reason: String,
+    pub at: DateTime<Utc>,
+}
+
+/// After-sales cases (`orderhub_domain::after_sales`) inside the order's transaction.
+pub trait AfterSaleTx {
+    /// The case, locked for update where the backend has row locks.
+    fn case_get(
+        &mut self,
+        tenant: &TenantId,
+        id: Uuid,
+    ) -> Result<Option<orderhub_domain::after_sales::AfterSaleCase>, StoreError>;
+    /// Every case of the order (at most `after_sales::CASES_PER_ORDER_MAX` + 1), oldest first.
+    fn cases_of_order(
+        &mut self,
+        tenant: &TenantId,
+        order: OrderId,
+    ) -> Result<Vec<orderhub_domain::after_sales::AfterSaleCase>, StoreError>;
+    /// Inserts a new case. `Ok(false)`: a case of the order with the same channel key exists;
+    /// nothing written.
+    fn case_insert(
+        &mut self,
+        tenant: &TenantId,
+        case: &orderhub_domain::after_sales::AfterSaleCase,
+    ) -> Result<bool, StoreError>;
+    /// Writes `case` over the stored one whose version is `from_version`; any other stored
+    /// version is a `Conflict`.
+    fn case_update(
+        &mut self,
+        tenant: &TenantId,
+        case: &orderhub_domain::after_sales::AfterSaleCase,
+        from_version: u64,
+    ) -> Result<(), StoreError>;
+    /// Moves the quarantine position by `row.quantity` (its `quantity_after` is computed here and
+    /// returned) and appends the row to its ledger.
+    fn quarantine_move(&mut self, row: &QuarantineRow) -> Result<i64, StoreError>;
 }
 
 /// Where time comes from. Tests use a fixed clock.
@@ -445,5 +549,40 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     fn now(&self) -> DateTime<Utc> {
         Utc::now()
+    }
+}
+
+/// A clock that moves only when told to: the seeded simulation and tests that would otherwise
+/// sleep (a reservation's hold runs out when the test advances the clock, not after real minutes).
+#[derive(Debug)]
+pub struct ManualClock {
+    now: std::sync::Mutex<DateTime<Utc>>,
+}
+
+impl ManualClock {
+    pub fn new(at: DateTime<Utc>) -> ManualClock {
+        ManualClock {
+            now: std::sync::Mutex::new(at),
+        }
+    }
+
+    /// Moves the clock forward by `by` (a negative duration is ignored: time does not go back).
+    pub fn advance(&self, by: chrono::Duration) {
+        if by > chrono::Duration::zero() {
+            let mut now = self
+                .now
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            *now += by;
+        }
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self
+            .now
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }

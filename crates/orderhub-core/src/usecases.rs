@@ -54,6 +54,9 @@ struct PayloadLine<'a> {
     sku: &'a Sku,
     quantity: u32,
     paid_amount: String,
+    /// Units still to ship when an after-sales case stopped some of the line (absent otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    to_ship: Option<u32>,
 }
 
 #[derive(Serialize)]
@@ -95,6 +98,7 @@ pub fn event_payload(o: &Order) -> String {
                 sku: &l.sku,
                 quantity: l.quantity,
                 paid_amount: l.paid_amount.format(o.currency),
+                to_ship: Some(o.units_to_ship(l.line_id)).filter(|u| *u != l.quantity),
             })
             .collect(),
     };
@@ -209,10 +213,42 @@ pub fn new_order(actor: &Actor, draft: OrderDraft, now: DateTime<Utc>) -> Result
 /// Stores an order built by [`new_order`], or returns the one the shop already has under that
 /// external id. Two concurrent creates of one (shop, external id) produce one order: the store's
 /// unique key decides and the loser reads the winner's order back.
+///
+/// The tenant's live rule set decides first (`crate::rules`): its tags and preferred carrier go
+/// into the new order, its `create` audit entry names the set and the rules that fired, and a
+/// hold rule holds a paid order one version later.
 pub fn insert_order(tx: &mut dyn Tx, actor: &Actor, order: &Order) -> Result<Created, CoreError> {
-    if crate::inventory::creation_hold(order, order.created_at).is_some() {
-        return insert_holding_order(tx, actor, order);
+    let mut order = order.clone();
+    let applied = crate::rules::decide_on_create(tx, &mut order)?;
+    let created = if crate::inventory::creation_hold(&order, order.created_at).is_some() {
+        insert_holding_order(tx, actor, &order, applied.as_ref())?
+    } else {
+        insert_plain_order(tx, actor, &order, applied.as_ref())?
+    };
+    match created {
+        Created::New(o) => Ok(Created::New(crate::rules::hold_by_rule(
+            tx,
+            o,
+            applied.as_ref(),
+        )?)),
+        existing => Ok(existing),
     }
+}
+
+/// What a `create` audit entry says: the rule set's decisions, if any.
+fn create_detail(applied: Option<&crate::rules::Applied>) -> serde_json::Value {
+    match applied {
+        Some(a) => json!({ "rules": a.detail() }),
+        None => json!({}),
+    }
+}
+
+fn insert_plain_order(
+    tx: &mut dyn Tx,
+    actor: &Actor,
+    order: &Order,
+    applied: Option<&crate::rules::Applied>,
+) -> Result<Created, CoreError> {
     // No lookup first: the insert itself finds an existing order (one statement, not two), and it
     // also settles a race with another transaction creating the same external id.
     if !tx.order_insert(order)? {
@@ -233,7 +269,7 @@ pub fn insert_order(tx: &mut dyn Tx, actor: &Actor, order: &Order) -> Result<Cre
         order,
         "create",
         EventType::OrderCreated.as_str(),
-        json!({}),
+        create_detail(applied),
     )?;
     Ok(Created::New(order.clone()))
 }
@@ -245,6 +281,7 @@ fn insert_holding_order(
     tx: &mut dyn Tx,
     actor: &Actor,
     order: &Order,
+    applied: Option<&crate::rules::Applied>,
 ) -> Result<Created, CoreError> {
     if let Some(existing) =
         tx.order_by_external(&order.tenant_id, &order.shop_id, &order.external_order_id)?
@@ -271,7 +308,7 @@ fn insert_holding_order(
         &order,
         "create",
         EventType::OrderCreated.as_str(),
-        json!({}),
+        create_detail(applied),
     )?;
     if short {
         let detail = stock_detail(true, "create");
@@ -301,6 +338,7 @@ pub fn transition(
         .order_get(&p.tenant_id, order_id)?
         .filter(|o| p.sees_shop(&o.shop_id))
         .ok_or(CoreError::NotFound)?;
+    crate::combine::refuse_whole_shipment(&order, kind)?;
     let policy = tx.tenant_policy(&p.tenant_id)?;
     let next = lifecycle::apply(&order, cmd, &policy, now).map_err(|e| match e {
         TransitionError::NotAllowed {
@@ -326,6 +364,7 @@ pub fn transition(
         TransitionError::Guard(v) => CoreError::Validation(v),
     })?;
     let mut next = next;
+    crate::combine::on_order_changed(tx, actor, &order, &mut next, now)?;
     crate::inventory::on_order_move(tx, actor, &mut next, kind, now)?;
     // Going on backorder (or leaving it) is announced as an exception of its own, one version
     // after the move, as every other exception is: the move is stored with the flag as it was.
@@ -360,7 +399,14 @@ pub fn transition(
         kind.event().as_str(),
         detail,
     )?;
-    let stored = resolve_moved_on(tx, actor, next, now)?;
+    crate::workflow::on_moved(tx, &order, &next, now)?;
+    let mut stored = resolve_moved_on(tx, actor, next, now)?;
+    if kind == lifecycle::CommandKind::Pay && stock_flag.is_none() {
+        stored = crate::combine::auto_merge(tx, actor, stored, now)?;
+    }
+    if kind == lifecycle::CommandKind::Pay {
+        stored = crate::rules::hold_on_pay(tx, stored, now)?;
+    }
     match stock_flag {
         Some(raised) => set_exception(
             tx,
@@ -436,7 +482,21 @@ pub const WATCHDOG_EXCEPTIONS: &[(&str, &[Status])] = &[
     ("not_released", &[Status::Paid, Status::Allocated]),
     ("no_waybill", &[Status::Released]),
     ("no_tracking", &[Status::Shipped]),
+    (
+        SHIP_BY_AT_RISK,
+        &[
+            Status::Paid,
+            Status::OnHold,
+            Status::Allocated,
+            Status::Released,
+        ],
+    ),
 ];
+
+/// An order still to ship whose ship-by deadline (`promised_ship_by`: the channel's promise, or a
+/// deadline rule's) is near or past: raised by the fulfillment watchdog before the deadline, not
+/// after; resolved by the shipment (or the cancellation) itself.
+pub const SHIP_BY_AT_RISK: &str = "ship_by_at_risk";
 
 fn exception_event(
     tx: &mut dyn Tx,
@@ -447,6 +507,12 @@ fn exception_event(
     code: &str,
     detail: serde_json::Value,
 ) -> Result<(), CoreError> {
+    // The exception's work item opens and closes with it (`workflow`).
+    if event_type == orderhub_domain::event_types::EXCEPTION_RAISED {
+        crate::workflow::on_raised(tx, after, code, after.updated_at)?;
+    } else if event_type == orderhub_domain::event_types::EXCEPTION_RESOLVED {
+        crate::workflow::on_resolved(tx, after, code, after.updated_at)?;
+    }
     let p = &actor.principal;
     tx.audit_append(&AuditEntry {
         audit_id: Uuid::now_v7(),
@@ -619,7 +685,7 @@ pub fn resolve_exception(
 
 /// Resolves the watchdog exceptions of `order` (as it is after a move) whose status it has left,
 /// each with an `exception.resolved` event. Returns the order as stored.
-fn resolve_moved_on(
+pub(crate) fn resolve_moved_on(
     tx: &mut dyn Tx,
     actor: &Actor,
     order: Order,
@@ -760,7 +826,11 @@ pub fn switch_carrier(
 
 /// The order `order_id` as the caller may see it: another tenant's, or a shop outside the key's
 /// scope, is not found.
-fn visible_order(tx: &mut dyn Tx, actor: &Actor, order_id: OrderId) -> Result<Order, CoreError> {
+pub(crate) fn visible_order(
+    tx: &mut dyn Tx,
+    actor: &Actor,
+    order_id: OrderId,
+) -> Result<Order, CoreError> {
     tx.order_get(&actor.principal.tenant_id, order_id)?
         .filter(|o| actor.principal.sees_shop(&o.shop_id))
         .ok_or(CoreError::NotFound)
@@ -798,7 +868,20 @@ pub fn mark_synced(
     let order = tx
         .order_get(&actor.principal.tenant_id, order_id)?
         .ok_or(CoreError::NotFound)?;
-    let mut next = order.clone();
+    let next = order.clone();
+    mark_synced_order(tx, actor, &order, next, detail, now)
+}
+
+/// [`mark_synced`] of `order` (as stored) into `next` (its changes so far, not yet written).
+pub(crate) fn mark_synced_order(
+    tx: &mut dyn Tx,
+    actor: &Actor,
+    order: &Order,
+    mut next: Order,
+    detail: serde_json::Value,
+    now: DateTime<Utc>,
+) -> Result<Order, CoreError> {
+    let order = order.clone();
     next.last_sync_at = Some(now);
     next.exceptions.retain(|e| e != "writeback_failed");
     next.version += 1;

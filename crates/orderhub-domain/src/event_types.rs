@@ -24,6 +24,38 @@ pub const ORDER_STOCK_RESERVED: &str = "order.stock_reserved";
 pub const ORDER_RETRY_REQUESTED: &str = "order.retry_requested";
 /// Someone switched the order's carrier.
 pub const ORDER_CARRIER_SWITCHED: &str = "order.carrier_switched";
+// After-sales cases (`orderhub_domain::after_sales`); `aggregate_id` is the order.
+pub const AFTER_SALE_REQUESTED: &str = "after_sale.requested";
+pub const AFTER_SALE_APPROVED: &str = "after_sale.approved";
+pub const AFTER_SALE_REFUSED: &str = "after_sale.refused";
+pub const AFTER_SALE_RECEIVED: &str = "after_sale.received";
+pub const AFTER_SALE_QC_PASSED: &str = "after_sale.qc_passed";
+pub const AFTER_SALE_QC_FAILED: &str = "after_sale.qc_failed";
+pub const AFTER_SALE_REFUNDED: &str = "after_sale.refunded";
+pub const AFTER_SALE_CLOSED: &str = "after_sale.closed";
+pub const AFTER_SALE_EXCHANGED: &str = "after_sale.exchanged";
+/// Money went back to the buyer for (part of) an order: its case, lines and amount.
+pub const ORDER_REFUNDED: &str = "order.refunded";
+/// An edit of the order (address, memo, ship-by, invoice, lines) was applied.
+pub const ORDER_EDITED: &str = "order.edited";
+/// An edit the tenant's rules mark sensitive waits for approval.
+pub const ORDER_EDIT_REQUESTED: &str = "order.edit_requested";
+/// One approval of a pending edit that needs more.
+pub const ORDER_EDIT_APPROVED: &str = "order.edit_approved";
+/// A pending edit was rejected.
+pub const ORDER_EDIT_REJECTED: &str = "order.edit_rejected";
+/// An approved edit could not be applied (the order moved on); the request records why.
+pub const ORDER_EDIT_FAILED: &str = "order.edit_failed";
+/// The order joined a shipment group: it ships in one parcel with the other members.
+pub const ORDER_MERGED: &str = "order.merged";
+/// The order left its shipment group: the merge was undone, or the order (or another member)
+/// was cancelled or changed its address or goods.
+pub const ORDER_UNMERGED: &str = "order.unmerged";
+/// The order was split into parcels.
+pub const ORDER_SPLIT: &str = "order.split";
+/// One parcel of the order shipped and units of it are still to ship (the last parcel is
+/// `order.shipped`).
+pub const ORDER_PARCEL_SHIPPED: &str = "order.parcel_shipped";
 // Stock.
 pub const INVENTORY_CHANGED: &str = "inventory.changed";
 pub const CHANNEL_LISTING_CLOSED: &str = "channel.listing_closed";
@@ -39,9 +71,20 @@ pub const CARRIER_REMOVED: &str = "carrier.removed";
 pub const CARRIER_BREAKER_CHANGED: &str = "carrier.breaker_changed";
 pub const EXCEPTION_RAISED: &str = "exception.raised";
 pub const EXCEPTION_RESOLVED: &str = "exception.resolved";
+/// An open exception was given to someone (a key) to handle.
+pub const EXCEPTION_ASSIGNED: &str = "exception.assigned";
+/// An open exception's assignee was taken off it.
+pub const EXCEPTION_UNASSIGNED: &str = "exception.unassigned";
+/// Someone wrote a note on an open exception (the event carries no text).
+pub const EXCEPTION_NOTED: &str = "exception.noted";
+/// An open exception passed its due time (the tenant's SLA for its kind) unresolved.
+pub const EXCEPTION_ESCALATED: &str = "exception.escalated";
 pub const WRITEBACK_FAILED: &str = "writeback.failed";
 /// The channel acknowledged the shipment written back to it.
 pub const WRITEBACK_ACKNOWLEDGED: &str = "writeback.acknowledged";
+/// A tenant's audit chain head (number and hash), published at start and every 10 minutes when
+/// it moved.
+pub const AUDIT_CHAIN_HEAD: &str = "audit.chain_head";
 // Subscriptions.
 pub const SUBSCRIPTION_CREATED: &str = "subscription.created";
 pub const SUBSCRIPTION_DELETED: &str = "subscription.deleted";
@@ -63,6 +106,25 @@ pub const ALL: &[&str] = &[
     ORDER_STOCK_RESERVED,
     ORDER_RETRY_REQUESTED,
     ORDER_CARRIER_SWITCHED,
+    AFTER_SALE_REQUESTED,
+    AFTER_SALE_APPROVED,
+    AFTER_SALE_REFUSED,
+    AFTER_SALE_RECEIVED,
+    AFTER_SALE_QC_PASSED,
+    AFTER_SALE_QC_FAILED,
+    AFTER_SALE_REFUNDED,
+    AFTER_SALE_CLOSED,
+    AFTER_SALE_EXCHANGED,
+    ORDER_REFUNDED,
+    ORDER_EDITED,
+    ORDER_EDIT_REQUESTED,
+    ORDER_EDIT_APPROVED,
+    ORDER_EDIT_REJECTED,
+    ORDER_EDIT_FAILED,
+    ORDER_MERGED,
+    ORDER_UNMERGED,
+    ORDER_SPLIT,
+    ORDER_PARCEL_SHIPPED,
     INVENTORY_CHANGED,
     CHANNEL_LISTING_CLOSED,
     CHANNEL_LISTING_REOPENED,
@@ -73,8 +135,13 @@ pub const ALL: &[&str] = &[
     CARRIER_BREAKER_CHANGED,
     EXCEPTION_RAISED,
     EXCEPTION_RESOLVED,
+    EXCEPTION_ASSIGNED,
+    EXCEPTION_UNASSIGNED,
+    EXCEPTION_NOTED,
+    EXCEPTION_ESCALATED,
     WRITEBACK_FAILED,
     WRITEBACK_ACKNOWLEDGED,
+    AUDIT_CHAIN_HEAD,
     SUBSCRIPTION_CREATED,
     SUBSCRIPTION_DELETED,
 ];

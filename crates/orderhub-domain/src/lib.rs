@@ -7,7 +7,10 @@
 //! names the field and the rule it breaks. Serde derives exist for storage documents only; the wire
 //! shapes live in `orderhub-api`.
 
+pub mod after_sales;
 pub mod channel_update;
+pub mod combine;
+pub mod edit;
 pub mod error;
 pub mod event_types;
 pub mod ids;

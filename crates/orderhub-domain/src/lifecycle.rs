@@ -582,6 +582,7 @@ mod tests {
         ("no_waybill", false),
         ("no_tracking", false),
         ("writeback_failed", false),
+        ("ship_by_at_risk", false),
     ];
 
     #[test]

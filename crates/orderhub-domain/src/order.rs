@@ -74,6 +74,12 @@ pub enum OrderKind {
         po_number: String,
         payment_terms: Option<String>,
     },
+    /// The replacement goods of an exchange (an after-sales case of kind `exchange`): amount 0,
+    /// created when the case is `exchanged`, shipped as any order.
+    Exchange {
+        case_id: uuid::Uuid,
+        original_order_id: OrderId,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -149,6 +155,20 @@ pub struct Order {
     /// [`crate::channel_update`].
     #[serde(default, skip_serializing_if = "ChannelSeen::is_empty")]
     pub channel_seen: ChannelSeen,
+    /// Units of lines that approved after-sales cases stopped before shipment: neither reserved
+    /// nor shipped any more (see [`crate::after_sales`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stopped_lines: Vec<crate::after_sales::StoppedLine>,
+    /// Its parcels when it is split or merged ([`crate::combine`]); empty: one parcel, the
+    /// whole order, as fulfillment ships it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parcels: Vec<crate::combine::Parcel>,
+    /// Units shipped per line so far (parcels shipped); empty until a parcel ships.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shipped_lines: Vec<crate::combine::LineQty>,
+    /// The shipment group (merge) the order ships in, or shipped in; cleared when it leaves it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shipment_group: Option<uuid::Uuid>,
 }
 
 /// The exception of a paid order whose stock could not be reserved; it waits on backorder.
@@ -212,6 +232,21 @@ fn overflow(field: &str) -> ValidationError {
 }
 
 impl Order {
+    /// Units of line `line_id` still to reserve and ship: its quantity less what after-sales
+    /// cases stopped.
+    pub fn units_to_ship(&self, line_id: u32) -> u32 {
+        let stopped: u32 = self
+            .stopped_lines
+            .iter()
+            .filter(|s| s.line_id == line_id)
+            .map(|s| s.quantity)
+            .sum();
+        self.lines
+            .iter()
+            .find(|l| l.line_id == line_id)
+            .map_or(0, |l| l.quantity.saturating_sub(stopped))
+    }
+
     /// Whether the exception `code` is open on the order.
     pub fn has_exception(&self, code: &str) -> bool {
         self.exceptions.iter().any(|e| e == code)
@@ -437,6 +472,10 @@ impl Order {
             exceptions: Vec::new(),
             last_sync_at: None,
             channel_seen: ChannelSeen::default(),
+            stopped_lines: Vec::new(),
+            parcels: Vec::new(),
+            shipped_lines: Vec::new(),
+            shipment_group: None,
         })
     }
 }

@@ -260,9 +260,21 @@ async fn a_subscriber_down_is_parked_and_holds_no_one_up(backend: &str, nats: bo
     down.wait_for_all(&written, Duration::from_secs(60)).await;
     down.assert_in_version_order_per_aggregate();
     up.assert_in_version_order_per_aggregate();
-    let t = tenant.clone();
-    let left = ts.store.read(move |r| r.parked_lanes(&t)).await.unwrap();
-    assert!(left.is_empty(), "nothing left parked: {left:?}");
+    // A delivery's parked row goes once the subscriber's answer is back and the removal has
+    // committed, a moment after the subscriber logged the request: wait for the store to catch up.
+    let until = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let t = tenant.clone();
+        let left = ts.store.read(move |r| r.parked_lanes(&t)).await.unwrap();
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "nothing left parked: {left:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let t = tenant.clone();
     let dead = ts
         .store

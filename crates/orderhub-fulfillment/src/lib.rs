@@ -16,6 +16,7 @@
 //! when the order moves on.
 
 pub mod carriers;
+pub mod escalation;
 pub mod parcel;
 pub mod schedule;
 pub mod strategy;
@@ -60,6 +61,9 @@ pub struct FulfillmentConfig {
     pub no_waybill_after: Duration,
     /// Watchdog: shipped (not picked up) after this long.
     pub no_tracking_after: Duration,
+    /// Watchdog: an order still to ship is at risk (`ship_by_at_risk`) this long before its
+    /// ship-by deadline.
+    pub ship_by_risk_lead: Duration,
     /// When parcels are polled for tracking.
     pub track: TrackSchedule,
     /// Tracking calls per minute per carrier when the carriers are shared (a tenant's
@@ -73,6 +77,9 @@ pub struct FulfillmentConfig {
     pub watch_every: Duration,
 }
 
+/// How long before its ship-by deadline an order still to ship is raised as at risk.
+pub const DEFAULT_SHIP_BY_RISK_LEAD: Duration = Duration::from_secs(4 * 3600);
+
 impl Default for FulfillmentConfig {
     fn default() -> Self {
         FulfillmentConfig {
@@ -82,6 +89,8 @@ impl Default for FulfillmentConfig {
             no_waybill_after: Duration::from_secs(120),
             // A parcel not picked up within a day is the alert carriers' own consoles raise.
             no_tracking_after: Duration::from_secs(24 * 3600),
+            // Four hours: time for a warehouse shift to pick, pack and hand over the parcel.
+            ship_by_risk_lead: DEFAULT_SHIP_BY_RISK_LEAD,
             track: TrackSchedule::default(),
             shared_track_per_minute: 60,
             cancel_retry_every: Duration::from_secs(300),
@@ -115,6 +124,9 @@ pub struct Fulfillment {
     polled: Mutex<HashMap<OrderId, u64>>,
     /// When this process last tried (or first saw) the cancellation of a stopped order's waybill.
     cancel_tried: Mutex<HashMap<OrderId, std::time::Instant>>,
+    /// Where the watchdogs, exceptions, waybill events and tracking schedule read the time
+    /// ([`Fulfillment::with_clock`]; the system clock by default).
+    pub clock: Arc<dyn orderhub_core::ports::Clock>,
 }
 
 /// The system actor fulfillment moves orders as (see [`Actor::system`]).
@@ -177,13 +189,14 @@ async fn read_order(
 
 /// Moves the order by `cmd` as fulfillment (order, audit, outbox and `extra` in one transaction).
 async fn move_order(
+    now: DateTime<Utc>,
     store: &Store,
     tenant: &TenantId,
     order: &Order,
     cmd: Command,
     extra: Option<EventRecord>,
 ) -> Result<Step, TargetError> {
-    match try_move(store, tenant, order, cmd, extra).await {
+    match try_move(now, store, tenant, order, cmd, extra).await {
         Ok(o) => Ok(Step::Moved(o.status)),
         // Someone (a person, a channel, another node) moved it first: nothing left to do.
         Err(CoreError::NotAllowed { .. }) => Ok(Step::Nothing),
@@ -194,6 +207,7 @@ async fn move_order(
 }
 
 async fn try_move(
+    now: DateTime<Utc>,
     store: &Store,
     tenant: &TenantId,
     order: &Order,
@@ -208,7 +222,7 @@ async fn try_move(
             if let Some(e) = &extra {
                 tx.outbox_append(e)?;
             }
-            usecases::transition(tx, &actor, id, &cmd, Utc::now())
+            usecases::transition(tx, &actor, id, &cmd, now)
         })
         .await
 }
@@ -284,7 +298,15 @@ impl Fulfillment {
             id: Uuid::new_v5(&Uuid::NAMESPACE_OID, b"orderhub.fulfillment"),
             polled: Mutex::new(HashMap::new()),
             cancel_tried: Mutex::new(HashMap::new()),
+            clock: Arc::new(orderhub_core::ports::SystemClock),
         }
+    }
+
+    /// The same fulfillment reading the time from `clock` (tests: a `ManualClock`, so a
+    /// watchdog's threshold passes when the test moves the clock, not after a sleep).
+    pub fn with_clock(mut self, clock: Arc<dyn orderhub_core::ports::Clock>) -> Fulfillment {
+        self.clock = clock;
+        self
     }
 
     /// The tenant's carriers; `None`: it has none, and fulfillment takes no step for it.
@@ -309,7 +331,7 @@ impl Fulfillment {
         cmd: Command,
         extra: Option<EventRecord>,
     ) -> Result<Step, TargetError> {
-        move_order(&self.store, tenant, order, cmd, extra).await
+        move_order(self.clock.now(), &self.store, tenant, order, cmd, extra).await
     }
 
     async fn try_move(
@@ -319,7 +341,7 @@ impl Fulfillment {
         cmd: Command,
         extra: Option<EventRecord>,
     ) -> Result<Order, CoreError> {
-        try_move(&self.store, tenant, order, cmd, extra).await
+        try_move(self.clock.now(), &self.store, tenant, order, cmd, extra).await
     }
 
     /// Raises `code` on the order (once: an open one is left as it is).
@@ -335,9 +357,10 @@ impl Fulfillment {
         }
         let actor = system_actor(tenant, "fulfillment");
         let id = order.id;
+        let now = self.clock.now();
         self.store
             .write(stock_partition(order), move |tx| {
-                usecases::raise_exception(tx, &actor, id, code, detail.clone(), Utc::now())
+                usecases::raise_exception(tx, &actor, id, code, detail.clone(), now)
             })
             .await
             .map_err(store_err)?;
@@ -400,6 +423,9 @@ impl Fulfillment {
                 self.move_order(tenant, &order, Command::Release, None)
                     .await
             }
+            // A split or merged order ships parcel by parcel, each with the waybill the warehouse
+            // reports (`POST /v1/orders/{id}/parcels/{parcel}/ship`): no whole-order waybill.
+            Status::Released if !order.parcels.is_empty() => Ok(Step::Nothing),
             Status::Released => self.waybill_and_ship(tenant, &carriers, &order).await,
             _ => Ok(Step::Nothing),
         }
@@ -479,11 +505,14 @@ impl Fulfillment {
             .as_ref()
             .and_then(|id| warehouses.iter().find(|w| &w.warehouse_id == id));
         let sender = self.sender(order, wh)?;
+        // What is left to ship of each line: units an approved after-sales case stopped before
+        // shipment are neither weighed nor listed on the waybill.
         let lines: Vec<parcel::LineWeight> = order
             .lines
             .iter()
+            .filter(|l| order.units_to_ship(l.line_id) > 0)
             .map(|l| parcel::LineWeight {
-                quantity: l.quantity,
+                quantity: order.units_to_ship(l.line_id),
                 unit_kg: unit_kg(&records, &l.sku),
             })
             .collect();
@@ -506,10 +535,11 @@ impl Fulfillment {
             items: order
                 .lines
                 .iter()
+                .filter(|l| order.units_to_ship(l.line_id) > 0)
                 .map(|l| Item {
                     sku: l.sku.to_string(),
                     title: l.title.clone(),
-                    quantity: l.quantity,
+                    quantity: order.units_to_ship(l.line_id),
                 })
                 .collect(),
             remark: None,
@@ -567,7 +597,7 @@ impl Fulfillment {
             event_type: orderhub_domain::event_types::WAYBILL_CREATED.into(),
             aggregate_id: order.id.as_uuid(),
             aggregate_version: order.version,
-            occurred_at: Utc::now(),
+            occurred_at: self.clock.now(),
             trace_id: "fulfillment".into(),
             payload: serde_json::json!({
                 "order_id": order.id,
@@ -646,9 +676,10 @@ impl Fulfillment {
         let (id, tracking) = (order.id, w.tracking_no.clone());
         let carrier = CarrierCode::parse(w.carrier.code())
             .map_err(|e| TargetError::permanent(e.message.to_string()))?;
+        let now = self.clock.now();
         self.store
             .write(stock_partition(order), move |tx| {
-                usecases::record_waybill_cancelled(tx, &actor, id, &carrier, &tracking, Utc::now())
+                usecases::record_waybill_cancelled(tx, &actor, id, &carrier, &tracking, now)
             })
             .await
             .map_err(store_err)?;
@@ -776,7 +807,7 @@ impl Fulfillment {
         let Some(shipped) = order.fulfillment.shipped_at else {
             return false;
         };
-        let age = (Utc::now() - shipped).to_std().unwrap_or_default();
+        let age = (self.clock.now() - shipped).to_std().unwrap_or_default();
         let last = self.polled.lock().get(&order.id).copied();
         if !self.cfg.track.due(age, last) || !carriers.take_track_call(w.carrier) {
             return false;
@@ -849,14 +880,17 @@ pub async fn apply_track(
     );
     if picked_up
         && cur.status == Status::Shipped
-        && let Step::Moved(s) = move_order(store, tenant, &cur, Command::Pickup, None).await?
+        && let Step::Moved(s) =
+            move_order(Utc::now(), store, tenant, &cur, Command::Pickup, None).await?
     {
         moved = true;
         cur.status = s;
     }
     if latest == Some(TrackStatus::Delivered) && cur.status == Status::InTransit {
         let fresh = read_order(store, tenant, order.id).await?.unwrap_or(cur);
-        if let Step::Moved(_) = move_order(store, tenant, &fresh, Command::Deliver, None).await? {
+        if let Step::Moved(_) =
+            move_order(Utc::now(), store, tenant, &fresh, Command::Deliver, None).await?
+        {
             moved = true;
         }
     }
@@ -943,6 +977,9 @@ impl Target for Fulfillment {
                 | e::ORDER_STOCK_RESERVED
                 | e::ORDER_RETRY_REQUESTED
                 | e::ORDER_CARRIER_SWITCHED
+                // An edit may have reserved a backordered order's new goods, or moved an
+                // allocation: the next step is taken at once (steps are idempotent).
+                | e::ORDER_EDITED
                 | e::EXCEPTION_RAISED
                 | e::CARRIER_CONFIGURED
                 | e::CARRIER_REMOVED

@@ -7,6 +7,7 @@
 //! | `no_waybill` | released without a waybill after `no_waybill_after` | request the waybill again (breakers and fallback apply) |
 //! | `no_tracking` | shipped, not picked up after `no_tracking_after` | poll the carrier now (within its quota) |
 //! | `waybill_cancel_failed` | stopped with a live waybill, its cancellation failed | try again every `cancel_retry_every` |
+//! | `ship_by_at_risk` | still to ship, its ship-by deadline less than `ship_by_risk_lead` away (or past) | none: people act; the shipment resolves it |
 //!
 //! Stopped orders (`orderhub_domain::lifecycle::STOPS`) wait for an operator and are not moved on;
 //! a stopped order's live waybill is cancelled (see `Fulfillment::cancel_waybill`; the watchdog
@@ -19,7 +20,7 @@
 
 use crate::{Fulfillment, Step, system_actor};
 use chrono::Utc;
-use orderhub_core::usecases::{self, INTERCEPT_PARCEL, WAYBILL_CANCEL_FAILED};
+use orderhub_core::usecases::{self, INTERCEPT_PARCEL, SHIP_BY_AT_RISK, WAYBILL_CANCEL_FAILED};
 use orderhub_domain::lifecycle::stopped_by;
 use orderhub_domain::{Order, Status, TenantId};
 use std::collections::HashSet;
@@ -37,8 +38,8 @@ async fn orders_in(f: &Fulfillment, tenant: &TenantId, status: Status) -> Vec<Or
         })
 }
 
-fn older_than(at: chrono::DateTime<Utc>, d: Duration) -> bool {
-    Utc::now() - at > chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+fn older_than(f: &Fulfillment, at: chrono::DateTime<Utc>, d: Duration) -> bool {
+    f.clock.now() - at > chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }
 
 async fn raise(
@@ -53,10 +54,11 @@ async fn raise(
     }
     let actor = system_actor(tenant, "watchdog");
     let id = o.id;
+    let now = f.clock.now();
     let r = f
         .store
         .write(0, move |tx| {
-            usecases::raise_exception(tx, &actor, id, code, detail.clone(), Utc::now())
+            usecases::raise_exception(tx, &actor, id, code, detail.clone(), now)
         })
         .await;
     match r {
@@ -82,8 +84,14 @@ pub async fn scan(f: &Fulfillment, tenant: &TenantId, track: bool) -> [(&'static
         }
     };
     let mut not_released = 0;
+    // An order found paid is moved on (allocated) at once: it is not counted again when the
+    // allocated ones are read.
+    let mut seen = HashSet::new();
     for status in [Status::Paid, Status::Allocated] {
         for o in orders_in(f, tenant, status).await {
+            if !seen.insert(o.id) {
+                continue;
+            }
             // On backorder or stopped: waiting on stock or on an operator, not stuck.
             if o.exceptions
                 .iter()
@@ -93,7 +101,7 @@ pub async fn scan(f: &Fulfillment, tenant: &TenantId, track: bool) -> [(&'static
                 continue;
             }
             let since = o.paid_at.map(|p| p.to_utc()).unwrap_or(o.updated_at);
-            if older_than(since, cfg.not_released_after) {
+            if older_than(f, since, cfg.not_released_after) {
                 not_released += 1;
                 raise(
                     f,
@@ -112,7 +120,7 @@ pub async fn scan(f: &Fulfillment, tenant: &TenantId, track: bool) -> [(&'static
         if stopped_by(&o).is_some() {
             continue;
         }
-        if older_than(o.updated_at, cfg.no_waybill_after) {
+        if older_than(f, o.updated_at, cfg.no_waybill_after) {
             no_waybill += 1;
             raise(
                 f,
@@ -156,7 +164,7 @@ pub async fn scan(f: &Fulfillment, tenant: &TenantId, track: bool) -> [(&'static
             }
         }
         let since = o.fulfillment.shipped_at.unwrap_or(o.updated_at);
-        let stuck = older_than(since, cfg.no_tracking_after);
+        let stuck = older_than(f, since, cfg.no_tracking_after);
         let mut moved = track && f.track_if_due(tenant, &carriers, &o).await;
         if stuck && !moved {
             no_tracking += 1;
@@ -204,6 +212,49 @@ pub async fn scan(f: &Fulfillment, tenant: &TenantId, track: bool) -> [(&'static
     ]
 }
 
+/// Orders of `tenant` still to ship (paid, held, allocated or released, stopped ones included:
+/// a stop does not move a deadline) whose ship-by deadline is less than `ship_by_risk_lead` away
+/// or already past: each is raised `ship_by_at_risk` once, with its deadline and the minutes left
+/// (negative once missed). Every tenant is scanned, with carriers of its own or not. Returns how
+/// many orders are at risk now.
+pub async fn deadlines(f: &Fulfillment, tenant: &TenantId) -> usize {
+    let now = f.clock.now();
+    let lead = chrono::Duration::from_std(f.cfg.ship_by_risk_lead).unwrap_or(chrono::Duration::MAX);
+    let mut at_risk = 0;
+    for status in [
+        Status::Paid,
+        Status::OnHold,
+        Status::Allocated,
+        Status::Released,
+    ] {
+        for o in orders_in(f, tenant, status).await {
+            let Some(due) = o.promised_ship_by else {
+                continue;
+            };
+            let left = due.to_utc() - now;
+            if left > lead {
+                continue;
+            }
+            at_risk += 1;
+            raise(
+                f,
+                tenant,
+                &o,
+                SHIP_BY_AT_RISK,
+                serde_json::json!({
+                    "promised_ship_by": due,
+                    "minutes_left": left.num_minutes(),
+                    "status": o.status.as_str(),
+                }),
+            )
+            .await;
+        }
+    }
+    metrics::gauge!("orderhub_watchdog_stuck_orders", "exception" => SHIP_BY_AT_RISK)
+        .set(at_risk as f64);
+    at_risk
+}
+
 /// Scans every tenant whose watchdog lease this process holds, every `watch_every`, polling the
 /// parcels whose tracking is due.
 pub async fn run(f: Arc<Fulfillment>, mut stop: tokio::sync::watch::Receiver<bool>) {
@@ -231,6 +282,7 @@ pub async fn run(f: Arc<Fulfillment>, mut stop: tokio::sync::watch::Receiver<boo
                     // (`orderhub_outbox_lag_events{consumer="watchdog"}`) falls to 0 with it.
                     let t2 = t.clone();
                     let head = f.store.read(move |r| r.outbox_head(&t2)).await;
+                    deadlines(&f, &t).await;
                     scan(&f, &t, true).await;
                     if let Ok(head) = head
                         && let Err(e) =

@@ -1396,3 +1396,177 @@ async fn each_tenant_ships_with_its_own_carrier_accounts_sqlite() {
 async fn each_tenant_ships_with_its_own_carrier_accounts_postgres() {
     each_tenant_ships_with_its_own_carrier_accounts("postgres").await;
 }
+
+/// The watchdog reads the time from the fulfillment's clock: with a `ManualClock`, paid orders
+/// are not taken for stuck until the test moves the clock past `not_released_after` (30 minutes
+/// here) — no sleep, and no zero threshold that would flag everything at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_watchdog_flags_paid_orders_once_the_test_clock_passes_its_threshold() {
+    use orderhub_core::ports::{Clock, ManualClock};
+    let env = open("sqlite").unwrap();
+    let t = tenant(&env.store).await;
+    let fleet = fleet::start().await.unwrap();
+    let router = Arc::new(CarrierRouter::new(
+        fleet.carriers.clone(),
+        BreakerConfig::default(),
+        HashMap::new(),
+    ));
+    let cfg = FulfillmentConfig {
+        not_released_after: Duration::from_secs(30 * 60),
+        no_waybill_after: Duration::from_secs(30 * 60),
+        ..no_watchdogs()
+    };
+    let ids = paid_orders(&env.store, &t, 2).await;
+    let clock = Arc::new(ManualClock::new(Utc::now() + chrono::Duration::seconds(1)));
+    let f = Fulfillment::new(
+        env.store.clone(),
+        fleet.carriers.clone(),
+        router,
+        Arc::new(ByStockRegionPriority),
+        cfg,
+    )
+    .with_clock(clock.clone());
+    let scan = || orderhub_fulfillment::watchdog::scan(&f, &t, false);
+    assert_eq!(
+        scan().await,
+        [("not_released", 0), ("no_waybill", 0), ("no_tracking", 0)]
+    );
+    clock.advance(chrono::Duration::minutes(29));
+    assert_eq!(scan().await[0], ("not_released", 0), "29 minutes: not yet");
+    clock.advance(chrono::Duration::minutes(2));
+    assert_eq!(scan().await[0], ("not_released", 2), "31 minutes: both");
+    let (store, t2) = (env.store.clone(), t.clone());
+    let orders = store
+        .read(move |r| {
+            ids.iter()
+                .map(|id| r.order_get(&t2, *id).map(|o| o.unwrap()))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await
+        .unwrap();
+    for o in &orders {
+        assert!(o.has_exception("not_released"), "{:?}", o.exceptions);
+        assert_eq!(o.updated_at, clock.now(), "raised at the test clock's time");
+    }
+}
+
+/// `ship_by_at_risk` is raised before the deadline, not after: an order promised to ship in ten
+/// hours is left alone until less than the lead (four hours) is left, raised once with its
+/// deadline and the minutes left, kept while the order is held, and resolved by the move that
+/// takes it off the road to shipment (here its cancellation). An order without a deadline is
+/// never raised. With the test clock: no sleep.
+async fn ship_by_at_risk_is_raised_before_the_deadline_and_resolved_by_the_move(backend: &str) {
+    use orderhub_core::ports::{Clock, ManualClock};
+    use orderhub_core::usecases::SHIP_BY_AT_RISK;
+    let env = open(backend).unwrap();
+    let t = tenant(&env.store).await;
+    let start = Utc::now() + chrono::Duration::seconds(1);
+    let due = (start + chrono::Duration::hours(10))
+        .with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).unwrap());
+    let mut ids = Vec::new();
+    for promised in [Some(due), None] {
+        let actor = system_actor(&t, "test");
+        let mut d = draft(&format!("S-{}", Uuid::new_v4().simple()));
+        d.promised_ship_by = promised;
+        let id = env
+            .store
+            .write(0, move |tx| {
+                let o = match usecases::create_order(tx, &actor, d.clone(), Utc::now())? {
+                    Created::New(o) | Created::Existing(o) => o,
+                };
+                let pay = Command::Pay {
+                    paid_at: None,
+                    amount: None,
+                };
+                usecases::transition(tx, &actor, o.id, &pay, Utc::now())?;
+                Ok(o.id)
+            })
+            .await
+            .unwrap();
+        ids.push(id);
+    }
+    let (promised, open_ended) = (ids[0], ids[1]);
+    let fleet = fleet::start().await.unwrap();
+    let router = Arc::new(CarrierRouter::new(
+        fleet.carriers.clone(),
+        BreakerConfig::default(),
+        HashMap::new(),
+    ));
+    let clock = Arc::new(ManualClock::new(start));
+    let f = Fulfillment::new(
+        env.store.clone(),
+        fleet.carriers.clone(),
+        router,
+        Arc::new(ByStockRegionPriority),
+        no_watchdogs(),
+    )
+    .with_clock(clock.clone());
+    assert_eq!(f.cfg.ship_by_risk_lead, Duration::from_secs(4 * 3600));
+    let get = |id: OrderId| {
+        let (store, t) = (env.store.clone(), t.clone());
+        async move {
+            store
+                .read(move |r| r.order_get(&t, id))
+                .await
+                .unwrap()
+                .unwrap()
+        }
+    };
+    let scan = || orderhub_fulfillment::watchdog::deadlines(&f, &t);
+    assert_eq!(scan().await, 0, "ten hours left");
+    clock.advance(chrono::Duration::hours(5));
+    assert_eq!(scan().await, 0, "five hours left: more than the lead");
+    assert!(!get(promised).await.has_exception(SHIP_BY_AT_RISK));
+    clock.advance(chrono::Duration::minutes(61));
+    assert_eq!(scan().await, 1, "three hours 59 minutes left");
+    let o = get(promised).await;
+    assert!(o.has_exception(SHIP_BY_AT_RISK), "{:?}", o.exceptions);
+    assert!(!get(open_ended).await.has_exception(SHIP_BY_AT_RISK));
+    let raised = events_of(&env.store, &t, "exception.raised").await;
+    let ours: Vec<_> = raised
+        .iter()
+        .filter(|e| e["exception"] == SHIP_BY_AT_RISK)
+        .collect();
+    assert_eq!(ours.len(), 1, "{raised:?}");
+    // A second scan raises nothing new.
+    let version = o.version;
+    assert_eq!(scan().await, 1);
+    assert_eq!(get(promised).await.version, version);
+    // Held: still to ship, still at risk.
+    let actor = system_actor(&t, "test");
+    let hold = Command::Hold {
+        reason: "check the address".into(),
+    };
+    let a2 = actor.clone();
+    env.store
+        .write(0, move |tx| {
+            usecases::transition(tx, &a2, promised, &hold, Utc::now())
+        })
+        .await
+        .unwrap();
+    assert!(get(promised).await.has_exception(SHIP_BY_AT_RISK));
+    // Cancelled: no longer to ship; the move resolves it.
+    let cancel = Command::Cancel {
+        reason: "buyer cancelled".into(),
+    };
+    env.store
+        .write(0, move |tx| {
+            usecases::transition(tx, &actor, promised, &cancel, Utc::now())
+        })
+        .await
+        .unwrap();
+    let o = get(promised).await;
+    assert_eq!(o.status, Status::Cancelled);
+    assert!(!o.has_exception(SHIP_BY_AT_RISK), "{:?}", o.exceptions);
+    assert_eq!(scan().await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ship_by_at_risk_is_raised_before_the_deadline_and_resolved_by_the_move_sqlite() {
+    ship_by_at_risk_is_raised_before_the_deadline_and_resolved_by_the_move("sqlite").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ship_by_at_risk_is_raised_before_the_deadline_and_resolved_by_the_move_postgres() {
+    ship_by_at_risk_is_raised_before_the_deadline_and_resolved_by_the_move("postgres").await;
+}

@@ -42,6 +42,38 @@ const I18N = {
     'live.refresh': '每 5 秒刷新', orders_per_min: '订单/分钟', error: '错误',
     breaker_closed: '闭合', breaker_open: '断开', breaker_half_open: '半开', unknown: '未知',
     token: '令牌', token_ok: '有效', token_expiring: '授权将到期', token_expired: '待续期', token_reauthorize: '需重新授权',
+    'nav.after_sales': '售后', 'as.title': '售后单', 'as.order_cases': '本订单的售后单', 'as.empty': '没有售后单',
+    'as.refund_line': '退款', 'as.return_line': '退货退款', 'as.quantity': '退几件？', 'as.reason': '售后原因',
+    case_id: '售后单号', effect: '处理方式', amount: '金额', source: '来源', 'as.state_filter': '状态',
+    'as.approve': '同意', 'as.refuse': '拒绝', 'as.receive': '收货质检', 'as.refund': '已退款', 'as.close': '关闭',
+    'as.qc_passed': '质检是否通过？（确定 = 通过，取消 = 不通过，入隔离库存）', 'as.refuse_reason': '拒绝原因',
+    'as.effect_prompt': '订单状态已变化，处理方式变为 {effect}。仍然同意？',
+    'nav.edits': '修改审批', 'edit.address': '修改地址', 'edit.submit': '提交修改', 'edit.reason': '修改原因',
+    province: '省', city: '市', district: '区', detail: '详细地址', 'edit.applied': '已修改',
+    'edit.pending': '已提交，等待另一人审批', 'edit.log': '修改记录', 'edits.title': '待审批的修改',
+    'edits.empty': '没有待审批的修改', fields: '修改内容', requested_by: '申请人', approvals: '审批',
+    'edit.approve': '批准', 'edit.reject': '驳回', 'edit.reject_reason': '驳回原因', 'edit.after': '修改后',
+    'edit.failed': '未能应用', edit_state_pending: '待审批', edit_state_applied: '已应用',
+    edit_state_rejected: '已驳回', edit_state_failed: '失败',
+    'nav.interventions': '人工干预', 'exc.assignee': '处理人', 'exc.due': '截止', 'exc.notes': '备注',
+    'exc.overdue': '已超时', 'exc.escalated': '已升级', 'exc.take': '认领', 'exc.unassign': '放回',
+    'exc.note': '写备注', 'exc.note_prompt': '备注内容', 'exc.filter_assignee': '处理人',
+    'exc.mine': '我的', 'exc.unassigned': '未认领', 'exc.only_overdue': '只看超时', 'exc.sort_due': '按截止时间排序',
+    'exc.work': '异常处理记录', 'exc.state_open': '处理中', 'exc.state_resolved': '已解决', 'exc.raised': '发生于',
+    'iv.title': '人工干预看板', 'iv.days': '天数', 'iv.by_day': '每天的人工干预', 'iv.by_kind': '按类型',
+    'iv.by_actor': '按操作者', 'iv.total': '合计', 'iv.kind_resolve': '手工解决异常', 'iv.kind_hold': '挂起',
+    'iv.kind_approve': '放行', 'iv.kind_cancel': '取消', 'iv.kind_retry': '重试', 'iv.kind_switch_carrier': '换承运商',
+    'iv.kind_edit': '改单', 'iv.kind_edit_approval': '改单审批', 'iv.kind_after_sale': '售后处理',
+    'iv.kind_assign': '认领/分派', 'iv.kind_note': '备注', 'iv.empty': '这段时间没有人工干预',
+    'bulk.approve': '批量放行', 'bulk.preview': '预览：以下订单将被放行或拒绝', 'bulk.confirm': '确认放行',
+    'bulk.done': '批量操作完成', 'bulk.would_apply': '将放行', 'bulk.would_await_approval': '将等待审批',
+    'bulk.refused': '不能执行', 'bulk.not_found': '未找到', 'bulk.done_row': '已完成', 'bulk.awaits_approval': '等待审批',
+    'bulk.summary': '成功 {ok}，拒绝 {no}', 'bulk.cancel': '关闭',
+    'merge.selected': '合并所选订单', 'merge.preview': '合并预览', 'merge.confirm': '确认合并',
+    'merge.mergeable': '将合并为一个包裹', 'merge.refused': '不能合并', 'merge.none': '所选订单中不足两单可以合并',
+    'merge.done': '已合并', 'merge.pick': '请先勾选至少两个订单', parcels: '包裹', parcel: '包裹号',
+    shipment_group: '合并单', shipped_units: '已发', parcel_state_planned: '待发', parcel_state_waiting: '缺货等待',
+    parcel_state_shipped: '已发出', 'merge.undo': '撤销合并', 'merge.undone': '已撤销合并',
   },
   en: {
     brand: 'Order hub', 'nav.orders': 'Orders', 'nav.exceptions': 'Exceptions', 'nav.inventory': 'Inventory',
@@ -84,6 +116,40 @@ const I18N = {
     'live.refresh': 'Refreshed every 5 s', orders_per_min: 'orders/min', error: 'Error',
     breaker_closed: 'closed', breaker_open: 'open', breaker_half_open: 'half open', unknown: 'unknown',
     token: 'Token', token_ok: 'valid', token_expiring: 'authorize soon', token_expired: 'to renew', token_reauthorize: 'authorize again',
+    'nav.after_sales': 'After-sales', 'as.title': 'After-sales cases', 'as.order_cases': 'After-sales cases of this order',
+    'as.empty': 'No after-sales cases', 'as.refund_line': 'Refund', 'as.return_line': 'Return & refund',
+    'as.quantity': 'How many units?', 'as.reason': 'Why', case_id: 'Case', effect: 'Effect', amount: 'Amount',
+    source: 'Source', 'as.state_filter': 'State', 'as.approve': 'Approve', 'as.refuse': 'Refuse',
+    'as.receive': 'Receive + QC', 'as.refund': 'Refunded', 'as.close': 'Close',
+    'as.qc_passed': 'Did QC pass? (OK = passed, Cancel = failed: into quarantine)', 'as.refuse_reason': 'Why refuse',
+    'as.effect_prompt': 'The order moved on: approving now means {effect}. Approve anyway?',
+    'nav.edits': 'Edit approvals', 'edit.address': 'Edit address', 'edit.submit': 'Submit edit',
+    'edit.reason': 'Reason', province: 'Province', city: 'City', district: 'District', detail: 'Detail',
+    'edit.applied': 'Edited', 'edit.pending': 'Submitted: waits for another person\'s approval',
+    'edit.log': 'Change log', 'edits.title': 'Edits waiting for approval', 'edits.empty': 'No edits wait for approval',
+    fields: 'Fields', requested_by: 'Requested by', approvals: 'Approvals', 'edit.approve': 'Approve',
+    'edit.reject': 'Reject', 'edit.reject_reason': 'Why reject it?', 'edit.after': 'After',
+    'edit.failed': 'Not applied', edit_state_pending: 'pending', edit_state_applied: 'applied',
+    edit_state_rejected: 'rejected', edit_state_failed: 'failed',
+    'nav.interventions': 'Interventions', 'exc.assignee': 'Assignee', 'exc.due': 'Due', 'exc.notes': 'Notes',
+    'exc.overdue': 'overdue', 'exc.escalated': 'escalated', 'exc.take': 'Take', 'exc.unassign': 'Release',
+    'exc.note': 'Add note', 'exc.note_prompt': 'Note', 'exc.filter_assignee': 'Assignee',
+    'exc.mine': 'Mine', 'exc.unassigned': 'Unassigned', 'exc.only_overdue': 'Overdue only', 'exc.sort_due': 'Sort by due time',
+    'exc.work': 'Exception handling', 'exc.state_open': 'open', 'exc.state_resolved': 'resolved', 'exc.raised': 'Raised',
+    'iv.title': 'Manual interventions', 'iv.days': 'Days', 'iv.by_day': 'Interventions per day', 'iv.by_kind': 'By kind',
+    'iv.by_actor': 'By actor', 'iv.total': 'Total', 'iv.kind_resolve': 'Resolved by hand', 'iv.kind_hold': 'Hold',
+    'iv.kind_approve': 'Approve', 'iv.kind_cancel': 'Cancel', 'iv.kind_retry': 'Retry', 'iv.kind_switch_carrier': 'Switch carrier',
+    'iv.kind_edit': 'Edit', 'iv.kind_edit_approval': 'Edit approval', 'iv.kind_after_sale': 'After-sales step',
+    'iv.kind_assign': 'Assign', 'iv.kind_note': 'Note', 'iv.empty': 'No interventions in this window',
+    'bulk.approve': 'Bulk approve', 'bulk.preview': 'Preview: what approving would do to each order', 'bulk.confirm': 'Confirm approve',
+    'bulk.done': 'Bulk action done', 'bulk.would_apply': 'would approve', 'bulk.would_await_approval': 'would wait for approval',
+    'bulk.refused': 'refused', 'bulk.not_found': 'not found', 'bulk.done_row': 'done', 'bulk.awaits_approval': 'waits for approval',
+    'bulk.summary': '{ok} succeeded, {no} refused', 'bulk.cancel': 'Close',
+    'merge.selected': 'Merge selected orders', 'merge.preview': 'Merge preview', 'merge.confirm': 'Confirm merge',
+    'merge.mergeable': 'Ship as one parcel', 'merge.refused': 'Cannot merge', 'merge.none': 'Fewer than two of the selected orders can merge',
+    'merge.done': 'Merged', 'merge.pick': 'Tick at least two orders first', parcels: 'Parcels', parcel: 'Parcel',
+    shipment_group: 'Merge', shipped_units: 'Shipped', parcel_state_planned: 'to ship', parcel_state_waiting: 'waits for stock',
+    parcel_state_shipped: 'shipped', 'merge.undo': 'Undo merge', 'merge.undone': 'Merge undone',
   },
 };
 
@@ -96,7 +162,13 @@ const STATUS_ZH = {
 const KIND_ZH = {
   on_hold: '挂起待审', out_of_stock: '缺货', not_released: '未下发', no_waybill: '无运单',
   no_tracking: '无物流轨迹', writeback_failed: '回传失败', stop_shipment: '需拦截',
-  after_sale: '售后', unknown_channel_status: '未知渠道状态',
+  after_sale: '售后', unknown_channel_status: '未知渠道状态', ship_by_at_risk: '临近发货时限',
+};
+const CASE_STATES = ['requested', 'approved', 'refused', 'goods_returning', 'received', 'qc_passed',
+  'qc_failed', 'refunded', 'closed'];
+const CASE_STATE_ZH = {
+  requested: '待审核', approved: '已同意', refused: '已拒绝', goods_returning: '退货中', received: '已收货',
+  qc_passed: '质检通过', qc_failed: '质检不通过', refunded: '已退款', closed: '已关闭',
 };
 const RED_AFTER_SECONDS = 30 * 60;
 const LIVE_REFRESH_MS = 5000;
@@ -108,6 +180,7 @@ let charts = [];
 
 const t = (k) => (I18N[lang][k] ?? I18N.en[k] ?? k);
 const statusLabel = (s) => (lang === 'zh' ? (STATUS_ZH[s] || s) : s.replace(/_/g, ' '));
+const caseStateLabel = (s) => (lang === 'zh' ? (CASE_STATE_ZH[s] || s) : s.replace(/_/g, ' '));
 const kindLabel = (k) => (lang === 'zh' && KIND_ZH[k] ? `${KIND_ZH[k]} (${k})` : k);
 
 // h('tag', {attrs}, ...children): children are nodes or text.
@@ -242,7 +315,8 @@ function route() {
   const view = document.getElementById('view');
   view.replaceChildren();
   const pages = { orders: arg ? orderDetail : ordersPage, exceptions: exceptionsPage,
-    inventory: inventoryPage, channels: channelsPage, live: livePage };
+    edits: editsPage, inventory: inventoryPage, channels: channelsPage, live: livePage, 'after-sales': afterSalesPage,
+    interventions: interventionsPage };
   (pages[page] || ordersPage)(view, arg ? decodeURIComponent(arg) : undefined)
     .catch((e) => view.append(h('p', { class: 'error', testid: 'page-error' }, e.message)));
 }
@@ -250,6 +324,9 @@ function route() {
 // ---- orders --------------------------------------------------------------------------------
 
 let lastSearch = {};
+// Each search run takes a number; an answer that arrives after a later run began (a reset's
+// search, then the operator's own) is dropped, so the table always shows the latest search.
+let searchRun = 0;
 
 function localToIso(v) {
   if (!v) return undefined;
@@ -293,18 +370,24 @@ async function ordersPage(view, _arg, cursorStack = []) {
     if (to) params.set('created_to', to);
     params.set('limit', '50');
     if (cursor) params.set('cursor', cursor);
+    const mine = ++searchRun;
     results.replaceChildren(h('p', { class: 'muted' }, '…'));
     let page;
     try {
       page = await api(`/v1/orders?${params}`);
     } catch (e) {
-      results.replaceChildren(h('p', { class: 'error', testid: 'search-error' }, e.message));
+      if (mine === searchRun) results.replaceChildren(h('p', { class: 'error', testid: 'search-error' }, e.message));
       return;
     }
+    if (mine !== searchRun) return;
+    const combine = !!me.orders_combine;
+    const pick = (o) => h('td', { onclick: (ev) => ev.stopPropagation() },
+      h('input', { type: 'checkbox', testid: 'order-pick', 'data-order-id': o.order_id }));
     const rows = page.orders.map((o) => h('tr', {
       class: 'clickable', testid: 'order-row', 'data-order-id': o.order_id,
       onclick: () => { location.hash = `#/orders/${o.order_id}`; },
     },
+    combine ? pick(o) : null,
     h('td', { class: 'mono' }, h('a', { href: `#/orders/${o.order_id}`, testid: 'order-link' }, o.order_id)),
     h('td', {}, o.external_order_id), h('td', {}, o.channel), h('td', {}, o.shop_id),
     h('td', { testid: 'order-status' }, statusLabel(o.status)),
@@ -312,14 +395,19 @@ async function ordersPage(view, _arg, cursorStack = []) {
     h('td', {}, o.exceptions.map((x) => h('span', { class: 'badge exc' }, kindLabel(x)))),
     h('td', {}, fmtTime(o.created_at))));
     const table = h('table', { testid: 'orders-table' },
-      h('thead', {}, h('tr', {}, ['order_id', 'external_order_id', 'channel', 'shop', 'status', 'buyer',
+      h('thead', {}, h('tr', {}, combine ? h('th', {}, '') : null, ['order_id', 'external_order_id', 'channel', 'shop', 'status', 'buyer',
         'exceptions', 'created_at'].map((k) => h('th', {}, t(k))))),
       h('tbody', {}, rows));
+    const mergeBox = h('div', { testid: 'merge-box' });
+    const mergeButton = combine ? h('button', { type: 'button', testid: 'merge-selected',
+      onclick: acting(() => mergePreview(table, mergeBox)) }, t('merge.selected')) : null;
     const pager = h('div', { class: 'pager' },
       cursor ? h('button', { type: 'button', testid: 'first-page', onclick: () => run(undefined) }, t('first')) : null,
       page.next_cursor ? h('button', { type: 'button', testid: 'next-page', onclick: () => run(page.next_cursor) }, t('next')) : null,
       h('span', { class: 'muted' }, `${t('results')}: ${page.orders.length}${page.next_cursor ? '+' : ''}`));
-    results.replaceChildren(page.orders.length ? table : h('p', { class: 'muted', testid: 'no-results' }, t('no_results')), pager);
+    results.replaceChildren(page.orders.length ? table : h('p', { class: 'muted', testid: 'no-results' }, t('no_results')), pager,
+      page.orders.length ? bulkApproveCard(searchObject()) : null,
+      page.orders.length && mergeButton ? h('p', {}, mergeButton) : null, mergeBox);
   };
   form.addEventListener('submit', (ev) => {
     ev.preventDefault();
@@ -329,16 +417,70 @@ async function ordersPage(view, _arg, cursorStack = []) {
   run(cursorStack[0]);
 }
 
+// ---- merge and parcels -------------------------------------------------------------------------
+
+// A click handler that tells the operator when the hub refuses (409 merge_refused, …).
+const acting = (fn) => async () => { try { await fn(); } catch (e) { toast(e.message, true); } };
+
+// Shows what merging the ticked orders would do (POST /v1/merges/preview): the orders that ship as
+// one parcel and, for each other, why not; a confirm button merges them (POST /v1/merges).
+async function mergePreview(table, box) {
+  const ids = [...table.querySelectorAll('[data-testid="order-pick"]:checked')].map((c) => c.dataset.orderId);
+  if (ids.length < 2) { toast(t('merge.pick'), true); return; }
+  const p = await api('/v1/merges/preview', { method: 'POST', body: { order_ids: ids } });
+  const refused = p.refused.map((r) => h('li', { testid: 'merge-refused' },
+    h('span', { class: 'mono' }, r.order_id), ` — ${r.code}: ${r.message}`));
+  const confirm = p.mergeable.length >= 2 ? h('button', { type: 'button', class: 'primary', testid: 'merge-confirm',
+    onclick: acting(async () => {
+      const m = await api('/v1/merges', { method: 'POST', body: { order_ids: p.mergeable } });
+      toast(t('merge.done'));
+      box.replaceChildren(h('p', { testid: 'merge-result', 'data-group-id': m.group.group_id },
+        `${t('merge.done')}: ${m.group.group_id} (${m.group.members.length})`));
+    }) }, t('merge.confirm')) : h('p', { class: 'muted' }, t('merge.none'));
+  box.replaceChildren(h('div', { class: 'card', testid: 'merge-preview' },
+    h('h2', {}, t('merge.preview')),
+    h('p', {}, t('merge.mergeable')),
+    h('ul', {}, p.mergeable.map((id) => h('li', { testid: 'merge-mergeable', class: 'mono' }, id))),
+    refused.length ? [h('p', {}, t('merge.refused')), h('ul', {}, refused)] : null,
+    confirm));
+}
+
+// An order's parcels (split or merged): state, lines, warehouse, waybill; the merge it ships in,
+// with an undo for keys that may (before release).
+function parcelsCard(o) {
+  if (!o.parcels || !o.parcels.length) return null;
+  const lines = (p) => p.lines.map((l) => `#${l.line_id}×${l.quantity}`).join(' ');
+  const undo = o.shipment_group && me.orders_combine && ['paid', 'on_hold', 'allocated'].includes(o.status)
+    ? h('button', { type: 'button', testid: 'merge-undo', onclick: acting(async () => {
+      await api(`/v1/merges/${o.shipment_group}/undo`, { method: 'POST', body: {} });
+      toast(t('merge.undone'));
+      route();
+    }) }, t('merge.undo')) : null;
+  return h('div', { class: 'card', testid: 'parcels-card' },
+    h('h2', {}, t('parcels')),
+    o.shipment_group ? h('p', {}, `${t('shipment_group')}: `,
+      h('span', { class: 'mono', testid: 'shipment-group' }, o.shipment_group), ' ', undo) : null,
+    h('table', {},
+      h('thead', {}, h('tr', {}, ['parcel', 'state', 'lines', 'warehouse', 'carrier', 'tracking_no']
+        .map((k) => h('th', {}, t(k))))),
+      h('tbody', {}, o.parcels.map((p) => h('tr', { testid: 'parcel-row', 'data-parcel-id': p.parcel_id },
+        h('td', { class: 'mono' }, p.parcel_id), h('td', { testid: 'parcel-state' }, t(`parcel_state_${p.state}`)),
+        h('td', {}, lines(p)), h('td', {}, p.warehouse_id || ''), h('td', {}, p.carrier || ''),
+        h('td', { class: 'mono' }, p.tracking_no || ''))))));
+}
+
 async function orderDetail(view, id) {
-  const [o, tl] = await Promise.all([api(`/v1/orders/${encodeURIComponent(id)}`),
-    api(`/v1/orders/${encodeURIComponent(id)}/timeline`)]);
+  const [o, tl, log] = await Promise.all([api(`/v1/orders/${encodeURIComponent(id)}`),
+    api(`/v1/orders/${encodeURIComponent(id)}/timeline`),
+    api(`/v1/orders/${encodeURIComponent(id)}/edits?limit=200`)]);
   const r = o.receiver || {};
   const maskNote = me.pii_read ? null : h('span', { class: 'muted', testid: 'pii-masked' }, ` (${t('masked')})`);
   const kv = (pairs) => h('dl', { class: 'kv' }, pairs.map(([k, v, tid]) => [h('dt', {}, t(k)), h('dd', { testid: tid }, v ?? '')]));
   const f = o.fulfillment || {};
   const a = o.amounts || {};
   const actions = detailActions(o, () => route());
-  view.append(
+  // Cards an order has no use for are null: left out (append would write "null").
+  view.append(...[
     h('p', {}, h('a', { href: '#/orders', testid: 'back' }, `← ${t('back')}`)),
     h('div', { class: 'card', testid: 'order-detail', 'data-order-id': o.order_id },
       h('h2', {}, `${t('detail.title')} `, h('span', { class: 'mono' }, o.order_id)),
@@ -361,12 +503,233 @@ async function orderDetail(view, id) {
     h('div', { class: 'card' }, h('h2', {}, t('lines')),
       h('table', { testid: 'lines-table' },
         h('thead', {}, h('tr', {}, ['sku', 'title', 'quantity', 'unit_price', 'discount', 'paid_amount']
-          .map((k) => h('th', { class: k === 'title' || k === 'sku' ? '' : 'num' }, t(k))))),
-        h('tbody', {}, (o.lines || []).map((l) => h('tr', {},
-          h('td', { class: 'mono' }, l.sku), h('td', {}, l.title), h('td', { class: 'num' }, l.quantity),
+          .map((k) => h('th', { class: k === 'title' || k === 'sku' ? '' : 'num' }, t(k))), h('th', {}, ''))),
+        h('tbody', {}, (o.lines || []).map((l) => h('tr', { testid: 'line-row', 'data-line-id': l.line_id },
+          h('td', { class: 'mono' }, l.sku), h('td', {}, l.title), h('td', { class: 'num', testid: 'line-quantity' },
+            (l.to_ship == null ? `${l.quantity}` : `${l.quantity} → ${l.to_ship}`)
+              + (l.shipped == null ? '' : ` (${t('shipped_units')} ${l.shipped})`)),
           h('td', { class: 'num' }, l.unit_price), h('td', { class: 'num' }, l.discount),
-          h('td', { class: 'num' }, l.paid_amount)))))),
-    timelineCard(tl));
+          h('td', { class: 'num' }, l.paid_amount), h('td', {}, refundLineButton(o, l))))))),
+    parcelsCard(o),
+    await orderCasesCard(o.order_id),
+    await orderExceptionsCard(o.order_id),
+    editAddressCard(o),
+    editLogCard(log),
+    timelineCard(tl)].filter((c) => c != null));
+}
+
+// ---- after-sales -------------------------------------------------------------------------------
+
+const SHIPPED = ['shipped', 'in_transit', 'delivered', 'completed'];
+
+// Opens a case on one order line: refund only before shipment, return and refund after delivery
+// or pickup (the hub decides what approving does; the case shows it as its effect).
+function refundLineButton(o, l) {
+  if (!(me.after_sales || []).includes('open') || ['pending_payment', 'cancelled'].includes(o.status)) return null;
+  const kind = ['in_transit', 'delivered', 'completed'].includes(o.status) ? 'return_and_refund' : 'refund_only';
+  return h('button', {
+    type: 'button', class: 'danger', testid: 'refund-line', 'data-line-id': l.line_id,
+    onclick: async (ev) => {
+      const q = prompt(t('as.quantity'), String(l.quantity));
+      if (q == null) return;
+      const reason = prompt(t('as.reason'), 'console');
+      if (reason == null) return;
+      ev.target.disabled = true;
+      try {
+        await api(`/v1/orders/${o.order_id}/after-sales`, { method: 'POST', idempotent: true,
+          body: { kind, lines: [{ line_id: l.line_id, quantity: Number(q) }], reason } });
+        toast(`${t(kind === 'refund_only' ? 'as.refund_line' : 'as.return_line')}: ${t('action.done')}`);
+        route();
+      } catch (e) {
+        ev.target.disabled = false;
+        toast(e.message, true);
+      }
+    },
+  }, t(kind === 'refund_only' ? 'as.refund_line' : 'as.return_line'));
+}
+
+// What may be done to a case in its state (the hub's table decides; this only offers the buttons).
+function caseActions(c) {
+  const next = {
+    requested: ['approve', 'refuse'], approved: c.kind === 'refund_only' ? ['refund'] : [],
+    goods_returning: ['receive'], qc_passed: ['refund'], qc_failed: ['refund', 'close'], refunded: ['close'],
+  }[c.state] || [];
+  const mine = new Set(me.after_sales || []);
+  return next.filter((a) => mine.has(a));
+}
+
+function caseButton(c, action, after) {
+  return h('button', {
+    type: 'button', class: action === 'refuse' ? 'danger' : 'primary', testid: `case-${action}`,
+    'data-case-id': c.case_id,
+    onclick: async (ev) => {
+      const body = {};
+      if (action === 'refuse') {
+        const reason = prompt(t('as.refuse_reason'), 'console');
+        if (reason == null) return;
+        body.reason = reason;
+      } else if (action === 'receive') {
+        body.qc_passed = confirm(t('as.qc_passed'));
+      }
+      ev.target.disabled = true;
+      const post = (b) => api(`/v1/after-sales/${c.case_id}/${action}`, { method: 'POST', body: b, idempotent: true });
+      try {
+        try {
+          await post(body);
+        } catch (e) {
+          // The order moved on since the case was opened: say what approving means now.
+          const m = action === 'approve' && e.code === 'after_sale_effect_changed' && /approving would (\w+)/.exec(e.message);
+          if (!m || !confirm(t('as.effect_prompt').replace('{effect}', m[1]))) throw e;
+          await post({ effect: m[1] });
+        }
+        toast(`${t(`as.${action}`)}: ${t('action.done')}`);
+        after();
+      } catch (e) {
+        ev.target.disabled = false;
+        toast(e.message, true);
+      }
+    },
+  }, t(`as.${action}`));
+}
+
+function casesTable(cases, after, withOrder) {
+  const cols = ['case_id', ...(withOrder ? ['order_id'] : []), 'kind', 'state', 'effect', 'lines', 'amount',
+    'source', 'created_at', 'exc.actions'];
+  return h('table', { testid: 'cases-table' },
+    h('thead', {}, h('tr', {}, cols.map((k) => h('th', { class: k === 'amount' ? 'num' : '' }, t(k))))),
+    h('tbody', {}, cases.map((c) => h('tr', { testid: 'case-row', 'data-case-id': c.case_id, 'data-state': c.state },
+      h('td', { class: 'mono' }, c.case_id.slice(-12)),
+      withOrder ? h('td', { class: 'mono' }, h('a', { href: `#/orders/${c.order_id}`, testid: 'case-order-link' }, c.order_id)) : null,
+      h('td', {}, c.kind), h('td', { testid: 'case-state' }, caseStateLabel(c.state)), h('td', {}, c.effect || ''),
+      h('td', {}, c.lines.map((l) => `#${l.line_id} ${l.sku} ×${l.quantity}`).join(', ')),
+      h('td', { class: 'num' }, c.amount), h('td', {}, c.source), h('td', {}, fmtTime(c.created_at)),
+      h('td', {}, caseActions(c).map((a) => caseButton(c, a, after)))))));
+}
+
+async function orderCasesCard(orderId) {
+  const page = await api(`/v1/after-sales?order_id=${encodeURIComponent(orderId)}&limit=200`);
+  return h('div', { class: 'card', testid: 'order-cases' }, h('h2', {}, t('as.order_cases')),
+    page.cases.length ? casesTable(page.cases, () => route(), false) : h('p', { class: 'muted' }, t('as.empty')));
+}
+
+let caseFilter = '';
+
+async function afterSalesPage(view) {
+  const sel = h('select', { testid: 'cases-state', onchange: (ev) => { caseFilter = ev.target.value; route(); } },
+    h('option', { value: '' }, t('any')),
+    CASE_STATES.map((s) => h('option', { value: s, selected: caseFilter === s }, caseStateLabel(s))));
+  const params = new URLSearchParams({ limit: '200' });
+  if (caseFilter) params.set('state', caseFilter);
+  const page = await api(`/v1/after-sales?${params}`);
+  view.append(h('h2', {}, t('as.title')), h('p', { class: 'card' }, h('label', {}, t('as.state_filter'), ' ', sel)),
+    h('div', { class: 'card', testid: 'after-sales' },
+      page.cases.length ? casesTable(page.cases, () => route(), true) : h('p', { class: 'muted', testid: 'cases-empty' }, t('as.empty'))));
+}
+
+// ---- order edits (issue 21) ------------------------------------------------------------------
+
+const EDITABLE = ['pending_payment', 'paid', 'on_hold', 'allocated'];
+
+// The receiver form: the whole new address and a reason; applied at once or sent for approval.
+function editAddressCard(o) {
+  if (!me.orders_edit || !EDITABLE.includes(o.status)) return null;
+  const r = o.receiver || {};
+  // A masked value is never sent back as the new one: those fields start empty.
+  const clear = (v) => (r.masked ? '' : v || '');
+  const inp = (name, value, required = true) => h('label', {}, t(name),
+    h('input', { name, testid: `edit-${name}`, value: value || '', required }));
+  const form = h('form', { class: 'search', testid: 'edit-address-form', hidden: true },
+    inp('name', clear(r.name)), inp('phone', clear(r.phone)), inp('province', r.province), inp('city', r.city),
+    inp('district', r.district, false), inp('detail', clear(r.detail)),
+    inp('edit.reason', '', true),
+    h('button', { type: 'submit', class: 'primary', testid: 'edit-submit' }, t('edit.submit')));
+  form.querySelector('[name="edit.reason"]').dataset.testid = 'edit-reason';
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const v = Object.fromEntries(new FormData(form).entries());
+    const receiver = { name: v.name, phone: v.phone, province: v.province, city: v.city, detail: v.detail };
+    if (v.district) receiver.district = v.district;
+    const btn = form.querySelector('button[type=submit]');
+    btn.disabled = true;
+    try {
+      const res = await api(`/v1/orders/${o.order_id}/edits`, { method: 'POST', idempotent: true,
+        body: { reason: v['edit.reason'], receiver } });
+      toast(res.edit.state === 'pending' ? t('edit.pending') : t('edit.applied'));
+      route();
+    } catch (e) {
+      btn.disabled = false;
+      toast(e.message, true);
+    }
+  });
+  const open = h('button', { type: 'button', testid: 'edit-address', onclick: () => { form.hidden = !form.hidden; } },
+    t('edit.address'));
+  return h('div', { class: 'card', testid: 'edit-address-card' }, h('h2', {}, t('edit.address')), open, form);
+}
+
+const editState = (s) => t(`edit_state_${s}`);
+
+// What an edit changes, in one line: each field, and the receiver's new address as shown to the key.
+function changeSummary(e) {
+  return e.changes.map((c) => {
+    if (c.field === 'receiver' && c.after) {
+      const a = c.after;
+      return `${t('receiver')}: ${[a.name, a.phone, a.province, a.city, a.district, a.detail].filter(Boolean).join(' ')}`;
+    }
+    if (c.field === 'lines' || c.field === 'amounts') return t(c.field === 'lines' ? 'lines' : 'amounts');
+    return `${c.field}: ${c.after == null ? '∅' : JSON.stringify(c.after)}`;
+  }).join('; ');
+}
+
+function editLogCard(log) {
+  if (!log.edits.length) return null;
+  return h('div', { class: 'card', testid: 'edit-log' }, h('h2', {}, t('edit.log')),
+    h('table', {},
+      h('thead', {}, h('tr', {}, ['at', 'state', 'fields', 'reason', 'requested_by', 'approvals']
+        .map((k) => h('th', {}, t(k))))),
+      h('tbody', {}, log.edits.slice().reverse().map((e) => h('tr', { testid: 'edit-log-row', 'data-edit-id': e.edit_id,
+        'data-state': e.state },
+      h('td', {}, fmtTime(e.updated_at)),
+      h('td', { testid: 'edit-log-state' }, editState(e.state), e.failure ? ` (${e.failure})` : ''),
+      h('td', {}, changeSummary(e)), h('td', {}, e.reason), h('td', { class: 'mono' }, e.requested_by.actor),
+      h('td', { class: 'mono' }, e.approvals.map((a) => a.actor).join(', ')))))));
+}
+
+// The approvers' queue: pending edits with approve and reject for keys that may decide them.
+async function editsPage(view) {
+  const page = await api('/v1/edits?state=pending&limit=200');
+  view.append(h('h2', {}, t('edits.title')));
+  if (!page.edits.length) {
+    view.append(h('p', { class: 'card muted', testid: 'edits-empty' }, t('edits.empty')));
+    return;
+  }
+  const decide = (e, how) => async (ev) => {
+    const body = {};
+    if (how === 'reject') {
+      const reason = prompt(t('edit.reject_reason'), 'console');
+      if (reason == null) return;
+      body.reason = reason;
+    }
+    ev.target.disabled = true;
+    try {
+      const r = await api(`/v1/edits/${e.edit_id}/${how}`, { method: 'POST', body, idempotent: true });
+      toast(`${t(`edit.${how}`)}: ${editState(r.edit.state)}`);
+    } catch (err) {
+      toast(err.message, true);
+    }
+    route();
+  };
+  view.append(h('div', { class: 'card' }, h('table', { testid: 'edits-table' },
+    h('thead', {}, h('tr', {}, ['order_id', 'at', 'fields', 'reason', 'requested_by', 'approvals', 'exc.actions']
+      .map((k) => h('th', {}, t(k))))),
+    h('tbody', {}, page.edits.map((e) => h('tr', { testid: 'edit-row', 'data-edit-id': e.edit_id, 'data-order-id': e.order_id },
+      h('td', { class: 'mono' }, h('a', { href: `#/orders/${e.order_id}`, testid: 'edit-order-link' }, e.order_id)),
+      h('td', {}, fmtTime(e.created_at)), h('td', { testid: 'edit-changes' }, changeSummary(e)), h('td', {}, e.reason),
+      h('td', { class: 'mono' }, e.requested_by.actor),
+      h('td', {}, `${e.approvals.length}/${e.approvals_required}`),
+      h('td', {}, me.edits_approve ? [
+        h('button', { type: 'button', class: 'primary', testid: 'edit-approve', onclick: decide(e, 'approve') }, t('edit.approve')),
+        h('button', { type: 'button', class: 'danger', testid: 'edit-reject', onclick: decide(e, 'reject') }, t('edit.reject')),
+      ] : null)))))));
 }
 
 function detailActions(o, after) {
@@ -433,12 +796,31 @@ function timelineCard(tl) {
 
 // ---- exceptions --------------------------------------------------------------------------------
 
+// The board's filters, kept while the operator moves between pages.
+let excFilter = { assignee: '', overdue: false, sort: '' };
+
 async function exceptionsPage(view) {
-  const board = await api('/v1/exceptions?limit=500');
+  const params = new URLSearchParams({ limit: '500' });
+  if (excFilter.assignee) params.set('assignee', excFilter.assignee);
+  if (excFilter.overdue) params.set('overdue', 'true');
+  if (excFilter.sort) params.set('sort', excFilter.sort);
+  const board = await api(`/v1/exceptions?${params}`);
   const reload = () => route();
   const chips = h('div', { class: 'chips', testid: 'exception-counts' },
     Object.entries(board.counts).map(([k, n]) => h('span', { class: 'chip', testid: `exception-count-${k}` }, kindLabel(k), h('b', {}, n))));
-  view.append(h('h2', {}, t('exc.title')), h('p', { class: 'muted' }, t('exc.legend')), chips);
+  const assigneeSel = h('select', { testid: 'exc-filter-assignee',
+    onchange: (ev) => { excFilter.assignee = ev.target.value; reload(); } },
+  [['', t('any')], ['me', t('exc.mine')], ['unassigned', t('exc.unassigned')]]
+    .map(([v, label]) => h('option', { value: v, selected: excFilter.assignee === v }, label)));
+  const overdue = h('input', { type: 'checkbox', testid: 'exc-filter-overdue', checked: excFilter.overdue,
+    onchange: (ev) => { excFilter.overdue = ev.target.checked; reload(); } });
+  const byDue = h('input', { type: 'checkbox', testid: 'exc-sort-due', checked: excFilter.sort === 'due',
+    onchange: (ev) => { excFilter.sort = ev.target.checked ? 'due' : ''; reload(); } });
+  const filters = h('div', { class: 'search card', testid: 'exc-filters' },
+    h('label', {}, t('exc.filter_assignee'), assigneeSel),
+    h('label', {}, h('span', {}, overdue, ' ', t('exc.only_overdue'))),
+    h('label', {}, h('span', {}, byDue, ' ', t('exc.sort_due'))));
+  view.append(h('h2', {}, t('exc.title')), h('p', { class: 'muted' }, t('exc.legend')), chips, filters);
   if (board.truncated) view.append(h('p', { class: 'muted' }, t('exc.truncated')));
   if (!board.exceptions.length) {
     view.append(h('p', { class: 'card muted', testid: 'exceptions-empty' }, t('exc.empty')));
@@ -453,18 +835,193 @@ async function exceptionsPage(view) {
     view.append(h('div', { class: 'card', testid: `exception-group-${kind}` },
       h('h2', {}, kindLabel(kind), ' ', h('span', { class: 'muted' }, `(${board.counts[kind] ?? list.length})`)),
       h('table', { testid: 'exceptions-table' },
-        h('thead', {}, h('tr', {}, ['order_id', 'external_order_id', 'channel', 'shop', 'status', 'exc.since', 'exc.age', 'exc.actions']
-          .map((k) => h('th', {}, t(k))))),
+        h('thead', {}, h('tr', {}, ['order_id', 'external_order_id', 'shop', 'status', 'exc.since', 'exc.age', 'exc.due',
+          'exc.assignee', 'exc.notes', 'exc.actions'].map((k) => h('th', {}, t(k))))),
         h('tbody', {}, list.map((e) => h('tr', {
-          class: (e.age_seconds ?? 0) > RED_AFTER_SECONDS ? 'age-red' : 'age-yellow',
+          class: e.overdue || (e.age_seconds ?? 0) > RED_AFTER_SECONDS ? 'age-red' : 'age-yellow',
           testid: 'exception-row', 'data-order-id': e.order_id, 'data-kind': e.kind,
         },
         h('td', { class: 'mono' }, h('a', { href: `#/orders/${e.order_id}`, testid: 'exception-order-link' }, e.order_id)),
-        h('td', {}, e.external_order_id), h('td', {}, e.channel), h('td', {}, e.shop_id),
+        h('td', {}, e.external_order_id), h('td', {}, e.shop_id),
         h('td', {}, statusLabel(e.status)), h('td', {}, fmtTime(e.since)),
         h('td', { testid: 'exception-age' }, fmtMs((e.age_seconds ?? 0) * 1000)),
-        h('td', {}, e.actions.map((a) => actionButton(e.order_id, a, reload)))))))));
+        h('td', { testid: 'exception-due' }, fmtTime(e.due_at),
+          e.overdue ? h('span', { class: 'badge exc', testid: 'exception-overdue' }, t('exc.overdue')) : null,
+          e.escalated_at ? h('span', { class: 'badge exc', testid: 'exception-escalated' }, t('exc.escalated')) : null),
+        h('td', { testid: 'exception-assignee' }, e.assignee_name || '—'),
+        h('td', { class: 'num', testid: 'exception-notes' }, e.notes_count),
+        h('td', {}, e.actions.map((a) => actionButton(e.order_id, a, reload)), workButtons(e, reload))))))));
   }
+}
+
+// Take, release and annotate an exception (keys with exceptions_work).
+function workButtons(e, after) {
+  if (!me.exceptions_work) return null;
+  const base = `/v1/orders/${e.order_id}/exceptions/${e.kind}`;
+  const call = (path, body, done) => async (ev) => {
+    ev.target.disabled = true;
+    try {
+      await api(`${base}/${path}`, { method: 'POST', body, idempotent: true });
+      toast(`${done}: ${t('action.done')}`);
+      after();
+    } catch (err) {
+      ev.target.disabled = false;
+      toast(err.message, true);
+    }
+  };
+  const mine = e.assignee === me.key_id;
+  return [
+    mine ? null : h('button', { type: 'button', testid: 'exc-take',
+      onclick: call('assign', e.assignee ? { assignee: 'me', replace: e.assignee } : { assignee: 'me' }, t('exc.take')) }, t('exc.take')),
+    e.assignee ? h('button', { type: 'button', testid: 'exc-unassign', onclick: call('unassign', {}, t('exc.unassign')) }, t('exc.unassign')) : null,
+    h('button', { type: 'button', testid: 'exc-note', onclick: async (ev) => {
+      const text = prompt(t('exc.note_prompt'), '');
+      if (text == null || !text.trim()) return;
+      await call('notes', { text }, t('exc.note'))(ev);
+    } }, t('exc.note')),
+  ];
+}
+
+// An order's exceptions as work: state, due time, assignee and the notes written on them.
+async function orderExceptionsCard(orderId) {
+  const w = await api(`/v1/orders/${encodeURIComponent(orderId)}/exceptions`);
+  if (!w.exceptions.length) return null;
+  return h('div', { class: 'card', testid: 'order-exceptions' }, h('h2', {}, t('exc.work')),
+    h('table', {},
+      h('thead', {}, h('tr', {}, ['kind', 'state', 'exc.raised', 'exc.due', 'exc.assignee', 'exc.notes']
+        .map((k) => h('th', {}, t(k))))),
+      h('tbody', {}, w.exceptions.map((x) => h('tr', { testid: 'order-exception', 'data-kind': x.kind },
+        h('td', {}, kindLabel(x.kind)), h('td', {}, t(`exc.state_${x.state}`)),
+        h('td', {}, fmtTime(x.raised_at)),
+        h('td', {}, fmtTime(x.due_at), x.overdue ? h('span', { class: 'badge exc' }, t('exc.overdue')) : null),
+        h('td', {}, x.assignee_name || '—'),
+        h('td', {}, (x.notes || []).map((n) => h('div', { testid: 'exception-note' },
+          h('span', { class: 'muted' }, `${fmtTime(n.at)} ${n.actor}: `), n.text))))))));
+}
+
+// ---- bulk actions ------------------------------------------------------------------------------
+
+// The order search as it stands, as the bulk route takes it (the filters of GET /v1/orders).
+function searchObject() {
+  const out = {};
+  for (const k of ['q', 'external_order_id', 'buyer', 'status', 'channel', 'shop', 'exception']) {
+    if (lastSearch[k] && lastSearch[k].trim()) out[k] = lastSearch[k].trim();
+  }
+  const from = localToIso(lastSearch.created_from);
+  const to = localToIso(lastSearch.created_to);
+  if (from) out.created_from = from;
+  if (to) out.created_to = to;
+  return out;
+}
+
+function bulkTable(answer) {
+  return h('table', { testid: 'bulk-table' },
+    h('thead', {}, h('tr', {}, ['order_id', 'status', 'outcome', 'error'].map((k) => h('th', {}, t(k))))),
+    h('tbody', {}, answer.results.map((r) => h('tr', { testid: 'bulk-row', 'data-order-id': r.order_id, 'data-outcome': r.outcome },
+      h('td', { class: 'mono' }, r.order_id), h('td', {}, r.status ? statusLabel(r.status) : ''),
+      h('td', { testid: 'bulk-outcome' }, t(`bulk.${r.outcome === 'done' ? 'done_row' : r.outcome}`)),
+      h('td', { class: 'muted' }, r.error ? `${r.error.code}: ${r.error.message}` : '')))));
+}
+
+// "Bulk approve" on a search result: the preview first (nothing written), then the run on confirm.
+function bulkApproveCard(search) {
+  if (!me.transitions.includes('approve')) return null;
+  const out = h('div', { testid: 'bulk-result' });
+  const summary = (a) => t('bulk.summary').replace('{ok}', a.succeeded).replace('{no}', a.refused);
+  const button = h('button', { type: 'button', class: 'primary', testid: 'bulk-approve', onclick: async () => {
+    button.disabled = true;
+    try {
+      const preview = await api('/v1/orders/bulk', { method: 'POST', body: { action: 'approve', search, preview: true } });
+      const confirm = h('button', { type: 'button', class: 'primary', testid: 'bulk-confirm', onclick: async () => {
+        confirm.disabled = true;
+        try {
+          const done = await api('/v1/orders/bulk', { method: 'POST', body: { action: 'approve', search }, idempotent: true });
+          out.replaceChildren(h('h2', {}, t('bulk.done')), h('p', { testid: 'bulk-summary' }, summary(done)), bulkTable(done));
+          toast(`${t('bulk.done')}: ${summary(done)}`);
+        } catch (e) {
+          confirm.disabled = false;
+          toast(e.message, true);
+        }
+      } }, t('bulk.confirm'));
+      out.replaceChildren(h('h2', {}, t('bulk.preview')), h('p', { testid: 'bulk-preview-summary' }, summary(preview)),
+        bulkTable(preview), h('p', {}, preview.succeeded ? confirm : null,
+          h('button', { type: 'button', testid: 'bulk-close', onclick: () => { out.replaceChildren(); button.disabled = false; } }, t('bulk.cancel'))));
+    } catch (e) {
+      button.disabled = false;
+      toast(e.message, true);
+    }
+  } }, t('bulk.approve'));
+  return h('div', { class: 'bulk', testid: 'bulk' }, h('p', {}, button), out);
+}
+
+// ---- interventions ------------------------------------------------------------------------------
+
+let ivDays = 30;
+
+// A stacked bar chart of interventions per day by kind, drawn as plain SVG.
+function interventionChart(days, kinds) {
+  const NS = 'http://www.w3.org/2000/svg';
+  const el = (tag, attrs, text) => {
+    const n = document.createElementNS(NS, tag);
+    for (const [k, v] of Object.entries(attrs)) n.setAttribute(k, v);
+    if (text != null) n.textContent = String(text);
+    return n;
+  };
+  const colours = ['#1f4e79', '#2e7d32', '#c62828', '#e0b000', '#6a1b9a', '#00838f', '#ef6c00', '#5d4037',
+    '#3949ab', '#9e9d24', '#ad1457'];
+  const W = 900; const H = 260; const left = 36; const bottom = 40; const top = 10;
+  const max = Math.max(1, ...days.map((d) => d.total));
+  const step = (W - left) / Math.max(1, days.length);
+  const bar = Math.max(2, step * 0.7);
+  const svg = el('svg', { viewBox: `0 0 ${W} ${H + 30}`, width: '100%', role: 'img', 'data-testid': 'interventions-chart' });
+  svg.append(el('line', { x1: left, y1: H - bottom, x2: W, y2: H - bottom, stroke: '#dde3ea' }));
+  svg.append(el('text', { x: 2, y: top + 10, 'font-size': 11, fill: '#6b778a' }, max));
+  svg.append(el('text', { x: 2, y: H - bottom, 'font-size': 11, fill: '#6b778a' }, 0));
+  days.forEach((d, i) => {
+    let y = H - bottom;
+    const x = left + i * step + (step - bar) / 2;
+    kinds.forEach((k, ki) => {
+      const n = d.by_kind[k] || 0;
+      if (!n) return;
+      const hgt = (n / max) * (H - bottom - top);
+      y -= hgt;
+      const r = el('rect', { x, y, width: bar, height: hgt, fill: colours[ki % colours.length], 'data-kind': k });
+      r.append(el('title', {}, `${d.day} ${t(`iv.kind_${k}`)}: ${n}`));
+      svg.append(r);
+    });
+    if (days.length <= 31 && (i % Math.ceil(days.length / 10) === 0 || i === days.length - 1)) {
+      svg.append(el('text', { x: x + bar / 2, y: H - bottom + 14, 'font-size': 10, 'text-anchor': 'middle', fill: '#6b778a' }, d.day.slice(5)));
+    }
+  });
+  kinds.forEach((k, ki) => {
+    const x = left + (ki % 6) * 140; const y = H + (ki < 6 ? 0 : 16);
+    svg.append(el('rect', { x, y: y - 9, width: 10, height: 10, fill: colours[ki % colours.length] }));
+    svg.append(el('text', { x: x + 14, y, 'font-size': 11, fill: '#1d2633' }, t(`iv.kind_${k}`)));
+  });
+  return svg;
+}
+
+async function interventionsPage(view) {
+  if (!me.interventions) {
+    view.append(h('p', { class: 'card muted', testid: 'interventions-forbidden' }, t('forbidden')));
+    return;
+  }
+  const offset = -new Date().getTimezoneOffset();
+  const d = await api(`/v1/interventions?days=${ivDays}&tz_offset_minutes=${offset}`);
+  const daysSel = h('select', { testid: 'iv-days', onchange: (ev) => { ivDays = Number(ev.target.value); route(); } },
+    [7, 30, 90].map((n) => h('option', { value: n, selected: n === ivDays }, n)));
+  const kinds = Object.keys(d.by_kind);
+  const table = (obj, label, testid) => h('table', { testid },
+    h('thead', {}, h('tr', {}, h('th', {}, label), h('th', { class: 'num' }, t('count')))),
+    h('tbody', {}, Object.entries(obj).sort((a, b) => b[1] - a[1])
+      .map(([k, n]) => h('tr', {}, h('td', {}, label === t('kind') ? t(`iv.kind_${k}`) : k), h('td', { class: 'num' }, n)))));
+  view.append(h('h2', {}, t('iv.title'), ' ', h('span', { class: 'muted' }, `${t('iv.total')}: `, h('b', { testid: 'iv-total' }, d.total))),
+    h('div', { class: 'search card' }, h('label', {}, t('iv.days'), daysSel)),
+    h('div', { class: 'card', testid: 'iv-by-day' }, h('h2', {}, t('iv.by_day')),
+      d.total ? interventionChart(d.by_day, kinds) : h('p', { class: 'muted', testid: 'iv-empty' }, t('iv.empty'))),
+    h('div', { class: 'grid' },
+      sectionCard(t('iv.by_kind'), 'iv-by-kind', table(d.by_kind, t('kind'), 'iv-kind-table')),
+      sectionCard(t('iv.by_actor'), 'iv-by-actor', table(d.by_actor, t('actor'), 'iv-actor-table'))));
 }
 
 // ---- inventory ---------------------------------------------------------------------------------

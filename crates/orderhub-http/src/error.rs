@@ -140,6 +140,34 @@ impl From<CoreError> for ApiError {
                 a
             }
             CoreError::Forbidden(m) => ApiError::forbidden(m),
+            CoreError::EditConflict {
+                code,
+                message,
+                status,
+                version,
+            } => {
+                let mut a = ApiError::new(StatusCode::CONFLICT, code, message);
+                a.detail.current_status = status.map(|s| s.as_str().to_owned());
+                a.detail.current_version = version;
+                a
+            }
+            CoreError::Combine {
+                code,
+                message,
+                field,
+                status,
+                version,
+            } => {
+                let mut a = ApiError::new(StatusCode::CONFLICT, code, message);
+                a.detail.field = field;
+                a.detail.current_status = status.map(|s| s.as_str().to_owned());
+                a.detail.current_version = version;
+                a
+            }
+            CoreError::GroupNotFound => ApiError::not_found("shipment group"),
+            CoreError::ParcelNotFound => ApiError::not_found("parcel"),
+            CoreError::OwnEdit(m) => ApiError::new(StatusCode::FORBIDDEN, "own_edit", m),
+            CoreError::EditNotFound => ApiError::not_found("edit request"),
             CoreError::OutOfStock { field, sku, requested, available } => ApiError::new(
                 StatusCode::CONFLICT,
                 "out_of_stock",
@@ -149,6 +177,45 @@ impl From<CoreError> for ApiError {
             CoreError::ReservationNotFound => ApiError::not_found("reservation"),
             CoreError::StaleSnapshot(m) => ApiError::new(StatusCode::CONFLICT, "stale_snapshot", m).field("as_of"),
             CoreError::ReservationNotAllowed(m) => ApiError::new(StatusCode::CONFLICT, "reservation_not_allowed", m),
+            CoreError::CaseNotFound => ApiError::not_found("after-sales case"),
+            CoreError::CaseNotAllowed { action, state, version } => ApiError::new(
+                StatusCode::CONFLICT,
+                "after_sale_not_allowed",
+                format!(
+                    "cannot {action} an after-sales case that is {} (version {version})",
+                    state.as_str()
+                ),
+            )
+            .field("state"),
+            CoreError::CaseNotNow { why, status, version } => {
+                let mut a = ApiError::new(
+                    StatusCode::CONFLICT,
+                    "after_sale_not_now",
+                    format!("{why} (order {status}, version {version})"),
+                );
+                a.detail.current_status = Some(status.as_str().to_owned());
+                a.detail.current_version = Some(version);
+                a
+            }
+            e @ CoreError::EffectChanged { status, version, .. } => {
+                let mut a = ApiError::new(
+                    StatusCode::CONFLICT,
+                    "after_sale_effect_changed",
+                    e.to_string(),
+                )
+                .field("effect");
+                a.detail.current_status = Some(status.as_str().to_owned());
+                a.detail.current_version = Some(version);
+                a
+            }
+            e @ CoreError::ExceptionAssigned { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "exception_assigned", e.to_string())
+                    .field("replace")
+            }
+            e @ (CoreError::InvalidRules(_)
+            | CoreError::RuleSetConflict { .. }
+            | CoreError::OwnRuleSet(_)
+            | CoreError::RuleSetNotFound) => rule_set_error(e),
             CoreError::IdempotencyMismatch => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "idempotency_key_reused",
@@ -270,5 +337,35 @@ fn join(path: &str, name: &str, path_is_field: bool) -> String {
         name.to_owned()
     } else {
         format!("{path}.{name}")
+    }
+}
+
+/// The rule sets' errors (issue 22): 400 `invalid_rules` naming the first rule and field at
+/// fault (the message lists every fault), 409 with the step's code, 403 `own_rule_set`, 404.
+fn rule_set_error(e: CoreError) -> ApiError {
+    match e {
+        CoreError::InvalidRules(errors) => {
+            let first = errors.first();
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_rules",
+                errors
+                    .iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )
+            .field(first.map_or("rules".into(), |e| format!("rules.{}.{}", e.rule, e.field)))
+        }
+        CoreError::RuleSetConflict { code, message } => {
+            ApiError::new(StatusCode::CONFLICT, code, message)
+        }
+        CoreError::OwnRuleSet(m) => ApiError::new(StatusCode::FORBIDDEN, "own_rule_set", m),
+        CoreError::RuleSetNotFound => ApiError::not_found("rule set"),
+        other => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            other.to_string(),
+        ),
     }
 }

@@ -151,7 +151,7 @@ impl Drop for InflightGuard {
 }
 
 impl Inflight {
-    fn enter(&self, k: &IdempotencyKey) -> Result<InflightGuard, ApiError> {
+    pub(crate) fn enter(&self, k: &IdempotencyKey) -> Result<InflightGuard, ApiError> {
         let key = (k.tenant_id.to_string(), k.key_id.clone(), k.key.clone());
         if !self.keys.lock().insert(key.clone()) {
             return Err(ApiError::new(

@@ -9,6 +9,7 @@
 pub mod pmc;
 pub mod process;
 pub mod pull;
+pub mod reconcile;
 pub mod stock_push;
 pub mod tokens;
 pub mod writeback;

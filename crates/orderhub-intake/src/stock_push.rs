@@ -40,6 +40,8 @@ pub struct StockPushConfig {
     pub poll: Duration,
     pub lease_ttl: Duration,
     pub outbound: orderhub_core::outbound::OutboundPolicy,
+    /// The drift reconciler, run in the same rounds under the same lease (`reconcile.rs`).
+    pub reconcile: crate::reconcile::ReconcileConfig,
 }
 
 impl Default for StockPushConfig {
@@ -49,6 +51,7 @@ impl Default for StockPushConfig {
             poll: Duration::from_secs(1),
             lease_ttl: Duration::from_secs(10),
             outbound: orderhub_core::outbound::OutboundPolicy::ALLOW_PRIVATE,
+            reconcile: crate::reconcile::ReconcileConfig::default(),
         }
     }
 }
@@ -287,7 +290,7 @@ impl StockPusher {
 }
 
 /// The error as the listing keeps it: no secrets (channel answers carry codes and messages only).
-fn describe(e: &ApiError) -> String {
+pub(crate) fn describe(e: &ApiError) -> String {
     match e {
         ApiError::Rejected(r) => format!(
             "{}: {} ({})",
@@ -315,15 +318,28 @@ pub async fn run(store: Store, cfg: StockPushConfig, mut stop: tokio::sync::watc
     let holder = format!("stockpush-{}", uuid::Uuid::new_v4().simple());
     let mut commits = store.commits();
     let mut pusher = StockPusher::new(store.clone(), cfg.clone());
+    let mut reconciler =
+        crate::reconcile::Reconciler::new(store.clone(), cfg.reconcile.clone(), cfg.outbound);
     let mut failing: HashMap<TenantId, u64> = HashMap::new();
+    let mut drift: HashMap<TenantId, Vec<(String, i64)>> = HashMap::new();
     loop {
         // Commits wake the worker, but a busy hub commits hundreds of times a second: one round
         // per ROUND_MIN at most (a stock change still reaches the call within that).
         let round = Instant::now();
-        let tenants = store
+        let mut tenants = store
             .read(|r| r.listing_tenants_due(Utc::now(), 1_000))
             .await
             .unwrap_or_default();
+        // And tenants with a shelf to read back (the reconciler, in the same lease).
+        let checks = store
+            .read(|r| r.listing_tenants_check_due(Utc::now(), 1_000))
+            .await
+            .unwrap_or_default();
+        for t in checks {
+            if !tenants.contains(&t) {
+                tenants.push(t);
+            }
+        }
         for t in tenants {
             let (name, h, ttl) = (lease_name(&t), holder.clone(), cfg.lease_ttl);
             let taken = Instant::now();
@@ -339,12 +355,25 @@ pub async fn run(store: Store, cfg: StockPushConfig, mut stop: tokio::sync::watc
             if let Err(e) = pusher.push_due(&t, deadline).await {
                 tracing::warn!(tenant = %t, error = %e, "A stock push round failed; it runs again.");
             }
+            match reconciler.reconcile_due(&t, deadline).await {
+                Ok(r) if r.judged > 0 || r.failed > 0 => {
+                    let t2 = t.clone();
+                    if let Ok(units) = store.read(move |r| r.listing_drift_units(&t2)).await {
+                        drift.insert(t.clone(), units);
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(tenant = %t, error = %e, "A drift reconciliation round failed; it runs again.");
+                }
+            }
             let t2 = t.clone();
             if let Ok(n) = store.read(move |r| r.listings_failing(&t2)).await {
                 failing.insert(t, n);
             }
         }
         metrics::gauge!("orderhub_listings_push_failing").set(failing.values().sum::<u64>() as f64);
+        drift_gauge(&drift);
         tokio::select! {
             _ = tokio::time::sleep(cfg.poll) => {}
             _ = commits.changed() => {}
@@ -360,6 +389,23 @@ pub async fn run(store: Store, cfg: StockPushConfig, mut stop: tokio::sync::watc
                 _ = stop.changed() => return,
             }
         }
+    }
+}
+
+/// `orderhub_listing_drift_units{channel}`: the units by which shelves differ from what their
+/// channels last acknowledged, as last read (every channel seen keeps its series, 0 when clean).
+fn drift_gauge(drift: &HashMap<TenantId, Vec<(String, i64)>>) {
+    let mut per: BTreeMap<&str, i64> = BTreeMap::new();
+    for k in orderhub_channels::ChannelKind::ALL {
+        per.insert(k.code(), 0);
+    }
+    for units in drift.values() {
+        for (c, u) in units {
+            *per.entry(c.as_str()).or_default() += u;
+        }
+    }
+    for (c, u) in per {
+        metrics::gauge!("orderhub_listing_drift_units", "channel" => c.to_owned()).set(u as f64);
     }
 }
 

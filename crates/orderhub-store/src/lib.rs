@@ -9,8 +9,12 @@
 //!
 //! Only this crate knows SQL. Each backend keeps its migrations in `migrations/<backend>/`.
 
+pub mod after_sales;
+pub mod audit;
 pub mod carriers;
+pub mod combine;
 mod doc;
+pub mod edits;
 pub mod inv_codec;
 pub mod listings;
 pub mod ops;
@@ -20,13 +24,19 @@ mod postgres;
 mod postgres_inv;
 mod postgres_ops;
 pub mod read;
+pub mod rules;
 mod sqlite;
 mod sqlite_inv;
 mod sqlite_ops;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod workflow;
 
+pub use after_sales::{AfterSaleRead, CaseFilter};
+pub use audit::{AuditRead, ChainReport};
 pub use carriers::{CarrierAccountRow, CarrierRead, CarrierTx};
+pub use combine::CombineRead;
+pub use edits::{EditFilter, EditRead};
 pub use listings::{ListingFilter, ListingRead};
 pub use ops::{
     ChannelMessageRow, ChannelRead, ChannelRefusals, ChannelShopRow, ChannelTx, DeadLetterRow,
@@ -41,7 +51,9 @@ pub use postgres::{IDLE_IN_TX_TIMEOUT, LOCK_TIMEOUT, STATEMENT_TIMEOUT, session_
 pub use read::{
     ApiKeyRow, ExceptionFilter, OpenException, OrderFilter, OrderSearch, ReadConn, StoredEvent,
 };
+pub use rules::RuleRead;
 use std::sync::Arc;
+pub use workflow::{AssigneeFilter, InterventionCount, WorkFilter, WorkflowRead};
 
 /// Writes beyond the use cases' `Tx`: tenants and API keys.
 pub trait AdminTx: Tx + ops::OpsTx + ops::ChannelTx + carriers::CarrierTx {
@@ -335,4 +347,6 @@ pub(crate) type SkuCache = TtlCache<
 pub(crate) struct InventoryCaches {
     pub warehouses: TtlCache<orderhub_domain::TenantId, Vec<orderhub_core::ports::WarehouseRecord>>,
     pub channels: TtlCache<orderhub_domain::TenantId, Vec<orderhub_core::ports::ChannelPolicy>>,
+    /// Merge settings: read at every payment (the automatic merge), changed rarely.
+    pub merge: TtlCache<orderhub_domain::TenantId, orderhub_domain::combine::MergeRules>,
 }

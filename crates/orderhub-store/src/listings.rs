@@ -6,7 +6,7 @@
 use crate::postgres::{PgRead, PgWrite};
 use crate::sqlite::{SqliteRead, SqliteWrite, err, from_micros, micros};
 use chrono::{DateTime, Utc};
-use orderhub_core::ports::{ListingRecord, ListingTx};
+use orderhub_core::ports::{CheckScope, ListingDrift, ListingRecord, ListingTx};
 use orderhub_core::{StoreError, StoreErrorKind};
 use orderhub_domain::ids::Channel;
 use orderhub_domain::{ShopId, Sku, TenantId};
@@ -22,6 +22,8 @@ pub struct ListingFilter {
     pub sku: Option<String>,
     /// Only listings whose last push failed (`attempts > 0`).
     pub failing: bool,
+    /// Only listings with a drift (`drift_units <> 0`).
+    pub drifting: bool,
     /// The key's shop scope (`None`: every shop).
     pub shops: Option<Vec<String>>,
     pub after: Option<Uuid>,
@@ -49,11 +51,32 @@ pub trait ListingRead {
     ) -> Result<Vec<TenantId>, StoreError>;
     /// The tenant's listings whose last push failed.
     fn listings_failing(&mut self, tenant: &TenantId) -> Result<u64, StoreError>;
+    /// The tenant's listings due for a shelf read at `now`, the longest waiting first, at most
+    /// `limit`.
+    fn listings_check_due(
+        &mut self,
+        tenant: &TenantId,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<ListingRecord>, StoreError>;
+    /// Tenants with a listing due for a shelf read at `now` (at most `limit`).
+    fn listing_tenants_check_due(
+        &mut self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<TenantId>, StoreError>;
+    /// The tenant's drift per channel: the sum of each drifting listing's units, either way.
+    fn listing_drift_units(&mut self, tenant: &TenantId) -> Result<Vec<(String, i64)>, StoreError>;
 }
 
 const COLUMNS: &str = "tenant_id, listing_id, channel, shop_id, sku, channel_item_id, \
      channel_sku_id, paused, fixed_quantity, want_qty, want_version, pushed_qty, pushed_version, \
      pushed_at, attempts, next_attempt_at, last_error, created_at, updated_at";
+
+/// The drift reconciler's columns (migration 0020), read after [`COLUMNS`]; inserts leave them at
+/// their defaults.
+const DRIFT_COLUMNS: &str = "seen_qty, seen_at, drift_units, drift_first_seen_at, \
+     drift_recurring, drift_count, drift_repaired_at, check_at, check_error";
 
 fn corrupt(what: &str) -> StoreError {
     StoreError::new(StoreErrorKind::Corrupt, format!("listing {what}"))
@@ -80,6 +103,7 @@ struct Raw {
     last_error: Option<String>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    drift: ListingDrift,
 }
 
 impl Raw {
@@ -104,6 +128,7 @@ impl Raw {
             last_error: self.last_error,
             created_at: self.created_at,
             updated_at: self.updated_at,
+            drift: self.drift,
         })
     }
 }
@@ -137,6 +162,9 @@ fn filter_sql(f: &ListingFilter, pg: bool) -> (String, Vec<String>) {
     if f.failing {
         sql.push_str(" AND attempts > 0");
     }
+    if f.drifting {
+        sql.push_str(" AND drift_units <> 0");
+    }
     if let Some(shops) = &f.shops {
         if shops.is_empty() {
             sql.push_str(" AND 1 = 0");
@@ -145,6 +173,45 @@ fn filter_sql(f: &ListingFilter, pg: bool) -> (String, Vec<String>) {
             for s in shops {
                 args.push(s.clone());
                 list.push(ph(args.len(), pg));
+            }
+            sql.push_str(&format!(" AND shop_id IN ({})", list.join(", ")));
+        }
+    }
+    (sql, args)
+}
+
+/// The WHERE clause of an on-demand reconciliation's scope, with its text arguments after the
+/// tenant ($1/?1) and the time ($2/?2).
+fn scope_sql(scope: &CheckScope, pg: bool) -> (String, Vec<String>) {
+    let mut args: Vec<String> = Vec::new();
+    let mut sql = format!("tenant_id = {}", ph(1, pg));
+    let mut add = |col: &str, v: String, args: &mut Vec<String>| {
+        args.push(v);
+        let p = ph(args.len() + 2, pg);
+        let p = if pg && col == "listing_id" {
+            format!("{p}::text::uuid")
+        } else {
+            p
+        };
+        sql.push_str(&format!(" AND {col} = {p}"));
+    };
+    if let Some(id) = scope.listing_id {
+        add("listing_id", id.to_string(), &mut args);
+    }
+    if let Some(c) = &scope.channel {
+        add("channel", c.as_str().to_owned(), &mut args);
+    }
+    if let Some(sh) = &scope.shop_id {
+        add("shop_id", sh.as_str().to_owned(), &mut args);
+    }
+    if let Some(shops) = &scope.shops {
+        if shops.is_empty() {
+            sql.push_str(" AND 1 = 0");
+        } else {
+            let mut list = Vec::new();
+            for sh in shops {
+                args.push(sh.clone());
+                list.push(ph(args.len() + 2, pg));
             }
             sql.push_str(&format!(" AND shop_id IN ({})", list.join(", ")));
         }
@@ -180,6 +247,17 @@ fn sqlite_raw(r: &rusqlite::Row<'_>) -> rusqlite::Result<Raw> {
         last_error: r.get(16)?,
         created_at: from_micros(r.get(17)?),
         updated_at: from_micros(r.get(18)?),
+        drift: ListingDrift {
+            seen_qty: r.get(19)?,
+            seen_at: r.get::<_, Option<i64>>(20)?.map(from_micros),
+            units: r.get(21)?,
+            first_seen_at: r.get::<_, Option<i64>>(22)?.map(from_micros),
+            recurring: r.get::<_, i64>(23)? != 0,
+            count: u32::try_from(r.get::<_, i64>(24)?).unwrap_or(u32::MAX),
+            repaired_at: r.get::<_, Option<i64>>(25)?.map(from_micros),
+            check_at: from_micros(r.get(26)?),
+            check_error: r.get(27)?,
+        },
     })
 }
 
@@ -206,7 +284,7 @@ impl ListingTx for SqliteWrite {
     ) -> Result<Option<ListingRecord>, StoreError> {
         Ok(sqlite_rows(
             &self.c,
-            &format!("SELECT {COLUMNS} FROM listings WHERE tenant_id = ?1 AND listing_id = ?2"),
+            &format!("SELECT {COLUMNS}, {DRIFT_COLUMNS} FROM listings WHERE tenant_id = ?1 AND listing_id = ?2"),
             params![tenant.as_str(), id.to_string()],
         )?
         .into_iter()
@@ -316,7 +394,7 @@ impl ListingTx for SqliteWrite {
         sqlite_rows(
             &self.c,
             &format!(
-                "SELECT {COLUMNS} FROM listings WHERE tenant_id = ?1 AND sku = ?2 ORDER BY listing_id"
+                "SELECT {COLUMNS}, {DRIFT_COLUMNS} FROM listings WHERE tenant_id = ?1 AND sku = ?2 ORDER BY listing_id"
             ),
             params![tenant.as_str(), sku.as_str()],
         )
@@ -330,7 +408,7 @@ impl ListingTx for SqliteWrite {
         sqlite_rows(
             &self.c,
             &format!(
-                "SELECT {COLUMNS} FROM listings WHERE tenant_id = ?1 AND channel = ?2 ORDER BY listing_id"
+                "SELECT {COLUMNS}, {DRIFT_COLUMNS} FROM listings WHERE tenant_id = ?1 AND channel = ?2 ORDER BY listing_id"
             ),
             params![tenant.as_str(), channel.as_str()],
         )
@@ -442,11 +520,75 @@ impl ListingTx for SqliteWrite {
         self.pending.writes += 1;
         Ok(())
     }
+    fn listing_drift_put(&mut self, l: &ListingRecord) -> Result<(), StoreError> {
+        self.drift_put(l)
+    }
+
+    fn listings_check_request(
+        &mut self,
+        tenant: &TenantId,
+        scope: &CheckScope,
+        at: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        self.check_request(tenant, scope, at)
+    }
+}
+
+impl SqliteWrite {
+    fn drift_put(&mut self, l: &ListingRecord) -> Result<(), StoreError> {
+        let d = &l.drift;
+        self.c
+            .prepare_cached(
+                "UPDATE listings SET seen_qty = ?3, seen_at = ?4, drift_units = ?5,
+                   drift_first_seen_at = ?6, drift_recurring = ?7, drift_count = ?8,
+                   drift_repaired_at = ?9, check_at = ?10, check_error = ?11
+                 WHERE tenant_id = ?1 AND listing_id = ?2",
+            )
+            .and_then(|mut st| {
+                st.execute(params![
+                    l.tenant_id.as_str(),
+                    l.listing_id.to_string(),
+                    d.seen_qty,
+                    d.seen_at.map(micros),
+                    d.units,
+                    d.first_seen_at.map(micros),
+                    d.recurring,
+                    i64::from(d.count),
+                    d.repaired_at.map(micros),
+                    micros(d.check_at),
+                    d.check_error,
+                ])
+            })
+            .map_err(err)?;
+        self.pending.writes += 1;
+        Ok(())
+    }
+
+    fn check_request(
+        &mut self,
+        tenant: &TenantId,
+        scope: &CheckScope,
+        at: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let (cond, args) = scope_sql(scope, false);
+        let mut all: Vec<rusqlite::types::Value> =
+            vec![tenant.as_str().to_owned().into(), micros(at).into()];
+        all.extend(args.into_iter().map(rusqlite::types::Value::from));
+        let n = self
+            .c
+            .execute(
+                &format!("UPDATE listings SET check_at = ?2 WHERE {cond}"),
+                params_from_iter(all.iter()),
+            )
+            .map_err(err)?;
+        self.pending.writes += n as u64;
+        Ok(n as u64)
+    }
 }
 
 /// [`COLUMNS`] with a table prefix.
 fn prefixed(p: &str) -> String {
-    COLUMNS
+    format!("{COLUMNS}, {DRIFT_COLUMNS}")
         .split(", ")
         .map(|c| format!("{p}{}", c.trim()))
         .collect::<Vec<_>>()
@@ -461,7 +603,7 @@ impl ListingRead for SqliteRead {
     ) -> Result<Option<ListingRecord>, StoreError> {
         Ok(sqlite_rows(
             &self.c,
-            &format!("SELECT {COLUMNS} FROM listings WHERE tenant_id = ?1 AND listing_id = ?2"),
+            &format!("SELECT {COLUMNS}, {DRIFT_COLUMNS} FROM listings WHERE tenant_id = ?1 AND listing_id = ?2"),
             params![tenant.as_str(), id.to_string()],
         )?
         .into_iter()
@@ -472,7 +614,7 @@ impl ListingRead for SqliteRead {
         let (cond, mut args) = filter_sql(f, false);
         args.push(f.limit.to_string());
         let sql = format!(
-            "SELECT {COLUMNS} FROM listings WHERE {cond} ORDER BY listing_id LIMIT CAST(?{} AS INTEGER)",
+            "SELECT {COLUMNS}, {DRIFT_COLUMNS} FROM listings WHERE {cond} ORDER BY listing_id LIMIT CAST(?{} AS INTEGER)",
             args.len()
         );
         sqlite_rows(&self.c, &sql, params_from_iter(args.iter()))
@@ -487,7 +629,7 @@ impl ListingRead for SqliteRead {
         sqlite_rows(
             &self.c,
             &format!(
-                "SELECT {COLUMNS} FROM listings WHERE tenant_id = ?1
+                "SELECT {COLUMNS}, {DRIFT_COLUMNS} FROM listings WHERE tenant_id = ?1
                    AND want_version > pushed_version AND paused = 0 AND next_attempt_at <= ?2
                  ORDER BY next_attempt_at, listing_id LIMIT ?3"
             ),
@@ -527,6 +669,53 @@ impl ListingRead for SqliteRead {
             .unwrap_or(0);
         Ok(n.max(0) as u64)
     }
+    fn listings_check_due(
+        &mut self,
+        tenant: &TenantId,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<ListingRecord>, StoreError> {
+        sqlite_rows(
+            &self.c,
+            &format!(
+                "SELECT {COLUMNS}, {DRIFT_COLUMNS} FROM listings WHERE tenant_id = ?1
+                   AND check_at <= ?2 ORDER BY check_at, listing_id LIMIT ?3"
+            ),
+            params![tenant.as_str(), micros(now), i64::from(limit)],
+        )
+    }
+
+    fn listing_tenants_check_due(
+        &mut self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<TenantId>, StoreError> {
+        let names: Vec<String> = self
+            .c
+            .prepare_cached("SELECT DISTINCT tenant_id FROM listings WHERE check_at <= ?1 LIMIT ?2")
+            .and_then(|mut s| {
+                s.query_map(params![micros(now), i64::from(limit)], |r| r.get(0))?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .map_err(err)?;
+        names
+            .iter()
+            .map(|n| TenantId::parse(n).map_err(|_| corrupt("tenant")))
+            .collect()
+    }
+
+    fn listing_drift_units(&mut self, tenant: &TenantId) -> Result<Vec<(String, i64)>, StoreError> {
+        self.c
+            .prepare_cached(
+                "SELECT channel, sum(abs(drift_units)) FROM listings
+                 WHERE tenant_id = ?1 AND drift_units <> 0 GROUP BY channel ORDER BY channel",
+            )
+            .and_then(|mut s| {
+                s.query_map([tenant.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .map_err(err)
+    }
 }
 
 // PostgreSQL.
@@ -552,6 +741,17 @@ fn pg_raw(r: &postgres::Row) -> Raw {
         last_error: r.get(16),
         created_at: r.get(17),
         updated_at: r.get(18),
+        drift: ListingDrift {
+            seen_qty: r.get(19),
+            seen_at: r.get(20),
+            units: r.get(21),
+            first_seen_at: r.get(22),
+            recurring: r.get(23),
+            count: u32::try_from(r.get::<_, i32>(24)).unwrap_or(0),
+            repaired_at: r.get(25),
+            check_at: r.get(26),
+            check_error: r.get(27),
+        },
     }
 }
 
@@ -605,7 +805,9 @@ impl ListingTx for PgWrite {
         let r = self.conn.query_opt(
             "SELECT tenant_id, listing_id, channel, shop_id, sku, channel_item_id, channel_sku_id,
                paused, fixed_quantity, want_qty, want_version, pushed_qty, pushed_version,
-               pushed_at, attempts, next_attempt_at, last_error, created_at, updated_at
+               pushed_at, attempts, next_attempt_at, last_error, created_at, updated_at, seen_qty, seen_at, drift_units,
+               drift_first_seen_at, drift_recurring, drift_count, drift_repaired_at, check_at,
+               check_error
              FROM listings WHERE tenant_id = $1 AND listing_id = $2 FOR UPDATE",
             &[&tenant.as_str(), &id],
         )?;
@@ -688,7 +890,9 @@ impl ListingTx for PgWrite {
             "SELECT l.tenant_id, l.listing_id, l.channel, l.shop_id, l.sku, l.channel_item_id,
                l.channel_sku_id, l.paused, l.fixed_quantity, l.want_qty, l.want_version,
                l.pushed_qty, l.pushed_version, l.pushed_at, l.attempts, l.next_attempt_at,
-               l.last_error, l.created_at, l.updated_at
+               l.last_error, l.created_at, l.updated_at, l.seen_qty, l.seen_at, l.drift_units,
+               l.drift_first_seen_at, l.drift_recurring, l.drift_count, l.drift_repaired_at,
+               l.check_at, l.check_error
              FROM listing_stock d JOIN listings l
                ON l.tenant_id = d.tenant_id AND l.listing_id = d.listing_id
              WHERE d.tenant_id = $1 AND d.sku = $2 ORDER BY l.listing_id",
@@ -705,7 +909,9 @@ impl ListingTx for PgWrite {
         let rows = self.conn.query(
             "SELECT tenant_id, listing_id, channel, shop_id, sku, channel_item_id, channel_sku_id,
                paused, fixed_quantity, want_qty, want_version, pushed_qty, pushed_version,
-               pushed_at, attempts, next_attempt_at, last_error, created_at, updated_at
+               pushed_at, attempts, next_attempt_at, last_error, created_at, updated_at, seen_qty, seen_at, drift_units,
+               drift_first_seen_at, drift_recurring, drift_count, drift_repaired_at, check_at,
+               check_error
              FROM listings WHERE tenant_id = $1 AND sku = $2 ORDER BY listing_id",
             &[&tenant.as_str(), &sku.as_str()],
         )?;
@@ -720,7 +926,9 @@ impl ListingTx for PgWrite {
         let rows = self.conn.query(
             "SELECT tenant_id, listing_id, channel, shop_id, sku, channel_item_id, channel_sku_id,
                paused, fixed_quantity, want_qty, want_version, pushed_qty, pushed_version,
-               pushed_at, attempts, next_attempt_at, last_error, created_at, updated_at
+               pushed_at, attempts, next_attempt_at, last_error, created_at, updated_at, seen_qty, seen_at, drift_units,
+               drift_first_seen_at, drift_recurring, drift_count, drift_repaired_at, check_at,
+               check_error
              FROM listings WHERE tenant_id = $1 AND channel = $2 ORDER BY listing_id",
             &[&tenant.as_str(), &channel.as_str()],
         )?;
@@ -799,6 +1007,54 @@ impl ListingTx for PgWrite {
         self.pending.writes += 1;
         Ok(())
     }
+    fn listing_drift_put(&mut self, l: &ListingRecord) -> Result<(), StoreError> {
+        let d = &l.drift;
+        self.conn.execute(
+            "UPDATE listings SET seen_qty = $3, seen_at = $4, drift_units = $5,
+               drift_first_seen_at = $6, drift_recurring = $7, drift_count = $8,
+               drift_repaired_at = $9, check_at = $10, check_error = $11
+             WHERE tenant_id = $1 AND listing_id = $2",
+            &[
+                &l.tenant_id.as_str(),
+                &l.listing_id,
+                &d.seen_qty,
+                &d.seen_at,
+                &d.units,
+                &d.first_seen_at,
+                &d.recurring,
+                &i32::try_from(d.count).unwrap_or(i32::MAX),
+                &d.repaired_at,
+                &d.check_at,
+                &d.check_error,
+            ],
+        )?;
+        self.pending.writes += 1;
+        Ok(())
+    }
+
+    fn listings_check_request(
+        &mut self,
+        tenant: &TenantId,
+        scope: &CheckScope,
+        at: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let (cond, args) = scope_sql(scope, true);
+        let sql = format!("UPDATE listings SET check_at = $2 WHERE {cond}");
+        let t = tenant.as_str().to_owned();
+        let mut p: Vec<&(dyn postgres::types::ToSql + Sync)> = vec![&t, &at];
+        p.extend(
+            args.iter()
+                .map(|a| a as &(dyn postgres::types::ToSql + Sync)),
+        );
+        let stmt = self.conn.stmt_dyn(&sql)?;
+        let n = self
+            .conn
+            .c
+            .execute(&stmt, &p)
+            .map_err(crate::postgres::err)?;
+        self.pending.writes += n;
+        Ok(n)
+    }
 }
 
 impl ListingRead for PgRead {
@@ -810,7 +1066,9 @@ impl ListingRead for PgRead {
         let r = self.conn.query_opt(
             "SELECT tenant_id, listing_id, channel, shop_id, sku, channel_item_id, channel_sku_id,
                paused, fixed_quantity, want_qty, want_version, pushed_qty, pushed_version,
-               pushed_at, attempts, next_attempt_at, last_error, created_at, updated_at
+               pushed_at, attempts, next_attempt_at, last_error, created_at, updated_at, seen_qty, seen_at, drift_units,
+               drift_first_seen_at, drift_recurring, drift_count, drift_repaired_at, check_at,
+               check_error
              FROM listings WHERE tenant_id = $1 AND listing_id = $2",
             &[&tenant.as_str(), &id],
         )?;
@@ -821,7 +1079,7 @@ impl ListingRead for PgRead {
         let (cond, args) = filter_sql(f, true);
         let limit = i64::from(f.limit);
         let sql = format!(
-            "SELECT {COLUMNS} FROM listings WHERE {cond} ORDER BY listing_id LIMIT ${}",
+            "SELECT {COLUMNS}, {DRIFT_COLUMNS} FROM listings WHERE {cond} ORDER BY listing_id LIMIT ${}",
             args.len() + 1
         );
         let stmt = self.conn.stmt_dyn(&sql)?;
@@ -843,7 +1101,9 @@ impl ListingRead for PgRead {
         let rows = self.conn.query(
             "SELECT tenant_id, listing_id, channel, shop_id, sku, channel_item_id, channel_sku_id,
                paused, fixed_quantity, want_qty, want_version, pushed_qty, pushed_version,
-               pushed_at, attempts, next_attempt_at, last_error, created_at, updated_at
+               pushed_at, attempts, next_attempt_at, last_error, created_at, updated_at, seen_qty, seen_at, drift_units,
+               drift_first_seen_at, drift_recurring, drift_count, drift_repaired_at, check_at,
+               check_error
              FROM listings WHERE tenant_id = $1 AND want_version > pushed_version AND NOT paused
                AND next_attempt_at <= $2
              ORDER BY next_attempt_at, listing_id LIMIT $3",
@@ -874,5 +1134,46 @@ impl ListingRead for PgRead {
             &[&tenant.as_str()],
         )?;
         Ok(r.map(|r| r.get::<_, i64>(0)).unwrap_or(0).max(0) as u64)
+    }
+    fn listings_check_due(
+        &mut self,
+        tenant: &TenantId,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<ListingRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS}, {DRIFT_COLUMNS} FROM listings WHERE tenant_id = $1 AND check_at <= $2
+             ORDER BY check_at, listing_id LIMIT $3"
+        );
+        let stmt = self.conn.stmt_dyn(&sql)?;
+        let rows = self
+            .conn
+            .c
+            .query(&stmt, &[&tenant.as_str(), &now, &i64::from(limit)])
+            .map_err(crate::postgres::err)?;
+        pg_records(rows)
+    }
+
+    fn listing_tenants_check_due(
+        &mut self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<TenantId>, StoreError> {
+        let rows = self.conn.query(
+            "SELECT DISTINCT tenant_id FROM listings WHERE check_at <= $1 LIMIT $2",
+            &[&now, &i64::from(limit)],
+        )?;
+        rows.iter()
+            .map(|r| TenantId::parse(r.get::<_, &str>(0)).map_err(|_| corrupt("tenant")))
+            .collect()
+    }
+
+    fn listing_drift_units(&mut self, tenant: &TenantId) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = self.conn.query(
+            "SELECT channel, sum(abs(drift_units))::bigint FROM listings
+             WHERE tenant_id = $1 AND drift_units <> 0 GROUP BY channel ORDER BY channel",
+            &[&tenant.as_str()],
+        )?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 }

@@ -65,6 +65,18 @@ impl Pending {
 
     /// The group's events by tenant, tenants in sorted order: the order in which outbox heads are
     /// locked, so two groups never wait on each other in a cycle.
+    /// The group's audit entries by tenant (tenants in byte order, entries in the order written).
+    pub fn take_audit_by_tenant(&mut self) -> BTreeMap<String, Vec<AuditEntry>> {
+        let mut by_tenant: BTreeMap<String, Vec<AuditEntry>> = BTreeMap::new();
+        for e in self.audit.drain(..) {
+            by_tenant
+                .entry(e.tenant_id.as_str().to_owned())
+                .or_default()
+                .push(e);
+        }
+        by_tenant
+    }
+
     pub fn take_events_by_tenant(&mut self) -> BTreeMap<String, Vec<EventRecord>> {
         let mut by_tenant: BTreeMap<String, Vec<EventRecord>> = BTreeMap::new();
         for e in self.outbox.drain(..) {

@@ -111,6 +111,41 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "listings",
         include_str!("../migrations/postgres/0017_listings.sql"),
     ),
+    (
+        18,
+        "order_edits",
+        include_str!("../migrations/postgres/0018_order_edits.sql"),
+    ),
+    (
+        19,
+        "after_sales",
+        include_str!("../migrations/postgres/0019_after_sales.sql"),
+    ),
+    (
+        20,
+        "listing_drift",
+        include_str!("../migrations/postgres/0020_listing_drift.sql"),
+    ),
+    (
+        21,
+        "exception_workflow",
+        include_str!("../migrations/postgres/0021_exception_workflow.sql"),
+    ),
+    (
+        22,
+        "shipment_groups",
+        include_str!("../migrations/postgres/0022_shipment_groups.sql"),
+    ),
+    (
+        23,
+        "rule_sets",
+        include_str!("../migrations/postgres/0023_rule_sets.sql"),
+    ),
+    (
+        24,
+        "audit_chain",
+        include_str!("../migrations/postgres/0024_audit_chain.sql"),
+    ),
 ];
 
 pub(crate) fn err(e: postgres::Error) -> StoreError {
@@ -378,11 +413,24 @@ impl PgWrite {
         Ok(())
     }
 
-    fn flush_audit(&mut self) -> Result<(), StoreError> {
-        if self.pending.audit.is_empty() {
-            return Ok(());
+    /// Appends a tenant's entries to its audit chain, numbered after the head (`seq`, `prev`,
+    /// read under the head's row lock) and hashed on from it (`orderhub_core::audit_chain`); the
+    /// head moves to the last of them.
+    fn insert_audit_chained(
+        &mut self,
+        tenant: &str,
+        mut seq: i64,
+        mut prev: String,
+        a: &[AuditEntry],
+    ) -> Result<(), StoreError> {
+        let mut seqs = Vec::with_capacity(a.len());
+        let mut hashes = Vec::with_capacity(a.len());
+        for e in a {
+            seq += 1;
+            prev = orderhub_core::audit_chain::entry_hash(&prev, seq as u64, e);
+            seqs.push(seq);
+            hashes.push(prev.clone());
         }
-        let a = std::mem::take(&mut self.pending.audit);
         let tenants: Vec<&str> = a.iter().map(|e| e.tenant_id.as_str()).collect();
         let orders: Vec<Uuid> = a.iter().map(|e| e.order_id.as_uuid()).collect();
         let ids: Vec<Uuid> = a.iter().map(|e| e.audit_id).collect();
@@ -403,8 +451,12 @@ impl PgWrite {
             "INSERT INTO audit
              SELECT * FROM UNNEST($1::text[], $2::uuid[], $3::uuid[], $4::timestamptz[], $5::text[], $6::text[],
                                   $7::text[], $8::text[], $9::text[], $10::text[], $11::bigint[], $12::bigint[],
-                                  $13::jsonb[])",
-            &[&tenants, &orders, &ids, &at, &actors, &keys, &requests, &actions, &from, &to, &from_v, &to_v, &detail],
+                                  $13::jsonb[], $14::bigint[], $15::text[])",
+            &[&tenants, &orders, &ids, &at, &actors, &keys, &requests, &actions, &from, &to, &from_v, &to_v, &detail, &seqs, &hashes],
+        )?;
+        self.conn.execute(
+            "UPDATE outbox_heads SET audit_seq = $1, audit_hash = $2 WHERE tenant_id = $3",
+            &[&seq, &prev, &tenant],
         )?;
         Ok(())
     }
@@ -421,18 +473,27 @@ impl WriteConn for PgWrite {
         self.flush_stock()?;
         self.flush_listing_wants()?;
         self.flush_ledger()?;
-        self.flush_audit()?;
-        let by_tenant = self.pending.take_events_by_tenant();
+        let mut audits = self.pending.take_audit_by_tenant();
+        let mut by_tenant = self.pending.take_events_by_tenant();
+        let tenants: std::collections::BTreeSet<String> =
+            audits.keys().chain(by_tenant.keys()).cloned().collect();
         // Tenants in sorted order, so two groups never wait on each other's heads in a cycle.
-        for (tenant, events) in by_tenant {
+        for tenant in tenants {
+            let events = by_tenant.remove(&tenant).unwrap_or_default();
             let n = events.len() as i64;
             let row = self
                 .conn
                 .query_opt(
-                    "UPDATE outbox_heads SET last_seq = last_seq + $1 WHERE tenant_id = $2 RETURNING last_seq",
+                    "UPDATE outbox_heads SET last_seq = last_seq + $1 WHERE tenant_id = $2 RETURNING last_seq, audit_seq, audit_hash",
                     &[&n, &tenant],
                 )?
                 .ok_or_else(|| StoreError::new(StoreErrorKind::Other, format!("tenant {tenant} has no outbox head")))?;
+            if let Some(entries) = audits.remove(&tenant) {
+                self.insert_audit_chained(&tenant, row.get(1), row.get(2), &entries)?;
+            }
+            if events.is_empty() {
+                continue;
+            }
             let last: i64 = row.get(0);
             let seqs: Vec<i64> = (last - n + 1..=last).collect();
             let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
@@ -777,7 +838,7 @@ impl AdminTx for PgWrite {
         )?;
         if n == 1 {
             self.conn.execute(
-                "INSERT INTO outbox_heads VALUES ($1, 0) ON CONFLICT DO NOTHING",
+                "INSERT INTO outbox_heads (tenant_id, last_seq) VALUES ($1, 0) ON CONFLICT DO NOTHING",
                 &[&tenant.as_str()],
             )?;
             self.pending.writes += 1;

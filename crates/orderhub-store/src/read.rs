@@ -118,6 +118,12 @@ pub trait ReadConn:
     + crate::ops::ChannelRead
     + crate::carriers::CarrierRead
     + crate::listings::ListingRead
+    + crate::after_sales::AfterSaleRead
+    + crate::edits::EditRead
+    + crate::workflow::WorkflowRead
+    + crate::combine::CombineRead
+    + crate::rules::RuleRead
+    + crate::audit::AuditRead
 {
     fn ping(&mut self) -> Result<(), StoreError>;
     fn order_get(&mut self, tenant: &TenantId, id: OrderId) -> Result<Option<Order>, StoreError>;

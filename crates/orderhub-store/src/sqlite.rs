@@ -106,6 +106,41 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "listings",
         include_str!("../migrations/sqlite/0017_listings.sql"),
     ),
+    (
+        18,
+        "order_edits",
+        include_str!("../migrations/sqlite/0018_order_edits.sql"),
+    ),
+    (
+        19,
+        "after_sales",
+        include_str!("../migrations/sqlite/0019_after_sales.sql"),
+    ),
+    (
+        20,
+        "listing_drift",
+        include_str!("../migrations/sqlite/0020_listing_drift.sql"),
+    ),
+    (
+        21,
+        "exception_workflow",
+        include_str!("../migrations/sqlite/0021_exception_workflow.sql"),
+    ),
+    (
+        22,
+        "shipment_groups",
+        include_str!("../migrations/sqlite/0022_shipment_groups.sql"),
+    ),
+    (
+        23,
+        "rule_sets",
+        include_str!("../migrations/sqlite/0023_rule_sets.sql"),
+    ),
+    (
+        24,
+        "audit_chain",
+        include_str!("../migrations/sqlite/0024_audit_chain.sql"),
+    ),
 ];
 
 /// Reader connections: WAL lets readers run beside the writer; two keep a 2-core machine busy.
@@ -544,8 +579,8 @@ impl WriteConn for SqliteWrite {
         for row in std::mem::take(&mut self.pending.ledger) {
             crate::sqlite_inv::insert_ledger(&self.c, &row)?;
         }
-        for e in std::mem::take(&mut self.pending.audit) {
-            insert_audit(&self.c, &e)?;
+        for (tenant, entries) in self.pending.take_audit_by_tenant() {
+            insert_audit_chained(&self.c, &tenant, &entries)?;
         }
         let by_tenant = self.pending.take_events_by_tenant();
         for (tenant, events) in by_tenant {
@@ -607,12 +642,26 @@ impl WriteConn for SqliteWrite {
     }
 }
 
-fn insert_audit(c: &Connection, e: &AuditEntry) -> Result<(), StoreError> {
-    c.prepare_cached(
-        "INSERT INTO audit VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-    )
-    .and_then(|mut s| {
-        s.execute(params![
+/// Appends a tenant's entries to its audit chain: numbered after its head and hashed on from the
+/// head's hash (`orderhub_core::audit_chain`), the head moved to the last of them.
+fn insert_audit_chained(
+    c: &Connection,
+    tenant: &str,
+    entries: &[AuditEntry],
+) -> Result<(), StoreError> {
+    let (mut seq, mut prev): (i64, String) = c
+        .prepare_cached("SELECT audit_seq, audit_hash FROM outbox_heads WHERE tenant_id = ?1")
+        .and_then(|mut s| s.query_row(params![tenant], |r| Ok((r.get(0)?, r.get(1)?))))
+        .map_err(err)?;
+    let mut ins = c
+        .prepare_cached(
+            "INSERT INTO audit VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+        )
+        .map_err(err)?;
+    for e in entries {
+        seq += 1;
+        prev = orderhub_core::audit_chain::entry_hash(&prev, seq as u64, e);
+        ins.execute(params![
             e.tenant_id.as_str(),
             e.order_id.to_string(),
             e.audit_id.to_string(),
@@ -626,8 +675,15 @@ fn insert_audit(c: &Connection, e: &AuditEntry) -> Result<(), StoreError> {
             e.from_version as i64,
             e.to_version as i64,
             e.detail.to_string(),
+            seq,
+            prev,
         ])
-    })
+        .map_err(err)?;
+    }
+    c.prepare_cached(
+        "UPDATE outbox_heads SET audit_seq = ?1, audit_hash = ?2 WHERE tenant_id = ?3",
+    )
+    .and_then(|mut s| s.execute(params![seq, prev, tenant]))
     .map_err(err)?;
     Ok(())
 }
@@ -1059,7 +1115,7 @@ impl AdminTx for SqliteWrite {
         if n == 1 {
             self.c
                 .execute(
-                    "INSERT INTO outbox_heads VALUES (?1, 0) ON CONFLICT DO NOTHING",
+                    "INSERT INTO outbox_heads (tenant_id, last_seq) VALUES (?1, 0) ON CONFLICT DO NOTHING",
                     [tenant.as_str()],
                 )
                 .map_err(err)?;

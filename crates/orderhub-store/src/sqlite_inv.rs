@@ -292,7 +292,8 @@ impl InventoryTx for SqliteWrite {
             .prepare_cached(
                 "INSERT INTO reservations VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
                  ON CONFLICT (tenant_id, reservation_id) DO UPDATE
-                 SET state = excluded.state, expires_at = excluded.expires_at, updated_at = excluded.updated_at",
+                 SET state = excluded.state, expires_at = excluded.expires_at, lines = excluded.lines,
+                   updated_at = excluded.updated_at",
             )
             .and_then(|mut s| {
                 s.execute(params![

@@ -1,6 +1,6 @@
 //! What every channel's fuzz target does with one input: feed it to each entry point of the
 //! adapter that reads bytes from outside (order and detail answers, list pages, error envelopes,
-//! pushes with their headers, encrypted pushes), and turn every order that comes out into a draft
+//! stock acknowledgements and shelf reads, pushes with their headers, encrypted pushes), and turn every order that comes out into a draft
 //! and a domain order. Any `Err` is fine; a panic (including an arithmetic overflow, since fuzz
 //! builds keep debug assertions and overflow checks) is the bug the target looks for.
 
@@ -149,6 +149,17 @@ fn exercise_channel(a: &dyn orderhub_channels::Channel, kind: ChannelKind, data:
     }
     if let Some(e) = a.api_error(data) {
         let _ = e.to_string();
+    }
+    // Stock answers (issue 20): a push's acknowledgement, and a shelf read whose quantities are
+    // whole and within what a shelf can show (never a drift of billions of units).
+    let _ = a.parse_stock_ack(data);
+    if let Ok(levels) = a.parse_stock_read(data) {
+        for l in levels {
+            assert!(
+                (0..=orderhub_channels::STOCK_LEVEL_MAX).contains(&l.quantity),
+                "a shelf level out of range: {l:?}"
+            );
+        }
     }
 
     push(a.parse_push(&headers, data));

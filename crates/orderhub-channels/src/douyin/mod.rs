@@ -106,6 +106,14 @@ pub const ALREADY_SHIPPED_SUB_CODE: &str = "isv.business-failed:order-already-sh
 /// **Assumed** sub_code of "the order's state does not allow shipping" (another tracking number).
 pub const SHIP_CONFLICT_SUB_CODE: &str = "isv.business-failed:order-status-not-allowed";
 /// **Assumed** system error (retry).
+/// `sku.syncStock` (库存同步, path `/sku/syncStock`): `product_id`, `sku_id` (or `out_sku_id`),
+/// `stock_num`, `incremental` (false: the whole quantity), optional `idempotent_id`,
+/// `out_warehouse_id`, `supplier_id`, `store_id` … (westng/doudian-sdk
+/// `src/Api/sku_syncStock/SkuSyncStockRequest.php`, `param/SkuSyncStockParam.php`). The answer
+/// is the usual envelope (`code` 10000 = success). **Assumed**: `product_id`, `sku_id` and
+/// `stock_num` are JSON integers (int64 as in the order calls' ids). One SKU per call
+/// (`sku.syncStockBatch` takes several; not used).
+pub const STOCK_METHOD: &str = "sku.syncStock";
 pub const SYSTEM_ERROR_SUB_CODE: &str = "isp.service-error";
 
 pub struct Douyin;
@@ -566,6 +574,45 @@ impl Channel for Douyin {
             "logistics_code": s.tracking_no,
         });
         Ok(request(SHIP_METHOD, params, creds, now))
+    }
+
+    fn stock_request(
+        &self,
+        updates: &[crate::StockUpdate],
+        creds: &ShopCredentials,
+        now: DateTime<Utc>,
+    ) -> Result<ApiRequest, Rejected> {
+        crate::check_stock(updates, 1)?;
+        let u = &updates[0];
+        let id = |field: &str, v: &str| {
+            v.parse::<u64>()
+                .map_err(|_| Rejected::bad_value(field, "Douyin's numeric id"))
+        };
+        if u.sku_id.is_empty() {
+            return Err(Rejected::missing("sku_id"));
+        }
+        let params = serde_json::json!({
+            "product_id": id("item_id", &u.item_id)?,
+            "sku_id": id("sku_id", &u.sku_id)?,
+            "stock_num": u.quantity,
+            "incremental": false,
+        });
+        Ok(request(STOCK_METHOD, params, creds, now))
+    }
+
+    fn parse_stock_ack(&self, body: &[u8]) -> Result<(), ApiError> {
+        if let Some(e) = self.api_error(body) {
+            return Err(e);
+        }
+        let env: t::Envelope<serde_json::Value> = wire::parse_json(body)?;
+        match wire::opt_str(&env.code).as_deref() {
+            Some(SUCCESS_CODE | "0") => Ok(()),
+            Some(c) => Err(ApiError::Api {
+                code: c.to_owned(),
+                message: "the channel did not answer success".into(),
+            }),
+            None => Err(Rejected::missing("code").into()),
+        }
     }
 
     fn parse_ship_ack(&self, body: &[u8]) -> Result<(), ApiError> {

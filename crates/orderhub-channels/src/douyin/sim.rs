@@ -134,8 +134,32 @@ impl SimWire for DouyinWire {
                     line_ids: None,
                 })
             }
+            super::STOCK_METHOD => {
+                let id = |k: &str| p.get(k).and_then(Value::as_u64);
+                let qty = p
+                    .get("stock_num")
+                    .and_then(Value::as_i64)
+                    .filter(|q| *q >= 0);
+                let whole = p.get("incremental").and_then(Value::as_bool) != Some(true);
+                match (id("product_id"), id("sku_id"), qty) {
+                    (Some(product), Some(sku), Some(quantity)) if whole => Ok(SimCall::Stock {
+                        updates: vec![crate::StockUpdate {
+                            item_id: product.to_string(),
+                            sku_id: sku.to_string(),
+                            quantity,
+                        }],
+                    }),
+                    _ => Err(SimFault::BadRequest(
+                        "product_id, sku_id, stock_num, incremental false".into(),
+                    )),
+                }
+            }
             _ => Err(SimFault::BadRequest("unknown method".into())),
         }
+    }
+
+    fn stock(&self, _updates: &[crate::StockUpdate]) -> Vec<u8> {
+        ok(json!({}))
     }
 
     fn has_carrier(&self, code: &str) -> bool {

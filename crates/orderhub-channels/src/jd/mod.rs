@@ -68,6 +68,12 @@ pub const AUTH_CODE: &str = "19";
 /// (JD SDK `StockWriteUpdateSkuStockRequest`/`Response`; the `_responce` spelling is JOS's, as
 /// in the order calls). One SKU per call; JD sells SKUs, so a SKU id is required.
 pub const STOCK_METHOD: &str = "jingdong.stock.write.updateSkuStock";
+/// `jingdong.stock.read.findSkuStock` (获取sku库存信息): `skuId`, optional `field` in
+/// `360buy_param_json`; answer `skuStocks`, a list of `SkuStock` (JD Java SDK
+/// `StockReadFindSkuStockRequest`/`Response`, `…StockReadService.response.findSkuStock.SkuStock`).
+/// One SKU per call. **Assumed**: each `SkuStock` carries `skuId` and `stockNum` (the names of the
+/// write call), and the envelope key `jingdong_stock_read_findSkuStock_responce`.
+pub const STOCK_READ_METHOD: &str = "jingdong.stock.read.findSkuStock";
 pub const SHIP_METHOD: &str = "jingdong.pop.order.shipment";
 /// orderhub carrier → JOS `logiCoprId` (`jingdong.vender.delivery.company` ids). **Assumed** (from
 /// memory, no public table found): verify before production.
@@ -474,6 +480,51 @@ impl Channel for Jd {
             .map_err(|_| Rejected::bad_value("sku_id", "JD's numeric skuId"))?;
         let param = serde_json::json!({ "skuId": sku, "stockNum": u.quantity });
         Ok(request(STOCK_METHOD, param, creds, now))
+    }
+
+    fn stock_read_request(
+        &self,
+        q: &crate::StockQuery,
+        creds: &ShopCredentials,
+        now: DateTime<Utc>,
+    ) -> Result<ApiRequest, Rejected> {
+        crate::check_stock_query(q, 1)?;
+        let sku: u64 = q.sku_ids[0]
+            .parse()
+            .map_err(|_| Rejected::bad_value("sku_id", "JD's numeric skuId"))?;
+        Ok(request(
+            STOCK_READ_METHOD,
+            serde_json::json!({ "skuId": sku }),
+            creds,
+            now,
+        ))
+    }
+
+    fn parse_stock_read(&self, body: &[u8]) -> Result<Vec<crate::StockLevel>, ApiError> {
+        if let Some(e) = self.api_error(body) {
+            return Err(e);
+        }
+        let v: serde_json::Value = wire::parse_json(body)?;
+        let key = "jingdong_stock_read_findSkuStock_responce";
+        let r = v
+            .get(key)
+            .filter(|r| r.is_object())
+            .ok_or_else(|| Rejected::missing(key))?;
+        let stocks = match r.get("skuStocks") {
+            None | Some(serde_json::Value::Null) => &[][..],
+            Some(serde_json::Value::Array(a)) => a.as_slice(),
+            Some(_) => return Err(Rejected::bad_value("skuStocks", "a list").into()),
+        };
+        let mut levels = Vec::with_capacity(stocks.len());
+        for (i, s) in stocks.iter().enumerate() {
+            // JD names the SKU only: item "".
+            levels.push(crate::StockLevel {
+                item_id: String::new(),
+                sku_id: crate::level_id(s.get("skuId"), &format!("skuStocks[{i}].skuId"))?,
+                quantity: crate::level_qty(s.get("stockNum"), &format!("skuStocks[{i}].stockNum"))?,
+            });
+        }
+        Ok(levels)
     }
 
     fn parse_stock_ack(&self, body: &[u8]) -> Result<(), ApiError> {

@@ -164,6 +164,14 @@ impl SimWire for JdWire {
                     _ => Err(SimFault::BadRequest("skuId and stockNum".into())),
                 }
             }
+            super::STOCK_READ_METHOD => match biz.get("skuId").and_then(Value::as_u64) {
+                // JD's read names the SKU only, as its stock call: the shelf's item "".
+                Some(sku) => Ok(SimCall::StockRead {
+                    item_id: String::new(),
+                    sku_ids: vec![sku.to_string()],
+                }),
+                None => Err(SimFault::BadRequest("skuId".into())),
+            },
             _ => Err(SimFault::BadRequest("unknown method".into())),
         }
     }
@@ -171,6 +179,16 @@ impl SimWire for JdWire {
     fn stock(&self, _updates: &[crate::StockUpdate]) -> Vec<u8> {
         json_bytes(&json!({"jingdong_stock_write_updateSkuStock_responce": {
             "code": "0", "success": true,
+        }}))
+    }
+
+    fn stock_read(&self, _item_id: &str, levels: &[crate::StockLevel]) -> Vec<u8> {
+        let stocks: Vec<Value> = levels
+            .iter()
+            .map(|l| json!({"skuId": l.sku_id.parse::<u64>().unwrap_or(0), "stockNum": l.quantity}))
+            .collect();
+        json_bytes(&json!({"jingdong_stock_read_findSkuStock_responce": {
+            "code": "0", "skuStocks": stocks,
         }}))
     }
 

@@ -138,6 +138,16 @@ impl SimWire for PddWire {
                 tracking_no: param(&p, "tracking_number").to_string(),
                 line_ids: None,
             }),
+            super::GOODS_READ_TYPE => {
+                let goods = param(&p, "goods_id");
+                if goods.is_empty() {
+                    return Err(SimFault::BadRequest("goods_id".into()));
+                }
+                Ok(SimCall::StockRead {
+                    item_id: goods.to_string(),
+                    sku_ids: Vec::new(),
+                })
+            }
             _ => Err(SimFault::BadRequest("type not found".into())),
         }
     }
@@ -164,6 +174,18 @@ impl SimWire for PddWire {
         json_bytes(
             &json!({"goods_quantity_update_response": {"is_success": true, "request_id": "sim"}}),
         )
+    }
+
+    fn stock_read(&self, item_id: &str, levels: &[crate::StockLevel]) -> Vec<u8> {
+        let num = |s: &str| s.parse::<u64>().map_or_else(|_| json!(s), |n| json!(n));
+        let skus: Vec<Value> = levels
+            .iter()
+            .filter(|l| !l.sku_id.is_empty())
+            .map(|l| json!({"sku_id": num(&l.sku_id), "quantity": l.quantity, "reserve_quantity": 0, "is_onsale": 1}))
+            .collect();
+        json_bytes(&json!({"goods_detail_get_response": {
+            "goods_id": num(item_id), "status": 1, "sku_list": skus, "request_id": "sim",
+        }}))
     }
 
     fn ship(&self, answer: ShipAnswer) -> (u16, Vec<u8>) {

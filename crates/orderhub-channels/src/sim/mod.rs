@@ -377,6 +377,20 @@ impl SimHandle {
         self.engine.stock_calls.load(Ordering::Relaxed)
     }
 
+    /// The seller edits the shelf in the channel's back office: (item, SKU id) shows `quantity`
+    /// from now on, until the next stock call sets it (a drift for the reconciler to find).
+    pub fn set_shelf(&self, item_id: &str, sku_id: &str, quantity: i64) {
+        self.engine
+            .shelf
+            .lock()
+            .insert((item_id.to_owned(), sku_id.to_owned()), quantity);
+    }
+
+    /// Shelf reads answered so far.
+    pub fn stock_reads(&self) -> u64 {
+        self.engine.stock_reads.load(Ordering::Relaxed)
+    }
+
     /// Every shipment the simulator accepted, in order: (external order id, the channel's own
     /// carrier code, tracking number). A repeat of the same shipment is not recorded twice.
     pub fn shipments(&self) -> Vec<(String, String, String)> {
@@ -441,6 +455,12 @@ pub(crate) enum SimCall {
     /// A stock call: the whole quantity of each SKU (of one item) on the shelf.
     Stock {
         updates: Vec<crate::StockUpdate>,
+    },
+    /// A shelf read: what the shelf shows for the item's SKUs (`item_id` `""`: the SKUs named,
+    /// for a channel whose read names SKUs only).
+    StockRead {
+        item_id: String,
+        sku_ids: Vec<String>,
     },
     /// A ship / logistics-upload call, with the channel's own carrier code.
     Ship {
@@ -545,6 +565,11 @@ pub(crate) trait SimWire: Send + Sync + 'static {
     fn stock(&self, _updates: &[crate::StockUpdate]) -> Vec<u8> {
         Vec::new()
     }
+    /// A shelf read's answer: the levels the shelf holds for the item (every SKU of it set so
+    /// far), rendered in the channel's shape (wires that parse shelf reads render it).
+    fn stock_read(&self, _item_id: &str, _levels: &[crate::StockLevel]) -> Vec<u8> {
+        Vec::new()
+    }
 }
 
 pub(crate) fn wire(kind: ChannelKind) -> Option<Box<dyn SimWire>> {
@@ -597,6 +622,8 @@ struct Engine {
     shelf: Mutex<std::collections::HashMap<(String, String), i64>>,
     /// Stock calls answered with success.
     stock_calls: AtomicU64,
+    /// Shelf reads answered.
+    stock_reads: AtomicU64,
     bucket: Mutex<Bucket>,
     http: HttpClient,
     tokens: Mutex<SimTokens>,
@@ -815,6 +842,57 @@ impl Engine {
         self.respond(self.wire.ship(ShipAnswer::Shipped))
     }
 
+    /// A stock call (sets the shelf) or a shelf read, answered.
+    fn shelf_call(&self, call: SimCall, fail_stock: bool) -> Response {
+        let body = match call {
+            SimCall::Stock { updates } => {
+                if fail_stock {
+                    bump(&self.settings.stats.errors);
+                    return self.respond(self.wire.ship(ShipAnswer::SystemError));
+                }
+                let mut shelf = self.shelf.lock();
+                for u in &updates {
+                    shelf.insert((u.item_id.clone(), u.sku_id.clone()), u.quantity);
+                }
+                self.stock_calls.fetch_add(1, Ordering::Relaxed);
+                self.wire.stock(&updates)
+            }
+            SimCall::StockRead { item_id, sku_ids } => {
+                let levels = self.shelf_levels(&item_id, &sku_ids);
+                if levels.is_empty() {
+                    return self.error(SimErr::NotFound);
+                }
+                self.stock_reads.fetch_add(1, Ordering::Relaxed);
+                self.wire.stock_read(&item_id, &levels)
+            }
+            _ => return self.error(SimErr::BadRequest("not a stock call".into())),
+        };
+        (
+            [(header::CONTENT_TYPE, "application/json;charset=UTF-8")],
+            body,
+        )
+            .into_response()
+    }
+
+    /// What the shelf holds for a read: every SKU of `item_id` set so far, or (item `""`) the
+    /// SKUs named; sorted by SKU id.
+    fn shelf_levels(&self, item_id: &str, sku_ids: &[String]) -> Vec<crate::StockLevel> {
+        let shelf = self.shelf.lock();
+        let mut levels: Vec<crate::StockLevel> = shelf
+            .iter()
+            .filter(|((item, sku), _)| {
+                item == item_id && (!item_id.is_empty() || sku_ids.contains(sku))
+            })
+            .map(|((item, sku), q)| crate::StockLevel {
+                item_id: item.clone(),
+                sku_id: sku.clone(),
+                quantity: *q,
+            })
+            .collect();
+        levels.sort_by(|a, b| a.sku_id.cmp(&b.sku_id));
+        levels
+    }
+
     async fn handle(&self, req: RawRequest) -> Response {
         let knobs = self.settings.knobs.get();
         let stats = &self.settings.stats;
@@ -878,17 +956,8 @@ impl Engine {
                 tracking_no,
                 line_ids,
             } => return self.ship(id, carrier, tracking_no, line_ids, knobs.fail_ship),
-            SimCall::Stock { updates } => {
-                if knobs.fail_stock {
-                    bump(&stats.errors);
-                    return self.respond(self.wire.ship(ShipAnswer::SystemError));
-                }
-                let mut shelf = self.shelf.lock();
-                for u in &updates {
-                    shelf.insert((u.item_id.clone(), u.sku_id.clone()), u.quantity);
-                }
-                self.stock_calls.fetch_add(1, Ordering::Relaxed);
-                self.wire.stock(&updates)
+            call @ (SimCall::Stock { .. } | SimCall::StockRead { .. }) => {
+                return self.shelf_call(call, knobs.fail_stock);
             }
             SimCall::Detail { id } => match self.orders.lock().detail(&id, |o| self.wire.detail(o))
             {
@@ -997,6 +1066,7 @@ async fn spawn_wire(
         shipments: Mutex::default(),
         shelf: Mutex::default(),
         stock_calls: AtomicU64::new(0),
+        stock_reads: AtomicU64::new(0),
         orders: Mutex::new(OrderBook::new(orders)),
         bucket: Mutex::new(Bucket {
             tokens: settings.knobs.get().throttle_per_sec.max(1.0),

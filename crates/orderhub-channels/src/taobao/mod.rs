@@ -125,6 +125,16 @@ pub const SKUS_STOCK_METHOD: &str = "taobao.skus.quantity.update";
 /// SKUs per `taobao.skus.quantity.update` call (its documented limit).
 pub const STOCK_BATCH_MAX: usize = 20;
 
+/// `taobao.item.seller.get` (获取单个商品详细信息): `num_iid` and `fields` (any field of the
+/// Item structure); answer `item_seller_get_response{item{num_iid,num,skus{sku[{sku_id,
+/// quantity}]}}}` (bububa/opentaobao `TaobaoItemSellerGetAPIRequest`/`Response`, `Sku.go`). One
+/// call reads every SKU of the item. The field name `sku` in `fields` is **assumed** (SOURCES.md).
+pub const ITEM_READ_METHOD: &str = "taobao.item.seller.get";
+/// The fields asked of `taobao.item.seller.get`: the item's id, its own quantity and its SKUs.
+pub const ITEM_READ_FIELDS: &str = "num_iid,num,sku";
+/// SKU ids one read takes: the answer holds the whole item, this only bounds the query.
+pub const STOCK_READ_MAX: usize = 200;
+
 pub struct Taobao;
 
 fn flag(field: &str, t: &wire::OptText) -> Result<bool, Rejected> {
@@ -690,5 +700,56 @@ impl Channel for Taobao {
         Err(ApiError::Rejected(Rejected::missing(
             "item_quantity_update_response.item",
         )))
+    }
+    fn stock_read_batch_max(&self) -> usize {
+        STOCK_READ_MAX
+    }
+
+    fn stock_read_request(
+        &self,
+        q: &crate::StockQuery,
+        creds: &ShopCredentials,
+        now: DateTime<Utc>,
+    ) -> Result<ApiRequest, Rejected> {
+        crate::check_stock_query(q, STOCK_READ_MAX)?;
+        let biz = vec![
+            ("fields".into(), ITEM_READ_FIELDS.into()),
+            ("num_iid".into(), q.item_id.clone()),
+        ];
+        Ok(request(ITEM_READ_METHOD, biz, creds, now))
+    }
+
+    fn parse_stock_read(&self, body: &[u8]) -> Result<Vec<crate::StockLevel>, ApiError> {
+        if let Some(e) = self.api_error(body) {
+            return Err(e);
+        }
+        let v: serde_json::Value = wire::parse_json(body)?;
+        let item = v
+            .pointer("/item_seller_get_response/item")
+            .filter(|i| i.is_object())
+            .ok_or_else(|| Rejected::missing("item_seller_get_response.item"))?;
+        let id = crate::level_id(item.get("num_iid"), "item.num_iid")?;
+        // The item's own quantity (for SKU-less items; the sum of its SKUs otherwise).
+        let mut levels = vec![crate::StockLevel {
+            item_id: id.clone(),
+            sku_id: String::new(),
+            quantity: crate::level_qty(item.get("num"), "item.num")?,
+        }];
+        let skus = match item.pointer("/skus/sku") {
+            None | Some(serde_json::Value::Null) => &[][..],
+            Some(serde_json::Value::Array(a)) => a.as_slice(),
+            Some(_) => return Err(Rejected::bad_value("item.skus.sku", "a list of SKUs").into()),
+        };
+        for (i, sku) in skus.iter().enumerate() {
+            levels.push(crate::StockLevel {
+                item_id: id.clone(),
+                sku_id: crate::level_id(sku.get("sku_id"), &format!("item.skus.sku[{i}].sku_id"))?,
+                quantity: crate::level_qty(
+                    sku.get("quantity"),
+                    &format!("item.skus.sku[{i}].quantity"),
+                )?,
+            });
+        }
+        Ok(levels)
     }
 }

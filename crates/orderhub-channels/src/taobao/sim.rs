@@ -160,6 +160,16 @@ impl SimWire for TaobaoWire {
                 }
                 Ok(SimCall::Stock { updates })
             }
+            super::ITEM_READ_METHOD => {
+                let item = param(&p, "num_iid");
+                if item.is_empty() {
+                    return Err(SimFault::BadRequest("num_iid".into()));
+                }
+                Ok(SimCall::StockRead {
+                    item_id: item.to_string(),
+                    sku_ids: Vec::new(),
+                })
+            }
             _ => Err(SimFault::BadRequest("Invalid method".into())),
         }
     }
@@ -181,6 +191,24 @@ impl SimWire for TaobaoWire {
             "skus_quantity_update_response"
         };
         json_bytes(&json!({ key: {"item": it, "request_id": "sim"} }))
+    }
+
+    fn stock_read(&self, item_id: &str, levels: &[crate::StockLevel]) -> Vec<u8> {
+        let skus: Vec<Value> = levels
+            .iter()
+            .filter(|l| !l.sku_id.is_empty())
+            .map(|l| json!({"sku_id": num_id(&l.sku_id), "quantity": l.quantity, "status": "normal"}))
+            .collect();
+        // The item's own quantity: its SKU-less shelf, else the sum of its SKUs (as TOP's `num`).
+        let num = levels.iter().find(|l| l.sku_id.is_empty()).map_or_else(
+            || levels.iter().map(|l| l.quantity).sum::<i64>(),
+            |l| l.quantity,
+        );
+        let mut it = json!({"num_iid": num_id(item_id), "num": num});
+        if !skus.is_empty() {
+            it["skus"] = json!({ "sku": skus });
+        }
+        json_bytes(&json!({"item_seller_get_response": {"item": it, "request_id": "sim"}}))
     }
 
     fn list(&self, page: &Page<'_>) -> Vec<u8> {

@@ -6,7 +6,7 @@ use super::creds;
 use chrono::{DateTime, Utc};
 use orderhub_channels::client::HttpClient;
 use orderhub_channels::sim::{self, Knobs, SimSettings};
-use orderhub_channels::{ApiError, ChannelKind, StockUpdate, adapter};
+use orderhub_channels::{ApiError, ChannelKind, StockLevel, StockQuery, StockUpdate, adapter};
 
 fn at() -> DateTime<Utc> {
     DateTime::from_timestamp(1_800_000_000, 0).unwrap()
@@ -187,9 +187,76 @@ fn jd_sets_one_sku_with_update_sku_stock() {
 }
 
 #[test]
+fn douyin_sets_one_sku_with_sku_sync_stock_as_a_whole_quantity() {
+    let a = adapter(ChannelKind::Douyin).unwrap();
+    let req = a
+        .stock_request(
+            &[upd("3473196049974326153", "1768880123", 6)],
+            &creds(),
+            at(),
+        )
+        .unwrap();
+    assert!(
+        req.path_and_query.starts_with("/sku/syncStock?"),
+        "{}",
+        req.path_and_query
+    );
+    let q: Vec<(String, String)> = form(req.path_and_query.split_once('?').unwrap().1.as_bytes());
+    assert_eq!(param(&q, "method"), "sku.syncStock");
+    assert_eq!(param(&q, "access_token"), "tok-1");
+    let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({"product_id": 3473196049974326153u64, "sku_id": 1768880123,
+                           "stock_num": 6, "incremental": false}),
+        "incremental false: the whole quantity"
+    );
+    let param_json = std::str::from_utf8(&req.body).unwrap();
+    assert_eq!(
+        param(&q, "sign"),
+        orderhub_channels::douyin::api_sign(
+            "app-key-1",
+            "sku.syncStock",
+            param_json,
+            param(&q, "timestamp"),
+            "2",
+            "s3cret"
+        )
+    );
+    for (u, field) in [
+        (upd("3473196049974326153", "", 1), "sku_id"),
+        (upd("shop-item", "1768880123", 1), "item_id"),
+        (upd("1", "sku-a", 1), "sku_id"),
+    ] {
+        let e = a.stock_request(&[u], &creds(), at()).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some(field));
+    }
+    assert_eq!(a.stock_batch_max(), 1);
+    let ok = br#"{"code":10000,"msg":"success","sub_code":"","sub_msg":"","data":{},"log_id":"x"}"#;
+    assert_eq!(a.parse_stock_ack(ok), Ok(()));
+    let limited =
+        r#"{"code":50002,"msg":"调用过于频繁","sub_code":"isv.access-limited","data":{}}"#
+            .as_bytes();
+    assert!(matches!(
+        a.parse_stock_ack(limited),
+        Err(ApiError::Throttled { .. })
+    ));
+    let expired =
+        r#"{"code":40004,"msg":"access_token已过期","sub_code":"isv.access-token-expired"}"#
+            .as_bytes();
+    assert!(matches!(
+        a.parse_stock_ack(expired),
+        Err(ApiError::Auth { .. })
+    ));
+    assert!(matches!(
+        a.parse_stock_ack(b"{}"),
+        Err(ApiError::Rejected(_))
+    ));
+}
+
+#[test]
 fn a_channel_without_a_stock_call_says_so_without_a_call() {
     for kind in [
-        ChannelKind::Douyin,
         ChannelKind::Kuaishou,
         ChannelKind::Wechat,
         ChannelKind::Youzan,
@@ -209,6 +276,7 @@ async fn the_simulators_keep_the_shelf_their_stock_calls_set_and_throttle_and_re
         (ChannelKind::Taobao, "600001", "5001"),
         (ChannelKind::Pdd, "900001", "70001"),
         (ChannelKind::Jd, "", "200001"),
+        (ChannelKind::Douyin, "3473196049974326153", "1768880123"),
     ] {
         let (url, handle) = sim::spawn(kind, SimSettings::new(creds(), 1, 1))
             .await
@@ -249,5 +317,207 @@ async fn the_simulators_keep_the_shelf_their_stock_calls_set_and_throttle_and_re
             "{kind}"
         );
         assert_eq!(handle.shelf(item, sku), Some(4));
+    }
+}
+
+fn query(item: &str, skus: &[&str]) -> StockQuery {
+    StockQuery {
+        item_id: item.into(),
+        sku_ids: skus.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+fn level(item: &str, sku: &str, q: i64) -> StockLevel {
+    StockLevel {
+        item_id: item.into(),
+        sku_id: sku.into(),
+        quantity: q,
+    }
+}
+
+fn fixture(path: &str) -> Vec<u8> {
+    std::fs::read(format!("{}/fixtures/{path}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+}
+
+#[test]
+fn taobao_reads_a_whole_item_back_with_item_seller_get() {
+    let a = adapter(ChannelKind::Taobao).unwrap();
+    let req = a
+        .stock_read_request(&query("600001", &["5001", "5002"]), &creds(), at())
+        .unwrap();
+    let p = form(&req.body);
+    assert_eq!(param(&p, "method"), "taobao.item.seller.get");
+    assert_eq!(param(&p, "num_iid"), "600001");
+    assert_eq!(param(&p, "fields"), "num_iid,num,sku");
+    assert_eq!(param(&p, "session"), "tok-1");
+    assert_eq!(
+        param(&p, "sign"),
+        orderhub_channels::taobao::top_sign(&p, "s3cret")
+    );
+    // The answer in the shape of the TOP SDK's Item/Sku (fixture): the item's own quantity and
+    // each SKU's.
+    let levels = a
+        .parse_stock_read(&fixture("taobao/item-seller-get-response.json"))
+        .unwrap();
+    assert_eq!(
+        levels,
+        vec![
+            level("600001", "", 35),
+            level("600001", "5001", 10),
+            level("600001", "5002", 25)
+        ]
+    );
+    // An item without SKUs answers its own quantity only.
+    let plain = br#"{"item_seller_get_response":{"item":{"num_iid":"600002","num":"4"}}}"#;
+    assert_eq!(
+        a.parse_stock_read(plain).unwrap(),
+        vec![level("600002", "", 4)]
+    );
+    // Errors: throttling, a refused session, a body that is no answer, a quantity no shelf has.
+    let limited = br#"{"error_response":{"code":7,"msg":"App Call Limited","sub_code":"accesscontrol.limited-by-app-access-count"}}"#;
+    assert!(matches!(
+        a.parse_stock_read(limited),
+        Err(ApiError::Throttled { .. })
+    ));
+    let session = br#"{"error_response":{"code":27,"msg":"Invalid session"}}"#;
+    assert!(matches!(
+        a.parse_stock_read(session),
+        Err(ApiError::Auth { .. })
+    ));
+    assert!(matches!(
+        a.parse_stock_read(br#"{"item_quantity_update_response":{}}"#),
+        Err(ApiError::Rejected(_))
+    ));
+    let negative = br#"{"item_seller_get_response":{"item":{"num_iid":1,"num":-3}}}"#;
+    match a.parse_stock_read(negative) {
+        Err(ApiError::Rejected(r)) => assert_eq!(r.field.as_deref(), Some("item.num")),
+        other => panic!("{other:?}"),
+    }
+    let e = a
+        .stock_read_request(&query("600 001", &["5001"]), &creds(), at())
+        .unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("item_id"));
+}
+
+#[test]
+fn pdd_reads_a_whole_goods_back_with_goods_detail_get() {
+    let a = adapter(ChannelKind::Pdd).unwrap();
+    let req = a
+        .stock_read_request(&query("900001", &["70001"]), &creds(), at())
+        .unwrap();
+    let p = form(&req.body);
+    assert_eq!(param(&p, "type"), "pdd.goods.detail.get");
+    assert_eq!(param(&p, "goods_id"), "900001");
+    assert_eq!(param(&p, "access_token"), "tok-1");
+    assert_eq!(
+        param(&p, "sign"),
+        orderhub_channels::pdd::api_sign(&p, "s3cret")
+    );
+    let levels = a
+        .parse_stock_read(&fixture("pdd/goods-detail-get-response.json"))
+        .unwrap();
+    assert_eq!(
+        levels,
+        vec![level("900001", "70001", 12), level("900001", "70002", 0)],
+        "quantity is what the shelf sells; reserve_quantity is not added"
+    );
+    let limited = br#"{"error_response":{"error_code":70031,"error_msg":"too frequent"}}"#;
+    assert!(matches!(
+        a.parse_stock_read(limited),
+        Err(ApiError::Throttled { .. })
+    ));
+    let big = br#"{"goods_detail_get_response":{"goods_id":1,"sku_list":[{"sku_id":2,"quantity":1e12}]}}"#;
+    assert!(matches!(
+        a.parse_stock_read(big),
+        Err(ApiError::Rejected(_))
+    ));
+}
+
+#[test]
+fn jd_reads_one_sku_back_with_find_sku_stock() {
+    let a = adapter(ChannelKind::Jd).unwrap();
+    assert_eq!(a.stock_read_batch_max(), 1);
+    let req = a
+        .stock_read_request(&query("100001", &["200001"]), &creds(), at())
+        .unwrap();
+    let p = form(&req.body);
+    assert_eq!(param(&p, "method"), "jingdong.stock.read.findSkuStock");
+    let biz: serde_json::Value = serde_json::from_str(param(&p, "360buy_param_json")).unwrap();
+    assert_eq!(biz, serde_json::json!({"skuId": 200001}));
+    assert_eq!(
+        param(&p, "sign"),
+        orderhub_channels::jd::api_sign(&p, "s3cret")
+    );
+    let levels = a
+        .parse_stock_read(&fixture("jd/stock-read-find-sku-stock-response.json"))
+        .unwrap();
+    assert_eq!(
+        levels,
+        vec![level("", "200001", 7)],
+        "JD names the SKU only"
+    );
+    for (q, field) in [
+        (query("100001", &["abc"]), "sku_id"),
+        (query("100001", &["1", "2"]), "sku_ids"),
+        (query("100001", &[]), "sku_ids"),
+    ] {
+        let e = a.stock_read_request(&q, &creds(), at()).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some(field), "{q:?}");
+    }
+}
+
+#[test]
+fn a_channel_without_a_shelf_read_says_so_without_a_call() {
+    for kind in [
+        ChannelKind::Douyin,
+        ChannelKind::Kuaishou,
+        ChannelKind::Wechat,
+        ChannelKind::Youzan,
+    ] {
+        let a = adapter(kind).unwrap();
+        let e = a
+            .stock_read_request(&query("1", &["2"]), &creds(), at())
+            .unwrap_err();
+        assert_eq!(e.rule, "not_supported", "{kind}");
+    }
+}
+
+#[tokio::test]
+async fn the_simulators_answer_shelf_reads_from_their_shelves_and_a_back_office_edit_shows() {
+    for (kind, item, sku) in [
+        (ChannelKind::Taobao, "600001", "5001"),
+        (ChannelKind::Pdd, "900001", "70001"),
+        (ChannelKind::Jd, "", "200001"),
+    ] {
+        let (url, handle) = sim::spawn(kind, SimSettings::new(creds(), 1, 1))
+            .await
+            .unwrap();
+        let a = adapter(kind).unwrap();
+        let item_id = if item.is_empty() { "100001" } else { item };
+        let read = || {
+            let req = a
+                .stock_read_request(&query(item_id, &[sku]), &creds(), Utc::now())
+                .unwrap();
+            let url = url.clone();
+            async move {
+                let (_, body) = HttpClient::new().send(&url, &req).await?;
+                adapter(kind).unwrap().parse_stock_read(&body)
+            }
+        };
+        // Nothing on the shelf yet: the channel's "not found".
+        assert!(read().await.is_err(), "{kind}");
+        let req = a
+            .stock_request(&[upd(item_id, sku, 9)], &creds(), Utc::now())
+            .unwrap();
+        let (_, body) = HttpClient::new().send(&url, &req).await.unwrap();
+        a.parse_stock_ack(&body).unwrap();
+        let got = read().await.unwrap_or_else(|e| panic!("{kind}: {e:?}"));
+        assert!(got.contains(&level(item, sku, 9)), "{kind}: {got:?}");
+        handle.set_shelf(item, sku, 40);
+        let got = read().await.unwrap();
+        assert!(got.contains(&level(item, sku, 40)), "{kind}: {got:?}");
+        assert_eq!(handle.stock_reads(), 2);
+        handle.expire_access_token();
+        assert!(matches!(read().await, Err(ApiError::Auth { .. })), "{kind}");
     }
 }

@@ -12,10 +12,12 @@ use axum::response::Response;
 use chrono::{DateTime, Utc};
 use orderhub_core::auth::{Permission, Principal};
 use orderhub_core::ports::AuditEntry;
+use orderhub_core::workflow::{Sla, WorkItem};
+use orderhub_domain::OrderId;
 use orderhub_domain::ids::Channel;
 use orderhub_domain::lifecycle::CommandKind;
 use orderhub_domain::{Order, ShopId, Status};
-use orderhub_store::{ExceptionFilter, OrderFilter, OrderSearch};
+use orderhub_store::{AssigneeFilter, ExceptionFilter, OrderFilter, OrderSearch, WorkFilter};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -43,6 +45,15 @@ pub struct BoardQuery {
     /// 1 to 1000, default 200.
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
+    /// `me` (the calling key), `unassigned`, or a key id.
+    assignee: Option<String>,
+    /// `true`: only exceptions past their due time.
+    overdue: Option<bool>,
+    /// Only exceptions open at least this many hours (1 to 8760).
+    #[param(minimum = 1, maximum = 8760)]
+    older_than_hours: Option<u32>,
+    /// `since` (oldest first, the default) or `due` (earliest due first).
+    sort: Option<String>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -58,6 +69,16 @@ pub struct OpenExceptionView {
     pub age_seconds: Option<i64>,
     /// Order moves this key may make now: `approve`, `cancel`.
     pub actions: Vec<String>,
+    /// The exception as a piece of work (`GET /v1/orders/{id}/exceptions` has its notes).
+    pub work_id: Option<uuid::Uuid>,
+    /// The key (id) handling it, and its name.
+    pub assignee: Option<String>,
+    pub assignee_name: Option<String>,
+    /// When it is due by the tenant's SLA for its kind.
+    pub due_at: Option<DateTime<Utc>>,
+    pub overdue: bool,
+    pub escalated_at: Option<DateTime<Utc>>,
+    pub notes_count: u32,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -109,65 +130,48 @@ pub async fn board(
         limit: limit + 1,
     };
     let now = state.clock.now();
-    let (rows, counts) = state
+    let work = work_filter(&q, &p, kind.clone(), now, limit)?;
+    let by_due = match q.sort.as_deref() {
+        None | Some("since") => false,
+        Some("due") => true,
+        Some(_) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_parameter",
+                "sort is since or due",
+            )
+            .field("sort"));
+        }
+    };
+    let (rows, counts, items, sla) = state
         .store
         .read(move |r| {
-            let holds = matches!(&kind, None | Some(ExceptionFilter::Any))
-                || kind == Some(ExceptionFilter::Kind(ON_HOLD.to_owned()));
-            let mut rows: Vec<(Order, String, Option<DateTime<Utc>>)> = Vec::new();
-            if kind != Some(ExceptionFilter::Kind(ON_HOLD.to_owned())) {
-                let mut f = base.clone();
-                f.search.exception = kind.clone().or(Some(ExceptionFilter::Any));
-                for e in r.open_exceptions(&f)? {
-                    let audit = r.audit_for_order(&e.order.tenant_id, e.order.id)?;
-                    for k in &e.order.exceptions {
-                        if let Some(ExceptionFilter::Kind(want)) = &kind
-                            && want != k
-                        {
-                            continue;
-                        }
-                        let since = raised_at(&audit, k).or(e.since);
-                        rows.push((e.order.clone(), k.clone(), since));
-                    }
+            let sla = r.exception_sla_of(&base.tenant_id)?;
+            let counts = counts(r, &base, limit)?;
+            let (rows, items) = match work {
+                Some(w) => rows_of_items(r, w, &base)?,
+                None => {
+                    let rows = rows_of_orders(r, &base, &kind)?;
+                    let ids: Vec<OrderId> = rows.iter().map(|(o, _, _)| o.id).collect();
+                    let items = r.work_open_of(&base.tenant_id, &ids)?;
+                    (rows, items)
                 }
-            }
-            let mut held = 0;
-            if holds {
-                let mut f = base.clone();
-                f.status = Some(Status::OnHold);
-                for o in r.order_list(&f)? {
-                    let audit = r.audit_for_order(&o.tenant_id, o.id)?;
-                    let since = held_at(&audit).or(Some(o.updated_at));
-                    rows.push((o, ON_HOLD.to_owned(), since));
-                    held += 1;
-                }
-            }
-            let mut counts: BTreeMap<String, u64> = r
-                .exception_counts(&base.tenant_id, base.shops.as_deref())?
-                .into_iter()
-                .collect();
-            if held > 0 {
-                // Exact when fewer than a page are on hold; otherwise counted in full.
-                let n = if held <= limit as usize {
-                    held as u64
-                } else {
-                    let mut f = base.clone();
-                    f.status = Some(Status::OnHold);
-                    r.order_count(&f)?
-                };
-                counts.insert(ON_HOLD.to_owned(), n);
-            }
-            Ok((rows, counts))
+            };
+            Ok((rows, counts, items, sla))
         })
         .await?;
-    let mut rows = rows;
-    rows.sort_by(|a, b| a.2.cmp(&b.2).then(a.0.id.cmp(&b.0.id)));
+    let mut rows = with_items(rows, &items, &sla);
+    if by_due {
+        rows.sort_by(|a, b| a.4.cmp(&b.4).then(a.0.id.cmp(&b.0.id)));
+    } else {
+        rows.sort_by(|a, b| a.2.cmp(&b.2).then(a.0.id.cmp(&b.0.id)));
+    }
     let truncated = rows.len() > limit as usize;
     rows.truncate(limit as usize);
     let board = ExceptionBoard {
         exceptions: rows
             .into_iter()
-            .map(|(o, kind, since)| OpenExceptionView {
+            .map(|(o, kind, since, item, due)| OpenExceptionView {
                 order_id: o.id.as_uuid(),
                 external_order_id: o.external_order_id.to_string(),
                 channel: o.channel.to_string(),
@@ -177,12 +181,188 @@ pub async fn board(
                 kind,
                 since,
                 age_seconds: since.map(|s| (now - s).num_seconds().max(0)),
+                work_id: item.as_ref().map(|i| i.work_id),
+                assignee: item.as_ref().and_then(|i| i.assignee.clone()),
+                assignee_name: item.as_ref().and_then(|i| i.assignee_name.clone()),
+                due_at: Some(due),
+                overdue: now >= due,
+                escalated_at: item.as_ref().and_then(|i| i.escalated_at),
+                notes_count: item.as_ref().map_or(0, |i| i.notes),
             })
             .collect(),
         counts,
         truncated,
     };
     Ok(crate::extract::json(StatusCode::OK, &board))
+}
+
+/// A board row with its work item (if any) and its due time: the item's, else (an exception the
+/// item of which is missing) its raise plus the tenant's SLA for its kind.
+type Annotated = (
+    Order,
+    String,
+    Option<DateTime<Utc>>,
+    Option<WorkItem>,
+    DateTime<Utc>,
+);
+
+fn with_items(rows: Vec<Row>, items: &[WorkItem], sla: &Sla) -> Vec<Annotated> {
+    rows.into_iter()
+        .map(|(o, kind, since)| {
+            let item = items
+                .iter()
+                .find(|i| i.order_id == o.id && i.kind == kind)
+                .cloned();
+            let due = item.as_ref().map_or_else(
+                || sla.due(&kind, since.unwrap_or(o.updated_at)),
+                |i| i.due_at,
+            );
+            (o, kind, since, item, due)
+        })
+        .collect()
+}
+
+/// The board's rows read from orders (no workflow filter): orders with open exceptions (of
+/// `kind`) and orders on hold, each with when it opened from the order's audit trail.
+fn rows_of_orders(
+    r: &mut dyn orderhub_store::ReadConn,
+    base: &OrderFilter,
+    kind: &Option<ExceptionFilter>,
+) -> Result<Vec<Row>, orderhub_core::StoreError> {
+    let holds = matches!(kind, None | Some(ExceptionFilter::Any))
+        || *kind == Some(ExceptionFilter::Kind(ON_HOLD.to_owned()));
+    let mut rows: Vec<Row> = Vec::new();
+    if *kind != Some(ExceptionFilter::Kind(ON_HOLD.to_owned())) {
+        let mut f = base.clone();
+        f.search.exception = kind.clone().or(Some(ExceptionFilter::Any));
+        for e in r.open_exceptions(&f)? {
+            let audit = r.audit_for_order(&e.order.tenant_id, e.order.id)?;
+            for k in &e.order.exceptions {
+                if let Some(ExceptionFilter::Kind(want)) = kind
+                    && want != k
+                {
+                    continue;
+                }
+                let since = raised_at(&audit, k).or(e.since);
+                rows.push((e.order.clone(), k.clone(), since));
+            }
+        }
+    }
+    if holds {
+        let mut f = base.clone();
+        f.status = Some(Status::OnHold);
+        for o in r.order_list(&f)? {
+            let audit = r.audit_for_order(&o.tenant_id, o.id)?;
+            let since = held_at(&audit).or(Some(o.updated_at));
+            rows.push((o, ON_HOLD.to_owned(), since));
+        }
+    }
+    Ok(rows)
+}
+
+/// Open exceptions per kind over every order in the scope, holds counted too.
+fn counts(
+    r: &mut dyn orderhub_store::ReadConn,
+    base: &OrderFilter,
+    limit: u32,
+) -> Result<BTreeMap<String, u64>, orderhub_core::StoreError> {
+    let mut counts: BTreeMap<String, u64> = r
+        .exception_counts(&base.tenant_id, base.shops.as_deref())?
+        .into_iter()
+        .collect();
+    let mut f = base.clone();
+    f.status = Some(Status::OnHold);
+    f.limit = limit;
+    let n = r.order_count(&f)?;
+    if n > 0 {
+        counts.insert(ON_HOLD.to_owned(), n);
+    }
+    Ok(counts)
+}
+
+type Row = (Order, String, Option<DateTime<Utc>>);
+
+/// The board's rows from the work items a workflow filter selects (earliest due first), each with
+/// its order as it is now; items whose order no longer carries them (or is out of the shop and
+/// channel filters) are left out.
+fn rows_of_items(
+    r: &mut dyn orderhub_store::ReadConn,
+    w: WorkFilter,
+    base: &OrderFilter,
+) -> Result<(Vec<Row>, Vec<WorkItem>), orderhub_core::StoreError> {
+    let items = r.work_list(&w)?;
+    let mut rows = Vec::new();
+    let mut kept = Vec::new();
+    for i in items {
+        let Some(o) = r.order_get(&base.tenant_id, i.order_id)? else {
+            continue;
+        };
+        let carried = if i.kind == ON_HOLD {
+            o.status == Status::OnHold
+        } else {
+            o.has_exception(&i.kind)
+        };
+        let shown = base.channel.as_ref().is_none_or(|c| *c == o.channel)
+            && base.shop_id.as_ref().is_none_or(|s| *s == o.shop_id);
+        if carried && shown {
+            rows.push((o, i.kind.clone(), Some(i.raised_at)));
+            kept.push(i);
+        }
+    }
+    Ok((rows, kept))
+}
+
+/// The work items' filter when the board asks by assignee, overdue or age; `None` otherwise
+/// (the board then lists orders' exceptions as it always did, annotated with their items).
+fn work_filter(
+    q: &BoardQuery,
+    p: &Principal,
+    kind: Option<ExceptionFilter>,
+    now: DateTime<Utc>,
+    limit: u32,
+) -> Result<Option<WorkFilter>, ApiError> {
+    let assignee = match q.assignee.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some("me") => Some(AssigneeFilter::Key(p.key_id.clone())),
+        Some("unassigned") => Some(AssigneeFilter::Unassigned),
+        Some(k) if k.len() <= 64 && k.chars().all(|c| c.is_ascii_graphic()) => {
+            Some(AssigneeFilter::Key(k.to_owned()))
+        }
+        Some(_) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_parameter",
+                "assignee is me, unassigned or a key id",
+            )
+            .field("assignee"));
+        }
+    };
+    if let Some(h) = q.older_than_hours
+        && !(1..=8760).contains(&h)
+    {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "out_of_range",
+            "older_than_hours must be 1 to 8760",
+        )
+        .field("older_than_hours"));
+    }
+    let overdue = q.overdue == Some(true);
+    if assignee.is_none() && !overdue && q.older_than_hours.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(WorkFilter {
+        tenant: p.tenant_id.clone(),
+        shops: super::scope_strings(p),
+        kind: match kind {
+            Some(ExceptionFilter::Kind(k)) => Some(k),
+            _ => None,
+        },
+        assignee,
+        due_before: overdue.then_some(now),
+        raised_before: q.older_than_hours.map(|h| now - super::workflow::hours(h)),
+        limit: limit + 1,
+    }))
 }
 
 /// Exceptions a retry of the stuck step can clear: the watchdogs' and the channel write-back's,

@@ -14,7 +14,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::{DateTime, Utc};
 use orderhub_core::listings::{self, ListingChange, NewListing};
-use orderhub_core::ports::ListingRecord;
+use orderhub_core::ports::{CheckScope, ListingRecord};
 use orderhub_domain::{ShopId, Sku};
 use orderhub_store::ListingFilter;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -91,6 +91,32 @@ pub struct ListingView {
     pub next_attempt_at: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// What the drift reconciler last read back from the shelf.
+    pub drift: DriftView,
+}
+
+/// A listing's shelf as the drift reconciler last read it back from the channel.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DriftView {
+    /// The shelf minus what the channel last acknowledged (`pushed_qty`), at the last read that
+    /// could compare; 0: no drift. Shown until a read after the repair finds the shelf right.
+    pub units: i64,
+    /// What the shelf showed at the last read, and when.
+    pub seen_qty: Option<i64>,
+    pub seen_at: Option<DateTime<Utc>>,
+    /// When this drift was first seen.
+    pub first_seen_at: Option<DateTime<Utc>>,
+    /// The drift came back after an earlier one was repaired (edited in the channel's back
+    /// office).
+    pub recurring: bool,
+    /// Drifts found on this listing so far; when the last repair (a push of the current want)
+    /// was scheduled. A paused listing's drift is reported, never repaired.
+    pub count: u32,
+    pub repaired_at: Option<DateTime<Utc>>,
+    /// When the shelf is read next.
+    pub next_check_at: DateTime<Utc>,
+    /// Why the last read gave no quantity (refused, not supported, the SKU not in the answer).
+    pub check_error: Option<String>,
 }
 
 /// A page of listings; `next_after` is the cursor of the next page (absent on the last).
@@ -121,6 +147,17 @@ fn view(l: &ListingRecord) -> ListingView {
         next_attempt_at: l.next_attempt_at,
         created_at: l.created_at,
         updated_at: l.updated_at,
+        drift: DriftView {
+            units: l.drift.units,
+            seen_qty: l.drift.seen_qty,
+            seen_at: l.drift.seen_at,
+            first_seen_at: l.drift.first_seen_at,
+            recurring: l.drift.recurring,
+            count: l.drift.count,
+            repaired_at: l.drift.repaired_at,
+            next_check_at: l.drift.check_at,
+            check_error: l.drift.check_error.clone(),
+        },
     }
 }
 
@@ -221,6 +258,17 @@ pub async fn list(
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
     let q: ListingQuery = parse_query(q.as_deref())?;
+    page(&state, &ctx, q, false).await
+}
+
+/// A page of the tenant's listings (within the key's shops) as `q` asks; only those with a drift
+/// where `drifting`.
+async fn page(
+    state: &SharedState,
+    ctx: &Ctx,
+    q: ListingQuery,
+    drifting: bool,
+) -> Result<Response, ApiError> {
     let limit = q.limit.unwrap_or(PAGE_DEFAULT);
     if !(1..=PAGE_MAX).contains(&limit) {
         return Err(ApiError::new(
@@ -250,6 +298,7 @@ pub async fn list(
         shop_id: q.shop_id,
         sku: q.sku,
         failing: q.failing.unwrap_or(false),
+        drifting,
         shops: super::scope_strings(&ctx.principal),
         after: q.after,
         limit,
@@ -332,4 +381,119 @@ pub async fn delete(
         return Err(ApiError::not_found("listing"));
     }
     Ok(json_response(StatusCode::NO_CONTENT, Vec::new(), false))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct DriftQuery {
+    channel: Option<String>,
+    shop_id: Option<String>,
+    sku: Option<String>,
+    /// The last `listing_id` seen.
+    after: Option<Uuid>,
+    /// 1 to 500, default 100.
+    #[param(minimum = 1, maximum = 500)]
+    limit: Option<u32>,
+}
+
+/// The listings whose shelf, as last read back from the channel, differs from what the channel
+/// last acknowledged (within the key's shops), by listing id; each with its drift (units, first
+/// seen, recurring) and what the shelf should show now (`want_qty`).
+#[utoipa::path(get, path = "/v1/listings/drift", tag = "listings", params(DriftQuery),
+    responses((status = 200, body = ListingPage), (status = 400, body = orderhub_api::ErrorBody), (status = 403, body = orderhub_api::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn drift(
+    State(state): State<SharedState>,
+    ctx: Ctx,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let q: DriftQuery = parse_query(q.as_deref())?;
+    let q = ListingQuery {
+        channel: q.channel,
+        shop_id: q.shop_id,
+        sku: q.sku,
+        failing: None,
+        after: q.after,
+        limit: q.limit,
+    };
+    page(&state, &ctx, q, true).await
+}
+
+/// Which listings to read back now; every field may be left out (the whole tenant, within the
+/// key's shops).
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReconcileRequest {
+    /// One listing.
+    #[serde(default)]
+    pub listing_id: Option<String>,
+    /// One channel's listings (taobao, jd, pdd, …).
+    #[serde(default)]
+    pub channel: Option<String>,
+    /// One shop's listings.
+    #[serde(default)]
+    pub shop_id: Option<String>,
+}
+
+/// How many listings were made due for a read.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ReconcileAnswer {
+    pub queued: u64,
+}
+
+/// Read the listings' shelves back from their channels now (the drift reconciler's next round,
+/// within each channel's read budget), instead of at their next scheduled read. A drift found is
+/// repaired by a push of the current want (a paused listing's is reported only); see
+/// `GET /v1/listings/drift`.
+#[utoipa::path(post, path = "/v1/listings/reconcile", tag = "listings", request_body = ReconcileRequest,
+    responses((status = 202, body = ReconcileAnswer), (status = 400, body = orderhub_api::ErrorBody),
+        (status = 403, body = orderhub_api::ErrorBody), (status = 404, body = orderhub_api::ErrorBody),
+        (status = 422, body = orderhub_api::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn reconcile(
+    State(state): State<SharedState>,
+    ctx: Ctx,
+    Body(body): Body,
+) -> Result<Response, ApiError> {
+    let (req, _): (ReconcileRequest, _) = parse_json(&body, false)?;
+    let mut scope = CheckScope {
+        shops: super::scope_strings(&ctx.principal),
+        ..CheckScope::default()
+    };
+    if let Some(c) = &req.channel {
+        let kind = orderhub_channels::ChannelKind::parse(c).map_err(|_| {
+            unprocessable(
+                "unknown_channel",
+                "channel must be one of taobao, jd, pdd, douyin, kuaishou, wechat, youzan, custom",
+                "channel",
+            )
+        })?;
+        scope.channel = Some(kind.channel_id());
+    }
+    if let Some(s) = &req.shop_id {
+        let shop =
+            ShopId::parse(s).map_err(|e| unprocessable("bad_value", e.to_string(), "shop_id"))?;
+        if !ctx.principal.sees_shop(&shop) {
+            return Err(ApiError::forbidden(
+                "this key is limited to other shops and may not reconcile this one",
+            ));
+        }
+        scope.shop_id = Some(shop);
+    }
+    if let Some(id) = &req.listing_id {
+        let id: Uuid = id
+            .parse()
+            .map_err(|_| unprocessable("bad_value", "listing_id must be a UUID", "listing_id"))?;
+        visible(&state, &ctx, id).await?;
+        scope.listing_id = Some(id);
+    }
+    let (a, now) = (ctx.actor(), state.clock.now());
+    let queued = state
+        .store
+        .write_alone(0, move |tx| {
+            listings::request_reconcile(tx, &a, &scope, now)
+        })
+        .await?;
+    Ok(json(StatusCode::ACCEPTED, &ReconcileAnswer { queued }))
 }

@@ -1,16 +1,22 @@
 //! Routes: one file per resource, each handler thin.
 
+pub mod after_sales;
+pub mod bulk;
 pub mod carriers;
 pub mod channels;
+pub mod combine;
+pub mod edits;
 pub mod events;
 pub mod exceptions;
 pub mod inventory;
 pub mod keys;
 pub mod listings;
 pub mod orders;
+pub mod rules;
 pub mod stats;
 pub mod subscriptions;
 pub mod system;
+pub mod workflow;
 
 use crate::SharedState;
 use crate::error::ApiError;
@@ -99,6 +105,293 @@ pub fn table() -> Vec<Route> {
             Can(P::ExceptionsResolve),
             ShopObjects,
             orders::resolve_exception,
+        ),
+        route(
+            M::POST,
+            "/v1/orders/bulk",
+            Can(P::OrdersRead),
+            ShopObjects,
+            bulk::bulk,
+        ),
+        route(
+            M::GET,
+            "/v1/orders/{id}/exceptions",
+            Can(P::OrdersRead),
+            ShopObjects,
+            workflow::order_exceptions,
+        ),
+        route(
+            M::POST,
+            "/v1/orders/{id}/exceptions/{kind}/assign",
+            Can(P::ExceptionsWork),
+            ShopObjects,
+            workflow::assign,
+        ),
+        route(
+            M::POST,
+            "/v1/orders/{id}/exceptions/{kind}/unassign",
+            Can(P::ExceptionsWork),
+            ShopObjects,
+            workflow::unassign,
+        ),
+        route(
+            M::POST,
+            "/v1/orders/{id}/exceptions/{kind}/notes",
+            Can(P::ExceptionsWork),
+            ShopObjects,
+            workflow::add_note,
+        ),
+        route(
+            M::GET,
+            "/v1/settings/exception-sla",
+            Can(P::OrdersRead),
+            WholeTenant,
+            workflow::get_sla,
+        ),
+        route(
+            M::PUT,
+            "/v1/settings/exception-sla",
+            Can(P::ExceptionSlaManage),
+            WholeTenant,
+            workflow::put_sla,
+        ),
+        route(
+            M::GET,
+            "/v1/interventions",
+            Can(P::InterventionsRead),
+            ShopObjects,
+            workflow::interventions,
+        ),
+        route(
+            M::POST,
+            "/v1/orders/{id}/after-sales",
+            Can(P::AfterSalesWrite),
+            ShopObjects,
+            after_sales::open,
+        ),
+        route(
+            M::GET,
+            "/v1/after-sales",
+            Can(P::AfterSalesRead),
+            ShopObjects,
+            after_sales::list,
+        ),
+        route(
+            M::GET,
+            "/v1/after-sales/{id}",
+            Can(P::AfterSalesRead),
+            ShopObjects,
+            after_sales::get,
+        ),
+        route(
+            M::POST,
+            "/v1/after-sales/{id}/approve",
+            Can(P::AfterSalesWrite),
+            ShopObjects,
+            after_sales::approve,
+        ),
+        route(
+            M::POST,
+            "/v1/after-sales/{id}/refuse",
+            Can(P::AfterSalesWrite),
+            ShopObjects,
+            after_sales::refuse,
+        ),
+        route(
+            M::POST,
+            "/v1/after-sales/{id}/receive",
+            Can(P::AfterSalesReceive),
+            ShopObjects,
+            after_sales::receive,
+        ),
+        route(
+            M::POST,
+            "/v1/after-sales/{id}/refund",
+            Can(P::AfterSalesRefund),
+            ShopObjects,
+            after_sales::refund,
+        ),
+        route(
+            M::POST,
+            "/v1/after-sales/{id}/exchange",
+            Can(P::AfterSalesWrite),
+            ShopObjects,
+            after_sales::exchange,
+        ),
+        route(
+            M::POST,
+            "/v1/after-sales/{id}/close",
+            Can(P::AfterSalesWrite),
+            ShopObjects,
+            after_sales::close,
+        ),
+        route(
+            M::POST,
+            "/v1/orders/{id}/edits",
+            Can(P::OrdersEdit),
+            ShopObjects,
+            edits::request,
+        ),
+        route(
+            M::GET,
+            "/v1/orders/{id}/edits",
+            Can(P::OrdersRead),
+            ShopObjects,
+            edits::order_log,
+        ),
+        route(
+            M::GET,
+            "/v1/edits",
+            Can(P::OrdersRead),
+            ShopObjects,
+            edits::list,
+        ),
+        route(
+            M::GET,
+            "/v1/edits/{id}",
+            Can(P::OrdersRead),
+            ShopObjects,
+            edits::get,
+        ),
+        route(
+            M::POST,
+            "/v1/edits/{id}/approve",
+            Can(P::OrdersEditApprove),
+            ShopObjects,
+            edits::approve,
+        ),
+        route(
+            M::POST,
+            "/v1/edits/{id}/reject",
+            Can(P::OrdersEditApprove),
+            ShopObjects,
+            edits::reject,
+        ),
+        route(
+            M::GET,
+            "/v1/settings/order-edits",
+            Can(P::OrdersRead),
+            WholeTenant,
+            edits::get_rules,
+        ),
+        route(
+            M::PUT,
+            "/v1/settings/order-edits",
+            Can(P::EditRulesManage),
+            WholeTenant,
+            edits::put_rules,
+        ),
+        route(
+            M::POST,
+            "/v1/rule-sets",
+            Can(P::RulesWrite),
+            WholeTenant,
+            rules::create,
+        ),
+        route(
+            M::GET,
+            "/v1/rule-sets",
+            Can(P::RulesRead),
+            WholeTenant,
+            rules::list,
+        ),
+        route(
+            M::GET,
+            "/v1/rule-sets/{id}",
+            Can(P::RulesRead),
+            WholeTenant,
+            rules::get,
+        ),
+        route(
+            M::POST,
+            "/v1/rule-sets/{id}/submit",
+            Can(P::RulesWrite),
+            WholeTenant,
+            rules::submit,
+        ),
+        route(
+            M::POST,
+            "/v1/rule-sets/{id}/approve",
+            Can(P::RulesApprove),
+            WholeTenant,
+            rules::approve,
+        ),
+        route(
+            M::POST,
+            "/v1/rule-sets/{id}/publish",
+            Can(P::RulesApprove),
+            WholeTenant,
+            rules::publish,
+        ),
+        route(
+            M::POST,
+            "/v1/rule-sets/{id}/test",
+            Can(P::RulesRead),
+            ShopObjects,
+            rules::test,
+        ),
+        route(
+            M::GET,
+            "/v1/rule-sets/{id}/sandbox",
+            Can(P::RulesRead),
+            WholeTenant,
+            rules::sandbox,
+        ),
+        route(
+            M::POST,
+            "/v1/merges/preview",
+            Can(P::OrdersCombine),
+            ShopObjects,
+            combine::preview,
+        ),
+        route(
+            M::POST,
+            "/v1/merges",
+            Can(P::OrdersCombine),
+            ShopObjects,
+            combine::merge,
+        ),
+        route(
+            M::GET,
+            "/v1/merges/{id}",
+            Can(P::OrdersRead),
+            ShopObjects,
+            combine::get,
+        ),
+        route(
+            M::POST,
+            "/v1/merges/{id}/undo",
+            Can(P::OrdersCombine),
+            ShopObjects,
+            combine::undo,
+        ),
+        route(
+            M::POST,
+            "/v1/orders/{id}/split",
+            Can(P::OrdersCombine),
+            ShopObjects,
+            combine::split,
+        ),
+        route(
+            M::POST,
+            "/v1/orders/{id}/parcels/{parcel_id}/ship",
+            Can(P::ParcelsShip),
+            ShopObjects,
+            combine::ship,
+        ),
+        route(
+            M::GET,
+            "/v1/settings/merges",
+            Can(P::OrdersRead),
+            WholeTenant,
+            combine::get_rules,
+        ),
+        route(
+            M::PUT,
+            "/v1/settings/merges",
+            Can(P::MergeRulesManage),
+            WholeTenant,
+            combine::put_rules,
         ),
         route(
             M::POST,
@@ -317,6 +610,20 @@ pub fn table() -> Vec<Route> {
             Can(P::InventoryRead),
             ShopObjects,
             listings::list,
+        ),
+        route(
+            M::GET,
+            "/v1/listings/drift",
+            Can(P::InventoryRead),
+            ShopObjects,
+            listings::drift,
+        ),
+        route(
+            M::POST,
+            "/v1/listings/reconcile",
+            Can(P::MasterData),
+            ShopObjects,
+            listings::reconcile,
         ),
         route(
             M::GET,

@@ -149,10 +149,64 @@ pub async fn list(
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
     let q: ListQuery = parse_query(q.as_deref())?;
+    let limit = super::page_limit(q.limit, PAGE_DEFAULT, PAGE_MAX)?;
+    let p = &ctx.principal;
+    let filter = list_filter(q, p, limit)?;
+    let orders = state.store.read(move |r| r.order_list(&filter)).await?;
+    let next_cursor = (orders.len() == limit as usize)
+        .then(|| {
+            orders
+                .last()
+                .map(|o| URL_SAFE_NO_PAD.encode(o.id.to_string()))
+        })
+        .flatten();
+    let page = OrderPage {
+        orders: orders
+            .iter()
+            .map(|o| OrderView::new(o, p.pii_read))
+            .collect(),
+        next_cursor,
+    };
+    Ok(crate::extract::json(StatusCode::OK, &page))
+}
+
+/// The search of a bulk action (`POST /v1/orders/bulk`): the filters of `GET /v1/orders` as a
+/// JSON object (values as the query string spells them; no cursor, no limit), at most `limit`
+/// orders of the key's scope.
+pub(crate) fn search_filter(
+    search: serde_json::Map<String, serde_json::Value>,
+    p: &Principal,
+    limit: u32,
+) -> Result<OrderFilter, ApiError> {
+    for k in ["cursor", "limit"] {
+        if search.contains_key(k) {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "unknown_parameter",
+                format!("a bulk search takes the filters of GET /v1/orders, not {k}"),
+            )
+            .field(format!("search.{k}")));
+        }
+    }
+    let q: ListQuery = serde_path_to_error::deserialize(serde_json::Value::Object(search))
+        .map_err(|e| {
+            let field = e.path().to_string();
+            let msg = e.into_inner().to_string();
+            let field = match msg.strip_prefix("unknown field `") {
+                Some(rest) => rest.split('`').next().unwrap_or("").to_owned(),
+                None => field,
+            };
+            ApiError::new(StatusCode::BAD_REQUEST, "invalid_parameter", msg)
+                .field(format!("search.{field}"))
+        })?;
+    list_filter(q, p, limit)
+}
+
+/// The store's filter for a list query (its cursor included), `limit` orders at most.
+fn list_filter(q: ListQuery, p: &Principal, limit: u32) -> Result<OrderFilter, ApiError> {
     let bad = |f: &str, e: orderhub_domain::ValidationError| {
         ApiError::new(StatusCode::BAD_REQUEST, e.rule, e.message).field(f)
     };
-    let limit = super::page_limit(q.limit, PAGE_DEFAULT, PAGE_MAX)?;
     let after = match q.cursor.as_deref() {
         None => None,
         Some(c) => Some(
@@ -171,7 +225,6 @@ pub async fn list(
                 })?,
         ),
     };
-    let p = &ctx.principal;
     let filter = OrderFilter {
         tenant_id: p.tenant_id.clone(),
         status: q
@@ -221,22 +274,7 @@ pub async fn list(
         )
         .field("created_from"));
     }
-    let orders = state.store.read(move |r| r.order_list(&filter)).await?;
-    let next_cursor = (orders.len() == limit as usize)
-        .then(|| {
-            orders
-                .last()
-                .map(|o| URL_SAFE_NO_PAD.encode(o.id.to_string()))
-        })
-        .flatten();
-    let page = OrderPage {
-        orders: orders
-            .iter()
-            .map(|o| OrderView::new(o, p.pii_read))
-            .collect(),
-        next_cursor,
-    };
-    Ok(crate::extract::json(StatusCode::OK, &page))
+    Ok(filter)
 }
 
 /// Longest id, nick or exception kind a search takes: ids of every channel fit in 64 characters.

@@ -33,6 +33,21 @@ pub struct WhoAmI {
     pub dead_letters: bool,
     /// Channel shops and channel messages.
     pub channels: bool,
+    /// After-sales case actions the key may take (`open`, `approve`, `refuse`, `close`,
+    /// `receive`, `refund`).
+    pub after_sales: Vec<String>,
+    /// Edit orders (or ask for an edit that needs approval).
+    pub orders_edit: bool,
+    /// Approve or reject other keys' order edits.
+    pub edits_approve: bool,
+    /// Assign exceptions and write notes on them.
+    pub exceptions_work: bool,
+    /// Read the dashboard of manual interventions.
+    pub interventions: bool,
+    /// Merge orders into one parcel, undo a merge, split an order.
+    pub orders_combine: bool,
+    /// Ship a parcel of a split or merged order.
+    pub parcels_ship: bool,
 }
 
 /// The calling key: tenant, name, role, shop scope, `pii:read` and what it may do.
@@ -60,6 +75,24 @@ pub async fn whoami(ctx: Ctx) -> Response {
         subscriptions_manage: p.can(Permission::SubscriptionsManage),
         dead_letters: p.can(Permission::DeliveriesOperate),
         channels: p.can(Permission::ChannelsRead),
+        after_sales: [
+            (
+                Permission::AfterSalesWrite,
+                &["open", "approve", "refuse", "close"][..],
+            ),
+            (Permission::AfterSalesReceive, &["receive"][..]),
+            (Permission::AfterSalesRefund, &["refund"][..]),
+        ]
+        .iter()
+        .filter(|(perm, _)| p.can(*perm))
+        .flat_map(|(_, actions)| actions.iter().map(|a| (*a).to_owned()))
+        .collect(),
+        orders_edit: p.can(Permission::OrdersEdit),
+        edits_approve: p.can(Permission::OrdersEditApprove),
+        exceptions_work: p.can(Permission::ExceptionsWork),
+        interventions: p.can(Permission::InterventionsRead),
+        orders_combine: p.can(Permission::OrdersCombine),
+        parcels_ship: p.can(Permission::ParcelsShip),
     };
     crate::extract::json(StatusCode::OK, &me)
 }

@@ -8,6 +8,7 @@ on_every_backend!(
     two_hundred_clients_racing_for_a_thousand_units_get_exactly_a_thousand,
     a_checkout_hold_is_committed_then_consumed_and_the_ledger_shows_each_step,
     bad_inventory_input_is_refused_and_writes_no_ledger_row,
+    listings_are_reconciled_on_demand_and_bad_requests_name_their_field,
 );
 
 async fn seed(app: &TestApp, stock: &[(&str, &str, i64)]) {
@@ -794,4 +795,106 @@ async fn returns_go_back_on_hand_only_after_a_qc_pass(app: TestApp) {
         .map(|e| e["movement"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(moves, ["receipt", "return"]);
+}
+
+/// `POST /v1/listings/reconcile` makes listings due for a shelf read (one, a channel's, a shop's
+/// or all the key sees) and refuses what it cannot take, naming the field; `GET
+/// /v1/listings/drift` lists only listings with a drift, and every listing shows its drift state.
+async fn listings_are_reconciled_on_demand_and_bad_requests_name_their_field(app: TestApp) {
+    seed(&app, &[("TEA", "HZ", 10)]).await;
+    let mut ids = Vec::new();
+    for (channel, item) in [("taobao", "600001"), ("pdd", "900001")] {
+        let r = app
+            .post(
+                "/v1/listings",
+                ADMIN_KEY,
+                &json!({"channel": channel, "shop_id": "shop-1", "sku": "TEA",
+                        "channel_item_id": item, "channel_sku_id": "5001"}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+        assert_eq!(r.body["drift"]["units"], 0);
+        assert!(r.body["drift"]["next_check_at"].is_string());
+        ids.push(r.body["listing_id"].as_str().unwrap().to_owned());
+    }
+    let reconcile = |body: serde_json::Value| {
+        let app = &app;
+        async move { app.post("/v1/listings/reconcile", ADMIN_KEY, &body).await }
+    };
+    let r = reconcile(json!({})).await;
+    assert_eq!(
+        (r.status, r.body["queued"].as_u64()),
+        (StatusCode::ACCEPTED, Some(2))
+    );
+    let r = reconcile(json!({"channel": "pdd"})).await;
+    assert_eq!(r.body["queued"], 1, "{:?}", r.body);
+    let r = reconcile(json!({"listing_id": ids[0]})).await;
+    assert_eq!(r.body["queued"], 1, "{:?}", r.body);
+    let r = reconcile(json!({"shop_id": "shop-2"})).await;
+    assert_eq!(r.body["queued"], 0, "{:?}", r.body);
+    // Refusals, each naming its field.
+    for (body, status, field) in [
+        (
+            json!({"channel": "ebay"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "channel",
+        ),
+        (
+            json!({"listing_id": "not-a-uuid"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "listing_id",
+        ),
+        (
+            json!({"shop_id": ""}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "shop_id",
+        ),
+    ] {
+        let r = reconcile(body.clone()).await;
+        assert_eq!(r.status, status, "{body}: {:?}", r.body);
+        assert_eq!(r.body["error"]["field"], field, "{body}: {:?}", r.body);
+    }
+    let r = reconcile(json!({"listing_id": uuid::Uuid::now_v7().to_string()})).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{:?}", r.body);
+    let r = reconcile(json!({"every": true})).await;
+    assert_eq!(
+        (r.status, r.field()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "every")
+    );
+    // Nothing has drifted: the drift list is empty; its bounds are checked like the list's.
+    let r = app
+        .call(
+            Method::GET,
+            "/v1/listings/drift",
+            Some(ADMIN_KEY),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.body["listings"], json!([]));
+    let r = app
+        .call(
+            Method::GET,
+            "/v1/listings/drift?limit=501",
+            Some(ADMIN_KEY),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.body["error"]["field"], "limit");
+    // A viewer may look but not reconcile.
+    let k = app
+        .post(
+            "/v1/api-keys",
+            ADMIN_KEY,
+            &json!({"name": "v", "role": "viewer"}),
+        )
+        .await;
+    let viewer = k.body["key"].as_str().unwrap().to_owned();
+    let r = app
+        .post("/v1/listings/reconcile", &viewer, &json!({}))
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
 }

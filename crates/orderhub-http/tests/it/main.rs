@@ -2,19 +2,24 @@
 //! client. Every test runs on SQLite and, when `ORDERHUB_TEST_DATABASE_URL` is set, on PostgreSQL.
 
 mod admission;
+mod after_sales;
 mod app;
 mod auth;
 mod bounds;
 mod carriers;
 mod channels;
+mod combine;
 mod console;
+mod edits;
 mod errors;
 mod idempotency;
 mod inventory;
 mod matrix;
 mod orders;
 mod robustness;
+mod rules;
 mod stops;
 mod subscriptions;
 mod system;
 mod trust;
+mod workflow;

@@ -123,7 +123,62 @@ const GRANTS: &[(&str, &str)] = &[
         "POST /v1/orders/{id}/exceptions/{kind}/resolve",
         "admin ops",
     ),
+    ("POST /v1/orders/{id}/edits", "admin ops"),
+    // Any key that reads orders reaches the route; the action's own permission (cancel, in the
+    // case below) decides, once per request.
+    ("POST /v1/orders/bulk", "admin ops finance"),
+    ("GET /v1/orders/{id}/exceptions", "*"),
+    (
+        "POST /v1/orders/{id}/exceptions/{kind}/assign",
+        "admin ops warehouse",
+    ),
+    (
+        "POST /v1/orders/{id}/exceptions/{kind}/unassign",
+        "admin ops warehouse",
+    ),
+    (
+        "POST /v1/orders/{id}/exceptions/{kind}/notes",
+        "admin ops warehouse",
+    ),
+    ("GET /v1/settings/exception-sla", "*"),
+    ("PUT /v1/settings/exception-sla", "admin"),
+    ("GET /v1/interventions", "admin ops"),
+    ("GET /v1/orders/{id}/edits", "*"),
+    ("GET /v1/edits", "*"),
+    ("GET /v1/edits/{id}", "*"),
+    ("POST /v1/edits/{id}/approve", "admin"),
+    ("POST /v1/edits/{id}/reject", "admin"),
+    ("GET /v1/settings/order-edits", "*"),
+    ("PUT /v1/settings/order-edits", "admin"),
+    ("POST /v1/rule-sets", "admin ops"),
+    ("GET /v1/rule-sets", "admin ops"),
+    ("GET /v1/rule-sets/{id}", "admin ops"),
+    ("POST /v1/rule-sets/{id}/submit", "admin ops"),
+    ("POST /v1/rule-sets/{id}/approve", "admin"),
+    ("POST /v1/rule-sets/{id}/publish", "admin"),
+    ("POST /v1/rule-sets/{id}/test", "admin ops"),
+    ("GET /v1/rule-sets/{id}/sandbox", "admin ops"),
+    ("POST /v1/merges/preview", "admin ops"),
+    ("POST /v1/merges", "admin ops"),
+    ("GET /v1/merges/{id}", "*"),
+    ("POST /v1/merges/{id}/undo", "admin ops"),
+    ("POST /v1/orders/{id}/split", "admin ops"),
+    (
+        "POST /v1/orders/{id}/parcels/{parcel_id}/ship",
+        "admin ops warehouse",
+    ),
+    ("GET /v1/settings/merges", "*"),
+    ("PUT /v1/settings/merges", "admin"),
     ("POST /v1/orders/{id}/{action}", "admin ops finance"),
+    ("POST /v1/orders/{id}/after-sales", "admin ops"),
+    ("GET /v1/after-sales", "*"),
+    ("GET /v1/after-sales/{id}", "*"),
+    ("POST /v1/after-sales/{id}/approve", "admin ops"),
+    ("POST /v1/after-sales/{id}/refuse", "admin ops"),
+    ("POST /v1/after-sales/{id}/receive", "admin ops warehouse"),
+    ("POST /v1/after-sales/{id}/refund", "admin ops finance"),
+    ("POST /v1/after-sales/{id}/exchange", "admin ops"),
+    ("POST /v1/after-sales/{id}/close", "admin ops"),
     ("GET /v1/exceptions", "*"),
     ("GET /v1/whoami", "*"),
     ("GET /v1/stats", "*"),
@@ -155,6 +210,8 @@ const GRANTS: &[(&str, &str)] = &[
     ("DELETE /v1/carriers/{carrier}", "admin"),
     ("POST /v1/listings", "admin ops"),
     ("GET /v1/listings", "*"),
+    ("GET /v1/listings/drift", "*"),
+    ("POST /v1/listings/reconcile", "admin ops"),
     ("GET /v1/listings/{id}", "*"),
     ("PATCH /v1/listings/{id}", "admin ops"),
     ("DELETE /v1/listings/{id}", "admin ops"),
@@ -187,6 +244,14 @@ struct Fixture {
     reservation: String,
     admin_alpha: String,
     listing: String,
+    /// An after-sales case on the backordered order.
+    case: String,
+    /// An edit of another order of shop-alpha, waiting for approval.
+    edit: String,
+    /// A merge of two paid orders of shop-alpha: (group, a member, the parcel).
+    group: (String, String, String),
+    /// A draft rule set of the tenant's.
+    rule_set: String,
 }
 
 struct Case {
@@ -341,7 +406,15 @@ async fn fixture(app: &TestApp) -> Fixture {
         .unwrap();
     let (_, key_id) = new_key(app, "viewer", Some(&[ALPHA])).await;
     let listing = new_listing(app, "M-ITEM").await;
+    let case = new_case(app, &backordered).await;
+    let edit = pending_edit(app, "M-3").await;
+    let group = new_group(app).await;
+    let rule_set = rule_set(app, "draft").await;
     Fixture {
+        rule_set,
+        case,
+        edit,
+        group,
         listing,
         order,
         backordered,
@@ -351,6 +424,79 @@ async fn fixture(app: &TestApp) -> Fixture {
         reservation,
         admin_alpha,
     }
+}
+
+/// A refund case on one unit of the first line of `order` (paid), by the default tenant's admin.
+async fn new_case(app: &TestApp, order: &str) -> String {
+    ok(
+        app,
+        Method::POST,
+        &format!("/v1/orders/{order}/after-sales"),
+        ADMIN_KEY,
+        Some(
+            json!({"kind": "refund_only", "lines": [{"line_id": 1, "quantity": 1}], "reason": "m"}),
+        ),
+    )
+    .await["case_id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// A new order of shop-alpha with an edit of its lines (sensitive by default) asked by the
+/// default tenant's admin: the edit's id, pending.
+async fn pending_edit(app: &TestApp, external: &str) -> String {
+    let order = app.create(ADMIN_KEY, ALPHA, external).await.body["order_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = ok(
+        app,
+        Method::POST,
+        &format!("/v1/orders/{order}/edits"),
+        ADMIN_KEY,
+        Some(json!({"reason": "matrix", "quantities": [{"line_id": 1, "quantity": 3}]})),
+    )
+    .await;
+    assert_eq!(r["edit"]["state"], "pending", "{r}");
+    r["edit"]["edit_id"].as_str().unwrap().to_owned()
+}
+
+/// A merge of two new paid orders of shop-alpha (lines of a SKU outside the master, so nothing
+/// waits on stock), by the default tenant's admin: (group id, a member, the parcel id).
+async fn new_group(app: &TestApp) -> (String, String, String) {
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let mut body = order_json(ALPHA, &format!("M-G{}", Uuid::now_v7().simple()));
+        body["lines"] =
+            json!([{"sku": "M-LOOSE", "title": "loose", "quantity": 1, "unit_price": "5.00"}]);
+        let id = ok(app, Method::POST, "/v1/orders", ADMIN_KEY, Some(body)).await["order_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        ok(
+            app,
+            Method::POST,
+            &format!("/v1/orders/{id}/pay"),
+            ADMIN_KEY,
+            Some(json!({})),
+        )
+        .await;
+        ids.push(id);
+    }
+    let r = ok(
+        app,
+        Method::POST,
+        "/v1/merges",
+        ADMIN_KEY,
+        Some(json!({"order_ids": ids, "reason": "matrix"})),
+    )
+    .await;
+    (
+        r["group"]["group_id"].as_str().unwrap().to_owned(),
+        ids[0].clone(),
+        r["group"]["parcel_id"].as_str().unwrap().to_owned(),
+    )
 }
 
 /// A listing of M-SKU in shop-alpha, made by the default tenant's admin.
@@ -368,6 +514,28 @@ async fn new_listing(app: &TestApp, item: &str) -> String {
         .as_str()
         .unwrap()
         .to_owned()
+}
+
+/// A fresh rule set, written by a fresh ops key, moved to `state` (draft, submitted or
+/// approved — approved by the fixture's admin key, so any matrix caller may publish it).
+async fn rule_set(app: &TestApp, state: &str) -> String {
+    let (author, _) = new_key(app, "ops", None).await;
+    let body = json!({"name": "matrix", "rules": [
+        {"id": "R1", "name": "big", "kind": "hold", "condition": "paid_cents > 100000000"}
+    ]});
+    let id = ok(app, Method::POST, "/v1/rule-sets", &author, Some(body)).await["rule_set_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    if state != "draft" {
+        let path = format!("/v1/rule-sets/{id}/submit");
+        ok(app, Method::POST, &path, &author, None).await;
+    }
+    if state == "approved" {
+        let path = format!("/v1/rule-sets/{id}/approve");
+        ok(app, Method::POST, &path, ADMIN_KEY, None).await;
+    }
+    id
 }
 
 /// The request the matrix sends for a rule. Routes that use their object up get a fresh one for
@@ -410,6 +578,116 @@ async fn case(app: &TestApp, f: &Fixture, rule: &Rule) -> Case {
                 Object,
             )
         }
+        ("POST", "/v1/orders/bulk") => c(
+            rule.path.into(),
+            Some(json!({"action": "cancel", "reason": "m", "preview": true, "search": {"q": o}})),
+            List("order"),
+        ),
+        ("GET", "/v1/orders/{id}/exceptions") => {
+            c(format!("/v1/orders/{o}/exceptions"), None, Object)
+        }
+        ("POST", p) if p.starts_with("/v1/orders/{id}/exceptions/{kind}/") => {
+            let fresh = app.create(ADMIN_KEY, ALPHA, &ext).await.body["order_id"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            app.raise(&fresh, "stop_shipment").await;
+            let body = match p.rsplit('/').next() {
+                Some("assign") => json!({"assignee": "me"}),
+                Some("notes") => json!({"text": "matrix"}),
+                _ => json!({}),
+            };
+            c(
+                p.replace("{id}", &fresh).replace("{kind}", "stop_shipment"),
+                Some(body),
+                Object,
+            )
+        }
+        ("GET", "/v1/settings/exception-sla") => c(rule.path.into(), None, Tenant),
+        ("PUT", "/v1/settings/exception-sla") => c(
+            rule.path.into(),
+            Some(json!({"hours": {"no_waybill": 3}, "default_hours": 8})),
+            Tenant,
+        ),
+        ("GET", "/v1/interventions") => c("/v1/interventions?days=7".into(), None, Tenant),
+        ("POST", "/v1/orders/{id}/edits") => c(
+            format!("/v1/orders/{o}/edits"),
+            Some(json!({"reason": "matrix", "seller_memo": ext})),
+            Object,
+        ),
+        ("GET", "/v1/orders/{id}/edits") => c(format!("/v1/orders/{o}/edits"), None, Object),
+        ("GET", "/v1/edits") => c("/v1/edits?limit=200".into(), None, List("edit")),
+        ("GET", "/v1/edits/{id}") => c(format!("/v1/edits/{}", f.edit), None, Object),
+        ("POST", "/v1/edits/{id}/approve") => {
+            let fresh = pending_edit(app, &ext).await;
+            c(format!("/v1/edits/{fresh}/approve"), None, Object)
+        }
+        ("POST", "/v1/edits/{id}/reject") => {
+            let fresh = pending_edit(app, &ext).await;
+            c(
+                format!("/v1/edits/{fresh}/reject"),
+                Some(json!({"reason": "matrix"})),
+                Object,
+            )
+        }
+        ("GET", "/v1/settings/order-edits") => c(rule.path.into(), None, Tenant),
+        ("PUT", "/v1/settings/order-edits") => c(rule.path.into(), Some(json!({})), Tenant),
+        ("POST", "/v1/rule-sets") => c(
+            rule.path.into(),
+            Some(json!({"name": "m", "rules": []})),
+            Tenant,
+        ),
+        ("GET", "/v1/rule-sets") => c(rule.path.into(), None, Tenant),
+        ("GET", "/v1/rule-sets/{id}") => c(format!("/v1/rule-sets/{}", f.rule_set), None, Object),
+        ("POST", "/v1/rule-sets/{id}/test") => c(
+            format!("/v1/rule-sets/{}/test", f.rule_set),
+            Some(json!({"order_id": o})),
+            Object,
+        ),
+        ("GET", "/v1/rule-sets/{id}/sandbox") => c(
+            format!("/v1/rule-sets/{}/sandbox?days=1", f.rule_set),
+            None,
+            Object,
+        ),
+        ("POST", p) if p.starts_with("/v1/rule-sets/{id}/") => {
+            let step = p.rsplit('/').next().unwrap_or_default();
+            let from = match step {
+                "submit" => "draft",
+                "approve" => "submitted",
+                _ => "approved",
+            };
+            let fresh = rule_set(app, from).await;
+            c(format!("/v1/rule-sets/{fresh}/{step}"), None, Object)
+        }
+        ("POST", "/v1/merges/preview") => c(
+            rule.path.into(),
+            Some(json!({"order_ids": [o, f.backordered]})),
+            Object,
+        ),
+        // The fixture's unpaid order refuses the merge (409), past authorization.
+        ("POST", "/v1/merges") => c(
+            rule.path.into(),
+            Some(json!({"order_ids": [o, f.backordered]})),
+            Object,
+        ),
+        ("GET", "/v1/merges/{id}") => c(format!("/v1/merges/{}", f.group.0), None, Object),
+        ("POST", "/v1/merges/{id}/undo") => {
+            let (fresh, _, _) = new_group(app).await;
+            c(format!("/v1/merges/{fresh}/undo"), None, Object)
+        }
+        ("POST", "/v1/orders/{id}/split") => c(
+            format!("/v1/orders/{o}/split"),
+            Some(json!({"by": "stock"})),
+            Object,
+        ),
+        // Its member is not released: 409, past authorization.
+        ("POST", "/v1/orders/{id}/parcels/{parcel_id}/ship") => c(
+            format!("/v1/orders/{}/parcels/{}/ship", f.group.1, f.group.2),
+            Some(json!({"carrier": "sf", "tracking_no": "SF1", "logistics_no": "L1"})),
+            Object,
+        ),
+        ("GET", "/v1/settings/merges") => c(rule.path.into(), None, Tenant),
+        ("PUT", "/v1/settings/merges") => c(rule.path.into(), Some(json!({})), Tenant),
         ("POST", "/v1/orders/{id}/{action}") => {
             let fresh = app.create(ADMIN_KEY, ALPHA, &ext).await.body["order_id"]
                 .as_str()
@@ -420,6 +698,44 @@ async fn case(app: &TestApp, f: &Fixture, rule: &Rule) -> Case {
                 Some(json!({"reason": "matrix"})),
                 Object,
             )
+        }
+        ("POST", "/v1/orders/{id}/after-sales") => {
+            let fresh = app.create(ADMIN_KEY, ALPHA, &ext).await.body["order_id"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            ok(
+                app,
+                Method::POST,
+                &format!("/v1/orders/{fresh}/pay"),
+                ADMIN_KEY,
+                Some(json!({})),
+            )
+            .await;
+            c(
+                format!("/v1/orders/{fresh}/after-sales"),
+                Some(
+                    json!({"kind": "refund_only", "lines": [{"line_id": 2, "quantity": 1}], "reason": "m"}),
+                ),
+                Object,
+            )
+        }
+        ("GET", "/v1/after-sales") => c("/v1/after-sales?limit=200".into(), None, List("case")),
+        ("GET", "/v1/after-sales/{id}") => c(format!("/v1/after-sales/{}", f.case), None, Object),
+        // The fixture's case: the first caller allowed moves it, the next ones get 409 (past
+        // authorization either way).
+        ("POST", "/v1/after-sales/{id}/refuse") => c(
+            format!("/v1/after-sales/{}/refuse", f.case),
+            Some(json!({"reason": "m"})),
+            Object,
+        ),
+        ("POST", "/v1/after-sales/{id}/receive") => c(
+            format!("/v1/after-sales/{}/receive", f.case),
+            Some(json!({"qc_passed": true})),
+            Object,
+        ),
+        ("POST", p) if p.starts_with("/v1/after-sales/{id}/") => {
+            c(p.replace("{id}", &f.case), None, Object)
         }
         ("GET", "/v1/exceptions") => {
             c("/v1/exceptions?limit=500".into(), None, List("backordered"))
@@ -562,6 +878,10 @@ async fn case(app: &TestApp, f: &Fixture, rule: &Rule) -> Case {
             CreateInAlpha,
         ),
         ("GET", "/v1/listings") => c("/v1/listings?limit=500".into(), None, List("listing")),
+        // The drift list: the fixture's listing has no drift, so no marker to look for.
+        ("GET", "/v1/listings/drift") => c("/v1/listings/drift?limit=500".into(), None, Tenant),
+        // Makes every listing the caller sees due for a read: none for callers outside it.
+        ("POST", "/v1/listings/reconcile") => c(rule.path.into(), None, ReplayAll),
         ("GET", "/v1/listings/{id}") => c(format!("/v1/listings/{}", f.listing), None, Object),
         ("PATCH", "/v1/listings/{id}") => c(
             format!("/v1/listings/{}", f.listing),
@@ -624,6 +944,8 @@ fn marker<'a>(f: &'a Fixture, name: &'a str) -> &'a str {
         "dead_letter" => &f.dead_letter,
         "key" => &f.key_id,
         "listing" => &f.listing,
+        "case" => &f.case,
+        "edit" => &f.edit,
         other => other,
     }
 }
@@ -675,6 +997,7 @@ async fn every_route_answers_every_role_scope_and_tenant_as_its_rule_says(app: T
         &f.dead_letter,
         &f.key_id,
         &f.reservation,
+        &f.edit,
     ];
     let mut cases = 0;
     let mut failures = Vec::new();

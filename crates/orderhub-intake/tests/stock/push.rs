@@ -20,7 +20,7 @@ use orderhub_store::{ChannelShopRow, Store};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
-fn actor(t: &TenantId) -> Actor {
+pub(super) fn actor(t: &TenantId) -> Actor {
     Actor {
         principal: Principal {
             tenant_id: t.clone(),
@@ -34,16 +34,20 @@ fn actor(t: &TenantId) -> Actor {
     }
 }
 
-fn sku(s: &str) -> Sku {
+pub(super) fn sku(s: &str) -> Sku {
     Sku::parse(s).unwrap()
 }
 
-fn wh() -> WarehouseId {
+pub(super) fn wh() -> WarehouseId {
     WarehouseId::parse("HZ").unwrap()
 }
 
 /// A simulator of `kind`, a shop on it, a warehouse, TEA and CUP with stock and kit GIFT.
-async fn setup(store: &Store, kind: ChannelKind, tea: i64) -> (SimHandle, ChannelShopRow) {
+pub(super) async fn setup(
+    store: &Store,
+    kind: ChannelKind,
+    tea: i64,
+) -> (SimHandle, ChannelShopRow) {
     let (url, handle) = sim::spawn(kind, SimSettings::new(creds(), 1, 1))
         .await
         .unwrap();
@@ -90,7 +94,7 @@ async fn setup(store: &Store, kind: ChannelKind, tea: i64) -> (SimHandle, Channe
     (handle, row)
 }
 
-async fn list(
+pub(super) async fn list(
     store: &Store,
     row: &ChannelShopRow,
     item: &str,
@@ -116,7 +120,7 @@ async fn list(
         .unwrap()
 }
 
-async fn adjust(store: &Store, t: &TenantId, s: &str, delta: i64) {
+pub(super) async fn adjust(store: &Store, t: &TenantId, s: &str, delta: i64) {
     let (a, s) = (actor(t), sku(s));
     store
         .write(0, move |tx| {
@@ -134,7 +138,7 @@ async fn adjust(store: &Store, t: &TenantId, s: &str, delta: i64) {
         .unwrap();
 }
 
-async fn get(store: &Store, t: &TenantId, id: Uuid) -> ListingRecord {
+pub(super) async fn get(store: &Store, t: &TenantId, id: Uuid) -> ListingRecord {
     let t = t.clone();
     store
         .read(move |r| r.listing(&t, id))
@@ -143,11 +147,11 @@ async fn get(store: &Store, t: &TenantId, id: Uuid) -> ListingRecord {
         .unwrap()
 }
 
-fn far() -> Instant {
+pub(super) fn far() -> Instant {
     Instant::now() + Duration::from_secs(60)
 }
 
-fn pusher(store: &Store) -> StockPusher {
+pub(super) fn pusher(store: &Store) -> StockPusher {
     StockPusher::new(store.clone(), StockPushConfig::default())
 }
 

@@ -136,6 +136,25 @@ impl TestStore {
         }
     }
 
+    /// Runs `sql` on a connection of its own, beside the store; the database's refusal as text.
+    pub fn try_exec(&self, sql: &str) -> Result<(), String> {
+        match &self.raw {
+            Raw::Sqlite(p) => rusqlite::Connection::open(p)
+                .unwrap()
+                .execute_batch(sql)
+                .map_err(|e| e.to_string()),
+            Raw::Postgres(url) => {
+                let (url, sql) = (url.clone(), sql.to_owned());
+                off_runtime(move || {
+                    postgres::Client::connect(&url, postgres::NoTls)
+                        .unwrap()
+                        .batch_execute(&sql)
+                        .map_err(|e| e.to_string())
+                })
+            }
+        }
+    }
+
     /// Runs `sql` on a connection of its own, beside the store.
     pub fn exec(&self, sql: &str) {
         match &self.raw {

@@ -445,6 +445,7 @@ async fn one_channel_item_is_listed_once_and_lists_filter_and_page(ts: TestStore
             shop_id: None,
             sku: None,
             failing: false,
+            drifting: false,
             shops: None,
             after: None,
             limit: 100,

@@ -22,10 +22,16 @@ macro_rules! conformance {
     )*};
 }
 
+mod after_sales;
+mod audit_chain;
 mod backend;
+mod combine;
 mod conformance;
+mod edits;
 mod listings;
 mod locks;
 mod queues;
+mod rules;
 mod sqlite_sync;
 mod sqlite_wal;
+mod workflow;

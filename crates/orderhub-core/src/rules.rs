@@ -1,0 +1,603 @@
+//! Rule sets (issue 22): versioned, approved by a second key, published at a time, and applied to
+//! every order created. A set moves draft → submitted → approved (by a key other than its
+//! author's) → published with an effective time; the live set of a tenant is the published one
+//! with the latest effective time that has passed ([`RuleTx::rule_set_live`]), so every node
+//! agrees by reading the store. A set's rules never change once written: a change is a new draft.
+//!
+//! On create ([`decide_on_create`]) the live set's tag and carrier decisions go into the new
+//! order itself and its `create` audit entry names the set, its version and each rule that fired;
+//! a hold is one version later ([`hold_by_rule`]), with the reason "held by rule R v7: name". The
+//! rule test and the sandbox evaluate with the same [`RuleSet`] as live ([`evaluate`]).
+
+use crate::auth::Permission;
+use crate::edits::Who;
+use crate::error::CoreError;
+use crate::ports::{StoreError, Tx};
+use crate::usecases::Actor;
+use chrono::{DateTime, Utc};
+use orderhub_domain::ids::CarrierCode;
+use orderhub_domain::lifecycle::Command;
+use orderhub_domain::{Order, Status, TenantId};
+use orderhub_rules::{Decisions, Facts, Rule, RuleSet};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// Where a rule set stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleSetState {
+    Draft,
+    Submitted,
+    Approved,
+    Published,
+}
+
+impl RuleSetState {
+    pub const ALL: [RuleSetState; 4] = [
+        RuleSetState::Draft,
+        RuleSetState::Submitted,
+        RuleSetState::Approved,
+        RuleSetState::Published,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuleSetState::Draft => "draft",
+            RuleSetState::Submitted => "submitted",
+            RuleSetState::Approved => "approved",
+            RuleSetState::Published => "published",
+        }
+    }
+    pub fn parse(s: &str) -> Option<RuleSetState> {
+        Self::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+}
+
+/// Who did each step of a rule set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RuleSetMeta {
+    pub name: String,
+    pub author: Who,
+    pub submitted_by: Option<Who>,
+    pub approved_by: Option<Who>,
+    pub published_by: Option<Who>,
+}
+
+/// One version of a tenant's rules.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleSetRecord {
+    pub tenant_id: TenantId,
+    pub rule_set_id: Uuid,
+    /// 1, 2, 3 … per tenant, in creation order: the "v7" of a hold reason.
+    pub version: u32,
+    pub state: RuleSetState,
+    pub rules: Vec<Rule>,
+    pub meta: RuleSetMeta,
+    /// When a published set takes effect.
+    pub effective_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl RuleSetRecord {
+    /// A set that is not stored (a rules file tried in the sandbox): draft, version 0.
+    pub fn unsaved(tenant: &TenantId, rules: Vec<Rule>, now: DateTime<Utc>) -> RuleSetRecord {
+        let who = Who {
+            key_id: "file".into(),
+            actor: "file".into(),
+            request_id: String::new(),
+            at: now,
+        };
+        RuleSetRecord {
+            tenant_id: tenant.clone(),
+            rule_set_id: Uuid::now_v7(),
+            version: 0,
+            state: RuleSetState::Draft,
+            rules,
+            meta: RuleSetMeta {
+                name: "file".into(),
+                author: who,
+                submitted_by: None,
+                approved_by: None,
+                published_by: None,
+            },
+            effective_at: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
+/// The store's part, inside the order's (or the rule set's) transaction.
+pub trait RuleTx {
+    /// Inserts a new set. `Ok(false)`: its version is taken (a concurrent draft); nothing written.
+    fn rule_set_insert(&mut self, rec: &RuleSetRecord) -> Result<bool, StoreError>;
+    /// The set, locked for update where the backend has row locks.
+    fn rule_set_get(
+        &mut self,
+        tenant: &TenantId,
+        id: Uuid,
+    ) -> Result<Option<RuleSetRecord>, StoreError>;
+    /// Writes state, meta, effective time and `updated_at` (never the rules).
+    fn rule_set_update(&mut self, rec: &RuleSetRecord) -> Result<(), StoreError>;
+    /// The tenant's highest version (0: none yet).
+    fn rule_set_last_version(&mut self, tenant: &TenantId) -> Result<u32, StoreError>;
+    /// The published set with the latest effective time at or before `at` (ties: the higher
+    /// version).
+    fn rule_set_live(
+        &mut self,
+        tenant: &TenantId,
+        at: DateTime<Utc>,
+    ) -> Result<Option<RuleSetRecord>, StoreError>;
+}
+
+/// A set's name, at most this many characters.
+pub const RULE_SET_NAME_MAX: usize = 120;
+/// Compiled sets kept per writer or reader thread: sets are immutable, so a set id is its key.
+const COMPILED_CACHE_MAX: usize = 16;
+
+thread_local! {
+    static COMPILED: RefCell<HashMap<Uuid, Arc<RuleSet>>> = RefCell::new(HashMap::new());
+}
+
+/// The compiled form of `rec`, compiled once per thread and set.
+pub fn compiled(rec: &RuleSetRecord) -> Result<Arc<RuleSet>, CoreError> {
+    if let Some(set) = COMPILED.with(|c| c.borrow().get(&rec.rule_set_id).cloned()) {
+        return Ok(set);
+    }
+    let set = Arc::new(RuleSet::compile(&rec.rules).map_err(CoreError::InvalidRules)?);
+    COMPILED.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.len() >= COMPILED_CACHE_MAX {
+            c.clear();
+        }
+        c.insert(rec.rule_set_id, set.clone());
+    });
+    Ok(set)
+}
+
+/// What one set decides for one order: the evaluator of the live path, the rule test and the
+/// sandbox. `weight_kg`: the order's goods' weight (ignored unless a rule names it).
+pub fn evaluate(set: &RuleSet, order: &Order, weight_kg: Option<Decimal>) -> Decisions {
+    set.evaluate(&Facts::of(order, weight_kg))
+}
+
+/// The weight of an order's goods from the SKU master: the known weights times quantities
+/// (`None` when no SKU of it has a weight).
+pub fn order_weight(
+    order: &Order,
+    mut weight_of: impl FnMut(&orderhub_domain::Sku) -> Result<Option<Decimal>, StoreError>,
+) -> Result<Option<Decimal>, StoreError> {
+    let mut total: Option<Decimal> = None;
+    for l in &order.lines {
+        if let Some(w) = weight_of(&l.sku)? {
+            *total.get_or_insert(Decimal::ZERO) += w * Decimal::from(l.quantity);
+        }
+    }
+    Ok(total)
+}
+
+/// The live set's decisions for an order about to be stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Applied {
+    pub rule_set_id: Uuid,
+    pub version: u32,
+    pub decisions: Decisions,
+}
+
+impl Applied {
+    /// What the order's audit entry says of it.
+    pub fn detail(&self) -> serde_json::Value {
+        serde_json::json!({
+            "rule_set_id": self.rule_set_id,
+            "rule_set_version": self.version,
+            "fired": self.decisions.fired,
+            "tags": self.decisions.tags,
+            "carrier": self.decisions.carrier.as_ref().map(|(c, f)| serde_json::json!({"carrier": c, "rule": f.rule})),
+            "hold": self.decisions.hold.as_ref().map(|h| &h.rule),
+            "ship_within_hours": self.decisions.ship_within.as_ref().map(|(h, f)| serde_json::json!({"hours": h, "rule": f.rule})),
+            "errors": self.decisions.errors,
+        })
+    }
+}
+
+/// The reason a hold by `rule` of set `version` gives.
+pub fn hold_reason(version: u32, fired: &orderhub_rules::Fired) -> String {
+    format!("held by rule {} v{version}: {}", fired.rule, fired.name)
+}
+
+/// The live set at `at` for `order`, compiled, with its decisions for it.
+fn live_decisions(
+    tx: &mut dyn Tx,
+    order: &Order,
+    at: DateTime<Utc>,
+) -> Result<Option<Applied>, CoreError> {
+    let Some(live) = tx.rule_set_live(&order.tenant_id, at)? else {
+        return Ok(None);
+    };
+    let set = compiled(&live)?;
+    if set.is_empty() {
+        return Ok(None);
+    }
+    let weight = if set.needs_weight() {
+        let tenant = order.tenant_id.clone();
+        order_weight(order, |sku| {
+            Ok(tx.sku_get(&tenant, sku)?.and_then(|r| r.weight_kg))
+        })?
+    } else {
+        None
+    };
+    let decisions = evaluate(&set, order, weight);
+    if decisions.is_empty() && decisions.errors.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(Applied {
+        rule_set_id: live.rule_set_id,
+        version: live.version,
+        decisions,
+    }))
+}
+
+/// When a deadline rule's window starts for `order`: its payment (in the payment's own offset),
+/// or its creation for an order created unpaid (a channel order arrives paid; an order created
+/// through the API unpaid is given its deadline at creation, never moved later by its payment).
+pub fn ship_by_base(order: &Order) -> DateTime<chrono::FixedOffset> {
+    order
+        .paid_at
+        .unwrap_or_else(|| order.created_at.fixed_offset())
+}
+
+/// The ship-by deadline a window of `hours` gives `order`.
+pub fn ship_by_of(order: &Order, hours: u32) -> DateTime<chrono::FixedOffset> {
+    ship_by_base(order) + chrono::Duration::hours(i64::from(hours))
+}
+
+/// Applies the tenant's live set to `order` before it is stored: tags added, the carrier rule's
+/// carrier preferred (unless the order names one already), the deadline rule's ship-by set
+/// (unless the channel promised one: the channel's promise is the contract the shop is held to).
+/// `None`: no live set, or nothing fired.
+pub fn decide_on_create(tx: &mut dyn Tx, order: &mut Order) -> Result<Option<Applied>, CoreError> {
+    let Some(applied) = live_decisions(tx, order, order.created_at)? else {
+        return Ok(None);
+    };
+    let d = &applied.decisions;
+    for t in &d.tags {
+        if !order.tags.contains(t) {
+            order.tags.push(t.clone());
+        }
+    }
+    if let Some((carrier, _)) = &d.carrier
+        && order.fulfillment.preferred_carrier.is_none()
+    {
+        order.fulfillment.preferred_carrier = CarrierCode::parse(carrier).ok();
+    }
+    if let Some((hours, _)) = &d.ship_within
+        && order.promised_ship_by.is_none()
+    {
+        order.promised_ship_by = Some(ship_by_of(order, *hours));
+    }
+    Ok(Some(applied))
+}
+
+/// Holds a just-created order a hold rule caught, when it is created paid (one version after its
+/// creation, through the lifecycle like any hold). Orders created unpaid are held at payment
+/// ([`hold_on_pay`]).
+pub fn hold_by_rule(
+    tx: &mut dyn Tx,
+    order: Order,
+    applied: Option<&Applied>,
+) -> Result<Order, CoreError> {
+    let Some((a, fired)) = applied.and_then(|a| a.decisions.hold.as_ref().map(|h| (a, h))) else {
+        return Ok(order);
+    };
+    if order.status != Status::Paid {
+        return Ok(order);
+    }
+    hold(tx, &order, a.version, fired, order.created_at)
+}
+
+fn hold(
+    tx: &mut dyn Tx,
+    order: &Order,
+    version: u32,
+    fired: &orderhub_rules::Fired,
+    now: DateTime<Utc>,
+) -> Result<Order, CoreError> {
+    let actor = Actor::system(&order.tenant_id, "rules");
+    let cmd = Command::Hold {
+        reason: hold_reason(version, fired),
+    };
+    crate::usecases::transition(tx, &actor, order.id, &cmd, now)
+}
+
+/// A just-paid order: the set live now decides whether it is held (review rules decide on what
+/// was bought and where it goes, so an order is reviewed when it becomes work: at payment).
+pub fn hold_on_pay(tx: &mut dyn Tx, order: Order, now: DateTime<Utc>) -> Result<Order, CoreError> {
+    if order.status != Status::Paid {
+        return Ok(order);
+    }
+    match live_decisions(tx, &order, now)? {
+        Some(a) => match &a.decisions.hold {
+            Some(fired) => hold(tx, &order, a.version, fired, now),
+            None => Ok(order),
+        },
+        None => Ok(order),
+    }
+}
+
+fn forbidden_unless(actor: &Actor, p: Permission) -> Result<(), CoreError> {
+    let pr = &actor.principal;
+    if !pr.can(p) {
+        return Err(CoreError::Forbidden(format!(
+            "role {} may not {}",
+            pr.role.as_str(),
+            p.describe()
+        )));
+    }
+    if pr.shops.is_some() {
+        return Err(CoreError::Forbidden(
+            "rule sets are the whole tenant's: a key scoped to shops may not change them".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn conflict(code: &'static str, message: String) -> CoreError {
+    CoreError::RuleSetConflict { code, message }
+}
+
+/// Writes a new draft: every rule checked and compiled first (a refused set: 400 naming each
+/// rule and place, nothing written).
+pub fn create_draft(
+    tx: &mut dyn Tx,
+    actor: &Actor,
+    name: &str,
+    rules: Vec<Rule>,
+    now: DateTime<Utc>,
+) -> Result<RuleSetRecord, CoreError> {
+    forbidden_unless(actor, Permission::RulesWrite)?;
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > RULE_SET_NAME_MAX {
+        return Err(orderhub_domain::ValidationError::new(
+            "name",
+            "length",
+            format!("name must be 1-{RULE_SET_NAME_MAX} characters"),
+        )
+        .into());
+    }
+    RuleSet::compile(&rules).map_err(CoreError::InvalidRules)?;
+    let tenant = actor.principal.tenant_id.clone();
+    let rec = RuleSetRecord {
+        version: tx.rule_set_last_version(&tenant)? + 1,
+        tenant_id: tenant,
+        rule_set_id: Uuid::now_v7(),
+        state: RuleSetState::Draft,
+        rules,
+        meta: RuleSetMeta {
+            name: name.to_owned(),
+            author: Who::of(actor, now),
+            submitted_by: None,
+            approved_by: None,
+            published_by: None,
+        },
+        effective_at: None,
+        created_at: now,
+        updated_at: now,
+    };
+    if !tx.rule_set_insert(&rec)? {
+        return Err(conflict(
+            "rule_set_version_taken",
+            format!(
+                "another draft took version {} first; try again",
+                rec.version
+            ),
+        ));
+    }
+    Ok(rec)
+}
+
+fn load(
+    tx: &mut dyn Tx,
+    actor: &Actor,
+    id: Uuid,
+    expect: RuleSetState,
+    step: &str,
+) -> Result<RuleSetRecord, CoreError> {
+    let rec = tx
+        .rule_set_get(&actor.principal.tenant_id, id)?
+        .ok_or(CoreError::RuleSetNotFound)?;
+    if rec.state != expect {
+        return Err(conflict(
+            "rule_set_wrong_state",
+            format!(
+                "cannot {step} rule set v{} that is {}; it must be {}",
+                rec.version,
+                rec.state.as_str(),
+                expect.as_str()
+            ),
+        ));
+    }
+    Ok(rec)
+}
+
+/// Draft → submitted, for approval by another key.
+pub fn submit(
+    tx: &mut dyn Tx,
+    actor: &Actor,
+    id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<RuleSetRecord, CoreError> {
+    forbidden_unless(actor, Permission::RulesWrite)?;
+    let mut rec = load(tx, actor, id, RuleSetState::Draft, "submit")?;
+    rec.state = RuleSetState::Submitted;
+    rec.meta.submitted_by = Some(Who::of(actor, now));
+    rec.updated_at = now;
+    tx.rule_set_update(&rec)?;
+    Ok(rec)
+}
+
+/// Submitted → approved, by a key other than the author's (403 `own_rule_set` otherwise).
+pub fn approve(
+    tx: &mut dyn Tx,
+    actor: &Actor,
+    id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<RuleSetRecord, CoreError> {
+    forbidden_unless(actor, Permission::RulesApprove)?;
+    let mut rec = load(tx, actor, id, RuleSetState::Submitted, "approve")?;
+    if rec.meta.author.key_id == actor.principal.key_id {
+        return Err(CoreError::OwnRuleSet(format!(
+            "rule set v{} was written with this key; another key approves it",
+            rec.version
+        )));
+    }
+    rec.state = RuleSetState::Approved;
+    rec.meta.approved_by = Some(Who::of(actor, now));
+    rec.updated_at = now;
+    tx.rule_set_update(&rec)?;
+    Ok(rec)
+}
+
+/// Approved → published, taking effect at `effective_at` (now when absent or past).
+pub fn publish(
+    tx: &mut dyn Tx,
+    actor: &Actor,
+    id: Uuid,
+    effective_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Result<RuleSetRecord, CoreError> {
+    forbidden_unless(actor, Permission::RulesApprove)?;
+    let mut rec = load(tx, actor, id, RuleSetState::Approved, "publish")?;
+    rec.state = RuleSetState::Published;
+    rec.meta.published_by = Some(Who::of(actor, now));
+    rec.effective_at = Some(effective_at.map_or(now, |t| t.max(now)));
+    rec.updated_at = now;
+    tx.rule_set_update(&rec)?;
+    Ok(rec)
+}
+
+/// Order ids kept per kind of change in a sandbox report.
+pub const SANDBOX_SAMPLE_MAX: usize = 20;
+
+/// How many orders one kind of change touched, and a few of them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ChangeSample {
+    pub count: u64,
+    pub sample: Vec<Uuid>,
+}
+
+impl ChangeSample {
+    fn add(&mut self, id: Uuid) {
+        self.count += 1;
+        if self.sample.len() < SANDBOX_SAMPLE_MAX {
+            self.sample.push(id);
+        }
+    }
+}
+
+/// What a draft would have decided over stored orders, against what the live set decides for
+/// the same orders (both evaluated now, by [`evaluate`]: the live path's evaluator). Nothing is
+/// written.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct SandboxReport {
+    pub orders: u64,
+    /// The live set compared with (`None`: no set is live; every decision is new).
+    pub live_version: Option<u32>,
+    pub held_live: u64,
+    pub held_draft: u64,
+    /// Held by the draft, not by the live set.
+    pub would_hold: ChangeSample,
+    /// Held by the live set, not by the draft.
+    pub would_release: ChangeSample,
+    /// The hold stays but another rule decides it.
+    pub hold_rule_changed: ChangeSample,
+    pub carrier_changed: ChangeSample,
+    pub tags_changed: ChangeSample,
+    /// Orders per preferred carrier (`none`: no carrier rule fired), live and draft.
+    pub carrier_mix_live: std::collections::BTreeMap<String, u64>,
+    pub carrier_mix_draft: std::collections::BTreeMap<String, u64>,
+    /// Orders for which a draft rule could not be evaluated (the rule did not fire).
+    pub draft_errors: ChangeSample,
+    /// Orders whose ship-by window (deadline rules) differs between the live set and the draft.
+    pub deadline_changed: ChangeSample,
+    /// Orders the draft gives a ship-by window that they missed: shipped after it, or not shipped
+    /// and past it now (cancelled orders are not counted).
+    pub late_against_draft: ChangeSample,
+    /// The same, against the live set's windows.
+    pub late_against_live: u64,
+    /// More orders than the sandbox reads matched: the report covers the oldest ones.
+    pub truncated: bool,
+}
+
+fn carrier_key(d: Option<&Decisions>) -> String {
+    d.and_then(|d| d.carrier.as_ref())
+        .map_or_else(|| "none".to_owned(), |(c, _)| c.clone())
+}
+
+/// Whether `order` missed the ship-by window `d` gives it (as of `now` when it is not shipped).
+fn late(order: &Order, d: Option<&Decisions>, now: DateTime<Utc>) -> bool {
+    let Some((hours, _)) = d.and_then(|d| d.ship_within.as_ref()) else {
+        return false;
+    };
+    let due = ship_by_of(order, *hours).to_utc();
+    match order.fulfillment.shipped_at {
+        Some(at) => at > due,
+        // Not shipped: late once past it, while the order is still to ship (a shipment the hub
+        // has no time for — a channel's own — is not counted).
+        None => {
+            matches!(
+                order.status,
+                Status::Paid | Status::OnHold | Status::Allocated | Status::Released
+            ) && now > due
+        }
+    }
+}
+
+impl SandboxReport {
+    /// Counts one order's decisions by the draft and by the live set (`now`: the time an
+    /// unshipped order is late against).
+    pub fn add(
+        &mut self,
+        order: &Order,
+        draft: &Decisions,
+        live: Option<&Decisions>,
+        now: DateTime<Utc>,
+    ) {
+        let id = order.id.as_uuid();
+        self.orders += 1;
+        let window = |d: Option<&Decisions>| d.and_then(|d| d.ship_within.as_ref().map(|w| w.0));
+        if window(live) != window(Some(draft)) {
+            self.deadline_changed.add(id);
+        }
+        if late(order, Some(draft), now) {
+            self.late_against_draft.add(id);
+        }
+        self.late_against_live += u64::from(late(order, live, now));
+        let held_live = live.and_then(|l| l.hold.as_ref());
+        let held_draft = draft.hold.as_ref();
+        self.held_live += u64::from(held_live.is_some());
+        self.held_draft += u64::from(held_draft.is_some());
+        match (held_live, held_draft) {
+            (None, Some(_)) => self.would_hold.add(id),
+            (Some(_), None) => self.would_release.add(id),
+            (Some(a), Some(b)) if a.rule != b.rule => self.hold_rule_changed.add(id),
+            _ => {}
+        }
+        let (cl, cd) = (carrier_key(live), carrier_key(Some(draft)));
+        if cl != cd {
+            self.carrier_changed.add(id);
+        }
+        *self.carrier_mix_live.entry(cl).or_default() += 1;
+        *self.carrier_mix_draft.entry(cd).or_default() += 1;
+        let no_tags: &[String] = &[];
+        if live.map_or(no_tags, |l| &l.tags) != draft.tags.as_slice() {
+            self.tags_changed.add(id);
+        }
+        if !draft.errors.is_empty() {
+            self.draft_errors.add(id);
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! Rule sets over HTTP (issue 22): a refused rule names its place, the author's key cannot
+//! approve, and the sandbox's decisions for a fixed history equal what the live path decides for
+//! the same orders once that draft is published.
+
+use crate::app::*;
+use crate::on_every_backend;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+on_every_backend!(the_sandbox_decides_what_the_live_path_decides_once_the_draft_is_published);
+
+async fn put(app: &TestApp, path: &str, body: Value) {
+    let r = app
+        .call(
+            Method::PUT,
+            path,
+            Some(ADMIN_KEY),
+            Some(&body.to_string()),
+            &[],
+        )
+        .await;
+    assert!(r.status.is_success(), "{path}: {:?}", r.body);
+}
+
+/// SKU-1 weighs 1.5 kg, SKU-2 0.2 kg; plenty of each in WH1.
+async fn goods(app: &TestApp) {
+    put(
+        app,
+        "/v1/skus/SKU-1",
+        json!({"title": "Tee", "weight_kg": "1.5"}),
+    )
+    .await;
+    put(
+        app,
+        "/v1/skus/SKU-2",
+        json!({"title": "Cap", "weight_kg": "0.2"}),
+    )
+    .await;
+    put(
+        app,
+        "/v1/warehouses/WH1",
+        json!({"name": "WH1", "priority": 0, "regions": []}),
+    )
+    .await;
+    for sku in ["SKU-1", "SKU-2"] {
+        let body = json!({"sku": sku, "warehouse_id": "WH1", "quantity": 1000});
+        let r = app.post("/v1/inventory/receipts", ADMIN_KEY, &body).await;
+        assert!(r.status.is_success(), "{:?}", r.body);
+    }
+}
+
+/// Order `n` of a fixed history: its city, goods and quantities vary with `n`.
+fn history(n: usize, ext: &str) -> Value {
+    let city = ["乌鲁木齐市", "杭州市", "乌鲁木齐市", "成都市"][n % 4];
+    let mut o = order_json("shop-a", ext);
+    o["receiver"]["city"] = json!(city);
+    o["lines"] = json!([
+        {"sku": "SKU-1", "title": "Tee", "quantity": 1 + n % 3, "unit_price": "49.90"},
+        {"sku": "SKU-2", "title": "Cap", "quantity": 1 + n % 5, "unit_price": "20.00"}
+    ]);
+    o
+}
+
+/// Creates and pays order `n` under `ext`; returns it as answered after payment.
+async fn paid(app: &TestApp, n: usize, ext: &str) -> Value {
+    let r = app.post("/v1/orders", ADMIN_KEY, &history(n, ext)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let id = r.body["order_id"].as_str().unwrap().to_owned();
+    let r = app
+        .post(&format!("/v1/orders/{id}/pay"), ADMIN_KEY, &json!({}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    r.body
+}
+
+fn rules() -> Value {
+    json!([
+        {"id": "H1", "name": "many caps", "kind": "hold", "condition": "quantity > 5"},
+        {"id": "T1", "name": "far", "kind": "tag", "condition": "city.contains('乌鲁木齐')",
+         "action": {"tags": ["far-west"]}},
+        {"id": "C1", "name": "heavy to Urumqi", "kind": "carrier",
+         "condition": "city.contains('乌鲁木齐') && weight_kg > 2.0",
+         "action": {"carrier": "ems"}, "priority": 1}
+    ])
+}
+
+async fn the_sandbox_decides_what_the_live_path_decides_once_the_draft_is_published(app: TestApp) {
+    goods(&app).await;
+    let second_admin = app.key("admin", None, false).await;
+    const N: usize = 12;
+    let mut ids = Vec::new();
+    for n in 0..N {
+        ids.push(paid(&app, n, &format!("H-{n}")).await["order_id"].clone());
+    }
+    // A rule that names an unknown fact: 400 naming the rule, its field and the place.
+    let bad = json!({"name": "bad", "rules": [
+        {"id": "X1", "name": "x", "kind": "hold", "condition": "channel == 'jd' &&\n amount > 1"}
+    ]});
+    let r = app.post("/v1/rule-sets", ADMIN_KEY, &bad).await;
+    assert_eq!(
+        (r.status, r.code(), r.field()),
+        (
+            StatusCode::BAD_REQUEST,
+            "invalid_rules",
+            "rules.X1.condition"
+        )
+    );
+    assert_eq!(r.body["errors"][0]["at"], json!([2, 2]), "{:?}", r.body);
+
+    let r = app
+        .post(
+            "/v1/rule-sets",
+            ADMIN_KEY,
+            &json!({"name": "v1", "rules": rules()}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let set = r.body["rule_set_id"].as_str().unwrap().to_owned();
+    // The sandbox over the history, nothing written.
+    let events = app.event_count().await;
+    let r = app
+        .get(&format!("/v1/rule-sets/{set}/sandbox?days=1"), ADMIN_KEY)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let report = r.body["report"].clone();
+    assert_eq!(report["orders"], json!(N));
+    assert_eq!(report["live_version"], Value::Null);
+    assert_eq!(app.event_count().await, events, "the sandbox wrote nothing");
+    // Each order's decisions by the draft.
+    let mut expected = Vec::new();
+    for id in &ids {
+        let r = app
+            .post(
+                &format!("/v1/rule-sets/{set}/test"),
+                ADMIN_KEY,
+                &json!({"order_id": id}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+        expected.push(r.body["decisions"].clone());
+    }
+    let held = expected.iter().filter(|d| !d["hold"].is_null()).count();
+    let ems = expected.iter().filter(|d| !d["carrier"].is_null()).count();
+    assert!(
+        held > 0 && held < N && ems > 0 && ems < N,
+        "a history that tells: {held} held, {ems} ems"
+    );
+    assert_eq!(report["would_hold"]["count"], json!(held));
+    assert_eq!(report["carrier_mix_draft"]["ems"], json!(ems));
+
+    // The author's key cannot approve; another admin's can; then it is published.
+    let path = |step: &str| format!("/v1/rule-sets/{set}/{step}");
+    assert_eq!(
+        app.post(&path("submit"), ADMIN_KEY, &json!({}))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let r = app.post(&path("approve"), ADMIN_KEY, &json!({})).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::FORBIDDEN, "own_rule_set")
+    );
+    assert_eq!(
+        app.post(&path("approve"), &second_admin, &json!({}))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let r = app.post(&path("publish"), &second_admin, &json!({})).await;
+    assert_eq!(
+        (r.status, r.body["state"].clone()),
+        (StatusCode::OK, json!("published"))
+    );
+    let r = app.get("/v1/rule-sets", ADMIN_KEY).await;
+    assert_eq!(r.body["live_version"], r.body["rule_sets"][0]["version"]);
+
+    // The same orders again, through the live path: the same decisions.
+    for (n, d) in expected.iter().enumerate() {
+        let o = paid(&app, n, &format!("L-{n}")).await;
+        let want_status = if d["hold"].is_null() {
+            "paid"
+        } else {
+            "on_hold"
+        };
+        assert_eq!(o["status"], json!(want_status), "order {n}: {d}");
+        let carrier = d["carrier"][0].clone();
+        assert_eq!(
+            o["fulfillment"]["preferred_carrier"], carrier,
+            "order {n}: {o}"
+        );
+        assert_eq!(o["tags"], d["tags"], "order {n}");
+        if let Some(rule) = d["hold"]["rule"].as_str() {
+            let reason = o["hold_reason"].as_str().unwrap_or_default();
+            assert!(
+                reason.starts_with(&format!("held by rule {rule} v")),
+                "{reason}"
+            );
+        }
+    }
+}

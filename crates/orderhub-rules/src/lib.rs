@@ -1,0 +1,479 @@
+//! orderhub's business rules (issue 22): a rule is data — an id, a name, a kind, a CEL condition,
+//! an action (JSON), a priority and whether it is enabled. A rule set is compiled once
+//! ([`RuleSet::compile`]: every condition parsed and checked against the facts it may name, every
+//! action checked against its kind) and then evaluated against an order's [`Facts`] as often as
+//! needed ([`RuleSet::evaluate`]), by the live create path, a rule test and the sandbox alike.
+//!
+//! Pure: no I/O, no clock, no store. What must not live here: reading the store (the weight of an
+//! order's SKUs is given by the caller), applying a decision to an order (`orderhub-core::rules`).
+
+mod facts;
+pub mod sample;
+
+pub use facts::{FACT_NAMES, Facts};
+
+use cel::common::ast::{EntryExpr, Expr};
+use cel::{Context, Env, IdedExpr, Program, Value};
+use orderhub_domain::ids::CarrierCode;
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+use std::sync::Arc;
+
+/// Rules in one set at most: a set is evaluated for every order created, so its size bounds the
+/// cost of a create (the benchmark runs 200).
+pub const RULES_PER_SET_MAX: usize = 500;
+/// A condition's length in characters at most: conditions are read by people.
+pub const CONDITION_CHARS_MAX: usize = 2_000;
+/// A rule's name in characters at most (it is quoted in every hold reason it causes).
+pub const NAME_CHARS_MAX: usize = 120;
+/// Tags one rule adds at most, and the characters of one tag.
+pub const TAGS_PER_RULE_MAX: usize = 16;
+pub const TAG_CHARS_MAX: usize = 64;
+/// The longest ship-by window a deadline rule may give: 30 days (presales promise weeks).
+pub const SHIP_WITHIN_HOURS_MAX: u32 = 720;
+
+/// What a rule does when its condition holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleKind {
+    /// Hold the order for review (审单). Action: `{}` (the reason names the rule).
+    Hold,
+    /// Add tags. Action: `{"tags": ["…"]}`.
+    Tag,
+    /// Prefer a carrier for the order's waybill. Action: `{"carrier": "ems"}`.
+    Carrier,
+    /// The order's ship-by deadline when its channel gives none: hours from payment (or from
+    /// creation, for an order created unpaid). Action: `{"ship_within_hours": 48}`.
+    Deadline,
+}
+
+impl RuleKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuleKind::Hold => "hold",
+            RuleKind::Tag => "tag",
+            RuleKind::Carrier => "carrier",
+            RuleKind::Deadline => "deadline",
+        }
+    }
+}
+
+/// One rule as stored and as written in a rules file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    pub id: String,
+    pub name: String,
+    pub kind: RuleKind,
+    /// A CEL expression over [`FACT_NAMES`] that yields a bool.
+    pub condition: String,
+    #[serde(default = "empty_action")]
+    pub action: serde_json::Value,
+    /// Lower runs first; of the rules that decide one thing alone (hold, carrier, deadline), the
+    /// first that fires decides. Ties: by id.
+    #[serde(default)]
+    pub priority: i32,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+fn empty_action() -> serde_json::Value {
+    serde_json::json!({})
+}
+fn yes() -> bool {
+    true
+}
+
+/// Why a rule set was refused: which rule, which of its fields, where in it, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
+#[error("rule {rule}: {field}{}: {message}", self.at.map(|(l, c)| format!(" at {l}:{c}")).unwrap_or_default())]
+pub struct RuleError {
+    /// The rule's id (its index in the set, `#3`, when the id itself is wrong).
+    pub rule: String,
+    /// `id`, `name`, `condition`, `action` or `rules`.
+    pub field: String,
+    /// Line and column (from 1) in the condition, when the condition is at fault.
+    pub at: Option<(u32, u32)>,
+    pub message: String,
+}
+
+impl RuleError {
+    fn new(rule: &str, field: &str, message: impl Into<String>) -> Self {
+        RuleError {
+            rule: rule.to_owned(),
+            field: field.to_owned(),
+            at: None,
+            message: message.into(),
+        }
+    }
+}
+
+/// A rule's action, checked against its kind.
+#[derive(Debug, Clone, PartialEq)]
+enum Action {
+    Hold,
+    Tag(Vec<String>),
+    Carrier(CarrierCode),
+    ShipWithin(u32),
+}
+
+#[derive(Debug)]
+struct CompiledRule {
+    rule: Rule,
+    program: Program,
+    action: Action,
+}
+
+/// A compiled rule set: its enabled rules in evaluation order.
+pub struct RuleSet {
+    env: Arc<Env>,
+    rules: Vec<CompiledRule>,
+    needs_weight: bool,
+}
+
+/// One rule that fired for one order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fired {
+    pub rule: String,
+    pub name: String,
+    pub kind: RuleKind,
+}
+
+/// What a rule set decided for one order.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decisions {
+    /// The hold rule that fired first: (rule id, rule name).
+    pub hold: Option<Fired>,
+    /// Tags to add (each once, in the order the rules gave them).
+    pub tags: Vec<String>,
+    /// The carrier the first carrier rule that fired prefers, with that rule.
+    pub carrier: Option<(String, Fired)>,
+    /// The ship-by window, in hours, of the first deadline rule that fired, with that rule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ship_within: Option<(u32, Fired)>,
+    /// Every rule that fired, in evaluation order.
+    pub fired: Vec<Fired>,
+    /// Rules whose condition could not be evaluated for this order (a type the condition did not
+    /// expect): (rule id, why). Such a rule does not fire.
+    pub errors: Vec<(String, String)>,
+}
+
+impl Decisions {
+    /// Nothing fired.
+    pub fn is_empty(&self) -> bool {
+        self.fired.is_empty()
+    }
+}
+
+impl std::fmt::Debug for RuleSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RuleSet")
+            .field("rules", &self.rules)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RuleSet {
+    /// Checks and compiles every rule; refuses the set with every fault found, each naming the
+    /// rule, its field and, for a condition, the place.
+    pub fn compile(rules: &[Rule]) -> Result<RuleSet, Vec<RuleError>> {
+        let env = Arc::new(Env::stdlib());
+        let mut errors = Vec::new();
+        if rules.len() > RULES_PER_SET_MAX {
+            errors.push(RuleError::new(
+                "*",
+                "rules",
+                format!("at most {RULES_PER_SET_MAX} rules in one set"),
+            ));
+            return Err(errors);
+        }
+        let mut seen = HashSet::new();
+        let mut compiled = Vec::new();
+        for (i, rule) in rules.iter().enumerate() {
+            match compile_rule(&env, i, rule, &mut seen) {
+                Ok(c) => compiled.push(c),
+                Err(mut e) => errors.append(&mut e),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        compiled.retain(|c| c.rule.enabled);
+        compiled.sort_by(|a, b| (a.rule.priority, &a.rule.id).cmp(&(b.rule.priority, &b.rule.id)));
+        let needs_weight = compiled
+            .iter()
+            .any(|c| c.program.references().has_variable("weight_kg"));
+        Ok(RuleSet {
+            env,
+            rules: compiled,
+            needs_weight,
+        })
+    }
+
+    /// Enabled rules, in evaluation order.
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// Whether a condition names `weight_kg`: the caller reads the SKU master only then.
+    pub fn needs_weight(&self) -> bool {
+        self.needs_weight
+    }
+
+    /// Evaluates every enabled rule against `facts`.
+    pub fn evaluate(&self, facts: &Facts) -> Decisions {
+        let mut ctx = Context::with_env(self.env.clone());
+        facts.bind(&mut ctx);
+        let mut d = Decisions::default();
+        for c in &self.rules {
+            match c.program.execute(&ctx) {
+                Ok(Value::Bool(true)) => fire(&mut d, c),
+                Ok(Value::Bool(false)) => {}
+                Ok(other) => d.errors.push((
+                    c.rule.id.clone(),
+                    format!("the condition gave {:?}, not a bool", other.type_of()),
+                )),
+                Err(e) => d.errors.push((c.rule.id.clone(), e.to_string())),
+            }
+        }
+        d
+    }
+}
+
+fn fire(d: &mut Decisions, c: &CompiledRule) {
+    let fired = Fired {
+        rule: c.rule.id.clone(),
+        name: c.rule.name.clone(),
+        kind: c.rule.kind,
+    };
+    match &c.action {
+        Action::Hold => {
+            if d.hold.is_none() {
+                d.hold = Some(fired.clone());
+            }
+        }
+        Action::Tag(tags) => {
+            for t in tags {
+                if !d.tags.contains(t) {
+                    d.tags.push(t.clone());
+                }
+            }
+        }
+        Action::Carrier(code) => {
+            if d.carrier.is_none() {
+                d.carrier = Some((code.to_string(), fired.clone()));
+            }
+        }
+        Action::ShipWithin(hours) => {
+            if d.ship_within.is_none() {
+                d.ship_within = Some((*hours, fired.clone()));
+            }
+        }
+    }
+    d.fired.push(fired);
+}
+
+fn compile_rule(
+    env: &Env,
+    index: usize,
+    rule: &Rule,
+    seen: &mut HashSet<String>,
+) -> Result<CompiledRule, Vec<RuleError>> {
+    let id_ok = !rule.id.is_empty()
+        && rule.id.len() <= 32
+        && rule
+            .id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !id_ok {
+        return Err(vec![RuleError::new(
+            &format!("#{}", index + 1),
+            "id",
+            "1-32 letters, digits, '-' or '_'",
+        )]);
+    }
+    let mut errors = Vec::new();
+    if !seen.insert(rule.id.clone()) {
+        errors.push(RuleError::new(
+            &rule.id,
+            "id",
+            "used by another rule of this set",
+        ));
+    }
+    let name_chars = rule.name.trim().chars().count();
+    if name_chars == 0 || name_chars > NAME_CHARS_MAX {
+        errors.push(RuleError::new(
+            &rule.id,
+            "name",
+            format!("1-{NAME_CHARS_MAX} characters"),
+        ));
+    }
+    let action = check_action(rule).map_err(|e| errors.push(e)).ok();
+    let program = compile_condition(env, rule)
+        .map_err(|e| errors.push(e))
+        .ok();
+    match (action, program) {
+        (Some(action), Some(program)) if errors.is_empty() => Ok(CompiledRule {
+            rule: rule.clone(),
+            program,
+            action,
+        }),
+        _ => Err(errors),
+    }
+}
+
+fn compile_condition(env: &Env, rule: &Rule) -> Result<Program, RuleError> {
+    let src = &rule.condition;
+    if src.trim().is_empty() || src.chars().count() > CONDITION_CHARS_MAX {
+        return Err(RuleError::new(
+            &rule.id,
+            "condition",
+            format!("1-{CONDITION_CHARS_MAX} characters"),
+        ));
+    }
+    let program = env.compile(src).map_err(|e| {
+        let first = e.errors.first();
+        RuleError {
+            rule: rule.id.clone(),
+            field: "condition".into(),
+            at: first.map(|p| (p.pos.0.max(1) as u32, p.pos.1.max(0) as u32 + 1)),
+            message: first.map_or_else(|| e.to_string(), |p| p.msg.clone()),
+        }
+    })?;
+    if let Some((name, id)) = unknown_ident(program.expression()) {
+        return Err(RuleError {
+            rule: rule.id.clone(),
+            field: "condition".into(),
+            at: program
+                .source_info()
+                .offset_for(id)
+                .map(|(start, _)| line_col(src, start as usize)),
+            message: format!(
+                "unknown field {name:?}; the facts are: {}",
+                FACT_NAMES.join(", ")
+            ),
+        });
+    }
+    Ok(program)
+}
+
+/// Line and column (from 1, in characters) of the byte or character offset `start` in `src`.
+fn line_col(src: &str, start: usize) -> (u32, u32) {
+    let (mut line, mut col) = (1u32, 1u32);
+    for (i, c) in src.chars().enumerate() {
+        if i >= start {
+            break;
+        }
+        if c == '\n' {
+            line += 1;
+            col = 1;
+        } else {
+            col += 1;
+        }
+    }
+    (line, col)
+}
+
+/// The first identifier that is neither a fact nor a variable bound by a macro around it, with
+/// its node id (for its place in the source).
+fn unknown_ident(root: &IdedExpr) -> Option<(String, u64)> {
+    fn walk<'a>(e: &'a IdedExpr, bound: &mut Vec<&'a str>) -> Option<(String, u64)> {
+        match &e.expr {
+            Expr::Ident(name) => {
+                let known = name.starts_with('@')
+                    || FACT_NAMES.contains(&name.as_str())
+                    || bound.contains(&name.as_str());
+                (!known).then(|| (name.clone(), e.id))
+            }
+            Expr::Call(call) => call
+                .target
+                .as_deref()
+                .into_iter()
+                .chain(call.args.iter())
+                .find_map(|a| walk(a, bound)),
+            Expr::Comprehension(comp) => walk(&comp.iter_range, bound).or_else(|| {
+                let depth = bound.len();
+                bound.push(&comp.iter_var);
+                bound.extend(comp.iter_var2.as_deref());
+                bound.push(&comp.accu_var);
+                let found = [
+                    &comp.accu_init,
+                    &comp.loop_cond,
+                    &comp.loop_step,
+                    &comp.result,
+                ]
+                .into_iter()
+                .find_map(|x| walk(x, bound));
+                bound.truncate(depth);
+                found
+            }),
+            Expr::List(list) => list.elements.iter().find_map(|x| walk(x, bound)),
+            Expr::Map(map) => map.entries.iter().find_map(|en| match &en.expr {
+                EntryExpr::StructField(f) => walk(&f.value, bound),
+                EntryExpr::MapEntry(m) => walk(&m.key, bound).or_else(|| walk(&m.value, bound)),
+            }),
+            Expr::Struct(_) => Some(("a message literal".into(), e.id)),
+            Expr::Select(s) => walk(&s.operand, bound),
+            Expr::Literal(_) | Expr::Unspecified => None,
+        }
+    }
+    walk(root, &mut Vec::new())
+}
+
+fn check_action(rule: &Rule) -> Result<Action, RuleError> {
+    let bad = |m: &str| RuleError::new(&rule.id, "action", m);
+    let obj = rule
+        .action
+        .as_object()
+        .ok_or_else(|| bad("must be a JSON object"))?;
+    match rule.kind {
+        RuleKind::Hold => {
+            if !obj.is_empty() {
+                return Err(bad(
+                    "a hold rule's action is {} (the reason names the rule)",
+                ));
+            }
+            Ok(Action::Hold)
+        }
+        RuleKind::Tag => {
+            let tags = obj
+                .get("tags")
+                .and_then(|t| t.as_array())
+                .filter(|t| obj.len() == 1 && !t.is_empty() && t.len() <= TAGS_PER_RULE_MAX)
+                .ok_or_else(|| bad("a tag rule's action is {\"tags\": [1-16 tags]}"))?;
+            tags.iter()
+                .map(|t| {
+                    t.as_str()
+                        .map(str::trim)
+                        .filter(|t| !t.is_empty() && t.chars().count() <= TAG_CHARS_MAX)
+                        .map(str::to_owned)
+                        .ok_or_else(|| bad("each tag is a string of 1-64 characters"))
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Action::Tag)
+        }
+        RuleKind::Carrier => obj
+            .get("carrier")
+            .and_then(|c| c.as_str())
+            .filter(|_| obj.len() == 1)
+            .ok_or_else(|| bad("a carrier rule's action is {\"carrier\": \"<carrier code>\"}"))
+            .and_then(|c| CarrierCode::parse(c).map_err(|e| bad(&e.to_string())))
+            .map(Action::Carrier),
+        RuleKind::Deadline => obj
+            .get("ship_within_hours")
+            .and_then(|h| h.as_u64())
+            .filter(|h| obj.len() == 1 && (1..=u64::from(SHIP_WITHIN_HOURS_MAX)).contains(h))
+            .map(|h| Action::ShipWithin(h as u32))
+            .ok_or_else(|| {
+                bad(&format!(
+                    "a deadline rule's action is {{\"ship_within_hours\": 1-{SHIP_WITHIN_HOURS_MAX}}}"
+                ))
+            }),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,223 @@
+use super::*;
+use crate::sample;
+use rust_decimal::Decimal;
+use serde_json::json;
+
+fn rule(id: &str, kind: RuleKind, condition: &str, action: serde_json::Value) -> Rule {
+    Rule {
+        id: id.into(),
+        name: format!("name of {id}"),
+        kind,
+        condition: condition.into(),
+        action,
+        priority: 0,
+        enabled: true,
+    }
+}
+
+fn urumqi() -> orderhub_domain::Order {
+    let o = sample::order(1);
+    assert_eq!(o.receiver.city, "乌鲁木齐市");
+    o
+}
+
+#[test]
+fn the_seeds_urumqi_over_2kg_goes_by_ems_and_lighter_parcels_do_not() {
+    let set = RuleSet::compile(&[rule(
+        "R1",
+        RuleKind::Carrier,
+        "city.contains('乌鲁木齐') && weight_kg > 2.0",
+        json!({"carrier": "ems"}),
+    )])
+    .unwrap();
+    assert!(set.needs_weight());
+    let heavy = set.evaluate(&Facts::of(&urumqi(), Some(Decimal::new(25, 1))));
+    assert_eq!(heavy.carrier.as_ref().map(|c| c.0.as_str()), Some("ems"));
+    assert_eq!(heavy.fired[0].rule, "R1");
+    let light = set.evaluate(&Facts::of(&urumqi(), Some(Decimal::new(15, 1))));
+    assert!(light.carrier.is_none() && light.is_empty());
+    let elsewhere = set.evaluate(&Facts::of(&sample::order(0), Some(Decimal::from(9))));
+    assert!(elsewhere.carrier.is_none());
+}
+
+#[test]
+fn the_first_hold_by_priority_decides_and_every_tag_rule_adds_its_tags() {
+    let mut low = rule("B", RuleKind::Hold, "paid_cents > 0", json!({}));
+    low.priority = 5;
+    let set = RuleSet::compile(&[
+        low,
+        rule("A", RuleKind::Hold, "quantity >= 1", json!({})),
+        rule("T1", RuleKind::Tag, "true", json!({"tags": ["x", "y"]})),
+        rule(
+            "T2",
+            RuleKind::Tag,
+            "channel == 'jd'",
+            json!({"tags": ["y", "z"]}),
+        ),
+        rule("T3", RuleKind::Tag, "false", json!({"tags": ["never"]})),
+    ])
+    .unwrap();
+    let d = set.evaluate(&Facts::of(&sample::order(1), None));
+    assert_eq!(d.hold.as_ref().map(|h| h.rule.as_str()), Some("A"));
+    assert_eq!(d.tags, ["x", "y", "z"]);
+    assert_eq!(d.fired.len(), 4);
+}
+
+#[test]
+fn disabled_rules_do_not_fire() {
+    let mut r = rule("A", RuleKind::Hold, "true", json!({}));
+    r.enabled = false;
+    let set = RuleSet::compile(&[r]).unwrap();
+    assert!(set.evaluate(&Facts::of(&sample::order(1), None)).is_empty());
+}
+
+#[test]
+fn a_condition_that_does_not_parse_is_refused_naming_the_rule_and_place() {
+    let e = RuleSet::compile(&[rule("R9", RuleKind::Hold, "paid_cents >", json!({}))]).unwrap_err();
+    assert_eq!(e[0].rule, "R9");
+    assert_eq!(e[0].field, "condition");
+    assert!(e[0].at.is_some(), "{e:?}");
+}
+
+#[test]
+fn an_unknown_field_is_refused_with_its_place_but_macro_variables_are_not_unknown() {
+    let e = RuleSet::compile(&[rule(
+        "R2",
+        RuleKind::Hold,
+        "channel == 'jd' &&\n  amount > 5",
+        json!({}),
+    )])
+    .unwrap_err();
+    assert_eq!((e[0].rule.as_str(), e[0].at), ("R2", Some((2, 3))), "{e:?}");
+    assert!(e[0].message.contains("\"amount\""), "{e:?}");
+    RuleSet::compile(&[rule(
+        "R3",
+        RuleKind::Tag,
+        "skus.exists(s, s.startsWith('SKU-'))",
+        json!({"tags": ["t"]}),
+    )])
+    .unwrap();
+}
+
+#[test]
+fn actions_are_checked_against_their_kind_and_ids_must_be_unique() {
+    let e = RuleSet::compile(&[
+        rule("A", RuleKind::Carrier, "true", json!({"carrier": "EMS!"})),
+        rule("B", RuleKind::Tag, "true", json!({"tags": []})),
+        rule("B", RuleKind::Hold, "true", json!({"x": 1})),
+    ])
+    .unwrap_err();
+    let got: Vec<_> = e
+        .iter()
+        .map(|e| (e.rule.as_str(), e.field.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("A", "action"),
+            ("B", "action"),
+            ("B", "id"),
+            ("B", "action")
+        ]
+    );
+}
+
+#[test]
+fn a_condition_that_is_not_a_bool_for_an_order_does_not_fire_and_is_reported() {
+    let set = RuleSet::compile(&[rule("A", RuleKind::Hold, "city", json!({}))]).unwrap();
+    let d = set.evaluate(&Facts::of(&sample::order(1), None));
+    assert!(d.hold.is_none());
+    assert_eq!(d.errors[0].0, "A");
+}
+
+#[test]
+fn money_facts_are_minor_units_and_the_sample_rules_compile() {
+    let o = sample::order(3);
+    let f = Facts::of(&o, None);
+    let cents = (o.paid_amount.amount() * Decimal::ONE_HUNDRED)
+        .trunc()
+        .normalize()
+        .to_string();
+    assert_eq!(
+        f.get("paid_cents"),
+        Some(&cel::Value::Int(cents.parse().unwrap()))
+    );
+    let set = RuleSet::compile(&sample::rules(200)).unwrap();
+    assert_eq!(set.len(), 200);
+    let fired: usize = (0..100)
+        .map(|i| set.evaluate(&Facts::of(&sample::order(i), Some(Decimal::from(3)))))
+        .inspect(|d| assert!(d.errors.is_empty(), "{:?}", d.errors))
+        .map(|d| d.fired.len())
+        .sum();
+    assert!(fired > 0);
+}
+
+#[test]
+fn the_first_deadline_rule_by_priority_gives_the_ship_by_window() {
+    let mut presale = rule(
+        "D1",
+        RuleKind::Deadline,
+        "is_presale",
+        json!({"ship_within_hours": 360}),
+    );
+    presale.priority = -1;
+    let set = RuleSet::compile(&[
+        rule(
+            "D9",
+            RuleKind::Deadline,
+            "true",
+            json!({"ship_within_hours": 48}),
+        ),
+        presale,
+    ])
+    .unwrap();
+    let normal = sample::order(1);
+    assert!(!matches!(
+        normal.kind,
+        orderhub_domain::OrderKind::Presale { .. }
+    ));
+    let d = set.evaluate(&Facts::of(&normal, None));
+    let (hours, by) = d.ship_within.clone().expect("the catch-all deadline fires");
+    assert_eq!((hours, by.rule.as_str()), (48, "D9"));
+    let mut pre = normal.clone();
+    pre.kind = orderhub_domain::OrderKind::Presale {
+        deposit: pre.paid_amount,
+        final_payment: pre.paid_amount,
+        final_payment_due: None,
+    };
+    let d = set.evaluate(&Facts::of(&pre, None));
+    assert_eq!(
+        d.ship_within.map(|(h, f)| (h, f.rule)),
+        Some((360, "D1".into()))
+    );
+    assert_eq!(
+        d.fired.len(),
+        2,
+        "both fired; the first by priority decides"
+    );
+}
+
+#[test]
+fn a_deadline_rule_needs_hours_within_bounds() {
+    for action in [
+        json!({}),
+        json!({"ship_within_hours": 0}),
+        json!({"ship_within_hours": 721}),
+        json!({"ship_within_hours": "48"}),
+        json!({"ship_within_hours": 48, "x": 1}),
+    ] {
+        let e =
+            RuleSet::compile(&[rule("D", RuleKind::Deadline, "true", action.clone())]).unwrap_err();
+        assert_eq!(e[0].field, "action", "{action}");
+        assert!(e[0].message.contains("1-720"), "{}", e[0].message);
+    }
+    assert!(
+        RuleSet::compile(&[rule(
+            "D",
+            RuleKind::Deadline,
+            "true",
+            json!({"ship_within_hours": 720})
+        )])
+        .is_ok()
+    );
+}

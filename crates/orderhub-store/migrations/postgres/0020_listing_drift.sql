@@ -1,0 +1,18 @@
+-- Listing drift (issue 20): what the drift reconciler last read back from each listing's shelf
+-- and the drift it found (the shelf minus what the channel last acknowledged), when it reads the
+-- shelf next (check_at) and why its last read gave no quantity (check_error).
+ALTER TABLE listings
+    ADD COLUMN seen_qty bigint,
+    ADD COLUMN seen_at timestamptz,
+    ADD COLUMN drift_units bigint NOT NULL DEFAULT 0,
+    ADD COLUMN drift_first_seen_at timestamptz,
+    ADD COLUMN drift_recurring boolean NOT NULL DEFAULT false,
+    ADD COLUMN drift_count integer NOT NULL DEFAULT 0,
+    ADD COLUMN drift_repaired_at timestamptz,
+    ADD COLUMN check_at timestamptz NOT NULL DEFAULT 'epoch',
+    ADD COLUMN check_error text;
+-- The reconciler's scan: a tenant's listings due for a read, and the tenants with one.
+CREATE INDEX listings_check ON listings (tenant_id, check_at);
+CREATE INDEX listings_check_tenants ON listings (check_at, tenant_id);
+-- GET /v1/listings/drift reads only listings with a drift.
+CREATE INDEX listings_drifting ON listings (tenant_id, listing_id) WHERE drift_units <> 0;
