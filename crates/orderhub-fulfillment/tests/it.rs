@@ -1456,7 +1456,7 @@ async fn the_watchdog_flags_paid_orders_once_the_test_clock_passes_its_threshold
 /// takes it off the road to shipment (here its cancellation). An order without a deadline is
 /// never raised. With the test clock: no sleep.
 async fn ship_by_at_risk_is_raised_before_the_deadline_and_resolved_by_the_move(backend: &str) {
-    use orderhub_core::ports::{Clock, ManualClock};
+    use orderhub_core::ports::ManualClock;
     use orderhub_core::usecases::SHIP_BY_AT_RISK;
     let env = open(backend).unwrap();
     let t = tenant(&env.store).await;

@@ -2,7 +2,7 @@
 //! would, every couple of seconds of the day — a buyer's refund of one unit approved (before
 //! release the unit goes back to the pool; later the parcel is stopped or intercepted), a return
 //! of a delivered order received with QC failed (into quarantine) or passed (back on hand) and
-//! refunded, and an address changed by the ops key after payment, which waits until the admin key
+//! refunded, an order the review rule held approved (审单), and an address changed by the ops key after payment, which waits until the admin key
 //! approves it (a second person), and two orders of one buyer to one address merged into one
 //! parcel. The day's report counts them from the event feed.
 
@@ -30,11 +30,12 @@ pub(super) async fn run(
             _ = stop.changed() => return,
         }
         turn += 1;
-        let r = match turn % 4 {
+        let r = match turn % 5 {
             0 => refund_one_unit(&admin, &mut rng).await,
             1 => edit_address(&admin, &ops, &mut rng).await,
-            2 => take_a_return(&admin, (turn / 4).is_multiple_of(2), &mut rng).await,
-            _ => merge_two(&admin, seed, turn).await,
+            2 => take_a_return(&admin, (turn / 5).is_multiple_of(2), &mut rng).await,
+            3 => merge_two(&admin, seed, turn).await,
+            _ => review(&ops, &mut rng).await,
         };
         if let Err(e) = r {
             tracing::debug!(error = %e, "A demo desk action did not go through.");
@@ -154,6 +155,29 @@ async fn take_a_return(api: &Api, qc_passed: bool, rng: &mut StdRng) -> Result<(
     api.ok("POST", &format!("/v1/after-sales/{case}/refund"), json!({}))
         .await
         .map(drop)
+}
+
+/// 审单: the ops key approves an order the review rule held (the demo's rule set holds orders over
+/// ¥3,000); the other held orders stay for the afternoon, so the address desk finds orders that
+/// wait.
+async fn review(ops: &Api, rng: &mut StdRng) -> Result<()> {
+    let Some(order) = pick(ops, &["on_hold"], rng).await? else {
+        return Ok(());
+    };
+    let held_by_rule = order["hold_reason"]
+        .as_str()
+        .is_some_and(|r| r.starts_with("held by rule"));
+    if !held_by_rule {
+        return Ok(());
+    }
+    let id = order["order_id"].as_str().context("order_id")?;
+    ops.ok(
+        "POST",
+        &format!("/v1/orders/{id}/approve"),
+        json!({"reason": "审单通过 reviewed: the buyer's payment and address check out"}),
+    )
+    .await
+    .map(drop)
 }
 
 /// 改地址: the ops key changes a paid order's address (sensitive after payment: it waits), and

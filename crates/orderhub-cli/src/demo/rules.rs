@@ -10,8 +10,8 @@ use serde_json::{Value, json};
 
 fn rules() -> Value {
     json!([
-        {"id": "R1", "name": "review orders over ¥4,000", "kind": "hold",
-         "condition": "paid_cents > 400000"},
+        {"id": "R1", "name": "review orders over ¥3,000", "kind": "hold",
+         "condition": "paid_cents > 300000"},
         {"id": "R2", "name": "far west", "kind": "tag",
          "condition": "province == '新疆维吾尔自治区'", "action": {"tags": ["far-west"]}},
         {"id": "R3", "name": "Ürümqi over 2 kg by YTO", "kind": "carrier",
@@ -62,6 +62,7 @@ pub(super) async fn sandbox_line(admin: &Api, id: &str, version: u64) -> String 
         Ok(r) => r,
         Err(e) => return format!("rule set v{version}: sandbox not read ({e})"),
     };
+    let r = &r["report"];
     let n = |k: &str| r[k].as_u64().unwrap_or(0);
     let late = r["late_against_draft"]["count"].as_u64().unwrap_or(0);
     format!(
