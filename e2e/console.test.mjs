@@ -65,8 +65,12 @@ const browser = await chromium.launch({ executablePath, args: ['--no-sandbox', '
 const failures = [];
 const page = await browser.newPage({ viewport: { width: 1400, height: 900 }, locale: 'zh-CN' });
 // The wrong-key step's 401 is expected; any other error in the page fails the test.
+// A step that provokes a refusal on purpose (the bad rule draft's 400) says so first.
+let expected400 = 0;
 page.on('console', (m) => {
-  if (m.type() === 'error' && !/status of 401/.test(m.text())) failures.push(`console error: ${m.text()}`);
+  if (m.type() !== 'error' || /status of 401/.test(m.text())) return;
+  if (expected400 > 0 && /status of 400/.test(m.text())) { expected400 -= 1; return; }
+  failures.push(`console error: ${m.text()}`);
 });
 page.on('pageerror', (e) => failures.push(`page error: ${e.message}`));
 const shot = (name) => page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
@@ -355,6 +359,54 @@ try {
     await tid('nav-orders').click();
     await tid('search-reset').click();
     await tid('search-form').waitFor();
+  });
+
+  await step('the rules page: the live set, its sandbox over the day, a bad draft refused with the place, a draft against the live set', async () => {
+    await tid('nav-rules').click();
+    await tid('rule-sets-table').waitFor();
+    // The demo publishes its rule set before its first order (ops drafts, the admin approves).
+    const live = page.getByTestId('rule-set-row').filter({ has: page.getByTestId('rule-set-live') });
+    await live.getByTestId('rule-set-link').click();
+    await tid('rule-set-rules').waitFor();
+    assert.ok(await tid('rule-row').count() >= 5, 'the demo set has its five rules');
+    await tid('sandbox-run').click();
+    await tid('sandbox-report').waitFor();
+    const read = Number(await tid('sandbox-orders-n').textContent());
+    assert.ok(read > 0, `the sandbox read the day's orders, got ${read}`);
+    await page.locator('[data-testid=sandbox-chart] rect[data-set=draft]').first().waitFor();
+    await shot('18-rules-sandbox-zh');
+    // A new draft from the live set. First with a condition that does not parse: refused, the
+    // rule, its field and the line:column named, nothing saved.
+    await tid('rule-set-copy').click();
+    await tid('rule-editor').waitFor();
+    const rules = JSON.parse(await tid('rule-draft-json').inputValue());
+    assert.ok(rules.some((r) => r.id === 'R1'), 'the editor starts from the set');
+    const withR1 = (condition) => JSON.stringify(rules.map((r) => (r.id === 'R1' ? { ...r, condition } : r)), null, 2);
+    await tid('rule-draft-name').fill(`e2e review over ¥1,000 ${run}`);
+    await tid('rule-draft-json').fill(withR1('paid_cents >'));
+    expected400 = 1;
+    await tid('rule-draft-save').click();
+    await tid('rule-error').first().waitFor();
+    const err = await tid('rule-error').first().textContent();
+    assert.ok(err.includes('R1') && err.includes('condition'), err);
+    assert.match(await tid('rule-error-at').first().textContent(), /^\d+:\d+$/);
+    assert.equal(expected400, 0, 'the refusal was the one 400');
+    await shot('19-rules-refused-zh');
+    // Then the review threshold lowered to ¥1,000: saved as a draft; its sandbox names the
+    // orders of the day it would hold that the live set does not.
+    await tid('rule-draft-json').fill(withR1('paid_cents > 100000'));
+    await tid('rule-draft-save').click();
+    await tid('rule-set-state').waitFor();
+    assert.equal((await tid('rule-set-state').textContent()).trim(), '草稿');
+    await tid('sandbox-run').click();
+    await tid('sandbox-report').waitFor();
+    const wouldHold = Number(await tid('sandbox-would_hold-n').textContent());
+    assert.ok(wouldHold > 0, `orders between ¥1,000 and ¥3,000 would be held, got ${wouldHold}`);
+    await shot('20-rules-draft-sandbox-zh');
+    // The author submits; approving is another person's step (the ops key has no approve button).
+    await tid('rule-set-submit').click();
+    await page.waitForFunction(() => document.querySelector('[data-testid=rule-set-state]')?.textContent.trim() === '待审核');
+    assert.equal(await tid('rule-set-approve').count(), 0);
   });
 
   await step('switching to English relabels the console', async () => {

@@ -15,7 +15,7 @@ use crate::usecases::{self, Actor, Created};
 use chrono::{DateTime, FixedOffset, Utc};
 use orderhub_domain::channel_update::{
     self, AFTER_SALE, Action, CHANNEL_HOLD, ChannelShipment, Decision, LineRefund, RefundState,
-    Report, SHIPPED_ON_CHANNEL,
+    Report, SHIPPED_ON_CHANNEL, STOP_SHIPMENT,
 };
 use orderhub_domain::lifecycle::Command;
 use orderhub_domain::order::{OUT_OF_STOCK, OrderDraft};
@@ -159,14 +159,7 @@ pub fn ingest(
                     },
                 )?
             }
-            Action::Hold { reason } => {
-                o = moved(
-                    tx,
-                    Command::Hold {
-                        reason: reason.clone(),
-                    },
-                )?
-            }
+            Action::Hold { reason } => o = channel_forbids(tx, actor, o, reason, now)?,
             Action::LiftChannelHold => o = moved(tx, Command::Approve)?,
             Action::Raise { exception, detail } => {
                 o = usecases::raise_by_channel(tx, actor, id, exception, detail.clone(), now)?
@@ -190,6 +183,30 @@ pub fn ingest(
     }
     let o = crate::after_sales::from_channel(tx, actor, o, &refunds_before, now)?;
     Ok(Ingested::Updated(o))
+}
+
+/// The channel forbids shipping a paid order (`reason`: the channel hold's reason): it is held,
+/// and the hold lifts when the channel allows shipping again. When a review rule held it first
+/// (at payment, in this same report), the channel's word is a `stop_shipment` of the channel's
+/// instead — approving the rule's hold must not ship it —, lifted the same way.
+fn channel_forbids(
+    tx: &mut dyn Tx,
+    actor: &Actor,
+    o: Order,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<Order, CoreError> {
+    if o.status == Status::OnHold {
+        let why = reason.strip_prefix(CHANNEL_HOLD).unwrap_or(reason);
+        let detail = json!({"reason": format!("the channel forbids shipping: {why}")});
+        return Ok(
+            usecases::raise_by_channel(tx, actor, o.id, STOP_SHIPMENT, detail, now)?.unwrap_or(o),
+        );
+    }
+    let hold = Command::Hold {
+        reason: reason.to_owned(),
+    };
+    usecases::transition(tx, actor, o.id, &hold, now)
 }
 
 /// The channel's version as an order, its amounts and lines checked as a new order's are. A
@@ -379,23 +396,16 @@ fn create(
         );
     }
     if let Some(why) = &facts.not_shippable
-        && o.status == Status::Paid
+        && matches!(o.status, Status::Paid | Status::OnHold)
         && !facts.shipped()
     {
-        o = usecases::transition(
-            tx,
-            actor,
-            id,
-            &Command::Hold {
-                reason: format!(
-                    "{CHANNEL_HOLD}{}",
-                    why.chars()
-                        .take(channel_update::HOLD_REASON_CHARS_MAX)
-                        .collect::<String>()
-                ),
-            },
-            now,
-        )?;
+        let reason = format!(
+            "{CHANNEL_HOLD}{}",
+            why.chars()
+                .take(channel_update::HOLD_REASON_CHARS_MAX)
+                .collect::<String>()
+        );
+        o = channel_forbids(tx, actor, o, &reason, now)?;
     }
     if facts.shipped() {
         // Shipped on the channel before orderhub knew the order (its own backend, an ERP).

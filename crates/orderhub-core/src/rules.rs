@@ -5,9 +5,11 @@
 //! agrees by reading the store. A set's rules never change once written: a change is a new draft.
 //!
 //! On create ([`decide_on_create`]) the live set's tag and carrier decisions go into the new
-//! order itself and its `create` audit entry names the set, its version and each rule that fired;
-//! a hold is one version later ([`hold_by_rule`]), with the reason "held by rule R v7: name". The
-//! rule test and the sandbox evaluate with the same [`RuleSet`] as live ([`evaluate`]).
+//! order itself and its `create` audit entry names the set, its version and each rule that fired.
+//! At payment ([`decide_on_pay`]) the set live then gives the order its ship-by deadline (from
+//! the payment, unless a promise stands) in the `pay` entry, and a hold rule holds it one version
+//! later ([`hold_on_pay`]), with the reason "held by rule R v7: name". The rule test and the
+//! sandbox evaluate with the same [`RuleSet`] as live ([`evaluate`]).
 
 use crate::auth::Permission;
 use crate::edits::Who;
@@ -189,7 +191,9 @@ pub struct Applied {
 }
 
 impl Applied {
-    /// What the order's audit entry says of it.
+    /// What the order's `create` audit entry says of it: what was decided then (tags, carrier).
+    /// Holds and deadlines are decided at payment, by the set live then: the `hold` and `pay`
+    /// entries name theirs.
     pub fn detail(&self) -> serde_json::Value {
         serde_json::json!({
             "rule_set_id": self.rule_set_id,
@@ -197,8 +201,6 @@ impl Applied {
             "fired": self.decisions.fired,
             "tags": self.decisions.tags,
             "carrier": self.decisions.carrier.as_ref().map(|(c, f)| serde_json::json!({"carrier": c, "rule": f.rule})),
-            "hold": self.decisions.hold.as_ref().map(|h| &h.rule),
-            "ship_within_hours": self.decisions.ship_within.as_ref().map(|(h, f)| serde_json::json!({"hours": h, "rule": f.rule})),
             "errors": self.decisions.errors,
         })
     }
@@ -241,24 +243,24 @@ fn live_decisions(
     }))
 }
 
-/// When a deadline rule's window starts for `order`: its payment (in the payment's own offset),
-/// or its creation for an order created unpaid (a channel order arrives paid; an order created
-/// through the API unpaid is given its deadline at creation, never moved later by its payment).
-pub fn ship_by_base(order: &Order) -> DateTime<chrono::FixedOffset> {
+/// The ship-by deadline a window of `hours` gives `order`: from its payment, in the payment's own
+/// offset (the channel's payment time for a channel order, however late it reached the hub).
+/// `None` while unpaid: an order is work, and has a deadline, once paid.
+pub fn ship_by_of(order: &Order, hours: u32) -> Option<DateTime<chrono::FixedOffset>> {
     order
         .paid_at
-        .unwrap_or_else(|| order.created_at.fixed_offset())
+        .map(|paid| paid + chrono::Duration::hours(i64::from(hours)))
 }
 
-/// The ship-by deadline a window of `hours` gives `order`.
-pub fn ship_by_of(order: &Order, hours: u32) -> DateTime<chrono::FixedOffset> {
-    ship_by_base(order) + chrono::Duration::hours(i64::from(hours))
+/// Whether rules decide `order`'s deadline: no promise yet, or one a rule gave. A promise the
+/// channel, the API or an operator gave stands.
+pub fn ship_by_by_rules(order: &Order) -> bool {
+    order.promised_ship_by.is_none() || order.fulfillment.ship_by_rule.is_some()
 }
 
 /// Applies the tenant's live set to `order` before it is stored: tags added, the carrier rule's
-/// carrier preferred (unless the order names one already), the deadline rule's ship-by set
-/// (unless the channel promised one: the channel's promise is the contract the shop is held to).
-/// `None`: no live set, or nothing fired.
+/// carrier preferred (unless the order names one already). `None`: no live set, or nothing
+/// fired.
 pub fn decide_on_create(tx: &mut dyn Tx, order: &mut Order) -> Result<Option<Applied>, CoreError> {
     let Some(applied) = live_decisions(tx, order, order.created_at)? else {
         return Ok(None);
@@ -274,29 +276,34 @@ pub fn decide_on_create(tx: &mut dyn Tx, order: &mut Order) -> Result<Option<App
     {
         order.fulfillment.preferred_carrier = CarrierCode::parse(carrier).ok();
     }
-    if let Some((hours, _)) = &d.ship_within
-        && order.promised_ship_by.is_none()
-    {
-        order.promised_ship_by = Some(ship_by_of(order, *hours));
-    }
     Ok(Some(applied))
 }
 
-/// Holds a just-created order a hold rule caught, when it is created paid (one version after its
-/// creation, through the lifecycle like any hold). Orders created unpaid are held at payment
-/// ([`hold_on_pay`]).
-pub fn hold_by_rule(
+/// The set live at `now` for an order being paid (`order` as the payment leaves it, not yet
+/// stored): a deadline rule gives it its ship-by from the payment, unless a promise stands
+/// ([`ship_by_by_rules`]). Returns the decisions (for [`hold_on_pay`]) and what the `pay` audit
+/// entry says of the deadline.
+pub fn decide_on_pay(
     tx: &mut dyn Tx,
-    order: Order,
-    applied: Option<&Applied>,
-) -> Result<Order, CoreError> {
-    let Some((a, fired)) = applied.and_then(|a| a.decisions.hold.as_ref().map(|h| (a, h))) else {
-        return Ok(order);
+    order: &mut Order,
+    now: DateTime<Utc>,
+) -> Result<(Option<Applied>, serde_json::Value), CoreError> {
+    let Some(applied) = live_decisions(tx, order, now)? else {
+        return Ok((None, serde_json::Value::Null));
     };
-    if order.status != Status::Paid {
-        return Ok(order);
+    let mut said = serde_json::Value::Null;
+    if let Some((hours, fired)) = &applied.decisions.ship_within
+        && ship_by_by_rules(order)
+        && let Some(due) = ship_by_of(order, *hours)
+    {
+        order.promised_ship_by = Some(due);
+        order.fulfillment.ship_by_rule = Some(format!("{} v{}", fired.rule, applied.version));
+        said = serde_json::json!({
+            "promised_ship_by": due, "hours": hours, "rule": fired.rule,
+            "rule_set_id": applied.rule_set_id, "rule_set_version": applied.version,
+        });
     }
-    hold(tx, &order, a.version, fired, order.created_at)
+    Ok((Some(applied), said))
 }
 
 fn hold(
@@ -313,17 +320,20 @@ fn hold(
     crate::usecases::transition(tx, &actor, order.id, &cmd, now)
 }
 
-/// A just-paid order: the set live now decides whether it is held (review rules decide on what
-/// was bought and where it goes, so an order is reviewed when it becomes work: at payment).
-pub fn hold_on_pay(tx: &mut dyn Tx, order: Order, now: DateTime<Utc>) -> Result<Order, CoreError> {
+/// A just-paid order: the set live at payment ([`decide_on_pay`]) decides whether it is held
+/// (review rules decide on what was bought and where it goes, so an order is reviewed when it
+/// becomes work: at payment).
+pub fn hold_on_pay(
+    tx: &mut dyn Tx,
+    order: Order,
+    applied: Option<&Applied>,
+    now: DateTime<Utc>,
+) -> Result<Order, CoreError> {
     if order.status != Status::Paid {
         return Ok(order);
     }
-    match live_decisions(tx, &order, now)? {
-        Some(a) => match &a.decisions.hold {
-            Some(fired) => hold(tx, &order, a.version, fired, now),
-            None => Ok(order),
-        },
+    match applied.and_then(|a| a.decisions.hold.as_ref().map(|h| (a, h))) {
+        Some((a, fired)) => hold(tx, &order, a.version, fired, now),
         None => Ok(order),
     }
 }
@@ -537,12 +547,22 @@ fn carrier_key(d: Option<&Decisions>) -> String {
         .map_or_else(|| "none".to_owned(), |(c, _)| c.clone())
 }
 
-/// Whether `order` missed the ship-by window `d` gives it (as of `now` when it is not shipped).
-fn late(order: &Order, d: Option<&Decisions>, now: DateTime<Utc>) -> bool {
-    let Some((hours, _)) = d.and_then(|d| d.ship_within.as_ref()) else {
+/// The ship-by deadline `d`'s set gives `order`, as the live path would: a promise the channel,
+/// the API or an operator gave stands whatever the rules say; otherwise the deadline rule's
+/// window from the payment (none while unpaid).
+fn due_under(order: &Order, d: Option<&Decisions>) -> Option<DateTime<chrono::FixedOffset>> {
+    if !ship_by_by_rules(order) {
+        return order.promised_ship_by;
+    }
+    d.and_then(|d| d.ship_within.as_ref())
+        .and_then(|(hours, _)| ship_by_of(order, *hours))
+}
+
+/// Whether `order` missed the deadline `due` (as of `now` when it is not shipped).
+fn late(order: &Order, due: Option<DateTime<chrono::FixedOffset>>, now: DateTime<Utc>) -> bool {
+    let Some(due) = due.map(|d| d.to_utc()) else {
         return false;
     };
-    let due = ship_by_of(order, *hours).to_utc();
     match order.fulfillment.shipped_at {
         Some(at) => at > due,
         // Not shipped: late once past it, while the order is still to ship (a shipment the hub
@@ -568,14 +588,14 @@ impl SandboxReport {
     ) {
         let id = order.id.as_uuid();
         self.orders += 1;
-        let window = |d: Option<&Decisions>| d.and_then(|d| d.ship_within.as_ref().map(|w| w.0));
-        if window(live) != window(Some(draft)) {
+        let (due_live, due_draft) = (due_under(order, live), due_under(order, Some(draft)));
+        if due_live != due_draft {
             self.deadline_changed.add(id);
         }
-        if late(order, Some(draft), now) {
+        if late(order, due_draft, now) {
             self.late_against_draft.add(id);
         }
-        self.late_against_live += u64::from(late(order, live, now));
+        self.late_against_live += u64::from(late(order, due_live, now));
         let held_live = live.and_then(|l| l.hold.as_ref());
         let held_draft = draft.hold.as_ref();
         self.held_live += u64::from(held_live.is_some());

@@ -215,23 +215,15 @@ pub fn new_order(actor: &Actor, draft: OrderDraft, now: DateTime<Utc>) -> Result
 /// unique key decides and the loser reads the winner's order back.
 ///
 /// The tenant's live rule set decides first (`crate::rules`): its tags and preferred carrier go
-/// into the new order, its `create` audit entry names the set and the rules that fired, and a
-/// hold rule holds a paid order one version later.
+/// into the new order and its `create` audit entry names the set and the rules that fired
+/// (holds and deadlines are decided at payment).
 pub fn insert_order(tx: &mut dyn Tx, actor: &Actor, order: &Order) -> Result<Created, CoreError> {
     let mut order = order.clone();
     let applied = crate::rules::decide_on_create(tx, &mut order)?;
-    let created = if crate::inventory::creation_hold(&order, order.created_at).is_some() {
-        insert_holding_order(tx, actor, &order, applied.as_ref())?
+    if crate::inventory::creation_hold(&order, order.created_at).is_some() {
+        insert_holding_order(tx, actor, &order, applied.as_ref())
     } else {
-        insert_plain_order(tx, actor, &order, applied.as_ref())?
-    };
-    match created {
-        Created::New(o) => Ok(Created::New(crate::rules::hold_by_rule(
-            tx,
-            o,
-            applied.as_ref(),
-        )?)),
-        existing => Ok(existing),
+        insert_plain_order(tx, actor, &order, applied.as_ref())
     }
 }
 
@@ -364,6 +356,13 @@ pub fn transition(
         TransitionError::Guard(v) => CoreError::Validation(v),
     })?;
     let mut next = next;
+    // At payment the live rule set gives the deadline (in this move) and decides a hold (the
+    // next one).
+    let (at_pay, ship_by) = if kind == lifecycle::CommandKind::Pay {
+        crate::rules::decide_on_pay(tx, &mut next, now)?
+    } else {
+        (None, serde_json::Value::Null)
+    };
     crate::combine::on_order_changed(tx, actor, &order, &mut next, now)?;
     crate::inventory::on_order_move(tx, actor, &mut next, kind, now)?;
     // Going on backorder (or leaving it) is announced as an exception of its own, one version
@@ -383,7 +382,12 @@ pub fn transition(
         } => {
             json!({ "carrier": carrier, "tracking_no": tracking_no, "logistics_no": logistics_no })
         }
-        Command::Pay { paid_at, .. } => json!({ "paid_at": next.paid_at.or(*paid_at) }),
+        Command::Pay { paid_at, .. } if ship_by.is_null() => {
+            json!({ "paid_at": next.paid_at.or(*paid_at) })
+        }
+        Command::Pay { paid_at, .. } => {
+            json!({ "paid_at": next.paid_at.or(*paid_at), "ship_by": ship_by })
+        }
         Command::Approve
         | Command::Release
         | Command::Pickup
@@ -405,7 +409,7 @@ pub fn transition(
         stored = crate::combine::auto_merge(tx, actor, stored, now)?;
     }
     if kind == lifecycle::CommandKind::Pay {
-        stored = crate::rules::hold_on_pay(tx, stored, now)?;
+        stored = crate::rules::hold_on_pay(tx, stored, at_pay.as_ref(), now)?;
     }
     match stock_flag {
         Some(raised) => set_exception(
@@ -625,6 +629,26 @@ pub fn lift_by_channel(
         .order_get(&actor.principal.tenant_id, order_id)?
         .ok_or(CoreError::NotFound)?;
     if !order.has_exception(code) || !order.channel_seen.raised.iter().any(|c| c == code) {
+        return Ok(None);
+    }
+    set_exception(tx, actor, order, code, false, detail, now).map(Some)
+}
+
+/// Resolves a watchdog's exception `code` whose reason has passed while the order stayed where it
+/// was (an edit moved the ship-by deadline away): the order without it (version + 1), its audit
+/// entry and `exception.resolved`. `Ok(None)` when the order does not have it.
+pub fn resolve_by_watchdog(
+    tx: &mut dyn Tx,
+    actor: &Actor,
+    order_id: OrderId,
+    code: &str,
+    detail: serde_json::Value,
+    now: DateTime<Utc>,
+) -> Result<Option<Order>, CoreError> {
+    let order = tx
+        .order_get(&actor.principal.tenant_id, order_id)?
+        .ok_or(CoreError::NotFound)?;
+    if !order.has_exception(code) {
         return Ok(None);
     }
     set_exception(tx, actor, order, code, false, detail, now).map(Some)

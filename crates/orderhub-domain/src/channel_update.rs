@@ -753,10 +753,20 @@ pub fn decide(ours: &Order, r: &Report) -> Decision {
                 why.chars().take(HOLD_REASON_CHARS_MAX).collect::<String>()
             ),
         }),
-        (Some(why), Status::Allocated) => actions.push(Action::Raise {
-            exception: STOP_SHIPMENT,
-            detail: json!({"reason": format!("the channel forbids shipping: {why}")}),
-        }),
+        // Held by someone else (a review rule, an operator): approving that hold must not ship
+        // it, so the channel's word is a stop of its own.
+        (Some(why), Status::Allocated | Status::OnHold)
+            if status == Status::Allocated
+                || !ours
+                    .hold_reason
+                    .as_deref()
+                    .is_some_and(|h| h.starts_with(CHANNEL_HOLD)) =>
+        {
+            actions.push(Action::Raise {
+                exception: STOP_SHIPMENT,
+                detail: json!({"reason": format!("the channel forbids shipping: {why}")}),
+            })
+        }
         (None, Status::OnHold)
             if ours
                 .hold_reason
@@ -1400,6 +1410,11 @@ mod tests {
         );
         held.hold_reason = Some("address check".into());
         assert!(decide(&held, &unchanged(Status::Paid)).actions.is_empty());
+        // Held by a review rule (or an operator) when the channel forbids shipping: a stop of the
+        // channel's, so approving the hold does not ship it; the channel's own hold needs none.
+        assert_eq!(raised(&decide(&held, &r)), vec![STOP_SHIPMENT]);
+        held.hold_reason = Some("channel: group not formed".into());
+        assert!(raised(&decide(&held, &r)).is_empty());
     }
 
     #[test]

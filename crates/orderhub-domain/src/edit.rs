@@ -248,6 +248,7 @@ impl OrderEdit {
         }
         if let Some(v) = &self.promised_ship_by {
             next.promised_ship_by = *v;
+            next.fulfillment.ship_by_rule = None;
         }
         if let Some(v) = &self.invoice_profile_id {
             next.invoice_profile_id = v.clone();

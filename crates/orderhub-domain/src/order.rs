@@ -103,6 +103,11 @@ pub struct Fulfillment {
     /// channel's own backend or another system): its carrier and tracking number.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channel_shipment: Option<ChannelShipment>,
+    /// The deadline rule that gave the order its `promised_ship_by` ("R5 v1"); `None` when the
+    /// channel, the API or an operator gave it — a promise rules never move, and the sandbox
+    /// leaves as it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ship_by_rule: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -71,6 +71,30 @@ async fn raise(
     }
 }
 
+/// Resolves `ship_by_at_risk` on an order whose deadline moved away or was cleared (`due`: the
+/// deadline now, or null).
+async fn lift_ship_by(f: &Fulfillment, tenant: &TenantId, o: &Order, due: serde_json::Value) {
+    if !o.has_exception(SHIP_BY_AT_RISK) {
+        return;
+    }
+    let actor = system_actor(tenant, "watchdog");
+    let (id, now) = (o.id, f.clock.now());
+    let detail = serde_json::json!({
+        "reason": "the ship-by deadline moved beyond the risk lead",
+        "resolved_by": "watchdog",
+        "promised_ship_by": due,
+    });
+    let r = f
+        .store
+        .write(0, move |tx| {
+            usecases::resolve_by_watchdog(tx, &actor, id, SHIP_BY_AT_RISK, detail.clone(), now)
+        })
+        .await;
+    if let Err(e) = r {
+        tracing::warn!(error = %e, "A watchdog could not resolve an exception.");
+    }
+}
+
 /// One scan of one tenant. Returns how many orders were found stuck, per exception. `track`:
 /// poll the parcels whose schedule slot is due.
 pub async fn scan(f: &Fulfillment, tenant: &TenantId, track: bool) -> [(&'static str, usize); 3] {
@@ -229,10 +253,13 @@ pub async fn deadlines(f: &Fulfillment, tenant: &TenantId) -> usize {
     ] {
         for o in orders_in(f, tenant, status).await {
             let Some(due) = o.promised_ship_by else {
+                lift_ship_by(f, tenant, &o, serde_json::Value::Null).await;
                 continue;
             };
             let left = due.to_utc() - now;
             if left > lead {
+                // An edit moved the deadline away: no longer at risk.
+                lift_ship_by(f, tenant, &o, serde_json::json!(due)).await;
                 continue;
             }
             at_risk += 1;

@@ -1456,7 +1456,7 @@ async fn the_watchdog_flags_paid_orders_once_the_test_clock_passes_its_threshold
 /// takes it off the road to shipment (here its cancellation). An order without a deadline is
 /// never raised. With the test clock: no sleep.
 async fn ship_by_at_risk_is_raised_before_the_deadline_and_resolved_by_the_move(backend: &str) {
-    use orderhub_core::ports::ManualClock;
+    use orderhub_core::ports::{Clock, ManualClock};
     use orderhub_core::usecases::SHIP_BY_AT_RISK;
     let env = open(backend).unwrap();
     let t = tenant(&env.store).await;
@@ -1544,6 +1544,43 @@ async fn ship_by_at_risk_is_raised_before_the_deadline_and_resolved_by_the_move(
         })
         .await
         .unwrap();
+    assert!(get(promised).await.has_exception(SHIP_BY_AT_RISK));
+    // An operator moves the deadline two days on: the next scan resolves it; moved back within
+    // the lead, the next scan raises it again.
+    let edit_ship_by = |hours: i64| {
+        let (store, a) = (env.store.clone(), actor.clone());
+        let at = (clock.now() + chrono::Duration::hours(hours)).fixed_offset();
+        async move {
+            store
+                .write(0, move |tx| {
+                    let edit = orderhub_domain::edit::OrderEdit {
+                        promised_ship_by: Some(Some(at)),
+                        ..Default::default()
+                    };
+                    orderhub_core::edits::request_edit(
+                        tx,
+                        &a,
+                        promised,
+                        edit,
+                        "buyer agreed",
+                        Utc::now(),
+                    )
+                })
+                .await
+                .unwrap()
+        }
+    };
+    let r = edit_ship_by(48).await;
+    assert!(r.order.is_some(), "applied at once: {:?}", r.edit.state);
+    assert_eq!(scan().await, 0);
+    assert!(!get(promised).await.has_exception(SHIP_BY_AT_RISK));
+    let resolved = events_of(&env.store, &t, "exception.resolved").await;
+    assert!(
+        resolved.iter().any(|e| e["exception"] == SHIP_BY_AT_RISK),
+        "{resolved:?}"
+    );
+    edit_ship_by(2).await;
+    assert_eq!(scan().await, 1);
     assert!(get(promised).await.has_exception(SHIP_BY_AT_RISK));
     // Cancelled: no longer to ship; the move resolves it.
     let cancel = Command::Cancel {

@@ -71,6 +71,24 @@ const I18N = {
     'bulk.summary': '成功 {ok}，拒绝 {no}', 'bulk.cancel': '关闭',
     'merge.selected': '合并所选订单', 'merge.preview': '合并预览', 'merge.confirm': '确认合并',
     'merge.mergeable': '将合并为一个包裹', 'merge.refused': '不能合并', 'merge.none': '所选订单中不足两单可以合并',
+    'nav.rules': '规则', 'rules.title': '规则集', 'rules.live': '生效中', 'rules.new': '新建草稿',
+    'rules.name': '名称', 'rules.json': '规则（JSON，可从文件导入）', 'rules.save': '保存草稿',
+    'rules.import': '从文件导入', 'rules.export': '导出为文件', 'rules.errors': '规则有误，未保存：',
+    'rules.place': '位置', 'rules.condition': '条件', 'rules.action': '动作', 'rules.priority': '优先级',
+    'rules.enabled': '启用', 'rules.submit': '提交审核', 'rules.approve': '审核通过', 'rules.publish': '发布',
+    'rules.author': '作者', 'rules.approved_by': '审核人', 'rules.effective_at': '生效时间',
+    'rules.copy': '以此为底新建草稿', 'rules.test': '用一个订单试算', 'rules.test_run': '试算',
+    'rules.count': '规则数', 'rules.none': '还没有规则集', 'rules.saved': '草稿已保存',
+    'rules.state_draft': '草稿', 'rules.state_submitted': '待审核', 'rules.state_approved': '已审核',
+    'rules.state_published': '已发布', 'rules.live_none': '没有生效中的规则集',
+    'rules.sandbox': '沙盘推演：用近期真实订单对比现行规则', 'rules.sandbox_run': '推演', 'rules.days': '天数',
+    'sb.orders': '读取订单', 'sb.held_live': '现行规则挂起', 'sb.held_draft': '本规则集挂起',
+    'sb.would_hold': '将新增挂起', 'sb.would_release': '将不再挂起', 'sb.hold_rule_changed': '挂起规则变化',
+    'sb.carrier_changed': '承运商变化', 'sb.tags_changed': '标签变化', 'sb.deadline_changed': '发货时限变化',
+    'sb.late_against_draft': '按本规则集超时', 'sb.late_against_live': '按现行规则超时',
+    'sb.draft_errors': '规则无法求值', 'sb.carrier_mix': '承运商分布：现行 vs 本规则集', 'sb.sample': '样例订单',
+    'sb.truncated': '订单过多，只推演了最早的部分', 'sb.export': '导出报告', 'sb.live': '现行', 'sb.draft': '本规则集',
+    'sb.change': '变化',
     'merge.done': '已合并', 'merge.pick': '请先勾选至少两个订单', parcels: '包裹', parcel: '包裹号',
     shipment_group: '合并单', shipped_units: '已发', parcel_state_planned: '待发', parcel_state_waiting: '缺货等待',
     parcel_state_shipped: '已发出', 'merge.undo': '撤销合并', 'merge.undone': '已撤销合并',
@@ -147,6 +165,24 @@ const I18N = {
     'bulk.summary': '{ok} succeeded, {no} refused', 'bulk.cancel': 'Close',
     'merge.selected': 'Merge selected orders', 'merge.preview': 'Merge preview', 'merge.confirm': 'Confirm merge',
     'merge.mergeable': 'Ship as one parcel', 'merge.refused': 'Cannot merge', 'merge.none': 'Fewer than two of the selected orders can merge',
+    'nav.rules': 'Rules', 'rules.title': 'Rule sets', 'rules.live': 'live', 'rules.new': 'New draft',
+    'rules.name': 'Name', 'rules.json': 'Rules (JSON; or import a file)', 'rules.save': 'Save draft',
+    'rules.import': 'Import a file', 'rules.export': 'Export as a file', 'rules.errors': 'Refused, not saved:',
+    'rules.place': 'Place', 'rules.condition': 'Condition', 'rules.action': 'Action', 'rules.priority': 'Priority',
+    'rules.enabled': 'Enabled', 'rules.submit': 'Submit for approval', 'rules.approve': 'Approve', 'rules.publish': 'Publish',
+    'rules.author': 'Author', 'rules.approved_by': 'Approved by', 'rules.effective_at': 'Effective at',
+    'rules.copy': 'New draft from this set', 'rules.test': 'Test against one order', 'rules.test_run': 'Test',
+    'rules.count': 'Rules', 'rules.none': 'No rule sets yet', 'rules.saved': 'Draft saved',
+    'rules.state_draft': 'draft', 'rules.state_submitted': 'submitted', 'rules.state_approved': 'approved',
+    'rules.state_published': 'published', 'rules.live_none': 'No rule set is live',
+    'rules.sandbox': 'Sandbox: recent real orders against the live set', 'rules.sandbox_run': 'Run', 'rules.days': 'Days',
+    'sb.orders': 'Orders read', 'sb.held_live': 'Held by the live set', 'sb.held_draft': 'Held by this set',
+    'sb.would_hold': 'Would be held', 'sb.would_release': 'Would be released', 'sb.hold_rule_changed': 'Held by another rule',
+    'sb.carrier_changed': 'Carrier changes', 'sb.tags_changed': 'Tags change', 'sb.deadline_changed': 'Ship-by changes',
+    'sb.late_against_draft': 'Late against this set', 'sb.late_against_live': 'Late against the live set',
+    'sb.draft_errors': 'Could not evaluate', 'sb.carrier_mix': 'Carrier mix: live vs this set', 'sb.sample': 'Sample orders',
+    'sb.truncated': 'Too many orders: the oldest were read', 'sb.export': 'Export the report', 'sb.live': 'live', 'sb.draft': 'this set',
+    'sb.change': 'Change',
     'merge.done': 'Merged', 'merge.pick': 'Tick at least two orders first', parcels: 'Parcels', parcel: 'Parcel',
     shipment_group: 'Merge', shipped_units: 'Shipped', parcel_state_planned: 'to ship', parcel_state_waiting: 'waits for stock',
     parcel_state_shipped: 'shipped', 'merge.undo': 'Undo merge', 'merge.undone': 'Merge undone',
@@ -316,7 +352,7 @@ function route() {
   view.replaceChildren();
   const pages = { orders: arg ? orderDetail : ordersPage, exceptions: exceptionsPage,
     edits: editsPage, inventory: inventoryPage, channels: channelsPage, live: livePage, 'after-sales': afterSalesPage,
-    interventions: interventionsPage };
+    interventions: interventionsPage, rules: rulesPage };
   (pages[page] || ordersPage)(view, arg ? decodeURIComponent(arg) : undefined)
     .catch((e) => view.append(h('p', { class: 'error', testid: 'page-error' }, e.message)));
 }
@@ -1022,6 +1058,210 @@ async function interventionsPage(view) {
     h('div', { class: 'grid' },
       sectionCard(t('iv.by_kind'), 'iv-by-kind', table(d.by_kind, t('kind'), 'iv-kind-table')),
       sectionCard(t('iv.by_actor'), 'iv-by-actor', table(d.by_actor, t('actor'), 'iv-actor-table'))));
+}
+
+// ---- rules -------------------------------------------------------------------------------------
+
+// The editor's text across re-renders ("new draft from this set" fills it, then the list shows it).
+let ruleDraft = null;
+let sandboxDays = 1;
+
+const ruleStateLabel = (s) => t(`rules.state_${s}`);
+const can = (step) => (me.rules || []).includes(step);
+
+// Offers `obj` as a JSON file (export of a set or of a sandbox report).
+function download(name, obj) {
+  const url = URL.createObjectURL(new Blob([JSON.stringify(obj, null, 2)], { type: 'application/json' }));
+  const a = h('a', { href: url, download: name });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 1000);
+}
+
+// The file format of a set: the body of POST /v1/rule-sets, so an exported file imports as is.
+const ruleFile = (s) => ({ name: s.name, rules: s.rules });
+
+async function rulesPage(view, id) {
+  if (!can('read')) {
+    view.append(h('p', { class: 'card muted', testid: 'rules-forbidden' }, t('forbidden')));
+    return;
+  }
+  if (id) { await ruleSetPage(view, id); return; }
+  const page = await api('/v1/rule-sets?limit=50');
+  const live = page.live_version;
+  const rows = page.rule_sets.map((s) => h('tr', { testid: 'rule-set-row' },
+    h('td', {}, h('a', { href: `#/rules/${s.rule_set_id}`, testid: 'rule-set-link' }, `v${s.version}`)),
+    h('td', {}, s.name),
+    h('td', {}, ruleStateLabel(s.state), ' ', s.version === live ? h('span', { class: 'badge', testid: 'rule-set-live' }, t('rules.live')) : null),
+    h('td', { class: 'num' }, s.rules.length),
+    h('td', {}, s.author), h('td', {}, s.approved_by || ''), h('td', {}, fmtTime(s.effective_at))));
+  view.append(h('h2', {}, t('rules.title'), ' ',
+    h('span', { class: 'muted', testid: 'rules-live-version' }, live ? `${t('rules.live')}: v${live}` : t('rules.live_none'))),
+  h('div', { class: 'card' }, rows.length
+    ? h('table', { testid: 'rule-sets-table' },
+      h('thead', {}, h('tr', {}, [t('version'), t('rules.name'), t('state'), t('rules.count'), t('rules.author'),
+        t('rules.approved_by'), t('rules.effective_at')].map((k) => h('th', {}, k)))),
+      h('tbody', {}, rows))
+    : h('p', { class: 'muted' }, t('rules.none'))));
+  if (can('write')) view.append(ruleEditor());
+}
+
+// A new draft: name and rules as JSON (typed, or imported from an exported file). A refusal lists
+// every rule at fault with its field and, for a condition, the line and column.
+function ruleEditor() {
+  const start = ruleDraft || { name: '', rules: [] };
+  ruleDraft = null;
+  const name = h('input', { name: 'name', testid: 'rule-draft-name', value: start.name, required: true, size: 40 });
+  const text = h('textarea', { testid: 'rule-draft-json', rows: 14, cols: 100, spellcheck: 'false', class: 'mono' });
+  text.value = JSON.stringify(start.rules, null, 2);
+  const errors = h('div', { testid: 'rule-errors-box' });
+  const file = h('input', { type: 'file', accept: 'application/json,.json', testid: 'rule-import',
+    onchange: async (ev) => {
+      const f = ev.target.files[0];
+      if (!f) return;
+      try {
+        const doc = JSON.parse(await f.text());
+        if (doc.name) name.value = doc.name;
+        text.value = JSON.stringify(doc.rules ?? doc, null, 2);
+      } catch (e) { toast(e.message, true); }
+    } });
+  const save = async (ev) => {
+    ev.preventDefault();
+    errors.replaceChildren();
+    let rules;
+    try { rules = JSON.parse(text.value); } catch (e) {
+      errors.append(h('p', { class: 'error', testid: 'rule-errors' }, `JSON: ${e.message}`));
+      return;
+    }
+    const key = sessionStorage.getItem('orderhub.key');
+    const r = await fetch('/v1/rule-sets', { method: 'POST',
+      headers: { Authorization: `Bearer ${key}`, 'Content-Type': 'application/json', 'Idempotency-Key': crypto.randomUUID() },
+      body: JSON.stringify({ name: name.value, rules }) });
+    const body = await r.json().catch(() => null);
+    if (r.ok) { toast(t('rules.saved')); location.hash = `#/rules/${body.rule_set_id}`; return; }
+    const list = (body && body.errors) || [];
+    errors.append(h('p', { class: 'error' }, t('rules.errors'), ' ', body && body.error ? body.error.message : `HTTP ${r.status}`),
+      list.length ? h('table', { testid: 'rule-errors' },
+        h('thead', {}, h('tr', {}, [t('rule'), t('field'), t('rules.place'), t('reason')].map((k) => h('th', {}, k)))),
+        h('tbody', {}, list.map((e) => h('tr', { testid: 'rule-error' }, h('td', {}, e.rule), h('td', {}, e.field),
+          h('td', { testid: 'rule-error-at' }, e.at ? `${e.at[0]}:${e.at[1]}` : ''), h('td', {}, e.message))))) : null);
+  };
+  return h('form', { class: 'card', testid: 'rule-editor', onsubmit: (ev) => save(ev).catch((e) => toast(e.message, true)) },
+    h('h2', {}, t('rules.new')),
+    h('p', {}, h('label', {}, `${t('rules.name')} `, name), ' ', h('label', {}, `${t('rules.import')} `, file)),
+    h('label', {}, t('rules.json')), h('div', {}, text), errors,
+    h('p', {}, h('button', { type: 'submit', class: 'primary', testid: 'rule-draft-save' }, t('rules.save'))));
+}
+
+async function ruleSetPage(view, id) {
+  const s = await api(`/v1/rule-sets/${encodeURIComponent(id)}`);
+  const reload = () => route();
+  const stepButton = (stepName, label) => h('button', { type: 'button', class: 'primary', testid: `rule-set-${stepName}`,
+    onclick: acting(async () => {
+      await api(`/v1/rule-sets/${s.rule_set_id}/${stepName}`, { method: 'POST', body: {}, idempotent: true });
+      toast(t('action.done'));
+      reload();
+    }) }, label);
+  const steps = [];
+  if (s.state === 'draft' && can('write')) steps.push(stepButton('submit', t('rules.submit')));
+  if (s.state === 'submitted' && can('approve')) steps.push(stepButton('approve', t('rules.approve')));
+  if (s.state === 'approved' && can('approve')) steps.push(stepButton('publish', t('rules.publish')));
+  steps.push(h('button', { type: 'button', testid: 'rule-set-export',
+    onclick: () => download(`rule-set-v${s.version}.json`, ruleFile(s)) }, t('rules.export')));
+  if (can('write')) {
+    steps.push(h('button', { type: 'button', testid: 'rule-set-copy',
+      onclick: () => { ruleDraft = ruleFile(s); location.hash = '#/rules'; } }, t('rules.copy')));
+  }
+  const rules = h('table', { testid: 'rule-set-rules' },
+    h('thead', {}, h('tr', {}, ['id', t('rules.name'), t('kind'), t('rules.condition'), t('rules.action'),
+      t('rules.priority'), t('rules.enabled')].map((k) => h('th', {}, k)))),
+    h('tbody', {}, s.rules.map((r) => h('tr', { testid: 'rule-row' }, h('td', {}, r.id), h('td', {}, r.name), h('td', {}, r.kind),
+      h('td', {}, h('code', {}, r.condition)), h('td', {}, h('code', {}, JSON.stringify(r.action || {}))),
+      h('td', { class: 'num' }, r.priority), h('td', {}, r.enabled ? '✓' : '—')))));
+  view.append(h('p', {}, h('a', { href: '#/rules' }, `← ${t('back')}`)),
+    h('h2', {}, `v${s.version} ${s.name} `, h('span', { class: 'badge', testid: 'rule-set-state' }, ruleStateLabel(s.state))),
+    h('div', { class: 'card' },
+      h('dl', { class: 'kv' }, h('dt', {}, t('rules.author')), h('dd', {}, s.author),
+        h('dt', {}, t('rules.approved_by')), h('dd', {}, s.approved_by || '—'),
+        h('dt', {}, t('rules.effective_at')), h('dd', {}, s.effective_at ? fmtTime(s.effective_at) : '—')),
+      h('p', { class: 'chips' }, steps), rules),
+    ruleTestCard(s), sandboxCard(s));
+}
+
+function ruleTestCard(s) {
+  const input = h('input', { name: 'order_id', testid: 'rule-test-order', size: 40, required: true });
+  const out = h('pre', { class: 'mono', testid: 'rule-test-result' });
+  return h('form', { class: 'card', onsubmit: (ev) => {
+    ev.preventDefault();
+    acting(async () => {
+      const r = await api(`/v1/rule-sets/${s.rule_set_id}/test`, { method: 'POST', body: { order_id: input.value.trim() } });
+      out.textContent = JSON.stringify(r.decisions, null, 2);
+    })();
+  } }, h('h2', {}, t('rules.test')), input, ' ', h('button', { type: 'submit' }, t('rules.test_run')), out);
+}
+
+// Grouped bars per carrier, the live set's beside this set's, as plain SVG.
+function carrierMixChart(live, draft) {
+  const NS = 'http://www.w3.org/2000/svg';
+  const el = (tag, attrs, text) => {
+    const n = document.createElementNS(NS, tag);
+    for (const [k, v] of Object.entries(attrs)) n.setAttribute(k, v);
+    if (text != null) n.textContent = String(text);
+    return n;
+  };
+  const carriers = [...new Set([...Object.keys(live), ...Object.keys(draft)])].sort();
+  const W = 640; const H = 220; const left = 40; const bottom = 30; const top = 10;
+  const max = Math.max(1, ...carriers.map((c) => Math.max(live[c] || 0, draft[c] || 0)));
+  const step = (W - left) / Math.max(1, carriers.length);
+  const bar = Math.max(4, step * 0.35);
+  const svg = el('svg', { viewBox: `0 0 ${W} ${H + 24}`, width: '100%', role: 'img', 'data-testid': 'sandbox-chart' });
+  svg.append(el('line', { x1: left, y1: H - bottom, x2: W, y2: H - bottom, stroke: '#dde3ea' }));
+  svg.append(el('text', { x: 2, y: top + 10, 'font-size': 11, fill: '#6b778a' }, max));
+  carriers.forEach((c, i) => {
+    [[live, '#9fb3c8', 'live'], [draft, '#1f4e79', 'draft']].forEach(([m, colour, which], j) => {
+      const n = m[c] || 0;
+      const hgt = (n / max) * (H - bottom - top);
+      const x = left + i * step + (step - 2 * bar) / 2 + j * bar;
+      const r = el('rect', { x, y: H - bottom - hgt, width: bar - 2, height: hgt, fill: colour, 'data-carrier': c, 'data-set': which });
+      r.append(el('title', {}, `${c} ${t(`sb.${which}`)}: ${n}`));
+      svg.append(r);
+    });
+    svg.append(el('text', { x: left + i * step + step / 2, y: H - bottom + 14, 'font-size': 11, 'text-anchor': 'middle', fill: '#1d2633' }, c));
+  });
+  [['#9fb3c8', 'sb.live'], ['#1f4e79', 'sb.draft']].forEach(([colour, k], i) => {
+    svg.append(el('rect', { x: left + i * 140, y: H + 6, width: 10, height: 10, fill: colour }));
+    svg.append(el('text', { x: left + i * 140 + 14, y: H + 15, 'font-size': 11, fill: '#1d2633' }, t(k)));
+  });
+  return svg;
+}
+
+function sandboxCard(s) {
+  const box = h('div', { testid: 'sandbox-box' });
+  const days = h('select', { testid: 'sandbox-days', onchange: (ev) => { sandboxDays = Number(ev.target.value); } },
+    [1, 7, 30, 90].map((n) => h('option', { value: n, selected: n === sandboxDays }, n)));
+  const run = acting(async () => {
+    box.replaceChildren(h('p', { class: 'muted' }, '…'));
+    const answer = await api(`/v1/rule-sets/${s.rule_set_id}/sandbox?days=${sandboxDays}`);
+    const r = answer.report;
+    const sample = (c) => (c && c.sample && c.sample.length ? c.sample.map((id) => h('a', { href: `#/orders/${id}`, class: 'mono' }, id.slice(0, 8), ' ')) : '');
+    const row = (k, n, c) => h('tr', { testid: `sandbox-${k}` }, h('td', {}, t(`sb.${k}`)), h('td', { class: 'num', testid: `sandbox-${k}-n` }, n), h('td', {}, sample(c)));
+    const changes = ['would_hold', 'would_release', 'hold_rule_changed', 'carrier_changed', 'tags_changed', 'deadline_changed',
+      'late_against_draft', 'draft_errors'];
+    box.replaceChildren(
+      r.truncated ? h('p', { class: 'error' }, t('sb.truncated')) : null,
+      h('div', { class: 'grid' },
+        h('table', { testid: 'sandbox-report' },
+          h('thead', {}, h('tr', {}, h('th', {}, t('sb.change')), h('th', { class: 'num' }, t('count')), h('th', {}, t('sb.sample')))),
+          h('tbody', {}, row('orders', r.orders), row('held_live', r.held_live), row('held_draft', r.held_draft),
+            changes.map((k) => row(k, r[k].count, r[k])), row('late_against_live', r.late_against_live))),
+        h('div', {}, h('h2', {}, t('sb.carrier_mix')), carrierMixChart(r.carrier_mix_live, r.carrier_mix_draft))),
+      h('p', {}, h('button', { type: 'button', testid: 'sandbox-export',
+        onclick: () => download(`sandbox-v${s.version}-${sandboxDays}d.json`, answer) }, t('sb.export'))));
+  });
+  return h('div', { class: 'card', testid: 'sandbox' }, h('h2', {}, t('rules.sandbox')),
+    h('p', {}, h('label', {}, `${t('rules.days')} `, days), ' ',
+      h('button', { type: 'button', class: 'primary', testid: 'sandbox-run', onclick: run }, t('rules.sandbox_run'))), box);
 }
 
 // ---- inventory ---------------------------------------------------------------------------------

@@ -236,10 +236,41 @@ impl RuleSet {
                     c.rule.id.clone(),
                     format!("the condition gave {:?}, not a bool", other.type_of()),
                 )),
-                Err(e) => d.errors.push((c.rule.id.clone(), e.to_string())),
+                Err(e) => d.errors.push((c.rule.id.clone(), failure(&e))),
             }
         }
         d
+    }
+}
+
+/// What went wrong in a condition, by the types of the values involved, never the values: the
+/// message goes into the order's audit (kept for good, chained), and a value may be a buyer's
+/// message with a phone number in it.
+fn failure(e: &cel::ExecutionError) -> String {
+    use cel::ExecutionError as E;
+    let t = |v: &Value| format!("{:?}", v.type_of());
+    match e {
+        E::UnsupportedBinaryOperator(op, a, b) => {
+            format!("operator '{op}' does not apply to {} and {}", t(a), t(b))
+        }
+        E::ValuesNotComparable(a, b) => format!("{} can not be compared to {}", t(a), t(b)),
+        E::UnsupportedIndex(a, b) => format!("a {} can not index a {}", t(a), t(b)),
+        E::UnsupportedTargetType { target } => format!("invalid argument type {}", t(target)),
+        E::NotSupportedAsMethod { method, target } => {
+            format!("method '{method}' not supported on {}", t(target))
+        }
+        E::UnsupportedKeyType(v) => format!("a {} can not be a map key", t(v)),
+        E::UnexpectedType { got, want } => format!("unexpected type: got {got}, want {want}"),
+        E::NoSuchOverload(_) => "no function or operator for these types".to_owned(),
+        E::UndeclaredReference(name) => format!("undeclared reference to '{name}'"),
+        E::InvalidArgumentCount { expected, actual } => {
+            format!("expected {expected} arguments, got {actual}")
+        }
+        E::DivisionByZero(_) | E::RemainderByZero(_) => "division by zero".to_owned(),
+        E::Overflow(op, _, _) => format!("overflow in '{op}'"),
+        E::IndexOutOfBounds(_) => "index out of bounds".to_owned(),
+        E::FunctionError { function, .. } => format!("function '{function}' failed"),
+        _ => "the condition could not be evaluated".to_owned(),
     }
 }
 

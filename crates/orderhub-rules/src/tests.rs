@@ -221,3 +221,26 @@ fn a_deadline_rule_needs_hours_within_bounds() {
         .is_ok()
     );
 }
+
+/// A condition that fails on a value (a string compared with a number) is reported by the types
+/// involved, never the value: the buyer's message, with a phone number in it, stays out of the
+/// audit the error goes to.
+#[test]
+fn an_evaluation_error_names_types_never_the_orders_values() {
+    let set =
+        RuleSet::compile(&[rule("E1", RuleKind::Hold, "buyer_message > 0", json!({}))]).unwrap();
+    let mut o = sample::order(1);
+    o.buyer_message = Some("请联系 13812345678 张三".into());
+    let d = set.evaluate(&Facts::of(&o, None));
+    assert!(d.hold.is_none());
+    let (rule, message) = &d.errors[0];
+    assert_eq!(rule, "E1");
+    assert!(
+        !message.contains("13812345678") && !message.contains("张三"),
+        "{message}"
+    );
+    assert!(
+        message.contains("String") || message.contains("types"),
+        "{message}"
+    );
+}

@@ -48,6 +48,9 @@ pub struct WhoAmI {
     pub orders_combine: bool,
     /// Ship a parcel of a split or merged order.
     pub parcels_ship: bool,
+    /// Rule-set steps the key may take (`read`: list, test, sandbox; `write`: draft, submit;
+    /// `approve`: approve, publish).
+    pub rules: Vec<String>,
 }
 
 /// The calling key: tenant, name, role, shop scope, `pii:read` and what it may do.
@@ -93,6 +96,15 @@ pub async fn whoami(ctx: Ctx) -> Response {
         interventions: p.can(Permission::InterventionsRead),
         orders_combine: p.can(Permission::OrdersCombine),
         parcels_ship: p.can(Permission::ParcelsShip),
+        rules: [
+            (Permission::RulesRead, "read"),
+            (Permission::RulesWrite, "write"),
+            (Permission::RulesApprove, "approve"),
+        ]
+        .iter()
+        .filter(|(perm, _)| p.can(*perm))
+        .map(|(_, step)| (*step).to_owned())
+        .collect(),
     };
     crate::extract::json(StatusCode::OK, &me)
 }

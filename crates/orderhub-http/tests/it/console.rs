@@ -440,6 +440,14 @@ async fn whoami_and_stats_describe_the_caller_and_its_tenant(app: TestApp) {
             .unwrap()
             .contains(&json!("approve"))
     );
+    // The console shows rule-set steps by these: the warehouse key takes none of them, ops
+    // drafts and submits, the admin also approves and publishes.
+    assert_eq!(me.body["rules"], json!([]));
+    let ops = app.key("ops", None, false).await;
+    let me = app.get("/v1/whoami", &ops).await;
+    assert_eq!(me.body["rules"], json!(["read", "write"]));
+    let me = app.get("/v1/whoami", ADMIN_KEY).await;
+    assert_eq!(me.body["rules"], json!(["read", "write", "approve"]));
     let r = app.call(Method::GET, "/v1/whoami", None, None, &[]).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 

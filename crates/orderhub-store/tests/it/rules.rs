@@ -22,6 +22,7 @@ conformance!(
     the_live_set_is_the_latest_published_whose_effective_time_has_passed,
     hold_tag_and_carrier_rules_decide_in_the_orders_transaction_and_the_audit_names_them,
     a_deadline_rule_gives_an_order_its_ship_by_unless_its_channel_promised_one,
+    a_review_hold_and_the_channels_stop_at_one_payment_both_stand,
 );
 
 fn key(role: Role, key_id: &str) -> Actor {
@@ -384,18 +385,35 @@ async fn a_deadline_rule_gives_an_order_its_ship_by_unless_its_channel_promised_
         Utc::now() - Duration::seconds(1),
     )
     .await;
-    // Created unpaid, then paid: 48 hours from its creation (the window starts when the order
-    // reaches the hub, never later because of a late payment).
+    // Created unpaid: no deadline yet (an order is work once paid). Paid: 48 hours from its
+    // payment, the rule and its set's version kept with it.
+    let (a, now) = (actor("acme", Role::Admin), Utc::now());
+    let unpaid = ts
+        .store
+        .write(0, move |tx| {
+            create_order(tx, &a, draft("shop-a", "D0"), now)
+        })
+        .await
+        .unwrap();
+    let Created::New(unpaid) = unpaid else {
+        panic!("existing")
+    };
+    assert_eq!(unpaid.promised_ship_by, None);
     let one = order(&ts, "D1", "杭州市", "LIGHT", 1).await;
     assert_eq!(
-        one.promised_ship_by.map(|d| d.to_utc()),
-        Some(one.created_at + Duration::hours(48))
+        one.promised_ship_by,
+        Some(one.paid_at.unwrap() + Duration::hours(48))
+    );
+    let marker = format!("D1 v{}", set.version);
+    assert_eq!(
+        one.fulfillment.ship_by_rule.as_deref(),
+        Some(marker.as_str())
     );
     // Five units: the bulk rule comes first by priority.
     let five = order(&ts, "D2", "杭州市", "LIGHT", 5).await;
     assert_eq!(
-        five.promised_ship_by.map(|d| d.to_utc()),
-        Some(five.created_at + Duration::hours(24))
+        five.promised_ship_by,
+        Some(five.paid_at.unwrap() + Duration::hours(24))
     );
     // The channel promised a time (in its own offset): the promise is kept as given.
     let promised = chrono::FixedOffset::east_opt(8 * 3600)
@@ -408,20 +426,89 @@ async fn a_deadline_rule_gives_an_order_its_ship_by_unless_its_channel_promised_
         kept.promised_ship_by.unwrap().offset().local_minus_utc(),
         8 * 3600
     );
-    // The create entry names the rule and the window it gave.
+    assert_eq!(kept.fulfillment.ship_by_rule, None);
+    // The pay entry names the rule, the set's version and the deadline it gave.
     let (t, id) = (tenant("acme"), one.id);
     let audit = ts
         .store
         .read(move |r| r.audit_for_order(&t, id))
         .await
         .unwrap();
-    let create = audit.iter().find(|e| e.action == "create").unwrap();
+    let pay = audit.iter().find(|e| e.action == "pay").unwrap();
+    let ship_by = &pay.detail["ship_by"];
+    assert_eq!(ship_by["rule_set_version"], json!(set.version));
     assert_eq!(
-        create.detail["rules"]["rule_set_version"],
-        json!(set.version)
+        (&ship_by["rule"], &ship_by["hours"]),
+        (&json!("D1"), &json!(48))
     );
-    assert_eq!(
-        create.detail["rules"]["ship_within_hours"],
-        json!({"hours": 48, "rule": "D1"})
+    assert_eq!(ship_by["promised_ship_by"], json!(one.promised_ship_by));
+}
+
+/// A review rule holds an order at payment while the channel, in the same report, forbids
+/// shipping it: the report goes through (it once failed, holding a held order), the order is
+/// held by the rule and stopped by the channel, so approving the rule's hold does not ship it;
+/// the channel's stop lifts when the channel allows shipping again, the rule's hold stays.
+async fn a_review_hold_and_the_channels_stop_at_one_payment_both_stand(ts: TestStore) {
+    use orderhub_core::intake::{ChannelFacts, Ingested, ingest};
+    use orderhub_domain::channel_update::STOP_SHIPMENT;
+    seed_tenant(&ts.store, "acme").await;
+    publish(
+        &ts,
+        vec![rule("H1", RuleKind::Hold, "true", json!({}))],
+        Utc::now() - Duration::seconds(1),
+    )
+    .await;
+    let report = |minutes: i64, canonical: Status, not_shippable: Option<&str>, ext: &str| {
+        let cn = chrono::FixedOffset::east_opt(8 * 3600).unwrap();
+        let at = cn.with_ymd_and_hms(2026, 11, 11, 10, 0, 0).unwrap() + Duration::minutes(minutes);
+        let mut d = draft("tmall-1", ext);
+        d.channel_status = Some(format!("S{minutes}"));
+        d.channel_updated_at = Some(at);
+        let facts = ChannelFacts {
+            canonical,
+            partly_shipped: false,
+            refunds: vec![Default::default(); d.lines.len()],
+            not_shippable: not_shippable.map(str::to_owned),
+            paid_at: (canonical != Status::PendingPayment).then_some(at),
+            shipment: None,
+        };
+        let a = actor("acme", Role::Admin);
+        let store = ts.store.clone();
+        async move {
+            store
+                .write(0, move |tx| ingest(tx, &a, d.clone(), &facts, Utc::now()))
+                .await
+                .unwrap()
+        }
+    };
+    let order_of = |i: Ingested| match i {
+        Ingested::Created(o) | Ingested::Updated(o) | Ingested::Stale(o) => o,
+    };
+    // Unpaid first; then paid and not shippable in one report.
+    let o = order_of(report(1, Status::PendingPayment, None, "CH-R1").await);
+    assert_eq!(o.status, Status::PendingPayment);
+    let o = order_of(report(2, Status::Paid, Some("risk review"), "CH-R1").await);
+    assert_eq!(o.status, Status::OnHold);
+    assert!(
+        o.hold_reason
+            .as_deref()
+            .unwrap()
+            .starts_with("held by rule H1"),
+        "{o:?}"
     );
+    assert!(o.has_exception(STOP_SHIPMENT), "{:?}", o.exceptions);
+    // The channel allows shipping again: its stop lifts, the review hold stays.
+    let o = order_of(report(3, Status::Paid, None, "CH-R1").await);
+    assert_eq!(o.status, Status::OnHold);
+    assert!(!o.has_exception(STOP_SHIPMENT), "{:?}", o.exceptions);
+    // Created paid and not shippable in its first report: the same.
+    let o = order_of(report(1, Status::Paid, Some("group not formed"), "CH-R2").await);
+    assert_eq!(o.status, Status::OnHold);
+    assert!(
+        o.hold_reason
+            .as_deref()
+            .unwrap()
+            .starts_with("held by rule H1")
+    );
+    assert!(o.has_exception(STOP_SHIPMENT), "{:?}", o.exceptions);
 }
