@@ -284,6 +284,11 @@ pub async fn start(s: &Settings) -> Result<(RunningHub, Option<String>)> {
             background.subscribe(),
         )),
     ));
+    // Decisions on after-sales cases the channel opened (its buyers' refunds): agreed or refused
+    // back on the channel, acknowledged on the case, retried by the dispatcher.
+    internal.push(Arc::new(
+        orderhub_intake::refund_writeback::RefundWriteBack::with_outbound(store.clone(), outbound),
+    ));
     let events = orderhub_events::EventsRuntime::start(
         store.clone(),
         orderhub_events::EventsConfig {

@@ -250,6 +250,8 @@ fn open_case(
         qc: None,
         steps: Vec::new(),
         replacement_order_id: None,
+        refusal: None,
+        channel_writeback: None,
         version: 1,
         created_at: now,
         updated_at: now,
@@ -468,12 +470,19 @@ pub fn refuse(
 ) -> Result<(AfterSaleCase, Order), CoreError> {
     require(actor, Permission::AfterSalesWrite)?;
     let reason = rma::text("reason", reason)?;
-    simple_step(
+    let mut case = visible_case(tx, actor, case_id)?;
+    let from = case.version;
+    let order = visible_order(tx, actor, case.order_id)?;
+    step(&mut case, CaseAction::Refuse, actor, now)?;
+    // Kept on the case: a channel-opened case's refusal tells the channel why.
+    case.refusal = Some(reason.clone());
+    write_step(
         tx,
         actor,
-        case_id,
-        CaseAction::Refuse,
-        ev::AFTER_SALE_REFUSED,
+        &order,
+        &case,
+        from,
+        &[ev::AFTER_SALE_REFUSED],
         json!({ "reason": reason }),
         now,
     )
@@ -1027,4 +1036,81 @@ fn channel_refunded(
         .1;
     }
     Ok(order)
+}
+
+/// The name intake's system actor has (`Actor::system(tenant, CHANNEL_ACTOR)`): a case step by it
+/// is the channel's own decision (reported by the channel), never written back to the channel.
+pub const CHANNEL_ACTOR: &str = "intake";
+
+/// A seller's decision on a channel-opened case, to be written back to the channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SellerDecision {
+    /// `Approve` or `Refuse`.
+    pub action: CaseAction,
+    /// The operator's reason, for a refusal.
+    pub refusal: Option<String>,
+}
+
+/// The decision on a channel-opened case the channel has not been told yet: its approve or refuse
+/// step, unless the channel made it itself (a step by intake's actor, [`CHANNEL_ACTOR`]) or the
+/// write-back is recorded already. `None` for operator cases and undecided ones.
+pub fn decision_to_write_back(c: &AfterSaleCase) -> Option<SellerDecision> {
+    if !matches!(c.source, CaseSource::Channel { .. }) || c.channel_writeback.is_some() {
+        return None;
+    }
+    let channel = format!("{}:{CHANNEL_ACTOR}", crate::auth::Role::Admin.as_str());
+    let s = c
+        .steps
+        .iter()
+        .find(|s| matches!(s.action, CaseAction::Approve | CaseAction::Refuse))?;
+    if s.actor == channel {
+        return None;
+    }
+    Some(SellerDecision {
+        action: s.action,
+        refusal: (s.action == CaseAction::Refuse).then(|| c.refusal.clone().unwrap_or_default()),
+    })
+}
+
+/// Records how a channel-opened case's decision reached the channel (once: `Ok(false)` when it
+/// is recorded already, nothing written). The case keeps its state and version; the order moves
+/// one version with the audit entry (`after_sale_channel_writeback`) and a `writeback.acknowledged`
+/// event naming the case, so the order's timeline shows it.
+pub fn record_channel_writeback(
+    tx: &mut dyn Tx,
+    actor: &Actor,
+    case_id: Uuid,
+    wb: rma::ChannelWriteback,
+    now: DateTime<Utc>,
+) -> Result<bool, CoreError> {
+    let t = actor.principal.tenant_id.clone();
+    let mut case = tx.case_get(&t, case_id)?.ok_or(CoreError::CaseNotFound)?;
+    if case.channel_writeback.is_some() {
+        return Ok(false);
+    }
+    let order = tx
+        .order_get(&t, case.order_id)?
+        .ok_or(CoreError::NotFound)?;
+    let detail = json!({
+        "case_id": case.case_id,
+        "decision": wb.decision.as_str(),
+        "outcome": wb.outcome.as_str(),
+        "refund_id": wb.refund_id,
+    });
+    case.channel_writeback = Some(wb);
+    tx.case_update(&t, &case, case.version)?;
+    let mut next = order.clone();
+    next.version += 1;
+    next.updated_at = now;
+    tx.order_update(&next)?;
+    usecases::record(
+        tx,
+        actor,
+        Some(&order),
+        &next,
+        "after_sale_channel_writeback",
+        ev::WRITEBACK_ACKNOWLEDGED,
+        detail,
+    )?;
+    Ok(true)
 }

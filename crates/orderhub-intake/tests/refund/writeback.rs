@@ -1,0 +1,224 @@
+//! Refund write-back against the Taobao simulator, on both stores: a buyer's refund reaches
+//! orderhub through the pull (a channel case), the operator decides, and the decision reaches the
+//! channel once — agreed, refused with the operator's reason, and after the channel failed twice.
+
+use super::{creds, shop, window};
+use chrono::Utc;
+use orderhub_channels::sim::{self, SimSettings};
+use orderhub_channels::{CanonicalStatus, ChannelKind, ChannelOrder, RefundDecision};
+use orderhub_domain::after_sales::{AfterSaleCase, CaseState, WritebackOutcome};
+use orderhub_domain::{Order, TenantId};
+use orderhub_intake::pull::{Bucket, PullConfig, pull_window};
+use orderhub_intake::refund_writeback::RefundWriteBack;
+use orderhub_store::testing::open;
+use orderhub_store::{CaseFilter, OrderFilter, Store};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn operator(t: &TenantId) -> orderhub_core::usecases::Actor {
+    orderhub_core::usecases::Actor {
+        principal: orderhub_core::auth::Principal {
+            tenant_id: t.clone(),
+            key_id: "k".into(),
+            key_name: "desk".into(),
+            role: orderhub_core::auth::Role::Admin,
+            shops: None,
+            pii_read: false,
+        },
+        request_id: "r".into(),
+    }
+}
+
+async fn order_of(store: &Store, t: &TenantId, ext: &str) -> Order {
+    let f = OrderFilter::all(t.clone(), 1000);
+    store
+        .read(move |r| r.order_list(&f))
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|o| o.external_order_id.to_string() == ext)
+        .unwrap_or_else(|| panic!("order {ext} was pulled"))
+}
+
+async fn case_of(store: &Store, t: &TenantId, o: &Order) -> AfterSaleCase {
+    let f = CaseFilter {
+        tenant: t.clone(),
+        state: None,
+        order_id: Some(o.id),
+        shops: None,
+        after: None,
+        limit: 10,
+    };
+    let cases = store.read(move |r| r.after_sales(&f)).await.unwrap();
+    assert_eq!(cases.len(), 1, "one channel case per refund: {cases:?}");
+    cases.into_iter().next().unwrap()
+}
+
+/// Waits until the case records its write-back.
+async fn written_back(store: &Store, t: &TenantId, o: &Order) -> AfterSaleCase {
+    let until = Instant::now() + Duration::from_secs(20);
+    loop {
+        let c = case_of(store, t, o).await;
+        if c.channel_writeback.is_some() {
+            return c;
+        }
+        assert!(Instant::now() < until, "never written back: {c:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn pull(store: &Store, shop: &orderhub_store::ChannelShopRow) {
+    let http = orderhub_channels::client::HttpClient::new();
+    let cfg = PullConfig {
+        rate_per_sec: 500.0,
+        ..PullConfig::default()
+    };
+    let (from, to) = window();
+    let mut bucket = Bucket::new(cfg.rate_per_sec, cfg.burst);
+    pull_window(store, &http, shop, from, to, &cfg, &mut bucket)
+        .await
+        .unwrap();
+}
+
+async fn decisions_on_channel_refunds_reach_the_channel_once(backend: &str) {
+    let Some(env) = open(backend) else { return };
+    let store = env.store.clone();
+    let (url, handle) = sim::spawn(ChannelKind::Taobao, SimSettings::new(creds(), 30, 4))
+        .await
+        .unwrap();
+    let shop = shop(&store, ChannelKind::Taobao, &url).await;
+    let t = shop.tenant_id.clone();
+    pull(&store, &shop).await;
+    // Three paid orders; the buyer asks for a refund of each one's first line on the channel.
+    let paid: Vec<ChannelOrder> = handle
+        .orders()
+        .into_iter()
+        .filter(|o| o.canonical == CanonicalStatus::Paid && o.shippable)
+        .take(3)
+        .collect();
+    assert_eq!(paid.len(), 3, "the simulator has paid orders");
+    let refunds: Vec<String> = paid
+        .iter()
+        .map(|o| {
+            handle
+                .open_refund(&o.external_order_id, &o.lines[0].external_line_id)
+                .unwrap()
+        })
+        .collect();
+    assert!(
+        handle
+            .open_refund(&paid[0].external_order_id, "no-such-line")
+            .is_none()
+    );
+    // The existing intake path: the next pull opens a channel case per refund.
+    pull(&store, &shop).await;
+    let mut orders = Vec::new();
+    for o in &paid {
+        let order = order_of(&store, &t, &o.external_order_id).await;
+        let c = case_of(&store, &t, &order).await;
+        assert_eq!(c.state, CaseState::Requested);
+        assert!(matches!(
+            c.source,
+            orderhub_domain::after_sales::CaseSource::Channel { .. }
+        ));
+        orders.push((order, c));
+    }
+    let wb = Arc::new(RefundWriteBack::new(store.clone()));
+    let ev = orderhub_events::EventsConfig {
+        poll_interval: Duration::from_millis(50),
+        supervise_every: Duration::from_millis(100),
+        backoff_base: Duration::from_millis(10),
+        backoff_max: Duration::from_millis(50),
+        max_attempts: 6,
+        ..orderhub_events::EventsConfig::default()
+    };
+    let rt = orderhub_events::EventsRuntime::start(store.clone(), ev, vec![wb.clone()])
+        .await
+        .unwrap();
+    let op = operator(&t);
+
+    // 1. Approved: the channel hears the agreement once.
+    let (a, id) = (op.clone(), orders[0].1.case_id);
+    store
+        .write(0, move |tx| {
+            orderhub_core::after_sales::approve(tx, &a, id, None, Utc::now())
+        })
+        .await
+        .unwrap();
+    let c = written_back(&store, &t, &orders[0].0).await;
+    let w = c.channel_writeback.unwrap();
+    assert_eq!(w.outcome, WritebackOutcome::Acknowledged);
+    assert_eq!(w.refund_id.as_deref(), Some(refunds[0].as_str()));
+    let d = handle.refund_decisions();
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert_eq!(
+        (d[0].refund_id.as_str(), &d[0].decision),
+        (refunds[0].as_str(), &RefundDecision::Agree)
+    );
+
+    // 2. Refused: the channel hears the refusal with the operator's reason.
+    let reason = "商品已发出，请收货后再申请";
+    let (a, id) = (op.clone(), orders[1].1.case_id);
+    store
+        .write(0, move |tx| {
+            orderhub_core::after_sales::refuse(tx, &a, id, reason, Utc::now())
+        })
+        .await
+        .unwrap();
+    let c = written_back(&store, &t, &orders[1].0).await;
+    assert_eq!(
+        c.channel_writeback.unwrap().outcome,
+        WritebackOutcome::Acknowledged
+    );
+    let d = handle.refund_decisions();
+    assert_eq!(d.len(), 2, "{d:?}");
+    assert_eq!(d[1].refund_id, refunds[1]);
+    assert_eq!(
+        d[1].decision,
+        RefundDecision::Refuse {
+            reason: reason.into()
+        }
+    );
+
+    // 3. The channel fails the decision call twice: retried, then recorded exactly once.
+    handle.fail_refund_decisions(2);
+    let errors = handle.stats.snapshot().errors;
+    let (a, id) = (op.clone(), orders[2].1.case_id);
+    store
+        .write(0, move |tx| {
+            orderhub_core::after_sales::approve(tx, &a, id, None, Utc::now())
+        })
+        .await
+        .unwrap();
+    written_back(&store, &t, &orders[2].0).await;
+    assert!(
+        handle.stats.snapshot().errors >= errors + 2,
+        "the two failures were met"
+    );
+    let d = handle.refund_decisions();
+    assert_eq!(d.len(), 3, "{d:?}");
+    assert_eq!(d.iter().filter(|r| r.refund_id == refunds[2]).count(), 1);
+
+    // 4. Delivered again (a restart replays the events): nothing recorded is sent again.
+    for (o, _) in &orders {
+        assert_eq!(wb.push(&t, o.id).await.unwrap(), 0);
+    }
+    assert_eq!(handle.refund_decisions().len(), 3);
+    // A later pull sees the refused refund on the channel: the refused case stays as it is.
+    pull(&store, &shop).await;
+    assert_eq!(
+        case_of(&store, &t, &orders[1].0).await.state,
+        CaseState::Refused
+    );
+    rt.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refund_decisions_reach_the_channel_once_sqlite() {
+    decisions_on_channel_refunds_reach_the_channel_once("sqlite").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refund_decisions_reach_the_channel_once_postgres() {
+    decisions_on_channel_refunds_reach_the_channel_once("postgres").await;
+}
