@@ -223,10 +223,15 @@ impl RefundWriteBack {
         if already(&refund, &d) {
             return Ok((WritebackOutcome::AlreadyDecided, Some(refund_id)));
         }
-        // The request is checked before any call: a refusal there is permanent.
-        adapter
-            .refund_decision_request(&refund, &d, &creds, Utc::now())
-            .map_err(|r| TargetError::permanent(format!("{}: {}", r.rule, r.message)))?;
+        // The request is checked before any call: a refusal there is permanent, but for a
+        // channel without a call for this decision (one that takes agreements only).
+        match adapter.refund_decision_request(&refund, &d, &creds, Utc::now()) {
+            Err(r) if r.rule == "not_supported" => {
+                return Ok((WritebackOutcome::NoCall, Some(refund_id)));
+            }
+            Err(r) => return Err(TargetError::permanent(format!("{}: {}", r.rule, r.message))),
+            Ok(_) => {}
+        }
         crate::tokens::call(
             &self.store,
             &self.http,

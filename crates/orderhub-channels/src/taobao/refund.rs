@@ -38,7 +38,10 @@ fn check_id(id: &str) -> Result<(), Rejected> {
     Ok(())
 }
 
-pub(crate) fn get_params(refund_id: &str) -> Result<Vec<(String, String)>, Rejected> {
+/// A call's business parameters.
+type Params = Vec<(String, String)>;
+
+pub(crate) fn get_params(refund_id: &str) -> Result<Params, Rejected> {
     check_id(refund_id)?;
     Ok(vec![
         ("fields".into(), GET_FIELDS.into()),
@@ -110,7 +113,7 @@ pub(crate) fn parse(body: &[u8]) -> Result<ChannelRefund, Rejected> {
 pub(crate) fn decision_params(
     r: &ChannelRefund,
     d: &RefundDecision,
-) -> Result<(&'static str, Vec<(String, String)>), Rejected> {
+) -> Result<(&'static str, Params), Rejected> {
     check_id(&r.refund_id)?;
     let mut biz: Vec<(String, String)> = vec![("refund_id".into(), r.refund_id.clone())];
     match d {

@@ -222,3 +222,57 @@ async fn refund_decisions_reach_the_channel_once_sqlite() {
 async fn refund_decisions_reach_the_channel_once_postgres() {
     decisions_on_channel_refunds_reach_the_channel_once("postgres").await;
 }
+
+/// Pinduoduo's refund reaches orderhub (its detail's `refund_status` 2) but PDD's order detail
+/// does not name the after-sales id its decision call takes: the adapter has no call, and the
+/// approval is recorded on the case as "no call" without any call to the channel.
+async fn a_channel_without_a_call_records_that_it_has_none(backend: &str) {
+    let Some(env) = open(backend) else { return };
+    let store = env.store.clone();
+    let (url, handle) = sim::spawn(ChannelKind::Pdd, SimSettings::new(creds(), 30, 4))
+        .await
+        .unwrap();
+    let shop = shop(&store, ChannelKind::Pdd, &url).await;
+    let t = shop.tenant_id.clone();
+    pull(&store, &shop).await;
+    let o = handle
+        .orders()
+        .into_iter()
+        .find(|o| o.canonical == CanonicalStatus::Paid && o.shippable && o.lines.len() == 1)
+        .expect("a paid single-line order");
+    handle
+        .open_refund(&o.external_order_id, &o.lines[0].external_line_id)
+        .unwrap();
+    pull(&store, &shop).await;
+    let order = order_of(&store, &t, &o.external_order_id).await;
+    let c = case_of(&store, &t, &order).await;
+    let (a, id) = (operator(&t), c.case_id);
+    store
+        .write(0, move |tx| {
+            orderhub_core::after_sales::approve(tx, &a, id, None, Utc::now())
+        })
+        .await
+        .unwrap();
+    let calls = handle.stats.snapshot().calls;
+    let wb = RefundWriteBack::new(store.clone());
+    assert_eq!(wb.push(&t, order.id).await.unwrap(), 1);
+    let w = case_of(&store, &t, &order).await.channel_writeback.unwrap();
+    assert_eq!((w.outcome, w.refund_id), (WritebackOutcome::NoCall, None));
+    assert_eq!(
+        handle.stats.snapshot().calls,
+        calls,
+        "no call to the channel"
+    );
+    assert_eq!(wb.push(&t, order.id).await.unwrap(), 0, "recorded once");
+    assert!(handle.refund_decisions().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channel_without_a_call_records_that_it_has_none_sqlite() {
+    a_channel_without_a_call_records_that_it_has_none("sqlite").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channel_without_a_call_records_that_it_has_none_postgres() {
+    a_channel_without_a_call_records_that_it_has_none("postgres").await;
+}
