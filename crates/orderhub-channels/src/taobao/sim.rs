@@ -124,6 +124,45 @@ fn time(pairs: &[(String, String)], k: &str) -> DateTime<Utc> {
         .unwrap_or_default()
 }
 
+/// The refund calls: the read, the review (agreement) and the refusal.
+fn refund_call(p: &[(String, String)]) -> Result<SimCall, SimFault> {
+    match param(p, "method") {
+        super::refund::GET_METHOD => match param(p, "refund_id") {
+            "" => Err(SimFault::BadRequest("refund_id".into())),
+            id => Ok(SimCall::RefundGet {
+                refund_id: id.to_string(),
+            }),
+        },
+        super::refund::REVIEW_METHOD => {
+            // Review takes the phase, the version and an operator; `result=false` (not
+            // approved, or a review withdrawn) is not a refusal and not simulated.
+            if param(p, "result") != "true"
+                || param(p, "operator").is_empty()
+                || param(p, "refund_phase").is_empty()
+                || param(p, "refund_version").is_empty()
+            {
+                return Err(SimFault::BadRequest(
+                    "operator, refund_phase, refund_version, result=true".into(),
+                ));
+            }
+            decision_call(p, RefundDecision::Agree)
+        }
+        super::refund::REFUSE_METHOD => {
+            let reason = param(p, "refuse_message");
+            if !(2..=200).contains(&reason.chars().count()) {
+                return Err(SimFault::BadRequest("refuse_message: 2-200".into()));
+            }
+            decision_call(
+                p,
+                RefundDecision::Refuse {
+                    reason: reason.to_string(),
+                },
+            )
+        }
+        _ => Err(SimFault::BadRequest("Invalid method".into())),
+    }
+}
+
 impl SimWire for TaobaoWire {
     fn parse(&self, creds: &ShopCredentials, req: &RawRequest) -> Result<SimCall, SimFault> {
         if req.path != PATH {
@@ -205,38 +244,9 @@ impl SimWire for TaobaoWire {
                     sku_ids: Vec::new(),
                 })
             }
-            super::refund::GET_METHOD => match param(&p, "refund_id") {
-                "" => Err(SimFault::BadRequest("refund_id".into())),
-                id => Ok(SimCall::RefundGet {
-                    refund_id: id.to_string(),
-                }),
-            },
-            super::refund::REVIEW_METHOD => {
-                // Review takes the phase, the version and an operator; `result=false` (not
-                // approved, or a review withdrawn) is not a refusal and not simulated.
-                if param(&p, "result") != "true"
-                    || param(&p, "operator").is_empty()
-                    || param(&p, "refund_phase").is_empty()
-                    || param(&p, "refund_version").is_empty()
-                {
-                    return Err(SimFault::BadRequest(
-                        "operator, refund_phase, refund_version, result=true".into(),
-                    ));
-                }
-                decision_call(&p, RefundDecision::Agree)
-            }
-            super::refund::REFUSE_METHOD => {
-                let reason = param(&p, "refuse_message");
-                if !(2..=200).contains(&reason.chars().count()) {
-                    return Err(SimFault::BadRequest("refuse_message: 2-200".into()));
-                }
-                decision_call(
-                    &p,
-                    RefundDecision::Refuse {
-                        reason: reason.to_string(),
-                    },
-                )
-            }
+            super::refund::GET_METHOD
+            | super::refund::REVIEW_METHOD
+            | super::refund::REFUSE_METHOD => refund_call(&p),
             _ => Err(SimFault::BadRequest("Invalid method".into())),
         }
     }
