@@ -1114,3 +1114,68 @@ pub fn record_channel_writeback(
     )?;
     Ok(true)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use orderhub_domain::after_sales::{ChannelWriteback, WritebackOutcome};
+    use orderhub_domain::{Money, ShopId};
+
+    fn channel_case() -> AfterSaleCase {
+        AfterSaleCase {
+            case_id: Uuid::now_v7(),
+            order_id: OrderId::from_uuid(Uuid::now_v7()),
+            shop_id: ShopId::parse("s").unwrap(),
+            kind: CaseKind::RefundOnly,
+            state: CaseState::Requested,
+            lines: vec![],
+            amount: Money::ZERO,
+            reason: "r".into(),
+            source: CaseSource::Channel { key: "1:1".into() },
+            effect: Some(Effect::StopLines),
+            stop: None,
+            qc: None,
+            steps: vec![],
+            replacement_order_id: None,
+            refusal: None,
+            channel_writeback: None,
+            version: 1,
+            created_at: DateTime::UNIX_EPOCH,
+            updated_at: DateTime::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn only_a_sellers_unrecorded_decision_on_a_channel_case_is_written_back() {
+        let at = DateTime::UNIX_EPOCH;
+        let mut c = channel_case();
+        assert_eq!(decision_to_write_back(&c), None, "undecided");
+        c.step(CaseAction::Refuse, "admin:desk", at).unwrap();
+        c.refusal = Some("已发货".into());
+        assert_eq!(
+            decision_to_write_back(&c),
+            Some(SellerDecision {
+                action: CaseAction::Refuse,
+                refusal: Some("已发货".into())
+            })
+        );
+        // Recorded once: never again.
+        c.channel_writeback = Some(ChannelWriteback {
+            decision: CaseAction::Refuse,
+            outcome: WritebackOutcome::Acknowledged,
+            refund_id: Some("1".into()),
+            at,
+        });
+        assert_eq!(decision_to_write_back(&c), None);
+        // The channel's own decision (intake's actor) is not told back to the channel.
+        let mut c = channel_case();
+        c.step(CaseAction::Approve, &format!("admin:{CHANNEL_ACTOR}"), at)
+            .unwrap();
+        assert_eq!(decision_to_write_back(&c), None);
+        // An operator's own case has no channel to tell.
+        let mut c = channel_case();
+        c.source = CaseSource::Operator;
+        c.step(CaseAction::Approve, "admin:desk", at).unwrap();
+        assert_eq!(decision_to_write_back(&c), None);
+    }
+}
