@@ -1075,7 +1075,8 @@ pub fn decision_to_write_back(c: &AfterSaleCase) -> Option<SellerDecision> {
 /// Records how a channel-opened case's decision reached the channel (once: `Ok(false)` when it
 /// is recorded already, nothing written). The case keeps its state and version; the order moves
 /// one version with the audit entry (`after_sale_channel_writeback`) and a `writeback.acknowledged`
-/// event naming the case, so the order's timeline shows it.
+/// event whose payload carries `after_sale` (the case) and `refund_writeback` (decision, outcome,
+/// refund id), so the order's timeline shows it.
 pub fn record_channel_writeback(
     tx: &mut dyn Tx,
     actor: &Actor,
@@ -1103,14 +1104,18 @@ pub fn record_channel_writeback(
     next.version += 1;
     next.updated_at = now;
     tx.order_update(&next)?;
-    usecases::record(
+    // The event names the case and the decision, so a subscriber tells it from a shipment's.
+    let mut extra = serde_json::Map::new();
+    extra.insert("after_sale".into(), case_json(&case));
+    extra.insert("refund_writeback".into(), detail.clone());
+    usecases::record_with(
         tx,
         actor,
         Some(&order),
         &next,
-        "after_sale_channel_writeback",
-        ev::WRITEBACK_ACKNOWLEDGED,
+        ("after_sale_channel_writeback", ev::WRITEBACK_ACKNOWLEDGED),
         detail,
+        extra,
     )?;
     Ok(true)
 }

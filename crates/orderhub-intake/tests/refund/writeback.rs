@@ -210,6 +210,26 @@ async fn decisions_on_channel_refunds_reach_the_channel_once(backend: &str) {
         case_of(&store, &t, &orders[1].0).await.state,
         CaseState::Refused
     );
+    // Each recorded decision: `writeback.acknowledged` naming the case and the refund.
+    let t2 = t.clone();
+    let events = store
+        .read(move |r| r.events_after(&t2, 0, 10_000))
+        .await
+        .unwrap();
+    let acks: Vec<serde_json::Value> = events
+        .iter()
+        .filter(|e| e.event.event_type == "writeback.acknowledged")
+        .map(|e| serde_json::from_str(&e.event.payload).unwrap())
+        .collect();
+    assert_eq!(acks.len(), 3, "{acks:?}");
+    for (i, (_, c)) in orders.iter().enumerate() {
+        assert!(
+            acks.iter()
+                .any(|p| p["after_sale"]["case_id"] == c.case_id.to_string()
+                    && p["refund_writeback"]["refund_id"] == refunds[i].as_str()),
+            "{acks:?}"
+        );
+    }
     rt.stop().await;
 }
 
