@@ -117,8 +117,21 @@ impl RefundWriteBack {
             return Ok(0);
         }
         let mut recorded = 0;
+        // One case's failure does not keep the others from the channel: each is tried, and the
+        // delivery fails after them (retryable if any failure is), so a retry sends only what
+        // is still unrecorded.
+        let mut failed: Option<TargetError> = None;
         for (case, decision) in pending {
-            let (outcome, refund_id) = self.send(&order, &case, &decision).await?;
+            let (outcome, refund_id) = match self.send(&order, &case, &decision).await {
+                Ok(sent) => sent,
+                Err(e) => {
+                    tracing::warn!(case_id = %case.case_id, error = %e.message, "A refund decision did not reach the channel.");
+                    if failed.as_ref().is_none_or(|f| !f.retryable) {
+                        failed = Some(e);
+                    }
+                    continue;
+                }
+            };
             let wb = ChannelWriteback {
                 decision: decision.action,
                 outcome,
@@ -143,7 +156,10 @@ impl RefundWriteBack {
             metrics::counter!("orderhub_refund_writebacks_total", "channel" => order.channel.to_string(), "outcome" => outcome.as_str()).increment(1);
             recorded += usize::from(written);
         }
-        Ok(recorded)
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(recorded),
+        }
     }
 
     /// Tells the channel one case's decision: the outcome and the refund id it was for.

@@ -296,3 +296,101 @@ async fn a_channel_without_a_call_records_that_it_has_none_sqlite() {
 async fn a_channel_without_a_call_records_that_it_has_none_postgres() {
     a_channel_without_a_call_records_that_it_has_none("postgres").await;
 }
+
+/// Two refunds on one order: a refusal the channel cannot take (a one-character reason; Taobao's
+/// `refuse_message` takes 2–200) fails for good, and does not keep the other case's approval
+/// from the channel.
+async fn one_cases_failure_does_not_hold_back_another(backend: &str) {
+    let Some(env) = open(backend) else { return };
+    let store = env.store.clone();
+    let (url, handle) = sim::spawn(ChannelKind::Taobao, SimSettings::new(creds(), 40, 7))
+        .await
+        .unwrap();
+    let shop = shop(&store, ChannelKind::Taobao, &url).await;
+    let t = shop.tenant_id.clone();
+    pull(&store, &shop).await;
+    let o = handle
+        .orders()
+        .into_iter()
+        .find(|o| o.canonical == CanonicalStatus::Paid && o.shippable && o.lines.len() >= 2)
+        .expect("a paid order of two lines");
+    let r: Vec<String> = o.lines[..2]
+        .iter()
+        .map(|l| {
+            handle
+                .open_refund(&o.external_order_id, &l.external_line_id)
+                .unwrap()
+        })
+        .collect();
+    pull(&store, &shop).await;
+    let order = order_of(&store, &t, &o.external_order_id).await;
+    let f = CaseFilter {
+        tenant: t.clone(),
+        state: None,
+        order_id: Some(order.id),
+        shops: None,
+        after: None,
+        limit: 10,
+    };
+    let cases = store.read(move |r| r.after_sales(&f)).await.unwrap();
+    assert_eq!(cases.len(), 2, "{cases:?}");
+    let line_of = |c: &AfterSaleCase| c.lines[0].line_id;
+    let ext = |line: u32| {
+        order
+            .lines
+            .iter()
+            .find(|l| l.line_id == line)
+            .and_then(|l| l.external_line_id.clone())
+            .unwrap()
+    };
+    let (a, b) = (&cases[0], &cases[1]);
+    let (op, id) = (operator(&t), a.case_id);
+    store
+        .write(0, move |tx| {
+            orderhub_core::after_sales::refuse(tx, &op, id, "不", Utc::now())
+        })
+        .await
+        .unwrap();
+    let (op, id) = (operator(&t), b.case_id);
+    store
+        .write(0, move |tx| {
+            orderhub_core::after_sales::approve(tx, &op, id, None, Utc::now())
+        })
+        .await
+        .unwrap();
+    let wb = RefundWriteBack::new(store.clone());
+    let e = wb.push(&t, order.id).await.unwrap_err();
+    assert!(!e.retryable, "the refusal cannot be built: {}", e.message);
+    let d = handle.refund_decisions();
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert_eq!(d[0].decision, RefundDecision::Agree);
+    assert_eq!(d[0].line_id.as_deref(), Some(ext(line_of(b)).as_str()));
+    assert!(r.contains(&d[0].refund_id));
+    let f = CaseFilter {
+        tenant: t.clone(),
+        state: None,
+        order_id: Some(order.id),
+        shops: None,
+        after: None,
+        limit: 10,
+    };
+    let cases = store.read(move |r| r.after_sales(&f)).await.unwrap();
+    let recorded: Vec<bool> = cases
+        .iter()
+        .map(|c| c.channel_writeback.is_some())
+        .collect();
+    assert_eq!(recorded, vec![false, true], "only the approval is recorded");
+    // Again: the approval is not sent twice, the refusal still fails.
+    assert!(wb.push(&t, order.id).await.is_err());
+    assert_eq!(handle.refund_decisions().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_cases_failure_does_not_hold_back_another_sqlite() {
+    one_cases_failure_does_not_hold_back_another("sqlite").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_cases_failure_does_not_hold_back_another_postgres() {
+    one_cases_failure_does_not_hold_back_another("postgres").await;
+}
