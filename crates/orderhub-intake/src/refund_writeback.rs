@@ -289,6 +289,83 @@ impl Target for RefundWriteBack {
     }
 }
 
+/// The states a decided case can be in (every one but `requested` and `closed`).
+const DECIDED: [orderhub_domain::after_sales::CaseState; 8] = {
+    use orderhub_domain::after_sales::CaseState as S;
+    [
+        S::Approved,
+        S::Refused,
+        S::GoodsReturning,
+        S::Received,
+        S::QcPassed,
+        S::QcFailed,
+        S::Refunded,
+        S::Exchanged,
+    ]
+};
+
+/// Cases read per tenant and state at one tick of the [`watchdog`].
+pub const WATCHDOG_PAGE: u32 = 200;
+
+/// Decisions on channel cases not recorded (their deliveries dead-lettered, or lost before the
+/// dispatcher took them): every `every`, each tenant's decided cases are read a page per state
+/// ([`WATCHDOG_PAGE`], going on from where the last tick stopped and starting over at the end, so
+/// the work per tick is bounded and every case is seen in turn) and the orders of those with a
+/// decision to write back are pushed again.
+pub async fn watchdog(
+    w: std::sync::Arc<RefundWriteBack>,
+    every: std::time::Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut cursors: std::collections::HashMap<(TenantId, &'static str), Uuid> =
+        std::collections::HashMap::new();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
+        }
+        if *stop.borrow() {
+            return;
+        }
+        let tenants = w.store.read(|r| r.tenants()).await.unwrap_or_default();
+        for t in tenants {
+            let mut orders = std::collections::BTreeSet::new();
+            for state in DECIDED {
+                let key = (t.clone(), state.as_str());
+                let f = orderhub_store::CaseFilter {
+                    tenant: t.clone(),
+                    state: Some(state.as_str().to_owned()),
+                    order_id: None,
+                    shops: None,
+                    after: cursors.get(&key).copied(),
+                    limit: WATCHDOG_PAGE,
+                };
+                let Ok(page) = w.store.read(move |r| r.after_sales(&f)).await else {
+                    continue;
+                };
+                match page.last() {
+                    Some(last) if page.len() == WATCHDOG_PAGE as usize => {
+                        cursors.insert(key, last.case_id);
+                    }
+                    _ => {
+                        cursors.remove(&key);
+                    }
+                }
+                orders.extend(
+                    page.iter()
+                        .filter(|c| decision_to_write_back(c).is_some())
+                        .map(|c| c.order_id),
+                );
+            }
+            for id in orders {
+                if let Err(e) = w.push(&t, id).await {
+                    tracing::warn!(order_id = %id, error = %e.message, "The refund write-back watchdog's retry failed.");
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

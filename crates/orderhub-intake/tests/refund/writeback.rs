@@ -394,3 +394,61 @@ async fn one_cases_failure_does_not_hold_back_another_sqlite() {
 async fn one_cases_failure_does_not_hold_back_another_postgres() {
     one_cases_failure_does_not_hold_back_another("postgres").await;
 }
+
+/// A decision whose delivery never reached the target (no dispatcher running, as when its
+/// attempts were spent): the watchdog finds it and writes it back, once.
+async fn the_watchdog_writes_back_what_no_delivery_did(backend: &str) {
+    let Some(env) = open(backend) else { return };
+    let store = env.store.clone();
+    let (url, handle) = sim::spawn(ChannelKind::Taobao, SimSettings::new(creds(), 20, 11))
+        .await
+        .unwrap();
+    let shop = shop(&store, ChannelKind::Taobao, &url).await;
+    let t = shop.tenant_id.clone();
+    pull(&store, &shop).await;
+    let o = handle
+        .orders()
+        .into_iter()
+        .find(|o| o.canonical == CanonicalStatus::Paid && o.shippable)
+        .expect("a paid order");
+    let refund = handle
+        .open_refund(&o.external_order_id, &o.lines[0].external_line_id)
+        .unwrap();
+    pull(&store, &shop).await;
+    let order = order_of(&store, &t, &o.external_order_id).await;
+    let c = case_of(&store, &t, &order).await;
+    let (op, id) = (operator(&t), c.case_id);
+    store
+        .write(0, move |tx| {
+            orderhub_core::after_sales::approve(tx, &op, id, None, Utc::now())
+        })
+        .await
+        .unwrap();
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(orderhub_intake::refund_writeback::watchdog(
+        Arc::new(RefundWriteBack::new(store.clone())),
+        Duration::from_millis(100),
+        stop_rx,
+    ));
+    let c = written_back(&store, &t, &order).await;
+    assert_eq!(
+        c.channel_writeback.unwrap().refund_id.as_deref(),
+        Some(refund.as_str())
+    );
+    // Later ticks find it recorded: nothing more is sent.
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    let _ = stop.send(true);
+    let d = handle.refund_decisions();
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert_eq!(d[0].refund_id, refund);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_watchdog_writes_back_what_no_delivery_did_sqlite() {
+    the_watchdog_writes_back_what_no_delivery_did("sqlite").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_watchdog_writes_back_what_no_delivery_did_postgres() {
+    the_watchdog_writes_back_what_no_delivery_did("postgres").await;
+}
