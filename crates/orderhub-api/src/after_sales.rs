@@ -187,6 +187,19 @@ pub struct QcView {
     pub at: DateTime<Utc>,
 }
 
+/// How the seller's decision on a channel-opened case reached the channel.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ChannelWritebackView {
+    /// `approve` or `refuse`.
+    pub decision: String,
+    /// `acknowledged`, `already_decided` (the channel's refund showed it; nothing sent) or
+    /// `no_call` (the channel has no call for it).
+    pub outcome: String,
+    /// The channel's refund id the decision was for.
+    pub refund_id: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
 /// One row of a case's quarantine ledger.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct QuarantineView {
@@ -225,6 +238,12 @@ pub struct CaseView {
     /// An exchange's replacement order (kind `exchange`), once `exchanged`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub replacement_order_id: Option<Uuid>,
+    /// The operator's reason, for a refused case.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refusal: Option<String>,
+    /// A channel-opened case: how the seller's decision reached the channel, once it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel_writeback: Option<ChannelWritebackView>,
     pub version: u64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -282,6 +301,13 @@ impl CaseView {
                 })
                 .collect(),
             replacement_order_id: c.replacement_order_id.map(|o| o.as_uuid()),
+            refusal: c.refusal.clone(),
+            channel_writeback: c.channel_writeback.as_ref().map(|w| ChannelWritebackView {
+                decision: w.decision.as_str().to_owned(),
+                outcome: w.outcome.as_str().to_owned(),
+                refund_id: w.refund_id.clone(),
+                at: w.at,
+            }),
             version: c.version,
             created_at: c.created_at,
             updated_at: c.updated_at,

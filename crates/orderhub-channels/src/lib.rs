@@ -249,6 +249,10 @@ pub struct ChannelLine {
     pub refund: RefundState,
     /// The channel's raw refund / after-sale code for this line, if any.
     pub refund_raw: Option<String>,
+    /// The channel's id of the line's latest refund, where its payload carries one (Taobao
+    /// `Order.refund_id`); what a seller's decision is written back against.
+    #[serde(default)]
+    pub refund_id: Option<String>,
 }
 
 /// The receiver as the channel gives it. Channels mask or encrypt name, phone and address for
@@ -763,6 +767,47 @@ fn stock_read_unsupported() -> Rejected {
     )
 }
 
+/// One refund as the channel's refund read answers it (Taobao `taobao.refund.get`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelRefund {
+    pub refund_id: String,
+    pub external_order_id: String,
+    /// The channel's line id the refund is of, if its answer says.
+    pub external_line_id: Option<String>,
+    pub state: RefundState,
+    /// The channel's own status code.
+    pub raw_status: String,
+    /// Taobao `refund_phase` (`onsale` / `aftersale`), where the channel has one.
+    pub phase: Option<String>,
+    /// Taobao `refund_version` (the refund's last change, a timestamp), where the channel has one:
+    /// a decision call names the version it decided on.
+    pub version: Option<i64>,
+}
+
+/// The seller's decision on a channel refund.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "decision")]
+pub enum RefundDecision {
+    Agree,
+    /// Refused, with the seller's reason (sent to the channel, which shows it to the buyer).
+    Refuse {
+        reason: String,
+    },
+}
+
+/// The longest refusal reason sent to a channel, in characters (Taobao `refuse_message`: 2–200);
+/// a longer reason is cut to this.
+pub const REFUSAL_CHARS_MAX: usize = 200;
+
+/// The answer of a channel without a call for the seller's refund decision (yet).
+pub fn refund_decision_unsupported() -> Rejected {
+    Rejected::at(
+        "not_supported",
+        "refund_decision",
+        "the channel has no call for the seller's refund decision",
+    )
+}
+
 /// One page of a list call.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OrderPage {
@@ -916,6 +961,47 @@ pub trait Channel: Send + Sync {
         Err(self
             .api_error(body)
             .unwrap_or_else(|| ApiError::Rejected(stock_read_unsupported())))
+    }
+
+    /// The signed read of one refund by the channel's refund id (its status, and what a decision
+    /// call must name: Taobao's phase and version). `not_supported` on a channel without a
+    /// refund decision call ([`Channel::refund_decision_request`]); `bad_value` for a malformed id.
+    fn refund_get_request(
+        &self,
+        _refund_id: &str,
+        _creds: &ShopCredentials,
+        _now: DateTime<Utc>,
+    ) -> Result<ApiRequest, Rejected> {
+        Err(refund_decision_unsupported())
+    }
+
+    /// The refund read's answer; `Throttled` / `Auth` / `Api` for the channel's errors.
+    fn parse_refund(&self, body: &[u8]) -> Result<ChannelRefund, ApiError> {
+        Err(self
+            .api_error(body)
+            .unwrap_or_else(|| ApiError::Rejected(refund_decision_unsupported())))
+    }
+
+    /// The signed call telling the channel the seller's decision on `refund` (as the refund read
+    /// answered it). Refused without any call: `not_supported` on a channel without such a call,
+    /// `missing_field` where the channel needs what the read did not give, `bad_value` for a
+    /// reason the channel does not take.
+    fn refund_decision_request(
+        &self,
+        _refund: &ChannelRefund,
+        _decision: &RefundDecision,
+        _creds: &ShopCredentials,
+        _now: DateTime<Utc>,
+    ) -> Result<ApiRequest, Rejected> {
+        Err(refund_decision_unsupported())
+    }
+
+    /// The decision call's answer: `Ok` for the channel's success shape; `Throttled` / `Auth` /
+    /// `Api` for its errors; a body that is neither is `Rejected`.
+    fn parse_refund_decision_ack(&self, body: &[u8]) -> Result<(), ApiError> {
+        Err(self
+            .api_error(body)
+            .unwrap_or_else(|| ApiError::Rejected(refund_decision_unsupported())))
     }
 
     /// The call that renews the shop's access token: with `creds.refresh_token` on channels that

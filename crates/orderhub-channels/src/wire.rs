@@ -372,6 +372,7 @@ pub fn line(
         paid_amount,
         refund,
         refund_raw,
+        refund_id: None,
     }
 }
 

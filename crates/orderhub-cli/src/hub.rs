@@ -218,6 +218,48 @@ async fn start_fulfillment_sim(
     Ok((f, fleet, tasks))
 }
 
+/// A background task of the hub, by name.
+type Task = (&'static str, tokio::task::JoinHandle<()>);
+
+/// The write-backs to the channels, each an in-process target of the event dispatcher with its
+/// watchdog: shipped channel orders' tracking numbers (the watchdog retries what is
+/// unacknowledged after 30 minutes and raises `writeback_failed`), and decisions on after-sales
+/// cases the channel opened — its buyers' refunds, agreed or refused back on the channel and
+/// recorded on the case (the watchdog pushes again, every 5 minutes, what is still unrecorded).
+fn start_writebacks(
+    store: &Store,
+    outbound: orderhub_core::outbound::OutboundPolicy,
+    background: &tokio::sync::watch::Sender<bool>,
+) -> (Vec<Arc<dyn orderhub_events::Target>>, Vec<Task>) {
+    let writeback = Arc::new(orderhub_intake::writeback::WriteBack::with_outbound(
+        store.clone(),
+        outbound,
+    ));
+    let refund_writeback = Arc::new(
+        orderhub_intake::refund_writeback::RefundWriteBack::with_outbound(store.clone(), outbound),
+    );
+    let tasks = vec![
+        (
+            "write-back watchdog",
+            tokio::spawn(orderhub_intake::writeback::watchdog(
+                writeback.clone(),
+                std::time::Duration::from_secs(30 * 60),
+                std::time::Duration::from_secs(60),
+                background.subscribe(),
+            )),
+        ),
+        (
+            "refund write-back watchdog",
+            tokio::spawn(orderhub_intake::refund_writeback::watchdog(
+                refund_writeback.clone(),
+                std::time::Duration::from_secs(5 * 60),
+                background.subscribe(),
+            )),
+        ),
+    ];
+    (vec![writeback, refund_writeback], tasks)
+}
+
 /// Opens the store, bootstraps, and serves on `s.listen` until `stop`. Returns a generated admin
 /// key if one was made.
 pub async fn start(s: &Settings) -> Result<(RunningHub, Option<String>)> {
@@ -268,22 +310,9 @@ pub async fn start(s: &Settings) -> Result<(RunningHub, Option<String>)> {
             tasks.extend(t.into_iter().map(|t| ("fulfillment background", t)));
         }
     }
-    // Shipped channel orders: tracking numbers pushed back to their channel; a watchdog retries
-    // what is unacknowledged after 30 minutes and raises `writeback_failed`.
-    let writeback = Arc::new(orderhub_intake::writeback::WriteBack::with_outbound(
-        store.clone(),
-        outbound,
-    ));
-    internal.push(writeback.clone());
-    tasks.push((
-        "write-back watchdog",
-        tokio::spawn(orderhub_intake::writeback::watchdog(
-            writeback,
-            std::time::Duration::from_secs(30 * 60),
-            std::time::Duration::from_secs(60),
-            background.subscribe(),
-        )),
-    ));
+    let (targets, t) = start_writebacks(&store, outbound, &background);
+    internal.extend(targets);
+    tasks.extend(t);
     let events = orderhub_events::EventsRuntime::start(
         store.clone(),
         orderhub_events::EventsConfig {

@@ -250,6 +250,8 @@ fn open_case(
         qc: None,
         steps: Vec::new(),
         replacement_order_id: None,
+        refusal: None,
+        channel_writeback: None,
         version: 1,
         created_at: now,
         updated_at: now,
@@ -468,12 +470,19 @@ pub fn refuse(
 ) -> Result<(AfterSaleCase, Order), CoreError> {
     require(actor, Permission::AfterSalesWrite)?;
     let reason = rma::text("reason", reason)?;
-    simple_step(
+    let mut case = visible_case(tx, actor, case_id)?;
+    let from = case.version;
+    let order = visible_order(tx, actor, case.order_id)?;
+    step(&mut case, CaseAction::Refuse, actor, now)?;
+    // Kept on the case: a channel-opened case's refusal tells the channel why.
+    case.refusal = Some(reason.clone());
+    write_step(
         tx,
         actor,
-        case_id,
-        CaseAction::Refuse,
-        ev::AFTER_SALE_REFUSED,
+        &order,
+        &case,
+        from,
+        &[ev::AFTER_SALE_REFUSED],
         json!({ "reason": reason }),
         now,
     )
@@ -1027,4 +1036,151 @@ fn channel_refunded(
         .1;
     }
     Ok(order)
+}
+
+/// The name intake's system actor has (`Actor::system(tenant, CHANNEL_ACTOR)`): a case step by it
+/// is the channel's own decision (reported by the channel), never written back to the channel.
+pub const CHANNEL_ACTOR: &str = "intake";
+
+/// A seller's decision on a channel-opened case, to be written back to the channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SellerDecision {
+    /// `Approve` or `Refuse`.
+    pub action: CaseAction,
+    /// The operator's reason, for a refusal.
+    pub refusal: Option<String>,
+}
+
+/// The decision on a channel-opened case the channel has not been told yet: its approve or refuse
+/// step, unless the channel made it itself (a step by intake's actor, [`CHANNEL_ACTOR`]) or the
+/// write-back is recorded already. `None` for operator cases and undecided ones.
+pub fn decision_to_write_back(c: &AfterSaleCase) -> Option<SellerDecision> {
+    if !matches!(c.source, CaseSource::Channel { .. }) || c.channel_writeback.is_some() {
+        return None;
+    }
+    let channel = format!("{}:{CHANNEL_ACTOR}", crate::auth::Role::Admin.as_str());
+    let s = c
+        .steps
+        .iter()
+        .find(|s| matches!(s.action, CaseAction::Approve | CaseAction::Refuse))?;
+    if s.actor == channel {
+        return None;
+    }
+    Some(SellerDecision {
+        action: s.action,
+        refusal: (s.action == CaseAction::Refuse).then(|| c.refusal.clone().unwrap_or_default()),
+    })
+}
+
+/// Records how a channel-opened case's decision reached the channel (once: `Ok(false)` when it
+/// is recorded already, nothing written). The case keeps its state and version; the order moves
+/// one version with the audit entry (`after_sale_channel_writeback`) and a `writeback.acknowledged`
+/// event whose payload carries `after_sale` (the case) and `refund_writeback` (decision, outcome,
+/// refund id), so the order's timeline shows it.
+pub fn record_channel_writeback(
+    tx: &mut dyn Tx,
+    actor: &Actor,
+    case_id: Uuid,
+    wb: rma::ChannelWriteback,
+    now: DateTime<Utc>,
+) -> Result<bool, CoreError> {
+    let t = actor.principal.tenant_id.clone();
+    let mut case = tx.case_get(&t, case_id)?.ok_or(CoreError::CaseNotFound)?;
+    if case.channel_writeback.is_some() {
+        return Ok(false);
+    }
+    let order = tx
+        .order_get(&t, case.order_id)?
+        .ok_or(CoreError::NotFound)?;
+    let detail = json!({
+        "case_id": case.case_id,
+        "decision": wb.decision.as_str(),
+        "outcome": wb.outcome.as_str(),
+        "refund_id": wb.refund_id,
+    });
+    case.channel_writeback = Some(wb);
+    tx.case_update(&t, &case, case.version)?;
+    let mut next = order.clone();
+    next.version += 1;
+    next.updated_at = now;
+    tx.order_update(&next)?;
+    // The event names the case and the decision, so a subscriber tells it from a shipment's.
+    let mut extra = serde_json::Map::new();
+    extra.insert("after_sale".into(), case_json(&case));
+    extra.insert("refund_writeback".into(), detail.clone());
+    usecases::record_with(
+        tx,
+        actor,
+        Some(&order),
+        &next,
+        ("after_sale_channel_writeback", ev::WRITEBACK_ACKNOWLEDGED),
+        detail,
+        extra,
+    )?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use orderhub_domain::after_sales::{ChannelWriteback, WritebackOutcome};
+    use orderhub_domain::{Money, ShopId};
+
+    fn channel_case() -> AfterSaleCase {
+        AfterSaleCase {
+            case_id: Uuid::now_v7(),
+            order_id: OrderId::from_uuid(Uuid::now_v7()),
+            shop_id: ShopId::parse("s").unwrap(),
+            kind: CaseKind::RefundOnly,
+            state: CaseState::Requested,
+            lines: vec![],
+            amount: Money::ZERO,
+            reason: "r".into(),
+            source: CaseSource::Channel { key: "1:1".into() },
+            effect: Some(Effect::StopLines),
+            stop: None,
+            qc: None,
+            steps: vec![],
+            replacement_order_id: None,
+            refusal: None,
+            channel_writeback: None,
+            version: 1,
+            created_at: DateTime::UNIX_EPOCH,
+            updated_at: DateTime::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn only_a_sellers_unrecorded_decision_on_a_channel_case_is_written_back() {
+        let at = DateTime::UNIX_EPOCH;
+        let mut c = channel_case();
+        assert_eq!(decision_to_write_back(&c), None, "undecided");
+        c.step(CaseAction::Refuse, "admin:desk", at).unwrap();
+        c.refusal = Some("已发货".into());
+        assert_eq!(
+            decision_to_write_back(&c),
+            Some(SellerDecision {
+                action: CaseAction::Refuse,
+                refusal: Some("已发货".into())
+            })
+        );
+        // Recorded once: never again.
+        c.channel_writeback = Some(ChannelWriteback {
+            decision: CaseAction::Refuse,
+            outcome: WritebackOutcome::Acknowledged,
+            refund_id: Some("1".into()),
+            at,
+        });
+        assert_eq!(decision_to_write_back(&c), None);
+        // The channel's own decision (intake's actor) is not told back to the channel.
+        let mut c = channel_case();
+        c.step(CaseAction::Approve, &format!("admin:{CHANNEL_ACTOR}"), at)
+            .unwrap();
+        assert_eq!(decision_to_write_back(&c), None);
+        // An operator's own case has no channel to tell.
+        let mut c = channel_case();
+        c.source = CaseSource::Operator;
+        c.step(CaseAction::Approve, "admin:desk", at).unwrap();
+        assert_eq!(decision_to_write_back(&c), None);
+    }
 }

@@ -352,6 +352,40 @@ pub enum CaseSource {
     },
 }
 
+/// The seller's decision on a channel-opened case, as written back to the channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WritebackOutcome {
+    /// The channel acknowledged the decision call.
+    Acknowledged,
+    /// The channel's refund already showed the decision (a retry after a lost answer, or the
+    /// seller decided on the channel too): nothing was sent.
+    AlreadyDecided,
+    /// The channel has no call for a seller's decision: the decision stays in orderhub.
+    NoCall,
+}
+
+impl WritebackOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WritebackOutcome::Acknowledged => "acknowledged",
+            WritebackOutcome::AlreadyDecided => "already_decided",
+            WritebackOutcome::NoCall => "no_call",
+        }
+    }
+}
+
+/// What the write-back of a channel-opened case's decision recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelWriteback {
+    /// `approve` or `refuse`.
+    pub decision: CaseAction,
+    pub outcome: WritebackOutcome,
+    /// The channel's refund id the decision was for (none when the channel has no call).
+    pub refund_id: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
 /// Quality control of a return.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Qc {
@@ -393,6 +427,14 @@ pub struct AfterSaleCase {
     /// An exchange's replacement order, once `exchanged`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replacement_order_id: Option<OrderId>,
+    /// The reason an operator gave when refusing the case (what a channel-opened case's refusal
+    /// tells the channel).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refusal: Option<String>,
+    /// A channel-opened case: how the seller's decision reached the channel, once it did (or
+    /// once it was found the channel has no call for it). Set once; never moves the case.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel_writeback: Option<ChannelWriteback>,
     /// 1 at opening, +1 at every step.
     pub version: u64,
     pub created_at: DateTime<Utc>,
@@ -814,6 +856,8 @@ mod tests {
             qc: None,
             steps: vec![],
             replacement_order_id: None,
+            refusal: None,
+            channel_writeback: None,
             version: 1,
             created_at: DateTime::UNIX_EPOCH,
             updated_at: DateTime::UNIX_EPOCH,

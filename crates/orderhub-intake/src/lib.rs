@@ -10,6 +10,7 @@ pub mod pmc;
 pub mod process;
 pub mod pull;
 pub mod reconcile;
+pub mod refund_writeback;
 pub mod stock_push;
 pub mod tokens;
 pub mod writeback;

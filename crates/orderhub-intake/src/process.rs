@@ -26,7 +26,7 @@ const BATCH_MAX: u32 = 1_000;
 pub const ATTEMPTS_MAX: u32 = 10;
 
 pub(crate) fn actor(tenant: &TenantId) -> Actor {
-    Actor::system(tenant, "intake")
+    Actor::system(tenant, orderhub_core::after_sales::CHANNEL_ACTOR)
 }
 
 /// How one message ended.

@@ -1483,6 +1483,8 @@ async fn every_channel_s_later_versions_change_the_order_through_its_adapter_pos
     every_channel_s_later_versions_change_the_order_through_its_adapter("postgres").await;
 }
 
+#[path = "refund/writeback.rs"]
+mod refund_writeback;
 #[path = "stock/drift.rs"]
 mod stock_drift;
 #[path = "stock/push.rs"]

@@ -34,7 +34,8 @@ pub(crate) fn render(o: &ChannelOrder) -> Value {
     json!({
         "order_sn": o.external_order_id,
         "order_status": o.channel_status.parse::<i64>().unwrap_or(0),
-        "refund_status": 1,
+        // 2 (售后处理中) while a line's refund waits for the seller, else 1 (无售后或售后关闭).
+        "refund_status": if o.lines.iter().any(|l| l.refund == crate::RefundState::Requested) { 2 } else { 1 },
         "after_sales_status": 0,
         "confirm_status": if o.canonical == CanonicalStatus::Cancelled { 2 } else { 1 },
         "group_status": 1,
@@ -82,6 +83,14 @@ fn secs(pairs: &[(String, String)], k: &str) -> DateTime<Utc> {
 }
 
 impl SimWire for PddWire {
+    fn refund_code(&self, s: crate::RefundState) -> &'static str {
+        match s {
+            crate::RefundState::None | crate::RefundState::Rejected => "1",
+            crate::RefundState::Requested => "2",
+            crate::RefundState::Refunded => "4",
+        }
+    }
+
     fn parse(&self, creds: &ShopCredentials, req: &RawRequest) -> Result<SimCall, SimFault> {
         if req.path != PATH {
             return Err(SimFault::BadRequest("unknown path".into()));

@@ -122,6 +122,7 @@ pub(crate) fn one(kind: ChannelKind, wire: &dyn SimWire, serial: u64, seed: u64)
             paid_amount: gross - discount,
             refund: RefundState::None,
             refund_raw: None,
+            refund_id: None,
         });
     }
     let goods_total: Decimal = lines

@@ -12,6 +12,9 @@
 
 mod generate;
 pub mod pmc;
+mod refunds;
+
+pub use refunds::DecisionRecord;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -391,6 +394,23 @@ impl SimHandle {
         self.engine.stock_reads.load(Ordering::Relaxed)
     }
 
+    /// Opens a refund on line `line_id` (the channel's line id) of order `order_id`, as a buyer
+    /// would: the order's detail shows the line waiting for the seller, with the refund's id
+    /// (returned). `None` for an order or line the simulator does not serve.
+    pub fn open_refund(&self, order_id: &str, line_id: &str) -> Option<String> {
+        self.engine.open_refund(order_id, line_id)
+    }
+
+    /// Every seller's decision the simulator accepted, in order (a repeated agreement once).
+    pub fn refund_decisions(&self) -> Vec<DecisionRecord> {
+        self.engine.refunds.decisions.lock().clone()
+    }
+
+    /// Answers the next `n` decision calls with the channel's system error.
+    pub fn fail_refund_decisions(&self, n: u32) {
+        self.engine.refunds.failures.store(n, Ordering::Relaxed);
+    }
+
     /// Every shipment the simulator accepted, in order: (external order id, the channel's own
     /// carrier code, tracking number). A repeat of the same shipment is not recorded twice.
     pub fn shipments(&self) -> Vec<(String, String, String)> {
@@ -461,6 +481,16 @@ pub(crate) enum SimCall {
     StockRead {
         item_id: String,
         sku_ids: Vec<String>,
+    },
+    /// The channel's refund read.
+    RefundGet {
+        refund_id: String,
+    },
+    /// The seller's decision on a refund, with the refund version the call names (if any).
+    RefundDecision {
+        refund_id: String,
+        decision: crate::RefundDecision,
+        version: Option<i64>,
     },
     /// A ship / logistics-upload call, with the channel's own carrier code.
     Ship {
@@ -562,6 +592,18 @@ pub(crate) trait SimWire: Send + Sync + 'static {
     /// The token call's answer for a grant.
     fn token(&self, grant: &SimGrant) -> Vec<u8>;
     /// A stock call's success answer (wires that parse stock calls render it).
+    /// The channel's code for a refund state (wires that serve refunds).
+    fn refund_code(&self, _state: crate::RefundState) -> &'static str {
+        ""
+    }
+    /// The refund read's answer (wires that serve refunds).
+    fn refund(&self, _refund: &crate::ChannelRefund) -> Vec<u8> {
+        Vec::new()
+    }
+    /// The decision call's success answer (wires that serve refunds).
+    fn refund_decided(&self, _agree: bool) -> Vec<u8> {
+        Vec::new()
+    }
     fn stock(&self, _updates: &[crate::StockUpdate]) -> Vec<u8> {
         Vec::new()
     }
@@ -629,6 +671,7 @@ struct Engine {
     tokens: Mutex<SimTokens>,
     /// Pinduoduo's message service (served by the PDD simulator only).
     pmc: pmc::Pmc,
+    refunds: refunds::Refunds,
 }
 
 /// The orders a simulator serves, in the order they were made, found by id without a scan (a
@@ -956,6 +999,12 @@ impl Engine {
                 tracking_no,
                 line_ids,
             } => return self.ship(id, carrier, tracking_no, line_ids, knobs.fail_ship),
+            SimCall::RefundGet { refund_id } => return self.refund_get(&refund_id),
+            SimCall::RefundDecision {
+                refund_id,
+                decision,
+                version,
+            } => return self.refund_decide(&refund_id, decision, version),
             call @ (SimCall::Stock { .. } | SimCall::StockRead { .. }) => {
                 return self.shelf_call(call, knobs.fail_stock);
             }
@@ -1074,6 +1123,7 @@ async fn spawn_wire(
         }),
         tokens: Mutex::new(SimTokens::new(&settings, Utc::now())),
         pmc: pmc::Pmc::default(),
+        refunds: refunds::Refunds::default(),
         wire,
         settings,
         http: HttpClient::new(),

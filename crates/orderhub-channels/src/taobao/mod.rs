@@ -7,6 +7,7 @@
 //! HTTP webhook here is **assumed** to be a TOP-signed form (`topic`, `content`, `timestamp`, …,
 //! `sign`), see SOURCES.md § Taobao.
 
+pub mod refund;
 #[cfg(feature = "sim")]
 pub(crate) mod sim;
 pub mod transformers;
@@ -214,7 +215,7 @@ pub(crate) fn order_from(tr: t::Trade, base: &str) -> Result<ChannelOrder, Rejec
             (_, _, Some(t)) if !t.is_empty() => wire::yuan(&lf("total_fee"), t)?,
             _ => return Err(Rejected::missing(&lf("payment"))),
         };
-        lines.push(wire::line(
+        let mut line = wire::line(
             oid,
             wire::nonempty(&l.outer_sku_id),
             wire::opt_str(&l.sku_id).or_else(|| wire::opt_str(&l.num_iid)),
@@ -224,7 +225,9 @@ pub(crate) fn order_from(tr: t::Trade, base: &str) -> Result<ChannelOrder, Rejec
             paid,
             refund,
             refund_raw.filter(|c| c != RefundStatus::NoRefund.code()),
-        ));
+        );
+        line.refund_id = wire::opt_str(&l.refund_id).filter(|r| r != "0");
+        lines.push(line);
     }
     if lines.is_empty() {
         return Err(Rejected::missing(&f("orders.order")));
@@ -648,6 +651,45 @@ impl Channel for Taobao {
 
     fn stock_batch_max(&self) -> usize {
         STOCK_BATCH_MAX
+    }
+
+    fn refund_get_request(
+        &self,
+        refund_id: &str,
+        creds: &ShopCredentials,
+        now: DateTime<Utc>,
+    ) -> Result<ApiRequest, Rejected> {
+        Ok(request(
+            refund::GET_METHOD,
+            refund::get_params(refund_id)?,
+            creds,
+            now,
+        ))
+    }
+
+    fn parse_refund(&self, body: &[u8]) -> Result<crate::ChannelRefund, ApiError> {
+        if let Some(e) = self.api_error(body) {
+            return Err(e);
+        }
+        Ok(refund::parse(body)?)
+    }
+
+    fn refund_decision_request(
+        &self,
+        r: &crate::ChannelRefund,
+        d: &crate::RefundDecision,
+        creds: &ShopCredentials,
+        now: DateTime<Utc>,
+    ) -> Result<ApiRequest, Rejected> {
+        let (method, biz) = refund::decision_params(r, d)?;
+        Ok(request(method, biz, creds, now))
+    }
+
+    fn parse_refund_decision_ack(&self, body: &[u8]) -> Result<(), ApiError> {
+        if let Some(e) = self.api_error(body) {
+            return Err(e);
+        }
+        refund::ack(body)
     }
 
     fn stock_request(

@@ -10,7 +10,38 @@ use crate::sim::{
     Page, RawRequest, ShipAnswer, SignedPush, SimCall, SimErr, SimFault, SimWire, param,
 };
 use crate::wire::{china, china_time_string, json_bytes};
-use crate::{CanonicalStatus, ChannelOrder, ShopCredentials};
+use crate::{CanonicalStatus, ChannelOrder, RefundDecision, RefundState, ShopCredentials};
+
+/// TOP's refund status for a refund state, as the simulator writes it.
+fn refund_code(s: RefundState) -> &'static str {
+    match s {
+        RefundState::None => RefundStatus::NoRefund,
+        RefundState::Requested => RefundStatus::WaitSellerAgree,
+        RefundState::Refunded => RefundStatus::Success,
+        RefundState::Rejected => RefundStatus::SellerRefuseBuyer,
+    }
+    .code()
+}
+
+/// A refund decision call's parameters: the refund id and version it names.
+fn decision_call(p: &[(String, String)], decision: RefundDecision) -> Result<SimCall, SimFault> {
+    let refund_id = param(p, "refund_id");
+    if refund_id.is_empty() {
+        return Err(SimFault::BadRequest("refund_id".into()));
+    }
+    let version = match param(p, "refund_version") {
+        "" => None,
+        v => Some(
+            v.parse::<i64>()
+                .map_err(|_| SimFault::BadRequest("refund_version".into()))?,
+        ),
+    };
+    Ok(SimCall::RefundDecision {
+        refund_id: refund_id.to_string(),
+        decision,
+        version,
+    })
+}
 
 pub(crate) struct TaobaoWire;
 
@@ -67,7 +98,11 @@ pub(crate) fn render(o: &ChannelOrder) -> Value {
             "payment": yuan(if o.lines.len() == 1 { l.paid_amount + o.amounts.shipping_fee } else { l.paid_amount }),
             "divide_order_fee": yuan(l.paid_amount),
             "discount_fee": yuan(l.discount),
-            "refund_status": RefundStatus::NoRefund.code(),
+            "refund_status": match l.refund {
+                RefundState::None => RefundStatus::NoRefund.code().to_owned(),
+                s => l.refund_raw.clone().unwrap_or_else(|| refund_code(s).to_owned()),
+            },
+            "refund_id": l.refund_id.as_deref().map(num_id),
         })).collect::<Vec<_>>()},
     })
 }
@@ -87,6 +122,45 @@ fn time(pairs: &[(String, String)], k: &str) -> DateTime<Utc> {
         .flatten()
         .map(|t| t.with_timezone(&Utc))
         .unwrap_or_default()
+}
+
+/// The refund calls: the read, the review (agreement) and the refusal.
+fn refund_call(p: &[(String, String)]) -> Result<SimCall, SimFault> {
+    match param(p, "method") {
+        super::refund::GET_METHOD => match param(p, "refund_id") {
+            "" => Err(SimFault::BadRequest("refund_id".into())),
+            id => Ok(SimCall::RefundGet {
+                refund_id: id.to_string(),
+            }),
+        },
+        super::refund::REVIEW_METHOD => {
+            // Review takes the phase, the version and an operator; `result=false` (not
+            // approved, or a review withdrawn) is not a refusal and not simulated.
+            if param(p, "result") != "true"
+                || param(p, "operator").is_empty()
+                || param(p, "refund_phase").is_empty()
+                || param(p, "refund_version").is_empty()
+            {
+                return Err(SimFault::BadRequest(
+                    "operator, refund_phase, refund_version, result=true".into(),
+                ));
+            }
+            decision_call(p, RefundDecision::Agree)
+        }
+        super::refund::REFUSE_METHOD => {
+            let reason = param(p, "refuse_message");
+            if !(2..=200).contains(&reason.chars().count()) {
+                return Err(SimFault::BadRequest("refuse_message: 2-200".into()));
+            }
+            decision_call(
+                p,
+                RefundDecision::Refuse {
+                    reason: reason.to_string(),
+                },
+            )
+        }
+        _ => Err(SimFault::BadRequest("Invalid method".into())),
+    }
 }
 
 impl SimWire for TaobaoWire {
@@ -170,6 +244,9 @@ impl SimWire for TaobaoWire {
                     sku_ids: Vec::new(),
                 })
             }
+            super::refund::GET_METHOD
+            | super::refund::REVIEW_METHOD
+            | super::refund::REFUSE_METHOD => refund_call(&p),
             _ => Err(SimFault::BadRequest("Invalid method".into())),
         }
     }
@@ -227,6 +304,30 @@ impl SimWire for TaobaoWire {
         json_bytes(
             &json!({"trade_fullinfo_get_response": {"trade": render(o), "request_id": "sim"}}),
         )
+    }
+
+    fn refund_code(&self, s: RefundState) -> &'static str {
+        refund_code(s)
+    }
+
+    fn refund(&self, r: &crate::ChannelRefund) -> Vec<u8> {
+        json_bytes(&json!({"refund_get_response": {"refund": {
+            "refund_id": r.refund_id,
+            "tid": num_id(&r.external_order_id),
+            "oid": r.external_line_id.as_deref().map(num_id),
+            "status": r.raw_status,
+            "refund_phase": r.phase,
+            "refund_version": r.version,
+        }, "request_id": "sim"}}))
+    }
+
+    fn refund_decided(&self, agree: bool) -> Vec<u8> {
+        let key = if agree {
+            "rp_refund_review_response"
+        } else {
+            "refund_refuse_response"
+        };
+        json_bytes(&json!({ key: {"is_success": true, "request_id": "sim"} }))
     }
 
     fn has_carrier(&self, code: &str) -> bool {

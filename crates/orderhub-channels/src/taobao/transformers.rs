@@ -175,6 +175,9 @@ pub struct Order {
     pub discount_fee: OptText,
     #[serde(default)]
     pub refund_status: Option<String>,
+    /// 最近退款ID: the line's latest refund (TOP Order doc, bububa/opentaobao `Order.RefundId`).
+    #[serde(default)]
+    pub refund_id: OptText,
     /// 子订单发货的快递公司名称: the carrier's name, once the line shipped.
     #[serde(default)]
     pub logistics_company: Option<String>,

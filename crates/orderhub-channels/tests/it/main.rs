@@ -18,6 +18,7 @@ use rust_decimal::Decimal;
 
 mod field_meanings;
 mod mapped;
+mod refund;
 mod stock;
 
 fn fixture(path: &str) -> Vec<u8> {
