@@ -220,7 +220,21 @@ fn live_decisions(
     let Some(live) = tx.rule_set_live(&order.tenant_id, at)? else {
         return Ok(None);
     };
-    let set = compiled(&live)?;
+    let set = match compiled(&live) {
+        Ok(set) => set,
+        // A live set that no longer compiles (stored before a stricter check): orders go on
+        // without its decisions — intake must not stall on it —, each audit entry saying why.
+        Err(e) => {
+            return Ok(Some(Applied {
+                rule_set_id: live.rule_set_id,
+                version: live.version,
+                decisions: Decisions {
+                    errors: vec![("*".to_owned(), e.to_string())],
+                    ..Decisions::default()
+                },
+            }));
+        }
+    };
     if set.is_empty() {
         return Ok(None);
     }

@@ -414,7 +414,8 @@ pub struct TestRequest {
     params(("id" = uuid::Uuid, Path, description = "rule set id")),
     request_body = TestRequest,
     responses((status = 200, description = "hold, tags, carrier, ship_within, fired, errors", body = Object),
-        (status = 400, body = orderhub_api::ErrorBody), (status = 404, body = orderhub_api::ErrorBody)),
+        (status = 400, body = orderhub_api::ErrorBody), (status = 404, body = orderhub_api::ErrorBody),
+        (status = 409, description = "`rule_set_not_compilable`: a set stored before a stricter check", body = orderhub_api::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn test(
     State(state): State<SharedState>,
@@ -426,6 +427,7 @@ pub async fn test(
     let (req, _): (TestRequest, _) = parse_json(&body, false)?;
     let oid = OrderId::parse(&req.order_id).map_err(|e| ApiError::from(e).field("order_id"))?;
     let set = load(&state, &ctx.principal.tenant_id, id).await?;
+    compilable(&set)?;
     let order = super::orders::visible_order(&state, &ctx.principal, oid).await?;
     let t = ctx.principal.tenant_id.clone();
     let decisions = state
@@ -441,6 +443,18 @@ pub async fn test(
         })
         .await?;
     Ok(json(StatusCode::OK, &decisions))
+}
+
+/// A stored set that does not compile (written before a stricter check): 409
+/// `rule_set_not_compilable` naming its version and the first fault.
+fn compilable(set: &RuleSetRecord) -> Result<(), ApiError> {
+    core_rules::compiled(set).map(drop).map_err(|e| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "rule_set_not_compilable",
+            format!("rule set v{} does not compile: {e}", set.version),
+        )
+    })
 }
 
 fn core_err(e: CoreError) -> StoreError {
@@ -469,6 +483,11 @@ pub async fn sandbox_run(
 ) -> Result<SandboxReport, ApiError> {
     let t = tenant.clone();
     let live = store.read(move |r| r.rule_set_live_at(&t, now)).await?;
+    // Sets stored before a stricter check may no longer compile: said here, never a 500.
+    compilable(&draft)?;
+    if let Some(l) = &live {
+        compilable(l)?;
+    }
     let mut acc = (SandboxReport::default(), None::<OrderId>, HashMap::new());
     acc.0.live_version = live.as_ref().map(|l| l.version);
     loop {
@@ -534,7 +553,8 @@ fn sandbox_page(
 #[utoipa::path(get, path = "/v1/rule-sets/{id}/sandbox", tag = "rules",
     params(("id" = uuid::Uuid, Path, description = "rule set id"), SandboxQuery),
     responses((status = 200, description = "the sandbox report", body = Object),
-        (status = 400, body = orderhub_api::ErrorBody), (status = 404, body = orderhub_api::ErrorBody)),
+        (status = 400, body = orderhub_api::ErrorBody), (status = 404, body = orderhub_api::ErrorBody),
+        (status = 409, description = "`rule_set_not_compilable`: the set or the live set, stored before a stricter check", body = orderhub_api::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn sandbox(
     State(state): State<SharedState>,

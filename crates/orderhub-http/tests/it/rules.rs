@@ -8,6 +8,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 on_every_backend!(the_sandbox_decides_what_the_live_path_decides_once_the_draft_is_published);
+on_every_backend!(a_stored_set_that_no_longer_compiles_is_a_409_naming_it_never_a_500);
 
 async fn put(app: &TestApp, path: &str, body: Value) {
     let r = app
@@ -198,4 +199,61 @@ async fn the_sandbox_decides_what_the_live_path_decides_once_the_draft_is_publis
             );
         }
     }
+}
+
+/// A set stored before a stricter check (an upgrade) that no longer compiles: its test and its
+/// sandbox answer 409 `rule_set_not_compilable` naming its version, never a 500.
+async fn a_stored_set_that_no_longer_compiles_is_a_409_naming_it_never_a_500(app: TestApp) {
+    goods(&app).await;
+    let id = paid(&app, 0, "NC-0").await["order_id"].clone();
+    let r = app
+        .post(
+            "/v1/rule-sets",
+            ADMIN_KEY,
+            &json!({"name": "v1", "rules": rules()}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let good: uuid::Uuid = r.body["rule_set_id"].as_str().unwrap().parse().unwrap();
+    // The same set as an older release might have stored it, as version 2.
+    let t = orderhub_domain::TenantId::parse("default").unwrap();
+    let set = uuid::Uuid::now_v7();
+    app.store
+        .write(0, move |tx| {
+            let mut rec = tx.rule_set_get(&t, good)?.unwrap();
+            rec.rule_set_id = set;
+            rec.version = 2;
+            rec.rules[0].condition = "paid_cents >".into();
+            tx.rule_set_insert(&rec)?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let r = app
+        .post(
+            &format!("/v1/rule-sets/{set}/test"),
+            ADMIN_KEY,
+            &json!({"order_id": id}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::CONFLICT, "rule_set_not_compilable"),
+        "{:?}",
+        r.body
+    );
+    let r = app
+        .get(&format!("/v1/rule-sets/{set}/sandbox?days=1"), ADMIN_KEY)
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::CONFLICT, "rule_set_not_compilable"),
+        "{:?}",
+        r.body
+    );
+    assert!(
+        r.body["error"]["message"].as_str().unwrap().contains("v2"),
+        "{:?}",
+        r.body
+    );
 }

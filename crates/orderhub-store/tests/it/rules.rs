@@ -23,6 +23,7 @@ conformance!(
     hold_tag_and_carrier_rules_decide_in_the_orders_transaction_and_the_audit_names_them,
     a_deadline_rule_gives_an_order_its_ship_by_unless_its_channel_promised_one,
     a_review_hold_and_the_channels_stop_at_one_payment_both_stand,
+    a_live_set_that_no_longer_compiles_never_stops_an_order,
 );
 
 fn key(role: Role, key_id: &str) -> Actor {
@@ -511,4 +512,46 @@ async fn a_review_hold_and_the_channels_stop_at_one_payment_both_stand(ts: TestS
             .starts_with("held by rule H1")
     );
     assert!(o.has_exception(STOP_SHIPMENT), "{:?}", o.exceptions);
+}
+
+/// A live set stored before a stricter check (an upgrade) that no longer compiles: orders are
+/// still created and paid — intake never stalls on it — without its decisions, and the create
+/// entry says why.
+async fn a_live_set_that_no_longer_compiles_never_stops_an_order(ts: TestStore) {
+    seed_tenant(&ts.store, "acme").await;
+    seed_goods(&ts).await;
+    let good = publish(
+        &ts,
+        vec![rule("H1", RuleKind::Hold, "true", json!({}))],
+        Utc::now() - Duration::seconds(2),
+    )
+    .await;
+    // The same set as the store might hold it from an older release: a condition that does
+    // not parse, published later.
+    let mut broken = good.clone();
+    broken.rule_set_id = uuid::Uuid::now_v7();
+    broken.version = good.version + 1;
+    broken.rules[0].condition = "paid_cents >".into();
+    broken.effective_at = Some(Utc::now() - Duration::seconds(1));
+    let b = broken.clone();
+    ts.store
+        .write(0, move |tx| Ok(tx.rule_set_insert(&b)?))
+        .await
+        .unwrap();
+    let o = order(&ts, "B1", "杭州市", "LIGHT", 1).await;
+    assert_eq!(
+        o.status,
+        Status::Paid,
+        "not held by a set that does not compile"
+    );
+    let (t, id) = (tenant("acme"), o.id);
+    let audit = ts
+        .store
+        .read(move |r| r.audit_for_order(&t, id))
+        .await
+        .unwrap();
+    let create = audit.iter().find(|e| e.action == "create").unwrap();
+    let d = &create.detail["rules"];
+    assert_eq!(d["rule_set_version"], json!(broken.version));
+    assert!(d["errors"][0][1].as_str().unwrap().contains("H1"), "{d}");
 }
