@@ -79,6 +79,35 @@ fn partitions_of(ev: &StoredEvent, partitions: u32) -> std::ops::Range<u32> {
     }
 }
 
+/// The wave (0, 1, 2 …) each event of a round is published in, message by message: after every
+/// earlier event of its own order, and a barrier (a subscription change, in every partition)
+/// after everything before it and before everything after it. Events of different orders share
+/// a wave; most rounds are one or two waves.
+fn waves(events: &[StoredEvent]) -> Vec<usize> {
+    let mut last: std::collections::HashMap<uuid::Uuid, usize> = std::collections::HashMap::new();
+    // The first wave an event may take (after the last barrier), and the highest given.
+    let (mut floor, mut top) = (0usize, None::<usize>);
+    events
+        .iter()
+        .map(|ev| {
+            let w = if is_barrier(&ev.event.event_type) {
+                let w = top.map_or(0, |t| t + 1).max(floor);
+                floor = w + 1;
+                w
+            } else {
+                let w = last
+                    .get(&ev.event.aggregate_id)
+                    .map_or(0, |l| l + 1)
+                    .max(floor);
+                last.insert(ev.event.aggregate_id, w);
+                w
+            };
+            top = Some(top.map_or(w, |t| t.max(w)));
+            w
+        })
+        .collect()
+}
+
 /// The NATS subject of an event in partition `p`: `orderhub.p<p>.<tenant>.<type>`.
 pub fn nats_subject(p: u32, tenant: &str, event_type: &str) -> String {
     format!("orderhub.p{p}.{tenant}.{event_type}")
@@ -276,16 +305,43 @@ impl Nats {
 
     /// [`Nats::publish_each`], to partition `only` alone when given (a batch of that partition
     /// sent again message by message).
+    ///
+    /// In waves ([`waves`]): an event is sent only once the events before it of its own order
+    /// are acknowledged. A connection that breaks mid-round can still hand the server messages
+    /// the client had buffered, after it comes back, and JetStream drops the retry's copies of
+    /// them: were an order's `order.paid` buffered and its `order.created` lost with the socket,
+    /// the stream would hold them the wrong way round (the chaos test's "nats back" phase saw
+    /// it). With waves a buffered message's predecessors of its order are already stored.
     async fn publish_each_to(
         &self,
         events: &[StoredEvent],
+        only: Option<u32>,
+    ) -> Result<usize, NatsError> {
+        let wave_of = waves(events);
+        let mut fresh = 0;
+        for wave in 0..=wave_of.iter().copied().max().unwrap_or(0) {
+            let these: Vec<&StoredEvent> = events
+                .iter()
+                .zip(&wave_of)
+                .filter(|(_, w)| **w == wave)
+                .map(|(ev, _)| ev)
+                .collect();
+            fresh += self.publish_wave(&these, only).await?;
+        }
+        Ok(fresh)
+    }
+
+    /// One wave of [`Nats::publish_each_to`]: every message sent, then every ack awaited.
+    async fn publish_wave(
+        &self,
+        events: &[&StoredEvent],
         only: Option<u32>,
     ) -> Result<usize, NatsError> {
         let mut acks = Vec::with_capacity(events.len());
         let targets = events.iter().flat_map(|ev| {
             partitions_of(ev, self.partitions)
                 .filter(move |p| only.is_none_or(|o| o == *p))
-                .map(move |p| (ev, p))
+                .map(move |p| (*ev, p))
         });
         for (ev, p) in targets {
             let publish = Publish::build()
@@ -384,4 +440,47 @@ fn not_found(message: &str) -> bool {
 /// The durable consumer earlier versions dispatched a tenant's partition from.
 fn legacy_consumer(tenant: &str) -> String {
     format!("dispatch-{tenant}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(seq: i64, order: u128, event_type: &str) -> StoredEvent {
+        StoredEvent {
+            seq,
+            event: orderhub_core::EventRecord {
+                event_id: uuid::Uuid::now_v7(),
+                tenant_id: orderhub_domain::TenantId::parse("acme").unwrap(),
+                event_type: event_type.into(),
+                aggregate_id: uuid::Uuid::from_u128(order),
+                aggregate_version: seq as u64,
+                occurred_at: chrono::Utc::now(),
+                trace_id: String::new(),
+                payload: "{}".into(),
+            },
+        }
+    }
+
+    /// An order's second event waits for its first; other orders share the first wave; a
+    /// subscription change comes after everything before it and before everything after it.
+    #[test]
+    fn an_orders_events_go_in_waves_after_their_predecessors_and_barriers_split_them() {
+        let round = [
+            ev(1, 1, "order.created"),
+            ev(2, 2, "order.created"),
+            ev(3, 1, "order.paid"),
+            ev(4, 3, "order.created"),
+            ev(5, 1, "order.allocated"),
+            ev(6, 0, "subscription.created"),
+            ev(7, 2, "order.paid"),
+            ev(8, 4, "order.created"),
+        ];
+        assert_eq!(waves(&round), [0, 0, 1, 0, 2, 3, 4, 4]);
+        assert_eq!(
+            waves(&[ev(1, 0, "subscription.created"), ev(2, 1, "order.created")]),
+            [0, 1]
+        );
+        assert!(waves(&[]).is_empty());
+    }
 }
