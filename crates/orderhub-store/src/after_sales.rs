@@ -4,6 +4,7 @@
 use crate::postgres::{PgRead, PgWrite};
 use crate::sqlite::{SqliteRead, SqliteWrite, err, from_micros, micros};
 use chrono::{DateTime, Utc};
+use orderhub_core::crypto::PiiCipher;
 use orderhub_core::ports::{AfterSaleTx, QuarantineRow};
 use orderhub_core::{StoreError, StoreErrorKind};
 use orderhub_domain::after_sales::{AfterSaleCase, CASES_PER_ORDER_MAX, CaseSource};
@@ -51,12 +52,39 @@ fn corrupt(what: &str) -> StoreError {
     StoreError::new(StoreErrorKind::Corrupt, format!("after-sales {what}"))
 }
 
-fn decode(doc: &str) -> Result<AfterSaleCase, StoreError> {
-    serde_json::from_str(doc).map_err(|e| corrupt(&format!("document: {e}")))
+/// The case's free texts — the reason it was opened with, the QC note, the refusal's reason —
+/// are what people type about a buyer (a name, a phone number): sealed with the personal-data
+/// key in the stored document, as exception notes are, and opened on reading.
+fn texts(c: &mut AfterSaleCase) -> impl Iterator<Item = &mut String> {
+    std::iter::once(&mut c.reason)
+        .chain(c.qc.as_mut().and_then(|q| q.note.as_mut()))
+        .chain(c.refusal.as_mut())
 }
 
-fn encode(c: &AfterSaleCase) -> String {
-    serde_json::to_string(c).expect("a case serializes")
+fn sealed(c: &AfterSaleCase, cipher: &PiiCipher) -> AfterSaleCase {
+    let mut c = c.clone();
+    for t in texts(&mut c) {
+        *t = cipher.encrypt(t);
+    }
+    c
+}
+
+fn opened(mut c: AfterSaleCase, cipher: &PiiCipher) -> Result<AfterSaleCase, StoreError> {
+    for t in texts(&mut c) {
+        *t = cipher
+            .decrypt(t)
+            .map_err(|e| corrupt(&format!("sealed text: {e}")))?;
+    }
+    Ok(c)
+}
+
+fn decode(doc: &str, cipher: &PiiCipher) -> Result<AfterSaleCase, StoreError> {
+    let c = serde_json::from_str(doc).map_err(|e| corrupt(&format!("document: {e}")))?;
+    opened(c, cipher)
+}
+
+fn encode(c: &AfterSaleCase, cipher: &PiiCipher) -> String {
+    serde_json::to_string(&sealed(c, cipher)).expect("a case serializes")
 }
 
 fn channel_key(c: &AfterSaleCase) -> Option<&str> {
@@ -117,6 +145,7 @@ fn filter_sql(f: &CaseFilter, pg: bool) -> (String, Vec<String>) {
 
 fn sqlite_docs(
     c: &rusqlite::Connection,
+    cipher: &PiiCipher,
     sql: &str,
     args: impl rusqlite::Params,
 ) -> Result<Vec<AfterSaleCase>, StoreError> {
@@ -127,7 +156,7 @@ fn sqlite_docs(
                 .collect::<rusqlite::Result<Vec<_>>>()
         })
         .map_err(err)?;
-    docs.iter().map(|d| decode(d)).collect()
+    docs.iter().map(|d| decode(d, cipher)).collect()
 }
 
 impl AfterSaleTx for SqliteWrite {
@@ -138,6 +167,7 @@ impl AfterSaleTx for SqliteWrite {
     ) -> Result<Option<AfterSaleCase>, StoreError> {
         Ok(sqlite_docs(
             &self.c,
+            &self.cipher,
             "SELECT doc FROM after_sales WHERE tenant_id = ?1 AND case_id = ?2",
             params![tenant.as_str(), id.to_string()],
         )?
@@ -152,6 +182,7 @@ impl AfterSaleTx for SqliteWrite {
     ) -> Result<Vec<AfterSaleCase>, StoreError> {
         sqlite_docs(
             &self.c,
+            &self.cipher,
             "SELECT doc FROM after_sales WHERE tenant_id = ?1 AND order_id = ?2
              ORDER BY case_id LIMIT ?3",
             params![
@@ -182,7 +213,7 @@ impl AfterSaleTx for SqliteWrite {
                     c.version as i64,
                     micros(c.created_at),
                     micros(c.updated_at),
-                    encode(c),
+                    encode(c, &self.cipher),
                 ])
             })
             .map_err(err)?;
@@ -209,7 +240,7 @@ impl AfterSaleTx for SqliteWrite {
                     c.state.as_str(),
                     c.version as i64,
                     micros(c.updated_at),
-                    encode(c),
+                    encode(c, &self.cipher),
                     from_version as i64,
                 ])
             })
@@ -305,6 +336,7 @@ impl AfterSaleRead for SqliteRead {
     ) -> Result<Option<AfterSaleCase>, StoreError> {
         Ok(sqlite_docs(
             &self.c,
+            &self.cipher,
             "SELECT doc FROM after_sales WHERE tenant_id = ?1 AND case_id = ?2",
             params![tenant.as_str(), id.to_string()],
         )?
@@ -319,7 +351,7 @@ impl AfterSaleRead for SqliteRead {
             "SELECT doc FROM after_sales WHERE {cond} ORDER BY case_id LIMIT CAST(?{} AS INTEGER)",
             args.len()
         );
-        sqlite_docs(&self.c, &sql, params_from_iter(args.iter()))
+        sqlite_docs(&self.c, &self.cipher, &sql, params_from_iter(args.iter()))
     }
 
     fn quarantine_of_case(
@@ -380,17 +412,18 @@ impl AfterSaleRead for SqliteRead {
 
 // PostgreSQL.
 
-fn pg_docs(rows: Vec<postgres::Row>) -> Result<Vec<AfterSaleCase>, StoreError> {
+fn pg_docs(rows: Vec<postgres::Row>, cipher: &PiiCipher) -> Result<Vec<AfterSaleCase>, StoreError> {
     rows.iter()
         .map(|r| {
             let v: serde_json::Value = r.get(0);
-            serde_json::from_value(v).map_err(|e| corrupt(&format!("document: {e}")))
+            let c = serde_json::from_value(v).map_err(|e| corrupt(&format!("document: {e}")))?;
+            opened(c, cipher)
         })
         .collect()
 }
 
-fn pg_doc(c: &AfterSaleCase) -> serde_json::Value {
-    serde_json::to_value(c).expect("a case serializes")
+fn pg_doc(c: &AfterSaleCase, cipher: &PiiCipher) -> serde_json::Value {
+    serde_json::to_value(sealed(c, cipher)).expect("a case serializes")
 }
 
 impl AfterSaleTx for PgWrite {
@@ -403,7 +436,7 @@ impl AfterSaleTx for PgWrite {
             "SELECT doc FROM after_sales WHERE tenant_id = $1 AND case_id = $2 FOR UPDATE",
             &[&tenant.as_str(), &id],
         )?;
-        Ok(pg_docs(rows)?.into_iter().next())
+        Ok(pg_docs(rows, &self.cipher)?.into_iter().next())
     }
 
     fn cases_of_order(
@@ -420,7 +453,7 @@ impl AfterSaleTx for PgWrite {
                 &((CASES_PER_ORDER_MAX + 1) as i64),
             ],
         )?;
-        pg_docs(rows)
+        pg_docs(rows, &self.cipher)
     }
 
     fn case_insert(&mut self, tenant: &TenantId, c: &AfterSaleCase) -> Result<bool, StoreError> {
@@ -439,7 +472,7 @@ impl AfterSaleTx for PgWrite {
                 &(c.version as i64),
                 &c.created_at,
                 &c.updated_at,
-                &pg_doc(c),
+                &pg_doc(c, &self.cipher),
             ],
         )?;
         self.pending.writes += n;
@@ -461,7 +494,7 @@ impl AfterSaleTx for PgWrite {
                 &c.state.as_str(),
                 &(c.version as i64),
                 &c.updated_at,
-                &pg_doc(c),
+                &pg_doc(c, &self.cipher),
                 &(from_version as i64),
             ],
         )?;
@@ -520,7 +553,7 @@ impl AfterSaleRead for PgRead {
             "SELECT doc FROM after_sales WHERE tenant_id = $1 AND case_id = $2",
             &[&tenant.as_str(), &id],
         )?;
-        Ok(pg_docs(rows)?.into_iter().next())
+        Ok(pg_docs(rows, &self.cipher)?.into_iter().next())
     }
 
     fn after_sales(&mut self, f: &CaseFilter) -> Result<Vec<AfterSaleCase>, StoreError> {
@@ -541,7 +574,7 @@ impl AfterSaleRead for PgRead {
             .c
             .query(&stmt, &params)
             .map_err(crate::postgres::err)?;
-        pg_docs(rows)
+        pg_docs(rows, &self.cipher)
     }
 
     fn quarantine_of_case(

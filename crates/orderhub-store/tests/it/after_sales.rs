@@ -420,6 +420,18 @@ async fn a_return_failing_qc_is_quarantined_and_a_passing_one_is_back_on_hand(ts
     .await
     .unwrap();
     assert_eq!(c.state, CaseState::QcFailed);
+    // What people typed about the case reads back as typed, and is sealed at rest.
+    assert_eq!(
+        (c.reason.as_str(), c.qc.as_ref().unwrap().note.as_deref()),
+        ("buyer asked", Some("screen cracked"))
+    );
+    let raw = ts
+        .raw_text("SELECT CAST(doc AS TEXT) FROM after_sales")
+        .join("\n");
+    assert!(
+        !raw.contains("buyer asked") && !raw.contains("screen cracked") && raw.contains("enc1:"),
+        "{raw}"
+    );
     assert_eq!(level(&ts, "SKU-0").await, (99, 0), "never back on sale");
     let q = ts
         .store
