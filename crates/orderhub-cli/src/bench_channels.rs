@@ -5,6 +5,12 @@
 //! webhook's answer, after the commit that keeps the message) latency, pushes/s, and channel
 //! orders/s end to end. Then it pulls one simulated shop of `--pull-orders` orders at the
 //! channel's rate limit and compares the time with what the limit allows.
+//!
+//! `--rules N` publishes a live rule set of N rules (`orderhub_rules::sample`: every kind, every
+//! sort of fact, weights read from the SKU master) before the pushes, so every order created and
+//! paid is evaluated on the intake path. `--rules-compare N` runs the push part twice in one
+//! process, side by side — without rules, then with N — and prints the second's orders/s as a
+//! share of the first's (issue 22's target: at least 90 % with 200 rules).
 
 use crate::bench::{Conn, Target, buckets, histogram, micros, progress_bar, write_histogram};
 use crate::config::{LogFormat, Settings};
@@ -35,9 +41,70 @@ pub struct ChannelsArgs {
     pull_rate: f64,
     #[arg(long, default_value_t = 100)]
     pull_page_size: u32,
+    /// A live rule set of this many rules on the intake path (0: none).
+    #[arg(long, default_value_t = 0)]
+    rules: usize,
+    /// Run the pushes without rules, then with this many, and print the ratio (no pull part).
+    #[arg(long, default_value_t = 0)]
+    rules_compare: usize,
     /// Also write the figures as JSON to this file.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
+}
+
+/// Publishes a set of `n` sample rules for the default tenant, effective now: drafted by one
+/// system key, approved by another (the author never approves).
+async fn publish_rules(store: &orderhub_store::Store, n: usize) -> Result<()> {
+    use orderhub_core::rules;
+    let tenant = orderhub_domain::TenantId::parse(orderhub_http::bootstrap::DEFAULT_TENANT)?;
+    let author = orderhub_core::usecases::Actor::system(&tenant, "bench-author");
+    let mut approver = orderhub_core::usecases::Actor::system(&tenant, "bench-approver");
+    approver.principal.key_id = "bench-approver".into();
+    let set = orderhub_rules::sample::rules(n);
+    store
+        .write(0, move |tx| {
+            let now = chrono::Utc::now();
+            let d = rules::create_draft(tx, &author, "bench", set.clone(), now)?;
+            rules::submit(tx, &author, d.rule_set_id, now)?;
+            rules::approve(tx, &approver, d.rule_set_id, now)?;
+            rules::publish(tx, &approver, d.rule_set_id, None, now)
+        })
+        .await
+        .context("publishing the bench's rule set")?;
+    Ok(())
+}
+
+pub async fn run(a: ChannelsArgs) -> Result<()> {
+    if a.rules_compare == 0 {
+        return run_once(&a, a.rules).await.map(drop);
+    }
+    let side = ChannelsArgs {
+        pull_orders: 0,
+        json: None,
+        ..a.clone()
+    };
+    println!(
+        "bench channels --rules-compare {}: without rules, then with them, side by side\n",
+        a.rules_compare
+    );
+    let without = run_once(&side, 0).await?;
+    let with = run_once(&side, a.rules_compare).await?;
+    let share = with / without.max(1e-9) * 100.0;
+    println!(
+        "\n  orders/s end to end: {without:.0} without rules, {with:.0} with {} rules: {share:.1} % (target ≥ 90 %)",
+        a.rules_compare
+    );
+    crate::bench::write_json(
+        a.json.as_deref(),
+        &serde_json::json!({
+            "bench": "channels-rules",
+            "rules": a.rules_compare,
+            "orders_per_s_without_rules": without,
+            "orders_per_s_with_rules": with,
+            "share_percent": share,
+            "share_target_percent": 90,
+        }),
+    )
 }
 
 fn creds() -> ShopCredentials {
@@ -53,7 +120,8 @@ struct Push {
     body: Bytes,
 }
 
-pub async fn run(a: ChannelsArgs) -> Result<()> {
+/// One run; returns its channel orders/s end to end.
+async fn run_once(a: &ChannelsArgs, rules: usize) -> Result<f64> {
     let dir = tempfile::Builder::new()
         .prefix("orderhub-bench-channels-")
         .tempdir()?;
@@ -84,10 +152,18 @@ pub async fn run(a: ChannelsArgs) -> Result<()> {
     let target = Arc::new(Target::new(hub.addr.to_string(), &key)?);
     let mut conn = Conn::new(target.clone());
     let c = creds();
+    if rules > 0 {
+        publish_rules(&hub.store, rules).await?;
+    }
     println!(
-        "bench channels: {} channels × {} orders pushed (each twice) through the webhooks; SQLite (temp dir)",
+        "bench channels: {} channels × {} orders pushed (each twice) through the webhooks; SQLite (temp dir); {}",
         ChannelKind::ALL.len(),
-        a.orders_per_channel
+        a.orders_per_channel,
+        if rules > 0 {
+            format!("a live rule set of {rules} rules")
+        } else {
+            "no rules".to_owned()
+        }
     );
     // Every SKU the simulators sell is tracked with ample stock, so paid orders reserve.
     let mut pushes: Vec<Push> = Vec::new();
@@ -413,7 +489,7 @@ pub async fn run(a: ChannelsArgs) -> Result<()> {
     drop(sims);
 
     let pull = if a.pull_orders > 0 {
-        Some(pull_bench(&a).await?)
+        Some(pull_bench(a).await?)
     } else {
         None
     };
@@ -422,6 +498,7 @@ pub async fn run(a: ChannelsArgs) -> Result<()> {
         &serde_json::json!({
             "bench": "channels",
             "store": "SQLite (temp dir)",
+            "rules": rules,
             "channels": ChannelKind::ALL.len(),
             "pushes": order.len(),
             "distinct_pushes": n,
@@ -446,7 +523,7 @@ pub async fn run(a: ChannelsArgs) -> Result<()> {
             "pull": pull,
         }),
     )?;
-    Ok(())
+    Ok(expected as f64 / done_at.as_secs_f64())
 }
 
 async fn pull_bench(a: &ChannelsArgs) -> Result<serde_json::Value> {

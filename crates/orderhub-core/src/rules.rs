@@ -134,6 +134,17 @@ pub trait RuleTx {
         tenant: &TenantId,
         at: DateTime<Utc>,
     ) -> Result<Option<RuleSetRecord>, StoreError>;
+    /// [`RuleTx::rule_set_live`]'s id and version only: the live path compiles a set once per
+    /// thread and id, so it reads the rules only the first time (stores answer from the index).
+    fn rule_set_live_id(
+        &mut self,
+        tenant: &TenantId,
+        at: DateTime<Utc>,
+    ) -> Result<Option<(Uuid, u32)>, StoreError> {
+        Ok(self
+            .rule_set_live(tenant, at)?
+            .map(|r| (r.rule_set_id, r.version)))
+    }
 }
 
 /// A set's name, at most this many characters.
@@ -143,6 +154,38 @@ const COMPILED_CACHE_MAX: usize = 16;
 
 thread_local! {
     static COMPILED: RefCell<HashMap<Uuid, Arc<RuleSet>>> = RefCell::new(HashMap::new());
+    /// The last live evaluation on this thread: (set id, facts) and its decisions. A channel
+    /// order is created and paid in one transaction with the same facts (its status is not a
+    /// fact), so its payment's decisions are its creation's, not a second run of every rule.
+    static LAST: RefCell<Option<(Uuid, Facts, Decisions)>> = const { RefCell::new(None) };
+}
+
+/// [`evaluate`] for the live path, remembering the last (set, facts) on this thread: evaluation
+/// is a pure function of the two.
+fn evaluate_live(
+    set_id: Uuid,
+    set: &RuleSet,
+    order: &Order,
+    weight_kg: Option<Decimal>,
+) -> Decisions {
+    let facts = Facts::of(order, weight_kg);
+    let known = LAST.with(|l| {
+        l.borrow()
+            .as_ref()
+            .filter(|(id, f, _)| *id == set_id && *f == facts)
+            .map(|(_, _, d)| d.clone())
+    });
+    if let Some(d) = known {
+        return d;
+    }
+    let d = set.evaluate(&facts);
+    LAST.with(|l| *l.borrow_mut() = Some((set_id, facts, d.clone())));
+    d
+}
+
+/// The set `id` as this thread compiled it, if it did.
+fn compiled_before(id: Uuid) -> Option<Arc<RuleSet>> {
+    COMPILED.with(|c| c.borrow().get(&id).cloned())
 }
 
 /// The compiled form of `rec`, compiled once per thread and set.
@@ -217,17 +260,24 @@ fn live_decisions(
     order: &Order,
     at: DateTime<Utc>,
 ) -> Result<Option<Applied>, CoreError> {
-    let Some(live) = tx.rule_set_live(&order.tenant_id, at)? else {
+    let Some((id, version)) = tx.rule_set_live_id(&order.tenant_id, at)? else {
         return Ok(None);
     };
-    let set = match compiled(&live) {
+    let compiled_now = match compiled_before(id) {
+        Some(set) => Ok(set),
+        None => match tx.rule_set_get(&order.tenant_id, id)? {
+            Some(rec) => compiled(&rec),
+            None => return Ok(None),
+        },
+    };
+    let set = match compiled_now {
         Ok(set) => set,
         // A live set that no longer compiles (stored before a stricter check): orders go on
         // without its decisions — intake must not stall on it —, each audit entry saying why.
         Err(e) => {
             return Ok(Some(Applied {
-                rule_set_id: live.rule_set_id,
-                version: live.version,
+                rule_set_id: id,
+                version,
                 decisions: Decisions {
                     errors: vec![("*".to_owned(), e.to_string())],
                     ..Decisions::default()
@@ -246,13 +296,13 @@ fn live_decisions(
     } else {
         None
     };
-    let decisions = evaluate(&set, order, weight);
+    let decisions = evaluate_live(id, &set, order, weight);
     if decisions.is_empty() && decisions.errors.is_empty() {
         return Ok(None);
     }
     Ok(Some(Applied {
-        rule_set_id: live.rule_set_id,
-        version: live.version,
+        rule_set_id: id,
+        version,
         decisions,
     }))
 }

@@ -210,6 +210,32 @@ impl RuleTx for SqliteWrite {
     ) -> Result<Option<RuleSetRecord>, StoreError> {
         sqlite_live(&self.c, tenant, at)
     }
+
+    fn rule_set_live_id(
+        &mut self,
+        tenant: &TenantId,
+        at: DateTime<Utc>,
+    ) -> Result<Option<(Uuid, u32)>, StoreError> {
+        let row: Option<(String, i64)> = self
+            .c
+            .prepare_cached(&format!(
+                "SELECT rule_set_id, version FROM rule_sets WHERE tenant_id = ?1 AND {LIVE}"
+            ))
+            .and_then(|mut s| {
+                s.query_row(params![tenant.as_str(), micros(at)], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()
+            })
+            .map_err(err)?;
+        row.map(|(id, v)| {
+            Ok((
+                id.parse().map_err(|_| corrupt("id"))?,
+                u32::try_from(v).map_err(|_| corrupt("version"))?,
+            ))
+        })
+        .transpose()
+    }
 }
 
 impl RuleRead for SqliteRead {
@@ -273,6 +299,9 @@ const PG_ONE_LOCKED: &str = "SELECT tenant_id, rule_set_id, version, state, rule
      FROM rule_sets WHERE tenant_id = $1 AND rule_set_id = $2 FOR UPDATE";
 const PG_LIVE: &str = "SELECT tenant_id, rule_set_id, version, state, rules, meta, effective_at,
        created_at, updated_at
+     FROM rule_sets WHERE tenant_id = $1 AND state = 'published' AND effective_at <= $2
+     ORDER BY effective_at DESC, version DESC LIMIT 1";
+const PG_LIVE_ID: &str = "SELECT rule_set_id, version
      FROM rule_sets WHERE tenant_id = $1 AND state = 'published' AND effective_at <= $2
      ORDER BY effective_at DESC, version DESC LIMIT 1";
 const PG_LIST: &str = "SELECT tenant_id, rule_set_id, version, state, rules, meta, effective_at,
@@ -347,6 +376,19 @@ impl RuleTx for PgWrite {
         at: DateTime<Utc>,
     ) -> Result<Option<RuleSetRecord>, StoreError> {
         pg_one(self.conn.query_opt(PG_LIVE, &[&tenant.as_str(), &at])?)
+    }
+
+    fn rule_set_live_id(
+        &mut self,
+        tenant: &TenantId,
+        at: DateTime<Utc>,
+    ) -> Result<Option<(Uuid, u32)>, StoreError> {
+        let r = self.conn.query_opt(PG_LIVE_ID, &[&tenant.as_str(), &at])?;
+        r.map(|r| {
+            let v: i32 = r.get(1);
+            Ok((r.get(0), u32::try_from(v).map_err(|_| corrupt("version"))?))
+        })
+        .transpose()
     }
 }
 
