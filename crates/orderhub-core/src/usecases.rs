@@ -625,10 +625,26 @@ pub fn lift_by_channel(
     detail: serde_json::Value,
     now: DateTime<Utc>,
 ) -> Result<Option<Order>, CoreError> {
+    lift_if(tx, actor, order_id, code, detail, now, |o| {
+        o.channel_seen.raised.iter().any(|c| c == code)
+    })
+}
+
+/// Resolves `code` on the order when it has it and `whose` says so: version + 1, audit entry,
+/// `exception.resolved`. `Ok(None)` otherwise.
+fn lift_if(
+    tx: &mut dyn Tx,
+    actor: &Actor,
+    order_id: OrderId,
+    code: &str,
+    detail: serde_json::Value,
+    now: DateTime<Utc>,
+    whose: impl Fn(&Order) -> bool,
+) -> Result<Option<Order>, CoreError> {
     let order = tx
         .order_get(&actor.principal.tenant_id, order_id)?
         .ok_or(CoreError::NotFound)?;
-    if !order.has_exception(code) || !order.channel_seen.raised.iter().any(|c| c == code) {
+    if !order.has_exception(code) || !whose(&order) {
         return Ok(None);
     }
     set_exception(tx, actor, order, code, false, detail, now).map(Some)
@@ -645,13 +661,7 @@ pub fn resolve_by_watchdog(
     detail: serde_json::Value,
     now: DateTime<Utc>,
 ) -> Result<Option<Order>, CoreError> {
-    let order = tx
-        .order_get(&actor.principal.tenant_id, order_id)?
-        .ok_or(CoreError::NotFound)?;
-    if !order.has_exception(code) {
-        return Ok(None);
-    }
-    set_exception(tx, actor, order, code, false, detail, now).map(Some)
+    lift_if(tx, actor, order_id, code, detail, now, |_| true)
 }
 
 /// The longest reason an operator may give for resolving an exception.
