@@ -445,6 +445,9 @@ fn legacy_consumer(tenant: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use orderhub_domain::event_types::{
+        ORDER_ALLOCATED, ORDER_CREATED, ORDER_PAID, SUBSCRIPTION_CREATED,
+    };
 
     fn ev(seq: i64, order: u128, event_type: &str) -> StoredEvent {
         StoredEvent {
@@ -467,18 +470,18 @@ mod tests {
     #[test]
     fn an_orders_events_go_in_waves_after_their_predecessors_and_barriers_split_them() {
         let round = [
-            ev(1, 1, "order.created"),
-            ev(2, 2, "order.created"),
-            ev(3, 1, "order.paid"),
-            ev(4, 3, "order.created"),
-            ev(5, 1, "order.allocated"),
-            ev(6, 0, "subscription.created"),
-            ev(7, 2, "order.paid"),
-            ev(8, 4, "order.created"),
+            ev(1, 1, ORDER_CREATED),
+            ev(2, 2, ORDER_CREATED),
+            ev(3, 1, ORDER_PAID),
+            ev(4, 3, ORDER_CREATED),
+            ev(5, 1, ORDER_ALLOCATED),
+            ev(6, 0, SUBSCRIPTION_CREATED),
+            ev(7, 2, ORDER_PAID),
+            ev(8, 4, ORDER_CREATED),
         ];
         assert_eq!(waves(&round), [0, 0, 1, 0, 2, 3, 4, 4]);
         assert_eq!(
-            waves(&[ev(1, 0, "subscription.created"), ev(2, 1, "order.created")]),
+            waves(&[ev(1, 0, SUBSCRIPTION_CREATED), ev(2, 1, ORDER_CREATED)]),
             [0, 1]
         );
         assert!(waves(&[]).is_empty());
