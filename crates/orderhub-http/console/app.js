@@ -264,6 +264,7 @@ class ApiError extends Error {
     super(e ? `${e.code}: ${e.message}${e.field ? ` (${e.field})` : ''}` : `HTTP ${status}`);
     this.status = status;
     this.code = e && e.code;
+    this.body = body;
   }
 }
 
@@ -1134,18 +1135,22 @@ function ruleEditor() {
       errors.append(h('p', { class: 'error', testid: 'rule-errors' }, `JSON: ${e.message}`));
       return;
     }
-    const key = sessionStorage.getItem('orderhub.key');
-    const r = await fetch('/v1/rule-sets', { method: 'POST',
-      headers: { Authorization: `Bearer ${key}`, 'Content-Type': 'application/json', 'Idempotency-Key': crypto.randomUUID() },
-      body: JSON.stringify({ name: name.value, rules }) });
-    const body = await r.json().catch(() => null);
-    if (r.ok) { toast(t('rules.saved')); location.hash = `#/rules/${body.rule_set_id}`; return; }
-    const list = (body && body.errors) || [];
-    errors.append(h('p', { class: 'error' }, t('rules.errors'), ' ', body && body.error ? body.error.message : `HTTP ${r.status}`),
+    let saved;
+    try {
+      saved = await api('/v1/rule-sets', { method: 'POST', body: { name: name.value, rules }, idempotent: true });
+    } catch (e) {
+      if (e.status !== 400) throw e;
+      // A refusal lists every rule at fault: shown beside the editor, nothing saved.
+      const list = (e.body && e.body.errors) || [];
+      errors.append(h('p', { class: 'error' }, t('rules.errors'), ' ', e.message),
       list.length ? h('table', { testid: 'rule-errors' },
         h('thead', {}, h('tr', {}, [t('rule'), t('field'), t('rules.place'), t('reason')].map((k) => h('th', {}, k)))),
-        h('tbody', {}, list.map((e) => h('tr', { testid: 'rule-error' }, h('td', {}, e.rule), h('td', {}, e.field),
-          h('td', { testid: 'rule-error-at' }, e.at ? `${e.at[0]}:${e.at[1]}` : ''), h('td', {}, e.message))))) : null);
+        h('tbody', {}, list.map((r) => h('tr', { testid: 'rule-error' }, h('td', {}, r.rule), h('td', {}, r.field),
+          h('td', { testid: 'rule-error-at' }, r.at ? `${r.at[0]}:${r.at[1]}` : ''), h('td', {}, r.message))))) : null);
+      return;
+    }
+    toast(t('rules.saved'));
+    location.hash = `#/rules/${saved.rule_set_id}`;
   };
   return h('form', { class: 'card', testid: 'rule-editor', onsubmit: (ev) => save(ev).catch((e) => toast(e.message, true)) },
     h('h2', {}, t('rules.new')),
