@@ -784,6 +784,10 @@ pub struct ChannelRefund {
     pub version: Option<i64>,
 }
 
+/// The most refunds of one order the write-back considers (and reads one by one where the
+/// channel's list does not name their lines).
+pub const ORDER_REFUNDS_MAX: usize = 20;
+
 /// The seller's decision on a channel refund.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "decision")]
@@ -977,6 +981,29 @@ pub trait Channel: Send + Sync {
 
     /// The refund read's answer; `Throttled` / `Auth` / `Api` for the channel's errors.
     fn parse_refund(&self, body: &[u8]) -> Result<ChannelRefund, ApiError> {
+        Err(self
+            .api_error(body)
+            .unwrap_or_else(|| ApiError::Rejected(refund_decision_unsupported())))
+    }
+
+    /// Where the order's detail names no refund on the line ([`ChannelLine::refund_id`]): the
+    /// signed read of the order's refunds / after-sales by the channel's order id (Douyin's
+    /// after-sale list, JD's refund applies, WeChat's after-sale ids in the order). Each refund
+    /// names its line where the answer says; those that do not are read one by one
+    /// ([`Channel::refund_get_request`]) to find the line's. `not_supported` where the detail
+    /// carries the id or the channel has no decision call.
+    fn order_refunds_request(
+        &self,
+        _external_order_id: &str,
+        _creds: &ShopCredentials,
+        _now: DateTime<Utc>,
+    ) -> Result<ApiRequest, Rejected> {
+        Err(refund_decision_unsupported())
+    }
+
+    /// The order refunds read's answer: at most [`ORDER_REFUNDS_MAX`] refunds (the rest
+    /// dropped); `Throttled` / `Auth` / `Api` for the channel's errors.
+    fn parse_order_refunds(&self, body: &[u8]) -> Result<Vec<ChannelRefund>, ApiError> {
         Err(self
             .api_error(body)
             .unwrap_or_else(|| ApiError::Rejected(refund_decision_unsupported())))

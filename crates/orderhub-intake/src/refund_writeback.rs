@@ -206,36 +206,8 @@ impl RefundWriteBack {
             .and_then(|l| l.external_line_id.clone())
             .ok_or_else(|| TargetError::permanent("the case's line has no channel line id"))?;
         let ext = order.external_order_id.to_string();
-        let detail = crate::tokens::call(
-            &self.store,
-            &self.http,
-            shop,
-            adapter,
-            |c| Ok(adapter.detail_request(&ext, c, Utc::now())),
-            |body| adapter.parse_detail(body),
-        )
-        .await
-        .map_err(mapped)?;
-        let refund_id = detail
-            .lines
-            .iter()
-            .find(|l| l.external_line_id == line)
-            .and_then(|l| l.refund_id.clone())
-            .ok_or_else(|| {
-                TargetError::permanent(format!(
-                    "the channel shows no refund on line {line} of order {ext}"
-                ))
-            })?;
-        let refund = crate::tokens::call(
-            &self.store,
-            &self.http,
-            shop,
-            adapter,
-            |c| Ok(adapter.refund_get_request(&refund_id, c, Utc::now())?),
-            |body| adapter.parse_refund(body),
-        )
-        .await
-        .map_err(mapped)?;
+        let refund = self.find_refund(shop, adapter, &ext, &line).await?;
+        let refund_id = refund.refund_id.clone();
         if already(&refund, &d) {
             return Ok((WritebackOutcome::AlreadyDecided, Some(refund_id)));
         }
@@ -259,6 +231,83 @@ impl RefundWriteBack {
         .await
         .map_err(mapped)?;
         Ok((WritebackOutcome::Acknowledged, Some(refund_id)))
+    }
+}
+
+impl RefundWriteBack {
+    /// The channel's refund of line `line` of order `ext`, as the channel's refund read answers
+    /// it: by the id on the detail's line (Taobao, Youzan, Kuaishou), else from the order's
+    /// refunds ([`Channel::order_refunds_request`]): the one naming the line, or, where the list
+    /// names no lines, the first of them whose read names it. A refund the channel does not
+    /// show is a permanent failure (the case is not recorded; the dead letter says why).
+    ///
+    /// [`Channel::order_refunds_request`]: orderhub_channels::Channel::order_refunds_request
+    async fn find_refund(
+        &self,
+        shop: &orderhub_store::ChannelShopRow,
+        adapter: &dyn orderhub_channels::Channel,
+        ext: &str,
+        line: &str,
+    ) -> Result<ChannelRefund, TargetError> {
+        let read = |refund_id: String| {
+            crate::tokens::call(
+                &self.store,
+                &self.http,
+                shop,
+                adapter,
+                move |c| Ok(adapter.refund_get_request(&refund_id, c, Utc::now())?),
+                |body| adapter.parse_refund(body),
+            )
+        };
+        let detail = crate::tokens::call(
+            &self.store,
+            &self.http,
+            shop,
+            adapter,
+            |c| Ok(adapter.detail_request(ext, c, Utc::now())),
+            |body| adapter.parse_detail(body),
+        )
+        .await
+        .map_err(mapped)?;
+        let on_line = detail
+            .lines
+            .iter()
+            .find(|l| l.external_line_id == line)
+            .and_then(|l| l.refund_id.clone());
+        if let Some(id) = on_line {
+            return read(id).await.map_err(mapped);
+        }
+        let creds = crate::credentials(shop);
+        let listed = match adapter.order_refunds_request(ext, &creds, Utc::now()) {
+            Err(r) if r.rule == "not_supported" => Vec::new(),
+            Err(r) => return Err(TargetError::permanent(format!("{}: {}", r.rule, r.message))),
+            Ok(_) => crate::tokens::call(
+                &self.store,
+                &self.http,
+                shop,
+                adapter,
+                |c| Ok(adapter.order_refunds_request(ext, c, Utc::now())?),
+                |body| adapter.parse_order_refunds(body),
+            )
+            .await
+            .map_err(mapped)?,
+        };
+        let listed = &listed[..listed.len().min(orderhub_channels::ORDER_REFUNDS_MAX)];
+        if let Some(r) = listed
+            .iter()
+            .find(|r| r.external_line_id.as_deref() == Some(line))
+        {
+            return read(r.refund_id.clone()).await.map_err(mapped);
+        }
+        for r in listed.iter().filter(|r| r.external_line_id.is_none()) {
+            let got = read(r.refund_id.clone()).await.map_err(mapped)?;
+            if got.external_line_id.as_deref() == Some(line) {
+                return Ok(got);
+            }
+        }
+        Err(TargetError::permanent(format!(
+            "the channel shows no refund on line {line} of order {ext}"
+        )))
     }
 }
 

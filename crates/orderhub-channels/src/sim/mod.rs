@@ -486,6 +486,10 @@ pub(crate) enum SimCall {
     RefundGet {
         refund_id: String,
     },
+    /// The read of one order's refunds (channels whose order detail names no refund per line).
+    OrderRefunds {
+        order_id: String,
+    },
     /// The seller's decision on a refund, with the refund version the call names (if any).
     RefundDecision {
         refund_id: String,
@@ -602,6 +606,11 @@ pub(crate) trait SimWire: Send + Sync + 'static {
     }
     /// The decision call's success answer (wires that serve refunds).
     fn refund_decided(&self, _agree: bool) -> Vec<u8> {
+        Vec::new()
+    }
+    /// The answer of the read of one order's refunds, `refunds` being the order's (wires whose
+    /// order detail names no refund per line).
+    fn order_refunds(&self, _order_id: &str, _refunds: &[crate::ChannelRefund]) -> Vec<u8> {
         Vec::new()
     }
     fn stock(&self, _updates: &[crate::StockUpdate]) -> Vec<u8> {
@@ -1000,6 +1009,7 @@ impl Engine {
                 line_ids,
             } => return self.ship(id, carrier, tracking_no, line_ids, knobs.fail_ship),
             SimCall::RefundGet { refund_id } => return self.refund_get(&refund_id),
+            SimCall::OrderRefunds { order_id } => return self.order_refunds(&order_id),
             SimCall::RefundDecision {
                 refund_id,
                 decision,

@@ -92,6 +92,19 @@ impl Engine {
         }
     }
 
+    /// The read of one order's refunds: every refund opened on it, in the order opened.
+    pub(crate) fn order_refunds(&self, order_id: &str) -> Response {
+        let of_order: Vec<ChannelRefund> = self
+            .refunds
+            .list
+            .lock()
+            .iter()
+            .filter(|r| r.refund.external_order_id == order_id)
+            .map(|r| r.refund.clone())
+            .collect();
+        self.respond((200, self.wire.order_refunds(order_id, &of_order)))
+    }
+
     /// A decision call: the channel's system error while failures are set; unknown refund → not
     /// found; a version other than the refund's → a bad request; a refusal of a refund not waiting
     /// for the seller → a bad request. An agreement repeated is answered with success and not

@@ -80,13 +80,13 @@ async fn pull(store: &Store, shop: &orderhub_store::ChannelShopRow) {
         .unwrap();
 }
 
-async fn decisions_on_channel_refunds_reach_the_channel_once(backend: &str) {
+async fn decisions_on_channel_refunds_reach_the_channel_once(backend: &str, kind: ChannelKind) {
     let Some(env) = open(backend) else { return };
     let store = env.store.clone();
-    let (url, handle) = sim::spawn(ChannelKind::Taobao, SimSettings::new(creds(), 30, 4))
+    let (url, handle) = sim::spawn(kind, SimSettings::new(creds(), 30, 4))
         .await
         .unwrap();
-    let shop = shop(&store, ChannelKind::Taobao, &url).await;
+    let shop = shop(&store, kind, &url).await;
     let t = shop.tenant_id.clone();
     pull(&store, &shop).await;
     // Three paid orders; the buyer asks for a refund of each one's first line on the channel.
@@ -233,15 +233,27 @@ async fn decisions_on_channel_refunds_reach_the_channel_once(backend: &str) {
     rt.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn refund_decisions_reach_the_channel_once_sqlite() {
-    decisions_on_channel_refunds_reach_the_channel_once("sqlite").await;
+/// One channel's write-back on both backends: `decisions_reach!(taobao, ChannelKind::Taobao)`
+/// makes the tests `taobao_decisions_reach_the_channel::sqlite` and `…::postgres`.
+macro_rules! decisions_reach {
+    ($name:ident, $kind:expr) => {
+        mod $name {
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                decisions_on_channel_refunds_reach_the_channel_once("sqlite", $kind).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                decisions_on_channel_refunds_reach_the_channel_once("postgres", $kind).await;
+            }
+        }
+    };
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn refund_decisions_reach_the_channel_once_postgres() {
-    decisions_on_channel_refunds_reach_the_channel_once("postgres").await;
-}
+decisions_reach!(taobao_decisions_reach_the_channel, ChannelKind::Taobao);
 
 /// Pinduoduo's refund reaches orderhub (its detail's `refund_status` 2) but PDD's order detail
 /// does not name the after-sales id its decision call takes: the adapter has no call, and the
