@@ -528,3 +528,126 @@ fn the_path_matcher_takes_placeholders_and_segment_boundaries() {
     assert!(!looks_like_path("relay/<tenant>"));
     assert!(!looks_like_path("Store::handles() == 1"));
 }
+
+// ---------------------------------------------------------------------------------------------
+// (e) The dashboard and the alert rules name only metrics the code writes.
+
+/// Every metric name the shipped code writes (`counter!`, `gauge!`, `histogram!` with a literal
+/// name), and which of them are histograms (rendered with `_bucket`, `_sum`, `_count`).
+fn written_metrics() -> (BTreeMap<String, bool>, usize) {
+    let mut out = BTreeMap::new();
+    let mut files = 0;
+    for (_, dir) in member_crates(&root()) {
+        for f in files_under(&dir.join("src"), ".rs") {
+            files += 1;
+            let text = read(&f);
+            for (macro_, histogram) in [
+                ("counter!(", false),
+                ("gauge!(", false),
+                ("histogram!(", true),
+            ] {
+                for (i, _) in text.match_indices(macro_) {
+                    let rest = text[i + macro_.len()..].trim_start();
+                    let Some(lit) = rest.strip_prefix('"') else {
+                        continue;
+                    };
+                    let name: String = lit.chars().take_while(|c| *c != '"').collect();
+                    if name.starts_with("orderhub_") {
+                        *out.entry(name).or_insert(false) |= histogram;
+                    }
+                }
+            }
+        }
+    }
+    (out, files)
+}
+
+/// The `orderhub_…` words of a text (metric names; file names use hyphens).
+fn metric_words(text: &str) -> Vec<String> {
+    let ident = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_';
+    let mut out = Vec::new();
+    for (i, _) in text.match_indices("orderhub_") {
+        if text[..i].chars().next_back().is_some_and(ident) {
+            continue;
+        }
+        out.push(text[i..].chars().take_while(|c| ident(*c)).collect());
+    }
+    out
+}
+
+#[test]
+fn the_dashboard_and_the_alert_rules_name_only_metrics_the_code_writes() {
+    let (written, files) = written_metrics();
+    assert!(
+        files > 50 && written.len() > 30,
+        "the scan found {} metrics in {files} files: has the code moved?",
+        written.len()
+    );
+    let known = |w: &str| {
+        written.contains_key(w)
+            || ["_bucket", "_sum", "_count"].iter().any(|s| {
+                w.strip_suffix(s)
+                    .is_some_and(|base| written.get(base) == Some(&true))
+            })
+    };
+    for file in [
+        "ops/prometheus/orderhub-alerts.yml",
+        "ops/prometheus/orderhub-alerts.test.yml",
+        "ops/grafana/orderhub-dashboard.json",
+    ] {
+        let text = read(&root().join(file));
+        let words = metric_words(&text);
+        assert!(!words.is_empty(), "{file} names no orderhub metric");
+        let unknown: Vec<&String> = words.iter().filter(|w| !known(w)).collect();
+        assert!(
+            unknown.is_empty(),
+            "{file} names metrics the code does not write: {unknown:?} (written: {:?})",
+            written.keys().collect::<Vec<_>>()
+        );
+    }
+}
+
+#[test]
+fn the_dashboard_is_grafana_json_with_a_query_in_every_panel() {
+    let text = read(&root().join("ops/grafana/orderhub-dashboard.json"));
+    let d: serde_json::Value = serde_json::from_str(&text).expect("the dashboard is JSON");
+    assert!(d["title"].is_string() && d["uid"].is_string());
+    let vars = d["templating"]["list"].as_array().expect("templating.list");
+    assert!(
+        vars.iter()
+            .any(|v| v["name"] == "datasource" && v["type"] == "datasource"),
+        "a datasource variable the panels use"
+    );
+    let panels = d["panels"].as_array().expect("panels");
+    let mut ids = std::collections::BTreeSet::new();
+    let mut graphs = 0;
+    for p in panels {
+        let id = p["id"].as_u64().expect("every panel has a numeric id");
+        assert!(ids.insert(id), "panel id {id} is used twice");
+        let g = &p["gridPos"];
+        let (x, w) = (g["x"].as_u64().unwrap(), g["w"].as_u64().unwrap());
+        assert!(
+            x + w <= 24 && g["h"].as_u64().unwrap() > 0,
+            "panel {id} fits the 24-column grid"
+        );
+        if p["type"] == "row" {
+            continue;
+        }
+        graphs += 1;
+        let targets = p["targets"].as_array().expect("targets");
+        assert!(!targets.is_empty(), "panel {id} has a query");
+        for t in targets {
+            assert!(!t["expr"].as_str().unwrap_or("").is_empty(), "panel {id}");
+            assert_eq!(t["datasource"]["uid"], "${datasource}", "panel {id}");
+        }
+    }
+    assert!(graphs >= 10, "{graphs} graphs");
+}
+
+#[test]
+fn metric_words_are_whole_names() {
+    assert_eq!(
+        metric_words("rate(orderhub_http_requests_total[5m]) ops/orderhub-alerts.yml x_orderhub_y"),
+        vec!["orderhub_http_requests_total".to_owned()]
+    );
+}
