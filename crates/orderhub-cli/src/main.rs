@@ -6,6 +6,7 @@
 //! it (`cargo build --release -p orderhub-cli`) the binary links no simulator, and those commands
 //! answer how to build one that has them.
 
+mod backup;
 #[cfg(feature = "demo")]
 mod bench;
 #[cfg(feature = "demo")]
@@ -64,6 +65,13 @@ enum Command {
     /// Manage tenants.
     #[command(subcommand)]
     Tenant(TenantCommand),
+    /// A consistent copy of the store while the hub serves (SQLite: VACUUM INTO; PostgreSQL:
+    /// pg_dump of its schema), with a manifest and checksum; older backups removed after
+    /// --keep-days.
+    Backup(backup::BackupArgs),
+    /// Restore a backup into an empty data directory or a database without its schema, then
+    /// check it: inventory invariants, audit chains, the order count.
+    Restore(backup::RestoreArgs),
     /// Inventory maintenance.
     #[command(subcommand)]
     Inventory(InventoryCommand),
@@ -181,6 +189,8 @@ fn main() -> std::process::ExitCode {
                 store,
             }) => hub::create_tenant(store, &id, name.as_deref(), &carriers).await,
             Command::Inventory(InventoryCommand::Check(args)) => hub::inventory_check(args).await,
+            Command::Backup(args) => backup::backup(args).await,
+            Command::Restore(args) => backup::restore(args).await,
             #[cfg(feature = "demo")]
             Command::Bench(cmd) => bench::run(cmd).await,
             #[cfg(not(feature = "demo"))]
