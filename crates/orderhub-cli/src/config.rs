@@ -105,6 +105,14 @@ pub struct ServeArgs {
     /// seconds, or a number with s, m or h (default 4h).
     #[arg(long, env = "ORDERHUB_SHIP_BY_RISK_LEAD")]
     pub ship_by_risk_lead: Option<String>,
+    /// Days after delivery a delivered order completes by itself (the buyer's time to confirm
+    /// receipt on the channel; default 7; 0: never).
+    #[arg(long, env = "ORDERHUB_COMPLETE_AFTER_DAYS")]
+    pub complete_after_days: Option<u32>,
+    /// Per-channel windows in days, overriding --complete-after-days: `taobao=10,jd=7,b2b=0`
+    /// (0: that channel's orders never complete by themselves).
+    #[arg(long, env = "ORDERHUB_COMPLETE_AFTER_DAYS_BY_CHANNEL")]
+    pub complete_after_days_by_channel: Option<String>,
 }
 
 /// The config file's shape: the same names as the flags, with underscores.
@@ -130,6 +138,8 @@ struct FileConfig {
     request_timeout: Option<String>,
     listing_reconcile_every: Option<String>,
     ship_by_risk_lead: Option<String>,
+    complete_after_days: Option<u32>,
+    complete_after_days_by_channel: Option<String>,
 }
 
 /// Settings after layering, every value decided.
@@ -171,6 +181,8 @@ pub struct Settings {
     pub listing_reconcile_every: std::time::Duration,
     /// How long before its ship-by deadline an order still to ship is at risk.
     pub ship_by_risk_lead: std::time::Duration,
+    /// When delivered orders complete by themselves.
+    pub completion: orderhub_fulfillment::completion::Completion,
 }
 
 /// The drift reconciler's default interval between two reads of one shelf.
@@ -211,6 +223,45 @@ fn duration(
         Some(d) => parse_duration(d).context(name.to_owned()),
         None => Ok(default),
     }
+}
+
+/// The completion windows: `days` for every channel (default 7; 0: never), `by_channel`
+/// (`taobao=10,b2b=0`) per channel. At most 365 days.
+pub fn parse_completion(
+    days: Option<u32>,
+    by_channel: Option<&str>,
+) -> Result<orderhub_fulfillment::completion::Completion> {
+    let window = |d: u32, what: &str| -> Result<Option<std::time::Duration>> {
+        match d {
+            0 => Ok(None),
+            1..=365 => Ok(Some(std::time::Duration::from_secs(u64::from(d) * 86_400))),
+            _ => anyhow::bail!("{what}: {d} days is more than 365"),
+        }
+    };
+    let mut c = orderhub_fulfillment::completion::Completion::default();
+    if let Some(d) = days {
+        c.after = window(d, "--complete-after-days")?;
+    }
+    for part in by_channel
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+    {
+        let what = "--complete-after-days-by-channel";
+        let (ch, d) = part
+            .split_once('=')
+            .with_context(|| format!("{what}: {part:?} is not channel=days"))?;
+        let ch = orderhub_domain::ids::Channel::parse(ch.trim())
+            .map_err(|e| anyhow::anyhow!("{what}: {part:?}: {e}"))?;
+        let d: u32 = d
+            .trim()
+            .parse()
+            .with_context(|| format!("{what}: {part:?}: days must be a whole number"))?;
+        c.by_channel
+            .insert(ch.as_str().to_owned(), window(d, what)?);
+    }
+    Ok(c)
 }
 
 /// `jt=zto:yto,sf=ems` → {jt: [zto, yto], sf: [ems]}.
@@ -416,6 +467,12 @@ impl Settings {
                 "--ship-by-risk-lead",
                 orderhub_fulfillment::DEFAULT_SHIP_BY_RISK_LEAD,
             )?,
+            completion: parse_completion(
+                a.complete_after_days.or(f.complete_after_days),
+                a.complete_after_days_by_channel
+                    .as_deref()
+                    .or(f.complete_after_days_by_channel.as_deref()),
+            )?,
             http: orderhub_http::admission::HttpLimits {
                 max_in_flight: match a
                     .max_requests_in_flight
@@ -506,6 +563,26 @@ mod tests {
             })
             .unwrap_err();
             assert!(e.to_string().contains("--features demo"), "{e}");
+        }
+    }
+
+    #[test]
+    fn completion_windows_come_in_days_per_channel() {
+        let day = Duration::from_secs(86_400);
+        let c = parse_completion(None, None).unwrap();
+        assert_eq!(c.window("jd"), Some(7 * day), "a week by default");
+        let c = parse_completion(Some(0), Some("taobao=10, b2b=0")).unwrap();
+        assert_eq!(c.window("jd"), None);
+        assert_eq!(c.window("taobao"), Some(10 * day));
+        assert_eq!(c.window("b2b"), None);
+        for (days, by, says) in [
+            (Some(400), None, "more than 365"),
+            (None, Some("taobao"), "not channel=days"),
+            (None, Some("taobao=x"), "whole number"),
+            (None, Some("TAO BAO=3"), "TAO BAO"),
+        ] {
+            let e = format!("{:#}", parse_completion(days, by).unwrap_err());
+            assert!(e.contains(says), "{e}");
         }
     }
 

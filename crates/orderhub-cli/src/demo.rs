@@ -342,6 +342,7 @@ pub async fn run(a: DemoArgs) -> Result<()> {
         webhook_backoff_max: orderhub_events::runtime::DEFAULT_BACKOFF_MAX,
         listing_reconcile_every: crate::config::DEFAULT_LISTING_RECONCILE_EVERY,
         ship_by_risk_lead: orderhub_fulfillment::DEFAULT_SHIP_BY_RISK_LEAD,
+        completion: Default::default(),
         http: Default::default(),
     };
     let fleet = orderhub_carriers::sim::fleet::start()

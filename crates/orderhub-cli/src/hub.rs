@@ -162,6 +162,7 @@ fn start_fulfillment_with_carriers(
         orderhub_fulfillment::FulfillmentConfig {
             track: s.track_schedule.clone(),
             ship_by_risk_lead: s.ship_by_risk_lead,
+            completion: s.completion.clone(),
             ..Default::default()
         },
     ));

@@ -59,7 +59,7 @@ enum Command {
     #[cfg(not(feature = "demo"))]
     Demo(NotBuilt),
     /// Run the hub: HTTP API on --listen, SQLite in --data-dir unless --database-url names PostgreSQL.
-    Serve(config::ServeArgs),
+    Serve(Box<config::ServeArgs>),
     /// Apply pending database migrations and exit (serve also applies them at start).
     Migrate(config::StoreArgs),
     /// Manage tenants.
@@ -180,7 +180,7 @@ fn main() -> std::process::ExitCode {
             Command::Demo(args) => demo::run(args).await,
             #[cfg(not(feature = "demo"))]
             Command::Demo(_) => not_built("orderhub demo"),
-            Command::Serve(args) => hub::serve(args).await,
+            Command::Serve(args) => hub::serve(*args).await,
             Command::Migrate(args) => hub::migrate(args).await,
             Command::Tenant(TenantCommand::Create {
                 id,

@@ -16,6 +16,7 @@
 //! when the order moves on.
 
 pub mod carriers;
+pub mod completion;
 pub mod escalation;
 pub mod parcel;
 pub mod schedule;
@@ -75,6 +76,8 @@ pub struct FulfillmentConfig {
     /// A tracking or cancellation call that takes longer has failed.
     pub call_timeout: Duration,
     pub watch_every: Duration,
+    /// When delivered orders complete by themselves.
+    pub completion: completion::Completion,
 }
 
 /// How long before its ship-by deadline an order still to ship is raised as at risk.
@@ -96,6 +99,7 @@ impl Default for FulfillmentConfig {
             cancel_retry_every: Duration::from_secs(300),
             call_timeout: Duration::from_secs(3),
             watch_every: Duration::from_secs(5),
+            completion: completion::Completion::default(),
         }
     }
 }

@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Orders of `tenant` in `status` (a failed read is logged; the next scan tries again).
-async fn orders_in(f: &Fulfillment, tenant: &TenantId, status: Status) -> Vec<Order> {
+pub(crate) async fn orders_in(f: &Fulfillment, tenant: &TenantId, status: Status) -> Vec<Order> {
     f.store
         .orders_with_status(tenant, status)
         .await
@@ -38,7 +38,7 @@ async fn orders_in(f: &Fulfillment, tenant: &TenantId, status: Status) -> Vec<Or
         })
 }
 
-fn older_than(f: &Fulfillment, at: chrono::DateTime<Utc>, d: Duration) -> bool {
+pub(crate) fn older_than(f: &Fulfillment, at: chrono::DateTime<Utc>, d: Duration) -> bool {
     f.clock.now() - at > chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }
 
@@ -287,6 +287,9 @@ pub async fn deadlines(f: &Fulfillment, tenant: &TenantId) -> usize {
 pub async fn run(f: Arc<Fulfillment>, mut stop: tokio::sync::watch::Receiver<bool>) {
     let holder = orderhub_events::lease::holder_id();
     let tick = f.cfg.watch_every;
+    // When each tenant's delivered orders were last looked at for completion.
+    let mut completed_at: std::collections::HashMap<TenantId, std::time::Instant> =
+        Default::default();
     loop {
         tokio::select! {
             _ = tokio::time::sleep(tick) => {}
@@ -311,6 +314,13 @@ pub async fn run(f: Arc<Fulfillment>, mut stop: tokio::sync::watch::Receiver<boo
                     let head = f.store.read(move |r| r.outbox_head(&t2)).await;
                     deadlines(&f, &t).await;
                     scan(&f, &t, true).await;
+                    let due = completed_at
+                        .get(&t)
+                        .is_none_or(|at| at.elapsed() >= f.cfg.completion.every);
+                    if due {
+                        crate::completion::complete_delivered(&f, &t).await;
+                        completed_at.insert(t.clone(), std::time::Instant::now());
+                    }
                     if let Ok(head) = head
                         && let Err(e) =
                             orderhub_events::lease::advance(&f.store, &lease, head, ttl).await

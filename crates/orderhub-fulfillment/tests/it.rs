@@ -1607,3 +1607,92 @@ async fn ship_by_at_risk_is_raised_before_the_deadline_and_resolved_by_the_move_
 async fn ship_by_at_risk_is_raised_before_the_deadline_and_resolved_by_the_move_postgres() {
     ship_by_at_risk_is_raised_before_the_deadline_and_resolved_by_the_move("postgres").await;
 }
+
+/// Issue 26: delivered orders complete by themselves once their channel's window has passed, at
+/// the fulfillment's clock (a `ManualClock`: no sleep): a Taobao window of three days here, the
+/// default week for other channels. An order with an open exception is left for a person; one
+/// delivered later completes later. Each completion is the ordinary `complete` move.
+async fn delivered_orders_complete_after_their_channels_window(backend: &str) {
+    use orderhub_core::ports::ManualClock;
+    use orderhub_fulfillment::Step;
+    use orderhub_fulfillment::completion::{Completion, complete_delivered};
+    let Some(env) = open(backend) else { return };
+    let t = tenant(&env.store).await;
+    let cfg = FulfillmentConfig {
+        completion: Completion {
+            by_channel: HashMap::from([(
+                "taobao".to_owned(),
+                Some(Duration::from_secs(3 * 86_400)),
+            )]),
+            ..Completion::default()
+        },
+        ..no_watchdogs()
+    };
+    let (f, _fleet, first) = shipped_by_hand(&env, &t, cfg).await;
+    let mut ids = vec![first];
+    for id in paid_orders(&env.store, &t, 2).await {
+        for _ in 0..3 {
+            assert!(matches!(f.step(&t, id).await, Ok(Step::Moved(_))));
+        }
+        ids.push(id);
+    }
+    let start = Utc::now() + chrono::Duration::seconds(1);
+    let deliver = |id: OrderId, at: chrono::DateTime<Utc>| {
+        let (store, actor) = (env.store.clone(), system_actor(&t, "carrier"));
+        async move {
+            store
+                .write(0, move |tx| {
+                    usecases::transition(tx, &actor, id, &Command::Deliver, at)
+                })
+                .await
+                .unwrap();
+        }
+    };
+    let (a, held, later) = (ids[0], ids[1], ids[2]);
+    deliver(a, start).await;
+    deliver(held, start).await;
+    deliver(later, start + chrono::Duration::days(2)).await;
+    raise(&env.store, &t, held, "writeback_failed").await;
+    let clock = Arc::new(ManualClock::new(start + chrono::Duration::days(2)));
+    let f = f.with_clock(clock.clone());
+    let status = |id| {
+        let (store, t) = (env.store.clone(), t.clone());
+        async move { get(&store, &t, id).await.status }
+    };
+    clock.advance(chrono::Duration::hours(23));
+    assert_eq!(complete_delivered(&f, &t).await, 0, "two days and 23 hours");
+    clock.advance(chrono::Duration::minutes(61));
+    assert_eq!(
+        complete_delivered(&f, &t).await,
+        1,
+        "three days after delivery"
+    );
+    assert_eq!(status(a).await, Status::Completed);
+    assert_eq!(
+        status(held).await,
+        Status::Delivered,
+        "its exception waits for a person"
+    );
+    assert_eq!(status(later).await, Status::Delivered);
+    assert_eq!(complete_delivered(&f, &t).await, 0, "nothing twice");
+    clock.advance(chrono::Duration::days(2));
+    assert_eq!(complete_delivered(&f, &t).await, 1);
+    assert_eq!(status(later).await, Status::Completed);
+    let completed = events_of(
+        &env.store,
+        &t,
+        orderhub_domain::event_types::ORDER_COMPLETED,
+    )
+    .await;
+    assert_eq!(completed.len(), 2, "{completed:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivered_orders_complete_after_their_channels_window_sqlite() {
+    delivered_orders_complete_after_their_channels_window("sqlite").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivered_orders_complete_after_their_channels_window_postgres() {
+    delivered_orders_complete_after_their_channels_window("postgres").await;
+}
