@@ -152,7 +152,6 @@ fn channels_without_a_documented_call_say_so_before_any_call() {
         ChannelKind::Douyin,
         ChannelKind::Kuaishou,
         ChannelKind::Wechat,
-        ChannelKind::Youzan,
     ] {
         let a = adapter(k).unwrap();
         assert_eq!(
