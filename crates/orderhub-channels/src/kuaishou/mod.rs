@@ -5,7 +5,11 @@
 //! Base64(HMAC-SHA256) of `sorted(k=v)&…&signSecret=<secret>`. Push: the body is Base64 of
 //! AES-CBC(PKCS#5, key = Base64-decoded message key, IV = 16 zero bytes) over a JSON event;
 //! decrypt with [`Channel::open_push`]. Sources: SOURCES.md § Kuaishou.
+//!
+//! Refund decisions ([`refund`]): the detail's `orderRefundList` names the line's refund;
+//! `open.seller.order.refund.detail` / `.approve` (agreement only; SOURCES.md § Refund decisions).
 
+pub mod refund;
 #[cfg(feature = "sim")]
 pub(crate) mod sim;
 pub mod transformers;
@@ -121,11 +125,12 @@ pub(crate) fn order_from(o: t::OrderDetail, base: &str) -> Result<ChannelOrder, 
     if external_order_id.is_empty() {
         return Err(Rejected::missing(&f("orderBaseInfo.oid")));
     }
-    let refund_code = o
-        .order_refund_list
-        .as_ref()
-        .and_then(|l| l.first())
-        .and_then(|r| wire::opt_str(&r.refund_status));
+    let latest = o.order_refund_list.as_ref().and_then(|l| l.first());
+    let refund_code = latest.and_then(|r| wire::opt_str(&r.refund_status));
+    // One SKU per order: the latest refund is the line's (what a seller's decision names).
+    let refund_id = latest
+        .and_then(|r| wire::opt_str(&r.refund_id))
+        .filter(|id| !id.trim().is_empty() && id != "0");
     let refund = match &refund_code {
         Some(c) => RefundStatus::parse(c)
             .ok_or_else(|| Rejected::unknown_status(&f("orderRefundList[0].refundStatus"), c))?
@@ -163,7 +168,7 @@ pub(crate) fn order_from(o: t::OrderDetail, base: &str) -> Result<ChannelOrder, 
     let line_id = wire::opt_str(&item.order_item_id)
         .or_else(|| wire::opt_str(&item.sku_id))
         .unwrap_or_else(|| external_order_id.clone());
-    let lines = vec![wire::line(
+    let mut line = wire::line(
         line_id,
         wire::nonempty(&item.sku_nick).or_else(|| wire::nonempty(&item.goods_code)),
         wire::opt_str(&item.sku_id),
@@ -173,7 +178,9 @@ pub(crate) fn order_from(o: t::OrderDetail, base: &str) -> Result<ChannelOrder, 
         line_paid,
         refund,
         refund_code,
-    )];
+    );
+    line.refund_id = refund_id;
+    let lines = vec![line];
     let created_at = wire::req_unix_millis(&f("orderBaseInfo.createTime"), &b.create_time)?;
     let paid_at = wire::unix_millis(&f("orderBaseInfo.payTime"), &b.pay_time)?;
     let modified_at =
@@ -628,6 +635,46 @@ impl Channel for Kuaishou {
                 None => Err(Rejected::missing("result")),
             }
         })
+    }
+
+    fn refund_get_request(
+        &self,
+        refund_id: &str,
+        creds: &ShopCredentials,
+        now: DateTime<Utc>,
+    ) -> Result<ApiRequest, Rejected> {
+        let id = refund::check_id(refund_id)?;
+        Ok(request(
+            refund::DETAIL_METHOD,
+            serde_json::json!({ "refundId": id }),
+            creds,
+            now,
+        ))
+    }
+
+    fn parse_refund(&self, body: &[u8]) -> Result<crate::ChannelRefund, ApiError> {
+        if let Some(e) = self.api_error(body) {
+            return Err(e);
+        }
+        Ok(refund::parse(body)?)
+    }
+
+    fn refund_decision_request(
+        &self,
+        r: &crate::ChannelRefund,
+        d: &crate::RefundDecision,
+        creds: &ShopCredentials,
+        now: DateTime<Utc>,
+    ) -> Result<ApiRequest, Rejected> {
+        let (method, param) = refund::decision(r, d)?;
+        Ok(request(method, param, creds, now))
+    }
+
+    fn parse_refund_decision_ack(&self, body: &[u8]) -> Result<(), ApiError> {
+        if let Some(e) = self.api_error(body) {
+            return Err(e);
+        }
+        refund::ack(body)
     }
 
     fn token_request(

@@ -12,9 +12,48 @@ use crate::sim::{
     Page, RawRequest, ShipAnswer, SignedPush, SimCall, SimErr, SimFault, SimWire, param,
 };
 use crate::wire::{json_bytes, yuan_to_fen};
-use crate::{Amounts, CanonicalStatus, ChannelOrder, ShopCredentials};
+use crate::{Amounts, CanonicalStatus, ChannelOrder, RefundDecision, RefundState, ShopCredentials};
+
+use super::refund as kr;
 
 pub(crate) struct KuaishouWire;
+
+/// The refund amount (fen) the simulator shows for a refund: its refunds carry no amount, so a
+/// stand-in derived from the id, which the agreement's `refundAmount` must equal (Kuaishou checks
+/// it against the refund's).
+fn refund_fee(refund_id: &str) -> i64 {
+    100 + (refund_id.parse::<u64>().unwrap_or(0) % 9_900) as i64
+}
+
+/// The refund calls: the read and the agreement to a refund-only application (the simulator's
+/// refunds are all refund-only, status 10; the return approval is not served).
+fn refund_call(method: &str, biz: &Value) -> Option<Result<SimCall, SimFault>> {
+    if method != kr::DETAIL_METHOD && method != kr::APPROVE_METHOD {
+        return None;
+    }
+    let refund_id = match biz.get("refundId").and_then(Value::as_u64) {
+        Some(id) => id.to_string(),
+        None => return Some(Err(SimFault::BadRequest("refundId 不能为空".into()))),
+    };
+    if method == kr::DETAIL_METHOD {
+        return Some(Ok(SimCall::RefundGet { refund_id }));
+    }
+    if biz.get("refundAmount").and_then(Value::as_i64) != Some(refund_fee(&refund_id)) {
+        return Some(Err(SimFault::BadRequest(
+            "refundAmount 与退款单金额不一致".into(),
+        )));
+    }
+    if biz.get("status").is_some_and(|s| s.as_i64() != Some(10)) {
+        return Some(Err(SimFault::BadRequest(
+            "status 不是退款单当前状态".into(),
+        )));
+    }
+    Some(Ok(SimCall::RefundDecision {
+        refund_id,
+        decision: RefundDecision::Agree,
+        version: None,
+    }))
+}
 
 fn num_id(s: &str) -> Value {
     s.parse::<u64>()
@@ -56,7 +95,11 @@ pub(crate) fn render(o: &ChannelOrder) -> Value {
             "discountFee": yuan_to_fen(l.discount),
             "orderItemId": num_id(&l.external_line_id),
         },
-        "orderRefundList": [],
+        // Newest first; the simulator opens at most one refund per order.
+        "orderRefundList": l.refund_id.iter().filter(|_| l.refund != RefundState::None).map(|id| json!({
+            "refundId": num_id(id),
+            "refundStatus": l.refund_raw.as_deref().and_then(|c| c.parse::<i64>().ok()),
+        })).collect::<Vec<_>>(),
         "orderAddress": {
             "consignee": r.name.expose(),
             "mobile": r.phone.expose(),
@@ -135,8 +178,37 @@ impl SimWire for KuaishouWire {
                     line_ids: None,
                 })
             }
-            _ => Err(SimFault::BadRequest("unknown method".into())),
+            m => refund_call(m, &biz)
+                .unwrap_or_else(|| Err(SimFault::BadRequest("unknown method".into()))),
         }
+    }
+
+    /// `status` of the detail's `orderRefundList` and of the refund read: 10 买家仅退款申请,
+    /// 60 退款成功, 70 退款失败.
+    fn refund_code(&self, s: RefundState) -> &'static str {
+        match s {
+            RefundState::None | RefundState::Requested => kr::REFUND_ONLY_APPLIED,
+            RefundState::Refunded => super::RefundStatus::Refunded.code(),
+            RefundState::Rejected => super::RefundStatus::RefundFailed.code(),
+        }
+    }
+
+    /// `open.seller.order.refund.detail`'s `data` in the declaration's field names.
+    fn refund(&self, r: &crate::ChannelRefund) -> Vec<u8> {
+        ok(json!({
+            "refundId": num_id(&r.refund_id),
+            "oid": num_id(&r.external_order_id),
+            "refundFee": refund_fee(&r.refund_id),
+            "status": r.raw_status.parse::<i64>().unwrap_or(0),
+            "refundType": 1,
+            "handlingWay": 10,
+            "negotiateStatus": 1,
+            "updateTime": r.version,
+        }))
+    }
+
+    fn refund_decided(&self, _agree: bool) -> Vec<u8> {
+        json_bytes(&json!({"result": 1, "code": "1", "msg": "success"}))
     }
 
     fn list(&self, page: &Page<'_>) -> Vec<u8> {

@@ -3,7 +3,11 @@
 //! `/api/{api}/{version}?access_token=…` without a request signature. Push: a JSON body whose
 //! `sign` = MD5(client_id + msg + client_secret); `msg` is URL-encoded JSON. Sources: SOURCES.md §
 //! Youzan.
+//!
+//! Refund decisions ([`refund`]): the detail's `refund_order[]` names each line's refund;
+//! `youzan.trade.refund.get` / `.agree` / `.refuse` 3.0.0 (SOURCES.md § Refund decisions).
 
+pub mod refund;
 #[cfg(feature = "sim")]
 pub(crate) mod sim;
 pub mod transformers;
@@ -120,8 +124,9 @@ fn order_from(d: t::TradeData, base: &str) -> Result<ChannelOrder, Rejected> {
         .ok_or_else(|| Rejected::unknown_status(&f("order_info.refund_state"), &refund_code))?;
     // Each refund names its lines (`refund_order[].oids[].oid`) and has its own state; a line
     // named by several refunds takes the one still open, else a refunded one, else a refused
-    // or closed one. A full refund (11/12) covers the lines no refund names.
-    let mut per_line: std::collections::HashMap<String, (RefundState, String)> =
+    // or closed one. A full refund (11/12) covers the lines no refund names. The line's refund id
+    // is the kept refund's (what a seller's decision names).
+    let mut per_line: std::collections::HashMap<String, (RefundState, String, Option<String>)> =
         std::collections::HashMap::new();
     for (j, r) in d.refund_order.iter().enumerate() {
         let (state, code) = match wire::opt_str(&r.refund_state) {
@@ -138,6 +143,7 @@ fn order_from(d: t::TradeData, base: &str) -> Result<ChannelOrder, Rejected> {
             ),
             None => (order_refund.target(), refund_code.clone()),
         };
+        let refund_id = wire::opt_str(&r.refund_id).filter(|id| !id.trim().is_empty());
         for (k, item) in r.oids.iter().enumerate() {
             let oid = item.oid.as_str().trim().to_string();
             if oid.is_empty() {
@@ -153,9 +159,9 @@ fn order_from(d: t::TradeData, base: &str) -> Result<ChannelOrder, Rejected> {
             };
             let keep = per_line
                 .get(&oid)
-                .is_some_and(|(prev, _)| rank(*prev) >= rank(state));
+                .is_some_and(|(prev, _, _)| rank(*prev) >= rank(state));
             if !keep {
-                per_line.insert(oid, (state, code.clone()));
+                per_line.insert(oid, (state, code.clone(), refund_id.clone()));
             }
         }
     }
@@ -169,12 +175,12 @@ fn order_from(d: t::TradeData, base: &str) -> Result<ChannelOrder, Rejected> {
         let id = wire::opt_str(&l.oid)
             .or_else(|| wire::opt_str(&l.item_id).map(|x| format!("{x}-{i}")))
             .ok_or_else(|| Rejected::missing(&lf("oid")))?;
-        let (refund, refund_raw) = match per_line.get(&id) {
-            Some((state, code)) => (*state, Some(code.clone())),
-            None if full => (order_refund.target(), Some(refund_code.clone())),
-            None => (RefundState::None, None),
+        let (refund, refund_raw, refund_id) = match per_line.get(&id) {
+            Some((state, code, refund_id)) => (*state, Some(code.clone()), refund_id.clone()),
+            None if full => (order_refund.target(), Some(refund_code.clone()), None),
+            None => (RefundState::None, None, None),
         };
-        lines.push(wire::line(
+        let mut line = wire::line(
             id,
             wire::nonempty(&l.outer_sku_id),
             wire::opt_str(&l.sku_id),
@@ -184,7 +190,9 @@ fn order_from(d: t::TradeData, base: &str) -> Result<ChannelOrder, Rejected> {
             wire::yuan(&lf("payment"), &l.payment)?,
             refund,
             refund_raw,
-        ));
+        );
+        line.refund_id = refund_id;
+        lines.push(line);
     }
     if lines.is_empty() {
         return Err(Rejected::missing(&f("orders")));
@@ -508,6 +516,46 @@ impl Channel for Youzan {
         })
     }
 
+    fn refund_get_request(
+        &self,
+        refund_id: &str,
+        creds: &ShopCredentials,
+        _now: DateTime<Utc>,
+    ) -> Result<ApiRequest, Rejected> {
+        refund::check_id(refund_id)?;
+        Ok(request_v(
+            refund::GET_API,
+            refund::VERSION,
+            serde_json::json!({ "refund_id": refund_id }),
+            creds,
+        ))
+    }
+
+    fn parse_refund(&self, body: &[u8]) -> Result<crate::ChannelRefund, ApiError> {
+        if let Some(e) = self.api_error(body) {
+            return Err(e);
+        }
+        Ok(refund::parse(body)?)
+    }
+
+    fn refund_decision_request(
+        &self,
+        r: &crate::ChannelRefund,
+        d: &crate::RefundDecision,
+        creds: &ShopCredentials,
+        _now: DateTime<Utc>,
+    ) -> Result<ApiRequest, Rejected> {
+        let (api, body) = refund::decision(r, d)?;
+        Ok(request_v(api, refund::VERSION, body, creds))
+    }
+
+    fn parse_refund_decision_ack(&self, body: &[u8]) -> Result<(), ApiError> {
+        if let Some(e) = self.api_error(body) {
+            return Err(e);
+        }
+        refund::ack(body)
+    }
+
     fn token_request(
         &self,
         shop_id: &str,
@@ -574,11 +622,23 @@ impl Channel for Youzan {
                 message: msg.chars().take(200).collect(),
             });
         }
+        if let Some(e) = env.error_response {
+            let code = wire::opt_str(&e.code).unwrap_or_default();
+            let msg: String = e.message.unwrap_or_default().chars().take(200).collect();
+            if code == THROTTLE_CODE || code == refund::TOO_FAST_CODE || msg.contains("频繁") {
+                return Some(ApiError::Throttled { code });
+            }
+            return Some(ApiError::Api { code, message: msg });
+        }
         let code = wire::opt_str(&env.code).unwrap_or_default();
         // The throttling answer as announced carries no `success`.
         if env.success == Some(false) || env.success.is_none() && code == THROTTLE_CODE {
             let msg = env.message.as_deref().unwrap_or_default();
-            if code == THROTTLE_CODE || msg.contains("频繁") || msg.contains("限流") {
+            if code == THROTTLE_CODE
+                || code == refund::TOO_FAST_CODE
+                || msg.contains("频繁")
+                || msg.contains("限流")
+            {
                 return Some(ApiError::Throttled { code });
             }
             return Some(ApiError::Api {

@@ -8,9 +8,96 @@ use crate::sim::{
     Page, RawRequest, ShipAnswer, SignedPush, SimCall, SimErr, SimFault, SimWire, param,
 };
 use crate::wire::{china_time_string, json_bytes};
-use crate::{CanonicalStatus, ChannelOrder, ShopCredentials};
+use crate::{CanonicalStatus, ChannelOrder, RefundDecision, RefundState, ShopCredentials};
+
+use super::refund::{self as yr, RefundStatus};
 
 pub(crate) struct YouzanWire;
+
+/// One refund's own `refund_state` in the detail's `refund_order[]` (trade.get 4.0.0 doc): 1
+/// waiting for the seller, 10 refused, 60 refunded.
+fn refund_order_state(s: RefundState) -> u8 {
+    match s {
+        RefundState::None | RefundState::Requested => 1,
+        RefundState::Rejected => 10,
+        RefundState::Refunded => 60,
+    }
+}
+
+/// The order's `refund_state` (0 none, 1 partly refunding, 2 partly refunded, 11 fully
+/// refunding, 12 fully refunded) from its lines' refunds.
+fn order_refund_state(o: &ChannelOrder) -> u8 {
+    let all = |s: RefundState| o.lines.iter().all(|l| l.refund == s);
+    let any = |s: RefundState| o.lines.iter().any(|l| l.refund == s);
+    match () {
+        _ if any(RefundState::Requested) && all(RefundState::Requested) => 11,
+        _ if any(RefundState::Requested) => 1,
+        _ if all(RefundState::Refunded) => 12,
+        _ if any(RefundState::Refunded) => 2,
+        _ => 0,
+    }
+}
+
+/// The detail's `refund_order[]`: one refund per line the simulator opened one on, naming it.
+fn refund_orders(o: &ChannelOrder) -> Vec<Value> {
+    o.lines
+        .iter()
+        .filter(|l| l.refund != RefundState::None)
+        .map(|l| {
+            json!({
+                "refund_id": l.refund_id,
+                "refund_type": 1,
+                "refund_state": refund_order_state(l.refund),
+                "refund_fee": l.paid_amount.to_string(),
+                "oids": [{"oid": l.external_line_id}],
+            })
+        })
+        .collect()
+}
+
+/// A body value as text: a string, or a number written as digits.
+fn text(p: &Value, k: &str) -> String {
+    match p.get(k) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        _ => String::new(),
+    }
+}
+
+/// The refund calls (`/api/{api}/3.0.0`): the read, the agreement and the refusal; as the docs
+/// list them, `refund_id` and `version` are required, and `remark` for a refusal.
+/// `youzan.trade.returngoods.refuse` is not served (the simulator's refunds wait for the seller's
+/// agreement, never for returned goods).
+fn refund_call(api: &str, p: &Value) -> Option<Result<SimCall, SimFault>> {
+    let refund_id = text(p, "refund_id");
+    if ![yr::GET_API, yr::AGREE_API, yr::REFUSE_API].contains(&api) {
+        return None;
+    }
+    if refund_id.is_empty() {
+        return Some(Err(SimFault::BadRequest("refund_id 不能为空".into())));
+    }
+    if api == yr::GET_API {
+        return Some(Ok(SimCall::RefundGet { refund_id }));
+    }
+    let Some(version) = p.get("version").and_then(Value::as_i64) else {
+        return Some(Err(SimFault::BadRequest("version 不能为空".into())));
+    };
+    let decision = if api == yr::AGREE_API {
+        RefundDecision::Agree
+    } else {
+        match p.get("remark").and_then(Value::as_str).map(str::trim) {
+            Some(r) if !r.is_empty() => RefundDecision::Refuse {
+                reason: r.to_string(),
+            },
+            _ => return Some(Err(SimFault::BadRequest("remark 不能为空".into()))),
+        }
+    };
+    Some(Ok(SimCall::RefundDecision {
+        refund_id,
+        decision,
+        version: Some(version),
+    }))
+}
 
 pub(crate) fn render(o: &ChannelOrder) -> Value {
     let r = &o.receiver;
@@ -22,7 +109,7 @@ pub(crate) fn render(o: &ChannelOrder) -> Value {
                 "created": china_time_string(o.created_at),
                 "pay_time": o.paid_at.map(china_time_string).unwrap_or_default(),
                 "update_time": china_time_string(o.modified_at),
-                "refund_state": 0,
+                "refund_state": order_refund_state(o),
                 "type": 0,
                 "order_tags": {},
             },
@@ -51,7 +138,7 @@ pub(crate) fn render(o: &ChannelOrder) -> Value {
                 "payment": l.paid_amount.to_string(),
             })).collect::<Vec<_>>(),
         },
-        "refund_order": [],
+        "refund_order": refund_orders(o),
     })
 }
 
@@ -120,9 +207,46 @@ impl SimWire for YouzanWire {
                 tracking_no: s("out_sid"),
                 line_ids: (!oids.is_empty()).then(|| oids.split(',').map(str::to_string).collect()),
             })
+        } else if let Some(call) = req
+            .path
+            .strip_prefix("/api/")
+            .and_then(|rest| rest.strip_suffix(&format!("/{}", yr::VERSION)))
+            .and_then(|api| refund_call(api, &p))
+        {
+            call
         } else {
             Err(SimFault::BadRequest("unknown api".into()))
         }
+    }
+
+    /// The simulator's refunds carry the refund read's `status` codes (the detail's
+    /// `refund_order[].refund_state` is rendered from the line's state).
+    fn refund_code(&self, s: RefundState) -> &'static str {
+        match s {
+            RefundState::None | RefundState::Requested => RefundStatus::WaitSellerAgree,
+            RefundState::Rejected => RefundStatus::SellerRefuseBuyer,
+            RefundState::Refunded => RefundStatus::Success,
+        }
+        .code()
+    }
+
+    /// `youzan.trade.refund.get` 3.0.0 in the docs' field names and types; the simulator's refunds
+    /// are refunds without goods to return.
+    fn refund(&self, r: &crate::ChannelRefund) -> Vec<u8> {
+        ok(json!({
+            "refund_id": r.refund_id,
+            "tid": r.external_order_id,
+            "oid": r.external_line_id,
+            "status": r.raw_status,
+            "version": r.version,
+            "return_goods": false,
+            "refund_type": "BUYER_APPLY_REFUND",
+            "cs_status": 1,
+        }))
+    }
+
+    fn refund_decided(&self, _agree: bool) -> Vec<u8> {
+        ok(json!({"is_success": true}))
     }
 
     fn list(&self, page: &Page<'_>) -> Vec<u8> {

@@ -19,6 +19,18 @@ pub struct Envelope<T> {
     pub data: Option<T>,
     #[serde(default)]
     pub gw_err_resp: Option<GwError>,
+    /// The error shape of the API docs' `errorResponseDemo` (e.g. youzan.trade.refund.agree 3.0.0:
+    /// `{"error_response":{"code":103010039,"message":"退款版本号错误！"}}`).
+    #[serde(default)]
+    pub error_response: Option<ErrorResponse>,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+pub struct ErrorResponse {
+    #[serde(default)]
+    pub code: OptText,
+    #[serde(default, alias = "msg")]
+    pub message: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Serialize)]

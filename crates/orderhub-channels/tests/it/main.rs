@@ -19,6 +19,8 @@ use rust_decimal::Decimal;
 mod field_meanings;
 mod mapped;
 mod refund;
+mod refund_kuaishou;
+mod refund_youzan;
 mod stock;
 
 fn fixture(path: &str) -> Vec<u8> {

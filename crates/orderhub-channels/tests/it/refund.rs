@@ -150,9 +150,7 @@ fn channels_without_a_documented_call_say_so_before_any_call() {
         ChannelKind::Jd,
         ChannelKind::Pdd,
         ChannelKind::Douyin,
-        ChannelKind::Kuaishou,
         ChannelKind::Wechat,
-        ChannelKind::Youzan,
     ] {
         let a = adapter(k).unwrap();
         assert_eq!(
