@@ -17,6 +17,7 @@ use parking_lot::Mutex;
 use rust_decimal::Decimal;
 
 mod field_meanings;
+mod jd_refund;
 mod mapped;
 mod refund;
 mod stock;
