@@ -19,6 +19,7 @@ use rust_decimal::Decimal;
 mod field_meanings;
 mod jd_refund;
 mod mapped;
+mod pdd_refund;
 mod refund;
 mod stock;
 
