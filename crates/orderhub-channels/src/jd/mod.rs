@@ -2,10 +2,13 @@
 //! `jingdong.pop.order.search` by modified time (`start_date`/`end_date`, `dateType` 0) with
 //! `page`/`page_size`; every call is a form POST to `/routerjson` with app_key, method,
 //! access_token, timestamp, v and the business parameters as `360buy_param_json`, signed
-//! `UPPER(MD5(secret + sorted(k+v) + secret))`. JD's order answer has no per-line refund state
-//! (after-sales live in the separate `jingdong.asc.*` APIs, not built). Push: **assumed** form,
-//! see SOURCES.md § JD.
+//! `UPPER(MD5(secret + sorted(k+v) + secret))`. JD's order answer has no per-line refund state:
+//! a buyer's refund apply before shipment (退款审核单) locks the order (`LOCKED`), read as every
+//! line's refund waiting for the seller; the applies themselves are read and decided with the
+//! `jingdong.pop.afs.soa.refundapply.*` calls ([`refund`]). After-sales after shipment live in the
+//! separate `jingdong.asc.*` APIs, not built. Push: **assumed** form, see SOURCES.md § JD.
 
+pub mod refund;
 #[cfg(feature = "sim")]
 pub(crate) mod sim;
 pub mod transformers;
@@ -136,6 +139,14 @@ pub(crate) fn order_from(o: t::OrderInfo, base: &str) -> Result<ChannelOrder, Re
     }
     if lines.is_empty() {
         return Err(Rejected::missing(&f("itemInfoList")));
+    }
+    // **Assumed** (SOURCES.md § Refund decisions): JD locks an order while the buyer's refund
+    // apply waits for the seller; the apply is of the order, so every line shows it.
+    if state == OrderState::Locked {
+        for l in &mut lines {
+            l.refund = RefundState::Requested;
+            l.refund_raw = Some(OrderState::Locked.code().to_owned());
+        }
     }
     // orderTotalPrice is Σ jdPrice × itemTotal (订单金额，不减优惠，不加运费): a total that is not
     // names a misread price (jdPrice is the SKU's unit price, itemTotal the count).
@@ -571,6 +582,58 @@ impl Channel for Jd {
             }
             _ => Err(Rejected::bad_value(&format!("{field}.success"), "a boolean").into()),
         }
+    }
+
+    fn order_refunds_request(
+        &self,
+        external_order_id: &str,
+        creds: &ShopCredentials,
+        now: DateTime<Utc>,
+    ) -> Result<ApiRequest, Rejected> {
+        let param = refund::list_params(external_order_id)?;
+        Ok(request(refund::LIST_METHOD, param, creds, now))
+    }
+
+    fn parse_order_refunds(&self, body: &[u8]) -> Result<Vec<crate::ChannelRefund>, ApiError> {
+        if let Some(e) = self.api_error(body) {
+            return Err(e);
+        }
+        refund::parse_list(body)
+    }
+
+    fn refund_get_request(
+        &self,
+        refund_id: &str,
+        creds: &ShopCredentials,
+        now: DateTime<Utc>,
+    ) -> Result<ApiRequest, Rejected> {
+        let param = refund::get_params(refund_id)?;
+        Ok(request(refund::GET_METHOD, param, creds, now))
+    }
+
+    fn parse_refund(&self, body: &[u8]) -> Result<crate::ChannelRefund, ApiError> {
+        if let Some(e) = self.api_error(body) {
+            return Err(e);
+        }
+        refund::parse(body)
+    }
+
+    fn refund_decision_request(
+        &self,
+        r: &crate::ChannelRefund,
+        d: &crate::RefundDecision,
+        creds: &ShopCredentials,
+        now: DateTime<Utc>,
+    ) -> Result<ApiRequest, Rejected> {
+        let param = refund::decision_params(r, d)?;
+        Ok(request(refund::REPLY_METHOD, param, creds, now))
+    }
+
+    fn parse_refund_decision_ack(&self, body: &[u8]) -> Result<(), ApiError> {
+        if let Some(e) = self.api_error(body) {
+            return Err(e);
+        }
+        refund::ack(body)
     }
 
     fn token_request(

@@ -11,7 +11,7 @@ use crate::sim::{
     Page, RawRequest, ShipAnswer, SignedPush, SimCall, SimErr, SimFault, SimWire, param,
 };
 use crate::wire::{china_time_string, json_bytes};
-use crate::{CanonicalStatus, ChannelOrder, ShopCredentials};
+use crate::{CanonicalStatus, ChannelOrder, RefundDecision, RefundState, ShopCredentials};
 
 pub(crate) struct JdWire;
 
@@ -26,11 +26,19 @@ fn ok_result() -> Value {
 pub(crate) fn render(o: &ChannelOrder) -> Value {
     let r = &o.receiver;
     let a = &o.amounts;
+    // A refund apply waiting for the seller locks the order (SOURCES.md § Refund decisions).
+    let waiting = o.canonical == CanonicalStatus::Paid
+        && o.lines.iter().any(|l| l.refund == RefundState::Requested);
+    let state = if waiting {
+        OrderState::Locked.code()
+    } else {
+        o.channel_status.as_str()
+    };
     json!({
         "orderId": o.external_order_id,
         "venderId": "10622317",
         "orderType": "22",
-        "orderState": o.channel_status,
+        "orderState": state,
         "orderStateRemark": "",
         "orderTotalPrice": yuan(a.goods_total),
         "orderSellerPrice": yuan(a.goods_total - a.discount),
@@ -65,6 +73,93 @@ pub(crate) fn render(o: &ChannelOrder) -> Value {
             "giftPoint": "0",
         })).collect::<Vec<_>>(),
     })
+}
+
+/// A number JOS takes as a `Long` / `Integer`: a JSON number or digits in a string.
+fn long(biz: &Value, k: &str) -> Option<u64> {
+    match biz.get(k) {
+        Some(Value::Number(n)) => n.as_u64(),
+        Some(Value::String(s)) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// `RefundApplyVo` of the simulator's refund: `skuVoList` (queryById) names the line's SKU.
+fn apply(r: &crate::ChannelRefund, with_skus: bool) -> Value {
+    let mut v = json!({
+        "id": r.refund_id.parse::<u64>().unwrap_or(0),
+        "buyerId": "sim-buyer",
+        "applyTime": "2024-11-11 10:00:00",
+        "applyRefundSum": 9900,
+        "status": r.raw_status.parse::<u64>().unwrap_or(0),
+        "orderId": r.external_order_id,
+        "reason": "不想要了",
+        "systemId": 1,
+    });
+    if with_skus {
+        let sku = |l: &str| {
+            l.split('-')
+                .next()
+                .unwrap_or("")
+                .parse::<u64>()
+                .unwrap_or(0)
+        };
+        v["skuVoList"] = json!(
+            r.external_line_id
+                .iter()
+                .map(|l| json!({"skuId": sku(l), "skuCount": 1}))
+                .collect::<Vec<_>>()
+        );
+    }
+    v
+}
+
+/// The refund apply calls: the list by order, the read by id and the seller's review, checked as
+/// the SDK documents them (`pageIndex` 1–100, `pageSize` 1–50; `status` 1 or 2, `checkUserName`,
+/// `remark` required, `rejectType` 1–6 with a refusal only).
+fn refund_call(method: &str, biz: &Value) -> Result<SimCall, SimFault> {
+    let bad = |m: &str| Err(SimFault::BadRequest(m.into()));
+    match method {
+        super::refund::LIST_METHOD => {
+            let index = long(biz, "pageIndex").unwrap_or(1);
+            let size = long(biz, "pageSize").unwrap_or(10);
+            let order = biz.get("orderId").and_then(Value::as_str).unwrap_or("");
+            if !(1..=100).contains(&index) || !(1..=50).contains(&size) || order.is_empty() {
+                return bad("orderId, pageIndex 1-100, pageSize 1-50");
+            }
+            Ok(SimCall::OrderRefunds {
+                order_id: order.to_owned(),
+            })
+        }
+        super::refund::GET_METHOD => match long(biz, "id") {
+            Some(id) => Ok(SimCall::RefundGet {
+                refund_id: id.to_string(),
+            }),
+            None => bad("id"),
+        },
+        super::refund::REPLY_METHOD => {
+            let text = |k: &str| biz.get(k).and_then(Value::as_str).unwrap_or("").trim();
+            let (Some(id), Some(status)) = (long(biz, "id"), long(biz, "status")) else {
+                return bad("id, status");
+            };
+            if text("checkUserName").is_empty() || text("remark").is_empty() {
+                return bad("checkUserName, remark");
+            }
+            let decision = match (status, long(biz, "rejectType")) {
+                (1, None) => RefundDecision::Agree,
+                (2, Some(1..=6)) => RefundDecision::Refuse {
+                    reason: text("remark").to_owned(),
+                },
+                _ => return bad("status 1, or 2 with rejectType 1-6"),
+            };
+            Ok(SimCall::RefundDecision {
+                refund_id: id.to_string(),
+                decision,
+                version: None,
+            })
+        }
+        _ => bad("unknown method"),
+    }
 }
 
 fn time(p: &Value, k: &str) -> DateTime<Utc> {
@@ -172,8 +267,57 @@ impl SimWire for JdWire {
                 }),
                 None => Err(SimFault::BadRequest("skuId".into())),
             },
-            _ => Err(SimFault::BadRequest("unknown method".into())),
+            m => refund_call(m, &biz),
         }
+    }
+
+    fn refund_code(&self, s: RefundState) -> &'static str {
+        use super::refund::ApplyStatus as A;
+        match s {
+            RefundState::None => "",
+            RefundState::Requested => A::Unreviewed.code(),
+            RefundState::Refunded => A::Approved.code(),
+            RefundState::Rejected => A::Refused.code(),
+        }
+    }
+
+    fn refund(&self, r: &crate::ChannelRefund) -> Vec<u8> {
+        json_bytes(
+            &json!({"jingdong_pop_afs_soa_refundapply_queryById_responce": {
+                "code": "0",
+                "queryResult": {"success": true, "totalCount": 1, "result": [apply(r, true)]},
+            }}),
+        )
+    }
+
+    fn order_refunds(&self, _order_id: &str, refunds: &[crate::ChannelRefund]) -> Vec<u8> {
+        let list: Vec<Value> = refunds.iter().map(|r| apply(r, false)).collect();
+        json_bytes(
+            &json!({"jingdong_pop_afs_soa_refundapply_queryPageList_responce": {
+                "code": "0",
+                "queryResult": {"success": true, "totalCount": list.len(), "result": list},
+            }}),
+        )
+    }
+
+    /// JOS's router answers a system error in its error envelope (the code is **assumed**, as
+    /// the ship call's).
+    fn refund_failed(&self) -> (u16, Vec<u8>) {
+        (
+            200,
+            json_bytes(&json!({"error_response": {
+                "code": super::SYSTEM_ERROR_CODE, "zh_desc": "系统异常", "en_desc": "system error",
+            }})),
+        )
+    }
+
+    fn refund_decided(&self, _agree: bool) -> Vec<u8> {
+        json_bytes(
+            &json!({"jingdong_pop_afs_soa_refundapply_replyRefund_responce": {
+                "code": "0",
+                "replyResult": {"success": true},
+            }}),
+        )
     }
 
     fn stock(&self, _updates: &[crate::StockUpdate]) -> Vec<u8> {
@@ -346,6 +490,20 @@ impl SimWire for JdWire {
             c => c,
         };
         o.channel_status = self.status_code(o.canonical).to_string();
+        // JD's lines are its SKUs: the line id is the skuId (a repeated SKU `{skuId}-{index}`),
+        // as the adapter reads it.
+        let mut seen: Vec<String> = Vec::new();
+        for (i, l) in o.lines.iter_mut().enumerate() {
+            let mut id = l
+                .platform_sku_id
+                .clone()
+                .unwrap_or_else(|| l.external_line_id.clone());
+            if seen.contains(&id) {
+                id = format!("{id}-{i}");
+            }
+            seen.push(id.clone());
+            l.external_line_id = id;
+        }
     }
 
     fn order_id(&self, serial: u64) -> String {

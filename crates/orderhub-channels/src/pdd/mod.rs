@@ -5,9 +5,10 @@
 //! secret))`. Only paid orders exist on the API: `order_status` says shipping (1/2/3),
 //! `confirm_status` whether the deal stands (2 = cancelled), `group_status` whether the group
 //! formed, `risk_control_status` whether the order is under review. Push: **assumed** form, see
-//! SOURCES.md § Pinduoduo.
+//! SOURCES.md § Pinduoduo. The seller's agreement to an after-sale: [`refund`] (no refusal call).
 
 pub mod pmc;
+pub mod refund;
 #[cfg(feature = "sim")]
 pub(crate) mod sim;
 pub mod transformers;
@@ -687,6 +688,56 @@ impl Channel for Pdd {
             });
         }
         Ok(levels)
+    }
+
+    fn order_refunds_request(
+        &self,
+        external_order_id: &str,
+        creds: &ShopCredentials,
+        now: DateTime<Utc>,
+    ) -> Result<ApiRequest, Rejected> {
+        let biz = refund::order_params(external_order_id)?;
+        Ok(request(refund::INFO_TYPE, biz, creds, now))
+    }
+
+    /// By the order alone the detail answers the order's after-sale: a list of one.
+    fn parse_order_refunds(&self, body: &[u8]) -> Result<Vec<crate::ChannelRefund>, ApiError> {
+        Ok(vec![self.parse_refund(body)?])
+    }
+
+    fn refund_get_request(
+        &self,
+        refund_id: &str,
+        creds: &ShopCredentials,
+        now: DateTime<Utc>,
+    ) -> Result<ApiRequest, Rejected> {
+        let biz = refund::get_params(refund_id)?;
+        Ok(request(refund::INFO_TYPE, biz, creds, now))
+    }
+
+    fn parse_refund(&self, body: &[u8]) -> Result<crate::ChannelRefund, ApiError> {
+        if let Some(e) = self.api_error(body) {
+            return Err(e);
+        }
+        Ok(refund::parse(body)?)
+    }
+
+    fn refund_decision_request(
+        &self,
+        r: &crate::ChannelRefund,
+        d: &crate::RefundDecision,
+        creds: &ShopCredentials,
+        now: DateTime<Utc>,
+    ) -> Result<ApiRequest, Rejected> {
+        let biz = refund::decision_params(r, d)?;
+        Ok(request(refund::AGREE_TYPE, biz, creds, now))
+    }
+
+    fn parse_refund_decision_ack(&self, body: &[u8]) -> Result<(), ApiError> {
+        if let Some(e) = self.api_error(body) {
+            return Err(e);
+        }
+        refund::ack(body)
     }
 
     fn token_request(

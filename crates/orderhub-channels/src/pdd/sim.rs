@@ -74,6 +74,44 @@ pub(crate) fn render(o: &ChannelOrder) -> Value {
     })
 }
 
+/// The after-sale calls: the detail (by the order, or by the order and the after-sale id) and the
+/// agreement, whose `request` object must name a numeric `after_sales_id` and the `order_sn`.
+fn refund_call(p: &[(String, String)]) -> Result<SimCall, SimFault> {
+    let bad = |m: &str| Err(SimFault::BadRequest(m.into()));
+    if param(p, "type") == super::refund::INFO_TYPE {
+        let order = param(p, "order_sn");
+        if order.is_empty() {
+            return bad("order_sn");
+        }
+        return match param(p, "after_sales_id") {
+            "" => Ok(SimCall::OrderRefunds {
+                order_id: order.to_owned(),
+            }),
+            id if id.bytes().all(|b| b.is_ascii_digit()) => Ok(SimCall::RefundGet {
+                refund_id: id.to_owned(),
+            }),
+            _ => bad("after_sales_id"),
+        };
+    }
+    let Ok(Value::Object(r)) = serde_json::from_str::<Value>(param(p, "request")) else {
+        return bad("request");
+    };
+    let id = match r.get("after_sales_id") {
+        Some(Value::Number(n)) => n.as_u64(),
+        Some(Value::String(s)) => s.parse().ok(),
+        _ => None,
+    };
+    let order = r.get("order_sn").and_then(Value::as_str).unwrap_or("");
+    match id {
+        Some(id) if !order.is_empty() => Ok(SimCall::RefundDecision {
+            refund_id: id.to_string(),
+            decision: crate::RefundDecision::Agree,
+            version: None,
+        }),
+        _ => bad("request.after_sales_id, request.order_sn"),
+    }
+}
+
 fn secs(pairs: &[(String, String)], k: &str) -> DateTime<Utc> {
     param(pairs, k)
         .parse::<i64>()
@@ -157,8 +195,52 @@ impl SimWire for PddWire {
                     sku_ids: Vec::new(),
                 })
             }
+            super::refund::INFO_TYPE | super::refund::AGREE_TYPE => refund_call(&p),
             _ => Err(SimFault::BadRequest("type not found".into())),
         }
+    }
+
+    /// The after-sale detail: `after_sales_status` for the refund's state (waiting for the seller
+    /// 2, refunded 10, refused 6), its line's `sku_id`.
+    fn refund(&self, r: &crate::ChannelRefund) -> Vec<u8> {
+        use crate::RefundState as S;
+        let status = match r.state {
+            S::None => 0,
+            S::Requested => 2,
+            S::Refunded => 10,
+            S::Rejected => 6,
+        };
+        let sku = r
+            .external_line_id
+            .as_deref()
+            .and_then(|l| l.split('-').next())
+            .and_then(|l| l.parse::<u64>().ok());
+        json_bytes(&json!({"refund_information_get_response": {
+            "id": r.refund_id.parse::<u64>().unwrap_or(0),
+            "order_sn": r.external_order_id,
+            "after_sales_status": status,
+            "after_sales_type": 2,
+            "after_sales_reason": "不想要了",
+            "sku_id": sku,
+            "goods_number": 1,
+            "shipping_status": 0,
+            "request_id": "sim",
+        }}))
+    }
+
+    /// By the order alone: its latest after-sale; none is PDD's error (**assumed** code).
+    fn order_refunds(&self, _order_id: &str, refunds: &[crate::ChannelRefund]) -> Vec<u8> {
+        match refunds.last() {
+            Some(r) => self.refund(r),
+            None => json_bytes(&json!({"error_response": {
+                "error_code": 10000, "error_msg": "售后单不存在",
+                "sub_code": "10000", "sub_msg": "售后单不存在", "request_id": "sim",
+            }})),
+        }
+    }
+
+    fn refund_decided(&self, _agree: bool) -> Vec<u8> {
+        json_bytes(&json!({"response": {"result": {"succ": true, "message": "退款操作成功"}}}))
     }
 
     fn list(&self, page: &Page<'_>) -> Vec<u8> {
@@ -305,6 +387,20 @@ impl SimWire for PddWire {
             c => c,
         };
         o.channel_status = self.status_code(o.canonical).to_string();
+        // PDD's lines are its SKUs: the line id is the sku_id (a repeated SKU `{sku_id}-{index}`),
+        // as the adapter reads it.
+        let mut seen: Vec<String> = Vec::new();
+        for (i, l) in o.lines.iter_mut().enumerate() {
+            let mut id = l
+                .platform_sku_id
+                .clone()
+                .unwrap_or_else(|| l.external_line_id.clone());
+            if seen.contains(&id) {
+                id = format!("{id}-{i}");
+            }
+            seen.push(id.clone());
+            l.external_line_id = id;
+        }
     }
 
     fn order_id(&self, serial: u64) -> String {

@@ -609,6 +609,11 @@ pub(crate) trait SimWire: Send + Sync + 'static {
     fn refund_decided(&self, _agree: bool) -> Vec<u8> {
         Vec::new()
     }
+    /// The channel's system error answering a decision call (`fail_refund_decisions`): its ship
+    /// call's, unless the channel answers its refund calls in another shape.
+    fn refund_failed(&self) -> (u16, Vec<u8>) {
+        self.ship(ShipAnswer::SystemError)
+    }
     /// The answer of the read of one order's refunds, `refunds` being the order's (wires whose
     /// order detail names no refund per line).
     fn order_refunds(&self, _order_id: &str, _refunds: &[crate::ChannelRefund]) -> Vec<u8> {

@@ -10,7 +10,7 @@ use axum::response::Response;
 use chrono::Utc;
 use serde::Serialize;
 
-use super::{Engine, ShipAnswer, SimErr, bump};
+use super::{Engine, SimErr, bump};
 use crate::{ChannelRefund, RefundDecision, RefundState};
 
 /// One refund the simulator serves.
@@ -122,7 +122,7 @@ impl Engine {
             .is_ok();
         if failing {
             bump(&self.settings.stats.errors);
-            return self.respond(self.wire.ship(ShipAnswer::SystemError));
+            return self.respond(self.wire.refund_failed());
         }
         let mut list = self.refunds.list.lock();
         let Some(r) = list.iter_mut().find(|r| r.refund.refund_id == refund_id) else {

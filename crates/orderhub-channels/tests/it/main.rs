@@ -17,7 +17,9 @@ use parking_lot::Mutex;
 use rust_decimal::Decimal;
 
 mod field_meanings;
+mod jd_refund;
 mod mapped;
+mod pdd_refund;
 mod refund;
 mod refund_kuaishou;
 mod refund_youzan;

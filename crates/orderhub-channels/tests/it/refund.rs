@@ -147,8 +147,6 @@ fn taobao_agrees_with_rp_refund_review_and_refuses_with_refund_refuse() {
 #[test]
 fn channels_without_a_documented_call_say_so_before_any_call() {
     for k in [
-        ChannelKind::Jd,
-        ChannelKind::Pdd,
         ChannelKind::Douyin,
         ChannelKind::Wechat,
     ] {

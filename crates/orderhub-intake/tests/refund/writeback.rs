@@ -90,10 +90,14 @@ async fn decisions_on_channel_refunds_reach_the_channel_once(backend: &str, kind
     let t = shop.tenant_id.clone();
     pull(&store, &shop).await;
     // Three paid orders; the buyer asks for a refund of each one's first line on the channel.
+    // Where the channel's order shows a refund on every line (JD: the apply locks the order),
+    // orders of one line, so that one case opens per refund.
+    let per_order = matches!(kind, ChannelKind::Jd);
     let paid: Vec<ChannelOrder> = handle
         .orders()
         .into_iter()
         .filter(|o| o.canonical == CanonicalStatus::Paid && o.shippable)
+        .filter(|o| !per_order || o.lines.len() == 1)
         .take(3)
         .collect();
     assert_eq!(paid.len(), 3, "the simulator has paid orders");
@@ -255,11 +259,13 @@ macro_rules! decisions_reach {
 
 decisions_reach!(taobao_decisions_reach_the_channel, ChannelKind::Taobao);
 decisions_reach!(youzan_decisions_reach_the_channel, ChannelKind::Youzan);
+decisions_reach!(jd_decisions_reach_the_channel, ChannelKind::Jd);
 
-/// Pinduoduo's refund reaches orderhub (its detail's `refund_status` 2) but PDD's order detail
-/// does not name the after-sales id its decision call takes: the adapter has no call, and the
-/// approval is recorded on the case as "no call" without any call to the channel.
-async fn a_channel_without_a_call_records_that_it_has_none(backend: &str) {
+/// Pinduoduo: the refund reaches orderhub (its detail's `refund_status` 2, on every line: orders
+/// of one line here); the write-back finds the after-sale by the order
+/// (`pdd.refund.information.get`). An approval reaches the channel once (`pdd.refund.agree`); PDD
+/// has no refusal call, so a refusal is recorded as "no call" and nothing is sent.
+async fn pdd_agrees_once_and_records_refusals_as_no_call(backend: &str) {
     let Some(env) = open(backend) else { return };
     let store = env.store.clone();
     let (url, handle) = sim::spawn(ChannelKind::Pdd, SimSettings::new(creds(), 30, 4))
@@ -268,46 +274,90 @@ async fn a_channel_without_a_call_records_that_it_has_none(backend: &str) {
     let shop = shop(&store, ChannelKind::Pdd, &url).await;
     let t = shop.tenant_id.clone();
     pull(&store, &shop).await;
-    let o = handle
+    let paid: Vec<ChannelOrder> = handle
         .orders()
         .into_iter()
-        .find(|o| o.canonical == CanonicalStatus::Paid && o.shippable && o.lines.len() == 1)
-        .expect("a paid single-line order");
-    handle
-        .open_refund(&o.external_order_id, &o.lines[0].external_line_id)
-        .unwrap();
+        .filter(|o| o.canonical == CanonicalStatus::Paid && o.shippable && o.lines.len() == 1)
+        .take(2)
+        .collect();
+    assert_eq!(paid.len(), 2, "the simulator has paid single-line orders");
+    let refunds: Vec<String> = paid
+        .iter()
+        .map(|o| {
+            let id = handle
+                .open_refund(&o.external_order_id, &o.lines[0].external_line_id)
+                .unwrap();
+            // PDD's read needs the order: the refund id is `{order_sn}:{after_sales_id}`.
+            format!("{}:{id}", o.external_order_id)
+        })
+        .collect();
     pull(&store, &shop).await;
-    let order = order_of(&store, &t, &o.external_order_id).await;
-    let c = case_of(&store, &t, &order).await;
-    let (a, id) = (operator(&t), c.case_id);
+    let mut orders = Vec::new();
+    for o in &paid {
+        let order = order_of(&store, &t, &o.external_order_id).await;
+        let c = case_of(&store, &t, &order).await;
+        orders.push((order, c));
+    }
+    let wb = RefundWriteBack::new(store.clone());
+    let (a, id) = (operator(&t), orders[0].1.case_id);
     store
         .write(0, move |tx| {
             orderhub_core::after_sales::approve(tx, &a, id, None, Utc::now())
         })
         .await
         .unwrap();
+    assert_eq!(wb.push(&t, orders[0].0.id).await.unwrap(), 1);
+    let w = case_of(&store, &t, &orders[0].0)
+        .await
+        .channel_writeback
+        .unwrap();
+    assert_eq!(
+        (w.outcome, w.refund_id.as_deref()),
+        (WritebackOutcome::Acknowledged, Some(refunds[0].as_str()))
+    );
+    let d = handle.refund_decisions();
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert_eq!(d[0].decision, RefundDecision::Agree);
+    assert!(refunds[0].ends_with(&format!(":{}", d[0].refund_id)));
+    // Refused: read, but no call for the decision; recorded as "no call".
+    let (a, id) = (operator(&t), orders[1].1.case_id);
+    store
+        .write(0, move |tx| {
+            orderhub_core::after_sales::refuse(tx, &a, id, "商品已发出", Utc::now())
+        })
+        .await
+        .unwrap();
+    assert_eq!(wb.push(&t, orders[1].0.id).await.unwrap(), 1);
+    let w = case_of(&store, &t, &orders[1].0)
+        .await
+        .channel_writeback
+        .unwrap();
+    assert_eq!(
+        (w.outcome, w.refund_id.as_deref()),
+        (WritebackOutcome::NoCall, Some(refunds[1].as_str()))
+    );
+    assert_eq!(handle.refund_decisions().len(), 1, "no refusal sent");
+    // Again: each is recorded once, nothing more is sent.
     let calls = handle.stats.snapshot().calls;
-    let wb = RefundWriteBack::new(store.clone());
-    assert_eq!(wb.push(&t, order.id).await.unwrap(), 1);
-    let w = case_of(&store, &t, &order).await.channel_writeback.unwrap();
-    assert_eq!((w.outcome, w.refund_id), (WritebackOutcome::NoCall, None));
+    for (o, _) in &orders {
+        assert_eq!(wb.push(&t, o.id).await.unwrap(), 0, "recorded once");
+    }
     assert_eq!(
         handle.stats.snapshot().calls,
         calls,
         "no call to the channel"
     );
-    assert_eq!(wb.push(&t, order.id).await.unwrap(), 0, "recorded once");
-    assert!(handle.refund_decisions().is_empty());
+    assert_eq!(handle.refund_decisions().len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_channel_without_a_call_records_that_it_has_none_sqlite() {
-    a_channel_without_a_call_records_that_it_has_none("sqlite").await;
+async fn pdd_agrees_once_and_records_refusals_as_no_call_sqlite() {
+    pdd_agrees_once_and_records_refusals_as_no_call("sqlite").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_channel_without_a_call_records_that_it_has_none_postgres() {
-    a_channel_without_a_call_records_that_it_has_none("postgres").await;
+async fn pdd_agrees_once_and_records_refusals_as_no_call_postgres() {
+    pdd_agrees_once_and_records_refusals_as_no_call("postgres").await;
 }
 
 /// Two refunds on one order: a refusal the channel cannot take (a one-character reason; Taobao's
