@@ -151,7 +151,6 @@ fn channels_without_a_documented_call_say_so_before_any_call() {
         ChannelKind::Pdd,
         ChannelKind::Douyin,
         ChannelKind::Kuaishou,
-        ChannelKind::Wechat,
         ChannelKind::Youzan,
     ] {
         let a = adapter(k).unwrap();

@@ -254,6 +254,7 @@ macro_rules! decisions_reach {
 }
 
 decisions_reach!(taobao_decisions_reach_the_channel, ChannelKind::Taobao);
+decisions_reach!(wechat_decisions_reach_the_channel, ChannelKind::Wechat);
 
 /// Pinduoduo's refund reaches orderhub (its detail's `refund_status` 2) but PDD's order detail
 /// does not name the after-sales id its decision call takes: the adapter has no call, and the
