@@ -19,6 +19,7 @@ use rust_decimal::Decimal;
 mod field_meanings;
 mod mapped;
 mod refund;
+mod refund_douyin;
 mod refund_wechat;
 mod stock;
 

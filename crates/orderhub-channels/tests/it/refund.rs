@@ -149,7 +149,6 @@ fn channels_without_a_documented_call_say_so_before_any_call() {
     for k in [
         ChannelKind::Jd,
         ChannelKind::Pdd,
-        ChannelKind::Douyin,
         ChannelKind::Kuaishou,
         ChannelKind::Youzan,
     ] {

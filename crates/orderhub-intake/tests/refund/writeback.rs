@@ -465,3 +465,90 @@ async fn the_watchdog_writes_back_what_no_delivery_did_sqlite() {
 async fn the_watchdog_writes_back_what_no_delivery_did_postgres() {
     the_watchdog_writes_back_what_no_delivery_did("postgres").await;
 }
+
+/// Douyin: the order detail names no after-sale, so the write-back finds the line's through
+/// `afterSale.List` and reads it with `afterSale.Detail`; an approval reaches the channel
+/// (`afterSale.operate`) once; a refusal has no call (its `reject_reason_code` is not built) and
+/// is recorded as "no call" for the refund found.
+async fn douyin_agreements_reach_the_channel_and_refusals_record_no_call(backend: &str) {
+    let Some(env) = open(backend) else { return };
+    let store = env.store.clone();
+    let (url, handle) = sim::spawn(ChannelKind::Douyin, SimSettings::new(creds(), 30, 4))
+        .await
+        .unwrap();
+    let shop = shop(&store, ChannelKind::Douyin, &url).await;
+    let t = shop.tenant_id.clone();
+    pull(&store, &shop).await;
+    let paid: Vec<ChannelOrder> = handle
+        .orders()
+        .into_iter()
+        .filter(|o| o.canonical == CanonicalStatus::Paid && o.shippable)
+        .take(2)
+        .collect();
+    assert_eq!(paid.len(), 2, "the simulator has paid orders");
+    let refunds: Vec<String> = paid
+        .iter()
+        .map(|o| {
+            handle
+                .open_refund(&o.external_order_id, &o.lines[0].external_line_id)
+                .unwrap()
+        })
+        .collect();
+    pull(&store, &shop).await;
+    let wb = RefundWriteBack::new(store.clone());
+    let op = operator(&t);
+    let agreed = order_of(&store, &t, &paid[0].external_order_id).await;
+    let (a, id) = (op.clone(), case_of(&store, &t, &agreed).await.case_id);
+    store
+        .write(0, move |tx| {
+            orderhub_core::after_sales::approve(tx, &a, id, None, Utc::now())
+        })
+        .await
+        .unwrap();
+    assert_eq!(wb.push(&t, agreed.id).await.unwrap(), 1);
+    let w = case_of(&store, &t, &agreed)
+        .await
+        .channel_writeback
+        .unwrap();
+    assert_eq!(
+        (w.outcome, w.refund_id.as_deref()),
+        (WritebackOutcome::Acknowledged, Some(refunds[0].as_str()))
+    );
+    let refused = order_of(&store, &t, &paid[1].external_order_id).await;
+    let (a, id) = (op, case_of(&store, &t, &refused).await.case_id);
+    store
+        .write(0, move |tx| {
+            orderhub_core::after_sales::refuse(tx, &a, id, "商品已发出", Utc::now())
+        })
+        .await
+        .unwrap();
+    assert_eq!(wb.push(&t, refused.id).await.unwrap(), 1);
+    let w = case_of(&store, &t, &refused)
+        .await
+        .channel_writeback
+        .unwrap();
+    assert_eq!(
+        (w.outcome, w.refund_id.as_deref()),
+        (WritebackOutcome::NoCall, Some(refunds[1].as_str()))
+    );
+    // Delivered again: nothing more is sent.
+    for o in [&agreed, &refused] {
+        assert_eq!(wb.push(&t, o.id).await.unwrap(), 0);
+    }
+    let d = handle.refund_decisions();
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert_eq!(
+        (d[0].refund_id.as_str(), &d[0].decision),
+        (refunds[0].as_str(), &RefundDecision::Agree)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn douyin_agreements_reach_the_channel_and_refusals_record_no_call_sqlite() {
+    douyin_agreements_reach_the_channel_and_refusals_record_no_call("sqlite").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn douyin_agreements_reach_the_channel_and_refusals_record_no_call_postgres() {
+    douyin_agreements_reach_the_channel_and_refusals_record_no_call("postgres").await;
+}
