@@ -2,6 +2,7 @@
 //! by `update_time` (page from 0), push as a JSON array signed with header `event-sign` =
 //! MD5(app_key + body + app_secret). Sources: SOURCES.md § Douyin.
 
+pub mod refund;
 #[cfg(feature = "sim")]
 pub(crate) mod sim;
 pub mod transformers;
@@ -613,6 +614,71 @@ impl Channel for Douyin {
             }),
             None => Err(Rejected::missing("code").into()),
         }
+    }
+
+    fn refund_get_request(
+        &self,
+        refund_id: &str,
+        creds: &ShopCredentials,
+        now: DateTime<Utc>,
+    ) -> Result<ApiRequest, Rejected> {
+        Ok(request(
+            refund::DETAIL_METHOD,
+            refund::detail_params(refund_id)?,
+            creds,
+            now,
+        ))
+    }
+
+    fn parse_refund(&self, body: &[u8]) -> Result<crate::ChannelRefund, ApiError> {
+        if let Some(e) = self.api_error(body) {
+            return Err(e);
+        }
+        Ok(refund::parse(body)?)
+    }
+
+    /// `afterSale.List` by `order_id`: the order detail names no after-sale.
+    fn order_refunds_request(
+        &self,
+        external_order_id: &str,
+        creds: &ShopCredentials,
+        now: DateTime<Utc>,
+    ) -> Result<ApiRequest, Rejected> {
+        Ok(request(
+            refund::LIST_METHOD,
+            refund::list_params(external_order_id)?,
+            creds,
+            now,
+        ))
+    }
+
+    fn parse_order_refunds(&self, body: &[u8]) -> Result<Vec<crate::ChannelRefund>, ApiError> {
+        if let Some(e) = self.api_error(body) {
+            return Err(e);
+        }
+        Ok(refund::parse_list(body)?)
+    }
+
+    fn refund_decision_request(
+        &self,
+        r: &crate::ChannelRefund,
+        d: &crate::RefundDecision,
+        creds: &ShopCredentials,
+        now: DateTime<Utc>,
+    ) -> Result<ApiRequest, Rejected> {
+        Ok(request(
+            refund::OPERATE_METHOD,
+            refund::decision_params(r, d)?,
+            creds,
+            now,
+        ))
+    }
+
+    fn parse_refund_decision_ack(&self, body: &[u8]) -> Result<(), ApiError> {
+        if let Some(e) = self.api_error(body) {
+            return Err(e);
+        }
+        refund::ack(body)
     }
 
     fn parse_ship_ack(&self, body: &[u8]) -> Result<(), ApiError> {

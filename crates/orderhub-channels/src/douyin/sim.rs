@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
+use super::refund;
 use super::{
     ALREADY_SHIPPED_SUB_CODE, CARRIERS, DETAIL_METHOD, LIST_METHOD, OrderStatus,
     SHIP_CONFLICT_SUB_CODE, SHIP_METHOD, SYSTEM_ERROR_SUB_CODE, THROTTLE_SUB_CODE, api_sign,
@@ -12,7 +13,9 @@ use crate::sim::{
     Page, RawRequest, ShipAnswer, SignedPush, SimCall, SimErr, SimFault, SimWire, param as get,
 };
 use crate::wire::{json_bytes, yuan_to_fen};
-use crate::{CanonicalStatus, ChannelOrder, ShopCredentials};
+use crate::{
+    CanonicalStatus, ChannelOrder, ChannelRefund, RefundDecision, RefundState, ShopCredentials,
+};
 
 pub(crate) struct DouyinWire;
 
@@ -51,9 +54,99 @@ pub(crate) fn render(o: &ChannelOrder) -> Value {
             "origin_amount": yuan_to_fen(l.unit_price),
             "sum_amount": yuan_to_fen(l.unit_price * rust_decimal::Decimal::from(l.quantity)),
             "pay_amount": yuan_to_fen(l.paid_amount),
-            "after_sale_info": {"after_sale_status": 0, "after_sale_type": 0, "refund_status": 0},
+            "after_sale_info": {
+                "after_sale_status": l.refund_raw.as_deref().unwrap_or("0").parse::<i64>().unwrap_or(0),
+                "after_sale_type": if l.refund_raw.is_some() { SIM_AFTERSALE_TYPE } else { 0 },
+                "refund_status": 0,
+            },
         })).collect::<Vec<_>>(),
     })
+}
+
+/// Every simulated after-sale is a refund-only one (`aftersale_type` 1, 售后仅退款).
+const SIM_AFTERSALE_TYPE: i64 = 1;
+
+/// An id the after-sale calls name: a string of digits (the SDK types them string).
+fn digits(p: &Value, k: &str) -> Result<String, SimFault> {
+    match p.get(k) {
+        Some(Value::String(s)) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
+            Ok(s.clone())
+        }
+        _ => Err(SimFault::BadRequest(format!(
+            "{k} must be an id (a string of digits)"
+        ))),
+    }
+}
+
+/// `afterSale.operate` as Douyin checks it: a known `type`; `items` 1–20, each with its
+/// `aftersale_id`; a refusal's `reason`, `remark` and `reject_reason_code`; a first agreement to
+/// a return (101) its `logistics.receiver_address_id`; `update_time` (where given) is the version
+/// the decision names.
+fn operate_call(p: &Value) -> Result<SimCall, SimFault> {
+    let ty = p.get("type").and_then(Value::as_i64).unwrap_or(0);
+    let items = p.get("items").and_then(Value::as_array).map(Vec::as_slice);
+    let item = match items {
+        Some([one]) => one,
+        Some(many) if (2..=20).contains(&many.len()) => {
+            return Err(SimFault::BadRequest(
+                "the simulator takes one after-sale per call".into(),
+            ));
+        }
+        _ => return Err(SimFault::BadRequest("items: 1 to 20 after-sales".into())),
+    };
+    let refund_id = digits(item, "aftersale_id")?;
+    let s = |k: &str| {
+        item.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .trim()
+            .to_string()
+    };
+    let decision = match ty {
+        refund::AGREE_REFUND | refund::AGREE_PRESALE_REFUND | refund::AGREE_RETURN => {
+            RefundDecision::Agree
+        }
+        refund::AGREE_RETURN_APPLY => {
+            if item.pointer("/logistics/receiver_address_id").is_none() {
+                return Err(SimFault::BadRequest(
+                    "logistics.receiver_address_id is required for type 101".into(),
+                ));
+            }
+            RefundDecision::Agree
+        }
+        t if refund::REFUSE_TYPES.contains(&t) => {
+            if s("reason").is_empty()
+                || s("remark").is_empty()
+                || !item.get("reject_reason_code").is_some_and(Value::is_i64)
+            {
+                return Err(SimFault::BadRequest(
+                    "a refusal needs reason, remark and reject_reason_code".into(),
+                ));
+            }
+            RefundDecision::Refuse {
+                reason: s("remark"),
+            }
+        }
+        _ => return Err(SimFault::BadRequest("unknown type".into())),
+    };
+    let version = match item.get("update_time") {
+        None => None,
+        Some(v) => Some(
+            v.as_i64()
+                .ok_or_else(|| SimFault::BadRequest("update_time must be Unix seconds".into()))?
+                * 1000,
+        ),
+    };
+    Ok(SimCall::RefundDecision {
+        refund_id,
+        decision,
+        version,
+    })
+}
+
+/// One after-sale as `afterSale.List` and `afterSale.Detail` name it.
+fn aftersale_status(r: &ChannelRefund) -> i64 {
+    r.raw_status.parse::<i64>().unwrap_or(0)
 }
 
 fn fail(code: i64, sub: &str, msg: &str) -> (u16, Vec<u8>) {
@@ -154,8 +247,76 @@ impl SimWire for DouyinWire {
                     )),
                 }
             }
+            refund::LIST_METHOD => Ok(SimCall::OrderRefunds {
+                order_id: digits(&p, "order_id")?,
+            }),
+            refund::DETAIL_METHOD => Ok(SimCall::RefundGet {
+                refund_id: digits(&p, "after_sale_id")?,
+            }),
+            refund::OPERATE_METHOD => operate_call(&p),
             _ => Err(SimFault::BadRequest("unknown method".into())),
         }
+    }
+
+    fn refund_code(&self, state: RefundState) -> &'static str {
+        use super::AfterSaleStatus as S;
+        match state {
+            RefundState::None => S::NoAfterSale,
+            RefundState::Requested => S::WaitSellerAgree,
+            RefundState::Refunded => S::Success,
+            RefundState::Rejected => S::SellerRefusedOnce,
+        }
+        .code()
+    }
+
+    /// `afterSale.Detail`'s answer (the fudiwei SDK's `AftersaleDetailResponse` fields).
+    fn refund(&self, r: &ChannelRefund) -> Vec<u8> {
+        let at = r.version.unwrap_or(0) / 1000;
+        ok(json!({
+            "process_info": {"after_sale_info": {
+                "after_sale_id": r.refund_id,
+                "after_sale_status": aftersale_status(r),
+                "after_sale_type": SIM_AFTERSALE_TYPE,
+                "refund_status": 1,
+                "apply_time": at, "create_time": at, "update_time": at,
+            }},
+            "order_info": {
+                "shop_order_id": r.external_order_id,
+                "sku_order_infos": r.external_line_id.iter()
+                    .map(|l| json!({"sku_order_id": l, "after_sale_item_count": 1}))
+                    .collect::<Vec<_>>(),
+            },
+        }))
+    }
+
+    /// `afterSale.List`'s answer (the SDK sample's shape: ids as strings).
+    fn order_refunds(&self, order_id: &str, refunds: &[ChannelRefund]) -> Vec<u8> {
+        let items: Vec<Value> = refunds
+            .iter()
+            .map(|r| {
+                json!({
+                    "aftersale_info": {
+                        "aftersale_id": r.refund_id,
+                        "aftersale_status": aftersale_status(r),
+                        "aftersale_type": SIM_AFTERSALE_TYPE,
+                        "update_time": r.version.unwrap_or(0) / 1000,
+                    },
+                    "order_info": {
+                        "shop_order_id": order_id,
+                        "related_order_info": r.external_line_id.iter()
+                            .map(|l| json!({"sku_order_id": l})).collect::<Vec<_>>(),
+                    },
+                })
+            })
+            .collect();
+        ok(json!({
+            "items": items, "has_more": false, "page": 0,
+            "size": refund::LIST_SIZE, "total": refunds.len(),
+        }))
+    }
+
+    fn refund_decided(&self, _agree: bool) -> Vec<u8> {
+        ok(json!({"items": [{"status_code": 0, "status_msg": "success"}]}))
     }
 
     fn stock(&self, _updates: &[crate::StockUpdate]) -> Vec<u8> {

@@ -487,7 +487,6 @@ pub(crate) enum SimCall {
         refund_id: String,
     },
     /// The read of one order's refunds (channels whose order detail names no refund per line).
-    #[allow(dead_code)] // until a wire parses it
     OrderRefunds {
         order_id: String,
     },

@@ -5,6 +5,7 @@
 //! `msg_signature` over the `Encrypt` field too, and the message AES-256-CBC encrypted with the
 //! shop's EncodingAESKey: [`decrypt_safe_mode`]). Sources: SOURCES.md § WeChat Channels.
 
+pub mod refund;
 #[cfg(feature = "sim")]
 pub(crate) mod sim;
 pub mod transformers;
@@ -463,6 +464,61 @@ impl Channel for Wechat {
                 None => Err(Rejected::missing("errcode")),
             }
         })
+    }
+
+    fn refund_get_request(
+        &self,
+        refund_id: &str,
+        creds: &ShopCredentials,
+        _now: DateTime<Utc>,
+    ) -> Result<ApiRequest, Rejected> {
+        Ok(request(
+            refund::AFTERSALE_GET_PATH,
+            refund::get_body(refund_id)?,
+            creds,
+        ))
+    }
+
+    fn parse_refund(&self, body: &[u8]) -> Result<crate::ChannelRefund, ApiError> {
+        if let Some(e) = self.api_error(body) {
+            return Err(e);
+        }
+        Ok(refund::parse(body)?)
+    }
+
+    /// The order detail: its `aftersale_detail` lists the order's after-sale ids.
+    fn order_refunds_request(
+        &self,
+        external_order_id: &str,
+        creds: &ShopCredentials,
+        now: DateTime<Utc>,
+    ) -> Result<ApiRequest, Rejected> {
+        Ok(self.detail_request(external_order_id, creds, now))
+    }
+
+    fn parse_order_refunds(&self, body: &[u8]) -> Result<Vec<crate::ChannelRefund>, ApiError> {
+        if let Some(e) = self.api_error(body) {
+            return Err(e);
+        }
+        Ok(refund::parse_list(body)?)
+    }
+
+    fn refund_decision_request(
+        &self,
+        r: &crate::ChannelRefund,
+        d: &crate::RefundDecision,
+        creds: &ShopCredentials,
+        _now: DateTime<Utc>,
+    ) -> Result<ApiRequest, Rejected> {
+        let (path, body) = refund::decision_body(r, d)?;
+        Ok(request(path, body, creds))
+    }
+
+    fn parse_refund_decision_ack(&self, body: &[u8]) -> Result<(), ApiError> {
+        if let Some(e) = self.api_error(body) {
+            return Err(e);
+        }
+        refund::ack(body)
     }
 
     fn token_request(

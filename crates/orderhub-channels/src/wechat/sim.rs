@@ -3,12 +3,16 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
+use super::refund::{self, AftersaleStatus};
 use super::{GET_PATH, LIST_PATH, OrderStatus, signature};
 use crate::sim::{
     Page, RawRequest, ShipAnswer, SignedPush, SimCall, SimErr, SimFault, SimWire, param,
 };
 use crate::wire::{json_bytes, yuan_to_fen};
-use crate::{CanonicalStatus, ChannelOrder, ShopCredentials};
+use crate::{
+    CanonicalStatus, ChannelLine, ChannelOrder, ChannelRefund, RefundDecision, RefundState,
+    ShopCredentials,
+};
 
 pub(crate) struct WechatWire;
 
@@ -21,17 +25,25 @@ pub(crate) fn render(o: &ChannelOrder) -> Value {
         "update_time": o.modified_at.timestamp(),
         "openid": o.buyer.id,
         "order_detail": {
-            "product_infos": o.lines.iter().map(|l| json!({
-                "product_id": "1000",
-                "sku_id": l.platform_sku_id.clone().unwrap_or_default(),
-                "out_sku_id": l.sku,
-                "sku_cnt": l.quantity,
-                "title": l.title,
-                "sale_price": yuan_to_fen(l.unit_price),
-                "real_price": yuan_to_fen(l.paid_amount),
-                "on_aftersale_sku_cnt": 0,
-                "finish_aftersale_sku_cnt": 0,
-            })).collect::<Vec<_>>(),
+            "product_infos": o.lines.iter().map(|l| {
+                let (product, sku) = product_sku(l);
+                let (on, finished) = match l.refund {
+                    RefundState::Requested => (l.quantity, 0),
+                    RefundState::Refunded => (0, l.quantity),
+                    RefundState::None | RefundState::Rejected => (0, 0),
+                };
+                json!({
+                    "product_id": product,
+                    "sku_id": sku,
+                    "out_sku_id": l.sku,
+                    "sku_cnt": l.quantity,
+                    "title": l.title,
+                    "sale_price": yuan_to_fen(l.unit_price),
+                    "real_price": yuan_to_fen(l.paid_amount),
+                    "on_aftersale_sku_cnt": on,
+                    "finish_aftersale_sku_cnt": finished,
+                })
+            }).collect::<Vec<_>>(),
             "pay_info": {"pay_time": o.paid_at.map(|t| t.timestamp()).unwrap_or(0), "payment_method": 1},
             "price_info": {
                 "product_price": yuan_to_fen(o.amounts.goods_total),
@@ -48,6 +60,73 @@ pub(crate) fn render(o: &ChannelOrder) -> Value {
             "ext_info": {"customer_notes": o.buyer_message.clone().unwrap_or_default(),
                 "merchant_notes": o.seller_memo.clone().unwrap_or_default()},
         },
+        // The order's after-sales, ids only (the real list also has a numeric `status` whose
+        // codes the sources do not document: not rendered).
+        "aftersale_detail": {
+            "aftersale_order_list": o.lines.iter().filter_map(|l| l.refund_id.as_ref())
+                .map(|id| json!({"aftersale_order_id": id})).collect::<Vec<_>>(),
+            "on_aftersale_order_cnt": o.lines.iter()
+                .filter(|l| l.refund == RefundState::Requested).count(),
+        },
+    })
+}
+
+/// A line's `product_id` and `sku_id`: the simulator's line id is `product_id:sku_id`, as the
+/// adapter makes it ([`WechatWire::normalise`]).
+fn product_sku(l: &ChannelLine) -> (String, String) {
+    match l.external_line_id.split_once(':') {
+        Some((p, s)) => (p.to_owned(), s.to_owned()),
+        None => (
+            l.external_line_id.clone(),
+            l.platform_sku_id.clone().unwrap_or_default(),
+        ),
+    }
+}
+
+/// The after-sale id a decision call names: a string of digits (WeChat's doc types it string).
+fn aftersale_id(p: &Value) -> Result<String, SimFault> {
+    match p.get("after_sale_order_id") {
+        Some(Value::String(s)) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
+            Ok(s.clone())
+        }
+        _ => Err(SimFault::BadRequest(
+            "after_sale_order_id must be an after-sale id (a string)".into(),
+        )),
+    }
+}
+
+/// `acceptapply` / `rejectapply` as WeChat checks them: the after-sale id; `accept_type` 1 or 2
+/// where given; `reject_reason_type` a number (required), `reject_reason` a string where given.
+fn decision_call(path: &str, p: &Value) -> Result<SimCall, SimFault> {
+    let refund_id = aftersale_id(p)?;
+    let decision = if path == refund::ACCEPT_PATH {
+        match p.get("accept_type") {
+            None => {}
+            Some(t) if matches!(t.as_i64(), Some(1 | 2)) => {}
+            Some(_) => return Err(SimFault::BadRequest("accept_type must be 1 or 2".into())),
+        }
+        RefundDecision::Agree
+    } else {
+        if !p.get("reject_reason_type").is_some_and(Value::is_i64) {
+            return Err(SimFault::BadRequest(
+                "reject_reason_type is required (a number)".into(),
+            ));
+        }
+        let reason = match p.get("reject_reason") {
+            None => String::new(),
+            Some(Value::String(r)) => r.clone(),
+            Some(_) => {
+                return Err(SimFault::BadRequest(
+                    "reject_reason must be a string".into(),
+                ));
+            }
+        };
+        RefundDecision::Refuse { reason }
+    };
+    Ok(SimCall::RefundDecision {
+        refund_id,
+        decision,
+        version: None,
     })
 }
 
@@ -111,6 +190,10 @@ impl SimWire for WechatWire {
                     line_ids: None,
                 })
             }
+            refund::AFTERSALE_GET_PATH => Ok(SimCall::RefundGet {
+                refund_id: aftersale_id(&p)?,
+            }),
+            path @ (refund::ACCEPT_PATH | refund::REJECT_PATH) => decision_call(path, &p),
             _ => Err(SimFault::BadRequest("unknown path".into())),
         }
     }
@@ -227,6 +310,52 @@ impl SimWire for WechatWire {
 
     fn cursor_paged(&self) -> bool {
         true
+    }
+
+    /// Line ids as the adapter reads them back: `product_id:sku_id` (the generated line id
+    /// becomes the product id).
+    fn normalise(&self, o: &mut ChannelOrder) {
+        for l in &mut o.lines {
+            if !l.external_line_id.contains(':') {
+                let sku = l.platform_sku_id.clone().unwrap_or_else(|| l.sku.clone());
+                l.external_line_id = format!("{}:{sku}", l.external_line_id);
+            }
+        }
+    }
+
+    fn refund_code(&self, state: RefundState) -> &'static str {
+        match state {
+            RefundState::None => "",
+            RefundState::Requested => AftersaleStatus::MerchantProcessing.code(),
+            RefundState::Refunded => AftersaleStatus::MerchantRefundSuccess.code(),
+            RefundState::Rejected => AftersaleStatus::MerchantRejectRefund.code(),
+        }
+    }
+
+    /// `getaftersaleorder`'s answer: every simulated after-sale is a refund-only one (`REFUND`).
+    fn refund(&self, r: &ChannelRefund) -> Vec<u8> {
+        let (product, sku) = r
+            .external_line_id
+            .as_deref()
+            .and_then(|l| l.split_once(':'))
+            .unwrap_or_default();
+        let at = r.version.unwrap_or(0) / 1000;
+        json_bytes(&json!({
+            "errcode": 0, "errmsg": "ok",
+            "after_sale_order": {
+                "after_sale_order_id": r.refund_id,
+                "status": r.raw_status,
+                "order_id": r.external_order_id,
+                "product_info": {"product_id": product, "sku_id": sku, "count": 1},
+                "type": refund::TYPE_REFUND,
+                "create_time": at,
+                "update_time": at,
+            },
+        }))
+    }
+
+    fn refund_decided(&self, _agree: bool) -> Vec<u8> {
+        json_bytes(&json!({"errcode": 0, "errmsg": "ok"}))
     }
 }
 

@@ -21,7 +21,9 @@ mod jd_refund;
 mod mapped;
 mod pdd_refund;
 mod refund;
+mod refund_douyin;
 mod refund_kuaishou;
+mod refund_wechat;
 mod refund_youzan;
 mod stock;
 

@@ -144,26 +144,34 @@ fn taobao_agrees_with_rp_refund_review_and_refuses_with_refund_refuse() {
     ));
 }
 
+/// The configurable channel (a B2B portal or an ERP by mapping) declares no refund calls: its
+/// adapter says so before any call, and the write-back records "no call".
 #[test]
-fn channels_without_a_documented_call_say_so_before_any_call() {
-    for k in [
-        ChannelKind::Douyin,
-        ChannelKind::Wechat,
-    ] {
-        let a = adapter(k).unwrap();
-        assert_eq!(
-            a.refund_get_request("1", &creds(), at()).unwrap_err().rule,
-            "not_supported",
-            "{k}"
-        );
-        assert_eq!(
-            a.refund_decision_request(&waiting(), &RefundDecision::Agree, &creds(), at())
-                .unwrap_err()
-                .rule,
-            "not_supported",
-            "{k}"
-        );
-    }
+fn the_configurable_channel_has_no_refund_call_and_says_so_before_any_call() {
+    let text = std::fs::read_to_string(format!(
+        "{}/mappings/acme-b2b.toml",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let a = orderhub_channels::mapped::Mapped::new(
+        orderhub_channels::mapped::Mapping::from_toml(&text).unwrap(),
+    );
+    assert_eq!(
+        a.refund_get_request("1", &creds(), at()).unwrap_err().rule,
+        "not_supported"
+    );
+    assert_eq!(
+        a.order_refunds_request("1", &creds(), at())
+            .unwrap_err()
+            .rule,
+        "not_supported"
+    );
+    assert_eq!(
+        a.refund_decision_request(&waiting(), &RefundDecision::Agree, &creds(), at())
+            .unwrap_err()
+            .rule,
+        "not_supported"
+    );
 }
 
 #[tokio::test]

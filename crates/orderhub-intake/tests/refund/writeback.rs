@@ -260,6 +260,7 @@ macro_rules! decisions_reach {
 decisions_reach!(taobao_decisions_reach_the_channel, ChannelKind::Taobao);
 decisions_reach!(youzan_decisions_reach_the_channel, ChannelKind::Youzan);
 decisions_reach!(jd_decisions_reach_the_channel, ChannelKind::Jd);
+decisions_reach!(wechat_decisions_reach_the_channel, ChannelKind::Wechat);
 
 /// Pinduoduo: the refund reaches orderhub (its detail's `refund_status` 2, on every line: orders
 /// of one line here); the write-back finds the after-sale by the order
@@ -516,13 +517,15 @@ async fn the_watchdog_writes_back_what_no_delivery_did_postgres() {
     the_watchdog_writes_back_what_no_delivery_did("postgres").await;
 }
 
-/// Kuaishou: an approval reaches the channel (`open.seller.order.refund.approve`); a refusal has
-/// no call (`open.refund.reject` takes a reason code from the channel's per-refund list), so it is
-/// recorded as "no call" with the refund's id and nothing is sent. (`decisions_reach!` needs both.)
-async fn kuaishou_agreements_reach_the_channel_and_refusals_have_no_call(backend: &str) {
+/// Channels whose refusal call is not built (Kuaishou: `open.refund.reject` takes a reason code
+/// from the channel's per-refund list; Douyin: `afterSale.operate` refusals take a
+/// `reject_reason_code` likewise): an approval reaches the channel once (Kuaishou
+/// `open.seller.order.refund.approve`; Douyin `afterSale.operate`, the after-sale found through
+/// `afterSale.List` and read with `afterSale.Detail`), a refusal is recorded as "no call" with the
+/// refund's id, and nothing more is sent when delivered again. (`decisions_reach!` needs both.)
+async fn agreements_reach_the_channel_and_refusals_have_no_call(backend: &str, kind: ChannelKind) {
     let Some(env) = open(backend) else { return };
     let store = env.store.clone();
-    let kind = ChannelKind::Kuaishou;
     let (url, handle) = sim::spawn(kind, SimSettings::new(creds(), 30, 4))
         .await
         .unwrap();
@@ -581,12 +584,25 @@ async fn kuaishou_agreements_reach_the_channel_and_refusals_have_no_call(backend
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kuaishou_agreements_reach_the_channel_and_refusals_have_no_call_sqlite() {
-    kuaishou_agreements_reach_the_channel_and_refusals_have_no_call("sqlite").await;
+/// `agreements_only!(kuaishou_agreements_reach_the_channel, ChannelKind::Kuaishou)` makes the
+/// tests `…::sqlite` and `…::postgres`.
+macro_rules! agreements_only {
+    ($name:ident, $kind:expr) => {
+        mod $name {
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                agreements_reach_the_channel_and_refusals_have_no_call("sqlite", $kind).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                agreements_reach_the_channel_and_refusals_have_no_call("postgres", $kind).await;
+            }
+        }
+    };
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kuaishou_agreements_reach_the_channel_and_refusals_have_no_call_postgres() {
-    kuaishou_agreements_reach_the_channel_and_refusals_have_no_call("postgres").await;
-}
+agreements_only!(kuaishou_agreements_reach_the_channel, ChannelKind::Kuaishou);
+agreements_only!(douyin_agreements_reach_the_channel, ChannelKind::Douyin);
