@@ -18,6 +18,15 @@ pub struct CreateSubscriptionRequest {
     pub event_types: Vec<String>,
     #[serde(default)]
     pub description: String,
+    /// What a delivery is: `webhook` (default: the event's envelope, signed with orderhub's
+    /// secret) or a message to a group bot — `wecom` (企业微信 group bot; its key is in `url`),
+    /// `dingtalk` (钉钉 custom robot), `feishu` (飞书 custom bot).
+    #[serde(default)]
+    pub format: Option<String>,
+    /// The bot's own signing secret (DingTalk 加签 `SEC…`, Feishu 签名校验), if it has one; only
+    /// for `dingtalk` and `feishu`; at most 128 characters. Stored encrypted, never shown again.
+    #[serde(default)]
+    pub bot_secret: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -30,7 +39,9 @@ pub struct SubscriptionView {
     /// The shops whose events it receives: the scope of the key that made it; absent for every
     /// shop of the tenant (and the events of no shop: stock, subscriptions).
     pub shops: Option<Vec<String>>,
-    /// The signing secret: shown once, at creation. Deliveries carry
+    /// `webhook`, `wecom`, `dingtalk` or `feishu`.
+    pub format: String,
+    /// The signing secret: shown once, at creation (webhooks only: a bot's secret is its own). Deliveries carry
     /// `Orderhub-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,

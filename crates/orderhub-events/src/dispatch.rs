@@ -771,15 +771,23 @@ async fn nats_source(
     }
 }
 
-/// The tenant's webhook subscriptions and the in-process handlers; `None` if the store failed.
+/// The tenant's subscriptions (webhooks and group bots) and the in-process handlers; `None` if the store failed.
 async fn load_targets(sh: &Arc<Shared>, tenant: &TenantId) -> Option<Vec<Arc<dyn Target>>> {
     let t = tenant.clone();
     match sh.store.read(move |r| r.subscriptions(Some(&t))).await {
         Ok(subs) => Some(
             subs.into_iter()
                 .map(|s| {
-                    Arc::new(WebhookTarget::new(s, sh.http.clone(), sh.cfg.outbound))
-                        as Arc<dyn Target>
+                    if s.format.is_bot() {
+                        Arc::new(crate::bot::BotTarget::new(
+                            s,
+                            sh.http.clone(),
+                            sh.cfg.outbound,
+                        )) as Arc<dyn Target>
+                    } else {
+                        Arc::new(WebhookTarget::new(s, sh.http.clone(), sh.cfg.outbound))
+                            as Arc<dyn Target>
+                    }
                 })
                 .chain(sh.internal.iter().cloned())
                 .collect(),

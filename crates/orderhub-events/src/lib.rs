@@ -14,6 +14,7 @@
 //!   consumer's position is the highest sequence below which every event is done, so a restart
 //!   redelivers at most what was in flight (consumers dedupe on `event_id`).
 
+pub mod bot;
 pub mod dispatch;
 pub mod envelope;
 pub mod lease;

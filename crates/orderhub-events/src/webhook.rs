@@ -76,7 +76,7 @@ impl reqwest::dns::Resolve for PolicyResolver {
 }
 
 /// Whether the policy refused the call `e` reports (somewhere in its chain of causes).
-fn refused_by_policy(e: &reqwest::Error) -> bool {
+pub(crate) fn refused_by_policy(e: &reqwest::Error) -> bool {
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(c) = cause {
         if c.is::<Refused>() {
@@ -89,7 +89,7 @@ fn refused_by_policy(e: &reqwest::Error) -> bool {
 
 /// `Err` when `url`'s host is an address the policy refuses (clients do not resolve such hosts,
 /// so the resolver never sees them).
-fn check_literal(url: &str, policy: OutboundPolicy) -> Result<(), TargetError> {
+pub(crate) fn check_literal(url: &str, policy: OutboundPolicy) -> Result<(), TargetError> {
     let host = reqwest::Url::parse(url)
         .ok()
         .and_then(|u| u.host_str().and_then(outbound::literal_host));

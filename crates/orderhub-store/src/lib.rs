@@ -40,7 +40,8 @@ pub use edits::{EditFilter, EditRead};
 pub use listings::{ListingFilter, ListingRead};
 pub use ops::{
     ChannelMessageRow, ChannelRead, ChannelRefusals, ChannelShopRow, ChannelTx, DeadLetterRow,
-    Lease, OpsRead, OpsTx, PARKED_DUE_MAX, ParkedRow, ShopToken, SubscriptionRow,
+    Lease, OpsRead, OpsTx, PARKED_DUE_MAX, ParkedRow, ShopToken, SubscriptionFormat,
+    SubscriptionRow,
 };
 use orderhub_core::ports::Tx;
 use orderhub_core::{CoreError, StoreError};

@@ -58,6 +58,48 @@ pub struct SubscriptionRow {
     /// The shops whose events it receives: the scope of the key that made it (`None`: every
     /// shop of the tenant, and events that belong to no shop).
     pub shops: Option<Vec<ShopId>>,
+    /// What a delivery is: orderhub's signed webhook, or a message to a group bot.
+    pub format: SubscriptionFormat,
+}
+
+/// What a subscription delivers (issue 24's notification targets).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubscriptionFormat {
+    /// The event's envelope, signed with orderhub's secret (`Orderhub-Signature`).
+    Webhook,
+    /// A WeCom (企业微信) group bot: markdown to its webhook URL (the key is in the URL).
+    Wecom,
+    /// A DingTalk (钉钉) custom robot: markdown; signed with the robot's secret when it has one.
+    Dingtalk,
+    /// A Feishu (飞书) custom bot: text; signed with the bot's secret when it has one.
+    Feishu,
+}
+
+impl SubscriptionFormat {
+    pub const ALL: [SubscriptionFormat; 4] = [
+        SubscriptionFormat::Webhook,
+        SubscriptionFormat::Wecom,
+        SubscriptionFormat::Dingtalk,
+        SubscriptionFormat::Feishu,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SubscriptionFormat::Webhook => "webhook",
+            SubscriptionFormat::Wecom => "wecom",
+            SubscriptionFormat::Dingtalk => "dingtalk",
+            SubscriptionFormat::Feishu => "feishu",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<SubscriptionFormat> {
+        Self::ALL.into_iter().find(|f| f.as_str() == s)
+    }
+
+    /// Whether the target is a group bot (a message for people, not the envelope).
+    pub fn is_bot(self) -> bool {
+        self != SubscriptionFormat::Webhook
+    }
 }
 
 impl SubscriptionRow {

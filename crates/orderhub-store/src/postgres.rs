@@ -146,6 +146,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "audit_chain",
         include_str!("../migrations/postgres/0024_audit_chain.sql"),
     ),
+    (
+        25,
+        "subscription_format",
+        include_str!("../migrations/postgres/0025_subscription_format.sql"),
+    ),
 ];
 
 pub(crate) fn err(e: postgres::Error) -> StoreError {

@@ -160,8 +160,8 @@ impl OpsTx for PgWrite {
             .map(|j| serde_json::from_str(&j).unwrap_or_default());
         self.conn.execute(
             "INSERT INTO subscriptions (tenant_id, subscription_id, url, event_types, secret,
-                                        description, created_at, shops)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                                        description, created_at, shops, format)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             &[
                 &s.tenant_id.as_str(),
                 &s.subscription_id,
@@ -171,6 +171,7 @@ impl OpsTx for PgWrite {
                 &s.description,
                 &s.created_at,
                 &shops,
+                &s.format.as_str(),
             ],
         )?;
         self.pending.writes += 1;
@@ -359,7 +360,8 @@ impl OpsRead for PgRead {
 
     fn subscriptions(&mut self, t: Option<&TenantId>) -> Result<Vec<SubscriptionRow>, StoreError> {
         let rows = self.conn.query(
-            "SELECT tenant_id, subscription_id, url, event_types, secret, description, created_at, shops
+            "SELECT tenant_id, subscription_id, url, event_types, secret, description, created_at, shops,
+                    format
              FROM subscriptions WHERE $1::text IS NULL OR tenant_id = $1
              ORDER BY tenant_id, subscription_id",
             &[&t.map(|t| t.as_str())],
@@ -384,6 +386,8 @@ impl OpsRead for PgRead {
                             .map(|v| v.to_string())
                             .as_deref(),
                     )?,
+                    format: crate::ops::SubscriptionFormat::parse(r.get::<_, &str>(8))
+                        .ok_or_else(|| bad("subscription format"))?,
                 })
             })
             .collect()

@@ -141,6 +141,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "audit_chain",
         include_str!("../migrations/sqlite/0024_audit_chain.sql"),
     ),
+    (
+        25,
+        "subscription_format",
+        include_str!("../migrations/sqlite/0025_subscription_format.sql"),
+    ),
 ];
 
 /// Reader connections: WAL lets readers run beside the writer; two keep a 2-core machine busy.

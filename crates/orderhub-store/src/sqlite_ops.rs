@@ -185,8 +185,8 @@ impl OpsTx for SqliteWrite {
         self.c
             .execute(
                 "INSERT INTO subscriptions (tenant_id, subscription_id, url, event_types, secret,
-                                            description, created_at, shops)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                                            description, created_at, shops, format)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 params![
                     s.tenant_id.as_str(),
                     s.subscription_id.to_string(),
@@ -195,7 +195,8 @@ impl OpsTx for SqliteWrite {
                     self.cipher.encrypt(&s.secret),
                     s.description,
                     micros(s.created_at),
-                    shops
+                    shops,
+                    s.format.as_str()
                 ],
             )
             .map_err(err)?;
@@ -377,7 +378,8 @@ fn subscription_rows(
 ) -> Result<Vec<SubscriptionRow>, StoreError> {
     let mut st = c
         .prepare_cached(
-            "SELECT tenant_id, subscription_id, url, event_types, secret, description, created_at, shops
+            "SELECT tenant_id, subscription_id, url, event_types, secret, description, created_at, shops,
+                    format
              FROM subscriptions WHERE ?1 IS NULL OR tenant_id = ?1 ORDER BY tenant_id, subscription_id",
         )
         .map_err(err)?;
@@ -392,12 +394,13 @@ fn subscription_rows(
                 r.get::<_, String>(5)?,
                 r.get::<_, i64>(6)?,
                 r.get::<_, Option<String>>(7)?,
+                r.get::<_, String>(8)?,
             ))
         })
         .map_err(err)?;
     let mut out = Vec::new();
     for row in raw {
-        let (t, id, url, types, secret, description, at, shops) = row.map_err(err)?;
+        let (t, id, url, types, secret, description, at, shops, format) = row.map_err(err)?;
         out.push(SubscriptionRow {
             tenant_id: tenant(t)?,
             subscription_id: uuid(id, "subscription id")?,
@@ -409,6 +412,8 @@ fn subscription_rows(
             description,
             created_at: from_micros(at),
             shops: crate::ops::shops_from_json(shops.as_deref())?,
+            format: crate::ops::SubscriptionFormat::parse(&format)
+                .ok_or_else(|| bad("subscription format"))?,
         });
     }
     Ok(out)

@@ -57,6 +57,7 @@ pub async fn subscribe_scoped(
                 .map(|x| orderhub_domain::ShopId::parse(x).unwrap())
                 .collect()
         }),
+        format: orderhub_store::SubscriptionFormat::Webhook,
     };
     let id = row.subscription_id;
     store

@@ -15,7 +15,7 @@ use orderhub_api::subscriptions::{
 };
 use orderhub_core::auth::Principal;
 use orderhub_store::ops::{DEAD, DELIVERED, REPLAYING};
-use orderhub_store::{DeadLetterRow, SubscriptionRow};
+use orderhub_store::{DeadLetterRow, SubscriptionFormat, SubscriptionRow};
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -142,11 +142,62 @@ fn view(s: &SubscriptionRow, secret: Option<String>) -> SubscriptionView {
             .shops
             .as_ref()
             .map(|v| v.iter().map(|x| x.to_string()).collect()),
+        format: s.format.as_str().to_owned(),
         secret,
     }
 }
 
-/// Register a webhook. The signing secret is in the response once.
+/// The longest bot signing secret taken.
+const BOT_SECRET_MAX: usize = 128;
+
+/// The delivery format and the secret it is signed with: orderhub's own (generated) for a
+/// webhook, the bot's (given, possibly none) for a bot. `bot_secret` only where the bot signs.
+fn format_and_secret(
+    req: &CreateSubscriptionRequest,
+) -> Result<(SubscriptionFormat, String), ApiError> {
+    let format = match req.format.as_deref().map(str::trim) {
+        None | Some("") => SubscriptionFormat::Webhook,
+        Some(f) => SubscriptionFormat::parse(f).ok_or_else(|| {
+            unprocessable(
+                "unknown_format",
+                format!("format {f:?} is not one of webhook, wecom, dingtalk, feishu"),
+                "format",
+            )
+        })?,
+    };
+    let given = req.bot_secret.as_deref().map(str::trim).unwrap_or("");
+    match format {
+        SubscriptionFormat::Webhook | SubscriptionFormat::Wecom if !given.is_empty() => {
+            Err(unprocessable(
+                "not_allowed",
+                format!(
+                    "bot_secret is for dingtalk and feishu bots; a {} subscription has none",
+                    format.as_str()
+                ),
+                "bot_secret",
+            ))
+        }
+        SubscriptionFormat::Webhook => Ok((
+            format,
+            format!(
+                "whsec_{}{}",
+                Uuid::new_v4().simple(),
+                Uuid::new_v4().simple()
+            ),
+        )),
+        _ if given.chars().count() > BOT_SECRET_MAX || given.chars().any(|c| c.is_control()) => {
+            Err(unprocessable(
+                "invalid",
+                format!("bot_secret must be at most {BOT_SECRET_MAX} printable characters"),
+                "bot_secret",
+            ))
+        }
+        _ => Ok((format, given.to_owned())),
+    }
+}
+
+/// Register a webhook, or a group bot (WeCom, DingTalk, Feishu) that gets a short message per
+/// event. A webhook's signing secret is in the response once.
 #[utoipa::path(post, path = "/v1/subscriptions", tag = "subscriptions", request_body = CreateSubscriptionRequest,
     responses((status = 201, body = SubscriptionView), (status = 403, body = orderhub_api::ErrorBody), (status = 422, body = orderhub_api::ErrorBody)),
     security(("bearer" = [])))]
@@ -168,11 +219,7 @@ pub async fn create(
             "description",
         ));
     }
-    let secret = format!(
-        "whsec_{}{}",
-        Uuid::new_v4().simple(),
-        Uuid::new_v4().simple()
-    );
+    let (format, secret) = format_and_secret(&req)?;
     let row = SubscriptionRow {
         tenant_id: ctx.principal.tenant_id.clone(),
         subscription_id: Uuid::now_v7(),
@@ -183,6 +230,7 @@ pub async fn create(
         created_at: state.clock.now(),
         // A key scoped to shops makes a subscription to those shops' events only.
         shops: ctx.principal.shops.clone(),
+        format,
     };
     let r = row.clone();
     let event = subscription_event(
@@ -199,7 +247,8 @@ pub async fn create(
             Ok(())
         })
         .await?;
-    Ok(json(StatusCode::CREATED, &view(&row, Some(secret))))
+    let shown = (!format.is_bot()).then_some(secret);
+    Ok(json(StatusCode::CREATED, &view(&row, shown)))
 }
 
 #[utoipa::path(get, path = "/v1/subscriptions", tag = "subscriptions",

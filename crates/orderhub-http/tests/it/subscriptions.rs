@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 on_every_backend!(
     a_subscription_is_created_with_its_secret_shown_once,
+    a_group_bot_is_a_subscription_with_its_format,
     bad_subscriptions_are_refused_naming_the_field_and_nothing_is_stored,
     only_admin_manages_subscriptions_and_ops_operates_dead_letters,
     another_tenants_subscriptions_and_dead_letters_are_invisible,
@@ -203,6 +204,51 @@ async fn a_subscription_is_created_with_its_secret_shown_once(app: TestApp) {
     assert!(first["created_at"].is_string());
 }
 
+/// Issue 24: a group bot is a subscription with a `format`; its own signing secret is taken (and
+/// never shown), no orderhub secret is made for it, and the listing says each one's format.
+async fn a_group_bot_is_a_subscription_with_its_format(app: TestApp) {
+    let r = app
+        .post(
+            "/v1/subscriptions",
+            ADMIN_KEY,
+            &json!({
+                "url": "https://oapi.dingtalk.example/robot/send?access_token=t",
+                "event_types": ["exception.raised"],
+                "format": "dingtalk",
+                "bot_secret": "SECbot-secret-1"
+            }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", text(&r));
+    assert_eq!(r.body["format"], "dingtalk");
+    assert!(
+        r.body.get("secret").is_none(),
+        "a bot's secret is its own: {}",
+        r.body
+    );
+    let web = app
+        .post(
+            "/v1/subscriptions",
+            ADMIN_KEY,
+            &sub("https://hooks.example.com/x", &["*"]),
+        )
+        .await;
+    assert_eq!(web.status, StatusCode::CREATED, "{}", text(&web));
+    assert_eq!(web.body["format"], "webhook");
+    assert!(web.body["secret"].as_str().unwrap().starts_with("whsec_"));
+    let list = app.get("/v1/subscriptions", ADMIN_KEY).await;
+    let mut formats: Vec<String> = list
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["format"].as_str().unwrap().to_owned())
+        .collect();
+    formats.sort();
+    assert_eq!(formats, ["dingtalk", "webhook"]);
+    assert!(!text(&list).contains("SECbot-secret-1"), "never shown");
+}
+
 async fn bad_subscriptions_are_refused_naming_the_field_and_nothing_is_stored(app: TestApp) {
     let long = format!("https://example.com/{}", "a".repeat(2049 - 20));
     assert_eq!(long.len(), 2049);
@@ -319,6 +365,38 @@ async fn bad_subscriptions_are_refused_naming_the_field_and_nothing_is_stored(ap
             StatusCode::UNPROCESSABLE_ENTITY,
             "too_many",
             "event_types",
+        ),
+        (
+            "unknown format",
+            json!({"url": "https://example.com/h", "event_types": ["*"], "format": "slack"})
+                .to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown_format",
+            "format",
+        ),
+        (
+            "a bot secret for a webhook",
+            json!({"url": "https://example.com/h", "event_types": ["*"], "bot_secret": "SECx"})
+                .to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "not_allowed",
+            "bot_secret",
+        ),
+        (
+            "a bot secret for WeCom (its bots do not sign)",
+            json!({"url": "https://example.com/h", "event_types": ["*"], "format": "wecom", "bot_secret": "x"})
+                .to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "not_allowed",
+            "bot_secret",
+        ),
+        (
+            "a bot secret over 128 characters",
+            json!({"url": "https://example.com/h", "event_types": ["*"], "format": "dingtalk", "bot_secret": "S".repeat(129)})
+                .to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+            "bot_secret",
         ),
         (
             "description too long",
