@@ -33,6 +33,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+mod bot;
 mod desk;
 mod rules;
 
@@ -364,6 +365,7 @@ pub async fn run(a: DemoArgs) -> Result<()> {
     };
     // The rules live before the first order: ops writes them, the admin approves and publishes.
     let (rule_set, rule_version) = rules::publish(&api, &ops_api).await?;
+    let team_bot = bot::start(&api).await?;
     let shops = Arc::new(open_shops(&api).await?);
     let (desk_stop, desk_rx) = tokio::sync::watch::channel(false);
     let desk_every = Duration::from_secs_f64((a.minutes * 60.0 / 90.0).clamp(0.2, 3.0));
@@ -498,6 +500,7 @@ pub async fn run(a: DemoArgs) -> Result<()> {
         )
     );
     println!("  rules                   {rules_line}");
+    println!("  team bot (DingTalk sim) {}", bot::line(&team_bot));
     hub.stop().await;
     drop(temp);
     anyhow::ensure!(
