@@ -211,6 +211,19 @@ impl RefundWriteBack {
         if already(&refund, &d) {
             return Ok((WritebackOutcome::AlreadyDecided, Some(refund_id)));
         }
+        // A refusal the channel takes only with one of its reason codes: the list is read first.
+        if let RefundDecision::Refuse { reason } = &d {
+            match adapter.refusal_reasons_request(&refund, &creds, Utc::now()) {
+                Err(r) if r.rule == "not_supported" => {}
+                Err(r) => return Err(TargetError::permanent(format!("{}: {}", r.rule, r.message))),
+                Ok(_) => {
+                    let outcome = self
+                        .refuse_with_code(shop, adapter, &refund, reason)
+                        .await?;
+                    return Ok((outcome, Some(refund_id)));
+                }
+            }
+        }
         // The request is checked before any call: a refusal there is permanent, but for a
         // channel without a call for this decision (one that takes agreements only).
         match adapter.refund_decision_request(&refund, &d, &creds, Utc::now()) {
@@ -235,6 +248,53 @@ impl RefundWriteBack {
 }
 
 impl RefundWriteBack {
+    /// Refuses `refund` on a channel whose refusal names one of its reason codes: the reasons
+    /// the channel offers for the refund are read, one is chosen
+    /// ([`orderhub_channels::choose_refusal_reason`]) and sent with the seller's reason. A list
+    /// where every reason needs evidence is a permanent failure (the seller refuses on the
+    /// channel).
+    async fn refuse_with_code(
+        &self,
+        shop: &orderhub_store::ChannelShopRow,
+        adapter: &dyn orderhub_channels::Channel,
+        refund: &ChannelRefund,
+        reason: &str,
+    ) -> Result<WritebackOutcome, TargetError> {
+        let list = crate::tokens::call(
+            &self.store,
+            &self.http,
+            shop,
+            adapter,
+            |c| Ok(adapter.refusal_reasons_request(refund, c, Utc::now())?),
+            |body| adapter.parse_refusal_reasons(body),
+        )
+        .await
+        .map_err(mapped)?;
+        let list = &list[..list.len().min(orderhub_channels::REFUSAL_REASONS_MAX)];
+        let code = orderhub_channels::choose_refusal_reason(list).ok_or_else(|| {
+            TargetError::permanent(
+                "every refusal reason the channel offers needs evidence: refuse on the channel",
+            )
+        })?;
+        let creds = crate::credentials(shop);
+        match adapter.refusal_request(refund, reason, Some(code), &creds, Utc::now()) {
+            Err(r) if r.rule == "not_supported" => return Ok(WritebackOutcome::NoCall),
+            Err(r) => return Err(TargetError::permanent(format!("{}: {}", r.rule, r.message))),
+            Ok(_) => {}
+        }
+        crate::tokens::call(
+            &self.store,
+            &self.http,
+            shop,
+            adapter,
+            |c| Ok(adapter.refusal_request(refund, reason, Some(code), c, Utc::now())?),
+            |body| adapter.parse_refund_decision_ack(body),
+        )
+        .await
+        .map_err(mapped)?;
+        Ok(WritebackOutcome::Acknowledged)
+    }
+
     /// The channel's refund of line `line` of order `ext`, as the channel's refund read answers
     /// it: by the id on the detail's line (Taobao, Youzan, Kuaishou), else from the order's
     /// refunds ([`Channel::order_refunds_request`]): the one naming the line, or, where the list

@@ -183,6 +183,10 @@ async fn decisions_on_channel_refunds_reach_the_channel_once(backend: &str, kind
             reason: reason.into()
         }
     );
+    // A channel whose refusal names one of its reason codes: the simulator recorded the one the
+    // write-back chose from the channel's list (one needing no evidence: its "其他").
+    let coded = matches!(kind, ChannelKind::Douyin);
+    assert_eq!(d[1].reason_code.is_some(), coded, "{d:?}");
 
     // 3. The channel fails the decision call twice: retried, then recorded exactly once.
     handle.fail_refund_decisions(2);
@@ -518,11 +522,9 @@ async fn the_watchdog_writes_back_what_no_delivery_did_postgres() {
 }
 
 /// Channels whose refusal call is not built (Kuaishou: `open.refund.reject` takes a reason code
-/// from the channel's per-refund list; Douyin: `afterSale.operate` refusals take a
-/// `reject_reason_code` likewise): an approval reaches the channel once (Kuaishou
-/// `open.seller.order.refund.approve`; Douyin `afterSale.operate`, the after-sale found through
-/// `afterSale.List` and read with `afterSale.Detail`), a refusal is recorded as "no call" with the
-/// refund's id, and nothing more is sent when delivered again. (`decisions_reach!` needs both.)
+/// from the channel's per-refund list): an approval reaches the channel once (Kuaishou
+/// `open.seller.order.refund.approve`), a refusal is recorded as "no call" with the refund's id,
+/// and nothing more is sent when delivered again. (`decisions_reach!` needs both.)
 async fn agreements_reach_the_channel_and_refusals_have_no_call(backend: &str, kind: ChannelKind) {
     let Some(env) = open(backend) else { return };
     let store = env.store.clone();
@@ -605,4 +607,4 @@ macro_rules! agreements_only {
 }
 
 agreements_only!(kuaishou_agreements_reach_the_channel, ChannelKind::Kuaishou);
-agreements_only!(douyin_agreements_reach_the_channel, ChannelKind::Douyin);
+decisions_reach!(douyin_decisions_reach_the_channel, ChannelKind::Douyin);
