@@ -293,7 +293,7 @@ impl SimWire for DouyinWire {
             refund::OPERATE_METHOD => operate_call(&p),
             refund::REJECT_REASONS_METHOD => match p.get("aftersale_id").and_then(Value::as_u64) {
                 Some(id) => Ok(SimCall::RefusalReasons {
-                    refund_id: id.to_string(),
+                    refund_id: Some(id.to_string()),
                 }),
                 None => Err(SimFault::BadRequest("aftersale_id must be a number".into())),
             },
@@ -359,7 +359,7 @@ impl SimWire for DouyinWire {
     }
 
     /// `afterSale/rejectReasonCodeList`'s answer (the doudian SDK's `ItemsItem` fields).
-    fn refusal_reasons(&self, _r: &ChannelRefund) -> Vec<u8> {
+    fn refusal_reasons(&self, _r: Option<&ChannelRefund>) -> Vec<u8> {
         let items: Vec<Value> = SIM_REJECT_REASONS
             .iter()
             .map(|(code, reason, need)| {

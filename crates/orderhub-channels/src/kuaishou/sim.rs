@@ -86,7 +86,10 @@ fn refund_call(method: &str, biz: &Value) -> Option<Result<SimCall, SimFault>> {
     };
     match method {
         kr::DETAIL_METHOD => return Some(Ok(SimCall::RefundGet { refund_id })),
-        kr::REJECT_REASONS_METHOD => return Some(Ok(SimCall::RefusalReasons { refund_id })),
+        kr::REJECT_REASONS_METHOD => {
+            let refund_id = Some(refund_id);
+            return Some(Ok(SimCall::RefusalReasons { refund_id }));
+        }
         kr::REJECT_METHOD => return Some(reject_call(refund_id, biz)),
         _ => {}
     }
@@ -264,7 +267,7 @@ impl SimWire for KuaishouWire {
     }
 
     /// `open.refund.reject.reason`'s `data` (`MerchantRefundRejectReasonView`).
-    fn refusal_reasons(&self, _r: &crate::ChannelRefund) -> Vec<u8> {
+    fn refusal_reasons(&self, _r: Option<&crate::ChannelRefund>) -> Vec<u8> {
         ok(Value::Array(
             SIM_REJECT_REASONS
                 .iter()

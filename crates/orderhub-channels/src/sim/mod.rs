@@ -496,9 +496,10 @@ pub(crate) enum SimCall {
         decision: crate::RefundDecision,
         version: Option<i64>,
     },
-    /// The read of the refusal reasons the channel offers for a refund.
+    /// The read of the refusal reasons the channel offers for a refund (`None`: the shop's list,
+    /// WeChat's, naming no refund).
     RefusalReasons {
-        refund_id: String,
+        refund_id: Option<String>,
     },
     /// A refusal naming one of the channel's reason codes (the wire checked it is one of those
     /// it offers, and one needing no evidence unless evidence was sent).
@@ -620,8 +621,9 @@ pub(crate) trait SimWire: Send + Sync + 'static {
     fn refund_decided(&self, _agree: bool) -> Vec<u8> {
         Vec::new()
     }
-    /// The refusal reasons read's answer for `refund` (wires whose refusal needs a code).
-    fn refusal_reasons(&self, _refund: &crate::ChannelRefund) -> Vec<u8> {
+    /// The refusal reasons read's answer for `refund` (`None`: the shop's list) (wires whose
+    /// refusal needs a code).
+    fn refusal_reasons(&self, _refund: Option<&crate::ChannelRefund>) -> Vec<u8> {
         Vec::new()
     }
     /// The channel's system error answering a decision call (`fail_refund_decisions`): its ship

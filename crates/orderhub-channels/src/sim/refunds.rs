@@ -90,7 +90,7 @@ impl Engine {
                 decision,
                 version,
             } => self.refund_decide(&refund_id, decision, version),
-            SimCall::RefusalReasons { refund_id } => self.refusal_reasons(&refund_id),
+            SimCall::RefusalReasons { refund_id } => self.refusal_reasons(refund_id.as_deref()),
             SimCall::CodedRefusal {
                 refund_id,
                 reason,
@@ -144,8 +144,12 @@ impl Engine {
         self.refund_decide_coded(refund_id, decision, version, None)
     }
 
-    /// The refusal reasons the channel offers for a refund (`None`: an unknown refund).
-    pub(crate) fn refusal_reasons(&self, refund_id: &str) -> Response {
+    /// The refusal reasons the channel offers for a refund (an unknown one: not found), or the
+    /// shop's (`None`).
+    pub(crate) fn refusal_reasons(&self, refund_id: Option<&str>) -> Response {
+        let Some(refund_id) = refund_id else {
+            return self.respond((200, self.wire.refusal_reasons(None)));
+        };
         let found = self
             .refunds
             .list
@@ -154,7 +158,7 @@ impl Engine {
             .find(|r| r.refund.refund_id == refund_id)
             .cloned();
         match found {
-            Some(r) => self.respond((200, self.wire.refusal_reasons(&r.refund))),
+            Some(r) => self.respond((200, self.wire.refusal_reasons(Some(&r.refund)))),
             None => self.error(SimErr::NotFound),
         }
     }

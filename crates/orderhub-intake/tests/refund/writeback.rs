@@ -185,7 +185,10 @@ async fn decisions_on_channel_refunds_reach_the_channel_once(backend: &str, kind
     );
     // A channel whose refusal names one of its reason codes: the simulator recorded the one the
     // write-back chose from the channel's list (one needing no evidence: its "其他").
-    let coded = matches!(kind, ChannelKind::Douyin | ChannelKind::Kuaishou);
+    let coded = matches!(
+        kind,
+        ChannelKind::Douyin | ChannelKind::Kuaishou | ChannelKind::Wechat
+    );
     assert_eq!(d[1].reason_code.is_some(), coded, "{d:?}");
 
     // 3. The channel fails the decision call twice: retried, then recorded exactly once.
