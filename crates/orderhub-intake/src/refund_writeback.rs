@@ -66,6 +66,20 @@ fn already(refund: &ChannelRefund, d: &RefundDecision) -> bool {
     }
 }
 
+/// The reason code a refusal names, of the channel's list (its first
+/// [`orderhub_channels::REFUSAL_REASONS_MAX`]): a permanent failure when every one needs evidence
+/// orderhub cannot send (or the list is empty).
+fn refusal_code(
+    list: &[orderhub_channels::RefusalReason],
+) -> Result<&orderhub_channels::RefusalReason, TargetError> {
+    let list = &list[..list.len().min(orderhub_channels::REFUSAL_REASONS_MAX)];
+    orderhub_channels::choose_refusal_reason(list).ok_or_else(|| {
+        TargetError::permanent(
+            "every refusal reason the channel offers needs evidence: refuse on the channel",
+        )
+    })
+}
+
 impl RefundWriteBack {
     /// A write-back that reaches every address (tests, tools); see [`RefundWriteBack::with_outbound`].
     pub fn new(store: Store) -> RefundWriteBack {
@@ -270,12 +284,7 @@ impl RefundWriteBack {
         )
         .await
         .map_err(mapped)?;
-        let list = &list[..list.len().min(orderhub_channels::REFUSAL_REASONS_MAX)];
-        let code = orderhub_channels::choose_refusal_reason(list).ok_or_else(|| {
-            TargetError::permanent(
-                "every refusal reason the channel offers needs evidence: refuse on the channel",
-            )
-        })?;
+        let code = refusal_code(&list)?;
         let creds = crate::credentials(shop);
         match adapter.refusal_request(refund, reason, Some(code), &creds, Utc::now()) {
             Err(r) if r.rule == "not_supported" => return Ok(WritebackOutcome::NoCall),
@@ -489,6 +498,32 @@ mod tests {
             phase: None,
             version: None,
         }
+    }
+
+    #[test]
+    fn a_refusal_names_a_reason_needing_no_evidence_or_fails_for_good() {
+        let r = |code: &str, text: &str, needs_evidence: bool| orderhub_channels::RefusalReason {
+            code: code.into(),
+            text: text.into(),
+            needs_evidence,
+        };
+        let list = [
+            r("1", "已签收", true),
+            r("2", "已发货", false),
+            r("3", "其他", false),
+        ];
+        assert_eq!(refusal_code(&list).unwrap().code, "3");
+        let evidence = [r("1", "其他", true), r("2", "已签收", true)];
+        let e = refusal_code(&evidence).unwrap_err();
+        assert!(!e.retryable);
+        assert!(e.message.contains("needs evidence"), "{}", e.message);
+        assert!(refusal_code(&[]).is_err());
+        // Only the first REFUSAL_REASONS_MAX are considered.
+        let mut long: Vec<_> = (0..orderhub_channels::REFUSAL_REASONS_MAX)
+            .map(|i| r(&i.to_string(), "x", true))
+            .collect();
+        long.push(r("late", "其他", false));
+        assert!(refusal_code(&long).is_err());
     }
 
     #[test]
