@@ -803,6 +803,29 @@ pub enum RefundDecision {
 /// a longer reason is cut to this.
 pub const REFUSAL_CHARS_MAX: usize = 200;
 
+/// One refusal reason a channel offers for a refund (Douyin `afterSale/rejectReasonCodeList`,
+/// Kuaishou `open.refund.reject.reason`, WeChat `aftersale/rejectreason/get`): the channel's code,
+/// its text, and whether refusing with it needs evidence (pictures) orderhub does not hold.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefusalReason {
+    pub code: String,
+    pub text: String,
+    pub needs_evidence: bool,
+}
+
+/// The most refusal reasons of one list the write-back keeps (the rest are dropped).
+pub const REFUSAL_REASONS_MAX: usize = 50;
+
+/// The reason code a refusal sends: the first entry that needs no evidence and whose text says
+/// "other" (其他 / 其它), else the first that needs no evidence; `None` when every one needs
+/// evidence (the seller refuses on the channel).
+pub fn choose_refusal_reason(list: &[RefusalReason]) -> Option<&RefusalReason> {
+    let free = || list.iter().filter(|r| !r.needs_evidence);
+    free()
+        .find(|r| r.text.contains("其他") || r.text.contains("其它"))
+        .or_else(|| free().next())
+}
+
 /// The answer of a channel without a call for the seller's refund decision (yet).
 pub fn refund_decision_unsupported() -> Rejected {
     Rejected::at(
@@ -1023,6 +1046,44 @@ pub trait Channel: Send + Sync {
         Err(refund_decision_unsupported())
     }
 
+    /// The signed read of the refusal reasons the channel offers for `refund` (channels whose
+    /// refusal call needs one of their reason codes). `not_supported` where the refusal needs no
+    /// code: the refusal is [`Channel::refund_decision_request`] alone.
+    fn refusal_reasons_request(
+        &self,
+        _refund: &ChannelRefund,
+        _creds: &ShopCredentials,
+        _now: DateTime<Utc>,
+    ) -> Result<ApiRequest, Rejected> {
+        Err(refund_decision_unsupported())
+    }
+
+    /// The reasons read's answer: at most [`REFUSAL_REASONS_MAX`] reasons (the rest dropped);
+    /// `Throttled` / `Auth` / `Api` for the channel's errors.
+    fn parse_refusal_reasons(&self, body: &[u8]) -> Result<Vec<RefusalReason>, ApiError> {
+        Err(self
+            .api_error(body)
+            .unwrap_or_else(|| ApiError::Rejected(refund_decision_unsupported())))
+    }
+
+    /// The signed refusal of `refund` with the seller's `reason` and, where the channel needs
+    /// one, the reason `code` chosen from its list ([`choose_refusal_reason`]); answered like
+    /// any decision ([`Channel::parse_refund_decision_ack`]). By default the refusal of
+    /// [`Channel::refund_decision_request`].
+    fn refusal_request(
+        &self,
+        refund: &ChannelRefund,
+        reason: &str,
+        _code: Option<&RefusalReason>,
+        creds: &ShopCredentials,
+        now: DateTime<Utc>,
+    ) -> Result<ApiRequest, Rejected> {
+        let d = RefundDecision::Refuse {
+            reason: reason.to_owned(),
+        };
+        self.refund_decision_request(refund, &d, creds, now)
+    }
+
     /// The decision call's answer: `Ok` for the channel's success shape; `Throttled` / `Auth` /
     /// `Api` for its errors; a body that is neither is `Rejected`.
     fn parse_refund_decision_ack(&self, body: &[u8]) -> Result<(), ApiError> {
@@ -1122,6 +1183,36 @@ mod tests {
             assert!(adapter(k).is_some());
         }
         assert_eq!(BUILT.len(), ChannelKind::ALL.len());
+    }
+
+    fn reason(code: &str, text: &str, needs_evidence: bool) -> RefusalReason {
+        RefusalReason {
+            code: code.into(),
+            text: text.into(),
+            needs_evidence,
+        }
+    }
+
+    #[test]
+    fn the_refusal_reason_is_other_without_evidence_else_the_first_without() {
+        let list = [
+            reason("1", "其他原因", true),
+            reason("2", "商品已发出", false),
+            reason("3", "其它", false),
+            reason("4", "其他", false),
+        ];
+        assert_eq!(
+            choose_refusal_reason(&list).map(|r| r.code.as_str()),
+            Some("3")
+        );
+        let no_other = [reason("1", "其他", true), reason("2", "已发货", false)];
+        assert_eq!(
+            choose_refusal_reason(&no_other).map(|r| r.code.as_str()),
+            Some("2")
+        );
+        let all_evidence = [reason("1", "其他", true), reason("2", "已发货", true)];
+        assert_eq!(choose_refusal_reason(&all_evidence), None);
+        assert_eq!(choose_refusal_reason(&[]), None);
     }
 
     #[test]

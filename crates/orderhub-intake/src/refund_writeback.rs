@@ -66,6 +66,20 @@ fn already(refund: &ChannelRefund, d: &RefundDecision) -> bool {
     }
 }
 
+/// The reason code a refusal names, of the channel's list (its first
+/// [`orderhub_channels::REFUSAL_REASONS_MAX`]): a permanent failure when every one needs evidence
+/// orderhub cannot send (or the list is empty).
+fn refusal_code(
+    list: &[orderhub_channels::RefusalReason],
+) -> Result<&orderhub_channels::RefusalReason, TargetError> {
+    let list = &list[..list.len().min(orderhub_channels::REFUSAL_REASONS_MAX)];
+    orderhub_channels::choose_refusal_reason(list).ok_or_else(|| {
+        TargetError::permanent(
+            "every refusal reason the channel offers needs evidence: refuse on the channel",
+        )
+    })
+}
+
 impl RefundWriteBack {
     /// A write-back that reaches every address (tests, tools); see [`RefundWriteBack::with_outbound`].
     pub fn new(store: Store) -> RefundWriteBack {
@@ -211,6 +225,19 @@ impl RefundWriteBack {
         if already(&refund, &d) {
             return Ok((WritebackOutcome::AlreadyDecided, Some(refund_id)));
         }
+        // A refusal the channel takes only with one of its reason codes: the list is read first.
+        if let RefundDecision::Refuse { reason } = &d {
+            match adapter.refusal_reasons_request(&refund, &creds, Utc::now()) {
+                Err(r) if r.rule == "not_supported" => {}
+                Err(r) => return Err(TargetError::permanent(format!("{}: {}", r.rule, r.message))),
+                Ok(_) => {
+                    let outcome = self
+                        .refuse_with_code(shop, adapter, &refund, reason)
+                        .await?;
+                    return Ok((outcome, Some(refund_id)));
+                }
+            }
+        }
         // The request is checked before any call: a refusal there is permanent, but for a
         // channel without a call for this decision (one that takes agreements only).
         match adapter.refund_decision_request(&refund, &d, &creds, Utc::now()) {
@@ -235,6 +262,48 @@ impl RefundWriteBack {
 }
 
 impl RefundWriteBack {
+    /// Refuses `refund` on a channel whose refusal names one of its reason codes: the reasons
+    /// the channel offers for the refund are read, one is chosen
+    /// ([`orderhub_channels::choose_refusal_reason`]) and sent with the seller's reason. A list
+    /// where every reason needs evidence is a permanent failure (the seller refuses on the
+    /// channel).
+    async fn refuse_with_code(
+        &self,
+        shop: &orderhub_store::ChannelShopRow,
+        adapter: &dyn orderhub_channels::Channel,
+        refund: &ChannelRefund,
+        reason: &str,
+    ) -> Result<WritebackOutcome, TargetError> {
+        let list = crate::tokens::call(
+            &self.store,
+            &self.http,
+            shop,
+            adapter,
+            |c| Ok(adapter.refusal_reasons_request(refund, c, Utc::now())?),
+            |body| adapter.parse_refusal_reasons(body),
+        )
+        .await
+        .map_err(mapped)?;
+        let code = refusal_code(&list)?;
+        let creds = crate::credentials(shop);
+        match adapter.refusal_request(refund, reason, Some(code), &creds, Utc::now()) {
+            Err(r) if r.rule == "not_supported" => return Ok(WritebackOutcome::NoCall),
+            Err(r) => return Err(TargetError::permanent(format!("{}: {}", r.rule, r.message))),
+            Ok(_) => {}
+        }
+        crate::tokens::call(
+            &self.store,
+            &self.http,
+            shop,
+            adapter,
+            |c| Ok(adapter.refusal_request(refund, reason, Some(code), c, Utc::now())?),
+            |body| adapter.parse_refund_decision_ack(body),
+        )
+        .await
+        .map_err(mapped)?;
+        Ok(WritebackOutcome::Acknowledged)
+    }
+
     /// The channel's refund of line `line` of order `ext`, as the channel's refund read answers
     /// it: by the id on the detail's line (Taobao, Youzan, Kuaishou), else from the order's
     /// refunds ([`Channel::order_refunds_request`]): the one naming the line, or, where the list
@@ -429,6 +498,32 @@ mod tests {
             phase: None,
             version: None,
         }
+    }
+
+    #[test]
+    fn a_refusal_names_a_reason_needing_no_evidence_or_fails_for_good() {
+        let r = |code: &str, text: &str, needs_evidence: bool| orderhub_channels::RefusalReason {
+            code: code.into(),
+            text: text.into(),
+            needs_evidence,
+        };
+        let list = [
+            r("1", "已签收", true),
+            r("2", "已发货", false),
+            r("3", "其他", false),
+        ];
+        assert_eq!(refusal_code(&list).unwrap().code, "3");
+        let evidence = [r("1", "其他", true), r("2", "已签收", true)];
+        let e = refusal_code(&evidence).unwrap_err();
+        assert!(!e.retryable);
+        assert!(e.message.contains("needs evidence"), "{}", e.message);
+        assert!(refusal_code(&[]).is_err());
+        // Only the first REFUSAL_REASONS_MAX are considered.
+        let mut long: Vec<_> = (0..orderhub_channels::REFUSAL_REASONS_MAX)
+            .map(|i| r(&i.to_string(), "x", true))
+            .collect();
+        long.push(r("late", "其他", false));
+        assert!(refusal_code(&long).is_err());
     }
 
     #[test]

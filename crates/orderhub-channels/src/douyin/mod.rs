@@ -681,6 +681,44 @@ impl Channel for Douyin {
         refund::ack(body)
     }
 
+    /// `afterSale.rejectReasonCodeList` for the after-sale.
+    fn refusal_reasons_request(
+        &self,
+        r: &crate::ChannelRefund,
+        creds: &ShopCredentials,
+        now: DateTime<Utc>,
+    ) -> Result<ApiRequest, Rejected> {
+        Ok(request(
+            refund::REJECT_REASONS_METHOD,
+            refund::reasons_params(r)?,
+            creds,
+            now,
+        ))
+    }
+
+    fn parse_refusal_reasons(&self, body: &[u8]) -> Result<Vec<crate::RefusalReason>, ApiError> {
+        if let Some(e) = self.api_error(body) {
+            return Err(e);
+        }
+        Ok(refund::parse_reasons(body)?)
+    }
+
+    fn refusal_request(
+        &self,
+        r: &crate::ChannelRefund,
+        reason: &str,
+        code: Option<&crate::RefusalReason>,
+        creds: &ShopCredentials,
+        now: DateTime<Utc>,
+    ) -> Result<ApiRequest, Rejected> {
+        Ok(request(
+            refund::OPERATE_METHOD,
+            refund::refusal_params(r, reason, code)?,
+            creds,
+            now,
+        ))
+    }
+
     fn parse_ship_ack(&self, body: &[u8]) -> Result<(), ApiError> {
         crate::ship::ack(self.api_error(body), &[ALREADY_SHIPPED_SUB_CODE], || {
             let env: t::Envelope<serde_json::Value> = wire::parse_json(body)?;

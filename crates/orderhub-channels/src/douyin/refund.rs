@@ -4,9 +4,10 @@
 //! by `order_id` (each names its line in `order_info.related_order_info[].sku_order_id`), one is
 //! read with `afterSale.Detail` (`after_sale_id`), and agreed with `afterSale.operate`
 //! (`type` + `items[{aftersale_id, update_time}]`). All go through the signed gateway like the
-//! order calls. Refusing is **not built**: `afterSale.operate`'s refusals need a
-//! `reject_reason_code` from `afterSale/rejectReasonCodeList` (and evidence where that list says
-//! so), whose values were not found in public material.
+//! order calls. A refusal names a `reject_reason_code` read first from
+//! `afterSale/rejectReasonCodeList` for the after-sale (one needing no evidence is chosen, see
+//! [`crate::choose_refusal_reason`]): `type` 202 / 102 / 112 with `reason` (the code's text),
+//! `remark` (the seller's reason) and `reject_reason_code`.
 
 use crate::wire;
 use crate::{ChannelRefund, RefundDecision, RefundState, Rejected};
@@ -29,9 +30,18 @@ pub const AGREE_PRESALE_REFUND: i64 = 401;
 pub const AGREE_RETURN_APPLY: i64 = 101;
 /// `type` 111: 同意退货（二次审核）: the returned goods arrived; refund.
 pub const AGREE_RETURN: i64 = 111;
-/// The refusals' `type`s: 102 拒绝退货申请, 112 拒绝退货（二次审核）, 202 拒绝仅退款 (the
-/// simulator checks them; the adapter does not send them).
-pub const REFUSE_TYPES: [i64; 3] = [102, 112, 202];
+/// `type` 102: 拒绝退货申请 (a return waiting for the first answer).
+pub const REFUSE_RETURN_APPLY: i64 = 102;
+/// `type` 112: 拒绝退货（二次审核） (the returned goods arrived).
+pub const REFUSE_RETURN: i64 = 112;
+/// `type` 202: 拒绝仅退款.
+pub const REFUSE_REFUND: i64 = 202;
+/// The refusals' `type`s.
+pub const REFUSE_TYPES: [i64; 3] = [REFUSE_RETURN_APPLY, REFUSE_RETURN, REFUSE_REFUND];
+/// `afterSale.rejectReasonCodeList` (`/afterSale/rejectReasonCodeList`, 售后审核拒绝原因):
+/// `aftersale_id` (a number); answer `data{items[{reject_reason_code, reason, evidence_need
+/// (Y/N), evidence_description, image, order_type, pkg}]}`.
+pub const REJECT_REASONS_METHOD: &str = "afterSale.rejectReasonCodeList";
 /// How many after-sales the order's list asks for (the write-back reads at most
 /// [`crate::ORDER_REFUNDS_MAX`]).
 pub const LIST_SIZE: usize = crate::ORDER_REFUNDS_MAX;
@@ -208,17 +218,14 @@ pub(crate) fn parse(body: &[u8]) -> Result<ChannelRefund, Rejected> {
 /// `afterSale.operate`'s parameters for an agreement: `type` by the after-sale's type and status.
 /// A return or exchange still waiting for the first answer needs the shop's return address id
 /// (`logistics.receiver_address_id`, from `/address/list`), which orderhub does not keep:
-/// refused before any call. A refusal is `not_supported` (see the module doc).
+/// refused before any call. A refusal needs a reason code: [`refusal_params`] (here
+/// `missing_field reject_reason_code`).
 pub(crate) fn decision_params(
     r: &ChannelRefund,
     d: &RefundDecision,
 ) -> Result<serde_json::Value, Rejected> {
-    if matches!(d, RefundDecision::Refuse { .. }) {
-        return Err(Rejected::at(
-            "not_supported",
-            "reject_reason_code",
-            "refusing a Douyin after-sale needs a reject_reason_code from afterSale/rejectReasonCodeList, not built: refuse on Douyin",
-        ));
+    if let RefundDecision::Refuse { reason } = d {
+        return refusal_params(r, reason, None);
     }
     check_id(&r.refund_id)?;
     let kind = r
@@ -249,6 +256,99 @@ pub(crate) fn decision_params(
         }
     };
     let mut item = serde_json::json!({ "aftersale_id": r.refund_id });
+    if let Some(v) = r.version {
+        item["update_time"] = serde_json::Value::from(v);
+    }
+    Ok(serde_json::json!({ "type": ty, "items": [item] }))
+}
+
+/// The refusal's `type` by the after-sale's type and status: a refund-only after-sale waiting
+/// (202), a return waiting for the first (102) or second answer (112). A refund before shipment
+/// is refused by shipping and an exchange is not built: `not_supported` (the case records
+/// `no_call`); an after-sale not waiting for the seller is a `bad_value`.
+fn refusal_type(r: &ChannelRefund) -> Result<i64, Rejected> {
+    check_id(&r.refund_id)?;
+    let kind = r
+        .phase
+        .as_deref()
+        .and_then(AftersaleType::parse)
+        .ok_or_else(|| Rejected::missing("after_sale_type"))?;
+    match (kind, DecisionStatus::parse(&r.raw_status)) {
+        (AftersaleType::RefundOnly, Some(DecisionStatus::WaitSellerAgree)) => Ok(REFUSE_REFUND),
+        (AftersaleType::Return, Some(DecisionStatus::WaitSellerAgree)) => Ok(REFUSE_RETURN_APPLY),
+        (AftersaleType::Return, Some(DecisionStatus::WaitSellerSecondAgree)) => Ok(REFUSE_RETURN),
+        (AftersaleType::BeforeShipment | AftersaleType::Exchange, _) => Err(Rejected::at(
+            "not_supported",
+            "after_sale_type",
+            "a Douyin refund before shipment is refused by shipping, an exchange on Douyin",
+        )),
+        _ => Err(Rejected::bad_value(
+            "after_sale_status",
+            "an after-sale waiting for the seller",
+        )),
+    }
+}
+
+/// `afterSale.rejectReasonCodeList`'s parameters: the after-sale's id (a number in the SDK's
+/// param), for an after-sale Douyin would take a refusal of.
+pub(crate) fn reasons_params(r: &ChannelRefund) -> Result<serde_json::Value, Rejected> {
+    refusal_type(r)?;
+    Ok(serde_json::json!({ "aftersale_id": check_id(&r.refund_id)? }))
+}
+
+/// The reasons list: `reject_reason_code` (a number), `reason`, `evidence_need`. Anything but
+/// `N` counts as needing evidence (**assumed**: a missing flag is not taken as "none needed").
+pub(crate) fn parse_reasons(body: &[u8]) -> Result<Vec<crate::RefusalReason>, Rejected> {
+    let v: serde_json::Value = wire::parse_json(body)?;
+    let items = match v.pointer("/data/items") {
+        None | Some(serde_json::Value::Null) => return Ok(Vec::new()),
+        Some(serde_json::Value::Array(a)) => a,
+        Some(_) => return Err(Rejected::bad_value("data.items", "a list")),
+    };
+    items
+        .iter()
+        .take(crate::REFUSAL_REASONS_MAX)
+        .enumerate()
+        .map(|(i, it)| {
+            let code = text(it.get("reject_reason_code"))
+                .filter(|c| c.parse::<i64>().is_ok())
+                .ok_or_else(|| {
+                    Rejected::bad_value(&format!("data.items[{i}].reject_reason_code"), "a number")
+                })?;
+            Ok(crate::RefusalReason {
+                code,
+                text: text(it.get("reason")).unwrap_or_default(),
+                needs_evidence: text(it.get("evidence_need")).as_deref() != Some("N"),
+            })
+        })
+        .collect()
+}
+
+/// `afterSale.operate`'s parameters for a refusal with the chosen reason code: `reason` is the
+/// code's text, `remark` the seller's reason (trimmed, cut to [`crate::REFUSAL_CHARS_MAX`]; the
+/// code's text where the seller gave none — Douyin requires both), `update_time` the version.
+pub(crate) fn refusal_params(
+    r: &ChannelRefund,
+    reason: &str,
+    code: Option<&crate::RefusalReason>,
+) -> Result<serde_json::Value, Rejected> {
+    let ty = refusal_type(r)?;
+    let code = code.ok_or_else(|| Rejected::missing("reject_reason_code"))?;
+    let n: i64 = code
+        .code
+        .parse()
+        .map_err(|_| Rejected::bad_value("reject_reason_code", "a number"))?;
+    let cut = |s: &str| -> String { s.trim().chars().take(crate::REFUSAL_CHARS_MAX).collect() };
+    let remark = match cut(reason) {
+        s if s.is_empty() => cut(&code.text),
+        s => s,
+    };
+    let mut item = serde_json::json!({
+        "aftersale_id": r.refund_id,
+        "reason": cut(&code.text),
+        "remark": remark,
+        "reject_reason_code": n,
+    });
     if let Some(v) = r.version {
         item["update_time"] = serde_json::Value::from(v);
     }

@@ -66,6 +66,36 @@ pub(crate) fn render(o: &ChannelOrder) -> Value {
 /// Every simulated after-sale is a refund-only one (`aftersale_type` 1, 售后仅退款).
 const SIM_AFTERSALE_TYPE: i64 = 1;
 
+/// The reasons `afterSale/rejectReasonCodeList` offers for every simulated after-sale:
+/// (`reject_reason_code`, `reason`, `evidence_need`).
+const SIM_REJECT_REASONS: [(i64, &str, &str); 4] = [
+    (1, "买家已签收商品，请退货退款", "Y"),
+    (2, "商品已影响二次销售", "Y"),
+    (3, "已与买家协商一致", "N"),
+    (4, "其他", "N"),
+];
+
+/// A refusal's `reject_reason_code`: one of the list's, and one needing evidence only with
+/// `evidence` sent.
+fn reject_code(item: &Value) -> Result<String, SimFault> {
+    let code = item.get("reject_reason_code").and_then(Value::as_i64);
+    let Some((code, _, need)) = SIM_REJECT_REASONS.iter().find(|r| Some(r.0) == code) else {
+        return Err(SimFault::BadRequest(
+            "reject_reason_code is not one of afterSale/rejectReasonCodeList's".into(),
+        ));
+    };
+    let evidence = item
+        .get("evidence")
+        .and_then(Value::as_array)
+        .is_some_and(|e| !e.is_empty());
+    if *need == "Y" && !evidence {
+        return Err(SimFault::BadRequest(
+            "evidence is required for this reject_reason_code".into(),
+        ));
+    }
+    Ok(code.to_string())
+}
+
 /// An id the after-sale calls name: a string of digits (the SDK types them string).
 fn digits(p: &Value, k: &str) -> Result<String, SimFault> {
     match p.get(k) {
@@ -123,25 +153,32 @@ fn operate_call(p: &Value) -> Result<SimCall, SimFault> {
                     "a refusal needs reason, remark and reject_reason_code".into(),
                 ));
             }
-            RefundDecision::Refuse {
+            return Ok(SimCall::CodedRefusal {
+                refund_id,
                 reason: s("remark"),
-            }
+                code: reject_code(item)?,
+                version: version(item)?,
+            });
         }
         _ => return Err(SimFault::BadRequest("unknown type".into())),
-    };
-    let version = match item.get("update_time") {
-        None => None,
-        Some(v) => Some(
-            v.as_i64()
-                .ok_or_else(|| SimFault::BadRequest("update_time must be Unix seconds".into()))?
-                * 1000,
-        ),
     };
     Ok(SimCall::RefundDecision {
         refund_id,
         decision,
-        version,
+        version: version(item)?,
     })
+}
+
+/// The item's `update_time` (seconds), as the refund's version (milliseconds).
+fn version(item: &Value) -> Result<Option<i64>, SimFault> {
+    match item.get("update_time") {
+        None => Ok(None),
+        Some(v) => Ok(Some(
+            v.as_i64()
+                .ok_or_else(|| SimFault::BadRequest("update_time must be Unix seconds".into()))?
+                * 1000,
+        )),
+    }
 }
 
 /// One after-sale as `afterSale.List` and `afterSale.Detail` name it.
@@ -254,6 +291,12 @@ impl SimWire for DouyinWire {
                 refund_id: digits(&p, "after_sale_id")?,
             }),
             refund::OPERATE_METHOD => operate_call(&p),
+            refund::REJECT_REASONS_METHOD => match p.get("aftersale_id").and_then(Value::as_u64) {
+                Some(id) => Ok(SimCall::RefusalReasons {
+                    refund_id: Some(id.to_string()),
+                }),
+                None => Err(SimFault::BadRequest("aftersale_id must be a number".into())),
+            },
             _ => Err(SimFault::BadRequest("unknown method".into())),
         }
     }
@@ -313,6 +356,21 @@ impl SimWire for DouyinWire {
             "items": items, "has_more": false, "page": 0,
             "size": refund::LIST_SIZE, "total": refunds.len(),
         }))
+    }
+
+    /// `afterSale/rejectReasonCodeList`'s answer (the doudian SDK's `ItemsItem` fields).
+    fn refusal_reasons(&self, _r: Option<&ChannelRefund>) -> Vec<u8> {
+        let items: Vec<Value> = SIM_REJECT_REASONS
+            .iter()
+            .map(|(code, reason, need)| {
+                json!({
+                    "reject_reason_code": code, "reason": reason, "evidence_need": need,
+                    "evidence_description": if *need == "Y" { "请上传凭证" } else { "" },
+                    "image": "", "order_type": -1, "pkg": -1,
+                })
+            })
+            .collect();
+        ok(json!({ "items": items }))
     }
 
     fn refund_decided(&self, _agree: bool) -> Vec<u8> {

@@ -7,7 +7,8 @@
 //! decrypt with [`Channel::open_push`]. Sources: SOURCES.md § Kuaishou.
 //!
 //! Refund decisions ([`refund`]): the detail's `orderRefundList` names the line's refund;
-//! `open.seller.order.refund.detail` / `.approve` (agreement only; SOURCES.md § Refund decisions).
+//! `open.seller.order.refund.detail` / `.approve`, refusals `open.refund.reject` with a code from
+//! `open.refund.reject.reason` (SOURCES.md § Refund decisions).
 
 pub mod refund;
 #[cfg(feature = "sim")]
@@ -675,6 +676,35 @@ impl Channel for Kuaishou {
             return Err(e);
         }
         refund::ack(body)
+    }
+
+    fn refusal_reasons_request(
+        &self,
+        r: &crate::ChannelRefund,
+        creds: &ShopCredentials,
+        now: DateTime<Utc>,
+    ) -> Result<ApiRequest, Rejected> {
+        let param = refund::reasons_param(r)?;
+        Ok(request(refund::REJECT_REASONS_METHOD, param, creds, now))
+    }
+
+    fn parse_refusal_reasons(&self, body: &[u8]) -> Result<Vec<crate::RefusalReason>, ApiError> {
+        if let Some(e) = self.api_error(body) {
+            return Err(e);
+        }
+        Ok(refund::parse_reasons(body)?)
+    }
+
+    fn refusal_request(
+        &self,
+        r: &crate::ChannelRefund,
+        reason: &str,
+        code: Option<&crate::RefusalReason>,
+        creds: &ShopCredentials,
+        now: DateTime<Utc>,
+    ) -> Result<ApiRequest, Rejected> {
+        let param = refund::refusal(r, reason, code)?;
+        Ok(request(refund::REJECT_METHOD, param, creds, now))
     }
 
     fn token_request(

@@ -8,10 +8,10 @@
 //! (`refundId`, `refundAmount`; no `addressId`: the shop's default return address). Both answer
 //! the envelope's `result` 1 (crywolfx/kuaishou-merchant-open-api `api.declaration.ts`).
 //!
-//! Refusing is **not built**: `open.refund.reject` takes a `reasonCode` that must be one of the
-//! codes `open.refund.reject.reason` lists for that refund (and whether a description or pictures
-//! are required depends on the code); no public list of codes was found to send one without
-//! that read.
+//! Refusing an application (status 10 / 11) is `open.refund.reject` (`refundId`, `reasonCode`,
+//! `rejectDesc`, `refundVersion` = the read's `updateTime`), the `reasonCode` one of those
+//! `open.refund.reject.reason` lists for the refund (`data[{code, desc, tip, requiredRejectDesc,
+//! requiredRejectImage}]`): one needing no pictures is chosen ([`crate::choose_refusal_reason`]).
 //!
 //! [`ChannelRefund::phase`] carries Kuaishou's `refundFee` (fen, digits), which the agreement
 //! calls name as `refundAmount`.
@@ -30,6 +30,12 @@ pub const APPROVE_METHOD: &str = "open.seller.order.refund.approve";
 /// `open.seller.order.refund.returngoods.approve` (商家同意退货): `refundId`, `refundAmount` (fen,
 /// checked against the refund's), `addressId` (optional: the default return address).
 pub const RETURN_APPROVE_METHOD: &str = "open.seller.order.refund.returngoods.approve";
+/// `open.refund.reject.reason` (获取售后拒绝原因列表, GET): `refundId`; answer `data[{code, desc,
+/// tip, requiredRejectDesc, requiredRejectImage}]` (`MerchantRefundRejectReasonView`).
+pub const REJECT_REASONS_METHOD: &str = "open.refund.reject.reason";
+/// `open.refund.reject` (商家拒绝退款): `refundId`, `reasonCode`, `rejectDesc` / `rejectImages`
+/// (required or not per the code), `refundVersion` (the refund's `updateTime`); answer `result` 1.
+pub const REJECT_METHOD: &str = "open.refund.reject";
 /// `status` 10 买家仅退款申请.
 pub const REFUND_ONLY_APPLIED: &str = "10";
 /// `status` 11 买家退货退款申请.
@@ -105,10 +111,8 @@ pub(crate) fn decision(
             format!("Kuaishou: no call orderhub can make for {what}"),
         )
     };
-    if matches!(d, RefundDecision::Refuse { .. }) {
-        return Err(unsupported(
-            "a refusal (open.refund.reject needs a reasonCode from open.refund.reject.reason)",
-        ));
+    if let RefundDecision::Refuse { reason } = d {
+        return refusal(r, reason, None).map(|p| (REJECT_METHOD, p));
     }
     let method = match r.raw_status.as_str() {
         REFUND_ONLY_APPLIED => APPROVE_METHOD,
@@ -130,6 +134,87 @@ pub(crate) fn decision(
         param["status"] = serde_json::json!(10);
     }
     Ok((method, param))
+}
+
+/// A refund Kuaishou takes a refusal of: an application (status 10 / 11); any other status is
+/// `not_supported` (the case records `no_call`).
+fn refusable(r: &ChannelRefund) -> Result<u64, Rejected> {
+    let id = check_id(&r.refund_id)?;
+    match r.raw_status.as_str() {
+        REFUND_ONLY_APPLIED | RETURN_APPLIED => Ok(id),
+        _ => Err(Rejected::at(
+            "not_supported",
+            "refund_decision",
+            "Kuaishou: no call orderhub can make for a refusal of a refund not waiting for the seller's answer (status 10 or 11)",
+        )),
+    }
+}
+
+/// `open.refund.reject.reason`'s `param`.
+pub(crate) fn reasons_param(r: &ChannelRefund) -> Result<serde_json::Value, Rejected> {
+    Ok(serde_json::json!({ "refundId": refusable(r)? }))
+}
+
+/// The reasons list (`data[]`): `code` (a number), `desc`; pictures required
+/// (`requiredRejectImage` true) is "needs evidence" (orderhub sends none).
+pub(crate) fn parse_reasons(body: &[u8]) -> Result<Vec<crate::RefusalReason>, Rejected> {
+    let env: t::Envelope<serde_json::Value> = wire::parse_json(body)?;
+    let list = match env.data {
+        None | Some(serde_json::Value::Null) => return Ok(Vec::new()),
+        Some(serde_json::Value::Array(a)) => a,
+        Some(_) => return Err(Rejected::bad_value("data", "a list")),
+    };
+    list.iter()
+        .take(crate::REFUSAL_REASONS_MAX)
+        .enumerate()
+        .map(|(i, it)| {
+            let code = int(it.get("code"), &format!("data[{i}].code"))?
+                .ok_or_else(|| Rejected::missing(&format!("data[{i}].code")))?;
+            Ok(crate::RefusalReason {
+                code: code.to_string(),
+                text: it
+                    .get("desc")
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or("")
+                    .trim()
+                    .to_owned(),
+                needs_evidence: it
+                    .get("requiredRejectImage")
+                    .and_then(serde_json::Value::as_bool)
+                    .unwrap_or(false),
+            })
+        })
+        .collect()
+}
+
+/// `open.refund.reject`'s `param`: the chosen `reasonCode`, `rejectDesc` = the seller's reason
+/// (trimmed, cut to [`crate::REFUSAL_CHARS_MAX`]; the code's text when empty — some codes
+/// require a description), `refundVersion` = the read's `updateTime` (required).
+pub(crate) fn refusal(
+    r: &ChannelRefund,
+    reason: &str,
+    code: Option<&crate::RefusalReason>,
+) -> Result<serde_json::Value, Rejected> {
+    let id = refusable(r)?;
+    let code = code.ok_or_else(|| Rejected::missing("reasonCode"))?;
+    let n: i64 = code
+        .code
+        .parse()
+        .map_err(|_| Rejected::bad_value("reasonCode", "a number"))?;
+    let version = r
+        .version
+        .ok_or_else(|| Rejected::missing("refundVersion"))?;
+    let cut = |s: &str| -> String { s.trim().chars().take(crate::REFUSAL_CHARS_MAX).collect() };
+    let desc = match cut(reason) {
+        s if s.is_empty() => cut(&code.text),
+        s => s,
+    };
+    Ok(serde_json::json!({
+        "refundId": id,
+        "reasonCode": n,
+        "rejectDesc": desc,
+        "refundVersion": version,
+    }))
 }
 
 /// The envelope's `result` 1 is the acknowledgement (errors are read by `api_error` first).

@@ -25,18 +25,73 @@ fn refund_fee(refund_id: &str) -> i64 {
     100 + (refund_id.parse::<u64>().unwrap_or(0) % 9_900) as i64
 }
 
-/// The refund calls: the read and the agreement to a refund-only application (the simulator's
-/// refunds are all refund-only, status 10; the return approval is not served).
+/// The reasons `open.refund.reject.reason` lists for every simulated refund: (`code`, `desc`,
+/// `requiredRejectDesc`, `requiredRejectImage`).
+const SIM_REJECT_REASONS: [(i64, &str, bool, bool); 4] = [
+    (101, "买家已签收，商品无质量问题", false, true),
+    (102, "商品已发出，请买家拒收后申请", true, true),
+    (103, "已与买家协商一致", false, false),
+    (199, "其他", true, false),
+];
+
+/// `open.refund.reject` as Kuaishou checks it: a `reasonCode` the list offers, `rejectDesc` /
+/// `rejectImages` where that code requires them, a numeric `refundVersion`.
+fn reject_call(refund_id: String, biz: &Value) -> Result<SimCall, SimFault> {
+    let code = biz.get("reasonCode").and_then(Value::as_i64);
+    let Some((code, _, need_desc, need_image)) =
+        SIM_REJECT_REASONS.iter().find(|r| Some(r.0) == code)
+    else {
+        return Err(SimFault::BadRequest("reasonCode 不合法".into()));
+    };
+    let desc = biz
+        .get("rejectDesc")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .trim();
+    let images = biz
+        .get("rejectImages")
+        .and_then(Value::as_array)
+        .is_some_and(|a| !a.is_empty());
+    if (*need_desc && desc.is_empty()) || (*need_image && !images) {
+        return Err(SimFault::BadRequest("拒绝描述或图片不能为空".into()));
+    }
+    let Some(version) = biz.get("refundVersion").and_then(Value::as_i64) else {
+        return Err(SimFault::BadRequest("refundVersion 不能为空".into()));
+    };
+    Ok(SimCall::CodedRefusal {
+        refund_id,
+        reason: desc.to_owned(),
+        code: code.to_string(),
+        version: Some(version),
+    })
+}
+
+/// The refund calls: the read, the agreement to a refund-only application (the simulator's
+/// refunds are all refund-only, status 10; the return approval is not served), the refusal
+/// reasons and the refusal.
 fn refund_call(method: &str, biz: &Value) -> Option<Result<SimCall, SimFault>> {
-    if method != kr::DETAIL_METHOD && method != kr::APPROVE_METHOD {
+    if ![
+        kr::DETAIL_METHOD,
+        kr::APPROVE_METHOD,
+        kr::REJECT_REASONS_METHOD,
+        kr::REJECT_METHOD,
+    ]
+    .contains(&method)
+    {
         return None;
     }
     let refund_id = match biz.get("refundId").and_then(Value::as_u64) {
         Some(id) => id.to_string(),
         None => return Some(Err(SimFault::BadRequest("refundId 不能为空".into()))),
     };
-    if method == kr::DETAIL_METHOD {
-        return Some(Ok(SimCall::RefundGet { refund_id }));
+    match method {
+        kr::DETAIL_METHOD => return Some(Ok(SimCall::RefundGet { refund_id })),
+        kr::REJECT_REASONS_METHOD => {
+            let refund_id = Some(refund_id);
+            return Some(Ok(SimCall::RefusalReasons { refund_id }));
+        }
+        kr::REJECT_METHOD => return Some(reject_call(refund_id, biz)),
+        _ => {}
     }
     if biz.get("refundAmount").and_then(Value::as_i64) != Some(refund_fee(&refund_id)) {
         return Some(Err(SimFault::BadRequest(
@@ -209,6 +264,19 @@ impl SimWire for KuaishouWire {
 
     fn refund_decided(&self, _agree: bool) -> Vec<u8> {
         json_bytes(&json!({"result": 1, "code": "1", "msg": "success"}))
+    }
+
+    /// `open.refund.reject.reason`'s `data` (`MerchantRefundRejectReasonView`).
+    fn refusal_reasons(&self, _r: Option<&crate::ChannelRefund>) -> Vec<u8> {
+        ok(Value::Array(
+            SIM_REJECT_REASONS
+                .iter()
+                .map(|(code, desc, need_desc, need_image)| {
+                    json!({"code": code, "desc": desc, "tip": "",
+                        "requiredRejectDesc": need_desc, "requiredRejectImage": need_image})
+                })
+                .collect(),
+        ))
     }
 
     fn list(&self, page: &Page<'_>) -> Vec<u8> {

@@ -496,6 +496,19 @@ pub(crate) enum SimCall {
         decision: crate::RefundDecision,
         version: Option<i64>,
     },
+    /// The read of the refusal reasons the channel offers for a refund (`None`: the shop's list,
+    /// WeChat's, naming no refund).
+    RefusalReasons {
+        refund_id: Option<String>,
+    },
+    /// A refusal naming one of the channel's reason codes (the wire checked it is one of those
+    /// it offers, and one needing no evidence unless evidence was sent).
+    CodedRefusal {
+        refund_id: String,
+        reason: String,
+        code: String,
+        version: Option<i64>,
+    },
     /// A ship / logistics-upload call, with the channel's own carrier code.
     Ship {
         id: String,
@@ -606,6 +619,11 @@ pub(crate) trait SimWire: Send + Sync + 'static {
     }
     /// The decision call's success answer (wires that serve refunds).
     fn refund_decided(&self, _agree: bool) -> Vec<u8> {
+        Vec::new()
+    }
+    /// The refusal reasons read's answer for `refund` (`None`: the shop's list) (wires whose
+    /// refusal needs a code).
+    fn refusal_reasons(&self, _refund: Option<&crate::ChannelRefund>) -> Vec<u8> {
         Vec::new()
     }
     /// The channel's system error answering a decision call (`fail_refund_decisions`): its ship
@@ -1013,13 +1031,11 @@ impl Engine {
                 tracking_no,
                 line_ids,
             } => return self.ship(id, carrier, tracking_no, line_ids, knobs.fail_ship),
-            SimCall::RefundGet { refund_id } => return self.refund_get(&refund_id),
-            SimCall::OrderRefunds { order_id } => return self.order_refunds(&order_id),
-            SimCall::RefundDecision {
-                refund_id,
-                decision,
-                version,
-            } => return self.refund_decide(&refund_id, decision, version),
+            call @ (SimCall::RefundGet { .. }
+            | SimCall::OrderRefunds { .. }
+            | SimCall::RefundDecision { .. }
+            | SimCall::RefusalReasons { .. }
+            | SimCall::CodedRefusal { .. }) => return self.refund_call(call),
             call @ (SimCall::Stock { .. } | SimCall::StockRead { .. }) => {
                 return self.shelf_call(call, knobs.fail_stock);
             }

@@ -10,7 +10,7 @@ use axum::response::Response;
 use chrono::Utc;
 use serde::Serialize;
 
-use super::{Engine, SimErr, bump};
+use super::{Engine, SimCall, SimErr, bump};
 use crate::{ChannelRefund, RefundDecision, RefundState};
 
 /// One refund the simulator serves.
@@ -28,6 +28,8 @@ pub struct DecisionRecord {
     pub order_id: String,
     pub line_id: Option<String>,
     pub decision: RefundDecision,
+    /// The channel's reason code a refusal named (channels whose refusal needs one).
+    pub reason_code: Option<String>,
 }
 
 #[derive(Default)]
@@ -78,6 +80,30 @@ impl Engine {
         Some(refund_id)
     }
 
+    /// A refund call, answered.
+    pub(crate) fn refund_call(&self, call: SimCall) -> Response {
+        match call {
+            SimCall::RefundGet { refund_id } => self.refund_get(&refund_id),
+            SimCall::OrderRefunds { order_id } => self.order_refunds(&order_id),
+            SimCall::RefundDecision {
+                refund_id,
+                decision,
+                version,
+            } => self.refund_decide(&refund_id, decision, version),
+            SimCall::RefusalReasons { refund_id } => self.refusal_reasons(refund_id.as_deref()),
+            SimCall::CodedRefusal {
+                refund_id,
+                reason,
+                code,
+                version,
+            } => {
+                let d = RefundDecision::Refuse { reason };
+                self.refund_decide_coded(&refund_id, d, version, Some(code))
+            }
+            _ => self.error(SimErr::BadRequest("not a refund call".into())),
+        }
+    }
+
     pub(crate) fn refund_get(&self, refund_id: &str) -> Response {
         let found = self
             .refunds
@@ -115,6 +141,36 @@ impl Engine {
         decision: RefundDecision,
         version: Option<i64>,
     ) -> Response {
+        self.refund_decide_coded(refund_id, decision, version, None)
+    }
+
+    /// The refusal reasons the channel offers for a refund (an unknown one: not found), or the
+    /// shop's (`None`).
+    pub(crate) fn refusal_reasons(&self, refund_id: Option<&str>) -> Response {
+        let Some(refund_id) = refund_id else {
+            return self.respond((200, self.wire.refusal_reasons(None)));
+        };
+        let found = self
+            .refunds
+            .list
+            .lock()
+            .iter()
+            .find(|r| r.refund.refund_id == refund_id)
+            .cloned();
+        match found {
+            Some(r) => self.respond((200, self.wire.refusal_reasons(Some(&r.refund)))),
+            None => self.error(SimErr::NotFound),
+        }
+    }
+
+    /// A decision call, recording the reason code a refusal named (checked by the wire).
+    pub(crate) fn refund_decide_coded(
+        &self,
+        refund_id: &str,
+        decision: RefundDecision,
+        version: Option<i64>,
+        reason_code: Option<String>,
+    ) -> Response {
         let failing = self
             .refunds
             .failures
@@ -150,6 +206,7 @@ impl Engine {
             order_id: r.refund.external_order_id.clone(),
             line_id: r.refund.external_line_id.clone(),
             decision,
+            reason_code,
         };
         if agree {
             r.agreed = true;

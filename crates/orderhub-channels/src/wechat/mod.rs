@@ -521,6 +521,39 @@ impl Channel for Wechat {
         refund::ack(body)
     }
 
+    /// The shop's refusal reasons (`rejectreason/get` names no after-sale).
+    fn refusal_reasons_request(
+        &self,
+        _r: &crate::ChannelRefund,
+        creds: &ShopCredentials,
+        _now: DateTime<Utc>,
+    ) -> Result<ApiRequest, Rejected> {
+        Ok(request(
+            refund::REJECT_REASONS_PATH,
+            serde_json::json!({}),
+            creds,
+        ))
+    }
+
+    fn parse_refusal_reasons(&self, body: &[u8]) -> Result<Vec<crate::RefusalReason>, ApiError> {
+        if let Some(e) = self.api_error(body) {
+            return Err(e);
+        }
+        Ok(refund::parse_reasons(body)?)
+    }
+
+    fn refusal_request(
+        &self,
+        r: &crate::ChannelRefund,
+        reason: &str,
+        code: Option<&crate::RefusalReason>,
+        creds: &ShopCredentials,
+        _now: DateTime<Utc>,
+    ) -> Result<ApiRequest, Rejected> {
+        let body = refund::refusal_body(r, reason, code)?;
+        Ok(request(refund::REJECT_PATH, body, creds))
+    }
+
     fn token_request(
         &self,
         _shop_id: &str,

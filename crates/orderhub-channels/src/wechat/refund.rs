@@ -6,7 +6,8 @@
 //! `product_id` and `sku_id`, its `status` and `type`). Agreeing is
 //! `/channels/ec/aftersale/acceptapply` (`after_sale_order_id`, `address_id` for a return,
 //! `accept_type`), refusing `/channels/ec/aftersale/rejectapply` (`after_sale_order_id`,
-//! `reject_reason`, `reject_reason_type`); both answer `{errcode: 0, errmsg: "ok"}` (WeChat's
+//! `reject_reason`, `reject_reason_type` — one of the shop's reasons from
+//! `/channels/ec/aftersale/rejectreason/get`); both answer `{errcode: 0, errmsg: "ok"}` (WeChat's
 //! doc pages for the calls; fudiwei SDK and WxJava request models).
 
 use crate::wire;
@@ -22,10 +23,11 @@ pub const ACCEPT_PATH: &str = "/channels/ec/aftersale/acceptapply";
 pub const REJECT_PATH: &str = "/channels/ec/aftersale/rejectapply";
 /// `accept_type` 2: "确认收到货并退款给用户" — sent when a return waits for the seller's receipt.
 pub const ACCEPT_TYPE_REFUND: i64 = 2;
-/// `reject_reason_type` (拒绝原因枚举值, required): the value of the rejectapply doc's own
-/// request example. **Assumed** valid for every refusal: the shop's list comes from
-/// `/channels/ec/aftersale/rejectreason/get`, which orderhub does not read (see SOURCES.md).
-pub const REJECT_REASON_TYPE: i64 = 1;
+/// `POST /channels/ec/aftersale/rejectreason/get` (获取拒绝售后原因): body `{}`; answer
+/// `{errcode, errmsg, reject_reason_list[{reject_reason_type, reject_reason_type_text,
+/// reject_reason, reject_scene}]}` (WxJava `AfterSaleRejectReasonResponse`; the fudiwei SDK names
+/// the list `reason_list`, read too).
+pub const REJECT_REASONS_PATH: &str = "/channels/ec/aftersale/rejectreason/get";
 /// `type` of a refund-only after-sale (the others, `RETURN` and `EXCHANGE`, take goods back).
 pub const TYPE_REFUND: &str = "REFUND";
 
@@ -188,23 +190,70 @@ pub(crate) fn decision_body(
                 )),
             }
         }
-        RefundDecision::Refuse { reason } => {
-            let reason: String = reason
-                .trim()
-                .chars()
-                .take(crate::REFUSAL_CHARS_MAX)
-                .collect();
-            let mut body = serde_json::json!({
-                "after_sale_order_id": r.refund_id,
-                "reject_reason_type": REJECT_REASON_TYPE,
-            });
-            // Optional: without it WeChat shows the reason type's default text.
-            if !reason.is_empty() {
-                body["reject_reason"] = serde_json::Value::String(reason);
-            }
-            Ok((REJECT_PATH, body))
-        }
+        RefundDecision::Refuse { reason } => Ok((REJECT_PATH, refusal_body(r, reason, None)?)),
     }
+}
+
+/// The shop's refusal reasons (`reject_reason_list`, or the fudiwei SDK's `reason_list`): the
+/// code is `reject_reason_type` (a number), the text `reject_reason_type_text` (else
+/// `reject_reason`). The answer says nothing of evidence: no reason needs any.
+pub(crate) fn parse_reasons(body: &[u8]) -> Result<Vec<crate::RefusalReason>, Rejected> {
+    let v: serde_json::Value = wire::parse_json(body)?;
+    let list = match v.get("reject_reason_list").or_else(|| v.get("reason_list")) {
+        None | Some(serde_json::Value::Null) => return Ok(Vec::new()),
+        Some(serde_json::Value::Array(a)) => a,
+        Some(_) => return Err(Rejected::bad_value("reject_reason_list", "a list")),
+    };
+    list.iter()
+        .take(crate::REFUSAL_REASONS_MAX)
+        .enumerate()
+        .map(|(i, it)| {
+            let code = text(it.get("reject_reason_type"))
+                .filter(|c| c.parse::<i64>().is_ok())
+                .ok_or_else(|| {
+                    Rejected::bad_value(
+                        &format!("reject_reason_list[{i}].reject_reason_type"),
+                        "a number",
+                    )
+                })?;
+            Ok(crate::RefusalReason {
+                code,
+                text: text(it.get("reject_reason_type_text"))
+                    .or_else(|| text(it.get("reject_reason")))
+                    .unwrap_or_default(),
+                needs_evidence: false,
+            })
+        })
+        .collect()
+}
+
+/// `rejectapply`'s body: `reject_reason_type` = the chosen code (required: `missing_field`
+/// without one), `reject_reason` = the seller's reason (trimmed, cut to
+/// [`crate::REFUSAL_CHARS_MAX`]; left out when empty: WeChat shows the type's default text).
+pub(crate) fn refusal_body(
+    r: &ChannelRefund,
+    reason: &str,
+    code: Option<&crate::RefusalReason>,
+) -> Result<serde_json::Value, Rejected> {
+    check_id(&r.refund_id)?;
+    let code = code.ok_or_else(|| Rejected::missing("reject_reason_type"))?;
+    let n: i64 = code
+        .code
+        .parse()
+        .map_err(|_| Rejected::bad_value("reject_reason_type", "a number"))?;
+    let reason: String = reason
+        .trim()
+        .chars()
+        .take(crate::REFUSAL_CHARS_MAX)
+        .collect();
+    let mut body = serde_json::json!({
+        "after_sale_order_id": r.refund_id,
+        "reject_reason_type": n,
+    });
+    if !reason.is_empty() {
+        body["reject_reason"] = serde_json::Value::String(reason);
+    }
+    Ok(body)
 }
 
 /// Either decision's answer: `errcode` 0 (errors were taken by `api_error` before).

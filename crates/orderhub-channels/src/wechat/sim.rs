@@ -95,6 +95,15 @@ fn aftersale_id(p: &Value) -> Result<String, SimFault> {
     }
 }
 
+/// The shop's refusal reasons `rejectreason/get` serves: (`reject_reason_type`,
+/// `reject_reason_type_text`).
+const SIM_REJECT_REASONS: [(i64, &str); 4] = [
+    (1, "商品已发货，请买家拒收后申请"),
+    (2, "买家已签收，商品不支持七天无理由"),
+    (3, "已与买家协商一致"),
+    (10, "其他"),
+];
+
 /// `acceptapply` / `rejectapply` as WeChat checks them: the after-sale id; `accept_type` 1 or 2
 /// where given; `reject_reason_type` a number (required), `reject_reason` a string where given.
 fn decision_call(path: &str, p: &Value) -> Result<SimCall, SimFault> {
@@ -107,9 +116,10 @@ fn decision_call(path: &str, p: &Value) -> Result<SimCall, SimFault> {
         }
         RefundDecision::Agree
     } else {
-        if !p.get("reject_reason_type").is_some_and(Value::is_i64) {
+        let code = p.get("reject_reason_type").and_then(Value::as_i64);
+        if !SIM_REJECT_REASONS.iter().any(|r| Some(r.0) == code) {
             return Err(SimFault::BadRequest(
-                "reject_reason_type is required (a number)".into(),
+                "reject_reason_type is required: one of rejectreason/get's".into(),
             ));
         }
         let reason = match p.get("reject_reason") {
@@ -121,7 +131,12 @@ fn decision_call(path: &str, p: &Value) -> Result<SimCall, SimFault> {
                 ));
             }
         };
-        RefundDecision::Refuse { reason }
+        return Ok(SimCall::CodedRefusal {
+            refund_id,
+            reason,
+            code: code.unwrap_or_default().to_string(),
+            version: None,
+        });
     };
     Ok(SimCall::RefundDecision {
         refund_id,
@@ -194,6 +209,7 @@ impl SimWire for WechatWire {
                 refund_id: aftersale_id(&p)?,
             }),
             path @ (refund::ACCEPT_PATH | refund::REJECT_PATH) => decision_call(path, &p),
+            refund::REJECT_REASONS_PATH => Ok(SimCall::RefusalReasons { refund_id: None }),
             _ => Err(SimFault::BadRequest("unknown path".into())),
         }
     }
@@ -352,6 +368,18 @@ impl SimWire for WechatWire {
                 "update_time": at,
             },
         }))
+    }
+
+    /// `rejectreason/get`'s answer (WxJava `AfterSaleRejectReasonResponse`).
+    fn refusal_reasons(&self, _r: Option<&crate::ChannelRefund>) -> Vec<u8> {
+        let list: Vec<Value> = SIM_REJECT_REASONS
+            .iter()
+            .map(|(t, text)| {
+                json!({"reject_reason_type": t, "reject_reason_type_text": text,
+                    "reject_reason": text, "reject_scene": 1})
+            })
+            .collect();
+        json_bytes(&json!({"errcode": 0, "errmsg": "ok", "reject_reason_list": list}))
     }
 
     fn refund_decided(&self, _agree: bool) -> Vec<u8> {

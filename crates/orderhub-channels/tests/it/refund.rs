@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use orderhub_channels::client::HttpClient;
 use orderhub_channels::sim::{self, SimSettings};
 use orderhub_channels::{
-    ApiError, ChannelKind, ChannelRefund, RefundDecision, RefundState, adapter,
+    ApiError, Channel, ChannelKind, ChannelRefund, RefundDecision, RefundState, adapter,
 };
 
 fn at() -> DateTime<Utc> {

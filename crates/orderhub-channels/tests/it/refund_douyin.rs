@@ -2,7 +2,8 @@
 //! after-sale read (`afterSale.Detail`) and the agreement (`afterSale.operate`), signed through
 //! the gateway like the order calls (SOURCES.md, "Refund decisions"). The list sample is the
 //! fudiwei SDK's fixture; the detail answers are written from its `AftersaleDetailResponse`
-//! model (its own sample is empty). Refusals are not built.
+//! model (its own sample is empty). Refusals name a `reject_reason_code` read from
+//! `afterSale/rejectReasonCodeList` (the doudian SDK's `AfterSaleRejectReasonCodeList*` models).
 
 use super::{creds, fixture};
 use chrono::{DateTime, Utc};
@@ -10,7 +11,8 @@ use orderhub_channels::client::HttpClient;
 use orderhub_channels::douyin::{api_sign, refund as dr};
 use orderhub_channels::sim::{self, SimSettings};
 use orderhub_channels::{
-    ApiError, ApiRequest, ChannelKind, ChannelRefund, RefundDecision, RefundState, adapter,
+    ApiError, ApiRequest, ChannelKind, ChannelRefund, RefundDecision, RefundState, RefusalReason,
+    adapter,
 };
 use serde_json::{Value, json};
 
@@ -174,7 +176,7 @@ fn douyin_reads_an_after_sale_with_aftersale_detail() {
 }
 
 #[test]
-fn douyin_agrees_with_aftersale_operate_and_does_not_refuse() {
+fn douyin_agrees_with_aftersale_operate() {
     let a = adapter(ChannelKind::Douyin).unwrap();
     let agree = |r: &ChannelRefund| {
         a.refund_decision_request(r, &RefundDecision::Agree, &creds(), at())
@@ -205,7 +207,7 @@ fn douyin_agrees_with_aftersale_operate_and_does_not_refuse() {
     let mut unknown = waiting("1", "6");
     unknown.phase = None;
     assert_eq!(agree(&unknown).unwrap_err().rule, "missing_field");
-    // Refusing needs a reject_reason_code the sources do not give: not built.
+    // Refusing needs a reject_reason_code: without one, refused before any call.
     let e = a
         .refund_decision_request(
             &waiting("1", "6"),
@@ -216,7 +218,10 @@ fn douyin_agrees_with_aftersale_operate_and_does_not_refuse() {
             at(),
         )
         .unwrap_err();
-    assert_eq!(e.rule, "not_supported");
+    assert_eq!(
+        (e.rule, e.field.as_deref()),
+        ("missing_field", Some("reject_reason_code"))
+    );
     // The answers: each item's status_code (the SDK's AftersaleOperateResponse).
     a.parse_refund_decision_ack(br#"{"code":10000,"msg":"success","data":{"items":[{"aftersale_id":6986853269519810849,"status_code":0,"status_msg":"success"}]}}"#)
         .unwrap();
@@ -232,6 +237,172 @@ fn douyin_agrees_with_aftersale_operate_and_does_not_refuse() {
         a.parse_refund_decision_ack(br#"{"data":{}}"#),
         Err(ApiError::Rejected(_))
     ));
+}
+
+fn reason(code: &str, text: &str, needs_evidence: bool) -> RefusalReason {
+    RefusalReason {
+        code: code.into(),
+        text: text.into(),
+        needs_evidence,
+    }
+}
+
+#[test]
+fn douyin_reads_the_reject_reasons_and_refuses_with_a_code() {
+    let a = adapter(ChannelKind::Douyin).unwrap();
+    // The list: `aftersale_id` a number (the SDK's param is a Long).
+    let req = a
+        .refusal_reasons_request(&waiting("1", "6"), &creds(), at())
+        .unwrap();
+    assert_eq!(
+        call(&req),
+        (
+            "afterSale.rejectReasonCodeList".to_owned(),
+            json!({"aftersale_id": 6986853269519810849u64})
+        )
+    );
+    // Its answer, in the SDK's ItemsItem fields (codes as numbers or strings).
+    let body = json!({"code": 10000, "msg": "success", "data": {"items": [
+        {"reject_reason_code": 1, "reason": "买家已签收", "evidence_need": "Y",
+         "evidence_description": "请提供发货物流进度截图", "image": "/obj/x.png", "order_type": -1, "pkg": 1},
+        {"reject_reason_code": "7", "reason": "其他", "evidence_need": "N", "order_type": -1, "pkg": -1},
+        {"reject_reason_code": 9, "reason": "无标记"},
+    ]}});
+    let list = a
+        .parse_refusal_reasons(body.to_string().as_bytes())
+        .unwrap();
+    assert_eq!(
+        list,
+        vec![
+            reason("1", "买家已签收", true),
+            reason("7", "其他", false),
+            reason("9", "无标记", true),
+        ]
+    );
+    assert_eq!(
+        orderhub_channels::choose_refusal_reason(&list),
+        Some(&list[1])
+    );
+    assert!(
+        a.parse_refusal_reasons(br#"{"code":10000,"data":{}}"#)
+            .unwrap()
+            .is_empty()
+    );
+    assert!(matches!(
+        a.parse_refusal_reasons(br#"{"code":10000,"data":{"items":[{"reason":"x"}]}}"#),
+        Err(ApiError::Rejected(_))
+    ));
+    assert!(matches!(
+        a.parse_refusal_reasons(r#"{"code":50002,"msg":"业务处理失败","sub_code":"isv.business-failed:1","sub_msg":"售后单不存在"}"#.as_bytes()),
+        Err(ApiError::Api { .. })
+    ));
+    // The refusal: 202 / 102 / 112 by type and status, reason = the code's text, remark = the
+    // seller's, the code a number, the version read.
+    let code = reason("7", "其他", false);
+    for (kind, status, ty) in [("1", "6", 202), ("0", "6", 102), ("0", "11", 112)] {
+        let req = a
+            .refusal_request(
+                &waiting(kind, status),
+                " 已发货 ",
+                Some(&code),
+                &creds(),
+                at(),
+            )
+            .unwrap();
+        assert_eq!(
+            call(&req),
+            (
+                "afterSale.operate".to_owned(),
+                json!({"type": ty, "items": [{"aftersale_id": "6986853269519810849",
+                    "reason": "其他", "remark": "已发货", "reject_reason_code": 7,
+                    "update_time": 1626860666}]})
+            ),
+            "{kind}/{status}"
+        );
+    }
+    // Before shipment (refused by shipping) and exchanges: no call.
+    for kind in ["2", "3"] {
+        let r = waiting(kind, "6");
+        assert_eq!(
+            a.refusal_reasons_request(&r, &creds(), at())
+                .unwrap_err()
+                .rule,
+            "not_supported"
+        );
+        let e = a
+            .refusal_request(&r, "x", Some(&code), &creds(), at())
+            .unwrap_err();
+        assert_eq!(e.rule, "not_supported");
+    }
+    // An empty reason: the code's text is the remark; the answer is the agreement's.
+    let req = a
+        .refusal_request(&waiting("1", "6"), "  ", Some(&code), &creds(), at())
+        .unwrap();
+    assert_eq!(call(&req).1["items"][0]["remark"], "其他");
+    let long = "退".repeat(300);
+    let req = a
+        .refusal_request(&waiting("1", "6"), &long, Some(&code), &creds(), at())
+        .unwrap();
+    assert_eq!(
+        call(&req).1["items"][0]["remark"]
+            .as_str()
+            .unwrap()
+            .chars()
+            .count(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn the_douyin_simulator_serves_reject_reasons_and_checks_the_code() {
+    let (url, handle) = sim::spawn(ChannelKind::Douyin, SimSettings::new(creds(), 5, 1))
+        .await
+        .unwrap();
+    let a = adapter(ChannelKind::Douyin).unwrap();
+    let http = HttpClient::new();
+    let o = handle.orders().into_iter().next().unwrap();
+    let id = handle
+        .open_refund(&o.external_order_id, &o.lines[0].external_line_id)
+        .unwrap();
+    let req = a.refund_get_request(&id, &creds(), at()).unwrap();
+    let r = a.parse_refund(&send(&http, &url, &req).await).unwrap();
+    let req = a.refusal_reasons_request(&r, &creds(), at()).unwrap();
+    let list = a
+        .parse_refusal_reasons(&send(&http, &url, &req).await)
+        .unwrap();
+    assert!(list.iter().any(|r| r.needs_evidence));
+    let chosen = orderhub_channels::choose_refusal_reason(&list)
+        .unwrap()
+        .clone();
+    assert_eq!(chosen.text, "其他");
+    // A code needing evidence (none sent) and a code not offered: refused, nothing recorded.
+    let evidence = list.iter().find(|r| r.needs_evidence).unwrap();
+    for code in [evidence.clone(), reason("999", "x", false)] {
+        let req = a
+            .refusal_request(&r, "已发货", Some(&code), &creds(), at())
+            .unwrap();
+        assert!(
+            a.parse_refund_decision_ack(&send(&http, &url, &req).await)
+                .is_err()
+        );
+    }
+    assert!(handle.refund_decisions().is_empty());
+    let req = a
+        .refusal_request(&r, "已发货", Some(&chosen), &creds(), at())
+        .unwrap();
+    a.parse_refund_decision_ack(&send(&http, &url, &req).await)
+        .unwrap();
+    let d = handle.refund_decisions();
+    assert_eq!(d.len(), 1);
+    assert_eq!(
+        (&d[0].decision, d[0].reason_code.as_deref()),
+        (
+            &RefundDecision::Refuse {
+                reason: "已发货".into()
+            },
+            Some(chosen.code.as_str())
+        )
+    );
 }
 
 async fn send(http: &HttpClient, url: &str, req: &ApiRequest) -> Vec<u8> {

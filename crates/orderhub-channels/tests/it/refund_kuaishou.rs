@@ -2,7 +2,8 @@
 //! (crywolfx/kuaishou-merchant-open-api `packages/common/Interface/api.declaration.ts`:
 //! `open.seller.order.refund.detail` → `MerchantRefundDetailDataView`,
 //! `open.seller.order.refund.approve`, `open.seller.order.refund.returngoods.approve`,
-//! `open.refund.reject`): request parameters in `param`, signed as the adapter's other calls; the
+//! `open.refund.reject`, `open.refund.reject.reason` → `MerchantRefundRejectReasonView`): request
+//! parameters in `param`, signed as the adapter's other calls; the
 //! answers in the declared field names; then the simulator.
 
 use super::{creds, order};
@@ -11,7 +12,8 @@ use orderhub_channels::client::HttpClient;
 use orderhub_channels::kuaishou::api_sign;
 use orderhub_channels::sim::{self, SimSettings};
 use orderhub_channels::{
-    ApiError, ApiRequest, ChannelKind, ChannelRefund, RefundDecision, RefundState, adapter,
+    ApiError, ApiRequest, ChannelKind, ChannelRefund, RefundDecision, RefundState, RefusalReason,
+    adapter,
 };
 use serde_json::{Value, json};
 
@@ -113,7 +115,7 @@ fn kuaishou_reads_a_refund_with_open_seller_order_refund_detail() {
 }
 
 #[test]
-fn kuaishou_agrees_with_refund_approve_or_returngoods_approve_and_does_not_refuse() {
+fn kuaishou_agrees_with_refund_approve_or_returngoods_approve() {
     let a = adapter(ChannelKind::Kuaishou).unwrap();
     let req = a
         .refund_decision_request(&applied(), &RefundDecision::Agree, &creds(), at())
@@ -146,11 +148,12 @@ fn kuaishou_agrees_with_refund_approve_or_returngoods_approve_and_does_not_refus
             .unwrap_err()
             .rule
     };
-    // No call: a refusal (open.refund.reject's reasonCode), a refund past the application.
+    // A refusal without a reasonCode: refused before any call; no call for a refund past the
+    // application.
     let refuse = RefundDecision::Refuse {
         reason: "已发货".into(),
     };
-    assert_eq!(rule(&applied(), &refuse), "not_supported");
+    assert_eq!(rule(&applied(), &refuse), "missing_field");
     let mut executing = applied();
     executing.raw_status = "50".into();
     assert_eq!(rule(&executing, &RefundDecision::Agree), "not_supported");
@@ -170,6 +173,157 @@ fn kuaishou_agrees_with_refund_approve_or_returngoods_approve_and_does_not_refus
         a.parse_refund_decision_ack(br#"{"code":"1"}"#),
         Err(ApiError::Rejected(_))
     ));
+}
+
+fn reason(code: &str, text: &str, needs_evidence: bool) -> RefusalReason {
+    RefusalReason {
+        code: code.into(),
+        text: text.into(),
+        needs_evidence,
+    }
+}
+
+#[test]
+fn kuaishou_reads_the_reject_reasons_and_refuses_with_open_refund_reject() {
+    let a = adapter(ChannelKind::Kuaishou).unwrap();
+    let req = a
+        .refusal_reasons_request(&applied(), &creds(), at())
+        .unwrap();
+    assert_eq!(req.path_and_query, "/open/refund/reject/reason");
+    let p = form(&req);
+    assert_eq!(param(&p, "method"), "open.refund.reject.reason");
+    assert_eq!(param(&p, "sign"), api_sign(&p, "s3cret"));
+    assert_eq!(biz(&req), json!({"refundId": 2_100_000_000_000_001u64}));
+    // The answer: data[] of MerchantRefundRejectReasonView; pictures required = evidence.
+    let body = json!({"result": 1, "code": "1", "msg": "success", "data": [
+        {"code": 11, "desc": "买家已签收", "tip": "请上传签收凭证", "requiredRejectDesc": false, "requiredRejectImage": true},
+        {"code": "12", "desc": "其他", "requiredRejectDesc": true, "requiredRejectImage": false},
+        {"code": 13, "desc": "已协商一致"},
+    ]});
+    let list = a
+        .parse_refusal_reasons(body.to_string().as_bytes())
+        .unwrap();
+    assert_eq!(
+        list,
+        vec![
+            reason("11", "买家已签收", true),
+            reason("12", "其他", false),
+            reason("13", "已协商一致", false),
+        ]
+    );
+    assert!(
+        a.parse_refusal_reasons(br#"{"result":1,"data":null}"#)
+            .unwrap()
+            .is_empty()
+    );
+    assert!(matches!(
+        a.parse_refusal_reasons(br#"{"result":1,"data":[{"desc":"x"}]}"#),
+        Err(ApiError::Rejected(_))
+    ));
+    assert!(matches!(
+        a.parse_refusal_reasons(
+            r#"{"result":12,"error_msg":"退款单不存在","code":"12","msg":"退款单不存在"}"#
+                .as_bytes()
+        ),
+        Err(ApiError::Api { .. })
+    ));
+    // The refusal: refundId, reasonCode, rejectDesc (the seller's reason), refundVersion.
+    let code = reason("12", "其他", false);
+    let req = a
+        .refusal_request(&applied(), " 已发货 ", Some(&code), &creds(), at())
+        .unwrap();
+    assert_eq!(req.path_and_query, "/open/refund/reject");
+    let p = form(&req);
+    assert_eq!(param(&p, "method"), "open.refund.reject");
+    assert_eq!(param(&p, "sign"), api_sign(&p, "s3cret"));
+    assert_eq!(
+        biz(&req),
+        json!({"refundId": 2_100_000_000_000_001u64, "reasonCode": 12,
+            "rejectDesc": "已发货", "refundVersion": 1_731_300_000_000i64})
+    );
+    // An empty reason: the code's text; a return application (11) likewise refused.
+    let mut ret = applied();
+    ret.raw_status = "11".into();
+    let req = a
+        .refusal_request(&ret, "", Some(&code), &creds(), at())
+        .unwrap();
+    assert_eq!(biz(&req)["rejectDesc"], "其他");
+    // Without the version: refused before any call; past the application: no call.
+    let mut unversioned = applied();
+    unversioned.version = None;
+    let e = a
+        .refusal_request(&unversioned, "x", Some(&code), &creds(), at())
+        .unwrap_err();
+    assert_eq!(
+        (e.rule, e.field.as_deref()),
+        ("missing_field", Some("refundVersion"))
+    );
+    let mut executing = applied();
+    executing.raw_status = "50".into();
+    assert_eq!(
+        a.refusal_reasons_request(&executing, &creds(), at())
+            .unwrap_err()
+            .rule,
+        "not_supported"
+    );
+}
+
+#[tokio::test]
+async fn the_kuaishou_simulator_serves_reject_reasons_and_checks_the_code() {
+    let (url, handle) = sim::spawn(ChannelKind::Kuaishou, SimSettings::new(creds(), 5, 1))
+        .await
+        .unwrap();
+    let a = adapter(ChannelKind::Kuaishou).unwrap();
+    let http = HttpClient::new();
+    let send = |req: ApiRequest| {
+        let (http, url) = (http.clone(), url.clone());
+        async move { http.send(&url, &req).await.unwrap().1 }
+    };
+    let o = handle.orders().into_iter().next().unwrap();
+    let id = handle
+        .open_refund(&o.external_order_id, &o.lines[0].external_line_id)
+        .unwrap();
+    let r = a
+        .parse_refund(&send(a.refund_get_request(&id, &creds(), at()).unwrap()).await)
+        .unwrap();
+    let list = a
+        .parse_refusal_reasons(&send(a.refusal_reasons_request(&r, &creds(), at()).unwrap()).await)
+        .unwrap();
+    assert!(list.iter().any(|r| r.needs_evidence));
+    let chosen = orderhub_channels::choose_refusal_reason(&list)
+        .unwrap()
+        .clone();
+    assert_eq!(chosen.text, "其他");
+    // A code needing pictures, a code not offered, a stale version: refused, nothing recorded.
+    let pictures = list.iter().find(|r| r.needs_evidence).unwrap().clone();
+    let mut stale = r.clone();
+    stale.version = Some(r.version.unwrap() - 1);
+    for (refund, code) in [
+        (&r, pictures),
+        (&r, reason("999", "x", false)),
+        (&stale, chosen.clone()),
+    ] {
+        let req = a
+            .refusal_request(refund, "已发货", Some(&code), &creds(), at())
+            .unwrap();
+        assert!(a.parse_refund_decision_ack(&send(req).await).is_err());
+    }
+    assert!(handle.refund_decisions().is_empty());
+    let req = a
+        .refusal_request(&r, "已发货", Some(&chosen), &creds(), at())
+        .unwrap();
+    a.parse_refund_decision_ack(&send(req).await).unwrap();
+    let d = handle.refund_decisions();
+    assert_eq!(d.len(), 1);
+    assert_eq!(
+        (&d[0].decision, d[0].reason_code.as_deref()),
+        (
+            &RefundDecision::Refuse {
+                reason: "已发货".into()
+            },
+            Some(chosen.code.as_str())
+        )
+    );
 }
 
 #[tokio::test]

@@ -8,7 +8,8 @@ use orderhub_channels::client::HttpClient;
 use orderhub_channels::sim::{self, SimSettings};
 use orderhub_channels::wechat::refund as wr;
 use orderhub_channels::{
-    ApiError, ApiRequest, ChannelKind, ChannelRefund, RefundDecision, RefundState, adapter,
+    ApiError, ApiRequest, ChannelKind, ChannelRefund, RefundDecision, RefundState, RefusalReason,
+    adapter,
 };
 use serde_json::{Value, json};
 
@@ -158,13 +159,30 @@ fn wechat_agrees_with_acceptapply_and_refuses_with_rejectapply() {
         body(&req),
         json!({"after_sale_order_id": "1768715750567651", "accept_type": 2})
     );
-    // Refused: rejectapply with the reason and the reason type (required).
-    let refuse = |reason: &str| {
-        a.refund_decision_request(
+    // Refused: rejectapply with the reason and the reason type (required: one of the shop's
+    // reasons from rejectreason/get; without one, refused before any call).
+    let e = a
+        .refund_decision_request(
             &waiting("REFUND", "MERCHANT_PROCESSING"),
-            &RefundDecision::Refuse {
-                reason: reason.into(),
-            },
+            &RefundDecision::Refuse { reason: "x".into() },
+            &creds(),
+            at(),
+        )
+        .unwrap_err();
+    assert_eq!(
+        (e.rule, e.field.as_deref()),
+        ("missing_field", Some("reject_reason_type"))
+    );
+    let code = RefusalReason {
+        code: "1".into(),
+        text: "其他".into(),
+        needs_evidence: false,
+    };
+    let refuse = |reason: &str| {
+        a.refusal_request(
+            &waiting("REFUND", "MERCHANT_PROCESSING"),
+            reason,
+            Some(&code),
             &creds(),
             at(),
         )
@@ -199,7 +217,56 @@ fn wechat_agrees_with_acceptapply_and_refuses_with_rejectapply() {
         a.parse_refund_decision_ack(br#"{"errmsg":"ok"}"#),
         Err(ApiError::Rejected(_))
     ));
-    assert_eq!(wr::REJECT_REASON_TYPE, 1);
+}
+
+#[test]
+fn wechat_reads_the_shops_reject_reasons() {
+    let a = adapter(ChannelKind::Wechat).unwrap();
+    let req = a
+        .refusal_reasons_request(&waiting("REFUND", "MERCHANT_PROCESSING"), &creds(), at())
+        .unwrap();
+    assert_eq!(
+        req.path_and_query,
+        "/channels/ec/aftersale/rejectreason/get?access_token=tok-1"
+    );
+    assert_eq!(
+        wr::REJECT_REASONS_PATH,
+        "/channels/ec/aftersale/rejectreason/get"
+    );
+    assert_eq!(body(&req), json!({}));
+    // WxJava's AfterSaleRejectReasonResponse (`reject_reason_list`) and the fudiwei SDK's
+    // (`reason_list`): the same entries.
+    let entries = json!([
+        {"reject_reason_type": 1, "reject_reason_type_text": "已发货", "reject_reason": "商品已发货", "reject_scene": 1},
+        {"reject_reason_type": "9", "reject_reason": "其他"},
+    ]);
+    let want = vec![
+        RefusalReason {
+            code: "1".into(),
+            text: "已发货".into(),
+            needs_evidence: false,
+        },
+        RefusalReason {
+            code: "9".into(),
+            text: "其他".into(),
+            needs_evidence: false,
+        },
+    ];
+    for key in ["reject_reason_list", "reason_list"] {
+        let b = json!({"errcode": 0, "errmsg": "ok", key: entries});
+        assert_eq!(
+            a.parse_refusal_reasons(b.to_string().as_bytes()).unwrap(),
+            want
+        );
+    }
+    assert!(matches!(
+        a.parse_refusal_reasons(br#"{"errcode":0,"reject_reason_list":[{"reject_reason":"x"}]}"#),
+        Err(ApiError::Rejected(_))
+    ));
+    assert!(matches!(
+        a.parse_refusal_reasons(br#"{"errcode":40001,"errmsg":"invalid credential"}"#),
+        Err(ApiError::Auth { .. })
+    ));
 }
 
 async fn send(http: &HttpClient, url: &str, req: &ApiRequest) -> Vec<u8> {
@@ -264,15 +331,28 @@ async fn the_wechat_simulator_serves_after_sales_checks_calls_and_records_decisi
     let refuse = RefundDecision::Refuse {
         reason: "已发货".into(),
     };
-    let mut req = a
-        .refund_decision_request(&r, &refuse, &creds(), at())
+    // The shop's reasons; a reason type it does not offer (or none) is refused.
+    let req = a.refusal_reasons_request(&r, &creds(), at()).unwrap();
+    let list = a
+        .parse_refusal_reasons(&send(&http, &url, &req).await)
         .unwrap();
-    req.body =
-        serde_json::to_vec(&json!({"after_sale_order_id": id, "reject_reason": "x"})).unwrap();
-    assert!(matches!(
-        a.parse_refund_decision_ack(&send(&http, &url, &req).await),
-        Err(ApiError::Api { .. })
-    ));
+    let chosen = orderhub_channels::choose_refusal_reason(&list)
+        .unwrap()
+        .clone();
+    assert_eq!(chosen.text, "其他");
+    let mut req = a
+        .refusal_request(&r, "已发货", Some(&chosen), &creds(), at())
+        .unwrap();
+    for b in [
+        json!({"after_sale_order_id": id, "reject_reason": "x"}),
+        json!({"after_sale_order_id": id, "reject_reason_type": 999}),
+    ] {
+        req.body = serde_json::to_vec(&b).unwrap();
+        assert!(matches!(
+            a.parse_refund_decision_ack(&send(&http, &url, &req).await),
+            Err(ApiError::Api { .. })
+        ));
+    }
     assert!(handle.refund_decisions().is_empty());
     // Agreed twice: acknowledged twice, recorded once.
     for _ in 0..2 {
@@ -294,7 +374,7 @@ async fn the_wechat_simulator_serves_after_sales_checks_calls_and_records_decisi
     .await;
     let r2 = a.parse_refund(&body).unwrap();
     let req = a
-        .refund_decision_request(&r2, &refuse, &creds(), at())
+        .refusal_request(&r2, "已发货", Some(&chosen), &creds(), at())
         .unwrap();
     a.parse_refund_decision_ack(&send(&http, &url, &req).await)
         .unwrap();
@@ -308,6 +388,7 @@ async fn the_wechat_simulator_serves_after_sales_checks_calls_and_records_decisi
         (d[1].refund_id.as_str(), &d[1].decision),
         (id2.as_str(), &refuse)
     );
+    assert_eq!(d[1].reason_code.as_deref(), Some(chosen.code.as_str()));
     let body = send(
         &http,
         &url,
