@@ -1180,6 +1180,18 @@ fn the_demo_plays_a_day_on_every_channel_and_oversells_nothing() {
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
     assert!(orders > 0, "{rules}");
+    // The team's DingTalk group (the robot simulator checks each signature) got the exceptions.
+    let bot = stdout
+        .lines()
+        .find(|l| l.contains("team bot (DingTalk sim)"))
+        .unwrap_or_default();
+    let alerts: u64 = bot
+        .split("team bot (DingTalk sim) ")
+        .nth(1)
+        .and_then(|t| t.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(alerts > 0 && bot.contains(" 0 refused"), "{bot}");
 }
 
 /// `bench all` runs every benchmark and writes one HTML report with a chart per series and

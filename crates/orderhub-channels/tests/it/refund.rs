@@ -148,7 +148,6 @@ fn taobao_agrees_with_rp_refund_review_and_refuses_with_refund_refuse() {
 /// adapter says so before any call, and the write-back records "no call".
 #[test]
 fn the_configurable_channel_has_no_refund_call_and_says_so_before_any_call() {
-    use orderhub_channels::Channel;
     let text = std::fs::read_to_string(format!(
         "{}/mappings/acme-b2b.toml",
         env!("CARGO_MANIFEST_DIR")
