@@ -817,13 +817,13 @@ pub struct RefusalReason {
 pub const REFUSAL_REASONS_MAX: usize = 50;
 
 /// The reason code a refusal sends: the first entry that needs no evidence and whose text says
-/// "other" (其他 / 其它), else the first that needs no evidence; `None` when every one needs
-/// evidence (the seller refuses on the channel).
+/// "other" (其他 / 其它) — the seller's own words go beside it. Never another reason: a code such as
+/// "商品已发出" states a fact on the platform's record the seller did not state. `None` when no
+/// such entry is offered (the seller refuses on the channel).
 pub fn choose_refusal_reason(list: &[RefusalReason]) -> Option<&RefusalReason> {
-    let free = || list.iter().filter(|r| !r.needs_evidence);
-    free()
+    list.iter()
+        .filter(|r| !r.needs_evidence)
         .find(|r| r.text.contains("其他") || r.text.contains("其它"))
-        .or_else(|| free().next())
 }
 
 /// The answer of a channel without a call for the seller's refund decision (yet).
@@ -1194,7 +1194,7 @@ mod tests {
     }
 
     #[test]
-    fn the_refusal_reason_is_other_without_evidence_else_the_first_without() {
+    fn the_refusal_reason_is_other_without_evidence_or_none() {
         let list = [
             reason("1", "其他原因", true),
             reason("2", "商品已发出", false),
@@ -1207,8 +1207,9 @@ mod tests {
         );
         let no_other = [reason("1", "其他", true), reason("2", "已发货", false)];
         assert_eq!(
-            choose_refusal_reason(&no_other).map(|r| r.code.as_str()),
-            Some("2")
+            choose_refusal_reason(&no_other),
+            None,
+            "never a reason the seller did not give"
         );
         let all_evidence = [reason("1", "其他", true), reason("2", "已发货", true)];
         assert_eq!(choose_refusal_reason(&all_evidence), None);

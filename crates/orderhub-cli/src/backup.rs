@@ -118,7 +118,11 @@ pub async fn backup(args: BackupArgs) -> Result<()> {
     std::fs::rename(&partial, &done)
         .with_context(|| format!("cannot rename {} to {name}", partial.display()))?;
     sync_dir(&args.to);
-    let removed = prune(&args.to, args.keep_days, now, &name)?;
+    // The backup is made: a retention failure is said, not a failed backup.
+    let removed = prune(&args.to, args.keep_days, now, &name).unwrap_or_else(|e| {
+        eprintln!("warning: old backups not removed: {e:#}");
+        0
+    });
     println!(
         "backup {}: {}, {:.1} MB, {} in {:.1} s, personal-data key {}, sha256 {}",
         done.display(),
@@ -397,13 +401,18 @@ pub async fn restore(args: RestoreArgs) -> Result<()> {
             "the backup holds no personal-data key: pass the key it was made with (--pii-key / ORDERHUB_PII_KEY); nothing restored"
         );
     }
-    restore_key(&s, &args.from)?;
+    let key = backup_key(&s, &args.from)?;
     match (m.backend.as_str(), &s.database_url) {
         ("sqlite", None) => restore_sqlite(&s, &file)?,
         ("postgres", Some(url)) => restore_postgres(url.expose(), &file, &m)?,
         ("sqlite", Some(_)) => bail!("a SQLite backup restores into --data-dir, not PostgreSQL"),
         ("postgres", None) => bail!("a PostgreSQL backup restores into --database-url"),
         (other, _) => bail!("unknown backend {other:?} in the manifest"),
+    }
+    // The key only once the database is restored: a refused restore leaves nothing behind.
+    if let Some(key) = key {
+        std::fs::create_dir_all(&s.data_dir)?;
+        write_secret(&s.data_dir.join(KEY_FILE), &key)?;
     }
     check_restored(&s, &m).await
 }
@@ -424,64 +433,147 @@ fn restore_sqlite(s: &Settings, file: &Path) -> Result<()> {
     let partial = s.data_dir.join(format!("{SQLITE_FILE}.restoring"));
     std::fs::copy(file, &partial).with_context(|| format!("cannot write {}", partial.display()))?;
     std::fs::File::open(&partial)?.sync_all()?;
-    std::fs::rename(&partial, &dest)?;
+    // A link fails if the name exists (a store created meanwhile): never overwritten.
+    let linked = std::fs::hard_link(&partial, &dest);
+    let _ = std::fs::remove_file(&partial);
+    linked.with_context(|| format!("{} appeared meanwhile; nothing restored", dest.display()))?;
     sync_dir(&s.data_dir);
     Ok(())
 }
 
+/// A one-value query through `psql` (the connection in its environment).
+fn psql_value(env: &[(&'static str, String)], sql: &str) -> Result<String> {
+    let out = pg_tool("psql", env)
+        .args(["--no-psqlrc", "-Atqc", sql])
+        .output()
+        .context("psql (PostgreSQL's client) must be installed")?;
+    if !out.status.success() {
+        bail!("psql: {}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// Restores the dump into the target database in one transaction. The dump creates its schema;
+/// a schema of that name that exists already (PostgreSQL's `public` always does) is used if it
+/// holds no table — the dump's `CREATE SCHEMA` is then left out — and refused if it holds any.
 fn restore_postgres(url: &str, file: &Path, m: &Manifest) -> Result<()> {
     let env = libpq_env(url)?;
-    let out = pg_tool("pg_restore", &env)
-        .args([
-            "--no-owner",
-            "--no-privileges",
-            "--exit-on-error",
-            "--single-transaction",
-        ])
-        .arg(format!(
-            "--dbname={}",
-            env.iter()
-                .find(|(k, _)| *k == "PGDATABASE")
-                .map_or("postgres", |(_, v)| v)
-        ))
+    let schema = m.schema.as_deref().unwrap_or("");
+    if schema.is_empty()
+        || !schema
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_')
+    {
+        bail!("the manifest names no plain schema ({schema:?}); nothing restored");
+    }
+    let exists = psql_value(
+        &env,
+        &format!("SELECT count(*) FROM pg_namespace WHERE nspname = '{schema}'"),
+    )? != "0";
+    let tables = psql_value(
+        &env,
+        &format!("SELECT count(*) FROM pg_tables WHERE schemaname = '{schema}'"),
+    )?;
+    if tables != "0" {
+        bail!(
+            "schema {schema} in the target database holds {tables} tables already: restore into a database without them; nothing restored"
+        );
+    }
+    let list = tempfile_path(file, "list");
+    if exists {
+        let toc = pg_tool("pg_restore", &env)
+            .arg("--list")
+            .arg(file)
+            .output()
+            .context("pg_restore (PostgreSQL's client) must be installed")?;
+        let kept: String = String::from_utf8_lossy(&toc.stdout)
+            .lines()
+            .filter(|l| !l.contains(&format!(" SCHEMA - {schema} ")))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        std::fs::write(&list, kept)?;
+    }
+    let mut cmd = pg_tool("pg_restore", &env);
+    cmd.args([
+        "--no-owner",
+        "--no-privileges",
+        "--exit-on-error",
+        "--single-transaction",
+    ])
+    .arg(format!(
+        "--dbname={}",
+        env.iter()
+            .find(|(k, _)| *k == "PGDATABASE")
+            .map_or("postgres", |(_, v)| v)
+    ));
+    if exists {
+        cmd.arg("--use-list").arg(&list);
+    }
+    let out = cmd
         .arg(file)
         .output()
         .context("pg_restore (PostgreSQL's client) must be installed")?;
+    let _ = std::fs::remove_file(&list);
     if !out.status.success() {
         bail!(
-            "pg_restore refused the backup of schema {} (nothing restored: one transaction; a schema of that name must not exist in the target database): {}",
-            m.schema.as_deref().unwrap_or("?"),
+            "pg_restore refused the backup of schema {schema} (nothing restored: one transaction): {}",
             String::from_utf8_lossy(&out.stderr).trim()
         );
     }
     Ok(())
 }
 
-/// Puts the backup's personal-data key into the data directory, unless the key is given by flag
-/// or environment; refuses a different key already there.
-fn restore_key(s: &Settings, from: &Path) -> Result<()> {
+/// A scratch file beside the system's temporary files, named after `file`'s folder.
+fn tempfile_path(file: &Path, what: &str) -> PathBuf {
+    std::env::temp_dir().join(format!(
+        "orderhub-restore-{}-{}.{what}",
+        std::process::id(),
+        file.parent()
+            .and_then(|p| p.file_name())
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    ))
+}
+
+/// The backup's personal-data key to put into the data directory once restored (`None`: the key
+/// is given by flag or environment, the backup holds none, or the same key is there already);
+/// refuses a different key already there, before anything is restored.
+fn backup_key(s: &Settings, from: &Path) -> Result<Option<Vec<u8>>> {
     let src = from.join(KEY_FILE);
     if s.pii_key.is_some() || !src.is_file() {
-        return Ok(());
+        return Ok(None);
     }
     let key = std::fs::read(&src)?;
     let dest = s.data_dir.join(KEY_FILE);
     if dest.is_file() {
         if std::fs::read(&dest)? != key {
             bail!(
-                "{} holds another personal-data key than the backup's",
+                "{} holds another personal-data key than the backup's; nothing restored",
                 dest.display()
             );
         }
-        return Ok(());
+        return Ok(None);
     }
-    std::fs::create_dir_all(&s.data_dir)?;
-    write_secret(&dest, &key)
+    Ok(Some(key))
 }
 
 /// Opens the restored store and checks it: inventory invariants, audit chains, the order count.
 async fn check_restored(s: &Settings, m: &Manifest) -> Result<()> {
     let store = crate::hub::open_store(s)?;
+    // The key must open the copy's personal data: one order of each tenant read (its receiver
+    // is decrypted on the way).
+    for t in store
+        .read(|r| r.tenants())
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+    {
+        let f = orderhub_store::OrderFilter::all(t.clone(), 1);
+        store.read(move |r| r.order_list(&f)).await.map_err(|e| {
+            anyhow::anyhow!(
+                "the restored orders of {t} cannot be read with this personal-data key ({e}): pass the key the backup was made with"
+            )
+        })?;
+    }
     let counts = store
         .read(|r| r.order_counts())
         .await

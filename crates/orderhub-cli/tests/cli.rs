@@ -1428,6 +1428,23 @@ fn a_backup_taken_while_serving_restores_into_an_empty_directory_and_checks_itse
     let (ok, out) = run(&["restore", "--from", from, "--data-dir", dc]);
     assert!(!ok && out.contains("holds a store already"), "{out}");
 
+    // Restored with another personal-data key: the check cannot read the orders and says so.
+    let w = tempfile::tempdir().unwrap();
+    let wrong = "fedcba9876543210".repeat(4);
+    let (ok, out) = run(&[
+        "restore",
+        "--from",
+        from,
+        "--data-dir",
+        w.path().to_str().unwrap(),
+        "--pii-key",
+        &wrong,
+    ]);
+    assert!(
+        !ok && out.contains("cannot be read with this personal-data key"),
+        "{out}"
+    );
+
     let restored = serve(&["--data-dir", dc], &[]);
     for id in &ids {
         let o = order_of(&restored, "k", id);
@@ -1471,23 +1488,29 @@ fn a_postgresql_backup_restores_into_another_database() {
         eprintln!("ORDERHUB_TEST_DATABASE_URL is not set: PostgreSQL not tested here");
         return;
     };
+    // Two fresh databases, the store in each one's `public` schema (as a default deployment has
+    // it): `public` exists in every new database, so the restore must use it, not create it.
     let tag = uuid::Uuid::now_v7().simple().to_string();
-    let (schema, copy) = (format!("c_{tag}"), format!("orderhub_restore_{tag}"));
+    let (orig, copy) = (
+        format!("orderhub_src_{tag}"),
+        format!("orderhub_restore_{tag}"),
+    );
+    let schema = "public";
     let psql = |u: &str, sql: &str| {
         Command::new("psql")
             .args([u, "-qc", sql])
             .status()
             .is_ok_and(|s| s.success())
     };
-    assert!(psql(&url, &format!("CREATE SCHEMA {schema}")));
+    assert!(psql(&url, &format!("CREATE DATABASE {orig}")));
     assert!(psql(&url, &format!("CREATE DATABASE {copy}")));
-    let with_schema = |u: &str| {
-        let sep = if u.contains('?') { '&' } else { '?' };
-        format!("{u}{sep}options=-c%20search_path%3D{schema}")
+    let at = |db: &str| {
+        let mut u = url::Url::parse(&url).unwrap();
+        u.set_path(db);
+        u.set_query(None);
+        u.to_string()
     };
-    let mut target = url::Url::parse(&url).unwrap();
-    target.set_path(&copy);
-    let (src, dst) = (with_schema(&url), with_schema(target.as_str()));
+    let (src, dst) = (at(&orig), at(&copy));
     let key = "0123456789abcdef".repeat(4);
     let (d1, d2, b) = (
         tempfile::tempdir().unwrap(),
@@ -1539,8 +1562,8 @@ fn a_postgresql_backup_restores_into_another_database() {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let (ok, out) = run(&args);
     let cleanup = || {
-        psql(&url, &format!("DROP SCHEMA {schema} CASCADE"));
-        psql(&url, &format!("DROP DATABASE {copy}"));
+        psql(&url, &format!("DROP DATABASE {orig} WITH (FORCE)"));
+        psql(&url, &format!("DROP DATABASE {copy} WITH (FORCE)"));
     };
     if !ok {
         cleanup();
@@ -1551,7 +1574,10 @@ fn a_postgresql_backup_restores_into_another_database() {
         "{out}"
     );
     let (ok, again) = run(&args);
-    assert!(!ok && again.contains("nothing restored"), "{again}");
+    assert!(
+        !ok && again.contains("holds") && again.contains("nothing restored"),
+        "{again}"
+    );
     let mut serve_args = common(&dst, &d2);
     serve_args.extend(["--bootstrap-api-key".to_owned(), "k".to_owned()]);
     let restored = serve(

@@ -28,7 +28,7 @@ use hmac::{Hmac, Mac};
 use orderhub_core::outbound::{self, OutboundPolicy};
 use orderhub_store::{SubscriptionFormat, SubscriptionRow};
 use sha2::Sha256;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
@@ -55,8 +55,14 @@ pub struct BotTarget {
     sub: SubscriptionRow,
     client: reqwest::Client,
     outbound: OutboundPolicy,
-    sent: parking_lot::Mutex<VecDeque<Instant>>,
 }
+
+/// When each bot (by subscription) was last sent to, within the last minute: kept apart from the
+/// targets, which the dispatcher makes anew at every reload of the subscriptions. Bots with
+/// nothing sent in the last minute are dropped at the next admission, so the map holds at most
+/// the bots sent to in the last minute.
+static SENT: std::sync::LazyLock<parking_lot::Mutex<HashMap<Uuid, VecDeque<Instant>>>> =
+    std::sync::LazyLock::new(Default::default);
 
 impl BotTarget {
     /// `client` from [`crate::webhook::client`] with the same `outbound` policy.
@@ -65,19 +71,23 @@ impl BotTarget {
             sub,
             client,
             outbound,
-            sent: parking_lot::Mutex::new(VecDeque::with_capacity(PER_MINUTE)),
         }
     }
 
-    /// Takes a slot of this minute's [`PER_MINUTE`], or says none is left.
+    /// Takes a slot of this minute's [`PER_MINUTE`] for this bot, or says none is left.
     fn admit(&self, now: Instant) -> bool {
-        let mut sent = self.sent.lock();
-        while sent
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(60))
-        {
-            sent.pop_front();
-        }
+        let minute = Duration::from_secs(60);
+        let mut all = SENT.lock();
+        all.retain(|_, sent| {
+            while sent
+                .front()
+                .is_some_and(|t| now.saturating_duration_since(*t) >= minute)
+            {
+                sent.pop_front();
+            }
+            !sent.is_empty()
+        });
+        let sent = all.entry(self.sub.subscription_id).or_default();
         if sent.len() >= PER_MINUTE {
             return false;
         }
@@ -195,8 +205,17 @@ pub fn answer(format: SubscriptionFormat, status: u16, body: &[u8]) -> Result<()
         ))),
         // DingTalk -1 / WeCom -1: the platform is busy.
         Some(-1) => Err(TargetError::retry(format!("the bot is busy: {msg}"))),
+        // A success code with a status that is not: said as it is, tried again.
+        Some(0) => Err(TargetError::retry(format!(
+            "the bot answered HTTP {status} with a success code"
+        ))),
         Some(c) => Err(TargetError::permanent(format!(
             "the bot refused the message ({c}): {msg}"
+        ))),
+        // No result code: a gateway's or a deleted hook's page. A client error is met again by
+        // a retry; anything else may pass.
+        None if (400..500).contains(&status) => Err(TargetError::permanent(format!(
+            "the bot answered HTTP {status} without its result code"
         ))),
         None => Err(TargetError::retry(format!(
             "the bot answered HTTP {status} without its result code"
@@ -382,6 +401,11 @@ mod tests {
                 .retryable
         );
         assert!(answer(f, 502, b"").unwrap_err().retryable);
+        assert!(
+            !answer(f, 404, b"<html>not found</html>")
+                .unwrap_err()
+                .retryable
+        );
         let w = SubscriptionFormat::Wecom;
         assert!(
             answer(
@@ -412,7 +436,7 @@ mod tests {
         let t = BotTarget::new(
             SubscriptionRow {
                 tenant_id: orderhub_domain::TenantId::parse("t").unwrap(),
-                subscription_id: Uuid::nil(),
+                subscription_id: Uuid::new_v4(),
                 url: "https://q/send?key=k".into(),
                 event_types: vec!["*".into()],
                 secret: String::new(),
@@ -428,5 +452,17 @@ mod tests {
         assert!((0..PER_MINUTE).all(|_| t.admit(start)));
         assert!(!t.admit(start + Duration::from_secs(59)));
         assert!(t.admit(start + Duration::from_secs(60)), "a minute later");
+        // The dispatcher makes targets anew at each reload: the count is the bot's, not the
+        // target's.
+        let again = BotTarget::new(
+            t.sub.clone(),
+            reqwest::Client::new(),
+            OutboundPolicy::ALLOW_PRIVATE,
+        );
+        assert!(
+            (0..PER_MINUTE - 1).all(|_| again.admit(start + Duration::from_secs(61)))
+                && !again.admit(start + Duration::from_secs(61)),
+            "the reloaded target sees the same minute"
+        );
     }
 }

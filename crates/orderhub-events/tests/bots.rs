@@ -225,6 +225,28 @@ async fn every_bot_gets_the_event_signed_as_its_platform_checks(backend: &str) {
     formats.sort_unstable();
     assert_eq!(formats, ["dingtalk", "feishu", "wecom"]);
     assert!(subs.iter().any(|x| x.secret == DING_SECRET));
+    assert!(
+        subs.iter()
+            .any(|x| x.url.ends_with("access_token=ding-token")),
+        "the whole URL comes back from its sealed column"
+    );
+    // At rest the bot's key is not in the clear: the `url` column holds the redacted form.
+    for (format, url) in [
+        (
+            SubscriptionFormat::Wecom,
+            "https://q/cgi-bin/webhook/send?key=wecom-key",
+        ),
+        (
+            SubscriptionFormat::Feishu,
+            "https://f/open-apis/bot/v2/hook/hook-1",
+        ),
+    ] {
+        let shown = orderhub_store::ops::redacted_bot_url(format, url);
+        assert!(
+            !shown.contains("wecom-key") && !shown.contains("hook-1"),
+            "{shown}"
+        );
+    }
     let cfg = orderhub_events::EventsConfig {
         poll_interval: Duration::from_millis(50),
         backoff_base: Duration::from_millis(10),

@@ -4,15 +4,18 @@
 //!
 //! The window counts from the delivery (`fulfillment.delivered_at`; the order's last change for
 //! orders delivered before it was kept), per channel ([`Completion::window`]): the buyer's time to
-//! confirm receipt or complain on the platform. An order with an open exception (an after-sales
-//! case, a failed write-back, a stop) is left for a person: completing it would hide it. The move
+//! confirm receipt or complain on the platform. An order with an open exception (a failed
+//! write-back, a stop) or an after-sales case still open (a return on its way, a refund to pay) is
+//! left as it is: completing it would hide it. At most [`PER_PASS`] orders a pass, oldest first. The move
 //! is the ordinary `complete` transition by the system actor — one version, an audit entry and
 //! `order.completed` in one transaction — and a person or a channel completing it first is fine
 //! (the move then finds nothing to do).
 
 use crate::{Fulfillment, Step};
+use orderhub_domain::after_sales::CaseState;
 use orderhub_domain::lifecycle::Command;
-use orderhub_domain::{Status, TenantId};
+use orderhub_domain::{Order, OrderId, Status, TenantId};
+use orderhub_store::CaseFilter;
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -51,22 +54,56 @@ impl Completion {
     }
 }
 
-/// Completes `tenant`'s delivered orders whose window has passed (at the fulfillment's clock);
-/// how many it completed.
+/// The most orders one pass completes (oldest delivery first); the rest wait for the next pass,
+/// so a first pass over years of delivered orders stays short inside the watchdog's lease.
+pub const PER_PASS: usize = 200;
+
+/// Whether an after-sales case in `state` still waits on someone (a return on its way, a refund
+/// to pay): its order does not complete under it.
+fn case_open(state: CaseState) -> bool {
+    !matches!(
+        state,
+        CaseState::Refused | CaseState::Closed | CaseState::Refunded | CaseState::Exchanged
+    )
+}
+
+/// Whether `order` has an after-sales case still open (`None`: the store could not say).
+async fn has_open_case(f: &Fulfillment, tenant: &TenantId, order: OrderId) -> Option<bool> {
+    let filter = CaseFilter {
+        tenant: tenant.clone(),
+        state: None,
+        order_id: Some(order),
+        shops: None,
+        after: None,
+        limit: orderhub_domain::after_sales::CASES_PER_ORDER_MAX as u32 + 1,
+    };
+    let cases = f.store.read(move |r| r.after_sales(&filter)).await.ok()?;
+    Some(cases.iter().any(|c| case_open(c.state)))
+}
+
+/// Completes `tenant`'s delivered orders whose window has passed (at the fulfillment's clock),
+/// at most [`PER_PASS`]; how many it completed.
 pub async fn complete_delivered(f: &Fulfillment, tenant: &TenantId) -> usize {
+    let mut due: Vec<Order> = crate::watchdog::orders_in(f, tenant, Status::Delivered)
+        .await
+        .into_iter()
+        .filter(|o| {
+            o.exceptions.is_empty()
+                && f.cfg
+                    .completion
+                    .window(o.channel.as_str())
+                    .is_some_and(|w| crate::watchdog::older_than(f, delivered_at(o), w))
+        })
+        .collect();
+    due.sort_by_key(delivered_at);
     let mut done = 0;
-    for o in crate::watchdog::orders_in(f, tenant, Status::Delivered).await {
-        let Some(window) = f.cfg.completion.window(o.channel.as_str()) else {
-            continue;
-        };
-        if !o.exceptions.is_empty() {
-            continue;
-        }
-        let since = o.fulfillment.delivered_at.unwrap_or(o.updated_at);
-        if !crate::watchdog::older_than(f, since, window) {
+    for o in due.iter().take(PER_PASS) {
+        // An open case (a return on its way, a refund to pay) keeps the order open; so does a
+        // store that cannot say.
+        if has_open_case(f, tenant, o.id).await != Some(false) {
             continue;
         }
-        match f.move_order(tenant, &o, Command::Complete, None).await {
+        match f.move_order(tenant, o, Command::Complete, None).await {
             Ok(Step::Moved(_)) => done += 1,
             Ok(_) => {}
             Err(e) => {
@@ -79,6 +116,10 @@ pub async fn complete_delivered(f: &Fulfillment, tenant: &TenantId) -> usize {
         tracing::info!(tenant = %tenant, completed = done, "Delivered orders past their confirmation window completed.");
     }
     done
+}
+
+fn delivered_at(o: &Order) -> chrono::DateTime<chrono::Utc> {
+    o.fulfillment.delivered_at.unwrap_or(o.updated_at)
 }
 
 #[cfg(test)]

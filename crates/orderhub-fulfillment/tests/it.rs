@@ -1610,8 +1610,9 @@ async fn ship_by_at_risk_is_raised_before_the_deadline_and_resolved_by_the_move_
 
 /// Issue 26: delivered orders complete by themselves once their channel's window has passed, at
 /// the fulfillment's clock (a `ManualClock`: no sleep): a Taobao window of three days here, the
-/// default week for other channels. An order with an open exception is left for a person; one
-/// delivered later completes later. Each completion is the ordinary `complete` move.
+/// default week for other channels. An order with an open exception, or with an after-sales case
+/// still open, is left for a person; one delivered later completes later. Each completion is the
+/// ordinary `complete` move.
 async fn delivered_orders_complete_after_their_channels_window(backend: &str) {
     use orderhub_core::ports::ManualClock;
     use orderhub_fulfillment::Step;
@@ -1630,7 +1631,7 @@ async fn delivered_orders_complete_after_their_channels_window(backend: &str) {
     };
     let (f, _fleet, first) = shipped_by_hand(&env, &t, cfg).await;
     let mut ids = vec![first];
-    for id in paid_orders(&env.store, &t, 2).await {
+    for id in paid_orders(&env.store, &t, 3).await {
         for _ in 0..3 {
             assert!(matches!(f.step(&t, id).await, Ok(Step::Moved(_))));
         }
@@ -1648,11 +1649,30 @@ async fn delivered_orders_complete_after_their_channels_window(backend: &str) {
                 .unwrap();
         }
     };
-    let (a, held, later) = (ids[0], ids[1], ids[2]);
+    let (a, held, later, returning) = (ids[0], ids[1], ids[2], ids[3]);
     deliver(a, start).await;
     deliver(held, start).await;
     deliver(later, start + chrono::Duration::days(2)).await;
+    deliver(returning, start).await;
     raise(&env.store, &t, held, "writeback_failed").await;
+    // An operator opens a return on the fourth: no exception, but a case still open.
+    let op = system_actor(&t, "operator");
+    env.store
+        .write(0, move |tx| {
+            let input = orderhub_core::after_sales::OpenCase {
+                kind: orderhub_domain::after_sales::CaseKind::ReturnAndRefund,
+                lines: vec![orderhub_domain::after_sales::LineClaim {
+                    line_id: 1,
+                    quantity: 1,
+                    amount: None,
+                }],
+                reason: "尺码不合适".into(),
+            };
+            orderhub_core::after_sales::open(tx, &op, returning, &input, Utc::now()).map(|_| ())
+        })
+        .await
+        .unwrap();
+    assert!(get(&env.store, &t, returning).await.exceptions.is_empty());
     let clock = Arc::new(ManualClock::new(start + chrono::Duration::days(2)));
     let f = f.with_clock(clock.clone());
     let status = |id| {
@@ -1674,6 +1694,11 @@ async fn delivered_orders_complete_after_their_channels_window(backend: &str) {
         "its exception waits for a person"
     );
     assert_eq!(status(later).await, Status::Delivered);
+    assert_eq!(
+        status(returning).await,
+        Status::Delivered,
+        "its return is still open"
+    );
     assert_eq!(complete_delivered(&f, &t).await, 0, "nothing twice");
     clock.advance(chrono::Duration::days(2));
     assert_eq!(complete_delivered(&f, &t).await, 1);

@@ -67,15 +67,15 @@ fn already(refund: &ChannelRefund, d: &RefundDecision) -> bool {
 }
 
 /// The reason code a refusal names, of the channel's list (its first
-/// [`orderhub_channels::REFUSAL_REASONS_MAX`]): a permanent failure when every one needs evidence
-/// orderhub cannot send (or the list is empty).
+/// [`orderhub_channels::REFUSAL_REASONS_MAX`]): a permanent failure when it offers no "other"
+/// reason needing no evidence (or the list is empty).
 fn refusal_code(
     list: &[orderhub_channels::RefusalReason],
 ) -> Result<&orderhub_channels::RefusalReason, TargetError> {
     let list = &list[..list.len().min(orderhub_channels::REFUSAL_REASONS_MAX)];
     orderhub_channels::choose_refusal_reason(list).ok_or_else(|| {
         TargetError::permanent(
-            "every refusal reason the channel offers needs evidence: refuse on the channel",
+            "the channel offers no \"other\" refusal reason without evidence: refuse on the channel",
         )
     })
 }
@@ -265,7 +265,7 @@ impl RefundWriteBack {
     /// Refuses `refund` on a channel whose refusal names one of its reason codes: the reasons
     /// the channel offers for the refund are read, one is chosen
     /// ([`orderhub_channels::choose_refusal_reason`]) and sent with the seller's reason. A list
-    /// where every reason needs evidence is a permanent failure (the seller refuses on the
+    /// without an "other" reason needing no evidence is a permanent failure (the seller refuses on the
     /// channel).
     async fn refuse_with_code(
         &self,
@@ -362,21 +362,35 @@ impl RefundWriteBack {
             .map_err(mapped)?,
         };
         let listed = &listed[..listed.len().min(orderhub_channels::ORDER_REFUNDS_MAX)];
-        if let Some(r) = listed
+        // A line can have had several refunds (one closed, then a new one): the one waiting for
+        // the seller is the one decided; else the first the channel names (which then shows the
+        // decision or its end).
+        let on_line: Vec<&ChannelRefund> = listed
             .iter()
-            .find(|r| r.external_line_id.as_deref() == Some(line))
+            .filter(|r| r.external_line_id.as_deref() == Some(line))
+            .collect();
+        if let Some(r) = on_line
+            .iter()
+            .find(|r| r.state == RefundState::Requested)
+            .or(on_line.first())
         {
             return read(r.refund_id.clone()).await.map_err(mapped);
         }
+        let mut first = None;
         for r in listed.iter().filter(|r| r.external_line_id.is_none()) {
             let got = read(r.refund_id.clone()).await.map_err(mapped)?;
             if got.external_line_id.as_deref() == Some(line) {
-                return Ok(got);
+                if got.state == RefundState::Requested {
+                    return Ok(got);
+                }
+                first.get_or_insert(got);
             }
         }
-        Err(TargetError::permanent(format!(
-            "the channel shows no refund on line {line} of order {ext}"
-        )))
+        first.ok_or_else(|| {
+            TargetError::permanent(format!(
+                "the channel shows no refund on line {line} of order {ext}"
+            ))
+        })
     }
 }
 
@@ -516,7 +530,12 @@ mod tests {
         let evidence = [r("1", "其他", true), r("2", "已签收", true)];
         let e = refusal_code(&evidence).unwrap_err();
         assert!(!e.retryable);
-        assert!(e.message.contains("needs evidence"), "{}", e.message);
+        assert!(e.message.contains("refuse on the channel"), "{}", e.message);
+        let no_other = [r("2", "已发货", false)];
+        assert!(
+            refusal_code(&no_other).is_err(),
+            "never a fact the seller did not state"
+        );
         assert!(refusal_code(&[]).is_err());
         // Only the first REFUSAL_REASONS_MAX are considered.
         let mut long: Vec<_> = (0..orderhub_channels::REFUSAL_REASONS_MAX)

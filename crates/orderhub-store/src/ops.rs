@@ -102,6 +102,69 @@ impl SubscriptionFormat {
     }
 }
 
+/// A bot's URL with its credential blanked: every query value (WeCom's `key`, DingTalk's
+/// `access_token`) and, for Feishu, the hook's last path segment. What the `url` column holds and
+/// what the API shows for a bot; the whole URL is kept sealed with the bot's secret.
+pub fn redacted_bot_url(format: SubscriptionFormat, url: &str) -> String {
+    let (base, query) = url.split_once('?').unwrap_or((url, ""));
+    let base = match (format, base.rsplit_once('/')) {
+        (SubscriptionFormat::Feishu, Some((head, last))) if !last.is_empty() => {
+            format!("{head}/…")
+        }
+        _ => base.to_owned(),
+    };
+    if query.is_empty() {
+        return base;
+    }
+    let q: Vec<String> = query
+        .split('&')
+        .map(|kv| match kv.split_once('=') {
+            Some((k, _)) => format!("{k}=…"),
+            None => kv.to_owned(),
+        })
+        .collect();
+    format!("{base}?{}", q.join("&"))
+}
+
+/// What the `secret` column seals for a bot: its whole URL and its own secret.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SealedBot {
+    url: String,
+    secret: String,
+}
+
+/// The (`url`, clear `secret`) columns a subscription is stored with: a webhook as it is; a bot
+/// with its URL redacted and the whole URL sealed with its secret (the caller encrypts).
+pub(crate) fn columns_of(s: &SubscriptionRow) -> (String, String) {
+    if !s.format.is_bot() {
+        return (s.url.clone(), s.secret.clone());
+    }
+    let sealed = serde_json::to_string(&SealedBot {
+        url: s.url.clone(),
+        secret: s.secret.clone(),
+    })
+    .unwrap_or_default();
+    (redacted_bot_url(s.format, &s.url), sealed)
+}
+
+/// The subscription's (url, secret) from its columns (the secret decrypted).
+pub(crate) fn from_columns(
+    format: SubscriptionFormat,
+    url: String,
+    secret: String,
+) -> Result<(String, String), StoreError> {
+    if !format.is_bot() {
+        return Ok((url, secret));
+    }
+    let b: SealedBot = serde_json::from_str(&secret).map_err(|_| {
+        StoreError::new(
+            orderhub_core::StoreErrorKind::Corrupt,
+            "a bot subscription's sealed URL is unreadable",
+        )
+    })?;
+    Ok((b.url, b.secret))
+}
+
 impl SubscriptionRow {
     pub fn wants(&self, event_type: &str) -> bool {
         self.event_types.iter().any(|t| t == "*" || t == event_type)

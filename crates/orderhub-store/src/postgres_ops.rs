@@ -155,7 +155,8 @@ impl OpsTx for PgWrite {
 
     fn subscription_insert(&mut self, s: &SubscriptionRow) -> Result<(), StoreError> {
         let types = serde_json::json!(s.event_types);
-        let secret = self.cipher.encrypt(&s.secret);
+        let (url, secret) = crate::ops::columns_of(s);
+        let secret = self.cipher.encrypt(&secret);
         let shops: Option<serde_json::Value> = crate::ops::shops_json(s.shops.as_deref())
             .map(|j| serde_json::from_str(&j).unwrap_or_default());
         self.conn.execute(
@@ -165,7 +166,7 @@ impl OpsTx for PgWrite {
             &[
                 &s.tenant_id.as_str(),
                 &s.subscription_id,
-                &s.url,
+                &url,
                 &types,
                 &secret,
                 &s.description,
@@ -370,15 +371,19 @@ impl OpsRead for PgRead {
             .map(|r| {
                 let types: serde_json::Value = r.get(3);
                 let secret: String = r.get(4);
+                let format = crate::ops::SubscriptionFormat::parse(r.get::<_, &str>(8))
+                    .ok_or_else(|| bad("subscription format"))?;
+                let secret = self
+                    .cipher
+                    .decrypt(&secret)
+                    .map_err(|_| bad("subscription secret"))?;
+                let (url, secret) = crate::ops::from_columns(format, r.get(2), secret)?;
                 Ok(SubscriptionRow {
                     tenant_id: tenant(r.get(0))?,
                     subscription_id: r.get(1),
-                    url: r.get(2),
+                    url,
                     event_types: serde_json::from_value(types).map_err(|_| bad("event types"))?,
-                    secret: self
-                        .cipher
-                        .decrypt(&secret)
-                        .map_err(|_| bad("subscription secret"))?,
+                    secret,
                     description: r.get(5),
                     created_at: r.get(6),
                     shops: crate::ops::shops_from_json(
@@ -386,8 +391,7 @@ impl OpsRead for PgRead {
                             .map(|v| v.to_string())
                             .as_deref(),
                     )?,
-                    format: crate::ops::SubscriptionFormat::parse(r.get::<_, &str>(8))
-                        .ok_or_else(|| bad("subscription format"))?,
+                    format,
                 })
             })
             .collect()

@@ -181,6 +181,7 @@ impl OpsTx for SqliteWrite {
 
     fn subscription_insert(&mut self, s: &SubscriptionRow) -> Result<(), StoreError> {
         let types = serde_json::to_string(&s.event_types).map_err(|_| bad("event types"))?;
+        let (url, secret) = crate::ops::columns_of(s);
         let shops = crate::ops::shops_json(s.shops.as_deref());
         self.c
             .execute(
@@ -190,9 +191,9 @@ impl OpsTx for SqliteWrite {
                 params![
                     s.tenant_id.as_str(),
                     s.subscription_id.to_string(),
-                    s.url,
+                    url,
                     types,
-                    self.cipher.encrypt(&s.secret),
+                    self.cipher.encrypt(&secret),
                     s.description,
                     micros(s.created_at),
                     shops,
@@ -401,19 +402,22 @@ fn subscription_rows(
     let mut out = Vec::new();
     for row in raw {
         let (t, id, url, types, secret, description, at, shops, format) = row.map_err(err)?;
+        let format = crate::ops::SubscriptionFormat::parse(&format)
+            .ok_or_else(|| bad("subscription format"))?;
+        let secret = cipher
+            .decrypt(&secret)
+            .map_err(|_| bad("subscription secret"))?;
+        let (url, secret) = crate::ops::from_columns(format, url, secret)?;
         out.push(SubscriptionRow {
             tenant_id: tenant(t)?,
             subscription_id: uuid(id, "subscription id")?,
             url,
             event_types: serde_json::from_str(&types).map_err(|_| bad("event types"))?,
-            secret: cipher
-                .decrypt(&secret)
-                .map_err(|_| bad("subscription secret"))?,
+            secret,
             description,
             created_at: from_micros(at),
             shops: crate::ops::shops_from_json(shops.as_deref())?,
-            format: crate::ops::SubscriptionFormat::parse(&format)
-                .ok_or_else(|| bad("subscription format"))?,
+            format,
         });
     }
     Ok(out)

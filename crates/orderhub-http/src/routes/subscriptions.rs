@@ -134,7 +134,12 @@ fn subscription_event(
 fn view(s: &SubscriptionRow, secret: Option<String>) -> SubscriptionView {
     SubscriptionView {
         subscription_id: s.subscription_id,
-        url: s.url.clone(),
+        // A bot's URL carries its key: shown with the credential blanked.
+        url: if s.format.is_bot() {
+            orderhub_store::ops::redacted_bot_url(s.format, &s.url)
+        } else {
+            s.url.clone()
+        },
         event_types: s.event_types.clone(),
         description: s.description.clone(),
         created_at: s.created_at,

@@ -221,6 +221,10 @@ async fn a_group_bot_is_a_subscription_with_its_format(app: TestApp) {
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", text(&r));
     assert_eq!(r.body["format"], "dingtalk");
+    assert_eq!(
+        r.body["url"], "https://oapi.dingtalk.example/robot/send?access_token=…",
+        "the bot's token is not shown"
+    );
     assert!(
         r.body.get("secret").is_none(),
         "a bot's secret is its own: {}",
@@ -247,6 +251,7 @@ async fn a_group_bot_is_a_subscription_with_its_format(app: TestApp) {
     formats.sort();
     assert_eq!(formats, ["dingtalk", "webhook"]);
     assert!(!text(&list).contains("SECbot-secret-1"), "never shown");
+    assert!(!text(&list).contains("access_token=t"), "{}", text(&list));
 }
 
 async fn bad_subscriptions_are_refused_naming_the_field_and_nothing_is_stored(app: TestApp) {
