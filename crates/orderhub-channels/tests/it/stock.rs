@@ -255,12 +255,55 @@ fn douyin_sets_one_sku_with_sku_sync_stock_as_a_whole_quantity() {
 }
 
 #[test]
-fn a_channel_without_a_stock_call_says_so_without_a_call() {
-    for kind in [
-        ChannelKind::Kuaishou,
-        ChannelKind::Wechat,
-        ChannelKind::Youzan,
+fn wechat_sets_one_sku_with_stock_update_diff_type_3_the_whole_quantity() {
+    let a = adapter(ChannelKind::Wechat).unwrap();
+    let req = a
+        .stock_request(&[upd("324545", "9328425", 10)], &creds(), at())
+        .unwrap();
+    assert_eq!(req.method, "POST");
+    assert_eq!(
+        req.path_and_query,
+        "/channels/ec/product/stock/update?access_token=tok-1"
+    );
+    assert_eq!(req.content_type, "application/json");
+    let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({"product_id": "324545", "sku_id": "9328425", "diff_type": 3, "num": 10}),
+        "string(uint64) ids; diff_type 3 = 设置, never a difference"
+    );
+    for (u, field) in [
+        (upd("324545", "", 1), "sku_id"),
+        (upd("shop-item", "9328425", 1), "item_id"),
+        (upd("324545", "sku-a", 1), "sku_id"),
+        (upd("324545", "9328425", -1), "quantity"),
     ] {
+        let e = a.stock_request(&[u], &creds(), at()).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some(field));
+    }
+    assert_eq!(a.stock_batch_max(), 1);
+    assert_eq!(a.parse_stock_ack(br#"{"errcode":0,"errmsg":"ok"}"#), Ok(()));
+    assert!(matches!(
+        a.parse_stock_ack(br#"{"errcode":45011,"errmsg":"api minute-quota reach limit"}"#),
+        Err(ApiError::Throttled { .. })
+    ));
+    assert!(matches!(
+        a.parse_stock_ack(br#"{"errcode":42001,"errmsg":"access_token expired"}"#),
+        Err(ApiError::Auth { .. })
+    ));
+    assert!(matches!(
+        a.parse_stock_ack(br#"{"errcode":10020050,"errmsg":"sku not exist"}"#),
+        Err(ApiError::Api { code, .. }) if code == "10020050"
+    ));
+    assert!(matches!(
+        a.parse_stock_ack(b"{}"),
+        Err(ApiError::Rejected(_))
+    ));
+}
+
+#[test]
+fn a_channel_without_a_stock_call_says_so_without_a_call() {
+    for kind in [ChannelKind::Kuaishou, ChannelKind::Youzan] {
         let a = adapter(kind).unwrap();
         let e = a
             .stock_request(&[upd("1", "2", 3)], &creds(), at())
@@ -277,6 +320,7 @@ async fn the_simulators_keep_the_shelf_their_stock_calls_set_and_throttle_and_re
         (ChannelKind::Pdd, "900001", "70001"),
         (ChannelKind::Jd, "", "200001"),
         (ChannelKind::Douyin, "3473196049974326153", "1768880123"),
+        (ChannelKind::Wechat, "324545", "9328425"),
     ] {
         let (url, handle) = sim::spawn(kind, SimSettings::new(creds(), 1, 1))
             .await
