@@ -302,14 +302,78 @@ fn wechat_sets_one_sku_with_stock_update_diff_type_3_the_whole_quantity() {
 }
 
 #[test]
-fn a_channel_without_a_stock_call_says_so_without_a_call() {
-    for kind in [ChannelKind::Kuaishou, ChannelKind::Youzan] {
-        let a = adapter(kind).unwrap();
-        let e = a
-            .stock_request(&[upd("1", "2", 3)], &creds(), at())
-            .unwrap_err();
-        assert_eq!(e.rule, "not_supported", "{kind}");
+fn youzan_sets_one_sku_with_item_quantity_update_type_0_the_whole_quantity() {
+    let a = adapter(ChannelKind::Youzan).unwrap();
+    let req = a
+        .stock_request(&[upd("470000012", "36812345", 7)], &creds(), at())
+        .unwrap();
+    assert_eq!(req.method, "POST");
+    assert_eq!(
+        req.path_and_query,
+        "/api/youzan.item.quantity.update/3.0.0?access_token=tok-1"
+    );
+    let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({"item_id": 470000012, "sku_id": 36812345, "quantity": 7, "type": 0}),
+        "type 0 = 全量"
+    );
+    // An item without specs: no sku_id.
+    let req = a
+        .stock_request(&[upd("470000013", "", 0)], &creds(), at())
+        .unwrap();
+    let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({"item_id": 470000013, "quantity": 0, "type": 0})
+    );
+    for (u, field) in [
+        (upd("shop-item", "36812345", 1), "item_id"),
+        (upd("470000012", "sku-a", 1), "sku_id"),
+    ] {
+        let e = a.stock_request(&[u], &creds(), at()).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some(field));
     }
+    assert_eq!(a.stock_batch_max(), 1);
+    let ok = r#"{"success":true,"code":200,"message":"successful","data":{"is_success":true}}"#;
+    assert_eq!(a.parse_stock_ack(ok.as_bytes()), Ok(()));
+    assert_eq!(
+        a.parse_stock_ack(br#"{"response":{"is_success":true}}"#),
+        Ok(())
+    );
+    let limited = r#"{"gw_err_resp":{"err_code":4101,"err_msg":"请求太频繁"}}"#;
+    assert!(matches!(
+        a.parse_stock_ack(limited.as_bytes()),
+        Err(ApiError::Throttled { .. })
+    ));
+    let expired = r#"{"gw_err_resp":{"err_code":4202,"err_msg":"请求凭证过期"}}"#;
+    assert!(matches!(
+        a.parse_stock_ack(expired.as_bytes()),
+        Err(ApiError::Auth { .. })
+    ));
+    let refused = r#"{"success":false,"code":141500101,"message":"商品不存在"}"#;
+    assert!(matches!(
+        a.parse_stock_ack(refused.as_bytes()),
+        Err(ApiError::Api { code, .. }) if code == "141500101"
+    ));
+    let not_done = r#"{"success":true,"code":200,"data":{"is_success":false}}"#;
+    assert!(matches!(
+        a.parse_stock_ack(not_done.as_bytes()),
+        Err(ApiError::Api { .. })
+    ));
+    assert!(matches!(
+        a.parse_stock_ack(b"{}"),
+        Err(ApiError::Rejected(_))
+    ));
+}
+
+#[test]
+fn a_channel_without_a_stock_call_says_so_without_a_call() {
+    let a = adapter(ChannelKind::Kuaishou).unwrap();
+    let e = a
+        .stock_request(&[upd("1", "2", 3)], &creds(), at())
+        .unwrap_err();
+    assert_eq!(e.rule, "not_supported");
 }
 
 #[tokio::test]
@@ -321,6 +385,7 @@ async fn the_simulators_keep_the_shelf_their_stock_calls_set_and_throttle_and_re
         (ChannelKind::Jd, "", "200001"),
         (ChannelKind::Douyin, "3473196049974326153", "1768880123"),
         (ChannelKind::Wechat, "324545", "9328425"),
+        (ChannelKind::Youzan, "470000012", "36812345"),
     ] {
         let (url, handle) = sim::spawn(kind, SimSettings::new(creds(), 1, 1))
             .await
