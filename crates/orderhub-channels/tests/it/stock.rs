@@ -369,11 +369,13 @@ fn youzan_sets_one_sku_with_item_quantity_update_type_0_the_whole_quantity() {
 
 #[test]
 fn a_channel_without_a_stock_call_says_so_without_a_call() {
+    // Kuaishou's open.item.sku.stock.update takes a difference only (SOURCES.md, "Stock").
     let a = adapter(ChannelKind::Kuaishou).unwrap();
     let e = a
         .stock_request(&[upd("1", "2", 3)], &creds(), at())
         .unwrap_err();
     assert_eq!(e.rule, "not_supported");
+    assert!(e.message.contains("difference"), "{}", e.message);
 }
 
 #[tokio::test]
