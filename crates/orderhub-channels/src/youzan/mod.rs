@@ -115,6 +115,14 @@ pub const STOCK_API: &str = "youzan.item.quantity.update";
 pub const STOCK_VERSION: &str = "3.0.0";
 /// `type` 全量 (the whole quantity).
 pub const STOCK_TYPE_WHOLE: i64 = 0;
+/// `youzan.item.get` 3.0.0 (商品详情): `item_id` (number) or `alias`; answer `item{item_id,
+/// quantity (总库存), skus[{item_id, sku_id, quantity (属于这个Sku的商品的数量),
+/// with_hold_quantity}]}` (nest-mods youzan TypeScript SDK `ItemItemGet`). One call per item,
+/// every SKU of it; an item without specs answers its own `quantity` (SKU id `""`).
+pub const ITEM_READ_API: &str = "youzan.item.get";
+pub const ITEM_READ_VERSION: &str = "3.0.0";
+/// SKU ids one read takes: the answer holds the whole item, this only bounds the query.
+pub const STOCK_READ_MAX: usize = 200;
 /// **Assumed** system error code.
 pub const SYSTEM_ERROR_CODE: &str = "50000";
 
@@ -573,6 +581,61 @@ impl Channel for Youzan {
             .into()),
             None => Err(Rejected::missing("data.is_success").into()),
         }
+    }
+
+    fn stock_read_batch_max(&self) -> usize {
+        STOCK_READ_MAX
+    }
+
+    fn stock_read_request(
+        &self,
+        q: &crate::StockQuery,
+        creds: &ShopCredentials,
+        _now: DateTime<Utc>,
+    ) -> Result<ApiRequest, Rejected> {
+        crate::check_stock_query(q, STOCK_READ_MAX)?;
+        let item_id = q
+            .item_id
+            .parse::<u64>()
+            .map_err(|_| Rejected::bad_value("item_id", "Youzan's numeric id"))?;
+        let body = serde_json::json!({ "item_id": item_id });
+        Ok(request_v(ITEM_READ_API, ITEM_READ_VERSION, body, creds))
+    }
+
+    fn parse_stock_read(&self, body: &[u8]) -> Result<Vec<crate::StockLevel>, ApiError> {
+        if let Some(e) = self.api_error(body) {
+            return Err(e);
+        }
+        let v: serde_json::Value = wire::parse_json(body)?;
+        let item = ["/data/item", "/response/item"]
+            .into_iter()
+            .find_map(|p| v.pointer(p))
+            .filter(|i| i.is_object())
+            .ok_or_else(|| Rejected::missing("data.item"))?;
+        let id = crate::level_id(item.get("item_id"), "data.item.item_id")?;
+        let skus = match item.get("skus") {
+            None | Some(serde_json::Value::Null) => &[][..],
+            Some(serde_json::Value::Array(a)) => a.as_slice(),
+            Some(_) => return Err(Rejected::bad_value("data.item.skus", "a list of SKUs").into()),
+        };
+        if skus.is_empty() {
+            let quantity = crate::level_qty(item.get("quantity"), "data.item.quantity")?;
+            return Ok(vec![crate::StockLevel {
+                item_id: id,
+                sku_id: String::new(),
+                quantity,
+            }]);
+        }
+        let mut levels = Vec::with_capacity(skus.len());
+        for (i, sku) in skus.iter().enumerate() {
+            let field = |f: &str| format!("data.item.skus[{i}].{f}");
+            levels.push(crate::StockLevel {
+                item_id: id.clone(),
+                sku_id: crate::level_id(sku.get("sku_id"), &field("sku_id"))?,
+                quantity: crate::level_qty(sku.get("quantity"), &field("quantity"))?,
+            });
+        }
+        Ok(levels)
     }
 
     fn refund_get_request(

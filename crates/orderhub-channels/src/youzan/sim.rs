@@ -237,6 +237,15 @@ impl SimWire for YouzanWire {
             })
         } else if req.path == format!("/api/{}/{}", super::STOCK_API, super::STOCK_VERSION) {
             stock_call(&p)
+        } else if req.path == format!("/api/{}/{}", super::ITEM_READ_API, super::ITEM_READ_VERSION)
+        {
+            match p.get("item_id").and_then(Value::as_u64) {
+                Some(item) => Ok(SimCall::StockRead {
+                    item_id: item.to_string(),
+                    sku_ids: Vec::new(),
+                }),
+                None => Err(SimFault::BadRequest("item_id (a number)".into())),
+            }
         } else if let Some(call) = req
             .path
             .strip_prefix("/api/")
@@ -320,6 +329,30 @@ impl SimWire for YouzanWire {
 
     fn stock(&self, _updates: &[crate::StockUpdate]) -> Vec<u8> {
         ok(json!({"is_success": true}))
+    }
+
+    /// `youzan.item.get`: the item's SKUs and their quantities (`quantity` 总库存 their sum); an
+    /// item without specs (SKU id `""`) answers its own quantity and no SKUs.
+    fn stock_read(&self, item_id: &str, levels: &[crate::StockLevel]) -> Vec<u8> {
+        let num = |s: &str| s.parse::<u64>().map_or_else(|_| json!(s), |n| json!(n));
+        let skus: Vec<Value> = levels
+            .iter()
+            .filter(|l| !l.sku_id.is_empty())
+            .map(|l| {
+                json!({"item_id": num(item_id), "sku_id": num(&l.sku_id), "quantity": l.quantity,
+                       "with_hold_quantity": 0})
+            })
+            .collect();
+        let total: i64 = if skus.is_empty() {
+            levels.iter().map(|l| l.quantity).sum()
+        } else {
+            levels
+                .iter()
+                .filter(|l| !l.sku_id.is_empty())
+                .map(|l| l.quantity)
+                .sum()
+        };
+        ok(json!({"item": {"item_id": num(item_id), "quantity": total, "skus": skus}}))
     }
 
     fn token(&self, g: &crate::sim::SimGrant) -> Vec<u8> {
