@@ -109,6 +109,16 @@ pub const SYSTEM_ERROR_RESULT: &str = "500";
 /// `riskCode` 10001 = 骗补订单: the platform advises not to ship.
 pub const RISK_DO_NOT_SHIP: &str = "10001";
 
+/// Kuaishou's stock call, `open.item.sku.stock.update` (更新在线商品库存: `kwaiItemId`, `skuId`,
+/// `skuChangeStock` 0 < n < 9,999,999, `changeType` 1 增加 / 2 减少), takes a difference only
+/// ("更新逻辑为增量更新，在原有的库存数量上进行增减": ks_shop_api `OpenItemSkuStockUpdateRequest`,
+/// the Java SDK's `OpenItemSkuStockUpdateRequest` as mirrored in a Python SDK). Not sent: a
+/// difference from the quantity last pushed is wrong by every sale the shelf took since, a
+/// difference from a fresh read is wrong by every sale between the read and the call, and a call
+/// retried after a timeout applies twice; the push worker retries and coalesces, which only
+/// whole quantities survive. The listing records this refusal as its `last_error`.
+pub const STOCK_METHOD: &str = "open.item.sku.stock.update";
+
 pub struct Kuaishou;
 
 fn path(method: &str) -> String {
@@ -625,6 +635,20 @@ impl Channel for Kuaishou {
             "expressNo": s.tracking_no,
         });
         Ok(request(SHIP_METHOD, param, creds, now))
+    }
+
+    fn stock_request(
+        &self,
+        _updates: &[crate::StockUpdate],
+        _creds: &ShopCredentials,
+        _now: DateTime<Utc>,
+    ) -> Result<ApiRequest, Rejected> {
+        Err(Rejected::at(
+            "not_supported",
+            "stock",
+            "Kuaishou's stock call (open.item.sku.stock.update) takes a difference only; \
+             orderhub sends whole quantities, so the shelf is kept on Kuaishou",
+        ))
     }
 
     fn parse_ship_ack(&self, body: &[u8]) -> Result<(), ApiError> {

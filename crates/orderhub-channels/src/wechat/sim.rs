@@ -145,6 +145,30 @@ fn decision_call(path: &str, p: &Value) -> Result<SimCall, SimFault> {
     })
 }
 
+/// `stock/update` as the channel checks it: `product_id` and `sku_id` strings of digits, `num`
+/// a whole quantity; only `diff_type` 3 (设置) is taken (a difference would need the shelf's
+/// own arithmetic, which orderhub never asks for).
+fn stock_call(p: &Value) -> Result<SimCall, SimFault> {
+    let id = |k: &str| match p.get(k) {
+        Some(Value::String(s)) if !s.is_empty() && s.parse::<u64>().is_ok() => Some(s.clone()),
+        _ => None,
+    };
+    let num = p.get("num").and_then(Value::as_i64).filter(|q| *q >= 0);
+    let set = p.get("diff_type").and_then(Value::as_i64) == Some(super::STOCK_DIFF_TYPE_SET);
+    match (id("product_id"), id("sku_id"), num) {
+        (Some(item_id), Some(sku_id), Some(quantity)) if set => Ok(SimCall::Stock {
+            updates: vec![crate::StockUpdate {
+                item_id,
+                sku_id,
+                quantity,
+            }],
+        }),
+        _ => Err(SimFault::BadRequest(
+            "product_id, sku_id (uint64 strings), diff_type 3, num".into(),
+        )),
+    }
+}
+
 impl SimWire for WechatWire {
     fn parse(&self, creds: &ShopCredentials, req: &RawRequest) -> Result<SimCall, SimFault> {
         let q = req.query_pairs();
@@ -205,6 +229,7 @@ impl SimWire for WechatWire {
                     line_ids: None,
                 })
             }
+            super::STOCK_PATH => stock_call(&p),
             refund::AFTERSALE_GET_PATH => Ok(SimCall::RefundGet {
                 refund_id: aftersale_id(&p)?,
             }),
@@ -243,6 +268,10 @@ impl SimWire for WechatWire {
             200,
             json_bytes(&json!({"errcode": code.parse::<i64>().unwrap_or(-1), "errmsg": msg})),
         )
+    }
+
+    fn stock(&self, _updates: &[crate::StockUpdate]) -> Vec<u8> {
+        json_bytes(&json!({"errcode": 0, "errmsg": "ok"}))
     }
 
     fn token(&self, g: &crate::sim::SimGrant) -> Vec<u8> {

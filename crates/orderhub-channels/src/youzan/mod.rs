@@ -106,6 +106,23 @@ pub const CARRIERS: &crate::ship::CarrierTable = &[
 pub const ALREADY_SHIPPED_CODE: &str = "101300010";
 /// **Assumed** code of "the order's state does not allow shipping".
 pub const SHIP_CONFLICT_CODE: &str = "101300011";
+/// `youzan.item.quantity.update` 3.0.0 (全量或增量方式更新SKU库存): `item_id` (商品数字编号,
+/// number), `quantity`, `sku_id` (number; may be left out for an item without specs, else
+/// required), `type` 0 = 全量 (default) / 1 = 增量; answer `is_success` (nest-mods youzan
+/// TypeScript SDK `ItemItemQuantityUpdate`; the same four parameters in a Go SDK's
+/// `YouzanItemQuantityUpdateRequest`, version 3.0.0). orderhub sends `type` 0 always.
+pub const STOCK_API: &str = "youzan.item.quantity.update";
+pub const STOCK_VERSION: &str = "3.0.0";
+/// `type` 全量 (the whole quantity).
+pub const STOCK_TYPE_WHOLE: i64 = 0;
+/// `youzan.item.get` 3.0.0 (商品详情): `item_id` (number) or `alias`; answer `item{item_id,
+/// quantity (总库存), skus[{item_id, sku_id, quantity (属于这个Sku的商品的数量),
+/// with_hold_quantity}]}` (nest-mods youzan TypeScript SDK `ItemItemGet`). One call per item,
+/// every SKU of it; an item without specs answers its own `quantity` (SKU id `""`).
+pub const ITEM_READ_API: &str = "youzan.item.get";
+pub const ITEM_READ_VERSION: &str = "3.0.0";
+/// SKU ids one read takes: the answer holds the whole item, this only bounds the query.
+pub const STOCK_READ_MAX: usize = 200;
 /// **Assumed** system error code.
 pub const SYSTEM_ERROR_CODE: &str = "50000";
 
@@ -514,6 +531,111 @@ impl Channel for Youzan {
         crate::ship::ack(self.api_error(body), &[ALREADY_SHIPPED_CODE], || {
             crate::ship::success_flag(body, "/data/is_success")
         })
+    }
+
+    fn stock_request(
+        &self,
+        updates: &[crate::StockUpdate],
+        creds: &ShopCredentials,
+        _now: DateTime<Utc>,
+    ) -> Result<ApiRequest, Rejected> {
+        crate::check_stock(updates, 1)?;
+        let u = &updates[0];
+        let id = |field: &str, v: &str| {
+            v.parse::<u64>()
+                .map_err(|_| Rejected::bad_value(field, "Youzan's numeric id"))
+        };
+        let mut body = serde_json::json!({
+            "item_id": id("item_id", &u.item_id)?,
+            "quantity": u.quantity,
+            "type": STOCK_TYPE_WHOLE,
+        });
+        if !u.sku_id.is_empty() {
+            body["sku_id"] = id("sku_id", &u.sku_id)?.into();
+        }
+        Ok(request_v(STOCK_API, STOCK_VERSION, body, creds))
+    }
+
+    fn parse_stock_ack(&self, body: &[u8]) -> Result<(), ApiError> {
+        if let Some(e) = self.api_error(body) {
+            return Err(e);
+        }
+        let v: serde_json::Value = wire::parse_json(body)?;
+        let flag = ["/data/is_success", "/response/is_success"]
+            .into_iter()
+            .find_map(|p| v.pointer(p).map(|f| (p, f)));
+        match flag {
+            Some((_, serde_json::Value::Bool(true))) => Ok(()),
+            Some((_, serde_json::Value::Bool(false))) => Err(ApiError::Api {
+                code: v
+                    .get("code")
+                    .map(|c| c.to_string().trim_matches('"').to_owned())
+                    .unwrap_or_default(),
+                message: "the channel answered is_success false".into(),
+            }),
+            Some((p, _)) => Err(Rejected::at(
+                "wrong_type",
+                &p.trim_start_matches('/').replace('/', "."),
+                "must be a boolean",
+            )
+            .into()),
+            None => Err(Rejected::missing("data.is_success").into()),
+        }
+    }
+
+    fn stock_read_batch_max(&self) -> usize {
+        STOCK_READ_MAX
+    }
+
+    fn stock_read_request(
+        &self,
+        q: &crate::StockQuery,
+        creds: &ShopCredentials,
+        _now: DateTime<Utc>,
+    ) -> Result<ApiRequest, Rejected> {
+        crate::check_stock_query(q, STOCK_READ_MAX)?;
+        let item_id = q
+            .item_id
+            .parse::<u64>()
+            .map_err(|_| Rejected::bad_value("item_id", "Youzan's numeric id"))?;
+        let body = serde_json::json!({ "item_id": item_id });
+        Ok(request_v(ITEM_READ_API, ITEM_READ_VERSION, body, creds))
+    }
+
+    fn parse_stock_read(&self, body: &[u8]) -> Result<Vec<crate::StockLevel>, ApiError> {
+        if let Some(e) = self.api_error(body) {
+            return Err(e);
+        }
+        let v: serde_json::Value = wire::parse_json(body)?;
+        let item = ["/data/item", "/response/item"]
+            .into_iter()
+            .find_map(|p| v.pointer(p))
+            .filter(|i| i.is_object())
+            .ok_or_else(|| Rejected::missing("data.item"))?;
+        let id = crate::level_id(item.get("item_id"), "data.item.item_id")?;
+        let skus = match item.get("skus") {
+            None | Some(serde_json::Value::Null) => &[][..],
+            Some(serde_json::Value::Array(a)) => a.as_slice(),
+            Some(_) => return Err(Rejected::bad_value("data.item.skus", "a list of SKUs").into()),
+        };
+        if skus.is_empty() {
+            let quantity = crate::level_qty(item.get("quantity"), "data.item.quantity")?;
+            return Ok(vec![crate::StockLevel {
+                item_id: id,
+                sku_id: String::new(),
+                quantity,
+            }]);
+        }
+        let mut levels = Vec::with_capacity(skus.len());
+        for (i, sku) in skus.iter().enumerate() {
+            let field = |f: &str| format!("data.item.skus[{i}].{f}");
+            levels.push(crate::StockLevel {
+                item_id: id.clone(),
+                sku_id: crate::level_id(sku.get("sku_id"), &field("sku_id"))?,
+                quantity: crate::level_qty(sku.get("quantity"), &field("quantity"))?,
+            });
+        }
+        Ok(levels)
     }
 
     fn refund_get_request(

@@ -142,6 +142,34 @@ pub(crate) fn render(o: &ChannelOrder) -> Value {
     })
 }
 
+/// `youzan.item.quantity.update` as the channel checks it: `item_id` a number, `sku_id` a number
+/// or absent (an item without specs), `quantity` a whole number; `type` 0 (全量) or absent (its
+/// default). A difference (`type` 1) is refused: orderhub never sends one.
+fn stock_call(p: &Value) -> Result<SimCall, SimFault> {
+    let item = p.get("item_id").and_then(Value::as_u64);
+    let sku = match p.get("sku_id") {
+        None | Some(Value::Null) => Some(String::new()),
+        Some(v) => v.as_u64().map(|n| n.to_string()),
+    };
+    let quantity = p
+        .get("quantity")
+        .and_then(Value::as_i64)
+        .filter(|q| *q >= 0);
+    let whole = matches!(p.get("type").map(Value::as_i64), None | Some(Some(0)));
+    match (item, sku, quantity) {
+        (Some(item), Some(sku_id), Some(quantity)) if whole => Ok(SimCall::Stock {
+            updates: vec![crate::StockUpdate {
+                item_id: item.to_string(),
+                sku_id,
+                quantity,
+            }],
+        }),
+        _ => Err(SimFault::BadRequest(
+            "item_id, quantity, sku_id (numbers), type 0".into(),
+        )),
+    }
+}
+
 fn ok(data: Value) -> Vec<u8> {
     json_bytes(&json!({"success": true, "code": 200, "message": "successful", "data": data}))
 }
@@ -207,6 +235,17 @@ impl SimWire for YouzanWire {
                 tracking_no: s("out_sid"),
                 line_ids: (!oids.is_empty()).then(|| oids.split(',').map(str::to_string).collect()),
             })
+        } else if req.path == format!("/api/{}/{}", super::STOCK_API, super::STOCK_VERSION) {
+            stock_call(&p)
+        } else if req.path == format!("/api/{}/{}", super::ITEM_READ_API, super::ITEM_READ_VERSION)
+        {
+            match p.get("item_id").and_then(Value::as_u64) {
+                Some(item) => Ok(SimCall::StockRead {
+                    item_id: item.to_string(),
+                    sku_ids: Vec::new(),
+                }),
+                None => Err(SimFault::BadRequest("item_id (a number)".into())),
+            }
         } else if let Some(call) = req
             .path
             .strip_prefix("/api/")
@@ -286,6 +325,34 @@ impl SimWire for YouzanWire {
             ShipAnswer::UnknownCarrier => fail("40001", "物流公司不存在"),
             ShipAnswer::SystemError => fail(super::SYSTEM_ERROR_CODE, "系统繁忙，请稍后重试"),
         }
+    }
+
+    fn stock(&self, _updates: &[crate::StockUpdate]) -> Vec<u8> {
+        ok(json!({"is_success": true}))
+    }
+
+    /// `youzan.item.get`: the item's SKUs and their quantities (`quantity` 总库存 their sum); an
+    /// item without specs (SKU id `""`) answers its own quantity and no SKUs.
+    fn stock_read(&self, item_id: &str, levels: &[crate::StockLevel]) -> Vec<u8> {
+        let num = |s: &str| s.parse::<u64>().map_or_else(|_| json!(s), |n| json!(n));
+        let skus: Vec<Value> = levels
+            .iter()
+            .filter(|l| !l.sku_id.is_empty())
+            .map(|l| {
+                json!({"item_id": num(item_id), "sku_id": num(&l.sku_id), "quantity": l.quantity,
+                       "with_hold_quantity": 0})
+            })
+            .collect();
+        let total: i64 = if skus.is_empty() {
+            levels.iter().map(|l| l.quantity).sum()
+        } else {
+            levels
+                .iter()
+                .filter(|l| !l.sku_id.is_empty())
+                .map(|l| l.quantity)
+                .sum()
+        };
+        ok(json!({"item": {"item_id": num(item_id), "quantity": total, "skus": skus}}))
     }
 
     fn token(&self, g: &crate::sim::SimGrant) -> Vec<u8> {

@@ -255,18 +255,127 @@ fn douyin_sets_one_sku_with_sku_sync_stock_as_a_whole_quantity() {
 }
 
 #[test]
-fn a_channel_without_a_stock_call_says_so_without_a_call() {
-    for kind in [
-        ChannelKind::Kuaishou,
-        ChannelKind::Wechat,
-        ChannelKind::Youzan,
+fn wechat_sets_one_sku_with_stock_update_diff_type_3_the_whole_quantity() {
+    let a = adapter(ChannelKind::Wechat).unwrap();
+    let req = a
+        .stock_request(&[upd("324545", "9328425", 10)], &creds(), at())
+        .unwrap();
+    assert_eq!(req.method, "POST");
+    assert_eq!(
+        req.path_and_query,
+        "/channels/ec/product/stock/update?access_token=tok-1"
+    );
+    assert_eq!(req.content_type, "application/json");
+    let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({"product_id": "324545", "sku_id": "9328425", "diff_type": 3, "num": 10}),
+        "string(uint64) ids; diff_type 3 = 设置, never a difference"
+    );
+    for (u, field) in [
+        (upd("324545", "", 1), "sku_id"),
+        (upd("shop-item", "9328425", 1), "item_id"),
+        (upd("324545", "sku-a", 1), "sku_id"),
+        (upd("324545", "9328425", -1), "quantity"),
     ] {
-        let a = adapter(kind).unwrap();
-        let e = a
-            .stock_request(&[upd("1", "2", 3)], &creds(), at())
-            .unwrap_err();
-        assert_eq!(e.rule, "not_supported", "{kind}");
+        let e = a.stock_request(&[u], &creds(), at()).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some(field));
     }
+    assert_eq!(a.stock_batch_max(), 1);
+    assert_eq!(a.parse_stock_ack(br#"{"errcode":0,"errmsg":"ok"}"#), Ok(()));
+    assert!(matches!(
+        a.parse_stock_ack(br#"{"errcode":45011,"errmsg":"api minute-quota reach limit"}"#),
+        Err(ApiError::Throttled { .. })
+    ));
+    assert!(matches!(
+        a.parse_stock_ack(br#"{"errcode":42001,"errmsg":"access_token expired"}"#),
+        Err(ApiError::Auth { .. })
+    ));
+    assert!(matches!(
+        a.parse_stock_ack(br#"{"errcode":10020050,"errmsg":"sku not exist"}"#),
+        Err(ApiError::Api { code, .. }) if code == "10020050"
+    ));
+    assert!(matches!(
+        a.parse_stock_ack(b"{}"),
+        Err(ApiError::Rejected(_))
+    ));
+}
+
+#[test]
+fn youzan_sets_one_sku_with_item_quantity_update_type_0_the_whole_quantity() {
+    let a = adapter(ChannelKind::Youzan).unwrap();
+    let req = a
+        .stock_request(&[upd("470000012", "36812345", 7)], &creds(), at())
+        .unwrap();
+    assert_eq!(req.method, "POST");
+    assert_eq!(
+        req.path_and_query,
+        "/api/youzan.item.quantity.update/3.0.0?access_token=tok-1"
+    );
+    let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({"item_id": 470000012, "sku_id": 36812345, "quantity": 7, "type": 0}),
+        "type 0 = 全量"
+    );
+    // An item without specs: no sku_id.
+    let req = a
+        .stock_request(&[upd("470000013", "", 0)], &creds(), at())
+        .unwrap();
+    let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({"item_id": 470000013, "quantity": 0, "type": 0})
+    );
+    for (u, field) in [
+        (upd("shop-item", "36812345", 1), "item_id"),
+        (upd("470000012", "sku-a", 1), "sku_id"),
+    ] {
+        let e = a.stock_request(&[u], &creds(), at()).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some(field));
+    }
+    assert_eq!(a.stock_batch_max(), 1);
+    let ok = r#"{"success":true,"code":200,"message":"successful","data":{"is_success":true}}"#;
+    assert_eq!(a.parse_stock_ack(ok.as_bytes()), Ok(()));
+    assert_eq!(
+        a.parse_stock_ack(br#"{"response":{"is_success":true}}"#),
+        Ok(())
+    );
+    let limited = r#"{"gw_err_resp":{"err_code":4101,"err_msg":"请求太频繁"}}"#;
+    assert!(matches!(
+        a.parse_stock_ack(limited.as_bytes()),
+        Err(ApiError::Throttled { .. })
+    ));
+    let expired = r#"{"gw_err_resp":{"err_code":4202,"err_msg":"请求凭证过期"}}"#;
+    assert!(matches!(
+        a.parse_stock_ack(expired.as_bytes()),
+        Err(ApiError::Auth { .. })
+    ));
+    let refused = r#"{"success":false,"code":141500101,"message":"商品不存在"}"#;
+    assert!(matches!(
+        a.parse_stock_ack(refused.as_bytes()),
+        Err(ApiError::Api { code, .. }) if code == "141500101"
+    ));
+    let not_done = r#"{"success":true,"code":200,"data":{"is_success":false}}"#;
+    assert!(matches!(
+        a.parse_stock_ack(not_done.as_bytes()),
+        Err(ApiError::Api { .. })
+    ));
+    assert!(matches!(
+        a.parse_stock_ack(b"{}"),
+        Err(ApiError::Rejected(_))
+    ));
+}
+
+#[test]
+fn a_channel_without_a_stock_call_says_so_without_a_call() {
+    // Kuaishou's open.item.sku.stock.update takes a difference only (SOURCES.md, "Stock").
+    let a = adapter(ChannelKind::Kuaishou).unwrap();
+    let e = a
+        .stock_request(&[upd("1", "2", 3)], &creds(), at())
+        .unwrap_err();
+    assert_eq!(e.rule, "not_supported");
+    assert!(e.message.contains("difference"), "{}", e.message);
 }
 
 #[tokio::test]
@@ -277,6 +386,8 @@ async fn the_simulators_keep_the_shelf_their_stock_calls_set_and_throttle_and_re
         (ChannelKind::Pdd, "900001", "70001"),
         (ChannelKind::Jd, "", "200001"),
         (ChannelKind::Douyin, "3473196049974326153", "1768880123"),
+        (ChannelKind::Wechat, "324545", "9328425"),
+        (ChannelKind::Youzan, "470000012", "36812345"),
     ] {
         let (url, handle) = sim::spawn(kind, SimSettings::new(creds(), 1, 1))
             .await
@@ -467,12 +578,68 @@ fn jd_reads_one_sku_back_with_find_sku_stock() {
 }
 
 #[test]
+fn youzan_reads_a_whole_item_back_with_item_get() {
+    let a = adapter(ChannelKind::Youzan).unwrap();
+    assert_eq!(a.stock_read_batch_max(), 200);
+    let req = a
+        .stock_read_request(&query("470000012", &["36812345"]), &creds(), at())
+        .unwrap();
+    assert_eq!(
+        req.path_and_query,
+        "/api/youzan.item.get/3.0.0?access_token=tok-1"
+    );
+    let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap();
+    assert_eq!(body, serde_json::json!({"item_id": 470000012}));
+    let e = a
+        .stock_read_request(&query("shop-item", &["1"]), &creds(), at())
+        .unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("item_id"));
+    // `ItemItemGet` field names and types: SKU ids and quantities are numbers.
+    let answer = r#"{"success":true,"code":200,"message":"successful","data":{"item":{
+        "item_id":470000012,"title":"tea","quantity":9,"is_listing":true,
+        "skus":[{"item_id":470000012,"sku_id":36812345,"quantity":7,"with_hold_quantity":1},
+                {"item_id":470000012,"sku_id":36812346,"quantity":"2","with_hold_quantity":0}]}}}"#;
+    assert_eq!(
+        a.parse_stock_read(answer.as_bytes()).unwrap(),
+        vec![
+            level("470000012", "36812345", 7),
+            level("470000012", "36812346", 2)
+        ]
+    );
+    let plain = r#"{"success":true,"code":200,"data":{"item":{"item_id":470000013,"quantity":5,"skus":[]}}}"#;
+    assert_eq!(
+        a.parse_stock_read(plain.as_bytes()).unwrap(),
+        vec![level("470000013", "", 5)],
+        "an item without specs: its own quantity"
+    );
+    let expired = r#"{"gw_err_resp":{"err_code":4202,"err_msg":"请求凭证过期"}}"#;
+    assert!(matches!(
+        a.parse_stock_read(expired.as_bytes()),
+        Err(ApiError::Auth { .. })
+    ));
+    let limited = r#"{"gw_err_resp":{"err_code":4101,"err_msg":"请求太频繁"}}"#;
+    assert!(matches!(
+        a.parse_stock_read(limited.as_bytes()),
+        Err(ApiError::Throttled { .. })
+    ));
+    let bad = r#"{"success":true,"code":200,"data":{"item":{"item_id":1,"skus":[{"sku_id":2,"quantity":-1}]}}}"#;
+    let e = a.parse_stock_read(bad.as_bytes()).unwrap_err();
+    assert!(
+        matches!(&e, ApiError::Rejected(r) if r.field.as_deref() == Some("data.item.skus[0].quantity")),
+        "{e:?}"
+    );
+    assert!(matches!(
+        a.parse_stock_read(br#"{"success":true,"code":200,"data":{}}"#),
+        Err(ApiError::Rejected(_))
+    ));
+}
+
+#[test]
 fn a_channel_without_a_shelf_read_says_so_without_a_call() {
     for kind in [
         ChannelKind::Douyin,
         ChannelKind::Kuaishou,
         ChannelKind::Wechat,
-        ChannelKind::Youzan,
     ] {
         let a = adapter(kind).unwrap();
         let e = a
@@ -488,6 +655,7 @@ async fn the_simulators_answer_shelf_reads_from_their_shelves_and_a_back_office_
         (ChannelKind::Taobao, "600001", "5001"),
         (ChannelKind::Pdd, "900001", "70001"),
         (ChannelKind::Jd, "", "200001"),
+        (ChannelKind::Youzan, "470000012", "36812345"),
     ] {
         let (url, handle) = sim::spawn(kind, SimSettings::new(creds(), 1, 1))
             .await

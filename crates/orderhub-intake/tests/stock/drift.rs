@@ -116,6 +116,43 @@ async fn the_reconciler_finds_a_drift_and_repairs_it(backend: &str) {
     assert_eq!(fixed.drift.count, 1, "the history stays");
 }
 
+/// Youzan's read (`youzan.item.get`, the whole item): a SKU's drift and an item without specs
+/// in sync, then repaired by the push.
+async fn youzan_shelves_are_read_back_and_repaired(backend: &str) {
+    let Some(env) = orderhub_store::testing::open(backend) else {
+        return;
+    };
+    let store = &env.store;
+    let (sim, row) = setup(store, ChannelKind::Youzan, 10).await;
+    let t = row.tenant_id.clone();
+    let sku_l = list(store, &row, "470000012", "36812345", "TEA").await;
+    let plain = list(store, &row, "470000013", "", "TEA").await;
+    pusher(store).push_due(&t, far()).await.unwrap();
+    assert_eq!(sim.shelf("470000013", ""), Some(10));
+    pushed(store, &t, &sim, "470000012", "36812345", 10).await;
+    let mut r = reconciler(store, DriftRules::default());
+    let rep = reconcile_now(store, &t, &mut r).await;
+    assert_eq!((rep.reads, rep.found), (2, 0), "{rep:?}");
+    sim.set_shelf("470000012", "36812345", 25);
+    let rep = reconcile_now(store, &t, &mut r).await;
+    assert_eq!((rep.found, rep.repaired), (1, 1), "{rep:?}");
+    assert_eq!(
+        drift(&get(store, &t, sku_l.listing_id).await),
+        (15, Some(25), false)
+    );
+    assert_eq!(
+        drift(&get(store, &t, plain.listing_id).await),
+        (0, Some(10), false)
+    );
+    pusher(store).push_due(&t, far()).await.unwrap();
+    assert_eq!(sim.shelf("470000012", "36812345"), Some(10));
+    reconcile_now(store, &t, &mut r).await;
+    assert_eq!(
+        drift(&get(store, &t, sku_l.listing_id).await),
+        (0, Some(10), false)
+    );
+}
+
 async fn a_drift_that_comes_back_after_a_repair_is_recurring(backend: &str) {
     let Some(env) = orderhub_store::testing::open(backend) else {
         return;
@@ -301,5 +338,6 @@ both!(
     a_drift_that_comes_back_after_a_repair_is_recurring,
     a_paused_listing_s_drift_is_reported_not_repaired,
     a_channel_refusing_the_read_for_a_while_creates_no_drift,
-    the_running_worker_reconciles_on_request_and_repairs_the_shelf
+    the_running_worker_reconciles_on_request_and_repairs_the_shelf,
+    youzan_shelves_are_read_back_and_repaired
 );

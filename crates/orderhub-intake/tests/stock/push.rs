@@ -364,6 +364,51 @@ async fn a_throttling_channel_and_a_refused_token_are_waited_out(backend: &str) 
     push_until(&mut p, &t, || sim.shelf("", "200001") == Some(5)).await;
 }
 
+/// WeChat Channels and Youzan take whole quantities (`diff_type` 3, `type` 0): their shelves follow
+/// sales like the others'. Kuaishou's call takes a difference only: refused without a call, the
+/// reason kept on the listing.
+async fn wechat_and_youzan_shelves_follow_and_kuaishou_says_why_not(backend: &str) {
+    let Some(env) = orderhub_store::testing::open(backend) else {
+        return;
+    };
+    let store = &env.store;
+    for (kind, item, sku_id) in [
+        (ChannelKind::Wechat, "324545", "9328425"),
+        (ChannelKind::Youzan, "470000012", "36812345"),
+        (ChannelKind::Youzan, "470000013", ""),
+    ] {
+        let (sim, row) = setup(store, kind, 10).await;
+        let t = row.tenant_id.clone();
+        let l = list(store, &row, item, sku_id, "TEA").await;
+        let mut p = pusher(store);
+        let r = p.push_due(&t, far()).await.unwrap();
+        assert_eq!(r.failed, 0, "{kind}: {r:?}");
+        assert_eq!(sim.shelf(item, sku_id), Some(10), "{kind}");
+        adjust(store, &t, "TEA", -4).await;
+        p.push_due(&t, far()).await.unwrap();
+        assert_eq!(sim.shelf(item, sku_id), Some(6), "{kind}");
+        let done = get(store, &t, l.listing_id).await;
+        assert_eq!(done.pushed_qty, Some(6), "{kind}");
+        assert!(done.last_error.is_none(), "{kind}");
+    }
+    let (sim, row) = setup(store, ChannelKind::Kuaishou, 10).await;
+    let t = row.tenant_id.clone();
+    let l = list(store, &row, "5201314", "88001", "TEA").await;
+    let r = pusher(store).push_due(&t, far()).await.unwrap();
+    assert_eq!(r.failed, 1, "{r:?}");
+    assert_eq!(sim.stock_calls(), 0, "no call sent");
+    let refused = get(store, &t, l.listing_id).await;
+    assert!(
+        refused
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.starts_with("not_supported") && e.contains("difference")),
+        "{:?}",
+        refused.last_error
+    );
+    assert_eq!(refused.pushed_qty, None);
+}
+
 /// Runs rounds (20 s at most) until `done` holds: backoffs are under a second here.
 async fn push_until(p: &mut StockPusher, t: &TenantId, done: impl Fn() -> bool) {
     let started = Instant::now();
@@ -395,5 +440,6 @@ macro_rules! both {
 both!(
     every_kind_of_listing_reaches_its_shelf,
     changes_during_a_slow_call_coalesce_and_the_last_quantity_wins,
-    a_throttling_channel_and_a_refused_token_are_waited_out
+    a_throttling_channel_and_a_refused_token_are_waited_out,
+    wechat_and_youzan_shelves_follow_and_kuaishou_says_why_not
 );
