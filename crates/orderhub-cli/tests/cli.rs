@@ -1546,7 +1546,7 @@ fn a_postgresql_backup_restores_into_another_database() {
     let (ok, out) = run(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(ok, "{out}");
     assert!(
-        out.contains(&schema) && out.contains("NOT included"),
+        out.contains(schema) && out.contains("NOT included"),
         "{out}"
     );
     assert!(!out.contains(&key), "the key is not printed");
