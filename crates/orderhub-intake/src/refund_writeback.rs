@@ -80,6 +80,21 @@ fn refusal_code(
     })
 }
 
+/// Of the refunds read for `line` (each naming it, or no line: a refund of several lines), the
+/// one decided: waiting for the seller before any other, the line's own before one of several
+/// lines, else the first read.
+fn best_of(found: Vec<ChannelRefund>, line: &str) -> Option<ChannelRefund> {
+    let rank = |r: &ChannelRefund| {
+        (
+            r.state != RefundState::Requested,
+            r.external_line_id.as_deref() != Some(line),
+        )
+    };
+    let mut found: Vec<(usize, ChannelRefund)> = found.into_iter().enumerate().collect();
+    found.sort_by_key(|(i, r)| (rank(r), *i));
+    found.into_iter().next().map(|(_, r)| r)
+}
+
 impl RefundWriteBack {
     /// A write-back that reaches every address (tests, tools); see [`RefundWriteBack::with_outbound`].
     pub fn new(store: Store) -> RefundWriteBack {
@@ -376,17 +391,16 @@ impl RefundWriteBack {
         {
             return read(r.refund_id.clone()).await.map_err(mapped);
         }
-        let mut first = None;
+        // The list names no lines: each is read. A read naming no line either is a refund of
+        // several lines (JD's apply, Douyin's refund before shipment): it is this line's too.
+        let mut found = Vec::new();
         for r in listed.iter().filter(|r| r.external_line_id.is_none()) {
             let got = read(r.refund_id.clone()).await.map_err(mapped)?;
-            if got.external_line_id.as_deref() == Some(line) {
-                if got.state == RefundState::Requested {
-                    return Ok(got);
-                }
-                first.get_or_insert(got);
+            if got.external_line_id.as_deref().is_none_or(|l| l == line) {
+                found.push(got);
             }
         }
-        first.ok_or_else(|| {
+        best_of(found, line).ok_or_else(|| {
             TargetError::permanent(format!(
                 "the channel shows no refund on line {line} of order {ext}"
             ))
@@ -512,6 +526,45 @@ mod tests {
             phase: None,
             version: None,
         }
+    }
+
+    #[test]
+    fn the_refund_decided_is_the_waiting_one_the_lines_own_first() {
+        let r = |id: &str, line: Option<&str>, state: RefundState| ChannelRefund {
+            refund_id: id.into(),
+            external_order_id: "o".into(),
+            external_line_id: line.map(str::to_owned),
+            state,
+            raw_status: String::new(),
+            phase: None,
+            version: None,
+        };
+        let best = |v: Vec<ChannelRefund>| best_of(v, "L1").map(|r| r.refund_id);
+        // A closed refund of the line, then the new one waiting: the waiting one.
+        assert_eq!(
+            best(vec![
+                r("old", Some("L1"), RefundState::Rejected),
+                r("new", Some("L1"), RefundState::Requested)
+            ]),
+            Some("new".into())
+        );
+        // A refund of the whole order waiting beside the line's own closed one: the waiting one.
+        assert_eq!(
+            best(vec![
+                r("own", Some("L1"), RefundState::Refunded),
+                r("all", None, RefundState::Requested)
+            ]),
+            Some("all".into())
+        );
+        // Both waiting: the line's own.
+        assert_eq!(
+            best(vec![
+                r("all", None, RefundState::Requested),
+                r("own", Some("L1"), RefundState::Requested)
+            ]),
+            Some("own".into())
+        );
+        assert_eq!(best(vec![]), None);
     }
 
     #[test]

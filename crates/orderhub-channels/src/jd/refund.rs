@@ -114,8 +114,9 @@ fn refused(r: &Value) -> Result<(), ApiError> {
     Err(super::classify(code, text("errorMsg").trim()))
 }
 
-/// One `RefundApplyVo`: the apply as a refund. Its line is the first SKU of `skuVoList` (JD's
-/// line id is the SKU id), where the answer has one.
+/// One `RefundApplyVo`: the apply as a refund. Its line is the SKU of `skuVoList` (JD's line id
+/// is the SKU id) when it names exactly one; an apply naming several SKUs covers those lines — the
+/// whole order before shipment — and names no line (the write-back takes it for every line).
 fn apply(r: &Value, field: &str) -> Result<ChannelRefund, Rejected> {
     let f = |n: &str| format!("{field}.{n}");
     let raw = match r.get("status") {
@@ -129,9 +130,9 @@ fn apply(r: &Value, field: &str) -> Result<ChannelRefund, Rejected> {
         .target();
     let line = match r.get("skuVoList") {
         None | Some(Value::Null) => None,
-        Some(Value::Array(skus)) => match skus.first() {
-            None => None,
-            Some(s) => Some(crate::level_id(s.get("skuId"), &f("skuVoList[0].skuId"))?),
+        Some(Value::Array(skus)) => match skus.as_slice() {
+            [s] => Some(crate::level_id(s.get("skuId"), &f("skuVoList[0].skuId"))?),
+            _ => None,
         },
         Some(_) => return Err(Rejected::bad_value(&f("skuVoList"), "a list")),
     };

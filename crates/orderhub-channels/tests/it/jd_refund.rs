@@ -99,6 +99,12 @@ fn jd_lists_the_applies_of_an_order_and_reads_one_by_id() {
         {"id":1234567,"applyTime":"2024-11-11 11:00:00","applyRefundSum":69900,"status":0,"orderId":"281046817990","reason":"不想要了","systemId":1,
          "skuVoList":[{"skuId":100012043978,"skuUuid":"u1","skuName":"保温杯","skuCount":1}],"partRefundType":0}]}}}"#.as_bytes();
     assert_eq!(a.parse_refund(body).unwrap(), waiting());
+    // An apply of several SKUs (the buyer's cancellation of a whole order before shipment)
+    // names no single line: the write-back takes it for each of them.
+    let whole = r#"{"jingdong_pop_afs_soa_refundapply_queryById_responce":{"code":"0","queryResult":{"success":true,"totalCount":1,"result":[
+        {"id":1234567,"status":0,"orderId":"281046817990",
+         "skuVoList":[{"skuId":100012043978,"skuCount":1},{"skuId":100012043979,"skuCount":2}]}]}}}"#.as_bytes();
+    assert_eq!(a.parse_refund(whole).unwrap().external_line_id, None);
     let unknown = r#"{"jingdong_pop_afs_soa_refundapply_queryById_responce":{"code":"0","queryResult":{"success":true,"result":[{"id":1,"orderId":"2","status":42}]}}}"#.as_bytes();
     assert!(
         matches!(a.parse_refund(unknown), Err(ApiError::Rejected(r)) if r.rule == "unknown_status")
