@@ -784,6 +784,19 @@ pub struct ChannelRefund {
     pub version: Option<i64>,
 }
 
+/// An answer read by an adapter: the channel's error when `error` is one (what
+/// [`Channel::api_error`] found in the body), else `parse`'s reading of the body.
+pub(crate) fn read_answer<T>(
+    error: Option<ApiError>,
+    body: &[u8],
+    parse: impl FnOnce(&[u8]) -> Result<T, Rejected>,
+) -> Result<T, ApiError> {
+    match error {
+        Some(e) => Err(e),
+        None => Ok(parse(body)?),
+    }
+}
+
 /// The most refunds of one order the write-back considers (and reads one by one where the
 /// channel's list does not name their lines).
 pub const ORDER_REFUNDS_MAX: usize = 20;

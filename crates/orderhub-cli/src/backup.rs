@@ -297,22 +297,8 @@ fn copy_key(s: &Settings, dir: &Path) -> Result<bool> {
         return Ok(false);
     }
     let text = std::fs::read(&key).with_context(|| format!("cannot read {}", key.display()))?;
-    write_secret(&dir.join(KEY_FILE), &text)?;
+    crate::hub::write_secret(&dir.join(KEY_FILE), text)?;
     Ok(true)
-}
-
-fn write_secret(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let mut o = std::fs::OpenOptions::new();
-    o.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
-    let mut f = o
-        .open(path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    Ok(())
 }
 
 fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -412,7 +398,7 @@ pub async fn restore(args: RestoreArgs) -> Result<()> {
     // The key only once the database is restored: a refused restore leaves nothing behind.
     if let Some(key) = key {
         std::fs::create_dir_all(&s.data_dir)?;
-        write_secret(&s.data_dir.join(KEY_FILE), &key)?;
+        crate::hub::write_secret(&s.data_dir.join(KEY_FILE), key)?;
     }
     check_restored(&s, &m).await
 }

@@ -36,7 +36,7 @@ fn pii_cipher(s: &Settings) -> Result<PiiCipher> {
     if !path.exists() {
         std::fs::create_dir_all(&s.data_dir)
             .with_context(|| format!("cannot create {}", s.data_dir.display()))?;
-        write_secret(&path, &PiiCipher::generate_hex())?;
+        write_secret(&path, PiiCipher::generate_hex())?;
         if s.database_url.is_some() {
             tracing::warn!(path = %path.display(), "Generated a personal-data key for PostgreSQL in the data directory; every node sharing this database needs the same key (ORDERHUB_PII_KEY).");
         }
@@ -47,7 +47,8 @@ fn pii_cipher(s: &Settings) -> Result<PiiCipher> {
         .with_context(|| format!("{} does not hold a valid key", path.display()))
 }
 
-fn write_secret(path: &Path, text: &str) -> Result<()> {
+/// Writes a new file only the owner reads (0600), synced; refuses one that exists.
+pub(crate) fn write_secret(path: &Path, bytes: impl AsRef<[u8]>) -> Result<()> {
     use std::io::Write;
     let mut o = std::fs::OpenOptions::new();
     o.write(true).create_new(true);
@@ -56,7 +57,7 @@ fn write_secret(path: &Path, text: &str) -> Result<()> {
     let mut f = o
         .open(path)
         .with_context(|| format!("cannot create {}", path.display()))?;
-    f.write_all(text.as_bytes())?;
+    f.write_all(bytes.as_ref())?;
     f.sync_all()?;
     Ok(())
 }

@@ -237,13 +237,7 @@ impl Target for BotTarget {
     }
 
     fn takes(&self, d: &Delivery) -> bool {
-        self.sub.wants(&d.event_type)
-            && match &self.sub.shops {
-                None => true,
-                Some(shops) => d
-                    .shop_id()
-                    .is_some_and(|s| shops.iter().any(|x| x.as_str() == s)),
-            }
+        self.sub.wants(&d.event_type) && self.sub.covers_shop(d.shop_id())
     }
 
     fn deliver<'a>(

@@ -114,13 +114,7 @@ impl Target for WebhookTarget {
 
     /// A subscription made by a shop-scoped key takes only its shops' events.
     fn takes(&self, d: &Delivery) -> bool {
-        self.sub.wants(&d.event_type)
-            && match &self.sub.shops {
-                None => true,
-                Some(shops) => d
-                    .shop_id()
-                    .is_some_and(|s| shops.iter().any(|x| x.as_str() == s)),
-            }
+        self.sub.wants(&d.event_type) && self.sub.covers_shop(d.shop_id())
     }
 
     fn deliver<'a>(

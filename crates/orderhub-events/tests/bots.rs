@@ -230,7 +230,8 @@ async fn every_bot_gets_the_event_signed_as_its_platform_checks(backend: &str) {
             .any(|x| x.url.ends_with("access_token=ding-token")),
         "the whole URL comes back from its sealed column"
     );
-    // At rest the bot's key is not in the clear: the `url` column holds the redacted form.
+    // What the `url` column and the API hold for a bot: its URL with the key blanked (the whole
+    // URL is sealed with the bot's secret; the round trip above reads it back).
     for (format, url) in [
         (
             SubscriptionFormat::Wecom,

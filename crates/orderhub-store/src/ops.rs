@@ -169,6 +169,15 @@ impl SubscriptionRow {
     pub fn wants(&self, event_type: &str) -> bool {
         self.event_types.iter().any(|t| t == "*" || t == event_type)
     }
+
+    /// Whether an event of `shop` (`None`: an event of no shop) reaches this subscription: every
+    /// event for one made by an unscoped key, only its shops' events for one made by a scoped key.
+    pub fn covers_shop(&self, shop: Option<&str>) -> bool {
+        match &self.shops {
+            None => true,
+            Some(shops) => shop.is_some_and(|s| shops.iter().any(|x| x.as_str() == s)),
+        }
+    }
 }
 
 /// A dead letter's state: `dead` (attempts spent), `replaying` (asked to be sent again),

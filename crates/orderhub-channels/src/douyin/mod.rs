@@ -631,10 +631,7 @@ impl Channel for Douyin {
     }
 
     fn parse_refund(&self, body: &[u8]) -> Result<crate::ChannelRefund, ApiError> {
-        if let Some(e) = self.api_error(body) {
-            return Err(e);
-        }
-        Ok(refund::parse(body)?)
+        crate::read_answer(self.api_error(body), body, refund::parse)
     }
 
     /// `afterSale.List` by `order_id`: the order detail names no after-sale.
@@ -653,10 +650,7 @@ impl Channel for Douyin {
     }
 
     fn parse_order_refunds(&self, body: &[u8]) -> Result<Vec<crate::ChannelRefund>, ApiError> {
-        if let Some(e) = self.api_error(body) {
-            return Err(e);
-        }
-        Ok(refund::parse_list(body)?)
+        crate::read_answer(self.api_error(body), body, refund::parse_list)
     }
 
     fn refund_decision_request(
@@ -675,10 +669,7 @@ impl Channel for Douyin {
     }
 
     fn parse_refund_decision_ack(&self, body: &[u8]) -> Result<(), ApiError> {
-        if let Some(e) = self.api_error(body) {
-            return Err(e);
-        }
-        refund::ack(body)
+        self.api_error(body).map_or_else(|| refund::ack(body), Err)
     }
 
     /// `afterSale.rejectReasonCodeList` for the after-sale.
@@ -697,10 +688,7 @@ impl Channel for Douyin {
     }
 
     fn parse_refusal_reasons(&self, body: &[u8]) -> Result<Vec<crate::RefusalReason>, ApiError> {
-        if let Some(e) = self.api_error(body) {
-            return Err(e);
-        }
-        Ok(refund::parse_reasons(body)?)
+        crate::read_answer(self.api_error(body), body, refund::parse_reasons)
     }
 
     fn refusal_request(

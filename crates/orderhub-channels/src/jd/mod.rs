@@ -595,10 +595,8 @@ impl Channel for Jd {
     }
 
     fn parse_order_refunds(&self, body: &[u8]) -> Result<Vec<crate::ChannelRefund>, ApiError> {
-        if let Some(e) = self.api_error(body) {
-            return Err(e);
-        }
-        refund::parse_list(body)
+        self.api_error(body)
+            .map_or_else(|| refund::parse_list(body), Err)
     }
 
     fn refund_get_request(
@@ -612,10 +610,8 @@ impl Channel for Jd {
     }
 
     fn parse_refund(&self, body: &[u8]) -> Result<crate::ChannelRefund, ApiError> {
-        if let Some(e) = self.api_error(body) {
-            return Err(e);
-        }
-        refund::parse(body)
+        self.api_error(body)
+            .map_or_else(|| refund::parse(body), Err)
     }
 
     fn refund_decision_request(
@@ -630,10 +626,7 @@ impl Channel for Jd {
     }
 
     fn parse_refund_decision_ack(&self, body: &[u8]) -> Result<(), ApiError> {
-        if let Some(e) = self.api_error(body) {
-            return Err(e);
-        }
-        refund::ack(body)
+        self.api_error(body).map_or_else(|| refund::ack(body), Err)
     }
 
     fn token_request(

@@ -678,10 +678,7 @@ impl Channel for Kuaishou {
     }
 
     fn parse_refund(&self, body: &[u8]) -> Result<crate::ChannelRefund, ApiError> {
-        if let Some(e) = self.api_error(body) {
-            return Err(e);
-        }
-        Ok(refund::parse(body)?)
+        crate::read_answer(self.api_error(body), body, refund::parse)
     }
 
     fn refund_decision_request(
@@ -696,10 +693,7 @@ impl Channel for Kuaishou {
     }
 
     fn parse_refund_decision_ack(&self, body: &[u8]) -> Result<(), ApiError> {
-        if let Some(e) = self.api_error(body) {
-            return Err(e);
-        }
-        refund::ack(body)
+        self.api_error(body).map_or_else(|| refund::ack(body), Err)
     }
 
     fn refusal_reasons_request(
@@ -713,10 +707,7 @@ impl Channel for Kuaishou {
     }
 
     fn parse_refusal_reasons(&self, body: &[u8]) -> Result<Vec<crate::RefusalReason>, ApiError> {
-        if let Some(e) = self.api_error(body) {
-            return Err(e);
-        }
-        Ok(refund::parse_reasons(body)?)
+        crate::read_answer(self.api_error(body), body, refund::parse_reasons)
     }
 
     fn refusal_request(

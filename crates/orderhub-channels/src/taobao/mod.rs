@@ -668,10 +668,7 @@ impl Channel for Taobao {
     }
 
     fn parse_refund(&self, body: &[u8]) -> Result<crate::ChannelRefund, ApiError> {
-        if let Some(e) = self.api_error(body) {
-            return Err(e);
-        }
-        Ok(refund::parse(body)?)
+        crate::read_answer(self.api_error(body), body, refund::parse)
     }
 
     fn refund_decision_request(
@@ -686,10 +683,7 @@ impl Channel for Taobao {
     }
 
     fn parse_refund_decision_ack(&self, body: &[u8]) -> Result<(), ApiError> {
-        if let Some(e) = self.api_error(body) {
-            return Err(e);
-        }
-        refund::ack(body)
+        self.api_error(body).map_or_else(|| refund::ack(body), Err)
     }
 
     fn stock_request(

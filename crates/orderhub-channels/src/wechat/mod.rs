@@ -531,10 +531,7 @@ impl Channel for Wechat {
     }
 
     fn parse_refund(&self, body: &[u8]) -> Result<crate::ChannelRefund, ApiError> {
-        if let Some(e) = self.api_error(body) {
-            return Err(e);
-        }
-        Ok(refund::parse(body)?)
+        crate::read_answer(self.api_error(body), body, refund::parse)
     }
 
     /// The order detail: its `aftersale_detail` lists the order's after-sale ids.
@@ -548,10 +545,7 @@ impl Channel for Wechat {
     }
 
     fn parse_order_refunds(&self, body: &[u8]) -> Result<Vec<crate::ChannelRefund>, ApiError> {
-        if let Some(e) = self.api_error(body) {
-            return Err(e);
-        }
-        Ok(refund::parse_list(body)?)
+        crate::read_answer(self.api_error(body), body, refund::parse_list)
     }
 
     fn refund_decision_request(
@@ -566,10 +560,7 @@ impl Channel for Wechat {
     }
 
     fn parse_refund_decision_ack(&self, body: &[u8]) -> Result<(), ApiError> {
-        if let Some(e) = self.api_error(body) {
-            return Err(e);
-        }
-        refund::ack(body)
+        self.api_error(body).map_or_else(|| refund::ack(body), Err)
     }
 
     /// The shop's refusal reasons (`rejectreason/get` names no after-sale).
@@ -587,10 +578,7 @@ impl Channel for Wechat {
     }
 
     fn parse_refusal_reasons(&self, body: &[u8]) -> Result<Vec<crate::RefusalReason>, ApiError> {
-        if let Some(e) = self.api_error(body) {
-            return Err(e);
-        }
-        Ok(refund::parse_reasons(body)?)
+        crate::read_answer(self.api_error(body), body, refund::parse_reasons)
     }
 
     fn refusal_request(
