@@ -298,6 +298,40 @@ fn creds(kind: ChannelKind) -> ShopCredentials {
     c
 }
 
+/// The hub's settings for the demo: the embedded store in `data_dir`, production fulfillment on
+/// the carrier simulators, loopback addresses allowed.
+fn demo_settings(a: &DemoArgs, data_dir: std::path::PathBuf, admin_key: &str) -> Settings {
+    Settings {
+        listen: a.listen.clone(),
+        data_dir,
+        database_url: None,
+        pii_key: None,
+        pg_writers: crate::config::DEFAULT_PG_WRITERS,
+        bootstrap_api_key: Some(orderhub_core::secret::Secret::from(admin_key.to_owned())),
+        // Logs are not switched on (the summary line is the demo's output; the hub's own logs
+        // would bury it).
+        log_format: LogFormat::Pretty,
+        nats_url: None,
+        nats_partitions: 4,
+        // Production fulfillment: the carrier accounts configured below, on the simulators.
+        fulfillment: crate::config::FulfillmentMode::Carriers,
+        // A business day in minutes: parcels are polled every 2 s instead of on the hourly
+        // schedule (the simulators' scans advance every 2 s).
+        track_schedule: orderhub_fulfillment::TrackSchedule::every(Duration::from_secs(2)),
+        carrier: CARRIER,
+        carrier_fallback: HashMap::from([(CARRIER, FALLBACK.to_vec())]),
+        // Local simulators and receivers: loopback addresses.
+        allow_private_urls: true,
+        webhook_max_attempts: orderhub_events::runtime::DEFAULT_MAX_ATTEMPTS,
+        webhook_backoff_max: orderhub_events::runtime::DEFAULT_BACKOFF_MAX,
+        listing_reconcile_every: crate::config::DEFAULT_LISTING_RECONCILE_EVERY,
+        status_check_every: Some(crate::config::DEFAULT_STATUS_CHECK_EVERY),
+        ship_by_risk_lead: orderhub_fulfillment::DEFAULT_SHIP_BY_RISK_LEAD,
+        completion: Default::default(),
+        http: Default::default(),
+    }
+}
+
 pub async fn run(a: DemoArgs) -> Result<()> {
     anyhow::ensure!(
         a.minutes > 0.0 && a.minutes.is_finite(),
@@ -318,34 +352,7 @@ pub async fn run(a: DemoArgs) -> Result<()> {
         .or_else(|| temp.as_ref().map(|t| t.path().to_path_buf()))
         .context("no data directory")?;
     let admin_key = format!("demo-admin-{}", uuid::Uuid::new_v4().simple());
-    let settings = Settings {
-        listen: a.listen.clone(),
-        data_dir: data_dir.clone(),
-        database_url: None,
-        pii_key: None,
-        pg_writers: crate::config::DEFAULT_PG_WRITERS,
-        bootstrap_api_key: Some(orderhub_core::secret::Secret::from(admin_key.clone())),
-        // Logs are not switched on (the summary line is the demo's output; the hub's own logs
-        // would bury it).
-        log_format: LogFormat::Pretty,
-        nats_url: None,
-        nats_partitions: 4,
-        // Production fulfillment: the carrier accounts configured below, on the simulators.
-        fulfillment: crate::config::FulfillmentMode::Carriers,
-        // A business day in minutes: parcels are polled every 2 s instead of on the hourly
-        // schedule (the simulators' scans advance every 2 s).
-        track_schedule: orderhub_fulfillment::TrackSchedule::every(Duration::from_secs(2)),
-        carrier: CARRIER,
-        carrier_fallback: HashMap::from([(CARRIER, FALLBACK.to_vec())]),
-        // Local simulators and receivers: loopback addresses.
-        allow_private_urls: true,
-        webhook_max_attempts: orderhub_events::runtime::DEFAULT_MAX_ATTEMPTS,
-        webhook_backoff_max: orderhub_events::runtime::DEFAULT_BACKOFF_MAX,
-        listing_reconcile_every: crate::config::DEFAULT_LISTING_RECONCILE_EVERY,
-        ship_by_risk_lead: orderhub_fulfillment::DEFAULT_SHIP_BY_RISK_LEAD,
-        completion: Default::default(),
-        http: Default::default(),
-    };
+    let settings = demo_settings(&a, data_dir.clone(), &admin_key);
     let fleet = orderhub_carriers::sim::fleet::start()
         .await
         .context("cannot start the carrier simulators")?;

@@ -382,6 +382,24 @@ pub async fn start(s: &Settings) -> Result<(RunningHub, Option<String>)> {
             background.subscribe(),
         )),
     ));
+    // Open channel orders compared with their channels (issue 24's status reconciliation).
+    if let Some(every) = s.status_check_every {
+        tasks.push((
+            "status check",
+            tokio::spawn(orderhub_intake::status_check::run(
+                store.clone(),
+                orderhub_intake::status_check::StatusCheckConfig {
+                    interval: chrono::Duration::from_std(every)
+                        .unwrap_or(chrono::Duration::hours(6)),
+                    ..Default::default()
+                },
+                outbound,
+                std::time::Duration::from_secs(60),
+                std::time::Duration::from_secs(120),
+                background.subscribe(),
+            )),
+        ));
+    }
     let app = orderhub_http::router_with(state, orderhub_http::admission::Admission::new(s.http));
     let listener = listen(&s.listen).await?;
     let addr = listener.local_addr()?;

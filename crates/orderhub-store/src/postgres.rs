@@ -151,6 +151,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "subscription_format",
         include_str!("../migrations/postgres/0025_subscription_format.sql"),
     ),
+    (
+        29,
+        "status_checks",
+        include_str!("../migrations/postgres/0029_status_checks.sql"),
+    ),
 ];
 
 pub(crate) fn err(e: postgres::Error) -> StoreError {

@@ -146,6 +146,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "subscription_format",
         include_str!("../migrations/sqlite/0025_subscription_format.sql"),
     ),
+    (
+        29,
+        "status_checks",
+        include_str!("../migrations/sqlite/0029_status_checks.sql"),
+    ),
 ];
 
 /// Reader connections: WAL lets readers run beside the writer; two keep a 2-core machine busy.
