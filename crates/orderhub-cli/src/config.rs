@@ -185,8 +185,9 @@ pub struct Settings {
     pub http: orderhub_http::admission::HttpLimits,
     /// Between two reads of one listing's shelf by the drift reconciler.
     pub listing_reconcile_every: std::time::Duration,
-    /// Between two status checks of one open channel order; `None`: no checks.
-    pub status_check_every: Option<std::time::Duration>,
+    /// The status reconciler (between two checks of one open channel order, how long an order
+    /// settles first, its quota); `None`: no checks.
+    pub status_check: Option<orderhub_intake::status_check::StatusCheckConfig>,
     /// How long before its ship-by deadline an order still to ship is at risk.
     pub ship_by_risk_lead: std::time::Duration,
     /// When delivered orders complete by themselves.
@@ -484,10 +485,14 @@ impl Settings {
                 "--listing-reconcile-every",
                 DEFAULT_LISTING_RECONCILE_EVERY,
             )?,
-            status_check_every: status_check_every(
+            status_check: status_check_every(
                 a.status_check_every.as_deref(),
                 f.status_check_every.as_deref(),
-            )?,
+            )?
+            .map(|every| orderhub_intake::status_check::StatusCheckConfig {
+                interval: chrono::Duration::from_std(every).unwrap_or(chrono::Duration::hours(6)),
+                ..Default::default()
+            }),
             ship_by_risk_lead: duration(
                 a.ship_by_risk_lead.as_deref(),
                 f.ship_by_risk_lead.as_deref(),
@@ -671,19 +676,20 @@ mod tests {
     #[test]
     fn orders_are_checked_with_their_channel_every_six_hours_unless_told_otherwise() {
         let s = Settings::from_serve(&ServeArgs::default()).unwrap();
-        assert_eq!(s.status_check_every, Some(Duration::from_secs(6 * 3600)));
+        let every = |s: &Settings| s.status_check.as_ref().map(|c| c.interval.num_seconds());
+        assert_eq!(every(&s), Some(6 * 3600));
         let s = Settings::from_serve(&ServeArgs {
             status_check_every: Some("2h".into()),
             ..ServeArgs::default()
         })
         .unwrap();
-        assert_eq!(s.status_check_every, Some(Duration::from_secs(7200)));
+        assert_eq!(every(&s), Some(7200));
         let s = Settings::from_serve(&ServeArgs {
             status_check_every: Some("off".into()),
             ..ServeArgs::default()
         })
         .unwrap();
-        assert_eq!(s.status_check_every, None);
+        assert_eq!(every(&s), None);
         let bad = Settings::from_serve(&ServeArgs {
             status_check_every: Some("sometimes".into()),
             ..ServeArgs::default()

@@ -383,19 +383,13 @@ pub async fn start(s: &Settings) -> Result<(RunningHub, Option<String>)> {
         )),
     ));
     // Open channel orders compared with their channels (issue 24's status reconciliation).
-    if let Some(every) = s.status_check_every {
+    if let Some(cfg) = s.status_check.clone() {
         tasks.push((
             "status check",
             tokio::spawn(orderhub_intake::status_check::run(
                 store.clone(),
-                orderhub_intake::status_check::StatusCheckConfig {
-                    interval: chrono::Duration::from_std(every)
-                        .unwrap_or(chrono::Duration::hours(6)),
-                    ..Default::default()
-                },
+                cfg,
                 outbound,
-                std::time::Duration::from_secs(60),
-                std::time::Duration::from_secs(120),
                 background.subscribe(),
             )),
         ));

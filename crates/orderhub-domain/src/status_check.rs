@@ -15,7 +15,10 @@
 //! | cancelled                 | —        | —                      | —                                      | —                  |
 //!
 //! A channel that reports `pending` for an order we hold as paid (or later) is taken as its lag,
-//! not a difference: a payment is never taken back by a status (a refund is a case).
+//! not a difference: a payment is never taken back by a status (a refund is a case). A close the
+//! channel reports together with a refund on any line, or one that is already an after-sales stop
+//! on our order (`after_sale`, `stop_shipment`), is the after-sales flow's (a trade closes when it
+//! is refunded in full, before or after shipment): not a difference either.
 
 use crate::Status;
 
@@ -86,16 +89,32 @@ fn shipped_or_later(s: Status) -> bool {
     )
 }
 
-/// The difference between `ours` and the channel's status (`channel`, mapped to the lifecycle;
-/// `channel_shipped`: it also says so by a partly-shipped status or a tracking number of its
-/// own), or `None` where they agree (the module's table).
-pub fn difference(ours: Status, channel: Status, channel_shipped: bool) -> Option<Difference> {
+/// What the channel says of an order, for [`difference`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChannelView {
+    /// Its status, mapped to the lifecycle.
+    pub status: Status,
+    /// It says it shipped by a partly-shipped status or a tracking number of its own too.
+    pub shipped: bool,
+    /// Any line has a refund requested or made, or our order already holds the close as an
+    /// after-sales stop: a close is then the after-sales flow's.
+    pub in_after_sales: bool,
+}
+
+/// The difference between `ours` and the channel's view, or `None` where they agree (the
+/// module's table).
+pub fn difference(ours: Status, channel: ChannelView) -> Option<Difference> {
     use Status as S;
+    let ChannelView {
+        status: channel,
+        shipped: channel_shipped,
+        in_after_sales,
+    } = channel;
     if ours == S::Cancelled {
         return None;
     }
     if channel == S::Cancelled {
-        return Some(Difference::ClosedOnChannel);
+        return (!in_after_sales).then_some(Difference::ClosedOnChannel);
     }
     let theirs_shipped = channel_shipped || shipped_or_later(channel);
     match (shipped_or_later(ours), theirs_shipped) {
@@ -115,7 +134,14 @@ mod tests {
 
     #[test]
     fn the_table_row_by_row() {
-        let d = |o, c, shipped| difference(o, c, shipped).map(Difference::as_str);
+        let d = |o, c, shipped| {
+            let v = ChannelView {
+                status: c,
+                shipped,
+                in_after_sales: false,
+            };
+            difference(o, v).map(Difference::as_str)
+        };
         // pending here
         assert_eq!(d(S::PendingPayment, S::PendingPayment, false), None);
         assert_eq!(
@@ -177,6 +203,18 @@ mod tests {
         // cancelled here: nothing to do whatever the channel says
         for theirs in [S::PendingPayment, S::Paid, S::Shipped, S::Cancelled] {
             assert_eq!(d(S::Cancelled, theirs, true), None, "{theirs}");
+        }
+    }
+
+    #[test]
+    fn a_close_with_a_refund_is_the_after_sales_flows() {
+        for ours in [S::Paid, S::Released, S::Shipped, S::Delivered, S::Completed] {
+            let v = ChannelView {
+                status: S::Cancelled,
+                shipped: false,
+                in_after_sales: true,
+            };
+            assert_eq!(difference(ours, v), None, "{ours}");
         }
     }
 

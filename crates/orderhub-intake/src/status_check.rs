@@ -44,6 +44,10 @@ pub struct StatusCheckConfig {
     pub batch_max: u32,
     /// Detail calls per shop and minute at most.
     pub calls_per_minute: u32,
+    /// Between two rounds of the worker.
+    pub poll: Duration,
+    /// The lease a node holds on a tenant's checks for one round.
+    pub lease_ttl: Duration,
 }
 
 impl Default for StatusCheckConfig {
@@ -53,6 +57,8 @@ impl Default for StatusCheckConfig {
             settle: chrono::Duration::minutes(30),
             batch_max: 200,
             calls_per_minute: 30,
+            poll: Duration::from_secs(60),
+            lease_ttl: Duration::from_secs(120),
         }
     }
 }
@@ -62,7 +68,7 @@ impl Default for StatusCheckConfig {
 pub struct StatusCheckReport {
     /// Orders read back from their channel.
     pub checked: u32,
-    /// Lost reports applied (the channel's answer was newer than our copy).
+    /// Lost reports applied: the channel's answer moved the order.
     pub repaired: u32,
     /// Differences raised (new `status_mismatch` exceptions).
     pub raised: u32,
@@ -204,6 +210,14 @@ impl StatusChecker {
         let Ok(shop_id) = ShopId::parse(&d.shop_id) else {
             return Ok(Found::Failed("the shop id is not valid".into()));
         };
+        // Our status just before the merge: what the merge itself changed is the repair (the
+        // status taken with the due list may have moved on since, by fulfillment).
+        let (t, id) = (tenant.clone(), d.order_id);
+        let before = match self.store.read(move |r| r.order_get(&t, id)).await {
+            Ok(Some(o)) => o.status,
+            Ok(None) => return Ok(Found::Failed("the order is gone".into())),
+            Err(e) => return Ok(Found::Failed(format!("the store: {e}"))),
+        };
         let merged = match merge(&self.store, tenant, &shop_id, &theirs).await {
             Ok(m) => m,
             Err(e) => {
@@ -212,18 +226,27 @@ impl StatusChecker {
                 )));
             }
         };
-        let (ours, repaired) = match merged {
-            Ingested::Updated(o) => (o, true),
-            Ingested::Stale(o) | Ingested::Created(o) => (o, false),
+        // Repaired: the merge moved the order (a newer version that changed nothing of its
+        // status is only the channel's echo of our own write-back).
+        let ours = match merged {
+            Ingested::Updated(o) | Ingested::Stale(o) | Ingested::Created(o) => o,
         };
+        let repaired = ours.status != before;
         let f = facts(&theirs);
-        let shipped = f.partly_shipped || f.shipment.is_some();
-        Ok(
-            match status_check::difference(ours.status, f.canonical, shipped) {
-                Some(kind) => Found::Differs(kind, f.canonical),
-                None => Found::Agrees { repaired },
-            },
-        )
+        let view = status_check::ChannelView {
+            status: f.canonical,
+            shipped: f.partly_shipped || f.shipment.is_some(),
+            in_after_sales: f
+                .refunds
+                .iter()
+                .any(|r| *r != orderhub_domain::channel_update::RefundState::None)
+                || ours.has_exception(orderhub_domain::channel_update::AFTER_SALE)
+                || ours.has_exception(orderhub_domain::channel_update::STOP_SHIPMENT),
+        };
+        Ok(match status_check::difference(ours.status, view) {
+            Some(kind) => Found::Differs(kind, f.canonical),
+            None => Found::Agrees { repaired },
+        })
     }
 
     /// Writes what the check found: the exception raised or lifted, the difference's row and the
@@ -341,15 +364,14 @@ pub fn lease_name(tenant: &TenantId) -> String {
     format!("statuscheck/{tenant}")
 }
 
-/// Checks every tenant's due orders under its lease, every `poll`, until `stop`.
+/// Checks every tenant's due orders under its lease, every `cfg.poll`, until `stop`.
 pub async fn run(
     store: Store,
     cfg: StatusCheckConfig,
     outbound: orderhub_core::outbound::OutboundPolicy,
-    poll: Duration,
-    lease_ttl: Duration,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
+    let (poll, lease_ttl) = (cfg.poll, cfg.lease_ttl);
     let holder = format!("statuscheck-{}", uuid::Uuid::new_v4().simple());
     let mut checker = StatusChecker::new(store.clone(), cfg, outbound);
     loop {

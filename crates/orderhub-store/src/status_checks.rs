@@ -27,6 +27,8 @@ pub const CHECKED_STATUSES: [&str; 7] = [
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DueCheck {
     pub order_id: OrderId,
+    /// Our status when it was taken.
+    pub status: String,
     pub channel: String,
     pub shop_id: String,
     pub external_order_id: String,
@@ -127,7 +129,7 @@ fn due_sql(pg: bool) -> String {
         "-9223372036854775808"
     };
     format!(
-        "SELECT o.order_id, o.channel, o.shop_id, o.external_order_id
+        "SELECT o.order_id, o.channel, o.shop_id, o.external_order_id, o.status
            FROM orders o
            JOIN channel_shops s
              ON s.tenant_id = o.tenant_id AND s.channel = o.channel AND s.shop_id = o.shop_id
@@ -169,9 +171,11 @@ fn due_row(
     channel: String,
     shop: String,
     ext: String,
+    status: String,
 ) -> Result<DueCheck, StoreError> {
     Ok(DueCheck {
         order_id: OrderId::parse(order).map_err(|_| corrupt("order id"))?,
+        status,
         channel,
         shop_id: shop,
         external_order_id: ext,
@@ -214,18 +218,18 @@ impl StatusCheckRead for SqliteRead {
             i64::from(limit).into(),
         ];
         values.extend(CHECKED_STATUSES.iter().map(|s| (*s).to_owned().into()));
-        let rows: Vec<(String, String, String, String)> = self
+        let rows: Vec<(String, String, String, String, String)> = self
             .c
             .prepare_cached(&due_sql(false))
             .and_then(|mut s| {
                 s.query_map(rusqlite::params_from_iter(values), |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()
             })
             .map_err(err)?;
         rows.into_iter()
-            .map(|(o, c, s, e)| due_row(&o, c, s, e))
+            .map(|(o, c, s, e, st)| due_row(&o, c, s, e, st))
             .collect()
     }
 
@@ -366,7 +370,7 @@ impl StatusCheckRead for PgRead {
         rows.iter()
             .map(|r| {
                 let id: uuid::Uuid = r.get(0);
-                due_row(&id.to_string(), r.get(1), r.get(2), r.get(3))
+                due_row(&id.to_string(), r.get(1), r.get(2), r.get(3), r.get(4))
             })
             .collect()
     }
