@@ -88,7 +88,6 @@ GROUP BY day, channel, shop_id ORDER BY day, channel, shop_id";
 const ALERT_COLUMNS: &str = "alert_id, day, metric, scope_kind, scope, value, baseline, \
      change_pct, threshold_pct, raised_at";
 
-#[allow(clippy::too_many_arguments)]
 fn alert_of(
     id: &str,
     day: NaiveDate,
@@ -261,8 +260,7 @@ impl MetricsRead for PgRead {
             SQL,
             &[&tenant.as_str(), &from, &to, &after, &i64::from(limit)],
         )?;
-        let out = rows
-            .iter()
+        rows.iter()
             .map(|r| {
                 let id: Uuid = r.get(0);
                 alert_of(
@@ -275,8 +273,7 @@ impl MetricsRead for PgRead {
                     r.get(9),
                 )
             })
-            .collect();
-        out
+            .collect()
     }
 }
 
