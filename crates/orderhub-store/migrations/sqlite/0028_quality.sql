@@ -12,19 +12,20 @@ ALTER TABLE orders ADD COLUMN metrics_excluded INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE orders ADD COLUMN ship_by INTEGER;
 ALTER TABLE orders ADD COLUMN shipped_at INTEGER;
 
--- Backfill from the documents (times are RFC 3339 strings; julianday reads their offset). The
--- amounts go through REAL once here: exact for two-place amounts far beyond an order's.
+-- Backfill from the documents. Times are RFC 3339 strings; julianday reads their offset and keeps
+-- milliseconds, so backfilled times are exact to the millisecond (rounded there). The amounts go
+-- through REAL once here: exact for two-place amounts far beyond an order's.
 UPDATE orders SET
     paid_at = CAST(round((julianday(json_extract(CAST(doc AS TEXT), '$.paid_at')) - 2440587.5)
-        * 86400000000.0) AS INTEGER),
+        * 86400000.0) AS INTEGER) * 1000,
     paid_cents = CAST(round(CAST(json_extract(CAST(doc AS TEXT), '$.paid_amount') AS REAL) * 100)
         AS INTEGER),
     metrics_excluded = coalesce(json_extract(CAST(doc AS TEXT), '$.is_test'), 0)
         OR coalesce(json_extract(CAST(doc AS TEXT), '$.is_employee'), 0),
     ship_by = CAST(round((julianday(json_extract(CAST(doc AS TEXT), '$.promised_ship_by'))
-        - 2440587.5) * 86400000000.0) AS INTEGER),
+        - 2440587.5) * 86400000.0) AS INTEGER) * 1000,
     shipped_at = CAST(round((julianday(json_extract(CAST(doc AS TEXT), '$.fulfillment.shipped_at'))
-        - 2440587.5) * 86400000000.0) AS INTEGER);
+        - 2440587.5) * 86400000.0) AS INTEGER) * 1000;
 
 -- The metrics read a range of payment days of one tenant: this index covers the whole aggregate
 -- (the rows, with their documents, are never read).

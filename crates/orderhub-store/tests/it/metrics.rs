@@ -23,6 +23,7 @@ use rust_decimal::Decimal;
 
 conformance!(
     golden_sums_count_paid_orders_only_net_of_refunds_by_utc_day,
+    migration_0028_fills_the_columns_as_the_code_writes_them,
     a_day_twenty_percent_up_raises_the_gmv_and_order_alerts_once,
 );
 
@@ -362,4 +363,65 @@ async fn a_day_twenty_percent_up_raises_the_gmv_and_order_alerts_once(ts: TestSt
         .await
         .unwrap();
     assert!(raised.is_empty(), "{raised:?}");
+}
+
+/// The statements of migration 0028 that fill the new columns from the documents.
+fn backfill(ts: &TestStore) -> (String, bool) {
+    let (m, sqlite) = match ts.raw {
+        Raw::Sqlite(_) => (
+            include_str!("../../migrations/sqlite/0028_quality.sql"),
+            true,
+        ),
+        Raw::Postgres(_) => (
+            include_str!("../../migrations/postgres/0028_quality.sql"),
+            false,
+        ),
+    };
+    let mut out = String::new();
+    for (at, _) in m.match_indices("\nUPDATE ") {
+        let end = at + m[at..].find(";\n").unwrap() + 2;
+        out.push_str(&m[at..end]);
+    }
+    (out, sqlite)
+}
+
+fn columns(ts: &TestStore) -> Vec<String> {
+    let mut rows = ts.raw_text(
+        "SELECT concat_ws('|', order_id, coalesce(CAST(paid_at AS TEXT), '-'), paid_cents,
+                CAST(metrics_excluded AS TEXT), coalesce(CAST(ship_by AS TEXT), '-'),
+                coalesce(CAST(shipped_at AS TEXT), '-')) FROM orders ORDER BY order_id",
+    );
+    rows.extend(ts.raw_text(
+        "SELECT concat_ws('|', case_id, coalesce(CAST(refunded_cents AS TEXT), '-'))
+         FROM after_sales ORDER BY case_id",
+    ));
+    rows
+}
+
+async fn migration_0028_fills_the_columns_as_the_code_writes_them(ts: TestStore) {
+    seed(&ts).await;
+    let a = order(
+        &ts,
+        with_deadline("A", "2026-12-01T18:00:00.250Z"),
+        Some("2026-12-02T01:00:00.5+08:00"),
+    )
+    .await;
+    ship(&ts, a, 1, "2026-12-01T19:00:00Z").await;
+    refund_line_one(&ts, a).await;
+    let mut test = draft("tmall-1", "T");
+    test.is_employee = true;
+    order(&ts, test, Some("2026-12-01T10:00:00Z")).await;
+    order(&ts, draft("tmall-1", "U"), None).await;
+    let written = columns(&ts);
+    assert_eq!(written.len(), 4, "{written:?}");
+    let (sql, sqlite) = backfill(&ts);
+    let f = if sqlite { "0" } else { "false" };
+    ts.exec(&format!(
+        "UPDATE orders SET paid_at = NULL, paid_cents = 0, metrics_excluded = {f}, ship_by = NULL,
+             shipped_at = NULL;
+         UPDATE after_sales SET refunded_cents = NULL;"
+    ));
+    assert_ne!(columns(&ts), written);
+    ts.exec(&sql);
+    assert_eq!(columns(&ts), written);
 }
