@@ -128,6 +128,22 @@ pub fn raise<T: crate::ports::Tx + ?Sized>(
     if !tx.quality_alert_insert(tenant, alert)? {
         return Ok(false);
     }
+    let mut payload = json!({
+        "alert_id": alert.alert_id,
+        "day": alert.day.to_string(),
+        "metric": alert.metric,
+        "scope_kind": alert.scope_kind,
+        "scope": alert.scope,
+        "value": alert.value.to_string(),
+        "baseline": alert.baseline.to_string(),
+        "change_pct": alert.change_pct.to_string(),
+        "threshold_pct": alert.threshold_pct.to_string(),
+    });
+    // A shop's alert names its shop, so that subscriptions scoped to that shop receive it; the
+    // tenant's and a channel's figures cover every shop: only unscoped subscriptions get those.
+    if alert.scope_kind == "shop" {
+        payload["shop_id"] = json!(alert.scope);
+    }
     tx.outbox_append(&EventRecord {
         event_id: Uuid::now_v7(),
         tenant_id: tenant.clone(),
@@ -136,18 +152,7 @@ pub fn raise<T: crate::ports::Tx + ?Sized>(
         aggregate_version: 1,
         occurred_at: alert.raised_at,
         trace_id: trace_id.to_owned(),
-        payload: json!({
-            "alert_id": alert.alert_id,
-            "day": alert.day.to_string(),
-            "metric": alert.metric,
-            "scope_kind": alert.scope_kind,
-            "scope": alert.scope,
-            "value": alert.value.to_string(),
-            "baseline": alert.baseline.to_string(),
-            "change_pct": alert.change_pct.to_string(),
-            "threshold_pct": alert.threshold_pct.to_string(),
-        })
-        .to_string(),
+        payload: payload.to_string(),
     })?;
     Ok(true)
 }

@@ -355,6 +355,18 @@ async fn a_day_twenty_percent_up_raises_the_gmv_and_order_alerts_once(ts: TestSt
     let p: serde_json::Value = serde_json::from_str(&alerts[0].event.payload).unwrap();
     assert_eq!(p["metric"], "gmv");
     assert_eq!(p["change_pct"], "20.00");
+    assert_eq!(
+        p["shop_id"],
+        serde_json::Value::Null,
+        "the tenant's alert is of no shop"
+    );
+    let shop: Vec<serde_json::Value> = alerts
+        .iter()
+        .map(|e| serde_json::from_str(&e.event.payload).unwrap())
+        .filter(|p: &serde_json::Value| p["scope_kind"] == "shop")
+        .collect();
+    assert_eq!(shop.len(), 2);
+    assert!(shop.iter().all(|p| p["shop_id"] == "tmall-1"));
 
     // Day 9 back at 5 orders: 315.00 against the mean of days 2–8 (324.00) is −2.78%: nothing.
     orders_on(&ts, 9, 5).await;
