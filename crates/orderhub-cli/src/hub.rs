@@ -15,7 +15,7 @@ fn default_carriers() -> Vec<String> {
     DEFAULT_CARRIERS.split(',').map(str::to_owned).collect()
 }
 
-fn init_logs(format: LogFormat) {
+pub(crate) fn init_logs(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("ORDERHUB_LOG")
         .unwrap_or_else(|_| "info".into());
     let b = tracing_subscriber::fmt()

@@ -262,3 +262,76 @@ pub async fn audit(cmd: AuditCommand) -> Result<()> {
     );
     Ok(())
 }
+
+#[derive(Subcommand)]
+pub enum QualityCommand {
+    /// The data-quality check of one UTC day: each golden metric (GMV, orders, AOV, refund rate,
+    /// on-time ship rate), for the tenant, per channel and per shop, against the mean of the
+    /// previous days with data (at most 7, within 30 days); each move beyond the threshold is
+    /// stored as an alert with a `quality.alert` event (a day checked again raises nothing twice)
+    /// and printed.
+    Check {
+        /// One tenant; every tenant when left out.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// The UTC day, YYYY-MM-DD; default yesterday (UTC).
+        #[arg(long)]
+        date: Option<String>,
+        /// Percent either way beyond which a metric is an alert.
+        #[arg(long, default_value = "5")]
+        threshold_pct: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+pub async fn quality(cmd: QualityCommand) -> Result<()> {
+    let QualityCommand::Check {
+        tenant: t,
+        date,
+        threshold_pct,
+        store,
+    } = cmd;
+    let s = Settings::from_store(&store)?;
+    crate::hub::init_logs(s.log_format);
+    let st = crate::hub::open_store(&s)?;
+    let now = chrono::Utc::now();
+    let day = match date {
+        Some(d) => chrono::NaiveDate::parse_from_str(&d, "%Y-%m-%d")
+            .with_context(|| format!("--date must be a date YYYY-MM-DD, got {d:?}"))?,
+        None => now.date_naive() - chrono::Duration::days(1),
+    };
+    let threshold =
+        orderhub_http::routes::metrics::parse_threshold("--threshold-pct", Some(&threshold_pct))
+            .map_err(|m| anyhow::anyhow!(m))?;
+    let tenants = match t {
+        Some(t) => vec![tenant(&t)?],
+        None => st
+            .read(|r| r.tenants())
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?,
+    };
+    let trace = format!("quality-check-{}", Uuid::now_v7());
+    for t in &tenants {
+        let raised = orderhub_store::metrics::quality_check(&st, t, day, threshold, now, &trace)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        orderhub_http::routes::metrics::report(t.as_str(), &raised);
+        println!(
+            "{t}: {day}: {} alerts raised (threshold {threshold}%)",
+            raised.len()
+        );
+        for a in &raised {
+            let scope = if a.scope.is_empty() {
+                a.scope_kind.clone()
+            } else {
+                format!("{} {}", a.scope_kind, a.scope)
+            };
+            println!(
+                "  {} ({scope}): {} against a baseline of {} ({}%)",
+                a.metric, a.value, a.baseline, a.change_pct
+            );
+        }
+    }
+    Ok(())
+}

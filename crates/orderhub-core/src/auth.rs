@@ -12,15 +12,18 @@ pub enum Role {
     Finance,
     Warehouse,
     Viewer,
+    /// Aggregated, de-identified figures only (the golden metrics): no order, buyer or event.
+    Analyst,
 }
 
 impl Role {
-    pub const ALL: [Role; 5] = [
+    pub const ALL: [Role; 6] = [
         Role::Admin,
         Role::Ops,
         Role::Finance,
         Role::Warehouse,
         Role::Viewer,
+        Role::Analyst,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -30,6 +33,7 @@ impl Role {
             Role::Finance => "finance",
             Role::Warehouse => "warehouse",
             Role::Viewer => "viewer",
+            Role::Analyst => "analyst",
         }
     }
 
@@ -45,6 +49,10 @@ impl Role {
         use Permission as P;
         match (self, p) {
             (Role::Admin, _) => true,
+            // Issue 23: a role that sees aggregated figures and nothing per order.
+            (Role::Analyst, P::MetricsRead) => true,
+            (Role::Analyst, _) => false,
+            (_, P::MetricsRead) => true,
             (_, P::OrdersRead | P::EventsRead | P::InventoryRead | P::StatsRead) => true,
             (_, P::AfterSalesRead) => true,
             (Role::Ops, P::AfterSalesWrite | P::AfterSalesReceive | P::AfterSalesRefund) => true,
@@ -94,6 +102,10 @@ pub enum Permission {
     EventsRead,
     /// The console's live figures (`/v1/stats`).
     StatsRead,
+    /// The golden metrics and the data-quality alerts: aggregates only, nothing per order.
+    MetricsRead,
+    /// Run the data-quality check on demand.
+    QualityRun,
     KeysManage,
     InventoryRead,
     /// Receipts, adjustments, returns after QC, WMS/ERP snapshots.
@@ -152,6 +164,8 @@ impl Permission {
             Permission::EditRulesManage,
             Permission::EventsRead,
             Permission::StatsRead,
+            Permission::MetricsRead,
+            Permission::QualityRun,
             Permission::KeysManage,
             Permission::InventoryRead,
             Permission::StockMove,
@@ -198,6 +212,10 @@ impl Permission {
             Permission::EditRulesManage => "configure which order edits need approval".into(),
             Permission::EventsRead => "read events".into(),
             Permission::StatsRead => "read the live figures".into(),
+            Permission::MetricsRead => {
+                "read the golden metrics and data-quality alerts (aggregates only)".into()
+            }
+            Permission::QualityRun => "run the data-quality check".into(),
             Permission::KeysManage => "manage API keys".into(),
             Permission::InventoryRead => "read stock".into(),
             Permission::StockMove => {
@@ -287,6 +305,14 @@ mod tests {
         assert!(Role::Finance.allows(Permission::Transition(CommandKind::Pay)));
         assert!(!Role::Ops.allows(Permission::KeysManage));
         assert!(Role::Admin.allows(Permission::KeysManage));
+        assert!(Role::Analyst.allows(Permission::MetricsRead));
+        assert!(
+            Permission::all()
+                .into_iter()
+                .filter(|p| *p != Permission::MetricsRead)
+                .all(|p| !Role::Analyst.allows(p)),
+            "an analyst reads the metrics and nothing else"
+        );
         assert!(!Role::Ops.allows(Permission::SubscriptionsManage));
         assert!(!Role::Ops.allows(Permission::ChannelsManage));
         assert!(!Role::Ops.allows(Permission::CarriersManage));

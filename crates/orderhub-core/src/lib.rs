@@ -20,6 +20,7 @@ pub mod inventory;
 pub mod listings;
 pub mod outbound;
 pub mod ports;
+pub mod quality;
 pub mod rules;
 pub mod secret;
 pub mod usecases;

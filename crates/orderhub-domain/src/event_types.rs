@@ -85,6 +85,9 @@ pub const WRITEBACK_ACKNOWLEDGED: &str = "writeback.acknowledged";
 /// A tenant's audit chain head (number and hash), published at start and every 10 minutes when
 /// it moved.
 pub const AUDIT_CHAIN_HEAD: &str = "audit.chain_head";
+/// The daily data-quality check found a golden metric of a day beyond its threshold against its
+/// baseline (metric, scope, value, baseline, change in percent).
+pub const QUALITY_ALERT: &str = "quality.alert";
 // Subscriptions.
 pub const SUBSCRIPTION_CREATED: &str = "subscription.created";
 pub const SUBSCRIPTION_DELETED: &str = "subscription.deleted";
@@ -142,6 +145,7 @@ pub const ALL: &[&str] = &[
     WRITEBACK_FAILED,
     WRITEBACK_ACKNOWLEDGED,
     AUDIT_CHAIN_HEAD,
+    QUALITY_ALERT,
     SUBSCRIPTION_CREATED,
     SUBSCRIPTION_DELETED,
 ];

@@ -16,6 +16,7 @@ pub mod event_types;
 pub mod ids;
 pub mod inventory;
 pub mod lifecycle;
+pub mod metrics;
 pub mod money;
 pub mod order;
 pub mod personal;

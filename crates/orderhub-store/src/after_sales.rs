@@ -9,6 +9,7 @@ use orderhub_core::ports::{AfterSaleTx, QuarantineRow};
 use orderhub_core::{StoreError, StoreErrorKind};
 use orderhub_domain::after_sales::{AfterSaleCase, CASES_PER_ORDER_MAX, CaseSource};
 use orderhub_domain::ids::WarehouseId;
+use orderhub_domain::metrics::refunded_cents;
 use orderhub_domain::{OrderId, Sku, TenantId};
 use rusqlite::{OptionalExtension, params, params_from_iter};
 use uuid::Uuid;
@@ -198,8 +199,8 @@ impl AfterSaleTx for SqliteWrite {
             .c
             .prepare_cached(
                 "INSERT INTO after_sales (tenant_id, case_id, order_id, shop_id, kind, state,
-                   channel_key, version, created_at, updated_at, doc)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT DO NOTHING",
+                   channel_key, version, created_at, updated_at, doc, refunded_cents)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) ON CONFLICT DO NOTHING",
             )
             .and_then(|mut s| {
                 s.execute(params![
@@ -214,6 +215,7 @@ impl AfterSaleTx for SqliteWrite {
                     micros(c.created_at),
                     micros(c.updated_at),
                     encode(c, &self.cipher),
+                    refunded_cents(c),
                 ])
             })
             .map_err(err)?;
@@ -230,7 +232,8 @@ impl AfterSaleTx for SqliteWrite {
         let n = self
             .c
             .prepare_cached(
-                "UPDATE after_sales SET state = ?3, version = ?4, updated_at = ?5, doc = ?6
+                "UPDATE after_sales SET state = ?3, version = ?4, updated_at = ?5, doc = ?6,
+                   refunded_cents = ?8
                  WHERE tenant_id = ?1 AND case_id = ?2 AND version = ?7",
             )
             .and_then(|mut s| {
@@ -242,6 +245,7 @@ impl AfterSaleTx for SqliteWrite {
                     micros(c.updated_at),
                     encode(c, &self.cipher),
                     from_version as i64,
+                    refunded_cents(c),
                 ])
             })
             .map_err(err)?;
@@ -459,8 +463,8 @@ impl AfterSaleTx for PgWrite {
     fn case_insert(&mut self, tenant: &TenantId, c: &AfterSaleCase) -> Result<bool, StoreError> {
         let n = self.conn.execute(
             "INSERT INTO after_sales (tenant_id, case_id, order_id, shop_id, kind, state,
-               channel_key, version, created_at, updated_at, doc)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING",
+               channel_key, version, created_at, updated_at, doc, refunded_cents)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT DO NOTHING",
             &[
                 &tenant.as_str(),
                 &c.case_id,
@@ -473,6 +477,7 @@ impl AfterSaleTx for PgWrite {
                 &c.created_at,
                 &c.updated_at,
                 &pg_doc(c, &self.cipher),
+                &refunded_cents(c),
             ],
         )?;
         self.pending.writes += n;
@@ -486,7 +491,8 @@ impl AfterSaleTx for PgWrite {
         from_version: u64,
     ) -> Result<(), StoreError> {
         let n = self.conn.execute(
-            "UPDATE after_sales SET state = $3, version = $4, updated_at = $5, doc = $6
+            "UPDATE after_sales SET state = $3, version = $4, updated_at = $5, doc = $6,
+               refunded_cents = $8
              WHERE tenant_id = $1 AND case_id = $2 AND version = $7",
             &[
                 &tenant.as_str(),
@@ -496,6 +502,7 @@ impl AfterSaleTx for PgWrite {
                 &c.updated_at,
                 &pg_doc(c, &self.cipher),
                 &(from_version as i64),
+                &refunded_cents(c),
             ],
         )?;
         if n == 0 {

@@ -17,6 +17,7 @@ mod doc;
 pub mod edits;
 pub mod inv_codec;
 pub mod listings;
+pub mod metrics;
 pub mod ops;
 mod pending;
 mod pool;

@@ -22,6 +22,7 @@ use orderhub_core::ports::{LedgerRow, ReservationRecord, SkuRecord, StockRow, Wa
 use orderhub_core::{StoreError, StoreErrorKind};
 use orderhub_domain::ids::WarehouseId;
 use orderhub_domain::lifecycle::Policy;
+use orderhub_domain::metrics::OrderFacts;
 use orderhub_domain::{ExternalOrderId, Order, OrderId, ShopId, Sku, Status, TenantId};
 use postgres::error::SqlState;
 use postgres::types::ToSql;
@@ -150,6 +151,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         25,
         "subscription_format",
         include_str!("../migrations/postgres/0025_subscription_format.sql"),
+    ),
+    (
+        28,
+        "quality",
+        include_str!("../migrations/postgres/0028_quality.sql"),
     ),
     (
         29,
@@ -685,12 +691,14 @@ impl Tx for PgWrite {
 
     fn order_insert(&mut self, o: &Order) -> Result<bool, StoreError> {
         let d = encode_doc(o, &self.cipher)?;
+        let m = OrderFacts::of(o);
         let n = self.conn.execute(
             "INSERT INTO orders (tenant_id, order_id, shop_id, channel, external_order_id, status,
                  version, created_at, updated_at, doc, buyer_nick, buyer_id, exceptions, exception_since,
-                 tracking_no)
+                 tracking_no, paid_at, paid_cents, metrics_excluded, ship_by, shipped_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::text::json, $11, $12, $13::text,
-                 CASE WHEN $13::text = '' THEN NULL ELSE $9::timestamptz END, $14)
+                 CASE WHEN $13::text = '' THEN NULL ELSE $9::timestamptz END, $14, $15, $16, $17,
+                 $18, $19)
              ON CONFLICT (tenant_id, external_order_id, shop_id) DO NOTHING",
             &[
                 &o.tenant_id.as_str(),
@@ -707,6 +715,11 @@ impl Tx for PgWrite {
                 &o.buyer.id,
                 &exceptions_column(o),
                 &o.fulfillment.tracking_no,
+                &m.paid_at,
+                &m.paid_cents,
+                &m.excluded,
+                &m.ship_by,
+                &m.shipped_at,
             ],
         )?;
         self.pending.writes += n;
@@ -715,13 +728,15 @@ impl Tx for PgWrite {
 
     fn order_update(&mut self, o: &Order) -> Result<(), StoreError> {
         let d = encode_doc(o, &self.cipher)?;
+        let m = OrderFacts::of(o);
         let n = self.conn.execute(
             "UPDATE orders SET status = $1, version = $2, updated_at = $3, doc = $4::text::json,
                  buyer_nick = $8, buyer_id = $9, exceptions = $10::text,
                  exception_since = CASE WHEN $10::text = '' THEN NULL
                                         WHEN exceptions = '' THEN $3::timestamptz
                                         ELSE exception_since END,
-                 tracking_no = $11
+                 tracking_no = $11, paid_at = $12, paid_cents = $13, metrics_excluded = $14,
+                 ship_by = $15, shipped_at = $16
              WHERE tenant_id = $5 AND order_id = $6 AND version = $7",
             &[
                 &o.status.as_str(),
@@ -735,6 +750,11 @@ impl Tx for PgWrite {
                 &o.buyer.id,
                 &exceptions_column(o),
                 &o.fulfillment.tracking_no,
+                &m.paid_at,
+                &m.paid_cents,
+                &m.excluded,
+                &m.ship_by,
+                &m.shipped_at,
             ],
         )?;
         if n != 1 {

@@ -125,6 +125,7 @@ pub trait ReadConn:
     + crate::rules::RuleRead
     + crate::audit::AuditRead
     + crate::status_checks::StatusCheckRead
+    + crate::metrics::MetricsRead
 {
     fn ping(&mut self) -> Result<(), StoreError>;
     fn order_get(&mut self, tenant: &TenantId, id: OrderId) -> Result<Option<Order>, StoreError>;

@@ -19,6 +19,7 @@ use orderhub_core::ports::{LedgerRow, ReservationRecord, SkuRecord, StockRow, Wa
 use orderhub_core::{StoreError, StoreErrorKind};
 use orderhub_domain::ids::WarehouseId;
 use orderhub_domain::lifecycle::Policy;
+use orderhub_domain::metrics::OrderFacts;
 use orderhub_domain::{ExternalOrderId, Order, OrderId, ShopId, Sku, Status, TenantId};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use std::collections::HashMap;
@@ -145,6 +146,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         25,
         "subscription_format",
         include_str!("../migrations/sqlite/0025_subscription_format.sql"),
+    ),
+    (
+        28,
+        "quality",
+        include_str!("../migrations/sqlite/0028_quality.sql"),
     ),
     (
         29,
@@ -843,11 +849,12 @@ fn insert_order_row(c: &Connection, cipher: &PiiCipher, o: &Order) -> Result<(),
     c.prepare_cached(
         "INSERT INTO orders (tenant_id, order_id, shop_id, channel, external_order_id, status,
              version, created_at, updated_at, doc, buyer_nick, buyer_id, exceptions, exception_since,
-             tracking_no)
+             tracking_no, paid_at, paid_cents, metrics_excluded, ship_by, shipped_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13,
-             CASE WHEN ?13 = '' THEN NULL ELSE ?9 END, ?14)",
+             CASE WHEN ?13 = '' THEN NULL ELSE ?9 END, ?14, ?15, ?16, ?17, ?18, ?19)",
     )
     .and_then(|mut s| {
+        let m = OrderFacts::of(o);
         s.execute(params![
             o.tenant_id.as_str(),
             o.id.to_string(),
@@ -863,6 +870,11 @@ fn insert_order_row(c: &Connection, cipher: &PiiCipher, o: &Order) -> Result<(),
             o.buyer.id,
             exceptions_column(o),
             o.fulfillment.tracking_no,
+            m.paid_at.map(micros),
+            m.paid_cents,
+            m.excluded,
+            m.ship_by.map(micros),
+            m.shipped_at.map(micros),
         ])
     })
     .map_err(err)?;
@@ -884,10 +896,12 @@ fn update_order_row(
                  exception_since = CASE WHEN ?10 = '' THEN NULL
                                         WHEN exceptions = '' THEN ?3
                                         ELSE exception_since END,
-                 tracking_no = ?11
+                 tracking_no = ?11, paid_at = ?12, paid_cents = ?13, metrics_excluded = ?14,
+                 ship_by = ?15, shipped_at = ?16
              WHERE tenant_id = ?5 AND order_id = ?6 AND version = ?7",
         )
         .and_then(|mut s| {
+            let m = OrderFacts::of(o);
             s.execute(params![
                 o.status.as_str(),
                 o.version as i64,
@@ -900,6 +914,11 @@ fn update_order_row(
                 o.buyer.id,
                 exceptions_column(o),
                 o.fulfillment.tracking_no,
+                m.paid_at.map(micros),
+                m.paid_cents,
+                m.excluded,
+                m.ship_by.map(micros),
+                m.shipped_at.map(micros),
             ])
         })
         .map_err(err)?;

@@ -11,6 +11,7 @@ pub mod exceptions;
 pub mod inventory;
 pub mod keys;
 pub mod listings;
+pub mod metrics;
 pub mod orders;
 pub mod reports;
 pub mod rules;
@@ -422,6 +423,27 @@ pub fn table() -> Vec<Route> {
             Can(P::StatsRead),
             ShopObjects,
             reports::status_differences,
+        ),
+        route(
+            M::GET,
+            "/v1/metrics/golden",
+            Can(P::MetricsRead),
+            ShopObjects,
+            metrics::golden,
+        ),
+        route(
+            M::POST,
+            "/v1/quality/check",
+            Can(P::QualityRun),
+            WholeTenant,
+            metrics::check,
+        ),
+        route(
+            M::GET,
+            "/v1/quality/alerts",
+            Can(P::MetricsRead),
+            WholeTenant,
+            metrics::alerts,
         ),
         route(
             M::GET,

@@ -15,6 +15,7 @@ mod errors;
 mod idempotency;
 mod inventory;
 mod matrix;
+mod metrics;
 mod orders;
 mod robustness;
 mod rules;

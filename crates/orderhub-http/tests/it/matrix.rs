@@ -180,9 +180,12 @@ const GRANTS: &[(&str, &str)] = &[
     ("POST /v1/after-sales/{id}/exchange", "admin ops"),
     ("POST /v1/after-sales/{id}/close", "admin ops"),
     ("GET /v1/exceptions", "*"),
-    ("GET /v1/whoami", "*"),
+    ("GET /v1/whoami", "* analyst"),
     ("GET /v1/stats", "*"),
     ("GET /v1/reports/status-differences", "*"),
+    ("GET /v1/metrics/golden", "* analyst"),
+    ("POST /v1/quality/check", "admin"),
+    ("GET /v1/quality/alerts", "* analyst"),
     ("GET /v1/events", "*"),
     ("PUT /v1/skus/{sku}", "admin ops"),
     ("PUT /v1/warehouses/{id}", "admin ops"),
@@ -233,7 +236,10 @@ fn granted(rule: &Rule, role: Role) -> bool {
         .find(|(k, _)| *k == key)
         .unwrap_or_else(|| panic!("{key} has no hand-written grant in tests/it/matrix.rs"))
         .1;
-    roles == "*" || roles.split(' ').any(|r| r == role.as_str())
+    // `*`: every role that reads orders — all but the analyst, who is named where granted.
+    roles
+        .split(' ')
+        .any(|r| r == role.as_str() || (r == "*" && role != Role::Analyst))
 }
 
 struct Fixture {
@@ -746,6 +752,24 @@ async fn case(app: &TestApp, f: &Fixture, rule: &Rule) -> Case {
         ("GET", "/v1/reports/status-differences") => {
             c("/v1/reports/status-differences".into(), None, Tenant)
         }
+        // Aggregates of the caller's own scope: no object of the fixture's in the path.
+        ("GET", "/v1/metrics/golden") => {
+            let today = chrono::Utc::now().date_naive();
+            c(
+                format!(
+                    "/v1/metrics/golden?from={}&to={today}&by=shop",
+                    today - chrono::Duration::days(1)
+                ),
+                None,
+                Tenant,
+            )
+        }
+        ("POST", "/v1/quality/check") => c(rule.path.into(), None, Tenant),
+        ("GET", "/v1/quality/alerts") => c(
+            "/v1/quality/alerts?from=2026-01-01&to=2026-01-31".into(),
+            None,
+            Tenant,
+        ),
         ("GET", "/v1/events") => c("/v1/events?limit=1000".into(), None, List("order")),
         ("PUT", "/v1/skus/{sku}") => {
             c("/v1/skus/M-SKU".into(), Some(json!({"title": "m"})), Tenant)

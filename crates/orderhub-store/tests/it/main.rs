@@ -30,6 +30,7 @@ mod conformance;
 mod edits;
 mod listings;
 mod locks;
+mod metrics;
 mod queues;
 mod rules;
 mod sqlite_sync;
