@@ -151,6 +151,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "subscription_format",
         include_str!("../migrations/postgres/0025_subscription_format.sql"),
     ),
+    (
+        27,
+        "customers_invoice_profiles",
+        include_str!("../migrations/postgres/0027_customers_invoice_profiles.sql"),
+    ),
 ];
 
 pub(crate) fn err(e: postgres::Error) -> StoreError {

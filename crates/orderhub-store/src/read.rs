@@ -124,6 +124,7 @@ pub trait ReadConn:
     + crate::combine::CombineRead
     + crate::rules::RuleRead
     + crate::audit::AuditRead
+    + crate::customers::CustomerRead
 {
     fn ping(&mut self) -> Result<(), StoreError>;
     fn order_get(&mut self, tenant: &TenantId, id: OrderId) -> Result<Option<Order>, StoreError>;

@@ -146,6 +146,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "subscription_format",
         include_str!("../migrations/sqlite/0025_subscription_format.sql"),
     ),
+    (
+        27,
+        "customers_invoice_profiles",
+        include_str!("../migrations/sqlite/0027_customers_invoice_profiles.sql"),
+    ),
 ];
 
 /// Reader connections: WAL lets readers run beside the writer; two keep a 2-core machine busy.
