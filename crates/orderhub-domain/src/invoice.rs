@@ -232,7 +232,9 @@ pub enum ScanReason {
     Deactivated,
     /// The profile's current version expired.
     Expired,
-    /// The profile has a newer version than the one the order took.
+    /// The profile's current content differs from the version the order took (a later version
+    /// changed title, tax id, type, medium, bank, address or phone; a deactivation alone is
+    /// `deactivated`, not this).
     Outdated,
 }
 
@@ -259,10 +261,11 @@ pub struct CurrentProfile<'a> {
 }
 
 /// The scan's verdict on one order whose invoice profile is `current` (`None`: no such profile)
-/// and which took version `taken` (`None`: the order named the profile without a version): every
-/// reason that holds, in a fixed order; empty when the order is fine.
+/// and which took version `taken` with its content (`None`: the order named the profile without
+/// a version; a content of `None`: that version is not stored): every reason that holds, in a
+/// fixed order; empty when the order is fine.
 pub fn scan_reasons(
-    taken: Option<u32>,
+    taken: Option<(u32, Option<&ProfileContent>)>,
     current: Option<CurrentProfile<'_>>,
     now: DateTime<Utc>,
 ) -> Vec<ScanReason> {
@@ -279,7 +282,10 @@ pub fn scan_reasons(
     if cur.expires_at.is_some_and(|e| e <= now) {
         out.push(ScanReason::Expired);
     }
-    if taken.is_some_and(|v| v < cur.version) {
+    if let Some((v, content)) = taken
+        && v != cur.version
+        && content != Some(cur.content)
+    {
         out.push(ScanReason::Outdated);
     }
     out
@@ -390,9 +396,10 @@ mod tests {
     fn the_scan_names_every_reason_that_holds() {
         let now = Utc.with_ymd_and_hms(2026, 12, 7, 0, 0, 0).unwrap();
         let mut c = content(InvoiceKind::Normal);
+        let old = content(InvoiceKind::Special);
         let cur = |c: &ProfileContent, v, active, exp| {
             scan_reasons(
-                Some(1),
+                Some((1, Some(&old))),
                 Some(CurrentProfile {
                     version: v,
                     active,
@@ -403,6 +410,21 @@ mod tests {
             )
         };
         assert!(cur(&c, 1, true, None).is_empty());
+        // A later version with the same content (a deactivation, a new expiry) is not a change.
+        let same = content(InvoiceKind::Special);
+        assert!(
+            scan_reasons(
+                Some((1, Some(&same))),
+                Some(CurrentProfile {
+                    version: 3,
+                    active: true,
+                    expires_at: None,
+                    content: &same,
+                }),
+                now,
+            )
+            .is_empty()
+        );
         assert_eq!(cur(&c, 2, true, None), vec![ScanReason::Outdated]);
         assert_eq!(
             cur(&c, 2, false, Some(now)),

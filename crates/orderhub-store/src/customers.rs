@@ -49,6 +49,13 @@ pub trait CustomerRead {
         tenant: &TenantId,
         profile_id: Uuid,
     ) -> Result<Option<ProfileVersion>, StoreError>;
+    /// One version of a profile.
+    fn profile_at(
+        &mut self,
+        tenant: &TenantId,
+        profile_id: Uuid,
+        version: u32,
+    ) -> Result<Option<ProfileVersion>, StoreError>;
 }
 
 fn corrupt(what: &str) -> StoreError {
@@ -388,6 +395,24 @@ impl CustomerRead for SqliteRead {
     ) -> Result<Option<ProfileVersion>, StoreError> {
         sq_latest(&self.c, &self.cipher, t, id)
     }
+
+    fn profile_at(
+        &mut self,
+        t: &TenantId,
+        id: Uuid,
+        version: u32,
+    ) -> Result<Option<ProfileVersion>, StoreError> {
+        Ok(sq_profiles(
+            &self.c,
+            &self.cipher,
+            &format!(
+                "SELECT {P_COLS} FROM invoice_profiles
+                 WHERE tenant_id = ?1 AND profile_id = ?2 AND version = ?3"
+            ),
+            params![t.as_str(), id.to_string(), i64::from(version)],
+        )?
+        .pop())
+    }
 }
 
 fn links(
@@ -440,6 +465,9 @@ const PG_VERSIONS: &str = "SELECT tenant_id, profile_id, version, customer_id, a
        is_default, expires_at, content, who
      FROM invoice_profiles WHERE tenant_id = $1 AND profile_id = $2
      ORDER BY version DESC LIMIT $3";
+const PG_AT: &str = "SELECT tenant_id, profile_id, version, customer_id, active,
+       is_default, expires_at, content, who
+     FROM invoice_profiles WHERE tenant_id = $1 AND profile_id = $2 AND version = $3";
 const PG_LINKS: &str = "SELECT channel, buyer_id, linked FROM customer_buyers
      WHERE tenant_id = $1 AND customer_id = $2 ORDER BY channel, buyer_id LIMIT $3";
 
@@ -631,6 +659,19 @@ impl CustomerRead for PgRead {
     ) -> Result<Option<ProfileVersion>, StoreError> {
         pg_latest(&mut self.conn, &self.cipher, t, id)
     }
+
+    fn profile_at(
+        &mut self,
+        t: &TenantId,
+        id: Uuid,
+        version: u32,
+    ) -> Result<Option<ProfileVersion>, StoreError> {
+        let v = i32::try_from(version).map_err(|_| corrupt("version"))?;
+        self.conn
+            .query_opt(PG_AT, &[&t.as_str(), &id, &v])?
+            .map(|r| pg_profile(&r).open(&self.cipher))
+            .transpose()
+    }
 }
 
 // The compliance scan.
@@ -662,10 +703,47 @@ pub struct ScanPage {
     pub next_cursor: Option<OrderId>,
 }
 
+/// Profiles a scan call read already: many orders share one.
+#[derive(Default)]
+struct Seen {
+    latest: HashMap<Uuid, Option<ProfileVersion>>,
+    at: HashMap<(Uuid, u32), Option<ProfileVersion>>,
+}
+
+impl Seen {
+    fn latest(
+        &mut self,
+        r: &mut dyn ReadConn,
+        t: &TenantId,
+        id: Uuid,
+    ) -> Result<Option<ProfileVersion>, StoreError> {
+        if let Some(p) = self.latest.get(&id) {
+            return Ok(p.clone());
+        }
+        let p = r.profile_latest(t, id)?;
+        self.latest.insert(id, p.clone());
+        Ok(p)
+    }
+    fn at(
+        &mut self,
+        r: &mut dyn ReadConn,
+        t: &TenantId,
+        id: Uuid,
+        v: u32,
+    ) -> Result<Option<ProfileVersion>, StoreError> {
+        if let Some(p) = self.at.get(&(id, v)) {
+            return Ok(p.clone());
+        }
+        let p = r.profile_at(t, id, v)?;
+        self.at.insert((id, v), p.clone());
+        Ok(p)
+    }
+}
+
 /// The compliance scan over `page` orders of `tenant` after `after` (creation order; `shops`:
 /// the caller's shop scope): every order carrying an invoice profile id whose profile is
-/// unknown, has an invalid tax id, is deactivated or expired (its latest version), or moved past
-/// the version the order took. Reads only.
+/// unknown, has an invalid tax id, is deactivated or expired (its latest version), or whose
+/// content changed since the version the order took. Reads only.
 pub fn invoice_scan(
     r: &mut dyn ReadConn,
     tenant: &TenantId,
@@ -678,25 +756,25 @@ pub fn invoice_scan(
     filter.shops = shops;
     let orders = r.order_list(&filter)?;
     let full = orders.len() as u32 == filter.limit;
-    let mut latest: HashMap<Uuid, Option<ProfileVersion>> = HashMap::new();
+    let mut seen = Seen::default();
     let mut findings = Vec::new();
     for o in &orders {
         let Some(pid) = o.invoice_profile_id.as_deref() else {
             continue;
         };
-        let cur = match Uuid::parse_str(pid) {
-            Ok(id) => match latest.get(&id) {
-                Some(p) => p.clone(),
-                None => {
-                    let p = r.profile_latest(tenant, id)?;
-                    latest.insert(id, p.clone());
-                    p
-                }
-            },
-            Err(_) => None,
+        let id = Uuid::parse_str(pid).ok();
+        let cur = match id {
+            Some(id) => seen.latest(r, tenant, id)?,
+            None => None,
+        };
+        let taken = match (id, o.invoice_profile_version) {
+            (Some(id), Some(v)) => Some((v, seen.at(r, tenant, id, v)?)),
+            _ => None,
         };
         let reasons = scan_reasons(
-            o.invoice_profile_version,
+            taken
+                .as_ref()
+                .map(|(v, p)| (*v, p.as_ref().map(|p| &p.content))),
             cur.as_ref().map(|p| CurrentProfile {
                 version: p.version,
                 active: p.active,

@@ -279,9 +279,12 @@ async fn the_scan_lists_orders_whose_profile_moved_was_deactivated_or_is_invalid
         .unwrap();
     let on_p2 = order(&ts.store, &a, "E2").await;
     assert_eq!(on_p2.invoice_profile_id, Some(p2.to_string()));
+    // The first profile changes title, then is deactivated (a version with the same content).
     ts.store
         .write(0, move |tx| {
-            cu::deactivate_profile(tx, &a2, (cid, pid1), Utc::now())
+            let now = Utc::now();
+            cu::version_profile(tx, &a2, (cid, pid1), &input("新抬头", HUAWEI), None, now)?;
+            cu::deactivate_profile(tx, &a2, (cid, pid1), now)
         })
         .await
         .unwrap();
