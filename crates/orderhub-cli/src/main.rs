@@ -78,6 +78,9 @@ enum Command {
     /// The audit log's hash chain.
     #[command(subcommand)]
     Audit(ops::AuditCommand),
+    /// Customers' invoice profiles: the compliance scan.
+    #[command(subcommand)]
+    Invoices(ops::InvoicesCommand),
     /// Benchmarks: print throughput and latency figures.
     #[cfg(feature = "demo")]
     #[command(subcommand)]
@@ -197,6 +200,7 @@ fn main() -> std::process::ExitCode {
             Command::Bench(_) => not_built("orderhub bench"),
             Command::DeadLetters(cmd) => ops::dead_letters(cmd).await,
             Command::Audit(cmd) => ops::audit(cmd).await,
+            Command::Invoices(cmd) => ops::invoices(cmd).await,
             #[cfg(feature = "demo")]
             Command::Sim(SimCommand::Carrier(a)) => sim::sim_carrier(a).await,
             #[cfg(feature = "demo")]
