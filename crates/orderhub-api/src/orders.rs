@@ -600,6 +600,10 @@ pub struct OrderView {
     pub updated_at: DateTime<Utc>,
     pub fulfillment: FulfillmentView,
     pub invoice_profile_id: Option<String>,
+    /// The version of its customer's invoice profile the order took at creation (absent when
+    /// the order brought its own profile id).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub invoice_profile_version: Option<u32>,
     pub hold_reason: Option<String>,
     pub cancel_reason: Option<String>,
     pub tags: Vec<String>,
@@ -702,6 +706,7 @@ impl OrderView {
                 }),
             },
             invoice_profile_id: o.invoice_profile_id.clone(),
+            invoice_profile_version: o.invoice_profile_version,
             hold_reason: o.hold_reason.clone(),
             cancel_reason: o.cancel_reason.clone(),
             tags: o.tags.clone(),

@@ -81,6 +81,9 @@ enum Command {
     /// The daily data-quality check of the golden metrics.
     #[command(subcommand)]
     Quality(ops::QualityCommand),
+    /// Customers' invoice profiles: the compliance scan.
+    #[command(subcommand)]
+    Invoices(ops::InvoicesCommand),
     /// Benchmarks: print throughput and latency figures.
     #[cfg(feature = "demo")]
     #[command(subcommand)]
@@ -201,6 +204,7 @@ fn main() -> std::process::ExitCode {
             Command::DeadLetters(cmd) => ops::dead_letters(cmd).await,
             Command::Audit(cmd) => ops::audit(cmd).await,
             Command::Quality(cmd) => ops::quality(cmd).await,
+            Command::Invoices(cmd) => ops::invoices(cmd).await,
             #[cfg(feature = "demo")]
             Command::Sim(SimCommand::Carrier(a)) => sim::sim_carrier(a).await,
             #[cfg(feature = "demo")]

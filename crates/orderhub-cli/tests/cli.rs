@@ -1590,3 +1590,61 @@ fn a_postgresql_backup_restores_into_another_database() {
     restored.stop();
     cleanup();
 }
+
+/// The value of the first `"key":"…"` in a JSON text.
+fn json_str(body: &str, key: &str) -> String {
+    let at = body
+        .find(&format!("\"{key}\":\""))
+        .unwrap_or_else(|| panic!("{key} in {body}"))
+        + key.len()
+        + 4;
+    body[at..].split('"').next().unwrap().to_owned()
+}
+
+#[test]
+fn invoices_scan_lists_an_order_whose_profile_changed_after_it_took_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let hub = serve(&["--data-dir", d, "--bootstrap-api-key", "k"], &[]);
+    let (status, body) = hub.http("POST", "/v1/customers", "k", r#"{"name":"张三"}"#);
+    assert_eq!(status, 201, "{body}");
+    let c = json_str(&body, "customer_id");
+    let link = r#"{"channel":"taobao","buyer_id":"cli-buyer"}"#;
+    let (status, body) = hub.http("POST", &format!("/v1/customers/{c}/buyers"), "k", link);
+    assert_eq!(status, 201, "{body}");
+    let profile =
+        |tax: &str| format!(r#"{{"title":"华为技术有限公司","tax_id":"{tax}","kind":"normal"}}"#);
+    let path = format!("/v1/customers/{c}/invoice-profiles");
+    let (status, body) = hub.http("POST", &path, "k", &profile("914403001922038216"));
+    assert_eq!(status, 201, "{body}");
+    let p = json_str(&body, "profile_id");
+    let order = ORDER.replace(
+        r#""channel":"taobao","#,
+        r#""channel":"taobao","buyer":{"id":"cli-buyer"},"#,
+    );
+    let (status, body) = hub.http("POST", "/v1/orders", "k", &order);
+    assert_eq!(status, 201, "{body}");
+    let o = json_str(&body, "order_id");
+    let (status, body) = hub.http(
+        "POST",
+        &format!("{path}/{p}/versions"),
+        "k",
+        &profile("91330100716105852F"),
+    );
+    assert_eq!(status, 201, "{body}");
+    let out = Command::new(BIN)
+        .args(["invoices", "scan", "--tenant", "default", "--data-dir", d])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    assert!(
+        stdout.contains(&o) && stdout.contains("\"outdated\""),
+        "{stdout}"
+    );
+    assert!(stderr.contains("1 in the invoice review pool"), "{stderr}");
+}

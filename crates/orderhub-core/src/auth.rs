@@ -66,6 +66,7 @@ impl Role {
             ) => true,
             (Role::Ops | Role::Warehouse, P::ExceptionsWork | P::ParcelsShip) => true,
             (Role::Ops, P::RulesRead | P::RulesWrite) => true,
+            (Role::Ops | Role::Finance, P::CustomersRead | P::CustomersWrite) => true,
             (Role::Ops | Role::Warehouse, P::StockMove | P::FulfillmentSteer) => true,
             (Role::Finance, P::Transition(C::Pay | C::Complete | C::Cancel)) => true,
             (
@@ -146,6 +147,11 @@ pub enum Permission {
     RulesWrite,
     /// Rule sets: approve another key's submitted set, publish an approved one.
     RulesApprove,
+    /// Customers, their channel buyer links and invoice profiles (tax ids, bank accounts), and
+    /// the invoice compliance scan.
+    CustomersRead,
+    /// Create customers, link channel buyer ids to them, version their invoice profiles.
+    CustomersWrite,
 }
 
 impl Permission {
@@ -187,6 +193,8 @@ impl Permission {
             Permission::RulesRead,
             Permission::RulesWrite,
             Permission::RulesApprove,
+            Permission::CustomersRead,
+            Permission::CustomersWrite,
         ];
         v.extend(CommandKind::ALL.iter().map(|k| Permission::Transition(*k)));
         v
@@ -250,6 +258,12 @@ impl Permission {
             Permission::RulesWrite => "write rule set drafts and submit them".into(),
             Permission::RulesApprove => {
                 "approve other keys' rule sets and publish approved ones".into()
+            }
+            Permission::CustomersRead => {
+                "read customers, their invoice profiles and the invoice compliance scan".into()
+            }
+            Permission::CustomersWrite => {
+                "create customers, link buyer ids, version invoice profiles".into()
             }
         }
     }
@@ -339,6 +353,13 @@ mod tests {
         assert!(Role::Ops.allows(Permission::RulesWrite));
         for r in [Role::Ops, Role::Finance, Role::Warehouse, Role::Viewer] {
             assert!(!r.allows(Permission::RulesApprove), "{}", r.as_str());
+        }
+        // Invoice profiles hold tax ids and bank accounts: operators and finance only.
+        for r in [Role::Ops, Role::Finance] {
+            assert!(r.allows(Permission::CustomersWrite), "{}", r.as_str());
+        }
+        for r in [Role::Warehouse, Role::Viewer] {
+            assert!(!r.allows(Permission::CustomersRead), "{}", r.as_str());
         }
     }
 

@@ -135,6 +135,13 @@ pub enum CoreError {
     OwnRuleSet(String),
     #[error("rule set not found")]
     RuleSetNotFound,
+    /// No such customer (or invoice profile) for this tenant: `what` names which.
+    #[error("{0} not found")]
+    CustomerNotFound(&'static str),
+    /// A customer change refused because of what is stored (HTTP 409 `code`): a buyer id linked
+    /// to another customer, a version taken by a concurrent change.
+    #[error("{message}")]
+    CustomerConflict { code: &'static str, message: String },
     #[error("this Idempotency-Key was used with a different request")]
     IdempotencyMismatch,
     #[error(transparent)]

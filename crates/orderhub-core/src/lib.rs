@@ -12,6 +12,7 @@ pub mod auth;
 pub mod bulk;
 pub mod combine;
 pub mod crypto;
+pub mod customers;
 pub mod edits;
 pub mod error;
 pub mod idempotency;

@@ -111,6 +111,7 @@ pub trait Tx:
     + crate::combine::CombineTx
     + crate::rules::RuleTx
     + crate::quality::QualityTx
+    + crate::customers::CustomerTx
 {
     fn order_get(&mut self, tenant: &TenantId, id: OrderId) -> Result<Option<Order>, StoreError>;
     fn order_by_external(

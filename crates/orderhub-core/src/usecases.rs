@@ -220,6 +220,7 @@ pub fn new_order(actor: &Actor, draft: OrderDraft, now: DateTime<Utc>) -> Result
 pub fn insert_order(tx: &mut dyn Tx, actor: &Actor, order: &Order) -> Result<Created, CoreError> {
     let mut order = order.clone();
     let applied = crate::rules::decide_on_create(tx, &mut order)?;
+    crate::customers::bind_on_create(tx, &mut order)?;
     if crate::inventory::creation_hold(&order, order.created_at).is_some() {
         insert_holding_order(tx, actor, &order, applied.as_ref())
     } else {
@@ -227,12 +228,17 @@ pub fn insert_order(tx: &mut dyn Tx, actor: &Actor, order: &Order) -> Result<Cre
     }
 }
 
-/// What a `create` audit entry says: the rule set's decisions, if any.
-fn create_detail(applied: Option<&crate::rules::Applied>) -> serde_json::Value {
-    match applied {
+/// What a `create` audit entry says: the rule set's decisions, if any, and the version of the
+/// customer's invoice profile the order took, if it took one.
+fn create_detail(applied: Option<&crate::rules::Applied>, order: &Order) -> serde_json::Value {
+    let mut d = match applied {
         Some(a) => json!({ "rules": a.detail() }),
         None => json!({}),
+    };
+    if let (Some(id), Some(v)) = (&order.invoice_profile_id, order.invoice_profile_version) {
+        d["invoice_profile"] = json!({ "profile_id": id, "version": v });
     }
+    d
 }
 
 fn insert_plain_order(
@@ -261,7 +267,7 @@ fn insert_plain_order(
         order,
         "create",
         EventType::OrderCreated.as_str(),
-        create_detail(applied),
+        create_detail(applied, order),
     )?;
     Ok(Created::New(order.clone()))
 }
@@ -300,7 +306,7 @@ fn insert_holding_order(
         &order,
         "create",
         EventType::OrderCreated.as_str(),
-        create_detail(applied),
+        create_detail(applied, &order),
     )?;
     if short {
         let detail = stock_detail(true, "create");

@@ -252,6 +252,8 @@ impl OrderEdit {
         }
         if let Some(v) = &self.invoice_profile_id {
             next.invoice_profile_id = v.clone();
+            // An edited id is the operator's, not a version the order took from its customer.
+            next.invoice_profile_version = None;
         }
         if self.touches_lines() {
             self.apply_lines(order, &mut next)?;

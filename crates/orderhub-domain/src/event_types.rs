@@ -91,6 +91,13 @@ pub const QUALITY_ALERT: &str = "quality.alert";
 // Subscriptions.
 pub const SUBSCRIPTION_CREATED: &str = "subscription.created";
 pub const SUBSCRIPTION_DELETED: &str = "subscription.deleted";
+// Customers and their invoice profiles (`orderhub_core::customers`); `aggregate_id` is the
+// customer, or the profile for a version.
+pub const CUSTOMER_CREATED: &str = "customer.created";
+/// A channel buyer id was linked to a customer: that buyer's new orders take its profiles.
+pub const CUSTOMER_LINKED: &str = "customer.linked";
+/// A new version of an invoice profile (the first, a change, or a deactivation).
+pub const INVOICE_PROFILE_VERSIONED: &str = "invoice_profile.versioned";
 
 /// Every event type, in the order the catalogue lists them.
 pub const ALL: &[&str] = &[
@@ -148,4 +155,7 @@ pub const ALL: &[&str] = &[
     QUALITY_ALERT,
     SUBSCRIPTION_CREATED,
     SUBSCRIPTION_DELETED,
+    CUSTOMER_CREATED,
+    CUSTOMER_LINKED,
+    INVOICE_PROFILE_VERSIONED,
 ];

@@ -15,6 +15,7 @@ pub mod error;
 pub mod event_types;
 pub mod ids;
 pub mod inventory;
+pub mod invoice;
 pub mod lifecycle;
 pub mod metrics;
 pub mod money;

@@ -140,6 +140,10 @@ pub struct Order {
     pub updated_at: DateTime<Utc>,
     pub fulfillment: Fulfillment,
     pub invoice_profile_id: Option<String>,
+    /// The version of the customer's invoice profile the order took at creation
+    /// (`orderhub_core::customers`); `None` when the order brought its own profile id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invoice_profile_version: Option<u32>,
     pub hold_reason: Option<String>,
     pub cancel_reason: Option<String>,
     pub tags: Vec<String>,
@@ -468,6 +472,7 @@ impl Order {
             updated_at: now,
             fulfillment: Fulfillment::default(),
             invoice_profile_id: draft.invoice_profile_id,
+            invoice_profile_version: None,
             hold_reason: None,
             cancel_reason: None,
             tags: draft.tags,

@@ -215,7 +215,9 @@ impl From<CoreError> for ApiError {
             e @ (CoreError::InvalidRules(_)
             | CoreError::RuleSetConflict { .. }
             | CoreError::OwnRuleSet(_)
-            | CoreError::RuleSetNotFound) => rule_set_error(e),
+            | CoreError::RuleSetNotFound
+            | CoreError::CustomerNotFound(_)
+            | CoreError::CustomerConflict { .. }) => rule_set_error(e),
             CoreError::IdempotencyMismatch => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "idempotency_key_reused",
@@ -362,6 +364,10 @@ fn rule_set_error(e: CoreError) -> ApiError {
         }
         CoreError::OwnRuleSet(m) => ApiError::new(StatusCode::FORBIDDEN, "own_rule_set", m),
         CoreError::RuleSetNotFound => ApiError::not_found("rule set"),
+        CoreError::CustomerNotFound(what) => ApiError::not_found(what),
+        CoreError::CustomerConflict { code, message } => {
+            ApiError::new(StatusCode::CONFLICT, code, message)
+        }
         other => ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",

@@ -13,6 +13,7 @@ pub mod after_sales;
 pub mod audit;
 pub mod carriers;
 pub mod combine;
+pub mod customers;
 mod doc;
 pub mod edits;
 pub mod inv_codec;
@@ -38,6 +39,7 @@ pub use after_sales::{AfterSaleRead, CaseFilter};
 pub use audit::{AuditRead, ChainReport};
 pub use carriers::{CarrierAccountRow, CarrierRead, CarrierTx};
 pub use combine::CombineRead;
+pub use customers::{CustomerRead, ScanFinding, ScanPage, invoice_scan};
 pub use edits::{EditFilter, EditRead};
 pub use listings::{ListingFilter, ListingRead};
 pub use ops::{

@@ -126,6 +126,7 @@ pub trait ReadConn:
     + crate::audit::AuditRead
     + crate::status_checks::StatusCheckRead
     + crate::metrics::MetricsRead
+    + crate::customers::CustomerRead
 {
     fn ping(&mut self) -> Result<(), StoreError>;
     fn order_get(&mut self, tenant: &TenantId, id: OrderId) -> Result<Option<Order>, StoreError>;

@@ -5,6 +5,7 @@ pub mod bulk;
 pub mod carriers;
 pub mod channels;
 pub mod combine;
+pub mod customers;
 pub mod edits;
 pub mod events;
 pub mod exceptions;
@@ -289,6 +290,62 @@ pub fn table() -> Vec<Route> {
             Can(P::RulesWrite),
             WholeTenant,
             rules::create,
+        ),
+        route(
+            M::POST,
+            "/v1/customers",
+            Can(P::CustomersWrite),
+            WholeTenant,
+            customers::create,
+        ),
+        route(
+            M::GET,
+            "/v1/customers/{id}",
+            Can(P::CustomersRead),
+            WholeTenant,
+            customers::get,
+        ),
+        route(
+            M::POST,
+            "/v1/customers/{id}/buyers",
+            Can(P::CustomersWrite),
+            WholeTenant,
+            customers::link,
+        ),
+        route(
+            M::POST,
+            "/v1/customers/{id}/invoice-profiles",
+            Can(P::CustomersWrite),
+            WholeTenant,
+            customers::add_profile,
+        ),
+        route(
+            M::GET,
+            "/v1/customers/{id}/invoice-profiles/{profile_id}",
+            Can(P::CustomersRead),
+            WholeTenant,
+            customers::versions,
+        ),
+        route(
+            M::POST,
+            "/v1/customers/{id}/invoice-profiles/{profile_id}/versions",
+            Can(P::CustomersWrite),
+            WholeTenant,
+            customers::version,
+        ),
+        route(
+            M::POST,
+            "/v1/customers/{id}/invoice-profiles/{profile_id}/deactivate",
+            Can(P::CustomersWrite),
+            WholeTenant,
+            customers::deactivate,
+        ),
+        route(
+            M::GET,
+            "/v1/invoice-profiles/scan",
+            Can(P::CustomersRead),
+            WholeTenant,
+            customers::scan,
         ),
         route(
             M::GET,

@@ -10,6 +10,7 @@ mod carriers;
 mod channels;
 mod combine;
 mod console;
+mod customers;
 mod edits;
 mod errors;
 mod idempotency;

@@ -158,6 +158,26 @@ const GRANTS: &[(&str, &str)] = &[
     ("POST /v1/rule-sets/{id}/publish", "admin"),
     ("POST /v1/rule-sets/{id}/test", "admin ops"),
     ("GET /v1/rule-sets/{id}/sandbox", "admin ops"),
+    ("POST /v1/customers", "admin ops finance"),
+    ("GET /v1/customers/{id}", "admin ops finance"),
+    ("POST /v1/customers/{id}/buyers", "admin ops finance"),
+    (
+        "POST /v1/customers/{id}/invoice-profiles",
+        "admin ops finance",
+    ),
+    (
+        "GET /v1/customers/{id}/invoice-profiles/{profile_id}",
+        "admin ops finance",
+    ),
+    (
+        "POST /v1/customers/{id}/invoice-profiles/{profile_id}/versions",
+        "admin ops finance",
+    ),
+    (
+        "POST /v1/customers/{id}/invoice-profiles/{profile_id}/deactivate",
+        "admin ops finance",
+    ),
+    ("GET /v1/invoice-profiles/scan", "admin ops finance"),
     ("POST /v1/merges/preview", "admin ops"),
     ("POST /v1/merges", "admin ops"),
     ("GET /v1/merges/{id}", "*"),
@@ -259,6 +279,8 @@ struct Fixture {
     group: (String, String, String),
     /// A draft rule set of the tenant's.
     rule_set: String,
+    /// A customer of the tenant's and its invoice profile.
+    customer: (String, String),
 }
 
 struct Case {
@@ -417,8 +439,10 @@ async fn fixture(app: &TestApp) -> Fixture {
     let edit = pending_edit(app, "M-3").await;
     let group = new_group(app).await;
     let rule_set = rule_set(app, "draft").await;
+    let customer = new_customer(app).await;
     Fixture {
         rule_set,
+        customer,
         case,
         edit,
         group,
@@ -521,6 +545,32 @@ async fn new_listing(app: &TestApp, item: &str) -> String {
         .as_str()
         .unwrap()
         .to_owned()
+}
+
+/// A body of an invoice profile (a 普票 of a published unified social credit code).
+fn profile_json() -> Value {
+    json!({"title": "华为技术有限公司", "tax_id": "914403001922038216", "kind": "normal"})
+}
+
+/// A customer of the default tenant with one invoice profile: (customer id, profile id).
+async fn new_customer(app: &TestApp) -> (String, String) {
+    let c = ok(
+        app,
+        Method::POST,
+        "/v1/customers",
+        ADMIN_KEY,
+        Some(json!({"name": "m"})),
+    )
+    .await["customer_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = format!("/v1/customers/{c}/invoice-profiles");
+    let p = ok(app, Method::POST, &path, ADMIN_KEY, Some(profile_json())).await["profile_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (c, p)
 }
 
 /// A fresh rule set, written by a fresh ops key, moved to `state` (draft, submitted or
@@ -645,6 +695,27 @@ async fn case(app: &TestApp, f: &Fixture, rule: &Rule) -> Case {
             Tenant,
         ),
         ("GET", "/v1/rule-sets") => c(rule.path.into(), None, Tenant),
+        ("POST", "/v1/customers") => c(rule.path.into(), Some(json!({"name": "m"})), Tenant),
+        ("GET", "/v1/invoice-profiles/scan") => c(rule.path.into(), None, Tenant),
+        ("POST", "/v1/customers/{id}/buyers") => c(
+            format!("/v1/customers/{}/buyers", f.customer.0),
+            Some(json!({"channel": "taobao", "buyer_id": ext})),
+            Object,
+        ),
+        ("POST", "/v1/customers/{id}/invoice-profiles") => c(
+            format!("/v1/customers/{}/invoice-profiles", f.customer.0),
+            Some(profile_json()),
+            Object,
+        ),
+        ("GET" | "POST", p) if p.starts_with("/v1/customers/{id}") => {
+            let body = p.ends_with("/versions").then(profile_json);
+            c(
+                p.replace("{id}", &f.customer.0)
+                    .replace("{profile_id}", &f.customer.1),
+                body,
+                Object,
+            )
+        }
         ("GET", "/v1/rule-sets/{id}") => c(format!("/v1/rule-sets/{}", f.rule_set), None, Object),
         ("POST", "/v1/rule-sets/{id}/test") => c(
             format!("/v1/rule-sets/{}/test", f.rule_set),
@@ -1026,6 +1097,8 @@ async fn every_route_answers_every_role_scope_and_tenant_as_its_rule_says(app: T
         &f.key_id,
         &f.reservation,
         &f.edit,
+        &f.customer.0,
+        &f.customer.1,
     ];
     let mut cases = 0;
     let mut failures = Vec::new();

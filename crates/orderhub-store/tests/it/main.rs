@@ -27,6 +27,7 @@ mod audit_chain;
 mod backend;
 mod combine;
 mod conformance;
+mod customers;
 mod edits;
 mod listings;
 mod locks;
