@@ -46,6 +46,7 @@ impl Role {
         match (self, p) {
             (Role::Admin, _) => true,
             (_, P::OrdersRead | P::EventsRead | P::InventoryRead | P::StatsRead) => true,
+            (_, P::WavesRead) => true,
             (_, P::AfterSalesRead) => true,
             (Role::Ops, P::AfterSalesWrite | P::AfterSalesReceive | P::AfterSalesRefund) => true,
             (Role::Warehouse, P::AfterSalesReceive) => true,
@@ -59,6 +60,7 @@ impl Role {
             (Role::Ops | Role::Warehouse, P::ExceptionsWork | P::ParcelsShip) => true,
             (Role::Ops, P::RulesRead | P::RulesWrite) => true,
             (Role::Ops | Role::Warehouse, P::StockMove | P::FulfillmentSteer) => true,
+            (Role::Ops | Role::Warehouse, P::WavesWrite) => true,
             (Role::Finance, P::Transition(C::Pay | C::Complete | C::Cancel)) => true,
             (
                 Role::Warehouse,
@@ -134,6 +136,10 @@ pub enum Permission {
     RulesWrite,
     /// Rule sets: approve another key's submitted set, publish an approved one.
     RulesApprove,
+    /// Waves: list and read, with their orders and pick lists.
+    WavesRead,
+    /// Waves: create them from a warehouse's released orders, start and close them.
+    WavesWrite,
 }
 
 impl Permission {
@@ -173,6 +179,8 @@ impl Permission {
             Permission::RulesRead,
             Permission::RulesWrite,
             Permission::RulesApprove,
+            Permission::WavesRead,
+            Permission::WavesWrite,
         ];
         v.extend(CommandKind::ALL.iter().map(|k| Permission::Transition(*k)));
         v
@@ -233,6 +241,8 @@ impl Permission {
             Permission::RulesApprove => {
                 "approve other keys' rule sets and publish approved ones".into()
             }
+            Permission::WavesRead => "read waves and their pick lists".into(),
+            Permission::WavesWrite => "create, start and close waves".into(),
         }
     }
 }

@@ -23,6 +23,7 @@ pub mod ports;
 pub mod rules;
 pub mod secret;
 pub mod usecases;
+pub mod waves;
 pub mod workflow;
 
 pub use error::CoreError;

@@ -110,6 +110,7 @@ pub trait Tx:
     + crate::workflow::WorkflowTx
     + crate::combine::CombineTx
     + crate::rules::RuleTx
+    + crate::waves::WaveTx
 {
     fn order_get(&mut self, tenant: &TenantId, id: OrderId) -> Result<Option<Order>, StoreError>;
     fn order_by_external(

@@ -85,6 +85,13 @@ pub const WRITEBACK_ACKNOWLEDGED: &str = "writeback.acknowledged";
 /// A tenant's audit chain head (number and hash), published at start and every 10 minutes when
 /// it moved.
 pub const AUDIT_CHAIN_HEAD: &str = "audit.chain_head";
+// Waves (`orderhub-core`'s `waves`); `aggregate_id` is the wave.
+/// Released orders of a warehouse were grouped into a wave with its pick list.
+pub const WAVE_CREATED: &str = "wave.created";
+/// Someone started picking a wave.
+pub const WAVE_STARTED: &str = "wave.started";
+/// A wave was closed (picked).
+pub const WAVE_CLOSED: &str = "wave.closed";
 // Subscriptions.
 pub const SUBSCRIPTION_CREATED: &str = "subscription.created";
 pub const SUBSCRIPTION_DELETED: &str = "subscription.deleted";
@@ -142,6 +149,9 @@ pub const ALL: &[&str] = &[
     WRITEBACK_FAILED,
     WRITEBACK_ACKNOWLEDGED,
     AUDIT_CHAIN_HEAD,
+    WAVE_CREATED,
+    WAVE_STARTED,
+    WAVE_CLOSED,
     SUBSCRIPTION_CREATED,
     SUBSCRIPTION_DELETED,
 ];

@@ -30,6 +30,7 @@ mod sqlite_inv;
 mod sqlite_ops;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod waves;
 pub mod workflow;
 
 pub use after_sales::{AfterSaleRead, CaseFilter};
@@ -53,6 +54,7 @@ pub use read::{
     ApiKeyRow, ExceptionFilter, OpenException, OrderFilter, OrderSearch, ReadConn, StoredEvent,
 };
 pub use rules::RuleRead;
+pub use waves::{WaveFilter, WaveRead, WaveSummary};
 use std::sync::Arc;
 pub use workflow::{AssigneeFilter, InterventionCount, WorkFilter, WorkflowRead};
 

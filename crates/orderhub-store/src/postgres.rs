@@ -151,6 +151,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "subscription_format",
         include_str!("../migrations/postgres/0025_subscription_format.sql"),
     ),
+    (
+        26,
+        "waves",
+        include_str!("../migrations/postgres/0026_waves.sql"),
+    ),
 ];
 
 pub(crate) fn err(e: postgres::Error) -> StoreError {

@@ -146,6 +146,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "subscription_format",
         include_str!("../migrations/sqlite/0025_subscription_format.sql"),
     ),
+    (
+        26,
+        "waves",
+        include_str!("../migrations/sqlite/0026_waves.sql"),
+    ),
 ];
 
 /// Reader connections: WAL lets readers run beside the writer; two keep a 2-core machine busy.
@@ -912,6 +917,14 @@ fn order_changed() -> StoreError {
 }
 
 const ORDER_BY_ID: &str = "SELECT doc FROM orders WHERE tenant_id = ?1 AND order_id = ?2";
+
+impl SqliteWrite {
+    /// The status of an order as this group changed it, when it did (its row may be behind:
+    /// a second change in one group is written at commit).
+    pub(crate) fn status_in_group(&self, tenant: &TenantId, id: OrderId) -> Option<Status> {
+        self.orders.get(tenant, id).map(|g| g.order.status)
+    }
+}
 
 impl Tx for SqliteWrite {
     fn order_get(&mut self, tenant: &TenantId, id: OrderId) -> Result<Option<Order>, StoreError> {
