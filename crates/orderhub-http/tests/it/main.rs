@@ -22,4 +22,5 @@ mod stops;
 mod subscriptions;
 mod system;
 mod trust;
+mod waves;
 mod workflow;
