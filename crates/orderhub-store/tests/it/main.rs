@@ -34,4 +34,5 @@ mod queues;
 mod rules;
 mod sqlite_sync;
 mod sqlite_wal;
+mod waves;
 mod workflow;
