@@ -218,10 +218,8 @@ pub fn create_waves(
         .into());
     }
     let candidates = tx.wave_candidates(&tenant, warehouse, take)?;
-    let versions: std::collections::HashMap<OrderId, u64> = candidates
-        .iter()
-        .map(|c| (c.order.id, c.version))
-        .collect();
+    let versions: std::collections::HashMap<OrderId, u64> =
+        candidates.iter().map(|c| (c.order.id, c.version)).collect();
     let orders: Vec<WaveOrder> = candidates.into_iter().map(|c| c.order).collect();
     let mut out = Vec::new();
     for planned in plan(&orders, policy) {

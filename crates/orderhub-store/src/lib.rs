@@ -54,8 +54,8 @@ pub use read::{
     ApiKeyRow, ExceptionFilter, OpenException, OrderFilter, OrderSearch, ReadConn, StoredEvent,
 };
 pub use rules::RuleRead;
-pub use waves::{WaveFilter, WaveRead, WaveSummary};
 use std::sync::Arc;
+pub use waves::{WaveFilter, WaveRead, WaveSummary};
 pub use workflow::{AssigneeFilter, InterventionCount, WorkFilter, WorkflowRead};
 
 /// Writes beyond the use cases' `Tx`: tenants and API keys.

@@ -291,7 +291,9 @@ impl WaveTx for SqliteWrite {
                     i64::from(w.lines),
                     json_of(&w.picks, "picks").map_err(to_sqlite)?.to_string(),
                     w.earliest_ship_by.map(micros),
-                    json_of(&w.created_by, "who").map_err(to_sqlite)?.to_string(),
+                    json_of(&w.created_by, "who")
+                        .map_err(to_sqlite)?
+                        .to_string(),
                     micros(w.created_at()),
                 ])
             })
@@ -304,13 +306,8 @@ impl WaveTx for SqliteWrite {
             )
             .map_err(err)?;
         for (i, o) in w.orders.iter().enumerate() {
-            s.execute(params![
-                w.tenant_id.as_str(),
-                id,
-                o.to_string(),
-                i as i64
-            ])
-            .map_err(err)?;
+            s.execute(params![w.tenant_id.as_str(), id, o.to_string(), i as i64])
+                .map_err(err)?;
         }
         self.pending.writes += 1 + w.orders.len() as u64;
         Ok(())

@@ -141,10 +141,7 @@ async fn released_orders_become_waves_with_pick_lists_started_and_closed_once(ap
         [WAVE_CREATED, WAVE_CREATED, WAVE_STARTED, WAVE_CLOSED]
     );
     let missing = app
-        .get(
-            "/v1/waves/0190a0a0-0000-7000-8000-000000000000",
-            ADMIN_KEY,
-        )
+        .get("/v1/waves/0190a0a0-0000-7000-8000-000000000000", ADMIN_KEY)
         .await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
 }
@@ -154,8 +151,14 @@ async fn an_unknown_warehouse_or_a_policy_out_of_bounds_is_refused_naming_the_fi
     released(&app, "B-1", "WH1").await;
     let cases: [(Value, &str); 5] = [
         (json!({"warehouse_id": "WH9"}), "warehouse_id"),
-        (json!({"warehouse_id": "WH1", "max_orders": 0}), "max_orders"),
-        (json!({"warehouse_id": "WH1", "max_lines": 10_001}), "max_lines"),
+        (
+            json!({"warehouse_id": "WH1", "max_orders": 0}),
+            "max_orders",
+        ),
+        (
+            json!({"warehouse_id": "WH1", "max_lines": 10_001}),
+            "max_lines",
+        ),
         (
             json!({"warehouse_id": "WH1", "deadline_bucket_hours": 169}),
             "deadline_bucket_hours",
@@ -164,11 +167,20 @@ async fn an_unknown_warehouse_or_a_policy_out_of_bounds_is_refused_naming_the_fi
     ];
     for (body, field) in cases {
         let r = app.post("/v1/waves", ADMIN_KEY, &body).await;
-        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {:?}", r.body);
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body}: {:?}",
+            r.body
+        );
         assert_eq!(r.field(), field, "{body}");
     }
     let r = app
-        .post("/v1/waves", ADMIN_KEY, &json!({"warehouse_id": "WH1", "colour": 1}))
+        .post(
+            "/v1/waves",
+            ADMIN_KEY,
+            &json!({"warehouse_id": "WH1", "colour": 1}),
+        )
         .await;
     assert!(r.status.is_client_error(), "{:?}", r.body);
     let viewer = app.key("viewer", None, false).await;

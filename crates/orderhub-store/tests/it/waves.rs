@@ -105,7 +105,10 @@ async fn creations_racing_on_different_writers_never_share_an_order(ts: TestStor
         .collect();
     let distinct: HashSet<OrderId> = all.iter().copied().collect();
     assert_eq!(all.len(), distinct.len(), "an order in two waves");
-    assert_eq!(distinct, ids, "every released order of WH-A waved, none of WH-B");
+    assert_eq!(
+        distinct, ids,
+        "every released order of WH-A waved, none of WH-B"
+    );
     assert_eq!(ts.count("wave_orders"), 12);
     // Nothing left to wave.
     assert!(create(&ts, 3, 5).await.is_empty());
@@ -128,7 +131,11 @@ async fn each_wave_change_writes_its_audit_entries_and_event_and_refuses_a_wrong
     assert_eq!(ts.count("outbox"), outbox_before + 1, "one event per wave");
     let read = {
         let (t, id) = (tenant("acme"), w.wave_id);
-        ts.store.read(move |r| r.wave(&t, id)).await.unwrap().unwrap()
+        ts.store
+            .read(move |r| r.wave(&t, id))
+            .await
+            .unwrap()
+            .unwrap()
     };
     assert_eq!(&read, w, "the wave reads back as written");
 
@@ -161,7 +168,11 @@ async fn each_wave_change_writes_its_audit_entries_and_event_and_refuses_a_wrong
         wrong(step(false).await),
         ("wave_wrong_state", Some(WaveStatus::Closed))
     );
-    assert_eq!(ts.count("audit"), audit_before + 9, "start and close: 3 each");
+    assert_eq!(
+        ts.count("audit"),
+        audit_before + 9,
+        "start and close: 3 each"
+    );
     assert_eq!(ts.count("outbox"), outbox_before + 3);
     let active = ts.raw_text("SELECT CAST(sum(active) AS TEXT) FROM wave_orders");
     assert_eq!(active, ["0"], "a closed wave's orders are no longer active");
