@@ -200,8 +200,11 @@ pub struct CreatedWaves {
     pub orders: u32,
 }
 
-fn render_created(ws: &Vec<WaveRecord>, _: &Principal) -> (StatusCode, Vec<u8>) {
-    let waves: Vec<WaveBrief> = ws.iter().map(|w| brief(&summary_of(w))).collect();
+/// The waves one creation made, as the writer hands them to the renderer.
+struct Made(Vec<WaveRecord>);
+
+fn render_created(ws: &Made, _: &Principal) -> (StatusCode, Vec<u8>) {
+    let waves: Vec<WaveBrief> = ws.0.iter().map(|w| brief(&summary_of(w))).collect();
     let orders = waves.iter().map(|w| w.orders).sum();
     crate::extract::rendered(StatusCode::CREATED, &CreatedWaves { waves, orders })
 }
@@ -247,7 +250,7 @@ pub async fn create(
         &ctx.principal,
         key,
         part,
-        move |tx| core_waves::create_waves(tx, &actor, &warehouse, &policy, take, now),
+        move |tx| core_waves::create_waves(tx, &actor, &warehouse, &policy, take, now).map(Made),
         render_created,
     )
     .await
