@@ -288,14 +288,14 @@ const HEADLINES: &[Headline] = &[
     },
     Headline {
         bench: "waves",
-        what: "20,000 released orders grouped into waves with pick lists (issue 28)",
+        what: "20,000 orders into waves, pure grouping (issue 28)",
         path: "plan_s",
         unit: "s",
         target: Target::AtMost(2.0),
     },
     Headline {
         bench: "waves",
-        what: "20,000 released orders waved and stored, embedded store (issue 28)",
+        what: "20,000 orders waved and stored, SQLite (issue 28)",
         path: "create_s",
         unit: "s",
         target: Target::AtMost(2.0),
