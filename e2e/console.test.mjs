@@ -304,6 +304,18 @@ try {
     await shot('17-interventions-zh');
   });
 
+  await step('the status differences page shows what the reconciler counted this month', async () => {
+    await tid('nav-differences').click();
+    await tid('sd-by-kind').waitFor();
+    const total = Number(await tid('sd-total').textContent());
+    // Each kind's count in the table adds up to the total; a month with any has its chart.
+    const counts = await page.locator('[data-testid=sd-kind-table] td.num').allTextContents();
+    assert.equal(counts.reduce((a, n) => a + Number(n), 0), total, 'kinds add up to the total');
+    if (total > 0) await page.locator('[data-testid=differences-chart] rect[data-kind]').first().waitFor();
+    else await tid('sd-empty').waitFor();
+    await shot('17b-status-differences-zh');
+  });
+
   await step('merge two orders of one buyer from the order list, after a preview', async () => {
     // Two paid orders of one buyer to one address, held so the demo's fulfillment leaves them
     // (a held order may still merge): their SKU, new to the hub, has no stock when they are paid,

@@ -12,7 +12,10 @@ pub const EVENT_TYPES: &[&str] = orderhub_domain::event_types::ALL;
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateSubscriptionRequest {
-    /// Where to POST events: an absolute http or https URL.
+    /// Where to POST events: an absolute http or https URL. For `email`:
+    /// `smtp://[user@]host[:port]?from=<address>&to=<address>[,…]` (STARTTLS required;
+    /// `&tls=none` for a relay in the clear, without a login) or `smtps://…` (TLS from the first
+    /// byte); at most 10 recipients.
     pub url: String,
     /// Event types to receive, or `["*"]` for all.
     pub event_types: Vec<String>,
@@ -20,11 +23,13 @@ pub struct CreateSubscriptionRequest {
     pub description: String,
     /// What a delivery is: `webhook` (default: the event's envelope, signed with orderhub's
     /// secret) or a message to a group bot — `wecom` (企业微信 group bot; its key is in `url`),
-    /// `dingtalk` (钉钉 custom robot), `feishu` (飞书 custom bot).
+    /// `dingtalk` (钉钉 custom robot), `feishu` (飞书 custom bot) — or `email` (a plain-text
+    /// mail through your SMTP server).
     #[serde(default)]
     pub format: Option<String>,
-    /// The bot's own signing secret (DingTalk 加签 `SEC…`, Feishu 签名校验), if it has one; only
-    /// for `dingtalk` and `feishu`; at most 128 characters. Stored encrypted, never shown again.
+    /// The bot's own signing secret (DingTalk 加签 `SEC…`, Feishu 签名校验), if it has one; for
+    /// `email` the SMTP password of the user in `url`; only for `dingtalk`, `feishu` and `email`;
+    /// at most 128 characters. Stored encrypted, never shown again.
     #[serde(default)]
     pub bot_secret: Option<String>,
 }
@@ -39,7 +44,8 @@ pub struct SubscriptionView {
     /// The shops whose events it receives: the scope of the key that made it; absent for every
     /// shop of the tenant (and the events of no shop: stock, subscriptions).
     pub shops: Option<Vec<String>>,
-    /// `webhook`, `wecom`, `dingtalk` or `feishu`.
+    /// `webhook`, `wecom`, `dingtalk`, `feishu` or `email` (its url shown without user and
+    /// addresses).
     pub format: String,
     /// The signing secret: shown once, at creation (webhooks only: a bot's secret is its own). Deliveries carry
     /// `Orderhub-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`.

@@ -101,6 +101,11 @@ pub struct ServeArgs {
     /// seconds, or a number with s, m or h (default 10m).
     #[arg(long, env = "ORDERHUB_LISTING_RECONCILE_EVERY")]
     pub listing_reconcile_every: Option<String>,
+    /// How often each open channel order's status is compared with its channel (the status
+    /// reconciler: a lost report applied, a difference raised `status_mismatch`): seconds, or a
+    /// number with s, m or h up to 24h (default 6h); `off` checks none.
+    #[arg(long, env = "ORDERHUB_STATUS_CHECK_EVERY")]
+    pub status_check_every: Option<String>,
     /// How long before its ship-by deadline an order still to ship is raised `ship_by_at_risk`:
     /// seconds, or a number with s, m or h (default 4h).
     #[arg(long, env = "ORDERHUB_SHIP_BY_RISK_LEAD")]
@@ -137,6 +142,7 @@ struct FileConfig {
     max_requests_in_flight: Option<usize>,
     request_timeout: Option<String>,
     listing_reconcile_every: Option<String>,
+    status_check_every: Option<String>,
     ship_by_risk_lead: Option<String>,
     complete_after_days: Option<u32>,
     complete_after_days_by_channel: Option<String>,
@@ -179,10 +185,28 @@ pub struct Settings {
     pub http: orderhub_http::admission::HttpLimits,
     /// Between two reads of one listing's shelf by the drift reconciler.
     pub listing_reconcile_every: std::time::Duration,
+    /// The status reconciler (between two checks of one open channel order, how long an order
+    /// settles first, its quota); `None`: no checks.
+    pub status_check: Option<orderhub_intake::status_check::StatusCheckConfig>,
     /// How long before its ship-by deadline an order still to ship is at risk.
     pub ship_by_risk_lead: std::time::Duration,
     /// When delivered orders complete by themselves.
     pub completion: orderhub_fulfillment::completion::Completion,
+}
+
+/// The status reconciler's default interval between two checks of one order.
+pub const DEFAULT_STATUS_CHECK_EVERY: std::time::Duration =
+    std::time::Duration::from_secs(6 * 3600);
+
+/// The status reconciler's interval: `off`, or a duration (default [`DEFAULT_STATUS_CHECK_EVERY`]).
+fn status_check_every(
+    flag: Option<&str>,
+    file: Option<&str>,
+) -> Result<Option<std::time::Duration>> {
+    match flag.or(file).map(str::trim) {
+        Some("off") => Ok(None),
+        v => duration(v, None, "--status-check-every", DEFAULT_STATUS_CHECK_EVERY).map(Some),
+    }
 }
 
 /// The drift reconciler's default interval between two reads of one shelf.
@@ -461,6 +485,14 @@ impl Settings {
                 "--listing-reconcile-every",
                 DEFAULT_LISTING_RECONCILE_EVERY,
             )?,
+            status_check: status_check_every(
+                a.status_check_every.as_deref(),
+                f.status_check_every.as_deref(),
+            )?
+            .map(|every| orderhub_intake::status_check::StatusCheckConfig {
+                interval: chrono::Duration::from_std(every).unwrap_or(chrono::Duration::hours(6)),
+                ..Default::default()
+            }),
             ship_by_risk_lead: duration(
                 a.ship_by_risk_lead.as_deref(),
                 f.ship_by_risk_lead.as_deref(),
@@ -639,6 +671,30 @@ mod tests {
             ..ServeArgs::default()
         });
         assert!(format!("{:#}", bad.unwrap_err()).contains("--listing-reconcile-every"));
+    }
+
+    #[test]
+    fn orders_are_checked_with_their_channel_every_six_hours_unless_told_otherwise() {
+        let s = Settings::from_serve(&ServeArgs::default()).unwrap();
+        let every = |s: &Settings| s.status_check.as_ref().map(|c| c.interval.num_seconds());
+        assert_eq!(every(&s), Some(6 * 3600));
+        let s = Settings::from_serve(&ServeArgs {
+            status_check_every: Some("2h".into()),
+            ..ServeArgs::default()
+        })
+        .unwrap();
+        assert_eq!(every(&s), Some(7200));
+        let s = Settings::from_serve(&ServeArgs {
+            status_check_every: Some("off".into()),
+            ..ServeArgs::default()
+        })
+        .unwrap();
+        assert_eq!(every(&s), None);
+        let bad = Settings::from_serve(&ServeArgs {
+            status_check_every: Some("sometimes".into()),
+            ..ServeArgs::default()
+        });
+        assert!(format!("{:#}", bad.unwrap_err()).contains("--status-check-every"));
     }
 
     #[test]

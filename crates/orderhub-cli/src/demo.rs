@@ -34,6 +34,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 mod bot;
+mod closes;
 mod desk;
 mod rules;
 
@@ -298,6 +299,47 @@ fn creds(kind: ChannelKind) -> ShopCredentials {
     c
 }
 
+/// The hub's settings for the demo: the embedded store in `data_dir`, production fulfillment on
+/// the carrier simulators, loopback addresses allowed.
+fn demo_settings(a: &DemoArgs, data_dir: std::path::PathBuf, admin_key: &str) -> Settings {
+    Settings {
+        listen: a.listen.clone(),
+        data_dir,
+        database_url: None,
+        pii_key: None,
+        pg_writers: crate::config::DEFAULT_PG_WRITERS,
+        bootstrap_api_key: Some(orderhub_core::secret::Secret::from(admin_key.to_owned())),
+        // Logs are not switched on (the summary line is the demo's output; the hub's own logs
+        // would bury it).
+        log_format: LogFormat::Pretty,
+        nats_url: None,
+        nats_partitions: 4,
+        // Production fulfillment: the carrier accounts configured below, on the simulators.
+        fulfillment: crate::config::FulfillmentMode::Carriers,
+        // A business day in minutes: parcels are polled every 2 s instead of on the hourly
+        // schedule (the simulators' scans advance every 2 s).
+        track_schedule: orderhub_fulfillment::TrackSchedule::every(Duration::from_secs(2)),
+        carrier: CARRIER,
+        carrier_fallback: HashMap::from([(CARRIER, FALLBACK.to_vec())]),
+        // Local simulators and receivers: loopback addresses.
+        allow_private_urls: true,
+        webhook_max_attempts: orderhub_events::runtime::DEFAULT_MAX_ATTEMPTS,
+        webhook_backoff_max: orderhub_events::runtime::DEFAULT_BACKOFF_MAX,
+        listing_reconcile_every: crate::config::DEFAULT_LISTING_RECONCILE_EVERY,
+        // A business day in minutes: orders are compared with their channels every 20 s once
+        // unchanged for 10 s (the day's silent closes, `demo/closes.rs`, are found so).
+        status_check: Some(orderhub_intake::status_check::StatusCheckConfig {
+            interval: chrono::Duration::seconds(20),
+            settle: chrono::Duration::seconds(10),
+            poll: Duration::from_secs(2),
+            ..Default::default()
+        }),
+        ship_by_risk_lead: orderhub_fulfillment::DEFAULT_SHIP_BY_RISK_LEAD,
+        completion: Default::default(),
+        http: Default::default(),
+    }
+}
+
 pub async fn run(a: DemoArgs) -> Result<()> {
     anyhow::ensure!(
         a.minutes > 0.0 && a.minutes.is_finite(),
@@ -318,34 +360,7 @@ pub async fn run(a: DemoArgs) -> Result<()> {
         .or_else(|| temp.as_ref().map(|t| t.path().to_path_buf()))
         .context("no data directory")?;
     let admin_key = format!("demo-admin-{}", uuid::Uuid::new_v4().simple());
-    let settings = Settings {
-        listen: a.listen.clone(),
-        data_dir: data_dir.clone(),
-        database_url: None,
-        pii_key: None,
-        pg_writers: crate::config::DEFAULT_PG_WRITERS,
-        bootstrap_api_key: Some(orderhub_core::secret::Secret::from(admin_key.clone())),
-        // Logs are not switched on (the summary line is the demo's output; the hub's own logs
-        // would bury it).
-        log_format: LogFormat::Pretty,
-        nats_url: None,
-        nats_partitions: 4,
-        // Production fulfillment: the carrier accounts configured below, on the simulators.
-        fulfillment: crate::config::FulfillmentMode::Carriers,
-        // A business day in minutes: parcels are polled every 2 s instead of on the hourly
-        // schedule (the simulators' scans advance every 2 s).
-        track_schedule: orderhub_fulfillment::TrackSchedule::every(Duration::from_secs(2)),
-        carrier: CARRIER,
-        carrier_fallback: HashMap::from([(CARRIER, FALLBACK.to_vec())]),
-        // Local simulators and receivers: loopback addresses.
-        allow_private_urls: true,
-        webhook_max_attempts: orderhub_events::runtime::DEFAULT_MAX_ATTEMPTS,
-        webhook_backoff_max: orderhub_events::runtime::DEFAULT_BACKOFF_MAX,
-        listing_reconcile_every: crate::config::DEFAULT_LISTING_RECONCILE_EVERY,
-        ship_by_risk_lead: orderhub_fulfillment::DEFAULT_SHIP_BY_RISK_LEAD,
-        completion: Default::default(),
-        http: Default::default(),
-    };
+    let settings = demo_settings(&a, data_dir.clone(), &admin_key);
     let fleet = orderhub_carriers::sim::fleet::start()
         .await
         .context("cannot start the carrier simulators")?;
@@ -369,7 +384,26 @@ pub async fn run(a: DemoArgs) -> Result<()> {
     let shops = Arc::new(open_shops(&api).await?);
     let (desk_stop, desk_rx) = tokio::sync::watch::channel(false);
     let desk_every = Duration::from_secs_f64((a.minutes * 60.0 / 90.0).clamp(0.2, 3.0));
-    let desk = tokio::spawn(desk::run(api.clone(), ops_api, desk_every, a.seed, desk_rx));
+    let desk = tokio::spawn(desk::run(
+        api.clone(),
+        ops_api,
+        desk_every,
+        a.seed,
+        desk_rx.clone(),
+    ));
+    // Closes on the Taobao simulator that never reach the hub: the status reconciler finds them.
+    let taobao = shops
+        .iter()
+        .find(|s| s.kind == ChannelKind::Taobao)
+        .map(|s| s.sim.clone())
+        .context("no Taobao simulator")?;
+    let closes = tokio::spawn(closes::run(
+        api.clone(),
+        taobao,
+        "taobao-flagship".into(),
+        desk_every * 8,
+        desk_rx,
+    ));
     println!();
     println!("  console  http://{}/", hub.addr);
     println!("  admin key (sees personal data)   {admin_key}");
@@ -479,6 +513,7 @@ pub async fn run(a: DemoArgs) -> Result<()> {
     }
     let _ = desk_stop.send(true);
     let _ = desk.await;
+    let closed = closes.await.unwrap_or_default();
     let _ = read_events(&api, after, &mut tally).await;
     let violations = crate::hub::inventory_violations(&hub.store, false).await?.2;
     let counts = hub
@@ -501,6 +536,10 @@ pub async fn run(a: DemoArgs) -> Result<()> {
     );
     println!("  rules                   {rules_line}");
     println!("  team bot (DingTalk sim) {}", bot::line(&team_bot));
+    println!(
+        "  status reconciler       {}",
+        closes::line(&api, &closed).await
+    );
     hub.stop().await;
     drop(temp);
     anyhow::ensure!(

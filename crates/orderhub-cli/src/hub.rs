@@ -382,6 +382,18 @@ pub async fn start(s: &Settings) -> Result<(RunningHub, Option<String>)> {
             background.subscribe(),
         )),
     ));
+    // Open channel orders compared with their channels (issue 24's status reconciliation).
+    if let Some(cfg) = s.status_check.clone() {
+        tasks.push((
+            "status check",
+            tokio::spawn(orderhub_intake::status_check::run(
+                store.clone(),
+                cfg,
+                outbound,
+                background.subscribe(),
+            )),
+        ));
+    }
     let app = orderhub_http::router_with(state, orderhub_http::admission::Admission::new(s.http));
     let listener = listen(&s.listen).await?;
     let addr = listener.local_addr()?;

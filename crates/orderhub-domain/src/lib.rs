@@ -19,6 +19,7 @@ pub mod lifecycle;
 pub mod money;
 pub mod order;
 pub mod personal;
+pub mod status_check;
 pub mod wave;
 
 pub use error::ValidationError;

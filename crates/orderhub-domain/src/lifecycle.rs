@@ -583,6 +583,7 @@ mod tests {
         ("no_tracking", false),
         ("writeback_failed", false),
         ("ship_by_at_risk", false),
+        ("status_mismatch", false),
     ];
 
     #[test]

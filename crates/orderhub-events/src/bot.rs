@@ -73,27 +73,28 @@ impl BotTarget {
             outbound,
         }
     }
+}
 
-    /// Takes a slot of this minute's [`PER_MINUTE`] for this bot, or says none is left.
-    fn admit(&self, now: Instant) -> bool {
-        let minute = Duration::from_secs(60);
-        let mut all = SENT.lock();
-        all.retain(|_, sent| {
-            while sent
-                .front()
-                .is_some_and(|t| now.saturating_duration_since(*t) >= minute)
-            {
-                sent.pop_front();
-            }
-            !sent.is_empty()
-        });
-        let sent = all.entry(self.sub.subscription_id).or_default();
-        if sent.len() >= PER_MINUTE {
-            return false;
+/// Takes a slot of this minute's [`PER_MINUTE`] for the target `id` (a bot or an e-mail
+/// subscription), or says none is left.
+pub(crate) fn admit(id: Uuid, now: Instant) -> bool {
+    let minute = Duration::from_secs(60);
+    let mut all = SENT.lock();
+    all.retain(|_, sent| {
+        while sent
+            .front()
+            .is_some_and(|t| now.saturating_duration_since(*t) >= minute)
+        {
+            sent.pop_front();
         }
-        sent.push_back(now);
-        true
+        !sent.is_empty()
+    });
+    let sent = all.entry(id).or_default();
+    if sent.len() >= PER_MINUTE {
+        return false;
     }
+    sent.push_back(now);
+    true
 }
 
 /// The message's lines: a title, then `field: value` for each of [`FIELDS`] the payload has.
@@ -173,8 +174,10 @@ pub fn request(
             }
             b
         }
-        SubscriptionFormat::Webhook => {
-            return Err(TargetError::permanent("a webhook is not a bot"));
+        SubscriptionFormat::Webhook | SubscriptionFormat::Email => {
+            return Err(TargetError::permanent(
+                "a webhook or an e-mail is not a bot",
+            ));
         }
     };
     Ok((url, body))
@@ -247,7 +250,7 @@ impl Target for BotTarget {
     ) -> BoxFuture<'a, Result<(), TargetError>> {
         Box::pin(async move {
             crate::webhook::check_literal(&self.sub.url, self.outbound)?;
-            if !self.admit(Instant::now()) {
+            if !admit(self.sub.subscription_id, Instant::now()) {
                 return Err(TargetError::retry(format!(
                     "more than {PER_MINUTE} messages a minute to this bot: later"
                 )));
@@ -427,36 +430,24 @@ mod tests {
 
     #[test]
     fn a_bot_takes_twenty_messages_a_minute() {
-        let t = BotTarget::new(
-            SubscriptionRow {
-                tenant_id: orderhub_domain::TenantId::parse("t").unwrap(),
-                subscription_id: Uuid::new_v4(),
-                url: "https://q/send?key=k".into(),
-                event_types: vec!["*".into()],
-                secret: String::new(),
-                description: String::new(),
-                created_at: chrono::Utc::now(),
-                shops: None,
-                format: SubscriptionFormat::Wecom,
-            },
-            reqwest::Client::new(),
-            OutboundPolicy::ALLOW_PRIVATE,
-        );
+        // Counted by subscription, not by target: the dispatcher makes targets anew at each
+        // reload of the subscriptions.
+        let (bot, other) = (Uuid::new_v4(), Uuid::new_v4());
         let start = Instant::now();
-        assert!((0..PER_MINUTE).all(|_| t.admit(start)));
-        assert!(!t.admit(start + Duration::from_secs(59)));
-        assert!(t.admit(start + Duration::from_secs(60)), "a minute later");
-        // The dispatcher makes targets anew at each reload: the count is the bot's, not the
-        // target's.
-        let again = BotTarget::new(
-            t.sub.clone(),
-            reqwest::Client::new(),
-            OutboundPolicy::ALLOW_PRIVATE,
+        assert!((0..PER_MINUTE).all(|_| admit(bot, start)));
+        assert!(!admit(bot, start + Duration::from_secs(59)));
+        assert!(
+            admit(other, start + Duration::from_secs(59)),
+            "another bot's minute"
         );
         assert!(
-            (0..PER_MINUTE - 1).all(|_| again.admit(start + Duration::from_secs(61)))
-                && !again.admit(start + Duration::from_secs(61)),
-            "the reloaded target sees the same minute"
+            admit(bot, start + Duration::from_secs(60)),
+            "a minute later"
+        );
+        assert!(
+            (0..PER_MINUTE - 1).all(|_| admit(bot, start + Duration::from_secs(61)))
+                && !admit(bot, start + Duration::from_secs(61)),
+            "the one sent at 60 s counts in the minute after it"
         );
     }
 }

@@ -771,14 +771,17 @@ async fn nats_source(
     }
 }
 
-/// The tenant's subscriptions (webhooks and group bots) and the in-process handlers; `None` if the store failed.
+/// The tenant's subscriptions (webhooks, group bots, e-mails) and the in-process handlers; `None` if the store failed.
 async fn load_targets(sh: &Arc<Shared>, tenant: &TenantId) -> Option<Vec<Arc<dyn Target>>> {
     let t = tenant.clone();
     match sh.store.read(move |r| r.subscriptions(Some(&t))).await {
         Ok(subs) => Some(
             subs.into_iter()
                 .map(|s| {
-                    if s.format.is_bot() {
+                    if s.format == orderhub_store::SubscriptionFormat::Email {
+                        Arc::new(crate::email::EmailTarget::new(s, sh.cfg.outbound))
+                            as Arc<dyn Target>
+                    } else if s.format.is_bot() {
                         Arc::new(crate::bot::BotTarget::new(
                             s,
                             sh.http.clone(),

@@ -16,6 +16,7 @@
 
 pub mod bot;
 pub mod dispatch;
+pub mod email;
 pub mod envelope;
 pub mod lease;
 pub mod nats;

@@ -55,6 +55,10 @@ const I18N = {
     'edit.approve': '批准', 'edit.reject': '驳回', 'edit.reject_reason': '驳回原因', 'edit.after': '修改后',
     'edit.failed': '未能应用', edit_state_pending: '待审批', edit_state_applied: '已应用',
     edit_state_rejected: '已驳回', edit_state_failed: '失败',
+    'nav.differences': '状态差异', 'sd.title': '与渠道的状态差异', 'sd.month': '月份', 'sd.by_channel': '按渠道（按类型堆叠）',
+    'sd.carriers': '差异最多的承运商', 'sd.empty': '这个月没有发现状态差异',
+    'sd.kind_paid_on_channel_only': '仅渠道已付款', 'sd.kind_shipped_on_channel_only': '仅渠道已发货',
+    'sd.kind_not_shipped_on_channel': '已发货未回传渠道', 'sd.kind_closed_on_channel': '渠道已关闭',
     'nav.interventions': '人工干预', 'exc.assignee': '处理人', 'exc.due': '截止', 'exc.notes': '备注',
     'exc.overdue': '已超时', 'exc.escalated': '已升级', 'exc.take': '认领', 'exc.unassign': '放回',
     'exc.note': '写备注', 'exc.note_prompt': '备注内容', 'exc.filter_assignee': '处理人',
@@ -149,6 +153,10 @@ const I18N = {
     'edit.reject': 'Reject', 'edit.reject_reason': 'Why reject it?', 'edit.after': 'After',
     'edit.failed': 'Not applied', edit_state_pending: 'pending', edit_state_applied: 'applied',
     edit_state_rejected: 'rejected', edit_state_failed: 'failed',
+    'nav.differences': 'Status differences', 'sd.title': 'Status differences with the channels', 'sd.month': 'Month',
+    'sd.by_channel': 'By channel (stacked by kind)', 'sd.carriers': 'Carriers with the most', 'sd.empty': 'No status difference found this month',
+    'sd.kind_paid_on_channel_only': 'Paid only on the channel', 'sd.kind_shipped_on_channel_only': 'Shipped only on the channel',
+    'sd.kind_not_shipped_on_channel': 'Shipped, not written back', 'sd.kind_closed_on_channel': 'Closed on the channel',
     'nav.interventions': 'Interventions', 'exc.assignee': 'Assignee', 'exc.due': 'Due', 'exc.notes': 'Notes',
     'exc.overdue': 'overdue', 'exc.escalated': 'escalated', 'exc.take': 'Take', 'exc.unassign': 'Release',
     'exc.note': 'Add note', 'exc.note_prompt': 'Note', 'exc.filter_assignee': 'Assignee',
@@ -353,7 +361,7 @@ function route() {
   view.replaceChildren();
   const pages = { orders: arg ? orderDetail : ordersPage, exceptions: exceptionsPage,
     edits: editsPage, inventory: inventoryPage, channels: channelsPage, live: livePage, 'after-sales': afterSalesPage,
-    interventions: interventionsPage, rules: rulesPage };
+    interventions: interventionsPage, rules: rulesPage, differences: differencesPage };
   (pages[page] || ordersPage)(view, arg ? decodeURIComponent(arg) : undefined)
     .catch((e) => view.append(h('p', { class: 'error', testid: 'page-error' }, e.message)));
 }
@@ -1059,6 +1067,69 @@ async function interventionsPage(view) {
     h('div', { class: 'grid' },
       sectionCard(t('iv.by_kind'), 'iv-by-kind', table(d.by_kind, t('kind'), 'iv-kind-table')),
       sectionCard(t('iv.by_actor'), 'iv-by-actor', table(d.by_actor, t('actor'), 'iv-actor-table'))));
+}
+
+// ---- status differences (the status reconciler's month) ------------------------------------------
+
+let sdMonth = null;
+
+// Channels on the x axis, each a bar stacked by kind.
+function differencesChart(rows, channels, kinds) {
+  const NS = 'http://www.w3.org/2000/svg';
+  const el = (tag, attrs, text) => {
+    const n = document.createElementNS(NS, tag);
+    for (const [k, v] of Object.entries(attrs)) n.setAttribute(k, v);
+    if (text != null) n.textContent = String(text);
+    return n;
+  };
+  const colours = ['#c62828', '#1f4e79', '#e0b000', '#2e7d32'];
+  const per = {};
+  rows.forEach((r) => { per[r.channel] = per[r.channel] || {}; per[r.channel][r.kind] = (per[r.channel][r.kind] || 0) + r.count; });
+  const W = 900; const H = 240; const left = 36; const bottom = 30; const top = 10;
+  const max = Math.max(1, ...channels.map((c) => Object.values(per[c] || {}).reduce((a, b) => a + b, 0)));
+  const step = (W - left) / Math.max(1, channels.length);
+  const bar = Math.min(80, step * 0.6);
+  const svg = el('svg', { viewBox: `0 0 ${W} ${H + 20}`, width: '100%', role: 'img', 'data-testid': 'differences-chart' });
+  svg.append(el('line', { x1: left, y1: H - bottom, x2: W, y2: H - bottom, stroke: '#dde3ea' }));
+  svg.append(el('text', { x: 2, y: top + 10, 'font-size': 11, fill: '#6b778a' }, max));
+  channels.forEach((c, i) => {
+    let y = H - bottom;
+    const x = left + i * step + (step - bar) / 2;
+    kinds.forEach((k, ki) => {
+      const n = (per[c] || {})[k] || 0;
+      if (!n) return;
+      const hgt = (n / max) * (H - bottom - top);
+      y -= hgt;
+      const r = el('rect', { x, y, width: bar, height: hgt, fill: colours[ki % colours.length], 'data-kind': k });
+      r.append(el('title', {}, `${c} ${t(`sd.kind_${k}`)}: ${n}`));
+      svg.append(r);
+    });
+    svg.append(el('text', { x: x + bar / 2, y: H - bottom + 14, 'font-size': 11, 'text-anchor': 'middle', fill: '#1d2633' }, c));
+  });
+  kinds.forEach((k, ki) => {
+    const x = left + ki * 200;
+    svg.append(el('rect', { x, y: H + 1, width: 10, height: 10, fill: colours[ki % colours.length] }));
+    svg.append(el('text', { x: x + 14, y: H + 10, 'font-size': 11, fill: '#1d2633' }, t(`sd.kind_${k}`)));
+  });
+  return svg;
+}
+
+async function differencesPage(view) {
+  const month = sdMonth || new Date().toISOString().slice(0, 7);
+  const d = await api(`/v1/reports/status-differences?month=${encodeURIComponent(month)}`);
+  const input = h('input', { type: 'month', value: d.month, testid: 'sd-month',
+    onchange: (ev) => { sdMonth = ev.target.value || null; route(); } });
+  const counts = (list, label, name, testid) => h('table', { testid },
+    h('thead', {}, h('tr', {}, h('th', {}, label), h('th', { class: 'num' }, t('count')))),
+    h('tbody', {}, list.map((c) => h('tr', {}, h('td', {}, name(c.name)), h('td', { class: 'num' }, c.count)))));
+  view.append(h('h2', {}, t('sd.title'), ' ', h('span', { class: 'muted' }, `${t('iv.total')}: `, h('b', { testid: 'sd-total' }, d.total))),
+    h('div', { class: 'search card' }, h('label', {}, t('sd.month'), input)),
+    h('div', { class: 'card', testid: 'sd-by-channel' }, h('h2', {}, t('sd.by_channel')),
+      d.total ? differencesChart(d.rows, d.channels.map((c) => c.name), d.by_kind.map((k) => k.name))
+        : h('p', { class: 'muted', testid: 'sd-empty' }, t('sd.empty'))),
+    h('div', { class: 'grid' },
+      sectionCard(t('iv.by_kind'), 'sd-by-kind', counts(d.by_kind, t('kind'), (n) => t(`sd.kind_${n}`), 'sd-kind-table')),
+      sectionCard(t('sd.carriers'), 'sd-carriers', counts(d.carriers, t('carrier'), (n) => n, 'sd-carrier-table'))));
 }
 
 // ---- rules -------------------------------------------------------------------------------------

@@ -68,6 +68,7 @@ use utoipa::{Modify, OpenApi};
         crate::routes::bulk::bulk,
         crate::routes::stats::whoami,
         crate::routes::stats::stats,
+        crate::routes::reports::status_differences,
         crate::routes::events::list,
         crate::routes::inventory::put_sku,
         crate::routes::inventory::put_warehouse,

@@ -11,6 +11,7 @@ pub mod process;
 pub mod pull;
 pub mod reconcile;
 pub mod refund_writeback;
+pub mod status_check;
 pub mod stock_push;
 pub mod tokens;
 pub mod writeback;

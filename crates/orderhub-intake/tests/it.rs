@@ -1485,6 +1485,8 @@ async fn every_channel_s_later_versions_change_the_order_through_its_adapter_pos
 
 #[path = "refund/writeback.rs"]
 mod refund_writeback;
+#[path = "status/check.rs"]
+mod status_check;
 #[path = "stock/drift.rs"]
 mod stock_drift;
 #[path = "stock/push.rs"]

@@ -28,6 +28,7 @@ pub mod rules;
 mod sqlite;
 mod sqlite_inv;
 mod sqlite_ops;
+pub mod status_checks;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod waves;
@@ -59,7 +60,9 @@ pub use waves::{WaveFilter, WaveRead, WaveSummary};
 pub use workflow::{AssigneeFilter, InterventionCount, WorkFilter, WorkflowRead};
 
 /// Writes beyond the use cases' `Tx`: tenants and API keys.
-pub trait AdminTx: Tx + ops::OpsTx + ops::ChannelTx + carriers::CarrierTx {
+pub trait AdminTx:
+    Tx + ops::OpsTx + ops::ChannelTx + carriers::CarrierTx + status_checks::StatusCheckTx
+{
     fn tenant_insert(
         &mut self,
         tenant: &orderhub_domain::TenantId,

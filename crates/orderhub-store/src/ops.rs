@@ -73,14 +73,18 @@ pub enum SubscriptionFormat {
     Dingtalk,
     /// A Feishu (飞书) custom bot: text; signed with the bot's secret when it has one.
     Feishu,
+    /// A plain-text mail through the tenant's SMTP server (`orderhub-events/src/email.rs`): the
+    /// URL names server, sender and recipients, the secret is the SMTP password.
+    Email,
 }
 
 impl SubscriptionFormat {
-    pub const ALL: [SubscriptionFormat; 4] = [
+    pub const ALL: [SubscriptionFormat; 5] = [
         SubscriptionFormat::Webhook,
         SubscriptionFormat::Wecom,
         SubscriptionFormat::Dingtalk,
         SubscriptionFormat::Feishu,
+        SubscriptionFormat::Email,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -89,6 +93,7 @@ impl SubscriptionFormat {
             SubscriptionFormat::Wecom => "wecom",
             SubscriptionFormat::Dingtalk => "dingtalk",
             SubscriptionFormat::Feishu => "feishu",
+            SubscriptionFormat::Email => "email",
         }
     }
 
@@ -96,17 +101,32 @@ impl SubscriptionFormat {
         Self::ALL.into_iter().find(|f| f.as_str() == s)
     }
 
-    /// Whether the target is a group bot (a message for people, not the envelope).
+    /// Whether the target is a message for people (a group bot or an e-mail), not the envelope:
+    /// its URL carries credentials or addresses, so it is kept sealed and shown redacted.
     pub fn is_bot(self) -> bool {
         self != SubscriptionFormat::Webhook
     }
 }
 
 /// A bot's URL with its credential blanked: every query value (WeCom's `key`, DingTalk's
-/// `access_token`) and, for Feishu, the hook's last path segment. What the `url` column holds and
-/// what the API shows for a bot; the whole URL is kept sealed with the bot's secret.
+/// `access_token`, an e-mail's `from` and `to`), for Feishu the hook's last path segment, for an
+/// e-mail the SMTP user. What the `url` column holds and what the API shows for a bot; the whole
+/// URL is kept sealed with the bot's secret.
 pub fn redacted_bot_url(format: SubscriptionFormat, url: &str) -> String {
     let (base, query) = url.split_once('?').unwrap_or((url, ""));
+    let without_user;
+    let base = match (format, base.split_once("://")) {
+        (SubscriptionFormat::Email, Some((scheme, rest))) => {
+            let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+            without_user = if rest.contains('@') {
+                format!("{scheme}://…@{host}")
+            } else {
+                format!("{scheme}://{host}")
+            };
+            without_user.as_str()
+        }
+        _ => base,
+    };
     let base = match (format, base.rsplit_once('/')) {
         (SubscriptionFormat::Feishu, Some((head, last))) if !last.is_empty() => {
             format!("{head}/…")

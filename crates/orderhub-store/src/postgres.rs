@@ -156,6 +156,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "waves",
         include_str!("../migrations/postgres/0026_waves.sql"),
     ),
+    (
+        29,
+        "status_checks",
+        include_str!("../migrations/postgres/0029_status_checks.sql"),
+    ),
 ];
 
 pub(crate) fn err(e: postgres::Error) -> StoreError {

@@ -125,6 +125,7 @@ pub trait ReadConn:
     + crate::rules::RuleRead
     + crate::waves::WaveRead
     + crate::audit::AuditRead
+    + crate::status_checks::StatusCheckRead
 {
     fn ping(&mut self) -> Result<(), StoreError>;
     fn order_get(&mut self, tenant: &TenantId, id: OrderId) -> Result<Option<Order>, StoreError>;

@@ -151,6 +151,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "waves",
         include_str!("../migrations/sqlite/0026_waves.sql"),
     ),
+    (
+        29,
+        "status_checks",
+        include_str!("../migrations/sqlite/0029_status_checks.sql"),
+    ),
 ];
 
 /// Reader connections: WAL lets readers run beside the writer; two keep a 2-core machine busy.

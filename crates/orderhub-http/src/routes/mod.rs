@@ -12,6 +12,7 @@ pub mod inventory;
 pub mod keys;
 pub mod listings;
 pub mod orders;
+pub mod reports;
 pub mod rules;
 pub mod stats;
 pub mod subscriptions;
@@ -450,6 +451,13 @@ pub fn table() -> Vec<Route> {
             Can(P::StatsRead),
             ShopObjects,
             stats::stats,
+        ),
+        route(
+            M::GET,
+            "/v1/reports/status-differences",
+            Can(P::StatsRead),
+            ShopObjects,
+            reports::status_differences,
         ),
         route(
             M::GET,

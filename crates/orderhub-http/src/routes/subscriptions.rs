@@ -74,6 +74,22 @@ fn check_url(raw: &str) -> Result<String, ApiError> {
     Ok(u.to_string())
 }
 
+/// An e-mail subscription's URL (`smtp://` or `smtps://`, sender and recipients; the module doc
+/// of `orderhub_events::email` has the form) with its password, at most 2,048 characters.
+fn check_email_url(raw: &str, password: &str) -> Result<String, ApiError> {
+    let raw = raw.trim();
+    if raw.len() > URL_MAX {
+        return Err(unprocessable(
+            "too_long",
+            format!("url must be at most {URL_MAX} characters"),
+            "url",
+        ));
+    }
+    orderhub_events::email::EmailUrl::parse(raw, password)
+        .map_err(|r| unprocessable(r.rule, r.message, r.field))?;
+    Ok(raw.to_owned())
+}
+
 fn check_types(types: &[String]) -> Result<Vec<String>, ApiError> {
     if types.is_empty() {
         return Err(unprocessable(
@@ -165,7 +181,7 @@ fn format_and_secret(
         Some(f) => SubscriptionFormat::parse(f).ok_or_else(|| {
             unprocessable(
                 "unknown_format",
-                format!("format {f:?} is not one of webhook, wecom, dingtalk, feishu"),
+                format!("format {f:?} is not one of webhook, wecom, dingtalk, feishu, email"),
                 "format",
             )
         })?,
@@ -176,7 +192,7 @@ fn format_and_secret(
             Err(unprocessable(
                 "not_allowed",
                 format!(
-                    "bot_secret is for dingtalk and feishu bots; a {} subscription has none",
+                    "bot_secret is for dingtalk and feishu bots and an e-mail's SMTP password; a {} subscription has none",
                     format.as_str()
                 ),
                 "bot_secret",
@@ -212,7 +228,12 @@ pub async fn create(
     Body(body): Body,
 ) -> Result<Response, ApiError> {
     let (req, _): (CreateSubscriptionRequest, _) = parse_json(&body, false)?;
-    let url = check_url(&req.url)?;
+    let (format, secret) = format_and_secret(&req)?;
+    let url = if format == SubscriptionFormat::Email {
+        check_email_url(&req.url, &secret)?
+    } else {
+        check_url(&req.url)?
+    };
     if let Ok(u) = url::Url::parse(&url) {
         crate::outbound::check(state.outbound, &u, "url").await?;
     }
@@ -224,7 +245,6 @@ pub async fn create(
             "description",
         ));
     }
-    let (format, secret) = format_and_secret(&req)?;
     let row = SubscriptionRow {
         tenant_id: ctx.principal.tenant_id.clone(),
         subscription_id: Uuid::now_v7(),

@@ -187,6 +187,7 @@ const GRANTS: &[(&str, &str)] = &[
     ("GET /v1/exceptions", "*"),
     ("GET /v1/whoami", "*"),
     ("GET /v1/stats", "*"),
+    ("GET /v1/reports/status-differences", "*"),
     ("GET /v1/events", "*"),
     ("PUT /v1/skus/{sku}", "admin ops"),
     ("PUT /v1/warehouses/{id}", "admin ops"),
@@ -790,6 +791,9 @@ async fn case(app: &TestApp, f: &Fixture, rule: &Rule) -> Case {
         }
         ("GET", "/v1/whoami") => c("/v1/whoami".into(), None, Tenant),
         ("GET", "/v1/stats") => c("/v1/stats".into(), None, Stats),
+        ("GET", "/v1/reports/status-differences") => {
+            c("/v1/reports/status-differences".into(), None, Tenant)
+        }
         ("GET", "/v1/events") => c("/v1/events?limit=1000".into(), None, List("order")),
         ("PUT", "/v1/skus/{sku}") => {
             c("/v1/skus/M-SKU".into(), Some(json!({"title": "m"})), Tenant)

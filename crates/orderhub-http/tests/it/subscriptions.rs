@@ -10,6 +10,7 @@ use uuid::Uuid;
 on_every_backend!(
     a_subscription_is_created_with_its_secret_shown_once,
     a_group_bot_is_a_subscription_with_its_format,
+    an_email_subscription_keeps_its_people_and_password_out_of_sight,
     bad_subscriptions_are_refused_naming_the_field_and_nothing_is_stored,
     only_admin_manages_subscriptions_and_ops_operates_dead_letters,
     another_tenants_subscriptions_and_dead_letters_are_invisible,
@@ -252,6 +253,88 @@ async fn a_group_bot_is_a_subscription_with_its_format(app: TestApp) {
     assert_eq!(formats, ["dingtalk", "webhook"]);
     assert!(!text(&list).contains("SECbot-secret-1"), "never shown");
     assert!(!text(&list).contains("access_token=t"), "{}", text(&list));
+}
+
+/// Issue 24: an e-mail subscription names its SMTP server, sender and recipients in its URL and
+/// takes the SMTP password as `bot_secret`; the API never shows the user, the addresses or the
+/// password again.
+async fn an_email_subscription_keeps_its_people_and_password_out_of_sight(app: TestApp) {
+    let r = app
+        .post(
+            "/v1/subscriptions",
+            ADMIN_KEY,
+            &json!({
+                "url": "smtps://ops%40shop.example@smtp.shop.example?from=orderhub@shop.example&to=lead@shop.example,desk@shop.example",
+                "event_types": ["exception.raised"],
+                "format": "email",
+                "bot_secret": "smtp-password-1"
+            }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", text(&r));
+    assert_eq!(r.body["format"], "email");
+    assert_eq!(r.body["url"], "smtps://…@smtp.shop.example?from=…&to=…");
+    assert!(r.body.get("secret").is_none(), "{}", r.body);
+    let list = app.get("/v1/subscriptions", ADMIN_KEY).await;
+    for hidden in ["smtp-password-1", "lead@shop.example", "ops%40shop.example"] {
+        assert!(!text(&list).contains(hidden), "{hidden}: {}", text(&list));
+    }
+    let refused = |url: &str, secret: Option<&str>| {
+        let mut b = json!({"url": url, "event_types": ["*"], "format": "email"});
+        if let Some(s) = secret {
+            b["bot_secret"] = s.into();
+        }
+        b
+    };
+    for (why, body, rule, field) in [
+        (
+            "no recipient",
+            refused("smtp://smtp.example.com?from=a@shop.example", None),
+            "required",
+            "url",
+        ),
+        (
+            "a web URL",
+            refused("https://smtp.example.com?from=a@b.cn&to=c@d.cn", None),
+            "unsupported_scheme",
+            "url",
+        ),
+        (
+            "a login in the clear",
+            refused(
+                "smtp://u@smtp.example.com?from=a@b.cn&to=c@d.cn&tls=none",
+                Some("pw"),
+            ),
+            "login_in_clear",
+            "url",
+        ),
+        (
+            "a password without a user",
+            refused("smtp://smtp.example.com?from=a@b.cn&to=c@d.cn", Some("pw")),
+            "not_allowed",
+            "bot_secret",
+        ),
+        (
+            "a recipient that is no address",
+            refused("smtp://smtp.example.com?from=a@b.cn&to=lead", None),
+            "invalid_address",
+            "url",
+        ),
+    ] {
+        let r = app.post("/v1/subscriptions", ADMIN_KEY, &body).await;
+        assert_eq!(
+            (r.status, r.code(), r.field()),
+            (StatusCode::UNPROCESSABLE_ENTITY, rule, field),
+            "{why}: {}",
+            text(&r)
+        );
+    }
+    let list = app.get("/v1/subscriptions", ADMIN_KEY).await;
+    assert_eq!(
+        list.body.as_array().unwrap().len(),
+        1,
+        "nothing refused is stored"
+    );
 }
 
 async fn bad_subscriptions_are_refused_naming_the_field_and_nothing_is_stored(app: TestApp) {

@@ -2,7 +2,10 @@ use crate::app::*;
 use crate::on_every_backend;
 use reqwest::{Method, StatusCode};
 
-on_every_backend!(health_readiness_metrics_and_openapi_answer);
+on_every_backend!(
+    health_readiness_metrics_and_openapi_answer,
+    the_months_status_differences_are_counted_within_the_keys_scope
+);
 
 async fn health_readiness_metrics_and_openapi_answer(app: TestApp) {
     assert_eq!(
@@ -145,4 +148,80 @@ async fn readiness_follows_write_failures_postgres() {
     assert_eq!(r.body.get("reason"), None);
     let r = app.create(ADMIN_KEY, "s1", "FULL-1").await;
     assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+}
+
+/// Issue 24: the status reconciler's differences of a month, by kind, channel and carrier; a key
+/// scoped to one shop counts that shop's only; another month has none; a bad month is a 400.
+async fn the_months_status_differences_are_counted_within_the_keys_scope(app: TestApp) {
+    use chrono::{TimeZone, Utc};
+    use orderhub_store::status_checks::DifferenceRow;
+    let t = orderhub_domain::TenantId::parse("default").unwrap();
+    let rows: Vec<DifferenceRow> = [
+        ("taobao", "tb-1", "zto", "not_shipped_on_channel", 3),
+        ("taobao", "tb-1", "sf", "closed_on_channel", 5),
+        ("jd", "jd-1", "", "shipped_on_channel_only", 4),
+        ("jd", "jd-1", "", "shipped_on_channel_only", 31),
+    ]
+    .into_iter()
+    .map(|(channel, shop, carrier, kind, day)| DifferenceRow {
+        tenant_id: t.clone(),
+        order_id: orderhub_domain::OrderId::from_uuid(uuid::Uuid::now_v7()),
+        found_at: Utc.with_ymd_and_hms(2026, 10, day, 8, 0, 0).unwrap(),
+        channel: channel.into(),
+        shop_id: shop.into(),
+        carrier: carrier.into(),
+        kind: kind.into(),
+        ours: "shipped".into(),
+        theirs: "paid".into(),
+    })
+    .collect();
+    app.store
+        .write(0, move |tx| {
+            for r in &rows {
+                tx.status_difference_insert(r)?;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let r = app
+        .get("/v1/reports/status-differences?month=2026-10", ADMIN_KEY)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["total"], 4);
+    assert_eq!(
+        r.body["channels"],
+        serde_json::json!([{"name": "jd", "count": 2}, {"name": "taobao", "count": 2}])
+    );
+    assert_eq!(
+        r.body["carriers"],
+        serde_json::json!([{"name": "sf", "count": 1}, {"name": "zto", "count": 1}])
+    );
+    assert_eq!(
+        r.body["by_kind"][0],
+        serde_json::json!({"name": "shipped_on_channel_only", "count": 2})
+    );
+    assert_eq!(r.body["from"], "2026-10-01T00:00:00Z");
+    let jd = app.key("ops", Some(&["jd-1"]), false).await;
+    let r = app
+        .get("/v1/reports/status-differences?month=2026-10", &jd)
+        .await;
+    assert_eq!(
+        (r.status, r.body["total"].as_u64()),
+        (StatusCode::OK, Some(2)),
+        "{}",
+        r.body
+    );
+    assert_eq!(r.body["carriers"], serde_json::json!([]));
+    let r = app
+        .get("/v1/reports/status-differences?month=2026-11", ADMIN_KEY)
+        .await;
+    assert_eq!(r.body["total"], 0);
+    let r = app
+        .get("/v1/reports/status-differences?month=2026-13", ADMIN_KEY)
+        .await;
+    assert_eq!(
+        (r.status, r.code(), r.field()),
+        (StatusCode::BAD_REQUEST, "invalid_month", "month")
+    );
 }
