@@ -62,6 +62,9 @@ pub enum BenchCommand {
     /// A rule set of N rules (200 by default) over synthetic orders: orders/s and rule
     /// evaluations/s of the evaluator the create path and the sandbox use.
     Rules(crate::bench_rules::RulesArgs),
+    /// Released orders of one warehouse grouped into waves with pick lists (issue 28): the pure
+    /// grouping, then the use case `POST /v1/waves` runs on the embedded store; seconds each.
+    Waves(crate::bench_waves::WavesArgs),
     /// Every benchmark above, each in a process of its own, then one HTML report with charts
     /// (throughput over time, latency histograms) and a JSON summary of the figures and targets.
     All(crate::bench_all::AllArgs),
@@ -126,6 +129,7 @@ pub async fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Events(args) => crate::bench_events::run(args).await,
         BenchCommand::Channels(args) => crate::bench_channels::run(args).await,
         BenchCommand::Rules(args) => crate::bench_rules::run(args).await,
+        BenchCommand::Waves(args) => crate::bench_waves::run(args).await,
         BenchCommand::All(args) => crate::bench_all::run(args).await,
     }
 }

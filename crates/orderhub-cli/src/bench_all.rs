@@ -169,6 +169,11 @@ const PLANS: &[Plan] = &[
             "100",
         ],
     },
+    Plan {
+        name: "waves",
+        full: &["waves", "--orders", "20000"],
+        quick: &["waves", "--orders", "1000"],
+    },
 ];
 
 /// One headline figure and its target, from a benchmark's JSON.
@@ -280,6 +285,20 @@ const HEADLINES: &[Headline] = &[
         path: "relay.events_per_s",
         unit: "events/s",
         target: Target::AtLeast(20_000.0),
+    },
+    Headline {
+        bench: "waves",
+        what: "20,000 orders into waves, pure grouping (issue 28)",
+        path: "plan_s",
+        unit: "s",
+        target: Target::AtMost(2.0),
+    },
+    Headline {
+        bench: "waves",
+        what: "20,000 orders waved and stored, SQLite (issue 28)",
+        path: "create_s",
+        unit: "s",
+        target: Target::AtMost(2.0),
     },
     Headline {
         bench: "channels",

@@ -19,6 +19,8 @@ mod bench_events;
 mod bench_flash;
 #[cfg(feature = "demo")]
 mod bench_rules;
+#[cfg(feature = "demo")]
+mod bench_waves;
 mod config;
 #[cfg(feature = "demo")]
 mod demo;

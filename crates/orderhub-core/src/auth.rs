@@ -54,6 +54,7 @@ impl Role {
             (Role::Analyst, _) => false,
             (_, P::MetricsRead) => true,
             (_, P::OrdersRead | P::EventsRead | P::InventoryRead | P::StatsRead) => true,
+            (_, P::WavesRead) => true,
             (_, P::AfterSalesRead) => true,
             (Role::Ops, P::AfterSalesWrite | P::AfterSalesReceive | P::AfterSalesRefund) => true,
             (Role::Warehouse, P::AfterSalesReceive) => true,
@@ -68,6 +69,7 @@ impl Role {
             (Role::Ops, P::RulesRead | P::RulesWrite) => true,
             (Role::Ops | Role::Finance, P::CustomersRead | P::CustomersWrite) => true,
             (Role::Ops | Role::Warehouse, P::StockMove | P::FulfillmentSteer) => true,
+            (Role::Ops | Role::Warehouse, P::WavesWrite) => true,
             (Role::Finance, P::Transition(C::Pay | C::Complete | C::Cancel)) => true,
             (
                 Role::Warehouse,
@@ -152,6 +154,10 @@ pub enum Permission {
     CustomersRead,
     /// Create customers, link channel buyer ids to them, version their invoice profiles.
     CustomersWrite,
+    /// Waves: list and read, with their orders and pick lists.
+    WavesRead,
+    /// Waves: create them from a warehouse's released orders, start and close them.
+    WavesWrite,
 }
 
 impl Permission {
@@ -195,6 +201,8 @@ impl Permission {
             Permission::RulesApprove,
             Permission::CustomersRead,
             Permission::CustomersWrite,
+            Permission::WavesRead,
+            Permission::WavesWrite,
         ];
         v.extend(CommandKind::ALL.iter().map(|k| Permission::Transition(*k)));
         v
@@ -265,6 +273,8 @@ impl Permission {
             Permission::CustomersWrite => {
                 "create customers, link buyer ids, version invoice profiles".into()
             }
+            Permission::WavesRead => "read waves and their pick lists".into(),
+            Permission::WavesWrite => "create, start and close waves".into(),
         }
     }
 }

@@ -142,6 +142,15 @@ pub enum CoreError {
     /// to another customer, a version taken by a concurrent change.
     #[error("{message}")]
     CustomerConflict { code: &'static str, message: String },
+    /// A wave step its state does not allow (HTTP 409 `code`, e.g. `wave_wrong_state`).
+    #[error("{message}")]
+    WaveConflict {
+        code: &'static str,
+        message: String,
+        status: Option<crate::waves::WaveStatus>,
+    },
+    #[error("wave not found")]
+    WaveNotFound,
     #[error("this Idempotency-Key was used with a different request")]
     IdempotencyMismatch,
     #[error(transparent)]

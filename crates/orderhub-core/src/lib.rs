@@ -25,6 +25,7 @@ pub mod quality;
 pub mod rules;
 pub mod secret;
 pub mod usecases;
+pub mod waves;
 pub mod workflow;
 
 pub use error::CoreError;

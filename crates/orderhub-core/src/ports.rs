@@ -112,6 +112,7 @@ pub trait Tx:
     + crate::rules::RuleTx
     + crate::quality::QualityTx
     + crate::customers::CustomerTx
+    + crate::waves::WaveTx
 {
     fn order_get(&mut self, tenant: &TenantId, id: OrderId) -> Result<Option<Order>, StoreError>;
     fn order_by_external(

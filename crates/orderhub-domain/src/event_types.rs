@@ -88,6 +88,13 @@ pub const AUDIT_CHAIN_HEAD: &str = "audit.chain_head";
 /// The daily data-quality check found a golden metric of a day beyond its threshold against its
 /// baseline (metric, scope, value, baseline, change in percent).
 pub const QUALITY_ALERT: &str = "quality.alert";
+// Waves (`orderhub-core`'s `waves`); `aggregate_id` is the wave.
+/// Released orders of a warehouse were grouped into a wave with its pick list.
+pub const WAVE_CREATED: &str = "wave.created";
+/// Someone started picking a wave.
+pub const WAVE_STARTED: &str = "wave.started";
+/// A wave was closed (picked).
+pub const WAVE_CLOSED: &str = "wave.closed";
 // Subscriptions.
 pub const SUBSCRIPTION_CREATED: &str = "subscription.created";
 pub const SUBSCRIPTION_DELETED: &str = "subscription.deleted";
@@ -153,6 +160,9 @@ pub const ALL: &[&str] = &[
     WRITEBACK_ACKNOWLEDGED,
     AUDIT_CHAIN_HEAD,
     QUALITY_ALERT,
+    WAVE_CREATED,
+    WAVE_STARTED,
+    WAVE_CLOSED,
     SUBSCRIPTION_CREATED,
     SUBSCRIPTION_DELETED,
     CUSTOMER_CREATED,

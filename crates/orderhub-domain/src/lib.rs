@@ -22,6 +22,7 @@ pub mod money;
 pub mod order;
 pub mod personal;
 pub mod status_check;
+pub mod wave;
 
 pub use error::ValidationError;
 pub use ids::{ExternalOrderId, OrderId, ShopId, Sku, TenantId};

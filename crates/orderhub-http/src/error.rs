@@ -218,6 +218,16 @@ impl From<CoreError> for ApiError {
             | CoreError::RuleSetNotFound
             | CoreError::CustomerNotFound(_)
             | CoreError::CustomerConflict { .. }) => rule_set_error(e),
+            CoreError::WaveConflict {
+                code,
+                message,
+                status,
+            } => {
+                let mut a = ApiError::new(StatusCode::CONFLICT, code, message);
+                a.detail.current_status = status.map(|s| s.as_str().to_owned());
+                a
+            }
+            CoreError::WaveNotFound => ApiError::not_found("wave"),
             CoreError::IdempotencyMismatch => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "idempotency_key_reused",

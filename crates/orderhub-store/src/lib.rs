@@ -33,6 +33,7 @@ mod sqlite_ops;
 pub mod status_checks;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod waves;
 pub mod workflow;
 
 pub use after_sales::{AfterSaleRead, CaseFilter};
@@ -58,6 +59,7 @@ pub use read::{
 };
 pub use rules::RuleRead;
 use std::sync::Arc;
+pub use waves::{WaveFilter, WaveRead, WaveSummary};
 pub use workflow::{AssigneeFilter, InterventionCount, WorkFilter, WorkflowRead};
 
 /// Writes beyond the use cases' `Tx`: tenants and API keys.

@@ -153,6 +153,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/postgres/0025_subscription_format.sql"),
     ),
     (
+        26,
+        "waves",
+        include_str!("../migrations/postgres/0026_waves.sql"),
+    ),
+    (
         27,
         "customers_invoice_profiles",
         include_str!("../migrations/postgres/0027_customers_invoice_profiles.sql"),

@@ -123,6 +123,7 @@ pub trait ReadConn:
     + crate::workflow::WorkflowRead
     + crate::combine::CombineRead
     + crate::rules::RuleRead
+    + crate::waves::WaveRead
     + crate::audit::AuditRead
     + crate::status_checks::StatusCheckRead
     + crate::metrics::MetricsRead

@@ -148,6 +148,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/sqlite/0025_subscription_format.sql"),
     ),
     (
+        26,
+        "waves",
+        include_str!("../migrations/sqlite/0026_waves.sql"),
+    ),
+    (
         27,
         "customers_invoice_profiles",
         include_str!("../migrations/sqlite/0027_customers_invoice_profiles.sql"),
@@ -941,6 +946,14 @@ fn order_changed() -> StoreError {
 }
 
 const ORDER_BY_ID: &str = "SELECT doc FROM orders WHERE tenant_id = ?1 AND order_id = ?2";
+
+impl SqliteWrite {
+    /// The status of an order as this group changed it, when it did (its row may be behind:
+    /// a second change in one group is written at commit).
+    pub(crate) fn status_in_group(&self, tenant: &TenantId, id: OrderId) -> Option<Status> {
+        self.orders.get(tenant, id).map(|g| g.order.status)
+    }
+}
 
 impl Tx for SqliteWrite {
     fn order_get(&mut self, tenant: &TenantId, id: OrderId) -> Result<Option<Order>, StoreError> {

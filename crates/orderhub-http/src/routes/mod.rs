@@ -19,6 +19,7 @@ pub mod rules;
 pub mod stats;
 pub mod subscriptions;
 pub mod system;
+pub mod waves;
 pub mod workflow;
 
 use crate::SharedState;
@@ -395,6 +396,41 @@ pub fn table() -> Vec<Route> {
             Can(P::RulesRead),
             WholeTenant,
             rules::sandbox,
+        ),
+        route(
+            M::POST,
+            "/v1/waves",
+            Can(P::WavesWrite),
+            WholeTenant,
+            waves::create,
+        ),
+        route(
+            M::GET,
+            "/v1/waves",
+            Can(P::WavesRead),
+            WholeTenant,
+            waves::list,
+        ),
+        route(
+            M::GET,
+            "/v1/waves/{id}",
+            Can(P::WavesRead),
+            WholeTenant,
+            waves::get,
+        ),
+        route(
+            M::POST,
+            "/v1/waves/{id}/start",
+            Can(P::WavesWrite),
+            WholeTenant,
+            waves::start,
+        ),
+        route(
+            M::POST,
+            "/v1/waves/{id}/close",
+            Can(P::WavesWrite),
+            WholeTenant,
+            waves::close,
         ),
         route(
             M::POST,

@@ -24,4 +24,5 @@ mod stops;
 mod subscriptions;
 mod system;
 mod trust;
+mod waves;
 mod workflow;

@@ -178,6 +178,11 @@ const GRANTS: &[(&str, &str)] = &[
         "admin ops finance",
     ),
     ("GET /v1/invoice-profiles/scan", "admin ops finance"),
+    ("POST /v1/waves", "admin ops warehouse"),
+    ("GET /v1/waves", "*"),
+    ("GET /v1/waves/{id}", "*"),
+    ("POST /v1/waves/{id}/start", "admin ops warehouse"),
+    ("POST /v1/waves/{id}/close", "admin ops warehouse"),
     ("POST /v1/merges/preview", "admin ops"),
     ("POST /v1/merges", "admin ops"),
     ("GET /v1/merges/{id}", "*"),
@@ -595,6 +600,34 @@ async fn rule_set(app: &TestApp, state: &str) -> String {
     id
 }
 
+/// A fresh wave of M-WH holding a new released order of shop-alpha, made by the default
+/// tenant's admin and left `open` or `started`.
+async fn new_wave(app: &TestApp, state: &str) -> String {
+    let mut body = order_json(ALPHA, &format!("M-W{}", Uuid::now_v7().simple()));
+    body["lines"] =
+        json!([{"sku": "M-LOOSE", "title": "loose", "quantity": 1, "unit_price": "5.00"}]);
+    let id = ok(app, Method::POST, "/v1/orders", ADMIN_KEY, Some(body)).await["order_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for (step, body) in [
+        ("pay", json!({})),
+        ("allocate", json!({"warehouse_id": "M-WH"})),
+        ("release", json!({})),
+    ] {
+        let path = format!("/v1/orders/{id}/{step}");
+        ok(app, Method::POST, &path, ADMIN_KEY, Some(body)).await;
+    }
+    let body = json!({"warehouse_id": "M-WH"});
+    let r = ok(app, Method::POST, "/v1/waves", ADMIN_KEY, Some(body)).await;
+    let wave = r["waves"][0]["wave_id"].as_str().unwrap().to_owned();
+    if state == "started" {
+        let path = format!("/v1/waves/{wave}/start");
+        ok(app, Method::POST, &path, ADMIN_KEY, None).await;
+    }
+    wave
+}
+
 /// The request the matrix sends for a rule. Routes that use their object up get a fresh one for
 /// each call (a new order to cancel, a new key to revoke, a new subscription to delete).
 async fn case(app: &TestApp, f: &Fixture, rule: &Rule) -> Case {
@@ -736,6 +769,21 @@ async fn case(app: &TestApp, f: &Fixture, rule: &Rule) -> Case {
             };
             let fresh = rule_set(app, from).await;
             c(format!("/v1/rule-sets/{fresh}/{step}"), None, Object)
+        }
+        ("POST", "/v1/waves") => c(
+            rule.path.into(),
+            Some(json!({"warehouse_id": "M-WH"})),
+            Tenant,
+        ),
+        ("GET", "/v1/waves") => c(rule.path.into(), None, Tenant),
+        ("GET", "/v1/waves/{id}") => {
+            let fresh = new_wave(app, "open").await;
+            c(format!("/v1/waves/{fresh}"), None, Object)
+        }
+        ("POST", p) if p.starts_with("/v1/waves/{id}/") => {
+            let step = p.rsplit('/').next().unwrap_or_default();
+            let fresh = new_wave(app, if step == "close" { "started" } else { "open" }).await;
+            c(format!("/v1/waves/{fresh}/{step}"), None, Object)
         }
         ("POST", "/v1/merges/preview") => c(
             rule.path.into(),

@@ -36,4 +36,5 @@ mod queues;
 mod rules;
 mod sqlite_sync;
 mod sqlite_wal;
+mod waves;
 mod workflow;
