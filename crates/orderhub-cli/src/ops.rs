@@ -345,8 +345,9 @@ pub async fn quality(cmd: QualityCommand) -> Result<()> {
     let st = crate::hub::open_store(&s)?;
     let now = chrono::Utc::now();
     let day = match date {
-        Some(d) => chrono::NaiveDate::parse_from_str(&d, "%Y-%m-%d")
-            .with_context(|| format!("--date must be a date YYYY-MM-DD, got {d:?}"))?,
+        Some(d) => orderhub_domain::metrics::parse_day(&d).with_context(|| {
+            format!("--date must be a date YYYY-MM-DD between 2000 and 2999, got {d:?}")
+        })?,
         None => now.date_naive() - chrono::Duration::days(1),
     };
     let threshold =

@@ -91,15 +91,20 @@ pub fn findings(
     }
     let mut out = Vec::new();
     for ((_, kind, scope), days) in scopes {
-        let Some(today) = days.get(&day) else {
-            continue;
-        };
+        // A scope with history and no paid order today (an intake outage, a shop whose token
+        // expired) is the drop that matters most: compared as zero, on the sums only (ratios of
+        // no orders say nothing).
+        let silent = !days.contains_key(&day);
+        let today = days.get(&day).cloned().unwrap_or_default();
         let history: Vec<Golden> = days
             .range(..day)
             .filter(|(_, s)| s.orders > 0)
             .map(|(_, s)| s.golden())
             .collect();
-        for f in metrics::compare(&today.golden(), &history, threshold_pct) {
+        for f in metrics::compare(&today.golden(), &history, threshold_pct)
+            .into_iter()
+            .filter(|f| !silent || matches!(f.metric, "gmv" | "orders"))
+        {
             out.push(QualityAlert {
                 alert_id: Uuid::now_v7(),
                 day,
@@ -201,5 +206,34 @@ mod tests {
             ]
         );
         assert_eq!(f[0].change_pct.to_string(), "50.00");
+    }
+
+    #[test]
+    fn a_shop_gone_silent_raises_its_drop_to_zero() {
+        let mut rows = Vec::new();
+        for d in 1..=7 {
+            rows.push(row(d, "tmall", "s1", 100_000, 10));
+            rows.push(row(d, "jd", "s2", 100_000, 10));
+        }
+        rows.push(row(8, "jd", "s2", 100_000, 10));
+        let day = NaiveDate::from_ymd_opt(2026, 12, 8).unwrap();
+        let f = findings(&rows, day, THRESHOLD_PCT_DEFAULT, Utc::now());
+        let got: Vec<_> = f
+            .iter()
+            .map(|a| (a.scope_kind.as_str(), a.scope.as_str(), a.metric.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("all", "", "gmv"),
+                ("all", "", "orders"),
+                ("channel", "tmall", "gmv"),
+                ("channel", "tmall", "orders"),
+                ("shop", "s1", "gmv"),
+                ("shop", "s1", "orders"),
+            ],
+            "the tenant halves; tmall and its shop fall to zero; ratios of no orders say nothing"
+        );
+        assert_eq!(f[2].change_pct.to_string(), "-100.00");
     }
 }

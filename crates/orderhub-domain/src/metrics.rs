@@ -357,3 +357,38 @@ mod tests {
         assert_eq!(cents(d("12.34")), 1234);
     }
 }
+
+/// A day written exactly `YYYY-MM-DD` with a year from 2000 to 2999: what the metrics' routes and
+/// `orderhub quality check --date` take (chrono's `%Y` alone accepts any signed year, whose day
+/// arithmetic then overflows).
+pub fn parse_day(s: &str) -> Option<chrono::NaiveDate> {
+    let b = s.as_bytes();
+    let shape = b.len() == 10
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
+    let d = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()?;
+    (shape && (2000..=2999).contains(&chrono::Datelike::year(&d))).then_some(d)
+}
+
+#[cfg(test)]
+mod parse_day_tests {
+    #[test]
+    fn days_are_ten_characters_in_this_millennium() {
+        assert!(super::parse_day("2026-12-07").is_some());
+        for bad in [
+            "+262142-12-01",
+            "-262143-01-01",
+            "1999-12-31",
+            "3000-01-01",
+            "2026-2-01",
+            "2026-02-30",
+            " 2026-01-01",
+            "2026-01-01x",
+        ] {
+            assert_eq!(super::parse_day(bad), None, "{bad}");
+        }
+    }
+}

@@ -126,6 +126,12 @@ impl EmailUrl {
             .trim_start_matches('[')
             .trim_end_matches(']')
             .to_owned();
+        if !matches!(u.path(), "" | "/") || u.fragment().is_some() {
+            return Err(refuse(
+                "invalid_url",
+                "an SMTP url has no path or fragment: smtp://host:port?from=…&to=…",
+            ));
+        }
         if u.password().is_some() {
             return Err(refuse(
                 "credentials_in_url",
@@ -234,16 +240,29 @@ pub fn message(
         .map_err(|e| TargetError::permanent(format!("the mail could not be built: {e}")))
 }
 
-/// What an SMTP failure means for the delivery: a 5xx answer is met again by a retry.
+/// What an SMTP failure means for the delivery: a 5xx answer is permanent (a retry meets it
+/// again), a 4xx or no answer is tried again. The server's words are kept without any e-mail
+/// address in them (a refusal names the recipient, and the dead letter's error is not sealed).
 pub fn outcome(e: &lettre::transport::smtp::Error) -> TargetError {
     let code = e.status().map(|c| c.to_string()).unwrap_or_default();
+    let said = without_addresses(&e.to_string());
     if e.is_permanent() {
-        TargetError::permanent(format!("the SMTP server refused the mail ({code}): {e}"))
+        TargetError::permanent(format!("the SMTP server refused the mail ({code}): {said}"))
     } else if e.is_transient() {
-        TargetError::retry(format!("the SMTP server deferred the mail ({code}): {e}"))
+        TargetError::retry(format!(
+            "the SMTP server deferred the mail ({code}): {said}"
+        ))
     } else {
-        TargetError::retry(format!("the SMTP server could not be reached: {e}"))
+        TargetError::retry(format!("the SMTP server could not be reached: {said}"))
     }
+}
+
+/// `text` with every word that holds an `@` (an address, bracketed or not) blanked.
+pub fn without_addresses(text: &str) -> String {
+    text.split(' ')
+        .map(|w| if w.contains('@') { "<…>" } else { w })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 pub struct EmailTarget {
@@ -404,6 +423,18 @@ mod tests {
         assert_eq!(
             refused(&format!("smtp://h?{to}&cc=x@y.cn"), ""),
             "unknown_parameter"
+        );
+        assert_eq!(refused(&format!("smtp://h/x@y.cn?{to}"), ""), "invalid_url");
+        assert_eq!(refused(&format!("smtp://h?{to}#x"), ""), "invalid_url");
+    }
+
+    #[test]
+    fn a_servers_words_keep_no_address() {
+        assert_eq!(
+            without_addresses(
+                "550 5.1.1 <nobody@shop.cn>: Recipient address rejected: a@b.cn unknown"
+            ),
+            "550 5.1.1 <…> Recipient address rejected: <…> unknown"
         );
     }
 

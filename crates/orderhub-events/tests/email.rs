@@ -65,7 +65,7 @@ async fn session(stream: tokio::net::TcpStream, smtp: Arc<Smtp>) -> std::io::Res
         } else if upper.starts_with("RCPT TO:") {
             let rcpt = line[8..].trim().to_owned();
             if rcpt.contains(UNKNOWN) {
-                "550 5.1.1 Recipient address rejected: User unknown\r\n"
+                "550 5.1.1 <nobody@shop.cn>: Recipient address rejected: User unknown\r\n"
             } else {
                 to.push(rcpt);
                 "250 2.1.5 Ok\r\n"
@@ -206,6 +206,11 @@ async fn a_deferred_mail_arrives_once_and_a_refused_one_is_dead_lettered(backend
     assert_eq!(dead[0].event_id, event_id);
     assert_eq!(dead[0].attempts, 1, "a 5xx is not tried again");
     assert!(dead[0].last_error.contains("550"), "{}", dead[0].last_error);
+    assert!(
+        !dead[0].last_error.contains(UNKNOWN),
+        "the dead letter keeps no address: {}",
+        dead[0].last_error
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -154,10 +154,7 @@ impl StatusChecker {
         let mut throttled: Vec<(String, String)> = Vec::new();
         for d in due {
             let shop_key = (d.channel.clone(), d.shop_id.clone());
-            if Instant::now() >= deadline
-                || throttled.contains(&shop_key)
-                || !self.take_call(tenant, &d, Instant::now())
-            {
+            if Instant::now() >= deadline || throttled.contains(&shop_key) {
                 report.deferred += 1;
                 continue;
             }
@@ -167,6 +164,12 @@ impl StatusChecker {
                 shops.insert(shop_key.clone(), s);
             }
             let shop = shops.get(&shop_key).cloned().flatten();
+            let callable = shop.as_deref().is_some_and(|s| s.adapter.is_ok());
+            // Only a call spends the shop's quota (a shop without an adapter is recorded failed).
+            if callable && !self.take_call(tenant, &d, Instant::now()) {
+                report.deferred += 1;
+                continue;
+            }
             let found = match self.read_back(tenant, &d, shop.as_deref()).await {
                 Err(ApiError::Throttled { .. }) => {
                     throttled.push(shop_key);
@@ -283,6 +286,16 @@ impl StatusChecker {
                             "channel": theirs.as_str(),
                             "remedy": kind.remedy(o.status),
                         });
+                        // A difference of another kind than the one raised: the old one is
+                        // lifted and the new one raised (and counted), so the exception's detail
+                        // says what is wrong now.
+                        let before = tx.status_check_outcome(&t, id)?;
+                        if o.has_exception(STATUS_MISMATCH)
+                            && before.as_deref().is_some_and(|b| b != kind.as_str())
+                        {
+                            let lifted = serde_json::json!({"kind": before, "now": kind.as_str()});
+                            usecases::lift_by_channel(tx, &a, id, STATUS_MISMATCH, lifted, now)?;
+                        }
                         if usecases::raise_by_channel(tx, &a, id, STATUS_MISMATCH, detail, now)?
                             .is_some()
                         {

@@ -62,7 +62,9 @@ pub struct DifferenceCount {
 pub trait StatusCheckRead {
     /// Tenants with at least one channel shop (whose orders can be checked).
     fn status_check_tenants(&mut self, limit: u32) -> Result<Vec<TenantId>, StoreError>;
-    /// The tenant's orders of configured channel shops in [`CHECKED_STATUSES`], unchanged since
+    /// The tenant's orders of configured channel shops in [`CHECKED_STATUSES`] (or holding a
+    /// `status_mismatch`, whatever their status, so the check that finds it gone lifts it),
+    /// unchanged since
     /// `settled_before` and not checked since `checked_before`, never-checked first, then the
     /// longest unchecked; at most `limit`.
     fn status_checks_due(
@@ -73,7 +75,7 @@ pub trait StatusCheckRead {
         limit: u32,
     ) -> Result<Vec<DueCheck>, StoreError>;
     /// Differences found in `[from, to)`, counted by channel, shop, carrier and kind, the largest
-    /// first; only `shops` when given (a key's scope).
+    /// first (at most 100,000 groups); only `shops` when given (a key's scope).
     fn status_difference_counts(
         &mut self,
         tenant: &TenantId,
@@ -90,6 +92,12 @@ pub trait StatusCheckRead {
 }
 
 pub trait StatusCheckTx {
+    /// What the order's last check found (`None`: never checked), in the transaction.
+    fn status_check_outcome(
+        &mut self,
+        tenant: &TenantId,
+        order: OrderId,
+    ) -> Result<Option<String>, StoreError>;
     /// Records a check of the order (replacing the last one).
     fn status_check_record(
         &mut self,
@@ -134,7 +142,9 @@ fn due_sql(pg: bool) -> String {
            JOIN channel_shops s
              ON s.tenant_id = o.tenant_id AND s.channel = o.channel AND s.shop_id = o.shop_id
            LEFT JOIN status_checks c ON c.tenant_id = o.tenant_id AND c.order_id = o.order_id
-          WHERE o.tenant_id = {} AND o.status IN ({}) AND o.updated_at <= {}
+          WHERE o.tenant_id = {}
+            AND (o.status IN ({}) OR o.exceptions LIKE '% status_mismatch %')
+            AND o.updated_at <= {}
             AND (c.checked_at IS NULL OR c.checked_at <= {})
           ORDER BY coalesce(c.checked_at, {never}), o.order_id
           LIMIT {}",
@@ -159,7 +169,7 @@ fn counts_sql(pg: bool, scoped: bool) -> String {
           WHERE tenant_id = {} AND found_at >= {} AND found_at < {}{scope}
           GROUP BY channel, shop_id, carrier, kind
           ORDER BY count(*) DESC, channel, shop_id, carrier, kind
-          LIMIT 1000",
+          LIMIT 100000",
         p(1),
         p(2),
         p(3),
@@ -286,6 +296,23 @@ impl StatusCheckRead for SqliteRead {
 }
 
 impl StatusCheckTx for SqliteWrite {
+    fn status_check_outcome(
+        &mut self,
+        tenant: &TenantId,
+        order: OrderId,
+    ) -> Result<Option<String>, StoreError> {
+        use rusqlite::OptionalExtension;
+        self.c
+            .prepare_cached(
+                "SELECT outcome FROM status_checks WHERE tenant_id = ?1 AND order_id = ?2",
+            )
+            .and_then(|mut s| {
+                s.query_row(params![tenant.as_str(), order.to_string()], |r| r.get(0))
+                    .optional()
+            })
+            .map_err(err)
+    }
+
     fn status_check_record(
         &mut self,
         tenant: &TenantId,
@@ -421,6 +448,18 @@ impl StatusCheckRead for PgRead {
 }
 
 impl StatusCheckTx for PgWrite {
+    fn status_check_outcome(
+        &mut self,
+        tenant: &TenantId,
+        order: OrderId,
+    ) -> Result<Option<String>, StoreError> {
+        let r = self.conn.query_opt(
+            "SELECT outcome FROM status_checks WHERE tenant_id = $1 AND order_id = $2",
+            &[&tenant.as_str(), &order.as_uuid()],
+        )?;
+        Ok(r.map(|r| r.get(0)))
+    }
+
     fn status_check_record(
         &mut self,
         tenant: &TenantId,

@@ -135,13 +135,16 @@ pub struct ProfileView {
     pub active: bool,
     pub is_default: bool,
     pub expires_at: Option<DateTime<Utc>>,
+    /// Masked without `pii:read` (a sole trader's title is a person's name).
     pub title: String,
+    /// Masked without `pii:read` (its first 3 and last 4 characters shown).
     pub tax_id: String,
     /// normal (普票) or special (专票)
     pub kind: String,
     /// paper or electronic
     pub medium: String,
     pub bank_name: Option<String>,
+    /// Masked without `pii:read` (its first 3 and last 4 characters shown).
     pub bank_account: Option<String>,
     /// Masked without `pii:read`.
     pub address: Option<String>,
@@ -161,12 +164,16 @@ fn profile_view(p: &ProfileVersion, reveal: bool) -> ProfileView {
         active: p.active,
         is_default: p.is_default,
         expires_at: p.expires_at,
-        title: c.title.clone(),
-        tax_id: c.tax_id.clone(),
+        // A sole trader's title is a person's name; tax id and bank account identify too.
+        title: shown(&c.title, MaskKind::Name, reveal),
+        tax_id: shown(&c.tax_id, MaskKind::Phone, reveal),
         kind: c.kind.as_str().to_owned(),
         medium: c.medium.as_str().to_owned(),
         bank_name: c.bank_name.clone(),
-        bank_account: c.bank_account.clone(),
+        bank_account: c
+            .bank_account
+            .as_deref()
+            .map(|a| shown(a, MaskKind::Phone, reveal)),
         address: c
             .address
             .as_deref()

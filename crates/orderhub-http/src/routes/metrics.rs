@@ -75,12 +75,16 @@ fn bad(field: &str, code: &str, message: String) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, code, message).field(field)
 }
 
+/// A date written `YYYY-MM-DD` with a year from 2000 to 2999 (chrono's `%Y` alone takes any
+/// signed year, whose day arithmetic overflows).
 fn parse_day(field: &str, s: &str) -> Result<NaiveDate, ApiError> {
-    NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| {
+    orderhub_domain::metrics::parse_day(s).ok_or_else(|| {
         bad(
             field,
             "invalid_date",
-            format!("{field} must be a date YYYY-MM-DD, got {s:?}"),
+            format!(
+                "{field} must be a date YYYY-MM-DD between 2000-01-01 and 2999-12-31, got {s:?}"
+            ),
         )
     })
 }

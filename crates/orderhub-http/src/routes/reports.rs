@@ -54,9 +54,14 @@ pub struct StatusDifferences {
     pub channels: Vec<Count>,
     /// The five carriers with the most differences (orders with a carrier only).
     pub carriers: Vec<Count>,
-    /// At most 1,000 rows, the largest first.
+    /// At most 1,000 rows, the largest first (the figures above count every row).
     pub rows: Vec<DifferenceRowView>,
+    /// More rows than the 1,000 shown.
+    pub rows_truncated: bool,
 }
+
+/// The most rows an answer lists.
+const ROWS_MAX: usize = 1_000;
 
 fn bad_month(raw: &str) -> ApiError {
     ApiError::new(
@@ -75,6 +80,15 @@ fn month_range(
     let first = match raw.map(str::trim) {
         None | Some("") => NaiveDate::from_ymd_opt(now.year(), now.month(), 1),
         Some(m) => {
+            if !m.bytes().enumerate().all(|(i, c)| {
+                if i == 4 {
+                    c == b'-'
+                } else {
+                    c.is_ascii_digit()
+                }
+            }) {
+                return Err(bad_month(m));
+            }
             let (y, mo) = m.split_once('-').ok_or_else(|| bad_month(m))?;
             let (y, mo): (i32, u32) = (
                 y.parse().map_err(|_| bad_month(m))?,
@@ -139,8 +153,10 @@ pub async fn status_differences(
         by_kind: ranked(kinds, usize::MAX),
         channels: ranked(channels, usize::MAX),
         carriers: ranked(carriers, 5),
+        rows_truncated: rows.len() > ROWS_MAX,
         rows: rows
             .into_iter()
+            .take(ROWS_MAX)
             .map(|r| DifferenceRowView {
                 channel: r.channel,
                 shop_id: r.shop_id,

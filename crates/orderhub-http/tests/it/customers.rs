@@ -99,6 +99,20 @@ async fn a_linked_buyers_orders_take_the_current_profile_version_and_the_scan_se
         .map(|v| v["tax_id"].as_str().unwrap())
         .collect();
     assert_eq!(tax, ["91330100716105852F", "914403001922038216"]);
+    // Without pii:read the title and the tax id come masked.
+    let finance = app.key("finance", None, false).await;
+    let t = app
+        .get(
+            &format!("/v1/customers/{c}/invoice-profiles/{pid}"),
+            &finance,
+        )
+        .await;
+    let v = &t.body["versions"][0];
+    assert_eq!(v["tax_id"], "913****852F", "{v}");
+    assert!(
+        v["title"].as_str().unwrap().ends_with('*'),
+        "the title masked: {v}"
+    );
     // The scan: the first order holds an outdated version; then the profile is deactivated.
     let s = app.get("/v1/invoice-profiles/scan", ADMIN_KEY).await;
     assert_eq!(s.status, StatusCode::OK, "{:?}", s.body);
