@@ -395,7 +395,7 @@ async fn step(
 /// Open → started: a picker took the wave (409 `wave_wrong_state` otherwise).
 #[utoipa::path(post, path = "/v1/waves/{id}/start", tag = "waves",
     params(("id" = uuid::Uuid, Path, description = "wave id")),
-    responses((status = 200, body = WaveView), (status = 404, body = orderhub_api::ErrorBody), (status = 409, description = "`wave_wrong_state`: the wave is not open", body = orderhub_api::ErrorBody)),
+    responses((status = 200, body = WaveView), (status = 400, description = "`invalid_id`: id is not a UUID", body = orderhub_api::ErrorBody), (status = 403, body = orderhub_api::ErrorBody), (status = 404, body = orderhub_api::ErrorBody), (status = 409, description = "`wave_wrong_state`: the wave is not open", body = orderhub_api::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn start(
     State(state): State<SharedState>,
@@ -410,7 +410,7 @@ pub async fn start(
 /// Started → closed: the wave is picked (409 `wave_wrong_state` otherwise).
 #[utoipa::path(post, path = "/v1/waves/{id}/close", tag = "waves",
     params(("id" = uuid::Uuid, Path, description = "wave id")),
-    responses((status = 200, body = WaveView), (status = 404, body = orderhub_api::ErrorBody), (status = 409, description = "`wave_wrong_state`: the wave is not started", body = orderhub_api::ErrorBody)),
+    responses((status = 200, body = WaveView), (status = 400, description = "`invalid_id`: id is not a UUID", body = orderhub_api::ErrorBody), (status = 403, body = orderhub_api::ErrorBody), (status = 404, body = orderhub_api::ErrorBody), (status = 409, description = "`wave_wrong_state`: the wave is not started", body = orderhub_api::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn close(
     State(state): State<SharedState>,
