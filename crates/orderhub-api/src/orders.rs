@@ -621,14 +621,6 @@ pub struct OrderView {
     pub shipment_group: Option<Uuid>,
 }
 
-fn shown(p: &Personal, kind: MaskKind, reveal: bool) -> String {
-    if reveal {
-        p.expose().to_owned()
-    } else {
-        p.masked(kind)
-    }
-}
-
 impl OrderView {
     /// The view of `o`; personal fields masked unless `reveal_pii`.
     pub fn new(o: &Order, reveal_pii: bool) -> OrderView {
@@ -648,13 +640,13 @@ impl OrderView {
                 nick: o.buyer.nick.clone(),
             },
             receiver: ReceiverView {
-                name: shown(&r.name, MaskKind::Name, reveal_pii),
-                phone: shown(&r.phone, MaskKind::Phone, reveal_pii),
+                name: r.name.shown(MaskKind::Name, reveal_pii),
+                phone: r.phone.shown(MaskKind::Phone, reveal_pii),
                 province: r.province.clone(),
                 city: r.city.clone(),
                 district: r.district.clone(),
                 town: r.town.clone(),
-                detail: shown(&r.detail, MaskKind::Address, reveal_pii),
+                detail: r.detail.shown(MaskKind::Address, reveal_pii),
                 region_code: r.region_code.clone(),
                 masked: !reveal_pii,
             },

@@ -33,6 +33,19 @@ impl Personal {
     pub fn masked(&self, kind: MaskKind) -> String {
         mask(&self.0, kind)
     }
+    /// The clear value to a viewer who may see it (`pii:read`), else masked as `kind`.
+    pub fn shown(&self, kind: MaskKind, reveal: bool) -> String {
+        if reveal {
+            self.0.clone()
+        } else {
+            self.masked(kind)
+        }
+    }
+}
+
+/// `s` as [`Personal::shown`] shows it.
+pub fn shown(s: &str, kind: MaskKind, reveal: bool) -> String {
+    if reveal { s.to_owned() } else { mask(s, kind) }
 }
 
 impl fmt::Debug for Personal {

@@ -103,6 +103,33 @@ fn address(field: &str, raw: &str) -> Result<Address, UrlRefusal> {
     })
 }
 
+/// The URL's `from`, `to` (every address, in order) and `tls`, each checked.
+type Parameters = (Option<Address>, Vec<Address>, Option<String>);
+
+fn parameters(u: &url::Url) -> Result<Parameters, UrlRefusal> {
+    let (mut from, mut to, mut tls) = (None, Vec::new(), None);
+    for (k, v) in u.query_pairs() {
+        match k.as_ref() {
+            "from" if from.is_none() => from = Some(address("from", &v)?),
+            "to" => {
+                for a in v.split(',').filter(|a| !a.trim().is_empty()) {
+                    to.push(address("to", a)?);
+                }
+            }
+            "tls" if tls.is_none() => tls = Some(v.into_owned()),
+            other => {
+                return Err(refuse(
+                    "unknown_parameter",
+                    format!(
+                        "url parameter {other:?} is not one of from, to, tls (once each but to)"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok((from, to, tls))
+}
+
 impl EmailUrl {
     /// Parses `raw` (the form in the module's doc) with `password` (the subscription's secret,
     /// possibly empty).
@@ -138,26 +165,7 @@ impl EmailUrl {
                 "the SMTP password goes in bot_secret, never in the url",
             ));
         }
-        let (mut from, mut to, mut tls) = (None, Vec::new(), None);
-        for (k, v) in u.query_pairs() {
-            match k.as_ref() {
-                "from" if from.is_none() => from = Some(address("from", &v)?),
-                "to" => {
-                    for a in v.split(',').filter(|a| !a.trim().is_empty()) {
-                        to.push(address("to", a)?);
-                    }
-                }
-                "tls" if tls.is_none() => tls = Some(v.into_owned()),
-                other => {
-                    return Err(refuse(
-                        "unknown_parameter",
-                        format!(
-                            "url parameter {other:?} is not one of from, to, tls (once each but to)"
-                        ),
-                    ));
-                }
-            }
-        }
+        let (from, to, tls) = parameters(&u)?;
         let from = from.ok_or_else(|| refuse("required", "url needs from=<address>"))?;
         if to.is_empty() {
             return Err(refuse("required", "url needs to=<address>[,<address>…]"));
@@ -178,7 +186,11 @@ impl EmailUrl {
                 ));
             }
         }
-        let user = (!u.username().is_empty()).then(|| percent_decode(u.username()));
+        let user = (!u.username().is_empty()).then(|| {
+            percent_encoding::percent_decode_str(u.username())
+                .decode_utf8_lossy()
+                .into_owned()
+        });
         match (&user, password.is_empty(), security) {
             (Some(_), _, Security::None) => Err(refuse(
                 "login_in_clear",
@@ -206,13 +218,6 @@ impl EmailUrl {
             }),
         }
     }
-}
-
-fn percent_decode(s: &str) -> String {
-    url::form_urlencoded::parse(format!("u={s}").as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default()
 }
 
 /// The mail for one delivery (`subscription`: for the `Message-ID`).
@@ -377,6 +382,12 @@ mod tests {
             ("smtp.example.com", 587, Security::StartTls)
         );
         assert_eq!(u.user.as_deref(), Some("ops@shop.cn"));
+        let plus = EmailUrl::parse("smtp://a+b@h?from=a@b.cn&to=c@d.cn", "pw").unwrap();
+        assert_eq!(
+            plus.user.as_deref(),
+            Some("a+b"),
+            "a '+' in a user is itself"
+        );
         assert_eq!(u.to.len(), 2);
         let u = EmailUrl::parse("smtps://mail.example.com?from=a@b.cn&to=c@d.cn", "").unwrap();
         assert_eq!((u.port, u.security), (465, Security::Implicit));

@@ -27,8 +27,6 @@ pub const CHECKED_STATUSES: [&str; 7] = [
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DueCheck {
     pub order_id: OrderId,
-    /// Our status when it was taken.
-    pub status: String,
     pub channel: String,
     pub shop_id: String,
     pub external_order_id: String,
@@ -116,28 +114,27 @@ fn corrupt(what: &str) -> StoreError {
     )
 }
 
+/// Placeholder `n` of the backend's SQL.
+fn ph(n: usize, pg: bool) -> String {
+    if pg { format!("${n}") } else { format!("?{n}") }
+}
+
 fn statuses_in(first: usize, pg: bool) -> String {
     (0..CHECKED_STATUSES.len())
-        .map(|i| {
-            if pg {
-                format!("${}", first + i)
-            } else {
-                format!("?{}", first + i)
-            }
-        })
+        .map(|i| ph(first + i, pg))
         .collect::<Vec<_>>()
         .join(", ")
 }
 
 fn due_sql(pg: bool) -> String {
-    let p = |n: usize| if pg { format!("${n}") } else { format!("?{n}") };
+    let p = |n: usize| ph(n, pg);
     let never = if pg {
         "'-infinity'::timestamptz"
     } else {
         "-9223372036854775808"
     };
     format!(
-        "SELECT o.order_id, o.channel, o.shop_id, o.external_order_id, o.status
+        "SELECT o.order_id, o.channel, o.shop_id, o.external_order_id
            FROM orders o
            JOIN channel_shops s
              ON s.tenant_id = o.tenant_id AND s.channel = o.channel AND s.shop_id = o.shop_id
@@ -157,7 +154,7 @@ fn due_sql(pg: bool) -> String {
 }
 
 fn counts_sql(pg: bool, scoped: bool) -> String {
-    let p = |n: usize| if pg { format!("${n}") } else { format!("?{n}") };
+    let p = |n: usize| ph(n, pg);
     let scope = match (scoped, pg) {
         (false, _) => String::new(),
         (true, true) => " AND shop_id = ANY($4)".into(),
@@ -181,11 +178,9 @@ fn due_row(
     channel: String,
     shop: String,
     ext: String,
-    status: String,
 ) -> Result<DueCheck, StoreError> {
     Ok(DueCheck {
         order_id: OrderId::parse(order).map_err(|_| corrupt("order id"))?,
-        status,
         channel,
         shop_id: shop,
         external_order_id: ext,
@@ -228,18 +223,18 @@ impl StatusCheckRead for SqliteRead {
             i64::from(limit).into(),
         ];
         values.extend(CHECKED_STATUSES.iter().map(|s| (*s).to_owned().into()));
-        let rows: Vec<(String, String, String, String, String)> = self
+        let rows: Vec<(String, String, String, String)> = self
             .c
             .prepare_cached(&due_sql(false))
             .and_then(|mut s| {
                 s.query_map(rusqlite::params_from_iter(values), |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()
             })
             .map_err(err)?;
         rows.into_iter()
-            .map(|(o, c, s, e, st)| due_row(&o, c, s, e, st))
+            .map(|(o, c, s, e)| due_row(&o, c, s, e))
             .collect()
     }
 
@@ -397,7 +392,7 @@ impl StatusCheckRead for PgRead {
         rows.iter()
             .map(|r| {
                 let id: uuid::Uuid = r.get(0);
-                due_row(&id.to_string(), r.get(1), r.get(2), r.get(3), r.get(4))
+                due_row(&id.to_string(), r.get(1), r.get(2), r.get(3))
             })
             .collect()
     }

@@ -3,6 +3,7 @@
 //! `orderhub_core::after_sales` and `orderhub_domain::after_sales`.
 
 use super::parse_query;
+use super::uuid_param;
 use crate::SharedState;
 use crate::auth::Ctx;
 use crate::error::ApiError;
@@ -27,12 +28,6 @@ use uuid::Uuid;
 
 const PAGE_DEFAULT: u32 = 50;
 const PAGE_MAX: u32 = 200;
-
-fn case_id(raw: &str) -> Result<Uuid, ApiError> {
-    raw.parse().map_err(|_| {
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid_id", "id must be a UUID").field("id")
-    })
-}
 
 fn render(r: &(AfterSaleCase, Order), _: &Principal) -> (StatusCode, Vec<u8>) {
     crate::extract::rendered(StatusCode::OK, &view_with_order(r))
@@ -196,13 +191,9 @@ pub async fn list(
         limit,
     };
     let cases = state.store.read(move |r| r.after_sales(&f)).await?;
-    let next_cursor = (cases.len() == limit as usize)
-        .then(|| {
-            cases
-                .last()
-                .map(|c| URL_SAFE_NO_PAD.encode(c.case_id.as_bytes()))
-        })
-        .flatten();
+    let next_cursor = super::next_cursor(&cases, limit, |c| {
+        URL_SAFE_NO_PAD.encode(c.case_id.as_bytes())
+    });
     let page = CasePage {
         cases: cases.iter().map(CaseView::new).collect(),
         next_cursor,
@@ -220,7 +211,7 @@ pub async fn get(
     ctx: Ctx,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let id = case_id(&id)?;
+    let id = uuid_param(&id, "id")?;
     let c = visible_case(&state, &ctx.principal, id).await?;
     let t = ctx.principal.tenant_id.clone();
     let rows = state
@@ -265,7 +256,7 @@ where
         + 'static,
     B: Send + 'static,
 {
-    let id = case_id(&id)?;
+    let id = uuid_param(&id, "id")?;
     let (req, key): (B, _) = parse_write(
         &headers,
         &body,

@@ -5,6 +5,7 @@
 //! (`tax_id` `check_digit`). Keys scoped to shops get 403 (customers are the whole tenant's).
 //! The customer's name, a profile's address and phone are masked without `pii:read`.
 
+use super::uuid_param;
 use super::{page_limit, parse_query, partition};
 use crate::SharedState;
 use crate::auth::Ctx;
@@ -16,10 +17,9 @@ use axum::response::Response;
 use chrono::{DateTime, Utc};
 use orderhub_core::auth::Principal;
 use orderhub_core::customers::{self as cu, BuyerLink, ProfileInput, ProfileVersion};
-use orderhub_domain::Personal;
 use orderhub_domain::ids::Channel;
 use orderhub_domain::invoice::{InvoiceKind, InvoiceMedium, ProfileContent};
-use orderhub_domain::personal::MaskKind;
+use orderhub_domain::personal::{MaskKind, shown};
 use orderhub_store::{ReadConn, ScanPage, invoice_scan};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -31,20 +31,6 @@ fn bad(field: &str, rule: &'static str, message: String) -> ApiError {
 /// A value outside its set: 422 naming the field, as the domain's validation errors are.
 fn invalid(field: &str, message: &str) -> ApiError {
     orderhub_domain::ValidationError::new(field, "invalid_value", message).into()
-}
-
-fn id_of(raw: &str, field: &str) -> Result<Uuid, ApiError> {
-    raw.parse()
-        .map_err(|_| bad(field, "invalid_id", format!("{field} must be a UUID")))
-}
-
-fn shown(p: &str, kind: MaskKind, reveal: bool) -> String {
-    let p = Personal::new(p);
-    if reveal {
-        p.expose().to_owned()
-    } else {
-        p.masked(kind)
-    }
 }
 
 /// The body of `POST /v1/customers`.
@@ -236,7 +222,7 @@ pub async fn create(
                 StatusCode::CREATED,
                 &CustomerView {
                     customer_id: c.customer_id,
-                    name: shown(c.name.expose(), MaskKind::Name, pr.pii_read),
+                    name: c.name.shown(MaskKind::Name, pr.pii_read),
                     created_at: c.created.at,
                     buyers: vec![],
                     invoice_profiles: vec![],
@@ -257,7 +243,7 @@ pub async fn get(
     ctx: Ctx,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let id = id_of(&id, "id")?;
+    let id = uuid_param(&id, "id")?;
     let t = ctx.principal.tenant_id.clone();
     let (c, links, profiles) = state
         .store
@@ -275,7 +261,7 @@ pub async fn get(
         StatusCode::OK,
         &CustomerView {
             customer_id: c.customer_id,
-            name: shown(c.name.expose(), MaskKind::Name, reveal),
+            name: c.name.shown(MaskKind::Name, reveal),
             created_at: c.created.at,
             buyers: links_view(&links),
             invoice_profiles: profiles.iter().map(|p| profile_view(p, reveal)).collect(),
@@ -296,7 +282,7 @@ pub async fn link(
     headers: HeaderMap,
     Body(body): Body,
 ) -> Result<Response, ApiError> {
-    let id = id_of(&id, "id")?;
+    let id = uuid_param(&id, "id")?;
     let (req, key): (BuyerIn, _) = parse_write(
         &headers,
         &body,
@@ -333,7 +319,7 @@ pub async fn add_profile(
     headers: HeaderMap,
     Body(body): Body,
 ) -> Result<Response, ApiError> {
-    let id = id_of(&id, "id")?;
+    let id = uuid_param(&id, "id")?;
     let path = format!("POST /v1/customers/{id}/invoice-profiles");
     let (req, key): (ProfileIn, _) = parse_write(&headers, &body, &ctx.principal, &path)?;
     let (input, expected) = req.input()?;
@@ -369,7 +355,7 @@ pub async fn version(
     headers: HeaderMap,
     Body(body): Body,
 ) -> Result<Response, ApiError> {
-    let (id, pid) = (id_of(&id, "id")?, id_of(&pid, "profile_id")?);
+    let (id, pid) = (uuid_param(&id, "id")?, uuid_param(&pid, "profile_id")?);
     let path = format!("POST /v1/customers/{id}/invoice-profiles/{pid}/versions");
     let (req, key): (ProfileIn, _) = parse_write(&headers, &body, &ctx.principal, &path)?;
     let (input, expected) = req.input()?;
@@ -396,7 +382,7 @@ pub async fn deactivate(
     Path((id, pid)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (id, pid) = (id_of(&id, "id")?, id_of(&pid, "profile_id")?);
+    let (id, pid) = (uuid_param(&id, "id")?, uuid_param(&pid, "profile_id")?);
     let path = format!("POST /v1/customers/{id}/invoice-profiles/{pid}/deactivate");
     let (_, key): (serde_json::Value, _) = parse_write(&headers, b"{}", &ctx.principal, &path)?;
     let (actor, now) = (ctx.actor(), state.clock.now());
@@ -437,7 +423,7 @@ pub async fn versions(
     Path((id, pid)): Path<(String, String)>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
-    let (id, pid) = (id_of(&id, "id")?, id_of(&pid, "profile_id")?);
+    let (id, pid) = (uuid_param(&id, "id")?, uuid_param(&pid, "profile_id")?);
     let q: VersionsQuery = parse_query(q.as_deref())?;
     let limit = page_limit(q.limit, 50, 200)?;
     let t = ctx.principal.tenant_id.clone();
@@ -494,7 +480,7 @@ pub async fn scan(
     let after = q
         .cursor
         .as_deref()
-        .map(|c| id_of(c, "cursor").map(orderhub_domain::OrderId::from_uuid))
+        .map(|c| uuid_param(c, "cursor").map(orderhub_domain::OrderId::from_uuid))
         .transpose()?;
     let (t, now) = (ctx.principal.tenant_id.clone(), state.clock.now());
     let page: ScanPage = state

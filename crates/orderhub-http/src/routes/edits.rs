@@ -5,6 +5,7 @@
 //! the tenant's rules. Personal data in the change log (the receiver) is masked unless the key
 //! holds `pii:read`, as order reads mask it.
 
+use super::uuid_param;
 use super::{page_limit, parse_query, partition};
 use crate::SharedState;
 use crate::auth::Ctx;
@@ -266,12 +267,6 @@ fn order_id(s: &str) -> Result<OrderId, ApiError> {
     OrderId::parse(s).map_err(ApiError::from)
 }
 
-fn edit_id(raw: &str) -> Result<Uuid, ApiError> {
-    raw.parse().map_err(|_| {
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid_id", "id must be a UUID").field("id")
-    })
-}
-
 /// The writer for an edit of `id`: an edit that moves stock goes to the writer of the order's
 /// stock (as payments do), others to the order's own. Either way the order's row and version
 /// serialize it against every other change of the order.
@@ -389,9 +384,7 @@ async fn page(
         limit,
     };
     let rows = state.store.read(move |r| r.edits(&f)).await?;
-    let next_after = (rows.len() == limit as usize)
-        .then(|| rows.last().map(|e| e.edit_id))
-        .flatten();
+    let next_after = super::next_cursor(&rows, limit, |e| e.edit_id);
     Ok(json(
         StatusCode::OK,
         &EditPage {
@@ -453,7 +446,7 @@ pub async fn get(
     ctx: Ctx,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let e = visible(&state, &ctx, edit_id(&id)?).await?;
+    let e = visible(&state, &ctx, uuid_param(&id, "id")?).await?;
     Ok(json(StatusCode::OK, &view(&e, &ctx.principal)))
 }
 
@@ -482,7 +475,7 @@ pub async fn approve(
     headers: HeaderMap,
     Body(body): Body,
 ) -> Result<Response, ApiError> {
-    let id = edit_id(&id)?;
+    let id = uuid_param(&id, "id")?;
     let (_, key): (Value, _) = parse_write(
         &headers,
         if body.is_empty() { b"{}" } else { &body },
@@ -533,7 +526,7 @@ pub async fn reject(
     headers: HeaderMap,
     Body(body): Body,
 ) -> Result<Response, ApiError> {
-    let id = edit_id(&id)?;
+    let id = uuid_param(&id, "id")?;
     let (req, key): (RejectEditRequest, _) = parse_write(
         &headers,
         &body,

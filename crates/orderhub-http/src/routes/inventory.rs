@@ -965,12 +965,9 @@ pub async fn backorders(
         .store
         .read(move |r| r.backorders(&t, after, limit, shops.as_deref()))
         .await?;
-    let next_cursor = (rows.len() == limit as usize)
-        .then(|| {
-            rows.last()
-                .map(|(o, _, at)| format!("{}_{o}", at.timestamp_micros()))
-        })
-        .flatten();
+    let next_cursor = super::next_cursor(&rows, limit, |(o, _, at)| {
+        format!("{}_{o}", at.timestamp_micros())
+    });
     let page = BackorderPage {
         backorders: rows
             .into_iter()

@@ -5,6 +5,7 @@
 //! a key scoped to shops reaches only its shops' listings.
 
 use super::parse_query;
+use super::uuid_param;
 use crate::SharedState;
 use crate::auth::Ctx;
 use crate::error::ApiError;
@@ -161,12 +162,6 @@ fn view(l: &ListingRecord) -> ListingView {
     }
 }
 
-fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
-    raw.parse().map_err(|_| {
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid_id", "id must be a UUID").field("id")
-    })
-}
-
 /// The listing as this key may see it: another tenant's, or one of a shop outside the key's
 /// scope, does not exist.
 async fn visible(state: &SharedState, ctx: &Ctx, id: Uuid) -> Result<ListingRecord, ApiError> {
@@ -304,9 +299,7 @@ async fn page(
         limit,
     };
     let rows = state.store.read(move |r| r.listings(&f)).await?;
-    let next_after = (rows.len() == limit as usize)
-        .then(|| rows.last().map(|l| l.listing_id))
-        .flatten();
+    let next_after = super::next_cursor(&rows, limit, |l| l.listing_id);
     Ok(json(
         StatusCode::OK,
         &ListingPage {
@@ -326,7 +319,7 @@ pub async fn get(
     ctx: Ctx,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let l = visible(&state, &ctx, parse_id(&id)?).await?;
+    let l = visible(&state, &ctx, uuid_param(&id, "id")?).await?;
     Ok(json(StatusCode::OK, &view(&l)))
 }
 
@@ -342,7 +335,7 @@ pub async fn update(
     Path(id): Path<String>,
     Body(body): Body,
 ) -> Result<Response, ApiError> {
-    let id = parse_id(&id)?;
+    let id = uuid_param(&id, "id")?;
     let (req, _): (UpdateListingRequest, _) = parse_json(&body, false)?;
     visible(&state, &ctx, id).await?;
     let change = ListingChange {
@@ -370,7 +363,7 @@ pub async fn delete(
     ctx: Ctx,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let id = parse_id(&id)?;
+    let id = uuid_param(&id, "id")?;
     visible(&state, &ctx, id).await?;
     let a = ctx.actor();
     let gone = state

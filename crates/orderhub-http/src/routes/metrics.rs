@@ -360,9 +360,7 @@ pub async fn alerts(
         .store
         .read(move |r| r.quality_alerts(&t, from, to, after, limit))
         .await?;
-    let next_cursor = (rows.len() == limit as usize)
-        .then(|| rows.last().map(|a| a.alert_id.to_string()))
-        .flatten();
+    let next_cursor = super::next_cursor(&rows, limit, |a| a.alert_id.to_string());
     let out = AlertPage {
         alerts: rows.iter().map(AlertView::from).collect(),
         next_cursor,

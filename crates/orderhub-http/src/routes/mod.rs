@@ -856,6 +856,18 @@ pub fn scope_strings(p: &orderhub_core::auth::Principal) -> Option<Vec<String>> 
         .map(|s| s.iter().map(|x| x.as_str().to_owned()).collect())
 }
 
+/// A UUID from the path (or a body's id field): 400 `invalid_id` naming `field` when it is not one.
+pub fn uuid_param(raw: &str, field: &str) -> Result<uuid::Uuid, ApiError> {
+    raw.parse().map_err(|_| {
+        ApiError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            "invalid_id",
+            format!("{field} must be a UUID"),
+        )
+        .field(field)
+    })
+}
+
 /// Parses a query string into `T`, naming the offending parameter.
 pub fn parse_query<T: serde::de::DeserializeOwned>(q: Option<&str>) -> Result<T, ApiError> {
     // No text column takes NUL (PostgreSQL refuses it): refused here, naming the parameter.
@@ -886,6 +898,14 @@ pub fn parse_query<T: serde::de::DeserializeOwned>(q: Option<&str>) -> Result<T,
 
 fn form_urlencoded_parse(q: &str) -> form_urlencoded::Parse<'_> {
     form_urlencoded::parse(q.as_bytes())
+}
+
+/// The cursor of the page after `rows`: the last row's `key` when the page is full (a store read
+/// of `limit` rows), none on the last page.
+pub fn next_cursor<T, K>(rows: &[T], limit: u32, key: impl FnOnce(&T) -> K) -> Option<K> {
+    (rows.len() == limit as usize)
+        .then(|| rows.last().map(key))
+        .flatten()
 }
 
 /// The `limit` query parameter: `default` when absent, refused outside 1..=`max`.

@@ -153,13 +153,8 @@ pub async fn list(
     let p = &ctx.principal;
     let filter = list_filter(q, p, limit)?;
     let orders = state.store.read(move |r| r.order_list(&filter)).await?;
-    let next_cursor = (orders.len() == limit as usize)
-        .then(|| {
-            orders
-                .last()
-                .map(|o| URL_SAFE_NO_PAD.encode(o.id.to_string()))
-        })
-        .flatten();
+    let next_cursor =
+        super::next_cursor(&orders, limit, |o| URL_SAFE_NO_PAD.encode(o.id.to_string()));
     let page = OrderPage {
         orders: orders
             .iter()

@@ -79,26 +79,8 @@ fn month_range(
 ) -> Result<(String, DateTime<Utc>, DateTime<Utc>), ApiError> {
     let first = match raw.map(str::trim) {
         None | Some("") => NaiveDate::from_ymd_opt(now.year(), now.month(), 1),
-        Some(m) => {
-            if !m.bytes().enumerate().all(|(i, c)| {
-                if i == 4 {
-                    c == b'-'
-                } else {
-                    c.is_ascii_digit()
-                }
-            }) {
-                return Err(bad_month(m));
-            }
-            let (y, mo) = m.split_once('-').ok_or_else(|| bad_month(m))?;
-            let (y, mo): (i32, u32) = (
-                y.parse().map_err(|_| bad_month(m))?,
-                mo.parse().map_err(|_| bad_month(m))?,
-            );
-            if !(2000..=2999).contains(&y) || y.to_string().len() != 4 || m.len() != 7 {
-                return Err(bad_month(m));
-            }
-            NaiveDate::from_ymd_opt(y, mo, 1)
-        }
+        // A month is its first day as the metrics' dates are read (`YYYY-MM-DD`, 2000 – 2999).
+        Some(m) => orderhub_domain::metrics::parse_day(&format!("{m}-01")),
     }
     .ok_or_else(|| bad_month(raw.unwrap_or("")))?;
     let next = first

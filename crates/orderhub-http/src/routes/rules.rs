@@ -5,6 +5,7 @@
 //! `sandbox` evaluates a set over the last N days of stored orders against the live set, writing
 //! nothing. Both use the live path's evaluator (`orderhub_core::rules::evaluate`).
 
+use super::uuid_param;
 use super::{page_limit, parse_query, partition};
 use crate::SharedState;
 use crate::auth::Ctx;
@@ -159,12 +160,6 @@ fn render(status: StatusCode) -> fn(&RuleSetRecord, &Principal) -> (StatusCode, 
     }
 }
 
-fn set_id(raw: &str) -> Result<Uuid, ApiError> {
-    raw.parse().map_err(|_| {
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid_id", "id must be a UUID").field("id")
-    })
-}
-
 /// Every fault of a refused set, with the first one as the error.
 fn refused(errors: Vec<orderhub_rules::RuleError>) -> Response {
     let first = ApiError::from(CoreError::InvalidRules(errors.clone()));
@@ -269,7 +264,7 @@ pub async fn get(
     ctx: Ctx,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let r = load(&state, &ctx.principal.tenant_id, set_id(&id)?).await?;
+    let r = load(&state, &ctx.principal.tenant_id, uuid_param(&id, "id")?).await?;
     Ok(json(StatusCode::OK, &view(&r)))
 }
 
@@ -297,7 +292,7 @@ async fn step(
     body: &[u8],
     name: &str,
 ) -> Result<Response, ApiError> {
-    let id = set_id(id)?;
+    let id = uuid_param(id, "id")?;
     let (req, key): (PublishRequest, _) = parse_write(
         &headers,
         if body.is_empty() { b"{}" } else { body },
@@ -423,7 +418,7 @@ pub async fn test(
     Path(id): Path<String>,
     Body(body): Body,
 ) -> Result<Response, ApiError> {
-    let id = set_id(&id)?;
+    let id = uuid_param(&id, "id")?;
     let (req, _): (TestRequest, _) = parse_json(&body, false)?;
     let oid = OrderId::parse(&req.order_id).map_err(|e| ApiError::from(e).field("order_id"))?;
     let set = load(&state, &ctx.principal.tenant_id, id).await?;
@@ -574,7 +569,7 @@ pub async fn sandbox(
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
-    let id = set_id(&id)?;
+    let id = uuid_param(&id, "id")?;
     let q: SandboxQuery = parse_query(q.as_deref())?;
     if !(1..=SANDBOX_DAYS_MAX).contains(&q.days) {
         return Err(ApiError::new(

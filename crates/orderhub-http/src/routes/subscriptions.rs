@@ -2,6 +2,7 @@
 //! inspect and replay what could not be delivered.
 
 use super::parse_query;
+use super::uuid_param;
 use crate::SharedState;
 use crate::auth::Ctx;
 use crate::error::ApiError;
@@ -332,17 +333,6 @@ async fn visible_dead_letter(
         .ok_or_else(|| ApiError::not_found("dead letter"))
 }
 
-fn parse_id(raw: &str, field: &str) -> Result<Uuid, ApiError> {
-    raw.parse().map_err(|_| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_id",
-            format!("{field} must be a UUID"),
-        )
-        .field(field)
-    })
-}
-
 /// Stop deliveries to a subscription. Its dead letters stay (a replay of one reports that the
 /// subscription is gone).
 #[utoipa::path(delete, path = "/v1/subscriptions/{id}", tag = "subscriptions",
@@ -354,7 +344,7 @@ pub async fn delete(
     ctx: Ctx,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let id = parse_id(&id, "id")?;
+    let id = uuid_param(&id, "id")?;
     if ctx.principal.shops.is_some()
         && !visible_subscriptions(&state, &ctx.principal)
             .await?
@@ -446,7 +436,7 @@ pub async fn list_dead(
     let after = q
         .after
         .as_deref()
-        .map(|a| parse_id(a, "after"))
+        .map(|a| uuid_param(a, "after"))
         .transpose()?;
     let limit = super::page_limit(q.limit, 100, 500)?;
     let scope = dead_letter_scope(&state, &ctx.principal).await?;
@@ -455,9 +445,7 @@ pub async fn list_dead(
         .store
         .read(move |r| r.dead_letters(Some(&t), st.as_deref(), after, limit, scope.as_deref()))
         .await?;
-    let next_after = (rows.len() == limit as usize)
-        .then(|| rows.last().map(|d| d.dead_letter_id))
-        .flatten();
+    let next_after = super::next_cursor(&rows, limit, |d| d.dead_letter_id);
     let page = DeadLetterPage {
         dead_letters: rows.iter().map(|d| dl_view(d, false)).collect(),
         next_after,
@@ -475,7 +463,7 @@ pub async fn get_dead(
     ctx: Ctx,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let id = parse_id(&id, "id")?;
+    let id = uuid_param(&id, "id")?;
     let d = visible_dead_letter(&state, &ctx.principal, id).await?;
     Ok(json(StatusCode::OK, &dl_view(&d, true)))
 }
@@ -491,7 +479,7 @@ pub async fn replay_one(
     ctx: Ctx,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let id = parse_id(&id, "id")?;
+    let id = uuid_param(&id, "id")?;
     visible_dead_letter(&state, &ctx.principal, id).await?;
     let t = ctx.principal.tenant_id.clone();
     let now = state.clock.now();

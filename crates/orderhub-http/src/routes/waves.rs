@@ -3,6 +3,7 @@
 //! `GET /v1/waves` lists them newest first with a cursor, `GET /v1/waves/{id}` answers one with
 //! its orders and pick list; `start` and `close` move it (409 `wave_wrong_state` otherwise).
 
+use super::uuid_param;
 use super::{page_limit, parse_query, partition};
 use crate::SharedState;
 use crate::auth::Ctx;
@@ -213,12 +214,6 @@ fn render_one(w: &WaveRecord, _: &Principal) -> (StatusCode, Vec<u8>) {
     crate::extract::rendered(StatusCode::OK, &view(w))
 }
 
-fn wave_id(raw: &str) -> Result<Uuid, ApiError> {
-    raw.parse().map_err(|_| {
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid_id", "id must be a UUID").field("id")
-    })
-}
-
 /// Group the warehouse's released orders not yet waved into waves with pick lists. Orders due
 /// first are in the first waves. No order to wave: 201 with no wave.
 #[utoipa::path(post, path = "/v1/waves", tag = "waves",
@@ -321,9 +316,7 @@ pub async fn list(
         limit,
     };
     let rows = state.store.read(move |r| r.waves(&filter)).await?;
-    let next_before = (rows.len() == limit as usize)
-        .then(|| rows.last().map(|w| w.wave_id))
-        .flatten();
+    let next_before = super::next_cursor(&rows, limit, |w| w.wave_id);
     Ok(json(
         StatusCode::OK,
         &WavePage {
@@ -343,7 +336,7 @@ pub async fn get(
     ctx: Ctx,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let (id, t) = (wave_id(&id)?, ctx.principal.tenant_id.clone());
+    let (id, t) = (uuid_param(&id, "id")?, ctx.principal.tenant_id.clone());
     let w = state
         .store
         .read(move |r| r.wave(&t, id))
@@ -365,7 +358,7 @@ async fn step(
     body: &[u8],
     close: bool,
 ) -> Result<Response, ApiError> {
-    let id = wave_id(id)?;
+    let id = uuid_param(id, "id")?;
     let name = if close { "close" } else { "start" };
     let (_, key): (NoFields, _) = parse_write(
         &headers,
