@@ -60,6 +60,9 @@ pub struct SubscriptionRow {
     pub shops: Option<Vec<ShopId>>,
     /// What a delivery is: orderhub's signed webhook, or a message to a group bot.
     pub format: SubscriptionFormat,
+    /// A bot's or an e-mail's message template (`orderhub-events/src/template.rs`); `None`: the
+    /// fixed message.
+    pub template: Option<String>,
 }
 
 /// What a subscription delivers (issue 24's notification targets).
