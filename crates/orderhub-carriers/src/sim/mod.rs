@@ -181,14 +181,24 @@ pub struct SimSettings {
     pub tracks: Arc<SimTracks>,
 }
 
-/// Parcels a test has marked with a problem scan: their tracking ends with one (the carrier
-/// reports the parcel refused or returned).
+/// Parcels a test has moved by hand: marked with a problem scan (their tracking ends with one: the
+/// carrier reports the parcel refused or returned), or delivered at once.
 #[derive(Debug, Default)]
 pub struct SimTracks {
     problems: Mutex<std::collections::HashSet<String>>,
+    delivered: Mutex<std::collections::HashSet<String>>,
 }
 
 impl SimTracks {
+    /// The parcel's tracking runs to delivery from now on, whatever the clock.
+    pub fn deliver(&self, tracking_no: &str) {
+        self.delivered.lock().insert(tracking_no.to_owned());
+    }
+
+    fn is_delivered(&self, tracking_no: &str) -> bool {
+        self.delivered.lock().contains(tracking_no)
+    }
+
     /// The parcel's tracking ends with a problem scan from now on.
     pub fn problem(&self, tracking_no: &str) {
         self.problems.lock().insert(tracking_no.to_owned());
@@ -472,6 +482,9 @@ impl Engine {
     fn steps_reached(&self, s: &Shipment, knobs: &Knobs) -> usize {
         if s.cancelled {
             return 0;
+        }
+        if self.settings.tracks.is_delivered(&s.tracking_no) {
+            return Step::ORDER.len() - 1;
         }
         let timed = if knobs.track_step_ms == 0 {
             0

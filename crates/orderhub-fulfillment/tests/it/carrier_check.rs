@@ -122,9 +122,12 @@ async fn delivered_here_not_by_the_carrier(backend: &str) {
     assert_raised_once(&f, &t, id, "delivered_here_not_by_carrier").await;
     assert_eq!(raised_detail(&env.store, &t).await["carrier"], "label_only");
     // The carrier's tracking runs to delivery.
-    fleet.handles[&CarrierKind::Zto]
-        .knobs
-        .update(|k| k.track_step_ms = 1);
+    let tracking = get(&env.store, &t, id)
+        .await
+        .fulfillment
+        .tracking_no
+        .unwrap();
+    fleet.handles[&CarrierKind::Zto].tracks.deliver(&tracking);
     assert_lifted(&f, &t, id, "delivered_here_not_by_carrier").await;
 }
 
@@ -230,9 +233,12 @@ async fn assert_raised_once_of_two(f: &Fulfillment, t: &TenantId, id: OrderId) {
 async fn a_missed_delivery_is_applied(backend: &str) {
     let Some(env) = open(backend) else { return };
     let (f, fleet, t, id, _) = setup(&env).await;
-    fleet.handles[&CarrierKind::Zto]
-        .knobs
-        .update(|k| k.track_step_ms = 1);
+    let tracking = get(&env.store, &t, id)
+        .await
+        .fulfillment
+        .tracking_no
+        .unwrap();
+    fleet.handles[&CarrierKind::Zto].tracks.deliver(&tracking);
     let r = check(&f, &t).await;
     assert_eq!((r.checked, r.repaired, r.raised), (1, 1, 0), "{r:?}");
     let o = get(&env.store, &t, id).await;
