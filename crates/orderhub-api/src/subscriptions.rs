@@ -43,6 +43,16 @@ pub struct CreateSubscriptionRequest {
     pub template: Option<String>,
 }
 
+/// A change of a subscription: its message template (the only thing changed in place).
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateSubscriptionRequest {
+    /// The new template, checked as at creation (bots and e-mail only); `null`, `""` or absent:
+    /// the fixed message from now on.
+    #[serde(default)]
+    pub template: Option<String>,
+}
+
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct SubscriptionView {
     pub subscription_id: Uuid,

@@ -287,6 +287,14 @@ pub trait OpsTx {
     fn lease_release(&mut self, name: &str, holder: &str, fence: i64) -> Result<(), StoreError>;
     fn subscription_insert(&mut self, s: &SubscriptionRow) -> Result<(), StoreError>;
     fn subscription_delete(&mut self, tenant: &TenantId, id: Uuid) -> Result<bool, StoreError>;
+    /// Replaces the subscription's message template (`None`: the fixed message); `false` when
+    /// the tenant has no such subscription.
+    fn subscription_set_template(
+        &mut self,
+        tenant: &TenantId,
+        id: Uuid,
+        template: Option<&str>,
+    ) -> Result<bool, StoreError>;
     /// Stores a dead letter; one that exists for (subscription, event) — a replay that failed again
     /// — becomes `dead` again with the attempts added and the new error.
     fn dead_letter_put(&mut self, d: &DeadLetterRow) -> Result<(), StoreError>;

@@ -189,6 +189,20 @@ impl OpsTx for PgWrite {
         Ok(n == 1)
     }
 
+    fn subscription_set_template(
+        &mut self,
+        t: &TenantId,
+        id: Uuid,
+        template: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let n = self.conn.execute(
+            "UPDATE subscriptions SET template = $3 WHERE tenant_id = $1 AND subscription_id = $2",
+            &[&t.as_str(), &id, &template],
+        )?;
+        self.pending.writes += n;
+        Ok(n == 1)
+    }
+
     fn dead_letter_put(&mut self, d: &DeadLetterRow) -> Result<(), StoreError> {
         self.conn.execute(
             "INSERT INTO dead_letters VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'dead', $11, $11)

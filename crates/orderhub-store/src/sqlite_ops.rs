@@ -218,6 +218,23 @@ impl OpsTx for SqliteWrite {
         Ok(n == 1)
     }
 
+    fn subscription_set_template(
+        &mut self,
+        tenant: &TenantId,
+        id: Uuid,
+        template: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let n = self
+            .c
+            .execute(
+                "UPDATE subscriptions SET template = ?3 WHERE tenant_id = ?1 AND subscription_id = ?2",
+                params![tenant.as_str(), id.to_string(), template],
+            )
+            .map_err(err)?;
+        self.pending.writes += n as u64;
+        Ok(n == 1)
+    }
+
     fn dead_letter_put(&mut self, d: &DeadLetterRow) -> Result<(), StoreError> {
         self.c
             .prepare_cached(

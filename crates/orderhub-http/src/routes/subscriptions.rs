@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use orderhub_api::subscriptions::{
     CreateSubscriptionRequest, DeadLetterPage, DeadLetterView, EVENT_TYPES, ReplayAccepted,
-    SubscriptionView,
+    SubscriptionView, UpdateSubscriptionRequest,
 };
 use orderhub_core::auth::Principal;
 use orderhub_store::ops::{DEAD, DELIVERED, REPLAYING};
@@ -363,6 +363,41 @@ async fn visible_dead_letter(
                 .is_none_or(|s| s.contains(&d.subscription_id))
         })
         .ok_or_else(|| ApiError::not_found("dead letter"))
+}
+
+/// Change a bot's or an e-mail's message template (`null`: the fixed message again). Dispatchers
+/// read the subscriptions again every second: the next messages use it.
+#[utoipa::path(patch, path = "/v1/subscriptions/{id}", tag = "subscriptions", request_body = UpdateSubscriptionRequest,
+    params(("id" = uuid::Uuid, Path, description = "subscription id")),
+    responses((status = 200, body = SubscriptionView), (status = 400, description = "`invalid_id`: id is not a UUID; `invalid_template`: the template is too long, does not parse, names an unknown field or personal data, or is given for a webhook", body = orderhub_api::ErrorBody), (status = 403, body = orderhub_api::ErrorBody), (status = 404, body = orderhub_api::ErrorBody), (status = 422, body = orderhub_api::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn update(
+    State(state): State<SharedState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    Body(body): Body,
+) -> Result<Response, ApiError> {
+    let id = uuid_param(&id, "id")?;
+    let (req, _): (UpdateSubscriptionRequest, _) = parse_json(&body, false)?;
+    let Some(mut row) = visible_subscriptions(&state, &ctx.principal)
+        .await?
+        .into_iter()
+        .find(|s| s.subscription_id == id)
+    else {
+        return Err(ApiError::not_found("subscription"));
+    };
+    row.template = check_template(row.format, req.template.as_deref())?;
+    let (t, template) = (ctx.principal.tenant_id.clone(), row.template.clone());
+    let found = state
+        .store
+        .write(0, move |tx| {
+            Ok(tx.subscription_set_template(&t, id, template.as_deref())?)
+        })
+        .await?;
+    if !found {
+        return Err(ApiError::not_found("subscription"));
+    }
+    Ok(json(StatusCode::OK, &view(&row, None)))
 }
 
 /// Stop deliveries to a subscription. Its dead letters stay (a replay of one reports that the

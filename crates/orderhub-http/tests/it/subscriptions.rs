@@ -1044,4 +1044,49 @@ async fn a_bot_or_email_subscription_takes_a_checked_template(app: TestApp) {
     }
     let list = app.get("/v1/subscriptions", ADMIN_KEY).await;
     assert_eq!(list.body.as_array().unwrap().len(), 1, "nothing stored");
+    // Changed in place: checked the same way, shown back, removed with null.
+    let id = r.body["subscription_id"].as_str().unwrap().to_owned();
+    let patch = |t: Value| {
+        let (app, id) = (&app, id.clone());
+        async move {
+            app.call(
+                Method::PATCH,
+                &format!("/v1/subscriptions/{id}"),
+                Some(ADMIN_KEY),
+                Some(&json!({ "template": t }).to_string()),
+                &[],
+            )
+            .await
+        }
+    };
+    let r = patch(json!("{{ order }} · {{ status }}")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", text(&r));
+    assert_eq!(r.body["template"], "{{ order }} · {{ status }}");
+    let r = patch(json!("{{ receiver.phone }}")).await;
+    assert_eq!(
+        (r.status, r.code(), r.field()),
+        (StatusCode::BAD_REQUEST, "invalid_template", "template"),
+        "{}",
+        text(&r)
+    );
+    let list = app.get("/v1/subscriptions", ADMIN_KEY).await;
+    assert_eq!(
+        list.body[0]["template"], "{{ order }} · {{ status }}",
+        "kept"
+    );
+    let r = patch(Value::Null).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", text(&r));
+    assert!(r.body.get("template").is_none(), "{}", r.body);
+    let list = app.get("/v1/subscriptions", ADMIN_KEY).await;
+    assert!(list.body[0].get("template").is_none(), "{}", list.body);
+    let gone = app
+        .call(
+            Method::PATCH,
+            &format!("/v1/subscriptions/{}", Uuid::new_v4()),
+            Some(ADMIN_KEY),
+            Some(r#"{"template": null}"#),
+            &[],
+        )
+        .await;
+    assert_eq!(gone.status, StatusCode::NOT_FOUND);
 }
