@@ -130,7 +130,7 @@ pub fn validate(src: &str) -> Result<(), TemplateError> {
     }
     let sample: BTreeMap<&str, Value> = FIELDS
         .iter()
-        .map(|(f, _)| (*f, Value::from(format!("<{f}>"))))
+        .map(|(f, _)| (*f, Value::from(sample_value(f))))
         .collect();
     t.render(&sample).map_err(|e| {
         refuse(
@@ -139,6 +139,19 @@ pub fn validate(src: &str) -> Result<(), TemplateError> {
         )
     })?;
     Ok(())
+}
+
+/// A field's value in the sample event a template is tried on when stored: a number where the
+/// field is one (so `{{ amount | float }}` passes), else the field's name.
+fn sample_value(field: &str) -> String {
+    match field {
+        "amount" => "99.00".into(),
+        "value" | "baseline" => "1234.56".into(),
+        "change_pct" | "threshold_pct" => "-12.5".into(),
+        "day" => "2026-12-07".into(),
+        "at" => "2026-12-07T08:00:00Z".into(),
+        other => format!("<{other}>"),
+    }
 }
 
 /// The context of one event: every name of [`FIELDS`], `""` where the event has none.
@@ -228,6 +241,7 @@ mod tests {
     #[test]
     fn bad_templates_are_refused_with_the_rule() {
         let rule = |s: &str| validate(s).unwrap_err().rule;
+        assert!(validate("{{ (amount | float) * 2 }} {{ change_pct | float | abs }}").is_ok());
         assert_eq!(rule("{{ order "), "syntax");
         assert!(
             validate("a\n{% if %}")
