@@ -172,6 +172,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "status_checks",
         include_str!("../migrations/postgres/0029_status_checks.sql"),
     ),
+    (
+        32,
+        "carrier_checks_and_templates",
+        include_str!("../migrations/postgres/0032_carrier_checks_and_templates.sql"),
+    ),
 ];
 
 pub(crate) fn err(e: postgres::Error) -> StoreError {

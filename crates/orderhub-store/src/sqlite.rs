@@ -167,6 +167,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "status_checks",
         include_str!("../migrations/sqlite/0029_status_checks.sql"),
     ),
+    (
+        32,
+        "carrier_checks_and_templates",
+        include_str!("../migrations/sqlite/0032_carrier_checks_and_templates.sql"),
+    ),
 ];
 
 /// Reader connections: WAL lets readers run beside the writer; two keep a 2-core machine busy.
