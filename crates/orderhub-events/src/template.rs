@@ -216,7 +216,7 @@ mod tests {
 
     fn envelope() -> Vec<u8> {
         serde_json::to_vec(&serde_json::json!({
-            "type": "exception.raised",
+            "type": orderhub_domain::event_types::EXCEPTION_RAISED,
             "occurred_at": "2026-12-07T08:00:00Z",
             "payload": {
                 "external_order_id": "T-1", "channel": "taobao", "shop_id": "tmall-1",
