@@ -36,6 +36,7 @@ use std::time::{Duration, Instant};
 mod bot;
 mod closes;
 mod desk;
+mod health;
 mod rules;
 
 #[derive(Args, Debug, Clone)]
@@ -404,6 +405,18 @@ pub async fn run(a: DemoArgs) -> Result<()> {
         desk_every * 8,
         desk_rx,
     ));
+    // Today's order health, computed as the day goes (at most every 20 s; more often in a short
+    // day, so that the outage shows).
+    let t0 = Instant::now();
+    let day = Duration::from_secs_f64(a.minutes * 60.0);
+    let health_every = Duration::from_secs_f64((a.minutes * 60.0 / 12.0).clamp(2.0, 20.0));
+    let health = tokio::spawn(health::run(
+        api.clone(),
+        health_every,
+        t0,
+        day,
+        desk_stop.subscribe(),
+    ));
     println!();
     println!("  console  http://{}/", hub.addr);
     println!("  admin key (sees personal data)   {admin_key}");
@@ -423,8 +436,6 @@ pub async fn run(a: DemoArgs) -> Result<()> {
 
     let stop = crate::hub::shutdown_signal();
     tokio::pin!(stop);
-    let day = Duration::from_secs_f64(a.minutes * 60.0);
-    let t0 = Instant::now();
     let mut rng = StdRng::seed_from_u64(a.seed);
     let sent = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
@@ -514,6 +525,7 @@ pub async fn run(a: DemoArgs) -> Result<()> {
     let _ = desk_stop.send(true);
     let _ = desk.await;
     let closed = closes.await.unwrap_or_default();
+    let health_seen = health.await.unwrap_or_default();
     let _ = read_events(&api, after, &mut tally).await;
     let violations = crate::hub::inventory_violations(&hub.store, false).await?.2;
     let counts = hub
@@ -540,6 +552,10 @@ pub async fn run(a: DemoArgs) -> Result<()> {
         "  status reconciler       {}",
         closes::line(&api, &closed).await
     );
+    for (i, l) in health::lines(&health_seen).iter().enumerate() {
+        let head = if i == 0 { "order health (today)" } else { "" };
+        println!("  {head:<23} {l}");
+    }
     hub.stop().await;
     drop(temp);
     anyhow::ensure!(
