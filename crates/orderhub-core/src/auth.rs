@@ -232,7 +232,9 @@ impl Permission {
             Permission::EventsRead => "read events".into(),
             Permission::StatsRead => "read the live figures".into(),
             Permission::MetricsRead => {
-                "read the golden metrics and data-quality alerts (aggregates only)".into()
+                "read the golden metrics, data-quality alerts and order health scores (aggregates \
+                 only)"
+                    .into()
             }
             Permission::QualityRun => "run the data-quality check".into(),
             Permission::HealthManage => {

@@ -551,15 +551,17 @@ mod tests {
 
     #[test]
     fn a_zero_weight_leaves_a_component_out_of_the_score() {
-        let mut cfg = HealthConfig::default();
-        cfg.weights = Weights {
-            on_time: 1,
-            exceptions: 0,
-            exception_age: 0,
-            refunds: 0,
-            sync_lag: 0,
-            write_back: 0,
-            tracking: 0,
+        let cfg = HealthConfig {
+            weights: Weights {
+                on_time: 1,
+                exceptions: 0,
+                exception_age: 0,
+                refunds: 0,
+                sync_lag: 0,
+                write_back: 0,
+                tracking: 0,
+            },
+            ..HealthConfig::default()
         };
         let c = Counts {
             orders: 3,

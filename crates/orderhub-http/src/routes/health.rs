@@ -177,7 +177,7 @@ pub fn report(tenant: &str, c: &store_health::Computed) {
         ::metrics::counter!("orderhub_health_alerts_total", "dimension" => a.dimension.clone())
             .increment(1);
     }
-    publish(tenant, c.day, &c.scores);
+    publish(tenant, c.day, &c.scores, c.config.grade_c);
 }
 
 /// The dimensions `/metrics` shows: the tenant's shops, channels and carriers are few; its
@@ -185,8 +185,9 @@ pub fn report(tenant: &str, c: &store_health::Computed) {
 pub const GAUGE_DIMENSIONS: [&str; 3] = ["shop", "channel", "carrier"];
 
 /// Sets `orderhub_health_score{tenant,dimension,key}` to `day`'s scores when `day` is the latest
-/// day this process computed for the tenant (computing an older day leaves the gauge alone).
-pub fn publish(tenant: &str, day: NaiveDate, scores: &[HealthScore]) {
+/// day this process computed for the tenant (computing an older day leaves the gauge alone), and
+/// `orderhub_health_grade_c_score{tenant}` to the tenant's C threshold (the alert rule compares).
+pub fn publish(tenant: &str, day: NaiveDate, scores: &[HealthScore], grade_c: u32) {
     use std::collections::HashMap;
     use std::sync::Mutex;
     static LATEST: Mutex<Option<HashMap<String, NaiveDate>>> = Mutex::new(None);
@@ -196,6 +197,8 @@ pub fn publish(tenant: &str, day: NaiveDate, scores: &[HealthScore]) {
         return;
     }
     map.insert(tenant.to_owned(), day);
+    ::metrics::gauge!("orderhub_health_grade_c_score", "tenant" => tenant.to_owned())
+        .set(f64::from(grade_c));
     for s in scores
         .iter()
         .filter(|s| GAUGE_DIMENSIONS.contains(&s.dimension.as_str()))
