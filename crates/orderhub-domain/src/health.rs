@@ -23,9 +23,9 @@
 //!   - **sync_lag**: judged = every order; failing = orderhub received it more than
 //!     `sync_lag_minutes` after its channel payment time (`created_at − paid_at`);
 //!   - **write_back**: judged = shipped orders; failing = its channel acknowledged the tracking
-//!     number more than `write_back_hours` after shipment, or has not and that bound passed;
+//!     number more than `write_back_minutes` after shipment, or has not and that bound passed;
 //!   - **tracking**: judged = shipped orders; failing = its first carrier scan (in transit or
-//!     delivered) came more than `tracking_hours` after shipment, or has not and that bound passed.
+//!     delivered) came more than `tracking_minutes` after shipment, or has not and that bound passed.
 //! - A component judging no order is left out; the **score** (0–100, one place, half-even) is the
 //!   weighted mean of the component scores present; no component present: no score.
 //! - **Grade** A, B, C or D: the score at or above `grade_a`, `grade_b`, `grade_c`, else D.
@@ -207,10 +207,11 @@ pub struct HealthConfig {
     pub alert_days: u32,
     /// An order received later than this after its payment lagged (1 to 10,080: a week).
     pub sync_lag_minutes: u32,
-    /// The channel should acknowledge a tracking number within this (1 to 720).
-    pub write_back_hours: u32,
-    /// A shipped order's first carrier scan should come within this (1 to 720).
-    pub tracking_hours: u32,
+    /// The channel should acknowledge a tracking number within this (1 to 43,200: a month).
+    pub write_back_minutes: u32,
+    /// A shipped order's first carrier scan should come within this (1 to 43,200). Minutes, so
+    /// that the demo's compressed day can use a bound of its own scale.
+    pub tracking_minutes: u32,
 }
 
 impl Default for HealthConfig {
@@ -231,8 +232,8 @@ impl Default for HealthConfig {
             grade_c: 70,
             alert_days: 3,
             sync_lag_minutes: 30,
-            write_back_hours: 2,
-            tracking_hours: 24,
+            write_back_minutes: 120,
+            tracking_minutes: 1440,
         }
     }
 }
@@ -281,8 +282,8 @@ impl HealthConfig {
         }
         range("alert_days", self.alert_days, 1, ALERT_DAYS_MAX)?;
         range("sync_lag_minutes", self.sync_lag_minutes, 1, 10_080)?;
-        range("write_back_hours", self.write_back_hours, 1, 720)?;
-        range("tracking_hours", self.tracking_hours, 1, 720)
+        range("write_back_minutes", self.write_back_minutes, 1, 43_200)?;
+        range("tracking_minutes", self.tracking_minutes, 1, 43_200)
     }
 
     pub fn grade(&self, score: Decimal) -> Grade {
@@ -302,11 +303,11 @@ impl HealthConfig {
     }
 
     pub fn write_back(&self) -> Duration {
-        Duration::hours(i64::from(self.write_back_hours))
+        Duration::minutes(i64::from(self.write_back_minutes))
     }
 
     pub fn tracking(&self) -> Duration {
-        Duration::hours(i64::from(self.tracking_hours))
+        Duration::minutes(i64::from(self.tracking_minutes))
     }
 }
 
@@ -631,10 +632,10 @@ mod tests {
             ),
             (
                 HealthConfig {
-                    tracking_hours: 721,
+                    tracking_minutes: 43_201,
                     ..ok
                 },
-                "tracking_hours",
+                "tracking_minutes",
                 "out_of_range",
             ),
         ];

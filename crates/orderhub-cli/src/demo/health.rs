@@ -1,7 +1,7 @@
 //! The day's order health (issue 24): the demo computes today's scores through the API every few
 //! seconds (`POST /v1/health/compute?date=today`, at most every 20 s), so the grades move as the
-//! day goes — the carrier outage's waybill exceptions pull its groups down — and the report prints
-//! how each carrier's and shop's grade moved through the day's phases.
+//! day goes — orders waiting for a waybill pull the `none` carrier down until fulfillment catches
+//! up — and the report prints how each carrier's and shop's grade moved through the day's phases.
 
 use super::{Api, Phase};
 use serde_json::Value;

@@ -489,10 +489,10 @@ pub struct HealthConfigBody {
     pub alert_days: u32,
     /// An order received later than this after its payment lagged (1–10080).
     pub sync_lag_minutes: u32,
-    /// The channel should acknowledge a tracking number within this (1–720).
-    pub write_back_hours: u32,
-    /// A shipped order's first carrier scan should come within this (1–720).
-    pub tracking_hours: u32,
+    /// The channel should acknowledge a tracking number within this (1–43200).
+    pub write_back_minutes: u32,
+    /// A shipped order's first carrier scan should come within this (1–43200).
+    pub tracking_minutes: u32,
 }
 
 impl From<&HealthConfig> for HealthConfigBody {
@@ -513,8 +513,8 @@ impl From<&HealthConfig> for HealthConfigBody {
             grade_c: c.grade_c,
             alert_days: c.alert_days,
             sync_lag_minutes: c.sync_lag_minutes,
-            write_back_hours: c.write_back_hours,
-            tracking_hours: c.tracking_hours,
+            write_back_minutes: c.write_back_minutes,
+            tracking_minutes: c.tracking_minutes,
         }
     }
 }
@@ -537,8 +537,8 @@ impl From<HealthConfigBody> for HealthConfig {
             grade_c: b.grade_c,
             alert_days: b.alert_days,
             sync_lag_minutes: b.sync_lag_minutes,
-            write_back_hours: b.write_back_hours,
-            tracking_hours: b.tracking_hours,
+            write_back_minutes: b.write_back_minutes,
+            tracking_minutes: b.tracking_minutes,
         }
     }
 }

@@ -20,7 +20,7 @@ fn config() -> Value {
         "weights": {"on_time": 1, "exceptions": 0, "exception_age": 0, "refunds": 1,
                     "sync_lag": 0, "write_back": 0, "tracking": 0},
         "grade_a": 90, "grade_b": 80, "grade_c": 70, "alert_days": 3,
-        "sync_lag_minutes": 30, "write_back_hours": 2, "tracking_hours": 24
+        "sync_lag_minutes": 30, "write_back_minutes": 120, "tracking_minutes": 1440
     })
 }
 

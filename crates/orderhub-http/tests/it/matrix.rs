@@ -916,7 +916,7 @@ async fn case(app: &TestApp, f: &Fixture, rule: &Rule) -> Case {
                 "weights": {"on_time": 30, "exceptions": 15, "exception_age": 15, "refunds": 10,
                             "sync_lag": 10, "write_back": 10, "tracking": 10},
                 "grade_a": 90, "grade_b": 80, "grade_c": 70, "alert_days": 3,
-                "sync_lag_minutes": 30, "write_back_hours": 2, "tracking_hours": 24
+                "sync_lag_minutes": 30, "write_back_minutes": 120, "tracking_minutes": 1440
             })),
             Tenant,
         ),
