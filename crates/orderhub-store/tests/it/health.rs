@@ -3,6 +3,7 @@
 //! where one shop stays below C for three days — one alert per streak, none on a second run.
 //! Every time is fixed: payments, shipments and the computation's clock.
 
+use crate::backend::Raw;
 use crate::backend::*;
 use chrono::{DateTime, NaiveDate, Utc};
 use orderhub_core::after_sales::{self as rma, OpenCase};
@@ -21,6 +22,7 @@ use orderhub_store::health::{OrdersQuery, compute};
 conformance!(
     health_counts_judge_each_order_by_its_columns,
     three_days_below_c_raise_one_alert_per_streak,
+    migration_0030_fills_the_columns_as_the_code_writes_them,
 );
 
 fn hz() -> WarehouseId {
@@ -392,4 +394,78 @@ async fn three_days_below_c_raise_one_alert_per_streak(ts: TestStore) {
     assert_eq!(alerts[0]["streak_start"], "2026-12-01");
     assert_eq!(alerts[0]["day"], "2026-12-03");
     assert_eq!(alerts[1]["shop_id"], serde_json::Value::Null);
+}
+
+/// The statements of migration 0030 that fill the new columns from the documents.
+fn backfill(ts: &TestStore) -> String {
+    let m = match ts.raw {
+        Raw::Sqlite(_) => include_str!("../../migrations/sqlite/0030_health.sql"),
+        Raw::Postgres(_) => include_str!("../../migrations/postgres/0030_health.sql"),
+    };
+    let at = m.find("\nUPDATE ").unwrap();
+    let end = at + m[at..].find(";\n").unwrap() + 2;
+    m[at..end].to_owned()
+}
+
+fn columns(ts: &TestStore) -> Vec<String> {
+    ts.raw_text(
+        "SELECT concat_ws('|', order_id, warehouse_id, carrier, province,
+                coalesce(CAST(synced_at AS TEXT), '-'), coalesce(CAST(tracked_at AS TEXT), '-'))
+         FROM orders ORDER BY order_id",
+    )
+}
+
+async fn migration_0030_fills_the_columns_as_the_code_writes_them(ts: TestStore) {
+    seed(&ts).await;
+    // Shipped then picked up (scanned), shipped only, and paid only.
+    let a = order(
+        &ts,
+        "tmall-1",
+        "A",
+        "2026-12-01T10:00:00Z",
+        "2026-12-02T10:00:00Z",
+    )
+    .await;
+    ship(&ts, a, 1, "2026-12-01T12:00:00Z").await;
+    let actor = actor("acme", Role::Admin);
+    ts.store
+        .write(0, move |tx| {
+            transition(
+                tx,
+                &actor,
+                a,
+                &Command::Pickup,
+                at("2026-12-01T13:00:00.250Z"),
+            )?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let b = order(
+        &ts,
+        "tmall-1",
+        "B",
+        "2026-12-01T10:00:00Z",
+        "2026-12-02T10:00:00Z",
+    )
+    .await;
+    ship(&ts, b, 2, "2026-12-01T12:00:00Z").await;
+    order(
+        &ts,
+        "jd-1",
+        "C",
+        "2026-12-01T10:00:00Z",
+        "2026-12-02T10:00:00Z",
+    )
+    .await;
+    let written = columns(&ts);
+    assert_eq!(written.len(), 3, "{written:?}");
+    assert!(written.iter().any(|r| r.contains("|HZ|sf|")), "{written:?}");
+    ts.exec(
+        "UPDATE orders SET warehouse_id = 'none', carrier = 'none', province = '',
+             synced_at = NULL, tracked_at = NULL",
+    );
+    assert_ne!(columns(&ts), written);
+    ts.exec(&backfill(&ts));
+    assert_eq!(columns(&ts), written);
 }
