@@ -275,28 +275,29 @@ pub async fn start(s: &Settings) -> Result<(RunningHub, Option<String>)> {
     .map_err(|e| anyhow::anyhow!("{e}"))
     .context("bootstrap")?;
     let (background, bg_rx) = tokio::sync::watch::channel(false);
-    let mut tasks: Vec<(&'static str, tokio::task::JoinHandle<()>)> = Vec::new();
-    tasks.push((
-        "reservation sweeper",
-        start_sweeper(store.clone(), background.subscribe()),
-    ));
-    tasks.push((
-        "audit heads",
-        start_audit_heads(store.clone(), background.subscribe()),
-    ));
-    tasks.push((
-        "order health",
-        start_health_schedule(store.clone(), background.subscribe()),
-    ));
-    // Overdue exceptions escalated once each, under a lease (issue 21).
-    tasks.push((
-        "exception escalation",
-        orderhub_fulfillment::escalation::spawn(
-            store.clone(),
-            Arc::new(orderhub_core::ports::SystemClock),
-            background.subscribe(),
+    let mut tasks: Vec<(&'static str, tokio::task::JoinHandle<()>)> = vec![
+        (
+            "reservation sweeper",
+            start_sweeper(store.clone(), background.subscribe()),
         ),
-    ));
+        (
+            "audit heads",
+            start_audit_heads(store.clone(), background.subscribe()),
+        ),
+        (
+            "order health",
+            start_health_schedule(store.clone(), background.subscribe()),
+        ),
+        // Overdue exceptions escalated once each, under a lease (issue 21).
+        (
+            "exception escalation",
+            orderhub_fulfillment::escalation::spawn(
+                store.clone(),
+                Arc::new(orderhub_core::ports::SystemClock),
+                background.subscribe(),
+            ),
+        ),
+    ];
     let mut internal: Vec<Arc<dyn orderhub_events::Target>> = Vec::new();
     let outbound = orderhub_core::outbound::OutboundPolicy {
         allow_private: s.allow_private_urls,
