@@ -405,18 +405,8 @@ pub async fn run(a: DemoArgs) -> Result<()> {
         desk_every * 8,
         desk_rx,
     ));
-    // Today's order health, computed as the day goes (at most every 20 s; more often in a short
-    // day, so that the outage shows).
-    let t0 = Instant::now();
-    let day = Duration::from_secs_f64(a.minutes * 60.0);
-    let health_every = Duration::from_secs_f64((a.minutes * 60.0 / 12.0).clamp(2.0, 20.0));
-    let health = tokio::spawn(health::run(
-        api.clone(),
-        health_every,
-        t0,
-        day,
-        desk_stop.subscribe(),
-    ));
+    let (t0, day) = (Instant::now(), Duration::from_secs_f64(a.minutes * 60.0));
+    let health = health::spawn(&api, t0, day, desk_stop.subscribe());
     println!();
     println!("  console  http://{}/", hub.addr);
     println!("  admin key (sees personal data)   {admin_key}");
@@ -552,10 +542,7 @@ pub async fn run(a: DemoArgs) -> Result<()> {
         "  status reconciler       {}",
         closes::line(&api, &closed).await
     );
-    for (i, l) in health::lines(&health_seen).iter().enumerate() {
-        let head = if i == 0 { "order health (today)" } else { "" };
-        println!("  {head:<23} {l}");
-    }
+    health::print(&health_seen);
     hub.stop().await;
     drop(temp);
     anyhow::ensure!(

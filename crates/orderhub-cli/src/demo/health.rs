@@ -14,8 +14,28 @@ pub(super) type Seen = BTreeMap<(String, String), Vec<(String, &'static str)>>;
 /// The dimensions the report follows: the carriers (the outage) and the shops.
 const FOLLOWED: [&str; 2] = ["carrier", "shop"];
 
+/// Starts [`run`]: today computed at most every 20 s, more often in a short day (twelve times a
+/// day at least, every 2 s at most).
+pub(super) fn spawn(
+    api: &Api,
+    t0: Instant,
+    day: Duration,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<Seen> {
+    let every = Duration::from_secs_f64((day.as_secs_f64() / 12.0).clamp(2.0, 20.0));
+    tokio::spawn(run(api.clone(), every, t0, day, stop))
+}
+
+/// Prints the report's lines under one heading.
+pub(super) fn print(seen: &Seen) {
+    for (i, l) in lines(seen).iter().enumerate() {
+        let head = if i == 0 { "order health (today)" } else { "" };
+        println!("  {head:<23} {l}");
+    }
+}
+
 /// Computes today every `every` until `stop`; returns the grades seen.
-pub(super) async fn run(
+async fn run(
     api: Api,
     every: Duration,
     t0: Instant,
@@ -60,7 +80,7 @@ pub(super) async fn run(
 }
 
 /// The report's lines: `carrier sf  A → C (承运商故障 carrier outage) → B (…)`.
-pub(super) fn lines(seen: &Seen) -> Vec<String> {
+fn lines(seen: &Seen) -> Vec<String> {
     seen.iter()
         .map(|((dim, key), grades)| {
             let path: Vec<String> = grades
