@@ -36,6 +36,7 @@ use std::time::{Duration, Instant};
 mod bot;
 mod closes;
 mod desk;
+mod health;
 mod rules;
 
 #[derive(Args, Debug, Clone)]
@@ -411,6 +412,8 @@ pub async fn run(a: DemoArgs) -> Result<()> {
         desk_every * 8,
         desk_rx,
     ));
+    let (t0, day) = (Instant::now(), Duration::from_secs_f64(a.minutes * 60.0));
+    let health = health::spawn(&api, t0, day, desk_stop.subscribe());
     println!();
     println!("  console  http://{}/", hub.addr);
     println!("  admin key (sees personal data)   {admin_key}");
@@ -430,8 +433,6 @@ pub async fn run(a: DemoArgs) -> Result<()> {
 
     let stop = crate::hub::shutdown_signal();
     tokio::pin!(stop);
-    let day = Duration::from_secs_f64(a.minutes * 60.0);
-    let t0 = Instant::now();
     let mut rng = StdRng::seed_from_u64(a.seed);
     let sent = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
@@ -521,6 +522,7 @@ pub async fn run(a: DemoArgs) -> Result<()> {
     let _ = desk_stop.send(true);
     let _ = desk.await;
     let closed = closes.await.unwrap_or_default();
+    let health_seen = health.await.unwrap_or_default();
     let _ = read_events(&api, after, &mut tally).await;
     let violations = crate::hub::inventory_violations(&hub.store, false).await?.2;
     let counts = hub
@@ -547,6 +549,7 @@ pub async fn run(a: DemoArgs) -> Result<()> {
         "  status reconciler       {}",
         closes::line(&api, &closed).await
     );
+    health::print(&health_seen);
     hub.stop().await;
     drop(temp);
     anyhow::ensure!(

@@ -277,24 +277,29 @@ pub async fn start(s: &Settings) -> Result<(RunningHub, Option<String>)> {
     .map_err(|e| anyhow::anyhow!("{e}"))
     .context("bootstrap")?;
     let (background, bg_rx) = tokio::sync::watch::channel(false);
-    let mut tasks: Vec<(&'static str, tokio::task::JoinHandle<()>)> = Vec::new();
-    tasks.push((
-        "reservation sweeper",
-        start_sweeper(store.clone(), background.subscribe()),
-    ));
-    tasks.push((
-        "audit heads",
-        start_audit_heads(store.clone(), background.subscribe()),
-    ));
-    // Overdue exceptions escalated once each, under a lease (issue 21).
-    tasks.push((
-        "exception escalation",
-        orderhub_fulfillment::escalation::spawn(
-            store.clone(),
-            Arc::new(orderhub_core::ports::SystemClock),
-            background.subscribe(),
+    let mut tasks: Vec<(&'static str, tokio::task::JoinHandle<()>)> = vec![
+        (
+            "reservation sweeper",
+            start_sweeper(store.clone(), background.subscribe()),
         ),
-    ));
+        (
+            "audit heads",
+            start_audit_heads(store.clone(), background.subscribe()),
+        ),
+        (
+            "order health",
+            start_health_schedule(store.clone(), background.subscribe()),
+        ),
+        // Overdue exceptions escalated once each, under a lease (issue 21).
+        (
+            "exception escalation",
+            orderhub_fulfillment::escalation::spawn(
+                store.clone(),
+                Arc::new(orderhub_core::ports::SystemClock),
+                background.subscribe(),
+            ),
+        ),
+    ];
     let mut internal: Vec<Arc<dyn orderhub_events::Target>> = Vec::new();
     let outbound = orderhub_core::outbound::OutboundPolicy {
         allow_private: s.allow_private_urls,
@@ -428,6 +433,54 @@ pub async fn start(s: &Settings) -> Result<(RunningHub, Option<String>)> {
 const SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 /// Reservations released per transaction, so a large backlog does not make one huge group.
 const SWEEP_BATCH_MAX: u32 = 500;
+
+/// How often the hub looks for a tenant whose yesterday has no order health score yet.
+const HEALTH_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Computes each tenant's order health of yesterday (UTC) once it has none: at start and every
+/// [`HEALTH_EVERY`]. No lease: computing is idempotent (the day's scores are replaced, an alert is
+/// unique per streak), so two nodes that both compute only repeat work.
+fn start_health_schedule(
+    store: Store,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(HEALTH_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                r = stop.changed() => {
+                    if r.is_err() || *stop.borrow() {
+                        return;
+                    }
+                    continue;
+                }
+            }
+            if let Err(e) = compute_missing_health(&store).await {
+                tracing::warn!(error = %e, "Could not compute yesterday's order health; trying at the next tick.");
+            }
+        }
+    })
+}
+
+async fn compute_missing_health(store: &Store) -> Result<(), orderhub_core::CoreError> {
+    let now = chrono::Utc::now();
+    let day = now.date_naive() - chrono::Duration::days(1);
+    for t in store.read(|r| r.tenants()).await? {
+        let q = t.clone();
+        let done = store
+            .read(move |r| r.health_scores(&q, None, day, day, 1))
+            .await?;
+        if !done.is_empty() {
+            continue;
+        }
+        let c = orderhub_store::health::compute(store, &t, day, now, "health-schedule").await?;
+        orderhub_http::routes::health::report(t.as_str(), &c);
+        tracing::info!(tenant = %t, %day, keys = c.scores.len(), alerts = c.raised.len(), "Computed yesterday's order health.");
+    }
+    Ok(())
+}
 
 /// How often each tenant's audit chain head is published (when it moved).
 const AUDIT_HEAD_EVERY: std::time::Duration = std::time::Duration::from_secs(600);

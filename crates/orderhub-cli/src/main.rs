@@ -83,6 +83,9 @@ enum Command {
     /// The daily data-quality check of the golden metrics.
     #[command(subcommand)]
     Quality(ops::QualityCommand),
+    /// The order health score per shop, channel, warehouse, carrier and region.
+    #[command(subcommand)]
+    Health(ops::HealthCommand),
     /// Customers' invoice profiles: the compliance scan.
     #[command(subcommand)]
     Invoices(ops::InvoicesCommand),
@@ -206,6 +209,7 @@ fn main() -> std::process::ExitCode {
             Command::DeadLetters(cmd) => ops::dead_letters(cmd).await,
             Command::Audit(cmd) => ops::audit(cmd).await,
             Command::Quality(cmd) => ops::quality(cmd).await,
+            Command::Health(cmd) => ops::health(cmd).await,
             Command::Invoices(cmd) => ops::invoices(cmd).await,
             #[cfg(feature = "demo")]
             Command::Sim(SimCommand::Carrier(a)) => sim::sim_carrier(a).await,

@@ -109,6 +109,8 @@ pub enum Permission {
     MetricsRead,
     /// Run the data-quality check on demand.
     QualityRun,
+    /// Compute the order health scores and set their weights, thresholds and alert rule.
+    HealthManage,
     KeysManage,
     InventoryRead,
     /// Receipts, adjustments, returns after QC, WMS/ERP snapshots.
@@ -178,6 +180,7 @@ impl Permission {
             Permission::StatsRead,
             Permission::MetricsRead,
             Permission::QualityRun,
+            Permission::HealthManage,
             Permission::KeysManage,
             Permission::InventoryRead,
             Permission::StockMove,
@@ -229,9 +232,14 @@ impl Permission {
             Permission::EventsRead => "read events".into(),
             Permission::StatsRead => "read the live figures".into(),
             Permission::MetricsRead => {
-                "read the golden metrics and data-quality alerts (aggregates only)".into()
+                "read the golden metrics, data-quality alerts and order health scores (aggregates \
+                 only)"
+                    .into()
             }
             Permission::QualityRun => "run the data-quality check".into(),
+            Permission::HealthManage => {
+                "compute the order health scores and set their configuration".into()
+            }
             Permission::KeysManage => "manage API keys".into(),
             Permission::InventoryRead => "read stock".into(),
             Permission::StockMove => {

@@ -15,6 +15,7 @@ pub mod crypto;
 pub mod customers;
 pub mod edits;
 pub mod error;
+pub mod health;
 pub mod idempotency;
 pub mod intake;
 pub mod inventory;

@@ -111,6 +111,7 @@ pub trait Tx:
     + crate::combine::CombineTx
     + crate::rules::RuleTx
     + crate::quality::QualityTx
+    + crate::health::HealthTx
     + crate::customers::CustomerTx
     + crate::waves::WaveTx
 {

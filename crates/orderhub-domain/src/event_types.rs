@@ -88,6 +88,9 @@ pub const AUDIT_CHAIN_HEAD: &str = "audit.chain_head";
 /// The daily data-quality check found a golden metric of a day beyond its threshold against its
 /// baseline (metric, scope, value, baseline, change in percent).
 pub const QUALITY_ALERT: &str = "quality.alert";
+/// A key's order health grade (`orderhub_domain::health`) stayed below C for the configured run
+/// of days (dimension, key, streak start, day, score); one per streak.
+pub const HEALTH_ALERT: &str = "health.alert";
 // Waves (`orderhub-core`'s `waves`); `aggregate_id` is the wave.
 /// Released orders of a warehouse were grouped into a wave with its pick list.
 pub const WAVE_CREATED: &str = "wave.created";
@@ -160,6 +163,7 @@ pub const ALL: &[&str] = &[
     WRITEBACK_ACKNOWLEDGED,
     AUDIT_CHAIN_HEAD,
     QUALITY_ALERT,
+    HEALTH_ALERT,
     WAVE_CREATED,
     WAVE_STARTED,
     WAVE_CLOSED,

@@ -14,6 +14,7 @@ pub mod combine;
 pub mod edit;
 pub mod error;
 pub mod event_types;
+pub mod health;
 pub mod ids;
 pub mod inventory;
 pub mod invoice;

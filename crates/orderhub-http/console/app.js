@@ -55,6 +55,12 @@ const I18N = {
     'edit.approve': '批准', 'edit.reject': '驳回', 'edit.reject_reason': '驳回原因', 'edit.after': '修改后',
     'edit.failed': '未能应用', edit_state_pending: '待审批', edit_state_applied: '已应用',
     edit_state_rejected: '已驳回', edit_state_failed: '失败',
+    'nav.health': '健康度', 'hl.title': '订单健康度', 'hl.dimension': '维度', 'hl.days': '天数', 'hl.compute': '计算今天',
+    'hl.dim_shop': '店铺', 'hl.dim_channel': '渠道', 'hl.dim_warehouse': '仓库', 'hl.dim_carrier': '承运商', 'hl.dim_region': '地区（省）',
+    'hl.grades': '每日等级（点击某天查看订单）', 'hl.trend': '趋势', 'hl.empty': '这段时间还没有计算过健康度',
+    'hl.orders': '拖低分数的订单', 'hl.failing': '未达标项', 'hl.no_orders': '没有未达标的订单', 'hl.key': '对象',
+    'hl.c_on_time': '按时发货', 'hl.c_exceptions': '异常', 'hl.c_exception_age': '异常超时', 'hl.c_refunds': '退款',
+    'hl.c_sync_lag': '同步延迟', 'hl.c_write_back': '回传', 'hl.c_tracking': '物流轨迹',
     'nav.differences': '状态差异', 'sd.title': '与渠道的状态差异', 'sd.month': '月份', 'sd.by_channel': '按渠道（按类型堆叠）',
     'sd.carriers': '差异最多的承运商', 'sd.empty': '这个月没有发现状态差异',
     'sd.kind_paid_on_channel_only': '仅渠道已付款', 'sd.kind_shipped_on_channel_only': '仅渠道已发货',
@@ -155,6 +161,12 @@ const I18N = {
     'edit.reject': 'Reject', 'edit.reject_reason': 'Why reject it?', 'edit.after': 'After',
     'edit.failed': 'Not applied', edit_state_pending: 'pending', edit_state_applied: 'applied',
     edit_state_rejected: 'rejected', edit_state_failed: 'failed',
+    'nav.health': 'Health', 'hl.title': 'Order health', 'hl.dimension': 'Dimension', 'hl.days': 'Days', 'hl.compute': 'Compute today',
+    'hl.dim_shop': 'Shop', 'hl.dim_channel': 'Channel', 'hl.dim_warehouse': 'Warehouse', 'hl.dim_carrier': 'Carrier', 'hl.dim_region': 'Region (province)',
+    'hl.grades': 'Grades by day (click a day for its orders)', 'hl.trend': 'Trend', 'hl.empty': 'No health score computed in this range yet',
+    'hl.orders': 'Orders behind the score', 'hl.failing': 'Fails', 'hl.no_orders': 'No failing order', 'hl.key': 'Key',
+    'hl.c_on_time': 'On time', 'hl.c_exceptions': 'Exceptions', 'hl.c_exception_age': 'Exception age', 'hl.c_refunds': 'Refunds',
+    'hl.c_sync_lag': 'Sync lag', 'hl.c_write_back': 'Write-back', 'hl.c_tracking': 'Tracking',
     'nav.differences': 'Status differences', 'sd.title': 'Status differences with the channels', 'sd.month': 'Month',
     'sd.by_channel': 'By channel (stacked by kind)', 'sd.carriers': 'Carriers with the most', 'sd.empty': 'No status difference found this month',
     'sd.kind_paid_on_channel_only': 'Paid only on the channel', 'sd.kind_shipped_on_channel_only': 'Shipped only on the channel',
@@ -366,7 +378,7 @@ function route() {
   view.replaceChildren();
   const pages = { orders: arg ? orderDetail : ordersPage, exceptions: exceptionsPage,
     edits: editsPage, inventory: inventoryPage, channels: channelsPage, live: livePage, 'after-sales': afterSalesPage,
-    interventions: interventionsPage, rules: rulesPage, differences: differencesPage };
+    interventions: interventionsPage, rules: rulesPage, differences: differencesPage, health: healthPage };
   (pages[page] || ordersPage)(view, arg ? decodeURIComponent(arg) : undefined)
     .catch((e) => view.append(h('p', { class: 'error', testid: 'page-error' }, e.message)));
 }
@@ -1135,6 +1147,108 @@ async function differencesPage(view) {
     h('div', { class: 'grid' },
       sectionCard(t('iv.by_kind'), 'sd-by-kind', counts(d.by_kind, t('kind'), (n) => t(`sd.kind_${n}`), 'sd-kind-table')),
       sectionCard(t('sd.carriers'), 'sd-carriers', counts(d.carriers, t('carrier'), (n) => n, 'sd-carrier-table'))));
+}
+
+// ---- order health (issue 24) -------------------------------------------------------------------
+
+let hlDimension = 'shop';
+let hlDays = 14;
+
+const GRADE_COLOURS = { A: '#2e7d32', B: '#1f4e79', C: '#e0b000', D: '#c62828' };
+
+// One line per key (score over the days), at most 10 keys: the lowest on the last day first.
+function healthChart(scores, days, keys, d) {
+  const NS = 'http://www.w3.org/2000/svg';
+  const el = (tag, attrs, text) => {
+    const n = document.createElementNS(NS, tag);
+    for (const [k, v] of Object.entries(attrs)) n.setAttribute(k, v);
+    if (text != null) n.textContent = String(text);
+    return n;
+  };
+  const colours = ['#c62828', '#1f4e79', '#2e7d32', '#e0b000', '#6a1b9a', '#00838f', '#ef6c00', '#5d4037', '#455a64', '#ad1457'];
+  const W = 900; const H = 240; const left = 36; const bottom = 24; const top = 10;
+  const x = (i) => left + (days.length > 1 ? i * (W - left - 10) / (days.length - 1) : (W - left) / 2);
+  const y = (v) => H - bottom - (v / 100) * (H - bottom - top);
+  const svg = el('svg', { viewBox: `0 0 ${W} ${H + 20}`, width: '100%', role: 'img', 'data-testid': 'health-chart' });
+  for (const [g, v] of [['A', d.grade_a], ['B', d.grade_b], ['C', d.grade_c]]) {
+    svg.append(el('line', { x1: left, y1: y(v), x2: W, y2: y(v), stroke: GRADE_COLOURS[g], 'stroke-dasharray': '4 4', 'stroke-opacity': 0.5 }));
+    svg.append(el('text', { x: 2, y: y(v) + 4, 'font-size': 11, fill: GRADE_COLOURS[g] }, `${g} ${v}`));
+  }
+  days.forEach((day, i) => {
+    if (days.length <= 16 || i % 2 === 0) svg.append(el('text', { x: x(i), y: H - bottom + 14, 'font-size': 10, 'text-anchor': 'middle', fill: '#6b778a' }, day.slice(5)));
+  });
+  keys.forEach((k, ki) => {
+    const pts = [];
+    days.forEach((day, i) => {
+      const s = scores[`${day}|${k}`];
+      if (s && s.score != null) pts.push([x(i), y(Number(s.score)), s]);
+    });
+    const c = colours[ki % colours.length];
+    if (pts.length > 1) svg.append(el('polyline', { points: pts.map((p) => `${p[0]},${p[1]}`).join(' '), fill: 'none', stroke: c, 'stroke-width': 2, 'data-key': k }));
+    pts.forEach(([px, py, s]) => {
+      const dot = el('circle', { cx: px, cy: py, r: 3, fill: c });
+      dot.append(el('title', {}, `${k} ${s.day}: ${s.score} ${s.grade}`));
+      svg.append(dot);
+    });
+    svg.append(el('rect', { x: left + ki * 86, y: H + 1, width: 10, height: 10, fill: c }));
+    svg.append(el('text', { x: left + ki * 86 + 14, y: H + 10, 'font-size': 11, fill: '#1d2633' }, k.length > 10 ? `${k.slice(0, 9)}…` : k));
+  });
+  return svg;
+}
+
+async function healthOrders(box, dimension, key, day) {
+  box.replaceChildren(h('p', { class: 'muted' }, '…'));
+  const body = await guarded(async () => {
+    const q = new URLSearchParams({ dimension, key, date: day, limit: '100' });
+    const r = await api(`/v1/health/orders?${q}`);
+    if (!r.orders.length) return h('p', { class: 'muted', testid: 'hl-no-orders' }, t('hl.no_orders'));
+    return h('table', { testid: 'hl-orders-table' },
+      h('thead', {}, h('tr', {}, h('th', {}, 'ID'), h('th', {}, t('hl.failing')))),
+      h('tbody', {}, r.orders.map((o) => h('tr', {},
+        h('td', {}, h('a', { href: `#/orders/${o.order_id}` }, o.order_id)),
+        h('td', {}, o.failing.map((c) => t(`hl.c_${c}`)).join('、'))))));
+  });
+  box.replaceChildren(h('h2', {}, `${t('hl.orders')}: ${key} ${day}`), body);
+}
+
+async function healthPage(view) {
+  const today = new Date();
+  const iso = (dt) => dt.toISOString().slice(0, 10);
+  const from = new Date(today.getTime() - (hlDays - 1) * 86400000);
+  const q = new URLSearchParams({ dimension: hlDimension, from: iso(from), to: iso(today) });
+  const d = await api(`/v1/health/scores?${q}`);
+  const days = [];
+  for (let i = 0; i < hlDays; i++) days.push(iso(new Date(from.getTime() + i * 86400000)));
+  const scores = {};
+  d.scores.forEach((s) => { scores[`${s.day}|${s.key}`] = s; });
+  const last = (k) => { for (let i = days.length - 1; i >= 0; i--) { const s = scores[`${days[i]}|${k}`]; if (s && s.score != null) return Number(s.score); } return 101; };
+  const keys = [...new Set(d.scores.map((s) => s.key))].sort((a, b) => last(a) - last(b) || a.localeCompare(b));
+  const select = h('select', { testid: 'hl-dimension', onchange: (ev) => { hlDimension = ev.target.value; route(); } },
+    ['shop', 'channel', 'warehouse', 'carrier', 'region'].map((dim) => h('option', { value: dim, selected: dim === hlDimension }, t(`hl.dim_${dim}`))));
+  const range = h('select', { testid: 'hl-days', onchange: (ev) => { hlDays = Number(ev.target.value); route(); } },
+    [7, 14, 30, 92].map((n) => h('option', { value: n, selected: n === hlDays }, n)));
+  const compute = h('button', { testid: 'hl-compute', onclick: async () => {
+    try { await api(`/v1/health/compute?date=${iso(today)}`, { method: 'POST', body: {} }); route(); } catch (e) { alert(e.message); }
+  } }, t('hl.compute'));
+  const ordersBox = h('div', { class: 'card', testid: 'hl-orders' });
+  const cell = (k, day) => {
+    const s = scores[`${day}|${k}`];
+    if (!s) return h('td', { class: 'muted' }, '·');
+    const title = `${s.score ?? '-'} — ${s.components.filter((c) => c.score != null).map((c) => `${t(`hl.c_${c.name}`)} ${c.score} (${c.failing}/${c.judged})`).join(', ')}`;
+    return h('td', { title, 'data-grade': s.grade || '', class: `hl-cell grade-${s.grade || 'none'}`,
+      onclick: () => healthOrders(ordersBox, hlDimension, k, day) }, s.grade || '-');
+  };
+  const grid = keys.length
+    ? h('div', { class: 'scroll-x' }, h('table', { testid: 'hl-grades' },
+      h('thead', {}, h('tr', {}, h('th', {}, t('hl.key')), days.map((day) => h('th', {}, day.slice(5))))),
+      h('tbody', {}, keys.map((k) => h('tr', { 'data-key': k }, h('td', {}, k), days.map((day) => cell(k, day)))))))
+    : h('p', { class: 'muted', testid: 'hl-empty' }, t('hl.empty'));
+  view.append(h('h2', {}, t('hl.title')),
+    h('div', { class: 'search card' }, h('label', {}, t('hl.dimension'), select), h('label', {}, t('hl.days'), range), compute),
+    h('div', { class: 'card', testid: 'hl-trend' }, h('h2', {}, t('hl.trend')),
+      keys.length ? healthChart(scores, days, keys.slice(0, 10), d) : h('p', { class: 'muted' }, t('hl.empty'))),
+    sectionCard(t('hl.grades'), 'hl-grade-card', grid),
+    ordersBox);
 }
 
 // ---- rules -------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ pub mod combine;
 pub mod customers;
 mod doc;
 pub mod edits;
+pub mod health;
 pub mod inv_codec;
 pub mod listings;
 pub mod metrics;

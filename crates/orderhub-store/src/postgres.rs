@@ -20,6 +20,7 @@ use orderhub_core::crypto::PiiCipher;
 use orderhub_core::ports::{AuditEntry, EventRecord, IdempotencyRecord, Tx};
 use orderhub_core::ports::{LedgerRow, ReservationRecord, SkuRecord, StockRow, WarehouseRecord};
 use orderhub_core::{StoreError, StoreErrorKind};
+use orderhub_domain::health::HealthFacts;
 use orderhub_domain::ids::WarehouseId;
 use orderhub_domain::lifecycle::Policy;
 use orderhub_domain::metrics::OrderFacts;
@@ -171,6 +172,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         29,
         "status_checks",
         include_str!("../migrations/postgres/0029_status_checks.sql"),
+    ),
+    (
+        30,
+        "health",
+        include_str!("../migrations/postgres/0030_health.sql"),
     ),
     (
         32,
@@ -707,13 +713,15 @@ impl Tx for PgWrite {
     fn order_insert(&mut self, o: &Order) -> Result<bool, StoreError> {
         let d = encode_doc(o, &self.cipher)?;
         let m = OrderFacts::of(o);
+        let h = HealthFacts::of(o);
         let n = self.conn.execute(
             "INSERT INTO orders (tenant_id, order_id, shop_id, channel, external_order_id, status,
                  version, created_at, updated_at, doc, buyer_nick, buyer_id, exceptions, exception_since,
-                 tracking_no, paid_at, paid_cents, metrics_excluded, ship_by, shipped_at)
+                 tracking_no, paid_at, paid_cents, metrics_excluded, ship_by, shipped_at,
+                 warehouse_id, carrier, province, synced_at, tracked_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::text::json, $11, $12, $13::text,
                  CASE WHEN $13::text = '' THEN NULL ELSE $9::timestamptz END, $14, $15, $16, $17,
-                 $18, $19)
+                 $18, $19, $20, $21, $22, $23, $24)
              ON CONFLICT (tenant_id, external_order_id, shop_id) DO NOTHING",
             &[
                 &o.tenant_id.as_str(),
@@ -735,6 +743,11 @@ impl Tx for PgWrite {
                 &m.excluded,
                 &m.ship_by,
                 &m.shipped_at,
+                &h.warehouse,
+                &h.carrier,
+                &h.province,
+                &h.synced_at,
+                &h.tracked.then_some(o.updated_at),
             ],
         )?;
         self.pending.writes += n;
@@ -744,6 +757,7 @@ impl Tx for PgWrite {
     fn order_update(&mut self, o: &Order) -> Result<(), StoreError> {
         let d = encode_doc(o, &self.cipher)?;
         let m = OrderFacts::of(o);
+        let h = HealthFacts::of(o);
         let n = self.conn.execute(
             "UPDATE orders SET status = $1, version = $2, updated_at = $3, doc = $4::text::json,
                  buyer_nick = $8, buyer_id = $9, exceptions = $10::text,
@@ -751,7 +765,8 @@ impl Tx for PgWrite {
                                         WHEN exceptions = '' THEN $3::timestamptz
                                         ELSE exception_since END,
                  tracking_no = $11, paid_at = $12, paid_cents = $13, metrics_excluded = $14,
-                 ship_by = $15, shipped_at = $16
+                 ship_by = $15, shipped_at = $16, warehouse_id = $17, carrier = $18,
+                 province = $19, synced_at = $20, tracked_at = coalesce(tracked_at, $21)
              WHERE tenant_id = $5 AND order_id = $6 AND version = $7",
             &[
                 &o.status.as_str(),
@@ -770,6 +785,11 @@ impl Tx for PgWrite {
                 &m.excluded,
                 &m.ship_by,
                 &m.shipped_at,
+                &h.warehouse,
+                &h.carrier,
+                &h.province,
+                &h.synced_at,
+                &h.tracked.then_some(o.updated_at),
             ],
         )?;
         if n != 1 {

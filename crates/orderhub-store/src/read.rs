@@ -127,6 +127,7 @@ pub trait ReadConn:
     + crate::audit::AuditRead
     + crate::status_checks::StatusCheckRead
     + crate::metrics::MetricsRead
+    + crate::health::HealthRead
     + crate::customers::CustomerRead
 {
     fn ping(&mut self) -> Result<(), StoreError>;

@@ -17,6 +17,7 @@ use orderhub_core::crypto::PiiCipher;
 use orderhub_core::ports::{AuditEntry, EventRecord, IdempotencyRecord, Tx};
 use orderhub_core::ports::{LedgerRow, ReservationRecord, SkuRecord, StockRow, WarehouseRecord};
 use orderhub_core::{StoreError, StoreErrorKind};
+use orderhub_domain::health::HealthFacts;
 use orderhub_domain::ids::WarehouseId;
 use orderhub_domain::lifecycle::Policy;
 use orderhub_domain::metrics::OrderFacts;
@@ -166,6 +167,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         29,
         "status_checks",
         include_str!("../migrations/sqlite/0029_status_checks.sql"),
+    ),
+    (
+        30,
+        "health",
+        include_str!("../migrations/sqlite/0030_health.sql"),
     ),
     (
         32,
@@ -864,12 +870,15 @@ fn insert_order_row(c: &Connection, cipher: &PiiCipher, o: &Order) -> Result<(),
     c.prepare_cached(
         "INSERT INTO orders (tenant_id, order_id, shop_id, channel, external_order_id, status,
              version, created_at, updated_at, doc, buyer_nick, buyer_id, exceptions, exception_since,
-             tracking_no, paid_at, paid_cents, metrics_excluded, ship_by, shipped_at)
+             tracking_no, paid_at, paid_cents, metrics_excluded, ship_by, shipped_at,
+             warehouse_id, carrier, province, synced_at, tracked_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13,
-             CASE WHEN ?13 = '' THEN NULL ELSE ?9 END, ?14, ?15, ?16, ?17, ?18, ?19)",
+             CASE WHEN ?13 = '' THEN NULL ELSE ?9 END, ?14, ?15, ?16, ?17, ?18, ?19,
+             ?20, ?21, ?22, ?23, ?24)",
     )
     .and_then(|mut s| {
         let m = OrderFacts::of(o);
+        let h = HealthFacts::of(o);
         s.execute(params![
             o.tenant_id.as_str(),
             o.id.to_string(),
@@ -890,6 +899,11 @@ fn insert_order_row(c: &Connection, cipher: &PiiCipher, o: &Order) -> Result<(),
             m.excluded,
             m.ship_by.map(micros),
             m.shipped_at.map(micros),
+            h.warehouse,
+            h.carrier,
+            h.province,
+            h.synced_at.map(micros),
+            h.tracked.then(|| micros(o.updated_at)),
         ])
     })
     .map_err(err)?;
@@ -912,11 +926,13 @@ fn update_order_row(
                                         WHEN exceptions = '' THEN ?3
                                         ELSE exception_since END,
                  tracking_no = ?11, paid_at = ?12, paid_cents = ?13, metrics_excluded = ?14,
-                 ship_by = ?15, shipped_at = ?16
+                 ship_by = ?15, shipped_at = ?16, warehouse_id = ?17, carrier = ?18,
+                 province = ?19, synced_at = ?20, tracked_at = coalesce(tracked_at, ?21)
              WHERE tenant_id = ?5 AND order_id = ?6 AND version = ?7",
         )
         .and_then(|mut s| {
             let m = OrderFacts::of(o);
+            let h = HealthFacts::of(o);
             s.execute(params![
                 o.status.as_str(),
                 o.version as i64,
@@ -934,6 +950,11 @@ fn update_order_row(
                 m.excluded,
                 m.ship_by.map(micros),
                 m.shipped_at.map(micros),
+                h.warehouse,
+                h.carrier,
+                h.province,
+                h.synced_at.map(micros),
+                h.tracked.then(|| micros(o.updated_at)),
             ])
         })
         .map_err(err)?;

@@ -9,6 +9,7 @@ pub mod customers;
 pub mod edits;
 pub mod events;
 pub mod exceptions;
+pub mod health;
 pub mod inventory;
 pub mod keys;
 pub mod listings;
@@ -537,6 +538,41 @@ pub fn table() -> Vec<Route> {
             Can(P::MetricsRead),
             WholeTenant,
             metrics::alerts,
+        ),
+        route(
+            M::POST,
+            "/v1/health/compute",
+            Can(P::HealthManage),
+            WholeTenant,
+            health::compute,
+        ),
+        route(
+            M::GET,
+            "/v1/health/scores",
+            Can(P::MetricsRead),
+            ShopObjects,
+            health::scores,
+        ),
+        route(
+            M::GET,
+            "/v1/health/orders",
+            Can(P::OrdersRead),
+            ShopObjects,
+            health::orders,
+        ),
+        route(
+            M::GET,
+            "/v1/health/config",
+            Can(P::MetricsRead),
+            WholeTenant,
+            health::get_config,
+        ),
+        route(
+            M::PUT,
+            "/v1/health/config",
+            Can(P::HealthManage),
+            WholeTenant,
+            health::put_config,
         ),
         route(
             M::GET,

@@ -13,6 +13,7 @@ mod console;
 mod customers;
 mod edits;
 mod errors;
+mod health;
 mod idempotency;
 mod inventory;
 mod matrix;

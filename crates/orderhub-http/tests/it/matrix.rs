@@ -211,6 +211,11 @@ const GRANTS: &[(&str, &str)] = &[
     ("GET /v1/metrics/golden", "* analyst"),
     ("POST /v1/quality/check", "admin"),
     ("GET /v1/quality/alerts", "* analyst"),
+    ("POST /v1/health/compute", "admin"),
+    ("GET /v1/health/scores", "* analyst"),
+    ("GET /v1/health/orders", "*"),
+    ("GET /v1/health/config", "* analyst"),
+    ("PUT /v1/health/config", "admin"),
     ("GET /v1/events", "*"),
     ("PUT /v1/skus/{sku}", "admin ops"),
     ("PUT /v1/warehouses/{id}", "admin ops"),
@@ -888,6 +893,32 @@ async fn case(app: &TestApp, f: &Fixture, rule: &Rule) -> Case {
         ("GET", "/v1/quality/alerts") => c(
             "/v1/quality/alerts?from=2026-01-01&to=2026-01-31".into(),
             None,
+            Tenant,
+        ),
+        ("POST", "/v1/health/compute") => c(rule.path.into(), None, Tenant),
+        ("GET", "/v1/health/scores") => c(
+            "/v1/health/scores?dimension=shop&from=2026-01-01&to=2026-01-31".into(),
+            None,
+            Tenant,
+        ),
+        // The orders behind a shop's score: another shop's key is refused that shop (404).
+        ("GET", "/v1/health/orders") => {
+            let today = chrono::Utc::now().date_naive();
+            c(
+                format!("/v1/health/orders?dimension=shop&key={ALPHA}&date={today}"),
+                None,
+                ShopConfig,
+            )
+        }
+        ("GET", "/v1/health/config") => c(rule.path.into(), None, Tenant),
+        ("PUT", "/v1/health/config") => c(
+            rule.path.into(),
+            Some(json!({
+                "weights": {"on_time": 30, "exceptions": 15, "exception_age": 15, "refunds": 10,
+                            "sync_lag": 10, "write_back": 10, "tracking": 10},
+                "grade_a": 90, "grade_b": 80, "grade_c": 70, "alert_days": 3,
+                "sync_lag_minutes": 30, "write_back_minutes": 120, "tracking_minutes": 1440
+            })),
             Tenant,
         ),
         ("GET", "/v1/events") => c("/v1/events?limit=1000".into(), None, List("order")),

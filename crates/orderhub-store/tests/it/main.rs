@@ -29,6 +29,7 @@ mod combine;
 mod conformance;
 mod customers;
 mod edits;
+mod health;
 mod listings;
 mod locks;
 mod metrics;

@@ -1,0 +1,100 @@
+//! The day's order health (issue 24): the demo computes today's scores through the API every few
+//! seconds (`POST /v1/health/compute?date=today`, at most every 20 s), so the grades move as the
+//! day goes — orders waiting for a waybill pull the `none` carrier down until fulfillment catches
+//! up — and the report prints how each carrier's and shop's grade moved through the day's phases.
+
+use super::{Api, Phase};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// Grades seen per (dimension, key), in order, each with the phase it was seen in.
+pub(super) type Seen = BTreeMap<(String, String), Vec<(String, &'static str)>>;
+
+/// The dimensions the report follows: the carriers (the outage) and the shops.
+const FOLLOWED: [&str; 2] = ["carrier", "shop"];
+
+/// Starts [`run`]: today computed at most every 20 s, more often in a short day (twelve times a
+/// day at least, every 2 s at most).
+pub(super) fn spawn(
+    api: &Api,
+    t0: Instant,
+    day: Duration,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<Seen> {
+    let every = Duration::from_secs_f64((day.as_secs_f64() / 12.0).clamp(2.0, 20.0));
+    tokio::spawn(run(api.clone(), every, t0, day, stop))
+}
+
+/// Prints the report's lines under one heading.
+pub(super) fn print(seen: &Seen) {
+    for (i, l) in lines(seen).iter().enumerate() {
+        let head = if i == 0 { "order health (today)" } else { "" };
+        println!("  {head:<23} {l}");
+    }
+}
+
+/// Computes today every `every` until `stop`; returns the grades seen.
+async fn run(
+    api: Api,
+    every: Duration,
+    t0: Instant,
+    day: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> Seen {
+    let mut seen = Seen::new();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return seen,
+        }
+        let phase = Phase::at(t0.elapsed().as_secs_f64() / day.as_secs_f64());
+        let today = chrono::Utc::now().date_naive();
+        let Ok(v) = api
+            .ok(
+                "POST",
+                &format!("/v1/health/compute?date={today}"),
+                Value::Null,
+            )
+            .await
+        else {
+            continue;
+        };
+        for s in v["scores"].as_array().into_iter().flatten() {
+            let (Some(dim), Some(key), Some(grade)) = (
+                s["dimension"].as_str(),
+                s["key"].as_str(),
+                s["grade"].as_str(),
+            ) else {
+                continue;
+            };
+            if !FOLLOWED.contains(&dim) {
+                continue;
+            }
+            let grades = seen.entry((dim.to_owned(), key.to_owned())).or_default();
+            if grades.last().is_none_or(|(g, _)| g != grade) {
+                grades.push((grade.to_owned(), phase.label()));
+            }
+        }
+    }
+}
+
+/// The report's lines: `carrier sf  A → C (承运商故障 carrier outage) → B (…)`.
+fn lines(seen: &Seen) -> Vec<String> {
+    seen.iter()
+        .map(|((dim, key), grades)| {
+            let path: Vec<String> = grades
+                .iter()
+                .enumerate()
+                .map(|(i, (g, phase))| {
+                    if i == 0 {
+                        g.clone()
+                    } else {
+                        format!("{g} ({phase})")
+                    }
+                })
+                .collect();
+            format!("{dim} {key}: {}", path.join(" → "))
+        })
+        .collect()
+}
