@@ -27,7 +27,7 @@
 use crate::{Fulfillment, TenantCarriers, system_actor, waybill_of};
 use chrono::{DateTime, Utc};
 use orderhub_carriers::{CarrierError, CarrierKind, TrackEvent, TrackStatus};
-use orderhub_core::usecases;
+use orderhub_core::usecases::{self, Actor};
 use orderhub_domain::carrier_check::{
     self, CARRIER_STATUS_MISMATCH, CarrierDifference, CarrierState,
 };
@@ -288,62 +288,7 @@ async fn record(
     let r = f
         .store
         .write(0, move |tx| {
-            let mut change = Change::default();
-            let Some(o) = tx.order_get(&t, id)? else {
-                return Ok(change);
-            };
-            match &f2 {
-                Found::Differs { kind, state, says } => {
-                    let before = tx.carrier_check_outcome(&t, id)?;
-                    if o.has_exception(CARRIER_STATUS_MISMATCH)
-                        && before.as_deref().is_some_and(|b| b != kind.as_str())
-                    {
-                        let lifted = serde_json::json!({"kind": before, "now": kind.as_str()});
-                        usecases::resolve_by_watchdog(
-                            tx,
-                            &actor,
-                            id,
-                            CARRIER_STATUS_MISMATCH,
-                            lifted,
-                            now,
-                        )?;
-                    }
-                    let detail = serde_json::json!({
-                        "kind": kind.as_str(),
-                        "ours": o.status.as_str(),
-                        "carrier": state.as_str(),
-                        "carrier_says": says,
-                        "remedy": kind.remedy(),
-                    });
-                    let raised = usecases::raise_exception(
-                        tx,
-                        &actor,
-                        id,
-                        CARRIER_STATUS_MISMATCH,
-                        detail,
-                        now,
-                    )?;
-                    if raised.is_some() {
-                        change.raised = true;
-                        tx.status_difference_insert(&difference_row(&t, &o, *kind, *state, now))?;
-                    }
-                }
-                Found::Agrees { .. } => {
-                    let detail = serde_json::json!({"kind": "agrees"});
-                    change.lifted = usecases::resolve_by_watchdog(
-                        tx,
-                        &actor,
-                        id,
-                        CARRIER_STATUS_MISMATCH,
-                        detail,
-                        now,
-                    )?
-                    .is_some();
-                }
-                Found::Failed(_) => {}
-            }
-            tx.carrier_check_record(&t, id, now, outcome)?;
-            Ok(change)
+            record_tx(tx, &t, id, &actor, &f2, outcome, now)
         })
         .await;
     let change = match r {
@@ -374,6 +319,56 @@ async fn record(
     metrics::counter!("orderhub_carrier_checks_total", "carrier" => carrier, "outcome" => outcome)
         .increment(1);
     Ok(())
+}
+
+/// The check's transaction: the exception raised (a new kind lifting the old first) or lifted, the
+/// difference's row once, the check's record.
+fn record_tx(
+    tx: &mut dyn orderhub_store::AdminTx,
+    t: &TenantId,
+    id: orderhub_domain::OrderId,
+    actor: &Actor,
+    found: &Found,
+    outcome: &'static str,
+    now: DateTime<Utc>,
+) -> Result<Change, orderhub_core::CoreError> {
+    let mut change = Change::default();
+    let Some(o) = tx.order_get(t, id)? else {
+        return Ok(change);
+    };
+    match found {
+        Found::Differs { kind, state, says } => {
+            let before = tx.carrier_check_outcome(t, id)?;
+            if o.has_exception(CARRIER_STATUS_MISMATCH)
+                && before.as_deref().is_some_and(|b| b != kind.as_str())
+            {
+                let lifted = serde_json::json!({"kind": before, "now": kind.as_str()});
+                usecases::resolve_by_watchdog(tx, actor, id, CARRIER_STATUS_MISMATCH, lifted, now)?;
+            }
+            let detail = serde_json::json!({
+                "kind": kind.as_str(),
+                "ours": o.status.as_str(),
+                "carrier": state.as_str(),
+                "carrier_says": says,
+                "remedy": kind.remedy(),
+            });
+            let raised =
+                usecases::raise_exception(tx, actor, id, CARRIER_STATUS_MISMATCH, detail, now)?;
+            if raised.is_some() {
+                change.raised = true;
+                tx.status_difference_insert(&difference_row(t, &o, *kind, *state, now))?;
+            }
+        }
+        Found::Agrees { .. } => {
+            let detail = serde_json::json!({"kind": "agrees"});
+            change.lifted =
+                usecases::resolve_by_watchdog(tx, actor, id, CARRIER_STATUS_MISMATCH, detail, now)?
+                    .is_some();
+        }
+        Found::Failed(_) => {}
+    }
+    tx.carrier_check_record(t, id, now, outcome)?;
+    Ok(change)
 }
 
 fn difference_row(
