@@ -87,6 +87,15 @@ pub async fn track(State(_state): State<SharedState>, req: Request, next: Next) 
     // its body: bodies hold personal data).
     let span =
         tracing::info_span!("request", request_id = %request_id, method = %method, route = %route);
+    if orderhub_telemetry::enabled() {
+        // The caller's W3C trace context, when it sent one: the request continues its trace.
+        let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
+        orderhub_telemetry::set_parent(
+            &span,
+            header(orderhub_telemetry::TRACEPARENT),
+            header(orderhub_telemetry::TRACESTATE),
+        );
+    }
     let resp = next.run(req).instrument(span.clone()).await;
     let code = resp.status();
     let _entered = span.enter();

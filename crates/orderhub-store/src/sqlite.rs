@@ -167,6 +167,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "status_checks",
         include_str!("../migrations/sqlite/0029_status_checks.sql"),
     ),
+    (
+        31,
+        "outbox_traceparent",
+        include_str!("../migrations/sqlite/0031_outbox_traceparent.sql"),
+    ),
 ];
 
 /// Reader connections: WAL lets readers run beside the writer; two keep a 2-core machine busy.
@@ -618,9 +623,9 @@ impl WriteConn for SqliteWrite {
             let first = last - events.len() as i64 + 1;
             let mut ins = self
                 .c
-                .prepare_cached("INSERT INTO outbox VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)")
+                .prepare_cached("INSERT INTO outbox (tenant_id, seq, event_id, event_type, aggregate_id, aggregate_version, occurred_at, trace_id, payload, traceparent) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)")
                 .map_err(err)?;
-            for (i, e) in events.iter().enumerate() {
+            for (i, (e, traceparent)) in events.iter().enumerate() {
                 ins.execute(params![
                     tenant,
                     first + i as i64,
@@ -631,6 +636,7 @@ impl WriteConn for SqliteWrite {
                     micros(e.occurred_at),
                     e.trace_id,
                     e.payload,
+                    traceparent,
                 ])
                 .map_err(err)?;
             }
@@ -653,6 +659,12 @@ impl WriteConn for SqliteWrite {
 
     fn mark(&mut self) {
         self.pending.mark();
+    }
+
+    fn set_traceparent(&mut self, traceparent: Option<&str>) {
+        if self.pending.traceparent.as_deref() != traceparent {
+            self.pending.traceparent = traceparent.map(str::to_owned);
+        }
     }
 
     fn wrote_since_mark(&self) -> bool {
@@ -1040,7 +1052,7 @@ impl Tx for SqliteWrite {
     }
 
     fn outbox_append(&mut self, event: &EventRecord) -> Result<(), StoreError> {
-        self.pending.outbox.push(event.clone());
+        self.pending.append_event(event);
         Ok(())
     }
 
@@ -1432,7 +1444,7 @@ impl ReadConn for SqliteRead {
         let mut st = self
             .c
             .prepare_cached(
-                "SELECT seq, event_id, event_type, aggregate_id, aggregate_version, occurred_at, trace_id, payload
+                "SELECT seq, event_id, event_type, aggregate_id, aggregate_version, occurred_at, trace_id, payload, traceparent
                  FROM outbox WHERE tenant_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
             )
             .map_err(err)?;
@@ -1455,6 +1467,7 @@ impl ReadConn for SqliteRead {
                         trace_id: r.get(6)?,
                         payload,
                     },
+                    traceparent: r.get(8)?,
                 })
             })
             .map_err(err)?;
