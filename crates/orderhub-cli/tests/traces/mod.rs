@@ -154,19 +154,34 @@ fn receiver() -> (String, Deliveries) {
     (format!("http://{addr}/hook"), seen)
 }
 
-/// A request with a `traceparent` of the caller's: status and body.
+/// A request with a `traceparent` of the caller's (and `headers`; an API key unless `key` is
+/// empty): status and body.
 fn traced_post(
     hub: &Served,
     path: &str,
     key: &str,
     body: &str,
+    headers: &[(String, String)],
     traceparent: &str,
 ) -> (u16, String) {
     let mut s = TcpStream::connect(&hub.addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut head = format!("POST {path} HTTP/1.1\r\nHost: x\r\ntraceparent: {traceparent}\r\n");
+    if !key.is_empty() {
+        head.push_str(&format!("Authorization: Bearer {key}\r\n"));
+    }
+    if !headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+    {
+        head.push_str("Content-Type: application/json\r\n");
+    }
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
     write!(
         s,
-        "POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\ntraceparent: {traceparent}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{head}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )
     .unwrap();
@@ -202,16 +217,24 @@ fn nats_url() -> Option<String> {
     nats
 }
 
-/// Creates an order with a caller's `traceparent` on a hub exporting traces, waits for its
-/// `order.created` webhook, stops the hub (which sends the last spans) and returns the spans of
-/// the caller's trace, the caller's span id and the webhook's `traceparent`.
-fn one_traced_order(nats: Option<&str>) -> (Vec<Got>, String, String) {
+/// A hub exporting traces to this test's collector, with a tenant of its own whose webhook
+/// subscription takes `order.created`.
+struct Traced {
+    hub: Served,
+    key: String,
+    tenant: String,
+    spans: Arc<Mutex<Vec<Got>>>,
+    seen: Deliveries,
+    _dir: tempfile::TempDir,
+}
+
+fn traced_hub(nats: Option<&str>) -> Traced {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().to_str().unwrap();
+    let data = dir.path().to_str().unwrap().to_owned();
     // A tenant of this run's own: on NATS its subjects are new.
     let tenant = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
     let out = Command::new(BIN)
-        .args(["tenant", "create", &tenant, "--data-dir", data])
+        .args(["tenant", "create", &tenant, "--data-dir", &data])
         .output()
         .unwrap();
     assert!(
@@ -229,7 +252,7 @@ fn one_traced_order(nats: Option<&str>) -> (Vec<Got>, String, String) {
     let (hook, seen) = receiver();
     let mut args = vec![
         "--data-dir",
-        data,
+        &data,
         "--bootstrap-api-key",
         "k",
         "--fulfillment",
@@ -245,39 +268,68 @@ fn one_traced_order(nats: Option<&str>) -> (Vec<Got>, String, String) {
     let sub = format!(r#"{{"url":"{hook}","event_types":["order.created"]}}"#);
     let (status, body) = hub.http("POST", "/v1/subscriptions", &key, &sub);
     assert_eq!(status, 201, "{body}");
-    let trace = uuid::Uuid::new_v4().simple().to_string();
-    let caller = &uuid::Uuid::new_v4().simple().to_string()[..16];
-    let traceparent = format!("00-{trace}-{caller}-01");
-    let (status, body) = traced_post(&hub, "/v1/orders", &key, ORDER, &traceparent);
-    assert_eq!(status, 201, "{body}");
-    let until = Instant::now() + Duration::from_secs(60);
-    let delivered = loop {
-        let got = seen.lock().unwrap().clone();
-        if let Some((_, tp)) = got.into_iter().find(|(t, _)| t == "order.created") {
-            break tp;
-        }
-        assert!(Instant::now() < until, "order.created was never delivered");
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    // Stopping flushes the exporter: every span ended so far has reached the collector.
-    hub.stop();
-    let all = spans.lock().unwrap().clone();
-    assert!(!all.is_empty(), "the collector received no span");
-    assert!(
-        all.iter().all(|s| s.service == "orderhub"),
-        "every span is exported as service orderhub"
-    );
-    for s in &all {
-        for v in s.attrs.values() {
-            assert!(
-                !v.contains("王小明") && !v.contains("13812345678") && !v.contains("文三路"),
-                "a span attribute holds personal data: {s:?}"
-            );
-        }
+    Traced {
+        hub,
+        key,
+        tenant,
+        spans,
+        seen,
+        _dir: dir,
     }
-    let ours: Vec<Got> = all.into_iter().filter(|s| s.trace == trace).collect();
-    let webhook_tp = delivered.expect("the webhook delivery carries a traceparent");
-    (ours, caller.to_owned(), webhook_tp)
+}
+
+/// A caller's trace id, span id and the `traceparent` naming them.
+fn caller_context() -> (String, String, String) {
+    let trace = uuid::Uuid::new_v4().simple().to_string();
+    let caller = uuid::Uuid::new_v4().simple().to_string()[..16].to_owned();
+    let traceparent = format!("00-{trace}-{caller}-01");
+    (trace, caller, traceparent)
+}
+
+impl Traced {
+    /// Waits for the `order.created` webhook, stops the hub (which sends the last spans) and
+    /// returns the spans of `trace` and the webhook's `traceparent`.
+    fn finish(self, trace: &str) -> (Vec<Got>, String) {
+        let until = Instant::now() + Duration::from_secs(60);
+        let delivered = loop {
+            let got = self.seen.lock().unwrap().clone();
+            if let Some((_, tp)) = got.into_iter().find(|(t, _)| t == "order.created") {
+                break tp;
+            }
+            assert!(Instant::now() < until, "order.created was never delivered");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        // Stopping flushes the exporter: every span ended so far has reached the collector.
+        self.hub.stop();
+        let all = self.spans.lock().unwrap().clone();
+        assert!(!all.is_empty(), "the collector received no span");
+        assert!(
+            all.iter().all(|s| s.service == "orderhub"),
+            "every span is exported as service orderhub"
+        );
+        for s in &all {
+            for v in s.attrs.values() {
+                assert!(
+                    !v.contains("王小明") && !v.contains("13812345678") && !v.contains("文三路"),
+                    "a span attribute holds personal data: {s:?}"
+                );
+            }
+        }
+        let ours: Vec<Got> = all.into_iter().filter(|s| s.trace == trace).collect();
+        let webhook_tp = delivered.expect("the webhook delivery carries a traceparent");
+        (ours, webhook_tp)
+    }
+}
+
+/// Creates an order with a caller's `traceparent` on a hub exporting traces; the spans of the
+/// caller's trace, the caller's span id and the webhook's `traceparent`.
+fn one_traced_order(nats: Option<&str>) -> (Vec<Got>, String, String) {
+    let t = traced_hub(nats);
+    let (trace, caller, traceparent) = caller_context();
+    let (status, body) = traced_post(&t.hub, "/v1/orders", &t.key, ORDER, &[], &traceparent);
+    assert_eq!(status, 201, "{body}");
+    let (spans, webhook_tp) = t.finish(&trace);
+    (spans, caller, webhook_tp)
 }
 
 fn the<'a>(spans: &'a [Got], what: &str, pick: impl Fn(&Got) -> bool) -> &'a Got {
@@ -348,4 +400,79 @@ fn one_trace_runs_from_the_request_through_nats_to_the_webhook() {
     let Some(nats) = nats_url() else { return };
     let (spans, caller, webhook_tp) = one_traced_order(Some(&nats));
     assert_one_trace(&spans, &caller, &webhook_tp, true);
+}
+
+/// A channel's signed push with a caller's `traceparent`, through the background processor to
+/// the webhook: the push's request span, then `intake.process`, the order's write and the
+/// delivery, in one trace. Needs the channel simulator (the detail API the processor fetches
+/// from): a binary built with the `demo` feature.
+#[cfg(feature = "demo")]
+#[test]
+fn one_trace_runs_from_a_channel_push_through_intake_to_the_webhook() {
+    use orderhub_channels::sim::{self, SimSettings};
+    use orderhub_channels::{ChannelKind, ShopCredentials};
+    let kind = ChannelKind::Taobao;
+    let mut creds = ShopCredentials::new("app-key-1", "s3cret");
+    creds.access_token = "tok-1".into();
+    // The simulator serves the processor's detail calls while this runtime lives.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (url, handle) = rt
+        .block_on(sim::spawn(kind, SimSettings::new(creds.clone(), 3, 11)))
+        .unwrap();
+    let t = traced_hub(None);
+    let shop = serde_json::json!({"app_key": creds.app_key, "secret": creds.secret,
+        "access_token": creds.access_token, "api_base_url": url});
+    let (status, body) = t.hub.http(
+        "PUT",
+        "/v1/channels/taobao/shops/tb1",
+        &t.key,
+        &shop.to_string(),
+    );
+    assert_eq!(status, 200, "{body}");
+    let order = handle.orders()[0].clone();
+    let push = sim::signed_push(kind, &order, &creds, chrono::Utc::now()).unwrap();
+    let mut path = format!("/v1/tenants/{}/channels/taobao/shops/tb1/webhook", t.tenant);
+    if !push.query.is_empty() {
+        let q: Vec<String> = push.query.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        path = format!("{path}?{}", q.join("&"));
+    }
+    let mut headers = push.headers.clone();
+    headers.push(("content-type".into(), push.content_type.into()));
+    let (trace, caller, traceparent) = caller_context();
+    let body = String::from_utf8(push.body.clone()).unwrap();
+    let (status, answer) = traced_post(&t.hub, &path, "", &body, &headers, &traceparent);
+    assert_eq!(status, 200, "{answer}");
+    let (spans, webhook_tp) = t.finish(&trace);
+    let request = the(&spans, "push request", |s| {
+        s.name == "request"
+            && s.attrs
+                .get("route")
+                .is_some_and(|r| r.ends_with("/webhook"))
+    });
+    assert_eq!(
+        request.parent, caller,
+        "the push's request continues the channel's trace"
+    );
+    let intake = the(&spans, "intake.process", |s| s.name == "intake.process");
+    assert_eq!(
+        intake.parent, request.id,
+        "processing continues the push's request"
+    );
+    assert_eq!(
+        intake.attrs.get("channel").map(String::as_str),
+        Some("taobao")
+    );
+    let deliver = the(&spans, "event.deliver", |s| {
+        s.name == "event.deliver"
+            && s.attrs.get("target_kind").map(String::as_str) == Some("webhook")
+            && s.attrs.get("event_type").map(String::as_str) == Some("order.created")
+    });
+    let write = the(&spans, "store.write", |s| s.id == deliver.parent);
+    assert_eq!(write.name, "store.write");
+    assert_eq!(
+        write.parent, intake.id,
+        "the order's write runs in the processing"
+    );
+    assert_eq!(webhook_tp, format!("00-{trace}-{}-01", deliver.id));
+    drop(rt);
 }
