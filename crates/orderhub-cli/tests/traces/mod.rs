@@ -222,6 +222,8 @@ fn nats_url() -> Option<String> {
 struct Traced {
     hub: Served,
     key: String,
+    /// Read by the channel push case (a demo build only).
+    #[cfg_attr(not(feature = "demo"), allow(dead_code))]
     tenant: String,
     spans: Arc<Mutex<Vec<Got>>>,
     seen: Deliveries,
@@ -475,4 +477,43 @@ fn one_trace_runs_from_a_channel_push_through_intake_to_the_webhook() {
     );
     assert_eq!(webhook_tp, format!("00-{trace}-{}-01", deliver.id));
     drop(rt);
+}
+
+/// A trace setting the hub cannot use stops it at start, naming the setting, before it listens.
+#[test]
+fn a_bad_trace_setting_fails_with_a_message_not_a_panic() {
+    for (args, says) in [
+        (
+            [
+                "--otlp-endpoint",
+                "127.0.0.1:4318",
+                "--otlp-sample-ratio",
+                "1",
+            ],
+            "--otlp-endpoint must be an http:// or https:// URL",
+        ),
+        (
+            [
+                "--otlp-endpoint",
+                "http://127.0.0.1:4318",
+                "--otlp-sample-ratio",
+                "1.5",
+            ],
+            "--otlp-sample-ratio must be between 0 and 1",
+        ),
+    ] {
+        let out = Command::new(BIN)
+            .arg("serve")
+            .args(args)
+            .arg("--data-dir")
+            .arg(tempfile::tempdir().unwrap().path())
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(says) && !err.contains("panicked"),
+            "{args:?}: {err}"
+        );
+    }
 }
