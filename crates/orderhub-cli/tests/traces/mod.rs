@@ -230,13 +230,19 @@ struct Traced {
     _dir: tempfile::TempDir,
 }
 
-fn traced_hub(nats: Option<&str>) -> Traced {
+/// `postgres`: the store's URL (a schema of its own) and personal-data key; SQLite without.
+fn traced_hub(nats: Option<&str>, postgres: Option<(String, String)>) -> Traced {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_str().unwrap().to_owned();
+    let mut store = vec!["--data-dir".to_owned(), data];
+    if let Some((db, pii)) = postgres {
+        store.extend(["--database-url".to_owned(), db, "--pii-key".to_owned(), pii]);
+    }
     // A tenant of this run's own: on NATS its subjects are new.
     let tenant = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
     let out = Command::new(BIN)
-        .args(["tenant", "create", &tenant, "--data-dir", &data])
+        .args(["tenant", "create", &tenant])
+        .args(&store)
         .output()
         .unwrap();
     assert!(
@@ -252,9 +258,8 @@ fn traced_hub(nats: Option<&str>) -> Traced {
         .to_owned();
     let (otlp, spans) = collector();
     let (hook, seen) = receiver();
-    let mut args = vec![
-        "--data-dir",
-        &data,
+    let mut args: Vec<&str> = store.iter().map(String::as_str).collect();
+    args.extend([
         "--bootstrap-api-key",
         "k",
         "--fulfillment",
@@ -262,7 +267,7 @@ fn traced_hub(nats: Option<&str>) -> Traced {
         "--allow-private-urls",
         "--otlp-endpoint",
         &otlp,
-    ];
+    ]);
     if let Some(n) = nats {
         args.extend(["--nats-url", n]);
     }
@@ -325,8 +330,11 @@ impl Traced {
 
 /// Creates an order with a caller's `traceparent` on a hub exporting traces; the spans of the
 /// caller's trace, the caller's span id and the webhook's `traceparent`.
-fn one_traced_order(nats: Option<&str>) -> (Vec<Got>, String, String) {
-    let t = traced_hub(nats);
+fn one_traced_order(
+    nats: Option<&str>,
+    postgres: Option<(String, String)>,
+) -> (Vec<Got>, String, String) {
+    let t = traced_hub(nats, postgres);
     let (trace, caller, traceparent) = caller_context();
     let (status, body) = traced_post(&t.hub, "/v1/orders", &t.key, ORDER, &[], &traceparent);
     assert_eq!(status, 201, "{body}");
@@ -393,15 +401,49 @@ fn assert_one_trace(spans: &[Got], caller: &str, webhook_tp: &str, nats: bool) {
 
 #[test]
 fn one_trace_runs_from_the_request_to_the_webhook_on_the_in_process_bus() {
-    let (spans, caller, webhook_tp) = one_traced_order(None);
+    let (spans, caller, webhook_tp) = one_traced_order(None, None);
     assert_one_trace(&spans, &caller, &webhook_tp, false);
 }
 
 #[test]
 fn one_trace_runs_from_the_request_through_nats_to_the_webhook() {
     let Some(nats) = nats_url() else { return };
-    let (spans, caller, webhook_tp) = one_traced_order(Some(&nats));
+    let (spans, caller, webhook_tp) = one_traced_order(Some(&nats), None);
     assert_one_trace(&spans, &caller, &webhook_tp, true);
+}
+
+/// The same on PostgreSQL (`ORDERHUB_TEST_DATABASE_URL`, a schema of this test's own): the
+/// outbox column and its writes are the other backend's.
+#[test]
+fn one_trace_runs_from_the_request_to_the_webhook_on_postgresql() {
+    let Some(url) = std::env::var("ORDERHUB_TEST_DATABASE_URL")
+        .ok()
+        .filter(|s| !s.is_empty())
+    else {
+        assert!(
+            std::env::var("ORDERHUB_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+            "ORDERHUB_REQUIRE_POSTGRES=1 but ORDERHUB_TEST_DATABASE_URL is not set"
+        );
+        eprintln!("ORDERHUB_TEST_DATABASE_URL is not set: PostgreSQL not tested here");
+        return;
+    };
+    let schema = format!("tr_{}", uuid::Uuid::now_v7().simple());
+    let ok = Command::new("psql")
+        .args([url.as_str(), "-qc", &format!("CREATE SCHEMA {schema}")])
+        .status();
+    assert!(ok.is_ok_and(|s| s.success()), "psql must reach PostgreSQL");
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let db = format!("{url}{sep}options=-c%20search_path%3D{schema}");
+    let pii = "0123456789abcdef".repeat(4);
+    let (spans, caller, webhook_tp) = one_traced_order(None, Some((db, pii)));
+    let _ = Command::new("psql")
+        .args([
+            url.as_str(),
+            "-qc",
+            &format!("DROP SCHEMA {schema} CASCADE"),
+        ])
+        .output();
+    assert_one_trace(&spans, &caller, &webhook_tp, false);
 }
 
 /// A channel's signed push with a caller's `traceparent`, through the background processor to
@@ -421,7 +463,7 @@ fn one_trace_runs_from_a_channel_push_through_intake_to_the_webhook() {
     let (url, handle) = rt
         .block_on(sim::spawn(kind, SimSettings::new(creds.clone(), 3, 11)))
         .unwrap();
-    let t = traced_hub(None);
+    let t = traced_hub(None, None);
     let shop = serde_json::json!({"app_key": creds.app_key, "secret": creds.secret,
         "access_token": creds.access_token, "api_base_url": url});
     let (status, body) = t.hub.http(
