@@ -1,4 +1,6 @@
-//! Request metrics and the Prometheus endpoint. Names follow `orderhub_<thing>_<unit>`.
+//! Request metrics and the Prometheus endpoint. Names follow `orderhub_<thing>_<unit>`. Each
+//! request runs in a span `request`, which continues the caller's W3C trace context when traces
+//! are exported (`orderhub-telemetry`).
 
 use crate::SharedState;
 use axum::extract::{MatchedPath, Request, State};
