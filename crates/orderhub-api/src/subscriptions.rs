@@ -32,6 +32,25 @@ pub struct CreateSubscriptionRequest {
     /// at most 128 characters. Stored encrypted, never shown again.
     #[serde(default)]
     pub bot_secret: Option<String>,
+    /// The message's text for a bot or an e-mail (`wecom`, `dingtalk`, `feishu`, `email`): a
+    /// template in Jinja syntax over `event`, `at`, `order`, `order_id`, `channel`, `shop`,
+    /// `status`, `amount`, `exception`, `kind`, `carrier`, `tracking_no`, `case_id` and a
+    /// data-quality alert's `metric`, `day`, `scope_kind`, `scope`, `value`, `baseline`,
+    /// `change_pct`, `threshold_pct` (`""` where the event has none) — never personal data. At
+    /// most 2,000 characters; absent: the fixed message. A template that fails on an event sends
+    /// the fixed message.
+    #[serde(default)]
+    pub template: Option<String>,
+}
+
+/// A change of a subscription: its message template (the only thing changed in place).
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateSubscriptionRequest {
+    /// The new template, checked as at creation (bots and e-mail only); `null`, `""` or absent:
+    /// the fixed message from now on.
+    #[serde(default)]
+    pub template: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -51,6 +70,9 @@ pub struct SubscriptionView {
     /// `Orderhub-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
+    /// The message template, as stored (bots and e-mail only); absent: the fixed message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]

@@ -146,6 +146,7 @@ async fn run_once(a: &ChannelsArgs, rules: usize) -> Result<f64> {
         webhook_backoff_max: orderhub_events::runtime::DEFAULT_BACKOFF_MAX,
         listing_reconcile_every: crate::config::DEFAULT_LISTING_RECONCILE_EVERY,
         status_check: Some(Default::default()),
+        carrier_check: Some(Default::default()),
         ship_by_risk_lead: orderhub_fulfillment::DEFAULT_SHIP_BY_RISK_LEAD,
         completion: Default::default(),
         http: Default::default(),

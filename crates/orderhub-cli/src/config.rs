@@ -106,6 +106,12 @@ pub struct ServeArgs {
     /// number with s, m or h up to 24h (default 6h); `off` checks none.
     #[arg(long, env = "ORDERHUB_STATUS_CHECK_EVERY")]
     pub status_check_every: Option<String>,
+    /// How often each shipped order's tracking is compared with its status (the carriers' side of
+    /// the status reconciler: tracking we missed applied, a difference raised
+    /// `carrier_status_mismatch`): seconds, or a number with s, m or h up to 24h (default 6h);
+    /// `off` checks none.
+    #[arg(long, env = "ORDERHUB_CARRIER_CHECK_EVERY")]
+    pub carrier_check_every: Option<String>,
     /// How long before its ship-by deadline an order still to ship is raised `ship_by_at_risk`:
     /// seconds, or a number with s, m or h (default 4h).
     #[arg(long, env = "ORDERHUB_SHIP_BY_RISK_LEAD")]
@@ -151,6 +157,7 @@ struct FileConfig {
     request_timeout: Option<String>,
     listing_reconcile_every: Option<String>,
     status_check_every: Option<String>,
+    carrier_check_every: Option<String>,
     ship_by_risk_lead: Option<String>,
     complete_after_days: Option<u32>,
     complete_after_days_by_channel: Option<String>,
@@ -198,6 +205,8 @@ pub struct Settings {
     /// The status reconciler (between two checks of one open channel order, how long an order
     /// settles first, its quota); `None`: no checks.
     pub status_check: Option<orderhub_intake::status_check::StatusCheckConfig>,
+    /// The carriers' side of it (between two checks of one shipped order); `None`: no checks.
+    pub carrier_check: Option<orderhub_fulfillment::reconcile::CarrierCheckConfig>,
     /// How long before its ship-by deadline an order still to ship is at risk.
     pub ship_by_risk_lead: std::time::Duration,
     /// When delivered orders complete by themselves.
@@ -208,14 +217,16 @@ pub struct Settings {
 pub const DEFAULT_STATUS_CHECK_EVERY: std::time::Duration =
     std::time::Duration::from_secs(6 * 3600);
 
-/// The status reconciler's interval: `off`, or a duration (default [`DEFAULT_STATUS_CHECK_EVERY`]).
+/// The status reconciler's interval (`name`, the channels' or the carriers'): `off`, or a
+/// duration (default [`DEFAULT_STATUS_CHECK_EVERY`]).
 fn status_check_every(
     flag: Option<&str>,
     file: Option<&str>,
+    name: &str,
 ) -> Result<Option<std::time::Duration>> {
     match flag.or(file).map(str::trim) {
         Some("off") => Ok(None),
-        v => duration(v, None, "--status-check-every", DEFAULT_STATUS_CHECK_EVERY).map(Some),
+        v => duration(v, None, name, DEFAULT_STATUS_CHECK_EVERY).map(Some),
     }
 }
 
@@ -524,11 +535,24 @@ impl Settings {
             status_check: status_check_every(
                 a.status_check_every.as_deref(),
                 f.status_check_every.as_deref(),
+                "--status-check-every",
             )?
             .map(|every| orderhub_intake::status_check::StatusCheckConfig {
                 interval: chrono::Duration::from_std(every).unwrap_or(chrono::Duration::hours(6)),
                 ..Default::default()
             }),
+            carrier_check: status_check_every(
+                a.carrier_check_every.as_deref(),
+                f.carrier_check_every.as_deref(),
+                "--carrier-check-every",
+            )?
+            .map(
+                |every| orderhub_fulfillment::reconcile::CarrierCheckConfig {
+                    interval: chrono::Duration::from_std(every)
+                        .unwrap_or(chrono::Duration::hours(6)),
+                    ..Default::default()
+                },
+            ),
             ship_by_risk_lead: duration(
                 a.ship_by_risk_lead.as_deref(),
                 f.ship_by_risk_lead.as_deref(),
@@ -731,6 +755,23 @@ mod tests {
             ..ServeArgs::default()
         });
         assert!(format!("{:#}", bad.unwrap_err()).contains("--status-check-every"));
+    }
+
+    #[test]
+    fn shipped_orders_are_checked_with_their_carrier_every_six_hours_unless_told_otherwise() {
+        let every = |s: &Settings| s.carrier_check.as_ref().map(|c| c.interval.num_seconds());
+        let with = |v: &str| {
+            Settings::from_serve(&ServeArgs {
+                carrier_check_every: Some(v.into()),
+                ..ServeArgs::default()
+            })
+        };
+        let s = Settings::from_serve(&ServeArgs::default()).unwrap();
+        assert_eq!(every(&s), Some(6 * 3600));
+        assert_eq!(every(&with("30m").unwrap()), Some(1800));
+        assert_eq!(every(&with("off").unwrap()), None);
+        let bad = with("25h");
+        assert!(format!("{:#}", bad.unwrap_err()).contains("--carrier-check-every"));
     }
 
     #[test]

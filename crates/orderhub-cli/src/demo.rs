@@ -334,6 +334,13 @@ fn demo_settings(a: &DemoArgs, data_dir: std::path::PathBuf, admin_key: &str) ->
             poll: Duration::from_secs(2),
             ..Default::default()
         }),
+        // Shipped orders compared with their carriers' tracking as often.
+        carrier_check: Some(orderhub_fulfillment::reconcile::CarrierCheckConfig {
+            interval: chrono::Duration::seconds(20),
+            settle: chrono::Duration::seconds(10),
+            poll: Duration::from_secs(2),
+            ..Default::default()
+        }),
         ship_by_risk_lead: orderhub_fulfillment::DEFAULT_SHIP_BY_RISK_LEAD,
         completion: Default::default(),
         http: Default::default(),

@@ -194,6 +194,7 @@ fn start_fulfillment_with_carriers(
             track: s.track_schedule.clone(),
             ship_by_risk_lead: s.ship_by_risk_lead,
             completion: s.completion.clone(),
+            carrier_check: s.carrier_check.clone(),
             ..Default::default()
         },
     ));
@@ -243,6 +244,7 @@ async fn start_fulfillment_sim(
             track: s.track_schedule.clone(),
             ship_by_risk_lead: s.ship_by_risk_lead,
             shared_track_per_minute: SIM_TRACK_PER_MINUTE,
+            carrier_check: s.carrier_check.clone(),
             ..Default::default()
         },
     ));

@@ -8,6 +8,7 @@
 //! shapes live in `orderhub-api`.
 
 pub mod after_sales;
+pub mod carrier_check;
 pub mod channel_update;
 pub mod combine;
 pub mod edit;

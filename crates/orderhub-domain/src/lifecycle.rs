@@ -584,6 +584,7 @@ mod tests {
         ("writeback_failed", false),
         ("ship_by_at_risk", false),
         ("status_mismatch", false),
+        ("carrier_status_mismatch", false),
     ];
 
     #[test]

@@ -137,19 +137,23 @@ pub fn feishu_sign(secret: &str, timestamp_s: i64) -> String {
     hmac_base64(format!("{timestamp_s}\n{secret}").as_bytes(), b"")
 }
 
-/// The URL and JSON body of a message to the bot (`now_ms`: the signing time).
+/// The URL and JSON body of a message to the bot (`now_ms`: the signing time). `rendered`: the
+/// subscription's template rendered for this event ([`crate::template`]), sent as the message's
+/// text instead of the fixed lines (the title stays).
 pub fn request(
     format: SubscriptionFormat,
     url: &str,
     secret: &str,
     envelope: &[u8],
+    rendered: Option<&str>,
     now_ms: i64,
 ) -> Result<(reqwest::Url, serde_json::Value), TargetError> {
     let mut url = reqwest::Url::parse(url).map_err(|_| TargetError::permanent("bad bot URL"))?;
     let (title, lines) = message_lines(envelope);
+    let text = |sep: &str| rendered.map_or_else(|| lines.join(sep), str::to_owned);
     let body = match format {
         SubscriptionFormat::Wecom => {
-            let mut content = format!("**{title}**\n{}", lines.join("\n"));
+            let mut content = format!("**{title}**\n{}", text("\n"));
             while content.len() > CONTENT_MAX {
                 content.pop();
             }
@@ -161,11 +165,11 @@ pub fn request(
                     .append_pair("timestamp", &now_ms.to_string())
                     .append_pair("sign", &dingtalk_sign(secret, now_ms));
             }
-            let text = format!("#### {title}\n\n{}", lines.join("\n\n"));
+            let text = format!("#### {title}\n\n{}", text("\n\n"));
             serde_json::json!({"msgtype": "markdown", "markdown": {"title": title, "text": text}})
         }
         SubscriptionFormat::Feishu => {
-            let text = format!("{title}\n{}", lines.join("\n"));
+            let text = format!("{title}\n{}", text("\n"));
             let mut b = serde_json::json!({"msg_type": "text", "content": {"text": text}});
             if !secret.is_empty() {
                 let ts = now_ms.div_euclid(1000);
@@ -256,11 +260,17 @@ impl Target for BotTarget {
                 )));
             }
             let now_ms = chrono::Utc::now().timestamp_millis();
+            let rendered = crate::template::render_or_fixed(
+                self.sub.template.as_deref(),
+                self.sub.format.as_str(),
+                d.body(),
+            );
             let (url, body) = request(
                 self.sub.format,
                 &self.sub.url,
                 &self.sub.secret,
                 d.body(),
+                rendered.as_deref(),
                 now_ms,
             )?;
             let r = self
@@ -346,6 +356,7 @@ mod tests {
             "https://q/send?key=k",
             "",
             &env,
+            None,
             0,
         )
         .unwrap();
@@ -357,6 +368,7 @@ mod tests {
             "https://d/robot/send?access_token=t",
             "SECabc",
             &env,
+            None,
             1_700_000_000_000,
         )
         .unwrap();
@@ -373,13 +385,22 @@ mod tests {
             "https://f/hook/x",
             "abc",
             &env,
+            None,
             1_700_000_000_123,
         )
         .unwrap();
         assert_eq!(b["timestamp"], "1700000000");
         assert_eq!(b["sign"], feishu_sign("abc", 1_700_000_000));
         assert_eq!(b["msg_type"], "text");
-        let (_, b) = request(SubscriptionFormat::Feishu, "https://f/hook/x", "", &env, 0).unwrap();
+        let (_, b) = request(
+            SubscriptionFormat::Feishu,
+            "https://f/hook/x",
+            "",
+            &env,
+            None,
+            0,
+        )
+        .unwrap();
         assert!(b.get("sign").is_none(), "no secret, no signature");
     }
 

@@ -220,10 +220,13 @@ impl EmailUrl {
     }
 }
 
-/// The mail for one delivery (`subscription`: for the `Message-ID`).
+/// The mail for one delivery (`subscription`: for the `Message-ID`). `rendered`: the
+/// subscription's template rendered for this event ([`crate::template`]), the mail's body
+/// instead of the fixed lines (the subject stays).
 pub fn message(
     url: &EmailUrl,
     envelope: &[u8],
+    rendered: Option<&str>,
     event_id: Uuid,
     subscription: Uuid,
 ) -> Result<Message, TargetError> {
@@ -241,7 +244,8 @@ pub fn message(
     for to in &url.to {
         b = b.to(Mailbox::new(None, to.clone()));
     }
-    b.body(format!("{title}\n\n{}\n", lines.join("\n")))
+    let text = rendered.map_or_else(|| lines.join("\n"), str::to_owned);
+    b.body(format!("{title}\n\n{text}\n"))
         .map_err(|e| TargetError::permanent(format!("the mail could not be built: {e}")))
 }
 
@@ -319,7 +323,15 @@ impl EmailTarget {
         if let Some(user) = &url.user {
             t = t.credentials(Credentials::new(user.clone(), self.sub.secret.clone()));
         }
-        let mail = message(&url, d.body(), d.event_id, self.sub.subscription_id)?;
+        let rendered =
+            crate::template::render_or_fixed(self.sub.template.as_deref(), "email", d.body());
+        let mail = message(
+            &url,
+            d.body(),
+            rendered.as_deref(),
+            d.event_id,
+            self.sub.subscription_id,
+        )?;
         t.build()
             .send(mail)
             .await
@@ -460,7 +472,7 @@ mod tests {
         }))
         .unwrap();
         let (event, sub) = (Uuid::now_v7(), Uuid::now_v7());
-        let m = message(&url, &envelope, event, sub).unwrap();
+        let m = message(&url, &envelope, None, event, sub).unwrap();
         let text = String::from_utf8(m.formatted()).unwrap();
         assert!(
             text.contains(&format!("Message-ID: <{event}.{sub}@orderhub>")),
@@ -472,5 +484,16 @@ mod tests {
             !text.contains("13812345678") && !text.contains("王小明"),
             "{text}"
         );
+        // With the subscription's template: its text is the body, the subject stays.
+        let src = "Order {{ order }} needs you: {{ exception }} (shop {{ shop }})";
+        let rendered = crate::template::render_or_fixed(Some(src), "email", &envelope);
+        let m = message(&url, &envelope, rendered.as_deref(), event, sub).unwrap();
+        let text = String::from_utf8(m.formatted()).unwrap();
+        assert!(
+            text.contains("Order T-1 needs you: no_waybill (shop tmall-1)"),
+            "{text}"
+        );
+        assert!(text.contains("Subject: orderhub"), "{text}");
+        assert!(!text.contains("exception: no_waybill"), "{text}");
     }
 }

@@ -27,6 +27,7 @@ pub mod nats;
 pub mod relay;
 pub mod runtime;
 pub mod sign;
+pub mod template;
 pub mod watermark;
 pub mod webhook;
 

@@ -170,6 +170,17 @@ async fn subscribe_bot(
     url: String,
     secret: &str,
 ) {
+    subscribe_with(store, t, format, url, secret, None).await;
+}
+
+async fn subscribe_with(
+    store: &Store,
+    t: &TenantId,
+    format: SubscriptionFormat,
+    url: String,
+    secret: &str,
+    template: Option<&str>,
+) {
     let row = SubscriptionRow {
         tenant_id: t.clone(),
         subscription_id: Uuid::now_v7(),
@@ -180,6 +191,7 @@ async fn subscribe_bot(
         created_at: Utc::now(),
         shops: None,
         format,
+        template: template.map(str::to_owned),
     };
     store
         .write(0, move |tx| Ok(tx.subscription_insert(&row)?))
@@ -290,4 +302,93 @@ async fn every_bot_gets_the_event_signed_as_its_platform_checks_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_bot_gets_the_event_signed_as_its_platform_checks_postgres() {
     every_bot_gets_the_event_signed_as_its_platform_checks("postgres").await;
+}
+
+/// A subscription's template is its message: rendered into the WeCom and DingTalk messages with
+/// the event's fields (the stored template comes back from the store); a template that fails on
+/// the event (stored before a check, or naming a field this event makes fail) sends the fixed
+/// message instead — never a lost notification.
+async fn a_template_is_the_message_and_a_failing_one_sends_the_fixed_one(backend: &str) {
+    let Some(ts) = harness::open(backend) else {
+        return;
+    };
+    let tenant = harness::new_tenant(&ts.store).await;
+    let (base, bots) = start_bots().await;
+    let s = &ts.store;
+    let template = "新订单 {{ order or order_id }} · 店铺 {{ shop }}{% if tracking_no %} · {{ tracking_no }}{% endif %}";
+    orderhub_events::template::validate(template).unwrap();
+    subscribe_with(
+        s,
+        &tenant,
+        SubscriptionFormat::Wecom,
+        format!("{base}/cgi-bin/webhook/send?key=wecom-key"),
+        "",
+        Some(template),
+    )
+    .await;
+    subscribe_with(
+        s,
+        &tenant,
+        SubscriptionFormat::Dingtalk,
+        format!("{base}/robot/send?access_token=ding-token"),
+        DING_SECRET,
+        Some(template),
+    )
+    .await;
+    // Not what the API stores (it refuses an unknown name): a failure at delivery.
+    subscribe_with(
+        s,
+        &tenant,
+        SubscriptionFormat::Feishu,
+        format!("{base}/open-apis/bot/v2/hook/hook-1"),
+        FEISHU_SECRET,
+        Some("{{ receiver_name }}"),
+    )
+    .await;
+    let t2 = tenant.clone();
+    let subs = s.read(move |r| r.subscriptions(Some(&t2))).await.unwrap();
+    assert_eq!(
+        subs.iter()
+            .filter(|x| x.template.as_deref() == Some(template))
+            .count(),
+        2
+    );
+    let cfg = orderhub_events::EventsConfig {
+        poll_interval: Duration::from_millis(50),
+        backoff_base: Duration::from_millis(10),
+        backoff_max: Duration::from_millis(50),
+        subscriptions_refresh: Duration::from_millis(100),
+        ..orderhub_events::EventsConfig::default()
+    };
+    let rt = orderhub_events::EventsRuntime::start(ts.store.clone(), cfg, vec![])
+        .await
+        .unwrap();
+    let written = harness::write_shop_events(s, &tenant, &[Some("tmall-1")]).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while bots.got.lock().len() < 3 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    rt.stop().await;
+    assert!(bots.refused.lock().is_empty(), "{:?}", bots.refused.lock());
+    let got: HashMap<String, String> = bots.got.lock().iter().cloned().collect();
+    let order_id = written[0].2;
+    let want = format!("新订单 {order_id} · 店铺 tmall-1");
+    assert!(got["wecom"].ends_with(&want), "{}", got["wecom"]);
+    assert!(got["wecom"].starts_with("**orderhub · order.created**"));
+    assert!(got["dingtalk"].ends_with(&want), "{}", got["dingtalk"]);
+    assert!(
+        got["feishu"].contains("shop: tmall-1") && !got["feishu"].contains("新订单"),
+        "the fixed message: {}",
+        got["feishu"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_template_is_the_message_and_a_failing_one_sends_the_fixed_one_sqlite() {
+    a_template_is_the_message_and_a_failing_one_sends_the_fixed_one("sqlite").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_template_is_the_message_and_a_failing_one_sends_the_fixed_one_postgres() {
+    a_template_is_the_message_and_a_failing_one_sends_the_fixed_one("postgres").await;
 }

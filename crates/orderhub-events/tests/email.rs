@@ -127,6 +127,7 @@ async fn subscribe_email(store: &Store, t: &TenantId, url: String) -> Uuid {
         created_at: Utc::now(),
         shops: None,
         format: SubscriptionFormat::Email,
+        template: None,
     };
     let id = row.subscription_id;
     store

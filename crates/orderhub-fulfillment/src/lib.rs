@@ -19,6 +19,7 @@ pub mod carriers;
 pub mod completion;
 pub mod escalation;
 pub mod parcel;
+pub mod reconcile;
 pub mod schedule;
 pub mod strategy;
 pub mod watchdog;
@@ -78,6 +79,9 @@ pub struct FulfillmentConfig {
     pub watch_every: Duration,
     /// When delivered orders complete by themselves.
     pub completion: completion::Completion,
+    /// The carriers' side of status reconciliation ([`reconcile`]); `None` (the default): no
+    /// checks.
+    pub carrier_check: Option<reconcile::CarrierCheckConfig>,
 }
 
 /// How long before its ship-by deadline an order still to ship is raised as at risk.
@@ -100,6 +104,7 @@ impl Default for FulfillmentConfig {
             call_timeout: Duration::from_secs(3),
             watch_every: Duration::from_secs(5),
             completion: completion::Completion::default(),
+            carrier_check: None,
         }
     }
 }
@@ -1026,8 +1031,9 @@ impl Target for Fulfillment {
     }
 }
 
-/// Starts the watchdogs (which poll tracking on its schedule) and the writer of breaker changes
-/// of the shared carriers (to every tenant). They stop with `stop`.
+/// Starts the watchdogs (which poll tracking on its schedule), the carrier checks when configured
+/// ([`reconcile`]) and the writer of breaker changes of the shared carriers (to every tenant).
+/// They stop with `stop`.
 pub fn spawn_background(
     f: Arc<Fulfillment>,
     mut breaker_changes: tokio::sync::mpsc::UnboundedReceiver<BreakerChange>,
@@ -1050,5 +1056,10 @@ pub fn spawn_background(
             }
         }
     });
-    vec![breakers, tokio::spawn(watchdog::run(f, stop))]
+    let mut tasks = vec![breakers];
+    if let Some(cfg) = f.cfg.carrier_check.clone() {
+        tasks.push(tokio::spawn(reconcile::run(f.clone(), cfg, stop.clone())));
+    }
+    tasks.push(tokio::spawn(watchdog::run(f, stop)));
+    tasks
 }

@@ -24,6 +24,9 @@ use uuid::Uuid;
 
 use orderhub_store::testing::open;
 
+#[path = "it/carrier_check.rs"]
+mod carrier_check;
+
 fn draft(external: &str) -> OrderDraft {
     let m = |s: &str| Money::parse("m", s, Currency::CNY).unwrap();
     OrderDraft {

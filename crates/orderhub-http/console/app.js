@@ -59,6 +59,8 @@ const I18N = {
     'sd.carriers': '差异最多的承运商', 'sd.empty': '这个月没有发现状态差异',
     'sd.kind_paid_on_channel_only': '仅渠道已付款', 'sd.kind_shipped_on_channel_only': '仅渠道已发货',
     'sd.kind_not_shipped_on_channel': '已发货未回传渠道', 'sd.kind_closed_on_channel': '渠道已关闭',
+    'sd.kind_delivered_by_carrier_only': '仅承运商已签收', 'sd.kind_problem_at_carrier': '承运商问题件/退件',
+    'sd.kind_no_carrier_record': '承运商无运单记录', 'sd.kind_delivered_here_not_by_carrier': '已签收但承运商未签收',
     'nav.interventions': '人工干预', 'exc.assignee': '处理人', 'exc.due': '截止', 'exc.notes': '备注',
     'exc.overdue': '已超时', 'exc.escalated': '已升级', 'exc.take': '认领', 'exc.unassign': '放回',
     'exc.note': '写备注', 'exc.note_prompt': '备注内容', 'exc.filter_assignee': '处理人',
@@ -157,6 +159,8 @@ const I18N = {
     'sd.by_channel': 'By channel (stacked by kind)', 'sd.carriers': 'Carriers with the most', 'sd.empty': 'No status difference found this month',
     'sd.kind_paid_on_channel_only': 'Paid only on the channel', 'sd.kind_shipped_on_channel_only': 'Shipped only on the channel',
     'sd.kind_not_shipped_on_channel': 'Shipped, not written back', 'sd.kind_closed_on_channel': 'Closed on the channel',
+    'sd.kind_delivered_by_carrier_only': 'Delivered only by the carrier', 'sd.kind_problem_at_carrier': 'Problem at the carrier',
+    'sd.kind_no_carrier_record': 'No record at the carrier', 'sd.kind_delivered_here_not_by_carrier': 'Delivered here, not by the carrier',
     'nav.interventions': 'Interventions', 'exc.assignee': 'Assignee', 'exc.due': 'Due', 'exc.notes': 'Notes',
     'exc.overdue': 'overdue', 'exc.escalated': 'escalated', 'exc.take': 'Take', 'exc.unassign': 'Release',
     'exc.note': 'Add note', 'exc.note_prompt': 'Note', 'exc.filter_assignee': 'Assignee',
@@ -207,6 +211,7 @@ const KIND_ZH = {
   on_hold: '挂起待审', out_of_stock: '缺货', not_released: '未下发', no_waybill: '无运单',
   no_tracking: '无物流轨迹', writeback_failed: '回传失败', stop_shipment: '需拦截',
   after_sale: '售后', unknown_channel_status: '未知渠道状态', ship_by_at_risk: '临近发货时限',
+  status_mismatch: '与渠道状态不符', carrier_status_mismatch: '与承运商状态不符',
 };
 const CASE_STATES = ['requested', 'approved', 'refused', 'goods_returning', 'received', 'qc_passed',
   'qc_failed', 'refunded', 'closed'];

@@ -97,6 +97,7 @@ use utoipa::{Modify, OpenApi};
         crate::routes::subscriptions::create,
         crate::routes::subscriptions::list,
         crate::routes::subscriptions::delete,
+        crate::routes::subscriptions::update,
         crate::routes::subscriptions::list_dead,
         crate::routes::subscriptions::get_dead,
         crate::routes::subscriptions::replay_one,

@@ -60,6 +60,9 @@ pub struct SubscriptionRow {
     pub shops: Option<Vec<ShopId>>,
     /// What a delivery is: orderhub's signed webhook, or a message to a group bot.
     pub format: SubscriptionFormat,
+    /// A bot's or an e-mail's message template (`orderhub-events/src/template.rs`); `None`: the
+    /// fixed message.
+    pub template: Option<String>,
 }
 
 /// What a subscription delivers (issue 24's notification targets).
@@ -284,6 +287,14 @@ pub trait OpsTx {
     fn lease_release(&mut self, name: &str, holder: &str, fence: i64) -> Result<(), StoreError>;
     fn subscription_insert(&mut self, s: &SubscriptionRow) -> Result<(), StoreError>;
     fn subscription_delete(&mut self, tenant: &TenantId, id: Uuid) -> Result<bool, StoreError>;
+    /// Replaces the subscription's message template (`None`: the fixed message); `false` when
+    /// the tenant has no such subscription.
+    fn subscription_set_template(
+        &mut self,
+        tenant: &TenantId,
+        id: Uuid,
+        template: Option<&str>,
+    ) -> Result<bool, StoreError>;
     /// Stores a dead letter; one that exists for (subscription, event) — a replay that failed again
     /// — becomes `dead` again with the attempts added and the new error.
     fn dead_letter_put(&mut self, d: &DeadLetterRow) -> Result<(), StoreError>;

@@ -177,6 +177,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "outbox_traceparent",
         include_str!("../migrations/postgres/0031_outbox_traceparent.sql"),
     ),
+    (
+        32,
+        "carrier_checks_and_templates",
+        include_str!("../migrations/postgres/0032_carrier_checks_and_templates.sql"),
+    ),
 ];
 
 pub(crate) fn err(e: postgres::Error) -> StoreError {

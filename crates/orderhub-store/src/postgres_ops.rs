@@ -161,8 +161,8 @@ impl OpsTx for PgWrite {
             .map(|j| serde_json::from_str(&j).unwrap_or_default());
         self.conn.execute(
             "INSERT INTO subscriptions (tenant_id, subscription_id, url, event_types, secret,
-                                        description, created_at, shops, format)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                                        description, created_at, shops, format, template)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             &[
                 &s.tenant_id.as_str(),
                 &s.subscription_id,
@@ -173,6 +173,7 @@ impl OpsTx for PgWrite {
                 &s.created_at,
                 &shops,
                 &s.format.as_str(),
+                &s.template,
             ],
         )?;
         self.pending.writes += 1;
@@ -183,6 +184,20 @@ impl OpsTx for PgWrite {
         let n = self.conn.execute(
             "DELETE FROM subscriptions WHERE tenant_id = $1 AND subscription_id = $2",
             &[&t.as_str(), &id],
+        )?;
+        self.pending.writes += n;
+        Ok(n == 1)
+    }
+
+    fn subscription_set_template(
+        &mut self,
+        t: &TenantId,
+        id: Uuid,
+        template: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let n = self.conn.execute(
+            "UPDATE subscriptions SET template = $3 WHERE tenant_id = $1 AND subscription_id = $2",
+            &[&t.as_str(), &id, &template],
         )?;
         self.pending.writes += n;
         Ok(n == 1)
@@ -362,7 +377,7 @@ impl OpsRead for PgRead {
     fn subscriptions(&mut self, t: Option<&TenantId>) -> Result<Vec<SubscriptionRow>, StoreError> {
         let rows = self.conn.query(
             "SELECT tenant_id, subscription_id, url, event_types, secret, description, created_at, shops,
-                    format
+                    format, template
              FROM subscriptions WHERE $1::text IS NULL OR tenant_id = $1
              ORDER BY tenant_id, subscription_id",
             &[&t.map(|t| t.as_str())],
@@ -392,6 +407,7 @@ impl OpsRead for PgRead {
                             .as_deref(),
                     )?,
                     format,
+                    template: r.get(9),
                 })
             })
             .collect()

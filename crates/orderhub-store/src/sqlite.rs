@@ -172,6 +172,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "outbox_traceparent",
         include_str!("../migrations/sqlite/0031_outbox_traceparent.sql"),
     ),
+    (
+        32,
+        "carrier_checks_and_templates",
+        include_str!("../migrations/sqlite/0032_carrier_checks_and_templates.sql"),
+    ),
 ];
 
 /// Reader connections: WAL lets readers run beside the writer; two keep a 2-core machine busy.

@@ -186,8 +186,8 @@ impl OpsTx for SqliteWrite {
         self.c
             .execute(
                 "INSERT INTO subscriptions (tenant_id, subscription_id, url, event_types, secret,
-                                            description, created_at, shops, format)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                                            description, created_at, shops, format, template)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 params![
                     s.tenant_id.as_str(),
                     s.subscription_id.to_string(),
@@ -197,7 +197,8 @@ impl OpsTx for SqliteWrite {
                     s.description,
                     micros(s.created_at),
                     shops,
-                    s.format.as_str()
+                    s.format.as_str(),
+                    s.template
                 ],
             )
             .map_err(err)?;
@@ -211,6 +212,23 @@ impl OpsTx for SqliteWrite {
             .execute(
                 "DELETE FROM subscriptions WHERE tenant_id = ?1 AND subscription_id = ?2",
                 params![tenant.as_str(), id.to_string()],
+            )
+            .map_err(err)?;
+        self.pending.writes += n as u64;
+        Ok(n == 1)
+    }
+
+    fn subscription_set_template(
+        &mut self,
+        tenant: &TenantId,
+        id: Uuid,
+        template: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let n = self
+            .c
+            .execute(
+                "UPDATE subscriptions SET template = ?3 WHERE tenant_id = ?1 AND subscription_id = ?2",
+                params![tenant.as_str(), id.to_string(), template],
             )
             .map_err(err)?;
         self.pending.writes += n as u64;
@@ -380,7 +398,7 @@ fn subscription_rows(
     let mut st = c
         .prepare_cached(
             "SELECT tenant_id, subscription_id, url, event_types, secret, description, created_at, shops,
-                    format
+                    format, template
              FROM subscriptions WHERE ?1 IS NULL OR tenant_id = ?1 ORDER BY tenant_id, subscription_id",
         )
         .map_err(err)?;
@@ -396,12 +414,14 @@ fn subscription_rows(
                 r.get::<_, i64>(6)?,
                 r.get::<_, Option<String>>(7)?,
                 r.get::<_, String>(8)?,
+                r.get::<_, Option<String>>(9)?,
             ))
         })
         .map_err(err)?;
     let mut out = Vec::new();
     for row in raw {
-        let (t, id, url, types, secret, description, at, shops, format) = row.map_err(err)?;
+        let (t, id, url, types, secret, description, at, shops, format, template) =
+            row.map_err(err)?;
         let format = crate::ops::SubscriptionFormat::parse(&format)
             .ok_or_else(|| bad("subscription format"))?;
         let secret = cipher
@@ -418,6 +438,7 @@ fn subscription_rows(
             created_at: from_micros(at),
             shops: crate::ops::shops_from_json(shops.as_deref())?,
             format,
+            template,
         });
     }
     Ok(out)

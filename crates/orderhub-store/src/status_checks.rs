@@ -2,7 +2,10 @@
 //! last compared with its channel ([`StatusCheckTx::status_check_record`]), which orders are due
 //! ([`StatusCheckRead::status_checks_due`]), and the differences found, counted per month by
 //! channel, shop, carrier and kind ([`StatusCheckRead::status_difference_counts`]). The checks
-//! themselves are `orderhub-intake/src/status_check.rs`'s.
+//! themselves are `orderhub-intake/src/status_check.rs`'s. The carriers' side (migration 0032):
+//! when each shipped order's tracking was last compared ([`StatusCheckTx::carrier_check_record`],
+//! [`StatusCheckRead::carrier_checks_due`]); its differences are rows of the same table, counted
+//! in the same report (`orderhub-fulfillment/src/reconcile.rs` checks).
 
 use crate::postgres::{PgRead, PgWrite};
 use crate::sqlite::{SqliteRead, SqliteWrite, err, micros};
@@ -81,6 +84,19 @@ pub trait StatusCheckRead {
         to: DateTime<Utc>,
         shops: Option<&[String]>,
     ) -> Result<Vec<DifferenceCount>, StoreError>;
+    /// The tenant's orders with a live waybill whose tracking is due for a comparison (the carriers'
+    /// side, `orderhub-fulfillment/src/reconcile.rs`): shipped or in transit, delivered since
+    /// `delivered_since`, or holding `carrier_status_mismatch` whatever their status (so the check
+    /// that finds it gone lifts it); unchanged since `settled_before` and not checked since
+    /// `checked_before`, never-checked first, then the longest unchecked; at most `limit`.
+    fn carrier_checks_due(
+        &mut self,
+        tenant: &TenantId,
+        settled_before: DateTime<Utc>,
+        checked_before: DateTime<Utc>,
+        delivered_since: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<OrderId>, StoreError>;
     /// When the order was last checked, and what was found.
     fn status_check_of(
         &mut self,
@@ -105,6 +121,20 @@ pub trait StatusCheckTx {
         outcome: &str,
     ) -> Result<(), StoreError>;
     fn status_difference_insert(&mut self, row: &DifferenceRow) -> Result<(), StoreError>;
+    /// What the order's last carrier check found (`None`: never checked), in the transaction.
+    fn carrier_check_outcome(
+        &mut self,
+        tenant: &TenantId,
+        order: OrderId,
+    ) -> Result<Option<String>, StoreError>;
+    /// Records a carrier check of the order (replacing the last one).
+    fn carrier_check_record(
+        &mut self,
+        tenant: &TenantId,
+        order: OrderId,
+        at: DateTime<Utc>,
+        outcome: &str,
+    ) -> Result<(), StoreError>;
 }
 
 fn corrupt(what: &str) -> StoreError {
@@ -152,6 +182,47 @@ fn due_sql(pg: bool) -> String {
         p(4),
     )
 }
+
+/// The carrier checks' statements, one per backend (placeholders and the "never checked" sort key
+/// differ).
+const CARRIER_DUE_PG: &str = "SELECT o.order_id
+    FROM orders o
+    LEFT JOIN carrier_checks c ON c.tenant_id = o.tenant_id AND c.order_id = o.order_id
+   WHERE o.tenant_id = $1
+     AND o.tracking_no IS NOT NULL
+     AND (o.status IN ('shipped', 'in_transit')
+          OR (o.status = 'delivered' AND o.updated_at >= $4)
+          OR o.exceptions LIKE '% carrier_status_mismatch %')
+     AND o.updated_at <= $2
+     AND (c.checked_at IS NULL OR c.checked_at <= $3)
+   ORDER BY coalesce(c.checked_at, '-infinity'::timestamptz), o.order_id
+   LIMIT $5";
+const CARRIER_DUE_SQLITE: &str = "SELECT o.order_id
+    FROM orders o
+    LEFT JOIN carrier_checks c ON c.tenant_id = o.tenant_id AND c.order_id = o.order_id
+   WHERE o.tenant_id = ?1
+     AND o.tracking_no IS NOT NULL
+     AND (o.status IN ('shipped', 'in_transit')
+          OR (o.status = 'delivered' AND o.updated_at >= ?4)
+          OR o.exceptions LIKE '% carrier_status_mismatch %')
+     AND o.updated_at <= ?2
+     AND (c.checked_at IS NULL OR c.checked_at <= ?3)
+   ORDER BY coalesce(c.checked_at, -9223372036854775808), o.order_id
+   LIMIT ?5";
+const CARRIER_OUTCOME_PG: &str =
+    "SELECT outcome FROM carrier_checks WHERE tenant_id = $1 AND order_id = $2";
+const CARRIER_OUTCOME_SQLITE: &str =
+    "SELECT outcome FROM carrier_checks WHERE tenant_id = ?1 AND order_id = ?2";
+const CARRIER_RECORD_PG: &str =
+    "INSERT INTO carrier_checks (tenant_id, order_id, checked_at, outcome)
+  VALUES ($1, $2, $3, $4)
+  ON CONFLICT (tenant_id, order_id)
+  DO UPDATE SET checked_at = excluded.checked_at, outcome = excluded.outcome";
+const CARRIER_RECORD_SQLITE: &str =
+    "INSERT INTO carrier_checks (tenant_id, order_id, checked_at, outcome)
+  VALUES (?1, ?2, ?3, ?4)
+  ON CONFLICT (tenant_id, order_id)
+  DO UPDATE SET checked_at = excluded.checked_at, outcome = excluded.outcome";
 
 fn counts_sql(pg: bool, scoped: bool) -> String {
     let p = |n: usize| ph(n, pg);
@@ -270,6 +341,36 @@ impl StatusCheckRead for SqliteRead {
             .map_err(err)
     }
 
+    fn carrier_checks_due(
+        &mut self,
+        tenant: &TenantId,
+        settled_before: DateTime<Utc>,
+        checked_before: DateTime<Utc>,
+        delivered_since: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<OrderId>, StoreError> {
+        let ids: Vec<String> = self
+            .c
+            .prepare_cached(CARRIER_DUE_SQLITE)
+            .and_then(|mut s| {
+                s.query_map(
+                    params![
+                        tenant.as_str(),
+                        micros(settled_before),
+                        micros(checked_before),
+                        micros(delivered_since),
+                        i64::from(limit)
+                    ],
+                    |r| r.get(0),
+                )?
+                .collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .map_err(err)?;
+        ids.iter()
+            .map(|o| OrderId::parse(o).map_err(|_| corrupt("order id")))
+            .collect()
+    }
+
     fn status_check_of(
         &mut self,
         tenant: &TenantId,
@@ -359,6 +460,43 @@ impl StatusCheckTx for SqliteWrite {
         self.pending.writes += 1;
         Ok(())
     }
+
+    fn carrier_check_outcome(
+        &mut self,
+        tenant: &TenantId,
+        order: OrderId,
+    ) -> Result<Option<String>, StoreError> {
+        use rusqlite::OptionalExtension;
+        self.c
+            .prepare_cached(CARRIER_OUTCOME_SQLITE)
+            .and_then(|mut s| {
+                s.query_row(params![tenant.as_str(), order.to_string()], |r| r.get(0))
+                    .optional()
+            })
+            .map_err(err)
+    }
+
+    fn carrier_check_record(
+        &mut self,
+        tenant: &TenantId,
+        order: OrderId,
+        at: DateTime<Utc>,
+        outcome: &str,
+    ) -> Result<(), StoreError> {
+        self.c
+            .prepare_cached(CARRIER_RECORD_SQLITE)
+            .and_then(|mut s| {
+                s.execute(params![
+                    tenant.as_str(),
+                    order.to_string(),
+                    micros(at),
+                    outcome
+                ])
+            })
+            .map_err(err)?;
+        self.pending.writes += 1;
+        Ok(())
+    }
 }
 
 impl StatusCheckRead for PgRead {
@@ -428,6 +566,30 @@ impl StatusCheckRead for PgRead {
             .collect())
     }
 
+    fn carrier_checks_due(
+        &mut self,
+        tenant: &TenantId,
+        settled_before: DateTime<Utc>,
+        checked_before: DateTime<Utc>,
+        delivered_since: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<OrderId>, StoreError> {
+        let rows = self.conn.query(
+            CARRIER_DUE_PG,
+            &[
+                &tenant.as_str(),
+                &settled_before,
+                &checked_before,
+                &delivered_since,
+                &i64::from(limit),
+            ],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| OrderId::from_uuid(r.get::<_, uuid::Uuid>(0)))
+            .collect())
+    }
+
     fn status_check_of(
         &mut self,
         tenant: &TenantId,
@@ -492,6 +654,31 @@ impl StatusCheckTx for PgWrite {
                 &d.theirs,
             ],
         )?;
+        self.pending.writes += 1;
+        Ok(())
+    }
+
+    fn carrier_check_outcome(
+        &mut self,
+        tenant: &TenantId,
+        order: OrderId,
+    ) -> Result<Option<String>, StoreError> {
+        let r = self
+            .conn
+            .query_opt(CARRIER_OUTCOME_PG, &[&tenant.as_str(), &order.as_uuid()])?;
+        Ok(r.map(|r| r.get(0)))
+    }
+
+    fn carrier_check_record(
+        &mut self,
+        tenant: &TenantId,
+        order: OrderId,
+        at: DateTime<Utc>,
+        outcome: &str,
+    ) -> Result<(), StoreError> {
+        let id = order.as_uuid();
+        self.conn
+            .execute(CARRIER_RECORD_PG, &[&tenant.as_str(), &id, &at, &outcome])?;
         self.pending.writes += 1;
         Ok(())
     }

@@ -18,6 +18,7 @@ fn action(step: Step) -> &'static str {
         Step::PickedUp => "GOT",
         Step::InTransit => "TRANSPORT",
         Step::Delivered => "SIGN",
+        Step::Problem => "FAILED",
     }
 }
 

@@ -25,6 +25,7 @@ fn op_code(step: Step) -> &'static str {
         Step::PickedUp => "203",
         Step::InTransit => "306",
         Step::Delivered => "704",
+        Step::Problem => "711",
     }
 }
 

@@ -22,6 +22,7 @@ fn category(step: Step) -> &'static str {
         Step::PickedUp => "200",
         Step::InTransit => "300",
         Step::Delivered => "500",
+        Step::Problem => "600",
     }
 }
 

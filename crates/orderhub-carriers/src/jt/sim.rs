@@ -24,6 +24,7 @@ fn scan_type(step: Step) -> &'static str {
         Step::PickedUp => "快件揽收",
         Step::InTransit => "到件扫描",
         Step::Delivered => "快件签收",
+        Step::Problem => "问题件扫描",
     }
 }
 

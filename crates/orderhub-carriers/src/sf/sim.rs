@@ -35,6 +35,7 @@ fn op_code(step: Step) -> &'static str {
         Step::PickedUp => "50",
         Step::InTransit => "30",
         Step::Delivered => "80",
+        Step::Problem => "70",
     }
 }
 

@@ -178,6 +178,40 @@ pub struct SimSettings {
     pub knobs: Arc<SimKnobs>,
     pub stats: Arc<SimStats>,
     pub log: Arc<SimLog>,
+    pub tracks: Arc<SimTracks>,
+}
+
+/// Parcels a test has moved by hand: marked with a problem scan (their tracking ends with one: the
+/// carrier reports the parcel refused or returned), or delivered at once.
+#[derive(Debug, Default)]
+pub struct SimTracks {
+    problems: Mutex<std::collections::HashSet<String>>,
+    delivered: Mutex<std::collections::HashSet<String>>,
+}
+
+impl SimTracks {
+    /// The parcel's tracking runs to delivery from now on, whatever the clock.
+    pub fn deliver(&self, tracking_no: &str) {
+        self.delivered.lock().insert(tracking_no.to_owned());
+    }
+
+    fn is_delivered(&self, tracking_no: &str) -> bool {
+        self.delivered.lock().contains(tracking_no)
+    }
+
+    /// The parcel's tracking ends with a problem scan from now on.
+    pub fn problem(&self, tracking_no: &str) {
+        self.problems.lock().insert(tracking_no.to_owned());
+    }
+
+    /// The parcel's problem scan is gone (the carrier cleared it).
+    pub fn clear(&self, tracking_no: &str) {
+        self.problems.lock().remove(tracking_no);
+    }
+
+    fn has_problem(&self, tracking_no: &str) -> bool {
+        self.problems.lock().contains(tracking_no)
+    }
 }
 
 impl SimSettings {
@@ -199,6 +233,7 @@ impl SimSettings {
             knobs: self.knobs.clone(),
             stats: self.stats.clone(),
             log: self.log.clone(),
+            tracks: self.tracks.clone(),
         }
     }
 }
@@ -209,6 +244,7 @@ pub struct SimHandle {
     pub knobs: Arc<SimKnobs>,
     pub stats: Arc<SimStats>,
     pub log: Arc<SimLog>,
+    pub tracks: Arc<SimTracks>,
 }
 
 /// What a waybill request told the carrier about the shipment, as the simulator read it from
@@ -310,6 +346,9 @@ pub(crate) enum Step {
     PickedUp,
     InTransit,
     Delivered,
+    /// A problem scan (refused, returned): never reached by time, only when a test marks the
+    /// parcel ([`SimTracks::problem`]); it comes after the steps reached.
+    Problem,
 }
 
 impl Step {
@@ -326,6 +365,7 @@ impl Step {
             Step::PickedUp => TrackStatus::PickedUp,
             Step::InTransit => TrackStatus::InTransit,
             Step::Delivered => TrackStatus::Delivered,
+            Step::Problem => TrackStatus::Exception,
         }
     }
 }
@@ -443,6 +483,9 @@ impl Engine {
         if s.cancelled {
             return 0;
         }
+        if self.settings.tracks.is_delivered(&s.tracking_no) {
+            return Step::ORDER.len() - 1;
+        }
         let timed = if knobs.track_step_ms == 0 {
             0
         } else {
@@ -463,8 +506,11 @@ impl Engine {
         } else {
             knobs.track_step_ms
         };
+        let problem = (!s.cancelled && self.settings.tracks.has_problem(&s.tracking_no))
+            .then_some(Step::Problem);
         Step::ORDER[..=reached]
             .iter()
+            .chain(problem.iter())
             .enumerate()
             .map(|(i, step)| SimEvent {
                 at: s.created_at

@@ -20,6 +20,7 @@ fn info(step: Step) -> &'static str {
         Step::PickedUp => "GOT",
         Step::InTransit => "ARRIVAL",
         Step::Delivered => "SIGNED",
+        Step::Problem => "FAILED",
     }
 }
 

@@ -24,6 +24,7 @@ fn scan_type(step: Step) -> &'static str {
         Step::PickedUp => "收件",
         Step::InTransit => "到件",
         Step::Delivered => "签收",
+        Step::Problem => "问题件",
     }
 }
 

@@ -58,6 +58,7 @@ pub async fn subscribe_scoped(
                 .collect()
         }),
         format: orderhub_store::SubscriptionFormat::Webhook,
+        template: None,
     };
     let id = row.subscription_id;
     store

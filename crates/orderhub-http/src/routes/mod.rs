@@ -658,6 +658,13 @@ pub fn table() -> Vec<Route> {
             subscriptions::delete,
         ),
         route(
+            M::PATCH,
+            "/v1/subscriptions/{id}",
+            Can(P::SubscriptionsManage),
+            ShopObjects,
+            subscriptions::update,
+        ),
+        route(
             M::GET,
             "/v1/dead-letters",
             Can(P::DeliveriesOperate),

@@ -1,5 +1,6 @@
 //! `GET /v1/reports/status-differences`: the month's differences between our orders' statuses
-//! and their channels' that the status reconciler found (`orderhub-intake/src/status_check.rs`),
+//! and their channels' or carriers' that the status reconciler found
+//! (`orderhub-intake/src/status_check.rs`, `orderhub-fulfillment/src/reconcile.rs`),
 //! by kind, the channels and the carriers that deviate most, and every (channel, shop, carrier,
 //! kind) with its count — within the key's shop scope.
 
@@ -36,8 +37,9 @@ pub struct DifferenceRowView {
     pub shop_id: String,
     /// The order's carrier when the difference was found (`""`: none chosen yet).
     pub carrier: String,
-    /// `paid_on_channel_only`, `shipped_on_channel_only`, `not_shipped_on_channel` or
-    /// `closed_on_channel`.
+    /// The channels' (`paid_on_channel_only`, `shipped_on_channel_only`, `not_shipped_on_channel`,
+    /// `closed_on_channel`) or the carriers' (`delivered_by_carrier_only`, `problem_at_carrier`,
+    /// `no_carrier_record`, `delivered_here_not_by_carrier`).
     pub kind: String,
     pub count: u64,
 }

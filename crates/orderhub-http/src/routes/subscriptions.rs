@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use orderhub_api::subscriptions::{
     CreateSubscriptionRequest, DeadLetterPage, DeadLetterView, EVENT_TYPES, ReplayAccepted,
-    SubscriptionView,
+    SubscriptionView, UpdateSubscriptionRequest,
 };
 use orderhub_core::auth::Principal;
 use orderhub_store::ops::{DEAD, DELIVERED, REPLAYING};
@@ -166,7 +166,36 @@ fn view(s: &SubscriptionRow, secret: Option<String>) -> SubscriptionView {
             .map(|v| v.iter().map(|x| x.to_string()).collect()),
         format: s.format.as_str().to_owned(),
         secret,
+        template: s.template.clone(),
     }
+}
+
+/// The subscription's message template: only for a bot or an e-mail, checked as
+/// `orderhub_events::template::validate` says (400 `invalid_template` naming the rule and where).
+fn check_template(
+    format: SubscriptionFormat,
+    template: Option<&str>,
+) -> Result<Option<String>, ApiError> {
+    let Some(t) = template.filter(|t| !t.trim().is_empty()) else {
+        return Ok(None);
+    };
+    if format == SubscriptionFormat::Webhook {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_template",
+            "template (rule not_allowed): a webhook delivers the event itself; templates are for wecom, dingtalk, feishu and email",
+        )
+        .field("template"));
+    }
+    orderhub_events::template::validate(t).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_template",
+            format!("template (rule {}): {}", e.rule, e.message),
+        )
+        .field("template")
+    })?;
+    Ok(Some(t.to_owned()))
 }
 
 /// The longest bot signing secret taken.
@@ -218,10 +247,11 @@ fn format_and_secret(
     }
 }
 
-/// Register a webhook, or a group bot (WeCom, DingTalk, Feishu) that gets a short message per
-/// event. A webhook's signing secret is in the response once.
+/// Register a webhook, or a group bot (WeCom, DingTalk, Feishu) or an e-mail that gets a short
+/// message per event (its `template`, or the fixed message). A webhook's signing secret is in the
+/// response once.
 #[utoipa::path(post, path = "/v1/subscriptions", tag = "subscriptions", request_body = CreateSubscriptionRequest,
-    responses((status = 201, body = SubscriptionView), (status = 403, body = orderhub_api::ErrorBody), (status = 422, body = orderhub_api::ErrorBody)),
+    responses((status = 201, body = SubscriptionView), (status = 400, description = "`invalid_template`: the template is too long, does not parse, names an unknown field or personal data, or is given for a webhook", body = orderhub_api::ErrorBody), (status = 403, body = orderhub_api::ErrorBody), (status = 422, body = orderhub_api::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn create(
     State(state): State<SharedState>,
@@ -239,6 +269,7 @@ pub async fn create(
         crate::outbound::check(state.outbound, &u, "url").await?;
     }
     let event_types = check_types(&req.event_types)?;
+    let template = check_template(format, req.template.as_deref())?;
     if req.description.chars().count() > 200 {
         return Err(unprocessable(
             "too_long",
@@ -257,6 +288,7 @@ pub async fn create(
         // A key scoped to shops makes a subscription to those shops' events only.
         shops: ctx.principal.shops.clone(),
         format,
+        template,
     };
     let r = row.clone();
     let event = subscription_event(
@@ -331,6 +363,41 @@ async fn visible_dead_letter(
                 .is_none_or(|s| s.contains(&d.subscription_id))
         })
         .ok_or_else(|| ApiError::not_found("dead letter"))
+}
+
+/// Change a bot's or an e-mail's message template (`null`: the fixed message again). Dispatchers
+/// read the subscriptions again every second: the next messages use it.
+#[utoipa::path(patch, path = "/v1/subscriptions/{id}", tag = "subscriptions", request_body = UpdateSubscriptionRequest,
+    params(("id" = uuid::Uuid, Path, description = "subscription id")),
+    responses((status = 200, body = SubscriptionView), (status = 400, description = "`invalid_id`: id is not a UUID; `invalid_template`: the template is too long, does not parse, names an unknown field or personal data, or is given for a webhook", body = orderhub_api::ErrorBody), (status = 403, body = orderhub_api::ErrorBody), (status = 404, body = orderhub_api::ErrorBody), (status = 422, body = orderhub_api::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn update(
+    State(state): State<SharedState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    Body(body): Body,
+) -> Result<Response, ApiError> {
+    let id = uuid_param(&id, "id")?;
+    let (req, _): (UpdateSubscriptionRequest, _) = parse_json(&body, false)?;
+    let Some(mut row) = visible_subscriptions(&state, &ctx.principal)
+        .await?
+        .into_iter()
+        .find(|s| s.subscription_id == id)
+    else {
+        return Err(ApiError::not_found("subscription"));
+    };
+    row.template = check_template(row.format, req.template.as_deref())?;
+    let (t, template) = (ctx.principal.tenant_id.clone(), row.template.clone());
+    let found = state
+        .store
+        .write(0, move |tx| {
+            Ok(tx.subscription_set_template(&t, id, template.as_deref())?)
+        })
+        .await?;
+    if !found {
+        return Err(ApiError::not_found("subscription"));
+    }
+    Ok(json(StatusCode::OK, &view(&row, None)))
 }
 
 /// Stop deliveries to a subscription. Its dead letters stay (a replay of one reports that the

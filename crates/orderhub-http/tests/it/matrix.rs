@@ -228,6 +228,7 @@ const GRANTS: &[(&str, &str)] = &[
     ("POST /v1/subscriptions", "admin"),
     ("GET /v1/subscriptions", "admin"),
     ("DELETE /v1/subscriptions/{id}", "admin"),
+    ("PATCH /v1/subscriptions/{id}", "admin"),
     ("GET /v1/dead-letters", "admin ops"),
     ("POST /v1/dead-letters/replay", "admin ops"),
     ("GET /v1/dead-letters/{id}", "admin ops"),
@@ -959,6 +960,11 @@ async fn case(app: &TestApp, f: &Fixture, rule: &Rule) -> Case {
             Tenant,
         ),
         ("GET", "/v1/subscriptions") => c(rule.path.into(), None, List("subscription")),
+        ("PATCH", "/v1/subscriptions/{id}") => c(
+            format!("/v1/subscriptions/{}", f.subscription),
+            Some(json!({"template": null})),
+            Object,
+        ),
         ("DELETE", "/v1/subscriptions/{id}") => {
             let fresh = ok(
                 app,

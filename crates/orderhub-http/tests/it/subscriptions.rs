@@ -11,6 +11,7 @@ on_every_backend!(
     a_subscription_is_created_with_its_secret_shown_once,
     a_group_bot_is_a_subscription_with_its_format,
     an_email_subscription_keeps_its_people_and_password_out_of_sight,
+    a_bot_or_email_subscription_takes_a_checked_template,
     bad_subscriptions_are_refused_naming_the_field_and_nothing_is_stored,
     only_admin_manages_subscriptions_and_ops_operates_dead_letters,
     another_tenants_subscriptions_and_dead_letters_are_invisible,
@@ -973,4 +974,119 @@ async fn metrics_show_the_dead_letters_not_yet_delivered_per_tenant(app: TestApp
     assert_eq!(r.body, json!({"queued": 2}));
     assert_eq!(deliver(None).await, 2);
     assert_eq!(dead_letter_gauge(&app, &tenant).await, Some(0.0));
+}
+
+/// Issue 24: a bot's or an e-mail's `template` is checked when stored and shown back; one that does
+/// not parse, names an unknown field or personal data, is too long, or is given for a webhook is
+/// refused 400 `invalid_template` naming the field, the rule and where, and nothing is stored.
+async fn a_bot_or_email_subscription_takes_a_checked_template(app: TestApp) {
+    let template =
+        "{{ event }}: {{ order }} ({{ shop }}) {% if exception %}⚠ {{ exception }}{% endif %}";
+    let r = app
+        .post(
+            "/v1/subscriptions",
+            ADMIN_KEY,
+            &json!({
+                "url": "https://qyapi.weixin.example/cgi-bin/webhook/send?key=k",
+                "event_types": ["exception.raised"],
+                "format": "wecom",
+                "template": template
+            }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", text(&r));
+    assert_eq!(r.body["template"], template);
+    let list = app.get("/v1/subscriptions", ADMIN_KEY).await;
+    assert_eq!(list.body[0]["template"], template);
+    let with = |format: &str, url: &str, t: &str| json!({"url": url, "event_types": ["*"], "format": format, "template": t});
+    let ding = "https://oapi.dingtalk.example/robot/send?access_token=t";
+    let long = "x".repeat(2_001);
+    for (why, body, says) in [
+        (
+            "does not parse",
+            with("dingtalk", ding, "{{ order }}\n{% if %}"),
+            "line 2",
+        ),
+        (
+            "an unknown field",
+            with("dingtalk", ding, "{{ customer_grade }}"),
+            "unknown_field",
+        ),
+        (
+            "a receiver's field",
+            with("dingtalk", ding, "{{ receiver_phone }}"),
+            "personal_data",
+        ),
+        (
+            "the receiver",
+            with(
+                "feishu",
+                "https://open.feishu.example/open-apis/bot/v2/hook/h",
+                "{{ receiver.name }}",
+            ),
+            "personal_data",
+        ),
+        ("too long", with("dingtalk", ding, &long), "at most 2000"),
+        (
+            "a webhook",
+            with("webhook", "https://hooks.example.com/x", "{{ order }}"),
+            "not_allowed",
+        ),
+    ] {
+        let r = app.post("/v1/subscriptions", ADMIN_KEY, &body).await;
+        assert_eq!(
+            (r.status, r.code(), r.field()),
+            (StatusCode::BAD_REQUEST, "invalid_template", "template"),
+            "{why}: {}",
+            text(&r)
+        );
+        assert!(text(&r).contains(says), "{why}: {}", text(&r));
+    }
+    let list = app.get("/v1/subscriptions", ADMIN_KEY).await;
+    assert_eq!(list.body.as_array().unwrap().len(), 1, "nothing stored");
+    // Changed in place: checked the same way, shown back, removed with null.
+    let id = r.body["subscription_id"].as_str().unwrap().to_owned();
+    let patch = |t: Value| {
+        let (app, id) = (&app, id.clone());
+        async move {
+            app.call(
+                Method::PATCH,
+                &format!("/v1/subscriptions/{id}"),
+                Some(ADMIN_KEY),
+                Some(&json!({ "template": t }).to_string()),
+                &[],
+            )
+            .await
+        }
+    };
+    let r = patch(json!("{{ order }} · {{ status }}")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", text(&r));
+    assert_eq!(r.body["template"], "{{ order }} · {{ status }}");
+    let r = patch(json!("{{ receiver.phone }}")).await;
+    assert_eq!(
+        (r.status, r.code(), r.field()),
+        (StatusCode::BAD_REQUEST, "invalid_template", "template"),
+        "{}",
+        text(&r)
+    );
+    let list = app.get("/v1/subscriptions", ADMIN_KEY).await;
+    assert_eq!(
+        list.body[0]["template"], "{{ order }} · {{ status }}",
+        "kept"
+    );
+    let r = patch(Value::Null).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", text(&r));
+    assert!(r.body.get("template").is_none(), "{}", r.body);
+    let list = app.get("/v1/subscriptions", ADMIN_KEY).await;
+    assert!(list.body[0].get("template").is_none(), "{}", list.body);
+    let gone = app
+        .call(
+            Method::PATCH,
+            &format!("/v1/subscriptions/{}", Uuid::new_v4()),
+            Some(ADMIN_KEY),
+            Some(r#"{"template": null}"#),
+            &[],
+        )
+        .await;
+    assert_eq!(gone.status, StatusCode::NOT_FOUND);
 }
