@@ -124,6 +124,14 @@ pub struct ServeArgs {
     /// (0: that channel's orders never complete by themselves).
     #[arg(long, env = "ORDERHUB_COMPLETE_AFTER_DAYS_BY_CHANNEL")]
     pub complete_after_days_by_channel: Option<String>,
+    /// Export OpenTelemetry traces to this OTLP/HTTP collector, e.g. `http://127.0.0.1:4318`
+    /// (`/v1/traces` is added). Unset: no traces (nothing is recorded or sent).
+    #[arg(long, env = "ORDERHUB_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+    /// With --otlp-endpoint: the share of new traces recorded, 0 to 1 (default 1). A request
+    /// carrying a `traceparent` follows its caller's decision.
+    #[arg(long, env = "ORDERHUB_OTLP_SAMPLE_RATIO")]
+    pub otlp_sample_ratio: Option<f64>,
 }
 
 /// The config file's shape: the same names as the flags, with underscores.
@@ -153,6 +161,8 @@ struct FileConfig {
     ship_by_risk_lead: Option<String>,
     complete_after_days: Option<u32>,
     complete_after_days_by_channel: Option<String>,
+    otlp_endpoint: Option<String>,
+    otlp_sample_ratio: Option<f64>,
 }
 
 /// Settings after layering, every value decided.
@@ -376,6 +386,32 @@ fn load_file(path: Option<&PathBuf>) -> Result<FileConfig> {
     let text = std::fs::read_to_string(p)
         .with_context(|| format!("cannot read config file {}", p.display()))?;
     toml::from_str(&text).with_context(|| format!("config file {} is not valid", p.display()))
+}
+
+/// The trace exporter's settings (`--otlp-endpoint`, `--otlp-sample-ratio`, layered like the
+/// others); `None`: traces are off.
+pub fn otlp_from_serve(a: &ServeArgs) -> Result<Option<orderhub_telemetry::OtlpSettings>> {
+    let f = load_file(a.store.config.as_ref())?;
+    let endpoint = a
+        .otlp_endpoint
+        .clone()
+        .filter(|s| !s.trim().is_empty())
+        .or(f.otlp_endpoint)
+        .filter(|s| !s.trim().is_empty());
+    let Some(endpoint) = endpoint else {
+        return Ok(None);
+    };
+    if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+        anyhow::bail!("--otlp-endpoint must be an http:// or https:// URL, not {endpoint:?}");
+    }
+    let sample_ratio = a.otlp_sample_ratio.or(f.otlp_sample_ratio).unwrap_or(1.0);
+    if !(0.0..=1.0).contains(&sample_ratio) {
+        anyhow::bail!("--otlp-sample-ratio must be between 0 and 1, not {sample_ratio}");
+    }
+    Ok(Some(orderhub_telemetry::OtlpSettings {
+        endpoint,
+        sample_ratio,
+    }))
 }
 
 impl Settings {

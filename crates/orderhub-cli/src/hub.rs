@@ -15,6 +15,36 @@ fn default_carriers() -> Vec<String> {
     DEFAULT_CARRIERS.split(',').map(str::to_owned).collect()
 }
 
+/// Logs to stderr and, with `otlp`, traces to its collector: the returned exporter is shut down
+/// (its last spans sent) at exit. Without `otlp` the subscriber is the plain log one.
+pub(crate) fn init_telemetry(
+    format: LogFormat,
+    otlp: Option<&orderhub_telemetry::OtlpSettings>,
+) -> Result<Option<orderhub_telemetry::Traces>> {
+    let Some(otlp) = otlp else {
+        init_logs(format);
+        return Ok(None);
+    };
+    use tracing_subscriber::prelude::*;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ORDERHUB_LOG")
+        .unwrap_or_else(|_| "info".into());
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let fmt = match format {
+        LogFormat::Json => fmt.json().with_filter(filter).boxed(),
+        LogFormat::Pretty => fmt.with_filter(filter).boxed(),
+    };
+    let registry = tracing_subscriber::registry().with(fmt);
+    let (layer, traces) = orderhub_telemetry::otlp_layer(otlp).map_err(anyhow::Error::msg)?;
+    registry
+        .with(layer)
+        .try_init()
+        .context("cannot install the trace exporter")?;
+    // Every traced write gets its span, and its events the span's trace context.
+    orderhub_store::set_trace_hook(orderhub_telemetry::store_write_span);
+    tracing::info!(endpoint = %otlp.endpoint, sample_ratio = otlp.sample_ratio, "Exporting traces over OTLP/HTTP.");
+    Ok(Some(traces))
+}
+
 pub(crate) fn init_logs(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("ORDERHUB_LOG")
         .unwrap_or_else(|_| "info".into());
@@ -640,7 +670,8 @@ pub(crate) fn shutdown_signal() -> impl std::future::Future<Output = ()> {
 
 pub async fn serve(args: ServeArgs) -> Result<()> {
     let s = Settings::from_serve(&args)?;
-    init_logs(s.log_format);
+    let otlp = crate::config::otlp_from_serve(&args)?;
+    let traces = init_telemetry(s.log_format, otlp.as_ref())?;
     let stop = shutdown_signal();
     let (hub, generated) = start(&s).await?;
     let where_ = match &s.database_url {
@@ -671,6 +702,11 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         w.jobs,
         w.groups
     );
+    if let Some(t) = traces {
+        // The spans still buffered are sent before the process ends (the export runs on this
+        // runtime, so the wait is on a thread of its own).
+        let _ = tokio::task::spawn_blocking(move || t.shutdown()).await;
+    }
     Ok(())
 }
 

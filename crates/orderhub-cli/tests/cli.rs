@@ -1648,3 +1648,6 @@ fn invoices_scan_lists_an_order_whose_profile_changed_after_it_took_it() {
     );
     assert!(stderr.contains("1 in the invoice review pool"), "{stderr}");
 }
+
+/// OpenTelemetry traces from a request to the webhook (issue 24).
+mod traces;

@@ -47,6 +47,9 @@ pub struct Delivery {
     /// in it (the stream sequence; the outbox sequence for the outbox).
     part: usize,
     pos: i64,
+    /// The W3C trace context the delivery continues: the outbox row's (the in-process bus) or the
+    /// NATS message's (the relay's span). `None` when traces are off.
+    pub traceparent: Option<String>,
 }
 
 impl Delivery {
@@ -183,7 +186,14 @@ async fn attempt_once(
     let cfg = &sh.cfg;
     let kind = target.kind().to_owned();
     let started = Instant::now();
-    let r = tokio::time::timeout(cfg.delivery_timeout, target.deliver(item, attempt)).await;
+    let delivery = target.deliver(item, attempt);
+    let r = match delivery_span(target, item, attempt) {
+        Some(span) => {
+            use tracing::Instrument;
+            tokio::time::timeout(cfg.delivery_timeout, delivery.instrument(span)).await
+        }
+        None => tokio::time::timeout(cfg.delivery_timeout, delivery).await,
+    };
     metrics::histogram!("orderhub_delivery_attempt_seconds", "target" => kind.clone())
         .record(started.elapsed().as_secs_f64());
     match r {
@@ -194,6 +204,38 @@ async fn attempt_once(
         Ok(Err(e)) => Err((e.message, e.retryable)),
         Err(_) => Err((format!("no answer within {:?}", cfg.delivery_timeout), true)),
     }
+}
+
+/// The span `event.deliver` of one attempt, child of the trace the event carries (the write that
+/// raised it, or the relay's publish on NATS): a webhook sends it on as `traceparent`. `None` when
+/// traces are off or the event carries none.
+fn delivery_span(target: &dyn Target, item: &Delivery, attempt: u32) -> Option<tracing::Span> {
+    let parent = item.traceparent.as_deref()?;
+    if !orderhub_telemetry::enabled() {
+        return None;
+    }
+    let span = tracing::info_span!(
+        "event.deliver",
+        tenant = item.tenant.as_str(),
+        event_id = %item.event_id,
+        event_type = %item.event_type,
+        target = %target.id(),
+        target_kind = target.kind(),
+        attempt,
+    );
+    orderhub_telemetry::set_parent(&span, Some(parent), None);
+    Some(span)
+}
+
+/// The `traceparent` header of a NATS message (the relay's span), when traces are on.
+fn message_traceparent(m: &async_nats::jetstream::Message) -> Option<String> {
+    if !orderhub_telemetry::enabled() {
+        return None;
+    }
+    m.headers
+        .as_ref()?
+        .get(orderhub_telemetry::TRACEPARENT)
+        .map(|v| v.as_str().to_owned())
 }
 
 /// Attempts in memory: all `max_attempts` (`park` false: a replay), or the first `park_after`
@@ -320,6 +362,7 @@ fn stored_delivery(
         shop: Default::default(),
         part: 0,
         pos: 0,
+        traceparent: None,
     }
 }
 
@@ -633,8 +676,9 @@ async fn outbox_source(
         let t = tenant.clone();
         match sh.store.read(move |r| r.events_after(&t, from, 500)).await {
             Ok(rows) if !rows.is_empty() => {
-                for r in rows {
+                for mut r in rows {
                     from = r.seq;
+                    let traceparent = r.traceparent.take();
                     let d = Delivery {
                         tenant: tenant.clone(),
                         seq: r.seq,
@@ -647,6 +691,7 @@ async fn outbox_source(
                         event: Some(Box::new(r)),
                         shop: Default::default(),
                         part: 0,
+                        traceparent,
                     };
                     if tx.send(d).await.is_err() {
                         return;
@@ -759,6 +804,7 @@ async fn nats_source(
                 shop: Default::default(),
                 part: partition as usize,
                 pos: i64::try_from(seq).unwrap_or(i64::MAX),
+                traceparent: message_traceparent(&m),
             };
             if tx.send(d).await.is_err() {
                 return;

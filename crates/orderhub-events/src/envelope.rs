@@ -81,6 +81,7 @@ mod tests {
                 trace_id: "abc".into(),
                 payload: payload.into(),
             },
+            traceparent: None,
         }
     }
 

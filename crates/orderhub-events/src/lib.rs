@@ -13,6 +13,10 @@
 //!   backoff and jitter, and after [`EventsConfig::max_attempts`] moved to the dead-letter store. The
 //!   consumer's position is the highest sequence below which every event is done, so a restart
 //!   redelivers at most what was in flight (consumers dedupe on `event_id`).
+//! - **Traces**: with traces on, an event carries the `traceparent` of the write that raised it
+//!   (its outbox row); the relay publishes it in a span `relay.publish` whose context goes in the
+//!   message's `traceparent` header, and each delivery attempt runs in a span `event.deliver`
+//!   that a webhook sends on as `traceparent`.
 
 pub mod bot;
 pub mod dispatch;

@@ -244,6 +244,9 @@ impl Nats {
                     h.insert("Nats-Batch-Id", batch.as_str());
                     h.insert("Nats-Batch-Sequence", (i + 1).to_string().as_str());
                     h.insert("Nats-Msg-Id", ev.event.event_id.to_string().as_str());
+                    if let Some(tp) = &ev.traceparent {
+                        h.insert(orderhub_telemetry::TRACEPARENT, tp.as_str());
+                    }
                     let subj =
                         nats_subject(p as u32, ev.event.tenant_id.as_str(), &ev.event.event_type);
                     if i + 1 == chunk.len() {
@@ -344,9 +347,13 @@ impl Nats {
                 .map(move |p| (*ev, p))
         });
         for (ev, p) in targets {
-            let publish = Publish::build()
+            let mut publish = Publish::build()
                 .payload(body(ev))
                 .message_id(ev.event.event_id.to_string());
+            if let Some(tp) = &ev.traceparent {
+                // The relay's span (`relay.publish`): the dispatcher's delivery continues it.
+                publish = publish.header(orderhub_telemetry::TRACEPARENT, tp.as_str());
+            }
             let subj = nats_subject(p, ev.event.tenant_id.as_str(), &ev.event.event_type);
             let ack = match self.js.send_publish(subj.clone(), publish.clone()).await {
                 Ok(a) => a,
@@ -462,6 +469,7 @@ mod tests {
                 trace_id: String::new(),
                 payload: "{}".into(),
             },
+            traceparent: None,
         }
     }
 

@@ -44,7 +44,7 @@ pub(crate) async fn run(
             .store
             .read(move |r| r.events_after(&t, position, BATCH))
             .await;
-        let rows = match rows {
+        let mut rows = match rows {
             Ok(rows) => rows,
             Err(e) => {
                 tracing::warn!(error = %e, "The relay could not read the outbox.");
@@ -58,6 +58,8 @@ pub(crate) async fn run(
                 lease::release(&sh.store, &lease).await;
                 return;
             }
+            // Held until the acknowledgements are in: each span times its event's publish.
+            let _spans = publish_spans(&mut rows);
             match nats.publish(&rows).await {
                 Ok(fresh) => {
                     failures = 0;
@@ -124,4 +126,30 @@ pub(crate) async fn run(
             _ = stop.changed() => {}
         }
     }
+}
+
+/// A span `relay.publish` for each event raised in a traced write, child of that write's span
+/// (the outbox row's `traceparent`); the row then carries the relay span's `traceparent` into the
+/// message headers. Nothing when traces are off.
+fn publish_spans(rows: &mut [orderhub_store::StoredEvent]) -> Vec<tracing::Span> {
+    if !orderhub_telemetry::enabled() {
+        return Vec::new();
+    }
+    rows.iter_mut()
+        .filter_map(|r| {
+            let parent = r.traceparent.as_deref()?;
+            let span = tracing::info_span!(
+                "relay.publish",
+                tenant = r.event.tenant_id.as_str(),
+                event_id = %r.event.event_id,
+                event_type = %r.event.event_type,
+                seq = r.seq,
+            );
+            orderhub_telemetry::set_parent(&span, Some(parent), None);
+            if let Some(tp) = orderhub_telemetry::traceparent_of(&span) {
+                r.traceparent = Some(tp);
+            }
+            Some(span)
+        })
+        .collect()
 }

@@ -128,9 +128,12 @@ impl Target for WebhookTarget {
             check_literal(&self.sub.url, self.outbound)?;
             let ts = chrono::Utc::now().timestamp();
             let signature = sign::sign(&self.sub.secret, ts, d.body());
-            let r = self
-                .client
-                .post(&self.sub.url)
+            let mut request = self.client.post(&self.sub.url);
+            // The delivery's span (`event.deliver`): the subscriber continues the trace.
+            if let Some(tp) = orderhub_telemetry::current_traceparent() {
+                request = request.header(orderhub_telemetry::TRACEPARENT, tp);
+            }
+            let r = request
                 .header("content-type", "application/json")
                 .header(sign::SIGNATURE_HEADER, signature)
                 .header(sign::EVENT_ID_HEADER, d.event_id.to_string())

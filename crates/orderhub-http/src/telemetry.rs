@@ -1,4 +1,6 @@
-//! Request metrics and the Prometheus endpoint. Names follow `orderhub_<thing>_<unit>`.
+//! Request metrics and the Prometheus endpoint. Names follow `orderhub_<thing>_<unit>`. Each
+//! request runs in a span `request`, which continues the caller's W3C trace context when traces
+//! are exported (`orderhub-telemetry`).
 
 use crate::SharedState;
 use axum::extract::{MatchedPath, Request, State};
@@ -87,6 +89,15 @@ pub async fn track(State(_state): State<SharedState>, req: Request, next: Next) 
     // its body: bodies hold personal data).
     let span =
         tracing::info_span!("request", request_id = %request_id, method = %method, route = %route);
+    if orderhub_telemetry::enabled() {
+        // The caller's W3C trace context, when it sent one: the request continues its trace.
+        let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
+        orderhub_telemetry::set_parent(
+            &span,
+            header(orderhub_telemetry::TRACEPARENT),
+            header(orderhub_telemetry::TRACESTATE),
+        );
+    }
     let resp = next.run(req).instrument(span.clone()).await;
     let code = resp.status();
     let _entered = span.enter();

@@ -220,7 +220,9 @@ struct InboxInner {
 struct InboxState {
     /// With the push as the webhook parsed it, when it did (the processor need not open and
     /// parse it again: measured, 1.3% of `bench channels`' CPU).
-    queue: std::collections::VecDeque<(ChannelMessageRow, Option<PushMessage>)>,
+    /// With the `traceparent` of the push's request span when traces are on: its processing
+    /// continues the push's trace.
+    queue: std::collections::VecDeque<(ChannelMessageRow, Option<PushMessage>, Option<String>)>,
     /// The ids of the messages queued or being processed.
     claimed: HashSet<Uuid>,
 }
@@ -243,14 +245,15 @@ impl Inbox {
                     .overflowed
                     .store(true, std::sync::atomic::Ordering::Relaxed);
             } else if g.claimed.insert(m.message_id) {
-                g.queue.push_back((m, parsed));
+                g.queue
+                    .push_back((m, parsed, orderhub_telemetry::current_traceparent()));
             }
         }
         self.inner.notify.notify_one();
     }
 
     /// The next queued message; it stays claimed until [`Inbox::release`].
-    pub(crate) fn pop(&self) -> Option<(ChannelMessageRow, Option<PushMessage>)> {
+    pub(crate) fn pop(&self) -> Option<(ChannelMessageRow, Option<PushMessage>, Option<String>)> {
         self.lock().queue.pop_front()
     }
 

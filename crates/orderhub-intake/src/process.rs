@@ -294,8 +294,11 @@ pub async fn run(
     let http = crate::channel_client(hooks.outbound);
     let inbox = &hooks.inbox;
     // Messages found by the store's scan, claimed in the inbox, waiting for a slot.
-    let mut scanned: std::collections::VecDeque<(ChannelMessageRow, Option<PushMessage>)> =
-        Default::default();
+    let mut scanned: std::collections::VecDeque<(
+        ChannelMessageRow,
+        Option<PushMessage>,
+        Option<String>,
+    )> = Default::default();
     let mut in_flight = futures::stream::FuturesUnordered::new();
     // `None`: scan at once (messages left pending before a restart).
     let mut last_scan: Option<std::time::Instant> = None;
@@ -330,15 +333,23 @@ pub async fn run(
                     pending
                         .into_iter()
                         .filter(|m| retry_due(m, now) && inbox.claim(m.message_id))
-                        .map(|m| (m, None)),
+                        .map(|m| (m, None, None)),
                 );
                 scan_more = full && scanned.len() > before;
             }
             while in_flight.len() < CONCURRENCY {
-                let Some((m, parsed)) = scanned.pop_front().or_else(|| inbox.pop()) else {
+                let Some((m, parsed, traceparent)) = scanned.pop_front().or_else(|| inbox.pop())
+                else {
                     break;
                 };
-                in_flight.push(process_and_record(&store, &http, &hooks, m, parsed));
+                in_flight.push(process_and_record(
+                    &store,
+                    &http,
+                    &hooks,
+                    m,
+                    parsed,
+                    traceparent,
+                ));
             }
         }
         if in_flight.is_empty() {
@@ -373,8 +384,48 @@ fn retry_due(m: &ChannelMessageRow, now: chrono::DateTime<Utc>) -> bool {
         .is_none_or(|t| now - t >= chrono::Duration::seconds(wait))
 }
 
-/// Processes one message and records how it ended; returns its id.
+/// Processes one message and records how it ended, in the span `intake.process` when traces are
+/// on; returns its id.
 async fn process_and_record(
+    store: &Store,
+    http: &orderhub_channels::client::HttpClient,
+    hooks: &crate::Webhooks,
+    m: ChannelMessageRow,
+    parsed: Option<PushMessage>,
+    traceparent: Option<String>,
+) -> uuid::Uuid {
+    match intake_span(&m, traceparent.as_deref()) {
+        Some(span) => {
+            use tracing::Instrument;
+            process_and_record_untraced(store, http, hooks, m, parsed)
+                .instrument(span)
+                .await
+        }
+        None => process_and_record_untraced(store, http, hooks, m, parsed).await,
+    }
+}
+
+/// The span a message is processed in: a child of the push's request span (handed over in
+/// memory), else of the `traceparent` the channel sent with the push (a message read back from
+/// the store), else a trace of its own. `None` when traces are off.
+fn intake_span(m: &ChannelMessageRow, traceparent: Option<&str>) -> Option<tracing::Span> {
+    if !orderhub_telemetry::enabled() {
+        return None;
+    }
+    let span = tracing::info_span!(
+        "intake.process",
+        tenant = m.tenant_id.as_str(),
+        channel = %m.channel,
+        shop_id = %m.shop_id,
+        message_id = %m.message_id,
+    );
+    let parent = traceparent.or_else(|| orderhub_telemetry::traceparent_in(&m.headers));
+    orderhub_telemetry::set_parent(&span, parent, None);
+    Some(span)
+}
+
+/// [`process_and_record`] without its span.
+async fn process_and_record_untraced(
     store: &Store,
     http: &orderhub_channels::client::HttpClient,
     hooks: &crate::Webhooks,

@@ -52,7 +52,8 @@ pub use ops::{
 use orderhub_core::ports::Tx;
 use orderhub_core::{CoreError, StoreError};
 pub use pool::{
-    BATCH_MAX, QueueFull, READ_QUEUE_MAX, SyncHold, WRITE_QUEUE_MAX, WriteFailure, WriteStats,
+    BATCH_MAX, QueueFull, READ_QUEUE_MAX, SyncHold, TraceHook, WRITE_QUEUE_MAX, WriteFailure,
+    WriteStats, set_trace_hook,
 };
 pub use postgres::{IDLE_IN_TX_TIMEOUT, LOCK_TIMEOUT, STATEMENT_TIMEOUT, session_sql};
 pub use read::{

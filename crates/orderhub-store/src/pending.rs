@@ -11,8 +11,11 @@ pub(crate) type Position = (TenantId, Sku, WarehouseId);
 
 #[derive(Default)]
 pub(crate) struct Pending {
-    /// Events wait here until commit, when they are numbered in commit order.
-    pub outbox: Vec<EventRecord>,
+    /// Events wait here until commit, when they are numbered in commit order; each with the
+    /// `traceparent` of the job that raised it.
+    pub outbox: Vec<(EventRecord, Option<String>)>,
+    /// The `traceparent` of the job running now (`None` when traces are off).
+    pub traceparent: Option<String>,
     /// Audit entries wait here until commit, to go in with one statement per group.
     pub audit: Vec<AuditEntry>,
     /// Ledger rows wait here until commit, in movement order.
@@ -77,14 +80,21 @@ impl Pending {
         by_tenant
     }
 
-    pub fn take_events_by_tenant(&mut self) -> BTreeMap<String, Vec<EventRecord>> {
-        let mut by_tenant: BTreeMap<String, Vec<EventRecord>> = BTreeMap::new();
+    pub fn take_events_by_tenant(
+        &mut self,
+    ) -> BTreeMap<String, Vec<(EventRecord, Option<String>)>> {
+        let mut by_tenant: BTreeMap<String, Vec<(EventRecord, Option<String>)>> = BTreeMap::new();
         for e in self.outbox.drain(..) {
             by_tenant
-                .entry(e.tenant_id.as_str().to_owned())
+                .entry(e.0.tenant_id.as_str().to_owned())
                 .or_default()
                 .push(e);
         }
         by_tenant
+    }
+
+    /// Holds `event` for the commit, with the running job's `traceparent`.
+    pub fn append_event(&mut self, event: &EventRecord) {
+        self.outbox.push((event.clone(), self.traceparent.clone()));
     }
 }

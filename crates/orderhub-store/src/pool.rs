@@ -59,6 +59,21 @@ pub(crate) struct Job {
     queued: std::time::Instant,
     /// Committed in a transaction of its own, never grouped with others ([`Pool::write_alone`]).
     alone: bool,
+    /// The W3C trace context of the write's span (`None` when traces are off): the outbox rows
+    /// the job raises carry it.
+    traceparent: Option<String>,
+}
+
+/// Makes the span a traced write runs in, with its `traceparent` ([`set_trace_hook`]).
+pub type TraceHook = fn() -> Option<(tracing::Span, String)>;
+
+static TRACE_HOOK: std::sync::OnceLock<TraceHook> = std::sync::OnceLock::new();
+
+/// Installed by the binary when traces are exported (`orderhub serve --otlp-endpoint`): every
+/// write asks it for a span under the caller's, and the events it raises keep that span's
+/// `traceparent` in the outbox. Without it (traces off) a write costs one atomic load more.
+pub fn set_trace_hook(hook: TraceHook) {
+    let _ = TRACE_HOOK.set(hook);
 }
 
 /// A connection a writer thread owns. `begin`/`commit`/`rollback` frame one group; `mark` and
@@ -70,6 +85,8 @@ pub(crate) trait WriteConn: Send {
     fn rollback(&mut self);
     fn mark(&mut self);
     fn wrote_since_mark(&self) -> bool;
+    /// The `traceparent` the events of the job about to run are written with.
+    fn set_traceparent(&mut self, traceparent: Option<&str>);
     fn tx(&mut self) -> &mut dyn AdminTx;
     /// True when the connection is unusable and must be replaced.
     fn is_broken(&self) -> bool;
@@ -395,7 +412,29 @@ impl Pools {
         self.write_job(partition, true, f).await
     }
 
-    async fn write_job<T, F>(&self, partition: u64, alone: bool, mut f: F) -> Result<T, CoreError>
+    async fn write_job<T, F>(&self, partition: u64, alone: bool, f: F) -> Result<T, CoreError>
+    where
+        T: Send + 'static,
+        F: FnMut(&mut dyn AdminTx) -> Result<T, CoreError> + Send + 'static,
+    {
+        match TRACE_HOOK.get().and_then(|hook| hook()) {
+            Some((span, traceparent)) => {
+                use tracing::Instrument;
+                self.write_traced(partition, alone, f, Some(traceparent))
+                    .instrument(span)
+                    .await
+            }
+            None => self.write_traced(partition, alone, f, None).await,
+        }
+    }
+
+    async fn write_traced<T, F>(
+        &self,
+        partition: u64,
+        alone: bool,
+        mut f: F,
+        traceparent: Option<String>,
+    ) -> Result<T, CoreError>
     where
         T: Send + 'static,
         F: FnMut(&mut dyn AdminTx) -> Result<T, CoreError> + Send + 'static,
@@ -431,6 +470,7 @@ impl Pools {
             finish,
             queued: std::time::Instant::now(),
             alone,
+            traceparent,
         })
         .map_err(|e| match e {
             TrySendError::Full(_) => {
@@ -757,6 +797,7 @@ fn try_group(
             continue;
         }
         conn.mark();
+        conn.set_traceparent(job.traceparent.as_deref());
         match (job.run)(conn.tx()) {
             JobRun::Ok => {}
             JobRun::Refused if !conn.wrote_since_mark() => {}

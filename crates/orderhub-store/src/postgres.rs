@@ -179,6 +179,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/postgres/0030_health.sql"),
     ),
     (
+        31,
+        "outbox_traceparent",
+        include_str!("../migrations/postgres/0031_outbox_traceparent.sql"),
+    ),
+    (
         32,
         "carrier_checks_and_templates",
         include_str!("../migrations/postgres/0032_carrier_checks_and_templates.sql"),
@@ -533,18 +538,23 @@ impl WriteConn for PgWrite {
             }
             let last: i64 = row.get(0);
             let seqs: Vec<i64> = (last - n + 1..=last).collect();
-            let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
-            let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
-            let aggs: Vec<Uuid> = events.iter().map(|e| e.aggregate_id).collect();
-            let versions: Vec<i64> = events.iter().map(|e| e.aggregate_version as i64).collect();
-            let times: Vec<DateTime<Utc>> = events.iter().map(|e| e.occurred_at).collect();
-            let traces: Vec<&str> = events.iter().map(|e| e.trace_id.as_str()).collect();
-            let payloads: Vec<&str> = events.iter().map(|e| e.payload.as_str()).collect();
+            let ids: Vec<Uuid> = events.iter().map(|(e, _)| e.event_id).collect();
+            let types: Vec<&str> = events.iter().map(|(e, _)| e.event_type.as_str()).collect();
+            let aggs: Vec<Uuid> = events.iter().map(|(e, _)| e.aggregate_id).collect();
+            let versions: Vec<i64> = events
+                .iter()
+                .map(|(e, _)| e.aggregate_version as i64)
+                .collect();
+            let times: Vec<DateTime<Utc>> = events.iter().map(|(e, _)| e.occurred_at).collect();
+            let traces: Vec<&str> = events.iter().map(|(e, _)| e.trace_id.as_str()).collect();
+            let payloads: Vec<&str> = events.iter().map(|(e, _)| e.payload.as_str()).collect();
+            let parents: Vec<Option<&str>> = events.iter().map(|(_, t)| t.as_deref()).collect();
             self.conn.execute(
-                "INSERT INTO outbox
+                "INSERT INTO outbox (tenant_id, seq, event_id, event_type, aggregate_id, aggregate_version,
+                                     occurred_at, trace_id, payload, traceparent)
                  SELECT $1, * FROM UNNEST($2::bigint[], $3::uuid[], $4::text[], $5::uuid[], $6::bigint[],
-                                          $7::timestamptz[], $8::text[], $9::text[]::jsonb[])",
-                &[&tenant, &seqs, &ids, &types, &aggs, &versions, &times, &traces, &payloads],
+                                          $7::timestamptz[], $8::text[], $9::text[]::jsonb[], $10::text[])",
+                &[&tenant, &seqs, &ids, &types, &aggs, &versions, &times, &traces, &payloads, &parents],
             )?;
         }
         self.conn.c.batch_execute("COMMIT").map_err(err)
@@ -563,6 +573,12 @@ impl WriteConn for PgWrite {
 
     fn mark(&mut self) {
         self.pending.mark();
+    }
+
+    fn set_traceparent(&mut self, traceparent: Option<&str>) {
+        if self.pending.traceparent.as_deref() != traceparent {
+            self.pending.traceparent = traceparent.map(str::to_owned);
+        }
     }
 
     fn wrote_since_mark(&self) -> bool {
@@ -808,7 +824,7 @@ impl Tx for PgWrite {
     }
 
     fn outbox_append(&mut self, event: &EventRecord) -> Result<(), StoreError> {
-        self.pending.outbox.push(event.clone());
+        self.pending.append_event(event);
         Ok(())
     }
 
@@ -1128,7 +1144,7 @@ impl ReadConn for PgRead {
         limit: u32,
     ) -> Result<Vec<StoredEvent>, StoreError> {
         let rows = self.conn.query(
-            "SELECT seq, event_id, event_type, aggregate_id, aggregate_version, occurred_at, trace_id, payload::text
+            "SELECT seq, event_id, event_type, aggregate_id, aggregate_version, occurred_at, trace_id, payload::text, traceparent
              FROM outbox WHERE tenant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
             &[&tenant.as_str(), &after, &i64::from(limit)],
         )?;
@@ -1146,6 +1162,7 @@ impl ReadConn for PgRead {
                     trace_id: r.get(6),
                     payload: r.get(7),
                 },
+                traceparent: r.get(8),
             })
             .collect())
     }

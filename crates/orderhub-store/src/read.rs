@@ -109,6 +109,9 @@ pub struct ApiKeyRow {
 pub struct StoredEvent {
     pub seq: i64,
     pub event: orderhub_core::EventRecord,
+    /// The W3C trace context of the write that raised it (`None` when traces were off): the relay,
+    /// NATS and the delivery continue that trace.
+    pub traceparent: Option<String>,
 }
 
 /// Reads, on a reader connection. Personal data comes back decrypted; callers mask it.

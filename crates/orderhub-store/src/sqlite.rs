@@ -174,6 +174,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/sqlite/0030_health.sql"),
     ),
     (
+        31,
+        "outbox_traceparent",
+        include_str!("../migrations/sqlite/0031_outbox_traceparent.sql"),
+    ),
+    (
         32,
         "carrier_checks_and_templates",
         include_str!("../migrations/sqlite/0032_carrier_checks_and_templates.sql"),
@@ -629,9 +634,9 @@ impl WriteConn for SqliteWrite {
             let first = last - events.len() as i64 + 1;
             let mut ins = self
                 .c
-                .prepare_cached("INSERT INTO outbox VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)")
+                .prepare_cached("INSERT INTO outbox (tenant_id, seq, event_id, event_type, aggregate_id, aggregate_version, occurred_at, trace_id, payload, traceparent) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)")
                 .map_err(err)?;
-            for (i, e) in events.iter().enumerate() {
+            for (i, (e, traceparent)) in events.iter().enumerate() {
                 ins.execute(params![
                     tenant,
                     first + i as i64,
@@ -642,6 +647,7 @@ impl WriteConn for SqliteWrite {
                     micros(e.occurred_at),
                     e.trace_id,
                     e.payload,
+                    traceparent,
                 ])
                 .map_err(err)?;
             }
@@ -664,6 +670,12 @@ impl WriteConn for SqliteWrite {
 
     fn mark(&mut self) {
         self.pending.mark();
+    }
+
+    fn set_traceparent(&mut self, traceparent: Option<&str>) {
+        if self.pending.traceparent.as_deref() != traceparent {
+            self.pending.traceparent = traceparent.map(str::to_owned);
+        }
     }
 
     fn wrote_since_mark(&self) -> bool {
@@ -1066,7 +1078,7 @@ impl Tx for SqliteWrite {
     }
 
     fn outbox_append(&mut self, event: &EventRecord) -> Result<(), StoreError> {
-        self.pending.outbox.push(event.clone());
+        self.pending.append_event(event);
         Ok(())
     }
 
@@ -1458,7 +1470,7 @@ impl ReadConn for SqliteRead {
         let mut st = self
             .c
             .prepare_cached(
-                "SELECT seq, event_id, event_type, aggregate_id, aggregate_version, occurred_at, trace_id, payload
+                "SELECT seq, event_id, event_type, aggregate_id, aggregate_version, occurred_at, trace_id, payload, traceparent
                  FROM outbox WHERE tenant_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
             )
             .map_err(err)?;
@@ -1481,6 +1493,7 @@ impl ReadConn for SqliteRead {
                         trace_id: r.get(6)?,
                         payload,
                     },
+                    traceparent: r.get(8)?,
                 })
             })
             .map_err(err)?;

@@ -138,6 +138,10 @@ const SPEAKS_HTTP: &[(&str, &str)] = &[
     ),
     ("orderhub-events", "webhook deliveries (reqwest)"),
     (
+        "orderhub-telemetry",
+        "the OTLP/HTTP trace exporter's client (reqwest)",
+    ),
+    (
         "orderhub-intake",
         "Pinduoduo's message service over a WebSocket (tokio-tungstenite)",
     ),

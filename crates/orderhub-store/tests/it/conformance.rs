@@ -14,6 +14,7 @@ conformance!(
     a_refused_transition_writes_nothing,
     failing_jobs_in_a_group_do_not_take_the_others_down,
     events_are_numbered_without_gaps_in_commit_order,
+    events_keep_the_trace_context_of_the_write_that_raised_them,
     an_idempotency_key_replays_the_first_response_and_refuses_another_request,
     stored_responses_are_sealed_and_older_clear_ones_are_sealed_when_the_store_opens,
     paging_returns_every_order_once_while_orders_are_being_added,
@@ -287,6 +288,69 @@ async fn events_are_numbered_without_gaps_in_commit_order(ts: TestStore) {
             .await
             .unwrap();
         assert_eq!(tail.len(), 5);
+    }
+}
+
+tokio::task_local! {
+    /// The `traceparent` the trace hook hands the store inside [`TRACE`]`.scope`.
+    static TRACE: String;
+}
+
+/// The trace hook as the binary installs it, with the caller's trace context taken from a task
+/// local instead of a span: outside a scope (every other test) writes are untraced.
+fn trace_hook() -> Option<(tracing::Span, String)> {
+    TRACE
+        .try_with(|tp| (tracing::Span::none(), tp.clone()))
+        .ok()
+}
+
+/// Issue 24: an event's outbox row keeps the `traceparent` of the write that raised it, also when
+/// the writer commits traced and untraced writes in one group; an untraced write leaves it empty.
+async fn events_keep_the_trace_context_of_the_write_that_raised_them(ts: TestStore) {
+    orderhub_store::set_trace_hook(trace_hook);
+    seed_tenant(&ts.store, "acme").await;
+    let mut tasks = Vec::new();
+    for i in 0..40u64 {
+        let (s, a, d) = (
+            ts.store.clone(),
+            actor("acme", Role::Ops),
+            draft("s1", &format!("TP{i}")),
+        );
+        let traceparent = (i % 2 == 0).then(|| format!("00-{:032x}-{:016x}-01", i + 1, i + 1));
+        tasks.push(tokio::spawn(async move {
+            // One partition: the writes share groups.
+            let write = s.write(0, move |tx| {
+                create_order(tx, &a, d.clone(), chrono::Utc::now())
+            });
+            let created = match traceparent.clone() {
+                Some(tp) => TRACE.scope(tp, write).await,
+                None => write.await,
+            };
+            let order = match created.unwrap() {
+                Created::New(o) | Created::Existing(o) => o,
+            };
+            (order.id.as_uuid(), traceparent)
+        }));
+    }
+    let mut want = std::collections::HashMap::new();
+    for t in tasks {
+        let (id, tp) = t.await.unwrap();
+        want.insert(id, tp);
+    }
+    let events = ts
+        .store
+        .read(|r| r.events_after(&tenant("acme"), 0, 1000))
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 40);
+    for e in events {
+        assert_eq!(
+            Some(&e.traceparent),
+            want.get(&e.event.aggregate_id),
+            "event {} of order {}",
+            e.seq,
+            e.event.aggregate_id
+        );
     }
 }
 
