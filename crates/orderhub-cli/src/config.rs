@@ -414,6 +414,57 @@ pub fn otlp_from_serve(a: &ServeArgs) -> Result<Option<orderhub_telemetry::OtlpS
     }))
 }
 
+/// The status reconciler's schedules: with the channels (`--status-check-every`) and with the
+/// carriers (`--carrier-check-every`); `None` when `off`.
+type Checks = (
+    Option<orderhub_intake::status_check::StatusCheckConfig>,
+    Option<orderhub_fulfillment::reconcile::CarrierCheckConfig>,
+);
+
+fn checks(a: &ServeArgs, f: &FileConfig) -> Result<Checks> {
+    let status_check = status_check_every(
+        a.status_check_every.as_deref(),
+        f.status_check_every.as_deref(),
+        "--status-check-every",
+    )?
+    .map(|every| orderhub_intake::status_check::StatusCheckConfig {
+        interval: chrono::Duration::from_std(every).unwrap_or(chrono::Duration::hours(6)),
+        ..Default::default()
+    });
+    let carrier_check = status_check_every(
+        a.carrier_check_every.as_deref(),
+        f.carrier_check_every.as_deref(),
+        "--carrier-check-every",
+    )?
+    .map(
+        |every| orderhub_fulfillment::reconcile::CarrierCheckConfig {
+            interval: chrono::Duration::from_std(every).unwrap_or(chrono::Duration::hours(6)),
+            ..Default::default()
+        },
+    );
+    Ok((status_check, carrier_check))
+}
+
+/// The HTTP stack's bounds: requests in flight and each request's time.
+fn http_limits(a: &ServeArgs, f: &FileConfig) -> Result<orderhub_http::admission::HttpLimits> {
+    Ok(orderhub_http::admission::HttpLimits {
+        max_in_flight: match a
+            .max_requests_in_flight
+            .or(f.max_requests_in_flight)
+            .unwrap_or(orderhub_http::admission::MAX_IN_FLIGHT_DEFAULT)
+        {
+            n @ 1..=1_000_000 => n,
+            n => anyhow::bail!("max requests in flight must be 1 to 1000000, not {n}"),
+        },
+        request_timeout: duration(
+            a.request_timeout.as_deref(),
+            f.request_timeout.as_deref(),
+            "--request-timeout",
+            orderhub_http::admission::REQUEST_TIMEOUT_DEFAULT,
+        )?,
+    })
+}
+
 impl Settings {
     pub fn from_store(a: &StoreArgs) -> Result<Settings> {
         Self::from_serve(&ServeArgs {
@@ -424,6 +475,8 @@ impl Settings {
 
     pub fn from_serve(a: &ServeArgs) -> Result<Settings> {
         let f = load_file(a.store.config.as_ref())?;
+        let (status_check, carrier_check) = checks(a, &f)?;
+        let http = http_limits(a, &f)?;
         let log_format = match a
             .log_format
             .clone()
@@ -532,27 +585,8 @@ impl Settings {
                 "--listing-reconcile-every",
                 DEFAULT_LISTING_RECONCILE_EVERY,
             )?,
-            status_check: status_check_every(
-                a.status_check_every.as_deref(),
-                f.status_check_every.as_deref(),
-                "--status-check-every",
-            )?
-            .map(|every| orderhub_intake::status_check::StatusCheckConfig {
-                interval: chrono::Duration::from_std(every).unwrap_or(chrono::Duration::hours(6)),
-                ..Default::default()
-            }),
-            carrier_check: status_check_every(
-                a.carrier_check_every.as_deref(),
-                f.carrier_check_every.as_deref(),
-                "--carrier-check-every",
-            )?
-            .map(
-                |every| orderhub_fulfillment::reconcile::CarrierCheckConfig {
-                    interval: chrono::Duration::from_std(every)
-                        .unwrap_or(chrono::Duration::hours(6)),
-                    ..Default::default()
-                },
-            ),
+            status_check,
+            carrier_check,
             ship_by_risk_lead: duration(
                 a.ship_by_risk_lead.as_deref(),
                 f.ship_by_risk_lead.as_deref(),
@@ -565,22 +599,7 @@ impl Settings {
                     .as_deref()
                     .or(f.complete_after_days_by_channel.as_deref()),
             )?,
-            http: orderhub_http::admission::HttpLimits {
-                max_in_flight: match a
-                    .max_requests_in_flight
-                    .or(f.max_requests_in_flight)
-                    .unwrap_or(orderhub_http::admission::MAX_IN_FLIGHT_DEFAULT)
-                {
-                    n @ 1..=1_000_000 => n,
-                    n => anyhow::bail!("max requests in flight must be 1 to 1000000, not {n}"),
-                },
-                request_timeout: duration(
-                    a.request_timeout.as_deref(),
-                    f.request_timeout.as_deref(),
-                    "--request-timeout",
-                    orderhub_http::admission::REQUEST_TIMEOUT_DEFAULT,
-                )?,
-            },
+            http,
         })
     }
 }
