@@ -466,3 +466,47 @@ async fn store_grant(
     };
     super::channels::store_shop(state, row, Some(stored)).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(channel: &str, expires: DateTime<Utc>, nonce: &str) -> Claims {
+        Claims {
+            tenant: "default".into(),
+            channel: channel.into(),
+            shop: "s".into(),
+            expires: expires.timestamp(),
+            nonce: nonce.into(),
+        }
+    }
+
+    #[test]
+    fn a_state_is_good_once_for_its_channel_until_it_expires_and_only_under_its_key() {
+        let now = DateTime::from_timestamp(1_765_000_000, 0).unwrap_or_default();
+        let o = OAuth::new([7; 32], None);
+        let s = o.sign(&claims("pdd", now + STATE_TTL, "n1"));
+        let code = |r: Result<Claims, ApiError>| r.err().map(|e| e.into_response().status());
+        assert_eq!(code(o.redeem(&s, "jd", now)), Some(StatusCode::BAD_REQUEST));
+        assert_eq!(
+            code(o.redeem(&s, "pdd", now + STATE_TTL)),
+            Some(StatusCode::BAD_REQUEST)
+        );
+        assert_eq!(
+            code(OAuth::new([8; 32], None).redeem(&s, "pdd", now)),
+            Some(StatusCode::BAD_REQUEST)
+        );
+        assert!(o.redeem(&s, "pdd", now).is_ok());
+        assert_eq!(
+            code(o.redeem(&s, "pdd", now)),
+            Some(StatusCode::BAD_REQUEST),
+            "used once"
+        );
+        // Used states are forgotten once expired: the memory stays bounded.
+        let s2 = o.sign(&claims("pdd", now + STATE_TTL, "n2"));
+        assert!(o.redeem(&s2, "pdd", now).is_ok());
+        assert_eq!(o.used.lock().len(), 2);
+        assert!(!o.full(now + STATE_TTL));
+        assert_eq!(o.used.lock().len(), 0);
+    }
+}
