@@ -553,6 +553,27 @@ mod tests {
     use std::time::Duration;
 
     #[test]
+    fn the_public_url_is_an_http_url_kept_without_its_trailing_slash() {
+        assert_eq!(public_url(None).unwrap(), None);
+        assert_eq!(public_url(Some("  ")).unwrap(), None);
+        assert_eq!(
+            public_url(Some("https://hub.example.com/"))
+                .unwrap()
+                .as_deref(),
+            Some("https://hub.example.com")
+        );
+        for bad in [
+            "hub.example.com",
+            "ftp://hub",
+            "https://hub/?a=1",
+            "https://hub/#x",
+        ] {
+            let e = public_url(Some(bad)).unwrap_err().to_string();
+            assert!(e.contains("--public-url"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
     fn settings_print_no_secret() {
         let a = ServeArgs {
             store: StoreArgs {
