@@ -194,10 +194,10 @@ async fn shop_row(
     ),
     responses(
         (status = 200, body = AuthorizeView),
-        (status = 400, description = "A body that is not the request's JSON (`field` names what)", body = orderhub_api::ErrorBody),
+        (status = 400, description = "`malformed_json`: a body that is not JSON", body = orderhub_api::ErrorBody),
         (status = 404, description = "`unknown_channel`, or `not_found`: the shop is not configured", body = orderhub_api::ErrorBody),
         (status = 409, description = "`public_url_not_set`: the hub has no `--public-url` to build the redirect URI from", body = orderhub_api::ErrorBody),
-        (status = 422, description = "`not_supported` (the channel has no authorization-code flow) or `missing_field` (`scope`, `service_id`)", body = orderhub_api::ErrorBody),
+        (status = 422, description = "`not_supported` (the channel has no authorization-code flow), `missing_field` (`scope`, `service_id`), or a body field refused (`too_long` over 512 characters, an unknown field, not an object): `field` names it", body = orderhub_api::ErrorBody),
         (status = 503, description = "`too_many_authorizations`: too many pages outstanding", body = orderhub_api::ErrorBody),
     ),
     security(("bearer" = [])))]
