@@ -243,6 +243,26 @@ async fn bad_states_refused_codes_and_other_sellers_store_nothing(app: TestApp) 
     let state = param(r.body["authorize_url"].as_str().unwrap(), "state");
     let r = callback(&app, &cb(&format!("state={state}&error=access_denied"))).await;
     assert_eq!((r.status, r.field()), (StatusCode::BAD_REQUEST, "code"));
+    // A browser gets a page saying so.
+    handle.register_redirect_uri(None, Some(SHOP.into()));
+    let r = authorize(&app, kind).await;
+    let back = follow_page(r.body["authorize_url"].as_str().unwrap()).await;
+    let path = back.strip_prefix(&app.base).unwrap();
+    let r = app
+        .call(Method::GET, path, None, None, &[("accept", "text/html")])
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(
+        r.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert!(String::from_utf8_lossy(&r.bytes).contains("shop authorized"));
+    assert_eq!(
+        stored_token(&app, kind).await,
+        handle.access_token().unwrap()
+    );
     // WeChat Channels shops need no authorization: said, not attempted.
     let (_url, _wechat) = setup(&app, ChannelKind::Wechat).await;
     let r = authorize(&app, ChannelKind::Wechat).await;
