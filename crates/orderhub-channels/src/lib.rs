@@ -46,6 +46,8 @@ pub mod douyin;
 pub mod jd;
 pub mod kuaishou;
 pub mod mapped;
+#[cfg(test)]
+mod oauth_tests;
 pub mod pdd;
 pub mod ship;
 pub mod sign;
@@ -552,6 +554,84 @@ impl fmt::Debug for TokenGrant {
             .field("refresh_expires_at", &self.refresh_expires_at)
             .finish()
     }
+}
+
+/// What a shop's authorization page takes besides the platform's fixed parameters
+/// ([`Channel::authorize_url`]).
+#[derive(Debug, Clone, Copy)]
+pub struct AuthorizeParams<'a> {
+    pub app_key: &'a str,
+    /// Where the platform sends the seller back with the code (registered with the app).
+    pub redirect_uri: &'a str,
+    /// Returned unchanged with the code: orderhub's signed state.
+    pub state: &'a str,
+    /// The permission groups asked for, where the page needs them (Kuaishou's `scope`).
+    pub scope: Option<&'a str>,
+    /// The service-market service the seller subscribes to (Douyin's `service_id`).
+    pub service_id: Option<&'a str>,
+}
+
+/// What an authorization code was exchanged for: the grant, and the seller's shop id where the
+/// answer names the id orderhub keys the shop by (PDD's `owner_id`, Douyin's `shop_id`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodeGrant {
+    pub grant: TokenGrant,
+    pub seller_id: Option<String>,
+}
+
+/// How long an authorization code may be: the platforms' are tens of characters.
+pub const AUTH_CODE_LEN_MAX: usize = 512;
+
+/// `not_supported` for a channel without an authorization-code flow, saying why.
+pub(crate) fn oauth_unsupported(why: &str) -> Rejected {
+    Rejected::at("not_supported", "channel", why)
+}
+
+/// An authorization code as the callback got it: printable ASCII without spaces, at most
+/// [`AUTH_CODE_LEN_MAX`] characters.
+pub(crate) fn check_code(code: &str) -> Result<(), Rejected> {
+    if code.is_empty()
+        || code.len() > AUTH_CODE_LEN_MAX
+        || !code.bytes().all(|b| b.is_ascii_graphic())
+    {
+        return Err(Rejected::at(
+            "bad_value",
+            "code",
+            format!("an authorization code: 1 to {AUTH_CODE_LEN_MAX} printable ASCII characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// The authorization page `documented` (the platform's URL) with `params`, where the shop's API
+/// base is the platform's (its host ends with `domain`); otherwise the same path on the API
+/// base (a simulator or a proxy serving the page).
+pub(crate) fn authorize_at(
+    api_base_url: &str,
+    domain: &str,
+    documented: &str,
+    params: &[(&str, &str)],
+) -> String {
+    let host = api_base_url
+        .split_once("://")
+        .map_or(api_base_url, |(_, rest)| rest)
+        .split(['/', ':', '?'])
+        .next()
+        .unwrap_or("");
+    let base = if host == domain || host.ends_with(&format!(".{domain}")) {
+        documented.to_owned()
+    } else {
+        let path = documented
+            .split_once("://")
+            .and_then(|(_, rest)| rest.find('/').map(|i| &rest[i..]))
+            .unwrap_or("/");
+        format!("{}{path}", api_base_url.trim_end_matches('/'))
+    };
+    let owned: Vec<(String, String)> = params
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    format!("{base}?{}", wire::form_encode(&owned))
 }
 
 /// A token lifetime the channel states in seconds, as a time; a negative or absurd one (over ten
@@ -1135,6 +1215,43 @@ pub trait Channel: Send + Sync {
                 "the channel has no token call",
             ))
         }))
+    }
+
+    /// The page where the seller authorizes the app for the shop (the platform's documented
+    /// authorize URL and parameters; the same path on `api_base_url` when that is not the
+    /// platform's: a simulator). `not_supported` on a channel without an authorization-code
+    /// flow; `missing_field` where the page needs a parameter not given.
+    fn authorize_url(
+        &self,
+        _api_base_url: &str,
+        _p: &AuthorizeParams<'_>,
+    ) -> Result<String, Rejected> {
+        Err(oauth_unsupported(
+            "the channel has no authorization-code flow in orderhub",
+        ))
+    }
+
+    /// The call that exchanges the authorization `code` the callback got for the shop's tokens,
+    /// sent to [`Channel::token_base_url`]; its answer goes to [`Channel::parse_code_token`].
+    fn code_request(
+        &self,
+        _code: &str,
+        _redirect_uri: &str,
+        _creds: &ShopCredentials,
+        _now: DateTime<Utc>,
+    ) -> Result<ApiRequest, Rejected> {
+        Err(oauth_unsupported(
+            "the channel has no authorization-code flow in orderhub",
+        ))
+    }
+
+    /// The code exchange's answer: read like the renewal's ([`Channel::parse_token`]) where the
+    /// shape is the same.
+    fn parse_code_token(&self, body: &[u8], now: DateTime<Utc>) -> Result<CodeGrant, ApiError> {
+        self.parse_token(body, now).map(|grant| CodeGrant {
+            grant,
+            seller_id: None,
+        })
     }
 
     /// A detail answer: the channel's error, or the order.

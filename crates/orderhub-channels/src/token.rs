@@ -25,6 +25,15 @@ pub(crate) fn int_at(v: &Value, ptr: &str) -> Option<i64> {
     }
 }
 
+/// An id the channel sends as a string or a number (trimmed; none when empty).
+pub(crate) fn id_at(v: &Value, ptr: &str) -> Option<String> {
+    match v.pointer(ptr)? {
+        Value::Number(n) => Some(n.to_string()),
+        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+        _ => None,
+    }
+}
+
 fn text_at(v: &Value, ptr: &str) -> Option<String> {
     match v.pointer(ptr)? {
         Value::String(s) if !s.is_empty() => Some(s.clone()),

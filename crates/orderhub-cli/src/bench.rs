@@ -1392,6 +1392,7 @@ async fn start_in_process(
         carrier_fallback: Default::default(),
         // Local simulators and receivers: loopback addresses.
         allow_private_urls: true,
+        public_url: None,
         webhook_max_attempts: orderhub_events::runtime::DEFAULT_MAX_ATTEMPTS,
         webhook_backoff_max: orderhub_events::runtime::DEFAULT_BACKOFF_MAX,
         listing_reconcile_every: crate::config::DEFAULT_LISTING_RECONCILE_EVERY,

@@ -105,6 +105,7 @@ pub async fn run(a: EventsArgs) -> Result<()> {
         carrier_fallback: Default::default(),
         // Local simulators and receivers: loopback addresses.
         allow_private_urls: true,
+        public_url: None,
         webhook_max_attempts: orderhub_events::runtime::DEFAULT_MAX_ATTEMPTS,
         webhook_backoff_max: orderhub_events::runtime::DEFAULT_BACKOFF_MAX,
         listing_reconcile_every: crate::config::DEFAULT_LISTING_RECONCILE_EVERY,

@@ -82,6 +82,11 @@ pub struct ServeArgs {
         value_parser = clap::builder::BoolishValueParser::new()
     )]
     pub allow_private_urls: Option<bool>,
+    /// Where sellers' browsers reach this hub (`https://orderhub.example.com`): the OAuth
+    /// redirect URI of every channel is this + `/oauth/callback/{channel}`. Without it, shops
+    /// cannot be authorized from orderhub (their tokens are configured with PUT).
+    #[arg(long, env = "ORDERHUB_PUBLIC_URL")]
+    pub public_url: Option<String>,
     /// Attempts per event and target (webhook, fulfillment, write-back) before it becomes a dead
     /// letter; the waits between them start at 0.5 s and double up to --webhook-backoff-max.
     #[arg(long, env = "ORDERHUB_WEBHOOK_MAX_ATTEMPTS")]
@@ -151,6 +156,7 @@ struct FileConfig {
     carrier: Option<String>,
     carrier_fallback: Option<String>,
     allow_private_urls: Option<bool>,
+    public_url: Option<String>,
     webhook_max_attempts: Option<u32>,
     webhook_backoff_max: Option<String>,
     max_requests_in_flight: Option<usize>,
@@ -194,6 +200,8 @@ pub struct Settings {
     /// The outbound URL policy lets non-public addresses through (`orderhub serve`: off unless
     /// `--allow-private-urls`; the demo and benchmarks, which talk to local simulators: on).
     pub allow_private_urls: bool,
+    /// `--public-url`, checked: an absolute http(s) URL without query, no trailing slash.
+    pub public_url: Option<String>,
     /// Attempts per event and target before it is dead-lettered.
     pub webhook_max_attempts: u32,
     /// The longest wait between two attempts.
@@ -228,6 +236,19 @@ fn status_check_every(
         Some("off") => Ok(None),
         v => duration(v, None, name, DEFAULT_STATUS_CHECK_EVERY).map(Some),
     }
+}
+
+/// `--public-url`: an absolute http(s) URL with no query or fragment, kept without its trailing
+/// slash.
+fn public_url(v: Option<&str>) -> Result<Option<String>> {
+    let Some(v) = v.map(str::trim).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    let u = url::Url::parse(v).with_context(|| format!("--public-url {v:?} is not a URL"))?;
+    if !matches!(u.scheme(), "http" | "https") || u.query().is_some() || u.fragment().is_some() {
+        anyhow::bail!("--public-url {v:?} must be an http(s) URL without query or fragment");
+    }
+    Ok(Some(u.as_str().trim_end_matches('/').to_owned()))
 }
 
 /// The drift reconciler's default interval between two reads of one shelf.
@@ -565,6 +586,7 @@ impl Settings {
                 .allow_private_urls
                 .or(f.allow_private_urls)
                 .unwrap_or(false),
+            public_url: public_url(a.public_url.as_deref().or(f.public_url.as_deref()))?,
             webhook_max_attempts: match a
                 .webhook_max_attempts
                 .or(f.webhook_max_attempts)
@@ -608,6 +630,27 @@ impl Settings {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn the_public_url_is_an_http_url_kept_without_its_trailing_slash() {
+        assert_eq!(public_url(None).unwrap(), None);
+        assert_eq!(public_url(Some("  ")).unwrap(), None);
+        assert_eq!(
+            public_url(Some("https://hub.example.com/"))
+                .unwrap()
+                .as_deref(),
+            Some("https://hub.example.com")
+        );
+        for bad in [
+            "hub.example.com",
+            "ftp://hub",
+            "https://hub/?a=1",
+            "https://hub/#x",
+        ] {
+            let e = public_url(Some(bad)).unwrap_err().to_string();
+            assert!(e.contains("--public-url"), "{bad}: {e}");
+        }
+    }
 
     #[test]
     fn settings_print_no_secret() {

@@ -324,6 +324,7 @@ fn demo_settings(a: &DemoArgs, data_dir: std::path::PathBuf, admin_key: &str) ->
         carrier_fallback: HashMap::from([(CARRIER, FALLBACK.to_vec())]),
         // Local simulators and receivers: loopback addresses.
         allow_private_urls: true,
+        public_url: None,
         webhook_max_attempts: orderhub_events::runtime::DEFAULT_MAX_ATTEMPTS,
         webhook_backoff_max: orderhub_events::runtime::DEFAULT_BACKOFF_MAX,
         listing_reconcile_every: crate::config::DEFAULT_LISTING_RECONCILE_EVERY,

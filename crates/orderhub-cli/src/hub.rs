@@ -367,7 +367,12 @@ pub async fn start(s: &Settings) -> Result<(RunningHub, Option<String>)> {
     .await
     .map_err(|e| anyhow::anyhow!("{e}"))
     .context("cannot start the event relay")?;
-    let state = AppState::with_outbound(store.clone(), Arc::new(SystemClock), outbound);
+    // OAuth states are signed with a key derived from the personal-data key: one secret.
+    let oauth = orderhub_http::routes::oauth::OAuth::new(
+        pii_cipher(s)?.derive_key("oauth-state"),
+        s.public_url.clone(),
+    );
+    let state = AppState::with_oauth(store.clone(), Arc::new(SystemClock), outbound, oauth);
     // Channel messages stored by the webhook are turned into orders in the background.
     tasks.push((
         "intake processor",

@@ -16,6 +16,8 @@ const NONCE_LEN: usize = 12;
 #[derive(Clone)]
 pub struct PiiCipher {
     cipher: Aes256Gcm,
+    /// What [`PiiCipher::derive_key`] derives other keys from: the personal-data key itself.
+    master: [u8; 32],
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -38,9 +40,24 @@ impl PiiCipher {
         if bytes.len() != 32 {
             return Err(CryptoError::BadKey);
         }
+        let mut master = [0u8; 32];
+        master.copy_from_slice(&bytes);
         Ok(Self {
             cipher: Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&bytes)),
+            master,
         })
+    }
+
+    /// A key for one `purpose` (`"oauth-state"`, …), derived from the personal-data key as
+    /// HMAC-SHA256(key, "orderhub/" + purpose): the hub keeps one secret, each use gets its own
+    /// key, and a derived key tells nothing of the secret or of another purpose's key.
+    pub fn derive_key(&self, purpose: &str) -> [u8; 32] {
+        use hmac::{Hmac, Mac};
+        let mut m = <Hmac<Sha256> as Mac>::new_from_slice(&self.master)
+            .expect("HMAC takes a key of any length");
+        m.update(b"orderhub/");
+        m.update(purpose.as_bytes());
+        m.finalize().into_bytes().into()
     }
 
     /// A new random key, as hex, for a fresh embedded data directory.
@@ -107,6 +124,20 @@ pub fn request_hash(parts: &[&[u8]]) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn derived_keys_differ_by_purpose_and_by_secret_and_are_stable() {
+        let a = PiiCipher::from_hex(&"11".repeat(32)).unwrap();
+        let b = PiiCipher::from_hex(&"22".repeat(32)).unwrap();
+        assert_eq!(
+            a.derive_key("oauth-state"),
+            a.clone().derive_key("oauth-state")
+        );
+        assert_ne!(a.derive_key("oauth-state"), a.derive_key("other"));
+        assert_ne!(a.derive_key("oauth-state"), b.derive_key("oauth-state"));
+        assert_ne!(a.derive_key("oauth-state"), [0x11; 32]);
+    }
+
     use super::*;
 
     #[test]

@@ -37,6 +37,8 @@ const I18N = {
     'ch.breakers': '承运商熔断器', breaker: '熔断器', 'ch.throttled': '渠道限流次数',
     'ch.consumers': '事件消费者积压', consumer: '消费者', lag: '积压',
     'ch.messages': '渠道消息', count: '数量', outcome: '结果', forbidden: '当前角色无权查看',
+    'ch.authorize': '授权店铺', 'ch.authorize_scope': '快手权限包（逗号分隔，如 merchant_order,merchant_item）',
+    'ch.authorize_service': '抖店服务市场的服务 ID（service_id）', 'ch.authorize_opened': '已在新窗口打开授权页，卖家授权后店铺令牌自动保存',
     'live.title': '实时', 'live.throughput': '每分钟订单数', 'live.latency': 'HTTP 延迟（毫秒）',
     'live.routes': '按接口', route: '接口', requests: '请求数', p50: 'P50', p95: 'P95', p99: 'P99',
     'live.refresh': '每 5 秒刷新', orders_per_min: '订单/分钟', error: '错误',
@@ -140,6 +142,8 @@ const I18N = {
     state: 'State', 'ch.breakers': 'Carrier breakers', breaker: 'Breaker',
     'ch.throttled': 'Channel throttling', 'ch.consumers': 'Event consumer lag', consumer: 'Consumer',
     lag: 'Lag', 'ch.messages': 'Channel messages', count: 'Count', outcome: 'Outcome',
+    'ch.authorize': 'Authorize shop', 'ch.authorize_scope': 'Kuaishou permission groups (comma-separated, e.g. merchant_order,merchant_item)',
+    'ch.authorize_service': 'Douyin service-market service id (service_id)', 'ch.authorize_opened': 'The authorization page opened in a new window; the shop\'s tokens are stored once the seller agrees',
     forbidden: 'Your role may not see this',
     'live.title': 'Live', 'live.throughput': 'Orders per minute', 'live.latency': 'HTTP latency (ms)',
     'live.routes': 'By route', route: 'Route', requests: 'Requests', p50: 'P50', p95: 'P95', p99: 'P99',
@@ -1571,6 +1575,24 @@ async function guarded(fn) {
 
 // ---- channels & carriers -----------------------------------------------------------------------
 
+// The seller authorizes the app on the platform's page (issue 20): the hub signs the page's state
+// and stores the tokens when the platform sends the browser back to its callback.
+async function authorizeShop(channel, shop) {
+  const body = {};
+  if (channel === 'kuaishou') body.scope = window.prompt(t('ch.authorize_scope'), 'merchant_order,merchant_item,merchant_refund,merchant_logistics') || undefined;
+  if (channel === 'douyin') body.service_id = window.prompt(t('ch.authorize_service')) || undefined;
+  // Opened before the call: a window opened after an await is a pop-up browsers block.
+  const win = window.open('about:blank', '_blank');
+  try {
+    const r = await api(`/v1/channels/${encodeURIComponent(channel)}/shops/${encodeURIComponent(shop)}/authorize`, { method: 'POST', body });
+    if (win) { win.opener = null; win.location.href = r.authorize_url; } else window.location.href = r.authorize_url;
+    toast(t('ch.authorize_opened'));
+  } catch (e) {
+    if (win) win.close();
+    toast(e.message, true);
+  }
+}
+
 async function channelsPage(view) {
   const [stats, ms] = await Promise.all([api('/v1/stats'), metrics()]);
   const breakerName = (v) => ({ 0: 'closed', 1: 'open', 2: 'half_open' }[v] || 'unknown');
@@ -1583,12 +1605,14 @@ async function channelsPage(view) {
   view.append(h('h2', {}, t('ch.title')));
   view.append(h('div', { class: 'grid' },
     sectionCard(t('ch.cursors'), 'pull-cursors', stats.pull_cursors.length
-      ? simple(['channel', 'shop', 'cursor', 'holder', 'token'], stats.pull_cursors.map((c) => [c.channel, c.shop_id, fmtTime(c.cursor), c.holder,
+      ? simple(['channel', 'shop', 'cursor', 'holder', 'token', 'ch.authorize'], stats.pull_cursors.map((c) => [c.channel, c.shop_id, fmtTime(c.cursor), c.holder,
         // The token's state (never the token); on hover, why a renewal was refused, or until
         // when the seller's authorization lasts (expiring), or the access token's expiry.
         h('td', { class: `token-${c.token_state}`, title: c.token_problem
           || (c.token_state === 'expiring' && c.refresh_token_expires_at ? fmtTime(c.refresh_token_expires_at)
-            : (c.token_expires_at ? fmtTime(c.token_expires_at) : '')) }, t(`token_${c.token_state}`))]), 'pull-cursors-table')
+            : (c.token_expires_at ? fmtTime(c.token_expires_at) : '')) }, t(`token_${c.token_state}`)),
+        h('td', {}, h('button', { type: 'button', testid: `authorize-${c.channel}-${c.shop_id}`,
+          onclick: () => authorizeShop(c.channel, c.shop_id) }, t('ch.authorize')))]), 'pull-cursors-table')
       : h('p', { class: 'muted' }, t('none'))),
     sectionCard(t('ch.breakers'), 'breakers', breakers.length
       ? simple(['carrier', 'breaker'], breakers.map((b) => [b.labels.carrier,

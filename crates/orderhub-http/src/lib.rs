@@ -44,6 +44,8 @@ pub struct AppState {
     /// `/readyz`'s write probe while writes fail: one at a time, its answer reused for a second
     /// (the route needs no key: callers must not be able to make the hub write at will).
     pub ready_probe: routes::system::ReadyProbe,
+    /// Shops authorized by OAuth: the state key, `--public-url`, the states used.
+    pub oauth: routes::oauth::OAuth,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -66,6 +68,17 @@ impl AppState {
         clock: Arc<dyn Clock>,
         outbound: orderhub_core::outbound::OutboundPolicy,
     ) -> SharedState {
+        AppState::with_oauth(store, clock, outbound, routes::oauth::OAuth::unset())
+    }
+
+    /// The state with the outbound policy and the OAuth settings (`orderhub serve`: the state
+    /// key derived from the hub's secret, `--public-url`).
+    pub fn with_oauth(
+        store: Store,
+        clock: Arc<dyn Clock>,
+        outbound: orderhub_core::outbound::OutboundPolicy,
+        oauth: routes::oauth::OAuth,
+    ) -> SharedState {
         Arc::new(AppState {
             store,
             keys: auth::KeyCache::default(),
@@ -78,6 +91,7 @@ impl AppState {
             },
             outbound,
             ready_probe: Default::default(),
+            oauth,
         })
     }
 }

@@ -123,6 +123,8 @@ use utoipa::{Modify, OpenApi};
         crate::routes::channels::webhook,
         crate::routes::channels::webhook_without_tenant,
         crate::routes::channels::messages,
+        crate::routes::oauth::authorize,
+        crate::routes::oauth::callback,
         crate::routes::keys::create,
         crate::routes::keys::list,
         crate::routes::keys::revoke,

@@ -76,6 +76,14 @@ pub const SUCCESS_CODE: &str = "10000";
 /// `access_token_builder.go`); the answer's `data` carries `access_token`, `expires_in`
 /// (seconds, 7 days), `refresh_token` (14 days), `shop_id`, `authority_id`.
 pub const TOKEN_METHOD: &str = "token.refresh";
+/// Exchanges the authorization code for the shop's tokens through the signed gateway, param_json
+/// `{"code", "grant_type": "authorization_code"}` (tool apps; the official Go SDK's
+/// `token_create_request.go`, westng/doudian-sdk `TokenCreateParam`). The answer's `data` has the
+/// refresh call's fields, `shop_id` among them.
+pub const TOKEN_CREATE_METHOD: &str = "token.create";
+/// The service market's authorization page (`service_id`, `state`; the redirect URI is the one
+/// registered with the service, not a parameter) (gaigeshen doudian `Constants.java`).
+pub const AUTHORIZE_URL: &str = "https://fuwu.jinritemai.com/authorize";
 /// A refresh token that expired or is unknown (renhonghai/doudian-sdk `ErrNoConstant.php`).
 pub const REFRESH_REFUSED_SUB_CODE: &str = "dop.token-generate-failed:token-expired";
 /// A call with an access token that expired (same source).
@@ -534,6 +542,51 @@ impl Channel for Douyin {
                 now,
             )
         })
+    }
+
+    fn authorize_url(
+        &self,
+        api_base_url: &str,
+        p: &crate::AuthorizeParams<'_>,
+    ) -> Result<String, Rejected> {
+        let service = p
+            .service_id
+            .filter(|s| !s.trim().is_empty())
+            .ok_or_else(|| Rejected::missing("service_id"))?;
+        Ok(crate::authorize_at(
+            api_base_url,
+            "jinritemai.com",
+            AUTHORIZE_URL,
+            &[("service_id", service.trim()), ("state", p.state)],
+        ))
+    }
+
+    fn code_request(
+        &self,
+        code: &str,
+        _redirect_uri: &str,
+        creds: &ShopCredentials,
+        now: DateTime<Utc>,
+    ) -> Result<ApiRequest, Rejected> {
+        crate::check_code(code)?;
+        Ok(signed(
+            TOKEN_CREATE_METHOD,
+            serde_json::json!({"code": code, "grant_type": "authorization_code"}),
+            creds,
+            None,
+            now,
+        ))
+    }
+
+    fn parse_code_token(
+        &self,
+        body: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<crate::CodeGrant, ApiError> {
+        let grant = self.parse_token(body, now)?;
+        let v = crate::token::json(body)?;
+        let seller_id = crate::token::id_at(&v, "/data/shop_id");
+        Ok(crate::CodeGrant { grant, seller_id })
     }
 
     fn parse_token(&self, body: &[u8], now: DateTime<Utc>) -> Result<crate::TokenGrant, ApiError> {

@@ -203,6 +203,27 @@ fn ok(data: Value) -> Vec<u8> {
     }))
 }
 
+/// The token calls (signed, no access token): the code exchange or the refresh.
+fn token_call(method: &str, p: &Value) -> Result<SimCall, SimFault> {
+    let create = method == super::TOKEN_CREATE_METHOD;
+    let grant = if create {
+        "authorization_code"
+    } else {
+        "refresh_token"
+    };
+    if p.get("grant_type").and_then(Value::as_str) != Some(grant) {
+        return Err(SimFault::BadRequest("grant_type".into()));
+    }
+    let text = |k: &str| p.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    Ok(if create {
+        SimCall::CodeToken { code: text("code") }
+    } else {
+        SimCall::Token {
+            refresh: Some(text("refresh_token")),
+        }
+    })
+}
+
 impl SimWire for DouyinWire {
     fn parse(&self, creds: &ShopCredentials, req: &RawRequest) -> Result<SimCall, SimFault> {
         let q = req.query_pairs();
@@ -227,14 +248,8 @@ impl SimWire for DouyinWire {
         }
         let p: Value = serde_json::from_str(param_json)
             .map_err(|_| SimFault::BadRequest("param_json is not JSON".into()))?;
-        if method == super::TOKEN_METHOD {
-            if p.get("grant_type").and_then(Value::as_str) != Some("refresh_token") {
-                return Err(SimFault::BadRequest("grant_type".into()));
-            }
-            let r = p.get("refresh_token").and_then(Value::as_str).unwrap_or("");
-            return Ok(SimCall::Token {
-                refresh: Some(r.to_string()),
-            });
+        if method == super::TOKEN_CREATE_METHOD || method == super::TOKEN_METHOD {
+            return token_call(method, &p);
         }
         if creds.access_token.is_empty() || get(&q, "access_token") != creds.access_token {
             return Err(SimFault::Auth);
@@ -406,6 +421,14 @@ impl SimWire for DouyinWire {
 
     fn detail(&self, o: &ChannelOrder) -> Vec<u8> {
         ok(json!({ "shop_order_detail": render(o) }))
+    }
+
+    fn code_token(&self, g: &crate::sim::SimGrant, shop_id: &str) -> Vec<u8> {
+        let mut v: Value = serde_json::from_slice(&self.token(g)).unwrap_or_default();
+        v["data"]["shop_id"] = shop_id
+            .parse::<i64>()
+            .map_or_else(|_| json!(shop_id), |n| json!(n));
+        json_bytes(&v)
     }
 
     fn token(&self, g: &crate::sim::SimGrant) -> Vec<u8> {

@@ -52,6 +52,13 @@ pub const PATH: &str = "/routerjson";
 /// answer is flat JSON: `access_token`, `expires_in` (seconds), `refresh_token`, `scope`,
 /// `open_id`, `time` (ms), `code` 0.
 pub const TOKEN_PATH: &str = "/oauth2/refresh_token";
+/// Exchanges the authorization code for the shop's tokens on JD's OAuth service: `GET` with
+/// `app_key`, `app_secret`, `grant_type=authorization_code`, `code` (JustAuth `AuthJdRequest`,
+/// zeasin/qihangerp-sdk `JdTokenApiHelper`). The answer is the refresh call's flat JSON.
+pub const TOKEN_CREATE_PATH: &str = "/oauth2/access_token";
+/// The seller's authorization page (`app_key`, `response_type=code`, `redirect_uri`, `state`,
+/// `scope=snsapi_base`).
+pub const AUTHORIZE_URL: &str = "https://open-oauth.jd.com/oauth2/to_login";
 /// Where JD's OAuth service answers when the API is JD's own.
 pub const OAUTH_BASE_URL: &str = "https://open-oauth.jd.com";
 /// Every state, for `order_state` of the search (JOS searches only the states it is given).
@@ -647,6 +654,49 @@ impl Channel for Jd {
         Some(ApiRequest {
             method: "GET",
             path_and_query: format!("{TOKEN_PATH}?{q}"),
+            content_type: "application/x-www-form-urlencoded;charset=utf-8",
+            headers: Vec::new(),
+            body: Vec::new(),
+        })
+    }
+
+    fn authorize_url(
+        &self,
+        api_base_url: &str,
+        p: &crate::AuthorizeParams<'_>,
+    ) -> Result<String, Rejected> {
+        // The page is on the OAuth host, like the token calls (`token_base_url`).
+        Ok(crate::authorize_at(
+            &self.token_base_url(api_base_url),
+            "jd.com",
+            AUTHORIZE_URL,
+            &[
+                ("app_key", p.app_key),
+                ("response_type", "code"),
+                ("redirect_uri", p.redirect_uri),
+                ("state", p.state),
+                ("scope", "snsapi_base"),
+            ],
+        ))
+    }
+
+    fn code_request(
+        &self,
+        code: &str,
+        _redirect_uri: &str,
+        creds: &ShopCredentials,
+        _now: DateTime<Utc>,
+    ) -> Result<ApiRequest, Rejected> {
+        crate::check_code(code)?;
+        let q = wire::form_encode(&[
+            ("app_key".into(), creds.app_key.clone()),
+            ("app_secret".into(), creds.secret.clone()),
+            ("grant_type".into(), "authorization_code".into()),
+            ("code".into(), code.to_owned()),
+        ]);
+        Ok(ApiRequest {
+            method: "GET",
+            path_and_query: format!("{TOKEN_CREATE_PATH}?{q}"),
             content_type: "application/x-www-form-urlencoded;charset=utf-8",
             headers: Vec::new(),
             body: Vec::new(),

@@ -174,19 +174,36 @@ fn time(p: &Value, k: &str) -> DateTime<Utc> {
         .unwrap_or_default()
 }
 
+/// A call to JD's OAuth service: the code exchange or the refresh, with the app's credentials.
+fn oauth_call(creds: &ShopCredentials, req: &RawRequest) -> Result<SimCall, SimFault> {
+    let q = req.query_pairs();
+    if param(&q, "app_key") != creds.app_key || param(&q, "app_secret") != creds.secret {
+        return Err(SimFault::Auth);
+    }
+    let create = req.path == super::TOKEN_CREATE_PATH;
+    let grant = if create {
+        "authorization_code"
+    } else {
+        "refresh_token"
+    };
+    if param(&q, "grant_type") != grant {
+        return Err(SimFault::BadRequest("grant_type".into()));
+    }
+    Ok(if create {
+        SimCall::CodeToken {
+            code: param(&q, "code").to_string(),
+        }
+    } else {
+        SimCall::Token {
+            refresh: Some(param(&q, "refresh_token").to_string()),
+        }
+    })
+}
+
 impl SimWire for JdWire {
     fn parse(&self, creds: &ShopCredentials, req: &RawRequest) -> Result<SimCall, SimFault> {
-        if req.path == super::TOKEN_PATH {
-            let q = req.query_pairs();
-            if param(&q, "app_key") != creds.app_key || param(&q, "app_secret") != creds.secret {
-                return Err(SimFault::Auth);
-            }
-            if param(&q, "grant_type") != "refresh_token" {
-                return Err(SimFault::BadRequest("grant_type".into()));
-            }
-            return Ok(SimCall::Token {
-                refresh: Some(param(&q, "refresh_token").to_string()),
-            });
+        if req.path == super::TOKEN_CREATE_PATH || req.path == super::TOKEN_PATH {
+            return oauth_call(creds, req);
         }
         if req.path != PATH {
             return Err(SimFault::BadRequest("unknown path".into()));

@@ -84,6 +84,13 @@ pub const REVOKED_RESULT: &str = "24";
 /// (seconds, 48 h), `refresh_token` (rotated: the old one is discarded),
 /// `refresh_token_expires_in` (seconds, counting down from the first grant's 180 days).
 pub const TOKEN_PATH: &str = "/oauth2/refresh_token";
+/// Exchanges the authorization code (valid 2 minutes, once) for the shop's tokens: `GET` with
+/// `app_id`, `grant_type=code`, `code`, `app_secret` (the APP授权说明 doc, 2.3). The answer:
+/// `result` 1, `access_token`, `expires_in`, `refresh_token` (180 days), `open_id`, `scopes`.
+pub const TOKEN_CREATE_PATH: &str = "/oauth2/access_token";
+/// The seller's authorization page (`app_id`, `redirect_uri`, `scope`, `response_type=code`,
+/// `state`) (same doc, 2.2).
+pub const AUTHORIZE_URL: &str = "https://open.kwaixiaodian.com/oauth/authorize";
 /// A refresh token that was discarded, expired or revoked (same doc, K0008).
 pub const REFRESH_REFUSED_RESULT: &str = "100200102";
 /// `open.seller.order.goods.deliver`: `orderId`, `expressCode` (numeric), `expressNo` in `param`
@@ -743,6 +750,55 @@ impl Channel for Kuaishou {
                 ("app_secret".into(), creds.app_secret.clone()),
             ])
             .into_bytes(),
+        })
+    }
+
+    fn authorize_url(
+        &self,
+        api_base_url: &str,
+        p: &crate::AuthorizeParams<'_>,
+    ) -> Result<String, Rejected> {
+        let scope = p
+            .scope
+            .filter(|s| !s.trim().is_empty())
+            .ok_or_else(|| Rejected::missing("scope"))?;
+        Ok(crate::authorize_at(
+            api_base_url,
+            "kwaixiaodian.com",
+            AUTHORIZE_URL,
+            &[
+                ("app_id", p.app_key),
+                ("redirect_uri", p.redirect_uri),
+                ("scope", scope.trim()),
+                ("response_type", "code"),
+                ("state", p.state),
+            ],
+        ))
+    }
+
+    fn code_request(
+        &self,
+        code: &str,
+        _redirect_uri: &str,
+        creds: &ShopCredentials,
+        _now: DateTime<Utc>,
+    ) -> Result<ApiRequest, Rejected> {
+        crate::check_code(code)?;
+        if creds.app_secret.is_empty() {
+            return Err(Rejected::missing("app_secret"));
+        }
+        let q = wire::form_encode(&[
+            ("app_id".into(), creds.app_key.clone()),
+            ("grant_type".into(), "code".into()),
+            ("code".into(), code.to_owned()),
+            ("app_secret".into(), creds.app_secret.clone()),
+        ]);
+        Ok(ApiRequest {
+            method: "GET",
+            path_and_query: format!("{TOKEN_CREATE_PATH}?{q}"),
+            content_type: "application/x-www-form-urlencoded;charset=utf-8",
+            headers: Vec::new(),
+            body: Vec::new(),
         })
     }
 

@@ -175,6 +175,17 @@ impl SimWire for KuaishouWire {
     fn parse(&self, creds: &ShopCredentials, req: &RawRequest) -> Result<SimCall, SimFault> {
         let mut p = req.query_pairs();
         p.extend(crate::wire::form_decode(&req.body));
+        if req.path == super::TOKEN_CREATE_PATH {
+            if param(&p, "app_id") != creds.app_key || param(&p, "app_secret") != creds.app_secret {
+                return Err(SimFault::Auth);
+            }
+            if param(&p, "grant_type") != "code" {
+                return Err(SimFault::BadRequest("grant_type".into()));
+            }
+            return Ok(SimCall::CodeToken {
+                code: param(&p, "code").to_string(),
+            });
+        }
         if req.path == super::TOKEN_PATH {
             if param(&p, "app_id") != creds.app_key || param(&p, "app_secret") != creds.app_secret {
                 return Err(SimFault::Auth);

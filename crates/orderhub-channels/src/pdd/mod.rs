@@ -89,6 +89,14 @@ pub const PATH: &str = "/api/router";
 /// answer `pop_auth_token_refresh_response` carries `access_token`, `expires_in` (seconds),
 /// `refresh_token`, `refresh_token_expires_in`, `owner_id`, `scope`.
 pub const TOKEN_TYPE: &str = "pdd.pop.auth.token.refresh";
+/// Exchanges the authorization code for the shop's tokens through the signed gateway: `code`
+/// (niltor/open-pdd-net-sdk `CreatePopAuthTokenRequestModel`, lywzx/pdd-node-sdk
+/// `PddPopAuthTokenCreate`). The answer `pop_auth_token_create_response` has the refresh call's
+/// fields and `owner_id` (商家店铺id).
+pub const TOKEN_CREATE_TYPE: &str = "pdd.pop.auth.token.create";
+/// The merchant's web authorization page (`response_type=code`, `client_id`, `redirect_uri`,
+/// `state`).
+pub const AUTHORIZE_URL: &str = "https://fuwu.pinduoduo.com/service-market/auth";
 /// **Assumed** (no public sample of the refusal): the gateway's error for a refresh token that is
 /// unknown or expired. Besides it, only the gateway's credential errors (10019, messages about
 /// the access token or the signature) are refusals; any other error is tried again.
@@ -764,6 +772,7 @@ impl Channel for Pdd {
         use crate::token::Expiry::InSeconds;
         let r = v
             .get("pop_auth_token_refresh_response")
+            .or_else(|| v.get("pop_auth_token_create_response"))
             .ok_or_else(|| Rejected::missing("pop_auth_token_refresh_response"))?;
         Ok(crate::token::grant(
             r,
@@ -775,6 +784,52 @@ impl Channel for Pdd {
                 Some(InSeconds("/refresh_token_expires_in")),
             )),
         )?)
+    }
+
+    fn authorize_url(
+        &self,
+        api_base_url: &str,
+        p: &crate::AuthorizeParams<'_>,
+    ) -> Result<String, Rejected> {
+        Ok(crate::authorize_at(
+            api_base_url,
+            "pinduoduo.com",
+            AUTHORIZE_URL,
+            &[
+                ("response_type", "code"),
+                ("client_id", p.app_key),
+                ("redirect_uri", p.redirect_uri),
+                ("state", p.state),
+            ],
+        ))
+    }
+
+    fn code_request(
+        &self,
+        code: &str,
+        _redirect_uri: &str,
+        creds: &ShopCredentials,
+        now: DateTime<Utc>,
+    ) -> Result<ApiRequest, Rejected> {
+        crate::check_code(code)?;
+        Ok(signed(
+            TOKEN_CREATE_TYPE,
+            vec![("code".into(), code.to_owned())],
+            creds,
+            None,
+            now,
+        ))
+    }
+
+    fn parse_code_token(
+        &self,
+        body: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<crate::CodeGrant, ApiError> {
+        let grant = self.parse_token(body, now)?;
+        let v = crate::token::json(body)?;
+        let seller_id = crate::token::id_at(&v, "/pop_auth_token_create_response/owner_id");
+        Ok(crate::CodeGrant { grant, seller_id })
     }
 
     fn api_error(&self, body: &[u8]) -> Option<ApiError> {

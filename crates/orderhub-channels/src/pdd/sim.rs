@@ -141,6 +141,11 @@ impl SimWire for PddWire {
         {
             return Err(SimFault::Auth);
         }
+        if param(&p, "type") == super::TOKEN_CREATE_TYPE {
+            return Ok(SimCall::CodeToken {
+                code: param(&p, "code").to_string(),
+            });
+        }
         if param(&p, "type") == super::TOKEN_TYPE {
             return Ok(SimCall::Token {
                 refresh: Some(param(&p, "refresh_token").to_string()),
@@ -301,6 +306,13 @@ impl SimWire for PddWire {
             ShipAnswer::UnknownCarrier => biz("10000", "快递公司不存在"),
             ShipAnswer::SystemError => biz(super::SYSTEM_ERROR_CODE, "系统异常，请稍后重试"),
         }
+    }
+
+    fn code_token(&self, g: &crate::sim::SimGrant, shop_id: &str) -> Vec<u8> {
+        let v: Value = serde_json::from_slice(&self.token(g)).unwrap_or_default();
+        let mut r = v["pop_auth_token_refresh_response"].clone();
+        r["owner_id"] = json!(shop_id);
+        json_bytes(&json!({"pop_auth_token_create_response": r}))
     }
 
     fn token(&self, g: &crate::sim::SimGrant) -> Vec<u8> {

@@ -11,6 +11,7 @@
 //! The engine here is channel-agnostic; each channel folder's `sim.rs` parses and renders.
 
 mod generate;
+mod oauth;
 pub mod pmc;
 mod refunds;
 
@@ -279,6 +280,25 @@ impl SimTokens {
     }
 }
 
+impl SimTokens {
+    /// The seller authorized the app (a code was exchanged): a new access and refresh token,
+    /// whatever was revoked or expired before.
+    fn authorized(&mut self, s: &SimSettings, now: DateTime<Utc>) -> SimGrant {
+        self.revoked = false;
+        self.refresh.clear();
+        let mut g = self
+            .grant(None, s, now)
+            .expect("a grant to the app's credentials is not refused once not revoked");
+        self.grants += 1;
+        self.refresh = format!("rt-code-{}-{}", self.grants, rand::rng().random::<u32>());
+        self.refresh_expires = s
+            .refresh_ttl
+            .map(|d| now + chrono::Duration::seconds(d.as_secs() as i64));
+        g.refresh_token = self.refresh.clone();
+        g
+    }
+}
+
 /// What a test keeps of a running simulator.
 #[derive(Clone)]
 pub struct SimHandle {
@@ -353,6 +373,14 @@ impl SimHandle {
         t.access_expires = None;
         t.refresh_expires = None;
         (t.access.clone(), t.refresh.clone())
+    }
+
+    /// The app's registration on the platform, for the authorize pages: the redirect URI the
+    /// platform sends the browser to (`None`: the page's `redirect_uri` parameter; Douyin's page
+    /// takes none), and the shop id the code exchange names (PDD's `owner_id`, Douyin's
+    /// `shop_id`; default `sim-shop`).
+    pub fn register_redirect_uri(&self, redirect_uri: Option<String>, shop_id: Option<String>) {
+        self.engine.oauth.register(redirect_uri, shop_id);
     }
 
     /// The access token calls must carry now, if one is valid.
@@ -471,6 +499,10 @@ pub(crate) enum SimCall {
     /// credentials, which the wire checked).
     Token {
         refresh: Option<String>,
+    },
+    /// The channel's authorization-code exchange (the wire checked the app's credentials).
+    CodeToken {
+        code: String,
     },
     /// A stock call: the whole quantity of each SKU (of one item) on the shelf.
     Stock {
@@ -608,6 +640,10 @@ pub(crate) trait SimWire: Send + Sync + 'static {
     fn ship(&self, answer: ShipAnswer) -> (u16, Vec<u8>);
     /// The token call's answer for a grant.
     fn token(&self, grant: &SimGrant) -> Vec<u8>;
+    /// The code exchange's answer for a grant to `shop_id`: by default the token call's.
+    fn code_token(&self, grant: &SimGrant, _shop_id: &str) -> Vec<u8> {
+        self.token(grant)
+    }
     /// A stock call's success answer (wires that parse stock calls render it).
     /// The channel's code for a refund state (wires that serve refunds).
     fn refund_code(&self, _state: crate::RefundState) -> &'static str {
@@ -704,6 +740,8 @@ struct Engine {
     /// Pinduoduo's message service (served by the PDD simulator only).
     pmc: pmc::Pmc,
     refunds: refunds::Refunds,
+    /// The authorize pages' codes.
+    oauth: oauth::SimOAuth,
 }
 
 /// The orders a simulator serves, in the order they were made, found by id without a scan (a
@@ -1025,6 +1063,7 @@ impl Engine {
                     None => return self.error(SimErr::RefreshRefused),
                 }
             }
+            SimCall::CodeToken { code } => return self.code_token(&code),
             SimCall::Ship {
                 id,
                 carrier,
@@ -1155,6 +1194,7 @@ async fn spawn_wire(
         tokens: Mutex::new(SimTokens::new(&settings, Utc::now())),
         pmc: pmc::Pmc::default(),
         refunds: refunds::Refunds::default(),
+        oauth: oauth::SimOAuth::default(),
         wire,
         settings,
         http: HttpClient::new(),
@@ -1173,8 +1213,11 @@ async fn spawn_wire(
 }
 
 fn router(engine: Arc<Engine>) -> Router {
-    Router::new()
-        .route("/_sim/knobs", get(get_knobs).post(post_knobs))
+    let mut r = Router::new();
+    for path in oauth::PAGE_PATHS {
+        r = r.route(path, get(oauth::page));
+    }
+    r.route("/_sim/knobs", get(get_knobs).post(post_knobs))
         .route("/_sim/stats", get(get_stats))
         .route("/_sim/orders", get(get_orders).post(post_orders))
         .route("/_sim/shipments", get(get_shipments))

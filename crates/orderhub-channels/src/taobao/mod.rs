@@ -81,6 +81,14 @@ pub const PATH: &str = "/router/rest";
 /// `session` (bububa/opentaobao `TaobaoTopAuthTokenRefresh`, aliexpress-sdk
 /// `TopAuthTokenRefreshRequest`). The answer's `token_result` is a JSON document in a string.
 pub const TOKEN_METHOD: &str = "taobao.top.auth.token.refresh";
+/// Exchanges the authorization code for the shop's session through the signed router without a
+/// `session`: `code` (and an optional `uuid`, not sent) (bububa/opentaobao
+/// `TaobaoTopAuthTokenCreate`, the TOP SDKs' `TopAuthTokenCreateRequest`). The answer
+/// `top_auth_token_create_response.token_result` has the refresh call's shape.
+pub const TOKEN_CREATE_METHOD: &str = "taobao.top.auth.token.create";
+/// The seller's authorization page (`response_type=code`, `client_id`, `redirect_uri`, `state`,
+/// `view=web`).
+pub const AUTHORIZE_URL: &str = "https://oauth.taobao.com/authorize";
 /// **Assumed** (no public sample of the refusal): the router's business error with this sub code
 /// when the refresh token is unknown, expired or the app may not refresh. Any error that is not
 /// The refusal is recognised by its sub code (this one, or any naming the refresh token or the
@@ -628,8 +636,10 @@ impl Channel for Taobao {
             return Err(crate::token::refusal_only(envelope_error(e), |_| refused));
         }
         let v = crate::token::json(body)?;
+        // The refresh call and the code exchange answer the same document under their own names.
         let inner = v
             .pointer("/top_auth_token_refresh_response/token_result")
+            .or_else(|| v.pointer("/top_auth_token_create_response/token_result"))
             .and_then(serde_json::Value::as_str)
             .ok_or_else(|| Rejected::missing("token_result"))?;
         let r = crate::token::json(inner.as_bytes())?;
@@ -641,6 +651,42 @@ impl Channel for Taobao {
             InSeconds("/expires_in"),
             Some(("/refresh_token", Some(InSeconds("/re_expires_in")))),
         )?)
+    }
+
+    fn authorize_url(
+        &self,
+        api_base_url: &str,
+        p: &crate::AuthorizeParams<'_>,
+    ) -> Result<String, Rejected> {
+        Ok(crate::authorize_at(
+            api_base_url,
+            "taobao.com",
+            AUTHORIZE_URL,
+            &[
+                ("response_type", "code"),
+                ("client_id", p.app_key),
+                ("redirect_uri", p.redirect_uri),
+                ("state", p.state),
+                ("view", "web"),
+            ],
+        ))
+    }
+
+    fn code_request(
+        &self,
+        code: &str,
+        _redirect_uri: &str,
+        creds: &ShopCredentials,
+        now: DateTime<Utc>,
+    ) -> Result<ApiRequest, Rejected> {
+        crate::check_code(code)?;
+        Ok(signed(
+            TOKEN_CREATE_METHOD,
+            vec![("code".into(), code.to_owned())],
+            creds,
+            None,
+            now,
+        ))
     }
 
     fn parse_ship_ack(&self, body: &[u8]) -> Result<(), ApiError> {

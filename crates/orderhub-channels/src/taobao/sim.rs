@@ -178,6 +178,11 @@ impl SimWire for TaobaoWire {
             return Err(SimFault::Auth);
         }
         // The token call carries no session; every other call the shop's valid one.
+        if param(&p, "method") == super::TOKEN_CREATE_METHOD {
+            return Ok(SimCall::CodeToken {
+                code: param(&p, "code").to_string(),
+            });
+        }
         if param(&p, "method") == super::TOKEN_METHOD {
             return Ok(SimCall::Token {
                 refresh: Some(param(&p, "refresh_token").to_string()),
@@ -376,6 +381,11 @@ impl SimWire for TaobaoWire {
                 "服务暂不可用",
             ),
         }
+    }
+
+    fn code_token(&self, g: &crate::sim::SimGrant, _shop_id: &str) -> Vec<u8> {
+        let v: Value = serde_json::from_slice(&self.token(g)).unwrap_or_default();
+        json_bytes(&json!({"top_auth_token_create_response": v["top_auth_token_refresh_response"]}))
     }
 
     fn token(&self, g: &crate::sim::SimGrant) -> Vec<u8> {

@@ -614,6 +614,16 @@ impl Channel for Wechat {
         })
     }
 
+    fn authorize_url(
+        &self,
+        _api_base_url: &str,
+        _p: &crate::AuthorizeParams<'_>,
+    ) -> Result<String, Rejected> {
+        Err(crate::oauth_unsupported(
+            "WeChat Channels shops call with the app's own token (client credential): there is no seller authorization to ask for; configure the AppSecret as app_secret",
+        ))
+    }
+
     fn parse_token(&self, body: &[u8], now: DateTime<Utc>) -> Result<crate::TokenGrant, ApiError> {
         if let Some(e) = self.api_error(body) {
             return Err(crate::token::refusal_only(e, |code| {

@@ -690,6 +690,16 @@ impl Channel for Youzan {
         })
     }
 
+    fn authorize_url(
+        &self,
+        _api_base_url: &str,
+        _p: &crate::AuthorizeParams<'_>,
+    ) -> Result<String, Rejected> {
+        Err(crate::oauth_unsupported(
+            "Youzan shops are served by self-use apps, whose tokens come from the silent grant to the app's credentials and the shop's grant_id; the tool-app code flow is not built",
+        ))
+    }
+
     fn parse_token(&self, body: &[u8], now: DateTime<Utc>) -> Result<crate::TokenGrant, ApiError> {
         let v = crate::token::json(body)?;
         if v.get("success").and_then(serde_json::Value::as_bool) != Some(true) {

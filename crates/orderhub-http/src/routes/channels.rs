@@ -308,9 +308,20 @@ pub async fn put_shop(
         mapping,
         token,
     };
-    // A shop that had to be authorized again: its messages that failed meanwhile (their order
-    // could not be fetched) go back to pending with this configuration, in its transaction.
-    let retry = stored.as_ref().is_some_and(|s| s.token.problem.is_some());
+    let v = store_shop(&state, row, stored.as_ref()).await?;
+    Ok(crate::extract::json(StatusCode::OK, &v))
+}
+
+/// Stores a shop's configuration as `PUT` does (and the OAuth callback, with the tokens it got):
+/// a shop that had to be authorized again gets its messages that failed meanwhile (their order
+/// could not be fetched) back to pending with this configuration, in its transaction; the
+/// webhooks' and workers' cached row is forgotten.
+pub(crate) async fn store_shop(
+    state: &SharedState,
+    row: ChannelShopRow,
+    stored: Option<&ChannelShopRow>,
+) -> Result<ShopView, ApiError> {
+    let retry = stored.is_some_and(|s| s.token.problem.is_some());
     let r = row.clone();
     let requeued = state
         .store
@@ -329,7 +340,7 @@ pub async fn put_shop(
         .forget(&row.tenant_id, &row.channel, &row.shop_id);
     let mut v = shop_view(&row, state.clock.now());
     v.messages_requeued = retry.then_some(requeued);
-    Ok(crate::extract::json(StatusCode::OK, &v))
+    Ok(v)
 }
 
 /// Bytes as they come, for the document (`type: string, format: binary`).

@@ -14,6 +14,7 @@ pub mod inventory;
 pub mod keys;
 pub mod listings;
 pub mod metrics;
+pub mod oauth;
 pub mod orders;
 pub mod reports;
 pub mod rules;
@@ -741,6 +742,20 @@ pub fn table() -> Vec<Route> {
             Can(P::ChannelsManage),
             ShopInPath,
             channels::put_shop,
+        ),
+        route(
+            M::POST,
+            "/v1/channels/{channel}/shops/{shop}/authorize",
+            Can(P::ChannelsManage),
+            ShopInPath,
+            oauth::authorize,
+        ),
+        route(
+            M::GET,
+            "/oauth/callback/{channel}",
+            Nothing,
+            Public,
+            oauth::callback,
         ),
         route(
             M::GET,

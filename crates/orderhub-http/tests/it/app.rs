@@ -90,6 +90,26 @@ pub async fn spawn_app_limited(
     outbound: orderhub_core::outbound::OutboundPolicy,
     limits: orderhub_http::admission::HttpLimits,
 ) -> Option<TestApp> {
+    spawn_app_full(backend, outbound, limits, false).await
+}
+
+/// An app whose `--public-url` is its own address (shops can be authorized by OAuth).
+pub async fn spawn_app_public(backend: &str) -> Option<TestApp> {
+    spawn_app_full(
+        backend,
+        orderhub_core::outbound::OutboundPolicy::ALLOW_PRIVATE,
+        orderhub_http::admission::HttpLimits::default(),
+        true,
+    )
+    .await
+}
+
+async fn spawn_app_full(
+    backend: &str,
+    outbound: orderhub_core::outbound::OutboundPolicy,
+    limits: orderhub_http::admission::HttpLimits,
+    public: bool,
+) -> Option<TestApp> {
     let dir = tempfile::tempdir().unwrap();
     let mut sqlite_path = None;
     let mut pg = None;
@@ -130,6 +150,7 @@ pub async fn spawn_app_limited(
             }
         }
     };
+    let oauth_key = cipher.derive_key("oauth-state");
     let store = Store::open(&config, cipher).unwrap();
     // The carriers whose tracking pushes are taken (yto stays off: tests use it as the one off
     // the whitelist).
@@ -144,12 +165,16 @@ pub async fn spawn_app_limited(
     bootstrap::ensure_admin_key(&store, &other, Some(OTHER_TENANT_KEY), "other admin")
         .await
         .unwrap();
-    let state = AppState::with_outbound(store.clone(), Arc::new(SystemClock), outbound);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let oauth = orderhub_http::routes::oauth::OAuth::new(
+        oauth_key,
+        public.then(|| format!("http://{addr}")),
+    );
+    let state = AppState::with_oauth(store.clone(), Arc::new(SystemClock), outbound, oauth);
     let intake = state.intake.clone();
     let admission = orderhub_http::admission::Admission::new(limits);
     let app = orderhub_http::router_with(state, admission.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     Some(TestApp {
         base: format!("http://{addr}"),

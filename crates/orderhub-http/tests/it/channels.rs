@@ -11,7 +11,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
-fn creds() -> ShopCredentials {
+pub(crate) fn creds() -> ShopCredentials {
     let mut c = ShopCredentials::new("app-key-1", "s3cret");
     c.access_token = "tok-1".into();
     // Kuaishou encrypts pushes with the app's message key (Base64 of 32 bytes).
@@ -20,7 +20,7 @@ fn creds() -> ShopCredentials {
 }
 
 /// Starts the processor the hub runs beside the API.
-fn start_processor(app: &TestApp) -> tokio::sync::watch::Sender<bool> {
+pub(crate) fn start_processor(app: &TestApp) -> tokio::sync::watch::Sender<bool> {
     let (stop, rx) = tokio::sync::watch::channel(false);
     tokio::spawn(orderhub_intake::process::run(
         app.store.clone(),
@@ -44,7 +44,7 @@ async fn configure(app: &TestApp, kind: ChannelKind, shop: &str, url: &str) {
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
 }
 
-async fn push(
+pub(crate) async fn push(
     app: &TestApp,
     kind: ChannelKind,
     shop: &str,
@@ -111,7 +111,12 @@ async fn push_at(app: &TestApp, path: &str, p: &sim::SignedPush, body: &[u8]) ->
     }
 }
 
-async fn order_of(app: &TestApp, channel: &str, external: &str, within: Duration) -> Value {
+pub(crate) async fn order_of(
+    app: &TestApp,
+    channel: &str,
+    external: &str,
+    within: Duration,
+) -> Value {
     let until = Instant::now() + within;
     loop {
         let r = app

@@ -18,6 +18,7 @@ mod idempotency;
 mod inventory;
 mod matrix;
 mod metrics;
+mod oauth;
 mod orders;
 mod robustness;
 mod rules;

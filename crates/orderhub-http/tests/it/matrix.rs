@@ -240,6 +240,10 @@ const GRANTS: &[(&str, &str)] = &[
     ("POST /v1/dead-letters/{id}/replay", "admin ops"),
     ("GET /v1/channels/{channel}/shops/{shop}", "admin ops"),
     ("PUT /v1/channels/{channel}/shops/{shop}", "admin"),
+    (
+        "POST /v1/channels/{channel}/shops/{shop}/authorize",
+        "admin",
+    ),
     ("GET /v1/carriers", "admin ops"),
     ("PUT /v1/carriers/{carrier}", "admin"),
     ("DELETE /v1/carriers/{carrier}", "admin"),
@@ -1033,6 +1037,19 @@ async fn case(app: &TestApp, f: &Fixture, rule: &Rule) -> Case {
                 json!({"app_key": "m", "secret": "m-secret", "api_base_url": "http://127.0.0.1:9"}),
             ),
             ShopConfig,
+        ),
+        // The test hub has no --public-url: every caller who reaches a shop of that id (the
+        // other tenant configures its own above) gets 409.
+        ("POST", "/v1/channels/{channel}/shops/{shop}/authorize") => c(
+            format!("/v1/channels/douyin/shops/{ALPHA}/authorize"),
+            Some(json!({"service_id": "1"})),
+            ShopConfig,
+        ),
+        // The platform's redirect: the state is the authentication, the same answer for every key.
+        ("GET", "/oauth/callback/{channel}") => c(
+            "/oauth/callback/douyin?code=c&state=forged".into(),
+            None,
+            Public,
         ),
         ("GET", "/v1/carriers") => c(rule.path.into(), None, Tenant),
         ("PUT", "/v1/carriers/{carrier}") => c(
