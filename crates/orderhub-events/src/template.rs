@@ -49,8 +49,14 @@ pub const FIELDS: [(&str, &str); 21] = [
     ("threshold_pct", "threshold_pct"),
 ];
 
-/// The builtin functions a template may call.
-const FUNCTIONS: [&str; 3] = ["range", "dict", "namespace"];
+/// The functions a template may call: none. Loops go over a field's characters at most; a
+/// function making values (`range`, `namespace`, `dict`) is not needed for a message.
+const FUNCTIONS: [&str; 0] = [];
+
+/// Statements a template may not use: each can build a value from another without writing it
+/// (`set`, `with`, a macro's arguments), so a short template could double a string a hundred
+/// times before the output bound sees a byte.
+const STATEMENTS_REFUSED: [&str; 5] = ["set", "with", "macro", "call", "filter"];
 
 /// Names of personal data: never in the context, refused by name so the rule is plain.
 const PERSONAL: [&str; 10] = [
@@ -60,7 +66,7 @@ const PERSONAL: [&str; 10] = [
 /// Why a template is refused: the rule and where (`at`: a line, a name or the limit).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TemplateError {
-    /// `too_long`, `syntax`, `unknown_field`, `personal_data` or `render`.
+    /// `too_long`, `syntax`, `not_allowed`, `unknown_field`, `personal_data` or `render`.
     pub rule: &'static str,
     pub message: String,
 }
@@ -69,12 +75,72 @@ fn refuse(rule: &'static str, message: String) -> TemplateError {
     TemplateError { rule, message }
 }
 
+/// An environment with no loader and a short list of filters and tests, none of which makes a
+/// value larger than its input by more than a few bytes (no `replace`, `indent`, `join`,
+/// `format`, `center`): with the statements and the `*` refused by [`validate`], every value a
+/// template computes stays within a few times its fields and text, whatever it loops over.
 fn environment() -> Environment<'static> {
-    let mut env = Environment::new();
+    use minijinja::{filters as f, tests as t};
+    let mut env = Environment::empty();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_fuel(Some(FUEL));
     env.set_recursion_limit(50);
+    env.add_filter("upper", f::upper);
+    env.add_filter("lower", f::lower);
+    env.add_filter("title", f::title);
+    env.add_filter("capitalize", f::capitalize);
+    env.add_filter("trim", f::trim);
+    env.add_filter("length", f::length);
+    env.add_filter("default", f::default);
+    env.add_filter("d", f::default);
+    env.add_filter("int", f::int);
+    env.add_filter("float", f::float);
+    env.add_filter("round", f::round);
+    env.add_filter("abs", f::abs);
+    env.add_filter("first", f::first);
+    env.add_filter("last", f::last);
+    env.add_filter("string", f::string);
+    env.add_test("defined", t::is_defined);
+    env.add_test("none", t::is_none);
+    env.add_test("number", t::is_number);
+    env.add_test("string", t::is_string);
+    env.add_test("eq", t::is_eq);
+    env.add_test("ne", t::is_ne);
+    env.add_test("startingwith", t::is_startingwith);
+    env.add_test("endingwith", t::is_endingwith);
+    env.add_test("in", t::is_in);
     env
+}
+
+/// The statement or operator of a tag `validate` refuses, if any: a statement of
+/// [`STATEMENTS_REFUSED`], or a `*` (a string times a number is that many copies) anywhere inside
+/// `{{ … }}` or `{% … %}`.
+fn refused_construct(src: &str) -> Option<String> {
+    let mut rest = src;
+    while let Some(i) = rest.find('{') {
+        rest = &rest[i..];
+        let close = match rest.as_bytes().get(1) {
+            Some(b'{') => "}}",
+            Some(b'%') => "%}",
+            _ => {
+                rest = &rest[1..];
+                continue;
+            }
+        };
+        let end = rest[2..].find(close).map_or(rest.len(), |e| e + 2);
+        let tag = &rest[2..end];
+        if tag.contains('*') {
+            return Some("the operator *".into());
+        }
+        if close == "%}" {
+            let word = tag.trim_start_matches(['-', '+']).split_whitespace().next();
+            if let Some(w) = word.filter(|w| STATEMENTS_REFUSED.contains(w)) {
+                return Some(format!("the statement {w:?}"));
+            }
+        }
+        rest = &rest[(end + close.len()).min(rest.len())..];
+    }
+    None
 }
 
 fn is_personal(name: &str) -> bool {
@@ -107,6 +173,12 @@ pub fn validate(src: &str) -> Result<(), TemplateError> {
     let t = env
         .template_from_str(src)
         .map_err(|e| refuse("syntax", format!("template does not parse: {}", where_(&e))))?;
+    if let Some(what) = refused_construct(src) {
+        return Err(refuse(
+            "not_allowed",
+            format!("template uses {what}; a message template may not"),
+        ));
+    }
     let mut names: Vec<String> = t.undeclared_variables(false).into_iter().collect();
     names.sort();
     for name in names {
@@ -179,19 +251,45 @@ fn context(envelope: &[u8]) -> BTreeMap<&'static str, Value> {
         .collect()
 }
 
+/// A writer that takes [`OUTPUT_BYTES_MAX`] bytes and fails after them, so a render stops at
+/// the bound instead of building its whole text first.
+struct Bounded(Vec<u8>);
+
+impl std::io::Write for Bounded {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let room = OUTPUT_BYTES_MAX - self.0.len();
+        if room == 0 && !buf.is_empty() {
+            return Err(std::io::Error::other("message bound reached"));
+        }
+        let n = buf.len().min(room);
+        self.0.extend_from_slice(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Renders `src` for the event `envelope`, cut to [`OUTPUT_BYTES_MAX`] bytes.
 pub fn render(src: &str, envelope: &[u8]) -> Result<String, TemplateError> {
     let env = environment();
     let t = env
         .template_from_str(src)
         .map_err(|e| refuse("syntax", where_(&e)))?;
-    let mut out = t
-        .render(context(envelope))
-        .map_err(|e| refuse("render", where_(&e)))?;
-    while out.len() > OUTPUT_BYTES_MAX {
-        out.pop();
+    let mut out = Bounded(Vec::new());
+    match t.render_to_write(context(envelope), &mut out) {
+        Ok(_) => {}
+        // The bound reached: what was written is the message, cut.
+        Err(e) if e.kind() == minijinja::ErrorKind::WriteFailure => {}
+        Err(e) => return Err(refuse("render", where_(&e))),
     }
-    Ok(out)
+    // A cut inside a character drops that character.
+    let mut bytes = out.0;
+    if let Err(e) = std::str::from_utf8(&bytes) {
+        bytes.truncate(e.valid_up_to());
+    }
+    Ok(String::from_utf8(bytes).unwrap_or_default())
 }
 
 /// The subscription's rendered message, or `None` (send the fixed one) when it has no template or
@@ -241,7 +339,8 @@ mod tests {
     #[test]
     fn bad_templates_are_refused_with_the_rule() {
         let rule = |s: &str| validate(s).unwrap_err().rule;
-        assert!(validate("{{ (amount | float) * 2 }} {{ change_pct | float | abs }}").is_ok());
+        assert!(validate("{{ (amount | float) - 2 }} {{ change_pct | float | abs }}").is_ok());
+        assert_eq!(rule("{{ (amount | float) * 2 }}"), "not_allowed");
         assert_eq!(rule("{{ order "), "syntax");
         assert!(
             validate("a\n{% if %}")
@@ -262,7 +361,9 @@ mod tests {
         );
         assert_eq!(
             rule(
-                "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"
+                "{% for a in order %}{% for b in order %}{% for c in order %}{% for d in order %}\
+                 {% for e in order %}{% for f in order %}.{% endfor %}{% endfor %}{% endfor %}\
+                 {% endfor %}{% endfor %}{% endfor %}"
             ),
             "render",
             "out of fuel"
@@ -271,7 +372,11 @@ mod tests {
 
     #[test]
     fn the_output_is_bounded_and_a_failure_falls_back() {
-        let long = render("{% for i in range(2000) %}abcdef{% endfor %}", &envelope()).unwrap();
+        let long = render(
+            "{% for a in order %}{% for b in order %}{% for c in order %}abcdef{% endfor %}{% endfor %}{% endfor %}",
+            &serde_json::to_vec(&serde_json::json!({"payload": {"external_order_id": "x".repeat(20)}})).unwrap(),
+        )
+        .unwrap();
         assert_eq!(long.len(), OUTPUT_BYTES_MAX);
         assert_eq!(
             render_or_fixed(Some("{{ nope }}"), "wecom", &envelope()),
@@ -282,5 +387,54 @@ mod tests {
             render_or_fixed(Some("{{ order }}"), "wecom", &envelope()).as_deref(),
             Some("T-1")
         );
+    }
+
+    #[test]
+    fn templates_that_would_build_large_texts_are_refused() {
+        for (src, rule) in [
+            (
+                r#"{% for i in range(50) %}{{ "x" * 100000000 }}{% endfor %}"#,
+                "not_allowed",
+            ),
+            (
+                r#"{% set ns = namespace(s="x") %}{% for i in order %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}"#,
+                "not_allowed",
+            ),
+            (
+                r#"{% with a = order ~ order %}{{ a }}{% endwith %}"#,
+                "not_allowed",
+            ),
+            (
+                r#"{% macro m(a) %}{{ m(a ~ a) }}{% endmacro %}{{ m(order) }}"#,
+                "syntax",
+            ),
+            (r#"{{ order | replace("<", "<<<<<<<<") }}"#, "render"),
+            (r#"{{ range(10) | join }}"#, "unknown_field"),
+        ] {
+            let e = validate(src).expect_err(src);
+            assert_eq!(e.rule, rule, "{src}: {}", e.message);
+        }
+        // What a message needs still works, `*` in the text included.
+        validate("**{{ exception | upper }}** {{ amount | float | round(1) }} {% if tracking_no %}{{ carrier }}{% endif %}")
+            .unwrap();
+    }
+
+    #[test]
+    fn a_render_stops_at_the_bound() {
+        // Loops over a field's characters, nested: 100^3 writes, stopped at the bound.
+        let src = "{% for a in order %}{% for b in order %}{% for c in order %}字{% endfor %}{% endfor %}{% endfor %}";
+        let env = serde_json::to_vec(&serde_json::json!({
+            "type": orderhub_domain::event_types::EXCEPTION_RAISED,
+            "payload": {"external_order_id": "x".repeat(100)}
+        }))
+        .unwrap();
+        match render(src, &env) {
+            Ok(text) => {
+                assert!(text.len() <= OUTPUT_BYTES_MAX && text.len() > OUTPUT_BYTES_MAX - 3);
+                assert!(text.chars().all(|c| c == '字'));
+            }
+            // Or the fuel ran out first: refused, never a large text.
+            Err(e) => assert_eq!(e.rule, "render"),
+        }
     }
 }

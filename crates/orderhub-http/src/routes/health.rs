@@ -6,6 +6,7 @@
 //! A key scoped to shops reads the `shop` dimension of its own shops only: the other dimensions'
 //! figures add up every shop's orders (403 `out_of_scope`).
 
+use super::metrics::{day_range, parse_day};
 use super::{page_limit, parse_query};
 use crate::SharedState;
 use crate::auth::Ctx;
@@ -24,18 +25,6 @@ use serde::{Deserialize, Serialize};
 
 fn bad(field: &str, code: &str, message: String) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, code, message).field(field)
-}
-
-fn parse_day(field: &str, s: &str) -> Result<NaiveDate, ApiError> {
-    orderhub_domain::metrics::parse_day(s).ok_or_else(|| {
-        bad(
-            field,
-            "invalid_date",
-            format!(
-                "{field} must be a date YYYY-MM-DD between 2000-01-01 and 2999-12-31, got {s:?}"
-            ),
-        )
-    })
 }
 
 fn required<'a>(field: &str, v: Option<&'a str>) -> Result<&'a str, ApiError> {
@@ -295,22 +284,7 @@ pub async fn scores(
 ) -> Result<Response, ApiError> {
     let q: ScoresQuery = parse_query(q.as_deref())?;
     let dim = dimension(q.dimension.as_deref())?;
-    let from = parse_day("from", required("from", q.from.as_deref())?)?;
-    let to = parse_day("to", required("to", q.to.as_deref())?)?;
-    if to < from {
-        return Err(bad(
-            "to",
-            "out_of_range",
-            "to must be on or after from".into(),
-        ));
-    }
-    if (to - from).num_days() + 1 > RANGE_DAYS_MAX {
-        return Err(bad(
-            "to",
-            "range_too_long",
-            format!("from..to may span at most {RANGE_DAYS_MAX} days"),
-        ));
-    }
+    let (from, to) = day_range(q.from.as_deref(), q.to.as_deref())?;
     let shops = ctx.principal.shops.clone();
     if shops.is_some() && dim != "shop" {
         return Err(out_of_scope());

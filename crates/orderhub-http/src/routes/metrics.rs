@@ -77,7 +77,7 @@ fn bad(field: &str, code: &str, message: String) -> ApiError {
 
 /// A date written `YYYY-MM-DD` with a year from 2000 to 2999 (chrono's `%Y` alone takes any
 /// signed year, whose day arithmetic overflows).
-fn parse_day(field: &str, s: &str) -> Result<NaiveDate, ApiError> {
+pub(crate) fn parse_day(field: &str, s: &str) -> Result<NaiveDate, ApiError> {
     orderhub_domain::metrics::parse_day(s).ok_or_else(|| {
         bad(
             field,
@@ -90,7 +90,10 @@ fn parse_day(field: &str, s: &str) -> Result<NaiveDate, ApiError> {
 }
 
 /// `from` and `to` checked: a real date each, `from` ≤ `to`, at most [`RANGE_DAYS_MAX`] days.
-fn day_range(from: Option<&str>, to: Option<&str>) -> Result<(NaiveDate, NaiveDate), ApiError> {
+pub(crate) fn day_range(
+    from: Option<&str>,
+    to: Option<&str>,
+) -> Result<(NaiveDate, NaiveDate), ApiError> {
     let required = |field: &str, v: Option<&str>| {
         v.map(|v| parse_day(field, v)).unwrap_or_else(|| {
             Err(bad(
