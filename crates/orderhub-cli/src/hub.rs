@@ -499,20 +499,27 @@ fn start_health_schedule(
     })
 }
 
+/// Yesterday and the day before, computed again every tick for every tenant: a day's score
+/// settles only once its bounds have passed (a shipment's write-back within 120 minutes, its
+/// first scan within 1,440 by default), so the first computation just after midnight is
+/// replaced by later ones (computing replaces a day's rows; an alert is raised once per streak).
+/// A tenant that fails is logged and the others go on.
 async fn compute_missing_health(store: &Store) -> Result<(), orderhub_core::CoreError> {
     let now = chrono::Utc::now();
-    let day = now.date_naive() - chrono::Duration::days(1);
+    let today = now.date_naive();
     for t in store.read(|r| r.tenants()).await? {
-        let q = t.clone();
-        let done = store
-            .read(move |r| r.health_scores(&q, None, day, day, 1))
-            .await?;
-        if !done.is_empty() {
-            continue;
+        for back in [2, 1] {
+            let day = today - chrono::Duration::days(back);
+            match orderhub_store::health::compute(store, &t, day, now, "health-schedule").await {
+                Ok(c) => {
+                    orderhub_http::routes::health::report(t.as_str(), &c);
+                    tracing::debug!(tenant = %t, %day, keys = c.scores.len(), alerts = c.raised.len(), "Computed a day's order health.");
+                }
+                Err(e) => {
+                    tracing::warn!(tenant = %t, %day, error = %e, "A day's order health could not be computed.");
+                }
+            }
         }
-        let c = orderhub_store::health::compute(store, &t, day, now, "health-schedule").await?;
-        orderhub_http::routes::health::report(t.as_str(), &c);
-        tracing::info!(tenant = %t, %day, keys = c.scores.len(), alerts = c.raised.len(), "Computed yesterday's order health.");
     }
     Ok(())
 }

@@ -278,7 +278,7 @@ pub fn render(src: &str, envelope: &[u8]) -> Result<String, TemplateError> {
         .template_from_str(src)
         .map_err(|e| refuse("syntax", where_(&e)))?;
     let mut out = Bounded(Vec::new());
-    match t.render_to_write(context(envelope), &mut out) {
+    match t.render_captured_to(context(envelope), &mut out) {
         Ok(_) => {}
         // The bound reached: what was written is the message, cut.
         Err(e) if e.kind() == minijinja::ErrorKind::WriteFailure => {}

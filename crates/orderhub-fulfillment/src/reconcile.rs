@@ -96,7 +96,7 @@ enum Found {
     Differs {
         kind: CarrierDifference,
         state: CarrierState,
-        /// The carrier's last event (or refusal), for a person to read.
+        /// The carrier's last event: its status and time ([`last_words`]).
         says: String,
     },
     Failed(String),
@@ -121,20 +121,20 @@ pub fn state_of(events: &[TrackEvent]) -> CarrierState {
     }
 }
 
-/// The carrier's last event in words (its description, or its status).
+/// The carrier's last event as its status and time — never its words: scan descriptions name the
+/// signer and the courier (personal data), and the detail goes into the audit and the events.
 fn last_words(events: &[TrackEvent]) -> String {
     events
         .iter()
         .max_by_key(|e| e.at)
         .map(|e| {
-            let words: String = e.description.chars().take(200).collect();
-            if words.is_empty() {
-                format!("{:?}", e.status).to_lowercase()
-            } else {
-                words
-            }
+            format!(
+                "{} at {}",
+                format!("{:?}", e.status).to_lowercase(),
+                e.at.to_rfc3339()
+            )
         })
-        .unwrap_or_default()
+        .unwrap_or_else(|| "no event".into())
 }
 
 /// Reads the order's tracking (one call of its carrier's quota), applies what we missed and
@@ -167,10 +167,13 @@ async fn check_one(
             let says = last_words(&events);
             (events, says)
         }
-        // The carrier refuses the tracking number: it has no record of it.
-        Err(CarrierError::Rejected { code, message }) => {
-            let message: String = message.chars().take(200).collect();
-            (Vec::new(), format!("{code}: {message}"))
+        // A refusal says nothing of the parcel (an unknown account or a bad signature refuses
+        // every query alike): no conclusion. A carrier without a record of the waybill answers
+        // it with no event, which is compared below.
+        Err(CarrierError::Rejected { code, .. }) => {
+            return Ok(Found::Failed(format!(
+                "the carrier refused the query ({code})"
+            )));
         }
         Err(CarrierError::Throttled { .. }) => return Err(w.carrier),
         Err(e) => return Ok(Found::Failed(e.to_string())),

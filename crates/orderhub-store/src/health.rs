@@ -61,6 +61,7 @@ pub trait HealthRead {
         &mut self,
         tenant: &TenantId,
         dimension: Option<&str>,
+        key: Option<&str>,
         from: NaiveDate,
         to: NaiveDate,
         limit: u32,
@@ -347,6 +348,7 @@ impl HealthRead for SqliteRead {
         &mut self,
         tenant: &TenantId,
         dimension: Option<&str>,
+        key: Option<&str>,
         from: NaiveDate,
         to: NaiveDate,
         limit: u32,
@@ -357,7 +359,7 @@ impl HealthRead for SqliteRead {
                 "SELECT day, dimension, key, components, score, grade, computed_at
                  FROM health_scores
                  WHERE tenant_id = ?1 AND (?2 IS NULL OR dimension = ?2) AND day >= ?3
-                   AND day <= ?4
+                   AND day <= ?4 AND (?6 IS NULL OR key = ?6)
                  ORDER BY dimension, day, key LIMIT ?5",
             )
             .map_err(err)?;
@@ -368,7 +370,8 @@ impl HealthRead for SqliteRead {
                     dimension,
                     from.to_string(),
                     to.to_string(),
-                    i64::from(limit)
+                    i64::from(limit),
+                    key
                 ],
                 |r| {
                     Ok((
@@ -476,6 +479,7 @@ impl HealthRead for PgRead {
         &mut self,
         tenant: &TenantId,
         dimension: Option<&str>,
+        key: Option<&str>,
         from: NaiveDate,
         to: NaiveDate,
         limit: u32,
@@ -484,9 +488,16 @@ impl HealthRead for PgRead {
             "SELECT day, dimension, key, components, score, grade, computed_at
              FROM health_scores
              WHERE tenant_id = $1 AND ($2::text IS NULL OR dimension = $2) AND day >= $3
-               AND day <= $4
+               AND day <= $4 AND ($6::text IS NULL OR key = $6)
              ORDER BY dimension, day, key LIMIT $5",
-            &[&tenant.as_str(), &dimension, &from, &to, &i64::from(limit)],
+            &[
+                &tenant.as_str(),
+                &dimension,
+                &from,
+                &to,
+                &i64::from(limit),
+                &key,
+            ],
         )?;
         rows.iter()
             .map(|r| {
@@ -706,8 +717,14 @@ pub async fn compute(
         .read(move |r| {
             let cfg = r.health_config(&t)?.unwrap_or_default();
             let groups = r.health_counts(&t, day, now, &cfg)?;
-            let history =
-                r.health_scores(&t, None, history_from, day - Duration::days(1), SCORES_MAX)?;
+            let history = r.health_scores(
+                &t,
+                None,
+                None,
+                history_from,
+                day - Duration::days(1),
+                SCORES_MAX,
+            )?;
             Ok((cfg, groups, history))
         })
         .await?;

@@ -561,12 +561,14 @@ impl Engine {
                 }
                 self.create(order_no, cp.as_deref())
             }
-            Call::Track { tracking_no } => match self.shipments.lock().get(&tracking_no) {
-                Some(s) => SimOk::Tracked {
-                    tracking_no: tracking_no.clone(),
-                    events: self.events(s, &knobs),
+            // A waybill the carrier never issued has no event (route queries answer an empty
+            // list for a number they do not know — assumed, the carriers' docs are silent).
+            Call::Track { tracking_no } => SimOk::Tracked {
+                events: match self.shipments.lock().get(&tracking_no) {
+                    Some(s) => self.events(s, &knobs),
+                    None => Vec::new(),
                 },
-                None => return self.error(SimErr::NotFound),
+                tracking_no,
             },
             Call::Cancel {
                 tracking_no,

@@ -828,8 +828,14 @@ impl Channel for Pdd {
     ) -> Result<crate::CodeGrant, ApiError> {
         let grant = self.parse_token(body, now)?;
         let v = crate::token::json(body)?;
-        let seller_id = crate::token::id_at(&v, "/pop_auth_token_create_response/owner_id");
-        Ok(crate::CodeGrant { grant, seller_id })
+        // The shop the seller authorized: required, so a grant for another shop is never taken
+        // for this one.
+        let seller_id = crate::token::id_at(&v, "/pop_auth_token_create_response/owner_id")
+            .ok_or_else(|| ApiError::Rejected(Rejected::missing("owner_id")))?;
+        Ok(crate::CodeGrant {
+            grant,
+            seller_id: Some(seller_id),
+        })
     }
 
     fn api_error(&self, body: &[u8]) -> Option<ApiError> {

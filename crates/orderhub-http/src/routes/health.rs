@@ -20,7 +20,6 @@ use orderhub_core::health::{HealthAlert, HealthScore};
 use orderhub_domain::OrderId;
 use orderhub_domain::health::{self as h, HealthConfig, Weights};
 use orderhub_store::health::{self as store_health, OrdersQuery, SCORES_MAX};
-use orderhub_store::metrics::RANGE_DAYS_MAX;
 use serde::{Deserialize, Serialize};
 
 fn bad(field: &str, code: &str, message: String) -> ApiError {
@@ -294,15 +293,35 @@ pub async fn scores(
         .store
         .read(move |r| {
             let cfg = r.health_config(&t)?.unwrap_or_default();
-            let rows = r.health_scores(&t, Some(dim), from, to, SCORES_MAX.min(ROWS_MAX + 1))?;
+            let limit = SCORES_MAX.min(ROWS_MAX + 1);
+            // A key scoped to shops reads its shops' rows only, each by its key, so the bound
+            // counts what it may see.
+            let rows = match &shops {
+                None => r.health_scores(&t, Some(dim), None, from, to, limit)?,
+                Some(shops) => {
+                    let mut rows = Vec::new();
+                    for shop in shops {
+                        let left = limit.saturating_sub(rows.len() as u32);
+                        if left == 0 {
+                            break;
+                        }
+                        rows.extend(r.health_scores(
+                            &t,
+                            Some(dim),
+                            Some(shop.as_str()),
+                            from,
+                            to,
+                            left,
+                        )?);
+                    }
+                    rows
+                }
+            };
             Ok((cfg, rows))
         })
         .await?;
     let truncated = rows.len() > ROWS_MAX as usize;
     rows.truncate(ROWS_MAX as usize);
-    if let Some(shops) = &shops {
-        rows.retain(|s| shops.iter().any(|x| x.as_str() == s.key));
-    }
     // Day first: a trend chart reads each day's keys together.
     rows.sort_by(|a, b| (a.day, &a.key).cmp(&(b.day, &b.key)));
     let out = ScoresPage {

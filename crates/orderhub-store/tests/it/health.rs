@@ -366,7 +366,7 @@ async fn three_days_below_c_raise_one_alert_per_streak(ts: TestStore) {
     assert!(again.raised.is_empty());
     let stored = ts
         .store
-        .read(|r| r.health_scores(&tenant("acme"), Some("shop"), day(1), day(4), 100))
+        .read(|r| r.health_scores(&tenant("acme"), Some("shop"), None, day(1), day(4), 100))
         .await
         .unwrap();
     let got: Vec<_> = stored
