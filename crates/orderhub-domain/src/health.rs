@@ -395,8 +395,10 @@ impl Counts {
     }
 }
 
-/// The per-order predicates of the module's definitions, for one order's columns at `now` —
-/// the reference the store's SQL is tested against. `refunded`, `had_exception` and
+/// The per-order predicates of the module's definitions, for one order's columns at `now`, in
+/// Rust: the definitions' statement, with table tests here. The store evaluates the same
+/// predicates in SQL (`orderhub-store/src/health.rs`), whose tests seed orders for each predicate
+/// on both backends (`orderhub-store/tests/it/health.rs`). `refunded`, `had_exception` and
 /// `exception_overdue` come from the order's cases and exception items. `tracked_at` is the
 /// stored first scan time.
 #[derive(Debug, Clone, Copy)]

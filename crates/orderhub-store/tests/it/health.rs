@@ -10,7 +10,9 @@ use orderhub_core::after_sales::{self as rma, OpenCase};
 use orderhub_core::auth::Role;
 use orderhub_core::inventory as inv;
 use orderhub_core::ports::{SkuRecord, WarehouseRecord};
-use orderhub_core::usecases::{Created, create_order, transition};
+use orderhub_core::usecases::{
+    Created, create_order, raise_exception, resolve_by_watchdog, transition,
+};
 use orderhub_domain::after_sales::{CaseKind, LineClaim};
 use orderhub_domain::event_types;
 use orderhub_domain::health::{Counts, Grade, HealthConfig, Weights};
@@ -21,6 +23,7 @@ use orderhub_store::health::{OrdersQuery, compute};
 
 conformance!(
     health_counts_judge_each_order_by_its_columns,
+    exceptions_and_lag_are_judged_by_the_query,
     three_days_below_c_raise_one_alert_per_streak,
     migration_0030_fills_the_columns_as_the_code_writes_them,
 );
@@ -468,4 +471,110 @@ async fn migration_0030_fills_the_columns_as_the_code_writes_them(ts: TestStore)
     assert_ne!(columns(&ts), written);
     ts.exec(&backfill(&ts));
     assert_eq!(columns(&ts), written);
+}
+
+/// Creates an order of tmall-1 at `created` paid at `paid`, then runs `then` on it in the same
+/// transaction.
+async fn order_then<F>(ts: &TestStore, ext: &str, created: &str, paid: &str, then: F) -> OrderId
+where
+    F: Fn(
+            &mut dyn orderhub_store::AdminTx,
+            OrderId,
+            DateTime<Utc>,
+        ) -> Result<(), orderhub_core::CoreError>
+        + Send
+        + 'static,
+{
+    let a = actor("acme", Role::Admin);
+    let d = draft("tmall-1", ext);
+    let (created, paid) = (at(created), DateTime::parse_from_rfc3339(paid).unwrap());
+    ts.store
+        .write(0, move |tx| {
+            let o = match create_order(tx, &a, d.clone(), created)? {
+                Created::New(o) => o,
+                other => panic!("{other:?}"),
+            };
+            let pay = Command::Pay {
+                paid_at: Some(paid),
+                amount: None,
+            };
+            transition(tx, &a, o.id, &pay, created)?;
+            then(tx, o.id, created)?;
+            Ok(o.id)
+        })
+        .await
+        .unwrap()
+}
+
+/// The exception and lag predicates of the per-order query on each backend: an open exception
+/// past its SLA due time, one resolved (an exception, not overdue), a manual hold (neither), an
+/// order received two hours after its payment (lagged at a 30-minute bound), and one of none.
+async fn exceptions_and_lag_are_judged_by_the_query(ts: TestStore) {
+    seed(&ts).await;
+    let a = actor("acme", Role::Admin);
+    let (t0, paid) = ("2026-12-02T10:00:00Z", "2026-12-02T10:00:00Z");
+    let a1 = a.clone();
+    order_then(&ts, "OPEN", t0, paid, move |tx, id, now| {
+        raise_exception(tx, &a1, id, "no_waybill", serde_json::json!({}), now)?;
+        Ok(())
+    })
+    .await;
+    let a2 = a.clone();
+    order_then(&ts, "RESOLVED", t0, paid, move |tx, id, now| {
+        raise_exception(tx, &a2, id, "no_waybill", serde_json::json!({}), now)?;
+        resolve_by_watchdog(tx, &a2, id, "no_waybill", serde_json::json!({}), now)?;
+        Ok(())
+    })
+    .await;
+    let a3 = a.clone();
+    order_then(&ts, "HELD", t0, paid, move |tx, id, now| {
+        let hold = Command::Hold {
+            reason: "call the buyer".into(),
+        };
+        transition(tx, &a3, id, &hold, now)?;
+        Ok(())
+    })
+    .await;
+    order_then(&ts, "LATE-IN", "2026-12-02T12:00:00Z", paid, |_, _, _| {
+        Ok(())
+    })
+    .await;
+    order_then(&ts, "PLAIN", t0, paid, |_, _, _| Ok(())).await;
+    let cfg = HealthConfig::default();
+    // A week later: the open exception is past any SLA's due time.
+    let now = at("2026-12-09T00:00:00Z");
+    let groups = ts
+        .store
+        .read(move |r| r.health_counts(&tenant("acme"), day(2), now, &cfg))
+        .await
+        .unwrap();
+    let got: Vec<_> = groups.iter().map(|g| (g.shop.as_str(), g.counts)).collect();
+    assert_eq!(
+        got,
+        [(
+            "tmall-1",
+            Counts {
+                orders: 5,
+                with_exception: 2,
+                exception_overdue: 1,
+                lagged: 1,
+                ..Counts::default()
+            }
+        )]
+    );
+    // The orders behind the exceptions' drop: the open one and the resolved one.
+    let q = OrdersQuery {
+        day: day(2),
+        dimension: "shop",
+        key: "tmall-1".into(),
+        component: Some("exceptions"),
+        after: None,
+        limit: 10,
+    };
+    let page = ts
+        .store
+        .read(move |r| r.health_orders(&tenant("acme"), &q, now, &cfg))
+        .await
+        .unwrap();
+    assert_eq!(page.len(), 2, "{page:?}");
 }
