@@ -319,7 +319,13 @@ async fn record(
         .as_ref()
         .map(|c| c.as_str().to_owned())
         .unwrap_or_default();
-    metrics::counter!("orderhub_carrier_checks_total", "carrier" => carrier, "outcome" => outcome)
+    // A difference is counted under its kind once, when raised; checks that find it again
+    // count as `still_differs` (alert rules sum the kinds).
+    let label = match &found {
+        Found::Differs { .. } if !change.raised => "still_differs",
+        _ => outcome,
+    };
+    metrics::counter!("orderhub_carrier_checks_total", "carrier" => carrier, "outcome" => label)
         .increment(1);
     Ok(())
 }

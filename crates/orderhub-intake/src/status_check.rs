@@ -326,7 +326,7 @@ impl StatusChecker {
                 return Ok(());
             }
         };
-        match found {
+        match &found {
             Found::Agrees { repaired: true } => report.repaired += 1,
             Found::Failed(why) => {
                 tracing::info!(order = %d.order_id, channel = %d.channel, why = %why, "A status check could not read the channel's order.");
@@ -336,7 +336,13 @@ impl StatusChecker {
         }
         report.raised += u32::from(change.raised);
         report.lifted += u32::from(change.lifted);
-        metrics::counter!("orderhub_status_checks_total", "channel" => d.channel.clone(), "outcome" => outcome).increment(1);
+        // A difference is counted under its kind once, when raised; checks that find it again
+        // count as `still_differs` (alert rules sum the kinds).
+        let label = match &found {
+            Found::Differs(..) if !change.raised => "still_differs".to_owned(),
+            _ => outcome,
+        };
+        metrics::counter!("orderhub_status_checks_total", "channel" => d.channel.clone(), "outcome" => label).increment(1);
         Ok(())
     }
 }
