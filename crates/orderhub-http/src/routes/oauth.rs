@@ -418,7 +418,7 @@ async fn exchange(
             StatusCode::BAD_REQUEST,
             "code_refused",
             format!(
-                "the platform refused the authorization code (its error {code}): authorize again"
+                "the platform refused the authorization code or the shop's app credentials (its error {code}): authorize again; if it is refused again, check the app key and secret configured for the shop"
             ),
         )
         .field("code"),
