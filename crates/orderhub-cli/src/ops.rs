@@ -333,6 +333,19 @@ pub enum QualityCommand {
     },
 }
 
+/// `--date` (YYYY-MM-DD, 2000 to 2999), or yesterday in UTC.
+fn date_or_yesterday(
+    date: Option<&str>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<chrono::NaiveDate> {
+    match date {
+        Some(d) => orderhub_domain::metrics::parse_day(d).with_context(|| {
+            format!("--date must be a date YYYY-MM-DD between 2000 and 2999, got {d:?}")
+        }),
+        None => Ok(now.date_naive() - chrono::Duration::days(1)),
+    }
+}
+
 pub async fn quality(cmd: QualityCommand) -> Result<()> {
     let QualityCommand::Check {
         tenant: t,
@@ -344,12 +357,7 @@ pub async fn quality(cmd: QualityCommand) -> Result<()> {
     crate::hub::init_logs(s.log_format);
     let st = crate::hub::open_store(&s)?;
     let now = chrono::Utc::now();
-    let day = match date {
-        Some(d) => orderhub_domain::metrics::parse_day(&d).with_context(|| {
-            format!("--date must be a date YYYY-MM-DD between 2000 and 2999, got {d:?}")
-        })?,
-        None => now.date_naive() - chrono::Duration::days(1),
-    };
+    let day = date_or_yesterday(date.as_deref(), now)?;
     let threshold =
         orderhub_http::routes::metrics::parse_threshold("--threshold-pct", Some(&threshold_pct))
             .map_err(|m| anyhow::anyhow!(m))?;
@@ -413,12 +421,7 @@ pub async fn health(cmd: HealthCommand) -> Result<()> {
     crate::hub::init_logs(s.log_format);
     let st = crate::hub::open_store(&s)?;
     let now = chrono::Utc::now();
-    let day = match date {
-        Some(d) => orderhub_domain::metrics::parse_day(&d).with_context(|| {
-            format!("--date must be a date YYYY-MM-DD between 2000 and 2999, got {d:?}")
-        })?,
-        None => now.date_naive() - chrono::Duration::days(1),
-    };
+    let day = date_or_yesterday(date.as_deref(), now)?;
     let tenants = match t {
         Some(t) => vec![tenant(&t)?],
         None => st
