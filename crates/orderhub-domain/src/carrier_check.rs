@@ -7,8 +7,8 @@
 //! The carrier's tracking is reduced to one [`CarrierState`] from the five statuses every adapter
 //! maps its scans to (`orderhub_carriers::TrackStatus`: accepted, picked up, in transit, delivered,
 //! exception). The adapters map a refusal, a return to sender and any other problem scan to the one
-//! `exception` status, so those are one kind here (`problem_at_carrier`): the carrier's own words
-//! are in the exception's detail.
+//! `exception` status, so those are one kind here (`problem_at_carrier`); the exception's detail
+//! keeps the last event's status and time, never the carrier's words (they name people).
 //!
 //! The table, ours after the apply (rows) against the carrier's (columns); `—` agrees or is an
 //! ordinary lag:
