@@ -111,6 +111,20 @@ pub(crate) fn json(body: &[u8]) -> Result<Value, Rejected> {
         .map_err(|e| Rejected::new("malformed_payload", None, format!("the token answer: {e}")))
 }
 
+/// A code grant whose answer must name, at `ptr`, the shop the seller authorized (required, so a
+/// grant for another shop is never taken for this one).
+pub(crate) fn grant_naming_shop(
+    grant: TokenGrant,
+    body: &[u8],
+    ptr: &str,
+) -> Result<crate::CodeGrant, ApiError> {
+    let seller_id = id_at(&json(body)?, ptr).ok_or_else(|| Rejected::missing(field(ptr)))?;
+    Ok(crate::CodeGrant {
+        grant,
+        seller_id: Some(seller_id),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -365,7 +365,12 @@ fn record_tx(
                 usecases::raise_exception(tx, actor, id, CARRIER_STATUS_MISMATCH, detail, now)?;
             if raised.is_some() {
                 change.raised = true;
-                tx.status_difference_insert(&difference_row(t, &o, *kind, *state, now))?;
+                tx.status_difference_insert(&DifferenceRow::of(
+                    &o,
+                    kind.as_str(),
+                    state.as_str(),
+                    now,
+                ))?;
             }
         }
         Found::Agrees { .. } => {
@@ -378,31 +383,6 @@ fn record_tx(
     }
     tx.carrier_check_record(t, id, now, outcome)?;
     Ok(change)
-}
-
-fn difference_row(
-    t: &TenantId,
-    o: &Order,
-    kind: CarrierDifference,
-    state: CarrierState,
-    now: DateTime<Utc>,
-) -> DifferenceRow {
-    DifferenceRow {
-        tenant_id: t.clone(),
-        order_id: o.id,
-        found_at: now,
-        channel: o.channel.as_str().to_owned(),
-        shop_id: o.shop_id.as_str().to_owned(),
-        carrier: o
-            .fulfillment
-            .carrier
-            .as_ref()
-            .map(|c| c.as_str().to_owned())
-            .unwrap_or_default(),
-        kind: kind.as_str().to_owned(),
-        ours: o.status.as_str().to_owned(),
-        theirs: state.as_str().to_owned(),
-    }
 }
 
 pub fn lease_name(tenant: &TenantId) -> String {

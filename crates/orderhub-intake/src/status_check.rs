@@ -27,7 +27,7 @@ use orderhub_channels::ApiError;
 use orderhub_core::intake::Ingested;
 use orderhub_core::usecases;
 use orderhub_domain::status_check::{self, STATUS_MISMATCH};
-use orderhub_domain::{Order, ShopId, Status, TenantId};
+use orderhub_domain::{ShopId, Status, TenantId};
 use orderhub_store::Store;
 use orderhub_store::status_checks::{DifferenceRow, DueCheck};
 use std::collections::HashMap;
@@ -264,7 +264,7 @@ impl StatusChecker {
     ) -> Result<(), orderhub_core::StoreError> {
         report.checked += 1;
         let a = actor(tenant);
-        let (t, id, dd) = (tenant.clone(), d.order_id, d.clone());
+        let (t, id) = (tenant.clone(), d.order_id);
         let part = partition(&d.shop_id, &d.external_order_id);
         let outcome = match &found {
             Found::Agrees { repaired: true } => "repaired".to_owned(),
@@ -300,8 +300,11 @@ impl StatusChecker {
                             .is_some()
                         {
                             change.raised = true;
-                            tx.status_difference_insert(&difference_row(
-                                &t, &dd, &o, *kind, *theirs, now,
+                            tx.status_difference_insert(&DifferenceRow::of(
+                                &o,
+                                kind.as_str(),
+                                theirs.as_str(),
+                                now,
                             ))?;
                         }
                     }
@@ -351,32 +354,6 @@ impl StatusChecker {
 struct Change {
     raised: bool,
     lifted: bool,
-}
-
-fn difference_row(
-    t: &TenantId,
-    d: &DueCheck,
-    o: &Order,
-    kind: status_check::Difference,
-    theirs: Status,
-    now: DateTime<Utc>,
-) -> DifferenceRow {
-    DifferenceRow {
-        tenant_id: t.clone(),
-        order_id: d.order_id,
-        found_at: now,
-        channel: d.channel.clone(),
-        shop_id: d.shop_id.clone(),
-        carrier: o
-            .fulfillment
-            .carrier
-            .as_ref()
-            .map(|c| c.as_str().to_owned())
-            .unwrap_or_default(),
-        kind: kind.as_str().to_owned(),
-        ours: o.status.as_str().to_owned(),
-        theirs: theirs.as_str().to_owned(),
-    }
 }
 
 pub fn lease_name(tenant: &TenantId) -> String {

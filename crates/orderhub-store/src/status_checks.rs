@@ -11,7 +11,7 @@ use crate::postgres::{PgRead, PgWrite};
 use crate::sqlite::{SqliteRead, SqliteWrite, err, micros};
 use chrono::{DateTime, Utc};
 use orderhub_core::{StoreError, StoreErrorKind};
-use orderhub_domain::{OrderId, TenantId};
+use orderhub_domain::{Order, OrderId, TenantId};
 use rusqlite::params;
 
 /// The statuses a check looks at: paid and not yet known delivered by us — where a lost report
@@ -48,6 +48,29 @@ pub struct DifferenceRow {
     pub kind: String,
     pub ours: String,
     pub theirs: String,
+}
+
+impl DifferenceRow {
+    /// The row of `kind` found on `order` at `now`: our status against the other side's
+    /// (`theirs`: the channel's status, or the carrier's state).
+    pub fn of(order: &Order, kind: &str, theirs: &str, now: DateTime<Utc>) -> DifferenceRow {
+        DifferenceRow {
+            tenant_id: order.tenant_id.clone(),
+            order_id: order.id,
+            found_at: now,
+            channel: order.channel.as_str().to_owned(),
+            shop_id: order.shop_id.as_str().to_owned(),
+            carrier: order
+                .fulfillment
+                .carrier
+                .as_ref()
+                .map(|c| c.as_str().to_owned())
+                .unwrap_or_default(),
+            kind: kind.to_owned(),
+            ours: order.status.as_str().to_owned(),
+            theirs: theirs.to_owned(),
+        }
+    }
 }
 
 /// Differences of one (channel, shop, carrier, kind) within a period.

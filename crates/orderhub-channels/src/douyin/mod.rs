@@ -584,15 +584,7 @@ impl Channel for Douyin {
         now: DateTime<Utc>,
     ) -> Result<crate::CodeGrant, ApiError> {
         let grant = self.parse_token(body, now)?;
-        let v = crate::token::json(body)?;
-        // The shop the seller authorized: required, so a grant for another shop is never taken
-        // for this one.
-        let seller_id = crate::token::id_at(&v, "/data/shop_id")
-            .ok_or_else(|| ApiError::Rejected(Rejected::missing("shop_id")))?;
-        Ok(crate::CodeGrant {
-            grant,
-            seller_id: Some(seller_id),
-        })
+        crate::token::grant_naming_shop(grant, body, "/data/shop_id")
     }
 
     fn parse_token(&self, body: &[u8], now: DateTime<Utc>) -> Result<crate::TokenGrant, ApiError> {

@@ -827,15 +827,7 @@ impl Channel for Pdd {
         now: DateTime<Utc>,
     ) -> Result<crate::CodeGrant, ApiError> {
         let grant = self.parse_token(body, now)?;
-        let v = crate::token::json(body)?;
-        // The shop the seller authorized: required, so a grant for another shop is never taken
-        // for this one.
-        let seller_id = crate::token::id_at(&v, "/pop_auth_token_create_response/owner_id")
-            .ok_or_else(|| ApiError::Rejected(Rejected::missing("owner_id")))?;
-        Ok(crate::CodeGrant {
-            grant,
-            seller_id: Some(seller_id),
-        })
+        crate::token::grant_naming_shop(grant, body, "/pop_auth_token_create_response/owner_id")
     }
 
     fn api_error(&self, body: &[u8]) -> Option<ApiError> {
