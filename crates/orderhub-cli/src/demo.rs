@@ -380,6 +380,7 @@ pub async fn run(a: DemoArgs) -> Result<()> {
         auth: vec![("authorization".into(), format!("Bearer {admin_key}"))],
     };
     configure_carriers(&api, &fleet).await?;
+    health::configure(&api, Duration::from_secs_f64(a.minutes * 60.0)).await?;
     println!("orderhub demo — starting the hub, 7 channel simulators and 7 carrier simulators …");
     let ops_key = seed_catalogue(&api).await?;
     // The operations desk: refunds, returns through QC, address edits approved by a second key.

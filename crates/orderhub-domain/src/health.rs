@@ -21,11 +21,11 @@
 //!     past its due time — the tenant's exception SLA for that kind;
 //!   - **refunds**: judged = every order; failing = at least one completed refund (as golden);
 //!   - **sync_lag**: judged = every order; failing = orderhub received it more than
-//!     `sync_lag_minutes` after its channel payment time (`created_at − paid_at`);
+//!     `sync_lag_seconds` after its channel payment time (`created_at − paid_at`);
 //!   - **write_back**: judged = shipped orders; failing = its channel acknowledged the tracking
-//!     number more than `write_back_minutes` after shipment, or has not and that bound passed;
+//!     number more than `write_back_seconds` after shipment, or has not and that bound passed;
 //!   - **tracking**: judged = shipped orders; failing = its first carrier scan (in transit or
-//!     delivered) came more than `tracking_minutes` after shipment, or has not and that bound passed.
+//!     delivered) came more than `tracking_seconds` after shipment, or has not and that bound passed.
 //! - A component judging no order is left out; the **score** (0–100, one place, half-even) is the
 //!   weighted mean of the component scores present; no component present: no score.
 //! - **Grade** A, B, C or D: the score at or above `grade_a`, `grade_b`, `grade_c`, else D.
@@ -205,13 +205,13 @@ pub struct HealthConfig {
     pub grade_c: u32,
     /// Consecutive days below C that raise an alert (1 to [`ALERT_DAYS_MAX`]).
     pub alert_days: u32,
-    /// An order received later than this after its payment lagged (1 to 10,080: a week).
-    pub sync_lag_minutes: u32,
-    /// The channel should acknowledge a tracking number within this (1 to 43,200: a month).
-    pub write_back_minutes: u32,
-    /// A shipped order's first carrier scan should come within this (1 to 43,200). Minutes, so
-    /// that the demo's compressed day can use a bound of its own scale.
-    pub tracking_minutes: u32,
+    /// An order received later than this after its payment lagged (1 to 604,800: a week).
+    pub sync_lag_seconds: u32,
+    /// The channel should acknowledge a tracking number within this (1 to 2,592,000: 30 days).
+    pub write_back_seconds: u32,
+    /// A shipped order's first carrier scan should come within this (1 to 2,592,000). Seconds, so
+    /// that the demo's compressed day (a day in minutes) can use bounds of its own scale.
+    pub tracking_seconds: u32,
 }
 
 impl Default for HealthConfig {
@@ -231,12 +231,17 @@ impl Default for HealthConfig {
             grade_b: 80,
             grade_c: 70,
             alert_days: 3,
-            sync_lag_minutes: 30,
-            write_back_minutes: 120,
-            tracking_minutes: 1440,
+            sync_lag_seconds: 1_800,
+            write_back_seconds: 7_200,
+            tracking_seconds: 86_400,
         }
     }
 }
+
+/// The longest sync-lag bound: a week, in seconds.
+pub const WEEK_SECONDS: u32 = 7 * 86_400;
+/// The longest write-back and tracking bound: 30 days, in seconds.
+pub const MONTH_SECONDS: u32 = 30 * 86_400;
 
 /// A weight may not exceed this: weights are relative, a million is plenty.
 pub const WEIGHT_MAX: u32 = 1_000_000;
@@ -281,9 +286,14 @@ impl HealthConfig {
             }
         }
         range("alert_days", self.alert_days, 1, ALERT_DAYS_MAX)?;
-        range("sync_lag_minutes", self.sync_lag_minutes, 1, 10_080)?;
-        range("write_back_minutes", self.write_back_minutes, 1, 43_200)?;
-        range("tracking_minutes", self.tracking_minutes, 1, 43_200)
+        range("sync_lag_seconds", self.sync_lag_seconds, 1, WEEK_SECONDS)?;
+        range(
+            "write_back_seconds",
+            self.write_back_seconds,
+            1,
+            MONTH_SECONDS,
+        )?;
+        range("tracking_seconds", self.tracking_seconds, 1, MONTH_SECONDS)
     }
 
     pub fn grade(&self, score: Decimal) -> Grade {
@@ -299,15 +309,15 @@ impl HealthConfig {
     }
 
     pub fn sync_lag(&self) -> Duration {
-        Duration::minutes(i64::from(self.sync_lag_minutes))
+        Duration::seconds(i64::from(self.sync_lag_seconds))
     }
 
     pub fn write_back(&self) -> Duration {
-        Duration::minutes(i64::from(self.write_back_minutes))
+        Duration::seconds(i64::from(self.write_back_seconds))
     }
 
     pub fn tracking(&self) -> Duration {
-        Duration::minutes(i64::from(self.tracking_minutes))
+        Duration::seconds(i64::from(self.tracking_seconds))
     }
 }
 
@@ -634,10 +644,10 @@ mod tests {
             ),
             (
                 HealthConfig {
-                    tracking_minutes: 43_201,
+                    tracking_seconds: MONTH_SECONDS + 1,
                     ..ok
                 },
-                "tracking_minutes",
+                "tracking_seconds",
                 "out_of_range",
             ),
         ];

@@ -82,6 +82,7 @@ use utoipa::{Modify, OpenApi};
         crate::routes::metrics::alerts,
         crate::routes::health::compute,
         crate::routes::health::scores,
+        crate::routes::health::live,
         crate::routes::health::orders,
         crate::routes::health::get_config,
         crate::routes::health::put_config,

@@ -39,11 +39,12 @@ pub struct FailingOrder {
 
 /// Reads of health scores, their orders and the configuration.
 pub trait HealthRead {
-    /// The counts of `day`'s orders per group, judged at `now` under `cfg`.
+    /// The counts of the orders paid in `paid` (from included, to excluded: a UTC day,
+    /// [`day_range`], or the live window) per group, judged at `now` under `cfg`.
     fn health_counts(
         &mut self,
         tenant: &TenantId,
-        day: NaiveDate,
+        paid: (DateTime<Utc>, DateTime<Utc>),
         now: DateTime<Utc>,
         cfg: &HealthConfig,
     ) -> Result<Vec<GroupCounts>, StoreError>;
@@ -226,7 +227,8 @@ fn bounds(cfg: &HealthConfig) -> [i64; 3] {
     [us(cfg.sync_lag()), us(cfg.write_back()), us(cfg.tracking())]
 }
 
-fn day_range(day: NaiveDate) -> (DateTime<Utc>, DateTime<Utc>) {
+/// The payment times of `day`'s orders: from its UTC midnight to the next.
+pub fn day_range(day: NaiveDate) -> (DateTime<Utc>, DateTime<Utc>) {
     let start = crate::metrics::day_start(day);
     (start, start + Duration::days(1))
 }
@@ -271,11 +273,10 @@ impl HealthRead for SqliteRead {
     fn health_counts(
         &mut self,
         tenant: &TenantId,
-        day: NaiveDate,
+        (from, to): (DateTime<Utc>, DateTime<Utc>),
         now: DateTime<Utc>,
         cfg: &HealthConfig,
     ) -> Result<Vec<GroupCounts>, StoreError> {
-        let (from, to) = day_range(day);
         let [lag, wb, tr] = bounds(cfg);
         let mut st = self
             .c
@@ -417,11 +418,10 @@ impl HealthRead for PgRead {
     fn health_counts(
         &mut self,
         tenant: &TenantId,
-        day: NaiveDate,
+        (from, to): (DateTime<Utc>, DateTime<Utc>),
         now: DateTime<Utc>,
         cfg: &HealthConfig,
     ) -> Result<Vec<GroupCounts>, StoreError> {
-        let (from, to) = day_range(day);
         let [lag, wb, tr] = bounds(cfg);
         let sql = interned(sums_sql(PG_ORDERS, "::bigint"));
         let rows = self
@@ -716,7 +716,7 @@ pub async fn compute(
     let (cfg, groups, history) = store
         .read(move |r| {
             let cfg = r.health_config(&t)?.unwrap_or_default();
-            let groups = r.health_counts(&t, day, now, &cfg)?;
+            let groups = r.health_counts(&t, day_range(day), now, &cfg)?;
             let history = r.health_scores(
                 &t,
                 None,
@@ -751,6 +751,31 @@ pub async fn compute(
         scores,
         raised,
     })
+}
+
+/// The live window's bounds: at least a minute (a day of the demo lasts minutes), at most 3 days.
+pub const LIVE_WINDOW_SECONDS: (u32, u32) = (60, 3 * 86_400);
+
+/// The scores of the orders paid in the last `window` before `now`, judged at `now` as a day is
+/// — what the shops, carriers, warehouses and regions are doing right now, where a day's score
+/// mixes the morning into the evening. Nothing is stored and no alert is raised (a streak is
+/// of days). Each score's `day` is `now`'s.
+pub async fn live(
+    store: &crate::Store,
+    tenant: &TenantId,
+    window: Duration,
+    now: DateTime<Utc>,
+) -> Result<(HealthConfig, Vec<HealthScore>), orderhub_core::CoreError> {
+    let t = tenant.clone();
+    let (cfg, groups) = store
+        .read(move |r| {
+            let cfg = r.health_config(&t)?.unwrap_or_default();
+            let groups = r.health_counts(&t, (now - window, now), now, &cfg)?;
+            Ok((cfg, groups))
+        })
+        .await?;
+    let scores = orderhub_core::health::roll_up(&groups, now.date_naive(), &cfg, now);
+    Ok((cfg, scores))
 }
 
 /// The dimension named `s`, as the static name of [`DIMENSIONS`].

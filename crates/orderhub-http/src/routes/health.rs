@@ -337,6 +337,91 @@ pub async fn scores(
     Ok(crate::extract::json(StatusCode::OK, &out))
 }
 
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct LiveQuery {
+    /// shop, channel, warehouse, carrier or region (required).
+    dimension: Option<String>,
+    /// The window: orders paid in this many seconds before now (60 to 259,200; default 3,600).
+    window_seconds: Option<String>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct LivePage {
+    pub dimension: String,
+    pub window_seconds: u32,
+    /// Orders paid from this time (included) until `as_of`, RFC 3339 UTC.
+    pub from: String,
+    pub as_of: String,
+    pub grade_a: u32,
+    pub grade_b: u32,
+    pub grade_c: u32,
+    /// By key; keys with an order paid in the window only (not stored: each call judges anew).
+    pub scores: Vec<ScoreView>,
+}
+
+/// The dimension's scores over the orders paid in the last `window_seconds`, judged now by the
+/// same definition as a day's (nothing stored, no alert): what is going on right now, where a
+/// day's score mixes the morning into the evening. A key scoped to shops reads
+/// `dimension=shop`, its shops only.
+#[utoipa::path(get, path = "/v1/health/live", tag = "health", params(LiveQuery),
+    responses((status = 200, body = LivePage), (status = 400, body = orderhub_api::ErrorBody),
+        (status = 403, body = orderhub_api::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn live(
+    State(state): State<SharedState>,
+    ctx: Ctx,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let q: LiveQuery = parse_query(q.as_deref())?;
+    let dim = dimension(q.dimension.as_deref())?;
+    let (lo, hi) = store_health::LIVE_WINDOW_SECONDS;
+    let window = match q.window_seconds.as_deref() {
+        None => 3_600,
+        Some(w) => w
+            .parse::<u32>()
+            .ok()
+            .filter(|w| (lo..=hi).contains(w))
+            .ok_or_else(|| {
+                bad(
+                    "window_seconds",
+                    "out_of_range",
+                    format!("window_seconds must be a whole number from {lo} to {hi}; got {w:?}"),
+                )
+            })?,
+    };
+    let shops = ctx.principal.shops.clone();
+    if shops.is_some() && dim != "shop" {
+        return Err(out_of_scope());
+    }
+    let now = state.clock.now();
+    let t = ctx.principal.tenant_id.clone();
+    let span = Duration::seconds(i64::from(window));
+    let (cfg, scores) = store_health::live(&state.store, &t, span, now).await?;
+    let seen = |s: &&HealthScore| {
+        s.dimension == dim
+            && shops
+                .as_ref()
+                .is_none_or(|shops| shops.iter().any(|x| x.as_str() == s.key))
+    };
+    let out = LivePage {
+        dimension: dim.to_owned(),
+        window_seconds: window,
+        from: (now - span).to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        as_of: now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        grade_a: cfg.grade_a,
+        grade_b: cfg.grade_b,
+        grade_c: cfg.grade_c,
+        scores: scores
+            .iter()
+            .filter(seen)
+            .map(|s| ScoreView::of(s, &cfg))
+            .collect(),
+    };
+    Ok(crate::extract::json(StatusCode::OK, &out))
+}
+
 /// Orders listed at most per page.
 const ORDERS_LIMIT_MAX: u32 = 500;
 
@@ -480,12 +565,12 @@ pub struct HealthConfigBody {
     pub grade_c: u32,
     /// Consecutive days below C that raise an alert (1–30).
     pub alert_days: u32,
-    /// An order received later than this after its payment lagged (1–10080).
-    pub sync_lag_minutes: u32,
-    /// The channel should acknowledge a tracking number within this (1–43200).
-    pub write_back_minutes: u32,
-    /// A shipped order's first carrier scan should come within this (1–43200).
-    pub tracking_minutes: u32,
+    /// Seconds: an order received later than this after its payment lagged (1–604800).
+    pub sync_lag_seconds: u32,
+    /// Seconds: the channel should acknowledge a tracking number within this (1–2592000).
+    pub write_back_seconds: u32,
+    /// Seconds: a shipped order's first carrier scan should come within this (1–2592000).
+    pub tracking_seconds: u32,
 }
 
 impl From<&HealthConfig> for HealthConfigBody {
@@ -505,9 +590,9 @@ impl From<&HealthConfig> for HealthConfigBody {
             grade_b: c.grade_b,
             grade_c: c.grade_c,
             alert_days: c.alert_days,
-            sync_lag_minutes: c.sync_lag_minutes,
-            write_back_minutes: c.write_back_minutes,
-            tracking_minutes: c.tracking_minutes,
+            sync_lag_seconds: c.sync_lag_seconds,
+            write_back_seconds: c.write_back_seconds,
+            tracking_seconds: c.tracking_seconds,
         }
     }
 }
@@ -529,9 +614,9 @@ impl From<HealthConfigBody> for HealthConfig {
             grade_b: b.grade_b,
             grade_c: b.grade_c,
             alert_days: b.alert_days,
-            sync_lag_minutes: b.sync_lag_minutes,
-            write_back_minutes: b.write_back_minutes,
-            tracking_minutes: b.tracking_minutes,
+            sync_lag_seconds: b.sync_lag_seconds,
+            write_back_seconds: b.write_back_seconds,
+            tracking_seconds: b.tracking_seconds,
         }
     }
 }

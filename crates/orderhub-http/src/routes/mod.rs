@@ -556,6 +556,13 @@ pub fn table() -> Vec<Route> {
         ),
         route(
             M::GET,
+            "/v1/health/live",
+            Can(P::MetricsRead),
+            ShopObjects,
+            health::live,
+        ),
+        route(
+            M::GET,
             "/v1/health/orders",
             Can(P::OrdersRead),
             ShopObjects,

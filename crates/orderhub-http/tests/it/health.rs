@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 on_every_backend!(
     three_days_below_c_raise_one_alert_and_the_orders_behind_the_drop,
     bad_health_configurations_and_queries_name_the_field,
+    the_live_view_scores_the_orders_paid_in_its_window_only,
 );
 
 /// Only shipping on time and refunds count (received days after payment, every seeded order
@@ -20,7 +21,7 @@ fn config() -> Value {
         "weights": {"on_time": 1, "exceptions": 0, "exception_age": 0, "refunds": 1,
                     "sync_lag": 0, "write_back": 0, "tracking": 0},
         "grade_a": 90, "grade_b": 80, "grade_c": 70, "alert_days": 3,
-        "sync_lag_minutes": 30, "write_back_minutes": 120, "tracking_minutes": 1440
+        "sync_lag_seconds": 1800, "write_back_seconds": 7200, "tracking_seconds": 86400
     })
 }
 
@@ -263,6 +264,15 @@ async fn bad_health_configurations_and_queries_name_the_field(app: TestApp) {
             "/v1/health/orders?dimension=shop&key=s&date=2026-12-01&after=x",
             "after",
         ),
+        (
+            "/v1/health/live?dimension=shop&window_seconds=59",
+            "window_seconds",
+        ),
+        (
+            "/v1/health/live?dimension=shop&window_seconds=1h",
+            "window_seconds",
+        ),
+        ("/v1/health/live?window_seconds=600", "dimension"),
     ] {
         let r = app.get(path, ADMIN_KEY).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{path}");
@@ -276,4 +286,99 @@ async fn bad_health_configurations_and_queries_name_the_field(app: TestApp) {
         )
         .await;
     assert_eq!((r.status, r.field()), (StatusCode::BAD_REQUEST, "date"));
+}
+
+/// An order of `shop` paid `ago` before now, due 10 minutes after its payment and not shipped:
+/// late once those minutes passed.
+async fn paid_ago(app: &TestApp, shop: &str, ext: &str, ago: chrono::Duration) -> String {
+    let paid = chrono::Utc::now() - ago;
+    let due = paid + chrono::Duration::minutes(10);
+    let mut body = order_json(shop, ext);
+    body["promised_ship_by"] = json!(due.to_rfc3339());
+    let r = app.post("/v1/orders", ADMIN_KEY, &body).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let id = r.body["order_id"].as_str().unwrap().to_owned();
+    let r = app
+        .post(
+            &format!("/v1/orders/{id}/pay"),
+            ADMIN_KEY,
+            &json!({"paid_at": paid.to_rfc3339()}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    id
+}
+
+/// The shop's (orders, on_time judged, on_time failing) in a live answer.
+fn live_of(r: &Resp, shop: &str) -> Option<(u64, u64, u64)> {
+    let s = r.body["scores"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["key"] == shop)?;
+    let on_time = s["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "on_time")
+        .unwrap();
+    Some((
+        s["orders"].as_u64().unwrap(),
+        on_time["judged"].as_u64().unwrap(),
+        on_time["failing"].as_u64().unwrap(),
+    ))
+}
+
+async fn the_live_view_scores_the_orders_paid_in_its_window_only(app: TestApp) {
+    let r = put_config(&app, &config()).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    // shop-a: one order paid 5 minutes ago (not due yet), one 3 hours ago (late by now).
+    paid_ago(&app, "shop-a", "L1", chrono::Duration::minutes(5)).await;
+    paid_ago(&app, "shop-a", "L2", chrono::Duration::hours(3)).await;
+    let hour = app
+        .get(
+            "/v1/health/live?dimension=shop&window_seconds=3600",
+            ADMIN_KEY,
+        )
+        .await;
+    assert_eq!(hour.status, StatusCode::OK, "{:?}", hour.body);
+    assert_eq!(hour.body["window_seconds"], 3600);
+    assert_eq!(live_of(&hour, "shop-a"), Some((1, 0, 0)), "{:?}", hour.body);
+    let four = app
+        .get(
+            "/v1/health/live?dimension=shop&window_seconds=14400",
+            ADMIN_KEY,
+        )
+        .await;
+    assert_eq!(live_of(&four, "shop-a"), Some((2, 1, 1)), "{:?}", four.body);
+    let s = &four.body["scores"][0];
+    assert_eq!(
+        (s["score"].as_str(), s["grade"].as_str()),
+        (Some("50.0"), Some("D"))
+    );
+    // The default window is an hour; nothing is stored.
+    let default = app.get("/v1/health/live?dimension=shop", ADMIN_KEY).await;
+    assert_eq!(live_of(&default, "shop-a"), Some((1, 0, 0)));
+    let today = chrono::Utc::now().date_naive();
+    let stored = app
+        .get(
+            &format!("/v1/health/scores?dimension=shop&from={today}&to={today}"),
+            ADMIN_KEY,
+        )
+        .await;
+    assert_eq!(
+        stored.body["scores"],
+        json!([]),
+        "the live view stores nothing"
+    );
+    // The analyst reads it (figures only); another dimension of a shop-scoped key is refused by
+    // the matrix's cases.
+    let analyst = app.key("analyst", None, false).await;
+    let r = app
+        .get(
+            "/v1/health/live?dimension=carrier&window_seconds=600",
+            &analyst,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
 }

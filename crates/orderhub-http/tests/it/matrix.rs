@@ -213,6 +213,7 @@ const GRANTS: &[(&str, &str)] = &[
     ("GET /v1/quality/alerts", "* analyst"),
     ("POST /v1/health/compute", "admin"),
     ("GET /v1/health/scores", "* analyst"),
+    ("GET /v1/health/live", "* analyst"),
     ("GET /v1/health/orders", "*"),
     ("GET /v1/health/config", "* analyst"),
     ("PUT /v1/health/config", "admin"),
@@ -905,6 +906,11 @@ async fn case(app: &TestApp, f: &Fixture, rule: &Rule) -> Case {
             None,
             Tenant,
         ),
+        ("GET", "/v1/health/live") => c(
+            "/v1/health/live?dimension=shop&window_seconds=600".into(),
+            None,
+            Tenant,
+        ),
         // The orders behind a shop's score: another shop's key is refused that shop (404).
         ("GET", "/v1/health/orders") => {
             let today = chrono::Utc::now().date_naive();
@@ -921,7 +927,7 @@ async fn case(app: &TestApp, f: &Fixture, rule: &Rule) -> Case {
                 "weights": {"on_time": 30, "exceptions": 15, "exception_age": 15, "refunds": 10,
                             "sync_lag": 10, "write_back": 10, "tracking": 10},
                 "grade_a": 90, "grade_b": 80, "grade_c": 70, "alert_days": 3,
-                "sync_lag_minutes": 30, "write_back_minutes": 120, "tracking_minutes": 1440
+                "sync_lag_seconds": 1800, "write_back_seconds": 7200, "tracking_seconds": 86400
             })),
             Tenant,
         ),

@@ -19,6 +19,7 @@ use orderhub_domain::health::{Counts, Grade, HealthConfig, Weights};
 use orderhub_domain::ids::{CarrierCode, WarehouseId};
 use orderhub_domain::lifecycle::Command;
 use orderhub_domain::{OrderId, Sku};
+use orderhub_store::health::day_range;
 use orderhub_store::health::{OrdersQuery, compute};
 
 conformance!(
@@ -184,7 +185,7 @@ async fn health_counts_judge_each_order_by_its_columns(ts: TestStore) {
     let cfg = HealthConfig::default();
     let groups = ts
         .store
-        .read(move |r| r.health_counts(&tenant("acme"), day(1), now, &cfg))
+        .read(move |r| r.health_counts(&tenant("acme"), day_range(day(1)), now, &cfg))
         .await
         .unwrap();
     let got: Vec<_> = groups
@@ -236,7 +237,7 @@ async fn health_counts_judge_each_order_by_its_columns(ts: TestStore) {
     let early = at("2026-12-01T18:00:00Z");
     let groups = ts
         .store
-        .read(move |r| r.health_counts(&tenant("acme"), day(1), early, &cfg))
+        .read(move |r| r.health_counts(&tenant("acme"), day_range(day(1)), early, &cfg))
         .await
         .unwrap();
     let mut total = Counts::default();
@@ -545,7 +546,7 @@ async fn exceptions_and_lag_are_judged_by_the_query(ts: TestStore) {
     let now = at("2026-12-09T00:00:00Z");
     let groups = ts
         .store
-        .read(move |r| r.health_counts(&tenant("acme"), day(2), now, &cfg))
+        .read(move |r| r.health_counts(&tenant("acme"), day_range(day(2)), now, &cfg))
         .await
         .unwrap();
     let got: Vec<_> = groups.iter().map(|g| (g.shop.as_str(), g.counts)).collect();
