@@ -20,9 +20,10 @@
 
 use crate::{Fulfillment, Step, system_actor};
 use chrono::Utc;
+use futures::StreamExt;
 use orderhub_core::usecases::{self, INTERCEPT_PARCEL, SHIP_BY_AT_RISK, WAYBILL_CANCEL_FAILED};
 use orderhub_domain::lifecycle::stopped_by;
-use orderhub_domain::{Order, Status, TenantId};
+use orderhub_domain::{Order, OrderId, Status, TenantId};
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -95,6 +96,75 @@ async fn lift_ship_by(f: &Fulfillment, tenant: &TenantId, o: &Order, due: serde_
     }
 }
 
+/// Parcels polled at once by one scan (each call waits on its carrier; the per-carrier quota
+/// still bounds the rate).
+const TRACK_CONCURRENCY: usize = 16;
+
+/// One shipped order of a scan: a stopped parcel's cancellation retried, its tracking polled when
+/// due, `no_tracking` raised (and one poll as its remedy) when nothing moved within the bound.
+/// Returns whether it is stuck without tracking.
+async fn shipped_one(
+    f: &Fulfillment,
+    tenant: &TenantId,
+    carriers: &crate::carriers::TenantCarriers,
+    o: Order,
+    track: bool,
+) -> bool {
+    let cfg = &f.cfg;
+    if o.fulfillment.waybill_cancelled_at.is_some() {
+        return false;
+    }
+    if stopped_by(&o).is_some() && !o.has_exception(INTERCEPT_PARCEL) {
+        // The event-driven attempt ran when the stop was raised; this retries one that
+        // failed, every `cancel_retry_every` (the first sighting only starts the clock).
+        let due = f
+            .cancel_last_tried(o.id)
+            .is_some_and(|t| t.elapsed() >= cfg.cancel_retry_every);
+        if due {
+            match f.cancel_waybill(tenant, carriers, &o).await {
+                Ok(Step::WaybillCancelled) => return false,
+                Ok(_) => {}
+                Err(e) => {
+                    raise(
+                        f,
+                        tenant,
+                        &o,
+                        WAYBILL_CANCEL_FAILED,
+                        serde_json::json!({"carrier": o.fulfillment.carrier, "error": e.message}),
+                    )
+                    .await
+                }
+            }
+        }
+    }
+    let since = o.fulfillment.shipped_at.unwrap_or(o.updated_at);
+    let stuck = older_than(f, since, cfg.no_tracking_after);
+    let moved = track && f.track_if_due(tenant, carriers, &o).await;
+    if !stuck || moved {
+        return false;
+    }
+    if o.has_exception("no_tracking") {
+        return true;
+    }
+    raise(
+        f,
+        tenant,
+        &o,
+        "no_tracking",
+        serde_json::json!({"carrier": o.fulfillment.carrier, "since": since}),
+    )
+    .await;
+    // The remedy: one poll now, if the carrier's quota has room.
+    let kind = o
+        .fulfillment
+        .carrier
+        .as_ref()
+        .and_then(|c| orderhub_carriers::CarrierKind::parse(c.as_str()).ok());
+    let moved = kind.is_some_and(|k| carriers.take_track_call(k))
+        && f.track(tenant, carriers, &o).await.unwrap_or(false);
+    !moved
+}
+
 /// One scan of one tenant. Returns how many orders were found stuck, per exception. `track`:
 /// poll the parcels whose schedule slot is due.
 pub async fn scan(f: &Fulfillment, tenant: &TenantId, track: bool) -> [(&'static str, usize); 3] {
@@ -159,68 +229,25 @@ pub async fn scan(f: &Fulfillment, tenant: &TenantId, track: bool) -> [(&'static
             }
         }
     }
-    let mut no_tracking = 0;
-    let mut open = HashSet::new();
-    for o in orders_in(f, tenant, Status::Shipped).await {
-        open.insert(o.id);
-        if o.fulfillment.waybill_cancelled_at.is_some() {
-            continue;
-        }
-        if stopped_by(&o).is_some() && !o.has_exception(INTERCEPT_PARCEL) {
-            // The event-driven attempt ran when the stop was raised; this retries one that
-            // failed, every `cancel_retry_every` (the first sighting only starts the clock).
-            let due = f
-                .cancel_last_tried(o.id)
-                .is_some_and(|t| t.elapsed() >= cfg.cancel_retry_every);
-            if due {
-                match f.cancel_waybill(tenant, &carriers, &o).await {
-                    Ok(Step::WaybillCancelled) => continue,
-                    Ok(_) => {}
-                    Err(e) => raise(
-                        f,
-                        tenant,
-                        &o,
-                        WAYBILL_CANCEL_FAILED,
-                        serde_json::json!({"carrier": o.fulfillment.carrier, "error": e.message}),
-                    )
-                    .await,
-                }
-            }
-        }
-        let since = o.fulfillment.shipped_at.unwrap_or(o.updated_at);
-        let stuck = older_than(f, since, cfg.no_tracking_after);
-        let mut moved = track && f.track_if_due(tenant, &carriers, &o).await;
-        if stuck && !moved {
-            no_tracking += 1;
-            if !o.has_exception("no_tracking") {
-                raise(
-                    f,
-                    tenant,
-                    &o,
-                    "no_tracking",
-                    serde_json::json!({"carrier": o.fulfillment.carrier, "since": since}),
-                )
-                .await;
-                // The remedy: one poll now, if the carrier's quota has room.
-                let kind = o
-                    .fulfillment
-                    .carrier
-                    .as_ref()
-                    .and_then(|c| orderhub_carriers::CarrierKind::parse(c.as_str()).ok());
-                if kind.is_some_and(|k| carriers.take_track_call(k)) {
-                    moved = f.track(tenant, &carriers, &o).await.unwrap_or(false);
-                    if moved {
-                        no_tracking -= 1;
-                    }
-                }
-            }
-        }
-    }
+    let shipped = orders_in(f, tenant, Status::Shipped).await;
+    let mut open: HashSet<OrderId> = shipped.iter().map(|o| o.id).collect();
+    // Parcels are polled (and their remedies taken) TRACK_CONCURRENCY at a time: one at a time,
+    // a pass over many thousand parcels in transit would take longer than the schedule's slots.
+    let no_tracking = futures::stream::iter(shipped)
+        .map(|o| shipped_one(f, tenant, &carriers, o, track))
+        .buffer_unordered(TRACK_CONCURRENCY)
+        .filter(|stuck| std::future::ready(*stuck))
+        .count()
+        .await;
     if track {
-        for o in orders_in(f, tenant, Status::InTransit).await {
-            open.insert(o.id);
-            f.track_if_due(tenant, &carriers, &o).await;
-        }
+        let moving = orders_in(f, tenant, Status::InTransit).await;
+        open.extend(moving.iter().map(|o| o.id));
+        let carriers = &carriers;
+        futures::stream::iter(moving)
+            .for_each_concurrent(TRACK_CONCURRENCY, |o| async move {
+                f.track_if_due(tenant, carriers, &o).await;
+            })
+            .await;
         f.keep_only(&open);
     }
     metrics::gauge!("orderhub_watchdog_stuck_orders", "exception" => "not_released")

@@ -60,6 +60,7 @@ const I18N = {
     'nav.health': '健康度', 'hl.title': '订单健康度', 'hl.dimension': '维度', 'hl.days': '天数', 'hl.compute': '计算今天',
     'hl.dim_shop': '店铺', 'hl.dim_channel': '渠道', 'hl.dim_warehouse': '仓库', 'hl.dim_carrier': '承运商', 'hl.dim_region': '地区（省）',
     'hl.grades': '每日等级（点击某天查看订单）', 'hl.trend': '趋势', 'hl.empty': '这段时间还没有计算过健康度',
+    'hl.grade': '等级', 'hl.live': '此刻（最近支付的订单，每 5 秒刷新）', 'hl.window': '窗口', 'hl.live_empty': '窗口内没有已支付的订单', 'hl.orders_n': '订单', 'hl.score': '分数', 'hl.components': '各项（不合格/评估）',
     'hl.orders': '拖低分数的订单', 'hl.failing': '未达标项', 'hl.no_orders': '没有未达标的订单', 'hl.key': '对象',
     'hl.c_on_time': '按时发货', 'hl.c_exceptions': '异常', 'hl.c_exception_age': '异常超时', 'hl.c_refunds': '退款',
     'hl.c_sync_lag': '同步延迟', 'hl.c_write_back': '回传', 'hl.c_tracking': '物流轨迹',
@@ -168,6 +169,7 @@ const I18N = {
     'nav.health': 'Health', 'hl.title': 'Order health', 'hl.dimension': 'Dimension', 'hl.days': 'Days', 'hl.compute': 'Compute today',
     'hl.dim_shop': 'Shop', 'hl.dim_channel': 'Channel', 'hl.dim_warehouse': 'Warehouse', 'hl.dim_carrier': 'Carrier', 'hl.dim_region': 'Region (province)',
     'hl.grades': 'Grades by day (click a day for its orders)', 'hl.trend': 'Trend', 'hl.empty': 'No health score computed in this range yet',
+    'hl.grade': 'Grade', 'hl.live': 'Right now (orders paid in the window, refreshed every 5 s)', 'hl.window': 'Window', 'hl.live_empty': 'No order paid in the window', 'hl.orders_n': 'Orders', 'hl.score': 'Score', 'hl.components': 'Components (failing/judged)',
     'hl.orders': 'Orders behind the score', 'hl.failing': 'Fails', 'hl.no_orders': 'No failing order', 'hl.key': 'Key',
     'hl.c_on_time': 'On time', 'hl.c_exceptions': 'Exceptions', 'hl.c_exception_age': 'Exception age', 'hl.c_refunds': 'Refunds',
     'hl.c_sync_lag': 'Sync lag', 'hl.c_write_back': 'Write-back', 'hl.c_tracking': 'Tracking',
@@ -1157,6 +1159,26 @@ async function differencesPage(view) {
 
 let hlDimension = 'shop';
 let hlDays = 14;
+// The live view's window in seconds: a minute suits the demo's day of minutes, an hour a real day.
+let hlWindow = 3600;
+const HL_WINDOWS = [[60, '1 min'], [300, '5 min'], [3600, '1 h'], [21600, '6 h'], [86400, '24 h']];
+
+// The live view of the dimension: a grade per key over the orders paid in the window.
+async function healthLive(box) {
+  const q = new URLSearchParams({ dimension: hlDimension, window_seconds: String(hlWindow) });
+  const d = await api(`/v1/health/live?${q}`);
+  const rows = [...d.scores].sort((a, b) => Number(a.score ?? 101) - Number(b.score ?? 101) || a.key.localeCompare(b.key));
+  box.replaceChildren(rows.length ? h('table', { testid: 'hl-live-table' },
+    h('thead', {}, h('tr', {}, h('th', {}, t('hl.key')), h('th', {}, t('hl.grade')),
+      h('th', { class: 'num' }, t('hl.score')), h('th', { class: 'num' }, t('hl.orders_n')), h('th', {}, t('hl.components')))),
+    h('tbody', {}, rows.map((s) => h('tr', { 'data-key': s.key },
+      h('td', {}, s.key),
+      h('td', { 'data-grade': s.grade || '', class: `hl-cell grade-${s.grade || 'none'}` }, s.grade || '-'),
+      h('td', { class: 'num' }, s.score ?? '-'),
+      h('td', { class: 'num' }, s.orders),
+      h('td', {}, s.components.filter((c) => c.judged > 0 && c.failing > 0).map((c) => `${t(`hl.c_${c.name}`)} ${c.failing}/${c.judged}`).join('、')))))
+  ) : h('p', { class: 'muted', testid: 'hl-live-empty' }, t('hl.live_empty')));
+}
 
 const GRADE_COLOURS = { A: '#2e7d32', B: '#1f4e79', C: '#e0b000', D: '#c62828' };
 
@@ -1235,6 +1257,9 @@ async function healthPage(view) {
     try { await api(`/v1/health/compute?date=${iso(today)}`, { method: 'POST', body: {} }); route(); } catch (e) { alert(e.message); }
   } }, t('hl.compute'));
   const ordersBox = h('div', { class: 'card', testid: 'hl-orders' });
+  const liveBox = h('div', { testid: 'hl-live' });
+  const windowSelect = h('select', { testid: 'hl-window', onchange: (ev) => { hlWindow = Number(ev.target.value); healthLive(liveBox).catch((e) => toast(e.message, true)); } },
+    HL_WINDOWS.map(([secs, label]) => h('option', { value: secs, selected: secs === hlWindow }, label)));
   const cell = (k, day) => {
     const s = scores[`${day}|${k}`];
     if (!s) return h('td', { class: 'muted' }, '·');
@@ -1249,10 +1274,13 @@ async function healthPage(view) {
     : h('p', { class: 'muted', testid: 'hl-empty' }, t('hl.empty'));
   view.append(h('h2', {}, t('hl.title')),
     h('div', { class: 'search card' }, h('label', {}, t('hl.dimension'), select), h('label', {}, t('hl.days'), range), compute),
+    h('div', { class: 'card', testid: 'hl-live-card' }, h('h2', {}, t('hl.live')), h('label', {}, t('hl.window'), windowSelect), liveBox),
     h('div', { class: 'card', testid: 'hl-trend' }, h('h2', {}, t('hl.trend')),
       keys.length ? healthChart(scores, days, keys.slice(0, 10), d) : h('p', { class: 'muted' }, t('hl.empty'))),
     sectionCard(t('hl.grades'), 'hl-grade-card', grid),
     ordersBox);
+  await healthLive(liveBox);
+  timers.push(setInterval(() => healthLive(liveBox).catch((e) => toast(e.message, true)), LIVE_REFRESH_MS));
 }
 
 // ---- rules -------------------------------------------------------------------------------------

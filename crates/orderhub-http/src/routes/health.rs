@@ -343,7 +343,7 @@ pub async fn scores(
 pub struct LiveQuery {
     /// shop, channel, warehouse, carrier or region (required).
     dimension: Option<String>,
-    /// The window: orders paid in this many seconds before now (60 to 259,200; default 3,600).
+    /// The window: orders paid in this many seconds before now (10 to 259,200; default 3,600).
     window_seconds: Option<String>,
 }
 
