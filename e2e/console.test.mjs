@@ -316,7 +316,7 @@ try {
     await shot('17b-status-differences-zh');
   });
 
-  await step('the health page grades today and lists the orders behind a grade', async () => {
+  await step('the health page shows the live grades, grades today and lists the orders behind a grade', async () => {
     // Computing needs an admin key: with one, today is computed first (the seeded orders count).
     if (approverKey) {
       const today = new Date().toISOString().slice(0, 10);
@@ -327,6 +327,9 @@ try {
     }
     await tid('nav-health').click();
     await tid('hl-grade-card').waitFor();
+    // The live view, over the last minute of the demo's day: a grade per shop paid in it.
+    await page.locator('[data-testid=hl-window]').selectOption('60');
+    await page.locator('[data-testid=hl-live-table] td[data-grade], [data-testid=hl-live-empty]').first().waitFor();
     const cells = page.locator('[data-testid=hl-grades] td[data-grade]');
     if (approverKey) await cells.first().waitFor();
     if (await cells.count() > 0) {
