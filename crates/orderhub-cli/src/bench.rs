@@ -1399,6 +1399,7 @@ async fn start_in_process(
         status_check: Some(Default::default()),
         carrier_check: Some(Default::default()),
         ship_by_risk_lead: orderhub_fulfillment::DEFAULT_SHIP_BY_RISK_LEAD,
+        no_tracking_after: orderhub_fulfillment::DEFAULT_NO_TRACKING_AFTER,
         completion: Default::default(),
         http: Default::default(),
     };

@@ -112,6 +112,7 @@ pub async fn run(a: EventsArgs) -> Result<()> {
         status_check: Some(Default::default()),
         carrier_check: Some(Default::default()),
         ship_by_risk_lead: orderhub_fulfillment::DEFAULT_SHIP_BY_RISK_LEAD,
+        no_tracking_after: orderhub_fulfillment::DEFAULT_NO_TRACKING_AFTER,
         completion: Default::default(),
         http: Default::default(),
     };

@@ -217,6 +217,9 @@ pub struct Settings {
     pub carrier_check: Option<orderhub_fulfillment::reconcile::CarrierCheckConfig>,
     /// How long before its ship-by deadline an order still to ship is at risk.
     pub ship_by_risk_lead: std::time::Duration,
+    /// A shipped parcel without a carrier scan for this long raises `no_tracking` (a day; the
+    /// demo scales it to its day of minutes).
+    pub no_tracking_after: std::time::Duration,
     /// When delivered orders complete by themselves.
     pub completion: orderhub_fulfillment::completion::Completion,
 }
@@ -615,6 +618,7 @@ impl Settings {
                 "--ship-by-risk-lead",
                 orderhub_fulfillment::DEFAULT_SHIP_BY_RISK_LEAD,
             )?,
+            no_tracking_after: orderhub_fulfillment::DEFAULT_NO_TRACKING_AFTER,
             completion: parse_completion(
                 a.complete_after_days.or(f.complete_after_days),
                 a.complete_after_days_by_channel

@@ -344,6 +344,8 @@ fn demo_settings(a: &DemoArgs, data_dir: std::path::PathBuf, admin_key: &str) ->
             ..Default::default()
         }),
         ship_by_risk_lead: orderhub_fulfillment::DEFAULT_SHIP_BY_RISK_LEAD,
+        // A parcel unscanned for 2 business hours raises `no_tracking` (the outage's parcels).
+        no_tracking_after: Duration::from_secs_f64((a.minutes * 60.0 * 2.0 / 24.0).max(1.0)),
         completion: Default::default(),
         http: Default::default(),
     }

@@ -193,6 +193,7 @@ fn start_fulfillment_with_carriers(
         orderhub_fulfillment::FulfillmentConfig {
             track: s.track_schedule.clone(),
             ship_by_risk_lead: s.ship_by_risk_lead,
+            no_tracking_after: s.no_tracking_after,
             completion: s.completion.clone(),
             carrier_check: s.carrier_check.clone(),
             ..Default::default()
@@ -243,6 +244,7 @@ async fn start_fulfillment_sim(
             fallback_sender: Some(orderhub_fulfillment::simulated_sender()),
             track: s.track_schedule.clone(),
             ship_by_risk_lead: s.ship_by_risk_lead,
+            no_tracking_after: s.no_tracking_after,
             shared_track_per_minute: SIM_TRACK_PER_MINUTE,
             carrier_check: s.carrier_check.clone(),
             ..Default::default()

@@ -86,6 +86,8 @@ pub struct FulfillmentConfig {
 
 /// How long before its ship-by deadline an order still to ship is raised as at risk.
 pub const DEFAULT_SHIP_BY_RISK_LEAD: Duration = Duration::from_secs(4 * 3600);
+/// A parcel not picked up within a day is the alert carriers' own consoles raise.
+pub const DEFAULT_NO_TRACKING_AFTER: Duration = Duration::from_secs(24 * 3600);
 
 impl Default for FulfillmentConfig {
     fn default() -> Self {
@@ -94,8 +96,7 @@ impl Default for FulfillmentConfig {
             fallback_sender: None,
             not_released_after: Duration::from_secs(120),
             no_waybill_after: Duration::from_secs(120),
-            // A parcel not picked up within a day is the alert carriers' own consoles raise.
-            no_tracking_after: Duration::from_secs(24 * 3600),
+            no_tracking_after: DEFAULT_NO_TRACKING_AFTER,
             // Four hours: time for a warehouse shift to pick, pack and hand over the parcel.
             ship_by_risk_lead: DEFAULT_SHIP_BY_RISK_LEAD,
             track: TrackSchedule::default(),
