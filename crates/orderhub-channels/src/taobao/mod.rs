@@ -8,6 +8,7 @@
 //! `sign`), see SOURCES.md § Taobao.
 
 pub mod refund;
+pub mod tmc;
 #[cfg(feature = "sim")]
 pub(crate) mod sim;
 pub mod transformers;
