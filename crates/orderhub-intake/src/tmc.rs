@@ -290,36 +290,69 @@ async fn take(bytes: &[u8], app_key: &str, store: &Store, hooks: &Webhooks) -> O
         Ok(m) => m,
         Err(why) => {
             count("failed");
-            return Some(Answer::Failed(id, format!("the message does not read: {why}")));
+            return Some(Answer::Failed(
+                id,
+                format!("the message does not read: {why}"),
+            ));
         }
     };
-    let Some(nick) = m.nick.clone().filter(|n| !n.is_empty()) else {
+    // The seller: by user id (what a Taobao shop here is configured with), else by nick.
+    let seller: Vec<String> = m
+        .user_id
+        .map(|u| u.to_string())
+        .into_iter()
+        .chain(m.nick.clone())
+        .filter(|s| !s.is_empty())
+        .collect();
+    if seller.is_empty() {
         count("failed");
         return Some(Answer::Failed(id, "the message names no seller".into()));
-    };
-    deliver(&m, &nick, app_key, store, hooks).await
+    }
+    deliver(&m, &seller, app_key, store, hooks).await
+}
+
+/// The shops of this app configured for the seller: under the first of its ids (user id, nick)
+/// any is configured with. `Err`: the store could not say.
+async fn shops_of(
+    seller: &[String],
+    app_key: &str,
+    store: &Store,
+    hooks: &Webhooks,
+) -> Result<(String, Vec<Arc<crate::ConfiguredShop>>), ()> {
+    let kind = orderhub_channels::ChannelKind::Taobao.code();
+    for id in seller {
+        // Shop ids are per tenant, and one app may serve the shops of several tenants (an ISV's
+        // app authorized by each): the message goes to every one of them.
+        let tenants = hooks
+            .shops
+            .tenants_of(store, kind, id)
+            .await
+            .map_err(|_| ())?;
+        let mut shops = Vec::with_capacity(tenants.len());
+        for t in tenants.iter() {
+            match hooks.shops.get(store, t, kind, id).await {
+                Ok(Some(s)) if s.row.app_key == app_key => shops.push(s),
+                Ok(_) => {}
+                Err(_) => return Err(()),
+            }
+        }
+        if !shops.is_empty() {
+            return Ok((id.clone(), shops));
+        }
+    }
+    Ok((String::new(), Vec::new()))
 }
 
 /// Hands a message to every tenant whose shop of this seller is configured with this app.
 async fn deliver(
     m: &TmcMessage,
-    nick: &str,
+    seller: &[String],
     app_key: &str,
     store: &Store,
     hooks: &Webhooks,
 ) -> Option<Answer> {
     let kind = orderhub_channels::ChannelKind::Taobao.code();
-    // Shop ids are per tenant, and one app may serve the shops of several tenants (an ISV's app
-    // authorized by each): the message goes to every one of them.
-    let tenants = hooks.shops.tenants_of(store, kind, nick).await.ok()?;
-    let mut shops = Vec::with_capacity(tenants.len());
-    for t in tenants.iter() {
-        match hooks.shops.get(store, t, kind, nick).await {
-            Ok(Some(s)) if s.row.app_key == app_key => shops.push(s),
-            Ok(_) => {}
-            Err(_) => return None,
-        }
-    }
+    let (shop_id, shops) = shops_of(seller, app_key, store, hooks).await.ok()?;
     if shops.is_empty() {
         count("unknown_shop");
         return Some(Answer::Failed(
@@ -335,7 +368,7 @@ async fn deliver(
         let to = crate::ShopRef {
             tenant: &shop.row.tenant_id,
             channel: kind,
-            shop_id: nick,
+            shop_id: &shop_id,
         };
         match receive(store, hooks, to, headers, body, now).await {
             Ok(_) => count("stored"),

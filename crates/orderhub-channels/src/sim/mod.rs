@@ -13,8 +13,8 @@
 mod generate;
 mod oauth;
 pub mod pmc;
-pub mod tmc;
 mod refunds;
+pub mod tmc;
 
 pub use refunds::DecisionRecord;
 
@@ -348,9 +348,9 @@ impl SimHandle {
     }
 
     /// Queues a message on Taobao's message service (the Taobao simulator's) about trade `tid`
-    /// of the seller `nick`; returns its id.
-    pub fn tmc_publish(&self, topic: &str, nick: &str, tid: &str) -> i64 {
-        self.engine.tmc.publish(topic, nick, tid)
+    /// of the seller `user_id` (`nick`); returns its id.
+    pub fn tmc_publish(&self, topic: &str, user_id: i64, nick: &str, tid: &str) -> i64 {
+        self.engine.tmc.publish(topic, user_id, nick, tid)
     }
 
     /// What Taobao's message service did so far.

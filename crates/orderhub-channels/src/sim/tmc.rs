@@ -95,8 +95,8 @@ impl Tmc {
     }
 
     /// Queues a message of `topic` (`taobao_trade_TradeBuyerPay`, …) about trade `tid` of the
-    /// seller `nick`; returns its id.
-    pub(crate) fn publish(&self, topic: &str, nick: &str, tid: &str) -> i64 {
+    /// seller `user_id` (`nick`); returns its id.
+    pub(crate) fn publish(&self, topic: &str, user_id: i64, nick: &str, tid: &str) -> i64 {
         let mut i = self.inner.lock();
         i.next_id += 1;
         let id = 2_000_000_000 + i.next_id;
@@ -115,7 +115,7 @@ impl Tmc {
             .with("content", Value::Text(content))
             .with("time", Value::Date(now))
             .with("nick", Value::Text(nick.into()))
-            .with("userid", Value::Int64(2_200_000_000_001))
+            .with("userid", Value::Int64(user_id))
             .with("outtime", Value::Date(now));
         i.queue.push_back((id, frame));
         id
@@ -207,16 +207,21 @@ pub(super) struct Publish {
     /// `taobao_trade_TradeBuyerPay` unless given.
     #[serde(default)]
     topic: Option<String>,
-    /// The seller's nick (a Taobao shop's id).
+    /// The seller's user id (the id of a Taobao shop here).
+    user_id: i64,
+    /// The seller's nick.
     nick: String,
     /// The trade's `tid`; unless given, one message per order the simulator holds.
     #[serde(default)]
     tid: Option<String>,
 }
 
-/// `POST /_sim/tmc {"nick": "模拟旗舰店", "topic"?, "tid"?}`: queues messages for the connected
+/// `POST /_sim/tmc {"user_id": 2200000000001, "nick": "模拟旗舰店", "topic"?, "tid"?}`: queues messages for the connected
 /// clients (one per order held unless `tid` names one); answers their ids.
-pub(super) async fn post_publish(State(e): State<Arc<Engine>>, body: axum::body::Bytes) -> Response {
+pub(super) async fn post_publish(
+    State(e): State<Arc<Engine>>,
+    body: axum::body::Bytes,
+) -> Response {
     if e.kind != crate::ChannelKind::Taobao {
         return StatusCode::NOT_FOUND.into_response();
     }
@@ -241,7 +246,7 @@ pub(super) async fn post_publish(State(e): State<Arc<Engine>>, body: axum::body:
     };
     let ids: Vec<i64> = tids
         .iter()
-        .map(|t| e.tmc.publish(&topic, &p.nick, t))
+        .map(|t| e.tmc.publish(&topic, p.user_id, &p.nick, t))
         .collect();
     axum::Json(json!({"queued": ids})).into_response()
 }
@@ -277,9 +282,7 @@ async fn handshake(e: &Engine, socket: &mut WebSocket) -> Option<String> {
         ack.status_phrase = Some("invalid sign".into());
         None
     };
-    let sent = socket
-        .send(Message::Binary(tmc::encode(&ack).into()))
-        .await;
+    let sent = socket.send(Message::Binary(tmc::encode(&ack).into())).await;
     if token.is_none() || sent.is_err() {
         let _ = socket.send(Message::Close(None)).await;
         return None;

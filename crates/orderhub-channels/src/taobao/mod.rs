@@ -8,9 +8,9 @@
 //! `sign`), see SOURCES.md § Taobao.
 
 pub mod refund;
-pub mod tmc;
 #[cfg(feature = "sim")]
 pub(crate) mod sim;
+pub mod tmc;
 pub mod transformers;
 
 use std::time::Duration;

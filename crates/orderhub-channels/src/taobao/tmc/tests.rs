@@ -110,11 +110,26 @@ fn the_relay_form_is_what_the_taobao_adapter_verifies_and_reads() {
 
 #[test]
 fn the_service_is_found_beside_the_api() {
-    assert_eq!(service_url("https://eco.taobao.com/router/rest"), PRODUCTION);
-    assert_eq!(service_url("http://gw.api.taobao.com/router/rest"), PRODUCTION);
-    assert_eq!(service_url("http://gw.api.tbsandbox.com/router/rest"), SANDBOX);
-    assert_eq!(service_url("http://127.0.0.1:4000/"), "ws://127.0.0.1:4000/tmc");
-    assert_eq!(service_url("https://top.example.com"), "wss://top.example.com/tmc");
+    assert_eq!(
+        service_url("https://eco.taobao.com/router/rest"),
+        PRODUCTION
+    );
+    assert_eq!(
+        service_url("http://gw.api.taobao.com/router/rest"),
+        PRODUCTION
+    );
+    assert_eq!(
+        service_url("http://gw.api.tbsandbox.com/router/rest"),
+        SANDBOX
+    );
+    assert_eq!(
+        service_url("http://127.0.0.1:4000/"),
+        "ws://127.0.0.1:4000/tmc"
+    );
+    assert_eq!(
+        service_url("https://top.example.com"),
+        "wss://top.example.com/tmc"
+    );
 }
 
 #[test]
