@@ -164,10 +164,10 @@ impl Tmc {
             Some(kind::PULL_REQUEST) => {
                 c.pull_requests.fetch_add(1, Ordering::Relaxed);
             }
-            Some(kind::CONFIRM) => {
-                if id.is_some_and(|id| self.inner.lock().unconfirmed.remove(&id).is_some()) {
-                    c.confirmed.fetch_add(1, Ordering::Relaxed);
-                }
+            Some(kind::CONFIRM)
+                if id.is_some_and(|id| self.inner.lock().unconfirmed.remove(&id).is_some()) =>
+            {
+                c.confirmed.fetch_add(1, Ordering::Relaxed);
             }
             Some(kind::FAILED) => {
                 // Sent again once the redelivery delay has passed from now.
