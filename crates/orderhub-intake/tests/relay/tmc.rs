@@ -3,7 +3,7 @@
 //! away before storing it (a crash) leaves it unconfirmed, and the relay takes it when it comes
 //! again; each message is confirmed once stored, however often it came (one kept copy, one order
 //! per trade); a seller no shop here is gets `Failed`; after a cut the relay signs in again and
-//! takes what came meanwhile.
+//! takes what came meanwhile; a burst beyond what it takes at once is confirmed whole.
 
 use super::{creds, orders_of, shop, until};
 use futures::{SinkExt, StreamExt};
@@ -137,6 +137,22 @@ async fn taobao_messages_arrive_over_tmc(backend: &str) {
     assert!(s.connections > connections, "{s:?}");
     assert_eq!((s.confirmed, s.refused), (5, 1), "{s:?}");
     assert_eq!(kept(&env.store).await, 5);
+    // A burst larger than the messages the relay takes at once (a backlog after an outage):
+    // every one confirmed, still one order per trade.
+    let began = std::time::Instant::now();
+    for i in 0..200 {
+        let trade = &trades[i % trades.len()];
+        handle.tmc_publish(TOPIC, SELLER, NICK, &trade.external_order_id);
+    }
+    until("the burst confirmed", || async {
+        handle.tmc_stats().confirmed == 205
+    })
+    .await;
+    eprintln!(
+        "TMC relay ({backend}): 200 messages stored and confirmed in {} ms",
+        began.elapsed().as_millis()
+    );
+    assert_eq!(orders_of(&env.store, &t).await, 4);
     drop(stop);
     for task in [processor, relay] {
         tokio::time::timeout(Duration::from_secs(30), task)
