@@ -20,7 +20,7 @@ secs="${1:-20}"
   echo "usage: $0 [seconds-per-target]" >&2
   exit 2
 }
-read -r -a targets <<<"${FUZZ_TARGETS:-taobao jd pdd douyin kuaishou wechat youzan custom}"
+read -r -a targets <<<"${FUZZ_TARGETS:-taobao jd pdd douyin kuaishou wechat youzan custom tmc}"
 sanitizer="${FUZZ_SANITIZER:-address}"
 
 version=0.13.2

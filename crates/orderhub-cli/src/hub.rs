@@ -394,6 +394,16 @@ pub async fn start(s: &Settings) -> Result<(RunningHub, Option<String>)> {
             background.subscribe(),
         )),
     ));
+    // Taobao pushes over its message service (TMC, a WebSocket with a binary framing): one
+    // connection per configured Taobao app, each message confirmed once stored.
+    tasks.push((
+        "Taobao message relay",
+        tokio::spawn(orderhub_intake::tmc::run(
+            store.clone(),
+            state.intake.clone(),
+            background.subscribe(),
+        )),
+    ));
     // Configured shops are also pulled (by modified time, within their rate limit) every 30 s.
     tasks.push((
         "channel puller",

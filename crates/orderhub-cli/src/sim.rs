@@ -114,6 +114,14 @@ pub async fn sim_channel(a: SimChannelArgs) -> Result<()> {
             orderhub_channels::pdd::pmc::service_url(&url)
         );
     }
+    if kind == orderhub_channels::ChannelKind::Taobao {
+        println!(
+            "Its message service (TMC): {} (the hub connects to it for a Taobao shop configured \
+             with this URL, its shop id the seller's user id); POST {url}/_sim/tmc \
+             '{{\"user_id\": <the shop id>, \"nick\": \"...\"}}' sends a message per order.",
+            orderhub_channels::taobao::tmc::service_url(&url)
+        );
+    }
     let _ = tokio::signal::ctrl_c().await;
     Ok(())
 }

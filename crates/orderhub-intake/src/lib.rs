@@ -13,6 +13,7 @@ pub mod reconcile;
 pub mod refund_writeback;
 pub mod status_check;
 pub mod stock_push;
+pub mod tmc;
 pub mod tokens;
 pub mod writeback;
 

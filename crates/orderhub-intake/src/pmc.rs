@@ -81,16 +81,17 @@ pub async fn run(store: Store, hooks: Webhooks, mut stop: watch::Receiver<bool>)
     }
 }
 
-fn stopped(stop: &watch::Receiver<bool>) -> bool {
+pub(crate) fn stopped(stop: &watch::Receiver<bool>) -> bool {
     stop.has_changed().is_err() || *stop.borrow()
 }
 
-type Ws =
+pub(crate) type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Opens the WebSocket to the message service, to an address the outbound URL policy permits
-/// (the service's URL comes from the shop's `api_base_url`, which a tenant sets).
-async fn connect(
+/// (the service's URL comes from the shop's `api_base_url`, which a tenant sets). Taobao's relay
+/// (`crate::tmc`) opens its own with it too.
+pub(crate) async fn connect(
     url: &str,
     outbound: orderhub_core::outbound::OutboundPolicy,
 ) -> Result<

@@ -1491,3 +1491,5 @@ mod status_check;
 mod stock_drift;
 #[path = "stock/push.rs"]
 mod stock_push;
+#[path = "relay/tmc.rs"]
+mod tmc_relay;

@@ -189,3 +189,26 @@ fn exercise_channel(a: &dyn orderhub_channels::Channel, kind: ChannelKind, data:
         }
     }
 }
+
+/// Taobao's message service (TMC): decode one frame; one that reads is written back to the same
+/// bytes' meaning, read as a message and turned into the adapter's push form, which the adapter
+/// then verifies and reads.
+pub fn exercise_tmc(data: &[u8]) {
+    use orderhub_channels::taobao::tmc;
+    let Ok(frame) = tmc::decode(data) else {
+        return;
+    };
+    assert_eq!(
+        tmc::decode(&tmc::encode(&frame)).as_ref(),
+        Ok(&frame),
+        "a frame read back as written"
+    );
+    if let Ok(m) = tmc::TmcMessage::from_frame(&frame) {
+        let body = m.relay_form(&creds(), now());
+        let Some(a) = adapter(ChannelKind::Taobao) else {
+            return;
+        };
+        let _ = a.verify_push(&[], &body, &creds(), now(), TOLERANCE);
+        let _ = a.parse_push(&[], &body);
+    }
+}

@@ -14,6 +14,7 @@ mod generate;
 mod oauth;
 pub mod pmc;
 mod refunds;
+pub mod tmc;
 
 pub use refunds::DecisionRecord;
 
@@ -344,6 +345,33 @@ impl SimHandle {
     /// How long the message service waits for an answer before it sends a message again.
     pub fn pmc_redeliver_after(&self, d: Duration) {
         self.engine.pmc.set_redeliver_after(d)
+    }
+
+    /// Queues a message on Taobao's message service (the Taobao simulator's) about trade `tid`
+    /// of the seller `user_id` (`nick`); returns its id.
+    pub fn tmc_publish(&self, topic: &str, user_id: i64, nick: &str, tid: &str) -> i64 {
+        self.engine.tmc.publish(topic, user_id, nick, tid)
+    }
+
+    /// What Taobao's message service did so far.
+    pub fn tmc_stats(&self) -> tmc::TmcStats {
+        self.engine.tmc.stats()
+    }
+
+    /// Messages published on Taobao's message service and not yet confirmed.
+    pub fn tmc_unconfirmed(&self) -> usize {
+        self.engine.tmc.unconfirmed()
+    }
+
+    /// Closes every open connection to Taobao's message service.
+    pub fn tmc_drop_connections(&self) {
+        self.engine.tmc.drop_connections()
+    }
+
+    /// How long an unconfirmed (or failed) message waits before Taobao's message service sends
+    /// it again.
+    pub fn tmc_redeliver_after(&self, d: Duration) {
+        self.engine.tmc.set_redeliver_after(d)
     }
 
     /// Expires the shop's access token now (calls with it get the channel's "token expired"
@@ -739,6 +767,8 @@ struct Engine {
     tokens: Mutex<SimTokens>,
     /// Pinduoduo's message service (served by the PDD simulator only).
     pmc: pmc::Pmc,
+    /// Taobao's message service (served by the Taobao simulator only).
+    tmc: tmc::Tmc,
     refunds: refunds::Refunds,
     /// The authorize pages' codes.
     oauth: oauth::SimOAuth,
@@ -1193,6 +1223,7 @@ async fn spawn_wire(
         }),
         tokens: Mutex::new(SimTokens::new(&settings, Utc::now())),
         pmc: pmc::Pmc::default(),
+        tmc: tmc::Tmc::default(),
         refunds: refunds::Refunds::default(),
         oauth: oauth::SimOAuth::default(),
         wire,
@@ -1224,6 +1255,8 @@ fn router(engine: Arc<Engine>) -> Router {
         .route("/_sim/push", post(post_push))
         .route("/_sim/pmc", post(pmc::post_publish))
         .route("/message/{client_id}/{millis}/{sign}", get(pmc::connect))
+        .route("/_sim/tmc", post(tmc::post_publish))
+        .route("/tmc", get(tmc::connect))
         .fallback(channel_call)
         .layer(axum::extract::DefaultBodyLimit::max(REQUEST_BYTES_MAX))
         .with_state(engine)

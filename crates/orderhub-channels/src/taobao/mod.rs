@@ -3,13 +3,15 @@
 //! `page_no`/`page_size`/`use_has_next`; every call is a form POST to `/router/rest` signed
 //! `UPPER(MD5(secret + sorted(k+v) + secret))` (`sign_method=md5`) or
 //! `UPPER(HMAC_MD5(secret, sorted(k+v)))` (`hmac`). TOP error `code 7` ("App Call Limited") is
-//! throttling. Push: TOP's message service (TMC) is a long-lived connection; what reaches an
-//! HTTP webhook here is **assumed** to be a TOP-signed form (`topic`, `content`, `timestamp`, …,
-//! `sign`), see SOURCES.md § Taobao.
+//! throttling. Push: TOP's message service (TMC) is a WebSocket with a binary framing ([`tmc`],
+//! relayed by the hub); what reaches an HTTP webhook here is a TOP-signed form (`topic`,
+//! `content`, `timestamp`, …, `sign`) **defined by orderhub** — the relay's — see SOURCES.md
+//! § Taobao.
 
 pub mod refund;
 #[cfg(feature = "sim")]
 pub(crate) mod sim;
+pub mod tmc;
 pub mod transformers;
 
 use std::time::Duration;
