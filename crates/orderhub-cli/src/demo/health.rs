@@ -9,8 +9,8 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-/// Grades seen per (dimension, key), in order, each with the phase it was seen in.
-pub(super) type Seen = BTreeMap<(String, String), Vec<(String, &'static str)>>;
+/// The worst grade seen per (dimension, key) in each phase, phases in the order of the day.
+pub(super) type Seen = BTreeMap<(String, String), Vec<(&'static str, String)>>;
 
 /// The dimensions the report follows: the carriers (the outage) and the shops.
 const FOLLOWED: [&str; 2] = ["carrier", "shop"];
@@ -94,31 +94,27 @@ async fn run(
                 let (Some(key), Some(grade)) = (s["key"].as_str(), s["grade"].as_str()) else {
                     continue;
                 };
-                let grades = seen.entry((dim.to_owned(), key.to_owned())).or_default();
-                if grades.last().is_none_or(|(g, _)| g != grade) {
-                    grades.push((grade.to_owned(), phase.label()));
+                let phases = seen.entry((dim.to_owned(), key.to_owned())).or_default();
+                match phases.last_mut() {
+                    // Grades sort A < B < C < D: the worst is the greatest.
+                    Some((p, worst)) if *p == phase.label() => {
+                        if grade > worst.as_str() {
+                            *worst = grade.to_owned();
+                        }
+                    }
+                    _ => phases.push((phase.label(), grade.to_owned())),
                 }
             }
         }
     }
 }
 
-/// The report's lines: `carrier sf  A → C (承运商故障 carrier outage) → B (…)`.
+/// The report's lines: `carrier zto: 早间 morning A · … · 承运商故障 carrier outage C · 晚间 evening A`.
 fn lines(seen: &Seen) -> Vec<String> {
     seen.iter()
-        .map(|((dim, key), grades)| {
-            let path: Vec<String> = grades
-                .iter()
-                .enumerate()
-                .map(|(i, (g, phase))| {
-                    if i == 0 {
-                        g.clone()
-                    } else {
-                        format!("{g} ({phase})")
-                    }
-                })
-                .collect();
-            format!("{dim} {key}: {}", path.join(" → "))
+        .map(|((dim, key), phases)| {
+            let path: Vec<String> = phases.iter().map(|(p, g)| format!("{p} {g}")).collect();
+            format!("{dim} {key}: {}", path.join(" · "))
         })
         .collect()
 }
