@@ -257,6 +257,46 @@ async fn start_fulfillment_sim(
 /// A background task of the hub, by name.
 type Task = (&'static str, tokio::task::JoinHandle<()>);
 
+/// The intake's background tasks: channel messages stored by the webhook turned into orders,
+/// and the relays of the channels' own message services.
+fn intake_tasks(
+    store: &Store,
+    state: &AppState,
+    background: &tokio::sync::watch::Sender<bool>,
+) -> Vec<Task> {
+    vec![
+        // Channel messages stored by the webhook are turned into orders in the background.
+        (
+            "intake processor",
+            tokio::spawn(orderhub_intake::process::run(
+                store.clone(),
+                state.intake.clone(),
+                background.subscribe(),
+            )),
+        ),
+        // Pinduoduo pushes over its message service (a WebSocket), not to the webhook: one
+        // connection per configured PDD app, its messages taken like pushed ones.
+        (
+            "PDD message relay",
+            tokio::spawn(orderhub_intake::pmc::run(
+                store.clone(),
+                state.intake.clone(),
+                background.subscribe(),
+            )),
+        ),
+        // Taobao pushes over its message service (TMC, a WebSocket with a binary framing): one
+        // connection per configured Taobao app, each message confirmed once stored.
+        (
+            "Taobao message relay",
+            tokio::spawn(orderhub_intake::tmc::run(
+                store.clone(),
+                state.intake.clone(),
+                background.subscribe(),
+            )),
+        ),
+    ]
+}
+
 /// The write-backs to the channels, each an in-process target of the event dispatcher with its
 /// watchdog: shipped channel orders' tracking numbers (the watchdog retries what is
 /// unacknowledged after 30 minutes and raises `writeback_failed`), and decisions on after-sales
@@ -375,35 +415,7 @@ pub async fn start(s: &Settings) -> Result<(RunningHub, Option<String>)> {
         s.public_url.clone(),
     );
     let state = AppState::with_oauth(store.clone(), Arc::new(SystemClock), outbound, oauth);
-    // Channel messages stored by the webhook are turned into orders in the background.
-    tasks.push((
-        "intake processor",
-        tokio::spawn(orderhub_intake::process::run(
-            store.clone(),
-            state.intake.clone(),
-            background.subscribe(),
-        )),
-    ));
-    // Pinduoduo pushes over its message service (a WebSocket), not to the webhook: one
-    // connection per configured PDD app, its messages taken like pushed ones.
-    tasks.push((
-        "PDD message relay",
-        tokio::spawn(orderhub_intake::pmc::run(
-            store.clone(),
-            state.intake.clone(),
-            background.subscribe(),
-        )),
-    ));
-    // Taobao pushes over its message service (TMC, a WebSocket with a binary framing): one
-    // connection per configured Taobao app, each message confirmed once stored.
-    tasks.push((
-        "Taobao message relay",
-        tokio::spawn(orderhub_intake::tmc::run(
-            store.clone(),
-            state.intake.clone(),
-            background.subscribe(),
-        )),
-    ));
+    tasks.extend(intake_tasks(&store, &state, &background));
     // Configured shops are also pulled (by modified time, within their rate limit) every 30 s.
     tasks.push((
         "channel puller",
