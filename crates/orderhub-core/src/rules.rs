@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 use orderhub_domain::ids::CarrierCode;
 use orderhub_domain::lifecycle::Command;
 use orderhub_domain::{Order, Status, TenantId};
-use orderhub_rules::{Decisions, Facts, Rule, RuleSet};
+use orderhub_rules::{Decisions, Extra, Facts, Rule, RuleSet};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
@@ -114,7 +114,7 @@ impl RuleSetRecord {
 }
 
 /// The store's part, inside the order's (or the rule set's) transaction.
-pub trait RuleTx {
+pub trait RuleTx: crate::blacklist::BlacklistStore {
     /// Inserts a new set. `Ok(false)`: its version is taken (a concurrent draft); nothing written.
     fn rule_set_insert(&mut self, rec: &RuleSetRecord) -> Result<bool, StoreError>;
     /// The set, locked for update where the backend has row locks.
@@ -162,13 +162,8 @@ thread_local! {
 
 /// [`evaluate`] for the live path, remembering the last (set, facts) on this thread: evaluation
 /// is a pure function of the two.
-fn evaluate_live(
-    set_id: Uuid,
-    set: &RuleSet,
-    order: &Order,
-    weight_kg: Option<Decimal>,
-) -> Decisions {
-    let facts = Facts::of(order, weight_kg);
+fn evaluate_live(set_id: Uuid, set: &RuleSet, order: &Order, extra: &Extra) -> Decisions {
+    let facts = Facts::with(order, extra);
     let known = LAST.with(|l| {
         l.borrow()
             .as_ref()
@@ -205,9 +200,9 @@ pub fn compiled(rec: &RuleSetRecord) -> Result<Arc<RuleSet>, CoreError> {
 }
 
 /// What one set decides for one order: the evaluator of the live path, the rule test and the
-/// sandbox. `weight_kg`: the order's goods' weight (ignored unless a rule names it).
-pub fn evaluate(set: &RuleSet, order: &Order, weight_kg: Option<Decimal>) -> Decisions {
-    set.evaluate(&Facts::of(order, weight_kg))
+/// sandbox. `extra`: the facts read from the store ([`crate::blacklist::extra_facts`]).
+pub fn evaluate(set: &RuleSet, order: &Order, extra: &Extra) -> Decisions {
+    set.evaluate(&Facts::with(order, extra))
 }
 
 /// The weight of an order's goods from the SKU master: the known weights times quantities
@@ -288,15 +283,15 @@ fn live_decisions(
     if set.is_empty() {
         return Ok(None);
     }
-    let weight = if set.needs_weight() {
+    // Only the facts the set names cost a read (weight, buyer history, blacklist), each at most
+    // one round trip, whatever the number of rules naming it.
+    let extra = crate::blacklist::extra_facts(tx, set.needs(), order, |tx| {
         let tenant = order.tenant_id.clone();
         order_weight(order, |sku| {
             Ok(tx.sku_get(&tenant, sku)?.and_then(|r| r.weight_kg))
-        })?
-    } else {
-        None
-    };
-    let decisions = evaluate_live(id, &set, order, weight);
+        })
+    })?;
+    let decisions = evaluate_live(id, &set, order, &extra);
     if decisions.is_empty() && decisions.errors.is_empty() {
         return Ok(None);
     }

@@ -10,7 +10,7 @@
 mod facts;
 pub mod sample;
 
-pub use facts::{FACT_NAMES, Facts};
+pub use facts::{Extra, FACT_NAMES, Facts};
 
 use cel::common::ast::{EntryExpr, Expr};
 use cel::{Context, Env, IdedExpr, Program, Value};
@@ -128,7 +128,35 @@ struct CompiledRule {
 pub struct RuleSet {
     env: Arc<Env>,
     rules: Vec<CompiledRule>,
-    needs_weight: bool,
+    needs: Needs,
+}
+
+/// The facts that cost the caller a read, and whether any enabled rule of a set names them (found
+/// when the set is compiled): the live path reads the store for none it does not need.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Needs {
+    /// `weight_kg`: the SKU master.
+    pub weight: bool,
+    /// `buyer_order_count`: one count over the orders' buyer index.
+    pub buyer_history: bool,
+    /// `buyer_blacklisted`, `phone_blacklisted`, `address_blacklisted`: one lookup of the
+    /// tenant's blacklist by blind index.
+    pub blacklist: bool,
+}
+
+impl Needs {
+    /// Whether any one is needed.
+    pub fn any(self) -> bool {
+        self.weight || self.buyer_history || self.blacklist
+    }
+    /// What either of two sets needs (the sandbox evaluates a draft and the live set).
+    pub fn or(self, other: Needs) -> Needs {
+        Needs {
+            weight: self.weight || other.weight,
+            buyer_history: self.buyer_history || other.buyer_history,
+            blacklist: self.blacklist || other.blacklist,
+        }
+    }
 }
 
 /// One rule that fired for one order.
@@ -200,13 +228,25 @@ impl RuleSet {
         }
         compiled.retain(|c| c.rule.enabled);
         compiled.sort_by(|a, b| (a.rule.priority, &a.rule.id).cmp(&(b.rule.priority, &b.rule.id)));
-        let needs_weight = compiled
-            .iter()
-            .any(|c| c.program.references().has_variable("weight_kg"));
+        let names = |vars: &[&str]| {
+            compiled.iter().any(|c| {
+                let refs = c.program.references();
+                vars.iter().any(|v| refs.has_variable(v))
+            })
+        };
+        let needs = Needs {
+            weight: names(&["weight_kg"]),
+            buyer_history: names(&["buyer_order_count"]),
+            blacklist: names(&[
+                "buyer_blacklisted",
+                "phone_blacklisted",
+                "address_blacklisted",
+            ]),
+        };
         Ok(RuleSet {
             env,
             rules: compiled,
-            needs_weight,
+            needs,
         })
     }
 
@@ -220,7 +260,12 @@ impl RuleSet {
 
     /// Whether a condition names `weight_kg`: the caller reads the SKU master only then.
     pub fn needs_weight(&self) -> bool {
-        self.needs_weight
+        self.needs.weight
+    }
+
+    /// The facts a condition of this set names that the caller reads from the store.
+    pub fn needs(&self) -> Needs {
+        self.needs
     }
 
     /// Evaluates every enabled rule against `facts`.

@@ -11,6 +11,7 @@
 
 pub mod after_sales;
 pub mod audit;
+pub mod blacklist;
 pub mod carriers;
 pub mod combine;
 pub mod customers;
@@ -59,6 +60,7 @@ pub use postgres::{IDLE_IN_TX_TIMEOUT, LOCK_TIMEOUT, STATEMENT_TIMEOUT, session_
 pub use read::{
     ApiKeyRow, ExceptionFilter, OpenException, OrderFilter, OrderSearch, ReadConn, StoredEvent,
 };
+pub use blacklist::BlacklistRead;
 pub use rules::RuleRead;
 use std::sync::Arc;
 pub use waves::{WaveFilter, WaveRead, WaveSummary};
