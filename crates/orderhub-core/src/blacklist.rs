@@ -143,7 +143,10 @@ pub fn order_probes(order: &Order) -> Vec<(BlacklistKind, String)> {
         r.detail.expose()
     );
     [
-        (BlacklistKind::Buyer, order.buyer.id.as_deref().unwrap_or("")),
+        (
+            BlacklistKind::Buyer,
+            order.buyer.id.as_deref().unwrap_or(""),
+        ),
         (BlacklistKind::Phone, r.phone.expose()),
         (BlacklistKind::Address, address.as_str()),
     ]
@@ -294,9 +297,15 @@ mod tests {
             n("浙江省 杭州市，西湖区 文三路1号"),
             n("浙江省杭州市西湖区文三路1号")
         );
-        assert_ne!(n("浙江省杭州市西湖区文三路1号"), n("浙江省杭州市西湖区文三路2号"));
+        assert_ne!(
+            n("浙江省杭州市西湖区文三路1号"),
+            n("浙江省杭州市西湖区文三路2号")
+        );
         assert_eq!(n("Room 5, A-Road").as_deref(), Some("room5aroad"));
         assert_eq!(n("，。 "), None);
-        assert_eq!(normalize(BlacklistKind::Buyer, "  tb-1 ").as_deref(), Some("tb-1"));
+        assert_eq!(
+            normalize(BlacklistKind::Buyer, "  tb-1 ").as_deref(),
+            Some("tb-1")
+        );
     }
 }

@@ -152,7 +152,10 @@ impl Facts {
             ),
             ("buyer_blacklisted", Value::Bool(extra.buyer_blacklisted)),
             ("phone_blacklisted", Value::Bool(extra.phone_blacklisted)),
-            ("address_blacklisted", Value::Bool(extra.address_blacklisted)),
+            (
+                "address_blacklisted",
+                Value::Bool(extra.address_blacklisted),
+            ),
         ];
         debug_assert_eq!(values.len(), FACT_NAMES.len());
         Facts { values }

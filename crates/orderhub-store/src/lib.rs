@@ -40,6 +40,7 @@ pub mod workflow;
 
 pub use after_sales::{AfterSaleRead, CaseFilter};
 pub use audit::{AuditRead, ChainReport};
+pub use blacklist::BlacklistRead;
 pub use carriers::{CarrierAccountRow, CarrierRead, CarrierTx};
 pub use combine::CombineRead;
 pub use customers::{CustomerRead, ScanFinding, ScanPage, invoice_scan};
@@ -60,7 +61,6 @@ pub use postgres::{IDLE_IN_TX_TIMEOUT, LOCK_TIMEOUT, STATEMENT_TIMEOUT, session_
 pub use read::{
     ApiKeyRow, ExceptionFilter, OpenException, OrderFilter, OrderSearch, ReadConn, StoredEvent,
 };
-pub use blacklist::BlacklistRead;
 pub use rules::RuleRead;
 use std::sync::Arc;
 pub use waves::{WaveFilter, WaveRead, WaveSummary};

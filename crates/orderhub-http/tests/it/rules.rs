@@ -257,3 +257,158 @@ async fn a_stored_set_that_no_longer_compiles_is_a_409_naming_it_never_a_500(app
         r.body
     );
 }
+
+on_every_backend!(
+    blacklisted_buyers_phones_and_addresses_are_held_and_a_buyers_first_order_is_told
+);
+
+/// An order of `buyer` to `phone` at `detail` (district 西湖区, Hangzhou), created and paid.
+async fn bought(app: &TestApp, ext: &str, buyer: &str, phone: &str, detail: &str) -> Value {
+    let mut o = history(1, ext);
+    o["buyer"] = json!({"id": buyer, "nick": "n"});
+    o["receiver"]["phone"] = json!(phone);
+    o["receiver"]["detail"] = json!(detail);
+    let r = app.post("/v1/orders", ADMIN_KEY, &o).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let id = r.body["order_id"].as_str().unwrap().to_owned();
+    let r = app
+        .post(&format!("/v1/orders/{id}/pay"), ADMIN_KEY, &json!({}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    r.body
+}
+
+async fn blacklisted_buyers_phones_and_addresses_are_held_and_a_buyers_first_order_is_told(
+    app: TestApp,
+) {
+    goods(&app).await;
+    let second_admin = app.key("admin", None, false).await;
+    // Entries go in as values and come back without them.
+    for (kind, value) in [
+        ("buyer", "tb-bad"),
+        ("phone", "+86 139-0000-9999"),
+        ("address", "浙江省 杭州市 西湖区 黑名单路1号"),
+    ] {
+        let body = json!({"kind": kind, "value": value, "note": "chargebacks"});
+        let r = app.post("/v1/blacklist", ADMIN_KEY, &body).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+        assert_eq!(r.body["kind"], json!(kind));
+        // The same value, written otherwise: the same entry.
+        if kind == "phone" {
+            let again = json!({"kind": "phone", "value": "13900009999"});
+            let r = app.post("/v1/blacklist", ADMIN_KEY, &again).await;
+            assert_eq!(
+                (r.status, r.code()),
+                (StatusCode::CONFLICT, "blacklist_entry_exists")
+            );
+        }
+    }
+    let r = app
+        .post(
+            "/v1/blacklist",
+            ADMIN_KEY,
+            &json!({"kind": "email", "value": "x"}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.field()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "kind")
+    );
+    let r = app
+        .post(
+            "/v1/blacklist",
+            ADMIN_KEY,
+            &json!({"kind": "phone", "value": " - "}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.field()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "value")
+    );
+    let r = app.get("/v1/blacklist", ADMIN_KEY).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body["entries"].as_array().unwrap().len(), 3);
+    let listed = r.body.to_string();
+    for clear in ["tb-bad", "9999", "黑名单"] {
+        assert!(!listed.contains(clear), "{listed}");
+    }
+
+    let set = json!({"name": "risk", "rules": [
+        {"id": "B1", "name": "blacklisted", "kind": "hold",
+         "condition": "buyer_blacklisted || phone_blacklisted || address_blacklisted"},
+        {"id": "F1", "name": "first order", "kind": "tag", "condition": "buyer_order_count == 0",
+         "action": {"tags": ["first-order"]}},
+        {"id": "F2", "name": "regular", "kind": "tag", "condition": "buyer_order_count >= 2",
+         "action": {"tags": ["regular"]}}
+    ]});
+    let r = app.post("/v1/rule-sets", ADMIN_KEY, &set).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let set = r.body["rule_set_id"].as_str().unwrap().to_owned();
+    let path = |step: &str| format!("/v1/rule-sets/{set}/{step}");
+    app.post(&path("submit"), ADMIN_KEY, &json!({})).await;
+    let r = app.post(&path("approve"), ADMIN_KEY, &json!({})).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::FORBIDDEN, "own_rule_set")
+    );
+    for step in ["approve", "publish"] {
+        let r = app.post(&path(step), &second_admin, &json!({})).await;
+        assert_eq!(r.status, StatusCode::OK, "{step}: {:?}", r.body);
+    }
+
+    // One buyer's first, second and third orders.
+    let tags = |o: &Value| o["tags"].clone();
+    let first = bought(&app, "B-1", "tb-ok", "13800000001", "文三路1号").await;
+    assert_eq!(
+        (first["status"].clone(), tags(&first)),
+        (json!("paid"), json!(["first-order"]))
+    );
+    let second = bought(&app, "B-2", "tb-ok", "13800000001", "文三路1号").await;
+    assert_eq!(tags(&second), json!([]));
+    let third = bought(&app, "B-3", "tb-ok", "13800000001", "文三路1号").await;
+    assert_eq!(tags(&third), json!(["regular"]));
+    // Each list matches on its own, whatever the spacing it was written with.
+    for (ext, buyer, phone, detail) in [
+        ("K-1", "tb-bad", "13800000002", "文三路2号"),
+        ("K-2", "tb-new", "139 0000 9999", "文三路3号"),
+        ("K-3", "tb-new2", "13800000003", "黑名单路1号"),
+    ] {
+        let o = bought(&app, ext, buyer, phone, detail).await;
+        assert_eq!(o["status"], json!("on_hold"), "{ext}: {o}");
+        assert!(
+            o["hold_reason"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("held by rule B1 v"),
+            "{o}"
+        );
+    }
+    // The rule test reads the same facts as the live path.
+    let r = app
+        .post(
+            &path("test"),
+            ADMIN_KEY,
+            &json!({"order_id": second["order_id"]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.body["decisions"]["tags"], json!([]), "{:?}", r.body);
+    // Off the list: the next order of that buyer is not held.
+    let r = app.get("/v1/blacklist", ADMIN_KEY).await;
+    for e in r.body["entries"].as_array().unwrap() {
+        let id = e["entry_id"].as_str().unwrap();
+        let r = app
+            .call(
+                Method::DELETE,
+                &format!("/v1/blacklist/{id}"),
+                Some(ADMIN_KEY),
+                None,
+                &[],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT);
+    }
+    let o = bought(&app, "K-4", "tb-bad", "13800000002", "文三路2号").await;
+    assert_eq!(o["status"], json!("paid"), "{o}");
+    assert_eq!(tags(&o), json!([]), "tb-bad's second order (K-1 before it)");
+}
