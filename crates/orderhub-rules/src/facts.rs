@@ -59,6 +59,9 @@ pub struct Extra {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Facts {
     values: Vec<(&'static str, Value)>,
+    /// The order's creation time: not a fact a condition names, the time a gift rule's window
+    /// is checked against.
+    at: chrono::DateTime<chrono::Utc>,
 }
 
 fn s(v: &str) -> Value {
@@ -158,12 +161,20 @@ impl Facts {
             ),
         ];
         debug_assert_eq!(values.len(), FACT_NAMES.len());
-        Facts { values }
+        Facts {
+            values,
+            at: order.created_at,
+        }
     }
 
     /// One fact's value (tests and the rule test's answer).
     pub fn get(&self, name: &str) -> Option<&Value> {
         self.values.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
+    }
+
+    /// The order's creation time (gift windows).
+    pub fn at(&self) -> chrono::DateTime<chrono::Utc> {
+        self.at
     }
 
     pub(crate) fn bind(&self, ctx: &mut Context<'_, '_>) {

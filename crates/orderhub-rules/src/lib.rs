@@ -14,6 +14,7 @@ pub use facts::{Extra, FACT_NAMES, Facts};
 
 use cel::common::ast::{EntryExpr, Expr};
 use cel::{Context, Env, IdedExpr, Program, Value};
+use chrono::{DateTime, Utc};
 use orderhub_domain::ids::CarrierCode;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
@@ -31,6 +32,9 @@ pub const TAGS_PER_RULE_MAX: usize = 16;
 pub const TAG_CHARS_MAX: usize = 64;
 /// The longest ship-by window a deadline rule may give: 30 days (presales promise weeks).
 pub const SHIP_WITHIN_HOURS_MAX: u32 = 720;
+/// Gift lines one gift rule adds at most, and the units of one.
+pub const GIFT_LINES_PER_RULE_MAX: usize = 10;
+pub const GIFT_QUANTITY_MAX: u32 = 1_000;
 
 /// What a rule does when its condition holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,6 +49,10 @@ pub enum RuleKind {
     /// The order's ship-by deadline when its channel gives none: hours from payment (or from
     /// creation, for an order created unpaid). Action: `{"ship_within_hours": 48}`.
     Deadline,
+    /// Add gift lines (赠品) at price 0 when the order is created, within an optional window of
+    /// creation times. Action: `{"lines": [{"sku": "GIFT-1", "quantity": 1}], "window":
+    /// {"from": RFC 3339, "until": RFC 3339}}`. Every gift rule that fires adds its lines.
+    Gift,
 }
 
 impl RuleKind {
@@ -54,6 +62,7 @@ impl RuleKind {
             RuleKind::Tag => "tag",
             RuleKind::Carrier => "carrier",
             RuleKind::Deadline => "deadline",
+            RuleKind::Gift => "gift",
         }
     }
 }
@@ -115,6 +124,19 @@ enum Action {
     Tag(Vec<String>),
     Carrier(CarrierCode),
     ShipWithin(u32),
+    Gift {
+        lines: Vec<(String, u32)>,
+        window: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    },
+}
+
+/// A gift line a rule adds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Gift {
+    pub sku: String,
+    pub quantity: u32,
+    /// The gift rule's id.
+    pub rule: String,
 }
 
 #[derive(Debug)]
@@ -179,6 +201,9 @@ pub struct Decisions {
     /// The ship-by window, in hours, of the first deadline rule that fired, with that rule.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ship_within: Option<(u32, Fired)>,
+    /// Gift lines to add, of every gift rule that fired (in evaluation order).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gifts: Vec<Gift>,
     /// Every rule that fired, in evaluation order.
     pub fired: Vec<Fired>,
     /// Rules whose condition could not be evaluated for this order (a type the condition did not
@@ -275,7 +300,8 @@ impl RuleSet {
         let mut d = Decisions::default();
         for c in &self.rules {
             match c.program.execute(&ctx) {
-                Ok(Value::Bool(true)) => fire(&mut d, c),
+                Ok(Value::Bool(true)) if in_window(&c.action, facts.at()) => fire(&mut d, c),
+                Ok(Value::Bool(true)) => {}
                 Ok(Value::Bool(false)) => {}
                 Ok(other) => d.errors.push((
                     c.rule.id.clone(),
@@ -319,6 +345,18 @@ fn failure(e: &cel::ExecutionError) -> String {
     }
 }
 
+/// Whether a gift rule's window (from inclusive, until exclusive) holds the order's creation time;
+/// other rules have none.
+fn in_window(action: &Action, at: DateTime<Utc>) -> bool {
+    match action {
+        Action::Gift {
+            window: Some((from, until)),
+            ..
+        } => *from <= at && at < *until,
+        _ => true,
+    }
+}
+
 fn fire(d: &mut Decisions, c: &CompiledRule) {
     let fired = Fired {
         rule: c.rule.id.clone(),
@@ -348,6 +386,11 @@ fn fire(d: &mut Decisions, c: &CompiledRule) {
                 d.ship_within = Some((*hours, fired.clone()));
             }
         }
+        Action::Gift { lines, .. } => d.gifts.extend(lines.iter().map(|(sku, q)| Gift {
+            sku: sku.clone(),
+            quantity: *q,
+            rule: c.rule.id.clone(),
+        })),
     }
     d.fired.push(fired);
 }
@@ -548,7 +591,79 @@ fn check_action(rule: &Rule) -> Result<Action, RuleError> {
                     "a deadline rule's action is {{\"ship_within_hours\": 1-{SHIP_WITHIN_HOURS_MAX}}}"
                 ))
             }),
+        RuleKind::Gift => gift_action(rule, obj),
     }
+}
+
+/// `{"lines": [{"sku", "quantity"}], "window": {"from", "until"}?}`: each fault names its place
+/// in the action (`action.lines[1].quantity`).
+fn gift_action(
+    rule: &Rule,
+    obj: &serde_json::Map<String, serde_json::Value>,
+) -> Result<Action, RuleError> {
+    let bad = |field: &str, m: String| RuleError::new(&rule.id, &format!("action.{field}"), m);
+    if let Some(k) = obj.keys().find(|k| *k != "lines" && *k != "window") {
+        return Err(bad(
+            k,
+            "a gift rule's action is {\"lines\": [...], \"window\": {...}}".into(),
+        ));
+    }
+    let lines = obj
+        .get("lines")
+        .and_then(|l| l.as_array())
+        .filter(|l| !l.is_empty() && l.len() <= GIFT_LINES_PER_RULE_MAX)
+        .ok_or_else(|| {
+            bad(
+                "lines",
+                format!("1-{GIFT_LINES_PER_RULE_MAX} lines of {{\"sku\", \"quantity\"}}"),
+            )
+        })?;
+    let mut out = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        let sku = l
+            .get("sku")
+            .and_then(|s| s.as_str())
+            .filter(|s| orderhub_domain::Sku::parse(s).is_ok())
+            .ok_or_else(|| bad(&format!("lines[{i}].sku"), "a SKU code".into()))?;
+        let q = l
+            .get("quantity")
+            .and_then(|q| q.as_u64())
+            .filter(|q| (1..=u64::from(GIFT_QUANTITY_MAX)).contains(q))
+            .ok_or_else(|| {
+                bad(
+                    &format!("lines[{i}].quantity"),
+                    format!("1 to {GIFT_QUANTITY_MAX}"),
+                )
+            })?;
+        if l.as_object().is_some_and(|o| o.len() != 2) {
+            return Err(bad(
+                &format!("lines[{i}]"),
+                "a line is {\"sku\", \"quantity\"}".into(),
+            ));
+        }
+        out.push((sku.to_owned(), q as u32));
+    }
+    let window = match obj.get("window") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(w) => {
+            let at = |k: &str| {
+                w.get(k)
+                    .and_then(|t| t.as_str())
+                    .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                    .map(|t| t.to_utc())
+                    .ok_or_else(|| bad(&format!("window.{k}"), "an RFC 3339 time".into()))
+            };
+            let (from, until) = (at("from")?, at("until")?);
+            if from >= until || w.as_object().is_some_and(|o| o.len() != 2) {
+                return Err(bad(
+                    "window",
+                    "{\"from\", \"until\"}, from before until".into(),
+                ));
+            }
+            Some((from, until))
+        }
+    };
+    Ok(Action::Gift { lines: out, window })
 }
 
 #[cfg(test)]

@@ -40,13 +40,16 @@ pub struct RuleIn {
     /// 1-32 letters, digits, '-' or '_'; unique in the set.
     pub id: String,
     pub name: String,
-    /// hold, tag, carrier or deadline
+    /// hold, tag, carrier, deadline or gift
     pub kind: String,
     /// CEL over the facts (channel, shop, kind, currency, paid_cents, goods_total_cents,
     /// shipping_fee_cents, discount_cents, skus, quantity, line_count, tags, weight_kg, province,
-    /// city, district, buyer_message, seller_memo, is_test, is_employee, is_presale).
+    /// city, district, buyer_message, seller_memo, is_test, is_employee, is_presale,
+    /// buyer_order_count, buyer_blacklisted, phone_blacklisted, address_blacklisted).
     pub condition: String,
-    /// hold: `{}`; tag: `{"tags": [...]}`; carrier: `{"carrier": "ems"}`.
+    /// hold: `{}`; tag: `{"tags": [...]}`; carrier: `{"carrier": "ems"}`; deadline:
+    /// `{"ship_within_hours": 48}`; gift: `{"lines": [{"sku": "GIFT-1", "quantity": 1}],
+    /// "window": {"from": RFC 3339, "until": RFC 3339}}` (window optional).
     #[serde(default)]
     #[schema(value_type = Object)]
     pub action: Option<serde_json::Value>,
@@ -75,10 +78,14 @@ fn kind(i: usize, r: &RuleIn) -> Result<RuleKind, ApiError> {
         "tag" => Ok(RuleKind::Tag),
         "carrier" => Ok(RuleKind::Carrier),
         "deadline" => Ok(RuleKind::Deadline),
+        "gift" => Ok(RuleKind::Gift),
         _ => Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_rules",
-            format!("rule {}: kind must be hold, tag, carrier or deadline", r.id),
+            format!(
+                "rule {}: kind must be hold, tag, carrier, deadline or gift",
+                r.id
+            ),
         )
         .field(format!("rules[{i}].kind"))),
     }

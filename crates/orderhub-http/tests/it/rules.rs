@@ -412,3 +412,117 @@ async fn blacklisted_buyers_phones_and_addresses_are_held_and_a_buyers_first_ord
     assert_eq!(o["status"], json!("paid"), "{o}");
     assert_eq!(tags(&o), json!([]), "tb-bad's second order (K-1 before it)");
 }
+
+on_every_backend!(
+    a_gift_rule_adds_free_lines_that_reserve_stock_and_a_gift_out_of_stock_is_skipped
+);
+
+/// Writes, submits, approves (another admin) and publishes `rules`; the author cannot approve.
+async fn live(app: &TestApp, rules: Value) -> String {
+    let second_admin = app.key("admin", None, false).await;
+    let r = app
+        .post(
+            "/v1/rule-sets",
+            ADMIN_KEY,
+            &json!({"name": "s", "rules": rules}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let set = r.body["rule_set_id"].as_str().unwrap().to_owned();
+    let path = |step: &str| format!("/v1/rule-sets/{set}/{step}");
+    app.post(&path("submit"), ADMIN_KEY, &json!({})).await;
+    let r = app.post(&path("approve"), ADMIN_KEY, &json!({})).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::FORBIDDEN, "own_rule_set")
+    );
+    for step in ["approve", "publish"] {
+        let r = app.post(&path(step), &second_admin, &json!({})).await;
+        assert_eq!(r.status, StatusCode::OK, "{step}: {:?}", r.body);
+    }
+    set
+}
+
+async fn a_gift_rule_adds_free_lines_that_reserve_stock_and_a_gift_out_of_stock_is_skipped(
+    app: TestApp,
+) {
+    goods(&app).await;
+    put(&app, "/v1/skus/GIFT-1", json!({"title": "小样"})).await;
+    put(&app, "/v1/skus/GIFT-0", json!({"title": "钥匙扣"})).await;
+    let body = json!({"sku": "GIFT-1", "warehouse_id": "WH1", "quantity": 3});
+    let r = app.post("/v1/inventory/receipts", ADMIN_KEY, &body).await;
+    assert!(r.status.is_success(), "{:?}", r.body);
+    // A gift of a SKU the master does not know: refused, naming the place.
+    let bad = json!({"name": "bad", "rules": [{"id": "G9", "name": "g", "kind": "gift",
+        "condition": "true", "action": {"lines": [{"sku": "NOPE", "quantity": 1}]}}]});
+    let r = app.post("/v1/rule-sets", ADMIN_KEY, &bad).await;
+    assert_eq!(
+        (r.status, r.code(), r.field()),
+        (
+            StatusCode::BAD_REQUEST,
+            "invalid_rules",
+            "rules.G9.action.lines[0].sku"
+        ),
+        "{:?}",
+        r.body
+    );
+    let rules = json!([
+        {"id": "G1", "name": "tee buyers get a sample", "kind": "gift", "condition": "'SKU-1' in skus",
+         "action": {"lines": [{"sku": "GIFT-1", "quantity": 2}, {"sku": "GIFT-0", "quantity": 1}]}},
+        {"id": "G2", "name": "last year's promotion", "kind": "gift", "condition": "true",
+         "action": {"lines": [{"sku": "GIFT-1", "quantity": 1}],
+                    "window": {"from": "2020-01-01T00:00:00Z", "until": "2020-01-02T00:00:00Z"}}}
+    ]);
+    let before = paid(&app, 0, "GB-0").await;
+    let set = live(&app, rules).await;
+    let r = app
+        .get(&format!("/v1/rule-sets/{set}/sandbox?days=1"), ADMIN_KEY)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(
+        r.body["report"]["gift_lines_draft"],
+        json!(2),
+        "{:?}",
+        r.body
+    );
+
+    let first = paid(&app, 0, "G-1").await;
+    let lines = first["lines"].as_array().unwrap();
+    assert_eq!(lines.len(), 3, "{first}");
+    assert_eq!(
+        (
+            lines[2]["sku"].clone(),
+            lines[2]["quantity"].clone(),
+            lines[2]["unit_price"].clone(),
+            lines[2]["title"].clone()
+        ),
+        (json!("GIFT-1"), json!(2), json!("0.00"), json!("小样"))
+    );
+    // The gift is free: what the buyer pays is what the same order paid without rules.
+    assert_eq!(first["amounts"], before["amounts"]);
+    let tl = app
+        .get(
+            &format!(
+                "/v1/orders/{}/timeline",
+                first["order_id"].as_str().unwrap()
+            ),
+            ADMIN_KEY,
+        )
+        .await;
+    let gifts = &tl.body["steps"][0]["detail"]["rules"]["gifts"];
+    assert_eq!(gifts["added"][0]["rule"], json!("G1 v1"), "{:?}", tl.body);
+    assert_eq!(gifts["added"][0]["line_id"], json!(3), "{gifts}");
+    assert_eq!(
+        (
+            gifts["skipped"][0]["sku"].clone(),
+            gifts["skipped"][0]["skipped"].clone()
+        ),
+        (json!("GIFT-0"), json!("not enough stock"))
+    );
+    // Paid: the gift holds its stock like any line; the next order finds one unit left.
+    let inv = app.get("/v1/inventory/GIFT-1", ADMIN_KEY).await;
+    assert_eq!(inv.body["reserved"], json!(2), "{:?}", inv.body);
+    let second = paid(&app, 0, "G-2").await;
+    assert_eq!(second["lines"].as_array().unwrap().len(), 2, "{second}");
+    assert_eq!(second["status"], json!("paid"));
+}
