@@ -242,6 +242,7 @@ impl Applied {
             "tags": self.decisions.tags,
             "carrier": self.decisions.carrier.as_ref().map(|(c, f)| serde_json::json!({"carrier": c, "rule": f.rule})),
             "gifts": self.gifts,
+            "warehouse": self.decisions.warehouse.as_ref().map(|(r, f)| serde_json::json!({"warehouses": r.warehouses, "split": r.split, "rule": f.rule})),
             "errors": self.decisions.errors,
         })
     }
@@ -342,6 +343,17 @@ pub fn decide_on_create(tx: &mut dyn Tx, order: &mut Order) -> Result<Option<App
         && order.fulfillment.preferred_carrier.is_none()
     {
         order.fulfillment.preferred_carrier = CarrierCode::parse(carrier).ok();
+    }
+    if let Some((route, fired)) = &d.warehouse {
+        order.fulfillment.warehouse_route = Some(orderhub_domain::order::WarehouseRoute {
+            warehouses: route
+                .warehouses
+                .iter()
+                .filter_map(|w| orderhub_domain::ids::WarehouseId::parse(w).ok())
+                .collect(),
+            split_allowed: route.split == "allow",
+            rule: format!("{} v{}", fired.rule, applied.version),
+        });
     }
     Ok(Some(applied))
 }
@@ -567,8 +579,9 @@ pub fn create_draft(
     Ok(rec)
 }
 
-/// A gift rule naming a SKU the master does not know is refused when the draft is written (one
-/// read per gift line; sets are written rarely), naming its place: `action.lines[1].sku`.
+/// A gift rule naming a SKU the master does not know, or a warehouse rule naming a warehouse not
+/// defined, is refused when the draft is written (one read per gift line, one of the warehouses;
+/// sets are written rarely), naming its place: `action.lines[1].sku`, `action.warehouses[0]`.
 fn unknown_skus(tx: &mut dyn Tx, tenant: &TenantId, rules: &[Rule]) -> Result<(), CoreError> {
     let mut errors = Vec::new();
     for r in rules
@@ -590,6 +603,32 @@ fn unknown_skus(tx: &mut dyn Tx, tenant: &TenantId, rules: &[Rule]) -> Result<()
                     field: format!("action.lines[{i}].sku"),
                     at: None,
                     message: format!("unknown SKU {sku}: add it to the SKU master first"),
+                });
+            }
+        }
+    }
+    let routes = rules
+        .iter()
+        .filter(|r| r.kind == orderhub_rules::RuleKind::Warehouse);
+    let mut known: Option<Vec<String>> = None;
+    for r in routes {
+        let list = r.action.get("warehouses").and_then(|l| l.as_array());
+        for (i, w) in list.into_iter().flatten().enumerate() {
+            let Some(w) = w.as_str() else { continue };
+            if known.is_none() {
+                known = Some(
+                    tx.warehouses(tenant)?
+                        .into_iter()
+                        .map(|x| x.warehouse_id.to_string())
+                        .collect(),
+                );
+            }
+            if !known.as_ref().is_some_and(|k| k.iter().any(|x| x == w)) {
+                errors.push(orderhub_rules::RuleError {
+                    rule: r.id.clone(),
+                    field: format!("action.warehouses[{i}]"),
+                    at: None,
+                    message: format!("unknown warehouse {w}: define it first"),
                 });
             }
         }
@@ -735,6 +774,11 @@ pub struct SandboxReport {
     pub gift_lines_live: u64,
     pub gift_lines_draft: u64,
     pub gifts_changed: ChangeSample,
+    /// Orders per first-choice warehouse of the warehouse rule that fired (`default`: none
+    /// fired, the default choice), live and draft, and the orders whose route differs.
+    pub warehouse_mix_live: std::collections::BTreeMap<String, u64>,
+    pub warehouse_mix_draft: std::collections::BTreeMap<String, u64>,
+    pub warehouse_changed: ChangeSample,
     /// More orders than the sandbox reads matched: the report covers the oldest ones.
     pub truncated: bool,
 }
@@ -828,5 +872,18 @@ impl SandboxReport {
         if units(live_gifts) != units(&draft.gifts) {
             self.gifts_changed.add(id);
         }
+        fn route(d: Option<&Decisions>) -> Option<&orderhub_rules::Route> {
+            d.and_then(|d| d.warehouse.as_ref()).map(|(r, _)| r)
+        }
+        let first = |r: Option<&orderhub_rules::Route>| {
+            r.and_then(|r| r.warehouses.first())
+                .map_or_else(|| "default".to_owned(), Clone::clone)
+        };
+        let (rl, rd) = (route(live), route(Some(draft)));
+        if rl != rd {
+            self.warehouse_changed.add(id);
+        }
+        *self.warehouse_mix_live.entry(first(rl)).or_default() += 1;
+        *self.warehouse_mix_draft.entry(first(rd)).or_default() += 1;
     }
 }

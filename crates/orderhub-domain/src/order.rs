@@ -108,6 +108,20 @@ pub struct Fulfillment {
     /// leaves as it is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ship_by_rule: Option<String>,
+    /// The warehouse rule that routes this order's stock (issue 22), set when it was created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warehouse_route: Option<WarehouseRoute>,
+}
+
+/// Where a warehouse rule sends an order's stock: its ranked candidates, tried in order (each
+/// must hold every unit); `split_allowed: false` stops there (the order waits on backorder until
+/// one of them has everything), `true` lets the default choice (region, priority) follow.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WarehouseRoute {
+    pub warehouses: Vec<WarehouseId>,
+    pub split_allowed: bool,
+    /// "W1 v3": the rule and its set's version.
+    pub rule: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -35,6 +35,8 @@ pub const SHIP_WITHIN_HOURS_MAX: u32 = 720;
 /// Gift lines one gift rule adds at most, and the units of one.
 pub const GIFT_LINES_PER_RULE_MAX: usize = 10;
 pub const GIFT_QUANTITY_MAX: u32 = 1_000;
+/// Warehouses one warehouse rule ranks at most.
+pub const WAREHOUSES_PER_RULE_MAX: usize = 10;
 
 /// What a rule does when its condition holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,6 +55,9 @@ pub enum RuleKind {
     /// creation times. Action: `{"lines": [{"sku": "GIFT-1", "quantity": 1}], "window":
     /// {"from": RFC 3339, "until": RFC 3339}}`. Every gift rule that fires adds its lines.
     Gift,
+    /// Route the order's stock: ranked candidate warehouses, before the default choice.
+    /// Action: `{"warehouses": ["WH-A", "WH-B"], "split": "allow" | "forbid"}`.
+    Warehouse,
 }
 
 impl RuleKind {
@@ -63,6 +68,7 @@ impl RuleKind {
             RuleKind::Carrier => "carrier",
             RuleKind::Deadline => "deadline",
             RuleKind::Gift => "gift",
+            RuleKind::Warehouse => "warehouse",
         }
     }
 }
@@ -128,6 +134,16 @@ enum Action {
         lines: Vec<(String, u32)>,
         window: Option<(DateTime<Utc>, DateTime<Utc>)>,
     },
+    Warehouse(Route),
+}
+
+/// A warehouse rule's route: ranked warehouses, and whether the default choice may follow them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Route {
+    pub warehouses: Vec<String>,
+    /// `allow`: when none of `warehouses` holds everything, the default choice follows;
+    /// `forbid`: one of them must, or the order waits.
+    pub split: String,
 }
 
 /// A gift line a rule adds.
@@ -201,6 +217,9 @@ pub struct Decisions {
     /// The ship-by window, in hours, of the first deadline rule that fired, with that rule.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ship_within: Option<(u32, Fired)>,
+    /// The route of the first warehouse rule that fired, with that rule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warehouse: Option<(Route, Fired)>,
     /// Gift lines to add, of every gift rule that fired (in evaluation order).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gifts: Vec<Gift>,
@@ -384,6 +403,11 @@ fn fire(d: &mut Decisions, c: &CompiledRule) {
         Action::ShipWithin(hours) => {
             if d.ship_within.is_none() {
                 d.ship_within = Some((*hours, fired.clone()));
+            }
+        }
+        Action::Warehouse(route) => {
+            if d.warehouse.is_none() {
+                d.warehouse = Some((route.clone(), fired.clone()));
             }
         }
         Action::Gift { lines, .. } => d.gifts.extend(lines.iter().map(|(sku, q)| Gift {
@@ -592,7 +616,52 @@ fn check_action(rule: &Rule) -> Result<Action, RuleError> {
                 ))
             }),
         RuleKind::Gift => gift_action(rule, obj),
+        RuleKind::Warehouse => warehouse_action(rule, obj),
     }
+}
+
+/// `{"warehouses": [1-10 ids], "split": "allow" | "forbid"}`.
+fn warehouse_action(
+    rule: &Rule,
+    obj: &serde_json::Map<String, serde_json::Value>,
+) -> Result<Action, RuleError> {
+    let bad = |field: &str, m: String| RuleError::new(&rule.id, &format!("action.{field}"), m);
+    if let Some(k) = obj.keys().find(|k| *k != "warehouses" && *k != "split") {
+        return Err(bad(
+            k,
+            "a warehouse rule's action is {\"warehouses\": [...], \"split\": \"allow\" | \"forbid\"}"
+                .into(),
+        ));
+    }
+    let list = obj
+        .get("warehouses")
+        .and_then(|w| w.as_array())
+        .filter(|w| !w.is_empty() && w.len() <= WAREHOUSES_PER_RULE_MAX)
+        .ok_or_else(|| {
+            bad(
+                "warehouses",
+                format!("1-{WAREHOUSES_PER_RULE_MAX} warehouse ids, first choice first"),
+            )
+        })?;
+    let mut warehouses: Vec<String> = Vec::new();
+    for (i, w) in list.iter().enumerate() {
+        let id = w
+            .as_str()
+            .filter(|w| orderhub_domain::ids::WarehouseId::parse(w).is_ok())
+            .ok_or_else(|| bad(&format!("warehouses[{i}]"), "a warehouse id".into()))?;
+        if warehouses.iter().any(|x| x == id) {
+            return Err(bad(
+                &format!("warehouses[{i}]"),
+                format!("{id} is ranked twice"),
+            ));
+        }
+        warehouses.push(id.to_owned());
+    }
+    let split = match obj.get("split").and_then(|s| s.as_str()) {
+        Some(s @ ("allow" | "forbid")) => s.to_owned(),
+        _ => return Err(bad("split", "\"allow\" or \"forbid\"".into())),
+    };
+    Ok(Action::Warehouse(Route { warehouses, split }))
 }
 
 /// `{"lines": [{"sku", "quantity"}], "window": {"from", "until"}?}`: each fault names its place

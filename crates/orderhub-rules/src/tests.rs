@@ -388,3 +388,64 @@ fn only_the_facts_a_set_names_are_asked_for_and_given_facts_decide() {
     assert_eq!(again.hold.map(|h| h.rule).as_deref(), Some("H1"));
     assert!(again.tags.is_empty());
 }
+
+#[test]
+fn the_first_warehouse_rule_that_fires_routes_and_a_bad_route_names_its_place() {
+    let mut later = rule(
+        "W2",
+        RuleKind::Warehouse,
+        "true",
+        json!({"warehouses": ["WH-C"], "split": "allow"}),
+    );
+    later.priority = 1;
+    let set = RuleSet::compile(&[
+        later,
+        rule(
+            "W1",
+            RuleKind::Warehouse,
+            "city.contains('乌鲁木齐')",
+            json!({"warehouses": ["WH-A", "WH-B"], "split": "forbid"}),
+        ),
+    ])
+    .unwrap();
+    let (route, by) = set.evaluate(&Facts::of(&urumqi(), None)).warehouse.unwrap();
+    assert_eq!(
+        (route.warehouses, route.split.as_str(), by.rule.as_str()),
+        (vec!["WH-A".to_owned(), "WH-B".to_owned()], "forbid", "W1")
+    );
+    let (route, _) = set
+        .evaluate(&Facts::of(&sample::order(0), None))
+        .warehouse
+        .unwrap();
+    assert_eq!(
+        (route.warehouses[0].as_str(), route.split.as_str()),
+        ("WH-C", "allow")
+    );
+
+    let refused = |action: serde_json::Value| {
+        RuleSet::compile(&[rule("W", RuleKind::Warehouse, "true", action)]).unwrap_err()[0]
+            .field
+            .clone()
+    };
+    assert_eq!(
+        refused(json!({"warehouses": [], "split": "allow"})),
+        "action.warehouses"
+    );
+    assert_eq!(
+        refused(json!({"warehouses": ["A", "A"], "split": "allow"})),
+        "action.warehouses[1]"
+    );
+    assert_eq!(
+        refused(json!({"warehouses": ["A", 3], "split": "allow"})),
+        "action.warehouses[1]"
+    );
+    assert_eq!(refused(json!({"warehouses": ["A"]})), "action.split");
+    assert_eq!(
+        refused(json!({"warehouses": ["A"], "split": "sometimes"})),
+        "action.split"
+    );
+    assert_eq!(
+        refused(json!({"warehouses": ["A"], "split": "allow", "cost": 1})),
+        "action.cost"
+    );
+}

@@ -40,7 +40,7 @@ pub struct RuleIn {
     /// 1-32 letters, digits, '-' or '_'; unique in the set.
     pub id: String,
     pub name: String,
-    /// hold, tag, carrier, deadline or gift
+    /// hold, tag, carrier, deadline, gift or warehouse
     pub kind: String,
     /// CEL over the facts (channel, shop, kind, currency, paid_cents, goods_total_cents,
     /// shipping_fee_cents, discount_cents, skus, quantity, line_count, tags, weight_kg, province,
@@ -49,7 +49,8 @@ pub struct RuleIn {
     pub condition: String,
     /// hold: `{}`; tag: `{"tags": [...]}`; carrier: `{"carrier": "ems"}`; deadline:
     /// `{"ship_within_hours": 48}`; gift: `{"lines": [{"sku": "GIFT-1", "quantity": 1}],
-    /// "window": {"from": RFC 3339, "until": RFC 3339}}` (window optional).
+    /// "window": {"from": RFC 3339, "until": RFC 3339}}` (window optional); warehouse:
+    /// `{"warehouses": ["WH-A", "WH-B"], "split": "allow" | "forbid"}`.
     #[serde(default)]
     #[schema(value_type = Object)]
     pub action: Option<serde_json::Value>,
@@ -79,11 +80,12 @@ fn kind(i: usize, r: &RuleIn) -> Result<RuleKind, ApiError> {
         "carrier" => Ok(RuleKind::Carrier),
         "deadline" => Ok(RuleKind::Deadline),
         "gift" => Ok(RuleKind::Gift),
+        "warehouse" => Ok(RuleKind::Warehouse),
         _ => Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_rules",
             format!(
-                "rule {}: kind must be hold, tag, carrier, deadline or gift",
+                "rule {}: kind must be hold, tag, carrier, deadline, gift or warehouse",
                 r.id
             ),
         )

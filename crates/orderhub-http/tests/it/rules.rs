@@ -526,3 +526,117 @@ async fn a_gift_rule_adds_free_lines_that_reserve_stock_and_a_gift_out_of_stock_
     assert_eq!(second["lines"].as_array().unwrap().len(), 2, "{second}");
     assert_eq!(second["status"], json!("paid"));
 }
+
+on_every_backend!(
+    a_warehouse_rule_ranks_warehouses_before_the_default_and_forbidding_a_split_waits
+);
+
+/// The warehouse an order's reservation took its stock from (`None`: nothing reserved).
+async fn reserved_in(app: &TestApp, order: &Value) -> Option<String> {
+    let id = order["reservation_id"].as_str()?;
+    let r = app.get(&format!("/v1/reservations/{id}"), ADMIN_KEY).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    r.body["lines"][0]["warehouse_id"]
+        .as_str()
+        .map(str::to_owned)
+}
+
+async fn a_warehouse_rule_ranks_warehouses_before_the_default_and_forbidding_a_split_waits(
+    app: TestApp,
+) {
+    // WH1 (priority 0) has everything; WH2 (priority 5) too; WH3 has nothing.
+    goods(&app).await;
+    for (wh, priority) in [("WH2", 5), ("WH3", 9)] {
+        put(
+            &app,
+            &format!("/v1/warehouses/{wh}"),
+            json!({"name": wh, "priority": priority, "regions": []}),
+        )
+        .await;
+    }
+    for sku in ["SKU-1", "SKU-2"] {
+        let body = json!({"sku": sku, "warehouse_id": "WH2", "quantity": 1000});
+        let r = app.post("/v1/inventory/receipts", ADMIN_KEY, &body).await;
+        assert!(r.status.is_success(), "{:?}", r.body);
+    }
+    let before = paid(&app, 1, "W-0").await;
+    assert_eq!(reserved_in(&app, &before).await.as_deref(), Some("WH1"));
+    // A warehouse not defined: refused, naming the place.
+    let bad = json!({"name": "bad", "rules": [{"id": "W9", "name": "w", "kind": "warehouse",
+        "condition": "true", "action": {"warehouses": ["WH2", "NOWHERE"], "split": "allow"}}]});
+    let r = app.post("/v1/rule-sets", ADMIN_KEY, &bad).await;
+    assert_eq!(
+        (r.status, r.field()),
+        (StatusCode::BAD_REQUEST, "rules.W9.action.warehouses[1]"),
+        "{:?}",
+        r.body
+    );
+    // Hangzhou ships from WH2 first; Chengdu only from WH3 (forbid); Ürümqi WH3, then the default.
+    let set = live(
+        &app,
+        json!([
+            {"id": "W1", "name": "Hangzhou from WH2", "kind": "warehouse",
+             "condition": "city == '杭州市'", "action": {"warehouses": ["WH3", "WH2"], "split": "forbid"}},
+            {"id": "W2", "name": "Chengdu from WH3 only", "kind": "warehouse",
+             "condition": "city == '成都市'", "action": {"warehouses": ["WH3"], "split": "forbid"}},
+            {"id": "W3", "name": "Urumqi WH3 or anywhere", "kind": "warehouse",
+             "condition": "city == '乌鲁木齐市'", "action": {"warehouses": ["WH3"], "split": "allow"}}
+        ]),
+    )
+    .await;
+    let r = app
+        .get(&format!("/v1/rule-sets/{set}/sandbox?days=1"), ADMIN_KEY)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(
+        r.body["report"]["warehouse_mix_draft"]["WH3"],
+        json!(1),
+        "{:?}",
+        r.body
+    );
+
+    // history(1): Hangzhou; WH3 has nothing, WH2 everything.
+    let hz = paid(&app, 1, "W-1").await;
+    assert_eq!(reserved_in(&app, &hz).await.as_deref(), Some("WH2"), "{hz}");
+    // history(3): Chengdu; only WH3, which has nothing: the order waits on backorder.
+    let cd = paid(&app, 3, "W-3").await;
+    assert_eq!(reserved_in(&app, &cd).await, None, "{cd}");
+    assert!(
+        cd["exceptions"].to_string().contains("out_of_stock"),
+        "{cd}"
+    );
+    // history(0): Ürümqi; WH3 has nothing, the default choice follows: WH1.
+    let urumqi = paid(&app, 0, "W-2").await;
+    assert_eq!(reserved_in(&app, &urumqi).await.as_deref(), Some("WH1"));
+    // The create entry names the rule and the set's version.
+    let tl = app
+        .get(
+            &format!("/v1/orders/{}/timeline", hz["order_id"].as_str().unwrap()),
+            ADMIN_KEY,
+        )
+        .await;
+    assert_eq!(
+        tl.body["steps"][0]["detail"]["rules"]["warehouse"]["rule"],
+        json!("W1"),
+        "{:?}",
+        tl.body
+    );
+    // Stock reaches WH3: the Chengdu order is served from there.
+    for sku in ["SKU-1", "SKU-2"] {
+        let body = json!({"sku": sku, "warehouse_id": "WH3", "quantity": 50});
+        let r = app.post("/v1/inventory/receipts", ADMIN_KEY, &body).await;
+        assert!(r.status.is_success(), "{:?}", r.body);
+    }
+    let r = app
+        .get(
+            &format!("/v1/orders/{}", cd["order_id"].as_str().unwrap()),
+            ADMIN_KEY,
+        )
+        .await;
+    assert_eq!(
+        reserved_in(&app, &r.body).await.as_deref(),
+        Some("WH3"),
+        "{:?}",
+        r.body
+    );
+}
