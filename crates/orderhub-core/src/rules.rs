@@ -434,6 +434,7 @@ fn add_gifts(
                 *order = next.order;
                 for (a, l) in added.iter_mut().zip(&order.lines[first..]) {
                     a["line_id"] = serde_json::json!(l.line_id);
+                    order.fulfillment.gift_lines.push(l.line_id);
                 }
             }
             // An order at its line limit: no gifts, said so.

@@ -111,6 +111,11 @@ pub struct Fulfillment {
     /// The warehouse rule that routes this order's stock (issue 22), set when it was created.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warehouse_route: Option<WarehouseRoute>,
+    /// The ids of the lines the hub's gift rules added: the channel's reports of the order do
+    /// not list them, so they are left out when a report's lines are compared with the order's and
+    /// kept when its lines are applied (`channel_update`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gift_lines: Vec<u32>,
 }
 
 /// Where a warehouse rule sends an order's stock: its ranked candidates, tried in order (each
