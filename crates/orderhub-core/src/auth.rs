@@ -269,9 +269,11 @@ impl Permission {
             Permission::ParcelsShip => "ship a parcel of a split or merged order".into(),
             Permission::MergeRulesManage => "configure order merging".into(),
             Permission::RulesRead => {
-                "read rule sets, test them on an order, run the sandbox".into()
+                "read rule sets, test them on an order, run the sandbox, list the blacklist".into()
             }
-            Permission::RulesWrite => "write rule set drafts and submit them".into(),
+            Permission::RulesWrite => {
+                "write rule set drafts and submit them, add to and remove from the blacklist".into()
+            }
             Permission::RulesApprove => {
                 "approve other keys' rule sets and publish approved ones".into()
             }

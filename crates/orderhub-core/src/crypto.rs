@@ -60,6 +60,20 @@ impl PiiCipher {
         m.finalize().into_bytes().into()
     }
 
+    /// A blind index of a personal value: HMAC-SHA256, under the key derived for `purpose`, of
+    /// `parts` (each length-prefixed), as hex. Equal inputs give equal indexes, so a value can be
+    /// looked up by it; the index tells nothing of the value without the personal-data key.
+    pub fn blind_index(&self, purpose: &str, parts: &[&str]) -> String {
+        use hmac::{Hmac, Mac};
+        let mut m = <Hmac<Sha256> as Mac>::new_from_slice(&self.derive_key(purpose))
+            .expect("HMAC takes a key of any length");
+        for p in parts {
+            m.update(&(p.len() as u64).to_le_bytes());
+            m.update(p.as_bytes());
+        }
+        hex::encode(m.finalize().into_bytes())
+    }
+
     /// A new random key, as hex, for a fresh embedded data directory.
     pub fn generate_hex() -> String {
         let mut k = [0u8; 32];
@@ -124,6 +138,19 @@ pub fn request_hash(parts: &[&[u8]]) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn blind_indexes_are_stable_per_key_and_differ_by_part_and_key() {
+        let a = PiiCipher::from_hex(&"11".repeat(32)).unwrap();
+        let b = PiiCipher::from_hex(&"22".repeat(32)).unwrap();
+        let i = |c: &PiiCipher, p: &[&str]| c.blind_index("blacklist", p);
+        assert_eq!(i(&a, &["t", "phone", "139"]), i(&a, &["t", "phone", "139"]));
+        assert_ne!(i(&a, &["t", "phone", "139"]), i(&b, &["t", "phone", "139"]));
+        assert_ne!(i(&a, &["t", "phone", "139"]), i(&a, &["u", "phone", "139"]));
+        // Parts are length-prefixed: moving a boundary changes the index.
+        assert_ne!(i(&a, &["t", "phone1", "39"]), i(&a, &["t", "phone", "139"]));
+        assert!(!i(&a, &["t", "phone", "139"]).contains("139"));
+    }
 
     #[test]
     fn derived_keys_differ_by_purpose_and_by_secret_and_are_stable() {

@@ -445,7 +445,7 @@ pub(crate) fn reserve_for_order(
         mode: deduction_mode(order),
         hold_for,
     };
-    match reserve_inner(tx, actor, &input, now) {
+    match reserve_routed(tx, actor, order, &input, now) {
         Ok(rec) => {
             order.reservation_id = Some(rec.reservation_id);
             order.exceptions.retain(|e| e != OUT_OF_STOCK);
@@ -463,6 +463,46 @@ pub(crate) fn reserve_for_order(
         }
         Err(e) => Err(e),
     }
+}
+
+/// [`reserve_inner`] for an order a warehouse rule routes (`Fulfillment::warehouse_route`): its
+/// ranked warehouses first, each taking every unit or none; then, when the rule allows it, the
+/// default choice (region, priority). A rule that forbids it leaves the order short (backorder)
+/// until one of its warehouses has everything. Without a route: the default choice.
+fn reserve_routed(
+    tx: &mut dyn Tx,
+    actor: &Actor,
+    order: &Order,
+    input: &ReserveInput,
+    now: DateTime<Utc>,
+) -> Result<ReservationRecord, CoreError> {
+    let Some(route) = &order.fulfillment.warehouse_route else {
+        return reserve_inner(tx, actor, input, now);
+    };
+    let mut short = None;
+    for w in &route.warehouses {
+        let one = ReserveInput {
+            region: None,
+            warehouse: Some(w.clone()),
+            ..input.clone()
+        };
+        match reserve_inner(tx, actor, &one, now) {
+            Ok(rec) => return Ok(rec),
+            Err(e @ CoreError::OutOfStock { .. }) => short = short.or(Some(e)),
+            // A ranked warehouse no longer defined: the next one.
+            Err(CoreError::Validation(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    if route.split_allowed {
+        return reserve_inner(tx, actor, input, now);
+    }
+    Err(short.unwrap_or_else(|| CoreError::OutOfStock {
+        field: "lines".into(),
+        sku: input.lines[0].0.to_string(),
+        requested: i64::from(input.lines[0].1),
+        available: 0,
+    }))
 }
 
 /// What an order's move does to its stock: paying reserves it (or puts the order on backorder),

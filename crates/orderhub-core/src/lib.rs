@@ -9,6 +9,7 @@
 pub mod after_sales;
 pub mod audit_chain;
 pub mod auth;
+pub mod blacklist;
 pub mod bulk;
 pub mod combine;
 pub mod crypto;

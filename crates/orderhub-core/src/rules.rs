@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 use orderhub_domain::ids::CarrierCode;
 use orderhub_domain::lifecycle::Command;
 use orderhub_domain::{Order, Status, TenantId};
-use orderhub_rules::{Decisions, Facts, Rule, RuleSet};
+use orderhub_rules::{Decisions, Extra, Facts, Rule, RuleSet};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
@@ -114,7 +114,7 @@ impl RuleSetRecord {
 }
 
 /// The store's part, inside the order's (or the rule set's) transaction.
-pub trait RuleTx {
+pub trait RuleTx: crate::blacklist::BlacklistStore {
     /// Inserts a new set. `Ok(false)`: its version is taken (a concurrent draft); nothing written.
     fn rule_set_insert(&mut self, rec: &RuleSetRecord) -> Result<bool, StoreError>;
     /// The set, locked for update where the backend has row locks.
@@ -162,13 +162,8 @@ thread_local! {
 
 /// [`evaluate`] for the live path, remembering the last (set, facts) on this thread: evaluation
 /// is a pure function of the two.
-fn evaluate_live(
-    set_id: Uuid,
-    set: &RuleSet,
-    order: &Order,
-    weight_kg: Option<Decimal>,
-) -> Decisions {
-    let facts = Facts::of(order, weight_kg);
+fn evaluate_live(set_id: Uuid, set: &RuleSet, order: &Order, extra: &Extra) -> Decisions {
+    let facts = Facts::with(order, extra);
     let known = LAST.with(|l| {
         l.borrow()
             .as_ref()
@@ -205,9 +200,9 @@ pub fn compiled(rec: &RuleSetRecord) -> Result<Arc<RuleSet>, CoreError> {
 }
 
 /// What one set decides for one order: the evaluator of the live path, the rule test and the
-/// sandbox. `weight_kg`: the order's goods' weight (ignored unless a rule names it).
-pub fn evaluate(set: &RuleSet, order: &Order, weight_kg: Option<Decimal>) -> Decisions {
-    set.evaluate(&Facts::of(order, weight_kg))
+/// sandbox. `extra`: the facts read from the store ([`crate::blacklist::extra_facts`]).
+pub fn evaluate(set: &RuleSet, order: &Order, extra: &Extra) -> Decisions {
+    set.evaluate(&Facts::with(order, extra))
 }
 
 /// The weight of an order's goods from the SKU master: the known weights times quantities
@@ -231,6 +226,8 @@ pub struct Applied {
     pub rule_set_id: Uuid,
     pub version: u32,
     pub decisions: Decisions,
+    /// What the gift rules did at creation: lines added, gifts skipped and why.
+    pub gifts: serde_json::Value,
 }
 
 impl Applied {
@@ -244,6 +241,8 @@ impl Applied {
             "fired": self.decisions.fired,
             "tags": self.decisions.tags,
             "carrier": self.decisions.carrier.as_ref().map(|(c, f)| serde_json::json!({"carrier": c, "rule": f.rule})),
+            "gifts": self.gifts,
+            "warehouse": self.decisions.warehouse.as_ref().map(|(r, f)| serde_json::json!({"warehouses": r.warehouses, "split": r.split, "rule": f.rule})),
             "errors": self.decisions.errors,
         })
     }
@@ -282,21 +281,22 @@ fn live_decisions(
                     errors: vec![("*".to_owned(), e.to_string())],
                     ..Decisions::default()
                 },
+                gifts: serde_json::Value::Null,
             }));
         }
     };
     if set.is_empty() {
         return Ok(None);
     }
-    let weight = if set.needs_weight() {
+    // Only the facts the set names cost a read (weight, buyer history, blacklist), each at most
+    // one round trip, whatever the number of rules naming it.
+    let extra = crate::blacklist::extra_facts(tx, set.needs(), order, |tx| {
         let tenant = order.tenant_id.clone();
         order_weight(order, |sku| {
             Ok(tx.sku_get(&tenant, sku)?.and_then(|r| r.weight_kg))
-        })?
-    } else {
-        None
-    };
-    let decisions = evaluate_live(id, &set, order, weight);
+        })
+    })?;
+    let decisions = evaluate_live(id, &set, order, &extra);
     if decisions.is_empty() && decisions.errors.is_empty() {
         return Ok(None);
     }
@@ -304,6 +304,7 @@ fn live_decisions(
         rule_set_id: id,
         version,
         decisions,
+        gifts: serde_json::Value::Null,
     }))
 }
 
@@ -326,9 +327,12 @@ pub fn ship_by_by_rules(order: &Order) -> bool {
 /// carrier preferred (unless the order names one already). `None`: no live set, or nothing
 /// fired.
 pub fn decide_on_create(tx: &mut dyn Tx, order: &mut Order) -> Result<Option<Applied>, CoreError> {
-    let Some(applied) = live_decisions(tx, order, order.created_at)? else {
+    let Some(mut applied) = live_decisions(tx, order, order.created_at)? else {
         return Ok(None);
     };
+    if !applied.decisions.gifts.is_empty() {
+        applied.gifts = add_gifts(tx, order, &applied.decisions.gifts, applied.version)?;
+    }
     let d = &applied.decisions;
     for t in &d.tags {
         if !order.tags.contains(t) {
@@ -340,7 +344,109 @@ pub fn decide_on_create(tx: &mut dyn Tx, order: &mut Order) -> Result<Option<App
     {
         order.fulfillment.preferred_carrier = CarrierCode::parse(carrier).ok();
     }
+    if let Some((route, fired)) = &d.warehouse {
+        order.fulfillment.warehouse_route = Some(orderhub_domain::order::WarehouseRoute {
+            warehouses: route
+                .warehouses
+                .iter()
+                .filter_map(|w| orderhub_domain::ids::WarehouseId::parse(w).ok())
+                .collect(),
+            split_allowed: route.split == "allow",
+            rule: format!("{} v{}", fired.rule, applied.version),
+        });
+    }
     Ok(Some(applied))
+}
+
+/// Units of `sku` available now in all the tenant's warehouses (a kit: as many kits as its
+/// components make).
+fn available(
+    tx: &mut dyn Tx,
+    tenant: &TenantId,
+    sku: &orderhub_domain::Sku,
+) -> Result<i64, StoreError> {
+    let units = |tx: &mut dyn Tx, s: &orderhub_domain::Sku| -> Result<i64, StoreError> {
+        Ok(tx
+            .stock_all(tenant, s)?
+            .iter()
+            .map(|(_, row)| row.level.available().max(0))
+            .sum())
+    };
+    match tx.sku_get(tenant, sku)?.and_then(|r| r.components) {
+        Some(parts) => {
+            let mut kits = i64::MAX;
+            for (part, per_kit) in parts {
+                kits = kits.min(units(tx, &part)? / i64::from(per_kit.max(1)));
+            }
+            Ok(if kits == i64::MAX { 0 } else { kits })
+        }
+        None => units(tx, sku),
+    }
+}
+
+/// Adds the gift rules' lines to `order` as an edit's `add_gifts` adds them (price 0, the next
+/// line ids, amounts unchanged, titled as the SKU master titles them); they reserve stock as every
+/// line does. A gift whose SKU the master does not know, or whose units the warehouses together
+/// do not have available now (counting the gifts before it), is skipped: the order goes on
+/// without it and the `create` entry names it and why. Returns what the entry says.
+fn add_gifts(
+    tx: &mut dyn Tx,
+    order: &mut Order,
+    gifts: &[orderhub_rules::Gift],
+    version: u32,
+) -> Result<serde_json::Value, CoreError> {
+    use orderhub_domain::edit::{GiftLine, OrderEdit};
+    let tenant = order.tenant_id.clone();
+    let (mut take, mut added, mut skipped) = (Vec::new(), Vec::new(), Vec::new());
+    let mut wanted: HashMap<String, i64> = HashMap::new();
+    for g in gifts {
+        let rule = format!("{} v{version}", g.rule);
+        let said = |why: &str| serde_json::json!({"sku": g.sku, "quantity": g.quantity, "rule": rule, "skipped": why});
+        let Ok(sku) = orderhub_domain::Sku::parse(&g.sku) else {
+            skipped.push(said("not a SKU code"));
+            continue;
+        };
+        let Some(rec) = tx.sku_get(&tenant, &sku)? else {
+            skipped.push(said("unknown SKU"));
+            continue;
+        };
+        let want = wanted.entry(g.sku.clone()).or_default();
+        if available(tx, &tenant, &sku)? < *want + i64::from(g.quantity) {
+            skipped.push(said("not enough stock"));
+            continue;
+        }
+        *want += i64::from(g.quantity);
+        take.push(GiftLine {
+            sku,
+            title: rec.title,
+            quantity: g.quantity,
+        });
+        added.push(serde_json::json!({"sku": g.sku, "quantity": g.quantity, "rule": rule}));
+    }
+    if !take.is_empty() {
+        let edit = OrderEdit {
+            add_gifts: take,
+            ..OrderEdit::default()
+        };
+        match edit.apply(order) {
+            Ok(next) => {
+                let first = order.lines.len();
+                *order = next.order;
+                for (a, l) in added.iter_mut().zip(&order.lines[first..]) {
+                    a["line_id"] = serde_json::json!(l.line_id);
+                    order.fulfillment.gift_lines.push(l.line_id);
+                }
+            }
+            // An order at its line limit: no gifts, said so.
+            Err(e) => {
+                for mut a in added.drain(..) {
+                    a["skipped"] = serde_json::json!(e.to_string());
+                    skipped.push(a);
+                }
+            }
+        }
+    }
+    Ok(serde_json::json!({"added": added, "skipped": skipped}))
 }
 
 /// The set live at `now` for an order being paid (`order` as the payment leaves it, not yet
@@ -444,6 +550,7 @@ pub fn create_draft(
     }
     RuleSet::compile(&rules).map_err(CoreError::InvalidRules)?;
     let tenant = actor.principal.tenant_id.clone();
+    unknown_skus(tx, &tenant, &rules)?;
     let rec = RuleSetRecord {
         version: tx.rule_set_last_version(&tenant)? + 1,
         tenant_id: tenant,
@@ -471,6 +578,67 @@ pub fn create_draft(
         ));
     }
     Ok(rec)
+}
+
+/// A gift rule naming a SKU the master does not know, or a warehouse rule naming a warehouse not
+/// defined, is refused when the draft is written (one read per gift line, one of the warehouses;
+/// sets are written rarely), naming its place: `action.lines[1].sku`, `action.warehouses[0]`.
+fn unknown_skus(tx: &mut dyn Tx, tenant: &TenantId, rules: &[Rule]) -> Result<(), CoreError> {
+    let mut errors = Vec::new();
+    for r in rules
+        .iter()
+        .filter(|r| r.kind == orderhub_rules::RuleKind::Gift)
+    {
+        let lines = r.action.get("lines").and_then(|l| l.as_array());
+        for (i, l) in lines.into_iter().flatten().enumerate() {
+            let Some(Ok(sku)) = l
+                .get("sku")
+                .and_then(|s| s.as_str())
+                .map(orderhub_domain::Sku::parse)
+            else {
+                continue;
+            };
+            if tx.sku_get(tenant, &sku)?.is_none() {
+                errors.push(orderhub_rules::RuleError {
+                    rule: r.id.clone(),
+                    field: format!("action.lines[{i}].sku"),
+                    at: None,
+                    message: format!("unknown SKU {sku}: add it to the SKU master first"),
+                });
+            }
+        }
+    }
+    let routes = rules
+        .iter()
+        .filter(|r| r.kind == orderhub_rules::RuleKind::Warehouse);
+    let mut known: Option<Vec<String>> = None;
+    for r in routes {
+        let list = r.action.get("warehouses").and_then(|l| l.as_array());
+        for (i, w) in list.into_iter().flatten().enumerate() {
+            let Some(w) = w.as_str() else { continue };
+            if known.is_none() {
+                known = Some(
+                    tx.warehouses(tenant)?
+                        .into_iter()
+                        .map(|x| x.warehouse_id.to_string())
+                        .collect(),
+                );
+            }
+            if !known.as_ref().is_some_and(|k| k.iter().any(|x| x == w)) {
+                errors.push(orderhub_rules::RuleError {
+                    rule: r.id.clone(),
+                    field: format!("action.warehouses[{i}]"),
+                    at: None,
+                    message: format!("unknown warehouse {w}: define it first"),
+                });
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(CoreError::InvalidRules(errors))
+    }
 }
 
 fn load(
@@ -602,6 +770,16 @@ pub struct SandboxReport {
     pub late_against_draft: ChangeSample,
     /// The same, against the live set's windows.
     pub late_against_live: u64,
+    /// Gift lines the live set's and the draft's gift rules add over these orders (before any
+    /// stock check: the sandbox reads no stock), and the orders whose gifts differ.
+    pub gift_lines_live: u64,
+    pub gift_lines_draft: u64,
+    pub gifts_changed: ChangeSample,
+    /// Orders per first-choice warehouse of the warehouse rule that fired (`default`: none
+    /// fired, the default choice), live and draft, and the orders whose route differs.
+    pub warehouse_mix_live: std::collections::BTreeMap<String, u64>,
+    pub warehouse_mix_draft: std::collections::BTreeMap<String, u64>,
+    pub warehouse_changed: ChangeSample,
     /// More orders than the sandbox reads matched: the report covers the oldest ones.
     pub truncated: bool,
 }
@@ -683,5 +861,30 @@ impl SandboxReport {
         if !draft.errors.is_empty() {
             self.draft_errors.add(id);
         }
+        let no_gifts: &[orderhub_rules::Gift] = &[];
+        let live_gifts = live.map_or(no_gifts, |l| &l.gifts);
+        self.gift_lines_live += live_gifts.len() as u64;
+        self.gift_lines_draft += draft.gifts.len() as u64;
+        let units = |g: &[orderhub_rules::Gift]| {
+            g.iter()
+                .map(|g| (g.sku.clone(), g.quantity))
+                .collect::<Vec<_>>()
+        };
+        if units(live_gifts) != units(&draft.gifts) {
+            self.gifts_changed.add(id);
+        }
+        fn route(d: Option<&Decisions>) -> Option<&orderhub_rules::Route> {
+            d.and_then(|d| d.warehouse.as_ref()).map(|(r, _)| r)
+        }
+        let first = |r: Option<&orderhub_rules::Route>| {
+            r.and_then(|r| r.warehouses.first())
+                .map_or_else(|| "default".to_owned(), Clone::clone)
+        };
+        let (rl, rd) = (route(live), route(Some(draft)));
+        if rl != rd {
+            self.warehouse_changed.add(id);
+        }
+        *self.warehouse_mix_live.entry(first(rl)).or_default() += 1;
+        *self.warehouse_mix_draft.entry(first(rd)).or_default() += 1;
     }
 }

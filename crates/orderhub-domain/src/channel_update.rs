@@ -369,6 +369,15 @@ pub fn line_ids(ours: &[OrderLine], theirs: &[OrderLine]) -> Vec<u32> {
         .collect()
 }
 
+/// The order's lines without those the hub's gift rules added (`Fulfillment::gift_lines`).
+fn channel_lines(o: &Order) -> Vec<OrderLine> {
+    o.lines
+        .iter()
+        .filter(|l| !o.fulfillment.gift_lines.contains(&l.line_id))
+        .cloned()
+        .collect()
+}
+
 /// The channel's lines with the ids they take on the order.
 fn numbered(ours: &[OrderLine], theirs: &[OrderLine]) -> Vec<OrderLine> {
     theirs
@@ -510,9 +519,14 @@ pub fn decide(ours: &Order, r: &Report) -> Decision {
     }
     // After release the report is compared with what the channel last said that was not applied.
     let released = ours.status == Status::Released;
+    // The lines the hub's gift rules added are not the channel's: left out of the comparison.
+    let own = channel_lines(ours);
     let base = match &ours.channel_seen.unapplied {
         Some(u) if released => Content::kept(u),
-        _ => Content::of(ours),
+        _ => Content {
+            lines: &own,
+            ..Content::of(ours)
+        },
     };
     let content = content_changes(&base, &theirs);
     changed.extend(content.iter().copied());
@@ -719,7 +733,7 @@ pub fn decide(ours: &Order, r: &Report) -> Decision {
     }
     if content.contains(&Change::Lines) {
         let holds_stock = ours.status != Status::PendingPayment || ours.reservation_id.is_some();
-        let rereserve = holds_stock && units(&ours.lines) != units(&theirs_lines);
+        let rereserve = holds_stock && units(&channel_lines(ours)) != units(&theirs_lines);
         actions.push(Action::ApplyLines { rereserve });
     }
     if content.contains(&Change::Receiver) {
@@ -855,7 +869,17 @@ pub fn applied(ours: &Order, r: &Report, d: &Decision) -> Order {
                     }
                 }
             }
-            Action::ApplyLines { .. } => next.lines = numbered_lines.clone(),
+            Action::ApplyLines { .. } => {
+                // The hub's gift lines stay (their ids are above every line the channel had).
+                next.lines = numbered_lines.clone();
+                next.lines.extend(
+                    ours.lines
+                        .iter()
+                        .filter(|l| ours.fulfillment.gift_lines.contains(&l.line_id))
+                        .filter(|l| !numbered_lines.iter().any(|t| t.line_id == l.line_id))
+                        .cloned(),
+                );
+            }
             Action::ApplyReceiver => next.receiver = theirs.receiver.clone(),
             Action::ApplyNotes => {
                 next.buyer_message = theirs.buyer_message.clone();
@@ -1201,6 +1225,55 @@ mod tests {
             &report(Status::Paid, |d| d.receiver.name = Personal::new("李**")),
         );
         assert_eq!(d.actions, vec![Action::ApplyReceiver]);
+    }
+
+    #[test]
+    fn a_gift_line_the_hub_added_is_not_a_line_change_and_stays_when_the_channels_lines_apply() {
+        let mut o = ours(Status::Paid);
+        let gift = OrderLine {
+            line_id: 3,
+            external_line_id: None,
+            sku: crate::Sku::parse("GIFT-1").unwrap(),
+            title: "小样".into(),
+            quantity: 1,
+            unit_price: Money::ZERO,
+            discount: Money::ZERO,
+            paid_amount: Money::ZERO,
+            is_kit: false,
+        };
+        o.lines.push(gift.clone());
+        o.fulfillment.gift_lines = vec![3];
+        let memo = |d: &mut crate::order::OrderDraft| d.seller_memo = Some("发顺丰".into());
+        let d = decide(&o, &report(Status::Paid, memo));
+        assert_eq!(d.actions, vec![Action::ApplyNotes], "{d:?}");
+        // The same without the marker: the gift line reads as goods the channel removed.
+        let mut unmarked = o.clone();
+        unmarked.fulfillment.gift_lines.clear();
+        let d = decide(&unmarked, &report(Status::Paid, memo));
+        assert!(d.changed.contains(&Change::Lines), "{d:?}");
+        // The channel adds a line: its lines apply, the gift stays, under its own id.
+        let more = |d: &mut crate::order::OrderDraft| {
+            let mut l = d.lines[1].clone();
+            l.external_line_id = Some("L3".into());
+            d.lines.push(l);
+        };
+        let r = report(Status::Paid, more);
+        let d = decide(&o, &r);
+        assert!(
+            d.actions
+                .iter()
+                .any(|a| matches!(a, Action::ApplyLines { .. })),
+            "{d:?}"
+        );
+        let n = applied(&o, &r, &d);
+        let ids: Vec<(u32, &str)> = n
+            .lines
+            .iter()
+            .map(|l| (l.line_id, l.sku.as_str()))
+            .collect();
+        assert_eq!(ids.len(), 4, "{ids:?}");
+        assert!(ids.contains(&(3, "GIFT-1")), "{ids:?}");
+        assert_eq!(ids.iter().filter(|(id, _)| *id == 3).count(), 1, "{ids:?}");
     }
 
     #[test]

@@ -108,6 +108,25 @@ pub struct Fulfillment {
     /// leaves as it is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ship_by_rule: Option<String>,
+    /// The warehouse rule that routes this order's stock (issue 22), set when it was created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warehouse_route: Option<WarehouseRoute>,
+    /// The ids of the lines the hub's gift rules added: the channel's reports of the order do
+    /// not list them, so they are left out when a report's lines are compared with the order's and
+    /// kept when its lines are applied (`channel_update`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gift_lines: Vec<u32>,
+}
+
+/// Where a warehouse rule sends an order's stock: its ranked candidates, tried in order (each
+/// must hold every unit); `split_allowed: false` stops there (the order waits on backorder until
+/// one of them has everything), `true` lets the default choice (region, priority) follow.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WarehouseRoute {
+    pub warehouses: Vec<WarehouseId>,
+    pub split_allowed: bool,
+    /// "W1 v3": the rule and its set's version.
+    pub rule: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -16,8 +16,9 @@ pub trait WarehouseStrategy: Send + Sync {
 }
 
 /// The default: the warehouse that holds the reserved stock (the reservation already chose it by
-/// stock, region and priority); otherwise the first by priority that covers the receiver's
-/// province; otherwise the first by priority.
+/// a warehouse rule's ranking, or by stock, region and priority); otherwise the first defined
+/// warehouse a warehouse rule ranks (`Fulfillment::warehouse_route`, issue 22); otherwise the
+/// first by priority that covers the receiver's province; otherwise the first by priority.
 pub struct ByStockRegionPriority;
 
 impl WarehouseStrategy for ByStockRegionPriority {
@@ -28,6 +29,14 @@ impl WarehouseStrategy for ByStockRegionPriority {
         warehouses: &[WarehouseRecord],
     ) -> Option<WarehouseId> {
         if let Some(w) = reserved {
+            return Some(w.clone());
+        }
+        let ranked = order.fulfillment.warehouse_route.as_ref().and_then(|r| {
+            r.warehouses
+                .iter()
+                .find(|w| warehouses.iter().any(|x| &x.warehouse_id == *w))
+        });
+        if let Some(w) = ranked {
             return Some(w.clone());
         }
         let mut ws: Vec<&WarehouseRecord> = warehouses.iter().collect();

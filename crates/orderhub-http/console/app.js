@@ -102,6 +102,8 @@ const I18N = {
     'sb.carrier_changed': '承运商变化', 'sb.tags_changed': '标签变化', 'sb.deadline_changed': '发货时限变化',
     'sb.late_against_draft': '按本规则集超时', 'sb.late_against_live': '按现行规则超时',
     'sb.draft_errors': '规则无法求值', 'sb.carrier_mix': '承运商分布：现行 vs 本规则集', 'sb.sample': '样例订单',
+    'sb.gifts_changed': '赠品变化', 'sb.gift_lines_live': '赠品行（现行）', 'sb.gift_lines_draft': '赠品行（本规则集）',
+    'sb.warehouse_changed': '仓库路由变化', 'sb.warehouse_mix': '首选仓分布：现行 vs 本规则集',
     'sb.truncated': '订单过多，只推演了最早的部分', 'sb.export': '导出报告', 'sb.live': '现行', 'sb.draft': '本规则集',
     'sb.change': '变化',
     'merge.done': '已合并', 'merge.pick': '请先勾选至少两个订单', parcels: '包裹', parcel: '包裹号',
@@ -211,6 +213,8 @@ const I18N = {
     'sb.carrier_changed': 'Carrier changes', 'sb.tags_changed': 'Tags change', 'sb.deadline_changed': 'Ship-by changes',
     'sb.late_against_draft': 'Late against this set', 'sb.late_against_live': 'Late against the live set',
     'sb.draft_errors': 'Could not evaluate', 'sb.carrier_mix': 'Carrier mix: live vs this set', 'sb.sample': 'Sample orders',
+    'sb.gifts_changed': 'Gift changes', 'sb.gift_lines_live': 'Gift lines (live)', 'sb.gift_lines_draft': 'Gift lines (this set)',
+    'sb.warehouse_changed': 'Warehouse route changes', 'sb.warehouse_mix': 'First-choice warehouse: live vs this set',
     'sb.truncated': 'Too many orders: the oldest were read', 'sb.export': 'Export the report', 'sb.live': 'live', 'sb.draft': 'this set',
     'sb.change': 'Change',
     'merge.done': 'Merged', 'merge.pick': 'Tick at least two orders first', parcels: 'Parcels', parcel: 'Parcel',
@@ -1429,7 +1433,7 @@ function ruleTestCard(s) {
 }
 
 // Grouped bars per carrier, the live set's beside this set's, as plain SVG.
-function carrierMixChart(live, draft) {
+function carrierMixChart(live, draft, testid = 'sandbox-chart') {
   const NS = 'http://www.w3.org/2000/svg';
   const el = (tag, attrs, text) => {
     const n = document.createElementNS(NS, tag);
@@ -1442,7 +1446,7 @@ function carrierMixChart(live, draft) {
   const max = Math.max(1, ...carriers.map((c) => Math.max(live[c] || 0, draft[c] || 0)));
   const step = (W - left) / Math.max(1, carriers.length);
   const bar = Math.max(4, step * 0.35);
-  const svg = el('svg', { viewBox: `0 0 ${W} ${H + 24}`, width: '100%', role: 'img', 'data-testid': 'sandbox-chart' });
+  const svg = el('svg', { viewBox: `0 0 ${W} ${H + 24}`, width: '100%', role: 'img', 'data-testid': testid });
   svg.append(el('line', { x1: left, y1: H - bottom, x2: W, y2: H - bottom, stroke: '#dde3ea' }));
   svg.append(el('text', { x: 2, y: top + 10, 'font-size': 11, fill: '#6b778a' }, max));
   carriers.forEach((c, i) => {
@@ -1474,15 +1478,17 @@ function sandboxCard(s) {
     const sample = (c) => (c && c.sample && c.sample.length ? c.sample.map((id) => h('a', { href: `#/orders/${id}`, class: 'mono' }, id.slice(0, 8), ' ')) : '');
     const row = (k, n, c) => h('tr', { testid: `sandbox-${k}` }, h('td', {}, t(`sb.${k}`)), h('td', { class: 'num', testid: `sandbox-${k}-n` }, n), h('td', {}, sample(c)));
     const changes = ['would_hold', 'would_release', 'hold_rule_changed', 'carrier_changed', 'tags_changed', 'deadline_changed',
-      'late_against_draft', 'draft_errors'];
+      'gifts_changed', 'warehouse_changed', 'late_against_draft', 'draft_errors'];
     box.replaceChildren(
       r.truncated ? h('p', { class: 'error' }, t('sb.truncated')) : null,
       h('div', { class: 'grid' },
         h('table', { testid: 'sandbox-report' },
           h('thead', {}, h('tr', {}, h('th', {}, t('sb.change')), h('th', { class: 'num' }, t('count')), h('th', {}, t('sb.sample')))),
           h('tbody', {}, row('orders', r.orders), row('held_live', r.held_live), row('held_draft', r.held_draft),
-            changes.map((k) => row(k, r[k].count, r[k])), row('late_against_live', r.late_against_live))),
-        h('div', {}, h('h2', {}, t('sb.carrier_mix')), carrierMixChart(r.carrier_mix_live, r.carrier_mix_draft))),
+            changes.map((k) => row(k, r[k].count, r[k])), row('late_against_live', r.late_against_live),
+            row('gift_lines_live', r.gift_lines_live), row('gift_lines_draft', r.gift_lines_draft))),
+        h('div', {}, h('h2', {}, t('sb.carrier_mix')), carrierMixChart(r.carrier_mix_live, r.carrier_mix_draft),
+          h('h2', {}, t('sb.warehouse_mix')), carrierMixChart(r.warehouse_mix_live, r.warehouse_mix_draft, 'sandbox-warehouse-chart'))),
       h('p', {}, h('button', { type: 'button', testid: 'sandbox-export',
         onclick: () => download(`sandbox-v${s.version}-${sandboxDays}d.json`, answer) }, t('sb.export'))));
   });

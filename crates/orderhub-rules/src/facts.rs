@@ -12,7 +12,7 @@ use std::sync::Arc;
 /// Every name a condition may use, in the order the docs list them. The order's status is not
 /// one: a rule decides on what was bought, by whom and where it goes, so the same order gets the
 /// same decisions at creation, at payment and in the sandbox.
-pub const FACT_NAMES: [&str; 21] = [
+pub const FACT_NAMES: [&str; 25] = [
     "channel",
     "shop",
     "kind",
@@ -34,12 +34,34 @@ pub const FACT_NAMES: [&str; 21] = [
     "is_test",
     "is_employee",
     "is_presale",
+    "buyer_order_count",
+    "buyer_blacklisted",
+    "phone_blacklisted",
+    "address_blacklisted",
 ];
+
+/// Facts that cost a read of the store, given by the caller (the rules crate reads nothing):
+/// each only when a rule of the set names it ([`crate::RuleSet::needs`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Extra {
+    /// The order's goods' weight from the SKU master (`None`: 0.0 to a condition).
+    pub weight_kg: Option<Decimal>,
+    /// Orders of the same buyer id in the tenant before this one (`None`, no buyer id: 0).
+    pub buyer_order_count: Option<u32>,
+    /// Whether the buyer id, the receiver's phone, the receiver's address is on the tenant's
+    /// blacklist (matched by the caller through the blind index, never in clear).
+    pub buyer_blacklisted: bool,
+    pub phone_blacklisted: bool,
+    pub address_blacklisted: bool,
+}
 
 /// One order's facts. Build with [`Facts::of`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Facts {
     values: Vec<(&'static str, Value)>,
+    /// The order's creation time: not a fact a condition names, the time a gift rule's window
+    /// is checked against.
+    at: chrono::DateTime<chrono::Utc>,
 }
 
 fn s(v: &str) -> Value {
@@ -77,6 +99,18 @@ impl Facts {
     /// caller reads it only when a rule names it, [`crate::RuleSet::needs_weight`]); `None` is
     /// 0.0 to a condition.
     pub fn of(order: &Order, weight_kg: Option<Decimal>) -> Facts {
+        Facts::with(
+            order,
+            &Extra {
+                weight_kg,
+                ..Extra::default()
+            },
+        )
+    }
+
+    /// The facts of `order` with the facts the caller read from the store.
+    pub fn with(order: &Order, extra: &Extra) -> Facts {
+        let weight_kg = extra.weight_kg;
         let r = &order.receiver;
         let values = vec![
             ("channel", s(order.channel.as_str())),
@@ -115,14 +149,32 @@ impl Facts {
                 "is_presale",
                 Value::Bool(matches!(order.kind, OrderKind::Presale { .. })),
             ),
+            (
+                "buyer_order_count",
+                Value::Int(i64::from(extra.buyer_order_count.unwrap_or(0))),
+            ),
+            ("buyer_blacklisted", Value::Bool(extra.buyer_blacklisted)),
+            ("phone_blacklisted", Value::Bool(extra.phone_blacklisted)),
+            (
+                "address_blacklisted",
+                Value::Bool(extra.address_blacklisted),
+            ),
         ];
         debug_assert_eq!(values.len(), FACT_NAMES.len());
-        Facts { values }
+        Facts {
+            values,
+            at: order.created_at,
+        }
     }
 
     /// One fact's value (tests and the rule test's answer).
     pub fn get(&self, name: &str) -> Option<&Value> {
         self.values.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
+    }
+
+    /// The order's creation time (gift windows).
+    pub fn at(&self) -> chrono::DateTime<chrono::Utc> {
+        self.at
     }
 
     pub(crate) fn bind(&self, ctx: &mut Context<'_, '_>) {

@@ -10,10 +10,11 @@
 mod facts;
 pub mod sample;
 
-pub use facts::{FACT_NAMES, Facts};
+pub use facts::{Extra, FACT_NAMES, Facts};
 
 use cel::common::ast::{EntryExpr, Expr};
 use cel::{Context, Env, IdedExpr, Program, Value};
+use chrono::{DateTime, Utc};
 use orderhub_domain::ids::CarrierCode;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
@@ -31,6 +32,11 @@ pub const TAGS_PER_RULE_MAX: usize = 16;
 pub const TAG_CHARS_MAX: usize = 64;
 /// The longest ship-by window a deadline rule may give: 30 days (presales promise weeks).
 pub const SHIP_WITHIN_HOURS_MAX: u32 = 720;
+/// Gift lines one gift rule adds at most, and the units of one.
+pub const GIFT_LINES_PER_RULE_MAX: usize = 10;
+pub const GIFT_QUANTITY_MAX: u32 = 1_000;
+/// Warehouses one warehouse rule ranks at most.
+pub const WAREHOUSES_PER_RULE_MAX: usize = 10;
 
 /// What a rule does when its condition holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,6 +51,13 @@ pub enum RuleKind {
     /// The order's ship-by deadline when its channel gives none: hours from payment (or from
     /// creation, for an order created unpaid). Action: `{"ship_within_hours": 48}`.
     Deadline,
+    /// Add gift lines (赠品) at price 0 when the order is created, within an optional window of
+    /// creation times. Action: `{"lines": [{"sku": "GIFT-1", "quantity": 1}], "window":
+    /// {"from": RFC 3339, "until": RFC 3339}}`. Every gift rule that fires adds its lines.
+    Gift,
+    /// Route the order's stock: ranked candidate warehouses, before the default choice.
+    /// Action: `{"warehouses": ["WH-A", "WH-B"], "split": "allow" | "forbid"}`.
+    Warehouse,
 }
 
 impl RuleKind {
@@ -54,6 +67,8 @@ impl RuleKind {
             RuleKind::Tag => "tag",
             RuleKind::Carrier => "carrier",
             RuleKind::Deadline => "deadline",
+            RuleKind::Gift => "gift",
+            RuleKind::Warehouse => "warehouse",
         }
     }
 }
@@ -115,6 +130,29 @@ enum Action {
     Tag(Vec<String>),
     Carrier(CarrierCode),
     ShipWithin(u32),
+    Gift {
+        lines: Vec<(String, u32)>,
+        window: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    },
+    Warehouse(Route),
+}
+
+/// A warehouse rule's route: ranked warehouses, and whether the default choice may follow them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Route {
+    pub warehouses: Vec<String>,
+    /// `allow`: when none of `warehouses` holds everything, the default choice follows;
+    /// `forbid`: one of them must, or the order waits.
+    pub split: String,
+}
+
+/// A gift line a rule adds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Gift {
+    pub sku: String,
+    pub quantity: u32,
+    /// The gift rule's id.
+    pub rule: String,
 }
 
 #[derive(Debug)]
@@ -128,7 +166,35 @@ struct CompiledRule {
 pub struct RuleSet {
     env: Arc<Env>,
     rules: Vec<CompiledRule>,
-    needs_weight: bool,
+    needs: Needs,
+}
+
+/// The facts that cost the caller a read, and whether any enabled rule of a set names them (found
+/// when the set is compiled): the live path reads the store for none it does not need.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Needs {
+    /// `weight_kg`: the SKU master.
+    pub weight: bool,
+    /// `buyer_order_count`: one count over the orders' buyer index.
+    pub buyer_history: bool,
+    /// `buyer_blacklisted`, `phone_blacklisted`, `address_blacklisted`: one lookup of the
+    /// tenant's blacklist by blind index.
+    pub blacklist: bool,
+}
+
+impl Needs {
+    /// Whether any one is needed.
+    pub fn any(self) -> bool {
+        self.weight || self.buyer_history || self.blacklist
+    }
+    /// What either of two sets needs (the sandbox evaluates a draft and the live set).
+    pub fn or(self, other: Needs) -> Needs {
+        Needs {
+            weight: self.weight || other.weight,
+            buyer_history: self.buyer_history || other.buyer_history,
+            blacklist: self.blacklist || other.blacklist,
+        }
+    }
 }
 
 /// One rule that fired for one order.
@@ -151,6 +217,12 @@ pub struct Decisions {
     /// The ship-by window, in hours, of the first deadline rule that fired, with that rule.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ship_within: Option<(u32, Fired)>,
+    /// The route of the first warehouse rule that fired, with that rule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warehouse: Option<(Route, Fired)>,
+    /// Gift lines to add, of every gift rule that fired (in evaluation order).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gifts: Vec<Gift>,
     /// Every rule that fired, in evaluation order.
     pub fired: Vec<Fired>,
     /// Rules whose condition could not be evaluated for this order (a type the condition did not
@@ -200,13 +272,25 @@ impl RuleSet {
         }
         compiled.retain(|c| c.rule.enabled);
         compiled.sort_by(|a, b| (a.rule.priority, &a.rule.id).cmp(&(b.rule.priority, &b.rule.id)));
-        let needs_weight = compiled
-            .iter()
-            .any(|c| c.program.references().has_variable("weight_kg"));
+        let names = |vars: &[&str]| {
+            compiled.iter().any(|c| {
+                let refs = c.program.references();
+                vars.iter().any(|v| refs.has_variable(v))
+            })
+        };
+        let needs = Needs {
+            weight: names(&["weight_kg"]),
+            buyer_history: names(&["buyer_order_count"]),
+            blacklist: names(&[
+                "buyer_blacklisted",
+                "phone_blacklisted",
+                "address_blacklisted",
+            ]),
+        };
         Ok(RuleSet {
             env,
             rules: compiled,
-            needs_weight,
+            needs,
         })
     }
 
@@ -220,7 +304,12 @@ impl RuleSet {
 
     /// Whether a condition names `weight_kg`: the caller reads the SKU master only then.
     pub fn needs_weight(&self) -> bool {
-        self.needs_weight
+        self.needs.weight
+    }
+
+    /// The facts a condition of this set names that the caller reads from the store.
+    pub fn needs(&self) -> Needs {
+        self.needs
     }
 
     /// Evaluates every enabled rule against `facts`.
@@ -230,7 +319,8 @@ impl RuleSet {
         let mut d = Decisions::default();
         for c in &self.rules {
             match c.program.execute(&ctx) {
-                Ok(Value::Bool(true)) => fire(&mut d, c),
+                Ok(Value::Bool(true)) if in_window(&c.action, facts.at()) => fire(&mut d, c),
+                Ok(Value::Bool(true)) => {}
                 Ok(Value::Bool(false)) => {}
                 Ok(other) => d.errors.push((
                     c.rule.id.clone(),
@@ -274,6 +364,18 @@ fn failure(e: &cel::ExecutionError) -> String {
     }
 }
 
+/// Whether a gift rule's window (from inclusive, until exclusive) holds the order's creation time;
+/// other rules have none.
+fn in_window(action: &Action, at: DateTime<Utc>) -> bool {
+    match action {
+        Action::Gift {
+            window: Some((from, until)),
+            ..
+        } => *from <= at && at < *until,
+        _ => true,
+    }
+}
+
 fn fire(d: &mut Decisions, c: &CompiledRule) {
     let fired = Fired {
         rule: c.rule.id.clone(),
@@ -303,6 +405,16 @@ fn fire(d: &mut Decisions, c: &CompiledRule) {
                 d.ship_within = Some((*hours, fired.clone()));
             }
         }
+        Action::Warehouse(route) => {
+            if d.warehouse.is_none() {
+                d.warehouse = Some((route.clone(), fired.clone()));
+            }
+        }
+        Action::Gift { lines, .. } => d.gifts.extend(lines.iter().map(|(sku, q)| Gift {
+            sku: sku.clone(),
+            quantity: *q,
+            rule: c.rule.id.clone(),
+        })),
     }
     d.fired.push(fired);
 }
@@ -503,7 +615,124 @@ fn check_action(rule: &Rule) -> Result<Action, RuleError> {
                     "a deadline rule's action is {{\"ship_within_hours\": 1-{SHIP_WITHIN_HOURS_MAX}}}"
                 ))
             }),
+        RuleKind::Gift => gift_action(rule, obj),
+        RuleKind::Warehouse => warehouse_action(rule, obj),
     }
+}
+
+/// `{"warehouses": [1-10 ids], "split": "allow" | "forbid"}`.
+fn warehouse_action(
+    rule: &Rule,
+    obj: &serde_json::Map<String, serde_json::Value>,
+) -> Result<Action, RuleError> {
+    let bad = |field: &str, m: String| RuleError::new(&rule.id, &format!("action.{field}"), m);
+    if let Some(k) = obj.keys().find(|k| *k != "warehouses" && *k != "split") {
+        return Err(bad(
+            k,
+            "a warehouse rule's action is {\"warehouses\": [...], \"split\": \"allow\" | \"forbid\"}"
+                .into(),
+        ));
+    }
+    let list = obj
+        .get("warehouses")
+        .and_then(|w| w.as_array())
+        .filter(|w| !w.is_empty() && w.len() <= WAREHOUSES_PER_RULE_MAX)
+        .ok_or_else(|| {
+            bad(
+                "warehouses",
+                format!("1-{WAREHOUSES_PER_RULE_MAX} warehouse ids, first choice first"),
+            )
+        })?;
+    let mut warehouses: Vec<String> = Vec::new();
+    for (i, w) in list.iter().enumerate() {
+        let id = w
+            .as_str()
+            .filter(|w| orderhub_domain::ids::WarehouseId::parse(w).is_ok())
+            .ok_or_else(|| bad(&format!("warehouses[{i}]"), "a warehouse id".into()))?;
+        if warehouses.iter().any(|x| x == id) {
+            return Err(bad(
+                &format!("warehouses[{i}]"),
+                format!("{id} is ranked twice"),
+            ));
+        }
+        warehouses.push(id.to_owned());
+    }
+    let split = match obj.get("split").and_then(|s| s.as_str()) {
+        Some(s @ ("allow" | "forbid")) => s.to_owned(),
+        _ => return Err(bad("split", "\"allow\" or \"forbid\"".into())),
+    };
+    Ok(Action::Warehouse(Route { warehouses, split }))
+}
+
+/// `{"lines": [{"sku", "quantity"}], "window": {"from", "until"}?}`: each fault names its place
+/// in the action (`action.lines[1].quantity`).
+fn gift_action(
+    rule: &Rule,
+    obj: &serde_json::Map<String, serde_json::Value>,
+) -> Result<Action, RuleError> {
+    let bad = |field: &str, m: String| RuleError::new(&rule.id, &format!("action.{field}"), m);
+    if let Some(k) = obj.keys().find(|k| *k != "lines" && *k != "window") {
+        return Err(bad(
+            k,
+            "a gift rule's action is {\"lines\": [...], \"window\": {...}}".into(),
+        ));
+    }
+    let lines = obj
+        .get("lines")
+        .and_then(|l| l.as_array())
+        .filter(|l| !l.is_empty() && l.len() <= GIFT_LINES_PER_RULE_MAX)
+        .ok_or_else(|| {
+            bad(
+                "lines",
+                format!("1-{GIFT_LINES_PER_RULE_MAX} lines of {{\"sku\", \"quantity\"}}"),
+            )
+        })?;
+    let mut out = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        let sku = l
+            .get("sku")
+            .and_then(|s| s.as_str())
+            .filter(|s| orderhub_domain::Sku::parse(s).is_ok())
+            .ok_or_else(|| bad(&format!("lines[{i}].sku"), "a SKU code".into()))?;
+        let q = l
+            .get("quantity")
+            .and_then(|q| q.as_u64())
+            .filter(|q| (1..=u64::from(GIFT_QUANTITY_MAX)).contains(q))
+            .ok_or_else(|| {
+                bad(
+                    &format!("lines[{i}].quantity"),
+                    format!("1 to {GIFT_QUANTITY_MAX}"),
+                )
+            })?;
+        if l.as_object().is_some_and(|o| o.len() != 2) {
+            return Err(bad(
+                &format!("lines[{i}]"),
+                "a line is {\"sku\", \"quantity\"}".into(),
+            ));
+        }
+        out.push((sku.to_owned(), q as u32));
+    }
+    let window = match obj.get("window") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(w) => {
+            let at = |k: &str| {
+                w.get(k)
+                    .and_then(|t| t.as_str())
+                    .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                    .map(|t| t.to_utc())
+                    .ok_or_else(|| bad(&format!("window.{k}"), "an RFC 3339 time".into()))
+            };
+            let (from, until) = (at("from")?, at("until")?);
+            if from >= until || w.as_object().is_some_and(|o| o.len() != 2) {
+                return Err(bad(
+                    "window",
+                    "{\"from\", \"until\"}, from before until".into(),
+                ));
+            }
+            Some((from, until))
+        }
+    };
+    Ok(Action::Gift { lines: out, window })
 }
 
 #[cfg(test)]

@@ -244,3 +244,208 @@ fn an_evaluation_error_names_types_never_the_orders_values() {
         "{message}"
     );
 }
+
+#[test]
+fn every_gift_rule_that_fires_adds_its_lines_within_its_window_only() {
+    let o = sample::order(1);
+    let at = o.created_at;
+    let window = |from: chrono::DateTime<chrono::Utc>, until: chrono::DateTime<chrono::Utc>| json!({"from": from.to_rfc3339(), "until": until.to_rfc3339()});
+    let hour = chrono::Duration::hours(1);
+    let set = RuleSet::compile(&[
+        rule(
+            "G1",
+            RuleKind::Gift,
+            "true",
+            json!({"lines": [{"sku": "GIFT-1", "quantity": 1}, {"sku": "GIFT-2", "quantity": 2}]}),
+        ),
+        rule(
+            "G2",
+            RuleKind::Gift,
+            "quantity >= 1",
+            json!({"lines": [{"sku": "GIFT-3", "quantity": 1}], "window": window(at - hour, at + hour)}),
+        ),
+        // Over before the order was created; and one not yet begun.
+        rule(
+            "G3",
+            RuleKind::Gift,
+            "true",
+            json!({"lines": [{"sku": "GIFT-4", "quantity": 1}], "window": window(at - hour * 2, at)}),
+        ),
+        rule(
+            "G4",
+            RuleKind::Gift,
+            "true",
+            json!({"lines": [{"sku": "GIFT-5", "quantity": 1}], "window": window(at + hour, at + hour * 2)}),
+        ),
+        rule(
+            "G5",
+            RuleKind::Gift,
+            "false",
+            json!({"lines": [{"sku": "GIFT-6", "quantity": 1}]}),
+        ),
+    ])
+    .unwrap();
+    let d = set.evaluate(&Facts::of(&o, None));
+    let got: Vec<(&str, u32, &str)> = d
+        .gifts
+        .iter()
+        .map(|g| (g.sku.as_str(), g.quantity, g.rule.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("GIFT-1", 1, "G1"),
+            ("GIFT-2", 2, "G1"),
+            ("GIFT-3", 1, "G2")
+        ]
+    );
+    assert_eq!(
+        d.fired.iter().map(|f| f.rule.as_str()).collect::<Vec<_>>(),
+        vec!["G1", "G2"]
+    );
+}
+
+#[test]
+fn a_gift_action_that_does_not_fit_names_its_place() {
+    let refused = |action: serde_json::Value| {
+        RuleSet::compile(&[rule("G", RuleKind::Gift, "true", action)]).unwrap_err()[0]
+            .field
+            .clone()
+    };
+    assert_eq!(refused(json!({})), "action.lines");
+    assert_eq!(refused(json!({"lines": []})), "action.lines");
+    assert_eq!(
+        refused(json!({"lines": [{"sku": "A", "quantity": 0}]})),
+        "action.lines[0].quantity"
+    );
+    assert_eq!(
+        refused(json!({"lines": [{"sku": "A", "quantity": 1}, {"sku": "", "quantity": 1}]})),
+        "action.lines[1].sku"
+    );
+    assert_eq!(
+        refused(
+            json!({"lines": [{"sku": "A", "quantity": 1}], "window": {"from": "2026-12-01T00:00:00Z", "until": "yesterday"}})
+        ),
+        "action.window.until"
+    );
+    assert_eq!(
+        refused(
+            json!({"lines": [{"sku": "A", "quantity": 1}], "window": {"from": "2026-12-02T00:00:00Z", "until": "2026-12-01T00:00:00Z"}})
+        ),
+        "action.window"
+    );
+    assert_eq!(
+        refused(json!({"lines": [{"sku": "A", "quantity": 1}], "tags": []})),
+        "action.tags"
+    );
+}
+
+#[test]
+fn only_the_facts_a_set_names_are_asked_for_and_given_facts_decide() {
+    let set = RuleSet::compile(&[
+        rule(
+            "H1",
+            RuleKind::Hold,
+            "phone_blacklisted || address_blacklisted",
+            json!({}),
+        ),
+        rule(
+            "T1",
+            RuleKind::Tag,
+            "buyer_order_count == 0",
+            json!({"tags": ["first"]}),
+        ),
+    ])
+    .unwrap();
+    assert_eq!(
+        set.needs(),
+        Needs {
+            weight: false,
+            buyer_history: true,
+            blacklist: true
+        }
+    );
+    let plain = RuleSet::compile(&[rule(
+        "T",
+        RuleKind::Tag,
+        "paid_cents > 0",
+        json!({"tags": ["x"]}),
+    )])
+    .unwrap();
+    assert!(!plain.needs().any());
+    let o = sample::order(1);
+    let first = set.evaluate(&Facts::of(&o, None));
+    assert!(first.hold.is_none());
+    assert_eq!(first.tags, vec!["first".to_owned()]);
+    let again = set.evaluate(&Facts::with(
+        &o,
+        &Extra {
+            buyer_order_count: Some(3),
+            phone_blacklisted: true,
+            ..Extra::default()
+        },
+    ));
+    assert_eq!(again.hold.map(|h| h.rule).as_deref(), Some("H1"));
+    assert!(again.tags.is_empty());
+}
+
+#[test]
+fn the_first_warehouse_rule_that_fires_routes_and_a_bad_route_names_its_place() {
+    let mut later = rule(
+        "W2",
+        RuleKind::Warehouse,
+        "true",
+        json!({"warehouses": ["WH-C"], "split": "allow"}),
+    );
+    later.priority = 1;
+    let set = RuleSet::compile(&[
+        later,
+        rule(
+            "W1",
+            RuleKind::Warehouse,
+            "city.contains('乌鲁木齐')",
+            json!({"warehouses": ["WH-A", "WH-B"], "split": "forbid"}),
+        ),
+    ])
+    .unwrap();
+    let (route, by) = set.evaluate(&Facts::of(&urumqi(), None)).warehouse.unwrap();
+    assert_eq!(
+        (route.warehouses, route.split.as_str(), by.rule.as_str()),
+        (vec!["WH-A".to_owned(), "WH-B".to_owned()], "forbid", "W1")
+    );
+    let (route, _) = set
+        .evaluate(&Facts::of(&sample::order(0), None))
+        .warehouse
+        .unwrap();
+    assert_eq!(
+        (route.warehouses[0].as_str(), route.split.as_str()),
+        ("WH-C", "allow")
+    );
+
+    let refused = |action: serde_json::Value| {
+        RuleSet::compile(&[rule("W", RuleKind::Warehouse, "true", action)]).unwrap_err()[0]
+            .field
+            .clone()
+    };
+    assert_eq!(
+        refused(json!({"warehouses": [], "split": "allow"})),
+        "action.warehouses"
+    );
+    assert_eq!(
+        refused(json!({"warehouses": ["A", "A"], "split": "allow"})),
+        "action.warehouses[1]"
+    );
+    assert_eq!(
+        refused(json!({"warehouses": ["A", 3], "split": "allow"})),
+        "action.warehouses[1]"
+    );
+    assert_eq!(refused(json!({"warehouses": ["A"]})), "action.split");
+    assert_eq!(
+        refused(json!({"warehouses": ["A"], "split": "sometimes"})),
+        "action.split"
+    );
+    assert_eq!(
+        refused(json!({"warehouses": ["A"], "split": "allow", "cost": 1})),
+        "action.cost"
+    );
+}

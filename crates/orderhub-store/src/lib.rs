@@ -11,6 +11,7 @@
 
 pub mod after_sales;
 pub mod audit;
+pub mod blacklist;
 pub mod carriers;
 pub mod combine;
 pub mod customers;
@@ -39,6 +40,7 @@ pub mod workflow;
 
 pub use after_sales::{AfterSaleRead, CaseFilter};
 pub use audit::{AuditRead, ChainReport};
+pub use blacklist::BlacklistRead;
 pub use carriers::{CarrierAccountRow, CarrierRead, CarrierTx};
 pub use combine::CombineRead;
 pub use customers::{CustomerRead, ScanFinding, ScanPage, invoice_scan};

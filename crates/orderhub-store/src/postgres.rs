@@ -188,6 +188,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "carrier_checks_and_templates",
         include_str!("../migrations/postgres/0032_carrier_checks_and_templates.sql"),
     ),
+    (
+        33,
+        "blacklists",
+        include_str!("../migrations/postgres/0033_blacklists.sql"),
+    ),
 ];
 
 pub(crate) fn err(e: postgres::Error) -> StoreError {

@@ -126,6 +126,7 @@ pub trait ReadConn:
     + crate::workflow::WorkflowRead
     + crate::combine::CombineRead
     + crate::rules::RuleRead
+    + crate::blacklist::BlacklistRead
     + crate::waves::WaveRead
     + crate::audit::AuditRead
     + crate::status_checks::StatusCheckRead

@@ -183,6 +183,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "carrier_checks_and_templates",
         include_str!("../migrations/sqlite/0032_carrier_checks_and_templates.sql"),
     ),
+    (
+        33,
+        "blacklists",
+        include_str!("../migrations/sqlite/0033_blacklists.sql"),
+    ),
 ];
 
 /// Reader connections: WAL lets readers run beside the writer; two keep a 2-core machine busy.

@@ -1,6 +1,7 @@
 //! Routes: one file per resource, each handler thin.
 
 pub mod after_sales;
+pub mod blacklist;
 pub mod bulk;
 pub mod carriers;
 pub mod channels;
@@ -398,6 +399,27 @@ pub fn table() -> Vec<Route> {
             Can(P::RulesRead),
             WholeTenant,
             rules::sandbox,
+        ),
+        route(
+            M::POST,
+            "/v1/blacklist",
+            Can(P::RulesWrite),
+            WholeTenant,
+            blacklist::add,
+        ),
+        route(
+            M::GET,
+            "/v1/blacklist",
+            Can(P::RulesRead),
+            WholeTenant,
+            blacklist::list,
+        ),
+        route(
+            M::DELETE,
+            "/v1/blacklist/{id}",
+            Can(P::RulesWrite),
+            WholeTenant,
+            blacklist::delete,
         ),
         route(
             M::POST,

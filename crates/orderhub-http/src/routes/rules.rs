@@ -19,7 +19,7 @@ use orderhub_core::auth::Principal;
 use orderhub_core::rules::{self as core_rules, RuleSetRecord, SandboxReport};
 use orderhub_core::{CoreError, StoreError};
 use orderhub_domain::{OrderId, Sku, TenantId};
-use orderhub_rules::{Rule, RuleKind, RuleSet};
+use orderhub_rules::{Extra, Needs, Rule, RuleKind, RuleSet};
 use orderhub_store::{OrderFilter, ReadConn, Store};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -40,13 +40,17 @@ pub struct RuleIn {
     /// 1-32 letters, digits, '-' or '_'; unique in the set.
     pub id: String,
     pub name: String,
-    /// hold, tag, carrier or deadline
+    /// hold, tag, carrier, deadline, gift or warehouse
     pub kind: String,
     /// CEL over the facts (channel, shop, kind, currency, paid_cents, goods_total_cents,
     /// shipping_fee_cents, discount_cents, skus, quantity, line_count, tags, weight_kg, province,
-    /// city, district, buyer_message, seller_memo, is_test, is_employee, is_presale).
+    /// city, district, buyer_message, seller_memo, is_test, is_employee, is_presale,
+    /// buyer_order_count, buyer_blacklisted, phone_blacklisted, address_blacklisted).
     pub condition: String,
-    /// hold: `{}`; tag: `{"tags": [...]}`; carrier: `{"carrier": "ems"}`.
+    /// hold: `{}`; tag: `{"tags": [...]}`; carrier: `{"carrier": "ems"}`; deadline:
+    /// `{"ship_within_hours": 48}`; gift: `{"lines": [{"sku": "GIFT-1", "quantity": 1}],
+    /// "window": {"from": RFC 3339, "until": RFC 3339}}` (window optional); warehouse:
+    /// `{"warehouses": ["WH-A", "WH-B"], "split": "allow" | "forbid"}`.
     #[serde(default)]
     #[schema(value_type = Object)]
     pub action: Option<serde_json::Value>,
@@ -75,10 +79,15 @@ fn kind(i: usize, r: &RuleIn) -> Result<RuleKind, ApiError> {
         "tag" => Ok(RuleKind::Tag),
         "carrier" => Ok(RuleKind::Carrier),
         "deadline" => Ok(RuleKind::Deadline),
+        "gift" => Ok(RuleKind::Gift),
+        "warehouse" => Ok(RuleKind::Warehouse),
         _ => Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_rules",
-            format!("rule {}: kind must be hold, tag, carrier or deadline", r.id),
+            format!(
+                "rule {}: kind must be hold, tag, carrier, deadline, gift or warehouse",
+                r.id
+            ),
         )
         .field(format!("rules[{i}].kind"))),
     }
@@ -380,20 +389,24 @@ pub async fn publish(
     step(state, ctx, &id, headers, &body, "publish").await
 }
 
-/// The weight of an order's goods through a reader, with a cache of SKU weights.
-fn weight(
+/// The facts of `o` that `needs` names and the store gives, through a reader (SKU weights
+/// cached): the same reads as the live path ([`orderhub_core::blacklist::extra_facts`]).
+fn extra(
     r: &mut dyn ReadConn,
+    needs: Needs,
     t: &TenantId,
     o: &orderhub_domain::Order,
     cache: &mut HashMap<Sku, Option<Decimal>>,
-) -> Result<Option<Decimal>, StoreError> {
-    core_rules::order_weight(o, |sku| {
-        if let Some(w) = cache.get(sku) {
-            return Ok(*w);
-        }
-        let w = r.sku(t, sku)?.and_then(|s| s.weight_kg);
-        cache.insert(sku.clone(), w);
-        Ok(w)
+) -> Result<Extra, StoreError> {
+    orderhub_core::blacklist::extra_facts(r, needs, o, |r| {
+        core_rules::order_weight(o, |sku| {
+            if let Some(w) = cache.get(sku) {
+                return Ok(*w);
+            }
+            let w = r.sku(t, sku)?.and_then(|s| s.weight_kg);
+            cache.insert(sku.clone(), w);
+            Ok(w)
+        })
     })
 }
 
@@ -429,11 +442,11 @@ pub async fn test(
         .store
         .read(move |r| {
             let compiled = core_rules::compiled(&set).map_err(core_err)?;
-            let w = weight(r, &t, &order, &mut HashMap::new())?;
+            let x = extra(r, compiled.needs(), &t, &order, &mut HashMap::new())?;
             Ok(serde_json::json!({
                 "rule_set_version": set.version,
                 "order_id": order.id,
-                "decisions": core_rules::evaluate(&compiled, &order, w),
+                "decisions": core_rules::evaluate(&compiled, &order, &x),
             }))
         })
         .await?;
@@ -540,14 +553,10 @@ fn sandbox_page(
         .map_err(core_err)?;
     let orders = r.order_list(f)?;
     for o in &orders {
-        let needs = d.needs_weight() || l.as_ref().is_some_and(|l| l.needs_weight());
-        let w = if needs {
-            weight(r, t, o, &mut acc.2)?
-        } else {
-            None
-        };
-        let dd = core_rules::evaluate(&d, o, w);
-        let ld = l.as_ref().map(|l| core_rules::evaluate(l, o, w));
+        let needs = l.as_ref().map_or(d.needs(), |l| d.needs().or(l.needs()));
+        let x = extra(r, needs, t, o, &mut acc.2)?;
+        let dd = core_rules::evaluate(&d, o, &x);
+        let ld = l.as_ref().map(|l| core_rules::evaluate(l, o, &x));
         acc.0.add(o, &dd, ld.as_ref(), now);
         acc.1 = Some(o.id);
     }

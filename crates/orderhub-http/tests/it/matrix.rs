@@ -158,6 +158,9 @@ const GRANTS: &[(&str, &str)] = &[
     ("POST /v1/rule-sets/{id}/publish", "admin"),
     ("POST /v1/rule-sets/{id}/test", "admin ops"),
     ("GET /v1/rule-sets/{id}/sandbox", "admin ops"),
+    ("POST /v1/blacklist", "admin ops"),
+    ("GET /v1/blacklist", "admin ops"),
+    ("DELETE /v1/blacklist/{id}", "admin ops"),
     ("POST /v1/customers", "admin ops finance"),
     ("GET /v1/customers/{id}", "admin ops finance"),
     ("POST /v1/customers/{id}/buyers", "admin ops finance"),
@@ -739,6 +742,13 @@ async fn case(app: &TestApp, f: &Fixture, rule: &Rule) -> Case {
             Tenant,
         ),
         ("GET", "/v1/rule-sets") => c(rule.path.into(), None, Tenant),
+        // A fresh value per case: a repeat of one would be 409.
+        ("POST", "/v1/blacklist") => c(
+            rule.path.into(),
+            Some(json!({"kind": "buyer", "value": format!("m-{ext}")})),
+            Tenant,
+        ),
+        ("GET", "/v1/blacklist") => c(rule.path.into(), None, Tenant),
         ("POST", "/v1/customers") => c(rule.path.into(), Some(json!({"name": "m"})), Tenant),
         ("GET", "/v1/invoice-profiles/scan") => c(rule.path.into(), None, Tenant),
         ("POST", "/v1/customers/{id}/buyers") => c(
@@ -1095,6 +1105,20 @@ async fn case(app: &TestApp, f: &Fixture, rule: &Rule) -> Case {
             Some(json!({"fixed_quantity": 3})),
             Object,
         ),
+        ("DELETE", "/v1/blacklist/{id}") => {
+            let fresh = ok(
+                app,
+                Method::POST,
+                "/v1/blacklist",
+                ADMIN_KEY,
+                Some(json!({"kind": "buyer", "value": format!("d-{ext}")})),
+            )
+            .await["entry_id"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            c(format!("/v1/blacklist/{fresh}"), None, Object)
+        }
         ("DELETE", "/v1/listings/{id}") => {
             let fresh = new_listing(app, &ext).await;
             c(format!("/v1/listings/{fresh}"), None, Object)
