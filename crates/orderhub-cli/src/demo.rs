@@ -2,7 +2,8 @@
 //! the hub with its fulfillment on the carrier simulators, the seven channel simulators pushing
 //! signed orders to its webhooks (Pinduoduo's over its message service, as it does), a seeded
 //! catalogue, warehouses and stock, and a business day
-//! compressed into minutes: a morning, a promotion peak, a flash sale on one SKU, a carrier
+//! compressed into minutes: a morning, a promotion peak, a flash sale on one SKU bought on the
+//! seven platforms' shelves (every SKU is listed on every channel, `demo/shelves.rs`), a carrier
 //! outage that trips its breaker (fulfillment falls back to the next carrier), an evening, and
 //! throughout buyers who pay late, cancel, or ask for refunds after delivery.
 //!
@@ -38,6 +39,7 @@ mod closes;
 mod desk;
 mod health;
 mod rules;
+mod shelves;
 
 #[derive(Args, Debug, Clone)]
 pub struct DemoArgs {
@@ -261,6 +263,8 @@ impl Api {
 /// One simulated channel shop and where it pushes.
 struct Shop {
     kind: ChannelKind,
+    /// The shop's id in the hub.
+    shop_id: String,
     sim: SimHandle,
     webhook: String,
     /// The demo's one HTTP client (its connection pool), shared with [`Api`].
@@ -391,6 +395,9 @@ pub async fn run(a: DemoArgs) -> Result<()> {
     let (rule_set, rule_version) = rules::publish(&api, &ops_api).await?;
     let team_bot = bot::start(&api).await?;
     let shops = Arc::new(open_shops(&api).await?);
+    // Every SKU listed on every channel's shop: the simulators sell from the shelves the hub
+    // pushes.
+    let linked = shelves::link(&api, &shops).await?;
     let (desk_stop, desk_rx) = tokio::sync::watch::channel(false);
     let desk_every = Duration::from_secs_f64((a.minutes * 60.0 / 90.0).clamp(0.2, 3.0));
     let desk = tokio::spawn(desk::run(
@@ -421,6 +428,11 @@ pub async fn run(a: DemoArgs) -> Result<()> {
     println!("  ops key   (personal data masked) {ops_key}");
     println!("  data     {}", data_dir.display());
     println!(
+        "  listings {linked} linked ({} SKUs × {} channels); the console's Listings page shows each shelf",
+        linked / shops.len().max(1),
+        shops.len()
+    );
+    println!(
         "  the day: {} min — morning, promotion peak (×6), flash sale ({FLASH_BUYERS} buyers for {FLASH_STOCK} units), carrier outage ({} down, falls back to {}), evening. Ctrl-C stops.",
         a.minutes,
         CARRIER.code(),
@@ -441,7 +453,7 @@ pub async fn run(a: DemoArgs) -> Result<()> {
     let mut after = 0i64;
     let mut due = 0.0f64;
     let mut phase = Phase::Morning;
-    let mut flash: Option<tokio::task::JoinHandle<(u64, u64, u64)>> = None;
+    let mut flash: Option<tokio::task::JoinHandle<shelves::FlashOutcome>> = None;
     let mut flash_result = None;
     let mut oversold: Option<usize> = None;
     let mut backorders: Option<usize> = None;
@@ -463,7 +475,7 @@ pub async fn run(a: DemoArgs) -> Result<()> {
             break;
         }
         if now_phase != phase {
-            on_phase_change(phase, now_phase, &fleet, &api, &mut flash);
+            on_phase_change(phase, now_phase, &fleet, &shops, &mut flash);
             phase = now_phase;
         }
         if let Some(h) = &flash
@@ -489,7 +501,7 @@ pub async fn run(a: DemoArgs) -> Result<()> {
                 rate_now = created.saturating_sub(last_orders) as f64 / dt;
             }
             (last_orders, last_at) = (created, Instant::now());
-            let line = summary(
+            let mut line = summary(
                 t0.elapsed(),
                 phase,
                 &tally,
@@ -497,10 +509,13 @@ pub async fn run(a: DemoArgs) -> Result<()> {
                     rate: rate_now,
                     oversold,
                     backorders,
-                    flash: flash_result,
+                    flash: flash_result.as_ref().map(shelves::FlashOutcome::figures),
                     failed: failed.load(Ordering::Relaxed),
                 },
             );
+            if phase == Phase::FlashSale {
+                line.push_str(&shelves::line(&shops));
+            }
             if tty {
                 print!("\r\x1b[2K{line}");
                 let _ = std::io::stdout().flush();
@@ -514,7 +529,7 @@ pub async fn run(a: DemoArgs) -> Result<()> {
     }
     // Let what is in flight land, then the final word.
     if !interrupted {
-        on_phase_change(phase, Phase::AfterHours, &fleet, &api, &mut flash);
+        on_phase_change(phase, Phase::AfterHours, &fleet, &shops, &mut flash);
         if let Some(h) = flash.take() {
             flash_result = h.await.ok();
         }
@@ -539,7 +554,7 @@ pub async fn run(a: DemoArgs) -> Result<()> {
             &tally,
             backorders,
             &counts,
-            flash_result,
+            flash_result.as_ref(),
             &violations,
             sent.load(Ordering::Relaxed)
         )
@@ -670,6 +685,7 @@ async fn open_shops(api: &Api) -> Result<Vec<Shop>> {
         .await?;
         shops.push(Shop {
             kind: *kind,
+            shop_id: shop.clone(),
             sim,
             http: api.http.clone(),
             webhook: format!(
@@ -686,12 +702,12 @@ fn on_phase_change(
     from: Phase,
     to: Phase,
     fleet: &orderhub_carriers::sim::fleet::Fleet,
-    api: &Api,
-    flash: &mut Option<tokio::task::JoinHandle<(u64, u64, u64)>>,
+    shops: &Arc<Vec<Shop>>,
+    flash: &mut Option<tokio::task::JoinHandle<shelves::FlashOutcome>>,
 ) {
     let zto = fleet.handles.get(&CARRIER);
     if to == Phase::FlashSale && flash.is_none() {
-        *flash = Some(tokio::spawn(flash_sale(api.clone())));
+        *flash = Some(tokio::spawn(shelves::flash_sale(shops.clone())));
     }
     if to == Phase::CarrierOutage
         && let Some(h) = zto
@@ -703,51 +719,6 @@ fn on_phase_change(
     {
         h.knobs.set_error_rate(0.0);
     }
-}
-
-/// `FLASH_BUYERS` buyers race for `FLASH_STOCK` units, each reserving one at payment; returns
-/// (sold, refused, errors).
-async fn flash_sale(api: Api) -> (u64, u64, u64) {
-    let next = Arc::new(AtomicU64::new(0));
-    let (sold, refused, errors) = (
-        Arc::new(AtomicU64::new(0)),
-        Arc::new(AtomicU64::new(0)),
-        Arc::new(AtomicU64::new(0)),
-    );
-    let mut tasks = Vec::new();
-    for _ in 0..64 {
-        let (api, next, sold, refused, errors) = (
-            api.clone(),
-            next.clone(),
-            sold.clone(),
-            refused.clone(),
-            errors.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            loop {
-                let n = next.fetch_add(1, Ordering::Relaxed);
-                if n >= FLASH_BUYERS {
-                    break;
-                }
-                let body = serde_json::json!({"reference": format!("flash-buyer-{n}"),
-                    "lines": [{"sku": FLASH_SKU, "quantity": 1}], "mode": "at_payment"});
-                match api.call("POST", "/v1/reservations", body).await {
-                    Ok((s, _)) if (200..300).contains(&s) => &sold,
-                    Ok((409, _)) => &refused,
-                    _ => &errors,
-                }
-                .fetch_add(1, Ordering::Relaxed);
-            }
-        }));
-    }
-    for t in tasks {
-        let _ = t.await;
-    }
-    (
-        sold.load(Ordering::Relaxed),
-        refused.load(Ordering::Relaxed),
-        errors.load(Ordering::Relaxed),
-    )
 }
 
 /// A buyer orders on a channel: the simulator holds the order, signs its push and sends it to the
@@ -787,7 +758,7 @@ fn place_order(
     let (shops, sent, failed) = (shops.clone(), sent.clone(), failed.clone());
     tokio::spawn(async move {
         let shop = &shops[i];
-        let order = shop.sim.new_order(|o| {
+        let placed = shop.sim.new_order(|o| {
             o.lines.truncate(lines.len());
             for (l, c) in o.lines.iter_mut().zip(&lines) {
                 l.sku = CATALOGUE[*c].0.to_owned();
@@ -810,6 +781,10 @@ fn place_order(
                 o.paid_at = Some(o.created_at);
             }
         });
+        // The platform turned the buyer away: an offered SKU's shelf was at 0.
+        let Ok(order) = placed else {
+            return;
+        };
         push(shop, &order, &sent, &failed).await;
         if let Some((delay, to)) = followup {
             tokio::time::sleep(Duration::from_secs(delay)).await;
@@ -928,7 +903,8 @@ struct Gauges {
     /// Positions below zero; `None` before the first look.
     oversold: Option<usize>,
     backorders: Option<usize>,
-    /// The flash sale's (sold, refused, errors) once it is over.
+    /// The flash sale's (sold on the platforms, refused at an empty shelf, oversold on the
+    /// platforms) once it is over.
     flash: Option<(u64, u64, u64)>,
     /// Pushes the hub did not accept.
     failed: u64,
@@ -969,8 +945,10 @@ fn summary(elapsed: Duration, phase: Phase, t: &Tally, g: &Gauges) -> String {
             None => "…".to_owned(),
         }
     );
-    if let Some((sold, refused, _)) = flash {
-        line.push_str(&format!(" · flash {sold} sold / {refused} refused"));
+    if let Some((sold, refused, over)) = flash {
+        line.push_str(&format!(
+            " · flash {sold} sold / {refused} refused at 0 · oversold on platforms {over}"
+        ));
     }
     if failed > 0 {
         line.push_str(&format!(" · {failed} pushes failed"));
@@ -982,7 +960,7 @@ fn report(
     t: &Tally,
     backorders: Option<usize>,
     counts: &[(String, String, u64)],
-    flash: Option<(u64, u64, u64)>,
+    flash: Option<&shelves::FlashOutcome>,
     violations: &[String],
     pushes: u64,
 ) -> String {
@@ -1026,10 +1004,19 @@ fn report(
         "  carrier breaker changes {breaker_changes}; waybills {}",
         t.count(orderhub_domain::event_types::WAYBILL_CREATED)
     );
-    if let Some((sold, refused, errors)) = flash {
+    if let Some(f) = flash {
         let _ = writeln!(
             out,
-            "  flash sale              {FLASH_BUYERS} buyers for {FLASH_STOCK} units: {sold} sold, {refused} refused, {errors} errors"
+            "  flash sale              {FLASH_BUYERS} buyers for {FLASH_STOCK} units on 7 platforms' shelves: {} sold ({}), {} refused at an empty shelf, {} pushes failed",
+            f.sold_total(),
+            f.by_platform(),
+            f.refused,
+            f.failed
+        );
+        let _ = writeln!(
+            out,
+            "  oversold on platforms   {} units beyond the stock (goal 0; the hub's pool reserved at most {FLASH_STOCK}, the rest wait on backorder)",
+            f.oversold()
         );
     }
     let _ = writeln!(

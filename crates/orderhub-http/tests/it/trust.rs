@@ -576,7 +576,8 @@ async fn personal_data_is_nowhere_in_clear_after_a_full_flow(app: TestApp) {
         o.receiver.name = Personal::new(CHANNEL_RECEIVER[0]);
         o.receiver.phone = Personal::new(CHANNEL_RECEIVER[1]);
         o.receiver.detail = Personal::new(CHANNEL_RECEIVER[2]);
-    });
+    })
+    .expect("nothing offered");
     let send = |p: sim::SignedPush| {
         let mut rb = app
             .client

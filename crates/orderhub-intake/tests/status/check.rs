@@ -30,7 +30,8 @@ async fn paid_order(
         for l in &mut o.lines {
             l.sku = "TEA".into();
         }
-    });
+    })
+    .expect("nothing offered");
     let o = match orderhub_intake::process::merge(store, t, shop, &c)
         .await
         .unwrap()
