@@ -653,7 +653,8 @@ async fn flash_part(a: &StockSyncArgs, o: &Opened) -> Result<FlashReport> {
             }
         }));
     }
-    let before: Vec<sim::StatsSnapshot> = o.channels.iter().map(|c| c.sim.stats.snapshot()).collect();
+    let before: Vec<sim::StatsSnapshot> =
+        o.channels.iter().map(|c| c.sim.stats.snapshot()).collect();
     let t0 = Instant::now();
     let pool_empty = watch_pool(o.target.clone(), stock);
     let (accepted, failed) = buyers(o, a.flash_buyers, a.flash_seconds, &zeros).await;
@@ -675,7 +676,16 @@ async fn flash_part(a: &StockSyncArgs, o: &Opened) -> Result<FlashReport> {
     let orders_stored = wait_orders(o, accepted).await;
     let backorders = count_backorders(&o.target).await?;
     Ok(flash_report(
-        a, o, &before, &zeros, pool_empty, accepted, failed, orders_stored, backorders, elapsed_s,
+        a,
+        o,
+        &before,
+        &zeros,
+        pool_empty,
+        accepted,
+        failed,
+        orders_stored,
+        backorders,
+        elapsed_s,
     ))
 }
 
@@ -711,12 +721,8 @@ async fn buyers(o: &Opened, n: u64, secs: f64, zeros: &Arc<ZeroTimes>) -> (u64, 
     let t0 = Instant::now();
     let next = Arc::new(AtomicU64::new(0));
     let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let sims: Arc<Vec<(ChannelKind, SimHandle)>> = Arc::new(
-        o.channels
-            .iter()
-            .map(|c| (c.kind, c.sim.clone()))
-            .collect(),
-    );
+    let sims: Arc<Vec<(ChannelKind, SimHandle)>> =
+        Arc::new(o.channels.iter().map(|c| (c.kind, c.sim.clone())).collect());
     let base = format!("http://{}", o.hub.addr);
     let mut tasks = Vec::new();
     for _ in 0..64 {
@@ -792,7 +798,12 @@ async fn wait_orders(o: &Opened, accepted: u64) -> u64 {
     let until = Instant::now() + Duration::from_secs(60);
     loop {
         let f2 = f.clone();
-        let n = o.hub.store.read(move |r| r.order_count(&f2)).await.unwrap_or(0);
+        let n = o
+            .hub
+            .store
+            .read(move |r| r.order_count(&f2))
+            .await
+            .unwrap_or(0);
         if n >= accepted || Instant::now() > until {
             return n;
         }
@@ -902,13 +913,17 @@ struct Report {
     flash_sale: FlashReport,
 }
 
-
 fn print_sync(s: &mut String, r: &SyncReport) {
     let _ = writeln!(s, "\norderhub bench stock-sync");
     let _ = writeln!(
         s,
         "  sync         {} listings, {:.0} changes/s offered for {:.0} s: {} answered ({:.0}/s), {} failed",
-        r.listings, r.rate_offered, r.duration_s, r.changes_answered, r.changes_per_s, r.changes_failed
+        r.listings,
+        r.rate_offered,
+        r.duration_s,
+        r.changes_answered,
+        r.changes_per_s,
+        r.changes_failed
     );
     let _ = writeln!(
         s,
@@ -968,7 +983,10 @@ fn print_flash(s: &mut String, r: &FlashReport) {
         r.pool_empty_to_all_shelves_zero_ms
             .map_or("not seen".to_owned(), |ms| format!("{ms:.0} ms"))
     );
-    let _ = writeln!(s, "\n  channel   buyers  sold  refused (shelf at 0)  shelf at 0 after pool empty");
+    let _ = writeln!(
+        s,
+        "\n  channel   buyers  sold  refused (shelf at 0)  shelf at 0 after pool empty"
+    );
     for c in &r.channels {
         let _ = writeln!(
             s,

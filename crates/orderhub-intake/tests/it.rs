@@ -179,12 +179,13 @@ async fn pull_records_a_refused_order_once(backend: &str) {
         .await
         .unwrap();
     // A line that cost more than unit price × quantity: the domain refuses the order.
-    let bad = handle.new_order(|o| {
-        let extra = o.lines[0].unit_price;
-        o.lines[0].paid_amount += extra;
-        o.amounts.paid += extra;
-    })
-    .expect("nothing offered");
+    let bad = handle
+        .new_order(|o| {
+            let extra = o.lines[0].unit_price;
+            o.lines[0].paid_amount += extra;
+            o.amounts.paid += extra;
+        })
+        .expect("nothing offered");
     let shop = shop(&env.store, kind, &url).await;
     let http = orderhub_channels::client::HttpClient::new();
     let cfg = PullConfig {

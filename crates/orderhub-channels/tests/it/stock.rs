@@ -478,7 +478,11 @@ async fn the_simulators_sell_from_the_shelf_refuse_a_buyer_at_0_and_oversell_a_s
         assert!(buy(&handle, "TEA-250G", 1).is_err(), "{kind}");
         // A SKU not offered sells as before, without a shelf.
         buy(&handle, "NOT-OFFERED", 5).unwrap();
-        assert_eq!(handle.orders().len(), 3, "{kind}: the refused buyers have no order");
+        assert_eq!(
+            handle.orders().len(),
+            3,
+            "{kind}: the refused buyers have no order"
+        );
         // The seller's back office shows 1 more (our pool has none): the platform sells it —
         // how overselling happens when a push is late.
         handle.set_shelf(&handle_key_item(kind, item), sku, 1);
