@@ -1151,7 +1151,7 @@ fn the_demo_plays_a_day_on_every_channel_and_oversells_nothing() {
     assert!(number_after("shelves: ") >= 300, "{flash}");
     assert!(flash.contains(", 0 pushes failed"), "{flash}");
     let refused: u64 = flash
-        .split(") ")
+        .split("), ")
         .nth(1)
         .and_then(|t| t.split(' ').next())
         .and_then(|n| n.parse().ok())
