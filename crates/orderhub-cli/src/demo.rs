@@ -395,9 +395,7 @@ pub async fn run(a: DemoArgs) -> Result<()> {
     let (rule_set, rule_version) = rules::publish(&api, &ops_api).await?;
     let team_bot = bot::start(&api).await?;
     let shops = Arc::new(open_shops(&api).await?);
-    // Every SKU listed on every channel's shop: the simulators sell from the shelves the hub
-    // pushes.
-    let linked = shelves::link(&api, &shops).await?;
+    shelves::link(&api, &shops).await?;
     let (desk_stop, desk_rx) = tokio::sync::watch::channel(false);
     let desk_every = Duration::from_secs_f64((a.minutes * 60.0 / 90.0).clamp(0.2, 3.0));
     let desk = tokio::spawn(desk::run(
@@ -428,11 +426,6 @@ pub async fn run(a: DemoArgs) -> Result<()> {
     println!("  ops key   (personal data masked) {ops_key}");
     println!("  data     {}", data_dir.display());
     println!(
-        "  listings {linked} linked ({} SKUs × {} channels); the console's Listings page shows each shelf",
-        linked / shops.len().max(1),
-        shops.len()
-    );
-    println!(
         "  the day: {} min — morning, promotion peak (×6), flash sale ({FLASH_BUYERS} buyers for {FLASH_STOCK} units), carrier outage ({} down, falls back to {}), evening. Ctrl-C stops.",
         a.minutes,
         CARRIER.code(),
@@ -447,11 +440,9 @@ pub async fn run(a: DemoArgs) -> Result<()> {
     let stop = crate::hub::shutdown_signal();
     tokio::pin!(stop);
     let mut rng = StdRng::seed_from_u64(a.seed);
-    let sent = Arc::new(AtomicU64::new(0));
-    let failed = Arc::new(AtomicU64::new(0));
+    let (sent, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let mut tally = Tally::default();
-    let mut after = 0i64;
-    let mut due = 0.0f64;
+    let (mut after, mut due) = (0i64, 0.0f64);
     let mut phase = Phase::Morning;
     let mut flash: Option<tokio::task::JoinHandle<shelves::FlashOutcome>> = None;
     let mut flash_result = None;
@@ -513,9 +504,7 @@ pub async fn run(a: DemoArgs) -> Result<()> {
                     failed: failed.load(Ordering::Relaxed),
                 },
             );
-            if phase == Phase::FlashSale {
-                line.push_str(&shelves::line(&shops));
-            }
+            line.push_str(&shelves::line(&shops, phase == Phase::FlashSale));
             if tty {
                 print!("\r\x1b[2K{line}");
                 let _ = std::io::stdout().flush();

@@ -31,8 +31,8 @@ fn ids(c: usize, s: usize) -> (String, String) {
 }
 
 /// Links every listed SKU on every shop and offers it on the simulator; waits (at most 30 s)
-/// until the hub's pushes set every synced shelf. Returns how many listings were linked.
-pub(super) async fn link(api: &Api, shops: &[Shop]) -> Result<usize> {
+/// until the hub's pushes set every synced shelf, and says how many listings it linked.
+pub(super) async fn link(api: &Api, shops: &[Shop]) -> Result<()> {
     let mut n = 0;
     for (c, shop) in shops.iter().enumerate() {
         for (s, sku) in listed().enumerate() {
@@ -62,7 +62,12 @@ pub(super) async fn link(api: &Api, shops: &[Shop]) -> Result<usize> {
     {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    Ok(n)
+    println!(
+        "  listings {n} linked ({} SKUs × {} channels); the console's listings page shows each shelf",
+        n / shops.len().max(1),
+        shops.len()
+    );
+    Ok(())
 }
 
 /// What the flash sale's buyers got.
@@ -168,8 +173,12 @@ pub(super) async fn flash_sale(shops: Arc<Vec<Shop>>) -> FlashOutcome {
     }
 }
 
-/// " · shelves taobao 12 · jd 0 …": what each platform's shelf of the flash SKU shows now.
-pub(super) fn line(shops: &[Shop]) -> String {
+/// " · MAOTAI-FLASH-53 shelves taobao 12 jd 0 …": what each platform's shelf of the flash SKU
+/// shows now, during the flash sale (`now`; otherwise nothing).
+pub(super) fn line(shops: &[Shop], now: bool) -> String {
+    if !now {
+        return String::new();
+    }
     let shelves: Vec<String> = shops
         .iter()
         .map(|s| {
