@@ -65,6 +65,10 @@ pub enum BenchCommand {
     /// Released orders of one warehouse grouped into waves with pick lists (issue 28): the pure
     /// grouping, then the use case `POST /v1/waves` runs on the embedded store; seconds each.
     Waves(crate::bench_waves::WavesArgs),
+    /// Stock changes reach every linked listing's shelf on the seven channel simulators (p50/p99,
+    /// calls per channel against changes, each channel's rate limit), then a flash sale on seven
+    /// channels' shelves at once: units sold (oversold), backorders, pool empty → shelves at 0.
+    StockSync(crate::bench_stock::StockSyncArgs),
     /// Every benchmark above, each in a process of its own, then one HTML report with charts
     /// (throughput over time, latency histograms) and a JSON summary of the figures and targets.
     All(crate::bench_all::AllArgs),
@@ -130,6 +134,7 @@ pub async fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Channels(args) => crate::bench_channels::run(args).await,
         BenchCommand::Rules(args) => crate::bench_rules::run(args).await,
         BenchCommand::Waves(args) => crate::bench_waves::run(args).await,
+        BenchCommand::StockSync(args) => crate::bench_stock::run(args).await,
         BenchCommand::All(args) => crate::bench_all::run(args).await,
     }
 }

@@ -20,6 +20,8 @@ mod bench_flash;
 #[cfg(feature = "demo")]
 mod bench_rules;
 #[cfg(feature = "demo")]
+mod bench_stock;
+#[cfg(feature = "demo")]
 mod bench_waves;
 mod config;
 #[cfg(feature = "demo")]

@@ -47,7 +47,7 @@ pub struct StockPushConfig {
 impl Default for StockPushConfig {
     fn default() -> Self {
         StockPushConfig {
-            batch_max: 200,
+            batch_max: 1_000,
             poll: Duration::from_secs(1),
             lease_ttl: Duration::from_secs(10),
             outbound: orderhub_core::outbound::OutboundPolicy::ALLOW_PRIVATE,
@@ -116,6 +116,9 @@ impl StockPusher {
                 .or_default()
                 .push(l);
         }
+        // Shops are called side by side (each shop's calls one after the other: at most one
+        // call per listing in flight, and a shop's rate is its own).
+        let mut work = Vec::new();
         for ((channel, shop), listings) in shops {
             let key = (tenant.clone(), channel.clone(), shop.clone());
             if self
@@ -125,21 +128,55 @@ impl StockPusher {
             {
                 continue;
             }
-            self.push_shop(tenant, &channel, &shop, listings, deadline, &mut report)
-                .await?;
+            work.push((key, channel, shop, listings));
         }
-        Ok(report)
+        let this = &*self;
+        let outcomes = futures::future::join_all(work.into_iter().map(
+            |(key, channel, shop, listings)| async move {
+                let mut r = PushReport::default();
+                let out = this
+                    .push_shop(tenant, &channel, &shop, listings, deadline, &mut r)
+                    .await;
+                (key, out, r)
+            },
+        ))
+        .await;
+        let mut first_error = None;
+        for (key, out, r) in outcomes {
+            report.calls += r.calls;
+            report.acknowledged += r.acknowledged;
+            report.failed += r.failed;
+            report.throttled += r.throttled;
+            match out {
+                Ok(ShopOutcome::Throttled) => {
+                    let n = self.shop_pause.get(&key).map_or(1, |(_, n)| n + 1);
+                    self.shop_pause
+                        .insert(key, (Instant::now() + backoff(n), n));
+                }
+                Ok(ShopOutcome::Answered) => {
+                    self.shop_pause.remove(&key);
+                }
+                Ok(ShopOutcome::NoAnswer) => {}
+                Err(e) => first_error = first_error.or(Some(e)),
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(report),
+        }
     }
 
+    /// One shop's due listings, call after call; the acknowledgements are stored together at
+    /// the end (one write per shop and round, not one per call).
     async fn push_shop(
-        &mut self,
+        &self,
         tenant: &TenantId,
         channel: &str,
         shop: &str,
         listings: Vec<ListingRecord>,
         deadline: Instant,
         report: &mut PushReport,
-    ) -> Result<(), orderhub_core::StoreError> {
+    ) -> Result<ShopOutcome, orderhub_core::StoreError> {
         let configured = crate::ConfiguredShop::load(&self.store, tenant, channel, shop).await?;
         let (row, adapter) = match configured.as_deref() {
             Some(crate::ConfiguredShop {
@@ -150,11 +187,13 @@ impl StockPusher {
                 adapter: Err(e), ..
             }) => {
                 let e = e.clone();
-                return self.failed(tenant, channel, &listings, &e, report).await;
+                self.failed(tenant, channel, &listings, &e, report).await?;
+                return Ok(ShopOutcome::NoAnswer);
             }
             None => {
                 let e = format!("the {channel} shop {shop} is not configured");
-                return self.failed(tenant, channel, &listings, &e, report).await;
+                self.failed(tenant, channel, &listings, &e, report).await?;
+                return Ok(ShopOutcome::NoAnswer);
             }
         };
         // Chunks of one item, as large as the channel takes.
@@ -167,10 +206,11 @@ impl StockPusher {
             .into_values()
             .flat_map(|v| v.chunks(batch).map(<[_]>::to_vec).collect::<Vec<_>>())
             .collect();
-        let key = (tenant.clone(), channel.to_owned(), shop.to_owned());
+        let mut acked: Vec<&ListingRecord> = Vec::new();
+        let mut outcome = ShopOutcome::NoAnswer;
         for (i, chunk) in chunks.iter().enumerate() {
             if Instant::now() >= deadline {
-                return Ok(());
+                break;
             }
             let updates: Vec<StockUpdate> = chunk
                 .iter()
@@ -192,22 +232,19 @@ impl StockPusher {
             .await;
             match answer {
                 Ok(()) => {
-                    self.shop_pause.remove(&key);
-                    let n = self.acknowledged(tenant, chunk).await?;
-                    report.acknowledged += n;
-                    count(channel, "acknowledged", u64::from(n));
+                    outcome = ShopOutcome::Answered;
+                    acked.extend(chunk.iter().copied());
                 }
                 Err(ApiError::Throttled { code }) => {
                     // The whole shop waits: its other listings would be throttled too.
                     report.throttled += 1;
-                    let n = self.shop_pause.get(&key).map_or(1, |(_, n)| n + 1);
-                    self.shop_pause
-                        .insert(key.clone(), (Instant::now() + backoff(n), n));
+                    self.store_acks(tenant, channel, &acked, report).await?;
                     let rest: Vec<ListingRecord> =
                         chunks[i..].iter().flatten().map(|l| (*l).clone()).collect();
                     let e = format!("throttled by the channel ({code})");
                     count(channel, "throttled", rest.len() as u64);
-                    return self.failed_quietly(tenant, &rest, &e, report).await;
+                    self.failed_quietly(tenant, &rest, &e, report).await?;
+                    return Ok(ShopOutcome::Throttled);
                 }
                 Err(e) => {
                     let owned: Vec<ListingRecord> = chunk.iter().map(|l| (*l).clone()).collect();
@@ -216,6 +253,23 @@ impl StockPusher {
                 }
             }
         }
+        self.store_acks(tenant, channel, &acked, report).await?;
+        Ok(outcome)
+    }
+
+    async fn store_acks(
+        &self,
+        tenant: &TenantId,
+        channel: &str,
+        acked: &[&ListingRecord],
+        report: &mut PushReport,
+    ) -> Result<(), orderhub_core::StoreError> {
+        if acked.is_empty() {
+            return Ok(());
+        }
+        let n = self.acknowledged(tenant, acked).await?;
+        report.acknowledged += n;
+        count(channel, "acknowledged", u64::from(n));
         Ok(())
     }
 
@@ -287,6 +341,16 @@ impl StockPusher {
                 orderhub_core::StoreError::new(orderhub_core::StoreErrorKind::Other, e.to_string())
             })
     }
+}
+
+/// How a shop's round ended, for its throttling pause.
+enum ShopOutcome {
+    /// At least one call answered (the shop's pause is lifted).
+    Answered,
+    /// Throttled: the shop waits before its next call.
+    Throttled,
+    /// No call answered (none made, or every one failed otherwise).
+    NoAnswer,
 }
 
 /// The error as the listing keeps it: no secrets (channel answers carry codes and messages only).

@@ -179,11 +179,13 @@ async fn pull_records_a_refused_order_once(backend: &str) {
         .await
         .unwrap();
     // A line that cost more than unit price × quantity: the domain refuses the order.
-    let bad = handle.new_order(|o| {
-        let extra = o.lines[0].unit_price;
-        o.lines[0].paid_amount += extra;
-        o.amounts.paid += extra;
-    });
+    let bad = handle
+        .new_order(|o| {
+            let extra = o.lines[0].unit_price;
+            o.lines[0].paid_amount += extra;
+            o.amounts.paid += extra;
+        })
+        .expect("nothing offered");
     let shop = shop(&env.store, kind, &url).await;
     let http = orderhub_channels::client::HttpClient::new();
     let cfg = PullConfig {
@@ -946,7 +948,7 @@ async fn pdd_messages_arrive_over_the_message_service(backend: &str) {
     // A cut: the relay connects again and takes what was published meanwhile.
     let connections = s.connections;
     handle.pmc_drop_connections();
-    let next = handle.new_order(|_| {});
+    let next = handle.new_order(|_| {}).expect("nothing offered");
     handle.pmc_publish(
         "pdd_trade_TradeConfirmed",
         171504183,

@@ -337,6 +337,11 @@ impl SimWire for JdWire {
         )
     }
 
+    /// JD's stock call names the SKU only: the shelf keeps it under item "".
+    fn shelf_key(&self, _item_id: &str, sku_id: &str) -> (String, String) {
+        (String::new(), sku_id.to_owned())
+    }
+
     fn stock(&self, _updates: &[crate::StockUpdate]) -> Vec<u8> {
         json_bytes(&json!({"jingdong_stock_write_updateSkuStock_responce": {
             "code": "0", "success": true,

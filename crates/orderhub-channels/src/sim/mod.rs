@@ -117,6 +117,11 @@ pub struct SimStats {
     token_grants: AtomicU64,
     /// Calls refused because their access token had expired or been replaced.
     token_expired: AtomicU64,
+    /// Orders sold against an offered item's shelf (`SimHandle::offer`), and their units.
+    sold_orders: AtomicU64,
+    sold_units: AtomicU64,
+    /// Buyers refused because an offered item's shelf showed fewer units than they asked for.
+    refused_empty_shelf: AtomicU64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -129,6 +134,14 @@ pub struct StatsSnapshot {
     pub token_calls: u64,
     pub token_grants: u64,
     pub token_expired: u64,
+    /// Orders sold against an offered item's shelf, and their units.
+    #[serde(default)]
+    pub sold_orders: u64,
+    #[serde(default)]
+    pub sold_units: u64,
+    /// Buyers refused: an offered item's shelf was at 0 (or below what they asked for).
+    #[serde(default)]
+    pub refused_empty_shelf: u64,
 }
 
 impl SimStats {
@@ -143,6 +156,9 @@ impl SimStats {
             token_calls: l(&self.token_calls),
             token_grants: l(&self.token_grants),
             token_expired: l(&self.token_expired),
+            sold_orders: l(&self.sold_orders),
+            sold_units: l(&self.sold_units),
+            refused_empty_shelf: l(&self.refused_empty_shelf),
         }
     }
 }
@@ -311,8 +327,36 @@ pub struct SimHandle {
 impl SimHandle {
     /// A new order as a buyer would place it now (generated like `POST /_sim/orders`), changed by
     /// `edit` first (a demo puts its own catalogue's SKUs in); the simulator serves it from now on.
-    pub fn new_order(&self, edit: impl FnOnce(&mut ChannelOrder)) -> ChannelOrder {
+    ///
+    /// A line of an offered SKU (`offer`) sells from its shelf, as the platform does when the
+    /// order is placed (拍下减库存): every such line's shelf must show its quantity, else the
+    /// buyer is refused (`SaleRefused`, counted as `refused_empty_shelf`) and nothing is taken;
+    /// a shelf never set shows 0. Lines of SKUs not offered sell without a shelf (the generated
+    /// catalogue).
+    pub fn new_order(
+        &self,
+        edit: impl FnOnce(&mut ChannelOrder),
+    ) -> Result<ChannelOrder, SaleRefused> {
         self.engine.new_order(edit)
+    }
+
+    /// The seller offers our SKU code `sku` on the channel as (item, SKU id) — the ids a listing
+    /// links and the stock call names: from now on orders with a line of `sku` sell from that
+    /// shelf. The channel's own shelf key is used (JD's names the SKU only: item `""`).
+    pub fn offer(&self, sku: &str, item_id: &str, sku_id: &str) {
+        let key = self.engine.wire.shelf_key(item_id, sku_id);
+        self.engine.offers.lock().insert(sku.to_owned(), key);
+    }
+
+    /// Whether our SKU code `sku` is offered on the channel.
+    pub fn is_offered(&self, sku: &str) -> bool {
+        self.engine.offers.lock().contains_key(sku)
+    }
+
+    /// What the shelf of our SKU code `sku` shows, if it is offered and its shelf was set.
+    pub fn offered_shelf(&self, sku: &str) -> Option<i64> {
+        let key = self.engine.offers.lock().get(sku).cloned()?;
+        self.engine.shelf.lock().get(&key).copied()
     }
 
     /// Moves a served order to `canonical` as the channel would (its own status code, a newer
@@ -431,6 +475,12 @@ impl SimHandle {
             .copied()
     }
 
+    /// Calls `watch` with the updates of every stock call the shelf takes from now on, as it
+    /// takes them (benchmarks time a stock change to the shelf so).
+    pub fn watch_shelf(&self, watch: ShelfWatch) {
+        *self.engine.shelf_watch.lock() = Some(watch);
+    }
+
     /// Stock calls answered with success so far.
     pub fn stock_calls(&self) -> u64 {
         self.engine.stock_calls.load(Ordering::Relaxed)
@@ -486,6 +536,31 @@ struct ShipRecord {
     tracking_no: String,
     line_ids: Option<Vec<String>>,
 }
+
+/// What `SimHandle::watch_shelf` calls with each stock call's updates.
+pub type ShelfWatch = Arc<dyn Fn(&[crate::StockUpdate]) + Send + Sync>;
+
+/// A buyer the platform turned away: the shelf of (item, SKU id) showed `shelf` units, fewer
+/// than the `wanted` the order's lines asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SaleRefused {
+    pub item_id: String,
+    pub sku_id: String,
+    pub shelf: i64,
+    pub wanted: i64,
+}
+
+impl std::fmt::Display for SaleRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the shelf of item {:?} SKU {:?} shows {}, the order asks {}",
+            self.item_id, self.sku_id, self.shelf, self.wanted
+        )
+    }
+}
+
+impl std::error::Error for SaleRefused {}
 
 /// A request as a wire sees it.
 pub(crate) struct RawRequest {
@@ -703,6 +778,10 @@ pub(crate) trait SimWire: Send + Sync + 'static {
     fn stock(&self, _updates: &[crate::StockUpdate]) -> Vec<u8> {
         Vec::new()
     }
+    /// The shelf's key for a listing's (item, SKU id): as its stock call names them.
+    fn shelf_key(&self, item_id: &str, sku_id: &str) -> (String, String) {
+        (item_id.to_owned(), sku_id.to_owned())
+    }
     /// A shelf read's answer: the levels the shelf holds for the item (every SKU of it set so
     /// far), rendered in the channel's shape (wires that parse shelf reads render it).
     fn stock_read(&self, _item_id: &str, _levels: &[crate::StockLevel]) -> Vec<u8> {
@@ -758,6 +837,10 @@ struct Engine {
     shipments: Mutex<Vec<ShipRecord>>,
     /// The shelf: each (item, SKU id)'s quantity as the last stock call set it.
     shelf: Mutex<std::collections::HashMap<(String, String), i64>>,
+    /// Our SKU codes the seller offers on the channel, and their shelf key (`SimHandle::offer`).
+    offers: Mutex<std::collections::HashMap<String, (String, String)>>,
+    /// Told of every stock call the shelf took (`SimHandle::watch_shelf`).
+    shelf_watch: Mutex<Option<ShelfWatch>>,
     /// Stock calls answered with success.
     stock_calls: AtomicU64,
     /// Shelf reads answered.
@@ -829,7 +912,7 @@ impl OrderBook {
 
 impl Engine {
     /// A generated order, created and modified now, after `edit`; served from now on.
-    fn new_order(&self, edit: impl FnOnce(&mut ChannelOrder)) -> ChannelOrder {
+    fn new_order(&self, edit: impl FnOnce(&mut ChannelOrder)) -> Result<ChannelOrder, SaleRefused> {
         let serial = self.serial.fetch_add(1, Ordering::Relaxed);
         let mut o = generate::one(
             self.kind,
@@ -846,8 +929,46 @@ impl Engine {
         edit(&mut o);
         o.channel_status = self.wire.status_code(o.canonical).to_string();
         self.wire.normalise(&mut o);
+        self.take_from_shelves(&o)?;
         self.orders.lock().push(o.clone());
-        o
+        Ok(o)
+    }
+
+    /// Takes the units of `o`'s offered lines from their shelves, all or none: a shelf showing
+    /// fewer than its lines ask refuses the buyer.
+    fn take_from_shelves(&self, o: &ChannelOrder) -> Result<(), SaleRefused> {
+        let offers = self.offers.lock();
+        let mut wanted: std::collections::BTreeMap<&(String, String), i64> = Default::default();
+        for l in &o.lines {
+            if let Some(key) = offers.get(&l.sku) {
+                *wanted.entry(key).or_default() += i64::from(l.quantity);
+            }
+        }
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let mut shelf = self.shelf.lock();
+        for (key, n) in &wanted {
+            let shows = shelf.get(*key).copied().unwrap_or(0);
+            if shows < *n {
+                bump(&self.settings.stats.refused_empty_shelf);
+                return Err(SaleRefused {
+                    item_id: key.0.clone(),
+                    sku_id: key.1.clone(),
+                    shelf: shows,
+                    wanted: *n,
+                });
+            }
+        }
+        for (key, n) in &wanted {
+            *shelf.entry((*key).clone()).or_default() -= n;
+        }
+        let stats = &self.settings.stats;
+        bump(&stats.sold_orders);
+        stats
+            .sold_units
+            .fetch_add(wanted.values().sum::<i64>() as u64, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Changes a served order as the channel would: `edit`, the channel's own status code for
@@ -997,7 +1118,12 @@ impl Engine {
                 for u in &updates {
                     shelf.insert((u.item_id.clone(), u.sku_id.clone()), u.quantity);
                 }
+                drop(shelf);
                 self.stock_calls.fetch_add(1, Ordering::Relaxed);
+                let watch = self.shelf_watch.lock().clone();
+                if let Some(w) = watch {
+                    w(&updates);
+                }
                 self.wire.stock(&updates)
             }
             SimCall::StockRead { item_id, sku_ids } => {
@@ -1214,6 +1340,8 @@ async fn spawn_wire(
         serial: AtomicU64::new(orders.len() as u64 + 1),
         shipments: Mutex::default(),
         shelf: Mutex::default(),
+        offers: Mutex::default(),
+        shelf_watch: Mutex::default(),
         stock_calls: AtomicU64::new(0),
         stock_reads: AtomicU64::new(0),
         orders: Mutex::new(OrderBook::new(orders)),
@@ -1330,7 +1458,10 @@ async fn post_orders(State(e): State<Arc<Engine>>, body: Bytes) -> Response {
             };
             o
         }
-        None => e.new_order(|_| {}),
+        None => match e.new_order(|_| {}) {
+            Ok(o) => o,
+            Err(refused) => return (StatusCode::CONFLICT, refused.to_string()).into_response(),
+        },
     };
     axum::Json(serde_json::json!({
         "external_order_id": changed.external_order_id,

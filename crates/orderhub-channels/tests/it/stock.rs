@@ -431,6 +431,80 @@ async fn the_simulators_keep_the_shelf_their_stock_calls_set_and_throttle_and_re
     }
 }
 
+/// A buyer's order for our SKU `sku` (one line of `n` units), as the channel would take it.
+fn buy(
+    handle: &sim::SimHandle,
+    sku: &str,
+    n: u32,
+) -> Result<orderhub_channels::ChannelOrder, sim::SaleRefused> {
+    handle.new_order(|o| {
+        o.lines.truncate(1);
+        o.lines[0].sku = sku.into();
+        o.lines[0].quantity = n;
+    })
+}
+
+#[tokio::test]
+async fn the_simulators_sell_from_the_shelf_refuse_a_buyer_at_0_and_oversell_a_shelf_not_yet_lowered()
+ {
+    for (kind, item, sku) in [
+        (ChannelKind::Taobao, "600001", "5001"),
+        (ChannelKind::Pdd, "900001", "70001"),
+        (ChannelKind::Jd, "100001", "200001"),
+        (ChannelKind::Douyin, "3473196049974326153", "1768880123"),
+        (ChannelKind::Wechat, "324545", "9328425"),
+        (ChannelKind::Youzan, "470000012", "36812345"),
+    ] {
+        let (url, handle) = sim::spawn(kind, SimSettings::new(creds(), 0, 1))
+            .await
+            .unwrap();
+        let a = adapter(kind).unwrap();
+        handle.offer("TEA-250G", item, sku);
+        // Offered, never stocked: the shelf shows 0, no buyer gets through.
+        let refused = buy(&handle, "TEA-250G", 1).unwrap_err();
+        assert_eq!((refused.shelf, refused.wanted), (0, 1), "{kind}");
+        // Our push sets 3: three units sell, the fourth buyer is refused, nothing is served for
+        // a refused buyer.
+        let req = a
+            .stock_request(&[upd(item, sku, 3)], &creds(), Utc::now())
+            .unwrap();
+        let (_, body) = HttpClient::new().send(&url, &req).await.unwrap();
+        a.parse_stock_ack(&body)
+            .unwrap_or_else(|e| panic!("{kind}: {e:?}"));
+        let first = buy(&handle, "TEA-250G", 2).unwrap();
+        assert_eq!(first.lines[0].quantity, 2);
+        buy(&handle, "TEA-250G", 1).unwrap();
+        assert_eq!(handle.offered_shelf("TEA-250G"), Some(0), "{kind}");
+        assert!(buy(&handle, "TEA-250G", 1).is_err(), "{kind}");
+        // A SKU not offered sells as before, without a shelf.
+        buy(&handle, "NOT-OFFERED", 5).unwrap();
+        assert_eq!(
+            handle.orders().len(),
+            3,
+            "{kind}: the refused buyers have no order"
+        );
+        // The seller's back office shows 1 more (our pool has none): the platform sells it —
+        // how overselling happens when a push is late.
+        handle.set_shelf(&handle_key_item(kind, item), sku, 1);
+        buy(&handle, "TEA-250G", 1).unwrap();
+        let s = handle.stats.snapshot();
+        assert_eq!(
+            (s.sold_orders, s.sold_units, s.refused_empty_shelf),
+            (3, 4, 2),
+            "{kind}: {s:?}"
+        );
+    }
+}
+
+/// The shelf's item key: JD's stock call names the SKU only.
+fn handle_key_item(kind: ChannelKind, item: &str) -> String {
+    if kind == ChannelKind::Jd {
+        String::new()
+    } else {
+        item.to_owned()
+    }
+}
+
 fn query(item: &str, skus: &[&str]) -> StockQuery {
     StockQuery {
         item_id: item.into(),

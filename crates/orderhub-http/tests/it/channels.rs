@@ -577,7 +577,7 @@ async fn an_expired_token_is_renewed_and_the_shop_shows_its_token_state(app: Tes
         .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     assert_eq!(r.body["token"]["access_token_expires_at"], renewed_expiry);
-    let again = handle.new_order(|_| {});
+    let again = handle.new_order(|_| {}).expect("nothing offered");
     let p = sim::signed_push(kind, &again, &c, chrono::Utc::now()).unwrap();
     assert_eq!(
         push(&app, kind, "tokened", &p, &p.body).await.status,
@@ -599,7 +599,7 @@ async fn an_expired_token_is_renewed_and_the_shop_shows_its_token_state(app: Tes
     // The seller revokes the app: the next push's order cannot be fetched, and the shop says why.
     handle.revoke_refresh_token();
     handle.expire_access_token();
-    let next = handle.new_order(|_| {});
+    let next = handle.new_order(|_| {}).expect("nothing offered");
     let p = sim::signed_push(kind, &next, &c, chrono::Utc::now()).unwrap();
     assert_eq!(
         push(&app, kind, "tokened", &p, &p.body).await.status,

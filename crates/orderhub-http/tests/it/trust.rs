@@ -572,11 +572,13 @@ async fn personal_data_is_nowhere_in_clear_after_a_full_flow(app: TestApp) {
     //    order pushed by a forger (refused: its body is not kept).
     let kind = ChannelKind::Taobao;
     let (creds, handle) = taobao_shop(&app, "piishop", 0, 3).await;
-    let order = handle.new_order(|o| {
-        o.receiver.name = Personal::new(CHANNEL_RECEIVER[0]);
-        o.receiver.phone = Personal::new(CHANNEL_RECEIVER[1]);
-        o.receiver.detail = Personal::new(CHANNEL_RECEIVER[2]);
-    });
+    let order = handle
+        .new_order(|o| {
+            o.receiver.name = Personal::new(CHANNEL_RECEIVER[0]);
+            o.receiver.phone = Personal::new(CHANNEL_RECEIVER[1]);
+            o.receiver.detail = Personal::new(CHANNEL_RECEIVER[2]);
+        })
+        .expect("nothing offered");
     let send = |p: sim::SignedPush| {
         let mut rb = app
             .client

@@ -127,7 +127,7 @@ async fn taobao_messages_arrive_over_tmc(backend: &str) {
     // A cut: the relay signs in again and takes what was published meanwhile.
     let connections = s.connections;
     handle.tmc_drop_connections();
-    let next = handle.new_order(|_| {});
+    let next = handle.new_order(|_| {}).expect("nothing offered");
     handle.tmc_publish(TOPIC, SELLER, NICK, &next.external_order_id);
     until("the fourth order after the cut", || async {
         orders_of(&env.store, &t).await == 4 && handle.tmc_stats().confirmed == 5

@@ -24,13 +24,15 @@ async fn paid_order(
     t: &TenantId,
     shop: &ShopId,
 ) -> (ChannelOrder, Order) {
-    let c = sim.new_order(|o| {
-        o.canonical = CanonicalStatus::Paid;
-        o.paid_at = Some(o.created_at);
-        for l in &mut o.lines {
-            l.sku = "TEA".into();
-        }
-    });
+    let c = sim
+        .new_order(|o| {
+            o.canonical = CanonicalStatus::Paid;
+            o.paid_at = Some(o.created_at);
+            for l in &mut o.lines {
+                l.sku = "TEA".into();
+            }
+        })
+        .expect("nothing offered");
     let o = match orderhub_intake::process::merge(store, t, shop, &c)
         .await
         .unwrap()
