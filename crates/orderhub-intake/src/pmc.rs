@@ -103,8 +103,13 @@ pub(crate) async fn connect(
 > {
     use tokio_tungstenite::tungstenite::Error;
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    // A message service's messages are small (TMC's frames are read up to 4 MiB): the library's
+    // defaults (64 MiB a message) would let a host buffer that much per connection.
+    let limits = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .max_message_size(Some(MESSAGE_BYTES_MAX))
+        .max_frame_size(Some(MESSAGE_BYTES_MAX));
     if outbound.allow_private {
-        return tokio_tungstenite::connect_async(url).await;
+        return tokio_tungstenite::connect_async_with_config(url, Some(limits), false).await;
     }
     let request = url.into_client_request()?;
     let uri = request.uri();
@@ -128,8 +133,12 @@ pub(crate) async fn connect(
         .await
         .map_err(Error::Io)?;
     let _ = stream.set_nodelay(true);
-    tokio_tungstenite::client_async_tls(request, stream).await
+    tokio_tungstenite::client_async_tls_with_config(request, stream, Some(limits), None).await
 }
+
+/// The largest WebSocket message (and frame) a relay reads from a message service: 4 MiB, TMC's
+/// own frame bound.
+pub(crate) const MESSAGE_BYTES_MAX: usize = 4 << 20;
 
 async fn connection(app: App, store: Store, hooks: Webhooks, mut stop: watch::Receiver<bool>) {
     let mut backoff = Duration::from_secs(1);
@@ -214,10 +223,10 @@ async fn session(
                 Some(Ok(Message::Text(text))) => {
                     heard = Instant::now();
                     let Ok(permit) = slots.clone().try_acquire_owned() else { continue };
-                    let (store, hooks, answers, client_id) =
-                        (store.clone(), hooks.clone(), answers.clone(), app.client_id.clone());
+                    let (store, hooks, answers, app) =
+                        (store.clone(), hooks.clone(), answers.clone(), app.clone());
                     tokio::spawn(async move {
-                        if let Some(a) = take(text.as_str(), &client_id, &store, &hooks).await {
+                        if let Some(a) = take(text.as_str(), &app, &store, &hooks).await {
                             let _ = answers.try_send((a, permit));
                         }
                     });
@@ -260,7 +269,7 @@ async fn session(
 }
 
 /// Takes one frame; returns the answer to send, if any.
-async fn take(text: &str, client_id: &str, store: &Store, hooks: &Webhooks) -> Option<String> {
+async fn take(text: &str, app: &App, store: &Store, hooks: &Webhooks) -> Option<String> {
     let count = |outcome: &'static str| {
         metrics::counter!("orderhub_channel_pmc_messages_total", "outcome" => outcome).increment(1)
     };
@@ -307,7 +316,16 @@ async fn take(text: &str, client_id: &str, store: &Store, hooks: &Webhooks) -> O
     let mut shops = Vec::with_capacity(tenants.len());
     for t in tenants.iter() {
         match hooks.shops.get(store, t, kind, &mall).await {
-            Ok(Some(s)) if s.row.app_key == client_id => shops.push(s),
+            // The shop's own app, secret and service, not only its client id (public): a tenant
+            // configuring another's client id against a service of its own must not reach the
+            // other tenant's shops.
+            Ok(Some(s))
+                if s.row.app_key == app.client_id
+                    && s.row.secret == app.secret
+                    && pmc::service_url(&s.row.api_base_url) == app.url =>
+            {
+                shops.push(s)
+            }
             Ok(_) => {}
             Err(_) => return None,
         }

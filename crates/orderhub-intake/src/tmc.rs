@@ -212,10 +212,10 @@ async fn session(
                 Some(Ok(Message::Binary(bytes))) => {
                     heard = Instant::now();
                     let Ok(permit) = slots.clone().try_acquire_owned() else { continue };
-                    let (store, hooks, answers, app_key) =
-                        (store.clone(), hooks.clone(), answers.clone(), app.app_key.clone());
+                    let (store, hooks, answers, app) =
+                        (store.clone(), hooks.clone(), answers.clone(), app.clone());
                     tokio::spawn(async move {
-                        if let Some(a) = take(&bytes, &app_key, &store, &hooks).await {
+                        if let Some(a) = take(&bytes, &app, &store, &hooks).await {
                             let _ = answers.try_send((a, permit));
                         }
                     });
@@ -269,7 +269,7 @@ fn count(outcome: &'static str) {
 }
 
 /// Takes one frame; returns the answer to send, if any.
-async fn take(bytes: &[u8], app_key: &str, store: &Store, hooks: &Webhooks) -> Option<Answer> {
+async fn take(bytes: &[u8], app: &App, store: &Store, hooks: &Webhooks) -> Option<Answer> {
     let f = match tmc::decode(bytes) {
         Ok(f) => f,
         Err(e) => {
@@ -308,14 +308,14 @@ async fn take(bytes: &[u8], app_key: &str, store: &Store, hooks: &Webhooks) -> O
         count("failed");
         return Some(Answer::Failed(id, "the message names no seller".into()));
     }
-    deliver(&m, &seller, app_key, store, hooks).await
+    deliver(&m, &seller, app, store, hooks).await
 }
 
 /// The shops of this app configured for the seller: under the first of its ids (user id, nick)
 /// any is configured with. `Err`: the store could not say.
 async fn shops_of(
     seller: &[String],
-    app_key: &str,
+    app: &App,
     store: &Store,
     hooks: &Webhooks,
 ) -> Result<(String, Vec<Arc<crate::ConfiguredShop>>), ()> {
@@ -331,7 +331,10 @@ async fn shops_of(
         let mut shops = Vec::with_capacity(tenants.len());
         for t in tenants.iter() {
             match hooks.shops.get(store, t, kind, id).await {
-                Ok(Some(s)) if s.row.app_key == app_key => shops.push(s),
+                // The shop's own app, secret and service, not only its app key (public): a
+                // tenant configuring another's app key against a service of its own must not
+                // reach the other tenant's shops.
+                Ok(Some(s)) if serves(app, &s.row) => shops.push(s),
                 Ok(_) => {}
                 Err(_) => return Err(()),
             }
@@ -343,16 +346,23 @@ async fn shops_of(
     Ok((String::new(), Vec::new()))
 }
 
+/// Whether `row` is configured with this connection's app: its key, its secret and its service.
+fn serves(app: &App, row: &orderhub_store::ChannelShopRow) -> bool {
+    row.app_key == app.app_key
+        && row.secret == app.secret
+        && tmc::service_url(&row.api_base_url) == app.url
+}
+
 /// Hands a message to every tenant whose shop of this seller is configured with this app.
 async fn deliver(
     m: &TmcMessage,
     seller: &[String],
-    app_key: &str,
+    app: &App,
     store: &Store,
     hooks: &Webhooks,
 ) -> Option<Answer> {
     let kind = orderhub_channels::ChannelKind::Taobao.code();
-    let (shop_id, shops) = shops_of(seller, app_key, store, hooks).await.ok()?;
+    let (shop_id, shops) = shops_of(seller, app, store, hooks).await.ok()?;
     if shops.is_empty() {
         count("unknown_shop");
         return Some(Answer::Failed(
