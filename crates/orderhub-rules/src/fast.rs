@@ -339,8 +339,27 @@ thread_local! {
 /// Which facts differ between two evaluations, as a mask over [`FACT_NAMES`].
 fn changed(a: &Facts, b: &Facts) -> u64 {
     (0..FACT_NAMES.len())
-        .filter(|&i| a.value(i) != b.value(i))
+        .filter(|&i| !same(a.value(i), b.value(i)))
         .fold(0, |m, i| m | 1 << i)
+}
+
+/// Whether two values are the same to any condition: of one type and equal, a double by its bits
+/// (`Value`'s `==` holds 1 == 1.0 and 0.0 == -0.0, which a condition can tell apart). Any other
+/// sort of value counts as changed.
+fn same(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Int(a), Value::Int(b)) => a == b,
+        (Value::UInt(a), Value::UInt(b)) => a == b,
+        (Value::Float(a), Value::Float(b)) => a.to_bits() == b.to_bits(),
+        (Value::String(a), Value::String(b)) => a == b,
+        (Value::Bool(a), Value::Bool(b)) => a == b,
+        (Value::Bytes(a), Value::Bytes(b)) => a == b,
+        (Value::Null, Value::Null) => true,
+        (Value::List(a), Value::List(b)) => {
+            a.len() == b.len() && a.iter().zip(b.iter()).all(|(a, b)| same(a, b))
+        }
+        _ => false,
+    }
 }
 
 impl RuleSet {

@@ -332,6 +332,27 @@ fn re_evaluation_runs_only_the_conditions_naming_a_changed_fact() {
     assert_eq!(runs() - before, 1, "only B names tags");
     assert_eq!(d, set.evaluate_by_cel(&paid));
     assert!(d.fired.iter().any(|r| r.rule == "B"));
+    // A value equal by `==` but of another type, or a double of another sign, is a change.
+    let set = RuleSet::compile(&[
+        rule("F", RuleKind::Hold, "1.0 / weight_kg > 0.0"),
+        rule("I", RuleKind::Hold, "paid_cents / 3 * 3 != paid_cents"),
+    ])
+    .unwrap();
+    let zero = f.clone().replaced("weight_kg", Value::Float(0.0));
+    let minus_zero = f.clone().replaced("weight_kg", Value::Float(-0.0));
+    let mut memo = None;
+    assert_eq!(set.evaluate_again(&zero, &mut memo).fired.len(), 1);
+    let d = set.evaluate_again(&minus_zero, &mut memo);
+    assert_eq!(d, set.evaluate_by_cel(&minus_zero));
+    assert!(!d.fired.iter().any(|r| r.rule == "F"));
+    let float_paid = f.clone().replaced("paid_cents", Value::Float(1000.0));
+    let int_paid = f.clone().replaced("paid_cents", Value::Int(1000));
+    let by_int = set.evaluate_by_cel(&int_paid);
+    assert!(by_int.fired.iter().any(|r| r.rule == "I"));
+    assert_eq!(set.evaluate_again(&int_paid, &mut memo), by_int);
+    let d = set.evaluate_again(&float_paid, &mut memo);
+    assert_eq!(d, set.evaluate_by_cel(&float_paid));
+    assert_ne!(d, by_int);
     // Another set does not take this set's memo.
     let other = RuleSet::compile(&[rule("B", RuleKind::Hold, "size(tags) == 0")]).unwrap();
     let before = runs();
