@@ -340,7 +340,7 @@ thread_local! {
 fn changed(a: &Facts, b: &Facts) -> u64 {
     (0..FACT_NAMES.len())
         .filter(|&i| !same(a.value(i), b.value(i)))
-        .fold(0, |m, i| m | 1 << i)
+        .fold(0, |m, i| m | (1 << i))
 }
 
 /// Whether two values are the same to any condition: of one type and equal, a double by its bits

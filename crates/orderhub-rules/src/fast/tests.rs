@@ -149,11 +149,11 @@ fn facts(i: u64) -> Facts {
             final_payment_due: None,
         };
     }
-    o.is_employee = i % 11 == 0;
-    if i % 13 == 0 {
+    o.is_employee = i.is_multiple_of(11);
+    if i.is_multiple_of(13) {
         o.seller_memo = Some("VIP 客户".into());
     }
-    if i % 17 == 0 {
+    if i.is_multiple_of(17) {
         o.tags = vec!["t-H1".into()];
     }
     let f = Facts::of(&o, Some(Decimal::new((i % 40) as i64, 1)));
