@@ -368,3 +368,49 @@ fn facts_are_held_in_the_order_of_fact_names() {
         assert_eq!(Some(f.value(i)), f.get(name), "{name}");
     }
 }
+
+/// Not a check: the time of each way over the benchmark's orders and rules (`cargo test --release
+/// -p orderhub-rules timing -- --ignored --nocapture`). "CEL alone" is the evaluation before the
+/// fast path (every fact bound, every condition through CEL).
+#[test]
+#[ignore]
+fn timing_against_cel_alone() {
+    use std::time::Instant;
+    let set = RuleSet::compile(&sample::rules(200)).unwrap();
+    let orders: Vec<Facts> = (0..20_000u64)
+        .map(|i| Facts::of(&sample::order(i), Some(Decimal::new((i % 40) as i64, 1))))
+        .collect();
+    let per_order = |t: Instant| t.elapsed().as_secs_f64() * 1e6 / orders.len() as f64;
+    for _ in 0..3 {
+        let t = Instant::now();
+        let decided: Vec<Decisions> = orders.iter().map(|f| set.evaluate_by_cel(f)).collect();
+        let cel_once = per_order(t);
+        let paid: Vec<Facts> = orders
+            .iter()
+            .zip(&decided)
+            .map(|(f, d)| with_tags(f, d))
+            .collect();
+        let t = Instant::now();
+        for f in &paid {
+            std::hint::black_box(set.evaluate_by_cel(f));
+        }
+        let cel_pay = per_order(t);
+        let t = Instant::now();
+        for f in &orders {
+            std::hint::black_box(set.evaluate(f));
+        }
+        let fast_once = per_order(t);
+        let t = Instant::now();
+        let mut memo = None;
+        for (f, p) in orders.iter().zip(&paid) {
+            std::hint::black_box(set.evaluate_again(f, &mut memo));
+            std::hint::black_box(set.evaluate_again(p, &mut memo));
+        }
+        let fast_both = per_order(t);
+        println!(
+            "200 sample rules, 20,000 orders: CEL alone {cel_once:.1} µs per order (+ {cel_pay:.1} at payment); \
+             fast path {fast_once:.1} µs; creation + payment with the memo {fast_both:.1} µs (CEL alone {:.1})",
+            cel_once + cel_pay
+        );
+    }
+}
