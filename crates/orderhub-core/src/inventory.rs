@@ -489,8 +489,8 @@ fn reserve_routed(
         match reserve_inner(tx, actor, &one, now) {
             Ok(rec) => return Ok(rec),
             Err(e @ CoreError::OutOfStock { .. }) => short = short.or(Some(e)),
-            // A ranked warehouse no longer defined: the next one.
-            Err(CoreError::Validation(_)) => {}
+            // A ranked warehouse no longer defined: the next one (any other fault is the order's).
+            Err(CoreError::Validation(v)) if v.rule == "unknown_warehouse" => {}
             Err(e) => return Err(e),
         }
     }

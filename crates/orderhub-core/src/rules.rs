@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 use orderhub_domain::ids::CarrierCode;
 use orderhub_domain::lifecycle::Command;
 use orderhub_domain::{Order, Status, TenantId};
-use orderhub_rules::{Decisions, Extra, Facts, Rule, RuleSet};
+use orderhub_rules::{Decisions, Extra, Facts, Memo, Rule, RuleSet};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
@@ -154,28 +154,17 @@ const COMPILED_CACHE_MAX: usize = 16;
 
 thread_local! {
     static COMPILED: RefCell<HashMap<Uuid, Arc<RuleSet>>> = RefCell::new(HashMap::new());
-    /// The last live evaluation on this thread: (set id, facts) and its decisions. A channel
-    /// order is created and paid in one transaction with the same facts (its status is not a
-    /// fact), so its payment's decisions are its creation's, not a second run of every rule.
-    static LAST: RefCell<Option<(Uuid, Facts, Decisions)>> = const { RefCell::new(None) };
+    /// What the last live evaluation on this thread found ([`orderhub_rules::Memo`]). A channel
+    /// order is created and paid in one transaction: its payment's evaluation re-runs only the
+    /// conditions naming a fact that changed since its creation's (the tags the set added).
+    static LAST: RefCell<Option<Memo>> = const { RefCell::new(None) };
 }
 
-/// [`evaluate`] for the live path, remembering the last (set, facts) on this thread: evaluation
-/// is a pure function of the two.
-fn evaluate_live(set_id: Uuid, set: &RuleSet, order: &Order, extra: &Extra) -> Decisions {
+/// [`evaluate`] for the live path, reusing the last evaluation on this thread: evaluation is a
+/// pure function of the set and the facts.
+fn evaluate_live(set: &RuleSet, order: &Order, extra: &Extra) -> Decisions {
     let facts = Facts::with(order, extra);
-    let known = LAST.with(|l| {
-        l.borrow()
-            .as_ref()
-            .filter(|(id, f, _)| *id == set_id && *f == facts)
-            .map(|(_, _, d)| d.clone())
-    });
-    if let Some(d) = known {
-        return d;
-    }
-    let d = set.evaluate(&facts);
-    LAST.with(|l| *l.borrow_mut() = Some((set_id, facts, d.clone())));
-    d
+    LAST.with(|l| set.evaluate_again(&facts, &mut l.borrow_mut()))
 }
 
 /// The set `id` as this thread compiled it, if it did.
@@ -296,7 +285,7 @@ fn live_decisions(
             Ok(tx.sku_get(&tenant, sku)?.and_then(|r| r.weight_kg))
         })
     })?;
-    let decisions = evaluate_live(id, &set, order, &extra);
+    let decisions = evaluate_live(&set, order, &extra);
     if decisions.is_empty() && decisions.errors.is_empty() {
         return Ok(None);
     }

@@ -177,9 +177,28 @@ impl Facts {
         self.at
     }
 
-    pub(crate) fn bind(&self, ctx: &mut Context<'_, '_>) {
-        for (name, value) in &self.values {
-            ctx.add_variable_from_value(*name, value.clone());
+    /// Binds the facts whose positions in [`FACT_NAMES`] are set in `mask`.
+    pub(crate) fn bind(&self, ctx: &mut Context<'_, '_>, mask: u64) {
+        for (i, (name, value)) in self.values.iter().enumerate() {
+            if mask & (1 << i) != 0 {
+                ctx.add_variable_from_value(*name, value.clone());
+            }
         }
+    }
+
+    /// These facts with `name`'s value replaced (tests: values of other types than the order's).
+    #[cfg(test)]
+    pub(crate) fn replaced(mut self, name: &str, value: Value) -> Facts {
+        if let Some(slot) = self.values.iter_mut().find(|(n, _)| *n == name) {
+            slot.1 = value;
+        }
+        self
+    }
+
+    /// The value of the fact at position `i` of [`FACT_NAMES`].
+    pub(crate) fn value(&self, i: usize) -> &Value {
+        let (name, value) = &self.values[i];
+        debug_assert_eq!(*name, FACT_NAMES[i]);
+        value
     }
 }

@@ -8,12 +8,14 @@
 //! order's SKUs is given by the caller), applying a decision to an order (`orderhub-core::rules`).
 
 mod facts;
+mod fast;
 pub mod sample;
 
 pub use facts::{Extra, FACT_NAMES, Facts};
+pub use fast::Memo;
 
 use cel::common::ast::{EntryExpr, Expr};
-use cel::{Context, Env, IdedExpr, Program, Value};
+use cel::{Env, IdedExpr, Program, Value};
 use chrono::{DateTime, Utc};
 use orderhub_domain::ids::CarrierCode;
 use serde::{Deserialize, Serialize};
@@ -164,6 +166,9 @@ struct CompiledRule {
 
 /// A compiled rule set: its enabled rules in evaluation order.
 pub struct RuleSet {
+    /// What is known of each condition before it runs (the facts it names, its native
+    /// conjuncts): `fast`.
+    fast: fast::Fast,
     env: Arc<Env>,
     rules: Vec<CompiledRule>,
     needs: Needs,
@@ -288,6 +293,7 @@ impl RuleSet {
             ]),
         };
         Ok(RuleSet {
+            fast: fast::Fast::of(&compiled),
             env,
             rules: compiled,
             needs,
@@ -314,19 +320,26 @@ impl RuleSet {
 
     /// Evaluates every enabled rule against `facts`.
     pub fn evaluate(&self, facts: &Facts) -> Decisions {
-        let mut ctx = Context::with_env(self.env.clone());
-        facts.bind(&mut ctx);
+        self.evaluate_again(facts, &mut None)
+    }
+
+    /// [`RuleSet::evaluate`], given what the last evaluation found (`memo`, `None` at first) and
+    /// leaving there what this one found: when `memo` is this set's, only the conditions naming
+    /// a fact whose value changed run again. The decisions are [`RuleSet::evaluate`]'s.
+    pub fn evaluate_again(&self, facts: &Facts, memo: &mut Option<Memo>) -> Decisions {
+        let outcomes = self.outcomes(facts, memo);
+        self.decide(outcomes, facts)
+    }
+
+    /// The decisions from every condition's outcome, in evaluation order.
+    fn decide(&self, outcomes: &[fast::Outcome], facts: &Facts) -> Decisions {
         let mut d = Decisions::default();
-        for c in &self.rules {
-            match c.program.execute(&ctx) {
-                Ok(Value::Bool(true)) if in_window(&c.action, facts.at()) => fire(&mut d, c),
-                Ok(Value::Bool(true)) => {}
-                Ok(Value::Bool(false)) => {}
-                Ok(other) => d.errors.push((
-                    c.rule.id.clone(),
-                    format!("the condition gave {:?}, not a bool", other.type_of()),
-                )),
-                Err(e) => d.errors.push((c.rule.id.clone(), failure(&e))),
+        for (c, outcome) in self.rules.iter().zip(outcomes) {
+            match outcome {
+                Ok(true) if in_window(&c.action, facts.at()) => fire(&mut d, c),
+                Ok(true) => {}
+                Ok(false) => {}
+                Err(e) => d.errors.push((c.rule.id.clone(), e.clone())),
             }
         }
         d

@@ -257,8 +257,20 @@ fn score_of(
     })
 }
 
+/// A stored configuration; one written while the bounds were in minutes (before they became
+/// seconds) is read with each bound times 60.
 fn config_of(s: &str) -> Result<HealthConfig, StoreError> {
-    serde_json::from_str(s).map_err(|_| corrupt("config"))
+    let mut v: serde_json::Value = serde_json::from_str(s).map_err(|_| corrupt("config"))?;
+    if let Some(o) = v.as_object_mut() {
+        for name in ["sync_lag", "write_back", "tracking"] {
+            if let Some(m) = o.remove(&format!("{name}_minutes")) {
+                let secs = m.as_u64().map(|m| m.saturating_mul(60));
+                o.entry(format!("{name}_seconds"))
+                    .or_insert(secs.map_or(serde_json::Value::Null, serde_json::Value::from));
+            }
+        }
+    }
+    serde_json::from_value(v).map_err(|_| corrupt("config"))
 }
 
 fn row9(r: &rusqlite::Row<'_>, from: usize) -> rusqlite::Result<[i64; 9]> {
@@ -787,4 +799,25 @@ pub fn dimension(s: &str) -> Option<&'static str> {
 /// The component named `s`, as the static name of [`COMPONENTS`].
 pub fn component(s: &str) -> Option<&'static str> {
     COMPONENTS.into_iter().find(|c| *c == s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_configuration_stored_in_minutes_is_read_in_seconds() {
+        let mut old = serde_json::to_value(HealthConfig::default()).unwrap();
+        let o = old.as_object_mut().unwrap();
+        for (name, minutes) in [("sync_lag", 30), ("write_back", 120), ("tracking", 1440)] {
+            o.remove(&format!("{name}_seconds"));
+            o.insert(format!("{name}_minutes"), minutes.into());
+        }
+        assert_eq!(
+            config_of(&old.to_string()).unwrap(),
+            HealthConfig::default()
+        );
+        let now = config_json(&HealthConfig::default());
+        assert_eq!(config_of(&now).unwrap(), HealthConfig::default());
+    }
 }

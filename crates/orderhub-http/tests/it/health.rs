@@ -265,7 +265,7 @@ async fn bad_health_configurations_and_queries_name_the_field(app: TestApp) {
             "after",
         ),
         (
-            "/v1/health/live?dimension=shop&window_seconds=59",
+            "/v1/health/live?dimension=shop&window_seconds=9",
             "window_seconds",
         ),
         (
