@@ -399,7 +399,16 @@ fn add_gifts(
             skipped.push(said("unknown SKU"));
             continue;
         };
-        let want = wanted.entry(g.sku.clone()).or_default();
+        // The order's own lines of that SKU need their units too. Not checked: a kit's
+        // components, and that one warehouse holds it all (the reservation's rule): stock spread
+        // over warehouses can leave the order waiting with its gift (README says so).
+        let own: i64 = order
+            .lines
+            .iter()
+            .filter(|l| l.sku == sku)
+            .map(|l| i64::from(l.quantity))
+            .sum();
+        let want = wanted.entry(g.sku.clone()).or_insert(own);
         if available(tx, &tenant, &sku)? < *want + i64::from(g.quantity) {
             skipped.push(said("not enough stock"));
             continue;

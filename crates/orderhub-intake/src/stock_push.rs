@@ -19,6 +19,7 @@
 //!   after the new holder sent the latest.
 
 use chrono::{DateTime, Utc};
+use futures::StreamExt;
 use orderhub_channels::{ApiError, StockUpdate};
 use orderhub_core::ports::ListingRecord;
 use orderhub_domain::TenantId;
@@ -131,7 +132,9 @@ impl StockPusher {
             work.push((key, channel, shop, listings));
         }
         let this = &*self;
-        let outcomes = futures::future::join_all(work.into_iter().map(
+        // At most SHOPS_AT_ONCE shops called at a time: a tenant of thousands of shops is not
+        // thousands of tasks and connections at once.
+        let outcomes: Vec<_> = futures::stream::iter(work.into_iter().map(
             |(key, channel, shop, listings)| async move {
                 let mut r = PushReport::default();
                 let out = this
@@ -140,6 +143,8 @@ impl StockPusher {
                 (key, out, r)
             },
         ))
+        .buffer_unordered(SHOPS_AT_ONCE)
+        .collect()
         .await;
         let mut first_error = None;
         for (key, out, r) in outcomes {
@@ -378,6 +383,9 @@ pub fn lease_name(tenant: &TenantId) -> String {
 
 /// Pushes every tenant's due listings under its lease, woken by this store's commits and every
 /// `poll`, until `stop`.
+/// Shops of one tenant a push round calls at once.
+const SHOPS_AT_ONCE: usize = 16;
+
 pub async fn run(store: Store, cfg: StockPushConfig, mut stop: tokio::sync::watch::Receiver<bool>) {
     let holder = format!("stockpush-{}", uuid::Uuid::new_v4().simple());
     let mut commits = store.commits();
