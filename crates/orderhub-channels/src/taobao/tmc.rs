@@ -275,10 +275,14 @@ pub fn decode(bytes: &[u8]) -> Result<Frame, FrameError> {
                 let value = r.value()?;
                 f.content.push((name, value));
             }
-            header::STATUS_CODE => f.status_code = r.i32("the status code")?,
-            header::STATUS_PHRASE => f.status_phrase = r.string("the status phrase")?,
-            header::FLAG => f.flag = r.i32("the flag")?,
-            header::TOKEN => f.token = r.string("the token")?,
+            // A status code or flag of 0 or less, an empty phrase or token, is what the SDK's
+            // encoder leaves out: read as absent, so a frame reads back as it is written.
+            header::STATUS_CODE => f.status_code = r.i32("the status code")?.max(0),
+            header::STATUS_PHRASE => {
+                f.status_phrase = r.string("the status phrase")?.filter(|p| !p.is_empty())
+            }
+            header::FLAG => f.flag = r.i32("the flag")?.max(0),
+            header::TOKEN => f.token = r.string("the token")?.filter(|t| !t.is_empty()),
             other => return Err(FrameError::HeaderType(other)),
         }
     }
